@@ -1,0 +1,53 @@
+// The in-toto Statement v1 with a SLSA Provenance v1 predicate that a node signs: built from the builder's build
+// result (docs/build-result.md), parsed back into the fields verifiers and the quorum need. See docs/attestation.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quorate/core/status.h"
+
+namespace quorate::attest {
+
+inline constexpr std::string_view kStatementType = "https://in-toto.io/Statement/v1";
+inline constexpr std::string_view kProvenanceType = "https://slsa.dev/provenance/v1";
+inline constexpr std::string_view kBuildType = "https://quorate.dev/build/v1";
+
+struct BaseImage {
+  std::string name;
+  std::string digest;  // "sha256:…"
+  auto operator<=>(const BaseImage&) const = default;
+};
+
+// What a verified statement says. A value type. Digests are "sha256:<64 hex>"; times are Unix seconds.
+struct Statement {
+  std::string subject_name;      // the image name
+  std::string image_digest;      // the manifest digest: the strict vote
+  std::string source_uri;        // the subject key: (source_uri, commit, recipe_path)
+  std::string commit;            // 40 hex
+  std::string recipe_path;
+  std::string config_digest;     // the content digest
+  std::vector<std::string> diff_ids;
+  std::vector<BaseImage> base_images;
+  std::string compressor;
+  int64_t canonical_form = 0;
+  int64_t source_date_epoch = 0;
+  std::string builder_id;        // the node id
+  std::string builder_version;   // the quorate version that built
+  int64_t started_on = 0;        // runDetails.metadata: never part of what is compared
+  int64_t finished_on = 0;       // the signing time verifiers judge key validity at
+};
+
+// Builds the statement for the build result JSON `build_result` signed by node `node_id`, as canonical JSON
+// (sorted keys, no whitespace). bad_input naming the field when a required field of the build result is missing
+// or malformed (digests must be sha256:<64 hex>, commit 40 hex, times RFC 3339); bad_input when node_id is empty.
+Result<std::string> statement_from_build_result(std::string_view build_result, std::string_view node_id);
+
+// Parses a statement strictly (duplicate keys rejected). bad_input naming the field when it is malformed:
+// a subject digest that is not 64 lowercase hex, a missing field. verification when _type, predicateType or
+// buildType is not ours (a well-formed statement that is not a quorate provenance).
+Result<Statement> parse_statement(std::string_view json);
+
+}  // namespace quorate::attest

@@ -1,0 +1,17 @@
+// Build result -> statement -> DSSE envelope (or Sigstore bundle), the bytes a node publishes.
+#include "quorate/attest/attest.h"
+
+#include "quorate/attest/bundle.h"
+#include "quorate/attest/dsse.h"
+#include "quorate/attest/statement.h"
+
+namespace quorate::attest {
+
+Result<std::string> attest_build_result(std::string_view build_result, const Signer& signer, std::string_view node_id,
+                                        AttestFormat format) {
+  auto statement = QR_TRY(statement_from_build_result(build_result, node_id));
+  auto envelope = QR_TRY(sign_envelope(kInTotoPayloadType, statement, signer));
+  return format == AttestFormat::kBundle ? to_bundle(envelope, signer.keyid()) : envelope.serialize();
+}
+
+}  // namespace quorate::attest

@@ -1,0 +1,53 @@
+// Sigstore bundle v0.3 export and import (public-key verification material, DSSE content).
+#include "quorate/attest/bundle.h"
+
+#include "json.h"
+
+namespace quorate::attest {
+using detail::Json;
+
+std::string to_bundle(const Envelope& envelope, std::string_view keyid) {
+  Json bundle = {
+      {"mediaType", kBundleMediaType},
+      {"verificationMaterial", {{"publicKey", {{"hint", keyid}}}, {"tlogEntries", Json::array()}}},
+      {"dsseEnvelope", detail::envelope_json(envelope)},
+  };
+  return detail::canonical_json(bundle);
+}
+
+namespace {
+
+Result<Envelope> envelope_of_bundle_json(const Json& j) {
+  constexpr std::string_view what = "Sigstore bundle";
+  if (!j.is_object()) return Status::bad_input("Sigstore bundle: not a JSON object");
+  QR_RETURN_IF_ERROR(detail::check_members(j, {"mediaType", "verificationMaterial", "dsseEnvelope"}, what));
+  auto media = QR_TRY(detail::get_string(j, "mediaType", what));
+  if (media != kBundleMediaType) {
+    return Status::bad_input("Sigstore bundle: media type '" + media + "' is not " + std::string(kBundleMediaType));
+  }
+  QR_TRY(detail::get_object(j, "verificationMaterial", what));
+  const Json* env = QR_TRY(detail::get_object(j, "dsseEnvelope", what));
+  return detail::envelope_from_json(*env, "Sigstore bundle: dsseEnvelope");
+}
+
+}  // namespace
+
+Result<Envelope> envelope_from_bundle(std::string_view json, size_t max_bytes) {
+  if (json.size() > max_bytes) {
+    return Status::bad_input("Sigstore bundle: too large (" + std::to_string(json.size()) + " bytes, limit " +
+                             std::to_string(max_bytes) + ")");
+  }
+  return envelope_of_bundle_json(QR_TRY(detail::parse_strict_json(json, "Sigstore bundle")));
+}
+
+Result<Envelope> parse_envelope_or_bundle(std::string_view json, size_t max_bytes) {
+  if (json.size() > max_bytes) {
+    return Status::bad_input("attestation: too large (" + std::to_string(json.size()) + " bytes, limit " +
+                             std::to_string(max_bytes) + ")");
+  }
+  auto j = QR_TRY(detail::parse_strict_json(json, "attestation"));
+  if (j.is_object() && j.contains("mediaType")) return envelope_of_bundle_json(j);
+  return detail::envelope_from_json(j, "DSSE envelope");
+}
+
+}  // namespace quorate::attest

@@ -1,0 +1,238 @@
+// The roster of trusted node keys (TOML [[nodes]]) and verification of attestations against it.
+#include "quorate/attest/roster.h"
+
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "quorate/attest/bundle.h"
+#include "quorate/core/file.h"
+#include "quorate/core/time.h"
+
+namespace quorate::attest {
+
+const char* failure_name(Failure f) {
+  switch (f) {
+    case Failure::kNone: return "ok";
+    case Failure::kMalformed: return "malformed";
+    case Failure::kWrongPayloadType: return "wrong payload type";
+    case Failure::kWrongStatement: return "wrong statement type";
+    case Failure::kUnknownKey: return "unknown key";
+    case Failure::kBadSignature: return "bad signature";
+    case Failure::kNotYetValid: return "not yet valid";
+    case Failure::kExpired: return "expired";
+    case Failure::kRevoked: return "revoked";
+    case Failure::kNodeMismatch: return "node mismatch";
+  }
+  return "unknown";
+}
+
+// ---- loading -------------------------------------------------------------------------------------------
+
+namespace {
+
+Result<std::optional<int64_t>> node_time(const toml::table& node, const char* key, const std::string& where) {
+  const toml::node* v = node.get(key);
+  if (v == nullptr) return std::optional<int64_t>();
+  std::string text;
+  if (auto s = v->value<std::string>()) {
+    text = *s;
+  } else if (v->is_date_time()) {
+    std::ostringstream os;
+    os << *v->as_date_time();
+    text = os.str();
+  } else {
+    return Status::bad_input(where + ": " + key + " is not an RFC 3339 time");
+  }
+  auto t = parse_rfc3339(text);
+  if (!t.ok()) return Status::bad_input(where + ": " + key + ": " + t.status().message());
+  return std::optional<int64_t>(*t);
+}
+
+Result<RosterEntry> parse_node(const toml::table& node, const std::filesystem::path& origin, const std::string& where) {
+  for (const auto& [k, v] : node) {
+    std::string_view key = k.str();
+    if (key != "id" && key != "public_key" && key != "not_before" && key != "not_after" && key != "revoked_at") {
+      return Status::bad_input(where + ": unknown key '" + std::string(key) + "'");
+    }
+  }
+  auto id = node["id"].value<std::string>();
+  if (!id || id->empty()) return Status::bad_input(where + ": missing or empty 'id'");
+  std::string who = where + " (id " + *id + ")";
+  auto pk = node["public_key"].value<std::string>();
+  if (!pk) return Status::bad_input(who + ": missing 'public_key' (PEM text or a file path)");
+  RosterEntry e{*id, QR_TRY([&]() -> Result<PublicKey> {
+                  if (pk->find("-----BEGIN") != std::string::npos) {
+                    auto k = PublicKey::from_pem(*pk);
+                    if (!k.ok()) return k.status().with_context(who + ": public_key");
+                    return k;
+                  }
+                  auto k = PublicKey::load(origin.parent_path() / *pk);
+                  if (!k.ok()) return k.status().with_context(who + ": public_key");
+                  return k;
+                }()),
+                {}, {}, {}};
+  e.not_before = QR_TRY(node_time(node, "not_before", who));
+  e.not_after = QR_TRY(node_time(node, "not_after", who));
+  e.revoked_at = QR_TRY(node_time(node, "revoked_at", who));
+  return e;
+}
+
+}  // namespace
+
+Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, const std::filesystem::path& origin) {
+  toml::table doc;
+  try {
+    doc = toml::parse(toml_text, origin.string());
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << origin.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    return Status::bad_input(os.str());
+  }
+  std::vector<RosterEntry> out;
+  const toml::node* nodes = doc.get("nodes");
+  if (nodes == nullptr) return out;
+  const toml::array* arr = nodes->as_array();
+  if (arr == nullptr) return Status::bad_input(origin.string() + ": 'nodes' must be an array of tables ([[nodes]])");
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table* t = (*arr)[i].as_table();
+    std::string where = origin.string() + ": nodes[" + std::to_string(i) + "]";
+    if (t == nullptr) return Status::bad_input(where + ": not a table");
+    out.push_back(QR_TRY(parse_node(*t, origin, where)));
+  }
+  return out;
+}
+
+Result<Roster> Roster::create(std::vector<RosterEntry> entries) {
+  for (const auto& e : entries) {
+    if (e.node_id.empty()) return Status::bad_input("roster: a node id is empty");
+  }
+  Roster r;
+  r.entries_ = std::move(entries);
+  return r;
+}
+
+Result<Roster> Roster::load(const std::filesystem::path& path) {
+  auto text = QR_TRY(read_file(path, 4u << 20));
+  return create(QR_TRY(parse_roster_nodes(text, path)));
+}
+
+std::vector<const RosterEntry*> Roster::find(std::string_view keyid) const {
+  std::vector<const RosterEntry*> out;
+  for (const auto& e : entries_) {
+    if (e.key.keyid() == keyid) out.push_back(&e);
+  }
+  return out;
+}
+
+// ---- verification --------------------------------------------------------------------------------------
+
+namespace {
+
+Verdict fail(Failure f, Status s) {
+  Verdict v;
+  v.failure = f;
+  v.status = std::move(s);
+  return v;
+}
+
+// Parses the envelope or bundle and checks the payload type: the steps before any key is involved.
+Result<Envelope> open_envelope(std::string_view bytes, Verdict& verdict) {
+  auto env = parse_envelope_or_bundle(bytes);
+  if (!env.ok()) {
+    verdict = fail(Failure::kMalformed, env.status());
+    return env.status();
+  }
+  if (env->payload_type != kInTotoPayloadType) {
+    verdict = fail(Failure::kWrongPayloadType, Status::verification("wrong payload type '" + env->payload_type +
+                                                                    "': expected " + std::string(kInTotoPayloadType)));
+    return verdict.status;
+  }
+  return env;
+}
+
+// The statement of an envelope whose signature verified.
+Verdict finish(Envelope env, std::string keyid, std::string node_id, Result<Statement> statement) {
+  if (!statement.ok()) {
+    return fail(statement.status().is_verification() ? Failure::kWrongStatement : Failure::kMalformed,
+                statement.status());
+  }
+  Verdict v;
+  if (node_id.empty()) node_id = statement->builder_id;
+  v.attestation = Attestation{std::move(env), std::move(statement).value(), std::move(keyid), std::move(node_id)};
+  return v;
+}
+
+// How an entry judges a signature made at `t`.
+Failure validity(const RosterEntry& e, int64_t t) {
+  if (e.revoked_at && t >= *e.revoked_at) return Failure::kRevoked;
+  if (e.not_after && t > *e.not_after) return Failure::kExpired;
+  if (e.not_before && t < *e.not_before) return Failure::kNotYetValid;
+  return Failure::kNone;
+}
+
+}  // namespace
+
+Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const {
+  Verdict verdict;
+  auto env = open_envelope(bytes, verdict);
+  if (!env.ok()) return verdict;
+  std::string message = pae(env->payload_type, env->payload);
+  const RosterEntry* signer = nullptr;
+  std::string bad_keyid, unknown_keyid;
+  for (const auto& sig : env->signatures) {
+    std::vector<const RosterEntry*> candidates = sig.keyid.empty() ? std::vector<const RosterEntry*>{} : find(sig.keyid);
+    if (sig.keyid.empty()) {
+      for (const auto& e : entries_) candidates.push_back(&e);
+    }
+    if (candidates.empty()) unknown_keyid = sig.keyid;
+    for (const RosterEntry* c : candidates) {
+      if (c->key.verify(message, sig.sig).ok()) {
+        signer = c;
+        break;
+      }
+      if (!sig.keyid.empty()) bad_keyid = sig.keyid;
+    }
+    if (signer != nullptr) break;
+  }
+  if (signer == nullptr) {
+    if (!bad_keyid.empty()) {
+      return fail(Failure::kBadSignature, Status::verification("bad signature: the signature does not verify with key " + bad_keyid));
+    }
+    return fail(Failure::kUnknownKey, Status::verification("unknown key: no signature names a key of the roster" +
+                                                           (unknown_keyid.empty() ? std::string() : " (keyid " + unknown_keyid + ")")));
+  }
+  std::string keyid = signer->key.keyid();
+  auto statement = parse_statement(env->payload);
+  if (!statement.ok()) return finish(std::move(env).value(), keyid, {}, std::move(statement));
+  int64_t t = at.value_or(statement->finished_on);
+  Failure best = Failure::kNodeMismatch;
+  for (const RosterEntry* e : find(keyid)) {
+    if (e->node_id != statement->builder_id) continue;
+    Failure f = validity(*e, t);
+    if (f == Failure::kNone || best == Failure::kNodeMismatch) best = f;
+    if (f == Failure::kNone) break;
+  }
+  if (best != Failure::kNone) {
+    std::string what = best == Failure::kNodeMismatch
+                           ? "node mismatch: the statement names builder '" + statement->builder_id +
+                                 "', but key " + keyid + " is not listed under that id"
+                           : std::string(failure_name(best)) + ": key " + keyid + " of node '" + statement->builder_id +
+                                 "' is " + failure_name(best) + " at " + format_rfc3339(t);
+    return fail(best, Status::verification(what));
+  }
+  std::string node_id = statement->builder_id;
+  return finish(std::move(env).value(), keyid, node_id, std::move(statement));
+}
+
+Verdict verify_with_key(std::string_view bytes, const PublicKey& key) {
+  Verdict verdict;
+  auto env = open_envelope(bytes, verdict);
+  if (!env.ok()) return verdict;
+  Status s = verify_envelope_signature(*env, key);
+  if (!s.ok()) return fail(Failure::kBadSignature, Status::verification("bad signature: " + s.message()));
+  auto statement = parse_statement(env->payload);
+  return finish(std::move(env).value(), key.keyid(), {}, std::move(statement));
+}
+
+}  // namespace quorate::attest

@@ -1,0 +1,236 @@
+// The in-toto Statement v1 / SLSA Provenance v1 of a build result, and its strict parser.
+#include "quorate/attest/statement.h"
+
+#include "json.h"
+#include "quorate/core/encoding.h"
+#include "quorate/core/sha256.h"
+#include "quorate/core/time.h"
+
+namespace quorate::attest {
+
+using detail::get_array;
+using detail::get_int;
+using detail::get_object;
+using detail::get_string;
+using detail::Json;
+
+namespace {
+
+constexpr std::string_view kBuildResultSchema = "https://quorate.dev/build-result/v1";
+constexpr std::string_view kConfigMediaType = "application/vnd.oci.image.config.v1+json";
+
+Result<std::string> get_digest(const Json& obj, const char* key, std::string_view what) {
+  auto d = QR_TRY(get_string(obj, key, what));
+  Status s = check_digest(d);
+  if (!s.ok()) return Status::bad_input(std::string(what) + ": \"" + key + "\" is not sha256:<64 lowercase hex>");
+  return d;
+}
+
+Json digest_set(const std::string& digest) { return {{"sha256", digest_hex(digest)}}; }
+
+Result<std::string> get_time(const Json& obj, const char* key, std::string_view what) {
+  auto text = QR_TRY(get_string(obj, key, what));
+  auto t = parse_rfc3339(text);
+  if (!t.ok()) return Status::bad_input(std::string(what) + ": \"" + key + "\": " + t.status().message());
+  return format_rfc3339(*t);
+}
+
+// Toolchain entries become builder.version, a flat map of strings: nested objects join their keys with '.'.
+void flatten_versions(const Json& obj, const std::string& prefix, Json& out) {
+  for (const auto& [k, v] : obj.items()) {
+    std::string key = prefix.empty() ? k : prefix + "." + k;
+    if (v.is_object()) {
+      flatten_versions(v, key, out);
+    } else {
+      out[key] = v.is_string() ? v.get<std::string>() : detail::canonical_json(v);
+    }
+  }
+}
+
+// The parts of the build result the statement carries, read and checked field by field.
+Result<Json> build_definition(const Json& r, const Json& source, std::string_view what) {
+  auto uri = QR_TRY(get_string(source, "uri", "build result: source"));
+  auto commit = QR_TRY(get_string(source, "commit", "build result: source"));
+  if (!is_lower_hex(commit, 40)) return Status::bad_input("build result: source: \"commit\" is not 40 lowercase hex");
+  auto recipe = QR_TRY(get_string(source, "recipe_path", "build result: source"));
+  Json git_digest = {{"gitCommit", commit}};
+  if (source.contains("tree")) git_digest["gitTree"] = QR_TRY(get_string(source, "tree", "build result: source"));
+  Json deps = Json::array({{{"name", "source"}, {"uri", "git+" + uri}, {"digest", std::move(git_digest)}}});
+  const Json* bases = QR_TRY(get_array(r, "base_images", what));
+  for (const auto& b : *bases) {
+    if (!b.is_object()) return Status::bad_input("build result: base_images: an entry is not an object");
+    auto name = QR_TRY(get_string(b, "name", "build result: base_images"));
+    auto digest = QR_TRY(get_digest(b, "digest", "build result: base_images"));
+    deps.push_back({{"name", name}, {"uri", "oci://" + name}, {"digest", digest_set(digest)}});
+  }
+  const Json* platform = QR_TRY(get_object(r, "platform", what));
+  Json internal = {
+      {"canonicalForm", QR_TRY(get_int(r, "canonical_form", what))},
+      {"sourceDateEpoch", QR_TRY(get_int(r, "source_date_epoch", what))},
+      {"platform", *platform},
+      {"compressor", QR_TRY(get_string(r, "compressor", what))},
+  };
+  if (r.contains("environment")) internal["environment"] = *QR_TRY(get_object(r, "environment", what));
+  if (r.contains("sandbox")) internal["sandbox"] = QR_TRY(get_string(r, "sandbox", what));
+  return Json{
+      {"buildType", kBuildType},
+      {"externalParameters", {{"source", uri}, {"commit", commit}, {"recipePath", recipe}}},
+      {"internalParameters", std::move(internal)},
+      {"resolvedDependencies", std::move(deps)},
+  };
+}
+
+Result<Json> run_details(const Json& r, const Json& image, std::string_view node_id, std::string_view what) {
+  Json version = Json::object();
+  if (r.contains("toolchain")) flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version);
+  Json byproducts = Json::array();
+  byproducts.push_back({{"name", "config"},
+                        {"digest", digest_set(QR_TRY(get_digest(image, "config_digest", "build result: image")))},
+                        {"mediaType", kConfigMediaType}});
+  const Json* diff_ids = QR_TRY(get_array(image, "diff_ids", "build result: image"));
+  for (const auto& d : *diff_ids) {
+    if (!d.is_string() || !check_digest(d.get<std::string>()).ok()) {
+      return Status::bad_input("build result: image: a diff_id is not sha256:<64 lowercase hex>");
+    }
+    byproducts.push_back({{"name", "diff_id"}, {"digest", digest_set(d.get<std::string>())}});
+  }
+  if (image.contains("layers")) {
+    for (const auto& l : *QR_TRY(get_array(image, "layers", "build result: image"))) {
+      if (!l.is_object()) return Status::bad_input("build result: image: layers: an entry is not an object");
+      auto digest = QR_TRY(get_digest(l, "digest", "build result: image: layers"));
+      auto size = QR_TRY(get_int(l, "size", "build result: image: layers"));
+      auto media = QR_TRY(get_string(l, "media_type", "build result: image: layers"));
+      byproducts.push_back({{"name", "layer"},
+                            {"digest", digest_set(digest)},
+                            {"mediaType", media},
+                            {"annotations", {{"size", std::to_string(size)}}}});
+    }
+  }
+  byproducts.push_back({{"name", "compressor"}, {"annotations", {{"compressor", QR_TRY(get_string(r, "compressor", what))}}}});
+  return Json{
+      {"builder", {{"id", node_id}, {"version", std::move(version)}}},
+      {"metadata",
+       {{"startedOn", QR_TRY(get_time(r, "started_on", what))}, {"finishedOn", QR_TRY(get_time(r, "finished_on", what))}}},
+      {"byproducts", std::move(byproducts)},
+  };
+}
+
+}  // namespace
+
+Result<std::string> statement_from_build_result(std::string_view build_result, std::string_view node_id) {
+  constexpr std::string_view what = "build result";
+  if (node_id.empty()) return Status::bad_input("node id is empty");
+  auto r = QR_TRY(detail::parse_strict_json(build_result, what));
+  if (!r.is_object()) return Status::bad_input("build result: not a JSON object");
+  auto schema = QR_TRY(get_string(r, "schema", what));
+  if (schema != kBuildResultSchema) {
+    return Status::bad_input("build result: schema '" + schema + "' is not " + std::string(kBuildResultSchema));
+  }
+  const Json* image = QR_TRY(get_object(r, "image", what));
+  const Json* source = QR_TRY(get_object(r, "source", what));
+  auto name = QR_TRY(get_string(*image, "name", "build result: image"));
+  auto manifest = QR_TRY(get_digest(*image, "manifest_digest", "build result: image"));
+  Json statement = {
+      {"_type", kStatementType},
+      {"subject", Json::array({{{"name", name}, {"digest", digest_set(manifest)}}})},
+      {"predicateType", kProvenanceType},
+      {"predicate",
+       {{"buildDefinition", QR_TRY(build_definition(r, *source, what))},
+        {"runDetails", QR_TRY(run_details(r, *image, node_id, what))}}},
+  };
+  try {
+    return detail::canonical_json(statement);
+  } catch (const Json::exception& e) {
+    return Status::bad_input(std::string("build result: ") + e.what());
+  }
+}
+
+// ---- parsing -------------------------------------------------------------------------------------------
+
+namespace {
+
+Result<std::string> get_sha256(const Json& obj, std::string_view what) {
+  const Json* digest = QR_TRY(get_object(obj, "digest", what));
+  auto hex = QR_TRY(get_string(*digest, "sha256", std::string(what) + ": digest"));
+  if (!is_lower_hex(hex, 64)) return Status::bad_input(std::string(what) + ": digest sha256 is not 64 lowercase hex");
+  return "sha256:" + hex;
+}
+
+Result<int64_t> get_parsed_time(const Json& obj, const char* key, std::string_view what) {
+  auto text = QR_TRY(get_string(obj, key, what));
+  auto t = parse_rfc3339(text);
+  if (!t.ok()) return Status::bad_input(std::string(what) + ": \"" + key + "\": " + t.status().message());
+  return *t;
+}
+
+Status parse_definition(const Json& def, Statement& s) {
+  constexpr std::string_view what = "statement: buildDefinition";
+  auto build_type = QR_TRY(get_string(def, "buildType", what));
+  if (build_type != kBuildType) {
+    return Status::verification("statement: buildType '" + build_type + "' is not " + std::string(kBuildType));
+  }
+  const Json* ext = QR_TRY(get_object(def, "externalParameters", what));
+  s.source_uri = QR_TRY(get_string(*ext, "source", "statement: externalParameters"));
+  s.commit = QR_TRY(get_string(*ext, "commit", "statement: externalParameters"));
+  if (!is_lower_hex(s.commit, 40)) return Status::bad_input("statement: commit is not 40 lowercase hex");
+  s.recipe_path = QR_TRY(get_string(*ext, "recipePath", "statement: externalParameters"));
+  const Json* internal = QR_TRY(get_object(def, "internalParameters", what));
+  s.canonical_form = QR_TRY(get_int(*internal, "canonicalForm", "statement: internalParameters"));
+  s.source_date_epoch = QR_TRY(get_int(*internal, "sourceDateEpoch", "statement: internalParameters"));
+  s.compressor = QR_TRY(get_string(*internal, "compressor", "statement: internalParameters"));
+  for (const auto& dep : *QR_TRY(get_array(def, "resolvedDependencies", what))) {
+    if (!dep.is_object()) return Status::bad_input("statement: resolvedDependencies: an entry is not an object");
+    auto name = QR_TRY(get_string(dep, "name", "statement: resolvedDependencies"));
+    if (name == "source") continue;
+    s.base_images.push_back({name, QR_TRY(get_sha256(dep, "statement: resolvedDependencies"))});
+  }
+  return Status::ok_status();
+}
+
+Status parse_run_details(const Json& run, Statement& s) {
+  constexpr std::string_view what = "statement: runDetails";
+  const Json* builder = QR_TRY(get_object(run, "builder", what));
+  s.builder_id = QR_TRY(get_string(*builder, "id", "statement: builder"));
+  if (s.builder_id.empty()) return Status::bad_input("statement: builder id is empty");
+  if (builder->contains("version")) {
+    const Json* version = QR_TRY(get_object(*builder, "version", "statement: builder"));
+    if (version->contains("quorate")) s.builder_version = QR_TRY(get_string(*version, "quorate", "statement: builder.version"));
+  }
+  const Json* meta = QR_TRY(get_object(run, "metadata", what));
+  s.started_on = QR_TRY(get_parsed_time(*meta, "startedOn", "statement: metadata"));
+  s.finished_on = QR_TRY(get_parsed_time(*meta, "finishedOn", "statement: metadata"));
+  for (const auto& b : *QR_TRY(get_array(run, "byproducts", what))) {
+    if (!b.is_object()) return Status::bad_input("statement: byproducts: an entry is not an object");
+    auto name = QR_TRY(get_string(b, "name", "statement: byproducts"));
+    if (name == "config") s.config_digest = QR_TRY(get_sha256(b, "statement: byproducts: config"));
+    if (name == "diff_id") s.diff_ids.push_back(QR_TRY(get_sha256(b, "statement: byproducts: diff_id")));
+  }
+  if (s.config_digest.empty()) return Status::bad_input("statement: byproducts: no config digest");
+  return Status::ok_status();
+}
+
+}  // namespace
+
+Result<Statement> parse_statement(std::string_view json) {
+  auto j = QR_TRY(detail::parse_strict_json(json, "statement"));
+  if (!j.is_object()) return Status::bad_input("statement: not a JSON object");
+  auto type = QR_TRY(get_string(j, "_type", "statement"));
+  if (type != kStatementType) return Status::verification("statement: _type '" + type + "' is not " + std::string(kStatementType));
+  auto predicate_type = QR_TRY(get_string(j, "predicateType", "statement"));
+  if (predicate_type != kProvenanceType) {
+    return Status::verification("statement: predicateType '" + predicate_type + "' is not " + std::string(kProvenanceType));
+  }
+  Statement s;
+  const Json* subjects = QR_TRY(get_array(j, "subject", "statement"));
+  if (subjects->size() != 1 || !(*subjects)[0].is_object()) {
+    return Status::bad_input("statement: subject must hold exactly one image");
+  }
+  s.subject_name = QR_TRY(get_string((*subjects)[0], "name", "statement: subject"));
+  s.image_digest = QR_TRY(get_sha256((*subjects)[0], "statement: subject"));
+  const Json* predicate = QR_TRY(get_object(j, "predicate", "statement"));
+  QR_RETURN_IF_ERROR(parse_definition(*QR_TRY(get_object(*predicate, "buildDefinition", "statement: predicate")), s));
+  QR_RETURN_IF_ERROR(parse_run_details(*QR_TRY(get_object(*predicate, "runDetails", "statement: predicate")), s));
+  return s;
+}
+
+}  // namespace quorate::attest

@@ -1,0 +1,77 @@
+// quorate audit: per Git commit, who attested what, whether they agree, and what looks wrong.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/quorum/decision.h"
+#include "quorate/quorum/policy.h"
+#include "quorate/quorum/store.h"
+
+namespace quorate::audit {
+
+// A commit's own signature, as far as the tools on this machine can check it.
+struct CommitSignature {
+  std::string kind;    // "none", "gpg", "ssh", "x509", "unknown"
+  std::string status;  // "unsigned", "good", "bad", "not checked"
+  std::string signer;  // who, when known
+  std::string detail;  // why it was not checked, or the tool's words
+};
+
+// Attestations for one subject key (repository, commit, recipe) of a commit.
+struct SubjectAudit {
+  quorum::SubjectKey subject;
+  std::vector<quorum::Vote> votes;       // sorted by node id, then envelope digest
+  bool agree = false;                    // every vote names the same image digest
+  std::optional<quorum::Decision> decision;  // under the policy, when one was given
+};
+
+struct CommitAudit {
+  std::string id;
+  std::string summary;
+  int64_t time = 0;  // committer time
+  CommitSignature signature;
+  std::vector<SubjectAudit> subjects;  // empty: no attestations for this commit
+};
+
+// Something an auditor must look at first.
+struct RedFlag {
+  std::string kind;    // "unknown-commit": an attestation names a commit the repository does not have;
+                       // "source-mismatch": it names a commit of this repository under another source URI
+  std::string commit;
+  std::string source_uri;
+  std::string node_id;
+  std::string envelope_digest;
+  std::string detail;
+};
+
+struct AuditReport {
+  std::string repository;  // as given
+  std::string source_uri;  // what attestations of this repository name
+  std::vector<RedFlag> red_flags;
+  std::vector<CommitAudit> commits;  // in walk order (newest first)
+};
+
+struct AuditOptions {
+  std::string repo;        // local path (working clone or bare) or file:// URL
+  std::string range;       // "REV" (first-parent history of REV) or "A..B"; empty = HEAD
+  size_t max_count = 100;  // commits walked at most
+  std::string source_uri;  // default: `repo` as given, as the builder records it
+  const quorum::Policy* policy = nullptr;  // decisions are computed when set
+  int64_t now = 0;         // the time decisions are made at
+};
+
+// Walks the commits and reads the store. not_found for a missing repository or revision.
+Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options);
+
+nlohmann::json to_json(const AuditReport& report);
+std::string to_text(const AuditReport& report);
+std::string to_markdown(const AuditReport& report);
+
+}  // namespace quorate::audit

@@ -1,0 +1,316 @@
+// run_audit: libgit2 history walk joined with the attestation store; text, JSON and Markdown reports.
+#include "quorate/audit/audit.h"
+
+#include <git2.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "quorate/core/file.h"
+#include "quorate/core/time.h"
+
+namespace quorate::audit {
+namespace {
+
+struct GitLib {
+  GitLib() { git_libgit2_init(); }
+  ~GitLib() { git_libgit2_shutdown(); }
+};
+
+template <class T, void (*Free)(T*)>
+struct GitPtr {
+  T* p = nullptr;
+  ~GitPtr() {
+    if (p) Free(p);
+  }
+};
+
+std::string git_error_text() {
+  const git_error* e = git_error_last();
+  return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+std::string oid_hex(const git_oid* oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, oid);
+  return buf;
+}
+
+std::string local_path(const std::string& repo) {
+  constexpr std::string_view kFile = "file://";
+  return repo.rfind(kFile, 0) == 0 ? repo.substr(kFile.size()) : repo;
+}
+
+// Runs a command line with /bin/sh and returns its stdout, or nullopt when it could not start.
+std::optional<std::string> capture(const std::string& command) {
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+CommitSignature check_gpg(const std::string& signature, const std::string& data) {
+  CommitSignature sig{"gpg", "not checked", "", ""};
+  if (std::system("command -v gpg >/dev/null 2>&1") != 0) {
+    sig.detail = "gpg is not installed";
+    return sig;
+  }
+  char dir_template[] = "/tmp/quorate-audit.XXXXXX";
+  if (!::mkdtemp(dir_template)) {
+    sig.detail = "no temporary directory";
+    return sig;
+  }
+  std::string dir = dir_template;
+  Status written = write_file_atomic(dir + "/sig", signature);
+  if (written.ok()) written = write_file_atomic(dir + "/data", data);
+  std::optional<std::string> out;
+  if (written.ok()) {
+    out = capture("gpg --batch --no-tty --status-fd 1 --verify " + shell_quote(dir + "/sig") + " " +
+                  shell_quote(dir + "/data") + " 2>/dev/null");
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!out) {
+    sig.detail = "gpg could not be run";
+    return sig;
+  }
+  std::istringstream lines(*out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto after = [&](const char* tag) { return line.substr(std::string("[GNUPG:] ").size() + strlen(tag) + 1); };
+    if (line.rfind("[GNUPG:] GOODSIG ", 0) == 0) {
+      sig.status = "good";
+      sig.signer = after("GOODSIG");
+    } else if (line.rfind("[GNUPG:] BADSIG ", 0) == 0) {
+      sig.status = "bad";
+      sig.signer = after("BADSIG");
+    } else if (line.rfind("[GNUPG:] NO_PUBKEY ", 0) == 0) {
+      sig.detail = "no public key for " + after("NO_PUBKEY") + " in the keyring";
+    }
+  }
+  if (sig.status == "not checked" && sig.detail.empty()) sig.detail = "gpg gave no verdict";
+  return sig;
+}
+
+CommitSignature commit_signature(git_repository* repo, const git_oid* oid) {
+  git_buf signature = GIT_BUF_INIT;
+  git_buf data = GIT_BUF_INIT;
+  int rc = git_commit_extract_signature(&signature, &data, repo, const_cast<git_oid*>(oid), nullptr);
+  if (rc == GIT_ENOTFOUND) return {"none", "unsigned", "", ""};
+  if (rc != 0) return {"unknown", "not checked", "", git_error_text()};
+  std::string sig(signature.ptr, signature.size);
+  std::string signed_data(data.ptr, data.size);
+  git_buf_dispose(&signature);
+  git_buf_dispose(&data);
+  if (sig.rfind("-----BEGIN PGP SIGNATURE-----", 0) == 0) return check_gpg(sig, signed_data);
+  if (sig.rfind("-----BEGIN SSH SIGNATURE-----", 0) == 0) {
+    return {"ssh", "not checked", "", "ssh signatures are checked against an allowed-signers file, none given"};
+  }
+  if (sig.rfind("-----BEGIN SIGNED MESSAGE-----", 0) == 0) return {"x509", "not checked", "", "no x509 verifier"};
+  return {"unknown", "not checked", "", "unrecognised signature format"};
+}
+
+class History {
+ public:
+  static Result<std::unique_ptr<History>> open(const std::string& repo) {
+    auto h = std::unique_ptr<History>(new History());
+    if (git_repository_open_ext(&h->repo_.p, local_path(repo).c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
+      return Status::not_found("cannot open repository " + repo + ": " + git_error_text());
+    }
+    return h;
+  }
+
+  Result<std::vector<CommitAudit>> walk(const std::string& range, size_t max_count) {
+    GitPtr<git_revwalk, git_revwalk_free> walk;
+    if (git_revwalk_new(&walk.p, repo_.p) != 0) return Status::internal(git_error_text());
+    git_revwalk_sorting(walk.p, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+    if (range.find("..") != std::string::npos) {
+      if (git_revwalk_push_range(walk.p, range.c_str()) != 0) {
+        return Status::not_found("revision range \"" + range + "\": " + git_error_text());
+      }
+    } else {
+      GitPtr<git_object, git_object_free> obj;
+      std::string rev = range.empty() ? "HEAD" : range;
+      if (git_revparse_single(&obj.p, repo_.p, rev.c_str()) != 0) {
+        return Status::not_found("revision \"" + rev + "\": " + git_error_text());
+      }
+      git_revwalk_push(walk.p, git_object_id(obj.p));
+    }
+    git_revwalk_simplify_first_parent(walk.p);
+    std::vector<CommitAudit> out;
+    git_oid oid;
+    while (out.size() < max_count && git_revwalk_next(&oid, walk.p) == 0) {
+      GitPtr<git_commit, git_commit_free> commit;
+      if (git_commit_lookup(&commit.p, repo_.p, &oid) != 0) return Status::internal(git_error_text());
+      CommitAudit c;
+      c.id = oid_hex(&oid);
+      const char* summary = git_commit_summary(commit.p);
+      c.summary = summary ? summary : "";
+      c.time = static_cast<int64_t>(git_commit_time(commit.p));
+      c.signature = commit_signature(repo_.p, &oid);
+      out.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  bool has_commit(const std::string& hex) {
+    git_oid oid;
+    if (hex.size() != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex.c_str()) != 0) return false;
+    GitPtr<git_commit, git_commit_free> commit;
+    return git_commit_lookup(&commit.p, repo_.p, &oid) == 0;
+  }
+
+ private:
+  History() = default;
+  GitLib lib_;
+  GitPtr<git_repository, git_repository_free> repo_;
+};
+
+std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
+
+std::string votes_summary(const SubjectAudit& s) {
+  std::set<std::string> nodes;
+  for (const auto& v : s.votes) nodes.insert(v.node_id);
+  std::string out = std::to_string(nodes.size()) + (nodes.size() == 1 ? " node" : " nodes");
+  out += s.agree ? ", agree" : ", DISAGREE";
+  if (s.decision) out += s.decision->accepted ? ": accepted " + short_digest(s.decision->digest) : ": rejected";
+  return out;
+}
+
+}  // namespace
+
+Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options) {
+  auto history = QR_TRY(History::open(options.repo));
+  AuditReport report;
+  report.repository = options.repo;
+  report.source_uri = options.source_uri.empty() ? options.repo : options.source_uri;
+  report.commits = QR_TRY(history->walk(options.range, options.max_count));
+
+  std::map<std::string, std::map<quorum::SubjectKey, std::vector<quorum::Vote>>> by_commit;
+  for (auto& vote : QR_TRY(store.all_votes())) {
+    const bool ours = vote.subject.source_uri == report.source_uri;
+    const bool known = history->has_commit(vote.subject.commit);
+    if (ours && !known) {
+      report.red_flags.push_back({"unknown-commit", vote.subject.commit, vote.subject.source_uri, vote.node_id,
+                                  vote.envelope_digest, "the repository has no commit " + vote.subject.commit});
+    } else if (!ours && known) {
+      report.red_flags.push_back({"source-mismatch", vote.subject.commit, vote.subject.source_uri, vote.node_id,
+                                  vote.envelope_digest,
+                                  "names a commit of this repository under source " + vote.subject.source_uri});
+    }
+    if (known) by_commit[vote.subject.commit][vote.subject].push_back(std::move(vote));
+  }
+  std::sort(report.red_flags.begin(), report.red_flags.end(), [](const RedFlag& a, const RedFlag& b) {
+    return std::tie(a.kind, a.commit, a.node_id, a.envelope_digest) < std::tie(b.kind, b.commit, b.node_id, b.envelope_digest);
+  });
+
+  for (auto& commit : report.commits) {
+    auto found = by_commit.find(commit.id);
+    if (found == by_commit.end()) continue;
+    for (auto& [subject, votes] : found->second) {
+      SubjectAudit s;
+      s.subject = subject;
+      std::sort(votes.begin(), votes.end(), [](const quorum::Vote& a, const quorum::Vote& b) {
+        return std::tie(a.node_id, a.envelope_digest) < std::tie(b.node_id, b.envelope_digest);
+      });
+      s.votes = votes;
+      s.agree = std::all_of(votes.begin(), votes.end(),
+                            [&](const quorum::Vote& v) { return v.image_digest == votes.front().image_digest; });
+      if (options.policy) s.decision = quorum::decide(*options.policy, subject, votes, options.now);
+      commit.subjects.push_back(std::move(s));
+    }
+  }
+  return report;
+}
+
+nlohmann::json to_json(const AuditReport& report) {
+  nlohmann::json out;
+  out["repository"] = report.repository;
+  out["source_uri"] = report.source_uri;
+  out["red_flags"] = nlohmann::json::array();
+  for (const auto& f : report.red_flags) {
+    out["red_flags"].push_back({{"kind", f.kind}, {"commit", f.commit}, {"source_uri", f.source_uri},
+                                {"node_id", f.node_id}, {"envelope_digest", f.envelope_digest}, {"detail", f.detail}});
+  }
+  out["commits"] = nlohmann::json::array();
+  for (const auto& c : report.commits) {
+    nlohmann::json jc{{"commit", c.id}, {"summary", c.summary}, {"time", format_rfc3339(c.time)},
+                      {"signature", {{"kind", c.signature.kind}, {"status", c.signature.status},
+                                     {"signer", c.signature.signer}, {"detail", c.signature.detail}}}};
+    jc["attested"] = !c.subjects.empty();
+    jc["subjects"] = nlohmann::json::array();
+    for (const auto& s : c.subjects) {
+      nlohmann::json js{{"source_uri", s.subject.source_uri}, {"recipe_path", s.subject.recipe_path},
+                        {"agree", s.agree}};
+      js["attestations"] = nlohmann::json::array();
+      for (const auto& v : s.votes) {
+        js["attestations"].push_back({{"node_id", v.node_id}, {"keyid", v.keyid}, {"image_digest", v.image_digest},
+                                      {"config_digest", v.config_digest}, {"signed_at", format_rfc3339(v.signed_at)},
+                                      {"envelope_digest", v.envelope_digest}});
+      }
+      if (s.decision) js["decision"] = nlohmann::json::parse(s.decision->to_json());
+      jc["subjects"].push_back(std::move(js));
+    }
+    out["commits"].push_back(std::move(jc));
+  }
+  return out;
+}
+
+std::string to_text(const AuditReport& report) {
+  std::ostringstream out;
+  out << "repository " << report.repository << " (attestations name it " << report.source_uri << ")\n";
+  if (!report.red_flags.empty()) {
+    out << "RED FLAGS (" << report.red_flags.size() << "):\n";
+    for (const auto& f : report.red_flags) {
+      out << "  " << f.kind << " " << f.commit.substr(0, 12) << " by " << f.node_id << ": " << f.detail << "\n";
+    }
+  }
+  for (const auto& c : report.commits) {
+    out << c.id.substr(0, 12) << "  " << format_rfc3339(c.time) << "  " << c.signature.status;
+    if (!c.signature.signer.empty()) out << " (" << c.signature.signer << ")";
+    out << "  " << c.summary << "\n";
+    if (c.subjects.empty()) out << "    no attestations\n";
+    for (const auto& s : c.subjects) {
+      out << "    " << s.subject.recipe_path << ": " << votes_summary(s) << "\n";
+      for (const auto& v : s.votes) out << "      " << v.node_id << "  " << v.image_digest << "\n";
+    }
+  }
+  return out.str();
+}
+
+std::string to_markdown(const AuditReport& report) {
+  std::ostringstream out;
+  out << "# Audit of `" << report.repository << "`\n\n";
+  if (!report.red_flags.empty()) {
+    out << "## Red flags\n\n| kind | commit | node | detail |\n|---|---|---|---|\n";
+    for (const auto& f : report.red_flags) {
+      out << "| " << f.kind << " | `" << f.commit.substr(0, 12) << "` | " << f.node_id << " | " << f.detail << " |\n";
+    }
+    out << "\n";
+  }
+  out << "## Commits\n\n| commit | time | signature | summary | attestations |\n|---|---|---|---|---|\n";
+  for (const auto& c : report.commits) {
+    std::string att;
+    for (const auto& s : c.subjects) att += (att.empty() ? "" : "; ") + s.subject.recipe_path + ": " + votes_summary(s);
+    out << "| `" << c.id.substr(0, 12) << "` | " << format_rfc3339(c.time) << " | " << c.signature.status << " | "
+        << c.summary << " | " << (att.empty() ? "none" : att) << " |\n";
+  }
+  return out.str();
+}
+
+}  // namespace quorate::audit

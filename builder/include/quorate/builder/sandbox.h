@@ -1,0 +1,54 @@
+// Running a recipe's `run` step: bubblewrap (fixed paths, no network, cleared env) or, when asked, the host.
+#pragma once
+
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+
+namespace quorate::builder {
+
+enum class Sandbox {
+  kAuto,        // bubblewrap when it works on this machine, else kNone (recorded in the build result)
+  kBubblewrap,  // bubblewrap or refuse to build
+  kNone,        // run on the host: cleared env, but real paths, network and file system (see docs/decisions.md)
+};
+
+const char* sandbox_name(Sandbox s);  // "auto", "bubblewrap", "none"
+
+// Where a step runs. Inside bubblewrap the checkout is at /src and the output directory at /out; on the
+// host they are the real directories. Either way $OUT names the output directory.
+inline constexpr char kSandboxSrc[] = "/src";
+inline constexpr char kSandboxOut[] = "/out";
+
+struct RunSpec {
+  std::vector<std::string> argv;
+  std::map<std::string, std::string> env;  // the complete environment (OUT is added)
+  std::filesystem::path src_dir;           // the fresh checkout (writable, thrown away after the step)
+  std::filesystem::path out_dir;           // empty directory; its content becomes the layer
+  std::filesystem::path tmp_dir;           // empty directory mounted at /tmp (and HOME)
+  std::string workdir;                     // relative to the checkout
+  std::filesystem::path log;               // stdout and stderr are appended here
+  Sandbox sandbox = Sandbox::kBubblewrap;  // kBubblewrap or kNone (resolve kAuto first)
+  std::filesystem::path bwrap = "/usr/bin/bwrap";
+  const std::atomic<bool>* cancel = nullptr;  // when it turns true the step is killed
+};
+
+// Resolves kAuto, and checks that bubblewrap can create its namespaces here. unsupported with the reason
+// when kBubblewrap is asked for and does not work.
+Result<Sandbox> resolve_sandbox(Sandbox requested, const std::filesystem::path& bwrap);
+
+// Runs the step with umask 022 and waits. bad_input "exited with status N" (or "killed by signal N") plus the
+// log's last lines when the command fails; io when it cannot be started.
+Status run_step(const RunSpec& spec);
+
+// Runs `argv` like run_step and returns the first line of its stdout ("" when it fails): for tool versions.
+std::string run_for_line(RunSpec spec);
+
+// The last `lines` lines of a file (at most 4 KiB).
+std::string log_tail(const std::filesystem::path& log, int lines = 20);
+
+}  // namespace quorate::builder

@@ -1,0 +1,65 @@
+// The source tree of one commit, read from the Git object database (libgit2) — never from a working directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+
+namespace quorate::builder {
+
+struct TreeEntry {
+  enum class Kind { kFile, kExecutable, kSymlink, kDirectory };
+  std::string path;  // relative, '/'-separated, as stored in Git
+  Kind kind = Kind::kFile;
+  std::string oid;  // blob id (hex); empty for directories
+};
+
+// One resolved commit of one repository. Not thread-safe (libgit2 objects are not shared between threads).
+class GitSource {
+ public:
+  // Opens `repo` — a local repository path (working clone or bare; only its object database is read) or a URL
+  // libgit2 can clone (file://, https://, ssh://), which is cloned bare into a fresh directory under
+  // `clone_dir` and removed on destruction — and resolves `rev` to a commit.
+  // not_found for a missing repository or revision, io naming the URL when cloning fails.
+  static Result<std::unique_ptr<GitSource>> open(const std::string& repo, const std::string& rev,
+                                                 const std::filesystem::path& clone_dir);
+  ~GitSource();
+
+  const std::string& commit_id() const { return commit_; }
+  const std::string& tree_id() const { return tree_; }
+  int64_t commit_time() const { return commit_time_; }  // committer time, seconds since the epoch
+
+  // Every entry of the commit's tree (directories included), sorted by path bytewise. Submodules are
+  // refused (unsupported naming the path): their content is not in this repository.
+  const std::vector<TreeEntry>& entries() const { return entries_; }
+
+  // The bytes of a blob; internal when the object database fails.
+  Result<std::string> read_blob(const std::string& oid) const;
+  // The bytes of the file at `path` in the commit; not_found naming the path and commit.
+  Result<std::string> read_path(const std::string& path) const;
+  // Writes the tree into `dir` (which must exist and be empty): files 0644 or 0755, symlinks as stored,
+  // every mtime set to `mtime` so that nothing of the checkout's time reaches a build.
+  Status checkout(const std::filesystem::path& dir, int64_t mtime) const;
+
+ private:
+  struct Impl;
+  explicit GitSource(std::unique_ptr<Impl> impl);
+  Status load(const std::string& rev);
+  std::unique_ptr<Impl> impl_;
+  std::string commit_;
+  std::string tree_;
+  int64_t commit_time_ = 0;
+  std::vector<TreeEntry> entries_;
+};
+
+// True when `repo` is a URL to clone rather than a local path ("scheme://…" or "user@host:path").
+bool is_remote(const std::string& repo);
+
+// The libgit2 version, e.g. "1.5.1".
+std::string libgit2_version();
+
+}  // namespace quorate::builder

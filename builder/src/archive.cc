@@ -1,0 +1,149 @@
+// oci-archive and docker-archive: both are canonical uncompressed tars written by the normalize layer writer.
+#include "archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <vector>
+
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+#include "quorate/normalize/layer.h"
+
+namespace quorate::builder {
+namespace {
+
+normalize::LayerOptions tar_options(int64_t epoch, const std::filesystem::path& temp_dir) {
+  normalize::LayerOptions o;
+  o.source_date_epoch = epoch;
+  o.mtime = normalize::MtimeMode::kSet;
+  o.compression = normalize::Compression::kNone;
+  o.temp_dir = temp_dir;
+  return o;
+}
+
+normalize::Entry dir_entry(const std::string& path) {
+  normalize::Entry e;
+  e.path = path;
+  e.type = normalize::EntryType::kDirectory;
+  e.mode = 0755;
+  return e;
+}
+
+normalize::Entry file_entry(const std::string& path) {
+  normalize::Entry e;
+  e.path = path;
+  e.mode = 0644;
+  return e;
+}
+
+Status write_tar(normalize::CanonicalLayerWriter& writer, const std::filesystem::path& target) {
+  auto file = QR_TRY(AtomicFile::create(target, 0644));
+  auto summary = writer.write(*file);
+  if (!summary.ok()) return summary.status().with_context(target.string());
+  QR_RETURN_IF_ERROR(file->finish());
+  return file->commit();
+}
+
+// Decompresses a layer blob (gzip, zstd or none, detected by content) into `dest`; returns the sha256 digest
+// of the decompressed bytes.
+Result<std::string> decompress(const std::filesystem::path& blob, const std::filesystem::path& dest) {
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_raw(a);
+  auto fail = [&](const std::string& what) {
+    std::string msg = what + " " + blob.string() + ": " + (archive_error_string(a) ? archive_error_string(a) : "?");
+    archive_read_free(a);
+    return Status::bad_input(msg);
+  };
+  if (archive_read_open_filename(a, blob.c_str(), 1 << 20) != ARCHIVE_OK) return fail("open");
+  struct archive_entry* entry = nullptr;
+  if (archive_read_next_header(a, &entry) != ARCHIVE_OK) return fail("read");
+  int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    archive_read_free(a);
+    return Status::from_errno("create " + dest.string(), errno);
+  }
+  Sha256 hash;
+  std::vector<uint8_t> buf(1 << 20);
+  Status status;
+  while (true) {
+    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+    if (n < 0) {
+      ::close(fd);
+      return fail("decompress");
+    }
+    if (n == 0) break;
+    std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
+    hash.update(chunk);
+    status = write_all(fd, chunk, dest.c_str());
+    if (!status.ok()) break;
+  }
+  ::close(fd);
+  archive_read_free(a);
+  QR_RETURN_IF_ERROR(status);
+  return hash.finish_digest();
+}
+
+}  // namespace
+
+Status write_oci_archive(const std::filesystem::path& layout, const std::filesystem::path& target, int64_t epoch,
+                         const std::filesystem::path& temp_dir) {
+  normalize::CanonicalLayerWriter writer(tar_options(epoch, temp_dir));
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(layout, ec); !ec && it != decltype(it)(); it.increment(ec)) {
+    std::string rel = std::filesystem::relative(it->path(), layout, ec).string();
+    if (it->is_directory()) {
+      QR_RETURN_IF_ERROR(writer.add(dir_entry(rel)));
+    } else {
+      QR_RETURN_IF_ERROR(writer.add_file(file_entry(rel), it->path()));
+    }
+  }
+  if (ec) return Status::io("read " + layout.string() + ": " + ec.message());
+  return write_tar(writer, target);
+}
+
+Status write_docker_archive(const std::filesystem::path& layout, const std::string& manifest_digest,
+                            const std::string& repo_tag, const std::filesystem::path& target, int64_t epoch,
+                            const std::filesystem::path& temp_dir) {
+  auto blobs = layout / "blobs" / "sha256";
+  nlohmann::json manifest, config;
+  try {
+    auto manifest_bytes = QR_TRY(read_file(blobs / digest_hex(manifest_digest)));
+    manifest = nlohmann::json::parse(manifest_bytes);
+    std::string config_digest = manifest.at("config").at("digest");
+    auto config_bytes = QR_TRY(read_file(blobs / digest_hex(config_digest)));
+    config = nlohmann::json::parse(config_bytes);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::internal(std::string("re-read the image for docker-archive: ") + e.what());
+  }
+  normalize::CanonicalLayerWriter writer(tar_options(epoch, temp_dir));
+  std::string config_name = digest_hex(manifest["config"]["digest"].get<std::string>()) + ".json";
+  QR_RETURN_IF_ERROR(writer.add_file(file_entry(config_name), blobs / config_name.substr(0, config_name.size() - 5)));
+  nlohmann::json layer_names = nlohmann::json::array();
+  const auto& diff_ids = config["rootfs"]["diff_ids"];
+  for (size_t i = 0; i < manifest["layers"].size(); ++i) {
+    std::string digest = manifest["layers"][i]["digest"];
+    std::string diff_id = diff_ids.at(i);
+    auto spool = temp_dir / ("docker-layer-" + std::to_string(i) + ".tar");
+    auto actual = QR_TRY(decompress(blobs / digest_hex(digest), spool));
+    if (actual != diff_id) {
+      return Status::bad_input("layer " + digest + " decompresses to " + actual + ", not its diff_id " + diff_id);
+    }
+    std::string dir = digest_hex(diff_id);
+    QR_RETURN_IF_ERROR(writer.add(dir_entry(dir)));
+    QR_RETURN_IF_ERROR(writer.add_file(file_entry(dir + "/layer.tar"), spool));
+    layer_names.push_back(dir + "/layer.tar");
+  }
+  nlohmann::json docker_manifest = nlohmann::json::array(
+      {{{"Config", config_name}, {"RepoTags", nlohmann::json::array({repo_tag})}, {"Layers", layer_names}}});
+  QR_RETURN_IF_ERROR(writer.add_bytes(file_entry("manifest.json"), docker_manifest.dump()));
+  return write_tar(writer, target);
+}
+
+}  // namespace quorate::builder

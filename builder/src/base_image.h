@@ -1,0 +1,36 @@
+// Reading a base image pinned by digest from an OCI image layout directory, checking every byte against the pin.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+
+namespace quorate::builder {
+
+struct BaseLayer {
+  std::string media_type;
+  std::string digest;
+  uint64_t size = 0;
+  std::filesystem::path blob;  // the file in the layout; its digest is checked when it is copied
+};
+
+struct BaseImageData {
+  std::string name;
+  std::string manifest_digest;
+  nlohmann::json config;  // the parsed config blob (its bytes matched the manifest's config digest)
+  std::vector<BaseLayer> layers;
+  std::vector<std::string> diff_ids;
+};
+
+// Finds the manifest `digest` in the layout at `layout` (listed in index.json, directly or through a nested
+// index, or present as a blob), and checks that the manifest and config bytes hash to their digests.
+// bad_input "base image NAME: …" when the layout does not hold the pinned digest or a blob's bytes do not
+// match; not_found when the layout is missing.
+Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const std::string& name,
+                                      const std::string& digest);
+
+}  // namespace quorate::builder

@@ -1,0 +1,598 @@
+// The build pipeline, as a flat list of passes over one BuildContext (mold's style): each pass reads what the
+// earlier ones left in the context and adds its own part.
+#include "quorate/builder/build.h"
+
+#include <archive.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "archive.h"
+#include "base_image.h"
+#include "quorate/builder/recipe.h"
+#include "quorate/builder/source.h"
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+#include "quorate/core/time.h"
+#include "quorate/normalize/compress.h"
+#include "quorate/normalize/layer.h"
+#include "quorate/normalize/oci.h"
+
+namespace quorate::builder {
+namespace {
+
+namespace fs = std::filesystem;
+using normalize::Entry;
+using normalize::EntryType;
+
+struct BuildContext {
+  explicit BuildContext(const BuildOptions& o) : opt(o) {}
+  const BuildOptions& opt;
+  fs::path work;  // this build's scratch directory
+  std::unique_ptr<GitSource> source;
+  Recipe recipe;
+  int64_t epoch = 0;
+  Sandbox sandbox = Sandbox::kNone;
+  std::map<std::string, std::string> run_env;
+  std::optional<BaseImageData> base;
+  std::vector<fs::path> step_outputs;  // per step; empty for copy steps
+  std::optional<AtomicDir> layout_dir;
+  std::optional<normalize::OciLayoutWriter> layout;
+  std::vector<normalize::Descriptor> layer_descriptors;
+  nlohmann::json config;
+  normalize::Descriptor manifest;
+  BuildResult result;
+};
+
+void progress(BuildContext& ctx, const std::string& line) {
+  if (ctx.opt.progress) ctx.opt.progress(line);
+}
+
+std::string step_name(const BuildContext& ctx, size_t i) {
+  return "step " + std::to_string(i + 1) + "/" + std::to_string(ctx.recipe.steps.size()) + " (" +
+         ctx.recipe.path + ":" + std::to_string(ctx.recipe.steps[i].line) + ")";
+}
+
+normalize::Compression compression(const Recipe& r) {
+  normalize::Compression c = normalize::Compression::kGzip;
+  normalize::parse_compression(r.compression, c);
+  return c;
+}
+
+// ---- passes ----
+
+Status make_work_dir(BuildContext& ctx) {
+  if (ctx.opt.work_dir.empty()) return Status::usage("no work directory given");
+  std::error_code ec;
+  fs::create_directories(ctx.opt.work_dir, ec);
+  if (ec) return Status::io("create work directory " + ctx.opt.work_dir.string() + ": " + ec.message());
+  std::string dir = (ctx.opt.work_dir / "build-XXXXXX").string();
+  if (!::mkdtemp(dir.data())) return Status::from_errno("create a build directory in " + ctx.opt.work_dir.string(), errno);
+  ctx.work = dir;
+  return Status();
+}
+
+// The output is claimed first, so that a build that cannot write its result fails before doing any work.
+Status open_output(BuildContext& ctx) {
+  if (ctx.opt.output.empty()) return Status::usage("no output path given");
+  fs::path layout_path = ctx.opt.output;
+  if (ctx.opt.format != OutputFormat::kOci) {
+    std::error_code ec;
+    if (fs::is_directory(ctx.opt.output, ec)) {
+      return Status::usage("output " + ctx.opt.output.string() + " is a directory; " + format_name(ctx.opt.format) +
+                           " writes a file");
+    }
+    layout_path = ctx.work / "layout";
+  }
+  auto dir = AtomicDir::create(layout_path);
+  if (!dir.ok()) return dir.status().with_context("output " + ctx.opt.output.string());
+  ctx.layout_dir.emplace(std::move(dir).value());
+  ctx.layout.emplace(QR_TRY(normalize::OciLayoutWriter::open(ctx.layout_dir->path())));
+  return Status();
+}
+
+Status open_source(BuildContext& ctx) {
+  progress(ctx, "reading " + ctx.opt.repo + " at " + ctx.opt.commit);
+  ctx.source = QR_TRY(GitSource::open(ctx.opt.repo, ctx.opt.commit, ctx.work / "clone"));
+  ctx.epoch = ctx.opt.source_date_epoch.value_or(ctx.source->commit_time());
+  if (ctx.epoch < 0) return Status::usage("SOURCE_DATE_EPOCH must not be negative");
+  return Status();
+}
+
+Status read_recipe(BuildContext& ctx) {
+  auto text = ctx.source->read_path(ctx.opt.recipe_path);
+  if (!text.ok()) return Status::not_found("recipe " + ctx.opt.recipe_path + " not found in commit " + ctx.source->commit_id());
+  ctx.recipe = QR_TRY(parse_recipe(*text, ctx.opt.recipe_path));
+  if (!ctx.opt.image_name.empty()) ctx.recipe.name = ctx.opt.image_name;
+  return Status();
+}
+
+Status read_base(BuildContext& ctx) {
+  if (!ctx.recipe.base) return Status();
+  const BaseImage& b = *ctx.recipe.base;
+  fs::path layout = ctx.opt.base_layout.empty() ? fs::path(b.layout) : ctx.opt.base_layout;
+  if (layout.empty()) {
+    return Status::usage("recipe pins base image " + b.name + " but no layout directory is given (base.layout or --base-layout)");
+  }
+  if (layout.is_relative() && !ctx.opt.base_dir.empty()) layout = ctx.opt.base_dir / layout;
+  ctx.base = QR_TRY(read_base_image(layout, b.name, b.digest));
+  std::string os = ctx.base->config.value("os", ""), arch = ctx.base->config.value("architecture", "");
+  if (os != ctx.recipe.os || arch != ctx.recipe.architecture) {
+    return Status::bad_input("base image " + b.name + " is " + os + "/" + arch + ", the recipe builds " +
+                             ctx.recipe.os + "/" + ctx.recipe.architecture);
+  }
+  return Status();
+}
+
+Status prepare_run_env(BuildContext& ctx) {
+  ctx.sandbox = QR_TRY(resolve_sandbox(ctx.opt.sandbox, ctx.opt.bwrap));
+  auto& env = ctx.run_env;
+  env["PATH"] = ctx.recipe.build_path.empty() ? ctx.opt.default_path : ctx.recipe.build_path;
+  env["HOME"] = ctx.sandbox == Sandbox::kBubblewrap ? "/tmp" : (ctx.work / "home").string();
+  env["TZ"] = "UTC";
+  env["LC_ALL"] = "C.UTF-8";
+  env["SOURCE_DATE_EPOCH"] = std::to_string(ctx.epoch);
+  for (const auto& [k, v] : ctx.recipe.build_env) env[k] = v;
+  return Status();
+}
+
+Result<RunSpec> make_run_spec(BuildContext& ctx, const fs::path& dir, const Step* step) {
+  RunSpec spec;
+  spec.src_dir = dir / "src";
+  spec.out_dir = dir / "out";
+  spec.tmp_dir = dir / "tmp";
+  for (const auto& d : {spec.src_dir, spec.out_dir, spec.tmp_dir}) {
+    std::error_code ec;
+    fs::create_directories(d, ec);
+    if (ec) return Status::io("create " + d.string() + ": " + ec.message());
+    ::chmod(d.c_str(), 0755);
+  }
+  if (ctx.sandbox == Sandbox::kNone) ctx.run_env["HOME"] = spec.tmp_dir.string();
+  spec.env = ctx.run_env;
+  if (step) {
+    for (const auto& [k, v] : step->env) spec.env[k] = v;
+    spec.argv = step->argv;
+    spec.workdir = step->workdir;
+  }
+  spec.log = ctx.work / "build.log";
+  spec.sandbox = ctx.sandbox;
+  spec.bwrap = ctx.opt.bwrap;
+  spec.cancel = ctx.opt.cancel;
+  return spec;
+}
+
+// `tool --version` of every tool the recipe names, as the steps will see it.
+Status record_tools(BuildContext& ctx) {
+  if (ctx.recipe.tools.empty()) return Status();
+  auto spec = QR_TRY(make_run_spec(ctx, ctx.work / "tools", nullptr));
+  for (const auto& tool : ctx.recipe.tools) {
+    spec.argv = {"/bin/sh", "-c", tool + " --version 2>&1"};
+    ctx.result.tools[tool] = run_for_line(spec);
+  }
+  return Status();
+}
+
+Status run_steps(BuildContext& ctx) {
+  bool any_run = std::any_of(ctx.recipe.steps.begin(), ctx.recipe.steps.end(),
+                             [](const Step& s) { return s.kind == Step::Kind::kRun; });
+  ctx.step_outputs.resize(ctx.recipe.steps.size());
+  if (!any_run) return Status();
+  QR_RETURN_IF_ERROR(prepare_run_env(ctx));
+  QR_RETURN_IF_ERROR(record_tools(ctx));
+  for (size_t i = 0; i < ctx.recipe.steps.size(); ++i) {
+    const Step& step = ctx.recipe.steps[i];
+    if (step.kind != Step::Kind::kRun) continue;
+    progress(ctx, step_name(ctx, i) + ": " + step.describe());
+    auto spec = QR_TRY(make_run_spec(ctx, ctx.work / ("step-" + std::to_string(i + 1)), &step));
+    QR_RETURN_IF_ERROR(ctx.source->checkout(spec.src_dir, ctx.epoch));
+    Status s = run_step(spec);
+    if (!s.ok()) return s.with_context(step_name(ctx, i) + " " + step.describe());
+    ctx.step_outputs[i] = spec.out_dir;
+  }
+  return Status();
+}
+
+// ---- layers ----
+
+// "/usr/local/bin" -> "usr/local/bin"; "/" -> "".
+std::string image_rel(const std::string& to) {
+  std::string out = to.substr(1);
+  while (!out.empty() && out.back() == '/') out.pop_back();
+  return out;
+}
+
+std::string join(const std::string& dir, const std::string& rel) {
+  if (dir.empty()) return rel;
+  if (rel.empty()) return dir;
+  return dir + "/" + rel;
+}
+
+// Adds every missing ancestor directory of the layer's entries (root-owned, 0755).
+Status add_ancestors(normalize::CanonicalLayerWriter& writer, const std::set<std::string>& added) {
+  std::set<std::string> missing;
+  for (const auto& path : added) {
+    for (size_t slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1)) {
+      std::string dir = path.substr(0, slash);
+      if (!added.count(dir)) missing.insert(dir);
+    }
+  }
+  for (const auto& dir : missing) {
+    Entry e;
+    e.path = dir;
+    e.type = EntryType::kDirectory;
+    e.mode = 0755;
+    QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+  }
+  return Status();
+}
+
+bool selected(const std::string& rel, const Step& step, std::vector<bool>& used, const std::set<std::string>& dirs) {
+  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    if (dirs.count(rel.substr(0, slash))) return true;
+  }
+  bool hit = false;
+  for (size_t p = 0; p < step.patterns.size(); ++p) {
+    if (glob_match(step.patterns[p], rel)) hit = used[p] = true;
+  }
+  return hit;
+}
+
+Status add_copy_entries(BuildContext& ctx, const Step& step, size_t index, normalize::CanonicalLayerWriter& writer) {
+  std::string prefix = step.from.empty() ? "" : step.from + "/";
+  std::string dest = image_rel(step.to);
+  std::vector<bool> used(step.patterns.size(), false);
+  std::set<std::string> matched_dirs, added;
+  if (!dest.empty()) added.insert(dest);
+  for (const auto& e : ctx.source->entries()) {
+    if (e.path.compare(0, prefix.size(), prefix) != 0 || e.path.size() == prefix.size()) continue;
+    std::string rel = e.path.substr(prefix.size());
+    if (!selected(rel, step, used, matched_dirs)) continue;
+    Entry entry;
+    entry.path = join(dest, rel);
+    entry.uid = step.uid;
+    entry.gid = step.gid;
+    entry.mtime = ctx.epoch;
+    added.insert(entry.path);
+    if (e.kind == TreeEntry::Kind::kDirectory) {
+      matched_dirs.insert(rel);
+      entry.type = EntryType::kDirectory;
+      entry.mode = 0755;
+      QR_RETURN_IF_ERROR(writer.add(std::move(entry)));
+    } else if (e.kind == TreeEntry::Kind::kSymlink) {
+      entry.type = EntryType::kSymlink;
+      entry.mode = 0777;
+      entry.link_target = QR_TRY(ctx.source->read_blob(e.oid));
+      QR_RETURN_IF_ERROR(writer.add(std::move(entry)));
+    } else {
+      entry.mode = step.mode.value_or(e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644);
+      QR_RETURN_IF_ERROR(writer.add_bytes(std::move(entry), QR_TRY(ctx.source->read_blob(e.oid))));
+    }
+  }
+  for (size_t p = 0; p < used.size(); ++p) {
+    if (!used[p]) {
+      return Status::bad_input(step_name(ctx, index) + ": copy pattern \"" + step.patterns[p] + "\"" +
+                               (step.from.empty() ? "" : " (from " + step.from + ")") + " matches nothing in commit " +
+                               ctx.source->commit_id());
+    }
+  }
+  if (!dest.empty()) {
+    Entry e;
+    e.path = dest;
+    e.type = EntryType::kDirectory;
+    e.mode = 0755;
+    QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+  }
+  return add_ancestors(writer, added);
+}
+
+// A run step's output directory, walked in sorted order so that hardlink groups resolve the same everywhere.
+Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normalize::CanonicalLayerWriter& writer) {
+  const fs::path& out = ctx.step_outputs[index];
+  std::vector<std::string> paths;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    paths.push_back(fs::relative(it->path(), out, ec).string());
+  }
+  if (ec) return Status::io("read output of " + step_name(ctx, index) + ": " + ec.message());
+  std::sort(paths.begin(), paths.end());
+  std::string dest = image_rel(step.to);
+  std::set<std::string> added;
+  if (!dest.empty()) added.insert(dest);
+  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  for (const auto& rel : paths) {
+    fs::path source = out / rel;
+    struct stat st;
+    if (::lstat(source.c_str(), &st) != 0) return Status::from_errno("lstat " + source.string(), errno);
+    Entry e;
+    e.path = join(dest, rel);
+    e.uid = step.uid;
+    e.gid = step.gid;
+    e.mtime = st.st_mtim.tv_sec;
+    e.mode = st.st_mode & 07777;
+    added.insert(e.path);
+    if (S_ISDIR(st.st_mode)) {
+      e.type = EntryType::kDirectory;
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+    } else if (S_ISLNK(st.st_mode)) {
+      e.type = EntryType::kSymlink;
+      e.link_target = fs::read_symlink(source, ec).string();
+      if (ec) return Status::io("readlink " + source.string() + ": " + ec.message());
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+    } else if (S_ISREG(st.st_mode)) {
+      if (step.mode) e.mode = *step.mode;
+      auto key = std::make_pair(st.st_dev, st.st_ino);
+      if (st.st_nlink > 1 && links.count(key)) {
+        e.type = EntryType::kHardlink;
+        e.link_target = links[key];
+        QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+        continue;
+      }
+      if (st.st_nlink > 1) links[key] = e.path;
+      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), source));
+    } else if (S_ISFIFO(st.st_mode)) {
+      e.type = EntryType::kFifo;
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+    } else {
+      return Status::bad_input(step_name(ctx, index) + " left a device or socket in its output: " + rel);
+    }
+  }
+  if (!dest.empty()) {
+    Entry e;
+    e.path = dest;
+    e.type = EntryType::kDirectory;
+    e.mode = 0755;
+    QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+  }
+  return add_ancestors(writer, added);
+}
+
+Status copy_base_layers(BuildContext& ctx) {
+  if (!ctx.base) return Status();
+  for (size_t i = 0; i < ctx.base->layers.size(); ++i) {
+    const BaseLayer& l = ctx.base->layers[i];
+    auto bytes = read_file(l.blob, uint64_t{16} << 30);
+    if (!bytes.ok()) return bytes.status().with_context("base image " + ctx.base->name + " layer " + l.digest);
+    auto desc = QR_TRY(ctx.layout->add_blob(l.media_type, *bytes));
+    if (desc.digest != l.digest) {
+      return Status::bad_input("base image " + ctx.base->name + ": digest mismatch: layer blob " + l.blob.string() +
+                               " holds " + desc.digest + ", expected " + l.digest);
+    }
+    ctx.layer_descriptors.push_back(desc);
+    ctx.result.layers.push_back({desc.digest, desc.size, desc.media_type, ctx.base->diff_ids[i], true});
+  }
+  return Status();
+}
+
+Status write_layers(BuildContext& ctx) {
+  QR_RETURN_IF_ERROR(copy_base_layers(ctx));
+  normalize::LayerOptions options;
+  options.source_date_epoch = ctx.epoch;
+  options.keep_owners = true;  // every entry's owner is set explicitly: 0:0 or the step's owner
+  options.compression = compression(ctx.recipe);
+  options.level = ctx.recipe.compression_level;
+  options.threads = ctx.opt.threads;
+  options.temp_dir = ctx.work;
+  for (size_t i = 0; i < ctx.recipe.steps.size(); ++i) {
+    const Step& step = ctx.recipe.steps[i];
+    normalize::CanonicalLayerWriter writer(options);
+    if (step.kind == Step::Kind::kCopy) {
+      progress(ctx, step_name(ctx, i) + ": " + step.describe());
+      QR_RETURN_IF_ERROR(add_copy_entries(ctx, step, i, writer));
+    } else {
+      QR_RETURN_IF_ERROR(add_run_entries(ctx, step, i, writer));
+    }
+    auto blob = QR_TRY(ctx.layout->begin_blob());
+    auto summary = writer.write(*blob);
+    if (!summary.ok()) return summary.status().with_context(step_name(ctx, i));
+    QR_RETURN_IF_ERROR(blob->finish());
+    auto desc = QR_TRY(blob->commit(summary->media_type));
+    ctx.layer_descriptors.push_back(desc);
+    ctx.result.layers.push_back({desc.digest, desc.size, desc.media_type, summary->diff_id, false});
+  }
+  return Status();
+}
+
+// ---- image ----
+
+// Env merged by name: the base's order kept, values replaced, new names appended in sorted order.
+nlohmann::json merge_env(const nlohmann::json& base_env, const std::map<std::string, std::string>& env) {
+  nlohmann::json out = nlohmann::json::array();
+  std::set<std::string> done;
+  if (base_env.is_array()) {
+    for (const auto& item : base_env) {
+      std::string kv = item.is_string() ? item.get<std::string>() : "";
+      std::string name = kv.substr(0, kv.find('='));
+      auto it = env.find(name);
+      out.push_back(it == env.end() ? kv : name + "=" + it->second);
+      done.insert(name);
+    }
+  }
+  for (const auto& [k, v] : env) {
+    if (!done.count(k)) out.push_back(k + "=" + v);
+  }
+  return out;
+}
+
+nlohmann::json image_config_section(const BuildContext& ctx) {
+  nlohmann::json base = ctx.base && ctx.base->config.contains("config") && ctx.base->config["config"].is_object()
+                            ? ctx.base->config["config"]
+                            : nlohmann::json::object();
+  nlohmann::json c = base;
+  const ImageConfig& r = ctx.recipe.config;
+  nlohmann::json env = merge_env(base.value("Env", nlohmann::json::array()), r.env);
+  if (!env.empty()) c["Env"] = env;
+  if (r.entrypoint) c["Entrypoint"] = *r.entrypoint;
+  if (r.cmd) c["Cmd"] = *r.cmd;
+  if (r.workdir) c["WorkingDir"] = *r.workdir;
+  if (r.user) c["User"] = *r.user;
+  if (r.stop_signal) c["StopSignal"] = *r.stop_signal;
+  for (const auto& port : r.exposed_ports) c["ExposedPorts"][port] = nlohmann::json::object();
+  for (const auto& [k, v] : r.labels) c["Labels"][k] = v;
+  c["Labels"]["org.opencontainers.image.revision"] = ctx.source->commit_id();
+  c["Labels"]["org.opencontainers.image.source"] = ctx.recipe.source.empty() ? ctx.opt.repo : ctx.recipe.source;
+  return c;
+}
+
+Status write_image(BuildContext& ctx) {
+  std::string created = format_rfc3339(ctx.epoch);
+  nlohmann::json history = nlohmann::json::array();
+  nlohmann::json diff_ids = nlohmann::json::array();
+  if (ctx.base && ctx.base->config.contains("history")) history = ctx.base->config["history"];
+  for (const auto& step : ctx.recipe.steps) history.push_back({{"created", created}, {"created_by", step.describe()}});
+  for (const auto& l : ctx.result.layers) diff_ids.push_back(l.diff_id);
+  ctx.config = {{"architecture", ctx.recipe.architecture},
+                {"os", ctx.recipe.os},
+                {"created", created},
+                {"config", image_config_section(ctx)},
+                {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
+                {"history", history}};
+  if (!ctx.recipe.variant.empty()) ctx.config["variant"] = ctx.recipe.variant;
+  auto config = QR_TRY(ctx.layout->add_blob(normalize::kMediaTypeConfig, normalize::canonical_json(ctx.config)));
+  std::string manifest = normalize::make_manifest(config, ctx.layer_descriptors);
+  ctx.manifest = QR_TRY(ctx.layout->add_blob(normalize::kMediaTypeManifest, manifest));
+  QR_RETURN_IF_ERROR(ctx.layout->write_index(ctx.manifest, ctx.recipe.tag));
+  ctx.result.config_digest = config.digest;
+  return Status();
+}
+
+Status write_output(BuildContext& ctx) {
+  switch (ctx.opt.format) {
+    case OutputFormat::kOci:
+      return ctx.layout_dir->commit();
+    case OutputFormat::kOciArchive:
+      return write_oci_archive(ctx.layout_dir->path(), ctx.opt.output, ctx.epoch, ctx.work);
+    case OutputFormat::kDockerArchive:
+      return write_docker_archive(ctx.layout_dir->path(), ctx.manifest.digest,
+                                  ctx.recipe.name + ":" + ctx.recipe.tag, ctx.opt.output, ctx.epoch, ctx.work);
+  }
+  return Status::internal("unknown output format");
+}
+
+void make_result(BuildContext& ctx) {
+  BuildResult& r = ctx.result;
+  r.image_name = ctx.recipe.name;
+  r.ref_name = ctx.recipe.tag;
+  r.manifest_digest = ctx.manifest.digest;
+  r.manifest_size = ctx.manifest.size;
+  r.source_uri = ctx.opt.repo;
+  r.commit = ctx.source->commit_id();
+  r.tree = ctx.source->tree_id();
+  r.recipe_path = ctx.opt.recipe_path;
+  if (ctx.base) r.base_images.emplace_back(ctx.base->name, ctx.base->manifest_digest);
+  r.os = ctx.recipe.os;
+  r.architecture = ctx.recipe.architecture;
+  r.variant = ctx.recipe.variant;
+  r.source_date_epoch = ctx.epoch;
+  auto c = compression(ctx.recipe);
+  r.compressor = normalize::compressor_id(c, ctx.recipe.compression_level);
+  r.toolchain = {{"quorate", QUORATE_VERSION},
+                 {"libgit2", libgit2_version()},
+                 {"libarchive", archive_version_string()},
+                 {"zlib", zlibVersion()},
+                 {"zstd", ZSTD_versionString()}};
+  std::string la = r.toolchain["libarchive"];
+  if (la.rfind("libarchive ", 0) == 0) r.toolchain["libarchive"] = la.substr(11);
+  r.environment = ctx.run_env;
+  r.sandbox = ctx.run_env.empty() ? "none" : sandbox_name(ctx.sandbox);
+  r.output = ctx.opt.output;
+  r.format = format_name(ctx.opt.format);
+}
+
+Status run_pipeline(BuildContext& ctx) {
+  QR_RETURN_IF_ERROR(open_output(ctx));
+  QR_RETURN_IF_ERROR(open_source(ctx));
+  QR_RETURN_IF_ERROR(read_recipe(ctx));
+  QR_RETURN_IF_ERROR(read_base(ctx));
+  QR_RETURN_IF_ERROR(run_steps(ctx));
+  QR_RETURN_IF_ERROR(write_layers(ctx));
+  QR_RETURN_IF_ERROR(write_image(ctx));
+  QR_RETURN_IF_ERROR(write_output(ctx));
+  make_result(ctx);
+  return Status();
+}
+
+}  // namespace
+
+const char* format_name(OutputFormat f) {
+  switch (f) {
+    case OutputFormat::kOci: return "oci";
+    case OutputFormat::kOciArchive: return "oci-archive";
+    case OutputFormat::kDockerArchive: return "docker-archive";
+  }
+  return "?";
+}
+
+bool parse_format(const std::string& name, OutputFormat& out) {
+  for (auto f : {OutputFormat::kOci, OutputFormat::kOciArchive, OutputFormat::kDockerArchive}) {
+    if (name == format_name(f)) {
+      out = f;
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<BuildResult> build(const BuildOptions& options) {
+  BuildContext ctx(options);
+  std::optional<int64_t> started;
+  if (options.clock_ms) started = options.clock_ms();
+  QR_RETURN_IF_ERROR(make_work_dir(ctx));
+  Status status;
+  try {
+    status = run_pipeline(ctx);
+  } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
+    status = Status::internal(std::string("build failed: ") + e.what());
+  }
+  ctx.layout_dir.reset();  // an uncommitted layout is removed here
+  if (!options.keep_work_dir) {
+    std::error_code ec;
+    fs::remove_all(ctx.work, ec);
+  }
+  QR_RETURN_IF_ERROR(status);
+  ctx.result.started_ms = started;
+  if (options.clock_ms) ctx.result.finished_ms = options.clock_ms();
+  return std::move(ctx.result);
+}
+
+std::string build_result_json(const BuildResult& r) {
+  nlohmann::json layers = nlohmann::json::array(), diff_ids = nlohmann::json::array();
+  for (const auto& l : r.layers) {
+    layers.push_back({{"digest", l.digest}, {"size", l.size}, {"media_type", l.media_type}});
+    diff_ids.push_back(l.diff_id);
+  }
+  nlohmann::json bases = nlohmann::json::array();
+  for (const auto& [name, digest] : r.base_images) bases.push_back({{"name", name}, {"digest", digest}});
+  nlohmann::json toolchain = r.toolchain;
+  if (!r.tools.empty()) toolchain["run"] = r.tools;
+  nlohmann::json platform = {{"os", r.os}, {"architecture", r.architecture}};
+  if (!r.variant.empty()) platform["variant"] = r.variant;
+  nlohmann::json j = {
+      {"schema", "https://quorate.dev/build-result/v1"},
+      {"canonical_form", normalize::kCanonicalFormVersion},
+      {"image",
+       {{"name", r.image_name},
+        {"manifest_digest", r.manifest_digest},
+        {"config_digest", r.config_digest},
+        {"diff_ids", diff_ids},
+        {"layers", layers}}},
+      {"source", {{"uri", r.source_uri}, {"commit", r.commit}, {"tree", r.tree}, {"recipe_path", r.recipe_path}}},
+      {"base_images", bases},
+      {"platform", platform},
+      {"source_date_epoch", r.source_date_epoch},
+      {"compressor", r.compressor},
+      {"toolchain", toolchain},
+      {"environment", r.environment},
+      {"sandbox", r.sandbox},
+  };
+  if (r.started_ms) j["started_on"] = format_rfc3339(*r.started_ms / 1000);
+  if (r.finished_ms) j["finished_on"] = format_rfc3339(*r.finished_ms / 1000);
+  return normalize::canonical_json(j);
+}
+
+}  // namespace quorate::builder

@@ -1,0 +1,209 @@
+// GitSource over libgit2: open or clone, resolve a revision, list the tree, read blobs, materialize a checkout.
+#include "quorate/builder/source.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+
+namespace quorate::builder {
+namespace {
+
+std::string git_error_text() {
+  const git_error* e = git_error_last();
+  return e && e->message ? e->message : "unknown libgit2 error";
+}
+
+std::string oid_hex(const git_oid* oid) {
+  char buf[GIT_OID_HEXSZ + 1];
+  git_oid_tostr(buf, sizeof buf, oid);
+  return buf;
+}
+
+template <class T, void (*Free)(T*)>
+struct GitPtr {
+  T* p = nullptr;
+  ~GitPtr() { if (p) Free(p); }
+};
+
+Status set_times(const std::filesystem::path& path, int64_t mtime) {
+  struct timespec ts[2];
+  ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(mtime);
+  ts[0].tv_nsec = ts[1].tv_nsec = 0;
+  if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::from_errno("set the time of " + path.string(), errno);
+  }
+  return Status();
+}
+
+// A checkout is scratch space: no fsync, unlike write_file_atomic.
+Status write_plain(const std::filesystem::path& path, const std::string& bytes, uint32_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::from_errno("create " + path.string(), errno);
+  Status s = write_all(fd, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), path.c_str());
+  if (s.ok() && ::fchmod(fd, mode) != 0) s = Status::from_errno("chmod " + path.string(), errno);
+  ::close(fd);
+  return s;
+}
+
+}  // namespace
+
+struct GitSource::Impl {
+  git_repository* repo = nullptr;
+  std::filesystem::path clone;  // removed on destruction when set
+  ~Impl() {
+    if (repo) git_repository_free(repo);
+    if (!clone.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(clone, ec);
+    }
+    git_libgit2_shutdown();
+  }
+};
+
+bool is_remote(const std::string& repo) {
+  if (repo.find("://") != std::string::npos) return true;
+  auto at = repo.find('@');
+  auto colon = repo.find(':');
+  auto slash = repo.find('/');
+  return at != std::string::npos && colon != std::string::npos && at < colon && (slash == std::string::npos || colon < slash);
+}
+
+std::string libgit2_version() {
+  int major = 0, minor = 0, rev = 0;
+  git_libgit2_version(&major, &minor, &rev);
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(rev);
+}
+
+GitSource::GitSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GitSource::~GitSource() = default;
+
+Result<std::unique_ptr<GitSource>> GitSource::open(const std::string& repo, const std::string& rev,
+                                                   const std::filesystem::path& clone_dir) {
+  git_libgit2_init();
+  auto impl = std::make_unique<Impl>();
+  if (is_remote(repo)) {
+    std::error_code ec;
+    std::filesystem::create_directories(clone_dir, ec);
+    if (ec) return Status::io("create " + clone_dir.string() + ": " + ec.message());
+    std::string dir = (clone_dir / ("clone-XXXXXX")).string();
+    if (!::mkdtemp(dir.data())) return Status::from_errno("create a clone directory in " + clone_dir.string(), errno);
+    impl->clone = dir;
+    git_clone_options opts;
+    git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
+    opts.bare = 1;
+    opts.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
+    if (git_clone(&impl->repo, repo.c_str(), dir.c_str(), &opts) != 0) {
+      impl->repo = nullptr;
+      return Status::not_found("cannot clone repository " + repo + ": " + git_error_text());
+    }
+  } else {
+    if (git_repository_open_ext(&impl->repo, repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
+      impl->repo = nullptr;
+      return Status::not_found("cannot open repository " + repo + ": " + git_error_text());
+    }
+  }
+  std::unique_ptr<GitSource> source(new GitSource(std::move(impl)));
+  QR_RETURN_IF_ERROR(source->load(rev));
+  return source;
+}
+
+Status GitSource::load(const std::string& rev) {
+  GitPtr<git_object, git_object_free> obj;
+  if (rev.empty()) return Status::usage("no commit given");
+  if (git_revparse_single(&obj.p, impl_->repo, rev.c_str()) != 0) {
+    return Status::not_found("commit \"" + rev + "\" not found: " + git_error_text());
+  }
+  GitPtr<git_object, git_object_free> peeled;
+  if (git_object_peel(&peeled.p, obj.p, GIT_OBJECT_COMMIT) != 0) {
+    return Status::not_found("\"" + rev + "\" does not name a commit: " + git_error_text());
+  }
+  auto* commit = reinterpret_cast<git_commit*>(peeled.p);
+  commit_ = oid_hex(git_commit_id(commit));
+  tree_ = oid_hex(git_commit_tree_id(commit));
+  commit_time_ = static_cast<int64_t>(git_commit_time(commit));
+  GitPtr<git_tree, git_tree_free> tree;
+  if (git_commit_tree(&tree.p, commit) != 0) return Status::internal("read tree of " + commit_ + ": " + git_error_text());
+
+  struct Walk {
+    std::vector<TreeEntry>* out;
+    std::string submodule;
+  } walk{&entries_, {}};
+  auto cb = [](const char* root, const git_tree_entry* e, void* payload) -> int {
+    auto* w = static_cast<Walk*>(payload);
+    TreeEntry t;
+    t.path = std::string(root) + git_tree_entry_name(e);
+    switch (git_tree_entry_filemode(e)) {
+      case GIT_FILEMODE_TREE: t.kind = TreeEntry::Kind::kDirectory; break;
+      case GIT_FILEMODE_BLOB_EXECUTABLE: t.kind = TreeEntry::Kind::kExecutable; break;
+      case GIT_FILEMODE_LINK: t.kind = TreeEntry::Kind::kSymlink; break;
+      case GIT_FILEMODE_COMMIT: w->submodule = t.path; return -1;
+      default: t.kind = TreeEntry::Kind::kFile; break;
+    }
+    if (t.kind != TreeEntry::Kind::kDirectory) t.oid = oid_hex(git_tree_entry_id(e));
+    w->out->push_back(std::move(t));
+    return 0;
+  };
+  int rc = git_tree_walk(tree.p, GIT_TREEWALK_PRE, cb, &walk);
+  if (!walk.submodule.empty()) {
+    return Status::unsupported("commit " + commit_ + " has a submodule at " + walk.submodule +
+                               "; submodules are not part of the commit's content and are not supported");
+  }
+  if (rc != 0) return Status::internal("walk tree of " + commit_ + ": " + git_error_text());
+  std::sort(entries_.begin(), entries_.end(), [](const TreeEntry& a, const TreeEntry& b) { return a.path < b.path; });
+  return Status();
+}
+
+Result<std::string> GitSource::read_blob(const std::string& oid_text) const {
+  git_oid oid;
+  if (git_oid_fromstr(&oid, oid_text.c_str()) != 0) return Status::internal("bad blob id " + oid_text);
+  GitPtr<git_blob, git_blob_free> blob;
+  if (git_blob_lookup(&blob.p, impl_->repo, &oid) != 0) {
+    return Status::internal("read blob " + oid_text + ": " + git_error_text());
+  }
+  const char* data = static_cast<const char*>(git_blob_rawcontent(blob.p));
+  return std::string(data, static_cast<size_t>(git_blob_rawsize(blob.p)));
+}
+
+Result<std::string> GitSource::read_path(const std::string& path) const {
+  auto it = std::lower_bound(entries_.begin(), entries_.end(), path,
+                             [](const TreeEntry& e, const std::string& p) { return e.path < p; });
+  if (it == entries_.end() || it->path != path || it->kind == TreeEntry::Kind::kDirectory) {
+    return Status::not_found(path + " is not a file in commit " + commit_);
+  }
+  return read_blob(it->oid);
+}
+
+Status GitSource::checkout(const std::filesystem::path& dir, int64_t mtime) const {
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& e : entries_) {
+    auto target = dir / e.path;
+    if (e.kind == TreeEntry::Kind::kDirectory) {
+      if (::mkdir(target.c_str(), 0755) != 0) return Status::from_errno("mkdir " + target.string(), errno);
+      ::chmod(target.c_str(), 0755);
+      dirs.push_back(target);
+      continue;
+    }
+    auto bytes = QR_TRY(read_blob(e.oid));
+    if (e.kind == TreeEntry::Kind::kSymlink) {
+      if (::symlink(bytes.c_str(), target.c_str()) != 0) return Status::from_errno("symlink " + target.string(), errno);
+    } else {
+      uint32_t mode = e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644;
+      QR_RETURN_IF_ERROR(write_plain(target, bytes, mode));
+    }
+    QR_RETURN_IF_ERROR(set_times(target, mtime));
+  }
+  // Directory times last: creating their entries changed them.
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) QR_RETURN_IF_ERROR(set_times(*it, mtime));
+  ::chmod(dir.c_str(), 0755);
+  return set_times(dir, mtime);
+}
+
+}  // namespace quorate::builder

@@ -1,0 +1,109 @@
+// `quorate build`: rebuild an OCI image from a Git commit and its recipe; print the image and content digests.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <iostream>
+
+#include "quorate/attest/attest.h"
+#include "quorate/attest/keys.h"
+#include "quorate/builder/build.h"
+#include "quorate/cli/cli.h"
+#include "quorate/core/file.h"
+
+namespace quorate::cli {
+namespace {
+
+struct BuildArgs {
+  std::string repo, commit, recipe = "quorate.toml", out, format = "oci", result_out, work_dir, base_layout;
+  std::string image_name, attest_key, node_id, attest_out, passphrase_file;
+  std::optional<int64_t> source_date_epoch;
+  bool json = false, no_sandbox = false, keep_work_dir = false, quiet = false;
+};
+
+int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::string> read_passphrase(const std::string& path) {
+  if (path.empty()) return std::string();
+  auto text = QR_TRY(read_file(path, 4096));
+  text.resize(std::min(text.size(), text.find_first_of("\r\n")));
+  return text;
+}
+
+// Signs the build result with --attest KEY; returns where the attestation went.
+Result<std::string> attest_result(const BuildArgs& a, const std::string& result_json) {
+  auto passphrase = QR_TRY(read_passphrase(a.passphrase_file));
+  auto signer = QR_TRY(attest::load_signer(a.attest_key, passphrase));
+  std::string node_id = a.node_id.empty() ? std::filesystem::path(a.attest_key).stem().string() : a.node_id;
+  auto envelope = QR_TRY(attest::attest_build_result(result_json, *signer, node_id));
+  std::string path = a.attest_out.empty() ? a.out + ".att.json" : a.attest_out;
+  QR_RETURN_IF_ERROR(write_file_atomic(path, envelope + "\n", 0644));
+  return path;
+}
+
+Status run_build(const BuildArgs& a) {
+  builder::BuildOptions o;
+  o.repo = a.repo;
+  o.commit = a.commit;
+  o.recipe_path = a.recipe;
+  o.output = a.out;
+  if (!builder::parse_format(a.format, o.format)) {
+    return Status::usage("--format must be oci, oci-archive or docker-archive, not " + a.format);
+  }
+  o.source_date_epoch = a.source_date_epoch;
+  o.image_name = a.image_name;
+  o.work_dir = a.work_dir.empty() ? std::filesystem::temp_directory_path() / "quorate-work" : std::filesystem::path(a.work_dir);
+  o.keep_work_dir = a.keep_work_dir;
+  o.base_dir = std::filesystem::current_path();
+  o.base_layout = a.base_layout;
+  o.sandbox = a.no_sandbox ? builder::Sandbox::kNone : builder::Sandbox::kBubblewrap;
+  o.clock_ms = wall_clock_ms;
+  if (!a.quiet && !a.json) o.progress = [](const std::string& line) { std::cerr << "quorate build: " << line << "\n"; };
+  auto result = QR_TRY(builder::build(o));
+  std::string json = builder::build_result_json(result);
+  if (!a.result_out.empty()) QR_RETURN_IF_ERROR(write_file_atomic(a.result_out, json + "\n", 0644));
+  std::string attestation;
+  if (!a.attest_key.empty()) attestation = QR_TRY(attest_result(a, json));
+  if (a.json) {
+    std::cout << json << "\n";
+    return Status::ok_status();
+  }
+  std::cout << "image   " << result.manifest_digest << "\n"
+            << "content " << result.config_digest << "\n"
+            << "wrote " << a.out << " (" << result.format << ", " << result.image_name << ":" << result.ref_name
+            << ", " << result.layers.size() << " layers, sandbox " << result.sandbox << ")\n";
+  if (!attestation.empty()) std::cout << "attestation " << attestation << "\n";
+  return Status::ok_status();
+}
+
+}  // namespace
+
+void add_build_command(CLI::App& app, Action& action) {
+  auto args = std::make_shared<BuildArgs>();
+  auto* cmd = app.add_subcommand("build", "Rebuild an OCI image from a Git commit and its recipe, deterministically");
+  cmd->add_option("--repo", args->repo, "Repository: a local path or a URL libgit2 can clone")->required();
+  cmd->add_option("--commit", args->commit, "Commit (any revision) to build")->required();
+  cmd->add_option("--recipe", args->recipe, "Recipe path inside the commit")->capture_default_str();
+  cmd->add_option("-o,--out", args->out, "Output: an OCI layout directory, or an archive file with --format")->required();
+  cmd->add_option("--format", args->format, "oci, oci-archive or docker-archive")->capture_default_str();
+  cmd->add_option("--source-date-epoch", args->source_date_epoch,
+                  "Timestamps of the image (default: the commit's committer time)");
+  cmd->add_option("--result-out", args->result_out, "Write the build result JSON here (docs/build-result.md)");
+  cmd->add_flag("--json", args->json, "Print the build result JSON instead of text");
+  cmd->add_option("--work-dir", args->work_dir, "Scratch directory (default: $TMPDIR/quorate-work)");
+  cmd->add_flag("--keep-work-dir", args->keep_work_dir, "Keep the scratch directory (checkouts, build log)");
+  cmd->add_option("--base-layout", args->base_layout, "OCI layout directory holding the recipe's pinned base image");
+  cmd->add_option("--image-name", args->image_name, "Override the recipe's image name");
+  cmd->add_flag("--no-sandbox", args->no_sandbox,
+                "Run `run` steps on the host without bubblewrap (see docs/decisions.md; recorded in the result)");
+  cmd->add_option("--attest", args->attest_key, "Sign the build result with this private key (PKCS#8 PEM)");
+  cmd->add_option("--node-id", args->node_id, "With --attest: the builder.id (default: the key file's name)");
+  cmd->add_option("--attest-out", args->attest_out, "With --attest: where the DSSE envelope goes (default: OUT.att.json)");
+  cmd->add_option("--passphrase-file", args->passphrase_file, "With --attest: file whose first line decrypts the key");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
+  cmd->callback([args, &action] { action = [args] { return run_build(*args); }; });
+}
+
+}  // namespace quorate::cli

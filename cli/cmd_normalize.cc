@@ -1,0 +1,195 @@
+// `quorate normalize`: a layer or an image in, its canonical form out, digests (or a JSON summary) printed.
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "quorate/cli/cli.h"
+#include "quorate/core/file.h"
+#include "quorate/normalize/compress.h"
+#include "quorate/normalize/image.h"
+#include "quorate/normalize/layer.h"
+#include "quorate/normalize/oci.h"
+
+namespace quorate::cli {
+namespace {
+namespace fs = std::filesystem;
+namespace nz = quorate::normalize;
+
+constexpr uint64_t kProgressThreshold = 256u << 20;  // inputs smaller than this finish before progress helps
+
+struct NormalizeArgs {
+  std::string input;
+  std::string output;
+  std::optional<int64_t> epoch;
+  std::string mtime = "clamp";
+  bool keep_owners = false;
+  std::string compression = "gzip";
+  int level = -1;
+  bool json = false;
+  std::string max_expanded;
+  int threads = 0;
+  std::string platform;
+};
+
+// "123", "64K", "512M", "64G" -> bytes.
+Result<uint64_t> parse_size(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str()) return Status::usage("--max-expanded-size: not a size: " + text);
+  std::string suffix(end);
+  int shift = suffix.empty() ? 0 : suffix == "K" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : suffix == "T" ? 40 : -1;
+  if (shift < 0) return Status::usage("--max-expanded-size: unknown unit in " + text + " (use K, M, G or T)");
+  return static_cast<uint64_t>(v) << shift;
+}
+
+// The CLI is the one place that reads SOURCE_DATE_EPOCH from the environment; libraries get it as an option.
+Result<int64_t> source_date_epoch(const NormalizeArgs& a) {
+  if (a.epoch) {
+    if (*a.epoch < 0) return Status::usage("--source-date-epoch must not be negative");
+    return *a.epoch;
+  }
+  const char* env = std::getenv("SOURCE_DATE_EPOCH");
+  if (env == nullptr || *env == '\0') return int64_t{0};
+  char* end = nullptr;
+  long long v = std::strtoll(env, &end, 10);
+  if (*end != '\0' || v < 0) return Status::usage(std::string("SOURCE_DATE_EPOCH is not a non-negative integer: ") + env);
+  return static_cast<int64_t>(v);
+}
+
+Result<nz::LayerOptions> layer_options(const NormalizeArgs& a) {
+  nz::LayerOptions o;
+  o.source_date_epoch = QR_TRY(source_date_epoch(a));
+  if (a.mtime == "clamp") o.mtime = nz::MtimeMode::kClamp;
+  else if (a.mtime == "set") o.mtime = nz::MtimeMode::kSet;
+  else return Status::usage("--mtime must be clamp or set, not " + a.mtime);
+  o.keep_owners = a.keep_owners;
+  if (!nz::parse_compression(a.compression, o.compression)) {
+    return Status::usage("--compression must be gzip, zstd or none, not " + a.compression);
+  }
+  o.level = a.level;
+  o.threads = a.threads;
+  if (!a.max_expanded.empty()) o.max_expanded_bytes = QR_TRY(parse_size(a.max_expanded));
+  std::error_code ec;
+  if (::isatty(2) && fs::file_size(a.input, ec) >= kProgressThreshold && !ec) {
+    o.progress = [](uint64_t bytes) { std::cerr << "\rread " << (bytes >> 20) << " MiB" << std::flush; };
+  }
+  return o;
+}
+
+nlohmann::json repairs_json(const nz::LayerSummary& s) {
+  return {{"reordered", s.reordered},
+          {"times_clamped", s.times_clamped},
+          {"owners_reset", s.owners_reset},
+          {"pax_records_dropped", s.pax_records_dropped},
+          {"duplicates_dropped", s.duplicates_dropped},
+          {"paths_cleaned", s.paths_cleaned}};
+}
+
+nlohmann::json layer_json(const nz::LayerSummary& s) {
+  return {{"input_digest", s.input_digest}, {"input_size", s.input_size}, {"digest", s.digest},
+          {"size", s.size},                 {"diff_id", s.diff_id},       {"tar_size", s.tar_size},
+          {"media_type", s.media_type},     {"entries", s.entries},       {"repairs", repairs_json(s)}};
+}
+
+nlohmann::json common_json(const NormalizeArgs& a, const nz::LayerOptions& o) {
+  return {{"canonical_form", nz::kCanonicalFormVersion},
+          {"source_date_epoch", o.source_date_epoch},
+          {"mtime", a.mtime},
+          {"keep_owners", a.keep_owners},
+          {"compressor", nz::compressor_id(o.compression, o.level)}};
+}
+
+Status run_layer(const NormalizeArgs& a, const nz::LayerOptions& o) {
+  auto out = AtomicFile::create(a.output);
+  if (!out.ok()) return out.status().with_context("output " + a.output);
+  auto s = QR_TRY(nz::normalize_layer(a.input, **out, o));
+  QR_RETURN_IF_ERROR((*out)->commit());
+  if (o.progress) std::cerr << "\n";
+  if (a.json) {
+    nlohmann::json j = common_json(a, o);
+    j["kind"] = "layer";
+    j["input"] = {{"path", a.input}, {"digest", s.input_digest}, {"size", s.input_size}};
+    j["output"] = {{"path", a.output}, {"digest", s.digest}, {"size", s.size}};
+    j["diff_ids"] = {s.diff_id};
+    j["layers"] = {layer_json(s)};
+    j["entries"] = s.entries;
+    j["repairs"] = repairs_json(s);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << "digest:  " << s.digest << "\ndiff_id: " << s.diff_id << "\n";
+  }
+  return Status();
+}
+
+Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o) {
+  nz::ImageOptions io;
+  io.platform = a.platform;
+  auto s = QR_TRY(nz::normalize_image(a.input, a.output, o, io));
+  if (o.progress) std::cerr << "\n";
+  if (a.json) {
+    nlohmann::json j = common_json(a, o);
+    nz::LayerSummary total;
+    nlohmann::json layers = nlohmann::json::array(), diff_ids = nlohmann::json::array();
+    for (const auto& l : s.layers) {
+      layers.push_back(layer_json(l));
+      diff_ids.push_back(l.diff_id);
+      total.entries += l.entries;
+      total.reordered += l.reordered;
+      total.times_clamped += l.times_clamped;
+      total.owners_reset += l.owners_reset;
+      total.pax_records_dropped += l.pax_records_dropped;
+      total.duplicates_dropped += l.duplicates_dropped;
+      total.paths_cleaned += l.paths_cleaned;
+    }
+    j["kind"] = "image";
+    j["input"] = {{"path", a.input}, {"format", nz::image_format_name(s.input_format)}, {"digest", s.input_manifest_digest}};
+    j["output"] = {{"path", a.output},
+                   {"manifest_digest", s.manifest_digest},
+                   {"config_digest", s.config_digest},
+                   {"ref_name", s.ref_name}};
+    j["diff_ids"] = diff_ids;
+    j["layers"] = layers;
+    j["entries"] = total.entries;
+    j["repairs"] = repairs_json(total);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << "manifest digest: " << s.manifest_digest << "\nconfig digest:   " << s.config_digest
+              << "\nref name:        " << s.ref_name << "\n";
+  }
+  return Status();
+}
+
+Status run_normalize(const NormalizeArgs& a) {
+  auto o = QR_TRY(layer_options(a));
+  auto format = QR_TRY(nz::detect_image_format(a.input));
+  return format == nz::ImageFormat::kNotImage ? run_layer(a, o) : run_image(a, o);
+}
+
+}  // namespace
+
+void add_normalize_command(CLI::App& app, Action& action) {
+  auto args = std::make_shared<NormalizeArgs>();
+  auto* cmd = app.add_subcommand(
+      "normalize",
+      "Rewrite a layer (tar, gz, zst, xz, bz2) or an image (docker-archive, OCI layout dir or tar) into its "
+      "canonical form (canonical form version 1, docs/canonical-form.md)");
+  cmd->add_option("input", args->input, "Layer or image; its kind is detected by content")->required();
+  cmd->add_option("-o,--output", args->output, "Canonical layer FILE, or canonical OCI layout DIR for an image")->required();
+  cmd->add_option("--source-date-epoch", args->epoch, "Time for clamped/set mtimes and image dates (default: env SOURCE_DATE_EPOCH, else 0)");
+  cmd->add_option("--mtime", args->mtime, "clamp (mtime = min(mtime, epoch), default) or set (mtime = epoch)");
+  cmd->add_flag("--keep-owners", args->keep_owners, "Keep uid/gid and user/group names instead of 0 and \"\"");
+  cmd->add_option("--compression", args->compression, "Layer compression: gzip (default), zstd or none");
+  cmd->add_option("--level", args->level, "Compression level (default: gzip 6, zstd 3); part of the output's identity");
+  cmd->add_flag("--json", args->json, "Print a JSON summary: digests, diff_ids, entry counts, repairs");
+  cmd->add_option("--max-expanded-size", args->max_expanded, "Refuse input expanding beyond this (e.g. 64G, the default)");
+  cmd->add_option("--threads", args->threads, "Compression threads (0 = one per core); never changes output bytes");
+  cmd->add_option("--platform", args->platform, "os/arch[/variant] to pick from a multi-platform image");
+  cmd->callback([args, &action] { action = [args] { return run_normalize(*args); }; });
+}
+
+}  // namespace quorate::cli

@@ -1,0 +1,147 @@
+// `quorate store import|list|show`: load attestations into a quorum store and inspect it.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <iostream>
+
+#include "quorate/cli/cli.h"
+#include "quorate/core/file.h"
+#include "quorate/core/time.h"
+#include "quorate/quorum/store.h"
+#include "quorate/quorum/verifier.h"
+
+namespace quorate::cli {
+namespace {
+
+struct StoreArgs {
+  std::string policy;
+  std::string db;
+  std::vector<std::string> files;
+  std::string id;
+  std::string now;
+  bool json = false;
+  unsigned threads = 1;
+};
+
+Result<int64_t> receive_time(const std::string& now) {
+  if (!now.empty()) return parse_rfc3339(now);
+  return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+}
+
+Result<std::unique_ptr<quorum::Store>> open_existing(const std::string& db) {
+  if (!std::filesystem::exists(db)) return Status::not_found(db + ": no such store");
+  return quorum::Store::open(db);
+}
+
+Status run_import(const StoreArgs& a) {
+  int64_t now = QR_TRY(receive_time(a.now));
+  quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
+  std::vector<std::string> bytes;
+  for (const auto& f : a.files) bytes.push_back(QR_TRY(read_file(f)));
+  auto store = QR_TRY(quorum::Store::open(a.db));
+  auto outcomes = QR_TRY(quorum::import_attestations(*store, verifier, bytes, now, {a.threads}));
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const auto& o = outcomes[i];
+    std::cout << a.files[i] << ": " << quorum::import_kind_name(o.kind) << " " << o.envelope_digest;
+    if (o.kind == quorum::ImportOutcome::Kind::kRejected) std::cout << ": " << o.reason.to_string();
+    std::cout << "\n";
+  }
+  return Status();
+}
+
+nlohmann::json attestation_json(const quorum::StoredAttestation& s) {
+  const auto& v = s.vote;
+  return {{"kind", "attestation"},
+          {"envelope_digest", s.envelope_digest},
+          {"node_id", v.node_id},
+          {"keyid", v.keyid},
+          {"subject", {{"source_uri", v.subject.source_uri}, {"commit", v.subject.commit}, {"recipe_path", v.subject.recipe_path}}},
+          {"image_digest", v.image_digest},
+          {"config_digest", v.config_digest},
+          {"started_on", format_rfc3339(s.started_on)},
+          {"finished_on", format_rfc3339(v.signed_at)},
+          {"received_at", format_rfc3339(s.received_at)}};
+}
+
+nlohmann::json rejection_json(const quorum::Rejection& r) {
+  return {{"kind", "rejection"}, {"envelope_digest", r.envelope_digest}, {"code", r.code}, {"reason", r.reason},
+          {"received_at", format_rfc3339(r.received_at)}};
+}
+
+std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+Status run_list(const StoreArgs& a) {
+  auto store = QR_TRY(open_existing(a.db));
+  auto attestations = QR_TRY(store->attestations());
+  auto rejections = QR_TRY(store->rejections());
+  auto decisions = QR_TRY(store->decisions());
+  for (const auto& s : attestations) {
+    if (a.json) {
+      std::cout << dump(attestation_json(s)) << "\n";
+      continue;
+    }
+    std::cout << "attestation " << s.envelope_digest.substr(7, 16) << " " << s.vote.node_id << " "
+              << s.vote.subject.to_string() << " " << s.vote.image_digest << "\n";
+  }
+  for (const auto& r : rejections) {
+    if (a.json) {
+      std::cout << dump(rejection_json(r)) << "\n";
+      continue;
+    }
+    std::cout << "rejection   " << r.envelope_digest.substr(7, 16) << " " << r.code << ": " << r.reason << "\n";
+  }
+  for (const auto& d : decisions) {
+    if (a.json) {
+      std::cout << dump({{"kind", "decision"}, {"id", d.id}, {"decision", nlohmann::json::parse(d.json, nullptr, false)}}) << "\n";
+      continue;
+    }
+    std::cout << "decision    " << d.id << " " << format_rfc3339(d.decided_at) << " " << d.subject.to_string() << " "
+              << (d.accepted ? "ACCEPTED " + d.digest : std::string("REJECTED")) << " policy " << d.policy_digest << "\n";
+  }
+  return Status();
+}
+
+Status run_show(const StoreArgs& a) {
+  auto store = QR_TRY(open_existing(a.db));
+  auto found = QR_TRY(store->find_attestation(a.id));
+  if (found) {
+    nlohmann::json j = attestation_json(*found);
+    j["envelope"] = nlohmann::json::parse(found->envelope, nullptr, false);
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    return Status();
+  }
+  auto rejected = QR_TRY(store->find_rejection(a.id));
+  if (!rejected) return Status::not_found(a.db + ": no attestation or rejection '" + a.id + "'");
+  nlohmann::json j = rejection_json(*rejected);
+  j["bytes"] = rejected->envelope;
+  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return Status();
+}
+
+}  // namespace
+
+void add_store_command(CLI::App& app, Action& action) {
+  auto args = std::make_shared<StoreArgs>();
+  auto* cmd = app.add_subcommand("store", "Load attestations into a quorum store and inspect it");
+  cmd->require_subcommand(1);
+  auto* import = cmd->add_subcommand("import", "Verify envelopes or bundles against the policy's roster and store them");
+  import->add_option("--policy", args->policy, "Quorum policy file whose roster verifies the attestations")->required();
+  import->add_option("--now", args->now, "Record this RFC 3339 time as the time received (default: now)");
+  import->add_option("--threads", args->threads, "Threads verifying signatures (default 1)")->check(CLI::Range(1u, 256u));
+  import->add_option("db", args->db, "Store (SQLite file; created if absent)")->required();
+  import->add_option("files", args->files, "DSSE envelope or Sigstore bundle files")->required();
+  import->callback([args, &action] { action = [args] { return run_import(*args); }; });
+  auto* list = cmd->add_subcommand("list", "List attestations, rejections and decisions");
+  list->add_option("db", args->db, "Store")->required();
+  list->add_flag("--json", args->json, "One JSON object a line");
+  list->callback([args, &action] { action = [args] { return run_list(*args); }; });
+  auto* show = cmd->add_subcommand("show", "Show one attestation or rejection with its envelope");
+  show->add_option("db", args->db, "Store")->required();
+  show->add_option("id", args->id, "Envelope digest or a unique prefix of its hex")->required();
+  show->callback([args, &action] { action = [args] { return run_show(*args); }; });
+}
+
+}  // namespace quorate::cli

@@ -1,0 +1,93 @@
+// `quorate verify`: decide, under a quorum policy, whether k of n trusted nodes agree; exit 0 accepted,
+// 1 rejected, 2 bad input.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <iostream>
+
+#include "quorate/cli/cli.h"
+#include "quorate/core/file.h"
+#include "quorate/core/time.h"
+#include "quorate/quorum/query.h"
+#include "quorate/quorum/verifier.h"
+
+namespace quorate::cli {
+namespace {
+
+struct VerifyArgs {
+  std::string policy;
+  std::string store;
+  std::vector<std::string> files;
+  std::string image, commit, repo;
+  std::string now;
+  bool json = false;
+};
+
+// The command line is the one place that reads the clock; the library takes `now` as a value.
+Result<int64_t> decision_time(const std::string& now) {
+  if (!now.empty()) return parse_rfc3339(now);
+  return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+}
+
+// Attestation files are verified here and only the verified ones vote; refusals are reported on stderr.
+Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verifier, const std::vector<std::string>& files) {
+  std::vector<quorum::Vote> votes;
+  for (const auto& f : files) {
+    std::string bytes = QR_TRY(read_file(f));
+    auto v = verifier.verify(bytes);
+    if (!v.ok()) {
+      if (!v.status().is_verification() && !v.status().is_bad_input()) return v.status();
+      std::cerr << f << ": refused: " << v.status().to_string() << "\n";
+      continue;
+    }
+    votes.push_back(v->vote);
+  }
+  return votes;
+}
+
+Status run_verify(const VerifyArgs& a) {
+  if (a.store.empty() == a.files.empty()) return Status::usage("give either --store DB or attestation files, not both");
+  if (!a.repo.empty() && a.commit.empty() && a.image.empty()) return Status::usage("--repo needs --commit");
+  if (!a.image.empty() && !a.commit.empty()) return Status::usage("ask about --image or about --commit, not both");
+  int64_t now = QR_TRY(decision_time(a.now));
+  quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
+  quorum::Question q{a.image, a.commit, a.repo};
+  quorum::Answer answer;
+  if (!a.store.empty()) {
+    if (!std::filesystem::exists(a.store)) return Status::not_found(a.store + ": no such store");
+    auto store = QR_TRY(quorum::Store::open(a.store));
+    answer = QR_TRY(quorum::answer(verifier.policy(), *store, q, now));
+    Status recorded = store->transaction([&] {
+      for (const auto& d : answer.decisions) QR_RETURN_IF_ERROR(store->add_decision(d));
+      return Status();
+    });
+    QR_RETURN_IF_ERROR(recorded);
+  } else {
+    std::vector<quorum::Vote> votes = QR_TRY(votes_from_files(verifier, a.files));
+    answer = QR_TRY(quorum::answer(verifier.policy(), votes, q, now));
+  }
+  for (const auto& d : answer.decisions) std::cout << (a.json ? d.to_json() + "\n" : d.to_text());
+  if (!a.json) std::cout << answer.summary << "\n";
+  if (!answer.yes) return Status::verification(answer.summary);
+  return Status();
+}
+
+}  // namespace
+
+void add_verify_command(CLI::App& app, Action& action) {
+  auto args = std::make_shared<VerifyArgs>();
+  auto* cmd = app.add_subcommand("verify", "Decide whether k of n trusted nodes attest the same digest (exit 0 accepted, 1 rejected)");
+  cmd->add_option("--policy", args->policy, "Quorum policy file (docs/policy.md)")->required();
+  cmd->add_option("--store", args->store, "Attestation store (SQLite) to decide from; decisions are recorded in it");
+  cmd->add_option("attestations", args->files, "DSSE envelope or Sigstore bundle files to decide from");
+  cmd->add_option("--image", args->image, "Is this image digest (sha256:…) accepted, and for which commit?");
+  cmd->add_option("--commit", args->commit, "What was accepted for this commit?");
+  cmd->add_option("--repo", args->repo, "With --commit: only this source repository URI");
+  cmd->add_flag("--json", args->json, "Print each decision as canonical JSON, one a line");
+  cmd->add_option("--now", args->now, "Decide as of this RFC 3339 time (default: now)");
+  cmd->callback([args, &action] { action = [args] { return run_verify(*args); }; });
+}
+
+}  // namespace quorate::cli

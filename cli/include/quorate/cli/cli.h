@@ -1,0 +1,39 @@
+// The `quorate` command line: one binary, one subcommand per file, exit codes mapped in one place.
+#pragma once
+
+#include <functional>
+
+#include "quorate/core/status.h"
+
+namespace CLI {
+class App;
+}
+
+namespace quorate::cli {
+
+// Exit statuses: 0 success, 1 a verdict of failure (verification failed, quorum rejected), 2 bad usage or
+// bad input (and every other error).
+int exit_code(const Status& status);
+
+// Parses argv and runs the chosen subcommand; returns the process exit status.
+int run(int argc, char** argv);
+
+// What a subcommand does once its options are parsed. Commands print their own output to stdout; the
+// returned Status is printed to stderr by run() and mapped by exit_code().
+using Action = std::function<Status()>;
+
+// Each subcommand file defines one of these; it adds its subcommand to `app` and, from the subcommand's
+// callback, sets `action`.
+void add_normalize_command(CLI::App& app, Action& action);
+void add_submit_command(CLI::App& app, Action& action);
+void add_node_command(CLI::App& app, Action& action);
+void add_quorum_command(CLI::App& app, Action& action);
+void add_verify_command(CLI::App& app, Action& action);
+void add_store_command(CLI::App& app, Action& action);
+void add_key_command(CLI::App& app, Action& action);
+void add_attest_command(CLI::App& app, Action& action);
+void add_build_command(CLI::App& app, Action& action);
+void add_diff_command(CLI::App& app, Action& action);
+void add_audit_command(CLI::App& app, Action& action);
+
+}  // namespace quorate::cli

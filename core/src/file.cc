@@ -1,0 +1,187 @@
+// Whole-file reads, atomic files and directories, spool files.
+#include "quorate/core/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace quorate {
+namespace fs = std::filesystem;
+namespace {
+
+Status fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open directory " + dir.string(), errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::from_errno("fsync directory " + dir.string(), err);
+  return Status();
+}
+
+fs::path parent_or_dot(const fs::path& p) {
+  fs::path parent = p.parent_path();
+  return parent.empty() ? fs::path(".") : parent;
+}
+
+}  // namespace
+
+Status write_all(int fd, std::span<const uint8_t> bytes, const char* what) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno(std::string("write ") + what, errno);
+    }
+    bytes = bytes.subspan(static_cast<size_t>(n));
+  }
+  return Status();
+}
+
+Status pread_exact(int fd, uint8_t* out, size_t size, uint64_t offset, const char* what) {
+  while (size > 0) {
+    ssize_t n = ::pread(fd, out, size, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::from_errno(std::string("read ") + what, errno);
+    }
+    if (n == 0) return Status::bad_input(std::string(what) + " is shorter than expected");
+    out += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status();
+}
+
+Result<std::string> read_file(const fs::path& path, uint64_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
+    return Status::from_errno("open " + path.string(), errno);
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::from_errno("read " + path.string(), err);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<uint64_t>(n) > max_bytes) {
+      ::close(fd);
+      return Status::bad_input(path.string() + " is larger than the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+AtomicFile::AtomicFile(fs::path target, fs::path temp, int fd)
+    : target_(std::move(target)), temp_(std::move(temp)), fd_(fd) {}
+
+Result<std::unique_ptr<AtomicFile>> AtomicFile::create(const fs::path& target, uint32_t mode) {
+  fs::path dir = parent_or_dot(target);
+  std::string templ = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  int fd = ::mkostemp(templ.data(), O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("create temporary file next to " + target.string(), errno);
+  if (::fchmod(fd, mode) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(templ.c_str());
+    return Status::from_errno("chmod " + templ, err);
+  }
+  return std::unique_ptr<AtomicFile>(new AtomicFile(target, templ, fd));
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(temp_.c_str());
+}
+
+Status AtomicFile::write(std::span<const uint8_t> bytes) { return write_all(fd_, bytes, temp_.c_str()); }
+
+Status AtomicFile::commit() {
+  if (::fsync(fd_) != 0) return Status::from_errno("fsync " + temp_.string(), errno);
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(temp_.c_str(), target_.c_str()) != 0) return Status::from_errno("rename to " + target_.string(), errno);
+  committed_ = true;
+  return fsync_dir(parent_or_dot(target_));
+}
+
+Status write_file_atomic(const fs::path& path, std::string_view bytes, uint32_t mode) {
+  auto file = QR_TRY(AtomicFile::create(path, mode));
+  QR_RETURN_IF_ERROR(file->Sink::write(bytes));
+  return file->commit();
+}
+
+AtomicDir::AtomicDir(fs::path target, fs::path temp) : target_(std::move(target)), temp_(std::move(temp)) {}
+
+AtomicDir::AtomicDir(AtomicDir&& other) noexcept
+    : target_(std::move(other.target_)), temp_(std::move(other.temp_)), committed_(other.committed_) {
+  other.committed_ = true;  // the moved-from object owns nothing
+}
+
+Result<AtomicDir> AtomicDir::create(const fs::path& target) {
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(target, ec)) && !(fs::is_directory(target, ec) && fs::is_empty(target, ec))) {
+    return Status::usage("output " + target.string() + " already exists and is not an empty directory");
+  }
+  fs::path dir = parent_or_dot(target);
+  std::string templ = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    return Status::from_errno("create temporary directory next to " + target.string(), errno);
+  }
+  ::chmod(templ.c_str(), 0755);
+  return AtomicDir(target, templ);
+}
+
+AtomicDir::~AtomicDir() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(temp_, ec);
+  }
+}
+
+Status AtomicDir::commit() {
+  std::error_code ec;
+  if (fs::is_directory(target_, ec) && fs::is_empty(target_, ec)) fs::remove(target_, ec);
+  if (::rename(temp_.c_str(), target_.c_str()) != 0) return Status::from_errno("rename to " + target_.string(), errno);
+  committed_ = true;
+  return fsync_dir(parent_or_dot(target_));
+}
+
+Result<TempFile> TempFile::create(const fs::path& dir) {
+  fs::path d = dir.empty() ? fs::path("/tmp") : dir;
+  int fd = ::open(d.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    // Filesystems without O_TMPFILE: create and unlink at once.
+    std::string templ = (d / "quorate-spool.XXXXXX").string();
+    fd = ::mkostemp(templ.data(), O_CLOEXEC);
+    if (fd < 0) return Status::from_errno("create temporary file in " + d.string(), errno);
+    ::unlink(templ.c_str());
+  }
+  return TempFile(fd);
+}
+
+TempFile::TempFile(TempFile&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+TempFile& TempFile::operator=(TempFile&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+TempFile::~TempFile() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace quorate

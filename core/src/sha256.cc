@@ -1,0 +1,60 @@
+// SHA-256 over OpenSSL EVP.
+#include "quorate/core/sha256.h"
+
+#include <openssl/evp.h>
+
+#include <cstdlib>
+
+#include "quorate/core/encoding.h"
+
+namespace quorate {
+
+struct Sha256::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Impl() {
+    if (ctx == nullptr || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) std::abort();
+  }
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+};
+
+Sha256::Sha256() : impl_(std::make_unique<Impl>()) {}
+Sha256::~Sha256() = default;
+Sha256::Sha256(Sha256&&) noexcept = default;
+Sha256& Sha256::operator=(Sha256&&) noexcept = default;
+
+void Sha256::update(std::span<const uint8_t> bytes) {
+  EVP_DigestUpdate(impl_->ctx, bytes.data(), bytes.size());
+}
+
+void Sha256::update(std::string_view bytes) { EVP_DigestUpdate(impl_->ctx, bytes.data(), bytes.size()); }
+
+std::string Sha256::finish_raw() {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(impl_->ctx, md, &len);
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string Sha256::finish_digest() { return "sha256:" + hex_encode(finish_raw()); }
+
+std::string sha256_hex(std::string_view bytes) {
+  Sha256 h;
+  h.update(bytes);
+  return hex_encode(h.finish_raw());
+}
+
+std::string sha256_digest(std::string_view bytes) { return "sha256:" + sha256_hex(bytes); }
+
+Status check_digest(std::string_view digest) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (digest.substr(0, kPrefix.size()) != kPrefix || !is_lower_hex(digest.substr(kPrefix.size()), 64)) {
+    return Status::bad_input("not a sha256 digest (want \"sha256:\" and 64 lowercase hex): \"" +
+                             std::string(digest.substr(0, 80)) + "\"");
+  }
+  return Status();
+}
+
+std::string digest_hex(std::string_view digest) { return std::string(digest.substr(7)); }
+
+}  // namespace quorate

@@ -1,0 +1,2 @@
+#!/bin/sh
+cat /usr/share/hello/README

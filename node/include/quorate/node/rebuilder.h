@@ -1,0 +1,27 @@
+// What a node does with a build request: rebuild, then sign. An interface, so that the daemon is tested
+// without compilers and the real builder + signer plug in from one place.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+#include "quorate/core/status.h"
+#include "quorate/wire/frame.h"
+
+namespace quorate::node {
+
+struct RebuildOutput {
+  std::string envelope;      // the signed DSSE envelope (JSON bytes)
+  std::string image_digest;  // the digest it attests
+};
+
+// Thread-compatible: the daemon calls rebuild() from its one worker thread.
+class Rebuilder {
+ public:
+  virtual ~Rebuilder() = default;
+  // Builds and signs. `cancel` turns true when the node is stopping: an implementation may abandon the
+  // build (returning any error); nothing of an abandoned build is stored or published.
+  virtual Result<RebuildOutput> rebuild(const wire::pb::BuildRequest& request, const std::atomic<bool>& cancel) = 0;
+};
+
+}  // namespace quorate::node

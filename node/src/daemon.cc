@@ -1,0 +1,425 @@
+// NodeDaemon: a control loop (ROUTER requests, publishing, heartbeats) and one build worker thread.
+#include "quorate/node/daemon.h"
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "quorate/core/file.h"
+#include "quorate/node/store.h"
+#include "quorate/wire/socket.h"
+
+namespace quorate::node {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using wire::MessageType;
+namespace pb = wire::pb;
+
+constexpr size_t kMaxFieldBytes = 4096;   // repo URLs, commits, paths, ids in a BuildRequest
+constexpr size_t kRememberedJobs = 4096;  // finished job states kept for JobStatusRequest
+
+Status check_request(const pb::BuildRequest& r) {
+  if (r.request_id().empty()) return Status::bad_input("request_id is empty");
+  if (r.repo().empty()) return Status::bad_input("repo is empty");
+  if (r.commit().empty()) return Status::bad_input("commit is empty");
+  for (const std::string* f : {&r.request_id(), &r.repo(), &r.commit(), &r.recipe_path(), &r.image_name()}) {
+    if (f->size() > kMaxFieldBytes) return Status::bad_input("a field is longer than 4096 bytes");
+  }
+  return Status();
+}
+
+}  // namespace
+
+struct NodeDaemon::Impl {
+  NodeConfig config;
+  std::unique_ptr<Rebuilder> rebuilder;
+  wire::EventLog& log;
+  Options options;
+  std::unique_ptr<NodeStore> store;
+  std::unique_ptr<wire::Context> ctx;
+  std::unique_ptr<wire::Socket> pub;
+  std::unique_ptr<wire::Socket> control;
+  std::string pub_endpoint, control_endpoint;
+
+  // Shared with the worker, under mu.
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<pb::BuildRequest> queue;
+  std::map<std::string, pb::JobStatus> jobs;
+  std::deque<std::string> finished;  // request ids in the order they finished, to bound `jobs`
+  std::deque<StoredAttestation> outbox;  // stored, durable, not yet published
+  bool worker_stop = false;
+  uint64_t last_stored = 0;
+  NodeCounters counts;
+
+  std::atomic<bool> cancel{false};
+  wire::DropCounters drops;
+
+  int64_t now_ms() const { return options.clock_ms ? options.clock_ms() : 0; }
+
+  // ---- worker ----------------------------------------------------------------------------------------
+
+  void set_state(const std::string& id, pb::JobStatus::State state, const std::string& message,
+                 uint64_t sequence = 0, const std::string& digest = {}) {
+    auto& js = jobs[id];
+    js.set_request_id(id);
+    js.set_node_id(config.node_id);
+    js.set_state(state);
+    js.set_message(message);
+    js.set_sequence(sequence);
+    js.set_image_digest(digest);
+    if (state != pb::JobStatus::QUEUED && state != pb::JobStatus::RUNNING) {
+      finished.push_back(id);
+      while (finished.size() > kRememberedJobs) {
+        jobs.erase(finished.front());
+        finished.pop_front();
+      }
+    }
+  }
+
+  void worker() {
+    for (;;) {
+      pb::BuildRequest req;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return worker_stop || !queue.empty(); });
+        if (worker_stop) {
+          for (const auto& q : queue) set_state(q.request_id(), pb::JobStatus::REJECTED, "node stopped before the build started");
+          queue.clear();
+          return;
+        }
+        req = std::move(queue.front());
+        queue.pop_front();
+        set_state(req.request_id(), pb::JobStatus::RUNNING, "");
+      }
+      log.info("build_started", {{"request_id", req.request_id()}, {"repo", req.repo()}, {"commit", req.commit()},
+                                 {"recipe", req.recipe_path()}});
+      auto out = rebuilder->rebuild(req, cancel);
+      if (cancel) {
+        std::lock_guard<std::mutex> lock(mu);
+        set_state(req.request_id(), pb::JobStatus::FAILED, "abandoned: node stopping");
+        log.warn("build_abandoned", {{"request_id", req.request_id()}});
+        return;
+      }
+      if (!out.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        ++counts.failed;
+        set_state(req.request_id(), pb::JobStatus::FAILED, out.status().to_string());
+        log.error("build_failed", {{"request_id", req.request_id()}, {"error", out.status().to_string()}});
+        continue;
+      }
+      store_and_queue(req, *out);
+    }
+  }
+
+  void store_and_queue(const pb::BuildRequest& req, const RebuildOutput& out) {
+    auto seq = store->append(req.request_id(), out.image_digest, out.envelope, now_ms() / 1000);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!seq.ok()) {
+      ++counts.failed;
+      set_state(req.request_id(), pb::JobStatus::FAILED, "store: " + seq.status().to_string());
+      log.error("store_failed", {{"request_id", req.request_id()}, {"error", seq.status().to_string()}});
+      return;
+    }
+    ++counts.succeeded;
+    last_stored = *seq;
+    set_state(req.request_id(), pb::JobStatus::SUCCEEDED, "", *seq, out.image_digest);
+    outbox.push_back({*seq, req.request_id(), out.image_digest, out.envelope});
+    log.info("attestation_stored", {{"request_id", req.request_id()}, {"sequence", *seq},
+                                    {"image_digest", out.image_digest}});
+  }
+
+  // ---- control loop ----------------------------------------------------------------------------------
+
+  void publish_outbox() {
+    std::deque<StoredAttestation> batch;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      batch.swap(outbox);
+    }
+    for (const auto& a : batch) {
+      pb::AttestationMessage m;
+      m.set_node_id(config.node_id);
+      m.set_sequence(a.sequence);
+      m.set_envelope(a.envelope);
+      m.set_request_id(a.request_id);
+      Status s = pub->send({wire::attestation_topic(config.node_id), wire::encode_frame(MessageType::kAttestation, m)});
+      if (!s.ok()) {
+        // Stored already: subscribers get it from history. Not fatal.
+        log.warn("publish_failed", {{"sequence", a.sequence}, {"error", s.to_string()}});
+        continue;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      ++counts.published;
+      log.info("published", {{"sequence", a.sequence}, {"image_digest", a.image_digest}});
+    }
+  }
+
+  void heartbeat() {
+    pb::Heartbeat hb;
+    hb.set_node_id(config.node_id);
+    hb.set_unix_time(now_ms() / 1000);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      hb.set_last_sequence(last_stored);
+      hb.set_queue_depth(static_cast<uint32_t>(queue.size()));
+    }
+    for (const auto& [k, v] : drops.snapshot()) (*hb.mutable_dropped())[k] = v;
+    Status s = pub->send({wire::heartbeat_topic(config.node_id), wire::encode_frame(MessageType::kHeartbeat, hb)});
+    if (!s.ok()) log.warn("heartbeat_failed", {{"error", s.to_string()}});
+  }
+
+  void drop(wire::DropReason why, const std::string& detail) {
+    drops.add(why);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++counts.dropped;
+    }
+    log.warn("frame_dropped", {{"reason", wire::drop_reason_name(why)}, {"detail", detail}});
+  }
+
+  void reply(const wire::Frames& route, MessageType type, const google::protobuf::MessageLite& msg) {
+    wire::Frames out = route;
+    out.push_back(wire::encode_frame(type, msg));
+    Status s = control->send(out);
+    if (!s.ok()) log.warn("reply_failed", {{"type", wire::message_type_name(type)}, {"error", s.to_string()}});
+  }
+
+  pb::JobStatus status_of(const std::string& id) {
+    pb::JobStatus js;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = jobs.find(id);
+      if (it != jobs.end()) js = it->second;
+      js.set_queue_depth(static_cast<uint32_t>(queue.size()));
+    }
+    if (js.state() != pb::JobStatus::STATE_UNSPECIFIED) return js;
+    js.set_request_id(id);
+    js.set_node_id(config.node_id);
+    auto stored = store->find_request(id);
+    if (stored.ok() && stored->has_value()) {
+      js.set_state(pb::JobStatus::SUCCEEDED);
+      js.set_sequence((*stored)->sequence);
+      js.set_image_digest((*stored)->image_digest);
+    } else {
+      js.set_state(pb::JobStatus::UNKNOWN);
+    }
+    return js;
+  }
+
+  void on_build_request(const wire::Frames& route, const pb::BuildRequest& req) {
+    if (Status s = check_request(req); !s.ok()) {
+      pb::JobStatus js;
+      js.set_request_id(req.request_id());
+      js.set_node_id(config.node_id);
+      js.set_state(pb::JobStatus::REJECTED);
+      js.set_message(s.message());
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++counts.rejected;
+      }
+      log.warn("request_rejected", {{"request_id", req.request_id()}, {"reason", s.message()}});
+      return reply(route, MessageType::kJobStatus, js);
+    }
+    pb::JobStatus known = status_of(req.request_id());
+    if (known.state() != pb::JobStatus::UNKNOWN) return reply(route, MessageType::kJobStatus, known);
+    pb::JobStatus js;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (queue.size() >= config.max_queue) {
+        ++counts.rejected;
+        js.set_request_id(req.request_id());
+        js.set_node_id(config.node_id);
+        js.set_state(pb::JobStatus::REJECTED);
+        js.set_message("queue full (" + std::to_string(queue.size()) + " pending)");
+        js.set_queue_depth(static_cast<uint32_t>(queue.size()));
+      } else {
+        ++counts.accepted;
+        queue.push_back(req);
+        set_state(req.request_id(), pb::JobStatus::QUEUED, "");
+        js = jobs[req.request_id()];
+        js.set_queue_depth(static_cast<uint32_t>(queue.size()));
+        cv.notify_one();
+      }
+    }
+    log.info(js.state() == pb::JobStatus::QUEUED ? "request_queued" : "request_rejected",
+             {{"request_id", req.request_id()}, {"queue_depth", js.queue_depth()}, {"message", js.message()}});
+    reply(route, MessageType::kJobStatus, js);
+  }
+
+  void on_history_request(const wire::Frames& route, const pb::HistoryRequest& req) {
+    size_t count = req.max_count() == 0 ? config.history_batch : std::min<size_t>(req.max_count(), config.history_batch);
+    pb::HistoryResponse resp;
+    resp.set_node_id(config.node_id);
+    auto rows = store->since(req.since_sequence(), count);
+    auto last = store->last_sequence();
+    if (!rows.ok() || !last.ok()) {
+      log.error("history_failed", {{"error", (!rows.ok() ? rows.status() : last.status()).to_string()}});
+      resp.set_last_sequence(0);
+      return reply(route, MessageType::kHistoryResponse, resp);
+    }
+    // Stay under the receiver's history limit: stop early and say "more".
+    size_t budget = config.limits.max_history_bytes - 4096;
+    size_t used = 0;
+    for (const auto& row : *rows) {
+      size_t size = row.envelope.size() + row.request_id.size() + config.node_id.size() + 64;
+      if (used + size > budget && resp.attestations_size() > 0) break;
+      used += size;
+      auto* m = resp.add_attestations();
+      m->set_node_id(config.node_id);
+      m->set_sequence(row.sequence);
+      m->set_envelope(row.envelope);
+      m->set_request_id(row.request_id);
+    }
+    uint64_t sent_up_to = resp.attestations_size() ? resp.attestations(resp.attestations_size() - 1).sequence()
+                                                     : req.since_sequence();
+    resp.set_last_sequence(*last);
+    resp.set_more(sent_up_to < *last);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      counts.history_served += static_cast<uint64_t>(resp.attestations_size());
+    }
+    log.debug("history_served", {{"since", req.since_sequence()}, {"count", resp.attestations_size()}});
+    reply(route, MessageType::kHistoryResponse, resp);
+  }
+
+  void on_control(wire::Frames frames) {
+    // DEALER peers: [identity, body]; REQ peers: [identity, "", body].
+    if (frames.size() < 2 || frames.size() > 3 || (frames.size() == 3 && !frames[1].empty())) {
+      return drop(wire::DropReason::kGarbage, std::to_string(frames.size()) + " frames on control socket");
+    }
+    std::string body = std::move(frames.back());
+    frames.pop_back();
+    wire::DropReason why{};
+    auto view = wire::decode_frame(body, config.limits, &why);
+    if (!view.ok()) return drop(why, view.status().message());
+    switch (view->type) {
+      case MessageType::kBuildRequest: {
+        pb::BuildRequest req;
+        if (!req.ParseFromArray(view->body.data(), static_cast<int>(view->body.size()))) {
+          return drop(wire::DropReason::kMalformed, "BuildRequest does not parse");
+        }
+        return on_build_request(frames, req);
+      }
+      case MessageType::kJobStatusRequest: {
+        pb::JobStatusRequest req;
+        if (!req.ParseFromArray(view->body.data(), static_cast<int>(view->body.size()))) {
+          return drop(wire::DropReason::kMalformed, "JobStatusRequest does not parse");
+        }
+        return reply(frames, MessageType::kJobStatus, status_of(req.request_id()));
+      }
+      case MessageType::kHistoryRequest: {
+        pb::HistoryRequest req;
+        if (!req.ParseFromArray(view->body.data(), static_cast<int>(view->body.size()))) {
+          return drop(wire::DropReason::kMalformed, "HistoryRequest does not parse");
+        }
+        return on_history_request(frames, req);
+      }
+      default:
+        return drop(wire::DropReason::kUnexpectedType,
+                    std::string(wire::message_type_name(view->type)) + " on control socket");
+    }
+  }
+
+  Status bind() {
+    auto security = wire::make_server_security(config.transport);
+    if (!security.ok()) return security.status();
+    ctx = QR_TRY(wire::Context::create());
+    wire::SocketOptions opts;
+    opts.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
+    pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, *security, opts)));
+    control = std::make_unique<wire::Socket>(
+        QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, *security, opts)));
+    pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
+    control_endpoint = QR_TRY(control->bind(config.control_endpoint));
+    if (!config.endpoints_file.empty()) {
+      nlohmann::json j = {{"node_id", config.node_id}, {"publish", pub_endpoint}, {"control", control_endpoint}};
+      QR_RETURN_IF_ERROR(write_file_atomic(config.endpoints_file, j.dump() + "\n"));
+    }
+    return Status();
+  }
+
+  Status serve(const std::atomic<bool>& stop) {
+    std::thread work([this] { worker(); });
+    auto next_heartbeat = Clock::now();
+    Status result;
+    while (!stop) {
+      auto got = control->recv(10);
+      if (!got.ok()) {
+        if (got.status().is_bad_input()) {
+          drop(wire::DropReason::kGarbage, got.status().message());
+        } else {
+          log.error("control_recv_failed", {{"error", got.status().to_string()}});
+        }
+      } else if (got->has_value()) {
+        on_control(std::move(**got));
+      }
+      publish_outbox();
+      if (Clock::now() >= next_heartbeat) {
+        heartbeat();
+        next_heartbeat = Clock::now() + std::chrono::milliseconds(config.heartbeat_interval_ms);
+      }
+    }
+    log.info("stopping", {});
+    cancel = true;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      worker_stop = true;
+    }
+    cv.notify_all();
+    work.join();
+    publish_outbox();
+    return result;
+  }
+};
+
+NodeDaemon::NodeDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NodeDaemon::~NodeDaemon() {
+  if (!impl_) return;
+  // Sockets before their context.
+  impl_->pub.reset();
+  impl_->control.reset();
+  impl_->ctx.reset();
+}
+
+Result<std::unique_ptr<NodeDaemon>> NodeDaemon::open(NodeConfig config, std::unique_ptr<Rebuilder> rebuilder,
+                                                     wire::EventLog& log, Options options) {
+  auto impl = std::unique_ptr<Impl>(new Impl{.config = std::move(config),
+                                             .rebuilder = std::move(rebuilder),
+                                             .log = log,
+                                             .options = std::move(options)});
+  std::error_code ec;
+  std::filesystem::create_directories(impl->config.data_dir, ec);
+  if (ec) return Status::io(impl->config.data_dir.string() + ": " + ec.message());
+  impl->store = QR_TRY(NodeStore::open(impl->config.data_dir / "node.db"));
+  impl->last_stored = QR_TRY(impl->store->last_sequence());
+  QR_RETURN_IF_ERROR(impl->bind());
+  log.info("node_started", {{"node_id", impl->config.node_id}, {"publish", impl->pub_endpoint},
+                            {"control", impl->control_endpoint}, {"last_sequence", impl->last_stored},
+                            {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
+  return std::unique_ptr<NodeDaemon>(new NodeDaemon(std::move(impl)));
+}
+
+const std::string& NodeDaemon::publish_endpoint() const { return impl_->pub_endpoint; }
+const std::string& NodeDaemon::control_endpoint() const { return impl_->control_endpoint; }
+
+Status NodeDaemon::run(const std::atomic<bool>& stop) {
+  Status s = impl_->serve(stop);
+  auto c = counters();
+  impl_->log.info("node_stopped", {{"accepted", c.accepted}, {"rejected", c.rejected}, {"succeeded", c.succeeded},
+                                   {"failed", c.failed}, {"published", c.published}, {"dropped", c.dropped},
+                                   {"dropped_by_reason", impl_->drops.snapshot()},
+                                   {"zap_denied", impl_->ctx->zap_denied()}});
+  return s;
+}
+
+NodeCounters NodeDaemon::counters() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->counts;
+}
+
+}  // namespace quorate::node

@@ -1,0 +1,34 @@
+// Deterministic compressors as Sinks: the output bytes depend only on the input, the algorithm and the
+// level — never on the thread count, the time, or the host.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "quorate/core/sink.h"
+#include "quorate/core/status.h"
+#include "quorate/normalize/options.h"
+
+namespace quorate::normalize {
+
+// A Sink that compresses what it receives and writes the result to `next` (not owned, must outlive it).
+// finish() must be called once to flush the stream; errors from `next` are returned by write() or finish().
+// kNone passes bytes through unchanged. Not thread-safe (the gzip sink uses worker threads internally).
+// gzip: RFC 1952 member with no name, mtime 0, XFL 0, OS 255 (unknown); deflate in independent 128 KiB
+// blocks (each primed with the previous 32 KiB as dictionary, as pigz does; ended by Z_SYNC_FLUSH, the last by
+// Z_FINISH), compressed on `threads` threads (0 = one per core) with a fixed number of blocks in flight.
+// zstd: one frame, no checksum, no dictionary id, no content size; libzstd with nbWorkers >= 1, whose
+// output does not depend on the worker count.
+std::unique_ptr<Sink> make_compressor(Compression c, int level, int threads, Sink* next);
+
+// The level actually used for `level` = -1.
+int default_level(Compression c);
+
+// The algorithm, library, library version and level, e.g. "gzip zlib 1.2.13 level 6" or "none"; recorded in
+// build results and attestations because another library version may produce other bytes.
+std::string compressor_id(Compression c, int level);
+
+// OCI media type of a layer blob: application/vnd.oci.image.layer.v1.tar[+gzip|+zstd].
+std::string layer_media_type(Compression c);
+
+}  // namespace quorate::normalize

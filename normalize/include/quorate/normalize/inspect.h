@@ -1,0 +1,24 @@
+// Reading a layer's entries as they are, for comparison (quorate diff) rather than rewriting.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "quorate/core/status.h"
+#include "quorate/normalize/entry.h"
+
+namespace quorate::normalize {
+
+struct LayerEntry {
+  Entry entry;                 // path canonical (as canonical_path), link_target set for links
+  std::string content_digest;  // "sha256:…" of the content, regular files only
+};
+
+// Streams the entries of a layer (any compression) in archive order, hashing content on the way; memory
+// does not grow with content size. Stops at the first non-ok status `visit` returns and passes it on.
+// bad_input naming the entry for hostile paths, truncation, corrupt data, or expanded size over the limit.
+Status read_layer_entries(const std::filesystem::path& layer, const std::function<Status(LayerEntry&&)>& visit,
+                          uint64_t max_expanded_bytes = uint64_t{64} << 30);
+
+}  // namespace quorate::normalize

@@ -1,0 +1,78 @@
+// OCI image layouts: descriptors, canonical JSON, and a writer for `oci-layout`, `index.json`, `blobs/`.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quorate/core/sink.h"
+#include "quorate/core/status.h"
+
+namespace quorate::normalize {
+
+inline constexpr char kMediaTypeManifest[] = "application/vnd.oci.image.manifest.v1+json";
+inline constexpr char kMediaTypeIndex[] = "application/vnd.oci.image.index.v1+json";
+inline constexpr char kMediaTypeConfig[] = "application/vnd.oci.image.config.v1+json";
+inline constexpr char kRefNameAnnotation[] = "org.opencontainers.image.ref.name";
+
+struct Descriptor {
+  std::string media_type;
+  std::string digest;  // "sha256:<hex>"
+  uint64_t size = 0;
+  std::map<std::string, std::string> annotations;
+  nlohmann::json to_json() const;
+};
+
+// Canonical JSON bytes: keys sorted bytewise, no insignificant whitespace, UTF-8 as is (no \u escapes but
+// the ones JSON requires). Never throws: for values built by our own code or parsed by nlohmann (always
+// valid UTF-8). A string with invalid UTF-8 would come out with U+FFFD in its place; values that carry
+// outside bytes go through checked_canonical_json instead.
+std::string canonical_json(const nlohmann::json& value);
+// canonical_json, or bad_input naming `what` when a string in `value` is not valid UTF-8.
+Result<std::string> checked_canonical_json(const nlohmann::json& value, std::string_view what);
+
+// A blob being streamed into a layout; its digest is known at commit(). Not thread-safe.
+class BlobWriter final : public Sink {
+ public:
+  ~BlobWriter() override;
+  Status write(std::span<const uint8_t> bytes) override;
+  using Sink::write;
+  // fsyncs the blob, renames it to blobs/sha256/<hex> and returns its descriptor (no annotations). Until
+  // then it is a hidden temporary in blobs/sha256/, removed if the writer is destroyed uncommitted.
+  Result<Descriptor> commit(std::string media_type);
+
+ private:
+  friend class OciLayoutWriter;
+  struct Impl;
+  explicit BlobWriter(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes an OCI image layout into an existing directory (typically an AtomicDir's path). Not thread-safe.
+class OciLayoutWriter {
+ public:
+  // Creates `oci-layout` ({"imageLayoutVersion":"1.0.0"}) and `blobs/sha256/` in `dir`; io on failure.
+  static Result<OciLayoutWriter> open(const std::filesystem::path& dir);
+
+  Result<Descriptor> add_blob(std::string_view media_type, std::string_view bytes);
+  Result<std::unique_ptr<BlobWriter>> begin_blob();
+  // Writes index.json (atomically) listing `manifest`, annotated with org.opencontainers.image.ref.name =
+  // ref_name (omitted when empty; umoci and skopeo find a tag only through it).
+  Status write_index(Descriptor manifest, const std::string& ref_name);
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  explicit OciLayoutWriter(std::filesystem::path dir) : dir_(std::move(dir)) {}
+  std::filesystem::path dir_;
+};
+
+// The manifest JSON for a config and layers (schemaVersion 2, OCI manifest media type), in canonical form.
+std::string make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers);
+
+}  // namespace quorate::normalize

@@ -1,0 +1,52 @@
+// libarchive glue: entry types, metadata and errors.
+#include "archive_util.h"
+
+namespace quorate::normalize::detail {
+
+Status archive_error(struct archive* a, const std::string& where) {
+  const char* msg = archive_error_string(a);
+  return Status::bad_input(where + ": " + (msg ? msg : "unreadable archive data"));
+}
+
+Result<EntryType> entry_type(struct archive_entry* ae, const std::string& where) {
+  switch (archive_entry_filetype(ae)) {
+    case AE_IFREG: return EntryType::kFile;
+    case AE_IFDIR: return EntryType::kDirectory;
+    case AE_IFLNK: return EntryType::kSymlink;
+    case AE_IFCHR: return EntryType::kCharDevice;
+    case AE_IFBLK: return EntryType::kBlockDevice;
+    case AE_IFIFO: return EntryType::kFifo;
+    case AE_IFSOCK: return Status::bad_input(where + ": sockets cannot be stored in a layer");
+    default: return Status::bad_input(where + ": unknown entry type");
+  }
+}
+
+Entry entry_meta(struct archive_entry* ae, EntryType type) {
+  Entry e;
+  e.type = type;
+  e.mode = archive_entry_perm(ae) & 07777;
+  e.uid = static_cast<uint32_t>(archive_entry_uid(ae));
+  e.gid = static_cast<uint32_t>(archive_entry_gid(ae));
+  if (const char* u = archive_entry_uname(ae)) e.uname = u;
+  if (const char* g = archive_entry_gname(ae)) e.gname = g;
+  e.mtime = archive_entry_mtime(ae);
+  if (type == EntryType::kCharDevice || type == EntryType::kBlockDevice) {
+    e.devmajor = static_cast<uint32_t>(archive_entry_rdevmajor(ae));
+    e.devminor = static_cast<uint32_t>(archive_entry_rdevminor(ae));
+  }
+  archive_entry_xattr_reset(ae);
+  const char* name;
+  const void* value;
+  size_t size;
+  while (archive_entry_xattr_next(ae, &name, &value, &size) == ARCHIVE_OK) {
+    e.xattrs[name] = std::string(static_cast<const char*>(value), size);
+  }
+  return e;
+}
+
+const char* raw_path(struct archive_entry* ae) {
+  const char* p = archive_entry_pathname(ae);
+  return p ? p : archive_entry_pathname_utf8(ae);
+}
+
+}  // namespace quorate::normalize::detail

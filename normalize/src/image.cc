@@ -1,0 +1,522 @@
+// normalize_image: docker-archive / OCI layout / OCI tar in, canonical OCI layout out; every blob verified.
+#include "quorate/normalize/image.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "archive_util.h"
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+#include "quorate/core/time.h"
+#include "quorate/normalize/compress.h"
+#include "quorate/normalize/oci.h"
+
+namespace quorate::normalize {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kMaxJsonBytes = 16u << 20;
+constexpr char kDockerManifest[] = "application/vnd.docker.distribution.manifest.v2+json";
+constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+// ---- reading members: a directory, or a tar extracted into a private temporary directory ----
+
+// The members of an image, by archive path. Tar inputs are extracted once (regular files only, at their
+// checked path under a fresh directory; links recorded, never created), so a path in the archive can never
+// name a file outside that directory.
+class ImageSource {
+ public:
+  ~ImageSource() {
+    if (!temp_.empty()) {
+      std::error_code ec;
+      fs::remove_all(temp_, ec);
+    }
+  }
+  ImageSource() = default;
+  ImageSource(const ImageSource&) = delete;
+  ImageSource& operator=(const ImageSource&) = delete;
+
+  static Result<std::unique_ptr<ImageSource>> open_dir(const fs::path& dir) {
+    auto s = std::make_unique<ImageSource>();
+    s->root_ = dir;
+    s->is_dir_ = true;
+    return s;
+  }
+
+  static Result<std::unique_ptr<ImageSource>> extract(const fs::path& tar, const fs::path& temp_dir,
+                                                      uint64_t max_bytes) {
+    auto s = std::make_unique<ImageSource>();
+    std::string templ = ((temp_dir.empty() ? fs::path("/tmp") : temp_dir) / "quorate-image.XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory", errno);
+    s->temp_ = s->root_ = templ;
+    QR_RETURN_IF_ERROR(s->extract_all(tar, max_bytes));
+    return s;
+  }
+
+  // The file holding member `name` (links followed); not_found naming it when absent.
+  Result<fs::path> path_of(const std::string& raw_name, const std::string& what) const {
+    auto checked = canonical_path(raw_name);
+    if (!checked.ok()) return checked.status().with_context(what);
+    std::string name = *checked;
+    for (int hops = 0; hops < 16; ++hops) {
+      auto link = links_.find(name);
+      if (link == links_.end()) break;
+      name = link->second;
+    }
+    fs::path p = root_ / name;
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Status::bad_input(what + ": " + raw_name + " is missing from the image");
+    }
+    return p;
+  }
+
+  bool has(const std::string& name) const { return path_of(name, name).ok(); }
+
+ private:
+  Status extract_all(const fs::path& tar, uint64_t max_bytes) {
+    std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
+    archive_read_support_format_tar(a.get());
+    archive_read_support_filter_all(a.get());
+    if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
+      return detail::archive_error(a.get(), tar.string());
+    }
+    uint64_t total = 0;
+    for (;;) {
+      struct archive_entry* ae = nullptr;
+      int r = archive_read_next_header(a.get(), &ae);
+      if (r == ARCHIVE_EOF) break;
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return detail::archive_error(a.get(), tar.string());
+      const char* raw = detail::raw_path(ae);
+      std::string raw_name = raw ? raw : "";
+      auto name = canonical_path(raw_name);
+      if (!name.ok()) return name.status().with_context(tar.string());
+      auto type = archive_entry_filetype(ae);
+      if (type == AE_IFDIR) {
+        QR_RETURN_IF_ERROR(make_dirs(*name));
+      } else if (type == AE_IFREG && archive_entry_hardlink(ae) == nullptr) {
+        total += static_cast<uint64_t>(archive_entry_size(ae));
+        if (total > max_bytes) {
+          return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) + " bytes");
+        }
+        QR_RETURN_IF_ERROR(write_member(a.get(), *name, tar));
+      } else if (const char* target = archive_entry_hardlink(ae)) {
+        auto t = canonical_path(target);
+        if (!t.ok()) return t.status().with_context(tar.string() + ": hardlink " + *name);
+        links_[*name] = *t;
+      } else if (type == AE_IFLNK) {
+        const char* to = archive_entry_symlink(ae);
+        auto t = resolve_symlink(*name, to ? to : "");
+        if (!t.ok()) return t.status().with_context(tar.string());
+        links_[*name] = *t;
+      }  // anything else has no place in an image archive and is ignored
+    }
+    return Status();
+  }
+
+  // A symlink's target as an archive path; bad_input when it leaves the archive.
+  static Result<std::string> resolve_symlink(const std::string& name, const std::string& target) {
+    if (!target.empty() && target[0] == '/') return Status::bad_input("symlink " + name + " points outside the archive");
+    std::vector<std::string> parts;
+    std::string dir = name.find('/') == std::string::npos ? "" : name.substr(0, name.rfind('/'));
+    std::string joined = dir.empty() ? target : dir + "/" + target;
+    size_t start = 0;
+    while (start <= joined.size()) {
+      size_t end = joined.find('/', start);
+      if (end == std::string::npos) end = joined.size();
+      std::string part = joined.substr(start, end - start);
+      if (part == "..") {
+        if (parts.empty()) return Status::bad_input("symlink " + name + " points outside the archive");
+        parts.pop_back();
+      } else if (!part.empty() && part != ".") {
+        parts.push_back(part);
+      }
+      start = end + 1;
+    }
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+    return out;
+  }
+
+  Status make_dirs(const std::string& name) {
+    std::error_code ec;
+    fs::create_directories(root_ / name, ec);
+    if (ec) return Status::io("create " + (root_ / name).string() + ": " + ec.message());
+    return Status();
+  }
+
+  Status write_member(struct archive* a, const std::string& name, const fs::path& tar) {
+    if (name.find('/') != std::string::npos) QR_RETURN_IF_ERROR(make_dirs(name.substr(0, name.rfind('/'))));
+    links_.erase(name);
+    fs::path p = root_ / name;
+    ::unlink(p.c_str());  // a later member of the same name wins, as tar does
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return Status::from_errno("create " + p.string(), errno);
+    Status s;
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    for (;;) {
+      int r = archive_read_data_block(a, &buf, &size, &offset);
+      if (r == ARCHIVE_EOF) break;
+      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+        s = detail::archive_error(a, tar.string() + ": " + name);
+        break;
+      }
+      if (::lseek(fd, offset, SEEK_SET) < 0) {
+        s = Status::from_errno("seek " + p.string(), errno);
+        break;
+      }
+      s = write_all(fd, std::span(static_cast<const uint8_t*>(buf), size), p.c_str());
+      if (!s.ok()) break;
+    }
+    ::close(fd);
+    return s;
+  }
+
+  fs::path root_;
+  fs::path temp_;
+  bool is_dir_ = false;
+  std::map<std::string, std::string> links_;
+};
+
+Result<json> parse_json(const std::string& bytes, const std::string& what) {
+  try {
+    return json::parse(bytes);
+  } catch (const json::exception& e) {
+    return Status::bad_input(what + " is not valid JSON: " + e.what());
+  }
+}
+
+// ---- the image as read ----
+
+struct InputLayer {
+  fs::path path;
+  std::string expected;  // digest the input bytes must have ("" when the archive names none)
+  std::string what;      // how errors name it
+};
+
+struct InputImage {
+  json config;
+  std::string manifest_digest;
+  std::string ref_name;
+  std::vector<InputLayer> layers;
+};
+
+std::string tag_of(const std::string& repo_tag) {
+  size_t colon = repo_tag.rfind(':');
+  if (colon == std::string::npos || repo_tag.find('/', colon) != std::string::npos) return "latest";
+  return repo_tag.substr(colon + 1);
+}
+
+Result<std::string> read_member(const ImageSource& src, const std::string& name, const std::string& what) {
+  auto p = QR_TRY(src.path_of(name, what));
+  auto bytes = read_file(p, kMaxJsonBytes);
+  if (!bytes.ok()) return bytes.status().with_context(what);
+  return bytes;
+}
+
+// A blob of an OCI layout, checked against its digest.
+Result<std::string> read_blob(const ImageSource& src, const std::string& digest, const std::string& what) {
+  if (!check_digest(digest).ok()) return Status::bad_input(what + ": malformed or unsupported digest \"" + digest + "\"");
+  auto bytes = QR_TRY(read_member(src, "blobs/sha256/" + digest_hex(digest), what + " " + digest));
+  std::string actual = sha256_digest(bytes);
+  if (actual != digest) return Status::bad_input(what + " blob " + digest + " does not match its digest (holds " + actual + ")");
+  return bytes;
+}
+
+std::string platform_of(const json& d) {
+  if (!d.contains("platform") || !d["platform"].is_object()) return "";
+  const json& p = d["platform"];
+  std::string s = p.value("os", "") + "/" + p.value("architecture", "");
+  if (p.contains("variant") && p["variant"].is_string()) s += "/" + p["variant"].get<std::string>();
+  return s;
+}
+
+// The manifest descriptors an index leads to (nested indexes followed one level).
+Status collect_manifests(const ImageSource& src, const json& index, int depth, std::vector<json>& out) {
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
+    return Status::bad_input("index has no \"manifests\" array");
+  }
+  for (const auto& d : index["manifests"]) {
+    if (!d.is_object() || !d.contains("digest") || !d["digest"].is_string()) {
+      return Status::bad_input("index lists a descriptor without a digest");
+    }
+    std::string mt = d.value("mediaType", "");
+    if (mt == kMediaTypeIndex || mt == kDockerManifestList) {
+      if (depth > 1) return Status::unsupported("image indexes nested deeper than two levels");
+      auto bytes = QR_TRY(read_blob(src, d["digest"], "index"));
+      auto nested = QR_TRY(parse_json(bytes, "index " + d["digest"].get<std::string>()));
+      size_t first = out.size();
+      QR_RETURN_IF_ERROR(collect_manifests(src, nested, depth + 1, out));
+      for (size_t i = first; i < out.size(); ++i) {
+        json& m = out[i];
+        if (!m.contains("annotations") && d.contains("annotations")) m["annotations"] = d["annotations"];
+      }
+    } else {
+      out.push_back(d);
+    }
+  }
+  return Status();
+}
+
+Result<InputImage> read_oci(const ImageSource& src, const ImageOptions& opt) {
+  auto index_bytes = QR_TRY(read_member(src, "index.json", "index.json"));
+  auto index = QR_TRY(parse_json(index_bytes, "index.json"));
+  std::vector<json> manifests;
+  QR_RETURN_IF_ERROR(collect_manifests(src, index, 0, manifests).with_context("index.json"));
+  std::vector<json> chosen;
+  for (const auto& m : manifests) {
+    if (opt.platform.empty() || platform_of(m) == opt.platform ||
+        (platform_of(m).empty() && manifests.size() == 1)) {
+      chosen.push_back(m);
+    }
+  }
+  if (chosen.size() != 1) {
+    std::string listed;
+    for (const auto& m : manifests) listed += (listed.empty() ? "" : ", ") + (platform_of(m).empty() ? "?" : platform_of(m));
+    if (chosen.empty() && !opt.platform.empty()) {
+      return Status::bad_input("index.json has no image for platform " + opt.platform + " (it has: " + listed + ")");
+    }
+    return Status::bad_input("index.json lists " + std::to_string(manifests.size()) + " images (" + listed +
+                             "); choose one with --platform");
+  }
+  InputImage img;
+  const json& d = chosen[0];
+  img.manifest_digest = d["digest"];
+  if (d.contains("annotations") && d["annotations"].is_object()) {
+    img.ref_name = d["annotations"].value(kRefNameAnnotation, "");
+  }
+  auto manifest_bytes = QR_TRY(read_blob(src, img.manifest_digest, "manifest"));
+  auto manifest = QR_TRY(parse_json(manifest_bytes, "manifest " + img.manifest_digest));
+  try {
+    auto config_bytes = QR_TRY(read_blob(src, manifest.at("config").at("digest").get<std::string>(), "config"));
+    img.config = QR_TRY(parse_json(config_bytes, "config"));
+    for (const auto& l : manifest.at("layers")) {
+      std::string digest = l.at("digest");
+      if (!check_digest(digest).ok()) return Status::bad_input("manifest: malformed or unsupported layer digest \"" + digest + "\"");
+      auto p = QR_TRY(src.path_of("blobs/sha256/" + digest_hex(digest), "layer " + digest));
+      img.layers.push_back({p, digest, "layer blob " + digest});
+    }
+  } catch (const json::exception& e) {
+    return Status::bad_input("manifest " + img.manifest_digest + " is malformed: " + e.what());
+  }
+  return img;
+}
+
+bool is_hex_digest_name(const std::string& s) {
+  if (s.size() != 64) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// The digest a docker-archive member's name promises: blobs/sha256/<hex> or <hex>.json; "" otherwise.
+std::string digest_in_name(const std::string& name) {
+  std::string base = name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1);
+  if (base.size() == 69 && base.ends_with(".json")) base = base.substr(0, 64);
+  return is_hex_digest_name(base) ? "sha256:" + base : "";
+}
+
+Result<InputImage> read_docker(const ImageSource& src) {
+  auto bytes = QR_TRY(read_member(src, "manifest.json", "manifest.json"));
+  auto manifest = QR_TRY(parse_json(bytes, "manifest.json"));
+  if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
+  if (manifest.size() > 1) {
+    return Status::bad_input("manifest.json lists " + std::to_string(manifest.size()) + " images; normalize one at a time");
+  }
+  InputImage img;
+  try {
+    const json& m = manifest[0];
+    std::string config_name = m.at("Config");
+    auto config_bytes = QR_TRY(read_member(src, config_name, "config"));
+    std::string config_digest = sha256_digest(config_bytes);
+    std::string promised = digest_in_name(config_name);
+    if (!promised.empty() && promised != config_digest) {
+      return Status::bad_input("config " + config_name + " does not match its digest (holds " + config_digest + ")");
+    }
+    img.manifest_digest = config_digest;  // docker's image id
+    img.config = QR_TRY(parse_json(config_bytes, "config " + config_name));
+    if (m.contains("RepoTags") && m["RepoTags"].is_array() && !m["RepoTags"].empty()) {
+      img.ref_name = tag_of(m["RepoTags"][0].get<std::string>());
+    }
+    const json& diff_ids = img.config.at("rootfs").at("diff_ids");
+    const json& layers = m.at("Layers");
+    if (diff_ids.size() != layers.size()) {
+      return Status::bad_input("config lists " + std::to_string(diff_ids.size()) + " diff_ids for " +
+                               std::to_string(layers.size()) + std::string(" layers in manifest.json"));
+    }
+    for (size_t i = 0; i < layers.size(); ++i) {
+      std::string name = layers[i];
+      auto p = QR_TRY(src.path_of(name, "layer"));
+      std::string expected = digest_in_name(name);
+      // Legacy `<id>/layer.tar`: the uncompressed layer's digest is its diff_id.
+      if (expected.empty()) expected = diff_ids[i].get<std::string>();
+      img.layers.push_back({p, expected, "layer " + name});
+    }
+  } catch (const json::exception& e) {
+    return Status::bad_input(std::string("manifest.json or config is malformed: ") + e.what());
+  }
+  return img;
+}
+
+// ---- the canonical config ----
+
+// Fields that record the machine or daemon that built an image, not the image: dropped.
+constexpr const char* kHostFields[] = {"container", "container_config", "docker_version", "id", "parent", "Size"};
+constexpr const char* kHostConfigFields[] = {"Hostname", "Domainname", "Image"};
+
+Result<json> canonical_config(json config, const std::vector<LayerSummary>& layers, int64_t epoch) {
+  if (!config.is_object()) return Status::bad_input("config is not a JSON object");
+  std::string created = format_rfc3339(epoch);
+  for (const char* f : kHostFields) config.erase(f);
+  if (config.contains("config") && config["config"].is_object()) {
+    for (const char* f : kHostConfigFields) config["config"].erase(f);
+  }
+  config["created"] = created;
+  if (config.contains("history") && config["history"].is_array()) {
+    for (auto& h : config["history"]) {
+      if (h.is_object()) h["created"] = created;
+    }
+  }
+  json diff_ids = json::array();
+  for (const auto& l : layers) diff_ids.push_back(l.diff_id);
+  config["rootfs"] = {{"type", "layers"}, {"diff_ids", diff_ids}};
+  return config;
+}
+
+Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& output_dir, const LayerOptions& lopt,
+                                     const ImageOptions& iopt, ImageSummary summary) {
+  auto out = QR_TRY(AtomicDir::create(output_dir));
+  auto layout = QR_TRY(OciLayoutWriter::open(out.path()));
+  std::vector<Descriptor> descriptors;
+  for (const auto& l : img.layers) {
+    auto blob = QR_TRY(layout.begin_blob());
+    auto s = normalize_layer(l.path, *blob, lopt);
+    if (!s.ok()) return s.status().with_context(l.what);
+    if (!l.expected.empty() && s->input_digest != l.expected) {
+      return Status::bad_input(l.what + " does not match its digest " + l.expected + " (holds " + s->input_digest + ")");
+    }
+    descriptors.push_back(QR_TRY(blob->commit(s->media_type)));
+    summary.layers.push_back(std::move(s).value());
+  }
+  auto config = QR_TRY(canonical_config(img.config, summary.layers, lopt.source_date_epoch));
+  auto config_bytes = QR_TRY(checked_canonical_json(config, "config"));
+  auto config_desc = QR_TRY(layout.add_blob(kMediaTypeConfig, config_bytes));
+  auto manifest = QR_TRY(layout.add_blob(kMediaTypeManifest, make_manifest(config_desc, descriptors)));
+  summary.ref_name = !iopt.ref_name.empty() ? iopt.ref_name : !img.ref_name.empty() ? img.ref_name : "latest";
+  QR_RETURN_IF_ERROR(layout.write_index(manifest, summary.ref_name));
+  QR_RETURN_IF_ERROR(out.commit());
+  summary.manifest_digest = manifest.digest;
+  summary.manifest_size = manifest.size;
+  summary.config_digest = config_desc.digest;
+  summary.input_manifest_digest = img.manifest_digest;
+  return summary;
+}
+
+// What the top level of a tar says about it: whether it holds oci-layout and index.json, and whether its
+// manifest.json looks like `docker save`'s (an array of objects with "Config" and "Layers").
+struct TarTopLevel {
+  bool oci_layout = false;
+  bool index_json = false;
+  bool docker_manifest = false;
+};
+
+bool looks_like_docker_manifest(const std::string& bytes) {
+  try {
+    json m = json::parse(bytes);
+    return m.is_array() && !m.empty() && m[0].is_object() && m[0].contains("Config") && m[0].contains("Layers");
+  } catch (const json::exception&) {
+    return true;  // broken JSON in a manifest.json at the top: reported as a broken docker-archive
+  }
+}
+
+TarTopLevel tar_top_level(const fs::path& input) {
+  std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_filter_all(a.get());
+  TarTopLevel top;
+  if (archive_read_open_filename(a.get(), input.c_str(), 1 << 16) != ARCHIVE_OK) return top;
+  for (;;) {
+    struct archive_entry* ae = nullptr;
+    int r = archive_read_next_header(a.get(), &ae);
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) break;
+    const char* raw = detail::raw_path(ae);
+    auto name = canonical_path(raw ? raw : "");
+    if (!name.ok()) continue;
+    if (*name == "oci-layout") top.oci_layout = true;
+    if (*name == "index.json") top.index_json = true;
+    if (*name == "manifest.json" && archive_entry_filetype(ae) == AE_IFREG && archive_entry_size(ae) >= 0 &&
+        static_cast<uint64_t>(archive_entry_size(ae)) < kMaxJsonBytes) {
+      std::string bytes(static_cast<size_t>(archive_entry_size(ae)), '\0');
+      la_ssize_t n = archive_read_data(a.get(), bytes.data(), bytes.size());
+      if (n >= 0) bytes.resize(static_cast<size_t>(n));
+      top.docker_manifest = looks_like_docker_manifest(bytes);
+    }
+  }
+  return top;
+}
+
+}  // namespace
+
+const char* image_format_name(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::kDockerArchive: return "docker-archive";
+    case ImageFormat::kOciLayout: return "oci";
+    case ImageFormat::kOciArchive: return "oci-archive";
+    case ImageFormat::kNotImage: return "none";
+  }
+  return "?";
+}
+
+Result<ImageFormat> detect_image_format(const fs::path& input) {
+  std::error_code ec;
+  auto st = fs::status(input, ec);
+  if (ec || !fs::exists(st)) return Status::not_found("no such file or directory: " + input.string());
+  if (fs::is_directory(st)) {
+    if (fs::exists(input / "index.json", ec)) return ImageFormat::kOciLayout;
+    return Status::bad_input(input.string() + " is a directory without index.json, not an OCI image layout");
+  }
+  TarTopLevel top = tar_top_level(input);
+  if (top.oci_layout && top.index_json) return ImageFormat::kOciArchive;
+  if (top.docker_manifest) return ImageFormat::kDockerArchive;
+  return ImageFormat::kNotImage;
+}
+
+Result<ImageSummary> normalize_image(const fs::path& input, const fs::path& output_dir, const LayerOptions& layer_options,
+                                     const ImageOptions& image_options) {
+  try {
+    ImageSummary summary;
+    summary.input_format = QR_TRY(detect_image_format(input));
+    std::unique_ptr<ImageSource> src;
+    if (summary.input_format == ImageFormat::kNotImage) {
+      return Status::bad_input(input.string() + " is not a docker-archive, an OCI layout or an OCI layout tar");
+    }
+    if (summary.input_format == ImageFormat::kOciLayout) {
+      src = QR_TRY(ImageSource::open_dir(input));
+    } else {
+      fs::path temp = image_options.temp_dir.empty() ? layer_options.temp_dir : image_options.temp_dir;
+      src = QR_TRY(ImageSource::extract(input, temp, layer_options.max_expanded_bytes));
+    }
+    auto img = summary.input_format == ImageFormat::kDockerArchive ? read_docker(*src) : read_oci(*src, image_options);
+    if (!img.ok()) return img.status().with_context(input.string());
+    return write_canonical(*img, output_dir, layer_options, image_options, std::move(summary));
+  } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
+    return Status::internal(std::string("normalize ") + input.string() + ": " + e.what());
+  }
+}
+
+}  // namespace quorate::normalize

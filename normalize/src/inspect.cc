@@ -1,0 +1,69 @@
+// read_layer_entries: a plain libarchive walk that hashes content instead of keeping it.
+#include "quorate/normalize/inspect.h"
+
+#include <memory>
+
+#include "archive_util.h"
+#include "quorate/core/sha256.h"
+#include "quorate/normalize/layer.h"
+
+namespace quorate::normalize {
+
+Status read_layer_entries(const std::filesystem::path& layer, const std::function<Status(LayerEntry&&)>& visit,
+                          uint64_t max_expanded_bytes) {
+  std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_filename(a.get(), layer.c_str(), 1 << 20) != ARCHIVE_OK) {
+    return detail::archive_error(a.get(), layer.string());
+  }
+  std::string buffer(1 << 20, '\0');
+  uint64_t expanded = 0;
+  for (uint64_t index = 0;; ++index) {
+    struct archive_entry* ae;
+    int r = archive_read_next_header(a.get(), &ae);
+    if (r == ARCHIVE_EOF) return Status();
+    std::string where = layer.string() + " entry " + std::to_string(index);
+    if (r < ARCHIVE_WARN) return detail::archive_error(a.get(), where);
+    const char* raw = detail::raw_path(ae);
+    if (raw == nullptr) return Status::bad_input(where + " has no name");
+    auto path = canonical_path(raw);
+    if (!path.ok()) return path.status().with_context(where);
+    if (path->empty()) continue;
+    LayerEntry out;
+    if (const char* target = archive_entry_hardlink(ae)) {
+      auto canonical_target = canonical_path(target);
+      if (!canonical_target.ok()) return canonical_target.status().with_context(where + " hardlink target");
+      out.entry.type = EntryType::kHardlink;
+      out.entry.link_target = std::move(canonical_target).value();
+    } else {
+      auto type = detail::entry_type(ae, where);
+      if (!type.ok()) return type.status();
+      out.entry = detail::entry_meta(ae, *type);
+      if (*type == EntryType::kSymlink) {
+        const char* symlink = archive_entry_symlink(ae);
+        out.entry.link_target = symlink ? symlink : "";
+      }
+    }
+    out.entry.path = std::move(path).value();
+    if (out.entry.type == EntryType::kFile) {
+      Sha256 hash;
+      for (;;) {
+        la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
+        if (n < 0) return detail::archive_error(a.get(), where);
+        if (n == 0) break;
+        expanded += static_cast<uint64_t>(n);
+        if (expanded > max_expanded_bytes) {
+          return Status::bad_input(where + ": expanded layer size exceeds the limit of " +
+                                   std::to_string(max_expanded_bytes) + " bytes");
+        }
+        hash.update(std::string_view(buffer.data(), static_cast<size_t>(n)));
+        out.entry.size += static_cast<uint64_t>(n);
+      }
+      out.content_digest = hash.finish_digest();
+    }
+    QR_RETURN_IF_ERROR(visit(std::move(out)));
+  }
+}
+
+}  // namespace quorate::normalize

@@ -1,0 +1,192 @@
+// LayerPlan: last-wins paths, hardlink groups, canonical ordering, and the write of the canonical tar.
+#include "layer_plan.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "quorate/normalize/compress.h"
+#include "tar_writer.h"
+
+namespace quorate::normalize::detail {
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+constexpr uint64_t kMapWindow = uint64_t{64} << 20;
+
+}  // namespace
+
+Status copy_range(int fd, uint64_t offset, uint64_t size, Sink& out, const char* what) {
+  if (size < kChunk) {
+    std::string buf(static_cast<size_t>(size), '\0');
+    QR_RETURN_IF_ERROR(pread_exact(fd, reinterpret_cast<uint8_t*>(buf.data()), buf.size(), offset, what));
+    return out.write(std::string_view(buf));
+  }
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t end = offset + size;
+  while (offset < end) {
+    uint64_t start = offset / page * page;
+    uint64_t length = std::min(end, start + kMapWindow) - start;
+    void* map = ::mmap(nullptr, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, static_cast<off_t>(start));
+    if (map == MAP_FAILED) return Status::from_errno(std::string("map ") + what, errno);
+    ::madvise(map, length, MADV_SEQUENTIAL);
+    Status s = out.write(std::span(static_cast<const uint8_t*>(map) + (offset - start), length - (offset - start)));
+    ::munmap(map, length);
+    QR_RETURN_IF_ERROR(s);
+    offset = start + length;
+  }
+  return Status();
+}
+
+Status BufferedSink::write(std::span<const uint8_t> bytes) {
+  if (buffer_.size() + bytes.size() > capacity_) {
+    QR_RETURN_IF_ERROR(finish());
+    if (bytes.size() >= capacity_) return next_->write(bytes);
+  }
+  buffer_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  return Status();
+}
+
+Status BufferedSink::finish() {
+  if (buffer_.empty()) return Status();
+  Status s = next_->write(std::string_view(buffer_));
+  buffer_.clear();
+  return s;
+}
+
+Result<LayerPlan> LayerPlan::create(const LayerOptions& options) {
+  auto spool = QR_TRY(TempFile::create(options.temp_dir));
+  return LayerPlan(options, std::move(spool));
+}
+
+void LayerPlan::apply_rules(Entry& meta, LayerSummary& summary) const {
+  if (!options_->keep_owners && (meta.uid != 0 || meta.gid != 0 || !meta.uname.empty() || !meta.gname.empty())) {
+    meta.uid = meta.gid = 0;
+    meta.uname.clear();
+    meta.gname.clear();
+    ++summary.owners_reset;
+  }
+  const int64_t epoch = options_->source_date_epoch;
+  int64_t mtime = options_->mtime == MtimeMode::kSet ? epoch : std::min(meta.mtime, epoch);
+  if (mtime != meta.mtime) {
+    meta.mtime = mtime;
+    ++summary.times_clamped;
+  }
+}
+
+Result<uint64_t> LayerPlan::spool(std::string_view bytes) {
+  uint64_t offset = spool_size_;
+  spool_size_ += bytes.size();
+  if (spool_buffer_.size() + bytes.size() > kChunk) QR_RETURN_IF_ERROR(spool_flush());
+  if (bytes.size() >= kChunk) {
+    QR_RETURN_IF_ERROR(write_all(spool_.fd(), std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+                                 "spool file"));
+  } else {
+    spool_buffer_.append(bytes);
+  }
+  return offset;
+}
+
+Status LayerPlan::spool_flush() {
+  Status s = write_all(spool_.fd(), std::span(reinterpret_cast<const uint8_t*>(spool_buffer_.data()),
+                                              spool_buffer_.size()), "spool file");
+  spool_buffer_.clear();
+  return s;
+}
+
+void LayerPlan::put(const std::string& path, Node node, LayerSummary& summary) {
+  nodes_.push_back(std::move(node));
+  auto [it, inserted] = paths_.insert_or_assign(path, static_cast<uint32_t>(nodes_.size() - 1));
+  if (!inserted) ++summary.duplicates_dropped;
+}
+
+Status LayerPlan::link(const std::string& path, const std::string& target, LayerSummary& summary) {
+  auto it = paths_.find(target);
+  if (it == paths_.end()) {
+    return Status::bad_input("hardlink \"" + path + "\" points to \"" + target + "\", which is not in the layer before it");
+  }
+  if (nodes_[it->second].meta.type == EntryType::kDirectory) {
+    return Status::bad_input("hardlink \"" + path + "\" points to directory \"" + target + "\"");
+  }
+  uint32_t node = it->second;
+  auto [self, inserted] = paths_.insert_or_assign(path, node);
+  if (!inserted) ++summary.duplicates_dropped;
+  return Status();
+}
+
+Status LayerPlan::write_content(const Node& node, Sink& out) {
+  switch (node.source) {
+    case Node::Source::kSpool: return copy_range(spool_.fd(), node.offset, node.meta.size, out, "spool file");
+    case Node::Source::kInput: return copy_range(input_fd_, node.offset, node.meta.size, out, "input");
+    case Node::Source::kNone: return Status::internal("regular file without content");
+    case Node::Source::kFile: break;
+  }
+  int fd = ::open(node.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + node.file.string(), errno);
+  struct stat st;
+  Status s;
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != node.meta.size) {
+    s = Status::bad_input(node.file.string() + " changed size while the layer was written");
+  } else {
+    s = copy_range(fd, 0, node.meta.size, out, node.file.c_str());
+  }
+  ::close(fd);
+  return s;
+}
+
+Status LayerPlan::write(Sink& tar_out, LayerSummary& summary) {
+  QR_RETURN_IF_ERROR(spool_flush());
+  static const std::string kZeros(kBlockSize * 2, '\0');
+  std::vector<const std::string*> primary(nodes_.size(), nullptr);
+  for (const auto& [path, index] : paths_) {
+    const Node& node = nodes_[index];
+    Entry e = node.meta;
+    e.path = path;
+    const bool is_link = primary[index] != nullptr;
+    if (is_link) {
+      e.type = EntryType::kHardlink;
+      e.link_target = *primary[index];
+      e.size = 0;
+      e.xattrs.clear();
+    } else {
+      primary[index] = &path;
+    }
+    QR_RETURN_IF_ERROR(tar_out.write(tar_header(e)));
+    if (!is_link && e.type == EntryType::kFile && e.size > 0) {
+      QR_RETURN_IF_ERROR(write_content(node, tar_out));
+      QR_RETURN_IF_ERROR(tar_out.write(std::string_view(kZeros.data(), tar_padding(e.size))));
+    }
+    ++summary.entries;
+  }
+  return tar_out.write(std::string_view(kZeros.data(), kEndOfArchiveSize));
+}
+
+Status write_layer(LayerPlan& plan, const LayerOptions& options, Sink& out, LayerSummary& summary) {
+  const bool compressed = options.compression != Compression::kNone;
+  DigestingSink blob_hash(&out);
+  Sink* blob_sink = compressed ? static_cast<Sink*>(&blob_hash) : &out;
+  std::unique_ptr<Sink> compressor;
+  if (compressed) compressor = make_compressor(options.compression, options.level, options.threads, blob_sink);
+  DigestingSink tar_hash(compressed ? compressor.get() : &out);
+  BufferedSink buffered(&tar_hash);
+  QR_RETURN_IF_ERROR(plan.write(buffered, summary));
+  QR_RETURN_IF_ERROR(buffered.finish());
+  summary.diff_id = tar_hash.digest();
+  summary.tar_size = tar_hash.size();
+  if (compressed) {
+    QR_RETURN_IF_ERROR(compressor->finish());
+    summary.digest = blob_hash.digest();
+    summary.size = blob_hash.size();
+  } else {
+    summary.digest = summary.diff_id;
+    summary.size = summary.tar_size;
+  }
+  summary.media_type = layer_media_type(options.compression);
+  return Status();
+}
+
+}  // namespace quorate::normalize::detail

@@ -1,0 +1,123 @@
+// OCI image layout output: descriptors, canonical JSON, blobs streamed to a temp file and renamed by digest.
+#include "quorate/normalize/oci.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+
+namespace quorate::normalize {
+namespace fs = std::filesystem;
+
+nlohmann::json Descriptor::to_json() const {
+  nlohmann::json j = {{"mediaType", media_type}, {"digest", digest}, {"size", size}};
+  if (!annotations.empty()) j["annotations"] = annotations;
+  return j;
+}
+
+std::string canonical_json(const nlohmann::json& value) {
+  // nlohmann's default object type is a std::map, so members come out sorted bytewise; dump(-1) adds no
+  // whitespace. `replace` keeps this total: only values built from outside bytes can hold invalid UTF-8,
+  // and those go through checked_canonical_json, which refuses them.
+  return value.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+}
+
+Result<std::string> checked_canonical_json(const nlohmann::json& value, std::string_view what) {
+  try {
+    return value.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::strict);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::bad_input(std::string(what) + ": cannot be written as JSON: " + e.what());
+  }
+}
+
+struct BlobWriter::Impl {
+  fs::path blobs;  // <layout>/blobs/sha256
+  fs::path temp;
+  int fd = -1;
+  Sha256 sha;
+  uint64_t size = 0;
+  bool committed = false;
+};
+
+BlobWriter::BlobWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+BlobWriter::~BlobWriter() {
+  if (impl_->fd >= 0) ::close(impl_->fd);
+  if (!impl_->committed) ::unlink(impl_->temp.c_str());
+}
+
+Status BlobWriter::write(std::span<const uint8_t> bytes) {
+  if (impl_->fd < 0) return Status::internal("write to a committed blob");
+  QR_RETURN_IF_ERROR(write_all(impl_->fd, bytes, impl_->temp.c_str()));
+  impl_->sha.update(bytes);
+  impl_->size += bytes.size();
+  return Status();
+}
+
+Result<Descriptor> BlobWriter::commit(std::string media_type) {
+  Impl& b = *impl_;
+  if (b.fd < 0) return Status::internal("blob committed twice");
+  if (::fsync(b.fd) != 0) return Status::from_errno("fsync " + b.temp.string(), errno);
+  ::close(b.fd);
+  b.fd = -1;
+  Descriptor d;
+  d.media_type = std::move(media_type);
+  d.digest = b.sha.finish_digest();
+  d.size = b.size;
+  fs::path target = b.blobs / digest_hex(d.digest);
+  // Same digest, same bytes: replacing an existing blob is harmless.
+  if (::rename(b.temp.c_str(), target.c_str()) != 0) return Status::from_errno("rename to " + target.string(), errno);
+  b.committed = true;
+  return d;
+}
+
+Result<OciLayoutWriter> OciLayoutWriter::open(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir / "blobs" / "sha256", ec);
+  if (ec) return Status::io("create " + (dir / "blobs" / "sha256").string() + ": " + ec.message());
+  QR_RETURN_IF_ERROR(write_file_atomic(dir / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})"));
+  return OciLayoutWriter(dir);
+}
+
+Result<std::unique_ptr<BlobWriter>> OciLayoutWriter::begin_blob() {
+  auto impl = std::make_unique<BlobWriter::Impl>();
+  impl->blobs = dir_ / "blobs" / "sha256";
+  // The temporary lives inside the layout, so the final rename never crosses a filesystem.
+  std::string templ = (impl->blobs / ".blob.tmp.XXXXXX").string();
+  int fd = ::mkostemp(templ.data(), O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("create a blob in " + impl->blobs.string(), errno);
+  impl->temp = templ;
+  impl->fd = fd;
+  std::unique_ptr<BlobWriter> blob(new BlobWriter(std::move(impl)));  // from here on its destructor cleans up
+  if (::fchmod(fd, 0644) != 0) return Status::from_errno("chmod " + templ, errno);
+  return blob;
+}
+
+Result<Descriptor> OciLayoutWriter::add_blob(std::string_view media_type, std::string_view bytes) {
+  auto blob = QR_TRY(begin_blob());
+  QR_RETURN_IF_ERROR(blob->Sink::write(bytes));
+  return blob->commit(std::string(media_type));
+}
+
+Status OciLayoutWriter::write_index(Descriptor manifest, const std::string& ref_name) {
+  if (!ref_name.empty()) manifest.annotations[kRefNameAnnotation] = ref_name;
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"mediaType", kMediaTypeIndex},
+                          {"manifests", nlohmann::json::array({manifest.to_json()})}};
+  auto bytes = QR_TRY(checked_canonical_json(index, "index.json"));
+  return write_file_atomic(dir_ / "index.json", bytes);
+}
+
+std::string make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
+  nlohmann::json jl = nlohmann::json::array();
+  for (const auto& l : layers) jl.push_back(l.to_json());
+  nlohmann::json m = {{"schemaVersion", 2}, {"mediaType", kMediaTypeManifest}, {"config", config.to_json()}, {"layers", jl}};
+  return canonical_json(m);
+}
+
+}  // namespace quorate::normalize

@@ -1,0 +1,51 @@
+// What the verifier daemon asks of the quorum module: verify and store one attestation, decide a subject
+// key, answer queries. An interface so the daemon's network behaviour is tested on its own.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/wire/frame.h"
+
+namespace quorate::quorum {
+
+// Not thread-safe: the daemon calls it from its one thread.
+class Judge {
+ public:
+  struct Outcome {
+    enum class Kind { kStored, kDuplicate, kRejected };
+    Kind kind = Kind::kRejected;
+    std::string reason;                        // kRejected: "unknown key", "bad signature", ...
+    std::optional<wire::pb::SubjectKey> subject;  // the subject key the attestation votes on, when known
+  };
+  virtual ~Judge() = default;
+
+  struct Submission {
+    std::string node_id;   // the node that published it (it must be the signer)
+    std::string envelope;  // DSSE envelope JSON
+  };
+
+  // Verifies each envelope as published by its node (it must be signed by that node's roster key) and stores
+  // the batch, durably and atomically (one transaction: one fsync for many), before returning one Outcome per
+  // submission, in order. A verification failure is an Outcome (kRejected), not an error; errors are for
+  // failures of the store itself, and then nothing of the batch counts as stored.
+  virtual Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) = 0;
+  // Called with the decisions that changed and were published after a batch, so that they can be recorded
+  // (in one transaction). Default: nothing.
+  virtual Status record(const std::vector<wire::pb::Decision>& decisions) {
+    (void)decisions;
+    return Status();
+  }
+  // The current decision for `subject` under the policy.
+  virtual Result<wire::pb::Decision> decide(const wire::pb::SubjectKey& subject) = 0;
+  // Every subject key with at least one stored vote, in a stable order.
+  virtual Result<std::vector<wire::pb::SubjectKey>> subjects() = 0;
+  // Decisions of the subject keys for which some stored vote attests `image_digest`.
+  virtual Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) = 0;
+  // Decisions for `subject` (an empty recipe_path or repo matches any).
+  virtual Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) = 0;
+};
+
+}  // namespace quorate::quorum

@@ -1,0 +1,376 @@
+// VerifierDaemon: follower -> judge -> decisions on PUB; queries on ROUTER; cursors persisted after storing.
+#include "quorate/quorum/verifier_daemon.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "quorate/core/file.h"
+#include "quorate/wire/follower.h"
+#include "quorate/wire/socket.h"
+
+namespace quorate::quorum {
+namespace {
+
+namespace pb = wire::pb;
+using wire::MessageType;
+using SteadyClock = std::chrono::steady_clock;
+constexpr size_t kMaxBatch = 4096;  // attestations per store transaction at most
+
+std::string subject_id(const pb::SubjectKey& s) { return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path(); }
+
+// What makes two decisions "the same" for publishing: everything but the revision and the JSON record
+// (which may carry the time it was made).
+std::string decision_fingerprint(pb::Decision d) {
+  d.clear_revision();
+  d.clear_decision_json();
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  d.SerializeToCodedStream(&coded);
+  coded.Trim();
+  return out;
+}
+
+// Follow cursors: node id -> last sequence processed. SQLite so an update is atomic and durable. The
+// cursor is saved only after the attestations up to it are stored: a crash in between re-delivers, and
+// the store's idempotent inserts make that harmless.
+class CursorStore {
+ public:
+  static Result<std::unique_ptr<CursorStore>> open(const std::filesystem::path& path) {
+    auto cs = std::unique_ptr<CursorStore>(new CursorStore());
+    cs->path_ = path.string();
+    if (sqlite3_open(cs->path_.c_str(), &cs->db_) != SQLITE_OK) return cs->error("open");
+    sqlite3_busy_timeout(cs->db_, 5000);
+    QR_RETURN_IF_ERROR(cs->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                                "CREATE TABLE IF NOT EXISTS cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);"));
+    return cs;
+  }
+  ~CursorStore() { sqlite3_close(db_); }
+
+  Result<std::map<std::string, uint64_t>> load() {
+    std::map<std::string, uint64_t> out;
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, "SELECT node_id, sequence FROM cursors", -1, &st, nullptr) != SQLITE_OK) {
+      return error("read cursors");
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] = static_cast<uint64_t>(sqlite3_column_int64(st, 1));
+    }
+    sqlite3_finalize(st);
+    return out;
+  }
+
+  Status save(const std::map<std::string, uint64_t>& cursors) {
+    QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, "INSERT INTO cursors(node_id, sequence) VALUES(?, ?) "
+                                "ON CONFLICT(node_id) DO UPDATE SET sequence = excluded.sequence",
+                           -1, &st, nullptr) != SQLITE_OK) {
+      (void)exec("ROLLBACK");
+      return error("save cursors");
+    }
+    for (const auto& [node, seq] : cursors) {
+      sqlite3_reset(st);
+      sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(st, 2, static_cast<int64_t>(seq));
+      if (sqlite3_step(st) != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        (void)exec("ROLLBACK");
+        return error("save cursor");
+      }
+    }
+    sqlite3_finalize(st);
+    return exec("COMMIT");
+  }
+
+ private:
+  CursorStore() = default;
+  Status error(const std::string& what) { return Status::io(path_ + ": " + what + ": " + sqlite3_errmsg(db_)); }
+  Status exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown";
+      sqlite3_free(err);
+      return Status::io(path_ + ": " + msg);
+    }
+    return Status();
+  }
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace
+
+struct VerifierDaemon::Impl {
+  VerifierConfig config;
+  std::unique_ptr<Judge> judge;
+  wire::EventLog& log;
+  Options options;
+  std::unique_ptr<CursorStore> cursors;
+  std::unique_ptr<wire::Context> ctx;
+  std::unique_ptr<wire::Socket> pub;
+  std::unique_ptr<wire::Socket> router;
+  std::unique_ptr<wire::Follower> follower;
+  std::string pub_endpoint, query_endpoint;
+  std::map<std::string, std::pair<std::string, uint64_t>> published;  // subject -> (fingerprint, revision)
+  mutable std::mutex mu;
+  VerifierCounters counts;
+  wire::DropCounters router_drops;
+
+  void drop(wire::DropReason why, const std::string& detail) {
+    router_drops.add(why);
+    log.warn("frame_dropped", {{"reason", wire::drop_reason_name(why)}, {"socket", "query"}, {"detail", detail}});
+  }
+
+  Status bind_and_follow() {
+    auto security = QR_TRY(wire::make_server_security(config.transport));
+    ctx = QR_TRY(wire::Context::create());
+    wire::SocketOptions so;
+    so.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
+    pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, security, so)));
+    router = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, so)));
+    pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
+    query_endpoint = QR_TRY(router->bind(config.query_endpoint));
+    if (!config.endpoints_file.empty()) {
+      nlohmann::json j = {{"publish", pub_endpoint}, {"query", query_endpoint}};
+      QR_RETURN_IF_ERROR(write_file_atomic(config.endpoints_file, j.dump() + "\n"));
+    }
+    auto start = QR_TRY(cursors->load());
+    wire::Follower::Options fo;
+    fo.limits = config.limits;
+    fo.history_timeout_ms = config.history_timeout_ms;
+    follower = QR_TRY(wire::Follower::open(*ctx, config.nodes, config.transport, start, fo, log));
+    return Status();
+  }
+
+  // The decisions already made (from the store) are the baseline: only changes are published.
+  Status seed_decisions() {
+    auto subjects = QR_TRY(judge->subjects());
+    for (const auto& s : subjects) {
+      auto d = QR_TRY(judge->decide(s));
+      published[subject_id(s)] = {decision_fingerprint(d), 1};
+    }
+    return Status();
+  }
+
+  void publish_if_changed(const pb::SubjectKey& subject, std::vector<pb::Decision>& changed) {
+    auto d = judge->decide(subject);
+    if (!d.ok()) {
+      log.error("decide_failed", {{"commit", subject.commit()}, {"error", d.status().to_string()}});
+      return;
+    }
+    std::string fp = decision_fingerprint(*d);
+    auto& slot = published[subject_id(subject)];
+    if (slot.first == fp) return;
+    slot.first = fp;
+    d->set_revision(++slot.second);
+    Status s = pub->send({wire::decision_topic(subject.commit()), wire::encode_frame(MessageType::kDecision, *d)});
+    if (!s.ok()) log.warn("decision_publish_failed", {{"error", s.to_string()}});
+    changed.push_back(*d);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++counts.decisions_published;
+    }
+    log.info("decision", {{"repo", subject.repo()}, {"commit", subject.commit()}, {"recipe", subject.recipe_path()},
+                          {"accepted", d->accepted()}, {"digest", d->digest()},
+                          {"agreeing", std::vector<std::string>(d->agreeing().begin(), d->agreeing().end())},
+                          {"dissenters", d->dissenters_size()}, {"reason", d->reason()},
+                          {"revision", d->revision()}});
+  }
+
+  Status ingest(std::vector<pb::AttestationMessage>& batch) {
+    std::set<std::string> touched_ids;
+    std::vector<pb::SubjectKey> touched;
+    std::vector<Judge::Submission> subs;
+    subs.reserve(batch.size());
+    for (const auto& m : batch) subs.push_back({m.node_id(), m.envelope()});
+    auto outcomes = judge->ingest(subs);
+    if (!outcomes.ok()) return outcomes.status();  // the store failed: stop before moving cursors
+    if (outcomes->size() != batch.size()) return Status::internal("judge returned a wrong number of outcomes");
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const auto& m = batch[i];
+      const auto* outcome = &(*outcomes)[i];
+      std::lock_guard<std::mutex> lock(mu);
+      ++counts.received;
+      switch (outcome->kind) {
+        case Judge::Outcome::Kind::kStored: ++counts.stored; break;
+        case Judge::Outcome::Kind::kDuplicate: ++counts.duplicates; break;
+        case Judge::Outcome::Kind::kRejected:
+          ++counts.rejected;
+          ++counts.rejected_by_reason[outcome->reason];
+          log.warn("attestation_rejected", {{"node_id", m.node_id()}, {"sequence", m.sequence()},
+                                            {"reason", outcome->reason}});
+          break;
+      }
+      if (outcome->kind == Judge::Outcome::Kind::kDuplicate) {
+        log.info("attestation_duplicate", {{"node_id", m.node_id()}, {"sequence", m.sequence()}});
+      }
+      if (outcome->kind == Judge::Outcome::Kind::kStored && outcome->subject &&
+          touched_ids.insert(subject_id(*outcome->subject)).second) {
+        touched.push_back(*outcome->subject);
+      }
+    }
+    std::map<std::string, uint64_t> now;
+    for (const auto& n : config.nodes) now[n.node_id] = follower->cursor(n.node_id);
+    QR_RETURN_IF_ERROR(cursors->save(now));
+    std::vector<pb::Decision> changed;
+    for (const auto& s : touched) publish_if_changed(s, changed);
+    if (!changed.empty()) {
+      if (Status r = judge->record(changed); !r.ok()) log.warn("decision_record_failed", {{"error", r.to_string()}});
+    }
+    return Status();
+  }
+
+  pb::Answer answer(const pb::Query& q) {
+    pb::Answer a;
+    a.set_request_id(q.request_id());
+    Result<std::vector<pb::Decision>> found = Status::bad_input("query names neither an image digest nor a subject");
+    if (q.what_case() == pb::Query::kImageDigest) {
+      found = judge->find_by_image(q.image_digest());
+    } else if (q.what_case() == pb::Query::kSubject) {
+      found = judge->find_by_subject(q.subject());
+    }
+    if (!found.ok()) {
+      a.set_error(found.status().to_string());
+      return a;
+    }
+    for (auto& d : *found) {
+      auto it = published.find(subject_id(d.subject()));
+      if (it != published.end()) d.set_revision(it->second.second);
+      *a.add_decisions() = std::move(d);
+    }
+    return a;
+  }
+
+  void serve_queries() {
+    for (int i = 0; i < 100; ++i) {
+      auto got = router->recv(0);
+      if (!got.ok()) {
+        if (got.status().is_bad_input()) drop(wire::DropReason::kGarbage, got.status().message());
+        else log.error("query_recv_failed", {{"error", got.status().to_string()}});
+        continue;
+      }
+      if (!got->has_value()) return;
+      wire::Frames frames = std::move(**got);
+      if (frames.size() < 2 || frames.size() > 3 || (frames.size() == 3 && !frames[1].empty())) {
+        drop(wire::DropReason::kGarbage, std::to_string(frames.size()) + " frames");
+        continue;
+      }
+      pb::Query q;
+      wire::DropReason why{};
+      Status s = wire::decode_message(frames.back(), MessageType::kQuery, config.limits, q, &why);
+      if (!s.ok()) {
+        drop(why, s.message());
+        continue;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++counts.queries;
+      }
+      frames.back() = wire::encode_frame(MessageType::kAnswer, answer(q));
+      Status sent = router->send(frames);
+      if (!sent.ok()) log.warn("answer_failed", {{"error", sent.to_string()}});
+    }
+  }
+
+  nlohmann::json counters_json() {
+    auto c = snapshot();
+    auto fc = follower->counters();
+    return {{"received", c.received}, {"stored", c.stored}, {"duplicates", c.duplicates},
+            {"rejected", c.rejected}, {"rejected_by_reason", c.rejected_by_reason},
+            {"decisions_published", c.decisions_published}, {"queries", c.queries}, {"dropped", c.dropped},
+            {"dropped_by_reason", follower_and_router_drops()}, {"zap_denied", c.zap_denied},
+            {"replays_ignored", fc.duplicates}, {"gaps", fc.gaps}, {"history_requests", fc.history_requests},
+            {"live", fc.live}, {"from_history", fc.from_history}};
+  }
+
+  std::map<std::string, uint64_t> follower_and_router_drops() {
+    auto out = follower->drops().snapshot();
+    for (const auto& [k, v] : router_drops.snapshot()) out[k] += v;
+    return out;
+  }
+
+  VerifierCounters snapshot() {
+    std::lock_guard<std::mutex> lock(mu);
+    VerifierCounters c = counts;
+    c.dropped = router_drops.total() + (follower ? follower->drops().total() : 0);
+    c.zap_denied = ctx ? ctx->zap_denied() : 0;
+    return c;
+  }
+
+  Status serve(const std::atomic<bool>& stop) {
+    auto next_log = SteadyClock::now();
+    std::string last_logged;
+    while (!stop) {
+      auto batch = follower->poll(10);
+      if (!batch.ok()) {
+        log.error("follow_failed", {{"error", batch.status().to_string()}});
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      // Gather what is already waiting into one batch: one store transaction (one fsync) for many.
+      while (!batch->empty() && batch->size() < kMaxBatch) {
+        auto more = follower->poll(0);
+        if (!more.ok() || more->empty()) break;
+        for (auto& m : *more) batch->push_back(std::move(m));
+      }
+      if (!batch->empty()) {
+        Status s = ingest(*batch);
+        if (!s.ok()) {
+          log.error("store_failed", {{"error", s.to_string()}});
+          return s;  // cursors not moved: a restart re-fetches from history
+        }
+      }
+      serve_queries();
+      if (SteadyClock::now() >= next_log) {
+        auto j = counters_json();
+        std::string text = j.dump();
+        if (text != last_logged) log.info("counters", j);
+        last_logged = text;
+        next_log = SteadyClock::now() + std::chrono::milliseconds(options.counters_log_interval_ms);
+      }
+    }
+    log.info("verifier_stopped", counters_json());
+    return Status();
+  }
+};
+
+VerifierDaemon::VerifierDaemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+VerifierDaemon::~VerifierDaemon() {
+  if (!impl_) return;
+  impl_->follower.reset();
+  impl_->pub.reset();
+  impl_->router.reset();
+  impl_->ctx.reset();
+}
+
+Result<std::unique_ptr<VerifierDaemon>> VerifierDaemon::open(VerifierConfig config, std::unique_ptr<Judge> judge,
+                                                             wire::EventLog& log, Options options) {
+  auto impl = std::unique_ptr<Impl>(new Impl{.config = std::move(config), .judge = std::move(judge), .log = log,
+                                             .options = std::move(options)});
+  std::error_code ec;
+  std::filesystem::create_directories(impl->config.data_dir, ec);
+  if (ec) return Status::io(impl->config.data_dir.string() + ": " + ec.message());
+  impl->cursors = QR_TRY(CursorStore::open(impl->config.data_dir / "cursors.db"));
+  QR_RETURN_IF_ERROR(impl->seed_decisions());
+  QR_RETURN_IF_ERROR(impl->bind_and_follow());
+  nlohmann::json nodes = nlohmann::json::array();
+  for (const auto& n : impl->config.nodes) nodes.push_back({{"id", n.node_id}, {"cursor", impl->follower->cursor(n.node_id)}});
+  log.info("verifier_started", {{"publish", impl->pub_endpoint}, {"query", impl->query_endpoint}, {"nodes", nodes},
+                                {"known_subjects", impl->published.size()},
+                                {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
+  return std::unique_ptr<VerifierDaemon>(new VerifierDaemon(std::move(impl)));
+}
+
+const std::string& VerifierDaemon::publish_endpoint() const { return impl_->pub_endpoint; }
+const std::string& VerifierDaemon::query_endpoint() const { return impl_->query_endpoint; }
+Status VerifierDaemon::run(const std::atomic<bool>& stop) { return impl_->serve(stop); }
+VerifierCounters VerifierDaemon::counters() const { return impl_->snapshot(); }
+
+}  // namespace quorate::quorum

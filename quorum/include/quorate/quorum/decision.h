@@ -1,0 +1,61 @@
+// The quorum engine: a pure function from verified votes, a policy and a time to a Decision.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "quorate/quorum/policy.h"
+#include "quorate/quorum/vote.h"
+
+namespace quorate::quorum {
+
+// A counted vote, or a dissenting one: who, and what they attested.
+struct Ballot {
+  std::string node;           // the voter (smallest node id of its roster group)
+  std::string digest;         // the matched digest (image or content, by the policy)
+  std::string image_digest;
+  std::string config_digest;
+  std::string keyid;
+  int64_t signed_at = 0;
+  std::string envelope_digest;
+};
+
+// A vote that does not count, and why.
+struct VoidVote {
+  std::string node_id;   // as the vote claims it
+  std::string keyid;
+  std::string image_digest;
+  std::string config_digest;
+  std::string envelope_digest;
+  std::string reason;    // "unknown key", "revoked", "expired", "not yet valid", "too old", "equivocation", ...
+};
+
+// The outcome for one subject key. Every list is sorted, so equal inputs give equal bytes whatever the order
+// in which the votes arrived.
+struct Decision {
+  SubjectKey subject;
+  bool accepted = false;
+  std::string digest;                      // the accepted digest (image or content digest), empty if rejected
+  std::vector<std::string> image_digests;  // image digests of the agreeing votes (several under match=content)
+  std::vector<Ballot> agreeing;            // votes for `digest` (or for the leading digest when rejected)
+  std::vector<Ballot> dissenting;          // counted votes for any other digest
+  std::vector<VoidVote> void_votes;
+  std::vector<std::string> missing;        // voters with no vote at all for this subject key
+  std::vector<std::string> equivocators;   // voters that signed two different digests for this subject key
+  std::string reason;                      // in words
+  std::string policy_digest;
+  int64_t time = 0;                        // the `now` the decision was made at
+
+  // Canonical JSON (sorted keys, no whitespace); times in RFC 3339.
+  std::string to_json() const;
+  // A few lines for people.
+  std::string to_text() const;
+};
+
+// Decides `subject` from `votes` (votes for other subject keys are ignored) under `policy` at time `now`.
+// Deterministic: any permutation of `votes` gives the same Decision. Never fails; bad votes are void votes.
+Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const Vote> votes, int64_t now);
+
+}  // namespace quorate::quorum

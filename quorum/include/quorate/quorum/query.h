@@ -1,0 +1,40 @@
+// The two questions a release gate asks: "is this image accepted, and for which commit?" and "what was
+// accepted for this commit?", answered from a set of votes or from a store.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/quorum/decision.h"
+#include "quorate/quorum/policy.h"
+#include "quorate/quorum/store.h"
+#include "quorate/quorum/vote.h"
+
+namespace quorate::quorum {
+
+// Empty fields are not asked. With an image digest, the subject keys that have a vote for it are decided;
+// with a commit (and optionally a repository), the subject keys of that commit; with neither, every one.
+struct Question {
+  std::string image_digest;
+  std::string commit;
+  std::string source_uri;
+};
+
+struct Answer {
+  std::vector<Decision> decisions;  // sorted by subject key
+  // Image asked: some decision accepted it (it is among its image_digests). Otherwise: at least one
+  // subject key was found and every one was accepted.
+  bool yes = false;
+  std::string summary;  // one line in words
+};
+
+// Decides the subject keys `question` concerns, from `votes`, under `policy` at `now`. bad_input when the
+// image digest is not a "sha256:" digest.
+Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Question& question, int64_t now);
+// The same from a store: reads the votes of the concerned subject keys only.
+Result<Answer> answer(const Policy& policy, Store& store, const Question& question, int64_t now);
+
+}  // namespace quorate::quorum

@@ -1,0 +1,92 @@
+// The attestation store: verified and rejected attestations and decisions in SQLite (WAL, one transaction a write).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/quorum/decision.h"
+#include "quorate/quorum/vote.h"
+
+namespace quorate::quorum {
+
+// A verified attestation as stored: the envelope bytes and what the engine needs from them.
+struct StoredAttestation {
+  int64_t id = 0;                // row id, assigned by the store
+  std::string envelope_digest;   // "sha256:" of the DSSE envelope's canonical JSON: the idempotency key
+  std::string envelope;          // the DSSE envelope JSON as stored
+  Vote vote;                     // vote.envelope_digest == envelope_digest
+  int64_t started_on = 0;        // statement times (runDetails), Unix seconds; vote.signed_at is finishedOn
+  int64_t received_at = 0;
+};
+
+// An attestation that failed verification, kept with the reason so that an auditor can see what was refused.
+struct Rejection {
+  int64_t id = 0;
+  std::string envelope_digest;  // "sha256:" of the bytes as received
+  std::string envelope;         // the bytes as received
+  std::string code;             // code_name() of the verification Status
+  std::string reason;           // its message
+  int64_t received_at = 0;
+};
+
+struct StoredDecision {
+  int64_t id = 0;
+  SubjectKey subject;
+  std::string policy_digest;
+  bool accepted = false;
+  std::string digest;
+  std::string json;  // Decision::to_json()
+  int64_t decided_at = 0;
+};
+
+// One SQLite database. Not thread-safe: one Store per thread (SQLite serializes writers across processes).
+// Every write is one transaction, or part of the caller's transaction(); WAL with synchronous=FULL, so what a
+// call reported as written survives a crash of the process or the machine.
+class Store {
+ public:
+  // Opens or creates the store and brings its schema up to date; unsupported when the file was written by a
+  // newer schema, io when SQLite fails.
+  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& path);
+  ~Store();
+
+  // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
+  static constexpr int kSchemaVersion = 3;
+  Result<int> schema_version();
+
+  // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant.
+  Status transaction(const std::function<Status()>& body);
+
+  // Idempotent inserts: true when the row is new, false when that envelope digest was already there.
+  Result<bool> add_attestation(const StoredAttestation& a);
+  Result<bool> add_rejection(const Rejection& r);
+  Result<int64_t> add_decision(const Decision& d);
+
+  // Queries; every result sorted (by subject key, then row id).
+  Result<std::vector<SubjectKey>> subjects();
+  Result<std::vector<SubjectKey>> subjects_with_image(const std::string& image_digest);
+  // Subject keys for a commit; `source_uri` empty means any repository.
+  Result<std::vector<SubjectKey>> subjects_with_commit(const std::string& commit, const std::string& source_uri);
+  Result<std::vector<Vote>> votes(const SubjectKey& subject);
+  Result<std::vector<Vote>> all_votes();
+  // Without envelope bytes (list), and one with them by envelope digest or a unique prefix of its hex (show).
+  Result<std::vector<StoredAttestation>> attestations();
+  Result<std::vector<Rejection>> rejections();
+  Result<std::vector<StoredDecision>> decisions();
+  Result<std::optional<StoredAttestation>> find_attestation(const std::string& id);
+  Result<std::optional<Rejection>> find_rejection(const std::string& id);
+  // PRAGMA integrity_check: ok, or bad_input with SQLite's findings.
+  Status check_integrity();
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace quorate::quorum

@@ -1,0 +1,78 @@
+// A policy file loaded with its roster, verifying attestations (DSSE envelopes or Sigstore bundles) through the
+// attest module and importing them into a store as verified or rejected.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/quorum/policy.h"
+#include "quorate/quorum/store.h"
+#include "quorate/quorum/vote.h"
+
+namespace quorate::quorum {
+
+// What verifying one attestation yields: the vote it casts, the statement's start time, and the envelope in
+// canonical DSSE JSON (a bundle is reduced to its envelope) with its digest, the store's idempotency key.
+struct VerifiedAttestation {
+  Vote vote;  // vote.node_id is the roster node of the signing key; vote.envelope_digest is envelope_digest
+  int64_t started_on = 0;
+  std::string envelope;
+  std::string envelope_digest;
+};
+
+// The policy file (docs/policy.md) with the roster's public keys. Immutable after load(); verify() may be
+// called from several threads at once.
+class Verifier {
+ public:
+  // Reads the policy file, its [[nodes]] and its roster file. bad_input naming the file and key when it is
+  // malformed or cannot be met; not_found when a file is missing.
+  static Result<Verifier> load(const std::filesystem::path& policy_path);
+  Verifier(Verifier&&) noexcept;
+  Verifier& operator=(Verifier&&) noexcept;
+  ~Verifier();
+
+  const Policy& policy() const;
+
+  // Verifies a DSSE envelope (JSON) or a Sigstore bundle v0.3 against the roster: signature by a roster key,
+  // in-toto payload type, Statement v1 with a SLSA Provenance v1 predicate, and a key valid at the statement's
+  // finishedOn. kVerification for a claim that does not hold (bad signature, unknown, revoked or expired key),
+  // kBadInput for malformed bytes.
+  Result<VerifiedAttestation> verify(std::string_view bytes) const;
+
+ private:
+  struct Impl;
+  explicit Verifier(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// The outcome of importing one attestation.
+struct ImportOutcome {
+  enum class Kind { kStored, kDuplicate, kRejected };
+  Kind kind = Kind::kRejected;
+  std::string envelope_digest;  // of the canonical envelope when verified, of the bytes when rejected
+  Status reason;                // kRejected: why (code kVerification or kBadInput)
+  std::optional<SubjectKey> subject;
+};
+const char* import_kind_name(ImportOutcome::Kind k);  // "stored" | "duplicate" | "rejected"
+
+struct ImportOptions {
+  // Threads verifying signatures (the costly part) before the batch is written; 1 verifies in the calling
+  // thread. Outcomes and stored rows do not depend on it.
+  unsigned threads = 1;
+};
+
+// Verifies each of `attestations` and stores it, verified or rejected with the reason, all in one store
+// transaction. A verification failure is an outcome; the Status is an error only when the store fails (then
+// nothing of the batch is stored). Outcomes are in the order of `attestations`.
+Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verifier& verifier,
+                                                       std::span<const std::string> attestations, int64_t received_at,
+                                                       const ImportOptions& options = {});
+
+}  // namespace quorate::quorum

@@ -1,0 +1,35 @@
+// What the quorum engine counts: one signed claim "this subject key rebuilt to this digest", already verified.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <string>
+
+namespace quorate::quorum {
+
+// What is being rebuilt (DESIGN.md, Identities): votes are grouped by it.
+struct SubjectKey {
+  std::string source_uri;
+  std::string commit;
+  std::string recipe_path;
+
+  auto operator<=>(const SubjectKey&) const = default;
+  // "<source_uri>@<commit>:<recipe_path>", for messages.
+  std::string to_string() const;
+};
+
+// One attestation whose DSSE signature was checked against a roster key. The engine still decides whether it
+// counts (key validity at signed_at, revocation, max_age, equivocation, duplicates). A value type.
+struct Vote {
+  std::string node_id;          // the signer's node id as the statement names it (builder.id)
+  std::string keyid;            // lowercase hex SHA-256 of the signing key's DER SubjectPublicKeyInfo
+  SubjectKey subject;
+  std::string image_digest;     // "sha256:…" of the manifest
+  std::string config_digest;    // "sha256:…" of the image config (the content digest)
+  int64_t signed_at = 0;        // the statement's time (runDetails finishedOn), Unix seconds
+  std::string envelope_digest;  // identifies the attestation in reports and breaks ties
+
+  auto operator<=>(const Vote&) const = default;
+};
+
+}  // namespace quorate::quorum

@@ -1,0 +1,257 @@
+// The quorum engine: attribute votes to voters, void what does not count, tally, and apply the conflict rule.
+#include "quorate/quorum/decision.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "quorate/core/time.h"
+
+namespace quorate::quorum {
+namespace {
+
+// Clocks of nodes and verifier disagree a little; a vote signed further in the future than this is void,
+// since a future date would otherwise dodge max_age forever.
+constexpr int64_t kClockSkew = 300;
+
+struct Attributed {
+  const Vote* vote;
+  std::string voter;
+};
+
+struct Context {
+  const Policy& policy;
+  const SubjectKey& subject;
+  int64_t now;
+  Decision d;
+  std::vector<Vote> votes;                                // this subject's votes, sorted, exact duplicates removed
+  std::vector<Attributed> attributed;                     // signed by a key valid for the voter at signed_at
+  std::map<std::string, std::vector<const Vote*>> eligible;  // voter -> counted candidates (one digest each)
+  std::map<std::string, std::vector<Ballot>> tally;       // digest -> one ballot per voter
+};
+
+const std::string& matched(const Policy& p, const Vote& v) {
+  return p.rules().match == MatchMode::kImage ? v.image_digest : v.config_digest;
+}
+
+void add_void(Context& c, const Vote& v, std::string reason) {
+  c.d.void_votes.push_back({v.node_id, v.keyid, v.image_digest, v.config_digest, v.envelope_digest, std::move(reason)});
+}
+
+void select_votes(Context& c, std::span<const Vote> votes) {
+  for (const auto& v : votes) {
+    if (v.subject == c.subject) c.votes.push_back(v);
+  }
+  std::sort(c.votes.begin(), c.votes.end());
+  c.votes.erase(std::unique(c.votes.begin(), c.votes.end()), c.votes.end());
+}
+
+// A vote belongs to a voter only if its key is in the roster, under the node id the statement claims, and
+// valid at the time it was signed.
+void attribute_votes(Context& c) {
+  const Trust& trust = c.policy.trust();
+  for (const auto& v : c.votes) {
+    auto voter = trust.voter_of_key(v.keyid);
+    if (!voter) {
+      add_void(c, v, "unknown key");
+      continue;
+    }
+    if (trust.voter_of_node(v.node_id) != voter) {
+      add_void(c, v, "key belongs to node '" + *voter + "', not to the claimed node '" + v.node_id + "'");
+      continue;
+    }
+    KeyValidity validity = trust.validity(v.keyid, v.signed_at);
+    if (validity != KeyValidity::kValid) {
+      add_void(c, v, std::string(key_validity_name(validity)) + " at " + format_rfc3339(v.signed_at));
+      continue;
+    }
+    c.attributed.push_back({&v, *voter});
+  }
+}
+
+// A voter that signed two different digests for this subject key is equivocating: all its votes are void.
+void find_equivocators(Context& c) {
+  std::map<std::string, std::set<std::string>> digests;
+  for (const auto& a : c.attributed) digests[a.voter].insert(matched(c.policy, *a.vote));
+  for (const auto& [voter, set] : digests) {
+    if (set.size() > 1) c.d.equivocators.push_back(voter);
+  }
+  for (const auto& a : c.attributed) {
+    const Vote& v = *a.vote;
+    if (std::binary_search(c.d.equivocators.begin(), c.d.equivocators.end(), a.voter)) {
+      std::string reason = "equivocation: '" + a.voter + "' signed";
+      for (const auto& dg : digests[a.voter]) reason += " " + dg;
+      add_void(c, v, reason);
+      continue;
+    }
+    const auto& max_age = c.policy.rules().max_age;
+    if (max_age && c.now - v.signed_at > *max_age) {
+      add_void(c, v, "too old: signed " + format_rfc3339(v.signed_at) + ", more than max_age before " +
+                         format_rfc3339(c.now));
+      continue;
+    }
+    if (v.signed_at > c.now + kClockSkew) {
+      add_void(c, v, "signed in the future: " + format_rfc3339(v.signed_at));
+      continue;
+    }
+    c.eligible[a.voter].push_back(&v);
+  }
+}
+
+// One ballot per voter: its newest eligible vote (ties: the smallest envelope digest). Other eligible votes of
+// the same voter are duplicates; they are reported as void so that nothing vanishes silently.
+void cast_ballots(Context& c) {
+  for (auto& [voter, votes] : c.eligible) {
+    std::sort(votes.begin(), votes.end(), [](const Vote* a, const Vote* b) {
+      if (a->signed_at != b->signed_at) return a->signed_at > b->signed_at;
+      return *a < *b;
+    });
+    const Vote& v = *votes.front();
+    c.tally[matched(c.policy, v)].push_back(
+        {voter, matched(c.policy, v), v.image_digest, v.config_digest, v.keyid, v.signed_at, v.envelope_digest});
+    for (size_t i = 1; i < votes.size(); ++i) add_void(c, *votes[i], "duplicate: '" + voter + "' already voted");
+  }
+}
+
+std::string names(const std::vector<Ballot>& ballots) {
+  std::string out;
+  for (const auto& b : ballots) out += (out.empty() ? "" : ", ") + b.node;
+  return out;
+}
+
+std::string sides(const std::vector<std::pair<std::string, std::vector<Ballot>>>& ranked) {
+  std::string out;
+  for (const auto& [digest, ballots] : ranked) {
+    out += (out.empty() ? "" : " vs ") + digest + " (" + std::to_string(ballots.size()) + ": " + names(ballots) + ")";
+  }
+  return out;
+}
+
+void judge(Context& c) {
+  Decision& d = c.d;
+  const QuorumRules& rules = c.policy.rules();
+  const auto k = static_cast<size_t>(rules.threshold);
+  // Most votes first, then the smallest digest: a fixed order, whatever the arrival order.
+  std::vector<std::pair<std::string, std::vector<Ballot>>> ranked(c.tally.begin(), c.tally.end());
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.second.size() > b.second.size(); });
+  if (ranked.empty()) {
+    d.reason = "no valid votes (" + std::to_string(d.void_votes.size()) + " void); threshold is " + std::to_string(k);
+    return;
+  }
+  d.agreeing = ranked.front().second;
+  for (size_t i = 1; i < ranked.size(); ++i) d.dissenting.insert(d.dissenting.end(), ranked[i].second.begin(), ranked[i].second.end());
+  size_t winners = std::count_if(ranked.begin(), ranked.end(), [&](const auto& r) { return r.second.size() >= k; });
+  if (ranked.size() > 1 && (rules.on_conflict == ConflictMode::kReject || winners > 1)) {
+    d.reason = std::string("conflict") + (rules.on_conflict == ConflictMode::kReject ? " (on_conflict = reject)" : ": more than one digest has " + std::to_string(k) + " votes") +
+               ": " + sides(ranked);
+    return;
+  }
+  if (winners == 0) {
+    d.reason = "only " + std::to_string(ranked.front().second.size()) + " of the required " + std::to_string(k) +
+               " votes agree on " + ranked.front().first + " (" + names(ranked.front().second) + ")";
+    return;
+  }
+  for (const auto& r : rules.required) {
+    std::string voter = *c.policy.trust().voter_of_node(r);
+    bool agreed = std::any_of(d.agreeing.begin(), d.agreeing.end(), [&](const Ballot& b) { return b.node == voter; });
+    if (!agreed) {
+      d.reason = "required node '" + r + "' is not among the nodes agreeing on " + ranked.front().first;
+      return;
+    }
+  }
+  d.accepted = true;
+  d.digest = ranked.front().first;
+  d.reason = std::to_string(d.agreeing.size()) + " of " + std::to_string(c.policy.trust().voters().size()) +
+             " nodes agree on " + d.digest + " (threshold " + std::to_string(k) + ": " + names(d.agreeing) + ")";
+  if (!d.dissenting.empty()) d.reason += "; " + std::to_string(d.dissenting.size()) + " dissent (on_conflict = majority)";
+}
+
+void finish(Context& c) {
+  Decision& d = c.d;
+  std::set<std::string> images;
+  for (const auto& b : d.agreeing) {
+    for (const Vote* v : c.eligible[b.node]) images.insert(v->image_digest);
+  }
+  if (d.accepted) d.image_digests.assign(images.begin(), images.end());
+  std::set<std::string> counted;
+  for (const auto& [digest, ballots] : c.tally) {
+    for (const auto& b : ballots) counted.insert(b.node);
+  }
+  for (const auto& v : c.policy.trust().voters()) {
+    if (!counted.count(v) && !std::binary_search(d.equivocators.begin(), d.equivocators.end(), v)) d.missing.push_back(v);
+  }
+  auto by_node = [](const Ballot& a, const Ballot& b) { return std::tie(a.digest, a.node) < std::tie(b.digest, b.node); };
+  std::sort(d.agreeing.begin(), d.agreeing.end(), by_node);
+  std::sort(d.dissenting.begin(), d.dissenting.end(), by_node);
+  std::sort(d.void_votes.begin(), d.void_votes.end(), [](const VoidVote& a, const VoidVote& b) {
+    return std::tie(a.envelope_digest, a.node_id, a.keyid, a.reason) < std::tie(b.envelope_digest, b.node_id, b.keyid, b.reason);
+  });
+}
+
+nlohmann::json ballot_json(const Ballot& b) {
+  return {{"node", b.node},   {"digest", b.digest},   {"image_digest", b.image_digest}, {"config_digest", b.config_digest},
+          {"keyid", b.keyid}, {"signed_at", format_rfc3339(b.signed_at)}, {"envelope_digest", b.envelope_digest}};
+}
+
+}  // namespace
+
+std::string SubjectKey::to_string() const { return source_uri + "@" + commit + ":" + recipe_path; }
+
+Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const Vote> votes, int64_t now) {
+  Context c{policy, subject, now, {}, {}, {}, {}, {}};
+  c.d.subject = subject;
+  c.d.policy_digest = policy.digest();
+  c.d.time = now;
+  select_votes(c, votes);
+  attribute_votes(c);
+  find_equivocators(c);
+  cast_ballots(c);
+  judge(c);
+  finish(c);
+  return std::move(c.d);
+}
+
+std::string Decision::to_json() const {
+  nlohmann::json j;
+  j["subject"] = {{"source_uri", subject.source_uri}, {"commit", subject.commit}, {"recipe_path", subject.recipe_path}};
+  j["accepted"] = accepted;
+  j["digest"] = digest;
+  j["image_digests"] = image_digests;
+  j["agreeing"] = nlohmann::json::array();
+  for (const auto& b : agreeing) j["agreeing"].push_back(ballot_json(b));
+  j["dissenting"] = nlohmann::json::array();
+  for (const auto& b : dissenting) j["dissenting"].push_back(ballot_json(b));
+  j["void_votes"] = nlohmann::json::array();
+  for (const auto& v : void_votes) {
+    j["void_votes"].push_back({{"node_id", v.node_id}, {"keyid", v.keyid}, {"image_digest", v.image_digest},
+                               {"config_digest", v.config_digest}, {"envelope_digest", v.envelope_digest}, {"reason", v.reason}});
+  }
+  j["missing"] = missing;
+  j["equivocators"] = equivocators;
+  j["reason"] = reason;
+  j["policy_digest"] = policy_digest;
+  j["time"] = format_rfc3339(time);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string Decision::to_text() const {
+  std::ostringstream out;
+  out << (accepted ? "ACCEPTED " : "REJECTED ") << subject.to_string() << "\n";
+  if (accepted) {
+    out << "  digest: " << digest << "\n";
+    for (const auto& i : image_digests) out << "  image: " << i << "\n";
+  }
+  out << "  reason: " << reason << "\n";
+  for (const auto& b : agreeing) out << "  " << (accepted ? "agree" : "vote") << ": " << b.node << " " << b.digest << "\n";
+  for (const auto& b : dissenting) out << "  dissent: " << b.node << " " << b.digest << "\n";
+  for (const auto& e : equivocators) out << "  equivocator: " << e << "\n";
+  for (const auto& v : void_votes) out << "  void: " << v.node_id << " " << v.envelope_digest << ": " << v.reason << "\n";
+  for (const auto& m : missing) out << "  missing: " << m << "\n";
+  out << "  policy: " << policy_digest << "\n";
+  return out.str();
+}
+
+}  // namespace quorate::quorum

@@ -1,0 +1,85 @@
+// Answers to the release gate's questions: pick the concerned subject keys, decide each, summarise.
+#include "quorate/quorum/query.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "quorate/core/sha256.h"
+
+namespace quorate::quorum {
+namespace {
+
+bool concerns(const Question& q, const Vote& v) {
+  if (!q.image_digest.empty()) return v.image_digest == q.image_digest;
+  if (!q.commit.empty() && v.subject.commit != q.commit) return false;
+  return q.source_uri.empty() || v.subject.source_uri == q.source_uri;
+}
+
+std::string describe(const Question& q) {
+  if (!q.image_digest.empty()) return "image " + q.image_digest;
+  if (!q.commit.empty()) return "commit " + q.commit + (q.source_uri.empty() ? "" : " of " + q.source_uri);
+  return "the attestations given";
+}
+
+void summarise(Answer& a, const Question& q) {
+  std::vector<std::string> accepted_for;
+  for (const auto& d : a.decisions) {
+    if (!d.accepted) continue;
+    bool has_image = q.image_digest.empty() ||
+                     std::binary_search(d.image_digests.begin(), d.image_digests.end(), q.image_digest);
+    if (has_image) accepted_for.push_back(d.subject.to_string());
+  }
+  if (a.decisions.empty()) {
+    a.yes = false;
+    a.summary = "nothing attested for " + describe(q);
+  } else if (!q.image_digest.empty()) {
+    a.yes = !accepted_for.empty();
+    a.summary = a.yes ? q.image_digest + " is accepted for " + accepted_for.front() +
+                            (accepted_for.size() > 1 ? " and " + std::to_string(accepted_for.size() - 1) + " more" : "")
+                      : q.image_digest + " is not accepted (" + std::to_string(a.decisions.size()) + " subject key(s) decided)";
+  } else {
+    a.yes = accepted_for.size() == a.decisions.size();
+    a.summary = std::to_string(accepted_for.size()) + " of " + std::to_string(a.decisions.size()) +
+                " subject key(s) accepted for " + describe(q);
+  }
+}
+
+}  // namespace
+
+Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Question& q, int64_t now) {
+  if (!q.image_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.image_digest).with_context("--image"));
+  std::set<SubjectKey> keys;
+  for (const auto& v : votes) {
+    if (concerns(q, v)) keys.insert(v.subject);
+  }
+  Answer a;
+  for (const auto& k : keys) a.decisions.push_back(decide(policy, k, votes, now));
+  summarise(a, q);
+  return a;
+}
+
+Result<Answer> answer(const Policy& policy, Store& store, const Question& q, int64_t now) {
+  if (!q.image_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.image_digest).with_context("--image"));
+  Answer a;
+  if (q.image_digest.empty() && q.commit.empty()) {
+    // Everything (or one repository): one scan of the store instead of a query per subject key.
+    std::vector<Vote> votes = QR_TRY(store.all_votes());
+    std::map<SubjectKey, std::vector<Vote>> by_subject;
+    for (auto& v : votes) {
+      if (q.source_uri.empty() || v.subject.source_uri == q.source_uri) by_subject[v.subject].push_back(std::move(v));
+    }
+    for (const auto& [k, subject_votes] : by_subject) a.decisions.push_back(decide(policy, k, subject_votes, now));
+  } else {
+    std::vector<SubjectKey> keys = !q.image_digest.empty() ? QR_TRY(store.subjects_with_image(q.image_digest))
+                                                            : QR_TRY(store.subjects_with_commit(q.commit, q.source_uri));
+    for (const auto& k : keys) {
+      std::vector<Vote> votes = QR_TRY(store.votes(k));
+      a.decisions.push_back(decide(policy, k, votes, now));
+    }
+  }
+  summarise(a, q);
+  return a;
+}
+
+}  // namespace quorate::quorum

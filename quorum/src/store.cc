@@ -1,0 +1,405 @@
+// Store over SQLite: WAL + synchronous=FULL, schema migrations keyed on PRAGMA user_version, cached statements.
+#include "quorate/quorum/store.h"
+
+#include <sqlite3.h>
+
+#include <map>
+
+namespace quorate::quorum {
+namespace {
+
+// Each migration takes the schema from version i to i + 1, inside one transaction with the version bump.
+// Never edit a released migration; append a new one.
+constexpr const char* kMigrations[] = {
+    // 1: attestations, rejections, decisions.
+    R"sql(
+CREATE TABLE attestations(
+  id INTEGER PRIMARY KEY,
+  envelope_digest TEXT NOT NULL UNIQUE,
+  envelope BLOB NOT NULL,
+  node_id TEXT NOT NULL,
+  keyid TEXT NOT NULL,
+  source_uri TEXT NOT NULL,
+  commit_id TEXT NOT NULL,
+  recipe_path TEXT NOT NULL,
+  image_digest TEXT NOT NULL,
+  config_digest TEXT NOT NULL,
+  started_on INTEGER NOT NULL,
+  finished_on INTEGER NOT NULL,
+  received_at INTEGER NOT NULL);
+CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path);
+CREATE INDEX attestations_image ON attestations(image_digest);
+CREATE TABLE rejections(
+  id INTEGER PRIMARY KEY,
+  envelope_digest TEXT NOT NULL UNIQUE,
+  envelope BLOB NOT NULL,
+  code TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  received_at INTEGER NOT NULL);
+CREATE TABLE decisions(
+  id INTEGER PRIMARY KEY,
+  source_uri TEXT NOT NULL,
+  commit_id TEXT NOT NULL,
+  recipe_path TEXT NOT NULL,
+  policy_digest TEXT NOT NULL,
+  accepted INTEGER NOT NULL,
+  digest TEXT NOT NULL,
+  decision TEXT NOT NULL,
+  decided_at INTEGER NOT NULL);
+CREATE INDEX decisions_subject ON decisions(source_uri, commit_id, recipe_path);
+)sql",
+    // 2: "what was accepted for this commit?" looks up by commit alone, without the repository.
+    R"sql(
+CREATE INDEX attestations_commit ON attestations(commit_id);
+)sql",
+    // 3: one index serves both lookups when the commit leads it; an index fewer to update per insert.
+    R"sql(
+DROP INDEX attestations_commit;
+DROP INDEX attestations_subject;
+CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path);
+)sql",
+};
+static_assert(std::size(kMigrations) == Store::kSchemaVersion);
+
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  int prepare(sqlite3* db, const char* sql) { return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr); }
+  sqlite3_stmt* get() { return stmt_; }
+  // SQLITE_STATIC: the caller's strings outlive the step; every statement is reset (bindings cleared) before
+  // its next use, so SQLite never reads them later. Saves a copy of each envelope.
+  void bind(int i, const std::string& s) { sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
+  void bind_blob(int i, const std::string& s) { sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
+  void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  int step() { return sqlite3_step(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  std::string text(int i) {
+    auto p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+  }
+  int64_t integer(int i) { return sqlite3_column_int64(stmt_, i); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+constexpr const char* kAttestationColumns =
+    "id, envelope_digest, node_id, keyid, source_uri, commit_id, recipe_path, image_digest, config_digest, "
+    "started_on, finished_on, received_at";
+
+StoredAttestation attestation_row(Stmt& s) {
+  StoredAttestation a;
+  a.id = s.integer(0);
+  a.envelope_digest = s.text(1);
+  a.vote.envelope_digest = a.envelope_digest;
+  a.vote.node_id = s.text(2);
+  a.vote.keyid = s.text(3);
+  a.vote.subject = {s.text(4), s.text(5), s.text(6)};
+  a.vote.image_digest = s.text(7);
+  a.vote.config_digest = s.text(8);
+  a.started_on = s.integer(9);
+  a.vote.signed_at = s.integer(10);
+  a.received_at = s.integer(11);
+  return a;
+}
+
+Rejection rejection_row(Stmt& s) {
+  return {s.integer(0), s.text(1), {}, s.text(2), s.text(3), s.integer(4)};
+}
+
+// The lower bound of the digests a "sha256:" id or a bare hex prefix names; the upper bound is that plus "~"
+// (above every hex digit), so the lookup is a range scan of the unique index.
+std::optional<std::string> id_prefix(const std::string& id) {
+  std::string hex = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
+  if (hex.size() < 4 || hex.size() > 64) return std::nullopt;
+  for (char c : hex) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
+  }
+  return "sha256:" + hex;
+}
+
+}  // namespace
+
+struct Store::Impl {
+  sqlite3* db = nullptr;
+  std::string path;
+  std::map<std::string, std::unique_ptr<Stmt>> cache;
+
+  ~Impl() {
+    cache.clear();
+    if (db) sqlite3_close(db);
+  }
+  Status error(const std::string& what) { return Status::io(path + ": " + what + ": " + sqlite3_errmsg(db)); }
+  Status exec(const char* sql, const std::string& what) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db);
+      sqlite3_free(err);
+      return Status::io(path + ": " + what + ": " + msg);
+    }
+    return Status();
+  }
+  // A cached prepared statement, reset and ready to bind.
+  Result<Stmt*> stmt(const std::string& sql) {
+    auto& slot = cache[sql];
+    if (!slot) {
+      auto s = std::make_unique<Stmt>();
+      if (s->prepare(db, sql.c_str()) != SQLITE_OK) return error("prepare " + sql);
+      slot = std::move(s);
+    }
+    slot->reset();
+    return slot.get();
+  }
+  Status done(Stmt* s, const std::string& what) {
+    int rc = s->step();
+    s->reset();
+    if (rc != SQLITE_DONE) return error(what);
+    return Status();
+  }
+  Result<std::vector<SubjectKey>> subjects(const std::string& sql, const std::vector<std::string>& args) {
+    Stmt* s = QR_TRY(stmt(sql));
+    for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
+    std::vector<SubjectKey> out;
+    int rc;
+    while ((rc = s->step()) == SQLITE_ROW) out.push_back({s->text(0), s->text(1), s->text(2)});
+    s->reset();
+    if (rc != SQLITE_DONE) return error("read subject keys");
+    return out;
+  }
+  Result<std::vector<Vote>> votes(const std::string& where, const std::vector<std::string>& args) {
+    Stmt* s = QR_TRY(stmt(std::string("SELECT ") + kAttestationColumns + " FROM attestations " + where + " ORDER BY id"));
+    for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
+    std::vector<Vote> out;
+    int rc;
+    while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s).vote);
+    s->reset();
+    if (rc != SQLITE_DONE) return error("read votes");
+    return out;
+  }
+  Status migrate() {
+    Stmt* v = QR_TRY(stmt("PRAGMA user_version"));
+    if (v->step() != SQLITE_ROW) return error("read schema version");
+    int64_t version = v->integer(0);
+    v->reset();
+    if (version > kSchemaVersion) {
+      return Status::unsupported(path + ": store schema version " + std::to_string(version) +
+                                 " is newer than this quorate's " + std::to_string(kSchemaVersion));
+    }
+    for (int64_t i = version; i < kSchemaVersion; ++i) {
+      QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE", "begin migration"));
+      std::string sql = std::string(kMigrations[i]) + "PRAGMA user_version = " + std::to_string(i + 1) + ";";
+      Status st = exec(sql.c_str(), "migrate to schema version " + std::to_string(i + 1));
+      if (st.ok()) st = exec("COMMIT", "commit migration");
+      if (!st.ok()) {
+        (void)exec("ROLLBACK", "roll back migration");
+        return st;
+      }
+    }
+    return Status();
+  }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path.string();
+  if (sqlite3_open_v2(impl->path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return impl->db ? impl->error("open") : Status::io(impl->path + ": open: out of memory");
+  }
+  // Another process may hold the write lock for a moment (an importer next to a verifier).
+  sqlite3_busy_timeout(impl->db, 10000);
+  // WAL + FULL: a commit is on disk when it returns. A 32 MiB page cache keeps the indexes' hot pages in
+  // memory during bulk imports (the default 2 MiB thrashes beyond ~10,000 attestations).
+  QR_RETURN_IF_ERROR(impl->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;", "configure"));
+  QR_RETURN_IF_ERROR(impl->migrate());
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Result<int> Store::schema_version() {
+  Stmt* v = QR_TRY(impl_->stmt("PRAGMA user_version"));
+  if (v->step() != SQLITE_ROW) return impl_->error("read schema version");
+  int version = static_cast<int>(v->integer(0));
+  v->reset();
+  return version;
+}
+
+Status Store::transaction(const std::function<Status()>& body) {
+  QR_RETURN_IF_ERROR(impl_->exec("BEGIN IMMEDIATE", "begin"));
+  Status st = body();
+  if (st.ok()) st = impl_->exec("COMMIT", "commit");
+  if (!st.ok()) (void)impl_->exec("ROLLBACK", "roll back");
+  return st;
+}
+
+Result<bool> Store::add_attestation(const StoredAttestation& a) {
+  Stmt* s = QR_TRY(impl_->stmt(
+      "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, "
+      "image_digest, config_digest, started_on, finished_on, received_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT(envelope_digest) DO NOTHING"));
+  const Vote& v = a.vote;
+  s->bind(1, a.envelope_digest);
+  s->bind_blob(2, a.envelope);
+  s->bind(3, v.node_id);
+  s->bind(4, v.keyid);
+  s->bind(5, v.subject.source_uri);
+  s->bind(6, v.subject.commit);
+  s->bind(7, v.subject.recipe_path);
+  s->bind(8, v.image_digest);
+  s->bind(9, v.config_digest);
+  s->bind(10, a.started_on);
+  s->bind(11, v.signed_at);
+  s->bind(12, a.received_at);
+  QR_RETURN_IF_ERROR(impl_->done(s, "insert attestation " + a.envelope_digest));
+  return sqlite3_changes(impl_->db) > 0;
+}
+
+Result<bool> Store::add_rejection(const Rejection& r) {
+  Stmt* s = QR_TRY(impl_->stmt(
+      "INSERT INTO rejections(envelope_digest, envelope, code, reason, received_at) VALUES(?,?,?,?,?) "
+      "ON CONFLICT(envelope_digest) DO NOTHING"));
+  s->bind(1, r.envelope_digest);
+  s->bind_blob(2, r.envelope);
+  s->bind(3, r.code);
+  s->bind(4, r.reason);
+  s->bind(5, r.received_at);
+  QR_RETURN_IF_ERROR(impl_->done(s, "insert rejection " + r.envelope_digest));
+  return sqlite3_changes(impl_->db) > 0;
+}
+
+Result<int64_t> Store::add_decision(const Decision& d) {
+  Stmt* s = QR_TRY(impl_->stmt(
+      "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at) "
+      "VALUES(?,?,?,?,?,?,?,?)"));
+  s->bind(1, d.subject.source_uri);
+  s->bind(2, d.subject.commit);
+  s->bind(3, d.subject.recipe_path);
+  s->bind(4, d.policy_digest);
+  s->bind(5, int64_t{d.accepted});
+  s->bind(6, d.digest);
+  const std::string json = d.to_json();  // bound without a copy: must outlive the step
+  s->bind(7, json);
+  s->bind(8, d.time);
+  QR_RETURN_IF_ERROR(impl_->done(s, "insert decision"));
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(impl_->db));
+}
+
+Result<std::vector<SubjectKey>> Store::subjects() {
+  return impl_->subjects(
+      "SELECT DISTINCT source_uri, commit_id, recipe_path FROM attestations ORDER BY source_uri, commit_id, recipe_path", {});
+}
+
+Result<std::vector<SubjectKey>> Store::subjects_with_image(const std::string& image_digest) {
+  return impl_->subjects(
+      "SELECT DISTINCT source_uri, commit_id, recipe_path FROM attestations WHERE image_digest = ? "
+      "ORDER BY source_uri, commit_id, recipe_path",
+      {image_digest});
+}
+
+Result<std::vector<SubjectKey>> Store::subjects_with_commit(const std::string& commit, const std::string& source_uri) {
+  return impl_->subjects(
+      "SELECT DISTINCT source_uri, commit_id, recipe_path FROM attestations WHERE commit_id = ?1 "
+      "AND (?2 = '' OR source_uri = ?2) ORDER BY source_uri, commit_id, recipe_path",
+      {commit, source_uri});
+}
+
+Result<std::vector<Vote>> Store::votes(const SubjectKey& k) {
+  return impl_->votes("WHERE source_uri = ? AND commit_id = ? AND recipe_path = ?", {k.source_uri, k.commit, k.recipe_path});
+}
+
+Result<std::vector<Vote>> Store::all_votes() { return impl_->votes("", {}); }
+
+Result<std::vector<StoredAttestation>> Store::attestations() {
+  Stmt* s = QR_TRY(impl_->stmt(std::string("SELECT ") + kAttestationColumns + " FROM attestations ORDER BY id"));
+  std::vector<StoredAttestation> out;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s));
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("list attestations");
+  return out;
+}
+
+Result<std::vector<Rejection>> Store::rejections() {
+  Stmt* s = QR_TRY(impl_->stmt("SELECT id, envelope_digest, code, reason, received_at FROM rejections ORDER BY id"));
+  std::vector<Rejection> out;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) out.push_back(rejection_row(*s));
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("list rejections");
+  return out;
+}
+
+Result<std::vector<StoredDecision>> Store::decisions() {
+  Stmt* s = QR_TRY(impl_->stmt(
+      "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at "
+      "FROM decisions ORDER BY id"));
+  std::vector<StoredDecision> out;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    out.push_back({s->integer(0), {s->text(1), s->text(2), s->text(3)}, s->text(4), s->integer(5) != 0, s->text(6),
+                   s->text(7), s->integer(8)});
+  }
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("list decisions");
+  return out;
+}
+
+Result<std::optional<StoredAttestation>> Store::find_attestation(const std::string& id) {
+  auto prefix = id_prefix(id);
+  if (!prefix) return std::optional<StoredAttestation>();
+  Stmt* s = QR_TRY(impl_->stmt(std::string("SELECT ") + kAttestationColumns +
+                                ", envelope FROM attestations WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' ORDER BY id LIMIT 2"));
+  s->bind(1, *prefix);
+  std::vector<StoredAttestation> found;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    found.push_back(attestation_row(*s));
+    found.back().envelope = s->text(12);
+  }
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("find attestation " + id);
+  if (found.size() > 1) return Status::usage("'" + id + "' names more than one attestation; give more of its digest");
+  if (found.empty()) return std::optional<StoredAttestation>();
+  return std::optional<StoredAttestation>(std::move(found.front()));
+}
+
+Result<std::optional<Rejection>> Store::find_rejection(const std::string& id) {
+  auto prefix = id_prefix(id);
+  if (!prefix) return std::optional<Rejection>();
+  Stmt* s = QR_TRY(impl_->stmt(
+      "SELECT id, envelope_digest, code, reason, received_at, envelope FROM rejections WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' "
+      "ORDER BY id LIMIT 2"));
+  s->bind(1, *prefix);
+  std::vector<Rejection> found;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    found.push_back(rejection_row(*s));
+    found.back().envelope = s->text(5);
+  }
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("find rejection " + id);
+  if (found.size() > 1) return Status::usage("'" + id + "' names more than one rejection; give more of its digest");
+  if (found.empty()) return std::optional<Rejection>();
+  return std::optional<Rejection>(std::move(found.front()));
+}
+
+Status Store::check_integrity() {
+  Stmt* s = QR_TRY(impl_->stmt("PRAGMA integrity_check"));
+  std::string findings;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) findings += (findings.empty() ? "" : "; ") + s->text(0);
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("integrity check");
+  if (findings != "ok") return Status::bad_input(impl_->path + ": integrity check: " + findings);
+  return Status();
+}
+
+}  // namespace quorate::quorum

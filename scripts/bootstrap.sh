@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages quorate needs to build, test and run its demo.
+# Installs nothing when everything is already present; uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libarchive-dev libssl-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev
+  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libgit2-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
+  clang
+  tar libarchive-tools gzip pigz zstd xz-utils bzip2 openssl
+  skopeo umoci bubblewrap
+  python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+# Node.js may come from elsewhere than Debian (nodesource); only ask apt when absent.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The independent verifier of the interop test (@sigstore/verify), pinned by tests/interop/package-lock.json and
+# installed project-locally; nothing to do when it is installed and the lock file has not changed since.
+interop="$(cd "$(dirname "$0")/.." && pwd)/tests/interop"
+if [ -f "$interop/package-lock.json" ] &&
+   { [ ! -f "$interop/node_modules/.package-lock.json" ] ||
+     [ "$interop/package-lock.json" -nt "$interop/node_modules/.package-lock.json" ]; }; then
+  echo "bootstrap: npm ci in tests/interop" >&2
+  (cd "$interop" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+fi

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# The main job, end to end on one machine: keys for 4 rebuild nodes, a verifier and a release manager; 3 honest
+# nodes and 1 rogue node (its compiler tampered) plus the verifier, all on 127.0.0.1 with CURVE; `quorate submit`
+# of examples/hello at its commit; the quorum decision; `quorate diff` of the rogue image against the accepted
+# one; `quorate audit` of the example repository. Every process it starts is stopped by PID on exit.
+#
+#   ./scripts/demo.sh [--keep]     --keep: leave the work directory (keys, configs, stores, logs, images)
+#
+# QUORATE_BIN=path/to/quorate skips the bootstrap and the build (the test suite runs the demo that way).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=$PWD
+keep=0
+for arg in "$@"; do
+  case "$arg" in
+    --keep) keep=1 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step=0
+say() { step=$((step + 1)); printf '\n\033[1m[%d] %s\033[0m\n' "$step" "$*"; }
+show() { printf '$ %s\n' "$*" | sed "s|$work/||g; s|$quorate|quorate|g"; }
+
+quorate=${QUORATE_BIN:-}
+if [ -z "$quorate" ]; then
+  say "installing what is missing and building quorate"
+  ./scripts/bootstrap.sh
+  build=${QUORATE_BUILD_DIR:-build}
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" -j "$(nproc)" --target quorate | tail -1
+  quorate="$src/$build/cli/quorate"
+fi
+started=$(date +%s)
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/quorate-demo.XXXXXX")
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ "$keep" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits up to $2 seconds for file $1 to exist; names the log $3 when it does not.
+wait_for_file() {
+  for _ in $(seq $(($2 * 10))); do [ -s "$1" ] && return 0; sleep 0.1; done
+  echo "demo: $1 did not appear within $2 s; log:" >&2
+  tail -5 "$3" >&2
+  exit 1
+}
+json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+honest=(node-a node-b node-c)
+nodes=("${honest[@]}" node-rogue)
+
+say "the example repository: examples/hello as its own Git repository"
+repo=$work/hello
+mkdir -p "$repo"
+cp -r examples/hello/. "$repo/"
+export GIT_AUTHOR_NAME="Example Dev" GIT_AUTHOR_EMAIL=dev@example.org GIT_COMMITTER_NAME="Example Dev" \
+  GIT_COMMITTER_EMAIL=dev@example.org
+git -C "$repo" init -q -b main
+git -C "$repo" add .
+GIT_AUTHOR_DATE=2026-01-01T00:00:00Z GIT_COMMITTER_DATE=2026-01-01T00:00:00Z git -C "$repo" commit -q -m "hello 1.0"
+commit=$(git -C "$repo" rev-parse HEAD)
+echo "$repo at $commit" | sed "s|$work/||"
+
+say "keys: a signing key and a CURVE key per node; CURVE keys for the verifier and the release manager"
+mkdir -p "$work/keys"
+for n in "${nodes[@]}"; do
+  show "$quorate" key generate --out "$work/keys/$n.key.pem"
+  "$quorate" key generate --out "$work/keys/$n.key.pem" | sed "s|$work/||g"
+  "$quorate" node --new-curve-key "$work/keys/$n" >/dev/null
+done
+"$quorate" node --new-curve-key "$work/keys/verifier" >/dev/null
+"$quorate" node --new-curve-key "$work/keys/release-manager" >/dev/null
+ls -l "$work/keys" | awk 'NR > 1 {print "  " $1, $NF}'
+
+say "the rogue's toolchain: a gcc that slips a payload into every binary it links"
+mkdir -p "$work/rogue-toolchain"
+cat > "$work/rogue-toolchain/gcc" <<'EOF'
+#!/bin/sh
+# A compromised compiler: builds as asked, then appends a payload to the output.
+/usr/bin/gcc "$@" || exit $?
+out=a.out
+while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
+printf 'BACKDOOR' >> "$out"
+EOF
+chmod 755 "$work/rogue-toolchain/gcc"
+echo "rogue-toolchain/gcc: /usr/bin/gcc, then printf BACKDOOR >> output"
+
+say "starting 4 rebuild nodes on 127.0.0.1 (CURVE on; ports chosen by the system)"
+for n in "${nodes[@]}"; do
+  build_extra=""
+  [ "$n" = node-rogue ] && build_extra="sandbox = \"none\"
+path = [\"$work/rogue-toolchain\", \"/usr/bin\", \"/bin\"]"
+  cat > "$work/$n.toml" <<EOF
+node_id = "$n"
+data_dir = "$n-data"
+signing_key = "keys/$n.key.pem"
+
+[network]
+publish = "tcp://127.0.0.1:*"
+control = "tcp://127.0.0.1:*"
+endpoints_file = "$n-data/endpoints.json"
+curve_secret_key = "keys/$n.curve.key"
+allowed_clients = ["keys/verifier.curve.pub", "keys/release-manager.curve.pub"]
+
+[build]
+keep_images = "$n-images"
+$build_extra
+EOF
+  "$quorate" node --config "$work/$n.toml" 2>"$work/$n.log" &
+  pids+=($!)
+done
+for n in "${nodes[@]}"; do
+  wait_for_file "$work/$n-data/endpoints.json" 20 "$work/$n.log"
+  echo "  $n: publish $(json_field "$work/$n-data/endpoints.json" publish), control $(json_field "$work/$n-data/endpoints.json" control)"
+done
+
+say "starting the verifier: policy k = 3 of 4, on_conflict = majority"
+{
+  echo 'threshold = 3'
+  echo 'match = "image"'
+  echo 'on_conflict = "majority"'
+  for n in "${nodes[@]}"; do printf '\n[[nodes]]\nid = "%s"\npublic_key = "keys/%s.key.pem.pub.pem"\n' "$n" "$n"; done
+} > "$work/policy.toml"
+{
+  cat <<EOF
+policy = "policy.toml"
+data_dir = "verifier-data"
+
+[network]
+publish = "tcp://127.0.0.1:*"
+query = "tcp://127.0.0.1:*"
+endpoints_file = "verifier-data/endpoints.json"
+curve_secret_key = "keys/verifier.curve.key"
+allowed_clients = ["keys/release-manager.curve.pub"]
+history_timeout_ms = 1000
+EOF
+  for n in "${nodes[@]}"; do
+    printf '\n[[nodes]]\nid = "%s"\npublish = "%s"\ncontrol = "%s"\ncurve_public_key = "keys/%s.curve.pub"\n' "$n" \
+      "$(json_field "$work/$n-data/endpoints.json" publish)" "$(json_field "$work/$n-data/endpoints.json" control)" "$n"
+  done
+} > "$work/quorum.toml"
+"$quorate" quorum --config "$work/quorum.toml" 2>"$work/verifier.log" &
+pids+=($!)
+wait_for_file "$work/verifier-data/endpoints.json" 20 "$work/verifier.log"
+query=$(json_field "$work/verifier-data/endpoints.json" query)
+cat "$work/policy.toml" | grep -v '^$' | grep -v public_key | tr '\n' ' ' | sed 's/\[\[nodes\]\]/\n  [[nodes]]/g; s/^/  /'
+echo
+
+say "the release manager submits hello at $commit to every node and waits for the decision"
+submit=("$quorate" submit --repo "$repo" --commit "$commit" --curve-secret-key "$work/keys/release-manager.curve.key"
+        --wait --quorum "$query" --quorum-key "$work/keys/verifier.curve.pub" --timeout 120)
+for n in "${nodes[@]}"; do
+  submit+=(--node "$(json_field "$work/$n-data/endpoints.json" control)" --node-key "$work/keys/$n.curve.pub")
+done
+show "${submit[@]}"
+set +e
+"${submit[@]}" --json >"$work/decision.json" 2>"$work/submit.log"
+verdict=$?
+set -e
+"${submit[@]}" 2>/dev/null | sed "s|$work/||g" || true
+if [ "$verdict" != 0 ]; then
+  echo "demo: expected the quorum to accept the honest image (exit $verdict)" >&2
+  tail -5 "$work/submit.log" >&2
+  exit 1
+fi
+read -r accepted rogue_digest < <(python3 - "$work/decision.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))["decision"]
+rogue = [x["digest"] for x in d["dissenters"] if x["node_id"] == "node-rogue"]
+print(d["digest"], rogue[0] if rogue else "none")
+EOF
+)
+[ "$rogue_digest" != none ] || { echo "demo: the rogue node was not named as a dissenter" >&2; exit 1; }
+
+say "why the rogue dissents: quorate diff of the accepted image against the rogue's"
+a_image="$work/node-a-images/${accepted#sha256:}"
+r_image="$work/node-rogue-images/${rogue_digest#sha256:}"
+show "$quorate" diff "$a_image" "$r_image"
+set +e
+"$quorate" diff "$a_image" "$r_image" | sed "s|$work/||g"
+diff_status=${PIPESTATUS[0]}
+set -e
+[ "$diff_status" = 1 ] || { echo "demo: quorate diff exited $diff_status, expected 1 (different)" >&2; exit 1; }
+
+say "the auditor: quorate audit of the example repository against the verifier's store"
+show "$quorate" audit --repo "$repo" --store "$work/verifier-data/store.db" --policy "$work/policy.toml"
+"$quorate" audit --repo "$repo" --store "$work/verifier-data/store.db" --policy "$work/policy.toml" | sed "s|$work/||g"
+
+say "stopping every process the demo started (${#pids[@]}: ${pids[*]})"
+for pid in "${pids[@]}"; do kill -TERM "$pid"; done
+for pid in "${pids[@]}"; do wait "$pid" || { echo "demo: process $pid exited $?" >&2; exit 1; }; done
+pids=()
+echo "all stopped; the demo took $(($(date +%s) - started)) s after the build"

@@ -1,0 +1,233 @@
+// Verification against a roster (and a single key): every way an attestation can fail, each told apart.
+#include "quorate/attest/roster.h"
+
+#include <set>
+
+#include "quorate/attest/bundle.h"
+#include "quorate/core/sha256.h"
+#include "quorate/core/time.h"
+#include "tests/attest/fixtures.h"
+
+namespace quorate::attest {
+namespace {
+
+using quorate::testing::ScratchDir;
+using quorate::testing::spit;
+using testing::fixed_signer;
+using testing::signed_envelope;
+using testing::statement_of;
+
+// finishedOn of the sample build result.
+const int64_t kSignedAt = parse_rfc3339("2026-11-23T08:00:03Z").value();
+
+class RosterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    a_ = fixed_signer(KeyType::kEd25519);
+    b_ = fixed_signer(KeyType::kEcdsaP256);
+    outsider_ = testing::fresh_signer(KeyType::kEd25519);
+    roster_ = Roster::create({{"node-a", a_->public_key(), {}, {}, {}}, {"node-b", b_->public_key(), {}, {}, {}}}).value();
+    good_ = attest_build_result(testing::build_result(), *a_, "node-a").value();
+  }
+  Verdict verify(const std::string& bytes) const { return roster_.verify(bytes); }
+
+  std::unique_ptr<Signer> a_, b_, outsider_;
+  Roster roster_;
+  std::string good_;
+};
+
+TEST_F(RosterTest, GoodEnvelopeVerifies) {
+  auto v = verify(good_);
+  ASSERT_TRUE(v.ok()) << v.status.to_string();
+  EXPECT_EQ(v.attestation->node_id, "node-a");
+  EXPECT_EQ(v.attestation->keyid, a_->keyid());
+  EXPECT_EQ(v.attestation->statement.image_digest, "sha256:" + std::string(64, '5'));
+  EXPECT_EQ(v.attestation->envelope.serialize(), good_);
+}
+
+TEST_F(RosterTest, BothKeyTypesRoundTripAsEnvelopeAndBundle) {
+  for (const Signer* s : {a_.get(), b_.get()}) {
+    std::string node = s == a_.get() ? "node-a" : "node-b";
+    for (auto format : {AttestFormat::kEnvelope, AttestFormat::kBundle}) {
+      auto bytes = attest_build_result(testing::build_result(), *s, node, format).value();
+      auto v = verify(bytes);
+      ASSERT_TRUE(v.ok()) << node << ": " << v.status.to_string();
+      EXPECT_EQ(v.attestation->node_id, node);
+      EXPECT_TRUE(verify_with_key(bytes, s->public_key()).ok());
+    }
+  }
+}
+
+TEST_F(RosterTest, Ed25519EnvelopesAreByteIdentical) {
+  auto again = attest_build_result(testing::build_result(), *fixed_signer(KeyType::kEd25519), "node-a").value();
+  EXPECT_EQ(again, good_);
+  EXPECT_EQ(sha256_digest(good_), "sha256:42c4b8e64f28b26325e3d3093f4553c6fd46632cf67abd9dbd2bc8b99d499afd");
+}
+
+TEST_F(RosterTest, TamperedPayloadIsBadSignature) {
+  auto j = testing::envelope_json(good_);
+  auto payload = base64_decode(j["payload"].get<std::string>()).value();
+  payload[payload.find("example.org")] = 'E';
+  j["payload"] = base64_encode(payload);
+  auto v = verify(j.dump());
+  EXPECT_EQ(v.failure, Failure::kBadSignature);
+  EXPECT_TRUE(v.status.is_verification());
+}
+
+TEST_F(RosterTest, TamperedSignatureIsBadSignature) {
+  auto j = testing::envelope_json(good_);
+  auto sig = base64_decode(j["signatures"][0]["sig"].get<std::string>()).value();
+  sig[10] ^= 0x01;
+  j["signatures"][0]["sig"] = base64_encode(sig);
+  EXPECT_EQ(verify(j.dump()).failure, Failure::kBadSignature);
+}
+
+TEST_F(RosterTest, KeyidSwappedToAnotherRosterKeyIsBadSignature) {
+  auto j = testing::envelope_json(good_);
+  j["signatures"][0]["keyid"] = b_->keyid();
+  auto v = verify(j.dump());
+  EXPECT_EQ(v.failure, Failure::kBadSignature);
+  EXPECT_NE(v.status.message().find(b_->keyid()), std::string::npos);
+}
+
+TEST_F(RosterTest, KeyidSwappedToAStrangerIsUnknownKey) {
+  auto j = testing::envelope_json(good_);
+  j["signatures"][0]["keyid"] = std::string(64, 'f');
+  EXPECT_EQ(verify(j.dump()).failure, Failure::kUnknownKey);
+}
+
+TEST_F(RosterTest, KeyOutsideTheRosterIsUnknownKey) {
+  auto v = verify(attest_build_result(testing::build_result(), *outsider_, "node-a").value());
+  EXPECT_EQ(v.failure, Failure::kUnknownKey);
+  EXPECT_TRUE(v.status.is_verification());
+  EXPECT_NE(v.status.message().find("unknown key"), std::string::npos);
+}
+
+TEST_F(RosterTest, TruncatedEnvelopeIsMalformed) {
+  auto v = verify(good_.substr(0, good_.size() / 2));
+  EXPECT_EQ(v.failure, Failure::kMalformed);
+  EXPECT_TRUE(v.status.is_bad_input());
+  EXPECT_NE(v.status.message().find("invalid JSON"), std::string::npos);
+}
+
+TEST_F(RosterTest, OversizedEnvelopeIsRejectedBeforeParsing) {
+  std::string big = good_;
+  big.insert(big.size() - 1, std::string(kMaxEnvelopeBytes, ' '));
+  auto v = verify(big);
+  EXPECT_EQ(v.failure, Failure::kMalformed);
+  EXPECT_NE(v.status.message().find("too large"), std::string::npos);
+}
+
+TEST_F(RosterTest, NonBase64SignatureIsMalformed) {
+  auto j = testing::envelope_json(good_);
+  j["signatures"][0]["sig"] = "not*base64!";
+  auto v = verify(j.dump());
+  EXPECT_EQ(v.failure, Failure::kMalformed);
+  EXPECT_NE(v.status.message().find("sig is not strict base64"), std::string::npos) << v.status.message();
+}
+
+TEST_F(RosterTest, DuplicateJsonKeysAreMalformed) {
+  std::string dup = good_;
+  dup.insert(1, "\"payloadType\":\"text/plain\",");
+  auto v = verify(dup);
+  EXPECT_EQ(v.failure, Failure::kMalformed);
+  EXPECT_NE(v.status.message().find("duplicate JSON member \"payloadType\""), std::string::npos) << v.status.message();
+}
+
+TEST_F(RosterTest, DuplicateKeysInsideTheSignedStatementAreMalformed) {
+  std::string statement = statement_of();
+  statement.insert(1, "\"_type\":\"x\",");
+  auto v = verify(signed_envelope(statement, *a_));
+  EXPECT_EQ(v.failure, Failure::kMalformed);
+  EXPECT_NE(v.status.message().find("duplicate"), std::string::npos);
+}
+
+TEST_F(RosterTest, SubjectDigestNot64HexIsMalformed) {
+  auto j = nlohmann::json::parse(statement_of());
+  j["subject"][0]["digest"]["sha256"] = std::string(63, 'a');
+  auto v = verify(signed_envelope(j.dump(), *a_));
+  EXPECT_EQ(v.failure, Failure::kMalformed);
+  EXPECT_NE(v.status.message().find("not 64 lowercase hex"), std::string::npos);
+}
+
+TEST_F(RosterTest, OtherPayloadTypeIsWrongPayloadType) {
+  auto v = verify(signed_envelope(statement_of(), *a_, "application/json"));
+  EXPECT_EQ(v.failure, Failure::kWrongPayloadType);
+  EXPECT_TRUE(v.status.is_verification());
+}
+
+TEST_F(RosterTest, OtherPredicateIsWrongStatement) {
+  auto j = nlohmann::json::parse(statement_of());
+  j["predicateType"] = "https://example.org/other";
+  EXPECT_EQ(verify(signed_envelope(j.dump(), *a_)).failure, Failure::kWrongStatement);
+}
+
+TEST_F(RosterTest, StatementNamingAnotherNodeIsNodeMismatch) {
+  EXPECT_EQ(verify(attest_build_result(testing::build_result(), *a_, "node-b").value()).failure, Failure::kNodeMismatch);
+}
+
+TEST_F(RosterTest, ValidityWindowAndRevocationAtSigningTime) {
+  auto with = [&](std::optional<int64_t> nb, std::optional<int64_t> na, std::optional<int64_t> rv) {
+    return Roster::create({{"node-a", a_->public_key(), nb, na, rv}}).value().verify(good_);
+  };
+  EXPECT_TRUE(with(kSignedAt, kSignedAt, std::nullopt).ok());
+  EXPECT_EQ(with(kSignedAt + 1, std::nullopt, std::nullopt).failure, Failure::kNotYetValid);
+  EXPECT_EQ(with(std::nullopt, kSignedAt - 1, std::nullopt).failure, Failure::kExpired);
+  EXPECT_EQ(with(std::nullopt, std::nullopt, kSignedAt).failure, Failure::kRevoked);
+  EXPECT_TRUE(with(std::nullopt, std::nullopt, kSignedAt + 1).ok());  // signed before the revocation
+  auto late = Roster::create({{"node-a", a_->public_key(), {}, {}, kSignedAt + 10}}).value();
+  EXPECT_EQ(late.verify(good_, kSignedAt + 10).failure, Failure::kRevoked);
+}
+
+TEST_F(RosterTest, EveryFailureHasItsOwnNameAndMessage) {
+  std::set<std::string> names;
+  for (auto f : {Failure::kNone, Failure::kMalformed, Failure::kWrongPayloadType, Failure::kWrongStatement,
+                 Failure::kUnknownKey, Failure::kBadSignature, Failure::kNotYetValid, Failure::kExpired,
+                 Failure::kRevoked, Failure::kNodeMismatch}) {
+    names.insert(failure_name(f));
+  }
+  EXPECT_EQ(names.size(), 10u);
+}
+
+TEST_F(RosterTest, WrongKeyAloneIsBadSignature) {
+  auto v = verify_with_key(good_, b_->public_key());
+  EXPECT_EQ(v.failure, Failure::kBadSignature);
+  EXPECT_TRUE(v.status.is_verification());
+}
+
+TEST(RosterFile, InlinePemPathsAndTimes) {
+  ScratchDir dir;
+  auto a = fixed_signer(KeyType::kEd25519);
+  auto b = fixed_signer(KeyType::kEcdsaP256);
+  std::filesystem::create_directories(dir / "keys");
+  spit(dir / "keys/b.pub.pem", b->public_key().pem());
+  spit(dir / "roster.toml", "threshold = 1\n\n[[nodes]]\nid = \"node-a\"\npublic_key = \"\"\"\n" + a->public_key().pem() +
+                                "\"\"\"\nnot_before = \"2026-01-01T00:00:00Z\"\n\n[[nodes]]\nid = \"node-b\"\n"
+                                "public_key = \"keys/b.pub.pem\"\nrevoked_at = 2026-06-01T12:00:00Z\n");
+  auto r = Roster::load(dir / "roster.toml");
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->entries().size(), 2u);
+  EXPECT_EQ(r->entries()[0].not_before, parse_rfc3339("2026-01-01T00:00:00Z").value());
+  EXPECT_EQ(r->entries()[1].revoked_at, parse_rfc3339("2026-06-01T12:00:00Z").value());
+  EXPECT_EQ(r->find(b->keyid()).size(), 1u);
+  auto good = attest_build_result(testing::build_result(), *b, "node-b").value();
+  EXPECT_EQ(r->verify(good).failure, Failure::kRevoked);
+}
+
+TEST(RosterFile, MistakesNameTheFileAndNode) {
+  ScratchDir dir;
+  spit(dir / "r.toml", "[[nodes]]\nid = \"n\"\npublic_key = \"absent.pem\"\n");
+  auto r = Roster::load(dir / "r.toml");
+  EXPECT_TRUE(r.status().is_not_found());
+  EXPECT_NE(r.status().message().find("id n"), std::string::npos) << r.status().message();
+  spit(dir / "r.toml", "[[nodes]]\nid = \"n\"\npublic_key = \"x\"\nrevoked = true\n");
+  EXPECT_NE(Roster::load(dir / "r.toml").status().message().find("unknown key 'revoked'"), std::string::npos);
+  spit(dir / "k.pem", fixed_signer(KeyType::kEd25519)->public_key().pem());
+  spit(dir / "r.toml", "[[nodes]]\nid = \"n\"\npublic_key = \"k.pem\"\nnot_after = \"soon\"\n");
+  EXPECT_TRUE(Roster::load(dir / "r.toml").status().is_bad_input());
+  spit(dir / "r.toml", "[[nodes]\n");
+  EXPECT_NE(Roster::load(dir / "r.toml").status().message().find("r.toml:1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quorate::attest

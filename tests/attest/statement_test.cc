@@ -1,0 +1,99 @@
+// The statement: built from a build result, parsed back, deterministic, and strict about what it accepts.
+#include "quorate/attest/statement.h"
+
+#include "quorate/core/sha256.h"
+#include "tests/attest/fixtures.h"
+
+namespace quorate::attest {
+namespace {
+
+using testing::build_result;
+using testing::build_result_with;
+
+TEST(Statement, CarriesTheBuildResultFields) {
+  auto s = parse_statement(statement_from_build_result(build_result(), "node-a").value()).value();
+  EXPECT_EQ(s.subject_name, "example.org/hello");
+  EXPECT_EQ(s.image_digest, "sha256:" + std::string(64, '5'));
+  EXPECT_EQ(s.config_digest, "sha256:" + std::string(64, '2'));
+  EXPECT_EQ(s.diff_ids, std::vector<std::string>{"sha256:" + std::string(64, '3')});
+  EXPECT_EQ(s.source_uri, "file:///src/hello.git");
+  EXPECT_EQ(s.commit, "0123456789abcdef0123456789abcdef01234567");
+  EXPECT_EQ(s.recipe_path, "quorate.toml");
+  ASSERT_EQ(s.base_images.size(), 1u);
+  EXPECT_EQ(s.base_images[0].name, "debian:12");
+  EXPECT_EQ(s.base_images[0].digest, "sha256:" + std::string(64, '1'));
+  EXPECT_EQ(s.compressor, "gzip zlib 1.2.13 level 6");
+  EXPECT_EQ(s.canonical_form, 1);
+  EXPECT_EQ(s.source_date_epoch, 1700000000);
+  EXPECT_EQ(s.builder_id, "node-a");
+  EXPECT_EQ(s.builder_version, "0.1.0");
+  EXPECT_EQ(s.finished_on - s.started_on, 3);
+}
+
+TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
+  auto j = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
+  EXPECT_EQ(j["_type"], "https://in-toto.io/Statement/v1");
+  EXPECT_EQ(j["predicateType"], "https://slsa.dev/provenance/v1");
+  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["id"], "node-a");
+  EXPECT_EQ(j["predicate"]["runDetails"]["metadata"]["startedOn"], "2026-11-23T08:00:00Z");
+  EXPECT_EQ(j["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"],
+            "0123456789abcdef0123456789abcdef01234567");
+}
+
+TEST(Statement, CanonicalBytesArePinned) {
+  // A change of these bytes changes every attestation: make it on purpose (and bump canonical_form).
+  auto bytes = statement_from_build_result(build_result(), "node-a").value();
+  EXPECT_EQ(bytes.find('\n'), std::string::npos);
+  EXPECT_EQ(sha256_digest(bytes), "sha256:8eee9986f46a31f7d284e5b4a8bc8e33d92fe8b601cf741dc658e03362ff0b4a");
+}
+
+TEST(Statement, TimesOnlyInRunDetailsMetadata) {
+  auto a = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
+  auto later = build_result_with("/started_on", "2030-01-01T00:00:00Z");
+  auto b = nlohmann::json::parse(statement_from_build_result(
+      nlohmann::json::parse(later).dump(), "node-a").value());
+  a["predicate"]["runDetails"].erase("metadata");
+  b["predicate"]["runDetails"].erase("metadata");
+  EXPECT_EQ(a, b);
+}
+
+TEST(Statement, MissingRequiredFieldNamesIt) {
+  auto j = nlohmann::json::parse(build_result());
+  j["image"].erase("config_digest");
+  auto r = statement_from_build_result(j.dump(), "node-a");
+  ASSERT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("config_digest"), std::string::npos) << r.status().message();
+}
+
+TEST(Statement, MalformedBuildResultDigestIsRejected) {
+  auto r = statement_from_build_result(build_result_with("/image/manifest_digest", "sha256:abc"), "node-a");
+  ASSERT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("manifest_digest"), std::string::npos);
+}
+
+TEST(Statement, WrongSchemaOrEmptyNodeIdIsRejected) {
+  EXPECT_TRUE(statement_from_build_result(build_result_with("/schema", "v0"), "n").status().is_bad_input());
+  EXPECT_TRUE(statement_from_build_result(build_result(), "").status().is_bad_input());
+  EXPECT_TRUE(statement_from_build_result(build_result_with("/source/commit", "xyz"), "n").status().is_bad_input());
+  EXPECT_TRUE(statement_from_build_result(build_result_with("/finished_on", "yesterday"), "n").status().is_bad_input());
+}
+
+TEST(Statement, SubjectDigestNot64HexIsBadInput) {
+  auto j = nlohmann::json::parse(testing::statement_of());
+  j["subject"][0]["digest"]["sha256"] = "abc";
+  auto r = parse_statement(j.dump());
+  ASSERT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("not 64 lowercase hex"), std::string::npos) << r.status().message();
+}
+
+TEST(Statement, ForeignTypesAreVerificationFailures) {
+  auto j = nlohmann::json::parse(testing::statement_of());
+  j["predicateType"] = "https://slsa.dev/provenance/v0.2";
+  EXPECT_TRUE(parse_statement(j.dump()).status().is_verification());
+  j = nlohmann::json::parse(testing::statement_of());
+  j["_type"] = "https://in-toto.io/Statement/v0.1";
+  EXPECT_TRUE(parse_statement(j.dump()).status().is_verification());
+}
+
+}  // namespace
+}  // namespace quorate::attest

@@ -1,0 +1,196 @@
+// quorate audit on a generated 50-commit repository with attestations from four nodes.
+#include "quorate/audit/audit.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "quorate/quorum/verifier.h"
+#include "quorum/signed.h"
+#include "support/test_util.h"
+
+namespace quorate::audit {
+namespace {
+namespace fs = std::filesystem;
+using quorate::quorum::testing::make_nodes;
+using quorate::quorum::testing::Node;
+using quorate::testing::run;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+
+constexpr int64_t kNow = 1'790'000'600;
+
+std::string build_result(const std::string& uri, const std::string& commit, const std::string& image) {
+  nlohmann::json r = {
+      {"schema", "https://quorate.dev/build-result/v1"},
+      {"canonical_form", 1},
+      {"image",
+       {{"name", "registry.example/app"},
+        {"manifest_digest", sha256_digest("manifest:" + image)},
+        {"config_digest", sha256_digest("config:" + image)},
+        {"diff_ids", {sha256_digest("layer:" + image)}},
+        {"layers", nlohmann::json::array()}}},
+      {"source", {{"uri", uri}, {"commit", commit}, {"recipe_path", "quorate.toml"}}},
+      {"base_images", nlohmann::json::array()},
+      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
+      {"source_date_epoch", 1700000000},
+      {"compressor", "gzip zlib 1.2.13 level 6"},
+      {"started_on", format_rfc3339(quorate::quorum::testing::kSigned - 30)},
+      {"finished_on", format_rfc3339(quorate::quorum::testing::kSigned)}};
+  return r.dump();
+}
+
+class AuditTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // 50 commits on a first-parent line, fixed dates, no signatures.
+    repo_ = dir_ / "repo";
+    std::string script = "set -e; git init -q " + sh(repo_.string()) + "; cd " + sh(repo_.string()) +
+                         "; export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@x;"
+                         " for i in $(seq 1 50); do echo $i > file; git add file;"
+                         " GIT_AUTHOR_DATE=\"@$((1700000000 + i)) +0000\" GIT_COMMITTER_DATE=\"@$((1700000000 + i)) +0000\""
+                         " git -c commit.gpgsign=false commit -q -m \"change $i\"; done; git rev-list --first-parent HEAD";
+    auto r = run(script);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) commits_.push_back(line);  // newest first
+    ASSERT_EQ(commits_.size(), 50u);
+    uri_ = "file://" + repo_.string();
+
+    nodes_ = make_nodes({"node-a", "node-b", "node-c", "node-d"});
+    auto policy = quorate::quorum::testing::write_policy(dir_.path(), "threshold = 3", nodes_);
+    auto verifier = quorum::Verifier::load(policy);
+    ASSERT_TRUE(verifier.ok()) << verifier.status().to_string();
+    verifier_ = std::make_unique<quorum::Verifier>(std::move(verifier).value());
+    store_ = quorum::Store::open(dir_ / "store.db").value();
+
+    std::vector<std::string> atts;
+    auto attest = [&](const Node& n, const std::string& uri, const std::string& commit, const std::string& image) {
+      atts.push_back(attest::attest_build_result(build_result(uri, commit, image), *n.signer, n.id).value());
+    };
+    for (int i = 0; i < 4; ++i) attest(nodes_[i], uri_, commits_[0], "v50");         // quorum, all agree
+    for (int i = 0; i < 3; ++i) attest(nodes_[i], uri_, commits_[1], "v49");         // quorum, one silent
+    attest(nodes_[3], uri_, commits_[1], "v49-rogue");                                // ... and one dissenter
+    attest(nodes_[0], uri_, commits_[2], "v48");                                      // one vote: no quorum
+    attest(nodes_[3], uri_, std::string(40, 'f'), "ghost");                            // a commit that does not exist
+    attest(nodes_[1], "https://elsewhere.example/fork.git", commits_[3], "v47");      // right commit, wrong source
+    auto outcomes = quorum::import_attestations(*store_, *verifier_, atts, kNow);
+    ASSERT_TRUE(outcomes.ok()) << outcomes.status().to_string();
+    for (const auto& o : *outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
+  }
+
+  AuditReport audit(size_t max = 100) {
+    AuditOptions o;
+    o.repo = repo_.string();
+    o.source_uri = uri_;
+    o.policy = &verifier_->policy();
+    o.now = kNow;
+    o.max_count = max;
+    auto r = run_audit(*store_, o);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? std::move(r).value() : AuditReport{};
+  }
+
+  ScratchDir dir_;
+  fs::path repo_;
+  std::string uri_;
+  std::vector<std::string> commits_;
+  std::vector<Node> nodes_;
+  std::unique_ptr<quorum::Verifier> verifier_;
+  std::unique_ptr<quorum::Store> store_;
+};
+
+TEST_F(AuditTest, JsonReportFieldByField) {
+  auto j = to_json(audit());
+  ASSERT_EQ(j["commits"].size(), 50u);
+  EXPECT_EQ(j["source_uri"], uri_);
+
+  // Red flags first: the commit that does not exist and the attestation under another source.
+  ASSERT_EQ(j["red_flags"].size(), 2u);
+  EXPECT_EQ(j["red_flags"][0]["kind"], "source-mismatch");
+  EXPECT_EQ(j["red_flags"][0]["commit"], commits_[3]);
+  EXPECT_EQ(j["red_flags"][0]["node_id"], "node-b");
+  EXPECT_EQ(j["red_flags"][1]["kind"], "unknown-commit");
+  EXPECT_EQ(j["red_flags"][1]["commit"], std::string(40, 'f'));
+  EXPECT_EQ(j["red_flags"][1]["node_id"], "node-d");
+
+  const auto& head = j["commits"][0];
+  EXPECT_EQ(head["commit"], commits_[0]);
+  EXPECT_EQ(head["summary"], "change 50");
+  EXPECT_EQ(head["time"], "2023-11-14T22:14:10Z");
+  EXPECT_EQ(head["signature"]["status"], "unsigned");
+  ASSERT_EQ(head["subjects"].size(), 1u);
+  EXPECT_EQ(head["subjects"][0]["agree"], true);
+  EXPECT_EQ(head["subjects"][0]["attestations"].size(), 4u);
+  EXPECT_EQ(head["subjects"][0]["attestations"][0]["node_id"], "node-a");
+  EXPECT_EQ(head["subjects"][0]["attestations"][0]["image_digest"], sha256_digest("manifest:v50"));
+  EXPECT_EQ(head["subjects"][0]["decision"]["accepted"], true);
+
+  const auto& dissent = j["commits"][1]["subjects"][0];
+  EXPECT_EQ(dissent["agree"], false);
+  EXPECT_EQ(dissent["decision"]["accepted"], false);  // on_conflict = reject: the rogue blocks
+
+  const auto& lone = j["commits"][2]["subjects"][0];
+  EXPECT_EQ(lone["attestations"].size(), 1u);
+  EXPECT_EQ(lone["decision"]["accepted"], false);
+
+  // The fork's attestation names commit 47 under another source: flagged, and listed under its own subject.
+  ASSERT_EQ(j["commits"][3]["subjects"].size(), 1u);
+  EXPECT_EQ(j["commits"][3]["subjects"][0]["source_uri"], "https://elsewhere.example/fork.git");
+
+  for (size_t i = 4; i < 50; ++i) {
+    EXPECT_EQ(j["commits"][i]["attested"], false) << i;
+  }
+}
+
+TEST_F(AuditTest, MaxCountAndRangesBoundTheWalk) {
+  EXPECT_EQ(audit(5).commits.size(), 5u);
+  AuditOptions o;
+  o.repo = repo_.string();
+  o.range = commits_[10] + ".." + commits_[0];
+  auto r = run_audit(*store_, o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->commits.size(), 10u);
+  EXPECT_EQ(r->commits.front().id, commits_[0]);
+}
+
+TEST_F(AuditTest, TextAndMarkdownPutRedFlagsFirst) {
+  auto report = audit();
+  std::string text = to_text(report);
+  EXPECT_LT(text.find("RED FLAGS (2)"), text.find(commits_[0].substr(0, 12) + "  "));
+  EXPECT_NE(text.find("4 nodes, agree: accepted"), std::string::npos) << text;
+  EXPECT_NE(text.find("DISAGREE: rejected"), std::string::npos) << text;
+  EXPECT_NE(text.find("no attestations"), std::string::npos);
+  std::string md = to_markdown(report);
+  EXPECT_LT(md.find("## Red flags"), md.find("## Commits"));
+}
+
+TEST_F(AuditTest, MissingRepositoryOrRevisionIsNotFound) {
+  AuditOptions o;
+  o.repo = (dir_ / "nowhere").string();
+  EXPECT_TRUE(run_audit(*store_, o).status().is_not_found());
+  o.repo = repo_.string();
+  o.range = "no-such-branch";
+  EXPECT_TRUE(run_audit(*store_, o).status().is_not_found());
+}
+
+TEST_F(AuditTest, SignedCommitsAreReportedWithTheirStatus) {
+  // An ssh- or gpg-signed commit is named as signed even when it cannot be checked here.
+  ScratchDir home;
+  auto r = run("command -v gpg >/dev/null || exit 77; export GNUPGHOME=" + sh(home.path().string()) +
+               "; gpg --batch --passphrase '' --quick-gen-key 'Auditor <aud@example>' ed25519 sign never >/dev/null 2>&1 &&"
+               " cd " + sh(repo_.string()) + " && echo signed > file && git add file &&"
+               " git -c user.name=a -c user.email=a@x -c user.signingkey=aud@example commit -q -S -m signed");
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ::setenv("GNUPGHOME", home.path().c_str(), 1);
+  auto report = audit(1);
+  ::unsetenv("GNUPGHOME");
+  ASSERT_EQ(report.commits.size(), 1u);
+  EXPECT_EQ(report.commits[0].signature.kind, "gpg");
+  EXPECT_EQ(report.commits[0].signature.status, "good");
+  EXPECT_NE(report.commits[0].signature.signer.find("Auditor"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quorate::audit

@@ -1,0 +1,159 @@
+// `quorate node` as a real process on 127.0.0.1: clean stop on SIGTERM, CURVE allow list at the process level,
+// garbage and oversized frames survived and counted, plain TCP refused off loopback.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "process.h"
+#include "quorate/attest/keys.h"
+#include "quorate/wire/frame.h"
+#include "quorate/wire/socket.h"
+#include "support/test_util.h"
+
+namespace quorate::e2e {
+namespace {
+
+namespace pb = wire::pb;
+using wire::MessageType;
+
+struct NodeFixture {
+  testing::ScratchDir dir;
+  int pub_port = free_port();
+  int control_port = free_port();
+  wire::CurveKeyPair node_keys = wire::generate_curve_keypair().value();
+  wire::CurveKeyPair allowed = wire::generate_curve_keypair().value();
+  wire::CurveKeyPair stranger = wire::generate_curve_keypair().value();
+
+  NodeFixture() {
+    auto pair = attest::generate_key(attest::KeyType::kEd25519).value();
+    EXPECT_TRUE(attest::write_key_pair(dir / "n1.key.pem", pair).ok());
+  }
+
+  std::filesystem::path write_config(bool insecure, const std::string& extra = "") {
+    EXPECT_TRUE(wire::write_curve_keypair(node_keys, dir / "node").ok());
+    EXPECT_TRUE(wire::write_curve_keypair(allowed, dir / "allowed").ok());
+    auto path = dir / "node.toml";
+    std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n"
+                        << "[network]\npublish = \"" << loopback(pub_port) << "\"\ncontrol = \"" << loopback(control_port)
+                        << "\"\nheartbeat_interval_ms = 100\n"
+                        << (insecure ? "insecure = true\n"
+                                     : "curve_secret_key = \"node.curve.key\"\nallowed_clients = [\"allowed.curve.pub\"]\n")
+                        << extra;
+    return path;
+  }
+  std::unique_ptr<Process> start(const std::filesystem::path& config) {
+    auto p = std::make_unique<Process>(std::vector<std::string>{quorate_bin(), "node", "--config", config.string()},
+                                       dir / "node.out", dir / "node.err");
+    EXPECT_TRUE(wait_until([&] { return p->err().find("node_started") != std::string::npos || !p->running(); },
+                           std::chrono::seconds(20)))
+        << p->err();
+    return p;
+  }
+};
+
+// Counts heartbeats received by a SUB with `keys` within `limit`.
+int heartbeats_seen(const std::string& endpoint, const wire::CurveKeyPair& keys, const std::string& server_public,
+                    std::chrono::milliseconds limit) {
+  auto ctx = wire::Context::create().value();
+  wire::ClientSecurity cs;
+  cs.client_keys = keys;
+  cs.server_public = server_public;
+  auto sub = wire::Socket::client(*ctx, wire::SocketType::kSub, cs).value();
+  EXPECT_TRUE(sub.subscribe("hb.").ok());
+  EXPECT_TRUE(sub.connect(endpoint).ok());
+  int n = 0;
+  auto deadline = SteadyClock::now() + limit;
+  while (SteadyClock::now() < deadline) {
+    auto got = sub.recv(50);
+    if (got.ok() && got->has_value()) ++n;
+  }
+  return n;
+}
+
+TEST(NodeProcess, StopsCleanlyOnSigterm) {
+  NodeFixture f;
+  auto node = f.start(f.write_config(/*insecure=*/true));
+  ASSERT_TRUE(node->running()) << node->err();
+  node->signal(SIGTERM);
+  auto code = node->wait(std::chrono::seconds(10));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << node->err();
+  EXPECT_NE(node->err().find("\"event\":\"node_stopped\""), std::string::npos);
+}
+
+TEST(NodeProcess, CurveClientNotInAllowListCannotSubscribe) {
+  NodeFixture f;
+  auto node = f.start(f.write_config(/*insecure=*/false));
+  ASSERT_TRUE(node->running()) << node->err();
+  EXPECT_EQ(heartbeats_seen(loopback(f.pub_port), f.stranger, f.node_keys.public_z85, std::chrono::milliseconds(1500)), 0);
+  EXPECT_GT(heartbeats_seen(loopback(f.pub_port), f.allowed, f.node_keys.public_z85, std::chrono::milliseconds(1500)), 0);
+  node->signal(SIGTERM);
+  ASSERT_EQ(node->wait(std::chrono::seconds(10)), 0);
+  // The refused handshakes were counted.
+  auto err = node->err();
+  auto pos = err.find("\"event\":\"node_stopped\"");
+  ASSERT_NE(pos, std::string::npos);
+  auto line = err.substr(err.rfind('\n', pos) + 1);
+  auto j = nlohmann::json::parse(line.substr(0, line.find('\n')));
+  EXPECT_GE(j["zap_denied"].get<int>(), 1);
+}
+
+TEST(NodeProcess, GarbageAndOversizedFramesAreSurvivedAndCounted) {
+  NodeFixture f;
+  auto node = f.start(f.write_config(/*insecure=*/true, "[limits]\nmax_control_bytes = 2048\n"));
+  ASSERT_TRUE(node->running()) << node->err();
+  auto ctx = wire::Context::create().value();
+  wire::ClientSecurity cs;
+  cs.transport = wire::Transport::kInsecure;
+  {
+    auto dealer = wire::Socket::client(*ctx, wire::SocketType::kDealer, cs).value();
+    ASSERT_TRUE(dealer.connect(loopback(f.control_port)).ok());
+    ASSERT_TRUE(dealer.send({"\x00\xff garbage"}).ok());
+    ASSERT_TRUE(dealer.send({std::string(100000, 'Q')}).ok());
+    pb::BuildRequest big;
+    big.set_request_id("big");
+    big.set_repo(std::string(4000, 'r'));
+    ASSERT_TRUE(dealer.send({wire::encode_frame(MessageType::kBuildRequest, big)}).ok());
+    ASSERT_TRUE(dealer.send({std::string("QW\x09\x01", 4)}).ok());  // another schema version
+    // Still answering.
+    pb::HistoryRequest h;
+    ASSERT_TRUE(dealer.send({wire::encode_frame(MessageType::kHistoryRequest, h)}).ok());
+    auto got = dealer.recv(10000);
+    ASSERT_TRUE(got.ok() && got->has_value());
+    pb::HistoryResponse resp;
+    EXPECT_TRUE(wire::decode_message((**got)[0], MessageType::kHistoryResponse, wire::Limits{}, resp).ok());
+    EXPECT_EQ(resp.node_id(), "n1");
+  }
+  EXPECT_TRUE(node->running());
+  node->signal(SIGTERM);
+  ASSERT_EQ(node->wait(std::chrono::seconds(10)), 0);
+  auto err = node->err();
+  EXPECT_NE(err.find("\"reason\":\"garbage\""), std::string::npos);
+  EXPECT_NE(err.find("\"reason\":\"oversized\""), std::string::npos);
+  EXPECT_NE(err.find("\"reason\":\"bad_version\""), std::string::npos);
+  EXPECT_NE(err.find("\"dropped\":4"), std::string::npos) << err;
+}
+
+TEST(NodeProcess, PlainTcpOffLoopbackIsRefused) {
+  NodeFixture f;
+  auto path = f.dir / "node.toml";
+  std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n[network]\ninsecure = true\n"
+                      << "publish = \"tcp://0.0.0.0:" << f.pub_port << "\"\n";
+  auto r = run({quorate_bin(), "node", "--config", path.string()}, f.dir.path(), std::chrono::seconds(20));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("loopback only"), std::string::npos) << r.err;
+}
+
+TEST(NodeProcess, NoCurveKeyAndNoInsecureFlagIsRefused) {
+  NodeFixture f;
+  auto path = f.dir / "node.toml";
+  std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n";
+  auto r = run({quorate_bin(), "node", "--config", path.string()}, f.dir.path(), std::chrono::seconds(20));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("no CURVE secret key"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace quorate::e2e

@@ -1,0 +1,80 @@
+// A rebuild node played by a test: PUB + ROUTER like `quorate node`, publishing what the test tells it (real
+// attestations, replays, garbage) and answering history from what it "stored".
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quorate/wire/frame.h"
+#include "quorate/wire/socket.h"
+
+namespace quorate::e2e {
+
+class ScriptedNode {
+ public:
+  // Binds on the given endpoints (tcp://127.0.0.1:PORT), plain TCP.
+  ScriptedNode(std::string id, const std::string& pub_endpoint, const std::string& control_endpoint)
+      : id_(std::move(id)) {
+    ctx_ = wire::Context::create().value();
+    wire::ServerSecurity s;
+    s.transport = wire::Transport::kInsecure;
+    pub_ = std::make_unique<wire::Socket>(wire::Socket::server(*ctx_, wire::SocketType::kPub, s).value());
+    router_ = std::make_unique<wire::Socket>(wire::Socket::server(*ctx_, wire::SocketType::kRouter, s).value());
+    pub_endpoint_ = pub_->bind(pub_endpoint).value();
+    control_endpoint_ = router_->bind(control_endpoint).value();
+  }
+  ~ScriptedNode() {
+    pub_.reset();
+    router_.reset();
+  }
+
+  const std::string& id() const { return id_; }
+  // Stores `envelope` under the next sequence number and publishes it; returns the message.
+  wire::pb::AttestationMessage add(const std::string& envelope) {
+    wire::pb::AttestationMessage m;
+    m.set_node_id(id_);
+    m.set_sequence(stored_.size() + 1);
+    m.set_envelope(envelope);
+    stored_.push_back(m);
+    publish(m);
+    return m;
+  }
+  void publish(const wire::pb::AttestationMessage& m) {
+    (void)pub_->send({wire::attestation_topic(id_), wire::encode_frame(wire::MessageType::kAttestation, m)});
+  }
+  void publish_raw(const wire::Frames& frames) { (void)pub_->send(frames); }
+  void heartbeat() {
+    wire::pb::Heartbeat hb;
+    hb.set_node_id(id_);
+    hb.set_last_sequence(stored_.size());
+    (void)pub_->send({wire::heartbeat_topic(id_), wire::encode_frame(wire::MessageType::kHeartbeat, hb)});
+  }
+  // Answers waiting history requests; returns how many.
+  int serve() {
+    int n = 0;
+    for (;;) {
+      auto got = router_->recv(0);
+      if (!got.ok() || !got->has_value() || (*got)->size() != 2) return n;
+      wire::pb::HistoryRequest req;
+      if (!wire::decode_message((**got)[1], wire::MessageType::kHistoryRequest, wire::Limits{}, req).ok()) continue;
+      wire::pb::HistoryResponse resp;
+      resp.set_node_id(id_);
+      for (const auto& m : stored_) {
+        if (m.sequence() > req.since_sequence()) *resp.add_attestations() = m;
+      }
+      resp.set_last_sequence(stored_.size());
+      (void)router_->send({(**got)[0], wire::encode_frame(wire::MessageType::kHistoryResponse, resp)});
+      ++n;
+    }
+  }
+
+ private:
+  std::string id_;
+  std::unique_ptr<wire::Context> ctx_;
+  std::unique_ptr<wire::Socket> pub_, router_;
+  std::string pub_endpoint_, control_endpoint_;
+  std::vector<wire::pb::AttestationMessage> stored_;
+};
+
+}  // namespace quorate::e2e

@@ -1,0 +1,475 @@
+// The verifier daemon in-process against real node daemons (fake rebuilder, fake judge): history
+// catch-up, restarts of nodes and of the verifier, garbage, oversized and misattributed attestations,
+// decisions published on change and answered on query.
+#include "quorate/quorum/verifier_daemon.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+#include "quorate/node/daemon.h"
+#include "quorate/wire/socket.h"
+#include "support/test_util.h"
+
+namespace quorate {
+namespace {
+
+namespace pb = wire::pb;
+using wire::MessageType;
+using SteadyClock = std::chrono::steady_clock;
+
+// "Envelopes" are JSON {node, repo, commit, recipe, digest}; a node's rebuilder may lie about its name
+// (to test misattribution) or produce another digest (a rogue).
+class FakeRebuilder : public node::Rebuilder {
+ public:
+  FakeRebuilder(std::string node, std::string digest, std::string claimed = {})
+      : node_(std::move(node)), digest_(std::move(digest)), claimed_(claimed.empty() ? node_ : claimed) {}
+  Result<node::RebuildOutput> rebuild(const pb::BuildRequest& r, const std::atomic<bool>&) override {
+    nlohmann::json j = {{"node", claimed_}, {"repo", r.repo()}, {"commit", r.commit()},
+                        {"recipe", r.recipe_path()}, {"digest", digest_}};
+    return node::RebuildOutput{j.dump(), digest_};
+  }
+
+ private:
+  std::string node_, digest_, claimed_;
+};
+
+// State shared across judge instances: the "store" survives a verifier restart, like the SQLite store.
+struct FakeStore {
+  std::set<std::string> envelopes;
+  std::map<std::string, std::map<std::string, std::string>> votes;  // subject -> node -> digest
+  std::map<std::string, pb::SubjectKey> subjects;
+};
+
+class FakeJudge : public quorum::Judge {
+ public:
+  FakeJudge(std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k)
+      : store_(std::move(store)), roster_(std::move(roster)), k_(k) {}
+
+  Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) override {
+    std::vector<Outcome> out;
+    for (const auto& s : batch) out.push_back(one(s.node_id, s.envelope));
+    return out;
+  }
+  Outcome one(const std::string& node_id, const std::string& envelope) {
+    Outcome o;
+    auto j = nlohmann::json::parse(envelope, nullptr, false);
+    if (j.is_discarded() || !j.contains("node")) {
+      o.reason = "bad envelope";
+      return o;
+    }
+    std::string signer = j["node"];
+    if (!roster_.count(signer)) {
+      o.reason = "unknown key";
+      return o;
+    }
+    if (signer != node_id) {
+      o.reason = "signer is not the publishing node";
+      return o;
+    }
+    pb::SubjectKey s;
+    s.set_repo(j["repo"]);
+    s.set_commit(j["commit"]);
+    s.set_recipe_path(j["recipe"]);
+    o.subject = s;
+    if (!store_->envelopes.insert(envelope).second) {
+      o.kind = Outcome::Kind::kDuplicate;
+      return o;
+    }
+    std::string id = s.SerializeAsString();
+    store_->subjects[id] = s;
+    store_->votes[id][node_id] = j["digest"];
+    o.kind = Outcome::Kind::kStored;
+    return o;
+  }
+  Result<pb::Decision> decide(const pb::SubjectKey& s) override {
+    pb::Decision d;
+    *d.mutable_subject() = s;
+    std::map<std::string, std::vector<std::string>> by_digest;
+    for (const auto& [node, digest] : store_->votes[s.SerializeAsString()]) by_digest[digest].push_back(node);
+    std::string best;
+    for (const auto& [digest, nodes] : by_digest) {
+      if (best.empty() || nodes.size() > by_digest[best].size()) best = digest;
+    }
+    for (const auto& [digest, nodes] : by_digest) {
+      for (const auto& n : nodes) {
+        if (digest == best) {
+          d.add_agreeing(n);
+        } else {
+          auto* x = d.add_dissenters();
+          x->set_node_id(n);
+          x->set_digest(digest);
+        }
+      }
+    }
+    d.set_accepted(!best.empty() && by_digest[best].size() >= k_ && by_digest.size() == 1);
+    if (d.accepted()) d.set_digest(best);
+    d.set_reason(d.accepted() ? "quorum" : "no quorum");
+    return d;
+  }
+  Result<std::vector<pb::SubjectKey>> subjects() override {
+    std::vector<pb::SubjectKey> out;
+    for (const auto& [id, s] : store_->subjects) out.push_back(s);
+    return out;
+  }
+  Result<std::vector<pb::Decision>> find_by_image(const std::string& digest) override {
+    std::vector<pb::Decision> out;
+    for (const auto& [id, votes] : store_->votes) {
+      for (const auto& [n, d] : votes) {
+        if (d == digest) {
+          out.push_back(*decide(store_->subjects[id]));
+          break;
+        }
+      }
+    }
+    return out;
+  }
+  Result<std::vector<pb::Decision>> find_by_subject(const pb::SubjectKey& s) override {
+    std::vector<pb::Decision> out;
+    for (const auto& [id, subject] : store_->subjects) {
+      if (subject.commit() == s.commit()) out.push_back(*decide(subject));
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<FakeStore> store_;
+  std::set<std::string> roster_;
+  size_t k_;
+};
+
+
+template <class Daemon>
+struct Running {
+  std::ostringstream log_text;
+  wire::EventLog log{log_text, [] { return int64_t{0}; }, "test"};
+  std::unique_ptr<Daemon> daemon;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  void start() {
+    thread = std::thread([this] { EXPECT_TRUE(daemon->run(stop).ok()); });
+  }
+  void halt() {
+    if (!thread.joinable()) return;
+    stop = true;
+    thread.join();
+  }
+  ~Running() { halt(); }
+};
+
+struct TestNode : Running<node::NodeDaemon> {
+  node::NodeConfig config;
+  TestNode(const std::filesystem::path& dir, const std::string& id, const std::string& digest,
+           const std::string& claimed = {}, std::string pub = "tcp://127.0.0.1:*",
+           std::string control = "tcp://127.0.0.1:*") {
+    config.node_id = id;
+    config.data_dir = dir / id;
+    config.transport.insecure = true;
+    config.heartbeat_interval_ms = 100;
+    config.publish_endpoint = pub;
+    config.control_endpoint = control;
+    auto d = node::NodeDaemon::open(config, std::make_unique<FakeRebuilder>(id, digest, claimed), log, {});
+    EXPECT_TRUE(d.ok()) << d.status().to_string();
+    daemon = std::move(*d);
+    start();
+  }
+  wire::FollowedNode followed() const {
+    return {config.node_id, daemon->publish_endpoint(), daemon->control_endpoint(), ""};
+  }
+};
+
+struct TestVerifier : Running<quorum::VerifierDaemon> {
+  TestVerifier(const std::filesystem::path& dir, std::vector<wire::FollowedNode> nodes,
+               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k,
+               wire::Limits limits = {}) {
+    quorum::VerifierConfig c;
+    c.data_dir = dir / "verifier";
+    c.transport.insecure = true;
+    c.nodes = std::move(nodes);
+    c.limits = limits;
+    c.history_timeout_ms = 500;
+    auto d = quorum::VerifierDaemon::open(c, std::make_unique<FakeJudge>(store, roster, k), log, {});
+    EXPECT_TRUE(d.ok()) << d.status().to_string();
+    daemon = std::move(*d);
+    start();
+  }
+};
+
+// A client of nodes (DEALER) and of the verifier (SUB + DEALER).
+struct Client {
+  std::unique_ptr<wire::Context> ctx = wire::Context::create().value();
+  std::vector<std::unique_ptr<wire::Socket>> sockets;
+  wire::ClientSecurity insecure() {
+    wire::ClientSecurity s;
+    s.transport = wire::Transport::kInsecure;
+    return s;
+  }
+  wire::Socket& dealer(const std::string& endpoint) {
+    sockets.push_back(std::make_unique<wire::Socket>(
+        wire::Socket::client(*ctx, wire::SocketType::kDealer, insecure()).value()));
+    EXPECT_TRUE(sockets.back()->connect(endpoint).ok());
+    return *sockets.back();
+  }
+  ~Client() { sockets.clear(); }
+
+  void submit(const std::string& control, const std::string& id, const std::string& commit) {
+    auto& d = dealer(control);
+    pb::BuildRequest r;
+    r.set_request_id(id);
+    r.set_repo("file:///repo");
+    r.set_commit(commit);
+    r.set_recipe_path("quorate.toml");
+    ASSERT_TRUE(d.send({wire::encode_frame(MessageType::kBuildRequest, r)}).ok());
+    auto got = d.recv(5000);
+    ASSERT_TRUE(got.ok() && got->has_value());
+  }
+
+  // Asks the verifier about `commit` until `pred` holds or 10 s pass; returns the last answer.
+  pb::Answer query_until(const std::string& endpoint, const std::string& commit,
+                         const std::function<bool(const pb::Answer&)>& pred) {
+    auto& d = dealer(endpoint);
+    pb::Answer last;
+    auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    while (SteadyClock::now() < deadline) {
+      pb::Query q;
+      q.set_request_id("q");
+      q.mutable_subject()->set_commit(commit);
+      EXPECT_TRUE(d.send({wire::encode_frame(MessageType::kQuery, q)}).ok());
+      auto got = d.recv(2000);
+      if (got.ok() && got->has_value()) {
+        EXPECT_TRUE(wire::decode_message((**got)[0], MessageType::kAnswer, wire::Limits{}, last).ok());
+        if (pred(last)) return last;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return last;
+  }
+};
+
+bool accepted_by(const pb::Answer& a, size_t n) {
+  return a.decisions_size() == 1 && a.decisions(0).accepted() && static_cast<size_t>(a.decisions(0).agreeing_size()) == n;
+}
+
+const std::string kGood = "sha256:" + std::string(64, 'a');
+const std::string kRogue = "sha256:" + std::string(64, 'b');
+
+TEST(VerifierDaemon, AcceptsOnQuorumAndNamesTheRogue) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  TestNode a(dir, "a", kGood), b(dir, "b", kGood), c(dir, "c", kGood), r(dir, "r", kRogue);
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, {a.followed(), b.followed(), c.followed(), r.followed()}, store, {"a", "b", "c", "r"}, 3);
+  Client client;
+  for (auto* n : {&a, &b, &c, &r}) client.submit(n->daemon->control_endpoint(), "job1", "c1");
+  auto answer = client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) {
+    return x.decisions_size() == 1 && x.decisions(0).agreeing_size() == 3 && x.decisions(0).dissenters_size() == 1;
+  });
+  ASSERT_EQ(answer.decisions_size(), 1);
+  EXPECT_EQ(answer.decisions(0).dissenters(0).node_id(), "r");
+  EXPECT_EQ(answer.decisions(0).dissenters(0).digest(), kRogue);
+  EXPECT_GE(v.daemon->counters().decisions_published, 1u);
+}
+
+TEST(VerifierDaemon, LateVerifierCatchesUpFromHistory) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  TestNode a(dir, "a", kGood), b(dir, "b", kGood);
+  Client client;
+  for (int i = 0; i < 5; ++i) {
+    for (auto* n : {&a, &b}) client.submit(n->daemon->control_endpoint(), "job" + std::to_string(i), "c" + std::to_string(i));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // published before anyone listens
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, {a.followed(), b.followed()}, store, {"a", "b"}, 2);
+  for (int i = 0; i < 5; ++i) {
+    auto answer = client.query_until(v.daemon->query_endpoint(), "c" + std::to_string(i),
+                                     [](const pb::Answer& x) { return accepted_by(x, 2); });
+    EXPECT_TRUE(accepted_by(answer, 2)) << i;
+  }
+  EXPECT_EQ(v.daemon->counters().stored, 10u);
+}
+
+TEST(VerifierDaemon, RestartedVerifierLosesNothingAndKeepsItsDecisions) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  TestNode a(dir, "a", kGood), b(dir, "b", kGood);
+  auto store = std::make_shared<FakeStore>();
+  Client client;
+  {
+    TestVerifier v(dir, {a.followed(), b.followed()}, store, {"a", "b"}, 2);
+    client.submit(a.daemon->control_endpoint(), "j1", "c1");
+    client.submit(b.daemon->control_endpoint(), "j1", "c1");
+    EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
+                                               [](const pb::Answer& x) { return accepted_by(x, 2); }),
+                            2));
+  }
+  // While the verifier is down, more is published.
+  client.submit(a.daemon->control_endpoint(), "j2", "c2");
+  client.submit(b.daemon->control_endpoint(), "j2", "c2");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  TestVerifier v(dir, {a.followed(), b.followed()}, store, {"a", "b"}, 2);
+  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c2",
+                                             [](const pb::Answer& x) { return accepted_by(x, 2); }),
+                          2));
+  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
+                                             [](const pb::Answer& x) { return accepted_by(x, 2); }),
+                          2));
+  // The restarted verifier resumed from its cursors: it did not re-ingest c1.
+  EXPECT_EQ(v.daemon->counters().received, 2u);
+}
+
+TEST(VerifierDaemon, NodeRestartOnTheSamePortsIsFollowed) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  auto store = std::make_shared<FakeStore>();
+  auto a = std::make_unique<TestNode>(dir, "a", kGood);
+  std::string pub = a->daemon->publish_endpoint(), control = a->daemon->control_endpoint();
+  TestVerifier v(dir, {a->followed()}, store, {"a"}, 1);
+  Client client;
+  client.submit(control, "j1", "c1");
+  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
+                                             [](const pb::Answer& x) { return accepted_by(x, 1); }),
+                          1));
+  a.reset();
+  a = std::make_unique<TestNode>(dir, "a", kGood, "", pub, control);
+  client.submit(control, "j2", "c2");
+  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c2",
+                                             [](const pb::Answer& x) { return accepted_by(x, 1); }),
+                          1));
+}
+
+TEST(VerifierDaemon, MisattributedAndUnknownSignersAreRejectedAndCounted) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  TestNode a(dir, "a", kGood);
+  TestNode liar(dir, "liar", kRogue, /*claimed=*/"a");       // publishes envelopes "signed" by a
+  TestNode stranger(dir, "stranger", kRogue, /*claimed=*/"x");  // signer not in the roster
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, {a.followed(), liar.followed(), stranger.followed()}, store, {"a", "liar", "stranger"}, 1);
+  Client client;
+  client.submit(liar.daemon->control_endpoint(), "j", "c1");
+  client.submit(stranger.daemon->control_endpoint(), "j", "c1");
+  client.submit(a.daemon->control_endpoint(), "j", "c1");
+  auto answer = client.query_until(v.daemon->query_endpoint(), "c1",
+                                   [](const pb::Answer& x) { return accepted_by(x, 1); });
+  EXPECT_TRUE(accepted_by(answer, 1));
+  auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (v.daemon->counters().rejected < 2 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto c = v.daemon->counters();
+  EXPECT_EQ(c.rejected, 2u);
+  EXPECT_EQ(c.rejected_by_reason["unknown key"], 1u);
+  EXPECT_EQ(c.rejected_by_reason["signer is not the publishing node"], 1u);
+}
+
+// A hostile "node": the test binds its PUB and ROUTER and sends what it likes.
+struct HostileNode {
+  std::unique_ptr<wire::Context> ctx = wire::Context::create().value();
+  std::unique_ptr<wire::Socket> pub, router;
+  std::string pub_ep, router_ep;
+  HostileNode() {
+    wire::ServerSecurity s;
+    s.transport = wire::Transport::kInsecure;
+    pub = std::make_unique<wire::Socket>(wire::Socket::server(*ctx, wire::SocketType::kPub, s).value());
+    router = std::make_unique<wire::Socket>(wire::Socket::server(*ctx, wire::SocketType::kRouter, s).value());
+    pub_ep = pub->bind("tcp://127.0.0.1:*").value();
+    router_ep = router->bind("tcp://127.0.0.1:*").value();
+  }
+  ~HostileNode() {
+    pub.reset();
+    router.reset();
+  }
+};
+
+TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  HostileNode h;
+  auto store = std::make_shared<FakeStore>();
+  wire::Limits limits;
+  limits.max_attestation_bytes = 4096;
+  TestVerifier v(dir, {{"h", h.pub_ep, h.router_ep, ""}}, store, {"h"}, 1, limits);
+
+  // Answer the verifier's first history request with nothing, so live delivery starts.
+  auto req = h.router->recv(5000);
+  ASSERT_TRUE(req.ok() && req->has_value());
+  pb::HistoryResponse empty;
+  empty.set_node_id("h");
+  ASSERT_TRUE(h.router->send({(**req)[0], wire::encode_frame(MessageType::kHistoryResponse, empty)}).ok());
+
+  pb::AttestationMessage good;
+  good.set_node_id("h");
+  good.set_sequence(1);
+  good.set_envelope(nlohmann::json({{"node", "h"}, {"repo", "r"}, {"commit", "c1"}, {"recipe", "x"}, {"digest", kGood}}).dump());
+  pb::AttestationMessage big = good;
+  big.set_sequence(2);
+  big.set_envelope(std::string(10000, 'x'));
+  // Repeat until the subscription is live and the good one arrives.
+  Client client;
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (v.daemon->counters().stored == 0 && SteadyClock::now() < deadline) {
+    ASSERT_TRUE(h.pub->send({"att.h", "garbage!"}).ok());
+    ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, big)}).ok());
+    ASSERT_TRUE(h.pub->send({"att.h", "x", "y", "z"}).ok());
+    ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, good)}).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // A replay of the same attestation, and the same envelope under a new sequence number.
+  ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, good)}).ok());
+  pb::AttestationMessage again = good;
+  again.set_sequence(2);
+  ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, again)}).ok());
+  // Garbage to the query socket too.
+  auto& q = client.dealer(v.daemon->query_endpoint());
+  ASSERT_TRUE(q.send({"not a query"}).ok());
+  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
+                                             [](const pb::Answer& x) { return accepted_by(x, 1); }),
+                          1));
+  deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (v.daemon->counters().duplicates < 1 && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto c = v.daemon->counters();
+  EXPECT_EQ(c.stored, 1u);
+  EXPECT_GE(c.duplicates, 1u) << "same envelope under a new sequence number";
+  EXPECT_GE(c.dropped, 4u) << "garbage, oversized, too many frames, bad query";
+  EXPECT_NE(v.log_text.str().find("\"reason\":\"oversized\""), std::string::npos);
+  EXPECT_NE(v.log_text.str().find("\"reason\":\"garbage\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quorate
+
+namespace quorate {
+namespace {
+
+TEST(VerifierConfig, TheShippedExampleLoads) {
+  auto c = quorum::load_verifier_config(quorate::testing::source_dir() / "examples/quorum.toml");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->nodes.size(), 3u);
+  EXPECT_EQ(c->nodes[1].node_id, "node-b");
+  EXPECT_EQ(c->policy.filename(), "policy.toml");
+}
+
+TEST(VerifierConfig, UnknownKeysAndDuplicateNodesAreNamed) {
+  testing::ScratchDir dir;
+  std::ofstream(dir / "q.toml") << "policy = \"p.toml\"\ndata_dir = \"d\"\n[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:1\"\n"
+                                   "control = \"tcp://127.0.0.1:2\"\ncolour = \"blue\"\n";
+  auto c = quorum::load_verifier_config(dir / "q.toml");
+  EXPECT_NE(c.status().message().find("nodes.colour"), std::string::npos) << c.status().to_string();
+  std::ofstream(dir / "q2.toml") << "policy = \"p.toml\"\ndata_dir = \"d\"\n"
+                                    "[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:1\"\ncontrol = \"tcp://127.0.0.1:2\"\n"
+                                    "[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:3\"\ncontrol = \"tcp://127.0.0.1:4\"\n";
+  auto c2 = quorum::load_verifier_config(dir / "q2.toml");
+  EXPECT_NE(c2.status().message().find("listed twice"), std::string::npos) << c2.status().to_string();
+}
+
+}  // namespace
+}  // namespace quorate

@@ -1,0 +1,89 @@
+// node.toml: defaults, relative paths, unknown keys and wrong types named.
+#include "quorate/node/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <unistd.h>
+
+#include "support/test_util.h"
+
+namespace quorate::node {
+namespace {
+
+std::filesystem::path write_config(const std::string& text) {
+  static testing::ScratchDir dir;
+  auto path = dir / "node.toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(NodeConfig, MinimalConfigGetsDefaults) {
+  auto path = write_config("node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"keys/n1.pem\"\n");
+  auto c = load_node_config(path);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->node_id, "n1");
+  EXPECT_EQ(c->data_dir, path.parent_path() / "data");
+  EXPECT_EQ(c->signing_key, path.parent_path() / "keys/n1.pem");
+  EXPECT_EQ(c->work_dir, path.parent_path() / "data" / "work");
+  EXPECT_EQ(c->max_queue, 16u);
+  EXPECT_FALSE(c->transport.insecure);
+}
+
+TEST(NodeConfig, EverySectionParses) {
+  auto path = write_config(R"(
+node_id = "n1"
+data_dir = "/var/lib/n1"
+signing_key = "/etc/n1.pem"
+[network]
+publish = "tcp://127.0.0.1:7001"
+control = "tcp://127.0.0.1:7002"
+insecure = true
+heartbeat_interval_ms = 200
+allowed_clients = ["a.curve.pub"]
+[queue]
+max_pending = 2
+history_batch = 10
+[limits]
+max_attestation_bytes = 2048
+[build]
+sandbox = "none"
+path = ["/usr/bin", "/bin"]
+)");
+  auto c = load_node_config(path);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->publish_endpoint, "tcp://127.0.0.1:7001");
+  EXPECT_TRUE(c->transport.insecure);
+  EXPECT_EQ(c->heartbeat_interval_ms, 200);
+  EXPECT_EQ(c->max_queue, 2u);
+  EXPECT_EQ(c->limits.max_attestation_bytes, 2048u);
+  EXPECT_EQ(c->sandbox, "none");
+  EXPECT_EQ(c->build_path.size(), 2u);
+}
+
+TEST(NodeConfig, UnknownKeyIsNamedWithItsLine) {
+  auto path = write_config("node_id = \"n1\"\ndata_dir = \"d\"\nsigning_key = \"k\"\n[network]\npublsh = \"x\"\n");
+  auto c = load_node_config(path);
+  ASSERT_TRUE(c.status().is_bad_input());
+  EXPECT_NE(c.status().message().find("network.publsh"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find(":5"), std::string::npos) << c.status().message();
+}
+
+TEST(NodeConfig, MissingAndMistypedKeysAreErrors) {
+  EXPECT_NE(load_node_config(write_config("data_dir = \"d\"\nsigning_key = \"k\"\n")).status().message().find("node_id"),
+            std::string::npos);
+  auto c = load_node_config(write_config("node_id = 3\ndata_dir = \"d\"\nsigning_key = \"k\"\n"));
+  EXPECT_NE(c.status().message().find("must be a string"), std::string::npos);
+  auto q = load_node_config(write_config("node_id = \"n\"\ndata_dir = \"d\"\nsigning_key = \"k\"\n[queue]\nmax_pending = -1\n"));
+  EXPECT_TRUE(q.status().is_bad_input());
+}
+
+TEST(NodeConfig, TheShippedExampleLoads) {
+  auto c = load_node_config(quorate::testing::source_dir() / "examples/node.toml");
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_EQ(c->node_id, "node-a");
+  EXPECT_EQ(c->transport.allowed_clients.size(), 2u);
+}
+
+}  // namespace
+}  // namespace quorate::node

@@ -1,0 +1,168 @@
+// normalize_image: format detection, the config rules, platform choice, ref names, and refusal of bad layouts.
+#include "quorate/normalize/image.h"
+
+#include <gtest/gtest.h>
+
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+#include "quorate/normalize/oci.h"
+#include "tests/support/test_util.h"
+
+namespace quorate::normalize {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using quorate::testing::ScratchDir;
+using quorate::testing::slurp;
+
+constexpr int64_t kEpoch = 1500000000;
+
+// A one-layer image written with our own writers, in a layout that may list several platforms.
+class ImageTest : public ::testing::Test {
+ protected:
+  Descriptor add_image(OciLayoutWriter& w, const std::string& arch, const json& extra_config = json::object()) {
+    CanonicalLayerWriter layer(LayerOptions{});
+    Entry e;
+    e.path = "etc/arch";
+    e.mtime = 1700000000;
+    EXPECT_TRUE(layer.add_bytes(e, arch + "\n").ok());
+    auto blob = w.begin_blob();
+    EXPECT_TRUE(blob.ok());
+    auto s = layer.write(**blob);
+    EXPECT_TRUE(s.ok()) << s.status().to_string();
+    auto layer_desc = (*blob)->commit(s->media_type);
+    json config = {{"architecture", arch},
+                   {"os", "linux"},
+                   {"created", "2023-03-04T05:06:07.891Z"},
+                   {"docker_version", "20.10"},
+                   {"container", "abcdef"},
+                   {"config", {{"Hostname", "abcdef"}, {"Cmd", {"/bin/sh"}}}},
+                   {"history", {{{"created", "2023-03-04T05:06:07Z"}, {"created_by", "ADD arch"}}}},
+                   {"rootfs", {{"type", "layers"}, {"diff_ids", {s->diff_id}}}}};
+    config.update(extra_config);
+    auto c = w.add_blob(kMediaTypeConfig, config.dump(2));
+    auto m = w.add_blob(kMediaTypeManifest, make_manifest(*c, {*layer_desc}));
+    Descriptor d = *m;
+    return d;
+  }
+
+  void write_index(const fs::path& dir, const std::vector<std::pair<Descriptor, std::string>>& manifests) {
+    json list = json::array();
+    for (const auto& [d, arch] : manifests) {
+      json j = d.to_json();
+      j["platform"] = {{"os", "linux"}, {"architecture", arch}};
+      list.push_back(j);
+    }
+    quorate::testing::spit(dir / "index.json",
+                           json({{"schemaVersion", 2}, {"mediaType", kMediaTypeIndex}, {"manifests", list}}).dump());
+  }
+
+  LayerOptions options() {
+    LayerOptions o;
+    o.source_date_epoch = kEpoch;
+    return o;
+  }
+
+  json read_json_blob(const fs::path& layout, const std::string& digest) {
+    return json::parse(slurp(layout / "blobs/sha256" / digest_hex(digest)));
+  }
+
+  ScratchDir dir_;
+};
+
+TEST_F(ImageTest, DetectsFormatsByContent) {
+  auto w = OciLayoutWriter::open(dir_ / "oci");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "v1").ok());
+  EXPECT_EQ(*detect_image_format(dir_ / "oci"), ImageFormat::kOciLayout);
+  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "oci").string() + " -cf " + (dir_ / "oci.tar").string() + " .").exit_code, 0);
+  EXPECT_EQ(*detect_image_format(dir_ / "oci.tar"), ImageFormat::kOciArchive);
+  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "oci").string() + " -cf " + (dir_ / "layer.tar").string() + " blobs").exit_code, 0);
+  EXPECT_EQ(*detect_image_format(dir_ / "layer.tar"), ImageFormat::kNotImage);
+  EXPECT_TRUE(detect_image_format(dir_ / "absent").status().is_not_found());
+  // A layer that happens to ship a manifest.json of its own stays a layer.
+  fs::create_directories(dir_ / "root");
+  quorate::testing::spit(dir_ / "root/manifest.json", R"({"name": "my-web-app", "icons": []})");
+  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "root").string() + " -czf " + (dir_ / "app.tgz").string() + " manifest.json").exit_code, 0);
+  EXPECT_EQ(*detect_image_format(dir_ / "app.tgz"), ImageFormat::kNotImage);
+}
+
+TEST_F(ImageTest, ConfigGetsEpochTimesNewDiffIdsAndLosesHostFields) {
+  auto w = OciLayoutWriter::open(dir_ / "in");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "").ok());
+  auto s = normalize_image(dir_ / "in", dir_ / "out", options());
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->ref_name, "latest");
+  ASSERT_EQ(s->layers.size(), 1u);
+  json config = read_json_blob(dir_ / "out", s->config_digest);
+  EXPECT_EQ(config["created"], "2017-07-14T02:40:00Z");
+  EXPECT_EQ(config["history"][0]["created"], "2017-07-14T02:40:00Z");
+  EXPECT_EQ(config["history"][0]["created_by"], "ADD arch");
+  EXPECT_EQ(config["rootfs"]["diff_ids"][0], s->layers[0].diff_id);
+  EXPECT_FALSE(config.contains("docker_version"));
+  EXPECT_FALSE(config.contains("container"));
+  EXPECT_FALSE(config["config"].contains("Hostname"));
+  EXPECT_EQ(config["config"]["Cmd"][0], "/bin/sh");
+  // The config blob is canonical JSON.
+  EXPECT_EQ(slurp(dir_ / "out/blobs/sha256" / digest_hex(s->config_digest)), canonical_json(config));
+  json index = json::parse(slurp(dir_ / "out/index.json"));
+  EXPECT_EQ(index["manifests"][0]["digest"], s->manifest_digest);
+  EXPECT_EQ(index["manifests"][0]["annotations"][kRefNameAnnotation], "latest");
+}
+
+TEST_F(ImageTest, MultiPlatformIndexNeedsAPlatform) {
+  auto w = OciLayoutWriter::open(dir_ / "in");
+  ASSERT_TRUE(w.ok());
+  auto amd = add_image(*w, "amd64"), arm = add_image(*w, "arm64");
+  write_index(dir_ / "in", {{amd, "amd64"}, {arm, "arm64"}});
+  auto refused = normalize_image(dir_ / "in", dir_ / "out", options());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(refused.status().is_bad_input());
+  EXPECT_NE(refused.status().message().find("linux/arm64"), std::string::npos) << refused.status().message();
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  ImageOptions pick;
+  pick.platform = "linux/arm64";
+  auto s = normalize_image(dir_ / "in", dir_ / "out", options(), pick);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(read_json_blob(dir_ / "out", s->config_digest)["architecture"], "arm64");
+  EXPECT_EQ(s->input_manifest_digest, arm.digest);
+  pick.platform = "linux/s390x";
+  EXPECT_FALSE(normalize_image(dir_ / "in", dir_ / "out2", options(), pick).ok());
+}
+
+TEST_F(ImageTest, MissingBlobIsBadInputAndLeavesNothing) {
+  auto w = OciLayoutWriter::open(dir_ / "in");
+  ASSERT_TRUE(w.ok());
+  auto m = add_image(*w, "amd64");
+  ASSERT_TRUE(w->write_index(m, "v1").ok());
+  json manifest = read_json_blob(dir_ / "in", m.digest);
+  fs::remove(dir_ / "in/blobs/sha256" / digest_hex(manifest["layers"][0]["digest"].get<std::string>()));
+  auto s = normalize_image(dir_ / "in", dir_ / "out", options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+  EXPECT_NE(s.status().message().find(manifest["layers"][0]["digest"].get<std::string>()), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+}
+
+TEST_F(ImageTest, BrokenIndexJsonIsBadInput) {
+  fs::create_directories(dir_ / "in");
+  quorate::testing::spit(dir_ / "in/index.json", "{\"manifests\": [");
+  auto s = normalize_image(dir_ / "in", dir_ / "out", options());
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().is_bad_input());
+  EXPECT_NE(s.status().message().find("index.json"), std::string::npos);
+}
+
+TEST_F(ImageTest, ExistingOutputIsNotOverwritten) {
+  auto w = OciLayoutWriter::open(dir_ / "in");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "v1").ok());
+  fs::create_directories(dir_ / "out");
+  quorate::testing::spit(dir_ / "out/keep", "mine");
+  EXPECT_FALSE(normalize_image(dir_ / "in", dir_ / "out", options()).ok());
+  EXPECT_EQ(slurp(dir_ / "out/keep"), "mine");
+}
+
+}  // namespace
+}  // namespace quorate::normalize

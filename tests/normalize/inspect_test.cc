@@ -1,0 +1,60 @@
+// read_layer_entries: every entry, with content digests, and the same errors as normalize.
+#include "quorate/normalize/inspect.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "quorate/core/sha256.h"
+#include "tests/support/test_util.h"
+
+namespace quorate::normalize {
+namespace {
+using quorate::testing::run;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+
+std::string make(const ScratchDir& dir, const std::string& kind, const std::string& args = "") {
+  std::string out = (dir / (kind + ".tar")).string();
+  auto r = run("python3 " + sh((quorate::testing::source_dir() / "tests/normalize/make_layer.py").string()) + " " +
+               kind + " " + sh(out) + " " + args);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return out;
+}
+
+TEST(ReadLayerEntries, ListsEveryEntryWithContentDigests) {
+  ScratchDir dir;
+  std::map<std::string, LayerEntry> seen;
+  auto s = read_layer_entries(make(dir, "tree", "--dot --compress gzip"), [&](LayerEntry&& e) {
+    seen[e.entry.path] = e;
+    return Status();
+  });
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  EXPECT_EQ(seen.size(), 22u);
+  EXPECT_EQ(seen["etc/app.conf"].content_digest, sha256_digest("listen = 8080\n"));
+  EXPECT_EQ(seen["etc/app.conf"].entry.mode, 0640u);
+  EXPECT_EQ(seen["usr/bin/tool2"].entry.type, EntryType::kHardlink);
+  EXPECT_EQ(seen["usr/bin/alias"].entry.link_target, "tool");
+  EXPECT_EQ(seen["etc/cap"].entry.xattrs.at("user.note"), "kept");
+}
+
+TEST(ReadLayerEntries, RefusesHostilePaths) {
+  ScratchDir dir;
+  auto s = read_layer_entries(make(dir, "dotdot"), [](LayerEntry&&) { return Status(); });
+  EXPECT_TRUE(s.is_bad_input());
+  EXPECT_NE(s.message().find("\"..\""), std::string::npos) << s.message();
+}
+
+TEST(ReadLayerEntries, StopsWhenTheVisitorFails) {
+  ScratchDir dir;
+  int calls = 0;
+  auto s = read_layer_entries(make(dir, "tree"), [&](LayerEntry&&) {
+    ++calls;
+    return Status::not_found("enough");
+  });
+  EXPECT_TRUE(s.is_not_found());
+  EXPECT_EQ(calls, 1);
+}
+
+}  // namespace
+}  // namespace quorate::normalize

@@ -1,0 +1,91 @@
+// OCI layout writer: canonical JSON, blobs named by digest, index.json with its ref name, the oci-layout file.
+#include "quorate/normalize/oci.h"
+
+#include <gtest/gtest.h>
+
+#include "quorate/core/sha256.h"
+#include "tests/support/test_util.h"
+
+namespace quorate::normalize {
+namespace {
+namespace fs = std::filesystem;
+using quorate::testing::ScratchDir;
+using quorate::testing::slurp;
+
+TEST(CanonicalJsonTest, SortsKeysBytewiseWithoutWhitespace) {
+  auto j = nlohmann::json::parse(R"({ "b": 1, "a": {"z": [1, 2], "B": "x"}, "\u00e9": true })");
+  EXPECT_EQ(canonical_json(j), "{\"a\":{\"B\":\"x\",\"z\":[1,2]},\"b\":1,\"\xc3\xa9\":true}");
+}
+
+TEST(CanonicalJsonTest, InvalidUtf8IsAnErrorNotAnException) {
+  nlohmann::json j = {{"name", std::string("bad\xff")}};
+  auto r = checked_canonical_json(j, "config");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("config"), std::string::npos);
+  EXPECT_NO_THROW(canonical_json(j));
+}
+
+TEST(OciLayoutWriterTest, WritesOciLayoutFileAndBlobsByDigest) {
+  ScratchDir dir;
+  auto w = OciLayoutWriter::open(dir.path());
+  ASSERT_TRUE(w.ok()) << w.status().to_string();
+  EXPECT_EQ(slurp(dir / "oci-layout"), R"({"imageLayoutVersion":"1.0.0"})");
+  auto d = w->add_blob(kMediaTypeConfig, "hello");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->digest, sha256_digest("hello"));
+  EXPECT_EQ(d->size, 5u);
+  EXPECT_EQ(d->media_type, kMediaTypeConfig);
+  EXPECT_EQ(slurp(dir.path() / "blobs/sha256" / digest_hex(d->digest)), "hello");
+}
+
+TEST(OciLayoutWriterTest, StreamedBlobAppearsOnlyOnCommit) {
+  ScratchDir dir;
+  auto w = OciLayoutWriter::open(dir.path());
+  ASSERT_TRUE(w.ok());
+  {
+    auto b = w->begin_blob();
+    ASSERT_TRUE(b.ok());
+    ASSERT_TRUE((*b)->Sink::write("abandoned").ok());
+  }
+  EXPECT_TRUE(fs::is_empty(dir.path() / "blobs/sha256"));  // an uncommitted blob leaves nothing behind
+  auto b = w->begin_blob();
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE((*b)->Sink::write("part1,").ok());
+  ASSERT_TRUE((*b)->Sink::write("part2").ok());
+  auto d = (*b)->commit("application/octet-stream");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->digest, sha256_digest("part1,part2"));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir.path() / "blobs/sha256")) {
+    ++files;
+    EXPECT_EQ(e.path().filename().string(), digest_hex(d->digest));
+  }
+  EXPECT_EQ(files, 1);
+}
+
+TEST(OciLayoutWriterTest, IndexCarriesRefNameAnnotation) {
+  ScratchDir dir;
+  auto w = OciLayoutWriter::open(dir.path());
+  ASSERT_TRUE(w.ok());
+  Descriptor m{kMediaTypeManifest, sha256_digest("m"), 1, {}};
+  ASSERT_TRUE(w->write_index(m, "v1").ok());
+  EXPECT_EQ(slurp(dir / "index.json"),
+            "{\"manifests\":[{\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},\"digest\":\"" +
+                m.digest + "\",\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"size\":1}],"
+                "\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"schemaVersion\":2}");
+  ASSERT_TRUE(w->write_index(m, "").ok());
+  EXPECT_EQ(slurp(dir / "index.json").find("annotations"), std::string::npos);
+}
+
+TEST(MakeManifestTest, IsCanonicalAndPinned) {
+  Descriptor config{kMediaTypeConfig, sha256_digest("config"), 6, {}};
+  Descriptor layer{"application/vnd.oci.image.layer.v1.tar+gzip", sha256_digest("layer"), 5, {}};
+  std::string m = make_manifest(config, {layer});
+  EXPECT_EQ(m.rfind("{\"config\":{\"digest\":\"sha256:", 0), 0u) << m;
+  EXPECT_NE(m.find("\"schemaVersion\":2}"), std::string::npos);
+  EXPECT_EQ(sha256_digest(m), "sha256:ab85512e9a8845524a9495a2c2e016330ca370aa6cf5695f8835008f79b887d7") << m;
+}
+
+}  // namespace
+}  // namespace quorate::normalize

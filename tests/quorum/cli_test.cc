@@ -1,0 +1,110 @@
+// `quorate verify` and `quorate store` as a user runs them: output, exit statuses 0/1/2, the store they leave.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "quorum/signed.h"
+
+namespace quorate::quorum {
+namespace {
+
+using namespace quorate::quorum::testing;
+using quorate::testing::run;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+using quorate::testing::spit;
+using ::testing::HasSubstr;
+
+using quorate::testing::quorate_bin;
+
+const std::string kNowArg = " --now " + format_rfc3339(kSigned + 3600);
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = write_policy(dir_.path(), "threshold = 3\non_conflict = \"majority\"", nodes_);
+    db_ = (dir_ / "store.db").string();
+  }
+  std::string file(const std::string& name, const std::string& bytes) {
+    spit(dir_ / name, bytes);
+    return sh((dir_ / name).string());
+  }
+  std::string q(const std::string& args) { return quorate_bin() + " " + args; }
+
+  ScratchDir dir_;
+  std::vector<Node> nodes_ = make_nodes({"node-a", "node-b", "node-c", "node-d"});
+  std::filesystem::path policy_;
+  std::string db_;
+};
+
+TEST_F(Cli, ImportListShowAndVerifyFromTheStore) {
+  std::string files = file("a.json", attestation(nodes_[0], "v1", "good")) + " " +
+                      file("b.json", attestation(nodes_[1], "v1", "good", "", kSigned, attest::AttestFormat::kBundle)) + " " +
+                      file("c.json", attestation(nodes_[2], "v1", "good")) + " " +
+                      file("d.json", attestation(nodes_[3], "v1", "rogue")) + " " + file("junk.json", "{\"not\":1}");
+  auto imported = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + files + kNowArg));
+  EXPECT_EQ(imported.exit_code, 0) << imported.out;
+  EXPECT_THAT(imported.out, HasSubstr("a.json: stored sha256:"));
+  EXPECT_THAT(imported.out, HasSubstr("junk.json: rejected"));
+  auto again = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + sh((dir_ / "a.json").string())));
+  EXPECT_THAT(again.out, HasSubstr("a.json: duplicate"));
+
+  auto list = run(q("store list " + sh(db_)));
+  EXPECT_EQ(list.exit_code, 0) << list.out;
+  EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 5) << list.out;
+  EXPECT_THAT(list.out, HasSubstr("rejection"));
+
+  auto accepted = run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image " + image_of("good") + kNowArg));
+  EXPECT_EQ(accepted.exit_code, 0) << accepted.out;
+  EXPECT_THAT(accepted.out, HasSubstr("ACCEPTED " + std::string(kRepo) + "@" + commit_of("v1")));
+  EXPECT_THAT(accepted.out, HasSubstr("dissent: node-d " + image_of("rogue")));
+  auto rogue = run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image " + image_of("rogue") + kNowArg));
+  EXPECT_EQ(rogue.exit_code, 1) << rogue.out;
+  EXPECT_THAT(rogue.out, HasSubstr("is not accepted"));
+
+  auto by_commit = run(q("verify --json --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --commit " +
+                         commit_of("v1") + " --repo " + kRepo + kNowArg));
+  EXPECT_EQ(by_commit.exit_code, 0) << by_commit.out;
+  auto j = nlohmann::json::parse(by_commit.out.substr(0, by_commit.out.find('\n')));
+  EXPECT_EQ(j["digest"], image_of("good"));
+  EXPECT_EQ(j["time"], format_rfc3339(kSigned + 3600));
+
+  // Decisions are recorded; show finds an attestation by a digest prefix.
+  auto listed = run(q("store list --json " + sh(db_)));
+  EXPECT_THAT(listed.out, HasSubstr("\"kind\":\"decision\""));
+  auto digest = imported.out.substr(imported.out.find("stored sha256:") + 14, 12);
+  auto shown = run(q("store show " + sh(db_) + " " + digest));
+  EXPECT_EQ(shown.exit_code, 0) << shown.out;
+  EXPECT_THAT(shown.out, HasSubstr("\"payloadType\": \"application/vnd.in-toto+json\""));
+  EXPECT_EQ(run(q("store show " + sh(db_) + " 00000000")).exit_code, 2);
+}
+
+TEST_F(Cli, VerifyFilesWithoutAStore) {
+  std::string files = file("a.json", attestation(nodes_[0], "v1", "good")) + " " +
+                      file("b.json", attestation(nodes_[1], "v1", "good")) + " " +
+                      file("c.json", attestation(nodes_[2], "v1", "good"));
+  auto r = run(q("verify --policy " + sh(policy_.string()) + " " + files + kNowArg));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("1 of 1 subject key(s) accepted"));
+  auto two = run(q("verify --policy " + sh(policy_.string()) + " " + file("a2.json", attestation(nodes_[0], "v1", "good")) +
+                   " " + file("b2.json", attestation(nodes_[1], "v1", "good")) + kNowArg));
+  EXPECT_EQ(two.exit_code, 1) << two.out;
+  EXPECT_THAT(two.out, HasSubstr("only 2 of the required 3"));
+  auto forged = run(q("verify --policy " + sh(policy_.string()) + " " + file("x.json", attestation(make_node("node-a"), "v1", "rogue")) + kNowArg));
+  EXPECT_EQ(forged.exit_code, 1) << forged.out;
+  EXPECT_THAT(forged.out, HasSubstr("refused"));
+}
+
+TEST_F(Cli, BadInputExitsTwo) {
+  auto unmeetable = write_policy(dir_.path(), "threshold = 9", nodes_);
+  EXPECT_EQ(run(q("verify --policy " + sh(unmeetable.string()) + " --store " + sh(db_))).exit_code, 2);
+  policy_ = write_policy(dir_.path(), "threshold = 1", nodes_);
+  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh((dir_ / "absent.db").string()))).exit_code, 2);
+  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()))).exit_code, 2);
+  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image sha256:zz")).exit_code, 2);
+  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --now yesterday")).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace quorate::quorum

@@ -1,0 +1,77 @@
+// Answers to "is this image accepted, for which commit?" and "what was accepted for this commit?".
+#include "quorate/quorum/query.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "quorum/votes.h"
+#include "support/test_util.h"
+
+namespace quorate::quorum {
+namespace {
+
+using namespace quorate::quorum::testing;
+using ::testing::HasSubstr;
+
+std::vector<Vote> two_commits() {
+  return {vote("node-a", "good"), vote("node-b", "good"), vote("node-a", "next", kNow - 60, "", subject("beef")),
+          vote("node-b", "rogue", kNow - 60, "", subject("beef"))};
+}
+
+TEST(Answer, ImageAcceptedNamesItsCommit) {
+  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
+  auto votes = two_commits();
+  Answer a = answer(p, votes, {digest("good"), "", ""}, kNow).value();
+  EXPECT_TRUE(a.yes);
+  ASSERT_EQ(a.decisions.size(), 1u);
+  EXPECT_EQ(a.decisions[0].subject, subject());
+  EXPECT_THAT(a.summary, HasSubstr("is accepted for " + subject().to_string()));
+}
+
+TEST(Answer, ImageWithoutQuorumIsNo) {
+  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
+  auto votes = two_commits();
+  EXPECT_FALSE(answer(p, votes, {digest("next"), "", ""}, kNow).value().yes);
+  Answer none = answer(p, votes, {digest("unheard-of"), "", ""}, kNow).value();
+  EXPECT_FALSE(none.yes);
+  EXPECT_THAT(none.summary, HasSubstr("nothing attested"));
+  EXPECT_TRUE(answer(p, votes, {"sha256:nothex", "", ""}, kNow).status().is_bad_input());
+}
+
+TEST(Answer, CommitLooksAtEverySubjectKeyOfThatCommit) {
+  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
+  auto votes = two_commits();
+  Answer a = answer(p, votes, {"", "c0ffee", ""}, kNow).value();
+  EXPECT_TRUE(a.yes);
+  EXPECT_EQ(a.decisions[0].digest, digest("good"));
+  Answer b = answer(p, votes, {"", "beef", ""}, kNow).value();
+  EXPECT_FALSE(b.yes);
+  EXPECT_FALSE(answer(p, votes, {"", "c0ffee", "https://elsewhere/x.git"}, kNow).value().yes);
+}
+
+TEST(Answer, StoreAndVotesGiveTheSameAnswer) {
+  quorate::testing::ScratchDir dir;
+  auto store = Store::open(dir / "q.db").value();
+  auto votes = two_commits();
+  for (const auto& v : votes) {
+    StoredAttestation s;
+    s.vote = v;
+    s.envelope_digest = v.envelope_digest;
+    s.envelope = "{}";
+    ASSERT_TRUE(store->add_attestation(s).ok());
+  }
+  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
+  for (const Question& q : {Question{digest("good"), "", ""}, Question{"", "beef", ""}, Question{}}) {
+    Answer from_votes = answer(p, votes, q, kNow).value();
+    Answer from_store = answer(p, *store, q, kNow).value();
+    EXPECT_EQ(from_votes.yes, from_store.yes);
+    EXPECT_EQ(from_votes.summary, from_store.summary);
+    ASSERT_EQ(from_votes.decisions.size(), from_store.decisions.size());
+    for (size_t i = 0; i < from_votes.decisions.size(); ++i) {
+      EXPECT_EQ(from_votes.decisions[i].to_json(), from_store.decisions[i].to_json());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace quorate::quorum

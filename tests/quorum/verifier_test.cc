@@ -1,0 +1,299 @@
+// End to end through real signatures: policy files loaded with their roster, attestations verified and
+// imported, decisions from the store — the acceptance cases of the quorum.
+#include "quorate/quorum/verifier.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "quorate/core/encoding.h"
+#include "quorate/quorum/query.h"
+#include "quorum/signed.h"
+
+namespace quorate::quorum {
+namespace {
+
+using namespace quorate::quorum::testing;
+using quorate::testing::ScratchDir;
+using quorate::testing::spit;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr int64_t kNow = kSigned + 3600;
+
+class Quorum : public ::testing::Test {
+ protected:
+  void use_policy(const std::string& header, const std::vector<NodeWindow>& windows = {}) {
+    auto loaded = Verifier::load(write_policy(dir_.path(), header, nodes_, windows));
+    ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+    verifier_ = std::make_unique<Verifier>(std::move(loaded.value()));
+    store_ = Store::open(dir_ / "store.db").value();
+  }
+  std::vector<ImportOutcome> import(const std::vector<std::string>& envelopes) {
+    auto r = import_attestations(*store_, *verifier_, envelopes, kNow);
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return r.ok() ? r.value() : std::vector<ImportOutcome>();
+  }
+  Decision decision(const std::string& commit_word) {
+    auto a = answer(verifier_->policy(), *store_, {"", commit_of(commit_word), ""}, kNow);
+    EXPECT_TRUE(a.ok()) << a.status().to_string();
+    EXPECT_EQ(a->decisions.size(), 1u);
+    return a->decisions.empty() ? Decision() : a->decisions[0];
+  }
+  const Node& node(size_t i) { return nodes_[i]; }
+  static std::vector<std::string> names(const std::vector<Ballot>& ballots) {
+    std::vector<std::string> out;
+    for (const auto& b : ballots) out.push_back(b.node);
+    return out;
+  }
+
+  ScratchDir dir_;
+  std::vector<Node> nodes_ = make_nodes({"node-a", "node-b", "node-c", "node-d"});
+  std::unique_ptr<Verifier> verifier_;
+  std::unique_ptr<Store> store_;
+};
+
+std::vector<std::string> honest_and_rogue(const std::vector<Node>& n) {
+  return {attestation(n[0], "v1", "good"), attestation(n[1], "v1", "good"), attestation(n[2], "v1", "good"),
+          attestation(n[3], "v1", "rogue")};
+}
+
+TEST_F(Quorum, ThreeHonestOneRogueAcceptedWithThreeUnderMajority) {
+  use_policy("threshold = 3\non_conflict = \"majority\"");
+  import(honest_and_rogue(nodes_));
+  Decision d = decision("v1");
+  EXPECT_TRUE(d.accepted) << d.reason;
+  EXPECT_EQ(d.digest, image_of("good"));
+  EXPECT_THAT(names(d.agreeing), ElementsAre("node-a", "node-b", "node-c"));
+  ASSERT_EQ(d.dissenting.size(), 1u);
+  EXPECT_EQ(d.dissenting[0].image_digest, image_of("rogue"));
+  EXPECT_EQ(d.policy_digest, verifier_->policy().digest());
+}
+
+TEST_F(Quorum, ThreeHonestOneRogueRejectedWithFourUnderReject) {
+  use_policy("threshold = 4\non_conflict = \"reject\"");
+  import(honest_and_rogue(nodes_));
+  Decision d = decision("v1");
+  EXPECT_FALSE(d.accepted);
+  EXPECT_THAT(d.reason, HasSubstr("conflict"));
+  EXPECT_THAT(names(d.dissenting), ElementsAre("node-d"));
+}
+
+TEST_F(Quorum, ThreeHonestOneRogueUnderRejectIsBlockedByTheDissent) {
+  use_policy("threshold = 3");
+  import(honest_and_rogue(nodes_));
+  EXPECT_FALSE(decision("v1").accepted);
+}
+
+TEST_F(Quorum, TwoHonestTwoColludingRoguesIsAConflictNamingBothSides) {
+  use_policy("threshold = 2");
+  import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"), attestation(node(2), "v1", "rogue"),
+          attestation(node(3), "v1", "rogue")});
+  Decision d = decision("v1");
+  EXPECT_FALSE(d.accepted);
+  EXPECT_THAT(d.reason, HasSubstr(image_of("good") + " (2: node-a, node-b)"));
+  EXPECT_THAT(d.reason, HasSubstr(image_of("rogue") + " (2: node-c, node-d)"));
+}
+
+TEST_F(Quorum, EquivocatingNodeIsVoidAndReported) {
+  use_policy("threshold = 3");
+  import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"), attestation(node(2), "v1", "good"),
+          attestation(node(3), "v1", "good"), attestation(node(3), "v1", "rogue", "", kSigned + 5)});
+  Decision d = decision("v1");
+  EXPECT_TRUE(d.accepted) << d.reason;
+  EXPECT_THAT(d.equivocators, ElementsAre("node-d"));
+  ASSERT_EQ(d.void_votes.size(), 2u);
+  EXPECT_THAT(d.void_votes[0].reason, HasSubstr("equivocation"));
+}
+
+TEST_F(Quorum, RevokedKeyIsRejectedAtImport) {
+  use_policy("threshold = 3", {{}, {}, {"", "", format_rfc3339(kSigned - 60)}});
+  auto outcomes = import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"),
+                          attestation(node(2), "v1", "good")});
+  EXPECT_EQ(outcomes[2].kind, ImportOutcome::Kind::kRejected);
+  EXPECT_TRUE(outcomes[2].reason.is_verification());
+  EXPECT_THAT(outcomes[2].reason.message(), HasSubstr("revoked"));
+  auto rejected = store_->rejections().value();
+  ASSERT_EQ(rejected.size(), 1u);
+  EXPECT_THAT(rejected[0].reason, HasSubstr("revoked"));
+  Decision d = decision("v1");
+  EXPECT_FALSE(d.accepted);
+  EXPECT_THAT(d.missing, ElementsAre("node-c", "node-d"));
+}
+
+TEST_F(Quorum, KeyRevokedAfterImportVoidsTheVoteAtTheNextDecision) {
+  use_policy("threshold = 3");
+  import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"), attestation(node(2), "v1", "good")});
+  EXPECT_TRUE(decision("v1").accepted);
+  // The roster learns that node-c's key was compromised before it signed.
+  use_policy("threshold = 3", {{}, {}, {"", "", format_rfc3339(kSigned - 60)}});
+  Decision d = decision("v1");
+  EXPECT_FALSE(d.accepted);
+  ASSERT_EQ(d.void_votes.size(), 1u);
+  EXPECT_THAT(d.void_votes[0].reason, HasSubstr("key revoked"));
+}
+
+TEST_F(Quorum, ExpiredKeyIsRejected) {
+  use_policy("threshold = 2", {{"", format_rfc3339(kSigned - 1), ""}});
+  auto outcomes = import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good")});
+  EXPECT_EQ(outcomes[0].kind, ImportOutcome::Kind::kRejected);
+  EXPECT_THAT(outcomes[0].reason.message(), HasSubstr("expired"));
+  EXPECT_EQ(outcomes[1].kind, ImportOutcome::Kind::kStored);
+  EXPECT_FALSE(decision("v1").accepted);
+}
+
+TEST_F(Quorum, UnknownKeyIsRejected) {
+  use_policy("threshold = 1");
+  Node stranger = make_node("node-a");  // claims a roster id, with a key the roster does not know
+  auto outcomes = import({attestation(stranger, "v1", "rogue")});
+  EXPECT_EQ(outcomes[0].kind, ImportOutcome::Kind::kRejected);
+  EXPECT_THAT(outcomes[0].reason.message(), HasSubstr("unknown key"));
+  EXPECT_TRUE(store_->attestations().value().empty());
+}
+
+TEST_F(Quorum, TamperedEnvelopeIsRejected) {
+  use_policy("threshold = 1");
+  std::string envelope = attestation(node(0), "v1", "good");
+  auto j = nlohmann::json::parse(envelope);
+  std::string payload = base64_decode(j["payload"].get<std::string>()).value();
+  auto at = payload.find(digest_hex(image_of("good")));
+  ASSERT_NE(at, std::string::npos);
+  payload.replace(at, 64, digest_hex(image_of("rogue")));
+  j["payload"] = base64_encode(payload);
+  auto outcomes = import({j.dump()});
+  EXPECT_EQ(outcomes[0].kind, ImportOutcome::Kind::kRejected);
+  EXPECT_THAT(outcomes[0].reason.message(), HasSubstr("bad signature"));
+}
+
+TEST_F(Quorum, DuplicateSubmissionsAreOneRowAndOneVote) {
+  use_policy("threshold = 2");
+  std::string a = attestation(node(0), "v1", "good");
+  std::string bundle = attestation(node(0), "v1", "good", "", kSigned, attest::AttestFormat::kBundle);
+  auto outcomes = import({a, a, bundle});
+  EXPECT_EQ(outcomes[0].kind, ImportOutcome::Kind::kStored);
+  EXPECT_EQ(outcomes[1].kind, ImportOutcome::Kind::kDuplicate);
+  EXPECT_EQ(outcomes[2].kind, ImportOutcome::Kind::kDuplicate);  // the same envelope inside a bundle
+  EXPECT_EQ(import({a})[0].kind, ImportOutcome::Kind::kDuplicate);
+  // The same node attesting again later is a second row but still one vote.
+  import({attestation(node(0), "v1", "good", "", kSigned + 60)});
+  EXPECT_EQ(store_->attestations().value().size(), 2u);
+  Decision d = decision("v1");
+  EXPECT_FALSE(d.accepted);
+  EXPECT_EQ(d.agreeing.size(), 1u);
+}
+
+TEST_F(Quorum, MatchContentAcceptsImagesSharingAConfigDigest) {
+  use_policy("threshold = 3\nmatch = \"content\"");
+  import({attestation(node(0), "v1", "gzip-image", "files"), attestation(node(1), "v1", "gzip-image", "files"),
+          attestation(node(2), "v1", "zstd-image", "files")});
+  Decision d = decision("v1");
+  EXPECT_TRUE(d.accepted) << d.reason;
+  EXPECT_EQ(d.digest, config_of("files"));
+  EXPECT_EQ(d.image_digests.size(), 2u);
+  auto by_image = answer(verifier_->policy(), *store_, {image_of("zstd-image"), "", ""}, kNow).value();
+  EXPECT_TRUE(by_image.yes) << by_image.summary;
+}
+
+TEST_F(Quorum, RequiredNodeMissingRejects) {
+  use_policy("threshold = 2\nrequired = [\"node-d\"]");
+  import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"), attestation(node(2), "v1", "good")});
+  Decision d = decision("v1");
+  EXPECT_FALSE(d.accepted);
+  EXPECT_THAT(d.reason, HasSubstr("required node 'node-d'"));
+}
+
+TEST_F(Quorum, ImageQuestionNamesTheCommit) {
+  use_policy("threshold = 2");
+  import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good")});
+  auto a = answer(verifier_->policy(), *store_, {image_of("good"), "", ""}, kNow).value();
+  EXPECT_TRUE(a.yes);
+  EXPECT_THAT(a.summary, HasSubstr(commit_of("v1")));
+}
+
+TEST(PolicyFile, RefusesPoliciesThatCannotBeMet) {
+  ScratchDir dir;
+  auto nodes = make_nodes({"a", "b"});
+  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 3", nodes)).status().message(), HasSubstr("cannot be met"));
+  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 0", nodes)).status().message(), HasSubstr("less than 1"));
+  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 1\nrequired = [\"z\"]", nodes)).status().message(),
+              HasSubstr("required node 'z'"));
+  // The same key under two ids is one signer: k = 2 cannot be met.
+  auto twice = nodes;
+  twice[1].pair = twice[0].pair;
+  auto st = Verifier::load(write_policy(dir.path(), "threshold = 2", twice)).status();
+  EXPECT_TRUE(st.is_bad_input());
+  EXPECT_THAT(st.message(), HasSubstr("1 distinct signer"));
+  EXPECT_TRUE(Verifier::load(dir / "absent.toml").status().is_not_found());
+}
+
+TEST(PolicyFile, ReadsNodesFromARosterFile) {
+  ScratchDir dir;
+  auto nodes = make_nodes({"a", "b", "c"});
+  std::filesystem::create_directories(dir / "keys");
+  write_policy(dir / "keys", "", {nodes[1], nodes[2]});
+  std::filesystem::rename(dir / "keys" / "policy.toml", dir / "keys" / "roster.toml");
+  spit(dir / "a.pem", nodes[0].pair.public_pem);
+  spit(dir / "policy.toml", "threshold = 3\nroster = \"keys/roster.toml\"\n[[nodes]]\nid = \"a\"\npublic_key = \"a.pem\"\n");
+  auto v = Verifier::load(dir / "policy.toml");
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EXPECT_THAT(v->policy().trust().voters(), ElementsAre("a", "b", "c"));
+  EXPECT_TRUE(v->verify(attestation(nodes[2], "v1", "good")).ok());
+}
+
+// A writer importing real attestations, killed with SIGKILL mid-import: the store is intact, every row
+// complete and verifiable again, and every batch all or nothing.
+TEST(ImportCrash, KilledImporterLeavesTheStoreIntact) {
+  ScratchDir dir;
+  auto nodes = make_nodes({"n0", "n1", "n2"});
+  auto policy = write_policy(dir.path(), "threshold = 2", nodes);
+  Verifier verifier = Verifier::load(policy).value();
+  std::vector<std::string> envelopes;
+  for (int i = 0; i < 3000; ++i) envelopes.push_back(attestation(nodes[i % 3], "c" + std::to_string(i / 3), "img" + std::to_string(i / 3)));
+  { Store::open(dir / "q.db").value(); }
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto store = Store::open(dir / "q.db");
+    if (!store.ok()) ::_exit(3);
+    for (size_t at = 0; at < envelopes.size(); at += 30) {
+      std::span<const std::string> batch(envelopes.data() + at, 30);
+      if (!import_attestations(**store, verifier, batch, kNow).ok()) ::_exit(4);
+    }
+    ::_exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the importer finished before it was killed; status " << status;
+  auto store = Store::open(dir / "q.db").value();
+  ASSERT_TRUE(store->check_integrity().ok());
+  auto rows = store->attestations().value();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.size() % 30, 0u) << "a batch was torn";
+  EXPECT_LT(rows.size(), envelopes.size());
+  std::cout << rows.size() << " of " << envelopes.size() << " attestations stored before the kill\n";
+  for (const auto& r : rows) {
+    auto full = store->find_attestation(r.envelope_digest).value();
+    ASSERT_TRUE(full.has_value());
+    auto again = verifier.verify(full->envelope);
+    ASSERT_TRUE(again.ok()) << again.status().to_string();
+    EXPECT_EQ(again->vote, r.vote);
+    EXPECT_EQ(again->started_on, r.started_on);
+  }
+  // The import picks up where it stopped: what was stored is a duplicate, the rest is new.
+  auto outcomes = import_attestations(*store, verifier, envelopes, kNow).value();
+  size_t dup = 0;
+  for (const auto& o : outcomes) dup += o.kind == ImportOutcome::Kind::kDuplicate;
+  EXPECT_EQ(dup, rows.size());
+  EXPECT_EQ(store->attestations().value().size(), envelopes.size());
+}
+
+}  // namespace
+}  // namespace quorate::quorum

@@ -1,0 +1,87 @@
+// Helpers shared by tests: scratch directories, running commands, reading files.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace quorate::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it when the object dies.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "quorate-test.XXXXXX").string();
+    path_ = ::mkdtemp(templ.data());
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `command` with /bin/sh; returns its exit status and combined output.
+inline CommandResult run(const std::string& command) {
+  CommandResult r;
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+inline std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void spit(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+// Shell-quotes a path or word.
+inline std::string sh(const std::string& word) {
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+// The quorate binary under test and the source tree: $QUORATE_BIN / $QUORATE_SOURCE_DIR when set, else the
+// paths tests/CMakeLists.txt compiles in.
+inline std::string quorate_bin() {
+  if (const char* p = std::getenv("QUORATE_BIN"); p && *p) return p;
+  return QUORATE_TEST_BIN;
+}
+inline std::filesystem::path source_dir() {
+  if (const char* p = std::getenv("QUORATE_SOURCE_DIR"); p && *p) return p;
+  return QUORATE_TEST_SOURCE_DIR;
+}
+
+}  // namespace quorate::testing

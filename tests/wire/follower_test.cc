@@ -1,0 +1,178 @@
+// Follower: exactly once and in order per node, history on start, on gaps and on heartbeats showing it is
+// behind; replays ignored; another node's name on this node's socket dropped.
+#include "quorate/wire/follower.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <thread>
+
+namespace quorate::wire {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// A node played by the test: PUB + ROUTER, history answered from `stored`.
+struct FakeNode {
+  std::unique_ptr<Context> ctx = Context::create().value();
+  std::unique_ptr<Socket> pub, router;
+  std::string pub_ep, router_ep;
+  std::vector<pb::AttestationMessage> stored;
+  int history_requests = 0;
+
+  FakeNode() {
+    ServerSecurity s;
+    s.transport = Transport::kInsecure;
+    pub = std::make_unique<Socket>(Socket::server(*ctx, SocketType::kPub, s).value());
+    router = std::make_unique<Socket>(Socket::server(*ctx, SocketType::kRouter, s).value());
+    pub_ep = pub->bind("tcp://127.0.0.1:*").value();
+    router_ep = router->bind("tcp://127.0.0.1:*").value();
+  }
+  ~FakeNode() {
+    pub.reset();
+    router.reset();
+  }
+  pb::AttestationMessage add(uint64_t seq, const std::string& node = "n") {
+    pb::AttestationMessage m;
+    m.set_node_id(node);
+    m.set_sequence(seq);
+    m.set_envelope("env" + std::to_string(seq));
+    stored.push_back(m);
+    return m;
+  }
+  void publish(const pb::AttestationMessage& m, const std::string& topic = "att.n") {
+    ASSERT_TRUE(pub->send({topic, encode_frame(MessageType::kAttestation, m)}).ok());
+  }
+  void heartbeat(uint64_t last) {
+    pb::Heartbeat hb;
+    hb.set_node_id("n");
+    hb.set_last_sequence(last);
+    ASSERT_TRUE(pub->send({"hb.n", encode_frame(MessageType::kHeartbeat, hb)}).ok());
+  }
+  // Answers every waiting history request from `stored`.
+  void serve() {
+    for (;;) {
+      auto got = router->recv(0);
+      if (!got.ok() || !got->has_value()) return;
+      pb::HistoryRequest req;
+      ASSERT_TRUE(decode_message((**got)[1], MessageType::kHistoryRequest, Limits{}, req).ok());
+      ++history_requests;
+      pb::HistoryResponse resp;
+      resp.set_node_id("n");
+      for (const auto& m : stored) {
+        if (m.sequence() > req.since_sequence()) *resp.add_attestations() = m;
+      }
+      resp.set_last_sequence(stored.empty() ? 0 : stored.back().sequence());
+      ASSERT_TRUE(router->send({(**got)[0], encode_frame(MessageType::kHistoryResponse, resp)}).ok());
+    }
+  }
+};
+
+struct Harness {
+  FakeNode node;
+  std::ostringstream log_text;
+  EventLog log{log_text, [] { return int64_t{0}; }, "test"};
+  std::unique_ptr<Context> ctx = Context::create().value();
+  std::unique_ptr<Follower> follower;
+  std::vector<uint64_t> delivered;
+
+  explicit Harness(uint64_t cursor = 0) {
+    TransportConfig insecure;
+    insecure.insecure = true;
+    Follower::Options o;
+    o.history_timeout_ms = 300;
+    follower = Follower::open(*ctx, {{"n", node.pub_ep, node.router_ep, ""}}, insecure, {{"n", cursor}}, o, log).value();
+  }
+  ~Harness() { follower.reset(); }
+  // Polls (serving the node's history) until `n` attestations were delivered in total or 5 s pass.
+  void pump_until(size_t n, const std::function<void()>& each = nullptr) {
+    auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+    while (delivered.size() < n && SteadyClock::now() < deadline) {
+      if (each) each();
+      node.serve();
+      auto got = follower->poll(20);
+      ASSERT_TRUE(got.ok());
+      for (const auto& m : *got) delivered.push_back(m.sequence());
+    }
+  }
+};
+
+TEST(Follower, CatchesUpFromHistoryOnStart) {
+  Harness h;
+  for (uint64_t s = 1; s <= 3; ++s) h.node.add(s);
+  h.pump_until(3);
+  EXPECT_EQ(h.delivered, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(h.follower->cursor("n"), 3u);
+}
+
+TEST(Follower, StartsAfterItsCursor) {
+  Harness h(/*cursor=*/2);
+  for (uint64_t s = 1; s <= 4; ++s) h.node.add(s);
+  h.pump_until(2);
+  EXPECT_EQ(h.delivered, (std::vector<uint64_t>{3, 4}));
+}
+
+TEST(Follower, LiveInOrderThenAGapIsFilledFromHistory) {
+  Harness h;
+  h.pump_until(0);
+  h.node.serve();
+  // Live 1 (repeated until the subscription is up), then 2 is "lost" and 3 arrives: a gap.
+  auto m1 = h.node.add(1);
+  h.pump_until(1, [&] { h.node.publish(m1); });
+  h.node.add(2);
+  auto m3 = h.node.add(3);
+  h.node.publish(m3);
+  h.pump_until(3);
+  EXPECT_EQ(h.delivered, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_GE(h.follower->counters().gaps, 1u);
+}
+
+TEST(Follower, HeartbeatAheadOfTheCursorTriggersHistory) {
+  Harness h;
+  h.pump_until(0);
+  h.node.serve();
+  h.node.add(1);
+  h.node.add(2);
+  h.pump_until(2, [&] { h.node.heartbeat(2); });
+  EXPECT_EQ(h.delivered, (std::vector<uint64_t>{1, 2}));
+}
+
+TEST(Follower, ReplaysAndForeignNamesAreNotDelivered) {
+  Harness h;
+  auto m1 = h.node.add(1);
+  h.pump_until(1);
+  auto deadline = SteadyClock::now() + std::chrono::seconds(1);
+  while (SteadyClock::now() < deadline) {
+    h.node.publish(m1);                                              // replay
+    pb::AttestationMessage foreign;
+    foreign.set_node_id("other");
+    foreign.set_sequence(2);
+    h.node.publish(foreign);                                         // another node's name on this topic
+    ASSERT_TRUE(h.node.pub->send({"att.n", "garbage"}).ok());
+    auto got = h.follower->poll(20);
+    ASSERT_TRUE(got.ok());
+    EXPECT_TRUE(got->empty());
+  }
+  EXPECT_GE(h.follower->counters().duplicates, 1u);
+  EXPECT_GE(h.follower->drops().get(DropReason::kBadTopic), 1u);
+  EXPECT_GE(h.follower->drops().get(DropReason::kGarbage), 1u);
+  EXPECT_EQ(h.follower->cursor("n"), 1u);
+}
+
+TEST(Follower, UnansweredHistoryIsAskedAgain) {
+  Harness h;
+  h.node.add(1);
+  // Do not answer for a while: the first request goes unanswered, then answer.
+  auto until = SteadyClock::now() + std::chrono::milliseconds(700);
+  while (SteadyClock::now() < until) {
+    auto r = h.node.router->recv(10);
+    if (r.ok() && r->has_value()) ++h.node.history_requests;
+    ASSERT_TRUE(h.follower->poll(10).ok());
+  }
+  EXPECT_GE(h.node.history_requests, 2) << "the request was resent after the timeout";
+  h.pump_until(1);
+  EXPECT_EQ(h.delivered, (std::vector<uint64_t>{1}));
+}
+
+}  // namespace
+}  // namespace quorate::wire

@@ -1,0 +1,69 @@
+// Following nodes' attestation streams without loss (the zguide "clone" pattern): live PUB/SUB for speed,
+// the node's history endpoint on start, on any sequence gap, and whenever a heartbeat shows we are behind.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/wire/event_log.h"
+#include "quorate/wire/frame.h"
+#include "quorate/wire/security.h"
+#include "quorate/wire/socket.h"
+
+namespace quorate::wire {
+
+// One node to follow: its PUB and ROUTER endpoints and, under CURVE, its server public key.
+struct FollowedNode {
+  std::string node_id;
+  std::string publish_endpoint;
+  std::string control_endpoint;
+  std::string server_key;  // Z85 or key file (resolved against the transport's base_dir); empty if insecure
+};
+
+// Delivers every attestation of every followed node exactly once, in sequence order per node, starting
+// after the given cursors. Each node gets its own SUB and DEALER socket, so a node cannot publish under
+// another node's name and move that node's cursor. Not thread-safe: one thread calls poll().
+class Follower {
+ public:
+  struct Options {
+    Limits limits;
+    int history_timeout_ms = 3000;   // a history request unanswered this long is sent again
+    uint32_t history_batch = 0;      // 0: the node's default
+  };
+  struct Counters {
+    uint64_t live = 0;           // delivered from PUB/SUB
+    uint64_t from_history = 0;   // delivered from history responses
+    uint64_t duplicates = 0;     // at or below the cursor: already delivered (replays included)
+    uint64_t gaps = 0;           // sequence gaps seen (each triggers a history request)
+    uint64_t history_requests = 0;
+  };
+
+  // Connects to every node. `cursors`: node id -> last sequence already processed (absent: 0).
+  static Result<std::unique_ptr<Follower>> open(Context& ctx, const std::vector<FollowedNode>& nodes,
+                                                const TransportConfig& transport,
+                                                const std::map<std::string, uint64_t>& cursors, Options options,
+                                                EventLog& log);
+  ~Follower();
+
+  // Waits up to `timeout_ms` for traffic and returns what became deliverable (possibly nothing), in order
+  // per node. Malformed, oversized and misaddressed frames are dropped and counted, never returned.
+  Result<std::vector<pb::AttestationMessage>> poll(int timeout_ms);
+
+  uint64_t cursor(const std::string& node_id) const;
+  const DropCounters& drops() const;
+  Counters counters() const;
+  // Node id -> last sequence the node announced (heartbeat or attestation).
+  std::map<std::string, uint64_t> announced() const;
+
+  struct Impl;
+
+ private:
+  explicit Follower(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace quorate::wire

@@ -1,0 +1,78 @@
+// Transport security: CURVE key pairs (Z85 text, key files) and the rules for when plain TCP is allowed.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "quorate/core/status.h"
+
+namespace quorate::wire {
+
+// A CURVE key pair as 40-character Z85 strings (ZeroMQ's text form of a 32-byte key).
+struct CurveKeyPair {
+  std::string public_z85;
+  std::string secret_z85;
+};
+
+// A fresh key pair from libzmq (which draws from the OS random source). internal if libzmq lacks CURVE.
+Result<CurveKeyPair> generate_curve_keypair();
+// bad_input unless `key` is 40 Z85 characters encoding 32 bytes.
+Status check_z85_key(std::string_view key);
+
+// Key files hold one Z85 key on one line. `<prefix>.curve.key` (secret, mode 0600) and `<prefix>.curve.pub`.
+Status write_curve_keypair(const CurveKeyPair& keys, const std::filesystem::path& prefix);
+// Reads a secret key file and derives its public key; refuses (bad_input) a file readable by group or world.
+Result<CurveKeyPair> read_curve_secret_key(const std::filesystem::path& path);
+Result<std::string> read_curve_public_key(const std::filesystem::path& path);
+// A public key given either inline (40 Z85 characters) or as a key file path (relative to `base_dir`).
+Result<std::string> resolve_curve_public_key(std::string_view key_or_path, const std::filesystem::path& base_dir);
+
+enum class Transport {
+  kCurve,     // CURVE encryption and authentication; servers check clients against a ZAP allow list
+  kInsecure,  // plain TCP: only when asked for explicitly
+};
+
+// A server's (bind side's) transport settings.
+struct ServerSecurity {
+  Transport transport = Transport::kCurve;
+  CurveKeyPair server_keys;                  // for kCurve
+  std::vector<std::string> allowed_clients;  // Z85 public keys; empty under kCurve: every client is refused
+  bool allow_insecure_remote = false;        // under kInsecure, allow binding to non-loopback addresses
+};
+
+// A client's (connect side's) transport settings.
+struct ClientSecurity {
+  Transport transport = Transport::kCurve;
+  CurveKeyPair client_keys;    // for kCurve
+  std::string server_public;   // for kCurve: the Z85 public key of the server connected to
+  bool allow_insecure_remote = false;
+};
+
+// usage error when `endpoint` is not tcp://HOST:PORT, ipc:// or inproc://, or when `transport` is
+// kInsecure and the endpoint is not loopback (127.0.0.0/8, ::1, localhost, ipc, inproc) while
+// allow_insecure_remote is false. Hosts are taken literally: no name resolution.
+Status check_endpoint(std::string_view endpoint, Transport transport, bool allow_insecure_remote);
+// True for loopback endpoints as check_endpoint understands them.
+bool is_loopback_endpoint(std::string_view endpoint);
+
+}  // namespace quorate::wire
+
+namespace quorate::wire {
+
+// Transport settings as daemons' config files state them; paths are relative to `base_dir`.
+struct TransportConfig {
+  bool insecure = false;               // plain TCP (requires an explicit flag or config key)
+  bool allow_insecure_remote = false;  // with insecure: also on non-loopback addresses
+  std::filesystem::path curve_secret_key;  // this process's CURVE secret key file
+  std::vector<std::string> allowed_clients;  // Z85 keys or key files of clients allowed to connect
+  std::filesystem::path base_dir;
+};
+
+// The server side of `config`: usage error when neither insecure nor a CURVE key is configured.
+Result<ServerSecurity> make_server_security(const TransportConfig& config);
+// The client side of `config` towards a server whose public key is `server_key` (Z85 or key file).
+Result<ClientSecurity> make_client_security(const TransportConfig& config, std::string_view server_key);
+
+}  // namespace quorate::wire

@@ -1,0 +1,101 @@
+// ZeroMQ sockets behind Status-returning calls: contexts with a ZAP allow-list authenticator, sockets with
+// explicit high-water marks, timeouts and size caps, multipart send/receive and polling.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/wire/security.h"
+
+namespace quorate::wire {
+
+// One ZeroMQ context and, once started, its ZAP authenticator thread. Thread-safe. Every Socket made from
+// a Context must be destroyed before the Context.
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> create();
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  // Registers (or replaces) the allow list of CURVE client public keys (Z85) for a ZAP domain, starting the
+  // authenticator thread on first use. Server sockets of that domain accept only listed clients.
+  Status allow_clients(const std::string& domain, const std::vector<std::string>& client_keys);
+  // CURVE handshakes refused by the allow list so far, and accepted.
+  uint64_t zap_denied() const;
+  uint64_t zap_allowed() const;
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  explicit Context(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+enum class SocketType { kPub, kSub, kRouter, kDealer };
+
+// Every option is set explicitly on every socket, so behaviour does not depend on libzmq defaults.
+struct SocketOptions {
+  int send_hwm = 100000;            // messages queued per peer before PUB drops / others block
+  int recv_hwm = 100000;
+  int send_timeout_ms = 2000;       // a send that cannot proceed fails (kIo) after this
+  int linger_ms = 0;                // unsent messages are discarded on close: shutdown never hangs
+  int64_t max_message_bytes = 64ll << 20;  // transport cap (ZMQ_MAXMSGSIZE); a peer sending more is cut off
+  int reconnect_ivl_ms = 100;
+  int reconnect_ivl_max_ms = 2000;
+  int handshake_ivl_ms = 5000;
+  int heartbeat_ivl_ms = 1000;      // ZMTP heartbeats: dead peers are noticed
+  int heartbeat_timeout_ms = 5000;
+  std::string zap_domain = "quorate";  // server sockets: which allow list of the Context applies
+};
+
+// Multipart message: one string per frame.
+using Frames = std::vector<std::string>;
+
+// A ZeroMQ socket. Not thread-safe (like any ZeroMQ socket): use it from one thread at a time.
+class Socket {
+ public:
+  // A socket that will bind (server side) with `security`. Under kCurve the Context must have an allow list
+  // for options.zap_domain.
+  static Result<Socket> server(Context& ctx, SocketType type, const ServerSecurity& security,
+                               const SocketOptions& options = {});
+  // A socket that will connect (client side) with `security`.
+  static Result<Socket> client(Context& ctx, SocketType type, const ClientSecurity& security,
+                               const SocketOptions& options = {});
+  Socket(Socket&&) noexcept;
+  Socket& operator=(Socket&&) noexcept;
+  ~Socket();
+
+  // Binds and returns the resolved endpoint (tcp://127.0.0.1:* becomes the chosen port). Checks the
+  // endpoint against the security settings first (usage error).
+  Result<std::string> bind(const std::string& endpoint);
+  Status connect(const std::string& endpoint);
+  Status disconnect(const std::string& endpoint);
+  // SUB only: receive messages whose first frame starts with `prefix`.
+  Status subscribe(const std::string& prefix);
+
+  // Sends all frames as one message. kIo when the send timed out (peer gone, HWM reached).
+  Status send(const Frames& frames);
+  // Waits up to `timeout_ms` (0: do not wait, -1: forever) for one message. nullopt on timeout. A message
+  // of more than `max_frames` frames is drained and returned as bad_input (garbage).
+  Result<std::optional<Frames>> recv(int timeout_ms, size_t max_frames = 8);
+
+  void* native_handle() const;
+
+ private:
+  struct Impl;
+  explicit Socket(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Waits up to `timeout_ms` for any of `sockets` to be readable; returns one flag per socket.
+Result<std::vector<bool>> poll_readable(std::span<Socket* const> sockets, int timeout_ms);
+
+}  // namespace quorate::wire

@@ -1,0 +1,298 @@
+// ZeroMQ through cppzmq, with every cppzmq exception turned into a Status here, at the module edge.
+#include "quorate/wire/socket.h"
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+namespace quorate::wire {
+namespace {
+
+constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
+
+Status zmq_status(const char* what, const zmq::error_t& e) {
+  return Status::io(std::string(what) + ": " + e.what());
+}
+
+int zmq_type(SocketType type) {
+  switch (type) {
+    case SocketType::kPub: return ZMQ_PUB;
+    case SocketType::kSub: return ZMQ_SUB;
+    case SocketType::kRouter: return ZMQ_ROUTER;
+    case SocketType::kDealer: return ZMQ_DEALER;
+  }
+  return ZMQ_PAIR;
+}
+
+}  // namespace
+
+// ---- Context and its ZAP authenticator -------------------------------------------------------------------
+
+struct Context::Impl {
+  zmq::context_t ctx;
+  std::mutex mu;
+  std::map<std::string, std::set<std::string>> allowed;  // ZAP domain -> Z85 client keys
+  std::thread zap_thread;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> denied{0};
+  std::atomic<uint64_t> accepted{0};
+
+  ~Impl() {
+    stop = true;
+    if (zap_thread.joinable()) zap_thread.join();
+  }
+
+  bool is_allowed(const std::string& domain, const std::string& mechanism, const std::string& credential) {
+    if (mechanism != "CURVE" || credential.size() != 32) return false;
+    char z85[41] = {};
+    zmq_z85_encode(z85, reinterpret_cast<const uint8_t*>(credential.data()), 32);
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = allowed.find(domain);
+    return it != allowed.end() && it->second.count(z85) != 0;
+  }
+
+  // The ZAP protocol (RFC 27): request version, id, domain, address, identity, mechanism, credentials...;
+  // reply version, id, status code, status text, user id, metadata.
+  void serve_zap(zmq::socket_t& zap) {
+    while (!stop) {
+      zmq::pollitem_t item{zap.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+      std::vector<zmq::message_t> req;
+      if (!zmq::recv_multipart(zap, std::back_inserter(req), zmq::recv_flags::dontwait)) continue;
+      if (req.size() < 6) continue;  // libzmq never sends this; nothing sensible to answer
+      std::string domain = req[2].to_string(), mechanism = req[5].to_string();
+      std::string credential = req.size() > 6 ? req[6].to_string() : std::string();
+      bool ok = is_allowed(domain, mechanism, credential);
+      (ok ? accepted : denied).fetch_add(1);
+      std::array<zmq::const_buffer, 6> reply = {
+          zmq::str_buffer("1.0"), zmq::buffer(req[1].data(), req[1].size()),
+          ok ? zmq::str_buffer("200") : zmq::str_buffer("400"),
+          ok ? zmq::str_buffer("OK") : zmq::str_buffer("client key not in allow list"),
+          zmq::str_buffer(""), zmq::str_buffer("")};
+      zmq::send_multipart(zap, reply);
+    }
+  }
+
+  Status start_zap() {
+    if (zap_thread.joinable()) return Status();
+    // Bind here, not in the thread, so that no handshake can happen before the handler exists.
+    auto zap = std::make_shared<zmq::socket_t>(ctx, zmq::socket_type::rep);
+    zap->set(zmq::sockopt::linger, 0);
+    zap->bind(kZapEndpoint);
+    zap_thread = std::thread([this, zap] {
+      try {
+        serve_zap(*zap);
+      } catch (const zmq::error_t&) {
+        // Context terminated under us: nothing left to authenticate.
+      }
+      zap->close();
+    });
+    return Status();
+  }
+};
+
+Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Context::~Context() = default;
+
+Result<std::unique_ptr<Context>> Context::create() {
+  try {
+    auto impl = std::make_unique<Impl>();
+    return std::unique_ptr<Context>(new Context(std::move(impl)));
+  } catch (const zmq::error_t& e) {
+    return zmq_status("zmq context", e);
+  }
+}
+
+Status Context::allow_clients(const std::string& domain, const std::vector<std::string>& client_keys) {
+  for (const auto& k : client_keys) QR_RETURN_IF_ERROR(check_z85_key(k).with_context("allowed client key"));
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->allowed[domain] = std::set<std::string>(client_keys.begin(), client_keys.end());
+  }
+  try {
+    return impl_->start_zap();
+  } catch (const zmq::error_t& e) {
+    return zmq_status("ZAP handler", e);
+  }
+}
+
+uint64_t Context::zap_denied() const { return impl_->denied.load(); }
+uint64_t Context::zap_allowed() const { return impl_->accepted.load(); }
+
+// ---- Socket -------------------------------------------------------------------------------------------
+
+struct Socket::Impl {
+  zmq::socket_t sock;
+  Transport transport = Transport::kCurve;
+  bool allow_insecure_remote = false;
+};
+
+Socket::Socket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Socket::Socket(Socket&&) noexcept = default;
+Socket& Socket::operator=(Socket&&) noexcept = default;
+Socket::~Socket() = default;
+
+namespace {
+
+void apply_options(zmq::socket_t& s, const SocketOptions& o) {
+  s.set(zmq::sockopt::sndhwm, o.send_hwm);
+  s.set(zmq::sockopt::rcvhwm, o.recv_hwm);
+  s.set(zmq::sockopt::sndtimeo, o.send_timeout_ms);
+  s.set(zmq::sockopt::linger, o.linger_ms);
+  s.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+  s.set(zmq::sockopt::reconnect_ivl, o.reconnect_ivl_ms);
+  s.set(zmq::sockopt::reconnect_ivl_max, o.reconnect_ivl_max_ms);
+  s.set(zmq::sockopt::handshake_ivl, o.handshake_ivl_ms);
+  s.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms);
+  s.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+}
+
+}  // namespace
+
+Result<Socket> Socket::server(Context& ctx, SocketType type, const ServerSecurity& security,
+                              const SocketOptions& options) {
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->sock = zmq::socket_t(ctx.impl().ctx, zmq_type(type));
+    impl->transport = security.transport;
+    impl->allow_insecure_remote = security.allow_insecure_remote;
+    apply_options(impl->sock, options);
+    if (type == SocketType::kRouter) impl->sock.set(zmq::sockopt::router_mandatory, false);
+    if (security.transport == Transport::kCurve) {
+      QR_RETURN_IF_ERROR(check_z85_key(security.server_keys.secret_z85).with_context("server secret key"));
+      QR_RETURN_IF_ERROR(ctx.allow_clients(options.zap_domain, security.allowed_clients));
+      impl->sock.set(zmq::sockopt::curve_server, true);
+      impl->sock.set(zmq::sockopt::curve_secretkey, security.server_keys.secret_z85);
+      impl->sock.set(zmq::sockopt::zap_domain, options.zap_domain);
+    }
+    return Socket(std::move(impl));
+  } catch (const zmq::error_t& e) {
+    return zmq_status("server socket", e);
+  }
+}
+
+Result<Socket> Socket::client(Context& ctx, SocketType type, const ClientSecurity& security,
+                              const SocketOptions& options) {
+  try {
+    auto impl = std::make_unique<Impl>();
+    impl->sock = zmq::socket_t(ctx.impl().ctx, zmq_type(type));
+    impl->transport = security.transport;
+    impl->allow_insecure_remote = security.allow_insecure_remote;
+    apply_options(impl->sock, options);
+    if (security.transport == Transport::kCurve) {
+      QR_RETURN_IF_ERROR(check_z85_key(security.server_public).with_context("server public key"));
+      QR_RETURN_IF_ERROR(check_z85_key(security.client_keys.public_z85).with_context("client public key"));
+      QR_RETURN_IF_ERROR(check_z85_key(security.client_keys.secret_z85).with_context("client secret key"));
+      impl->sock.set(zmq::sockopt::curve_serverkey, security.server_public);
+      impl->sock.set(zmq::sockopt::curve_publickey, security.client_keys.public_z85);
+      impl->sock.set(zmq::sockopt::curve_secretkey, security.client_keys.secret_z85);
+    }
+    return Socket(std::move(impl));
+  } catch (const zmq::error_t& e) {
+    return zmq_status("client socket", e);
+  }
+}
+
+Result<std::string> Socket::bind(const std::string& endpoint) {
+  QR_RETURN_IF_ERROR(check_endpoint(endpoint, impl_->transport, impl_->allow_insecure_remote));
+  try {
+    impl_->sock.bind(endpoint);
+    return impl_->sock.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return zmq_status(("bind " + endpoint).c_str(), e);
+  }
+}
+
+Status Socket::connect(const std::string& endpoint) {
+  QR_RETURN_IF_ERROR(check_endpoint(endpoint, impl_->transport, impl_->allow_insecure_remote));
+  try {
+    impl_->sock.connect(endpoint);
+    return Status();
+  } catch (const zmq::error_t& e) {
+    return zmq_status(("connect " + endpoint).c_str(), e);
+  }
+}
+
+Status Socket::disconnect(const std::string& endpoint) {
+  try {
+    impl_->sock.disconnect(endpoint);
+    return Status();
+  } catch (const zmq::error_t& e) {
+    return zmq_status(("disconnect " + endpoint).c_str(), e);
+  }
+}
+
+Status Socket::subscribe(const std::string& prefix) {
+  try {
+    impl_->sock.set(zmq::sockopt::subscribe, prefix);
+    return Status();
+  } catch (const zmq::error_t& e) {
+    return zmq_status("subscribe", e);
+  }
+}
+
+Status Socket::send(const Frames& frames) {
+  try {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      if (!impl_->sock.send(zmq::buffer(frames[i]), flags)) {
+        return Status::io("send timed out (peer gone or high-water mark reached)");
+      }
+    }
+    return Status();
+  } catch (const zmq::error_t& e) {
+    return zmq_status("send", e);
+  }
+}
+
+Result<std::optional<Frames>> Socket::recv(int timeout_ms, size_t max_frames) {
+  try {
+    zmq::pollitem_t item{impl_->sock.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) return std::optional<Frames>();
+    Frames frames;
+    bool too_many = false;
+    for (;;) {
+      zmq::message_t msg;
+      if (!impl_->sock.recv(msg, zmq::recv_flags::dontwait)) {
+        if (frames.empty()) return std::optional<Frames>();  // poll raced with a dropped message
+        break;
+      }
+      if (frames.size() < max_frames) {
+        frames.emplace_back(static_cast<const char*>(msg.data()), msg.size());
+      } else {
+        too_many = true;  // keep draining: the rest of the message must not look like a new one
+      }
+      if (!msg.more()) break;
+    }
+    if (too_many) return Status::bad_input("garbage: message of more than " + std::to_string(max_frames) + " frames");
+    return std::optional<Frames>(std::move(frames));
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return std::optional<Frames>();  // a signal (SIGTERM): let the caller look at its flag
+    return zmq_status("recv", e);
+  }
+}
+
+void* Socket::native_handle() const { return impl_->sock.handle(); }
+
+Result<std::vector<bool>> poll_readable(std::span<Socket* const> sockets, int timeout_ms) {
+  std::vector<zmq::pollitem_t> items;
+  items.reserve(sockets.size());
+  for (Socket* s : sockets) items.push_back({s->native_handle(), 0, ZMQ_POLLIN, 0});
+  try {
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return std::vector<bool>(sockets.size(), false);
+    return zmq_status("poll", e);
+  }
+  std::vector<bool> out;
+  out.reserve(items.size());
+  for (const auto& it : items) out.push_back((it.revents & ZMQ_POLLIN) != 0);
+  return out;
+}
+
+}  // namespace quorate::wire

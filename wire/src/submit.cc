@@ -1,0 +1,167 @@
+// submit_build: BuildRequest to each node, JobStatus polling, then Query polling at the verifier.
+#include "quorate/wire/submit.h"
+
+#include <chrono>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "quorate/core/encoding.h"
+#include "quorate/wire/socket.h"
+
+namespace quorate::wire {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+bool finished(pb::JobStatus::State s) {
+  return s != pb::JobStatus::QUEUED && s != pb::JobStatus::RUNNING && s != pb::JobStatus::STATE_UNSPECIFIED;
+}
+
+// One request, one reply, on a DEALER; nullopt on timeout or a bad reply.
+template <class Reply>
+std::optional<Reply> call(Socket& s, MessageType type, const google::protobuf::MessageLite& msg,
+                          MessageType reply_type, int timeout_ms) {
+  if (!s.send({encode_frame(type, msg)}).ok()) return std::nullopt;
+  auto deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
+  while (SteadyClock::now() < deadline) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count());
+    auto got = s.recv(std::max(left, 1));
+    if (!got.ok() || !got->has_value()) return std::nullopt;
+    if ((*got)->size() != 1) continue;
+    Reply out;
+    if (decode_message((**got)[0], reply_type, Limits{}, out).ok()) return out;
+  }
+  return std::nullopt;
+}
+
+std::set<std::string> voters(const pb::Decision& d) {
+  std::set<std::string> out(d.agreeing().begin(), d.agreeing().end());
+  for (const auto& x : d.dissenters()) out.insert(x.node_id());
+  out.insert(d.void_nodes().begin(), d.void_nodes().end());
+  return out;
+}
+
+}  // namespace
+
+Result<SubmitReport> submit_build(const SubmitOptions& options) {
+  if (options.nodes.empty()) return Status::usage("no node to submit to");
+  if (options.request.request_id().empty()) return Status::usage("request id is empty");
+  if (options.wait && options.quorum.endpoint.empty()) return Status::usage("--wait needs the verifier's endpoint (--quorum)");
+  auto ctx = QR_TRY(Context::create());
+  auto deadline = SteadyClock::now() + std::chrono::milliseconds(options.timeout_ms);
+  auto left_ms = [&] {
+    return std::max<int>(1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 deadline - SteadyClock::now()).count()));
+  };
+  SubmitReport report;
+  std::vector<std::unique_ptr<Socket>> sockets;
+  std::unique_ptr<Socket> quorum;
+  // Sockets must go before the context: a scope guard for every return below.
+  struct Closer {
+    std::vector<std::unique_ptr<Socket>>& s;
+    std::unique_ptr<Socket>& q;
+    ~Closer() {
+      s.clear();
+      q.reset();
+    }
+  } closer{sockets, quorum};
+
+  for (const auto& n : options.nodes) {
+    auto security = QR_TRY(make_client_security(options.transport, n.server_key));
+    sockets.push_back(std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, security))));
+    QR_RETURN_IF_ERROR(sockets.back()->connect(n.endpoint));
+  }
+  for (size_t i = 0; i < sockets.size(); ++i) {
+    auto st = call<pb::JobStatus>(*sockets[i], MessageType::kBuildRequest, options.request, MessageType::kJobStatus,
+                                  std::min(left_ms(), 10000));
+    pb::JobStatus js;
+    if (st) {
+      js = *st;
+    } else {
+      js.set_request_id(options.request.request_id());
+      js.set_state(pb::JobStatus::REJECTED);
+      js.set_message("no answer from " + options.nodes[i].endpoint);
+    }
+    if (js.node_id().empty()) js.set_node_id(options.nodes[i].endpoint);
+    if (options.on_status) options.on_status(js);
+    report.jobs.push_back(js);
+  }
+  if (!options.wait) return report;
+
+  // Follow the jobs until all have finished.
+  pb::JobStatusRequest sreq;
+  sreq.set_request_id(options.request.request_id());
+  for (;;) {
+    bool all = true;
+    for (size_t i = 0; i < sockets.size(); ++i) {
+      if (finished(report.jobs[i].state())) continue;
+      auto st = call<pb::JobStatus>(*sockets[i], MessageType::kJobStatusRequest, sreq, MessageType::kJobStatus,
+                                    std::min(left_ms(), 5000));
+      if (st && st->state() != report.jobs[i].state()) {
+        report.jobs[i] = *st;
+        if (options.on_status) options.on_status(*st);
+      }
+      all = all && finished(report.jobs[i].state());
+    }
+    if (all) break;
+    if (SteadyClock::now() >= deadline) {
+      report.timed_out = true;
+      return report;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(options.poll_interval_ms));
+  }
+
+  // Ask the verifier until its decision counts every node that succeeded.
+  std::set<std::string> expected;
+  std::string digest;
+  for (const auto& j : report.jobs) {
+    if (j.state() == pb::JobStatus::SUCCEEDED) {
+      expected.insert(j.node_id());
+      if (digest.empty()) digest = j.image_digest();
+    }
+  }
+  auto security = QR_TRY(make_client_security(options.transport, options.quorum.server_key));
+  quorum = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, security)));
+  QR_RETURN_IF_ERROR(quorum->connect(options.quorum.endpoint));
+  pb::Query q;
+  q.set_request_id(options.request.request_id());
+  // A full commit id is what the attestations record; anything else (a branch, a short id) is found
+  // through the digest a node attested.
+  if (options.request.commit().size() == 40 && is_lower_hex(options.request.commit(), 40)) {
+    q.mutable_subject()->set_commit(options.request.commit());
+  } else if (!digest.empty()) {
+    q.set_image_digest(digest);
+  } else {
+    return report;  // nothing succeeded: there is nothing to decide
+  }
+  for (;;) {
+    auto answer = call<pb::Answer>(*quorum, MessageType::kQuery, q, MessageType::kAnswer, std::min(left_ms(), 5000));
+    if (answer && !answer->error().empty()) return Status::bad_input("verifier: " + answer->error());
+    if (answer) {
+      for (const auto& d : answer->decisions()) {
+        if (!options.request.recipe_path().empty() && !d.subject().recipe_path().empty() &&
+            d.subject().recipe_path() != options.request.recipe_path()) {
+          continue;
+        }
+        auto seen = voters(d);
+        std::vector<std::string> missing;
+        for (const auto& e : expected) {
+          if (!seen.count(e)) missing.push_back(e);
+        }
+        if (!report.decision || missing.size() <= report.uncounted.size()) {
+          report.decision = d;
+          report.uncounted = missing;
+        }
+      }
+      if (report.decision && report.uncounted.empty()) return report;
+    }
+    if (SteadyClock::now() >= deadline) {
+      report.timed_out = true;
+      return report;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(options.poll_interval_ms));
+  }
+}
+
+}  // namespace quorate::wire
