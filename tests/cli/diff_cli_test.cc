@@ -30,8 +30,11 @@ class DiffCliTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return layout;
   }
-  quorate::testing::CommandResult diff(const fs::path& a, const fs::path& b, const std::string& extra = "") {
-    return run(sh(quorate_bin()) + " diff " + extra + " " + sh(a.string()) + " " + sh(b.string()));
+  // stdout only (the verdict line on stderr would spoil the JSON), unless `with_stderr`.
+  quorate::testing::CommandResult diff(const fs::path& a, const fs::path& b, const std::string& extra = "",
+                                       bool with_stderr = false) {
+    return run("(" + sh(quorate_bin()) + " diff " + extra + " " + sh(a.string()) + " " + sh(b.string()) +
+               (with_stderr ? "" : " 2>/dev/null") + ")");
   }
   static nlohmann::json parse(const std::string& text) {
     auto j = nlohmann::json::parse(text, nullptr, false);
@@ -103,16 +106,16 @@ TEST_F(DiffCliTest, MtimeOnlyDifferencesShowAsMtimeUnlessIgnored) {
 
 TEST_F(DiffCliTest, BadInputExitsTwoNamingIt) {
   auto a = canonical("");
-  auto missing = diff(a, dir_ / "nope");
+  auto missing = diff(a, dir_ / "nope", "", true);
   EXPECT_EQ(missing.exit_code, 2);
   EXPECT_NE(missing.out.find((dir_ / "nope").string()), std::string::npos) << missing.out;
 
   fs::create_directories(dir_ / "not-a-layout");
-  auto not_layout = diff(a, dir_ / "not-a-layout");
+  auto not_layout = diff(a, dir_ / "not-a-layout", "", true);
   EXPECT_EQ(not_layout.exit_code, 2) << not_layout.out;
   EXPECT_NE(not_layout.out.find("not-a-layout"), std::string::npos) << not_layout.out;
 
-  auto unknown = diff(a, a, "--ignore colour");
+  auto unknown = diff(a, a, "--ignore colour", true);
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.out.find("colour"), std::string::npos) << unknown.out;
 }
