@@ -45,7 +45,10 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {
     status = Status::internal(std::string("unexpected exception: ") + e.what());
   }
-  if (!status.ok()) std::cerr << "quorate: " << status.to_string() << "\n";
+  if (!status.ok()) {
+    std::cout.flush();  // the report first, then the verdict line, also when both go to one pipe
+    std::cerr << "quorate: " << status.to_string() << "\n";
+  }
   return exit_code(status);
 }
 

@@ -49,8 +49,7 @@ Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verif
 
 Status run_verify(const VerifyArgs& a) {
   if (a.store.empty() == a.files.empty()) return Status::usage("give either --store DB or attestation files, not both");
-  if (!a.repo.empty() && a.commit.empty() && a.image.empty()) return Status::usage("--repo needs --commit");
-  if (!a.image.empty() && !a.commit.empty()) return Status::usage("ask about --image or about --commit, not both");
+  if (!a.repo.empty() && a.commit.empty()) return Status::usage("--repo needs --commit");
   int64_t now = QR_TRY(decision_time(a.now));
   quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
   quorum::Question q{a.image, a.commit, a.repo};
@@ -82,7 +81,7 @@ void add_verify_command(CLI::App& app, Action& action) {
   cmd->add_option("--policy", args->policy, "Quorum policy file (docs/policy.md)")->required();
   cmd->add_option("--store", args->store, "Attestation store (SQLite) to decide from; decisions are recorded in it");
   cmd->add_option("attestations", args->files, "DSSE envelope or Sigstore bundle files to decide from");
-  cmd->add_option("--image", args->image, "Is this image digest (sha256:…) accepted, and for which commit?");
+  cmd->add_option("--image", args->image, "Is this image digest (sha256:…) accepted, and for which commit? With --commit: for that commit?");
   cmd->add_option("--commit", args->commit, "What was accepted for this commit?");
   cmd->add_option("--repo", args->repo, "With --commit: only this source repository URI");
   cmd->add_flag("--json", args->json, "Print each decision as canonical JSON, one a line");

@@ -189,7 +189,7 @@ a_image="$work/node-a-images/${accepted#sha256:}"
 r_image="$work/node-rogue-images/${rogue_digest#sha256:}"
 show "$quorate" diff "$a_image" "$r_image"
 set +e
-"$quorate" diff "$a_image" "$r_image" | sed "s|$work/||g"
+"$quorate" diff "$a_image" "$r_image" 2>&1 | sed "s|$work/||g"
 diff_status=${PIPESTATUS[0]}
 set -e
 [ "$diff_status" = 1 ] || { echo "demo: quorate diff exited $diff_status, expected 1 (different)" >&2; exit 1; }

@@ -192,6 +192,27 @@ std::string votes_summary(const SubjectAudit& s) {
   return out;
 }
 
+// The directory a source URI names when it is local: a plain path or a file:// URL; empty for remote ones
+// (scheme://…, or scp-like host:path).
+std::filesystem::path local_path(const std::string& uri) {
+  if (uri.rfind("file://", 0) == 0) return uri.substr(7);
+  auto colon = uri.find(':');
+  if (colon != std::string::npos && colon < uri.find('/')) return {};
+  return uri;
+}
+
+// Whether two source URIs name the same repository: equal, or the same local directory named two ways
+// ("hello", "/srv/git/hello", "file:///srv/git/hello").
+bool same_source(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  auto pa = local_path(a), pb = local_path(b);
+  if (pa.empty() || pb.empty()) return false;
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(pa, ea), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(pb, eb), eb);
+  return !ea && !eb && ca == cb;
+}
+
 }  // namespace
 
 Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options) {
@@ -203,7 +224,7 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
 
   std::map<std::string, std::map<quorum::SubjectKey, std::vector<quorum::Vote>>> by_commit;
   for (auto& vote : QR_TRY(store.all_votes())) {
-    const bool ours = vote.subject.source_uri == report.source_uri;
+    const bool ours = same_source(vote.subject.source_uri, report.source_uri);
     const bool known = history->has_commit(vote.subject.commit);
     if (ours && !known) {
       report.red_flags.push_back({"unknown-commit", vote.subject.commit, vote.subject.source_uri, vote.node_id,

@@ -28,7 +28,6 @@ using nlohmann::json;
 namespace {
 
 constexpr uint64_t kMaxJsonBytes = 16u << 20;
-constexpr char kDockerManifest[] = "application/vnd.docker.distribution.manifest.v2+json";
 constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 // ---- reading members: a directory, or a tar extracted into a private temporary directory ----

@@ -10,15 +10,21 @@
 namespace quorate::quorum {
 namespace {
 
+// The subject keys a question is about: those with a vote for the image (when asked), narrowed to the commit
+// and source (when given).
+bool concerns_subject(const Question& q, const SubjectKey& s) {
+  if (!q.commit.empty() && s.commit != q.commit) return false;
+  return q.source_uri.empty() || s.source_uri == q.source_uri;
+}
 bool concerns(const Question& q, const Vote& v) {
-  if (!q.image_digest.empty()) return v.image_digest == q.image_digest;
-  if (!q.commit.empty() && v.subject.commit != q.commit) return false;
-  return q.source_uri.empty() || v.subject.source_uri == q.source_uri;
+  if (!q.image_digest.empty() && v.image_digest != q.image_digest) return false;
+  return concerns_subject(q, v.subject);
 }
 
 std::string describe(const Question& q) {
-  if (!q.image_digest.empty()) return "image " + q.image_digest;
-  if (!q.commit.empty()) return "commit " + q.commit + (q.source_uri.empty() ? "" : " of " + q.source_uri);
+  std::string commit = q.commit.empty() ? "" : "commit " + q.commit + (q.source_uri.empty() ? "" : " of " + q.source_uri);
+  if (!q.image_digest.empty()) return "image " + q.image_digest + (commit.empty() ? "" : " for " + commit);
+  if (!commit.empty()) return commit;
   return "the attestations given";
 }
 
@@ -37,7 +43,7 @@ void summarise(Answer& a, const Question& q) {
     a.yes = !accepted_for.empty();
     a.summary = a.yes ? q.image_digest + " is accepted for " + accepted_for.front() +
                             (accepted_for.size() > 1 ? " and " + std::to_string(accepted_for.size() - 1) + " more" : "")
-                      : q.image_digest + " is not accepted (" + std::to_string(a.decisions.size()) + " subject key(s) decided)";
+                      : describe(q) + " is not accepted (" + std::to_string(a.decisions.size()) + " subject key(s) decided)";
   } else {
     a.yes = accepted_for.size() == a.decisions.size();
     a.summary = std::to_string(accepted_for.size()) + " of " + std::to_string(a.decisions.size()) +
@@ -73,6 +79,7 @@ Result<Answer> answer(const Policy& policy, Store& store, const Question& q, int
   } else {
     std::vector<SubjectKey> keys = !q.image_digest.empty() ? QR_TRY(store.subjects_with_image(q.image_digest))
                                                             : QR_TRY(store.subjects_with_commit(q.commit, q.source_uri));
+    std::erase_if(keys, [&](const SubjectKey& k) { return !concerns_subject(q, k); });
     for (const auto& k : keys) {
       std::vector<Vote> votes = QR_TRY(store.votes(k));
       a.decisions.push_back(decide(policy, k, votes, now));

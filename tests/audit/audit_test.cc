@@ -143,6 +143,29 @@ TEST_F(AuditTest, JsonReportFieldByField) {
   }
 }
 
+// Attestations name the repository file:///…/repo; the auditor passes the path, or a path that reaches it
+// through "..": the same local directory, so the only red flags are still the fork and the ghost commit.
+TEST_F(AuditTest, ALocalRepositoryNamedAnotherWayIsTheSameSource) {
+  for (const auto& name : {repo_.string(), (repo_ / ".." / "repo").string()}) {
+    AuditOptions o;
+    o.repo = repo_.string();
+    o.source_uri = name;
+    o.now = kNow;
+    auto r = run_audit(*store_, o);
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    ASSERT_EQ(r->red_flags.size(), 2u) << name;
+    EXPECT_EQ(r->red_flags[0].source_uri, "https://elsewhere.example/fork.git");
+    EXPECT_EQ(r->red_flags[1].kind, "unknown-commit");
+  }
+  AuditOptions other;
+  other.repo = repo_.string();
+  other.source_uri = (dir_ / "another-repo").string();
+  other.now = kNow;
+  auto r = run_audit(*store_, other);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->red_flags.size(), 10u) << "every attestation of a known commit is under another source";
+}
+
 TEST_F(AuditTest, MaxCountAndRangesBoundTheWalk) {
   EXPECT_EQ(audit(5).commits.size(), 5u);
   AuditOptions o;

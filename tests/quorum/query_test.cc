@@ -49,6 +49,20 @@ TEST(Answer, CommitLooksAtEverySubjectKeyOfThatCommit) {
   EXPECT_FALSE(answer(p, votes, {"", "c0ffee", "https://elsewhere/x.git"}, kNow).value().yes);
 }
 
+// The release gate's question: is this digest accepted for this commit? An image accepted for another commit
+// is not an answer.
+TEST(Answer, ImageAndCommitTogetherMustBothMatch) {
+  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
+  auto votes = two_commits();
+  Answer yes = answer(p, votes, {digest("good"), "c0ffee", ""}, kNow).value();
+  EXPECT_TRUE(yes.yes);
+  EXPECT_THAT(yes.summary, HasSubstr("is accepted for " + subject().to_string()));
+  Answer other_commit = answer(p, votes, {digest("good"), "beef", ""}, kNow).value();
+  EXPECT_FALSE(other_commit.yes);
+  EXPECT_THAT(other_commit.summary, HasSubstr("nothing attested for image " + digest("good") + " for commit beef"));
+  EXPECT_FALSE(answer(p, votes, {digest("good"), "c0ffee", "https://elsewhere/x.git"}, kNow).value().yes);
+}
+
 TEST(Answer, StoreAndVotesGiveTheSameAnswer) {
   quorate::testing::ScratchDir dir;
   auto store = Store::open(dir / "q.db").value();
@@ -61,7 +75,8 @@ TEST(Answer, StoreAndVotesGiveTheSameAnswer) {
     ASSERT_TRUE(store->add_attestation(s).ok());
   }
   Policy p = policy(roster({"node-a", "node-b"}), rules(2));
-  for (const Question& q : {Question{digest("good"), "", ""}, Question{"", "beef", ""}, Question{}}) {
+  for (const Question& q : {Question{digest("good"), "", ""}, Question{"", "beef", ""}, Question{},
+                            Question{digest("good"), "beef", ""}, Question{digest("good"), "c0ffee", ""}}) {
     Answer from_votes = answer(p, votes, q, kNow).value();
     Answer from_store = answer(p, *store, q, kNow).value();
     EXPECT_EQ(from_votes.yes, from_store.yes);
