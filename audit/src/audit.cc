@@ -194,7 +194,7 @@ std::string votes_summary(const SubjectAudit& s) {
 
 // The directory a source URI names when it is local: a plain path or a file:// URL; empty for remote ones
 // (scheme://…, or scp-like host:path).
-std::filesystem::path local_path(const std::string& uri) {
+std::filesystem::path local_dir(const std::string& uri) {
   if (uri.rfind("file://", 0) == 0) return uri.substr(7);
   auto colon = uri.find(':');
   if (colon != std::string::npos && colon < uri.find('/')) return {};
@@ -205,7 +205,7 @@ std::filesystem::path local_path(const std::string& uri) {
 // ("hello", "/srv/git/hello", "file:///srv/git/hello").
 bool same_source(const std::string& a, const std::string& b) {
   if (a == b) return true;
-  auto pa = local_path(a), pb = local_path(b);
+  auto pa = local_dir(a), pb = local_dir(b);
   if (pa.empty() || pb.empty()) return false;
   std::error_code ea, eb;
   auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(pa, ea), ea);
