@@ -1,6 +1,7 @@
 // `quorate diff A B`: why two images differ, down to the file and field; exit 0 identical, 1 different.
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -14,6 +15,7 @@ struct DiffArgs {
   std::string a, b;
   std::string ignore;
   bool json = false;
+  bool deep = false;
 };
 
 Status run_diff(const DiffArgs& args) {
@@ -21,6 +23,13 @@ Status run_diff(const DiffArgs& args) {
   std::istringstream names(args.ignore);
   for (std::string name; std::getline(names, name, ',');) {
     if (!name.empty()) options.ignore.insert(name);
+  }
+  if (args.deep) {
+    // The CLI is the one place that reads PATH; the library is handed the program.
+    const char* path = std::getenv("PATH");
+    auto diffoscope = audit::find_diffoscope(path ? path : "");
+    if (!diffoscope.ok()) return diffoscope.status().with_context("--deep");
+    options.diffoscope = *diffoscope;
   }
   auto diff = QR_TRY(audit::diff_images(args.a, args.b, options));
   if (args.json) {
@@ -36,14 +45,22 @@ Status run_diff(const DiffArgs& args) {
 
 void add_diff_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<DiffArgs>();
-  auto* cmd = app.add_subcommand("diff",
-                                 "Compare two images (OCI layout directories): manifest and config fields, then "
-                                 "each differing layer file by file. Exit 0 identical, 1 different, 2 bad input.");
-  cmd->add_option("IMAGE_A", args->a, "first image (OCI layout directory)")->required();
-  cmd->add_option("IMAGE_B", args->b, "second image (OCI layout directory)")->required();
+  auto* cmd = app.add_subcommand(
+      "diff",
+      "Compare two images as they are (nothing is normalized): manifest and config fields, then each differing "
+      "layer file by file. Each image is an OCI layout directory, an OCI layout tar or a docker-archive "
+      "(docker save), told apart by content; tars are extracted to a temporary directory under /tmp and "
+      "removed. Exit 0 identical, 1 different, 2 bad usage or bad input. See docs/diff.md.");
+  cmd->add_option("IMAGE_A", args->a, "first image (OCI layout directory, OCI layout tar or docker-archive)")
+      ->required();
+  cmd->add_option("IMAGE_B", args->b, "second image (OCI layout directory, OCI layout tar or docker-archive)")
+      ->required();
   cmd->add_option("--ignore", args->ignore,
                   "comma-separated fields to hide: mtime, owner, mode, xattrs, content, link, created");
-  cmd->add_flag("--json", args->json, "print the differences as JSON");
+  cmd->add_flag("--deep", args->deep,
+                "run diffoscope on both versions of each changed regular file and show its report (first 200 "
+                "lines, 60 s per file); a usage error when diffoscope is not installed");
+  cmd->add_flag("--json", args->json, "print the differences as JSON (with --deep, a \"deep\" string per file)");
   cmd->callback([&action, args] { action = [args] { return run_diff(*args); }; });
 }
 

@@ -1,19 +1,41 @@
-// Layer and image comparison, and its renderings.
+// Layer and image comparison, the inputs it reads (OCI layouts, OCI tars, docker-archives), diffoscope
+// reports on changed files, and the renderings.
 #include "quorate/audit/diff.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <map>
+#include <memory>
+#include <span>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
+#include "quorate/normalize/image.h"
 #include "quorate/normalize/inspect.h"
+#include "quorate/normalize/layer.h"
 
 namespace quorate::audit {
 namespace {
+namespace fs = std::filesystem;
 
 using normalize::EntryType;
 using normalize::LayerEntry;
+
+constexpr uint64_t kMaxJsonBytes = 16u << 20;
+constexpr size_t kMaxReportBytes = 1u << 20;  // a diffoscope report is cut here even within deep_max_lines
 
 const std::set<std::string> kKnownFields = {"content", "created", "link", "mode", "mtime", "owner", "xattrs"};
 
@@ -45,12 +67,20 @@ std::string xattr_text(const std::map<std::string, std::string>& xattrs) {
   return out.empty() ? "(none)" : out;
 }
 
-Result<std::map<std::string, LayerEntry>> index_layer(const std::filesystem::path& layer, const DiffOptions& options) {
+// A layer's entries by path, and for hardlinks the member that stores their bytes (what --deep extracts).
+struct LayerIndex {
   std::map<std::string, LayerEntry> entries;
+  std::map<std::string, std::string> link_sources;  // hardlink path -> regular-file member
+};
+
+Result<LayerIndex> index_layer(const fs::path& layer, const DiffOptions& options) {
+  LayerIndex index;
+  auto& entries = index.entries;
   QR_RETURN_IF_ERROR(normalize::read_layer_entries(
       layer,
       [&](LayerEntry&& e) {
         std::string path = e.entry.path;
+        index.link_sources.erase(path);
         if (e.entry.type == EntryType::kHardlink) {
           // A hardlink is the file it links to: which path of a group carries the content is not a
           // difference a user cares about.
@@ -59,6 +89,8 @@ Result<std::map<std::string, LayerEntry>> index_layer(const std::filesystem::pat
             return Status::bad_input(layer.string() + ": hardlink \"" + path + "\" points to \"" +
                                      e.entry.link_target + "\", which is not in the layer before it");
           }
+          auto source = index.link_sources.find(target->first);
+          index.link_sources[path] = source == index.link_sources.end() ? target->first : source->second;
           LayerEntry resolved = target->second;
           resolved.entry.path = path;
           e = std::move(resolved);
@@ -67,7 +99,13 @@ Result<std::map<std::string, LayerEntry>> index_layer(const std::filesystem::pat
         return Status();
       },
       options.max_expanded_bytes));
-  return entries;
+  return index;
+}
+
+// The archive member that holds the bytes of `path`.
+const std::string& source_member(const LayerIndex& index, const std::string& path) {
+  auto source = index.link_sources.find(path);
+  return source == index.link_sources.end() ? path : source->second;
 }
 
 void compare(const LayerEntry& a, const LayerEntry& b, const std::set<std::string>& ignore,
@@ -129,55 +167,534 @@ std::vector<FileChange> diff_maps(const std::map<std::string, LayerEntry>& left,
   return changes;
 }
 
-// One OCI image layout: its manifest and config, and where its blobs are.
-struct Layout {
-  std::filesystem::path dir;
-  nlohmann::json manifest;
-  nlohmann::json config;
+// ---- tar inputs: extracted into a private temporary directory ----
 
-  std::filesystem::path blob(const std::string& digest) const { return dir / "blobs" / "sha256" / digest_hex(digest); }
-
-  Result<nlohmann::json> read_json(const std::string& digest) const {
-    QR_RETURN_IF_ERROR(check_digest(digest));
-    auto bytes = QR_TRY(read_file(blob(digest)));
-    if (sha256_digest(bytes) != digest) return Status::bad_input(blob(digest).string() + " does not match its digest");
-    auto j = nlohmann::json::parse(bytes, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return Status::bad_input(blob(digest).string() + " is not a JSON object");
-    return j;
+// A fresh directory under `parent` (/tmp when empty), removed with everything in it when the object dies.
+class TempDir {
+ public:
+  static Result<std::unique_ptr<TempDir>> create(const fs::path& parent) {
+    std::string templ = ((parent.empty() ? fs::path("/tmp") : parent) / "quorate-diff.XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory " + templ, errno);
+    return std::unique_ptr<TempDir>(new TempDir(templ));
   }
-
-  static Result<Layout> open(const std::filesystem::path& dir) {
-    Layout l;
-    l.dir = dir;
-    auto index_bytes = read_file(dir / "index.json");
-    if (!index_bytes.ok()) {
-      if (index_bytes.status().is_not_found()) {
-        return Status::not_found(dir.string() + " is not an OCI image layout (no index.json); run quorate normalize "
-                                 "on archives first");
-      }
-      return index_bytes.status();
-    }
-    auto index = nlohmann::json::parse(*index_bytes, nullptr, false);
-    if (index.is_discarded() || !index.contains("manifests") || !index["manifests"].is_array() ||
-        index["manifests"].empty() || !index["manifests"][0].contains("digest") ||
-        !index["manifests"][0]["digest"].is_string()) {
-      return Status::bad_input((dir / "index.json").string() + " does not list a manifest");
-    }
-    l.manifest = QR_TRY(l.read_json(index["manifests"][0]["digest"].get<std::string>()));
-    if (!l.manifest.contains("config") || !l.manifest["config"].contains("digest") ||
-        !l.manifest["config"]["digest"].is_string() || !l.manifest.contains("layers") || !l.manifest["layers"].is_array()) {
-      return Status::bad_input(dir.string() + ": the manifest has no config or layers");
-    }
-    l.config = QR_TRY(l.read_json(l.manifest["config"]["digest"].get<std::string>()));
-    return l;
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
   }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
 
-  std::string layer_digest(size_t i) const {
-    const auto& layers = manifest["layers"];
-    if (i >= layers.size() || !layers[i].contains("digest") || !layers[i]["digest"].is_string()) return "";
-    return layers[i]["digest"].get<std::string>();
+ private:
+  explicit TempDir(fs::path path) : path_(std::move(path)) {}
+  fs::path path_;
+};
+
+struct ArchiveCloser {
+  void operator()(struct archive* a) const { archive_read_free(a); }
+};
+using ArchivePtr = std::unique_ptr<struct archive, ArchiveCloser>;
+
+Status archive_status(struct archive* a, const std::string& where) {
+  const char* msg = archive_error_string(a);
+  return Status::bad_input(where + ": " + (msg ? msg : "unreadable archive data"));
+}
+
+// A reader of a tar with any compression (docker-archive layers are often plain tars).
+Result<ArchivePtr> open_tar(const fs::path& tar) {
+  ArchivePtr a(archive_read_new());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_filter_all(a.get());
+  if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
+    return archive_status(a.get(), tar.string());
+  }
+  return a;
+}
+
+// The entry's path as stored (raw header bytes, or the pax UTF-8 name), or "" when it has none.
+std::string raw_path(struct archive_entry* ae) {
+  const char* p = archive_entry_pathname(ae);
+  if (p == nullptr) p = archive_entry_pathname_utf8(ae);
+  return p ? p : "";
+}
+
+// How many bytes members may still take on disk; bad_input once `limit` is passed.
+struct Budget {
+  uint64_t limit;
+  uint64_t used = 0;
+  Status take(uint64_t n, const std::string& where) {
+    used += n;
+    if (used <= limit) return Status();
+    return Status::bad_input(where + ": expands to more than the limit of " + std::to_string(limit) + " bytes");
   }
 };
+
+// A new file for writing that must not exist yet (and is never followed if it is a link).
+Result<int> create_file(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::from_errno("create " + p.string(), errno);
+  return fd;
+}
+
+// Copies the content of the entry `a` is at into `fd` (file `p`), hashing it into `hash` when not null.
+Status copy_content(struct archive* a, int fd, const fs::path& p, Sha256* hash, Budget& budget,
+                    const std::string& where) {
+  std::string buffer(1 << 16, '\0');
+  for (;;) {
+    la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+    if (n < 0) return archive_status(a, where);
+    if (n == 0) return Status();
+    std::string_view chunk(buffer.data(), static_cast<size_t>(n));
+    QR_RETURN_IF_ERROR(budget.take(chunk.size(), where));
+    if (hash) hash->update(chunk);
+    auto bytes = std::span(reinterpret_cast<const uint8_t*>(chunk.data()), chunk.size());
+    QR_RETURN_IF_ERROR(write_all(fd, bytes, p.c_str()));
+  }
+}
+
+// A symlink's target as an archive path; bad_input when it leaves the archive.
+Result<std::string> resolve_symlink(const std::string& name, const std::string& target) {
+  auto outside = [&] { return Status::bad_input("symlink " + name + " -> " + target + " points outside the archive"); };
+  if (!target.empty() && target[0] == '/') return outside();
+  std::vector<std::string> parts;
+  std::string joined = name.find('/') == std::string::npos ? target : name.substr(0, name.rfind('/')) + "/" + target;
+  size_t start = 0;
+  while (start <= joined.size()) {
+    size_t end = std::min(joined.find('/', start), joined.size());
+    std::string part = joined.substr(start, end - start);
+    if (part == "..") {
+      if (parts.empty()) return outside();
+      parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+// Extracts a tar into the empty directory `root`, creating only directories and regular files at their
+// checked paths, so that no member can land outside `root`. Hardlinks and symlinks become hard links to the
+// regular file they lead to once every member is out (a symlink may come before its target); links to
+// anything else are dropped, and looking their name up later fails as a missing member. Not thread-safe.
+class TarExtractor {
+ public:
+  TarExtractor(fs::path root, uint64_t max_bytes) : root_(std::move(root)), budget_{max_bytes} {}
+
+  // bad_input naming the member for an absolute or ".." path, a link out of the archive, corrupt data, or
+  // more than max_bytes of content.
+  Status extract(const fs::path& tar) {
+    auto a = QR_TRY(open_tar(tar));
+    for (;;) {
+      struct archive_entry* ae = nullptr;
+      int r = archive_read_next_header(a.get(), &ae);
+      if (r == ARCHIVE_EOF) break;
+      if (r < ARCHIVE_WARN) return archive_status(a.get(), "reading the archive");
+      QR_RETURN_IF_ERROR(entry(a.get(), ae));
+    }
+    return make_links();
+  }
+
+ private:
+  Status entry(struct archive* a, struct archive_entry* ae) {
+    auto name = QR_TRY(normalize::canonical_path(raw_path(ae)));
+    if (name.empty()) return Status();  // "./", the archive's root
+    links_.erase(name);  // a later member of the same name wins, as in tar
+    if (const char* target = archive_entry_hardlink(ae)) {
+      auto t = normalize::canonical_path(target);
+      if (!t.ok()) return t.status().with_context("hardlink " + name);
+      links_[name] = *t;
+      return Status();
+    }
+    switch (archive_entry_filetype(ae)) {
+      case AE_IFDIR: return make_dirs(root_ / name);
+      case AE_IFREG: return write_member(a, name);
+      case AE_IFLNK: {
+        const char* target = archive_entry_symlink(ae);
+        links_[name] = QR_TRY(resolve_symlink(name, target ? target : ""));
+        return Status();
+      }
+      default: return Status();  // devices and fifos have no place in an image archive
+    }
+  }
+
+  Status make_dirs(const fs::path& dir) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Status::io("create " + dir.string() + ": " + ec.message());
+    return Status();
+  }
+
+  Status write_member(struct archive* a, const std::string& name) {
+    fs::path p = root_ / name;
+    QR_RETURN_IF_ERROR(make_dirs(p.parent_path()));
+    ::unlink(p.c_str());
+    int fd = QR_TRY(create_file(p));
+    Status s = copy_content(a, fd, p, nullptr, budget_, name);
+    ::close(fd);
+    return s;
+  }
+
+  Status make_links() {
+    for (const auto& [name, target] : links_) {
+      std::string to = target;
+      for (int hops = 0; hops < 16 && links_.count(to); ++hops) to = links_.at(to);
+      struct stat st;
+      if (::lstat((root_ / to).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      fs::path p = root_ / name;
+      QR_RETURN_IF_ERROR(make_dirs(p.parent_path()));
+      ::unlink(p.c_str());
+      if (::link((root_ / to).c_str(), p.c_str()) != 0) return Status::from_errno("link " + p.string(), errno);
+    }
+    return Status();
+  }
+
+  fs::path root_;
+  Budget budget_;
+  std::map<std::string, std::string> links_;  // member -> the member it leads to
+};
+
+// ---- images: the manifest, config and layer files of either side ----
+
+struct ViewLayer {
+  std::string digest;  // as the image names the layer
+  fs::path file;
+};
+
+// One side of a diff, whichever format it came in.
+struct ImageView {
+  std::string name;                    // the input as given, for messages
+  std::unique_ptr<TempDir> extracted;  // a tar input's members, kept while the view lives
+  nlohmann::json manifest;             // without the config and layer descriptors, which are explained apart
+  nlohmann::json config;
+  std::vector<ViewLayer> layers;
+};
+
+// The regular file holding member `name` under `root`: bad_input for a hostile name, not_found when absent.
+Result<fs::path> member_file(const fs::path& root, const std::string& name, const std::string& what) {
+  auto checked = normalize::canonical_path(name);
+  if (!checked.ok()) return checked.status().with_context(what);
+  fs::path p = root / *checked;
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Status::not_found(what + " " + name + " is missing");
+  return p;
+}
+
+// The JSON in member `name`, checked against `digest` unless that is empty.
+Result<nlohmann::json> read_json(const fs::path& root, const std::string& name, const std::string& digest,
+                                 const std::string& what) {
+  auto file = QR_TRY(member_file(root, name, what));
+  auto bytes = read_file(file, kMaxJsonBytes);
+  if (!bytes.ok()) return bytes.status().with_context(what + " " + name);
+  if (!digest.empty() && sha256_digest(*bytes) != digest) {
+    return Status::bad_input(what + " " + name + " does not match its digest " + digest);
+  }
+  auto j = nlohmann::json::parse(*bytes, nullptr, false);
+  if (j.is_discarded()) return Status::bad_input(what + " " + name + " is not valid JSON");
+  return j;
+}
+
+// A JSON object stored as an OCI blob, checked against its digest.
+Result<nlohmann::json> read_blob(const fs::path& root, const nlohmann::json& digest, const std::string& what) {
+  if (!digest.is_string() || !check_digest(digest.get<std::string>()).ok()) {
+    return Status::bad_input(what + ": malformed or unsupported digest " + digest.dump());
+  }
+  std::string d = digest.get<std::string>();
+  auto j = QR_TRY(read_json(root, "blobs/sha256/" + digest_hex(d), d, what));
+  if (!j.is_object()) return Status::bad_input(what + " " + d + " is not a JSON object");
+  return j;
+}
+
+bool has_digest(const nlohmann::json& descriptor) {
+  return descriptor.is_object() && descriptor.contains("digest") && descriptor["digest"].is_string();
+}
+
+// An OCI image layout under `root`: the first manifest index.json lists.
+Result<ImageView> open_oci(const fs::path& root) {
+  auto index = QR_TRY(read_json(root, "index.json", "", "index"));
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array() ||
+      index["manifests"].empty() || !has_digest(index["manifests"][0])) {
+    return Status::bad_input("index.json does not list a manifest");
+  }
+  ImageView view;
+  view.manifest = QR_TRY(read_blob(root, index["manifests"][0]["digest"], "manifest"));
+  if (!view.manifest.contains("config") || !has_digest(view.manifest["config"]) ||
+      !view.manifest.contains("layers") || !view.manifest["layers"].is_array()) {
+    return Status::bad_input("the manifest has no config or layers");
+  }
+  view.config = QR_TRY(read_blob(root, view.manifest["config"]["digest"], "config"));
+  for (const auto& layer : view.manifest["layers"]) {
+    if (!has_digest(layer) || !check_digest(layer["digest"].get<std::string>()).ok()) {
+      return Status::bad_input("the manifest lists a layer without a valid digest: " + layer.dump());
+    }
+    std::string digest = layer["digest"];
+    view.layers.push_back({digest, QR_TRY(member_file(root, "blobs/sha256/" + digest_hex(digest), "layer"))});
+  }
+  view.manifest.erase("config");
+  view.manifest.erase("layers");
+  return view;
+}
+
+// The digest a docker-archive member's name promises: blobs/sha256/<hex> or <hex>.json; "" otherwise.
+std::string digest_in_name(const std::string& name) {
+  std::string base = name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1);
+  if (base.size() == 69 && base.ends_with(".json")) base.resize(64);
+  std::string digest = "sha256:" + base;
+  return check_digest(digest).ok() ? digest : "";
+}
+
+// A docker-archive under `root`: manifest.json's one entry names the config and the layer files.
+Result<ImageView> open_docker(const fs::path& root) {
+  auto manifest = QR_TRY(read_json(root, "manifest.json", "", "manifest"));
+  if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
+  if (manifest.size() > 1) {
+    return Status::unsupported("manifest.json lists " + std::to_string(manifest.size()) +
+                               " images; quorate diff compares one image on each side");
+  }
+  ImageView view;
+  view.manifest = manifest[0];
+  if (!view.manifest.is_object() || !view.manifest.contains("Config") || !view.manifest["Config"].is_string() ||
+      !view.manifest.contains("Layers") || !view.manifest["Layers"].is_array()) {
+    return Status::bad_input("manifest.json has no Config or Layers");
+  }
+  std::string config_name = view.manifest["Config"];
+  view.config = QR_TRY(read_json(root, config_name, digest_in_name(config_name), "config"));
+  const nlohmann::json::json_pointer diff_ids_at("/rootfs/diff_ids");
+  nlohmann::json diff_ids = view.config.is_object() && view.config.contains(diff_ids_at) ? view.config.at(diff_ids_at)
+                                                                                       : nlohmann::json();
+  const auto& layers = view.manifest["Layers"];
+  if (!diff_ids.is_array() || diff_ids.size() != layers.size()) {
+    return Status::bad_input("config " + config_name + " does not list a diff_id for each of the " +
+                             std::to_string(layers.size()) + " layers in manifest.json");
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    if (!layers[i].is_string()) {
+      return Status::bad_input("manifest.json: layer " + std::to_string(i) + " is not a path");
+    }
+    std::string name = layers[i];
+    // Legacy `<id>/layer.tar` names promise nothing; the uncompressed layer's digest is its diff_id.
+    std::string digest = digest_in_name(name);
+    if (digest.empty() && diff_ids[i].is_string()) digest = diff_ids[i];
+    if (!check_digest(digest).ok()) {
+      return Status::bad_input("config " + config_name + ": malformed diff_id " + diff_ids[i].dump());
+    }
+    view.layers.push_back({digest, QR_TRY(member_file(root, name, "layer"))});
+  }
+  view.manifest.erase("Config");
+  view.manifest.erase("Layers");
+  return view;
+}
+
+// Either side of a diff, its format told by content; a tar is extracted first.
+Result<ImageView> open_image(const fs::path& input, const DiffOptions& options) {
+  using normalize::ImageFormat;
+  auto format = QR_TRY(normalize::detect_image_format(input));
+  if (format == ImageFormat::kNotImage) {
+    return Status::bad_input(input.string() + " is not an OCI image layout, an OCI layout tar or a docker-archive");
+  }
+  std::string what = input.string() + " (" + normalize::image_format_name(format) + ")";
+  std::unique_ptr<TempDir> temp;
+  fs::path root = input;
+  if (format != ImageFormat::kOciLayout) {
+    temp = QR_TRY(TempDir::create(options.temp_dir));
+    root = temp->path();
+    QR_RETURN_IF_ERROR(TarExtractor(root, options.max_expanded_bytes).extract(input).with_context(what));
+  }
+  auto view = format == ImageFormat::kDockerArchive ? open_docker(root) : open_oci(root);
+  if (!view.ok()) return view.status().with_context(what);
+  view->name = input.string();
+  view->extracted = std::move(temp);
+  return view;
+}
+
+// ---- --deep: diffoscope on the two versions of each changed file ----
+
+// One version of a changed file, to be copied out of its layer.
+struct Version {
+  std::string member;  // the archive member holding its bytes (a hardlink's source)
+  std::string digest;  // what they hash to: a path may occur more than once in a tar
+  fs::path dest;
+  bool done = false;
+};
+
+// Copies every version out of `layer` in one pass: a member named by one is spooled while hashed, then
+// linked to the destination of each version whose digest it has.
+Status extract_versions(const fs::path& layer, std::vector<Version>& versions, const fs::path& spool,
+                        uint64_t max_bytes) {
+  auto a = QR_TRY(open_tar(layer));
+  Budget budget{max_bytes};
+  auto pending = [&] { return std::ranges::count_if(versions, [](const Version& v) { return !v.done; }); };
+  while (pending() > 0) {
+    struct archive_entry* ae = nullptr;
+    int r = archive_read_next_header(a.get(), &ae);
+    if (r == ARCHIVE_EOF) break;
+    if (r < ARCHIVE_WARN) return archive_status(a.get(), layer.string());
+    if (archive_entry_hardlink(ae) != nullptr || archive_entry_filetype(ae) != AE_IFREG) continue;
+    auto name = normalize::canonical_path(raw_path(ae));
+    if (!name.ok() || std::ranges::none_of(versions, [&](const Version& v) { return !v.done && v.member == *name; })) {
+      continue;
+    }
+    int fd = QR_TRY(create_file(spool));
+    Sha256 hash;
+    Status copied = copy_content(a.get(), fd, spool, &hash, budget, layer.string() + ": " + *name);
+    ::close(fd);
+    QR_RETURN_IF_ERROR(copied);
+    std::string digest = hash.finish_digest();
+    for (auto& v : versions) {
+      if (v.done || v.member != *name || v.digest != digest) continue;
+      if (::link(spool.c_str(), v.dest.c_str()) != 0) return Status::from_errno("link " + v.dest.string(), errno);
+      v.done = true;
+    }
+    ::unlink(spool.c_str());
+  }
+  if (pending() > 0) return Status::bad_input(layer.string() + " changed while it was being compared");
+  return Status();
+}
+
+// What a diffoscope run printed (stdout and stderr) and how it ended.
+struct DeepRun {
+  std::string output;
+  bool cut = false;        // stopped reading past deep_max_lines lines or kMaxReportBytes
+  bool timed_out = false;  // still running at deep_timeout
+  int wait_status = 0;
+};
+
+// Reads `fd` until end of file, the deadline, or enough for the report.
+void read_report(int fd, std::chrono::steady_clock::time_point deadline, size_t max_lines, DeepRun& run) {
+  char buf[8192];
+  size_t lines = 0;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    struct pollfd p = {fd, POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (ready == 0) {
+      run.timed_out = true;
+      return;
+    }
+    ssize_t n = ready > 0 ? ::read(fd, buf, sizeof buf) : -1;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // end of file, or a pipe error: the report is what came so far
+    run.output.append(buf, static_cast<size_t>(n));
+    lines += static_cast<size_t>(std::count(buf, buf + n, '\n'));
+    if (lines > max_lines || run.output.size() > kMaxReportBytes) {
+      run.cut = true;
+      return;
+    }
+  }
+}
+
+// Runs `program --text - a/NAME b/NAME` in `dir`, in its own process group so that a kill reaches the tools
+// diffoscope starts; io when it cannot be started.
+Result<DeepRun> run_diffoscope(const fs::path& program, const fs::path& dir, const std::string& name,
+                               const DiffOptions& options) {
+  std::vector<std::string> args = {program.string(), "--text", "-", "a/" + name, "b/" + name};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null_fd < 0) return Status::from_errno("open /dev/null", errno);
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ::close(null_fd);
+    return Status::from_errno("create a pipe for diffoscope", errno);
+  }
+  auto deadline = std::chrono::steady_clock::now() + options.deep_timeout;
+  pid_t pid = ::fork();
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    ::setpgid(0, 0);
+    ::dup2(null_fd, 0);
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    if (::chdir(dir.c_str()) != 0) _exit(126);
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+  int fork_errno = errno;
+  ::close(null_fd);
+  ::close(out[1]);
+  if (pid < 0) {
+    ::close(out[0]);
+    return Status::from_errno("start " + program.string(), fork_errno);
+  }
+  ::setpgid(pid, pid);  // as the child does: whichever runs first, the group exists before any kill
+  DeepRun run;
+  read_report(out[0], deadline, options.deep_max_lines, run);
+  ::close(out[0]);
+  if (run.cut || run.timed_out) ::kill(-pid, SIGKILL);
+  while (::waitpid(pid, &run.wait_status, 0) < 0) {
+    if (errno != EINTR) return Status::from_errno("wait for " + program.string(), errno);
+  }
+  return run;
+}
+
+// The report kept in FileChange::deep: at most deep_max_lines lines, then a line for anything unusual.
+std::string deep_report(const DeepRun& run, const DiffOptions& options) {
+  std::string text = run.output;
+  size_t end = 0;
+  for (size_t lines = 0; lines < options.deep_max_lines && end < text.size(); ++lines) {
+    size_t nl = text.find('\n', end);
+    end = nl == std::string::npos ? text.size() : nl + 1;
+  }
+  bool cut = run.cut || end < text.size();
+  text.resize(std::min(end, kMaxReportBytes));
+  if (!text.empty() && text.back() != '\n') text += '\n';
+  if (end > kMaxReportBytes) {
+    text += "[report cut at " + std::to_string(kMaxReportBytes) + " bytes]\n";
+  } else if (cut) {
+    text += "[report cut after " + std::to_string(options.deep_max_lines) + " lines]\n";
+  }
+  if (run.timed_out) {
+    text += "[diffoscope still ran after " + std::to_string(options.deep_timeout.count()) + " s and was killed]\n";
+  } else if (!cut && WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) > 1) {
+    text += "[diffoscope failed: exit status " + std::to_string(WEXITSTATUS(run.wait_status)) + "]\n";
+  } else if (!cut && WIFSIGNALED(run.wait_status)) {
+    text += "[diffoscope was killed by signal " + std::to_string(WTERMSIG(run.wait_status)) + "]\n";
+  }
+  return text.empty() ? "[diffoscope printed nothing]\n" : text;
+}
+
+bool content_changed(const FileChange& c, const LayerIndex& a, const LayerIndex& b) {
+  if (c.kind != FileChange::Kind::kChanged) return false;
+  bool content = std::ranges::any_of(c.fields, [](const FieldDiff& f) { return f.field == "content"; });
+  return content && a.entries.at(c.path).entry.type == EntryType::kFile &&
+         b.entries.at(c.path).entry.type == EntryType::kFile;
+}
+
+// With options.diffoscope, fills FileChange::deep for each regular file of `diff` whose content changed:
+// both versions are copied into <temp>/<n>/a/NAME and <temp>/<n>/b/NAME, so reports name a/NAME and b/NAME.
+Status explain_content(LayerDiff& diff, const LayerIndex& a, const fs::path& a_file, const LayerIndex& b,
+                       const fs::path& b_file, const DiffOptions& options) {
+  if (options.diffoscope.empty()) return Status();
+  std::vector<FileChange*> changed;
+  for (auto& c : diff.changes) {
+    if (content_changed(c, a, b)) changed.push_back(&c);
+  }
+  if (changed.empty()) return Status();
+  auto temp = QR_TRY(TempDir::create(options.temp_dir));
+  std::vector<Version> va, vb;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < changed.size(); ++i) {
+    const std::string& path = changed[i]->path;
+    names.push_back(path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1));
+    fs::path dir = temp->path() / std::to_string(i);
+    for (const char* side : {"a", "b"}) {
+      std::error_code ec;
+      fs::create_directories(dir / side, ec);
+      if (ec) return Status::io("create " + (dir / side).string() + ": " + ec.message());
+    }
+    va.push_back({source_member(a, path), a.entries.at(path).content_digest, dir / "a" / names.back()});
+    vb.push_back({source_member(b, path), b.entries.at(path).content_digest, dir / "b" / names.back()});
+  }
+  QR_RETURN_IF_ERROR(extract_versions(a_file, va, temp->path() / "spool", options.max_expanded_bytes));
+  QR_RETURN_IF_ERROR(extract_versions(b_file, vb, temp->path() / "spool", options.max_expanded_bytes));
+  for (size_t i = 0; i < changed.size(); ++i) {
+    auto run = QR_TRY(run_diffoscope(options.diffoscope, temp->path() / std::to_string(i), names[i], options));
+    changed[i]->deep = deep_report(run, options);
+  }
+  return Status();
+}
 
 bool is_time_field(const std::string& pointer) {
   return pointer == "/created" || (pointer.rfind("/history/", 0) == 0 && pointer.size() > 8 &&
@@ -199,36 +716,61 @@ void diff_json(const nlohmann::json& a, const nlohmann::json& b, const std::stri
   }
 }
 
+// The entries of layer `i` of `view`; errors name the image and the layer.
+Result<LayerIndex> index_side(const ImageView& view, size_t i, const DiffOptions& options) {
+  auto index = index_layer(view.layers[i].file, options);
+  if (!index.ok()) return index.status().with_context(view.name + " layer " + std::to_string(i));
+  return index;
+}
+
 }  // namespace
 
 Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options) {
   QR_RETURN_IF_ERROR(check_ignore(options.ignore));
-  auto left = QR_TRY(Layout::open(a));
-  auto right = QR_TRY(Layout::open(b));
-  ImageDiff diff;
-  // Layer descriptors are explained layer by layer below; the config descriptor by the config's fields.
-  nlohmann::json ma = left.manifest, mb = right.manifest;
-  for (auto* m : {&ma, &mb}) {
-    m->erase("layers");
-    m->erase("config");
-  }
-  diff_json(ma, mb, "", false, diff.manifest);
-  diff_json(left.config, right.config, "", options.ignore.count("created") > 0, diff.config);
-  // rootfs.diff_ids repeat what the layer comparison says file by file.
-  std::erase_if(diff.config, [](const FieldDiff& f) { return f.field.rfind("/rootfs/diff_ids/", 0) == 0; });
+  try {
+    auto left = QR_TRY(open_image(a, options));
+    auto right = QR_TRY(open_image(b, options));
+    ImageDiff diff;
+    diff_json(left.manifest, right.manifest, "", false, diff.manifest);
+    diff_json(left.config, right.config, "", options.ignore.count("created") > 0, diff.config);
+    // rootfs.diff_ids repeat what the layer comparison says file by file.
+    std::erase_if(diff.config, [](const FieldDiff& f) { return f.field.rfind("/rootfs/diff_ids/", 0) == 0; });
 
-  size_t count = std::max(left.manifest["layers"].size(), right.manifest["layers"].size());
-  for (size_t i = 0; i < count; ++i) {
-    std::string da = left.layer_digest(i), db = right.layer_digest(i);
-    if (!da.empty() && da == db) continue;
-    std::map<std::string, LayerEntry> ea, eb;
-    if (!da.empty()) ea = QR_TRY(index_layer(left.blob(da), options));
-    if (!db.empty()) eb = QR_TRY(index_layer(right.blob(db), options));
-    LayerDiff layer{i, da, db, diff_maps(ea, eb, options)};
-    if (!layer.changes.empty() || da.empty() || db.empty()) diff.layers.push_back(std::move(layer));
+    size_t count = std::max(left.layers.size(), right.layers.size());
+    for (size_t i = 0; i < count; ++i) {
+      bool in_a = i < left.layers.size(), in_b = i < right.layers.size();
+      std::string da = in_a ? left.layers[i].digest : "", db = in_b ? right.layers[i].digest : "";
+      if (in_a && in_b && da == db) continue;
+      LayerIndex ia, ib;
+      if (in_a) ia = QR_TRY(index_side(left, i, options));
+      if (in_b) ib = QR_TRY(index_side(right, i, options));
+      LayerDiff layer{i, da, db, diff_maps(ia.entries, ib.entries, options)};
+      if (in_a && in_b) {
+        QR_RETURN_IF_ERROR(explain_content(layer, ia, left.layers[i].file, ib, right.layers[i].file, options));
+      }
+      if (!layer.changes.empty() || !in_a || !in_b) diff.layers.push_back(std::move(layer));
+    }
+    return diff;
+  } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
+    return Status::internal("diff " + a.string() + " " + b.string() + ": " + e.what());
   }
-  return diff;
+}
+
+Result<std::filesystem::path> find_diffoscope(std::string_view search_path) {
+  size_t start = 0;
+  while (start <= search_path.size()) {
+    size_t end = std::min(search_path.find(':', start), search_path.size());
+    std::string_view dir = search_path.substr(start, end - start);
+    start = end + 1;
+    if (dir.empty()) continue;
+    fs::path candidate = fs::path(dir) / "diffoscope";
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return Status::usage("diffoscope is not installed (no executable diffoscope in any directory of PATH)");
 }
 
 Status check_ignore(const std::set<std::string>& ignore) {
@@ -247,7 +789,8 @@ Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesys
   auto left = QR_TRY(index_layer(a, options));
   auto right = QR_TRY(index_layer(b, options));
   LayerDiff diff;
-  diff.changes = diff_maps(left, right, options);
+  diff.changes = diff_maps(left.entries, right.entries, options);
+  QR_RETURN_IF_ERROR(explain_content(diff, left, a, right, b, options));
   return diff;
 }
 
@@ -261,7 +804,9 @@ nlohmann::json to_json(const ImageDiff& diff) {
     nlohmann::json l{{"index", layer.index}, {"a_digest", layer.a_digest}, {"b_digest", layer.b_digest}};
     l["changes"] = nlohmann::json::array();
     for (const auto& c : layer.changes) {
-      l["changes"].push_back({{"path", c.path}, {"kind", kind_name(c.kind)}, {"fields", fields_json(c.fields)}});
+      nlohmann::json change{{"path", c.path}, {"kind", kind_name(c.kind)}, {"fields", fields_json(c.fields)}};
+      if (!c.deep.empty()) change["deep"] = c.deep;
+      l["changes"].push_back(std::move(change));
     }
     out["layers"].push_back(std::move(l));
   }
@@ -282,6 +827,10 @@ std::string to_text(const ImageDiff& diff) {
     for (const auto& c : layer.changes) {
       out << "  " << kind_name(c.kind) << " " << c.path << "\n";
       for (const auto& f : c.fields) out << "      " << f.field << ": " << f.a << " -> " << f.b << "\n";
+      if (c.deep.empty()) continue;
+      out << "      diffoscope:\n";
+      std::istringstream lines(c.deep);
+      for (std::string line; std::getline(lines, line);) out << "        " << line << "\n";
     }
   }
   return out.str();

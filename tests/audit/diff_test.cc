@@ -1,15 +1,33 @@
-// quorate diff at the layer level: the changed file and nothing else; ignore lists; renderings.
+// quorate diff at the layer level: the changed file and nothing else; ignore lists; renderings. Image inputs
+// in every format, hostile archives refused with nothing written outside the private directory; --deep with
+// stand-in diffoscope scripts: both versions of a changed (also hardlinked) file, cut reports, timeouts.
 #include "quorate/audit/diff.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
+
+#include "quorate/normalize/image.h"
 #include "tests/support/test_util.h"
 
 namespace quorate::audit {
 namespace {
+namespace fs = std::filesystem;
 using quorate::testing::run;
 using quorate::testing::ScratchDir;
 using quorate::testing::sh;
+
+// An executable script `body` (after #!/bin/sh) in `dir`, named diffoscope.
+fs::path stand_in(const fs::path& dir, const std::string& body) {
+  fs::create_directories(dir);
+  fs::path p = dir / "diffoscope";
+  quorate::testing::spit(p, "#!/bin/sh\n" + body);
+  fs::permissions(p, fs::perms::owner_all);
+  return p;
+}
+
+bool is_empty_dir(const fs::path& dir) { return fs::is_directory(dir) && fs::is_empty(dir); }
 
 class DiffTest : public ::testing::Test {
  protected:
@@ -67,6 +85,165 @@ TEST_F(DiffTest, OwnersAndAddedFilesAreReported) {
   EXPECT_EQ(d->changes[0].fields[0].b, "7:7 (builder:builder)");
 }
 
+TEST_F(DiffTest, DeepReportsShowBothVersionsAlsoOfAHardlink) {
+  DiffOptions o;
+  // `cmp -l` prints the 1-based offset and both octal values of each differing byte.
+  o.diffoscope = stand_in(dir_ / "bin", "echo \"$@\"\ncmp -l \"$3\" \"$4\"\nexit 1\n");
+  o.temp_dir = dir_ / "tmp";
+  fs::create_directories(o.temp_dir);
+  auto d = diff_layers(make("--order sorted"), make("--order reversed --tweak --compress gzip"), o);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  ASSERT_EQ(d->changes.size(), 2u);
+  for (const auto& c : d->changes) {
+    std::string name = c.path.substr(c.path.rfind('/') + 1);
+    EXPECT_EQ(c.deep.substr(0, c.deep.find('\n')), "--text - a/" + name + " b/" + name) << c.deep;
+    EXPECT_NE(c.deep.find("\n12346 "), std::string::npos) << c.path << ": " << c.deep;
+    EXPECT_EQ(std::count(c.deep.begin(), c.deep.end(), '\n'), 2) << c.deep;  // one byte differs, no note
+  }
+  EXPECT_TRUE(is_empty_dir(o.temp_dir));
+}
+
+TEST_F(DiffTest, DeepReportsAreCutAndSlowRunsKilled) {
+  auto a = make("");
+  auto b = make("--tweak");
+  DiffOptions o;
+  o.diffoscope = stand_in(dir_ / "long", "seq 1 100000\nexit 1\n");
+  o.deep_max_lines = 10;
+  auto cut = diff_layers(a, b, o);
+  ASSERT_TRUE(cut.ok()) << cut.status().to_string();
+  ASSERT_FALSE(cut->changes.empty());
+  std::string expected;
+  for (int i = 1; i <= 10; ++i) expected += std::to_string(i) + "\n";
+  EXPECT_EQ(cut->changes[0].deep, expected + "[report cut after 10 lines]\n");
+
+  o.diffoscope = stand_in(dir_ / "slow", "echo started\nsleep 30\n");
+  o.deep_timeout = std::chrono::seconds(1);
+  auto start = std::chrono::steady_clock::now();
+  auto slow = diff_layers(a, b, o);
+  ASSERT_TRUE(slow.ok()) << slow.status().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  EXPECT_EQ(slow->changes[0].deep, "started\n[diffoscope still ran after 1 s and was killed]\n");
+
+  o.diffoscope = stand_in(dir_ / "broken", "echo 'Traceback: boom' >&2\nexit 2\n");
+  auto broken = diff_layers(a, b, o);
+  ASSERT_TRUE(broken.ok()) << broken.status().to_string();
+  EXPECT_EQ(broken->changes[0].deep, "Traceback: boom\n[diffoscope failed: exit status 2]\n");
+}
+
+TEST_F(DiffTest, FindDiffoscopeLooksThroughThePathOnly) {
+  auto found = find_diffoscope("/nonexistent::" + (dir_ / "bin").string());
+  EXPECT_EQ(found.status().code(), Code::kUsage);
+  EXPECT_NE(found.status().message().find("diffoscope is not installed"), std::string::npos);
+  auto program = stand_in(dir_ / "bin", "exit 0\n");
+  found = find_diffoscope("/nonexistent::" + (dir_ / "bin").string());
+  ASSERT_TRUE(found.ok()) << found.status().to_string();
+  EXPECT_EQ(*found, program);
+  EXPECT_EQ(find_diffoscope("").status().code(), Code::kUsage);
+}
+
+// Whole images: docker-archives from tests/cli/make_image.py, their canonical layouts, and those as tars.
+class DiffImagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    options_.temp_dir = dir_ / "tmp";
+    fs::create_directories(options_.temp_dir);
+  }
+  fs::path archive(const std::string& args) {
+    fs::path out = dir_ / ("image" + std::to_string(n_++) + ".tar");
+    auto r = run("python3 " + sh((quorate::testing::source_dir() / "tests/cli/make_image.py").string()) + " " +
+                 sh(out.string()) + " " + args);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return out;
+  }
+  fs::path oci_tar(const fs::path& docker_archive) {
+    fs::path layout = dir_ / ("oci" + std::to_string(n_++));
+    normalize::LayerOptions lo;
+    lo.source_date_epoch = 1500000000;
+    auto s = normalize::normalize_image(docker_archive, layout, lo);
+    EXPECT_TRUE(s.ok()) << s.status().to_string();
+    fs::path tar = layout.string() + ".tar";
+    EXPECT_EQ(run("tar -C " + sh(layout.string()) + " -cf " + sh(tar.string()) + " .").exit_code, 0);
+    return tar;
+  }
+  ScratchDir dir_;
+  DiffOptions options_;
+  int n_ = 0;
+};
+
+TEST_F(DiffImagesTest, DockerSaveLayoutsOfOneImageAreIdentical) {
+  auto legacy = archive("");
+  for (const char* other : {"--layout blobs", "--symlink-layers --reverse", "--symlink-layers"}) {
+    auto d = diff_images(legacy, archive(other), options_);
+    ASSERT_TRUE(d.ok()) << other << ": " << d.status().to_string();
+    EXPECT_TRUE(d->identical()) << other << ": " << to_text(*d);
+  }
+  EXPECT_TRUE(is_empty_dir(options_.temp_dir));
+}
+
+TEST_F(DiffImagesTest, ArchivesOfAnyFormatAreComparedAsTheyAre) {
+  auto a = archive("");
+  auto b = archive("--greeting bonjour");
+  auto d = diff_images(oci_tar(a), oci_tar(b), options_);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  ASSERT_EQ(d->layers.size(), 1u) << to_text(*d);
+  ASSERT_EQ(d->layers[0].changes.size(), 1u) << to_text(*d);
+  EXPECT_EQ(d->layers[0].changes[0].path, "etc/hello.conf");
+
+  // The docker-archive against its canonical form: times and owners, not contents.
+  auto mixed = diff_images(a, oci_tar(a), options_);
+  ASSERT_TRUE(mixed.ok()) << mixed.status().to_string();
+  EXPECT_FALSE(mixed->identical());
+  for (const auto& layer : mixed->layers) {
+    for (const auto& c : layer.changes) {
+      for (const auto& f : c.fields) EXPECT_TRUE(f.field == "mtime" || f.field == "owner") << c.path << " " << f.field;
+    }
+  }
+  EXPECT_TRUE(is_empty_dir(options_.temp_dir));
+}
+
+TEST_F(DiffImagesTest, HostileArchivesAreRefusedWithNothingWrittenOutside) {
+  auto good = archive("");
+  for (const char* damage : {"hostile-path", "absolute-path", "symlink-escape"}) {
+    auto bad = archive(std::string("--damage ") + damage);
+    auto d = diff_images(good, bad, options_);
+    ASSERT_FALSE(d.ok()) << damage;
+    EXPECT_EQ(d.status().code(), Code::kBadInput) << d.status().to_string();
+    EXPECT_NE(d.status().message().find(bad.string() + " (docker-archive): "), std::string::npos)
+        << d.status().to_string();
+    EXPECT_TRUE(is_empty_dir(options_.temp_dir)) << damage;  // "../escaped" would have landed here
+  }
+  EXPECT_FALSE(fs::exists("/tmp/quorate-escaped"));
+}
+
+TEST_F(DiffImagesTest, BrokenArchivesNameTheInputAndWhatIsWrong) {
+  auto good = archive("");
+  const std::pair<const char*, const char*> cases[] = {{"--damage missing-layer", "is missing"},
+                                                       {"--damage bad-config-digest", "does not match its digest"},
+                                                       {"--damage broken-json", "is not valid JSON"}};
+  for (const auto& [args, why] : cases) {
+    auto bad = archive(args);
+    auto d = diff_images(good, bad, options_);
+    ASSERT_FALSE(d.ok()) << args;
+    EXPECT_NE(d.status().message().find(bad.string()), std::string::npos) << d.status().to_string();
+    EXPECT_NE(d.status().message().find(why), std::string::npos) << d.status().to_string();
+  }
+  options_.max_expanded_bytes = 4096;
+  auto big = diff_images(good, good, options_);
+  EXPECT_EQ(big.status().code(), Code::kBadInput);
+  EXPECT_NE(big.status().message().find("more than the limit of 4096 bytes"), std::string::npos)
+      << big.status().to_string();
+  EXPECT_TRUE(is_empty_dir(options_.temp_dir));
+}
+
+TEST_F(DiffImagesTest, DeepExplainsChangedFilesOfArchives) {
+  options_.diffoscope = stand_in(dir_ / "bin", "shift 2\ndiff \"$1\" \"$2\"\n");
+  auto d = diff_images(archive(""), archive("--greeting bonjour --layout blobs"), options_);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  ASSERT_EQ(d->layers.size(), 1u);
+  EXPECT_EQ(d->layers[0].changes[0].deep, "1c1\n< greeting=hello\n---\n> greeting=bonjour\n");
+  EXPECT_TRUE(is_empty_dir(options_.temp_dir));
+}
+
 TEST(DiffOptions, UnknownIgnoreFieldIsAUsageError) {
   EXPECT_EQ(check_ignore({"mtime", "colour"}).code(), Code::kUsage);
   EXPECT_TRUE(check_ignore({"mtime", "owner", "created"}).ok());
@@ -80,7 +257,18 @@ TEST(DiffRendering, JsonAndTextNameTheLayerAndPath) {
   EXPECT_EQ(j["layers"][0]["index"], 1);
   EXPECT_EQ(j["layers"][0]["changes"][0]["path"], "bin/app");
   EXPECT_NE(to_text(d).find("changed bin/app"), std::string::npos);
+  EXPECT_FALSE(j["layers"][0]["changes"][0].contains("deep"));
   EXPECT_EQ(to_text(ImageDiff{}), "images are identical\n");
+}
+
+TEST(DiffRendering, DeepReportsGoUnderTheirFile) {
+  ImageDiff d;
+  d.layers.push_back({0, "sha256:a", "sha256:b", {{"bin/app", FileChange::Kind::kChanged, {{"content", "x", "y"}}}}});
+  d.layers[0].changes[0].deep = "--- a/app\n+++ b/app\n";
+  EXPECT_EQ(to_json(d)["layers"][0]["changes"][0]["deep"], "--- a/app\n+++ b/app\n");
+  EXPECT_NE(to_text(d).find("      content: x -> y\n      diffoscope:\n        --- a/app\n        +++ b/app\n"),
+            std::string::npos)
+      << to_text(d);
 }
 
 }  // namespace

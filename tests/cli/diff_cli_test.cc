@@ -1,6 +1,8 @@
-// `quorate diff` as a process, on images that `quorate normalize` made from docker-archives: canonical copies
-// of the same image show nothing; one changed file is named with its layer and nothing else; mtime-only
-// differences show as mtime, and as nothing with --ignore mtime; bad input exits 2 naming what was wrong.
+// `quorate diff` as a process, on docker-archives, OCI layout tars and the layouts `quorate normalize` makes:
+// canonical copies of the same image show nothing; one changed file is named with its layer and nothing
+// else; mtime-only differences show as mtime, and as nothing with --ignore mtime; an archive against its
+// canonical form shows only what normalizing changes; bad input exits 2 naming what was wrong; --deep runs
+// diffoscope or is a usage error without it.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -17,18 +19,25 @@ using quorate::testing::sh;
 
 class DiffCliTest : public ::testing::Test {
  protected:
-  // A canonical OCI layout of the docker-archive tests/cli/make_image.py writes with `args`.
-  fs::path canonical(const std::string& args, const std::string& epoch = "1500000000") {
-    int n = n_++;
-    fs::path archive = dir_ / ("image" + std::to_string(n) + ".tar");
-    fs::path layout = dir_ / ("oci" + std::to_string(n));
+  // The docker-archive tests/cli/make_image.py writes with `args`.
+  fs::path archive(const std::string& args) {
+    fs::path out = dir_ / ("image" + std::to_string(n_++) + ".tar");
     auto made = run("python3 " + sh((quorate::testing::source_dir() / "tests/cli/make_image.py").string()) + " " +
-                    sh(archive.string()) + " " + args);
+                    sh(out.string()) + " " + args);
     EXPECT_EQ(made.exit_code, 0) << made.out;
-    auto r = run(sh(quorate_bin()) + " normalize --source-date-epoch " + epoch + " " + sh(archive.string()) +
+    return out;
+  }
+  // The canonical OCI layout of `input`.
+  fs::path normalized(const fs::path& input, const std::string& epoch = "1500000000") {
+    fs::path layout = dir_ / ("oci" + std::to_string(n_++));
+    auto r = run(sh(quorate_bin()) + " normalize --source-date-epoch " + epoch + " " + sh(input.string()) +
                  " -o " + sh(layout.string()));
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return layout;
+  }
+  // A canonical OCI layout of the docker-archive tests/cli/make_image.py writes with `args`.
+  fs::path canonical(const std::string& args, const std::string& epoch = "1500000000") {
+    return normalized(archive(args), epoch);
   }
   // stdout only (the verdict line on stderr would spoil the JSON), unless `with_stderr`.
   quorate::testing::CommandResult diff(const fs::path& a, const fs::path& b, const std::string& extra = "",
@@ -118,6 +127,126 @@ TEST_F(DiffCliTest, BadInputExitsTwoNamingIt) {
   auto unknown = diff(a, a, "--ignore colour", true);
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_NE(unknown.out.find("colour"), std::string::npos) << unknown.out;
+}
+
+TEST_F(DiffCliTest, ArchiveAgainstItsCanonicalLayoutShowsOnlyWhatNormalizingChanges) {
+  auto tar = archive("--host-noise");
+  auto layout = normalized(tar);
+  auto r = diff(tar, layout, "--json");
+  ASSERT_EQ(r.exit_code, 1) << r.out;
+  auto j = parse(r.out);
+  // The manifests are of two formats (docker's manifest.json entry, an OCI manifest): shown, not checked.
+  for (const auto& f : j["config"]) {
+    std::string field = f["field"];
+    bool host_or_time = field == "/created" || field.starts_with("/history/") || field.starts_with("/container") ||
+                        field == "/docker_version" || field == "/config/Hostname" || field == "/config/Image";
+    EXPECT_TRUE(host_or_time) << f.dump();
+  }
+  ASSERT_EQ(j["layers"].size(), 2u) << j.dump(2);
+  for (const auto& layer : j["layers"]) {
+    for (const auto& c : layer["changes"]) {
+      EXPECT_EQ(c["kind"], "changed") << c.dump();
+      for (const auto& f : c["fields"]) EXPECT_TRUE(f["field"] == "mtime" || f["field"] == "owner") << c.dump();
+    }
+  }
+  auto quiet = diff(tar, layout, "--json --ignore mtime,owner");
+  ASSERT_EQ(quiet.exit_code, 1) << quiet.out;
+  EXPECT_TRUE(parse(quiet.out)["layers"].empty()) << quiet.out;
+}
+
+TEST_F(DiffCliTest, TwoArchivesDifferingInOneFileNameItAndNothingElse) {
+  auto a = archive("");
+  auto b = archive("--greeting bonjour --layout blobs");
+  auto r = diff(a, b, "--json");
+  ASSERT_EQ(r.exit_code, 1) << r.out;
+  auto j = parse(r.out);
+  EXPECT_TRUE(j["manifest"].empty()) << j.dump(2);
+  EXPECT_TRUE(j["config"].empty()) << j.dump(2);
+  ASSERT_EQ(j["layers"].size(), 1u) << j.dump(2);
+  EXPECT_EQ(j["layers"][0]["index"], 0);
+  ASSERT_EQ(j["layers"][0]["changes"].size(), 1u) << j.dump(2);
+  EXPECT_EQ(j["layers"][0]["changes"][0]["path"], "etc/hello.conf");
+
+  // docker save's two ways of storing layers, and a symlinked layer.tar, hold the same image.
+  auto same = diff(a, archive("--layout blobs --reverse"));
+  EXPECT_EQ(same.exit_code, 0) << same.out;
+  auto linked = diff(a, archive("--symlink-layers"));
+  EXPECT_EQ(linked.exit_code, 0) << linked.out;
+}
+
+TEST_F(DiffCliTest, OciLayoutTarIsTheLayoutItHolds) {
+  auto layout = canonical("");
+  fs::path tar = dir_ / "layout.tar", tgz = dir_ / "layout.bin";  // no telling extension: detected by content
+  ASSERT_EQ(run("tar -C " + sh(layout.string()) + " -cf " + sh(tar.string()) + " .").exit_code, 0);
+  ASSERT_EQ(run("tar -C " + sh(layout.string()) + " -czf " + sh(tgz.string()) + " .").exit_code, 0);
+  auto r = diff(tar, layout);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "images are identical\n");
+  auto gz = diff(layout, tgz);
+  EXPECT_EQ(gz.exit_code, 0) << gz.out;
+}
+
+TEST_F(DiffCliTest, HostileArchivesExitTwoNamingTheProblem) {
+  auto good = archive("");
+  const std::pair<const char*, const char*> cases[] = {{"hostile-path", "\"..\" component"},
+                                                       {"absolute-path", "is absolute"},
+                                                       {"symlink-escape", "points outside the archive"}};
+  for (const auto& [damage, why] : cases) {
+    auto bad = archive(std::string("--damage ") + damage);
+    auto r = diff(good, bad, "", true);
+    EXPECT_EQ(r.exit_code, 2) << damage << ": " << r.out;
+    EXPECT_NE(r.out.find(bad.string()), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(why), std::string::npos) << r.out;
+  }
+  auto not_image = dir_ / "layer.tar";
+  ASSERT_EQ(run("tar -C " + sh(dir_.path().string()) + " -cf " + sh(not_image.string()) + " image0.tar").exit_code, 0);
+  auto r = diff(good, not_image, "", true);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("is not an OCI image layout, an OCI layout tar or a docker-archive"), std::string::npos)
+      << r.out;
+}
+
+TEST_F(DiffCliTest, DeepWithoutDiffoscopeIsAUsageError) {
+  auto a = archive("");
+  fs::create_directories(dir_ / "empty-path");
+  auto r = run("PATH=" + sh((dir_ / "empty-path").string()) + " " + sh(quorate_bin()) + " diff --deep " +
+               sh(a.string()) + " " + sh(a.string()));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("--deep: diffoscope is not installed"), std::string::npos) << r.out;
+}
+
+// The CLI hands the diffoscope it finds in PATH the two versions of the file: a stand-in shows what it got.
+TEST_F(DiffCliTest, DeepShowsTheReportOfTheDiffoscopeInPath) {
+  fs::create_directories(dir_ / "bin");
+  quorate::testing::spit(dir_ / "bin/diffoscope",
+                         "#!/bin/sh\necho \"args: $*\"\nshift 2\ndiff \"$1\" \"$2\"\nexit 1\n");
+  fs::permissions(dir_ / "bin/diffoscope", fs::perms::owner_all);
+  auto a = archive("");
+  auto b = archive("--greeting bonjour");
+  auto r = run("(PATH=" + sh((dir_ / "bin").string()) + ":/usr/bin:/bin " + sh(quorate_bin()) + " diff --deep " +
+               sh(a.string()) + " " + sh(b.string()) + " 2>/dev/null)");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("  changed etc/hello.conf\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("      diffoscope:\n        args: --text - a/hello.conf b/hello.conf\n"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("        < greeting=hello\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("        > greeting=bonjour\n"), std::string::npos) << r.out;
+}
+
+TEST_F(DiffCliTest, DeepWithTheRealDiffoscopeExplainsTheChangedFile) {
+  if (run("command -v diffoscope").exit_code != 0) GTEST_SKIP() << "diffoscope is not installed";
+  auto a = archive("");
+  auto b = archive("--greeting bonjour");
+  auto r = diff(a, b, "--deep --json");
+  ASSERT_EQ(r.exit_code, 1) << r.out;
+  auto j = parse(r.out);
+  ASSERT_EQ(j["layers"].size(), 1u) << j.dump(2);
+  const auto& change = j["layers"][0]["changes"][0];
+  EXPECT_EQ(change["path"], "etc/hello.conf");
+  ASSERT_TRUE(change.contains("deep")) << change.dump(2);
+  std::string report = change["deep"];
+  EXPECT_NE(report.find("greeting=hello"), std::string::npos) << report;
+  EXPECT_NE(report.find("greeting=bonjour"), std::string::npos) << report;
 }
 
 }  // namespace

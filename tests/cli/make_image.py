@@ -3,7 +3,12 @@
 blobs/sha256/<hex>), with layers made by GNU tar from a small tree, plus optional noise and damage.
 
 make_image.py OUT [--layout legacy|blobs] [--mtime N] [--reverse] [--tag NAME:TAG] [--host-noise] [--greeting WORD]
-                  [--damage corrupt-layer|missing-layer|hostile-path|absolute-path|broken-json|bad-config-digest]
+                  [--symlink-layers]
+                  [--damage corrupt-layer|missing-layer|hostile-path|absolute-path|broken-json|bad-config-digest|
+                            symlink-escape]
+
+--symlink-layers stores each layer as blobs/sha256/<hex> with <hex>/layer.tar a symlink to it (written before
+its target unless --reverse), as docker save does for layers shared between images.
 """
 import argparse, hashlib, io, json, os, subprocess, sys, tarfile, tempfile
 
@@ -36,6 +41,7 @@ def main():
     ap.add_argument("--host-noise", action="store_true")
     ap.add_argument("--damage", default="")
     ap.add_argument("--greeting", default="hello")
+    ap.add_argument("--symlink-layers", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         layers = [
@@ -71,7 +77,13 @@ def main():
                 l = l.replace(b"<h1>hi</h1>", b"<h1>HI</h1>")
             if a.damage == "missing-layer" and n == lnames[1]:
                 continue
-            members.append((n, l))
+            if a.symlink_layers:
+                members.append(("blobs/sha256/" + sha(l), l))
+                members.append((n, "../blobs/sha256/" + sha(l)))
+            else:
+                members.append((n, l))
+        if a.damage == "symlink-escape":
+            members.append(("evil", "../../outside"))
         if a.damage == "hostile-path":
             members.append(("../escaped", b"x"))
         if a.damage == "absolute-path":
@@ -83,9 +95,14 @@ def main():
         with tarfile.open(a.out, "w", format=tarfile.PAX_FORMAT) as t:
             for n, data in members:
                 info = tarfile.TarInfo(n)
-                info.size = len(data)
                 info.mtime = a.mtime
-                t.addfile(info, io.BytesIO(data))
+                if isinstance(data, str):  # a symlink to this target
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = data
+                    t.addfile(info)
+                else:
+                    info.size = len(data)
+                    t.addfile(info, io.BytesIO(data))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,10 +3,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "quorate/core/status.h"
@@ -26,6 +28,7 @@ struct FileChange {
   std::string path;
   Kind kind = Kind::kChanged;
   std::vector<FieldDiff> fields;  // kChanged: what differs (content, size, mode, owner, mtime, link, xattrs, type)
+  std::string deep;  // with DiffOptions::diffoscope and changed content of a regular file: its report; else empty
 };
 
 struct LayerDiff {
@@ -46,22 +49,43 @@ struct DiffOptions {
   // Field names to hide: "mtime", "owner", "mode", "xattrs", "content", "link", and "created" for config
   // and history times. Unknown names are a usage error (see check_ignore).
   std::set<std::string> ignore;
+  // The most content one layer may expand to, and one tar input or --deep file pair may take on disk.
   uint64_t max_expanded_bytes = uint64_t{64} << 30;
+  // Where tar inputs are extracted and --deep's file pairs written, each in a fresh directory removed before
+  // returning; empty = /tmp.
+  std::filesystem::path temp_dir;
+  // When set, this program is run as `diffoscope --text - a/NAME b/NAME` on the two versions of every regular
+  // file whose content changed, and its report kept in FileChange::deep. diffoscope exits 1 for "differ", so
+  // any exit status is a report; only failing to start it is an error.
+  std::filesystem::path diffoscope;
+  std::chrono::seconds deep_timeout{60};  // a run still going then is killed; the report says so
+  size_t deep_max_lines = 200;            // longer reports are cut, with a closing line saying so
 };
+
+// The diffoscope executable in `search_path` (directories separated by ':', as in $PATH; empty entries
+// skipped); usage error saying diffoscope is not installed when no directory holds one.
+Result<std::filesystem::path> find_diffoscope(std::string_view search_path);
 
 // usage error naming the first unknown field in `ignore`.
 Status check_ignore(const std::set<std::string>& ignore);
 
 // Compares two layers (any compression) entry by entry, aligned by path; memory grows with the number of
-// entries, not their size. Content is compared by SHA-256.
+// entries, not their size. Content is compared by SHA-256; with options.diffoscope, changed files are
+// explained by it (see DiffOptions).
 Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
 
-// Compares two images given as OCI image layouts (directories, as `quorate build` and `quorate normalize`
-// write them): manifest fields, config fields (flattened to JSON pointers), then each pair of layers whose
-// digests differ, with diff_layers. Layers are aligned by position; a layer present on one side only lists
-// all its paths as added or removed. bad_input for a layout that is not one, or a blob that does not match
-// its digest; not_found for a missing directory or blob.
+// Compares two images, each an OCI image layout directory, an OCI layout tar (oci-archive) or a
+// docker-archive (`docker save`, any compression), told apart by content: manifest fields, config fields
+// (flattened to JSON pointers), then each pair of layers whose digests differ, with diff_layers. Nothing is
+// normalized: the diff is of the bytes as they are. A docker-archive's manifest is its manifest.json entry,
+// its layer digests those in the member names, else its config's diff_ids. Layers are aligned by position;
+// a layer present on one side only lists all its paths as added or removed.
+// A tar input is extracted into a fresh directory under temp_dir (directories and regular files only; links
+// become hard links to the member they lead to) and removed before returning. Errors name the input:
+// bad_input for anything else than the three formats, a member with an absolute or ".." path, a link leading
+// out of the archive, more than max_expanded_bytes of members, or a JSON blob that does not match its
+// digest; not_found for a missing input, blob or member; unsupported for a docker-archive of several images.
 Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
 
