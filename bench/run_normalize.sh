@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The issue-2 normalize benchmark: generates a ~400 MiB layer (GNU tar, shuffled order, pax noise), then
 # times quorate's normalize in each compression mode against the baselines, all in this one run, and prints
-# time and peak-memory ratios. Usage: bench/run_normalize.sh [WORKDIR]   (env: BUILD_DIR, EPOCH)
+# time and peak-memory ratios. Usage: bench/run_normalize.sh [WORKDIR]   (env: BUILD_DIR, EPOCH, REPEAT)
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,13 +55,25 @@ normalize_cmd() {
   fi
 }
 
-# measure NAME CMD...: runs CMD under /usr/bin/time, records seconds and peak RSS (KiB) as T_NAME, M_NAME.
+# measure NAME CMD...: runs CMD REPEAT times (default 3) under /usr/bin/time and records the median seconds
+# and the largest peak RSS (KiB) as T[NAME], M[NAME]. Before each run: dirty pages are flushed (`sync`), so
+# one command's writeback does not land on the next one's clock, and OUTPUT_FILE (when set) is removed.
 declare -A T M
+REPEAT=${REPEAT:-3}
 measure() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" >"$WORK/out.$name.log"
-  read -r T[$name] M[$name] < "$WORK/time.$name"
-  printf '  %-14s %7.2f s %8.1f MiB\n' "$name" "${T[$name]}" "$(echo "${M[$name]}/1024" | bc -l)" >&2
+  local times=() peak=0 t m
+  for _ in $(seq "$REPEAT"); do
+    [ -n "${OUTPUT_FILE:-}" ] && rm -f "$OUTPUT_FILE"
+    sync
+    /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" >"$WORK/out.$name.log"
+    read -r t m < "$WORK/time.$name"
+    times+=("$t")
+    [ "$m" -gt "$peak" ] && peak=$m
+  done
+  T[$name]=$(printf '%s\n' "${times[@]}" | sort -g | sed -n "$(( (REPEAT + 1) / 2 ))p")
+  M[$name]=$peak
+  printf '  %-14s %7.2f s %8.1f MiB   (runs: %s)\n' "$name" "${T[$name]}" "$(echo "${M[$name]}/1024" | bc -l)" "${times[*]}" >&2
 }
 ratio() { echo "scale=2; ${T[$1]} / ${T[$2]}" | bc -l; }
 
@@ -69,20 +81,20 @@ cat "$LAYER" >/dev/null  # warm the page cache for everyone alike
 echo "== measuring ($HOW), layer $(du -m "$LAYER" | cut -f1) MiB, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 OUT=$WORK/out
 normalize_cmd "$OUT.tar" none
-measure q_none "${CMD[@]}"
+OUTPUT_FILE=$OUT.tar measure q_none "${CMD[@]}"
 measure sha256sum sha256sum "$OUT.tar"
 measure tar_recipe bash -c "rm -rf '$WORK/x' && mkdir '$WORK/x' && tar --warning=no-timestamp -xf '$LAYER' -C '$WORK/x' && \
   tar --sort=name --mtime=@$EPOCH --clamp-mtime --owner=0 --group=0 --numeric-owner \
   --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime --format=posix -C '$WORK/x' -cf '$WORK/recipe.tar' ."
 rm -rf "$WORK/x"
 normalize_cmd "$OUT.tar.gz" gzip
-measure q_gzip "${CMD[@]}"
-measure q_gzip_only "$DRIVER" compress "$OUT.tar" "$WORK/c.gz" --compression gzip --threads 2
+OUTPUT_FILE=$OUT.tar.gz measure q_gzip "${CMD[@]}"
+OUTPUT_FILE=$WORK/c.gz measure q_gzip_only "$DRIVER" compress "$OUT.tar" "$WORK/c.gz" --compression gzip --threads 2
 measure gzip bash -c "gzip -6 -n < '$OUT.tar' > '$WORK/b.gz'"
 measure pigz bash -c "pigz -6 -n -p2 < '$OUT.tar' > '$WORK/b.pigz.gz'"
 normalize_cmd "$OUT.tar.zst" zstd
-measure q_zstd "${CMD[@]}"
-measure q_zstd_only "$DRIVER" compress "$OUT.tar" "$WORK/c.zst" --compression zstd --threads 1
+OUTPUT_FILE=$OUT.tar.zst measure q_zstd "${CMD[@]}"
+OUTPUT_FILE=$WORK/c.zst measure q_zstd_only "$DRIVER" compress "$OUT.tar" "$WORK/c.zst" --compression zstd --threads 1
 measure zstd bash -c "zstd -q -3 -T1 < '$OUT.tar' > '$WORK/b.zst'"
 
 # Sanity: compressed outputs decompress to the canonical tar.
@@ -95,6 +107,7 @@ mib() { echo "scale=1; $(stat -c %s "$1") / 1048576" | bc -l; }
 
 echo
 echo "normalize benchmark: $(mib "$LAYER") MiB layer -> $(mib "$OUT.tar") MiB canonical tar ($HOW)"
+echo "each time is the median of $REPEAT runs (sync before each), peak memory the largest of them"
 printf '%-44s %8s %10s %s\n' "mode" "time s" "peak MiB" "ratio"
 row() { printf '%-44s %8.2f %10.1f %s\n' "$1" "${T[$2]}" "$(echo "${M[$2]}/1024" | bc -l)" "${3:-}"; }
 row "normalize, uncompressed" q_none "1.00"

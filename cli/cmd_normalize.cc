@@ -187,7 +187,7 @@ void add_normalize_command(CLI::App& app, Action& action) {
   cmd->add_option("--level", args->level, "Compression level (default: gzip 6, zstd 3); part of the output's identity");
   cmd->add_flag("--json", args->json, "Print a JSON summary: digests, diff_ids, entry counts, repairs");
   cmd->add_option("--max-expanded-size", args->max_expanded, "Refuse input expanding beyond this (e.g. 64G, the default)");
-  cmd->add_option("--threads", args->threads, "Compression threads (0 = one per core); never changes output bytes");
+  cmd->add_option("--threads", args->threads, "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");
   cmd->add_option("--platform", args->platform, "os/arch[/variant] to pick from a multi-platform image");
   cmd->callback([args, &action] { action = [args] { return run_normalize(*args); }; });
 }

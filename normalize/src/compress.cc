@@ -200,7 +200,7 @@ class GzipSink final : public Sink {
 class ZstdSink final : public Sink {
  public:
   ZstdSink(int level, int threads, Sink* next) : next_(next), ctx_(ZSTD_createCCtx()) {
-    int workers = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    int workers = threads > 0 ? threads : 1;  // more only when asked: ~25 MiB of buffers each
     ZSTD_CCtx_setParameter(ctx_, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(ctx_, ZSTD_c_checksumFlag, 0);
     ZSTD_CCtx_setParameter(ctx_, ZSTD_c_dictIDFlag, 0);

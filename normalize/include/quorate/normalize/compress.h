@@ -18,7 +18,8 @@ namespace quorate::normalize {
 // blocks (each primed with the previous 32 KiB as dictionary, as pigz does; ended by Z_SYNC_FLUSH, the last by
 // Z_FINISH), compressed on `threads` threads (0 = one per core) with a fixed number of blocks in flight.
 // zstd: one frame, no checksum, no dictionary id, no content size; libzstd with nbWorkers >= 1, whose
-// output does not depend on the worker count.
+// output does not depend on the worker count. `threads` = 0 means one worker here: each worker holds about
+// 25 MiB of job buffers, and one worker (beside the thread feeding it) already outpaces `zstd -T1`.
 std::unique_ptr<Sink> make_compressor(Compression c, int level, int threads, Sink* next);
 
 // The level actually used for `level` = -1.

@@ -31,7 +31,8 @@ struct LayerOptions {
   Compression compression = Compression::kGzip;
   // Compression level; -1 picks the default (gzip 6, zstd 3). Part of the output's identity.
   int level = -1;
-  // Compression threads; 0 = one per core. Never changes output bytes.
+  // Compression threads; 0 = gzip: one per core, zstd: one worker (see make_compressor). Never changes
+  // output bytes.
   int threads = 0;
   // Refuse input whose expanded (uncompressed tar) size exceeds this: a decompression bomb guard.
   uint64_t max_expanded_bytes = uint64_t{64} << 30;
