@@ -12,6 +12,7 @@ packages=(
   clang
   tar libarchive-tools gzip pigz zstd xz-utils bzip2 openssl
   skopeo umoci bubblewrap
+  diffoscope-minimal gnupg
   python3
 )
 
