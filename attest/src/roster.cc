@@ -61,17 +61,17 @@ Result<RosterEntry> parse_node(const toml::table& node, const std::filesystem::p
   std::string who = where + " (id " + *id + ")";
   auto pk = node["public_key"].value<std::string>();
   if (!pk) return Status::bad_input(who + ": missing 'public_key' (PEM text or a file path)");
-  RosterEntry e{*id, QR_TRY([&]() -> Result<PublicKey> {
-                  if (pk->find("-----BEGIN") != std::string::npos) {
-                    auto k = PublicKey::from_pem(*pk);
-                    if (!k.ok()) return k.status().with_context(who + ": public_key");
-                    return k;
-                  }
-                  auto k = PublicKey::load(origin.parent_path() / *pk);
-                  if (!k.ok()) return k.status().with_context(who + ": public_key");
-                  return k;
-                }()),
-                {}, {}, {}};
+  auto key = QR_TRY([&]() -> Result<PublicKey> {
+    if (pk->find("-----BEGIN") != std::string::npos) {
+      auto k = PublicKey::from_pem(*pk);
+      if (!k.ok()) return k.status().with_context(who + ": public_key");
+      return k;
+    }
+    auto k = PublicKey::load(origin.parent_path() / *pk);
+    if (!k.ok()) return k.status().with_context(who + ": public_key");
+    return k;
+  }());
+  RosterEntry e{*id, std::move(key), {}, {}, {}};
   e.not_before = QR_TRY(node_time(node, "not_before", who));
   e.not_after = QR_TRY(node_time(node, "not_after", who));
   e.revoked_at = QR_TRY(node_time(node, "revoked_at", who));

@@ -64,11 +64,14 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
     deps.push_back({{"name", name}, {"uri", "oci://" + name}, {"digest", digest_set(digest)}});
   }
   const Json* platform = QR_TRY(get_object(r, "platform", what));
+  auto canonical_form = QR_TRY(get_int(r, "canonical_form", what));
+  auto source_date_epoch = QR_TRY(get_int(r, "source_date_epoch", what));
+  auto compressor = QR_TRY(get_string(r, "compressor", what));
   Json internal = {
-      {"canonicalForm", QR_TRY(get_int(r, "canonical_form", what))},
-      {"sourceDateEpoch", QR_TRY(get_int(r, "source_date_epoch", what))},
+      {"canonicalForm", canonical_form},
+      {"sourceDateEpoch", source_date_epoch},
       {"platform", *platform},
-      {"compressor", QR_TRY(get_string(r, "compressor", what))},
+      {"compressor", compressor},
   };
   if (r.contains("environment")) internal["environment"] = *QR_TRY(get_object(r, "environment", what));
   if (r.contains("sandbox")) internal["sandbox"] = QR_TRY(get_string(r, "sandbox", what));
@@ -84,9 +87,8 @@ Result<Json> run_details(const Json& r, const Json& image, std::string_view node
   Json version = Json::object();
   if (r.contains("toolchain")) flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version);
   Json byproducts = Json::array();
-  byproducts.push_back({{"name", "config"},
-                        {"digest", digest_set(QR_TRY(get_digest(image, "config_digest", "build result: image")))},
-                        {"mediaType", kConfigMediaType}});
+  auto config = QR_TRY(get_digest(image, "config_digest", "build result: image"));
+  byproducts.push_back({{"name", "config"}, {"digest", digest_set(config)}, {"mediaType", kConfigMediaType}});
   const Json* diff_ids = QR_TRY(get_array(image, "diff_ids", "build result: image"));
   for (const auto& d : *diff_ids) {
     if (!d.is_string() || !check_digest(d.get<std::string>()).ok()) {
@@ -106,11 +108,13 @@ Result<Json> run_details(const Json& r, const Json& image, std::string_view node
                             {"annotations", {{"size", std::to_string(size)}}}});
     }
   }
-  byproducts.push_back({{"name", "compressor"}, {"annotations", {{"compressor", QR_TRY(get_string(r, "compressor", what))}}}});
+  auto compressor = QR_TRY(get_string(r, "compressor", what));
+  byproducts.push_back({{"name", "compressor"}, {"annotations", {{"compressor", compressor}}}});
+  auto started = QR_TRY(get_time(r, "started_on", what));
+  auto finished = QR_TRY(get_time(r, "finished_on", what));
   return Json{
       {"builder", {{"id", node_id}, {"version", std::move(version)}}},
-      {"metadata",
-       {{"startedOn", QR_TRY(get_time(r, "started_on", what))}, {"finishedOn", QR_TRY(get_time(r, "finished_on", what))}}},
+      {"metadata", {{"startedOn", started}, {"finishedOn", finished}}},
       {"byproducts", std::move(byproducts)},
   };
 }
@@ -130,13 +134,13 @@ Result<std::string> statement_from_build_result(std::string_view build_result, s
   const Json* source = QR_TRY(get_object(r, "source", what));
   auto name = QR_TRY(get_string(*image, "name", "build result: image"));
   auto manifest = QR_TRY(get_digest(*image, "manifest_digest", "build result: image"));
+  auto definition = QR_TRY(build_definition(r, *source, what));
+  auto details = QR_TRY(run_details(r, *image, node_id, what));
   Json statement = {
       {"_type", kStatementType},
       {"subject", Json::array({{{"name", name}, {"digest", digest_set(manifest)}}})},
       {"predicateType", kProvenanceType},
-      {"predicate",
-       {{"buildDefinition", QR_TRY(build_definition(r, *source, what))},
-        {"runDetails", QR_TRY(run_details(r, *image, node_id, what))}}},
+      {"predicate", {{"buildDefinition", std::move(definition)}, {"runDetails", std::move(details)}}},
   };
   try {
     return detail::canonical_json(statement);
@@ -182,7 +186,8 @@ Status parse_definition(const Json& def, Statement& s) {
     if (!dep.is_object()) return Status::bad_input("statement: resolvedDependencies: an entry is not an object");
     auto name = QR_TRY(get_string(dep, "name", "statement: resolvedDependencies"));
     if (name == "source") continue;
-    s.base_images.push_back({name, QR_TRY(get_sha256(dep, "statement: resolvedDependencies"))});
+    auto digest = QR_TRY(get_sha256(dep, "statement: resolvedDependencies"));
+    s.base_images.push_back({name, digest});
   }
   return Status::ok_status();
 }

@@ -430,7 +430,8 @@ Result<ImageView> open_oci(const fs::path& root) {
       return Status::bad_input("the manifest lists a layer without a valid digest: " + layer.dump());
     }
     std::string digest = layer["digest"];
-    view.layers.push_back({digest, QR_TRY(member_file(root, "blobs/sha256/" + digest_hex(digest), "layer"))});
+    auto file = QR_TRY(member_file(root, "blobs/sha256/" + digest_hex(digest), "layer"));
+    view.layers.push_back({digest, std::move(file)});
   }
   view.manifest.erase("config");
   view.manifest.erase("layers");
@@ -480,7 +481,8 @@ Result<ImageView> open_docker(const fs::path& root) {
     if (!check_digest(digest).ok()) {
       return Status::bad_input("config " + config_name + ": malformed diff_id " + diff_ids[i].dump());
     }
-    view.layers.push_back({digest, QR_TRY(member_file(root, name, "layer"))});
+    auto file = QR_TRY(member_file(root, name, "layer"));
+    view.layers.push_back({digest, std::move(file)});
   }
   view.manifest.erase("Config");
   view.manifest.erase("Layers");

@@ -95,7 +95,9 @@ Status status_of(const Result<T>& r) { return r.status(); }
   } while (0)
 
 // Evaluates to the value of a Result-returning expression, or returns its error (GNU statement expression,
-// as ccache's TRY).
+// as ccache's TRY). Use it alone on the right of `=` or as the only argument: in a braced list or beside other
+// arguments, the early return skips the destructors of temporaries already built (clang leaks them; the
+// attest fuzzer found one), so compute the value into a variable first.
 #define QR_TRY(expr)                                          \
   ({                                                          \
     auto&& qr_result_ = (expr);                               \
