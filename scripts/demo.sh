@@ -29,7 +29,7 @@ if [ -z "$quorate" ]; then
   ./scripts/bootstrap.sh
   build=${QUORATE_BUILD_DIR:-build}
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j "$(nproc)" --target quorate | tail -1
+  cmake --build "$build" -j "$(nproc)" --target quorate
   quorate="$src/$build/cli/quorate"
 fi
 started=$(date +%s)

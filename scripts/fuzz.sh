@@ -16,7 +16,7 @@ for t in $targets; do
   [ -d "fuzz/corpus/$t" ] && cp fuzz/corpus/"$t"/* "$corpus"/
   echo "fuzz: $t for ${seconds}s"
   "$build/fuzz/$t" -max_total_time="$seconds" -max_len=65536 -timeout=10 -artifact_prefix="$findings/$t-" \
-    "$corpus" 2>&1 | { grep -E '^#[0-9]+ +DONE|ERROR|SUMMARY|Test unit written' || true; } || status=1
+    "$corpus" 2>&1 | { grep -E '^#[0-9]+ +DONE|^Done [0-9]+ runs|ERROR|SUMMARY|Test unit written' || true; } || status=1
   rm -rf "$corpus"
 done
 if [ "$status" != 0 ]; then

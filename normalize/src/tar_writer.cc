@@ -35,7 +35,7 @@ void put_octal(char* field, size_t width, uint64_t value) {
 }
 
 void put_string(char* field, size_t width, std::string_view s) {
-  std::memcpy(field, s.data(), std::min(width, s.size()));
+  if (!s.empty()) std::memcpy(field, s.data(), std::min(width, s.size()));  // an empty view's data() may be null
 }
 
 // One "<len> <key>=<value>\n" record; <len> counts the whole record including its own digits.
