@@ -295,5 +295,21 @@ TEST(ImportCrash, KilledImporterLeavesTheStoreIntact) {
   EXPECT_EQ(store->attestations().value().size(), envelopes.size());
 }
 
+// examples/policy.toml, with keys generated where it expects them, loads as documented: the example cannot rot.
+TEST(ExamplePolicy, LoadsWithItsKeysInPlace) {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir / "keys");
+  std::filesystem::copy_file(quorate::testing::source_dir() / "examples/policy.toml", dir / "policy.toml");
+  for (const auto& n : make_nodes({"node-a", "node-b", "node-c", "node-d"})) {
+    spit(dir / "keys" / (n.id + ".key.pem.pub.pem"), n.pair.public_pem);
+  }
+  auto loaded = Verifier::load(dir / "policy.toml");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+  const auto& rules = loaded->policy().rules();
+  EXPECT_EQ(rules.threshold, 3);
+  EXPECT_EQ(rules.max_age, int64_t{30} * 86400);
+  EXPECT_EQ(rules.required, std::vector<std::string>{"node-a"});
+}
+
 }  // namespace
 }  // namespace quorate::quorum
