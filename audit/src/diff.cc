@@ -24,6 +24,7 @@
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/image.h"
+#include "quorate/normalize/image_files.h"
 #include "quorate/normalize/inspect.h"
 #include "quorate/normalize/layer.h"
 
@@ -167,7 +168,7 @@ std::vector<FileChange> diff_maps(const std::map<std::string, LayerEntry>& left,
   return changes;
 }
 
-// ---- tar inputs: extracted into a private temporary directory ----
+// ---- reading tar members (for --deep) ----
 
 // A fresh directory under `parent` (/tmp when empty), removed with everything in it when the object dies.
 class TempDir {
@@ -252,110 +253,6 @@ Status copy_content(struct archive* a, int fd, const fs::path& p, Sha256* hash, 
   }
 }
 
-// A symlink's target as an archive path; bad_input when it leaves the archive.
-Result<std::string> resolve_symlink(const std::string& name, const std::string& target) {
-  auto outside = [&] { return Status::bad_input("symlink " + name + " -> " + target + " points outside the archive"); };
-  if (!target.empty() && target[0] == '/') return outside();
-  std::vector<std::string> parts;
-  std::string joined = name.find('/') == std::string::npos ? target : name.substr(0, name.rfind('/')) + "/" + target;
-  size_t start = 0;
-  while (start <= joined.size()) {
-    size_t end = std::min(joined.find('/', start), joined.size());
-    std::string part = joined.substr(start, end - start);
-    if (part == "..") {
-      if (parts.empty()) return outside();
-      parts.pop_back();
-    } else if (!part.empty() && part != ".") {
-      parts.push_back(part);
-    }
-    start = end + 1;
-  }
-  std::string out;
-  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
-  return out;
-}
-
-// Extracts a tar into the empty directory `root`, creating only directories and regular files at their
-// checked paths, so that no member can land outside `root`. Hardlinks and symlinks become hard links to the
-// regular file they lead to once every member is out (a symlink may come before its target); links to
-// anything else are dropped, and looking their name up later fails as a missing member. Not thread-safe.
-class TarExtractor {
- public:
-  TarExtractor(fs::path root, uint64_t max_bytes) : root_(std::move(root)), budget_{max_bytes} {}
-
-  // bad_input naming the member for an absolute or ".." path, a link out of the archive, corrupt data, or
-  // more than max_bytes of content.
-  Status extract(const fs::path& tar) {
-    auto a = QR_TRY(open_tar(tar));
-    for (;;) {
-      struct archive_entry* ae = nullptr;
-      int r = archive_read_next_header(a.get(), &ae);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) return archive_status(a.get(), "reading the archive");
-      QR_RETURN_IF_ERROR(entry(a.get(), ae));
-    }
-    return make_links();
-  }
-
- private:
-  Status entry(struct archive* a, struct archive_entry* ae) {
-    auto name = QR_TRY(normalize::canonical_path(raw_path(ae)));
-    if (name.empty()) return Status();  // "./", the archive's root
-    links_.erase(name);  // a later member of the same name wins, as in tar
-    if (const char* target = archive_entry_hardlink(ae)) {
-      auto t = normalize::canonical_path(target);
-      if (!t.ok()) return t.status().with_context("hardlink " + name);
-      links_[name] = *t;
-      return Status();
-    }
-    switch (archive_entry_filetype(ae)) {
-      case AE_IFDIR: return make_dirs(root_ / name);
-      case AE_IFREG: return write_member(a, name);
-      case AE_IFLNK: {
-        const char* target = archive_entry_symlink(ae);
-        links_[name] = QR_TRY(resolve_symlink(name, target ? target : ""));
-        return Status();
-      }
-      default: return Status();  // devices and fifos have no place in an image archive
-    }
-  }
-
-  Status make_dirs(const fs::path& dir) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return Status::io("create " + dir.string() + ": " + ec.message());
-    return Status();
-  }
-
-  Status write_member(struct archive* a, const std::string& name) {
-    fs::path p = root_ / name;
-    QR_RETURN_IF_ERROR(make_dirs(p.parent_path()));
-    ::unlink(p.c_str());
-    int fd = QR_TRY(create_file(p));
-    Status s = copy_content(a, fd, p, nullptr, budget_, name);
-    ::close(fd);
-    return s;
-  }
-
-  Status make_links() {
-    for (const auto& [name, target] : links_) {
-      std::string to = target;
-      for (int hops = 0; hops < 16 && links_.count(to); ++hops) to = links_.at(to);
-      struct stat st;
-      if (::lstat((root_ / to).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
-      fs::path p = root_ / name;
-      QR_RETURN_IF_ERROR(make_dirs(p.parent_path()));
-      ::unlink(p.c_str());
-      if (::link((root_ / to).c_str(), p.c_str()) != 0) return Status::from_errno("link " + p.string(), errno);
-    }
-    return Status();
-  }
-
-  fs::path root_;
-  Budget budget_;
-  std::map<std::string, std::string> links_;  // member -> the member it leads to
-};
-
 // ---- images: the manifest, config and layer files of either side ----
 
 struct ViewLayer {
@@ -366,26 +263,16 @@ struct ViewLayer {
 // One side of a diff, whichever format it came in.
 struct ImageView {
   std::string name;                    // the input as given, for messages
-  std::unique_ptr<TempDir> extracted;  // a tar input's members, kept while the view lives
+  std::unique_ptr<normalize::ImageFiles> files;  // the input's members (a tar's, extracted), kept while the view lives
   nlohmann::json manifest;             // without the config and layer descriptors, which are explained apart
   nlohmann::json config;
   std::vector<ViewLayer> layers;
 };
 
-// The regular file holding member `name` under `root`: bad_input for a hostile name, not_found when absent.
-Result<fs::path> member_file(const fs::path& root, const std::string& name, const std::string& what) {
-  auto checked = normalize::canonical_path(name);
-  if (!checked.ok()) return checked.status().with_context(what);
-  fs::path p = root / *checked;
-  struct stat st;
-  if (::stat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return Status::not_found(what + " " + name + " is missing");
-  return p;
-}
-
 // The JSON in member `name`, checked against `digest` unless that is empty.
-Result<nlohmann::json> read_json(const fs::path& root, const std::string& name, const std::string& digest,
-                                 const std::string& what) {
-  auto file = QR_TRY(member_file(root, name, what));
+Result<nlohmann::json> read_json(const normalize::ImageFiles& files, const std::string& name,
+                                 const std::string& digest, const std::string& what) {
+  auto file = QR_TRY(files.path_of(name, what));
   auto bytes = read_file(file, kMaxJsonBytes);
   if (!bytes.ok()) return bytes.status().with_context(what + " " + name);
   if (!digest.empty() && sha256_digest(*bytes) != digest) {
@@ -397,12 +284,13 @@ Result<nlohmann::json> read_json(const fs::path& root, const std::string& name, 
 }
 
 // A JSON object stored as an OCI blob, checked against its digest.
-Result<nlohmann::json> read_blob(const fs::path& root, const nlohmann::json& digest, const std::string& what) {
+Result<nlohmann::json> read_blob(const normalize::ImageFiles& files, const nlohmann::json& digest,
+                                 const std::string& what) {
   if (!digest.is_string() || !check_digest(digest.get<std::string>()).ok()) {
     return Status::bad_input(what + ": malformed or unsupported digest " + digest.dump());
   }
   std::string d = digest.get<std::string>();
-  auto j = QR_TRY(read_json(root, "blobs/sha256/" + digest_hex(d), d, what));
+  auto j = QR_TRY(read_json(files, "blobs/sha256/" + digest_hex(d), d, what));
   if (!j.is_object()) return Status::bad_input(what + " " + d + " is not a JSON object");
   return j;
 }
@@ -412,25 +300,25 @@ bool has_digest(const nlohmann::json& descriptor) {
 }
 
 // An OCI image layout under `root`: the first manifest index.json lists.
-Result<ImageView> open_oci(const fs::path& root) {
-  auto index = QR_TRY(read_json(root, "index.json", "", "index"));
+Result<ImageView> open_oci(const normalize::ImageFiles& files) {
+  auto index = QR_TRY(read_json(files, "index.json", "", "index"));
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array() ||
       index["manifests"].empty() || !has_digest(index["manifests"][0])) {
     return Status::bad_input("index.json does not list a manifest");
   }
   ImageView view;
-  view.manifest = QR_TRY(read_blob(root, index["manifests"][0]["digest"], "manifest"));
+  view.manifest = QR_TRY(read_blob(files, index["manifests"][0]["digest"], "manifest"));
   if (!view.manifest.contains("config") || !has_digest(view.manifest["config"]) ||
       !view.manifest.contains("layers") || !view.manifest["layers"].is_array()) {
     return Status::bad_input("the manifest has no config or layers");
   }
-  view.config = QR_TRY(read_blob(root, view.manifest["config"]["digest"], "config"));
+  view.config = QR_TRY(read_blob(files, view.manifest["config"]["digest"], "config"));
   for (const auto& layer : view.manifest["layers"]) {
     if (!has_digest(layer) || !check_digest(layer["digest"].get<std::string>()).ok()) {
       return Status::bad_input("the manifest lists a layer without a valid digest: " + layer.dump());
     }
     std::string digest = layer["digest"];
-    auto file = QR_TRY(member_file(root, "blobs/sha256/" + digest_hex(digest), "layer"));
+    auto file = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), "layer"));
     view.layers.push_back({digest, std::move(file)});
   }
   view.manifest.erase("config");
@@ -447,8 +335,8 @@ std::string digest_in_name(const std::string& name) {
 }
 
 // A docker-archive under `root`: manifest.json's one entry names the config and the layer files.
-Result<ImageView> open_docker(const fs::path& root) {
-  auto manifest = QR_TRY(read_json(root, "manifest.json", "", "manifest"));
+Result<ImageView> open_docker(const normalize::ImageFiles& files) {
+  auto manifest = QR_TRY(read_json(files, "manifest.json", "", "manifest"));
   if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
   if (manifest.size() > 1) {
     return Status::unsupported("manifest.json lists " + std::to_string(manifest.size()) +
@@ -461,7 +349,7 @@ Result<ImageView> open_docker(const fs::path& root) {
     return Status::bad_input("manifest.json has no Config or Layers");
   }
   std::string config_name = view.manifest["Config"];
-  view.config = QR_TRY(read_json(root, config_name, digest_in_name(config_name), "config"));
+  view.config = QR_TRY(read_json(files, config_name, digest_in_name(config_name), "config"));
   const nlohmann::json::json_pointer diff_ids_at("/rootfs/diff_ids");
   nlohmann::json diff_ids = view.config.is_object() && view.config.contains(diff_ids_at) ? view.config.at(diff_ids_at)
                                                                                        : nlohmann::json();
@@ -481,7 +369,7 @@ Result<ImageView> open_docker(const fs::path& root) {
     if (!check_digest(digest).ok()) {
       return Status::bad_input("config " + config_name + ": malformed diff_id " + diff_ids[i].dump());
     }
-    auto file = QR_TRY(member_file(root, name, "layer"));
+    auto file = QR_TRY(files.path_of(name, "layer"));
     view.layers.push_back({digest, std::move(file)});
   }
   view.manifest.erase("Config");
@@ -497,17 +385,14 @@ Result<ImageView> open_image(const fs::path& input, const DiffOptions& options) 
     return Status::bad_input(input.string() + " is not an OCI image layout, an OCI layout tar or a docker-archive");
   }
   std::string what = input.string() + " (" + normalize::image_format_name(format) + ")";
-  std::unique_ptr<TempDir> temp;
-  fs::path root = input;
-  if (format != ImageFormat::kOciLayout) {
-    temp = QR_TRY(TempDir::create(options.temp_dir));
-    root = temp->path();
-    QR_RETURN_IF_ERROR(TarExtractor(root, options.max_expanded_bytes).extract(input).with_context(what));
-  }
-  auto view = format == ImageFormat::kDockerArchive ? open_docker(root) : open_oci(root);
+  auto files = format == ImageFormat::kOciLayout
+                   ? normalize::ImageFiles::open_dir(input)
+                   : normalize::ImageFiles::extract(input, options.temp_dir, options.max_expanded_bytes);
+  if (!files.ok()) return files.status().with_context(what);
+  auto view = format == ImageFormat::kDockerArchive ? open_docker(**files) : open_oci(**files);
   if (!view.ok()) return view.status().with_context(what);
   view->name = input.string();
-  view->extracted = std::move(temp);
+  view->files = std::move(*files);
   return view;
 }
 

@@ -19,6 +19,7 @@
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/compress.h"
+#include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
 
 namespace quorate::normalize {
@@ -30,166 +31,6 @@ namespace {
 constexpr uint64_t kMaxJsonBytes = 16u << 20;
 constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-// ---- reading members: a directory, or a tar extracted into a private temporary directory ----
-
-// The members of an image, by archive path. Tar inputs are extracted once (regular files only, at their
-// checked path under a fresh directory; links recorded, never created), so a path in the archive can never
-// name a file outside that directory.
-class ImageSource {
- public:
-  ~ImageSource() {
-    if (!temp_.empty()) {
-      std::error_code ec;
-      fs::remove_all(temp_, ec);
-    }
-  }
-  ImageSource() = default;
-  ImageSource(const ImageSource&) = delete;
-  ImageSource& operator=(const ImageSource&) = delete;
-
-  static Result<std::unique_ptr<ImageSource>> open_dir(const fs::path& dir) {
-    auto s = std::make_unique<ImageSource>();
-    s->root_ = dir;
-    s->is_dir_ = true;
-    return s;
-  }
-
-  static Result<std::unique_ptr<ImageSource>> extract(const fs::path& tar, const fs::path& temp_dir,
-                                                      uint64_t max_bytes) {
-    auto s = std::make_unique<ImageSource>();
-    std::string templ = ((temp_dir.empty() ? fs::path("/tmp") : temp_dir) / "quorate-image.XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory", errno);
-    s->temp_ = s->root_ = templ;
-    QR_RETURN_IF_ERROR(s->extract_all(tar, max_bytes));
-    return s;
-  }
-
-  // The file holding member `name` (links followed); not_found naming it when absent.
-  Result<fs::path> path_of(const std::string& raw_name, const std::string& what) const {
-    auto checked = canonical_path(raw_name);
-    if (!checked.ok()) return checked.status().with_context(what);
-    std::string name = *checked;
-    for (int hops = 0; hops < 16; ++hops) {
-      auto link = links_.find(name);
-      if (link == links_.end()) break;
-      name = link->second;
-    }
-    fs::path p = root_ / name;
-    struct stat st;
-    if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return Status::bad_input(what + ": " + raw_name + " is missing from the image");
-    }
-    return p;
-  }
-
-  bool has(const std::string& name) const { return path_of(name, name).ok(); }
-
- private:
-  Status extract_all(const fs::path& tar, uint64_t max_bytes) {
-    std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
-    archive_read_support_format_tar(a.get());
-    archive_read_support_filter_all(a.get());
-    if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
-      return detail::archive_error(a.get(), tar.string());
-    }
-    uint64_t total = 0;
-    for (;;) {
-      struct archive_entry* ae = nullptr;
-      int r = archive_read_next_header(a.get(), &ae);
-      if (r == ARCHIVE_EOF) break;
-      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return detail::archive_error(a.get(), tar.string());
-      const char* raw = detail::raw_path(ae);
-      std::string raw_name = raw ? raw : "";
-      auto name = canonical_path(raw_name);
-      if (!name.ok()) return name.status().with_context(tar.string());
-      auto type = archive_entry_filetype(ae);
-      if (type == AE_IFDIR) {
-        QR_RETURN_IF_ERROR(make_dirs(*name));
-      } else if (type == AE_IFREG && archive_entry_hardlink(ae) == nullptr) {
-        total += static_cast<uint64_t>(archive_entry_size(ae));
-        if (total > max_bytes) {
-          return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) + " bytes");
-        }
-        QR_RETURN_IF_ERROR(write_member(a.get(), *name, tar));
-      } else if (const char* target = archive_entry_hardlink(ae)) {
-        auto t = canonical_path(target);
-        if (!t.ok()) return t.status().with_context(tar.string() + ": hardlink " + *name);
-        links_[*name] = *t;
-      } else if (type == AE_IFLNK) {
-        const char* to = archive_entry_symlink(ae);
-        auto t = resolve_symlink(*name, to ? to : "");
-        if (!t.ok()) return t.status().with_context(tar.string());
-        links_[*name] = *t;
-      }  // anything else has no place in an image archive and is ignored
-    }
-    return Status();
-  }
-
-  // A symlink's target as an archive path; bad_input when it leaves the archive.
-  static Result<std::string> resolve_symlink(const std::string& name, const std::string& target) {
-    if (!target.empty() && target[0] == '/') return Status::bad_input("symlink " + name + " points outside the archive");
-    std::vector<std::string> parts;
-    std::string dir = name.find('/') == std::string::npos ? "" : name.substr(0, name.rfind('/'));
-    std::string joined = dir.empty() ? target : dir + "/" + target;
-    size_t start = 0;
-    while (start <= joined.size()) {
-      size_t end = joined.find('/', start);
-      if (end == std::string::npos) end = joined.size();
-      std::string part = joined.substr(start, end - start);
-      if (part == "..") {
-        if (parts.empty()) return Status::bad_input("symlink " + name + " points outside the archive");
-        parts.pop_back();
-      } else if (!part.empty() && part != ".") {
-        parts.push_back(part);
-      }
-      start = end + 1;
-    }
-    std::string out;
-    for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
-    return out;
-  }
-
-  Status make_dirs(const std::string& name) {
-    std::error_code ec;
-    fs::create_directories(root_ / name, ec);
-    if (ec) return Status::io("create " + (root_ / name).string() + ": " + ec.message());
-    return Status();
-  }
-
-  Status write_member(struct archive* a, const std::string& name, const fs::path& tar) {
-    if (name.find('/') != std::string::npos) QR_RETURN_IF_ERROR(make_dirs(name.substr(0, name.rfind('/'))));
-    links_.erase(name);
-    fs::path p = root_ / name;
-    ::unlink(p.c_str());  // a later member of the same name wins, as tar does
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) return Status::from_errno("create " + p.string(), errno);
-    Status s;
-    const void* buf;
-    size_t size;
-    la_int64_t offset;
-    for (;;) {
-      int r = archive_read_data_block(a, &buf, &size, &offset);
-      if (r == ARCHIVE_EOF) break;
-      if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-        s = detail::archive_error(a, tar.string() + ": " + name);
-        break;
-      }
-      if (::lseek(fd, offset, SEEK_SET) < 0) {
-        s = Status::from_errno("seek " + p.string(), errno);
-        break;
-      }
-      s = write_all(fd, std::span(static_cast<const uint8_t*>(buf), size), p.c_str());
-      if (!s.ok()) break;
-    }
-    ::close(fd);
-    return s;
-  }
-
-  fs::path root_;
-  fs::path temp_;
-  bool is_dir_ = false;
-  std::map<std::string, std::string> links_;
-};
 
 Result<json> parse_json(const std::string& bytes, const std::string& what) {
   try {
@@ -220,7 +61,7 @@ std::string tag_of(const std::string& repo_tag) {
   return repo_tag.substr(colon + 1);
 }
 
-Result<std::string> read_member(const ImageSource& src, const std::string& name, const std::string& what) {
+Result<std::string> read_member(const ImageFiles& src, const std::string& name, const std::string& what) {
   auto p = QR_TRY(src.path_of(name, what));
   auto bytes = read_file(p, kMaxJsonBytes);
   if (!bytes.ok()) return bytes.status().with_context(what);
@@ -228,7 +69,7 @@ Result<std::string> read_member(const ImageSource& src, const std::string& name,
 }
 
 // A blob of an OCI layout, checked against its digest.
-Result<std::string> read_blob(const ImageSource& src, const std::string& digest, const std::string& what) {
+Result<std::string> read_blob(const ImageFiles& src, const std::string& digest, const std::string& what) {
   if (!check_digest(digest).ok()) return Status::bad_input(what + ": malformed or unsupported digest \"" + digest + "\"");
   auto bytes = QR_TRY(read_member(src, "blobs/sha256/" + digest_hex(digest), what + " " + digest));
   std::string actual = sha256_digest(bytes);
@@ -245,7 +86,7 @@ std::string platform_of(const json& d) {
 }
 
 // The manifest descriptors an index leads to (nested indexes followed one level).
-Status collect_manifests(const ImageSource& src, const json& index, int depth, std::vector<json>& out) {
+Status collect_manifests(const ImageFiles& src, const json& index, int depth, std::vector<json>& out) {
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
     return Status::bad_input("index has no \"manifests\" array");
   }
@@ -271,7 +112,7 @@ Status collect_manifests(const ImageSource& src, const json& index, int depth, s
   return Status();
 }
 
-Result<InputImage> read_oci(const ImageSource& src, const ImageOptions& opt) {
+Result<InputImage> read_oci(const ImageFiles& src, const ImageOptions& opt) {
   auto index_bytes = QR_TRY(read_member(src, "index.json", "index.json"));
   auto index = QR_TRY(parse_json(index_bytes, "index.json"));
   std::vector<json> manifests;
@@ -330,7 +171,7 @@ std::string digest_in_name(const std::string& name) {
   return is_hex_digest_name(base) ? "sha256:" + base : "";
 }
 
-Result<InputImage> read_docker(const ImageSource& src) {
+Result<InputImage> read_docker(const ImageFiles& src) {
   auto bytes = QR_TRY(read_member(src, "manifest.json", "manifest.json"));
   auto manifest = QR_TRY(parse_json(bytes, "manifest.json"));
   if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
@@ -500,15 +341,15 @@ Result<ImageSummary> normalize_image(const fs::path& input, const fs::path& outp
   try {
     ImageSummary summary;
     summary.input_format = QR_TRY(detect_image_format(input));
-    std::unique_ptr<ImageSource> src;
+    std::unique_ptr<ImageFiles> src;
     if (summary.input_format == ImageFormat::kNotImage) {
       return Status::bad_input(input.string() + " is not a docker-archive, an OCI layout or an OCI layout tar");
     }
     if (summary.input_format == ImageFormat::kOciLayout) {
-      src = QR_TRY(ImageSource::open_dir(input));
+      src = QR_TRY(ImageFiles::open_dir(input));
     } else {
       fs::path temp = image_options.temp_dir.empty() ? layer_options.temp_dir : image_options.temp_dir;
-      src = QR_TRY(ImageSource::extract(input, temp, layer_options.max_expanded_bytes));
+      src = QR_TRY(ImageFiles::extract(input, temp, layer_options.max_expanded_bytes));
     }
     auto img = summary.input_format == ImageFormat::kDockerArchive ? read_docker(*src) : read_oci(*src, image_options);
     if (!img.ok()) return img.status().with_context(input.string());

@@ -1,0 +1,46 @@
+// The members of an image given as a directory or as a tar (docker-archive, OCI layout tar), by archive path.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "quorate/core/status.h"
+
+struct archive;
+
+namespace quorate::normalize {
+
+// A tar is extracted once into a fresh private directory (removed with the object): only directories and
+// regular files are created, each at its checked path (absolute and ".." paths refused), and links are
+// recorded, never created, so no member can name or write a file outside that directory. Symlinks leading
+// out of the archive are refused; the total size of the members is bounded.
+class ImageFiles {
+ public:
+  static Result<std::unique_ptr<ImageFiles>> open_dir(const std::filesystem::path& dir);
+  // bad_input naming the tar and the member for a hostile path, a link out of the archive, corrupt data, or
+  // more than `max_bytes` of content. `temp_dir` empty: /tmp.
+  static Result<std::unique_ptr<ImageFiles>> extract(const std::filesystem::path& tar,
+                                                     const std::filesystem::path& temp_dir, uint64_t max_bytes);
+  ~ImageFiles();
+  ImageFiles(const ImageFiles&) = delete;
+  ImageFiles& operator=(const ImageFiles&) = delete;
+
+  // The regular file holding member `name` (hardlinks and symlinks followed); bad_input "<what>: <name> is
+  // missing from the image" when there is none, or for a hostile name.
+  Result<std::filesystem::path> path_of(const std::string& name, const std::string& what) const;
+
+ private:
+  ImageFiles() = default;
+  Status extract_all(const std::filesystem::path& tar, uint64_t max_bytes);
+  Status make_dirs(const std::string& name);
+  Status write_member(struct archive* a, const std::string& name, const std::filesystem::path& tar);
+
+  std::filesystem::path root_;
+  std::filesystem::path temp_;  // the private directory of an extracted tar
+  std::map<std::string, std::string> links_;  // member -> the member it leads to
+};
+
+}  // namespace quorate::normalize

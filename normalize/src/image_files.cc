@@ -1,0 +1,163 @@
+// ImageFiles: an image's members from a directory, or from a tar extracted into a private directory.
+#include "quorate/normalize/image_files.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "archive_util.h"
+#include "quorate/core/file.h"
+#include "quorate/normalize/layer.h"
+
+namespace quorate::normalize {
+namespace fs = std::filesystem;
+namespace {
+
+// A symlink's target as an archive path; bad_input when it leaves the archive.
+Result<std::string> resolve_symlink(const std::string& name, const std::string& target) {
+  if (!target.empty() && target[0] == '/') return Status::bad_input("symlink " + name + " points outside the archive");
+  std::vector<std::string> parts;
+  std::string dir = name.find('/') == std::string::npos ? "" : name.substr(0, name.rfind('/'));
+  std::string joined = dir.empty() ? target : dir + "/" + target;
+  size_t start = 0;
+  while (start <= joined.size()) {
+    size_t end = joined.find('/', start);
+    if (end == std::string::npos) end = joined.size();
+    std::string part = joined.substr(start, end - start);
+    if (part == "..") {
+      if (parts.empty()) return Status::bad_input("symlink " + name + " points outside the archive");
+      parts.pop_back();
+    } else if (!part.empty() && part != ".") {
+      parts.push_back(part);
+    }
+    start = end + 1;
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ImageFiles>> ImageFiles::open_dir(const fs::path& dir) {
+  std::unique_ptr<ImageFiles> s(new ImageFiles());
+  s->root_ = dir;
+  return s;
+}
+
+Result<std::unique_ptr<ImageFiles>> ImageFiles::extract(const fs::path& tar, const fs::path& temp_dir,
+                                                        uint64_t max_bytes) {
+  std::unique_ptr<ImageFiles> s(new ImageFiles());
+  std::string templ = ((temp_dir.empty() ? fs::path("/tmp") : temp_dir) / "quorate-image.XXXXXX").string();
+  if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory", errno);
+  s->temp_ = s->root_ = templ;
+  QR_RETURN_IF_ERROR(s->extract_all(tar, max_bytes));
+  return s;
+}
+
+ImageFiles::~ImageFiles() {
+  if (!temp_.empty()) {
+    std::error_code ec;
+    fs::remove_all(temp_, ec);
+  }
+}
+
+Result<fs::path> ImageFiles::path_of(const std::string& raw_name, const std::string& what) const {
+  auto checked = canonical_path(raw_name);
+  if (!checked.ok()) return checked.status().with_context(what);
+  std::string name = *checked;
+  for (int hops = 0; hops < 16; ++hops) {
+    auto link = links_.find(name);
+    if (link == links_.end()) break;
+    name = link->second;
+  }
+  fs::path p = root_ / name;
+  struct stat st;
+  if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Status::bad_input(what + ": " + raw_name + " is missing from the image");
+  }
+  return p;
+}
+
+Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
+  std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
+  archive_read_support_format_tar(a.get());
+  archive_read_support_filter_all(a.get());
+  if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
+    return detail::archive_error(a.get(), tar.string());
+  }
+  uint64_t total = 0;
+  for (;;) {
+    struct archive_entry* ae = nullptr;
+    int r = archive_read_next_header(a.get(), &ae);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return detail::archive_error(a.get(), tar.string());
+    const char* raw = detail::raw_path(ae);
+    std::string raw_name = raw ? raw : "";
+    auto name = canonical_path(raw_name);
+    if (!name.ok()) return name.status().with_context(tar.string());
+    auto type = archive_entry_filetype(ae);
+    if (type == AE_IFDIR) {
+      QR_RETURN_IF_ERROR(make_dirs(*name));
+    } else if (type == AE_IFREG && archive_entry_hardlink(ae) == nullptr) {
+      total += static_cast<uint64_t>(archive_entry_size(ae));
+      if (total > max_bytes) {
+        return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) + " bytes");
+      }
+      QR_RETURN_IF_ERROR(write_member(a.get(), *name, tar));
+    } else if (const char* target = archive_entry_hardlink(ae)) {
+      auto t = canonical_path(target);
+      if (!t.ok()) return t.status().with_context(tar.string() + ": hardlink " + *name);
+      links_[*name] = *t;
+    } else if (type == AE_IFLNK) {
+      const char* to = archive_entry_symlink(ae);
+      auto t = resolve_symlink(*name, to ? to : "");
+      if (!t.ok()) return t.status().with_context(tar.string());
+      links_[*name] = *t;
+    }  // anything else has no place in an image archive and is ignored
+  }
+  return Status();
+}
+
+Status ImageFiles::make_dirs(const std::string& name) {
+  std::error_code ec;
+  fs::create_directories(root_ / name, ec);
+  if (ec) return Status::io("create " + (root_ / name).string() + ": " + ec.message());
+  return Status();
+}
+
+Status ImageFiles::write_member(struct archive* a, const std::string& name, const fs::path& tar) {
+  if (name.find('/') != std::string::npos) QR_RETURN_IF_ERROR(make_dirs(name.substr(0, name.rfind('/'))));
+  links_.erase(name);
+  fs::path p = root_ / name;
+  ::unlink(p.c_str());  // a later member of the same name wins, as tar does
+  int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::from_errno("create " + p.string(), errno);
+  Status s;
+  const void* buf;
+  size_t size;
+  la_int64_t offset;
+  for (;;) {
+    int r = archive_read_data_block(a, &buf, &size, &offset);
+    if (r == ARCHIVE_EOF) break;
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+      s = detail::archive_error(a, tar.string() + ": " + name);
+      break;
+    }
+    if (::lseek(fd, offset, SEEK_SET) < 0) {
+      s = Status::from_errno("seek " + p.string(), errno);
+      break;
+    }
+    s = write_all(fd, std::span(static_cast<const uint8_t*>(buf), size), p.c_str());
+    if (!s.ok()) break;
+  }
+  ::close(fd);
+  return s;
+}
+
+}  // namespace quorate::normalize
