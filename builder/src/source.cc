@@ -8,7 +8,9 @@
 #include <git2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <system_error>
+#include <utility>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
@@ -33,25 +35,80 @@ struct GitPtr {
   ~GitPtr() { if (p) Free(p); }
 };
 
-Status set_times(const std::filesystem::path& path, int64_t mtime) {
+// A descriptor closed on destruction.
+struct Fd {
+  int fd = -1;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd, o.fd);
+    return *this;
+  }
+  ~Fd() { if (fd >= 0) ::close(fd); }
+};
+
+Status set_times_at(int dir, const char* name, const std::string& what, int64_t mtime) {
   struct timespec ts[2];
   ts[0].tv_sec = ts[1].tv_sec = static_cast<time_t>(mtime);
   ts[0].tv_nsec = ts[1].tv_nsec = 0;
-  if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Status::from_errno("set the time of " + path.string(), errno);
-  }
+  int rc = *name == '\0' ? ::futimens(dir, ts) : ::utimensat(dir, name, ts, AT_SYMLINK_NOFOLLOW);
+  if (rc != 0) return Status::from_errno("set the time of " + what, errno);
   return Status();
 }
 
-// A checkout is scratch space: no fsync, unlike write_file_atomic.
-Status write_plain(const std::filesystem::path& path, const std::string& bytes, uint32_t mode) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::from_errno("create " + path.string(), errno);
-  Status s = write_all(fd, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), path.c_str());
-  if (s.ok() && ::fchmod(fd, mode) != 0) s = Status::from_errno("chmod " + path.string(), errno);
-  ::close(fd);
-  return s;
+// Opens the directory `rel` ('/'-separated, validated names; empty for `root` itself) one component at a
+// time, never following a symlink: a checkout cannot be redirected outside its directory.
+Result<Fd> open_dir_nofollow(int root, const std::string& rel) {
+  Fd dir(::fcntl(root, F_DUPFD_CLOEXEC, 0));
+  if (dir.fd < 0) return Status::from_errno("dup a directory descriptor", errno);
+  size_t start = 0;
+  while (start < rel.size()) {
+    size_t slash = rel.find('/', start);
+    if (slash == std::string::npos) slash = rel.size();
+    std::string name = rel.substr(start, slash - start);
+    Fd next(::openat(dir.fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (next.fd < 0) return Status::from_errno("open directory " + rel.substr(0, slash) + " of the checkout", errno);
+    dir = std::move(next);
+    start = slash + 1;
+  }
+  return dir;
 }
+
+// A checkout is scratch space: no fsync, unlike write_file_atomic.
+Status write_plain_at(int dir, const char* name, const std::string& what, const std::string& bytes, uint32_t mode) {
+  Fd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (fd.fd < 0) return Status::from_errno("create " + what, errno);
+  QR_RETURN_IF_ERROR(write_all(fd.fd, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), what.c_str()));
+  if (::fchmod(fd.fd, mode) != 0) return Status::from_errno("chmod " + what, errno);
+  return Status();
+}
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(uint8_t(x)) == std::tolower(uint8_t(y)); });
+}
+
+}  // namespace
+
+Status check_tree_entry_name(const std::string& dir, std::string_view name) {
+  auto refuse = [&](const std::string& why) {
+    std::string shown;
+    for (char c : name) shown += (uint8_t(c) < 0x20 || c == 0x7f) ? '?' : c;
+    return Status::bad_input("hostile tree entry \"" + dir + shown + "\": " + why);
+  };
+  if (name.empty()) return refuse("empty name");
+  if (name.find('/') != std::string_view::npos) return refuse("a name containing '/'");
+  if (name.find('\0') != std::string_view::npos) return refuse("a name containing NUL");
+  if (name == "." || name == "..") return refuse("a '.' or '..' component");
+  // ".git" in any case, and the aliases other filesystems resolve to it (trailing dots and spaces on NTFS,
+  // its 8.3 short name), as git's own fsck refuses them.
+  std::string_view trimmed = name;
+  while (!trimmed.empty() && (trimmed.back() == '.' || trimmed.back() == ' ')) trimmed.remove_suffix(1);
+  if (equals_ignoring_case(trimmed, ".git") || equals_ignoring_case(trimmed, "git~1")) return refuse("a '.git' component");
+  return Status();
+}
+
+namespace {
 
 }  // namespace
 
@@ -135,9 +192,15 @@ Status GitSource::load(const std::string& rev) {
   struct Walk {
     std::vector<TreeEntry>* out;
     std::string submodule;
-  } walk{&entries_, {}};
+    Status refused;
+  } walk{&entries_, {}, {}};
   auto cb = [](const char* root, const git_tree_entry* e, void* payload) -> int {
     auto* w = static_cast<Walk*>(payload);
+    Status named = check_tree_entry_name(root, git_tree_entry_name(e));
+    if (!named.ok()) {
+      w->refused = std::move(named);
+      return -1;
+    }
     TreeEntry t;
     t.path = std::string(root) + git_tree_entry_name(e);
     switch (git_tree_entry_filemode(e)) {
@@ -156,8 +219,15 @@ Status GitSource::load(const std::string& rev) {
     return Status::unsupported("commit " + commit_ + " has a submodule at " + walk.submodule +
                                "; submodules are not part of the commit's content and are not supported");
   }
+  if (!walk.refused.ok()) return walk.refused.with_context("commit " + commit_);
   if (rc != 0) return Status::internal("walk tree of " + commit_ + ": " + git_error_text());
   std::sort(entries_.begin(), entries_.end(), [](const TreeEntry& a, const TreeEntry& b) { return a.path < b.path; });
+  // Git refuses a tree naming one entry twice (a symlink and a directory of the same name, say).
+  auto twice = std::adjacent_find(entries_.begin(), entries_.end(),
+                                  [](const TreeEntry& a, const TreeEntry& b) { return a.path == b.path; });
+  if (twice != entries_.end()) {
+    return Status::bad_input("commit " + commit_ + ": hostile tree entry \"" + twice->path + "\": listed twice");
+  }
   return Status();
 }
 
@@ -182,28 +252,39 @@ Result<std::string> GitSource::read_path(const std::string& path) const {
 }
 
 Status GitSource::checkout(const std::filesystem::path& dir, int64_t mtime) const {
-  std::vector<std::filesystem::path> dirs;
+  Fd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (root.fd < 0) return Status::from_errno("open checkout directory " + dir.string(), errno);
+  std::vector<const TreeEntry*> dirs;
   for (const auto& e : entries_) {
-    auto target = dir / e.path;
+    size_t slash = e.path.rfind('/');
+    std::string parent = slash == std::string::npos ? "" : e.path.substr(0, slash);
+    std::string name = slash == std::string::npos ? e.path : e.path.substr(slash + 1);
+    QR_RETURN_IF_ERROR(check_tree_entry_name(parent.empty() ? "" : parent + "/", name));
+    Fd at = QR_TRY(open_dir_nofollow(root.fd, parent));
+    const std::string what = (dir / e.path).string();
     if (e.kind == TreeEntry::Kind::kDirectory) {
-      if (::mkdir(target.c_str(), 0755) != 0) return Status::from_errno("mkdir " + target.string(), errno);
-      ::chmod(target.c_str(), 0755);
-      dirs.push_back(target);
+      if (::mkdirat(at.fd, name.c_str(), 0755) != 0) return Status::from_errno("mkdir " + what, errno);
+      if (::fchmodat(at.fd, name.c_str(), 0755, 0) != 0) return Status::from_errno("chmod " + what, errno);
+      dirs.push_back(&e);
       continue;
     }
     auto bytes = QR_TRY(read_blob(e.oid));
     if (e.kind == TreeEntry::Kind::kSymlink) {
-      if (::symlink(bytes.c_str(), target.c_str()) != 0) return Status::from_errno("symlink " + target.string(), errno);
+      // Kept as a link, never followed here: only the sandboxed steps resolve it, inside the sandbox.
+      if (::symlinkat(bytes.c_str(), at.fd, name.c_str()) != 0) return Status::from_errno("symlink " + what, errno);
     } else {
       uint32_t mode = e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644;
-      QR_RETURN_IF_ERROR(write_plain(target, bytes, mode));
+      QR_RETURN_IF_ERROR(write_plain_at(at.fd, name.c_str(), what, bytes, mode));
     }
-    QR_RETURN_IF_ERROR(set_times(target, mtime));
+    QR_RETURN_IF_ERROR(set_times_at(at.fd, name.c_str(), what, mtime));
   }
   // Directory times last: creating their entries changed them.
-  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) QR_RETURN_IF_ERROR(set_times(*it, mtime));
-  ::chmod(dir.c_str(), 0755);
-  return set_times(dir, mtime);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+    Fd d = QR_TRY(open_dir_nofollow(root.fd, (*it)->path));
+    QR_RETURN_IF_ERROR(set_times_at(d.fd, "", (dir / (*it)->path).string(), mtime));
+  }
+  if (::fchmod(root.fd, 0755) != 0) return Status::from_errno("chmod " + dir.string(), errno);
+  return set_times_at(root.fd, "", dir.string(), mtime);
 }
 
 }  // namespace quorate::builder

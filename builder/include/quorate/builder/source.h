@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "quorate/core/status.h"
@@ -42,7 +43,8 @@ class GitSource {
   // The bytes of the file at `path` in the commit; not_found naming the path and commit.
   Result<std::string> read_path(const std::string& path) const;
   // Writes the tree into `dir` (which must exist and be empty): files 0644 or 0755, symlinks as stored,
-  // every mtime set to `mtime` so that nothing of the checkout's time reaches a build.
+  // every mtime set to `mtime` so that nothing of the checkout's time reaches a build. Every file is created
+  // relative to its parent's descriptor, opened without following symlinks: nothing is written outside `dir`.
   Status checkout(const std::filesystem::path& dir, int64_t mtime) const;
 
  private:
@@ -55,6 +57,11 @@ class GitSource {
   int64_t commit_time_ = 0;
   std::vector<TreeEntry> entries_;
 };
+
+// Git fsck's rule for one tree entry name, applied to every entry before anything is written: bad_input naming
+// the entry (`dir` is its parent path with a trailing '/', or empty) when the name is empty, holds '/' or NUL,
+// is "." or "..", or is ".git" in any case or filesystem alias. A commit with such an entry is refused whole.
+Status check_tree_entry_name(const std::string& dir, std::string_view name);
 
 // True when `repo` is a URL to clone rather than a local path ("scheme://…" or "user@host:path").
 bool is_remote(const std::string& repo);

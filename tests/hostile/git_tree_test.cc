@@ -1,0 +1,180 @@
+// Hostile commits: tree entry names that git itself refuses, which must never reach the rebuild node's disk
+// outside the checkout (issue 11, item 1). Trees are written with `git hash-object --literally`, as an attacker
+// pushing a crafted object would.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "e2e/process.h"
+#include "quorate/builder/source.h"
+#include "support/test_util.h"
+
+namespace quorate::hostile {
+namespace {
+
+namespace fs = std::filesystem;
+using e2e::Ran;
+
+Ran git(const fs::path& repo, std::vector<std::string> args, const std::string& input_file = "") {
+  std::vector<std::string> argv = {"/usr/bin/env", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+                                   "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org", "GIT_COMMITTER_NAME=t",
+                                   "GIT_COMMITTER_EMAIL=t@example.org", "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
+                                   "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z", "git", "-C", repo.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  if (!input_file.empty()) argv.push_back(input_file);
+  return e2e::run(argv, repo, std::chrono::seconds(60));
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// One raw tree entry: "<mode> <name>\0<20-byte id>".
+struct RawEntry {
+  std::string mode, name, oid_hex;
+};
+
+// Writes objects straight into the object database, past every check porcelain git would make.
+class HostileRepo {
+ public:
+  explicit HostileRepo(const fs::path& dir) : dir_(dir) {
+    fs::create_directories(dir_);
+    EXPECT_EQ(git(dir_, {"init", "-q", "-b", "main"}).code, 0);
+  }
+  std::string blob(const std::string& bytes) {
+    auto f = dir_ / ".tmp-object";
+    std::ofstream(f, std::ios::binary) << bytes;
+    return trim(git(dir_, {"hash-object", "-w"}, f.string()).out);
+  }
+  std::string tree(const std::vector<RawEntry>& entries) {
+    std::string raw;
+    for (const auto& e : entries) {
+      raw += e.mode + " " + e.name + std::string(1, '\0');
+      for (size_t i = 0; i < 40; i += 2) raw += static_cast<char>(std::stoi(e.oid_hex.substr(i, 2), nullptr, 16));
+    }
+    auto f = dir_ / ".tmp-object";
+    std::ofstream(f, std::ios::binary) << raw;
+    auto r = git(dir_, {"hash-object", "-w", "-t", "tree", "--literally"}, f.string());
+    EXPECT_EQ(r.code, 0) << r.err;
+    return trim(r.out);
+  }
+  std::string commit(const std::string& tree) {
+    auto r = git(dir_, {"commit-tree", tree, "-m", "hostile"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    // On a branch, so that a clone (file://) fetches it too.
+    EXPECT_EQ(git(dir_, {"update-ref", "refs/heads/main", trim(r.out)}).code, 0);
+    return trim(r.out);
+  }
+  // A commit whose root holds a recipe with one run step (so the node checks the tree out) plus `extra`.
+  std::string commit_with(std::vector<RawEntry> extra) {
+    std::string recipe = blob("[image]\nname = \"example.org/hostile\"\n\n[[steps]]\nrun = \"true\"\nto = \"/x\"\n");
+    extra.push_back({"100644", "quorate.toml", recipe});
+    std::sort(extra.begin(), extra.end(), [](const RawEntry& a, const RawEntry& b) { return a.name < b.name; });
+    return commit(tree(extra));
+  }
+  const fs::path& dir() const { return dir_; }
+
+ private:
+  fs::path dir_;
+};
+
+struct Case {
+  const char* label;
+  // Builds the hostile commit; `victim` is a directory outside the checkout an attacker aims at.
+  std::function<std::string(HostileRepo&, const fs::path& victim)> make;
+  const char* named;  // what the error must name
+};
+
+std::vector<Case> cases() {
+  return {
+      {"dotdot_in_name",
+       [](HostileRepo& r, const fs::path& victim) {
+         std::string rel = "../../../../../../../../.." + victim.string() + "/pwned";
+         return r.commit_with({{"100644", rel, r.blob("owned\n")}});
+       },
+       "pwned"},
+      {"absolute_name",
+       [](HostileRepo& r, const fs::path& victim) {
+         return r.commit_with({{"100644", (victim / "pwned").string(), r.blob("owned\n")}});
+       },
+       "pwned"},
+      {"tree_named_dotdot",
+       [](HostileRepo& r, const fs::path&) {
+         std::string inner = r.tree({{"100644", "pwned", r.blob("owned\n")}});
+         return r.commit_with({{"40000", "..", inner}});
+       },
+       "\"..\""},
+      {"dot_git_any_case",
+       [](HostileRepo& r, const fs::path&) {
+         std::string hooks = r.tree({{"100755", "post-checkout", r.blob("#!/bin/sh\ntouch /tmp/pwned\n")}});
+         std::string git_dir = r.tree({{"40000", "hooks", hooks}});
+         return r.commit_with({{"40000", ".GiT", git_dir}});
+       },
+       ".GiT"},
+      {"symlink_then_blob_through_it",
+       [](HostileRepo& r, const fs::path& victim) {
+         return r.commit_with({{"120000", "lnk", r.blob(victim.string())}, {"100644", "lnk/pwned", r.blob("owned\n")}});
+       },
+       "lnk/pwned"},
+      {"symlink_and_directory_of_one_name",
+       [](HostileRepo& r, const fs::path& victim) {
+         std::string inner = r.tree({{"100644", "pwned", r.blob("owned\n")}});
+         return r.commit_with({{"120000", "lnk", r.blob(victim.string())}, {"40000", "lnk", inner}});
+       },
+       "lnk"},
+  };
+}
+
+class HostileTree : public ::testing::TestWithParam<size_t> {};
+
+// The library refuses the commit before anything is written, naming the entry.
+TEST_P(HostileTree, GitSourceRefusesTheCommitNamingTheEntry) {
+  const Case c = cases()[GetParam()];
+  testing::ScratchDir dir;
+  fs::create_directories(dir / "victim");
+  HostileRepo repo(dir / "repo");
+  std::string commit = c.make(repo, dir / "victim");
+  auto source = builder::GitSource::open((dir / "repo").string(), commit, dir / "clones");
+  ASSERT_FALSE(source.ok()) << c.label << ": a hostile tree was accepted";
+  EXPECT_TRUE(source.status().is_bad_input()) << source.status().to_string();
+  EXPECT_NE(source.status().message().find("hostile tree entry"), std::string::npos) << source.status().to_string();
+  EXPECT_NE(source.status().message().find(c.named), std::string::npos) << source.status().to_string();
+  EXPECT_TRUE(fs::is_empty(dir / "victim"));
+}
+
+// `quorate build` from a local path and from a file:// clone: exit 2 naming the entry, nothing written outside.
+TEST_P(HostileTree, BuildExitsTwoAndWritesNothingOutside) {
+  const Case c = cases()[GetParam()];
+  testing::ScratchDir dir;
+  fs::create_directories(dir / "victim");
+  HostileRepo repo(dir / "repo");
+  std::string commit = c.make(repo, dir / "victim");
+  for (const std::string& where : {(dir / "repo").string(), "file://" + (dir / "repo").string()}) {
+    auto r = e2e::run({testing::quorate_bin(), "build", "--repo", where, "--commit", commit, "--out",
+                       (dir / "out").string(), "--no-sandbox", "--work-dir", (dir / "work").string(), "-q"},
+                      dir.path(), std::chrono::seconds(120));
+    EXPECT_EQ(r.code, 2) << where << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("hostile tree entry"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "out"));
+    EXPECT_TRUE(fs::is_empty(dir / "victim")) << where;
+    EXPECT_FALSE(fs::exists(dir / "pwned"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, HostileTree, ::testing::Range<size_t>(0, cases().size()),
+                         [](const auto& param_info) { return std::string(cases()[param_info.param].label); });
+
+TEST(HostileTreeName, GitFsckRules) {
+  EXPECT_TRUE(builder::check_tree_entry_name("", "ok.txt").ok());
+  EXPECT_TRUE(builder::check_tree_entry_name("a/", ".gitignore").ok());
+  EXPECT_TRUE(builder::check_tree_entry_name("", "...").ok());
+  for (const char* bad : {"", ".", "..", "a/b", "/abs", ".git", ".GIT", ".Git.", ".git  ", "GIT~1"}) {
+    EXPECT_TRUE(builder::check_tree_entry_name("", bad).is_bad_input()) << bad;
+  }
+  EXPECT_TRUE(builder::check_tree_entry_name("", std::string("a\0b", 3)).is_bad_input());
+}
+
+}  // namespace
+}  // namespace quorate::hostile
