@@ -32,7 +32,7 @@ Status run_audit_command(const AuditArgs& a) {
   o.range = a.range;
   o.max_count = a.max_count;
   o.source_uri = a.source_uri;
-  o.policy = verifier ? &verifier->policy() : nullptr;
+  o.verifier = verifier ? &*verifier : nullptr;
   // The command line is the one place that reads the clock.
   o.now = a.now.empty() ? std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count()

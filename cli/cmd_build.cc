@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 
 #include "quorate/attest/attest.h"
@@ -52,7 +53,8 @@ Status run_build(const BuildArgs& a) {
   if (!builder::parse_format(a.format, o.format)) {
     return Status::usage("--format must be oci, oci-archive or docker-archive, not " + a.format);
   }
-  o.source_date_epoch = a.source_date_epoch;
+  // Like `quorate normalize`, the environment's SOURCE_DATE_EPOCH applies when the flag is absent.
+  o.source_date_epoch = QR_TRY(source_date_epoch_of(a.source_date_epoch, std::getenv("SOURCE_DATE_EPOCH")));
   o.image_name = a.image_name;
   o.work_dir = a.work_dir.empty() ? std::filesystem::temp_directory_path() / "quorate-work" : std::filesystem::path(a.work_dir);
   o.keep_work_dir = a.keep_work_dir;
@@ -89,7 +91,7 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("-o,--out", args->out, "Output: an OCI layout directory, or an archive file with --format")->required();
   cmd->add_option("--format", args->format, "oci, oci-archive or docker-archive")->capture_default_str();
   cmd->add_option("--source-date-epoch", args->source_date_epoch,
-                  "Timestamps of the image (default: the commit's committer time)");
+                  "Timestamps of the image (default: env SOURCE_DATE_EPOCH, else the commit's committer time)");
   cmd->add_option("--result-out", args->result_out, "Write the build result JSON here (docs/build-result.md)");
   cmd->add_flag("--json", args->json, "Print the build result JSON instead of text");
   cmd->add_option("--work-dir", args->work_dir, "Scratch directory (default: $TMPDIR/quorate-work)");

@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "quorate/cli/cli.h"
-#include "quorate/core/sha256.h"
+#include "quorate/wire/request.h"
 #include "quorate/wire/submit.h"
 
 namespace quorate::cli {
@@ -19,7 +19,7 @@ struct SubmitArgs {
   std::vector<std::string> nodes;
   std::vector<std::string> node_keys;
   std::string repo, commit, recipe, image_name, request_id;
-  int64_t source_date_epoch = 0;
+  std::optional<int64_t> source_date_epoch;
   bool wait = false;
   std::string quorum, quorum_key;
   double timeout_s = 600;
@@ -46,7 +46,7 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& v) {
 void print_decision(const pb::Decision& d) {
   std::cout << "decision:   " << (d.accepted() ? "ACCEPTED " + d.digest() : std::string("REJECTED")) << "\n"
             << "subject:    " << d.subject().repo() << " @ " << d.subject().commit() << " (" << d.subject().recipe_path()
-            << ")\n"
+            << ", SOURCE_DATE_EPOCH " << d.subject().source_date_epoch() << ")\n"
             << "agreeing:   " << join(d.agreeing()) << "\n";
   std::cout << "dissenting: " << (d.dissenters().empty() ? "-" : "") << "\n";
   for (const auto& x : d.dissenters()) std::cout << "  " << x.node_id() << " attested " << x.digest() << "\n";
@@ -61,17 +61,12 @@ Status run_submit(const SubmitArgs& a) {
   }
   wire::SubmitOptions o;
   for (size_t i = 0; i < a.nodes.size(); ++i) o.nodes.push_back({a.nodes[i], a.node_keys.empty() ? "" : a.node_keys[i]});
-  o.request.set_repo(a.repo);
-  o.request.set_commit(a.commit);
-  o.request.set_recipe_path(a.recipe);
-  o.request.set_image_name(a.image_name);
-  o.request.set_source_date_epoch(a.source_date_epoch);
-  // Same inputs, same id: a resubmission is answered with the existing job instead of a second build.
-  o.request.set_request_id(!a.request_id.empty()
-                               ? a.request_id
-                               : "submit-" + sha256_hex(a.repo + '\0' + a.commit + '\0' + a.recipe + '\0' +
-                                                        a.image_name + '\0' + std::to_string(a.source_date_epoch))
-                                                 .substr(0, 16));
+  // Same inputs, same id (derived from the normalized request): a resubmission is answered with the existing
+  // job instead of a second build.
+  auto epoch = QR_TRY(source_date_epoch_of(a.source_date_epoch, nullptr));
+  auto request = wire::normalize_request({a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch});
+  if (!request.ok()) return Status::usage(request.status().message());
+  o.request = wire::to_wire(*request);
   o.transport.insecure = a.insecure;
   o.transport.allow_insecure_remote = a.allow_insecure_remote;
   o.transport.curve_secret_key = a.curve_secret_key;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <thread>
 
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
@@ -47,6 +48,13 @@ Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verif
   return votes;
 }
 
+// Rows of the store that did not count, because their envelope does not verify here or their columns lie.
+void report_distrusted(const std::string& store, const std::vector<quorum::DistrustedRow>& rows) {
+  for (const auto& r : rows) {
+    std::cerr << store << ": attestation row " << r.id << " (" << r.envelope_digest << ") ignored: " << r.reason << "\n";
+  }
+}
+
 Status run_verify(const VerifyArgs& a) {
   if (a.store.empty() == a.files.empty()) return Status::usage("give either --store DB or attestation files, not both");
   if (!a.repo.empty() && a.commit.empty()) return Status::usage("--repo needs --commit");
@@ -57,7 +65,9 @@ Status run_verify(const VerifyArgs& a) {
   if (!a.store.empty()) {
     if (!std::filesystem::exists(a.store)) return Status::not_found(a.store + ": no such store");
     auto store = QR_TRY(quorum::Store::open(a.store));
-    answer = QR_TRY(quorum::answer(verifier.policy(), *store, q, now));
+    quorum::VerifiedVotes votes(*store, verifier, {std::max(1u, std::thread::hardware_concurrency())});
+    answer = QR_TRY(quorum::answer(verifier.policy(), votes, q, now));
+    report_distrusted(a.store, votes.take_distrusted());
     Status recorded = store->transaction([&] {
       for (const auto& d : answer.decisions) QR_RETURN_IF_ERROR(store->add_decision(d));
       return Status();

@@ -13,7 +13,7 @@ packages=(
   tar libarchive-tools gzip pigz zstd xz-utils bzip2 openssl
   skopeo umoci bubblewrap
   diffoscope-minimal gnupg
-  python3
+  python3 sqlite3
 )
 
 missing=()

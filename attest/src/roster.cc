@@ -23,6 +23,7 @@ const char* failure_name(Failure f) {
     case Failure::kExpired: return "expired";
     case Failure::kRevoked: return "revoked";
     case Failure::kNodeMismatch: return "node mismatch";
+    case Failure::kNotPublisher: return "signer is not the publishing node";
   }
   return "unknown";
 }
@@ -163,15 +164,23 @@ Verdict finish(Envelope env, std::string keyid, std::string node_id, Result<Stat
   return v;
 }
 
-// How an entry judges a signature made at `t`.
-Failure validity(const RosterEntry& e, int64_t t) {
-  if (e.revoked_at && t >= *e.revoked_at) return Failure::kRevoked;
-  if (e.not_after && t > *e.not_after) return Failure::kExpired;
-  if (e.not_before && t < *e.not_before) return Failure::kNotYetValid;
-  return Failure::kNone;
-}
-
 }  // namespace
+
+Failure key_validity(const std::vector<KeyWindow>& windows, int64_t t) {
+  if (windows.empty()) return Failure::kUnknownKey;
+  for (const auto& w : windows) {
+    if (w.revoked_at && t >= *w.revoked_at) return Failure::kRevoked;
+  }
+  Failure first = Failure::kNone;
+  for (const auto& w : windows) {
+    Failure f = Failure::kNone;
+    if (w.not_before && t < *w.not_before) f = Failure::kNotYetValid;
+    if (w.not_after && t > *w.not_after) f = Failure::kExpired;
+    if (f == Failure::kNone) return f;
+    if (first == Failure::kNone) first = f;
+  }
+  return first;
+}
 
 Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const {
   Verdict verdict;
@@ -206,20 +215,26 @@ Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const 
   auto statement = parse_statement(env->payload);
   if (!statement.ok()) return finish(std::move(env).value(), keyid, {}, std::move(statement));
   int64_t t = at.value_or(statement->finished_on);
-  Failure best = Failure::kNodeMismatch;
+  std::vector<KeyWindow> windows;
+  bool listed = false;
   for (const RosterEntry* e : find(keyid)) {
-    if (e->node_id != statement->builder_id) continue;
-    Failure f = validity(*e, t);
-    if (f == Failure::kNone || best == Failure::kNodeMismatch) best = f;
-    if (f == Failure::kNone) break;
+    windows.push_back(e->window());
+    listed = listed || e->node_id == statement->builder_id;
   }
-  if (best != Failure::kNone) {
-    std::string what = best == Failure::kNodeMismatch
-                           ? "node mismatch: the statement names builder '" + statement->builder_id +
-                                 "', but key " + keyid + " is not listed under that id"
-                           : std::string(failure_name(best)) + ": key " + keyid + " of node '" + statement->builder_id +
-                                 "' is " + failure_name(best) + " at " + format_rfc3339(t);
-    return fail(best, Status::verification(what));
+  Failure valid = listed ? key_validity(windows, t) : Failure::kNodeMismatch;
+  if (valid != Failure::kNone) {
+    // The signature verified: the attestation is kept beside the failure, for a caller that reports what the
+    // key signed (the engine voids such a vote with this reason).
+    std::string what = valid == Failure::kNodeMismatch
+                           ? "node mismatch: the statement names builder '" + statement->builder_id + "', but key " +
+                                 keyid + " is not listed under that id"
+                           : std::string(failure_name(valid)) + ": key " + keyid + " of node '" +
+                                 statement->builder_id + "' is " + failure_name(valid) + " at " + format_rfc3339(t);
+    std::string node_id = statement->builder_id;
+    Verdict v = finish(std::move(env).value(), keyid, node_id, std::move(statement));
+    v.failure = valid;
+    v.status = Status::verification(what);
+    return v;
   }
   std::string node_id = statement->builder_id;
   return finish(std::move(env).value(), keyid, node_id, std::move(statement));

@@ -1,6 +1,8 @@
 // run_audit: libgit2 history walk joined with the attestation store; text, JSON and Markdown reports.
 #include "quorate/audit/audit.h"
 
+#include "quorate/quorum/verified_votes.h"
+
 #include <git2.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 
 #include "quorate/core/file.h"
 #include "quorate/core/time.h"
+#include "quorate/quorum/verified_votes.h"
 
 namespace quorate::audit {
 namespace {
@@ -223,7 +226,18 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
   report.commits = QR_TRY(history->walk(options.range, options.max_count));
 
   std::map<std::string, std::map<quorum::SubjectKey, std::vector<quorum::Vote>>> by_commit;
-  for (auto& vote : QR_TRY(store.all_votes())) {
+  std::vector<quorum::Vote> all;
+  if (options.verifier) {
+    quorum::VerifiedVotes verified(store, *options.verifier);
+    all = QR_TRY(verified.all_votes());
+    for (const auto& r : verified.take_distrusted()) {
+      report.red_flags.push_back({"distrusted", "", "", "", r.envelope_digest,
+                                  "store row " + std::to_string(r.id) + " ignored: " + r.reason});
+    }
+  } else {
+    for (auto& row : QR_TRY(store.all_rows())) all.push_back(std::move(row.vote));
+  }
+  for (auto& vote : all) {
     const bool ours = same_source(vote.subject.source_uri, report.source_uri);
     const bool known = history->has_commit(vote.subject.commit);
     if (ours && !known) {
@@ -252,7 +266,7 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
       s.votes = votes;
       s.agree = std::all_of(votes.begin(), votes.end(),
                             [&](const quorum::Vote& v) { return v.image_digest == votes.front().image_digest; });
-      if (options.policy) s.decision = quorum::decide(*options.policy, subject, votes, options.now);
+      if (options.verifier) s.decision = quorum::decide(options.verifier->policy(), subject, votes, options.now);
       commit.subjects.push_back(std::move(s));
     }
   }
@@ -277,7 +291,7 @@ nlohmann::json to_json(const AuditReport& report) {
     jc["subjects"] = nlohmann::json::array();
     for (const auto& s : c.subjects) {
       nlohmann::json js{{"source_uri", s.subject.source_uri}, {"recipe_path", s.subject.recipe_path},
-                        {"agree", s.agree}};
+                        {"source_date_epoch", s.subject.source_date_epoch}, {"agree", s.agree}};
       js["attestations"] = nlohmann::json::array();
       for (const auto& v : s.votes) {
         js["attestations"].push_back({{"node_id", v.node_id}, {"keyid", v.keyid}, {"image_digest", v.image_digest},
@@ -307,7 +321,7 @@ std::string to_text(const AuditReport& report) {
     out << "  " << c.summary << "\n";
     if (c.subjects.empty()) out << "    no attestations\n";
     for (const auto& s : c.subjects) {
-      out << "    " << s.subject.recipe_path << ": " << votes_summary(s) << "\n";
+      out << "    " << s.subject.recipe_path << " (epoch " << s.subject.source_date_epoch << "): " << votes_summary(s) << "\n";
       for (const auto& v : s.votes) out << "      " << v.node_id << "  " << v.image_digest << "\n";
     }
   }

@@ -22,10 +22,10 @@ class BuilderRebuilder : public Rebuilder {
   BuilderRebuilder(NodeConfig config, std::unique_ptr<attest::Signer> signer, std::function<int64_t()> clock_ms)
       : config_(std::move(config)), signer_(std::move(signer)), clock_ms_(std::move(clock_ms)) {}
 
-  Result<RebuildOutput> rebuild(const wire::pb::BuildRequest& r, const std::atomic<bool>& cancel) override {
+  Result<RebuildOutput> rebuild(const wire::RebuildRequest& r, const std::atomic<bool>& cancel) override {
     // One fresh directory per job. The node's product is the attestation; the image is kept only when the
     // operator asks for it (build.keep_images), as an OCI layout named by its manifest digest.
-    auto job = config_.work_dir / "jobs" / (sha256_hex(r.request_id()).substr(0, 16) + "-" + std::to_string(++jobs_));
+    auto job = config_.work_dir / "jobs" / (sha256_hex(r.request_id).substr(0, 16) + "-" + std::to_string(++jobs_));
     std::error_code ec;
     std::filesystem::remove_all(job, ec);
     std::filesystem::create_directories(job / "work", ec);
@@ -39,11 +39,11 @@ class BuilderRebuilder : public Rebuilder {
     } cleanup{job};
 
     builder::BuildOptions o;
-    o.repo = r.repo();
-    o.commit = r.commit();
-    if (!r.recipe_path().empty()) o.recipe_path = r.recipe_path();
-    o.image_name = r.image_name();
-    if (r.source_date_epoch() != 0) o.source_date_epoch = r.source_date_epoch();
+    o.repo = r.repo;
+    o.commit = r.commit;
+    o.recipe_path = r.recipe_path;
+    o.image_name = r.image_name;
+    o.source_date_epoch = r.source_date_epoch;
     o.output = job / "image";
     o.work_dir = job / "work";
     o.sandbox = sandbox_of(config_.sandbox);

@@ -9,6 +9,7 @@
 
 #include "quorate/core/file.h"
 #include "quorate/node/store.h"
+#include "quorate/wire/request.h"
 #include "quorate/wire/socket.h"
 
 namespace quorate::node {
@@ -18,18 +19,7 @@ using Clock = std::chrono::steady_clock;
 using wire::MessageType;
 namespace pb = wire::pb;
 
-constexpr size_t kMaxFieldBytes = 4096;   // repo URLs, commits, paths, ids in a BuildRequest
 constexpr size_t kRememberedJobs = 4096;  // finished job states kept for JobStatusRequest
-
-Status check_request(const pb::BuildRequest& r) {
-  if (r.request_id().empty()) return Status::bad_input("request_id is empty");
-  if (r.repo().empty()) return Status::bad_input("repo is empty");
-  if (r.commit().empty()) return Status::bad_input("commit is empty");
-  for (const std::string* f : {&r.request_id(), &r.repo(), &r.commit(), &r.recipe_path(), &r.image_name()}) {
-    if (f->size() > kMaxFieldBytes) return Status::bad_input("a field is longer than 4096 bytes");
-  }
-  return Status();
-}
 
 }  // namespace
 
@@ -47,7 +37,7 @@ struct NodeDaemon::Impl {
   // Shared with the worker, under mu.
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<pb::BuildRequest> queue;
+  std::deque<wire::RebuildRequest> queue;
   std::map<std::string, pb::JobStatus> jobs;
   std::deque<std::string> finished;  // request ids in the order they finished, to bound `jobs`
   std::deque<StoredAttestation> outbox;  // stored, durable, not yet published
@@ -82,53 +72,53 @@ struct NodeDaemon::Impl {
 
   void worker() {
     for (;;) {
-      pb::BuildRequest req;
+      wire::RebuildRequest req;
       {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return worker_stop || !queue.empty(); });
         if (worker_stop) {
-          for (const auto& q : queue) set_state(q.request_id(), pb::JobStatus::REJECTED, "node stopped before the build started");
+          for (const auto& q : queue) set_state(q.request_id, pb::JobStatus::REJECTED, "node stopped before the build started");
           queue.clear();
           return;
         }
         req = std::move(queue.front());
         queue.pop_front();
-        set_state(req.request_id(), pb::JobStatus::RUNNING, "");
+        set_state(req.request_id, pb::JobStatus::RUNNING, "");
       }
-      log.info("build_started", {{"request_id", req.request_id()}, {"repo", req.repo()}, {"commit", req.commit()},
-                                 {"recipe", req.recipe_path()}});
+      log.info("build_started", {{"request_id", req.request_id}, {"repo", req.repo}, {"commit", req.commit},
+                                 {"recipe", req.recipe_path}});
       auto out = rebuilder->rebuild(req, cancel);
       if (cancel) {
         std::lock_guard<std::mutex> lock(mu);
-        set_state(req.request_id(), pb::JobStatus::FAILED, "abandoned: node stopping");
-        log.warn("build_abandoned", {{"request_id", req.request_id()}});
+        set_state(req.request_id, pb::JobStatus::FAILED, "abandoned: node stopping");
+        log.warn("build_abandoned", {{"request_id", req.request_id}});
         return;
       }
       if (!out.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         ++counts.failed;
-        set_state(req.request_id(), pb::JobStatus::FAILED, out.status().to_string());
-        log.error("build_failed", {{"request_id", req.request_id()}, {"error", out.status().to_string()}});
+        set_state(req.request_id, pb::JobStatus::FAILED, out.status().to_string());
+        log.error("build_failed", {{"request_id", req.request_id}, {"error", out.status().to_string()}});
         continue;
       }
       store_and_queue(req, *out);
     }
   }
 
-  void store_and_queue(const pb::BuildRequest& req, const RebuildOutput& out) {
-    auto seq = store->append(req.request_id(), out.image_digest, out.envelope, now_ms() / 1000);
+  void store_and_queue(const wire::RebuildRequest& req, const RebuildOutput& out) {
+    auto seq = store->append(req.request_id, out.image_digest, out.envelope, now_ms() / 1000);
     std::lock_guard<std::mutex> lock(mu);
     if (!seq.ok()) {
       ++counts.failed;
-      set_state(req.request_id(), pb::JobStatus::FAILED, "store: " + seq.status().to_string());
-      log.error("store_failed", {{"request_id", req.request_id()}, {"error", seq.status().to_string()}});
+      set_state(req.request_id, pb::JobStatus::FAILED, "store: " + seq.status().to_string());
+      log.error("store_failed", {{"request_id", req.request_id}, {"error", seq.status().to_string()}});
       return;
     }
     ++counts.succeeded;
     last_stored = *seq;
-    set_state(req.request_id(), pb::JobStatus::SUCCEEDED, "", *seq, out.image_digest);
-    outbox.push_back({*seq, req.request_id(), out.image_digest, out.envelope});
-    log.info("attestation_stored", {{"request_id", req.request_id()}, {"sequence", *seq},
+    set_state(req.request_id, pb::JobStatus::SUCCEEDED, "", *seq, out.image_digest);
+    outbox.push_back({*seq, req.request_id, out.image_digest, out.envelope});
+    log.info("attestation_stored", {{"request_id", req.request_id}, {"sequence", *seq},
                                     {"image_digest", out.image_digest}});
   }
 
@@ -210,10 +200,12 @@ struct NodeDaemon::Impl {
     return js;
   }
 
-  void on_build_request(const wire::Frames& route, const pb::BuildRequest& req) {
-    if (Status s = check_request(req); !s.ok()) {
+  void on_build_request(const wire::Frames& route, const pb::BuildRequest& message) {
+    auto checked = wire::request_from_wire(message);
+    if (!checked.ok()) {
+      const Status& s = checked.status();
       pb::JobStatus js;
-      js.set_request_id(req.request_id());
+      js.set_request_id(message.request_id().substr(0, wire::kMaxRequestFieldBytes));
       js.set_node_id(config.node_id);
       js.set_state(pb::JobStatus::REJECTED);
       js.set_message(s.message());
@@ -221,17 +213,18 @@ struct NodeDaemon::Impl {
         std::lock_guard<std::mutex> lock(mu);
         ++counts.rejected;
       }
-      log.warn("request_rejected", {{"request_id", req.request_id()}, {"reason", s.message()}});
+      log.warn("request_rejected", {{"request_id", js.request_id()}, {"reason", s.message()}});
       return reply(route, MessageType::kJobStatus, js);
     }
-    pb::JobStatus known = status_of(req.request_id());
+    const wire::RebuildRequest& req = *checked;
+    pb::JobStatus known = status_of(req.request_id);
     if (known.state() != pb::JobStatus::UNKNOWN) return reply(route, MessageType::kJobStatus, known);
     pb::JobStatus js;
     {
       std::lock_guard<std::mutex> lock(mu);
       if (queue.size() >= config.max_queue) {
         ++counts.rejected;
-        js.set_request_id(req.request_id());
+        js.set_request_id(req.request_id);
         js.set_node_id(config.node_id);
         js.set_state(pb::JobStatus::REJECTED);
         js.set_message("queue full (" + std::to_string(queue.size()) + " pending)");
@@ -239,14 +232,14 @@ struct NodeDaemon::Impl {
       } else {
         ++counts.accepted;
         queue.push_back(req);
-        set_state(req.request_id(), pb::JobStatus::QUEUED, "");
-        js = jobs[req.request_id()];
+        set_state(req.request_id, pb::JobStatus::QUEUED, "");
+        js = jobs[req.request_id];
         js.set_queue_depth(static_cast<uint32_t>(queue.size()));
         cv.notify_one();
       }
     }
     log.info(js.state() == pb::JobStatus::QUEUED ? "request_queued" : "request_rejected",
-             {{"request_id", req.request_id()}, {"queue_depth", js.queue_depth()}, {"message", js.message()}});
+             {{"request_id", req.request_id}, {"queue_depth", js.queue_depth()}, {"message", js.message()}});
     reply(route, MessageType::kJobStatus, js);
   }
 

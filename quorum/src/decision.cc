@@ -49,8 +49,8 @@ void select_votes(Context& c, std::span<const Vote> votes) {
   c.votes.erase(std::unique(c.votes.begin(), c.votes.end()), c.votes.end());
 }
 
-// A vote belongs to a voter only if its key is in the roster, under the node id the statement claims, and
-// valid at the time it was signed.
+// A vote belongs to a voter only if its key is in the roster, listed under the node id the statement claims
+// (Roster::verify's rule), and valid at the time it was signed (attest::key_validity, the one rule).
 void attribute_votes(Context& c) {
   const Trust& trust = c.policy.trust();
   for (const auto& v : c.votes) {
@@ -59,7 +59,7 @@ void attribute_votes(Context& c) {
       add_void(c, v, "unknown key");
       continue;
     }
-    if (trust.voter_of_node(v.node_id) != voter) {
+    if (!trust.lists(v.node_id, v.keyid)) {
       add_void(c, v, "key belongs to node '" + *voter + "', not to the claimed node '" + v.node_id + "'");
       continue;
     }
@@ -198,7 +198,9 @@ nlohmann::json ballot_json(const Ballot& b) {
 
 }  // namespace
 
-std::string SubjectKey::to_string() const { return source_uri + "@" + commit + ":" + recipe_path; }
+std::string SubjectKey::to_string() const {
+  return source_uri + "@" + commit + ":" + recipe_path + "@" + std::to_string(source_date_epoch);
+}
 
 Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const Vote> votes, int64_t now) {
   Context c{policy, subject, now, {}, {}, {}, {}, {}};
@@ -216,7 +218,10 @@ Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const
 
 std::string Decision::to_json() const {
   nlohmann::json j;
-  j["subject"] = {{"source_uri", subject.source_uri}, {"commit", subject.commit}, {"recipe_path", subject.recipe_path}};
+  j["subject"] = {{"source_uri", subject.source_uri},
+                  {"commit", subject.commit},
+                  {"recipe_path", subject.recipe_path},
+                  {"source_date_epoch", subject.source_date_epoch}};
   j["accepted"] = accepted;
   j["digest"] = digest;
   j["image_digests"] = image_digests;

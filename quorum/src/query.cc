@@ -65,12 +65,13 @@ Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Q
   return a;
 }
 
-Result<Answer> answer(const Policy& policy, Store& store, const Question& q, int64_t now) {
+Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Question& q, int64_t now) {
+  Store& store = source.store();
   if (!q.image_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.image_digest).with_context("--image"));
   Answer a;
   if (q.image_digest.empty() && q.commit.empty()) {
     // Everything (or one repository): one scan of the store instead of a query per subject key.
-    std::vector<Vote> votes = QR_TRY(store.all_votes());
+    std::vector<Vote> votes = QR_TRY(source.all_votes());
     std::map<SubjectKey, std::vector<Vote>> by_subject;
     for (auto& v : votes) {
       if (q.source_uri.empty() || v.subject.source_uri == q.source_uri) by_subject[v.subject].push_back(std::move(v));
@@ -81,7 +82,7 @@ Result<Answer> answer(const Policy& policy, Store& store, const Question& q, int
                                                             : QR_TRY(store.subjects_with_commit(q.commit, q.source_uri));
     std::erase_if(keys, [&](const SubjectKey& k) { return !concerns_subject(q, k); });
     for (const auto& k : keys) {
-      std::vector<Vote> votes = QR_TRY(store.votes(k));
+      std::vector<Vote> votes = QR_TRY(source.votes(k));
       a.decisions.push_back(decide(policy, k, votes, now));
     }
   }

@@ -4,6 +4,11 @@
 #include <sqlite3.h>
 
 #include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "quorate/core/encoding.h"
 
 namespace quorate::quorum {
 namespace {
@@ -58,6 +63,15 @@ DROP INDEX attestations_commit;
 DROP INDEX attestations_subject;
 CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path);
 )sql",
+    // 4: the SOURCE_DATE_EPOCH is part of the subject key (two honest requests with different epochs are two
+    // subjects, not equivocation). Rows of older stores are filled from their envelopes by backfill_epochs();
+    // -1 marks a row not filled yet. The column is a cache like the others: VerifiedVotes checks it.
+    R"sql(
+ALTER TABLE attestations ADD COLUMN source_date_epoch INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE decisions ADD COLUMN source_date_epoch INTEGER NOT NULL DEFAULT -1;
+DROP INDEX attestations_subject;
+CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -91,7 +105,7 @@ class Stmt {
 
 constexpr const char* kAttestationColumns =
     "id, envelope_digest, node_id, keyid, source_uri, commit_id, recipe_path, image_digest, config_digest, "
-    "started_on, finished_on, received_at";
+    "started_on, finished_on, received_at, source_date_epoch";
 
 StoredAttestation attestation_row(Stmt& s) {
   StoredAttestation a;
@@ -106,6 +120,7 @@ StoredAttestation attestation_row(Stmt& s) {
   a.started_on = s.integer(9);
   a.vote.signed_at = s.integer(10);
   a.received_at = s.integer(11);
+  a.vote.subject.source_date_epoch = s.integer(12);
   return a;
 }
 
@@ -122,6 +137,20 @@ std::optional<std::string> id_prefix(const std::string& id) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return std::nullopt;
   }
   return "sha256:" + hex;
+}
+
+// The sourceDateEpoch an envelope's statement claims, unverified; nullopt when it cannot be read.
+std::optional<int64_t> epoch_of_envelope(const std::string& envelope) {
+  auto env = nlohmann::json::parse(envelope, nullptr, false);
+  if (!env.is_object() || !env["payload"].is_string()) return std::nullopt;
+  auto payload = base64_decode(env["payload"].get<std::string>());
+  if (!payload.ok()) return std::nullopt;
+  auto statement = nlohmann::json::parse(*payload, nullptr, false);
+  const auto pointer = nlohmann::json::json_pointer("/predicate/buildDefinition/internalParameters/sourceDateEpoch");
+  if (statement.is_discarded() || !statement.contains(pointer) || !statement[pointer].is_number_integer()) {
+    return std::nullopt;
+  }
+  return statement[pointer].get<int64_t>();
 }
 
 }  // namespace
@@ -167,21 +196,47 @@ struct Store::Impl {
     for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
     std::vector<SubjectKey> out;
     int rc;
-    while ((rc = s->step()) == SQLITE_ROW) out.push_back({s->text(0), s->text(1), s->text(2)});
+    while ((rc = s->step()) == SQLITE_ROW) out.push_back({s->text(0), s->text(1), s->text(2), s->integer(3)});
     s->reset();
     if (rc != SQLITE_DONE) return error("read subject keys");
     return out;
   }
-  Result<std::vector<Vote>> votes(const std::string& where, const std::vector<std::string>& args) {
+  Result<std::vector<StoredAttestation>> rows(const std::string& where, const std::vector<std::string>& args) {
     Stmt* s = QR_TRY(stmt(std::string("SELECT ") + kAttestationColumns + " FROM attestations " + where + " ORDER BY id"));
     for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
-    std::vector<Vote> out;
+    std::vector<StoredAttestation> out;
     int rc;
-    while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s).vote);
+    while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s));
     s->reset();
-    if (rc != SQLITE_DONE) return error("read votes");
+    if (rc != SQLITE_DONE) return error("read attestations");
     return out;
   }
+  // Rows written before schema 4 get their subject's epoch from their envelope's statement: a cache fill,
+  // not a verification (VerifiedVotes checks every column against the verified envelope before it counts).
+  // A row whose envelope cannot be read keeps -1 and is reported as distrusted when read.
+  Status backfill_epochs() {
+    Stmt* pending = QR_TRY(stmt("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1"));
+    std::vector<std::pair<int64_t, int64_t>> found;
+    int rc;
+    while ((rc = pending->step()) == SQLITE_ROW) {
+      if (auto epoch = epoch_of_envelope(pending->text(1))) found.emplace_back(pending->integer(0), *epoch);
+    }
+    pending->reset();
+    if (rc != SQLITE_DONE) return error("read attestations to backfill");
+    if (found.empty()) return Status();
+    QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE", "begin backfill"));
+    for (const auto& [id, epoch] : found) {
+      Stmt* u = QR_TRY(stmt("UPDATE attestations SET source_date_epoch = ?1 WHERE id = ?2"));
+      u->bind(1, epoch);
+      u->bind(2, id);
+      if (Status st = done(u, "backfill attestation " + std::to_string(id)); !st.ok()) {
+        (void)exec("ROLLBACK", "roll back backfill");
+        return st;
+      }
+    }
+    return exec("COMMIT", "commit backfill");
+  }
+
   Status migrate() {
     Stmt* v = QR_TRY(stmt("PRAGMA user_version"));
     if (v->step() != SQLITE_ROW) return error("read schema version");
@@ -221,6 +276,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
   // memory during bulk imports (the default 2 MiB thrashes beyond ~10,000 attestations).
   QR_RETURN_IF_ERROR(impl->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;", "configure"));
   QR_RETURN_IF_ERROR(impl->migrate());
+  QR_RETURN_IF_ERROR(impl->backfill_epochs());
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -243,7 +299,8 @@ Status Store::transaction(const std::function<Status()>& body) {
 Result<bool> Store::add_attestation(const StoredAttestation& a) {
   Stmt* s = QR_TRY(impl_->stmt(
       "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, "
-      "image_digest, config_digest, started_on, finished_on, received_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?) "
+      "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(envelope_digest) DO NOTHING"));
   const Vote& v = a.vote;
   s->bind(1, a.envelope_digest);
@@ -258,6 +315,7 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
   s->bind(10, a.started_on);
   s->bind(11, v.signed_at);
   s->bind(12, a.received_at);
+  s->bind(13, v.subject.source_date_epoch);
   QR_RETURN_IF_ERROR(impl_->done(s, "insert attestation " + a.envelope_digest));
   return sqlite3_changes(impl_->db) > 0;
 }
@@ -277,8 +335,8 @@ Result<bool> Store::add_rejection(const Rejection& r) {
 
 Result<int64_t> Store::add_decision(const Decision& d) {
   Stmt* s = QR_TRY(impl_->stmt(
-      "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at) "
-      "VALUES(?,?,?,?,?,?,?,?)"));
+      "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
+      "source_date_epoch) VALUES(?,?,?,?,?,?,?,?,?)"));
   s->bind(1, d.subject.source_uri);
   s->bind(2, d.subject.commit);
   s->bind(3, d.subject.recipe_path);
@@ -288,34 +346,53 @@ Result<int64_t> Store::add_decision(const Decision& d) {
   const std::string json = d.to_json();  // bound without a copy: must outlive the step
   s->bind(7, json);
   s->bind(8, d.time);
+  s->bind(9, d.subject.source_date_epoch);
   QR_RETURN_IF_ERROR(impl_->done(s, "insert decision"));
   return static_cast<int64_t>(sqlite3_last_insert_rowid(impl_->db));
 }
 
 Result<std::vector<SubjectKey>> Store::subjects() {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path FROM attestations ORDER BY source_uri, commit_id, recipe_path", {});
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations ORDER BY source_uri, commit_id, recipe_path, source_date_epoch", {});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_image(const std::string& image_digest) {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path FROM attestations WHERE image_digest = ? "
-      "ORDER BY source_uri, commit_id, recipe_path",
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations WHERE image_digest = ? "
+      "ORDER BY source_uri, commit_id, recipe_path, source_date_epoch",
       {image_digest});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_commit(const std::string& commit, const std::string& source_uri) {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path FROM attestations WHERE commit_id = ?1 "
-      "AND (?2 = '' OR source_uri = ?2) ORDER BY source_uri, commit_id, recipe_path",
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations WHERE commit_id = ?1 "
+      "AND (?2 = '' OR source_uri = ?2) ORDER BY source_uri, commit_id, recipe_path, source_date_epoch",
       {commit, source_uri});
 }
 
-Result<std::vector<Vote>> Store::votes(const SubjectKey& k) {
-  return impl_->votes("WHERE source_uri = ? AND commit_id = ? AND recipe_path = ?", {k.source_uri, k.commit, k.recipe_path});
+Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k) {
+  return impl_->rows("WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER)",
+                     {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch)});
 }
 
-Result<std::vector<Vote>> Store::all_votes() { return impl_->votes("", {}); }
+Result<std::vector<StoredAttestation>> Store::all_rows() { return impl_->rows("", {}); }
+
+Result<std::string> Store::envelope(int64_t id) {
+  Stmt* s = QR_TRY(impl_->stmt("SELECT envelope FROM attestations WHERE id = ?1"));
+  s->bind(1, id);
+  int rc = s->step();
+  if (rc == SQLITE_DONE) {
+    s->reset();
+    return Status::not_found("no attestation row " + std::to_string(id));
+  }
+  if (rc != SQLITE_ROW) {
+    s->reset();
+    return impl_->error("read the envelope of attestation row " + std::to_string(id));
+  }
+  std::string bytes = s->text(0);
+  s->reset();
+  return bytes;
+}
 
 Result<std::vector<StoredAttestation>> Store::attestations() {
   Stmt* s = QR_TRY(impl_->stmt(std::string("SELECT ") + kAttestationColumns + " FROM attestations ORDER BY id"));
@@ -362,7 +439,7 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
     found.push_back(attestation_row(*s));
-    found.back().envelope = s->text(12);
+    found.back().envelope = s->text(13);
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->error("find attestation " + id);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "quorate/attest/roster.h"
 #include "quorate/core/encoding.h"
 
 namespace quorate::quorum {
@@ -15,13 +16,6 @@ size_t find_root(std::vector<size_t>& parent, size_t i) {
     i = parent[i];
   }
   return i;
-}
-
-KeyValidity entry_validity(const TrustedKey& k, int64_t t) {
-  if (k.revoked_at && t >= *k.revoked_at) return KeyValidity::kRevoked;
-  if (k.not_before && t < *k.not_before) return KeyValidity::kNotYetValid;
-  if (k.not_after && t > *k.not_after) return KeyValidity::kExpired;
-  return KeyValidity::kValid;
 }
 
 }  // namespace
@@ -93,17 +87,22 @@ std::vector<std::string> Trust::node_ids_of(const std::string& voter) const {
   return out;
 }
 
+bool Trust::lists(const std::string& node_id, const std::string& keyid) const {
+  return std::any_of(keys_.begin(), keys_.end(), [&](const TrustedKey& k) { return k.node_id == node_id && k.keyid == keyid; });
+}
+
 KeyValidity Trust::validity(const std::string& keyid, int64_t t) const {
-  // A revocation anywhere wins: a revoked key is presumed compromised, whichever node lists it. Otherwise the
-  // key vouches if any of its entries is valid at `t`.
-  KeyValidity best = KeyValidity::kUnknown;
+  std::vector<attest::KeyWindow> windows;
   for (const auto& k : keys_) {
-    if (k.keyid != keyid) continue;
-    KeyValidity v = entry_validity(k, t);
-    if (v == KeyValidity::kRevoked) return v;
-    if (v == KeyValidity::kValid || best == KeyValidity::kUnknown) best = v;
+    if (k.keyid == keyid) windows.push_back({k.not_before, k.not_after, k.revoked_at});
   }
-  return best;
+  switch (attest::key_validity(windows, t)) {
+    case attest::Failure::kNone: return KeyValidity::kValid;
+    case attest::Failure::kRevoked: return KeyValidity::kRevoked;
+    case attest::Failure::kExpired: return KeyValidity::kExpired;
+    case attest::Failure::kNotYetValid: return KeyValidity::kNotYetValid;
+    default: return KeyValidity::kUnknown;
+  }
 }
 
 }  // namespace quorate::quorum

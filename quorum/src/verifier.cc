@@ -66,18 +66,33 @@ Result<Verifier> Verifier::load(const std::filesystem::path& policy_path) {
   return Verifier(std::move(impl));
 }
 
-Result<VerifiedAttestation> Verifier::verify(std::string_view bytes) const {
+Checked Verifier::check(std::string_view bytes, const std::string& publisher) const {
   attest::Verdict verdict = impl_->roster.verify(bytes);
-  if (!verdict.ok()) return verdict.status;
+  Checked c;
+  c.failure = verdict.failure;
+  c.status = verdict.status;
+  if (!verdict.attestation) return c;
   const attest::Attestation& a = *verdict.attestation;
+  if (verdict.ok() && !publisher.empty() && a.node_id != publisher) {
+    c.failure = attest::Failure::kNotPublisher;
+    c.status = Status::verification("signer is not the publishing node: signed by '" + a.node_id +
+                                    "', published by '" + publisher + "'");
+    return c;
+  }
   const attest::Statement& s = a.statement;
-  VerifiedAttestation v;
+  VerifiedAttestation& v = c.attestation.emplace();
   v.envelope = a.envelope.serialize();
   v.envelope_digest = sha256_digest(v.envelope);
-  v.vote = {a.node_id, a.keyid, {s.source_uri, s.commit, s.recipe_path}, s.image_digest, s.config_digest,
+  v.vote = {a.node_id, a.keyid, {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch}, s.image_digest, s.config_digest,
             s.finished_on, v.envelope_digest};
   v.started_on = s.started_on;
-  return v;
+  return c;
+}
+
+Result<VerifiedAttestation> Verifier::verify(std::string_view bytes) const {
+  Checked c = check(bytes);
+  if (!c.ok()) return c.status;
+  return std::move(*c.attestation);
 }
 
 const char* import_kind_name(ImportOutcome::Kind k) {
@@ -89,15 +104,15 @@ const char* import_kind_name(ImportOutcome::Kind k) {
   return "?";
 }
 
-Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verifier& verifier,
-                                                       std::span<const std::string> attestations, int64_t received_at,
-                                                       const ImportOptions& options) {
-  // Verify outside the transaction, so the write lock is held only for the inserts. Each thread takes every
-  // n-th attestation and writes only its own slots: the result does not depend on scheduling.
-  std::vector<std::optional<Result<VerifiedAttestation>>> verified(attestations.size());
-  const size_t n = std::max<size_t>(1, std::min<size_t>(options.threads, attestations.size()));
+std::vector<Checked> check_all(const Verifier& verifier, std::span<const Incoming> attestations, unsigned threads) {
+  // Each thread takes every n-th attestation and writes only its own slots: the result does not depend on
+  // scheduling.
+  std::vector<std::optional<Checked>> checked(attestations.size());
+  const size_t n = std::max<size_t>(1, std::min<size_t>(threads, attestations.size()));
   auto work = [&](size_t first) {
-    for (size_t i = first; i < attestations.size(); i += n) verified[i].emplace(verifier.verify(attestations[i]));
+    for (size_t i = first; i < attestations.size(); i += n) {
+      checked[i].emplace(verifier.check(attestations[i].bytes, attestations[i].publisher));
+    }
   };
   std::vector<std::thread> workers;
   try {
@@ -107,27 +122,42 @@ Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verif
   }
   work(0);
   for (auto& w : workers) w.join();
+  std::vector<Checked> out;
+  out.reserve(attestations.size());
   for (size_t i = 0; i < attestations.size(); ++i) {
-    if (!verified[i]) verified[i].emplace(verifier.verify(attestations[i]));
+    if (!checked[i]) checked[i].emplace(verifier.check(attestations[i].bytes, attestations[i].publisher));
+    out.push_back(std::move(*checked[i]));
   }
+  return out;
+}
+
+Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verifier& verifier,
+                                                       std::span<const Incoming> attestations, int64_t received_at,
+                                                       const ImportOptions& options) {
+  // Verify outside the transaction, so the write lock is held only for the inserts.
+  std::vector<Checked> checked = check_all(verifier, attestations, options.threads);
   std::vector<ImportOutcome> outcomes;
   Status st = store.transaction([&]() -> Status {
     outcomes.clear();
     for (size_t i = 0; i < attestations.size(); ++i) {
       ImportOutcome o;
-      const Result<VerifiedAttestation>& result = *verified[i];
-      if (result.ok()) {
-        const VerifiedAttestation& v = result.value();
+      const Checked& c = checked[i];
+      if (c.ok()) {
+        const VerifiedAttestation& v = *c.attestation;
         StoredAttestation row{0, v.envelope_digest, v.envelope, v.vote, v.started_on, received_at};
         bool fresh = QR_TRY(store.add_attestation(row));
         o.kind = fresh ? ImportOutcome::Kind::kStored : ImportOutcome::Kind::kDuplicate;
         o.envelope_digest = v.envelope_digest;
         o.subject = v.vote.subject;
+        o.vote = v.vote;
+        o.started_on = v.started_on;
       } else {
         o.kind = ImportOutcome::Kind::kRejected;
-        o.reason = result.status();
-        o.envelope_digest = sha256_digest(attestations[i]);
-        Rejection r{0, o.envelope_digest, attestations[i], code_name(o.reason.code()), o.reason.message(), received_at};
+        o.failure = c.failure;
+        o.reason = c.status;
+        std::string bytes(attestations[i].bytes);
+        o.envelope_digest = sha256_digest(bytes);
+        Rejection r{0, o.envelope_digest, bytes, code_name(o.reason.code()), o.reason.message(), received_at};
         QR_TRY(store.add_rejection(r));
       }
       outcomes.push_back(std::move(o));
@@ -136,6 +166,15 @@ Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verif
   });
   QR_RETURN_IF_ERROR(st);
   return outcomes;
+}
+
+Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verifier& verifier,
+                                                       std::span<const std::string> attestations, int64_t received_at,
+                                                       const ImportOptions& options) {
+  std::vector<Incoming> incoming;
+  incoming.reserve(attestations.size());
+  for (const auto& a : attestations) incoming.push_back({a, {}});
+  return import_attestations(store, verifier, incoming, received_at, options);
 }
 
 }  // namespace quorate::quorum

@@ -179,14 +179,30 @@ TEST_F(RosterTest, ValidityWindowAndRevocationAtSigningTime) {
   EXPECT_EQ(late.verify(good_, kSignedAt + 10).failure, Failure::kRevoked);
 }
 
+// Issue 11, item 12: a key revoked under node-a used to verify when the statement claimed node-z, which lists the
+// same key (the quorum engine already voided it). One rule now: a revocation under any id wins.
+TEST_F(RosterTest, AKeyRevokedUnderOneIdIsRevokedUnderEveryId) {
+  auto roster = Roster::create({{"node-a", a_->public_key(), {}, {}, kSignedAt - 10},
+                                {"node-z", a_->public_key(), {}, {}, {}}}).value();
+  auto as_z = attest_build_result(testing::build_result(), *a_, "node-z").value();
+  EXPECT_EQ(roster.verify(as_z).failure, Failure::kRevoked);
+  EXPECT_EQ(roster.verify(good_).failure, Failure::kRevoked);
+  // Windows still combine: expired under one id, valid under another, is valid.
+  auto windows = Roster::create({{"node-a", a_->public_key(), {}, kSignedAt - 10, {}},
+                                 {"node-z", a_->public_key(), {}, {}, {}}}).value();
+  EXPECT_TRUE(windows.verify(as_z).ok());
+  EXPECT_EQ(key_validity({}, kSignedAt), Failure::kUnknownKey);
+  EXPECT_EQ(key_validity({{kSignedAt + 1, {}, {}}, {{}, kSignedAt - 1, {}}}, kSignedAt), Failure::kNotYetValid);
+}
+
 TEST_F(RosterTest, EveryFailureHasItsOwnNameAndMessage) {
   std::set<std::string> names;
   for (auto f : {Failure::kNone, Failure::kMalformed, Failure::kWrongPayloadType, Failure::kWrongStatement,
-                 Failure::kUnknownKey, Failure::kBadSignature, Failure::kNotYetValid, Failure::kExpired,
+                 Failure::kUnknownKey, Failure::kBadSignature, Failure::kNotYetValid, Failure::kExpired, Failure::kNotPublisher,
                  Failure::kRevoked, Failure::kNodeMismatch}) {
     names.insert(failure_name(f));
   }
-  EXPECT_EQ(names.size(), 10u);
+  EXPECT_EQ(names.size(), 11u);
 }
 
 TEST_F(RosterTest, WrongKeyAloneIsBadSignature) {

@@ -83,7 +83,7 @@ class AuditTest : public ::testing::Test {
     AuditOptions o;
     o.repo = repo_.string();
     o.source_uri = uri_;
-    o.policy = &verifier_->policy();
+    o.verifier = &*verifier_;
     o.now = kNow;
     o.max_count = max;
     auto r = run_audit(*store_, o);

@@ -138,7 +138,7 @@ class Network {
 
   // `quorate submit` to `which` nodes; with a verifier, --wait for its decision.
   Ran submit(const std::vector<std::string>& which, const std::string& commit, const VerifierProc* v,
-             const std::string& request_id = "") {
+             const std::string& request_id = "", const std::string& epoch = "") {
     std::vector<std::string> argv = {quorate_bin(), "submit", "--repo", repo.string(), "--commit", commit, "--insecure",
                                      "--json", "--timeout", "120"};
     for (const auto& id : which) {
@@ -146,6 +146,7 @@ class Network {
       argv.push_back(loopback(nodes[id].control_port));
     }
     if (!request_id.empty()) argv.insert(argv.end(), {"--request-id", request_id});
+    if (!epoch.empty()) argv.insert(argv.end(), {"--source-date-epoch", epoch});
     if (v) argv.insert(argv.end(), {"--wait", "--quorum", loopback(v->query_port)});
     return run(argv, dir.path(), std::chrono::seconds(150));
   }
@@ -272,6 +273,72 @@ TEST(Network, RebuildQuorumRogueLateStartAndRestarts) {
     v->proc->signal(SIGTERM);
     EXPECT_EQ(v->proc->wait(std::chrono::seconds(20)), 0);
   }
+}
+
+// Issue 11, item 3: the same commit asked with another SOURCE_DATE_EPOCH is another subject. Before, each node
+// then held two digests for one subject key: the ACCEPTED commit became REJECTED (equivocation) for good.
+TEST(Network, AnotherEpochIsAnotherSubjectNotEquivocation) {
+  Network net;
+  net.nodes.erase("r");
+  net.start_all();
+  auto k3 = net.verifier("k3", 3, "reject");
+  net.start(k3, "k3");
+  std::string commit = net.head();
+  auto first = net.submit({"a", "b", "c"}, commit, &k3);
+  ASSERT_EQ(first.code, 0) << first.out << first.err;
+  auto other = net.submit({"a", "b", "c"}, commit, &k3, "", "1234567890");
+  ASSERT_EQ(other.code, 0) << other.out << other.err;
+  auto jo = parse_json(other.out);
+  EXPECT_EQ(jo["decision"]["subject"]["source_date_epoch"], "1234567890") << jo.dump(2);  // int64 as JSON string
+  EXPECT_NE(jo["decision"]["digest"], parse_json(first.out)["decision"]["digest"]);
+  auto again = net.submit({"a", "b", "c"}, commit, &k3);
+  ASSERT_EQ(again.code, 0) << again.out << again.err;
+  auto ja = parse_json(again.out);
+  EXPECT_TRUE(ja["decision"]["accepted"].get<bool>());
+  EXPECT_TRUE(ja["decision"]["void_nodes"].empty()) << ja.dump(2);
+  for (auto& [id, n] : net.nodes) n.proc->signal(SIGTERM);
+  k3.proc->signal(SIGTERM);
+}
+
+// Issue 11, item 1, through a node: a commit whose tree names "../../victim/pwned" and a symlink followed by a
+// blob under it is refused before anything is written; nothing is attested; the victim directory stays empty.
+TEST(Network, AHostileCommitIsRefusedByTheNodeAndNothingIsWrittenOutside) {
+  Network net;
+  std::filesystem::create_directories(net.dir / "victim");
+  auto hash = [&](const std::string& type, const std::string& bytes) {
+    write(net.dir / "object", bytes);
+    std::vector<std::string> args = {"hash-object", "-w", "-t", type, "--literally", (net.dir / "object").string()};
+    auto r = git(net.repo, args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out.substr(0, 40);
+  };
+  auto raw = [](const std::string& hex) {
+    std::string out;
+    for (size_t i = 0; i < 40; i += 2) out += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    return out;
+  };
+  std::string owned = hash("blob", "owned\n");
+  std::string link = hash("blob", (net.dir / "victim").string());
+  std::string recipe = git(net.repo, {"rev-parse", "HEAD:quorate.toml"}).out.substr(0, 40);
+  std::string greeting = git(net.repo, {"rev-parse", "HEAD:greeting.txt"}).out.substr(0, 40);
+  std::string escape = "../../../../../../../../.." + (net.dir / "victim").string() + "/pwned";
+  std::string tree = hash("tree", "100644 " + escape + std::string(1, '\0') + raw(owned) + "100644 greeting.txt" +
+                                      std::string(1, '\0') + raw(greeting) + "120000 lnk" + std::string(1, '\0') +
+                                      raw(link) + "100644 lnk/pwned" + std::string(1, '\0') + raw(owned) +
+                                      "100644 quorate.toml" + std::string(1, '\0') + raw(recipe));
+  auto made = git(net.repo, {"commit-tree", tree, "-m", "hostile"});
+  ASSERT_EQ(made.code, 0) << made.err;
+  std::string commit = made.out.substr(0, 40);
+  auto& a = net.nodes["a"];
+  net.start(a);
+  auto r = net.submit({"a"}, commit, nullptr, "hostile-1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(wait_until([&] { return a.proc->err().find("build_failed") != std::string::npos; }, std::chrono::seconds(60)))
+      << a.proc->err();
+  EXPECT_NE(a.proc->err().find("hostile tree entry"), std::string::npos) << a.proc->err();
+  EXPECT_TRUE(net.history("a").empty());
+  EXPECT_TRUE(std::filesystem::is_empty(net.dir / "victim"));
+  a.proc->signal(SIGTERM);
 }
 
 }  // namespace

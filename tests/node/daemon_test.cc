@@ -24,11 +24,11 @@ using Clock = std::chrono::steady_clock;
 class FakeRebuilder : public Rebuilder {
  public:
   explicit FakeRebuilder(std::shared_ptr<std::atomic<bool>> hold = nullptr) : hold_(std::move(hold)) {}
-  Result<RebuildOutput> rebuild(const pb::BuildRequest& r, const std::atomic<bool>& cancel) override {
+  Result<RebuildOutput> rebuild(const wire::RebuildRequest& r, const std::atomic<bool>& cancel) override {
     while (hold_ && *hold_ && !cancel) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (cancel) return Status::internal("cancelled");
-    if (r.commit() == "bad") return Status::bad_input("no such commit");
-    return RebuildOutput{"envelope-for-" + r.request_id(), "sha256:" + std::string(64, 'a')};
+    if (r.commit == "bad") return Status::bad_input("no such commit");
+    return RebuildOutput{"envelope-for-" + r.request_id, "sha256:" + std::string(64, 'a')};
   }
 
  private:
@@ -261,6 +261,27 @@ TEST(NodeDaemon, InvalidRequestIsRejectedWithAReason) {
   auto s = client.call<pb::JobStatus>(MessageType::kBuildRequest, r, MessageType::kJobStatus);
   EXPECT_EQ(s.state(), pb::JobStatus::REJECTED);
   EXPECT_NE(s.message().find("repo"), std::string::npos);
+}
+
+// Issue 11, item 15: an image name with a newline and a NUL was built and attested.
+TEST(NodeDaemon, ControlCharactersInAFieldAreRejectedNamingTheField) {
+  auto config = test_config("control-chars");
+  std::filesystem::remove_all(config.data_dir);
+  RunningNode node(config, std::make_unique<FakeRebuilder>());
+  Client client(node.daemon->control_endpoint());
+  pb::BuildRequest r;
+  r.set_request_id("x");
+  r.set_repo("repo");
+  r.set_commit("c");
+  r.set_image_name(std::string("evil\nname\0", 11));
+  auto s = client.call<pb::JobStatus>(MessageType::kBuildRequest, r, MessageType::kJobStatus);
+  EXPECT_EQ(s.state(), pb::JobStatus::REJECTED);
+  EXPECT_NE(s.message().find("image_name holds a control character"), std::string::npos) << s.message();
+  r.set_image_name("fine");
+  r.set_source_date_epoch(-1);
+  s = client.call<pb::JobStatus>(MessageType::kBuildRequest, r, MessageType::kJobStatus);
+  EXPECT_EQ(s.state(), pb::JobStatus::REJECTED);
+  EXPECT_NE(s.message().find("source_date_epoch"), std::string::npos) << s.message();
 }
 
 TEST(NodeDaemon, StopAbandonsTheRunningBuildAndStoresNothing) {

@@ -63,30 +63,5 @@ TEST(Answer, ImageAndCommitTogetherMustBothMatch) {
   EXPECT_FALSE(answer(p, votes, {digest("good"), "c0ffee", "https://elsewhere/x.git"}, kNow).value().yes);
 }
 
-TEST(Answer, StoreAndVotesGiveTheSameAnswer) {
-  quorate::testing::ScratchDir dir;
-  auto store = Store::open(dir / "q.db").value();
-  auto votes = two_commits();
-  for (const auto& v : votes) {
-    StoredAttestation s;
-    s.vote = v;
-    s.envelope_digest = v.envelope_digest;
-    s.envelope = "{}";
-    ASSERT_TRUE(store->add_attestation(s).ok());
-  }
-  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
-  for (const Question& q : {Question{digest("good"), "", ""}, Question{"", "beef", ""}, Question{},
-                            Question{digest("good"), "beef", ""}, Question{digest("good"), "c0ffee", ""}}) {
-    Answer from_votes = answer(p, votes, q, kNow).value();
-    Answer from_store = answer(p, *store, q, kNow).value();
-    EXPECT_EQ(from_votes.yes, from_store.yes);
-    EXPECT_EQ(from_votes.summary, from_store.summary);
-    ASSERT_EQ(from_votes.decisions.size(), from_store.decisions.size());
-    for (size_t i = 0; i < from_votes.decisions.size(); ++i) {
-      EXPECT_EQ(from_votes.decisions[i].to_json(), from_store.decisions[i].to_json());
-    }
-  }
-}
-
 }  // namespace
 }  // namespace quorate::quorum

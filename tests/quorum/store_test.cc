@@ -1,6 +1,8 @@
 // The store: schema and migrations, idempotent inserts, queries, decisions, and surviving a killed writer.
 #include "quorate/quorum/store.h"
 
+#include "quorate/core/encoding.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -52,17 +54,25 @@ TEST(Store, CreatesTheCurrentSchemaInWalMode) {
 }
 
 TEST(Store, MigratesOlderStoresKeepingTheirRows) {
-  for (int from : {1, 2}) {
+  for (int from : {1, 2, 3}) {
     ScratchDir dir;
     auto db = (dir / "q.db").string();
     {
       auto store = open_store(db);
-      ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "good"))).ok());
+      StoredAttestation a = stored(vote("node-a", "good"));
+      // An envelope whose statement names its epoch, as every real one does: the backfill reads it.
+      a.envelope = "{\"payload\":\"" +
+                   base64_encode("{\"predicate\":{\"buildDefinition\":{\"internalParameters\":{\"sourceDateEpoch\":1700000000}}}}") +
+                   "\"}";
+      ASSERT_TRUE(store->add_attestation(a).ok());
     }
     // Take the file back to the schema an older quorate left (versions 1 and 2 had a subject index led by the
-    // repository; version 2 also a commit index).
+    // repository; version 2 also a commit index; versions 1 to 3 no epoch columns).
     std::string back = "DROP INDEX attestations_subject; "
-                       "CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path); " +
+                       "ALTER TABLE attestations DROP COLUMN source_date_epoch; "
+                       "ALTER TABLE decisions DROP COLUMN source_date_epoch; " +
+                       std::string(from < 3 ? "CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path); "
+                                            : "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path); ") +
                        std::string(from == 2 ? "CREATE INDEX attestations_commit ON attestations(commit_id); " : "") +
                        "PRAGMA user_version = " + std::to_string(from) + ";";
     auto r = run("sqlite3 " + sh(db) + " " + sh(back));
@@ -70,9 +80,11 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
     auto store = open_store(db);
     EXPECT_EQ(store->schema_version().value(), Store::kSchemaVersion);
     EXPECT_EQ(store->attestations().value().size(), 1u);
-    EXPECT_EQ(store->subjects_with_commit("c0ffee", "").value().size(), 1u);
+    auto subjects = store->subjects_with_commit("c0ffee", "").value();
+    ASSERT_EQ(subjects.size(), 1u);
+    EXPECT_EQ(subjects[0].source_date_epoch, 1700000000);
     auto indexes = run("sqlite3 " + sh(db) + " .schema").out;
-    EXPECT_THAT(indexes, HasSubstr("attestations_subject ON attestations(commit_id, source_uri, recipe_path)"));
+    EXPECT_THAT(indexes, HasSubstr("attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch)"));
     EXPECT_THAT(indexes, ::testing::Not(HasSubstr("attestations_commit")));
   }
 }
@@ -109,15 +121,17 @@ TEST(Store, VotesRoundTripAndQueriesFindSubjects) {
   std::vector<Vote> votes = {vote("node-a", "good"), vote("node-b", "good"), vote("node-a", "other", kNow - 50, "", subject("beef")),
                              vote("node-a", "good", kNow - 50, "", {"https://elsewhere/app.git", "c0ffee", "recipe.toml"})};
   for (const auto& v : votes) ASSERT_TRUE(store->add_attestation(stored(v)).ok());
-  auto got = store->votes(subject()).value();
+  auto got = store->rows(subject()).value();
   ASSERT_EQ(got.size(), 2u);
-  EXPECT_EQ(got[0], votes[0]);
-  EXPECT_EQ(got[1], votes[1]);
+  EXPECT_EQ(got[0].vote, votes[0]);
+  EXPECT_EQ(got[1].vote, votes[1]);
+  EXPECT_EQ(store->envelope(got[0].id).value(), stored(votes[0]).envelope);
+  EXPECT_TRUE(store->envelope(999).status().is_not_found());
   EXPECT_EQ(store->subjects().value().size(), 3u);
   EXPECT_THAT(store->subjects_with_image(digest("other")).value(), ElementsAre(subject("beef")));
   EXPECT_EQ(store->subjects_with_commit("c0ffee", "").value().size(), 2u);
   EXPECT_THAT(store->subjects_with_commit("c0ffee", subject().source_uri).value(), ElementsAre(subject()));
-  EXPECT_EQ(store->all_votes().value().size(), 4u);
+  EXPECT_EQ(store->all_rows().value().size(), 4u);
 }
 
 TEST(Store, FindsByDigestPrefix) {

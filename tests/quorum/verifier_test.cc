@@ -32,6 +32,7 @@ class Quorum : public ::testing::Test {
   void use_policy(const std::string& header, const std::vector<NodeWindow>& windows = {}) {
     auto loaded = Verifier::load(write_policy(dir_.path(), header, nodes_, windows));
     ASSERT_TRUE(loaded.ok()) << loaded.status().to_string();
+    votes_.reset();
     verifier_ = std::make_unique<Verifier>(std::move(loaded.value()));
     store_ = Store::open(dir_ / "store.db").value();
   }
@@ -41,12 +42,16 @@ class Quorum : public ::testing::Test {
     return r.ok() ? r.value() : std::vector<ImportOutcome>();
   }
   Decision decision(const std::string& commit_word) {
-    auto a = answer(verifier_->policy(), *store_, {"", commit_of(commit_word), ""}, kNow);
+    auto a = answer(verifier_->policy(), votes(), {"", commit_of(commit_word), ""}, kNow);
     EXPECT_TRUE(a.ok()) << a.status().to_string();
     EXPECT_EQ(a->decisions.size(), 1u);
     return a->decisions.empty() ? Decision() : a->decisions[0];
   }
   const Node& node(size_t i) { return nodes_[i]; }
+  VerifiedVotes& votes() {
+    if (!votes_ || &votes_->store() != store_.get()) votes_ = std::make_unique<VerifiedVotes>(*store_, *verifier_);
+    return *votes_;
+  }
   static std::vector<std::string> names(const std::vector<Ballot>& ballots) {
     std::vector<std::string> out;
     for (const auto& b : ballots) out.push_back(b.node);
@@ -57,6 +62,7 @@ class Quorum : public ::testing::Test {
   std::vector<Node> nodes_ = make_nodes({"node-a", "node-b", "node-c", "node-d"});
   std::unique_ptr<Verifier> verifier_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<VerifiedVotes> votes_;
 };
 
 std::vector<std::string> honest_and_rogue(const std::vector<Node>& n) {
@@ -196,7 +202,7 @@ TEST_F(Quorum, MatchContentAcceptsImagesSharingAConfigDigest) {
   EXPECT_TRUE(d.accepted) << d.reason;
   EXPECT_EQ(d.digest, config_of("files"));
   EXPECT_EQ(d.image_digests.size(), 2u);
-  auto by_image = answer(verifier_->policy(), *store_, {image_of("zstd-image"), "", ""}, kNow).value();
+  auto by_image = answer(verifier_->policy(), votes(), {image_of("zstd-image"), "", ""}, kNow).value();
   EXPECT_TRUE(by_image.yes) << by_image.summary;
 }
 
@@ -211,7 +217,7 @@ TEST_F(Quorum, RequiredNodeMissingRejects) {
 TEST_F(Quorum, ImageQuestionNamesTheCommit) {
   use_policy("threshold = 2");
   import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good")});
-  auto a = answer(verifier_->policy(), *store_, {image_of("good"), "", ""}, kNow).value();
+  auto a = answer(verifier_->policy(), votes(), {image_of("good"), "", ""}, kNow).value();
   EXPECT_TRUE(a.yes);
   EXPECT_THAT(a.summary, HasSubstr(commit_of("v1")));
 }

@@ -144,6 +144,11 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
             d.subject().recipe_path() != options.request.recipe_path()) {
           continue;
         }
+        // Another epoch is another subject key: its decision says nothing about this request.
+        if (options.request.has_source_date_epoch() &&
+            d.subject().source_date_epoch() != options.request.source_date_epoch()) {
+          continue;
+        }
         auto seen = voters(d);
         std::vector<std::string> missing;
         for (const auto& e : expected) {

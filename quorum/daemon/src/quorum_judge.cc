@@ -1,37 +1,30 @@
-// QuorumJudge: verify -> store (one transaction per batch) -> decide, over the quorum module.
+// QuorumJudge: the daemon's Judge as a thin adapter over the quorum module's paths (import, verified votes,
+// decide, answer) and the wire types.
 #include "quorate/quorum/quorum_judge.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
-#include <thread>
 
-#include "quorate/core/sha256.h"
+#include "quorate/quorum/query.h"
 
 namespace quorate::quorum {
 namespace {
 
 namespace pb = wire::pb;
 
-SubjectKey from_wire(const pb::SubjectKey& s) { return {s.repo(), s.commit(), s.recipe_path()}; }
-
 pb::SubjectKey to_wire_key(const SubjectKey& s) {
   pb::SubjectKey out;
   out.set_repo(s.source_uri);
   out.set_commit(s.commit);
   out.set_recipe_path(s.recipe_path);
+  out.set_source_date_epoch(s.source_date_epoch);
   return out;
 }
 
 }  // namespace
 
-std::string rejection_category(const Status& status) {
-  static const char* kKnown[] = {"unknown key", "bad signature", "revoked", "expired", "not yet valid",
-                                 "wrong payload type", "signer is not the publishing node"};
-  for (const char* k : kKnown) {
-    if (status.message().find(k) != std::string::npos) return k;
-  }
-  return code_name(status.code());
-}
+SubjectKey from_wire(const pb::SubjectKey& s) { return {s.repo(), s.commit(), s.recipe_path(), s.source_date_epoch()}; }
 
 pb::Decision to_wire(const Decision& d) {
   pb::Decision out;
@@ -55,77 +48,42 @@ pb::Decision to_wire(const Decision& d) {
   return out;
 }
 
-QuorumJudge::QuorumJudge(std::unique_ptr<Store> store, Policy policy, EnvelopeVerifier verifier,
-                         std::function<int64_t()> clock_ms)
-    : store_(std::move(store)), policy_(std::move(policy)), verifier_(std::move(verifier)), clock_ms_(std::move(clock_ms)) {}
-
-Result<Judge::Outcome> QuorumJudge::one(const Submission& s, Result<VerifiedEnvelope>& verified, int64_t now) {
-  Outcome o;
-  Status refused;
-  if (!verified.ok()) {
-    refused = verified.status();
-  } else if (verified->vote.node_id != s.node_id) {
-    refused = Status::verification("signer is not the publishing node: signed by '" + verified->vote.node_id +
-                                   "', published by '" + s.node_id + "'");
-  }
-  if (!refused.ok()) {
-    o.kind = Outcome::Kind::kRejected;
-    o.reason = rejection_category(refused);
-    Rejection r;
-    r.envelope_digest = sha256_digest(s.envelope);
-    r.envelope = s.envelope;
-    r.code = code_name(refused.code());
-    r.reason = refused.message();
-    r.received_at = now;
-    QR_TRY(store_->add_rejection(r));
-    return o;
-  }
-  StoredAttestation a;
-  a.envelope_digest = verified->vote.envelope_digest;
-  a.envelope = verified->canonical_envelope.empty() ? s.envelope : verified->canonical_envelope;
-  a.vote = verified->vote;
-  a.started_on = verified->started_on;
-  a.received_at = now;
-  o.subject = to_wire_key(a.vote.subject);
-  bool added = QR_TRY(store_->add_attestation(a));
-  o.kind = added ? Outcome::Kind::kStored : Outcome::Kind::kDuplicate;
-  return o;
-}
+QuorumJudge::QuorumJudge(std::unique_ptr<Store> store, std::shared_ptr<const Verifier> verifier,
+                         std::function<int64_t()> clock_ms, unsigned threads)
+    : store_(std::move(store)),
+      verifier_(std::move(verifier)),
+      clock_ms_(std::move(clock_ms)),
+      threads_(std::max(1u, threads)),
+      votes_(*store_, *verifier_, {threads_}) {}
 
 Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submission>& batch) {
-  // Signature checks are the expensive, independent part: spread them over the cores, then store in order.
-  std::vector<Result<VerifiedEnvelope>> verified(batch.size(), Result<VerifiedEnvelope>(Status::internal("unchecked")));
-  size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
-  threads = std::min(threads, std::max<size_t>(1, batch.size() / 16));
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      for (size_t i = t; i < batch.size(); i += threads) verified[i] = verifier_(batch[i].envelope);
-    });
-  }
-  for (size_t i = 0; i < batch.size(); i += threads) verified[i] = verifier_(batch[i].envelope);
-  for (auto& th : pool) th.join();
-
+  std::vector<Incoming> incoming;
+  incoming.reserve(batch.size());
+  for (const auto& s : batch) incoming.push_back({s.envelope, s.node_id});
+  auto outcomes = QR_TRY(import_attestations(*store_, *verifier_, incoming, clock_ms_() / 1000, {threads_}));
+  votes_.vouch(outcomes);
   std::vector<Outcome> out;
-  int64_t now = clock_ms_() / 1000;
-  Status s = store_->transaction([&]() -> Status {
-    out.clear();
-    for (size_t i = 0; i < batch.size(); ++i) out.push_back(QR_TRY(one(batch[i], verified[i], now)));
-    return Status();
-  });
-  if (!s.ok()) return s;
+  out.reserve(outcomes.size());
+  for (const auto& o : outcomes) {
+    Outcome x;
+    switch (o.kind) {
+      case ImportOutcome::Kind::kStored: x.kind = Outcome::Kind::kStored; break;
+      case ImportOutcome::Kind::kDuplicate: x.kind = Outcome::Kind::kDuplicate; break;
+      case ImportOutcome::Kind::kRejected: x.kind = Outcome::Kind::kRejected; break;
+    }
+    if (o.kind == ImportOutcome::Kind::kRejected) x.reason = attest::failure_name(o.failure);
+    if (o.subject) x.subject = to_wire_key(*o.subject);
+    out.push_back(std::move(x));
+  }
   return out;
 }
 
-Result<Decision> QuorumJudge::decide_key(const SubjectKey& key) {
-  auto votes = QR_TRY(store_->votes(key));
-  Decision d = quorum::decide(policy_, key, votes, clock_ms_() / 1000);
-  last_[key] = d;
-  return d;
-}
-
 Result<pb::Decision> QuorumJudge::decide(const pb::SubjectKey& subject) {
-  return to_wire(QR_TRY(decide_key(from_wire(subject))));
+  SubjectKey key = from_wire(subject);
+  std::vector<Vote> votes = QR_TRY(votes_.votes(key));
+  Decision d = quorum::decide(verifier_->policy(), key, votes, clock_ms_() / 1000);
+  last_[key] = d;
+  return to_wire(d);
 }
 
 Result<std::vector<pb::SubjectKey>> QuorumJudge::subjects() {
@@ -134,19 +92,22 @@ Result<std::vector<pb::SubjectKey>> QuorumJudge::subjects() {
   return out;
 }
 
-Result<std::vector<pb::Decision>> QuorumJudge::find_by_image(const std::string& image_digest) {
+Result<std::vector<pb::Decision>> QuorumJudge::find(const Question& q, const std::string& recipe_path) {
+  Answer a = QR_TRY(answer(verifier_->policy(), votes_, q, clock_ms_() / 1000));
   std::vector<pb::Decision> out;
-  for (const auto& k : QR_TRY(store_->subjects_with_image(image_digest))) out.push_back(to_wire(QR_TRY(decide_key(k))));
+  for (const auto& d : a.decisions) {
+    if (recipe_path.empty() || d.subject.recipe_path == recipe_path) out.push_back(to_wire(d));
+  }
   return out;
 }
 
+Result<std::vector<pb::Decision>> QuorumJudge::find_by_image(const std::string& image_digest) {
+  return find({image_digest, {}, {}}, {});
+}
+
 Result<std::vector<pb::Decision>> QuorumJudge::find_by_subject(const pb::SubjectKey& subject) {
-  std::vector<pb::Decision> out;
-  for (const auto& k : QR_TRY(store_->subjects_with_commit(subject.commit(), subject.repo()))) {
-    if (!subject.recipe_path().empty() && k.recipe_path != subject.recipe_path()) continue;
-    out.push_back(to_wire(QR_TRY(decide_key(k))));
-  }
-  return out;
+  if (subject.commit().empty()) return Status::bad_input("query names a subject without a commit");
+  return find({{}, subject.commit(), subject.repo()}, subject.recipe_path());
 }
 
 Status QuorumJudge::record(const std::vector<pb::Decision>& decisions) {

@@ -20,7 +20,9 @@ using wire::MessageType;
 using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kMaxBatch = 4096;  // attestations per store transaction at most
 
-std::string subject_id(const pb::SubjectKey& s) { return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path(); }
+std::string subject_id(const pb::SubjectKey& s) {
+  return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch());
+}
 
 // What makes two decisions "the same" for publishing: everything but the revision and the JSON record
 // (which may carry the time it was made).
@@ -148,6 +150,13 @@ struct VerifierDaemon::Impl {
     return Status();
   }
 
+  // Stored rows the judge left out (a tampered or foreign store): never counted, always logged.
+  void log_distrusted() {
+    for (const auto& r : judge->take_distrusted()) {
+      log.warn("attestation_distrusted", {{"row", r.id}, {"envelope_digest", r.envelope_digest}, {"reason", r.reason}});
+    }
+  }
+
   // The decisions already made (from the store) are the baseline: only changes are published.
   Status seed_decisions() {
     auto subjects = QR_TRY(judge->subjects());
@@ -155,6 +164,7 @@ struct VerifierDaemon::Impl {
       auto d = QR_TRY(judge->decide(s));
       published[subject_id(s)] = {decision_fingerprint(d), 1};
     }
+    log_distrusted();
     return Status();
   }
 
@@ -220,6 +230,7 @@ struct VerifierDaemon::Impl {
     QR_RETURN_IF_ERROR(cursors->save(now));
     std::vector<pb::Decision> changed;
     for (const auto& s : touched) publish_if_changed(s, changed);
+    log_distrusted();
     if (!changed.empty()) {
       if (Status r = judge->record(changed); !r.ok()) log.warn("decision_record_failed", {{"error", r.to_string()}});
     }
@@ -235,6 +246,7 @@ struct VerifierDaemon::Impl {
     } else if (q.what_case() == pb::Query::kSubject) {
       found = judge->find_by_subject(q.subject());
     }
+    log_distrusted();
     if (!found.ok()) {
       a.set_error(found.status().to_string());
       return a;

@@ -15,6 +15,13 @@
 
 namespace quorate::attest {
 
+// When a roster entry lets its key sign: Unix seconds, each bound optional.
+struct KeyWindow {
+  std::optional<int64_t> not_before;  // the key signs nothing before
+  std::optional<int64_t> not_after;   // the key signs nothing after
+  std::optional<int64_t> revoked_at;  // signatures at or after this time are void
+};
+
 // One [[nodes]] table: id, public_key (PEM text, or a path relative to the file), optional RFC 3339 times.
 struct RosterEntry {
   std::string node_id;
@@ -22,6 +29,7 @@ struct RosterEntry {
   std::optional<int64_t> not_before;  // Unix seconds: the key signs nothing before
   std::optional<int64_t> not_after;   // the key signs nothing after
   std::optional<int64_t> revoked_at;  // signatures at or after this time are void
+  KeyWindow window() const { return {not_before, not_after, revoked_at}; }
 };
 
 // Why an attestation did not verify. Each has its own value so callers branch on it, not on messages.
@@ -36,10 +44,18 @@ enum class Failure {
   kExpired,            // signed after the key's not_after (kVerification)
   kRevoked,            // signed at or after the key's revoked_at (kVerification)
   kNodeMismatch,       // the statement's builder.id is not a node id the key is listed under (kVerification)
+  kNotPublisher,       // signed by another node than the one that published it on the wire (kVerification)
 };
 // "malformed", "wrong payload type", "wrong statement type", "unknown key", "bad signature", "not yet valid",
-// "expired", "revoked", "node mismatch"; "ok" for kNone.
+// "expired", "revoked", "node mismatch", "signer is not the publishing node"; "ok" for kNone.
 const char* failure_name(Failure f);
+
+// The one rule for whether a key vouches for a signature made at `t`, given the windows of every roster entry
+// that lists the key (under any node id): the verifier, `attest verify` and the quorum engine all ask it.
+// A revocation in any entry wins (kRevoked): a revoked key is presumed compromised, whichever node lists it.
+// Otherwise kNone when some window holds `t`; else kNotYetValid or kExpired (of the first entry);
+// kUnknownKey when `windows` is empty.
+Failure key_validity(const std::vector<KeyWindow>& windows, int64_t t);
 
 // A verified attestation: the envelope, its statement and who signed it.
 struct Attestation {
@@ -51,6 +67,8 @@ struct Attestation {
 
 // The outcome of one verification: failure == kNone and attestation set, or a failure with its Status
 // (kBadInput for kMalformed, kVerification for the others; the message says what and names the keyid).
+// For the key failures that come after the signature verified (kNotYetValid, kExpired, kRevoked,
+// kNodeMismatch) the attestation is set too, so that a caller can say what the key signed; ok() is false.
 struct Verdict {
   Failure failure = Failure::kNone;
   Status status;
@@ -72,8 +90,8 @@ class Roster {
   std::vector<const RosterEntry*> find(std::string_view keyid) const;
 
   // Verifies a DSSE envelope or Sigstore bundle (`bytes`): size, strict JSON, payload type, a signature by a
-  // roster key, the statement, the key's validity at `at` (default: the statement's finishedOn, the signing
-  // time), and that the key is listed under the statement's builder.id.
+  // roster key, the statement, that the key is listed under the statement's builder.id, and the key's
+  // validity (key_validity over every entry listing it) at `at` (default: the statement's finishedOn).
   Verdict verify(std::string_view bytes, std::optional<int64_t> at = std::nullopt) const;
 
  private:

@@ -12,6 +12,7 @@
 #include "quorate/core/status.h"
 #include "quorate/quorum/decision.h"
 #include "quorate/quorum/policy.h"
+#include "quorate/quorum/verifier.h"
 #include "quorate/quorum/store.h"
 
 namespace quorate::audit {
@@ -43,7 +44,9 @@ struct CommitAudit {
 // Something an auditor must look at first.
 struct RedFlag {
   std::string kind;    // "unknown-commit": an attestation names a commit the repository does not have;
-                       // "source-mismatch": it names a commit of this repository under another source URI
+                       // "source-mismatch": it names a commit of this repository under another source URI;
+                       // "distrusted": (with a verifier) a stored row whose envelope does not verify under the
+                       // policy or whose columns differ from its envelope; it is left out of everything else
   std::string commit;
   std::string source_uri;
   std::string node_id;
@@ -63,7 +66,9 @@ struct AuditOptions {
   std::string range;       // "REV" (first-parent history of REV) or "A..B"; empty = HEAD
   size_t max_count = 100;  // commits walked at most
   std::string source_uri;  // default: `repo` as given, as the builder records it
-  const quorum::Policy* policy = nullptr;  // decisions are computed when set
+  // When set, every vote rests on its envelope verified here (quorum::VerifiedVotes) and decisions are
+  // computed under its policy; when null, the store's rows are reported as stored, unverified.
+  const quorum::Verifier* verifier = nullptr;
   int64_t now = 0;         // the time decisions are made at
 };
 

@@ -1,7 +1,9 @@
 // The `quorate` command line: one binary, one subcommand per file, exit codes mapped in one place.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "quorate/core/status.h"
 
@@ -35,5 +37,14 @@ void add_attest_command(CLI::App& app, Action& action);
 void add_build_command(CLI::App& app, Action& action);
 void add_diff_command(CLI::App& app, Action& action);
 void add_audit_command(CLI::App& app, Action& action);
+
+}  // namespace quorate::cli
+
+namespace quorate::cli {
+
+// The one reading of SOURCE_DATE_EPOCH for every command: the flag when given, else the environment variable
+// `env_value` (nullptr or empty: unset), else nullopt. usage naming the source when it is not an integer in
+// 0..253402300799 (the end of year 9999, the last second RFC 3339 can write).
+Result<std::optional<int64_t>> source_date_epoch_of(const std::optional<int64_t>& flag, const char* env_value);
 
 }  // namespace quorate::cli

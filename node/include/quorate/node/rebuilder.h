@@ -6,7 +6,7 @@
 #include <string>
 
 #include "quorate/core/status.h"
-#include "quorate/wire/frame.h"
+#include "quorate/wire/request.h"
 
 namespace quorate::node {
 
@@ -21,7 +21,8 @@ class Rebuilder {
   virtual ~Rebuilder() = default;
   // Builds and signs. `cancel` turns true when the node is stopping: an implementation may abandon the
   // build (returning any error); nothing of an abandoned build is stored or published.
-  virtual Result<RebuildOutput> rebuild(const wire::pb::BuildRequest& request, const std::atomic<bool>& cancel) = 0;
+  // `request` is normalized (wire::normalize_request): its recipe path and checks are applied.
+  virtual Result<RebuildOutput> rebuild(const wire::RebuildRequest& request, const std::atomic<bool>& cancel) = 0;
 };
 
 }  // namespace quorate::node

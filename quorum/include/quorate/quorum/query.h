@@ -11,6 +11,7 @@
 #include "quorate/quorum/decision.h"
 #include "quorate/quorum/policy.h"
 #include "quorate/quorum/store.h"
+#include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/vote.h"
 
 namespace quorate::quorum {
@@ -34,7 +35,8 @@ struct Answer {
 // Decides the subject keys `question` concerns, from `votes`, under `policy` at `now`. bad_input when the
 // image digest is not a "sha256:" digest.
 Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Question& question, int64_t now);
-// The same from a store: reads the votes of the concerned subject keys only.
-Result<Answer> answer(const Policy& policy, Store& store, const Question& question, int64_t now);
+// The same from a store: reads the votes of the concerned subject keys only, each verified in this process
+// (rows that do not verify are left out and remain in votes.take_distrusted()).
+Result<Answer> answer(const Policy& policy, VerifiedVotes& votes, const Question& question, int64_t now);
 
 }  // namespace quorate::quorum

@@ -56,7 +56,7 @@ class Store {
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   Result<int> schema_version();
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant.
@@ -72,8 +72,12 @@ class Store {
   Result<std::vector<SubjectKey>> subjects_with_image(const std::string& image_digest);
   // Subject keys for a commit; `source_uri` empty means any repository.
   Result<std::vector<SubjectKey>> subjects_with_commit(const std::string& commit, const std::string& source_uri);
-  Result<std::vector<Vote>> votes(const SubjectKey& subject);
-  Result<std::vector<Vote>> all_votes();
+  // Rows as stored, without envelope bytes. Their columns are a cache, not a root of trust: anything that
+  // decides reads them through VerifiedVotes, which checks them against envelopes verified in its process.
+  Result<std::vector<StoredAttestation>> rows(const SubjectKey& subject);
+  Result<std::vector<StoredAttestation>> all_rows();
+  // The envelope bytes of row `id`; not_found when there is no such row.
+  Result<std::string> envelope(int64_t id);
   // Without envelope bytes (list), and one with them by envelope digest or a unique prefix of its hex (show).
   Result<std::vector<StoredAttestation>> attestations();
   Result<std::vector<Rejection>> rejections();

@@ -43,9 +43,10 @@ class Trust {
   std::optional<std::string> voter_of_key(const std::string& keyid) const;
   // Every node id of a voter, sorted.
   std::vector<std::string> node_ids_of(const std::string& voter) const;
-  // Whether `keyid` may vouch for a signature by `node_id` at time `t`: the key is in the roster under that
-  // node id's voter and one of its entries is valid at `t` (not_before <= t <= not_after, t < revoked_at).
-  // When several entries list the key, the best answer wins (kValid over kRevoked over kExpired ...).
+  // Whether an entry lists `keyid` under `node_id` (the statement's builder.id must be one the key is listed under).
+  bool lists(const std::string& node_id, const std::string& keyid) const;
+  // Whether `keyid` vouches for a signature made at `t`: attest::key_validity over every entry listing it
+  // (a revocation under any node id wins), the same rule the verifier applies at ingest.
   KeyValidity validity(const std::string& keyid, int64_t t) const;
 
  private:

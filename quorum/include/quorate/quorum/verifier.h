@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quorate/attest/roster.h"
 #include "quorate/core/status.h"
 #include "quorate/quorum/policy.h"
 #include "quorate/quorum/store.h"
@@ -25,6 +26,16 @@ struct VerifiedAttestation {
   int64_t started_on = 0;
   std::string envelope;
   std::string envelope_digest;
+};
+
+// The outcome of checking one attestation: an attestation, or the typed reason it was refused with its Status
+// (kBadInput for kMalformed, kVerification for the others). After a key failure that follows a good
+// signature (key not valid at its time, node mismatch; see attest::Verdict) the attestation is set too.
+struct Checked {
+  attest::Failure failure = attest::Failure::kNone;
+  Status status;
+  std::optional<VerifiedAttestation> attestation;
+  bool ok() const { return failure == attest::Failure::kNone; }
 };
 
 // The policy file (docs/policy.md) with the roster's public keys. Immutable after load(); verify() may be
@@ -45,6 +56,9 @@ class Verifier {
   // finishedOn. kVerification for a claim that does not hold (bad signature, unknown, revoked or expired key),
   // kBadInput for malformed bytes.
   Result<VerifiedAttestation> verify(std::string_view bytes) const;
+  // The same, with the reason typed. With `publisher` set, the signer must also be that node (the node that
+  // published the attestation on the wire): kNotPublisher otherwise.
+  Checked check(std::string_view bytes, const std::string& publisher = {}) const;
 
  private:
   struct Impl;
@@ -52,13 +66,22 @@ class Verifier {
   std::unique_ptr<Impl> impl_;
 };
 
+// One attestation offered for import: its bytes and, when it came over the wire, the node that published it.
+struct Incoming {
+  std::string_view bytes;
+  std::string publisher;  // empty: not checked (files, `store import`)
+};
+
 // The outcome of importing one attestation.
 struct ImportOutcome {
   enum class Kind { kStored, kDuplicate, kRejected };
   Kind kind = Kind::kRejected;
   std::string envelope_digest;  // of the canonical envelope when verified, of the bytes when rejected
+  attest::Failure failure = attest::Failure::kNone;  // kRejected: the typed reason
   Status reason;                // kRejected: why (code kVerification or kBadInput)
   std::optional<SubjectKey> subject;
+  std::optional<Vote> vote;     // kStored and kDuplicate: the vote as verified in this process
+  int64_t started_on = 0;       // with vote: the statement's start time
 };
 const char* import_kind_name(ImportOutcome::Kind k);  // "stored" | "duplicate" | "rejected"
 
@@ -71,8 +94,15 @@ struct ImportOptions {
 // Verifies each of `attestations` and stores it, verified or rejected with the reason, all in one store
 // transaction. A verification failure is an outcome; the Status is an error only when the store fails (then
 // nothing of the batch is stored). Outcomes are in the order of `attestations`.
+// The one ingest path: `quorate store import`, `quorate verify` files and the verifier daemon all use it.
+Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verifier& verifier,
+                                                       std::span<const Incoming> attestations, int64_t received_at,
+                                                       const ImportOptions& options = {});
 Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verifier& verifier,
                                                        std::span<const std::string> attestations, int64_t received_at,
                                                        const ImportOptions& options = {});
+
+// Checks every attestation (`threads` at a time), in order; the result does not depend on scheduling.
+std::vector<Checked> check_all(const Verifier& verifier, std::span<const Incoming> attestations, unsigned threads);
 
 }  // namespace quorate::quorum

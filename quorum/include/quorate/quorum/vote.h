@@ -7,14 +7,17 @@
 
 namespace quorate::quorum {
 
-// What is being rebuilt (DESIGN.md, Identities): votes are grouped by it.
+// What is being rebuilt (DESIGN.md, Identities): votes are grouped by it. It names every input that
+// legitimately changes the output, so that two honest requests never look like one node equivocating: the
+// source, the commit, the recipe and the SOURCE_DATE_EPOCH the build used (the statement's sourceDateEpoch).
 struct SubjectKey {
   std::string source_uri;
   std::string commit;
   std::string recipe_path;
+  int64_t source_date_epoch = 0;  // always set from a statement; every statement carries one
 
   auto operator<=>(const SubjectKey&) const = default;
-  // "<source_uri>@<commit>:<recipe_path>", for messages.
+  // "<source_uri>@<commit>:<recipe_path>@<epoch>", for messages.
   std::string to_string() const;
 };
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "quorate/core/status.h"
+#include "quorate/quorum/verified_votes.h"
 #include "quorate/wire/frame.h"
 
 namespace quorate::quorum {
@@ -46,6 +47,9 @@ class Judge {
   virtual Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) = 0;
   // Decisions for `subject` (an empty recipe_path or repo matches any).
   virtual Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) = 0;
+  // Stored rows left out of decisions since the last call (their envelope does not verify here, or their
+  // columns lie), for the log. Default: none.
+  virtual std::vector<DistrustedRow> take_distrusted() { return {}; }
 };
 
 }  // namespace quorate::quorum

@@ -1,4 +1,4 @@
-// The production Judge: the quorum store and engine under a policy, with envelope verification plugged in.
+// The production Judge: the quorum module's one ingest path, one verified read path and one query path.
 #pragma once
 
 #include <cstdint>
@@ -10,31 +10,24 @@
 #include "quorate/core/status.h"
 #include "quorate/quorum/judge.h"
 #include "quorate/quorum/policy.h"
+#include "quorate/quorum/query.h"
 #include "quorate/quorum/store.h"
+#include "quorate/quorum/verified_votes.h"
+#include "quorate/quorum/verifier.h"
 #include "quorate/quorum/verifier_config.h"
 #include "quorate/quorum/vote.h"
 
 namespace quorate::quorum {
 
-// What the signature check yields for one envelope: the vote it casts and the statement's start time.
-struct VerifiedEnvelope {
-  Vote vote;               // vote.node_id is the signer's node id; vote.envelope_digest identifies it
-  int64_t started_on = 0;
-  std::string canonical_envelope;  // the envelope as it is to be stored; empty: the bytes as received
-};
-// Checks a DSSE envelope's signature against the roster and extracts its vote. A forged, unknown-key or
-// malformed envelope is an error Status (kVerification / kBadInput); its message becomes the rejection reason.
-// Called from several threads at once: it must be thread-safe.
-using EnvelopeVerifier = std::function<Result<VerifiedEnvelope>(const std::string& envelope)>;
-
-// A short, countable name for why an envelope was refused ("unknown key", "bad signature", ...).
-std::string rejection_category(const Status& status);
-
-// Not thread-safe (like the Store): the verifier daemon uses it from one thread.
+// Not thread-safe (like the Store): the verifier daemon uses it from one thread. It does no verification or
+// counting of its own: import_attestations (with the signer-is-publisher check), VerifiedVotes, decide and
+// answer do, exactly as for `quorate verify`.
 class QuorumJudge final : public Judge {
  public:
-  // `clock_ms`: the wall clock; decisions are made "now" (max_age, validity windows).
-  QuorumJudge(std::unique_ptr<Store> store, Policy policy, EnvelopeVerifier verifier, std::function<int64_t()> clock_ms);
+  // `clock_ms`: the wall clock; decisions are made "now" (max_age, validity windows). `threads` verify
+  // signatures.
+  QuorumJudge(std::unique_ptr<Store> store, std::shared_ptr<const Verifier> verifier, std::function<int64_t()> clock_ms,
+              unsigned threads);
 
   Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) override;
   Result<wire::pb::Decision> decide(const wire::pb::SubjectKey& subject) override;
@@ -42,23 +35,25 @@ class QuorumJudge final : public Judge {
   Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) override;
   Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) override;
   Status record(const std::vector<wire::pb::Decision>& decisions) override;
+  std::vector<DistrustedRow> take_distrusted() override { return votes_.take_distrusted(); }
 
  private:
-  Result<Decision> decide_key(const SubjectKey& key);
-  Result<Outcome> one(const Submission& s, Result<VerifiedEnvelope>& verified, int64_t now);
+  Result<std::vector<wire::pb::Decision>> find(const Question& q, const std::string& recipe_path);
 
   std::unique_ptr<Store> store_;
-  Policy policy_;
-  EnvelopeVerifier verifier_;
+  std::shared_ptr<const Verifier> verifier_;
   std::function<int64_t()> clock_ms_;
+  unsigned threads_;
+  VerifiedVotes votes_;
   std::map<SubjectKey, Decision> last_;  // the last decision made per subject key, for record()
 };
 
-// The production Judge for `quorate quorum`: loads config.policy (with the roster's public keys), opens
-// config.data_dir/store.db, and verifies envelopes through the quorum module's Verifier.
+// The production Judge for `quorate quorum`: loads config.policy (with the roster's public keys) and opens
+// config.data_dir/store.db.
 Result<std::unique_ptr<Judge>> open_quorum_judge(const VerifierConfig& config, std::function<int64_t()> clock_ms);
 
-// The wire form of an engine decision.
+// The wire form of an engine decision, and the engine form of a wire subject key.
 wire::pb::Decision to_wire(const Decision& d);
+SubjectKey from_wire(const wire::pb::SubjectKey& s);
 
 }  // namespace quorate::quorum

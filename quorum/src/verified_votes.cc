@@ -1,0 +1,82 @@
+// VerifiedVotes: store rows checked against envelopes verified in this process, with a fingerprint cache.
+#include "quorate/quorum/verified_votes.h"
+
+#include <algorithm>
+
+#include "quorate/core/sha256.h"
+
+namespace quorate::quorum {
+namespace {
+
+// Every column a decision reads, delimited so that no two votes share a fingerprint.
+std::string fingerprint(const Vote& v, int64_t started_on) {
+  std::string text;
+  for (const std::string* f : {&v.envelope_digest, &v.node_id, &v.keyid, &v.subject.source_uri, &v.subject.commit,
+                               &v.subject.recipe_path, &v.image_digest, &v.config_digest}) {
+    text += std::to_string(f->size()) + ":" + *f + ";";
+  }
+  text += std::to_string(v.signed_at) + ";" + std::to_string(started_on);
+  return sha256_hex(text);
+}
+
+}  // namespace
+
+VerifiedVotes::VerifiedVotes(Store& store, const Verifier& verifier, Options options)
+    : store_(store), verifier_(verifier), options_(options) {}
+
+void VerifiedVotes::vouch(std::span<const ImportOutcome> outcomes) {
+  for (const auto& o : outcomes) {
+    if (o.vote) vouched_.insert(fingerprint(*o.vote, o.started_on));
+  }
+}
+
+Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject) { return verified(QR_TRY(store_.rows(subject))); }
+
+Result<std::vector<Vote>> VerifiedVotes::all_votes() { return verified(QR_TRY(store_.all_rows())); }
+
+Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows) {
+  std::vector<size_t> unknown;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!vouched_.count(fingerprint(rows[i].vote, rows[i].started_on))) unknown.push_back(i);
+  }
+  std::vector<std::string> envelopes;
+  for (size_t i : unknown) envelopes.push_back(QR_TRY(store_.envelope(rows[i].id)));
+  std::vector<Incoming> incoming;
+  for (const auto& e : envelopes) incoming.push_back({e, {}});
+  std::vector<Checked> checked = check_all(verifier_, incoming, options_.threads);
+  std::vector<bool> refused(rows.size(), false);
+  for (size_t j = 0; j < unknown.size(); ++j) {
+    const StoredAttestation& row = rows[unknown[j]];
+    const Checked& c = checked[j];
+    std::string why;
+    // A good signature by a roster key whose key does not vouch at that time (revoked, expired, another node's)
+    // is still the vote it was: the engine voids it and says why. Anything else that fails is not a vote.
+    if (!c.attestation) {
+      why = "its envelope does not verify: " + c.status.message();
+    } else if (c.attestation->vote != row.vote || c.attestation->started_on != row.started_on) {
+      why = "its columns differ from what its envelope says (envelope " + c.attestation->envelope_digest + ")";
+    }
+    if (why.empty()) {
+      vouched_.insert(fingerprint(row.vote, row.started_on));
+      continue;
+    }
+    refused[unknown[j]] = true;
+    distrusted_.push_back({row.id, row.envelope_digest, std::move(why)});
+  }
+  std::vector<Vote> out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (!refused[i]) out.push_back(std::move(rows[i].vote));
+  }
+  return out;
+}
+
+std::vector<DistrustedRow> VerifiedVotes::take_distrusted() {
+  std::vector<DistrustedRow> out = std::move(distrusted_);
+  distrusted_.clear();
+  std::sort(out.begin(), out.end(), [](const DistrustedRow& a, const DistrustedRow& b) { return a.id < b.id; });
+  out.erase(std::unique(out.begin(), out.end(), [](const DistrustedRow& a, const DistrustedRow& b) { return a.id == b.id; }),
+            out.end());
+  return out;
+}
+
+}  // namespace quorate::quorum

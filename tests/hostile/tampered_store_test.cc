@@ -1,0 +1,87 @@
+// A tampered store at the release gate (issue 11, item 2): `quorate verify --store` on an edited copy of the
+// verifier's store.db must decide from envelopes it verifies itself, never from the rows' columns.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "quorum/signed.h"
+
+namespace quorate::hostile {
+namespace {
+
+using namespace quorate::quorum::testing;
+using quorate::testing::quorate_bin;
+using quorate::testing::run;
+using quorate::testing::sh;
+using quorate::testing::spit;
+using ::testing::HasSubstr;
+
+const std::string kNowArg = " --now " + format_rfc3339(kSigned + 3600);
+
+class TamperedStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    policy_ = sh(write_policy(dir_.path(), "threshold = 3\non_conflict = \"majority\"", nodes_).string());
+    db_ = sh((dir_ / "store.db").string());
+    std::string files;
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      auto f = dir_ / ("att-" + std::to_string(i) + ".json");
+      spit(f, attestation(nodes_[i], "v1", i < 3 ? "good" : "rogue"));
+      files += " " + sh(f.string());
+    }
+    auto imported = run(quorate_bin() + " store import --policy " + policy_ + " " + db_ + files);
+    ASSERT_EQ(imported.exit_code, 0) << imported.out;
+  }
+  void sql(const std::string& statement) {
+    auto r = run("sqlite3 " + db_ + " " + sh(statement));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  quorate::testing::CommandResult verify(const std::string& image) {
+    return run(quorate_bin() + " verify --policy " + policy_ + " --store " + db_ + " --image " + image + kNowArg);
+  }
+
+  quorate::testing::ScratchDir dir_;
+  std::vector<Node> nodes_ = make_nodes({"node-a", "node-b", "node-c", "node-r"});
+  std::string policy_, db_;
+};
+
+TEST_F(TamperedStore, AnUntouchedStoreAcceptsTheHonestImage) {
+  auto r = verify(image_of("good"));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("ignored")));
+}
+
+// The attack as found: one UPDATE made a rogue digest ACCEPTED.
+TEST_F(TamperedStore, EditedDigestColumnsDoNotMakeARogueImageAccepted) {
+  sql("UPDATE attestations SET image_digest = '" + image_of("rogue") + "'");
+  auto r = verify(image_of("rogue"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(image_of("rogue") + " is not accepted"));
+  EXPECT_THAT(r.out, HasSubstr("ignored: its columns differ from what its envelope says"));
+}
+
+TEST_F(TamperedStore, RowsWhoseEnvelopeIsNotAnEnvelopeDoNotCount) {
+  // Three forged rows claiming the rogue digest, by three roster nodes, with no valid envelope behind them.
+  for (const char* node : {"node-a", "node-b", "node-c"}) {
+    sql(std::string("INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, "
+                    "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch) "
+                    "SELECT 'sha256:forged-") + node + "', 'not an envelope', '" + node + "', keyid, source_uri, commit_id, "
+                    "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch "
+                    "FROM attestations WHERE node_id = 'node-r'");
+  }
+  auto r = verify(image_of("rogue"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(image_of("rogue") + " is not accepted"));
+  EXPECT_THAT(r.out, HasSubstr("ignored: its envelope does not verify"));
+}
+
+TEST_F(TamperedStore, ASwappedEnvelopeIsCaughtByItsColumns) {
+  // node-a's row made to carry the rogue's envelope: the envelope verifies, but as node-r's vote.
+  sql("UPDATE attestations SET envelope = (SELECT envelope FROM attestations WHERE node_id = 'node-r') "
+      "WHERE node_id = 'node-a'");
+  auto r = verify(image_of("good"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;  // node-b and node-c alone are below the threshold of 3
+  EXPECT_THAT(r.out, HasSubstr("ignored: its columns differ"));
+}
+
+}  // namespace
+}  // namespace quorate::hostile

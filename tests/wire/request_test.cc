@@ -1,0 +1,81 @@
+// RebuildRequest: the recipe default and the epoch applied once, one id per build, protobuf only at the socket.
+#include "quorate/wire/request.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <set>
+
+namespace quorate::wire {
+namespace {
+
+RebuildRequest hello() { return {"", "https://git.example/hello.git", "0123456789abcdef0123456789abcdef01234567", "", "", {}}; }
+
+TEST(RebuildRequest, NoRecipeAndTheDefaultRecipeAreOneRequest) {
+  auto implicit = normalize_request(hello()).value();
+  RebuildRequest r = hello();
+  r.recipe_path = "quorate.toml";
+  auto explicit_ = normalize_request(r).value();
+  EXPECT_EQ(implicit.recipe_path, "quorate.toml");
+  EXPECT_EQ(implicit.request_id, explicit_.request_id);
+  EXPECT_EQ(implicit, explicit_);
+}
+
+TEST(RebuildRequest, EveryInputThatChangesTheBuildChangesTheId) {
+  std::string base = normalize_request(hello()).value().request_id;
+  EXPECT_EQ(base.rfind("req-", 0), 0u);
+  std::vector<RebuildRequest> others(5, hello());
+  others[0].repo += "x";
+  others[1].commit = "main";
+  others[2].recipe_path = "other.toml";
+  others[3].image_name = "example.org/x";
+  others[4].source_date_epoch = 0;  // an explicit epoch 0 is not "the commit's time"
+  std::set<std::string> ids = {base};
+  for (const auto& o : others) ids.insert(normalize_request(o).value().request_id);
+  EXPECT_EQ(ids.size(), 6u);
+  RebuildRequest named = hello();
+  named.request_id = "mine";
+  EXPECT_EQ(normalize_request(named).value().request_id, "mine");
+}
+
+TEST(RebuildRequest, EpochZeroSurvivesTheWire) {
+  RebuildRequest r = hello();
+  r.source_date_epoch = 0;
+  auto normalized = normalize_request(r).value();
+  pb::BuildRequest m = to_wire(normalized);
+  ASSERT_TRUE(m.has_source_date_epoch());
+  auto back = request_from_wire(m).value();
+  EXPECT_EQ(back, normalized);
+  ASSERT_TRUE(back.source_date_epoch.has_value());
+  EXPECT_EQ(*back.source_date_epoch, 0);
+  auto none = request_from_wire(to_wire(normalize_request(hello()).value())).value();
+  EXPECT_FALSE(none.source_date_epoch.has_value());
+}
+
+TEST(RebuildRequest, BadFieldsAreRefusedNamingTheField) {
+  auto refused = [](RebuildRequest r) { return normalize_request(std::move(r)).status(); };
+  RebuildRequest r = hello();
+  r.repo.clear();
+  EXPECT_NE(refused(r).message().find("repo is empty"), std::string::npos);
+  r = hello();
+  r.image_name = std::string("a\nb\0c", 5);
+  EXPECT_TRUE(refused(r).is_bad_input());
+  EXPECT_NE(refused(r).message().find("image_name"), std::string::npos);
+  r = hello();
+  r.recipe_path = std::string(5000, 'x');
+  EXPECT_NE(refused(r).message().find("recipe_path is longer"), std::string::npos);
+  for (int64_t bad : {int64_t{-1}, kMaxSourceDateEpoch + 1, std::numeric_limits<int64_t>::max()}) {
+    r = hello();
+    r.source_date_epoch = bad;
+    EXPECT_NE(refused(r).message().find("source_date_epoch"), std::string::npos) << bad;
+  }
+  r = hello();
+  r.source_date_epoch = kMaxSourceDateEpoch;
+  EXPECT_TRUE(normalize_request(r).ok());
+  pb::BuildRequest no_id = to_wire(normalize_request(hello()).value());
+  no_id.clear_request_id();
+  EXPECT_NE(request_from_wire(no_id).status().message().find("request_id is empty"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace quorate::wire

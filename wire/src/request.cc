@@ -1,0 +1,72 @@
+// RebuildRequest: defaults, checks and the derived request id, in one place.
+#include "quorate/wire/request.h"
+
+#include "quorate/core/sha256.h"
+
+namespace quorate::wire {
+namespace {
+
+Status check_field(const char* name, const std::string& value, bool required) {
+  if (required && value.empty()) return Status::bad_input(std::string(name) + " is empty");
+  if (value.size() > kMaxRequestFieldBytes) {
+    return Status::bad_input(std::string(name) + " is longer than " + std::to_string(kMaxRequestFieldBytes) + " bytes");
+  }
+  for (char c : value) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return Status::bad_input(std::string(name) + " holds a control character (byte " +
+                               std::to_string(static_cast<unsigned char>(c)) + ")");
+    }
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<RebuildRequest> normalize_request(RebuildRequest r) {
+  if (r.recipe_path.empty()) r.recipe_path = std::string(kDefaultRecipe);
+  QR_RETURN_IF_ERROR(check_field("request_id", r.request_id, false));
+  QR_RETURN_IF_ERROR(check_field("repo", r.repo, true));
+  QR_RETURN_IF_ERROR(check_field("commit", r.commit, true));
+  QR_RETURN_IF_ERROR(check_field("recipe_path", r.recipe_path, true));
+  QR_RETURN_IF_ERROR(check_field("image_name", r.image_name, false));
+  if (r.source_date_epoch && (*r.source_date_epoch < 0 || *r.source_date_epoch > kMaxSourceDateEpoch)) {
+    return Status::bad_input("source_date_epoch " + std::to_string(*r.source_date_epoch) + " is outside 0.." +
+                             std::to_string(kMaxSourceDateEpoch) + " (1970 to the end of year 9999)");
+  }
+  if (r.request_id.empty()) r.request_id = derive_request_id(r);
+  return r;
+}
+
+std::string derive_request_id(const RebuildRequest& r) {
+  std::string text;
+  for (const std::string* f : {&r.repo, &r.commit, &r.recipe_path, &r.image_name}) {
+    text += std::to_string(f->size()) + ":" + *f + ";";
+  }
+  text += r.source_date_epoch ? std::to_string(*r.source_date_epoch) : "commit-time";
+  return "req-" + sha256_hex(text).substr(0, 16);
+}
+
+pb::BuildRequest to_wire(const RebuildRequest& r) {
+  pb::BuildRequest m;
+  m.set_request_id(r.request_id);
+  m.set_repo(r.repo);
+  m.set_commit(r.commit);
+  m.set_recipe_path(r.recipe_path);
+  m.set_image_name(r.image_name);
+  if (r.source_date_epoch) m.set_source_date_epoch(*r.source_date_epoch);
+  return m;
+}
+
+Result<RebuildRequest> request_from_wire(const pb::BuildRequest& m) {
+  RebuildRequest r;
+  r.request_id = m.request_id();
+  r.repo = m.repo();
+  r.commit = m.commit();
+  r.recipe_path = m.recipe_path();
+  r.image_name = m.image_name();
+  if (m.has_source_date_epoch()) r.source_date_epoch = m.source_date_epoch();
+  if (r.request_id.empty()) return Status::bad_input("request_id is empty");
+  return normalize_request(std::move(r));
+}
+
+}  // namespace quorate::wire
