@@ -1,10 +1,11 @@
-// VerifierDaemon: follower -> judge -> decisions on PUB; queries on ROUTER; cursors persisted after storing.
+// VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after storing.
 #include "quorate/quorum/verifier_daemon.h"
 
 #include <sqlite3.h>
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -158,29 +159,35 @@ struct VerifierDaemon::Impl {
     return Status();
   }
 
-  void publish_if_changed(const pb::SubjectKey& subject, std::vector<pb::Decision>& changed) {
+  // The decision for `subject` when it differs from what was last published; its revision is already
+  // the next one. The caller records it, then publishes it (publish()).
+  std::optional<pb::Decision> decide_if_changed(const pb::SubjectKey& subject) {
     auto d = judge->decide(subject);
     if (!d.ok()) {
       log.error("decide_failed", {{"commit", subject.commit()}, {"error", d.status().to_string()}});
-      return;
+      return std::nullopt;
     }
     std::string fp = decision_fingerprint(*d);
     auto& slot = published[subject_id(subject)];
-    if (slot.first == fp) return;
+    if (slot.first == fp) return std::nullopt;
     slot.first = fp;
     d->set_revision(++slot.second);
-    Status s = pub->send({wire::decision_topic(subject.commit()), wire::encode_frame(MessageType::kDecision, *d)});
+    return std::move(*d);
+  }
+
+  void publish(const pb::Decision& d) {
+    const auto& subject = d.subject();
+    Status s = pub->send({wire::decision_topic(subject.commit()), wire::encode_frame(MessageType::kDecision, d)});
     if (!s.ok()) log.warn("decision_publish_failed", {{"error", s.to_string()}});
-    changed.push_back(*d);
     {
       std::lock_guard<std::mutex> lock(mu);
       ++counts.decisions_published;
     }
     log.info("decision", {{"repo", subject.repo()}, {"commit", subject.commit()}, {"recipe", subject.recipe_path()},
-                          {"accepted", d->accepted()}, {"digest", d->digest()},
-                          {"agreeing", std::vector<std::string>(d->agreeing().begin(), d->agreeing().end())},
-                          {"dissenters", d->dissenters_size()}, {"reason", d->reason()},
-                          {"revision", d->revision()}});
+                          {"accepted", d.accepted()}, {"digest", d.digest()},
+                          {"agreeing", std::vector<std::string>(d.agreeing().begin(), d.agreeing().end())},
+                          {"dissenters", d.dissenters_size()}, {"reason", d.reason()},
+                          {"revision", d.revision()}});
   }
 
   Status ingest(std::vector<pb::AttestationMessage>& batch) {
@@ -218,11 +225,19 @@ struct VerifierDaemon::Impl {
     std::map<std::string, uint64_t> now;
     for (const auto& n : config.nodes) now[n.node_id] = follower->cursor(n.node_id);
     QR_RETURN_IF_ERROR(cursors->save(now));
+    // Record, then publish: a decision that left the process is always in the decisions table, even when
+    // the process is killed right after sending it (issue 11, item 6). When recording fails the batch's
+    // decisions are not published and the error stops the daemon, like any other store failure.
     std::vector<pb::Decision> changed;
-    for (const auto& s : touched) publish_if_changed(s, changed);
-    if (!changed.empty()) {
-      if (Status r = judge->record(changed); !r.ok()) log.warn("decision_record_failed", {{"error", r.to_string()}});
+    for (const auto& s : touched) {
+      if (auto d = decide_if_changed(s)) changed.push_back(std::move(*d));
     }
+    if (changed.empty()) return Status();
+    if (Status r = judge->record(changed); !r.ok()) {
+      for (const auto& d : changed) published.erase(subject_id(d.subject()));
+      return r.with_context("record decisions");
+    }
+    for (const auto& d : changed) publish(d);
     return Status();
   }
 
@@ -327,6 +342,7 @@ struct VerifierDaemon::Impl {
         }
       }
       serve_queries();
+      pub->process_pending();  // subscriptions are read as they come, not left to fill the queue
       if (SteadyClock::now() >= next_log) {
         auto j = counters_json();
         std::string text = j.dump();
