@@ -2,6 +2,8 @@
 // with sequence numbers the verifier has passed already. They used to be dropped as replays (2 of 3 lost after
 // a restore, 2 of 2 after a wipe). Each run of a node is now an incarnation; the verifier sees the new one,
 // goes back to where the node's history forked and stores every new attestation.
+#include <sqlite3.h>
+
 #include "e2e/process.h"
 #include "network_support.h"
 
@@ -132,6 +134,29 @@ TEST(NetworkHostile, VerifierRestartedAcrossANodeRestoreLosesNothing) {
   v = std::make_unique<TestVerifier>(dir.path(), std::vector<wire::FollowedNode>{a.followed()});
   // The store already holds c1..c3 (counted as duplicates if re-delivered); c4..c6 are new.
   EXPECT_TRUE(wait_for([&] { return stored(*v) == 3; })) << "stored " << stored(*v) << " of 3 new";
+}
+
+TEST(NetworkHostile, CursorSavedBeforeIncarnationsIsKept) {
+  // A cursors.db of the schema before incarnations (node_id, sequence): the verifier migrates it, keeps the
+  // cursor and adopts the node's incarnation instead of starting over.
+  testing::ScratchDir dir;
+  RestartableNode a(dir.path());
+  a.submit("c1");
+  a.submit("c2");
+  ASSERT_TRUE(wait_for([&] { return a.running->daemon->counters().succeeded == 2; }));
+  std::filesystem::create_directories(dir / "verifier");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "verifier" / "cursors.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);"
+                             "INSERT INTO cursors VALUES('a', 1);", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+
+  TestVerifier v(dir.path(), {a.followed()});
+  ASSERT_TRUE(wait_for([&] { return stored(v) == 1; })) << "c2, after the saved cursor";
+  a.submit("c3");
+  ASSERT_TRUE(wait_for([&] { return stored(v) == 2; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(stored(v), 2u) << "c1 was fetched again: the old cursor was not kept";
 }
 
 }  // namespace
