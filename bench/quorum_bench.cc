@@ -28,6 +28,7 @@
 #include "quorate/core/time.h"
 #include "quorate/quorum/decision.h"
 #include "quorate/quorum/query.h"
+#include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verifier.h"
 
@@ -194,8 +195,10 @@ int main(int argc, char** argv) {
     }
     r.import_s = since(t_import);
     auto t_decide = Clock::now();
-    // As `quorate verify --store DB` does it: decide every subject key, record every decision.
-    auto answer = quorum::answer(verifier->policy(), *store, {}, kFinished + 3600);
+    // As `quorate verify --store DB` does it: verify every stored envelope again (a store is not trusted),
+    // decide every subject key, record every decision.
+    quorum::VerifiedVotes votes(*store, *verifier, {n_threads});
+    auto answer = quorum::answer(verifier->policy(), votes, {}, kFinished + 3600);
     if (!answer.ok()) {
       std::cerr << answer.status().to_string() << "\n";
       std::exit(2);

@@ -20,6 +20,7 @@ using wire::MessageType;
 namespace pb = wire::pb;
 
 constexpr size_t kRememberedJobs = 4096;  // finished job states kept for JobStatusRequest
+constexpr size_t kLineageSent = 64;       // incarnations listed in a HistoryResponse
 
 }  // namespace
 
@@ -43,6 +44,7 @@ struct NodeDaemon::Impl {
   std::deque<StoredAttestation> outbox;  // stored, durable, not yet published
   bool worker_stop = false;
   uint64_t last_stored = 0;
+  Incarnation incarnation;  // this run's; set once at open
   NodeCounters counts;
 
   std::atomic<bool> cancel{false};
@@ -136,6 +138,7 @@ struct NodeDaemon::Impl {
       m.set_sequence(a.sequence);
       m.set_envelope(a.envelope);
       m.set_request_id(a.request_id);
+      m.set_incarnation(incarnation.id);
       Status s = pub->send({wire::attestation_topic(config.node_id), wire::encode_frame(MessageType::kAttestation, m)});
       if (!s.ok()) {
         // Stored already: subscribers get it from history. Not fatal.
@@ -152,6 +155,7 @@ struct NodeDaemon::Impl {
     pb::Heartbeat hb;
     hb.set_node_id(config.node_id);
     hb.set_unix_time(now_ms() / 1000);
+    hb.set_incarnation(incarnation.id);
     {
       std::lock_guard<std::mutex> lock(mu);
       hb.set_last_sequence(last_stored);
@@ -247,10 +251,13 @@ struct NodeDaemon::Impl {
     size_t count = req.max_count() == 0 ? config.history_batch : std::min<size_t>(req.max_count(), config.history_batch);
     pb::HistoryResponse resp;
     resp.set_node_id(config.node_id);
+    resp.set_incarnation(incarnation.id);
     auto rows = store->since(req.since_sequence(), count);
     auto last = store->last_sequence();
-    if (!rows.ok() || !last.ok()) {
-      log.error("history_failed", {{"error", (!rows.ok() ? rows.status() : last.status()).to_string()}});
+    auto lineage = store->lineage(kLineageSent);
+    if (!rows.ok() || !last.ok() || !lineage.ok()) {
+      Status bad = !rows.ok() ? rows.status() : !last.ok() ? last.status() : lineage.status();
+      log.error("history_failed", {{"error", bad.to_string()}});
       resp.set_last_sequence(0);
       return reply(route, MessageType::kHistoryResponse, resp);
     }
@@ -266,6 +273,12 @@ struct NodeDaemon::Impl {
       m->set_sequence(row.sequence);
       m->set_envelope(row.envelope);
       m->set_request_id(row.request_id);
+      m->set_incarnation(incarnation.id);
+    }
+    for (const auto& inc : *lineage) {
+      auto* x = resp.add_lineage();
+      x->set_id(inc.id);
+      x->set_first_sequence(inc.first_sequence);
     }
     uint64_t sent_up_to = resp.attestations_size() ? resp.attestations(resp.attestations_size() - 1).sequence()
                                                      : req.since_sequence();
@@ -390,9 +403,13 @@ Result<std::unique_ptr<NodeDaemon>> NodeDaemon::open(NodeConfig config, std::uni
   if (ec) return Status::io(impl->config.data_dir.string() + ": " + ec.message());
   impl->store = QR_TRY(NodeStore::open(impl->config.data_dir / "node.db"));
   impl->last_stored = QR_TRY(impl->store->last_sequence());
+  // A new incarnation each run: if the store was restored or wiped while the node was down, followers see
+  // the change and go back to where the lineage forked instead of taking reused numbers for replays.
+  impl->incarnation = QR_TRY(impl->store->begin_incarnation());
   QR_RETURN_IF_ERROR(impl->bind());
   log.info("node_started", {{"node_id", impl->config.node_id}, {"publish", impl->pub_endpoint},
                             {"control", impl->control_endpoint}, {"last_sequence", impl->last_stored},
+                            {"incarnation", impl->incarnation.id},
                             {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
   return std::unique_ptr<NodeDaemon>(new NodeDaemon(std::move(impl)));
 }

@@ -3,12 +3,14 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <mutex>
+#include <random>
 
 namespace quorate::node {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: incarnations
 
 // One prepared statement, finalized on scope exit.
 class Stmt {
@@ -91,6 +93,16 @@ Result<std::unique_ptr<NodeStore>> NodeStore::open(const std::filesystem::path& 
         "PRAGMA user_version = 1;"
         "COMMIT;"));
   }
+  if (v < 2) {
+    QR_RETURN_IF_ERROR(impl->exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS incarnations ("
+        "  rowid INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  id INTEGER NOT NULL,"
+        "  first_sequence INTEGER NOT NULL);"
+        "PRAGMA user_version = 2;"
+        "COMMIT;"));
+  }
   return std::unique_ptr<NodeStore>(new NodeStore(std::move(impl)));
 }
 
@@ -143,6 +155,48 @@ Result<uint64_t> NodeStore::last_sequence() {
   Stmt st(impl_->db, "SELECT COALESCE(MAX(sequence), 0) FROM attestations");
   if (!st.ok() || st.step() != SQLITE_ROW) return impl_->error("read last sequence");
   return static_cast<uint64_t>(st.column_int(0));
+}
+
+Result<Incarnation> NodeStore::begin_incarnation() {
+  std::random_device rd;
+  Incarnation inc;
+  while (inc.id == 0) inc.id = (static_cast<uint64_t>(rd()) << 32) ^ static_cast<uint64_t>(rd());
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  QR_RETURN_IF_ERROR(impl_->exec("BEGIN IMMEDIATE"));
+  {
+    Stmt max(impl_->db, "SELECT COALESCE(MAX(sequence), 0) FROM attestations");
+    if (!max.ok() || max.step() != SQLITE_ROW) {
+      Status s = impl_->error("read last sequence");
+      (void)impl_->exec("ROLLBACK");
+      return s;
+    }
+    inc.first_sequence = static_cast<uint64_t>(max.column_int(0)) + 1;
+    Stmt ins(impl_->db, "INSERT INTO incarnations(id, first_sequence) VALUES(?, ?)");
+    ins.bind_int(1, static_cast<int64_t>(inc.id));
+    ins.bind_int(2, static_cast<int64_t>(inc.first_sequence));
+    if (!ins.ok() || ins.step() != SQLITE_DONE) {
+      Status s = impl_->error("insert incarnation");
+      (void)impl_->exec("ROLLBACK");
+      return s;
+    }
+  }
+  QR_RETURN_IF_ERROR(impl_->exec("COMMIT"));
+  return inc;
+}
+
+Result<std::vector<Incarnation>> NodeStore::lineage(size_t max_count) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Stmt st(impl_->db, "SELECT id, first_sequence FROM incarnations ORDER BY rowid DESC LIMIT ?");
+  if (!st.ok()) return impl_->error("query incarnations");
+  st.bind_int(1, static_cast<int64_t>(max_count));
+  std::vector<Incarnation> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    out.push_back({static_cast<uint64_t>(st.column_int(0)), static_cast<uint64_t>(st.column_int(1))});
+  }
+  if (rc != SQLITE_DONE) return impl_->error("query incarnations");
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 Result<std::optional<StoredAttestation>> NodeStore::find_request(const std::string& request_id) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,11 @@ class ScriptedNode {
   }
 
   const std::string& id() const { return id_; }
+  const std::string& publish_endpoint() const { return pub_endpoint_; }
+  const std::string& control_endpoint() const { return control_endpoint_; }
+  // From now on, heartbeats and history answers announce `last` as the newest sequence, whatever is stored
+  // (a lying node: 2^64-1 and nothing to show for it).
+  void claim_last_sequence(uint64_t last) { claimed_last_ = last; }
   // Stores `envelope` under the next sequence number and publishes it; returns the message.
   wire::pb::AttestationMessage add(const std::string& envelope) {
     wire::pb::AttestationMessage m;
@@ -47,7 +53,7 @@ class ScriptedNode {
   void heartbeat() {
     wire::pb::Heartbeat hb;
     hb.set_node_id(id_);
-    hb.set_last_sequence(stored_.size());
+    hb.set_last_sequence(last_sequence());
     (void)pub_->send({wire::heartbeat_topic(id_), wire::encode_frame(wire::MessageType::kHeartbeat, hb)});
   }
   // Answers waiting history requests; returns how many.
@@ -63,7 +69,7 @@ class ScriptedNode {
       for (const auto& m : stored_) {
         if (m.sequence() > req.since_sequence()) *resp.add_attestations() = m;
       }
-      resp.set_last_sequence(stored_.size());
+      resp.set_last_sequence(last_sequence());
       (void)router_->send({(**got)[0], wire::encode_frame(wire::MessageType::kHistoryResponse, resp)});
       ++n;
     }
@@ -75,6 +81,8 @@ class ScriptedNode {
   std::unique_ptr<wire::Socket> pub_, router_;
   std::string pub_endpoint_, control_endpoint_;
   std::vector<wire::pb::AttestationMessage> stored_;
+  std::optional<uint64_t> claimed_last_;
+  uint64_t last_sequence() const { return claimed_last_ ? *claimed_last_ : stored_.size(); }
 };
 
 }  // namespace quorate::e2e

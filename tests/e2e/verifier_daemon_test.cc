@@ -30,9 +30,9 @@ class FakeRebuilder : public node::Rebuilder {
  public:
   FakeRebuilder(std::string node, std::string digest, std::string claimed = {})
       : node_(std::move(node)), digest_(std::move(digest)), claimed_(claimed.empty() ? node_ : claimed) {}
-  Result<node::RebuildOutput> rebuild(const pb::BuildRequest& r, const std::atomic<bool>&) override {
-    nlohmann::json j = {{"node", claimed_}, {"repo", r.repo()}, {"commit", r.commit()},
-                        {"recipe", r.recipe_path()}, {"digest", digest_}};
+  Result<node::RebuildOutput> rebuild(const wire::RebuildRequest& r, const std::atomic<bool>&) override {
+    nlohmann::json j = {{"node", claimed_}, {"repo", r.repo}, {"commit", r.commit},
+                        {"recipe", r.recipe_path}, {"digest", digest_}};
     return node::RebuildOutput{j.dump(), digest_};
   }
 

@@ -1,7 +1,9 @@
 // Follower: per-node SUB + DEALER, cursors, gap detection and history catch-up.
 #include "quorate/wire/follower.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 
 namespace quorate::wire {
 namespace {
@@ -17,6 +19,13 @@ struct Follower::Impl {
     uint64_t announced = 0;
     bool history_pending = false;
     SteadyClock::time_point history_sent{};
+    uint32_t fruitless = 0;           // history answers in a row that delivered nothing while claiming more
+    bool history_scheduled = false;   // backing off: the next request goes out at history_due
+    SteadyClock::time_point history_due{};
+    bool implausible_logged = false;
+    SteadyClock::time_point quiet_until{};  // hints (heartbeats, gaps) ask for history only after this
+    uint64_t incarnation = 0;               // of the node's history the cursor counts in; 0: not known yet
+    uint32_t switches = 0;                  // incarnation switches since the last delivery
   };
   std::vector<Peer> peers;
   Options options;
@@ -41,9 +50,50 @@ struct Follower::Impl {
   }
   using HistoryRequest = pb::HistoryRequest;
 
+  // An answer gave nothing new: wait before believing the node again, twice as long each time in a row
+  // (capped). When the node claimed more, the request goes out by itself at the end of the wait; otherwise
+  // the next heartbeat or gap after it asks. So a node announcing 2^64-1 and answering with nothing, or
+  // contradicting its own heartbeats, cannot make us spin.
+  void back_off(Peer& p, uint64_t claimed, bool ask_again) {
+    ++p.fruitless;
+    ++counts.history_fruitless;
+    int64_t delay = options.history_backoff_initial_ms;
+    for (uint32_t i = 1; i < p.fruitless && delay < options.history_backoff_max_ms; ++i) delay *= 2;
+    delay = std::min<int64_t>(delay, options.history_backoff_max_ms);
+    p.quiet_until = SteadyClock::now() + std::chrono::milliseconds(delay);
+    p.history_scheduled = ask_again;
+    p.history_due = p.quiet_until;
+    if (ask_again || p.fruitless > 1) {
+      log->warn("history_no_progress", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"claimed", claimed},
+                                        {"answers_without_progress", p.fruitless}, {"retry_in_ms", delay}});
+    }
+  }
+
+  // Something says the node is ahead of us (a heartbeat, a gap, another incarnation): ask for history,
+  // unless a request is in flight or we are backing off.
+  void hint(Peer& p) {
+    if (p.history_pending || p.history_scheduled || SteadyClock::now() < p.quiet_until) return;
+    ++counts.gaps;
+    request_history(p);
+  }
+
+  // Records what the node says its newest sequence is, believing at most max_believed_gap past the cursor.
+  void announce(Peer& p, uint64_t claimed) {
+    uint64_t cap = p.cursor + std::min(options.max_believed_gap, UINT64_MAX - p.cursor);
+    if (claimed > cap && !p.implausible_logged) {
+      p.implausible_logged = true;
+      log->warn("implausible_sequence", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"claimed", claimed},
+                                         {"believed", cap}});
+    }
+    p.announced = std::min(claimed, cap);
+  }
+
   void deliver(Peer& p, pb::AttestationMessage&& m, bool live, std::vector<pb::AttestationMessage>& out) {
     p.cursor = m.sequence();
     p.announced = std::max(p.announced, m.sequence());
+    p.fruitless = 0;
+    p.switches = 0;
+    p.implausible_logged = false;
     ++(live ? counts.live : counts.from_history);
     out.push_back(std::move(m));
   }
@@ -62,13 +112,13 @@ struct Follower::Impl {
           hb.node_id() != p.node.node_id) {
         return drop(DropReason::kMalformed, p.node.node_id, "heartbeat");
       }
-      p.announced = hb.last_sequence();
+      if (hb.incarnation() != 0 && hb.incarnation() != p.incarnation) return hint(p);  // history says where
+      announce(p, hb.last_sequence());
       if (hb.last_sequence() < p.cursor) {
         log->warn("node_sequence_regressed", {{"node_id", p.node.node_id}, {"announced", hb.last_sequence()},
                                               {"cursor", p.cursor}});
-      } else if (hb.last_sequence() > p.cursor && !p.history_pending) {
-        ++counts.gaps;
-        request_history(p);
+      } else if (hb.last_sequence() > p.cursor) {
+        hint(p);
       }
       return;
     }
@@ -83,7 +133,9 @@ struct Follower::Impl {
     if (m.node_id() != p.node.node_id || m.sequence() == 0) {
       return drop(DropReason::kBadTopic, p.node.node_id, "node id '" + m.node_id() + "' or sequence 0 on this node's topic");
     }
-    p.announced = std::max(p.announced, m.sequence());
+    // Another incarnation's numbers cannot be compared with the cursor: history sorts it out.
+    if (m.incarnation() != 0 && m.incarnation() != p.incarnation) return hint(p);
+    announce(p, std::max(p.announced, m.sequence()));
     if (m.sequence() <= p.cursor) {
       ++counts.duplicates;
       return;
@@ -91,9 +143,8 @@ struct Follower::Impl {
     if (m.sequence() == p.cursor + 1 && !p.history_pending) return deliver(p, std::move(m), true, out);
     // A gap, or history in flight: history will carry this one too.
     if (!p.history_pending) {
-      ++counts.gaps;
       log->info("sequence_gap", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"received", m.sequence()}});
-      request_history(p);
+      hint(p);
     }
   }
 
@@ -104,25 +155,79 @@ struct Follower::Impl {
     Status s = decode_message(frames[0], MessageType::kHistoryResponse, options.limits, resp, &why);
     if (!s.ok()) {
       drop(why, p.node.node_id, s.message());
-      p.history_pending = false;  // ask again (below), maybe a smaller batch would not help but a retry might
-      return;
+      p.history_pending = false;
+      return back_off(p, p.announced, true);  // asked again, later and later while the answers stay broken
     }
     if (resp.node_id() != p.node.node_id) {
       return drop(DropReason::kBadTopic, p.node.node_id, "history from '" + resp.node_id() + "'");
     }
+    bool switched = false;
+    if (resp.incarnation() != 0 && resp.incarnation() != p.incarnation) {
+      if (!follow_incarnation(p, resp)) return;
+      switched = true;
+    }
+    uint64_t before = p.cursor;
     for (auto& m : *resp.mutable_attestations()) {
       if (m.node_id() != p.node.node_id || m.sequence() <= p.cursor) {
         ++counts.duplicates;
         continue;
       }
       if (m.sequence() != p.cursor + 1) {
+        // Sequences have no gaps: this is an answer to an older request (the cursor moved back since) or a
+        // broken node. Nothing past the hole is delivered; the rest is asked for again.
         log->warn("history_hole", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"next", m.sequence()}});
+        break;
       }
       deliver(p, std::move(m), false, out);
     }
-    p.announced = std::max(p.announced, resp.last_sequence());
+    announce(p, std::max(p.announced, resp.last_sequence()));
     p.history_pending = false;
-    if (resp.more() || p.cursor < resp.last_sequence()) request_history(p);
+    bool more = resp.more() || p.cursor < resp.last_sequence();
+    // Progress: something delivered, or a switch of incarnation (but not the third in a row without delivery).
+    if (p.cursor > before || (switched && p.switches <= 2)) {
+      if (more) request_history(p);
+      return;
+    }
+    back_off(p, resp.last_sequence(), more);
+  }
+
+  // The answer comes from another incarnation of the node than the cursor's. Adopts it; when the cursor's
+  // incarnation is in the lineage and a later one began at or below the cursor (a store restored from a
+  // backup), or is not in it (a wiped store), moves the cursor back to where the histories part, logs at warn
+  // and asks again. Returns whether this answer may still be used (the cursor did not move back).
+  bool follow_incarnation(Peer& p, const pb::HistoryResponse& resp) {
+    uint64_t old = p.incarnation;
+    p.incarnation = resp.incarnation();
+    if (old == 0) {  // first contact, or a cursor saved before incarnations existed: nothing to compare
+      log->info("node_incarnation", {{"node_id", p.node.node_id}, {"incarnation", resp.incarnation()},
+                                     {"cursor", p.cursor}});
+      return true;
+    }
+    ++counts.incarnation_changes;
+    ++p.switches;
+    uint64_t resume = 0;
+    const auto& lineage = resp.lineage();
+    for (int i = 0; i < lineage.size(); ++i) {
+      if (lineage[i].id() != old) continue;
+      resume = p.cursor;
+      if (i + 1 < lineage.size() && lineage[i + 1].first_sequence() > 0) {
+        resume = std::min(p.cursor, lineage[i + 1].first_sequence() - 1);
+      }
+    }
+    log->warn("node_incarnation_changed", {{"node_id", p.node.node_id}, {"old_incarnation", old},
+                                           {"new_incarnation", resp.incarnation()}, {"cursor", p.cursor},
+                                           {"resume_after", resume}});
+    if (resume == p.cursor) return true;
+    p.cursor = resume;
+    p.announced = std::min(p.announced, resume);
+    p.history_pending = false;
+    // A node switching incarnations on every answer is backed off like one that answers with nothing.
+    if (p.switches > 2) {
+      back_off(p, resp.last_sequence(), true);
+    } else {
+      request_history(p);
+    }
+    return false;
   }
 };
 
@@ -150,6 +255,7 @@ Result<std::unique_ptr<Follower>> Follower::open(Context& ctx, const std::vector
     QR_RETURN_IF_ERROR(p.sub->connect(n.publish_endpoint).with_context("node " + n.node_id));
     QR_RETURN_IF_ERROR(p.dealer->connect(n.control_endpoint).with_context("node " + n.node_id));
     if (auto it = cursors.find(n.node_id); it != cursors.end()) p.cursor = it->second;
+    if (auto it = options.incarnations.find(n.node_id); it != options.incarnations.end()) p.incarnation = it->second;
     impl->peers.push_back(std::move(p));
   }
   for (auto& p : impl->peers) impl->request_history(p);
@@ -187,6 +293,10 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) {
       if (!got->has_value()) break;
       impl_->on_history(p, std::move(**got), out);
     }
+    if (p.history_scheduled && SteadyClock::now() >= p.history_due) {
+      p.history_scheduled = false;
+      impl_->request_history(p);
+    }
     if (p.history_pending &&
         SteadyClock::now() - p.history_sent > std::chrono::milliseconds(impl_->options.history_timeout_ms)) {
       impl_->log->info("history_retry", {{"node_id", p.node.node_id}, {"cursor", p.cursor}});
@@ -199,6 +309,13 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) {
 uint64_t Follower::cursor(const std::string& node_id) const {
   for (const auto& p : impl_->peers) {
     if (p.node.node_id == node_id) return p.cursor;
+  }
+  return 0;
+}
+
+uint64_t Follower::incarnation(const std::string& node_id) const {
+  for (const auto& p : impl_->peers) {
+    if (p.node.node_id == node_id) return p.incarnation;
   }
   return 0;
 }

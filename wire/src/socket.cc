@@ -4,6 +4,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -150,6 +151,12 @@ void apply_options(zmq::socket_t& s, const SocketOptions& o) {
   s.set(zmq::sockopt::handshake_ivl, o.handshake_ivl_ms);
   s.set(zmq::sockopt::heartbeat_ivl, o.heartbeat_ivl_ms);
   s.set(zmq::sockopt::heartbeat_timeout, o.heartbeat_timeout_ms);
+  if (o.tcp_keepalive_idle_s > 0) {
+    s.set(zmq::sockopt::tcp_keepalive, 1);
+    s.set(zmq::sockopt::tcp_keepalive_idle, o.tcp_keepalive_idle_s);
+    s.set(zmq::sockopt::tcp_keepalive_intvl, o.tcp_keepalive_intvl_s);
+    s.set(zmq::sockopt::tcp_keepalive_cnt, o.tcp_keepalive_cnt);
+  }
 }
 
 }  // namespace
@@ -163,6 +170,10 @@ Result<Socket> Socket::server(Context& ctx, SocketType type, const ServerSecurit
     impl->allow_insecure_remote = security.allow_insecure_remote;
     apply_options(impl->sock, options);
     if (type == SocketType::kRouter) impl->sock.set(zmq::sockopt::router_mandatory, false);
+    // A PUB socket only ever receives subscriptions: anything large is hostile (issue 11, item 7).
+    if (type == SocketType::kPub) {
+      impl->sock.set(zmq::sockopt::maxmsgsize, std::min<int64_t>(options.max_message_bytes, kMaxSubscriptionBytes));
+    }
     if (security.transport == Transport::kCurve) {
       QR_RETURN_IF_ERROR(check_z85_key(security.server_keys.secret_z85).with_context("server secret key"));
       QR_RETURN_IF_ERROR(ctx.allow_clients(options.zap_domain, security.allowed_clients));
@@ -278,6 +289,14 @@ Result<std::optional<Frames>> Socket::recv(int timeout_ms, size_t max_frames) {
 }
 
 void* Socket::native_handle() const { return impl_->sock.handle(); }
+
+void Socket::process_pending() {
+  try {
+    (void)impl_->sock.get(zmq::sockopt::events);  // processes the socket's pending commands (pipe activations)
+  } catch (const zmq::error_t&) {
+    // Nothing to report: the next send or receive fails with a proper Status.
+  }
+}
 
 Result<std::vector<bool>> poll_readable(std::span<Socket* const> sockets, int timeout_ms) {
   std::vector<zmq::pollitem_t> items;

@@ -1,10 +1,11 @@
-// VerifierDaemon: follower -> judge -> decisions on PUB; queries on ROUTER; cursors persisted after storing.
+// VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after storing.
 #include "quorate/quorum/verifier_daemon.h"
 
 #include <sqlite3.h>
 
 #include <chrono>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -38,9 +39,15 @@ std::string decision_fingerprint(pb::Decision d) {
   return out;
 }
 
-// Follow cursors: node id -> last sequence processed. SQLite so an update is atomic and durable. The
-// cursor is saved only after the attestations up to it are stored: a crash in between re-delivers, and
-// the store's idempotent inserts make that harmless.
+// A follow cursor: the last sequence processed, in which incarnation of the node's history.
+struct Cursor {
+  uint64_t incarnation = 0;  // 0: saved before incarnations existed, or the node does not send them
+  uint64_t sequence = 0;
+};
+
+// Follow cursors: node id -> Cursor. SQLite so an update is atomic and durable. The cursor is saved only
+// after the attestations up to it are stored: a crash in between re-delivers, and the store's idempotent
+// inserts make that harmless.
 class CursorStore {
  public:
   static Result<std::unique_ptr<CursorStore>> open(const std::filesystem::path& path) {
@@ -49,37 +56,49 @@ class CursorStore {
     if (sqlite3_open(cs->path_.c_str(), &cs->db_) != SQLITE_OK) return cs->error("open");
     sqlite3_busy_timeout(cs->db_, 5000);
     QR_RETURN_IF_ERROR(cs->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                "CREATE TABLE IF NOT EXISTS cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);"));
+                                "CREATE TABLE IF NOT EXISTS cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL,"
+                                " incarnation INTEGER NOT NULL DEFAULT 0);"));
+    // Files written before incarnations lack the column.
+    sqlite3_stmt* probe = nullptr;
+    bool has_incarnation = sqlite3_prepare_v2(cs->db_, "SELECT incarnation FROM cursors LIMIT 0", -1, &probe,
+                                              nullptr) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    if (!has_incarnation) {
+      QR_RETURN_IF_ERROR(cs->exec("ALTER TABLE cursors ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0;"));
+    }
     return cs;
   }
   ~CursorStore() { sqlite3_close(db_); }
 
-  Result<std::map<std::string, uint64_t>> load() {
-    std::map<std::string, uint64_t> out;
+  Result<std::map<std::string, Cursor>> load() {
+    std::map<std::string, Cursor> out;
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, "SELECT node_id, sequence FROM cursors", -1, &st, nullptr) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db_, "SELECT node_id, sequence, incarnation FROM cursors", -1, &st, nullptr) != SQLITE_OK) {
       return error("read cursors");
     }
     while (sqlite3_step(st) == SQLITE_ROW) {
-      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] = static_cast<uint64_t>(sqlite3_column_int64(st, 1));
+      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] = {
+          static_cast<uint64_t>(sqlite3_column_int64(st, 2)), static_cast<uint64_t>(sqlite3_column_int64(st, 1))};
     }
     sqlite3_finalize(st);
     return out;
   }
 
-  Status save(const std::map<std::string, uint64_t>& cursors) {
+  Status save(const std::map<std::string, Cursor>& cursors) {
     QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, "INSERT INTO cursors(node_id, sequence) VALUES(?, ?) "
-                                "ON CONFLICT(node_id) DO UPDATE SET sequence = excluded.sequence",
+    if (sqlite3_prepare_v2(db_, "INSERT INTO cursors(node_id, sequence, incarnation) VALUES(?, ?, ?) "
+                                "ON CONFLICT(node_id) DO UPDATE SET sequence = excluded.sequence, "
+                                "incarnation = excluded.incarnation",
                            -1, &st, nullptr) != SQLITE_OK) {
       (void)exec("ROLLBACK");
       return error("save cursors");
     }
-    for (const auto& [node, seq] : cursors) {
+    for (const auto& [node, cursor] : cursors) {
       sqlite3_reset(st);
       sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(st, 2, static_cast<int64_t>(seq));
+      sqlite3_bind_int64(st, 2, static_cast<int64_t>(cursor.sequence));
+      sqlite3_bind_int64(st, 3, static_cast<int64_t>(cursor.incarnation));
       if (sqlite3_step(st) != SQLITE_DONE) {
         sqlite3_finalize(st);
         (void)exec("ROLLBACK");
@@ -142,8 +161,13 @@ struct VerifierDaemon::Impl {
       nlohmann::json j = {{"publish", pub_endpoint}, {"query", query_endpoint}};
       QR_RETURN_IF_ERROR(write_file_atomic(config.endpoints_file, j.dump() + "\n"));
     }
-    auto start = QR_TRY(cursors->load());
+    auto saved = QR_TRY(cursors->load());
+    std::map<std::string, uint64_t> start;
     wire::Follower::Options fo;
+    for (const auto& [node, c] : saved) {
+      start[node] = c.sequence;
+      fo.incarnations[node] = c.incarnation;
+    }
     fo.limits = config.limits;
     fo.history_timeout_ms = config.history_timeout_ms;
     follower = QR_TRY(wire::Follower::open(*ctx, config.nodes, config.transport, start, fo, log));
@@ -168,29 +192,35 @@ struct VerifierDaemon::Impl {
     return Status();
   }
 
-  void publish_if_changed(const pb::SubjectKey& subject, std::vector<pb::Decision>& changed) {
+  // The decision for `subject` when it differs from what was last published; its revision is already
+  // the next one. The caller records it, then publishes it (publish()).
+  std::optional<pb::Decision> decide_if_changed(const pb::SubjectKey& subject) {
     auto d = judge->decide(subject);
     if (!d.ok()) {
       log.error("decide_failed", {{"commit", subject.commit()}, {"error", d.status().to_string()}});
-      return;
+      return std::nullopt;
     }
     std::string fp = decision_fingerprint(*d);
     auto& slot = published[subject_id(subject)];
-    if (slot.first == fp) return;
+    if (slot.first == fp) return std::nullopt;
     slot.first = fp;
     d->set_revision(++slot.second);
-    Status s = pub->send({wire::decision_topic(subject.commit()), wire::encode_frame(MessageType::kDecision, *d)});
+    return std::move(*d);
+  }
+
+  void publish(const pb::Decision& d) {
+    const auto& subject = d.subject();
+    Status s = pub->send({wire::decision_topic(subject.commit()), wire::encode_frame(MessageType::kDecision, d)});
     if (!s.ok()) log.warn("decision_publish_failed", {{"error", s.to_string()}});
-    changed.push_back(*d);
     {
       std::lock_guard<std::mutex> lock(mu);
       ++counts.decisions_published;
     }
     log.info("decision", {{"repo", subject.repo()}, {"commit", subject.commit()}, {"recipe", subject.recipe_path()},
-                          {"accepted", d->accepted()}, {"digest", d->digest()},
-                          {"agreeing", std::vector<std::string>(d->agreeing().begin(), d->agreeing().end())},
-                          {"dissenters", d->dissenters_size()}, {"reason", d->reason()},
-                          {"revision", d->revision()}});
+                          {"accepted", d.accepted()}, {"digest", d.digest()},
+                          {"agreeing", std::vector<std::string>(d.agreeing().begin(), d.agreeing().end())},
+                          {"dissenters", d.dissenters_size()}, {"reason", d.reason()},
+                          {"revision", d.revision()}});
   }
 
   Status ingest(std::vector<pb::AttestationMessage>& batch) {
@@ -225,15 +255,23 @@ struct VerifierDaemon::Impl {
         touched.push_back(*outcome->subject);
       }
     }
-    std::map<std::string, uint64_t> now;
-    for (const auto& n : config.nodes) now[n.node_id] = follower->cursor(n.node_id);
+    std::map<std::string, Cursor> now;
+    for (const auto& n : config.nodes) now[n.node_id] = {follower->incarnation(n.node_id), follower->cursor(n.node_id)};
     QR_RETURN_IF_ERROR(cursors->save(now));
+    // Record, then publish: a decision that left the process is always in the decisions table, even when
+    // the process is killed right after sending it (issue 11, item 6). When recording fails the batch's
+    // decisions are not published and the error stops the daemon, like any other store failure.
     std::vector<pb::Decision> changed;
-    for (const auto& s : touched) publish_if_changed(s, changed);
-    log_distrusted();
-    if (!changed.empty()) {
-      if (Status r = judge->record(changed); !r.ok()) log.warn("decision_record_failed", {{"error", r.to_string()}});
+    for (const auto& s : touched) {
+      if (auto d = decide_if_changed(s)) changed.push_back(std::move(*d));
     }
+    log_distrusted();
+    if (changed.empty()) return Status();
+    if (Status r = judge->record(changed); !r.ok()) {
+      for (const auto& d : changed) published.erase(subject_id(d.subject()));
+      return r.with_context("record decisions");
+    }
+    for (const auto& d : changed) publish(d);
     return Status();
   }
 
@@ -298,6 +336,7 @@ struct VerifierDaemon::Impl {
             {"decisions_published", c.decisions_published}, {"queries", c.queries}, {"dropped", c.dropped},
             {"dropped_by_reason", follower_and_router_drops()}, {"zap_denied", c.zap_denied},
             {"replays_ignored", fc.duplicates}, {"gaps", fc.gaps}, {"history_requests", fc.history_requests},
+            {"history_without_progress", fc.history_fruitless}, {"incarnation_changes", fc.incarnation_changes},
             {"live", fc.live}, {"from_history", fc.from_history}};
   }
 
@@ -339,6 +378,7 @@ struct VerifierDaemon::Impl {
         }
       }
       serve_queries();
+      pub->process_pending();  // subscriptions are read as they come, not left to fill the queue
       if (SteadyClock::now() >= next_log) {
         auto j = counters_json();
         std::string text = j.dump();

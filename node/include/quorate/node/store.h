@@ -19,6 +19,14 @@ struct StoredAttestation {
   std::string envelope;  // DSSE JSON bytes as signed
 };
 
+// One run of the node over this store (wire.proto's Incarnation): a random non-zero id and the first sequence
+// number the run assigns. Restoring the file from a backup, or wiping it, makes sequence numbers repeat; the
+// incarnation a follower sees then changes, and the lineage tells it where to go back to.
+struct Incarnation {
+  uint64_t id = 0;
+  uint64_t first_sequence = 0;
+};
+
 // Sequence numbers are 1, 2, 3, ... without gaps: the next one is assigned inside the insert transaction,
 // and a commit is durable (synchronous=FULL) before append() returns, so a node that publishes only after
 // append() never publishes what a crash could take back. Thread-safe (one connection behind a mutex).
@@ -35,6 +43,11 @@ class NodeStore {
   Result<std::vector<StoredAttestation>> since(uint64_t since, size_t max_count);
   // The newest sequence number (0 when empty).
   Result<uint64_t> last_sequence();
+  // Starts a new incarnation (a random non-zero id from the OS; first_sequence = last_sequence() + 1) and
+  // stores it durably before returning it. The node daemon calls it once each time it opens the store.
+  Result<Incarnation> begin_incarnation();
+  // The latest `max_count` incarnations, oldest first (empty before the first begin_incarnation()).
+  Result<std::vector<Incarnation>> lineage(size_t max_count);
   // The attestation stored for `request_id`, if any (for resubmissions after a restart).
   Result<std::optional<StoredAttestation>> find_request(const std::string& request_id);
 

@@ -33,6 +33,17 @@ class Follower {
     Limits limits;
     int history_timeout_ms = 3000;   // a history request unanswered this long is sent again
     uint32_t history_batch = 0;      // 0: the node's default
+    // A history answer that delivers nothing new while the node claims more (a broken or hostile node) is
+    // asked again after a delay that doubles from `history_backoff_initial_ms` up to `history_backoff_max_ms`;
+    // any progress resets it. Heartbeats and live gaps do not cut the delay short.
+    int history_backoff_initial_ms = 100;
+    int history_backoff_max_ms = 30000;
+    // The farthest ahead of the cursor a node's announcement is believed (announced() is capped there, and
+    // a claim beyond it is logged): no honest node is a million attestations ahead.
+    uint64_t max_believed_gap = 1'000'000;
+    // Node id -> the node incarnation (wire.proto's Incarnation) the cursor counts in; absent or 0: not known,
+    // the first one seen is adopted.
+    std::map<std::string, uint64_t> incarnations;
   };
   struct Counters {
     uint64_t live = 0;           // delivered from PUB/SUB
@@ -40,6 +51,8 @@ class Follower {
     uint64_t duplicates = 0;     // at or below the cursor: already delivered (replays included)
     uint64_t gaps = 0;           // sequence gaps seen (each triggers a history request)
     uint64_t history_requests = 0;
+    uint64_t history_fruitless = 0;  // history answers that delivered nothing new
+    uint64_t incarnation_changes = 0;  // a node began a new incarnation (restart, restored or wiped store)
   };
 
   // Connects to every node. `cursors`: node id -> last sequence already processed (absent: 0).
@@ -54,9 +67,12 @@ class Follower {
   Result<std::vector<pb::AttestationMessage>> poll(int timeout_ms);
 
   uint64_t cursor(const std::string& node_id) const;
+  // The node incarnation the cursor counts in (0: not known yet). Save it with the cursor.
+  uint64_t incarnation(const std::string& node_id) const;
   const DropCounters& drops() const;
   Counters counters() const;
-  // Node id -> last sequence the node announced (heartbeat or attestation).
+  // Node id -> last sequence the node announced (heartbeat, attestation or history answer), capped at
+  // cursor + Options::max_believed_gap.
   std::map<std::string, uint64_t> announced() const;
 
   struct Impl;

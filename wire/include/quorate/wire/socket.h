@@ -51,10 +51,21 @@ struct SocketOptions {
   int reconnect_ivl_ms = 100;
   int reconnect_ivl_max_ms = 2000;
   int handshake_ivl_ms = 5000;
-  int heartbeat_ivl_ms = 1000;      // ZMTP heartbeats: dead peers are noticed
+  // ZMTP heartbeats are off: with them, libzmq 4.3.4 aborts the whole process (`!_io_error`,
+  // stream_engine_base.cpp:331) when a peer that filled our inbound queue hangs up (libzmq issues #3937,
+  // #4364, #4767; docs/decisions.md). Dead peers are noticed by TCP keepalive instead. Turn heartbeats on only
+  // with a libzmq that fixes it.
+  int heartbeat_ivl_ms = 0;
   int heartbeat_timeout_ms = 5000;
+  int tcp_keepalive_idle_s = 30;    // TCP keepalive probes after this much silence; 0: the OS default (off)
+  int tcp_keepalive_intvl_s = 10;
+  int tcp_keepalive_cnt = 3;
   std::string zap_domain = "quorate";  // server sockets: which allow list of the Context applies
 };
+
+// Largest frame a PUB socket takes from a subscriber (a subscription or anything else): a longer one
+// disconnects the peer. Topics are at most Limits::max_topic_bytes (256); this leaves room.
+inline constexpr int64_t kMaxSubscriptionBytes = 1024;
 
 // Multipart message: one string per frame.
 using Frames = std::vector<std::string>;
@@ -81,6 +92,9 @@ class Socket {
   // SUB only: receive messages whose first frame starts with `prefix`.
   Status subscribe(const std::string& prefix);
 
+  // Lets libzmq act on what peers sent that the application never reads (subscriptions on a PUB socket), so
+  // that a flood of them does not sit in a full queue. Cheap; call it from the socket's thread now and then.
+  void process_pending();
   // Sends all frames as one message. kIo when the send timed out (peer gone, HWM reached).
   Status send(const Frames& frames);
   // Waits up to `timeout_ms` (0: do not wait, -1: forever) for one message. nullopt on timeout. A message

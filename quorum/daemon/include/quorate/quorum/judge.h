@@ -33,8 +33,9 @@ class Judge {
   // submission, in order. A verification failure is an Outcome (kRejected), not an error; errors are for
   // failures of the store itself, and then nothing of the batch counts as stored.
   virtual Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) = 0;
-  // Called with the decisions that changed and were published after a batch, so that they can be recorded
-  // (in one transaction). Default: nothing.
+  // Called with the decisions that changed after a batch, before any of them is published: they are to be
+  // recorded durably (in one transaction) before returning. An error means nothing of them may be published.
+  // Default: nothing.
   virtual Status record(const std::vector<wire::pb::Decision>& decisions) {
     (void)decisions;
     return Status();
