@@ -1,22 +1,25 @@
 // The registry of named temporaries removed when a command is interrupted.
 #include "quorate/core/temporaries.h"
 
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <string>
 #include <system_error>
+#include <thread>
 
 namespace quorate {
 namespace {
 
+// Never destroyed: a signal-handling thread may still use them while the main thread runs exit().
 std::mutex& registry_mutex() {
-  static std::mutex m;
-  return m;
+  static auto* m = new std::mutex;
+  return *m;
 }
 
 std::set<std::string>& registry() {
-  static std::set<std::string> paths;
-  return paths;
+  static auto* paths = new std::set<std::string>;
+  return *paths;
 }
 
 }  // namespace
@@ -34,11 +37,12 @@ void unregister_temporary(const std::filesystem::path& path) {
 void remove_registered_temporaries() {
   std::lock_guard lock(registry_mutex());
   for (const auto& p : registry()) {
-    // Another thread may still be writing into a directory: a second pass catches what it added meanwhile.
-    for (int pass = 0; pass < 3; ++pass) {
+    // Another thread may still be writing into a directory: later passes catch what it added meanwhile.
+    for (int pass = 0; pass < 1000; ++pass) {
       std::error_code ec;
       std::filesystem::remove_all(p, ec);
-      if (!ec && !std::filesystem::exists(std::filesystem::symlink_status(p, ec))) break;
+      if (!std::filesystem::exists(std::filesystem::symlink_status(p, ec)) && !ec) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   registry().clear();

@@ -178,25 +178,26 @@ void interrupt_and_check(const fs::path& in, const fs::path& out, const fs::path
   argv.push_back(nullptr);
   pid_t pid;
   ASSERT_EQ(::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), envp.data()), 0);
-  auto temps_exist = [&] {
-    bool output_temp = false, extracted = false;
+  auto output_temp_exists = [&] {
     for (const auto& e : fs::directory_iterator(out.parent_path())) {
-      if (e.path().filename().string().starts_with("." + out.filename().string() + ".tmp.")) output_temp = true;
+      if (e.path().filename().string().starts_with("." + out.filename().string() + ".tmp.")) return true;
     }
-    for (const auto& e : fs::recursive_directory_iterator(tmpdir)) {
-      if (e.path().filename().string().starts_with("quorate-image.")) extracted = true;
-    }
-    return output_temp && extracted;
+    return false;
   };
+  // The output directory is begun once the image tar is extracted, so both exist from then on.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!temps_exist() && std::chrono::steady_clock::now() < deadline) {
+  while (!output_temp_exists() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  ASSERT_TRUE(temps_exist()) << "normalize never created its temporaries";
+  bool extracted_under_tmpdir = false;
+  for (const auto& e : fs::recursive_directory_iterator(tmpdir)) {
+    if (e.path().filename().string().starts_with("quorate-image.")) extracted_under_tmpdir = true;
+  }
   ::kill(pid, sig);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_FALSE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "finished before the signal";
+  EXPECT_TRUE(extracted_under_tmpdir) << "the image tar was not extracted under TMPDIR";
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "not killed by the signal: status " << status;
   for (const auto& e : fs::directory_iterator(out.parent_path())) {
     EXPECT_FALSE(e.path().filename().string().starts_with("." + out.filename().string())) << e.path();
   }
