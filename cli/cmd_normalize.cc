@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "interrupt.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
 #include "quorate/normalize/compress.h"
@@ -47,18 +48,11 @@ Result<uint64_t> parse_size(const std::string& text) {
   return static_cast<uint64_t>(v) << shift;
 }
 
-// The CLI is the one place that reads SOURCE_DATE_EPOCH from the environment; libraries get it as an option.
+// The CLI is the one place that reads SOURCE_DATE_EPOCH from the environment; libraries get it as an option
+// and check its range (normalize::check_source_date_epoch).
 Result<int64_t> source_date_epoch(const NormalizeArgs& a) {
-  if (a.epoch) {
-    if (*a.epoch < 0) return Status::usage("--source-date-epoch must not be negative");
-    return *a.epoch;
-  }
-  const char* env = std::getenv("SOURCE_DATE_EPOCH");
-  if (env == nullptr || *env == '\0') return int64_t{0};
-  char* end = nullptr;
-  long long v = std::strtoll(env, &end, 10);
-  if (*end != '\0' || v < 0) return Status::usage(std::string("SOURCE_DATE_EPOCH is not a non-negative integer: ") + env);
-  return static_cast<int64_t>(v);
+  auto epoch = QR_TRY(source_date_epoch_of(a.epoch, std::getenv("SOURCE_DATE_EPOCH")));
+  return epoch.value_or(0);
 }
 
 Result<nz::LayerOptions> layer_options(const NormalizeArgs& a) {
@@ -74,6 +68,8 @@ Result<nz::LayerOptions> layer_options(const NormalizeArgs& a) {
   o.level = a.level;
   o.threads = a.threads;
   if (!a.max_expanded.empty()) o.max_expanded_bytes = QR_TRY(parse_size(a.max_expanded));
+  // Spools and extracted image tars go under $TMPDIR, read here because libraries never read the environment.
+  if (const char* tmpdir = std::getenv("TMPDIR"); tmpdir != nullptr && *tmpdir != '\0') o.temp_dir = tmpdir;
   std::error_code ec;
   if (::isatty(2) && fs::file_size(a.input, ec) >= kProgressThreshold && !ec) {
     o.progress = [](uint64_t bytes) { std::cerr << "\rread " << (bytes >> 20) << " MiB" << std::flush; };
@@ -165,6 +161,7 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o) {
 }
 
 Status run_normalize(const NormalizeArgs& a) {
+  remove_temporaries_on_interrupt();  // no `.OUT.tmp.*` or extracted image left behind by Ctrl-C
   auto o = QR_TRY(layer_options(a));
   auto format = QR_TRY(nz::detect_image_format(a.input));
   return format == nz::ImageFormat::kNotImage ? run_layer(a, o) : run_image(a, o);
@@ -186,7 +183,10 @@ void add_normalize_command(CLI::App& app, Action& action) {
   cmd->add_option("--compression", args->compression, "Layer compression: gzip (default), zstd or none");
   cmd->add_option("--level", args->level, "Compression level (default: gzip 6, zstd 3); part of the output's identity");
   cmd->add_flag("--json", args->json, "Print a JSON summary: digests, diff_ids, entry counts, repairs");
-  cmd->add_option("--max-expanded-size", args->max_expanded, "Refuse input expanding beyond this (e.g. 64G, the default)");
+  cmd->add_option("--max-expanded-size", args->max_expanded,
+                  "Refuse a layer (or image tar) expanding beyond this (default " +
+                      std::to_string(nz::kDefaultMaxExpandedBytes >> 30) +
+                      "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room");
   cmd->add_option("--threads", args->threads, "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");
   cmd->add_option("--platform", args->platform, "os/arch[/variant] to pick from a multi-platform image");
   cmd->callback([args, &action] { action = [args] { return run_normalize(*args); }; });

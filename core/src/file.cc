@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "quorate/core/temporaries.h"
+
 namespace quorate {
 namespace fs = std::filesystem;
 namespace {
@@ -97,12 +99,14 @@ Result<std::unique_ptr<AtomicFile>> AtomicFile::create(const fs::path& target, u
     ::unlink(templ.c_str());
     return Status::from_errno("chmod " + templ, err);
   }
+  register_temporary(templ);
   return std::unique_ptr<AtomicFile>(new AtomicFile(target, templ, fd));
 }
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
   if (!committed_) ::unlink(temp_.c_str());
+  unregister_temporary(temp_);
 }
 
 Status AtomicFile::write(std::span<const uint8_t> bytes) { return write_all(fd_, bytes, temp_.c_str()); }
@@ -140,6 +144,7 @@ Result<AtomicDir> AtomicDir::create(const fs::path& target) {
     return Status::from_errno("create temporary directory next to " + target.string(), errno);
   }
   ::chmod(templ.c_str(), 0755);
+  register_temporary(templ);
   return AtomicDir(target, templ);
 }
 
@@ -147,6 +152,7 @@ AtomicDir::~AtomicDir() {
   if (!committed_) {
     std::error_code ec;
     fs::remove_all(temp_, ec);
+    unregister_temporary(temp_);
   }
 }
 
@@ -155,6 +161,7 @@ Status AtomicDir::commit() {
   if (fs::is_directory(target_, ec) && fs::is_empty(target_, ec)) fs::remove(target_, ec);
   if (::rename(temp_.c_str(), target_.c_str()) != 0) return Status::from_errno("rename to " + target_.string(), errno);
   committed_ = true;
+  unregister_temporary(temp_);
   return fsync_dir(parent_or_dot(target_));
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "archive_util.h"
 #include "quorate/core/file.h"
@@ -85,28 +86,49 @@ std::string platform_of(const json& d) {
   return s;
 }
 
-// The manifest descriptors an index leads to (nested indexes followed one level).
-Status collect_manifests(const ImageFiles& src, const json& index, int depth, std::vector<json>& out) {
+// At most this many descriptors are read from index.json and the indexes it lists, duplicates included.
+// Real multi-platform indexes list tens; a flood (an index listing a nested index thousands of times, each
+// listing a manifest thousands of times) is refused before it can grow memory.
+constexpr size_t kMaxIndexDescriptors = 4096;
+
+// The walk from index.json to the manifest descriptors it leads to (nested indexes followed one level).
+// Each nested index is read once and each (manifest digest, platform) listed once, however often they recur.
+struct IndexWalk {
+  explicit IndexWalk(const ImageFiles& files) : src(files) {}
+  const ImageFiles& src;
+  size_t visited = 0;
+  std::set<std::string> indexes_read;
+  std::set<std::pair<std::string, std::string>> manifests_listed;
+  std::vector<json> manifests;
+};
+
+Status collect_manifests(IndexWalk& walk, const json& index, int depth) {
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
     return Status::bad_input("index has no \"manifests\" array");
   }
   for (const auto& d : index["manifests"]) {
+    if (++walk.visited > kMaxIndexDescriptors) {
+      return Status::bad_input("lists more than " + std::to_string(kMaxIndexDescriptors) +
+                               " descriptors, counting those of the indexes it lists (the limit)");
+    }
     if (!d.is_object() || !d.contains("digest") || !d["digest"].is_string()) {
       return Status::bad_input("index lists a descriptor without a digest");
     }
-    std::string mt = d.value("mediaType", "");
+    std::string digest = d["digest"];
+    std::string mt = d.contains("mediaType") && d["mediaType"].is_string() ? d["mediaType"].get<std::string>() : "";
     if (mt == kMediaTypeIndex || mt == kDockerManifestList) {
       if (depth > 1) return Status::unsupported("image indexes nested deeper than two levels");
-      auto bytes = QR_TRY(read_blob(src, d["digest"], "index"));
-      auto nested = QR_TRY(parse_json(bytes, "index " + d["digest"].get<std::string>()));
-      size_t first = out.size();
-      QR_RETURN_IF_ERROR(collect_manifests(src, nested, depth + 1, out));
-      for (size_t i = first; i < out.size(); ++i) {
-        json& m = out[i];
+      if (!walk.indexes_read.insert(digest).second) continue;  // its manifests are listed already
+      auto bytes = QR_TRY(read_blob(walk.src, digest, "index"));
+      auto nested = QR_TRY(parse_json(bytes, "index " + digest));
+      size_t first = walk.manifests.size();
+      QR_RETURN_IF_ERROR(collect_manifests(walk, nested, depth + 1));
+      for (size_t i = first; i < walk.manifests.size(); ++i) {
+        json& m = walk.manifests[i];
         if (!m.contains("annotations") && d.contains("annotations")) m["annotations"] = d["annotations"];
       }
-    } else {
-      out.push_back(d);
+    } else if (walk.manifests_listed.emplace(digest, platform_of(d)).second) {
+      walk.manifests.push_back(d);
     }
   }
   return Status();
@@ -115,12 +137,15 @@ Status collect_manifests(const ImageFiles& src, const json& index, int depth, st
 Result<InputImage> read_oci(const ImageFiles& src, const ImageOptions& opt) {
   auto index_bytes = QR_TRY(read_member(src, "index.json", "index.json"));
   auto index = QR_TRY(parse_json(index_bytes, "index.json"));
-  std::vector<json> manifests;
-  QR_RETURN_IF_ERROR(collect_manifests(src, index, 0, manifests).with_context("index.json"));
+  IndexWalk walk(src);
+  QR_RETURN_IF_ERROR(collect_manifests(walk, index, 0).with_context("index.json"));
+  const std::vector<json>& manifests = walk.manifests;
   std::vector<json> chosen;
+  std::set<std::string> chosen_digests;  // one manifest listed for several platforms is one image
   for (const auto& m : manifests) {
-    if (opt.platform.empty() || platform_of(m) == opt.platform ||
-        (platform_of(m).empty() && manifests.size() == 1)) {
+    if ((opt.platform.empty() || platform_of(m) == opt.platform ||
+         (platform_of(m).empty() && manifests.size() == 1)) &&
+        chosen_digests.insert(m["digest"].get<std::string>()).second) {
       chosen.push_back(m);
     }
   }
@@ -338,6 +363,7 @@ Result<ImageFormat> detect_image_format(const fs::path& input) {
 
 Result<ImageSummary> normalize_image(const fs::path& input, const fs::path& output_dir, const LayerOptions& layer_options,
                                      const ImageOptions& image_options) {
+  QR_RETURN_IF_ERROR(check_source_date_epoch(layer_options.source_date_epoch));
   try {
     ImageSummary summary;
     summary.input_format = QR_TRY(detect_image_format(input));

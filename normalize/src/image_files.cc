@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
 #include "archive_util.h"
 #include "quorate/core/file.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/normalize/layer.h"
 
 namespace quorate::normalize {
@@ -56,6 +58,7 @@ Result<std::unique_ptr<ImageFiles>> ImageFiles::extract(const fs::path& tar, con
   std::string templ = ((temp_dir.empty() ? fs::path("/tmp") : temp_dir) / "quorate-image.XXXXXX").string();
   if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory", errno);
   s->temp_ = s->root_ = templ;
+  register_temporary(s->temp_);
   QR_RETURN_IF_ERROR(s->extract_all(tar, max_bytes));
   return s;
 }
@@ -64,6 +67,7 @@ ImageFiles::~ImageFiles() {
   if (!temp_.empty()) {
     std::error_code ec;
     fs::remove_all(temp_, ec);
+    unregister_temporary(temp_);
   }
 }
 
@@ -76,11 +80,21 @@ Result<fs::path> ImageFiles::path_of(const std::string& raw_name, const std::str
     if (link == links_.end()) break;
     name = link->second;
   }
-  fs::path p = root_ / name;
+  // Each component is checked without following links: a symlink in an image directory could lead anywhere
+  // on the host, so it is refused, and said to be one rather than reported missing.
+  fs::path p = root_;
   struct stat st;
-  if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Status::bad_input(what + ": " + raw_name + " is missing from the image");
+  for (size_t start = 0; start <= name.size();) {
+    size_t slash = std::min(name.find('/', start), name.size());
+    p /= name.substr(start, slash - start);
+    start = slash + 1;
+    if (::lstat(p.c_str(), &st) != 0) return Status::bad_input(what + ": " + raw_name + " is missing from the image");
+    if (S_ISLNK(st.st_mode)) {
+      return Status::bad_input(what + ": " + raw_name + " is a symlink (" + p.lexically_relative(root_).string() +
+                               "); refused: an image directory's members must be regular files and directories");
+    }
   }
+  if (!S_ISREG(st.st_mode)) return Status::bad_input(what + ": " + raw_name + " is not a regular file");
   return p;
 }
 

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "archive_util.h"
+#include "gzip_check.h"
 #include "layer_plan.h"
 #include "tar_writer.h"
 
@@ -39,6 +40,7 @@ struct InputStream {
   uint64_t last_progress = 0;
   const std::function<void(uint64_t)>* progress = nullptr;
   std::string buffer = std::string(kReadChunk, '\0');
+  std::optional<detail::GzipCheck> gzip;  // gzip input: libarchive does not check its CRC, this does
 
   void report() {
     if (progress && *progress && bytes - last_progress >= (64u << 20)) {
@@ -56,7 +58,15 @@ struct InputStream {
         archive_set_error(a, errno, "read error");
         return -1;
       }
-      if (in->hashing) in->hash.update(std::string_view(in->buffer.data(), static_cast<size_t>(n)));
+      std::string_view got(in->buffer.data(), static_cast<size_t>(n));
+      if (in->hashing) in->hash.update(got);
+      if (in->bytes == 0 && detail::GzipCheck::is_gzip(got)) in->gzip.emplace();
+      if (in->gzip) {
+        if (Status s = in->gzip->update(got); !s.ok()) {
+          archive_set_error(a, EINVAL, "%s", s.message().c_str());
+          return -1;
+        }
+      }
       in->bytes += static_cast<uint64_t>(n);
       in->report();
       *out = in->buffer.data();
@@ -82,8 +92,10 @@ struct InputStream {
       if (n < 0) return Status::from_errno("read input", errno);
       if (n == 0) break;
       hash.update(std::string_view(buffer.data(), static_cast<size_t>(n)));
+      if (gzip) QR_RETURN_IF_ERROR(gzip->update(std::string_view(buffer.data(), static_cast<size_t>(n))));
       bytes += static_cast<uint64_t>(n);
     }
+    if (gzip) QR_RETURN_IF_ERROR(gzip->finish());
     input_digest = hash.finish_digest();
     return Status();
   }
@@ -200,7 +212,15 @@ class LayerReader {
     std::string_view as_stored(raw);
     if (!as_stored.empty() && as_stored.back() == '/') as_stored.remove_suffix(1);
     if (as_stored != path) ++summary_.paths_cleaned;
-    if (path.empty()) return Status();  // the root directory itself: not an entry of a layer
+    if (path.empty()) {
+      // The root directory itself is not an entry of a layer; anything else named "." or "" would vanish.
+      if (archive_entry_hardlink(ae) == nullptr && archive_entry_filetype(ae) == AE_IFDIR) return Status();
+      return Status::bad_input(where + ": " +
+                               (*raw == '\0' ? std::string("an entry with an empty name")
+                                              : "a non-directory entry named \"" + std::string(raw) +
+                                                    "\", the root directory") +
+                               " (only a directory may name the root)");
+    }
     if (!previous.empty() && path < previous) ++summary_.reordered;
     previous = path;
     if (has_dropped_records(ae)) ++summary_.pax_records_dropped;
@@ -299,6 +319,7 @@ Result<std::string> canonical_path(std::string_view raw) {
 }
 
 Result<LayerSummary> normalize_layer(const std::filesystem::path& input, Sink& out, const LayerOptions& options) {
+  QR_RETURN_IF_ERROR(check_source_date_epoch(options.source_date_epoch));
   LayerSummary summary;
   auto plan = QR_TRY(LayerPlan::create(options));
   LayerReader reader(options, plan, summary);
@@ -324,6 +345,8 @@ struct CanonicalLayerWriter::Impl {
 
 CanonicalLayerWriter::CanonicalLayerWriter(LayerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
+  impl_->error = check_source_date_epoch(impl_->options.source_date_epoch);
+  if (!impl_->error.ok()) return;
   auto plan = LayerPlan::create(impl_->options);
   if (plan.ok()) {
     impl_->plan.emplace(std::move(plan).value());
@@ -337,6 +360,7 @@ CanonicalLayerWriter::~CanonicalLayerWriter() = default;
 Status CanonicalLayerWriter::add_bytes(Entry entry, std::string_view bytes) {
   QR_RETURN_IF_ERROR(impl_->error);
   auto path = QR_TRY(canonical_path(entry.path));
+  if (path.empty()) return Status::bad_input("regular file with an empty path");
   Node node;
   entry.type = EntryType::kFile;
   entry.size = bytes.size();
@@ -351,6 +375,7 @@ Status CanonicalLayerWriter::add_bytes(Entry entry, std::string_view bytes) {
 Status CanonicalLayerWriter::add_file(Entry entry, const std::filesystem::path& source) {
   QR_RETURN_IF_ERROR(impl_->error);
   auto path = QR_TRY(canonical_path(entry.path));
+  if (path.empty()) return Status::bad_input("regular file with an empty path");
   struct stat st;
   if (::stat(source.c_str(), &st) != 0) return Status::from_errno("stat " + source.string(), errno);
   if (!S_ISREG(st.st_mode)) return Status::bad_input(source.string() + " is not a regular file");

@@ -139,7 +139,24 @@ Status LayerPlan::write_content(const Node& node, Sink& out) {
   return s;
 }
 
+Status LayerPlan::check_tree() const {
+  for (auto it = paths_.begin(); it != paths_.end(); ++it) {
+    auto next = std::next(it);
+    // Paths that start with `it->first` follow it directly in byte order: most paths have none.
+    if (next == paths_.end() || !next->first.starts_with(it->first)) continue;
+    if (nodes_[it->second].meta.type == EntryType::kDirectory) continue;
+    auto child = paths_.lower_bound(it->first + "/");
+    if (child != paths_.end() && child->first.starts_with(it->first + "/")) {
+      return Status::bad_input("\"" + child->first + "\" lies under \"" + it->first +
+                               "\", which is not a directory (a directory replaced by a later entry while entries "
+                               "under it remain, or an entry under a file)");
+    }
+  }
+  return Status();
+}
+
 Status LayerPlan::write(Sink& tar_out, LayerSummary& summary) {
+  QR_RETURN_IF_ERROR(check_tree());
   QR_RETURN_IF_ERROR(spool_flush());
   static const std::string kZeros(kBlockSize * 2, '\0');
   std::vector<const std::string*> primary(nodes_.size(), nullptr);

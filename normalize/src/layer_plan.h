@@ -44,8 +44,12 @@ class LayerPlan {
   // Points `path` at the node `target` points at now. bad_input when `target` is absent or a directory.
   Status link(const std::string& path, const std::string& target, LayerSummary& summary);
   // Writes the canonical tar to `tar_out` in path order: the first path of a hardlink group carries the
-  // content, the others link to it. Ends with the two zero blocks.
+  // content, the others link to it. Ends with the two zero blocks. First checks the tree (check_tree), so
+  // bad_input leaves `tar_out` untouched.
   Status write(Sink& tar_out, LayerSummary& summary);
+  // bad_input naming both paths when an entry lies under a non-directory: a directory replaced by a file (or
+  // link, device…) while entries under it remain, or an entry added under a file. Tar cannot extract either.
+  Status check_tree() const;
 
  private:
   LayerPlan(const LayerOptions& options, TempFile spool) : options_(&options), spool_(std::move(spool)) {}

@@ -1,7 +1,14 @@
-// Names of options.
+// Names of options, and the range of SOURCE_DATE_EPOCH.
 #include "quorate/normalize/options.h"
 
 namespace quorate::normalize {
+
+Status check_source_date_epoch(int64_t epoch) {
+  if (epoch >= 0 && epoch <= kMaxSourceDateEpoch) return Status();
+  return Status::bad_input("SOURCE_DATE_EPOCH " + std::to_string(epoch) + " is outside 0.." +
+                           std::to_string(kMaxSourceDateEpoch) +
+                           " (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, what an RFC 3339 date can hold)");
+}
 
 const char* compression_name(Compression c) {
   switch (c) {

@@ -28,8 +28,9 @@ class ImageFiles {
   ImageFiles(const ImageFiles&) = delete;
   ImageFiles& operator=(const ImageFiles&) = delete;
 
-  // The regular file holding member `name` (hardlinks and symlinks followed); bad_input "<what>: <name> is
-  // missing from the image" when there is none, or for a hostile name.
+  // The regular file holding member `name` (hardlinks and symlinks of an extracted tar followed within it);
+  // bad_input "<what>: <name> is missing from the image" when there is none, for a hostile name, and naming
+  // the symlink when a directory's member is one or lies under one (never followed: it could lead anywhere).
   Result<std::filesystem::path> path_of(const std::string& name, const std::string& what) const;
 
  private:

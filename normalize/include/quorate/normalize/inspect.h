@@ -7,6 +7,7 @@
 
 #include "quorate/core/status.h"
 #include "quorate/normalize/entry.h"
+#include "quorate/normalize/options.h"
 
 namespace quorate::normalize {
 
@@ -19,6 +20,6 @@ struct LayerEntry {
 // does not grow with content size. Stops at the first non-ok status `visit` returns and passes it on.
 // bad_input naming the entry for hostile paths, truncation, corrupt data, or expanded size over the limit.
 Status read_layer_entries(const std::filesystem::path& layer, const std::function<Status(LayerEntry&&)>& visit,
-                          uint64_t max_expanded_bytes = uint64_t{64} << 30);
+                          uint64_t max_expanded_bytes = kDefaultMaxExpandedBytes);
 
 }  // namespace quorate::normalize

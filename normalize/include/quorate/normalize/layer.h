@@ -35,9 +35,11 @@ struct LayerSummary {
 // Reads a layer from `input` — a tar, optionally gzip/zstd/xz/bzip2-compressed, detected by content — and
 // writes its canonical form to `out` (compressed per options). Memory stays bounded: metadata is held per
 // entry, content is spooled to an unlinked temporary file.
-// Errors: bad_input naming the entry and what is wrong (absolute path, ".." component, a hardlink to a
-// missing or escaping path, truncated or corrupt data, expanded size over the limit), not_found/io for the
-// file. Nothing is written to `out` before the input has been read completely and found valid.
+// Errors: bad_input naming the entry and what is wrong (absolute path, ".." component, a non-directory named
+// "." or "", a path under a non-directory, a hardlink to a missing or escaping path, truncated or corrupt
+// data, a gzip CRC or length mismatch, expanded size over the limit) or the epoch (check_source_date_epoch),
+// not_found/io for the file. Nothing is written to `out` before the input has been read completely and found
+// valid.
 Result<LayerSummary> normalize_layer(const std::filesystem::path& input, Sink& out, const LayerOptions& options);
 
 // Builds a canonical layer from entries added in any order; the last entry added for a path wins.

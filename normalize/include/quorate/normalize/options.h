@@ -6,11 +6,26 @@
 #include <functional>
 #include <string>
 
+#include "quorate/core/status.h"
+#include "quorate/core/time.h"
+
 namespace quorate::normalize {
 
 // Identifies the canonical-form rules (docs/canonical-form.md). Every summary and attestation records it;
 // any change of output bytes for the same input bumps it.
 inline constexpr int kCanonicalFormVersion = 1;
+
+// The largest SOURCE_DATE_EPOCH: 9999-12-31T23:59:59Z, the last second an RFC 3339 date (four-digit year) can
+// write, as the image config's `created` must.
+inline constexpr int64_t kMaxSourceDateEpoch = kLastRfc3339Second;
+
+// ok for 0 <= epoch <= kMaxSourceDateEpoch; bad_input naming the epoch otherwise. The one check of the epoch:
+// normalize_layer, normalize_image and CanonicalLayerWriter apply it before anything else.
+Status check_source_date_epoch(int64_t epoch);
+
+// The default limit on a layer's expanded (uncompressed tar) size, and on the members of an image tar: 8 GiB.
+// Expanded bytes are spooled to temp_dir, so this also bounds the disk a decompression bomb can take there.
+inline constexpr uint64_t kDefaultMaxExpandedBytes = uint64_t{8} << 30;
 
 enum class MtimeMode {
   kClamp,  // mtime = min(mtime, source_date_epoch)  (default)
@@ -24,7 +39,7 @@ const char* compression_name(Compression c);
 bool parse_compression(const std::string& name, Compression& out);
 
 struct LayerOptions {
-  int64_t source_date_epoch = 0;
+  int64_t source_date_epoch = 0;  // 0 ..= kMaxSourceDateEpoch (check_source_date_epoch)
   MtimeMode mtime = MtimeMode::kClamp;
   // Keep numeric uid/gid and user/group names instead of resetting them to 0 and "".
   bool keep_owners = false;
@@ -34,11 +49,13 @@ struct LayerOptions {
   // Compression threads; 0 = gzip: one per core, zstd: one worker (see make_compressor). Never changes
   // output bytes.
   int threads = 0;
-  // Refuse input whose expanded (uncompressed tar) size exceeds this: a decompression bomb guard.
-  uint64_t max_expanded_bytes = uint64_t{64} << 30;
+  // Refuse input whose expanded (uncompressed tar) size exceeds this: a decompression bomb guard. Content
+  // is spooled to temp_dir, so temp_dir needs up to this much free space.
+  uint64_t max_expanded_bytes = kDefaultMaxExpandedBytes;
   // Refuse input with more entries than this.
   uint64_t max_entries = 10'000'000;
-  // Where content spools go; empty = /tmp.
+  // Where content spools go; empty = /tmp. The library never reads $TMPDIR: the caller passes it (the CLI
+  // does).
   std::filesystem::path temp_dir;
   // Called now and then with the number of input bytes read so far (for a progress display); may be empty.
   std::function<void(uint64_t)> progress;

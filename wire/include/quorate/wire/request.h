@@ -8,14 +8,15 @@
 #include <string_view>
 
 #include "quorate/core/status.h"
+#include "quorate/core/time.h"
 #include "quorate/wire/frame.h"
 
 namespace quorate::wire {
 
 inline constexpr std::string_view kDefaultRecipe = "quorate.toml";
 inline constexpr size_t kMaxRequestFieldBytes = 4096;
-// 9999-12-31T23:59:59Z: the last second RFC 3339 can write; a later epoch cannot become an image's `created`.
-inline constexpr int64_t kMaxSourceDateEpoch = 253402300799;
+// A later epoch cannot become an image's `created` (core's kLastRfc3339Second).
+inline constexpr int64_t kMaxSourceDateEpoch = kLastRfc3339Second;
 
 // A value type. After normalize_request() every field is checked and the defaults are applied.
 struct RebuildRequest {

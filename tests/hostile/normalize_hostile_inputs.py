@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Writes the hostile and broken inputs of tests/hostile/normalize_hostile_test.cc, one KIND at a time.
+
+usage: normalize_hostile_inputs.py KIND OUT [N M]
+
+layers (a tar file at OUT):
+  plain             one ordinary file
+  dot-file          a regular file named "." beside an ordinary one
+  empty-name-file   a regular file named "" beside an ordinary one
+  dir-then-file     directory "a", file "a/child", then a regular file "a" replacing the directory
+  file-then-child   a regular file "a", then "a/child" under it
+  pax-nul-path      a pax "path" record holding a NUL byte ("evil\\0suffix")
+  gzip-bad-crc      a gzip layer (stored blocks) with one content byte altered after compression
+
+images (an OCI layout directory at OUT, one single-layer image):
+  oci-plain         index.json lists the manifest once: nothing wrong with it
+  oci-dup           index.json lists a nested index 3 times; the nested index lists the manifest 3 times
+  oci-flood N M     index.json lists a nested index N times; the nested index lists the manifest M times
+  oci-symlink-blob  the layer blob is a symlink to a file outside the layout
+  oci-big           an OCI layout tar (at OUT) whose one layer expands to 512 MiB of zeros (for interrupting)
+"""
+import gzip, hashlib, io, json, os, sys, tarfile, zlib
+
+def tar_bytes(members, fmt=tarfile.PAX_FORMAT):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as t:
+        for ti, data in members:
+            t.addfile(ti, io.BytesIO(data) if ti.type == tarfile.REGTYPE else None)
+    return buf.getvalue()
+
+def reg(name, data=b"x"):
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime = len(data), 1700000000
+    return ti, data
+
+def dir_(name):
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 1700000000
+    return ti, b""
+
+def layer(kind):
+    if kind == "plain":
+        return tar_bytes([reg("a")])
+    if kind == "dot-file":
+        return tar_bytes([reg("a"), reg(".", b"hidden")])
+    if kind == "empty-name-file":
+        return tar_bytes([reg("a"), reg("", b"hidden")])
+    if kind == "dir-then-file":
+        return tar_bytes([dir_("a"), reg("a/child"), reg("a", b"now a file")])
+    if kind == "file-then-child":
+        return tar_bytes([reg("a", b"a file"), reg("a/child")])
+    if kind == "pax-nul-path":
+        ti, data = reg("placeholder")
+        ti.pax_headers = {"path": "evil\x00suffix"}
+        return tar_bytes([reg("a"), (ti, data)])
+    if kind == "gzip-bad-crc":
+        raw = tar_bytes([reg("greeting", b"hello world\n")])
+        z = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks: the content bytes appear as they are
+        body = z.compress(raw) + z.flush()
+        gz = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + body + \
+             (zlib.crc32(raw) & 0xffffffff).to_bytes(4, "little") + (len(raw) & 0xffffffff).to_bytes(4, "little")
+        assert gzip.decompress(gz) == raw
+        return gz.replace(b"hello world", b"jello world")
+    return None
+
+def sha(b): return hashlib.sha256(b).hexdigest()
+
+def desc(media_type, data, **extra):
+    d = {"mediaType": media_type, "digest": "sha256:" + sha(data), "size": len(data)}
+    d.update(extra)
+    return d
+
+def oci_blobs(layer_bytes):
+    """blob name -> bytes of a one-layer image; and the manifest bytes."""
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "rootfs": {"type": "layers", "diff_ids": ["sha256:" + sha(layer_bytes)]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": desc("application/vnd.oci.image.config.v1+json", cfg),
+                           "layers": [desc("application/vnd.oci.image.layer.v1.tar", layer_bytes)]}).encode()
+    return {sha(b): b for b in (layer_bytes, cfg, manifest)}, manifest
+
+def index(manifests):
+    return json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                       "manifests": manifests}).encode()
+
+def write_layout(out, blobs, index_bytes, symlink_blob=None):
+    os.makedirs(os.path.join(out, "blobs", "sha256"))
+    with open(os.path.join(out, "oci-layout"), "w") as f: f.write('{"imageLayoutVersion":"1.0.0"}')
+    with open(os.path.join(out, "index.json"), "wb") as f: f.write(index_bytes)
+    for name, data in blobs.items():
+        p = os.path.join(out, "blobs", "sha256", name)
+        if name == symlink_blob:
+            outside = out.rstrip("/") + ".outside"
+            with open(outside, "wb") as f: f.write(data)
+            os.symlink(os.path.abspath(outside), p)
+        else:
+            with open(p, "wb") as f: f.write(data)
+
+def image(kind, out, n, m):
+    layer_bytes = tar_bytes([reg("etc/hello", b"hello\n")])
+    blobs, manifest = oci_blobs(layer_bytes)
+    mdesc = desc("application/vnd.oci.image.manifest.v1+json", manifest)
+    if kind == "oci-plain":
+        write_layout(out, blobs, index([mdesc]))
+        return True
+    if kind == "oci-symlink-blob":
+        write_layout(out, blobs, index([mdesc]), symlink_blob=sha(layer_bytes))
+        return True
+    if kind in ("oci-dup", "oci-flood"):
+        if kind == "oci-dup": n, m = 3, 3
+        nested = index([mdesc] * m)
+        blobs[sha(nested)] = nested
+        write_layout(out, blobs, index([desc("application/vnd.oci.image.index.v1+json", nested)] * n))
+        return True
+    if kind == "oci-big":
+        z = zlib.compressobj(1, zlib.DEFLATED, 31)
+        ti = tarfile.TarInfo("zeros")
+        ti.size, ti.mtime = 512 << 20, 1700000000
+        head = ti.tobuf(format=tarfile.PAX_FORMAT)
+        chunk = bytes(1 << 20)
+        parts = [z.compress(head)] + [z.compress(chunk) for _ in range(512)] + [z.compress(bytes(1024)), z.flush()]
+        big = b"".join(parts)
+        blobs, manifest = oci_blobs(big)
+        members = [reg("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
+                   reg("index.json", index([desc("application/vnd.oci.image.manifest.v1+json", manifest)]))]
+        members += [reg("blobs/sha256/" + name, data) for name, data in blobs.items()]
+        with open(out, "wb") as f: f.write(tar_bytes(members))
+        return True
+    return False
+
+def main():
+    kind, out = sys.argv[1], sys.argv[2]
+    n, m = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (0, 0)
+    data = layer(kind)
+    if data is not None:
+        with open(out, "wb") as f: f.write(data)
+    elif not image(kind, out, n, m):
+        sys.exit("unknown kind " + kind)
+
+if __name__ == "__main__":
+    main()
