@@ -15,6 +15,7 @@
 
 #include "archive.h"
 #include "base_image.h"
+#include "output_tree.h"
 #include "quorate/builder/recipe.h"
 #include "quorate/builder/source.h"
 #include "quorate/core/file.h"
@@ -42,6 +43,9 @@ struct BuildContext {
   std::map<std::string, std::string> run_env;
   std::optional<BaseImageData> base;
   std::vector<fs::path> step_outputs;  // per step; empty for copy steps
+  std::vector<std::vector<OutputEntry>> step_entries;  // per step: what its $OUT held, read without following links
+  uint64_t output_bytes = 0;                          // regular-file bytes of all run steps' outputs so far
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // the run steps' timeout
   std::optional<AtomicDir> layout_dir;
   std::optional<normalize::OciLayoutWriter> layout;
   std::vector<normalize::Descriptor> layer_descriptors;
@@ -75,6 +79,13 @@ Status make_work_dir(BuildContext& ctx) {
   std::string dir = (ctx.opt.work_dir / "build-XXXXXX").string();
   if (!::mkdtemp(dir.data())) return Status::from_errno("create a build directory in " + ctx.opt.work_dir.string(), errno);
   ctx.work = dir;
+  return Status();
+}
+
+// Options that come from outside (a CLI flag, a node's build request) are checked before any work.
+Status check_options(const BuildContext& ctx) {
+  if (ctx.opt.timeout.count() <= 0) return Status::usage("the build timeout must be positive");
+  if (ctx.opt.max_output_bytes == 0) return Status::usage("the output size limit must be positive");
   return Status();
 }
 
@@ -164,6 +175,7 @@ Result<RunSpec> make_run_spec(BuildContext& ctx, const fs::path& dir, const Step
   spec.sandbox = ctx.sandbox;
   spec.bwrap = ctx.opt.bwrap;
   spec.cancel = ctx.opt.cancel;
+  spec.deadline = ctx.deadline;
   return spec;
 }
 
@@ -178,11 +190,40 @@ Status record_tools(BuildContext& ctx) {
   return Status();
 }
 
+// A failed step's status, saying which limit it hit when it hit one.
+Status step_failure(const BuildContext& ctx, size_t i, const Status& s) {
+  std::string limit;
+  if (s.message().rfind("timed out", 0) == 0) {
+    limit = " (build timeout " + std::to_string(ctx.opt.timeout.count()) +
+            " s: quorate build --timeout, node build.timeout_seconds)";
+  }
+  return s.with_context(step_name(ctx, i) + " " + ctx.recipe.steps[i].describe() + limit);
+}
+
+// What the step left in $OUT, read without following links, within what is left of the output limit.
+Status read_step_output(BuildContext& ctx, size_t i, const fs::path& out) {
+  OutputLimits limits;
+  limits.max_bytes = ctx.opt.max_output_bytes;
+  auto entries = read_output_tree(out, limits, ctx.output_bytes);
+  if (!entries.ok()) {
+    return entries.status().with_context(step_name(ctx, i) + " (output limit " +
+                                         std::to_string(ctx.opt.max_output_bytes) +
+                                         " bytes for all run steps: quorate build --max-output-bytes, node "
+                                         "build.max_output_bytes)");
+  }
+  ctx.step_entries[i] = std::move(*entries);
+  ctx.step_outputs[i] = out;
+  return Status();
+}
+
 Status run_steps(BuildContext& ctx) {
   bool any_run = std::any_of(ctx.recipe.steps.begin(), ctx.recipe.steps.end(),
                              [](const Step& s) { return s.kind == Step::Kind::kRun; });
   ctx.step_outputs.resize(ctx.recipe.steps.size());
+  ctx.step_entries.resize(ctx.recipe.steps.size());
   if (!any_run) return Status();
+  // The timeout only decides whether a build fails; it never reaches output bytes.
+  ctx.deadline = std::chrono::steady_clock::now() + ctx.opt.timeout;
   QR_RETURN_IF_ERROR(prepare_run_env(ctx));
   QR_RETURN_IF_ERROR(record_tools(ctx));
   for (size_t i = 0; i < ctx.recipe.steps.size(); ++i) {
@@ -192,8 +233,8 @@ Status run_steps(BuildContext& ctx) {
     auto spec = QR_TRY(make_run_spec(ctx, ctx.work / ("step-" + std::to_string(i + 1)), &step));
     QR_RETURN_IF_ERROR(ctx.source->checkout(spec.src_dir, ctx.epoch));
     Status s = run_step(spec);
-    if (!s.ok()) return s.with_context(step_name(ctx, i) + " " + step.describe());
-    ctx.step_outputs[i] = spec.out_dir;
+    if (!s.ok()) return step_failure(ctx, i, s);
+    QR_RETURN_IF_ERROR(read_step_output(ctx, i, spec.out_dir));
   }
   return Status();
 }
@@ -291,26 +332,18 @@ Status add_copy_entries(BuildContext& ctx, const Step& step, size_t index, norma
   return add_ancestors(writer, added);
 }
 
-// A run step's output directory, walked in sorted order so that hardlink groups resolve the same everywhere.
+// A run step's output directory as read after the step (sorted, so hardlink groups resolve the same
+// everywhere); symlinks stay symlinks with their text as written.
 Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normalize::CanonicalLayerWriter& writer) {
   const fs::path& out = ctx.step_outputs[index];
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    paths.push_back(fs::relative(it->path(), out, ec).string());
-  }
-  if (ec) return Status::io("read output of " + step_name(ctx, index) + ": " + ec.message());
-  std::sort(paths.begin(), paths.end());
   std::string dest = image_rel(step.to);
   std::set<std::string> added;
   if (!dest.empty()) added.insert(dest);
   std::map<std::pair<dev_t, ino_t>, std::string> links;
-  for (const auto& rel : paths) {
-    fs::path source = out / rel;
-    struct stat st;
-    if (::lstat(source.c_str(), &st) != 0) return Status::from_errno("lstat " + source.string(), errno);
+  for (const OutputEntry& o : ctx.step_entries[index]) {
+    const struct stat& st = o.st;
     Entry e;
-    e.path = join(dest, rel);
+    e.path = join(dest, o.path);
     e.uid = step.uid;
     e.gid = step.gid;
     e.mtime = st.st_mtim.tv_sec;
@@ -321,8 +354,8 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
     } else if (S_ISLNK(st.st_mode)) {
       e.type = EntryType::kSymlink;
-      e.link_target = fs::read_symlink(source, ec).string();
-      if (ec) return Status::io("readlink " + source.string() + ": " + ec.message());
+      e.mode = 0777;
+      e.link_target = o.link_target;
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
     } else if (S_ISREG(st.st_mode)) {
       if (step.mode) e.mode = *step.mode;
@@ -334,12 +367,14 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
         continue;
       }
       if (st.st_nlink > 1) links[key] = e.path;
-      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), source));
+      // Every directory on the way was checked to be one and every process of the step is gone (run_step
+      // kills its group or PID namespace), so this path leads to the file that was lstat-ed.
+      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), out / o.path));
     } else if (S_ISFIFO(st.st_mode)) {
       e.type = EntryType::kFifo;
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
     } else {
-      return Status::bad_input(step_name(ctx, index) + " left a device or socket in its output: " + rel);
+      return Status::bad_input(step_name(ctx, index) + " left a device or socket in its output: " + o.path);
     }
   }
   if (!dest.empty()) {
@@ -505,6 +540,7 @@ void make_result(BuildContext& ctx) {
 }
 
 Status run_pipeline(BuildContext& ctx) {
+  QR_RETURN_IF_ERROR(check_options(ctx));
   QR_RETURN_IF_ERROR(open_output(ctx));
   QR_RETURN_IF_ERROR(open_source(ctx));
   QR_RETURN_IF_ERROR(read_recipe(ctx));
