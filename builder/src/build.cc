@@ -17,6 +17,7 @@
 #include "base_image.h"
 #include "output_tree.h"
 #include "quorate/builder/recipe.h"
+#include "quorate/builder/reference.h"
 #include "quorate/builder/source.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
@@ -84,6 +85,9 @@ Status make_work_dir(BuildContext& ctx) {
 
 // Options that come from outside (a CLI flag, a node's build request) are checked before any work.
 Status check_options(const BuildContext& ctx) {
+  if (!ctx.opt.image_name.empty()) {
+    QR_RETURN_IF_ERROR(check_image_name(ctx.opt.image_name, "image name override (--image-name, BuildRequest.image_name)"));
+  }
   if (ctx.opt.timeout.count() <= 0) return Status::usage("the build timeout must be positive");
   if (ctx.opt.max_output_bytes == 0) return Status::usage("the output size limit must be positive");
   return Status();

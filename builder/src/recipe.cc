@@ -7,6 +7,7 @@
 
 #include <toml++/toml.h>
 
+#include "quorate/builder/reference.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::builder {
@@ -210,10 +211,9 @@ Result<Step> read_step(TableReader& r) {
 
 Status read_image(TableReader& r, Recipe& recipe) {
   recipe.name = QR_TRY(r.required_string("name"));
+  if (Status s = check_image_name(recipe.name, "the name"); !s.ok()) return r.fail(r.get("name"), "name", "is invalid: " + s.message());
   recipe.tag = QR_TRY(r.string("tag", recipe.tag));
-  if (recipe.tag.empty() || recipe.tag.find_first_of("/: \t\n") != std::string::npos) {
-    return r.fail(r.get("tag"), "tag", "must be a non-empty tag without '/', ':' or spaces");
-  }
+  if (Status s = check_image_tag(recipe.tag, "the tag"); !s.ok()) return r.fail(r.get("tag"), "tag", "is invalid: " + s.message());
   recipe.os = QR_TRY(r.string("os", recipe.os));
   recipe.architecture = QR_TRY(r.string("architecture", recipe.architecture));
   recipe.variant = QR_TRY(r.string("variant", ""));
@@ -233,6 +233,9 @@ Status read_image(TableReader& r, Recipe& recipe) {
 Status read_base(TableReader& r, Recipe& recipe) {
   BaseImage base;
   base.name = QR_TRY(r.required_string("name"));
+  if (auto ref = parse_image_reference(base.name, "the reference"); !ref.ok()) {
+    return r.fail(r.get("name"), "name", "is invalid: " + ref.status().message());
+  }
   base.digest = QR_TRY(r.required_string("digest"));
   if (!check_digest(base.digest).ok()) return r.fail(r.get("digest"), "digest", "must be \"sha256:\" and 64 lowercase hex digits");
   base.layout = QR_TRY(r.string("layout", ""));

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "quorate/builder/reference.h"
 #include "quorate/core/file.h"
 #include "quorate/node/store.h"
 #include "quorate/wire/socket.h"
@@ -28,6 +29,7 @@ Status check_request(const pb::BuildRequest& r) {
   for (const std::string* f : {&r.request_id(), &r.repo(), &r.commit(), &r.recipe_path(), &r.image_name()}) {
     if (f->size() > kMaxFieldBytes) return Status::bad_input("a field is longer than 4096 bytes");
   }
+  if (!r.image_name().empty()) QR_RETURN_IF_ERROR(builder::check_image_name(r.image_name(), "image_name"));
   return Status();
 }
 
