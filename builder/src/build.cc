@@ -22,6 +22,7 @@
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
+#include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci.h"
@@ -47,6 +48,8 @@ struct BuildContext {
   std::vector<std::vector<OutputEntry>> step_entries;  // per step: what its $OUT held, read without following links
   uint64_t output_bytes = 0;                          // regular-file bytes of all run steps' outputs so far
   std::optional<std::chrono::steady_clock::time_point> deadline;  // the run steps' timeout
+  fs::path builder_rootfs;                    // the verified builder image's root file system, when pinned
+  std::map<std::string, std::string> builder_env;  // its config's Env
   std::optional<AtomicDir> layout_dir;
   std::optional<normalize::OciLayoutWriter> layout;
   std::vector<normalize::Descriptor> layer_descriptors;
@@ -145,8 +148,52 @@ Status read_base(BuildContext& ctx) {
   return Status();
 }
 
+// The pinned builder image: every blob hashed against the pin, unpacked once, before any step runs.
+Status read_builder_image(BuildContext& ctx) {
+  if (!ctx.recipe.build_image) return Status();
+  const BuilderImage& b = *ctx.recipe.build_image;
+  if (ctx.opt.sandbox == Sandbox::kNone) {
+    return Status::usage("--no-sandbox cannot run a recipe with a builder image ([build] image = " + b.reference +
+                         "): the host would leak into the build");
+  }
+  if (ctx.opt.image_store.empty()) return Status::usage("the recipe pins builder image " + b.reference + " but no image store is given");
+  auto store = QR_TRY(imagestore::ImageStore::open(ctx.opt.image_store));
+  progress(ctx, "verifying builder image " + b.reference);
+  auto image = store.verify(b.digest);
+  if (!image.ok()) return image.status().with_context("builder image " + b.name);
+  ctx.builder_rootfs = QR_TRY(store.rootfs(*image));
+  const auto& config = image->config;
+  if (config.contains("config") && config["config"].is_object() && config["config"].contains("Env") &&
+      config["config"]["Env"].is_array()) {
+    for (const auto& kv : config["config"]["Env"]) {
+      if (!kv.is_string()) continue;
+      std::string s = kv.get<std::string>();
+      auto eq = s.find('=');
+      if (eq != std::string::npos && eq > 0) ctx.builder_env[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+  }
+  ctx.result.builder_image = std::make_pair(b.name, b.digest);
+  return Status();
+}
+
 Status prepare_run_env(BuildContext& ctx) {
   ctx.sandbox = QR_TRY(resolve_sandbox(ctx.opt.sandbox, ctx.opt.bwrap));
+  if (!ctx.builder_rootfs.empty()) {
+    if (ctx.sandbox != Sandbox::kBubblewrap) {
+      return Status::unsupported("a builder image needs bubblewrap, which does not work here");
+    }
+    // The image's Env under the recipe's, PATH from the image unless the recipe sets it, then the fixed ones.
+    auto& env = ctx.run_env;
+    env = ctx.builder_env;
+    if (!ctx.recipe.build_path.empty()) env["PATH"] = ctx.recipe.build_path;
+    if (!env.count("PATH")) env["PATH"] = ctx.opt.default_path;
+    for (const auto& [k, v] : ctx.recipe.build_env) env[k] = v;
+    env["HOME"] = "/tmp";
+    env["TZ"] = "UTC";
+    env["LC_ALL"] = "C.UTF-8";
+    env["SOURCE_DATE_EPOCH"] = std::to_string(ctx.epoch);
+    return Status();
+  }
   auto& env = ctx.run_env;
   env["PATH"] = ctx.recipe.build_path.empty() ? ctx.opt.default_path : ctx.recipe.build_path;
   env["HOME"] = ctx.sandbox == Sandbox::kBubblewrap ? "/tmp" : (ctx.work / "home").string();
@@ -180,6 +227,7 @@ Result<RunSpec> make_run_spec(BuildContext& ctx, const fs::path& dir, const Step
   spec.bwrap = ctx.opt.bwrap;
   spec.cancel = ctx.opt.cancel;
   spec.deadline = ctx.deadline;
+  spec.rootfs = ctx.builder_rootfs;
   return spec;
 }
 
@@ -549,6 +597,7 @@ Status run_pipeline(BuildContext& ctx) {
   QR_RETURN_IF_ERROR(open_source(ctx));
   QR_RETURN_IF_ERROR(read_recipe(ctx));
   QR_RETURN_IF_ERROR(read_base(ctx));
+  QR_RETURN_IF_ERROR(read_builder_image(ctx));
   QR_RETURN_IF_ERROR(run_steps(ctx));
   QR_RETURN_IF_ERROR(write_layers(ctx));
   QR_RETURN_IF_ERROR(write_image(ctx));
@@ -608,6 +657,8 @@ std::string build_result_json(const BuildResult& r) {
   }
   nlohmann::json bases = nlohmann::json::array();
   for (const auto& [name, digest] : r.base_images) bases.push_back({{"name", name}, {"digest", digest}});
+  nlohmann::json builder_image = nullptr;
+  if (r.builder_image) builder_image = {{"name", r.builder_image->first}, {"digest", r.builder_image->second}};
   nlohmann::json toolchain = r.toolchain;
   if (!r.tools.empty()) toolchain["run"] = r.tools;
   nlohmann::json platform = {{"os", r.os}, {"architecture", r.architecture}};
@@ -630,6 +681,7 @@ std::string build_result_json(const BuildResult& r) {
       {"environment", r.environment},
       {"sandbox", r.sandbox},
   };
+  if (r.builder_image) j["builder_image"] = builder_image;
   if (r.started_ms) j["started_on"] = format_rfc3339(*r.started_ms / 1000);
   if (r.finished_ms) j["finished_on"] = format_rfc3339(*r.finished_ms / 1000);
   return normalize::canonical_json(j);

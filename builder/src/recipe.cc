@@ -247,6 +247,15 @@ Status read_build(TableReader& r, Recipe& recipe) {
   recipe.build_env = QR_TRY(r.string_map("env"));
   QR_RETURN_IF_ERROR(check_env(r, "env", recipe.build_env));
   recipe.build_path = QR_TRY(r.string("path", ""));
+  if (auto image = QR_TRY(r.opt_string("image"))) {
+    auto ref = parse_image_reference(*image, "the reference");
+    if (!ref.ok()) return r.fail(r.get("image"), "image", "is invalid: " + ref.status().message());
+    if (ref->digest.empty()) {
+      return r.fail(r.get("image"), "image",
+                    "must pin the builder image by digest (\"NAME@sha256:HEX\"): a tag alone can change under you");
+    }
+    recipe.build_image = BuilderImage{*image, ref->name, ref->digest};
+  }
   recipe.tools = QR_TRY(r.opt_strings("tools")).value_or(std::vector<std::string>());
   for (const auto& tool : recipe.tools) {
     if (tool.empty() || tool.find_first_of(" \t\n'\"\\") != std::string::npos) {

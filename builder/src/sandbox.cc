@@ -82,9 +82,13 @@ Result<Prepared> bwrap_prepared(const RunSpec& spec) {
   p.cwd = "/";
   auto& a = p.argv;
   a = {spec.bwrap.string(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "quorate", "--clearenv"};
-  auto mounts = host_mounts();
-  a.insert(a.end(), mounts.begin(), mounts.end());
-  Status s = add_etc_files(p);
+  if (!spec.rootfs.empty()) {
+    a.insert(a.end(), {"--ro-bind", spec.rootfs.string(), "/"});
+  } else {
+    auto mounts = host_mounts();
+    a.insert(a.end(), mounts.begin(), mounts.end());
+  }
+  Status s = spec.rootfs.empty() ? add_etc_files(p) : Status();
   if (!s.ok()) {
     for (int fd : p.pass_fds) ::close(fd);
     return s;
@@ -93,6 +97,8 @@ Result<Prepared> bwrap_prepared(const RunSpec& spec) {
                      spec.src_dir.string(), kSandboxSrc, "--bind", spec.out_dir.string(), kSandboxOut});
   for (const auto& [k, v] : spec.env) a.insert(a.end(), {"--setenv", k, v});
   a.insert(a.end(), {"--setenv", "OUT", kSandboxOut});
+  // bwrap's own root is a writable tmpfs (it holds /etc's mount points and files): read-only, like the rest.
+  if (spec.rootfs.empty()) a.insert(a.end(), {"--remount-ro", "/"});
   std::string cwd = std::string(kSandboxSrc) + (spec.workdir.empty() ? "" : "/" + spec.workdir);
   a.insert(a.end(), {"--chdir", cwd, "--"});
   a.insert(a.end(), spec.argv.begin(), spec.argv.end());

@@ -41,6 +41,9 @@ struct RunSpec {
   const std::atomic<bool>* cancel = nullptr;  // when it turns true the step is killed
   // When the monotonic clock passes it, every process of the step is killed and run_step fails ("timed out").
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // When set (bubblewrap only): the builder image's root file system, bound read-only as `/`; then no host
+  // path is bound at all (no /usr, /etc…), only /src, /out, /tmp, a minimal /dev and /proc.
+  std::filesystem::path rootfs;
 };
 
 // The synthesized /etc files of a sandboxed step (root and nobody; localhost; files only).

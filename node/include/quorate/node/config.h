@@ -32,6 +32,7 @@ struct NodeConfig {
   int64_t build_timeout_seconds = 3600;      // all run steps of one build together
   uint64_t max_output_bytes = uint64_t{4} << 30;  // regular-file bytes of all run steps' outputs
   std::filesystem::path keep_images;         // when set: each built image kept as <dir>/<manifest digest hex>
+  std::filesystem::path image_store;         // builder images ([build] image); default: <data_dir>/images
   std::filesystem::path config_path;         // the file this was read from
 };
 
