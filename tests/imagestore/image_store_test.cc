@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "builder/git_repo.h"
 #include "imagestore/busybox_image.h"
 #include "quorate/builder/build.h"
@@ -76,6 +78,39 @@ TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *root);
   EXPECT_TRUE(std::filesystem::exists(*again / "marker")) << "unpacked twice";
+}
+
+TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok());
+  Result<std::filesystem::path> a = Status::internal("not run"), b = Status::internal("not run");
+  std::thread t1([&] { a = s.rootfs(*v); });
+  std::thread t2([&] { b = ImageStore::open(scratch_ / "store").value().rootfs(*v); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(*a, *b);
+  for (const auto& e : std::filesystem::directory_iterator(scratch_ / "store/rootfs")) {
+    EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos) << "left behind: " << e.path();
+  }
+}
+
+TEST_F(ImageStoreTest, CliImportsListsAndBuildRefusesAMissingImage) {
+  auto bin = quorate::testing::quorate_bin();
+  auto store_dir = quorate::testing::sh((scratch_ / "cli-store").string());
+  auto imported = quorate::testing::run(bin + " image import " + quorate::testing::sh((scratch_ / "busybox").string()) +
+                                        " --image-store " + store_dir);
+  EXPECT_EQ(imported.exit_code, 0) << imported.out;
+  EXPECT_THAT(imported.out, HasSubstr(digest_));
+  auto listed = quorate::testing::run(bin + " image ls --json --image-store " + store_dir);
+  EXPECT_EQ(listed.exit_code, 0) << listed.out;
+  EXPECT_THAT(listed.out, HasSubstr("\"digest\":\"" + digest_));
+  auto missing = quorate::testing::run(bin + " image import " + quorate::testing::sh((scratch_ / "nope").string()) +
+                                       " --image-store " + store_dir);
+  EXPECT_EQ(missing.exit_code, 2) << missing.out;
 }
 
 class BuilderImageBuild : public ImageStoreTest {
