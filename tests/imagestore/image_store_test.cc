@@ -159,6 +159,32 @@ TEST_F(BuilderImageBuild, RunStepsSeeTheImageAndNoHostPath) {
   EXPECT_EQ(again->manifest_digest, r->manifest_digest);
 }
 
+// Issue 13 acceptance: a rogue host gcc (bind-mounted over /usr/bin/gcc in a private mount namespace) cannot
+// reach a build inside a pinned builder image: same digest with and without it.
+TEST_F(BuilderImageBuild, RogueHostGccDoesNotChangeTheDigest) {
+  if (!std::filesystem::exists("/usr/bin/gcc")) GTEST_SKIP() << "no host gcc to replace";
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"",
+                  "if test -e /usr/bin/gcc; then /usr/bin/gcc > $OUT/gcc; fi; echo built > $OUT/b");
+  auto rogue = scratch_ / "rogue-gcc";
+  quorate::testing::spit(rogue, "#!/bin/sh\necho PAYLOAD\n");
+  std::filesystem::permissions(rogue, std::filesystem::perms(0755));
+  auto bin = quorate::testing::quorate_bin();
+  auto build_cmd = [&](const std::string& out) {
+    return bin + " build -q --repo " + quorate::testing::sh(repo_.string()) + " --commit " + c + " -o " +
+           quorate::testing::sh((scratch_ / out).string()) + " --image-store " +
+           quorate::testing::sh((scratch_ / "store").string()) + " --work-dir " +
+           quorate::testing::sh((scratch_ / "w").string());
+  };
+  auto honest = quorate::testing::run(build_cmd("honest"));
+  ASSERT_EQ(honest.exit_code, 0) << honest.out;
+  auto inner = "mount --bind " + rogue.string() + " /usr/bin/gcc && " + build_cmd("rogue");
+  auto with_rogue = quorate::testing::run("timeout 120 unshare -m sh -c " + quorate::testing::sh(inner));
+  ASSERT_EQ(with_rogue.exit_code, 0) << "needs root for unshare -m: " << with_rogue.out;
+  EXPECT_EQ(honest.out.substr(0, honest.out.find('\n')), with_rogue.out.substr(0, with_rogue.out.find('\n')));
+  EXPECT_THAT(honest.out, HasSubstr("image   sha256:"));
+}
+
 TEST_F(BuilderImageBuild, TagOnlyReferenceIsRefused) {
   auto c = commit("image = \"example.org/busybox:latest\"", "true");
   auto r = builder::build(options(c));
