@@ -134,7 +134,16 @@ Status read_recipe(BuildContext& ctx) {
 Status read_base(BuildContext& ctx) {
   if (!ctx.recipe.base) return Status();
   const BaseImage& b = *ctx.recipe.base;
-  fs::path layout = ctx.opt.base_layout.empty() ? fs::path(b.layout) : ctx.opt.base_layout;
+  if (b.from_store) {
+    if (ctx.opt.image_store.empty()) return Status::usage("the recipe's base image " + b.name + " is taken from the image store, but none is given");
+    std::error_code ec;
+    if (!fs::exists(ctx.opt.image_store / "blobs" / "sha256" / digest_hex(b.digest), ec)) {
+      return Status::not_found("base image " + b.name + "@" + b.digest + " is not in the image store " +
+                               ctx.opt.image_store.string() + "; get it with `quorate image import OCI-LAYOUT-DIR`");
+    }
+  }
+  fs::path layout = b.from_store ? ctx.opt.image_store : fs::path();
+  if (layout.empty()) layout = ctx.opt.base_layout.empty() ? fs::path(b.layout) : ctx.opt.base_layout;
   if (layout.empty()) {
     return Status::usage("recipe pins base image " + b.name + " but no layout directory is given (base.layout or --base-layout)");
   }

@@ -232,6 +232,19 @@ Status read_image(TableReader& r, Recipe& recipe) {
 
 Status read_base(TableReader& r, Recipe& recipe) {
   BaseImage base;
+  if (auto image = QR_TRY(r.opt_string("image"))) {  // the image store's, pinned: no name/digest/layout keys
+    auto ref = parse_image_reference(*image, "the reference");
+    if (!ref.ok()) return r.fail(r.get("image"), "image", "is invalid: " + ref.status().message());
+    if (ref->digest.empty()) return r.fail(r.get("image"), "image", "must pin the base image by digest (\"NAME@sha256:HEX\")");
+    for (const char* key : {"name", "digest", "layout"}) {
+      if (r.get(key)) return r.fail(r.get(key), key, "cannot be used with 'base.image' (which names and pins the base)");
+    }
+    base.name = ref->name;
+    base.digest = ref->digest;
+    base.from_store = true;
+    recipe.base = std::move(base);
+    return r.check_unknown();
+  }
   base.name = QR_TRY(r.required_string("name"));
   if (auto ref = parse_image_reference(base.name, "the reference"); !ref.ok()) {
     return r.fail(r.get("name"), "name", "is invalid: " + ref.status().message());

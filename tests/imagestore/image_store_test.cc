@@ -185,6 +185,24 @@ TEST_F(BuilderImageBuild, RogueHostGccDoesNotChangeTheDigest) {
   EXPECT_THAT(honest.out, HasSubstr("image   sha256:"));
 }
 
+TEST_F(BuilderImageBuild, BaseImageComesFromTheStoreByDigest) {
+  auto src = scratch_ / "base-src";
+  builder::testing::write_text(src / "quorate.toml", "[image]\nname = \"example.org/on-busybox\"\n\n[base]\nimage = "
+                               "\"example.org/busybox@" + digest_ + "\"\n\n[[steps]]\ncopy = \"quorate.toml\"\nto = \"/etc/app\"\n");
+  repo_ = scratch_ / "base-repo";
+  auto c = builder::testing::make_repo(src, repo_);
+  auto missing = builder::build(options(c));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("quorate image import"));
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto r = builder::build(options(c));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->base_images.size(), 1u);
+  EXPECT_EQ(r->base_images[0].second, digest_);
+  ASSERT_EQ(r->layers.size(), 2u);
+  EXPECT_TRUE(r->layers[0].from_base);
+}
+
 TEST_F(BuilderImageBuild, TagOnlyReferenceIsRefused) {
   auto c = commit("image = \"example.org/busybox:latest\"", "true");
   auto r = builder::build(options(c));

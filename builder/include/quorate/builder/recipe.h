@@ -44,6 +44,7 @@ struct BaseImage {
   std::string name;    // informational: what the base is called
   std::string digest;  // "sha256:…" of its manifest: the pin
   std::string layout;  // OCI layout dir on the build machine (relative: against BuildOptions::base_dir)
+  bool from_store = false;  // `image = "NAME@sha256:HEX"`: looked up in the image store instead of a layout
 };
 
 // The image config part of the recipe; unset optionals inherit from the base image.
