@@ -29,6 +29,7 @@ int run(int argc, char** argv) {
   add_key_command(app, action);
   add_attest_command(app, action);
   add_build_command(app, action);
+  add_image_command(app, action);
   add_diff_command(app, action);
   add_audit_command(app, action);
 

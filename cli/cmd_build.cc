@@ -16,8 +16,11 @@ namespace {
 
 struct BuildArgs {
   std::string repo, commit, recipe = "quorate.toml", out, format = "oci", result_out, work_dir, base_layout;
+  std::string image_store = default_image_store();
   std::string image_name, attest_key, node_id, attest_out, passphrase_file;
   std::optional<int64_t> source_date_epoch;
+  int64_t timeout_seconds = 3600;
+  uint64_t max_output_bytes = uint64_t{4} << 30;
   bool json = false, no_sandbox = false, keep_work_dir = false, quiet = false;
 };
 
@@ -61,6 +64,9 @@ Status run_build(const BuildArgs& a) {
   o.base_dir = std::filesystem::current_path();
   o.base_layout = a.base_layout;
   o.sandbox = a.no_sandbox ? builder::Sandbox::kNone : builder::Sandbox::kBubblewrap;
+  o.timeout = std::chrono::seconds(a.timeout_seconds);
+  o.max_output_bytes = a.max_output_bytes;
+  o.image_store = a.image_store;
   o.clock_ms = wall_clock_ms;
   if (!a.quiet && !a.json) o.progress = [](const std::string& line) { std::cerr << "quorate build: " << line << "\n"; };
   auto result = QR_TRY(builder::build(o));
@@ -98,8 +104,17 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_flag("--keep-work-dir", args->keep_work_dir, "Keep the scratch directory (checkouts, build log)");
   cmd->add_option("--base-layout", args->base_layout, "OCI layout directory holding the recipe's pinned base image");
   cmd->add_option("--image-name", args->image_name, "Override the recipe's image name");
+  cmd->add_option("--image-store", args->image_store, "Where the recipe's builder image is looked up (quorate image import)")
+      ->capture_default_str();
   cmd->add_flag("--no-sandbox", args->no_sandbox,
                 "Run `run` steps on the host without bubblewrap (see docs/decisions.md; recorded in the result)");
+  cmd->add_option("--timeout", args->timeout_seconds, "Seconds all run steps together may take; then they are killed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{7} * 24 * 3600));
+  cmd->add_option("--max-output-bytes", args->max_output_bytes,
+                  "Largest total size of the regular files the run steps leave in their outputs")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
   cmd->add_option("--attest", args->attest_key, "Sign the build result with this private key (PKCS#8 PEM)");
   cmd->add_option("--node-id", args->node_id, "With --attest: the builder.id (default: the key file's name)");
   cmd->add_option("--attest-out", args->attest_out, "With --attest: where the DSSE envelope goes (default: OUT.att.json)");

@@ -63,6 +63,15 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
     auto digest = QR_TRY(get_digest(b, "digest", "build result: base_images"));
     deps.push_back({{"name", name}, {"uri", "oci://" + name}, {"digest", digest_set(digest)}});
   }
+  if (r.contains("builder_image")) {  // resolvedDependencies names it, marked as the build environment
+    const Json* b = QR_TRY(get_object(r, "builder_image", what));
+    auto name = QR_TRY(get_string(*b, "name", "build result: builder_image"));
+    auto digest = QR_TRY(get_digest(*b, "digest", "build result: builder_image"));
+    deps.push_back({{"name", name},
+                    {"uri", "oci://" + name},
+                    {"digest", digest_set(digest)},
+                    {"annotations", {{"role", "builder"}}}});
+  }
   const Json* platform = QR_TRY(get_object(r, "platform", what));
   auto canonical_form = QR_TRY(get_int(r, "canonical_form", what));
   auto source_date_epoch = QR_TRY(get_int(r, "source_date_epoch", what));
@@ -187,7 +196,13 @@ Status parse_definition(const Json& def, Statement& s) {
     auto name = QR_TRY(get_string(dep, "name", "statement: resolvedDependencies"));
     if (name == "source") continue;
     auto digest = QR_TRY(get_sha256(dep, "statement: resolvedDependencies"));
-    s.base_images.push_back({name, digest});
+    bool builder = dep.contains("annotations") && dep["annotations"].is_object() &&
+                   dep["annotations"].value("role", "") == "builder";
+    if (builder) {
+      s.builder_image = BaseImage{name, digest};
+    } else {
+      s.base_images.push_back({name, digest});
+    }
   }
   return Status::ok_status();
 }

@@ -15,11 +15,14 @@
 
 #include "archive.h"
 #include "base_image.h"
+#include "output_tree.h"
 #include "quorate/builder/recipe.h"
+#include "quorate/builder/reference.h"
 #include "quorate/builder/source.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
+#include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci.h"
@@ -42,6 +45,11 @@ struct BuildContext {
   std::map<std::string, std::string> run_env;
   std::optional<BaseImageData> base;
   std::vector<fs::path> step_outputs;  // per step; empty for copy steps
+  std::vector<std::vector<OutputEntry>> step_entries;  // per step: what its $OUT held, read without following links
+  uint64_t output_bytes = 0;                          // regular-file bytes of all run steps' outputs so far
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // the run steps' timeout
+  fs::path builder_rootfs;                    // the verified builder image's root file system, when pinned
+  std::map<std::string, std::string> builder_env;  // its config's Env
   std::optional<AtomicDir> layout_dir;
   std::optional<normalize::OciLayoutWriter> layout;
   std::vector<normalize::Descriptor> layer_descriptors;
@@ -75,6 +83,16 @@ Status make_work_dir(BuildContext& ctx) {
   std::string dir = (ctx.opt.work_dir / "build-XXXXXX").string();
   if (!::mkdtemp(dir.data())) return Status::from_errno("create a build directory in " + ctx.opt.work_dir.string(), errno);
   ctx.work = dir;
+  return Status();
+}
+
+// Options that come from outside (a CLI flag, a node's build request) are checked before any work.
+Status check_options(const BuildContext& ctx) {
+  if (!ctx.opt.image_name.empty()) {
+    QR_RETURN_IF_ERROR(check_image_name(ctx.opt.image_name, "image name override (--image-name, BuildRequest.image_name)"));
+  }
+  if (ctx.opt.timeout.count() <= 0) return Status::usage("the build timeout must be positive");
+  if (ctx.opt.max_output_bytes == 0) return Status::usage("the output size limit must be positive");
   return Status();
 }
 
@@ -116,7 +134,16 @@ Status read_recipe(BuildContext& ctx) {
 Status read_base(BuildContext& ctx) {
   if (!ctx.recipe.base) return Status();
   const BaseImage& b = *ctx.recipe.base;
-  fs::path layout = ctx.opt.base_layout.empty() ? fs::path(b.layout) : ctx.opt.base_layout;
+  if (b.from_store) {
+    if (ctx.opt.image_store.empty()) return Status::usage("the recipe's base image " + b.name + " is taken from the image store, but none is given");
+    std::error_code ec;
+    if (!fs::exists(ctx.opt.image_store / "blobs" / "sha256" / digest_hex(b.digest), ec)) {
+      return Status::not_found("base image " + b.name + "@" + b.digest + " is not in the image store " +
+                               ctx.opt.image_store.string() + "; get it with `quorate image import OCI-LAYOUT-DIR`");
+    }
+  }
+  fs::path layout = b.from_store ? ctx.opt.image_store : fs::path();
+  if (layout.empty()) layout = ctx.opt.base_layout.empty() ? fs::path(b.layout) : ctx.opt.base_layout;
   if (layout.empty()) {
     return Status::usage("recipe pins base image " + b.name + " but no layout directory is given (base.layout or --base-layout)");
   }
@@ -130,8 +157,52 @@ Status read_base(BuildContext& ctx) {
   return Status();
 }
 
+// The pinned builder image: every blob hashed against the pin, unpacked once, before any step runs.
+Status read_builder_image(BuildContext& ctx) {
+  if (!ctx.recipe.build_image) return Status();
+  const BuilderImage& b = *ctx.recipe.build_image;
+  if (ctx.opt.sandbox == Sandbox::kNone) {
+    return Status::usage("--no-sandbox cannot run a recipe with a builder image ([build] image = " + b.reference +
+                         "): the host would leak into the build");
+  }
+  if (ctx.opt.image_store.empty()) return Status::usage("the recipe pins builder image " + b.reference + " but no image store is given");
+  auto store = QR_TRY(imagestore::ImageStore::open(ctx.opt.image_store));
+  progress(ctx, "verifying builder image " + b.reference);
+  auto image = store.verify(b.digest);
+  if (!image.ok()) return image.status().with_context("builder image " + b.name);
+  ctx.builder_rootfs = QR_TRY(store.rootfs(*image));
+  const auto& config = image->config;
+  if (config.contains("config") && config["config"].is_object() && config["config"].contains("Env") &&
+      config["config"]["Env"].is_array()) {
+    for (const auto& kv : config["config"]["Env"]) {
+      if (!kv.is_string()) continue;
+      std::string s = kv.get<std::string>();
+      auto eq = s.find('=');
+      if (eq != std::string::npos && eq > 0) ctx.builder_env[s.substr(0, eq)] = s.substr(eq + 1);
+    }
+  }
+  ctx.result.builder_image = std::make_pair(b.name, b.digest);
+  return Status();
+}
+
 Status prepare_run_env(BuildContext& ctx) {
   ctx.sandbox = QR_TRY(resolve_sandbox(ctx.opt.sandbox, ctx.opt.bwrap));
+  if (!ctx.builder_rootfs.empty()) {
+    if (ctx.sandbox != Sandbox::kBubblewrap) {
+      return Status::unsupported("a builder image needs bubblewrap, which does not work here");
+    }
+    // The image's Env under the recipe's, PATH from the image unless the recipe sets it, then the fixed ones.
+    auto& env = ctx.run_env;
+    env = ctx.builder_env;
+    if (!ctx.recipe.build_path.empty()) env["PATH"] = ctx.recipe.build_path;
+    if (!env.count("PATH")) env["PATH"] = ctx.opt.default_path;
+    for (const auto& [k, v] : ctx.recipe.build_env) env[k] = v;
+    env["HOME"] = "/tmp";
+    env["TZ"] = "UTC";
+    env["LC_ALL"] = "C.UTF-8";
+    env["SOURCE_DATE_EPOCH"] = std::to_string(ctx.epoch);
+    return Status();
+  }
   auto& env = ctx.run_env;
   env["PATH"] = ctx.recipe.build_path.empty() ? ctx.opt.default_path : ctx.recipe.build_path;
   env["HOME"] = ctx.sandbox == Sandbox::kBubblewrap ? "/tmp" : (ctx.work / "home").string();
@@ -164,6 +235,8 @@ Result<RunSpec> make_run_spec(BuildContext& ctx, const fs::path& dir, const Step
   spec.sandbox = ctx.sandbox;
   spec.bwrap = ctx.opt.bwrap;
   spec.cancel = ctx.opt.cancel;
+  spec.deadline = ctx.deadline;
+  spec.rootfs = ctx.builder_rootfs;
   return spec;
 }
 
@@ -178,11 +251,40 @@ Status record_tools(BuildContext& ctx) {
   return Status();
 }
 
+// A failed step's status, saying which limit it hit when it hit one.
+Status step_failure(const BuildContext& ctx, size_t i, const Status& s) {
+  std::string limit;
+  if (s.message().rfind("timed out", 0) == 0) {
+    limit = " (build timeout " + std::to_string(ctx.opt.timeout.count()) +
+            " s: quorate build --timeout, node build.timeout_seconds)";
+  }
+  return s.with_context(step_name(ctx, i) + " " + ctx.recipe.steps[i].describe() + limit);
+}
+
+// What the step left in $OUT, read without following links, within what is left of the output limit.
+Status read_step_output(BuildContext& ctx, size_t i, const fs::path& out) {
+  OutputLimits limits;
+  limits.max_bytes = ctx.opt.max_output_bytes;
+  auto entries = read_output_tree(out, limits, ctx.output_bytes);
+  if (!entries.ok()) {
+    return entries.status().with_context(step_name(ctx, i) + " (output limit " +
+                                         std::to_string(ctx.opt.max_output_bytes) +
+                                         " bytes for all run steps: quorate build --max-output-bytes, node "
+                                         "build.max_output_bytes)");
+  }
+  ctx.step_entries[i] = std::move(*entries);
+  ctx.step_outputs[i] = out;
+  return Status();
+}
+
 Status run_steps(BuildContext& ctx) {
   bool any_run = std::any_of(ctx.recipe.steps.begin(), ctx.recipe.steps.end(),
                              [](const Step& s) { return s.kind == Step::Kind::kRun; });
   ctx.step_outputs.resize(ctx.recipe.steps.size());
+  ctx.step_entries.resize(ctx.recipe.steps.size());
   if (!any_run) return Status();
+  // The timeout only decides whether a build fails; it never reaches output bytes.
+  ctx.deadline = std::chrono::steady_clock::now() + ctx.opt.timeout;
   QR_RETURN_IF_ERROR(prepare_run_env(ctx));
   QR_RETURN_IF_ERROR(record_tools(ctx));
   for (size_t i = 0; i < ctx.recipe.steps.size(); ++i) {
@@ -192,8 +294,8 @@ Status run_steps(BuildContext& ctx) {
     auto spec = QR_TRY(make_run_spec(ctx, ctx.work / ("step-" + std::to_string(i + 1)), &step));
     QR_RETURN_IF_ERROR(ctx.source->checkout(spec.src_dir, ctx.epoch));
     Status s = run_step(spec);
-    if (!s.ok()) return s.with_context(step_name(ctx, i) + " " + step.describe());
-    ctx.step_outputs[i] = spec.out_dir;
+    if (!s.ok()) return step_failure(ctx, i, s);
+    QR_RETURN_IF_ERROR(read_step_output(ctx, i, spec.out_dir));
   }
   return Status();
 }
@@ -291,26 +393,18 @@ Status add_copy_entries(BuildContext& ctx, const Step& step, size_t index, norma
   return add_ancestors(writer, added);
 }
 
-// A run step's output directory, walked in sorted order so that hardlink groups resolve the same everywhere.
+// A run step's output directory as read after the step (sorted, so hardlink groups resolve the same
+// everywhere); symlinks stay symlinks with their text as written.
 Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normalize::CanonicalLayerWriter& writer) {
   const fs::path& out = ctx.step_outputs[index];
-  std::vector<std::string> paths;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(out, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    paths.push_back(fs::relative(it->path(), out, ec).string());
-  }
-  if (ec) return Status::io("read output of " + step_name(ctx, index) + ": " + ec.message());
-  std::sort(paths.begin(), paths.end());
   std::string dest = image_rel(step.to);
   std::set<std::string> added;
   if (!dest.empty()) added.insert(dest);
   std::map<std::pair<dev_t, ino_t>, std::string> links;
-  for (const auto& rel : paths) {
-    fs::path source = out / rel;
-    struct stat st;
-    if (::lstat(source.c_str(), &st) != 0) return Status::from_errno("lstat " + source.string(), errno);
+  for (const OutputEntry& o : ctx.step_entries[index]) {
+    const struct stat& st = o.st;
     Entry e;
-    e.path = join(dest, rel);
+    e.path = join(dest, o.path);
     e.uid = step.uid;
     e.gid = step.gid;
     e.mtime = st.st_mtim.tv_sec;
@@ -321,8 +415,8 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
     } else if (S_ISLNK(st.st_mode)) {
       e.type = EntryType::kSymlink;
-      e.link_target = fs::read_symlink(source, ec).string();
-      if (ec) return Status::io("readlink " + source.string() + ": " + ec.message());
+      e.mode = 0777;
+      e.link_target = o.link_target;
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
     } else if (S_ISREG(st.st_mode)) {
       if (step.mode) e.mode = *step.mode;
@@ -334,12 +428,14 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
         continue;
       }
       if (st.st_nlink > 1) links[key] = e.path;
-      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), source));
+      // Every directory on the way was checked to be one and every process of the step is gone (run_step
+      // kills its group or PID namespace), so this path leads to the file that was lstat-ed.
+      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), out / o.path));
     } else if (S_ISFIFO(st.st_mode)) {
       e.type = EntryType::kFifo;
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
     } else {
-      return Status::bad_input(step_name(ctx, index) + " left a device or socket in its output: " + rel);
+      return Status::bad_input(step_name(ctx, index) + " left a device or socket in its output: " + o.path);
     }
   }
   if (!dest.empty()) {
@@ -505,10 +601,12 @@ void make_result(BuildContext& ctx) {
 }
 
 Status run_pipeline(BuildContext& ctx) {
+  QR_RETURN_IF_ERROR(check_options(ctx));
   QR_RETURN_IF_ERROR(open_output(ctx));
   QR_RETURN_IF_ERROR(open_source(ctx));
   QR_RETURN_IF_ERROR(read_recipe(ctx));
   QR_RETURN_IF_ERROR(read_base(ctx));
+  QR_RETURN_IF_ERROR(read_builder_image(ctx));
   QR_RETURN_IF_ERROR(run_steps(ctx));
   QR_RETURN_IF_ERROR(write_layers(ctx));
   QR_RETURN_IF_ERROR(write_image(ctx));
@@ -568,6 +666,8 @@ std::string build_result_json(const BuildResult& r) {
   }
   nlohmann::json bases = nlohmann::json::array();
   for (const auto& [name, digest] : r.base_images) bases.push_back({{"name", name}, {"digest", digest}});
+  nlohmann::json builder_image = nullptr;
+  if (r.builder_image) builder_image = {{"name", r.builder_image->first}, {"digest", r.builder_image->second}};
   nlohmann::json toolchain = r.toolchain;
   if (!r.tools.empty()) toolchain["run"] = r.tools;
   nlohmann::json platform = {{"os", r.os}, {"architecture", r.architecture}};
@@ -590,6 +690,7 @@ std::string build_result_json(const BuildResult& r) {
       {"environment", r.environment},
       {"sandbox", r.sandbox},
   };
+  if (r.builder_image) j["builder_image"] = builder_image;
   if (r.started_ms) j["started_on"] = format_rfc3339(*r.started_ms / 1000);
   if (r.finished_ms) j["finished_on"] = format_rfc3339(*r.finished_ms / 1000);
   return normalize::canonical_json(j);

@@ -7,6 +7,7 @@
 
 #include <toml++/toml.h>
 
+#include "quorate/builder/reference.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::builder {
@@ -210,10 +211,9 @@ Result<Step> read_step(TableReader& r) {
 
 Status read_image(TableReader& r, Recipe& recipe) {
   recipe.name = QR_TRY(r.required_string("name"));
+  if (Status s = check_image_name(recipe.name, "the name"); !s.ok()) return r.fail(r.get("name"), "name", "is invalid: " + s.message());
   recipe.tag = QR_TRY(r.string("tag", recipe.tag));
-  if (recipe.tag.empty() || recipe.tag.find_first_of("/: \t\n") != std::string::npos) {
-    return r.fail(r.get("tag"), "tag", "must be a non-empty tag without '/', ':' or spaces");
-  }
+  if (Status s = check_image_tag(recipe.tag, "the tag"); !s.ok()) return r.fail(r.get("tag"), "tag", "is invalid: " + s.message());
   recipe.os = QR_TRY(r.string("os", recipe.os));
   recipe.architecture = QR_TRY(r.string("architecture", recipe.architecture));
   recipe.variant = QR_TRY(r.string("variant", ""));
@@ -232,7 +232,23 @@ Status read_image(TableReader& r, Recipe& recipe) {
 
 Status read_base(TableReader& r, Recipe& recipe) {
   BaseImage base;
+  if (auto image = QR_TRY(r.opt_string("image"))) {  // the image store's, pinned: no name/digest/layout keys
+    auto ref = parse_image_reference(*image, "the reference");
+    if (!ref.ok()) return r.fail(r.get("image"), "image", "is invalid: " + ref.status().message());
+    if (ref->digest.empty()) return r.fail(r.get("image"), "image", "must pin the base image by digest (\"NAME@sha256:HEX\")");
+    for (const char* key : {"name", "digest", "layout"}) {
+      if (r.get(key)) return r.fail(r.get(key), key, "cannot be used with 'base.image' (which names and pins the base)");
+    }
+    base.name = ref->name;
+    base.digest = ref->digest;
+    base.from_store = true;
+    recipe.base = std::move(base);
+    return r.check_unknown();
+  }
   base.name = QR_TRY(r.required_string("name"));
+  if (auto ref = parse_image_reference(base.name, "the reference"); !ref.ok()) {
+    return r.fail(r.get("name"), "name", "is invalid: " + ref.status().message());
+  }
   base.digest = QR_TRY(r.required_string("digest"));
   if (!check_digest(base.digest).ok()) return r.fail(r.get("digest"), "digest", "must be \"sha256:\" and 64 lowercase hex digits");
   base.layout = QR_TRY(r.string("layout", ""));
@@ -244,6 +260,15 @@ Status read_build(TableReader& r, Recipe& recipe) {
   recipe.build_env = QR_TRY(r.string_map("env"));
   QR_RETURN_IF_ERROR(check_env(r, "env", recipe.build_env));
   recipe.build_path = QR_TRY(r.string("path", ""));
+  if (auto image = QR_TRY(r.opt_string("image"))) {
+    auto ref = parse_image_reference(*image, "the reference");
+    if (!ref.ok()) return r.fail(r.get("image"), "image", "is invalid: " + ref.status().message());
+    if (ref->digest.empty()) {
+      return r.fail(r.get("image"), "image",
+                    "must pin the builder image by digest (\"NAME@sha256:HEX\"): a tag alone can change under you");
+    }
+    recipe.build_image = BuilderImage{*image, ref->name, ref->digest};
+  }
   recipe.tools = QR_TRY(r.opt_strings("tools")).value_or(std::vector<std::string>());
   for (const auto& tool : recipe.tools) {
     if (tool.empty() || tool.find_first_of(" \t\n'\"\\") != std::string::npos) {

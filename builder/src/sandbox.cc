@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,15 +17,22 @@
 namespace quorate::builder {
 namespace {
 
+using SteadyClock = std::chrono::steady_clock;
+
 // The read-only host directories a toolchain needs; /bin, /lib… are symlinks on merged-/usr systems and are
-// recreated as symlinks, so that the sandbox looks like the host.
+// recreated as symlinks, so that the sandbox looks like the host. Of /etc only what programs need to start
+// (Debian's alternatives symlinks, the dynamic linker's cache): never the whole of it, which holds shadow,
+// node keys (/etc/quorate) and other secrets of the host (issue 11, item 11).
 std::vector<std::string> host_mounts() {
   std::vector<std::string> args;
-  for (const char* d : {"/usr", "/etc", "/opt"}) {
+  for (const char* d : {"/usr", "/opt", "/etc/alternatives"}) {
     if (std::filesystem::is_directory(d)) args.insert(args.end(), {"--ro-bind", d, d});
   }
+  std::error_code ec;
+  if (std::filesystem::is_regular_file("/etc/ld.so.cache", ec)) {
+    args.insert(args.end(), {"--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"});
+  }
   for (const char* d : {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
-    std::error_code ec;
     auto st = std::filesystem::symlink_status(d, ec);
     if (ec) continue;
     if (std::filesystem::is_symlink(st)) {
@@ -36,38 +44,74 @@ std::vector<std::string> host_mounts() {
   return args;
 }
 
-std::vector<std::string> bwrap_argv(const RunSpec& spec) {
-  std::vector<std::string> a = {spec.bwrap.string(), "--unshare-all", "--die-with-parent", "--new-session",
-                                "--hostname", "quorate", "--clearenv"};
-  auto mounts = host_mounts();
-  a.insert(a.end(), mounts.begin(), mounts.end());
-  a.insert(a.end(), {"--dev", "/dev", "--proc", "/proc", "--bind", spec.tmp_dir.string(), "/tmp", "--bind",
-                     spec.src_dir.string(), kSandboxSrc, "--bind", spec.out_dir.string(), kSandboxOut});
-  for (const auto& [k, v] : spec.env) a.insert(a.end(), {"--setenv", k, v});
-  a.insert(a.end(), {"--setenv", "OUT", kSandboxOut});
-  std::string cwd = std::string(kSandboxSrc) + (spec.workdir.empty() ? "" : "/" + spec.workdir);
-  a.insert(a.end(), {"--chdir", cwd, "--"});
-  a.insert(a.end(), spec.argv.begin(), spec.argv.end());
-  return a;
-}
-
 struct Prepared {
   std::vector<std::string> argv;
   std::vector<std::string> envp;  // only used without a sandbox
   std::string cwd;
+  std::vector<int> pass_fds;      // inherited by the child (bwrap reads the synthesized /etc files from them)
 };
 
-Prepared prepare(const RunSpec& spec) {
-  Prepared p;
-  if (spec.sandbox == Sandbox::kBubblewrap) {
-    p.argv = bwrap_argv(spec);
-    p.cwd = "/";
-  } else {
-    p.argv = spec.argv;
-    for (const auto& [k, v] : spec.env) p.envp.push_back(k + "=" + v);
-    p.envp.push_back("OUT=" + spec.out_dir.string());
-    p.cwd = (spec.workdir.empty() ? spec.src_dir : spec.src_dir / spec.workdir).string();
+// A memory file holding `text`, positioned at its start, for bwrap's --ro-bind-data.
+Result<int> data_fd(const char* name, std::string_view text) {
+  int fd = ::memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return Status::from_errno(std::string("memfd_create ") + name, errno);
+  Status s = write_all(fd, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, name);
+  if (s.ok() && ::lseek(fd, 0, SEEK_SET) != 0) s = Status::from_errno(std::string("lseek ") + name, errno);
+  if (!s.ok()) {
+    ::close(fd);
+    return s;
   }
+  return fd;
+}
+
+Status add_etc_files(Prepared& p) {
+  const std::pair<const char*, const char*> files[] = {{"/etc/passwd", kSandboxPasswd},
+                                                       {"/etc/group", kSandboxGroup},
+                                                       {"/etc/hosts", kSandboxHosts},
+                                                       {"/etc/nsswitch.conf", kSandboxNsswitch}};
+  for (const auto& [dest, text] : files) {
+    int fd = QR_TRY(data_fd(dest, text));
+    p.pass_fds.push_back(fd);
+    p.argv.insert(p.argv.end(), {"--perms", "0644", "--ro-bind-data", std::to_string(fd), dest});
+  }
+  return Status();
+}
+
+Result<Prepared> bwrap_prepared(const RunSpec& spec) {
+  Prepared p;
+  p.cwd = "/";
+  auto& a = p.argv;
+  a = {spec.bwrap.string(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "quorate", "--clearenv"};
+  if (!spec.rootfs.empty()) {
+    a.insert(a.end(), {"--ro-bind", spec.rootfs.string(), "/"});
+  } else {
+    auto mounts = host_mounts();
+    a.insert(a.end(), mounts.begin(), mounts.end());
+  }
+  Status s = spec.rootfs.empty() ? add_etc_files(p) : Status();
+  if (!s.ok()) {
+    for (int fd : p.pass_fds) ::close(fd);
+    return s;
+  }
+  a.insert(a.end(), {"--dev", "/dev", "--proc", "/proc", "--bind", spec.tmp_dir.string(), "/tmp", "--bind",
+                     spec.src_dir.string(), kSandboxSrc, "--bind", spec.out_dir.string(), kSandboxOut});
+  for (const auto& [k, v] : spec.env) a.insert(a.end(), {"--setenv", k, v});
+  a.insert(a.end(), {"--setenv", "OUT", kSandboxOut});
+  // bwrap's own root is a writable tmpfs (it holds /etc's mount points and files): read-only, like the rest.
+  if (spec.rootfs.empty()) a.insert(a.end(), {"--remount-ro", "/"});
+  std::string cwd = std::string(kSandboxSrc) + (spec.workdir.empty() ? "" : "/" + spec.workdir);
+  a.insert(a.end(), {"--chdir", cwd, "--"});
+  a.insert(a.end(), spec.argv.begin(), spec.argv.end());
+  return p;
+}
+
+Result<Prepared> prepare(const RunSpec& spec) {
+  if (spec.sandbox == Sandbox::kBubblewrap) return bwrap_prepared(spec);
+  Prepared p;
+  p.argv = spec.argv;
+  for (const auto& [k, v] : spec.env) p.envp.push_back(k + "=" + v);
+  p.envp.push_back("OUT=" + spec.out_dir.string());
+  p.cwd = (spec.workdir.empty() ? spec.src_dir : spec.src_dir / spec.workdir).string();
   return p;
 }
 
@@ -78,42 +122,92 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   return out;
 }
 
-// Forks and execs; the child only calls async-signal-safe functions. Returns the wait status.
-Result<int> spawn(Prepared p, int out_fd, const std::atomic<bool>* cancel) {
+// What ends a step besides its own exit.
+struct StepLimits {
+  const std::atomic<bool>* cancel = nullptr;
+  std::optional<SteadyClock::time_point> deadline;
+};
+
+enum class Ending { kExited, kCancelled, kTimedOut };
+
+struct Spawned {
+  int status = 0;  // the wait status of the main process
+  Ending ending = Ending::kExited;
+};
+
+// The child after fork: only async-signal-safe calls. A new process group (led by the child) holds everything
+// the step starts, so that it can be killed as a whole.
+[[noreturn]] void exec_child(const Prepared& p, char* const* argv, char* const* envp, int null_fd, int out_fd) {
+  ::umask(022);
+  ::setpgid(0, 0);
+  for (int fd : p.pass_fds) ::fcntl(fd, F_SETFD, 0);
+  ::dup2(null_fd, 0);
+  ::dup2(out_fd, 1);
+  ::dup2(out_fd, 2);
+  if (::chdir(p.cwd.c_str()) != 0) _exit(126);
+  ::execve(argv[0], argv, envp);
+  _exit(errno == ENOENT ? 127 : 126);
+}
+
+// True once `pid` has ended; it stays unreaped (WNOWAIT), so its process group id cannot be reused before
+// the group is killed.
+Result<bool> has_ended(pid_t pid) {
+  siginfo_t info = {};
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+    if (errno == EINTR) return false;
+    return Status::from_errno("waitid", errno);
+  }
+  return info.si_pid == pid;
+}
+
+// Forks and execs, waits for the main process while watching cancel and the deadline, then kills whatever is
+// left of the process group and reaps the main process.
+Result<Spawned> spawn(Prepared p, int out_fd, const StepLimits& limits) {
+  struct CloseFds {
+    std::vector<int>& fds;
+    ~CloseFds() {
+      for (int fd : fds) ::close(fd);
+    }
+  } close_fds{p.pass_fds};
   auto argv = c_strings(p.argv);
   auto envp = c_strings(p.envp);
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null_fd < 0) return Status::from_errno("open /dev/null", errno);
   pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(null_fd);
-    return Status::from_errno("fork", errno);
-  }
-  if (pid == 0) {
-    ::umask(022);
-    ::setpgid(0, 0);
-    ::dup2(null_fd, 0);
-    ::dup2(out_fd, 1);
-    ::dup2(out_fd, 2);
-    if (::chdir(p.cwd.c_str()) != 0) _exit(126);
-    ::execve(argv[0], argv.data(), envp.data());
-    if (errno == ENOENT) _exit(127);
-    _exit(126);
-  }
+  if (pid == 0) exec_child(p, argv.data(), envp.data(), null_fd, out_fd);
+  int fork_errno = errno;
   ::close(null_fd);
-  int status = 0;
+  if (pid < 0) return Status::from_errno("fork", fork_errno);
+  ::setpgid(pid, pid);  // also here: the group must exist before the first kill(-pid)
+  Spawned out;
+  Status error;
   while (true) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) return Status::from_errno("waitpid", errno);
-    if (cancel && cancel->load()) {
+    auto ended = has_ended(pid);
+    if (!ended.ok()) {
+      error = ended.status();
+      ::kill(-pid, SIGKILL);
+      break;
+    }
+    if (*ended) break;
+    if (out.ending == Ending::kExited && limits.cancel && limits.cancel->load()) out.ending = Ending::kCancelled;
+    if (out.ending == Ending::kExited && limits.deadline && SteadyClock::now() >= *limits.deadline) {
+      out.ending = Ending::kTimedOut;
+    }
+    if (out.ending != Ending::kExited) {
       ::kill(-pid, SIGKILL);
       ::kill(pid, SIGKILL);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return status;
+  ::kill(-pid, SIGKILL);  // background processes the step left behind (issue 11, item 14)
+  while (::waitpid(pid, &out.status, 0) < 0) {
+    if (errno != EINTR) return Status::from_errno("waitpid", errno);
+  }
+  QR_RETURN_IF_ERROR(error);
+  return out;
 }
+
+StepLimits limits_of(const RunSpec& spec) { return {spec.cancel, spec.deadline}; }
 
 // execve needs a path: resolve argv[0] against the step's PATH when running on the host.
 void resolve_program(RunSpec& spec) {
@@ -161,9 +255,9 @@ Result<Sandbox> resolve_sandbox(Sandbox requested, const std::filesystem::path& 
     argv.insert(argv.end(), mounts.begin(), mounts.end());
     argv.insert(argv.end(), {"--", "/bin/true"});
     int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    auto status = spawn(Prepared{argv, {}, "/"}, null_fd, nullptr);
+    auto spawned = spawn(Prepared{argv, {}, "/", {}}, null_fd, StepLimits{});
     ::close(null_fd);
-    if (!status.ok() || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
+    if (!spawned.ok() || !WIFEXITED(spawned->status) || WEXITSTATUS(spawned->status) != 0) {
       why = "bubblewrap cannot create namespaces here (unprivileged user namespaces disabled?)";
     }
   }
@@ -178,13 +272,23 @@ Status run_step(const RunSpec& spec_in) {
   if (spec.sandbox == Sandbox::kNone) resolve_program(spec);
   int fd = ::open(spec.log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Status::from_errno("open build log " + spec.log.string(), errno);
-  auto status = spawn(prepare(spec), fd, spec.cancel);
+  auto prepared = prepare(spec);
+  if (!prepared.ok()) {
+    ::close(fd);
+    return prepared.status();
+  }
+  auto spawned = spawn(std::move(*prepared), fd, limits_of(spec));
   ::close(fd);
-  if (!status.ok()) return status.status();
-  if (spec.cancel && spec.cancel->load()) return Status::internal("build cancelled");
-  if (WIFEXITED(*status) && WEXITSTATUS(*status) == 0) return Status();
-  std::string what = describe_status(*status);
-  if (WIFEXITED(*status) && WEXITSTATUS(*status) == 127) what += " (command not found?)";
+  if (!spawned.ok()) return spawned.status();
+  if (spawned->ending == Ending::kCancelled) return Status::internal("build cancelled");
+  const int status = spawned->status;
+  std::string what = describe_status(status);
+  if (spawned->ending == Ending::kTimedOut) {
+    what = "timed out (all its processes were killed)";
+  } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    return Status();
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) what += " (command not found?)";
   return Status::bad_input(what + "; last lines of the build log " + spec.log.string() + ":\n" + log_tail(spec.log));
 }
 
@@ -192,8 +296,13 @@ std::string run_for_line(RunSpec spec) {
   auto temp = TempFile::create(spec.tmp_dir);
   if (!temp.ok()) return "";
   if (spec.sandbox == Sandbox::kNone) resolve_program(spec);
-  auto status = spawn(prepare(spec), temp->fd(), spec.cancel);
-  if (!status.ok() || !WIFEXITED(*status) || WEXITSTATUS(*status) != 0) return "";
+  auto prepared = prepare(spec);
+  if (!prepared.ok()) return "";
+  auto spawned = spawn(std::move(*prepared), temp->fd(), limits_of(spec));
+  if (!spawned.ok() || spawned->ending != Ending::kExited || !WIFEXITED(spawned->status) ||
+      WEXITSTATUS(spawned->status) != 0) {
+    return "";
+  }
   char buf[512];
   ssize_t n = ::pread(temp->fd(), buf, sizeof buf, 0);
   if (n <= 0) return "";
@@ -209,6 +318,7 @@ std::string log_tail(const std::filesystem::path& log, int lines) {
   int64_t start = size > 4096 ? size - 4096 : 0;
   in.seekg(start);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) return text;
   size_t pos = text.size();
   if (!text.empty() && text.back() == '\n') --pos;
   for (int i = 0; i < lines && pos != std::string::npos && pos > 0; ++i) pos = text.rfind('\n', pos - 1);

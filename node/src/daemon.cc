@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "quorate/builder/reference.h"
 #include "quorate/core/file.h"
 #include "quorate/node/store.h"
 #include "quorate/wire/request.h"
@@ -205,7 +206,12 @@ struct NodeDaemon::Impl {
   }
 
   void on_build_request(const wire::Frames& route, const pb::BuildRequest& message) {
-    auto checked = wire::request_from_wire(message);
+    // The wire request's own checks, then the OCI reference grammar of an image name override.
+    auto checked = [&]() -> Result<wire::RebuildRequest> {
+      auto r = QR_TRY(wire::request_from_wire(message));
+      if (!r.image_name.empty()) QR_RETURN_IF_ERROR(builder::check_image_name(r.image_name, "image_name"));
+      return r;
+    }();
     if (!checked.ok()) {
       const Status& s = checked.status();
       pb::JobStatus js;

@@ -30,6 +30,19 @@ TEST(Statement, CarriesTheBuildResultFields) {
   EXPECT_EQ(s.finished_on - s.started_on, 3);
 }
 
+TEST(Statement, BuilderImageIsAResolvedDependencyMarkedAsTheBuilder) {
+  auto plain = parse_statement(statement_from_build_result(build_result(), "node-a").value()).value();
+  EXPECT_FALSE(plain.builder_image.has_value());
+  nlohmann::json builder = {{"name", "example.org/builders/gcc"}, {"digest", "sha256:" + std::string(64, '9')}};
+  auto text = statement_from_build_result(build_result_with("/builder_image", builder), "node-a").value();
+  EXPECT_NE(text.find("\"role\":\"builder\""), std::string::npos);
+  auto s = parse_statement(text).value();
+  ASSERT_TRUE(s.builder_image.has_value());
+  EXPECT_EQ(s.builder_image->name, "example.org/builders/gcc");
+  EXPECT_EQ(s.builder_image->digest, "sha256:" + std::string(64, '9'));
+  ASSERT_EQ(s.base_images.size(), 1u);  // the builder is not a base image
+}
+
 TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
   auto j = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
   EXPECT_EQ(j["_type"], "https://in-toto.io/Statement/v1");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,7 @@ struct Statement {
   std::string config_digest;     // the content digest
   std::vector<std::string> diff_ids;
   std::vector<BaseImage> base_images;
+  std::optional<BaseImage> builder_image;  // the image run steps executed in (annotation role = "builder")
   std::string compressor;
   int64_t canonical_form = 0;
   int64_t source_date_epoch = 0;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -40,6 +41,13 @@ struct BuildOptions {
   std::filesystem::path base_layout;
   Sandbox sandbox = Sandbox::kBubblewrap;
   std::filesystem::path bwrap = "/usr/bin/bwrap";
+  // Limits on what a recipe's run steps may cost (issue 11, item 10). Exceeding one fails the build with
+  // bad_input naming the limit; every process of the step is killed and nothing is written to the output.
+  std::chrono::seconds timeout{3600};            // wall time of all run steps together (monotonic clock)
+  uint64_t max_output_bytes = uint64_t{4} << 30;  // regular-file bytes in all run steps' $OUT together
+  // Where builder images ([build] image) are looked up (docs/image-store.md); required by recipes that
+  // name one. The CLI passes $XDG_CACHE_HOME/quorate/images by default.
+  std::filesystem::path image_store;
   // PATH of run steps when the recipe sets none.
   std::string default_path = "/usr/local/bin:/usr/bin:/bin";
   int threads = 0;  // compression threads, 0 = one per core; never changes output bytes
@@ -68,6 +76,7 @@ struct BuildResult {
   std::vector<LayerInfo> layers;
   std::string source_uri, commit, tree, recipe_path;
   std::vector<std::pair<std::string, std::string>> base_images;  // name, manifest digest
+  std::optional<std::pair<std::string, std::string>> builder_image;  // name, manifest digest; none = host
   std::string os, architecture, variant;
   int64_t source_date_epoch = 0;
   std::string compressor;  // "gzip zlib 1.2.13 level 6"

@@ -33,10 +33,18 @@ struct Step {
   std::string describe() const;  // the history entry's created_by
 };
 
+// The builder image run steps execute in ([build] image = "NAME@sha256:HEX"): pinned by digest, never a tag.
+struct BuilderImage {
+  std::string reference;  // as written
+  std::string name;       // informational
+  std::string digest;     // "sha256:…" of its manifest: the pin
+};
+
 struct BaseImage {
   std::string name;    // informational: what the base is called
   std::string digest;  // "sha256:…" of its manifest: the pin
   std::string layout;  // OCI layout dir on the build machine (relative: against BuildOptions::base_dir)
+  bool from_store = false;  // `image = "NAME@sha256:HEX"`: looked up in the image store instead of a layout
 };
 
 // The image config part of the recipe; unset optionals inherit from the base image.
@@ -65,6 +73,7 @@ struct Recipe {
   std::map<std::string, std::string> build_env;  // env of every run step
   std::string build_path;                          // PATH of run steps; empty = the builder's default
   std::vector<std::string> tools;                  // programs whose `--version` is recorded in the result
+  std::optional<BuilderImage> build_image;         // run steps' root file system; none = the host's toolchain
   std::vector<Step> steps;
   ImageConfig config;
 };

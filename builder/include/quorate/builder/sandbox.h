@@ -2,7 +2,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <optional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,7 +22,9 @@ enum class Sandbox {
 const char* sandbox_name(Sandbox s);  // "auto", "bubblewrap", "none"
 
 // Where a step runs. Inside bubblewrap the checkout is at /src and the output directory at /out; on the
-// host they are the real directories. Either way $OUT names the output directory.
+// host they are the real directories. Either way $OUT names the output directory. Of the host's /etc a
+// sandboxed step sees only /etc/alternatives and /etc/ld.so.cache (no secrets there) plus a synthesized
+// passwd, group, hosts and nsswitch.conf (kSandboxPasswd…): never shadow, keys or other host configuration.
 inline constexpr char kSandboxSrc[] = "/src";
 inline constexpr char kSandboxOut[] = "/out";
 
@@ -35,14 +39,29 @@ struct RunSpec {
   Sandbox sandbox = Sandbox::kBubblewrap;  // kBubblewrap or kNone (resolve kAuto first)
   std::filesystem::path bwrap = "/usr/bin/bwrap";
   const std::atomic<bool>* cancel = nullptr;  // when it turns true the step is killed
+  // When the monotonic clock passes it, every process of the step is killed and run_step fails ("timed out").
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  // When set (bubblewrap only): the builder image's root file system, bound read-only as `/`; then no host
+  // path is bound at all (no /usr, /etc…), only /src, /out, /tmp, a minimal /dev and /proc.
+  std::filesystem::path rootfs;
 };
+
+// The synthesized /etc files of a sandboxed step (root and nobody; localhost; files only).
+inline constexpr char kSandboxPasswd[] =
+    "root:x:0:0:root:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+inline constexpr char kSandboxGroup[] = "root:x:0:\nnogroup:x:65534:\n";
+inline constexpr char kSandboxHosts[] = "127.0.0.1\tlocalhost quorate\n::1\tlocalhost\n";
+inline constexpr char kSandboxNsswitch[] = "passwd: files\ngroup: files\nhosts: files\n";
 
 // Resolves kAuto, and checks that bubblewrap can create its namespaces here. unsupported with the reason
 // when kBubblewrap is asked for and does not work.
 Result<Sandbox> resolve_sandbox(Sandbox requested, const std::filesystem::path& bwrap);
 
-// Runs the step with umask 022 and waits. bad_input "exited with status N" (or "killed by signal N") plus the
-// log's last lines when the command fails; io when it cannot be started.
+// Runs the step with umask 022 in its own process group (without a sandbox) or PID namespace (bubblewrap) and
+// waits. When the step's main process ends, is cancelled or times out, every process left in its group is
+// killed, so nothing the step started in the background outlives it (a process that leaves the group with
+// setsid escapes on the host: --no-sandbox trusts the recipe). bad_input "exited with status N" (or "killed
+// by signal N", or "timed out") plus the log's last lines when the command fails; io when it cannot start.
 Status run_step(const RunSpec& spec);
 
 // Runs `argv` like run_step and returns the first line of its stdout ("" when it fails): for tool versions.

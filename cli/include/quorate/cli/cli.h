@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "quorate/core/status.h"
 
@@ -35,6 +36,10 @@ void add_store_command(CLI::App& app, Action& action);
 void add_key_command(CLI::App& app, Action& action);
 void add_attest_command(CLI::App& app, Action& action);
 void add_build_command(CLI::App& app, Action& action);
+void add_image_command(CLI::App& app, Action& action);
+
+// The image store's default directory: $XDG_CACHE_HOME/quorate/images, else ~/.cache/quorate/images.
+std::string default_image_store();
 void add_diff_command(CLI::App& app, Action& action);
 void add_audit_command(CLI::App& app, Action& action);
 

@@ -1,0 +1,310 @@
+// ImageStore: an OCI layout directory that holds imported images byte for byte, verified against the pin.
+#include "quorate/imagestore/image_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <set>
+#include <vector>
+
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+#include "quorate/normalize/image_files.h"
+#include "quorate/normalize/oci.h"
+#include "store_internal.h"
+
+namespace quorate::imagestore {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace internal {
+
+fs::path blob_path(const fs::path& store, const std::string& digest) {
+  return store / "blobs" / "sha256" / digest_hex(digest);
+}
+
+Result<FileLock> FileLock::acquire(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return Status::from_errno("open lock " + path.string(), errno);
+  while (::flock(fd, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int e = errno;
+      ::close(fd);
+      return Status::from_errno("lock " + path.string(), e);
+    }
+  }
+  return FileLock(fd);
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::string> hash_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path.string(), errno);
+  Sha256 hash;
+  std::vector<uint8_t> buf(1 << 20);
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return Status::from_errno("read " + path.string(), e);
+    }
+    if (n == 0) break;
+    hash.update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  return hash.finish_digest();
+}
+
+}  // namespace internal
+
+namespace {
+
+using internal::blob_path;
+using internal::FileLock;
+using internal::hash_file;
+
+constexpr uint64_t kMaxJsonBytes = 16u << 20;
+constexpr size_t kMaxManifests = 1000;
+
+Result<json> parse_json(const std::string& bytes, const std::string& what) {
+  try {
+    return json::parse(bytes);
+  } catch (const json::exception& e) {
+    return Status::bad_input(what + " is not JSON: " + e.what());
+  }
+}
+
+// Copies `src` to the store blob `digest` unless it is there already, checking the bytes on the way.
+Status copy_blob(const fs::path& store, const fs::path& src, const std::string& digest, const std::string& what) {
+  if (!check_digest(digest).ok()) return Status::bad_input(what + " has a malformed digest");
+  fs::path target = blob_path(store, digest);
+  std::error_code ec;
+  if (fs::exists(target, ec)) {
+    auto have = QR_TRY(hash_file(target));
+    if (have == digest) return Status();
+  }
+  auto out = QR_TRY(AtomicFile::create(target, 0444));
+  int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + src.string(), errno);
+  Sha256 hash;
+  std::vector<uint8_t> buf(1 << 20);
+  Status s;
+  while (s.ok()) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Status::from_errno("read " + src.string(), errno);
+    if (n <= 0) break;
+    std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
+    hash.update(chunk);
+    s = out->write(chunk);
+  }
+  ::close(fd);
+  QR_RETURN_IF_ERROR(s);
+  std::string actual = hash.finish_digest();
+  if (actual != digest) {
+    return Status::bad_input(what + ": blob " + src.string() + " holds " + actual + ", not its digest " + digest);
+  }
+  return out->commit();
+}
+
+std::vector<StoredImage> images_of(const json& index) {
+  std::vector<StoredImage> out;
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) return out;
+  for (const auto& m : index["manifests"]) {
+    if (!m.is_object() || !m.contains("digest") || !m["digest"].is_string()) continue;
+    StoredImage s;
+    s.digest = m["digest"];
+    s.size = m.value("size", uint64_t{0});
+    if (m.contains("annotations") && m["annotations"].is_object()) {
+      s.ref_name = m["annotations"].value(normalize::kRefNameAnnotation, "");
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<json> read_index(const fs::path& store) {
+  auto bytes = read_file(store / "index.json", kMaxJsonBytes);
+  if (!bytes.ok() && bytes.status().is_not_found()) return json{{"schemaVersion", 2}, {"manifests", json::array()}};
+  if (!bytes.ok()) return bytes.status();
+  return parse_json(*bytes, "image store index " + (store / "index.json").string());
+}
+
+// Adds the images to the store's index.json (under the store lock; an image already listed is kept).
+Status add_to_index(const fs::path& store, const std::vector<StoredImage>& images) {
+  auto lock = QR_TRY(FileLock::acquire(store / ".lock"));
+  auto index = QR_TRY(read_index(store));
+  std::set<std::string> have;
+  for (const auto& s : images_of(index)) have.insert(s.digest);
+  for (const auto& image : images) {
+    if (!have.insert(image.digest).second) continue;
+    json d = {{"mediaType", normalize::kMediaTypeManifest}, {"digest", image.digest}, {"size", image.size}};
+    if (!image.ref_name.empty()) d["annotations"] = {{normalize::kRefNameAnnotation, image.ref_name}};
+    index["manifests"].push_back(d);
+  }
+  auto bytes = QR_TRY(normalize::checked_canonical_json(index, "image store index"));
+  return write_file_atomic(store / "index.json", bytes, 0644);
+}
+
+// One manifest of the source layout, copied with its config and layers.
+Result<StoredImage> import_manifest(const fs::path& store, const normalize::ImageFiles& files, const json& desc,
+                                    const std::string& source) {
+  std::string digest = desc.value("digest", "");
+  std::string media_type = desc.value("mediaType", "");
+  if (!check_digest(digest).ok()) return Status::bad_input(source + ": index.json lists a malformed digest");
+  if (media_type == normalize::kMediaTypeIndex) {
+    return Status::unsupported(source + ": index.json lists a nested index " + digest +
+                               "; import one platform's image layout");
+  }
+  auto what = source + " manifest " + digest;
+  auto src = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), what));
+  QR_RETURN_IF_ERROR(copy_blob(store, src, digest, what));
+  auto bytes = QR_TRY(read_file(blob_path(store, digest), kMaxJsonBytes));
+  auto manifest = QR_TRY(parse_json(bytes, what));
+  try {
+    std::vector<json> blobs = {manifest.at("config")};
+    for (const auto& l : manifest.at("layers")) blobs.push_back(l);
+    for (const auto& b : blobs) {
+      std::string d = b.at("digest");
+      if (!check_digest(d).ok()) return Status::bad_input(what + " lists a malformed digest");
+      auto path = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(d), what));
+      QR_RETURN_IF_ERROR(copy_blob(store, path, d, source + " blob " + d));
+    }
+  } catch (const json::exception& e) {
+    return Status::bad_input(what + " is malformed: " + e.what());
+  }
+  StoredImage out;
+  out.digest = digest;
+  out.size = bytes.size();
+  if (desc.contains("annotations") && desc["annotations"].is_object()) {
+    out.ref_name = desc["annotations"].value(normalize::kRefNameAnnotation, "");
+  }
+  return out;
+}
+
+Result<std::string> verified_bytes(const fs::path& store, const std::string& digest, const std::string& what) {
+  fs::path path = blob_path(store, digest);
+  auto bytes = read_file(path, kMaxJsonBytes);
+  if (!bytes.ok()) return bytes.status().with_context(what);
+  std::string actual = sha256_digest(*bytes);
+  if (actual != digest) {
+    return Status::bad_input(what + ": image store blob " + path.string() + " holds " + actual + ", not the pinned " + digest);
+  }
+  return bytes;
+}
+
+}  // namespace
+
+Result<ImageStore> ImageStore::open(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir / "blobs" / "sha256", ec);
+  if (!ec) fs::create_directories(dir / "rootfs", ec);
+  if (ec) return Status::io("create image store " + dir.string() + ": " + ec.message());
+  if (!fs::exists(dir / "oci-layout", ec)) {
+    QR_RETURN_IF_ERROR(write_file_atomic(dir / "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", 0644));
+  }
+  return ImageStore(dir);
+}
+
+Result<std::vector<StoredImage>> ImageStore::import_layout(const fs::path& layout) {
+  std::error_code ec;
+  if (!fs::is_directory(layout, ec)) return Status::not_found(layout.string() + " is not an OCI layout directory");
+  auto files = QR_TRY(normalize::ImageFiles::open_dir(layout));
+  auto index_path = QR_TRY(files->path_of("index.json", "OCI layout " + layout.string()));
+  auto index_bytes = QR_TRY(read_file(index_path, kMaxJsonBytes));
+  auto index = QR_TRY(parse_json(index_bytes, layout.string() + "/index.json"));
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
+    return Status::bad_input(layout.string() + "/index.json has no manifests array");
+  }
+  if (index["manifests"].size() > kMaxManifests) {
+    return Status::bad_input(layout.string() + "/index.json lists more than 1000 manifests");
+  }
+  std::vector<StoredImage> imported;
+  std::set<std::string> seen;
+  for (const auto& desc : index["manifests"]) {
+    if (!desc.is_object()) return Status::bad_input(layout.string() + "/index.json: a manifest entry is not an object");
+    if (!seen.insert(desc.value("digest", "")).second) continue;
+    imported.push_back(QR_TRY(import_manifest(dir_, *files, desc, layout.string())));
+  }
+  if (imported.empty()) return Status::bad_input(layout.string() + "/index.json lists no image");
+  QR_RETURN_IF_ERROR(add_to_index(dir_, imported));
+  return imported;
+}
+
+Result<std::vector<StoredImage>> ImageStore::list() const {
+  auto index = QR_TRY(read_index(dir_));
+  return images_of(index);
+}
+
+Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
+  QR_RETURN_IF_ERROR(check_digest(digest));
+  std::error_code ec;
+  if (!fs::exists(blob_path(dir_, digest), ec)) {
+    return Status::not_found("image " + digest + " is not in the image store " + dir_.string() +
+                             "; get it with `quorate image import OCI-LAYOUT-DIR --image-store " + dir_.string() + "`");
+  }
+  VerifiedImage out;
+  out.digest = digest;
+  auto manifest_bytes = QR_TRY(verified_bytes(dir_, digest, "manifest " + digest));
+  auto manifest = QR_TRY(parse_json(manifest_bytes, "manifest " + digest));
+  try {
+    if (manifest.value("mediaType", "") == normalize::kMediaTypeIndex || !manifest.contains("layers")) {
+      return Status::bad_input("image " + digest + " is not one image's manifest (an index?); pin one platform's manifest");
+    }
+    std::string config_digest = manifest.at("config").at("digest");
+    if (!check_digest(config_digest).ok()) return Status::bad_input("manifest " + digest + ": malformed config digest");
+    auto config_bytes = QR_TRY(verified_bytes(dir_, config_digest, "config of image " + digest));
+    out.config = QR_TRY(parse_json(config_bytes, "config of image " + digest));
+    for (const auto& l : manifest.at("layers")) {
+      VerifiedLayer layer;
+      layer.media_type = l.at("mediaType");
+      layer.digest = l.at("digest");
+      if (!check_digest(layer.digest).ok()) return Status::bad_input("manifest " + digest + ": malformed layer digest");
+      layer.blob = blob_path(dir_, layer.digest);
+      auto actual = hash_file(layer.blob);
+      if (!actual.ok()) return actual.status().with_context("layer " + layer.digest + " of image " + digest);
+      if (*actual != layer.digest) {
+        return Status::bad_input("layer of image " + digest + ": image store blob " + layer.blob.string() + " holds " +
+                                 *actual + ", not the pinned " + layer.digest);
+      }
+      out.layers.push_back(std::move(layer));
+    }
+  } catch (const json::exception& e) {
+    return Status::bad_input("manifest " + digest + " is malformed: " + e.what());
+  }
+  return out;
+}
+
+Result<fs::path> ImageStore::rootfs(const VerifiedImage& image) const {
+  std::string hex = digest_hex(image.digest);
+  fs::path dir = dir_ / "rootfs";
+  fs::path root = dir / hex;
+  auto lock = QR_TRY(FileLock::acquire(dir / (hex + ".lock")));
+  std::error_code ec;
+  if (fs::is_directory(root, ec)) return root;
+  // Leftovers of an unpack that crashed: never trusted, removed under the lock.
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind(".tmp-" + hex, 0) == 0) fs::remove_all(e.path(), ec);
+  }
+  std::string templ = (dir / (".tmp-" + hex + "-XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a directory in " + dir.string(), errno);
+  fs::path tmp = fs::canonical(templ, ec);
+  if (ec) return Status::io("resolve " + templ + ": " + ec.message());
+  std::vector<internal::LayerFile> layers;
+  for (const auto& l : image.layers) layers.push_back({l.digest, l.blob});
+  Status s = internal::unpack_layers(layers, tmp);
+  if (s.ok() && ::rename(tmp.c_str(), root.c_str()) != 0) s = Status::from_errno("rename into " + root.string(), errno);
+  if (!s.ok()) {
+    fs::remove_all(tmp, ec);
+    return s.with_context("unpack image " + image.digest);
+  }
+  return root;
+}
+
+}  // namespace quorate::imagestore

@@ -1,0 +1,68 @@
+// Issue 11, item 10: a build's run steps have a timeout and their output a size limit; exceeding either
+// fails the build quickly with a message naming the limit, kills the step and leaves no output.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "hostile/builder_fixture.h"
+
+namespace quorate::builder::hostile {
+namespace {
+
+using ::testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
+
+class Limits : public HostileBuild, public ::testing::WithParamInterface<Sandbox> {};
+
+TEST_P(Limits, ASparseTenGibOutputFailsFastUnderTheDefaultLimit) {
+  auto commit = commit_recipe(run_recipe("truncate -s 10G \"$OUT/big\"; echo done"));
+  auto o = options(commit, GetParam());
+  auto start = Clock::now();
+  auto r = build(o);
+  ASSERT_FALSE(r.ok()) << "a 10 GiB output was built and would be attested";
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(60));
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("output limit 4294967296 bytes"));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+TEST_P(Limits, ManySmallFilesOverTheLimitTogetherFail) {
+  auto commit = commit_recipe(run_recipe(
+      "for i in 1 2 3; do head -c 600000 /dev/zero > \"$OUT/part$i\"; done"));
+  auto o = options(commit, GetParam());
+  o.max_output_bytes = 1 << 20;
+  auto r = build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("output is larger than 1048576 bytes"));
+  EXPECT_THAT(r.status().message(), HasSubstr("build.max_output_bytes"));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+TEST_P(Limits, AStepPastTheTimeoutIsKilled) {
+  auto commit = commit_recipe(run_recipe("sleep 30 & sleep 30; echo never > \"$OUT/late\""));
+  auto o = options(commit, GetParam());
+  o.timeout = std::chrono::seconds(1);
+  auto start = Clock::now();
+  auto r = build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(20));
+  EXPECT_THAT(r.status().message(), HasSubstr("timed out"));
+  EXPECT_THAT(r.status().message(), HasSubstr("build timeout 1 s"));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+TEST_P(Limits, AStepWithinTheLimitsBuilds) {
+  auto commit = commit_recipe(run_recipe("head -c 1000 /dev/zero > \"$OUT/small\""));
+  auto o = options(commit, GetParam());
+  o.timeout = std::chrono::seconds(60);
+  o.max_output_bytes = 4096;
+  auto r = build(o);
+  EXPECT_TRUE(r.ok()) << r.status().to_string();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sandboxes, Limits, ::testing::Values(Sandbox::kBubblewrap, Sandbox::kNone),
+                         [](const auto& p) { return std::string(sandbox_name(p.param)); });
+
+}  // namespace
+}  // namespace quorate::builder::hostile

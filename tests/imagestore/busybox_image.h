@@ -1,0 +1,60 @@
+// Test helper: a tiny builder image made at test time from Debian's busybox-static (/bin/busybox in one
+// layer, applet symlinks, Env PATH=/bin), written as an OCI layout. No download.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+#include "quorate/normalize/layer.h"
+#include "quorate/normalize/oci.h"
+
+namespace quorate::testing {
+
+// Writes the layout into `dir` (created); returns the manifest digest, or "" with a test failure.
+inline std::string make_busybox_image(const std::filesystem::path& dir) {
+  if (!std::filesystem::exists("/bin/busybox")) {
+    ADD_FAILURE() << "/bin/busybox is missing: apt-get install busybox-static (scripts/bootstrap.sh)";
+    return "";
+  }
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  EXPECT_TRUE(layout.ok());
+  normalize::LayerOptions options;
+  options.source_date_epoch = 1700000000;
+  normalize::CanonicalLayerWriter writer(options);
+  normalize::Entry bin;
+  bin.path = "bin";
+  bin.type = normalize::EntryType::kDirectory;
+  bin.mode = 0755;
+  EXPECT_TRUE(writer.add(bin).ok());
+  normalize::Entry busybox;
+  busybox.path = "bin/busybox";
+  busybox.mode = 0755;
+  EXPECT_TRUE(writer.add_file(busybox, "/bin/busybox").ok());
+  for (const char* applet : {"sh", "cat", "echo", "ls", "mkdir", "test", "true", "head", "id"}) {
+    normalize::Entry link;
+    link.path = std::string("bin/") + applet;
+    link.type = normalize::EntryType::kSymlink;
+    link.mode = 0777;
+    link.link_target = "busybox";
+    EXPECT_TRUE(writer.add(link).ok());
+  }
+  auto blob = layout->begin_blob();
+  EXPECT_TRUE(blob.ok());
+  auto summary = writer.write(**blob);
+  EXPECT_TRUE(summary.ok()) << summary.status().to_string();
+  EXPECT_TRUE((*blob)->finish().ok());
+  auto layer = (*blob)->commit(summary->media_type);
+  nlohmann::json config = {{"architecture", "amd64"},
+                           {"os", "linux"},
+                           {"config", {{"Env", {"PATH=/bin"}}}},
+                           {"rootfs", {{"type", "layers"}, {"diff_ids", {summary->diff_id}}}}};
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, normalize::canonical_json(config));
+  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}));
+  EXPECT_TRUE(layout->write_index(*manifest, "busybox").ok());
+  return manifest->digest;
+}
+
+}  // namespace quorate::testing

@@ -1,0 +1,252 @@
+// The image store and builds inside a pinned builder image (issue 13, first slice): import byte for byte,
+// verify every blob against the pin, unpack once, run steps with the image as / and no host path.
+#include "quorate/imagestore/image_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "builder/git_repo.h"
+#include "imagestore/busybox_image.h"
+#include "quorate/builder/build.h"
+#include "quorate/core/sha256.h"
+
+namespace quorate::imagestore {
+namespace {
+
+using ::testing::HasSubstr;
+using quorate::testing::ScratchDir;
+using quorate::testing::slurp;
+
+class ImageStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { digest_ = quorate::testing::make_busybox_image(scratch_ / "busybox"); }
+  ImageStore store() { return ImageStore::open(scratch_ / "store").value(); }
+  ScratchDir scratch_;
+  std::string digest_;
+};
+
+TEST_F(ImageStoreTest, ImportKeepsTheDigestAndListsIt) {
+  auto s = store();
+  auto imported = s.import_layout(scratch_ / "busybox");
+  ASSERT_TRUE(imported.ok()) << imported.status().to_string();
+  ASSERT_EQ(imported->size(), 1u);
+  EXPECT_EQ((*imported)[0].digest, digest_);
+  EXPECT_EQ((*imported)[0].ref_name, "busybox");
+  auto listed = s.list();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].digest, digest_);
+  EXPECT_TRUE(s.import_layout(scratch_ / "busybox").ok());  // again: still one entry
+  EXPECT_EQ(s.list()->size(), 1u);
+}
+
+TEST_F(ImageStoreTest, MissingImageSaysHowToGetIt) {
+  auto v = store().verify(digest_);
+  ASSERT_FALSE(v.ok());
+  EXPECT_TRUE(v.status().is_not_found());
+  EXPECT_THAT(v.status().message(), HasSubstr("quorate image import"));
+}
+
+TEST_F(ImageStoreTest, TamperedLayerBlobIsRefusedNamingIt) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  auto blob = v->layers.at(0).blob;
+  std::filesystem::permissions(blob, std::filesystem::perms(0644));
+  { std::ofstream(blob, std::ios::app) << "x"; }
+  auto again = s.verify(digest_);
+  ASSERT_FALSE(again.ok());
+  EXPECT_TRUE(again.status().is_bad_input());
+  EXPECT_THAT(again.status().message(), HasSubstr(blob.string()));
+}
+
+TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok());
+  auto root = s.rootfs(*v);
+  ASSERT_TRUE(root.ok()) << root.status().to_string();
+  EXPECT_TRUE(std::filesystem::is_regular_file(*root / "bin/busybox"));
+  EXPECT_TRUE(std::filesystem::is_symlink(*root / "bin/sh"));
+  for (const char* d : {"dev", "proc", "src", "out", "tmp"}) EXPECT_TRUE(std::filesystem::is_directory(*root / d)) << d;
+  quorate::testing::spit(*root / "marker", "same directory");
+  auto again = s.rootfs(*v);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *root);
+  EXPECT_TRUE(std::filesystem::exists(*again / "marker")) << "unpacked twice";
+}
+
+TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok());
+  Result<std::filesystem::path> a = Status::internal("not run"), b = Status::internal("not run");
+  std::thread t1([&] { a = s.rootfs(*v); });
+  std::thread t2([&] { b = ImageStore::open(scratch_ / "store").value().rootfs(*v); });
+  t1.join();
+  t2.join();
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ(*a, *b);
+  for (const auto& e : std::filesystem::directory_iterator(scratch_ / "store/rootfs")) {
+    EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos) << "left behind: " << e.path();
+  }
+}
+
+TEST_F(ImageStoreTest, CliImportsListsAndBuildRefusesAMissingImage) {
+  auto bin = quorate::testing::quorate_bin();
+  auto store_dir = quorate::testing::sh((scratch_ / "cli-store").string());
+  auto imported = quorate::testing::run(bin + " image import " + quorate::testing::sh((scratch_ / "busybox").string()) +
+                                        " --image-store " + store_dir);
+  EXPECT_EQ(imported.exit_code, 0) << imported.out;
+  EXPECT_THAT(imported.out, HasSubstr(digest_));
+  auto listed = quorate::testing::run(bin + " image ls --json --image-store " + store_dir);
+  EXPECT_EQ(listed.exit_code, 0) << listed.out;
+  EXPECT_THAT(listed.out, HasSubstr("\"digest\":\"" + digest_));
+  auto missing = quorate::testing::run(bin + " image import " + quorate::testing::sh((scratch_ / "nope").string()) +
+                                       " --image-store " + store_dir);
+  EXPECT_EQ(missing.exit_code, 2) << missing.out;
+}
+
+class BuilderImageBuild : public ImageStoreTest {
+ protected:
+  std::string commit(const std::string& image_line, const std::string& script) {
+    auto src = scratch_ / ("src-" + std::to_string(++n_));
+    builder::testing::write_text(src / "quorate.toml",
+                                 "[image]\nname = \"example.org/in-busybox\"\n\n[build]\n" + image_line +
+                                     "\n\n[[steps]]\nrun = \"" + script + "\"\nto = \"/out\"\n");
+    repo_ = scratch_ / ("repo-" + std::to_string(n_));
+    return builder::testing::make_repo(src, repo_);
+  }
+  builder::BuildOptions options(const std::string& c) {
+    builder::BuildOptions o;
+    o.repo = repo_.string();
+    o.commit = c;
+    o.output = scratch_ / ("out-" + std::to_string(++n_));
+    o.work_dir = scratch_ / "work";
+    o.image_store = scratch_ / "store";
+    o.threads = 1;
+    return o;
+  }
+  std::filesystem::path repo_;
+  int n_ = 0;
+};
+
+TEST_F(BuilderImageBuild, RunStepsSeeTheImageAndNoHostPath) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"",
+                  "ls / > $OUT/root; test -e /usr/bin/gcc && echo host-gcc > $OUT/gcc; "
+                  "test -e /etc/shadow && echo shadow > $OUT/shadow; echo $PATH > $OUT/path; true");
+  auto o = options(c);
+  o.keep_work_dir = false;
+  auto r = builder::build(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_TRUE(r->builder_image.has_value());
+  EXPECT_EQ(r->builder_image->second, digest_);
+  EXPECT_THAT(builder::build_result_json(*r), HasSubstr("\"builder_image\":{\"digest\":\"" + digest_));
+  auto layer = r->output / "blobs/sha256" / digest_hex(r->layers.back().digest);
+  auto listing = quorate::testing::run("tar -tzf " + quorate::testing::sh(layer.string())).out;
+  EXPECT_THAT(listing, HasSubstr("out/root"));
+  EXPECT_THAT(listing, ::testing::Not(HasSubstr("out/gcc"))) << "the host's /usr/bin/gcc is visible";
+  EXPECT_THAT(listing, ::testing::Not(HasSubstr("out/shadow"))) << "the host's /etc is visible";
+  auto again = builder::build(options(c));
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ(again->manifest_digest, r->manifest_digest);
+}
+
+// Issue 13 acceptance: a rogue host gcc (bind-mounted over /usr/bin/gcc in a private mount namespace) cannot
+// reach a build inside a pinned builder image: same digest with and without it.
+TEST_F(BuilderImageBuild, RogueHostGccDoesNotChangeTheDigest) {
+  if (!std::filesystem::exists("/usr/bin/gcc")) GTEST_SKIP() << "no host gcc to replace";
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"",
+                  "if test -e /usr/bin/gcc; then /usr/bin/gcc > $OUT/gcc; fi; echo built > $OUT/b");
+  auto rogue = scratch_ / "rogue-gcc";
+  quorate::testing::spit(rogue, "#!/bin/sh\necho PAYLOAD\n");
+  std::filesystem::permissions(rogue, std::filesystem::perms(0755));
+  auto bin = quorate::testing::quorate_bin();
+  auto build_cmd = [&](const std::string& out) {
+    return bin + " build -q --repo " + quorate::testing::sh(repo_.string()) + " --commit " + c + " -o " +
+           quorate::testing::sh((scratch_ / out).string()) + " --image-store " +
+           quorate::testing::sh((scratch_ / "store").string()) + " --work-dir " +
+           quorate::testing::sh((scratch_ / "w").string());
+  };
+  auto honest = quorate::testing::run(build_cmd("honest"));
+  ASSERT_EQ(honest.exit_code, 0) << honest.out;
+  auto inner = "mount --bind " + rogue.string() + " /usr/bin/gcc && " + build_cmd("rogue");
+  auto with_rogue = quorate::testing::run("timeout 120 unshare -m sh -c " + quorate::testing::sh(inner));
+  ASSERT_EQ(with_rogue.exit_code, 0) << "needs root for unshare -m: " << with_rogue.out;
+  EXPECT_EQ(honest.out.substr(0, honest.out.find('\n')), with_rogue.out.substr(0, with_rogue.out.find('\n')));
+  EXPECT_THAT(honest.out, HasSubstr("image   sha256:"));
+}
+
+TEST_F(BuilderImageBuild, BaseImageComesFromTheStoreByDigest) {
+  auto src = scratch_ / "base-src";
+  builder::testing::write_text(src / "quorate.toml", "[image]\nname = \"example.org/on-busybox\"\n\n[base]\nimage = "
+                               "\"example.org/busybox@" + digest_ + "\"\n\n[[steps]]\ncopy = \"quorate.toml\"\nto = \"/etc/app\"\n");
+  repo_ = scratch_ / "base-repo";
+  auto c = builder::testing::make_repo(src, repo_);
+  auto missing = builder::build(options(c));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("quorate image import"));
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto r = builder::build(options(c));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->base_images.size(), 1u);
+  EXPECT_EQ(r->base_images[0].second, digest_);
+  ASSERT_EQ(r->layers.size(), 2u);
+  EXPECT_TRUE(r->layers[0].from_base);
+}
+
+TEST_F(BuilderImageBuild, TagOnlyReferenceIsRefused) {
+  auto c = commit("image = \"example.org/busybox:latest\"", "true");
+  auto r = builder::build(options(c));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input());
+  EXPECT_THAT(r.status().message(), HasSubstr("'build.image' must pin the builder image by digest"));
+}
+
+TEST_F(BuilderImageBuild, MissingImageIsRefusedSayingHowToImportIt) {
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "true");
+  auto o = options(c);
+  auto r = builder::build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_not_found());
+  EXPECT_THAT(r.status().message(), HasSubstr("quorate image import"));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+TEST_F(BuilderImageBuild, NoSandboxWithABuilderImageIsAUsageError) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "true");
+  auto o = options(c);
+  o.sandbox = builder::Sandbox::kNone;
+  auto r = builder::build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUsage);
+  EXPECT_THAT(r.status().message(), HasSubstr("--no-sandbox"));
+}
+
+TEST_F(BuilderImageBuild, TamperedStoreBlobFailsBeforeAnyStep) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok());
+  std::filesystem::permissions(v->layers[0].blob, std::filesystem::perms(0644));
+  { std::ofstream(v->layers[0].blob, std::ios::app) << "x"; }
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > /out/ran");
+  auto o = options(c);
+  auto r = builder::build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input());
+  EXPECT_THAT(r.status().message(), HasSubstr(v->layers[0].blob.string()));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+}  // namespace
+}  // namespace quorate::imagestore
