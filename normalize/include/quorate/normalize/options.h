@@ -38,6 +38,10 @@ struct LayerOptions {
   uint64_t max_expanded_bytes = uint64_t{64} << 30;
   // Refuse input with more entries than this.
   uint64_t max_entries = 10'000'000;
+  // Compute LayerSummary::input_digest and input_size (normalize_layer): one more SHA-256 pass over the
+  // input, overlapped with the write when the input is an uncompressed file. When false both stay empty/0.
+  // normalize_image checks every layer whose digest its image names regardless.
+  bool hash_input = true;
   // Where content spools go; empty = /tmp.
   std::filesystem::path temp_dir;
   // Called now and then with the number of input bytes read so far (for a progress display); may be empty.
