@@ -190,7 +190,9 @@ def main():
         print("  ratio: %s  -> A takes %.2fx B's wall time" % (ratio_text, med))
     if cpu_ratios:
         clo, cmed, chi = spread(cpu_ratios)
-        print("  cpu-seconds ratio A/B per pair: median %.3f (%.3f-%.3f)" % (cmed, clo, chi))
+        cpu_noisy = (clo < 1.0 < chi) or (chi - clo) > abs(cmed - 1.0)
+        print("  cpu-seconds ratio A/B per pair: %smedian %.3f (%.3f-%.3f)"
+              % ("noise larger than the effect; " if cpu_noisy else "", cmed, clo, chi))
     goal_state = None
     if args.goal is not None:
         met = sum(1 for r in ratios if r <= args.goal)
