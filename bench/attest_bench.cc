@@ -1,6 +1,7 @@
 // Envelope verifications per second (our whole path: parse, PAE, signature, statement, roster) against the raw
 // `openssl speed` verify rate of the same algorithm, measured in the same run. Both in CPU time, as openssl
-// speed reports by default, so other load on the machine does not skew the ratio. Goal: at least 70%.
+// speed reports by default, so other load on the machine does not skew the ratio. Goal: at least 70%. Rounds
+// alternate openssl speed with ours; figures are min/median/max over rounds (bench_stats.h).
 #include <time.h>
 
 #include <algorithm>
@@ -9,12 +10,16 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/dsse.h"
 #include "quorate/attest/statement.h"
 #include "quorate/attest/keys.h"
 #include "quorate/attest/roster.h"
+#include "bench_stats.h"
 
 namespace {
 
@@ -33,12 +38,6 @@ constexpr const char* kBuildResult =
     R"("source":{"commit":"0123456789abcdef0123456789abcdef01234567","recipe_path":"quorate.toml","tree":)"
     R"("89abcdef0123456789abcdef0123456789abcdef","uri":"file:///src/hello.git"},"source_date_epoch":1700000000,)"
     R"("started_on":"2026-11-23T08:00:00Z","toolchain":{"libarchive":"3.6.2","quorate":"0.1.0","run":{"cc":"gcc 12"}}})";
-
-double cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 // The verify/s figure of `openssl speed -mr` for `algorithm` ("ed25519" or "ecdsap256"); 0 when unavailable.
 double openssl_verify_rate(const std::string& algorithm, int seconds) {
@@ -65,7 +64,7 @@ double openssl_verify_rate(const std::string& algorithm, int seconds) {
 template <class Fn>
 double rate(Fn fn, double seconds) {
   long n = 0;
-  double start = cpu_seconds(), now = start;
+  double start = bench::cpu_seconds(), now = start;
   while (now - start < seconds) {
     for (int i = 0; i < 64; ++i) {
       if (!fn()) {
@@ -74,13 +73,13 @@ double rate(Fn fn, double seconds) {
       }
     }
     n += 64;
-    now = cpu_seconds();
+    now = bench::cpu_seconds();
   }
   return static_cast<double>(n) / (now - start);
 }
 
-// The best of `rounds` alternating measurements of each side: the machine is shared, and the best figure is the
-// one least disturbed by other load, for openssl and for us alike.
+// `rounds` rounds, each running openssl speed and then each of our steps, so that our figures alternate with the
+// baseline's and a burst of other load lands on both; per-round ratios ours/openssl, with their spread.
 int run(KeyType type, const char* speed_name, int seconds, int rounds) {
   auto pair = generate_key(type).value();
   auto signer = signer_from_pem(pair.private_pem).value();
@@ -88,32 +87,53 @@ int run(KeyType type, const char* speed_name, int seconds, int rounds) {
   auto roster = Roster::create({{"node-a", signer->public_key(), {}, {}, {}}}).value();
   auto env = parse_envelope(envelope).value();
   std::string message = pae(env.payload_type, env.payload);
-  double raw_key = 0, parse_env = 0, parse_stmt = 0, ours_key = 0, ours_roster = 0, openssl = 0;
+  std::vector<double> raw_key, parse_env, parse_stmt, ours_key, ours_roster, openssl;
+  std::vector<double> r_raw, r_key, r_roster;
+  double wall0 = bench::wall_seconds(), cpu0 = bench::cpu_seconds();
   for (int r = 0; r < rounds; ++r) {
-    raw_key = std::max(raw_key, rate([&] { return signer->public_key().verify(message, env.signatures[0].sig).ok(); }, seconds));
-    parse_env = std::max(parse_env, rate([&] { return parse_envelope(envelope).ok(); }, seconds));
-    parse_stmt = std::max(parse_stmt, rate([&] { return parse_statement(env.payload).ok(); }, seconds));
-    ours_key = std::max(ours_key, rate([&] { return verify_with_key(envelope, signer->public_key()).ok(); }, seconds));
-    ours_roster = std::max(ours_roster, rate([&] { return roster.verify(envelope).ok(); }, seconds));
-    openssl = std::max(openssl, openssl_verify_rate(speed_name, seconds));
+    double o = openssl_verify_rate(speed_name, seconds);
+    if (o <= 0) {
+      std::printf("%-8s openssl speed %s gave no figure; no ratio\n", key_type_name(type), speed_name);
+      return 1;
+    }
+    openssl.push_back(o);
+    raw_key.push_back(rate([&] { return signer->public_key().verify(message, env.signatures[0].sig).ok(); }, seconds));
+    parse_env.push_back(rate([&] { return parse_envelope(envelope).ok(); }, seconds));
+    parse_stmt.push_back(rate([&] { return parse_statement(env.payload).ok(); }, seconds));
+    ours_key.push_back(rate([&] { return verify_with_key(envelope, signer->public_key()).ok(); }, seconds));
+    ours_roster.push_back(rate([&] { return roster.verify(envelope).ok(); }, seconds));
+    r_raw.push_back(raw_key.back() / o);
+    r_key.push_back(ours_key.back() / o);
+    r_roster.push_back(ours_roster.back() / o);
   }
-  std::printf("%-8s parts: PublicKey::verify(PAE) %.0f/s, parse_envelope %.0f/s, parse_statement %.0f/s\n",
-              key_type_name(type), raw_key, parse_env, parse_stmt);
-  std::printf("%-8s envelope %zu bytes: verify_with_key %.0f/s, Roster::verify %.0f/s; openssl speed verify %.0f/s; "
-              "ratio %.0f%% (Roster::verify %.0f%%)\n",
-              key_type_name(type), envelope.size(), ours_key, ours_roster, openssl,
-              openssl > 0 ? 100 * ours_key / openssl : 0, openssl > 0 ? 100 * ours_roster / openssl : 0);
-  return openssl > 0 && ours_roster / openssl >= 0.7 ? 0 : 1;
+  double wall = bench::wall_seconds() - wall0, cpu = bench::cpu_seconds() - cpu0;
+  const char* name = key_type_name(type);
+  std::printf("%s: envelope %zu bytes; %d rounds alternating openssl speed with ours, %d CPU-s per figure; "
+              "our measuring took %.1f s wall for %.1f CPU-s (openssl ran in its own process)\n",
+              name, envelope.size(), rounds, seconds, wall, cpu);
+  std::printf("  openssl speed %s verify   %s\n", speed_name, bench::describe(openssl, "/s").c_str());
+  std::printf("  PublicKey::verify(PAE)        %s\n", bench::describe(raw_key, "/s").c_str());
+  std::printf("  parse_envelope                %s\n", bench::describe(parse_env, "/s").c_str());
+  std::printf("  parse_statement               %s\n", bench::describe(parse_stmt, "/s").c_str());
+  std::printf("  verify_with_key               %s\n", bench::describe(ours_key, "/s").c_str());
+  std::printf("  Roster::verify                %s\n", bench::describe(ours_roster, "/s").c_str());
+  bench::print_ratio("PublicKey::verify / openssl", r_raw);
+  bench::print_ratio("verify_with_key / openssl", r_key, 0.7);
+  bool met = bench::print_ratio("Roster::verify / openssl", r_roster, 0.7);
+  return met ? 0 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  // attest_bench [SECONDS [ROUNDS]]: each measurement runs SECONDS of CPU time (default 2), ROUNDS times (3).
-  int seconds = argc > 1 ? std::atoi(argv[1]) : 2;
-  int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
+  // attest_bench [SECONDS [ROUNDS]]: each figure runs SECONDS of CPU time (default 1), in ROUNDS rounds (5).
+  int seconds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 1;
+  int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 5;
+  std::printf("attest_bench: %ld cores, load average at start %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+              bench::load_average().c_str());
   int bad = run(KeyType::kEd25519, "ed25519", seconds, rounds);
   bad += run(KeyType::kEcdsaP256, "ecdsap256", seconds, rounds);
-  std::printf("goal (>= 70%% of openssl speed): %s\n", bad == 0 ? "met" : "NOT met");
+  std::printf("load average at the end %s; goal (Roster::verify >= 70%% of openssl speed in every round): %s\n",
+              bench::load_average().c_str(), bad == 0 ? "met" : "NOT met");
   return bad == 0 ? 0 : 1;
 }

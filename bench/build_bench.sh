@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # build_bench.sh: `quorate build` of the static-site example with a generated ~200 MiB tree of pages, against
 # buildah (the reproducible builder a user would pick instead) and against tar | gzip -6 -n of the same files.
-# One run each; prints times and ratios, and checks that two quorate builds give the same digest.
-# Usage: bench/build_bench.sh [QUORATE_BIN] (default: build/cli/quorate). Installs buildah with apt if absent.
+# Compared through bench/compare.py (warm-up, alternating pairs, min/median/max of wall and CPU seconds, load
+# average); checks first that two quorate builds give the same digest.
+# Usage: bench/build_bench.sh [QUORATE_BIN] (default: build/cli/quorate). env: BENCH_SIZE_MIB (200), PAIRS (5).
+# Installs buildah with apt if absent.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,8 +21,6 @@ if ! command -v buildah >/dev/null 2>&1; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends buildah >/dev/null
 fi
 
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # The repository: examples/static-site with site/ grown to ~size_mib of generated pages (text from a fixed
 # seed: compressible like real HTML, identical on every run).
@@ -57,35 +57,33 @@ export GIT_AUTHOR_DATE='@1700000000 +0000' GIT_COMMITTER_DATE='@1700000000 +0000
 commit="$(git -C "$repo" rev-parse HEAD)"
 sync
 
-# quorate build, twice: the digests must agree.
+# quorate build, twice (untimed): the digests must agree.
 digest() { sed -n 's/^image *//p' "$1"; }
-t0=$(now); "$quorate" build -q --repo "$repo" --commit "$commit" -o "$work/q1" --work-dir "$work/qwork" > "$work/q1.txt"; t1=$(now)
-"$quorate" build -q --repo "$repo" --commit "$commit" -o "$work/q2" --work-dir "$work/qwork" > "$work/q2.txt"; t2=$(now)
-q1=$(elapsed "$t0" "$t1"); q2=$(elapsed "$t1" "$t2")
+qbuild() { printf '%q ' "$quorate" build -q --repo "$repo" --commit "$commit" -o "$1" --work-dir "$work/qwork"; }
+eval "$(qbuild "$work/q1")" > "$work/q1.txt"
+eval "$(qbuild "$work/q2")" > "$work/q2.txt"
 d1=$(digest "$work/q1.txt"); d2=$(digest "$work/q2.txt")
 [ "$d1" = "$d2" ] || { echo "build_bench: digests differ: $d1 vs $d2" >&2; exit 1; }
 
-# (b) tar --sort=name … | gzip -6 -n of the same files (from the checkout, already on disk: this is the
-# floor of a single-threaded canonical tar.gz).
-t0=$(now)
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
-    --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -C "$repo/site" -cf - . | gzip -6 -n > "$work/tar.gz"
-t1=$(now); tg=$(elapsed "$t0" "$t1")
-
-# (a) buildah build of the equivalent Containerfile, then a push to an OCI layout.
+# The buildah context: the equivalent Containerfile.
 mkdir -p "$work/ctx"
 git -C "$repo" archive "$commit" site | tar -x -C "$work/ctx"
 printf 'FROM scratch\nCOPY site/ /srv/www/\nWORKDIR /srv/www\nEXPOSE 8080\nCMD ["httpd", "-f", "-p", "8080", "-h", "/srv/www"]\n' > "$work/ctx/Containerfile"
-t0=$(now)
-buildah --storage-driver vfs build -q --isolation chroot --timestamp 0 -t quorate-bench:latest -f "$work/ctx/Containerfile" "$work/ctx" >/dev/null
-buildah --storage-driver vfs push -q quorate-bench:latest "oci:$work/buildah-oci:latest" >/dev/null
-t1=$(now); tb=$(elapsed "$t0" "$t1")
+buildah_clean="buildah --storage-driver vfs rm --all >/dev/null 2>&1; buildah --storage-driver vfs rmi --all --force >/dev/null 2>&1; rm -rf '$work/buildah-oci'; true"
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-echo "tree:                $(du -sm "$repo/site" | cut -f1) MiB, $(find "$repo/site" -type f | wc -l) files"
-echo "quorate build:       ${q1} s (second run ${q2} s), image $d1 both times"
-echo "buildah build+push:  ${tb} s"
-echo "tar | gzip -6 -n:    ${tg} s"
-echo "ratio quorate/buildah: $(ratio "$q1" "$tb")  (goal <= 0.60)"
-echo "ratio quorate/tar|gzip: $(ratio "$q1" "$tg")"
-echo "sizes: quorate layer $(du -b "$work"/q1/blobs/sha256/* | sort -n | tail -1 | cut -f1) B, tar.gz $(stat -c %s "$work/tar.gz") B"
+echo "tree: $(du -sm "$repo/site" | cut -f1) MiB, $(find "$repo/site" -type f | wc -l) files; image $d1 in both quorate builds"
+echo "sizes: quorate layer $(du -b "$work"/q1/blobs/sha256/* | sort -n | tail -1 | cut -f1) B"
+echo
+COMPARE=(python3 "$root/bench/compare.py" --pairs "${PAIRS:-5}" --where "$work")
+"${COMPARE[@]}" --title "quorate build vs buildah build + push to an OCI layout" --goal 0.60 \
+  --a-prep "rm -rf '$work/q'" --a-name "quorate build" --a "$(qbuild "$work/q") >/dev/null" \
+  --b-prep "$buildah_clean" --b-name "buildah build + push" \
+  --b "buildah --storage-driver vfs build -q --isolation chroot --timestamp 0 -t quorate-bench:latest -f '$work/ctx/Containerfile' '$work/ctx' >/dev/null && \
+buildah --storage-driver vfs push -q quorate-bench:latest 'oci:$work/buildah-oci:latest' >/dev/null"
+echo
+# The floor of a single-threaded canonical tar.gz of the same files (from the checkout, already on disk).
+"${COMPARE[@]}" --title "quorate build vs tar --sort=name ... | gzip -6 -n of the same files" \
+  --a-prep "rm -rf '$work/q'" --a-name "quorate build" --a "$(qbuild "$work/q") >/dev/null" \
+  --b-name "tar | gzip -6 -n" --b "tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --format=posix \
+--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -C '$repo/site' -cf - . | gzip -6 -n > '$work/tar.gz'"
+echo "sizes: quorate layer $(du -b "$work"/q/blobs/sha256/* | sort -n | tail -1 | cut -f1) B, tar.gz $(stat -c %s "$work/tar.gz") B"

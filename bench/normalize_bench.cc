@@ -32,7 +32,7 @@ class FdSink final : public quorate::Sink {
 int usage() {
   std::fprintf(stderr,
                "usage: normalize_bench layer|compress IN OUT [--compression none|gzip|zstd] [--level N]\n"
-               "                       [--threads N] [--source-date-epoch N]\n");
+               "                       [--threads N] [--source-date-epoch N] [--hash-input 0|1]\n");
   return 2;
 }
 
@@ -69,6 +69,8 @@ int main(int argc, char** argv) {
       options.level = std::atoi(argv[i + 1]);
     } else if (flag == "--threads") {
       options.threads = std::atoi(argv[i + 1]);
+    } else if (flag == "--hash-input") {
+      options.hash_input = std::atoi(argv[i + 1]) != 0;
     } else if (flag == "--source-date-epoch") {
       options.source_date_epoch = std::atoll(argv[i + 1]);
     } else {

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The diff benchmark: two ~1 GiB images (3 layers of incompressible files) that differ in one byte of one
-# file in the middle layer. Times `quorate diff A B` against the diffoci-style whole-tree comparison: extract
-# both images' layers into two rootfs directories and run `diff -r` over them, all in this one run, and
-# prints time and peak-memory ratios; never asserts absolute times.
+# file in the middle layer. Compares `quorate diff A B` through bench/compare.py (warm-up, alternating pairs,
+# min/median/max of wall and CPU seconds, peak memory, load average) against `diff -r` of the two extracted
+# trees and against the diffoci-style whole-tree comparison (extract both images' layers, then `diff -r`);
+# never asserts absolute times.
 # Usage: bench/run_diff.sh [WORKDIR]
-#   env: SIZE_MIB (1024), BUILD_DIR, NO_BUILD=1, QUORATE=path (use that binary), LIMIT (seconds per command, 1800)
+#   env: SIZE_MIB (1024), BUILD_DIR, NO_BUILD=1, QUORATE=path (use that binary), LIMIT (seconds per command,
+#        1800), PAIRS (5)
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -134,60 +136,18 @@ mapfile -t LAYERS_A < <(layers_of "$A")
 mapfile -t LAYERS_B < <(layers_of "$B")
 [ "${#LAYERS_A[@]}" = 3 ] && [ "${#LAYERS_B[@]}" = 3 ] || { echo "expected 3 layers per image" >&2; exit 1; }
 
-# ---- measuring ----
-declare -A T M
-# measure NAME EXPECTED_EXIT CMD...: runs CMD (bounded) twice; the second (warm page cache) run's wall
-# seconds and peak RSS (KiB) become T[NAME], M[NAME]; stdout+stderr go to $WORK/out.NAME.log.
-measure() {
-  local name=$1 want=$2 run rc; shift 2
-  for run in 1 2; do
-    [ -z "${PREP:-}" ] || eval "$PREP"
-    rc=0
-    if [ -x /usr/bin/time ]; then
-      /usr/bin/time -f "%e %M" -o "$WORK/time.$name" timeout -k 10 "$LIMIT" "$@" >"$WORK/out.$name.log" 2>&1 || rc=$?
-      read -r T[$name] M[$name] < <(tail -n1 "$WORK/time.$name")
-    else
-      local TIMEFORMAT=%R
-      { time timeout -k 10 "$LIMIT" "$@" >"$WORK/out.$name.log" 2>&1 || rc=$?; } 2>"$WORK/time.$name"
-      T[$name]=$(tail -n1 "$WORK/time.$name"); M[$name]=unknown
-    fi
-    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-      echo "$name: timed out after $LIMIT s" >&2; exit 1
-    elif [ "$rc" != "$want" ]; then
-      echo "$name: exit $rc, expected $want; output:" >&2; head -n 20 "$WORK/out.$name.log" >&2; exit 1
-    fi
-    printf '  %-12s run %d: %8.2f s %10s MiB\n' "$name" "$run" "${T[$name]}" "$(mib_of "${M[$name]}")" >&2
-  done
-}
-mib_of() { [ "$1" = unknown ] && echo unknown || echo "scale=1; $1 / 1024" | bc -l; }
-ratio() {  # ratio A B: T[A] / T[B] to one decimal, "n/a" when T[B] rounds to 0
-  if [ "$(echo "${T[$2]} > 0" | bc -l)" = 1 ]; then echo "scale=1; ${T[$1]} / ${T[$2]}" | bc -l | sed 's/^\./0./'
-  else echo n/a; fi
-}
-# speed A B: "N.Nx faster than" or "N.Nx slower than", A's time against B's.
-speed() {
-  local r; r=$(ratio "$1" "$2")
-  if [ "$r" = n/a ]; then echo "n/a against"
-  elif [ "$(echo "$r >= 1" | bc -l)" = 1 ]; then echo "${r}x faster than"
-  else echo "$(ratio "$2" "$1")x slower than"; fi
-}
-
+# ---- measuring (bench/compare.py: warm-up, alternating pairs, min/median/max, CPU seconds, load) ----
 ROOT_A=$WORK/rootA
 ROOT_B=$WORK/rootB
 cleanup() { rm -rf "$ROOT_A" "$ROOT_B"; }
 trap cleanup EXIT
+q() { printf '%q ' "$QUORATE" "$@"; }
+EXTRACT="mkdir '$ROOT_A' '$ROOT_B'"
+for l in "${LAYERS_A[@]}"; do EXTRACT+=" && tar -xf '$l' -C '$ROOT_A'"; done
+for l in "${LAYERS_B[@]}"; do EXTRACT+=" && tar -xf '$l' -C '$ROOT_B'"; done
 
-cat "${LAYERS_A[@]}" "${LAYERS_B[@]}" >/dev/null  # warm the page cache for everyone alike
-echo "== measuring: quorate diff vs extract + diff -r, ${SIZE_MIB} MiB images; nproc $NPROC, load at start $LOAD_START" >&2
-
-PREP= measure quorate 1 "$QUORATE" diff "$A" "$B"
-EXTRACT="set -e; mkdir '$ROOT_A' '$ROOT_B'"
-for l in "${LAYERS_A[@]}"; do EXTRACT+="; tar -xf '$l' -C '$ROOT_A'"; done
-for l in "${LAYERS_B[@]}"; do EXTRACT+="; tar -xf '$l' -C '$ROOT_B'"; done
-PREP=cleanup measure extract_diff 1 bash -c "$EXTRACT; set +e; diff -r '$ROOT_A' '$ROOT_B'"
-PREP= measure diff_r 1 diff -r "$ROOT_A" "$ROOT_B"
-
-# ---- sanity: both name exactly the changed file ----
+# ---- sanity first (untimed): both name exactly the changed file ----
+bounded "$QUORATE" diff "$A" "$B" > "$WORK/out.quorate.log" 2>&1 || true
 q_lines=$(grep -cE '^ *(changed|added|removed|deleted) ' "$WORK/out.quorate.log" || true)
 grep -qE "^ *changed $CHANGED( |\$)" "$WORK/out.quorate.log" && [ "$q_lines" = 1 ] || {
   echo "quorate diff did not name exactly $CHANGED:" >&2; head -n 20 "$WORK/out.quorate.log" >&2; exit 1; }
@@ -198,24 +158,27 @@ assert not j["manifest"] and not j["config"], "manifest or config differ"
 print("\n".join("%d %s %s" % (l["index"], c["kind"], c["path"]) for l in j["layers"] for c in l["changes"]))') || true
 [ "$json_paths" = "1 changed $CHANGED" ] || {
   echo "quorate diff --json: expected '1 changed $CHANGED', got: $json_paths" >&2; exit 1; }
+cleanup
+bash -c "$EXTRACT"
+diff -r "$ROOT_A" "$ROOT_B" > "$WORK/out.diff_r.log" 2>&1 || true
 [ "$(cat "$WORK/out.diff_r.log")" = "Binary files $ROOT_A/$CHANGED and $ROOT_B/$CHANGED differ" ] || {
   echo "diff -r did not name exactly $CHANGED:" >&2; head -n 20 "$WORK/out.diff_r.log" >&2; exit 1; }
-cleanup
 
-# ---- the table ----
-T[extract]=$(echo "${T[extract_diff]} - ${T[diff_r]}" | bc -l)
 sz() { du -sm "$1" | cut -f1; }
-nfiles=$(tar -tf "${LAYERS_A[0]}" | wc -l)+$(tar -tf "${LAYERS_A[1]}" | wc -l)+$(tar -tf "${LAYERS_A[2]}" | wc -l)
-echo
-echo "diff benchmark: images A $(sz "$A") MiB, B $(sz "$B") MiB (OCI layouts, uncompressed layers, entries per layer $nfiles),"
+echo "diff benchmark: images A $(sz "$A") MiB, B $(sz "$B") MiB (OCI layouts, uncompressed layers),"
 echo "  differing in one byte of $CHANGED (layer 1); cached in $IMG"
 echo "quorate: $QUORATE (build type $BUILD_TYPE); nproc $NPROC; load average at start $LOAD_START"
-echo "each command run twice, the second (warm page cache) run reported; page cache not dropped"
-printf '%-34s %8s %10s %s\n' "tool" "wall s" "peak MiB" "ratio"
-row() { printf '%-34s %8.2f %10s %s\n' "$1" "${T[$2]}" "$(mib_of "${M[$2]:-unknown}")" "${3:-}"; }
-row "quorate diff A B" quorate "1.0"
-row "extract both + diff -r (baseline)" extract_diff "baseline/quorate = $(ratio extract_diff quorate)"
-row "  diff -r alone" diff_r "diff-r/quorate = $(ratio diff_r quorate)"
-printf '%-34s %8.2f %10s %s\n' "  extraction (difference)" "${T[extract]}" "-" ""
-echo "quorate diff is $(speed extract_diff quorate) extract + diff -r ($(speed diff_r quorate) diff -r alone)"
+echo
+# `diff` exits 1 when the inputs differ, which is the expected outcome here.
+COMPARE=(python3 "$SRC/bench/compare.py" --pairs "${PAIRS:-5}" --where "$IMG" --where "$WORK")
+"${COMPARE[@]}" --title "quorate diff vs diff -r of the two extracted trees (extraction not counted)" \
+  --a-name "quorate diff A B" --a "timeout -k 10 $LIMIT $(q diff "$A" "$B") >/dev/null; test \$? = 1" \
+  --b-name "diff -r rootA rootB" --b "timeout -k 10 $LIMIT diff -r '$ROOT_A' '$ROOT_B' >/dev/null; test \$? = 1"
+echo
+cleanup
+"${COMPARE[@]}" --title "quorate diff vs extract both images + diff -r (diffoci-style)" \
+  --b-prep "rm -rf '$ROOT_A' '$ROOT_B'" \
+  --a-name "quorate diff A B" --a "timeout -k 10 $LIMIT $(q diff "$A" "$B") >/dev/null; test \$? = 1" \
+  --b-name "extract + diff -r" --b "timeout -k 10 $LIMIT bash -c \"$EXTRACT\" && { diff -r '$ROOT_A' '$ROOT_B' >/dev/null; test \$? = 1; }"
+cleanup
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
-# The issue-2 normalize benchmark: generates a ~400 MiB layer (GNU tar, shuffled order, pax noise), then
-# times quorate's normalize in each compression mode against the baselines, all in this one run, and prints
-# time and peak-memory ratios. Usage: bench/run_normalize.sh [WORKDIR]   (env: BUILD_DIR, EPOCH, REPEAT)
+# The normalize benchmark: generates a ~400 MiB layer (GNU tar, shuffled order, pax noise), then compares
+# `quorate normalize` in each compression mode against a baseline through bench/compare.py (warm-up, then
+# alternating pairs; min/median/max of wall and CPU seconds; load average; noise flagged). Never asserts times.
+# Usage: bench/run_normalize.sh [WORKDIR]
+#   WORKDIR: default /dev/shm/quorate-normalize-bench when /dev/shm is a tmpfs with 3 GiB free, else
+#            ${TMPDIR:-/tmp}/quorate-normalize-bench. The goals are stated for tmpfs.
+#   env: BUILD_DIR (build-bench), QUORATE=path (use that binary, build nothing), NO_BUILD=1, EPOCH,
+#        PAIRS (5), ONLY (comma list of: floor,recipe,gzip,zstd; default all)
+#   Comparisons and goals:
+#     floor   normalize --compression none  vs  openssl dgst -sha256 of its output      goal <= 1.5x
+#     recipe  normalize --compression none  vs  extract + GNU tar's reproducible recipe   (no goal; < 1 = faster)
+#     gzip    normalize --compression gzip  vs  pigz -6 -n -p2 of the canonical tar       goal <= 1.1x
+#     zstd    normalize --compression zstd  vs  zstd -3 -T1 of the canonical tar          goal <= 1.2x
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD_DIR:-$SRC/build-bench}
-WORK=${1:-${TMPDIR:-/tmp}/quorate-normalize-bench}
 EPOCH=${EPOCH:-1700000000}
-mkdir -p "$WORK"
-
-echo "== building normalize_bench and quorate in $BUILD" >&2
-[ -f "$BUILD/build.ninja" ] || cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-DRIVER=$BUILD/bench/normalize_bench
-if [ "${NO_BUILD:-0}" = 1 ]; then
-  :
-elif ! cmake --build "$BUILD" -j2 --target normalize_bench >&2; then
-  [ -x "$DRIVER" ] || exit 2
-  echo "== build failed; benchmarking the normalize_bench built before" >&2
+PAIRS=${PAIRS:-5}
+ONLY=${ONLY:-floor,recipe,gzip,zstd}
+if [ -z "${1:-}" ] && [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] &&
+   [ "$(df -Pk /dev/shm | awk 'NR == 2 { print $4 }')" -gt $((3 << 20)) ]; then
+  WORK=/dev/shm/quorate-normalize-bench
+else
+  WORK=${1:-${TMPDIR:-/tmp}/quorate-normalize-bench}
 fi
-[ "${NO_BUILD:-0}" = 1 ] || cmake --build "$BUILD" -j2 --target quorate >&2 || true
-QUORATE=$(find "$BUILD" -maxdepth 3 -name quorate -type f -perm -u+x | head -n1)
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+COMPARE=(python3 "$SRC/bench/compare.py" --pairs "$PAIRS" --where "$WORK")
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+if [ -z "${QUORATE:-}" ]; then
+  echo "== building quorate in $BUILD" >&2
+  [ -f "$BUILD/build.ninja" ] || cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  [ "${NO_BUILD:-0}" = 1 ] || cmake --build "$BUILD" -j2 --target quorate >&2 ||
+    echo "== build failed; benchmarking the quorate built before" >&2
+  QUORATE=$(find "$BUILD" -maxdepth 3 -name quorate -type f -perm -u+x | head -n1)
+fi
+[ -n "$QUORATE" ] && [ -x "$QUORATE" ] || { echo "no quorate binary (set QUORATE=path)" >&2; exit 2; }
 
 # The layer under test; regenerated only when the generator changes.
 LAYER=$WORK/layer.tar
@@ -38,87 +55,54 @@ if [ ! -f "$LAYER" ] || [ "$(cat "$WORK/layer.gen" 2>/dev/null)" != "$GEN_SUM" ]
   echo "$GEN_SUM" > "$WORK/layer.gen"
 fi
 
-# How normalize is run: the CLI once it has `normalize`, else the driver over the same library call.
-USE_CLI=0
-HOW="normalize_bench layer (the library call; quorate normalize not built yet)"
-if [ -n "$QUORATE" ] && "$QUORATE" normalize --help >/dev/null 2>&1; then
-  USE_CLI=1
-  HOW="quorate normalize"
-fi
-# normalize_cmd OUT MODE: sets CMD to the command normalizing LAYER into OUT.
-normalize_cmd() {
-  rm -f "$1"
-  if [ "$USE_CLI" = 1 ]; then
-    CMD=("$QUORATE" normalize "$LAYER" -o "$1" --compression "$2" --source-date-epoch "$EPOCH")
-  else
-    CMD=("$DRIVER" layer "$LAYER" "$1" --compression "$2" --source-date-epoch "$EPOCH")
-  fi
-}
-
-# measure NAME CMD...: runs CMD REPEAT times (default 3) under /usr/bin/time and records the median seconds
-# and the largest peak RSS (KiB) as T[NAME], M[NAME]. Before each run: dirty pages are flushed (`sync`), so
-# one command's writeback does not land on the next one's clock, and OUTPUT_FILE (when set) is removed.
-declare -A T M
-REPEAT=${REPEAT:-3}
-measure() {
-  local name=$1; shift
-  local times=() peak=0 t m
-  for _ in $(seq "$REPEAT"); do
-    [ -n "${OUTPUT_FILE:-}" ] && rm -f "$OUTPUT_FILE"
-    sync
-    /usr/bin/time -f "%e %M" -o "$WORK/time.$name" "$@" >"$WORK/out.$name.log"
-    read -r t m < "$WORK/time.$name"
-    times+=("$t")
-    [ "$m" -gt "$peak" ] && peak=$m
-  done
-  T[$name]=$(printf '%s\n' "${times[@]}" | sort -g | sed -n "$(( (REPEAT + 1) / 2 ))p")
-  M[$name]=$peak
-  printf '  %-14s %7.2f s %8.1f MiB   (runs: %s)\n' "$name" "${T[$name]}" "$(echo "${M[$name]}/1024" | bc -l)" "${times[*]}" >&2
-}
-ratio() { echo "scale=2; ${T[$1]} / ${T[$2]}" | bc -l; }
-
-cat "$LAYER" >/dev/null  # warm the page cache for everyone alike
-echo "== measuring ($HOW), layer $(du -m "$LAYER" | cut -f1) MiB, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-OUT=$WORK/out
-normalize_cmd "$OUT.tar" none
-OUTPUT_FILE=$OUT.tar measure q_none "${CMD[@]}"
-measure sha256sum sha256sum "$OUT.tar"
-measure tar_recipe bash -c "rm -rf '$WORK/x' && mkdir '$WORK/x' && tar --warning=no-timestamp -xf '$LAYER' -C '$WORK/x' && \
-  tar --sort=name --mtime=@$EPOCH --clamp-mtime --owner=0 --group=0 --numeric-owner \
-  --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime --format=posix -C '$WORK/x' -cf '$WORK/recipe.tar' ."
-rm -rf "$WORK/x"
-normalize_cmd "$OUT.tar.gz" gzip
-OUTPUT_FILE=$OUT.tar.gz measure q_gzip "${CMD[@]}"
-OUTPUT_FILE=$WORK/c.gz measure q_gzip_only "$DRIVER" compress "$OUT.tar" "$WORK/c.gz" --compression gzip --threads 2
-measure gzip bash -c "gzip -6 -n < '$OUT.tar' > '$WORK/b.gz'"
-measure pigz bash -c "pigz -6 -n -p2 < '$OUT.tar' > '$WORK/b.pigz.gz'"
-normalize_cmd "$OUT.tar.zst" zstd
-OUTPUT_FILE=$OUT.tar.zst measure q_zstd "${CMD[@]}"
-OUTPUT_FILE=$WORK/c.zst measure q_zstd_only "$DRIVER" compress "$OUT.tar" "$WORK/c.zst" --compression zstd --threads 1
-measure zstd bash -c "zstd -q -3 -T1 < '$OUT.tar' > '$WORK/b.zst'"
-
-# Sanity: compressed outputs decompress to the canonical tar.
-want=$(sha256sum < "$OUT.tar" | cut -d' ' -f1)
-for f in "$OUT.tar.gz:gzip -dc" "$WORK/c.gz:gzip -dc" "$OUT.tar.zst:zstd -dc" "$WORK/c.zst:zstd -dc"; do
-  got=$(${f#*:} < "${f%%:*}" | sha256sum | cut -d' ' -f1)
-  [ "$got" = "$want" ] || { echo "MISMATCH: ${f%%:*} does not decompress to the canonical tar" >&2; exit 1; }
-done
+q() { printf '%q ' "$QUORATE" normalize "$LAYER" --source-date-epoch "$EPOCH" "$@"; }
+# The canonical tar every baseline reads: one normalize run, kept apart from the outputs being timed.
+CANON=$WORK/canonical.tar
+eval "$(q -o "$CANON" --compression none)" >/dev/null
 mib() { echo "scale=1; $(stat -c %s "$1") / 1048576" | bc -l; }
-
+echo "normalize benchmark: $(mib "$LAYER") MiB layer -> $(mib "$CANON") MiB canonical tar; quorate $QUORATE"
+echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo
-echo "normalize benchmark: $(mib "$LAYER") MiB layer -> $(mib "$OUT.tar") MiB canonical tar ($HOW)"
-echo "each time is the median of $REPEAT runs (sync before each), peak memory the largest of them"
-printf '%-44s %8s %10s %s\n' "mode" "time s" "peak MiB" "ratio"
-row() { printf '%-44s %8.2f %10.1f %s\n' "$1" "${T[$2]}" "$(echo "${M[$2]}/1024" | bc -l)" "${3:-}"; }
-row "normalize, uncompressed" q_none "1.00"
-row "  sha256sum of the output" sha256sum "normalize/sha256sum = $(ratio q_none sha256sum)"
-row "  (a) extract + GNU tar recipe" tar_recipe "(a)/normalize = $(ratio tar_recipe q_none) (goal >= 4)"
-row "normalize --compression gzip (all threads)" q_gzip "normalize-gzip/pigz = $(ratio q_gzip pigz)"
-row "  compressor alone, gzip, 2 threads" q_gzip_only "compressor/pigz = $(ratio q_gzip_only pigz) (goal <= 1.1)"
-row "  gzip -6 -n" gzip "gzip/compressor = $(ratio gzip q_gzip_only)"
-row "  pigz -6 -n -p2" pigz ""
-row "normalize --compression zstd" q_zstd "normalize-zstd/zstd = $(ratio q_zstd zstd)"
-row "  compressor alone, zstd, 1 worker" q_zstd_only "compressor/zstd = $(ratio q_zstd_only zstd) (goal <= 1.2)"
-row "  zstd -3 -T1" zstd ""
-echo "sizes MiB: quorate gzip $(mib "$OUT.tar.gz"), gzip $(mib "$WORK/b.gz"), pigz $(mib "$WORK/b.pigz.gz"); quorate zstd $(mib "$OUT.tar.zst"), zstd $(mib "$WORK/b.zst")"
-echo "peak memory goal: < 100 MiB in every normalize mode; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+if wants floor; then
+  "${COMPARE[@]}" --title "floor: normalize --compression none vs openssl dgst -sha256 of the canonical tar" \
+    --a-name "normalize none" --a-prep "rm -f '$WORK/out.tar'" --a "$(q -o "$WORK/out.tar" --compression none)" \
+    --b-name "openssl dgst -sha256" --b "openssl dgst -sha256 '$CANON'" --goal 1.5
+  cmp -s "$WORK/out.tar" "$CANON" || { echo "MISMATCH: two uncompressed normalize runs differ" >&2; exit 1; }
+  echo
+fi
+if wants recipe; then
+  "${COMPARE[@]}" --title "normalize --compression none vs extract + GNU tar's reproducible recipe" \
+    --prep "rm -rf '$WORK/out.tar' '$WORK/x' '$WORK/recipe.tar'" \
+    --a-name "normalize none" --a "$(q -o "$WORK/out.tar" --compression none)" \
+    --b-name "extract + GNU tar recipe" --b "mkdir '$WORK/x' && tar --warning=no-timestamp -xf '$LAYER' -C '$WORK/x' && \
+tar --sort=name --mtime=@$EPOCH --clamp-mtime --owner=0 --group=0 --numeric-owner \
+--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime --format=posix -C '$WORK/x' -cf '$WORK/recipe.tar' ."
+  rm -rf "$WORK/x" "$WORK/recipe.tar"
+  echo
+fi
+if wants gzip; then
+  "${COMPARE[@]}" --title "normalize --compression gzip vs pigz -6 -n -p2 of the canonical tar" \
+    --a-name "normalize gzip" --a-prep "rm -f '$WORK/out.tar.gz'" --a "$(q -o "$WORK/out.tar.gz" --compression gzip)" \
+    --b-name "pigz -6 -n -p2" --b "pigz -6 -n -p2 < '$CANON' > '$WORK/pigz.gz'" --goal 1.1
+  [ "$(gzip -dc < "$WORK/out.tar.gz" | sha256sum)" = "$(sha256sum < "$CANON")" ] ||
+    { echo "MISMATCH: the gzip layer does not decompress to the canonical tar" >&2; exit 1; }
+  eval "$(q -o "$WORK/t1.tar.gz" --compression gzip --threads 1)" >/dev/null
+  cmp -s "$WORK/t1.tar.gz" "$WORK/out.tar.gz" || { echo "MISMATCH: gzip bytes depend on --threads" >&2; exit 1; }
+  echo "  sizes: quorate gzip $(mib "$WORK/out.tar.gz") MiB, pigz $(mib "$WORK/pigz.gz") MiB; bytes equal with --threads 1 and the default"
+  rm -f "$WORK/t1.tar.gz" "$WORK/pigz.gz"
+  echo
+fi
+if wants zstd; then
+  "${COMPARE[@]}" --title "normalize --compression zstd vs zstd -3 -T1 of the canonical tar" \
+    --a-name "normalize zstd" --a-prep "rm -f '$WORK/out.tar.zst'" --a "$(q -o "$WORK/out.tar.zst" --compression zstd)" \
+    --b-name "zstd -3 -T1" --b "zstd -q -3 -T1 < '$CANON' > '$WORK/zstd.zst'" --goal 1.2
+  [ "$(zstd -dc < "$WORK/out.tar.zst" | sha256sum)" = "$(sha256sum < "$CANON")" ] ||
+    { echo "MISMATCH: the zstd layer does not decompress to the canonical tar" >&2; exit 1; }
+  eval "$(q -o "$WORK/t2.tar.zst" --compression zstd --threads 2)" >/dev/null
+  cmp -s "$WORK/t2.tar.zst" "$WORK/out.tar.zst" || { echo "MISMATCH: zstd bytes depend on --threads" >&2; exit 1; }
+  echo "  sizes: quorate zstd $(mib "$WORK/out.tar.zst") MiB, zstd $(mib "$WORK/zstd.zst") MiB; bytes equal with --threads 2 and the default"
+  rm -f "$WORK/t2.tar.zst" "$WORK/zstd.zst"
+  echo
+fi
+echo "peak memory goal: < 100 MiB in every normalize mode (peak rss above)"

@@ -100,7 +100,8 @@ nlohmann::json common_json(const NormalizeArgs& a, const nz::LayerOptions& o) {
           {"compressor", nz::compressor_id(o.compression, o.level)}};
 }
 
-Status run_layer(const NormalizeArgs& a, const nz::LayerOptions& o) {
+Status run_layer(const NormalizeArgs& a, nz::LayerOptions o) {
+  o.hash_input = a.json;  // only the JSON summary shows the input digest: otherwise it is work for nothing
   auto out = AtomicFile::create(a.output);
   if (!out.ok()) return out.status().with_context("output " + a.output);
   auto s = QR_TRY(nz::normalize_layer(a.input, **out, o));

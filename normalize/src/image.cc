@@ -270,7 +270,9 @@ Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& outp
   std::vector<Descriptor> descriptors;
   for (const auto& l : img.layers) {
     auto blob = QR_TRY(layout.begin_blob());
-    auto s = normalize_layer(l.path, *blob, lopt);
+    LayerOptions one = lopt;
+    one.hash_input = lopt.hash_input || !l.expected.empty();  // the digest check below needs it
+    auto s = normalize_layer(l.path, *blob, one);
     if (!s.ok()) return s.status().with_context(l.what);
     if (!l.expected.empty() && s->input_digest != l.expected) {
       return Status::bad_input(l.what + " does not match its digest " + l.expected + " (holds " + s->input_digest + ")");

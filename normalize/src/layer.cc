@@ -140,6 +140,7 @@ class LayerReader {
       return Status::bad_input(input.string() + " is a directory, not a layer");
     }
     stream_.fd = fd;
+    stream_.hashing = options_.hash_input;
     stream_.progress = &options_.progress;
     seekable_ = S_ISREG(st.st_mode);
     input_size_ = static_cast<uint64_t>(st.st_size);
@@ -149,15 +150,17 @@ class LayerReader {
       ::close(fd);
       return s.with_context(input.string());
     }
-    summary_.input_digest = stream_.input_digest;
-    summary_.input_size = stream_.bytes;
+    if (options_.hash_input) {
+      summary_.input_digest = stream_.input_digest;
+      summary_.input_size = stream_.bytes;
+    }
     input_fd_ = fd;  // kInput nodes read from it at write time
     return Status();
   }
 
   // For an input read in place, the input digest is computed on a second core while the output is written.
   std::future<Result<std::pair<std::string, uint64_t>>> hash_in_background() {
-    if (!in_place_) return {};
+    if (!in_place_ || !options_.hash_input) return {};
     return std::async(std::launch::async, hash_whole_file, input_fd_, input_size_);
   }
 

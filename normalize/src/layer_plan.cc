@@ -7,7 +7,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "quorate/normalize/compress.h"
 #include "tar_writer.h"
@@ -43,20 +45,84 @@ Status copy_range(int fd, uint64_t offset, uint64_t size, Sink& out, const char*
   return Status();
 }
 
-Status BufferedSink::write(std::span<const uint8_t> bytes) {
-  if (buffer_.size() + bytes.size() > capacity_) {
-    QR_RETURN_IF_ERROR(finish());
-    if (bytes.size() >= capacity_) return next_->write(bytes);
-  }
-  buffer_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  return Status();
+TarStream::TarStream(Sink* next) : next_(next) {
+  for (size_t i = 0; i < kBlocks; ++i) blocks_.push_back(std::make_unique_for_overwrite<uint8_t[]>(kBlockBytes));
+  hasher_ = std::thread([this] { hash_blocks(); });
 }
 
-Status BufferedSink::finish() {
-  if (buffer_.empty()) return Status();
-  Status s = next_->write(std::string_view(buffer_));
-  buffer_.clear();
-  return s;
+TarStream::~TarStream() {
+  {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (hasher_.joinable()) hasher_.join();
+}
+
+void TarStream::hash_blocks() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return hashed_ < produced_ || closing_; });
+    if (hashed_ == produced_) return;  // closing, and nothing left
+    const size_t index = hashed_ % kBlocks;
+    lock.unlock();
+    sha_.update(std::span<const uint8_t>(blocks_[index].get(), lengths_[index]));
+    lock.lock();
+    ++hashed_;
+    cv_.notify_all();
+  }
+}
+
+Status TarStream::hand_off() {
+  const size_t index = produced_ % kBlocks;
+  lengths_[index] = filled_;
+  size_ += filled_;
+  {
+    std::lock_guard lock(mu_);
+    ++produced_;
+  }
+  cv_.notify_all();
+  // The hasher only reads the block; writing it meanwhile is safe. It is reused once hashed.
+  status_ = next_->write(std::span<const uint8_t>(blocks_[index].get(), filled_));
+  filled_ = 0;
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return produced_ - hashed_ < kBlocks; });
+  return status_;
+}
+
+Status TarStream::write(std::string_view bytes) {
+  while (!bytes.empty() && status_.ok()) {
+    const size_t take = std::min(bytes.size(), kBlockBytes - filled_);
+    std::memcpy(blocks_[produced_ % kBlocks].get() + filled_, bytes.data(), take);
+    filled_ += take;
+    bytes.remove_prefix(take);
+    if (filled_ == kBlockBytes) QR_RETURN_IF_ERROR(hand_off());
+  }
+  return status_;
+}
+
+Status TarStream::write_range(int fd, uint64_t offset, uint64_t size, const char* what) {
+  while (size > 0 && status_.ok()) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(size, kBlockBytes - filled_));
+    QR_RETURN_IF_ERROR(pread_exact(fd, blocks_[produced_ % kBlocks].get() + filled_, take, offset, what));
+    filled_ += take;
+    offset += take;
+    size -= take;
+    if (filled_ == kBlockBytes) QR_RETURN_IF_ERROR(hand_off());
+  }
+  return status_;
+}
+
+Status TarStream::finish() {
+  if (status_.ok() && filled_ > 0) status_ = hand_off();
+  {
+    std::lock_guard lock(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
+  hasher_.join();
+  if (status_.ok()) digest_ = sha_.finish_digest();
+  return status_;
 }
 
 Result<LayerPlan> LayerPlan::create(const LayerOptions& options) {
@@ -119,10 +185,10 @@ Status LayerPlan::link(const std::string& path, const std::string& target, Layer
   return Status();
 }
 
-Status LayerPlan::write_content(const Node& node, Sink& out) {
+Status LayerPlan::write_content(const Node& node, TarStream& out) {
   switch (node.source) {
-    case Node::Source::kSpool: return copy_range(spool_.fd(), node.offset, node.meta.size, out, "spool file");
-    case Node::Source::kInput: return copy_range(input_fd_, node.offset, node.meta.size, out, "input");
+    case Node::Source::kSpool: return out.write_range(spool_.fd(), node.offset, node.meta.size, "spool file");
+    case Node::Source::kInput: return out.write_range(input_fd_, node.offset, node.meta.size, "input");
     case Node::Source::kNone: return Status::internal("regular file without content");
     case Node::Source::kFile: break;
   }
@@ -133,7 +199,7 @@ Status LayerPlan::write_content(const Node& node, Sink& out) {
   if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != node.meta.size) {
     s = Status::bad_input(node.file.string() + " changed size while the layer was written");
   } else {
-    s = copy_range(fd, 0, node.meta.size, out, node.file.c_str());
+    s = out.write_range(fd, 0, node.meta.size, node.file.c_str());
   }
   ::close(fd);
   return s;
@@ -155,7 +221,7 @@ Status LayerPlan::check_tree() const {
   return Status();
 }
 
-Status LayerPlan::write(Sink& tar_out, LayerSummary& summary) {
+Status LayerPlan::write(TarStream& tar_out, LayerSummary& summary) {
   QR_RETURN_IF_ERROR(check_tree());
   QR_RETURN_IF_ERROR(spool_flush());
   static const std::string kZeros(kBlockSize * 2, '\0');
@@ -189,12 +255,11 @@ Status write_layer(LayerPlan& plan, const LayerOptions& options, Sink& out, Laye
   Sink* blob_sink = compressed ? static_cast<Sink*>(&blob_hash) : &out;
   std::unique_ptr<Sink> compressor;
   if (compressed) compressor = make_compressor(options.compression, options.level, options.threads, blob_sink);
-  DigestingSink tar_hash(compressed ? compressor.get() : &out);
-  BufferedSink buffered(&tar_hash);
-  QR_RETURN_IF_ERROR(plan.write(buffered, summary));
-  QR_RETURN_IF_ERROR(buffered.finish());
-  summary.diff_id = tar_hash.digest();
-  summary.tar_size = tar_hash.size();
+  TarStream tar(compressed ? compressor.get() : &out);
+  QR_RETURN_IF_ERROR(plan.write(tar, summary));
+  QR_RETURN_IF_ERROR(tar.finish());
+  summary.diff_id = tar.digest();
+  summary.tar_size = tar.size();
   if (compressed) {
     QR_RETURN_IF_ERROR(compressor->finish());
     summary.digest = blob_hash.digest();

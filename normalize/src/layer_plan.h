@@ -1,13 +1,18 @@
 // The in-memory plan of a canonical layer: one node per inode, paths pointing at nodes, content spooled.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
 #include "quorate/core/sink.h"
 #include "quorate/core/status.h"
 #include "quorate/normalize/entry.h"
@@ -24,6 +29,52 @@ struct Node {
   enum class Source { kNone, kSpool, kInput, kFile } source = Source::kNone;
   uint64_t offset = 0;       // kSpool, kInput: where the content starts
   std::filesystem::path file;  // kFile: read at write time
+};
+
+// The canonical tar on its way out. Headers and content are gathered into large blocks; content is read
+// once, by file range, straight into a block. Each full block is hashed (the diff_id) on a thread of this
+// object's own while the caller's thread forwards the same block to `next` (the output file or a
+// compressor), so hashing overlaps writing, and the digest is of exactly the bytes written even if a source
+// file changes meanwhile. Memory: kBlocks blocks of kBlockBytes. One producer thread; not thread-safe.
+class TarStream {
+ public:
+  explicit TarStream(Sink* next);
+  ~TarStream();  // stops and joins the hashing thread
+  TarStream(const TarStream&) = delete;
+  TarStream& operator=(const TarStream&) = delete;
+
+  Status write(std::string_view bytes);
+  // Appends `size` bytes of `fd` from `offset`; bad_input naming `what` when the file is shorter. The read
+  // is done before this returns: the descriptor may be closed afterwards.
+  Status write_range(int fd, uint64_t offset, uint64_t size, const char* what);
+  // Forwards what is still buffered and waits for the hash; the first error of `next`, if any. Does not
+  // finish `next`.
+  Status finish();
+  // "sha256:<hex>" of every byte written, and their count; valid after a successful finish().
+  const std::string& digest() const { return digest_; }
+  uint64_t size() const { return size_; }
+
+  static constexpr size_t kBlockBytes = size_t{1} << 20;
+  static constexpr size_t kBlocks = 8;
+
+ private:
+  Status hand_off();  // the filled block: to the hasher, then to `next`; then waits for a free block
+  void hash_blocks();
+
+  Sink* next_;
+  Status status_;
+  std::vector<std::unique_ptr<uint8_t[]>> blocks_;
+  size_t lengths_[kBlocks] = {};
+  size_t filled_ = 0;     // bytes in the block being filled, blocks_[produced_ % kBlocks]
+  uint64_t size_ = 0;
+  std::string digest_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t produced_ = 0;  // blocks handed off (guarded by mu_)
+  uint64_t hashed_ = 0;    // blocks hashed (guarded by mu_)
+  bool closing_ = false;   // no more blocks will come (guarded by mu_)
+  Sha256 sha_;             // used by the hashing thread only, until it is joined
+  std::thread hasher_;
 };
 
 // Paths and nodes of a layer under construction. Memory: one Node and one map entry per path; content lives
@@ -46,14 +97,14 @@ class LayerPlan {
   // Writes the canonical tar to `tar_out` in path order: the first path of a hardlink group carries the
   // content, the others link to it. Ends with the two zero blocks. First checks the tree (check_tree), so
   // bad_input leaves `tar_out` untouched.
-  Status write(Sink& tar_out, LayerSummary& summary);
+  Status write(TarStream& tar_out, LayerSummary& summary);
   // bad_input naming both paths when an entry lies under a non-directory: a directory replaced by a file (or
   // link, device…) while entries under it remain, or an entry added under a file. Tar cannot extract either.
   Status check_tree() const;
 
  private:
   LayerPlan(const LayerOptions& options, TempFile spool) : options_(&options), spool_(std::move(spool)) {}
-  Status write_content(const Node& node, Sink& out);
+  Status write_content(const Node& node, TarStream& out);
 
   const LayerOptions* options_;
   TempFile spool_;
@@ -62,20 +113,6 @@ class LayerPlan {
   std::string spool_buffer_;
   std::vector<Node> nodes_;
   std::map<std::string, uint32_t> paths_;  // std::string compares bytewise (unsigned), which is canonical order
-};
-
-// Buffers small writes (tar headers) into large ones.
-class BufferedSink final : public Sink {
- public:
-  explicit BufferedSink(Sink* next, size_t capacity = 1 << 20) : next_(next), capacity_(capacity) {}
-  Status write(std::span<const uint8_t> bytes) override;
-  using Sink::write;
-  Status finish() override;
-
- private:
-  Sink* next_;
-  size_t capacity_;
-  std::string buffer_;
 };
 
 // Streams `size` bytes at `offset` of `fd` to `out`: small ranges by pread, large ones through windows of a

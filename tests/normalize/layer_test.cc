@@ -115,6 +115,23 @@ TEST_F(LayerTest, CanonicalBytesArePinned) {
   EXPECT_EQ(s->diff_id, "sha256:f822a1fc0a1c9e21ffd21f3a596c9fd1ddd4d6c07b34cb3dd84ee1b247cd2ef0");
 }
 
+TEST_F(LayerTest, InputHashIsOptionalAndChangesNoOutputByte) {
+  for (const char* kind : {"--order shuffled", "--order shuffled --compress gzip"}) {  // read in place, and spooled
+    fs::path input = make("tree", kind);
+    LayerOptions without = uncompressed();
+    without.hash_input = false;
+    std::string with_bytes, without_bytes;
+    auto with = normalize(input, with_bytes, uncompressed());
+    auto skipped = normalize(input, without_bytes, without);
+    ASSERT_TRUE(with.ok() && skipped.ok()) << kind;
+    EXPECT_EQ(with->input_digest, sha256_digest(slurp(input))) << kind;
+    EXPECT_EQ(skipped->input_digest, "") << kind;
+    EXPECT_EQ(skipped->input_size, 0u) << kind;
+    EXPECT_EQ(without_bytes, with_bytes) << kind;
+    EXPECT_EQ(skipped->diff_id, with->diff_id) << kind;
+  }
+}
+
 // Lists every entry of a tar as bsdtar sees it: type, mode, owner, size, mtime, name, link.
 std::string listing(const fs::path& tar) {
   return run("TZ=UTC LC_ALL=C.UTF-8 bsdtar -tvf " + sh(tar.string()) + " | sort").out;

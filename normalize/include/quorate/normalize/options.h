@@ -54,6 +54,10 @@ struct LayerOptions {
   uint64_t max_expanded_bytes = kDefaultMaxExpandedBytes;
   // Refuse input with more entries than this.
   uint64_t max_entries = 10'000'000;
+  // Compute LayerSummary::input_digest and input_size (normalize_layer): one more SHA-256 pass over the
+  // input, overlapped with the write when the input is an uncompressed file. When false both stay empty/0.
+  // normalize_image checks every layer whose digest its image names regardless.
+  bool hash_input = true;
   // Where content spools go; empty = /tmp. The library never reads $TMPDIR: the caller passes it (the CLI
   // does).
   std::filesystem::path temp_dir;
