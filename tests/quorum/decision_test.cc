@@ -235,7 +235,7 @@ TEST(Decide, JsonIsCanonical) {
   EXPECT_EQ(json.rfind("{\"accepted\":true,\"agreeing\":[{\"config_digest\":", 0), 0u) << json;
   EXPECT_THAT(json, HasSubstr("\"signed_at\":\"2023-11-14T22:13:20Z\""));
   EXPECT_THAT(json, HasSubstr("\"time\":\"2027-01-15T08:00:00Z\""));
-  EXPECT_THAT(json, HasSubstr("\"subject\":{\"commit\":\"c0ffee\",\"recipe_path\":\"recipe.toml\",\"source_uri\":"));
+  EXPECT_THAT(json, HasSubstr("\"subject\":{\"commit\":\"c0ffee\",\"recipe_path\":\"recipe.toml\",\"source_date_epoch\":0,\"source_uri\":"));
 }
 
 // Random vote sets: honest, rogue, equivocating, unknown, revoked, duplicated, stale. Whatever the arrival
