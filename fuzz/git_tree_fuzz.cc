@@ -29,6 +29,11 @@ struct World {
     git_libgit2_init();
     if (git_repository_init(&handle, repo.c_str(), /*bare=*/1) != 0) std::abort();
   }
+  ~World() {
+    git_repository_free(handle);
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
 };
 
 World& world() {
