@@ -429,6 +429,27 @@ Result<std::vector<StoredDecision>> Store::decisions() {
   return out;
 }
 
+Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) {
+  Stmt* s = QR_TRY(impl_->stmt(
+      "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at "
+      "FROM decisions WHERE source_uri = ?1 AND commit_id = ?2 AND recipe_path = ?3 AND source_date_epoch = ?4 "
+      "ORDER BY id DESC LIMIT 1"));
+  s->bind(1, k.source_uri);
+  s->bind(2, k.commit);
+  s->bind(3, k.recipe_path);
+  s->bind(4, k.source_date_epoch);
+  std::optional<StoredDecision> out;
+  int rc = s->step();
+  if (rc == SQLITE_ROW) {
+    out = StoredDecision{s->integer(0), {s->text(1), s->text(2), s->text(3), k.source_date_epoch}, s->text(4),
+                         s->integer(5) != 0, s->text(6), s->text(7), s->integer(8)};
+    rc = s->step();
+  }
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->error("read the last decision of " + k.to_string());
+  return out;
+}
+
 Result<std::optional<StoredAttestation>> Store::find_attestation(const std::string& id) {
   auto prefix = id_prefix(id);
   if (!prefix) return std::optional<StoredAttestation>();

@@ -125,6 +125,31 @@ TEST(QuorumJudge, QueriesAndRecordsSurviveReopening) {
   EXPECT_EQ((*store)->decisions()->size(), 1u);
 }
 
+// Issue 11, item 6: a decision made but never recorded (the verifier killed between storing a batch and
+// recording its decisions) is told apart after a restart, so the daemon records it at start.
+TEST(QuorumJudge, ADecisionNeverRecordedIsFoundAfterReopening) {
+  Fixture f;
+  auto v = f.verifier("threshold = 3\non_conflict = \"majority\"");
+  {
+    auto judge = f.judge(v);
+    ASSERT_TRUE(judge->ingest(f.honest_and_rogue("c1")).ok());
+    ASSERT_TRUE(judge->decide(key("c1")).ok());  // decided, then "killed" before record()
+  }
+  {
+    auto judge = f.judge(v);
+    auto d = judge->decide(key("c1"));
+    ASSERT_TRUE(d.ok());
+    EXPECT_FALSE(judge->is_recorded(*d).value());
+    ASSERT_TRUE(judge->record({*d}).ok());
+    EXPECT_TRUE(judge->is_recorded(*d).value());
+  }
+  auto judge = f.judge(v);
+  auto d = judge->decide(key("c1"));  // made at the same clock: only its time could differ, and time is ignored
+  EXPECT_TRUE(judge->is_recorded(*d).value());
+  ASSERT_TRUE(judge->ingest({{"c", attestation(f.nodes[2], "c1", "evil")}}).ok());  // c equivocates: it changes
+  EXPECT_FALSE(judge->is_recorded(*judge->decide(key("c1"))).value());
+}
+
 void sql(const std::filesystem::path& db, const std::string& statement) {
   sqlite3* h = nullptr;
   ASSERT_EQ(sqlite3_open(db.c_str(), &h), SQLITE_OK);

@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "quorate/quorum/query.h"
 
 namespace quorate::quorum {
@@ -108,6 +110,17 @@ Result<std::vector<pb::Decision>> QuorumJudge::find_by_image(const std::string& 
 Result<std::vector<pb::Decision>> QuorumJudge::find_by_subject(const pb::SubjectKey& subject) {
   if (subject.commit().empty()) return Status::bad_input("query names a subject without a commit");
   return find({{}, subject.commit(), subject.repo()}, subject.recipe_path());
+}
+
+Result<bool> QuorumJudge::is_recorded(const pb::Decision& d) {
+  auto last = QR_TRY(store_->last_decision(from_wire(d.subject())));
+  if (!last) return false;
+  auto timeless = [](const std::string& json) {
+    auto j = nlohmann::json::parse(json, nullptr, false);
+    if (j.is_object()) j.erase("time");
+    return j;
+  };
+  return timeless(last->json) == timeless(d.decision_json());
 }
 
 Status QuorumJudge::record(const std::vector<pb::Decision>& decisions) {

@@ -182,13 +182,20 @@ struct VerifierDaemon::Impl {
   }
 
   // The decisions already made (from the store) are the baseline: only changes are published.
+  // A decision made before a crash but never recorded (killed after storing a batch and saving cursors,
+  // before recording) is recorded now: every decision the daemon stands by is in the decisions table.
   Status seed_decisions() {
     auto subjects = QR_TRY(judge->subjects());
+    std::vector<pb::Decision> unrecorded;
     for (const auto& s : subjects) {
       auto d = QR_TRY(judge->decide(s));
       published[subject_id(s)] = {decision_fingerprint(d), 1};
+      if (!QR_TRY(judge->is_recorded(d))) unrecorded.push_back(std::move(d));
     }
     log_distrusted();
+    if (unrecorded.empty()) return Status();
+    QR_RETURN_IF_ERROR(judge->record(unrecorded).with_context("record decisions at start"));
+    log.warn("decisions_recorded_at_start", {{"count", unrecorded.size()}});
     return Status();
   }
 

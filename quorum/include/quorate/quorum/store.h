@@ -82,6 +82,8 @@ class Store {
   Result<std::vector<StoredAttestation>> attestations();
   Result<std::vector<Rejection>> rejections();
   Result<std::vector<StoredDecision>> decisions();
+  // The decision recorded last for `subject`, if any.
+  Result<std::optional<StoredDecision>> last_decision(const SubjectKey& subject);
   Result<std::optional<StoredAttestation>> find_attestation(const std::string& id);
   Result<std::optional<Rejection>> find_rejection(const std::string& id);
   // PRAGMA integrity_check: ok, or bad_input with SQLite's findings.

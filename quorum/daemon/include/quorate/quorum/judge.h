@@ -48,6 +48,12 @@ class Judge {
   virtual Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) = 0;
   // Decisions for `subject` (an empty recipe_path or repo matches any).
   virtual Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) = 0;
+  // Whether `decision` (from decide()) is what the store recorded last for its subject, the time it was made
+  // aside. Default: true (nothing to catch up).
+  virtual Result<bool> is_recorded(const wire::pb::Decision& decision) {
+    (void)decision;
+    return true;
+  }
   // Stored rows left out of decisions since the last call (their envelope does not verify here, or their
   // columns lie), for the log. Default: none.
   virtual std::vector<DistrustedRow> take_distrusted() { return {}; }

@@ -35,6 +35,7 @@ class QuorumJudge final : public Judge {
   Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) override;
   Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) override;
   Status record(const std::vector<wire::pb::Decision>& decisions) override;
+  Result<bool> is_recorded(const wire::pb::Decision& decision) override;
   std::vector<DistrustedRow> take_distrusted() override { return votes_.take_distrusted(); }
 
  private:
