@@ -596,6 +596,7 @@ void make_result(BuildContext& ctx) {
   if (la.rfind("libarchive ", 0) == 0) r.toolchain["libarchive"] = la.substr(11);
   r.environment = ctx.run_env;
   r.sandbox = ctx.run_env.empty() ? "none" : sandbox_name(ctx.sandbox);
+  r.run_environment = ctx.run_env.empty() ? "none" : r.builder_image ? "image" : "host";
   r.output = ctx.opt.output;
   r.format = format_name(ctx.opt.format);
 }
@@ -689,6 +690,7 @@ std::string build_result_json(const BuildResult& r) {
       {"toolchain", toolchain},
       {"environment", r.environment},
       {"sandbox", r.sandbox},
+      {"run_environment", r.run_environment},
   };
   if (r.builder_image) j["builder_image"] = builder_image;
   if (r.started_ms) j["started_on"] = format_rfc3339(*r.started_ms / 1000);
