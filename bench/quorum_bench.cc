@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
   size_t idx = 0;
   double us_statement = per([&](const std::string&) { (void)attest::parse_statement(parsed[idx++ % probe].payload); });
   idx = 0;
-  double us_serialize = per([&](const std::string&) { (void)sha256_digest(parsed[idx++ % probe].serialize()); });
+  double us_serialize = per([&](const std::string&) { (void)sha256_digest(parsed[idx++ % probe].serialize().value()); });
   double us_verify = per([&](const std::string& e) { (void)verifier->verify(e); });
   std::vector<quorum::VerifiedAttestation> verified;
   for (size_t i = 0; i < probe; ++i) verified.push_back(verifier->verify(envelopes[i]).value());

@@ -70,7 +70,7 @@ Status run_build(const BuildArgs& a) {
   o.clock_ms = wall_clock_ms;
   if (!a.quiet && !a.json) o.progress = [](const std::string& line) { std::cerr << "quorate build: " << line << "\n"; };
   auto result = QR_TRY(builder::build(o));
-  std::string json = builder::build_result_json(result);
+  std::string json = QR_TRY(builder::build_result_json(result));
   if (!a.result_out.empty()) QR_RETURN_IF_ERROR(write_file_atomic(a.result_out, json + "\n", 0644));
   std::string attestation;
   if (!a.attest_key.empty()) attestation = QR_TRY(attest_result(a, json));

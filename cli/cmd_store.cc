@@ -7,6 +7,7 @@
 
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/time.h"
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verifier.h"
@@ -72,7 +73,8 @@ nlohmann::json rejection_json(const quorum::Rejection& r) {
           {"received_at", format_rfc3339(r.received_at)}};
 }
 
-std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+// Listings are for people: a hostile byte in a stored reason shows as U+FFFD rather than stopping them.
+std::string dump(const nlohmann::json& j) { return display_json(j, -1); }
 
 Status run_list(const StoreArgs& a) {
   auto store = QR_TRY(open_existing(a.db));
@@ -111,14 +113,14 @@ Status run_show(const StoreArgs& a) {
   if (found) {
     nlohmann::json j = attestation_json(*found);
     j["envelope"] = nlohmann::json::parse(found->envelope, nullptr, false);
-    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << display_json(j) << "\n";
     return Status();
   }
   auto rejected = QR_TRY(store->find_rejection(a.id));
   if (!rejected) return Status::not_found(a.db + ": no attestation or rejection '" + a.id + "'");
   nlohmann::json j = rejection_json(*rejected);
   j["bytes"] = rejected->envelope;
-  std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << display_json(j) << "\n";
   return Status();
 }
 

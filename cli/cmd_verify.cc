@@ -77,7 +77,14 @@ Status run_verify(const VerifyArgs& a) {
     std::vector<quorum::Vote> votes = QR_TRY(votes_from_files(verifier, a.files));
     answer = QR_TRY(quorum::answer(verifier.policy(), votes, q, now));
   }
-  for (const auto& d : answer.decisions) std::cout << (a.json ? d.to_json() + "\n" : d.to_text());
+  for (const auto& d : answer.decisions) {
+    if (!a.json) {
+      std::cout << d.to_text();
+      continue;
+    }
+    auto json = QR_TRY(d.to_json());
+    std::cout << json << "\n";
+  }
   if (!a.json) std::cout << answer.summary << "\n";
   if (!answer.yes) return Status::verification(answer.summary);
   return Status();

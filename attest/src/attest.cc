@@ -11,7 +11,8 @@ Result<std::string> attest_build_result(std::string_view build_result, const Sig
                                         AttestFormat format) {
   auto statement = QR_TRY(statement_from_build_result(build_result, node_id));
   auto envelope = QR_TRY(sign_envelope(kInTotoPayloadType, statement, signer));
-  return format == AttestFormat::kBundle ? to_bundle(envelope, signer.keyid()) : envelope.serialize();
+  if (format == AttestFormat::kBundle) return to_bundle(envelope, signer.keyid());
+  return envelope.serialize();
 }
 
 }  // namespace quorate::attest

@@ -6,13 +6,13 @@
 namespace quorate::attest {
 using detail::Json;
 
-std::string to_bundle(const Envelope& envelope, std::string_view keyid) {
+Result<std::string> to_bundle(const Envelope& envelope, std::string_view keyid) {
   Json bundle = {
       {"mediaType", kBundleMediaType},
       {"verificationMaterial", {{"publicKey", {{"hint", keyid}}}, {"tlogEntries", Json::array()}}},
       {"dsseEnvelope", detail::envelope_json(envelope)},
   };
-  return detail::canonical_json(bundle);
+  return canonical_json(bundle, "bundle");
 }
 
 namespace {

@@ -59,7 +59,7 @@ Result<Envelope> envelope_from_json(const Json& j, std::string_view what) {
 
 }  // namespace detail
 
-std::string Envelope::serialize() const { return detail::canonical_json(detail::envelope_json(*this)); }
+Result<std::string> Envelope::serialize() const { return canonical_json(detail::envelope_json(*this), "envelope"); }
 
 Result<Envelope> parse_envelope(std::string_view json, size_t max_bytes) {
   if (json.size() > max_bytes) {

@@ -317,10 +317,6 @@ Result<Json> parse_strict_json(std::string_view text, std::string_view what) {
   }
   return value;
 }
-std::string canonical_json(const Json& value) {
-  // nlohmann's default object is a std::map: members come out sorted by byte order.
-  return value.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::strict);
-}
 
 Result<std::string> get_string(const Json& obj, const char* key, std::string_view what) {
   auto it = obj.find(key);

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "quorate/attest/dsse.h"
+#include "quorate/core/json.h"
 #include "quorate/core/status.h"
 
 namespace quorate::attest::detail {
@@ -16,9 +17,6 @@ using Json = nlohmann::json;
 // Parses `text` as one JSON value: valid UTF-8, no duplicate member names at any depth, nesting at most 64.
 // bad_input "<what>: ..." otherwise. Never throws.
 Result<Json> parse_strict_json(std::string_view text, std::string_view what);
-
-// Sorted keys, no insignificant whitespace, UTF-8 as is. Never throws for values built from valid strings.
-std::string canonical_json(const Json& value);
 
 // Field accessors for parsed documents: bad_input "<what>: <key> ..." when absent or of the wrong type.
 Result<std::string> get_string(const Json& obj, const char* key, std::string_view what);

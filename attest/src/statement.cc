@@ -36,15 +36,18 @@ Result<std::string> get_time(const Json& obj, const char* key, std::string_view 
 }
 
 // Toolchain entries become builder.version, a flat map of strings: nested objects join their keys with '.'.
-void flatten_versions(const Json& obj, const std::string& prefix, Json& out) {
+Status flatten_versions(const Json& obj, const std::string& prefix, Json& out) {
   for (const auto& [k, v] : obj.items()) {
     std::string key = prefix.empty() ? k : prefix + "." + k;
     if (v.is_object()) {
-      flatten_versions(v, key, out);
+      QR_RETURN_IF_ERROR(flatten_versions(v, key, out));
+    } else if (v.is_string()) {
+      out[key] = v.get<std::string>();
     } else {
-      out[key] = v.is_string() ? v.get<std::string>() : detail::canonical_json(v);
+      out[key] = QR_TRY(canonical_json(v, "build result: toolchain: " + key));
     }
   }
+  return Status();
 }
 
 // The parts of the build result the statement carries, read and checked field by field.
@@ -101,7 +104,7 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
 
 Result<Json> run_details(const Json& r, const Json& image, std::string_view node_id, std::string_view what) {
   Json version = Json::object();
-  if (r.contains("toolchain")) flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version);
+  if (r.contains("toolchain")) QR_RETURN_IF_ERROR(flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version));
   Json byproducts = Json::array();
   auto config = QR_TRY(get_digest(image, "config_digest", "build result: image"));
   byproducts.push_back({{"name", "config"}, {"digest", digest_set(config)}, {"mediaType", kConfigMediaType}});
@@ -158,11 +161,7 @@ Result<std::string> statement_from_build_result(std::string_view build_result, s
       {"predicateType", kProvenanceType},
       {"predicate", {{"buildDefinition", std::move(definition)}, {"runDetails", std::move(details)}}},
   };
-  try {
-    return detail::canonical_json(statement);
-  } catch (const Json::exception& e) {
-    return Status::bad_input(std::string("build result: ") + e.what());
-  }
+  return canonical_json(statement, "build result");
 }
 
 // ---- parsing -------------------------------------------------------------------------------------------

@@ -298,7 +298,10 @@ nlohmann::json to_json(const AuditReport& report) {
                                       {"config_digest", v.config_digest}, {"signed_at", format_rfc3339(v.signed_at)},
                                       {"envelope_digest", v.envelope_digest}});
       }
-      if (s.decision) js["decision"] = nlohmann::json::parse(s.decision->to_json());
+      if (s.decision) {
+        auto decision = s.decision->to_json();
+        js["decision"] = decision.ok() ? nlohmann::json::parse(*decision) : nlohmann::json(decision.status().to_string());
+      }
       jc["subjects"].push_back(std::move(js));
     }
     out["commits"].push_back(std::move(jc));

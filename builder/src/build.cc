@@ -20,6 +20,7 @@
 #include "quorate/builder/reference.h"
 #include "quorate/builder/source.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 #include "quorate/imagestore/image_store.h"
@@ -246,7 +247,7 @@ Status record_tools(BuildContext& ctx) {
   auto spec = QR_TRY(make_run_spec(ctx, ctx.work / "tools", nullptr));
   for (const auto& tool : ctx.recipe.tools) {
     spec.argv = {"/bin/sh", "-c", tool + " --version 2>&1"};
-    ctx.result.tools[tool] = run_for_line(spec);
+    ctx.result.tools[tool] = valid_utf8(run_for_line(spec));  // a tool may print any bytes
   }
   return Status();
 }
@@ -549,8 +550,9 @@ Status write_image(BuildContext& ctx) {
                 {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
                 {"history", history}};
   if (!ctx.recipe.variant.empty()) ctx.config["variant"] = ctx.recipe.variant;
-  auto config = QR_TRY(ctx.layout->add_blob(normalize::kMediaTypeConfig, normalize::canonical_json(ctx.config)));
-  std::string manifest = normalize::make_manifest(config, ctx.layer_descriptors);
+  auto config_bytes = QR_TRY(canonical_json(ctx.config, "image config"));
+  auto config = QR_TRY(ctx.layout->add_blob(normalize::kMediaTypeConfig, config_bytes));
+  auto manifest = QR_TRY(normalize::make_manifest(config, ctx.layer_descriptors));
   ctx.manifest = QR_TRY(ctx.layout->add_blob(normalize::kMediaTypeManifest, manifest));
   QR_RETURN_IF_ERROR(ctx.layout->write_index(ctx.manifest, ctx.recipe.tag));
   ctx.result.config_digest = config.digest;
@@ -659,7 +661,7 @@ Result<BuildResult> build(const BuildOptions& options) {
   return std::move(ctx.result);
 }
 
-std::string build_result_json(const BuildResult& r) {
+Result<std::string> build_result_json(const BuildResult& r) {
   nlohmann::json layers = nlohmann::json::array(), diff_ids = nlohmann::json::array();
   for (const auto& l : r.layers) {
     layers.push_back({{"digest", l.digest}, {"size", l.size}, {"media_type", l.media_type}});
@@ -695,7 +697,7 @@ std::string build_result_json(const BuildResult& r) {
   if (r.builder_image) j["builder_image"] = builder_image;
   if (r.started_ms) j["started_on"] = format_rfc3339(*r.started_ms / 1000);
   if (r.finished_ms) j["finished_on"] = format_rfc3339(*r.finished_ms / 1000);
-  return normalize::canonical_json(j);
+  return canonical_json(j, "build result");
 }
 
 }  // namespace quorate::builder

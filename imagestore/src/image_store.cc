@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
@@ -148,7 +149,7 @@ Status add_to_index(const fs::path& store, const std::vector<StoredImage>& image
     if (!image.ref_name.empty()) d["annotations"] = {{normalize::kRefNameAnnotation, image.ref_name}};
     index["manifests"].push_back(d);
   }
-  auto bytes = QR_TRY(normalize::checked_canonical_json(index, "image store index"));
+  auto bytes = QR_TRY(canonical_json(index, "image store index"));
   return write_file_atomic(store / "index.json", bytes, 0644);
 }
 

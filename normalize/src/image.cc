@@ -281,9 +281,10 @@ Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& outp
     summary.layers.push_back(std::move(s).value());
   }
   auto config = QR_TRY(canonical_config(img.config, summary.layers, lopt.source_date_epoch));
-  auto config_bytes = QR_TRY(checked_canonical_json(config, "config"));
+  auto config_bytes = QR_TRY(canonical_json(config, "config"));
   auto config_desc = QR_TRY(layout.add_blob(kMediaTypeConfig, config_bytes));
-  auto manifest = QR_TRY(layout.add_blob(kMediaTypeManifest, make_manifest(config_desc, descriptors)));
+  auto manifest_bytes = QR_TRY(make_manifest(config_desc, descriptors));
+  auto manifest = QR_TRY(layout.add_blob(kMediaTypeManifest, manifest_bytes));
   summary.ref_name = !iopt.ref_name.empty() ? iopt.ref_name : !img.ref_name.empty() ? img.ref_name : "latest";
   QR_RETURN_IF_ERROR(layout.write_index(manifest, summary.ref_name));
   QR_RETURN_IF_ERROR(out.commit());

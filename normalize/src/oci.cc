@@ -20,20 +20,6 @@ nlohmann::json Descriptor::to_json() const {
   return j;
 }
 
-std::string canonical_json(const nlohmann::json& value) {
-  // nlohmann's default object type is a std::map, so members come out sorted bytewise; dump(-1) adds no
-  // whitespace. `replace` keeps this total: only values built from outside bytes can hold invalid UTF-8,
-  // and those go through checked_canonical_json, which refuses them.
-  return value.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
-}
-
-Result<std::string> checked_canonical_json(const nlohmann::json& value, std::string_view what) {
-  try {
-    return value.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::strict);
-  } catch (const nlohmann::json::exception& e) {
-    return Status::bad_input(std::string(what) + ": cannot be written as JSON: " + e.what());
-  }
-}
 
 struct BlobWriter::Impl {
   fs::path blobs;  // <layout>/blobs/sha256
@@ -109,15 +95,15 @@ Status OciLayoutWriter::write_index(Descriptor manifest, const std::string& ref_
   nlohmann::json index = {{"schemaVersion", 2},
                           {"mediaType", kMediaTypeIndex},
                           {"manifests", nlohmann::json::array({manifest.to_json()})}};
-  auto bytes = QR_TRY(checked_canonical_json(index, "index.json"));
+  auto bytes = QR_TRY(canonical_json(index, "index.json"));
   return write_file_atomic(dir_ / "index.json", bytes);
 }
 
-std::string make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
+Result<std::string> make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
   nlohmann::json jl = nlohmann::json::array();
   for (const auto& l : layers) jl.push_back(l.to_json());
   nlohmann::json m = {{"schemaVersion", 2}, {"mediaType", kMediaTypeManifest}, {"config", config.to_json()}, {"layers", jl}};
-  return canonical_json(m);
+  return canonical_json(m, "manifest");
 }
 
 }  // namespace quorate::normalize

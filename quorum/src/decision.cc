@@ -1,6 +1,8 @@
 // The quorum engine: attribute votes to voters, void what does not count, tally, and apply the conflict rule.
 #include "quorate/quorum/decision.h"
 
+#include "quorate/core/json.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -221,7 +223,7 @@ Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const
   return std::move(c.d);
 }
 
-std::string Decision::to_json() const {
+Result<std::string> Decision::to_json() const {
   nlohmann::json j;
   j["subject"] = {{"source_uri", subject.source_uri},
                   {"commit", subject.commit},
@@ -244,7 +246,7 @@ std::string Decision::to_json() const {
   j["reason"] = reason;
   j["policy_digest"] = policy_digest;
   j["time"] = format_rfc3339(time);
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return canonical_json(j, "decision");
 }
 
 std::string Decision::to_text() const {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 
@@ -110,7 +111,7 @@ Result<Policy> Policy::create(QuorumRules rules, Trust trust, const std::string&
   // Only when set: policies written before the key keep their digest.
   if (rules.pinned_run_environment) j["run_environment"] = "pinned";
   Policy p;
-  p.json_ = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  p.json_ = QR_TRY(::quorate::canonical_json(j, what));
   p.digest_ = sha256_digest(p.json_);
   p.rules_ = std::move(rules);
   p.trust_ = std::move(trust);

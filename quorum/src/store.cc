@@ -350,7 +350,7 @@ Result<int64_t> Store::add_decision(const Decision& d) {
   s->bind(4, d.policy_digest);
   s->bind(5, int64_t{d.accepted});
   s->bind(6, d.digest);
-  const std::string json = d.to_json();  // bound without a copy: must outlive the step
+  const std::string json = QR_TRY(d.to_json());  // bound without a copy: must outlive the step
   s->bind(7, json);
   s->bind(8, d.time);
   s->bind(9, d.subject.source_date_epoch);

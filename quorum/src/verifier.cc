@@ -80,8 +80,14 @@ Checked Verifier::check(std::string_view bytes, const std::string& publisher) co
     return c;
   }
   const attest::Statement& s = a.statement;
+  auto envelope = a.envelope.serialize();
+  if (!envelope.ok()) {  // a parsed envelope always serializes; kept as a refusal rather than an assumption
+    c.failure = attest::Failure::kMalformed;
+    c.status = envelope.status();
+    return c;
+  }
   VerifiedAttestation& v = c.attestation.emplace();
-  v.envelope = a.envelope.serialize();
+  v.envelope = std::move(envelope).value();
   v.envelope_digest = sha256_digest(v.envelope);
   v.vote = {a.node_id, a.keyid, {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch}, s.image_digest, s.config_digest,
             s.finished_on, v.envelope_digest, s.run_environment};

@@ -18,7 +18,7 @@ TEST(Dsse, PaeIsTheSpecEncoding) {
 TEST(Dsse, SerializeIsCanonicalAndParsesBack) {
   auto signer = fixed_signer(KeyType::kEd25519);
   auto env = sign_envelope(kInTotoPayloadType, "{\"a\":1}", *signer).value();
-  std::string bytes = env.serialize();
+  std::string bytes = env.serialize().value();
   EXPECT_EQ(bytes.find_first_of(" \n"), std::string::npos);
   EXPECT_EQ(bytes.rfind("{\"payload\":\"", 0), 0u) << bytes;  // members sorted
   auto back = parse_envelope(bytes).value();
@@ -26,7 +26,7 @@ TEST(Dsse, SerializeIsCanonicalAndParsesBack) {
   EXPECT_EQ(back.payload_type, kInTotoPayloadType);
   ASSERT_EQ(back.signatures.size(), 1u);
   EXPECT_EQ(back.signatures[0].keyid, signer->keyid());
-  EXPECT_EQ(back.serialize(), bytes);
+  EXPECT_EQ(back.serialize().value(), bytes);
   EXPECT_TRUE(verify_envelope_signature(back, signer->public_key()).ok());
 }
 

@@ -55,7 +55,7 @@ inline std::string build_result_with(const std::string& pointer, const nlohmann:
 // An envelope of `payload` signed by `signer`, serialized.
 inline std::string signed_envelope(const std::string& payload, const Signer& signer,
                                    std::string_view payload_type = kInTotoPayloadType) {
-  return sign_envelope(payload_type, payload, signer).value().serialize();
+  return sign_envelope(payload_type, payload, signer).value().serialize().value();
 }
 
 inline std::string statement_of(const std::string& node_id = "node-a") {

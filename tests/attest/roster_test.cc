@@ -42,7 +42,7 @@ TEST_F(RosterTest, GoodEnvelopeVerifies) {
   EXPECT_EQ(v.attestation->node_id, "node-a");
   EXPECT_EQ(v.attestation->keyid, a_->keyid());
   EXPECT_EQ(v.attestation->statement.image_digest, "sha256:" + std::string(64, '5'));
-  EXPECT_EQ(v.attestation->envelope.serialize(), good_);
+  EXPECT_EQ(v.attestation->envelope.serialize().value(), good_);
 }
 
 TEST_F(RosterTest, BothKeyTypesRoundTripAsEnvelopeAndBundle) {

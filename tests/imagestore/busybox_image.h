@@ -51,8 +51,8 @@ inline std::string make_busybox_image(const std::filesystem::path& dir) {
                            {"os", "linux"},
                            {"config", {{"Env", {"PATH=/bin"}}}},
                            {"rootfs", {{"type", "layers"}, {"diff_ids", {summary->diff_id}}}}};
-  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, normalize::canonical_json(config));
-  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}));
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
   EXPECT_TRUE(layout->write_index(*manifest, "busybox").ok());
   return manifest->digest;
 }

@@ -41,7 +41,7 @@ class ImageTest : public ::testing::Test {
                    {"rootfs", {{"type", "layers"}, {"diff_ids", {s->diff_id}}}}};
     config.update(extra_config);
     auto c = w.add_blob(kMediaTypeConfig, config.dump(2));
-    auto m = w.add_blob(kMediaTypeManifest, make_manifest(*c, {*layer_desc}));
+    auto m = w.add_blob(kMediaTypeManifest, make_manifest(*c, {*layer_desc}).value());
     Descriptor d = *m;
     return d;
   }
@@ -105,7 +105,7 @@ TEST_F(ImageTest, ConfigGetsEpochTimesNewDiffIdsAndLosesHostFields) {
   EXPECT_FALSE(config["config"].contains("Hostname"));
   EXPECT_EQ(config["config"]["Cmd"][0], "/bin/sh");
   // The config blob is canonical JSON.
-  EXPECT_EQ(slurp(dir_ / "out/blobs/sha256" / digest_hex(s->config_digest)), canonical_json(config));
+  EXPECT_EQ(slurp(dir_ / "out/blobs/sha256" / digest_hex(s->config_digest)), canonical_json(config, "config").value());
   json index = json::parse(slurp(dir_ / "out/index.json"));
   EXPECT_EQ(index["manifests"][0]["digest"], s->manifest_digest);
   EXPECT_EQ(index["manifests"][0]["annotations"][kRefNameAnnotation], "latest");

@@ -195,7 +195,7 @@ TEST(Store, KeepsDecisionsWithTheirPolicyDigest) {
   EXPECT_EQ(all[0].policy_digest, p.digest());
   EXPECT_TRUE(all[0].accepted);
   EXPECT_EQ(all[0].digest, digest("good"));
-  EXPECT_EQ(all[0].json, d.to_json());
+  EXPECT_EQ(all[0].json, d.to_json().value());
 }
 
 TEST(Store, TransactionRollsBackOnError) {

@@ -45,7 +45,7 @@ pb::Decision to_wire(const Decision& d) {
   for (const auto& m : d.missing) out.add_missing(m);
   out.set_reason(d.reason);
   out.set_policy_digest(d.policy_digest);
-  out.set_decision_json(d.to_json());
+  if (auto json = d.to_json(); json.ok()) out.set_decision_json(*json);  // cannot fail: see Decision::to_json
   for (const auto& i : d.image_digests) out.add_image_digests(i);
   return out;
 }

@@ -14,7 +14,7 @@ inline constexpr std::string_view kBundleMediaType = "application/vnd.dev.sigsto
 
 // Canonical JSON of the bundle: mediaType, verificationMaterial.publicKey.hint = `keyid`, empty tlogEntries,
 // and dsseEnvelope = `envelope` (which should carry exactly one signature for Sigstore verifiers).
-std::string to_bundle(const Envelope& envelope, std::string_view keyid);
+Result<std::string> to_bundle(const Envelope& envelope, std::string_view keyid);
 
 // The envelope inside a bundle. bad_input when it is not a v0.3 bundle with a DSSE envelope (strict JSON as
 // parse_envelope), or larger than max_bytes.

@@ -30,9 +30,9 @@ struct Envelope {
   std::string payload;
   std::vector<EnvelopeSignature> signatures;
 
-  // Canonical JSON: sorted keys, no whitespace, standard padded base64. The same envelope always gives the
-  // same bytes.
-  std::string serialize() const;
+  // Canonical JSON (quorate/core/json.h), standard padded base64. The same envelope always gives the same
+  // bytes; bad_input only for a payloadType or keyid that is not valid UTF-8, which parsing never yields.
+  Result<std::string> serialize() const;
 };
 
 // Parses a DSSE envelope strictly: at most `max_bytes` (bad_input "too large" otherwise), valid UTF-8 JSON,

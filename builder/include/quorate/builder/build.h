@@ -98,7 +98,8 @@ struct BuildResult {
 // unsupported for a sandbox that cannot run; io for the file system.
 Result<BuildResult> build(const BuildOptions& options);
 
-// The build result as canonical JSON (docs/build-result.md), without a trailing newline.
-std::string build_result_json(const BuildResult& result);
+// The build result as canonical JSON (docs/build-result.md), without a trailing newline. bad_input when a
+// string in it is not valid UTF-8 (a repository path given as other bytes, for example).
+Result<std::string> build_result_json(const BuildResult& result);
 
 }  // namespace quorate::builder

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quorate/core/json.h"
 #include "quorate/core/sink.h"
 #include "quorate/core/status.h"
 
@@ -29,13 +30,6 @@ struct Descriptor {
   nlohmann::json to_json() const;
 };
 
-// Canonical JSON bytes: keys sorted bytewise, no insignificant whitespace, UTF-8 as is (no \u escapes but
-// the ones JSON requires). Never throws: for values built by our own code or parsed by nlohmann (always
-// valid UTF-8). A string with invalid UTF-8 would come out with U+FFFD in its place; values that carry
-// outside bytes go through checked_canonical_json instead.
-std::string canonical_json(const nlohmann::json& value);
-// canonical_json, or bad_input naming `what` when a string in `value` is not valid UTF-8.
-Result<std::string> checked_canonical_json(const nlohmann::json& value, std::string_view what);
 
 // A blob being streamed into a layout; its digest is known at commit(). Not thread-safe.
 class BlobWriter final : public Sink {
@@ -73,6 +67,6 @@ class OciLayoutWriter {
 };
 
 // The manifest JSON for a config and layers (schemaVersion 2, OCI manifest media type), in canonical form.
-std::string make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers);
+Result<std::string> make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers);
 
 }  // namespace quorate::normalize

@@ -48,8 +48,9 @@ struct Decision {
   std::string policy_digest;
   int64_t time = 0;                        // the `now` the decision was made at
 
-  // Canonical JSON (sorted keys, no whitespace); times in RFC 3339.
-  std::string to_json() const;
+  // Canonical JSON (quorate/core/json.h); times in RFC 3339. Every string in a decision comes from parsed
+  // JSON, TOML or our own text, so it is valid UTF-8; bad_input otherwise.
+  Result<std::string> to_json() const;
   // A few lines for people.
   std::string to_text() const;
 };

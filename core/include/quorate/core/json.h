@@ -1,0 +1,27 @@
+// Canonical JSON: the one definition of the bytes every hashed, signed or stored JSON document is written as.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+#include "quorate/core/status.h"
+
+namespace quorate {
+
+// Object members sorted by byte order (nlohmann's default object type is a std::map), no insignificant
+// whitespace, non-ASCII characters as UTF-8 (never \u escapes), integers as integers. A string that is not
+// valid UTF-8 is bad_input naming `what`: bytes that are hashed or signed are never silently repaired, and
+// the same value always gives the same bytes or the same error (docs/canonical-form.md).
+Result<std::string> canonical_json(const nlohmann::json& value, std::string_view what);
+
+// `text` with every byte sequence that is not UTF-8 replaced by U+FFFD: for text that comes from a process
+// (a tool's --version line) and goes into a document that is then written canonically.
+std::string valid_utf8(std::string_view text);
+
+// JSON for people to read (CLI output, never hashed or signed): indented by `indent` (-1: one line), invalid
+// UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing.
+std::string display_json(const nlohmann::json& value, int indent = 2);
+
+}  // namespace quorate

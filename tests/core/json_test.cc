@@ -1,0 +1,33 @@
+// Canonical JSON: the one definition every hashed, signed or stored document is written with.
+#include "quorate/core/json.h"
+
+#include <gtest/gtest.h>
+
+namespace quorate {
+namespace {
+
+TEST(CanonicalJson, SortsKeysBytewiseWithoutWhitespace) {
+  auto j = nlohmann::json::parse(R"({ "b": 1, "a": {"z": [1, 2], "B": "x"}, "\u00e9": true })");
+  EXPECT_EQ(canonical_json(j, "doc").value(), "{\"a\":{\"B\":\"x\",\"z\":[1,2]},\"b\":1,\"\xc3\xa9\":true}");
+}
+
+TEST(CanonicalJson, InvalidUtf8IsBadInputNamingTheDocumentNeverRepaired) {
+  nlohmann::json j = {{"name", std::string("bad\xff")}};
+  auto r = canonical_json(j, "config");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("config"), std::string::npos) << r.status().to_string();
+}
+
+TEST(CanonicalJson, DisplayShowsInvalidUtf8AsReplacement) {
+  nlohmann::json j = {{"reason", std::string("bad\xff")}};
+  EXPECT_EQ(display_json(j, -1), "{\"reason\":\"bad\xef\xbf\xbd\"}");
+}
+
+TEST(CanonicalJson, ValidUtf8ReplacesOnlyTheBadBytes) {
+  EXPECT_EQ(valid_utf8("gcc \xff 12 \xc3\xa9"), "gcc \xef\xbf\xbd 12 \xc3\xa9");
+  EXPECT_EQ(valid_utf8("plain"), "plain");
+}
+
+}  // namespace
+}  // namespace quorate
