@@ -1,8 +1,13 @@
-// `quorate image`: the image store builds take builder images from (import an OCI layout, list what is there).
+// `quorate image`: the image store builds take builder images from (import, pull, list, remove;
+// docs/image-store.md).
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -22,13 +27,45 @@ namespace {
 struct ImageArgs {
   std::string store = default_image_store();
   std::string source;
+  std::string reference;
+  std::vector<std::string> digests;
   bool json = false;
+  bool insecure_registry = false;
+  int64_t timeout_seconds = 1800;
 };
+
+void print(const imagestore::StoredImage& i) {
+  std::cout << i.digest << (i.ref_name.empty() ? "" : "  " + i.ref_name) << "\n";
+}
+
+// The first executable `name` in a directory of PATH; empty when there is none.
+std::filesystem::path find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    auto p = std::filesystem::path(dir.empty() ? "." : dir) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return {};
+}
 
 Status run_import(const ImageArgs& a) {
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
-  auto images = QR_TRY(store.import_layout(a.source));
-  for (const auto& i : images) std::cout << i.digest << (i.ref_name.empty() ? "" : "  " + i.ref_name) << "\n";
+  auto images = QR_TRY(store.import(a.source));
+  for (const auto& i : images) print(i);
+  return Status::ok_status();
+}
+
+Status run_pull(const ImageArgs& a) {
+  auto store = QR_TRY(imagestore::ImageStore::open(a.store));
+  imagestore::PullOptions o;
+  o.reference = a.reference;
+  o.skopeo = find_on_path("skopeo");
+  o.insecure_registry = a.insecure_registry;
+  o.timeout = std::chrono::seconds(a.timeout_seconds);
+  auto image = QR_TRY(store.pull(o));
+  print(image);
   return Status::ok_status();
 }
 
@@ -41,8 +78,19 @@ Status run_ls(const ImageArgs& a) {
     std::cout << out.dump() << "\n";
     return Status::ok_status();
   }
-  for (const auto& i : images) std::cout << i.digest << (i.ref_name.empty() ? "" : "  " + i.ref_name) << "\n";
+  for (const auto& i : images) print(i);
   return Status::ok_status();
+}
+
+Status run_rm(const ImageArgs& a) {
+  auto store = QR_TRY(imagestore::ImageStore::open(a.store));
+  QR_RETURN_IF_ERROR(store.remove(a.digests));
+  for (const auto& d : a.digests) std::cout << "removed " << d << "\n";
+  return Status::ok_status();
+}
+
+void add_store_option(CLI::App* cmd, ImageArgs& args) {
+  cmd->add_option("--image-store", args.store, "Image store directory")->capture_default_str();
 }
 
 }  // namespace
@@ -51,15 +99,29 @@ void add_image_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<ImageArgs>();
   auto* cmd = app.add_subcommand("image", "The image store builder images are taken from (docs/image-store.md)");
   cmd->require_subcommand(1);
-  cmd->add_option("--image-store", args->store, "Image store directory")->capture_default_str();
-  auto* import = cmd->add_subcommand("import", "Copy the images of an OCI layout directory into the store, byte for byte");
-  import->add_option("SRC", args->source, "OCI layout directory")->required();
-  import->add_option("--image-store", args->store, "Image store directory")->capture_default_str();
+  add_store_option(cmd, *args);
+  auto* import = cmd->add_subcommand(
+      "import", "Copy the images of an OCI layout directory, oci-archive or docker-archive into the store, byte for byte");
+  import->add_option("SRC", args->source, "OCI layout directory, oci-archive or docker-archive (docker save)")->required();
+  add_store_option(import, *args);
   import->callback([args, &action] { action = [args] { return run_import(*args); }; });
+  auto* pull = cmd->add_subcommand("pull", "Copy an image pinned by digest from its registry (with skopeo) into the store");
+  pull->add_option("REF", args->reference, "NAME@sha256:HEX (a tag alone is refused)")->required();
+  pull->add_flag("--insecure-registry", args->insecure_registry,
+                 "Plain HTTP or unverified TLS to the registry (skopeo --src-tls-verify=false): loopback test registries");
+  pull->add_option("--timeout", args->timeout_seconds, "Seconds skopeo may take; then it is killed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600));
+  add_store_option(pull, *args);
+  pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
   auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");
   ls->add_flag("--json", args->json, "JSON output");
-  ls->add_option("--image-store", args->store, "Image store directory")->capture_default_str();
+  add_store_option(ls, *args);
   ls->callback([args, &action] { action = [args] { return run_ls(*args); }; });
+  auto* rm = cmd->add_subcommand("rm", "Remove images, the blobs no other image uses, and their unpacked root file systems");
+  rm->add_option("DIGEST", args->digests, "Manifest digests (sha256:HEX), as `quorate image ls` prints them")->required();
+  add_store_option(rm, *args);
+  rm->callback([args, &action] { action = [args] { return run_rm(*args); }; });
 }
 
 }  // namespace quorate::cli

@@ -50,6 +50,7 @@ struct BuildContext {
   uint64_t output_bytes = 0;                          // regular-file bytes of all run steps' outputs so far
   std::optional<std::chrono::steady_clock::time_point> deadline;  // the run steps' timeout
   fs::path builder_rootfs;                    // the verified builder image's root file system, when pinned
+  std::optional<imagestore::RootfsLease> builder_rootfs_lease;  // held for the whole build: no rm under us
   std::map<std::string, std::string> builder_env;  // its config's Env
   std::optional<AtomicDir> layout_dir;
   std::optional<normalize::OciLayoutWriter> layout;
@@ -140,7 +141,8 @@ Status read_base(BuildContext& ctx) {
     std::error_code ec;
     if (!fs::exists(ctx.opt.image_store / "blobs" / "sha256" / digest_hex(b.digest), ec)) {
       return Status::not_found("base image " + b.name + "@" + b.digest + " is not in the image store " +
-                               ctx.opt.image_store.string() + "; get it with `quorate image import OCI-LAYOUT-DIR`");
+                               ctx.opt.image_store.string() + "; get it with `quorate image pull " + b.name + "@" + b.digest +
+                               "` or `quorate image import OCI-LAYOUT-OR-ARCHIVE`");
     }
   }
   fs::path layout = b.from_store ? ctx.opt.image_store : fs::path();
@@ -171,7 +173,10 @@ Status read_builder_image(BuildContext& ctx) {
   progress(ctx, "verifying builder image " + b.reference);
   auto image = store.verify(b.digest);
   if (!image.ok()) return image.status().with_context("builder image " + b.name);
-  ctx.builder_rootfs = QR_TRY(store.rootfs(*image));
+  auto lease = store.rootfs(*image);
+  if (!lease.ok()) return lease.status();
+  ctx.builder_rootfs = lease->path();
+  ctx.builder_rootfs_lease.emplace(std::move(*lease));
   const auto& config = image->config;
   if (config.contains("config") && config["config"].is_object() && config["config"].contains("Env") &&
       config["config"]["Env"].is_array()) {

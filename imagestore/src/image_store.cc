@@ -11,6 +11,7 @@
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/image.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
 #include "store_internal.h"
@@ -25,15 +26,19 @@ fs::path blob_path(const fs::path& store, const std::string& digest) {
   return store / "blobs" / "sha256" / digest_hex(digest);
 }
 
-Result<FileLock> FileLock::acquire(const fs::path& path) {
+fs::path temp_dir(const fs::path& store) { return store / "tmp"; }
+
+Result<FileLock> FileLock::acquire(const fs::path& path, LockMode mode, const std::string& busy_what) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return Status::from_errno("open lock " + path.string(), errno);
-  while (::flock(fd, LOCK_EX) != 0) {
-    if (errno != EINTR) {
-      int e = errno;
-      ::close(fd);
-      return Status::from_errno("lock " + path.string(), e);
-    }
+  int op = mode == LockMode::kShared ? LOCK_SH : LOCK_EX;
+  if (mode == LockMode::kExclusiveIfFree) op |= LOCK_NB;
+  while (::flock(fd, op) != 0) {
+    int e = errno;
+    if (e == EINTR) continue;
+    ::close(fd);
+    if (e == EWOULDBLOCK) return Status::bad_input(busy_what + " is in use (" + path.string() + " is locked)");
+    return Status::from_errno("lock " + path.string(), e);
   }
   return FileLock(fd);
 }
@@ -62,17 +67,6 @@ Result<std::string> hash_file(const fs::path& path) {
   return hash.finish_digest();
 }
 
-}  // namespace internal
-
-namespace {
-
-using internal::blob_path;
-using internal::FileLock;
-using internal::hash_file;
-
-constexpr uint64_t kMaxJsonBytes = 16u << 20;
-constexpr size_t kMaxManifests = 1000;
-
 Result<json> parse_json(const std::string& bytes, const std::string& what) {
   try {
     return json::parse(bytes);
@@ -81,7 +75,6 @@ Result<json> parse_json(const std::string& bytes, const std::string& what) {
   }
 }
 
-// Copies `src` to the store blob `digest` unless it is there already, checking the bytes on the way.
 Status copy_blob(const fs::path& store, const fs::path& src, const std::string& digest, const std::string& what) {
   if (!check_digest(digest).ok()) return Status::bad_input(what + " has a malformed digest");
   fs::path target = blob_path(store, digest);
@@ -114,6 +107,18 @@ Status copy_blob(const fs::path& store, const fs::path& src, const std::string& 
   return out->commit();
 }
 
+Result<std::string> write_blob(const fs::path& store, const std::string& bytes) {
+  std::string digest = sha256_digest(bytes);
+  std::error_code ec;
+  fs::path target = blob_path(store, digest);
+  if (fs::exists(target, ec)) {
+    auto have = hash_file(target);
+    if (have.ok() && *have == digest) return digest;
+  }
+  QR_RETURN_IF_ERROR(write_file_atomic(target, bytes, 0444));
+  return digest;
+}
+
 std::vector<StoredImage> images_of(const json& index) {
   std::vector<StoredImage> out;
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) return out;
@@ -122,6 +127,7 @@ std::vector<StoredImage> images_of(const json& index) {
     StoredImage s;
     s.digest = m["digest"];
     s.size = m.value("size", uint64_t{0});
+    s.media_type = m.value("mediaType", "");
     if (m.contains("annotations") && m["annotations"].is_object()) {
       s.ref_name = m["annotations"].value(normalize::kRefNameAnnotation, "");
     }
@@ -137,21 +143,24 @@ Result<json> read_index(const fs::path& store) {
   return parse_json(*bytes, "image store index " + (store / "index.json").string());
 }
 
-// Adds the images to the store's index.json (under the store lock; an image already listed is kept).
-Status add_to_index(const fs::path& store, const std::vector<StoredImage>& images) {
-  auto lock = QR_TRY(FileLock::acquire(store / ".lock"));
-  auto index = QR_TRY(read_index(store));
-  std::set<std::string> have;
-  for (const auto& s : images_of(index)) have.insert(s.digest);
-  for (const auto& image : images) {
-    if (!have.insert(image.digest).second) continue;
-    json d = {{"mediaType", normalize::kMediaTypeManifest}, {"digest", image.digest}, {"size", image.size}};
-    if (!image.ref_name.empty()) d["annotations"] = {{normalize::kRefNameAnnotation, image.ref_name}};
-    index["manifests"].push_back(d);
-  }
+Status write_index(const fs::path& store, const json& index) {
   auto bytes = QR_TRY(canonical_json(index, "image store index"));
   return write_file_atomic(store / "index.json", bytes, 0644);
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::blob_path;
+using internal::FileLock;
+using internal::hash_file;
+using internal::kMaxJsonBytes;
+using internal::parse_json;
+using internal::read_index;
+
+constexpr size_t kMaxManifests = 1000;
+constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 // One manifest of the source layout, copied with its config and layers.
 Result<StoredImage> import_manifest(const fs::path& store, const normalize::ImageFiles& files, const json& desc,
@@ -159,13 +168,13 @@ Result<StoredImage> import_manifest(const fs::path& store, const normalize::Imag
   std::string digest = desc.value("digest", "");
   std::string media_type = desc.value("mediaType", "");
   if (!check_digest(digest).ok()) return Status::bad_input(source + ": index.json lists a malformed digest");
-  if (media_type == normalize::kMediaTypeIndex) {
+  if (media_type == normalize::kMediaTypeIndex || media_type == kDockerManifestList) {
     return Status::unsupported(source + ": index.json lists a nested index " + digest +
                                "; import one platform's image layout");
   }
   auto what = source + " manifest " + digest;
   auto src = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), what));
-  QR_RETURN_IF_ERROR(copy_blob(store, src, digest, what));
+  QR_RETURN_IF_ERROR(internal::copy_blob(store, src, digest, what));
   auto bytes = QR_TRY(read_file(blob_path(store, digest), kMaxJsonBytes));
   auto manifest = QR_TRY(parse_json(bytes, what));
   try {
@@ -175,7 +184,7 @@ Result<StoredImage> import_manifest(const fs::path& store, const normalize::Imag
       std::string d = b.at("digest");
       if (!check_digest(d).ok()) return Status::bad_input(what + " lists a malformed digest");
       auto path = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(d), what));
-      QR_RETURN_IF_ERROR(copy_blob(store, path, d, source + " blob " + d));
+      QR_RETURN_IF_ERROR(internal::copy_blob(store, path, d, source + " blob " + d));
     }
   } catch (const json::exception& e) {
     return Status::bad_input(what + " is malformed: " + e.what());
@@ -183,6 +192,9 @@ Result<StoredImage> import_manifest(const fs::path& store, const normalize::Imag
   StoredImage out;
   out.digest = digest;
   out.size = bytes.size();
+  out.media_type = manifest.is_object() && manifest.contains("mediaType") && manifest["mediaType"].is_string()
+                       ? manifest["mediaType"].get<std::string>()
+                       : media_type;
   if (desc.contains("annotations") && desc["annotations"].is_object()) {
     out.ref_name = desc["annotations"].value(normalize::kRefNameAnnotation, "");
   }
@@ -202,10 +214,51 @@ Result<std::string> verified_bytes(const fs::path& store, const std::string& dig
 
 }  // namespace
 
+namespace internal {
+
+Status add_to_index(const fs::path& store, const std::vector<StoredImage>& images) {
+  auto index = QR_TRY(read_index(store));
+  std::set<std::string> have;
+  for (const auto& s : internal::images_of(index)) have.insert(s.digest);
+  for (const auto& image : images) {
+    if (!have.insert(image.digest).second) continue;
+    std::string media_type = image.media_type.empty() ? normalize::kMediaTypeManifest : image.media_type;
+    json d = {{"mediaType", media_type}, {"digest", image.digest}, {"size", image.size}};
+    if (!image.ref_name.empty()) d["annotations"] = {{normalize::kRefNameAnnotation, image.ref_name}};
+    index["manifests"].push_back(d);
+  }
+  return internal::write_index(store, index);
+}
+
+Result<std::vector<StoredImage>> import_oci_files(const fs::path& store, const normalize::ImageFiles& files,
+                                                  const std::string& source) {
+  auto index_path = QR_TRY(files.path_of("index.json", "OCI layout " + source));
+  auto index_bytes = QR_TRY(read_file(index_path, kMaxJsonBytes));
+  auto index = QR_TRY(parse_json(index_bytes, source + "/index.json"));
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
+    return Status::bad_input(source + "/index.json has no manifests array");
+  }
+  if (index["manifests"].size() > kMaxManifests) {
+    return Status::bad_input(source + "/index.json lists more than 1000 manifests");
+  }
+  std::vector<StoredImage> imported;
+  std::set<std::string> seen;
+  for (const auto& desc : index["manifests"]) {
+    if (!desc.is_object()) return Status::bad_input(source + "/index.json: a manifest entry is not an object");
+    if (!seen.insert(desc.value("digest", "")).second) continue;
+    imported.push_back(QR_TRY(import_manifest(store, files, desc, source)));
+  }
+  if (imported.empty()) return Status::bad_input(source + "/index.json lists no image");
+  return imported;
+}
+
+}  // namespace internal
+
 Result<ImageStore> ImageStore::open(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir / "blobs" / "sha256", ec);
   if (!ec) fs::create_directories(dir / "rootfs", ec);
+  if (!ec) fs::create_directories(internal::temp_dir(dir), ec);
   if (ec) return Status::io("create image store " + dir.string() + ": " + ec.message());
   if (!fs::exists(dir / "oci-layout", ec)) {
     QR_RETURN_IF_ERROR(write_file_atomic(dir / "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", 0644));
@@ -216,31 +269,38 @@ Result<ImageStore> ImageStore::open(const fs::path& dir) {
 Result<std::vector<StoredImage>> ImageStore::import_layout(const fs::path& layout) {
   std::error_code ec;
   if (!fs::is_directory(layout, ec)) return Status::not_found(layout.string() + " is not an OCI layout directory");
-  auto files = QR_TRY(normalize::ImageFiles::open_dir(layout));
-  auto index_path = QR_TRY(files->path_of("index.json", "OCI layout " + layout.string()));
-  auto index_bytes = QR_TRY(read_file(index_path, kMaxJsonBytes));
-  auto index = QR_TRY(parse_json(index_bytes, layout.string() + "/index.json"));
-  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
-    return Status::bad_input(layout.string() + "/index.json has no manifests array");
+  return import(layout);
+}
+
+Result<std::vector<StoredImage>> ImageStore::import(const fs::path& source) {
+  try {
+    auto format = QR_TRY(normalize::detect_image_format(source));
+    if (format == normalize::ImageFormat::kNotImage) {
+      return Status::bad_input(source.string() + " is not an OCI layout directory, an oci-archive or a docker-archive");
+    }
+    std::unique_ptr<normalize::ImageFiles> files;
+    if (format == normalize::ImageFormat::kOciLayout) {
+      files = QR_TRY(normalize::ImageFiles::open_dir(source));
+    } else {  // extracted under the store (same file system as the blobs), every member path checked
+      auto extracted = normalize::ImageFiles::extract(source, internal::temp_dir(dir_), normalize::kDefaultMaxExpandedBytes);
+      if (!extracted.ok()) return extracted.status().with_context("import " + source.string());
+      files = std::move(*extracted);
+    }
+    auto lock = QR_TRY(FileLock::acquire(dir_ / ".lock"));  // rm must not collect a blob this import relies on
+    auto imported = format == normalize::ImageFormat::kDockerArchive
+                        ? internal::import_docker_files(dir_, *files, source.string())
+                        : internal::import_oci_files(dir_, *files, source.string());
+    if (!imported.ok()) return imported.status();
+    QR_RETURN_IF_ERROR(internal::add_to_index(dir_, *imported));
+    return imported;
+  } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
+    return Status::internal("import " + source.string() + ": " + e.what());
   }
-  if (index["manifests"].size() > kMaxManifests) {
-    return Status::bad_input(layout.string() + "/index.json lists more than 1000 manifests");
-  }
-  std::vector<StoredImage> imported;
-  std::set<std::string> seen;
-  for (const auto& desc : index["manifests"]) {
-    if (!desc.is_object()) return Status::bad_input(layout.string() + "/index.json: a manifest entry is not an object");
-    if (!seen.insert(desc.value("digest", "")).second) continue;
-    imported.push_back(QR_TRY(import_manifest(dir_, *files, desc, layout.string())));
-  }
-  if (imported.empty()) return Status::bad_input(layout.string() + "/index.json lists no image");
-  QR_RETURN_IF_ERROR(add_to_index(dir_, imported));
-  return imported;
 }
 
 Result<std::vector<StoredImage>> ImageStore::list() const {
   auto index = QR_TRY(read_index(dir_));
-  return images_of(index);
+  return internal::images_of(index);
 }
 
 Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
@@ -248,14 +308,16 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
   std::error_code ec;
   if (!fs::exists(blob_path(dir_, digest), ec)) {
     return Status::not_found("image " + digest + " is not in the image store " + dir_.string() +
-                             "; get it with `quorate image import OCI-LAYOUT-DIR --image-store " + dir_.string() + "`");
+                             "; get it with `quorate image pull NAME@" + digest + " --image-store " + dir_.string() +
+                             "` or `quorate image import OCI-LAYOUT-OR-ARCHIVE --image-store " + dir_.string() + "`");
   }
   VerifiedImage out;
   out.digest = digest;
   auto manifest_bytes = QR_TRY(verified_bytes(dir_, digest, "manifest " + digest));
   auto manifest = QR_TRY(parse_json(manifest_bytes, "manifest " + digest));
   try {
-    if (manifest.value("mediaType", "") == normalize::kMediaTypeIndex || !manifest.contains("layers")) {
+    std::string type = manifest.is_object() ? manifest.value("mediaType", "") : "";
+    if (type == normalize::kMediaTypeIndex || type == kDockerManifestList || !manifest.contains("layers")) {
       return Status::bad_input("image " + digest + " is not one image's manifest (an index?); pin one platform's manifest");
     }
     std::string config_digest = manifest.at("config").at("digest");
@@ -280,32 +342,6 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
     return Status::bad_input("manifest " + digest + " is malformed: " + e.what());
   }
   return out;
-}
-
-Result<fs::path> ImageStore::rootfs(const VerifiedImage& image) const {
-  std::string hex = digest_hex(image.digest);
-  fs::path dir = dir_ / "rootfs";
-  fs::path root = dir / hex;
-  auto lock = QR_TRY(FileLock::acquire(dir / (hex + ".lock")));
-  std::error_code ec;
-  if (fs::is_directory(root, ec)) return root;
-  // Leftovers of an unpack that crashed: never trusted, removed under the lock.
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().filename().string().rfind(".tmp-" + hex, 0) == 0) fs::remove_all(e.path(), ec);
-  }
-  std::string templ = (dir / (".tmp-" + hex + "-XXXXXX")).string();
-  if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a directory in " + dir.string(), errno);
-  fs::path tmp = fs::canonical(templ, ec);
-  if (ec) return Status::io("resolve " + templ + ": " + ec.message());
-  std::vector<internal::LayerFile> layers;
-  for (const auto& l : image.layers) layers.push_back({l.digest, l.blob});
-  Status s = internal::unpack_layers(layers, tmp);
-  if (s.ok() && ::rename(tmp.c_str(), root.c_str()) != 0) s = Status::from_errno("rename into " + root.string(), errno);
-  if (!s.ok()) {
-    fs::remove_all(tmp, ec);
-    return s.with_context("unpack image " + image.digest);
-  }
-  return root;
 }
 
 }  // namespace quorate::imagestore

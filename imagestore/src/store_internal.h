@@ -1,23 +1,44 @@
-// Helpers shared by the store's files: blob paths, file locks, hashing.
+// Helpers shared by the store's files: blob paths, file locks, hashing, the index, blob copies.
 #pragma once
+
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "quorate/core/status.h"
+#include "quorate/imagestore/image_store.h"
+
+namespace quorate::normalize {
+class ImageFiles;
+}
 
 namespace quorate::imagestore::internal {
 
-std::filesystem::path blob_path(const std::filesystem::path& store, const std::string& digest);
+inline constexpr uint64_t kMaxJsonBytes = 16u << 20;
 
-// An exclusive flock() on `path` (created when absent), released on destruction.
+std::filesystem::path blob_path(const std::filesystem::path& store, const std::string& digest);
+// `<store>/tmp`: archives being extracted and pulls in flight (each in its own fresh directory).
+std::filesystem::path temp_dir(const std::filesystem::path& store);
+
+enum class LockMode { kExclusive, kShared, kExclusiveIfFree };
+
+// A flock() on `path` (created when absent), released on destruction. kExclusiveIfFree: bad_input naming
+// `busy_what` when another holder has it, instead of waiting.
 class FileLock {
  public:
-  static Result<FileLock> acquire(const std::filesystem::path& path);
+  static Result<FileLock> acquire(const std::filesystem::path& path, LockMode mode = LockMode::kExclusive,
+                                  const std::string& busy_what = "");
   FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
   FileLock& operator=(FileLock&&) = delete;
   ~FileLock();
+  // Gives up ownership of the descriptor (still locked) to the caller.
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
 
  private:
   explicit FileLock(int fd) : fd_(fd) {}
@@ -27,11 +48,38 @@ class FileLock {
 // "sha256:<hex>" of the file's bytes; io when it cannot be read.
 Result<std::string> hash_file(const std::filesystem::path& path);
 
+Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& what);
+
+// Copies `src` to the store blob `digest` unless it is there already, checking the bytes on the way;
+// bad_input naming `what` and both digests on a mismatch.
+Status copy_blob(const std::filesystem::path& store, const std::filesystem::path& src, const std::string& digest,
+                 const std::string& what);
+// Writes `bytes` as a store blob; returns its digest.
+Result<std::string> write_blob(const std::filesystem::path& store, const std::string& bytes);
+
+// The store's index.json (an empty one when absent), the images it lists, and an atomic rewrite of it.
+// The caller holds the store lock (`<store>/.lock`) around read-modify-write.
+Result<nlohmann::json> read_index(const std::filesystem::path& store);
+std::vector<StoredImage> images_of(const nlohmann::json& index);
+Status write_index(const std::filesystem::path& store, const nlohmann::json& index);
+// Adds the images to index.json (an image already listed is kept as it is).
+Status add_to_index(const std::filesystem::path& store, const std::vector<StoredImage>& images);
+
+// The images of an OCI layout (directory or extracted oci-archive) / of a docker-archive, copied into the
+// store (blobs only: the caller adds them to the index). `source` names the input in messages.
+Result<std::vector<StoredImage>> import_oci_files(const std::filesystem::path& store, const normalize::ImageFiles& files,
+                                                  const std::string& source);
+Result<std::vector<StoredImage>> import_docker_files(const std::filesystem::path& store,
+                                                     const normalize::ImageFiles& files, const std::string& source);
+
 // The root file system of verified layers, unpacked into `dir` (which exists and is empty).
 struct LayerFile {
   std::string digest;
   std::filesystem::path blob;
 };
 Status unpack_layers(const std::vector<LayerFile>& layers, const std::filesystem::path& dir);
+
+// Removes a tree the store made, making its directories writable first (images hold read-only ones).
+Status remove_tree(const std::filesystem::path& dir);
 
 }  // namespace quorate::imagestore::internal

@@ -70,14 +70,14 @@ TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {
   ASSERT_TRUE(v.ok());
   auto root = s.rootfs(*v);
   ASSERT_TRUE(root.ok()) << root.status().to_string();
-  EXPECT_TRUE(std::filesystem::is_regular_file(*root / "bin/busybox"));
-  EXPECT_TRUE(std::filesystem::is_symlink(*root / "bin/sh"));
-  for (const char* d : {"dev", "proc", "src", "out", "tmp"}) EXPECT_TRUE(std::filesystem::is_directory(*root / d)) << d;
-  quorate::testing::spit(*root / "marker", "same directory");
+  EXPECT_TRUE(std::filesystem::is_regular_file(root->path() / "bin/busybox"));
+  EXPECT_TRUE(std::filesystem::is_symlink(root->path() / "bin/sh"));
+  for (const char* d : {"dev", "proc", "src", "out", "tmp"}) EXPECT_TRUE(std::filesystem::is_directory(root->path() / d)) << d;
+  quorate::testing::spit(root->path() / "marker", "same directory");
   auto again = s.rootfs(*v);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(*again, *root);
-  EXPECT_TRUE(std::filesystem::exists(*again / "marker")) << "unpacked twice";
+  EXPECT_EQ(again->path(), root->path());
+  EXPECT_TRUE(std::filesystem::exists(again->path() / "marker")) << "unpacked twice";
 }
 
 TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
@@ -85,14 +85,14 @@ TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
   ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
   auto v = s.verify(digest_);
   ASSERT_TRUE(v.ok());
-  Result<std::filesystem::path> a = Status::internal("not run"), b = Status::internal("not run");
-  std::thread t1([&] { a = s.rootfs(*v); });
-  std::thread t2([&] { b = ImageStore::open(scratch_ / "store").value().rootfs(*v); });
+  std::optional<Result<RootfsLease>> a, b;
+  std::thread t1([&] { a.emplace(s.rootfs(*v)); });
+  std::thread t2([&] { b.emplace(ImageStore::open(scratch_ / "store").value().rootfs(*v)); });
   t1.join();
   t2.join();
-  ASSERT_TRUE(a.ok()) << a.status().to_string();
-  ASSERT_TRUE(b.ok()) << b.status().to_string();
-  EXPECT_EQ(*a, *b);
+  ASSERT_TRUE(a->ok()) << a->status().to_string();
+  ASSERT_TRUE(b->ok()) << b->status().to_string();
+  EXPECT_EQ((*a)->path(), (*b)->path());
   for (const auto& e : std::filesystem::directory_iterator(scratch_ / "store/rootfs")) {
     EXPECT_EQ(e.path().filename().string().rfind(".tmp-", 0), std::string::npos) << "left behind: " << e.path();
   }

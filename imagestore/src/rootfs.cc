@@ -1,0 +1,175 @@
+// Root file systems and removal: unpack once per digest, lease a tree to a build (shared flock), and take
+// images out of the store (index, unreferenced blobs, trees renamed out of place before they are deleted).
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "quorate/core/file.h"
+#include "quorate/core/sha256.h"
+#include "quorate/imagestore/image_store.h"
+#include "quorate/normalize/oci.h"
+#include "store_internal.h"
+
+namespace quorate::imagestore {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using internal::FileLock;
+using internal::LockMode;
+
+namespace internal {
+
+Status remove_tree(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return Status();
+  // An image may hold directories without write (or search) permission: open them up before descending.
+  ::chmod(dir.c_str(), 0700);
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
+  while (!ec && it != end) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+    it.increment(ec);
+  }
+  fs::remove_all(dir, ec);
+  if (ec) return Status::io("remove " + dir.string() + ": " + ec.message());
+  return Status();
+}
+
+}  // namespace internal
+
+namespace {
+
+// Leftovers named `.<kind>-<hex>-*` in the rootfs directory (a crashed unpack or removal): never trusted.
+void remove_leftovers(const fs::path& dir, const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) (void)internal::remove_tree(e.path());
+  }
+}
+
+// Unpacks the image into rootfs/<hex> unless it is there (under the tree's exclusive lock).
+Status unpack_once(const fs::path& dir, const VerifiedImage& image) {
+  std::string hex = digest_hex(image.digest);
+  fs::path root = dir / hex;
+  auto lock = QR_TRY(FileLock::acquire(dir / (hex + ".lock")));
+  std::error_code ec;
+  if (fs::is_directory(root, ec)) return Status();
+  remove_leftovers(dir, ".tmp-" + hex);
+  remove_leftovers(dir, ".trash-" + hex);
+  std::string templ = (dir / (".tmp-" + hex + "-XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a directory in " + dir.string(), errno);
+  fs::path tmp = fs::canonical(templ, ec);
+  if (ec) return Status::io("resolve " + templ + ": " + ec.message());
+  std::vector<internal::LayerFile> layers;
+  for (const auto& l : image.layers) layers.push_back({l.digest, l.blob});
+  Status s = internal::unpack_layers(layers, tmp);
+  if (s.ok() && ::rename(tmp.c_str(), root.c_str()) != 0) s = Status::from_errno("rename into " + root.string(), errno);
+  if (!s.ok()) {
+    (void)internal::remove_tree(tmp);
+    return s.with_context("unpack image " + image.digest);
+  }
+  return Status();
+}
+
+// Every blob the manifest `digest` names (itself, its config, its layers); bad_input when it cannot be read.
+Result<std::set<std::string>> blobs_of(const fs::path& store, const std::string& digest) {
+  std::set<std::string> out = {digest};
+  auto bytes = QR_TRY(read_file(internal::blob_path(store, digest), internal::kMaxJsonBytes));
+  auto manifest = QR_TRY(internal::parse_json(bytes, "manifest " + digest));
+  try {
+    out.insert(manifest.at("config").at("digest").get<std::string>());
+    for (const auto& l : manifest.at("layers")) out.insert(l.at("digest").get<std::string>());
+  } catch (const json::exception& e) {
+    return Status::bad_input("manifest " + digest + " is malformed: " + e.what());
+  }
+  for (const auto& d : out) {
+    if (!check_digest(d).ok()) return Status::bad_input("manifest " + digest + " lists a malformed digest");
+  }
+  return out;
+}
+
+}  // namespace
+
+RootfsLease::~RootfsLease() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<RootfsLease> ImageStore::rootfs(const VerifiedImage& image) const {
+  std::string hex = digest_hex(image.digest);
+  fs::path dir = dir_ / "rootfs";
+  fs::path root = dir / hex;
+  // Shared lock first; when the tree is absent, unpack it under the exclusive lock and look again (a
+  // removal may take it between the two).
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    {
+      auto lock = QR_TRY(FileLock::acquire(dir / (hex + ".lock"), LockMode::kShared));
+      std::error_code ec;
+      if (fs::is_directory(root, ec)) return RootfsLease(root, lock.release());
+    }  // released before the exclusive lock is asked for: this process would otherwise wait for itself
+    QR_RETURN_IF_ERROR(unpack_once(dir, image));
+  }
+  return Status::io("the root file system of image " + image.digest + " was removed while it was being unpacked");
+}
+
+Status ImageStore::remove(const std::vector<std::string>& digests) {
+  for (const auto& d : digests) QR_RETURN_IF_ERROR(check_digest(d));
+  auto store_lock = QR_TRY(FileLock::acquire(dir_ / ".lock"));
+  auto index = QR_TRY(internal::read_index(dir_));
+  std::set<std::string> doomed(digests.begin(), digests.end()), listed;
+  for (const auto& i : internal::images_of(index)) listed.insert(i.digest);
+  for (const auto& d : doomed) {
+    if (!listed.count(d)) return Status::not_found("image " + d + " is not in the image store " + dir_.string());
+  }
+  // What the remaining images need stays; a remaining manifest that cannot be read stops the removal.
+  std::set<std::string> kept, candidates;
+  for (const auto& d : listed) {
+    if (doomed.count(d)) continue;
+    auto blobs = blobs_of(dir_, d);
+    if (!blobs.ok()) return blobs.status().with_context("image " + d + " stays, but its blobs cannot be listed");
+    kept.insert(blobs->begin(), blobs->end());
+  }
+  for (const auto& d : doomed) {
+    auto blobs = blobs_of(dir_, d);
+    candidates.insert(d);
+    if (blobs.ok()) candidates.insert(blobs->begin(), blobs->end());
+  }
+  // Trees first, each under its own lock, refused while a build holds it; all or nothing.
+  fs::path rootfs_dir = dir_ / "rootfs";
+  std::vector<FileLock> tree_locks;
+  for (const auto& d : doomed) {
+    std::string hex = digest_hex(d);
+    tree_locks.push_back(QR_TRY(FileLock::acquire(rootfs_dir / (hex + ".lock"), LockMode::kExclusiveIfFree,
+                                                  "the root file system of image " + d)));
+  }
+  std::vector<fs::path> trash;
+  for (const auto& d : doomed) {
+    std::string hex = digest_hex(d);
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(rootfs_dir / hex, ec))) continue;
+    std::string templ = (rootfs_dir / (".trash-" + hex + "-XXXXXX")).string();
+    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a directory in " + rootfs_dir.string(), errno);
+    fs::path to = fs::path(templ) / hex;
+    if (::rename((rootfs_dir / hex).c_str(), to.c_str()) != 0) return Status::from_errno("move " + hex + " out of place", errno);
+    trash.push_back(templ);
+  }
+  json kept_entries = json::array();
+  for (const auto& m : index["manifests"]) {
+    if (!(m.is_object() && m.contains("digest") && m["digest"].is_string() && doomed.count(m["digest"]))) kept_entries.push_back(m);
+  }
+  index["manifests"] = kept_entries;
+  QR_RETURN_IF_ERROR(internal::write_index(dir_, index));
+  for (const auto& d : candidates) {
+    if (kept.count(d)) continue;
+    std::error_code ec;
+    fs::remove(internal::blob_path(dir_, d), ec);
+    if (ec) return Status::io("remove blob " + d + ": " + ec.message());
+  }
+  tree_locks.clear();
+  for (const auto& t : trash) QR_RETURN_IF_ERROR(internal::remove_tree(t));
+  for (const auto& d : doomed) remove_leftovers(rootfs_dir, ".trash-" + digest_hex(d));
+  return Status();
+}
+
+}  // namespace quorate::imagestore

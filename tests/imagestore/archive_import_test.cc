@@ -1,0 +1,146 @@
+// Importing oci-archives and docker-archives into the image store: byte for byte, the digest an archive
+// gives, hostile member paths refused with nothing stored.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "imagestore/store_test_util.h"
+#include "quorate/imagestore/image_store.h"
+
+namespace quorate::imagestore {
+namespace {
+
+using ::testing::HasSubstr;
+using quorate::testing::run;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+using quorate::testing::slurp;
+namespace fs = std::filesystem;
+
+class ArchiveImport : public ::testing::Test {
+ protected:
+  void SetUp() override { digest_ = quorate::testing::make_busybox_image(scratch_ / "busybox"); }
+  ImageStore store() { return ImageStore::open(scratch_ / "store").value(); }
+  // A docker-archive from tests/cli/make_image.py.
+  fs::path docker_archive(const std::string& args) {
+    fs::path out = scratch_ / ("docker-" + std::to_string(n_++) + ".tar");
+    auto r = run("python3 " + sh((quorate::testing::source_dir() / "tests/cli/make_image.py").string()) + " " +
+                 sh(out.string()) + " " + args);
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return out;
+  }
+  ScratchDir scratch_;
+  std::string digest_;
+  int n_ = 0;
+};
+
+TEST_F(ArchiveImport, OciArchiveKeepsTheLayoutsDigest) {
+  auto tar = scratch_ / "busybox.tar";
+  ASSERT_EQ(run("tar -C " + sh((scratch_ / "busybox").string()) + " -cf " + sh(tar.string()) + " .").exit_code, 0);
+  auto s = store();
+  auto imported = s.import(tar);
+  ASSERT_TRUE(imported.ok()) << imported.status().to_string();
+  ASSERT_EQ(imported->size(), 1u);
+  EXPECT_EQ((*imported)[0].digest, digest_);
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  EXPECT_EQ(quorate::testing::names_in(scratch_ / "store/tmp").size(), 0u) << "the extracted archive was left behind";
+}
+
+TEST_F(ArchiveImport, DockerArchiveGetsAManifestOverItsOwnBytes) {
+  for (const char* layout : {"legacy", "blobs"}) {
+    auto tar = docker_archive(std::string("--layout ") + layout + " --tag example/hello:v1");
+    auto s = store();
+    auto imported = s.import(tar);
+    ASSERT_TRUE(imported.ok()) << layout << ": " << imported.status().to_string();
+    ASSERT_EQ(imported->size(), 1u);
+    EXPECT_EQ((*imported)[0].ref_name, "example/hello:v1");
+    auto v = s.verify((*imported)[0].digest);
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    // The manifest is canonical JSON over the archive's config and layer bytes, never re-normalized.
+    auto manifest = nlohmann::json::parse(slurp(scratch_ / "store/blobs/sha256" / digest_hex((*imported)[0].digest)));
+    EXPECT_EQ(canonical_json(manifest, "manifest").value(), slurp(scratch_ / "store/blobs/sha256" / digest_hex((*imported)[0].digest)));
+    EXPECT_EQ(manifest["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    auto listing = run("tar -tf " + sh(v->layers[0].blob.string())).out;
+    EXPECT_THAT(listing, HasSubstr("etc/hello.conf"));
+    auto again = s.import(tar);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ((*again)[0].digest, (*imported)[0].digest) << "one archive, one digest";
+    auto root = s.rootfs(*v);
+    ASSERT_TRUE(root.ok()) << root.status().to_string();
+  }
+}
+
+TEST_F(ArchiveImport, TwoDockerLayoutsOfOneImageGiveOneDigest) {
+  auto legacy = docker_archive("--layout legacy");
+  // The same config and layer bytes, renamed as docker save of Docker 25+ names them (blobs/sha256/<hex>).
+  auto blobs = scratch_ / "renamed.tar";
+  auto made = run("python3 -c " + sh("import hashlib,io,json,sys,tarfile\n"
+                                     "src=tarfile.open(sys.argv[1]); data={m.name: src.extractfile(m).read() for m in src if m.isfile()}\n"
+                                     "man=json.loads(data.pop('manifest.json'))\n"
+                                     "name=lambda n: 'blobs/sha256/'+hashlib.sha256(data[n]).hexdigest()\n"
+                                     "out={name(n): b for n, b in data.items()}\n"
+                                     "man[0]['Config']=name(man[0]['Config']); man[0]['Layers']=[name(n) for n in man[0]['Layers']]\n"
+                                     "out['manifest.json']=json.dumps(man).encode()\n"
+                                     "t=tarfile.open(sys.argv[2],'w')\n"
+                                     "for n, b in sorted(out.items()):\n"
+                                     "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i, io.BytesIO(b))\n"
+                                     "t.close()\n") +
+                  " " + sh(legacy.string()) + " " + sh(blobs.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto a = store().import(legacy);
+  auto b = store().import(blobs);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_TRUE(b.ok()) << b.status().to_string();
+  EXPECT_EQ((*a)[0].digest, (*b)[0].digest);
+}
+
+TEST_F(ArchiveImport, CorruptDockerLayerIsRefusedNamingIt) {
+  auto r = store().import(docker_archive("--damage corrupt-layer"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("layer"));
+  EXPECT_TRUE(store().list()->empty());
+}
+
+TEST_F(ArchiveImport, HostileArchivePathsAreRefusedWithNothingStored) {
+  auto hostile_docker = docker_archive("--damage hostile-path");
+  // An oci-archive with a member that climbs out of the extraction directory.
+  auto hostile_oci = scratch_ / "hostile-oci.tar";
+  auto made = run("python3 -c " + sh("import io,sys,tarfile\n"
+                                     "t=tarfile.open(sys.argv[1],'w')\n"
+                                     "def add(n,b):\n"
+                                     "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
+                                     "add('oci-layout',b'{\"imageLayoutVersion\":\"1.0.0\"}')\n"
+                                     "add('index.json',b'{\"schemaVersion\":2,\"manifests\":[]}')\n"
+                                     "add('../escaped',b'x')\n"
+                                     "t.close()\n") +
+                  " " + sh(hostile_oci.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  for (const auto& tar : {hostile_docker, hostile_oci}) {
+    auto r = store().import(tar);
+    ASSERT_FALSE(r.ok()) << tar;
+    EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+    EXPECT_THAT(r.status().message(), HasSubstr(".."));
+  }
+  EXPECT_FALSE(fs::exists(scratch_ / "store/escaped"));
+  EXPECT_FALSE(fs::exists(scratch_ / "escaped"));
+  EXPECT_TRUE(store().list()->empty());
+  EXPECT_EQ(quorate::testing::names_in(scratch_ / "store/blobs/sha256").size(), 0u);
+  EXPECT_EQ(quorate::testing::names_in(scratch_ / "store/tmp").size(), 0u);
+}
+
+TEST_F(ArchiveImport, CliImportsAnArchiveAndRefusesANonImage) {
+  auto bin = quorate::testing::quorate_bin();
+  auto tar = docker_archive("--layout blobs");
+  auto store_dir = sh((scratch_ / "cli-store").string());
+  auto r = run(bin + " image import " + sh(tar.string()) + " --image-store " + store_dir);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("sha256:"));
+  quorate::testing::spit(scratch_ / "not-an-image", "hello");
+  auto bad = run(bin + " image import " + sh((scratch_ / "not-an-image").string()) + " --image-store " + store_dir);
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("not an OCI layout directory, an oci-archive or a docker-archive"));
+}
+
+}  // namespace
+}  // namespace quorate::imagestore

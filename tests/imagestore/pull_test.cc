@@ -1,0 +1,175 @@
+// `quorate image pull` from a loopback registry (Debian's docker-registry, started here on 127.0.0.1 with a
+// temporary config and storage, killed by PID): pinned pulls land byte for byte; a digest the registry does
+// not have, or a pin the registry answers with another manifest, leaves nothing in the store.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/socket.h>
+
+#include "e2e/process.h"
+#include "imagestore/store_test_util.h"
+#include "quorate/imagestore/image_store.h"
+
+namespace quorate::imagestore {
+namespace {
+
+using ::testing::HasSubstr;
+using quorate::testing::names_in;
+using quorate::testing::run;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+namespace fs = std::filesystem;
+
+bool port_answers(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+class Pull : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    digest_ = quorate::testing::make_busybox_image(scratch_ / "busybox");
+    store_ = sh((scratch_ / "store").string());
+  }
+  // Starts the registry; false (and a skip) when docker-registry or skopeo is not installed.
+  bool start_registry() {
+    if (!fs::exists("/usr/bin/docker-registry") || !fs::exists("/usr/bin/skopeo")) return false;
+    port_ = quorate::e2e::free_port();
+    auto config = scratch_ / "registry.yml";
+    quorate::testing::spit(config, "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " +
+                                       (scratch_ / "registry").string() + "\nhttp:\n  addr: 127.0.0.1:" +
+                                       std::to_string(port_) + "\n");
+    registry_.emplace(std::vector<std::string>{"/usr/bin/docker-registry", "serve", config.string()},
+                      scratch_ / "registry.out", scratch_ / "registry.err");
+    bool up = quorate::e2e::wait_until([&] { return port_answers(port_); }, std::chrono::seconds(30));
+    EXPECT_TRUE(up) << "docker-registry did not listen: " << registry_->err();
+    return up;
+  }
+  std::string repo(const std::string& name) { return "127.0.0.1:" + std::to_string(port_) + "/" + name; }
+  // skopeo copy of an OCI layout (all of an index) into the registry, by tag.
+  void push(const fs::path& layout, const std::string& tag, const std::string& dest) {
+    auto r = run("timeout 120 skopeo copy --quiet --all --preserve-digests --dest-tls-verify=false oci:" +
+                 sh(layout.string() + ":" + tag) + " docker://" + dest);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  quorate::testing::CommandResult pull(const std::string& ref, const std::string& flags = "--insecure-registry") {
+    return run("timeout 300 " + quorate::testing::quorate_bin() + " image pull " + sh(ref) + " " + flags +
+               " --image-store " + store_);
+  }
+  void expect_nothing_stored() {
+    auto listed = run(quorate::testing::quorate_bin() + " image ls --image-store " + store_);
+    EXPECT_EQ(listed.out, "");
+    EXPECT_EQ(names_in(scratch_ / "store/blobs/sha256").size(), 0u);
+    EXPECT_EQ(names_in(scratch_ / "store/tmp").size(), 0u);
+  }
+  ScratchDir scratch_;
+  std::string digest_, store_;
+  int port_ = 0;
+  std::optional<quorate::e2e::Process> registry_;
+};
+
+TEST_F(Pull, ByDigestLandsByteForByte) {
+  if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
+  push(scratch_ / "busybox", "busybox", repo("x") + ":v1");
+  auto r = pull(repo("x") + ":v1@" + digest_);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(digest_ + "  " + repo("x") + ":v1"));
+  auto s = ImageStore::open(scratch_ / "store").value();
+  auto v = s.verify(digest_);
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  auto layer = v->layers.at(0).blob;
+  EXPECT_EQ(quorate::testing::slurp(layer),
+            quorate::testing::slurp(scratch_ / "busybox/blobs/sha256" / layer.filename()));
+  EXPECT_EQ(names_in(scratch_ / "store/tmp").size(), 0u);
+}
+
+TEST_F(Pull, ADockerSchema2ManifestKeepsTheRegistrysDigest) {
+  if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
+  auto digest_file = scratch_ / "v2s2.digest";
+  auto pushed = run("timeout 120 skopeo copy --quiet --format v2s2 --dest-tls-verify=false --digestfile " +
+                    sh(digest_file.string()) + " oci:" + sh((scratch_ / "busybox").string() + ":busybox") +
+                    " docker://" + repo("d") + ":v2s2");
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.out;
+  std::string v2s2 = quorate::testing::slurp(digest_file);
+  ASSERT_NE(v2s2, digest_);
+  auto r = pull(repo("d") + "@" + v2s2);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto s = ImageStore::open(scratch_ / "store").value();
+  auto listed = s.list();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].digest, v2s2);
+  EXPECT_EQ((*listed)[0].media_type, "application/vnd.docker.distribution.manifest.v2+json");
+  auto v = s.verify(v2s2);
+  ASSERT_TRUE(v.ok()) << v.status().to_string();
+  auto root = s.rootfs(*v);
+  ASSERT_TRUE(root.ok()) << root.status().to_string();
+  EXPECT_TRUE(fs::is_regular_file(root->path() / "bin/busybox"));
+}
+
+TEST_F(Pull, WithoutTheInsecureFlagAPlainHttpRegistryIsRefused) {
+  if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
+  push(scratch_ / "busybox", "busybox", repo("x") + ":v1");
+  auto r = pull(repo("x") + "@" + digest_, "");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("skopeo exited with status"));
+  expect_nothing_stored();
+}
+
+TEST_F(Pull, ADigestTheRegistryLacksStoresNothing) {
+  if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
+  push(scratch_ / "busybox", "busybox", repo("x") + ":v1");
+  std::string wrong = "sha256:" + std::string(64, 'b');
+  auto r = pull(repo("x") + "@" + wrong);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("skopeo exited with status"));
+  EXPECT_THAT(r.out, HasSubstr("manifest unknown")) << "skopeo's stderr is relayed";
+  expect_nothing_stored();
+}
+
+// A pin of an index: skopeo copies the one platform's manifest, whose digest is not the pin.
+TEST_F(Pull, AnotherManifestThanThePinIsRefusedNamingBoth) {
+  if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
+  auto layout = scratch_ / "multi";
+  fs::copy(scratch_ / "busybox", layout, fs::copy_options::recursive);
+  auto manifest = normalize::Descriptor{normalize::kMediaTypeManifest, digest_,
+                                        fs::file_size(layout / "blobs/sha256" / digest_hex(digest_)), {}};
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"mediaType", normalize::kMediaTypeIndex},
+                          {"manifests", {manifest.to_json()}}};
+  index["manifests"][0]["platform"] = {{"architecture", "amd64"}, {"os", "linux"}};
+  auto w = normalize::OciLayoutWriter::open(layout);
+  auto index_desc = w->add_blob(normalize::kMediaTypeIndex, canonical_json(index, "index").value());
+  ASSERT_TRUE(w->write_index(*index_desc, "multi").ok());
+  push(layout, "multi", repo("y") + ":multi");
+  auto r = pull(repo("y") + "@" + index_desc->digest);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("the registry gave manifest " + digest_ + ", not the pinned " + index_desc->digest));
+  expect_nothing_stored();
+}
+
+TEST_F(Pull, ATagAloneIsRefused) {
+  auto r = pull("127.0.0.1:1/x:v1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("is not pinned by digest"));
+  expect_nothing_stored();
+}
+
+TEST_F(Pull, MissingSkopeoSaysWhichPackageToInstall) {
+  auto s = ImageStore::open(scratch_ / "store").value();
+  PullOptions o;
+  o.reference = "127.0.0.1:1/x@" + digest_;
+  o.skopeo = scratch_ / "no-skopeo-here";
+  auto r = s.pull(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_not_found());
+  EXPECT_THAT(r.status().message(), HasSubstr("apt-get install skopeo"));
+}
+
+}  // namespace
+}  // namespace quorate::imagestore
