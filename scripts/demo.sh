@@ -109,7 +109,7 @@ cp -r examples/hello/. "$repo/"
 # examples/hello/quorate.toml leaves the pin to whoever made the image (its digest is known only then).
 grep -q '^# image = ' "$repo/quorate.toml" || { echo "demo: examples/hello/quorate.toml lost its '# image = ' line" >&2; exit 1; }
 sed -i "s|^# image = .*|image = \"$builder_name@$builder_digest\"|" "$repo/quorate.toml"
-sed -n '/^\[build\]/,/^$/p' "$repo/quorate.toml"
+sed -n '/^\[build\]/,/^$/p' "$repo/quorate.toml" | grep -v '^#' | sed 's/  *#.*//' 
 export GIT_AUTHOR_NAME="Example Dev" GIT_AUTHOR_EMAIL=dev@example.org GIT_COMMITTER_NAME="Example Dev" \
   GIT_COMMITTER_EMAIL=dev@example.org
 git -C "$repo" init -q -b main
@@ -243,6 +243,33 @@ print(d["digest"], rogue[0] if rogue else "none")
 EOF
 )
 [ "$rogue_digest" != none ] || { echo "demo: the rogue node was not named as a dissenter" >&2; exit 1; }
+
+say "what the attestations say they were built in: the builder image, by digest (SLSA resolvedDependencies)"
+store=$work/verifier-data/store.db
+show "$quorate" store show "$store" ID
+for n in node-a node-rogue; do
+  id=$("$quorate" store list --json "$store" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    j = json.loads(line)
+    if j.get("kind") == "attestation" and j["node_id"] == sys.argv[1]:
+        print(j["envelope_digest"][len("sha256:"):]); break' "$n")
+  [ -n "$id" ] || { echo "demo: no attestation of $n in the verifier's store" >&2; exit 1; }
+  "$quorate" store show "$store" "$id" > "$work/$n.attestation.json"
+  python3 - "$work/$n.attestation.json" "$n" "$builder_digest" <<'EOF'
+import base64, json, sys
+shown, node, builder = sys.argv[1:]
+statement = json.loads(base64.b64decode(json.load(open(shown))["envelope"]["payload"]))
+deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+print("%s, image %s:" % (node, statement["subject"][0]["digest"]["sha256"][:12]))
+for d in deps:
+    digest = ", ".join("%s:%s" % (k, v) for k, v in sorted(d["digest"].items()))
+    print("  %-34s %s" % (d.get("name") or d.get("uri", ""), digest))
+if not any(d.get("digest", {}).get("sha256") == builder.split(":", 1)[1] for d in deps):
+    sys.exit("demo: %s's attestation does not name the builder image %s" % (node, builder))
+EOF
+done
+echo "same builder image, same commit: the rogue's tampering is not in its attestation; only the other nodes' votes show it"
 
 say "why the rogue dissents: quorate diff of the accepted image against the rogue's"
 a_image="$work/node-a-images/${accepted#sha256:}"
