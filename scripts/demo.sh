@@ -289,4 +289,11 @@ say "stopping every process the demo started (${#pids[@]}: ${pids[*]})"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]}"; do wait "$pid" || { echo "demo: process $pid exited $?" >&2; exit 1; }; done
 pids=()
-echo "all stopped; the demo took $(($(date +%s) - started)) s after the build"
+if [ "$keep" = 0 ]; then
+  # The nodes' stores hold an unpacked builder image each: removing them takes a while on a slow disk.
+  echo "all stopped; removing the work directory ($(du -sm "$work" | cut -f1) MB)"
+  rm -rf "$work"
+else
+  echo "all stopped"
+fi
+echo "the demo took $(($(date +%s) - started)) s after the build"
