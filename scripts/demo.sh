@@ -7,13 +7,14 @@
 # is stopped by PID on exit.
 #
 #   ./scripts/demo.sh [--keep] [--offline]
-#     --keep      leave the work directory (keys, configs, stores, logs, images)
+#     --keep      leave the work directory (keys, configs, logs, built images)
 #     --offline   make the builder image from this host's installed gcc packages instead of downloading
 #                 Debian with mmdebstrap (no network; the test suite runs the demo this way)
 #
 # The builder image is cached in ${XDG_CACHE_HOME:-~/.cache}/quorate/builder-images/KEY, KEY naming every
-# input (scripts/builder-image.sh --print-key); a second run reuses it. QUORATE_BIN=path/to/quorate skips the
-# bootstrap and the build (the test suite runs the demo that way).
+# input (scripts/builder-image.sh --print-key); a second run reuses it. The nodes' image stores (each holding
+# the image unpacked) are kept beside it in KEY.stores/. QUORATE_BIN=path/to/quorate skips the bootstrap and
+# the build (the test suite runs the demo that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
