@@ -76,7 +76,7 @@ honest=(node-a node-b node-c)
 nodes=("${honest[@]}" node-rogue)
 
 builder_name=example.org/quorate/builders/gcc
-builder_args=(--name "$builder_name" --include gcc,libc6-dev --suite bookworm --epoch 1700000000 --quorate "$quorate")
+builder_args=(--name "$builder_name" --include "gcc,libc6-dev" --suite bookworm --epoch 1700000000 --quorate "$quorate")
 if [ "$offline" = 1 ]; then
   builder_args+=(--from-host)
   say "the builder image: this host's gcc packages in one layer (--offline), made once and cached"
