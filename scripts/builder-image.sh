@@ -23,8 +23,9 @@
 # it appears only when complete. Same inputs and same archive state give the same digest: mmdebstrap honours
 # SOURCE_DATE_EPOCH, and quorate normalize writes a canonical layer. With a moving archive (deb.debian.org)
 # the digest changes when the suite does (a point release, a security update): pin a snapshot to keep it.
-# Needs mmdebstrap (Debian package; `scripts/bootstrap.sh --only mmdebstrap` installs it) and, as non-root,
-# unprivileged user namespaces for its unshare mode.
+# Needs mmdebstrap (Debian package; `scripts/bootstrap.sh --only mmdebstrap` installs it). As root it runs in
+# mmdebstrap's root mode; otherwise in its unshare mode, which needs unprivileged user namespaces and
+# subordinate ids for the user (the uidmap package, /etc/subuid).
 set -euo pipefail
 script=$(readlink -f "$0")
 src=$(dirname "$(dirname "$script")")
