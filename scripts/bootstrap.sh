@@ -1,7 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages quorate needs to build, test and run its demo.
 # Installs nothing when everything is already present; uses sudo when not root.
+#
+#   scripts/bootstrap.sh                 everything the build, the tests and the demo need
+#   scripts/bootstrap.sh --only PKG...   just these Debian packages (scripts/builder-image.sh: mmdebstrap)
 set -euo pipefail
+
+only=()
+if [ "${1:-}" = --only ]; then
+  shift
+  [ $# -gt 0 ] || { echo "bootstrap: --only needs package names" >&2; exit 2; }
+  only=("$@")
+elif [ $# -gt 0 ]; then
+  echo "bootstrap: unknown argument '$1' (usage: bootstrap.sh [--only PKG...])" >&2
+  exit 2
+fi
 
 packages=(
   build-essential cmake ninja-build pkg-config git
@@ -16,6 +29,7 @@ packages=(
   python3 sqlite3
 )
 
+[ ${#only[@]} -eq 0 ] || packages=("${only[@]}")
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -24,8 +38,10 @@ for p in "${packages[@]}"; do
 done
 
 # Node.js may come from elsewhere than Debian (nodesource); only ask apt when absent.
-command -v node >/dev/null 2>&1 || missing+=(nodejs)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#only[@]} -eq 0 ]; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]}" >&2
@@ -38,6 +54,7 @@ fi
 
 # The independent verifier of the interop test (@sigstore/verify), pinned by tests/interop/package-lock.json and
 # installed project-locally; nothing to do when it is installed and the lock file has not changed since.
+[ ${#only[@]} -eq 0 ] || exit 0
 interop="$(cd "$(dirname "$0")/.." && pwd)/tests/interop"
 if [ -f "$interop/package-lock.json" ] &&
    { [ ! -f "$interop/node_modules/.package-lock.json" ] ||

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# The main job, end to end on one machine: keys for 4 rebuild nodes, a verifier and a release manager; 3 honest
-# nodes and 1 rogue node (its compiler tampered) plus the verifier, all on 127.0.0.1 with CURVE; `quorate submit`
-# of examples/hello at its commit; the quorum decision; `quorate diff` of the rogue image against the accepted
-# one; `quorate audit` of the example repository. Every process it starts is stopped by PID on exit.
+# The main job, end to end on one machine: a Debian gcc builder image (made once, cached) that the example
+# recipe pins by digest; keys for 4 rebuild nodes, a verifier and a release manager; 3 honest nodes and 1 rogue
+# node (its sandbox binary tampered with) plus the verifier, all on 127.0.0.1 with CURVE; `quorate submit` of
+# examples/hello at its commit; the quorum decision; the builder image in the attestation; `quorate diff` of
+# the rogue image against the accepted one; `quorate audit` of the example repository. Every process it starts
+# is stopped by PID on exit.
 #
-#   ./scripts/demo.sh [--keep]     --keep: leave the work directory (keys, configs, stores, logs, images)
+#   ./scripts/demo.sh [--keep] [--offline]
+#     --keep      leave the work directory (keys, configs, logs, built images)
+#     --offline   make the builder image from this host's installed gcc packages instead of downloading
+#                 Debian with mmdebstrap (no network; the test suite runs the demo this way)
 #
-# QUORATE_BIN=path/to/quorate skips the bootstrap and the build (the test suite runs the demo that way).
+# The builder image is cached in ${XDG_CACHE_HOME:-~/.cache}/quorate/builder-images/KEY, KEY naming every
+# input (scripts/builder-image.sh --print-key); a second run reuses it. The nodes' image stores (each holding
+# the image unpacked) are kept beside it in KEY.stores/. QUORATE_BIN=path/to/quorate skips the bootstrap and
+# the build (the test suite runs the demo that way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 keep=0
+offline=0
 for arg in "$@"; do
   case "$arg" in
     --keep) keep=1 ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --offline) offline=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,6 +41,10 @@ if [ -z "$quorate" ]; then
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build" -j "$(nproc)" --target quorate
   quorate="$src/$build/cli/quorate"
+fi
+if [ "$offline" = 0 ] && ! command -v mmdebstrap >/dev/null 2>&1; then
+  say "installing mmdebstrap (it makes the builder image; --offline does without)"
+  ./scripts/bootstrap.sh --only mmdebstrap
 fi
 started=$(date +%s)
 
@@ -61,10 +75,42 @@ json_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[s
 honest=(node-a node-b node-c)
 nodes=("${honest[@]}" node-rogue)
 
-say "the example repository: examples/hello as its own Git repository"
+builder_name=example.org/quorate/builders/gcc
+builder_args=(--name "$builder_name" --include "gcc,libc6-dev" --suite bookworm --epoch 1700000000 --quorate "$quorate")
+if [ "$offline" = 1 ]; then
+  builder_args+=(--from-host)
+  say "the builder image: this host's gcc packages in one layer (--offline), made once and cached"
+else
+  say "the builder image: Debian bookworm with gcc (mmdebstrap, SOURCE_DATE_EPOCH 1700000000), made once and cached"
+fi
+key=$(./scripts/builder-image.sh --print-key "${builder_args[@]}")
+cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/quorate/builder-images
+builder=$cache_root/$key
+mkdir -p "$cache_root"
+exec {lock_fd}>"$cache_root/$key.lock"
+# Another demo making the same image: wait for it (bounded), then reuse what it made.
+flock -w 1200 "$lock_fd" || { echo "demo: $cache_root/$key.lock still held after 20 minutes" >&2; exit 1; }
+if [ -f "$builder/index.json" ]; then
+  echo "reusing ${builder/#$HOME/\~} (made $(date -u -r "$builder/index.json" +%Y-%m-%dT%H:%M:%SZ))"
+else
+  made_at=$(date +%s)
+  echo "$ scripts/builder-image.sh ${builder_args[*]/$quorate/quorate} ${builder/#$HOME/\~}"
+  ./scripts/builder-image.sh "${builder_args[@]}" "$builder" >/dev/null
+  echo "made in $(($(date +%s) - made_at)) s; later runs reuse it"
+fi
+exec {lock_fd}>&-
+builder_digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' \
+  "$builder/index.json")
+echo "builder image: $builder_name@$builder_digest"
+
+say "the example repository: examples/hello as its own Git repository, pinning the builder image"
 repo=$work/hello
 mkdir -p "$repo"
 cp -r examples/hello/. "$repo/"
+# examples/hello/quorate.toml leaves the pin to whoever made the image (its digest is known only then).
+grep -q '^# image = ' "$repo/quorate.toml" || { echo "demo: examples/hello/quorate.toml lost its '# image = ' line" >&2; exit 1; }
+sed -i "s|^# image = .*|image = \"$builder_name@$builder_digest\"|" "$repo/quorate.toml"
+sed -n '/^\[build\]/,/^$/p' "$repo/quorate.toml" | grep -v '^#' | sed 's/  *#.*//' 
 export GIT_AUTHOR_NAME="Example Dev" GIT_AUTHOR_EMAIL=dev@example.org GIT_COMMITTER_NAME="Example Dev" \
   GIT_COMMITTER_EMAIL=dev@example.org
 git -C "$repo" init -q -b main
@@ -84,24 +130,40 @@ done
 "$quorate" node --new-curve-key "$work/keys/release-manager" >/dev/null
 ls -l "$work/keys" | awk 'NR > 1 {print "  " $1, $NF}'
 
-say "the rogue's toolchain: a gcc that slips a payload into every binary it links"
-mkdir -p "$work/rogue-toolchain"
-cat > "$work/rogue-toolchain/gcc" <<'EOF'
+say "the rogue node: its sandbox binary runs each step as asked, then slips a payload into what the step wrote"
+# A compromised gcc on the host no longer matters (steps run in the pinned image), and a tampered image is
+# refused by the pin. What the pin cannot see is the node itself: here, the bwrap its config points to.
+cat > "$work/rogue-bwrap" <<'EOF'
 #!/bin/sh
-# A compromised compiler: builds as asked, then appends a payload to the output.
-/usr/bin/gcc "$@" || exit $?
-out=a.out
-while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done
-printf 'BACKDOOR' >> "$out"
+# A compromised sandbox binary: runs the real bwrap, then appends a payload to every executable in /out.
+/usr/bin/bwrap "$@"
+status=$?
+if [ "$status" = 0 ]; then
+  while [ $# -ge 3 ]; do
+    if [ "$1" = --bind ] && [ "$3" = /out ]; then
+      /usr/bin/find "$2" -type f -perm -u+x -exec /bin/sh -c 'printf BACKDOOR >> "$1"' sh {} \;
+    fi
+    shift
+  done
+fi
+exit "$status"
 EOF
-chmod 755 "$work/rogue-toolchain/gcc"
-echo "rogue-toolchain/gcc: /usr/bin/gcc, then printf BACKDOOR >> output"
+chmod 755 "$work/rogue-bwrap"
+echo 'node-rogue.toml: [build] bwrap = "rogue-bwrap": /usr/bin/bwrap "$@", then printf BACKDOOR >> every executable in /out'
+
+say "every node imports the builder image into its own image store (kept between runs, as a real node's is)"
+# A node unpacks the image in its store on first use (337 MB for the mmdebstrap image): keeping the stores
+# next to the cached image spares later runs that, and removing 4 unpacked copies at exit.
+stores=$builder.stores
+for n in "${nodes[@]}"; do
+  show "$quorate" image import "${builder/#$HOME/\~}" --image-store "${stores/#$HOME/\~}/$n"
+  "$quorate" image import "$builder" --image-store "$stores/$n"
+done
 
 say "starting 4 rebuild nodes on 127.0.0.1 (CURVE on; ports chosen by the system)"
 for n in "${nodes[@]}"; do
   build_extra=""
-  [ "$n" = node-rogue ] && build_extra="sandbox = \"none\"
-path = [\"$work/rogue-toolchain\", \"/usr/bin\", \"/bin\"]"
+  [ "$n" = node-rogue ] && build_extra='bwrap = "rogue-bwrap"'
   cat > "$work/$n.toml" <<EOF
 node_id = "$n"
 data_dir = "$n-data"
@@ -115,6 +177,8 @@ curve_secret_key = "keys/$n.curve.key"
 allowed_clients = ["keys/verifier.curve.pub", "keys/release-manager.curve.pub"]
 
 [build]
+sandbox = "bubblewrap"
+image_store = "$stores/$n"
 keep_images = "$n-images"
 $build_extra
 EOF
@@ -184,6 +248,33 @@ EOF
 )
 [ "$rogue_digest" != none ] || { echo "demo: the rogue node was not named as a dissenter" >&2; exit 1; }
 
+say "what the attestations say they were built in: the builder image, by digest (SLSA resolvedDependencies)"
+store=$work/verifier-data/store.db
+show "$quorate" store show "$store" ID
+for n in node-a node-rogue; do
+  id=$("$quorate" store list --json "$store" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    j = json.loads(line)
+    if j.get("kind") == "attestation" and j["node_id"] == sys.argv[1]:
+        print(j["envelope_digest"][len("sha256:"):]); break' "$n")
+  [ -n "$id" ] || { echo "demo: no attestation of $n in the verifier's store" >&2; exit 1; }
+  "$quorate" store show "$store" "$id" > "$work/$n.attestation.json"
+  python3 - "$work/$n.attestation.json" "$n" "$builder_digest" <<'EOF'
+import base64, json, sys
+shown, node, builder = sys.argv[1:]
+statement = json.loads(base64.b64decode(json.load(open(shown))["envelope"]["payload"]))
+deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+print("%s, image %s:" % (node, statement["subject"][0]["digest"]["sha256"][:12]))
+for d in deps:
+    digest = ", ".join("%s:%s" % (k, v) for k, v in sorted(d["digest"].items()))
+    print("  %-34s %s" % (d.get("name") or d.get("uri", ""), digest))
+if not any(d.get("digest", {}).get("sha256") == builder.split(":", 1)[1] for d in deps):
+    sys.exit("demo: %s's attestation does not name the builder image %s" % (node, builder))
+EOF
+done
+echo "same builder image, same commit: the rogue's tampering is not in its attestation; only the other nodes' votes show it"
+
 say "why the rogue dissents: quorate diff of the accepted image against the rogue's"
 a_image="$work/node-a-images/${accepted#sha256:}"
 r_image="$work/node-rogue-images/${rogue_digest#sha256:}"
@@ -202,4 +293,11 @@ say "stopping every process the demo started (${#pids[@]}: ${pids[*]})"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done
 for pid in "${pids[@]}"; do wait "$pid" || { echo "demo: process $pid exited $?" >&2; exit 1; }; done
 pids=()
-echo "all stopped; the demo took $(($(date +%s) - started)) s after the build"
+if [ "$keep" = 0 ]; then
+  # The nodes' stores hold an unpacked builder image each: removing them takes a while on a slow disk.
+  echo "all stopped; removing the work directory ($(du -sm "$work" | cut -f1) MB)"
+  rm -rf "$work"
+else
+  echo "all stopped"
+fi
+echo "the demo took $(($(date +%s) - started)) s after the build"

@@ -47,6 +47,7 @@ class BuilderRebuilder : public Rebuilder {
     o.output = job / "image";
     o.work_dir = job / "work";
     o.sandbox = sandbox_of(config_.sandbox);
+    o.bwrap = config_.bwrap;
     o.timeout = std::chrono::seconds(config_.build_timeout_seconds);
     o.max_output_bytes = config_.max_output_bytes;
     o.image_store = config_.image_store;

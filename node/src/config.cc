@@ -137,8 +137,8 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
         static_cast<size_t>(QR_TRY(get_int(path, *l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
   }
   if (const toml::table* b = get_table(root, "build")) {
-    QR_RETURN_IF_ERROR(check_keys(path, *b, "build.", {"work_dir", "path", "sandbox", "keep_images", "timeout_seconds", "max_output_bytes",
-                                                    "image_store"}));
+    QR_RETURN_IF_ERROR(check_keys(path, *b, "build.", {"work_dir", "path", "sandbox", "bwrap", "keep_images", "timeout_seconds",
+                                                    "max_output_bytes", "image_store"}));
     auto image_store = QR_TRY(get_string(path, *b, "image_store", "build.", false));
     if (!image_store.empty()) c.image_store = resolve(base, image_store);
     c.work_dir = resolve(base, QR_TRY(get_string(path, *b, "work_dir", "build.", false)));
@@ -149,6 +149,8 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
     if (c.sandbox != "auto" && c.sandbox != "bubblewrap" && c.sandbox != "none") {
       return Status::bad_input(path.string() + ": 'build.sandbox' must be auto, bubblewrap or none");
     }
+    auto bwrap = QR_TRY(get_string(path, *b, "bwrap", "build.", false));
+    if (!bwrap.empty()) c.bwrap = resolve(base, bwrap);
     c.build_timeout_seconds = QR_TRY(get_int(path, *b, "timeout_seconds", "build.", c.build_timeout_seconds, 1, 7 * 24 * 3600));
     c.max_output_bytes = static_cast<uint64_t>(
         QR_TRY(get_int(path, *b, "max_output_bytes", "build.", static_cast<int64_t>(c.max_output_bytes), 1, int64_t{1} << 50)));

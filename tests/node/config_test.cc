@@ -28,6 +28,7 @@ TEST(NodeConfig, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->work_dir, path.parent_path() / "data" / "work");
   EXPECT_EQ(c->max_queue, 16u);
   EXPECT_FALSE(c->transport.insecure);
+  EXPECT_EQ(c->bwrap, "/usr/bin/bwrap");
 }
 
 TEST(NodeConfig, EverySectionParses) {
@@ -48,6 +49,7 @@ history_batch = 10
 max_attestation_bytes = 2048
 [build]
 sandbox = "none"
+bwrap = "tools/bwrap"
 path = ["/usr/bin", "/bin"]
 )");
   auto c = load_node_config(path);
@@ -58,6 +60,7 @@ path = ["/usr/bin", "/bin"]
   EXPECT_EQ(c->max_queue, 2u);
   EXPECT_EQ(c->limits.max_attestation_bytes, 2048u);
   EXPECT_EQ(c->sandbox, "none");
+  EXPECT_EQ(c->bwrap, path.parent_path() / "tools/bwrap");
   EXPECT_EQ(c->build_path.size(), 2u);
 }
 

@@ -29,6 +29,7 @@ struct NodeConfig {
   std::filesystem::path work_dir;            // default: <data_dir>/work
   std::vector<std::string> build_path;       // PATH directories for run steps (default: the builder's)
   std::string sandbox = "auto";              // auto | bubblewrap | none
+  std::filesystem::path bwrap = "/usr/bin/bwrap";  // the bubblewrap binary run steps are started through
   int64_t build_timeout_seconds = 3600;      // all run steps of one build together
   uint64_t max_output_bytes = uint64_t{4} << 30;  // regular-file bytes of all run steps' outputs
   std::filesystem::path keep_images;         // when set: each built image kept as <dir>/<manifest digest hex>
