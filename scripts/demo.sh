@@ -190,11 +190,12 @@ for n in "${nodes[@]}"; do
   echo "  $n: publish $(json_field "$work/$n-data/endpoints.json" publish), control $(json_field "$work/$n-data/endpoints.json" control)"
 done
 
-say "starting the verifier: policy k = 3 of 4, on_conflict = majority"
+say "starting the verifier: policy k = 3 of 4, on_conflict = majority, votes only from pinned builder images"
 {
   echo 'threshold = 3'
   echo 'match = "image"'
   echo 'on_conflict = "majority"'
+  echo 'run_environment = "pinned"'
   for n in "${nodes[@]}"; do printf '\n[[nodes]]\nid = "%s"\npublic_key = "keys/%s.key.pem.pub.pem"\n' "$n" "$n"; done
 } > "$work/policy.toml"
 {
