@@ -8,8 +8,8 @@
 #include <iostream>
 
 #include "quorate/cli/cli.h"
-#include "quorate/quorum/quorum_judge.h"
-#include "quorate/quorum/verifier_daemon.h"
+#include "quorate/quorumd/quorum_judge.h"
+#include "quorate/quorumd/verifier_daemon.h"
 
 namespace quorate::cli {
 namespace {

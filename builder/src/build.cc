@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <set>
 
-#include "archive.h"
 #include "base_image.h"
+#include "image_archive.h"
 #include "output_tree.h"
 #include "quorate/builder/recipe.h"
 #include "quorate/builder/reference.h"

@@ -1,5 +1,5 @@
 // quorum.toml parsing: every key checked, unknown keys refused, paths resolved against the file's directory.
-#include "quorate/quorum/verifier_config.h"
+#include "quorate/quorumd/verifier_config.h"
 
 #include <set>
 

@@ -1,5 +1,5 @@
 // VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after storing.
-#include "quorate/quorum/verifier_daemon.h"
+#include "quorate/quorumd/verifier_daemon.h"
 
 #include <sqlite3.h>
 
