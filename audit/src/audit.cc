@@ -4,16 +4,18 @@
 #include "quorate/quorum/verified_votes.h"
 
 #include <git2.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "quorate/core/file.h"
+#include "quorate/core/process.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/core/time.h"
 #include "quorate/quorum/verified_votes.h"
 
@@ -49,50 +51,35 @@ std::string local_path(const std::string& repo) {
   return repo.rfind(kFile, 0) == 0 ? repo.substr(kFile.size()) : repo;
 }
 
-// Runs a command line with /bin/sh and returns its stdout, or nullopt when it could not start.
-std::optional<std::string> capture(const std::string& command) {
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-CommitSignature check_gpg(const std::string& signature, const std::string& data) {
+// What `gpg --verify` says of a detached signature over `data`: both are written into a private temporary
+// directory under options.temp_dir, and gpg is run by argv (no shell), its status lines read from stdout.
+CommitSignature check_gpg(const std::string& signature, const std::string& data, const AuditOptions& options) {
   CommitSignature sig{"gpg", "not checked", "", ""};
-  if (std::system("command -v gpg >/dev/null 2>&1") != 0) {
+  if (options.gpg.empty()) {
     sig.detail = "gpg is not installed";
     return sig;
   }
-  char dir_template[] = "/tmp/quorate-audit.XXXXXX";
-  if (!::mkdtemp(dir_template)) {
+  auto dir = TempDir::create(temp_parent(options.temp_dir), "quorate-audit.");
+  if (!dir.ok()) {
     sig.detail = "no temporary directory";
     return sig;
   }
-  std::string dir = dir_template;
-  Status written = write_file_atomic(dir + "/sig", signature);
-  if (written.ok()) written = write_file_atomic(dir + "/data", data);
-  std::optional<std::string> out;
+  const auto sig_file = dir->path() / "sig", data_file = dir->path() / "data";
+  Status written = write_file_atomic(sig_file, signature);
+  if (written.ok()) written = write_file_atomic(data_file, data);
+  std::optional<ProcessResult> run;
   if (written.ok()) {
-    out = capture("gpg --batch --no-tty --status-fd 1 --verify " + shell_quote(dir + "/sig") + " " +
-                  shell_quote(dir + "/data") + " 2>/dev/null");
+    ProcessSpec spec;
+    spec.argv = {options.gpg.string(), "--batch", "--no-tty", "--status-fd", "1", "--verify", sig_file.string(),
+                 data_file.string()};
+    spec.stderr_to = Stderr::kDiscard;
+    if (auto r = run_process(spec); r.ok()) run = std::move(*r);
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  if (!out) {
+  if (!run) {
     sig.detail = "gpg could not be run";
     return sig;
   }
-  std::istringstream lines(*out);
+  std::istringstream lines(run->output);
   std::string line;
   while (std::getline(lines, line)) {
     auto after = [&](const char* tag) { return line.substr(std::string("[GNUPG:] ").size() + strlen(tag) + 1); };
@@ -110,7 +97,7 @@ CommitSignature check_gpg(const std::string& signature, const std::string& data)
   return sig;
 }
 
-CommitSignature commit_signature(git_repository* repo, const git_oid* oid) {
+CommitSignature commit_signature(git_repository* repo, const git_oid* oid, const AuditOptions& options) {
   git_buf signature = GIT_BUF_INIT;
   git_buf data = GIT_BUF_INIT;
   int rc = git_commit_extract_signature(&signature, &data, repo, const_cast<git_oid*>(oid), nullptr);
@@ -120,7 +107,7 @@ CommitSignature commit_signature(git_repository* repo, const git_oid* oid) {
   std::string signed_data(data.ptr, data.size);
   git_buf_dispose(&signature);
   git_buf_dispose(&data);
-  if (sig.rfind("-----BEGIN PGP SIGNATURE-----", 0) == 0) return check_gpg(sig, signed_data);
+  if (sig.rfind("-----BEGIN PGP SIGNATURE-----", 0) == 0) return check_gpg(sig, signed_data, options);
   if (sig.rfind("-----BEGIN SSH SIGNATURE-----", 0) == 0) {
     return {"ssh", "not checked", "", "ssh signatures are checked against an allowed-signers file, none given"};
   }
@@ -138,7 +125,8 @@ class History {
     return h;
   }
 
-  Result<std::vector<CommitAudit>> walk(const std::string& range, size_t max_count) {
+  Result<std::vector<CommitAudit>> walk(const AuditOptions& options) {
+    const std::string& range = options.range;
     GitPtr<git_revwalk, git_revwalk_free> walk;
     if (git_revwalk_new(&walk.p, repo_.p) != 0) return Status::internal(git_error_text());
     git_revwalk_sorting(walk.p, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
@@ -157,7 +145,7 @@ class History {
     git_revwalk_simplify_first_parent(walk.p);
     std::vector<CommitAudit> out;
     git_oid oid;
-    while (out.size() < max_count && git_revwalk_next(&oid, walk.p) == 0) {
+    while (out.size() < options.max_count && git_revwalk_next(&oid, walk.p) == 0) {
       GitPtr<git_commit, git_commit_free> commit;
       if (git_commit_lookup(&commit.p, repo_.p, &oid) != 0) return Status::internal(git_error_text());
       CommitAudit c;
@@ -165,7 +153,7 @@ class History {
       const char* summary = git_commit_summary(commit.p);
       c.summary = summary ? summary : "";
       c.time = static_cast<int64_t>(git_commit_time(commit.p));
-      c.signature = commit_signature(repo_.p, &oid);
+      c.signature = commit_signature(repo_.p, &oid, options);
       out.push_back(std::move(c));
     }
     return out;
@@ -223,7 +211,7 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
   AuditReport report;
   report.repository = options.repo;
   report.source_uri = options.source_uri.empty() ? options.repo : options.source_uri;
-  report.commits = QR_TRY(history->walk(options.range, options.max_count));
+  report.commits = QR_TRY(history->walk(options));
 
   std::map<std::string, std::map<quorum::SubjectKey, std::vector<quorum::Vote>>> by_commit;
   std::vector<quorum::Vote> all;
