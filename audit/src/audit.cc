@@ -1,10 +1,6 @@
 // run_audit: libgit2 history walk joined with the attestation store; text, JSON and Markdown reports.
 #include "quorate/audit/audit.h"
 
-#include "quorate/quorum/verified_votes.h"
-
-#include <git2.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -17,34 +13,11 @@
 #include "quorate/core/process.h"
 #include "quorate/core/temporaries.h"
 #include "quorate/core/time.h"
+#include "quorate/git/git.h"
 #include "quorate/quorum/verified_votes.h"
 
 namespace quorate::audit {
 namespace {
-
-struct GitLib {
-  GitLib() { git_libgit2_init(); }
-  ~GitLib() { git_libgit2_shutdown(); }
-};
-
-template <class T, void (*Free)(T*)>
-struct GitPtr {
-  T* p = nullptr;
-  ~GitPtr() {
-    if (p) Free(p);
-  }
-};
-
-std::string git_error_text() {
-  const git_error* e = git_error_last();
-  return e && e->message ? e->message : "unknown libgit2 error";
-}
-
-std::string oid_hex(const git_oid* oid) {
-  char buf[GIT_OID_HEXSZ + 1];
-  git_oid_tostr(buf, sizeof buf, oid);
-  return buf;
-}
 
 std::string local_path(const std::string& repo) {
   constexpr std::string_view kFile = "file://";
@@ -102,7 +75,7 @@ CommitSignature commit_signature(git_repository* repo, const git_oid* oid, const
   git_buf data = GIT_BUF_INIT;
   int rc = git_commit_extract_signature(&signature, &data, repo, const_cast<git_oid*>(oid), nullptr);
   if (rc == GIT_ENOTFOUND) return {"none", "unsigned", "", ""};
-  if (rc != 0) return {"unknown", "not checked", "", git_error_text()};
+  if (rc != 0) return {"unknown", "not checked", "", git::last_error()};
   std::string sig(signature.ptr, signature.size);
   std::string signed_data(data.ptr, data.size);
   git_buf_dispose(&signature);
@@ -119,26 +92,24 @@ class History {
  public:
   static Result<std::unique_ptr<History>> open(const std::string& repo) {
     auto h = std::unique_ptr<History>(new History());
-    if (git_repository_open_ext(&h->repo_.p, local_path(repo).c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-      return Status::not_found("cannot open repository " + repo + ": " + git_error_text());
-    }
+    QR_RETURN_IF_ERROR(git::open_repository(local_path(repo), h->repo_, repo));
     return h;
   }
 
   Result<std::vector<CommitAudit>> walk(const AuditOptions& options) {
     const std::string& range = options.range;
-    GitPtr<git_revwalk, git_revwalk_free> walk;
-    if (git_revwalk_new(&walk.p, repo_.p) != 0) return Status::internal(git_error_text());
+    git::Ptr<git_revwalk, git_revwalk_free> walk;
+    if (git_revwalk_new(&walk.p, repo_.p) != 0) return Status::internal(git::last_error());
     git_revwalk_sorting(walk.p, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
     if (range.find("..") != std::string::npos) {
       if (git_revwalk_push_range(walk.p, range.c_str()) != 0) {
-        return Status::not_found("revision range \"" + range + "\": " + git_error_text());
+        return Status::not_found("revision range \"" + range + "\": " + git::last_error());
       }
     } else {
-      GitPtr<git_object, git_object_free> obj;
+      git::Ptr<git_object, git_object_free> obj;
       std::string rev = range.empty() ? "HEAD" : range;
       if (git_revparse_single(&obj.p, repo_.p, rev.c_str()) != 0) {
-        return Status::not_found("revision \"" + rev + "\": " + git_error_text());
+        return Status::not_found("revision \"" + rev + "\": " + git::last_error());
       }
       git_revwalk_push(walk.p, git_object_id(obj.p));
     }
@@ -146,10 +117,10 @@ class History {
     std::vector<CommitAudit> out;
     git_oid oid;
     while (out.size() < options.max_count && git_revwalk_next(&oid, walk.p) == 0) {
-      GitPtr<git_commit, git_commit_free> commit;
-      if (git_commit_lookup(&commit.p, repo_.p, &oid) != 0) return Status::internal(git_error_text());
+      git::Ptr<git_commit, git_commit_free> commit;
+      if (git_commit_lookup(&commit.p, repo_.p, &oid) != 0) return Status::internal(git::last_error());
       CommitAudit c;
-      c.id = oid_hex(&oid);
+      c.id = git::oid_hex(&oid);
       const char* summary = git_commit_summary(commit.p);
       c.summary = summary ? summary : "";
       c.time = static_cast<int64_t>(git_commit_time(commit.p));
@@ -162,14 +133,14 @@ class History {
   bool has_commit(const std::string& hex) {
     git_oid oid;
     if (hex.size() != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex.c_str()) != 0) return false;
-    GitPtr<git_commit, git_commit_free> commit;
+    git::Ptr<git_commit, git_commit_free> commit;
     return git_commit_lookup(&commit.p, repo_.p, &oid) == 0;
   }
 
  private:
   History() = default;
-  GitLib lib_;
-  GitPtr<git_repository, git_repository_free> repo_;
+  git::Library lib_;
+  git::Repository repo_;
 };
 
 std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
