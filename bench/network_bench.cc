@@ -24,8 +24,8 @@
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
 #include "quorate/core/sha256.h"
-#include "quorate/quorum/quorum_judge.h"
-#include "quorate/quorum/verifier_daemon.h"
+#include "quorate/quorumd/quorum_judge.h"
+#include "quorate/quorumd/verifier_daemon.h"
 #include "quorate/wire/socket.h"
 
 namespace {

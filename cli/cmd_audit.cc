@@ -33,6 +33,8 @@ Status run_audit_command(const AuditArgs& a) {
   o.max_count = a.max_count;
   o.source_uri = a.source_uri;
   o.verifier = verifier ? &*verifier : nullptr;
+  o.gpg = program_on_path("gpg");
+  o.temp_dir = temp_dir_from_env();
   // The command line is the one place that reads the clock.
   o.now = a.now.empty() ? std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count()

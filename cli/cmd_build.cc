@@ -24,11 +24,6 @@ struct BuildArgs {
   bool json = false, no_sandbox = false, keep_work_dir = false, quiet = false;
 };
 
-int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Result<std::string> read_passphrase(const std::string& path) {
   if (path.empty()) return std::string();
   auto text = QR_TRY(read_file(path, 4096));

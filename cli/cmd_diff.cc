@@ -20,6 +20,7 @@ struct DiffArgs {
 
 Status run_diff(const DiffArgs& args) {
   audit::DiffOptions options;
+  options.temp_dir = temp_dir_from_env();
   std::istringstream names(args.ignore);
   for (std::string name; std::getline(names, name, ',');) {
     if (!name.empty()) options.ignore.insert(name);

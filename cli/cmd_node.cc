@@ -1,10 +1,6 @@
 // `quorate node --config node.toml`: run a rebuild node until SIGTERM/SIGINT.
 #include <CLI/CLI.hpp>
 
-#include <signal.h>
-
-#include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <iostream>
 
@@ -15,14 +11,6 @@
 
 namespace quorate::cli {
 namespace {
-
-std::atomic<bool> g_node_stop{false};
-extern "C" void on_node_signal(int) { g_node_stop = true; }
-
-int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct NodeArgs {
   std::string config;
@@ -52,14 +40,10 @@ Status run_node(const NodeArgs& a) {
     return std::string(v ? v : "");
   });
   if (!rebuilder.ok()) return rebuilder.status();
-  struct sigaction sa {};
-  sa.sa_handler = on_node_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  const auto& stop = stop_on_termination_signals();
   auto daemon = node::NodeDaemon::open(std::move(*config), std::move(*rebuilder), log, {.clock_ms = wall_clock_ms});
   if (!daemon.ok()) return daemon.status();
-  return (*daemon)->run(g_node_stop);
+  return (*daemon)->run(stop);
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ Result<nz::LayerOptions> layer_options(const NormalizeArgs& a) {
   o.threads = a.threads;
   if (!a.max_expanded.empty()) o.max_expanded_bytes = QR_TRY(parse_size(a.max_expanded));
   // Spools and extracted image tars go under $TMPDIR, read here because libraries never read the environment.
-  if (const char* tmpdir = std::getenv("TMPDIR"); tmpdir != nullptr && *tmpdir != '\0') o.temp_dir = tmpdir;
+  o.temp_dir = temp_dir_from_env();
   std::error_code ec;
   if (::isatty(2) && fs::file_size(a.input, ec) >= kProgressThreshold && !ec) {
     o.progress = [](uint64_t bytes) { std::cerr << "\rread " << (bytes >> 20) << " MiB" << std::flush; };

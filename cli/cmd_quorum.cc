@@ -1,26 +1,14 @@
 // `quorate quorum --config quorum.toml`: run the verifier daemon until SIGTERM/SIGINT.
 #include <CLI/CLI.hpp>
 
-#include <signal.h>
-
-#include <atomic>
-#include <chrono>
 #include <iostream>
 
 #include "quorate/cli/cli.h"
-#include "quorate/quorum/quorum_judge.h"
-#include "quorate/quorum/verifier_daemon.h"
+#include "quorate/quorumd/quorum_judge.h"
+#include "quorate/quorumd/verifier_daemon.h"
 
 namespace quorate::cli {
 namespace {
-
-std::atomic<bool> g_quorum_stop{false};
-extern "C" void on_quorum_signal(int) { g_quorum_stop = true; }
-
-int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 struct QuorumArgs {
   std::string config;
@@ -35,14 +23,10 @@ Status run_quorum(const QuorumArgs& a) {
   wire::EventLog log(std::cerr, wall_clock_ms, "quorum", a.debug ? wire::EventLog::Level::kDebug : wire::EventLog::Level::kInfo);
   auto judge = quorum::open_quorum_judge(*config, wall_clock_ms);
   if (!judge.ok()) return judge.status();
-  struct sigaction sa {};
-  sa.sa_handler = on_quorum_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  const auto& stop = stop_on_termination_signals();
   auto daemon = quorum::VerifierDaemon::open(std::move(*config), std::move(*judge), log, {.clock_ms = wall_clock_ms});
   if (!daemon.ok()) return daemon.status();
-  return (*daemon)->run(g_quorum_stop);
+  return (*daemon)->run(stop);
 }
 
 }  // namespace

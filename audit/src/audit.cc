@@ -1,98 +1,58 @@
 // run_audit: libgit2 history walk joined with the attestation store; text, JSON and Markdown reports.
 #include "quorate/audit/audit.h"
 
-#include "quorate/quorum/verified_votes.h"
-
-#include <git2.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "quorate/core/file.h"
+#include "quorate/core/process.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/core/time.h"
+#include "quorate/git/git.h"
 #include "quorate/quorum/verified_votes.h"
 
 namespace quorate::audit {
 namespace {
-
-struct GitLib {
-  GitLib() { git_libgit2_init(); }
-  ~GitLib() { git_libgit2_shutdown(); }
-};
-
-template <class T, void (*Free)(T*)>
-struct GitPtr {
-  T* p = nullptr;
-  ~GitPtr() {
-    if (p) Free(p);
-  }
-};
-
-std::string git_error_text() {
-  const git_error* e = git_error_last();
-  return e && e->message ? e->message : "unknown libgit2 error";
-}
-
-std::string oid_hex(const git_oid* oid) {
-  char buf[GIT_OID_HEXSZ + 1];
-  git_oid_tostr(buf, sizeof buf, oid);
-  return buf;
-}
 
 std::string local_path(const std::string& repo) {
   constexpr std::string_view kFile = "file://";
   return repo.rfind(kFile, 0) == 0 ? repo.substr(kFile.size()) : repo;
 }
 
-// Runs a command line with /bin/sh and returns its stdout, or nullopt when it could not start.
-std::optional<std::string> capture(const std::string& command) {
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-CommitSignature check_gpg(const std::string& signature, const std::string& data) {
+// What `gpg --verify` says of a detached signature over `data`: both are written into a private temporary
+// directory under options.temp_dir, and gpg is run by argv (no shell), its status lines read from stdout.
+CommitSignature check_gpg(const std::string& signature, const std::string& data, const AuditOptions& options) {
   CommitSignature sig{"gpg", "not checked", "", ""};
-  if (std::system("command -v gpg >/dev/null 2>&1") != 0) {
+  if (options.gpg.empty()) {
     sig.detail = "gpg is not installed";
     return sig;
   }
-  char dir_template[] = "/tmp/quorate-audit.XXXXXX";
-  if (!::mkdtemp(dir_template)) {
+  auto dir = TempDir::create(temp_parent(options.temp_dir), "quorate-audit.");
+  if (!dir.ok()) {
     sig.detail = "no temporary directory";
     return sig;
   }
-  std::string dir = dir_template;
-  Status written = write_file_atomic(dir + "/sig", signature);
-  if (written.ok()) written = write_file_atomic(dir + "/data", data);
-  std::optional<std::string> out;
+  const auto sig_file = dir->path() / "sig", data_file = dir->path() / "data";
+  Status written = write_file_atomic(sig_file, signature);
+  if (written.ok()) written = write_file_atomic(data_file, data);
+  std::optional<ProcessResult> run;
   if (written.ok()) {
-    out = capture("gpg --batch --no-tty --status-fd 1 --verify " + shell_quote(dir + "/sig") + " " +
-                  shell_quote(dir + "/data") + " 2>/dev/null");
+    ProcessSpec spec;
+    spec.argv = {options.gpg.string(), "--batch", "--no-tty", "--status-fd", "1", "--verify", sig_file.string(),
+                 data_file.string()};
+    spec.stderr_to = Stderr::kDiscard;
+    if (auto r = run_process(spec); r.ok()) run = std::move(*r);
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
-  if (!out) {
+  if (!run) {
     sig.detail = "gpg could not be run";
     return sig;
   }
-  std::istringstream lines(*out);
+  std::istringstream lines(run->output);
   std::string line;
   while (std::getline(lines, line)) {
     auto after = [&](const char* tag) { return line.substr(std::string("[GNUPG:] ").size() + strlen(tag) + 1); };
@@ -110,17 +70,17 @@ CommitSignature check_gpg(const std::string& signature, const std::string& data)
   return sig;
 }
 
-CommitSignature commit_signature(git_repository* repo, const git_oid* oid) {
+CommitSignature commit_signature(git_repository* repo, const git_oid* oid, const AuditOptions& options) {
   git_buf signature = GIT_BUF_INIT;
   git_buf data = GIT_BUF_INIT;
   int rc = git_commit_extract_signature(&signature, &data, repo, const_cast<git_oid*>(oid), nullptr);
   if (rc == GIT_ENOTFOUND) return {"none", "unsigned", "", ""};
-  if (rc != 0) return {"unknown", "not checked", "", git_error_text()};
+  if (rc != 0) return {"unknown", "not checked", "", git::last_error()};
   std::string sig(signature.ptr, signature.size);
   std::string signed_data(data.ptr, data.size);
   git_buf_dispose(&signature);
   git_buf_dispose(&data);
-  if (sig.rfind("-----BEGIN PGP SIGNATURE-----", 0) == 0) return check_gpg(sig, signed_data);
+  if (sig.rfind("-----BEGIN PGP SIGNATURE-----", 0) == 0) return check_gpg(sig, signed_data, options);
   if (sig.rfind("-----BEGIN SSH SIGNATURE-----", 0) == 0) {
     return {"ssh", "not checked", "", "ssh signatures are checked against an allowed-signers file, none given"};
   }
@@ -132,40 +92,39 @@ class History {
  public:
   static Result<std::unique_ptr<History>> open(const std::string& repo) {
     auto h = std::unique_ptr<History>(new History());
-    if (git_repository_open_ext(&h->repo_.p, local_path(repo).c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-      return Status::not_found("cannot open repository " + repo + ": " + git_error_text());
-    }
+    QR_RETURN_IF_ERROR(git::open_repository(local_path(repo), h->repo_, repo));
     return h;
   }
 
-  Result<std::vector<CommitAudit>> walk(const std::string& range, size_t max_count) {
-    GitPtr<git_revwalk, git_revwalk_free> walk;
-    if (git_revwalk_new(&walk.p, repo_.p) != 0) return Status::internal(git_error_text());
+  Result<std::vector<CommitAudit>> walk(const AuditOptions& options) {
+    const std::string& range = options.range;
+    git::Ptr<git_revwalk, git_revwalk_free> walk;
+    if (git_revwalk_new(&walk.p, repo_.p) != 0) return Status::internal(git::last_error());
     git_revwalk_sorting(walk.p, GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
     if (range.find("..") != std::string::npos) {
       if (git_revwalk_push_range(walk.p, range.c_str()) != 0) {
-        return Status::not_found("revision range \"" + range + "\": " + git_error_text());
+        return Status::not_found("revision range \"" + range + "\": " + git::last_error());
       }
     } else {
-      GitPtr<git_object, git_object_free> obj;
+      git::Ptr<git_object, git_object_free> obj;
       std::string rev = range.empty() ? "HEAD" : range;
       if (git_revparse_single(&obj.p, repo_.p, rev.c_str()) != 0) {
-        return Status::not_found("revision \"" + rev + "\": " + git_error_text());
+        return Status::not_found("revision \"" + rev + "\": " + git::last_error());
       }
       git_revwalk_push(walk.p, git_object_id(obj.p));
     }
     git_revwalk_simplify_first_parent(walk.p);
     std::vector<CommitAudit> out;
     git_oid oid;
-    while (out.size() < max_count && git_revwalk_next(&oid, walk.p) == 0) {
-      GitPtr<git_commit, git_commit_free> commit;
-      if (git_commit_lookup(&commit.p, repo_.p, &oid) != 0) return Status::internal(git_error_text());
+    while (out.size() < options.max_count && git_revwalk_next(&oid, walk.p) == 0) {
+      git::Ptr<git_commit, git_commit_free> commit;
+      if (git_commit_lookup(&commit.p, repo_.p, &oid) != 0) return Status::internal(git::last_error());
       CommitAudit c;
-      c.id = oid_hex(&oid);
+      c.id = git::oid_hex(&oid);
       const char* summary = git_commit_summary(commit.p);
       c.summary = summary ? summary : "";
       c.time = static_cast<int64_t>(git_commit_time(commit.p));
-      c.signature = commit_signature(repo_.p, &oid);
+      c.signature = commit_signature(repo_.p, &oid, options);
       out.push_back(std::move(c));
     }
     return out;
@@ -174,14 +133,14 @@ class History {
   bool has_commit(const std::string& hex) {
     git_oid oid;
     if (hex.size() != GIT_OID_HEXSZ || git_oid_fromstr(&oid, hex.c_str()) != 0) return false;
-    GitPtr<git_commit, git_commit_free> commit;
+    git::Ptr<git_commit, git_commit_free> commit;
     return git_commit_lookup(&commit.p, repo_.p, &oid) == 0;
   }
 
  private:
   History() = default;
-  GitLib lib_;
-  GitPtr<git_repository, git_repository_free> repo_;
+  git::Library lib_;
+  git::Repository repo_;
 };
 
 std::string short_digest(const std::string& d) { return d.size() > 19 ? d.substr(0, 19) : d; }
@@ -223,7 +182,7 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
   AuditReport report;
   report.repository = options.repo;
   report.source_uri = options.source_uri.empty() ? options.repo : options.source_uri;
-  report.commits = QR_TRY(history->walk(options.range, options.max_count));
+  report.commits = QR_TRY(history->walk(options));
 
   std::map<std::string, std::map<quorum::SubjectKey, std::vector<quorum::Vote>>> by_commit;
   std::vector<quorum::Vote> all;

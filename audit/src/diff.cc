@@ -5,8 +5,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +19,9 @@
 #include <vector>
 
 #include "quorate/core/file.h"
+#include "quorate/core/process.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/image.h"
 #include "quorate/normalize/image_files.h"
@@ -169,27 +169,6 @@ std::vector<FileChange> diff_maps(const std::map<std::string, LayerEntry>& left,
 }
 
 // ---- reading tar members (for --deep) ----
-
-// A fresh directory under `parent` (/tmp when empty), removed with everything in it when the object dies.
-class TempDir {
- public:
-  static Result<std::unique_ptr<TempDir>> create(const fs::path& parent) {
-    std::string templ = ((parent.empty() ? fs::path("/tmp") : parent) / "quorate-diff.XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory " + templ, errno);
-    return std::unique_ptr<TempDir>(new TempDir(templ));
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  explicit TempDir(fs::path path) : path_(std::move(path)) {}
-  fs::path path_;
-};
 
 struct ArchiveCloser {
   void operator()(struct archive* a) const { archive_read_free(a); }
@@ -440,91 +419,29 @@ Status extract_versions(const fs::path& layer, std::vector<Version>& versions, c
   return Status();
 }
 
-// What a diffoscope run printed (stdout and stderr) and how it ended.
-struct DeepRun {
-  std::string output;
-  bool cut = false;        // stopped reading past deep_max_lines lines or kMaxReportBytes
-  bool timed_out = false;  // still running at deep_timeout
-  int wait_status = 0;
-};
-
-// Reads `fd` until end of file, the deadline, or enough for the report.
-void read_report(int fd, std::chrono::steady_clock::time_point deadline, size_t max_lines, DeepRun& run) {
-  char buf[8192];
-  size_t lines = 0;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    struct pollfd p = {fd, POLLIN, 0};
-    int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-    if (ready == 0) {
-      run.timed_out = true;
-      return;
-    }
-    ssize_t n = ready > 0 ? ::read(fd, buf, sizeof buf) : -1;
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // end of file, or a pipe error: the report is what came so far
-    run.output.append(buf, static_cast<size_t>(n));
-    lines += static_cast<size_t>(std::count(buf, buf + n, '\n'));
-    if (lines > max_lines || run.output.size() > kMaxReportBytes) {
-      run.cut = true;
-      return;
-    }
-  }
-}
-
-// Runs `program --text - a/NAME b/NAME` in `dir`, in its own process group so that a kill reaches the tools
-// diffoscope starts; io when it cannot be started.
-Result<DeepRun> run_diffoscope(const fs::path& program, const fs::path& dir, const std::string& name,
-                               const DiffOptions& options) {
-  std::vector<std::string> args = {program.string(), "--text", "-", "a/" + name, "b/" + name};
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) return Status::from_errno("open /dev/null", errno);
-  int out[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    ::close(null_fd);
-    return Status::from_errno("create a pipe for diffoscope", errno);
-  }
-  auto deadline = std::chrono::steady_clock::now() + options.deep_timeout;
-  pid_t pid = ::fork();
-  if (pid == 0) {  // only async-signal-safe calls until exec
-    ::setpgid(0, 0);
-    ::dup2(null_fd, 0);
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
-    if (::chdir(dir.c_str()) != 0) _exit(126);
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
-  int fork_errno = errno;
-  ::close(null_fd);
-  ::close(out[1]);
-  if (pid < 0) {
-    ::close(out[0]);
-    return Status::from_errno("start " + program.string(), fork_errno);
-  }
-  ::setpgid(pid, pid);  // as the child does: whichever runs first, the group exists before any kill
-  DeepRun run;
-  read_report(out[0], deadline, options.deep_max_lines, run);
-  ::close(out[0]);
-  if (run.cut || run.timed_out) ::kill(-pid, SIGKILL);
-  while (::waitpid(pid, &run.wait_status, 0) < 0) {
-    if (errno != EINTR) return Status::from_errno("wait for " + program.string(), errno);
-  }
-  return run;
+// Runs `program --text - a/NAME b/NAME` in `dir` (in its own process group, so that a kill reaches the tools
+// diffoscope starts), reading at most deep_max_lines lines or kMaxReportBytes; io when it cannot be started.
+Result<ProcessResult> run_diffoscope(const fs::path& program, const fs::path& dir, const std::string& name,
+                                    const DiffOptions& options) {
+  ProcessSpec spec;
+  spec.argv = {program.string(), "--text", "-", "a/" + name, "b/" + name};
+  spec.cwd = dir;
+  spec.max_output_lines = options.deep_max_lines;
+  spec.max_output_bytes = kMaxReportBytes;
+  spec.deadline = std::chrono::steady_clock::now() + options.deep_timeout;
+  return run_process(spec);
 }
 
 // The report kept in FileChange::deep: at most deep_max_lines lines, then a line for anything unusual.
-std::string deep_report(const DeepRun& run, const DiffOptions& options) {
+std::string deep_report(const ProcessResult& run, const DiffOptions& options) {
+  const bool timed_out = run.ending == ProcessEnding::kTimedOut;
   std::string text = run.output;
   size_t end = 0;
   for (size_t lines = 0; lines < options.deep_max_lines && end < text.size(); ++lines) {
     size_t nl = text.find('\n', end);
     end = nl == std::string::npos ? text.size() : nl + 1;
   }
-  bool cut = run.cut || end < text.size();
+  bool cut = run.ending == ProcessEnding::kOutputCut || end < text.size();
   text.resize(std::min(end, kMaxReportBytes));
   if (!text.empty() && text.back() != '\n') text += '\n';
   if (end > kMaxReportBytes) {
@@ -532,7 +449,7 @@ std::string deep_report(const DeepRun& run, const DiffOptions& options) {
   } else if (cut) {
     text += "[report cut after " + std::to_string(options.deep_max_lines) + " lines]\n";
   }
-  if (run.timed_out) {
+  if (timed_out) {
     text += "[diffoscope still ran after " + std::to_string(options.deep_timeout.count()) + " s and was killed]\n";
   } else if (!cut && WIFEXITED(run.wait_status) && WEXITSTATUS(run.wait_status) > 1) {
     text += "[diffoscope failed: exit status " + std::to_string(WEXITSTATUS(run.wait_status)) + "]\n";
@@ -559,13 +476,13 @@ Status explain_content(LayerDiff& diff, const LayerIndex& a, const fs::path& a_f
     if (content_changed(c, a, b)) changed.push_back(&c);
   }
   if (changed.empty()) return Status();
-  auto temp = QR_TRY(TempDir::create(options.temp_dir));
+  auto temp = QR_TRY(TempDir::create(temp_parent(options.temp_dir), "quorate-diff."));
   std::vector<Version> va, vb;
   std::vector<std::string> names;
   for (size_t i = 0; i < changed.size(); ++i) {
     const std::string& path = changed[i]->path;
     names.push_back(path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1));
-    fs::path dir = temp->path() / std::to_string(i);
+    fs::path dir = temp.path() / std::to_string(i);
     for (const char* side : {"a", "b"}) {
       std::error_code ec;
       fs::create_directories(dir / side, ec);
@@ -574,10 +491,10 @@ Status explain_content(LayerDiff& diff, const LayerIndex& a, const fs::path& a_f
     va.push_back({source_member(a, path), a.entries.at(path).content_digest, dir / "a" / names.back()});
     vb.push_back({source_member(b, path), b.entries.at(path).content_digest, dir / "b" / names.back()});
   }
-  QR_RETURN_IF_ERROR(extract_versions(a_file, va, temp->path() / "spool", options.max_expanded_bytes));
-  QR_RETURN_IF_ERROR(extract_versions(b_file, vb, temp->path() / "spool", options.max_expanded_bytes));
+  QR_RETURN_IF_ERROR(extract_versions(a_file, va, temp.path() / "spool", options.max_expanded_bytes));
+  QR_RETURN_IF_ERROR(extract_versions(b_file, vb, temp.path() / "spool", options.max_expanded_bytes));
   for (size_t i = 0; i < changed.size(); ++i) {
-    auto run = QR_TRY(run_diffoscope(options.diffoscope, temp->path() / std::to_string(i), names[i], options));
+    auto run = QR_TRY(run_diffoscope(options.diffoscope, temp.path() / std::to_string(i), names[i], options));
     changed[i]->deep = deep_report(run, options);
   }
   return Status();
@@ -645,18 +562,7 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
 }
 
 Result<std::filesystem::path> find_diffoscope(std::string_view search_path) {
-  size_t start = 0;
-  while (start <= search_path.size()) {
-    size_t end = std::min(search_path.find(':', start), search_path.size());
-    std::string_view dir = search_path.substr(start, end - start);
-    start = end + 1;
-    if (dir.empty()) continue;
-    fs::path candidate = fs::path(dir) / "diffoscope";
-    struct stat st;
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-  }
+  if (auto found = find_program("diffoscope", search_path)) return *found;
   return Status::usage("diffoscope is not installed (no executable diffoscope in any directory of PATH)");
 }
 

@@ -13,8 +13,8 @@
 #include <algorithm>
 #include <set>
 
-#include "archive.h"
 #include "base_image.h"
+#include "image_archive.h"
 #include "output_tree.h"
 #include "quorate/builder/recipe.h"
 #include "quorate/builder/reference.h"
@@ -23,6 +23,7 @@
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/layer.h"
@@ -38,7 +39,8 @@ using normalize::EntryType;
 struct BuildContext {
   explicit BuildContext(const BuildOptions& o) : opt(o) {}
   const BuildOptions& opt;
-  fs::path work;  // this build's scratch directory
+  std::optional<TempDir> work_dir;  // this build's scratch directory, removed at the end unless kept
+  fs::path work;                    // its path
   std::unique_ptr<GitSource> source;
   Recipe recipe;
   int64_t epoch = 0;
@@ -82,9 +84,8 @@ Status make_work_dir(BuildContext& ctx) {
   std::error_code ec;
   fs::create_directories(ctx.opt.work_dir, ec);
   if (ec) return Status::io("create work directory " + ctx.opt.work_dir.string() + ": " + ec.message());
-  std::string dir = (ctx.opt.work_dir / "build-XXXXXX").string();
-  if (!::mkdtemp(dir.data())) return Status::from_errno("create a build directory in " + ctx.opt.work_dir.string(), errno);
-  ctx.work = dir;
+  ctx.work_dir = QR_TRY(TempDir::create(ctx.opt.work_dir, "build-"));
+  ctx.work = ctx.work_dir->path();
   return Status();
 }
 
@@ -656,10 +657,8 @@ Result<BuildResult> build(const BuildOptions& options) {
     status = Status::internal(std::string("build failed: ") + e.what());
   }
   ctx.layout_dir.reset();  // an uncommitted layout is removed here
-  if (!options.keep_work_dir) {
-    std::error_code ec;
-    fs::remove_all(ctx.work, ec);
-  }
+  if (options.keep_work_dir) ctx.work_dir->release();
+  ctx.work_dir.reset();
   QR_RETURN_IF_ERROR(status);
   ctx.result.started_ms = started;
   if (options.clock_ms) ctx.result.finished_ms = options.clock_ms();

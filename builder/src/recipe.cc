@@ -5,9 +5,8 @@
 
 #include <set>
 
-#include <toml++/toml.h>
-
 #include "quorate/builder/reference.h"
+#include "quorate/config/toml_file.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::builder {
@@ -390,12 +389,7 @@ std::string Step::describe() const {
 }
 
 Result<Recipe> parse_recipe(std::string_view text, const std::string& file) {
-  toml::table root;
-  try {
-    root = toml::parse(text, file);
-  } catch (const toml::parse_error& e) {
-    return Status::bad_input(file + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
-  }
+  toml::table root = QR_TRY(config::parse_toml(text, file));
   return read_root(root, file);
 }
 

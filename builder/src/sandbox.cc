@@ -1,23 +1,19 @@
-// run_step: fork + exec of bwrap (or of the command itself), umask 022, output to the build log.
+// run_step: bwrap (or the command itself) run by core's process runner, umask 022, output to the build log.
 #include "quorate/builder/sandbox.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <fstream>
-#include <thread>
 
 #include "quorate/core/file.h"
+#include "quorate/core/process.h"
 
 namespace quorate::builder {
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
 
 // The read-only host directories a toolchain needs; /bin, /lib… are symlinks on merged-/usr systems and are
 // recreated as symlinks, so that the sandbox looks like the host. Of /etc only what programs need to start
@@ -115,122 +111,33 @@ Result<Prepared> prepare(const RunSpec& spec) {
   return p;
 }
 
-std::vector<char*> c_strings(std::vector<std::string>& v) {
-  std::vector<char*> out;
-  for (auto& s : v) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
+// The process the step runs as: bwrap (with an empty environment) or the command itself, with its limits.
+ProcessSpec process_spec(Prepared& p, const RunSpec& spec, int output_fd) {
+  ProcessSpec ps;
+  ps.argv = p.argv;
+  ps.env = p.envp;
+  ps.cwd = p.cwd;
+  ps.umask = 022;
+  ps.pass_fds = p.pass_fds;
+  ps.output_fd = output_fd;
+  ps.cancel = spec.cancel;
+  ps.deadline = spec.deadline;
+  return ps;
 }
 
-// What ends a step besides its own exit.
-struct StepLimits {
-  const std::atomic<bool>* cancel = nullptr;
-  std::optional<SteadyClock::time_point> deadline;
-};
-
-enum class Ending { kExited, kCancelled, kTimedOut };
-
-struct Spawned {
-  int status = 0;  // the wait status of the main process
-  Ending ending = Ending::kExited;
-};
-
-// The child after fork: only async-signal-safe calls. A new process group (led by the child) holds everything
-// the step starts, so that it can be killed as a whole.
-[[noreturn]] void exec_child(const Prepared& p, char* const* argv, char* const* envp, int null_fd, int out_fd) {
-  ::umask(022);
-  ::setpgid(0, 0);
-  for (int fd : p.pass_fds) ::fcntl(fd, F_SETFD, 0);
-  ::dup2(null_fd, 0);
-  ::dup2(out_fd, 1);
-  ::dup2(out_fd, 2);
-  if (::chdir(p.cwd.c_str()) != 0) _exit(126);
-  ::execve(argv[0], argv, envp);
-  _exit(errno == ENOENT ? 127 : 126);
+// Runs the prepared step and closes the descriptors it passed to bwrap.
+Result<ProcessResult> spawn(Prepared p, const RunSpec& spec, int output_fd) {
+  auto result = run_process(process_spec(p, spec, output_fd));
+  for (int fd : p.pass_fds) ::close(fd);
+  return result;
 }
-
-// True once `pid` has ended; it stays unreaped (WNOWAIT), so its process group id cannot be reused before
-// the group is killed.
-Result<bool> has_ended(pid_t pid) {
-  siginfo_t info = {};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-    if (errno == EINTR) return false;
-    return Status::from_errno("waitid", errno);
-  }
-  return info.si_pid == pid;
-}
-
-// Forks and execs, waits for the main process while watching cancel and the deadline, then kills whatever is
-// left of the process group and reaps the main process.
-Result<Spawned> spawn(Prepared p, int out_fd, const StepLimits& limits) {
-  struct CloseFds {
-    std::vector<int>& fds;
-    ~CloseFds() {
-      for (int fd : fds) ::close(fd);
-    }
-  } close_fds{p.pass_fds};
-  auto argv = c_strings(p.argv);
-  auto envp = c_strings(p.envp);
-  int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null_fd < 0) return Status::from_errno("open /dev/null", errno);
-  pid_t pid = ::fork();
-  if (pid == 0) exec_child(p, argv.data(), envp.data(), null_fd, out_fd);
-  int fork_errno = errno;
-  ::close(null_fd);
-  if (pid < 0) return Status::from_errno("fork", fork_errno);
-  ::setpgid(pid, pid);  // also here: the group must exist before the first kill(-pid)
-  Spawned out;
-  Status error;
-  while (true) {
-    auto ended = has_ended(pid);
-    if (!ended.ok()) {
-      error = ended.status();
-      ::kill(-pid, SIGKILL);
-      break;
-    }
-    if (*ended) break;
-    if (out.ending == Ending::kExited && limits.cancel && limits.cancel->load()) out.ending = Ending::kCancelled;
-    if (out.ending == Ending::kExited && limits.deadline && SteadyClock::now() >= *limits.deadline) {
-      out.ending = Ending::kTimedOut;
-    }
-    if (out.ending != Ending::kExited) {
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ::kill(-pid, SIGKILL);  // background processes the step left behind (issue 11, item 14)
-  while (::waitpid(pid, &out.status, 0) < 0) {
-    if (errno != EINTR) return Status::from_errno("waitpid", errno);
-  }
-  QR_RETURN_IF_ERROR(error);
-  return out;
-}
-
-StepLimits limits_of(const RunSpec& spec) { return {spec.cancel, spec.deadline}; }
 
 // execve needs a path: resolve argv[0] against the step's PATH when running on the host.
 void resolve_program(RunSpec& spec) {
-  if (spec.argv.empty() || spec.argv[0].find('/') != std::string::npos) return;
+  if (spec.argv.empty()) return;
   auto it = spec.env.find("PATH");
   std::string path = it == spec.env.end() ? "/usr/bin:/bin" : it->second;
-  size_t pos = 0;
-  while (pos <= path.size()) {
-    size_t colon = path.find(':', pos);
-    if (colon == std::string::npos) colon = path.size();
-    std::filesystem::path candidate = std::filesystem::path(path.substr(pos, colon - pos)) / spec.argv[0];
-    if (::access(candidate.c_str(), X_OK) == 0) {
-      spec.argv[0] = candidate.string();
-      return;
-    }
-    pos = colon + 1;
-  }
-}
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "was killed by signal " + std::to_string(WTERMSIG(status));
-  return "ended with wait status " + std::to_string(status);
+  if (auto found = find_program(spec.argv[0], path)) spec.argv[0] = found->string();
 }
 
 }  // namespace
@@ -255,9 +162,9 @@ Result<Sandbox> resolve_sandbox(Sandbox requested, const std::filesystem::path& 
     argv.insert(argv.end(), mounts.begin(), mounts.end());
     argv.insert(argv.end(), {"--", "/bin/true"});
     int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    auto spawned = spawn(Prepared{argv, {}, "/", {}}, null_fd, StepLimits{});
+    auto spawned = spawn(Prepared{argv, {}, "/", {}}, RunSpec{}, null_fd);
     ::close(null_fd);
-    if (!spawned.ok() || !WIFEXITED(spawned->status) || WEXITSTATUS(spawned->status) != 0) {
+    if (!spawned.ok() || !spawned->succeeded()) {
       why = "bubblewrap cannot create namespaces here (unprivileged user namespaces disabled?)";
     }
   }
@@ -277,13 +184,13 @@ Status run_step(const RunSpec& spec_in) {
     ::close(fd);
     return prepared.status();
   }
-  auto spawned = spawn(std::move(*prepared), fd, limits_of(spec));
+  auto spawned = spawn(std::move(*prepared), spec, fd);
   ::close(fd);
   if (!spawned.ok()) return spawned.status();
-  if (spawned->ending == Ending::kCancelled) return Status::internal("build cancelled");
-  const int status = spawned->status;
-  std::string what = describe_status(status);
-  if (spawned->ending == Ending::kTimedOut) {
+  if (spawned->ending == ProcessEnding::kCancelled) return Status::internal("build cancelled");
+  const int status = spawned->wait_status;
+  std::string what = describe_wait_status(status);
+  if (spawned->ending == ProcessEnding::kTimedOut) {
     what = "timed out (all its processes were killed)";
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     return Status();
@@ -298,11 +205,8 @@ std::string run_for_line(RunSpec spec) {
   if (spec.sandbox == Sandbox::kNone) resolve_program(spec);
   auto prepared = prepare(spec);
   if (!prepared.ok()) return "";
-  auto spawned = spawn(std::move(*prepared), temp->fd(), limits_of(spec));
-  if (!spawned.ok() || spawned->ending != Ending::kExited || !WIFEXITED(spawned->status) ||
-      WEXITSTATUS(spawned->status) != 0) {
-    return "";
-  }
+  auto spawned = spawn(std::move(*prepared), spec, temp->fd());
+  if (!spawned.ok() || !spawned->succeeded()) return "";
   char buf[512];
   ssize_t n = ::pread(temp->fd(), buf, sizeof buf, 0);
   if (n <= 0) return "";

@@ -5,35 +5,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <git2.h>
-
 #include <algorithm>
+#include <optional>
 #include <cctype>
 #include <system_error>
 #include <utility>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/temporaries.h"
+#include "quorate/git/git.h"
 
 namespace quorate::builder {
 namespace {
 
-std::string git_error_text() {
-  const git_error* e = git_error_last();
-  return e && e->message ? e->message : "unknown libgit2 error";
-}
-
-std::string oid_hex(const git_oid* oid) {
-  char buf[GIT_OID_HEXSZ + 1];
-  git_oid_tostr(buf, sizeof buf, oid);
-  return buf;
-}
-
+using git::oid_hex;
 template <class T, void (*Free)(T*)>
-struct GitPtr {
-  T* p = nullptr;
-  ~GitPtr() { if (p) Free(p); }
-};
+using GitPtr = git::Ptr<T, Free>;
 
 // A descriptor closed on destruction.
 struct Fd {
@@ -112,17 +100,11 @@ namespace {
 
 }  // namespace
 
+// Members are destroyed in reverse: the repository is freed before its clone is removed and libgit2 shut down.
 struct GitSource::Impl {
-  git_repository* repo = nullptr;
-  std::filesystem::path clone;  // removed on destruction when set
-  ~Impl() {
-    if (repo) git_repository_free(repo);
-    if (!clone.empty()) {
-      std::error_code ec;
-      std::filesystem::remove_all(clone, ec);
-    }
-    git_libgit2_shutdown();
-  }
+  git::Library lib;
+  std::optional<TempDir> clone;  // a remote repository's bare clone
+  git::Repository repo;
 };
 
 bool is_remote(const std::string& repo) {
@@ -144,28 +126,23 @@ GitSource::~GitSource() = default;
 
 Result<std::unique_ptr<GitSource>> GitSource::open(const std::string& repo, const std::string& rev,
                                                    const std::filesystem::path& clone_dir) {
-  git_libgit2_init();
   auto impl = std::make_unique<Impl>();
   if (is_remote(repo)) {
     std::error_code ec;
     std::filesystem::create_directories(clone_dir, ec);
     if (ec) return Status::io("create " + clone_dir.string() + ": " + ec.message());
-    std::string dir = (clone_dir / ("clone-XXXXXX")).string();
-    if (!::mkdtemp(dir.data())) return Status::from_errno("create a clone directory in " + clone_dir.string(), errno);
-    impl->clone = dir;
+    impl->clone.emplace(QR_TRY(TempDir::create(clone_dir, "clone-")));
+    std::string dir = impl->clone->path().string();
     git_clone_options opts;
     git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
     opts.bare = 1;
     opts.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
-    if (git_clone(&impl->repo, repo.c_str(), dir.c_str(), &opts) != 0) {
-      impl->repo = nullptr;
-      return Status::not_found("cannot clone repository " + repo + ": " + git_error_text());
+    if (git_clone(&impl->repo.p, repo.c_str(), dir.c_str(), &opts) != 0) {
+      impl->repo.p = nullptr;
+      return Status::not_found("cannot clone repository " + repo + ": " + git::last_error());
     }
   } else {
-    if (git_repository_open_ext(&impl->repo, repo.c_str(), GIT_REPOSITORY_OPEN_NO_SEARCH, nullptr) != 0) {
-      impl->repo = nullptr;
-      return Status::not_found("cannot open repository " + repo + ": " + git_error_text());
-    }
+    QR_RETURN_IF_ERROR(git::open_repository(repo, impl->repo));
   }
   std::unique_ptr<GitSource> source(new GitSource(std::move(impl)));
   QR_RETURN_IF_ERROR(source->load(rev));
@@ -175,19 +152,19 @@ Result<std::unique_ptr<GitSource>> GitSource::open(const std::string& repo, cons
 Status GitSource::load(const std::string& rev) {
   GitPtr<git_object, git_object_free> obj;
   if (rev.empty()) return Status::usage("no commit given");
-  if (git_revparse_single(&obj.p, impl_->repo, rev.c_str()) != 0) {
-    return Status::not_found("commit \"" + rev + "\" not found: " + git_error_text());
+  if (git_revparse_single(&obj.p, impl_->repo.p, rev.c_str()) != 0) {
+    return Status::not_found("commit \"" + rev + "\" not found: " + git::last_error());
   }
   GitPtr<git_object, git_object_free> peeled;
   if (git_object_peel(&peeled.p, obj.p, GIT_OBJECT_COMMIT) != 0) {
-    return Status::not_found("\"" + rev + "\" does not name a commit: " + git_error_text());
+    return Status::not_found("\"" + rev + "\" does not name a commit: " + git::last_error());
   }
   auto* commit = reinterpret_cast<git_commit*>(peeled.p);
   commit_ = oid_hex(git_commit_id(commit));
   tree_ = oid_hex(git_commit_tree_id(commit));
   commit_time_ = static_cast<int64_t>(git_commit_time(commit));
   GitPtr<git_tree, git_tree_free> tree;
-  if (git_commit_tree(&tree.p, commit) != 0) return Status::internal("read tree of " + commit_ + ": " + git_error_text());
+  if (git_commit_tree(&tree.p, commit) != 0) return Status::internal("read tree of " + commit_ + ": " + git::last_error());
 
   struct Walk {
     std::vector<TreeEntry>* out;
@@ -220,7 +197,7 @@ Status GitSource::load(const std::string& rev) {
                                "; submodules are not part of the commit's content and are not supported");
   }
   if (!walk.refused.ok()) return walk.refused.with_context("commit " + commit_);
-  if (rc != 0) return Status::internal("walk tree of " + commit_ + ": " + git_error_text());
+  if (rc != 0) return Status::internal("walk tree of " + commit_ + ": " + git::last_error());
   std::sort(entries_.begin(), entries_.end(), [](const TreeEntry& a, const TreeEntry& b) { return a.path < b.path; });
   // Git refuses a tree naming one entry twice (a symlink and a directory of the same name, say).
   auto twice = std::adjacent_find(entries_.begin(), entries_.end(),
@@ -235,8 +212,8 @@ Result<std::string> GitSource::read_blob(const std::string& oid_text) const {
   git_oid oid;
   if (git_oid_fromstr(&oid, oid_text.c_str()) != 0) return Status::internal("bad blob id " + oid_text);
   GitPtr<git_blob, git_blob_free> blob;
-  if (git_blob_lookup(&blob.p, impl_->repo, &oid) != 0) {
-    return Status::internal("read blob " + oid_text + ": " + git_error_text());
+  if (git_blob_lookup(&blob.p, impl_->repo.p, &oid) != 0) {
+    return Status::internal("read blob " + oid_text + ": " + git::last_error());
   }
   const char* data = static_cast<const char*>(git_blob_rawcontent(blob.p));
   return std::string(data, static_cast<size_t>(git_blob_rawsize(blob.p)));

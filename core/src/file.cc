@@ -166,7 +166,7 @@ Status AtomicDir::commit() {
 }
 
 Result<TempFile> TempFile::create(const fs::path& dir) {
-  fs::path d = dir.empty() ? fs::path("/tmp") : dir;
+  fs::path d = temp_parent(dir);
   int fd = ::open(d.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
   if (fd < 0) {
     // Filesystems without O_TMPFILE: create and unlink at once.

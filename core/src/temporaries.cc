@@ -1,6 +1,9 @@
-// The registry of named temporaries removed when a command is interrupted.
+// The registry of named temporaries removed when a command is interrupted, and TempDir.
 #include "quorate/core/temporaries.h"
 
+#include <stdlib.h>
+
+#include <cerrno>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -46,6 +49,48 @@ void remove_registered_temporaries() {
     }
   }
   registry().clear();
+}
+
+std::filesystem::path temp_parent(const std::filesystem::path& given) {
+  return given.empty() ? std::filesystem::path("/tmp") : given;
+}
+
+Result<TempDir> TempDir::create(const std::filesystem::path& parent, std::string_view prefix) {
+  if (parent.empty()) return Status::usage("no parent directory given for a temporary directory");
+  std::string templ = (parent / (std::string(prefix) + "XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) {
+    return Status::from_errno("create a temporary directory in " + parent.string(), errno);
+  }
+  register_temporary(templ);
+  return TempDir(templ);
+}
+
+TempDir::TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+
+TempDir& TempDir::operator=(TempDir&& other) noexcept {
+  if (this != &other) {
+    remove();
+    path_ = std::move(other.path_);
+    other.path_.clear();
+  }
+  return *this;
+}
+
+TempDir::~TempDir() { remove(); }
+
+std::filesystem::path TempDir::release() {
+  std::filesystem::path kept = std::move(path_);
+  path_.clear();
+  if (!kept.empty()) unregister_temporary(kept);
+  return kept;
+}
+
+void TempDir::remove() {
+  if (path_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  unregister_temporary(path_);
+  path_.clear();
 }
 
 }  // namespace quorate

@@ -55,21 +55,13 @@ Result<std::unique_ptr<ImageFiles>> ImageFiles::open_dir(const fs::path& dir) {
 Result<std::unique_ptr<ImageFiles>> ImageFiles::extract(const fs::path& tar, const fs::path& temp_dir,
                                                         uint64_t max_bytes) {
   std::unique_ptr<ImageFiles> s(new ImageFiles());
-  std::string templ = ((temp_dir.empty() ? fs::path("/tmp") : temp_dir) / "quorate-image.XXXXXX").string();
-  if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a temporary directory", errno);
-  s->temp_ = s->root_ = templ;
-  register_temporary(s->temp_);
+  s->temp_.emplace(QR_TRY(TempDir::create(temp_parent(temp_dir), "quorate-image.")));
+  s->root_ = s->temp_->path();
   QR_RETURN_IF_ERROR(s->extract_all(tar, max_bytes));
   return s;
 }
 
-ImageFiles::~ImageFiles() {
-  if (!temp_.empty()) {
-    std::error_code ec;
-    fs::remove_all(temp_, ec);
-    unregister_temporary(temp_);
-  }
-}
+ImageFiles::~ImageFiles() = default;
 
 Result<fs::path> ImageFiles::path_of(const std::string& raw_name, const std::string& what) const {
   auto checked = canonical_path(raw_name);

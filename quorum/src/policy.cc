@@ -5,9 +5,9 @@
 #include <set>
 
 #include <nlohmann/json.hpp>
-#include <toml++/toml.h>
 
 #include "quorate/core/json.h"
+#include "quorate/config/toml_file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 
@@ -69,12 +69,7 @@ const char* match_mode_name(MatchMode m) { return m == MatchMode::kImage ? "imag
 const char* conflict_mode_name(ConflictMode m) { return m == ConflictMode::kReject ? "reject" : "majority"; }
 
 Result<QuorumRules> parse_rules(std::string_view toml_text, const std::string& what) {
-  toml::table table;
-  try {
-    table = toml::parse(toml_text, what);
-  } catch (const toml::parse_error& e) {
-    return Status::bad_input(what + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
-  }
+  toml::table table = QR_TRY(config::parse_toml(toml_text, what));
   QuorumRules rules;
   if (!table.contains("threshold")) return Status::bad_input(what + ": missing required key 'threshold'");
   for (const auto& [k, v] : table) QR_RETURN_IF_ERROR(parse_key(rules, what, std::string(k.str()), v));

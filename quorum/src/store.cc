@@ -1,7 +1,5 @@
-// Store over SQLite: WAL + synchronous=FULL, schema migrations keyed on PRAGMA user_version, cached statements.
+// Store over SQLite (the sqlite module: WAL + synchronous=FULL, user_version migrations, cached statements).
 #include "quorate/quorum/store.h"
-
-#include <sqlite3.h>
 
 #include <map>
 #include <optional>
@@ -10,6 +8,7 @@
 
 #include "quorate/attest/statement.h"
 #include "quorate/core/encoding.h"
+#include "quorate/sqlite/database.h"
 
 namespace quorate::quorum {
 namespace {
@@ -81,33 +80,7 @@ ALTER TABLE attestations ADD COLUMN run_environment TEXT NOT NULL DEFAULT '';
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
-class Stmt {
- public:
-  Stmt() = default;
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  int prepare(sqlite3* db, const char* sql) { return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr); }
-  sqlite3_stmt* get() { return stmt_; }
-  // SQLITE_STATIC: the caller's strings outlive the step; every statement is reset (bindings cleared) before
-  // its next use, so SQLite never reads them later. Saves a copy of each envelope.
-  void bind(int i, const std::string& s) { sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
-  void bind_blob(int i, const std::string& s) { sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
-  void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  int step() { return sqlite3_step(stmt_); }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  std::string text(int i) {
-    auto p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
-    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
-  }
-  int64_t integer(int i) { return sqlite3_column_int64(stmt_, i); }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
+using Stmt = sqlite::Statement;
 
 constexpr const char* kAttestationColumns =
     "id, envelope_digest, node_id, keyid, source_uri, commit_id, recipe_path, image_digest, config_digest, "
@@ -160,59 +133,26 @@ std::optional<attest::Statement> statement_of_envelope(const std::string& envelo
 }  // namespace
 
 struct Store::Impl {
-  sqlite3* db = nullptr;
-  std::string path;
-  std::map<std::string, std::unique_ptr<Stmt>> cache;
+  std::unique_ptr<sqlite::Database> db;
 
-  ~Impl() {
-    cache.clear();
-    if (db) sqlite3_close(db);
-  }
-  Status error(const std::string& what) { return Status::io(path + ": " + what + ": " + sqlite3_errmsg(db)); }
-  Status exec(const char* sql, const std::string& what) {
-    char* err = nullptr;
-    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db);
-      sqlite3_free(err);
-      return Status::io(path + ": " + what + ": " + msg);
-    }
-    return Status();
-  }
-  // A cached prepared statement, reset and ready to bind.
-  Result<Stmt*> stmt(const std::string& sql) {
-    auto& slot = cache[sql];
-    if (!slot) {
-      auto s = std::make_unique<Stmt>();
-      if (s->prepare(db, sql.c_str()) != SQLITE_OK) return error("prepare " + sql);
-      slot = std::move(s);
-    }
-    slot->reset();
-    return slot.get();
-  }
-  Status done(Stmt* s, const std::string& what) {
-    int rc = s->step();
-    s->reset();
-    if (rc != SQLITE_DONE) return error(what);
-    return Status();
-  }
   Result<std::vector<SubjectKey>> subjects(const std::string& sql, const std::vector<std::string>& args) {
-    Stmt* s = QR_TRY(stmt(sql));
+    Stmt* s = QR_TRY(db->statement(sql));
     for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
     std::vector<SubjectKey> out;
     int rc;
     while ((rc = s->step()) == SQLITE_ROW) out.push_back({s->text(0), s->text(1), s->text(2), s->integer(3)});
     s->reset();
-    if (rc != SQLITE_DONE) return error("read subject keys");
+    if (rc != SQLITE_DONE) return db->error("read subject keys");
     return out;
   }
   Result<std::vector<StoredAttestation>> rows(const std::string& where, const std::vector<std::string>& args) {
-    Stmt* s = QR_TRY(stmt(std::string("SELECT ") + kAttestationColumns + " FROM attestations " + where + " ORDER BY id"));
+    Stmt* s = QR_TRY(db->statement(std::string("SELECT ") + kAttestationColumns + " FROM attestations " + where + " ORDER BY id"));
     for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
     std::vector<StoredAttestation> out;
     int rc;
     while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s));
     s->reset();
-    if (rc != SQLITE_DONE) return error("read attestations");
+    if (rc != SQLITE_DONE) return db->error("read attestations");
     return out;
   }
   // Rows written before schema 4 (the subject's epoch) or 5 (the run environment) get those columns from their
@@ -220,49 +160,27 @@ struct Store::Impl {
   // verified envelope before it counts). A row whose envelope cannot be read keeps -1 / '' and is reported
   // as distrusted when read.
   Status backfill() {
-    Stmt* pending = QR_TRY(stmt("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
+    Stmt* pending = QR_TRY(db->statement("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
     std::vector<std::pair<int64_t, attest::Statement>> found;
     int rc;
     while ((rc = pending->step()) == SQLITE_ROW) {
       if (auto st = statement_of_envelope(pending->text(1))) found.emplace_back(pending->integer(0), std::move(*st));
     }
     pending->reset();
-    if (rc != SQLITE_DONE) return error("read attestations to backfill");
+    if (rc != SQLITE_DONE) return db->error("read attestations to backfill");
     if (found.empty()) return Status();
-    QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE", "begin backfill"));
+    QR_RETURN_IF_ERROR(db->exec("BEGIN IMMEDIATE", "begin backfill"));
     for (const auto& [id, statement] : found) {
-      Stmt* u = QR_TRY(stmt("UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2 WHERE id = ?3"));
+      Stmt* u = QR_TRY(db->statement("UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2 WHERE id = ?3"));
       u->bind(1, statement.source_date_epoch);
       u->bind(2, statement.run_environment);
       u->bind(3, id);
-      if (Status st = done(u, "backfill attestation " + std::to_string(id)); !st.ok()) {
-        (void)exec("ROLLBACK", "roll back backfill");
+      if (Status st = db->done(u, "backfill attestation " + std::to_string(id)); !st.ok()) {
+        (void)db->exec("ROLLBACK", "roll back backfill");
         return st;
       }
     }
-    return exec("COMMIT", "commit backfill");
-  }
-
-  Status migrate() {
-    Stmt* v = QR_TRY(stmt("PRAGMA user_version"));
-    if (v->step() != SQLITE_ROW) return error("read schema version");
-    int64_t version = v->integer(0);
-    v->reset();
-    if (version > kSchemaVersion) {
-      return Status::unsupported(path + ": store schema version " + std::to_string(version) +
-                                 " is newer than this quorate's " + std::to_string(kSchemaVersion));
-    }
-    for (int64_t i = version; i < kSchemaVersion; ++i) {
-      QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE", "begin migration"));
-      std::string sql = std::string(kMigrations[i]) + "PRAGMA user_version = " + std::to_string(i + 1) + ";";
-      Status st = exec(sql.c_str(), "migrate to schema version " + std::to_string(i + 1));
-      if (st.ok()) st = exec("COMMIT", "commit migration");
-      if (!st.ok()) {
-        (void)exec("ROLLBACK", "roll back migration");
-        return st;
-      }
-    }
-    return Status();
+    return db->exec("COMMIT", "commit backfill");
   }
 };
 
@@ -271,39 +189,24 @@ Store::~Store() = default;
 
 Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
   auto impl = std::make_unique<Impl>();
-  impl->path = path.string();
-  if (sqlite3_open_v2(impl->path.c_str(), &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                      nullptr) != SQLITE_OK) {
-    return impl->db ? impl->error("open") : Status::io(impl->path + ": open: out of memory");
-  }
-  // Another process may hold the write lock for a moment (an importer next to a verifier).
-  sqlite3_busy_timeout(impl->db, 10000);
-  // WAL + FULL: a commit is on disk when it returns. A 32 MiB page cache keeps the indexes' hot pages in
-  // memory during bulk imports (the default 2 MiB thrashes beyond ~10,000 attestations).
-  QR_RETURN_IF_ERROR(impl->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;", "configure"));
-  QR_RETURN_IF_ERROR(impl->migrate());
+  sqlite::OpenOptions options;
+  options.busy_timeout_ms = 10000;  // another process may hold the write lock a moment (an importer next to a verifier)
+  options.threading = sqlite::Threading::kMultiThread;
+  // A 32 MiB page cache keeps the indexes' hot pages in memory during bulk imports (the default 2 MiB
+  // thrashes beyond ~10,000 attestations).
+  options.extra_pragmas = "PRAGMA cache_size=-32768;";
+  impl->db = QR_TRY(sqlite::Database::open(path, options));
+  QR_RETURN_IF_ERROR(impl->db->migrate(kMigrations));
   QR_RETURN_IF_ERROR(impl->backfill());
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
-Result<int> Store::schema_version() {
-  Stmt* v = QR_TRY(impl_->stmt("PRAGMA user_version"));
-  if (v->step() != SQLITE_ROW) return impl_->error("read schema version");
-  int version = static_cast<int>(v->integer(0));
-  v->reset();
-  return version;
-}
+Result<int> Store::schema_version() { return static_cast<int>(QR_TRY(impl_->db->user_version())); }
 
-Status Store::transaction(const std::function<Status()>& body) {
-  QR_RETURN_IF_ERROR(impl_->exec("BEGIN IMMEDIATE", "begin"));
-  Status st = body();
-  if (st.ok()) st = impl_->exec("COMMIT", "commit");
-  if (!st.ok()) (void)impl_->exec("ROLLBACK", "roll back");
-  return st;
-}
+Status Store::transaction(const std::function<Status()>& body) { return impl_->db->transaction(body); }
 
 Result<bool> Store::add_attestation(const StoredAttestation& a) {
-  Stmt* s = QR_TRY(impl_->stmt(
+  Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, "
       "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch, run_environment) "
       "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
@@ -323,12 +226,12 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
   s->bind(12, a.received_at);
   s->bind(13, v.subject.source_date_epoch);
   s->bind(14, v.run_environment);
-  QR_RETURN_IF_ERROR(impl_->done(s, "insert attestation " + a.envelope_digest));
-  return sqlite3_changes(impl_->db) > 0;
+  QR_RETURN_IF_ERROR(impl_->db->done(s, "insert attestation " + a.envelope_digest));
+  return impl_->db->changes() > 0;
 }
 
 Result<bool> Store::add_rejection(const Rejection& r) {
-  Stmt* s = QR_TRY(impl_->stmt(
+  Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO rejections(envelope_digest, envelope, code, reason, received_at) VALUES(?,?,?,?,?) "
       "ON CONFLICT(envelope_digest) DO NOTHING"));
   s->bind(1, r.envelope_digest);
@@ -336,12 +239,12 @@ Result<bool> Store::add_rejection(const Rejection& r) {
   s->bind(3, r.code);
   s->bind(4, r.reason);
   s->bind(5, r.received_at);
-  QR_RETURN_IF_ERROR(impl_->done(s, "insert rejection " + r.envelope_digest));
-  return sqlite3_changes(impl_->db) > 0;
+  QR_RETURN_IF_ERROR(impl_->db->done(s, "insert rejection " + r.envelope_digest));
+  return impl_->db->changes() > 0;
 }
 
 Result<int64_t> Store::add_decision(const Decision& d) {
-  Stmt* s = QR_TRY(impl_->stmt(
+  Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
       "source_date_epoch) VALUES(?,?,?,?,?,?,?,?,?)"));
   s->bind(1, d.subject.source_uri);
@@ -354,8 +257,8 @@ Result<int64_t> Store::add_decision(const Decision& d) {
   s->bind(7, json);
   s->bind(8, d.time);
   s->bind(9, d.subject.source_date_epoch);
-  QR_RETURN_IF_ERROR(impl_->done(s, "insert decision"));
-  return static_cast<int64_t>(sqlite3_last_insert_rowid(impl_->db));
+  QR_RETURN_IF_ERROR(impl_->db->done(s, "insert decision"));
+  return static_cast<int64_t>(impl_->db->last_insert_rowid());
 }
 
 Result<std::vector<SubjectKey>> Store::subjects() {
@@ -385,7 +288,7 @@ Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k) {
 Result<std::vector<StoredAttestation>> Store::all_rows() { return impl_->rows("", {}); }
 
 Result<std::string> Store::envelope(int64_t id) {
-  Stmt* s = QR_TRY(impl_->stmt("SELECT envelope FROM attestations WHERE id = ?1"));
+  Stmt* s = QR_TRY(impl_->db->statement("SELECT envelope FROM attestations WHERE id = ?1"));
   s->bind(1, id);
   int rc = s->step();
   if (rc == SQLITE_DONE) {
@@ -394,7 +297,7 @@ Result<std::string> Store::envelope(int64_t id) {
   }
   if (rc != SQLITE_ROW) {
     s->reset();
-    return impl_->error("read the envelope of attestation row " + std::to_string(id));
+    return impl_->db->error("read the envelope of attestation row " + std::to_string(id));
   }
   std::string bytes = s->text(0);
   s->reset();
@@ -402,27 +305,27 @@ Result<std::string> Store::envelope(int64_t id) {
 }
 
 Result<std::vector<StoredAttestation>> Store::attestations() {
-  Stmt* s = QR_TRY(impl_->stmt(std::string("SELECT ") + kAttestationColumns + " FROM attestations ORDER BY id"));
+  Stmt* s = QR_TRY(impl_->db->statement(std::string("SELECT ") + kAttestationColumns + " FROM attestations ORDER BY id"));
   std::vector<StoredAttestation> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s));
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("list attestations");
+  if (rc != SQLITE_DONE) return impl_->db->error("list attestations");
   return out;
 }
 
 Result<std::vector<Rejection>> Store::rejections() {
-  Stmt* s = QR_TRY(impl_->stmt("SELECT id, envelope_digest, code, reason, received_at FROM rejections ORDER BY id"));
+  Stmt* s = QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at FROM rejections ORDER BY id"));
   std::vector<Rejection> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) out.push_back(rejection_row(*s));
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("list rejections");
+  if (rc != SQLITE_DONE) return impl_->db->error("list rejections");
   return out;
 }
 
 Result<std::vector<StoredDecision>> Store::decisions() {
-  Stmt* s = QR_TRY(impl_->stmt(
+  Stmt* s = QR_TRY(impl_->db->statement(
       "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at "
       "FROM decisions ORDER BY id"));
   std::vector<StoredDecision> out;
@@ -432,12 +335,12 @@ Result<std::vector<StoredDecision>> Store::decisions() {
                    s->text(7), s->integer(8)});
   }
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("list decisions");
+  if (rc != SQLITE_DONE) return impl_->db->error("list decisions");
   return out;
 }
 
 Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) {
-  Stmt* s = QR_TRY(impl_->stmt(
+  Stmt* s = QR_TRY(impl_->db->statement(
       "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at "
       "FROM decisions WHERE source_uri = ?1 AND commit_id = ?2 AND recipe_path = ?3 AND source_date_epoch = ?4 "
       "ORDER BY id DESC LIMIT 1"));
@@ -453,14 +356,14 @@ Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) 
     rc = s->step();
   }
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("read the last decision of " + k.to_string());
+  if (rc != SQLITE_DONE) return impl_->db->error("read the last decision of " + k.to_string());
   return out;
 }
 
 Result<std::optional<StoredAttestation>> Store::find_attestation(const std::string& id) {
   auto prefix = id_prefix(id);
   if (!prefix) return std::optional<StoredAttestation>();
-  Stmt* s = QR_TRY(impl_->stmt(std::string("SELECT ") + kAttestationColumns +
+  Stmt* s = QR_TRY(impl_->db->statement(std::string("SELECT ") + kAttestationColumns +
                                 ", envelope FROM attestations WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' ORDER BY id LIMIT 2"));
   s->bind(1, *prefix);
   std::vector<StoredAttestation> found;
@@ -470,7 +373,7 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
     found.back().envelope = s->text(14);  // the column after kAttestationColumns
   }
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("find attestation " + id);
+  if (rc != SQLITE_DONE) return impl_->db->error("find attestation " + id);
   if (found.size() > 1) return Status::usage("'" + id + "' names more than one attestation; give more of its digest");
   if (found.empty()) return std::optional<StoredAttestation>();
   return std::optional<StoredAttestation>(std::move(found.front()));
@@ -479,7 +382,7 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
 Result<std::optional<Rejection>> Store::find_rejection(const std::string& id) {
   auto prefix = id_prefix(id);
   if (!prefix) return std::optional<Rejection>();
-  Stmt* s = QR_TRY(impl_->stmt(
+  Stmt* s = QR_TRY(impl_->db->statement(
       "SELECT id, envelope_digest, code, reason, received_at, envelope FROM rejections WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' "
       "ORDER BY id LIMIT 2"));
   s->bind(1, *prefix);
@@ -490,20 +393,20 @@ Result<std::optional<Rejection>> Store::find_rejection(const std::string& id) {
     found.back().envelope = s->text(5);
   }
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("find rejection " + id);
+  if (rc != SQLITE_DONE) return impl_->db->error("find rejection " + id);
   if (found.size() > 1) return Status::usage("'" + id + "' names more than one rejection; give more of its digest");
   if (found.empty()) return std::optional<Rejection>();
   return std::optional<Rejection>(std::move(found.front()));
 }
 
 Status Store::check_integrity() {
-  Stmt* s = QR_TRY(impl_->stmt("PRAGMA integrity_check"));
+  Stmt* s = QR_TRY(impl_->db->statement("PRAGMA integrity_check"));
   std::string findings;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) findings += (findings.empty() ? "" : "; ") + s->text(0);
   s->reset();
-  if (rc != SQLITE_DONE) return impl_->error("integrity check");
-  if (findings != "ok") return Status::bad_input(impl_->path + ": integrity check: " + findings);
+  if (rc != SQLITE_DONE) return impl_->db->error("integrity check");
+  if (findings != "ok") return Status::bad_input(impl_->db->path() + ": integrity check: " + findings);
   return Status();
 }
 

@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "quorate/core/process.h"
 #include "quorate/quorum/verifier.h"
 #include "quorum/signed.h"
 #include "support/test_util.h"
@@ -86,6 +87,10 @@ class AuditTest : public ::testing::Test {
     o.verifier = &*verifier_;
     o.now = kNow;
     o.max_count = max;
+    // As the CLI does: gpg from $PATH, its inputs under the scratch directory.
+    const char* path = std::getenv("PATH");
+    o.gpg = find_program("gpg", path ? path : "").value_or("");
+    o.temp_dir = dir_.path();
     auto r = run_audit(*store_, o);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? std::move(r).value() : AuditReport{};

@@ -1,7 +1,7 @@
 // QuorumJudge, the verifier daemon's judge, over real signed attestations, the real store and engine: batches
 // stored once, rejections with a typed reason, signer must be the publisher, decisions found by image and by
 // commit, records and distrust surviving a reopened store, and the same decisions as `quorate verify`'s path.
-#include "quorate/quorum/quorum_judge.h"
+#include "quorate/quorumd/quorum_judge.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>

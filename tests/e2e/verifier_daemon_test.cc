@@ -1,7 +1,7 @@
 // The verifier daemon in-process against real node daemons (fake rebuilder, fake judge): history
 // catch-up, restarts of nodes and of the verifier, garbage, oversized and misattributed attestations,
 // decisions published on change and answered on query.
-#include "quorate/quorum/verifier_daemon.h"
+#include "quorate/quorumd/verifier_daemon.h"
 
 #include <gtest/gtest.h>
 

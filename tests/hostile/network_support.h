@@ -16,8 +16,8 @@
 
 #include "quorate/core/sha256.h"
 #include "quorate/node/daemon.h"
-#include "quorate/quorum/quorum_judge.h"
-#include "quorate/quorum/verifier_daemon.h"
+#include "quorate/quorumd/quorum_judge.h"
+#include "quorate/quorumd/verifier_daemon.h"
 #include "quorate/wire/request.h"
 #include "quorate/wire/socket.h"
 #include "quorum/signed.h"

@@ -3,7 +3,7 @@
 #include <memory>
 #include <thread>
 
-#include "quorate/quorum/quorum_judge.h"
+#include "quorate/quorumd/quorum_judge.h"
 #include "quorate/quorum/verifier.h"
 
 namespace quorate::quorum {

@@ -1,6 +1,6 @@
 // QuorumJudge: the daemon's Judge as a thin adapter over the quorum module's paths (import, verified votes,
 // decide, answer) and the wire types.
-#include "quorate/quorum/quorum_judge.h"
+#include "quorate/quorumd/quorum_judge.h"
 
 #include <algorithm>
 #include <map>

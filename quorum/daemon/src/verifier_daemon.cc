@@ -1,7 +1,5 @@
 // VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after storing.
-#include "quorate/quorum/verifier_daemon.h"
-
-#include <sqlite3.h>
+#include "quorate/quorumd/verifier_daemon.h"
 
 #include <chrono>
 #include <mutex>
@@ -10,6 +8,7 @@
 #include <thread>
 
 #include "quorate/core/file.h"
+#include "quorate/sqlite/database.h"
 #include "quorate/wire/follower.h"
 #include "quorate/wire/socket.h"
 
@@ -39,6 +38,14 @@ std::string decision_fingerprint(pb::Decision d) {
   return out;
 }
 
+// cursors.db's schema, one migration a version (sqlite::Database::migrate).
+constexpr const char* kCursorMigrations[] = {
+    // 1: the last sequence stored per followed node.
+    "CREATE TABLE cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);",
+    // 2: and in which incarnation of the node's history.
+    "ALTER TABLE cursors ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0;",
+};
+
 // A follow cursor: the last sequence processed, in which incarnation of the node's history.
 struct Cursor {
   uint64_t incarnation = 0;  // 0: saved before incarnations existed, or the node does not send them
@@ -52,77 +59,55 @@ class CursorStore {
  public:
   static Result<std::unique_ptr<CursorStore>> open(const std::filesystem::path& path) {
     auto cs = std::unique_ptr<CursorStore>(new CursorStore());
-    cs->path_ = path.string();
-    if (sqlite3_open(cs->path_.c_str(), &cs->db_) != SQLITE_OK) return cs->error("open");
-    sqlite3_busy_timeout(cs->db_, 5000);
-    QR_RETURN_IF_ERROR(cs->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                                "CREATE TABLE IF NOT EXISTS cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL,"
-                                " incarnation INTEGER NOT NULL DEFAULT 0);"));
-    // Files written before incarnations lack the column.
-    sqlite3_stmt* probe = nullptr;
-    bool has_incarnation = sqlite3_prepare_v2(cs->db_, "SELECT incarnation FROM cursors LIMIT 0", -1, &probe,
-                                              nullptr) == SQLITE_OK;
-    sqlite3_finalize(probe);
-    if (!has_incarnation) {
-      QR_RETURN_IF_ERROR(cs->exec("ALTER TABLE cursors ADD COLUMN incarnation INTEGER NOT NULL DEFAULT 0;"));
-    }
+    cs->db_ = QR_TRY(sqlite::Database::open(path, sqlite::OpenOptions{}));
+    QR_RETURN_IF_ERROR(cs->adopt_unversioned());
+    QR_RETURN_IF_ERROR(cs->db_->migrate(kCursorMigrations));
     return cs;
   }
-  ~CursorStore() { sqlite3_close(db_); }
 
   Result<std::map<std::string, Cursor>> load() {
     std::map<std::string, Cursor> out;
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, "SELECT node_id, sequence, incarnation FROM cursors", -1, &st, nullptr) != SQLITE_OK) {
-      return error("read cursors");
+    auto* st = QR_TRY(db_->statement("SELECT node_id, sequence, incarnation FROM cursors"));
+    while (st->step() == SQLITE_ROW) {
+      out[st->text(0)] = {static_cast<uint64_t>(st->integer(2)), static_cast<uint64_t>(st->integer(1))};
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] = {
-          static_cast<uint64_t>(sqlite3_column_int64(st, 2)), static_cast<uint64_t>(sqlite3_column_int64(st, 1))};
-    }
-    sqlite3_finalize(st);
+    st->reset();
     return out;
   }
 
   Status save(const std::map<std::string, Cursor>& cursors) {
-    QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE"));
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, "INSERT INTO cursors(node_id, sequence, incarnation) VALUES(?, ?, ?) "
-                                "ON CONFLICT(node_id) DO UPDATE SET sequence = excluded.sequence, "
-                                "incarnation = excluded.incarnation",
-                           -1, &st, nullptr) != SQLITE_OK) {
-      (void)exec("ROLLBACK");
-      return error("save cursors");
-    }
-    for (const auto& [node, cursor] : cursors) {
-      sqlite3_reset(st);
-      sqlite3_bind_text(st, 1, node.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(st, 2, static_cast<int64_t>(cursor.sequence));
-      sqlite3_bind_int64(st, 3, static_cast<int64_t>(cursor.incarnation));
-      if (sqlite3_step(st) != SQLITE_DONE) {
-        sqlite3_finalize(st);
-        (void)exec("ROLLBACK");
-        return error("save cursor");
+    return db_->transaction([&]() -> Status {
+      for (const auto& [node, cursor] : cursors) {
+        auto* st = QR_TRY(db_->statement(
+            "INSERT INTO cursors(node_id, sequence, incarnation) VALUES(?, ?, ?) "
+            "ON CONFLICT(node_id) DO UPDATE SET sequence = excluded.sequence, incarnation = excluded.incarnation"));
+        st->bind(1, node);
+        st->bind(2, static_cast<int64_t>(cursor.sequence));
+        st->bind(3, static_cast<int64_t>(cursor.incarnation));
+        QR_RETURN_IF_ERROR(db_->done(st, "save cursor"));
       }
-    }
-    sqlite3_finalize(st);
-    return exec("COMMIT");
+      return Status();
+    });
   }
 
  private:
   CursorStore() = default;
-  Status error(const std::string& what) { return Status::io(path_ + ": " + what + ": " + sqlite3_errmsg(db_)); }
-  Status exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown";
-      sqlite3_free(err);
-      return Status::io(path_ + ": " + msg);
-    }
-    return Status();
+
+  // Files written before the schema was versioned (user_version 0 with a cursors table) are given the
+  // version their table matches, so that migrate() continues from there.
+  Status adopt_unversioned() {
+    if (QR_TRY(db_->user_version()) != 0) return Status();
+    auto* table = QR_TRY(db_->statement("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cursors'"));
+    const bool exists = table->step() == SQLITE_ROW;
+    table->reset();
+    if (!exists) return Status();
+    auto* columns = QR_TRY(db_->statement("SELECT 1 FROM pragma_table_info('cursors') WHERE name = 'incarnation'"));
+    const bool has_incarnation = columns->step() == SQLITE_ROW;
+    columns->reset();
+    return db_->exec(has_incarnation ? "PRAGMA user_version = 2" : "PRAGMA user_version = 1", "adopt cursor schema");
   }
-  sqlite3* db_ = nullptr;
-  std::string path_;
+
+  std::unique_ptr<sqlite::Database> db_;
 };
 
 }  // namespace

@@ -70,6 +70,10 @@ struct AuditOptions {
   // computed under its policy; when null, the store's rows are reported as stored, unverified.
   const quorum::Verifier* verifier = nullptr;
   int64_t now = 0;         // the time decisions are made at
+  // The gpg program that checks commit signatures (the CLI finds it on $PATH); empty: gpg signatures are
+  // reported "not checked", "gpg is not installed".
+  std::filesystem::path gpg;
+  std::filesystem::path temp_dir;  // where gpg's inputs are written; empty: /tmp
 };
 
 // Walks the commits and reads the store. not_found for a missing repository or revision.

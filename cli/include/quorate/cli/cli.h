@@ -1,10 +1,13 @@
 // The `quorate` command line: one binary, one subcommand per file, exit codes mapped in one place.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "quorate/core/status.h"
 
@@ -51,5 +54,15 @@ namespace quorate::cli {
 // `env_value` (nullptr or empty: unset), else nullopt. usage naming the source when it is not an integer in
 // 0..253402300799 (the end of year 9999, the last second RFC 3339 can write).
 Result<std::optional<int64_t>> source_date_epoch_of(const std::optional<int64_t>& flag, const char* env_value);
+
+// Milliseconds since the Unix epoch: the wall clock commands hand to libraries (which never read it).
+int64_t wall_clock_ms();
+// The daemons' stop flag: installs SIGTERM and SIGINT handlers that set it, and returns it for run() to watch.
+const std::atomic<bool>& stop_on_termination_signals();
+
+// $TMPDIR as set (empty when unset or empty: libraries then use /tmp, core's temp_parent).
+std::filesystem::path temp_dir_from_env();
+// The executable `name` in a directory of $PATH; empty when there is none.
+std::filesystem::path program_on_path(std::string_view name);
 
 }  // namespace quorate::cli

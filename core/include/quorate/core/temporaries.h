@@ -1,11 +1,15 @@
-// Temporaries that must not outlive an interrupted process: a registry the signal handling of a command empties.
+// Temporaries that must not outlive their owner or an interrupted process: TempDir, and the registry a
+// command's signal handling empties.
 #pragma once
 
 #include <filesystem>
+#include <string_view>
+
+#include "quorate/core/status.h"
 
 namespace quorate {
 
-// AtomicFile, AtomicDir and other owners of named temporaries register each one while it exists and
+// AtomicFile, AtomicDir, TempDir and other owners of named temporaries register each one while it exists and
 // unregister it once it is committed or removed. Thread-safe.
 void register_temporary(const std::filesystem::path& path);
 void unregister_temporary(const std::filesystem::path& path);
@@ -14,5 +18,35 @@ void unregister_temporary(const std::filesystem::path& path);
 // are ignored. Called by a command's SIGINT/SIGTERM handling (on a thread of its own, not from a signal
 // handler) just before the process dies, so no destructor runs to do it.
 void remove_registered_temporaries();
+
+// `given`, or /tmp when it is empty: the one place of the documented default of the options that name a
+// temporary directory (LayerOptions::temp_dir, DiffOptions::temp_dir, TempFile). Libraries never read $TMPDIR;
+// the CLI does and passes it.
+std::filesystem::path temp_parent(const std::filesystem::path& given);
+
+// A fresh private directory (mkdtemp, mode 0700) under a parent the caller names, removed with everything in
+// it when the object dies, unless released. Registered as a temporary while it owns the directory. There is
+// no default parent: a library is handed one (a work directory, or $TMPDIR as the CLI resolved it). Movable,
+// not copyable; one object is not thread-safe.
+class TempDir {
+ public:
+  // The directory `parent`/`prefix`XXXXXX. usage when `parent` is empty; io naming the parent when it cannot
+  // be created (the parent is not created either).
+  static Result<TempDir> create(const std::filesystem::path& parent, std::string_view prefix);
+  TempDir(TempDir&& other) noexcept;
+  TempDir& operator=(TempDir&& other) noexcept;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+
+  const std::filesystem::path& path() const { return path_; }
+  // Gives the directory up: it is no longer removed, here or on interrupt. Returns its path.
+  std::filesystem::path release();
+
+ private:
+  explicit TempDir(std::filesystem::path path) : path_(std::move(path)) {}
+  void remove();
+  std::filesystem::path path_;  // empty once released or moved from
+};
 
 }  // namespace quorate

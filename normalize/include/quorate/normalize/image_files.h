@@ -5,9 +5,11 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "quorate/core/status.h"
+#include "quorate/core/temporaries.h"
 
 struct archive;
 
@@ -40,7 +42,7 @@ class ImageFiles {
   Status write_member(struct archive* a, const std::string& name, const std::filesystem::path& tar);
 
   std::filesystem::path root_;
-  std::filesystem::path temp_;  // the private directory of an extracted tar
+  std::optional<TempDir> temp_;  // the private directory of an extracted tar
   std::map<std::string, std::string> links_;  // member -> the member it leads to
 };
 

@@ -1,5 +1,5 @@
 // oci-archive and docker-archive: both are canonical uncompressed tars written by the normalize layer writer.
-#include "archive.h"
+#include "image_archive.h"
 
 #include <archive.h>
 #include <archive_entry.h>

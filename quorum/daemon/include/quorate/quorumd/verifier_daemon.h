@@ -10,8 +10,8 @@
 #include <string>
 
 #include "quorate/core/status.h"
-#include "quorate/quorum/judge.h"
-#include "quorate/quorum/verifier_config.h"
+#include "quorate/quorumd/judge.h"
+#include "quorate/quorumd/verifier_config.h"
 #include "quorate/wire/event_log.h"
 
 namespace quorate::quorum {

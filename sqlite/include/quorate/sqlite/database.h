@@ -1,0 +1,100 @@
+// SQLite in one place: a database file opened durably (WAL, synchronous=FULL, a busy timeout), prepared
+// statements owned and cached, schema migrations keyed on PRAGMA user_version, transactions.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "quorate/core/status.h"
+
+namespace quorate::sqlite {
+
+enum class Threading {
+  kSerialized,   // SQLITE_OPEN_FULLMUTEX: the connection may be used from several threads (SQLite locks)
+  kMultiThread,  // SQLITE_OPEN_NOMUTEX: one thread at a time, the caller's to ensure
+};
+
+struct OpenOptions {
+  int busy_timeout_ms = 5000;  // how long to wait for another connection's write lock before failing
+  Threading threading = Threading::kSerialized;
+  std::string extra_pragmas;   // run after "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+};
+
+// One prepared statement, finalized on destruction. Not thread-safe.
+class Statement {
+ public:
+  explicit Statement(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  // Text and blobs are borrowed (SQLITE_STATIC): they must outlive the step that reads them, and the
+  // statement is reset (bindings cleared) before its next use, so SQLite never reads them later.
+  void bind(int i, std::string_view s) { sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
+  void bind_blob(int i, std::string_view s) { sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
+  void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int step() { return sqlite3_step(stmt_); }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  // Column i of the current row as bytes (text or blob; "" for NULL) or as an integer.
+  std::string text(int i) const {
+    auto p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+  }
+  int64_t integer(int i) const { return sqlite3_column_int64(stmt_, i); }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+// An open database file. Errors are io statuses "<path>: <what>: <SQLite's message>". The statement cache is
+// not thread-safe: with several threads, the caller serializes every call (a mutex around the Database).
+class Database {
+ public:
+  // Opens or creates `path`, sets the busy timeout, WAL and synchronous=FULL (a commit is on disk when it
+  // returns) and the extra pragmas.
+  static Result<std::unique_ptr<Database>> open(const std::filesystem::path& path, const OpenOptions& options);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  const std::string& path() const { return path_; }
+  Status error(const std::string& what) const;
+  // Runs SQL that returns no rows (several statements allowed).
+  Status exec(const std::string& sql, const std::string& what);
+
+  // The cached prepared statement for `sql`, reset with its bindings cleared, owned by the Database.
+  Result<Statement*> statement(const std::string& sql);
+  // Steps a statement that returns no rows, then resets it; error(what) unless it is done.
+  Status done(Statement* s, const std::string& what);
+  // Runs `body` between BEGIN IMMEDIATE and COMMIT; rolls back when the body or the commit fails.
+  Status transaction(const std::function<Status()>& body);
+
+  // Brings the schema to version migrations.size(): migrations[i] takes PRAGMA user_version i to i + 1, in
+  // one transaction with the version bump. Never edit a released migration; append one. unsupported when the
+  // file's version is newer than this program knows.
+  Status migrate(std::span<const char* const> migrations);
+  Result<int64_t> user_version();
+
+  int64_t changes() const { return sqlite3_changes(db_); }
+  int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+
+ private:
+  explicit Database(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<std::string, std::unique_ptr<Statement>> cache_;
+};
+
+}  // namespace quorate::sqlite

@@ -1,0 +1,93 @@
+// Database: durable open, the statement cache, user_version migrations and transactions over SQLite.
+#include "quorate/sqlite/database.h"
+
+namespace quorate::sqlite {
+
+Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& path, const OpenOptions& options) {
+  std::unique_ptr<Database> db(new Database(path.string()));
+  const int threading = options.threading == Threading::kSerialized ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX;
+  if (sqlite3_open_v2(db->path_.c_str(), &db->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | threading,
+                      nullptr) != SQLITE_OK) {
+    return db->db_ ? db->error("open") : Status::io(db->path_ + ": open: out of memory");
+  }
+  sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
+  QR_RETURN_IF_ERROR(
+      db->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; " + options.extra_pragmas, "configure"));
+  return db;
+}
+
+Database::~Database() {
+  cache_.clear();  // every statement is finalized before the connection closes
+  if (db_) sqlite3_close(db_);
+}
+
+Status Database::error(const std::string& what) const {
+  return Status::io(path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+Status Database::exec(const std::string& sql, const std::string& what) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    return Status::io(path_ + ": " + what + ": " + msg);
+  }
+  return Status();
+}
+
+Result<Statement*> Database::statement(const std::string& sql) {
+  auto& slot = cache_[sql];
+  if (!slot) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      cache_.erase(sql);
+      return error("prepare " + sql);
+    }
+    slot = std::make_unique<Statement>(stmt);
+  }
+  slot->reset();
+  return slot.get();
+}
+
+Status Database::done(Statement* s, const std::string& what) {
+  int rc = s->step();
+  Status status = rc == SQLITE_DONE ? Status() : error(what);
+  s->reset();
+  return status;
+}
+
+Status Database::transaction(const std::function<Status()>& body) {
+  QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE", "begin"));
+  Status st = body();
+  if (st.ok()) st = exec("COMMIT", "commit");
+  if (!st.ok()) (void)exec("ROLLBACK", "roll back");
+  return st;
+}
+
+Result<int64_t> Database::user_version() {
+  Statement* v = QR_TRY(statement("PRAGMA user_version"));
+  if (v->step() != SQLITE_ROW) return error("read schema version");
+  int64_t version = v->integer(0);
+  v->reset();
+  return version;
+}
+
+Status Database::migrate(std::span<const char* const> migrations) {
+  const auto latest = static_cast<int64_t>(migrations.size());
+  const int64_t version = QR_TRY(user_version());
+  if (version > latest) {
+    return Status::unsupported(path_ + ": store schema version " + std::to_string(version) +
+                               " is newer than this quorate's " + std::to_string(latest));
+  }
+  for (int64_t i = version; i < latest; ++i) {
+    QR_RETURN_IF_ERROR(transaction([&] {
+      std::string sql = std::string(migrations[static_cast<size_t>(i)]) + "\nPRAGMA user_version = " +
+                        std::to_string(i + 1) + ";";
+      return exec(sql, "migrate to schema version " + std::to_string(i + 1));
+    }));
+  }
+  return Status();
+}
+
+}  // namespace quorate::sqlite

@@ -1,0 +1,86 @@
+// sqlite::Database: user_version migrations, a newer file refused, transactions rolled back, cached statements.
+#include "quorate/sqlite/database.h"
+
+#include <gtest/gtest.h>
+
+#include "support/test_util.h"
+
+namespace quorate::sqlite {
+namespace {
+using quorate::testing::ScratchDir;
+
+constexpr const char* kMigrations[] = {
+    "CREATE TABLE t(k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
+    "ALTER TABLE t ADD COLUMN w INTEGER NOT NULL DEFAULT 7;",
+};
+
+int64_t count(Database& db) {
+  auto* s = db.statement("SELECT COUNT(*) FROM t").value();
+  EXPECT_EQ(s->step(), SQLITE_ROW);
+  int64_t n = s->integer(0);
+  s->reset();
+  return n;
+}
+
+TEST(DatabaseTest, MigrationsRunInOrderOnceAndSetTheVersion) {
+  ScratchDir dir;
+  {
+    auto db = Database::open(dir / "a.db", {}).value();
+    EXPECT_EQ(db->user_version().value(), 0);
+    ASSERT_TRUE(db->migrate(std::span(kMigrations).first(1)).ok());
+    EXPECT_EQ(db->user_version().value(), 1);
+    ASSERT_TRUE(db->exec("INSERT INTO t(k, v) VALUES('a', 1)", "insert").ok());
+  }
+  auto db = Database::open(dir / "a.db", {}).value();
+  ASSERT_TRUE(db->migrate(kMigrations).ok());
+  ASSERT_TRUE(db->migrate(kMigrations).ok());  // nothing left to do
+  EXPECT_EQ(db->user_version().value(), 2);
+  auto* s = db->statement("SELECT v, w FROM t WHERE k = ?").value();
+  s->bind(1, std::string("a"));
+  ASSERT_EQ(s->step(), SQLITE_ROW);
+  EXPECT_EQ(s->integer(0), 1);
+  EXPECT_EQ(s->integer(1), 7);
+}
+
+TEST(DatabaseTest, AFileFromANewerProgramIsRefused) {
+  ScratchDir dir;
+  auto db = Database::open(dir / "a.db", {}).value();
+  ASSERT_TRUE(db->exec("PRAGMA user_version = 9", "bump").ok());
+  Status s = db->migrate(kMigrations);
+  EXPECT_EQ(s.code(), Code::kUnsupported);
+  EXPECT_NE(s.message().find("newer"), std::string::npos);
+}
+
+TEST(DatabaseTest, AFailedTransactionLeavesNothing) {
+  ScratchDir dir;
+  auto db = Database::open(dir / "a.db", {}).value();
+  ASSERT_TRUE(db->migrate(kMigrations).ok());
+  Status s = db->transaction([&]() -> Status {
+    QR_RETURN_IF_ERROR(db->exec("INSERT INTO t(k, v) VALUES('a', 1)", "insert"));
+    return db->exec("INSERT INTO t(k, v) VALUES('a', 2)", "insert again");  // primary key conflict
+  });
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("insert again"), std::string::npos);
+  EXPECT_EQ(count(*db), 0);
+  ASSERT_TRUE(db->transaction([&] { return db->exec("INSERT INTO t(k, v) VALUES('b', 1)", "insert"); }).ok());
+  EXPECT_EQ(count(*db), 1);
+}
+
+TEST(DatabaseTest, CachedStatementsComeBackResetWithoutBindings) {
+  ScratchDir dir;
+  auto db = Database::open(dir / "a.db", {}).value();
+  ASSERT_TRUE(db->migrate(kMigrations).ok());
+  auto* insert = db->statement("INSERT INTO t(k, v) VALUES(?, ?)").value();
+  const std::string key = "a";
+  insert->bind(1, key);
+  insert->bind(2, int64_t{5});
+  ASSERT_TRUE(db->done(insert, "insert").ok());
+  auto* again = db->statement("INSERT INTO t(k, v) VALUES(?, ?)").value();
+  EXPECT_EQ(again, insert);
+  EXPECT_FALSE(db->done(again, "insert without bindings").ok());  // v NULL: NOT NULL refuses it
+  EXPECT_EQ(db->changes(), 0);
+  EXPECT_FALSE(db->statement("SELECT nonsense FROM nowhere").ok());
+}
+
+}  // namespace
+}  // namespace quorate::sqlite
