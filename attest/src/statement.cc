@@ -84,6 +84,13 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
   };
   if (r.contains("environment")) internal["environment"] = *QR_TRY(get_object(r, "environment", what));
   if (r.contains("sandbox")) internal["sandbox"] = QR_TRY(get_string(r, "sandbox", what));
+  std::string run_environment = r.contains("builder_image") ? "image" : "host";  // results older than the field
+  if (r.contains("run_environment")) run_environment = QR_TRY(get_string(r, "run_environment", what));
+  if (!is_run_environment(run_environment)) {
+    return Status::bad_input("build result: \"run_environment\" is \"" + run_environment +
+                             "\", not one of image, host, none");
+  }
+  internal["runEnvironment"] = run_environment;
   return Json{
       {"buildType", kBuildType},
       {"externalParameters", {{"source", uri}, {"commit", commit}, {"recipePath", recipe}}},
@@ -191,6 +198,13 @@ Status parse_definition(const Json& def, Statement& s) {
   s.canonical_form = QR_TRY(get_int(*internal, "canonicalForm", "statement: internalParameters"));
   s.source_date_epoch = QR_TRY(get_int(*internal, "sourceDateEpoch", "statement: internalParameters"));
   s.compressor = QR_TRY(get_string(*internal, "compressor", "statement: internalParameters"));
+  if (internal->contains("runEnvironment")) {
+    s.run_environment = QR_TRY(get_string(*internal, "runEnvironment", "statement: internalParameters"));
+    if (!is_run_environment(s.run_environment)) {
+      return Status::bad_input("statement: internalParameters: runEnvironment \"" + s.run_environment +
+                               "\" is not one of image, host, none");
+    }
+  }
   for (const auto& dep : *QR_TRY(get_array(def, "resolvedDependencies", what))) {
     if (!dep.is_object()) return Status::bad_input("statement: resolvedDependencies: an entry is not an object");
     auto name = QR_TRY(get_string(dep, "name", "statement: resolvedDependencies"));
@@ -204,6 +218,9 @@ Status parse_definition(const Json& def, Statement& s) {
       s.base_images.push_back({name, digest});
     }
   }
+  // Statements signed before the field existed: a builder image means its run steps ran there; otherwise
+  // they may have run on the host, and are taken to have.
+  if (s.run_environment.empty()) s.run_environment = s.builder_image ? "image" : "host";
   return Status::ok_status();
 }
 

@@ -614,6 +614,7 @@ void make_result(BuildContext& ctx) {
   if (la.rfind("libarchive ", 0) == 0) r.toolchain["libarchive"] = la.substr(11);
   r.environment = ctx.run_env;
   r.sandbox = ctx.run_env.empty() ? "none" : sandbox_name(ctx.sandbox);
+  r.run_environment = ctx.run_env.empty() ? "none" : r.builder_image ? "image" : "host";
   r.output = ctx.opt.output;
   r.format = format_name(ctx.opt.format);
 }
@@ -638,6 +639,9 @@ Status run_containerfile(BuildContext& ctx) {
   ctx.result.base_images = image.base_images;
   ctx.result.environment = image.environment;
   ctx.result.sandbox = image.ran ? sandbox_name(Sandbox::kBubblewrap) : "none";
+  // RUN steps execute in their stage's root, made of FROM images pinned by digest (named in base_images),
+  // never on the host's toolchain: "image"; no RUN at all: "none".
+  ctx.result.run_environment = image.ran ? "image" : "none";
   return Status();
 }
 
@@ -732,6 +736,7 @@ std::string build_result_json(const BuildResult& r) {
       {"toolchain", toolchain},
       {"environment", r.environment},
       {"sandbox", r.sandbox},
+      {"run_environment", r.run_environment},
   };
   if (r.builder_image) j["builder_image"] = builder_image;
   if (r.recipe_kind != "quorate.toml") {  // absent for recipes, so their results keep their bytes

@@ -14,6 +14,7 @@
 
 #include "archive_util.h"
 #include "gzip_check.h"
+#include "pax_check.h"
 #include "layer_plan.h"
 #include "tar_writer.h"
 
@@ -196,10 +197,12 @@ class LayerReader {
           stream_.hashing = false;
           plan_.set_input_fd(stream_.fd);
         }
+        pax_.emplace(stream_.fd, seekable_, in_place_);
       }
       if (index >= options_.max_entries) {
         return Status::bad_input("more than " + std::to_string(options_.max_entries) + " entries");
       }
+      QR_RETURN_IF_ERROR(pax_->check(a.get(), describe(index, raw_path(ae) ? raw_path(ae) : "")));
       QR_RETURN_IF_ERROR(read_entry(a.get(), ae, index, previous));
     }
     return Status();
@@ -293,6 +296,7 @@ class LayerReader {
   uint64_t expanded_ = 0;
   bool seekable_ = false;
   bool in_place_ = false;
+  std::optional<detail::PaxRecordCheck> pax_;  // made at the first entry, once in_place_ is known
   uint64_t input_size_ = 0;
   int input_fd_ = -1;
   std::string buffer_ = std::string(kReadChunk, '\0');

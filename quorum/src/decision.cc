@@ -93,6 +93,11 @@ void find_equivocators(Context& c) {
                          format_rfc3339(c.now));
       continue;
     }
+    if (c.policy.rules().pinned_run_environment && v.run_environment == "host") {
+      add_void(c, v, "run steps executed on the node's host toolchain, not in a pinned builder image "
+                     "(policy: run_environment = \"pinned\")");
+      continue;
+    }
     if (v.signed_at > c.now + kClockSkew) {
       add_void(c, v, "signed in the future: " + format_rfc3339(v.signed_at));
       continue;

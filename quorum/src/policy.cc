@@ -47,6 +47,11 @@ Status parse_key(QuorumRules& rules, const std::string& what, const std::string&
       return Status::bad_input(where(what, n) + ": 'max_age' must be a positive duration such as \"30d\", not \"" + v + "\"");
     }
     rules.max_age = *seconds;
+  } else if (key == "run_environment") {
+    std::string v = QR_TRY(get_string(what, n, "run_environment"));
+    if (v == "pinned") rules.pinned_run_environment = true;
+    else if (v == "any") rules.pinned_run_environment = false;
+    else return Status::bad_input(where(what, n) + ": 'run_environment' must be \"pinned\" or \"any\", not \"" + v + "\"");
   } else if (key == "required") {
     const toml::array* a = n.as_array();
     if (!a) return Status::bad_input(where(what, n) + ": 'required' must be an array of node ids");
@@ -102,6 +107,8 @@ Result<Policy> Policy::create(QuorumRules rules, Trust trust, const std::string&
                       {"max_age", rules.max_age ? nlohmann::json(*rules.max_age) : nlohmann::json(nullptr)},
                       {"required", rules.required},
                       {"nodes", keys}};
+  // Only when set: policies written before the key keep their digest.
+  if (rules.pinned_run_environment) j["run_environment"] = "pinned";
   Policy p;
   p.json_ = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   p.digest_ = sha256_digest(p.json_);

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "quorate/attest/statement.h"
 #include "quorate/core/encoding.h"
 
 namespace quorate::quorum {
@@ -72,6 +73,11 @@ ALTER TABLE decisions ADD COLUMN source_date_epoch INTEGER NOT NULL DEFAULT -1;
 DROP INDEX attestations_subject;
 CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch);
 )sql",
+    // 5: where the vote's run steps executed ("image", "host", "none"; a policy may refuse "host"). '' marks a
+    // row not filled yet (backfill()).
+    R"sql(
+ALTER TABLE attestations ADD COLUMN run_environment TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -105,7 +111,7 @@ class Stmt {
 
 constexpr const char* kAttestationColumns =
     "id, envelope_digest, node_id, keyid, source_uri, commit_id, recipe_path, image_digest, config_digest, "
-    "started_on, finished_on, received_at, source_date_epoch";
+    "started_on, finished_on, received_at, source_date_epoch, run_environment";
 
 StoredAttestation attestation_row(Stmt& s) {
   StoredAttestation a;
@@ -121,6 +127,7 @@ StoredAttestation attestation_row(Stmt& s) {
   a.vote.signed_at = s.integer(10);
   a.received_at = s.integer(11);
   a.vote.subject.source_date_epoch = s.integer(12);
+  a.vote.run_environment = s.text(13);
   return a;
 }
 
@@ -139,18 +146,15 @@ std::optional<std::string> id_prefix(const std::string& id) {
   return "sha256:" + hex;
 }
 
-// The sourceDateEpoch an envelope's statement claims, unverified; nullopt when it cannot be read.
-std::optional<int64_t> epoch_of_envelope(const std::string& envelope) {
+// The statement an envelope carries, unverified; nullopt when it cannot be read.
+std::optional<attest::Statement> statement_of_envelope(const std::string& envelope) {
   auto env = nlohmann::json::parse(envelope, nullptr, false);
   if (!env.is_object() || !env["payload"].is_string()) return std::nullopt;
   auto payload = base64_decode(env["payload"].get<std::string>());
   if (!payload.ok()) return std::nullopt;
-  auto statement = nlohmann::json::parse(*payload, nullptr, false);
-  const auto pointer = nlohmann::json::json_pointer("/predicate/buildDefinition/internalParameters/sourceDateEpoch");
-  if (statement.is_discarded() || !statement.contains(pointer) || !statement[pointer].is_number_integer()) {
-    return std::nullopt;
-  }
-  return statement[pointer].get<int64_t>();
+  auto statement = attest::parse_statement(*payload);
+  if (!statement.ok()) return std::nullopt;
+  return std::move(statement).value();
 }
 
 }  // namespace
@@ -211,24 +215,26 @@ struct Store::Impl {
     if (rc != SQLITE_DONE) return error("read attestations");
     return out;
   }
-  // Rows written before schema 4 get their subject's epoch from their envelope's statement: a cache fill,
-  // not a verification (VerifiedVotes checks every column against the verified envelope before it counts).
-  // A row whose envelope cannot be read keeps -1 and is reported as distrusted when read.
-  Status backfill_epochs() {
-    Stmt* pending = QR_TRY(stmt("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1"));
-    std::vector<std::pair<int64_t, int64_t>> found;
+  // Rows written before schema 4 (the subject's epoch) or 5 (the run environment) get those columns from their
+  // envelope's statement: a cache fill, not a verification (VerifiedVotes checks every column against the
+  // verified envelope before it counts). A row whose envelope cannot be read keeps -1 / '' and is reported
+  // as distrusted when read.
+  Status backfill() {
+    Stmt* pending = QR_TRY(stmt("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
+    std::vector<std::pair<int64_t, attest::Statement>> found;
     int rc;
     while ((rc = pending->step()) == SQLITE_ROW) {
-      if (auto epoch = epoch_of_envelope(pending->text(1))) found.emplace_back(pending->integer(0), *epoch);
+      if (auto st = statement_of_envelope(pending->text(1))) found.emplace_back(pending->integer(0), std::move(*st));
     }
     pending->reset();
     if (rc != SQLITE_DONE) return error("read attestations to backfill");
     if (found.empty()) return Status();
     QR_RETURN_IF_ERROR(exec("BEGIN IMMEDIATE", "begin backfill"));
-    for (const auto& [id, epoch] : found) {
-      Stmt* u = QR_TRY(stmt("UPDATE attestations SET source_date_epoch = ?1 WHERE id = ?2"));
-      u->bind(1, epoch);
-      u->bind(2, id);
+    for (const auto& [id, statement] : found) {
+      Stmt* u = QR_TRY(stmt("UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2 WHERE id = ?3"));
+      u->bind(1, statement.source_date_epoch);
+      u->bind(2, statement.run_environment);
+      u->bind(3, id);
       if (Status st = done(u, "backfill attestation " + std::to_string(id)); !st.ok()) {
         (void)exec("ROLLBACK", "roll back backfill");
         return st;
@@ -276,7 +282,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
   // memory during bulk imports (the default 2 MiB thrashes beyond ~10,000 attestations).
   QR_RETURN_IF_ERROR(impl->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;", "configure"));
   QR_RETURN_IF_ERROR(impl->migrate());
-  QR_RETURN_IF_ERROR(impl->backfill_epochs());
+  QR_RETURN_IF_ERROR(impl->backfill());
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -299,8 +305,8 @@ Status Store::transaction(const std::function<Status()>& body) {
 Result<bool> Store::add_attestation(const StoredAttestation& a) {
   Stmt* s = QR_TRY(impl_->stmt(
       "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, "
-      "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch) "
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) "
+      "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch, run_environment) "
+      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(envelope_digest) DO NOTHING"));
   const Vote& v = a.vote;
   s->bind(1, a.envelope_digest);
@@ -316,6 +322,7 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
   s->bind(11, v.signed_at);
   s->bind(12, a.received_at);
   s->bind(13, v.subject.source_date_epoch);
+  s->bind(14, v.run_environment);
   QR_RETURN_IF_ERROR(impl_->done(s, "insert attestation " + a.envelope_digest));
   return sqlite3_changes(impl_->db) > 0;
 }
@@ -460,7 +467,7 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
     found.push_back(attestation_row(*s));
-    found.back().envelope = s->text(13);
+    found.back().envelope = s->text(14);  // the column after kAttestationColumns
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->error("find attestation " + id);

@@ -12,10 +12,10 @@ namespace {
 std::string fingerprint(const Vote& v, int64_t started_on) {
   std::string text;
   for (const std::string* f : {&v.envelope_digest, &v.node_id, &v.keyid, &v.subject.source_uri, &v.subject.commit,
-                               &v.subject.recipe_path, &v.image_digest, &v.config_digest}) {
+                               &v.subject.recipe_path, &v.image_digest, &v.config_digest, &v.run_environment}) {
     text += std::to_string(f->size()) + ":" + *f + ";";
   }
-  text += std::to_string(v.signed_at) + ";" + std::to_string(started_on);
+  text += std::to_string(v.signed_at) + ";" + std::to_string(started_on) + ";" + std::to_string(v.subject.source_date_epoch);
   return sha256_hex(text);
 }
 

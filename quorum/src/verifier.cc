@@ -84,7 +84,7 @@ Checked Verifier::check(std::string_view bytes, const std::string& publisher) co
   v.envelope = a.envelope.serialize();
   v.envelope_digest = sha256_digest(v.envelope);
   v.vote = {a.node_id, a.keyid, {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch}, s.image_digest, s.config_digest,
-            s.finished_on, v.envelope_digest};
+            s.finished_on, v.envelope_digest, s.run_environment};
   v.started_on = s.started_on;
   return c;
 }

@@ -61,7 +61,7 @@ TEST_F(RosterTest, BothKeyTypesRoundTripAsEnvelopeAndBundle) {
 TEST_F(RosterTest, Ed25519EnvelopesAreByteIdentical) {
   auto again = attest_build_result(testing::build_result(), *fixed_signer(KeyType::kEd25519), "node-a").value();
   EXPECT_EQ(again, good_);
-  EXPECT_EQ(sha256_digest(good_), "sha256:42c4b8e64f28b26325e3d3093f4553c6fd46632cf67abd9dbd2bc8b99d499afd");
+  EXPECT_EQ(sha256_digest(good_), "sha256:358e91fdee0933a72883f1e18abf13378048e56d484b6939de7459f6eabf3dc5");
 }
 
 TEST_F(RosterTest, TamperedPayloadIsBadSignature) {

@@ -43,6 +43,21 @@ TEST(Statement, BuilderImageIsAResolvedDependencyMarkedAsTheBuilder) {
   ASSERT_EQ(s.base_images.size(), 1u);  // the builder is not a base image
 }
 
+TEST(Statement, RunEnvironmentIsCarriedAndDerivedForOlderResults) {
+  // Build results written before the field: a builder image means the image, otherwise the host.
+  auto plain = parse_statement(statement_from_build_result(build_result(), "node-a").value()).value();
+  EXPECT_EQ(plain.run_environment, "host");
+  nlohmann::json builder = {{"name", "example.org/builders/gcc"}, {"digest", "sha256:" + std::string(64, '9')}};
+  auto pinned = parse_statement(statement_from_build_result(build_result_with("/builder_image", builder), "node-a").value());
+  EXPECT_EQ(pinned.value().run_environment, "image");
+  auto text = statement_from_build_result(build_result_with("/run_environment", "none"), "node-a").value();
+  EXPECT_NE(text.find("\"runEnvironment\":\"none\""), std::string::npos);
+  EXPECT_EQ(parse_statement(text).value().run_environment, "none");
+  auto bad = statement_from_build_result(build_result_with("/run_environment", "laptop"), "node-a");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("run_environment"), std::string::npos) << bad.status().to_string();
+}
+
 TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
   auto j = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
   EXPECT_EQ(j["_type"], "https://in-toto.io/Statement/v1");
@@ -54,10 +69,11 @@ TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
 }
 
 TEST(Statement, CanonicalBytesArePinned) {
-  // A change of these bytes changes every attestation: make it on purpose (and bump canonical_form).
+  // A change of these bytes changes every attestation: make it on purpose. Bump canonical_form only when the
+  // image bytes change too (adding internalParameters.runEnvironment did not: votes are compared by digest).
   auto bytes = statement_from_build_result(build_result(), "node-a").value();
   EXPECT_EQ(bytes.find('\n'), std::string::npos);
-  EXPECT_EQ(sha256_digest(bytes), "sha256:8eee9986f46a31f7d284e5b4a8bc8e33d92fe8b601cf741dc658e03362ff0b4a");
+  EXPECT_EQ(sha256_digest(bytes), "sha256:07c3417615020cfc0d015441a32dd07a351d3d37476aebffd77c2ddf0de03fcd");
 }
 
 TEST(Statement, TimesOnlyInRunDetailsMetadata) {

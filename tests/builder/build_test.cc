@@ -144,6 +144,7 @@ TEST_F(BuildTest, ImageConfigCarriesRecipeEpochAndLabels) {
   EXPECT_EQ(json["source_date_epoch"], kCommitTime);
   EXPECT_THAT(json["compressor"].get<std::string>(), HasSubstr("gzip"));
   EXPECT_FALSE(json.contains("started_on"));  // no clock given
+  EXPECT_EQ(json["run_environment"], "host");  // a run step, no builder image
 }
 
 TEST_F(BuildTest, SourceDateEpochOverrides) {
@@ -152,6 +153,7 @@ TEST_F(BuildTest, SourceDateEpochOverrides) {
   auto r = build_ok(o);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(blob_json(scratch_ / "out", r->config_digest)["created"], "1970-01-02T00:00:00Z");
+  EXPECT_EQ(r->run_environment, "none");  // copy steps only: nothing ran, on the host or anywhere
 }
 
 TEST_F(BuildTest, UntrackedFilesDoNotChangeTheDigest) {

@@ -10,6 +10,9 @@ layers (a tar file at OUT):
   dir-then-file     directory "a", file "a/child", then a regular file "a" replacing the directory
   file-then-child   a regular file "a", then "a/child" under it
   pax-nul-path      a pax "path" record holding a NUL byte ("evil\\0suffix")
+  pax-nul-path-gz   the same, gzip-compressed, after 300 ordinary pax entries (long names)
+  pax-nul-linkpath  a symlink whose pax "linkpath" record holds a NUL byte
+  pax-long-names-gz 300 pax entries with long names and nothing wrong with them, gzip-compressed
   gzip-bad-crc      a gzip layer (stored blocks) with one content byte altered after compression
 
 images (an OCI layout directory at OUT, one single-layer image):
@@ -53,6 +56,18 @@ def layer(kind):
         ti, data = reg("placeholder")
         ti.pax_headers = {"path": "evil\x00suffix"}
         return tar_bytes([reg("a"), (ti, data)])
+    if kind in ("pax-nul-path-gz", "pax-long-names-gz"):
+        members = [reg("d/" + "n" * 120 + "%03d" % i, b"x" * i) for i in range(300)]
+        if kind == "pax-nul-path-gz":
+            ti, data = reg("placeholder")
+            ti.pax_headers = {"path": "evil\x00suffix"}
+            members.append((ti, data))
+        return gzip.compress(tar_bytes(members), mtime=0)
+    if kind == "pax-nul-linkpath":
+        ti = tarfile.TarInfo("lnk")
+        ti.type, ti.linkname, ti.mtime = tarfile.SYMTYPE, "placeholder", 1700000000
+        ti.pax_headers = {"linkpath": "target\x00suffix"}
+        return tar_bytes([reg("a"), (ti, None)])
     if kind == "gzip-bad-crc":
         raw = tar_bytes([reg("greeting", b"hello world\n")])
         z = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks: the content bytes appear as they are

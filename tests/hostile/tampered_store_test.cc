@@ -59,6 +59,23 @@ TEST_F(TamperedStore, EditedDigestColumnsDoNotMakeARogueImageAccepted) {
   EXPECT_THAT(r.out, HasSubstr("ignored: its columns differ from what its envelope says"));
 }
 
+// Under `run_environment = "pinned"`, host-built votes do not count; editing the column does not change that.
+TEST_F(TamperedStore, AnEditedRunEnvironmentDoesNotMakeHostVotesCount) {
+  std::filesystem::create_directories(dir_ / "pinned");
+  auto pinned = sh(write_policy(dir_ / "pinned", "threshold = 3\non_conflict = \"majority\"\nrun_environment = \"pinned\"",
+                                nodes_).string());
+  auto verify_pinned = [&] {
+    return run(quorate_bin() + " verify --policy " + pinned + " --store " + db_ + " --image " + image_of("good") + kNowArg);
+  };
+  auto before = verify_pinned();
+  EXPECT_EQ(before.exit_code, 1) << before.out;
+  EXPECT_THAT(before.out, HasSubstr("host toolchain"));
+  sql("UPDATE attestations SET run_environment = 'image'");
+  auto after = verify_pinned();
+  EXPECT_EQ(after.exit_code, 1) << after.out;
+  EXPECT_THAT(after.out, HasSubstr("ignored: its columns differ from what its envelope says"));
+}
+
 TEST_F(TamperedStore, RowsWhoseEnvelopeIsNotAnEnvelopeDoNotCount) {
   // Three forged rows claiming the rogue digest, by three roster nodes, with no valid envelope behind them.
   for (const char* node : {"node-a", "node-b", "node-c"}) {

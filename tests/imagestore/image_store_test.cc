@@ -149,6 +149,7 @@ TEST_F(BuilderImageBuild, RunStepsSeeTheImageAndNoHostPath) {
   ASSERT_TRUE(r->builder_image.has_value());
   EXPECT_EQ(r->builder_image->second, digest_);
   EXPECT_THAT(builder::build_result_json(*r), HasSubstr("\"builder_image\":{\"digest\":\"" + digest_));
+  EXPECT_THAT(builder::build_result_json(*r), HasSubstr("\"run_environment\":\"image\""));
   auto layer = r->output / "blobs/sha256" / digest_hex(r->layers.back().digest);
   auto listing = quorate::testing::run("tar -tzf " + quorate::testing::sh(layer.string())).out;
   EXPECT_THAT(listing, HasSubstr("out/root"));

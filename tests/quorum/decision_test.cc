@@ -213,6 +213,32 @@ TEST(Decide, MaxAgeVoidsOldVotes) {
   EXPECT_THAT(d.void_votes[0].reason, HasSubstr("too old"));
 }
 
+TEST(Decide, PinnedRunEnvironmentVoidsHostVotes) {
+  std::vector<Vote> votes = {vote("node-a", "good"), vote("node-b", "good"), vote("node-c", "good")};
+  votes[0].run_environment = "image";
+  votes[1].run_environment = "none";
+  votes[2].run_environment = "host";
+  QuorumRules r = rules(3);
+  EXPECT_TRUE(decide(policy(roster({"node-a", "node-b", "node-c"}), r), subject(), votes, kNow).accepted);
+  r.pinned_run_environment = true;
+  Decision d = decide(policy(roster({"node-a", "node-b", "node-c"}), r), subject(), votes, kNow);
+  EXPECT_FALSE(d.accepted);
+  ASSERT_EQ(d.void_votes.size(), 1u);
+  EXPECT_EQ(d.void_votes[0].node_id, "node-c");
+  EXPECT_THAT(d.void_votes[0].reason, HasSubstr("host toolchain"));
+  EXPECT_THAT(names_of(d.agreeing), ElementsAre("node-a", "node-b"));
+}
+
+TEST(Decide, PinnedRunEnvironmentChangesThePolicyDigestOnlyWhenSet) {
+  QuorumRules r = rules(1);
+  std::string any = policy(roster({"node-a"}), r).digest();
+  r.pinned_run_environment = true;
+  auto pinned = policy(roster({"node-a"}), r);
+  EXPECT_NE(pinned.digest(), any);
+  EXPECT_THAT(pinned.canonical_json(), HasSubstr("\"run_environment\":\"pinned\""));
+  EXPECT_THAT(policy(roster({"node-a"}), rules(1)).canonical_json(), ::testing::Not(HasSubstr("run_environment")));
+}
+
 TEST(Decide, VotesForOtherSubjectsAreIgnored) {
   std::vector<Vote> votes = {vote("node-a", "good"), vote("node-b", "good", kNow - 60, "", subject("other"))};
   Decision d = decide(policy(roster({"node-a", "node-b"}), rules(1)), subject(), votes, kNow);

@@ -18,6 +18,7 @@ threshold = 3
 match = "content"
 on_conflict = "majority"
 max_age = "30d"
+run_environment = "pinned"
 required = ["node-a", "node-b"]
 roster = "roster.toml"
 [[nodes]]
@@ -29,6 +30,7 @@ public_key = "a.pem"
   EXPECT_EQ(r->match, MatchMode::kContent);
   EXPECT_EQ(r->on_conflict, ConflictMode::kMajority);
   EXPECT_EQ(r->max_age, 30 * 86400);
+  EXPECT_TRUE(r->pinned_run_environment);
   EXPECT_EQ(r->required, (std::vector<std::string>{"node-a", "node-b"}));
 }
 
@@ -37,6 +39,7 @@ TEST(ParseRules, DefaultsAreImageAndReject) {
   EXPECT_EQ(r.match, MatchMode::kImage);
   EXPECT_EQ(r.on_conflict, ConflictMode::kReject);
   EXPECT_FALSE(r.max_age.has_value());
+  EXPECT_FALSE(r.pinned_run_environment);
 }
 
 TEST(ParseRules, RefusesBadValuesNamingTheKey) {
@@ -49,6 +52,7 @@ TEST(ParseRules, RefusesBadValuesNamingTheKey) {
                         Case{"threshold = 1\non_conflict = \"vote\"", "'on_conflict' must be"},
                         Case{"threshold = 1\nmax_age = \"soon\"", "'max_age' must be"},
                         Case{"threshold = 1\nrequired = \"a\"", "'required' must be an array"},
+                        Case{"threshold = 1\nrun_environment = \"host\"", "'run_environment' must be \"pinned\" or \"any\""},
                         Case{"threshold = 1\nthreshhold = 2", "unknown key 'threshhold'"},
                         Case{"threshold = [", "p.toml:1"}}) {
     auto r = parse_rules(c.toml, "p.toml");

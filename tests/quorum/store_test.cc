@@ -1,7 +1,10 @@
 // The store: schema and migrations, idempotent inserts, queries, decisions, and surviving a killed writer.
 #include "quorate/quorum/store.h"
 
+#include "quorate/attest/statement.h"
 #include "quorate/core/encoding.h"
+
+#include <nlohmann/json.hpp>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -53,33 +56,65 @@ TEST(Store, CreatesTheCurrentSchemaInWalMode) {
   EXPECT_THAT(r.out, HasSubstr("decisions"));
 }
 
+// An envelope (unsigned: the backfill only reads it) whose statement is made from a build result.
+std::string envelope_of(const nlohmann::json& build_result) {
+  auto statement = attest::statement_from_build_result(build_result.dump(), "node-a");
+  EXPECT_TRUE(statement.ok()) << statement.status().to_string();
+  return "{\"payload\":\"" + base64_encode(statement.value()) + "\"}";
+}
+
+nlohmann::json build_result_for_backfill(bool with_builder_image) {
+  nlohmann::json r = {
+      {"schema", "https://quorate.dev/build-result/v1"},
+      {"canonical_form", 1},
+      {"image", {{"name", "registry.example/app"}, {"manifest_digest", digest("good")},
+                 {"config_digest", config("good")}, {"diff_ids", nlohmann::json::array()}}},
+      {"source", {{"uri", "https://git.example/app.git"}, {"commit", std::string(40, 'c')}, {"recipe_path", "recipe.toml"}}},
+      {"base_images", nlohmann::json::array()},
+      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
+      {"source_date_epoch", 1700000000},
+      {"compressor", "gzip zlib 1.2.13 level 6"},
+      {"started_on", "2026-09-20T23:59:00Z"},
+      {"finished_on", "2026-09-21T00:00:00Z"}};
+  if (with_builder_image) r["builder_image"] = {{"name", "example.org/builders/gcc"}, {"digest", digest("builder")}};
+  return r;
+}
+
 TEST(Store, MigratesOlderStoresKeepingTheirRows) {
-  for (int from : {1, 2, 3}) {
+  for (int from : {1, 2, 3, 4}) {
     ScratchDir dir;
     auto db = (dir / "q.db").string();
     {
       auto store = open_store(db);
+      // Envelopes whose statements name their epoch, as every real one does, and no run environment, as those
+      // signed before it existed: the backfill reads the epoch and derives the environment.
       StoredAttestation a = stored(vote("node-a", "good"));
-      // An envelope whose statement names its epoch, as every real one does: the backfill reads it.
-      a.envelope = "{\"payload\":\"" +
-                   base64_encode("{\"predicate\":{\"buildDefinition\":{\"internalParameters\":{\"sourceDateEpoch\":1700000000}}}}") +
-                   "\"}";
+      a.envelope = envelope_of(build_result_for_backfill(false));
       ASSERT_TRUE(store->add_attestation(a).ok());
+      StoredAttestation b = stored(vote("node-b", "good"));
+      b.envelope = envelope_of(build_result_for_backfill(true));
+      ASSERT_TRUE(store->add_attestation(b).ok());
     }
     // Take the file back to the schema an older quorate left (versions 1 and 2 had a subject index led by the
-    // repository; version 2 also a commit index; versions 1 to 3 no epoch columns).
-    std::string back = "DROP INDEX attestations_subject; "
-                       "ALTER TABLE attestations DROP COLUMN source_date_epoch; "
-                       "ALTER TABLE decisions DROP COLUMN source_date_epoch; " +
-                       std::string(from < 3 ? "CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path); "
-                                            : "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path); ") +
-                       std::string(from == 2 ? "CREATE INDEX attestations_commit ON attestations(commit_id); " : "") +
-                       "PRAGMA user_version = " + std::to_string(from) + ";";
+    // repository; version 2 also a commit index; versions 1 to 3 no epoch columns; 1 to 4 no run environment).
+    std::string back = "ALTER TABLE attestations DROP COLUMN run_environment; ";
+    if (from < 4) {
+      back += "DROP INDEX attestations_subject; "
+              "ALTER TABLE attestations DROP COLUMN source_date_epoch; "
+              "ALTER TABLE decisions DROP COLUMN source_date_epoch; " +
+              std::string(from < 3 ? "CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path); "
+                                   : "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path); ") +
+              std::string(from == 2 ? "CREATE INDEX attestations_commit ON attestations(commit_id); " : "");
+    }
+    back += "PRAGMA user_version = " + std::to_string(from) + ";";
     auto r = run("sqlite3 " + sh(db) + " " + sh(back));
     ASSERT_EQ(r.exit_code, 0) << r.out;
     auto store = open_store(db);
     EXPECT_EQ(store->schema_version().value(), Store::kSchemaVersion);
-    EXPECT_EQ(store->attestations().value().size(), 1u);
+    auto rows = store->attestations().value();
+    ASSERT_EQ(rows.size(), 2u);
+    EXPECT_EQ(rows[0].vote.run_environment, "host") << "from schema " << from;
+    EXPECT_EQ(rows[1].vote.run_environment, "image") << "from schema " << from;
     auto subjects = store->subjects_with_commit("c0ffee", "").value();
     ASSERT_EQ(subjects.size(), 1u);
     EXPECT_EQ(subjects[0].source_date_epoch, 1700000000);

@@ -33,6 +33,9 @@ struct Statement {
   std::vector<std::string> diff_ids;
   std::vector<BaseImage> base_images;
   std::optional<BaseImage> builder_image;  // the image run steps executed in (annotation role = "builder")
+  // Where run steps executed: "image", "host" or "none" (internalParameters.runEnvironment; statements without
+  // it read as "image" when they name a builder image, else "host").
+  std::string run_environment;
   std::string compressor;
   int64_t canonical_form = 0;
   int64_t source_date_epoch = 0;
@@ -41,6 +44,9 @@ struct Statement {
   int64_t started_on = 0;        // runDetails.metadata: never part of what is compared
   int64_t finished_on = 0;       // the signing time verifiers judge key validity at
 };
+
+// Whether `s` is a run environment a statement may name: "image", "host" or "none".
+inline bool is_run_environment(std::string_view s) { return s == "image" || s == "host" || s == "none"; }
 
 // Builds the statement for the build result JSON `build_result` signed by node `node_id`, as canonical JSON
 // (sorted keys, no whitespace). bad_input naming the field when a required field of the build result is missing

@@ -92,6 +92,9 @@ struct BuildResult {
   std::map<std::string, std::string> tools;      // recipe's build.tools -> first line of `tool --version`
   std::map<std::string, std::string> environment;  // what run steps saw (before per-step env)
   std::string sandbox;                             // "bubblewrap" or "none"
+  // Where run steps executed: "image" (the pinned builder image), "host" (the build machine's toolchain), or
+  // "none" (the recipe has no run step). A policy may refuse "host" votes (docs/policy.md).
+  std::string run_environment;
   std::optional<int64_t> started_ms, finished_ms;
   std::filesystem::path output;
   std::string format;

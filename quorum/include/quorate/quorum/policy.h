@@ -28,6 +28,8 @@ struct QuorumRules {
   ConflictMode on_conflict = ConflictMode::kReject;
   std::optional<int64_t> max_age;  // seconds; a vote signed more than this before `now` does not count
   std::vector<std::string> required;  // node ids that must be among the agreeing nodes
+  // `run_environment = "pinned"`: a vote whose run steps executed on the host's toolchain does not count.
+  bool pinned_run_environment = false;
 };
 
 // Rules bound to a Trust, checked to be meetable. Immutable; safe to share between threads.
@@ -52,9 +54,9 @@ class Policy {
   std::string digest_;
 };
 
-// Parses the top-level keys of a policy TOML text (threshold, match, on_conflict, max_age, required); `roster`
-// and `nodes` are accepted and left to the roster loader; any other key is an error. bad_input naming
-// `what` and the key otherwise.
+// Parses the top-level keys of a policy TOML text (threshold, match, on_conflict, max_age, run_environment,
+// required); `roster` and `nodes` are accepted and left to the roster loader; any other key is an error.
+// bad_input naming `what` and the key otherwise.
 Result<QuorumRules> parse_rules(std::string_view toml_text, const std::string& what);
 
 }  // namespace quorate::quorum

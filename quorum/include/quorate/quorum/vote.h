@@ -31,6 +31,7 @@ struct Vote {
   std::string config_digest;    // "sha256:…" of the image config (the content digest)
   int64_t signed_at = 0;        // the statement's time (runDetails finishedOn), Unix seconds
   std::string envelope_digest;  // identifies the attestation in reports and breaks ties
+  std::string run_environment;  // where the build's run steps executed: "image", "host" or "none"
 
   auto operator<=>(const Vote&) const = default;
 };
