@@ -48,19 +48,6 @@ Result<std::string> attest_result(const BuildArgs& a, const std::string& result_
   return path;
 }
 
-// --build-arg K=V, each name once.
-Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& args) {
-  std::map<std::string, std::string> out;
-  for (const auto& kv : args) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return Status::usage("--build-arg must be NAME=VALUE, not " + kv);
-    if (!out.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second) {
-      return Status::usage("--build-arg " + kv.substr(0, eq) + " given twice");
-    }
-  }
-  return out;
-}
-
 Status run_build(const BuildArgs& a) {
   builder::BuildOptions o;
   o.repo = a.repo;

@@ -7,9 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "git_repo.h"
+#include "quorate/attest/dsse.h"
+#include "quorate/attest/statement.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci.h"
+#include "quorate/node/builder_rebuilder.h"
+#include "quorate/wire/request.h"
 
 namespace quorate::builder {
 namespace {
@@ -156,6 +160,77 @@ TEST_F(ContainerfileBuildTest, UnpackedTreeAndRuntimeConfig) {
   EXPECT_EQ(result["source"]["recipe_kind"], "containerfile");
   EXPECT_EQ(result["base_images"][0]["digest"], digest_);
   EXPECT_EQ(result["sandbox"], "bubblewrap");
+  // RUN steps executed in the stages' roots, made of the pinned FROM image: no host toolchain.
+  EXPECT_EQ(result["run_environment"], "image");
+  EXPECT_EQ(result["base_images"].size(), 1u);  // both stages start from the same pinned image
+}
+
+TEST_F(ContainerfileBuildTest, BuildArgsAndRunEnvironmentReachTheAttestation) {
+  make_project(scratch_ / "a", two_stage());
+  auto key = scratch_ / "node-a";
+  auto gen = run(quorate::testing::quorate_bin() + " key generate --out " + sh(key.string()));
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  auto att = scratch_ / "att.json";
+  auto r = build(scratch_ / "a", scratch_ / "out",
+                 "--build-arg FLAVOR=spicy --attest " + sh(key.string()) + " --attest-out " + sh(att.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto verify = run(quorate::testing::quorate_bin() + " attest verify --json --pub " + sh(key.string() + ".pub.pem") +
+                    " " + sh(att.string()));
+  ASSERT_EQ(verify.exit_code, 0) << verify.out;
+  auto v = nlohmann::json::parse(verify.out);
+  EXPECT_EQ(v["source"]["recipe_path"], "Containerfile");
+  EXPECT_EQ(v["source"]["build_args"], nlohmann::json({{"FLAVOR", "spicy"}}));
+  EXPECT_EQ(v["run_environment"], "image");
+  // Another value is another image, and another statement.
+  auto mild = build(scratch_ / "a", scratch_ / "out-mild", "--build-arg FLAVOR=mild");
+  ASSERT_EQ(mild.exit_code, 0) << mild.out;
+  EXPECT_NE(digest_line(mild.out), v["subject"]["digest"].get<std::string>());
+  // An argument no ARG declares is refused rather than ignored.
+  auto undeclared = build(scratch_ / "a", scratch_ / "out-undeclared", "--build-arg NOPE=1");
+  EXPECT_EQ(undeclared.exit_code, 2) << undeclared.out;
+  EXPECT_THAT(undeclared.out, HasSubstr("NOPE"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-undeclared"));
+}
+
+// The node's path: a wire request with build args reaches the builder, and the node's signed statement
+// carries them.
+TEST_F(ContainerfileBuildTest, NodeRebuilderPassesTheRequestsBuildArgs) {
+  make_project(scratch_ / "a", two_stage());
+  auto gen = run(quorate::testing::quorate_bin() + " key generate --out " + sh((scratch_ / "node-key").string()));
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  node::NodeConfig config;
+  config.node_id = "node-a";
+  config.data_dir = scratch_ / "node";
+  config.work_dir = scratch_ / "node/work";
+  config.signing_key = scratch_ / "node-key";
+  config.image_store = store_;
+  config.sandbox = "bubblewrap";
+  auto rebuilder = node::make_builder_rebuilder(config, [] { return int64_t{1700000000000}; },
+                                                [](const std::string&) { return std::string(); });
+  ASSERT_TRUE(rebuilder.ok()) << rebuilder.status().to_string();
+  wire::RebuildRequest request;
+  request.repo = (scratch_ / "a").string();
+  request.commit = "main";
+  request.recipe_path = "Containerfile";
+  request.image_name = "example.org/test/app";
+  request.build_args = {{"FLAVOR", "spicy"}};
+  // Through the wire form, as a node receives it.
+  auto received = wire::request_from_wire(wire::to_wire(wire::normalize_request(request).value()));
+  ASSERT_TRUE(received.ok()) << received.status().to_string();
+  std::atomic<bool> cancel{false};
+  auto output = (*rebuilder)->rebuild(*received, cancel);
+  ASSERT_TRUE(output.ok()) << output.status().to_string();
+  auto envelope = attest::parse_envelope(output->envelope);
+  ASSERT_TRUE(envelope.ok()) << envelope.status().to_string();
+  auto statement = attest::parse_statement(envelope->payload);
+  ASSERT_TRUE(statement.ok()) << statement.status().to_string();
+  EXPECT_EQ(statement->build_args, (std::map<std::string, std::string>{{"FLAVOR", "spicy"}}));
+  EXPECT_EQ(statement->run_environment, "image");
+  EXPECT_EQ(statement->recipe_path, "Containerfile");
+  // The same build through the CLI with the same argument is the same image.
+  auto cli = build(scratch_ / "a", scratch_ / "out", "--build-arg FLAVOR=spicy");
+  ASSERT_EQ(cli.exit_code, 0) << cli.out;
+  EXPECT_EQ(digest_line(cli.out), statement->image_digest);
 }
 
 TEST_F(ContainerfileBuildTest, FinalStageDeletionIsAWhiteoutInItsLayer) {
@@ -220,6 +295,9 @@ TEST_F(ContainerfileBuildTest, WithoutRecipeFlagContainerfileIsFound) {
   auto r = build(scratch_ / "a", scratch_ / "out", "--json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("\"recipe_path\":\"Containerfile\""));
+  // Nothing ran anywhere: copy-only builds count under run_environment = "pinned" as "none".
+  EXPECT_THAT(r.out, HasSubstr("\"run_environment\":\"none\""));
+  EXPECT_THAT(r.out, HasSubstr("\"sandbox\":\"none\""));
 }
 
 }  // namespace

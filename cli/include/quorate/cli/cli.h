@@ -3,8 +3,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "quorate/core/status.h"
 
@@ -51,5 +53,9 @@ namespace quorate::cli {
 // `env_value` (nullptr or empty: unset), else nullopt. usage naming the source when it is not an integer in
 // 0..253402300799 (the end of year 9999, the last second RFC 3339 can write).
 Result<std::optional<int64_t>> source_date_epoch_of(const std::optional<int64_t>& flag, const char* env_value);
+
+// `--build-arg NAME=VALUE` flags (quorate build, quorate submit) as a map; usage when one has no `=` or an empty
+// name, or a name is given twice.
+Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& args);
 
 }  // namespace quorate::cli
