@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "git_repo.h"
@@ -44,7 +46,7 @@ std::string make_image(const std::filesystem::path& dir) {
   busybox.path = "bin/busybox";
   busybox.mode = 0755;
   EXPECT_TRUE(writer.add_file(busybox, "/bin/busybox").ok());
-  for (const char* applet : {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch"}) {
+  for (const char* applet : {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod"}) {
     normalize::Entry link;
     link.path = std::string("bin/") + applet;
     link.type = normalize::EntryType::kSymlink;
@@ -298,6 +300,58 @@ TEST_F(ContainerfileBuildTest, WithoutRecipeFlagContainerfileIsFound) {
   // Nothing ran anywhere: copy-only builds count under run_environment = "pinned" as "none".
   EXPECT_THAT(r.out, HasSubstr("\"run_environment\":\"none\""));
   EXPECT_THAT(r.out, HasSubstr("\"sandbox\":\"none\""));
+}
+
+// examples/hello-containerfile: its builder stage assembles a root file system, the final FROM scratch stage
+// copies it in; the builder image (BUILDER) is the busybox image made here, so the build stays offline.
+TEST_F(ContainerfileBuildTest, HelloContainerfileExample) {
+  auto repo = scratch_ / "hello";
+  make_repo(example_dir("hello-containerfile"), repo);
+  auto clone = scratch_ / "hello-clone";
+  run("git clone -q " + sh(repo.string()) + " " + sh(clone.string()));
+  const std::string builder = "--recipe Containerfile --build-arg BUILDER=" + base() + " ";
+  auto first = build(repo, scratch_ / "out", builder + "--result-out " + sh((scratch_ / "result.json").string()),
+                     "umask 022; TZ=UTC ");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  auto second = build(clone, scratch_ / "out-clone", builder, "umask 077; TZ=Asia/Tokyo ");
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_EQ(digest_line(first.out), digest_line(second.out))
+      << run(quorate::testing::quorate_bin() + " diff " + sh((scratch_ / "out").string()) + " " +
+             sh((scratch_ / "out-clone").string())).out;
+  auto result = nlohmann::json::parse(slurp(scratch_ / "result.json"));
+  EXPECT_EQ(result["build_args"], nlohmann::json({{"BUILDER", base()}}));
+  EXPECT_EQ(result["run_environment"], "image");
+  EXPECT_EQ(result["base_images"], nlohmann::json::array({{{"name", "example.org/busybox"}, {"digest", digest_}}}))
+      << result["base_images"];
+
+  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " +
+                    sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(rootfs)) {
+    files.push_back(e.path().lexically_relative(rootfs).string());  // relative() would follow the symlinks
+  }
+  std::sort(files.begin(), files.end());
+  // Only what the final stage copied: no /src, no builder applets beyond the two links made for it.
+  EXPECT_EQ(files, (std::vector<std::string>{"bin", "bin/busybox", "bin/cat", "bin/sh", "etc", "etc/hello",
+                                             "etc/hello/hello.conf", "usr", "usr/local", "usr/local/bin",
+                                             "usr/local/bin/hello"}));
+  EXPECT_EQ(std::filesystem::status(rootfs / "usr/local/bin/hello").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0755));
+  auto config = nlohmann::json::parse(slurp(scratch_ / "bundle/config.json"));
+  EXPECT_EQ(config["process"]["args"], nlohmann::json({"/usr/local/bin/hello", "/etc/hello/hello.conf"}));
+  EXPECT_EQ(config["process"]["user"]["uid"], 65534);
+  // The image works: its entrypoint prints the greeting (chroot into the unpacked root; no network).
+  auto hello = run("chroot " + sh(rootfs.string()) + " /usr/local/bin/hello /etc/hello/hello.conf");
+  EXPECT_EQ(hello.exit_code, 0) << hello.out;
+  EXPECT_EQ(hello.out, slurp(example_dir("hello-containerfile") / "hello.conf"));
+
+  // Without the builder image, FROM has nothing pinned: exit 2 naming the line, nothing written.
+  auto unpinned = build(repo, scratch_ / "out-unpinned", "--recipe Containerfile");
+  EXPECT_EQ(unpinned.exit_code, 2) << unpinned.out;
+  EXPECT_THAT(unpinned.out, HasSubstr("Containerfile:7:"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-unpinned"));
 }
 
 }  // namespace
