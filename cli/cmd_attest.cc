@@ -60,6 +60,8 @@ nlohmann::json verdict_json(const attest::Verdict& v) {
   const auto& s = v.attestation->statement;
   j["subject"] = {{"name", s.subject_name}, {"digest", s.image_digest}};
   j["source"] = {{"uri", s.source_uri}, {"commit", s.commit}, {"recipe_path", s.recipe_path}};
+  if (!s.build_args.empty()) j["source"]["build_args"] = s.build_args;
+  j["run_environment"] = s.run_environment;
   j["config_digest"] = s.config_digest;
   j["diff_ids"] = s.diff_ids;
   j["signer"] = {{"node_id", v.attestation->node_id}, {"keyid", v.attestation->keyid}};
@@ -75,7 +77,9 @@ void print_verdict(const attest::Verdict& v) {
             << "subject:   " << s.subject_name << " " << s.image_digest << "\n"
             << "source:    " << s.source_uri << "\n"
             << "commit:    " << s.commit << "\n"
-            << "recipe:    " << s.recipe_path << "\n"
+            << "recipe:    " << s.recipe_path << "\n";
+  for (const auto& [name, value] : s.build_args) std::cout << "build arg: " << name << "=" << value << "\n";
+  std::cout << "runs in:   " << s.run_environment << "\n"
             << "config:    " << s.config_digest << "\n";
   for (const auto& d : s.diff_ids) std::cout << "diff_id:   " << d << "\n";
   std::cout << "signer:    " << v.attestation->node_id << " (keyid " << v.attestation->keyid << ")\n"

@@ -15,10 +15,11 @@ namespace quorate::cli {
 namespace {
 
 struct BuildArgs {
-  std::string repo, commit, recipe = "quorate.toml", out, format = "oci", result_out, work_dir, base_layout;
+  std::string repo, commit, recipe, out, format = "oci", result_out, work_dir, base_layout;
   std::string image_store = default_image_store();
-  std::string image_name, attest_key, node_id, attest_out, passphrase_file;
+  std::string image_name, image_tag, attest_key, node_id, attest_out, passphrase_file;
   std::optional<int64_t> source_date_epoch;
+  std::vector<std::string> build_args;  // K=V
   int64_t timeout_seconds = 3600;
   uint64_t max_output_bytes = uint64_t{4} << 30;
   bool json = false, no_sandbox = false, keep_work_dir = false, quiet = false;
@@ -54,6 +55,8 @@ Status run_build(const BuildArgs& a) {
   // Like `quorate normalize`, the environment's SOURCE_DATE_EPOCH applies when the flag is absent.
   o.source_date_epoch = QR_TRY(source_date_epoch_of(a.source_date_epoch, std::getenv("SOURCE_DATE_EPOCH")));
   o.image_name = a.image_name;
+  o.image_tag = a.image_tag;
+  o.build_args = QR_TRY(parse_build_args(a.build_args));
   o.work_dir = a.work_dir.empty() ? std::filesystem::temp_directory_path() / "quorate-work" : std::filesystem::path(a.work_dir);
   o.keep_work_dir = a.keep_work_dir;
   o.base_dir = std::filesystem::current_path();
@@ -88,7 +91,11 @@ void add_build_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("build", "Rebuild an OCI image from a Git commit and its recipe, deterministically");
   cmd->add_option("--repo", args->repo, "Repository: a local path or a URL libgit2 can clone")->required();
   cmd->add_option("--commit", args->commit, "Commit (any revision) to build")->required();
-  cmd->add_option("--recipe", args->recipe, "Recipe path inside the commit")->capture_default_str();
+  cmd->add_option("--recipe", args->recipe,
+                  "Recipe path inside the commit; Containerfile, Dockerfile, *.Containerfile and *.Dockerfile are "
+                  "Containerfiles (default: quorate.toml, else Containerfile, else Dockerfile)");
+  cmd->add_option("--build-arg", args->build_args, "NAME=VALUE for a Containerfile ARG (repeatable; recorded in the result)");
+  cmd->add_option("--tag", args->image_tag, "The image's tag (ref name in index.json; default: the recipe's, or latest)");
   cmd->add_option("-o,--out", args->out, "Output: an OCI layout directory, or an archive file with --format")->required();
   cmd->add_option("--format", args->format, "oci, oci-archive or docker-archive")->capture_default_str();
   cmd->add_option("--source-date-epoch", args->source_date_epoch,
@@ -98,7 +105,7 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("--work-dir", args->work_dir, "Scratch directory (default: $TMPDIR/quorate-work)");
   cmd->add_flag("--keep-work-dir", args->keep_work_dir, "Keep the scratch directory (checkouts, build log)");
   cmd->add_option("--base-layout", args->base_layout, "OCI layout directory holding the recipe's pinned base image");
-  cmd->add_option("--image-name", args->image_name, "Override the recipe's image name");
+  cmd->add_option("--image-name,--name", args->image_name, "The image's name (overrides the recipe's; required for a Containerfile)");
   cmd->add_option("--image-store", args->image_store, "Where the recipe's builder image is looked up (quorate image import)")
       ->capture_default_str();
   cmd->add_flag("--no-sandbox", args->no_sandbox,

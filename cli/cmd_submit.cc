@@ -20,6 +20,7 @@ struct SubmitArgs {
   std::vector<std::string> node_keys;
   std::string repo, commit, recipe, image_name, request_id;
   std::optional<int64_t> source_date_epoch;
+  std::vector<std::string> build_args;  // NAME=VALUE
   bool wait = false;
   std::string quorum, quorum_key;
   double timeout_s = 600;
@@ -64,7 +65,9 @@ Status run_submit(const SubmitArgs& a) {
   // Same inputs, same id (derived from the normalized request): a resubmission is answered with the existing
   // job instead of a second build.
   auto epoch = QR_TRY(source_date_epoch_of(a.source_date_epoch, nullptr));
-  auto request = wire::normalize_request({a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch});
+  auto build_args = QR_TRY(parse_build_args(a.build_args));
+  auto request =
+      wire::normalize_request({a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch, std::move(build_args)});
   if (!request.ok()) return Status::usage(request.status().message());
   o.request = wire::to_wire(*request);
   o.transport.insecure = a.insecure;
@@ -129,6 +132,8 @@ void add_submit_command(CLI::App& app, Action& action) {
   cmd->add_option("--recipe", args->recipe, "Recipe path in the commit (default: quorate.toml)");
   cmd->add_option("--image-name", args->image_name, "Override the recipe's image name");
   cmd->add_option("--source-date-epoch", args->source_date_epoch, "Override SOURCE_DATE_EPOCH (default: commit time)");
+  cmd->add_option("--build-arg", args->build_args,
+                  "NAME=VALUE for a Containerfile ARG (repeatable; part of the request and of the attestation)");
   cmd->add_option("--request-id", args->request_id, "Request id (default: derived from the inputs)");
   cmd->add_flag("--wait", args->wait, "Wait for the builds and the verifier's decision; exit 0 accepted, 1 rejected");
   cmd->add_option("--quorum", args->quorum, "The verifier's query endpoint (with --wait)");

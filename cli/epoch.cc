@@ -1,4 +1,5 @@
-// SOURCE_DATE_EPOCH from a flag or the environment, read and checked in one place for every command.
+// SOURCE_DATE_EPOCH from a flag or the environment, and --build-arg flags, read and checked in one place for
+// every command.
 #include <cerrno>
 #include <cstdlib>
 #include <string>
@@ -23,6 +24,18 @@ Result<std::optional<int64_t>> source_date_epoch_of(const std::optional<int64_t>
     return Status::usage(std::string("SOURCE_DATE_EPOCH is not an integer in range") + range + ": " + env_value);
   }
   return std::optional<int64_t>(v);
+}
+
+Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& args) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : args) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return Status::usage("--build-arg must be NAME=VALUE, not " + kv);
+    if (!out.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second) {
+      return Status::usage("--build-arg " + kv.substr(0, eq) + " given twice");
+    }
+  }
+  return out;
 }
 
 }  // namespace quorate::cli

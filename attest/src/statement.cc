@@ -94,9 +94,20 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
                              "\", not one of image, host, none");
   }
   internal["runEnvironment"] = run_environment;
+  Json external = {{"source", uri}, {"commit", commit}, {"recipePath", recipe}};
+  // A Containerfile's --build-arg values are inputs the requester chose: external parameters. Recipe results
+  // have no build_args, and their statements keep their bytes.
+  if (r.contains("build_args")) {
+    const Json* args = QR_TRY(get_object(r, "build_args", what));
+    for (const auto& [k, v] : args->items()) {
+      if (k.empty()) return Status::bad_input("build result: build_args: a name is empty");
+      if (!v.is_string()) return Status::bad_input("build result: build_args: \"" + k + "\" is not a string");
+    }
+    external["buildArgs"] = *args;
+  }
   return Json{
       {"buildType", kBuildType},
-      {"externalParameters", {{"source", uri}, {"commit", commit}, {"recipePath", recipe}}},
+      {"externalParameters", std::move(external)},
       {"internalParameters", std::move(internal)},
       {"resolvedDependencies", std::move(deps)},
   };
@@ -193,6 +204,16 @@ Status parse_definition(const Json& def, Statement& s) {
   s.commit = QR_TRY(get_string(*ext, "commit", "statement: externalParameters"));
   if (!is_lower_hex(s.commit, 40)) return Status::bad_input("statement: commit is not 40 lowercase hex");
   s.recipe_path = QR_TRY(get_string(*ext, "recipePath", "statement: externalParameters"));
+  if (ext->contains("buildArgs")) {
+    const Json* args = QR_TRY(get_object(*ext, "buildArgs", "statement: externalParameters"));
+    for (const auto& [k, v] : args->items()) {
+      if (k.empty()) return Status::bad_input("statement: externalParameters: buildArgs: a name is empty");
+      if (!v.is_string()) {
+        return Status::bad_input("statement: externalParameters: buildArgs: \"" + k + "\" is not a string");
+      }
+      s.build_args[k] = v.get<std::string>();
+    }
+  }
   const Json* internal = QR_TRY(get_object(def, "internalParameters", what));
   s.canonical_form = QR_TRY(get_int(*internal, "canonicalForm", "statement: internalParameters"));
   s.source_date_epoch = QR_TRY(get_int(*internal, "sourceDateEpoch", "statement: internalParameters"));

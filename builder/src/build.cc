@@ -15,7 +15,9 @@
 
 #include "base_image.h"
 #include "image_archive.h"
+#include "containerfile_build.h"
 #include "output_tree.h"
+#include "quorate/builder/containerfile.h"
 #include "quorate/builder/recipe.h"
 #include "quorate/builder/reference.h"
 #include "quorate/builder/source.h"
@@ -42,6 +44,7 @@ struct BuildContext {
   std::optional<TempDir> work_dir;  // this build's scratch directory, removed at the end unless kept
   fs::path work;                    // its path
   std::unique_ptr<GitSource> source;
+  std::string recipe_path;  // options.recipe_path, or the one found when it is empty
   Recipe recipe;
   int64_t epoch = 0;
   Sandbox sandbox = Sandbox::kNone;
@@ -126,10 +129,25 @@ Status open_source(BuildContext& ctx) {
   return Status();
 }
 
+// With no recipe path given: quorate.toml, else Containerfile, else Dockerfile at the commit's root.
+Status find_recipe(BuildContext& ctx) {
+  ctx.recipe_path = ctx.opt.recipe_path;
+  if (!ctx.recipe_path.empty()) return Status();
+  for (const char* name : {"quorate.toml", "Containerfile", "Dockerfile"}) {
+    if (ctx.source->read_path(name).ok()) {
+      ctx.recipe_path = name;
+      return Status();
+    }
+  }
+  return Status::not_found("no quorate.toml, Containerfile or Dockerfile at the root of commit " + ctx.source->commit_id());
+}
+
 Status read_recipe(BuildContext& ctx) {
-  auto text = ctx.source->read_path(ctx.opt.recipe_path);
-  if (!text.ok()) return Status::not_found("recipe " + ctx.opt.recipe_path + " not found in commit " + ctx.source->commit_id());
-  ctx.recipe = QR_TRY(parse_recipe(*text, ctx.opt.recipe_path));
+  auto text = ctx.source->read_path(ctx.recipe_path);
+  if (!text.ok()) return Status::not_found("recipe " + ctx.recipe_path + " not found in commit " + ctx.source->commit_id());
+  if (!ctx.opt.build_args.empty()) return Status::usage("--build-arg is for Containerfiles; " + ctx.recipe_path + " is a quorate.toml recipe");
+  ctx.recipe = QR_TRY(parse_recipe(*text, ctx.recipe_path));
+  if (!ctx.opt.image_tag.empty()) ctx.recipe.tag = ctx.opt.image_tag;
   if (!ctx.opt.image_name.empty()) ctx.recipe.name = ctx.opt.image_name;
   return Status();
 }
@@ -587,7 +605,7 @@ void make_result(BuildContext& ctx) {
   r.source_uri = ctx.opt.repo;
   r.commit = ctx.source->commit_id();
   r.tree = ctx.source->tree_id();
-  r.recipe_path = ctx.opt.recipe_path;
+  r.recipe_path = ctx.recipe_path;
   if (ctx.base) r.base_images.emplace_back(ctx.base->name, ctx.base->manifest_digest);
   r.os = ctx.recipe.os;
   r.architecture = ctx.recipe.architecture;
@@ -609,10 +627,38 @@ void make_result(BuildContext& ctx) {
   r.format = format_name(ctx.opt.format);
 }
 
+// A Containerfile goes through its own lowering (containerfile_build.cc); the output and the result are
+// written here as for a recipe.
+Status run_containerfile(BuildContext& ctx) {
+  ContainerfileInputs in{ctx.opt, *ctx.source, ctx.recipe_path, ctx.work, ctx.epoch, *ctx.layout};
+  auto image = QR_TRY(build_containerfile(in));
+  ctx.recipe.path = ctx.recipe_path;
+  ctx.recipe.name = image.name;
+  ctx.recipe.tag = image.tag;
+  ctx.recipe.os = image.os;
+  ctx.recipe.architecture = image.architecture;
+  ctx.manifest = image.manifest;
+  ctx.result.config_digest = image.config_digest;
+  ctx.result.layers = image.layers;
+  QR_RETURN_IF_ERROR(write_output(ctx));
+  make_result(ctx);
+  ctx.result.recipe_kind = "containerfile";
+  ctx.result.build_args = ctx.opt.build_args;
+  ctx.result.base_images = image.base_images;
+  ctx.result.environment = image.environment;
+  ctx.result.sandbox = image.ran ? sandbox_name(Sandbox::kBubblewrap) : "none";
+  // RUN steps execute in their stage's root, made of FROM images pinned by digest (named in base_images),
+  // never on the host's toolchain: "image"; no RUN at all: "none".
+  ctx.result.run_environment = image.ran ? "image" : "none";
+  return Status();
+}
+
 Status run_pipeline(BuildContext& ctx) {
   QR_RETURN_IF_ERROR(check_options(ctx));
   QR_RETURN_IF_ERROR(open_output(ctx));
   QR_RETURN_IF_ERROR(open_source(ctx));
+  QR_RETURN_IF_ERROR(find_recipe(ctx));
+  if (is_containerfile_path(ctx.recipe_path)) return run_containerfile(ctx);
   QR_RETURN_IF_ERROR(read_recipe(ctx));
   QR_RETURN_IF_ERROR(read_base(ctx));
   QR_RETURN_IF_ERROR(read_builder_image(ctx));
@@ -699,6 +745,10 @@ Result<std::string> build_result_json(const BuildResult& r) {
       {"run_environment", r.run_environment},
   };
   if (r.builder_image) j["builder_image"] = builder_image;
+  if (r.recipe_kind != "quorate.toml") {  // absent for recipes, so their results keep their bytes
+    j["source"]["recipe_kind"] = r.recipe_kind;
+    j["build_args"] = r.build_args;
+  }
   if (r.started_ms) j["started_on"] = format_rfc3339(*r.started_ms / 1000);
   if (r.finished_ms) j["finished_on"] = format_rfc3339(*r.finished_ms / 1000);
   return canonical_json(j, "build result");

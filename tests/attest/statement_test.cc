@@ -58,6 +58,29 @@ TEST(Statement, RunEnvironmentIsCarriedAndDerivedForOlderResults) {
   EXPECT_NE(bad.status().message().find("run_environment"), std::string::npos) << bad.status().to_string();
 }
 
+TEST(Statement, BuildArgsAreExternalParameters) {
+  // Recipe results have no build_args: their statements have no buildArgs (and keep their bytes).
+  auto plain_text = statement_from_build_result(build_result(), "node-a").value();
+  EXPECT_EQ(plain_text.find("buildArgs"), std::string::npos);
+  EXPECT_TRUE(parse_statement(plain_text).value().build_args.empty());
+  nlohmann::json args = {{"FLAVOR", "spicy"}, {"EMPTY", ""}};
+  auto text = statement_from_build_result(build_result_with("/build_args", args), "node-a").value();
+  auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["predicate"]["buildDefinition"]["externalParameters"]["buildArgs"], args);
+  auto s = parse_statement(text).value();
+  EXPECT_EQ(s.build_args, (std::map<std::string, std::string>{{"EMPTY", ""}, {"FLAVOR", "spicy"}}));
+  // A Containerfile build given no --build-arg still says so: an empty object.
+  auto none = nlohmann::json::parse(
+      statement_from_build_result(build_result_with("/build_args", nlohmann::json::object()), "node-a").value());
+  EXPECT_EQ(none["predicate"]["buildDefinition"]["externalParameters"]["buildArgs"], nlohmann::json::object());
+  auto bad = statement_from_build_result(build_result_with("/build_args", nlohmann::json{{"N", 1}}), "node-a");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("build_args: \"N\" is not a string"), std::string::npos);
+  // A statement whose buildArgs hold a non-string is refused when parsed.
+  j["predicate"]["buildDefinition"]["externalParameters"]["buildArgs"]["N"] = 2;
+  EXPECT_FALSE(parse_statement(j.dump()).ok());
+}
+
 TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
   auto j = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
   EXPECT_EQ(j["_type"], "https://in-toto.io/Statement/v1");

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <map>
 #include <set>
 
 namespace quorate::wire {
@@ -75,6 +76,71 @@ TEST(RebuildRequest, BadFieldsAreRefusedNamingTheField) {
   pb::BuildRequest no_id = to_wire(normalize_request(hello()).value());
   no_id.clear_request_id();
   EXPECT_NE(request_from_wire(no_id).status().message().find("request_id is empty"), std::string::npos);
+}
+
+TEST(RebuildRequest, BuildArgsChangeTheIdButNotTheIdsOfRequestsWithout) {
+  // Pinned: requests without build args keep the id they had before the field existed (a resubmission after
+  // an upgrade is still answered with the existing job).
+  EXPECT_EQ(normalize_request(hello()).value().request_id, "req-26ca177cc3419cd3");
+  RebuildRequest a = hello();
+  a.recipe_path = "Containerfile";
+  std::string without = normalize_request(a).value().request_id;
+  a.build_args = {{"FLAVOR", "spicy"}};
+  std::string spicy = normalize_request(a).value().request_id;
+  a.build_args = {{"FLAVOR", "mild"}};
+  std::string mild = normalize_request(a).value().request_id;
+  a.build_args = {{"FLAVOR", ""}};
+  std::string empty_value = normalize_request(a).value().request_id;
+  a.build_args = {{"FLAVOR", "spicy"}, {"V", "1"}};
+  std::string two = normalize_request(a).value().request_id;
+  // Delimited: NAME=a=b;… cannot be read as another split of the same characters.
+  a.build_args = {{"A", "1;2:B=3"}};
+  std::string tricky = normalize_request(a).value().request_id;
+  a.build_args = {{"A", "1"}, {"B", "3"}};
+  std::string split = normalize_request(a).value().request_id;
+  std::set<std::string> ids = {without, spicy, mild, empty_value, two, tricky, split};
+  EXPECT_EQ(ids.size(), 7u);
+}
+
+TEST(RebuildRequest, BuildArgsSurviveTheWire) {
+  RebuildRequest r = hello();
+  r.recipe_path = "Containerfile";
+  r.build_args = {{"FLAVOR", "spicy"}, {"EMPTY", ""}};
+  auto normalized = normalize_request(r).value();
+  pb::BuildRequest m = to_wire(normalized);
+  ASSERT_EQ(m.build_args_size(), 2);
+  EXPECT_EQ(m.build_args().at("FLAVOR"), "spicy");
+  std::string bytes;
+  ASSERT_TRUE(m.SerializeToString(&bytes));
+  pb::BuildRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  auto back = request_from_wire(parsed).value();
+  EXPECT_EQ(back, normalized);
+  EXPECT_EQ(back.build_args.at("EMPTY"), "");
+  // The id a node derives from the fields equals the client's.
+  EXPECT_EQ(derive_request_id(back), normalized.request_id);
+}
+
+TEST(RebuildRequest, BadBuildArgsAreRefused) {
+  auto refused = [](std::map<std::string, std::string> args) {
+    RebuildRequest r = hello();
+    r.build_args = std::move(args);
+    return normalize_request(std::move(r)).status();
+  };
+  EXPECT_NE(refused({{"", "x"}}).message().find("build_args: a name is empty"), std::string::npos);
+  EXPECT_NE(refused({{"A=B", "x"}}).message().find("holds '='"), std::string::npos);
+  EXPECT_NE(refused({{"A", "x\ny"}}).message().find("build_args A holds a control character"), std::string::npos);
+  EXPECT_NE(refused({{"A\tB", "x"}}).message().find("build_args name holds a control character"), std::string::npos);
+  EXPECT_NE(refused({{"A", std::string(5000, 'v')}}).message().find("build_args A is longer"), std::string::npos);
+  std::map<std::string, std::string> many;
+  for (size_t i = 0; i <= kMaxBuildArgs; ++i) many["A" + std::to_string(i)] = "v";
+  EXPECT_NE(refused(many).message().find("at most 64"), std::string::npos);
+  many.erase(many.begin());
+  EXPECT_TRUE(refused(many).ok());
+  // From the wire too, before the map is copied.
+  pb::BuildRequest m = to_wire(normalize_request(hello()).value());
+  for (size_t i = 0; i <= kMaxBuildArgs; ++i) (*m.mutable_build_args())["A" + std::to_string(i)] = "v";
+  EXPECT_TRUE(request_from_wire(m).status().is_bad_input());
 }
 
 }  // namespace

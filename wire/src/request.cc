@@ -33,6 +33,16 @@ Result<RebuildRequest> normalize_request(RebuildRequest r) {
     return Status::bad_input("source_date_epoch " + std::to_string(*r.source_date_epoch) + " is outside 0.." +
                              std::to_string(kMaxSourceDateEpoch) + " (1970 to the end of year 9999)");
   }
+  if (r.build_args.size() > kMaxBuildArgs) {
+    return Status::bad_input("build_args: " + std::to_string(r.build_args.size()) + " given, at most " +
+                             std::to_string(kMaxBuildArgs));
+  }
+  for (const auto& [name, value] : r.build_args) {
+    if (name.empty()) return Status::bad_input("build_args: a name is empty");
+    if (name.find('=') != std::string::npos) return Status::bad_input("build_args: name " + name + " holds '='");
+    QR_RETURN_IF_ERROR(check_field("build_args name", name, true));
+    QR_RETURN_IF_ERROR(check_field(("build_args " + name).c_str(), value, false));
+  }
   if (r.request_id.empty()) r.request_id = derive_request_id(r);
   return r;
 }
@@ -43,6 +53,12 @@ std::string derive_request_id(const RebuildRequest& r) {
     text += std::to_string(f->size()) + ":" + *f + ";";
   }
   text += r.source_date_epoch ? std::to_string(*r.source_date_epoch) : "commit-time";
+  if (!r.build_args.empty()) {
+    text += ";args";
+    for (const auto& [name, value] : r.build_args) {  // std::map: sorted by name, one spelling per set
+      text += ";" + std::to_string(name.size()) + ":" + name + "=" + std::to_string(value.size()) + ":" + value;
+    }
+  }
   return "req-" + sha256_hex(text).substr(0, 16);
 }
 
@@ -54,6 +70,7 @@ pb::BuildRequest to_wire(const RebuildRequest& r) {
   m.set_recipe_path(r.recipe_path);
   m.set_image_name(r.image_name);
   if (r.source_date_epoch) m.set_source_date_epoch(*r.source_date_epoch);
+  for (const auto& [name, value] : r.build_args) (*m.mutable_build_args())[name] = value;
   return m;
 }
 
@@ -65,6 +82,11 @@ Result<RebuildRequest> request_from_wire(const pb::BuildRequest& m) {
   r.recipe_path = m.recipe_path();
   r.image_name = m.image_name();
   if (m.has_source_date_epoch()) r.source_date_epoch = m.source_date_epoch();
+  if (static_cast<size_t>(m.build_args_size()) > kMaxBuildArgs) {  // before copying an unbounded map
+    return Status::bad_input("build_args: " + std::to_string(m.build_args_size()) + " given, at most " +
+                             std::to_string(kMaxBuildArgs));
+  }
+  for (const auto& [name, value] : m.build_args()) r.build_args[name] = value;
   if (r.request_id.empty()) return Status::bad_input("request_id is empty");
   return normalize_request(std::move(r));
 }

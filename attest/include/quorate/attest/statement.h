@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ struct Statement {
   std::string source_uri;        // the subject key: (source_uri, commit, recipe_path)
   std::string commit;            // 40 hex
   std::string recipe_path;
+  // externalParameters.buildArgs: a Containerfile build's --build-arg values (empty for recipes). Not part of
+  // the subject key yet (docs/decisions.md).
+  std::map<std::string, std::string> build_args;
   std::string config_digest;     // the content digest
   std::vector<std::string> diff_ids;
   std::vector<BaseImage> base_images;

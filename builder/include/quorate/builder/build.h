@@ -27,7 +27,13 @@ bool parse_format(const std::string& name, OutputFormat& out);
 struct BuildOptions {
   std::string repo;    // local repository path or clonable URL; also the result's source.uri
   std::string commit;  // any revision libgit2 resolves
-  std::string recipe_path = "quorate.toml";  // inside the commit
+  // Inside the commit. A file named Containerfile, Dockerfile, *.Containerfile or *.Dockerfile is a
+  // Containerfile (docs/containerfile.md); empty picks quorate.toml, else Containerfile, else Dockerfile.
+  std::string recipe_path = "quorate.toml";
+  // Containerfile builds: `--build-arg K=V` values (each must be declared by an ARG; recorded in the result)
+  // and the image's tag (empty = "latest"); the name is image_name.
+  std::map<std::string, std::string> build_args;
+  std::string image_tag;
   std::filesystem::path output;               // the target; must not exist (or be an empty directory)
   OutputFormat format = OutputFormat::kOci;
   std::optional<int64_t> source_date_epoch;   // default: the commit's committer time
@@ -75,6 +81,8 @@ struct BuildResult {
   std::string config_digest;    // the content digest
   std::vector<LayerInfo> layers;
   std::string source_uri, commit, tree, recipe_path;
+  std::string recipe_kind = "quorate.toml";              // or "containerfile"
+  std::map<std::string, std::string> build_args;         // Containerfile --build-arg values
   std::vector<std::pair<std::string, std::string>> base_images;  // name, manifest digest
   std::optional<std::pair<std::string, std::string>> builder_image;  // name, manifest digest; none = host
   std::string os, architecture, variant;

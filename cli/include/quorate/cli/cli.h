@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "quorate/core/status.h"
 
@@ -64,5 +66,8 @@ const std::atomic<bool>& stop_on_termination_signals();
 std::filesystem::path temp_dir_from_env();
 // The executable `name` in a directory of $PATH; empty when there is none.
 std::filesystem::path program_on_path(std::string_view name);
+// `--build-arg NAME=VALUE` flags (quorate build, quorate submit) as a map; usage when one has no `=` or an empty
+// name, or a name is given twice.
+Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& args);
 
 }  // namespace quorate::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@ namespace quorate::wire {
 
 inline constexpr std::string_view kDefaultRecipe = "quorate.toml";
 inline constexpr size_t kMaxRequestFieldBytes = 4096;
+inline constexpr size_t kMaxBuildArgs = 64;
 // A later epoch cannot become an image's `created` (core's kLastRfc3339Second).
 inline constexpr int64_t kMaxSourceDateEpoch = kLastRfc3339Second;
 
@@ -26,17 +28,20 @@ struct RebuildRequest {
   std::string recipe_path;  // empty: kDefaultRecipe
   std::string image_name;  // optional override of the recipe's image name
   std::optional<int64_t> source_date_epoch;  // nullopt: the commit's committer time
+  std::map<std::string, std::string> build_args;  // a Containerfile's --build-arg values (NAME -> VALUE)
 
   bool operator==(const RebuildRequest&) const = default;
 };
 
 // Applies the defaults and checks the fields: bad_input naming the field when repo or commit is empty, a field
 // is longer than kMaxRequestFieldBytes or holds a control character (NUL, newline, ...), or the epoch is
-// negative or beyond kMaxSourceDateEpoch. An empty request id becomes derive_request_id() of the result.
+// negative or beyond kMaxSourceDateEpoch, or a build arg's name is empty, holds `=` or a control character,
+// its value a control character, or there are more than kMaxBuildArgs. An empty request id becomes derive_request_id() of the result.
 Result<RebuildRequest> normalize_request(RebuildRequest r);
 
 // "req-" + 16 hex of SHA-256 over the normalized fields (request id aside), each delimited: two spellings of
-// one build (no --recipe and --recipe quorate.toml) get one id, any other difference another.
+// one build (no --recipe and --recipe quorate.toml) get one id, any other difference another. Build args are
+// appended only when there are some, so the ids of requests without them did not change when they were added.
 std::string derive_request_id(const RebuildRequest& normalized);
 
 // Protobuf stays at the socket: these two are the only conversions.

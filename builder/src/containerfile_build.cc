@@ -1,0 +1,873 @@
+// build_containerfile: each stage is a FROM image plus overlay upper directories (one per RUN, COPY or ADD);
+// the final stage's base layers are kept byte for byte and its upper directories become canonical layers.
+#include "containerfile_build.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+#include <set>
+
+#include "overlay.h"
+#include "quorate/builder/containerfile.h"
+#include "quorate/builder/recipe.h"
+#include "quorate/builder/reference.h"
+#include "quorate/builder/sandbox.h"
+#include "quorate/core/file.h"
+#include "quorate/core/time.h"
+#include "quorate/imagestore/image_store.h"
+#include "quorate/normalize/compress.h"
+#include "quorate/normalize/layer.h"
+
+namespace quorate::builder {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Vars = std::map<std::string, std::string>;
+using K = Instruction::Kind;
+
+// Docker's default PATH for RUN when the image sets none.
+constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+// What root may do inside a RUN: Docker's default set without MKNOD (no cgroup guards host devices here),
+// NET_RAW and AUDIT_WRITE.
+constexpr const char* kRunCapabilities[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
+                                            "CAP_SETGID", "CAP_SETUID",       "CAP_SETPCAP", "CAP_SETFCAP",
+                                            "CAP_KILL",   "CAP_SYS_CHROOT",   "CAP_NET_BIND_SERVICE"};
+
+struct StageState {
+  std::optional<imagestore::VerifiedImage> image;  // the FROM image, whose layers come first
+  fs::path image_root;                             // its root file system, or an empty directory (scratch)
+  std::vector<fs::path> layers;                    // this stage's upper directories, bottom first
+  json config = json::object();                    // the config section (Env, Cmd, …)
+  json history = json::array();
+  std::string os = "linux", architecture = "amd64";
+  Vars args;  // ARG values in scope
+  std::vector<std::string> shell = {"/bin/sh", "-c"};
+  bool cmd_set = false;  // CMD given in this stage (ENTRYPOINT then keeps it)
+
+  std::vector<fs::path> lowers() const {
+    std::vector<fs::path> out(layers.rbegin(), layers.rend());
+    out.push_back(image_root);
+    return out;
+  }
+};
+
+struct Lowering {
+  const ContainerfileInputs& in;
+  Containerfile cf;
+  std::optional<DockerIgnore> ignore;
+  std::optional<imagestore::ImageStore> store;
+  std::vector<StageState> stages;
+  std::map<std::string, StageState> images;  // COPY --from=NAME@sha256:… by reference
+  ContainerfileImage out;
+  int counter = 0;  // directories made so far
+  bool sandbox_checked = false;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  std::string created;
+};
+
+// Names the instruction in front of any failure of it ("Containerfile:12: …"), keeping the code.
+Status within(const Lowering& L, const Instruction& i, const Status& s) {
+  return s.with_context(L.cf.file + ":" + std::to_string(i.line));
+}
+
+Result<fs::path> new_dir(Lowering& L, const std::string& kind) {
+  fs::path dir = L.in.work / kind / std::to_string(++L.counter);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::io("create " + dir.string() + ": " + ec.message());
+  ::chmod(dir.c_str(), 0755);
+  return dir;
+}
+
+// ---- config helpers ----
+
+Vars env_of(const json& config) {
+  Vars env;
+  if (!config.contains("Env") || !config["Env"].is_array()) return env;
+  for (const auto& kv : config["Env"]) {
+    if (!kv.is_string()) continue;
+    std::string s = kv.get<std::string>();
+    auto eq = s.find('=');
+    if (eq != std::string::npos) env[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  return env;
+}
+
+void set_env(json& config, const std::string& name, const std::string& value) {
+  json& env = config["Env"];
+  if (!env.is_array()) env = json::array();
+  for (auto& kv : env) {
+    if (kv.is_string() && kv.get<std::string>().substr(0, kv.get<std::string>().find('=')) == name) {
+      kv = name + "=" + value;
+      return;
+    }
+  }
+  env.push_back(name + "=" + value);
+}
+
+// What `$X` means in an instruction: the stage's ARGs under its ENV.
+Vars vars_of(const StageState& s) {
+  Vars vars = s.args;
+  for (const auto& [k, v] : env_of(s.config)) vars[k] = v;
+  return vars;
+}
+
+// An absolute, lexically clean path inside the image ("/" clamps "..", as Docker does).
+std::string clean_abs(const std::string& base, const std::string& path) {
+  std::string full = path.empty() || path[0] != '/' ? base + "/" + path : path;
+  std::vector<std::string> parts;
+  size_t pos = 0;
+  while (pos <= full.size()) {
+    size_t slash = std::min(full.find('/', pos), full.size());
+    std::string part = full.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(part);
+  }
+  std::string out;
+  for (const auto& p : parts) out += "/" + p;
+  return out.empty() ? "/" : out;
+}
+
+std::string workdir_of(const StageState& s) {
+  return s.config.contains("WorkingDir") && s.config["WorkingDir"].is_string() && !s.config["WorkingDir"].get<std::string>().empty()
+             ? s.config["WorkingDir"].get<std::string>()
+             : "/";
+}
+
+void add_history(Lowering& L, StageState& s, const Instruction& i, bool empty_layer) {
+  json h = {{"created", L.created}, {"created_by", i.text}};
+  if (empty_layer) h["empty_layer"] = true;
+  s.history.push_back(h);
+}
+
+// ---- stages ----
+
+Result<imagestore::ImageStore*> store_of(Lowering& L) {
+  if (!L.store) {
+    if (L.in.options.image_store.empty()) return Status::usage("a Containerfile build needs an image store (--image-store)");
+    L.store.emplace(QR_TRY(imagestore::ImageStore::open(L.in.options.image_store)));
+  }
+  return &*L.store;
+}
+
+Result<StageState> image_state(Lowering& L, const std::string& name, const std::string& digest) {
+  auto* store = QR_TRY(store_of(L));
+  auto image = store->verify(digest);
+  if (!image.ok()) return image.status().with_context("image " + name + "@" + digest);
+  StageState s;
+  s.image_root = QR_TRY(store->rootfs(*image));
+  if (image->config.contains("config") && image->config["config"].is_object()) s.config = image->config["config"];
+  if (image->config.contains("history") && image->config["history"].is_array()) s.history = image->config["history"];
+  s.os = image->config.value("os", "linux");
+  s.architecture = image->config.value("architecture", "amd64");
+  s.image = std::move(*image);
+  auto entry = std::make_pair(name, digest);
+  if (std::find(L.out.base_images.begin(), L.out.base_images.end(), entry) == L.out.base_images.end()) {
+    L.out.base_images.push_back(entry);
+  }
+  return s;
+}
+
+Result<StageState> start_stage(Lowering& L, const Stage& st) {
+  if (st.base == Stage::Base::kStage) {
+    StageState s = L.stages[st.base_stage];
+    s.args.clear();
+    s.cmd_set = false;
+    return s;
+  }
+  if (st.base == Stage::Base::kImage) return image_state(L, st.image_name, st.digest);
+  StageState s;
+  s.image_root = QR_TRY(new_dir(L, "scratch"));
+  return s;
+}
+
+// ---- metadata instructions ----
+
+Status apply_arg(Lowering& L, StageState& s, const Instruction& i) {
+  auto words = QR_TRY(substitute_words(i.args[0], vars_of(s), L.cf.escape));
+  for (const auto& w : words) {
+    auto eq = w.find('=');
+    std::string name = w.substr(0, eq);
+    std::optional<std::string> value;
+    if (auto it = L.cf.build_args.find(name); it != L.cf.build_args.end()) {
+      value = it->second;
+    } else if (eq != std::string::npos) {
+      value = w.substr(eq + 1);
+    } else {
+      for (const auto& g : L.cf.global_args) {
+        if (g.name == name) value = g.value;
+      }
+    }
+    if (value) s.args[name] = *value;
+  }
+  return Status();
+}
+
+std::vector<std::string> command_of(const StageState& s, const Instruction& i) {
+  if (i.exec_form) return i.args;
+  std::vector<std::string> argv = s.shell;
+  argv.push_back(i.args[0]);
+  return argv;
+}
+
+Result<int64_t> duration_ns(const std::string& text) {
+  int64_t total = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = pos;
+    while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+    double number = std::stod(text.substr(pos, end - pos));
+    size_t unit_end = end;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
+    std::string unit = text.substr(end, unit_end - end);
+    const std::map<std::string, double> scale = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
+    total += static_cast<int64_t>(number * scale.at(unit));
+    pos = unit_end;
+  }
+  return total;
+}
+
+Status apply_healthcheck(StageState& s, const Instruction& i) {
+  json h = json::object();
+  if (i.healthcheck_none) {
+    h["Test"] = {"NONE"};
+  } else {
+    json test = json::array();
+    if (i.exec_form) {
+      test.push_back("CMD");
+      for (const auto& a : i.args) test.push_back(a);
+    } else {
+      test = {"CMD-SHELL", i.args[0]};
+    }
+    h["Test"] = test;
+    const std::pair<const char*, const char*> durations[] = {
+        {"interval", "Interval"}, {"timeout", "Timeout"}, {"start-period", "StartPeriod"}, {"start-interval", "StartInterval"}};
+    for (const auto& [flag, key] : durations) {
+      if (auto v = i.flag(flag)) h[key] = QR_TRY(duration_ns(*v));
+    }
+    if (auto r = i.flag("retries")) h["Retries"] = std::stoll(*r);
+  }
+  s.config["Healthcheck"] = h;
+  return Status();
+}
+
+Status apply_expose(Lowering& L, StageState& s, const Instruction& i) {
+  auto words = QR_TRY(substitute_words(i.args[0], vars_of(s), L.cf.escape));
+  for (auto port : words) {
+    std::string proto = "tcp";
+    if (auto slash = port.find('/'); slash != std::string::npos) {
+      proto = port.substr(slash + 1);
+      port = port.substr(0, slash);
+    }
+    bool digits = !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), ::isdigit);
+    if (!digits || std::stoi(port) > 65535 || (proto != "tcp" && proto != "udp" && proto != "sctp")) {
+      return Status::bad_input("EXPOSE " + port + "/" + proto + " is not PORT[/tcp|udp|sctp]");
+    }
+    s.config["ExposedPorts"][port + "/" + proto] = json::object();
+  }
+  return Status();
+}
+
+Status apply_metadata(Lowering& L, StageState& s, const Instruction& i) {
+  const Vars vars = vars_of(s);
+  switch (i.kind) {
+    case K::kEnv: {
+      auto pairs = QR_TRY(parse_pairs(i.args[0], vars, L.cf.escape));
+      for (const auto& [k, v] : pairs) set_env(s.config, k, v);
+      return Status();
+    }
+    case K::kLabel: {
+      auto pairs = QR_TRY(parse_pairs(i.args[0], vars, L.cf.escape));
+      for (const auto& [k, v] : pairs) s.config["Labels"][k] = v;
+      return Status();
+    }
+    case K::kArg:
+      return apply_arg(L, s, i);
+    case K::kWorkdir:
+      s.config["WorkingDir"] = clean_abs(workdir_of(s), QR_TRY(substitute_word(i.args[0], vars, L.cf.escape)));
+      return Status();
+    case K::kUser:
+      s.config["User"] = QR_TRY(substitute_word(i.args[0], vars, L.cf.escape));
+      return Status();
+    case K::kStopSignal:
+      s.config["StopSignal"] = QR_TRY(substitute_word(i.args[0], vars, L.cf.escape));
+      return Status();
+    case K::kShell:
+      s.shell = i.args;
+      return Status();
+    case K::kEntrypoint:
+      s.config["Entrypoint"] = command_of(s, i);
+      if (!s.cmd_set) s.config.erase("Cmd");  // an inherited CMD does not survive a new ENTRYPOINT
+      return Status();
+    case K::kCmd:
+      s.config["Cmd"] = command_of(s, i);
+      s.cmd_set = true;
+      return Status();
+    case K::kExpose:
+      return apply_expose(L, s, i);
+    case K::kVolume: {
+      std::vector<std::string> paths = i.exec_form ? i.args : QR_TRY(substitute_words(i.args[0], vars, L.cf.escape));
+      for (const auto& p : paths) s.config["Volumes"][p] = json::object();
+      return Status();
+    }
+    case K::kHealthcheck:
+      return apply_healthcheck(s, i);
+    default:
+      return Status::internal("not a metadata instruction");
+  }
+}
+
+// ---- RUN ----
+
+bool is_root_user(const std::string& user) {
+  return user.empty() || user == "0" || user == "root" || user == "0:0" || user == "root:root" || user == "root:0" ||
+         user == "0:root";
+}
+
+Vars run_env(Lowering& L, const StageState& s) {
+  Vars env = s.args;
+  for (const auto& [k, v] : env_of(s.config)) env[k] = v;
+  Vars added = {{"PATH", kDefaultPath}, {"HOME", "/root"}, {"SOURCE_DATE_EPOCH", std::to_string(L.in.epoch)}};
+  for (const auto& [k, v] : added) {
+    if (!env.count(k)) {
+      env[k] = v;
+      L.out.environment[k] = v;
+    }
+  }
+  return env;
+}
+
+std::vector<std::string> bwrap_argv(const BuildOptions& o, const fs::path& root, const Vars& env, const std::string& cwd,
+                                    const std::vector<std::string>& command) {
+  std::vector<std::string> a = {o.bwrap.string(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"};
+  for (const char* cap : kRunCapabilities) a.insert(a.end(), {"--cap-add", cap});
+  a.insert(a.end(), {"--bind", root.string(), "/", "--dev", "/dev", "--proc", "/proc", "--clearenv"});
+  for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
+  a.insert(a.end(), {"--dir", cwd, "--chdir", cwd, "--"});
+  a.insert(a.end(), command.begin(), command.end());
+  return a;
+}
+
+Status check_run_possible(Lowering& L) {
+  if (L.sandbox_checked) return Status();
+  if (L.in.options.sandbox == Sandbox::kNone) {
+    return Status::usage("--no-sandbox cannot run a Containerfile's RUN: it runs in the stage's root file system");
+  }
+  auto sandbox = QR_TRY(resolve_sandbox(Sandbox::kBubblewrap, L.in.options.bwrap));
+  (void)sandbox;
+  L.deadline = std::chrono::steady_clock::now() + L.in.options.timeout;
+  L.sandbox_checked = true;
+  return Status();
+}
+
+Status run(Lowering& L, StageState& s, const Instruction& i) {
+  QR_RETURN_IF_ERROR(check_run_possible(L));
+  std::string user = s.config.value("User", "");
+  if (!is_root_user(user)) {
+    return Status::unsupported("RUN as USER " + user + " is not supported yet (RUN executes as root)");
+  }
+  fs::path upper = QR_TRY(new_dir(L, "layer"));
+  fs::path work = QR_TRY(new_dir(L, "ovl"));
+  fs::path merged = QR_TRY(new_dir(L, "root"));
+  RunSpec spec;
+  spec.argv = bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i));
+  spec.src_dir = L.in.work;
+  spec.out_dir = L.in.work;
+  spec.log = L.in.work / "build.log";
+  spec.sandbox = Sandbox::kNone;  // bwrap itself is the command: the root is the stage, not the host
+  spec.cancel = L.in.options.cancel;
+  spec.deadline = L.deadline;
+  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  Status ran = in_private_mounts([&]() -> Status {
+    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+    std::error_code ec;
+    bool had_dev = fs::exists(merged / "dev", ec), had_proc = fs::exists(merged / "proc", ec);
+    Status st = run_step(spec);
+    if (!had_dev) ::rmdir((upper / "dev").c_str());  // bwrap's mount points, not the step's work
+    if (!had_proc) ::rmdir((upper / "proc").c_str());
+    return st;
+  });
+  QR_RETURN_IF_ERROR(ran);
+  fs::remove_all(work);
+  s.layers.push_back(upper);
+  L.out.ran = true;
+  return Status();
+}
+
+// ---- COPY / ADD: writing into a mounted stage root, every path resolved inside it ----
+
+Result<int> open_in_root(int root, const std::string& rel, uint64_t flags, uint64_t resolve_extra = 0) {
+  struct open_how how = {};
+  how.flags = flags | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve_extra;
+  std::string path = rel.empty() ? "." : rel;
+  long fd = ::syscall(SYS_openat2, root, path.c_str(), &how, sizeof how);
+  if (fd < 0) return Status::from_errno("open /" + rel + " in the stage", errno);
+  return static_cast<int>(fd);
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// The directory `rel` (no leading '/') of the stage, made (0755, root) where missing.
+Result<int> make_dirs(int root, const std::string& rel) {
+  std::string done;
+  size_t pos = 0;
+  while (true) {
+    auto fd = open_in_root(root, done, O_RDONLY | O_DIRECTORY);
+    if (!fd.ok()) return fd.status();
+    if (pos >= rel.size()) return *fd;
+    Fd parent{*fd};
+    size_t slash = std::min(rel.find('/', pos), rel.size());
+    std::string name = rel.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (::mkdirat(parent.fd, name.c_str(), 0755) != 0 && errno != EEXIST) {
+      return Status::from_errno("mkdir /" + (done.empty() ? "" : done + "/") + name, errno);
+    }
+    done += (done.empty() ? "" : "/") + name;
+  }
+}
+
+struct Owner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+std::pair<std::string, std::string> split_parent(const std::string& rel) {
+  auto slash = rel.rfind('/');
+  if (slash == std::string::npos) return {"", rel};
+  return {rel.substr(0, slash), rel.substr(slash + 1)};
+}
+
+// Replaces whatever non-directory is at `name` in `dir`.
+Status clear_name(int dir, const std::string& name, const std::string& rel) {
+  struct stat st;
+  if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status();
+  if (S_ISDIR(st.st_mode)) return Status::bad_input("cannot replace directory /" + rel + " with a file");
+  if (::unlinkat(dir, name.c_str(), 0) != 0) return Status::from_errno("remove /" + rel, errno);
+  return Status();
+}
+
+Status write_file(int root, const std::string& rel, std::string_view bytes, uint32_t mode, Owner o) {
+  auto [dir, name] = split_parent(rel);
+  Fd parent{QR_TRY(make_dirs(root, dir))};
+  QR_RETURN_IF_ERROR(clear_name(parent.fd, name, rel));
+  Fd f{::openat(parent.fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
+  if (f.fd < 0) return Status::from_errno("create /" + rel, errno);
+  std::string what = "/" + rel;
+  QR_RETURN_IF_ERROR(write_all(f.fd, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, what.c_str()));
+  if (::fchown(f.fd, o.uid, o.gid) != 0 || ::fchmod(f.fd, mode) != 0) return Status::from_errno("set owner and mode of /" + rel, errno);
+  return Status();
+}
+
+Status write_symlink(int root, const std::string& rel, const std::string& target, Owner o) {
+  auto [dir, name] = split_parent(rel);
+  Fd parent{QR_TRY(make_dirs(root, dir))};
+  QR_RETURN_IF_ERROR(clear_name(parent.fd, name, rel));
+  if (::symlinkat(target.c_str(), parent.fd, name.c_str()) != 0) return Status::from_errno("symlink /" + rel, errno);
+  if (::fchownat(parent.fd, name.c_str(), o.uid, o.gid, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno("chown /" + rel, errno);
+  return Status();
+}
+
+Status write_dir(int root, const std::string& rel, uint32_t mode, Owner o) {
+  if (rel.empty()) return Status();
+  Fd d{QR_TRY(make_dirs(root, rel))};
+  if (::fchown(d.fd, o.uid, o.gid) != 0 || ::fchmod(d.fd, mode) != 0) return Status::from_errno("set owner and mode of /" + rel, errno);
+  return Status();
+}
+
+struct CopyOp {
+  std::vector<std::string> sources;
+  std::string dest;   // absolute, clean
+  bool dest_dir = false;
+  Owner owner;
+  std::optional<uint32_t> chmod;
+  bool add = false;
+};
+
+std::string join_rel(const std::string& dir, const std::string& name) {
+  if (dir.empty()) return name;
+  if (name.empty()) return dir;
+  return dir + "/" + name;
+}
+
+std::string base_name(const std::string& p) { return p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1); }
+
+bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+// ADD of a local archive: extracted into the destination directory; every path checked, owners as recorded.
+Result<bool> extract_archive(int root, const std::string& bytes, const std::string& dest, const CopyOp& op) {
+  struct archive* a = archive_read_new();
+  archive_read_support_format_tar(a);
+  archive_read_support_format_gnutar(a);
+  for (int (*filter)(struct archive*) : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
+                                         archive_read_support_filter_xz, archive_read_support_filter_zstd}) {
+    filter(a);
+  }
+  struct Closer {
+    struct archive* a;
+    ~Closer() { archive_read_free(a); }
+  } closer{a};
+  struct archive_entry* e = nullptr;
+  if (archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK || archive_read_next_header(a, &e) != ARCHIVE_OK) {
+    return false;  // not an archive: ADD copies it like COPY
+  }
+  do {
+    auto path = normalize::canonical_path(archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+    if (!path.ok()) return path.status().with_context("ADD archive");
+    std::string rel = join_rel(dest, *path);
+    Owner o = op.owner;
+    if (op.owner.uid == 0 && op.owner.gid == 0) o = {static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))};
+    uint32_t mode = op.chmod.value_or(archive_entry_perm(e) & 07777);
+    switch (archive_entry_filetype(e)) {
+      case AE_IFDIR:
+        QR_RETURN_IF_ERROR(write_dir(root, rel, mode, o));
+        break;
+      case AE_IFLNK:
+        QR_RETURN_IF_ERROR(write_symlink(root, rel, archive_entry_symlink(e) ? archive_entry_symlink(e) : "", o));
+        break;
+      case AE_IFREG: {
+        if (archive_entry_hardlink(e)) return Status::unsupported("ADD archive: hardlink " + *path + " is not supported yet");
+        std::string data;
+        char buf[65536];
+        la_ssize_t n;
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+        if (n < 0) return Status::bad_input("ADD archive: " + std::string(archive_error_string(a) ? archive_error_string(a) : "read error"));
+        QR_RETURN_IF_ERROR(write_file(root, rel, data, mode, o));
+        break;
+      }
+      default:
+        return Status::unsupported("ADD archive: " + *path + " is a device or fifo, which is not supported");
+    }
+  } while (archive_read_next_header(a, &e) == ARCHIVE_OK);
+  return true;
+}
+
+// COPY from the commit's tree (minus .dockerignore).
+Status copy_from_commit(Lowering& L, int root, const CopyOp& op) {
+  const auto& entries = L.in.source.entries();
+  auto ignored = [&](const std::string& p) { return L.ignore && L.ignore->excluded(p); };
+  auto copy_entry = [&](const TreeEntry& e, const std::string& rel) -> Status {
+    Owner o = op.owner;
+    if (e.kind == TreeEntry::Kind::kDirectory) return write_dir(root, rel, op.chmod.value_or(0755), o);
+    auto bytes = QR_TRY(L.in.source.read_blob(e.oid));
+    if (e.kind == TreeEntry::Kind::kSymlink) return write_symlink(root, rel, bytes, o);
+    if (op.add) {
+      std::string dir = op.dest_dir ? op.dest.substr(1) : split_parent(op.dest.substr(1)).first;
+      if (QR_TRY(extract_archive(root, bytes, dir, op))) return Status();
+    }
+    uint32_t mode = op.chmod.value_or(e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644);
+    return write_file(root, rel, bytes, mode, o);
+  };
+  std::string dest = op.dest.substr(1);
+  for (const auto& raw : op.sources) {
+    std::string src = clean_abs("/", raw).substr(1);
+    std::vector<const TreeEntry*> matches;
+    for (const auto& e : entries) {
+      if (ignored(e.path)) continue;
+      if (has_glob(src) ? glob_match(src, e.path) : e.path == src) matches.push_back(&e);
+    }
+    if (src.empty()) {
+      QR_RETURN_IF_ERROR(write_dir(root, dest, 0755, {}));
+      for (const auto& e : entries) {
+        if (!ignored(e.path)) QR_RETURN_IF_ERROR(copy_entry(e, join_rel(dest, e.path)));
+      }
+      continue;
+    }
+    if (matches.empty()) return Status::bad_input("source " + raw + " is not in commit " + L.in.source.commit_id() + " (or .dockerignore excludes it)");
+    for (const TreeEntry* m : matches) {
+      if (m->kind != TreeEntry::Kind::kDirectory) {
+        QR_RETURN_IF_ERROR(copy_entry(*m, op.dest_dir ? join_rel(dest, base_name(m->path)) : dest));
+        continue;
+      }
+      QR_RETURN_IF_ERROR(write_dir(root, dest, 0755, {}));
+      std::string prefix = m->path + "/";
+      for (const auto& e : entries) {
+        if (e.path.compare(0, prefix.size(), prefix) == 0 && !ignored(e.path)) {
+          QR_RETURN_IF_ERROR(copy_entry(e, join_rel(dest, e.path.substr(prefix.size()))));
+        }
+      }
+    }
+  }
+  return Status();
+}
+
+// Copies the open entry `src` (of the other stage) to `rel`, directories recursively, never following links.
+Status copy_tree(int root, int src, const struct stat& st, const std::string& rel, const CopyOp& op, int depth) {
+  if (depth > 256) return Status::bad_input("COPY --from: directories nested too deep at /" + rel);
+  if (S_ISREG(st.st_mode)) {
+    std::string bytes;
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(src, buf, sizeof buf)) > 0) bytes.append(buf, static_cast<size_t>(n));
+    if (n < 0) return Status::from_errno("read for /" + rel, errno);
+    return write_file(root, rel, bytes, op.chmod.value_or(st.st_mode & 07777), op.owner);
+  }
+  if (!S_ISDIR(st.st_mode)) return Status::unsupported("COPY --from: /" + rel + " is a device, fifo or socket");
+  QR_RETURN_IF_ERROR(write_dir(root, rel, op.chmod.value_or(st.st_mode & 07777), op.owner));
+  int dup = ::dup(src);
+  DIR* d = dup >= 0 ? ::fdopendir(dup) : nullptr;
+  if (!d) return Status::from_errno("list for /" + rel, errno);
+  std::vector<std::string> names;
+  while (struct dirent* ent = ::readdir(d)) {
+    std::string name = ent->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    struct stat cst;
+    if (::fstatat(src, name.c_str(), &cst, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno("lstat " + name, errno);
+    std::string child = join_rel(rel, name);
+    if (S_ISLNK(cst.st_mode)) {
+      char target[4096];
+      ssize_t n = ::readlinkat(src, name.c_str(), target, sizeof target);
+      if (n < 0 || n == sizeof target) return Status::from_errno("readlink " + name, errno);
+      QR_RETURN_IF_ERROR(write_symlink(root, child, std::string(target, static_cast<size_t>(n)), op.owner));
+      continue;
+    }
+    if (S_ISCHR(cst.st_mode) && cst.st_rdev == 0) continue;  // a whiteout seen through a single-directory stage
+    Fd c{::openat(src, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
+    if (c.fd < 0) return Status::from_errno("open " + name, errno);
+    QR_RETURN_IF_ERROR(copy_tree(root, c.fd, cst, child, op, depth + 1));
+  }
+  return Status();
+}
+
+// COPY --from: the other stage (or pinned image) mounted read-only; sources resolved inside its root.
+Status copy_from_stage(Lowering& L, int root, const CopyOp& op, const StageState& from) {
+  fs::path view = from.image_root;
+  if (!from.layers.empty()) {
+    view = QR_TRY(new_dir(L, "from"));
+    QR_RETURN_IF_ERROR(mount_overlay(from.lowers(), {}, {}, view));
+  }
+  Fd src_root{::open(view.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (src_root.fd < 0) return Status::from_errno("open " + view.string(), errno);
+  for (const auto& raw : op.sources) {
+    if (has_glob(raw)) return Status::unsupported("COPY --from with a wildcard (" + raw + ") is not supported yet");
+    std::string src = clean_abs("/", raw).substr(1);
+    auto fd = open_in_root(src_root.fd, src, O_RDONLY | O_NONBLOCK);
+    if (!fd.ok()) return Status::bad_input("source " + raw + " is not in the stage: " + fd.status().message());
+    Fd f{*fd};
+    struct stat st;
+    if (::fstat(f.fd, &st) != 0) return Status::from_errno("stat " + raw, errno);
+    std::string dest = op.dest.substr(1);
+    if (!S_ISDIR(st.st_mode) && op.dest_dir) dest = join_rel(dest, base_name(src));
+    QR_RETURN_IF_ERROR(copy_tree(root, f.fd, st, dest, op, 0));
+  }
+  return Status();
+}
+
+Result<Owner> parse_chown(const std::string& text) {
+  auto colon = text.find(':');
+  std::string u = text.substr(0, colon), g = colon == std::string::npos ? u : text.substr(colon + 1);
+  auto numeric = [](const std::string& s) { return !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), ::isdigit); };
+  if (!numeric(u) || !numeric(g)) return Status::unsupported("--chown=" + text + ": only numeric UID[:GID] is supported yet");
+  return Owner{static_cast<uid_t>(std::stoul(u)), static_cast<gid_t>(std::stoul(g))};
+}
+
+Result<const StageState*> copy_source_stage(Lowering& L, const std::string& from, size_t current) {
+  std::string name = from;
+  std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+  if (!name.empty() && name.size() < 6 && std::all_of(name.begin(), name.end(), ::isdigit)) {
+    size_t index = std::stoul(name);
+    if (index < current) return &L.stages[index];
+  }
+  for (size_t s = 0; s < current; ++s) {
+    if (L.cf.stages[s].name == name) return &L.stages[s];
+  }
+  auto ref = parse_image_reference(from, "COPY --from");
+  if (!ref.ok() || ref->digest.empty()) return Status::bad_input("COPY --from=" + from + " names no earlier stage and no pinned image");
+  if (!L.images.count(from)) L.images.emplace(from, QR_TRY(image_state(L, ref->name, ref->digest)));
+  return &L.images.at(from);
+}
+
+Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
+  const Vars vars = vars_of(s);
+  std::vector<std::string> words;
+  if (i.exec_form) {
+    for (const auto& a : i.args) words.push_back(QR_TRY(substitute_word(a, vars, L.cf.escape)));
+  } else {
+    words = QR_TRY(substitute_words(i.args[0], vars, L.cf.escape));
+  }
+  if (words.size() < 2) return Status::bad_input("needs a source and a destination");
+  CopyOp op;
+  op.add = i.kind == K::kAdd;
+  op.sources.assign(words.begin(), words.end() - 1);
+  for (const auto& src : op.sources) {
+    if (is_url_source(src)) return Status::bad_input("ADD of a URL (" + src + ") is refused: a rebuild must not fetch from the network");
+  }
+  const std::string& dest = words.back();
+  op.dest = clean_abs(workdir_of(s), dest);
+  op.dest_dir = dest.back() == '/' || op.sources.size() > 1 || has_glob(op.sources[0]);
+  if (auto c = i.flag("chown")) {
+    std::string text = QR_TRY(substitute_word(*c, vars, L.cf.escape));
+    op.owner = QR_TRY(parse_chown(text));
+  }
+  if (auto m = i.flag("chmod")) {
+    std::string text = QR_TRY(substitute_word(*m, vars, L.cf.escape));
+    char* end = nullptr;
+    unsigned long mode = std::strtoul(text.c_str(), &end, 8);
+    if (text.empty() || *end || mode > 07777) return Status::bad_input("--chmod=" + text + " is not an octal mode");
+    op.chmod = static_cast<uint32_t>(mode);
+  }
+  return op;
+}
+
+Status copy(Lowering& L, size_t stage, const Instruction& i) {
+  StageState& s = L.stages[stage];
+  CopyOp op = QR_TRY(copy_op(L, s, i));
+  const StageState* from = nullptr;
+  if (auto f = i.flag("from")) {
+    std::string name = QR_TRY(substitute_word(*f, vars_of(s), L.cf.escape));
+    from = QR_TRY(copy_source_stage(L, name, stage));
+  }
+  fs::path upper = QR_TRY(new_dir(L, "layer"));
+  fs::path work = QR_TRY(new_dir(L, "ovl"));
+  fs::path merged = QR_TRY(new_dir(L, "root"));
+  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  Status copied = in_private_mounts([&]() -> Status {
+    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+    Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (root.fd < 0) return Status::from_errno("open " + merged.string(), errno);
+    return from ? copy_from_stage(L, root.fd, op, *from) : copy_from_commit(L, root.fd, op);
+  });
+  QR_RETURN_IF_ERROR(copied);
+  fs::remove_all(work);
+  s.layers.push_back(upper);
+  return Status();
+}
+
+// ---- the image ----
+
+Status lower_stage(Lowering& L, size_t index) {
+  const Stage& st = L.cf.stages[index];
+  L.stages.push_back(QR_TRY(start_stage(L, st)));
+  for (const Instruction& i : st.instructions) {
+    StageState& s = L.stages[index];
+    Status status;
+    bool layer = i.kind == K::kRun || i.kind == K::kCopy || i.kind == K::kAdd;
+    if (i.kind == K::kRun) {
+      status = run(L, s, i);
+    } else if (layer) {
+      status = copy(L, index, i);
+    } else {
+      status = apply_metadata(L, s, i);
+    }
+    QR_RETURN_IF_ERROR(within(L, i, status));
+    add_history(L, L.stages[index], i, !layer);
+  }
+  return Status();
+}
+
+Status write_layers(Lowering& L, const StageState& s, std::vector<normalize::Descriptor>& descriptors) {
+  if (s.image) {
+    for (const auto& l : s.image->layers) {
+      auto bytes = QR_TRY(read_file(l.blob, uint64_t{16} << 30));
+      auto desc = QR_TRY(L.in.layout.add_blob(l.media_type, bytes));
+      descriptors.push_back(desc);
+      size_t n = L.out.layers.size();
+      const auto& ids = s.image->config["rootfs"]["diff_ids"];
+      L.out.layers.push_back({desc.digest, desc.size, desc.media_type, n < ids.size() ? ids[n].get<std::string>() : "", true});
+    }
+  }
+  normalize::LayerOptions options;
+  options.source_date_epoch = L.in.epoch;
+  options.keep_owners = true;
+  options.threads = L.in.options.threads;
+  options.temp_dir = L.in.work;
+  uint64_t bytes = 0;
+  for (const auto& dir : s.layers) {
+    normalize::CanonicalLayerWriter writer(options);
+    QR_RETURN_IF_ERROR(add_upper_dir(dir, L.in.options.max_output_bytes, bytes, writer));
+    auto blob = QR_TRY(L.in.layout.begin_blob());
+    auto summary = QR_TRY(writer.write(*blob));
+    QR_RETURN_IF_ERROR(blob->finish());
+    auto desc = QR_TRY(blob->commit(summary.media_type));
+    descriptors.push_back(desc);
+    L.out.layers.push_back({desc.digest, desc.size, desc.media_type, summary.diff_id, false});
+  }
+  return Status();
+}
+
+Status write_image(Lowering& L) {
+  const StageState& s = L.stages.back();
+  std::vector<normalize::Descriptor> descriptors;
+  QR_RETURN_IF_ERROR(write_layers(L, s, descriptors));
+  json config_section = s.config;
+  config_section["Labels"]["org.opencontainers.image.revision"] = L.in.source.commit_id();
+  // A LABEL org.opencontainers.image.source in the Containerfile wins, as [image] source does in a recipe:
+  // otherwise the label is --repo as given, and clones at other paths make other images.
+  if (!config_section["Labels"].contains("org.opencontainers.image.source")) {
+    config_section["Labels"]["org.opencontainers.image.source"] = L.in.options.repo;
+  }
+  json diff_ids = json::array();
+  for (const auto& l : L.out.layers) diff_ids.push_back(l.diff_id);
+  json config = {{"architecture", s.architecture}, {"os", s.os}, {"created", L.created}, {"config", config_section},
+                 {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}, {"history", s.history}};
+  auto config_bytes = QR_TRY(normalize::checked_canonical_json(config, "image config"));
+  auto config_desc = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeConfig, config_bytes));
+  auto manifest_bytes = QR_TRY(normalize::make_manifest(config_desc, descriptors));
+  L.out.manifest = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeManifest, manifest_bytes));
+  QR_RETURN_IF_ERROR(L.in.layout.write_index(L.out.manifest, L.out.tag));
+  L.out.config_digest = config_desc.digest;
+  L.out.os = s.os;
+  L.out.architecture = s.architecture;
+  return Status();
+}
+
+Status read_containerfile(Lowering& L) {
+  auto text = L.in.source.read_path(L.in.recipe_path);
+  if (!text.ok()) return Status::not_found("Containerfile " + L.in.recipe_path + " not found in commit " + L.in.source.commit_id());
+  L.cf = QR_TRY(parse_containerfile(*text, L.in.recipe_path, L.in.options.build_args));
+  for (const std::string& name : {L.in.recipe_path + ".dockerignore", std::string(".dockerignore")}) {
+    auto ignore = L.in.source.read_path(name);
+    if (!ignore.ok()) continue;
+    L.ignore.emplace(QR_TRY(DockerIgnore::parse(*ignore, name)));
+    break;
+  }
+  return Status();
+}
+
+Status name_image(Lowering& L) {
+  L.out.name = L.in.options.image_name;
+  L.out.tag = L.in.options.image_tag.empty() ? "latest" : L.in.options.image_tag;
+  if (L.out.name.empty()) return Status::usage("a Containerfile does not name its image: pass --name (quorate build --name NAME)");
+  QR_RETURN_IF_ERROR(check_image_name(L.out.name, "--name"));
+  return check_image_tag(L.out.tag, "--tag");
+}
+
+}  // namespace
+
+Result<ContainerfileImage> build_containerfile(const ContainerfileInputs& in) {
+  Lowering L{in, {}, {}, {}, {}, {}, {}, 0, false, {}, format_rfc3339(in.epoch)};
+  QR_RETURN_IF_ERROR(name_image(L));
+  QR_RETURN_IF_ERROR(read_containerfile(L));
+  for (size_t i = 0; i < L.cf.stages.size(); ++i) QR_RETURN_IF_ERROR(lower_stage(L, i));
+  QR_RETURN_IF_ERROR(write_image(L));
+  return std::move(L.out);
+}
+
+}  // namespace quorate::builder

@@ -1,0 +1,145 @@
+// in_private_mounts, mount_overlay and add_upper_dir: the overlay half of Containerfile RUN and COPY layers.
+#include "overlay.h"
+
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include "output_tree.h"
+
+namespace quorate::builder {
+namespace fs = std::filesystem;
+using normalize::Entry;
+using normalize::EntryType;
+
+Status in_private_mounts(const std::function<Status()>& fn) {
+  Status result;
+  std::thread worker([&] {
+    // Only this thread's file system context moves to the new namespace (CLONE_NEWNS implies CLONE_FS).
+    if (::unshare(CLONE_NEWNS) != 0) {
+      int e = errno;
+      result = Status::unsupported(std::string("cannot make a private mount namespace (") + std::strerror(e) +
+                                   "): Containerfile RUN and COPY need root (CAP_SYS_ADMIN) on the build machine");
+      return;
+    }
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+      result = Status::from_errno("make mounts private", errno);
+      return;
+    }
+    try {
+      result = fn();
+    } catch (const std::exception& e) {
+      result = Status::internal(std::string("in a private mount namespace: ") + e.what());
+    }
+  });
+  worker.join();
+  return result;
+}
+
+Status mount_overlay(const std::vector<fs::path>& lowers, const fs::path& upper, const fs::path& work,
+                     const fs::path& merged) {
+  std::string options = "lowerdir=";
+  std::vector<fs::path> all = lowers;
+  if (!upper.empty()) all.insert(all.end(), {upper, work});
+  for (const auto& p : all) {
+    if (p.string().find_first_of(":,\\") != std::string::npos) {
+      return Status::unsupported("overlay directory " + p.string() + " holds ':', ',' or '\\'; use another --work-dir");
+    }
+  }
+  for (size_t i = 0; i < lowers.size(); ++i) options += (i ? ":" : "") + lowers[i].string();
+  if (!upper.empty()) options += ",upperdir=" + upper.string() + ",workdir=" + work.string();
+  options += ",redirect_dir=off,metacopy=off,index=off,xino=off";
+  if (options.size() >= 4000) return Status::unsupported("too many layers for one overlay mount (" + std::to_string(lowers.size()) + ")");
+  if (::mount("overlay", merged.c_str(), "overlay", 0, options.c_str()) != 0) {
+    return Status::from_errno("mount overlay at " + merged.string(), errno);
+  }
+  return Status();
+}
+
+namespace {
+
+std::string parent_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash + 1);
+}
+
+std::string name_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool is_opaque(const fs::path& dir) {
+  char value[4] = {};
+  ssize_t n = ::lgetxattr(dir.c_str(), "trusted.overlay.opaque", value, sizeof value);
+  return n == 1 && value[0] == 'y';
+}
+
+Entry whiteout(const std::string& path) {
+  Entry e;
+  e.path = path;
+  e.type = EntryType::kFile;
+  e.mode = 0;
+  return e;
+}
+
+}  // namespace
+
+Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes, normalize::CanonicalLayerWriter& writer) {
+  OutputLimits limits;
+  limits.max_bytes = max_bytes;
+  auto entries = QR_TRY(read_output_tree(dir, limits, bytes));
+  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  for (const OutputEntry& o : entries) {
+    const struct stat& st = o.st;
+    if (S_ISCHR(st.st_mode) && st.st_rdev == 0) {  // overlayfs's deletion mark
+      QR_RETURN_IF_ERROR(writer.add(whiteout(parent_of(o.path) + ".wh." + name_of(o.path))));
+      continue;
+    }
+    Entry e;
+    e.path = o.path;
+    e.uid = st.st_uid;
+    e.gid = st.st_gid;
+    e.mtime = st.st_mtim.tv_sec;
+    e.mode = st.st_mode & 07777;
+    if (S_ISDIR(st.st_mode)) {
+      e.type = EntryType::kDirectory;
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+      if (is_opaque(dir / o.path)) QR_RETURN_IF_ERROR(writer.add(whiteout(o.path + "/.wh..wh..opq")));
+    } else if (S_ISLNK(st.st_mode)) {
+      e.type = EntryType::kSymlink;
+      e.mode = 0777;
+      e.link_target = o.link_target;
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+    } else if (S_ISREG(st.st_mode)) {
+      auto key = std::make_pair(st.st_dev, st.st_ino);
+      if (st.st_nlink > 1 && links.count(key)) {
+        e.type = EntryType::kHardlink;
+        e.link_target = links[key];
+        QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+        continue;
+      }
+      if (st.st_nlink > 1) links[key] = e.path;
+      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), dir / o.path));
+    } else if (S_ISFIFO(st.st_mode)) {
+      e.type = EntryType::kFifo;
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      e.type = S_ISCHR(st.st_mode) ? EntryType::kCharDevice : EntryType::kBlockDevice;
+      e.devmajor = major(st.st_rdev);
+      e.devminor = minor(st.st_rdev);
+      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+    } else {
+      return Status::bad_input("a socket cannot be part of a layer: " + o.path);
+    }
+  }
+  return Status();
+}
+
+}  // namespace quorate::builder

@@ -1,0 +1,358 @@
+// `quorate build` of Containerfiles, offline, on a busybox image made at test time: a two-stage build is one
+// digest from two clones under different umask/TZ/clock; deletions are whiteouts; refusals exit 2 with the line.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "git_repo.h"
+#include "quorate/attest/dsse.h"
+#include "quorate/attest/statement.h"
+#include "quorate/imagestore/image_store.h"
+#include "quorate/normalize/layer.h"
+#include "quorate/normalize/oci.h"
+#include "quorate/node/builder_rebuilder.h"
+#include "quorate/wire/request.h"
+
+namespace quorate::builder {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace quorate::builder::testing;
+using quorate::testing::run;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+using quorate::testing::slurp;
+
+// A busybox image (/bin/busybox plus the applets the tests use, /tmp) as an OCI layout; its manifest digest.
+std::string make_image(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  EXPECT_TRUE(layout.ok());
+  normalize::LayerOptions options;
+  options.source_date_epoch = 1700000000;
+  normalize::CanonicalLayerWriter writer(options);
+  for (const char* d : {"bin", "tmp"}) {
+    normalize::Entry e;
+    e.path = d;
+    e.type = normalize::EntryType::kDirectory;
+    e.mode = std::string(d) == "tmp" ? 01777 : 0755;
+    EXPECT_TRUE(writer.add(e).ok());
+  }
+  normalize::Entry busybox;
+  busybox.path = "bin/busybox";
+  busybox.mode = 0755;
+  EXPECT_TRUE(writer.add_file(busybox, "/bin/busybox").ok());
+  for (const char* applet : {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod"}) {
+    normalize::Entry link;
+    link.path = std::string("bin/") + applet;
+    link.type = normalize::EntryType::kSymlink;
+    link.mode = 0777;
+    link.link_target = "busybox";
+    EXPECT_TRUE(writer.add(link).ok());
+  }
+  auto blob = layout->begin_blob();
+  auto summary = writer.write(**blob);
+  EXPECT_TRUE(summary.ok()) << summary.status().to_string();
+  EXPECT_TRUE((*blob)->finish().ok());
+  auto layer = (*blob)->commit(summary->media_type);
+  nlohmann::json config = {{"architecture", "amd64"},
+                           {"os", "linux"},
+                           {"config", {{"Env", {"PATH=/bin"}}}},
+                           {"rootfs", {{"type", "layers"}, {"diff_ids", {summary->diff_id}}}}};
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
+  EXPECT_TRUE(layout->write_index(*manifest, "busybox").ok());
+  return manifest->digest;
+}
+
+// Whether this machine can do what Containerfile RUN needs: a private mount namespace and an overlay mount.
+std::string missing_capability() {
+  if (!std::filesystem::exists("/bin/busybox")) return "/bin/busybox is missing (apt-get install busybox-static)";
+  if (::access("/usr/bin/bwrap", X_OK) != 0) return "bubblewrap is not installed";
+  auto r = run("unshare --mount sh -c 'd=$(mktemp -d) && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay "
+               "-o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m && umount $d/m; rm -rf $d'");
+  if (r.exit_code != 0) return "overlay mounts in a private mount namespace need root here: " + r.out;
+  return "";
+}
+
+class ContainerfileBuildTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto why = missing_capability(); !why.empty()) GTEST_SKIP() << why;
+    digest_ = make_image(scratch_ / "busybox-layout");
+    auto store = imagestore::ImageStore::open(store_);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store->import_layout(scratch_ / "busybox-layout").ok());
+  }
+
+  std::string base() const { return "example.org/busybox@" + digest_; }
+
+  // A repository holding `containerfile` as Containerfile plus a few source files.
+  std::string make_project(const std::filesystem::path& repo, const std::string& containerfile) {
+    auto src = scratch_ / ("src-" + repo.filename().string());
+    write_text(src / "Containerfile", containerfile);
+    write_text(src / "src/hello.txt", "hello\n");
+    write_text(src / "src/remove-me.txt", "gone\n");
+    write_text(src / "src/tmp.txt", "temporary\n");
+    write_text(src / "src/notes.log", "ignored\n");
+    write_text(src / ".dockerignore", "src/*.log\n");
+    return make_repo(src, repo);
+  }
+
+  quorate::testing::CommandResult build(const std::filesystem::path& repo, const std::filesystem::path& out,
+                                        const std::string& extra = "", const std::string& env = "") {
+    return run(env + quorate::testing::quorate_bin() + " build -q --repo " + sh(repo.string()) + " --commit main -o " +
+               sh(out.string()) + " --image-store " + sh(store_.string()) + " --work-dir " +
+               sh((scratch_ / "work").string()) + " --name example.org/test/app " + extra);
+  }
+
+  std::string two_stage() const {
+    return "# syntax=docker/dockerfile:1\nFROM " + base() + " AS build\nWORKDIR /work\nCOPY src/ ./\n"
+           "RUN echo built > out.txt && rm remove-me.txt && rm /bin/ls\n\n"
+           "FROM " + base() + "\nARG FLAVOR=plain\nCOPY --from=build /work /app\nRUN rm /app/tmp.txt && "
+           "echo $FLAVOR > /app/flavor\nENV GREETING=hello\nLABEL org.opencontainers.image.source=https://example.org/app.git\nENTRYPOINT [\"/bin/cat\", \"/app/out.txt\"]\n";
+  }
+
+  ScratchDir scratch_;
+  std::filesystem::path store_ = scratch_ / "store";
+  std::string digest_;
+};
+
+std::string digest_line(const std::string& out) {
+  auto pos = out.find("image   sha256:");
+  return pos == std::string::npos ? "" : out.substr(pos + 8, 71);
+}
+
+TEST_F(ContainerfileBuildTest, TwoStagesAreOneDigestFromTwoClonesUnderDifferentUmaskAndTz) {
+  make_project(scratch_ / "a", two_stage());
+  run("git clone -q " + sh((scratch_ / "a").string()) + " " + sh((scratch_ / "b").string()));
+  auto first = build(scratch_ / "a", scratch_ / "out-a", "", "umask 022; TZ=UTC ");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  auto second = build(scratch_ / "b", scratch_ / "out-b", "", "umask 077; TZ=Pacific/Kiritimati LC_ALL=C ");
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_FALSE(digest_line(first.out).empty()) << first.out;
+  EXPECT_EQ(digest_line(first.out), digest_line(second.out));
+}
+
+TEST_F(ContainerfileBuildTest, UnpackedTreeAndRuntimeConfig) {
+  make_project(scratch_ / "a", two_stage());
+  auto r = build(scratch_ / "a", scratch_ / "out", "--build-arg FLAVOR=spicy --tag v1 --result-out " +
+                                                       sh((scratch_ / "result.json").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto unpack = run("umoci unpack --rootless --image " + sh((scratch_ / "out").string()) + ":v1 " + sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  EXPECT_EQ(slurp(rootfs / "app/out.txt"), "built\n");
+  EXPECT_EQ(slurp(rootfs / "app/hello.txt"), "hello\n");
+  EXPECT_EQ(slurp(rootfs / "app/flavor"), "spicy\n");
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "app/remove-me.txt"));  // deleted in the first stage
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "app/tmp.txt"));        // deleted in the final stage: a whiteout
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "app/notes.log"));      // .dockerignore
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "work"));               // the first stage's root is not the final's
+  EXPECT_TRUE(std::filesystem::is_symlink(rootfs / "bin/ls"));          // removed only in the first stage
+  auto config = nlohmann::json::parse(slurp(scratch_ / "bundle/config.json"));
+  EXPECT_EQ(config["process"]["args"], nlohmann::json({"/bin/cat", "/app/out.txt"}));
+  EXPECT_THAT(config["process"]["env"].dump(), HasSubstr("GREETING=hello"));
+  auto result = nlohmann::json::parse(slurp(scratch_ / "result.json"));
+  EXPECT_EQ(result["build_args"], nlohmann::json({{"FLAVOR", "spicy"}}));
+  EXPECT_EQ(result["source"]["recipe_kind"], "containerfile");
+  EXPECT_EQ(result["base_images"][0]["digest"], digest_);
+  EXPECT_EQ(result["sandbox"], "bubblewrap");
+  // RUN steps executed in the stages' roots, made of the pinned FROM image: no host toolchain.
+  EXPECT_EQ(result["run_environment"], "image");
+  EXPECT_EQ(result["base_images"].size(), 1u);  // both stages start from the same pinned image
+}
+
+TEST_F(ContainerfileBuildTest, BuildArgsAndRunEnvironmentReachTheAttestation) {
+  make_project(scratch_ / "a", two_stage());
+  auto key = scratch_ / "node-a";
+  auto gen = run(quorate::testing::quorate_bin() + " key generate --out " + sh(key.string()));
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  auto att = scratch_ / "att.json";
+  auto r = build(scratch_ / "a", scratch_ / "out",
+                 "--build-arg FLAVOR=spicy --attest " + sh(key.string()) + " --attest-out " + sh(att.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto verify = run(quorate::testing::quorate_bin() + " attest verify --json --pub " + sh(key.string() + ".pub.pem") +
+                    " " + sh(att.string()));
+  ASSERT_EQ(verify.exit_code, 0) << verify.out;
+  auto v = nlohmann::json::parse(verify.out);
+  EXPECT_EQ(v["source"]["recipe_path"], "Containerfile");
+  EXPECT_EQ(v["source"]["build_args"], nlohmann::json({{"FLAVOR", "spicy"}}));
+  EXPECT_EQ(v["run_environment"], "image");
+  // Another value is another image, and another statement.
+  auto mild = build(scratch_ / "a", scratch_ / "out-mild", "--build-arg FLAVOR=mild");
+  ASSERT_EQ(mild.exit_code, 0) << mild.out;
+  EXPECT_NE(digest_line(mild.out), v["subject"]["digest"].get<std::string>());
+  // An argument no ARG declares is refused rather than ignored.
+  auto undeclared = build(scratch_ / "a", scratch_ / "out-undeclared", "--build-arg NOPE=1");
+  EXPECT_EQ(undeclared.exit_code, 2) << undeclared.out;
+  EXPECT_THAT(undeclared.out, HasSubstr("NOPE"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-undeclared"));
+}
+
+// The node's path: a wire request with build args reaches the builder, and the node's signed statement
+// carries them.
+TEST_F(ContainerfileBuildTest, NodeRebuilderPassesTheRequestsBuildArgs) {
+  make_project(scratch_ / "a", two_stage());
+  auto gen = run(quorate::testing::quorate_bin() + " key generate --out " + sh((scratch_ / "node-key").string()));
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  node::NodeConfig config;
+  config.node_id = "node-a";
+  config.data_dir = scratch_ / "node";
+  config.work_dir = scratch_ / "node/work";
+  config.signing_key = scratch_ / "node-key";
+  config.image_store = store_;
+  config.sandbox = "bubblewrap";
+  auto rebuilder = node::make_builder_rebuilder(config, [] { return int64_t{1700000000000}; },
+                                                [](const std::string&) { return std::string(); });
+  ASSERT_TRUE(rebuilder.ok()) << rebuilder.status().to_string();
+  wire::RebuildRequest request;
+  request.repo = (scratch_ / "a").string();
+  request.commit = "main";
+  request.recipe_path = "Containerfile";
+  request.image_name = "example.org/test/app";
+  request.build_args = {{"FLAVOR", "spicy"}};
+  // Through the wire form, as a node receives it.
+  auto received = wire::request_from_wire(wire::to_wire(wire::normalize_request(request).value()));
+  ASSERT_TRUE(received.ok()) << received.status().to_string();
+  std::atomic<bool> cancel{false};
+  auto output = (*rebuilder)->rebuild(*received, cancel);
+  ASSERT_TRUE(output.ok()) << output.status().to_string();
+  auto envelope = attest::parse_envelope(output->envelope);
+  ASSERT_TRUE(envelope.ok()) << envelope.status().to_string();
+  auto statement = attest::parse_statement(envelope->payload);
+  ASSERT_TRUE(statement.ok()) << statement.status().to_string();
+  EXPECT_EQ(statement->build_args, (std::map<std::string, std::string>{{"FLAVOR", "spicy"}}));
+  EXPECT_EQ(statement->run_environment, "image");
+  EXPECT_EQ(statement->recipe_path, "Containerfile");
+  // The same build through the CLI with the same argument is the same image.
+  auto cli = build(scratch_ / "a", scratch_ / "out", "--build-arg FLAVOR=spicy");
+  ASSERT_EQ(cli.exit_code, 0) << cli.out;
+  EXPECT_EQ(digest_line(cli.out), statement->image_digest);
+}
+
+TEST_F(ContainerfileBuildTest, FinalStageDeletionIsAWhiteoutInItsLayer) {
+  make_project(scratch_ / "a", "FROM " + base() + "\nRUN rm /bin/ls && mkdir /d && touch /d/x\n");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto index = nlohmann::json::parse(slurp(scratch_ / "out/index.json"));
+  std::string manifest_digest = index["manifests"][0]["digest"];
+  auto manifest = nlohmann::json::parse(slurp(scratch_ / "out/blobs/sha256" / manifest_digest.substr(7)));
+  ASSERT_EQ(manifest["layers"].size(), 2u);
+  std::string layer = manifest["layers"][1]["digest"];
+  auto listing = run("tar -tzvf " + sh((scratch_ / "out/blobs/sha256" / layer.substr(7)).string()));
+  EXPECT_THAT(listing.out, HasSubstr("bin/.wh.ls"));
+  EXPECT_THAT(listing.out, HasSubstr("d/x"));
+  EXPECT_THAT(listing.out, ::testing::Not(HasSubstr(" dev/")));  // bwrap's mount points stay out
+  // The base layer is kept byte for byte.
+  EXPECT_TRUE(std::filesystem::exists(scratch_ / "busybox-layout/blobs/sha256" /
+                                      manifest["layers"][0]["digest"].get<std::string>().substr(7)));
+}
+
+TEST_F(ContainerfileBuildTest, RefusedConstructsExitTwoWithTheLineAndWriteNothing) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"FROM busybox:latest\n", "Containerfile:1:"},
+      {"FROM " + base() + "\nRUN true\nADD https://example.org/x.tgz /x\n", "Containerfile:3:"},
+      {"FROM " + base() + "\nRUN --mount=type=secret,id=k cat /run/secrets/k\n", "Containerfile:2:"},
+      {"FROM " + base() + "\nRUN --mount=type=ssh true\n", "Containerfile:2:"},
+      {"FROM " + base() + "\nRUN --mount=type=cache,target=/c true\n", "Containerfile:2:"},
+      {"FROM " + base() + "\n\nONBUILD RUN true\n", "Containerfile:3:"},
+      {"FROM " + base() + "\nMAINTAINER someone\n", "Containerfile:2:"},
+      {"FROM " + base() + "\nCOPY --link src /src\n", "Containerfile:2:"},
+  };
+  int n = 0;
+  for (const auto& [text, where] : cases) {
+    auto repo = scratch_ / ("r" + std::to_string(n));
+    auto out = scratch_ / ("o" + std::to_string(n++));
+    make_project(repo, text);
+    auto r = build(repo, out);
+    EXPECT_EQ(r.exit_code, 2) << text << r.out;
+    EXPECT_THAT(r.out, HasSubstr(where)) << text;
+    EXPECT_FALSE(std::filesystem::exists(out)) << text;
+  }
+}
+
+TEST_F(ContainerfileBuildTest, FailingRunNamesTheLine) {
+  make_project(scratch_ / "a", "FROM " + base() + "\nRUN true\nRUN echo oops && false\n");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:3"));
+  EXPECT_THAT(r.out, HasSubstr("exited with status 1"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out"));
+}
+
+TEST_F(ContainerfileBuildTest, RunHasNoNetworkAndSeesEnvArgAndWorkdir) {
+  make_project(scratch_ / "a", "FROM " + base() + "\nARG A=from-arg\nENV B=from-env\nWORKDIR /w/x\n"
+                               "RUN test \"$A $B $(pwd)\" = \"from-arg from-env /w/x\" && test ! -e /sys/class/net/eth0\n");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+TEST_F(ContainerfileBuildTest, WithoutRecipeFlagContainerfileIsFound) {
+  make_project(scratch_ / "a", "FROM " + base() + "\nCOPY src/hello.txt /\n");
+  auto r = build(scratch_ / "a", scratch_ / "out", "--json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("\"recipe_path\":\"Containerfile\""));
+  // Nothing ran anywhere: copy-only builds count under run_environment = "pinned" as "none".
+  EXPECT_THAT(r.out, HasSubstr("\"run_environment\":\"none\""));
+  EXPECT_THAT(r.out, HasSubstr("\"sandbox\":\"none\""));
+}
+
+// examples/hello-containerfile: its builder stage assembles a root file system, the final FROM scratch stage
+// copies it in; the builder image (BUILDER) is the busybox image made here, so the build stays offline.
+TEST_F(ContainerfileBuildTest, HelloContainerfileExample) {
+  auto repo = scratch_ / "hello";
+  make_repo(example_dir("hello-containerfile"), repo);
+  auto clone = scratch_ / "hello-clone";
+  run("git clone -q " + sh(repo.string()) + " " + sh(clone.string()));
+  const std::string builder = "--recipe Containerfile --build-arg BUILDER=" + base() + " ";
+  auto first = build(repo, scratch_ / "out", builder + "--result-out " + sh((scratch_ / "result.json").string()),
+                     "umask 022; TZ=UTC ");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  auto second = build(clone, scratch_ / "out-clone", builder, "umask 077; TZ=Asia/Tokyo ");
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_EQ(digest_line(first.out), digest_line(second.out))
+      << run(quorate::testing::quorate_bin() + " diff " + sh((scratch_ / "out").string()) + " " +
+             sh((scratch_ / "out-clone").string())).out;
+  auto result = nlohmann::json::parse(slurp(scratch_ / "result.json"));
+  EXPECT_EQ(result["build_args"], nlohmann::json({{"BUILDER", base()}}));
+  EXPECT_EQ(result["run_environment"], "image");
+  EXPECT_EQ(result["base_images"], nlohmann::json::array({{{"name", "example.org/busybox"}, {"digest", digest_}}}))
+      << result["base_images"];
+
+  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " +
+                    sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(rootfs)) {
+    files.push_back(e.path().lexically_relative(rootfs).string());  // relative() would follow the symlinks
+  }
+  std::sort(files.begin(), files.end());
+  // Only what the final stage copied: no /src, no builder applets beyond the two links made for it.
+  EXPECT_EQ(files, (std::vector<std::string>{"bin", "bin/busybox", "bin/cat", "bin/sh", "etc", "etc/hello",
+                                             "etc/hello/hello.conf", "usr", "usr/local", "usr/local/bin",
+                                             "usr/local/bin/hello"}));
+  EXPECT_EQ(std::filesystem::status(rootfs / "usr/local/bin/hello").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms(0755));
+  auto config = nlohmann::json::parse(slurp(scratch_ / "bundle/config.json"));
+  EXPECT_EQ(config["process"]["args"], nlohmann::json({"/usr/local/bin/hello", "/etc/hello/hello.conf"}));
+  EXPECT_EQ(config["process"]["user"]["uid"], 65534);
+  // The image works: its entrypoint prints the greeting (chroot into the unpacked root; no network).
+  auto hello = run("chroot " + sh(rootfs.string()) + " /usr/local/bin/hello /etc/hello/hello.conf");
+  EXPECT_EQ(hello.exit_code, 0) << hello.out;
+  EXPECT_EQ(hello.out, slurp(example_dir("hello-containerfile") / "hello.conf"));
+
+  // Without the builder image, FROM has nothing pinned: exit 2 naming the line, nothing written.
+  auto unpinned = build(repo, scratch_ / "out-unpinned", "--recipe Containerfile");
+  EXPECT_EQ(unpinned.exit_code, 2) << unpinned.out;
+  EXPECT_THAT(unpinned.out, HasSubstr("Containerfile:7:"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-unpinned"));
+}
+
+}  // namespace
+}  // namespace quorate::builder
