@@ -827,7 +827,7 @@ Status write_image(Lowering& L) {
   for (const auto& l : L.out.layers) diff_ids.push_back(l.diff_id);
   json config = {{"architecture", s.architecture}, {"os", s.os}, {"created", L.created}, {"config", config_section},
                  {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}, {"history", s.history}};
-  auto config_bytes = QR_TRY(normalize::checked_canonical_json(config, "image config"));
+  auto config_bytes = QR_TRY(canonical_json(config, "image config"));
   auto config_desc = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeConfig, config_bytes));
   auto manifest_bytes = QR_TRY(normalize::make_manifest(config_desc, descriptors));
   L.out.manifest = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeManifest, manifest_bytes));
