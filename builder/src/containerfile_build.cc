@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <set>
 
@@ -75,6 +76,7 @@ struct Lowering {
   bool sandbox_checked = false;
   std::optional<std::chrono::steady_clock::time_point> deadline;
   std::string created;
+  std::deque<imagestore::RootfsLease> leases;  // the FROM images' trees, held for the whole build: no rm under us
 };
 
 // Names the instruction in front of any failure of it ("Containerfile:12: …"), keeping the code.
@@ -172,7 +174,10 @@ Result<StageState> image_state(Lowering& L, const std::string& name, const std::
   auto image = store->verify(digest);
   if (!image.ok()) return image.status().with_context("image " + name + "@" + digest);
   StageState s;
-  s.image_root = QR_TRY(store->rootfs(*image));
+  auto lease = store->rootfs(*image);
+  if (!lease.ok()) return lease.status();
+  s.image_root = lease->path();
+  L.leases.push_back(std::move(*lease));
   if (image->config.contains("config") && image->config["config"].is_object()) s.config = image->config["config"];
   if (image->config.contains("history") && image->config["history"].is_array()) s.history = image->config["history"];
   s.os = image->config.value("os", "linux");

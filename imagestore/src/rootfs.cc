@@ -5,8 +5,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
@@ -53,8 +56,26 @@ void remove_leftovers(const fs::path& dir, const std::string& prefix) {
 Status unpack_once(const fs::path& dir, const VerifiedImage& image) {
   std::string hex = digest_hex(image.digest);
   fs::path root = dir / hex;
-  auto lock = QR_TRY(FileLock::acquire(dir / (hex + ".lock")));
+  // The tree's lock is also what builds hold shared for as long as they use the tree, so waiting for it
+  // exclusively would wait for every running build (and, in one process, for itself). Ask without waiting:
+  // when it is held and the tree is there, someone holds a lease and nothing is left to do; when it is held
+  // and the tree is not there, someone is unpacking it: look again shortly.
   std::error_code ec;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::hours(1);
+  std::optional<FileLock> held;
+  while (!held) {
+    auto lock = FileLock::acquire(dir / (hex + ".lock"), LockMode::kExclusiveIfFree, "the root file system of image " + image.digest);
+    if (lock.ok()) {
+      held.emplace(std::move(*lock));
+      break;
+    }
+    if (!lock.status().is_bad_input()) return lock.status();
+    if (fs::is_directory(root, ec)) return Status();
+    if (std::chrono::steady_clock::now() > give_up) {
+      return Status::io("waited an hour for another process to unpack image " + image.digest);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   if (fs::is_directory(root, ec)) return Status();
   remove_leftovers(dir, ".tmp-" + hex);
   remove_leftovers(dir, ".trash-" + hex);
