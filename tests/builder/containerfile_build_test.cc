@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "git_repo.h"
+#include "imagestore/busybox_image.h"
 #include "quorate/attest/dsse.h"
 #include "quorate/attest/statement.h"
 #include "quorate/imagestore/image_store.h"
@@ -29,44 +30,8 @@ using quorate::testing::slurp;
 
 // A busybox image (/bin/busybox plus the applets the tests use, /tmp) as an OCI layout; its manifest digest.
 std::string make_image(const std::filesystem::path& dir) {
-  std::filesystem::create_directories(dir);
-  auto layout = normalize::OciLayoutWriter::open(dir);
-  EXPECT_TRUE(layout.ok());
-  normalize::LayerOptions options;
-  options.source_date_epoch = 1700000000;
-  normalize::CanonicalLayerWriter writer(options);
-  for (const char* d : {"bin", "tmp"}) {
-    normalize::Entry e;
-    e.path = d;
-    e.type = normalize::EntryType::kDirectory;
-    e.mode = std::string(d) == "tmp" ? 01777 : 0755;
-    EXPECT_TRUE(writer.add(e).ok());
-  }
-  normalize::Entry busybox;
-  busybox.path = "bin/busybox";
-  busybox.mode = 0755;
-  EXPECT_TRUE(writer.add_file(busybox, "/bin/busybox").ok());
-  for (const char* applet : {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod"}) {
-    normalize::Entry link;
-    link.path = std::string("bin/") + applet;
-    link.type = normalize::EntryType::kSymlink;
-    link.mode = 0777;
-    link.link_target = "busybox";
-    EXPECT_TRUE(writer.add(link).ok());
-  }
-  auto blob = layout->begin_blob();
-  auto summary = writer.write(**blob);
-  EXPECT_TRUE(summary.ok()) << summary.status().to_string();
-  EXPECT_TRUE((*blob)->finish().ok());
-  auto layer = (*blob)->commit(summary->media_type);
-  nlohmann::json config = {{"architecture", "amd64"},
-                           {"os", "linux"},
-                           {"config", {{"Env", {"PATH=/bin"}}}},
-                           {"rootfs", {{"type", "layers"}, {"diff_ids", {summary->diff_id}}}}};
-  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
-  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
-  EXPECT_TRUE(layout->write_index(*manifest, "busybox").ok());
-  return manifest->digest;
+  return quorate::testing::make_busybox_image(
+      dir, {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod"}, /*with_tmp=*/true);
 }
 
 // Whether this machine can do what Containerfile RUN needs: a private mount namespace and an overlay mount.

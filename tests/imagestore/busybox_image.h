@@ -6,14 +6,20 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci.h"
 
 namespace quorate::testing {
 
-// Writes the layout into `dir` (created); returns the manifest digest, or "" with a test failure.
-inline std::string make_busybox_image(const std::filesystem::path& dir) {
+// Writes the layout into `dir` (created) with `applets` linked to busybox and, when `with_tmp`, a /tmp
+// (minimal images lack one: the sandbox provides its own); returns the manifest digest, or "" with a test
+// failure.
+inline std::string make_busybox_image(const std::filesystem::path& dir,
+                                      const std::vector<std::string>& applets = {"sh", "cat", "echo", "ls", "mkdir",
+                                                                                 "test", "true", "head", "id"},
+                                      bool with_tmp = false) {
   if (!std::filesystem::exists("/bin/busybox")) {
     ADD_FAILURE() << "/bin/busybox is missing: apt-get install busybox-static (scripts/bootstrap.sh)";
     return "";
@@ -24,18 +30,21 @@ inline std::string make_busybox_image(const std::filesystem::path& dir) {
   normalize::LayerOptions options;
   options.source_date_epoch = 1700000000;
   normalize::CanonicalLayerWriter writer(options);
-  normalize::Entry bin;
-  bin.path = "bin";
-  bin.type = normalize::EntryType::kDirectory;
-  bin.mode = 0755;
-  EXPECT_TRUE(writer.add(bin).ok());
+  for (const char* d : {"bin", "tmp"}) {
+    if (std::string(d) == "tmp" && !with_tmp) continue;
+    normalize::Entry e;
+    e.path = d;
+    e.type = normalize::EntryType::kDirectory;
+    e.mode = std::string(d) == "tmp" ? 01777 : 0755;
+    EXPECT_TRUE(writer.add(e).ok());
+  }
   normalize::Entry busybox;
   busybox.path = "bin/busybox";
   busybox.mode = 0755;
   EXPECT_TRUE(writer.add_file(busybox, "/bin/busybox").ok());
-  for (const char* applet : {"sh", "cat", "echo", "ls", "mkdir", "test", "true", "head", "id"}) {
+  for (const auto& applet : applets) {
     normalize::Entry link;
-    link.path = std::string("bin/") + applet;
+    link.path = "bin/" + applet;
     link.type = normalize::EntryType::kSymlink;
     link.mode = 0777;
     link.link_target = "busybox";
