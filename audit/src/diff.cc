@@ -23,6 +23,7 @@
 #include "quorate/core/sha256.h"
 #include "quorate/core/temporaries.h"
 #include "quorate/core/time.h"
+#include "quorate/normalize/docker_archive.h"
 #include "quorate/normalize/image.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/inspect.h"
@@ -305,52 +306,18 @@ Result<ImageView> open_oci(const normalize::ImageFiles& files) {
   return view;
 }
 
-// The digest a docker-archive member's name promises: blobs/sha256/<hex> or <hex>.json; "" otherwise.
-std::string digest_in_name(const std::string& name) {
-  std::string base = name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1);
-  if (base.size() == 69 && base.ends_with(".json")) base.resize(64);
-  std::string digest = "sha256:" + base;
-  return check_digest(digest).ok() ? digest : "";
-}
-
-// A docker-archive under `root`: manifest.json's one entry names the config and the layer files.
+// A docker-archive: manifest.json's one entry names the config and the layer files.
 Result<ImageView> open_docker(const normalize::ImageFiles& files) {
-  auto manifest = QR_TRY(read_json(files, "manifest.json", "", "manifest"));
-  if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
-  if (manifest.size() > 1) {
-    return Status::unsupported("manifest.json lists " + std::to_string(manifest.size()) +
+  auto images = QR_TRY(normalize::read_docker_archive(files));
+  if (images.size() > 1) {
+    return Status::unsupported("manifest.json lists " + std::to_string(images.size()) +
                                " images; quorate diff compares one image on each side");
   }
+  auto manifest = QR_TRY(read_json(files, "manifest.json", "", "manifest"));  // its other fields are compared
   ImageView view;
   view.manifest = manifest[0];
-  if (!view.manifest.is_object() || !view.manifest.contains("Config") || !view.manifest["Config"].is_string() ||
-      !view.manifest.contains("Layers") || !view.manifest["Layers"].is_array()) {
-    return Status::bad_input("manifest.json has no Config or Layers");
-  }
-  std::string config_name = view.manifest["Config"];
-  view.config = QR_TRY(read_json(files, config_name, digest_in_name(config_name), "config"));
-  const nlohmann::json::json_pointer diff_ids_at("/rootfs/diff_ids");
-  nlohmann::json diff_ids = view.config.is_object() && view.config.contains(diff_ids_at) ? view.config.at(diff_ids_at)
-                                                                                       : nlohmann::json();
-  const auto& layers = view.manifest["Layers"];
-  if (!diff_ids.is_array() || diff_ids.size() != layers.size()) {
-    return Status::bad_input("config " + config_name + " does not list a diff_id for each of the " +
-                             std::to_string(layers.size()) + " layers in manifest.json");
-  }
-  for (size_t i = 0; i < layers.size(); ++i) {
-    if (!layers[i].is_string()) {
-      return Status::bad_input("manifest.json: layer " + std::to_string(i) + " is not a path");
-    }
-    std::string name = layers[i];
-    // Legacy `<id>/layer.tar` names promise nothing; the uncompressed layer's digest is its diff_id.
-    std::string digest = digest_in_name(name);
-    if (digest.empty() && diff_ids[i].is_string()) digest = diff_ids[i];
-    if (!check_digest(digest).ok()) {
-      return Status::bad_input("config " + config_name + ": malformed diff_id " + diff_ids[i].dump());
-    }
-    auto file = QR_TRY(files.path_of(name, "layer"));
-    view.layers.push_back({digest, std::move(file)});
-  }
+  view.config = std::move(images[0].config);
+  for (auto& layer : images[0].layers) view.layers.push_back({std::move(layer.digest), std::move(layer.file)});
   view.manifest.erase("Config");
   view.manifest.erase("Layers");
   return view;

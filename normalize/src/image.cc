@@ -20,6 +20,7 @@
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/compress.h"
+#include "quorate/normalize/docker_archive.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
 
@@ -181,60 +182,17 @@ Result<InputImage> read_oci(const ImageFiles& src, const ImageOptions& opt) {
   return img;
 }
 
-bool is_hex_digest_name(const std::string& s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-// The digest a docker-archive member's name promises: blobs/sha256/<hex> or <hex>.json; "" otherwise.
-std::string digest_in_name(const std::string& name) {
-  std::string base = name.substr(name.rfind('/') == std::string::npos ? 0 : name.rfind('/') + 1);
-  if (base.size() == 69 && base.ends_with(".json")) base = base.substr(0, 64);
-  return is_hex_digest_name(base) ? "sha256:" + base : "";
-}
-
 Result<InputImage> read_docker(const ImageFiles& src) {
-  auto bytes = QR_TRY(read_member(src, "manifest.json", "manifest.json"));
-  auto manifest = QR_TRY(parse_json(bytes, "manifest.json"));
-  if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
-  if (manifest.size() > 1) {
-    return Status::bad_input("manifest.json lists " + std::to_string(manifest.size()) + " images; normalize one at a time");
+  auto images = QR_TRY(read_docker_archive(src));
+  if (images.size() > 1) {
+    return Status::bad_input("manifest.json lists " + std::to_string(images.size()) + " images; normalize one at a time");
   }
+  DockerImage& d = images[0];
   InputImage img;
-  try {
-    const json& m = manifest[0];
-    std::string config_name = m.at("Config");
-    auto config_bytes = QR_TRY(read_member(src, config_name, "config"));
-    std::string config_digest = sha256_digest(config_bytes);
-    std::string promised = digest_in_name(config_name);
-    if (!promised.empty() && promised != config_digest) {
-      return Status::bad_input("config " + config_name + " does not match its digest (holds " + config_digest + ")");
-    }
-    img.manifest_digest = config_digest;  // docker's image id
-    img.config = QR_TRY(parse_json(config_bytes, "config " + config_name));
-    if (m.contains("RepoTags") && m["RepoTags"].is_array() && !m["RepoTags"].empty()) {
-      img.ref_name = tag_of(m["RepoTags"][0].get<std::string>());
-    }
-    const json& diff_ids = img.config.at("rootfs").at("diff_ids");
-    const json& layers = m.at("Layers");
-    if (diff_ids.size() != layers.size()) {
-      return Status::bad_input("config lists " + std::to_string(diff_ids.size()) + " diff_ids for " +
-                               std::to_string(layers.size()) + std::string(" layers in manifest.json"));
-    }
-    for (size_t i = 0; i < layers.size(); ++i) {
-      std::string name = layers[i];
-      auto p = QR_TRY(src.path_of(name, "layer"));
-      std::string expected = digest_in_name(name);
-      // Legacy `<id>/layer.tar`: the uncompressed layer's digest is its diff_id.
-      if (expected.empty()) expected = diff_ids[i].get<std::string>();
-      img.layers.push_back({p, expected, "layer " + name});
-    }
-  } catch (const json::exception& e) {
-    return Status::bad_input(std::string("manifest.json or config is malformed: ") + e.what());
-  }
+  img.manifest_digest = d.config_digest;  // docker's image id
+  img.config = std::move(d.config);
+  if (!d.repo_tag.empty()) img.ref_name = tag_of(d.repo_tag);
+  for (auto& l : d.layers) img.layers.push_back({std::move(l.file), std::move(l.digest), "layer " + l.name});
   return img;
 }
 
