@@ -22,14 +22,6 @@ struct AttestArgs {
   bool json = false;
 };
 
-Result<std::string> read_passphrase(const std::string& path) {
-  if (path.empty()) return std::string();
-  auto text = QR_TRY(read_file(path, 4096));
-  auto nl = text.find_first_of("\r\n");
-  if (nl != std::string::npos) text.resize(nl);
-  return text;
-}
-
 // The node id defaults to the key file's name without its directory and extension: `key generate --out node-a`
 // gives node "node-a".
 std::string default_node_id(const std::string& key_path) { return std::filesystem::path(key_path).stem().string(); }
@@ -38,7 +30,7 @@ Status run_attest(const AttestArgs& a) {
   if (a.key.empty()) return Status::usage("--key is required");
   if (a.result.empty()) return Status::usage("RESULT.json is required");
   if (a.out.empty()) return Status::usage("-o ATT.json is required");
-  auto passphrase = QR_TRY(read_passphrase(a.passphrase_file));
+  auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto signer = QR_TRY(attest::load_signer(a.key, passphrase));
   auto result = QR_TRY(read_file(a.result, 16u << 20));
   std::string node_id = a.node_id.empty() ? default_node_id(a.key) : a.node_id;

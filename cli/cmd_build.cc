@@ -25,16 +25,9 @@ struct BuildArgs {
   bool json = false, no_sandbox = false, keep_work_dir = false, quiet = false;
 };
 
-Result<std::string> read_passphrase(const std::string& path) {
-  if (path.empty()) return std::string();
-  auto text = QR_TRY(read_file(path, 4096));
-  text.resize(std::min(text.size(), text.find_first_of("\r\n")));
-  return text;
-}
-
 // Signs the build result with --attest KEY; returns where the attestation went.
 Result<std::string> attest_result(const BuildArgs& a, const std::string& result_json) {
-  auto passphrase = QR_TRY(read_passphrase(a.passphrase_file));
+  auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto signer = QR_TRY(attest::load_signer(a.attest_key, passphrase));
   std::string node_id = a.node_id.empty() ? std::filesystem::path(a.attest_key).stem().string() : a.node_id;
   auto envelope = QR_TRY(attest::attest_build_result(result_json, *signer, node_id));

@@ -17,19 +17,9 @@ struct KeyArgs {
   std::string pub;
 };
 
-// The passphrase is the file's first line (a trailing newline is not part of it).
-Result<std::string> read_passphrase(const std::string& path) {
-  if (path.empty()) return std::string();
-  auto text = QR_TRY(read_file(path, 4096));
-  auto nl = text.find_first_of("\r\n");
-  if (nl != std::string::npos) text.resize(nl);
-  if (text.empty()) return Status::bad_input(path + ": empty passphrase");
-  return text;
-}
-
 Status run_generate(const KeyArgs& a) {
   auto type = QR_TRY(attest::parse_key_type(a.type));
-  auto passphrase = QR_TRY(read_passphrase(a.passphrase_file));
+  auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto pair = QR_TRY(attest::generate_key(type, passphrase));
   QR_RETURN_IF_ERROR(attest::write_key_pair(a.out, pair));
   std::cout << "private key: " << a.out << " (" << attest::key_type_name(type) << ", PKCS#8 PEM, mode 0600"

@@ -3,13 +3,11 @@
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "image_members.h"
 
 namespace quorate::normalize {
-namespace {
 
-using nlohmann::json;
-
-constexpr uint64_t kMaxJsonBytes = 16u << 20;
+namespace internal {
 
 Result<std::string> read_member(const ImageFiles& files, const std::string& name, const std::string& what) {
   auto path = QR_TRY(files.path_of(name, what));
@@ -18,11 +16,21 @@ Result<std::string> read_member(const ImageFiles& files, const std::string& name
   return bytes;
 }
 
-Result<json> parse_json(const std::string& bytes, const std::string& what) {
-  json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::bad_input(what + " is not valid JSON");
-  return j;
+Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& what) {
+  try {
+    return nlohmann::json::parse(bytes);
+  } catch (const nlohmann::json::exception& e) {
+    return Status::bad_input(what + " is not valid JSON: " + e.what());
+  }
 }
+
+}  // namespace internal
+
+namespace {
+
+using internal::parse_json;
+using internal::read_member;
+using nlohmann::json;
 
 bool is_string_array(const json& j) {
   if (!j.is_array()) return false;

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "archive_util.h"
+#include "image_members.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
@@ -30,17 +31,11 @@ using nlohmann::json;
 
 namespace {
 
-constexpr uint64_t kMaxJsonBytes = 16u << 20;
+using internal::kMaxJsonBytes;
+using internal::parse_json;
+using internal::read_member;
 constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
-
-Result<json> parse_json(const std::string& bytes, const std::string& what) {
-  try {
-    return json::parse(bytes);
-  } catch (const json::exception& e) {
-    return Status::bad_input(what + " is not valid JSON: " + e.what());
-  }
-}
 
 // ---- the image as read ----
 
@@ -61,13 +56,6 @@ std::string tag_of(const std::string& repo_tag) {
   size_t colon = repo_tag.rfind(':');
   if (colon == std::string::npos || repo_tag.find('/', colon) != std::string::npos) return "latest";
   return repo_tag.substr(colon + 1);
-}
-
-Result<std::string> read_member(const ImageFiles& src, const std::string& name, const std::string& what) {
-  auto p = QR_TRY(src.path_of(name, what));
-  auto bytes = read_file(p, kMaxJsonBytes);
-  if (!bytes.ok()) return bytes.status().with_context(what);
-  return bytes;
 }
 
 // A blob of an OCI layout, checked against its digest.

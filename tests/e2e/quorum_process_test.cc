@@ -52,7 +52,7 @@ std::string build_result(const std::string& commit, const std::string& image) {
   return j.dump();
 }
 
-struct Network {
+struct QuorumNetwork {
   testing::ScratchDir dir;
   std::map<std::string, std::unique_ptr<attest::Signer>> signers;
   std::map<std::string, std::unique_ptr<ScriptedNode>> nodes;
@@ -64,7 +64,7 @@ struct Network {
   int starts = 0;
 
   // Nodes a, b, c (honest), r (rogue) are in the policy's roster; x is followed but its key is not trusted.
-  Network(int threshold, const std::string& on_conflict) {
+  QuorumNetwork(int threshold, const std::string& on_conflict) {
     std::ofstream policy(dir / "policy.toml");
     policy << "threshold = " << threshold << "\non_conflict = \"" << on_conflict << "\"\n";
     std::ofstream quorum(dir / "quorum.toml");
@@ -84,7 +84,7 @@ struct Network {
       nodes[id] = std::make_unique<ScriptedNode>(id, loopback(ports[id].first), loopback(ports[id].second));
     }
   }
-  ~Network() {
+  ~QuorumNetwork() {
     query.reset();
     stop_verifier(SIGKILL);
   }
@@ -169,7 +169,7 @@ std::string essence(pb::Decision d) {
 }
 
 TEST(QuorumProcess, ThreeHonestOfFourAcceptWithTheRogueNamedAsDissenter) {
-  Network net(3, "majority");
+  QuorumNetwork net(3, "majority");
   net.start_verifier();
   std::string c = commit_id("one");
   for (const char* id : {"a", "b", "c"}) net.nodes[id]->add(net.attestation(id, c, "good"));
@@ -186,7 +186,7 @@ TEST(QuorumProcess, ThreeHonestOfFourAcceptWithTheRogueNamedAsDissenter) {
 }
 
 TEST(QuorumProcess, FourRequiredUnderRejectIsRejected) {
-  Network net(4, "reject");
+  QuorumNetwork net(4, "reject");
   net.start_verifier();
   std::string c = commit_id("one");
   for (const char* id : {"a", "b", "c"}) net.nodes[id]->add(net.attestation(id, c, "good"));
@@ -198,7 +198,7 @@ TEST(QuorumProcess, FourRequiredUnderRejectIsRejected) {
 }
 
 TEST(QuorumProcess, VerifierStartedLateCatchesUpFromHistory) {
-  Network net(3, "majority");
+  QuorumNetwork net(3, "majority");
   std::string c = commit_id("late");
   for (const char* id : {"a", "b", "c"}) net.nodes[id]->add(net.attestation(id, c, "good"));  // nobody listening
   net.start_verifier();
@@ -208,7 +208,7 @@ TEST(QuorumProcess, VerifierStartedLateCatchesUpFromHistory) {
 }
 
 TEST(QuorumProcess, KilledAndRestartedVerifierKeepsItsDecisionsAndLosesNothing) {
-  Network net(3, "majority");
+  QuorumNetwork net(3, "majority");
   net.start_verifier();
   std::string c1 = commit_id("before"), c2 = commit_id("during");
   for (const char* id : {"a", "b", "c"}) net.nodes[id]->add(net.attestation(id, c1, "good1"));
@@ -234,7 +234,7 @@ TEST(QuorumProcess, KilledAndRestartedVerifierKeepsItsDecisionsAndLosesNothing) 
 }
 
 TEST(QuorumProcess, HostileTrafficIsDroppedRejectedCountedAndSurvived) {
-  Network net(1, "reject");
+  QuorumNetwork net(1, "reject");
   net.start_verifier();
   std::string c = commit_id("hostile");
   auto first = net.nodes["a"]->add(net.attestation("a", c, "good"));

@@ -10,13 +10,13 @@
 namespace quorate::node {
 namespace {
 
-testing::ScratchDir& scratch() {
+testing::ScratchDir& store_scratch() {
   static testing::ScratchDir dir;
   return dir;
 }
 
 std::filesystem::path fresh_dir(const char* name) {
-  auto dir = scratch() / name;
+  auto dir = store_scratch() / name;
   std::filesystem::create_directories(dir);
   return dir;
 }

@@ -15,7 +15,7 @@ using nlohmann::json;
 using quorate::testing::ScratchDir;
 using quorate::testing::slurp;
 
-constexpr int64_t kEpoch = 1500000000;
+constexpr int64_t kImageEpoch = 1500000000;
 
 // A one-layer image written with our own writers, in a layout that may list several platforms.
 class ImageTest : public ::testing::Test {
@@ -59,7 +59,7 @@ class ImageTest : public ::testing::Test {
 
   LayerOptions options() {
     LayerOptions o;
-    o.source_date_epoch = kEpoch;
+    o.source_date_epoch = kImageEpoch;
     return o;
   }
 

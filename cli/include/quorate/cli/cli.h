@@ -43,6 +43,10 @@ void add_attest_command(CLI::App& app, Action& action);
 void add_build_command(CLI::App& app, Action& action);
 void add_image_command(CLI::App& app, Action& action);
 
+// A key's passphrase from --passphrase-file: the file's first line, without its newline; "" for no file.
+// bad_input when the file is unreadable, over 4 KiB or its first line is empty.
+Result<std::string> read_passphrase_file(const std::string& path);
+
 // The image store's default directory: $XDG_CACHE_HOME/quorate/images, else ~/.cache/quorate/images.
 std::string default_image_store();
 void add_diff_command(CLI::App& app, Action& action);
