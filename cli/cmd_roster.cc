@@ -20,7 +20,8 @@ struct RosterArgs {
 
 Status run_check(const RosterArgs& a) {
   int64_t within = QR_TRY(parse_duration(a.within));
-  int64_t now = a.now.empty() ? wall_clock_ms() / 1000 : QR_TRY(parse_rfc3339(a.now));
+  int64_t now = wall_clock_ms() / 1000;
+  if (!a.now.empty()) now = QR_TRY(parse_rfc3339(a.now));
   auto entries = QR_TRY(attest::load_roster_or_policy(a.path));
   if (entries.empty()) return Status::bad_input(a.path + ": no [[nodes]] (and no roster file naming any)");
   auto check = attest::check_roster(entries, now, within);
