@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
     std::string uri = std::string("pkcs11:token=bench;object=") + key_type_name(type) +
                       "?module-path=/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so&pin-value=5678";
     auto gen = pkcs11_generate_key(uri, type);
-    auto token = gen.ok() ? open_pkcs11_signer(uri) : Result<std::unique_ptr<Signer>>(gen.status());
+    auto token = gen.ok() ? open_pkcs11_signer(uri) : quorate::Result<std::unique_ptr<Signer>>(gen.status());
     if (!token.ok()) {
       std::fprintf(stderr, "%s\n", token.status().to_string().c_str());
       return 2;

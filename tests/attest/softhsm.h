@@ -28,6 +28,8 @@ class SoftHsm {
     ::chmod((dir_ / "pin").c_str(), 0600);
   }
 
+  ~SoftHsm();
+
   const CommandResult& init() const { return init_; }
   const std::string& label() const { return label_; }
   std::filesystem::path dir() const { return dir_.path(); }
@@ -77,9 +79,10 @@ inline long softhsm_slot(CK_FUNCTION_LIST_PTR f, const std::string& label) {
   return -1;
 }
 
-// A CK_BBOOL attribute of the private key labelled `object` on token `label` (PIN 5678): 0 or 1, or -1 when it
-// cannot be read.
-inline int softhsm_private_bool(const std::string& label, const std::string& object, CK_ATTRIBUTE_TYPE type) {
+// Reads attribute `type` of the private key labelled `object` on token `label` (PIN 5678) into `out`; returns
+// the CK_RV of C_GetAttributeValue (CKR_GENERAL_ERROR when the key cannot be reached).
+inline CK_RV softhsm_private_attr(const std::string& label, const std::string& object, CK_ATTRIBUTE_TYPE type,
+                                  std::string& out) {
   CK_FUNCTION_LIST_PTR f = softhsm_functions();
   if (f == nullptr) return -1;
   CK_C_INITIALIZE_ARGS args{};
@@ -93,21 +96,37 @@ inline int softhsm_private_bool(const std::string& label, const std::string& obj
   }
   std::string pin = "5678";
   rv = f->C_Login(s, CKU_USER, reinterpret_cast<CK_UTF8CHAR_PTR>(pin.data()), pin.size());
-  int out = -1;
+  CK_RV result = CKR_GENERAL_ERROR;
   if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, const_cast<char*>(object.data()), object.size()}};
     CK_OBJECT_HANDLE o;
     CK_ULONG n = 0;
     if (f->C_FindObjectsInit(s, tmpl, 2) == CKR_OK && f->C_FindObjects(s, &o, 1, &n) == CKR_OK && n == 1) {
-      CK_BBOOL v = CK_FALSE;
-      CK_ATTRIBUTE a{type, &v, sizeof v};
-      if (f->C_GetAttributeValue(s, o, &a, 1) == CKR_OK) out = v == CK_TRUE ? 1 : 0;
+      out.assign(256, '\0');
+      CK_ATTRIBUTE a{type, out.data(), out.size()};
+      result = f->C_GetAttributeValue(s, o, &a, 1);
+      out.resize(result == CKR_OK ? a.ulValueLen : 0);
     }
     f->C_FindObjectsFinal(s);
   }
   f->C_CloseSession(s);
-  return out;
+  return result;
 }
+
+// A CK_BBOOL attribute of that private key: 0 or 1, or -1 when it cannot be read.
+inline int softhsm_private_bool(const std::string& label, const std::string& object, CK_ATTRIBUTE_TYPE type) {
+  std::string v;
+  if (softhsm_private_attr(label, object, type, v) != CKR_OK || v.size() != sizeof(CK_BBOOL)) return -1;
+  return v[0] == CK_TRUE ? 1 : 0;
+}
+
+// SoftHSM finalized in this process (ignoring "not initialized"), so that the next initialization reads the
+// next test's SOFTHSM2_CONF.
+inline void softhsm_finalize() {
+  if (CK_FUNCTION_LIST_PTR f = softhsm_functions()) f->C_Finalize(nullptr);
+}
+
+inline SoftHsm::~SoftHsm() { softhsm_finalize(); }
 
 }  // namespace quorate::testing

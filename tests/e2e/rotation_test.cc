@@ -196,7 +196,7 @@ TEST(Rotation, DrillOnTheNetwork) {
   // Period 1: key 1 alone.
   d.policy("", false, "");
   d.start_verifier();
-  d.start_node(d.uri1);
+  d.start_node(d.keys.uri1);
   auto r1 = d.submit(c1, true);
   ASSERT_EQ(r1.code, 0) << r1.out << r1.err;
   auto j1 = nlohmann::json::parse(r1.out);
@@ -213,7 +213,7 @@ TEST(Rotation, DrillOnTheNetwork) {
   EXPECT_TRUE(before["accepted"].get<bool>()) << before.dump();
   EXPECT_EQ(before["digest"], digest1) << "the old key's vote still counts after the rotation";
   d.start_verifier();
-  d.start_node(d.uri2);
+  d.start_node(d.keys.uri2);
   auto r2 = d.submit(c2, true);
   ASSERT_EQ(r2.code, 0) << r2.out << r2.err;
   auto j2 = nlohmann::json::parse(r2.out);
@@ -234,7 +234,7 @@ TEST(Rotation, DrillOnTheNetwork) {
 
   // Key 1 used after T2 (as a thief would): the verifier refuses the attestation; c3 is not accepted.
   wait_past(t2);
-  d.start_node(d.uri1);
+  d.start_node(d.keys.uri1);
   auto r3 = d.submit(c3, false);
   ASSERT_EQ(r3.code, 0) << r3.out << r3.err;
   ASSERT_TRUE(wait_until([&] { return d.verifier->err().find("attestation_rejected") != std::string::npos; },
