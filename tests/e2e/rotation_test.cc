@@ -251,5 +251,19 @@ TEST(Rotation, DrillOnTheNetwork) {
   EXPECT_TRUE(d.decided(c2)["accepted"].get<bool>());
 }
 
+// `quorate node` whose token refuses the PIN: exit 2 with the reason, at once (no retry loop), PIN not printed.
+TEST(Rotation, NodeWithARefusedPinExits2) {
+  Drill d;
+  std::string uri = "pkcs11:token=rotation;object=node-a-1?module-path=" + std::string(quorate::testing::kSoftHsmModule) +
+                    "&pin-value=0000";
+  write(d.dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
+                                 "\"\n[network]\ninsecure = true\npublish = \"" + loopback(d.node_pub) +
+                                 "\"\ncontrol = \"" + loopback(d.node_control) + "\"\n[build]\nsandbox = \"none\"\n");
+  auto r = run({quorate_bin(), "node", "--config", (d.dir / "node.toml").string()}, d.dir, std::chrono::seconds(30));
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("PIN refused by token 'rotation'"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("pin-value=0000"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace quorate::e2e
