@@ -102,5 +102,25 @@ TEST(Pkcs11Node, ARefusedPinStopsTheNodeFromStarting) {
   EXPECT_EQ(rb.status().message().find("0000"), std::string::npos) << "the PIN is never printed";
 }
 
+// `quorate build --attest URI`: the same signing path from the command line; the URI needs --node-id.
+TEST(Pkcs11Node, BuildAttestsThroughTheToken) {
+  TokenNode t;
+  ASSERT_EQ(t.hsm.init().exit_code, 0) << t.hsm.init().out;
+  auto uri = t.hsm.uri("node-a");
+  std::string q = sh(quorate::testing::quorate_bin());
+  ASSERT_EQ(run(q + " key generate --pkcs11 " + sh(uri) + " --type ed25519").exit_code, 0);
+  auto pub = attest::pkcs11_public_key(uri).value();
+  std::string build = q + " build -q --no-sandbox --repo " + sh(t.repo.string()) + " --commit " + t.commit +
+                      " --image-store " + sh((t.hsm.dir() / "images").string()) + " --attest " + sh(uri);
+  auto no_id = run(build + " -o " + sh((t.hsm.dir() / "out0").string()));
+  EXPECT_EQ(no_id.exit_code, 2) << no_id.out;
+  EXPECT_NE(no_id.out.find("--node-id is required with a pkcs11: key"), std::string::npos) << no_id.out;
+  auto r = run(build + " --node-id node-a -o " + sh((t.hsm.dir() / "out").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto v = attest::verify_with_key(quorate::testing::slurp(t.hsm.dir() / "out.att.json"), pub);
+  EXPECT_TRUE(v.ok()) << v.status.to_string();
+  EXPECT_EQ(v.attestation->statement.builder_id, "node-a");
+}
+
 }  // namespace
 }  // namespace quorate::node
