@@ -27,6 +27,7 @@ int run(int argc, char** argv) {
   add_verify_command(app, action);
   add_store_command(app, action);
   add_key_command(app, action);
+  add_roster_command(app, action);
   add_attest_command(app, action);
   add_build_command(app, action);
   add_image_command(app, action);

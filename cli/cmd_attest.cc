@@ -6,6 +6,7 @@
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
+#include "quorate/attest/pkcs11.h"
 #include "quorate/attest/roster.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
@@ -30,8 +31,9 @@ Status run_attest(const AttestArgs& a) {
   if (a.key.empty()) return Status::usage("--key is required");
   if (a.result.empty()) return Status::usage("RESULT.json is required");
   if (a.out.empty()) return Status::usage("-o ATT.json is required");
+  if (attest::is_pkcs11_uri(a.key) && a.node_id.empty()) return Status::usage("--node-id is required with a pkcs11: key");
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
-  auto signer = QR_TRY(attest::load_signer(a.key, passphrase));
+  auto signer = QR_TRY(attest::open_signer(a.key, passphrase));
   auto result = QR_TRY(read_file(a.result, 16u << 20));
   std::string node_id = a.node_id.empty() ? default_node_id(a.key) : a.node_id;
   auto bytes = attest::attest_build_result(result, *signer, node_id,
@@ -106,7 +108,7 @@ Status run_verify(const AttestArgs& a) {
 void add_attest_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<AttestArgs>();
   auto* cmd = app.add_subcommand("attest", "Sign a build result (quorate build --result-out) as a DSSE attestation");
-  cmd->add_option("--key", args->key, "Private key (PKCS#8 PEM, mode 0600)");
+  cmd->add_option("--key", args->key, "Private key (PKCS#8 PEM, mode 0600) or pkcs11: URI");
   cmd->add_option("--passphrase-file", args->passphrase_file, "File whose first line decrypts the private key");
   cmd->add_option("--node-id", args->node_id, "Node id written as builder.id (default: the key file's name)");
   cmd->add_option("-o,--out", args->out, "Where to write the attestation");

@@ -7,6 +7,7 @@
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
+#include "quorate/attest/pkcs11.h"
 #include "quorate/builder/build.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
@@ -27,8 +28,11 @@ struct BuildArgs {
 
 // Signs the build result with --attest KEY; returns where the attestation went.
 Result<std::string> attest_result(const BuildArgs& a, const std::string& result_json) {
+  if (attest::is_pkcs11_uri(a.attest_key) && a.node_id.empty()) {
+    return Status::usage("--node-id is required with a pkcs11: key");
+  }
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
-  auto signer = QR_TRY(attest::load_signer(a.attest_key, passphrase));
+  auto signer = QR_TRY(attest::open_signer(a.attest_key, passphrase));
   std::string node_id = a.node_id.empty() ? std::filesystem::path(a.attest_key).stem().string() : a.node_id;
   auto envelope = QR_TRY(attest::attest_build_result(result_json, *signer, node_id));
   std::string path = a.attest_out.empty() ? a.out + ".att.json" : a.attest_out;
@@ -110,7 +114,7 @@ void add_build_command(CLI::App& app, Action& action) {
                   "Largest total size of the regular files the run steps leave in their outputs")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
-  cmd->add_option("--attest", args->attest_key, "Sign the build result with this private key (PKCS#8 PEM)");
+  cmd->add_option("--attest", args->attest_key, "Sign the build result with this private key (PKCS#8 PEM, or a pkcs11: URI)");
   cmd->add_option("--node-id", args->node_id, "With --attest: the builder.id (default: the key file's name)");
   cmd->add_option("--attest-out", args->attest_out, "With --attest: where the DSSE envelope goes (default: OUT.att.json)");
   cmd->add_option("--passphrase-file", args->passphrase_file, "With --attest: file whose first line decrypts the key");

@@ -27,6 +27,7 @@ packages=(
   skopeo umoci bubblewrap busybox-static docker-registry
   diffoscope-minimal gnupg
   python3 sqlite3
+  softhsm2 opensc p11-kit libp11-kit-dev
 )
 
 [ ${#only[@]} -eq 0 ] || packages=("${only[@]}")

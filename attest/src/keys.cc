@@ -173,6 +173,20 @@ Result<PublicKey> PublicKey::from_pem(std::string_view pem) {
   return PublicKey(std::move(impl));
 }
 
+Result<PublicKey> PublicKey::from_der(std::string_view der) {
+  const auto* p = reinterpret_cast<const unsigned char*>(der.data());
+  PkeyPtr pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
+  if (!pkey || p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
+    return Status::bad_input("malformed DER public key: " + openssl_error());
+  }
+  auto impl = std::make_shared<Impl>();
+  impl->type = QR_TRY(type_of(pkey.get()));
+  impl->der = QR_TRY(spki_der_of(pkey.get()));
+  impl->keyid = keyid_of_spki(impl->der);
+  impl->pkey = std::move(pkey);
+  return PublicKey(std::move(impl));
+}
+
 Result<PublicKey> PublicKey::load(const std::filesystem::path& path) {
   auto text = QR_TRY(read_file(path, kMaxKeyFileBytes));
   auto key = from_pem(text);

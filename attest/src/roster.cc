@@ -1,7 +1,11 @@
 // The roster of trusted node keys (TOML [[nodes]]) and verification of attestations against it.
 #include "quorate/attest/roster.h"
 
+#include <algorithm>
+#include <map>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 #include <toml++/toml.h>
 
@@ -248,6 +252,79 @@ Verdict verify_with_key(std::string_view bytes, const PublicKey& key) {
   if (!s.ok()) return fail(Failure::kBadSignature, Status::verification("bad signature: " + s.message()));
   auto statement = parse_statement(env->payload);
   return finish(std::move(env).value(), key.keyid(), {}, std::move(statement));
+}
+
+}  // namespace quorate::attest
+
+namespace quorate::attest {
+
+Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::path& path) {
+  auto text = QR_TRY(read_file(path, 4u << 20));
+  auto entries = QR_TRY(parse_roster_nodes(text, path));
+  toml::table doc;
+  try {
+    doc = toml::parse(text, path.string());
+  } catch (const toml::parse_error& e) {
+    return Status::bad_input(path.string() + ": " + std::string(e.description()));
+  }
+  if (const toml::node* n = doc.get("roster")) {
+    if (!n->is_string()) return Status::bad_input(path.string() + ": 'roster' must be a file path");
+    std::filesystem::path p(n->as_string()->get());
+    if (!p.is_absolute()) p = path.parent_path() / p;
+    auto more = QR_TRY(Roster::load(p));
+    entries.insert(entries.end(), more.entries().begin(), more.entries().end());
+  }
+  return entries;
+}
+
+RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, int64_t within) {
+  RosterCheck out;
+  std::vector<const RosterEntry*> sorted;
+  for (const auto& e : entries) sorted.push_back(&e);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const RosterEntry* a, const RosterEntry* b) {
+    return std::tie(a->node_id, a->not_before, a->key.keyid()) < std::tie(b->node_id, b->not_before, b->key.keyid());
+  });
+  // The windows of each key over every entry listing it: key_validity, the one rule, judges it.
+  std::map<std::string, std::vector<KeyWindow>> windows;
+  std::map<std::string, std::set<std::string>> ids_of_key;
+  for (const auto& e : entries) {
+    windows[e.key.keyid()].push_back(e.window());
+    ids_of_key[e.key.keyid()].insert(e.node_id);
+  }
+  auto opt = [](const char* name, const std::optional<int64_t>& t) {
+    return t ? std::string(" ") + name + "=" + format_rfc3339(*t) : std::string();
+  };
+  std::map<std::string, bool> node_valid_now;
+  for (const RosterEntry* e : sorted) {
+    const std::string& keyid = e->key.keyid();
+    Failure now_state = key_validity(windows[keyid], now);
+    bool valid = now_state == Failure::kNone && key_validity({e->window()}, now) == Failure::kNone;
+    node_valid_now[e->node_id] = node_valid_now[e->node_id] || valid;
+    std::string state = valid ? "valid" : failure_name(now_state == Failure::kNone ? key_validity({e->window()}, now) : now_state);
+    out.lines.push_back(e->node_id + "  " + keyid + "  " + key_type_name(e->key.type()) + "  " + state +
+                        opt("not_before", e->not_before) + opt("not_after", e->not_after) +
+                        opt("revoked_at", e->revoked_at));
+    if (valid) {
+      std::optional<int64_t> end = e->not_after;
+      if (e->revoked_at && (!end || *e->revoked_at < *end)) end = e->revoked_at;
+      if (end && *end - now <= within) {
+        out.warnings.push_back("node '" + e->node_id + "': key " + keyid + " stops being valid at " +
+                               format_rfc3339(*end) + ", within " + std::to_string(within) + "s");
+      }
+    }
+  }
+  for (const auto& [node, valid] : node_valid_now) {
+    if (!valid) out.warnings.push_back("node '" + node + "' has no key valid at " + format_rfc3339(now) + ": its votes count for nothing");
+  }
+  for (const auto& [keyid, ids] : ids_of_key) {
+    if (ids.size() > 1) {
+      std::string names;
+      for (const auto& id : ids) names += (names.empty() ? "'" : ", '") + id + "'";
+      out.warnings.push_back("key " + keyid + " is listed under node ids " + names +
+                             ": they count as one voter, and a key should belong to one node");
+    }
+  }
+  return out;
 }
 
 }  // namespace quorate::attest

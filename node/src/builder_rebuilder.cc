@@ -5,6 +5,7 @@
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
+#include "quorate/attest/pkcs11.h"
 #include "quorate/builder/build.h"
 #include "quorate/core/sha256.h"
 
@@ -96,7 +97,7 @@ Result<std::unique_ptr<Rebuilder>> make_builder_rebuilder(const NodeConfig& conf
                                                           std::function<std::string(const std::string&)> getenv) {
   std::string passphrase;
   if (!config.key_passphrase_env.empty()) passphrase = getenv(config.key_passphrase_env);
-  auto signer = attest::load_signer(config.signing_key, passphrase);
+  auto signer = attest::open_signer(config.signing_key.string(), passphrase);
   if (!signer.ok()) return signer.status().with_context("signing_key");
   // Leftovers of builds interrupted by a crash are never resumed: start clean.
   std::error_code ec;

@@ -1,6 +1,7 @@
 // node.toml parsing: every key checked, unknown keys refused, paths resolved against the file's directory.
 #include "quorate/node/config.h"
 
+#include "quorate/attest/pkcs11.h"
 #include "quorate/config/toml_file.h"
 
 namespace quorate::node {
@@ -75,7 +76,9 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   c.node_id = QR_TRY(f.string(root, "node_id", "", true));
   if (c.node_id.empty()) return Status::bad_input(path.string() + ": 'node_id' is empty");
   c.data_dir = f.resolve(QR_TRY(f.string(root, "data_dir", "", true)));
-  c.signing_key = f.resolve(QR_TRY(f.string(root, "signing_key", "", true)));
+  // A PKCS#11 URI is kept as written; a file path resolves against the config file's directory.
+  std::string key = QR_TRY(f.string(root, "signing_key", "", true));
+  c.signing_key = attest::is_pkcs11_uri(key) ? std::filesystem::path(key) : f.resolve(key);
   c.key_passphrase_env = QR_TRY(f.string(root, "key_passphrase_env", "", false));
   // Every section is checked to be a table before any is read.
   const toml::table* net = QR_TRY(f.table(root, "network"));

@@ -29,6 +29,8 @@ class PublicKey {
   static Result<PublicKey> from_pem(std::string_view pem);
   // Reads a PEM file; not_found when absent, bad_input (naming the file) when malformed.
   static Result<PublicKey> load(const std::filesystem::path& path);
+  // From a DER SubjectPublicKeyInfo (as a PKCS#11 token's key is rebuilt). Same errors as from_pem.
+  static Result<PublicKey> from_der(std::string_view der);
 
   KeyType type() const;
   const std::string& keyid() const;

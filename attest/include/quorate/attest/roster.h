@@ -103,6 +103,19 @@ class Roster {
 // keys in a [[nodes]] table included); not_found when a public key file is missing.
 Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, const std::filesystem::path& origin);
 
+// The [[nodes]] of a roster file or of a policy file, with those of the roster file a policy names in a
+// top-level `roster = "FILE"` (relative to the policy's directory), as the verifier loads them.
+Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::path& path);
+
+// `quorate roster check`: each node's keys and windows at `now`, and the warnings: a node with no key valid at
+// `now`, a key whose window ends (not_after or revoked_at) within `within` seconds of `now`, one key listed under
+// two node ids (the quorum engine then counts those ids as one voter).
+struct RosterCheck {
+  std::vector<std::string> lines;     // "node-a  <keyid>  ed25519  valid  not_before=... not_after=..."
+  std::vector<std::string> warnings;  // one sentence each
+};
+RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, int64_t within);
+
 // Verifies against one public key (no roster, no validity window): payload type, signature, statement.
 Verdict verify_with_key(std::string_view bytes, const PublicKey& key);
 

@@ -39,6 +39,7 @@ void add_quorum_command(CLI::App& app, Action& action);
 void add_verify_command(CLI::App& app, Action& action);
 void add_store_command(CLI::App& app, Action& action);
 void add_key_command(CLI::App& app, Action& action);
+void add_roster_command(CLI::App& app, Action& action);
 void add_attest_command(CLI::App& app, Action& action);
 void add_build_command(CLI::App& app, Action& action);
 void add_image_command(CLI::App& app, Action& action);

@@ -15,7 +15,7 @@ namespace quorate::node {
 struct NodeConfig {
   std::string node_id;                       // required
   std::filesystem::path data_dir;            // required: node.db and build work directories
-  std::filesystem::path signing_key;         // required: the attestation private key (PKCS#8 PEM)
+  std::filesystem::path signing_key;         // required: the attestation private key (PKCS#8 PEM) or a pkcs11: URI
   std::string key_passphrase_env;            // optional: name of an env variable holding the passphrase
   std::string publish_endpoint = "tcp://127.0.0.1:*";  // PUB: attestations and heartbeats
   std::string control_endpoint = "tcp://127.0.0.1:*";  // ROUTER: build requests, job status, history
