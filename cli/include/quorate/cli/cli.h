@@ -47,6 +47,7 @@ void add_image_command(CLI::App& app, Action& action);
 std::string default_image_store();
 void add_diff_command(CLI::App& app, Action& action);
 void add_audit_command(CLI::App& app, Action& action);
+void add_gate_command(CLI::App& app, Action& action);
 
 }  // namespace quorate::cli
 
