@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -82,6 +83,7 @@ struct Server::Impl {
   std::thread thread;
   int port = 0;
   std::once_flag stopped;
+  std::atomic<bool> listen_returned{false};
 
   std::shared_ptr<Credentials> current() {
     std::lock_guard lock(creds_mu);
@@ -185,7 +187,10 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   if (impl->port <= 0) {
     return Status::io("cannot listen on " + impl->options.host + ":" + std::to_string(impl->options.port));
   }
-  impl->thread = std::thread([self] { self->http->listen_after_bind(); });
+  impl->thread = std::thread([self] {
+    self->http->listen_after_bind();
+    self->listen_returned = true;
+  });
   self->log({{"event", "gate_started"}, {"listen", impl->options.host + ":" + std::to_string(impl->port)}});
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -207,7 +212,7 @@ Status Server::reload_certificates() {
 void Server::stop() {
   std::call_once(impl_->stopped, [this] {
     // httplib's stop() does nothing before its loop runs: wait (bounded) for the loop of a server just started.
-    for (int i = 0; i < 500 && impl_->http && !impl_->http->is_running(); ++i) {
+    for (int i = 0; i < 500 && impl_->http && !impl_->http->is_running() && !impl_->listen_returned; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (impl_->http) impl_->http->stop();
