@@ -28,10 +28,10 @@ struct Gate : ::testing::Test {
   testing::ScratchDir dir;
   fs::path store_path = dir / "store.db", cert = dir / "cert.pem", key = dir / "key.pem";
   std::unique_ptr<Roster> roster;
+  std::mutex log_mu;                   // before the server, which logs until it is destroyed
+  std::vector<std::string> log_lines;
   std::unique_ptr<gate::Decider> decider;
   std::unique_ptr<gate::Server> server;
-  std::mutex log_mu;
-  std::vector<std::string> log_lines;
 
   void SetUp() override {
     roster = std::make_unique<Roster>(dir.path(), "policy.toml", 2);
