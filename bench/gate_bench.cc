@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
   std::printf("store: %zu subject keys, %zu attestations, made in %.1f s\n", subjects, subjects * 2,
               bench::wall_seconds() - t0);
 
-  auto decider = gate::Decider::open({dir / "policy.toml", dir / "store.db", {}, [] { return int64_t{1795000000}; }});
+  auto decider = gate::Decider::open({dir / "policy.toml", dir / "store.db", {}, [] { return int64_t{1796000000}; }});
   if (!decider.ok()) return fail(decider.status().to_string());
   gate::ServerOptions so;
   so.cert = dir / "cert.pem";
@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
   client.set_ca_cert_path((dir / "cert.pem").c_str());
   client.enable_server_certificate_verification(true);
   client.set_keep_alive(true);
+  client.set_tcp_nodelay(true);  // as the API server's Go client (Go sets TCP_NODELAY by default)
 
   std::mt19937_64 rng(42);
   std::vector<std::string> asked;
