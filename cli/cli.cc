@@ -33,6 +33,7 @@ int run(int argc, char** argv) {
   add_image_command(app, action);
   add_diff_command(app, action);
   add_audit_command(app, action);
+  add_gate_command(app, action);
 
   try {
     app.parse(argc, argv);

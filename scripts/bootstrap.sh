@@ -21,13 +21,13 @@ packages=(
   libarchive-dev libssl-dev libzstd-dev zlib1g-dev liblzma-dev libbz2-dev
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
-  libgit2-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev
+  libgit2-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   clang
   tar libarchive-tools gzip pigz zstd xz-utils bzip2 openssl
   skopeo umoci bubblewrap busybox-static docker-registry
   diffoscope-minimal gnupg
-  python3 sqlite3
   softhsm2 opensc p11-kit libp11-kit-dev
+  python3 sqlite3 curl
 )
 
 [ ${#only[@]} -eq 0 ] || packages=("${only[@]}")

@@ -201,6 +201,22 @@ Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
+Result<std::unique_ptr<Store>> Store::open_read_only(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return Status::not_found(path.string() + ": no such store");
+  auto impl = std::make_unique<Impl>();
+  sqlite::OpenOptions options;
+  options.threading = sqlite::Threading::kMultiThread;
+  options.read_only = true;
+  impl->db = QR_TRY(sqlite::Database::open(path, options));
+  const int64_t version = QR_TRY(impl->db->user_version());
+  if (version != kSchemaVersion) {
+    return Status::unsupported(path.string() + ": store schema version " + std::to_string(version) + ", expected " +
+                               std::to_string(kSchemaVersion));
+  }
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
 Result<int> Store::schema_version() { return static_cast<int>(QR_TRY(impl_->db->user_version())); }
 
 Status Store::transaction(const std::function<Status()>& body) { return impl_->db->transaction(body); }

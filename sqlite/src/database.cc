@@ -6,11 +6,15 @@ namespace quorate::sqlite {
 Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& path, const OpenOptions& options) {
   std::unique_ptr<Database> db(new Database(path.string()));
   const int threading = options.threading == Threading::kSerialized ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX;
-  if (sqlite3_open_v2(db->path_.c_str(), &db->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | threading,
-                      nullptr) != SQLITE_OK) {
+  const int mode = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(db->path_.c_str(), &db->db_, mode | threading, nullptr) != SQLITE_OK) {
     return db->db_ ? db->error("open") : Status::io(db->path_ + ": open: out of memory");
   }
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
+  if (options.read_only) {
+    QR_RETURN_IF_ERROR(db->exec("PRAGMA query_only=ON; " + options.extra_pragmas, "configure"));
+    return db;
+  }
   QR_RETURN_IF_ERROR(
       db->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; " + options.extra_pragmas, "configure"));
   return db;

@@ -268,5 +268,23 @@ TEST(StoreCrash, KilledWriterLeavesTheStoreIntact) {
   }
 }
 
+// The gate's view of a store: read-only, never created, writes refused, the schema version checked.
+TEST(StoreReadOnly, ReadsAnExistingStoreAndRefusesWritesAndMissingFiles) {
+  ScratchDir dir;
+  EXPECT_TRUE(Store::open_read_only(dir / "none.db").status().is_not_found());
+  EXPECT_FALSE(std::filesystem::exists(dir / "none.db"));
+  {
+    auto rw = Store::open(dir / "store.db");
+    ASSERT_TRUE(rw.ok()) << rw.status().to_string();
+  }
+  auto ro = Store::open_read_only(dir / "store.db");
+  ASSERT_TRUE(ro.ok()) << ro.status().to_string();
+  EXPECT_TRUE((*ro)->subjects().ok());
+  EXPECT_FALSE((*ro)->add_decision(Decision{}).ok());
+  quorate::testing::spit(dir / "garbage.db", std::string(4096, 'x'));
+  auto garbage = Store::open_read_only(dir / "garbage.db");
+  EXPECT_TRUE(!garbage.ok() || !(*garbage)->subjects().ok());
+}
+
 }  // namespace
 }  // namespace quorate::quorum

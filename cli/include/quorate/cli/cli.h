@@ -52,6 +52,7 @@ Result<std::string> read_passphrase_file(const std::string& path);
 std::string default_image_store();
 void add_diff_command(CLI::App& app, Action& action);
 void add_audit_command(CLI::App& app, Action& action);
+void add_gate_command(CLI::App& app, Action& action);
 
 }  // namespace quorate::cli
 

@@ -53,6 +53,10 @@ class Store {
   // Opens or creates the store and brings its schema up to date; unsupported when the file was written by a
   // newer schema, io when SQLite fails.
   static Result<std::unique_ptr<Store>> open(const std::filesystem::path& path);
+  // Opens an existing store for reading only (never creates, migrates or writes it), safe next to a process
+  // writing it: not_found when there is no file, unsupported when its schema version is not kSchemaVersion,
+  // io when SQLite fails (a file that is not a store fails at open or at its first read). Writes fail.
+  static Result<std::unique_ptr<Store>> open_read_only(const std::filesystem::path& path);
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().

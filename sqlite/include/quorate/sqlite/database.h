@@ -26,6 +26,9 @@ struct OpenOptions {
   int busy_timeout_ms = 5000;  // how long to wait for another connection's write lock before failing
   Threading threading = Threading::kSerialized;
   std::string extra_pragmas;   // run after "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+  // Opened with SQLITE_OPEN_READONLY and PRAGMA query_only: never created, never written, journal mode left as
+  // the file has it (a reader next to a daemon writing the file in WAL mode).
+  bool read_only = false;
 };
 
 // One prepared statement, finalized on destruction. Not thread-safe.
@@ -63,7 +66,7 @@ class Statement {
 class Database {
  public:
   // Opens or creates `path`, sets the busy timeout, WAL and synchronous=FULL (a commit is on disk when it
-  // returns) and the extra pragmas.
+  // returns) and the extra pragmas. With options.read_only: opens an existing file for reading only.
   static Result<std::unique_ptr<Database>> open(const std::filesystem::path& path, const OpenOptions& options);
   ~Database();
   Database(const Database&) = delete;

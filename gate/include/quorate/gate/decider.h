@@ -1,0 +1,71 @@
+// The gate's verdict on a review: each image must be pinned by digest and accepted under the namespace's
+// policy, decided by quorum::answer (the rule `quorate verify` and the verifier daemon use) from the votes of a
+// store opened read-only next to the verifier daemon writing it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "quorate/core/status.h"
+#include "quorate/gate/admission.h"
+
+namespace quorate::gate {
+
+// Per-namespace rules from gate.toml (docs/gate.md): a namespace excluded from the gate, or judged under
+// another (stricter) policy file than --policy.
+struct NamespaceRule {
+  std::string name;
+  bool exclude = false;
+  std::filesystem::path policy;  // empty: the default policy
+};
+struct GateConfig {
+  std::vector<NamespaceRule> namespaces;
+};
+// bad_input naming file:line for unknown keys, a rule without a name, a name given twice, or a rule that both
+// excludes and names a policy; relative policy paths are resolved against the file's directory.
+Result<GateConfig> load_gate_config(const std::filesystem::path& path);
+
+struct DeciderOptions {
+  std::filesystem::path policy;  // the default policy file (docs/policy.md)
+  std::filesystem::path store;   // the verifier daemon's store.db
+  GateConfig config;
+  std::function<int64_t()> clock_s;  // the wall clock in Unix seconds: the time decisions are made at
+};
+
+struct ImageVerdict {
+  std::string where;
+  std::string image;
+  bool allowed = false;
+  std::string why;  // in words: the accepting subject, or why not
+};
+
+struct Verdict {
+  bool allowed = false;
+  std::string message;               // on denial: every offending image and why, "; "-separated
+  std::vector<ImageVerdict> images;  // in the review's order
+  bool excluded = false;             // the namespace is excluded by gate.toml
+};
+
+// Thread-safe: reviews are decided one at a time (one store connection, one cache of verified envelopes).
+class Decider {
+ public:
+  // Loads the policies and opens the store read-only; not_found, bad_input or io when one of them fails.
+  static Result<std::unique_ptr<Decider>> open(DeciderOptions options);
+  ~Decider();
+
+  // Never fails: an error (the store unreadable, replaced by something that is not a store, a digest the
+  // engine refuses) denies the images concerned with a message saying so. The store is reopened when the
+  // file at its path is replaced.
+  Verdict decide(const Review& review);
+
+ private:
+  struct Impl;
+  explicit Decider(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace quorate::gate

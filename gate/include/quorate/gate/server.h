@@ -1,0 +1,53 @@
+// The HTTPS service: POST /validate (AdmissionReview in, AdmissionReview out), GET /healthz; TLS only, the
+// certificate and key re-read on request (SIGHUP in `quorate gate`).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "quorate/core/status.h"
+#include "quorate/gate/admission.h"
+#include "quorate/gate/decider.h"
+
+namespace quorate::gate {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: any free port (see Server::port())
+  std::filesystem::path cert;  // PEM: the certificate, then any intermediates
+  std::filesystem::path key;   // PEM private key; refused when readable by group or world
+  size_t max_body = kMaxBodyBytes;  // larger bodies get 400
+  // A monotonic clock in microseconds, for the latency in the log.
+  std::function<int64_t()> steady_us;
+  // Receives one JSON object per line: each review ({"event":"review", uid, namespace, kind, name, images,
+  // allowed, message, latency_ms}), each refused request ({"event":"bad_request", ...}), certificate reloads.
+  // Called from several threads; must be thread-safe.
+  std::function<void(std::string_view)> log;
+};
+
+class Server {
+ public:
+  // Loads the certificate and key, binds the socket and starts serving on threads of its own. bad_input or
+  // not_found for the certificate or key (naming the file), io when the address cannot be bound.
+  static Result<std::unique_ptr<Server>> start(Decider& decider, ServerOptions options);
+  ~Server();  // stop()
+
+  int port() const;
+  // Re-reads the certificate and key; new connections use them, established ones keep theirs. On an error
+  // the previous pair stays in use and the error is returned.
+  Status reload_certificates();
+  // Stops accepting, finishes the requests in progress and joins the threads. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace quorate::gate

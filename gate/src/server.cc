@@ -1,0 +1,226 @@
+// Server: cpp-httplib's SSLServer with a certificate callback, so that a reload swaps the pair under a lock
+// without touching the SSL_CTX that connections are created from.
+#include "quorate/gate/server.h"
+
+#include <httplib.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace quorate::gate {
+namespace {
+
+using nlohmann::json;
+
+std::string openssl_error() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+// A certificate with its chain and its private key, as read from the files at one moment.
+struct Credentials {
+  X509* cert = nullptr;
+  STACK_OF(X509)* chain = nullptr;
+  EVP_PKEY* key = nullptr;
+  ~Credentials() {
+    X509_free(cert);
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+  }
+};
+
+Result<std::shared_ptr<Credentials>> load_credentials(const std::filesystem::path& cert_path,
+                                                      const std::filesystem::path& key_path) {
+  struct stat st {};
+  if (::stat(key_path.c_str(), &st) != 0) return Status::not_found(key_path.string() + ": no such key file");
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    return Status::bad_input(key_path.string() + ": private key is readable by group or world (chmod 600)");
+  }
+  auto creds = std::make_shared<Credentials>();
+  BIO* bio = BIO_new_file(cert_path.c_str(), "r");
+  if (!bio) return Status::not_found(cert_path.string() + ": cannot read certificate file");
+  creds->cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  if (!creds->cert) {
+    BIO_free(bio);
+    return Status::bad_input(cert_path.string() + ": no PEM certificate: " + openssl_error());
+  }
+  creds->chain = sk_X509_new_null();
+  while (X509* extra = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) sk_X509_push(creds->chain, extra);
+  ERR_clear_error();  // the end of the file reads as an error
+  BIO_free(bio);
+  bio = BIO_new_file(key_path.c_str(), "r");
+  if (!bio) return Status::not_found(key_path.string() + ": cannot read key file");
+  creds->key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (!creds->key) return Status::bad_input(key_path.string() + ": no PEM private key: " + openssl_error());
+  if (X509_check_private_key(creds->cert, creds->key) != 1) {
+    ERR_clear_error();
+    return Status::bad_input(key_path.string() + ": does not match the certificate in " + cert_path.string());
+  }
+  return creds;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Decider* decider = nullptr;
+  ServerOptions options;
+  std::mutex creds_mu;
+  std::shared_ptr<Credentials> creds;
+  std::unique_ptr<httplib::SSLServer> http;
+  std::thread thread;
+  int port = 0;
+  std::once_flag stopped;
+  std::atomic<bool> listen_returned{false};
+
+  std::shared_ptr<Credentials> current() {
+    std::lock_guard lock(creds_mu);
+    return creds;
+  }
+
+  // Called by OpenSSL for each handshake: the pair loaded last.
+  static int on_certificate(SSL* ssl, void* arg) {
+    auto c = static_cast<Impl*>(arg)->current();
+    if (!c) return 0;
+    return SSL_use_cert_and_key(ssl, c->cert, c->key, c->chain, 1) == 1 ? 1 : 0;
+  }
+
+  void log(const json& j) {
+    if (options.log) options.log(j.dump(-1, ' ', false, json::error_handler_t::replace));
+  }
+  double elapsed_ms(int64_t start) const {
+    return static_cast<double>(options.steady_us() - start) / 1000.0;
+  }
+
+  void bad_request(httplib::Response& res, const std::string& error, int64_t start) {
+    res.status = 400;
+    res.set_content(json({{"error", error}}).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    log({{"event", "bad_request"}, {"status", 400}, {"error", error}, {"latency_ms", elapsed_ms(start)}});
+  }
+
+  void validate(const httplib::Request& req, httplib::Response& res) {
+    const int64_t start = options.steady_us();
+    if (req.body.size() > options.max_body) {
+      return bad_request(res, "body of " + std::to_string(req.body.size()) + " bytes exceeds the limit of " +
+                                  std::to_string(options.max_body), start);
+    }
+    auto review = parse_review(req.body);
+    if (!review.ok()) return bad_request(res, review.status().message(), start);
+    Verdict v;
+    try {
+      v = decider->decide(*review);
+    } catch (const std::exception& e) {
+      v = Verdict{};
+      v.message = std::string("quorate gate: internal error, denied (fail closed): ") + e.what();
+    }
+    res.status = 200;
+    res.set_content(response_json(review->uid, v.allowed, v.message), "application/json");
+    json images = json::array();
+    for (const auto& i : v.images) {
+      images.push_back({{"where", i.where}, {"image", i.image}, {"allowed", i.allowed}, {"why", i.why}});
+    }
+    json line = {{"event", "review"},       {"uid", review->uid},   {"namespace", review->namespace_},
+                 {"kind", review->kind},    {"name", review->name}, {"operation", review->operation},
+                 {"images", images},        {"allowed", v.allowed}, {"latency_ms", elapsed_ms(start)}};
+    if (v.excluded) line["excluded"] = true;
+    if (!v.allowed) line["message"] = v.message;
+    log(line);
+  }
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Server::~Server() { stop(); }
+int Server::port() const { return impl_->port; }
+
+Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions options) {
+  if (options.cert.empty() || options.key.empty()) return Status::usage("the gate needs a TLS certificate and key");
+  auto impl = std::make_unique<Impl>();
+  impl->decider = &decider;
+  impl->options = std::move(options);
+  if (!impl->options.steady_us) return Status::usage("ServerOptions.steady_us is required");
+  impl->creds = QR_TRY(load_credentials(impl->options.cert, impl->options.key));
+  Impl* self = impl.get();
+  impl->http = std::make_unique<httplib::SSLServer>([self](SSL_CTX& ctx) {
+    SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+    SSL_CTX_set_cert_cb(&ctx, &Impl::on_certificate, self);
+    return true;
+  });
+  if (!impl->http->is_valid()) return Status::internal("cannot create the TLS context: " + openssl_error());
+  auto& http = *impl->http;
+  http.set_payload_max_length(impl->options.max_body);
+  // Without TCP_NODELAY a response written in two parts waits for the client's delayed ACK (40 ms on Linux).
+  http.set_tcp_nodelay(true);
+  http.set_keep_alive_timeout(2);
+  http.set_read_timeout(5, 0);
+  http.set_write_timeout(5, 0);
+  http.Post("/validate", [self](const httplib::Request& req, httplib::Response& res) { self->validate(req, res); });
+  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
+  // httplib answers an oversized body 413 before any handler runs; the gate's documented answer is 400.
+  http.set_error_handler([self](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 413) {
+      res.status = 400;
+      res.set_content(json({{"error", "body exceeds the limit of " + std::to_string(self->options.max_body) + " bytes"}}).dump(),
+                      "application/json");
+      self->log({{"event", "bad_request"}, {"status", 400}, {"error", "body too large"}});
+    }
+  });
+  http.set_exception_handler([self](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content("{\"error\":\"internal error\"}", "application/json");
+    self->log({{"event", "internal_error"}});
+  });
+  if (impl->options.port == 0) {
+    impl->port = http.bind_to_any_port(impl->options.host);
+  } else {
+    impl->port = http.bind_to_port(impl->options.host, impl->options.port) ? impl->options.port : -1;
+  }
+  if (impl->port <= 0) {
+    return Status::io("cannot listen on " + impl->options.host + ":" + std::to_string(impl->options.port));
+  }
+  impl->thread = std::thread([self] {
+    self->http->listen_after_bind();
+    self->listen_returned = true;
+  });
+  self->log({{"event", "gate_started"}, {"listen", impl->options.host + ":" + std::to_string(impl->port)}});
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Status Server::reload_certificates() {
+  auto loaded = load_credentials(impl_->options.cert, impl_->options.key);
+  if (!loaded.ok()) {
+    impl_->log({{"event", "certificate_reload_failed"}, {"error", loaded.status().to_string()}});
+    return loaded.status();
+  }
+  {
+    std::lock_guard lock(impl_->creds_mu);
+    impl_->creds = *loaded;
+  }
+  impl_->log({{"event", "certificate_reloaded"}, {"cert", impl_->options.cert.string()}});
+  return Status();
+}
+
+void Server::stop() {
+  std::call_once(impl_->stopped, [this] {
+    // httplib's stop() does nothing before its loop runs: wait (bounded) for the loop of a server just started.
+    for (int i = 0; i < 500 && impl_->http && !impl_->http->is_running() && !impl_->listen_returned; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (impl_->http) impl_->http->stop();
+    if (impl_->thread.joinable()) impl_->thread.join();
+    impl_->log({{"event", "gate_stopped"}});
+  });
+}
+
+}  // namespace quorate::gate

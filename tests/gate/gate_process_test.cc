@@ -1,0 +1,154 @@
+// `quorate gate` as a process: SIGHUP rotates the certificate, SIGTERM exits 0, and decisions arriving live
+// from the verifier daemon (fed by scripted nodes, as in tests/e2e) turn a denial into an admission.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "e2e/process.h"
+#include "e2e/scripted_node.h"
+#include "gate_support.h"
+#include "quorate/quorum/store.h"
+
+namespace quorate::gate_test {
+namespace {
+
+using e2e::free_port;
+using e2e::loopback;
+using e2e::Process;
+using e2e::wait_until;
+
+// Starts `quorate gate` on a free port; the port from its "gate_started" log line (0 if it did not start).
+struct GateProcess {
+  std::unique_ptr<Process> p;
+  int port = 0;
+  GateProcess(const fs::path& dir, const fs::path& store, const fs::path& policy) {
+    p = std::make_unique<Process>(
+        std::vector<std::string>{testing::quorate_bin(), "gate", "--listen", "127.0.0.1:0", "--tls-cert",
+                                 (dir / "cert.pem").string(), "--tls-key", (dir / "key.pem").string(), "--policy",
+                                 policy.string(), "--store", store.string()},
+        dir / "gate.out", dir / "gate.err");
+    wait_until([&] { return p->err().find("gate_started") != std::string::npos || !p->running(); },
+               std::chrono::seconds(20));
+    std::istringstream in(p->err());
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("event", "") == "gate_started") {
+        std::string listen = j.value("listen", "");
+        port = std::atoi(listen.c_str() + listen.rfind(':') + 1);
+      }
+    }
+  }
+};
+
+json ask(int port, const fs::path& cert, const json& review) {
+  auto r = client(port, cert)->Post("/validate", review.dump(), "application/json");
+  if (!r || r->status != 200) return {};
+  return json::parse(r->body, nullptr, false)["response"];
+}
+
+TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate-one");
+  // An empty store, as `quorate quorum` creates it.
+  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
+  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+  EXPECT_NE(served_subject(gate.port).find("gate-one"), std::string::npos);
+
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate-two");
+  gate.p->signal(SIGHUP);
+  EXPECT_TRUE(wait_until([&] { return served_subject(gate.port).find("gate-two") != std::string::npos; },
+                         std::chrono::seconds(10)))
+      << gate.p->err();
+  // curl trusting only the new certificate gets through.
+  auto health = testing::run("curl -sS --max-time 10 --cacert " + testing::sh((dir / "cert.pem").string()) +
+                             " https://127.0.0.1:" + std::to_string(gate.port) + "/healthz");
+  EXPECT_EQ(health.exit_code, 0) << health.out;
+  EXPECT_EQ(health.out, "ok\n");
+
+  gate.p->signal(SIGTERM);
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+  EXPECT_NE(gate.p->err().find("gate_stopped"), std::string::npos);
+}
+
+// The network tests' verifier daemon, fed by scripted nodes a, b, c (threshold 2); the gate reads its store.
+TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  int pub_port = free_port(), query_port = free_port();
+  std::map<std::string, std::unique_ptr<e2e::ScriptedNode>> nodes;
+  {
+    std::ofstream quorum(dir / "quorum.toml");
+    quorum << "policy = \"policy.toml\"\ndata_dir = \"verifier\"\n[network]\ninsecure = true\n"
+           << "publish = \"" << loopback(pub_port) << "\"\nquery = \"" << loopback(query_port) << "\"\n"
+           << "history_timeout_ms = 500\n";
+    for (const char* id : {"a", "b", "c"}) {
+      int p1 = free_port(), p2 = free_port();
+      quorum << "\n[[nodes]]\nid = \"" << id << "\"\npublish = \"" << loopback(p1) << "\"\ncontrol = \"" << loopback(p2)
+             << "\"\n";
+      nodes[id] = std::make_unique<e2e::ScriptedNode>(id, loopback(p1), loopback(p2));
+    }
+  }
+  Process verifier({testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "verifier.out",
+                   dir / "verifier.err");
+  ASSERT_TRUE(wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
+                         std::chrono::seconds(20)));
+  ASSERT_TRUE(verifier.running()) << verifier.err();
+
+  GateProcess gate(dir.path(), dir / "verifier" / "store.db", dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+  auto serve_nodes = [&] {
+    for (auto& [id, n] : nodes) {
+      n->serve();
+      n->heartbeat();
+    }
+  };
+
+  // Before any attestation: no decision, denied.
+  serve_nodes();
+  json before = ask(gate.port, dir / "cert.pem", pod_review("live-0", {pinned("good")}));
+  ASSERT_TRUE(before.is_object()) << gate.p->err();
+  EXPECT_FALSE(before.value("allowed", true));
+  EXPECT_NE(before.value("status", json::object()).value("message", "").find("no decision"), std::string::npos)
+      << before.dump();
+
+  // One vote of two: rejected, b and c missing.
+  nodes["a"]->add(roster.attestation("a", commit_id("good"), "good"));
+  std::string one_vote;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        serve_nodes();
+        json r = ask(gate.port, dir / "cert.pem", pod_review("live-1", {pinned("good")}));
+        one_vote = r.is_object() ? r.value("status", json::object()).value("message", "") : "";
+        return one_vote.find("missing nodes: b, c") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << one_vote << "\n" << verifier.err();
+
+  // The second vote arrives: the quorum accepts, the gate admits.
+  nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
+  json last;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        serve_nodes();
+        last = ask(gate.port, dir / "cert.pem", pod_review("live-2", {pinned("good")}));
+        return last.is_object() && last.value("allowed", false);
+      },
+      std::chrono::seconds(30)))
+      << last.dump() << "\n" << gate.p->err();
+
+  gate.p->signal(SIGTERM);
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  verifier.signal(SIGTERM);
+  (void)verifier.wait(std::chrono::seconds(10));
+}
+
+}  // namespace
+}  // namespace quorate::gate_test

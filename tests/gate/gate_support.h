@@ -1,0 +1,152 @@
+// Shared by the gate tests: signed attestations for a three-node roster, a self-signed certificate made with
+// openssl, AdmissionReview documents shaped like the API server's, and an HTTPS client.
+#pragma once
+
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "quorate/attest/attest.h"
+#include "quorate/attest/keys.h"
+#include "quorate/core/sha256.h"
+#include "support/test_util.h"
+
+namespace quorate::gate_test {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+inline const std::string kRepo = "file:///srv/git/hello.git";
+inline std::string commit_id(const std::string& name) { return sha256_hex("commit " + name).substr(0, 40); }
+// The image digest a build of `image` attests (its manifest digest), and a reference pinned to it.
+inline std::string image_digest(const std::string& image) { return sha256_digest("manifest " + image); }
+inline std::string pinned(const std::string& image) { return "registry.example/hello@" + image_digest(image); }
+
+// A build result as `quorate build --result-out` writes it (docs/build-result.md).
+inline std::string build_result(const std::string& commit, const std::string& image) {
+  json j = {{"schema", "https://quorate.dev/build-result/v1"},
+            {"canonical_form", 1},
+            {"image",
+             {{"name", "example.org/hello"},
+              {"manifest_digest", image_digest(image)},
+              {"config_digest", sha256_digest("config " + image)},
+              {"diff_ids", {sha256_digest("layer " + image)}},
+              {"layers", {{{"digest", sha256_digest("blob " + image)}, {"size", 123},
+                           {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
+            {"source", {{"uri", kRepo}, {"commit", commit}, {"tree", sha256_hex("tree").substr(0, 40)},
+                        {"recipe_path", "quorate.toml"}}},
+            {"base_images", json::array()},
+            {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
+            {"source_date_epoch", 1700000000},
+            {"compressor", "gzip zlib 1.2.13 level 6"},
+            {"toolchain", {{"quorate", "0.1.0"}}},
+            {"environment", {{"TZ", "UTC"}}},
+            {"sandbox", "none"},
+            {"started_on", "2026-11-23T08:00:00Z"},
+            {"finished_on", "2026-11-23T08:00:03Z"}};
+  return j.dump();
+}
+
+// Keys for nodes a, b, c in `dir` and a policy file naming them (threshold, on_conflict = reject).
+struct Roster {
+  std::map<std::string, std::unique_ptr<attest::Signer>> signers;
+  Roster(const fs::path& dir, const std::string& policy_name, int threshold) {
+    std::ofstream policy(dir / policy_name);
+    policy << "threshold = " << threshold << "\non_conflict = \"reject\"\n";
+    for (const char* id : {"a", "b", "c"}) {
+      fs::path key = dir / (std::string(id) + ".key.pem");
+      if (!fs::exists(key)) {
+        auto pair = attest::generate_key(attest::KeyType::kEd25519).value();
+        EXPECT_TRUE(attest::write_key_pair(key, pair).ok());
+      }
+      signers[id] = attest::signer_from_pem(testing::slurp(key)).value();
+      policy << "\n[[nodes]]\nid = \"" << id << "\"\npublic_key = \"" << id << ".key.pem.pub.pem\"\n";
+    }
+  }
+  std::string attestation(const std::string& node, const std::string& commit, const std::string& image) {
+    return attest::attest_build_result(build_result(commit, image), *signers.at(node), node).value();
+  }
+};
+
+// A self-signed certificate for 127.0.0.1 with common name `cn`; the key mode 0600.
+inline void make_certificate(const fs::path& cert, const fs::path& key, const std::string& cn) {
+  auto r = testing::run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=" + cn +
+                        " -addext subjectAltName=IP:127.0.0.1 -keyout " + testing::sh(key.string()) + " -out " +
+                        testing::sh(cert.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+// The subject the server at `port` presents, as openssl s_client sees it ("subject=CN = gate-one").
+inline std::string served_subject(int port) {
+  auto r = testing::run("openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                        " </dev/null 2>/dev/null | openssl x509 -noout -subject");
+  return r.out;
+}
+
+// An AdmissionReview as the API server sends it (Kubernetes documentation, "Dynamic Admission Control").
+inline json review(const std::string& uid, const std::string& group, const std::string& version,
+                   const std::string& kind, const std::string& resource, const std::string& ns, json object) {
+  json gvk = {{"group", group}, {"version", version}, {"kind", kind}};
+  json gvr = {{"group", group}, {"version", version}, {"resource", resource}};
+  std::string name = object["metadata"].value("name", "");
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", uid},
+            {"kind", gvk},
+            {"resource", gvr},
+            {"requestKind", gvk},
+            {"requestResource", gvr},
+            {"name", name},
+            {"namespace", ns},
+            {"operation", "CREATE"},
+            {"userInfo", {{"username", "admin"}, {"uid", "014fbff9a07c"}, {"groups", {"system:authenticated", "my-admin-group"}}}},
+            {"object", object},
+            {"oldObject", nullptr},
+            {"dryRun", false},
+            {"options", {{"apiVersion", "meta.k8s.io/v1"}, {"kind", "CreateOptions"}}}}}};
+}
+
+inline json containers(const std::vector<std::string>& images) {
+  json list = json::array();
+  for (size_t i = 0; i < images.size(); ++i) list.push_back({{"name", "c" + std::to_string(i)}, {"image", images[i]}});
+  return list;
+}
+
+inline json pod_review(const std::string& uid, const std::vector<std::string>& images, const std::string& ns = "default") {
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "hello"}, {"namespace", ns}}},
+              {"spec", {{"containers", containers(images)}}}};
+  return review(uid, "", "v1", "Pod", "pods", ns, pod);
+}
+
+inline json deployment_review(const std::string& uid, const std::vector<std::string>& images) {
+  json d = {{"apiVersion", "apps/v1"},
+            {"kind", "Deployment"},
+            {"metadata", {{"name", "hello"}, {"namespace", "default"}}},
+            {"spec",
+             {{"replicas", 2},
+              {"selector", {{"matchLabels", {{"app", "hello"}}}}},
+              {"template",
+               {{"metadata", {{"labels", {{"app", "hello"}}}}}, {"spec", {{"containers", containers(images)}}}}}}}};
+  return review(uid, "apps", "v1", "Deployment", "deployments", "default", d);
+}
+
+// An HTTPS client that trusts only `ca` and checks the host.
+inline std::unique_ptr<httplib::SSLClient> client(int port, const fs::path& ca) {
+  auto c = std::make_unique<httplib::SSLClient>("127.0.0.1", port);
+  c->set_ca_cert_path(ca.c_str());
+  c->enable_server_certificate_verification(true);
+  c->set_connection_timeout(5, 0);
+  c->set_read_timeout(10, 0);
+  return c;
+}
+
+}  // namespace quorate::gate_test

@@ -1,0 +1,324 @@
+// The gate in process, over real TLS on 127.0.0.1: AdmissionReviews from an httplib client and from curl
+// against a store of real signed attestations.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+
+#include "gate_support.h"
+#include "quorate/core/time.h"
+#include "quorate/gate/admission.h"
+#include "quorate/gate/decider.h"
+#include "quorate/gate/server.h"
+#include "quorate/quorum/verifier.h"
+
+namespace quorate::gate_test {
+namespace {
+
+int64_t steady_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A store decided under threshold 2 of a, b, c:
+//   "good":   a and b attest it                        -> accepted
+//   "split":  a attests split-x, b attests split-y      -> rejected (conflict)
+//   "lonely": only a attests it                         -> rejected, b and c missing
+struct Gate : ::testing::Test {
+  testing::ScratchDir dir;
+  fs::path store_path = dir / "store.db", cert = dir / "cert.pem", key = dir / "key.pem";
+  std::unique_ptr<Roster> roster;
+  std::mutex log_mu;                   // before the server, which logs until it is destroyed
+  std::vector<std::string> log_lines;
+  std::unique_ptr<gate::Decider> decider;
+  std::unique_ptr<gate::Server> server;
+
+  void SetUp() override {
+    roster = std::make_unique<Roster>(dir.path(), "policy.toml", 2);
+    make_certificate(cert, key, "gate-one");
+    auto verifier = quorum::Verifier::load(dir / "policy.toml").value();
+    auto store = quorum::Store::open(store_path).value();
+    std::vector<std::string> atts = {roster->attestation("a", commit_id("good"), "good"),
+                                     roster->attestation("b", commit_id("good"), "good"),
+                                     roster->attestation("a", commit_id("split"), "split-x"),
+                                     roster->attestation("b", commit_id("split"), "split-y"),
+                                     roster->attestation("a", commit_id("lonely"), "lonely")};
+    auto outcomes = quorum::import_attestations(*store, verifier, atts, 1795000000).value();
+    for (const auto& o : outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
+  }
+
+  void start(gate::GateConfig config = {}) {
+    decider = gate::Decider::open({dir / "policy.toml", store_path, std::move(config),
+                                   [] { return parse_rfc3339("2026-11-24T00:00:00Z").value(); }})
+                  .value();
+    gate::ServerOptions o;
+    o.cert = cert;
+    o.key = key;
+    o.steady_us = steady_us;
+    o.log = [this](std::string_view line) {
+      std::lock_guard lock(log_mu);
+      log_lines.emplace_back(line);
+    };
+    auto s = gate::Server::start(*decider, o);
+    ASSERT_TRUE(s.ok()) << s.status().to_string();
+    server = std::move(*s);
+  }
+
+  // POSTs `body` to /validate with the in-test client.
+  httplib::Result post(const std::string& body) {
+    return client(server->port(), cert)->Post("/validate", body, "application/json");
+  }
+  // The response of an AdmissionReview that must be answered 200.
+  json ask(const json& review) {
+    auto r = post(review.dump());
+    EXPECT_TRUE(r) << httplib::to_string(r.error());
+    if (!r) return {};
+    EXPECT_EQ(r->status, 200) << r->body;
+    auto j = json::parse(r->body, nullptr, false);
+    EXPECT_EQ(j.value("apiVersion", ""), "admission.k8s.io/v1");
+    EXPECT_EQ(j.value("kind", ""), "AdmissionReview");
+    EXPECT_EQ(j["response"].value("uid", ""), review["request"]["uid"]);
+    return j["response"];
+  }
+  std::string message(const json& response) {
+    EXPECT_FALSE(response.value("allowed", true));
+    json status = response.value("status", json::object());
+    EXPECT_EQ(status.value("code", 0), 403);
+    return status.value("message", "");
+  }
+  // curl's status code and body for a POST of the file `body` (made here).
+  std::pair<int, std::string> curl(const std::string& bytes) {
+    fs::path f = dir / "curl-body";
+    testing::spit(f, bytes);
+    auto r = testing::run("curl -sS --max-time 20 --cacert " + testing::sh(cert.string()) +
+                          " -H 'Content-Type: application/json' --data-binary @" + testing::sh(f.string()) +
+                          " -w '\\n%{http_code}' https://127.0.0.1:" + std::to_string(server->port()) + "/validate");
+    auto nl = r.out.rfind('\n');
+    if (r.exit_code != 0 || nl == std::string::npos) return {-1, r.out};
+    return {std::atoi(r.out.c_str() + nl + 1), r.out.substr(0, nl)};
+  }
+};
+
+TEST_F(Gate, AcceptedDigestIsAllowedFromTheClientAndFromCurl) {
+  start();
+  json r = ask(pod_review("705ab4f5-6393-11e8-b7cc-42010a800002", {pinned("good")}));
+  EXPECT_TRUE(r.value("allowed", false)) << r.dump();
+  EXPECT_FALSE(r.contains("status"));
+  auto [code, body] = curl(pod_review("uid-curl", {pinned("good")}).dump());
+  ASSERT_EQ(code, 200) << body;
+  auto j = json::parse(body);
+  EXPECT_EQ(j["response"]["uid"], "uid-curl");
+  EXPECT_TRUE(j["response"]["allowed"].get<bool>());
+}
+
+TEST_F(Gate, UnacceptedDigestIsDeniedWithNoDecision) {
+  start();
+  std::string m = message(ask(pod_review("u1", {pinned("never-built")})));
+  EXPECT_NE(m.find(pinned("never-built")), std::string::npos) << m;
+  EXPECT_NE(m.find("no decision"), std::string::npos) << m;
+}
+
+TEST_F(Gate, RejectedDigestIsDeniedWithTheDecisionsReason) {
+  start();
+  std::string m = message(ask(pod_review("u2", {pinned("split-x")})));
+  EXPECT_NE(m.find(pinned("split-x")), std::string::npos) << m;
+  EXPECT_NE(m.find("rejected: "), std::string::npos) << m;
+  EXPECT_NE(m.find("conflict"), std::string::npos) << m;
+  m = message(ask(pod_review("u3", {pinned("lonely")})));
+  EXPECT_NE(m.find("rejected: "), std::string::npos) << m;
+  EXPECT_NE(m.find("missing nodes: b, c"), std::string::npos) << m;
+}
+
+TEST_F(Gate, TagOnlyReferenceIsDenied) {
+  start();
+  std::string m = message(ask(pod_review("u4", {"registry.example/hello:1.0"})));
+  EXPECT_NE(m.find("registry.example/hello:1.0"), std::string::npos) << m;
+  EXPECT_NE(m.find("not pinned by digest"), std::string::npos) << m;
+  // A digest of another algorithm, or a malformed one, is no pin either.
+  m = message(ask(pod_review("u5", {"hello@sha512:" + std::string(128, 'a')})));
+  EXPECT_NE(m.find("not pinned by digest"), std::string::npos) << m;
+}
+
+TEST_F(Gate, DeploymentWithOneGoodAndOneBadContainerIsDeniedNamingTheBadOne) {
+  start();
+  std::string m = message(ask(deployment_review("u6", {pinned("good"), pinned("split-y")})));
+  EXPECT_NE(m.find("1 of 2 image(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find(pinned("split-y")), std::string::npos) << m;
+  EXPECT_NE(m.find("spec.template.spec.containers[1] (c1)"), std::string::npos) << m;
+  EXPECT_EQ(m.find(pinned("good")), std::string::npos) << m;
+  EXPECT_TRUE(ask(deployment_review("u7", {pinned("good"), pinned("good")})).value("allowed", false));
+}
+
+TEST_F(Gate, MalformedBodiesGet400AndTheNextRequestIsAnswered) {
+  start();
+  json wrong_api = pod_review("u8", {pinned("good")});
+  wrong_api["apiVersion"] = "admission.k8s.io/v1beta1";
+  json no_uid = pod_review("", {pinned("good")});
+  std::string huge = std::string(10 * 1024 * 1024, ' ') + pod_review("u9", {pinned("good")}).dump();
+  for (const std::string& body : {std::string("{{{ not json"), std::string(), wrong_api.dump(), no_uid.dump(),
+                                  std::string("[1,2,3]"), huge}) {
+    auto r = post(body);
+    ASSERT_TRUE(r) << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 400) << body.substr(0, 60) << " -> " << r->body;
+    EXPECT_TRUE(ask(pod_review("after", {pinned("good")})).value("allowed", false));
+  }
+  // The same from curl, the 10 MiB body included.
+  for (const std::string& body : {std::string("garbage"), wrong_api.dump(), huge}) {
+    auto [code, text] = curl(body);
+    EXPECT_EQ(code, 400) << text;
+    auto [ok_code, ok_text] = curl(pod_review("after-curl", {pinned("good")}).dump());
+    EXPECT_EQ(ok_code, 200) << ok_text;
+  }
+  std::lock_guard lock(log_mu);
+  size_t bad = 0;
+  for (const auto& l : log_lines) bad += json::parse(l).value("event", "") == "bad_request" ? 1 : 0;
+  EXPECT_EQ(bad, 9u);
+}
+
+TEST_F(Gate, StoreReplacedByACorruptFileDeniesNeverAllows) {
+  start();
+  ASSERT_TRUE(ask(pod_review("before", {pinned("good")})).value("allowed", false));
+  // Replaced (a new file renamed over the path), as a careless restore would.
+  fs::path tmp = dir / "corrupt.tmp";
+  testing::spit(tmp, "SQLite format 3" + std::string(4096, '\x5a'));
+  fs::rename(tmp, store_path);
+  std::string m = message(ask(pod_review("corrupt", {pinned("good")})));
+  EXPECT_NE(m.find("fail closed"), std::string::npos) << m;
+  // Overwritten in place.
+  testing::spit(store_path, std::string(8192, '\x01'));
+  m = message(ask(pod_review("overwritten", {pinned("good")})));
+  EXPECT_NE(m.find("fail closed"), std::string::npos) << m;
+  // Gone.
+  fs::remove(store_path);
+  m = message(ask(pod_review("gone", {pinned("good")})));
+  EXPECT_NE(m.find("fail closed"), std::string::npos) << m;
+}
+
+TEST_F(Gate, HealthzAnswers200) {
+  start();
+  auto r = client(server->port(), cert)->Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+TEST_F(Gate, OneJsonLogLinePerReview) {
+  start();
+  (void)ask(pod_review("log-1", {pinned("good")}, "team-a"));
+  (void)ask(deployment_review("log-2", {pinned("good"), "hello:latest"}));
+  std::lock_guard lock(log_mu);
+  std::vector<json> reviews;
+  for (const auto& l : log_lines) {
+    auto j = json::parse(l, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << l;
+    if (j.value("event", "") == "review") reviews.push_back(j);
+  }
+  ASSERT_EQ(reviews.size(), 2u);
+  EXPECT_EQ(reviews[0]["uid"], "log-1");
+  EXPECT_EQ(reviews[0]["namespace"], "team-a");
+  EXPECT_EQ(reviews[0]["images"][0]["image"], pinned("good"));
+  EXPECT_TRUE(reviews[0]["allowed"].get<bool>());
+  EXPECT_TRUE(reviews[0]["latency_ms"].is_number());
+  EXPECT_EQ(reviews[1]["uid"], "log-2");
+  EXPECT_FALSE(reviews[1]["allowed"].get<bool>());
+  EXPECT_EQ(reviews[1]["images"].size(), 2u);
+}
+
+TEST_F(Gate, NamespaceRulesExcludeOrApplyAStricterPolicy) {
+  Roster strict(dir.path(), "strict.toml", 3);
+  testing::spit(dir / "gate.toml",
+                "[[namespaces]]\nname = \"kube-system\"\nexclude = true\n\n"
+                "[[namespaces]]\nname = \"payments\"\npolicy = \"strict.toml\"\n");
+  auto config = gate::load_gate_config(dir / "gate.toml");
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  start(*config);
+  EXPECT_TRUE(ask(pod_review("ns-1", {"busybox:latest"}, "kube-system")).value("allowed", false));
+  EXPECT_TRUE(ask(pod_review("ns-2", {pinned("good")}, "default")).value("allowed", false));
+  std::string m = message(ask(pod_review("ns-3", {pinned("good")}, "payments")));
+  EXPECT_NE(m.find("missing nodes: c"), std::string::npos) << m;
+
+  testing::spit(dir / "bad.toml", "[[namespaces]]\nname = \"x\"\nexclude = true\npolicy = \"strict.toml\"\n");
+  EXPECT_TRUE(gate::load_gate_config(dir / "bad.toml").status().is_bad_input());
+  testing::spit(dir / "bad.toml", "[[namespaces]]\nname = \"x\"\nexcluded = true\n");
+  EXPECT_NE(gate::load_gate_config(dir / "bad.toml").status().message().find("unknown key"), std::string::npos);
+}
+
+TEST_F(Gate, ReloadServesTheRotatedCertificate) {
+  start();
+  EXPECT_NE(served_subject(server->port()).find("gate-one"), std::string::npos);
+  make_certificate(cert, key, "gate-two");
+  // Not yet reloaded: the old pair is still served.
+  EXPECT_NE(served_subject(server->port()).find("gate-one"), std::string::npos);
+  ASSERT_TRUE(server->reload_certificates().ok());
+  EXPECT_NE(served_subject(server->port()).find("gate-two"), std::string::npos);
+  EXPECT_TRUE(ask(pod_review("after-rotation", {pinned("good")})).value("allowed", false));
+  // A broken key leaves the working pair in place.
+  testing::spit(key, "not a key");
+  EXPECT_FALSE(server->reload_certificates().ok());
+  EXPECT_NE(served_subject(server->port()).find("gate-two"), std::string::npos);
+}
+
+TEST_F(Gate, GroupReadableKeyIsRefused) {
+  fs::permissions(key, fs::perms::group_read, fs::perm_options::add);
+  decider = gate::Decider::open({dir / "policy.toml", store_path, {}, [] { return int64_t{1795000000}; }}).value();
+  gate::ServerOptions o;
+  o.cert = cert;
+  o.key = key;
+  o.steady_us = steady_us;
+  auto s = gate::Server::start(*decider, o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("readable by group or world"), std::string::npos);
+}
+
+// Where the images of each workload kind are, as the API server sends them.
+TEST(AdmissionReview, ImagesOfEveryWorkloadKind) {
+  json spec = {{"initContainers", containers({"init@sha256:" + std::string(64, '1')})},
+               {"containers", containers({"main@sha256:" + std::string(64, '2')})},
+               {"ephemeralContainers", containers({"debug@sha256:" + std::string(64, '3')})}};
+  json tmpl = {{"template", {{"spec", spec}}}};
+  struct Case {
+    std::string group, kind, resource;
+    json object_spec;
+    std::string prefix;
+  };
+  std::vector<Case> cases = {
+      {"", "Pod", "pods", spec, "spec"},
+      {"apps", "Deployment", "deployments", tmpl, "spec.template.spec"},
+      {"apps", "StatefulSet", "statefulsets", tmpl, "spec.template.spec"},
+      {"apps", "DaemonSet", "daemonsets", tmpl, "spec.template.spec"},
+      {"apps", "ReplicaSet", "replicasets", tmpl, "spec.template.spec"},
+      {"batch", "Job", "jobs", tmpl, "spec.template.spec"},
+      {"batch", "CronJob", "cronjobs", {{"schedule", "@hourly"}, {"jobTemplate", {{"spec", tmpl}}}},
+       "spec.jobTemplate.spec.template.spec"},
+  };
+  for (const auto& c : cases) {
+    json object = {{"kind", c.kind}, {"metadata", {{"name", "x"}}}, {"spec", c.object_spec}};
+    auto r = gate::parse_review(review("uid", c.group, "v1", c.kind, c.resource, "ns", object).dump());
+    ASSERT_TRUE(r.ok()) << c.kind << ": " << r.status().to_string();
+    ASSERT_EQ(r->images.size(), 3u) << c.kind;
+    EXPECT_EQ(r->images[0].where, c.prefix + ".initContainers[0] (c0)");
+    EXPECT_EQ(r->images[1].where, c.prefix + ".containers[0] (c0)");
+    EXPECT_EQ(r->images[2].where, c.prefix + ".ephemeralContainers[0] (c0)");
+    EXPECT_EQ(r->namespace_, "ns");
+  }
+  // Other kinds and DELETE name no images; a container without an image is malformed.
+  json cm = {{"kind", "ConfigMap"}, {"metadata", {{"name", "x"}}}, {"data", {{"k", "v"}}}};
+  EXPECT_TRUE(gate::parse_review(review("u", "", "v1", "ConfigMap", "configmaps", "ns", cm).dump())->images.empty());
+  json del = review("u", "", "v1", "Pod", "pods", "ns", {{"metadata", {{"name", "x"}}}});
+  del["request"]["object"] = nullptr;
+  EXPECT_TRUE(gate::parse_review(del.dump())->images.empty());
+  json bad = review("u", "", "v1", "Pod", "pods", "ns", {{"metadata", {{"name", "x"}}}, {"spec", {{"containers", {{{"name", "x"}}}}}}});
+  EXPECT_NE(gate::parse_review(bad.dump()).status().message().find("spec.containers[0] has no image"), std::string::npos);
+}
+
+TEST(AdmissionReview, PinnedDigest) {
+  const std::string hex(64, 'a');
+  EXPECT_EQ(gate::pinned_digest("registry.example:5000/a/b@sha256:" + hex).value(), "sha256:" + hex);
+  EXPECT_EQ(gate::pinned_digest("a/b:1.0@sha256:" + hex).value(), "sha256:" + hex);
+  EXPECT_FALSE(gate::pinned_digest("a/b:1.0").ok());
+  EXPECT_FALSE(gate::pinned_digest("@sha256:" + hex).ok());
+  EXPECT_FALSE(gate::pinned_digest("a@sha256:" + hex.substr(1)).ok());
+  EXPECT_FALSE(gate::pinned_digest("a@sha256:" + std::string(64, 'A')).ok());
+}
+
+}  // namespace
+}  // namespace quorate::gate_test
