@@ -21,7 +21,7 @@ using quorate::testing::slurp;
 using quorate::testing::SoftHsm;
 using quorate::testing::spit;
 
-std::string q(const std::string& args) { return sh(quorate_bin()) + " " + args; }
+using quorate::testing::quorate_command;
 
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
@@ -80,19 +80,19 @@ TEST(Pkcs11Uri, RefusesMalformedParts) {
 
 // --- Keys on the token ------------------------------------------------------------------------------------------
 
-struct Signed {
+struct TokenSigned {
   std::filesystem::path att, pae, sig, pub;
 };
 
 // `quorate attest` through the token; the envelope's PAE and signature and `quorate key public` written out.
-Signed attest_via_cli(const SoftHsm& hsm, const std::string& uri, const std::string& name) {
-  Signed s;
+TokenSigned attest_via_cli(const SoftHsm& hsm, const std::string& uri, const std::string& name) {
+  TokenSigned s;
   auto dir = hsm.dir();
   s.att = dir / (name + ".att.json");
   s.pub = dir / (name + ".pub.pem");
-  auto r = run(q("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) + " -o " + sh(s.att)));
+  auto r = run(quorate_command("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) + " -o " + sh(s.att)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  r = run(q("key public --key " + sh(uri) + " --out " + sh(s.pub)));
+  r = run(quorate_command("key public --key " + sh(uri) + " --out " + sh(s.pub)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   auto env = parse_envelope(slurp(s.att)).value();
   s.pae = dir / (name + ".pae");
@@ -103,8 +103,8 @@ Signed attest_via_cli(const SoftHsm& hsm, const std::string& uri, const std::str
   return s;
 }
 
-void expect_verifies(const Signed& s, KeyType type) {
-  auto r = run(q("attest verify " + sh(s.att) + " --pub " + sh(s.pub)));
+void expect_verifies(const TokenSigned& s, KeyType type) {
+  auto r = run(quorate_command("attest verify " + sh(s.att) + " --pub " + sh(s.pub)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   std::string cmd = type == KeyType::kEd25519
                         ? "openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig)
@@ -124,11 +124,11 @@ TEST_P(TokenKeys, GeneratedByQuorateSignsAndVerifies) {
   ASSERT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
   std::string type = key_type_name(GetParam());
   auto uri = hsm.uri("node-a-" + type);
-  auto r = run(q("key generate --pkcs11 " + sh(uri) + " --type " + type));
+  auto r = run(quorate_command("key generate --pkcs11 " + sh(uri) + " --type " + type));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "keyid:")) << r.out;
   EXPECT_FALSE(contains(r.out, hsm.pin_file().string() + "5678")) << r.out;
-  EXPECT_EQ(run(q("key generate --pkcs11 " + sh(uri) + " --type " + type)).exit_code, 2) << "never overwrites";
+  EXPECT_EQ(run(quorate_command("key generate --pkcs11 " + sh(uri) + " --type " + type)).exit_code, 2) << "never overwrites";
 
   // The private key is sensitive and never extractable: pkcs11-tool (not ours) reports it and cannot read it.
   auto objs = run(hsm.pkcs11_tool("--list-objects --type privkey"));
@@ -185,18 +185,18 @@ INSTANTIATE_TEST_SUITE_P(Types, TokenKeys, ::testing::Values(KeyType::kEd25519, 
 TEST(Pkcs11, ThroughP11KitProxyAndModuleName) {
   SoftHsm hsm;
   ASSERT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
-  ASSERT_EQ(run(q("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type ed25519")).exit_code, 0);
+  ASSERT_EQ(run(quorate_command("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type ed25519")).exit_code, 0);
   auto want = pkcs11_public_key(hsm.uri("k")).value().keyid();
   // No module: p11-kit's proxy, which offers the modules registered with p11-kit (SoftHSM2 is).
   auto proxy = "pkcs11:token=" + hsm.label() + ";object=k?pin-source=file:" + hsm.pin_file().string();
-  auto r = run(q("key public --key " + sh(proxy)));
+  auto r = run(quorate_command("key public --key " + sh(proxy)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, want)) << r.out;
   auto named = "pkcs11:token=" + hsm.label() + ";object=k?module-name=softhsm2&pin-source=file:" + hsm.pin_file().string();
-  r = run(q("key public --key " + sh(named)));
+  r = run(quorate_command("key public --key " + sh(named)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, want)) << r.out;
-  r = run(q("key public --key " + sh("pkcs11:object=k?module-name=no-such-module")));
+  r = run(quorate_command("key public --key " + sh("pkcs11:object=k?module-name=no-such-module")));
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_TRUE(contains(r.out, "no such module registered with p11-kit")) << r.out;
 }
@@ -206,9 +206,9 @@ TEST(Pkcs11, ThroughP11KitProxyAndModuleName) {
 TEST(Pkcs11, RefusalsExit2WithClearMessages) {
   SoftHsm hsm;
   ASSERT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
-  ASSERT_EQ(run(q("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type p256")).exit_code, 0);
+  ASSERT_EQ(run(quorate_command("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type p256")).exit_code, 0);
   auto attest = [&](const std::string& uri) {
-    return run(q("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) + " -o " +
+    return run(quorate_command("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) + " -o " +
                  sh(hsm.dir() / "out.json")));
   };
   struct Case {
@@ -251,7 +251,7 @@ TEST(Pkcs11, RefusalsExit2WithClearMessages) {
 TEST(Pkcs11, SessionClosedUnderTheSignerIsReopened) {
   SoftHsm hsm;
   ASSERT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
-  ASSERT_EQ(run(q("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type ed25519")).exit_code, 0);
+  ASSERT_EQ(run(quorate_command("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type ed25519")).exit_code, 0);
   auto signer = open_pkcs11_signer(hsm.uri("k"));
   ASSERT_TRUE(signer.ok()) << signer.status().to_string();
   auto& s = *signer.value();
@@ -275,7 +275,7 @@ TEST(Pkcs11, SessionClosedUnderTheSignerIsReopened) {
 TEST(Pkcs11, RefusedPinIsNeverRetried) {
   SoftHsm hsm;
   ASSERT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
-  ASSERT_EQ(run(q("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type ed25519")).exit_code, 0);
+  ASSERT_EQ(run(quorate_command("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type ed25519")).exit_code, 0);
   ScratchDir d;
   spit(d / "pin", "5678\n");
   ::chmod((d / "pin").c_str(), 0600);
@@ -300,13 +300,13 @@ TEST(Pkcs11, RefusedPinIsNeverRetried) {
 
 TEST(Pkcs11, KeyPublicOfFiles) {
   ScratchDir d;
-  ASSERT_EQ(run(q("key generate --out " + sh(d / "k"))).exit_code, 0);
+  ASSERT_EQ(run(quorate_command("key generate --out " + sh(d / "k"))).exit_code, 0);
   auto want = PublicKey::load(d / "k.pub.pem").value();
-  auto r = run(q("key public --key " + sh(d / "k") + " --out " + sh(d / "out.pem")));
+  auto r = run(quorate_command("key public --key " + sh(d / "k") + " --out " + sh(d / "out.pem")));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, want.keyid())) << r.out;
   EXPECT_EQ(slurp(d / "out.pem"), want.pem());
-  r = run(q("key public --key " + sh(d / "k.pub.pem")));
+  r = run(quorate_command("key public --key " + sh(d / "k.pub.pem")));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, want.pem())) << r.out;
 }

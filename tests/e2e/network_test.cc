@@ -20,10 +20,6 @@ namespace {
 namespace pb = wire::pb;
 using wire::MessageType;
 
-void write(const std::filesystem::path& p, const std::string& text) {
-  std::filesystem::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
 
 Ran git(const std::filesystem::path& repo, std::vector<std::string> args) {
   std::vector<std::string> argv = {"/usr/bin/env", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
@@ -58,7 +54,7 @@ class Network {
   Network() {
     make_repo();
     // The rogue's "compiler": a tr that slips something in. Its node runs steps on the host, PATH first.
-    write(dir / "evil" / "tr", "#!/bin/sh\n/usr/bin/tr \"$@\"; echo 'and a backdoor'\n");
+    testing::spit(dir / "evil" / "tr", "#!/bin/sh\n/usr/bin/tr \"$@\"; echo 'and a backdoor'\n");
     ::chmod((dir / "evil" / "tr").c_str(), 0755);
     for (const char* id : {"a", "b", "c", "r"}) {
       auto& n = nodes[id];
@@ -67,7 +63,7 @@ class Network {
       EXPECT_TRUE(attest::write_key_pair(dir / (n.id + ".key.pem"), pair).ok());
       n.config = dir / (n.id + ".node.toml");
       bool rogue = n.id == "r";
-      write(n.config, "node_id = \"" + n.id + "\"\ndata_dir = \"" + n.id + "-data\"\nsigning_key = \"" + n.id +
+      testing::spit(n.config, "node_id = \"" + n.id + "\"\ndata_dir = \"" + n.id + "-data\"\nsigning_key = \"" + n.id +
                           ".key.pem\"\n[network]\ninsecure = true\npublish = \"" + loopback(n.pub_port) +
                           "\"\ncontrol = \"" + loopback(n.control_port) + "\"\nheartbeat_interval_ms = 200\n[build]\nkeep_images = \"" + n.id + "-images\"\n" +
                           (rogue ? "sandbox = \"none\"\npath = [\"" + (dir / "evil").string() + "\", \"/usr/bin\", \"/bin\"]\n"
@@ -78,8 +74,8 @@ class Network {
   void make_repo() {
     std::filesystem::create_directories(repo);
     ASSERT_EQ(git(repo, {"init", "-q", "-b", "main"}).code, 0);
-    write(repo / "greeting.txt", "hello, reproducible world\n");
-    write(repo / "quorate.toml",
+    testing::spit(repo / "greeting.txt", "hello, reproducible world\n");
+    testing::spit(repo / "quorate.toml",
           "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n\n"
           "[[steps]]\nrun = \"sleep ${DELAY:-0}; tr a-z A-Z < greeting.txt > $OUT/shout.txt\"\nto = \"/app\"\n");
     ASSERT_EQ(git(repo, {"add", "."}).code, 0);
@@ -87,7 +83,7 @@ class Network {
   }
   // A second commit whose run step takes `seconds` (to be killed in the middle of).
   std::string slow_commit(int seconds) {
-    write(repo / "quorate.toml",
+    testing::spit(repo / "quorate.toml",
           "[image]\nname = \"example.org/greeting\"\n\n[build]\nenv = { DELAY = \"" + std::to_string(seconds) +
               "\" }\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n\n"
               "[[steps]]\nrun = \"sleep ${DELAY:-0}; tr a-z A-Z < greeting.txt > $OUT/shout.txt\"\nto = \"/app\"\n");
@@ -113,7 +109,7 @@ class Network {
   // A verifier following every node under a policy with `threshold` and `on_conflict`.
   VerifierProc verifier(const std::string& name, int threshold, const std::string& on_conflict) {
     VerifierProc v;
-    write(dir / (name + ".policy.toml"), "threshold = " + std::to_string(threshold) + "\non_conflict = \"" +
+    testing::spit(dir / (name + ".policy.toml"), "threshold = " + std::to_string(threshold) + "\non_conflict = \"" +
                                              on_conflict + "\"\n");
     std::ofstream policy(dir / (name + ".policy.toml"), std::ios::app);
     v.config = dir / (name + ".quorum.toml");
@@ -306,7 +302,7 @@ TEST(Network, AHostileCommitIsRefusedByTheNodeAndNothingIsWrittenOutside) {
   Network net;
   std::filesystem::create_directories(net.dir / "victim");
   auto hash = [&](const std::string& type, const std::string& bytes) {
-    write(net.dir / "object", bytes);
+    testing::spit(net.dir / "object", bytes);
     std::vector<std::string> args = {"hash-object", "-w", "-t", type, "--literally", (net.dir / "object").string()};
     auto r = git(net.repo, args);
     EXPECT_EQ(r.code, 0) << r.err;

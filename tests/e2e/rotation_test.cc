@@ -20,10 +20,6 @@ namespace {
 
 using quorate::testing::SoftHsm;
 
-void write(const std::filesystem::path& p, const std::string& text) {
-  std::filesystem::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
 
 Ran q(const std::vector<std::string>& args, const std::filesystem::path& dir) {
   std::vector<std::string> argv = {quorate_bin()};
@@ -55,7 +51,7 @@ struct TwoKeys {
 TEST(Rotation, ValidityOfEachPeriodThroughTheToken) {
   TwoKeys k;
   auto dir = k.hsm.dir();
-  write(dir / "roster.toml",
+  testing::spit(dir / "roster.toml",
         roster_entry("node-a", "key1.pub.pem", "not_after = \"2026-07-01T00:00:00Z\"\nrevoked_at = \"2026-06-15T00:00:00Z\"\n") +
             roster_entry("node-a", "key2.pub.pem", "not_before = \"2026-06-01T00:00:00Z\"\n"));
   auto result = nlohmann::json::parse(quorate::testing::slurp(quorate::testing::source_dir() / "tests/attest/testdata/build-result.json"));
@@ -79,7 +75,7 @@ TEST(Rotation, ValidityOfEachPeriodThroughTheToken) {
     result["finished_on"] = c.when;
     auto rpath = dir / ("result-" + std::to_string(n) + ".json");
     auto att = dir / ("att-" + std::to_string(n++) + ".json");
-    write(rpath, result.dump());
+    testing::spit(rpath, result.dump());
     auto s = q({"attest", "--key", c.key == 1 ? k.uri1 : k.uri2, "--node-id", "node-a", rpath.string(), "-o", att.string()}, dir);
     ASSERT_EQ(s.code, 0) << s.out << s.err;
     auto v = q({"attest", "verify", att.string(), "--roster", (dir / "roster.toml").string()}, dir);
@@ -105,7 +101,7 @@ class Drill {
   Drill() {
     std::filesystem::create_directories(repo);
     git({"init", "-q", "-b", "main"});
-    write(dir / "quorum.toml", "policy = \"policy.toml\"\ndata_dir = \"v-data\"\n[network]\ninsecure = true\npublish = \"" +
+    testing::spit(dir / "quorum.toml", "policy = \"policy.toml\"\ndata_dir = \"v-data\"\n[network]\ninsecure = true\npublish = \"" +
                                    loopback(v_pub) + "\"\nquery = \"" + loopback(v_query) +
                                    "\"\nhistory_timeout_ms = 500\n[[nodes]]\nid = \"node-a\"\npublish = \"" +
                                    loopback(node_pub) + "\"\ncontrol = \"" + loopback(node_control) + "\"\n");
@@ -120,21 +116,21 @@ class Drill {
     return run(argv, dir, std::chrono::seconds(60));
   }
   std::string commit(const std::string& text) {
-    write(repo / "greeting.txt", text + "\n");
-    write(repo / "quorate.toml", "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
+    testing::spit(repo / "greeting.txt", text + "\n");
+    testing::spit(repo / "quorate.toml", "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
     EXPECT_EQ(git({"add", "."}).code, 0);
     EXPECT_EQ(git({"commit", "-q", "-m", text}).code, 0);
     return git({"rev-parse", "HEAD"}).out.substr(0, 40);
   }
 
   void policy(const std::string& key1_extra, bool with_key2, const std::string& key2_extra) {
-    write(dir / "policy.toml", "threshold = 1\non_conflict = \"reject\"\n" + roster_entry("node-a", "key1.pub.pem", key1_extra) +
+    testing::spit(dir / "policy.toml", "threshold = 1\non_conflict = \"reject\"\n" + roster_entry("node-a", "key1.pub.pem", key1_extra) +
                                    (with_key2 ? roster_entry("node-a", "key2.pub.pem", key2_extra) : ""));
   }
 
   void start_node(const std::string& uri) {
     stop(node);
-    write(dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
+    testing::spit(dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
                                  "\"\n[network]\ninsecure = true\npublish = \"" + loopback(node_pub) + "\"\ncontrol = \"" +
                                  loopback(node_control) + "\"\nheartbeat_interval_ms = 200\n[build]\nsandbox = \"none\"\n");
     node = std::make_unique<Process>(std::vector<std::string>{quorate_bin(), "node", "--config", (dir / "node.toml").string()},
@@ -256,7 +252,7 @@ TEST(Rotation, NodeWithARefusedPinExits2) {
   Drill d;
   std::string uri = "pkcs11:token=rotation;object=node-a-1?module-path=" + std::string(quorate::testing::kSoftHsmModule) +
                     "&pin-value=0000";
-  write(d.dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
+  testing::spit(d.dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
                                  "\"\n[network]\ninsecure = true\npublish = \"" + loopback(d.node_pub) +
                                  "\"\ncontrol = \"" + loopback(d.node_control) + "\"\n[build]\nsandbox = \"none\"\n");
   auto r = run({quorate_bin(), "node", "--config", (d.dir / "node.toml").string()}, d.dir, std::chrono::seconds(30));

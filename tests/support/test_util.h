@@ -58,7 +58,9 @@ inline std::string slurp(const std::filesystem::path& path) {
   return ss.str();
 }
 
+// Writes `bytes` to `path`, making its parent directories.
 inline void spit(const std::filesystem::path& path, const std::string& bytes) {
+  if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary);
   out << bytes;
 }
@@ -79,6 +81,8 @@ inline std::string quorate_bin() {
   if (const char* p = std::getenv("QUORATE_BIN"); p && *p) return p;
   return QUORATE_TEST_BIN;
 }
+// A shell command running the quorate binary under test with `args` (already quoted as the shell needs).
+inline std::string quorate_command(const std::string& args) { return sh(quorate_bin()) + " " + args; }
 inline std::filesystem::path source_dir() {
   if (const char* p = std::getenv("QUORATE_SOURCE_DIR"); p && *p) return p;
   return QUORATE_TEST_SOURCE_DIR;
