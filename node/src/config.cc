@@ -1,6 +1,7 @@
 // node.toml parsing: every key checked, unknown keys refused, paths resolved against the file's directory.
 #include "quorate/node/config.h"
 
+#include "quorate/attest/statement.h"
 #include "quorate/config/toml_file.h"
 
 namespace quorate::node {
@@ -70,10 +71,15 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   c.config_path = path;
   c.transport.base_dir = f.base_dir();
   QR_RETURN_IF_ERROR(f.check_keys(root, "",
-                                  {"node_id", "data_dir", "signing_key", "key_passphrase_env", "network", "queue",
-                                   "limits", "build"}));
+                                  {"node_id", "builder_id", "data_dir", "signing_key", "key_passphrase_env", "network",
+                                   "queue", "limits", "build"}));
   c.node_id = QR_TRY(f.string(root, "node_id", "", true));
   if (c.node_id.empty()) return Status::bad_input(path.string() + ": 'node_id' is empty");
+  c.builder_id = QR_TRY(f.string(root, "builder_id", "", false));
+  if (!c.builder_id.empty() && !attest::is_uri(c.builder_id)) {
+    return Status::bad_input(path.string() + ": 'builder_id' is not a URI (scheme:…, for example https://builders.example.org/" +
+                             c.node_id + ")");
+  }
   c.data_dir = f.resolve(QR_TRY(f.string(root, "data_dir", "", true)));
   c.signing_key = f.resolve(QR_TRY(f.string(root, "signing_key", "", true)));
   c.key_passphrase_env = QR_TRY(f.string(root, "key_passphrase_env", "", false));

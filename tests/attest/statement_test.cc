@@ -85,7 +85,8 @@ TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
   auto j = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
   EXPECT_EQ(j["_type"], "https://in-toto.io/Statement/v1");
   EXPECT_EQ(j["predicateType"], "https://slsa.dev/provenance/v1");
-  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["id"], "node-a");
+  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["id"], "https://quorate.dev/node/node-a");
+  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["version"]["quorate.node_id"], "node-a");
   EXPECT_EQ(j["predicate"]["runDetails"]["metadata"]["startedOn"], "2026-11-23T08:00:00Z");
   EXPECT_EQ(j["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"],
             "0123456789abcdef0123456789abcdef01234567");
