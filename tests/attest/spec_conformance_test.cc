@@ -4,6 +4,8 @@
 // and the compressor byproduct had none of uri, digest and content.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <regex>
 #include <set>
 

@@ -177,7 +177,7 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
                f.dir.path(), std::chrono::seconds(60));
   };
   // Not in allowed_clients: the node logs it with the key; submit names both CURVE causes.
-  auto stranger = submit(loopback(f.control_port), "stranger.curve.key", f.node_keys.public_z85);
+  auto stranger = submit(loopback(f.control_port), (f.dir / "stranger.curve.key").string(), f.node_keys.public_z85);
   EXPECT_NE(stranger.code, 0);
   std::string said = stranger.out + stranger.err;
   EXPECT_NE(said.find("allowed_clients"), std::string::npos) << said;
@@ -187,7 +187,7 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
   EXPECT_NE(node->err().find(f.stranger.public_z85), std::string::npos) << node->err();
   EXPECT_EQ(node->err().find(f.stranger.secret_z85), std::string::npos);
   // Nothing listening.
-  auto nobody = submit(loopback(free_port()), "allowed.curve.key", f.node_keys.public_z85);
+  auto nobody = submit(loopback(free_port()), (f.dir / "allowed.curve.key").string(), f.node_keys.public_z85);
   EXPECT_NE(nobody.code, 0);
   said = nobody.out + nobody.err;
   EXPECT_NE(said.find("nothing is listening"), std::string::npos) << said;

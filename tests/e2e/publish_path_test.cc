@@ -47,7 +47,9 @@ class PublishPath : public ::testing::Test {
     }
     commit_ = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
     // One build, written three ways: the OCI layout, an oci-archive, a docker-archive.
-    for (auto [format, out] : {std::pair{"oci", "layout"}, {"oci-archive", "image-oci.tar"}, {"docker-archive", "image-docker.tar"}}) {
+    const std::vector<std::pair<std::string, std::string>> outputs = {
+        {"oci", "layout"}, {"oci-archive", "image-oci.tar"}, {"docker-archive", "image-docker.tar"}};
+    for (const auto& [format, out] : outputs) {
       auto r = shell(quorate_bin() + " build -q --repo " + sh((dir_ / "site").string()) + " --commit " + commit_ +
                      " --format " + format + " -o " + sh((dir_ / out).string()) + " --work-dir " +
                      sh((dir_ / "work").string()) + " --result-out " + sh((dir_ / "result.json").string()));
