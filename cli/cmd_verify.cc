@@ -69,6 +69,7 @@ Status run_verify(const VerifyArgs& a) {
   int64_t now = QR_TRY(decision_time(a.now));
   quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
   quorum::Question q{a.image, a.commit, a.repo};
+  std::string reencoded_hint;
   if (imagestore::is_transport_reference(a.image)) {
     // A published copy: read with skopeo, every blob checked, down to the digests attestations name.
     imagestore::ResolveOptions ro;
@@ -88,6 +89,9 @@ Status run_verify(const VerifyArgs& a) {
       q.content_digest = resolved.config_digest;
     } else {
       q.image_digest = resolved.manifest_digest;
+      reencoded_hint = "; the policy's match = \"image\" accepts only the attested manifest digest: a re-encoded copy "
+                       "(Docker media types, another compression; content " + resolved.config_digest +
+                       ") needs match = \"content\"";
     }
   }
   quorum::Answer answer;
@@ -115,7 +119,7 @@ Status run_verify(const VerifyArgs& a) {
     std::cout << json << "\n";
   }
   if (!a.json) std::cout << answer.summary << "\n";
-  if (!answer.yes) return Status::verification(answer.summary);
+  if (!answer.yes) return Status::verification(answer.summary + reencoded_hint);
   return Status();
 }
 

@@ -97,7 +97,7 @@ TEST(Statement, CanonicalBytesArePinned) {
   // image bytes change too (adding internalParameters.runEnvironment did not: votes are compared by digest).
   auto bytes = statement_from_build_result(build_result(), "node-a").value();
   EXPECT_EQ(bytes.find('\n'), std::string::npos);
-  EXPECT_EQ(sha256_digest(bytes), "sha256:07c3417615020cfc0d015441a32dd07a351d3d37476aebffd77c2ddf0de03fcd");
+  EXPECT_EQ(sha256_digest(bytes), "sha256:6939620eef8058e58a435448fd36d293c6c15f3149bd8ce52be6b83c45dd11fa");
 }
 
 TEST(Statement, TimesOnlyInRunDetailsMetadata) {
