@@ -138,6 +138,18 @@ TEST_F(FirstHour, HelpListsCommandsInWorkflowOrder) {
   EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << r.out;
 }
 
+// Build steps report their layer's size as they finish (run steps also their time); -q silences them.
+TEST_F(FirstHour, BuildShowsStepSizesUnlessQuiet) {
+  std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
+  auto r = q("build --repo site --commit " + commit + " -o out --work-dir work");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("quorate build: step 1/1 \\(quorate.toml:[0-9]+\\): layer [0-9.]+ [KM]?B"));
+  EXPECT_THAT(r.out, HasSubstr("compressed)"));
+  auto quiet = q("build -q --repo site --commit " + commit + " -o out2 --work-dir work");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_THAT(quiet.out, Not(HasSubstr("quorate build:")));
+}
+
 TEST_F(FirstHour, FailedBuildKeepsItsLog) {
   fs::create_directories(dir_ / "src");
   spit(dir_ / "src/quorate.toml",
