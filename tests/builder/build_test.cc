@@ -44,11 +44,14 @@ class BuildTest : public ::testing::Test {
     return r;
   }
 
-  // The failure leaves nothing: no output and an empty work directory.
+  // The failure leaves nothing: no output and a work directory holding at most the failed build's log
+  // (build-XXXXXX.log, kept so that the error can name it: issue 18).
   void expect_nothing_left(const BuildOptions& o) {
     EXPECT_FALSE(std::filesystem::exists(o.output)) << o.output;
     if (std::filesystem::exists(o.work_dir)) {
-      EXPECT_TRUE(std::filesystem::is_empty(o.work_dir));
+      for (const auto& e : std::filesystem::directory_iterator(o.work_dir)) {
+        EXPECT_TRUE(e.is_regular_file() && e.path().extension() == ".log") << "left in the work directory: " << e.path();
+      }
     }
     for (const auto& e : std::filesystem::directory_iterator(o.output.parent_path())) {
       EXPECT_THAT(e.path().filename().string(), ::testing::Not(HasSubstr(o.output.filename().string() + ".")))
@@ -384,6 +387,13 @@ TEST_F(BuildTest, FailingRunStepFailsTheBuildWithItsLog) {
   EXPECT_THAT(r.status().message(), HasSubstr("step 1/1 (quorate.toml:3)"));
   EXPECT_THAT(r.status().message(), HasSubstr("exited with status 7"));
   EXPECT_THAT(r.status().message(), HasSubstr("error: no such thing"));
+  // The log the message names is still there.
+  auto at = r.status().message().find((o.work_dir / "build-").string());
+  ASSERT_NE(at, std::string::npos) << r.status().message();
+  auto end = r.status().message().find(".log", at);
+  ASSERT_NE(end, std::string::npos);
+  std::filesystem::path log = r.status().message().substr(at, end + 4 - at);
+  EXPECT_THAT(slurp(log), HasSubstr("compiling"));
   expect_nothing_left(o);
 }
 
