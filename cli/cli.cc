@@ -3,7 +3,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 namespace quorate::cli {
 
@@ -13,6 +16,25 @@ int exit_code(const Status& status) {
   return 2;
 }
 
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
 int run(int argc, char** argv) {
   CLI::App app{"quorate: rebuild container images independently, attest their digests, accept on k-of-n quorum."};
   app.set_version_flag("--version", std::string("quorate ") + QUORATE_VERSION);
@@ -20,20 +42,43 @@ int run(int argc, char** argv) {
   app.failure_message(CLI::FailureMessage::help);
 
   Action action;
-  add_normalize_command(app, action);
-  add_submit_command(app, action);
-  add_node_command(app, action);
-  add_quorum_command(app, action);
-  add_verify_command(app, action);
-  add_store_command(app, action);
+  // In the order of the workflow (help lists them so): make a key, build and attest, decide and keep the
+  // decisions; then the tools around images; then the network's daemons and clients.
   add_key_command(app, action);
   add_roster_command(app, action);
-  add_attest_command(app, action);
   add_build_command(app, action);
+  add_attest_command(app, action);
+  add_verify_command(app, action);
+  add_store_command(app, action);
   add_image_command(app, action);
+  add_normalize_command(app, action);
   add_diff_command(app, action);
   add_audit_command(app, action);
+  add_node_command(app, action);
+  add_submit_command(app, action);
+  add_quorum_command(app, action);
   add_gate_command(app, action);
+
+  // A mistyped command is named (CLI11 would only say that a subcommand is required).
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string given = argv[1];
+    std::vector<std::string> names;
+    for (const auto* sub : app.get_subcommands({})) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), given) == names.end()) {
+      std::cerr << "quorate: unknown command '" << given << "'";
+      std::string best;
+      size_t best_distance = 3;  // suggest only close names
+      for (const auto& n : names) {
+        size_t d = edit_distance(given, n);
+        if (d < best_distance) best_distance = d, best = n;
+      }
+      if (!best.empty()) std::cerr << "; did you mean '" << best << "'?";
+      std::cerr << "\ncommands:";
+      for (const auto& n : names) std::cerr << " " << n;
+      std::cerr << "\n(quorate --help describes them)\n";
+      return 2;
+    }
+  }
 
   try {
     app.parse(argc, argv);

@@ -16,16 +16,13 @@ namespace quorate::cli {
 namespace {
 
 struct AttestArgs {
-  std::string key, passphrase_file, node_id, result, out;
+  std::string key, passphrase_file, node_id, builder_id, result, out;
   bool bundle = false;
   // verify
   std::string input, pub, roster, at;
   bool json = false;
 };
 
-// The node id defaults to the key file's name without its directory and extension: `key generate --out node-a`
-// gives node "node-a".
-std::string default_node_id(const std::string& key_path) { return std::filesystem::path(key_path).stem().string(); }
 
 Status run_attest(const AttestArgs& a) {
   if (a.key.empty()) return Status::usage("--key is required");
@@ -35,9 +32,10 @@ Status run_attest(const AttestArgs& a) {
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto signer = QR_TRY(attest::open_signer(a.key, passphrase));
   auto result = QR_TRY(read_file(a.result, 16u << 20));
-  std::string node_id = a.node_id.empty() ? default_node_id(a.key) : a.node_id;
+  std::string node_id = a.node_id.empty() ? node_id_from_key_path(a.key) : a.node_id;
   auto bytes = attest::attest_build_result(result, *signer, node_id,
-                                           a.bundle ? attest::AttestFormat::kBundle : attest::AttestFormat::kEnvelope);
+                                           a.bundle ? attest::AttestFormat::kBundle : attest::AttestFormat::kEnvelope,
+                                           a.builder_id);
   if (!bytes.ok()) return bytes.status().with_context(a.result);
   QR_RETURN_IF_ERROR(write_file_atomic(a.out, *bytes + "\n", 0644));
   std::cout << "wrote " << a.out << " (" << (a.bundle ? "Sigstore bundle v0.3" : "DSSE envelope") << ", node "
@@ -59,7 +57,7 @@ nlohmann::json verdict_json(const attest::Verdict& v) {
   j["config_digest"] = s.config_digest;
   j["diff_ids"] = s.diff_ids;
   j["signer"] = {{"node_id", v.attestation->node_id}, {"keyid", v.attestation->keyid}};
-  j["builder"] = {{"id", s.builder_id}, {"version", s.builder_version}};
+  j["builder"] = {{"id", s.builder_id}, {"uri", s.builder_uri}, {"version", s.builder_version}};
   j["started_on"] = format_rfc3339(s.started_on);
   j["finished_on"] = format_rfc3339(s.finished_on);
   return j;
@@ -95,7 +93,7 @@ Status run_verify(const AttestArgs& a) {
     v = roster.verify(bytes, at);
   }
   if (a.json) {
-    std::cout << verdict_json(v).dump(2) << "\n";
+    std::cout << verdict_json(v).dump() << "\n";
   } else if (v.ok()) {
     print_verdict(v);
   }
@@ -105,12 +103,23 @@ Status run_verify(const AttestArgs& a) {
 
 }  // namespace
 
+std::string node_id_from_key_path(const std::string& key_path) {
+  std::string name = std::filesystem::path(key_path).filename().string();
+  for (std::string_view ext : {".pem", ".key"}) {
+    if (name.size() > ext.size() && name.ends_with(ext)) name.resize(name.size() - ext.size());
+  }
+  return name;
+}
+
 void add_attest_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<AttestArgs>();
   auto* cmd = app.add_subcommand("attest", "Sign a build result (quorate build --result-out) as a DSSE attestation");
   cmd->add_option("--key", args->key, "Private key (PKCS#8 PEM, mode 0600) or pkcs11: URI");
   cmd->add_option("--passphrase-file", args->passphrase_file, "File whose first line decrypts the private key");
-  cmd->add_option("--node-id", args->node_id, "Node id written as builder.id (default: the key file's name)");
+  cmd->add_option("--node-id", args->node_id,
+                  "Node id the roster lists this key under (default: the key file's name without .key.pem)");
+  cmd->add_option("--builder-id", args->builder_id,
+                  "runDetails.builder.id, a URI (default: https://quorate.dev/node/<node id>)");
   cmd->add_option("-o,--out", args->out, "Where to write the attestation");
   cmd->add_flag("--bundle", args->bundle, "Write a Sigstore bundle v0.3 instead of a bare DSSE envelope");
   cmd->add_option("RESULT", args->result, "The build result JSON");

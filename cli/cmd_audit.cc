@@ -41,7 +41,7 @@ Status run_audit_command(const AuditArgs& a) {
                         : QR_TRY(parse_rfc3339(a.now));
   auto report = QR_TRY(audit::run_audit(*store, o));
   if (a.json || a.format == "json") {
-    std::cout << audit::to_json(report).dump(2) << "\n";
+    std::cout << audit::to_json(report).dump() << "\n";
   } else if (a.format == "markdown") {
     std::cout << audit::to_markdown(report);
   } else {

@@ -18,7 +18,7 @@ namespace {
 struct BuildArgs {
   std::string repo, commit, recipe, out, format = "oci", result_out, work_dir, base_layout;
   std::string image_store = default_image_store();
-  std::string image_name, image_tag, attest_key, node_id, attest_out, passphrase_file;
+  std::string image_name, image_tag, attest_key, node_id, builder_id, attest_out, passphrase_file;
   std::optional<int64_t> source_date_epoch;
   std::vector<std::string> build_args;  // K=V
   int64_t timeout_seconds = 3600;
@@ -33,8 +33,9 @@ Result<std::string> attest_result(const BuildArgs& a, const std::string& result_
   }
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto signer = QR_TRY(attest::open_signer(a.attest_key, passphrase));
-  std::string node_id = a.node_id.empty() ? std::filesystem::path(a.attest_key).stem().string() : a.node_id;
-  auto envelope = QR_TRY(attest::attest_build_result(result_json, *signer, node_id));
+  std::string node_id = a.node_id.empty() ? node_id_from_key_path(a.attest_key) : a.node_id;
+  auto envelope = QR_TRY(attest::attest_build_result(result_json, *signer, node_id, attest::AttestFormat::kEnvelope,
+                                                     a.builder_id));
   std::string path = a.attest_out.empty() ? a.out + ".att.json" : a.attest_out;
   QR_RETURN_IF_ERROR(write_file_atomic(path, envelope + "\n", 0644));
   return path;
@@ -115,7 +116,10 @@ void add_build_command(CLI::App& app, Action& action) {
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
   cmd->add_option("--attest", args->attest_key, "Sign the build result with this private key (PKCS#8 PEM, or a pkcs11: URI)");
-  cmd->add_option("--node-id", args->node_id, "With --attest: the builder.id (default: the key file's name)");
+  cmd->add_option("--node-id", args->node_id,
+                  "With --attest: the node id the roster lists the key under (default: the key file's name without .key.pem)");
+  cmd->add_option("--builder-id", args->builder_id,
+                  "With --attest: runDetails.builder.id, a URI (default: https://quorate.dev/node/<node id>)");
   cmd->add_option("--attest-out", args->attest_out, "With --attest: where the DSSE envelope goes (default: OUT.att.json)");
   cmd->add_option("--passphrase-file", args->passphrase_file, "With --attest: file whose first line decrypts the key");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");

@@ -34,7 +34,7 @@ Status run_diff(const DiffArgs& args) {
   }
   auto diff = QR_TRY(audit::diff_images(args.a, args.b, options));
   if (args.json) {
-    std::cout << audit::to_json(diff).dump(2) << "\n";
+    std::cout << audit::to_json(diff).dump() << "\n";
   } else {
     std::cout << audit::to_text(diff);
   }

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <limits>
 
 #include "interrupt.h"
 #include "quorate/cli/cli.h"
@@ -41,10 +42,13 @@ Result<uint64_t> parse_size(const std::string& text) {
   char* end = nullptr;
   errno = 0;
   unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (errno != 0 || end == text.c_str()) return Status::usage("--max-expanded-size: not a size: " + text);
+  if (errno != 0 || end == text.c_str() || text[0] == '-') return Status::usage("--max-expanded-size: not a size: " + text);
   std::string suffix(end);
   int shift = suffix.empty() ? 0 : suffix == "K" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : suffix == "T" ? 40 : -1;
   if (shift < 0) return Status::usage("--max-expanded-size: unknown unit in " + text + " (use K, M, G or T)");
+  if (shift > 0 && static_cast<uint64_t>(v) > (std::numeric_limits<uint64_t>::max() >> shift)) {
+    return Status::usage("--max-expanded-size: " + text + " does not fit in 64 bits (at most 16777215T)");
+  }
   return static_cast<uint64_t>(v) << shift;
 }
 
@@ -116,7 +120,7 @@ Status run_layer(const NormalizeArgs& a, nz::LayerOptions o) {
     j["layers"] = {layer_json(s)};
     j["entries"] = s.entries;
     j["repairs"] = repairs_json(s);
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump() << "\n";
   } else {
     std::cout << "digest:  " << s.digest << "\ndiff_id: " << s.diff_id << "\n";
   }
@@ -153,7 +157,7 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o) {
     j["layers"] = layers;
     j["entries"] = total.entries;
     j["repairs"] = repairs_json(total);
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump() << "\n";
   } else {
     std::cout << "manifest digest: " << s.manifest_digest << "\nconfig digest:   " << s.config_digest
               << "\nref name:        " << s.ref_name << "\n";

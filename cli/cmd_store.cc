@@ -8,6 +8,7 @@
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
+#include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verifier.h"
@@ -107,20 +108,35 @@ Status run_list(const StoreArgs& a) {
   return Status();
 }
 
+// `sha256sum` of an envelope file quorate wrote hashes the canonical JSON plus the file's final newline: a
+// full digest that names no row is also looked up as that.
+Result<std::optional<quorum::StoredAttestation>> find_by_file_digest(quorum::Store& store, std::string id) {
+  if (id.starts_with("sha256:")) id = id.substr(7);
+  if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return std::optional<quorum::StoredAttestation>();
+  }
+  for (const auto& row : QR_TRY(store.all_rows())) {  // rows without their envelopes: read each one
+    auto full = QR_TRY(store.find_attestation(row.envelope_digest));
+    if (full && sha256_hex(full->envelope + "\n") == id) return full;
+  }
+  return std::optional<quorum::StoredAttestation>();
+}
+
 Status run_show(const StoreArgs& a) {
   auto store = QR_TRY(open_existing(a.db));
   auto found = QR_TRY(store->find_attestation(a.id));
+  if (!found) found = QR_TRY(find_by_file_digest(*store, a.id));
   if (found) {
     nlohmann::json j = attestation_json(*found);
     j["envelope"] = nlohmann::json::parse(found->envelope, nullptr, false);
-    std::cout << display_json(j) << "\n";
+    std::cout << display_json(j, -1) << "\n";  // --json or not: one line (README)
     return Status();
   }
   auto rejected = QR_TRY(store->find_rejection(a.id));
   if (!rejected) return Status::not_found(a.db + ": no attestation or rejection '" + a.id + "'");
   nlohmann::json j = rejection_json(*rejected);
   j["bytes"] = rejected->envelope;
-  std::cout << display_json(j) << "\n";
+  std::cout << display_json(j, -1) << "\n";  // --json or not: one line (README)
   return Status();
 }
 

@@ -96,7 +96,7 @@ Status run_submit(const SubmitArgs& a) {
     // The engine's own record, as `quorate verify --json` prints it.
     j["decision_record"] = report->decision ? nlohmann::json::parse(report->decision->decision_json(), nullptr, false)
                                             : nlohmann::json();
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump() << "\n";
   } else if (report->decision) {
     print_decision(*report->decision);
   }

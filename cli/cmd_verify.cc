@@ -9,6 +9,7 @@
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
 #include "quorate/core/time.h"
+#include "quorate/imagestore/resolve.h"
 #include "quorate/quorum/query.h"
 #include "quorate/quorum/verifier.h"
 
@@ -22,6 +23,8 @@ struct VerifyArgs {
   std::string image, commit, repo;
   std::string now;
   bool json = false;
+  bool insecure_registry = false;
+  int timeout_seconds = 1800;
 };
 
 // The command line is the one place that reads the clock; the library takes `now` as a value.
@@ -56,11 +59,41 @@ void report_distrusted(const std::string& store, const std::vector<quorum::Distr
 }
 
 Status run_verify(const VerifyArgs& a) {
-  if (a.store.empty() == a.files.empty()) return Status::usage("give either --store DB or attestation files, not both");
+  if (a.store.empty() && a.files.empty()) {
+    return Status::usage("nothing to decide from: give --store DB (an attestation store) or attestation files");
+  }
+  if (!a.store.empty() && !a.files.empty()) {
+    return Status::usage("give either --store DB or attestation files, not both");
+  }
   if (!a.repo.empty() && a.commit.empty()) return Status::usage("--repo needs --commit");
   int64_t now = QR_TRY(decision_time(a.now));
   quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
   quorum::Question q{a.image, a.commit, a.repo};
+  std::string reencoded_hint;
+  if (imagestore::is_transport_reference(a.image)) {
+    // A published copy: read with skopeo, every blob checked, down to the digests attestations name.
+    imagestore::ResolveOptions ro;
+    ro.reference = a.image;
+    ro.skopeo = program_on_path("skopeo");
+    ro.insecure_registry = a.insecure_registry;
+    ro.temp_dir = temp_dir_from_env();
+    ro.timeout = std::chrono::seconds(a.timeout_seconds);
+    auto resolved = QR_TRY(imagestore::resolve_image(ro));
+    std::cerr << a.image << ": manifest " << resolved.manifest_digest << " ("
+              << (resolved.manifest_media_type.empty() ? "no mediaType" : resolved.manifest_media_type) << "), content "
+              << resolved.config_digest << ", " << resolved.diff_ids.size() << " layer(s) checked against their diff_ids\n";
+    q.image_digest.clear();
+    // Under match = "content" any honest re-encoding of the attested content is the accepted image; under
+    // "image", only the attested manifest bytes are (docs/decisions.md).
+    if (verifier.policy().rules().match == quorum::MatchMode::kContent) {
+      q.content_digest = resolved.config_digest;
+    } else {
+      q.image_digest = resolved.manifest_digest;
+      reencoded_hint = "; the policy's match = \"image\" accepts only the attested manifest digest: a re-encoded copy "
+                       "(Docker media types, another compression; content " + resolved.config_digest +
+                       ") needs match = \"content\"";
+    }
+  }
   quorum::Answer answer;
   if (!a.store.empty()) {
     if (!std::filesystem::exists(a.store)) return Status::not_found(a.store + ": no such store");
@@ -86,7 +119,7 @@ Status run_verify(const VerifyArgs& a) {
     std::cout << json << "\n";
   }
   if (!a.json) std::cout << answer.summary << "\n";
-  if (!answer.yes) return Status::verification(answer.summary);
+  if (!answer.yes) return Status::verification(answer.summary + reencoded_hint);
   return Status();
 }
 
@@ -98,7 +131,13 @@ void add_verify_command(CLI::App& app, Action& action) {
   cmd->add_option("--policy", args->policy, "Quorum policy file (docs/policy.md)")->required();
   cmd->add_option("--store", args->store, "Attestation store (SQLite) to decide from; decisions are recorded in it");
   cmd->add_option("attestations", args->files, "DSSE envelope or Sigstore bundle files to decide from");
-  cmd->add_option("--image", args->image, "Is this image digest (sha256:…) accepted, and for which commit? With --commit: for that commit?");
+  cmd->add_option("--image", args->image,
+                  "Is this image accepted, and for which commit? With --commit: for that commit? A digest (sha256:…) or a "
+                  "published copy read with skopeo: docker://HOST/REPO@sha256:…, oci:DIR, oci-archive:FILE, "
+                  "docker-archive:FILE (under match = \"content\" any re-encoding of the attested content is accepted)");
+  cmd->add_flag("--insecure-registry", args->insecure_registry,
+                "With --image docker://…: plain HTTP or unverified TLS (skopeo --src-tls-verify=false)");
+  cmd->add_option("--timeout", args->timeout_seconds, "With --image TRANSPORT:…: seconds skopeo may take");
   cmd->add_option("--commit", args->commit, "What was accepted for this commit?");
   cmd->add_option("--repo", args->repo, "With --commit: only this source repository URI");
   cmd->add_flag("--json", args->json, "Print each decision as canonical JSON, one a line");

@@ -291,6 +291,15 @@ Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, c
     if (errno == ENOENT) return Status::not_found(path.string() + ": no such private key file");
     return Status::from_errno(path.string(), errno);
   }
+  // A public key given where the private one belongs is told so, before any advice about its mode.
+  if (S_ISREG(st.st_mode)) {
+    auto head = read_file(path, kMaxKeyFileBytes);
+    if (head.ok() && head->find("-----BEGIN PUBLIC KEY-----") != std::string::npos &&
+        head->find("PRIVATE KEY-----") == std::string::npos) {
+      return Status::bad_input(path.string() + ": this is a public key; signing needs the private key (the file "
+                               "`quorate key generate --out NAME` wrote as NAME, not NAME.pub.pem)");
+    }
+  }
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
@@ -330,6 +339,21 @@ Status write_key_pair(const std::filesystem::path& out, const KeyPair& pair) {
   for (const auto& p : {out, pub}) {
     std::error_code ec;
     if (std::filesystem::exists(p, ec)) return Status::bad_input(p.string() + ": exists; a key is never overwritten");
+  }
+  // Missing parent directories are made, mode 0700 (only the owner lists a key directory); existing ones are
+  // left as they are.
+  std::filesystem::path parent = out.parent_path();
+  if (!parent.empty()) {
+    std::vector<std::filesystem::path> missing;
+    std::error_code ec;
+    for (auto p = parent; !p.empty() && !std::filesystem::exists(p, ec); p = p.parent_path()) {
+      missing.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+      if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("create " + it->string(), errno);
+      if (::chmod(it->c_str(), 0700) != 0) return Status::from_errno("chmod 700 " + it->string(), errno);
+    }
   }
   QR_RETURN_IF_ERROR(write_file_atomic(out, pair.private_pem, 0600));
   return write_file_atomic(pub, pair.public_pem, 0644);

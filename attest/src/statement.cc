@@ -3,6 +3,7 @@
 
 #include "json.h"
 #include "quorate/core/encoding.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 
@@ -58,7 +59,15 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
   auto recipe = QR_TRY(get_string(source, "recipe_path", "build result: source"));
   Json git_digest = {{"gitCommit", commit}};
   if (source.contains("tree")) git_digest["gitTree"] = QR_TRY(get_string(source, "tree", "build result: source"));
-  Json deps = Json::array({{{"name", "source"}, {"uri", "git+" + uri}, {"digest", std::move(git_digest)}}});
+  // resolvedDependencies[].uri is a URI (SLSA v1): the public repository URI the recipe states, else the
+  // builder's locator (an absolute path for a local repository: git+file:///abs/path); results older than
+  // the fields get one made from the uri as given.
+  std::string locator = uri;
+  if (source.contains("locator")) locator = QR_TRY(get_string(source, "locator", "build result: source"));
+  std::string dep_uri = source_dependency_uri(locator);
+  if (source.contains("public_uri")) dep_uri = source_dependency_uri(QR_TRY(get_string(source, "public_uri", "build result: source")));
+  if (!is_uri(dep_uri)) return Status::bad_input("build result: source: the repository is not a URI: " + dep_uri);
+  Json deps = Json::array({{{"name", "source"}, {"uri", dep_uri}, {"digest", std::move(git_digest)}}});
   const Json* bases = QR_TRY(get_array(r, "base_images", what));
   for (const auto& b : *bases) {
     if (!b.is_object()) return Status::bad_input("build result: base_images: an entry is not an object");
@@ -113,9 +122,11 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
   };
 }
 
-Result<Json> run_details(const Json& r, const Json& image, std::string_view node_id, std::string_view what) {
+Result<Json> run_details(const Json& r, const Json& image, std::string_view node_id, std::string_view builder_uri,
+                         std::string_view what) {
   Json version = Json::object();
   if (r.contains("toolchain")) QR_RETURN_IF_ERROR(flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version));
+  version[std::string(kNodeIdVersionKey)] = std::string(node_id);  // builder.id is a URI; the roster's id is here
   Json byproducts = Json::array();
   auto config = QR_TRY(get_digest(image, "config_digest", "build result: image"));
   byproducts.push_back({{"name", "config"}, {"digest", digest_set(config)}, {"mediaType", kConfigMediaType}});
@@ -139,11 +150,15 @@ Result<Json> run_details(const Json& r, const Json& image, std::string_view node
     }
   }
   auto compressor = QR_TRY(get_string(r, "compressor", what));
-  byproducts.push_back({{"name", "compressor"}, {"annotations", {{"compressor", compressor}}}});
+  // A ResourceDescriptor needs one of uri, digest, content: the compressor's id is the content.
+  byproducts.push_back({{"name", "compressor"},
+                        {"content", base64_encode(compressor)},
+                        {"mediaType", "text/plain"},
+                        {"annotations", {{"compressor", compressor}}}});
   auto started = QR_TRY(get_time(r, "started_on", what));
   auto finished = QR_TRY(get_time(r, "finished_on", what));
   return Json{
-      {"builder", {{"id", node_id}, {"version", std::move(version)}}},
+      {"builder", {{"id", builder_uri}, {"version", std::move(version)}}},
       {"metadata", {{"startedOn", started}, {"finishedOn", finished}}},
       {"byproducts", std::move(byproducts)},
   };
@@ -151,9 +166,62 @@ Result<Json> run_details(const Json& r, const Json& image, std::string_view node
 
 }  // namespace
 
-Result<std::string> statement_from_build_result(std::string_view build_result, std::string_view node_id) {
+bool is_uri(std::string_view s) {
+  // RFC 3986: scheme ":" hier-part; scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). No spaces or controls.
+  auto colon = s.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 >= s.size()) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!alpha(s[0])) return false;
+  for (size_t i = 1; i < colon; ++i) {
+    char c = s[i];
+    if (!alpha(c) && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.') return false;
+  }
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '"' || c == '<' || c == '>' || c == '\\' || c == '^' || c == '`' || c == '{' ||
+        c == '|' || c == '}') {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string percent_encode_path(std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : path) {
+    auto u = static_cast<unsigned char>(c);
+    bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+                c == '_' || c == '~' || c == '/' || c == '+' || c == '@' || c == ',' || c == '=' || c == ':';
+    if (keep) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+  return out;
+}
+
+std::string source_dependency_uri(std::string_view repo) {
+  if (repo.starts_with("git+") && is_uri(repo)) return std::string(repo);
+  if (repo.find("://") != std::string_view::npos && is_uri(repo)) return "git+" + std::string(repo);
+  if (repo.starts_with("/")) return "git+file://" + percent_encode_path(repo);
+  // A relative path (or an scp-like host:path) cannot be made absolute here: a relative reference, marked.
+  return "git+file:" + percent_encode_path(repo);
+}
+
+std::string default_builder_uri(std::string_view node_id) {
+  return std::string(kBuilderUriPrefix) + percent_encode_path(node_id);
+}
+
+Result<std::string> statement_from_build_result(std::string_view build_result, std::string_view node_id,
+                                                std::string_view builder_uri) {
   constexpr std::string_view what = "build result";
   if (node_id.empty()) return Status::bad_input("node id is empty");
+  std::string builder = builder_uri.empty() ? default_builder_uri(node_id) : std::string(builder_uri);
+  if (!is_uri(builder)) return Status::bad_input("builder id '" + builder + "' is not a URI (scheme:...)");
   auto r = QR_TRY(detail::parse_strict_json(build_result, what));
   if (!r.is_object()) return Status::bad_input("build result: not a JSON object");
   auto schema = QR_TRY(get_string(r, "schema", what));
@@ -165,7 +233,7 @@ Result<std::string> statement_from_build_result(std::string_view build_result, s
   auto name = QR_TRY(get_string(*image, "name", "build result: image"));
   auto manifest = QR_TRY(get_digest(*image, "manifest_digest", "build result: image"));
   auto definition = QR_TRY(build_definition(r, *source, what));
-  auto details = QR_TRY(run_details(r, *image, node_id, what));
+  auto details = QR_TRY(run_details(r, *image, node_id, builder, what));
   Json statement = {
       {"_type", kStatementType},
       {"subject", Json::array({{{"name", name}, {"digest", digest_set(manifest)}}})},
@@ -247,11 +315,16 @@ Status parse_definition(const Json& def, Statement& s) {
 Status parse_run_details(const Json& run, Statement& s) {
   constexpr std::string_view what = "statement: runDetails";
   const Json* builder = QR_TRY(get_object(run, "builder", what));
-  s.builder_id = QR_TRY(get_string(*builder, "id", "statement: builder"));
-  if (s.builder_id.empty()) return Status::bad_input("statement: builder id is empty");
+  s.builder_uri = QR_TRY(get_string(*builder, "id", "statement: builder"));
+  if (s.builder_uri.empty()) return Status::bad_input("statement: builder id is empty");
+  s.builder_id = s.builder_uri;  // statements before builder.id became a URI held the node id there
   if (builder->contains("version")) {
     const Json* version = QR_TRY(get_object(*builder, "version", "statement: builder"));
     if (version->contains("quorate")) s.builder_version = QR_TRY(get_string(*version, "quorate", "statement: builder.version"));
+    if (version->contains(std::string(kNodeIdVersionKey))) {
+      s.builder_id = QR_TRY(get_string(*version, std::string(kNodeIdVersionKey).c_str(), "statement: builder.version"));
+      if (s.builder_id.empty()) return Status::bad_input("statement: builder.version: the node id is empty");
+    }
   }
   const Json* meta = QR_TRY(get_object(run, "metadata", what));
   s.started_on = QR_TRY(get_parsed_time(*meta, "startedOn", "statement: metadata"));

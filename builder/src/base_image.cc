@@ -55,6 +55,19 @@ bool index_lists(const std::filesystem::path& layout, const nlohmann::json& inde
   return false;
 }
 
+// A base image kept with Docker media types (`skopeo copy --preserve-digests docker://… oci:DIR`) has the same
+// layer bytes as its OCI form: its layers enter the built OCI manifest under the OCI media type of the same
+// bytes, never mixed in under Docker's (which umoci and OCI tools refuse). Foreign layers are refused.
+Result<std::string> oci_layer_media_type(const std::string& type, const std::string& name) {
+  if (type == "application/vnd.docker.image.rootfs.diff.tar.gzip") return std::string("application/vnd.oci.image.layer.v1.tar+gzip");
+  if (type == "application/vnd.docker.image.rootfs.diff.tar") return std::string("application/vnd.oci.image.layer.v1.tar");
+  if (type.starts_with("application/vnd.docker.image.rootfs.foreign")) {
+    return Status::unsupported("base image " + name + ": a foreign (non-distributable) layer " + type +
+                               " cannot be part of a rebuilt image");
+  }
+  return type;
+}
+
 }  // namespace
 
 Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const std::string& name,
@@ -71,7 +84,10 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
     std::string listed;
     for (const auto& s : seen) listed += (listed.empty() ? "" : ", ") + s;
     return Status::bad_input("base image " + name + ": digest mismatch: " + layout.string() + " holds " +
-                             (listed.empty() ? "no manifest" : listed) + ", not the pinned " + digest);
+                             (listed.empty() ? "no manifest" : listed) + ", not the pinned " + digest +
+                             ". If the layout was copied from a registry image with Docker media types, skopeo "
+                             "converted its manifest to OCI (a new digest): copy it again with `skopeo copy "
+                             "--preserve-digests`, or pin the digest the layout holds");
   }
   BaseImageData out;
   out.name = name;
@@ -86,9 +102,13 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
     const auto& config = manifest.at("config");
     auto config_bytes = QR_TRY(read_verified(layout, config.at("digest").get<std::string>(), "config", name));
     out.config = QR_TRY(parse_json(config_bytes, "config", name));
+    if (manifest.value("mediaType", "") == "application/vnd.docker.distribution.manifest.list.v2+json") {
+      return Status::unsupported("base image " + name + ": " + digest +
+                                 " is a Docker manifest list; pin the digest of one platform's manifest");
+    }
     for (const auto& l : manifest.at("layers")) {
       BaseLayer layer;
-      layer.media_type = l.at("mediaType").get<std::string>();
+      layer.media_type = QR_TRY(oci_layer_media_type(l.at("mediaType").get<std::string>(), name));
       layer.digest = l.at("digest").get<std::string>();
       layer.size = l.at("size").get<uint64_t>();
       if (!check_digest(layer.digest).ok()) return Status::bad_input("base image " + name + ": malformed layer digest");

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
+#include <optional>
 #include <set>
 
 #include "base_image.h"
@@ -64,6 +66,24 @@ struct BuildContext {
   normalize::Descriptor manifest;
   BuildResult result;
 };
+
+// "1.5 MB", "312 KB", "17 bytes": progress lines only, never output bytes.
+std::string size_text(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= 1000000) {
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  } else if (bytes >= 1000) {
+    std::snprintf(buf, sizeof buf, "%.0f KB", static_cast<double>(bytes) / 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(bytes));
+  }
+  return buf;
+}
+std::string seconds_text(int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
 
 void progress(BuildContext& ctx, const std::string& line) {
   if (ctx.opt.progress) ctx.opt.progress(line);
@@ -318,8 +338,11 @@ Status run_steps(BuildContext& ctx) {
     progress(ctx, step_name(ctx, i) + ": " + step.describe());
     auto spec = QR_TRY(make_run_spec(ctx, ctx.work / ("step-" + std::to_string(i + 1)), &step));
     QR_RETURN_IF_ERROR(ctx.source->checkout(spec.src_dir, ctx.epoch));
+    std::optional<int64_t> began;
+    if (ctx.opt.clock_ms) began = ctx.opt.clock_ms();
     Status s = run_step(spec);
     if (!s.ok()) return step_failure(ctx, i, s);
+    if (began) progress(ctx, step_name(ctx, i) + ": ran in " + seconds_text(ctx.opt.clock_ms() - *began));
     QR_RETURN_IF_ERROR(read_step_output(ctx, i, spec.out_dir));
   }
   return Status();
@@ -513,6 +536,8 @@ Status write_layers(BuildContext& ctx) {
     if (!summary.ok()) return summary.status().with_context(step_name(ctx, i));
     QR_RETURN_IF_ERROR(blob->finish());
     auto desc = QR_TRY(blob->commit(summary->media_type));
+    progress(ctx, step_name(ctx, i) + ": layer " + size_text(summary->tar_size) + " (" + size_text(desc.size) +
+                      " compressed)");
     ctx.layer_descriptors.push_back(desc);
     ctx.result.layers.push_back({desc.digest, desc.size, desc.media_type, summary->diff_id, false});
   }
@@ -588,7 +613,8 @@ Status write_output(BuildContext& ctx) {
     case OutputFormat::kOci:
       return ctx.layout_dir->commit();
     case OutputFormat::kOciArchive:
-      return write_oci_archive(ctx.layout_dir->path(), ctx.opt.output, ctx.epoch, ctx.work);
+      return write_oci_archive(ctx.layout_dir->path(), ctx.opt.output, ctx.epoch, ctx.work,
+                               ctx.recipe.name + ":" + ctx.recipe.tag);
     case OutputFormat::kDockerArchive:
       return write_docker_archive(ctx.layout_dir->path(), ctx.manifest.digest,
                                   ctx.recipe.name + ":" + ctx.recipe.tag, ctx.opt.output, ctx.epoch, ctx.work);
@@ -603,6 +629,17 @@ void make_result(BuildContext& ctx) {
   r.manifest_digest = ctx.manifest.digest;
   r.manifest_size = ctx.manifest.size;
   r.source_uri = ctx.opt.repo;
+  // The attestation's resolvedDependencies URI is made from these: a local repository by its absolute path,
+  // or the public repository URI the recipe states ([image] source).
+  if (ctx.opt.repo.find("://") != std::string::npos) {
+    r.source_locator = ctx.opt.repo;
+  } else {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(ctx.opt.repo, ec);
+    r.source_locator = ec ? ctx.opt.repo : abs.lexically_normal().string();
+    if (r.source_locator.size() > 1 && r.source_locator.back() == '/') r.source_locator.pop_back();
+  }
+  r.source_public_uri = ctx.recipe.source;
   r.commit = ctx.source->commit_id();
   r.tree = ctx.source->tree_id();
   r.recipe_path = ctx.recipe_path;
@@ -691,6 +728,36 @@ bool parse_format(const std::string& name, OutputFormat& out) {
   return false;
 }
 
+namespace {
+
+// A failed build's log outlives its scratch directory: moved beside it (WORK_DIR/build-XXXXXX.log), and the
+// error names where it now is.
+Status keep_build_log(BuildContext& ctx, Status status) {
+  fs::path log = ctx.work / "build.log";
+  std::error_code ec;
+  if (!fs::is_regular_file(log, ec)) return status;
+  fs::path kept = ctx.work.string() + ".log";
+  fs::rename(log, kept, ec);
+  if (ec) return status;
+  std::string message = status.message();
+  for (size_t at = message.find(log.string()); at != std::string::npos; at = message.find(log.string(), at)) {
+    message.replace(at, log.string().size(), kept.string());
+    at += kept.string().size();
+  }
+  if (message.find(kept.string()) == std::string::npos) message += " (build log kept: " + kept.string() + ")";
+  switch (status.code()) {
+    case Code::kUsage: return Status::usage(message);
+    case Code::kBadInput: return Status::bad_input(message);
+    case Code::kNotFound: return Status::not_found(message);
+    case Code::kIo: return Status::io(message);
+    case Code::kVerification: return Status::verification(message);
+    case Code::kUnsupported: return Status::unsupported(message);
+    default: return Status::internal(message);
+  }
+}
+
+}  // namespace
+
 Result<BuildResult> build(const BuildOptions& options) {
   BuildContext ctx(options);
   std::optional<int64_t> started;
@@ -703,6 +770,7 @@ Result<BuildResult> build(const BuildOptions& options) {
     status = Status::internal(std::string("build failed: ") + e.what());
   }
   ctx.layout_dir.reset();  // an uncommitted layout is removed here
+  if (!status.ok() && !options.keep_work_dir) status = keep_build_log(ctx, std::move(status));
   if (options.keep_work_dir) ctx.work_dir->release();
   ctx.work_dir.reset();
   QR_RETURN_IF_ERROR(status);
@@ -745,6 +813,8 @@ Result<std::string> build_result_json(const BuildResult& r) {
       {"run_environment", r.run_environment},
   };
   if (r.builder_image) j["builder_image"] = builder_image;
+  if (!r.source_locator.empty()) j["source"]["locator"] = r.source_locator;
+  if (!r.source_public_uri.empty()) j["source"]["public_uri"] = r.source_public_uri;
   if (r.recipe_kind != "quorate.toml") {  // absent for recipes, so their results keep their bytes
     j["source"]["recipe_kind"] = r.recipe_kind;
     j["build_args"] = r.build_args;

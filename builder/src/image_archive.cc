@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/normalize/layer.h"
+#include "quorate/normalize/oci.h"
 
 namespace quorate::builder {
 namespace {
@@ -93,13 +95,25 @@ Result<std::string> decompress(const std::filesystem::path& blob, const std::fil
 }  // namespace
 
 Status write_oci_archive(const std::filesystem::path& layout, const std::filesystem::path& target, int64_t epoch,
-                         const std::filesystem::path& temp_dir) {
+                         const std::filesystem::path& temp_dir, const std::string& ref_name) {
   normalize::CanonicalLayerWriter writer(tar_options(epoch, temp_dir));
+  // The archive's index names the image by its full reference (NAME:TAG), as buildah and skopeo write
+  // oci-archives, so that `podman load` and `skopeo inspect oci-archive:F` find it; the layout directory keeps
+  // the bare tag umoci needs (docs/decisions.md).
+  std::filesystem::path index_copy = temp_dir / "oci-archive-index.json";
+  if (!ref_name.empty()) {
+    auto index = nlohmann::json::parse(QR_TRY(read_file(layout / "index.json")), nullptr, false);
+    if (index.is_discarded() || !index.contains("manifests")) return Status::internal("re-read index.json of " + layout.string());
+    for (auto& m : index["manifests"]) m["annotations"][normalize::kRefNameAnnotation] = ref_name;
+    QR_RETURN_IF_ERROR(write_file_atomic(index_copy, QR_TRY(canonical_json(index, "index.json")), 0644));
+  }
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(layout, ec); !ec && it != decltype(it)(); it.increment(ec)) {
     std::string rel = std::filesystem::relative(it->path(), layout, ec).string();
     if (it->is_directory()) {
       QR_RETURN_IF_ERROR(writer.add(dir_entry(rel)));
+    } else if (rel == "index.json" && !ref_name.empty()) {
+      QR_RETURN_IF_ERROR(writer.add_file(file_entry(rel), index_copy));
     } else {
       QR_RETURN_IF_ERROR(writer.add_file(file_entry(rel), it->path()));
     }

@@ -64,7 +64,8 @@ class BuilderRebuilder : public Rebuilder {
     if (!result.ok()) return result.status();
     auto json = builder::build_result_json(*result);
     if (!json.ok()) return json.status();
-    auto envelope = attest::attest_build_result(*json, *signer_, config_.node_id);
+    auto envelope = attest::attest_build_result(*json, *signer_, config_.node_id, attest::AttestFormat::kEnvelope,
+                                                config_.builder_id);
     if (!envelope.ok()) return envelope.status().with_context("sign");
     if (!config_.keep_images.empty()) QR_RETURN_IF_ERROR(keep(o.output, result->manifest_digest));
     return RebuildOutput{std::move(*envelope), result->manifest_digest};

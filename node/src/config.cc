@@ -2,6 +2,7 @@
 #include "quorate/node/config.h"
 
 #include "quorate/attest/pkcs11.h"
+#include "quorate/attest/statement.h"
 #include "quorate/config/toml_file.h"
 
 namespace quorate::node {
@@ -71,10 +72,15 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   c.config_path = path;
   c.transport.base_dir = f.base_dir();
   QR_RETURN_IF_ERROR(f.check_keys(root, "",
-                                  {"node_id", "data_dir", "signing_key", "key_passphrase_env", "network", "queue",
-                                   "limits", "build"}));
+                                  {"node_id", "builder_id", "data_dir", "signing_key", "key_passphrase_env", "network",
+                                   "queue", "limits", "build"}));
   c.node_id = QR_TRY(f.string(root, "node_id", "", true));
   if (c.node_id.empty()) return Status::bad_input(path.string() + ": 'node_id' is empty");
+  c.builder_id = QR_TRY(f.string(root, "builder_id", "", false));
+  if (!c.builder_id.empty() && !attest::is_uri(c.builder_id)) {
+    return Status::bad_input(path.string() + ": 'builder_id' is not a URI (scheme:…, for example https://builders.example.org/" +
+                             c.node_id + ")");
+  }
   c.data_dir = f.resolve(QR_TRY(f.string(root, "data_dir", "", true)));
   // A PKCS#11 URI is kept as written; a file path resolves against the config file's directory.
   std::string key = QR_TRY(f.string(root, "signing_key", "", true));

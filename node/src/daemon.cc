@@ -340,6 +340,14 @@ struct NodeDaemon::Impl {
     auto security = wire::make_server_security(config.transport);
     if (!security.ok()) return security.status();
     ctx = QR_TRY(wire::Context::create());
+    // A refused CURVE client is logged when it happens, with its key, so an operator can tell "not in
+    // allowed_clients" from "wrong server key" (that client never gets this far: nothing is logged).
+    ctx->on_zap_denied([this](const wire::Context::ZapDenial& d) {
+      log.warn("zap_denied", {{"client_key", d.client_key.empty() ? "(none)" : d.client_key},
+                              {"address", d.address},
+                              {"mechanism", d.mechanism},
+                              {"reason", "client key not in allowed_clients"}});
+    });
     wire::SocketOptions opts;
     opts.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
     pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, *security, opts)));

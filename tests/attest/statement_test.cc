@@ -85,7 +85,8 @@ TEST(Statement, IsInTotoV1WithSlsaProvenanceV1) {
   auto j = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
   EXPECT_EQ(j["_type"], "https://in-toto.io/Statement/v1");
   EXPECT_EQ(j["predicateType"], "https://slsa.dev/provenance/v1");
-  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["id"], "node-a");
+  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["id"], "https://quorate.dev/node/node-a");
+  EXPECT_EQ(j["predicate"]["runDetails"]["builder"]["version"]["quorate.node_id"], "node-a");
   EXPECT_EQ(j["predicate"]["runDetails"]["metadata"]["startedOn"], "2026-11-23T08:00:00Z");
   EXPECT_EQ(j["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"],
             "0123456789abcdef0123456789abcdef01234567");
@@ -96,7 +97,7 @@ TEST(Statement, CanonicalBytesArePinned) {
   // image bytes change too (adding internalParameters.runEnvironment did not: votes are compared by digest).
   auto bytes = statement_from_build_result(build_result(), "node-a").value();
   EXPECT_EQ(bytes.find('\n'), std::string::npos);
-  EXPECT_EQ(sha256_digest(bytes), "sha256:07c3417615020cfc0d015441a32dd07a351d3d37476aebffd77c2ddf0de03fcd");
+  EXPECT_EQ(sha256_digest(bytes), "sha256:6939620eef8058e58a435448fd36d293c6c15f3149bd8ce52be6b83c45dd11fa");
 }
 
 TEST(Statement, TimesOnlyInRunDetailsMetadata) {

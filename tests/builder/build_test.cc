@@ -44,11 +44,14 @@ class BuildTest : public ::testing::Test {
     return r;
   }
 
-  // The failure leaves nothing: no output and an empty work directory.
+  // The failure leaves nothing: no output and a work directory holding at most the failed build's log
+  // (build-XXXXXX.log, kept so that the error can name it: issue 18).
   void expect_nothing_left(const BuildOptions& o) {
     EXPECT_FALSE(std::filesystem::exists(o.output)) << o.output;
     if (std::filesystem::exists(o.work_dir)) {
-      EXPECT_TRUE(std::filesystem::is_empty(o.work_dir));
+      for (const auto& e : std::filesystem::directory_iterator(o.work_dir)) {
+        EXPECT_TRUE(e.is_regular_file() && e.path().extension() == ".log") << "left in the work directory: " << e.path();
+      }
     }
     for (const auto& e : std::filesystem::directory_iterator(o.output.parent_path())) {
       EXPECT_THAT(e.path().filename().string(), ::testing::Not(HasSubstr(o.output.filename().string() + ".")))
@@ -203,9 +206,21 @@ TEST_F(BuildTest, OciArchiveIsReadBySkopeo) {
   auto again = build_ok(options(site_, site_commit_, "layout"));
   ASSERT_TRUE(r.ok() && again.ok());
   EXPECT_EQ(r->manifest_digest, again->manifest_digest);  // the format does not change the image
-  auto inspect = run("skopeo inspect --raw oci-archive:" + o.output.string() + ":latest");
+  // Issue 18: the archive's index names the image by its full reference, as buildah and skopeo write them
+  // (`podman load` named a tag-only archive localhost/latest:latest); the layout keeps the bare tag for umoci.
+  auto x = scratch_ / "site-x";
+  std::filesystem::create_directories(x);
+  ASSERT_EQ(run("tar -xf '" + o.output.string() + "' -C '" + x.string() + "' index.json").exit_code, 0);
+  std::string ref = read_json(x / "index.json")["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"];
+  EXPECT_NE(ref.find('/'), std::string::npos) << ref;
+  EXPECT_TRUE(ref.ends_with(":latest")) << ref;
+  EXPECT_EQ(read_json(scratch_ / "layout/index.json")["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+            "latest");
+  auto inspect = run("skopeo inspect --raw oci-archive:" + o.output.string() + ":" + ref);
   ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_EQ(sha256_digest(inspect.out), r->manifest_digest);
+  auto by_tag = run("skopeo inspect --raw oci-archive:" + o.output.string() + ":latest 2>&1");
+  EXPECT_NE(by_tag.exit_code, 0) << "the tag alone is no longer the archive's name";
 }
 
 TEST_F(BuildTest, DockerArchiveLoadsConfigAndLayersByTheirDigests) {
@@ -284,6 +299,43 @@ TEST_F(BuildTest, BaseDigestMismatchIsRefused) {
   expect_nothing_left(o);
 }
 
+// Issue 18: a base image kept with Docker media types. Kept by digest (skopeo --preserve-digests), its layers
+// enter the built OCI manifest as OCI layers (same bytes), never mixed in under Docker types, and umoci reads
+// the result; converted by skopeo (a new digest), the refusal says which flag keeps the pinned digest.
+TEST_F(BuildTest, BaseImageWithDockerMediaTypes) {
+  auto base = build_ok(options(site_, site_commit_, "base"));
+  ASSERT_TRUE(base.ok());
+  auto d = scratch_ / "docker-dir";
+  ASSERT_EQ(run("skopeo copy --quiet --format v2s2 oci:" + (scratch_ / "base").string() + ":latest dir:" + d.string()).exit_code, 0);
+  std::string docker_digest = sha256_digest(slurp(d / "manifest.json"));
+  ASSERT_NE(docker_digest, base->manifest_digest);
+  auto kept = run("skopeo copy --quiet --preserve-digests dir:" + d.string() + " oci:" + (scratch_ / "docker-base").string() + ":latest");
+  ASSERT_EQ(kept.exit_code, 0) << kept.out;
+  write_text(hello_ / "quorate.toml", "[image]\nname = \"example.org/on-docker-base\"\n[base]\nname = \"site\"\ndigest = \"" +
+                                          docker_digest + "\"\nlayout = \"docker-base\"\n[[steps]]\ncopy = \"hello.conf\"\nto = \"/etc\"\n");
+  std::string commit = commit_all(hello_, "on a docker base", kCommitTime);
+  auto o = options(hello_, commit, "out");
+  o.base_dir = scratch_.path();
+  auto r = build_ok(o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  auto manifest = blob_json(scratch_ / "out", r->manifest_digest);
+  for (const auto& l : manifest["layers"]) {
+    EXPECT_EQ(l["mediaType"].get<std::string>().rfind("application/vnd.oci.image.layer.v1.", 0), 0u) << l;
+  }
+  auto unpacked = run("cd " + scratch_.path().string() + " && umoci unpack --rootless --image out:latest bundle-docker-base");
+  EXPECT_EQ(unpacked.exit_code, 0) << unpacked.out;
+  // Converted instead (skopeo without --preserve-digests): the pin is not found, and the message says why.
+  auto converted = run("skopeo copy --quiet dir:" + d.string() + " oci:" + (scratch_ / "converted").string() + ":latest");
+  ASSERT_EQ(converted.exit_code, 0) << converted.out;
+  write_text(hello_ / "quorate.toml", "[image]\nname = \"x\"\n[base]\nname = \"site\"\ndigest = \"" + docker_digest +
+                                          "\"\nlayout = \"converted\"\n[[steps]]\ncopy = \"hello.conf\"\n");
+  o.commit = commit_all(hello_, "on a converted base", kCommitTime);
+  o.output = scratch_ / "out2";
+  auto refused = build(o);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("--preserve-digests"));
+}
+
 TEST_F(BuildTest, BadRecipeNamesFileLineAndKey) {
   write_text(hello_ / "quorate.toml", "[image]\nname = \"x\"\n[[steps]]\ncopy = \"hello.conf\"\nchmod = 1\n");
   auto o = options(hello_, commit_all(hello_, "bad recipe", kCommitTime), "out");
@@ -335,6 +387,13 @@ TEST_F(BuildTest, FailingRunStepFailsTheBuildWithItsLog) {
   EXPECT_THAT(r.status().message(), HasSubstr("step 1/1 (quorate.toml:3)"));
   EXPECT_THAT(r.status().message(), HasSubstr("exited with status 7"));
   EXPECT_THAT(r.status().message(), HasSubstr("error: no such thing"));
+  // The log the message names is still there.
+  auto at = r.status().message().find((o.work_dir / "build-").string());
+  ASSERT_NE(at, std::string::npos) << r.status().message();
+  auto end = r.status().message().find(".log", at);
+  ASSERT_NE(end, std::string::npos);
+  std::filesystem::path log = r.status().message().substr(at, end + 4 - at);
+  EXPECT_THAT(slurp(log), HasSubstr("compiling"));
   expect_nothing_left(o);
 }
 

@@ -146,6 +146,55 @@ TEST(NodeProcess, PlainTcpOffLoopbackIsRefused) {
   EXPECT_NE(r.err.find("loopback only"), std::string::npos) << r.err;
 }
 
+// Issue 18: a host name spelled like a loopback address is not loopback, for the node's binds and for
+// `quorate submit --insecure`.
+TEST(NodeProcess, PlainTcpToANameSpelledLikeLoopbackIsRefused) {
+  NodeFixture f;
+  auto path = f.dir / "node.toml";
+  std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n[network]\ninsecure = true\n"
+                      << "publish = \"tcp://127.attacker.example:" << f.pub_port << "\"\n";
+  auto r = run({quorate_bin(), "node", "--config", path.string()}, f.dir.path(), std::chrono::seconds(20));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("loopback only"), std::string::npos) << r.err;
+  auto s = run({quorate_bin(), "submit", "--repo", f.dir.path().string(), "--commit", std::string(40, 'a'), "--insecure",
+                "--node", "tcp://127.attacker.example:" + std::to_string(f.control_port), "--timeout", "5"},
+               f.dir.path(), std::chrono::seconds(20));
+  EXPECT_EQ(s.code, 2) << s.err;
+  EXPECT_NE(s.err.find("loopback only"), std::string::npos) << s.err;
+}
+
+// Issue 18: a wrong server key, a client key not in allowed_clients and a port with nothing listening all
+// printed the same "no answer". The node logs the denial when it happens, with the client's key, and
+// `quorate submit` says which case is likely.
+TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
+  NodeFixture f;
+  auto node = f.start(f.write_config(/*insecure=*/false));
+  ASSERT_TRUE(node->running()) << node->err();
+  ASSERT_TRUE(wire::write_curve_keypair(f.stranger, f.dir / "stranger").ok());
+  auto submit = [&](const std::string& endpoint, const std::string& key, const std::string& server_key) {
+    return run({quorate_bin(), "submit", "--repo", f.dir.path().string(), "--commit", std::string(40, 'a'), "--node",
+                endpoint, "--node-key", server_key, "--curve-secret-key", key, "--timeout", "12"},
+               f.dir.path(), std::chrono::seconds(60));
+  };
+  // Not in allowed_clients: the node logs it with the key; submit names both CURVE causes.
+  auto stranger = submit(loopback(f.control_port), (f.dir / "stranger.curve.key").string(), f.node_keys.public_z85);
+  EXPECT_NE(stranger.code, 0);
+  std::string said = stranger.out + stranger.err;
+  EXPECT_NE(said.find("allowed_clients"), std::string::npos) << said;
+  EXPECT_TRUE(wait_until([&] { return node->err().find("\"event\":\"zap_denied\"") != std::string::npos; },
+                         std::chrono::seconds(10)))
+      << node->err();
+  EXPECT_NE(node->err().find(f.stranger.public_z85), std::string::npos) << node->err();
+  EXPECT_EQ(node->err().find(f.stranger.secret_z85), std::string::npos);
+  // Nothing listening.
+  auto nobody = submit(loopback(free_port()), (f.dir / "allowed.curve.key").string(), f.node_keys.public_z85);
+  EXPECT_NE(nobody.code, 0);
+  said = nobody.out + nobody.err;
+  EXPECT_NE(said.find("nothing is listening"), std::string::npos) << said;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
+}
+
 TEST(NodeProcess, NoCurveKeyAndNoInsecureFlagIsRefused) {
   NodeFixture f;
   auto path = f.dir / "node.toml";

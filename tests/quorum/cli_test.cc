@@ -76,7 +76,7 @@ TEST_F(Cli, ImportListShowAndVerifyFromTheStore) {
   auto digest = imported.out.substr(imported.out.find("stored sha256:") + 14, 12);
   auto shown = run(q("store show " + sh(db_) + " " + digest));
   EXPECT_EQ(shown.exit_code, 0) << shown.out;
-  EXPECT_THAT(shown.out, HasSubstr("\"payloadType\": \"application/vnd.in-toto+json\""));
+  EXPECT_THAT(shown.out, HasSubstr("\"payloadType\":\"application/vnd.in-toto+json\""));
   EXPECT_EQ(run(q("store show " + sh(db_) + " 00000000")).exit_code, 2);
 }
 

@@ -76,6 +76,58 @@ TEST(Security, InsecureIsLoopbackOnlyUnlessAllowed) {
   EXPECT_TRUE(check_endpoint("tcp://0.0.0.0:5555", Transport::kCurve, false).ok());
 }
 
+// Issue 18: "loopback" was a string-prefix test, so tcp://127.attacker.example:PORT passed. Names are
+// resolved and every address must be in 127.0.0.0/8 or ::1; the socket then uses the judged address.
+TEST(Security, LoopbackIsJudgedByAddressNotSpelling) {
+  // Names spelled like loopback addresses are DNS names: here they do not resolve (or, on a networked
+  // machine, resolve off loopback); both are refused.
+  for (const char* e : {"tcp://127.attacker.example:7602", "tcp://127.0.0.1.attacker.example:7602",
+                        "tcp://localhost.attacker.example:7602", "tcp://[::1.attacker.example]:7602"}) {
+    auto s = check_endpoint(e, Transport::kInsecure, false);
+    EXPECT_EQ(s.code(), Code::kUsage) << e;
+    EXPECT_NE(s.message().find("loopback only"), std::string::npos) << s.message();
+    EXPECT_FALSE(is_loopback_endpoint(e)) << e;
+  }
+  // A resolver that answers as an attacker's DNS server would.
+  Resolver attacker = [](const std::string& host) -> std::vector<std::string> {
+    if (host == "127.attacker.example") return {"203.0.113.7"};
+    if (host == "mixed.example") return {"127.0.0.1", "198.51.100.2"};
+    if (host == "v6.example") return {"2001:db8::1"};
+    if (host == "mapped.example") return {"::ffff:127.0.0.9"};
+    if (host == "loop.example") return {"::1", "127.0.0.5"};
+    return {};
+  };
+  auto r = checked_endpoint("tcp://127.attacker.example:7602", Transport::kInsecure, false, attacker);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("resolved to 203.0.113.7"), std::string::npos) << r.status().message();
+  EXPECT_FALSE(checked_endpoint("tcp://mixed.example:1", Transport::kInsecure, false, attacker).ok());
+  EXPECT_FALSE(checked_endpoint("tcp://v6.example:1", Transport::kInsecure, false, attacker).ok());
+  EXPECT_FALSE(checked_endpoint("tcp://unknown.example:1", Transport::kInsecure, false, attacker).ok());
+  // Names resolving only to loopback are accepted, and the endpoint to use carries the judged address.
+  auto mapped = checked_endpoint("tcp://mapped.example:9", Transport::kInsecure, false, attacker);
+  ASSERT_TRUE(mapped.ok()) << mapped.status().message();
+  EXPECT_EQ(*mapped, "tcp://[::ffff:127.0.0.9]:9");
+  auto loop = checked_endpoint("tcp://loop.example:9", Transport::kInsecure, false, attacker);
+  ASSERT_TRUE(loop.ok());
+  EXPECT_EQ(*loop, "tcp://127.0.0.5:9");  // IPv4 preferred
+  // Real loopback spellings, and the real resolver's answer for localhost.
+  auto local = checked_endpoint("tcp://localhost:5555", Transport::kInsecure, false);
+  ASSERT_TRUE(local.ok()) << local.status().message();
+  EXPECT_TRUE(local->starts_with("tcp://127.") || *local == "tcp://[::1]:5555") << *local;
+  EXPECT_EQ(*checked_endpoint("tcp://127.8.9.10:1", Transport::kInsecure, false), "tcp://127.8.9.10:1");
+  EXPECT_EQ(*checked_endpoint("tcp://[::1]:1", Transport::kInsecure, false), "tcp://[::1]:1");
+  EXPECT_EQ(*checked_endpoint("tcp://127.0.0.1:*", Transport::kInsecure, false), "tcp://127.0.0.1:*");
+  EXPECT_EQ(*checked_endpoint("tcp://eth0;127.0.0.1:4", Transport::kInsecure, false), "tcp://eth0;127.0.0.1:4");
+  EXPECT_FALSE(checked_endpoint("tcp://127.0.0.1;10.0.0.1:4", Transport::kInsecure, false).ok());
+  EXPECT_FALSE(checked_endpoint("tcp://[::2]:4", Transport::kInsecure, false).ok());
+  EXPECT_FALSE(checked_endpoint("tcp://128.0.0.1:4", Transport::kInsecure, false).ok());
+  // Under CURVE, or with insecure remote allowed, the endpoint is used as given (no lookup).
+  EXPECT_EQ(*checked_endpoint("tcp://127.attacker.example:7602", Transport::kCurve, false, attacker),
+            "tcp://127.attacker.example:7602");
+  EXPECT_EQ(*checked_endpoint("tcp://127.attacker.example:7602", Transport::kInsecure, true, attacker),
+            "tcp://127.attacker.example:7602");
+}
+
 TEST(Security, MalformedEndpointsAreUsageErrors) {
   EXPECT_EQ(check_endpoint("udp://127.0.0.1:1", Transport::kCurve, false).code(), Code::kUsage);
   EXPECT_EQ(check_endpoint("tcp://127.0.0.1", Transport::kCurve, false).code(), Code::kUsage);

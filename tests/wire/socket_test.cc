@@ -131,6 +131,24 @@ TEST(Socket, TooManyFramesIsGarbageAndTheNextMessageStillArrives) {
   EXPECT_EQ((**second)[1], "ok");
 }
 
+// A plain-TCP connect to "localhost" reaches the loopback address it was judged by, a name spelled like a
+// loopback address is refused before any connection, and disconnect takes the endpoint as it was given.
+TEST(Socket, InsecureConnectsByNameOnlyToLoopback) {
+  auto ctx = Context::create();
+  auto router = Socket::server(**ctx, SocketType::kRouter, insecure_server());
+  auto endpoint = router->bind("tcp://127.0.0.1:*");
+  ASSERT_TRUE(endpoint.ok());
+  std::string port = endpoint->substr(endpoint->rfind(':') + 1);
+  auto dealer = Socket::client(**ctx, SocketType::kDealer, insecure_client());
+  EXPECT_EQ(dealer->connect("tcp://127.attacker.example:" + port).code(), Code::kUsage);
+  ASSERT_TRUE(dealer->connect("tcp://localhost:" + port).ok());
+  ASSERT_TRUE(dealer->send({"hello"}).ok());
+  auto in = router->recv(5000);
+  ASSERT_TRUE(in.ok() && in->has_value());
+  EXPECT_EQ((**in)[1], "hello");
+  EXPECT_TRUE(dealer->disconnect("tcp://localhost:" + port).ok());
+}
+
 TEST(Socket, InsecureBindOnAllInterfacesIsRefused) {
   auto ctx = Context::create();
   auto pub = Socket::server(**ctx, SocketType::kPub, insecure_server());

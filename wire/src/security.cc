@@ -1,11 +1,16 @@
 // CURVE keys in Z85 and the endpoint rules for plain TCP.
 #include "quorate/wire/security.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <zmq.h>
 
 #include <array>
 #include <cstring>
+#include <optional>
 
 #include "quorate/core/file.h"
 
@@ -88,26 +93,115 @@ Result<std::string> resolve_curve_public_key(std::string_view key_or_path, const
   return read_curve_public_key(p);
 }
 
-bool is_loopback_endpoint(std::string_view endpoint) {
-  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return true;
-  if (!endpoint.starts_with("tcp://")) return false;
+namespace {
+
+struct TcpEndpoint {
+  std::string prefix;  // "tcp://" plus an optional "source;" part, kept as given
+  std::string host;    // without IPv6 brackets
+  std::string port;    // as given ("*" for a wildcard bind)
+};
+
+// tcp://[src;]HOST:PORT split into its parts; nullopt when malformed.
+std::optional<TcpEndpoint> split_tcp(std::string_view endpoint) {
+  if (!endpoint.starts_with("tcp://")) return std::nullopt;
+  TcpEndpoint e;
   std::string_view rest = endpoint.substr(6);
+  e.prefix = "tcp://";
   // A connect endpoint may name a source interface: "tcp://src;dst". Judge the destination.
-  if (auto semi = rest.find(';'); semi != std::string_view::npos) rest = rest.substr(semi + 1);
-  std::string_view host;
+  if (auto semi = rest.find(';'); semi != std::string_view::npos) {
+    e.prefix += std::string(rest.substr(0, semi + 1));
+    rest = rest.substr(semi + 1);
+  }
   if (rest.starts_with("[")) {
     auto close = rest.find(']');
-    if (close == std::string_view::npos) return false;
-    host = rest.substr(1, close - 1);
+    if (close == std::string_view::npos || close + 1 >= rest.size() || rest[close + 1] != ':') return std::nullopt;
+    e.host = std::string(rest.substr(1, close - 1));
+    e.port = std::string(rest.substr(close + 2));
   } else {
     auto colon = rest.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    host = rest.substr(0, colon);
+    if (colon == std::string_view::npos) return std::nullopt;
+    e.host = std::string(rest.substr(0, colon));
+    e.port = std::string(rest.substr(colon + 1));
   }
-  return host.starts_with("127.") || host == "localhost" || host == "::1";
+  if (e.host.empty() || e.port.empty()) return std::nullopt;
+  return e;
 }
 
-Status check_endpoint(std::string_view endpoint, Transport transport, bool allow_insecure_remote) {
+bool loopback_v4(const in_addr& a) { return (ntohl(a.s_addr) >> 24) == 127; }
+bool loopback_v6(const in6_addr& a) {
+  if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    in_addr v4{};
+    std::memcpy(&v4, a.s6_addr + 12, 4);
+    return loopback_v4(v4);
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> system_resolve(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return {};
+  std::vector<std::string> out;
+  for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
+    std::array<char, INET6_ADDRSTRLEN> buf{};
+    const void* src = nullptr;
+    if (p->ai_family == AF_INET) src = &reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr;
+    if (p->ai_family == AF_INET6) src = &reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr;
+    if (src != nullptr && ::inet_ntop(p->ai_family, src, buf.data(), buf.size()) != nullptr) out.emplace_back(buf.data());
+  }
+  ::freeaddrinfo(res);
+  return out;
+}
+
+Result<std::string> resolve_loopback_endpoint(std::string_view endpoint, const Resolver& resolve) {
+  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return std::string(endpoint);
+  auto e = split_tcp(endpoint);
+  if (!e) return Status::usage("endpoint '" + std::string(endpoint) + "': expected tcp://HOST:PORT");
+  // A literal address is judged as it is; a name is resolved, and every address it resolves to must be
+  // loopback (a name such as 127.attacker.example is a DNS name like any other).
+  std::vector<std::string> addresses;
+  in_addr v4{};
+  in6_addr v6{};
+  if (::inet_pton(AF_INET, e->host.c_str(), &v4) == 1 || ::inet_pton(AF_INET6, e->host.c_str(), &v6) == 1) {
+    addresses.push_back(e->host);
+  } else {
+    addresses = resolve ? resolve(e->host) : system_resolve(e->host);
+    if (addresses.empty()) {
+      return Status::usage("endpoint '" + std::string(endpoint) + "': host '" + e->host +
+                           "' does not resolve, so it cannot be shown to be loopback");
+    }
+  }
+  std::string chosen;
+  for (const auto& a : addresses) {
+    bool ok = false, is_v4 = false;
+    if (::inet_pton(AF_INET, a.c_str(), &v4) == 1) {
+      ok = loopback_v4(v4);
+      is_v4 = true;
+    } else if (::inet_pton(AF_INET6, a.c_str(), &v6) == 1) {
+      ok = loopback_v6(v6);
+    }
+    if (!ok) {
+      return Status::usage("endpoint '" + std::string(endpoint) + "': host '" + e->host + "' is " +
+                           (a == e->host ? std::string("not a loopback address") : "resolved to " + a) +
+                           ", not loopback (127.0.0.0/8 or ::1)");
+    }
+    // Prefer an IPv4 address: ZeroMQ sockets speak IPv6 only when asked to.
+    if (chosen.empty() || (is_v4 && chosen.find(':') != std::string::npos)) chosen = a;
+  }
+  // The caller connects to the address judged here, never to the name again (no second lookup to race).
+  if (chosen.find(':') != std::string::npos) chosen = "[" + chosen + "]";
+  return e->prefix + chosen + ":" + e->port;
+}
+
+bool is_loopback_endpoint(std::string_view endpoint) { return resolve_loopback_endpoint(endpoint).ok(); }
+
+Result<std::string> checked_endpoint(std::string_view endpoint, Transport transport, bool allow_insecure_remote,
+                                     const Resolver& resolve) {
   bool tcp = endpoint.starts_with("tcp://");
   if (!tcp && !endpoint.starts_with("ipc://") && !endpoint.starts_with("inproc://")) {
     return Status::usage("endpoint '" + std::string(endpoint) + "': expected tcp://HOST:PORT, ipc:// or inproc://");
@@ -115,12 +209,20 @@ Status check_endpoint(std::string_view endpoint, Transport transport, bool allow
   if (tcp && endpoint.find(':', 6) == std::string_view::npos) {
     return Status::usage("endpoint '" + std::string(endpoint) + "': no port");
   }
-  if (transport == Transport::kInsecure && !allow_insecure_remote && !is_loopback_endpoint(endpoint)) {
-    return Status::usage("endpoint '" + std::string(endpoint) +
-                         "': plain TCP (insecure) is allowed on loopback only unless insecure remote is "
-                         "explicitly allowed; configure CURVE keys instead");
+  if (transport == Transport::kInsecure && !allow_insecure_remote) {
+    auto resolved = resolve_loopback_endpoint(endpoint, resolve);
+    if (!resolved.ok()) {
+      return Status::usage(resolved.status().message() +
+                           "; plain TCP (insecure) is allowed on loopback only unless insecure remote is "
+                           "explicitly allowed; configure CURVE keys instead");
+    }
+    return *resolved;
   }
-  return Status();
+  return std::string(endpoint);
+}
+
+Status check_endpoint(std::string_view endpoint, Transport transport, bool allow_insecure_remote) {
+  return checked_endpoint(endpoint, transport, allow_insecure_remote).status();
 }
 
 }  // namespace quorate::wire

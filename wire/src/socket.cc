@@ -42,6 +42,7 @@ struct Context::Impl {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> denied{0};
   std::atomic<uint64_t> accepted{0};
+  std::function<void(const Context::ZapDenial&)> on_denied;  // guarded by mu
 
   ~Impl() {
     stop = true;
@@ -70,6 +71,20 @@ struct Context::Impl {
       std::string credential = req.size() > 6 ? req[6].to_string() : std::string();
       bool ok = is_allowed(domain, mechanism, credential);
       (ok ? accepted : denied).fetch_add(1);
+      if (!ok) {
+        Context::ZapDenial d{domain, req[3].to_string(), mechanism, ""};
+        if (mechanism == "CURVE" && credential.size() == 32) {
+          char z85[41] = {};
+          zmq_z85_encode(z85, reinterpret_cast<const uint8_t*>(credential.data()), 32);
+          d.client_key = z85;
+        }
+        std::function<void(const Context::ZapDenial&)> callback;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          callback = on_denied;
+        }
+        if (callback) callback(d);
+      }
       std::array<zmq::const_buffer, 6> reply = {
           zmq::str_buffer("1.0"), zmq::buffer(req[1].data(), req[1].size()),
           ok ? zmq::str_buffer("200") : zmq::str_buffer("400"),
@@ -123,6 +138,10 @@ Status Context::allow_clients(const std::string& domain, const std::vector<std::
 }
 
 uint64_t Context::zap_denied() const { return impl_->denied.load(); }
+void Context::on_zap_denied(std::function<void(const ZapDenial&)> callback) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->on_denied = std::move(callback);
+}
 uint64_t Context::zap_allowed() const { return impl_->accepted.load(); }
 
 // ---- Socket -------------------------------------------------------------------------------------------
@@ -131,6 +150,7 @@ struct Socket::Impl {
   zmq::socket_t sock;
   Transport transport = Transport::kCurve;
   bool allow_insecure_remote = false;
+  std::map<std::string, std::string> connected;  // endpoint as given -> as connected (a resolved loopback name)
 };
 
 Socket::Socket(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -210,9 +230,10 @@ Result<Socket> Socket::client(Context& ctx, SocketType type, const ClientSecurit
 }
 
 Result<std::string> Socket::bind(const std::string& endpoint) {
-  QR_RETURN_IF_ERROR(check_endpoint(endpoint, impl_->transport, impl_->allow_insecure_remote));
+  auto target = checked_endpoint(endpoint, impl_->transport, impl_->allow_insecure_remote);
+  if (!target.ok()) return target.status();
   try {
-    impl_->sock.bind(endpoint);
+    impl_->sock.bind(*target);
     return impl_->sock.get(zmq::sockopt::last_endpoint);
   } catch (const zmq::error_t& e) {
     return zmq_status(("bind " + endpoint).c_str(), e);
@@ -220,9 +241,11 @@ Result<std::string> Socket::bind(const std::string& endpoint) {
 }
 
 Status Socket::connect(const std::string& endpoint) {
-  QR_RETURN_IF_ERROR(check_endpoint(endpoint, impl_->transport, impl_->allow_insecure_remote));
+  auto target = checked_endpoint(endpoint, impl_->transport, impl_->allow_insecure_remote);
+  if (!target.ok()) return target.status();
   try {
-    impl_->sock.connect(endpoint);
+    impl_->sock.connect(*target);
+    impl_->connected[endpoint] = *target;
     return Status();
   } catch (const zmq::error_t& e) {
     return zmq_status(("connect " + endpoint).c_str(), e);
@@ -231,7 +254,9 @@ Status Socket::connect(const std::string& endpoint) {
 
 Status Socket::disconnect(const std::string& endpoint) {
   try {
-    impl_->sock.disconnect(endpoint);
+    auto it = impl_->connected.find(endpoint);
+    impl_->sock.disconnect(it == impl_->connected.end() ? endpoint : it->second);
+    if (it != impl_->connected.end()) impl_->connected.erase(it);
     return Status();
   } catch (const zmq::error_t& e) {
     return zmq_status(("disconnect " + endpoint).c_str(), e);

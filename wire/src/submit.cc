@@ -1,6 +1,13 @@
 // submit_build: BuildRequest to each node, JobStatus polling, then Query polling at the verifier.
 #include "quorate/wire/submit.h"
 
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -33,6 +40,55 @@ std::optional<Reply> call(Socket& s, MessageType type, const google::protobuf::M
     if (decode_message((**got)[0], reply_type, Limits{}, out).ok()) return out;
   }
   return std::nullopt;
+}
+
+// Why a node did not answer, as far as a client can tell: a TCP connection attempt tells "nothing listening"
+// from "listening but silent"; under CURVE a silent node most likely refused the handshake.
+std::string no_answer_hint(const std::string& endpoint, bool curve) {
+  if (!endpoint.starts_with("tcp://")) return "";
+  std::string rest = endpoint.substr(6);
+  if (auto semi = rest.find(';'); semi != std::string::npos) rest = rest.substr(semi + 1);
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return "";
+  std::string host = rest.substr(0, colon), port = rest.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0 || res == nullptr) {
+    return "; " + host + " does not resolve";
+  }
+  int verdict = -1;  // 1 connected, 0 refused, -1 no answer in time
+  for (addrinfo* p = res; p != nullptr && verdict != 1; p = p->ai_next) {
+    int fd = ::socket(p->ai_family, p->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, p->ai_protocol);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, p->ai_addr, p->ai_addrlen);
+    if (rc == 0) {
+      verdict = 1;
+    } else if (errno == EINPROGRESS) {
+      pollfd pfd{fd, POLLOUT, 0};
+      if (::poll(&pfd, 1, 2000) == 1) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        verdict = err == 0 ? 1 : (err == ECONNREFUSED ? 0 : verdict);
+      }
+    } else if (errno == ECONNREFUSED) {
+      verdict = std::max(verdict, 0);
+    }
+    ::close(fd);
+  }
+  ::freeaddrinfo(res);
+  if (verdict == 0) return "; nothing is listening there (is the node running, and is this its control endpoint?)";
+  if (verdict < 0) return "; no TCP connection within 2 s (a wrong address, or a firewall)";
+  if (curve) {
+    return "; the port accepts connections but the node did not answer: most likely the CURVE handshake failed, "
+           "because the node's server key given here is wrong, or because this client's public key is not in the "
+           "node's allowed_clients (the node then logs zap_denied with this client's key)";
+  }
+  return "; the port accepts connections but nothing answered (is it a quorate node's control endpoint, and does "
+         "it also run with --insecure?)";
 }
 
 std::set<std::string> voters(const pb::Decision& d) {
@@ -81,7 +137,8 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
     } else {
       js.set_request_id(options.request.request_id());
       js.set_state(pb::JobStatus::REJECTED);
-      js.set_message("no answer from " + options.nodes[i].endpoint);
+      js.set_message("no answer from " + options.nodes[i].endpoint +
+                     no_answer_hint(options.nodes[i].endpoint, !options.transport.insecure));
     }
     if (js.node_id().empty()) js.set_node_id(options.nodes[i].endpoint);
     if (options.on_status) options.on_status(js);

@@ -16,6 +16,11 @@ namespace quorate::attest {
 inline constexpr std::string_view kStatementType = "https://in-toto.io/Statement/v1";
 inline constexpr std::string_view kProvenanceType = "https://slsa.dev/provenance/v1";
 inline constexpr std::string_view kBuildType = "https://quorate.dev/build/v1";
+// runDetails.builder.id is a URI naming the node: this prefix and the node id unless configured
+// (`builder_id` in a node's config, `quorate attest --builder-id`). The node id the roster knows is
+// builder.version[kNodeIdVersionKey].
+inline constexpr std::string_view kBuilderUriPrefix = "https://quorate.dev/node/";
+inline constexpr std::string_view kNodeIdVersionKey = "quorate.node_id";
 
 struct BaseImage {
   std::string name;
@@ -43,7 +48,8 @@ struct Statement {
   std::string compressor;
   int64_t canonical_form = 0;
   int64_t source_date_epoch = 0;
-  std::string builder_id;        // the node id
+  std::string builder_id;        // the node id (builder.version["quorate.node_id"]; older statements: builder.id)
+  std::string builder_uri;       // runDetails.builder.id
   std::string builder_version;   // the quorate version that built
   int64_t started_on = 0;        // runDetails.metadata: never part of what is compared
   int64_t finished_on = 0;       // the signing time verifiers judge key validity at
@@ -55,7 +61,18 @@ inline bool is_run_environment(std::string_view s) { return s == "image" || s ==
 // Builds the statement for the build result JSON `build_result` signed by node `node_id`, as canonical JSON
 // (sorted keys, no whitespace). bad_input naming the field when a required field of the build result is missing
 // or malformed (digests must be sha256:<64 hex>, commit 40 hex, times RFC 3339); bad_input when node_id is empty.
-Result<std::string> statement_from_build_result(std::string_view build_result, std::string_view node_id);
+// `builder_uri` is runDetails.builder.id; empty means default_builder_uri(node_id). bad_input when it is not a URI.
+Result<std::string> statement_from_build_result(std::string_view build_result, std::string_view node_id,
+                                                std::string_view builder_uri = {});
+
+// kBuilderUriPrefix + the node id (percent-encoded).
+std::string default_builder_uri(std::string_view node_id);
+// Whether `s` has the form of an absolute URI (RFC 3986 scheme ":" …, no spaces, controls or characters a
+// URI never holds unencoded).
+bool is_uri(std::string_view s);
+// A repository as given to the builder made a resolvedDependencies URI: git+URL for a URL, git+file:///abs
+// for an absolute path (percent-encoded), git+file:rel for a relative one (the builder passes absolute paths).
+std::string source_dependency_uri(std::string_view repo);
 
 // Parses a statement strictly (duplicate keys rejected). bad_input naming the field when it is malformed:
 // a subject digest that is not 64 lowercase hex, a missing field. verification when _type, predicateType or

@@ -81,6 +81,8 @@ struct BuildResult {
   std::string config_digest;    // the content digest
   std::vector<LayerInfo> layers;
   std::string source_uri, commit, tree, recipe_path;
+  std::string source_locator;     // the repository as an absolute path (local) or URL: source.locator
+  std::string source_public_uri;  // the recipe's [image] source, when set: source.public_uri
   std::string recipe_kind = "quorate.toml";              // or "containerfile"
   std::map<std::string, std::string> build_args;         // Containerfile --build-arg values
   std::vector<std::pair<std::string, std::string>> base_images;  // name, manifest digest

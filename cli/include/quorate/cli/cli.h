@@ -50,6 +50,9 @@ Result<std::string> read_passphrase_file(const std::string& path);
 
 // The image store's default directory: $XDG_CACHE_HOME/quorate/images, else ~/.cache/quorate/images.
 std::string default_image_store();
+// The node id a signing key's file name gives when --node-id is not: the name without its directory and
+// without ".pem" then ".key" (keys/node-a.key.pem -> node-a, what `key generate --out keys/node-a.key.pem` makes).
+std::string node_id_from_key_path(const std::string& key_path);
 void add_diff_command(CLI::App& app, Action& action);
 void add_audit_command(CLI::App& app, Action& action);
 void add_gate_command(CLI::App& app, Action& action);

@@ -14,6 +14,7 @@ namespace quorate::node {
 
 struct NodeConfig {
   std::string node_id;                       // required
+  std::string builder_id;                    // optional: runDetails.builder.id (a URI); default https://quorate.dev/node/<node_id>
   std::filesystem::path data_dir;            // required: node.db and build work directories
   std::filesystem::path signing_key;         // required: the attestation private key (PKCS#8 PEM) or a pkcs11: URI
   std::string key_passphrase_env;            // optional: name of an env variable holding the passphrase

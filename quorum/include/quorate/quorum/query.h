@@ -22,6 +22,10 @@ struct Question {
   std::string image_digest;
   std::string commit;
   std::string source_uri;
+  // The content (config) digest of a published copy whose bytes were checked against it (imagestore::
+  // resolve_image): yes when a decision accepted this content digest, i.e. under match = "content". Set
+  // either this or image_digest.
+  std::string content_digest;  // last: Question{image, commit, repo} stays as it was
 };
 
 struct Answer {

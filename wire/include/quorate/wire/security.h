@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,10 +51,22 @@ struct ClientSecurity {
   bool allow_insecure_remote = false;
 };
 
+// Name resolution as check_endpoint uses it: every address (numeric text) `host` resolves to; empty when
+// it does not resolve. Tests pass their own to cover names that resolve off loopback.
+using Resolver = std::function<std::vector<std::string>(const std::string& host)>;
+std::vector<std::string> system_resolve(const std::string& host);
+
 // usage error when `endpoint` is not tcp://HOST:PORT, ipc:// or inproc://, or when `transport` is
-// kInsecure and the endpoint is not loopback (127.0.0.0/8, ::1, localhost, ipc, inproc) while
-// allow_insecure_remote is false. Hosts are taken literally: no name resolution.
+// kInsecure and the endpoint is not loopback while allow_insecure_remote is false. Loopback means ipc,
+// inproc, or a host that is (a literal address) or resolves to (a name, through `resolve`, default the
+// system resolver) only addresses in 127.0.0.0/8 or ::1. A name is never judged by its spelling.
 Status check_endpoint(std::string_view endpoint, Transport transport, bool allow_insecure_remote);
+// As check_endpoint, and returns the endpoint to use: under the loopback rule, the address that was
+// judged in place of the name (so the socket does not look the name up a second time).
+Result<std::string> checked_endpoint(std::string_view endpoint, Transport transport, bool allow_insecure_remote,
+                                     const Resolver& resolve = {});
+// The endpoint with its host replaced by the loopback address it is or resolves to; usage error otherwise.
+Result<std::string> resolve_loopback_endpoint(std::string_view endpoint, const Resolver& resolve = {});
 // True for loopback endpoints as check_endpoint understands them.
 bool is_loopback_endpoint(std::string_view endpoint);
 

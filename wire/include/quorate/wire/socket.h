@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -30,6 +31,12 @@ class Context {
   // CURVE handshakes refused by the allow list so far, and accepted.
   uint64_t zap_denied() const;
   uint64_t zap_allowed() const;
+  // Called (on the authenticator thread) for each refused handshake: the ZAP domain, the peer's address and
+  // the client's CURVE public key in Z85 (empty when the client offered no CURVE key). Set before serving.
+  struct ZapDenial {
+    std::string domain, address, mechanism, client_key;
+  };
+  void on_zap_denied(std::function<void(const ZapDenial&)> callback);
 
   struct Impl;
   Impl& impl() { return *impl_; }

@@ -1,0 +1,171 @@
+// resolve_image: a published image (a registry's, or an archive's) reduced to its manifest digest, content
+// digest and diff_ids, each checked against the bytes skopeo copied.
+#include "quorate/imagestore/resolve.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "quorate/core/file.h"
+#include "quorate/core/process.h"
+#include "quorate/core/sha256.h"
+#include "quorate/core/temporaries.h"
+
+namespace quorate::imagestore {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxJson = 4u << 20;
+
+Result<std::string> file_digest(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Status::from_errno("open " + p.string(), errno);
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    h.update(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
+  }
+  return h.finish_digest();
+}
+
+// sha256 of the blob decompressed (gzip, zstd, or none: detected by content).
+Result<std::string> uncompressed_digest(const fs::path& blob, uint64_t max_bytes) {
+  struct archive* a = archive_read_new();
+  archive_read_support_filter_all(a);
+  archive_read_support_format_raw(a);
+  auto fail = [&](const std::string& what) {
+    std::string msg = what + " " + blob.string() + ": " + (archive_error_string(a) ? archive_error_string(a) : "?");
+    archive_read_free(a);
+    return Status::bad_input(msg);
+  };
+  if (archive_read_open_filename(a, blob.c_str(), 1 << 20) != ARCHIVE_OK) return fail("open");
+  struct archive_entry* entry = nullptr;
+  int r = archive_read_next_header(a, &entry);
+  Sha256 h;
+  if (r == ARCHIVE_EOF) {  // an empty blob: the raw format sees no entry
+    archive_read_free(a);
+    return h.finish_digest();
+  }
+  if (r != ARCHIVE_OK) return fail("read");
+  std::vector<char> buf(1 << 20);
+  uint64_t total = 0;
+  while (true) {
+    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+    if (n < 0) return fail("decompress");
+    if (n == 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > max_bytes) {
+      archive_read_free(a);
+      return Status::bad_input("layer " + blob.string() + " expands past the limit of " + std::to_string(max_bytes) + " bytes");
+    }
+    h.update(std::string_view(buf.data(), static_cast<size_t>(n)));
+  }
+  archive_read_free(a);
+  return h.finish_digest();
+}
+
+Result<std::string> pinned_digest(const std::string& reference) {
+  auto at = reference.rfind('@');
+  if (at == std::string::npos) {
+    return Status::bad_input(reference + ": a registry reference must be pinned by digest (docker://HOST/REPO@sha256:HEX): "
+                             "a tag names no fixed image");
+  }
+  std::string d = reference.substr(at + 1);
+  if (!check_digest(d).ok()) return Status::bad_input(reference + ": " + d + " is not a sha256:<64 hex> digest");
+  return d;
+}
+
+}  // namespace
+
+bool is_transport_reference(const std::string& s) {
+  for (const char* t : {"docker://", "oci:", "oci-archive:", "docker-archive:", "dir:"}) {
+    if (s.starts_with(t)) return true;
+  }
+  return false;
+}
+
+Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
+  if (!is_transport_reference(o.reference)) {
+    return Status::usage("image reference '" + o.reference +
+                         "': expected docker://HOST/REPO@sha256:HEX, oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE or dir:DIR");
+  }
+  std::string pinned;
+  if (o.reference.starts_with("docker://")) pinned = QR_TRY(pinned_digest(o.reference));
+  std::error_code ec;
+  if (o.skopeo.empty() || !fs::is_regular_file(o.skopeo, ec)) {
+    return Status::not_found("skopeo is not installed: `apt-get install skopeo` (Debian package skopeo) to read " + o.reference);
+  }
+  auto tmp = QR_TRY(TempDir::create(o.temp_dir.empty() ? fs::temp_directory_path() : o.temp_dir, "quorate-resolve."));
+  ProcessSpec spec;
+  spec.argv = {o.skopeo.string(), "copy", "--quiet"};
+  if (o.insecure_registry) spec.argv.push_back("--src-tls-verify=false");
+  spec.argv.push_back(o.reference);
+  spec.argv.push_back("dir:" + (tmp.path() / "image").string());
+  spec.deadline = std::chrono::steady_clock::now() + o.timeout;
+  spec.max_output_bytes = 64 << 10;
+  auto run = QR_TRY(run_process(spec));
+  if (!run.succeeded()) {
+    std::string err = run.output;
+    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    return Status::io("read " + o.reference + ": skopeo " + describe_wait_status(run.wait_status) +
+                      (run.ending == ProcessEnding::kTimedOut ? " (timed out)" : "") + (err.empty() ? "" : ": " + err));
+  }
+  fs::path dir = tmp.path() / "image";
+  auto manifest_bytes = QR_TRY(read_file(dir / "manifest.json", kMaxJson));
+  ResolvedImage out;
+  out.manifest_digest = sha256_digest(manifest_bytes);
+  if (!pinned.empty() && out.manifest_digest != pinned) {
+    return Status::bad_input(o.reference + ": the registry served a manifest whose digest is " + out.manifest_digest +
+                             ", not the pinned " + pinned + " (an index? pin one platform's manifest)");
+  }
+  json manifest = json::parse(manifest_bytes, nullptr, false);
+  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("config") || !manifest.contains("layers") ||
+      !manifest["layers"].is_array() || !manifest["config"].is_object()) {
+    return Status::bad_input(o.reference + ": the manifest is not one image's manifest (an index? pin one platform's)");
+  }
+  out.manifest_media_type = manifest.value("mediaType", "");
+  std::string config_digest = manifest["config"].value("digest", "");
+  if (!check_digest(config_digest).ok()) return Status::bad_input(o.reference + ": malformed config digest");
+  fs::path config_path = dir / digest_hex(config_digest);
+  if (QR_TRY(file_digest(config_path)) != config_digest) {
+    return Status::bad_input(o.reference + ": the config blob does not hash to " + config_digest);
+  }
+  auto config_bytes = QR_TRY(read_file(config_path, kMaxJson));
+  json config = json::parse(config_bytes, nullptr, false);
+  if (config.is_discarded() || !config.is_object() || !config.contains("rootfs") || !config["rootfs"].is_object() ||
+      !config["rootfs"].contains("diff_ids") || !config["rootfs"]["diff_ids"].is_array()) {
+    return Status::bad_input(o.reference + ": the config has no rootfs.diff_ids");
+  }
+  const auto& diff_ids = config["rootfs"]["diff_ids"];
+  const auto& layers = manifest["layers"];
+  if (diff_ids.size() != layers.size()) {
+    return Status::bad_input(o.reference + ": the manifest lists " + std::to_string(layers.size()) + " layers, the config " +
+                             std::to_string(diff_ids.size()) + " diff_ids");
+  }
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string digest = layers[i].is_object() ? layers[i].value("digest", "") : "";
+    std::string diff_id = diff_ids[i].is_string() ? diff_ids[i].get<std::string>() : "";
+    if (!check_digest(digest).ok() || !check_digest(diff_id).ok()) {
+      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + ": malformed digest or diff_id");
+    }
+    fs::path blob = dir / digest_hex(digest);
+    if (QR_TRY(file_digest(blob)) != digest) {
+      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + " does not hash to " + digest);
+    }
+    auto uncompressed = QR_TRY(uncompressed_digest(blob, o.max_expanded_bytes));
+    if (uncompressed != diff_id) {
+      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + " (" + digest + ") decompresses to " +
+                               uncompressed + ", not the config's diff_id " + diff_id);
+    }
+    out.diff_ids.push_back(diff_id);
+  }
+  out.config_digest = config_digest;
+  return out;
+}
+
+}  // namespace quorate::imagestore

@@ -1,0 +1,171 @@
+// Issue 18, "the first hour": the rough edges a newcomer met, each run as the newcomer ran it.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "builder/git_repo.h"
+#include "quorate/core/sha256.h"
+#include "support/test_util.h"
+
+namespace quorate::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using quorate::testing::quorate_bin;
+using quorate::testing::ScratchDir;
+using quorate::testing::sh;
+using quorate::testing::slurp;
+using quorate::testing::spit;
+namespace fs = std::filesystem;
+
+class FirstHour : public ::testing::Test {
+ protected:
+  quorate::testing::CommandResult q(const std::string& args) {
+    return quorate::testing::run("cd " + sh(dir_.path().string()) + " && " + quorate_bin() + " " + args);
+  }
+  unsigned mode(const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+  }
+  std::string result_json() {
+    return (quorate::testing::source_dir() / "tests/attest/testdata/build-result.json").string();
+  }
+  ScratchDir dir_;
+};
+
+TEST_F(FirstHour, KeyGenerateMakesPrivateParentDirectories) {
+  auto r = q("key generate --out keys/team/node-a.key.pem");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(mode(dir_ / "keys"), 0700u);
+  EXPECT_EQ(mode(dir_ / "keys/team"), 0700u);
+  EXPECT_EQ(mode(dir_ / "keys/team/node-a.key.pem"), 0600u);
+  // An existing directory is left as it is.
+  fs::create_directories(dir_ / "shared");
+  ::chmod((dir_ / "shared").c_str(), 0755);
+  ASSERT_EQ(q("key generate --out shared/node-b.key.pem").exit_code, 0);
+  EXPECT_EQ(mode(dir_ / "shared"), 0755u);
+}
+
+TEST_F(FirstHour, NodeIdFromTheKeyFileNameIsWhatThePolicyLists) {
+  ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
+  auto r = q("attest --key keys/node-a.key.pem " + sh(result_json()) + " -o att.json");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("node node-a,"));
+  spit(dir_ / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  auto v = q("verify --policy policy.toml att.json --now 2026-11-24T00:00:00Z");
+  EXPECT_EQ(v.exit_code, 0) << v.out;
+  // The statement's builder.id is a URI; the node id rides beside it.
+  auto shown = q("attest verify att.json --roster policy.toml --json");
+  ASSERT_EQ(shown.exit_code, 0) << shown.out;
+  // --json is one compact object per line, in every command.
+  EXPECT_EQ(std::count(shown.out.begin(), shown.out.end(), '\n'), 1) << shown.out;
+  auto j = nlohmann::json::parse(shown.out.substr(0, shown.out.find('\n')));
+  EXPECT_EQ(j["builder"]["id"], "node-a");
+  EXPECT_EQ(j["builder"]["uri"], "https://quorate.dev/node/node-a");
+  // --builder-id sets the URI, and refuses what is not one.
+  ASSERT_EQ(q("attest --key keys/node-a.key.pem --builder-id https://builders.example.org/a " + sh(result_json()) +
+              " -o att2.json").exit_code, 0);
+  EXPECT_THAT(slurp(dir_ / "att2.json"), Not(HasSubstr("quorate.dev/node")));
+  auto bad = q("attest --key keys/node-a.key.pem --builder-id node-a " + sh(result_json()) + " -o att3.json");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.out, HasSubstr("is not a URI"));
+}
+
+TEST_F(FirstHour, PublicKeyGivenAsKeyIsNamedSo) {
+  ASSERT_EQ(q("key generate --out node-a.key.pem").exit_code, 0);
+  auto r = q("attest --key node-a.key.pem.pub.pem " + sh(result_json()) + " -o att.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("this is a public key"));
+  EXPECT_THAT(r.out, Not(HasSubstr("chmod")));
+}
+
+TEST_F(FirstHour, MistypedCommandIsNamed) {
+  auto r = q("verfy --policy p.toml");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("unknown command 'verfy'; did you mean 'verify'?"));
+  auto far = q("frobnicate");
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_THAT(far.out, HasSubstr("unknown command 'frobnicate'"));
+  EXPECT_THAT(far.out, Not(HasSubstr("did you mean")));
+}
+
+TEST_F(FirstHour, VerifyWithNothingToDecideFromSaysSo) {
+  ASSERT_EQ(q("key generate --out node-a.key.pem").exit_code, 0);
+  spit(dir_ / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"node-a.key.pem.pub.pem\"\n");
+  auto r = q("verify --policy policy.toml");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("nothing to decide from"));
+  EXPECT_THAT(r.out, Not(HasSubstr("not both")));
+}
+
+TEST_F(FirstHour, SizeThatOverflowsIsRefused) {
+  spit(dir_ / "in.tar", "");
+  auto r = q("normalize --max-expanded-size 16777216T in.tar -o out");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.out, HasSubstr("does not fit in 64 bits"));
+  EXPECT_THAT(r.out, Not(HasSubstr("0 bytes")));
+}
+
+TEST_F(FirstHour, StoreShowFindsTheRowBySha256sumOfTheFile) {
+  ASSERT_EQ(q("key generate --out node-a.key.pem").exit_code, 0);
+  ASSERT_EQ(q("attest --key node-a.key.pem " + sh(result_json()) + " -o att.json").exit_code, 0);
+  spit(dir_ / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"node-a.key.pem.pub.pem\"\n");
+  ASSERT_EQ(q("store import --policy policy.toml store.db att.json").exit_code, 0);
+  std::string file_hex = sha256_hex(slurp(dir_ / "att.json"));
+  ASSERT_EQ(slurp(dir_ / "att.json").back(), '\n');
+  auto r = q("store show store.db " + file_hex);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("node-a"));
+  auto missing = q("store show store.db " + std::string(64, 'e'));
+  EXPECT_EQ(missing.exit_code, 2);
+}
+
+TEST_F(FirstHour, HelpListsCommandsInWorkflowOrder) {
+  auto r = q("--help");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::vector<size_t> at;
+  for (const char* c : {"\n  key", "\n  build", "\n  attest", "\n  verify", "\n  store", "\n  node", "\n  submit"}) {
+    at.push_back(r.out.find(c));
+    EXPECT_NE(at.back(), std::string::npos) << c << "\n" << r.out;
+  }
+  EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << r.out;
+}
+
+// Build steps report their layer's size as they finish (run steps also their time); -q silences them.
+TEST_F(FirstHour, BuildShowsStepSizesUnlessQuiet) {
+  std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
+  auto r = q("build --repo site --commit " + commit + " -o out --work-dir work");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("quorate build: step 1/1 \\(quorate.toml:[0-9]+\\): layer [0-9.]+ [KM]?B"));
+  EXPECT_THAT(r.out, HasSubstr("compressed)"));
+  auto quiet = q("build -q --repo site --commit " + commit + " -o out2 --work-dir work");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_THAT(quiet.out, Not(HasSubstr("quorate build:")));
+}
+
+TEST_F(FirstHour, FailedBuildKeepsItsLog) {
+  fs::create_directories(dir_ / "src");
+  spit(dir_ / "src/quorate.toml",
+       "[image]\nname = \"example.org/fails\"\n\n[[steps]]\nrun = \"echo the-step-said-this; exit 3\"\n");
+  std::string commit = builder::testing::make_repo(dir_ / "src", dir_ / "repo");
+  auto r = q("build -q --no-sandbox --repo repo --commit " + commit + " -o out --work-dir work");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  // The error names the log where it now is, and the log is there.
+  auto at = r.out.find("work/build-");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  auto end = r.out.find(".log", at);
+  ASSERT_NE(end, std::string::npos) << r.out;
+  std::string log = r.out.substr(at, end + 4 - at);
+  ASSERT_TRUE(fs::exists(dir_ / log)) << log << "\n" << r.out;
+  EXPECT_THAT(slurp(dir_ / log), HasSubstr("the-step-said-this"));
+}
+
+}  // namespace
+}  // namespace quorate::cli
