@@ -111,6 +111,7 @@ int run(KeyType type, const char* speed_name, int seconds, int rounds) {
   std::printf("%s: envelope %zu bytes; %d rounds alternating openssl speed with ours, %d CPU-s per figure; "
               "our measuring took %.1f s wall for %.1f CPU-s (openssl ran in its own process)\n",
               name, envelope.size(), rounds, seconds, wall, cpu);
+  bench::check_possible("our measuring", wall, cpu);
   std::printf("  openssl speed %s verify   %s\n", speed_name, bench::describe(openssl, "/s").c_str());
   std::printf("  PublicKey::verify(PAE)        %s\n", bench::describe(raw_key, "/s").c_str());
   std::printf("  parse_envelope                %s\n", bench::describe(parse_env, "/s").c_str());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -32,6 +33,17 @@ inline std::string load_average() {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.2f %.2f %.2f", l[0], l[1], l[2]);
   return buf;
+}
+
+// A span of `wall` seconds in which this process used `cpu` CPU-seconds cannot be shorter than cpu / cores: if it
+// is, the timing is an artifact, never a result. Prints "FLAG IMPOSSIBLE ..." naming `what` and returns false then.
+inline bool check_possible(const char* what, double wall, double cpu) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cores < 1) cores = 1;
+  if (wall >= cpu / static_cast<double>(cores) * 0.98) return true;
+  std::printf("  FLAG IMPOSSIBLE: %s took %.3f s wall for %.3f CPU-s on %ld cores (a timing artifact; no figure)\n", what,
+              wall, cpu, cores);
+  return false;
 }
 
 struct Spread {

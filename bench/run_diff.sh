@@ -5,7 +5,7 @@
 # trees and against the diffoci-style whole-tree comparison (extract both images' layers, then `diff -r`);
 # never asserts absolute times.
 # Usage: bench/run_diff.sh [WORKDIR]
-#   env: SIZE_MIB (1024), BUILD_DIR, NO_BUILD=1, QUORATE=path (use that binary), LIMIT (seconds per command,
+#   env: SIZE_MIB (1024), BUILD_DIR, NO_BUILD=1, JOBS (build jobs, 1), QUORATE=path (use that binary), LIMIT (seconds per command,
 #        1800), PAIRS (5)
 set -euo pipefail
 
@@ -31,7 +31,7 @@ if [ -z "${QUORATE:-}" ]; then
   echo "== building quorate (Release) in $BUILD" >&2
   [ -f "$BUILD/build.ninja" ] || bounded cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   if [ "${NO_BUILD:-0}" != 1 ]; then
-    bounded cmake --build "$BUILD" -j2 --target quorate >&2 || echo "== build failed; using the quorate built before" >&2
+    bounded cmake --build "$BUILD" -j"${JOBS:-1}" --target quorate >&2 || echo "== build failed; using the quorate built before" >&2
   fi
   QUORATE=$(find "$BUILD" -maxdepth 3 -name quorate -type f -perm -u+x | head -n1)
 fi

@@ -5,7 +5,7 @@
 # Usage: bench/run_normalize.sh [WORKDIR]
 #   WORKDIR: default /dev/shm/quorate-normalize-bench when /dev/shm is a tmpfs with 3 GiB free, else
 #            ${TMPDIR:-/tmp}/quorate-normalize-bench. The goals are stated for tmpfs.
-#   env: BUILD_DIR (build-bench), QUORATE=path (use that binary, build nothing), NO_BUILD=1, EPOCH,
+#   env: BUILD_DIR (build-bench), QUORATE=path (use that binary, build nothing), NO_BUILD=1, JOBS (1), EPOCH,
 #        PAIRS (5), ONLY (comma list of: floor,recipe,gzip,zstd; default all)
 #   Comparisons and goals:
 #     floor   normalize --compression none  vs  openssl dgst -sha256 of its output      goal <= 1.5x
@@ -33,7 +33,7 @@ wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 if [ -z "${QUORATE:-}" ]; then
   echo "== building quorate in $BUILD" >&2
   [ -f "$BUILD/build.ninja" ] || cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  [ "${NO_BUILD:-0}" = 1 ] || cmake --build "$BUILD" -j2 --target quorate >&2 ||
+  [ "${NO_BUILD:-0}" = 1 ] || cmake --build "$BUILD" -j"${JOBS:-1}" --target quorate >&2 ||
     echo "== build failed; benchmarking the quorate built before" >&2
   QUORATE=$(find "$BUILD" -maxdepth 3 -name quorate -type f -perm -u+x | head -n1)
 fi

@@ -45,9 +45,10 @@ Status copy_range(int fd, uint64_t offset, uint64_t size, Sink& out, const char*
   return Status();
 }
 
-TarStream::TarStream(Sink* next) : next_(next) {
-  for (size_t i = 0; i < kBlocks; ++i) blocks_.push_back(std::make_unique_for_overwrite<uint8_t[]>(kBlockBytes));
-  hasher_ = std::thread([this] { hash_blocks(); });
+TarStream::TarStream(Sink* next, bool hash_thread) : next_(next) {
+  const size_t blocks = hash_thread ? kBlocks : 1;
+  for (size_t i = 0; i < blocks; ++i) blocks_.push_back(std::make_unique_for_overwrite<uint8_t[]>(kBlockBytes));
+  if (hash_thread) hasher_ = std::thread([this] { hash_blocks(); });
 }
 
 TarStream::~TarStream() {
@@ -74,6 +75,15 @@ void TarStream::hash_blocks() {
 }
 
 Status TarStream::hand_off() {
+  if (!hasher_.joinable()) {  // hashed here, on the caller's thread
+    const auto block = std::span<const uint8_t>(blocks_[0].get(), filled_);
+    sha_.update(block);
+    size_ += filled_;
+    ++produced_;
+    status_ = next_->write(block);
+    filled_ = 0;
+    return status_;
+  }
   const size_t index = produced_ % kBlocks;
   lengths_[index] = filled_;
   size_ += filled_;
@@ -93,7 +103,7 @@ Status TarStream::hand_off() {
 Status TarStream::write(std::string_view bytes) {
   while (!bytes.empty() && status_.ok()) {
     const size_t take = std::min(bytes.size(), kBlockBytes - filled_);
-    std::memcpy(blocks_[produced_ % kBlocks].get() + filled_, bytes.data(), take);
+    std::memcpy(blocks_[produced_ % blocks_.size()].get() + filled_, bytes.data(), take);
     filled_ += take;
     bytes.remove_prefix(take);
     if (filled_ == kBlockBytes) QR_RETURN_IF_ERROR(hand_off());
@@ -104,7 +114,7 @@ Status TarStream::write(std::string_view bytes) {
 Status TarStream::write_range(int fd, uint64_t offset, uint64_t size, const char* what) {
   while (size > 0 && status_.ok()) {
     const size_t take = static_cast<size_t>(std::min<uint64_t>(size, kBlockBytes - filled_));
-    QR_RETURN_IF_ERROR(pread_exact(fd, blocks_[produced_ % kBlocks].get() + filled_, take, offset, what));
+    QR_RETURN_IF_ERROR(pread_exact(fd, blocks_[produced_ % blocks_.size()].get() + filled_, take, offset, what));
     filled_ += take;
     offset += take;
     size -= take;
@@ -120,7 +130,7 @@ Status TarStream::finish() {
     closing_ = true;
   }
   cv_.notify_all();
-  hasher_.join();
+  if (hasher_.joinable()) hasher_.join();
   if (status_.ok()) digest_ = sha_.finish_digest();
   return status_;
 }
@@ -255,7 +265,7 @@ Status write_layer(LayerPlan& plan, const LayerOptions& options, Sink& out, Laye
   Sink* blob_sink = compressed ? static_cast<Sink*>(&blob_hash) : &out;
   std::unique_ptr<Sink> compressor;
   if (compressed) compressor = make_compressor(options.compression, options.level, options.threads, blob_sink);
-  TarStream tar(compressed ? compressor.get() : &out);
+  TarStream tar(compressed ? compressor.get() : &out, /*hash_thread=*/!compressed);
   QR_RETURN_IF_ERROR(plan.write(tar, summary));
   QR_RETURN_IF_ERROR(tar.finish());
   summary.diff_id = tar.digest();

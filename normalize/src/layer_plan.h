@@ -32,14 +32,18 @@ struct Node {
 };
 
 // The canonical tar on its way out. Headers and content are gathered into large blocks; content is read
-// once, by file range, straight into a block. Each full block is hashed (the diff_id) on a thread of this
-// object's own while the caller's thread forwards the same block to `next` (the output file or a
-// compressor), so hashing overlaps writing, and the digest is of exactly the bytes written even if a source
-// file changes meanwhile. Memory: kBlocks blocks of kBlockBytes. One producer thread; not thread-safe.
+// once, by file range, straight into a block. Each full block is hashed (the diff_id) and forwarded to `next`
+// (the output file or a compressor); the digest is of exactly the bytes forwarded even if a source file
+// changes meanwhile. With `hash_thread`, hashing runs on a thread of this object's own while the caller's
+// thread forwards the same block, so hashing overlaps writing: right for an uncompressed output, where the
+// hash is half the work. Without it the caller's thread hashes each block before forwarding it: right in
+// front of a compressor, whose own threads are the bottleneck, since a third thread handing blocks back and
+// forth only adds scheduling waits on a loaded machine. Memory: kBlocks blocks of kBlockBytes (one without
+// `hash_thread`). One producer thread; not thread-safe.
 class TarStream {
  public:
-  explicit TarStream(Sink* next);
-  ~TarStream();  // stops and joins the hashing thread
+  explicit TarStream(Sink* next, bool hash_thread = true);
+  ~TarStream();  // stops and joins the hashing thread, if any
   TarStream(const TarStream&) = delete;
   TarStream& operator=(const TarStream&) = delete;
 

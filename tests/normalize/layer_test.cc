@@ -132,6 +132,41 @@ TEST_F(LayerTest, InputHashIsOptionalAndChangesNoOutputByte) {
   }
 }
 
+TEST_F(LayerTest, CompressedLayersHashTheCanonicalTarAndIgnoreTheThreadCount) {
+  // In front of a compressor the canonical tar is hashed on the writing thread, not a thread of its own: the
+  // diff_id must still be the digest of the uncompressed canonical bytes, over many 1 MiB blocks (the
+  // "many" layer is ~15 MiB of headers), and no byte may depend on --threads.
+  for (const std::string& args : {std::string("tree --order shuffled"), std::string("many --entries 30000")}) {
+    const auto space = args.find(' ');
+    fs::path input = make(args.substr(0, space), args.substr(space + 1));
+    std::string plain;
+    auto canonical_summary = normalize(input, plain, uncompressed());
+    ASSERT_TRUE(canonical_summary.ok()) << args << ": " << canonical_summary.status().to_string();
+    EXPECT_EQ(canonical_summary->diff_id, digest_of(plain)) << args;
+    for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+      std::string first;
+      for (int threads : {1, 2, 3}) {
+        LayerOptions o;
+        o.compression = c;
+        o.threads = threads;
+        std::string bytes;
+        auto s = normalize(input, bytes, o);
+        ASSERT_TRUE(s.ok()) << args << " " << compression_name(c) << ": " << s.status().to_string();
+        EXPECT_EQ(s->diff_id, canonical_summary->diff_id) << args << " " << compression_name(c) << " threads " << threads;
+        EXPECT_EQ(s->tar_size, plain.size()) << args << " " << compression_name(c);
+        EXPECT_EQ(s->digest, digest_of(bytes)) << args << " " << compression_name(c);
+        EXPECT_EQ(s->size, bytes.size()) << args << " " << compression_name(c);
+        if (first.empty()) {
+          first = bytes;
+        } else {
+          EXPECT_TRUE(bytes == first) << args << " " << compression_name(c) << ": bytes differ with " << threads
+                                      << " threads";
+        }
+      }
+    }
+  }
+}
+
 // Lists every entry of a tar as bsdtar sees it: type, mode, owner, size, mtime, name, link.
 std::string listing(const fs::path& tar) {
   return run("TZ=UTC LC_ALL=C.UTF-8 bsdtar -tvf " + sh(tar.string()) + " | sort").out;
