@@ -10,6 +10,7 @@
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/image_files.h"
 #include "store_internal.h"
@@ -45,25 +46,6 @@ Result<Reference> parse_reference(const std::string& ref) {
   if (r.name.empty()) return Status::bad_input("image reference " + ref + " has no name");
   return r;
 }
-
-// A directory under the store's tmp/, removed (whatever is in it) on destruction.
-class TempDir {
- public:
-  static Result<TempDir> make(const fs::path& parent) {
-    std::string templ = (parent / "pull.XXXXXX").string();
-    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a directory in " + parent.string(), errno);
-    return TempDir(templ);
-  }
-  TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
-  ~TempDir() {
-    if (!path_.empty()) (void)internal::remove_tree(path_);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  explicit TempDir(fs::path p) : path_(std::move(p)) {}
-  fs::path path_;
-};
 
 struct ChildResult {
   int wait_status = 0;
@@ -151,7 +133,7 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
     return Status::not_found("skopeo is not installed (" + (options.skopeo.empty() ? std::string("not on PATH") : options.skopeo.string()) +
                              "): `apt-get install skopeo` (Debian package skopeo) to pull images");
   }
-  auto tmp = QR_TRY(TempDir::make(internal::temp_dir(dir_)));
+  auto tmp = QR_TRY(TempDir::create(internal::temp_dir(dir_), "pull."));
   std::vector<std::string> argv = {options.skopeo.string(), "copy", "--quiet", "--preserve-digests"};
   if (options.insecure_registry) argv.push_back("--src-tls-verify=false");
   argv.push_back("docker://" + ref.name + "@" + ref.digest);
