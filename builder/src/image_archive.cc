@@ -1,19 +1,19 @@
 // oci-archive and docker-archive: both are canonical uncompressed tars written by the normalize layer writer.
 #include "image_archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/compress.h"
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci.h"
 
@@ -52,44 +52,12 @@ Status write_tar(normalize::CanonicalLayerWriter& writer, const std::filesystem:
   return file->commit();
 }
 
-// Decompresses a layer blob (gzip, zstd or none, detected by content) into `dest`; returns the sha256 digest
-// of the decompressed bytes.
+// Decompresses a layer blob (gzip, zstd or none, told by content) into `dest`; returns its diff_id.
 Result<std::string> decompress(const std::filesystem::path& blob, const std::filesystem::path& dest) {
-  struct archive* a = archive_read_new();
-  archive_read_support_filter_all(a);
-  archive_read_support_format_raw(a);
-  auto fail = [&](const std::string& what) {
-    std::string msg = what + " " + blob.string() + ": " + (archive_error_string(a) ? archive_error_string(a) : "?");
-    archive_read_free(a);
-    return Status::bad_input(msg);
-  };
-  if (archive_read_open_filename(a, blob.c_str(), 1 << 20) != ARCHIVE_OK) return fail("open");
-  struct archive_entry* entry = nullptr;
-  if (archive_read_next_header(a, &entry) != ARCHIVE_OK) return fail("read");
-  int fd = ::open(dest.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    archive_read_free(a);
-    return Status::from_errno("create " + dest.string(), errno);
-  }
-  Sha256 hash;
-  std::vector<uint8_t> buf(1 << 20);
-  Status status;
-  while (true) {
-    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
-    if (n < 0) {
-      ::close(fd);
-      return fail("decompress");
-    }
-    if (n == 0) break;
-    std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
-    hash.update(chunk);
-    status = write_all(fd, chunk, dest.c_str());
-    if (!status.ok()) break;
-  }
-  ::close(fd);
-  archive_read_free(a);
-  QR_RETURN_IF_ERROR(status);
-  return hash.finish_digest();
+  auto file = QR_TRY(AtomicFile::create(dest));
+  auto digest = QR_TRY(normalize::decompressed_digest(blob, std::numeric_limits<uint64_t>::max(), file.get()));
+  QR_RETURN_IF_ERROR(file->commit());
+  return digest;
 }
 
 }  // namespace

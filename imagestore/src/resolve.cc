@@ -2,8 +2,6 @@
 // digest and diff_ids, each checked against the bytes skopeo copied.
 #include "quorate/imagestore/resolve.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,6 +10,7 @@
 #include "quorate/core/process.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/temporaries.h"
+#include "quorate/normalize/compress.h"
 
 namespace quorate::imagestore {
 namespace fs = std::filesystem;
@@ -30,42 +29,6 @@ Result<std::string> file_digest(const fs::path& p) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     h.update(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
   }
-  return h.finish_digest();
-}
-
-// sha256 of the blob decompressed (gzip, zstd, or none: detected by content).
-Result<std::string> uncompressed_digest(const fs::path& blob, uint64_t max_bytes) {
-  struct archive* a = archive_read_new();
-  archive_read_support_filter_all(a);
-  archive_read_support_format_raw(a);
-  auto fail = [&](const std::string& what) {
-    std::string msg = what + " " + blob.string() + ": " + (archive_error_string(a) ? archive_error_string(a) : "?");
-    archive_read_free(a);
-    return Status::bad_input(msg);
-  };
-  if (archive_read_open_filename(a, blob.c_str(), 1 << 20) != ARCHIVE_OK) return fail("open");
-  struct archive_entry* entry = nullptr;
-  int r = archive_read_next_header(a, &entry);
-  Sha256 h;
-  if (r == ARCHIVE_EOF) {  // an empty blob: the raw format sees no entry
-    archive_read_free(a);
-    return h.finish_digest();
-  }
-  if (r != ARCHIVE_OK) return fail("read");
-  std::vector<char> buf(1 << 20);
-  uint64_t total = 0;
-  while (true) {
-    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
-    if (n < 0) return fail("decompress");
-    if (n == 0) break;
-    total += static_cast<uint64_t>(n);
-    if (total > max_bytes) {
-      archive_read_free(a);
-      return Status::bad_input("layer " + blob.string() + " expands past the limit of " + std::to_string(max_bytes) + " bytes");
-    }
-    h.update(std::string_view(buf.data(), static_cast<size_t>(n)));
-  }
-  archive_read_free(a);
   return h.finish_digest();
 }
 
@@ -157,7 +120,7 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
     if (QR_TRY(file_digest(blob)) != digest) {
       return Status::bad_input(o.reference + ": layer " + std::to_string(i) + " does not hash to " + digest);
     }
-    auto uncompressed = QR_TRY(uncompressed_digest(blob, o.max_expanded_bytes));
+    auto uncompressed = QR_TRY(normalize::decompressed_digest(blob, o.max_expanded_bytes));
     if (uncompressed != diff_id) {
       return Status::bad_input(o.reference + ": layer " + std::to_string(i) + " (" + digest + ") decompresses to " +
                                uncompressed + ", not the config's diff_id " + diff_id);

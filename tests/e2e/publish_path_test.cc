@@ -26,16 +26,7 @@ using quorate::testing::slurp;
 using quorate::testing::spit;
 namespace fs = std::filesystem;
 
-bool port_answers(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
+using quorate::testing::port_answers;
 
 quorate::testing::CommandResult shell(const std::string& command) { return quorate::testing::run(command); }
 

@@ -1,7 +1,10 @@
 // Helpers shared by tests: scratch directories, running commands, reading files.
 #pragma once
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -81,6 +84,19 @@ inline std::string quorate_bin() {
   if (const char* p = std::getenv("QUORATE_BIN"); p && *p) return p;
   return QUORATE_TEST_BIN;
 }
+// Whether something accepts TCP connections on 127.0.0.1:`port` (a daemon a test started is up).
+inline bool port_answers(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
 // A shell command running the quorate binary under test with `args` (already quoted as the shell needs).
 inline std::string quorate_command(const std::string& args) { return sh(quorate_bin()) + " " + args; }
 inline std::filesystem::path source_dir() {

@@ -2,6 +2,8 @@
 // level — never on the thread count, the time, or the host.
 #pragma once
 
+#include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -31,5 +33,10 @@ std::string compressor_id(Compression c, int level);
 
 // OCI media type of a layer blob: application/vnd.oci.image.layer.v1.tar[+gzip|+zstd].
 std::string layer_media_type(Compression c);
+
+// The sha256 digest of a layer blob decompressed (gzip, zstd, xz, bzip2 or none, told by content: a diff_id),
+// its decompressed bytes written to `out` as well when it is not null. bad_input naming the blob when it is
+// corrupt or expands past `max_bytes`.
+Result<std::string> decompressed_digest(const std::filesystem::path& blob, uint64_t max_bytes, Sink* out = nullptr);
 
 }  // namespace quorate::normalize
