@@ -7,7 +7,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -39,17 +38,6 @@ void print(const imagestore::StoredImage& i) {
 }
 
 // The first executable `name` in a directory of PATH; empty when there is none.
-std::filesystem::path find_on_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    auto p = std::filesystem::path(dir.empty() ? "." : dir) / name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return {};
-}
-
 Status run_import(const ImageArgs& a) {
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   auto images = QR_TRY(store.import(a.source));
@@ -61,7 +49,7 @@ Status run_pull(const ImageArgs& a) {
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   imagestore::PullOptions o;
   o.reference = a.reference;
-  o.skopeo = find_on_path("skopeo");
+  o.skopeo = program_on_path("skopeo");
   o.insecure_registry = a.insecure_registry;
   o.timeout = std::chrono::seconds(a.timeout_seconds);
   auto image = QR_TRY(store.pull(o));
