@@ -14,6 +14,7 @@
 #include "quorate/wire/frame.h"
 #include "quorate/wire/socket.h"
 #include "scripted_node.h"
+#include "support/sample_build_result.h"
 #include "support/test_util.h"
 
 namespace quorate::e2e {
@@ -22,34 +23,11 @@ namespace {
 namespace pb = wire::pb;
 using wire::MessageType;
 
-const std::string kRepo = "file:///srv/git/hello.git";
-std::string commit_id(const std::string& name) { return sha256_hex("commit " + name).substr(0, 40); }
+const std::string& kRepo = testing::kSampleRepo;
+std::string commit_id(const std::string& name) { return testing::sample_commit(name); }
 std::string digest(const std::string& name) { return sha256_digest(name); }
-
-// A build result as `quorate build --result-out` writes it (docs/build-result.md).
 std::string build_result(const std::string& commit, const std::string& image) {
-  nlohmann::json j = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image",
-       {{"name", "example.org/hello"},
-        {"manifest_digest", digest("manifest " + image)},
-        {"config_digest", digest("config " + image)},
-        {"diff_ids", {digest("layer " + image)}},
-        {"layers", {{{"digest", digest("blob " + image)}, {"size", 123},
-                     {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
-      {"source", {{"uri", kRepo}, {"commit", commit}, {"tree", sha256_hex("tree").substr(0, 40)},
-                  {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"toolchain", {{"quorate", "0.1.0"}}},
-      {"environment", {{"TZ", "UTC"}}},
-      {"sandbox", "none"},
-      {"started_on", "2026-11-23T08:00:00Z"},
-      {"finished_on", "2026-11-23T08:00:03Z"}};
-  return j.dump();
+  return testing::sample_build_result(commit, image);
 }
 
 struct QuorumNetwork {

@@ -14,6 +14,7 @@
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
 #include "quorate/core/sha256.h"
+#include "support/sample_build_result.h"
 #include "support/test_util.h"
 
 namespace quorate::gate_test {
@@ -21,35 +22,13 @@ namespace quorate::gate_test {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-inline const std::string kRepo = "file:///srv/git/hello.git";
-inline std::string commit_id(const std::string& name) { return sha256_hex("commit " + name).substr(0, 40); }
+inline const std::string& kRepo = testing::kSampleRepo;
+inline std::string commit_id(const std::string& name) { return testing::sample_commit(name); }
 // The image digest a build of `image` attests (its manifest digest), and a reference pinned to it.
-inline std::string image_digest(const std::string& image) { return sha256_digest("manifest " + image); }
+inline std::string image_digest(const std::string& image) { return testing::sample_image_digest(image); }
 inline std::string pinned(const std::string& image) { return "registry.example/hello@" + image_digest(image); }
-
-// A build result as `quorate build --result-out` writes it (docs/build-result.md).
 inline std::string build_result(const std::string& commit, const std::string& image) {
-  json j = {{"schema", "https://quorate.dev/build-result/v1"},
-            {"canonical_form", 1},
-            {"image",
-             {{"name", "example.org/hello"},
-              {"manifest_digest", image_digest(image)},
-              {"config_digest", sha256_digest("config " + image)},
-              {"diff_ids", {sha256_digest("layer " + image)}},
-              {"layers", {{{"digest", sha256_digest("blob " + image)}, {"size", 123},
-                           {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
-            {"source", {{"uri", kRepo}, {"commit", commit}, {"tree", sha256_hex("tree").substr(0, 40)},
-                        {"recipe_path", "quorate.toml"}}},
-            {"base_images", json::array()},
-            {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-            {"source_date_epoch", 1700000000},
-            {"compressor", "gzip zlib 1.2.13 level 6"},
-            {"toolchain", {{"quorate", "0.1.0"}}},
-            {"environment", {{"TZ", "UTC"}}},
-            {"sandbox", "none"},
-            {"started_on", "2026-11-23T08:00:00Z"},
-            {"finished_on", "2026-11-23T08:00:03Z"}};
-  return j.dump();
+  return testing::sample_build_result(commit, image);
 }
 
 // Keys for nodes a, b, c in `dir` and a policy file naming them (threshold, on_conflict = reject).
