@@ -14,6 +14,7 @@ namespace {
 struct DiffArgs {
   std::string a, b;
   std::string ignore;
+  std::string platform;
   bool json = false;
   bool deep = false;
 };
@@ -21,6 +22,7 @@ struct DiffArgs {
 Status run_diff(const DiffArgs& args) {
   audit::DiffOptions options;
   options.temp_dir = temp_dir_from_env();
+  options.platform = args.platform;
   std::istringstream names(args.ignore);
   for (std::string name; std::getline(names, name, ',');) {
     if (!name.empty()) options.ignore.insert(name);
@@ -58,6 +60,8 @@ void add_diff_command(CLI::App& app, Action& action) {
       ->required();
   cmd->add_option("--ignore", args->ignore,
                   "comma-separated fields to hide: mtime, owner, mode, xattrs, content, link, created");
+  cmd->add_option("--platform", args->platform,
+                  "os/arch[/variant] of the image to compare when an OCI layout holds several (an index)");
   cmd->add_flag("--deep", args->deep,
                 "run diffoscope on both versions of each changed regular file and show its report (first 200 "
                 "lines, 60 s per file); a usage error when diffoscope is not installed");

@@ -28,6 +28,7 @@
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/inspect.h"
 #include "quorate/normalize/layer.h"
+#include "quorate/normalize/oci_layout.h"
 
 namespace quorate::audit {
 namespace {
@@ -36,7 +37,6 @@ namespace fs = std::filesystem;
 using normalize::EntryType;
 using normalize::LayerEntry;
 
-constexpr uint64_t kMaxJsonBytes = 16u << 20;
 constexpr size_t kMaxReportBytes = 1u << 20;  // a diffoscope report is cut here even within deep_max_lines
 
 const std::set<std::string> kKnownFields = {"content", "created", "link", "mode", "mtime", "owner", "xattrs"};
@@ -249,58 +249,13 @@ struct ImageView {
   std::vector<ViewLayer> layers;
 };
 
-// The JSON in member `name`, checked against `digest` unless that is empty.
-Result<nlohmann::json> read_json(const normalize::ImageFiles& files, const std::string& name,
-                                 const std::string& digest, const std::string& what) {
-  auto file = QR_TRY(files.path_of(name, what));
-  auto bytes = read_file(file, kMaxJsonBytes);
-  if (!bytes.ok()) return bytes.status().with_context(what + " " + name);
-  if (!digest.empty() && sha256_digest(*bytes) != digest) {
-    return Status::bad_input(what + " " + name + " does not match its digest " + digest);
-  }
-  auto j = nlohmann::json::parse(*bytes, nullptr, false);
-  if (j.is_discarded()) return Status::bad_input(what + " " + name + " is not valid JSON");
-  return j;
-}
-
-// A JSON object stored as an OCI blob, checked against its digest.
-Result<nlohmann::json> read_blob(const normalize::ImageFiles& files, const nlohmann::json& digest,
-                                 const std::string& what) {
-  if (!digest.is_string() || !check_digest(digest.get<std::string>()).ok()) {
-    return Status::bad_input(what + ": malformed or unsupported digest " + digest.dump());
-  }
-  std::string d = digest.get<std::string>();
-  auto j = QR_TRY(read_json(files, "blobs/sha256/" + digest_hex(d), d, what));
-  if (!j.is_object()) return Status::bad_input(what + " " + d + " is not a JSON object");
-  return j;
-}
-
-bool has_digest(const nlohmann::json& descriptor) {
-  return descriptor.is_object() && descriptor.contains("digest") && descriptor["digest"].is_string();
-}
-
-// An OCI image layout under `root`: the first manifest index.json lists.
-Result<ImageView> open_oci(const normalize::ImageFiles& files) {
-  auto index = QR_TRY(read_json(files, "index.json", "", "index"));
-  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array() ||
-      index["manifests"].empty() || !has_digest(index["manifests"][0])) {
-    return Status::bad_input("index.json does not list a manifest");
-  }
+// An OCI image layout: the image index.json leads to (`platform` picks one of several).
+Result<ImageView> open_oci(const normalize::ImageFiles& files, const std::string& platform) {
+  auto oci = QR_TRY(normalize::read_oci_layout(files, platform));
   ImageView view;
-  view.manifest = QR_TRY(read_blob(files, index["manifests"][0]["digest"], "manifest"));
-  if (!view.manifest.contains("config") || !has_digest(view.manifest["config"]) ||
-      !view.manifest.contains("layers") || !view.manifest["layers"].is_array()) {
-    return Status::bad_input("the manifest has no config or layers");
-  }
-  view.config = QR_TRY(read_blob(files, view.manifest["config"]["digest"], "config"));
-  for (const auto& layer : view.manifest["layers"]) {
-    if (!has_digest(layer) || !check_digest(layer["digest"].get<std::string>()).ok()) {
-      return Status::bad_input("the manifest lists a layer without a valid digest: " + layer.dump());
-    }
-    std::string digest = layer["digest"];
-    auto file = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), "layer"));
-    view.layers.push_back({digest, std::move(file)});
-  }
+  view.manifest = std::move(oci.manifest);
+  view.config = std::move(oci.config);
+  for (auto& layer : oci.layers) view.layers.push_back({std::move(layer.digest), std::move(layer.file)});
   view.manifest.erase("config");
   view.manifest.erase("layers");
   return view;
@@ -313,9 +268,8 @@ Result<ImageView> open_docker(const normalize::ImageFiles& files) {
     return Status::unsupported("manifest.json lists " + std::to_string(images.size()) +
                                " images; quorate diff compares one image on each side");
   }
-  auto manifest = QR_TRY(read_json(files, "manifest.json", "", "manifest"));  // its other fields are compared
   ImageView view;
-  view.manifest = manifest[0];
+  view.manifest = std::move(images[0].entry);  // its other fields are compared
   view.config = std::move(images[0].config);
   for (auto& layer : images[0].layers) view.layers.push_back({std::move(layer.digest), std::move(layer.file)});
   view.manifest.erase("Config");
@@ -335,7 +289,7 @@ Result<ImageView> open_image(const fs::path& input, const DiffOptions& options) 
                    ? normalize::ImageFiles::open_dir(input)
                    : normalize::ImageFiles::extract(input, options.temp_dir, options.max_expanded_bytes);
   if (!files.ok()) return files.status().with_context(what);
-  auto view = format == ImageFormat::kDockerArchive ? open_docker(**files) : open_oci(**files);
+  auto view = format == ImageFormat::kDockerArchive ? open_docker(**files) : open_oci(**files, options.platform);
   if (!view.ok()) return view.status().with_context(what);
   view->name = input.string();
   view->files = std::move(*files);

@@ -79,6 +79,7 @@ Result<DockerImage> read_entry(const ImageFiles& files, const json& m, size_t in
   if (m.contains("RepoTags") && is_string_array(m["RepoTags"]) && !m["RepoTags"].empty()) {
     image.repo_tag = m["RepoTags"][0].get<std::string>();
   }
+  image.entry = m;
   return image;
 }
 

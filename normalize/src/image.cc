@@ -10,20 +10,17 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
-#include <map>
 #include <memory>
-#include <optional>
-#include <set>
 
 #include "archive_util.h"
 #include "image_members.h"
 #include "quorate/core/file.h"
-#include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/docker_archive.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
+#include "quorate/normalize/oci_layout.h"
 
 namespace quorate::normalize {
 namespace fs = std::filesystem;
@@ -32,9 +29,6 @@ using nlohmann::json;
 namespace {
 
 using internal::kMaxJsonBytes;
-using internal::parse_json;
-using internal::read_member;
-constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 
 // ---- the image as read ----
@@ -58,115 +52,13 @@ std::string tag_of(const std::string& repo_tag) {
   return repo_tag.substr(colon + 1);
 }
 
-// A blob of an OCI layout, checked against its digest.
-Result<std::string> read_blob(const ImageFiles& src, const std::string& digest, const std::string& what) {
-  if (!check_digest(digest).ok()) return Status::bad_input(what + ": malformed or unsupported digest \"" + digest + "\"");
-  auto bytes = QR_TRY(read_member(src, "blobs/sha256/" + digest_hex(digest), what + " " + digest));
-  std::string actual = sha256_digest(bytes);
-  if (actual != digest) return Status::bad_input(what + " blob " + digest + " does not match its digest (holds " + actual + ")");
-  return bytes;
-}
-
-std::string platform_of(const json& d) {
-  if (!d.contains("platform") || !d["platform"].is_object()) return "";
-  const json& p = d["platform"];
-  std::string s = p.value("os", "") + "/" + p.value("architecture", "");
-  if (p.contains("variant") && p["variant"].is_string()) s += "/" + p["variant"].get<std::string>();
-  return s;
-}
-
-// At most this many descriptors are read from index.json and the indexes it lists, duplicates included.
-// Real multi-platform indexes list tens; a flood (an index listing a nested index thousands of times, each
-// listing a manifest thousands of times) is refused before it can grow memory.
-constexpr size_t kMaxIndexDescriptors = 4096;
-
-// The walk from index.json to the manifest descriptors it leads to (nested indexes followed one level).
-// Each nested index is read once and each (manifest digest, platform) listed once, however often they recur.
-struct IndexWalk {
-  explicit IndexWalk(const ImageFiles& files) : src(files) {}
-  const ImageFiles& src;
-  size_t visited = 0;
-  std::set<std::string> indexes_read;
-  std::set<std::pair<std::string, std::string>> manifests_listed;
-  std::vector<json> manifests;
-};
-
-Status collect_manifests(IndexWalk& walk, const json& index, int depth) {
-  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
-    return Status::bad_input("index has no \"manifests\" array");
-  }
-  for (const auto& d : index["manifests"]) {
-    if (++walk.visited > kMaxIndexDescriptors) {
-      return Status::bad_input("lists more than " + std::to_string(kMaxIndexDescriptors) +
-                               " descriptors, counting those of the indexes it lists (the limit)");
-    }
-    if (!d.is_object() || !d.contains("digest") || !d["digest"].is_string()) {
-      return Status::bad_input("index lists a descriptor without a digest");
-    }
-    std::string digest = d["digest"];
-    std::string mt = d.contains("mediaType") && d["mediaType"].is_string() ? d["mediaType"].get<std::string>() : "";
-    if (mt == kMediaTypeIndex || mt == kDockerManifestList) {
-      if (depth > 1) return Status::unsupported("image indexes nested deeper than two levels");
-      if (!walk.indexes_read.insert(digest).second) continue;  // its manifests are listed already
-      auto bytes = QR_TRY(read_blob(walk.src, digest, "index"));
-      auto nested = QR_TRY(parse_json(bytes, "index " + digest));
-      size_t first = walk.manifests.size();
-      QR_RETURN_IF_ERROR(collect_manifests(walk, nested, depth + 1));
-      for (size_t i = first; i < walk.manifests.size(); ++i) {
-        json& m = walk.manifests[i];
-        if (!m.contains("annotations") && d.contains("annotations")) m["annotations"] = d["annotations"];
-      }
-    } else if (walk.manifests_listed.emplace(digest, platform_of(d)).second) {
-      walk.manifests.push_back(d);
-    }
-  }
-  return Status();
-}
-
 Result<InputImage> read_oci(const ImageFiles& src, const ImageOptions& opt) {
-  auto index_bytes = QR_TRY(read_member(src, "index.json", "index.json"));
-  auto index = QR_TRY(parse_json(index_bytes, "index.json"));
-  IndexWalk walk(src);
-  QR_RETURN_IF_ERROR(collect_manifests(walk, index, 0).with_context("index.json"));
-  const std::vector<json>& manifests = walk.manifests;
-  std::vector<json> chosen;
-  std::set<std::string> chosen_digests;  // one manifest listed for several platforms is one image
-  for (const auto& m : manifests) {
-    if ((opt.platform.empty() || platform_of(m) == opt.platform ||
-         (platform_of(m).empty() && manifests.size() == 1)) &&
-        chosen_digests.insert(m["digest"].get<std::string>()).second) {
-      chosen.push_back(m);
-    }
-  }
-  if (chosen.size() != 1) {
-    std::string listed;
-    for (const auto& m : manifests) listed += (listed.empty() ? "" : ", ") + (platform_of(m).empty() ? "?" : platform_of(m));
-    if (chosen.empty() && !opt.platform.empty()) {
-      return Status::bad_input("index.json has no image for platform " + opt.platform + " (it has: " + listed + ")");
-    }
-    return Status::bad_input("index.json lists " + std::to_string(manifests.size()) + " images (" + listed +
-                             "); choose one with --platform");
-  }
+  auto oci = QR_TRY(read_oci_layout(src, opt.platform));
   InputImage img;
-  const json& d = chosen[0];
-  img.manifest_digest = d["digest"];
-  if (d.contains("annotations") && d["annotations"].is_object()) {
-    img.ref_name = d["annotations"].value(kRefNameAnnotation, "");
-  }
-  auto manifest_bytes = QR_TRY(read_blob(src, img.manifest_digest, "manifest"));
-  auto manifest = QR_TRY(parse_json(manifest_bytes, "manifest " + img.manifest_digest));
-  try {
-    auto config_bytes = QR_TRY(read_blob(src, manifest.at("config").at("digest").get<std::string>(), "config"));
-    img.config = QR_TRY(parse_json(config_bytes, "config"));
-    for (const auto& l : manifest.at("layers")) {
-      std::string digest = l.at("digest");
-      if (!check_digest(digest).ok()) return Status::bad_input("manifest: malformed or unsupported layer digest \"" + digest + "\"");
-      auto p = QR_TRY(src.path_of("blobs/sha256/" + digest_hex(digest), "layer " + digest));
-      img.layers.push_back({p, digest, "layer blob " + digest});
-    }
-  } catch (const json::exception& e) {
-    return Status::bad_input("manifest " + img.manifest_digest + " is malformed: " + e.what());
-  }
+  img.manifest_digest = std::move(oci.manifest_digest);
+  img.ref_name = std::move(oci.ref_name);
+  img.config = std::move(oci.config);
+  for (auto& l : oci.layers) img.layers.push_back({std::move(l.file), l.digest, "layer blob " + l.digest});
   return img;
 }
 

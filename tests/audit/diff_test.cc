@@ -4,6 +4,7 @@
 #include "quorate/audit/diff.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -233,6 +234,51 @@ TEST_F(DiffImagesTest, BrokenArchivesNameTheInputAndWhatIsWrong) {
   EXPECT_NE(big.status().message().find("more than the limit of 4096 bytes"), std::string::npos)
       << big.status().to_string();
   EXPECT_TRUE(is_empty_dir(options_.temp_dir));
+}
+
+// A layout that lists two images, one per platform: the diff takes the one --platform names, the same reader
+// normalize uses.
+TEST_F(DiffImagesTest, LayoutsOfSeveralPlatformsNeedOneChosen) {
+  fs::path amd = oci_tar(archive("")).replace_extension();
+  fs::path arm = oci_tar(archive("--greeting bonjour")).replace_extension();
+  fs::path both = dir_ / "both";
+  fs::create_directories(both / "blobs/sha256");
+  nlohmann::json manifests = nlohmann::json::array();
+  for (const auto& [layout, arch] : {std::pair{amd, "amd64"}, std::pair{arm, "arm64"}}) {
+    for (const auto& blob : fs::directory_iterator(layout / "blobs/sha256")) {
+      fs::copy_file(blob.path(), both / "blobs/sha256" / blob.path().filename(), fs::copy_options::skip_existing);
+    }
+    auto d = nlohmann::json::parse(quorate::testing::slurp(layout / "index.json"))["manifests"][0];
+    d["platform"] = {{"os", "linux"}, {"architecture", arch}};
+    manifests.push_back(d);
+  }
+  fs::copy_file(amd / "oci-layout", both / "oci-layout");
+  quorate::testing::spit(both / "index.json", nlohmann::json({{"schemaVersion", 2}, {"manifests", manifests}}).dump());
+
+  auto unchosen = diff_images(both, amd, options_);
+  ASSERT_FALSE(unchosen.ok());
+  EXPECT_EQ(unchosen.status().code(), Code::kBadInput);
+  EXPECT_NE(unchosen.status().message().find("lists 2 images (linux/amd64, linux/arm64); choose one with --platform"),
+            std::string::npos)
+      << unchosen.status().to_string();
+
+  options_.platform = "linux/amd64";
+  auto same = diff_images(both, amd, options_);
+  ASSERT_TRUE(same.ok()) << same.status().to_string();
+  EXPECT_TRUE(same->identical()) << to_text(*same);
+
+  options_.platform = "linux/arm64";
+  auto other = diff_images(both, amd, options_);
+  ASSERT_TRUE(other.ok()) << other.status().to_string();
+  ASSERT_EQ(other->layers.size(), 1u) << to_text(*other);
+  ASSERT_EQ(other->layers[0].changes.size(), 1u) << to_text(*other);
+  EXPECT_EQ(other->layers[0].changes[0].path, "etc/hello.conf");
+
+  options_.platform = "linux/s390x";
+  auto none = diff_images(both, amd, options_);
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("has no image for platform linux/s390x"), std::string::npos)
+      << none.status().to_string();
 }
 
 TEST_F(DiffImagesTest, DeepExplainsChangedFilesOfArchives) {

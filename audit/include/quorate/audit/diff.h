@@ -58,6 +58,8 @@ struct DiffOptions {
   // file whose content changed, and its report kept in FileChange::deep. diffoscope exits 1 for "differ", so
   // any exit status is a report; only failing to start it is an error.
   std::filesystem::path diffoscope;
+  // "os/arch[/variant]": the image to take from an OCI layout that holds several; empty when each holds one.
+  std::string platform;
   std::chrono::seconds deep_timeout{60};  // a run still going then is killed; the report says so
   size_t deep_max_lines = 200;            // longer reports are cut, with a closing line saying so
 };

@@ -26,6 +26,7 @@ struct DockerImage {
   nlohmann::json config;        // an object, with a rootfs.diff_ids string for each layer
   std::string repo_tag;         // the first RepoTags entry ("" when none), e.g. "registry/app:1.0"
   std::vector<DockerLayer> layers;
+  nlohmann::json entry;         // the image's manifest.json entry as written
 };
 
 // Every image manifest.json lists, in order. bad_input naming the member for JSON that is not of the shape
