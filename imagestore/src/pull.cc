@@ -1,14 +1,9 @@
 // ImageStore::pull: an image pinned by digest, copied from its registry by skopeo (argv, no shell, bounded by
 // a timeout) into a temporary layout under the store, checked against the pin, then imported byte for byte.
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 
 #include "quorate/core/file.h"
+#include "quorate/core/process.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/temporaries.h"
 #include "quorate/imagestore/image_store.h"
@@ -20,7 +15,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 namespace {
 
-constexpr size_t kMaxStderr = 16 << 10;
+constexpr size_t kMaxOutput = 1 << 20;  // skopeo --quiet says little; more is killed
+constexpr size_t kMaxShown = 16 << 10;   // of which an error shows this much
 
 struct Reference {
   std::string name;    // without tag or digest: what skopeo is given
@@ -45,69 +41,6 @@ Result<Reference> parse_reference(const std::string& ref) {
   r.name = colon != std::string::npos && (slash == std::string::npos || colon > slash) ? r.shown.substr(0, colon) : r.shown;
   if (r.name.empty()) return Status::bad_input("image reference " + ref + " has no name");
   return r;
-}
-
-struct ChildResult {
-  int wait_status = 0;
-  bool timed_out = false;
-  std::string stderr_text;
-};
-
-// Runs argv (argv[0] a path) in `cwd`, in its own process group, stdin and stdout on /dev/null, stderr
-// captured (its first kMaxStderr bytes); the whole group is killed at the deadline.
-Result<ChildResult> run_child(const std::vector<std::string>& argv, const fs::path& cwd, std::chrono::seconds timeout) {
-  int err[2];
-  if (::pipe2(err, O_CLOEXEC) != 0) return Status::from_errno("create a pipe for " + argv[0], errno);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {  // only async-signal-safe calls until exec
-    ::setpgid(0, 0);
-    int null = ::open("/dev/null", O_RDWR);
-    if (null < 0 || ::chdir(cwd.c_str()) != 0) ::_exit(127);
-    ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(err[1], 2);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  int fork_errno = errno;
-  ::close(err[1]);
-  if (pid < 0) {
-    ::close(err[0]);
-    return Status::from_errno("start " + argv[0], fork_errno);
-  }
-  ::setpgid(pid, pid);
-  ChildResult out;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  char buf[4096];
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-    if (left <= 0) {
-      out.timed_out = true;
-      break;
-    }
-    pollfd p{err[0], POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) continue;
-    ssize_t n = ::read(err[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    if (out.stderr_text.size() < kMaxStderr) out.stderr_text.append(buf, std::min(static_cast<size_t>(n), kMaxStderr - out.stderr_text.size()));
-  }
-  ::close(err[0]);
-  if (out.timed_out) ::kill(-pid, SIGKILL);
-  while (::waitpid(pid, &out.wait_status, 0) < 0 && errno == EINTR) {
-  }
-  return out;
-}
-
-std::string describe_exit(const ChildResult& r, std::chrono::seconds timeout) {
-  if (r.timed_out) return "still ran after " + std::to_string(timeout.count()) + " s and was killed";
-  if (WIFSIGNALED(r.wait_status)) return "was killed by signal " + std::to_string(WTERMSIG(r.wait_status));
-  return "exited with status " + std::to_string(WEXITSTATUS(r.wait_status));
 }
 
 // The layout skopeo wrote must list exactly the pinned manifest; anything else names both digests.
@@ -138,12 +71,21 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   if (options.insecure_registry) argv.push_back("--src-tls-verify=false");
   argv.push_back("docker://" + ref.name + "@" + ref.digest);
   argv.push_back("oci:layout");  // relative to the child's working directory: an oci: path cannot hold ':'
-  auto run = QR_TRY(run_child(argv, tmp.path(), options.timeout));
-  if (run.timed_out || !WIFEXITED(run.wait_status) || WEXITSTATUS(run.wait_status) != 0) {
-    std::string err = run.stderr_text;
-    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    return Status::io("pull " + options.reference + ": skopeo " + describe_exit(run, options.timeout) +
-                      (err.empty() ? "" : ": " + err) + "; nothing was stored");
+  ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.cwd = tmp.path();
+  spec.max_output_bytes = kMaxOutput;
+  spec.deadline = std::chrono::steady_clock::now() + options.timeout;
+  auto run = QR_TRY(run_process(spec));
+  if (!run.succeeded()) {
+    std::string how = run.ending == ProcessEnding::kTimedOut
+                          ? "still ran after " + std::to_string(options.timeout.count()) + " s and was killed"
+                      : run.ending == ProcessEnding::kOutputCut ? "wrote more than " + std::to_string(kMaxOutput) + " bytes and was killed"
+                                                                : describe_wait_status(run.wait_status);
+    std::string out = run.output.substr(0, kMaxShown);
+    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+    return Status::io("pull " + options.reference + ": skopeo " + how + (out.empty() ? "" : ": " + out) +
+                      "; nothing was stored");
   }
   fs::path layout = tmp.path() / "layout";
   QR_RETURN_IF_ERROR(check_pulled(layout, ref, ref.shown));

@@ -162,5 +162,31 @@ TEST_F(Pull, MissingSkopeoSaysWhichPackageToInstall) {
   EXPECT_THAT(r.status().message(), HasSubstr("apt-get install skopeo"));
 }
 
+// A skopeo that hangs (here with a child of its own) is killed, group and all, at the timeout.
+TEST_F(Pull, AHangingSkopeoIsKilledAtTheTimeoutWithNothingStored) {
+  auto s = ImageStore::open(scratch_ / "store").value();
+  fs::path fake = scratch_ / "bin/skopeo";
+  quorate::testing::spit(fake, "#!/bin/sh\necho 'reading from the registry' >&2\nsleep 60 &\necho $! > " +
+                                   sh((scratch_ / "child.pid").string()) + "\nwait\n");
+  fs::permissions(fake, fs::perms::owner_all);
+  PullOptions o;
+  o.reference = "127.0.0.1:1/x@" + digest_;
+  o.skopeo = fake;
+  o.timeout = std::chrono::seconds(1);
+  auto started = std::chrono::steady_clock::now();
+  auto r = s.pull(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(30));
+  EXPECT_THAT(r.status().message(), HasSubstr("skopeo still ran after 1 s and was killed: reading from the registry"));
+  EXPECT_THAT(r.status().message(), HasSubstr("nothing was stored"));
+  // Killed: gone, or a zombie until init reaps it.
+  std::string pid = quorate::testing::slurp(scratch_ / "child.pid");
+  pid.erase(pid.find_last_not_of("\n") + 1);
+  fs::path stat = fs::path("/proc") / pid / "stat";
+  std::string state = fs::exists(stat) ? quorate::testing::slurp(stat) : "";
+  EXPECT_TRUE(state.empty() || state.find(") Z ") != std::string::npos) << "skopeo's child outlived it: " << state;
+  expect_nothing_stored();
+}
+
 }  // namespace
 }  // namespace quorate::imagestore
