@@ -10,6 +10,7 @@
 #include <toml++/toml.h>
 
 #include "quorate/attest/bundle.h"
+#include "quorate/config/toml_file.h"
 #include "quorate/core/file.h"
 #include "quorate/core/time.h"
 
@@ -83,17 +84,8 @@ Result<RosterEntry> parse_node(const toml::table& node, const std::filesystem::p
   return e;
 }
 
-}  // namespace
-
-Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, const std::filesystem::path& origin) {
-  toml::table doc;
-  try {
-    doc = toml::parse(toml_text, origin.string());
-  } catch (const toml::parse_error& e) {
-    std::ostringstream os;
-    os << origin.string() << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
-    return Status::bad_input(os.str());
-  }
+// The [[nodes]] tables of a parsed document.
+Result<std::vector<RosterEntry>> nodes_of(const toml::table& doc, const std::filesystem::path& origin) {
   std::vector<RosterEntry> out;
   const toml::node* nodes = doc.get("nodes");
   if (nodes == nullptr) return out;
@@ -101,11 +93,34 @@ Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, 
   if (arr == nullptr) return Status::bad_input(origin.string() + ": 'nodes' must be an array of tables ([[nodes]])");
   for (size_t i = 0; i < arr->size(); ++i) {
     const toml::table* t = (*arr)[i].as_table();
-    std::string where = origin.string() + ": nodes[" + std::to_string(i) + "]";
+    std::string where = origin.string() + ":" + std::to_string((*arr)[i].source().begin.line) + ": nodes[" +
+                        std::to_string(i) + "]";
     if (t == nullptr) return Status::bad_input(where + ": not a table");
     out.push_back(QR_TRY(parse_node(*t, origin, where)));
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, const std::filesystem::path& origin) {
+  auto doc = QR_TRY(config::parse_toml(toml_text, origin.string()));
+  return nodes_of(doc, origin);
+}
+
+Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_text, const std::filesystem::path& origin) {
+  auto doc = QR_TRY(config::parse_toml(toml_text, origin.string()));
+  auto entries = QR_TRY(nodes_of(doc, origin));
+  if (const toml::node* n = doc.get("roster")) {
+    std::string where = origin.string() + ":" + std::to_string(n->source().begin.line);
+    if (!n->is_string()) return Status::bad_input(where + ": 'roster' must be a file path");
+    std::filesystem::path p(n->as_string()->get());
+    if (!p.is_absolute()) p = origin.parent_path() / p;
+    auto more = Roster::load(p);
+    if (!more.ok()) return more.status().with_context(where + ": roster");
+    entries.insert(entries.end(), more->entries().begin(), more->entries().end());
+  }
+  return entries;
 }
 
 Result<Roster> Roster::create(std::vector<RosterEntry> entries) {
@@ -260,21 +275,7 @@ namespace quorate::attest {
 
 Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::path& path) {
   auto text = QR_TRY(read_file(path, 4u << 20));
-  auto entries = QR_TRY(parse_roster_nodes(text, path));
-  toml::table doc;
-  try {
-    doc = toml::parse(text, path.string());
-  } catch (const toml::parse_error& e) {
-    return Status::bad_input(path.string() + ": " + std::string(e.description()));
-  }
-  if (const toml::node* n = doc.get("roster")) {
-    if (!n->is_string()) return Status::bad_input(path.string() + ": 'roster' must be a file path");
-    std::filesystem::path p(n->as_string()->get());
-    if (!p.is_absolute()) p = path.parent_path() / p;
-    auto more = QR_TRY(Roster::load(p));
-    entries.insert(entries.end(), more.entries().begin(), more.entries().end());
-  }
-  return entries;
+  return roster_or_policy_entries(text, path);
 }
 
 RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, int64_t within) {

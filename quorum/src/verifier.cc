@@ -1,8 +1,6 @@
 // Verifier: a policy file's rules and roster; attestations verified through attest and imported into the store.
 #include "quorate/quorum/verifier.h"
 
-#include <toml++/toml.h>
-
 #include <algorithm>
 #include <system_error>
 #include <thread>
@@ -13,21 +11,6 @@
 
 namespace quorate::quorum {
 namespace {
-
-// The policy's `roster = "file"`, resolved against the policy file's directory; empty when absent.
-Result<std::filesystem::path> roster_path(std::string_view text, const std::filesystem::path& policy_path) {
-  toml::table table;
-  try {
-    table = toml::parse(text, policy_path.string());
-  } catch (const toml::parse_error& e) {
-    return Status::bad_input(policy_path.string() + ": " + std::string(e.description()));
-  }
-  const toml::node* n = table.get("roster");
-  if (n == nullptr) return std::filesystem::path();
-  if (!n->is_string()) return Status::bad_input(policy_path.string() + ": 'roster' must be a file path");
-  std::filesystem::path p(n->as_string()->get());
-  return p.is_absolute() ? p : policy_path.parent_path() / p;
-}
 
 std::vector<TrustedKey> trusted_keys(const std::vector<attest::RosterEntry>& entries) {
   std::vector<TrustedKey> keys;
@@ -53,12 +36,7 @@ Result<Verifier> Verifier::load(const std::filesystem::path& policy_path) {
   std::string text = QR_TRY(read_file(policy_path, 1u << 20));
   const std::string what = policy_path.string();
   QuorumRules rules = QR_TRY(parse_rules(text, what));
-  std::vector<attest::RosterEntry> entries = QR_TRY(attest::parse_roster_nodes(text, policy_path));
-  std::filesystem::path extra = QR_TRY(roster_path(text, policy_path));
-  if (!extra.empty()) {
-    attest::Roster from_file = QR_TRY(attest::Roster::load(extra));
-    entries.insert(entries.end(), from_file.entries().begin(), from_file.entries().end());
-  }
+  std::vector<attest::RosterEntry> entries = QR_TRY(attest::roster_or_policy_entries(text, policy_path));
   Trust trust = QR_TRY(Trust::create(trusted_keys(entries)));
   auto impl = std::make_unique<Impl>();
   impl->policy = QR_TRY(Policy::create(std::move(rules), std::move(trust), what));

@@ -246,5 +246,37 @@ TEST(RosterFile, MistakesNameTheFileAndNode) {
   EXPECT_NE(Roster::load(dir / "r.toml").status().message().find("r.toml:1"), std::string::npos);
 }
 
+// A policy's own [[nodes]] and those of the roster file it names: one loader for the verifier, `quorate verify`
+// and `quorate roster check`; its mistakes name the policy's line.
+TEST(RosterFile, APolicyTrustsItsNodesAndThoseOfItsRosterFile) {
+  ScratchDir dir;
+  auto a = fixed_signer(KeyType::kEd25519);
+  auto b = fixed_signer(KeyType::kEcdsaP256);
+  spit(dir / "a.pem", a->public_key().pem());
+  spit(dir / "b.pem", b->public_key().pem());
+  spit(dir / "sub/roster.toml", "[[nodes]]\nid = \"node-b\"\npublic_key = \"../b.pem\"\n");
+  spit(dir / "policy.toml", "threshold = 2\nroster = \"sub/roster.toml\"\n\n[[nodes]]\nid = \"node-a\"\npublic_key = \"a.pem\"\n");
+  auto entries = load_roster_or_policy(dir / "policy.toml");
+  ASSERT_TRUE(entries.ok()) << entries.status().to_string();
+  ASSERT_EQ(entries->size(), 2u);
+  EXPECT_EQ((*entries)[0].node_id, "node-a");
+  EXPECT_EQ((*entries)[1].node_id, "node-b");
+  EXPECT_EQ((*entries)[1].key.keyid(), b->keyid());
+
+  spit(dir / "policy.toml", "threshold = 1\nroster = 7\n");
+  auto number = load_roster_or_policy(dir / "policy.toml");
+  EXPECT_TRUE(number.status().is_bad_input());
+  EXPECT_NE(number.status().message().find("policy.toml:2: 'roster' must be a file path"), std::string::npos)
+      << number.status().to_string();
+  spit(dir / "policy.toml", "threshold = 1\n\nroster = \"absent.toml\"\n");
+  auto absent = load_roster_or_policy(dir / "policy.toml");
+  EXPECT_TRUE(absent.status().is_not_found()) << absent.status().to_string();
+  EXPECT_NE(absent.status().message().find("policy.toml:3: roster"), std::string::npos) << absent.status().to_string();
+  spit(dir / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"x\"\n[[nodes]]\nid = \"y\"\npublic_key = \"a.pem\"\nbad = 1\n");
+  auto line = load_roster_or_policy(dir / "policy.toml");
+  EXPECT_NE(line.status().message().find("policy.toml:2: nodes[0] (id x): missing 'public_key'"), std::string::npos)
+      << line.status().to_string();
+}
+
 }  // namespace
 }  // namespace quorate::attest

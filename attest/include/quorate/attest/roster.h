@@ -103,8 +103,12 @@ class Roster {
 // keys in a [[nodes]] table included); not_found when a public key file is missing.
 Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, const std::filesystem::path& origin);
 
-// The [[nodes]] of a roster file or of a policy file, with those of the roster file a policy names in a
-// top-level `roster = "FILE"` (relative to the policy's directory), as the verifier loads them.
+// The [[nodes]] of a roster's or a policy's TOML text, with those of the roster file a policy names in a
+// top-level `roster = "FILE"` (relative to `origin`'s directory): the keys a policy trusts, the one rule the
+// verifier, `quorate verify` and `quorate roster check` load them by. Other keys are left to the caller.
+Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_text, const std::filesystem::path& origin);
+
+// roster_or_policy_entries of the file at `path`.
 Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::path& path);
 
 // `quorate roster check`: each node's keys and windows at `now`, and the warnings: a node with no key valid at
