@@ -184,6 +184,7 @@ Status ImageStore::remove(const std::vector<std::string>& digests) {
   for (const auto& d : candidates) {
     if (kept.count(d)) continue;
     std::error_code ec;
+    internal::forget_verified(dir_, d);
     fs::remove(internal::blob_path(dir_, d), ec);
     if (ec) return Status::io("remove blob " + d + ": " + ec.message());
   }

@@ -16,7 +16,7 @@
 #include "gzip_check.h"
 #include "pax_check.h"
 #include "layer_plan.h"
-#include "tar_writer.h"
+#include "quorate/normalize/tar_header.h"
 
 namespace quorate::normalize {
 namespace {

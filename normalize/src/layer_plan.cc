@@ -12,7 +12,7 @@
 #include <cstring>
 
 #include "quorate/normalize/compress.h"
-#include "tar_writer.h"
+#include "quorate/normalize/tar_header.h"
 
 namespace quorate::normalize::detail {
 namespace {

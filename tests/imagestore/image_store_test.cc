@@ -5,6 +5,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "builder/git_repo.h"
@@ -61,6 +66,40 @@ TEST_F(ImageStoreTest, TamperedLayerBlobIsRefusedNamingIt) {
   ASSERT_FALSE(again.ok());
   EXPECT_TRUE(again.status().is_bad_input());
   EXPECT_THAT(again.status().message(), HasSubstr(blob.string()));
+}
+
+// A layer blob hashed once is not hashed again while its stat is unchanged; a change that keeps its size and
+// mtime (a byte overwritten in place, mtime set back) still moves its ctime, and is caught.
+TEST_F(ImageStoreTest, ARecordedLayerIsTrustedOnlyWhileUnchanged) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto first = s.verify(digest_);
+  ASSERT_TRUE(first.ok()) << first.status().to_string();
+  auto blob = first->layers.at(0).blob;
+  auto record = scratch_ / "store/verified" / digest_hex(first->layers.at(0).digest);
+  EXPECT_FALSE(std::filesystem::exists(record)) << "recorded a blob written less than 2 s before its hash";
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  ASSERT_TRUE(s.verify(digest_).ok());
+  ASSERT_TRUE(std::filesystem::exists(record));
+  EXPECT_THAT(slurp(record), HasSubstr("ctime="));
+  ASSERT_TRUE(s.verify(digest_).ok());  // through the record
+
+  struct stat before {};
+  ASSERT_EQ(::stat(blob.c_str(), &before), 0);
+  std::filesystem::permissions(blob, std::filesystem::perms(0644));
+  {
+    std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, blob.c_str(), times, 0), 0);
+  std::filesystem::permissions(blob, std::filesystem::perms(0444));
+  auto tampered = s.verify(digest_);
+  ASSERT_FALSE(tampered.ok()) << "a blob changed in place, size and mtime kept, was trusted";
+  EXPECT_TRUE(tampered.status().is_bad_input());
+  EXPECT_THAT(tampered.status().message(), HasSubstr(blob.string()));
 }
 
 TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "quorate/core/file.h"
-#include "normalize/src/tar_writer.h"
+#include "quorate/normalize/tar_header.h"
 #include "quorate/core/sha256.h"
 #include "tests/support/test_util.h"
 

@@ -26,7 +26,8 @@ struct VerifiedLayer {
   std::filesystem::path blob;
 };
 
-// An image whose manifest, config and every layer blob were hashed against the pin in this process.
+// An image whose manifest and config were hashed against the pin in this process, and every layer blob too, or
+// found unchanged (same inode, size, mtime and ctime) since it was (docs/decisions.md, "Verified layer blobs").
 struct VerifiedImage {
   std::string digest;
   nlohmann::json config;  // the parsed config blob
@@ -91,7 +92,8 @@ class ImageStore {
   // place first, so no build ever sees half a tree). bad_input when a tree is in use (a RootfsLease is held).
   Status remove(const std::vector<std::string>& digests);
 
-  // Hashes the manifest `digest`, its config and every layer blob against the pin. not_found (saying how to
+  // Hashes the manifest `digest`, its config and every layer blob against the pin (a layer blob unchanged
+  // since this store last hashed it is not hashed again: see VerifiedImage). not_found (saying how to
   // get it: `quorate image import`) when the store lacks the manifest; bad_input naming the blob when bytes
   // do not match or the manifest is not one image's manifest.
   Result<VerifiedImage> verify(const std::string& digest) const;

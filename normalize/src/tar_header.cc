@@ -1,5 +1,5 @@
 // Canonical tar header encoding (POSIX pax interchange format, ustar headers).
-#include "tar_writer.h"
+#include "quorate/normalize/tar_header.h"
 
 #include <cstring>
 #include <string_view>

@@ -1,4 +1,6 @@
-// Canonical tar headers: ustar, with a pax extended header only where a field does not fit.
+// Canonical tar headers: ustar, with a pax extended header only where a field does not fit. The layer writer
+// writes through these; they are public so that tests and tools can build exact headers (for example a
+// header that announces more content than follows).
 #pragma once
 
 #include <cstdint>
