@@ -1,29 +1,16 @@
-// read_base_image: a minimal OCI layout reader (index.json, blobs/sha256) that trusts nothing but the pin.
+// read_base_image: the pinned manifest of an OCI layout (through normalize's reader), checked against the pin.
 #include "base_image.h"
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/image_files.h"
+#include "quorate/normalize/oci_layout.h"
 
 namespace quorate::builder {
 namespace {
 
 std::filesystem::path blob_path(const std::filesystem::path& layout, const std::string& digest) {
   return layout / "blobs" / "sha256" / digest_hex(digest);
-}
-
-// Reads a blob and checks that its bytes hash to `digest`.
-Result<std::string> read_verified(const std::filesystem::path& layout, const std::string& digest, const std::string& what,
-                                  const std::string& name) {
-  if (!check_digest(digest).ok()) return Status::bad_input("base image " + name + ": " + what + " has a malformed digest");
-  auto path = blob_path(layout, digest);
-  auto bytes = read_file(path, 64u << 20);
-  if (!bytes.ok()) return bytes.status().with_context("base image " + name + ": " + what);
-  std::string actual = sha256_digest(*bytes);
-  if (actual != digest) {
-    return Status::bad_input("base image " + name + ": digest mismatch: " + path.string() + " holds " + actual +
-                             ", expected " + digest);
-  }
-  return bytes;
 }
 
 Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& what, const std::string& name) {
@@ -89,35 +76,27 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
                              "converted its manifest to OCI (a new digest): copy it again with `skopeo copy "
                              "--preserve-digests`, or pin the digest the layout holds");
   }
+  auto files = QR_TRY(normalize::ImageFiles::open_dir(layout));
+  auto image = normalize::read_oci_manifest(*files, digest);
+  if (!image.ok()) return image.status().with_context("base image " + name);
   BaseImageData out;
   out.name = name;
   out.manifest_digest = digest;
-  auto manifest_bytes = QR_TRY(read_verified(layout, digest, "manifest", name));
-  auto manifest = QR_TRY(parse_json(manifest_bytes, "manifest", name));
-  try {
-    if (manifest.value("mediaType", "") == "application/vnd.oci.image.index.v1+json") {
-      return Status::unsupported("base image " + name + ": " + digest +
-                                 " is an image index; pin the digest of one platform's manifest");
+  out.config = std::move(image->config);
+  for (auto& l : image->layers) {
+    BaseLayer layer;
+    layer.media_type = QR_TRY(oci_layer_media_type(l.media_type, name));
+    layer.digest = std::move(l.digest);
+    layer.blob = std::move(l.file);
+    out.layers.push_back(std::move(layer));
+  }
+  const nlohmann::json& config = out.config;
+  if (config.contains("rootfs") && config["rootfs"].is_object() && config["rootfs"].contains("diff_ids") &&
+      config["rootfs"]["diff_ids"].is_array()) {
+    for (const auto& d : config["rootfs"]["diff_ids"]) {
+      if (!d.is_string()) return Status::bad_input("base image " + name + ": config lists a diff_id that is not a string");
+      out.diff_ids.push_back(d.get<std::string>());
     }
-    const auto& config = manifest.at("config");
-    auto config_bytes = QR_TRY(read_verified(layout, config.at("digest").get<std::string>(), "config", name));
-    out.config = QR_TRY(parse_json(config_bytes, "config", name));
-    if (manifest.value("mediaType", "") == "application/vnd.docker.distribution.manifest.list.v2+json") {
-      return Status::unsupported("base image " + name + ": " + digest +
-                                 " is a Docker manifest list; pin the digest of one platform's manifest");
-    }
-    for (const auto& l : manifest.at("layers")) {
-      BaseLayer layer;
-      layer.media_type = QR_TRY(oci_layer_media_type(l.at("mediaType").get<std::string>(), name));
-      layer.digest = l.at("digest").get<std::string>();
-      layer.size = l.at("size").get<uint64_t>();
-      if (!check_digest(layer.digest).ok()) return Status::bad_input("base image " + name + ": malformed layer digest");
-      layer.blob = blob_path(layout, layer.digest);
-      out.layers.push_back(std::move(layer));
-    }
-    for (const auto& d : out.config.at("rootfs").at("diff_ids")) out.diff_ids.push_back(d.get<std::string>());
-  } catch (const nlohmann::json::exception& e) {
-    return Status::bad_input("base image " + name + ": malformed manifest or config: " + e.what());
   }
   if (out.diff_ids.size() != out.layers.size()) {
     return Status::bad_input("base image " + name + ": config lists " + std::to_string(out.diff_ids.size()) +

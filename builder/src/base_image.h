@@ -14,7 +14,6 @@ namespace quorate::builder {
 struct BaseLayer {
   std::string media_type;
   std::string digest;
-  uint64_t size = 0;
   std::filesystem::path blob;  // the file in the layout; its digest is checked when it is copied
 };
 

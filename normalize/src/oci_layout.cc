@@ -106,21 +106,16 @@ Result<json> choose_manifest(const std::vector<json>& manifests, const std::stri
 
 }  // namespace
 
-Result<OciImage> read_oci_layout(const ImageFiles& files, const std::string& platform) {
-  auto index_bytes = QR_TRY(read_member(files, "index.json", "index.json"));
-  auto index = QR_TRY(parse_json(index_bytes, "index.json"));
-  IndexWalk walk(files);
-  QR_RETURN_IF_ERROR(collect_manifests(walk, index, 0).with_context("index.json"));
-  auto d = QR_TRY(choose_manifest(walk.manifests, platform));
+Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& digest) {
   OciImage img;
-  img.manifest_digest = d["digest"];
-  if (d.contains("annotations") && d["annotations"].is_object()) {
-    const json& a = d["annotations"];
-    if (a.contains(kRefNameAnnotation) && a[kRefNameAnnotation].is_string()) img.ref_name = a[kRefNameAnnotation];
-  }
-  img.manifest = QR_TRY(read_json_blob(files, img.manifest_digest, "manifest"));
+  img.manifest_digest = digest;
+  img.manifest = QR_TRY(read_json_blob(files, digest, "manifest"));
   const json& m = img.manifest;
-  std::string what = "manifest " + img.manifest_digest;
+  std::string what = "manifest " + digest;
+  std::string type = m.contains("mediaType") && m["mediaType"].is_string() ? m["mediaType"].get<std::string>() : "";
+  if (type == kMediaTypeIndex || type == kDockerManifestList) {
+    return Status::unsupported(digest + " is an image index, not one image; pin the digest of one platform's manifest");
+  }
   if (!m.contains("config") || !m["config"].is_object() || !m["config"].contains("digest") ||
       !m["config"]["digest"].is_string()) {
     return Status::bad_input(what + " names no config digest");
@@ -132,9 +127,25 @@ Result<OciImage> read_oci_layout(const ImageFiles& files, const std::string& pla
         !check_digest(l["digest"].get<std::string>()).ok()) {
       return Status::bad_input(what + " lists a layer without a valid digest: " + l.dump());
     }
-    std::string digest = l["digest"];
-    auto file = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), "layer " + digest));
-    img.layers.push_back({std::move(digest), std::move(file)});
+    OciLayer layer;
+    layer.digest = l["digest"];
+    layer.file = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(layer.digest), "layer " + layer.digest));
+    if (l.contains("mediaType") && l["mediaType"].is_string()) layer.media_type = l["mediaType"];
+    img.layers.push_back(std::move(layer));
+  }
+  return img;
+}
+
+Result<OciImage> read_oci_layout(const ImageFiles& files, const std::string& platform) {
+  auto index_bytes = QR_TRY(read_member(files, "index.json", "index.json"));
+  auto index = QR_TRY(parse_json(index_bytes, "index.json"));
+  IndexWalk walk(files);
+  QR_RETURN_IF_ERROR(collect_manifests(walk, index, 0).with_context("index.json"));
+  auto d = QR_TRY(choose_manifest(walk.manifests, platform));
+  auto img = QR_TRY(read_oci_manifest(files, d["digest"].get<std::string>()));
+  if (d.contains("annotations") && d["annotations"].is_object()) {
+    const json& a = d["annotations"];
+    if (a.contains(kRefNameAnnotation) && a[kRefNameAnnotation].is_string()) img.ref_name = a[kRefNameAnnotation];
   }
   return img;
 }

@@ -17,6 +17,7 @@ namespace quorate::normalize {
 struct OciLayer {
   std::string digest;           // as the manifest names it; the blob's bytes are not read here
   std::filesystem::path file;   // the blob's file
+  std::string media_type;       // as the manifest names it ("" when it names none)
 };
 
 struct OciImage {
@@ -32,5 +33,9 @@ struct OciImage {
 // missing members, blobs that do not match their digest, JSON that is not of the layout's shape, more than
 // 4096 descriptors (nested ones counted), no image for `platform`, or several images and no `platform`.
 Result<OciImage> read_oci_layout(const ImageFiles& files, const std::string& platform);
+
+// The image whose manifest is the blob `digest` (a pin: index.json is not consulted), its manifest and config
+// checked against their digests. unsupported when the blob is an image index or a Docker manifest list.
+Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& digest);
 
 }  // namespace quorate::normalize
