@@ -672,11 +672,13 @@ int load_check(const LoadArgs& a) {
 
 int main(int argc, char** argv) {
   if (argc < 2) die("usage: load_node keys|serve|watch|check --help in bench/README.md");
-  std::signal(SIGTERM, load_on_signal);
-  std::signal(SIGINT, load_on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGTERM, load_on_signal);
+  ::signal(SIGINT, load_on_signal);
+  ::signal(SIGPIPE, SIG_IGN);
   std::string mode = argv[1];
-  LoadArgs a = parse_load_args(argc, argv, {"rogue", "insecure"});
+  // --rogue is a flag of serve, the rogue's node id in watch and check.
+  LoadArgs a = parse_load_args(argc, argv, mode == "serve" ? std::set<std::string>{"rogue", "insecure"}
+                                                           : std::set<std::string>{"insecure"});
   if (mode == "keys") return load_keys(a);
   if (mode == "serve") return load_serve(a);
   if (mode == "watch") return load_watch(a);

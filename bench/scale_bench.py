@@ -15,6 +15,7 @@ attestations published/stored/duplicated (the verifier's store, sqlite), ingest 
 follow, and the load average. Every wait is bounded; every process is killed by PID at the end.
 """
 import argparse
+import datetime
 import json
 import os
 import re
@@ -151,13 +152,17 @@ class Bench:
             for i in range(self.a.nodes):
                 ns, h, n = f"qs{self.tag}n{i}", f"qh{self.tag}_{i}", f"qn{self.tag}_{i}"
                 batch += [f"netns add {ns}", f"link add {h} type veth peer name {n}", f"link set {n} netns {ns}",
-                          f"addr add 10.213.{i}.1/24 dev {h}", f"link set {h} up",
-                          f"-n {ns} addr add 10.213.{i}.2/24 dev {n}", f"-n {ns} link set {n} up",
-                          f"-n {ns} link set lo up"]
+                          f"addr add 10.213.{i}.1/24 dev {h}", f"link set {h} up"]
                 self.cleanups.append(["ip", "netns", "del", ns])
                 self.cleanups.append(["ip", "link", "del", h])
             r = subprocess.run(["ip", "-batch", "-"], input="\n".join(batch) + "\n", capture_output=True, text=True,
                                timeout=120)
+            for i in range(self.a.nodes):
+                if r.returncode != 0:
+                    break
+                ns, n = f"qs{self.tag}n{i}", f"qn{self.tag}_{i}"
+                r = subprocess.run(["ip", "-n", ns, "-batch", "-"], capture_output=True, text=True, timeout=60,
+                                   input=f"addr add 10.213.{i}.2/24 dev {n}\nlink set {n} up\nlink set lo up\n")
             if r.returncode == 0:
                 self.netns = True
                 return "network namespaces (one per node, veth to the host, 10.213.<i>.2)"
@@ -414,6 +419,7 @@ class Bench:
         sent_live = sum(max((j.get("sent_live", 0) for j in v if j.get("event") == "stopped"), default=0)
                         for v in node_stats.values())
         cpu = sum(self.verifier_cpu.values())
+        last_dec_ms = self.last_decision_ms()
         ingest_window = None
         for k in range(1, len(stored_samples)):
             (ta, na), (tb, nb) = stored_samples[k - 1], stored_samples[k]
@@ -436,8 +442,12 @@ class Bench:
                        "best_2s_window_per_s": round(ingest_window, 1) if ingest_window else None,
                        "verifier_cpu_s": round(cpu, 2),
                        "per_verifier_cpu_s": round(stored / cpu, 1) if cpu else None},
-            "last_publish_to_last_decision_s": round((watch.get("last_decision_ms", 0) - last_pub_ms) / 1000, 3)
+            "last_publish_to_last_decision_s": round((last_dec_ms - last_pub_ms) / 1000, 3)
+            if last_pub_ms and last_dec_ms else None,
+            "last_publish_to_last_subscribed_decision_s":
+            round((watch.get("last_decision_ms", 0) - last_pub_ms) / 1000, 3)
             if last_pub_ms and watch.get("last_decision_ms") else None,
+            "last_decision_s": round(last_dec_ms / 1000 - t0_wall, 3) if last_dec_ms else None,
             "last_publish_s": round(last_pub_ms / 1000 - t0_wall, 3) if last_pub_ms else None,
             "peak_rss_mb": round(self.peak_rss_kb / 1024, 1),
             "history_share": round(hist / (live + hist), 3) if live + hist else None,
@@ -460,12 +470,27 @@ class Bench:
         return report
 
     def published_all(self, i):
+        """Whether node i has published (or, restarted after its last reservation, can serve) everything."""
         if i in self.events:
             return True
-        if self.log_has(os.path.join(self.work, f"node{i}", "out.log"), '"event":"published_all"'):
-            self.events[i] = True
-            return True
+        for j in json_lines(os.path.join(self.work, f"node{i}", "out.log")):
+            if j.get("event") == "published_all" or (j.get("event") == "ready" and
+                                                     j.get("resumed_at") == self.a.subjects):
+                self.events[i] = True
+                return True
         return False
+
+    def last_decision_ms(self):
+        """The time of the verifier's last `decision` log line, over both verifier processes (ms since epoch)."""
+        last = None
+        for err in self.verifier_errs:
+            for j in json_lines(err):
+                if j.get("event") == "decision" and "ts" in j:
+                    t = datetime.datetime.strptime(j["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                        tzinfo=datetime.timezone.utc)
+                    ms = int(t.timestamp() * 1000)
+                    last = ms if last is None else max(last, ms)
+        return last
 
     def read_json(self, path):
         try:
@@ -522,8 +547,9 @@ def print_report(r):
           f"({ing['verifier_cpu_s']} CPU s); openssl ed25519 verify {r['openssl_ed25519_verify_per_s']}/s before "
           f"({r.get('openssl_ed25519_verify_per_s_after')}/s after the run); ratios to the before figure: "
           f"wall {ing.get('wall_vs_raw')}, window {ing.get('best_window_vs_raw')}, per CPU {ing.get('per_cpu_vs_raw')}")
-    print(f"last publish at {r['last_publish_s']} s; last publish -> last decision "
-          f"{r['last_publish_to_last_decision_s']} s")
+    print(f"last publish at {r['last_publish_s']} s, last decision at {r['last_decision_s']} s (verifier log): "
+          f"last publish -> last decision {r['last_publish_to_last_decision_s']} s (as the subscriber saw it: "
+          f"{r['last_publish_to_last_subscribed_decision_s']} s)")
     print(f"verifier peak RSS {r['peak_rss_mb']} MB; history share {r['history_share']} "
           f"(live {r['delivered']['live']}, history {r['delivered']['from_history']})")
     print(f"store: {st['decision_rows']} decision rows, {st['decision_bytes']} decision bytes = "
