@@ -373,10 +373,11 @@ class Bench:
 
         # The answer to every subject, through the query socket.
         check_out = os.path.join(self.work, "check.json")
+        check_timeout = max(60, S // 40)
         r = subprocess.run([a.load_node, "check", "--dir", os.path.join(self.work, "watcher"), "--query",
                             self.query_ep, "--server-key", self.verifier_pub, "--subjects", str(S), "--nodes", str(N),
-                            "--rogue", "node-0" if a.rogue else "", "--out", check_out, "--timeout", "60"],
-                           capture_output=True, text=True, timeout=120)
+                            "--rogue", "node-0" if a.rogue else "", "--out", check_out, "--timeout",
+                            str(check_timeout)], capture_output=True, text=True, timeout=check_timeout + 60)
         check = self.read_json(check_out)
         self.sample_verifier()
         time.sleep(0.6)  # the watcher writes every 500 ms

@@ -39,13 +39,18 @@ TEST(Scale, TenNodesWithEveryFaultLoseNothingAndDecideRight) {
   // Every fault was applied (the partition needs root and iptables on loopback).
   std::set<std::string> applied;
   for (const auto& f : report["faults"]) {
-    if (!f.contains("skipped")) applied.insert(f["fault"].get<std::string>());
-    else EXPECT_EQ(f["fault"], "partition") << f.dump();
+    if (!f.contains("skipped")) {
+      applied.insert(f["fault"].get<std::string>());
+    } else {
+      EXPECT_EQ(f["fault"], "partition") << f.dump();
+    }
   }
   for (const char* f : {"sigstop", "sigcont", "kill_node", "restart_node", "kill_verifier", "restart_verifier"}) {
     EXPECT_TRUE(applied.count(f)) << f;
   }
-  if (::geteuid() == 0) EXPECT_TRUE(applied.count("partition"));
+  if (::geteuid() == 0) {
+    EXPECT_TRUE(applied.count("partition"));
+  }
   EXPECT_FALSE(report["timed_out"].get<bool>());
 
   // Nothing lost, duplicated, rejected.
