@@ -250,6 +250,31 @@ class Bench:
         except sqlite3.Error:
             return None
 
+    def sample_lag(self, now):
+        """Each node's lag: what it has published (S in burst, rate x t otherwise) minus the verifier's saved
+        cursor (cursors.db). Kept per node: the largest lag, and how often it grew between two samples while
+        the node was not faulted and had stopped publishing."""
+        if now - getattr(self, "last_lag_sample", -10) < 2.0:
+            return
+        self.last_lag_sample = now
+        db = os.path.join(self.work, "verifier", "cursors.db")
+        try:
+            c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+            rows = dict(c.execute("SELECT node_id, sequence FROM cursors").fetchall())
+            c.close()
+        except sqlite3.Error:
+            return
+        S, rate = self.a.subjects, self.a.rate
+        for i in range(self.a.nodes):
+            nid = f"node-{i}"
+            published = S if rate == 0 else min(S, int(rate * now))
+            lag = published - rows.get(nid, 0)
+            st = self.lag.setdefault(nid, {"max": 0, "grew": 0, "last": None})
+            st["max"] = max(st["max"], lag)
+            if st["last"] is not None and lag > st["last"] and i not in (1, 2, 3) and published == S:
+                st["grew"] += 1
+            st["last"] = lag
+
     def sample_verifier(self):
         p = self.procs.get("verifier")
         if p is None:
@@ -264,7 +289,7 @@ class Bench:
     def main(self):
         a = self.a
         N, S = a.nodes, a.subjects
-        self.verifier_errs, self.peak_rss_kb, self.verifier_cpu = [], 0, {}
+        self.verifier_errs, self.peak_rss_kb, self.verifier_cpu, self.lag = [], 0, {}, {}
         report = {"nodes": N, "subjects": S, "rate_per_node": a.rate, "load_average_start": loadavg()}
         t_openssl = time.monotonic()
         report["openssl_ed25519_verify_per_s"] = openssl_verify_rate(a.openssl_seconds)
@@ -355,6 +380,7 @@ class Bench:
                     stored_samples.append((now, n))
                     if t_all_stored is None and n >= N * S:
                         t_all_stored = now
+                self.sample_lag(now)
                 if restart is not None and "first_new_store_s" not in restart and n is not None and \
                         n > restart.get("stored_at_kill", n):
                     restart["first_new_store_s"] = round(time.monotonic() - restart["t"], 3)
@@ -461,6 +487,9 @@ class Bench:
                                                 "query_max_ms", "queries_answered", "query_timeouts", "examples")},
             "verifier_restart": {k: v for k, v in (restart or {}).items() if k not in ("t", "err")},
             "verifier_exit": vcode,
+            "lag": {"max_over_nodes": max((v["max"] for v in self.lag.values()), default=None),
+                    "worst_nodes": sorted(((v["max"], k) for k, v in self.lag.items()), reverse=True)[:3],
+                    "unfaulted_growth_after_publishing": sum(v["grew"] for v in self.lag.values())},
         })
         if raw:
             report["ingest"]["wall_vs_raw"] = round(report["ingest"]["wall_per_s"] / raw, 3) if t_all_stored else None
@@ -559,6 +588,9 @@ def print_report(r):
           f"wrong seen {w['wrong_seen']}; queries {w['queries_answered']} answered, p50 {w['query_p50_ms']} ms, "
           f"p99 {w['query_p99_ms']} ms, max {w['query_max_ms']} ms, timeouts {w['query_timeouts']}")
     print(f"restarted verifier: {r['verifier_restart']}")
+    print(f"lag (published - verifier cursor, every 2 s): max {r['lag']['max_over_nodes']}, worst "
+          f"{r['lag']['worst_nodes']}; times an unfaulted node's lag grew after it stopped publishing: "
+          f"{r['lag']['unfaulted_growth_after_publishing']}")
     print(f"run {r['run_seconds']} s{' (TIMED OUT)' if r['timed_out'] else ''}; pre-sign {r['presign_seconds']} s")
 
 
