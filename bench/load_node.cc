@@ -441,6 +441,7 @@ struct LoadClient {
     ctx = must(wire::Context::create(), "context");
     wire::SocketOptions opts;
     opts.max_message_bytes = static_cast<int64_t>(limits.largest()) * 2;
+    opts.reconnect_ivl_max_ms = 200;  // an attentive subscriber: back within 200 ms of a verifier restart
     dealer = std::make_unique<wire::Socket>(must(wire::Socket::client(*ctx, wire::SocketType::kDealer, cs, opts), "dealer"));
     must(dealer->connect(a.need("query")), "connect query");
     if (subscribe) {
@@ -493,11 +494,12 @@ int load_watch(const LoadArgs& a) {
   c.open(a, true);
   struct Seen {
     uint64_t revision = 0;
+    std::map<uint64_t, std::string> content;  // revision -> what it said (subscription and answers)
     LoadExpect::Verdict verdict = LoadExpect::Verdict::kPartial;
     bool any = false;
   };
   std::vector<Seen> seen(e.subjects);
-  uint64_t decisions = 0, not_increasing = 0, wrong_seen = 0, answers = 0, query_timeouts = 0;
+  uint64_t decisions = 0, not_increasing = 0, wrong_seen = 0, answers = 0, query_timeouts = 0, conflicts = 0;
   nlohmann::json examples = nlohmann::json::array();
   int64_t last_decision_ms = 0, first_decision_ms = 0;
   std::vector<double> latencies;
@@ -516,6 +518,7 @@ int load_watch(const LoadArgs& a) {
     size_t right = right_cached = right_count();
     nlohmann::json j = {{"decisions_seen", decisions},  {"subjects_right", right}, {"subjects", e.subjects},
                         {"wrong_seen", wrong_seen},     {"revisions_not_increasing", not_increasing},
+                        {"revision_conflicts", conflicts},
                         {"examples", examples},         {"first_decision_ms", first_decision_ms},
                         {"last_decision_ms", last_decision_ms}, {"queries_answered", answers},
                         {"query_timeouts", query_timeouts},
@@ -532,6 +535,22 @@ int load_watch(const LoadArgs& a) {
     if (v == LoadExpect::Verdict::kWrong) {
       ++wrong_seen;
       if (examples.size() < 10) examples.push_back({{"wrong", d.subject().commit()}, {"reason", d.reason()}});
+    }
+    // One revision number, one content: a decision is its revision (docs/wire.md), whichever way it came.
+    // The votes it counts (a query answer may word the rest differently from the publication).
+    std::vector<std::string> parts(d.agreeing().begin(), d.agreeing().end());
+    for (const auto& x : d.dissenters()) parts.push_back("!" + x.node_id() + "=" + x.digest());
+    for (const auto& x : d.void_nodes()) parts.push_back("~" + x);
+    std::sort(parts.begin(), parts.end());
+    std::string text = std::string(d.accepted() ? "A " : "R ") + d.digest();
+    for (const auto& x : parts) text += " " + x;
+    auto [slot, fresh] = s.content.emplace(d.revision(), text);
+    if (!fresh && slot->second != text) {
+      ++conflicts;
+      if (examples.size() < 10) {
+        examples.push_back({{"commit", d.subject().commit()}, {"revision", d.revision()},
+                            {"conflict", "same revision, other content"}, {"agreeing", d.agreeing_size()}});
+      }
     }
     if (from_subscription) {
       if (s.any && d.revision() <= s.revision) {

@@ -384,6 +384,8 @@ class Bench:
                 if restart is not None and "first_new_store_s" not in restart and n is not None and \
                         n > restart.get("stored_at_kill", n):
                     restart["first_new_store_s"] = round(time.monotonic() - restart["t"], 3)
+            if restart is not None and "started_s" not in restart and self.log_has(restart["err"], "verifier_started"):
+                restart["started_s"] = round(time.monotonic() - restart["t"], 3)
             if restart is not None and "first_decision_s" not in restart and \
                     self.log_has(restart["err"], '"event":"decision"'):
                 restart["first_decision_s"] = round(time.monotonic() - restart["t"], 3)
@@ -451,7 +453,7 @@ class Bench:
         for k in range(1, len(stored_samples)):
             (ta, na), (tb, nb) = stored_samples[k - 1], stored_samples[k]
             for m in range(k, len(stored_samples)):
-                if stored_samples[m][0] - ta >= 2.0:
+                if stored_samples[m][0] - ta >= 10.0:
                     r2 = (stored_samples[m][1] - na) / (stored_samples[m][0] - ta)
                     ingest_window = max(ingest_window or 0, r2)
                     break
@@ -466,7 +468,7 @@ class Bench:
                              "published_live_sends": sent_live},
             "ingest": {"all_stored_after_s": t_all_stored,
                        "wall_per_s": round(N * S / t_all_stored, 1) if t_all_stored else None,
-                       "best_2s_window_per_s": round(ingest_window, 1) if ingest_window else None,
+                       "best_10s_window_per_s": round(ingest_window, 1) if ingest_window else None,
                        "verifier_cpu_s": round(cpu, 2),
                        "per_verifier_cpu_s": round(stored / cpu, 1) if cpu else None},
             "last_publish_to_last_decision_s": round((last_dec_ms - last_pub_ms) / 1000, 3)
@@ -483,9 +485,10 @@ class Bench:
                       "file_bytes": store_bytes, "db_pages_bytes": page,
                       "decision_share": round(dbytes / page, 3) if page else None},
             "watch": {k: watch.get(k) for k in ("decisions_seen", "subjects_right", "wrong_seen",
-                                                "revisions_not_increasing", "query_p50_ms", "query_p99_ms",
+                                                "revisions_not_increasing", "revision_conflicts", "query_p50_ms", "query_p99_ms",
                                                 "query_max_ms", "queries_answered", "query_timeouts", "examples")},
             "verifier_restart": {k: v for k, v in (restart or {}).items() if k not in ("t", "err")},
+            "stored_samples": [[round(t, 2), n] for t, n in stored_samples],
             "verifier_exit": vcode,
             "lag": {"max_over_nodes": max((v["max"] for v in self.lag.values()), default=None),
                     "worst_nodes": sorted(((v["max"], k) for k, v in self.lag.items()), reverse=True)[:3],
@@ -551,13 +554,7 @@ class Bench:
             follow["stored_at_kill"] = self.store_counts() or 0
         elif what == "restart_verifier":
             _, t, err = self.start_verifier()
-            follow.update({"t": t, "err": err})
-            try:
-                self.wait_for(lambda: self.log_has(err, "verifier_started") or
-                              self.procs["verifier"].poll() is not None, 60, "restarted verifier")
-                follow["started_s"] = round(time.monotonic() - t, 3)
-            except RuntimeError as e:
-                follow["error"] = str(e)
+            follow.update({"t": t, "err": err})  # the main loop watches it start (no blocking wait here)
         self.faults.append(rec)
 
 
@@ -572,8 +569,8 @@ def print_report(r):
           f"rogue named as dissenter in {d['rogue_dissents']}; max revision {d['max_revision']}")
     print(f"attestations: expected {at['expected']} stored {at['stored']} lost {at['lost']} duplicated "
           f"{at['duplicated']} rejected {at['rejections']} (live sends by nodes: {at['published_live_sends']})")
-    print(f"ingest: all stored {ing['all_stored_after_s']} s after start; {ing['wall_per_s']}/s wall, best 2 s "
-          f"window {ing['best_2s_window_per_s']}/s, {ing['per_verifier_cpu_s']}/verifier-CPU-s "
+    print(f"ingest: all stored {ing['all_stored_after_s']} s after start; {ing['wall_per_s']}/s wall, best 10 s "
+          f"window {ing['best_10s_window_per_s']}/s, {ing['per_verifier_cpu_s']}/verifier-CPU-s "
           f"({ing['verifier_cpu_s']} CPU s); openssl ed25519 verify {r['openssl_ed25519_verify_per_s']}/s before "
           f"({r.get('openssl_ed25519_verify_per_s_after')}/s after the run); ratios to the before figure: "
           f"wall {ing.get('wall_vs_raw')}, window {ing.get('best_window_vs_raw')}, per CPU {ing.get('per_cpu_vs_raw')}")
@@ -585,6 +582,7 @@ def print_report(r):
     print(f"store: {st['decision_rows']} decision rows, {st['decision_bytes']} decision bytes = "
           f"{st['decision_share']} of {st['db_pages_bytes']} database bytes (files {st['file_bytes']})")
     print(f"subscriber: {w['decisions_seen']} decisions, revisions not increasing {w['revisions_not_increasing']}, "
+          f"one revision with two contents {w['revision_conflicts']}, "
           f"wrong seen {w['wrong_seen']}; queries {w['queries_answered']} answered, p50 {w['query_p50_ms']} ms, "
           f"p99 {w['query_p99_ms']} ms, max {w['query_max_ms']} ms, timeouts {w['query_timeouts']}")
     print(f"restarted verifier: {r['verifier_restart']}")
