@@ -636,7 +636,8 @@ def main():
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(r, f, indent=1, sort_keys=True)
-        ok = (r["decisions"]["wrong"] == 0 and r["decisions"]["missing"] == 0 and r["attestations"]["lost"] == 0
+        ok = (r["decisions"]["wrong"] == 0 and r["decisions"]["missing"] == 0 and r["decisions"]["partial"] == 0
+              and r["attestations"]["lost"] == 0
               and r["attestations"]["duplicated"] == 0)
         code = 0 if ok else 1
     finally:
