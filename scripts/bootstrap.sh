@@ -28,6 +28,7 @@ packages=(
   diffoscope-minimal gnupg
   softhsm2 opensc p11-kit libp11-kit-dev
   python3 sqlite3 curl
+  iproute2 iptables  # bench/scale_bench.py: network namespaces, partitions (tests/scale)
 )
 
 [ ${#only[@]} -eq 0 ] || packages=("${only[@]}")
