@@ -138,6 +138,7 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   if (options.insecure_registry) argv.push_back("--src-tls-verify=false");
   argv.push_back("docker://" + ref.name + "@" + ref.digest);
   argv.push_back("oci:layout");  // relative to the child's working directory: an oci: path cannot hold ':'
+  if (options.progress) options.progress("copying " + options.reference + " with skopeo");
   auto run = QR_TRY(run_child(argv, tmp.path(), options.timeout));
   if (run.timed_out || !WIFEXITED(run.wait_status) || WEXITSTATUS(run.wait_status) != 0) {
     std::string err = run.stderr_text;
@@ -147,6 +148,7 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   }
   fs::path layout = tmp.path() / "layout";
   QR_RETURN_IF_ERROR(check_pulled(layout, ref, ref.shown));
+  if (options.progress) options.progress("checking every blob against its digest and storing it");
   auto files = QR_TRY(normalize::ImageFiles::open_dir(layout));
   auto lock = QR_TRY(internal::FileLock::acquire(dir_ / ".lock"));
   auto imported = QR_TRY(internal::import_oci_files(dir_, *files, "pulled " + options.reference));
