@@ -126,6 +126,10 @@ Status run_verify(const VerifyArgs& a) {
   if (!answer.yes) {
     // "nothing attested" when every file was refused says too little: name why the first one was.
     std::string refused;
+    if (!a.store.empty() && answer.decisions.empty()) {
+      refused = "; the store holds no attestation for it (`quorate store import` says which attestations it "
+                "refused and why, e.g. a key the policy lists under another node id)";
+    }
     if (!refusals.empty()) {
       refused = "; " + std::to_string(refusals.size()) + " of " + std::to_string(a.files.size()) +
                 " attestation(s) refused, first " + refusals.front();

@@ -181,6 +181,12 @@ TEST_F(FirstHour, WrongNodeIdIsNamedAtVerify) {
   std::string last = r.out.substr(r.out.rfind("quorate: "));
   EXPECT_THAT(last, HasSubstr("refused")) << r.out;
   EXPECT_THAT(last, HasSubstr("node-b")) << r.out;
+  // Through a store: import refuses it, naming both ids, and verify says where to look.
+  auto imported = q("store import --policy policy.toml store.db att.json");
+  EXPECT_THAT(imported.out, HasSubstr("expected node id 'node-a', found 'node-b'")) << imported.out;
+  auto stored = q("verify --policy policy.toml --store store.db");
+  EXPECT_EQ(stored.exit_code, 1) << stored.out;
+  EXPECT_THAT(stored.out, HasSubstr("store import")) << stored.out;
   auto roster = q("attest verify --roster policy.toml att.json");
   EXPECT_NE(roster.exit_code, 0) << roster.out;
   EXPECT_THAT(roster.out, HasSubstr("expected node id 'node-a', found 'node-b'")) << roster.out;
