@@ -11,6 +11,7 @@
 #include "quorate/builder/build.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
+#include "progress.h"
 
 namespace quorate::cli {
 namespace {
@@ -64,7 +65,8 @@ Status run_build(const BuildArgs& a) {
   o.max_output_bytes = a.max_output_bytes;
   o.image_store = a.image_store;
   o.clock_ms = wall_clock_ms;
-  if (!a.quiet && !a.json) o.progress = [](const std::string& line) { std::cerr << "quorate build: " << line << "\n"; };
+  Progress progress("build", a.quiet || a.json);
+  o.progress = progress.lines();
   auto result = QR_TRY(builder::build(o));
   std::string json = QR_TRY(builder::build_result_json(result));
   if (!a.result_out.empty()) QR_RETURN_IF_ERROR(write_file_atomic(a.result_out, json + "\n", 0644));
@@ -122,7 +124,7 @@ void add_build_command(CLI::App& app, Action& action) {
                   "With --attest: runDetails.builder.id, a URI (default: https://quorate.dev/node/<node id>)");
   cmd->add_option("--attest-out", args->attest_out, "With --attest: where the DSSE envelope goes (default: OUT.att.json)");
   cmd->add_option("--passphrase-file", args->passphrase_file, "With --attest: file whose first line decrypts the key");
-  cmd->add_flag("-q,--quiet", args->quiet, "No progress lines on stderr");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress on stderr (progress is shown only when stderr is a terminal)");
   cmd->callback([args, &action] { action = [args] { return run_build(*args); }; });
 }
 

@@ -7,6 +7,7 @@
 
 #include "quorate/audit/diff.h"
 #include "quorate/cli/cli.h"
+#include "progress.h"
 
 namespace quorate::cli {
 namespace {
@@ -17,6 +18,7 @@ struct DiffArgs {
   std::string platform;
   bool json = false;
   bool deep = false;
+  bool quiet = false;
 };
 
 Status run_diff(const DiffArgs& args) {
@@ -34,7 +36,10 @@ Status run_diff(const DiffArgs& args) {
     if (!diffoscope.ok()) return diffoscope.status().with_context("--deep");
     options.diffoscope = *diffoscope;
   }
+  Progress progress("diff", args.quiet);
+  options.progress = progress.lines();
   auto diff = QR_TRY(audit::diff_images(args.a, args.b, options));
+  progress.done();
   if (args.json) {
     std::cout << audit::to_json(diff).dump() << "\n";
   } else {
@@ -65,6 +70,7 @@ void add_diff_command(CLI::App& app, Action& action) {
   cmd->add_flag("--deep", args->deep,
                 "run diffoscope on both versions of each changed regular file and show its report (first 200 "
                 "lines, 60 s per file); a usage error when diffoscope is not installed");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only when stderr is a terminal)");
   cmd->add_flag("--json", args->json, "print the differences as JSON (with --deep, a \"deep\" string per file)");
   cmd->callback([&action, args] { action = [args] { return run_diff(*args); }; });
 }

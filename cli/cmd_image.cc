@@ -12,6 +12,7 @@
 
 #include "quorate/cli/cli.h"
 #include "quorate/imagestore/image_store.h"
+#include "progress.h"
 
 namespace quorate::cli {
 
@@ -30,6 +31,7 @@ struct ImageArgs {
   std::vector<std::string> digests;
   bool json = false;
   bool insecure_registry = false;
+  bool quiet = false;
   int64_t timeout_seconds = 1800;
 };
 
@@ -52,6 +54,8 @@ Status run_pull(const ImageArgs& a) {
   o.skopeo = program_on_path("skopeo");
   o.insecure_registry = a.insecure_registry;
   o.timeout = std::chrono::seconds(a.timeout_seconds);
+  Progress progress("image pull", a.quiet);
+  o.progress = progress.lines();
   auto image = QR_TRY(store.pull(o));
   print(image);
   return Status::ok_status();
@@ -100,6 +104,7 @@ void add_image_command(CLI::App& app, Action& action) {
   pull->add_option("--timeout", args->timeout_seconds, "Seconds skopeo may take; then it is killed")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600));
+  pull->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only when stderr is a terminal)");
   add_store_option(pull, *args);
   pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
   auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "interrupt.h"
+#include "progress.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
 #include "quorate/normalize/compress.h"
@@ -35,6 +36,7 @@ struct NormalizeArgs {
   std::string max_expanded;
   int threads = 0;
   std::string platform;
+  bool quiet = false;
 };
 
 // "123", "64K", "512M", "64G" -> bytes.
@@ -59,7 +61,7 @@ Result<int64_t> source_date_epoch(const NormalizeArgs& a) {
   return epoch.value_or(0);
 }
 
-Result<nz::LayerOptions> layer_options(const NormalizeArgs& a) {
+Result<nz::LayerOptions> layer_options(const NormalizeArgs& a, Progress& progress) {
   nz::LayerOptions o;
   o.source_date_epoch = QR_TRY(source_date_epoch(a));
   if (a.mtime == "clamp") o.mtime = nz::MtimeMode::kClamp;
@@ -75,9 +77,7 @@ Result<nz::LayerOptions> layer_options(const NormalizeArgs& a) {
   // Spools and extracted image tars go under $TMPDIR, read here because libraries never read the environment.
   o.temp_dir = temp_dir_from_env();
   std::error_code ec;
-  if (::isatty(2) && fs::file_size(a.input, ec) >= kProgressThreshold && !ec) {
-    o.progress = [](uint64_t bytes) { std::cerr << "\rread " << (bytes >> 20) << " MiB" << std::flush; };
-  }
+  if (fs::file_size(a.input, ec) >= kProgressThreshold && !ec) o.progress = progress.bytes("read");
   return o;
 }
 
@@ -104,13 +104,13 @@ nlohmann::json common_json(const NormalizeArgs& a, const nz::LayerOptions& o) {
           {"compressor", nz::compressor_id(o.compression, o.level)}};
 }
 
-Status run_layer(const NormalizeArgs& a, nz::LayerOptions o) {
+Status run_layer(const NormalizeArgs& a, nz::LayerOptions o, Progress& progress) {
   o.hash_input = a.json;  // only the JSON summary shows the input digest: otherwise it is work for nothing
   auto out = AtomicFile::create(a.output);
   if (!out.ok()) return out.status().with_context("output " + a.output);
   auto s = QR_TRY(nz::normalize_layer(a.input, **out, o));
   QR_RETURN_IF_ERROR((*out)->commit());
-  if (o.progress) std::cerr << "\n";
+  progress.done();  // the counter line ends before the digests are printed
   if (a.json) {
     nlohmann::json j = common_json(a, o);
     j["kind"] = "layer";
@@ -127,11 +127,11 @@ Status run_layer(const NormalizeArgs& a, nz::LayerOptions o) {
   return Status();
 }
 
-Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o) {
+Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o, Progress& progress) {
   nz::ImageOptions io;
   io.platform = a.platform;
   auto s = QR_TRY(nz::normalize_image(a.input, a.output, o, io));
-  if (o.progress) std::cerr << "\n";
+  progress.done();
   if (a.json) {
     nlohmann::json j = common_json(a, o);
     nz::LayerSummary total;
@@ -167,9 +167,10 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o) {
 
 Status run_normalize(const NormalizeArgs& a) {
   remove_temporaries_on_interrupt();  // no `.OUT.tmp.*` or extracted image left behind by Ctrl-C
-  auto o = QR_TRY(layer_options(a));
+  Progress progress("normalize", a.quiet);
+  auto o = QR_TRY(layer_options(a, progress));
   auto format = QR_TRY(nz::detect_image_format(a.input));
-  return format == nz::ImageFormat::kNotImage ? run_layer(a, o) : run_image(a, o);
+  return format == nz::ImageFormat::kNotImage ? run_layer(a, o, progress) : run_image(a, o, progress);
 }
 
 }  // namespace
@@ -194,6 +195,7 @@ void add_normalize_command(CLI::App& app, Action& action) {
                       "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room");
   cmd->add_option("--threads", args->threads, "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");
   cmd->add_option("--platform", args->platform, "os/arch[/variant] to pick from a multi-platform image");
+  cmd->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only on a terminal, for inputs of 256 MiB and more)");
   cmd->callback([args, &action] { action = [args] { return run_normalize(*args); }; });
 }
 

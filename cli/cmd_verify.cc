@@ -36,7 +36,9 @@ Result<int64_t> decision_time(const std::string& now) {
 }
 
 // Attestation files are verified here and only the verified ones vote; refusals are reported on stderr.
-Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verifier, const std::vector<std::string>& files) {
+// `refusals` gets one "FILE: reason" per refused file, for the verdict line.
+Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verifier, const std::vector<std::string>& files,
+                                                   std::vector<std::string>& refusals) {
   std::vector<quorum::Vote> votes;
   for (const auto& f : files) {
     std::string bytes = QR_TRY(read_file(f));
@@ -44,6 +46,7 @@ Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verif
     if (!v.ok()) {
       if (!v.status().is_verification() && !v.status().is_bad_input()) return v.status();
       std::cerr << f << ": refused: " << v.status().to_string() << "\n";
+      refusals.push_back(f + ": " + v.status().message());
       continue;
     }
     votes.push_back(v->vote);
@@ -95,6 +98,7 @@ Status run_verify(const VerifyArgs& a) {
     }
   }
   quorum::Answer answer;
+  std::vector<std::string> refusals;
   if (!a.store.empty()) {
     if (!std::filesystem::exists(a.store)) return Status::not_found(a.store + ": no such store");
     auto store = QR_TRY(quorum::Store::open(a.store));
@@ -107,7 +111,7 @@ Status run_verify(const VerifyArgs& a) {
     });
     QR_RETURN_IF_ERROR(recorded);
   } else {
-    std::vector<quorum::Vote> votes = QR_TRY(votes_from_files(verifier, a.files));
+    std::vector<quorum::Vote> votes = QR_TRY(votes_from_files(verifier, a.files, refusals));
     answer = QR_TRY(quorum::answer(verifier.policy(), votes, q, now));
   }
   for (const auto& d : answer.decisions) {
@@ -119,7 +123,19 @@ Status run_verify(const VerifyArgs& a) {
     std::cout << json << "\n";
   }
   if (!a.json) std::cout << answer.summary << "\n";
-  if (!answer.yes) return Status::verification(answer.summary + reencoded_hint);
+  if (!answer.yes) {
+    // "nothing attested" when every file was refused says too little: name why the first one was.
+    std::string refused;
+    if (!a.store.empty() && answer.decisions.empty()) {
+      refused = "; the store holds no attestation for it (`quorate store import` says which attestations it "
+                "refused and why, e.g. a key the policy lists under another node id)";
+    }
+    if (!refusals.empty()) {
+      refused = "; " + std::to_string(refusals.size()) + " of " + std::to_string(a.files.size()) +
+                " attestation(s) refused, first " + refusals.front();
+    }
+    return Status::verification(answer.summary + reencoded_hint + refused);
+  }
   return Status();
 }
 

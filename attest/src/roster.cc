@@ -183,6 +183,17 @@ Verdict finish(Envelope env, std::string keyid, std::string node_id, Result<Stat
   return v;
 }
 
+// The key verified but the statement names another node than the roster lists it under: say both ids and how
+// the attestation should have been made (a node id given to `quorate attest`, or derived from the key's name).
+std::string node_mismatch_message(const std::string& builder, const std::string& keyid,
+                                  const std::set<std::string>& listed_under) {
+  std::string ids;
+  for (const auto& id : listed_under) ids += (ids.empty() ? "'" : ", '") + id + "'";
+  return "node mismatch: the statement names node '" + builder + "', but the roster lists the signing key " + keyid +
+         " under node " + ids + " (expected node id " + ids + ", found '" + builder + "'; sign with --node-id " +
+         *listed_under.begin() + ", or list the key under '" + builder + "' in the policy)";
+}
+
 }  // namespace
 
 Failure key_validity(const std::vector<KeyWindow>& windows, int64_t t) {
@@ -236,17 +247,18 @@ Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const 
   int64_t t = at.value_or(statement->finished_on);
   std::vector<KeyWindow> windows;
   bool listed = false;
+  std::set<std::string> listed_under;  // sorted: the message does not depend on the roster's order
   for (const RosterEntry* e : find(keyid)) {
     windows.push_back(e->window());
     listed = listed || e->node_id == statement->builder_id;
+    listed_under.insert(e->node_id);
   }
   Failure valid = listed ? key_validity(windows, t) : Failure::kNodeMismatch;
   if (valid != Failure::kNone) {
     // The signature verified: the attestation is kept beside the failure, for a caller that reports what the
     // key signed (the engine voids such a vote with this reason).
     std::string what = valid == Failure::kNodeMismatch
-                           ? "node mismatch: the statement names builder '" + statement->builder_id + "', but key " +
-                                 keyid + " is not listed under that id"
+                           ? node_mismatch_message(statement->builder_id, keyid, listed_under)
                            : std::string(failure_name(valid)) + ": key " + keyid + " of node '" +
                                  statement->builder_id + "' is " + failure_name(valid) + " at " + format_rfc3339(t);
     std::string node_id = statement->builder_id;

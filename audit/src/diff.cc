@@ -415,6 +415,10 @@ Status explain_content(LayerDiff& diff, const LayerIndex& a, const fs::path& a_f
   QR_RETURN_IF_ERROR(extract_versions(a_file, va, temp.path() / "spool", options.max_expanded_bytes));
   QR_RETURN_IF_ERROR(extract_versions(b_file, vb, temp.path() / "spool", options.max_expanded_bytes));
   for (size_t i = 0; i < changed.size(); ++i) {
+    if (options.progress) {
+      options.progress("diffoscope " + std::to_string(i + 1) + "/" + std::to_string(changed.size()) + ": " +
+                       changed[i]->path);
+    }
     auto run = QR_TRY(run_diffoscope(options.diffoscope, temp.path() / std::to_string(i), names[i], options));
     changed[i]->deep = deep_report(run, options);
   }
@@ -467,6 +471,7 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
       bool in_a = i < left.layers.size(), in_b = i < right.layers.size();
       std::string da = in_a ? left.layers[i].digest : "", db = in_b ? right.layers[i].digest : "";
       if (in_a && in_b && da == db) continue;
+      if (options.progress) options.progress("layer " + std::to_string(i + 1) + "/" + std::to_string(count) + ": reading");
       LayerIndex ia, ib;
       if (in_a) ia = QR_TRY(index_side(left, i, options));
       if (in_b) ib = QR_TRY(index_side(right, i, options));

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 #include <set>
@@ -212,7 +213,7 @@ Status read_builder_image(BuildContext& ctx) {
   progress(ctx, "verifying builder image " + b.reference);
   auto image = store.verify(b.digest);
   if (!image.ok()) return image.status().with_context("builder image " + b.name);
-  auto lease = store.rootfs(*image);
+  auto lease = store.rootfs(*image, ctx.opt.progress);
   if (!lease.ok()) return lease.status();
   ctx.builder_rootfs = lease->path();
   ctx.builder_rootfs_lease.emplace(std::move(*lease));
@@ -730,15 +731,31 @@ bool parse_format(const std::string& name, OutputFormat& out) {
 
 namespace {
 
-// A failed build's log outlives its scratch directory: moved beside it (WORK_DIR/build-XXXXXX.log), and the
-// error names where it now is.
+// Moves `from` to `to` atomically: rename, or on another file system a copy written atomically (the reader
+// sees no half log) and the original removed.
+Status move_atomically(const fs::path& from, const fs::path& to) {
+  if (::rename(from.c_str(), to.c_str()) == 0) return Status();
+  if (errno != EXDEV) return Status::from_errno("move " + from.string() + " to " + to.string(), errno);
+  auto bytes = QR_TRY(read_file(from, uint64_t{1} << 30));
+  QR_RETURN_IF_ERROR(write_file_atomic(to, bytes, 0644));
+  std::error_code ec;
+  fs::remove(from, ec);
+  return Status();
+}
+
+// A failed build's log outlives its scratch directory: moved beside it (WORK_DIR/build-XXXXXX.log) or into
+// options.failed_log_dir, and the error names where it now is.
 Status keep_build_log(BuildContext& ctx, Status status) {
   fs::path log = ctx.work / "build.log";
   std::error_code ec;
   if (!fs::is_regular_file(log, ec)) return status;
   fs::path kept = ctx.work.string() + ".log";
-  fs::rename(log, kept, ec);
-  if (ec) return status;
+  // When the log directory cannot be made, the log stays beside the scratch directory (still named below).
+  if (!ctx.opt.failed_log_dir.empty() &&
+      (::mkdir(ctx.opt.failed_log_dir.c_str(), 0700) == 0 || fs::is_directory(ctx.opt.failed_log_dir, ec))) {
+    kept = ctx.opt.failed_log_dir / (ctx.work.filename().string() + ".log");
+  }
+  if (!move_atomically(log, kept).ok()) return status;
   std::string message = status.message();
   for (size_t at = message.find(log.string()); at != std::string::npos; at = message.find(log.string(), at)) {
     message.replace(at, log.string().size(), kept.string());

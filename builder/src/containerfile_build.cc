@@ -174,7 +174,7 @@ Result<StageState> image_state(Lowering& L, const std::string& name, const std::
   auto image = store->verify(digest);
   if (!image.ok()) return image.status().with_context("image " + name + "@" + digest);
   StageState s;
-  auto lease = store->rootfs(*image);
+  auto lease = store->rootfs(*image, L.in.options.progress);
   if (!lease.ok()) return lease.status();
   s.image_root = lease->path();
   L.leases.push_back(std::move(*lease));

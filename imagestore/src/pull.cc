@@ -71,6 +71,7 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   if (options.insecure_registry) argv.push_back("--src-tls-verify=false");
   argv.push_back("docker://" + ref.name + "@" + ref.digest);
   argv.push_back("oci:layout");  // relative to the child's working directory: an oci: path cannot hold ':'
+  if (options.progress) options.progress("copying " + options.reference + " with skopeo");
   ProcessSpec spec;
   spec.argv = std::move(argv);
   spec.cwd = tmp.path();
@@ -89,6 +90,7 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   }
   fs::path layout = tmp.path() / "layout";
   QR_RETURN_IF_ERROR(check_pulled(layout, ref, ref.shown));
+  if (options.progress) options.progress("checking every blob against its digest and storing it");
   auto files = QR_TRY(normalize::ImageFiles::open_dir(layout));
   auto lock = QR_TRY(internal::FileLock::acquire(dir_ / ".lock"));
   auto imported = QR_TRY(internal::import_oci_files(dir_, *files, "pulled " + options.reference));

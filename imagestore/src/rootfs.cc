@@ -53,7 +53,8 @@ void remove_leftovers(const fs::path& dir, const std::string& prefix) {
 }
 
 // Unpacks the image into rootfs/<hex> unless it is there (under the tree's exclusive lock).
-Status unpack_once(const fs::path& dir, const VerifiedImage& image) {
+Status unpack_once(const fs::path& dir, const VerifiedImage& image,
+                   const std::function<void(const std::string&)>& progress) {
   std::string hex = digest_hex(image.digest);
   fs::path root = dir / hex;
   // The tree's lock is also what builds hold shared for as long as they use the tree, so waiting for it
@@ -84,8 +85,19 @@ Status unpack_once(const fs::path& dir, const VerifiedImage& image) {
   fs::path tmp = fs::canonical(templ, ec);
   if (ec) return Status::io("resolve " + templ + ": " + ec.message());
   std::vector<internal::LayerFile> layers;
-  for (const auto& l : image.layers) layers.push_back({l.digest, l.blob});
+  uint64_t compressed = 0;
+  for (const auto& l : image.layers) {
+    layers.push_back({l.digest, l.blob});
+    std::error_code size_ec;
+    uint64_t size = fs::file_size(l.blob, size_ec);
+    if (!size_ec) compressed += size;
+  }
+  if (progress) {
+    progress("unpacking image " + image.digest.substr(0, 19) + " (" + std::to_string(layers.size()) + " layers, " +
+             std::to_string(compressed >> 20) + " MiB compressed)");
+  }
   Status s = internal::unpack_layers(layers, tmp);
+  if (s.ok() && progress) progress("unpacked image " + image.digest.substr(0, 19));
   if (s.ok() && ::rename(tmp.c_str(), root.c_str()) != 0) s = Status::from_errno("rename into " + root.string(), errno);
   if (!s.ok()) {
     (void)internal::remove_tree(tmp);
@@ -117,7 +129,8 @@ RootfsLease::~RootfsLease() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<RootfsLease> ImageStore::rootfs(const VerifiedImage& image) const {
+Result<RootfsLease> ImageStore::rootfs(const VerifiedImage& image,
+                                       const std::function<void(const std::string&)>& progress) const {
   std::string hex = digest_hex(image.digest);
   fs::path dir = dir_ / "rootfs";
   fs::path root = dir / hex;
@@ -129,7 +142,7 @@ Result<RootfsLease> ImageStore::rootfs(const VerifiedImage& image) const {
       std::error_code ec;
       if (fs::is_directory(root, ec)) return RootfsLease(root, lock.release());
     }  // released before the exclusive lock is asked for: this process would otherwise wait for itself
-    QR_RETURN_IF_ERROR(unpack_once(dir, image));
+    QR_RETURN_IF_ERROR(unpack_once(dir, image, progress));
   }
   return Status::io("the root file system of image " + image.digest + " was removed while it was being unpacked");
 }

@@ -1,7 +1,10 @@
 // The production Rebuilder, binding the builder (rebuild a commit) and attest (sign its build result) modules.
 #include "quorate/node/builder_rebuilder.h"
 
+#include <algorithm>
 #include <atomic>
+#include <utility>
+#include <vector>
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
@@ -11,6 +14,25 @@
 
 namespace quorate::node {
 namespace {
+
+// Failed builds' logs kept in <data_dir>/logs: the newest this many (a node that fails every build for a day
+// must not fill its disk with logs).
+constexpr size_t kKeptFailedLogs = 32;
+
+// Removes the oldest build-*.log files of `dir` beyond kKeptFailedLogs (by modification time, then name).
+void prune_failed_logs(const std::filesystem::path& dir) {
+  std::vector<std::pair<std::filesystem::file_time_type, std::filesystem::path>> logs;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("build-", 0) != 0 || e.path().extension() != ".log") continue;
+    auto t = std::filesystem::last_write_time(e.path(), ec);
+    if (!ec) logs.emplace_back(t, e.path());
+  }
+  if (logs.size() <= kKeptFailedLogs) return;
+  std::sort(logs.begin(), logs.end());
+  for (size_t i = 0; i + kKeptFailedLogs < logs.size(); ++i) std::filesystem::remove(logs[i].second, ec);
+}
 
 builder::Sandbox sandbox_of(const std::string& name) {
   if (name == "bubblewrap") return builder::Sandbox::kBubblewrap;
@@ -48,6 +70,8 @@ class BuilderRebuilder : public Rebuilder {
     o.source_date_epoch = r.source_date_epoch;
     o.output = job / "image";
     o.work_dir = job / "work";
+    // The job directory goes when the job ends; a failed build's log, which the error names, must not.
+    o.failed_log_dir = config_.data_dir / "logs";
     o.sandbox = sandbox_of(config_.sandbox);
     o.bwrap = config_.bwrap;
     o.timeout = std::chrono::seconds(config_.build_timeout_seconds);
@@ -61,7 +85,10 @@ class BuilderRebuilder : public Rebuilder {
     o.clock_ms = clock_ms_;
     o.cancel = &cancel;
     auto result = builder::build(o);
-    if (!result.ok()) return result.status();
+    if (!result.ok()) {
+      prune_failed_logs(o.failed_log_dir);
+      return result.status();
+    }
     auto json = builder::build_result_json(*result);
     if (!json.ok()) return json.status();
     auto envelope = attest::attest_build_result(*json, *signer_, config_.node_id, attest::AttestFormat::kEnvelope,

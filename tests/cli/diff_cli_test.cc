@@ -233,6 +233,31 @@ TEST_F(DiffCliTest, DeepShowsTheReportOfTheDiffoscopeInPath) {
   EXPECT_NE(r.out.find("        > greeting=bonjour\n"), std::string::npos) << r.out;
 }
 
+// Progress (each layer read, each diffoscope run) goes to a terminal only: stderr in a pipe carries none of it,
+// no carriage returns either; on script(1)'s terminal it names the file diffoscope runs on; -q silences it.
+TEST_F(DiffCliTest, DeepShowsProgressOnATerminalOnly) {
+  fs::create_directories(dir_ / "bin");
+  quorate::testing::spit(dir_ / "bin/diffoscope", "#!/bin/sh\necho stand-in\nexit 1\n");
+  fs::permissions(dir_ / "bin/diffoscope", fs::perms::owner_all);
+  auto a = archive("");
+  auto b = archive("--greeting bonjour");
+  std::string command = "PATH=" + sh((dir_ / "bin").string()) + ":/usr/bin:/bin " + sh(quorate_bin()) + " diff --deep ";
+  std::string images = " " + sh(a.string()) + " " + sh(b.string());
+  auto piped = run("(" + command + images + ")");  // stdout and stderr, neither a terminal
+  EXPECT_EQ(piped.exit_code, 1) << piped.out;
+  EXPECT_EQ(piped.out.find("quorate diff:"), std::string::npos) << piped.out;
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  if (run("command -v script").exit_code != 0) GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  auto tty = run("script -qec " + sh(command + images + " </dev/null") + " /dev/null");
+  EXPECT_EQ(tty.exit_code, 1) << tty.out;
+  EXPECT_NE(tty.out.find("quorate diff: layer 1/2: reading"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("quorate diff: diffoscope 1/1: etc/hello.conf"), std::string::npos) << tty.out;
+  auto quiet = run("script -qec " + sh(command + "-q" + images + " </dev/null") + " /dev/null");
+  EXPECT_EQ(quiet.exit_code, 1) << quiet.out;
+  EXPECT_EQ(quiet.out.find("quorate diff:"), std::string::npos) << quiet.out;
+  EXPECT_NE(quiet.out.find("stand-in"), std::string::npos) << quiet.out;
+}
+
 TEST_F(DiffCliTest, DeepWithTheRealDiffoscopeExplainsTheChangedFile) {
   if (run("command -v diffoscope").exit_code != 0) GTEST_SKIP() << "diffoscope is not installed";
   auto a = archive("");

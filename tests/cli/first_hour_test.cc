@@ -138,16 +138,58 @@ TEST_F(FirstHour, HelpListsCommandsInWorkflowOrder) {
   EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << r.out;
 }
 
-// Build steps report their layer's size as they finish (run steps also their time); -q silences them.
-TEST_F(FirstHour, BuildShowsStepSizesUnlessQuiet) {
+// Build steps report their layer's size as they finish (run steps also their time), on a terminal only: a
+// pipe or a log gets no progress at all, and -q silences it on a terminal too. The terminal is script(1)'s.
+TEST_F(FirstHour, BuildShowsProgressOnATerminalOnly) {
   std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
-  auto r = q("build --repo site --commit " + commit + " -o out --work-dir work");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("quorate build: step 1/1 \\(quorate.toml:[0-9]+\\): layer [0-9.]+ [KM]?B"));
-  EXPECT_THAT(r.out, HasSubstr("compressed)"));
-  auto quiet = q("build -q --repo site --commit " + commit + " -o out2 --work-dir work");
+  std::string build = "build --repo site --commit " + commit + " --work-dir work -o ";
+  auto piped = q(build + "out");
+  ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  EXPECT_THAT(piped.out, Not(HasSubstr("quorate build:")));
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  EXPECT_THAT(piped.out, HasSubstr("image   sha256:"));
+  if (quorate::testing::run("command -v script").exit_code != 0) GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  auto on_terminal = [&](const std::string& args) {
+    return quorate::testing::run("cd " + sh(dir_.path().string()) + " && script -qec " +
+                                 sh(quorate_bin() + " " + args + " </dev/null") + " /dev/null");
+  };
+  auto tty = on_terminal(build + "out2");
+  ASSERT_EQ(tty.exit_code, 0) << tty.out;
+  EXPECT_THAT(tty.out, ::testing::ContainsRegex("quorate build: step 1/1 \\(quorate.toml:[0-9]+\\): layer [0-9.]+ [KM]?B"));
+  EXPECT_THAT(tty.out, HasSubstr("compressed)"));
+  auto quiet = on_terminal("build -q " + build.substr(6) + "out3");
   ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
   EXPECT_THAT(quiet.out, Not(HasSubstr("quorate build:")));
+  EXPECT_THAT(quiet.out, HasSubstr("image   sha256:"));
+}
+
+// Issue 18: an attestation signed as a node id the roster does not list its key under was refused with
+// "nothing attested"; the refusal names the id found, the id expected and the key.
+TEST_F(FirstHour, WrongNodeIdIsNamedAtVerify) {
+  ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
+  ASSERT_EQ(q("attest --key keys/node-a.key.pem --node-id node-b " + sh(result_json()) + " -o att.json").exit_code, 0);
+  spit(dir_ / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  std::string keyid = q("key id keys/node-a.key.pem.pub.pem").out;
+  keyid = keyid.substr(0, keyid.find('\n'));
+  ASSERT_EQ(keyid.size(), 64u) << keyid;
+  auto r = q("verify --policy policy.toml att.json");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("expected node id 'node-a', found 'node-b'")) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(keyid)) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("--node-id node-a")) << r.out;
+  // The verdict line itself (the last one) says why, not only "nothing attested".
+  std::string last = r.out.substr(r.out.rfind("quorate: "));
+  EXPECT_THAT(last, HasSubstr("refused")) << r.out;
+  EXPECT_THAT(last, HasSubstr("node-b")) << r.out;
+  // Through a store: import refuses it, naming both ids, and verify says where to look.
+  auto imported = q("store import --policy policy.toml store.db att.json");
+  EXPECT_THAT(imported.out, HasSubstr("expected node id 'node-a', found 'node-b'")) << imported.out;
+  auto stored = q("verify --policy policy.toml --store store.db");
+  EXPECT_EQ(stored.exit_code, 1) << stored.out;
+  EXPECT_THAT(stored.out, HasSubstr("store import")) << stored.out;
+  auto roster = q("attest verify --roster policy.toml att.json");
+  EXPECT_NE(roster.exit_code, 0) << roster.out;
+  EXPECT_THAT(roster.out, HasSubstr("expected node id 'node-a', found 'node-b'")) << roster.out;
 }
 
 TEST_F(FirstHour, FailedBuildKeepsItsLog) {

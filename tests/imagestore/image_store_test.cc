@@ -107,14 +107,21 @@ TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {
   ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
   auto v = s.verify(digest_);
   ASSERT_TRUE(v.ok());
-  auto root = s.rootfs(*v);
+  std::vector<std::string> progress;
+  auto root = s.rootfs(*v, [&](const std::string& line) { progress.push_back(line); });
   ASSERT_TRUE(root.ok()) << root.status().to_string();
+  // The unpack is announced (it can take minutes), with its layer count, and its end.
+  ASSERT_EQ(progress.size(), 2u);
+  EXPECT_THAT(progress[0], ::testing::StartsWith("unpacking image " + digest_.substr(0, 19) + " (1 layers, "));
+  EXPECT_EQ(progress[1], "unpacked image " + digest_.substr(0, 19));
   EXPECT_TRUE(std::filesystem::is_regular_file(root->path() / "bin/busybox"));
   EXPECT_TRUE(std::filesystem::is_symlink(root->path() / "bin/sh"));
   for (const char* d : {"dev", "proc", "src", "out", "tmp"}) EXPECT_TRUE(std::filesystem::is_directory(root->path() / d)) << d;
   quorate::testing::spit(root->path() / "marker", "same directory");
-  auto again = s.rootfs(*v);
+  progress.clear();
+  auto again = s.rootfs(*v, [&](const std::string& line) { progress.push_back(line); });
   ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(progress.empty()) << "nothing to unpack, nothing to report";
   EXPECT_EQ(again->path(), root->path());
   EXPECT_TRUE(std::filesystem::exists(again->path() / "marker")) << "unpacked twice";
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -62,6 +63,8 @@ struct DiffOptions {
   std::string platform;
   std::chrono::seconds deep_timeout{60};  // a run still going then is killed; the report says so
   size_t deep_max_lines = 200;            // longer reports are cut, with a closing line saying so
+  // Progress lines ("layer 2/5: reading", "diffoscope 3/12: usr/bin/hello"); may be empty.
+  std::function<void(const std::string&)> progress;
 };
 
 // The diffoscope executable in `search_path` (directories separated by ':', as in $PATH; empty entries

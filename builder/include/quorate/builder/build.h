@@ -42,6 +42,10 @@ struct BuildOptions {
   // subdirectory is used and removed afterwards, unless keep_work_dir.
   std::filesystem::path work_dir;
   bool keep_work_dir = false;
+  // Where a failed build's log is kept, as build-XXXXXX.log (moved there atomically; created 0700 when
+  // absent). Empty: beside the scratch directory, WORK_DIR/build-XXXXXX.log. A node, which removes its job
+  // directories, passes its own state directory.
+  std::filesystem::path failed_log_dir;
   // Where a recipe's relative base.layout is resolved; base_layout overrides the recipe's layout.
   std::filesystem::path base_dir;
   std::filesystem::path base_layout;

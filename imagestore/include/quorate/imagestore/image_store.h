@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,7 @@ struct PullOptions {
   std::filesystem::path skopeo;    // the skopeo executable (the caller finds it; the library reads no PATH)
   bool insecure_registry = false;  // plain HTTP / unverified TLS (skopeo --src-tls-verify=false): loopback test registries
   std::chrono::seconds timeout{1800};  // skopeo is killed after this long
+  std::function<void(const std::string&)> progress;  // progress lines; may be empty
 };
 
 // A directory that is itself an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/`), plus
@@ -103,7 +105,9 @@ class ImageStore {
   // place, so a crash mid-unpack leaves only a temporary that no build trusts (removed by the next unpack).
   // Empty `dev`, `proc`, `src`, `out` and `tmp` directories are made at the top (mount points for the
   // sandbox; minimal images lack them). bad_input naming the layer and entry for a hostile layer; io otherwise.
-  Result<RootfsLease> rootfs(const VerifiedImage& image) const;
+  // `progress`, when set, is told when an unpack starts and ends (it can take minutes for a large image).
+  Result<RootfsLease> rootfs(const VerifiedImage& image,
+                             const std::function<void(const std::string&)>& progress = {}) const;
 
  private:
   explicit ImageStore(std::filesystem::path dir) : dir_(std::move(dir)) {}
