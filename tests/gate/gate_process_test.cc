@@ -234,6 +234,25 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
       std::chrono::seconds(30)))
       << last.dump() << "\n" << gate.p->err();
 
+  // A gate given another policy than the verifier's (threshold 1) does not take the verifier's decisions.
+  {
+    std::string text = testing::slurp(dir / "policy.toml");
+    text.replace(text.find("threshold = 2"), 13, "threshold = 1");
+    std::ofstream(dir / "other-policy.toml") << text;
+    fs::create_directories(dir / "other");
+    make_certificate(dir / "other" / "cert.pem", dir / "other" / "key.pem", "other");
+    GateProcess other(dir / "other",
+                      {"--quorum", loopback(query_port), "--quorum-key", (dir / "verifier.curve.pub").string(),
+                       "--curve-secret-key", (dir / "gate.curve.key").string()},
+                      dir / "other-policy.toml");
+    ASSERT_GT(other.port, 0) << other.p->err();
+    json r = ask(other.port, dir / "other" / "cert.pem", pod_review("q-other", {pinned("good")}));
+    EXPECT_FALSE(r.value("allowed", true)) << r.dump();
+    EXPECT_NE(message_of(r).find("the verifier decided under policy"), std::string::npos) << r.dump();
+    other.p->signal(SIGTERM);
+    (void)other.p->wait(std::chrono::seconds(15));
+  }
+
   // The verifier dies: denied, saying so, within the bound (1.5 s, once per review even with two images).
   verifier.signal(SIGKILL);
   (void)verifier.wait(std::chrono::seconds(10));
