@@ -10,6 +10,7 @@
 #include "quorate/cli/cli.h"
 #include "quorate/gate/decider.h"
 #include "quorate/gate/server.h"
+#include "quorate/wire/security.h"
 
 namespace quorate::cli {
 namespace {
@@ -17,6 +18,8 @@ namespace {
 struct GateArgs {
   std::string listen = "0.0.0.0:8443";
   std::string cert, key, policy, store, config;
+  std::string quorum, quorum_key, curve_secret_key;
+  int quorum_timeout_ms = gate::kDefaultQuorumTimeoutMs;
 };
 
 Status run_gate(const GateArgs& a) {
@@ -46,6 +49,27 @@ Status run_gate(const GateArgs& a) {
   gate::DeciderOptions d;
   d.policy = a.policy;
   d.store = a.store;
+  if (a.store.empty() == a.quorum.empty()) {
+    return Status::usage("give exactly one of --store STORE.db and --quorum ENDPOINT");
+  }
+  if (a.quorum.empty() && (!a.quorum_key.empty() || !a.curve_secret_key.empty())) {
+    return Status::usage("--quorum-key and --curve-secret-key go with --quorum");
+  }
+  if (!a.quorum.empty()) {
+    if (a.quorum_key.empty()) return Status::usage("--quorum needs --quorum-key (the verifier's CURVE public key)");
+    if (a.curve_secret_key.empty()) return Status::usage("--quorum needs --curve-secret-key (this gate's CURVE key)");
+    if (a.quorum_timeout_ms <= 0 || a.quorum_timeout_ms > 60000) {
+      return Status::usage("--quorum-timeout-ms must be in 1..60000");
+    }
+    wire::TransportConfig t;
+    t.curve_secret_key = a.curve_secret_key;
+    t.base_dir = std::filesystem::current_path();
+    gate::QuorumSource q;
+    q.endpoint = a.quorum;
+    q.security = QR_TRY(wire::make_client_security(t, a.quorum_key));
+    q.timeout_ms = a.quorum_timeout_ms;
+    d.quorum = std::move(q);
+  }
   if (!a.config.empty()) d.config = QR_TRY(gate::load_gate_config(a.config));
   d.clock_s = [] { return wall_clock_ms() / 1000; };
   auto decider = QR_TRY(gate::Decider::open(std::move(d)));
@@ -80,7 +104,14 @@ void add_gate_command(CLI::App& app, Action& action) {
   cmd->add_option("--tls-cert", args->cert, "PEM certificate (then intermediates); re-read on SIGHUP")->required();
   cmd->add_option("--tls-key", args->key, "PEM private key (mode 0600); re-read on SIGHUP")->required();
   cmd->add_option("--policy", args->policy, "Quorum policy file (docs/policy.md)")->required();
-  cmd->add_option("--store", args->store, "The verifier daemon's store.db, read-only")->required();
+  cmd->add_option("--store", args->store, "The verifier daemon's store.db, read-only (or --quorum)");
+  cmd->add_option("--quorum", args->quorum,
+                  "Ask the verifier daemon instead of reading its store: its query endpoint (tcp://HOST:PORT)");
+  cmd->add_option("--quorum-key", args->quorum_key, "With --quorum: the verifier's CURVE public key (Z85 or file)");
+  cmd->add_option("--curve-secret-key", args->curve_secret_key,
+                  "With --quorum: this gate's CURVE secret key file (its public key in the verifier's allowed_clients)");
+  cmd->add_option("--quorum-timeout-ms", args->quorum_timeout_ms,
+                  "With --quorum: how long one review waits for the verifier before denying (default 2000)");
   cmd->add_option("--config", args->config, "gate.toml: per-namespace rules (docs/gate.md)");
   cmd->callback([args, &action] { action = [args] { return run_gate(*args); }; });
 }

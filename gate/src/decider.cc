@@ -1,4 +1,5 @@
-// Decider: pinned digests, the namespace's policy, quorum::answer over a read-only store.
+// Decider: pinned digests, the namespace's policy, quorum::answer over a read-only store or over the verifier
+// daemon's decisions.
 #include "quorate/gate/decider.h"
 
 #include <sys/stat.h>
@@ -13,6 +14,8 @@
 #include "quorate/quorum/query.h"
 #include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/verifier.h"
+#include "quorate/quorumd/quorum_judge.h"
+#include "quorate/wire/query_client.h"
 
 namespace quorate::gate {
 
@@ -53,6 +56,7 @@ struct Decider::Impl {
   dev_t dev = 0;
   ino_t ino = 0;
   std::vector<std::unique_ptr<quorum::VerifiedVotes>> votes;
+  std::unique_ptr<wire::QueryClient> client;  // --quorum: the verifier's query socket
 
   void close_store() {
     votes.clear();
@@ -95,8 +99,16 @@ Result<std::unique_ptr<Decider>> Decider::open(DeciderOptions options) {
   for (const auto& r : options.config.namespaces) {
     impl->namespace_policy[r.name] = r.exclude ? -1 : r.policy.empty() ? 0 : QR_TRY(load(r.policy));
   }
+  if (options.store.empty() == !options.quorum.has_value()) {
+    return Status::usage("the gate decides from either a store or the verifier's query socket: give exactly one");
+  }
   impl->options = std::move(options);
-  QR_RETURN_IF_ERROR(impl->current_store());
+  if (impl->options.quorum) {
+    if (impl->options.quorum->timeout_ms <= 0) return Status::usage("the verifier timeout must be positive");
+    impl->client = QR_TRY(wire::QueryClient::connect(impl->options.quorum->endpoint, impl->options.quorum->security));
+  } else {
+    QR_RETURN_IF_ERROR(impl->current_store());
+  }
   return std::unique_ptr<Decider>(new Decider(std::move(impl)));
 }
 
@@ -141,32 +153,59 @@ Verdict Decider::decide(const Review& review) {
     return v;
   }
   std::lock_guard lock(m.mu);
-  std::optional<Status> store_status;  // opened (or found unusable) once per review, at the first pinned image
+  const quorum::Policy& chosen = m.verifiers[static_cast<size_t>(policy)]->policy();
+  std::optional<Status> source_status;  // the store opened (or found unusable) once per review; the verifier silent
   const int64_t now = m.options.clock_s();
   std::vector<std::string> denials;
+  auto fail_closed = [](const Status& s) { return "cannot be checked, denied (fail closed): " + s.to_string(); };
+  // The engine's answer for one digest, from the store's votes or from the verifier's decisions.
+  auto ask = [&](const std::string& digest) -> Result<quorum::Answer> {
+    quorum::Question q{digest, {}, {}};
+    if (!m.client) {
+      if (!source_status) source_status = m.current_store();
+      if (!source_status->ok()) return *source_status;
+      auto a = quorum::answer(chosen, *m.votes[static_cast<size_t>(policy)], q, now);
+      (void)m.votes[static_cast<size_t>(policy)]->take_distrusted();
+      if (!a.ok()) {
+        source_status = a.status();
+        m.close_store();  // reopened at the next review
+      }
+      return a;
+    }
+    if (source_status && !source_status->ok()) return *source_status;
+    wire::pb::Query query;
+    query.set_image_digest(digest);
+    auto got = m.client->ask(query, m.options.quorum->timeout_ms);
+    if (!got.ok()) {
+      if (!got.status().is_bad_input()) source_status = got.status();  // silent: not asked again in this review
+      return got.status();
+    }
+    if (!got->error().empty()) return Status::bad_input("the verifier refused the query: " + got->error());
+    std::vector<quorum::Decision> decisions;
+    for (const auto& d : got->decisions()) {
+      if (d.policy_digest() != chosen.digest()) {
+        return Status::verification("the verifier decided under policy " + d.policy_digest() +
+                                    ", this namespace requires " + chosen.digest() +
+                                    " (the gate's policy file must be the verifier's)");
+      }
+      decisions.push_back(quorum::from_wire(d));
+    }
+    return quorum::answer_from_decisions(chosen, std::move(decisions), q);
+  };
   for (const auto& ref : review.images) {
     ImageVerdict iv{ref.where, ref.image, false, ""};
     auto digest = pinned_digest(ref.image);
     if (!digest.ok()) {
       iv.why = "not pinned by digest (NAME@sha256:HEX)";
     } else {
-      if (!store_status) store_status = m.current_store();
-      if (!store_status->ok()) {
-        iv.why = "cannot be checked, denied (fail closed): " + store_status->to_string();
+      auto answer = ask(*digest);
+      if (!answer.ok()) {
+        iv.why = fail_closed(answer.status());
+      } else if (answer->yes) {
+        iv.allowed = true;
+        iv.why = answer->summary;
       } else {
-        quorum::Question q{*digest, {}, {}};
-        auto answer = quorum::answer(m.verifiers[static_cast<size_t>(policy)]->policy(), *m.votes[static_cast<size_t>(policy)], q, now);
-        (void)m.votes[static_cast<size_t>(policy)]->take_distrusted();
-        if (!answer.ok()) {
-          iv.why = "cannot be checked, denied (fail closed): " + answer.status().to_string();
-          store_status = answer.status();
-          m.close_store();  // reopened at the next review
-        } else if (answer->yes) {
-          iv.allowed = true;
-          iv.why = answer->summary;
-        } else {
-          iv.why = why_not(*answer, *digest);
-        }
+        iv.why = why_not(*answer, *digest);
       }
     }
     if (!iv.allowed) denials.push_back(ref.image + " (" + ref.where + "): " + iv.why);

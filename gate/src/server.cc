@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -84,6 +85,7 @@ struct Server::Impl {
   int port = 0;
   std::once_flag stopped;
   std::atomic<bool> listen_returned{false};
+  std::atomic<uint64_t> handshakes{0};
 
   std::shared_ptr<Credentials> current() {
     std::lock_guard lock(creds_mu);
@@ -92,7 +94,9 @@ struct Server::Impl {
 
   // Called by OpenSSL for each handshake: the pair loaded last.
   static int on_certificate(SSL* ssl, void* arg) {
-    auto c = static_cast<Impl*>(arg)->current();
+    auto* self = static_cast<Impl*>(arg);
+    self->handshakes.fetch_add(1, std::memory_order_relaxed);
+    auto c = self->current();
     if (!c) return 0;
     return SSL_use_cert_and_key(ssl, c->cert, c->key, c->chain, 1) == 1 ? 1 : 0;
   }
@@ -143,6 +147,7 @@ struct Server::Impl {
 Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Server::~Server() { stop(); }
 int Server::port() const { return impl_->port; }
+uint64_t Server::handshakes() const { return impl_->handshakes.load(std::memory_order_relaxed); }
 
 Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions options) {
   if (options.cert.empty() || options.key.empty()) return Status::usage("the gate needs a TLS certificate and key");
@@ -163,6 +168,7 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   // Without TCP_NODELAY a response written in two parts waits for the client's delayed ACK (40 ms on Linux).
   http.set_tcp_nodelay(true);
   http.set_keep_alive_timeout(2);
+  http.set_keep_alive_max_count(std::max<size_t>(1, impl->options.keep_alive_max_requests));
   http.set_read_timeout(5, 0);
   http.set_write_timeout(5, 0);
   http.Post("/validate", [self](const httplib::Request& req, httplib::Response& res) { self->validate(req, res); });

@@ -112,4 +112,16 @@ Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Questio
   return a;
 }
 
+Result<Answer> answer_from_decisions(const Policy& policy, std::vector<Decision> decisions, const Question& q) {
+  if (!q.image_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.image_digest).with_context("--image"));
+  if (!q.content_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.content_digest).with_context("content digest"));
+  Answer a;
+  a.decisions = std::move(decisions);
+  std::sort(a.decisions.begin(), a.decisions.end(),
+            [](const Decision& x, const Decision& y) { return x.subject < y.subject; });
+  for (auto& d : a.decisions) std::sort(d.image_digests.begin(), d.image_digests.end());  // binary_search below
+  summarise(a, q, policy);
+  return a;
+}
+
 }  // namespace quorate::quorum

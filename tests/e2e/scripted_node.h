@@ -16,10 +16,12 @@ class ScriptedNode {
  public:
   // Binds on the given endpoints (tcp://127.0.0.1:PORT), plain TCP.
   ScriptedNode(std::string id, const std::string& pub_endpoint, const std::string& control_endpoint)
+      : ScriptedNode(std::move(id), pub_endpoint, control_endpoint, insecure()) {}
+  // The same under `s` (CURVE: its server keys and allowed clients).
+  ScriptedNode(std::string id, const std::string& pub_endpoint, const std::string& control_endpoint,
+               const wire::ServerSecurity& s)
       : id_(std::move(id)) {
     ctx_ = wire::Context::create().value();
-    wire::ServerSecurity s;
-    s.transport = wire::Transport::kInsecure;
     pub_ = std::make_unique<wire::Socket>(wire::Socket::server(*ctx_, wire::SocketType::kPub, s).value());
     router_ = std::make_unique<wire::Socket>(wire::Socket::server(*ctx_, wire::SocketType::kRouter, s).value());
     pub_endpoint_ = pub_->bind(pub_endpoint).value();
@@ -76,6 +78,11 @@ class ScriptedNode {
   }
 
  private:
+  static wire::ServerSecurity insecure() {
+    wire::ServerSecurity s;
+    s.transport = wire::Transport::kInsecure;
+    return s;
+  }
   std::string id_;
   std::unique_ptr<wire::Context> ctx_;
   std::unique_ptr<wire::Socket> pub_, router_;

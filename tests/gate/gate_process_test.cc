@@ -2,12 +2,15 @@
 // from the verifier daemon (fed by scripted nodes, as in tests/e2e) turn a denial into an admission.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 
 #include "e2e/process.h"
 #include "e2e/scripted_node.h"
 #include "gate_support.h"
 #include "quorate/quorum/store.h"
+#include "quorate/wire/socket.h"
 
 namespace quorate::gate_test {
 namespace {
@@ -21,12 +24,15 @@ using e2e::wait_until;
 struct GateProcess {
   std::unique_ptr<Process> p;
   int port = 0;
-  GateProcess(const fs::path& dir, const fs::path& store, const fs::path& policy) {
-    p = std::make_unique<Process>(
-        std::vector<std::string>{testing::quorate_bin(), "gate", "--listen", "127.0.0.1:0", "--tls-cert",
-                                 (dir / "cert.pem").string(), "--tls-key", (dir / "key.pem").string(), "--policy",
-                                 policy.string(), "--store", store.string()},
-        dir / "gate.out", dir / "gate.err");
+  GateProcess(const fs::path& dir, const fs::path& store, const fs::path& policy)
+      : GateProcess(dir, std::vector<std::string>{"--store", store.string()}, policy) {}
+  // `source`: --store STORE.db, or --quorum ENDPOINT with its keys.
+  GateProcess(const fs::path& dir, const std::vector<std::string>& source, const fs::path& policy) {
+    std::vector<std::string> argv{testing::quorate_bin(), "gate", "--listen", "127.0.0.1:0", "--tls-cert",
+                                  (dir / "cert.pem").string(), "--tls-key", (dir / "key.pem").string(), "--policy",
+                                  policy.string()};
+    argv.insert(argv.end(), source.begin(), source.end());
+    p = std::make_unique<Process>(argv, dir / "gate.out", dir / "gate.err");
     wait_until([&] { return p->err().find("gate_started") != std::string::npos || !p->running(); },
                std::chrono::seconds(20));
     std::istringstream in(p->err());
@@ -148,6 +154,170 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
   EXPECT_EQ(*code, 0);
   verifier.signal(SIGTERM);
   (void)verifier.wait(std::chrono::seconds(10));
+}
+
+
+std::string message_of(const json& r) { return r.is_object() ? r.value("status", json::object()).value("message", "") : ""; }
+
+// --quorum: the gate asks the verifier daemon over CURVE (nodes, verifier and gate each with a key pair), with
+// the same outcomes as from the store; a killed verifier gives a denial within the bound, a verifier that
+// answers garbage a denial saying so, and the gate keeps serving.
+TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  wire::CurveKeyPair verifier_keys = wire::generate_curve_keypair().value();
+  wire::CurveKeyPair gate_keys = wire::generate_curve_keypair().value();
+  wire::CurveKeyPair node_keys = wire::generate_curve_keypair().value();
+  ASSERT_TRUE(wire::write_curve_keypair(verifier_keys, dir / "verifier").ok());
+  ASSERT_TRUE(wire::write_curve_keypair(gate_keys, dir / "gate").ok());
+  wire::ServerSecurity node_security;
+  node_security.server_keys = node_keys;
+  node_security.allowed_clients = {verifier_keys.public_z85};
+  int pub_port = free_port(), query_port = free_port();
+  std::map<std::string, std::unique_ptr<e2e::ScriptedNode>> nodes;
+  {
+    std::ofstream quorum(dir / "quorum.toml");
+    quorum << "policy = \"policy.toml\"\ndata_dir = \"verifier\"\n[network]\ncurve_secret_key = \"verifier.curve.key\"\n"
+           << "allowed_clients = [\"gate.curve.pub\"]\npublish = \"" << loopback(pub_port) << "\"\nquery = \""
+           << loopback(query_port) << "\"\nhistory_timeout_ms = 500\n";
+    for (const char* id : {"a", "b", "c"}) {
+      int p1 = free_port(), p2 = free_port();
+      quorum << "\n[[nodes]]\nid = \"" << id << "\"\npublish = \"" << loopback(p1) << "\"\ncontrol = \"" << loopback(p2)
+             << "\"\ncurve_public_key = \"" << node_keys.public_z85 << "\"\n";
+      nodes[id] = std::make_unique<e2e::ScriptedNode>(id, loopback(p1), loopback(p2), node_security);
+    }
+  }
+  Process verifier({testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "verifier.out",
+                   dir / "verifier.err");
+  ASSERT_TRUE(wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
+                         std::chrono::seconds(20)));
+  ASSERT_TRUE(verifier.running()) << verifier.err();
+
+  GateProcess gate(dir.path(),
+                   {"--quorum", loopback(query_port), "--quorum-key", (dir / "verifier.curve.pub").string(),
+                    "--curve-secret-key", (dir / "gate.curve.key").string(), "--quorum-timeout-ms", "1500"},
+                   dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+  auto serve_nodes = [&] {
+    for (auto& [id, n] : nodes) {
+      n->serve();
+      n->heartbeat();
+    }
+  };
+
+  serve_nodes();
+  json before = ask(gate.port, dir / "cert.pem", pod_review("q-0", {pinned("good")}));
+  ASSERT_TRUE(before.is_object()) << gate.p->err();
+  EXPECT_FALSE(before.value("allowed", true));
+  EXPECT_NE(message_of(before).find("no decision"), std::string::npos) << before.dump() << "\n" << gate.p->err();
+
+  nodes["a"]->add(roster.attestation("a", commit_id("good"), "good"));
+  std::string one_vote;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        serve_nodes();
+        one_vote = message_of(ask(gate.port, dir / "cert.pem", pod_review("q-1", {pinned("good")})));
+        return one_vote.find("missing nodes: b, c") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << one_vote << "\n" << verifier.err();
+
+  nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
+  json last;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        serve_nodes();
+        last = ask(gate.port, dir / "cert.pem", pod_review("q-2", {pinned("good")}));
+        return last.is_object() && last.value("allowed", false);
+      },
+      std::chrono::seconds(30)))
+      << last.dump() << "\n" << gate.p->err();
+
+  // A gate given another policy than the verifier's (threshold 1) does not take the verifier's decisions.
+  {
+    std::string text = testing::slurp(dir / "policy.toml");
+    text.replace(text.find("threshold = 2"), 13, "threshold = 1");
+    std::ofstream(dir / "other-policy.toml") << text;
+    fs::create_directories(dir / "other");
+    make_certificate(dir / "other" / "cert.pem", dir / "other" / "key.pem", "other");
+    GateProcess other(dir / "other",
+                      {"--quorum", loopback(query_port), "--quorum-key", (dir / "verifier.curve.pub").string(),
+                       "--curve-secret-key", (dir / "gate.curve.key").string()},
+                      dir / "other-policy.toml");
+    ASSERT_GT(other.port, 0) << other.p->err();
+    json r = ask(other.port, dir / "other" / "cert.pem", pod_review("q-other", {pinned("good")}));
+    EXPECT_FALSE(r.value("allowed", true)) << r.dump();
+    EXPECT_NE(message_of(r).find("the verifier decided under policy"), std::string::npos) << r.dump();
+    other.p->signal(SIGTERM);
+    (void)other.p->wait(std::chrono::seconds(15));
+  }
+
+  // The verifier dies: denied, saying so, within the bound (1.5 s, once per review even with two images).
+  verifier.signal(SIGKILL);
+  (void)verifier.wait(std::chrono::seconds(10));
+  auto t0 = std::chrono::steady_clock::now();
+  json silent = ask(gate.port, dir / "cert.pem", pod_review("q-3", {pinned("good"), pinned("good")}));
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(silent.is_object()) << gate.p->err();
+  EXPECT_FALSE(silent.value("allowed", true));
+  EXPECT_NE(message_of(silent).find("did not answer within 1500 ms"), std::string::npos) << silent.dump();
+  EXPECT_NE(message_of(silent).find("fail closed"), std::string::npos) << silent.dump();
+  EXPECT_LT(waited, std::chrono::milliseconds(1500 + 2500));
+  EXPECT_NE(served_subject(gate.port).find("gate"), std::string::npos);  // still serving
+
+  // Something else takes the verifier's place and answers garbage: denied, saying so.
+  std::atomic<bool> stop{false};
+  std::atomic<int> answered{0};
+  std::thread impostor([&] {
+    auto ctx = wire::Context::create().value();
+    wire::ServerSecurity s;
+    s.server_keys = verifier_keys;
+    s.allowed_clients = {gate_keys.public_z85};
+    auto router = wire::Socket::server(*ctx, wire::SocketType::kRouter, s).value();
+    if (!router.bind(loopback(query_port)).ok()) return;
+    while (!stop) {
+      auto got = router.recv(50);
+      if (!got.ok() || !got->has_value() || (*got)->empty()) continue;
+      (void)router.send({(**got)[0], "\x01garbage, not an Answer"});
+      ++answered;
+    }
+  });
+  json garbled;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        garbled = ask(gate.port, dir / "cert.pem", pod_review("q-4", {pinned("good")}));
+        return message_of(garbled).find("garbage") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << garbled.dump() << "\n" << gate.p->err();
+  EXPECT_FALSE(garbled.value("allowed", true));
+  stop = true;
+  impostor.join();
+  EXPECT_GT(answered.load(), 0);
+
+  gate.p->signal(SIGTERM);
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+}
+
+// Exactly one source of decisions, and --quorum with its keys: bad usage (exit 2) otherwise.
+TEST(GateProcess, StoreOrQuorumExactlyOne) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  std::string base = "gate --listen 127.0.0.1:0 --tls-cert " + testing::sh((dir / "cert.pem").string()) +
+                     " --tls-key " + testing::sh((dir / "key.pem").string()) + " --policy " +
+                     testing::sh((dir / "policy.toml").string());
+  auto neither = testing::run(testing::quorate_command(base));
+  EXPECT_EQ(neither.exit_code, 2) << neither.out;
+  EXPECT_NE(neither.out.find("exactly one of --store"), std::string::npos) << neither.out;
+  auto both = testing::run(testing::quorate_command(base + " --store x.db --quorum tcp://127.0.0.1:1"));
+  EXPECT_EQ(both.exit_code, 2) << both.out;
+  auto keyless = testing::run(testing::quorate_command(base + " --quorum tcp://127.0.0.1:1"));
+  EXPECT_EQ(keyless.exit_code, 2) << keyless.out;
+  EXPECT_NE(keyless.out.find("--quorum-key"), std::string::npos) << keyless.out;
 }
 
 }  // namespace

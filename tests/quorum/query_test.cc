@@ -38,6 +38,22 @@ TEST(Answer, ImageWithoutQuorumIsNo) {
   EXPECT_TRUE(answer(p, votes, {"sha256:nothex", "", ""}, kNow).status().is_bad_input());
 }
 
+// The gate's --quorum mode: decisions made elsewhere (reversed, as a peer may send them) summarise exactly as
+// the votes they were made from.
+TEST(Answer, FromDecisionsSummarisesAsFromVotes) {
+  Policy p = policy(roster({"node-a", "node-b"}), rules(2));
+  auto votes = two_commits();
+  for (const std::string& image : {digest("good"), digest("next"), digest("unheard-of")}) {
+    Answer direct = answer(p, votes, {image, "", ""}, kNow).value();
+    std::vector<Decision> reversed(direct.decisions.rbegin(), direct.decisions.rend());
+    Answer relayed = answer_from_decisions(p, reversed, {image, "", ""}).value();
+    EXPECT_EQ(relayed.yes, direct.yes) << image;
+    EXPECT_EQ(relayed.summary, direct.summary) << image;
+    ASSERT_EQ(relayed.decisions.size(), direct.decisions.size());
+  }
+  EXPECT_TRUE(answer_from_decisions(p, {}, {"sha256:nothex", "", ""}).status().is_bad_input());
+}
+
 TEST(Answer, CommitLooksAtEverySubjectKeyOfThatCommit) {
   Policy p = policy(roster({"node-a", "node-b"}), rules(2));
   auto votes = two_commits();

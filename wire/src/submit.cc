@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "quorate/core/encoding.h"
+#include "quorate/wire/query_client.h"
 #include "quorate/wire/socket.h"
 
 namespace quorate::wire {
@@ -112,11 +113,11 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
   };
   SubmitReport report;
   std::vector<std::unique_ptr<Socket>> sockets;
-  std::unique_ptr<Socket> quorum;
+  std::unique_ptr<QueryClient> quorum;
   // Sockets must go before the context: a scope guard for every return below.
   struct Closer {
     std::vector<std::unique_ptr<Socket>>& s;
-    std::unique_ptr<Socket>& q;
+    std::unique_ptr<QueryClient>& q;
     ~Closer() {
       s.clear();
       q.reset();
@@ -179,8 +180,7 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
     }
   }
   auto security = QR_TRY(make_client_security(options.transport, options.quorum.server_key));
-  quorum = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, security)));
-  QR_RETURN_IF_ERROR(quorum->connect(options.quorum.endpoint));
+  quorum = QR_TRY(QueryClient::connect(options.quorum.endpoint, security));
   pb::Query q;
   q.set_request_id(options.request.request_id());
   // A full commit id is what the attestations record; anything else (a branch, a short id) is found
@@ -193,7 +193,10 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
     return report;  // nothing succeeded: there is nothing to decide
   }
   for (;;) {
-    auto answer = call<pb::Answer>(*quorum, MessageType::kQuery, q, MessageType::kAnswer, std::min(left_ms(), 5000));
+    // No answer in time, or garbage: asked again at the next poll, until the deadline.
+    auto asked = quorum->ask(q, std::min(left_ms(), 5000));
+    std::optional<pb::Answer> answer;
+    if (asked.ok()) answer = std::move(*asked);
     if (answer && !answer->error().empty()) return Status::bad_input("verifier: " + answer->error());
     if (answer) {
       for (const auto& d : answer->decisions()) {

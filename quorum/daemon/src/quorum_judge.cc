@@ -50,6 +50,21 @@ pb::Decision to_wire(const Decision& d) {
   return out;
 }
 
+Decision from_wire(const pb::Decision& d) {
+  Decision out;
+  out.subject = from_wire(d.subject());
+  out.accepted = d.accepted();
+  out.digest = d.digest();
+  out.image_digests.assign(d.image_digests().begin(), d.image_digests().end());
+  for (const auto& n : d.agreeing()) out.agreeing.push_back({.node = n, .digest = d.digest()});
+  for (const auto& x : d.dissenters()) out.dissenting.push_back({.node = x.node_id(), .digest = x.digest()});
+  for (const auto& n : d.void_nodes()) out.void_votes.push_back({.node_id = n, .reason = "void"});
+  out.missing.assign(d.missing().begin(), d.missing().end());
+  out.reason = d.reason();
+  out.policy_digest = d.policy_digest();
+  return out;
+}
+
 QuorumJudge::QuorumJudge(std::unique_ptr<Store> store, std::shared_ptr<const Verifier> verifier,
                          std::function<int64_t()> clock_ms, unsigned threads)
     : store_(std::move(store)),

@@ -1,17 +1,20 @@
 // The gate's verdict on a review: each image must be pinned by digest and accepted under the namespace's
-// policy, decided by quorum::answer (the rule `quorate verify` and the verifier daemon use) from the votes of a
-// store opened read-only next to the verifier daemon writing it.
+// policy, decided by quorum::answer (the rule `quorate verify` and the verifier daemon use) either from the
+// votes of a store opened read-only next to the verifier daemon writing it, or from the decisions the verifier
+// daemon answers over its query socket, summarised by quorum::answer_from_decisions.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "quorate/core/status.h"
 #include "quorate/gate/admission.h"
+#include "quorate/wire/security.h"
 
 namespace quorate::gate {
 
@@ -29,11 +32,25 @@ struct GateConfig {
 // excludes and names a policy; relative policy paths are resolved against the file's directory.
 Result<GateConfig> load_gate_config(const std::filesystem::path& path);
 
+// How long the gate waits for the verifier's answer to one query (docs/gate.md); the API server's own
+// webhook timeout (timeoutSeconds, 10 s by default) must leave room for it.
+inline constexpr int kDefaultQuorumTimeoutMs = 2000;
+
+// The verifier daemon's query socket, asked instead of reading the store.
+struct QuorumSource {
+  std::string endpoint;           // tcp://HOST:PORT (quorum.toml's [network] query)
+  wire::ClientSecurity security;  // CURVE: this gate's key pair and the verifier's public key
+  int timeout_ms = kDefaultQuorumTimeoutMs;
+};
+
 struct DeciderOptions {
   std::filesystem::path policy;  // the default policy file (docs/policy.md)
-  std::filesystem::path store;   // the verifier daemon's store.db
+  std::filesystem::path store;   // the verifier daemon's store.db; empty when `quorum` is set
   GateConfig config;
   std::function<int64_t()> clock_s;  // the wall clock in Unix seconds: the time decisions are made at
+  // Set: ask the verifier daemon (exactly one of `store` and `quorum`). Its decisions count only when made
+  // under the namespace's policy (their policy digest is that of the policy file the gate loaded).
+  std::optional<QuorumSource> quorum;
 };
 
 struct ImageVerdict {
@@ -53,13 +70,16 @@ struct Verdict {
 // Thread-safe: reviews are decided one at a time (one store connection, one cache of verified envelopes).
 class Decider {
  public:
-  // Loads the policies and opens the store read-only; not_found, bad_input or io when one of them fails.
+  // Loads the policies and opens the store read-only (or connects to the verifier, which need not be up yet);
+  // usage when neither or both of store and quorum are given; not_found, bad_input or io when one fails.
   static Result<std::unique_ptr<Decider>> open(DeciderOptions options);
   ~Decider();
 
   // Never fails: an error (the store unreadable, replaced by something that is not a store, a digest the
-  // engine refuses) denies the images concerned with a message saying so. The store is reopened when the
-  // file at its path is replaced.
+  // engine refuses; the verifier silent for timeout_ms, answering garbage or under another policy) denies the
+  // images concerned with a message saying so. The store is reopened when the file at its path is replaced.
+  // After the verifier did not answer, the other images of the same review are denied without asking again,
+  // so one review waits at most timeout_ms for it.
   Verdict decide(const Review& review);
 
  private:

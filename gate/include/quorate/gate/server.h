@@ -22,6 +22,10 @@ struct ServerOptions {
   std::filesystem::path cert;  // PEM: the certificate, then any intermediates
   std::filesystem::path key;   // PEM private key; refused when readable by group or world
   size_t max_body = kMaxBodyBytes;  // larger bodies get 400
+  // Requests one keep-alive connection may carry before the gate closes it (cpp-httplib's default is 5, which
+  // made every fifth review pay a new TLS handshake). Bounded so that connections, and with them the
+  // certificate they were opened with, are renewed now and then.
+  size_t keep_alive_max_requests = 1000;
   // A monotonic clock in microseconds, for the latency in the log.
   std::function<int64_t()> steady_us;
   // Receives one JSON object per line: each review ({"event":"review", uid, namespace, kind, name, images,
@@ -38,6 +42,8 @@ class Server {
   ~Server();  // stop()
 
   int port() const;
+  // TLS handshakes so far (new connections; a benchmark's count of how often keep-alive was not used).
+  uint64_t handshakes() const;
   // Re-reads the certificate and key; new connections use them, established ones keep theirs. On an error
   // the previous pair stays in use and the error is returned.
   Status reload_certificates();

@@ -42,5 +42,9 @@ Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Q
 // The same from a store: reads the votes of the concerned subject keys only, each verified in this process
 // (rows that do not verify are left out and remain in votes.take_distrusted()).
 Result<Answer> answer(const Policy& policy, VerifiedVotes& votes, const Question& question, int64_t now);
+// The same from decisions already made elsewhere (the verifier daemon's answer to a query, which holds the
+// votes): `decisions` are those of the subject keys `question` concerns, made under `policy` (the caller
+// checks their policy_digest); they are sorted by subject key and summarised exactly as above.
+Result<Answer> answer_from_decisions(const Policy& policy, std::vector<Decision> decisions, const Question& question);
 
 }  // namespace quorate::quorum

@@ -56,5 +56,9 @@ Result<std::unique_ptr<Judge>> open_quorum_judge(const VerifierConfig& config, s
 // The wire form of an engine decision, and the engine form of a wire subject key.
 wire::pb::Decision to_wire(const Decision& d);
 SubjectKey from_wire(const wire::pb::SubjectKey& s);
+// The engine form of a wire decision, as far as the wire carries it (what summarising an answer and naming
+// why an image is refused need): subject, verdict, digests, agreeing and dissenting nodes, void nodes (reason
+// "void"), missing nodes, reason, policy digest.
+Decision from_wire(const wire::pb::Decision& d);
 
 }  // namespace quorate::quorum
