@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -31,7 +32,7 @@ using quorate::testing::slurp;
 // A busybox image (/bin/busybox plus the applets the tests use, /tmp) as an OCI layout; its manifest digest.
 std::string make_image(const std::filesystem::path& dir) {
   return quorate::testing::make_busybox_image(
-      dir, {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod"}, /*with_tmp=*/true);
+      dir, {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod", "chown", "id"}, /*with_tmp=*/true);
 }
 
 // Whether this machine can do what Containerfile RUN needs: a private mount namespace and an overlay mount.
@@ -198,6 +199,123 @@ TEST_F(ContainerfileBuildTest, NodeRebuilderPassesTheRequestsBuildArgs) {
   auto cli = build(scratch_ / "a", scratch_ / "out", "--build-arg FLAVOR=spicy");
   ASSERT_EQ(cli.exit_code, 0) << cli.out;
   EXPECT_EQ(digest_line(cli.out), statement->image_digest);
+}
+
+// Buildah builds the same files: Debian's buildah 1.28 (`--isolation chroot --storage-driver vfs`, its storage
+// private to this test, the busybox image loaded from the same OCI layout so FROM's digest resolves, no pull)
+// and `quorate build` make layers that `quorate diff --ignore mtime` finds equal, file by file. `--layers` makes
+// buildah write one layer per RUN/COPY as quorate does (without it, a stage is one squashed layer).
+// Expected differences, all in the config: `created` and history times (buildah --timestamp 0 writes 1970,
+// quorate the commit's SOURCE_DATE_EPOCH), history `created_by` texts (buildah's "/bin/sh -c #(nop) …"
+// forms) and comments, the revision/source labels quorate adds, and buildah's `io.buildah.version` label.
+TEST_F(ContainerfileBuildTest, SameFilesAsBuildah) {
+  if (::access("/usr/bin/buildah", X_OK) != 0) GTEST_SKIP() << "buildah is not installed (scripts/bootstrap.sh)";
+  make_project(scratch_ / "a", two_stage());
+  const std::string bh = "TMPDIR=" + sh(scratch_.path().string()) + " buildah --root " + sh((scratch_ / "bh-root").string()) +
+                         " --runroot " + sh((scratch_ / "bh-run").string()) + " --storage-driver vfs ";
+  auto pull = run(bh + "pull -q oci:" + sh((scratch_ / "busybox-layout").string()) + ":busybox");
+  ASSERT_EQ(pull.exit_code, 0) << pull.out;
+  std::string image_id = pull.out.substr(0, pull.out.find('\n'));
+  auto tag = run(bh + "tag " + image_id + " example.org/busybox:busybox");
+  ASSERT_EQ(tag.exit_code, 0) << tag.out;
+  auto built = run("cd " + sh((scratch_ / "a").string()) + " && " + bh +
+                   "build -q --pull=never --layers --timestamp 0 --isolation chroot --build-arg FLAVOR=spicy "
+                   "-f Containerfile -t example.org/test/app:latest .");
+  ASSERT_EQ(built.exit_code, 0) << built.out;
+  auto push = run(bh + "push -q example.org/test/app:latest oci:" + sh((scratch_ / "out-buildah").string()) + ":latest");
+  ASSERT_EQ(push.exit_code, 0) << push.out;
+  auto ours = build(scratch_ / "a", scratch_ / "out-quorate", "--build-arg FLAVOR=spicy");
+  ASSERT_EQ(ours.exit_code, 0) << ours.out;
+
+  auto diff = run(quorate::testing::quorate_bin() + " diff --json --ignore mtime " +
+                  sh((scratch_ / "out-quorate").string()) + " " + sh((scratch_ / "out-buildah").string()));
+  auto report = nlohmann::json::parse(diff.out.substr(diff.out.find('{')));
+  EXPECT_EQ(report["layers"], nlohmann::json::array()) << diff.out;
+  const std::vector<std::string> expected_prefixes = {
+      "/created", "/history/", "/config/Labels/org.opencontainers.image.revision",
+      "/config/Labels/io.buildah.version"};
+  for (const auto& field : report["config"]) {
+    std::string name = field["field"];
+    bool expected = std::any_of(expected_prefixes.begin(), expected_prefixes.end(),
+                                [&](const std::string& p) { return name.rfind(p, 0) == 0; });
+    EXPECT_TRUE(expected) << "unexpected config difference " << field.dump();
+  }
+}
+
+// USER by name and by number, resolved through the stage's /etc/passwd and /etc/group as Docker does: RUN runs
+// as that uid and gid with the user's supplementary groups (a 0640 root:staff file is readable by alice only
+// through staff) and HOME from passwd; its files are the user's. COPY --chown by name uses the same files.
+TEST_F(ContainerfileBuildTest, RunAsUserAndChownByName) {
+  auto src = scratch_ / "src-users";
+  write_text(src / "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n");
+  write_text(src / "etc/group", "root:x:0:\nstaff:x:50:bob,alice\nalice:x:1000:\n");
+  write_text(src / "secret", "for staff\n");
+  write_text(src / "hello.txt", "hello\n");
+  write_text(src / "Containerfile",
+             "FROM " + base() + "\nCOPY etc/ /etc/\nRUN mkdir -p /home/alice && chown 1000:1000 /home/alice\n"
+             "COPY --chown=root:staff --chmod=0640 secret /secret\n"
+             "COPY --chown=alice:staff hello.txt /home/alice/\n"
+             "COPY --chown=alice hello.txt /home/alice/same-gid.txt\n"
+             "USER alice\nWORKDIR /home/alice\n"
+             "RUN id -u > uid && id -g > gid && echo $HOME > home && cat /secret > secret-copy && touch mine\n"
+             "USER 2000:staff\nRUN touch /tmp/numeric && id -u > /tmp/numeric-uid\n"
+             "USER alice:alice\nRUN ! cat /secret 2>/dev/null && touch /tmp/no-staff\n");
+  make_repo(src, scratch_ / "a");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  EXPECT_EQ(slurp(rootfs / "home/alice/uid"), "1000\n");
+  EXPECT_EQ(slurp(rootfs / "home/alice/gid"), "1000\n");
+  EXPECT_EQ(slurp(rootfs / "home/alice/home"), "/home/alice\n");
+  EXPECT_EQ(slurp(rootfs / "home/alice/secret-copy"), "for staff\n");
+  EXPECT_EQ(slurp(rootfs / "tmp/numeric-uid"), "2000\n");
+  EXPECT_TRUE(std::filesystem::exists(rootfs / "tmp/no-staff"));
+  auto owner = [&](const std::string& rel) {
+    struct stat st {};
+    EXPECT_EQ(::lstat((rootfs / rel).c_str(), &st), 0) << rel;
+    return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid);
+  };
+  EXPECT_EQ(owner("home/alice/mine"), "1000:1000");
+  EXPECT_EQ(owner("home/alice/hello.txt"), "1000:50");
+  EXPECT_EQ(owner("home/alice/same-gid.txt"), "1000:1000");
+  EXPECT_EQ(owner("secret"), "0:50");
+  EXPECT_EQ(owner("tmp/numeric"), "2000:50");
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "dev/null"));  // no mount point leaked into a layer
+
+  // Names the stage does not have: exit 2 with the line, nothing written.
+  for (const auto& [text, where] : std::vector<std::pair<std::string, std::string>>{
+           {"FROM " + base() + "\nUSER ghost\nRUN true\n", "Containerfile:3: user ghost"},
+           {"FROM " + base() + "\nCOPY --chown=1:ghosts src/hello.txt /x\n", "Containerfile:2: --chown: ghosts"}}) {
+    auto repo = scratch_ / ("bad-" + std::to_string(text.size()));
+    make_project(repo, text);
+    auto bad = build(repo, scratch_ / "out-bad");
+    EXPECT_EQ(bad.exit_code, 2) << bad.out;
+    EXPECT_THAT(bad.out, HasSubstr(where));
+    EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-bad"));
+  }
+}
+
+// COPY --from with wildcards: each segment matched in the other stage; a matched file lands in the destination
+// directory, a pattern matching nothing is an error.
+TEST_F(ContainerfileBuildTest, CopyFromStageWithWildcards) {
+  make_project(scratch_ / "a", "FROM " + base() + " AS build\n"
+                               "RUN mkdir -p /out/a /out/b && echo 1 > /out/a/x.txt && echo 2 > /out/b/y.txt && echo 3 > /out/b/z.log\n"
+                               "FROM " + base() + "\nCOPY --from=build /out/*/*.txt /out/[a]/ /dest/\n");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  EXPECT_EQ(slurp(rootfs / "dest/x.txt"), "1\n");
+  EXPECT_EQ(slurp(rootfs / "dest/y.txt"), "2\n");
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "dest/z.log"));
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "dest/a"));  // a matched directory copies its content
+  make_project(scratch_ / "b", "FROM " + base() + " AS build\nFROM " + base() + "\nCOPY --from=build /nothing* /d/\n");
+  auto none = build(scratch_ / "b", scratch_ / "out-none");
+  EXPECT_EQ(none.exit_code, 2) << none.out;
+  EXPECT_THAT(none.out, HasSubstr("Containerfile:3: source /nothing* matches nothing"));
 }
 
 TEST_F(ContainerfileBuildTest, FinalStageDeletionIsAWhiteoutInItsLayer) {
