@@ -965,6 +965,23 @@ Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
   return op;
 }
 
+// Sets the times of everything a COPY/ADD layer holds (its overlay upper directory, not mounted now) to
+// SOURCE_DATE_EPOCH, links not followed. Docker keeps the build context's times, which differ between clones and
+// checkouts; here every node's later RUN steps see the same times, so a step that packs copied files (a tar of
+// the sources) makes the same bytes. The layer writer clamps times in the output anyway.
+Status stamp_copied(const fs::path& upper, int64_t epoch) {
+  const struct timespec times[2] = {{static_cast<time_t>(epoch), 0}, {static_cast<time_t>(epoch), 0}};
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(upper, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (::utimensat(AT_FDCWD, it->path().c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Status::from_errno("set the times of " + it->path().string(), errno);
+    }
+  }
+  if (ec) return Status::io("list " + upper.string() + ": " + ec.message());
+  return Status();
+}
+
 Status copy(Lowering& L, size_t stage, const Instruction& i) {
   StageState& s = L.stages[stage];
   CopyOp op = QR_TRY(copy_op(L, s, i));
@@ -986,6 +1003,7 @@ Status copy(Lowering& L, size_t stage, const Instruction& i) {
   });
   QR_RETURN_IF_ERROR(copied);
   fs::remove_all(work);
+  QR_RETURN_IF_ERROR(stamp_copied(upper, L.in.epoch));
   s.layers.push_back(upper);
   return Status();
 }
