@@ -26,6 +26,10 @@ umoci init --layout "$work/busybox" >/dev/null
 umoci new --image "$work/busybox:busybox" >/dev/null
 umoci unpack --rootless --image "$work/busybox:busybox" "$work/bb" >/dev/null
 mkdir -p "$work/bb/rootfs/bin" "$work/bb/rootfs/tmp" && chmod 1777 "$work/bb/rootfs/tmp"
+# The mount points a runtime needs, as distribution images have them: without them buildah's chroot isolation
+# leaves them, empty, in its RUN layers (docs/containerfile.md), and the file comparison below would show them.
+mkdir -p "$work/bb/rootfs/dev" "$work/bb/rootfs/proc" "$work/bb/rootfs/sys" "$work/bb/rootfs/run" "$work/bb/rootfs/etc"
+touch "$work/bb/rootfs/etc/hostname" "$work/bb/rootfs/etc/hosts" "$work/bb/rootfs/etc/resolv.conf"
 cp /bin/busybox "$work/bb/rootfs/bin/busybox"
 for a in sh cat echo ls mkdir rm cp ln chmod find sort gzip sha256sum seq tar wc xargs; do ln -s busybox "$work/bb/rootfs/bin/$a"; done
 umoci repack --image "$work/busybox:busybox" "$work/bb" >/dev/null
@@ -86,11 +90,13 @@ q1=$(digest_of "$work/q1"); q2=$(digest_of "$work/q2"); q3=$(digest_of "$work/q3
 [ "$q1" = "$q2" ] && [ "$q2" = "$q3" ] || { echo "containerfile_bench: quorate digests differ: $q1 $q2 $q3" >&2; exit 1; }
 bdigests=()
 for i in 1 2; do bash -c "$bclean" && bash -c "$bbuild" && bdigests+=("$(digest_of "$work/b")"); done
-diff_line=$("$quorate" diff --ignore mtime "$work/q1" "$work/b" | grep -c '^  \(added\|removed\|changed\)' || true)
+"$quorate" diff --ignore mtime "$work/q1" "$work/b" > "$work/diff.txt" 2>&1 || true
+diff_line=$(grep -c '^  \(added\|removed\|changed\)' "$work/diff.txt" || true)
 
 echo "source: $files files, $(du -sm "$repo/src" | cut -f1) MiB; quorate digest $q1 (3 runs, identical)"
 echo "buildah digests over 2 runs: ${bdigests[*]}"
 echo "quorate diff --ignore mtime quorate buildah: $diff_line file differences"
+grep '^  \(added\|removed\|changed\)' "$work/diff.txt" | head -20 || true
 echo
 python3 "$root/bench/compare.py" --pairs "${PAIRS:-5}" --where "$work" \
   --title "multi-stage Containerfile: quorate build vs buildah build --layers + push (vfs, chroot)" --goal 0.70 \

@@ -1099,21 +1099,51 @@ Status read_containerfile(Lowering& L) {
   return Status();
 }
 
+// The label that names the image when --name is not given: `NAME[:TAG]` (--tag wins over its tag).
+constexpr char kRefNameLabel[] = "org.opencontainers.image.ref.name";
+
+// --name and --tag, else the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] (after lowering:
+// a label may use ARG values). usage when neither names the image; bad_input for a malformed name or tag.
 Status name_image(Lowering& L) {
   L.out.name = L.in.options.image_name;
-  L.out.tag = L.in.options.image_tag.empty() ? "latest" : L.in.options.image_tag;
-  if (L.out.name.empty()) return Status::usage("a Containerfile does not name its image: pass --name (quorate build --name NAME)");
-  QR_RETURN_IF_ERROR(check_image_name(L.out.name, "--name"));
-  return check_image_tag(L.out.tag, "--tag");
+  L.out.tag = L.in.options.image_tag;
+  std::string name_from = "--name", tag_from = "--tag";
+  const json& config = L.stages.back().config;
+  if (L.out.name.empty() && config.contains("Labels") && config["Labels"].is_object() &&
+      config["Labels"].contains(kRefNameLabel) && config["Labels"][kRefNameLabel].is_string()) {
+    std::string ref = config["Labels"][kRefNameLabel].get<std::string>();
+    auto colon = ref.rfind(':');
+    auto slash = ref.rfind('/');
+    std::string label_tag;
+    if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+      label_tag = ref.substr(colon + 1);
+      ref = ref.substr(0, colon);
+    }
+    L.out.name = ref;
+    name_from = std::string("LABEL ") + kRefNameLabel;
+    if (L.out.tag.empty() && !label_tag.empty()) {
+      L.out.tag = label_tag;
+      tag_from = name_from;
+    }
+  }
+  if (L.out.tag.empty()) L.out.tag = "latest";
+  if (L.out.name.empty()) {
+    return Status::usage(std::string("a Containerfile does not name its image: pass --name NAME or set LABEL ") +
+                         kRefNameLabel + "=NAME[:TAG] in its final stage");
+  }
+  QR_RETURN_IF_ERROR(check_image_name(L.out.name, name_from));
+  return check_image_tag(L.out.tag, tag_from);
 }
 
 }  // namespace
 
 Result<ContainerfileImage> build_containerfile(const ContainerfileInputs& in) {
   Lowering L{in, {}, {}, {}, {}, {}, {}, 0, false, {}, format_rfc3339(in.epoch)};
-  QR_RETURN_IF_ERROR(name_image(L));
+  if (!in.options.image_name.empty()) QR_RETURN_IF_ERROR(check_image_name(in.options.image_name, "--name"));
+  if (!in.options.image_tag.empty()) QR_RETURN_IF_ERROR(check_image_tag(in.options.image_tag, "--tag"));
   QR_RETURN_IF_ERROR(read_containerfile(L));
   for (size_t i = 0; i < L.cf.stages.size(); ++i) QR_RETURN_IF_ERROR(lower_stage(L, i));
+  QR_RETURN_IF_ERROR(name_image(L));
   QR_RETURN_IF_ERROR(write_image(L));
   return std::move(L.out);
 }

@@ -398,6 +398,37 @@ TEST_F(ContainerfileBuildTest, RunHasNoNetworkAndSeesEnvArgAndWorkdir) {
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }
 
+// Without --name, the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] names the image (ARG
+// values reach it); --tag wins over its tag; with neither, exit 2 saying how to name it.
+TEST_F(ContainerfileBuildTest, ImageNameAndTagFromALabel) {
+  make_project(scratch_ / "a", "FROM " + base() + " AS build\nLABEL org.opencontainers.image.ref.name=example.org/not/this\n"
+                               "FROM " + base() + "\nARG V=v2\nLABEL org.opencontainers.image.ref.name=example.org/from/label:$V\n");
+  auto bare = [&](const std::string& out, const std::string& extra) {
+    return run(quorate::testing::quorate_bin() + " build --repo " + sh((scratch_ / "a").string()) +
+               " --commit main -o " + sh((scratch_ / out).string()) + " --image-store " + sh(store_.string()) +
+               " --work-dir " + sh((scratch_ / "work").string()) + " " + extra);
+  };
+  auto r = bare("out", "");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("example.org/from/label:v2"));
+  auto index = nlohmann::json::parse(slurp(scratch_ / "out/index.json"));
+  EXPECT_EQ(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "v2");
+  auto tagged = bare("out-tagged", "--tag v3 --build-arg V=ignored");
+  ASSERT_EQ(tagged.exit_code, 0) << tagged.out;
+  EXPECT_THAT(tagged.out, HasSubstr("example.org/from/label:v3"));
+  auto named = bare("out-named", "--name example.org/given");
+  ASSERT_EQ(named.exit_code, 0) << named.out;
+  EXPECT_THAT(named.out, HasSubstr("example.org/given:latest"));
+
+  make_project(scratch_ / "b", "FROM " + base() + "\nLABEL other=1\n");
+  auto unnamed = run(quorate::testing::quorate_bin() + " build --repo " + sh((scratch_ / "b").string()) +
+                     " --commit main -o " + sh((scratch_ / "out-unnamed").string()) + " --image-store " +
+                     sh(store_.string()) + " --work-dir " + sh((scratch_ / "work").string()));
+  EXPECT_EQ(unnamed.exit_code, 2) << unnamed.out;
+  EXPECT_THAT(unnamed.out, HasSubstr("pass --name NAME or set LABEL org.opencontainers.image.ref.name"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-unnamed"));
+}
+
 TEST_F(ContainerfileBuildTest, WithoutRecipeFlagContainerfileIsFound) {
   make_project(scratch_ / "a", "FROM " + base() + "\nCOPY src/hello.txt /\n");
   auto r = build(scratch_ / "a", scratch_ / "out", "--json");

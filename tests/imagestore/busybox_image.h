@@ -16,7 +16,7 @@ namespace quorate::testing {
 // Writes the layout into `dir` (created) with `applets` linked to busybox and, when `with_tmp`, a /tmp
 // (minimal images lack one: the sandbox provides its own); when `with_mount_points`, also the directories and
 // files a container runtime mounts over (dev, proc, sys, run, etc/hostname, etc/hosts, etc/resolv.conf), as
-// distribution images have them. Returns the manifest digest, or "" with a test failure.
+// distribution images have them, and a history entry. Returns the manifest digest, or "" with a test failure.
 inline std::string make_busybox_image(const std::filesystem::path& dir,
                                       const std::vector<std::string>& applets = {"sh", "cat", "echo", "ls", "mkdir",
                                                                                  "test", "true", "head", "id"},
@@ -76,6 +76,8 @@ inline std::string make_busybox_image(const std::filesystem::path& dir,
                            {"os", "linux"},
                            {"config", {{"Env", {"PATH=/bin"}}}},
                            {"rootfs", {{"type", "layers"}, {"diff_ids", {summary->diff_id}}}}};
+  // Like a distribution image, one history entry per layer (buildah refuses to build on layers without one).
+  if (with_mount_points) config["history"] = {{{"created", "2023-11-14T22:13:20Z"}, {"created_by", "busybox-static"}}};
   auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
   auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
   EXPECT_TRUE(layout->write_index(*manifest, "busybox").ok());
