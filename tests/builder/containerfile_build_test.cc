@@ -252,7 +252,9 @@ TEST_F(ContainerfileBuildTest, SameFilesAsBuildah) {
 
   auto diff = run(quorate::testing::quorate_bin() + " diff --json --ignore mtime " +
                   sh((scratch_ / "out-quorate").string()) + " " + sh((scratch_ / "out-buildah").string()));
-  auto report = nlohmann::json::parse(diff.out.substr(diff.out.find('{')));
+  // The JSON line (stdout); stderr's "the images differ" follows it.
+  std::string json_line = diff.out.substr(diff.out.find('{'));
+  auto report = nlohmann::json::parse(json_line.substr(0, json_line.find('\n')));
   EXPECT_EQ(report["layers"], nlohmann::json::array()) << diff.out;
   const std::vector<std::string> expected_prefixes = {
       "/created", "/history/", "/config/Labels/org.opencontainers.image.revision",
