@@ -6,7 +6,8 @@
 # Compared through bench/compare.py (warm-up, alternating pairs, min/median/max of wall and CPU seconds, load
 # average); first checks that repeated quorate builds give one digest, and reports whether buildah's do.
 # Usage: bench/containerfile_bench.sh [QUORATE_BIN] (default: build/cli/quorate).
-# env: BENCH_FILES (2000 source files of ~4 KiB), PAIRS (5). Needs root (overlay mounts), buildah, umoci.
+# env: BENCH_FILES (2000 source files of ~4 KiB), PAIRS (5), WORKDIR (where to work; default /tmp; /dev/shm takes
+# the disk out of the figures). Needs root (overlay mounts), buildah, umoci.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,7 +16,7 @@ files="${BENCH_FILES:-2000}"
 [ -x "$quorate" ] || { echo "containerfile_bench: no quorate binary at $quorate" >&2; exit 2; }
 command -v buildah >/dev/null || { echo "containerfile_bench: buildah is missing (scripts/bootstrap.sh)" >&2; exit 2; }
 
-work="$(mktemp -d /tmp/quorate-cf-bench.XXXXXX)"
+work="$(mktemp -d "${WORKDIR:-/tmp}/quorate-cf-bench.XXXXXX")"
 bh=(buildah --root "$work/bh-root" --runroot "$work/bh-run" --storage-driver vfs)
 cleanup() { "${bh[@]}" rm --all >/dev/null 2>&1 || true; "${bh[@]}" rmi --all --force >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
