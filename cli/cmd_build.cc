@@ -105,7 +105,7 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("--work-dir", args->work_dir, "Scratch directory (default: $TMPDIR/quorate-work)");
   cmd->add_flag("--keep-work-dir", args->keep_work_dir, "Keep the scratch directory (checkouts, build log)");
   cmd->add_option("--base-layout", args->base_layout, "OCI layout directory holding the recipe's pinned base image");
-  cmd->add_option("--image-name,--name", args->image_name, "The image's name (overrides the recipe's; required for a Containerfile)");
+  cmd->add_option("--image-name,--name", args->image_name, "The image's name (overrides the recipe's; for a Containerfile, else its LABEL org.opencontainers.image.ref.name)");
   cmd->add_option("--image-store", args->image_store, "Where the recipe's builder image is looked up (quorate image import)")
       ->capture_default_str();
   cmd->add_flag("--no-sandbox", args->no_sandbox,

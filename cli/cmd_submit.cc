@@ -18,7 +18,7 @@ namespace pb = wire::pb;
 struct SubmitArgs {
   std::vector<std::string> nodes;
   std::vector<std::string> node_keys;
-  std::string repo, commit, recipe, image_name, request_id;
+  std::string repo, commit, recipe, image_name, image_tag, request_id;
   std::optional<int64_t> source_date_epoch;
   std::vector<std::string> build_args;  // NAME=VALUE
   bool wait = false;
@@ -67,7 +67,7 @@ Status run_submit(const SubmitArgs& a) {
   auto epoch = QR_TRY(source_date_epoch_of(a.source_date_epoch, nullptr));
   auto build_args = QR_TRY(parse_build_args(a.build_args));
   auto request =
-      wire::normalize_request({a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch, std::move(build_args)});
+      wire::normalize_request({a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch, std::move(build_args), a.image_tag});
   if (!request.ok()) return Status::usage(request.status().message());
   o.request = wire::to_wire(*request);
   o.transport.insecure = a.insecure;
@@ -130,7 +130,8 @@ void add_submit_command(CLI::App& app, Action& action) {
   cmd->add_option("--repo", args->repo, "Repository (path or URL the nodes can reach)")->required();
   cmd->add_option("--commit", args->commit, "Commit to rebuild")->required();
   cmd->add_option("--recipe", args->recipe, "Recipe path in the commit (default: quorate.toml)");
-  cmd->add_option("--image-name", args->image_name, "Override the recipe's image name");
+  cmd->add_option("--image-name,--name", args->image_name, "Override the recipe's image name");
+  cmd->add_option("--tag", args->image_tag, "The image's tag (a Containerfile's; part of the request)");
   cmd->add_option("--source-date-epoch", args->source_date_epoch, "Override SOURCE_DATE_EPOCH (default: commit time)");
   cmd->add_option("--build-arg", args->build_args,
                   "NAME=VALUE for a Containerfile ARG (repeatable; part of the request and of the attestation)");

@@ -24,7 +24,7 @@ packages=(
   libgit2-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
   clang
   tar libarchive-tools gzip pigz zstd xz-utils bzip2 openssl
-  skopeo umoci bubblewrap busybox-static docker-registry podman
+  skopeo umoci bubblewrap busybox-static docker-registry podman buildah
   diffoscope-minimal gnupg
   softhsm2 opensc p11-kit libp11-kit-dev
   python3 sqlite3 curl

@@ -39,6 +39,8 @@ using Vars = std::map<std::string, std::string>;
 using K = Instruction::Kind;
 
 // Docker's default PATH for RUN when the image sets none.
+// Starts bubblewrap as a RUN's non-root USER (util-linux, Essential in Debian).
+constexpr char kSetpriv[] = "/usr/bin/setpriv";
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // What root may do inside a RUN: Docker's default set without MKNOD (no cgroup guards host devices here),
 // NET_RAW and AUDIT_WRITE.
@@ -339,84 +341,6 @@ Status apply_metadata(Lowering& L, StageState& s, const Instruction& i) {
   }
 }
 
-// ---- RUN ----
-
-bool is_root_user(const std::string& user) {
-  return user.empty() || user == "0" || user == "root" || user == "0:0" || user == "root:root" || user == "root:0" ||
-         user == "0:root";
-}
-
-Vars run_env(Lowering& L, const StageState& s) {
-  Vars env = s.args;
-  for (const auto& [k, v] : env_of(s.config)) env[k] = v;
-  Vars added = {{"PATH", kDefaultPath}, {"HOME", "/root"}, {"SOURCE_DATE_EPOCH", std::to_string(L.in.epoch)}};
-  for (const auto& [k, v] : added) {
-    if (!env.count(k)) {
-      env[k] = v;
-      L.out.environment[k] = v;
-    }
-  }
-  return env;
-}
-
-std::vector<std::string> bwrap_argv(const BuildOptions& o, const fs::path& root, const Vars& env, const std::string& cwd,
-                                    const std::vector<std::string>& command) {
-  std::vector<std::string> a = {o.bwrap.string(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"};
-  for (const char* cap : kRunCapabilities) a.insert(a.end(), {"--cap-add", cap});
-  a.insert(a.end(), {"--bind", root.string(), "/", "--dev", "/dev", "--proc", "/proc", "--clearenv"});
-  for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
-  a.insert(a.end(), {"--dir", cwd, "--chdir", cwd, "--"});
-  a.insert(a.end(), command.begin(), command.end());
-  return a;
-}
-
-Status check_run_possible(Lowering& L) {
-  if (L.sandbox_checked) return Status();
-  if (L.in.options.sandbox == Sandbox::kNone) {
-    return Status::usage("--no-sandbox cannot run a Containerfile's RUN: it runs in the stage's root file system");
-  }
-  auto sandbox = QR_TRY(resolve_sandbox(Sandbox::kBubblewrap, L.in.options.bwrap));
-  (void)sandbox;
-  L.deadline = std::chrono::steady_clock::now() + L.in.options.timeout;
-  L.sandbox_checked = true;
-  return Status();
-}
-
-Status run(Lowering& L, StageState& s, const Instruction& i) {
-  QR_RETURN_IF_ERROR(check_run_possible(L));
-  std::string user = s.config.value("User", "");
-  if (!is_root_user(user)) {
-    return Status::unsupported("RUN as USER " + user + " is not supported yet (RUN executes as root)");
-  }
-  fs::path upper = QR_TRY(new_dir(L, "layer"));
-  fs::path work = QR_TRY(new_dir(L, "ovl"));
-  fs::path merged = QR_TRY(new_dir(L, "root"));
-  RunSpec spec;
-  spec.argv = bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i));
-  spec.src_dir = L.in.work;
-  spec.out_dir = L.in.work;
-  spec.log = L.in.work / "build.log";
-  spec.sandbox = Sandbox::kNone;  // bwrap itself is the command: the root is the stage, not the host
-  spec.cancel = L.in.options.cancel;
-  spec.deadline = L.deadline;
-  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
-  Status ran = in_private_mounts([&]() -> Status {
-    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
-    std::error_code ec;
-    bool had_dev = fs::exists(merged / "dev", ec), had_proc = fs::exists(merged / "proc", ec);
-    Status st = run_step(spec);
-    if (!had_dev) ::rmdir((upper / "dev").c_str());  // bwrap's mount points, not the step's work
-    if (!had_proc) ::rmdir((upper / "proc").c_str());
-    return st;
-  });
-  QR_RETURN_IF_ERROR(ran);
-  fs::remove_all(work);
-  s.layers.push_back(upper);
-  L.out.ran = true;
-  return Status();
-}
-
 // ---- COPY / ADD: writing into a mounted stage root, every path resolved inside it ----
 
 Result<int> open_in_root(int root, const std::string& rel, uint64_t flags, uint64_t resolve_extra = 0) {
@@ -508,6 +432,7 @@ struct CopyOp {
   std::string dest;   // absolute, clean
   bool dest_dir = false;
   Owner owner;
+  std::string chown;  // --chown as written (substituted); `owner` once resolved
   std::optional<uint32_t> chmod;
   bool add = false;
 };
@@ -568,6 +493,275 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
     }
   } while (archive_read_next_header(a, &e) == ARCHIVE_OK);
   return true;
+}
+
+// ---- USER and --chown names: the stage's /etc/passwd and /etc/group, as Docker (runc) reads them ----
+
+struct ExecUser {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;  // supplementary: the groups listing the user by name (none with an explicit group)
+  std::string home = "/";
+};
+
+// The colon-separated records of /etc/passwd or /etc/group in the stage ("" when the file is missing).
+Result<std::vector<std::vector<std::string>>> stage_records(int root, const std::string& rel) {
+  std::vector<std::vector<std::string>> out;
+  auto fd = open_in_root(root, rel, O_RDONLY | O_NONBLOCK);
+  if (!fd.ok()) return out;
+  Fd f{*fd};
+  struct stat st;
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) return out;
+  if (st.st_size > (16 << 20)) return Status::bad_input("/" + rel + " of the stage is larger than 16 MiB");
+  std::string text;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(f.fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = std::min(text.find('\n', pos), text.size());
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> fields;
+    size_t f0 = 0;
+    while (true) {
+      size_t colon = line.find(':', f0);
+      fields.push_back(line.substr(f0, colon == std::string::npos ? std::string::npos : colon - f0));
+      if (colon == std::string::npos) break;
+      f0 = colon + 1;
+    }
+    out.push_back(std::move(fields));
+  }
+  return out;
+}
+
+std::optional<uint32_t> numeric_id(const std::string& s) {
+  if (s.empty() || s.size() > 10 || !std::all_of(s.begin(), s.end(), ::isdigit)) return std::nullopt;
+  unsigned long long v = std::stoull(s);
+  if (v > 0xFFFFFFFEull) return std::nullopt;
+  return static_cast<uint32_t>(v);
+}
+
+// `name` or `id` looked up in records (name first field, id third); the record, if any.
+const std::vector<std::string>* find_record(const std::vector<std::vector<std::string>>& records, const std::string& key,
+                                            size_t min_fields) {
+  auto id = numeric_id(key);
+  for (const auto& r : records) {
+    if (r.size() < min_fields) continue;
+    if (r[0] == key || (id && numeric_id(r[2]) == id)) return &r;
+  }
+  return nullptr;
+}
+
+// USER's value (`user[:group]`, names or numbers) resolved in the stage's root `root` as runc does: a user found
+// in /etc/passwd gives its uid, primary gid and home; a number not found is that uid with gid 0; an explicit
+// group is looked up in /etc/group (or is a number); without one, the groups listing the user are supplementary.
+// bad_input naming the user or group when a name is in neither file.
+Result<ExecUser> resolve_user(int root, const std::string& spec) {
+  auto colon = spec.find(':');
+  std::string user = spec.substr(0, colon), group = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  auto passwd = QR_TRY(stage_records(root, "etc/passwd"));
+  auto groups = QR_TRY(stage_records(root, "etc/group"));
+  ExecUser u;
+  std::string matched_name;
+  if (const auto* r = find_record(passwd, user, 6)) {
+    u.uid = numeric_id((*r)[2]).value_or(0);
+    u.gid = numeric_id((*r)[3]).value_or(0);
+    u.home = (*r)[5].empty() ? "/" : (*r)[5];
+    matched_name = (*r)[0];
+  } else if (auto id = numeric_id(user)) {
+    u.uid = *id;
+  } else {
+    return Status::bad_input("user " + user + " is not in the stage's /etc/passwd");
+  }
+  if (!group.empty()) {
+    if (const auto* r = find_record(groups, group, 3)) {
+      u.gid = numeric_id((*r)[2]).value_or(0);
+    } else if (auto id = numeric_id(group)) {
+      u.gid = *id;
+    } else {
+      return Status::bad_input("group " + group + " is not in the stage's /etc/group");
+    }
+  } else if (!matched_name.empty()) {
+    std::set<gid_t> extra;
+    for (const auto& r : groups) {
+      if (r.size() < 4 || !numeric_id(r[2])) continue;
+      size_t pos = 0;
+      const std::string& members = r[3];
+      while (pos <= members.size()) {
+        size_t comma = std::min(members.find(',', pos), members.size());
+        if (members.substr(pos, comma - pos) == matched_name) extra.insert(*numeric_id(r[2]));
+        pos = comma + 1;
+      }
+    }
+    u.groups.assign(extra.begin(), extra.end());
+  }
+  return u;
+}
+
+// `--chown=user[:group]` by name or number, in the destination stage: a user without a group gives its uid as the
+// gid too, as the Dockerfile reference says. bad_input for names the stage does not have.
+Result<Owner> resolve_chown(int root, const std::string& spec) {
+  auto colon = spec.find(':');
+  std::string user = spec.substr(0, colon), group = colon == std::string::npos ? "" : spec.substr(colon + 1);
+  if (user.empty()) return Status::bad_input("--chown=" + spec + " names no user");
+  auto lookup = [&](const std::string& key, const char* file, size_t min_fields) -> Result<uint32_t> {
+    if (auto id = numeric_id(key)) return *id;
+    auto records = QR_TRY(stage_records(root, file));
+    const auto* r = find_record(records, key, min_fields);
+    auto id = r ? numeric_id((*r)[2]) : std::nullopt;
+    if (!id) return Status::bad_input("--chown: " + key + " is not in the stage's /" + file);
+    return *id;
+  };
+  Owner o;
+  o.uid = QR_TRY(lookup(user, "etc/passwd", 4));
+  o.gid = group.empty() ? o.uid : QR_TRY(lookup(group, "etc/group", 3));
+  return o;
+}
+
+// ---- RUN ----
+
+bool is_root_user(const std::string& user) {
+  return user.empty() || user == "0" || user == "root" || user == "0:0" || user == "root:root" || user == "root:0" ||
+         user == "0:root";
+}
+
+Vars run_env(Lowering& L, const StageState& s) {
+  Vars env = s.args;
+  for (const auto& [k, v] : env_of(s.config)) env[k] = v;
+  Vars added = {{"PATH", kDefaultPath}, {"HOME", "/root"}, {"SOURCE_DATE_EPOCH", std::to_string(L.in.epoch)}};
+  for (const auto& [k, v] : added) {
+    if (!env.count(k)) {
+      env[k] = v;
+      L.out.environment[k] = v;
+    }
+  }
+  return env;
+}
+
+std::vector<std::string> bwrap_argv(const BuildOptions& o, const fs::path& root, const Vars& env, const std::string& cwd,
+                                    const std::vector<std::string>& command) {
+  std::vector<std::string> a = {o.bwrap.string(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"};
+  for (const char* cap : kRunCapabilities) a.insert(a.end(), {"--cap-add", cap});
+  a.insert(a.end(), {"--bind", root.string(), "/", "--dev", "/dev", "--proc", "/proc", "--clearenv"});
+  for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
+  a.insert(a.end(), {"--dir", cwd, "--chdir", cwd, "--"});
+  a.insert(a.end(), command.begin(), command.end());
+  return a;
+}
+
+Status check_run_possible(Lowering& L) {
+  if (L.sandbox_checked) return Status();
+  if (L.in.options.sandbox == Sandbox::kNone) {
+    return Status::usage("--no-sandbox cannot run a Containerfile's RUN: it runs in the stage's root file system");
+  }
+  auto sandbox = QR_TRY(resolve_sandbox(Sandbox::kBubblewrap, L.in.options.bwrap));
+  (void)sandbox;
+  L.deadline = std::chrono::steady_clock::now() + L.in.options.timeout;
+  L.sandbox_checked = true;
+  return Status();
+}
+
+// RUN under a non-root USER: bubblewrap started by util-linux setpriv as the resolved uid, gid and groups, in a
+// user namespace mapping them to themselves, without capabilities (Docker gives a non-root user none). Files
+// the step creates are owned by that user. WORKDIR and bubblewrap's /dev and /proc mount points are made as root
+// first (Docker makes WORKDIR as root too), and the stage's root is bound where the user can reach it.
+Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::string& user) {
+  if (::access(kSetpriv, X_OK) != 0) {
+    return Status::unsupported(std::string("RUN as USER ") + user + " needs " + kSetpriv + " (util-linux)");
+  }
+  fs::path upper = QR_TRY(new_dir(L, "layer"));
+  fs::path work = QR_TRY(new_dir(L, "ovl"));
+  fs::path merged = QR_TRY(new_dir(L, "root"));
+  Vars env = run_env(L, s);
+  const std::string cwd = workdir_of(s);
+  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  Status ran = in_private_mounts([&]() -> Status {
+    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+    Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+    if (root.fd < 0) return Status::from_errno("open " + merged.string(), errno);
+    ExecUser u = QR_TRY(resolve_user(root.fd, user));
+    if (u.uid == 0) return Status::unsupported("USER " + user + " is uid 0 with another group: not supported for RUN");
+    std::vector<std::string> made;
+    for (const char* mount_point : {"dev", "proc"}) {
+      struct stat st;
+      if (::fstatat(root.fd, mount_point, &st, AT_SYMLINK_NOFOLLOW) != 0) made.push_back(mount_point);
+    }
+    for (const auto& dir : made) {
+      Fd d{QR_TRY(make_dirs(root.fd, dir))};
+    }
+    if (cwd != "/") {
+      Fd d{QR_TRY(make_dirs(root.fd, cwd.substr(1)))};
+    }
+    fs::path reachable = QR_TRY(expose_for_user(merged, L.in.work));
+    if (!env_of(s.config).count("HOME") && !s.args.count("HOME")) env["HOME"] = u.home;
+    std::vector<std::string> argv = {kSetpriv, "--reuid=" + std::to_string(u.uid), "--regid=" + std::to_string(u.gid)};
+    if (u.groups.empty()) {
+      argv.push_back("--clear-groups");
+    } else {
+      std::string list;
+      for (gid_t g : u.groups) list += (list.empty() ? "" : ",") + std::to_string(g);
+      argv.push_back("--groups=" + list);
+    }
+    argv.insert(argv.end(), {"--", L.in.options.bwrap.string(), "--unshare-user", "--unshare-ipc", "--unshare-pid",
+                             "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
+                             "--new-session", "--bind", reachable.string(), "/", "--dev", "/dev", "--proc", "/proc",
+                             "--clearenv"});
+    for (const auto& [k, v] : env) argv.insert(argv.end(), {"--setenv", k, v});
+    argv.insert(argv.end(), {"--chdir", cwd, "--"});
+    auto command = command_of(s, i);
+    argv.insert(argv.end(), command.begin(), command.end());
+    RunSpec spec;
+    spec.argv = argv;
+    spec.src_dir = L.in.work;
+    spec.out_dir = L.in.work;
+    spec.log = L.in.work / "build.log";
+    spec.sandbox = Sandbox::kNone;
+    spec.cancel = L.in.options.cancel;
+    spec.deadline = L.deadline;
+    Status st = run_step(spec);
+    for (const auto& dir : made) ::rmdir((upper / dir).c_str());  // mount points, not the step's work
+    return st;
+  });
+  QR_RETURN_IF_ERROR(ran);
+  fs::remove_all(work);
+  s.layers.push_back(upper);
+  L.out.ran = true;
+  return Status();
+}
+
+Status run(Lowering& L, StageState& s, const Instruction& i) {
+  QR_RETURN_IF_ERROR(check_run_possible(L));
+  std::string user = s.config.value("User", "");
+  if (!is_root_user(user)) return run_as_user(L, s, i, user);
+  fs::path upper = QR_TRY(new_dir(L, "layer"));
+  fs::path work = QR_TRY(new_dir(L, "ovl"));
+  fs::path merged = QR_TRY(new_dir(L, "root"));
+  RunSpec spec;
+  spec.argv = bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i));
+  spec.src_dir = L.in.work;
+  spec.out_dir = L.in.work;
+  spec.log = L.in.work / "build.log";
+  spec.sandbox = Sandbox::kNone;  // bwrap itself is the command: the root is the stage, not the host
+  spec.cancel = L.in.options.cancel;
+  spec.deadline = L.deadline;
+  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  Status ran = in_private_mounts([&]() -> Status {
+    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+    std::error_code ec;
+    bool had_dev = fs::exists(merged / "dev", ec), had_proc = fs::exists(merged / "proc", ec);
+    Status st = run_step(spec);
+    if (!had_dev) ::rmdir((upper / "dev").c_str());  // bwrap's mount points, not the step's work
+    if (!had_proc) ::rmdir((upper / "proc").c_str());
+    return st;
+  });
+  QR_RETURN_IF_ERROR(ran);
+  fs::remove_all(work);
+  s.layers.push_back(upper);
+  L.out.ran = true;
+  return Status();
 }
 
 // COPY from the commit's tree (minus .dockerignore).
@@ -661,6 +855,37 @@ Status copy_tree(int root, int src, const struct stat& st, const std::string& re
   return Status();
 }
 
+// The paths (relative, sorted) of a stage that a source with wildcards names: each '/'-separated segment
+// matched against one directory's entries (`*`, `?`, `[…]` as Go's filepath.Match; links are not followed).
+Result<std::vector<std::string>> stage_glob(int src_root, const std::string& pattern) {
+  std::vector<std::string> current = {""};
+  size_t pos = 0;
+  while (pos < pattern.size()) {
+    size_t slash = std::min(pattern.find('/', pos), pattern.size());
+    std::string seg = pattern.substr(pos, slash - pos);
+    pos = slash + 1;
+    std::vector<std::string> next;
+    for (const auto& dir : current) {
+      auto fd = open_in_root(src_root, dir, O_RDONLY | O_DIRECTORY, RESOLVE_NO_SYMLINKS);
+      if (!fd.ok()) continue;  // not a directory: nothing below it matches
+      int dup = ::dup(*fd);
+      ::close(*fd);
+      DIR* d = dup >= 0 ? ::fdopendir(dup) : nullptr;
+      if (!d) return Status::from_errno("list /" + dir, errno);
+      std::vector<std::string> names;
+      while (struct dirent* ent = ::readdir(d)) {
+        std::string name = ent->d_name;
+        if (name != "." && name != ".." && (has_glob(seg) ? glob_match(seg, name) : name == seg)) names.push_back(name);
+      }
+      ::closedir(d);
+      std::sort(names.begin(), names.end());
+      for (const auto& n : names) next.push_back(join_rel(dir, n));
+    }
+    current = std::move(next);
+  }
+  return current;
+}
+
 // COPY --from: the other stage (or pinned image) mounted read-only; sources resolved inside its root.
 Status copy_from_stage(Lowering& L, int root, const CopyOp& op, const StageState& from) {
   fs::path view = from.image_root;
@@ -670,9 +895,7 @@ Status copy_from_stage(Lowering& L, int root, const CopyOp& op, const StageState
   }
   Fd src_root{::open(view.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (src_root.fd < 0) return Status::from_errno("open " + view.string(), errno);
-  for (const auto& raw : op.sources) {
-    if (has_glob(raw)) return Status::unsupported("COPY --from with a wildcard (" + raw + ") is not supported yet");
-    std::string src = clean_abs("/", raw).substr(1);
+  auto copy_one = [&](const std::string& src, const std::string& raw) -> Status {
     auto fd = open_in_root(src_root.fd, src, O_RDONLY | O_NONBLOCK);
     if (!fd.ok()) return Status::bad_input("source " + raw + " is not in the stage: " + fd.status().message());
     Fd f{*fd};
@@ -680,17 +903,19 @@ Status copy_from_stage(Lowering& L, int root, const CopyOp& op, const StageState
     if (::fstat(f.fd, &st) != 0) return Status::from_errno("stat " + raw, errno);
     std::string dest = op.dest.substr(1);
     if (!S_ISDIR(st.st_mode) && op.dest_dir) dest = join_rel(dest, base_name(src));
-    QR_RETURN_IF_ERROR(copy_tree(root, f.fd, st, dest, op, 0));
+    return copy_tree(root, f.fd, st, dest, op, 0);
+  };
+  for (const auto& raw : op.sources) {
+    std::string src = clean_abs("/", raw).substr(1);
+    if (!has_glob(src)) {
+      QR_RETURN_IF_ERROR(copy_one(src, raw));
+      continue;
+    }
+    auto matches = QR_TRY(stage_glob(src_root.fd, src));
+    if (matches.empty()) return Status::bad_input("source " + raw + " matches nothing in the stage");
+    for (const auto& m : matches) QR_RETURN_IF_ERROR(copy_one(m, "/" + m));
   }
   return Status();
-}
-
-Result<Owner> parse_chown(const std::string& text) {
-  auto colon = text.find(':');
-  std::string u = text.substr(0, colon), g = colon == std::string::npos ? u : text.substr(colon + 1);
-  auto numeric = [](const std::string& s) { return !s.empty() && s.size() < 10 && std::all_of(s.begin(), s.end(), ::isdigit); };
-  if (!numeric(u) || !numeric(g)) return Status::unsupported("--chown=" + text + ": only numeric UID[:GID] is supported yet");
-  return Owner{static_cast<uid_t>(std::stoul(u)), static_cast<gid_t>(std::stoul(g))};
 }
 
 Result<const StageState*> copy_source_stage(Lowering& L, const std::string& from, size_t current) {
@@ -728,8 +953,7 @@ Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
   op.dest = clean_abs(workdir_of(s), dest);
   op.dest_dir = dest.back() == '/' || op.sources.size() > 1 || has_glob(op.sources[0]);
   if (auto c = i.flag("chown")) {
-    std::string text = QR_TRY(substitute_word(*c, vars, L.cf.escape));
-    op.owner = QR_TRY(parse_chown(text));
+    op.chown = QR_TRY(substitute_word(*c, vars, L.cf.escape));  // resolved in the mounted stage
   }
   if (auto m = i.flag("chmod")) {
     std::string text = QR_TRY(substitute_word(*m, vars, L.cf.escape));
@@ -739,6 +963,23 @@ Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
     op.chmod = static_cast<uint32_t>(mode);
   }
   return op;
+}
+
+// Sets the times of everything a COPY/ADD layer holds (its overlay upper directory, not mounted now) to
+// SOURCE_DATE_EPOCH, links not followed. Docker keeps the build context's times, which differ between clones and
+// checkouts; here every node's later RUN steps see the same times, so a step that packs copied files (a tar of
+// the sources) makes the same bytes. The layer writer clamps times in the output anyway.
+Status stamp_copied(const fs::path& upper, int64_t epoch) {
+  const struct timespec times[2] = {{static_cast<time_t>(epoch), 0}, {static_cast<time_t>(epoch), 0}};
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(upper, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (::utimensat(AT_FDCWD, it->path().c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
+      return Status::from_errno("set the times of " + it->path().string(), errno);
+    }
+  }
+  if (ec) return Status::io("list " + upper.string() + ": " + ec.message());
+  return Status();
 }
 
 Status copy(Lowering& L, size_t stage, const Instruction& i) {
@@ -757,10 +998,12 @@ Status copy(Lowering& L, size_t stage, const Instruction& i) {
     QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
     Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (root.fd < 0) return Status::from_errno("open " + merged.string(), errno);
+    if (!op.chown.empty()) op.owner = QR_TRY(resolve_chown(root.fd, op.chown));
     return from ? copy_from_stage(L, root.fd, op, *from) : copy_from_commit(L, root.fd, op);
   });
   QR_RETURN_IF_ERROR(copied);
   fs::remove_all(work);
+  QR_RETURN_IF_ERROR(stamp_copied(upper, L.in.epoch));
   s.layers.push_back(upper);
   return Status();
 }
@@ -856,21 +1099,51 @@ Status read_containerfile(Lowering& L) {
   return Status();
 }
 
+// The label that names the image when --name is not given: `NAME[:TAG]` (--tag wins over its tag).
+constexpr char kRefNameLabel[] = "org.opencontainers.image.ref.name";
+
+// --name and --tag, else the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] (after lowering:
+// a label may use ARG values). usage when neither names the image; bad_input for a malformed name or tag.
 Status name_image(Lowering& L) {
   L.out.name = L.in.options.image_name;
-  L.out.tag = L.in.options.image_tag.empty() ? "latest" : L.in.options.image_tag;
-  if (L.out.name.empty()) return Status::usage("a Containerfile does not name its image: pass --name (quorate build --name NAME)");
-  QR_RETURN_IF_ERROR(check_image_name(L.out.name, "--name"));
-  return check_image_tag(L.out.tag, "--tag");
+  L.out.tag = L.in.options.image_tag;
+  std::string name_from = "--name", tag_from = "--tag";
+  const json& config = L.stages.back().config;
+  if (L.out.name.empty() && config.contains("Labels") && config["Labels"].is_object() &&
+      config["Labels"].contains(kRefNameLabel) && config["Labels"][kRefNameLabel].is_string()) {
+    std::string ref = config["Labels"][kRefNameLabel].get<std::string>();
+    auto colon = ref.rfind(':');
+    auto slash = ref.rfind('/');
+    std::string label_tag;
+    if (colon != std::string::npos && (slash == std::string::npos || colon > slash)) {
+      label_tag = ref.substr(colon + 1);
+      ref = ref.substr(0, colon);
+    }
+    L.out.name = ref;
+    name_from = std::string("LABEL ") + kRefNameLabel;
+    if (L.out.tag.empty() && !label_tag.empty()) {
+      L.out.tag = label_tag;
+      tag_from = name_from;
+    }
+  }
+  if (L.out.tag.empty()) L.out.tag = "latest";
+  if (L.out.name.empty()) {
+    return Status::usage(std::string("a Containerfile does not name its image: pass --name NAME or set LABEL ") +
+                         kRefNameLabel + "=NAME[:TAG] in its final stage");
+  }
+  QR_RETURN_IF_ERROR(check_image_name(L.out.name, name_from));
+  return check_image_tag(L.out.tag, tag_from);
 }
 
 }  // namespace
 
 Result<ContainerfileImage> build_containerfile(const ContainerfileInputs& in) {
   Lowering L{in, {}, {}, {}, {}, {}, {}, 0, false, {}, format_rfc3339(in.epoch)};
-  QR_RETURN_IF_ERROR(name_image(L));
+  if (!in.options.image_name.empty()) QR_RETURN_IF_ERROR(check_image_name(in.options.image_name, "--name"));
+  if (!in.options.image_tag.empty()) QR_RETURN_IF_ERROR(check_image_tag(in.options.image_tag, "--tag"));
   QR_RETURN_IF_ERROR(read_containerfile(L));
   for (size_t i = 0; i < L.cf.stages.size(); ++i) QR_RETURN_IF_ERROR(lower_stage(L, i));
+  QR_RETURN_IF_ERROR(name_image(L));
   QR_RETURN_IF_ERROR(write_image(L));
   return std::move(L.out);
 }

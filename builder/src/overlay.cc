@@ -43,6 +43,25 @@ Status in_private_mounts(const std::function<Status()>& fn) {
   return result;
 }
 
+Result<fs::path> expose_for_user(const fs::path& merged, const fs::path& work) {
+  std::error_code ec;
+  fs::path abs_work = fs::weakly_canonical(fs::absolute(work, ec), ec);
+  auto under = [&](const char* dir) {
+    auto rel = abs_work.lexically_relative(dir);
+    return !rel.empty() && *rel.begin() != "..";
+  };
+  fs::path base = under("/run") ? "/tmp" : "/run";
+  if (::mount("tmpfs", base.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") != 0) {
+    return Status::from_errno("mount a tmpfs over " + base.string() + " (private)", errno);
+  }
+  fs::path target = base / "quorate-stage";
+  if (::mkdir(target.c_str(), 0755) != 0) return Status::from_errno("mkdir " + target.string(), errno);
+  if (::mount(merged.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+    return Status::from_errno("bind " + merged.string() + " at " + target.string(), errno);
+  }
+  return target;
+}
+
 Status mount_overlay(const std::vector<fs::path>& lowers, const fs::path& upper, const fs::path& work,
                      const fs::path& merged) {
   std::string options = "lowerdir=";

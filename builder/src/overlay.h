@@ -26,6 +26,12 @@ Status in_private_mounts(const std::function<Status()>& fn);
 Status mount_overlay(const std::vector<std::filesystem::path>& lowers, const std::filesystem::path& upper,
                      const std::filesystem::path& work, const std::filesystem::path& merged);
 
+// Inside in_private_mounts: binds `merged` at a directory every user can reach, so that a process started as
+// another user (a RUN under USER) can name it though the parents of `work` may be closed to others: a tmpfs
+// (0755) over /run, or over /tmp when `work` is under /run, in this thread's mount namespace only. Returns the
+// path; io when a mount fails.
+Result<std::filesystem::path> expose_for_user(const std::filesystem::path& merged, const std::filesystem::path& work);
+
 // Adds the upper directory `dir` of an overlay to `writer` as an OCI layer: a 0/0 character device becomes the
 // whiteout `.wh.NAME`, a directory marked opaque gets `.wh..wh..opq`, everything else keeps its type, mode,
 // owner and (clamped by the writer) mtime; hardlinked files stay linked. Never follows a symlink. `bytes`

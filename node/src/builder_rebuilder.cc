@@ -66,6 +66,7 @@ class BuilderRebuilder : public Rebuilder {
     o.commit = r.commit;
     o.recipe_path = r.recipe_path;
     o.image_name = r.image_name;
+    o.image_tag = r.image_tag;
     o.build_args = r.build_args;
     o.source_date_epoch = r.source_date_epoch;
     o.output = job / "image";

@@ -210,6 +210,7 @@ struct NodeDaemon::Impl {
     auto checked = [&]() -> Result<wire::RebuildRequest> {
       auto r = QR_TRY(wire::request_from_wire(message));
       if (!r.image_name.empty()) QR_RETURN_IF_ERROR(builder::check_image_name(r.image_name, "image_name"));
+      if (!r.image_tag.empty()) QR_RETURN_IF_ERROR(builder::check_image_tag(r.image_tag, "image_tag"));
       return r;
     }();
     if (!checked.ok()) {

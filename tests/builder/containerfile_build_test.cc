@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -31,7 +32,7 @@ using quorate::testing::slurp;
 // A busybox image (/bin/busybox plus the applets the tests use, /tmp) as an OCI layout; its manifest digest.
 std::string make_image(const std::filesystem::path& dir) {
   return quorate::testing::make_busybox_image(
-      dir, {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod"}, /*with_tmp=*/true);
+      dir, {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod", "chown", "id", "tar", "stat"}, /*with_tmp=*/true);
 }
 
 // Whether this machine can do what Containerfile RUN needs: a private mount namespace and an overlay mount.
@@ -101,6 +102,21 @@ TEST_F(ContainerfileBuildTest, TwoStagesAreOneDigestFromTwoClonesUnderDifferentU
   ASSERT_EQ(second.exit_code, 0) << second.out;
   EXPECT_FALSE(digest_line(first.out).empty()) << first.out;
   EXPECT_EQ(digest_line(first.out), digest_line(second.out));
+}
+
+// A RUN that packs files COPY brought in (a tar records their times) makes the same bytes in builds a second
+// apart: copied files carry SOURCE_DATE_EPOCH inside the stage, not the time of the copy.
+TEST_F(ContainerfileBuildTest, RunPackingCopiedFilesIsReproducible) {
+  make_project(scratch_ / "a", "FROM " + base() + "\nCOPY src/ /s/\nRUN tar -cf /s.tar s && test $(stat -c %Y /s/hello.txt) = "
+                               "$SOURCE_DATE_EPOCH\n");
+  auto first = build(scratch_ / "a", scratch_ / "out-1");
+  ASSERT_EQ(first.exit_code, 0) << first.out;
+  run("sleep 1.1");
+  auto second = build(scratch_ / "a", scratch_ / "out-2");
+  ASSERT_EQ(second.exit_code, 0) << second.out;
+  EXPECT_EQ(digest_line(first.out), digest_line(second.out))
+      << run(quorate::testing::quorate_bin() + " diff " + sh((scratch_ / "out-1").string()) + " " +
+             sh((scratch_ / "out-2").string())).out;
 }
 
 TEST_F(ContainerfileBuildTest, UnpackedTreeAndRuntimeConfig) {
@@ -200,6 +216,133 @@ TEST_F(ContainerfileBuildTest, NodeRebuilderPassesTheRequestsBuildArgs) {
   EXPECT_EQ(digest_line(cli.out), statement->image_digest);
 }
 
+// Buildah builds the same files: Debian's buildah 1.28 (`--isolation chroot --storage-driver vfs`, its storage
+// private to this test, the busybox image loaded from the same OCI layout so FROM's digest resolves, no pull)
+// and `quorate build` make layers that `quorate diff --ignore mtime` finds equal, file by file. `--layers` makes
+// buildah write one layer per RUN/COPY as quorate does (without it, a stage is one squashed layer). The image
+// has the mount points a runtime needs (dev, proc, sys, run, etc/hosts, etc/hostname, etc/resolv.conf): without
+// them buildah's chroot isolation leaves them, empty, in its RUN layers (measured), which quorate does not.
+// Expected differences, all in the config: `created` and history times (buildah --timestamp 0 writes 1970,
+// quorate the commit's SOURCE_DATE_EPOCH), history `created_by` texts (buildah's "/bin/sh -c #(nop) …"
+// forms) and comments, the revision/source labels quorate adds, and buildah's `io.buildah.version` label.
+TEST_F(ContainerfileBuildTest, SameFilesAsBuildah) {
+  if (::access("/usr/bin/buildah", X_OK) != 0) GTEST_SKIP() << "buildah is not installed (scripts/bootstrap.sh)";
+  auto digest = quorate::testing::make_busybox_image(scratch_ / "busybox-layout-mp", {"sh", "cat", "echo", "rm", "test", "ls"},
+                                                    /*with_tmp=*/true, /*with_mount_points=*/true);
+  ASSERT_TRUE(imagestore::ImageStore::open(store_)->import_layout(scratch_ / "busybox-layout-mp").ok());
+  std::string text = two_stage();
+  for (size_t at; (at = text.find(digest_)) != std::string::npos;) text.replace(at, digest_.size(), digest);
+  make_project(scratch_ / "a", text);
+  const std::string bh = "TMPDIR=" + sh(scratch_.path().string()) + " buildah --root " + sh((scratch_ / "bh-root").string()) +
+                         " --runroot " + sh((scratch_ / "bh-run").string()) + " --storage-driver vfs ";
+  // A relative path: buildah names the pulled image after it, and the scratch directory's name has capitals.
+  auto pull = run("cd " + sh(scratch_.path().string()) + " && " + bh + "pull -q oci:busybox-layout-mp:busybox");
+  ASSERT_EQ(pull.exit_code, 0) << pull.out;
+  std::string image_id = pull.out.substr(0, pull.out.find('\n'));
+  auto tag = run(bh + "tag " + image_id + " example.org/busybox:busybox");
+  ASSERT_EQ(tag.exit_code, 0) << tag.out;
+  auto built = run("cd " + sh((scratch_ / "a").string()) + " && " + bh +
+                   "build -q --pull=never --layers --timestamp 0 --isolation chroot --build-arg FLAVOR=spicy "
+                   "-f Containerfile -t example.org/test/app:latest .");
+  ASSERT_EQ(built.exit_code, 0) << built.out;
+  auto push = run(bh + "push -q example.org/test/app:latest oci:" + sh((scratch_ / "out-buildah").string()) + ":latest");
+  ASSERT_EQ(push.exit_code, 0) << push.out;
+  auto ours = build(scratch_ / "a", scratch_ / "out-quorate", "--build-arg FLAVOR=spicy");
+  ASSERT_EQ(ours.exit_code, 0) << ours.out;
+
+  auto diff = run(quorate::testing::quorate_bin() + " diff --json --ignore mtime " +
+                  sh((scratch_ / "out-quorate").string()) + " " + sh((scratch_ / "out-buildah").string()));
+  // The JSON line (stdout); stderr's "the images differ" follows it.
+  std::string json_line = diff.out.substr(diff.out.find('{'));
+  auto report = nlohmann::json::parse(json_line.substr(0, json_line.find('\n')));
+  EXPECT_EQ(report["layers"], nlohmann::json::array()) << diff.out;
+  const std::vector<std::string> expected_prefixes = {
+      "/created", "/history/", "/config/Labels/org.opencontainers.image.revision",
+      "/config/Labels/io.buildah.version"};
+  for (const auto& field : report["config"]) {
+    std::string name = field["field"];
+    bool expected = std::any_of(expected_prefixes.begin(), expected_prefixes.end(),
+                                [&](const std::string& p) { return name.rfind(p, 0) == 0; });
+    EXPECT_TRUE(expected) << "unexpected config difference " << field.dump();
+  }
+}
+
+// USER by name and by number, resolved through the stage's /etc/passwd and /etc/group as Docker does: RUN runs
+// as that uid and gid with the user's supplementary groups (a 0640 root:staff file is readable by alice only
+// through staff) and HOME from passwd; its files are the user's. COPY --chown by name uses the same files.
+TEST_F(ContainerfileBuildTest, RunAsUserAndChownByName) {
+  auto src = scratch_ / "src-users";
+  write_text(src / "etc/passwd", "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n");
+  write_text(src / "etc/group", "root:x:0:\nstaff:x:50:bob,alice\nalice:x:1000:\n");
+  write_text(src / "secret", "for staff\n");
+  write_text(src / "hello.txt", "hello\n");
+  write_text(src / "Containerfile",
+             "FROM " + base() + "\nCOPY etc/ /etc/\nRUN mkdir -p /home/alice && chown 1000:1000 /home/alice\n"
+             "COPY --chown=root:staff --chmod=0640 secret /secret\n"
+             "COPY --chown=alice:staff hello.txt /home/alice/\n"
+             "COPY --chown=alice hello.txt /home/alice/same-gid.txt\n"
+             "USER alice\nWORKDIR /home/alice\n"
+             "RUN id -u > uid && id -g > gid && echo $HOME > home && cat /secret > secret-copy && touch mine\n"
+             "USER 2000:staff\nRUN touch /tmp/numeric && id -u > /tmp/numeric-uid\n"
+             "USER alice:alice\nRUN ! cat /secret 2>/dev/null && touch /tmp/no-staff\n");
+  make_repo(src, scratch_ / "a");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  EXPECT_EQ(slurp(rootfs / "home/alice/uid"), "1000\n");
+  EXPECT_EQ(slurp(rootfs / "home/alice/gid"), "1000\n");
+  EXPECT_EQ(slurp(rootfs / "home/alice/home"), "/home/alice\n");
+  EXPECT_EQ(slurp(rootfs / "home/alice/secret-copy"), "for staff\n");
+  EXPECT_EQ(slurp(rootfs / "tmp/numeric-uid"), "2000\n");
+  EXPECT_TRUE(std::filesystem::exists(rootfs / "tmp/no-staff"));
+  auto owner = [&](const std::string& rel) {
+    struct stat st {};
+    EXPECT_EQ(::lstat((rootfs / rel).c_str(), &st), 0) << rel;
+    return std::to_string(st.st_uid) + ":" + std::to_string(st.st_gid);
+  };
+  EXPECT_EQ(owner("home/alice/mine"), "1000:1000");
+  EXPECT_EQ(owner("home/alice/hello.txt"), "1000:50");
+  EXPECT_EQ(owner("home/alice/same-gid.txt"), "1000:1000");
+  EXPECT_EQ(owner("secret"), "0:50");
+  EXPECT_EQ(owner("tmp/numeric"), "2000:50");
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "dev/null"));  // no mount point leaked into a layer
+
+  // Names the stage does not have: exit 2 with the line, nothing written.
+  for (const auto& [text, where] : std::vector<std::pair<std::string, std::string>>{
+           {"FROM " + base() + "\nUSER ghost\nRUN true\n", "Containerfile:3: user ghost"},
+           {"FROM " + base() + "\nCOPY --chown=1:ghosts src/hello.txt /x\n", "Containerfile:2: --chown: ghosts"}}) {
+    auto repo = scratch_ / ("bad-" + std::to_string(text.size()));
+    make_project(repo, text);
+    auto bad = build(repo, scratch_ / "out-bad");
+    EXPECT_EQ(bad.exit_code, 2) << bad.out;
+    EXPECT_THAT(bad.out, HasSubstr(where));
+    EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-bad"));
+  }
+}
+
+// COPY --from with wildcards: each segment matched in the other stage; a matched file lands in the destination
+// directory, a pattern matching nothing is an error.
+TEST_F(ContainerfileBuildTest, CopyFromStageWithWildcards) {
+  make_project(scratch_ / "a", "FROM " + base() + " AS build\n"
+                               "RUN mkdir -p /out/a /out/b && echo 1 > /out/a/x.txt && echo 2 > /out/b/y.txt && echo 3 > /out/b/z.log\n"
+                               "FROM " + base() + "\nCOPY --from=build /out/*/*.txt /out/[a]/ /dest/\n");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
+  auto rootfs = scratch_ / "bundle/rootfs";
+  EXPECT_EQ(slurp(rootfs / "dest/x.txt"), "1\n");
+  EXPECT_EQ(slurp(rootfs / "dest/y.txt"), "2\n");
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "dest/z.log"));
+  EXPECT_FALSE(std::filesystem::exists(rootfs / "dest/a"));  // a matched directory copies its content
+  make_project(scratch_ / "b", "FROM " + base() + " AS build\nFROM " + base() + "\nCOPY --from=build /nothing* /d/\n");
+  auto none = build(scratch_ / "b", scratch_ / "out-none");
+  EXPECT_EQ(none.exit_code, 2) << none.out;
+  EXPECT_THAT(none.out, HasSubstr("Containerfile:3: source /nothing* matches nothing"));
+}
+
 TEST_F(ContainerfileBuildTest, FinalStageDeletionIsAWhiteoutInItsLayer) {
   make_project(scratch_ / "a", "FROM " + base() + "\nRUN rm /bin/ls && mkdir /d && touch /d/x\n");
   auto r = build(scratch_ / "a", scratch_ / "out");
@@ -255,6 +398,37 @@ TEST_F(ContainerfileBuildTest, RunHasNoNetworkAndSeesEnvArgAndWorkdir) {
                                "RUN test \"$A $B $(pwd)\" = \"from-arg from-env /w/x\" && test ! -e /sys/class/net/eth0\n");
   auto r = build(scratch_ / "a", scratch_ / "out");
   EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+// Without --name, the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] names the image (ARG
+// values reach it); --tag wins over its tag; with neither, exit 2 saying how to name it.
+TEST_F(ContainerfileBuildTest, ImageNameAndTagFromALabel) {
+  make_project(scratch_ / "a", "FROM " + base() + " AS build\nLABEL org.opencontainers.image.ref.name=example.org/not/this\n"
+                               "FROM " + base() + "\nARG V=v2\nLABEL org.opencontainers.image.ref.name=example.org/from/label:$V\n");
+  auto bare = [&](const std::string& out, const std::string& extra) {
+    return run(quorate::testing::quorate_bin() + " build --repo " + sh((scratch_ / "a").string()) +
+               " --commit main -o " + sh((scratch_ / out).string()) + " --image-store " + sh(store_.string()) +
+               " --work-dir " + sh((scratch_ / "work").string()) + " " + extra);
+  };
+  auto r = bare("out", "");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("example.org/from/label:v2"));
+  auto index = nlohmann::json::parse(slurp(scratch_ / "out/index.json"));
+  EXPECT_EQ(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], "v2");
+  auto tagged = bare("out-tagged", "--tag v3 --build-arg V=ignored");
+  ASSERT_EQ(tagged.exit_code, 0) << tagged.out;
+  EXPECT_THAT(tagged.out, HasSubstr("example.org/from/label:v3"));
+  auto named = bare("out-named", "--name example.org/given");
+  ASSERT_EQ(named.exit_code, 0) << named.out;
+  EXPECT_THAT(named.out, HasSubstr("example.org/given:latest"));
+
+  make_project(scratch_ / "b", "FROM " + base() + "\nLABEL other=1\n");
+  auto unnamed = run(quorate::testing::quorate_bin() + " build --repo " + sh((scratch_ / "b").string()) +
+                     " --commit main -o " + sh((scratch_ / "out-unnamed").string()) + " --image-store " +
+                     sh(store_.string()) + " --work-dir " + sh((scratch_ / "work").string()));
+  EXPECT_EQ(unnamed.exit_code, 2) << unnamed.out;
+  EXPECT_THAT(unnamed.out, HasSubstr("pass --name NAME or set LABEL org.opencontainers.image.ref.name"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-unnamed"));
 }
 
 TEST_F(ContainerfileBuildTest, WithoutRecipeFlagContainerfileIsFound) {

@@ -121,6 +121,27 @@ TEST(RebuildRequest, BuildArgsSurviveTheWire) {
   EXPECT_EQ(derive_request_id(back), normalized.request_id);
 }
 
+// The image tag travels with the request (nodes asked by `quorate submit --tag` name the image alike) and is
+// part of the derived id only when set, so the ids of requests without a tag did not change.
+TEST(RebuildRequest, ImageTagSurvivesTheWireAndChangesTheId) {
+  RebuildRequest r = hello();
+  r.recipe_path = "Containerfile";
+  std::string untagged = normalize_request(r).value().request_id;
+  r.image_tag = "v1";
+  auto normalized = normalize_request(r).value();
+  EXPECT_NE(normalized.request_id, untagged);
+  std::string bytes;
+  ASSERT_TRUE(to_wire(normalized).SerializeToString(&bytes));
+  pb::BuildRequest parsed;
+  ASSERT_TRUE(parsed.ParseFromString(bytes));
+  EXPECT_EQ(parsed.image_tag(), "v1");
+  auto back = request_from_wire(parsed).value();
+  EXPECT_EQ(back, normalized);
+  EXPECT_EQ(derive_request_id(back), normalized.request_id);
+  r.image_tag = "v1\n";
+  EXPECT_NE(normalize_request(r).status().message().find("image_tag holds a control character"), std::string::npos);
+}
+
 TEST(RebuildRequest, BadBuildArgsAreRefused) {
   auto refused = [](std::map<std::string, std::string> args) {
     RebuildRequest r = hello();

@@ -29,6 +29,7 @@ Result<RebuildRequest> normalize_request(RebuildRequest r) {
   QR_RETURN_IF_ERROR(check_field("commit", r.commit, true));
   QR_RETURN_IF_ERROR(check_field("recipe_path", r.recipe_path, true));
   QR_RETURN_IF_ERROR(check_field("image_name", r.image_name, false));
+  QR_RETURN_IF_ERROR(check_field("image_tag", r.image_tag, false));
   if (r.source_date_epoch && (*r.source_date_epoch < 0 || *r.source_date_epoch > kMaxSourceDateEpoch)) {
     return Status::bad_input("source_date_epoch " + std::to_string(*r.source_date_epoch) + " is outside 0.." +
                              std::to_string(kMaxSourceDateEpoch) + " (1970 to the end of year 9999)");
@@ -59,6 +60,7 @@ std::string derive_request_id(const RebuildRequest& r) {
       text += ";" + std::to_string(name.size()) + ":" + name + "=" + std::to_string(value.size()) + ":" + value;
     }
   }
+  if (!r.image_tag.empty()) text += ";tag;" + std::to_string(r.image_tag.size()) + ":" + r.image_tag;
   return "req-" + sha256_hex(text).substr(0, 16);
 }
 
@@ -69,6 +71,7 @@ pb::BuildRequest to_wire(const RebuildRequest& r) {
   m.set_commit(r.commit);
   m.set_recipe_path(r.recipe_path);
   m.set_image_name(r.image_name);
+  m.set_image_tag(r.image_tag);
   if (r.source_date_epoch) m.set_source_date_epoch(*r.source_date_epoch);
   for (const auto& [name, value] : r.build_args) (*m.mutable_build_args())[name] = value;
   return m;
@@ -81,6 +84,7 @@ Result<RebuildRequest> request_from_wire(const pb::BuildRequest& m) {
   r.commit = m.commit();
   r.recipe_path = m.recipe_path();
   r.image_name = m.image_name();
+  r.image_tag = m.image_tag();
   if (m.has_source_date_epoch()) r.source_date_epoch = m.source_date_epoch();
   if (static_cast<size_t>(m.build_args_size()) > kMaxBuildArgs) {  // before copying an unbounded map
     return Status::bad_input("build_args: " + std::to_string(m.build_args_size()) + " given, at most " +

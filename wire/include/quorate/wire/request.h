@@ -29,6 +29,7 @@ struct RebuildRequest {
   std::string image_name;  // optional override of the recipe's image name
   std::optional<int64_t> source_date_epoch;  // nullopt: the commit's committer time
   std::map<std::string, std::string> build_args;  // a Containerfile's --build-arg values (NAME -> VALUE)
+  std::string image_tag;  // optional tag (a Containerfile's --tag); empty: the recipe's or "latest"
 
   bool operator==(const RebuildRequest&) const = default;
 };
@@ -41,7 +42,8 @@ Result<RebuildRequest> normalize_request(RebuildRequest r);
 
 // "req-" + 16 hex of SHA-256 over the normalized fields (request id aside), each delimited: two spellings of
 // one build (no --recipe and --recipe quorate.toml) get one id, any other difference another. Build args are
-// appended only when there are some, so the ids of requests without them did not change when they were added.
+// appended only when there are some, and the image tag only when set, so the ids of requests without them did not
+// change when they were added.
 std::string derive_request_id(const RebuildRequest& normalized);
 
 // Protobuf stays at the socket: these two are the only conversions.
