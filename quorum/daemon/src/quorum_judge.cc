@@ -6,8 +6,11 @@
 #include <map>
 #include <set>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <nlohmann/json.hpp>
 
+#include "quorate/core/sha256.h"
 #include "quorate/quorum/query.h"
 
 namespace quorate::quorum {
@@ -25,6 +28,21 @@ pb::SubjectKey to_wire_key(const SubjectKey& s) {
 }
 
 }  // namespace
+
+std::string decision_fingerprint(const pb::Decision& decision) {
+  pb::Decision d = decision;
+  d.clear_revision();
+  d.clear_decision_json();
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    d.SerializeToCodedStream(&coded);
+    coded.Trim();
+  }
+  return sha256_hex(out);
+}
 
 SubjectKey from_wire(const pb::SubjectKey& s) { return {s.repo(), s.commit(), s.recipe_path(), s.source_date_epoch()}; }
 
@@ -59,6 +77,7 @@ QuorumJudge::QuorumJudge(std::unique_ptr<Store> store, std::shared_ptr<const Ver
       votes_(*store_, *verifier_, {threads_}) {}
 
 Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submission>& batch) {
+  last_.clear();
   std::vector<Incoming> incoming;
   incoming.reserve(batch.size());
   for (const auto& s : batch) incoming.push_back({s.envelope, s.node_id});
@@ -123,11 +142,19 @@ Result<bool> QuorumJudge::is_recorded(const pb::Decision& d) {
   return timeless(last->json) == timeless(d.decision_json());
 }
 
+Result<std::optional<Judge::LastRevision>> QuorumJudge::last_revision(const pb::SubjectKey& subject) {
+  auto last = QR_TRY(store_->last_revision(from_wire(subject)));
+  if (!last) return std::optional<LastRevision>();
+  return std::optional<LastRevision>(LastRevision{static_cast<uint64_t>(last->revision), last->fingerprint});
+}
+
 Status QuorumJudge::record(const std::vector<pb::Decision>& decisions) {
   return store_->transaction([&]() -> Status {
     for (const auto& d : decisions) {
-      auto it = last_.find(from_wire(d.subject()));
-      if (it != last_.end()) QR_TRY(store_->add_decision(it->second));
+      const SubjectKey key = from_wire(d.subject());
+      auto it = last_.find(key);
+      if (it == last_.end()) return Status::internal("record: no decision made for " + key.to_string());
+      QR_TRY(store_->add_decision(it->second, static_cast<int64_t>(d.revision()), decision_fingerprint(d)));
     }
     return Status();
   });
