@@ -271,7 +271,8 @@ Result<bool> Store::add_rejection(const Rejection& r) {
   return impl_->db->changes() > 0;
 }
 
-Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const std::string& fingerprint) {
+Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const std::string& fingerprint,
+                                    const std::string& record) {
   Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
       "source_date_epoch, revision, fingerprint) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
@@ -281,7 +282,7 @@ Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const s
   s->bind(4, d.policy_digest);
   s->bind(5, int64_t{d.accepted});
   s->bind(6, d.digest);
-  const std::string json = QR_TRY(d.to_json());  // bound without a copy: must outlive the step
+  const std::string json = record.empty() ? QR_TRY(d.to_json()) : record;  // bound without a copy: must outlive the step
   s->bind(7, json);
   s->bind(8, d.time);
   s->bind(9, d.subject.source_date_epoch);

@@ -41,7 +41,7 @@ struct StoredDecision {
   std::string policy_digest;
   bool accepted = false;
   std::string digest;
-  std::string json;  // Decision::to_json()
+  std::string json;  // Decision::to_json(), or the verifier daemon's compact record (docs/wire.md)
   int64_t decided_at = 0;
   int64_t revision = 0;     // as published by the verifier daemon; 0: not published, or recorded before schema 6
   std::string fingerprint;  // the daemon's fingerprint of its content; '' when not known
@@ -72,7 +72,9 @@ class Store {
   Result<bool> add_attestation(const StoredAttestation& a);
   Result<bool> add_rejection(const Rejection& r);
   // `revision` and `fingerprint`: the verifier daemon's (0 and '' for decisions it does not publish).
-  Result<int64_t> add_decision(const Decision& d, int64_t revision = 0, const std::string& fingerprint = {});
+  // `record`: what goes into the row's `decision` column; empty: d.to_json().
+  Result<int64_t> add_decision(const Decision& d, int64_t revision = 0, const std::string& fingerprint = {},
+                               const std::string& record = {});
 
   // Queries; every result sorted (by subject key, then row id).
   Result<std::vector<SubjectKey>> subjects();

@@ -49,7 +49,11 @@ class QuorumJudge final : public Judge {
   VerifiedVotes votes_;
   // The decisions made since the last ingest, for record(); emptied at each ingest so that it does not hold a
   // decision per subject ever decided.
-  std::map<SubjectKey, Decision> last_;
+  struct Made {
+    Decision decision;
+    std::map<std::string, int64_t> rows;  // envelope digest -> store row id, for the compact record
+  };
+  std::map<SubjectKey, Made> last_;
 };
 
 // The production Judge for `quorate quorum`: loads config.policy (with the roster's public keys) and opens
