@@ -20,10 +20,10 @@ namespace pb = wire::pb;
 using wire::MessageType;
 using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kMaxBatch = 4096;  // attestations per store transaction at most
-constexpr size_t kMinBatch = 32;
+constexpr size_t kMinBatch = 256;  // below this the fixed cost of a turn (three fsyncs) dominates
 // A loop turn (gather, verify, store, decide, publish) aims at this long, so that queries waiting on the
 // ROUTER socket are answered within about one turn: the batch cap follows the measured cost per attestation.
-constexpr double kTurnTargetMs = 40.0;
+constexpr double kTurnTargetMs = 60.0;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch());
