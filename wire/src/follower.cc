@@ -206,12 +206,16 @@ struct Follower::Impl {
     // A gap, or history in flight: kept, and delivered as soon as what comes before it is (from history or
     // from here). History only has to fill the hole before the first kept one.
     const uint64_t received = m.sequence();
+    const bool new_hole = received != p.cursor + 1 && !p.ahead.count(received - 1);
     keep_ahead(p, std::move(m));
     drain_ahead(p, out);
-    if (!p.history_pending && p.cursor < received) {
+    if (p.cursor >= received) return;
+    if (!p.history_pending && !p.history_scheduled && SteadyClock::now() >= p.quiet_until) {
       log->info("sequence_gap", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"received", received}});
-      hint(p);
+      return hint(p);  // counts the gap
     }
+    if (new_hole) ++counts.gaps;  // seen; the request in flight (or scheduled) fills it
+    hint(p);
   }
 
   void on_history(Peer& p, Frames&& frames, std::vector<pb::AttestationMessage>& out) {
