@@ -77,6 +77,17 @@ CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_
     R"sql(
 ALTER TABLE attestations ADD COLUMN run_environment TEXT NOT NULL DEFAULT '';
 )sql",
+    // 6: a decision's revision as published (strictly increasing per subject key, across restarts) and the
+    // fingerprint of its content (what makes two decisions the same for publishing; '' when not known), so a
+    // restarted verifier continues from them instead of re-deciding every subject. The partial index finds
+    // rows still to be backfilled without scanning the table (and its envelopes) at every open.
+    R"sql(
+ALTER TABLE decisions ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE decisions ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+DROP INDEX decisions_subject;
+CREATE INDEX decisions_subject ON decisions(commit_id, source_uri, recipe_path, source_date_epoch);
+CREATE INDEX attestations_unfilled ON attestations(id) WHERE source_date_epoch = -1 OR run_environment = '';
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -160,6 +171,7 @@ struct Store::Impl {
   // verified envelope before it counts). A row whose envelope cannot be read keeps -1 / '' and is reported
   // as distrusted when read.
   Status backfill() {
+    // Served by the partial index attestations_unfilled: no scan of the table at each open.
     Stmt* pending = QR_TRY(db->statement("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
     std::vector<std::pair<int64_t, attest::Statement>> found;
     int rc;
@@ -259,20 +271,23 @@ Result<bool> Store::add_rejection(const Rejection& r) {
   return impl_->db->changes() > 0;
 }
 
-Result<int64_t> Store::add_decision(const Decision& d) {
+Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const std::string& fingerprint,
+                                    const std::string& record) {
   Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
-      "source_date_epoch) VALUES(?,?,?,?,?,?,?,?,?)"));
+      "source_date_epoch, revision, fingerprint) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
   s->bind(1, d.subject.source_uri);
   s->bind(2, d.subject.commit);
   s->bind(3, d.subject.recipe_path);
   s->bind(4, d.policy_digest);
   s->bind(5, int64_t{d.accepted});
   s->bind(6, d.digest);
-  const std::string json = QR_TRY(d.to_json());  // bound without a copy: must outlive the step
+  const std::string json = record.empty() ? QR_TRY(d.to_json()) : record;  // bound without a copy: must outlive the step
   s->bind(7, json);
   s->bind(8, d.time);
   s->bind(9, d.subject.source_date_epoch);
+  s->bind(10, revision);
+  s->bind(11, fingerprint);
   QR_RETURN_IF_ERROR(impl_->db->done(s, "insert decision"));
   return static_cast<int64_t>(impl_->db->last_insert_rowid());
 }
@@ -342,13 +357,13 @@ Result<std::vector<Rejection>> Store::rejections() {
 
 Result<std::vector<StoredDecision>> Store::decisions() {
   Stmt* s = QR_TRY(impl_->db->statement(
-      "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at "
-      "FROM decisions ORDER BY id"));
+      "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
+      "revision, fingerprint, source_date_epoch FROM decisions ORDER BY id"));
   std::vector<StoredDecision> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
-    out.push_back({s->integer(0), {s->text(1), s->text(2), s->text(3)}, s->text(4), s->integer(5) != 0, s->text(6),
-                   s->text(7), s->integer(8)});
+    out.push_back({s->integer(0), {s->text(1), s->text(2), s->text(3), s->integer(11)}, s->text(4), s->integer(5) != 0,
+                   s->text(6), s->text(7), s->integer(8), s->integer(9), s->text(10)});
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("list decisions");
@@ -357,9 +372,9 @@ Result<std::vector<StoredDecision>> Store::decisions() {
 
 Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) {
   Stmt* s = QR_TRY(impl_->db->statement(
-      "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at "
-      "FROM decisions WHERE source_uri = ?1 AND commit_id = ?2 AND recipe_path = ?3 AND source_date_epoch = ?4 "
-      "ORDER BY id DESC LIMIT 1"));
+      "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
+      "revision, fingerprint FROM decisions WHERE source_uri = ?1 AND commit_id = ?2 AND recipe_path = ?3 AND "
+      "source_date_epoch = ?4 ORDER BY id DESC LIMIT 1"));
   s->bind(1, k.source_uri);
   s->bind(2, k.commit);
   s->bind(3, k.recipe_path);
@@ -368,11 +383,34 @@ Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) 
   int rc = s->step();
   if (rc == SQLITE_ROW) {
     out = StoredDecision{s->integer(0), {s->text(1), s->text(2), s->text(3), k.source_date_epoch}, s->text(4),
-                         s->integer(5) != 0, s->text(6), s->text(7), s->integer(8)};
+                         s->integer(5) != 0, s->text(6), s->text(7), s->integer(8), s->integer(9), s->text(10)};
     rc = s->step();
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("read the last decision of " + k.to_string());
+  return out;
+}
+
+Result<std::optional<Store::LastRevision>> Store::last_revision(const SubjectKey& k) {
+  // Rows written before schema 6 carry revision 0; a verifier of that time numbered each subject's decisions
+  // from 1 after every start, recording each one it published, so no revision it published exceeds the
+  // number of rows: COUNT(*) bounds them.
+  Stmt* s = QR_TRY(impl_->db->statement(
+      "SELECT MAX(revision), COUNT(*), (SELECT fingerprint FROM decisions WHERE commit_id = ?2 AND source_uri = ?1 AND "
+      "recipe_path = ?3 AND source_date_epoch = ?4 ORDER BY id DESC LIMIT 1) FROM decisions WHERE commit_id = ?2 AND "
+      "source_uri = ?1 AND recipe_path = ?3 AND source_date_epoch = ?4"));
+  s->bind(1, k.source_uri);
+  s->bind(2, k.commit);
+  s->bind(3, k.recipe_path);
+  s->bind(4, k.source_date_epoch);
+  std::optional<LastRevision> out;
+  int rc = s->step();
+  if (rc == SQLITE_ROW) {
+    if (s->integer(1) > 0) out = LastRevision{std::max(s->integer(0), s->integer(1)), s->text(2)};
+    rc = s->step();
+  }
+  s->reset();
+  if (rc != SQLITE_DONE) return impl_->db->error("read the last revision of " + k.to_string());
   return out;
 }
 

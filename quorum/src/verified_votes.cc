@@ -32,9 +32,13 @@ void VerifiedVotes::vouch(std::span<const ImportOutcome> outcomes) {
 
 Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject) { return verified(QR_TRY(store_.rows(subject))); }
 
+Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject, std::vector<int64_t>& row_ids) {
+  return verified(QR_TRY(store_.rows(subject)), &row_ids);
+}
+
 Result<std::vector<Vote>> VerifiedVotes::all_votes() { return verified(QR_TRY(store_.all_rows())); }
 
-Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows) {
+Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids) {
   std::vector<size_t> unknown;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!vouched_.count(fingerprint(rows[i].vote, rows[i].started_on))) unknown.push_back(i);
@@ -65,7 +69,9 @@ Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation>
   }
   std::vector<Vote> out;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (!refused[i]) out.push_back(std::move(rows[i].vote));
+    if (refused[i]) continue;
+    out.push_back(std::move(rows[i].vote));
+    if (row_ids) row_ids->push_back(rows[i].id);
   }
   return out;
 }

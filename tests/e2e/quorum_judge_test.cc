@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <set>
+#include <nlohmann/json.hpp>
+
 #include "quorate/core/sha256.h"
 #include "quorate/quorum/query.h"
 #include "quorum/signed.h"
@@ -123,6 +126,40 @@ TEST(QuorumJudge, QueriesAndRecordsSurviveReopening) {
   EXPECT_TRUE(judge->take_distrusted().empty());
   auto store = Store::open(f.dir / "store.db");
   EXPECT_EQ((*store)->decisions()->size(), 1u);
+}
+
+// Issue 17: what the daemon records per decision stays small: each ballot names the store row of its
+// attestation instead of copying it, and the row carries the revision and fingerprint it was published with.
+TEST(QuorumJudge, RecordedDecisionsNameTheirAttestationsByRow) {
+  Fixture f;
+  auto judge = f.judge(f.verifier("threshold = 3\non_conflict = \"majority\""));
+  ASSERT_TRUE(judge->ingest(f.honest_and_rogue("c1")).ok());
+  auto d = judge->decide(key("c1"));
+  ASSERT_TRUE(d.ok());
+  d->set_revision(7);
+  ASSERT_TRUE(judge->record({*d}).ok());
+  auto store = Store::open(f.dir / "store.db");
+  ASSERT_TRUE(store.ok());
+  auto recorded = (*store)->decisions();
+  ASSERT_TRUE(recorded.ok());
+  ASSERT_EQ(recorded->size(), 1u);
+  const auto& row = (*recorded)[0];
+  EXPECT_EQ(row.revision, 7);
+  EXPECT_EQ(row.fingerprint, decision_fingerprint(*d));
+  EXPECT_LT(row.json.size(), d->decision_json().size() / 2) << row.json;
+  auto j = nlohmann::json::parse(row.json, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << row.json;
+  std::set<int64_t> want, dissent;
+  auto rows = (*store)->attestations();
+  ASSERT_TRUE(rows.ok());
+  for (const auto& a : *rows) (a.vote.node_id == "r" ? dissent : want).insert(a.id);
+  std::set<int64_t> agreeing, dissenting;
+  for (const auto& x : j["agreeing"]) agreeing.insert(x.is_number_integer() ? x.get<int64_t>() : -1);
+  for (const auto& x : j["dissenting"]) dissenting.insert(x.is_number_integer() ? x.get<int64_t>() : -1);
+  EXPECT_EQ(agreeing, want);
+  EXPECT_EQ(dissenting, dissent);
+  EXPECT_EQ(j["accepted"], true);
+  EXPECT_TRUE(judge->is_recorded(*d).value());
 }
 
 // Issue 11, item 6: a decision made but never recorded (the verifier killed between storing a batch and

@@ -11,6 +11,7 @@
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
 #include "quorate/core/sha256.h"
+#include "quorate/quorum/store.h"
 #include "quorate/wire/frame.h"
 #include "quorate/wire/socket.h"
 #include "scripted_node.h"
@@ -209,6 +210,41 @@ TEST(QuorumProcess, KilledAndRestartedVerifierKeepsItsDecisionsAndLosesNothing) 
   ASSERT_EQ(net.stop_verifier(SIGTERM), 0);
   auto counters = net.last_counters();
   EXPECT_EQ(counters["stored"].get<int>(), 4) << counters.dump();
+}
+
+// Issue 17: a restarted verifier continues each subject's revisions from the store; it never publishes a
+// revision number it already used with other content. Three votes, one at a time, take the subject to
+// revision 3; after a SIGKILL and a restart the rogue's vote must give revision 4 (a verifier numbering from
+// 1 again at start gave 2), and the recorded revisions increase strictly.
+TEST(QuorumProcess, RevisionsKeepIncreasingAcrossRestarts) {
+  QuorumNetwork net(3, "majority");
+  net.start_verifier();
+  std::string c = commit_id("revisions");
+  uint64_t revision = 0;
+  int votes = 0;
+  for (const char* id : {"a", "b", "c"}) {
+    net.nodes[id]->add(net.attestation(id, c, "good"));
+    ++votes;
+    auto answer = net.ask_until(c, [&](const pb::Answer& a) { return voted(a, votes); });
+    ASSERT_EQ(answer.decisions_size(), 1) << id;
+    EXPECT_GT(answer.decisions(0).revision(), revision) << id;
+    revision = answer.decisions(0).revision();
+  }
+  EXPECT_EQ(revision, 3u);
+  EXPECT_EQ(net.stop_verifier(SIGKILL), 128 + SIGKILL);
+  net.start_verifier();
+  net.nodes["r"]->add(net.attestation("r", c, "evil"));
+  auto after = net.ask_until(c, [](const pb::Answer& a) { return voted(a, 4); });
+  ASSERT_EQ(after.decisions_size(), 1);
+  EXPECT_EQ(after.decisions(0).dissenters_size(), 1);
+  EXPECT_EQ(after.decisions(0).revision(), revision + 1);
+  ASSERT_EQ(net.stop_verifier(SIGTERM), 0);
+  auto store = quorum::Store::open_read_only(net.dir / "verifier" / "store.db");
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  auto recorded = (*store)->decisions();
+  ASSERT_TRUE(recorded.ok());
+  ASSERT_EQ(recorded->size(), 4u);
+  for (size_t i = 0; i < recorded->size(); ++i) EXPECT_EQ((*recorded)[i].revision, static_cast<int64_t>(i + 1));
 }
 
 TEST(QuorumProcess, HostileTrafficIsDroppedRejectedCountedAndSurvived) {

@@ -81,7 +81,7 @@ nlohmann::json build_result_for_backfill(bool with_builder_image) {
 }
 
 TEST(Store, MigratesOlderStoresKeepingTheirRows) {
-  for (int from : {1, 2, 3, 4}) {
+  for (int from : {1, 2, 3, 4, 5}) {
     ScratchDir dir;
     auto db = (dir / "q.db").string();
     {
@@ -96,8 +96,13 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
       ASSERT_TRUE(store->add_attestation(b).ok());
     }
     // Take the file back to the schema an older quorate left (versions 1 and 2 had a subject index led by the
-    // repository; version 2 also a commit index; versions 1 to 3 no epoch columns; 1 to 4 no run environment).
-    std::string back = "ALTER TABLE attestations DROP COLUMN run_environment; ";
+    // repository; version 2 also a commit index; versions 1 to 3 no epoch columns; 1 to 4 no run environment;
+    // 1 to 5 no decision revisions, and their decision index led by the repository).
+    std::string back =
+        "DROP INDEX attestations_unfilled; DROP INDEX decisions_subject; "
+        "ALTER TABLE decisions DROP COLUMN revision; ALTER TABLE decisions DROP COLUMN fingerprint; "
+        "CREATE INDEX decisions_subject ON decisions(source_uri, commit_id, recipe_path); ";
+    if (from < 5) back += "ALTER TABLE attestations DROP COLUMN run_environment; ";
     if (from < 4) {
       back += "DROP INDEX attestations_subject; "
               "ALTER TABLE attestations DROP COLUMN source_date_epoch; "

@@ -19,6 +19,7 @@ struct FakeNode {
   std::string pub_ep, router_ep;
   std::vector<pb::AttestationMessage> stored;
   int history_requests = 0;
+  size_t batch = 0;  // attestations per history answer at most (0: all), like a node's queue.history_batch
 
   FakeNode() {
     ServerSecurity s;
@@ -60,6 +61,10 @@ struct FakeNode {
       pb::HistoryResponse resp;
       resp.set_node_id("n");
       for (const auto& m : stored) {
+        if (batch != 0 && static_cast<size_t>(resp.attestations_size()) == batch) {
+          resp.set_more(true);
+          break;
+        }
         if (m.sequence() > req.since_sequence()) *resp.add_attestations() = m;
       }
       resp.set_last_sequence(stored.empty() ? 0 : stored.back().sequence());
@@ -125,6 +130,72 @@ TEST(Follower, LiveInOrderThenAGapIsFilledFromHistory) {
   h.pump_until(3);
   EXPECT_EQ(h.delivered, (std::vector<uint64_t>{1, 2, 3}));
   EXPECT_GE(h.follower->counters().gaps, 1u);
+}
+
+// Issue 17: live attestations that arrive while history is being fetched are kept and delivered once history
+// has filled the hole before them, so a node that is behind catches up while it keeps publishing. (Dropping
+// them made history carry all of them, one batch per round trip, and a node publishing faster than that
+// never caught up.)
+TEST(Follower, LiveAttestationsDuringHistoryAreKeptNotLeftToHistory) {
+  Harness h;
+  h.node.batch = 50;
+  auto m1 = h.node.add(1);
+  h.pump_until(1, [&] { h.node.publish(m1); });  // until the subscription is up
+  ASSERT_EQ(h.delivered, (std::vector<uint64_t>{1}));
+  for (uint64_t s = 2; s <= 101; ++s) h.node.add(s);  // stored, never published live: this node is behind
+  for (uint64_t s = 102; s <= 301; ++s) h.node.publish(h.node.add(s));
+  h.pump_until(301);
+  std::vector<uint64_t> want;
+  for (uint64_t s = 1; s <= 301; ++s) want.push_back(s);
+  EXPECT_EQ(h.delivered, want);
+  auto c = h.follower->counters();
+  EXPECT_GE(c.buffered, 190u) << "live ones kept while history was in flight";
+  EXPECT_LE(c.from_history, 110u) << "history filled only the hole";
+  EXPECT_LE(h.node.history_requests, 6) << "two batches of 50 for the hole, not six for everything";
+}
+
+// Issue 17: a poll stops reading once it has the messages it was asked for; the rest waits in the sockets.
+TEST(Follower, PollStopsAtItsCapPerMessage) {
+  Harness h;
+  auto m1 = h.node.add(1);
+  h.pump_until(1, [&] { h.node.publish(m1); });
+  for (uint64_t s = 2; s <= 200; ++s) h.node.publish(h.node.add(s));
+  std::vector<uint64_t> got;
+  auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (got.size() < 199 && SteadyClock::now() < deadline) {
+    h.node.serve();
+    auto batch = h.follower->poll(20, 7);
+    ASSERT_TRUE(batch.ok());
+    EXPECT_LE(batch->size(), 7u);
+    for (const auto& m : *batch) got.push_back(m.sequence());
+  }
+  ASSERT_EQ(got.size(), 199u);
+  EXPECT_EQ(got.front(), 2u);
+  EXPECT_EQ(got.back(), 200u);
+}
+
+// Issue 17: a node that stays behind is logged at warn with its lag.
+TEST(Follower, ANodeThatStaysBehindIsLoggedWithItsLag) {
+  TransportConfig insecure;
+  insecure.insecure = true;
+  FakeNode node;
+  std::ostringstream text;
+  EventLog log{text, [] { return int64_t{0}; }, "test"};
+  auto ctx = Context::create().value();
+  Follower::Options o;
+  o.history_timeout_ms = 60000;  // the node never answers: the follower stays in history mode
+  o.lag_warn_after_ms = 200;
+  o.lag_check_interval_ms = 100;
+  auto f = Follower::open(*ctx, {{"n", node.pub_ep, node.router_ep, ""}}, insecure, {}, o, log).value();
+  auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (f->counters().lag_warnings == 0 && SteadyClock::now() < deadline) {
+    node.heartbeat(500);
+    ASSERT_TRUE(f->poll(20).ok());
+  }
+  EXPECT_GE(f->counters().lag_warnings, 1u);
+  EXPECT_NE(text.str().find("\"event\":\"node_lagging\""), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("\"lag\":500"), std::string::npos) << text.str();
+  f.reset();
 }
 
 TEST(Follower, HeartbeatAheadOfTheCursorTriggersHistory) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <map>
 
 namespace quorate::wire {
 namespace {
@@ -26,8 +27,14 @@ struct Follower::Impl {
     SteadyClock::time_point quiet_until{};  // hints (heartbeats, gaps) ask for history only after this
     uint64_t incarnation = 0;               // of the node's history the cursor counts in; 0: not known yet
     uint32_t switches = 0;                  // incarnation switches since the last delivery
+    std::map<uint64_t, pb::AttestationMessage> ahead;  // live attestations past cursor + 1, by sequence
+    size_t ahead_bytes = 0;
+    SteadyClock::time_point behind_since{};  // since when the cursor is below what the node announced
+    SteadyClock::time_point next_lag_check{};
+    uint64_t last_lag = 0;
   };
   std::vector<Peer> peers;
+  size_t next_first = 0;  // the peer read first by the next poll (round-robin)
   Options options;
   EventLog* log = nullptr;
   DropCounters drops;
@@ -72,7 +79,15 @@ struct Follower::Impl {
   // Something says the node is ahead of us (a heartbeat, a gap, another incarnation): ask for history,
   // unless a request is in flight or we are backing off.
   void hint(Peer& p) {
-    if (p.history_pending || p.history_scheduled || SteadyClock::now() < p.quiet_until) return;
+    if (p.history_pending || p.history_scheduled) return;
+    if (SteadyClock::now() < p.quiet_until) {
+      // Not now, but not forgotten: kept live attestations wait on it, and nothing else may ask again.
+      if (!p.ahead.empty()) {
+        p.history_scheduled = true;
+        p.history_due = p.quiet_until;
+      }
+      return;
+    }
     ++counts.gaps;
     request_history(p);
   }
@@ -96,6 +111,53 @@ struct Follower::Impl {
     p.implausible_logged = false;
     ++(live ? counts.live : counts.from_history);
     out.push_back(std::move(m));
+  }
+
+  // Keeps a live attestation that cannot be delivered yet (cursor + 1 missing, or history in flight).
+  void keep_ahead(Peer& p, pb::AttestationMessage&& m) {
+    if (p.ahead.count(m.sequence())) return;
+    if (p.ahead_bytes + m.envelope().size() > options.live_buffer_bytes) return;  // history will carry it
+    if (m.sequence() - p.cursor > options.max_believed_gap) return;
+    p.ahead_bytes += m.envelope().size();
+    p.ahead.emplace(m.sequence(), std::move(m));
+  }
+
+  // Delivers kept attestations that follow the cursor without a hole; forgets those at or below it.
+  void drain_ahead(Peer& p, std::vector<pb::AttestationMessage>& out) {
+    while (!p.ahead.empty() && p.ahead.begin()->first <= p.cursor + 1) {
+      auto node = p.ahead.extract(p.ahead.begin());
+      p.ahead_bytes -= node.mapped().envelope().size();
+      if (node.key() == p.cursor + 1) {
+        ++counts.buffered;
+        deliver(p, std::move(node.mapped()), true, out);
+      }
+    }
+  }
+
+  void forget_ahead(Peer& p) {
+    p.ahead.clear();
+    p.ahead_bytes = 0;
+  }
+
+  // Logs a node that stays behind, or falls further behind, at warn with its lag.
+  void check_lag(Peer& p, SteadyClock::time_point now) {
+    const uint64_t lag = p.announced > p.cursor ? p.announced - p.cursor : 0;
+    if (lag == 0 && !p.history_pending) p.behind_since = {};
+    else if (p.behind_since == SteadyClock::time_point{}) p.behind_since = now;
+    if (now < p.next_lag_check) return;
+    p.next_lag_check = now + std::chrono::milliseconds(options.lag_check_interval_ms);
+    const auto behind_ms = p.behind_since == SteadyClock::time_point{}
+                               ? int64_t{0}
+                               : std::chrono::duration_cast<std::chrono::milliseconds>(now - p.behind_since).count();
+    const bool grew = p.last_lag > 0 && lag > p.last_lag;
+    const bool long_behind = lag > 0 && behind_ms > options.lag_warn_after_ms;
+    if (grew || long_behind) {
+      ++counts.lag_warnings;
+      log->warn("node_lagging", {{"node_id", p.node.node_id}, {"lag", lag}, {"previous_lag", p.last_lag},
+                                 {"cursor", p.cursor}, {"announced", p.announced}, {"behind_ms", behind_ms},
+                                 {"history_pending", p.history_pending}, {"kept_ahead", p.ahead.size()}});
+    }
+    p.last_lag = lag;
   }
 
   void on_live(Peer& p, Frames&& frames, std::vector<pb::AttestationMessage>& out) {
@@ -140,12 +202,20 @@ struct Follower::Impl {
       ++counts.duplicates;
       return;
     }
-    if (m.sequence() == p.cursor + 1 && !p.history_pending) return deliver(p, std::move(m), true, out);
-    // A gap, or history in flight: history will carry this one too.
-    if (!p.history_pending) {
-      log->info("sequence_gap", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"received", m.sequence()}});
-      hint(p);
+    if (m.sequence() == p.cursor + 1 && p.ahead.empty()) return deliver(p, std::move(m), true, out);
+    // A gap, or history in flight: kept, and delivered as soon as what comes before it is (from history or
+    // from here). History only has to fill the hole before the first kept one.
+    const uint64_t received = m.sequence();
+    const bool new_hole = received != p.cursor + 1 && !p.ahead.count(received - 1);
+    keep_ahead(p, std::move(m));
+    drain_ahead(p, out);
+    if (p.cursor >= received) return;
+    if (!p.history_pending && !p.history_scheduled && SteadyClock::now() >= p.quiet_until) {
+      log->info("sequence_gap", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"received", received}});
+      return hint(p);  // counts the gap
     }
+    if (new_hole) ++counts.gaps;  // seen; the request in flight (or scheduled) fills it
+    hint(p);
   }
 
   void on_history(Peer& p, Frames&& frames, std::vector<pb::AttestationMessage>& out) {
@@ -183,9 +253,17 @@ struct Follower::Impl {
     announce(p, std::max(p.announced, resp.last_sequence()));
     p.history_pending = false;
     bool more = resp.more() || p.cursor < resp.last_sequence();
+    drain_ahead(p, out);  // what arrived live while history was fetched follows on now
+    if (p.cursor >= resp.last_sequence()) more = false;
+    if (!p.ahead.empty()) more = true;  // a hole before the first kept one remains
     // Progress: something delivered, or a switch of incarnation (but not the third in a row without delivery).
     if (p.cursor > before || (switched && p.switches <= 2)) {
       if (more) request_history(p);
+      return;
+    }
+    // Nothing new, but nothing missing either (live delivery got there first): not a fruitless answer.
+    if (!more && p.cursor >= resp.last_sequence()) {
+      p.fruitless = 0;
       return;
     }
     back_off(p, resp.last_sequence(), more);
@@ -198,6 +276,7 @@ struct Follower::Impl {
   bool follow_incarnation(Peer& p, const pb::HistoryResponse& resp) {
     uint64_t old = p.incarnation;
     p.incarnation = resp.incarnation();
+    forget_ahead(p);  // numbered in another incarnation, or not comparable: history carries them again
     if (old == 0) {  // first contact, or a cursor saved before incarnations existed: nothing to compare
       log->info("node_incarnation", {{"node_id", p.node.node_id}, {"incarnation", resp.incarnation()},
                                      {"cursor", p.cursor}});
@@ -262,7 +341,9 @@ Result<std::unique_ptr<Follower>> Follower::open(Context& ctx, const std::vector
   return std::unique_ptr<Follower>(new Follower(std::move(impl)));
 }
 
-Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) {
+Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) { return poll(timeout_ms, SIZE_MAX); }
+
+Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms, size_t max_messages) {
   std::vector<Socket*> socks;
   for (auto& p : impl_->peers) {
     socks.push_back(p.sub.get());
@@ -270,10 +351,15 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) {
   }
   auto ready = QR_TRY(poll_readable(socks, timeout_ms));
   std::vector<pb::AttestationMessage> out;
-  for (size_t i = 0; i < impl_->peers.size(); ++i) {
+  const size_t count = impl_->peers.size();
+  const size_t first = count == 0 ? 0 : impl_->next_first % count;
+  impl_->next_first = first + 1;
+  const auto now = SteadyClock::now();
+  for (size_t k = 0; k < count; ++k) {
+    const size_t i = (first + k) % count;
     auto& p = impl_->peers[i];
-    // Bounded drains so one chatty node cannot starve the others.
-    for (int n = 0; ready[2 * i] && n < 1000; ++n) {
+    // Bounded drains so one chatty node cannot starve the others; the cap is checked per message.
+    for (int n = 0; ready[2 * i] && n < 1000 && out.size() < max_messages; ++n) {
       auto got = p.sub->recv(0);
       if (!got.ok()) {
         if (!got.status().is_bad_input()) return got.status();
@@ -283,7 +369,7 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) {
       if (!got->has_value()) break;
       impl_->on_live(p, std::move(**got), out);
     }
-    for (int n = 0; ready[2 * i + 1] && n < 100; ++n) {
+    for (int n = 0; ready[2 * i + 1] && n < 100 && out.size() < max_messages; ++n) {
       auto got = p.dealer->recv(0);
       if (!got.ok()) {
         if (!got.status().is_bad_input()) return got.status();
@@ -302,6 +388,7 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms) {
       impl_->log->info("history_retry", {{"node_id", p.node.node_id}, {"cursor", p.cursor}});
       impl_->request_history(p);
     }
+    impl_->check_lag(p, now);
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after storing.
 #include "quorate/quorumd/verifier_daemon.h"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -19,23 +20,13 @@ namespace pb = wire::pb;
 using wire::MessageType;
 using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kMaxBatch = 4096;  // attestations per store transaction at most
+constexpr size_t kMinBatch = 256;  // below this the fixed cost of a turn (three fsyncs) dominates
+// A loop turn (gather, verify, store, decide, publish) aims at this long, so that queries waiting on the
+// ROUTER socket are answered within about one turn: the batch cap follows the measured cost per attestation.
+constexpr double kTurnTargetMs = 60.0;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch());
-}
-
-// What makes two decisions "the same" for publishing: everything but the revision and the JSON record
-// (which may carry the time it was made).
-std::string decision_fingerprint(pb::Decision d) {
-  d.clear_revision();
-  d.clear_decision_json();
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  d.SerializeToCodedStream(&coded);
-  coded.Trim();
-  return out;
 }
 
 // cursors.db's schema, one migration a version (sqlite::Database::migrate).
@@ -123,7 +114,13 @@ struct VerifierDaemon::Impl {
   std::unique_ptr<wire::Socket> router;
   std::unique_ptr<wire::Follower> follower;
   std::string pub_endpoint, query_endpoint;
-  std::map<std::string, std::pair<std::string, uint64_t>> published;  // subject -> (fingerprint, revision)
+  // Subject id -> the fingerprint and revision of the decision recorded (and published) last. Filled from the
+  // store when a subject is first touched or asked about in this process: nothing is decided at start.
+  struct Published {
+    std::string fingerprint;  // decision_fingerprint(); '' when not known
+    uint64_t revision = 0;    // 0: none recorded yet
+  };
+  std::map<std::string, Published> published;
   mutable std::mutex mu;
   VerifierCounters counts;
   wire::DropCounters router_drops;
@@ -166,38 +163,41 @@ struct VerifierDaemon::Impl {
     }
   }
 
-  // The decisions already made (from the store) are the baseline: only changes are published.
-  // A decision made before a crash but never recorded (killed after storing a batch and saving cursors,
-  // before recording) is recorded now: every decision the daemon stands by is in the decisions table.
-  Status seed_decisions() {
-    auto subjects = QR_TRY(judge->subjects());
-    std::vector<pb::Decision> unrecorded;
-    for (const auto& s : subjects) {
-      auto d = QR_TRY(judge->decide(s));
-      published[subject_id(s)] = {decision_fingerprint(d), 1};
-      if (!QR_TRY(judge->is_recorded(d))) unrecorded.push_back(std::move(d));
+  // What was recorded last for `subject`, from memory or else from the store (its revisions continue across
+  // restarts: a revision number is never published twice for a subject).
+  Result<Published*> last_published(const pb::SubjectKey& subject) {
+    auto [it, fresh] = published.try_emplace(subject_id(subject));
+    if (!fresh) return &it->second;
+    auto last = judge->last_revision(subject);
+    if (!last.ok()) {
+      published.erase(it);
+      return last.status();
     }
-    log_distrusted();
-    if (unrecorded.empty()) return Status();
-    QR_RETURN_IF_ERROR(judge->record(unrecorded).with_context("record decisions at start"));
-    log.warn("decisions_recorded_at_start", {{"count", unrecorded.size()}});
-    return Status();
+    if (*last) it->second = {(*last)->fingerprint, (*last)->revision};
+    return &it->second;
   }
 
-  // The decision for `subject` when it differs from what was last published; its revision is already
-  // the next one. The caller records it, then publishes it (publish()).
-  std::optional<pb::Decision> decide_if_changed(const pb::SubjectKey& subject) {
+  // The decision for `subject` when it differs from what was recorded last, with the next revision and its
+  // fingerprint. The caller records it, then publishes it (publish()), then remembers it (remember()).
+  struct Changed {
+    pb::Decision decision;
+    std::string fingerprint;
+  };
+  std::optional<Changed> decide_if_changed(const pb::SubjectKey& subject) {
     auto d = judge->decide(subject);
     if (!d.ok()) {
       log.error("decide_failed", {{"commit", subject.commit()}, {"error", d.status().to_string()}});
       return std::nullopt;
     }
+    auto last = last_published(subject);
+    if (!last.ok()) {
+      log.error("decide_failed", {{"commit", subject.commit()}, {"error", last.status().to_string()}});
+      return std::nullopt;
+    }
     std::string fp = decision_fingerprint(*d);
-    auto& slot = published[subject_id(subject)];
-    if (slot.first == fp) return std::nullopt;
-    slot.first = fp;
-    d->set_revision(++slot.second);
-    return std::move(*d);
+    if ((*last)->fingerprint == fp) return std::nullopt;
+    d->set_revision((*last)->revision + 1);
+    return Changed{std::move(*d), std::move(fp)};
   }
 
   void publish(const pb::Decision& d) {
@@ -242,29 +242,35 @@ struct VerifierDaemon::Impl {
       if (outcome->kind == Judge::Outcome::Kind::kDuplicate) {
         log.info("attestation_duplicate", {{"node_id", m.node_id()}, {"sequence", m.sequence()}});
       }
-      if (outcome->kind == Judge::Outcome::Kind::kStored && outcome->subject &&
+      // Duplicates too: a verifier killed after storing a batch but before recording its decisions gets the
+      // batch again (its cursors are saved last) and records them then. Unchanged decisions are not repeated.
+      if (outcome->kind != Judge::Outcome::Kind::kRejected && outcome->subject &&
           touched_ids.insert(subject_id(*outcome->subject)).second) {
         touched.push_back(*outcome->subject);
       }
     }
-    std::map<std::string, Cursor> now;
-    for (const auto& n : config.nodes) now[n.node_id] = {follower->incarnation(n.node_id), follower->cursor(n.node_id)};
-    QR_RETURN_IF_ERROR(cursors->save(now));
-    // Record, then publish: a decision that left the process is always in the decisions table, even when
-    // the process is killed right after sending it (issue 11, item 6). When recording fails the batch's
+    // Record, then publish, then move the cursors: a decision that left the process is always in the decisions
+    // table, even when the process is killed right after sending it (issue 11, item 6), and a batch whose
+    // decisions were not recorded is delivered again after a restart. When recording fails the batch's
     // decisions are not published and the error stops the daemon, like any other store failure.
-    std::vector<pb::Decision> changed;
+    std::vector<Changed> changed;
     for (const auto& s : touched) {
-      if (auto d = decide_if_changed(s)) changed.push_back(std::move(*d));
+      if (auto c = decide_if_changed(s)) changed.push_back(std::move(*c));
     }
     log_distrusted();
-    if (changed.empty()) return Status();
-    if (Status r = judge->record(changed); !r.ok()) {
-      for (const auto& d : changed) published.erase(subject_id(d.subject()));
-      return r.with_context("record decisions");
+    if (!changed.empty()) {
+      std::vector<pb::Decision> decisions;
+      decisions.reserve(changed.size());
+      for (const auto& c : changed) decisions.push_back(c.decision);
+      QR_RETURN_IF_ERROR(judge->record(decisions).with_context("record decisions"));
+      for (auto& c : changed) {
+        published[subject_id(c.decision.subject())] = {std::move(c.fingerprint), c.decision.revision()};
+        publish(c.decision);
+      }
     }
-    for (const auto& d : changed) publish(d);
-    return Status();
+    std::map<std::string, Cursor> now;
+    for (const auto& n : config.nodes) now[n.node_id] = {follower->incarnation(n.node_id), follower->cursor(n.node_id)};
+    return cursors->save(now);
   }
 
   pb::Answer answer(const pb::Query& q) {
@@ -282,8 +288,13 @@ struct VerifierDaemon::Impl {
       return a;
     }
     for (auto& d : *found) {
-      auto it = published.find(subject_id(d.subject()));
-      if (it != published.end()) d.set_revision(it->second.second);
+      auto last = last_published(d.subject());
+      if (!last.ok()) {
+        a.clear_decisions();
+        a.set_error(last.status().to_string());
+        return a;
+      }
+      d.set_revision((*last)->revision);
       *a.add_decisions() = std::move(d);
     }
     return a;
@@ -349,24 +360,35 @@ struct VerifierDaemon::Impl {
   Status serve(const std::atomic<bool>& stop) {
     auto next_log = SteadyClock::now();
     std::string last_logged;
+    size_t cap = 256;  // attestations this turn at most; adapted to kTurnTargetMs
     while (!stop) {
-      auto batch = follower->poll(10);
+      auto batch = follower->poll(10, cap);
       if (!batch.ok()) {
         log.error("follow_failed", {{"error", batch.status().to_string()}});
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         continue;
       }
-      // Gather what is already waiting into one batch: one store transaction (one fsync) for many.
-      while (!batch->empty() && batch->size() < kMaxBatch) {
-        auto more = follower->poll(0);
+      // Gather what is already waiting into one batch: one store transaction (one fsync) for many. The cap is
+      // checked per message (Follower::poll), not per poll.
+      while (!batch->empty() && batch->size() < cap) {
+        auto more = follower->poll(0, cap - batch->size());
         if (!more.ok() || more->empty()) break;
         for (auto& m : *more) batch->push_back(std::move(m));
       }
       if (!batch->empty()) {
+        const auto started = SteadyClock::now();
         Status s = ingest(*batch);
         if (!s.ok()) {
           log.error("store_failed", {{"error", s.to_string()}});
           return s;  // cursors not moved: a restart re-fetches from history
+        }
+        const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+        if (batch->size() >= cap / 2) {  // only full-ish turns say what a turn costs per attestation
+          const double per = std::max(ms, 0.001) / static_cast<double>(batch->size());
+          const double want = kTurnTargetMs / per;
+          // Move halfway towards the measured fit, to ride out one slow fsync.
+          const double next = (static_cast<double>(cap) + want) / 2;
+          cap = std::clamp<size_t>(static_cast<size_t>(next), kMinBatch, kMaxBatch);
         }
       }
       serve_queries();
@@ -402,12 +424,10 @@ Result<std::unique_ptr<VerifierDaemon>> VerifierDaemon::open(VerifierConfig conf
   std::filesystem::create_directories(impl->config.data_dir, ec);
   if (ec) return Status::io(impl->config.data_dir.string() + ": " + ec.message());
   impl->cursors = QR_TRY(CursorStore::open(impl->config.data_dir / "cursors.db"));
-  QR_RETURN_IF_ERROR(impl->seed_decisions());
   QR_RETURN_IF_ERROR(impl->bind_and_follow());
   nlohmann::json nodes = nlohmann::json::array();
   for (const auto& n : impl->config.nodes) nodes.push_back({{"id", n.node_id}, {"cursor", impl->follower->cursor(n.node_id)}});
   log.info("verifier_started", {{"publish", impl->pub_endpoint}, {"query", impl->query_endpoint}, {"nodes", nodes},
-                                {"known_subjects", impl->published.size()},
                                 {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
   return std::unique_ptr<VerifierDaemon>(new VerifierDaemon(std::move(impl)));
 }

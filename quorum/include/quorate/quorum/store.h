@@ -41,8 +41,10 @@ struct StoredDecision {
   std::string policy_digest;
   bool accepted = false;
   std::string digest;
-  std::string json;  // Decision::to_json()
+  std::string json;  // Decision::to_json(), or the verifier daemon's compact record (docs/wire.md)
   int64_t decided_at = 0;
+  int64_t revision = 0;     // as published by the verifier daemon; 0: not published, or recorded before schema 6
+  std::string fingerprint;  // the daemon's fingerprint of its content; '' when not known
 };
 
 // One SQLite database. Not thread-safe: one Store per thread (SQLite serializes writers across processes).
@@ -60,7 +62,7 @@ class Store {
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
   Result<int> schema_version();
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant.
@@ -69,7 +71,10 @@ class Store {
   // Idempotent inserts: true when the row is new, false when that envelope digest was already there.
   Result<bool> add_attestation(const StoredAttestation& a);
   Result<bool> add_rejection(const Rejection& r);
-  Result<int64_t> add_decision(const Decision& d);
+  // `revision` and `fingerprint`: the verifier daemon's (0 and '' for decisions it does not publish).
+  // `record`: what goes into the row's `decision` column; empty: d.to_json().
+  Result<int64_t> add_decision(const Decision& d, int64_t revision = 0, const std::string& fingerprint = {},
+                               const std::string& record = {});
 
   // Queries; every result sorted (by subject key, then row id).
   Result<std::vector<SubjectKey>> subjects();
@@ -88,6 +93,13 @@ class Store {
   Result<std::vector<StoredDecision>> decisions();
   // The decision recorded last for `subject`, if any.
   Result<std::optional<StoredDecision>> last_decision(const SubjectKey& subject);
+  // The highest revision recorded for `subject` (at least its number of decision rows, which bounds what a
+  // verifier before schema 6 published) and the fingerprint of its last decision; nullopt when none.
+  struct LastRevision {
+    int64_t revision = 0;
+    std::string fingerprint;
+  };
+  Result<std::optional<LastRevision>> last_revision(const SubjectKey& subject);
   Result<std::optional<StoredAttestation>> find_attestation(const std::string& id);
   Result<std::optional<Rejection>> find_rejection(const std::string& id);
   // PRAGMA integrity_check: ok, or bad_input with SQLite's findings.

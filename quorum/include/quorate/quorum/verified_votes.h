@@ -37,6 +37,8 @@ class VerifiedVotes {
   // The votes of `subject` / of every subject, in row order; io when the store fails. Rows that do not
   // verify are left out and recorded in distrusted().
   Result<std::vector<Vote>> votes(const SubjectKey& subject);
+  // The same, with the store row id of each vote in `row_ids` (same order).
+  Result<std::vector<Vote>> votes(const SubjectKey& subject, std::vector<int64_t>& row_ids);
   Result<std::vector<Vote>> all_votes();
 
   // Outcomes of import_attestations in this process: their votes are vouched for without another check.
@@ -49,7 +51,7 @@ class VerifiedVotes {
   const Verifier& verifier() const { return verifier_; }
 
  private:
-  Result<std::vector<Vote>> verified(std::vector<StoredAttestation> rows);
+  Result<std::vector<Vote>> verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids = nullptr);
 
   Store& store_;
   const Verifier& verifier_;

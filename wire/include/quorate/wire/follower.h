@@ -44,6 +44,16 @@ class Follower {
     // Node id -> the node incarnation (wire.proto's Incarnation) the cursor counts in; absent or 0: not known,
     // the first one seen is adopted.
     std::map<std::string, uint64_t> incarnations;
+    // Live attestations that arrive ahead of the cursor (a gap, or while history is being fetched) are kept,
+    // up to this many bytes of envelopes per node, and delivered once history has filled the gap before them:
+    // history then only has to fill a gap that does not grow, so a lagging node catches up while it publishes.
+    // Beyond the cap, newer ones are left to history.
+    size_t live_buffer_bytes = 2u << 20;
+    // A node that has been behind (in history mode) for longer than `lag_warn_after_ms`, or whose lag
+    // (announced - cursor) grew since the previous check, is logged at warn (`node_lagging`, with its lag),
+    // at most once every `lag_check_interval_ms`.
+    int lag_warn_after_ms = 10000;
+    int lag_check_interval_ms = 5000;
   };
   struct Counters {
     uint64_t live = 0;           // delivered from PUB/SUB
@@ -53,6 +63,8 @@ class Follower {
     uint64_t history_requests = 0;
     uint64_t history_fruitless = 0;  // history answers that delivered nothing new
     uint64_t incarnation_changes = 0;  // a node began a new incarnation (restart, restored or wiped store)
+    uint64_t buffered = 0;       // live attestations kept ahead of the cursor and delivered later (in `live`)
+    uint64_t lag_warnings = 0;   // node_lagging warnings logged
   };
 
   // Connects to every node. `cursors`: node id -> last sequence already processed (absent: 0).
@@ -65,6 +77,10 @@ class Follower {
   // Waits up to `timeout_ms` for traffic and returns what became deliverable (possibly nothing), in order
   // per node. Malformed, oversized and misaddressed frames are dropped and counted, never returned.
   Result<std::vector<pb::AttestationMessage>> poll(int timeout_ms);
+  // The same, reading no more messages once `max_messages` were delivered (one history answer, at most the
+  // node's batch, is never split, so the result may exceed it by that much). Nodes are read round-robin from
+  // a rotating start, so a cap does not starve the last ones. What is not read waits in the sockets.
+  Result<std::vector<pb::AttestationMessage>> poll(int timeout_ms, size_t max_messages);
 
   uint64_t cursor(const std::string& node_id) const;
   // The node incarnation the cursor counts in (0: not known yet). Save it with the cursor.

@@ -12,6 +12,10 @@
 
 namespace quorate::quorum {
 
+// What makes two decisions "the same" for publishing: SHA-256 (hex) of everything but the revision and the JSON
+// record (which carries the time it was made), serialized deterministically.
+std::string decision_fingerprint(const wire::pb::Decision& d);
+
 // Not thread-safe: the daemon calls it from its one thread.
 class Judge {
  public:
@@ -34,11 +38,22 @@ class Judge {
   // failures of the store itself, and then nothing of the batch counts as stored.
   virtual Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) = 0;
   // Called with the decisions that changed after a batch, before any of them is published: they are to be
-  // recorded durably (in one transaction) before returning. An error means nothing of them may be published.
+  // recorded durably (in one transaction) before returning, each with its revision and decision_fingerprint(),
+  // so that last_revision() gives them back after a restart. An error means nothing of them may be published.
   // Default: nothing.
   virtual Status record(const std::vector<wire::pb::Decision>& decisions) {
     (void)decisions;
     return Status();
+  }
+  // The revision and fingerprint of the decision recorded last for `subject`; nullopt when none was.
+  // Revisions continue from here after a restart. Default: none (revisions start at 1 in each process).
+  struct LastRevision {
+    uint64_t revision = 0;
+    std::string fingerprint;
+  };
+  virtual Result<std::optional<LastRevision>> last_revision(const wire::pb::SubjectKey& subject) {
+    (void)subject;
+    return std::optional<LastRevision>();
   }
   // The current decision for `subject` under the policy.
   virtual Result<wire::pb::Decision> decide(const wire::pb::SubjectKey& subject) = 0;

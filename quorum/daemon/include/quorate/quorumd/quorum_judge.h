@@ -36,6 +36,7 @@ class QuorumJudge final : public Judge {
   Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) override;
   Status record(const std::vector<wire::pb::Decision>& decisions) override;
   Result<bool> is_recorded(const wire::pb::Decision& decision) override;
+  Result<std::optional<LastRevision>> last_revision(const wire::pb::SubjectKey& subject) override;
   std::vector<DistrustedRow> take_distrusted() override { return votes_.take_distrusted(); }
 
  private:
@@ -46,7 +47,13 @@ class QuorumJudge final : public Judge {
   std::function<int64_t()> clock_ms_;
   unsigned threads_;
   VerifiedVotes votes_;
-  std::map<SubjectKey, Decision> last_;  // the last decision made per subject key, for record()
+  // The decisions made since the last ingest, for record(); emptied at each ingest so that it does not hold a
+  // decision per subject ever decided.
+  struct Made {
+    Decision decision;
+    std::map<std::string, int64_t> rows;  // envelope digest -> store row id, for the compact record
+  };
+  std::map<SubjectKey, Made> last_;
 };
 
 // The production Judge for `quorate quorum`: loads config.policy (with the roster's public keys) and opens
