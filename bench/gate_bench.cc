@@ -26,6 +26,7 @@
 #include "quorate/gate/server.h"
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verifier.h"
+#include "tests/support/sample_build_result.h"
 
 namespace {
 
@@ -38,26 +39,11 @@ int64_t steady_us() {
 }
 
 std::string build_result(size_t subject, const std::string& image) {
-  json r = {{"schema", "https://quorate.dev/build-result/v1"},
-            {"canonical_form", 1},
-            {"image",
-             {{"name", "registry.example/app"},
-              {"manifest_digest", image},
-              {"config_digest", sha256_digest("config" + image)},
-              {"diff_ids", {sha256_digest("layer" + image)}},
-              {"layers", json::array()}}},
-            {"source", {{"uri", "https://git.example/app.git"}, {"commit", sha256_hex(std::to_string(subject)).substr(0, 40)},
-                        {"recipe_path", "quorate.toml"}}},
-            {"base_images", json::array()},
-            {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-            {"source_date_epoch", 1700000000},
-            {"compressor", "gzip zlib 1.2.13 level 6"},
-            {"toolchain", {{"quorate", "0.1.0"}}},
-            {"environment", {{"TZ", "UTC"}}},
-            {"sandbox", "none"},
-            {"started_on", "2026-11-23T08:00:00Z"},
-            {"finished_on", "2026-11-23T08:00:03Z"}};
-  return r.dump();
+  quorate::testing::SampleBuild b;
+  b.commit = sha256_hex(std::to_string(subject)).substr(0, 40);
+  b.image = image;
+  b.manifest_digest = image;
+  return quorate::testing::sample_build_result(b);
 }
 
 std::string pod_review(const std::string& uid, const std::string& image) {

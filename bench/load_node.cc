@@ -47,6 +47,7 @@
 #include "quorate/wire/frame.h"
 #include "quorate/wire/security.h"
 #include "quorate/wire/socket.h"
+#include "tests/support/sample_build_result.h"
 
 namespace {
 
@@ -84,29 +85,13 @@ std::string load_image_digest(size_t s, bool rogue) {
   return sha256_digest(std::string("manifest ") + (rogue ? "rogue-" : "good-") + std::to_string(s));
 }
 std::string load_build_result(size_t s, bool rogue) {
-  std::string image = std::string(rogue ? "rogue-" : "good-") + std::to_string(s);
-  nlohmann::json j = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image",
-       {{"name", "example.org/scale"},
-        {"manifest_digest", load_image_digest(s, rogue)},
-        {"config_digest", sha256_digest("config " + image)},
-        {"diff_ids", {sha256_digest("layer " + image)}},
-        {"layers", {{{"digest", sha256_digest("blob " + image)}, {"size", 1000},
-                     {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
-      {"source", {{"uri", kLoadRepo}, {"commit", load_commit(s)}, {"tree", sha256_hex("tree").substr(0, 40)},
-                  {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"toolchain", {{"quorate", "0.1.0"}}},
-      {"environment", {{"TZ", "UTC"}}},
-      {"sandbox", "none"},
-      {"started_on", "2026-11-23T08:00:00Z"},
-      {"finished_on", "2026-11-23T08:00:03Z"}};
-  return j.dump();
+  quorate::testing::SampleBuild b;
+  b.commit = load_commit(s);
+  b.image = std::string(rogue ? "rogue-" : "good-") + std::to_string(s);
+  b.manifest_digest = load_image_digest(s, rogue);
+  b.repo = kLoadRepo;
+  b.name = "example.org/scale";
+  return quorate::testing::sample_build_result(b);
 }
 
 // ---- arguments: --name value pairs (repeatable), and flags -------------------------------------------------

@@ -27,6 +27,7 @@
 #include "quorate/quorumd/quorum_judge.h"
 #include "quorate/quorumd/verifier_daemon.h"
 #include "quorate/wire/socket.h"
+#include "tests/support/sample_build_result.h"
 
 namespace {
 
@@ -42,25 +43,10 @@ std::string commit_of(int i) { return sha256_hex("commit " + std::to_string(i)).
 
 // A build result as `quorate build --result-out` writes it (docs/build-result.md), one per subject key.
 std::string build_result(int subject) {
-  auto d = [&](const char* what) { return sha256_digest(std::string(what) + std::to_string(subject)); };
-  nlohmann::json j = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image", {{"name", "example.org/app"}, {"manifest_digest", d("manifest")}, {"config_digest", d("config")},
-                 {"diff_ids", {d("layer")}},
-                 {"layers", {{{"digest", d("blob")}, {"size", 1000}, {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
-      {"source", {{"uri", "file:///bench/app.git"}, {"commit", commit_of(subject)}, {"tree", commit_of(-subject)},
-                  {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"toolchain", {{"quorate", "0.1.0"}}},
-      {"environment", {{"TZ", "UTC"}}},
-      {"sandbox", "none"},
-      {"started_on", "2026-11-23T08:00:00Z"},
-      {"finished_on", "2026-11-23T08:00:03Z"}};
-  return j.dump();
+  quorate::testing::SampleBuild b;
+  b.commit = commit_of(subject);
+  b.image = "subject " + std::to_string(subject);
+  return quorate::testing::sample_build_result(b);
 }
 
 // A node as the verifier sees one: PUB + ROUTER, history served from memory, live publishing at full speed.

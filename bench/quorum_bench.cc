@@ -35,6 +35,7 @@
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verifier.h"
 #include "bench_stats.h"
+#include "tests/support/sample_build_result.h"
 
 namespace {
 
@@ -46,24 +47,14 @@ constexpr int64_t kFinished = 1'790'000'000;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::string build_result(size_t subject, const std::string& image, const std::string& config) {
-  nlohmann::json r = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image",
-       {{"name", "registry.example/app"},
-        {"manifest_digest", image},
-        {"config_digest", config},
-        {"diff_ids", {sha256_digest("layer" + config)}},
-        {"layers", nlohmann::json::array()}}},
-      {"source", {{"uri", "https://git.example/app.git"}, {"commit", sha256_hex(std::to_string(subject)).substr(0, 40)},
-                  {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"started_on", format_rfc3339(kFinished - 30)},
-      {"finished_on", format_rfc3339(kFinished)}};
-  return r.dump();
+  quorate::testing::SampleBuild b;
+  b.commit = sha256_hex(std::to_string(subject)).substr(0, 40);
+  b.image = image;
+  b.manifest_digest = image;
+  b.config_digest = config;
+  b.started_on = format_rfc3339(kFinished - 30);
+  b.finished_on = format_rfc3339(kFinished);
+  return quorate::testing::sample_build_result(b);
 }
 
 // The raw rate: OpenSSL Ed25519 verifications of the same PAE bytes the attestations carry, nothing else.

@@ -71,9 +71,8 @@ TEST(Scale, TenNodesWithEveryFaultLoseNothingAndDecideRight) {
   EXPECT_EQ(d["rogue_dissents"], subjects);
   EXPECT_EQ(report["watch"]["wrong_seen"], 0);
 
-  // What a subscriber saw: revisions strictly increase per subject, across the verifier's restart. Fails with
-  // the verifier as of 2026-11-28 (issue 17): a restarted verifier starts every subject's revision at 1 again,
-  // so it publishes revision 2 a second time with other votes (the fix is the verifier's, not this test's).
+  // What a subscriber saw: revisions strictly increase per subject, across the verifier's restart (they are
+  // persisted in the store; before that, a restarted verifier published revision 2 again with other votes).
   EXPECT_EQ(report["watch"]["revisions_not_increasing"], 0) << report["watch"]["examples"].dump();
   // And one revision number never carries two contents (subscription and query answers together).
   EXPECT_EQ(report["watch"]["revision_conflicts"], 0) << report["watch"]["examples"].dump();
