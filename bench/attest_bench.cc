@@ -14,12 +14,12 @@
 
 #include <unistd.h>
 
+#include "bench_stats.h"
 #include "quorate/attest/attest.h"
 #include "quorate/attest/dsse.h"
-#include "quorate/attest/statement.h"
 #include "quorate/attest/keys.h"
 #include "quorate/attest/roster.h"
-#include "bench_stats.h"
+#include "quorate/attest/statement.h"
 
 namespace {
 
@@ -108,9 +108,10 @@ int run(KeyType type, const char* speed_name, int seconds, int rounds) {
   }
   double wall = bench::wall_seconds() - wall0, cpu = bench::cpu_seconds() - cpu0;
   const char* name = key_type_name(type);
-  std::printf("%s: envelope %zu bytes; %d rounds alternating openssl speed with ours, %d CPU-s per figure; "
-              "our measuring took %.1f s wall for %.1f CPU-s (openssl ran in its own process)\n",
-              name, envelope.size(), rounds, seconds, wall, cpu);
+  std::printf(
+      "%s: envelope %zu bytes; %d rounds alternating openssl speed with ours, %d CPU-s per figure; "
+      "our measuring took %.1f s wall for %.1f CPU-s (openssl ran in its own process)\n",
+      name, envelope.size(), rounds, seconds, wall, cpu);
   bench::check_possible("our measuring", wall, cpu);
   std::printf("  openssl speed %s verify   %s\n", speed_name, bench::describe(openssl, "/s").c_str());
   std::printf("  PublicKey::verify(PAE)        %s\n", bench::describe(raw_key, "/s").c_str());

@@ -41,8 +41,8 @@ inline bool check_possible(const char* what, double wall, double cpu) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   if (cores < 1) cores = 1;
   if (wall >= cpu / static_cast<double>(cores) * 0.98) return true;
-  std::printf("  FLAG IMPOSSIBLE: %s took %.3f s wall for %.3f CPU-s on %ld cores (a timing artifact; no figure)\n", what,
-              wall, cpu, cores);
+  std::printf("  FLAG IMPOSSIBLE: %s took %.3f s wall for %.3f CPU-s on %ld cores (a timing artifact; no figure)\n",
+              what, wall, cpu, cores);
   return false;
 }
 
@@ -88,8 +88,10 @@ inline bool print_ratio(const char* label, const std::vector<double>& ratios, do
   size_t met = 0;
   for (double r : ratios) met += r >= goal;
   std::printf("; goal >= %.2f: %s (%zu of %zu rounds)\n", goal,
-              met == ratios.size() ? "met in every round" : s.median >= goal ? "met by the median only" : "NOT met", met,
-              ratios.size());
+              met == ratios.size() ? "met in every round"
+              : s.median >= goal   ? "met by the median only"
+                                   : "NOT met",
+              met, ratios.size());
   return met == ratios.size();
 }
 

@@ -35,7 +35,8 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 int64_t steady_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string build_result(size_t subject, const std::string& image) {
@@ -47,13 +48,15 @@ std::string build_result(size_t subject, const std::string& image) {
 }
 
 std::string pod_review(const std::string& uid, const std::string& image) {
-  json pod = {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", {{"name", "app"}, {"namespace", "default"}}},
+  json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"name", "app"}, {"namespace", "default"}}},
               {"spec", {{"containers", {{{"name", "app"}, {"image", image}}}}}}};
   json gvk = {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}};
   return json({{"apiVersion", "admission.k8s.io/v1"},
                {"kind", "AdmissionReview"},
-               {"request", {{"uid", uid}, {"kind", gvk}, {"namespace", "default"}, {"operation", "CREATE"},
-                            {"object", pod}}}})
+               {"request",
+                {{"uid", uid}, {"kind", gvk}, {"namespace", "default"}, {"operation", "CREATE"}, {"object", pod}}}})
       .dump();
 }
 
@@ -90,9 +93,10 @@ int main(int argc, char** argv) {
     policy << "\n[[nodes]]\nid = \"" << id << "\"\npublic_key = \"" << id << ".key.pem.pub.pem\"\n";
   }
   policy.close();
-  std::string openssl = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
-                        "-addext subjectAltName=IP:127.0.0.1 -keyout " + (dir / "key.pem").string() + " -out " +
-                        (dir / "cert.pem").string() + " 2>/dev/null";
+  std::string openssl =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
+      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+      (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string() + " 2>/dev/null";
   if (std::system(openssl.c_str()) != 0) return fail("openssl req failed");
   fs::permissions(dir / "key.pem", fs::perms::owner_read | fs::perms::owner_write);
 
@@ -197,10 +201,11 @@ int main(int argc, char** argv) {
     return ph;
   };
   auto report = [&](const char* name, const Phase& ph) {
-    std::printf("%s: %d rounds x %zu pairs (GET /healthz, review), %llu TLS handshake(s), CPU %.2f s over %.2f s wall "
-                "(client and server in this process), load average %s\n",
-                name, rounds, batch, static_cast<unsigned long long>(ph.handshakes), ph.cpu, ph.wall,
-                bench::load_average().c_str());
+    std::printf(
+        "%s: %d rounds x %zu pairs (GET /healthz, review), %llu TLS handshake(s), CPU %.2f s over %.2f s wall "
+        "(client and server in this process), load average %s\n",
+        name, rounds, batch, static_cast<unsigned long long>(ph.handshakes), ph.cpu, ph.wall,
+        bench::load_average().c_str());
     std::printf("  baseline GET /healthz  all: p50 %.3f ms  p99 %.3f ms  max %.3f ms;  per round p50 %s, p99 %s\n",
                 percentile(ph.a_all, 0.5), percentile(ph.a_all, 0.99), percentile(ph.a_all, 1.0),
                 bench::describe(ph.a_p50, " ms", "%.3f").c_str(), bench::describe(ph.a_p99, " ms", "%.3f").c_str());
@@ -212,7 +217,9 @@ int main(int argc, char** argv) {
     size_t met = 0;
     for (double p : ph.b_p99) met += p < 5.0;
     std::printf("  goal review p99 < 5 ms: %s (%zu of %zu rounds; all reviews p99 %.3f ms)\n",
-                met == ph.b_p99.size() ? "met in every round" : percentile(ph.b_all, 0.99) < 5.0 ? "met overall, not every round" : "NOT met",
+                met == ph.b_p99.size()             ? "met in every round"
+                : percentile(ph.b_all, 0.99) < 5.0 ? "met overall, not every round"
+                                                   : "NOT met",
                 met, ph.b_p99.size(), percentile(ph.b_all, 0.99));
   };
   std::printf("server keep-alive: at most %zu requests per connection\n", so.keep_alive_max_requests);

@@ -210,12 +210,14 @@ struct LoadNode {
     ctx = must(wire::Context::create(), "context");
     wire::SocketOptions opts;
     opts.max_message_bytes = static_cast<int64_t>(limits.largest()) * 2;
-    pub = std::make_unique<wire::Socket>(must(wire::Socket::server(*ctx, wire::SocketType::kPub, security, opts), "pub"));
+    pub =
+        std::make_unique<wire::Socket>(must(wire::Socket::server(*ctx, wire::SocketType::kPub, security, opts), "pub"));
     router = std::make_unique<wire::Socket>(
         must(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, opts), "router"));
     std::string p = must(pub->bind(pub_ep), "bind " + pub_ep);
     std::string c = must(router->bind(control_ep), "bind " + control_ep);
-    std::printf("%s\n", nlohmann::json({{"event", "bound"}, {"node_id", id}, {"publish", p}, {"control", c}}).dump().c_str());
+    std::printf("%s\n",
+                nlohmann::json({{"event", "bound"}, {"node_id", id}, {"publish", p}, {"control", c}}).dump().c_str());
     std::fflush(stdout);
   }
 
@@ -301,8 +303,9 @@ int load_serve(const LoadArgs& a) {
   // State: a new incarnation that begins after everything a previous run may have published.
   n.state_path = dir / "state.json";
   n.state = load_state(n.state_path, n.id);
-  if (n.state.reserved > subjects) die("state says " + std::to_string(n.state.reserved) + " published, only " +
-                                       std::to_string(subjects) + " subjects");
+  if (n.state.reserved > subjects)
+    die("state says " + std::to_string(n.state.reserved) + " published, only " + std::to_string(subjects) +
+        " subjects");
   do {
     if (::getrandom(&n.incarnation, sizeof n.incarnation, 0) != sizeof n.incarnation) die("getrandom failed");
   } while (n.incarnation == 0);
@@ -316,9 +319,13 @@ int load_serve(const LoadArgs& a) {
   transport.allowed_clients = a.all("allow");
   transport.insecure = a.flags.count("insecure") > 0;
   n.bind(transport, a.get("publish", "tcp://127.0.0.1:*"), a.get("control", "tcp://127.0.0.1:*"));
-  std::printf("%s\n", nlohmann::json({{"event", "ready"}, {"node_id", n.id}, {"subjects", subjects},
-                                      {"resumed_at", n.state.reserved}, {"incarnation", n.incarnation},
-                                      {"sign_seconds", sign_s}, {"envelope_bytes", n.envelopes[0].size()}})
+  std::printf("%s\n", nlohmann::json({{"event", "ready"},
+                                      {"node_id", n.id},
+                                      {"subjects", subjects},
+                                      {"resumed_at", n.state.reserved},
+                                      {"incarnation", n.incarnation},
+                                      {"sign_seconds", sign_s},
+                                      {"envelope_bytes", n.envelopes[0].size()}})
                           .dump()
                           .c_str());
   std::fflush(stdout);
@@ -357,7 +364,9 @@ int load_serve(const LoadArgs& a) {
     }
     if (!announced && n.next > subjects) {
       announced = true;
-      std::printf("%s\n", nlohmann::json({{"event", "published_all"}, {"node_id", n.id}, {"ms", wall_ms()},
+      std::printf("%s\n", nlohmann::json({{"event", "published_all"},
+                                          {"node_id", n.id},
+                                          {"ms", wall_ms()},
                                           {"sent_live", n.sent_live},
                                           {"seconds", std::chrono::duration<double>(SteadyClock::now() - t0).count()}})
                               .dump()
@@ -369,8 +378,11 @@ int load_serve(const LoadArgs& a) {
       next_heartbeat = SteadyClock::now() + std::chrono::milliseconds(heartbeat_ms);
     }
   }
-  std::printf("%s\n", nlohmann::json({{"event", "stopped"}, {"node_id", n.id}, {"sent_live", n.sent_live},
-                                      {"history_served", n.history_served}, {"history_requests", n.history_requests},
+  std::printf("%s\n", nlohmann::json({{"event", "stopped"},
+                                      {"node_id", n.id},
+                                      {"sent_live", n.sent_live},
+                                      {"history_served", n.history_served},
+                                      {"history_requests", n.history_requests},
                                       {"available", n.available}})
                           .dump()
                           .c_str());
@@ -393,12 +405,15 @@ struct LoadExpect {
   // digest, nobody missing. "partial": not (yet) every vote. "wrong": anything else.
   enum class Verdict { kRight, kPartial, kWrong };
   Verdict judge(const pb::Decision& d, size_t s) const {
-    if (!d.accepted()) return Verdict::kPartial;  // not (yet) k votes for one digest; final rejections show up
-                                                   // as partial in `check`
+    if (!d.accepted())
+      return Verdict::kPartial;  // not (yet) k votes for one digest; final rejections show up
+                                 // as partial in `check`
     bool rogue_dissents = false;
     for (const auto& x : d.dissenters()) {
-      if (x.node_id() == rogue && x.digest() == load_image_digest(s, true)) rogue_dissents = true;
-      else return Verdict::kWrong;  // an honest node dissenting, or the rogue with another digest
+      if (x.node_id() == rogue && x.digest() == load_image_digest(s, true))
+        rogue_dissents = true;
+      else
+        return Verdict::kWrong;  // an honest node dissenting, or the rogue with another digest
     }
     for (const auto& x : d.agreeing()) {
       if (x == rogue) return Verdict::kWrong;
@@ -427,7 +442,8 @@ struct LoadClient {
     wire::SocketOptions opts;
     opts.max_message_bytes = static_cast<int64_t>(limits.largest()) * 2;
     opts.reconnect_ivl_max_ms = 200;  // an attentive subscriber: back within 200 ms of a verifier restart
-    dealer = std::make_unique<wire::Socket>(must(wire::Socket::client(*ctx, wire::SocketType::kDealer, cs, opts), "dealer"));
+    dealer =
+        std::make_unique<wire::Socket>(must(wire::Socket::client(*ctx, wire::SocketType::kDealer, cs, opts), "dealer"));
     must(dealer->connect(a.need("query")), "connect query");
     if (subscribe) {
       sub = std::make_unique<wire::Socket>(must(wire::Socket::client(*ctx, wire::SocketType::kSub, cs, opts), "sub"));
@@ -501,11 +517,16 @@ int load_watch(const LoadArgs& a) {
   size_t right_cached = 0;
   auto write = [&] {
     size_t right = right_cached = right_count();
-    nlohmann::json j = {{"decisions_seen", decisions},  {"subjects_right", right}, {"subjects", e.subjects},
-                        {"wrong_seen", wrong_seen},     {"revisions_not_increasing", not_increasing},
+    nlohmann::json j = {{"decisions_seen", decisions},
+                        {"subjects_right", right},
+                        {"subjects", e.subjects},
+                        {"wrong_seen", wrong_seen},
+                        {"revisions_not_increasing", not_increasing},
                         {"revision_conflicts", conflicts},
-                        {"examples", examples},         {"first_decision_ms", first_decision_ms},
-                        {"last_decision_ms", last_decision_ms}, {"queries_answered", answers},
+                        {"examples", examples},
+                        {"first_decision_ms", first_decision_ms},
+                        {"last_decision_ms", last_decision_ms},
+                        {"queries_answered", answers},
                         {"query_timeouts", query_timeouts},
                         {"query_p50_ms", load_percentile(latencies, 0.5)},
                         {"query_p99_ms", load_percentile(latencies, 0.99)},
@@ -533,8 +554,10 @@ int load_watch(const LoadArgs& a) {
     if (!fresh && slot->second != text) {
       ++conflicts;
       if (examples.size() < 10) {
-        examples.push_back({{"commit", d.subject().commit()}, {"revision", d.revision()},
-                            {"conflict", "same revision, other content"}, {"agreeing", d.agreeing_size()}});
+        examples.push_back({{"commit", d.subject().commit()},
+                            {"revision", d.revision()},
+                            {"conflict", "same revision, other content"},
+                            {"agreeing", d.agreeing_size()}});
       }
     }
     if (from_subscription) {
@@ -558,7 +581,8 @@ int load_watch(const LoadArgs& a) {
         auto got = c.sub->recv(0);
         if (!got.ok() || !got->has_value()) break;
         pb::Decision d;
-        if ((*got)->size() != 2 || !wire::decode_message((**got)[1], wire::MessageType::kDecision, c.limits, d).ok()) continue;
+        if ((*got)->size() != 2 || !wire::decode_message((**got)[1], wire::MessageType::kDecision, c.limits, d).ok())
+          continue;
         ++decisions;
         last_sub_message = SteadyClock::now();
         last_decision_ms = wall_ms();
@@ -652,11 +676,16 @@ int load_check(const LoadArgs& a) {
     rejected += !d.accepted();
     for (const auto& x : d.dissenters()) dissent += x.node_id() == e.rogue;
     switch (e.judge(d, s)) {
-      case LoadExpect::Verdict::kRight: ++right; break;
+      case LoadExpect::Verdict::kRight:
+        ++right;
+        break;
       case LoadExpect::Verdict::kPartial:
         ++partial;
-        if (examples.size() < 5) examples.push_back({{"partial", d.subject().commit()}, {"reason", d.reason()},
-                                                     {"agreeing", d.agreeing_size()}, {"missing", d.missing_size()}});
+        if (examples.size() < 5)
+          examples.push_back({{"partial", d.subject().commit()},
+                              {"reason", d.reason()},
+                              {"agreeing", d.agreeing_size()},
+                              {"missing", d.missing_size()}});
         break;
       case LoadExpect::Verdict::kWrong:
         ++wrong;
@@ -664,9 +693,16 @@ int load_check(const LoadArgs& a) {
         break;
     }
   }
-  nlohmann::json j = {{"subjects", e.subjects}, {"right", right}, {"wrong", wrong},     {"partial", partial},
-                      {"missing", missing},     {"rejected", rejected}, {"rogue_dissents", dissent},
-                      {"max_revision", max_revision}, {"unanswered", pending.size()}, {"examples", examples}};
+  nlohmann::json j = {{"subjects", e.subjects},
+                      {"right", right},
+                      {"wrong", wrong},
+                      {"partial", partial},
+                      {"missing", missing},
+                      {"rejected", rejected},
+                      {"rogue_dissents", dissent},
+                      {"max_revision", max_revision},
+                      {"unanswered", pending.size()},
+                      {"examples", examples}};
   must(write_file_atomic(a.need("out"), j.dump() + "\n"), "write " + a.need("out"));
   std::printf("%s\n", j.dump().c_str());
   return wrong == 0 && missing == 0 && partial == 0 ? 0 : 1;
@@ -681,8 +717,8 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   std::string mode = argv[1];
   // --rogue is a flag of serve, the rogue's node id in watch and check.
-  LoadArgs a = parse_load_args(argc, argv, mode == "serve" ? std::set<std::string>{"rogue", "insecure"}
-                                                           : std::set<std::string>{"insecure"});
+  LoadArgs a = parse_load_args(
+      argc, argv, mode == "serve" ? std::set<std::string>{"rogue", "insecure"} : std::set<std::string>{"insecure"});
   if (mode == "keys") return load_keys(a);
   if (mode == "serve") return load_serve(a);
   if (mode == "watch") return load_watch(a);

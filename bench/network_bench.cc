@@ -17,9 +17,9 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
@@ -142,14 +142,16 @@ int main(int argc, char** argv) {
   config.transport.insecure = true;
   for (auto& n : bench_nodes) config.nodes.push_back({n->id, n->pub_ep, n->router_ep, ""});
   auto judge = quorum::open_quorum_judge(config, [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
   });
   if (!judge.ok()) {
     std::fprintf(stderr, "%s\n", judge.status().to_string().c_str());
     return 2;
   }
   std::ostringstream log_text;
-  wire::EventLog log(log_text, [] { return int64_t{0}; }, "verifier", wire::EventLog::Level::kError);
+  wire::EventLog log(
+      log_text, [] { return int64_t{0}; }, "verifier", wire::EventLog::Level::kError);
   auto verifier = quorum::VerifierDaemon::open(config, std::move(*judge), log, {}).value();
   std::atomic<bool> stop{false};
   std::thread verifier_thread([&] { (void)verifier->run(stop); });
@@ -204,7 +206,8 @@ int main(int argc, char** argv) {
   std::printf("publish: %.2f s (%.0f attestations/s offered)\n", seconds_since(t0, t_last_publish),
               total / seconds_since(t0, t_last_publish));
   std::printf("ingested (verified + stored): %llu in %.2f s = %.0f attestations/s\n",
-              static_cast<unsigned long long>(c.stored), seconds_since(t0, t_ingested), c.stored / seconds_since(t0, t_ingested));
+              static_cast<unsigned long long>(c.stored), seconds_since(t0, t_ingested),
+              c.stored / seconds_since(t0, t_ingested));
   std::printf("accepted subject keys: %zu of %d; decisions published: %llu\n", accepted.size(), count,
               static_cast<unsigned long long>(c.decisions_published));
   std::printf("last publish -> last decision: %.3f s\n", seconds_since(t_last_publish, t_last_decision));

@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "softhsm2-util failed (apt-get install softhsm2)\n");
     return 2;
   }
-  std::printf("pkcs11_bench: signatures/s, key file (baseline) vs SoftHSM2 token, %d rounds of %.1fs each, alternating\n",
-              rounds, seconds);
+  std::printf(
+      "pkcs11_bench: signatures/s, key file (baseline) vs SoftHSM2 token, %d rounds of %.1fs each, alternating\n",
+      rounds, seconds);
   int rc = 0;
   for (KeyType type : {KeyType::kEd25519, KeyType::kEcdsaP256}) {
     std::string uri = std::string("pkcs11:token=bench;object=") + key_type_name(type) +

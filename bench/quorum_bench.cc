@@ -19,9 +19,10 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
+#include "bench_stats.h"
 #include "quorate/attest/attest.h"
 #include "quorate/attest/dsse.h"
 #include "quorate/attest/keys.h"
@@ -31,10 +32,9 @@
 #include "quorate/core/time.h"
 #include "quorate/quorum/decision.h"
 #include "quorate/quorum/query.h"
-#include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/store.h"
+#include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/verifier.h"
-#include "bench_stats.h"
 #include "tests/support/sample_build_result.h"
 
 namespace {
@@ -58,7 +58,8 @@ std::string build_result(size_t subject, const std::string& image, const std::st
 }
 
 // The raw rate: OpenSSL Ed25519 verifications of the same PAE bytes the attestations carry, nothing else.
-double raw_verify_rate(const std::vector<std::string>& envelopes, const std::vector<attest::KeyPair>& keys, size_t nodes) {
+double raw_verify_rate(const std::vector<std::string>& envelopes, const std::vector<attest::KeyPair>& keys,
+                       size_t nodes) {
   std::vector<EVP_PKEY*> pkeys;
   for (const auto& k : keys) {
     std::string der = attest::PublicKey::from_pem(k.public_pem).value().spki_der();
@@ -111,7 +112,8 @@ int main(int argc, char** argv) {
   for (size_t j = 0; j < nodes; ++j) {
     keys.push_back(attest::generate_key(attest::KeyType::kEd25519).value());
     signers.push_back(attest::signer_from_pem(keys.back().private_pem).value());
-    policy += "[[nodes]]\nid = \"node-" + std::to_string(j) + "\"\npublic_key = \"\"\"\n" + keys.back().public_pem + "\"\"\"\n";
+    policy += "[[nodes]]\nid = \"node-" + std::to_string(j) + "\"\npublic_key = \"\"\"\n" + keys.back().public_pem +
+              "\"\"\"\n";
   }
   std::ofstream(dir / "policy.toml") << policy;
   auto verifier = quorum::Verifier::load(dir / "policy.toml");
@@ -152,7 +154,8 @@ int main(int argc, char** argv) {
   size_t idx = 0;
   double us_statement = per([&](const std::string&) { (void)attest::parse_statement(parsed[idx++ % probe].payload); });
   idx = 0;
-  double us_serialize = per([&](const std::string&) { (void)sha256_digest(parsed[idx++ % probe].serialize().value()); });
+  double us_serialize =
+      per([&](const std::string&) { (void)sha256_digest(parsed[idx++ % probe].serialize().value()); });
   double us_verify = per([&](const std::string& e) { (void)verifier->verify(e); });
   std::vector<quorum::VerifiedAttestation> verified;
   for (size_t i = 0; i < probe; ++i) verified.push_back(verifier->verify(envelopes[i]).value());
@@ -228,7 +231,8 @@ int main(int argc, char** argv) {
     double base = raw_verify_rate(envelopes, keys, nodes);
     Run single = cold_run(1, "single.db");
     Run multi = cold_run(threads, "multi.db");
-    ok = ok && single.stored == total && multi.stored == total && single.accepted == subjects && multi.accepted == subjects;
+    ok = ok && single.stored == total && multi.stored == total && single.accepted == subjects &&
+         multi.accepted == subjects;
     raw_rates.push_back(base);
     single_rates.push_back(static_cast<double>(total) / (single.import_s + single.decide_s));
     multi_rates.push_back(static_cast<double>(total) / (multi.import_s + multi.decide_s));
@@ -236,18 +240,22 @@ int main(int argc, char** argv) {
     multi_cpu.push_back(multi.cpu_s);
     r_single.push_back(single_rates.back() / base);
     r_multi.push_back(multi_rates.back() / base);
-    std::fprintf(stderr, "  round %d: raw %.0f/s, 1 thread %.0f/s (%.2f CPU-s), %u threads %.0f/s (%.2f CPU-s)\n", round + 1,
-                 base, single_rates.back(), single.cpu_s, threads, multi_rates.back(), multi.cpu_s);
+    std::fprintf(stderr, "  round %d: raw %.0f/s, 1 thread %.0f/s (%.2f CPU-s), %u threads %.0f/s (%.2f CPU-s)\n",
+                 round + 1, base, single_rates.back(), single.cpu_s, threads, multi_rates.back(), multi.cpu_s);
   }
 
-  std::printf("quorum_bench: %zu subject keys x %zu nodes = %zu attestations (avg %zu bytes), batch %zu; %ld cores; "
-              "load average %s at start, %s at the end; %d rounds\n", subjects, nodes, total, envelope_bytes / total,
-              batch, sysconf(_SC_NPROCESSORS_ONLN), load_start.c_str(), bench::load_average().c_str(), rounds);
+  std::printf(
+      "quorum_bench: %zu subject keys x %zu nodes = %zu attestations (avg %zu bytes), batch %zu; %ld cores; "
+      "load average %s at start, %s at the end; %d rounds\n",
+      subjects, nodes, total, envelope_bytes / total, batch, sysconf(_SC_NPROCESSORS_ONLN), load_start.c_str(),
+      bench::load_average().c_str(), rounds);
   std::printf("  signing (setup, not timed): %.1f s, %.0f/s\n", sign_s, static_cast<double>(total) / sign_s);
-  std::printf("  per attestation (first %zu, once): parse envelope %.1f us, parse statement %.1f us, serialize + digest "
-              "%.1f us, Verifier::verify %.1f us (raw verify %.1f us), store insert %.1f us\n",
-              probe, us_parse, us_statement, us_serialize, us_verify, 1e6 / raw, us_store);
-  std::printf("  raw Ed25519 verify (OpenSSL, same PAE bytes, 1 thread, wall): %s\n", bench::describe(raw_rates, "/s").c_str());
+  std::printf(
+      "  per attestation (first %zu, once): parse envelope %.1f us, parse statement %.1f us, serialize + digest "
+      "%.1f us, Verifier::verify %.1f us (raw verify %.1f us), store insert %.1f us\n",
+      probe, us_parse, us_statement, us_serialize, us_verify, 1e6 / raw, us_store);
+  std::printf("  raw Ed25519 verify (OpenSSL, same PAE bytes, 1 thread, wall): %s\n",
+              bench::describe(raw_rates, "/s").c_str());
   std::printf("  import + decide, 1 thread:  %s; %s\n", bench::describe(single_rates, "/s").c_str(),
               bench::describe(single_cpu, " CPU-s", "%.2f").c_str());
   std::printf("  import + decide, %u threads: %s; %s\n", threads, bench::describe(multi_rates, "/s").c_str(),

@@ -42,7 +42,8 @@ int run(int argc, char** argv) {
   app.failure_message(CLI::FailureMessage::help);
   // Where the docs the help texts name (docs/*.md) are once installed; `man quorate` has the first hour.
   app.footer(std::string("Every command has --help. The first hour, exit codes and environment: man quorate.\n"
-                         "docs/*.md named in the help texts: ") + QUORATE_DOCDIR + "/docs (installed) or the source's docs/.\n");
+                         "docs/*.md named in the help texts: ") +
+             QUORATE_DOCDIR + "/docs (installed) or the source's docs/.\n");
 
   Action action;
   // In the order of the workflow (help lists them so): make a key, build and attest, decide and keep the

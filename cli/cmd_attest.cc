@@ -23,12 +23,12 @@ struct AttestArgs {
   bool json = false;
 };
 
-
 Status run_attest(const AttestArgs& a) {
   if (a.key.empty()) return Status::usage("--key is required");
   if (a.result.empty()) return Status::usage("RESULT.json is required");
   if (a.out.empty()) return Status::usage("-o ATT.json is required");
-  if (attest::is_pkcs11_uri(a.key) && a.node_id.empty()) return Status::usage("--node-id is required with a pkcs11: key");
+  if (attest::is_pkcs11_uri(a.key) && a.node_id.empty())
+    return Status::usage("--node-id is required with a pkcs11: key");
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto signer = QR_TRY(attest::open_signer(a.key, passphrase));
   auto result = QR_TRY(read_file(a.result, 16u << 20));

@@ -36,9 +36,10 @@ Status run_audit_command(const AuditArgs& a) {
   o.gpg = program_on_path("gpg");
   o.temp_dir = temp_dir_from_env();
   // The command line is the one place that reads the clock.
-  o.now = a.now.empty() ? std::chrono::duration_cast<std::chrono::seconds>(
-                              std::chrono::system_clock::now().time_since_epoch()).count()
-                        : QR_TRY(parse_rfc3339(a.now));
+  o.now = a.now.empty()
+              ? std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                    .count()
+              : QR_TRY(parse_rfc3339(a.now));
   auto report = QR_TRY(audit::run_audit(*store, o));
   if (a.json || a.format == "json") {
     std::cout << audit::to_json(report).dump() << "\n";
@@ -64,7 +65,8 @@ void add_audit_command(CLI::App& app, Action& action) {
   cmd->add_option("--repo", a->repo, "repository: local path or file:// URL")->required();
   cmd->add_option("--store", a->store, "attestation store (SQLite) to read")->required();
   cmd->add_option("--policy", a->policy, "quorum policy to decide each commit under");
-  cmd->add_option("--source-uri", a->source_uri, "the source URI attestations use for this repository (default: --repo)");
+  cmd->add_option("--source-uri", a->source_uri,
+                  "the source URI attestations use for this repository (default: --repo)");
   cmd->add_option("--max-count", a->max_count, "commits to walk at most (default 100)");
   cmd->add_option("--format", a->format, "text (default), markdown or json");
   cmd->add_flag("--json", a->json, "same as --format json");

@@ -5,13 +5,13 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "progress.h"
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
 #include "quorate/attest/pkcs11.h"
 #include "quorate/builder/build.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/file.h"
-#include "progress.h"
 
 namespace quorate::cli {
 namespace {
@@ -35,8 +35,8 @@ Result<std::string> attest_result(const BuildArgs& a, const std::string& result_
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto signer = QR_TRY(attest::open_signer(a.attest_key, passphrase));
   std::string node_id = a.node_id.empty() ? node_id_from_key_path(a.attest_key) : a.node_id;
-  auto envelope = QR_TRY(attest::attest_build_result(result_json, *signer, node_id, attest::AttestFormat::kEnvelope,
-                                                     a.builder_id));
+  auto envelope =
+      QR_TRY(attest::attest_build_result(result_json, *signer, node_id, attest::AttestFormat::kEnvelope, a.builder_id));
   std::string path = a.attest_out.empty() ? a.out + ".att.json" : a.attest_out;
   QR_RETURN_IF_ERROR(write_file_atomic(path, envelope + "\n", 0644));
   return path;
@@ -56,7 +56,8 @@ Status run_build(const BuildArgs& a) {
   o.image_name = a.image_name;
   o.image_tag = a.image_tag;
   o.build_args = QR_TRY(parse_build_args(a.build_args));
-  o.work_dir = a.work_dir.empty() ? std::filesystem::temp_directory_path() / "quorate-work" : std::filesystem::path(a.work_dir);
+  o.work_dir =
+      a.work_dir.empty() ? std::filesystem::temp_directory_path() / "quorate-work" : std::filesystem::path(a.work_dir);
   o.keep_work_dir = a.keep_work_dir;
   o.base_dir = std::filesystem::current_path();
   o.base_layout = a.base_layout;
@@ -78,8 +79,8 @@ Status run_build(const BuildArgs& a) {
   }
   std::cout << "image   " << result.manifest_digest << "\n"
             << "content " << result.config_digest << "\n"
-            << "wrote " << a.out << " (" << result.format << ", " << result.image_name << ":" << result.ref_name
-            << ", " << result.layers.size() << " layers, sandbox " << result.sandbox << ")\n";
+            << "wrote " << a.out << " (" << result.format << ", " << result.image_name << ":" << result.ref_name << ", "
+            << result.layers.size() << " layers, sandbox " << result.sandbox << ")\n";
   if (!attestation.empty()) std::cout << "attestation " << attestation << "\n";
   return Status::ok_status();
 }
@@ -94,9 +95,12 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("--recipe", args->recipe,
                   "Recipe path inside the commit; Containerfile, Dockerfile, *.Containerfile and *.Dockerfile are "
                   "Containerfiles (default: quorate.toml, else Containerfile, else Dockerfile)");
-  cmd->add_option("--build-arg", args->build_args, "NAME=VALUE for a Containerfile ARG (repeatable; recorded in the result)");
-  cmd->add_option("--tag", args->image_tag, "The image's tag (ref name in index.json; default: the recipe's, or latest)");
-  cmd->add_option("-o,--out", args->out, "Output: an OCI layout directory, or an archive file with --format")->required();
+  cmd->add_option("--build-arg", args->build_args,
+                  "NAME=VALUE for a Containerfile ARG (repeatable; recorded in the result)");
+  cmd->add_option("--tag", args->image_tag,
+                  "The image's tag (ref name in index.json; default: the recipe's, or latest)");
+  cmd->add_option("-o,--out", args->out, "Output: an OCI layout directory, or an archive file with --format")
+      ->required();
   cmd->add_option("--format", args->format, "oci, oci-archive or docker-archive")->capture_default_str();
   cmd->add_option("--source-date-epoch", args->source_date_epoch,
                   "Timestamps of the image (default: env SOURCE_DATE_EPOCH, else the commit's committer time)");
@@ -105,8 +109,11 @@ void add_build_command(CLI::App& app, Action& action) {
   cmd->add_option("--work-dir", args->work_dir, "Scratch directory (default: $TMPDIR/quorate-work)");
   cmd->add_flag("--keep-work-dir", args->keep_work_dir, "Keep the scratch directory (checkouts, build log)");
   cmd->add_option("--base-layout", args->base_layout, "OCI layout directory holding the recipe's pinned base image");
-  cmd->add_option("--image-name,--name", args->image_name, "The image's name (overrides the recipe's; for a Containerfile, else its LABEL org.opencontainers.image.ref.name)");
-  cmd->add_option("--image-store", args->image_store, "Where the recipe's builder image is looked up (quorate image import)")
+  cmd->add_option("--image-name,--name", args->image_name,
+                  "The image's name (overrides the recipe's; for a Containerfile, else its LABEL "
+                  "org.opencontainers.image.ref.name)");
+  cmd->add_option("--image-store", args->image_store,
+                  "Where the recipe's builder image is looked up (quorate image import)")
       ->capture_default_str();
   cmd->add_flag("--no-sandbox", args->no_sandbox,
                 "Run `run` steps on the host without bubblewrap (see docs/decisions.md; recorded in the result)");
@@ -117,12 +124,15 @@ void add_build_command(CLI::App& app, Action& action) {
                   "Largest total size of the regular files the run steps leave in their outputs")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
-  cmd->add_option("--attest", args->attest_key, "Sign the build result with this private key (PKCS#8 PEM, or a pkcs11: URI)");
-  cmd->add_option("--node-id", args->node_id,
-                  "With --attest: the node id the roster lists the key under (default: the key file's name without .key.pem)");
+  cmd->add_option("--attest", args->attest_key,
+                  "Sign the build result with this private key (PKCS#8 PEM, or a pkcs11: URI)");
+  cmd->add_option(
+      "--node-id", args->node_id,
+      "With --attest: the node id the roster lists the key under (default: the key file's name without .key.pem)");
   cmd->add_option("--builder-id", args->builder_id,
                   "With --attest: runDetails.builder.id, a URI (default: https://quorate.dev/node/<node id>)");
-  cmd->add_option("--attest-out", args->attest_out, "With --attest: where the DSSE envelope goes (default: OUT.att.json)");
+  cmd->add_option("--attest-out", args->attest_out,
+                  "With --attest: where the DSSE envelope goes (default: OUT.att.json)");
   cmd->add_option("--passphrase-file", args->passphrase_file, "With --attest: file whose first line decrypts the key");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress on stderr (progress is shown only when stderr is a terminal)");
   cmd->callback([args, &action] { action = [args] { return run_build(*args); }; });

@@ -5,9 +5,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "progress.h"
 #include "quorate/audit/diff.h"
 #include "quorate/cli/cli.h"
-#include "progress.h"
 
 namespace quorate::cli {
 namespace {

@@ -1,7 +1,7 @@
 // `quorate gate`: the Kubernetes admission webhook; serves until SIGTERM/SIGINT (exit 0), re-reads its
 // certificate and key on SIGHUP.
-#include <CLI/CLI.hpp>
 #include <signal.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <iostream>
@@ -99,7 +99,8 @@ Status run_gate(const GateArgs& a) {
 
 void add_gate_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<GateArgs>();
-  auto* cmd = app.add_subcommand("gate", "Kubernetes admission webhook: admit only images the quorum accepted (docs/gate.md)");
+  auto* cmd =
+      app.add_subcommand("gate", "Kubernetes admission webhook: admit only images the quorum accepted (docs/gate.md)");
   cmd->add_option("--listen", args->listen, "HOST:PORT to serve HTTPS on (default 0.0.0.0:8443; port 0: any free)");
   cmd->add_option("--tls-cert", args->cert, "PEM certificate (then intermediates); re-read on SIGHUP")->required();
   cmd->add_option("--tls-key", args->key, "PEM private key (mode 0600); re-read on SIGHUP")->required();
@@ -108,8 +109,9 @@ void add_gate_command(CLI::App& app, Action& action) {
   cmd->add_option("--quorum", args->quorum,
                   "Ask the verifier daemon instead of reading its store: its query endpoint (tcp://HOST:PORT)");
   cmd->add_option("--quorum-key", args->quorum_key, "With --quorum: the verifier's CURVE public key (Z85 or file)");
-  cmd->add_option("--curve-secret-key", args->curve_secret_key,
-                  "With --quorum: this gate's CURVE secret key file (its public key in the verifier's allowed_clients)");
+  cmd->add_option(
+      "--curve-secret-key", args->curve_secret_key,
+      "With --quorum: this gate's CURVE secret key file (its public key in the verifier's allowed_clients)");
   cmd->add_option("--quorum-timeout-ms", args->quorum_timeout_ms,
                   "With --quorum: how long one review waits for the verifier before denying (default 2000)");
   cmd->add_option("--config", args->config, "gate.toml: per-namespace rules (docs/gate.md)");

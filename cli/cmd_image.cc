@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "progress.h"
 #include "quorate/cli/cli.h"
 #include "quorate/imagestore/image_store.h"
-#include "progress.h"
 
 namespace quorate::cli {
 
@@ -93,28 +93,36 @@ void add_image_command(CLI::App& app, Action& action) {
   cmd->require_subcommand(1);
   add_store_option(cmd, *args);
   auto* import = cmd->add_subcommand(
-      "import", "Copy the images of an OCI layout directory, oci-archive or docker-archive into the store, byte for byte");
-  import->add_option("SRC", args->source, "OCI layout directory, oci-archive or docker-archive (docker save)")->required();
+      "import",
+      "Copy the images of an OCI layout directory, oci-archive or docker-archive into the store, byte for byte");
+  import->add_option("SRC", args->source, "OCI layout directory, oci-archive or docker-archive (docker save)")
+      ->required();
   add_store_option(import, *args);
-  import->callback([args, &action] { action = [args] { return run_import(*args); }; });
-  auto* pull = cmd->add_subcommand("pull", "Copy an image pinned by digest from its registry (with skopeo) into the store");
-  pull->add_option("REF", args->reference, "NAME@sha256:HEX (a tag alone is refused)")->required();
-  pull->add_flag("--insecure-registry", args->insecure_registry,
-                 "Plain HTTP or unverified TLS to the registry (skopeo --src-tls-verify=false): loopback test registries");
-  pull->add_option("--timeout", args->timeout_seconds, "Seconds skopeo may take; then it is killed")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600));
-  pull->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only when stderr is a terminal)");
-  add_store_option(pull, *args);
-  pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
-  auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");
-  ls->add_flag("--json", args->json, "JSON output");
-  add_store_option(ls, *args);
-  ls->callback([args, &action] { action = [args] { return run_ls(*args); }; });
-  auto* rm = cmd->add_subcommand("rm", "Remove images, the blobs no other image uses, and their unpacked root file systems");
-  rm->add_option("DIGEST", args->digests, "Manifest digests (sha256:HEX), as `quorate image ls` prints them")->required();
-  add_store_option(rm, *args);
-  rm->callback([args, &action] { action = [args] { return run_rm(*args); }; });
+  import->callback([args, &action] { action = [args] { return run_import(*args);
+};
+}  // namespace quorate::cli
+);
+auto* pull =
+    cmd->add_subcommand("pull", "Copy an image pinned by digest from its registry (with skopeo) into the store");
+pull->add_option("REF", args->reference, "NAME@sha256:HEX (a tag alone is refused)")->required();
+pull->add_flag(
+    "--insecure-registry", args->insecure_registry,
+    "Plain HTTP or unverified TLS to the registry (skopeo --src-tls-verify=false): loopback test registries");
+pull->add_option("--timeout", args->timeout_seconds, "Seconds skopeo may take; then it is killed")
+    ->capture_default_str()
+    ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600));
+pull->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only when stderr is a terminal)");
+add_store_option(pull, *args);
+pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
+auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");
+ls->add_flag("--json", args->json, "JSON output");
+add_store_option(ls, *args);
+ls->callback([args, &action] { action = [args] { return run_ls(*args); }; });
+auto* rm =
+    cmd->add_subcommand("rm", "Remove images, the blobs no other image uses, and their unpacked root file systems");
+rm->add_option("DIGEST", args->digests, "Manifest digests (sha256:HEX), as `quorate image ls` prints them")->required();
+add_store_option(rm, *args);
+rm->callback([args, &action] { action = [args] { return run_rm(*args); }; });
 }
 
 }  // namespace quorate::cli

@@ -46,9 +46,12 @@ Status run_generate(const KeyArgs& a) {
 Status run_public(const KeyArgs& a) {
   auto passphrase = QR_TRY(read_passphrase_file(a.passphrase_file));
   auto pub = QR_TRY(attest::public_key_of(a.key, passphrase));
-  if (!a.out.empty()) QR_RETURN_IF_ERROR(write_file_atomic(a.out, pub.pem(), 0644));
-  else std::cout << pub.pem();
-  std::cout << (a.out.empty() ? "# keyid " : "keyid: ") << pub.keyid() << " (" << attest::key_type_name(pub.type()) << ")\n";
+  if (!a.out.empty())
+    QR_RETURN_IF_ERROR(write_file_atomic(a.out, pub.pem(), 0644));
+  else
+    std::cout << pub.pem();
+  std::cout << (a.out.empty() ? "# keyid " : "keyid: ") << pub.keyid() << " (" << attest::key_type_name(pub.type())
+            << ")\n";
   return Status::ok_status();
 }
 
@@ -67,13 +70,16 @@ void add_key_command(CLI::App& app, Action& action) {
 
   auto* gen = key->add_subcommand("generate", "Write a new private key NAME (PKCS#8 PEM, mode 0600) and NAME.pub.pem");
   gen->add_option("--out", args->out, "Path of the private key; the public key goes to <out>.pub.pem");
-  gen->add_option("--pkcs11", args->pkcs11,
-                  "Generate the key pair on a PKCS#11 token instead: pkcs11:token=T;object=LABEL[;id=%01]?pin-source=file:PIN");
+  gen->add_option(
+      "--pkcs11", args->pkcs11,
+      "Generate the key pair on a PKCS#11 token instead: pkcs11:token=T;object=LABEL[;id=%01]?pin-source=file:PIN");
   gen->add_option("--type", args->type, "ed25519 (default) or p256 (ECDSA P-256)");
-  gen->add_option("--passphrase-file", args->passphrase_file, "Encrypt the private key with the first line of this file");
+  gen->add_option("--passphrase-file", args->passphrase_file,
+                  "Encrypt the private key with the first line of this file");
   gen->callback([args, &action] { action = [args] { return run_generate(*args); }; });
 
-  auto* pub = key->add_subcommand("public", "Write the public key of a private key file, public key file or pkcs11: URI, and print its keyid");
+  auto* pub = key->add_subcommand(
+      "public", "Write the public key of a private key file, public key file or pkcs11: URI, and print its keyid");
   pub->add_option("--key", args->key, "Private or public key file, or pkcs11: URI")->required();
   pub->add_option("--out", args->out, "Where to write the public key PEM (default: standard output)");
   pub->add_option("--passphrase-file", args->passphrase_file, "Passphrase of an encrypted private key file");

@@ -34,7 +34,8 @@ Status run_node(const NodeArgs& a) {
   auto config = node::load_node_config(a.config);
   if (!config.ok()) return config.status();
   if (a.insecure) config->transport.insecure = true;
-  wire::EventLog log(std::cerr, wall_clock_ms, "node", a.debug ? wire::EventLog::Level::kDebug : wire::EventLog::Level::kInfo);
+  wire::EventLog log(std::cerr, wall_clock_ms, "node",
+                     a.debug ? wire::EventLog::Level::kDebug : wire::EventLog::Level::kInfo);
   auto rebuilder = node::make_builder_rebuilder(*config, wall_clock_ms, [](const std::string& name) {
     const char* v = std::getenv(name.c_str());
     return std::string(v ? v : "");
@@ -50,7 +51,8 @@ Status run_node(const NodeArgs& a) {
 
 void add_node_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<NodeArgs>();
-  auto* cmd = app.add_subcommand("node", "Run a rebuild node: take build requests, rebuild, sign, publish attestations");
+  auto* cmd =
+      app.add_subcommand("node", "Run a rebuild node: take build requests, rebuild, sign, publish attestations");
   cmd->add_option("--config", args->config, "node.toml (see docs/node.md)");
   cmd->add_option("--new-curve-key", args->new_curve_key,
                   "Write a CURVE key pair to PREFIX.curve.key and PREFIX.curve.pub, print the public key, exit");

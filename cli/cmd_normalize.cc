@@ -1,6 +1,6 @@
 // `quorate normalize`: a layer or an image in, its canonical form out, digests (or a JSON summary) printed.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -44,9 +44,15 @@ Result<uint64_t> parse_size(const std::string& text) {
   char* end = nullptr;
   errno = 0;
   unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (errno != 0 || end == text.c_str() || text[0] == '-') return Status::usage("--max-expanded-size: not a size: " + text);
+  if (errno != 0 || end == text.c_str() || text[0] == '-')
+    return Status::usage("--max-expanded-size: not a size: " + text);
   std::string suffix(end);
-  int shift = suffix.empty() ? 0 : suffix == "K" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : suffix == "T" ? 40 : -1;
+  int shift = suffix.empty()  ? 0
+              : suffix == "K" ? 10
+              : suffix == "M" ? 20
+              : suffix == "G" ? 30
+              : suffix == "T" ? 40
+                              : -1;
   if (shift < 0) return Status::usage("--max-expanded-size: unknown unit in " + text + " (use K, M, G or T)");
   if (shift > 0 && static_cast<uint64_t>(v) > (std::numeric_limits<uint64_t>::max() >> shift)) {
     return Status::usage("--max-expanded-size: " + text + " does not fit in 64 bits (at most 16777215T)");
@@ -64,9 +70,12 @@ Result<int64_t> source_date_epoch(const NormalizeArgs& a) {
 Result<nz::LayerOptions> layer_options(const NormalizeArgs& a, Progress& progress) {
   nz::LayerOptions o;
   o.source_date_epoch = QR_TRY(source_date_epoch(a));
-  if (a.mtime == "clamp") o.mtime = nz::MtimeMode::kClamp;
-  else if (a.mtime == "set") o.mtime = nz::MtimeMode::kSet;
-  else return Status::usage("--mtime must be clamp or set, not " + a.mtime);
+  if (a.mtime == "clamp")
+    o.mtime = nz::MtimeMode::kClamp;
+  else if (a.mtime == "set")
+    o.mtime = nz::MtimeMode::kSet;
+  else
+    return Status::usage("--mtime must be clamp or set, not " + a.mtime);
   o.keep_owners = a.keep_owners;
   if (!nz::parse_compression(a.compression, o.compression)) {
     return Status::usage("--compression must be gzip, zstd or none, not " + a.compression);
@@ -91,9 +100,15 @@ nlohmann::json repairs_json(const nz::LayerSummary& s) {
 }
 
 nlohmann::json layer_json(const nz::LayerSummary& s) {
-  return {{"input_digest", s.input_digest}, {"input_size", s.input_size}, {"digest", s.digest},
-          {"size", s.size},                 {"diff_id", s.diff_id},       {"tar_size", s.tar_size},
-          {"media_type", s.media_type},     {"entries", s.entries},       {"repairs", repairs_json(s)}};
+  return {{"input_digest", s.input_digest},
+          {"input_size", s.input_size},
+          {"digest", s.digest},
+          {"size", s.size},
+          {"diff_id", s.diff_id},
+          {"tar_size", s.tar_size},
+          {"media_type", s.media_type},
+          {"entries", s.entries},
+          {"repairs", repairs_json(s)}};
 }
 
 nlohmann::json common_json(const NormalizeArgs& a, const nz::LayerOptions& o) {
@@ -148,7 +163,8 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o, Progress& pr
       total.paths_cleaned += l.paths_cleaned;
     }
     j["kind"] = "image";
-    j["input"] = {{"path", a.input}, {"format", nz::image_format_name(s.input_format)}, {"digest", s.input_manifest_digest}};
+    j["input"] = {
+        {"path", a.input}, {"format", nz::image_format_name(s.input_format)}, {"digest", s.input_manifest_digest}};
     j["output"] = {{"path", a.output},
                    {"manifest_digest", s.manifest_digest},
                    {"config_digest", s.config_digest},
@@ -182,8 +198,10 @@ void add_normalize_command(CLI::App& app, Action& action) {
       "Rewrite a layer (tar, gz, zst, xz, bz2) or an image (docker-archive, OCI layout dir or tar) into its "
       "canonical form (canonical form version 1, docs/canonical-form.md)");
   cmd->add_option("input", args->input, "Layer or image; its kind is detected by content")->required();
-  cmd->add_option("-o,--output", args->output, "Canonical layer FILE, or canonical OCI layout DIR for an image")->required();
-  cmd->add_option("--source-date-epoch", args->epoch, "Time for clamped/set mtimes and image dates (default: env SOURCE_DATE_EPOCH, else 0)");
+  cmd->add_option("-o,--output", args->output, "Canonical layer FILE, or canonical OCI layout DIR for an image")
+      ->required();
+  cmd->add_option("--source-date-epoch", args->epoch,
+                  "Time for clamped/set mtimes and image dates (default: env SOURCE_DATE_EPOCH, else 0)");
   cmd->add_option("--mtime", args->mtime, "clamp (mtime = min(mtime, epoch), default) or set (mtime = epoch)");
   cmd->add_flag("--keep-owners", args->keep_owners, "Keep uid/gid and user/group names instead of 0 and \"\"");
   cmd->add_option("--compression", args->compression, "Layer compression: gzip (default), zstd or none");
@@ -193,9 +211,12 @@ void add_normalize_command(CLI::App& app, Action& action) {
                   "Refuse a layer (or image tar) expanding beyond this (default " +
                       std::to_string(nz::kDefaultMaxExpandedBytes >> 30) +
                       "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room");
-  cmd->add_option("--threads", args->threads, "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");
+  cmd->add_option(
+      "--threads", args->threads,
+      "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");
   cmd->add_option("--platform", args->platform, "os/arch[/variant] to pick from a multi-platform image");
-  cmd->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only on a terminal, for inputs of 256 MiB and more)");
+  cmd->add_flag("-q,--quiet", args->quiet,
+                "No progress on stderr (shown only on a terminal, for inputs of 256 MiB and more)");
   cmd->callback([args, &action] { action = [args] { return run_normalize(*args); }; });
 }
 

@@ -20,7 +20,8 @@ Status run_quorum(const QuorumArgs& a) {
   auto config = quorum::load_verifier_config(a.config);
   if (!config.ok()) return config.status();
   if (a.insecure) config->transport.insecure = true;
-  wire::EventLog log(std::cerr, wall_clock_ms, "quorum", a.debug ? wire::EventLog::Level::kDebug : wire::EventLog::Level::kInfo);
+  wire::EventLog log(std::cerr, wall_clock_ms, "quorum",
+                     a.debug ? wire::EventLog::Level::kDebug : wire::EventLog::Level::kInfo);
   auto judge = quorum::open_quorum_judge(*config, wall_clock_ms);
   if (!judge.ok()) return judge.status();
   const auto& stop = stop_on_termination_signals();
@@ -33,7 +34,8 @@ Status run_quorum(const QuorumArgs& a) {
 
 void add_quorum_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<QuorumArgs>();
-  auto* cmd = app.add_subcommand("quorum", "Run the verifier: follow the roster's nodes, decide, publish decisions, answer queries");
+  auto* cmd = app.add_subcommand(
+      "quorum", "Run the verifier: follow the roster's nodes, decide, publish decisions, answer queries");
   cmd->add_option("--config", args->config, "quorum.toml (see docs/node.md)")->required();
   cmd->add_flag("--insecure", args->insecure, "Plain TCP without CURVE (loopback only unless allowed in the config)");
   cmd->add_flag("--debug", args->debug, "Log debug events too");

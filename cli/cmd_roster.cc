@@ -42,9 +42,11 @@ void add_roster_command(CLI::App& app, Action& action) {
   auto* roster = app.add_subcommand("roster", "Inspect the roster of trusted node keys");
   roster->require_subcommand(1);
   auto* check = roster->add_subcommand(
-      "check", "List each node's keys and validity windows; warn (exit 1) of nodes with no valid key, keys expiring "
-               "soon, and keys listed under two node ids");
-  check->add_option("ROSTER_OR_POLICY", args->path, "Roster file, or policy file ([[nodes]] and/or roster = FILE)")->required();
+      "check",
+      "List each node's keys and validity windows; warn (exit 1) of nodes with no valid key, keys expiring "
+      "soon, and keys listed under two node ids");
+  check->add_option("ROSTER_OR_POLICY", args->path, "Roster file, or policy file ([[nodes]] and/or roster = FILE)")
+      ->required();
   check->add_option("--within", args->within, "Warn of keys that stop being valid within this duration (default 30d)");
   check->add_option("--now", args->now, "Judge at this RFC 3339 time instead of the clock");
   check->callback([args, &action] { action = [args] { return run_check(*args); }; });

@@ -28,9 +28,8 @@ struct StoreArgs {
 
 Result<int64_t> receive_time(const std::string& now) {
   if (!now.empty()) return parse_rfc3339(now);
-  return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count());
+  return static_cast<int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 Result<std::unique_ptr<quorum::Store>> open_existing(const std::string& db) {
@@ -60,8 +59,11 @@ nlohmann::json attestation_json(const quorum::StoredAttestation& s) {
           {"envelope_digest", s.envelope_digest},
           {"node_id", v.node_id},
           {"keyid", v.keyid},
-          {"subject", {{"source_uri", v.subject.source_uri}, {"commit", v.subject.commit}, {"recipe_path", v.subject.recipe_path},
-                       {"source_date_epoch", v.subject.source_date_epoch}}},
+          {"subject",
+           {{"source_uri", v.subject.source_uri},
+            {"commit", v.subject.commit},
+            {"recipe_path", v.subject.recipe_path},
+            {"source_date_epoch", v.subject.source_date_epoch}}},
           {"image_digest", v.image_digest},
           {"config_digest", v.config_digest},
           {"started_on", format_rfc3339(s.started_on)},
@@ -70,7 +72,10 @@ nlohmann::json attestation_json(const quorum::StoredAttestation& s) {
 }
 
 nlohmann::json rejection_json(const quorum::Rejection& r) {
-  return {{"kind", "rejection"}, {"envelope_digest", r.envelope_digest}, {"code", r.code}, {"reason", r.reason},
+  return {{"kind", "rejection"},
+          {"envelope_digest", r.envelope_digest},
+          {"code", r.code},
+          {"reason", r.reason},
           {"received_at", format_rfc3339(r.received_at)}};
 }
 
@@ -99,11 +104,15 @@ Status run_list(const StoreArgs& a) {
   }
   for (const auto& d : decisions) {
     if (a.json) {
-      std::cout << dump({{"kind", "decision"}, {"id", d.id}, {"decision", nlohmann::json::parse(d.json, nullptr, false)}}) << "\n";
+      std::cout << dump({{"kind", "decision"},
+                         {"id", d.id},
+                         {"decision", nlohmann::json::parse(d.json, nullptr, false)}})
+                << "\n";
       continue;
     }
     std::cout << "decision    " << d.id << " " << format_rfc3339(d.decided_at) << " " << d.subject.to_string() << " "
-              << (d.accepted ? "ACCEPTED " + d.digest : std::string("REJECTED")) << " policy " << d.policy_digest << "\n";
+              << (d.accepted ? "ACCEPTED " + d.digest : std::string("REJECTED")) << " policy " << d.policy_digest
+              << "\n";
   }
   return Status();
 }
@@ -146,21 +155,26 @@ void add_store_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<StoreArgs>();
   auto* cmd = app.add_subcommand("store", "Load attestations into a quorum store and inspect it");
   cmd->require_subcommand(1);
-  auto* import = cmd->add_subcommand("import", "Verify envelopes or bundles against the policy's roster and store them");
+  auto* import =
+      cmd->add_subcommand("import", "Verify envelopes or bundles against the policy's roster and store them");
   import->add_option("--policy", args->policy, "Quorum policy file whose roster verifies the attestations")->required();
   import->add_option("--now", args->now, "Record this RFC 3339 time as the time received (default: now)");
-  import->add_option("--threads", args->threads, "Threads verifying signatures (default 1)")->check(CLI::Range(1u, 256u));
+  import->add_option("--threads", args->threads, "Threads verifying signatures (default 1)")
+      ->check(CLI::Range(1u, 256u));
   import->add_option("db", args->db, "Store (SQLite file; created if absent)")->required();
   import->add_option("files", args->files, "DSSE envelope or Sigstore bundle files")->required();
-  import->callback([args, &action] { action = [args] { return run_import(*args); }; });
-  auto* list = cmd->add_subcommand("list", "List attestations, rejections and decisions");
-  list->add_option("db", args->db, "Store")->required();
-  list->add_flag("--json", args->json, "One JSON object a line");
-  list->callback([args, &action] { action = [args] { return run_list(*args); }; });
-  auto* show = cmd->add_subcommand("show", "Show one attestation or rejection with its envelope");
-  show->add_option("db", args->db, "Store")->required();
-  show->add_option("id", args->id, "Envelope digest or a unique prefix of its hex")->required();
-  show->callback([args, &action] { action = [args] { return run_show(*args); }; });
+  import->callback([args, &action] { action = [args] { return run_import(*args);
+};
+}  // namespace quorate::cli
+);
+auto* list = cmd->add_subcommand("list", "List attestations, rejections and decisions");
+list->add_option("db", args->db, "Store")->required();
+list->add_flag("--json", args->json, "One JSON object a line");
+list->callback([args, &action] { action = [args] { return run_list(*args); }; });
+auto* show = cmd->add_subcommand("show", "Show one attestation or rejection with its envelope");
+show->add_option("db", args->db, "Store")->required();
+show->add_option("id", args->id, "Envelope digest or a unique prefix of its hex")->required();
+show->callback([args, &action] { action = [args] { return run_show(*args); }; });
 }
 
 }  // namespace quorate::cli

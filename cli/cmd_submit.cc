@@ -1,7 +1,7 @@
 // `quorate submit`: ask rebuild nodes to rebuild a commit; with --wait, print the verifier's decision and
 // exit 0 (accepted) or 1 (rejected), as `quorate verify` does.
-#include <CLI/CLI.hpp>
 #include <google/protobuf/util/json_util.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <iostream>
@@ -46,8 +46,8 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& v) {
 
 void print_decision(const pb::Decision& d) {
   std::cout << "decision:   " << (d.accepted() ? "ACCEPTED " + d.digest() : std::string("REJECTED")) << "\n"
-            << "subject:    " << d.subject().repo() << " @ " << d.subject().commit() << " (" << d.subject().recipe_path()
-            << ", SOURCE_DATE_EPOCH " << d.subject().source_date_epoch() << ")\n"
+            << "subject:    " << d.subject().repo() << " @ " << d.subject().commit() << " ("
+            << d.subject().recipe_path() << ", SOURCE_DATE_EPOCH " << d.subject().source_date_epoch() << ")\n"
             << "agreeing:   " << join(d.agreeing()) << "\n";
   std::cout << "dissenting: " << (d.dissenters().empty() ? "-" : "") << "\n";
   for (const auto& x : d.dissenters()) std::cout << "  " << x.node_id() << " attested " << x.digest() << "\n";
@@ -61,13 +61,14 @@ Status run_submit(const SubmitArgs& a) {
     return Status::usage("--node-key must be given once per --node, in the same order");
   }
   wire::SubmitOptions o;
-  for (size_t i = 0; i < a.nodes.size(); ++i) o.nodes.push_back({a.nodes[i], a.node_keys.empty() ? "" : a.node_keys[i]});
+  for (size_t i = 0; i < a.nodes.size(); ++i)
+    o.nodes.push_back({a.nodes[i], a.node_keys.empty() ? "" : a.node_keys[i]});
   // Same inputs, same id (derived from the normalized request): a resubmission is answered with the existing
   // job instead of a second build.
   auto epoch = QR_TRY(source_date_epoch_of(a.source_date_epoch, nullptr));
   auto build_args = QR_TRY(parse_build_args(a.build_args));
-  auto request =
-      wire::normalize_request({a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch, std::move(build_args), a.image_tag});
+  auto request = wire::normalize_request(
+      {a.request_id, a.repo, a.commit, a.recipe, a.image_name, epoch, std::move(build_args), a.image_tag});
   if (!request.ok()) return Status::usage(request.status().message());
   o.request = wire::to_wire(*request);
   o.transport.insecure = a.insecure;
@@ -89,13 +90,15 @@ Status run_submit(const SubmitArgs& a) {
   if (!report.ok()) return report.status();
 
   if (a.json) {
-    nlohmann::json j = {{"request_id", o.request.request_id()}, {"jobs", nlohmann::json::array()},
-                        {"timed_out", report->timed_out}, {"uncounted", report->uncounted}};
+    nlohmann::json j = {{"request_id", o.request.request_id()},
+                        {"jobs", nlohmann::json::array()},
+                        {"timed_out", report->timed_out},
+                        {"uncounted", report->uncounted}};
     for (const auto& js : report->jobs) j["jobs"].push_back(to_json(js));
     j["decision"] = report->decision ? to_json(*report->decision) : nlohmann::json();
     // The engine's own record, as `quorate verify --json` prints it.
-    j["decision_record"] = report->decision ? nlohmann::json::parse(report->decision->decision_json(), nullptr, false)
-                                            : nlohmann::json();
+    j["decision_record"] =
+        report->decision ? nlohmann::json::parse(report->decision->decision_json(), nullptr, false) : nlohmann::json();
     std::cout << j.dump() << "\n";
   } else if (report->decision) {
     print_decision(*report->decision);
@@ -103,13 +106,15 @@ Status run_submit(const SubmitArgs& a) {
   size_t refused = 0;
   for (const auto& js : report->jobs) refused += js.state() == pb::JobStatus::REJECTED ? 1 : 0;
   if (!a.wait) {
-    if (refused) return Status::io(std::to_string(refused) + " of " + std::to_string(report->jobs.size()) +
-                                   " nodes did not take the request");
+    if (refused)
+      return Status::io(std::to_string(refused) + " of " + std::to_string(report->jobs.size()) +
+                        " nodes did not take the request");
     if (!a.json) std::cout << "submitted " << o.request.request_id() << " to " << report->jobs.size() << " node(s)\n";
     return Status();
   }
   if (!report->decision) {
-    return Status::io(report->timed_out ? "timed out before the verifier decided" : "no node succeeded; nothing to decide");
+    return Status::io(report->timed_out ? "timed out before the verifier decided"
+                                        : "no node succeeded; nothing to decide");
   }
   if (!report->uncounted.empty() && !a.json) {
     std::string names;
@@ -124,7 +129,8 @@ Status run_submit(const SubmitArgs& a) {
 
 void add_submit_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<SubmitArgs>();
-  auto* cmd = app.add_subcommand("submit", "Ask rebuild nodes to rebuild a commit; optionally wait for the quorum decision");
+  auto* cmd =
+      app.add_subcommand("submit", "Ask rebuild nodes to rebuild a commit; optionally wait for the quorum decision");
   cmd->add_option("--node", args->nodes, "A node's control endpoint (tcp://HOST:PORT); repeat for several")->required();
   cmd->add_option("--node-key", args->node_keys, "CURVE public key (Z85 or file) of each --node, in order");
   cmd->add_option("--repo", args->repo, "Repository (path or URL the nodes can reach)")->required();
@@ -142,7 +148,8 @@ void add_submit_command(CLI::App& app, Action& action) {
   cmd->add_option("--timeout", args->timeout_s, "Give up after this many seconds (default 600)");
   cmd->add_flag("--json", args->json, "Print the job statuses and the decision as JSON");
   cmd->add_flag("--insecure", args->insecure, "Plain TCP without CURVE (loopback only unless --allow-insecure-remote)");
-  cmd->add_flag("--allow-insecure-remote", args->allow_insecure_remote, "With --insecure, allow non-loopback endpoints");
+  cmd->add_flag("--allow-insecure-remote", args->allow_insecure_remote,
+                "With --insecure, allow non-loopback endpoints");
   cmd->add_option("--curve-secret-key", args->curve_secret_key, "This client's CURVE secret key file");
   cmd->callback([args, &action] { action = [args] { return run_submit(*args); }; });
 }

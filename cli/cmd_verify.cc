@@ -30,14 +30,14 @@ struct VerifyArgs {
 // The command line is the one place that reads the clock; the library takes `now` as a value.
 Result<int64_t> decision_time(const std::string& now) {
   if (!now.empty()) return parse_rfc3339(now);
-  return static_cast<int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count());
+  return static_cast<int64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 // Attestation files are verified here and only the verified ones vote; refusals are reported on stderr.
 // `refusals` gets one "FILE: reason" per refused file, for the verdict line.
-Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verifier, const std::vector<std::string>& files,
+Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verifier,
+                                                   const std::vector<std::string>& files,
                                                    std::vector<std::string>& refusals) {
   std::vector<quorum::Vote> votes;
   for (const auto& f : files) {
@@ -57,7 +57,8 @@ Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verif
 // Rows of the store that did not count, because their envelope does not verify here or their columns lie.
 void report_distrusted(const std::string& store, const std::vector<quorum::DistrustedRow>& rows) {
   for (const auto& r : rows) {
-    std::cerr << store << ": attestation row " << r.id << " (" << r.envelope_digest << ") ignored: " << r.reason << "\n";
+    std::cerr << store << ": attestation row " << r.id << " (" << r.envelope_digest << ") ignored: " << r.reason
+              << "\n";
   }
 }
 
@@ -84,7 +85,8 @@ Status run_verify(const VerifyArgs& a) {
     auto resolved = QR_TRY(imagestore::resolve_image(ro));
     std::cerr << a.image << ": manifest " << resolved.manifest_digest << " ("
               << (resolved.manifest_media_type.empty() ? "no mediaType" : resolved.manifest_media_type) << "), content "
-              << resolved.config_digest << ", " << resolved.diff_ids.size() << " layer(s) checked against their diff_ids\n";
+              << resolved.config_digest << ", " << resolved.diff_ids.size()
+              << " layer(s) checked against their diff_ids\n";
     q.image_digest.clear();
     // Under match = "content" any honest re-encoding of the attested content is the accepted image; under
     // "image", only the attested manifest bytes are (docs/decisions.md).
@@ -92,9 +94,10 @@ Status run_verify(const VerifyArgs& a) {
       q.content_digest = resolved.config_digest;
     } else {
       q.image_digest = resolved.manifest_digest;
-      reencoded_hint = "; the policy's match = \"image\" accepts only the attested manifest digest: a re-encoded copy "
-                       "(Docker media types, another compression; content " + resolved.config_digest +
-                       ") needs match = \"content\"";
+      reencoded_hint =
+          "; the policy's match = \"image\" accepts only the attested manifest digest: a re-encoded copy "
+          "(Docker media types, another compression; content " +
+          resolved.config_digest + ") needs match = \"content\"";
     }
   }
   quorum::Answer answer;
@@ -127,8 +130,9 @@ Status run_verify(const VerifyArgs& a) {
     // "nothing attested" when every file was refused says too little: name why the first one was.
     std::string refused;
     if (!a.store.empty() && answer.decisions.empty()) {
-      refused = "; the store holds no attestation for it (`quorate store import` says which attestations it "
-                "refused and why, e.g. a key the policy lists under another node id)";
+      refused =
+          "; the store holds no attestation for it (`quorate store import` says which attestations it "
+          "refused and why, e.g. a key the policy lists under another node id)";
     }
     if (!refusals.empty()) {
       refused = "; " + std::to_string(refusals.size()) + " of " + std::to_string(a.files.size()) +
@@ -143,14 +147,16 @@ Status run_verify(const VerifyArgs& a) {
 
 void add_verify_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<VerifyArgs>();
-  auto* cmd = app.add_subcommand("verify", "Decide whether k of n trusted nodes attest the same digest (exit 0 accepted, 1 rejected)");
+  auto* cmd = app.add_subcommand(
+      "verify", "Decide whether k of n trusted nodes attest the same digest (exit 0 accepted, 1 rejected)");
   cmd->add_option("--policy", args->policy, "Quorum policy file (docs/policy.md)")->required();
   cmd->add_option("--store", args->store, "Attestation store (SQLite) to decide from; decisions are recorded in it");
   cmd->add_option("attestations", args->files, "DSSE envelope or Sigstore bundle files to decide from");
-  cmd->add_option("--image", args->image,
-                  "Is this image accepted, and for which commit? With --commit: for that commit? A digest (sha256:…) or a "
-                  "published copy read with skopeo: docker://HOST/REPO@sha256:…, oci:DIR, oci-archive:FILE, "
-                  "docker-archive:FILE (under match = \"content\" any re-encoding of the attested content is accepted)");
+  cmd->add_option(
+      "--image", args->image,
+      "Is this image accepted, and for which commit? With --commit: for that commit? A digest (sha256:…) or a "
+      "published copy read with skopeo: docker://HOST/REPO@sha256:…, oci:DIR, oci-archive:FILE, "
+      "docker-archive:FILE (under match = \"content\" any re-encoding of the attested content is accepted)");
   cmd->add_flag("--insecure-registry", args->insecure_registry,
                 "With --image docker://…: plain HTTP or unverified TLS (skopeo --src-tls-verify=false)");
   cmd->add_option("--timeout", args->timeout_seconds, "With --image TRANSPORT:…: seconds skopeo may take");

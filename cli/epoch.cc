@@ -13,7 +13,8 @@ Result<std::optional<int64_t>> source_date_epoch_of(const std::optional<int64_t>
   auto in_range = [](int64_t v) { return v >= 0 && v <= wire::kMaxSourceDateEpoch; };
   const std::string range = " (0 to " + std::to_string(wire::kMaxSourceDateEpoch) + ", the end of year 9999)";
   if (flag) {
-    if (!in_range(*flag)) return Status::usage("--source-date-epoch " + std::to_string(*flag) + " is out of range" + range);
+    if (!in_range(*flag))
+      return Status::usage("--source-date-epoch " + std::to_string(*flag) + " is out of range" + range);
     return flag;
   }
   if (env_value == nullptr || *env_value == '\0') return std::optional<int64_t>();

@@ -73,8 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   write_object(GIT_OBJECT_BLOB, "../sentinel");  // a symlink target aiming out of the checkout
   std::string tree = write_object(GIT_OBJECT_TREE, parts[0]);
   if (tree.empty()) return 0;
-  std::string commit = write_object(GIT_OBJECT_COMMIT, "tree " + tree +
-                                                           "\nauthor f <f@f> 0 +0000\ncommitter f <f@f> 0 +0000\n\nfuzz\n");
+  std::string commit =
+      write_object(GIT_OBJECT_COMMIT, "tree " + tree + "\nauthor f <f@f> 0 +0000\ncommitter f <f@f> 0 +0000\n\nfuzz\n");
   if (commit.empty()) return 0;
   auto source = quorate::builder::GitSource::open(w.repo.string(), commit, w.root / "clones");
   if (source.ok()) {

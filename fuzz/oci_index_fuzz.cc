@@ -48,9 +48,7 @@ std::string substitute(const std::string& chunk, const std::vector<std::string>&
   return out;
 }
 
-void spit(const fs::path& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary) << bytes;
-}
+void spit(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
 }  // namespace
 

@@ -19,16 +19,26 @@ using quorate::wire::MessageType;
 
 std::unique_ptr<google::protobuf::MessageLite> message_for(MessageType type) {
   switch (type) {
-    case MessageType::kBuildRequest: return std::make_unique<pb::BuildRequest>();
-    case MessageType::kJobStatusRequest: return std::make_unique<pb::JobStatusRequest>();
-    case MessageType::kJobStatus: return std::make_unique<pb::JobStatus>();
-    case MessageType::kAttestation: return std::make_unique<pb::AttestationMessage>();
-    case MessageType::kHistoryRequest: return std::make_unique<pb::HistoryRequest>();
-    case MessageType::kHistoryResponse: return std::make_unique<pb::HistoryResponse>();
-    case MessageType::kDecision: return std::make_unique<pb::Decision>();
-    case MessageType::kQuery: return std::make_unique<pb::Query>();
-    case MessageType::kAnswer: return std::make_unique<pb::Answer>();
-    case MessageType::kHeartbeat: return std::make_unique<pb::Heartbeat>();
+    case MessageType::kBuildRequest:
+      return std::make_unique<pb::BuildRequest>();
+    case MessageType::kJobStatusRequest:
+      return std::make_unique<pb::JobStatusRequest>();
+    case MessageType::kJobStatus:
+      return std::make_unique<pb::JobStatus>();
+    case MessageType::kAttestation:
+      return std::make_unique<pb::AttestationMessage>();
+    case MessageType::kHistoryRequest:
+      return std::make_unique<pb::HistoryRequest>();
+    case MessageType::kHistoryResponse:
+      return std::make_unique<pb::HistoryResponse>();
+    case MessageType::kDecision:
+      return std::make_unique<pb::Decision>();
+    case MessageType::kQuery:
+      return std::make_unique<pb::Query>();
+    case MessageType::kAnswer:
+      return std::make_unique<pb::Answer>();
+    case MessageType::kHeartbeat:
+      return std::make_unique<pb::Heartbeat>();
   }
   std::abort();  // decode_frame returned a type outside the enum
 }

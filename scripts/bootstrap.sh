@@ -22,7 +22,7 @@ packages=(
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev
   libgit2-dev libsqlite3-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libcpp-httplib-dev
-  clang
+  clang clang-format
   tar libarchive-tools gzip pigz zstd xz-utils bzip2 openssl
   skopeo umoci bubblewrap busybox-static docker-registry podman buildah
   diffoscope-minimal gnupg

@@ -45,18 +45,24 @@ class Parser {
   bool value(Json& out, int depth) {
     if (p_ == end_) return fail("unexpected end of input");
     switch (*p_) {
-      case '{': return object(out, depth + 1);
-      case '[': return array(out, depth + 1);
+      case '{':
+        return object(out, depth + 1);
+      case '[':
+        return array(out, depth + 1);
       case '"': {
         std::string s;
         if (!string(s)) return false;
         out = std::move(s);
         return true;
       }
-      case 't': return literal("true", true, out);
-      case 'f': return literal("false", false, out);
-      case 'n': return literal("null", nullptr, out);
-      default: return number(out);
+      case 't':
+        return literal("true", true, out);
+      case 'f':
+        return literal("false", false, out);
+      case 'n':
+        return literal("null", nullptr, out);
+      default:
+        return number(out);
     }
   }
 
@@ -159,7 +165,10 @@ class Parser {
     out = 0;
     for (int i = 0; i < 4; ++i) {
       char c = p_[i];
-      int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      int d = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
       if (d < 0) return fail("invalid \\u escape");
       out = out * 16 + static_cast<uint32_t>(d);
     }
@@ -190,16 +199,35 @@ class Parser {
     if (p_ == end_) return fail("truncated escape");
     char c = *p_++;
     switch (c) {
-      case '"': out += '"'; return true;
-      case '\\': out += '\\'; return true;
-      case '/': out += '/'; return true;
-      case 'b': out += '\b'; return true;
-      case 'f': out += '\f'; return true;
-      case 'n': out += '\n'; return true;
-      case 'r': out += '\r'; return true;
-      case 't': out += '\t'; return true;
-      case 'u': break;
-      default: --p_; return fail("invalid escape");
+      case '"':
+        out += '"';
+        return true;
+      case '\\':
+        out += '\\';
+        return true;
+      case '/':
+        out += '/';
+        return true;
+      case 'b':
+        out += '\b';
+        return true;
+      case 'f':
+        out += '\f';
+        return true;
+      case 'n':
+        out += '\n';
+        return true;
+      case 'r':
+        out += '\r';
+        return true;
+      case 't':
+        out += '\t';
+        return true;
+      case 'u':
+        break;
+      default:
+        --p_;
+        return fail("invalid escape");
     }
     uint32_t cp = 0;
     if (!hex4(cp)) return false;

@@ -135,7 +135,8 @@ struct PublicKey::Impl {
       }
     } else {
       c.pk = EVP_PKEY_CTX_new(pkey.get(), nullptr);
-      if (c.pk == nullptr || EVP_PKEY_verify_init(c.pk) != 1 || EVP_PKEY_CTX_set_signature_md(c.pk, EVP_sha256()) != 1) {
+      if (c.pk == nullptr || EVP_PKEY_verify_init(c.pk) != 1 ||
+          EVP_PKEY_CTX_set_signature_md(c.pk, EVP_sha256()) != 1) {
         EVP_PKEY_CTX_free(c.pk);
         c.pk = nullptr;
       }
@@ -260,7 +261,8 @@ class FileSigner final : public Signer {
 
 Result<std::string> public_pem_of(EVP_PKEY* pkey) {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (PEM_write_bio_PUBKEY(bio.get(), pkey) != 1) return Status::internal("cannot write public key: " + openssl_error());
+  if (PEM_write_bio_PUBKEY(bio.get(), pkey) != 1)
+    return Status::internal("cannot write public key: " + openssl_error());
   return bio_contents(bio.get());
 }
 
@@ -296,7 +298,8 @@ Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, c
     auto head = read_file(path, kMaxKeyFileBytes);
     if (head.ok() && head->find("-----BEGIN PUBLIC KEY-----") != std::string::npos &&
         head->find("PRIVATE KEY-----") == std::string::npos) {
-      return Status::bad_input(path.string() + ": this is a public key; signing needs the private key (the file "
+      return Status::bad_input(path.string() +
+                               ": this is a public key; signing needs the private key (the file "
                                "`quorate key generate --out NAME` wrote as NAME, not NAME.pub.pem)");
     }
   }
@@ -305,7 +308,8 @@ Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, c
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return Status::bad_input(path.string() + ": private key file has mode " + mode +
                              ", so its group or other users may read (or replace) it; a key others could have "
-                             "read cannot vouch for this node. Run: chmod 600 " + path.string());
+                             "read cannot vouch for this node. Run: chmod 600 " +
+                             path.string());
   }
   auto text = QR_TRY(read_file(path, kMaxKeyFileBytes));
   auto signer = signer_from_pem(text, passphrase);
@@ -351,7 +355,8 @@ Status write_key_pair(const std::filesystem::path& out, const KeyPair& pair) {
       if (p == p.parent_path()) break;
     }
     for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
-      if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) return Status::from_errno("create " + it->string(), errno);
+      if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST)
+        return Status::from_errno("create " + it->string(), errno);
       if (::chmod(it->c_str(), 0700) != 0) return Status::from_errno("chmod 700 " + it->string(), errno);
     }
   }

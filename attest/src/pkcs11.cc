@@ -11,8 +11,8 @@
 
 #include <cctype>
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -152,9 +152,7 @@ bool is_session_error(CK_RV rv) {
          rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_MEMORY || rv == CKR_FUNCTION_FAILED;
 }
 
-Status ck_status(const std::string& what, CK_RV rv) {
-  return Status::io(what + " failed: " + rv_name(rv));
-}
+Status ck_status(const std::string& what, CK_RV rv) { return Status::io(what + " failed: " + rv_name(rv)); }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Modules
@@ -195,9 +193,9 @@ std::map<std::string, std::weak_ptr<Module>>& module_registry() {
 }
 
 Result<std::shared_ptr<Module>> load_module(const Pkcs11Uri& uri) {
-  std::string key = !uri.module_name.empty() ? "name:" + uri.module_name
-                                             : "path:" + (uri.module_path.empty() ? std::string(default_pkcs11_module())
-                                                                                  : uri.module_path);
+  std::string key = !uri.module_name.empty()
+                        ? "name:" + uri.module_name
+                        : "path:" + (uri.module_path.empty() ? std::string(default_pkcs11_module()) : uri.module_path);
   std::lock_guard<std::mutex> lock(g_modules_mu);
   auto& reg = module_registry();
   if (auto it = reg.find(key); it != reg.end()) {
@@ -318,8 +316,8 @@ Result<std::pair<CK_SLOT_ID, CK_TOKEN_INFO>> find_token(Module& m, const Pkcs11U
     found.emplace_back(s, ti);
   }
   if (found.empty()) {
-    return Status::bad_input("no token matches " + uri.redacted + " in " + m.what + " (tokens present: " +
-                             (available.empty() ? std::string("none") : available) + ")");
+    return Status::bad_input("no token matches " + uri.redacted + " in " + m.what +
+                             " (tokens present: " + (available.empty() ? std::string("none") : available) + ")");
   }
   if (found.size() > 1) {
     return Status::bad_input(std::to_string(found.size()) + " tokens match " + uri.redacted +
@@ -365,7 +363,8 @@ Status login(Session& s, const Pkcs11Uri& uri, bool force, CK_RV* rv_out) {
   auto pin = QR_TRY(read_pin(uri));
   if (pin.empty()) {
     if (s.login_required && force) {
-      return Status::bad_input("token '" + s.token_label + "' needs a PIN: add pin-source=file:PATH (or pin-value=) to the URI");
+      return Status::bad_input("token '" + s.token_label +
+                               "' needs a PIN: add pin-source=file:PATH (or pin-value=) to the URI");
     }
     return Status::ok_status();
   }
@@ -393,7 +392,8 @@ Result<Session> open_session(const std::shared_ptr<Module>& mod, const Pkcs11Uri
   return s;
 }
 
-Result<std::vector<CK_OBJECT_HANDLE>> find_objects(Session& s, CK_OBJECT_CLASS cls, const std::optional<std::string>& label,
+Result<std::vector<CK_OBJECT_HANDLE>> find_objects(Session& s, CK_OBJECT_CLASS cls,
+                                                   const std::optional<std::string>& label,
                                                    const std::optional<std::string>& id, CK_RV* rv_out) {
   std::vector<CK_ATTRIBUTE> tmpl;
   tmpl.push_back({CKA_CLASS, &cls, sizeof cls});
@@ -446,7 +446,10 @@ std::string describe_object(const Pkcs11Uri& uri) {
 const std::string kOidP256("\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07", 10);
 const std::string kOidEd25519("\x06\x03\x2b\x65\x70", 5);
 const std::string kOidEd25519Gnu("\x06\x09\x2b\x06\x01\x04\x01\xda\x47\x0f\x01", 11);
-const std::string kNameEd25519("\x13\x0c" "edwards25519", 14);
+const std::string kNameEd25519(
+    "\x13\x0c"
+    "edwards25519",
+    14);
 
 // A DER SubjectPublicKeyInfo from the token's CKA_KEY_TYPE, CKA_EC_PARAMS and CKA_EC_POINT (a DER OCTET
 // STRING around the point, or by some modules the bare point).
@@ -466,15 +469,19 @@ Result<PublicKey> public_key_from_attrs(CK_KEY_TYPE kt, const std::string& param
     return PublicKey::from_der(std::string("\x30\x2a\x30\x05\x06\x03\x2b\x65\x70\x03\x21\x00", 12) + point);
   }
   if (kt == CKK_EC) {
-    if (params != kOidP256) return Status::unsupported("the token's EC key is not on P-256 (only Ed25519 and P-256 are supported)");
+    if (params != kOidP256)
+      return Status::unsupported("the token's EC key is not on P-256 (only Ed25519 and P-256 are supported)");
     unwrap(65);
-    if (point.size() != 65 || point[0] != 0x04) return Status::bad_input("the token's P-256 CKA_EC_POINT is not an uncompressed point");
-    return PublicKey::from_der(std::string("\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce"
-                                           "\x3d\x03\x01\x07\x03\x42\x00",
-                                           26) +
-                               point);
+    if (point.size() != 65 || point[0] != 0x04)
+      return Status::bad_input("the token's P-256 CKA_EC_POINT is not an uncompressed point");
+    return PublicKey::from_der(
+        std::string("\x30\x59\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce"
+                    "\x3d\x03\x01\x07\x03\x42\x00",
+                    26) +
+        point);
   }
-  return Status::unsupported("the token's key is neither Ed25519 nor ECDSA P-256 (CKA_KEY_TYPE " + std::to_string(kt) + ")");
+  return Status::unsupported("the token's key is neither Ed25519 nor ECDSA P-256 (CKA_KEY_TYPE " + std::to_string(kt) +
+                             ")");
 }
 
 Result<PublicKey> read_public_object(Session& s, CK_OBJECT_HANDLE pub, CK_RV* rv) {
@@ -488,7 +495,8 @@ Result<PublicKey> read_public_object(Session& s, CK_OBJECT_HANDLE pub, CK_RV* rv
 }
 
 // Finds the URI's public key object (after the private key's CKA_ID when the URI gives only a label).
-Result<PublicKey> find_public_key(Session& s, const Pkcs11Uri& uri, const std::optional<std::string>& priv_id, CK_RV* rv) {
+Result<PublicKey> find_public_key(Session& s, const Pkcs11Uri& uri, const std::optional<std::string>& priv_id,
+                                  CK_RV* rv) {
   std::optional<std::string> id = uri.id ? uri.id : priv_id;
   auto pubs = QR_TRY(find_objects(s, CKO_PUBLIC_KEY, id ? std::nullopt : uri.object, id, rv));
   if (pubs.empty() && id && uri.object) pubs = QR_TRY(find_objects(s, CKO_PUBLIC_KEY, uri.object, std::nullopt, rv));
@@ -504,7 +512,8 @@ Result<PublicKey> find_public_key(Session& s, const Pkcs11Uri& uri, const std::o
 }
 
 // The raw signature from the token, converted: Ed25519 as is (64 bytes), ECDSA r||s to DER.
-Result<std::string> token_sign(Session& s, CK_OBJECT_HANDLE key, KeyType type, std::string_view message, CK_RV* rv_out) {
+Result<std::string> token_sign(Session& s, CK_OBJECT_HANDLE key, KeyType type, std::string_view message,
+                               CK_RV* rv_out) {
   std::string input;
   CK_MECHANISM mech{type == KeyType::kEd25519 ? CKM_EDDSA : CKM_ECDSA, nullptr, 0};
   if (type == KeyType::kEd25519) {
@@ -525,10 +534,12 @@ Result<std::string> token_sign(Session& s, CK_OBJECT_HANDLE key, KeyType type, s
   if (rv != CKR_OK) return ck_status("C_Sign on token '" + s.token_label + "'", rv);
   sig.resize(len);
   if (type == KeyType::kEd25519) {
-    if (sig.size() != 64) return Status::internal("the token's Ed25519 signature is " + std::to_string(len) + " bytes, not 64");
+    if (sig.size() != 64)
+      return Status::internal("the token's Ed25519 signature is " + std::to_string(len) + " bytes, not 64");
     return sig;
   }
-  if (sig.size() != 64) return Status::internal("the token's P-256 signature is " + std::to_string(len) + " bytes, not 64 (r||s)");
+  if (sig.size() != 64)
+    return Status::internal("the token's P-256 signature is " + std::to_string(len) + " bytes, not 64 (r||s)");
   ECDSA_SIG* es = ECDSA_SIG_new();
   BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()), 32, nullptr);
   BIGNUM* ss = BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()) + 32, 32, nullptr);
@@ -561,7 +572,9 @@ Result<KeySession> open_key(const std::shared_ptr<Module>& mod, const Pkcs11Uri&
   auto privs = QR_TRY(find_objects(k.s, CKO_PRIVATE_KEY, uri.object, uri.id, rv));
   if (privs.empty()) {
     return Status::bad_input("token '" + k.s.token_label + "' has no private key with " + describe_object(uri) +
-                             (uri.pin_value || !uri.pin_source.empty() ? "" : " (private keys are only visible after login: is a PIN needed?)"));
+                             (uri.pin_value || !uri.pin_source.empty()
+                                  ? ""
+                                  : " (private keys are only visible after login: is a PIN needed?)"));
   }
   if (privs.size() > 1) {
     return Status::bad_input("token '" + k.s.token_label + "' has " + std::to_string(privs.size()) +
@@ -657,7 +670,8 @@ const char* default_pkcs11_module() { return QUORATE_P11_KIT_PROXY; }
 Result<Pkcs11Uri> parse_pkcs11_uri(std::string_view text) {
   if (!is_pkcs11_uri(text)) return Status::bad_input("not a PKCS#11 URI (it must start with 'pkcs11:')");
   std::string_view rest = text.substr(kScheme.size());
-  if (rest.find('#') != std::string_view::npos) return Status::bad_input("PKCS#11 URI: a fragment ('#') is not allowed");
+  if (rest.find('#') != std::string_view::npos)
+    return Status::bad_input("PKCS#11 URI: a fragment ('#') is not allowed");
   std::string_view path = rest, query;
   if (auto q = rest.find('?'); q != std::string_view::npos) {
     path = rest.substr(0, q);
@@ -742,7 +756,8 @@ Result<Pkcs11Uri> parse_pkcs11_uri(std::string_view text) {
         return Status::bad_input("PKCS#11 URI: unknown query attribute '" + name +
                                  "' (known: module-path, module-name, pin-value, pin-source)");
       }
-      redacted += std::string(first ? "?" : "&") + (name == "pin-value" ? std::string("pin-value=***") : std::string(part));
+      redacted +=
+          std::string(first ? "?" : "&") + (name == "pin-value" ? std::string("pin-value=***") : std::string(part));
       first = false;
     }
   }
@@ -793,7 +808,8 @@ Result<PublicKey> pkcs11_public_key(std::string_view text) {
 
 Result<PublicKey> pkcs11_generate_key(std::string_view text, KeyType type) {
   auto uri = QR_TRY(parse_pkcs11_uri(text));
-  if (!uri.object && !uri.id) return Status::bad_input(uri.redacted + ": name the new key with object= (label) and/or id=");
+  if (!uri.object && !uri.id)
+    return Status::bad_input(uri.redacted + ": name the new key with object= (label) and/or id=");
   auto mod = QR_TRY(load_module(uri));
   CK_RV rv = CKR_OK;
   auto opened = open_session(mod, uri, true, &rv);
@@ -804,7 +820,8 @@ Result<PublicKey> pkcs11_generate_key(std::string_view text, KeyType type) {
     return Status::bad_input(uri.redacted + ": generating a key needs a PIN (pin-source=file:PATH or pin-value=)");
   }
   for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
-    for (const auto& [label, id] : {std::pair{uri.object, std::optional<std::string>()}, std::pair{std::optional<std::string>(), uri.id}}) {
+    for (const auto& [label, id] :
+         {std::pair{uri.object, std::optional<std::string>()}, std::pair{std::optional<std::string>(), uri.id}}) {
       if (!label && !id) continue;
       auto found = QR_TRY(find_objects(s, cls, label, id, &rv));
       if (!found.empty()) {
@@ -831,8 +848,9 @@ Result<PublicKey> pkcs11_generate_key(std::string_view text, KeyType type) {
     }
     return t;
   };
-  std::vector<std::string> param_choices =
-      type == KeyType::kEd25519 ? std::vector<std::string>{kOidEd25519, kNameEd25519} : std::vector<std::string>{kOidP256};
+  std::vector<std::string> param_choices = type == KeyType::kEd25519
+                                               ? std::vector<std::string>{kOidEd25519, kNameEd25519}
+                                               : std::vector<std::string>{kOidP256};
   CK_MECHANISM mech{type == KeyType::kEd25519 ? CKM_EC_EDWARDS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, nullptr, 0};
   CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
   for (auto& params : param_choices) {
@@ -843,7 +861,8 @@ Result<PublicKey> pkcs11_generate_key(std::string_view text, KeyType type) {
     if (rv != CKR_ATTRIBUTE_VALUE_INVALID && rv != CKR_DOMAIN_PARAMS_INVALID && rv != CKR_CURVE_NOT_SUPPORTED) break;
   }
   if (rv == CKR_MECHANISM_INVALID) {
-    return Status::unsupported("token '" + s.token_label + "' cannot generate " + key_type_name(type) + " keys (" + rv_name(rv) + ")");
+    return Status::unsupported("token '" + s.token_label + "' cannot generate " + key_type_name(type) + " keys (" +
+                               rv_name(rv) + ")");
   }
   if (rv != CKR_OK) return ck_status("C_GenerateKeyPair on token '" + s.token_label + "'", rv);
   return read_public_object(s, pub, &rv);

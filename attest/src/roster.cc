@@ -18,17 +18,28 @@ namespace quorate::attest {
 
 const char* failure_name(Failure f) {
   switch (f) {
-    case Failure::kNone: return "ok";
-    case Failure::kMalformed: return "malformed";
-    case Failure::kWrongPayloadType: return "wrong payload type";
-    case Failure::kWrongStatement: return "wrong statement type";
-    case Failure::kUnknownKey: return "unknown key";
-    case Failure::kBadSignature: return "bad signature";
-    case Failure::kNotYetValid: return "not yet valid";
-    case Failure::kExpired: return "expired";
-    case Failure::kRevoked: return "revoked";
-    case Failure::kNodeMismatch: return "node mismatch";
-    case Failure::kNotPublisher: return "signer is not the publishing node";
+    case Failure::kNone:
+      return "ok";
+    case Failure::kMalformed:
+      return "malformed";
+    case Failure::kWrongPayloadType:
+      return "wrong payload type";
+    case Failure::kWrongStatement:
+      return "wrong statement type";
+    case Failure::kUnknownKey:
+      return "unknown key";
+    case Failure::kBadSignature:
+      return "bad signature";
+    case Failure::kNotYetValid:
+      return "not yet valid";
+    case Failure::kExpired:
+      return "expired";
+    case Failure::kRevoked:
+      return "revoked";
+    case Failure::kNodeMismatch:
+      return "node mismatch";
+    case Failure::kNotPublisher:
+      return "signer is not the publishing node";
   }
   return "unknown";
 }
@@ -93,8 +104,8 @@ Result<std::vector<RosterEntry>> nodes_of(const toml::table& doc, const std::fil
   if (arr == nullptr) return Status::bad_input(origin.string() + ": 'nodes' must be an array of tables ([[nodes]])");
   for (size_t i = 0; i < arr->size(); ++i) {
     const toml::table* t = (*arr)[i].as_table();
-    std::string where = origin.string() + ":" + std::to_string((*arr)[i].source().begin.line) + ": nodes[" +
-                        std::to_string(i) + "]";
+    std::string where =
+        origin.string() + ":" + std::to_string((*arr)[i].source().begin.line) + ": nodes[" + std::to_string(i) + "]";
     if (t == nullptr) return Status::bad_input(where + ": not a table");
     out.push_back(QR_TRY(parse_node(*t, origin, where)));
   }
@@ -108,7 +119,8 @@ Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, 
   return nodes_of(doc, origin);
 }
 
-Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_text, const std::filesystem::path& origin) {
+Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_text,
+                                                          const std::filesystem::path& origin) {
   auto doc = QR_TRY(config::parse_toml(toml_text, origin.string()));
   auto entries = QR_TRY(nodes_of(doc, origin));
   if (const toml::node* n = doc.get("roster")) {
@@ -220,7 +232,8 @@ Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const 
   const RosterEntry* signer = nullptr;
   std::string bad_keyid, unknown_keyid;
   for (const auto& sig : env->signatures) {
-    std::vector<const RosterEntry*> candidates = sig.keyid.empty() ? std::vector<const RosterEntry*>{} : find(sig.keyid);
+    std::vector<const RosterEntry*> candidates =
+        sig.keyid.empty() ? std::vector<const RosterEntry*>{} : find(sig.keyid);
     if (sig.keyid.empty()) {
       for (const auto& e : entries_) candidates.push_back(&e);
     }
@@ -236,10 +249,12 @@ Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const 
   }
   if (signer == nullptr) {
     if (!bad_keyid.empty()) {
-      return fail(Failure::kBadSignature, Status::verification("bad signature: the signature does not verify with key " + bad_keyid));
+      return fail(Failure::kBadSignature,
+                  Status::verification("bad signature: the signature does not verify with key " + bad_keyid));
     }
-    return fail(Failure::kUnknownKey, Status::verification("unknown key: no signature names a key of the roster" +
-                                                           (unknown_keyid.empty() ? std::string() : " (keyid " + unknown_keyid + ")")));
+    return fail(Failure::kUnknownKey,
+                Status::verification("unknown key: no signature names a key of the roster" +
+                                     (unknown_keyid.empty() ? std::string() : " (keyid " + unknown_keyid + ")")));
   }
   std::string keyid = signer->key.keyid();
   auto statement = parse_statement(env->payload);
@@ -313,7 +328,8 @@ RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, i
     Failure now_state = key_validity(windows[keyid], now);
     bool valid = now_state == Failure::kNone && key_validity({e->window()}, now) == Failure::kNone;
     node_valid_now[e->node_id] = node_valid_now[e->node_id] || valid;
-    std::string state = valid ? "valid" : failure_name(now_state == Failure::kNone ? key_validity({e->window()}, now) : now_state);
+    std::string state =
+        valid ? "valid" : failure_name(now_state == Failure::kNone ? key_validity({e->window()}, now) : now_state);
     out.lines.push_back(e->node_id + "  " + keyid + "  " + key_type_name(e->key.type()) + "  " + state +
                         opt("not_before", e->not_before) + opt("not_after", e->not_after) +
                         opt("revoked_at", e->revoked_at));
@@ -327,7 +343,9 @@ RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, i
     }
   }
   for (const auto& [node, valid] : node_valid_now) {
-    if (!valid) out.warnings.push_back("node '" + node + "' has no key valid at " + format_rfc3339(now) + ": its votes count for nothing");
+    if (!valid)
+      out.warnings.push_back("node '" + node + "' has no key valid at " + format_rfc3339(now) +
+                             ": its votes count for nothing");
   }
   for (const auto& [keyid, ids] : ids_of_key) {
     if (ids.size() > 1) {

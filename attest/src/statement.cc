@@ -65,7 +65,8 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
   std::string locator = uri;
   if (source.contains("locator")) locator = QR_TRY(get_string(source, "locator", "build result: source"));
   std::string dep_uri = source_dependency_uri(locator);
-  if (source.contains("public_uri")) dep_uri = source_dependency_uri(QR_TRY(get_string(source, "public_uri", "build result: source")));
+  if (source.contains("public_uri"))
+    dep_uri = source_dependency_uri(QR_TRY(get_string(source, "public_uri", "build result: source")));
   if (!is_uri(dep_uri)) return Status::bad_input("build result: source: the repository is not a URI: " + dep_uri);
   Json deps = Json::array({{{"name", "source"}, {"uri", dep_uri}, {"digest", std::move(git_digest)}}});
   const Json* bases = QR_TRY(get_array(r, "base_images", what));
@@ -125,7 +126,8 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
 Result<Json> run_details(const Json& r, const Json& image, std::string_view node_id, std::string_view builder_uri,
                          std::string_view what) {
   Json version = Json::object();
-  if (r.contains("toolchain")) QR_RETURN_IF_ERROR(flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version));
+  if (r.contains("toolchain"))
+    QR_RETURN_IF_ERROR(flatten_versions(*QR_TRY(get_object(r, "toolchain", what)), "", version));
   version[std::string(kNodeIdVersionKey)] = std::string(node_id);  // builder.id is a URI; the roster's id is here
   Json byproducts = Json::array();
   auto config = QR_TRY(get_digest(image, "config_digest", "build result: image"));
@@ -320,7 +322,8 @@ Status parse_run_details(const Json& run, Statement& s) {
   s.builder_id = s.builder_uri;  // statements before builder.id became a URI held the node id there
   if (builder->contains("version")) {
     const Json* version = QR_TRY(get_object(*builder, "version", "statement: builder"));
-    if (version->contains("quorate")) s.builder_version = QR_TRY(get_string(*version, "quorate", "statement: builder.version"));
+    if (version->contains("quorate"))
+      s.builder_version = QR_TRY(get_string(*version, "quorate", "statement: builder.version"));
     if (version->contains(std::string(kNodeIdVersionKey))) {
       s.builder_id = QR_TRY(get_string(*version, std::string(kNodeIdVersionKey).c_str(), "statement: builder.version"));
       if (s.builder_id.empty()) return Status::bad_input("statement: builder.version: the node id is empty");
@@ -345,10 +348,12 @@ Result<Statement> parse_statement(std::string_view json) {
   auto j = QR_TRY(detail::parse_strict_json(json, "statement"));
   if (!j.is_object()) return Status::bad_input("statement: not a JSON object");
   auto type = QR_TRY(get_string(j, "_type", "statement"));
-  if (type != kStatementType) return Status::verification("statement: _type '" + type + "' is not " + std::string(kStatementType));
+  if (type != kStatementType)
+    return Status::verification("statement: _type '" + type + "' is not " + std::string(kStatementType));
   auto predicate_type = QR_TRY(get_string(j, "predicateType", "statement"));
   if (predicate_type != kProvenanceType) {
-    return Status::verification("statement: predicateType '" + predicate_type + "' is not " + std::string(kProvenanceType));
+    return Status::verification("statement: predicateType '" + predicate_type + "' is not " +
+                                std::string(kProvenanceType));
   }
   Statement s;
   const Json* subjects = QR_TRY(get_array(j, "subject", "statement"));

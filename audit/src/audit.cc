@@ -43,8 +43,8 @@ CommitSignature check_gpg(const std::string& signature, const std::string& data,
   std::optional<ProcessResult> run;
   if (written.ok()) {
     ProcessSpec spec;
-    spec.argv = {options.gpg.string(), "--batch", "--no-tty", "--status-fd", "1", "--verify", sig_file.string(),
-                 data_file.string()};
+    spec.argv = {options.gpg.string(), "--batch",         "--no-tty",        "--status-fd", "1",
+                 "--verify",           sig_file.string(), data_file.string()};
     spec.stderr_to = Stderr::kDiscard;
     if (auto r = run_process(spec); r.ok()) run = std::move(*r);
   }
@@ -190,8 +190,8 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
     quorum::VerifiedVotes verified(store, *options.verifier);
     all = QR_TRY(verified.all_votes());
     for (const auto& r : verified.take_distrusted()) {
-      report.red_flags.push_back({"distrusted", "", "", "", r.envelope_digest,
-                                  "store row " + std::to_string(r.id) + " ignored: " + r.reason});
+      report.red_flags.push_back(
+          {"distrusted", "", "", "", r.envelope_digest, "store row " + std::to_string(r.id) + " ignored: " + r.reason});
     }
   } else {
     for (auto& row : QR_TRY(store.all_rows())) all.push_back(std::move(row.vote));
@@ -210,7 +210,8 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
     if (known) by_commit[vote.subject.commit][vote.subject].push_back(std::move(vote));
   }
   std::sort(report.red_flags.begin(), report.red_flags.end(), [](const RedFlag& a, const RedFlag& b) {
-    return std::tie(a.kind, a.commit, a.node_id, a.envelope_digest) < std::tie(b.kind, b.commit, b.node_id, b.envelope_digest);
+    return std::tie(a.kind, a.commit, a.node_id, a.envelope_digest) <
+           std::tie(b.kind, b.commit, b.node_id, b.envelope_digest);
   });
 
   for (auto& commit : report.commits) {
@@ -238,28 +239,43 @@ nlohmann::json to_json(const AuditReport& report) {
   out["source_uri"] = report.source_uri;
   out["red_flags"] = nlohmann::json::array();
   for (const auto& f : report.red_flags) {
-    out["red_flags"].push_back({{"kind", f.kind}, {"commit", f.commit}, {"source_uri", f.source_uri},
-                                {"node_id", f.node_id}, {"envelope_digest", f.envelope_digest}, {"detail", f.detail}});
+    out["red_flags"].push_back({{"kind", f.kind},
+                                {"commit", f.commit},
+                                {"source_uri", f.source_uri},
+                                {"node_id", f.node_id},
+                                {"envelope_digest", f.envelope_digest},
+                                {"detail", f.detail}});
   }
   out["commits"] = nlohmann::json::array();
   for (const auto& c : report.commits) {
-    nlohmann::json jc{{"commit", c.id}, {"summary", c.summary}, {"time", format_rfc3339(c.time)},
-                      {"signature", {{"kind", c.signature.kind}, {"status", c.signature.status},
-                                     {"signer", c.signature.signer}, {"detail", c.signature.detail}}}};
+    nlohmann::json jc{{"commit", c.id},
+                      {"summary", c.summary},
+                      {"time", format_rfc3339(c.time)},
+                      {"signature",
+                       {{"kind", c.signature.kind},
+                        {"status", c.signature.status},
+                        {"signer", c.signature.signer},
+                        {"detail", c.signature.detail}}}};
     jc["attested"] = !c.subjects.empty();
     jc["subjects"] = nlohmann::json::array();
     for (const auto& s : c.subjects) {
-      nlohmann::json js{{"source_uri", s.subject.source_uri}, {"recipe_path", s.subject.recipe_path},
-                        {"source_date_epoch", s.subject.source_date_epoch}, {"agree", s.agree}};
+      nlohmann::json js{{"source_uri", s.subject.source_uri},
+                        {"recipe_path", s.subject.recipe_path},
+                        {"source_date_epoch", s.subject.source_date_epoch},
+                        {"agree", s.agree}};
       js["attestations"] = nlohmann::json::array();
       for (const auto& v : s.votes) {
-        js["attestations"].push_back({{"node_id", v.node_id}, {"keyid", v.keyid}, {"image_digest", v.image_digest},
-                                      {"config_digest", v.config_digest}, {"signed_at", format_rfc3339(v.signed_at)},
+        js["attestations"].push_back({{"node_id", v.node_id},
+                                      {"keyid", v.keyid},
+                                      {"image_digest", v.image_digest},
+                                      {"config_digest", v.config_digest},
+                                      {"signed_at", format_rfc3339(v.signed_at)},
                                       {"envelope_digest", v.envelope_digest}});
       }
       if (s.decision) {
         auto decision = s.decision->to_json();
-        js["decision"] = decision.ok() ? nlohmann::json::parse(*decision) : nlohmann::json(decision.status().to_string());
+        js["decision"] =
+            decision.ok() ? nlohmann::json::parse(*decision) : nlohmann::json(decision.status().to_string());
       }
       jc["subjects"].push_back(std::move(js));
     }
@@ -283,7 +299,8 @@ std::string to_text(const AuditReport& report) {
     out << "  " << c.summary << "\n";
     if (c.subjects.empty()) out << "    no attestations\n";
     for (const auto& s : c.subjects) {
-      out << "    " << s.subject.recipe_path << " (epoch " << s.subject.source_date_epoch << "): " << votes_summary(s) << "\n";
+      out << "    " << s.subject.recipe_path << " (epoch " << s.subject.source_date_epoch << "): " << votes_summary(s)
+          << "\n";
       for (const auto& v : s.votes) out << "      " << v.node_id << "  " << v.image_digest << "\n";
     }
   }

@@ -43,13 +43,20 @@ const std::set<std::string> kKnownFields = {"content", "created", "link", "mode"
 
 const char* type_name(EntryType t) {
   switch (t) {
-    case EntryType::kFile: return "file";
-    case EntryType::kDirectory: return "directory";
-    case EntryType::kSymlink: return "symlink";
-    case EntryType::kHardlink: return "hardlink";
-    case EntryType::kCharDevice: return "char device";
-    case EntryType::kBlockDevice: return "block device";
-    case EntryType::kFifo: return "fifo";
+    case EntryType::kFile:
+      return "file";
+    case EntryType::kDirectory:
+      return "directory";
+    case EntryType::kSymlink:
+      return "symlink";
+    case EntryType::kHardlink:
+      return "hardlink";
+    case EntryType::kCharDevice:
+      return "char device";
+    case EntryType::kBlockDevice:
+      return "block device";
+    case EntryType::kFifo:
+      return "fifo";
   }
   return "unknown";
 }
@@ -88,8 +95,8 @@ Result<LayerIndex> index_layer(const fs::path& layer, const DiffOptions& options
           // difference a user cares about.
           auto target = entries.find(e.entry.link_target);
           if (target == entries.end()) {
-            return Status::bad_input(layer.string() + ": hardlink \"" + path + "\" points to \"" +
-                                     e.entry.link_target + "\", which is not in the layer before it");
+            return Status::bad_input(layer.string() + ": hardlink \"" + path + "\" points to \"" + e.entry.link_target +
+                                     "\", which is not in the layer before it");
           }
           auto source = index.link_sources.find(target->first);
           index.link_sources[path] = source == index.link_sources.end() ? target->first : source->second;
@@ -127,14 +134,18 @@ void compare(const LayerEntry& a, const LayerEntry& b, const std::set<std::strin
   add("link", "link", x.link_target, y.link_target);
   add("device", "type", std::to_string(x.devmajor) + "," + std::to_string(x.devminor),
       std::to_string(y.devmajor) + "," + std::to_string(y.devminor));
-  if (x.xattrs != y.xattrs && !ignore.count("xattrs")) out.push_back({"xattrs", xattr_text(x.xattrs), xattr_text(y.xattrs)});
+  if (x.xattrs != y.xattrs && !ignore.count("xattrs"))
+    out.push_back({"xattrs", xattr_text(x.xattrs), xattr_text(y.xattrs)});
 }
 
 const char* kind_name(FileChange::Kind k) {
   switch (k) {
-    case FileChange::Kind::kAdded: return "added";
-    case FileChange::Kind::kRemoved: return "removed";
-    case FileChange::Kind::kChanged: return "changed";
+    case FileChange::Kind::kAdded:
+      return "added";
+    case FileChange::Kind::kRemoved:
+      return "removed";
+    case FileChange::Kind::kChanged:
+      return "changed";
   }
   return "changed";
 }
@@ -242,9 +253,9 @@ struct ViewLayer {
 
 // One side of a diff, whichever format it came in.
 struct ImageView {
-  std::string name;                    // the input as given, for messages
+  std::string name;                              // the input as given, for messages
   std::unique_ptr<normalize::ImageFiles> files;  // the input's members (a tar's, extracted), kept while the view lives
-  nlohmann::json manifest;             // without the config and layer descriptors, which are explained apart
+  nlohmann::json manifest;                       // without the config and layer descriptors, which are explained apart
   nlohmann::json config;
   std::vector<ViewLayer> layers;
 };
@@ -343,7 +354,7 @@ Status extract_versions(const fs::path& layer, std::vector<Version>& versions, c
 // Runs `program --text - a/NAME b/NAME` in `dir` (in its own process group, so that a kill reaches the tools
 // diffoscope starts), reading at most deep_max_lines lines or kMaxReportBytes; io when it cannot be started.
 Result<ProcessResult> run_diffoscope(const fs::path& program, const fs::path& dir, const std::string& name,
-                                    const DiffOptions& options) {
+                                     const DiffOptions& options) {
   ProcessSpec spec;
   spec.argv = {program.string(), "--text", "-", "a/" + name, "b/" + name};
   spec.cwd = dir;
@@ -426,8 +437,8 @@ Status explain_content(LayerDiff& diff, const LayerIndex& a, const fs::path& a_f
 }
 
 bool is_time_field(const std::string& pointer) {
-  return pointer == "/created" || (pointer.rfind("/history/", 0) == 0 && pointer.size() > 8 &&
-                                   pointer.substr(pointer.size() - 8) == "/created");
+  return pointer == "/created" ||
+         (pointer.rfind("/history/", 0) == 0 && pointer.size() > 8 && pointer.substr(pointer.size() - 8) == "/created");
 }
 
 void diff_json(const nlohmann::json& a, const nlohmann::json& b, const std::string& prefix, bool skip_times,
@@ -471,7 +482,8 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
       bool in_a = i < left.layers.size(), in_b = i < right.layers.size();
       std::string da = in_a ? left.layers[i].digest : "", db = in_b ? right.layers[i].digest : "";
       if (in_a && in_b && da == db) continue;
-      if (options.progress) options.progress("layer " + std::to_string(i + 1) + "/" + std::to_string(count) + ": reading");
+      if (options.progress)
+        options.progress("layer " + std::to_string(i + 1) + "/" + std::to_string(count) + ": reading");
       LayerIndex ia, ib;
       if (in_a) ia = QR_TRY(index_side(left, i, options));
       if (in_b) ib = QR_TRY(index_side(right, i, options));
@@ -495,7 +507,8 @@ Result<std::filesystem::path> find_diffoscope(std::string_view search_path) {
 Status check_ignore(const std::set<std::string>& ignore) {
   for (const auto& name : ignore) {
     if (!kKnownFields.count(name)) {
-      return Status::usage("cannot ignore \"" + name + "\": known fields are content, created, link, mode, mtime, "
+      return Status::usage("cannot ignore \"" + name +
+                           "\": known fields are content, created, link, mode, mtime, "
                            "owner, xattrs");
     }
   }

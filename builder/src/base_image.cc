@@ -46,8 +46,10 @@ bool index_lists(const std::filesystem::path& layout, const nlohmann::json& inde
 // layer bytes as its OCI form: its layers enter the built OCI manifest under the OCI media type of the same
 // bytes, never mixed in under Docker's (which umoci and OCI tools refuse). Foreign layers are refused.
 Result<std::string> oci_layer_media_type(const std::string& type, const std::string& name) {
-  if (type == "application/vnd.docker.image.rootfs.diff.tar.gzip") return std::string("application/vnd.oci.image.layer.v1.tar+gzip");
-  if (type == "application/vnd.docker.image.rootfs.diff.tar") return std::string("application/vnd.oci.image.layer.v1.tar");
+  if (type == "application/vnd.docker.image.rootfs.diff.tar.gzip")
+    return std::string("application/vnd.oci.image.layer.v1.tar+gzip");
+  if (type == "application/vnd.docker.image.rootfs.diff.tar")
+    return std::string("application/vnd.oci.image.layer.v1.tar");
   if (type.starts_with("application/vnd.docker.image.rootfs.foreign")) {
     return Status::unsupported("base image " + name + ": a foreign (non-distributable) layer " + type +
                                " cannot be part of a rebuilt image");
@@ -94,7 +96,8 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
   if (config.contains("rootfs") && config["rootfs"].is_object() && config["rootfs"].contains("diff_ids") &&
       config["rootfs"]["diff_ids"].is_array()) {
     for (const auto& d : config["rootfs"]["diff_ids"]) {
-      if (!d.is_string()) return Status::bad_input("base image " + name + ": config lists a diff_id that is not a string");
+      if (!d.is_string())
+        return Status::bad_input("base image " + name + ": config lists a diff_id that is not a string");
       out.diff_ids.push_back(d.get<std::string>());
     }
   }

@@ -17,8 +17,8 @@
 #include <set>
 
 #include "base_image.h"
-#include "image_archive.h"
 #include "containerfile_build.h"
+#include "image_archive.h"
 #include "output_tree.h"
 #include "quorate/builder/containerfile.h"
 #include "quorate/builder/recipe.h"
@@ -27,8 +27,8 @@
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
-#include "quorate/core/time.h"
 #include "quorate/core/temporaries.h"
+#include "quorate/core/time.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/layer.h"
@@ -53,13 +53,13 @@ struct BuildContext {
   Sandbox sandbox = Sandbox::kNone;
   std::map<std::string, std::string> run_env;
   std::optional<BaseImageData> base;
-  std::vector<fs::path> step_outputs;  // per step; empty for copy steps
+  std::vector<fs::path> step_outputs;                  // per step; empty for copy steps
   std::vector<std::vector<OutputEntry>> step_entries;  // per step: what its $OUT held, read without following links
-  uint64_t output_bytes = 0;                          // regular-file bytes of all run steps' outputs so far
+  uint64_t output_bytes = 0;                           // regular-file bytes of all run steps' outputs so far
   std::optional<std::chrono::steady_clock::time_point> deadline;  // the run steps' timeout
-  fs::path builder_rootfs;                    // the verified builder image's root file system, when pinned
+  fs::path builder_rootfs;  // the verified builder image's root file system, when pinned
   std::optional<imagestore::RootfsLease> builder_rootfs_lease;  // held for the whole build: no rm under us
-  std::map<std::string, std::string> builder_env;  // its config's Env
+  std::map<std::string, std::string> builder_env;               // its config's Env
   std::optional<AtomicDir> layout_dir;
   std::optional<normalize::OciLayoutWriter> layout;
   std::vector<normalize::Descriptor> layer_descriptors;
@@ -91,8 +91,8 @@ void progress(BuildContext& ctx, const std::string& line) {
 }
 
 std::string step_name(const BuildContext& ctx, size_t i) {
-  return "step " + std::to_string(i + 1) + "/" + std::to_string(ctx.recipe.steps.size()) + " (" +
-         ctx.recipe.path + ":" + std::to_string(ctx.recipe.steps[i].line) + ")";
+  return "step " + std::to_string(i + 1) + "/" + std::to_string(ctx.recipe.steps.size()) + " (" + ctx.recipe.path +
+         ":" + std::to_string(ctx.recipe.steps[i].line) + ")";
 }
 
 normalize::Compression compression(const Recipe& r) {
@@ -116,7 +116,8 @@ Status make_work_dir(BuildContext& ctx) {
 // Options that come from outside (a CLI flag, a node's build request) are checked before any work.
 Status check_options(const BuildContext& ctx) {
   if (!ctx.opt.image_name.empty()) {
-    QR_RETURN_IF_ERROR(check_image_name(ctx.opt.image_name, "image name override (--image-name, BuildRequest.image_name)"));
+    QR_RETURN_IF_ERROR(
+        check_image_name(ctx.opt.image_name, "image name override (--image-name, BuildRequest.image_name)"));
   }
   if (ctx.opt.timeout.count() <= 0) return Status::usage("the build timeout must be positive");
   if (ctx.opt.max_output_bytes == 0) return Status::usage("the output size limit must be positive");
@@ -160,13 +161,16 @@ Status find_recipe(BuildContext& ctx) {
       return Status();
     }
   }
-  return Status::not_found("no quorate.toml, Containerfile or Dockerfile at the root of commit " + ctx.source->commit_id());
+  return Status::not_found("no quorate.toml, Containerfile or Dockerfile at the root of commit " +
+                           ctx.source->commit_id());
 }
 
 Status read_recipe(BuildContext& ctx) {
   auto text = ctx.source->read_path(ctx.recipe_path);
-  if (!text.ok()) return Status::not_found("recipe " + ctx.recipe_path + " not found in commit " + ctx.source->commit_id());
-  if (!ctx.opt.build_args.empty()) return Status::usage("--build-arg is for Containerfiles; " + ctx.recipe_path + " is a quorate.toml recipe");
+  if (!text.ok())
+    return Status::not_found("recipe " + ctx.recipe_path + " not found in commit " + ctx.source->commit_id());
+  if (!ctx.opt.build_args.empty())
+    return Status::usage("--build-arg is for Containerfiles; " + ctx.recipe_path + " is a quorate.toml recipe");
   ctx.recipe = QR_TRY(parse_recipe(*text, ctx.recipe_path));
   if (!ctx.opt.image_tag.empty()) ctx.recipe.tag = ctx.opt.image_tag;
   if (!ctx.opt.image_name.empty()) ctx.recipe.name = ctx.opt.image_name;
@@ -177,18 +181,20 @@ Status read_base(BuildContext& ctx) {
   if (!ctx.recipe.base) return Status();
   const BaseImage& b = *ctx.recipe.base;
   if (b.from_store) {
-    if (ctx.opt.image_store.empty()) return Status::usage("the recipe's base image " + b.name + " is taken from the image store, but none is given");
+    if (ctx.opt.image_store.empty())
+      return Status::usage("the recipe's base image " + b.name + " is taken from the image store, but none is given");
     std::error_code ec;
     if (!fs::exists(ctx.opt.image_store / "blobs" / "sha256" / digest_hex(b.digest), ec)) {
       return Status::not_found("base image " + b.name + "@" + b.digest + " is not in the image store " +
-                               ctx.opt.image_store.string() + "; get it with `quorate image pull " + b.name + "@" + b.digest +
-                               "` or `quorate image import OCI-LAYOUT-OR-ARCHIVE`");
+                               ctx.opt.image_store.string() + "; get it with `quorate image pull " + b.name + "@" +
+                               b.digest + "` or `quorate image import OCI-LAYOUT-OR-ARCHIVE`");
     }
   }
   fs::path layout = b.from_store ? ctx.opt.image_store : fs::path();
   if (layout.empty()) layout = ctx.opt.base_layout.empty() ? fs::path(b.layout) : ctx.opt.base_layout;
   if (layout.empty()) {
-    return Status::usage("recipe pins base image " + b.name + " but no layout directory is given (base.layout or --base-layout)");
+    return Status::usage("recipe pins base image " + b.name +
+                         " but no layout directory is given (base.layout or --base-layout)");
   }
   if (layout.is_relative() && !ctx.opt.base_dir.empty()) layout = ctx.opt.base_dir / layout;
   ctx.base = QR_TRY(read_base_image(layout, b.name, b.digest));
@@ -208,7 +214,8 @@ Status read_builder_image(BuildContext& ctx) {
     return Status::usage("--no-sandbox cannot run a recipe with a builder image ([build] image = " + b.reference +
                          "): the host would leak into the build");
   }
-  if (ctx.opt.image_store.empty()) return Status::usage("the recipe pins builder image " + b.reference + " but no image store is given");
+  if (ctx.opt.image_store.empty())
+    return Status::usage("the recipe pins builder image " + b.reference + " but no image store is given");
   auto store = QR_TRY(imagestore::ImageStore::open(ctx.opt.image_store));
   progress(ctx, "verifying builder image " + b.reference);
   auto image = store.verify(b.digest);
@@ -617,8 +624,8 @@ Status write_output(BuildContext& ctx) {
       return write_oci_archive(ctx.layout_dir->path(), ctx.opt.output, ctx.epoch, ctx.work,
                                ctx.recipe.name + ":" + ctx.recipe.tag);
     case OutputFormat::kDockerArchive:
-      return write_docker_archive(ctx.layout_dir->path(), ctx.manifest.digest,
-                                  ctx.recipe.name + ":" + ctx.recipe.tag, ctx.opt.output, ctx.epoch, ctx.work);
+      return write_docker_archive(ctx.layout_dir->path(), ctx.manifest.digest, ctx.recipe.name + ":" + ctx.recipe.tag,
+                                  ctx.opt.output, ctx.epoch, ctx.work);
   }
   return Status::internal("unknown output format");
 }
@@ -712,9 +719,12 @@ Status run_pipeline(BuildContext& ctx) {
 
 const char* format_name(OutputFormat f) {
   switch (f) {
-    case OutputFormat::kOci: return "oci";
-    case OutputFormat::kOciArchive: return "oci-archive";
-    case OutputFormat::kDockerArchive: return "docker-archive";
+    case OutputFormat::kOci:
+      return "oci";
+    case OutputFormat::kOciArchive:
+      return "oci-archive";
+    case OutputFormat::kDockerArchive:
+      return "docker-archive";
   }
   return "?";
 }
@@ -763,13 +773,20 @@ Status keep_build_log(BuildContext& ctx, Status status) {
   }
   if (message.find(kept.string()) == std::string::npos) message += " (build log kept: " + kept.string() + ")";
   switch (status.code()) {
-    case Code::kUsage: return Status::usage(message);
-    case Code::kBadInput: return Status::bad_input(message);
-    case Code::kNotFound: return Status::not_found(message);
-    case Code::kIo: return Status::io(message);
-    case Code::kVerification: return Status::verification(message);
-    case Code::kUnsupported: return Status::unsupported(message);
-    default: return Status::internal(message);
+    case Code::kUsage:
+      return Status::usage(message);
+    case Code::kBadInput:
+      return Status::bad_input(message);
+    case Code::kNotFound:
+      return Status::not_found(message);
+    case Code::kIo:
+      return Status::io(message);
+    case Code::kVerification:
+      return Status::verification(message);
+    case Code::kUnsupported:
+      return Status::unsupported(message);
+    default:
+      return Status::internal(message);
   }
 }
 

@@ -84,7 +84,8 @@ class Lexer {
  private:
   Status single_quoted(std::string& out) {
     size_t end = s_.find('\'', pos_ + 1);
-    if (end == std::string_view::npos) return Status::bad_input("unterminated single quote in \"" + std::string(s_) + "\"");
+    if (end == std::string_view::npos)
+      return Status::bad_input("unterminated single quote in \"" + std::string(s_) + "\"");
     out += s_.substr(pos_ + 1, end - pos_ - 1);
     pos_ = end + 1;
     return Status();
@@ -331,7 +332,8 @@ Status FileParser::read_directives() {
     if (!word || (name != "escape" && name != "syntax" && name != "check")) return Status();  // a comment
     if (!seen.insert(name).second) return fail(static_cast<int>(i + 1), "parser directive '" + name + "' given twice");
     if (name == "escape") {
-      if (value != "\\" && value != "`") return fail(static_cast<int>(i + 1), "escape must be \\ or `, not \"" + value + "\"");
+      if (value != "\\" && value != "`")
+        return fail(static_cast<int>(i + 1), "escape must be \\ or `, not \"" + value + "\"");
       cf_.escape = value[0];
     } else if (name == "syntax") {
       cf_.syntax = value;
@@ -371,10 +373,21 @@ void FileParser::join_lines() {
 const std::map<std::string, Instruction::Kind>& kinds() {
   using K = Instruction::Kind;
   static const std::map<std::string, K> k = {
-      {"RUN", K::kRun},         {"COPY", K::kCopy},         {"ADD", K::kAdd},         {"ENV", K::kEnv},
-      {"ARG", K::kArg},         {"WORKDIR", K::kWorkdir},   {"USER", K::kUser},       {"SHELL", K::kShell},
-      {"ENTRYPOINT", K::kEntrypoint}, {"CMD", K::kCmd},     {"LABEL", K::kLabel},     {"EXPOSE", K::kExpose},
-      {"STOPSIGNAL", K::kStopSignal}, {"VOLUME", K::kVolume}, {"HEALTHCHECK", K::kHealthcheck},
+      {"RUN", K::kRun},
+      {"COPY", K::kCopy},
+      {"ADD", K::kAdd},
+      {"ENV", K::kEnv},
+      {"ARG", K::kArg},
+      {"WORKDIR", K::kWorkdir},
+      {"USER", K::kUser},
+      {"SHELL", K::kShell},
+      {"ENTRYPOINT", K::kEntrypoint},
+      {"CMD", K::kCmd},
+      {"LABEL", K::kLabel},
+      {"EXPOSE", K::kExpose},
+      {"STOPSIGNAL", K::kStopSignal},
+      {"VOLUME", K::kVolume},
+      {"HEALTHCHECK", K::kHealthcheck},
   };
   return k;
 }
@@ -389,7 +402,8 @@ Result<std::vector<InstructionFlag>> take_flags(std::string_view& rest) {
     rest = trim(rest.substr(end));
     if (word.empty()) break;  // a lone "--" ends the flags
     auto eq = word.find('=');
-    InstructionFlag f{std::string(word.substr(0, eq)), eq == std::string_view::npos ? "" : std::string(word.substr(eq + 1))};
+    InstructionFlag f{std::string(word.substr(0, eq)),
+                      eq == std::string_view::npos ? "" : std::string(word.substr(eq + 1))};
     for (const auto& g : flags) {
       if (g.name == f.name) return Status::bad_input("flag --" + f.name + " given twice");
     }
@@ -431,7 +445,8 @@ Status FileParser::check_flags(const Instruction& in, std::initializer_list<cons
   for (const auto& f : in.flags) {
     bool known = std::any_of(allowed.begin(), allowed.end(), [&](const char* a) { return f.name == a; });
     if (!known) {
-      return fail(in.line, "unknown or unsupported flag --" + f.name + " for " + upper(in.text.substr(0, in.text.find(' '))));
+      return fail(in.line,
+                  "unknown or unsupported flag --" + f.name + " for " + upper(in.text.substr(0, in.text.find(' '))));
     }
     if (f.value.empty()) return fail(in.line, "flag --" + f.name + " needs a value (--" + f.name + "=VALUE)");
   }
@@ -464,7 +479,8 @@ Status FileParser::check_copy(const Instruction& in) const {
     return fail(in.line, "--chmod=" + *chmod + " is not an octal mode (e.g. 0755)");
   }
   std::vector<std::string> words = in.exec_form ? in.args : raw_words(in.args[0], cf_.escape);
-  if (words.size() < 2) return fail(in.line, upper(in.text.substr(0, in.text.find(' '))) + " needs a source and a destination");
+  if (words.size() < 2)
+    return fail(in.line, upper(in.text.substr(0, in.text.find(' '))) + " needs a source and a destination");
   for (size_t i = 0; i + 1 < words.size(); ++i) {
     if (is_url_source(words[i])) {
       return fail(in.line, (add ? "ADD" : "COPY") + std::string(" of a URL (") + words[i] +
@@ -522,7 +538,9 @@ Status FileParser::check_healthcheck(Instruction& in, std::string_view rest) con
   QR_RETURN_IF_ERROR(check_flags(in, {"interval", "timeout", "start-period", "start-interval", "retries"}));
   for (const auto& f : in.flags) {
     bool ok = f.name == "retries" ? std::all_of(f.value.begin(), f.value.end(), ::isdigit) : valid_duration(f.value);
-    if (!ok) return fail(in.line, "HEALTHCHECK --" + f.name + "=" + f.value + " is not a " + (f.name == "retries" ? "count" : "duration"));
+    if (!ok)
+      return fail(in.line, "HEALTHCHECK --" + f.name + "=" + f.value + " is not a " +
+                               (f.name == "retries" ? "count" : "duration"));
   }
   auto words = raw_words(rest, cf_.escape);
   if (words.size() == 1 && upper(words[0]) == "NONE") {
@@ -564,7 +582,8 @@ Status FileParser::check(Instruction& in, std::string_view rest) {
     case K::kArg:
       return stage_arg(in);
     case K::kShell:
-      if (!in.exec_form || in.args.empty()) return fail(in.line, "SHELL needs the JSON form: SHELL [\"/bin/sh\", \"-c\"]");
+      if (!in.exec_form || in.args.empty())
+        return fail(in.line, "SHELL needs the JSON form: SHELL [\"/bin/sh\", \"-c\"]");
       return Status();
     case K::kEntrypoint:
     case K::kCmd:
@@ -601,7 +620,7 @@ Status FileParser::stage_arg(const Instruction& in) {
 
 // The automatic platform ARGs (this builder makes linux/amd64 images) under the global ARGs.
 Vars FileParser::global_vars() const {
-  Vars vars = {{"BUILDPLATFORM", "linux/amd64"}, {"BUILDOS", "linux"}, {"BUILDARCH", "amd64"},
+  Vars vars = {{"BUILDPLATFORM", "linux/amd64"},  {"BUILDOS", "linux"},  {"BUILDARCH", "amd64"},
                {"TARGETPLATFORM", "linux/amd64"}, {"TARGETOS", "linux"}, {"TARGETARCH", "amd64"}};
   for (const auto& a : cf_.global_args) {
     if (a.value) {
@@ -640,8 +659,9 @@ Status FileParser::check_from_reference(int line, const std::string& from) const
   auto ref = parse_image_reference(from, "FROM image");
   if (!ref.ok()) return fail_at(line, ref.status());
   if (ref->digest.empty()) {
-    return fail(line, "FROM " + from + " is not pinned: write NAME@sha256:HEX (a tag can move; a rebuild must name "
-                      "the exact bytes it starts from)");
+    return fail(line, "FROM " + from +
+                          " is not pinned: write NAME@sha256:HEX (a tag can move; a rebuild must name "
+                          "the exact bytes it starts from)");
   }
   return Status();
 }
@@ -652,7 +672,8 @@ Status FileParser::from(int line, std::string_view rest, std::vector<Instruction
     if (f.name != "platform") return fail(line, "unknown or unsupported flag --" + f.name + " for FROM");
     auto p = expand_word(f.value, vars, cf_.escape, false);
     if (!p.ok()) return fail_at(line, p.status());
-    if (*p != "linux/amd64") return fail(line, "FROM --platform=" + *p + " is not supported (this builder makes linux/amd64)");
+    if (*p != "linux/amd64")
+      return fail(line, "FROM --platform=" + *p + " is not supported (this builder makes linux/amd64)");
   }
   auto words = expand_words(rest, vars, cf_.escape, false);
   if (!words.ok()) return fail_at(line, words.status());
@@ -665,17 +686,20 @@ Status FileParser::from(int line, std::string_view rest, std::vector<Instruction
   if (words->size() == 3) {
     stage.name = lower((*words)[2]);
     bool ok = std::isalpha(static_cast<unsigned char>(stage.name[0])) &&
-              std::all_of(stage.name.begin(), stage.name.end(),
-                          [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; });
+              std::all_of(stage.name.begin(), stage.name.end(), [](char c) {
+                return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+              });
     if (!ok) return fail(line, "stage name \"" + stage.name + "\" must start with a letter and hold [a-z0-9-_.]");
     for (const auto& s : cf_.stages) {
-      if (s.name == stage.name) return fail(line, "stage name \"" + stage.name + "\" is already used on line " + std::to_string(s.line));
+      if (s.name == stage.name)
+        return fail(line, "stage name \"" + stage.name + "\" is already used on line " + std::to_string(s.line));
     }
   }
   std::string from_lower = lower(stage.from);
   if (from_lower == "scratch") {
     stage.base = Stage::Base::kScratch;
-  } else if (auto it = std::find_if(cf_.stages.begin(), cf_.stages.end(), [&](const Stage& s) { return s.name == from_lower; });
+  } else if (auto it = std::find_if(cf_.stages.begin(), cf_.stages.end(),
+                                    [&](const Stage& s) { return s.name == from_lower; });
              it != cf_.stages.end()) {
     stage.base = Stage::Base::kStage;
     stage.base_stage = static_cast<size_t>(it - cf_.stages.begin());
@@ -705,7 +729,8 @@ Status FileParser::instruction(const LogicalLine& l) {
   auto kind = kinds().find(keyword);
   if (kind == kinds().end()) return fail(l.line, "unknown or unsupported instruction " + keyword);
   if (cf_.stages.empty()) {
-    if (kind->second != Instruction::Kind::kArg) return fail(l.line, keyword + " before the first FROM (only ARG may come first)");
+    if (kind->second != Instruction::Kind::kArg)
+      return fail(l.line, keyword + " before the first FROM (only ARG may come first)");
     if (!flags->empty()) return fail(l.line, "unknown or unsupported flag --" + (*flags)[0].name + " for ARG");
     return global_arg(l.line, rest);
   }
@@ -753,7 +778,8 @@ Result<Containerfile> FileParser::parse() {
   QR_RETURN_IF_ERROR(check_copy_from(cf_, file_));
   for (const auto& [name, value] : build_args_) {
     if (!declared_args_.count(name)) {
-      return Status::bad_input(file_ + ": build arg " + name + " is not declared by any ARG (refused rather than ignored)");
+      return Status::bad_input(file_ + ": build arg " + name +
+                               " is not declared by any ARG (refused rather than ignored)");
     }
   }
   return std::move(cf_);
@@ -782,7 +808,8 @@ Result<Containerfile> parse_containerfile(std::string_view text, const std::stri
   return parser.parse();
 }
 
-Result<std::string> substitute_word(std::string_view word, const std::map<std::string, std::string>& vars, char escape) {
+Result<std::string> substitute_word(std::string_view word, const std::map<std::string, std::string>& vars,
+                                    char escape) {
   return expand_word(word, vars, escape, false);
 }
 
@@ -832,7 +859,9 @@ Result<DockerIgnore> DockerIgnore::parse(std::string_view text, const std::strin
       pos = slash + 1;
       if (part.empty() || part == ".") continue;
       if (part == "..") {
-        if (parts.empty()) return Status::bad_input(file + ":" + std::to_string(i + 1) + ": pattern \"" + std::string(l) + "\" leaves the context");
+        if (parts.empty())
+          return Status::bad_input(file + ":" + std::to_string(i + 1) + ": pattern \"" + std::string(l) +
+                                   "\" leaves the context");
         parts.pop_back();
         continue;
       }

@@ -44,8 +44,8 @@ constexpr char kSetpriv[] = "/usr/bin/setpriv";
 constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // What root may do inside a RUN: Docker's default set without MKNOD (no cgroup guards host devices here),
 // NET_RAW and AUDIT_WRITE.
-constexpr const char* kRunCapabilities[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
-                                            "CAP_SETGID", "CAP_SETUID",       "CAP_SETPCAP", "CAP_SETFCAP",
+constexpr const char* kRunCapabilities[] = {"CAP_CHOWN",  "CAP_DAC_OVERRIDE", "CAP_FOWNER",          "CAP_FSETID",
+                                            "CAP_SETGID", "CAP_SETUID",       "CAP_SETPCAP",         "CAP_SETFCAP",
                                             "CAP_KILL",   "CAP_SYS_CHROOT",   "CAP_NET_BIND_SERVICE"};
 
 struct StageState {
@@ -150,7 +150,8 @@ std::string clean_abs(const std::string& base, const std::string& path) {
 }
 
 std::string workdir_of(const StageState& s) {
-  return s.config.contains("WorkingDir") && s.config["WorkingDir"].is_string() && !s.config["WorkingDir"].get<std::string>().empty()
+  return s.config.contains("WorkingDir") && s.config["WorkingDir"].is_string() &&
+                 !s.config["WorkingDir"].get<std::string>().empty()
              ? s.config["WorkingDir"].get<std::string>()
              : "/";
 }
@@ -165,7 +166,8 @@ void add_history(Lowering& L, StageState& s, const Instruction& i, bool empty_la
 
 Result<imagestore::ImageStore*> store_of(Lowering& L) {
   if (!L.store) {
-    if (L.in.options.image_store.empty()) return Status::usage("a Containerfile build needs an image store (--image-store)");
+    if (L.in.options.image_store.empty())
+      return Status::usage("a Containerfile build needs an image store (--image-store)");
     L.store.emplace(QR_TRY(imagestore::ImageStore::open(L.in.options.image_store)));
   }
   return &*L.store;
@@ -244,7 +246,8 @@ Result<int64_t> duration_ns(const std::string& text) {
     size_t unit_end = end;
     while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
     std::string unit = text.substr(end, unit_end - end);
-    const std::map<std::string, double> scale = {{"ns", 1}, {"us", 1e3}, {"ms", 1e6}, {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
+    const std::map<std::string, double> scale = {{"ns", 1},  {"us", 1e3}, {"ms", 1e6},
+                                                 {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
     total += static_cast<int64_t>(number * scale.at(unit));
     pos = unit_end;
   }
@@ -264,8 +267,10 @@ Status apply_healthcheck(StageState& s, const Instruction& i) {
       test = {"CMD-SHELL", i.args[0]};
     }
     h["Test"] = test;
-    const std::pair<const char*, const char*> durations[] = {
-        {"interval", "Interval"}, {"timeout", "Timeout"}, {"start-period", "StartPeriod"}, {"start-interval", "StartInterval"}};
+    const std::pair<const char*, const char*> durations[] = {{"interval", "Interval"},
+                                                             {"timeout", "Timeout"},
+                                                             {"start-period", "StartPeriod"},
+                                                             {"start-interval", "StartInterval"}};
     for (const auto& [flag, key] : durations) {
       if (auto v = i.flag(flag)) h[key] = QR_TRY(duration_ns(*v));
     }
@@ -407,7 +412,8 @@ Status write_file(int root, const std::string& rel, std::string_view bytes, uint
   if (f.fd < 0) return Status::from_errno("create /" + rel, errno);
   std::string what = "/" + rel;
   QR_RETURN_IF_ERROR(write_all(f.fd, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, what.c_str()));
-  if (::fchown(f.fd, o.uid, o.gid) != 0 || ::fchmod(f.fd, mode) != 0) return Status::from_errno("set owner and mode of /" + rel, errno);
+  if (::fchown(f.fd, o.uid, o.gid) != 0 || ::fchmod(f.fd, mode) != 0)
+    return Status::from_errno("set owner and mode of /" + rel, errno);
   return Status();
 }
 
@@ -416,20 +422,22 @@ Status write_symlink(int root, const std::string& rel, const std::string& target
   Fd parent{QR_TRY(make_dirs(root, dir))};
   QR_RETURN_IF_ERROR(clear_name(parent.fd, name, rel));
   if (::symlinkat(target.c_str(), parent.fd, name.c_str()) != 0) return Status::from_errno("symlink /" + rel, errno);
-  if (::fchownat(parent.fd, name.c_str(), o.uid, o.gid, AT_SYMLINK_NOFOLLOW) != 0) return Status::from_errno("chown /" + rel, errno);
+  if (::fchownat(parent.fd, name.c_str(), o.uid, o.gid, AT_SYMLINK_NOFOLLOW) != 0)
+    return Status::from_errno("chown /" + rel, errno);
   return Status();
 }
 
 Status write_dir(int root, const std::string& rel, uint32_t mode, Owner o) {
   if (rel.empty()) return Status();
   Fd d{QR_TRY(make_dirs(root, rel))};
-  if (::fchown(d.fd, o.uid, o.gid) != 0 || ::fchmod(d.fd, mode) != 0) return Status::from_errno("set owner and mode of /" + rel, errno);
+  if (::fchown(d.fd, o.uid, o.gid) != 0 || ::fchmod(d.fd, mode) != 0)
+    return Status::from_errno("set owner and mode of /" + rel, errno);
   return Status();
 }
 
 struct CopyOp {
   std::vector<std::string> sources;
-  std::string dest;   // absolute, clean
+  std::string dest;  // absolute, clean
   bool dest_dir = false;
   Owner owner;
   std::string chown;  // --chown as written (substituted); `owner` once resolved
@@ -443,7 +451,9 @@ std::string join_rel(const std::string& dir, const std::string& name) {
   return dir + "/" + name;
 }
 
-std::string base_name(const std::string& p) { return p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1); }
+std::string base_name(const std::string& p) {
+  return p.substr(p.rfind('/') == std::string::npos ? 0 : p.rfind('/') + 1);
+}
 
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
@@ -461,7 +471,8 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
     ~Closer() { archive_read_free(a); }
   } closer{a};
   struct archive_entry* e = nullptr;
-  if (archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK || archive_read_next_header(a, &e) != ARCHIVE_OK) {
+  if (archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK ||
+      archive_read_next_header(a, &e) != ARCHIVE_OK) {
     return false;  // not an archive: ADD copies it like COPY
   }
   do {
@@ -469,7 +480,8 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
     if (!path.ok()) return path.status().with_context("ADD archive");
     std::string rel = join_rel(dest, *path);
     Owner o = op.owner;
-    if (op.owner.uid == 0 && op.owner.gid == 0) o = {static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))};
+    if (op.owner.uid == 0 && op.owner.gid == 0)
+      o = {static_cast<uid_t>(archive_entry_uid(e)), static_cast<gid_t>(archive_entry_gid(e))};
     uint32_t mode = op.chmod.value_or(archive_entry_perm(e) & 07777);
     switch (archive_entry_filetype(e)) {
       case AE_IFDIR:
@@ -479,12 +491,15 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
         QR_RETURN_IF_ERROR(write_symlink(root, rel, archive_entry_symlink(e) ? archive_entry_symlink(e) : "", o));
         break;
       case AE_IFREG: {
-        if (archive_entry_hardlink(e)) return Status::unsupported("ADD archive: hardlink " + *path + " is not supported yet");
+        if (archive_entry_hardlink(e))
+          return Status::unsupported("ADD archive: hardlink " + *path + " is not supported yet");
         std::string data;
         char buf[65536];
         la_ssize_t n;
         while ((n = archive_read_data(a, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-        if (n < 0) return Status::bad_input("ADD archive: " + std::string(archive_error_string(a) ? archive_error_string(a) : "read error"));
+        if (n < 0)
+          return Status::bad_input("ADD archive: " +
+                                   std::string(archive_error_string(a) ? archive_error_string(a) : "read error"));
         QR_RETURN_IF_ERROR(write_file(root, rel, data, mode, o));
         break;
       }
@@ -544,8 +559,8 @@ std::optional<uint32_t> numeric_id(const std::string& s) {
 }
 
 // `name` or `id` looked up in records (name first field, id third); the record, if any.
-const std::vector<std::string>* find_record(const std::vector<std::vector<std::string>>& records, const std::string& key,
-                                            size_t min_fields) {
+const std::vector<std::string>* find_record(const std::vector<std::vector<std::string>>& records,
+                                            const std::string& key, size_t min_fields) {
   auto id = numeric_id(key);
   for (const auto& r : records) {
     if (r.size() < min_fields) continue;
@@ -640,10 +655,11 @@ Vars run_env(Lowering& L, const StageState& s) {
   return env;
 }
 
-std::vector<std::string> bwrap_argv(const BuildOptions& o, const fs::path& root, const Vars& env, const std::string& cwd,
-                                    const std::vector<std::string>& command) {
-  std::vector<std::string> a = {o.bwrap.string(), "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                                "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop", "ALL"};
+std::vector<std::string> bwrap_argv(const BuildOptions& o, const fs::path& root, const Vars& env,
+                                    const std::string& cwd, const std::vector<std::string>& command) {
+  std::vector<std::string> a = {
+      o.bwrap.string(),       "--unshare-ipc",     "--unshare-pid", "--unshare-net", "--unshare-uts",
+      "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--cap-drop",    "ALL"};
   for (const char* cap : kRunCapabilities) a.insert(a.end(), {"--cap-add", cap});
   a.insert(a.end(), {"--bind", root.string(), "/", "--dev", "/dev", "--proc", "/proc", "--clearenv"});
   for (const auto& [k, v] : env) a.insert(a.end(), {"--setenv", k, v});
@@ -677,7 +693,8 @@ Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::
   fs::path merged = QR_TRY(new_dir(L, "root"));
   Vars env = run_env(L, s);
   const std::string cwd = workdir_of(s);
-  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  if (L.in.options.progress)
+    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
   Status ran = in_private_mounts([&]() -> Status {
     QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
     Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
@@ -705,10 +722,10 @@ Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::
       for (gid_t g : u.groups) list += (list.empty() ? "" : ",") + std::to_string(g);
       argv.push_back("--groups=" + list);
     }
-    argv.insert(argv.end(), {"--", L.in.options.bwrap.string(), "--unshare-user", "--unshare-ipc", "--unshare-pid",
-                             "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent",
-                             "--new-session", "--bind", reachable.string(), "/", "--dev", "/dev", "--proc", "/proc",
-                             "--clearenv"});
+    argv.insert(argv.end(),
+                {"--", L.in.options.bwrap.string(), "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+                 "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--bind",
+                 reachable.string(), "/", "--dev", "/dev", "--proc", "/proc", "--clearenv"});
     for (const auto& [k, v] : env) argv.insert(argv.end(), {"--setenv", k, v});
     argv.insert(argv.end(), {"--chdir", cwd, "--"});
     auto command = command_of(s, i);
@@ -747,7 +764,8 @@ Status run(Lowering& L, StageState& s, const Instruction& i) {
   spec.sandbox = Sandbox::kNone;  // bwrap itself is the command: the root is the stage, not the host
   spec.cancel = L.in.options.cancel;
   spec.deadline = L.deadline;
-  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  if (L.in.options.progress)
+    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
   Status ran = in_private_mounts([&]() -> Status {
     QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
     std::error_code ec;
@@ -795,7 +813,9 @@ Status copy_from_commit(Lowering& L, int root, const CopyOp& op) {
       }
       continue;
     }
-    if (matches.empty()) return Status::bad_input("source " + raw + " is not in commit " + L.in.source.commit_id() + " (or .dockerignore excludes it)");
+    if (matches.empty())
+      return Status::bad_input("source " + raw + " is not in commit " + L.in.source.commit_id() +
+                               " (or .dockerignore excludes it)");
     for (const TreeEntry* m : matches) {
       if (m->kind != TreeEntry::Kind::kDirectory) {
         QR_RETURN_IF_ERROR(copy_entry(*m, op.dest_dir ? join_rel(dest, base_name(m->path)) : dest));
@@ -929,7 +949,8 @@ Result<const StageState*> copy_source_stage(Lowering& L, const std::string& from
     if (L.cf.stages[s].name == name) return &L.stages[s];
   }
   auto ref = parse_image_reference(from, "COPY --from");
-  if (!ref.ok() || ref->digest.empty()) return Status::bad_input("COPY --from=" + from + " names no earlier stage and no pinned image");
+  if (!ref.ok() || ref->digest.empty())
+    return Status::bad_input("COPY --from=" + from + " names no earlier stage and no pinned image");
   if (!L.images.count(from)) L.images.emplace(from, QR_TRY(image_state(L, ref->name, ref->digest)));
   return &L.images.at(from);
 }
@@ -947,7 +968,8 @@ Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
   op.add = i.kind == K::kAdd;
   op.sources.assign(words.begin(), words.end() - 1);
   for (const auto& src : op.sources) {
-    if (is_url_source(src)) return Status::bad_input("ADD of a URL (" + src + ") is refused: a rebuild must not fetch from the network");
+    if (is_url_source(src))
+      return Status::bad_input("ADD of a URL (" + src + ") is refused: a rebuild must not fetch from the network");
   }
   const std::string& dest = words.back();
   op.dest = clean_abs(workdir_of(s), dest);
@@ -993,7 +1015,8 @@ Status copy(Lowering& L, size_t stage, const Instruction& i) {
   fs::path upper = QR_TRY(new_dir(L, "layer"));
   fs::path work = QR_TRY(new_dir(L, "ovl"));
   fs::path merged = QR_TRY(new_dir(L, "root"));
-  if (L.in.options.progress) L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  if (L.in.options.progress)
+    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
   Status copied = in_private_mounts([&]() -> Status {
     QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
     Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
@@ -1038,7 +1061,8 @@ Status write_layers(Lowering& L, const StageState& s, std::vector<normalize::Des
       descriptors.push_back(desc);
       size_t n = L.out.layers.size();
       const auto& ids = s.image->config["rootfs"]["diff_ids"];
-      L.out.layers.push_back({desc.digest, desc.size, desc.media_type, n < ids.size() ? ids[n].get<std::string>() : "", true});
+      L.out.layers.push_back(
+          {desc.digest, desc.size, desc.media_type, n < ids.size() ? ids[n].get<std::string>() : "", true});
     }
   }
   normalize::LayerOptions options;
@@ -1073,8 +1097,12 @@ Status write_image(Lowering& L) {
   }
   json diff_ids = json::array();
   for (const auto& l : L.out.layers) diff_ids.push_back(l.diff_id);
-  json config = {{"architecture", s.architecture}, {"os", s.os}, {"created", L.created}, {"config", config_section},
-                 {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}, {"history", s.history}};
+  json config = {{"architecture", s.architecture},
+                 {"os", s.os},
+                 {"created", L.created},
+                 {"config", config_section},
+                 {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
+                 {"history", s.history}};
   auto config_bytes = QR_TRY(canonical_json(config, "image config"));
   auto config_desc = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeConfig, config_bytes));
   auto manifest_bytes = QR_TRY(normalize::make_manifest(config_desc, descriptors));
@@ -1088,7 +1116,8 @@ Status write_image(Lowering& L) {
 
 Status read_containerfile(Lowering& L) {
   auto text = L.in.source.read_path(L.in.recipe_path);
-  if (!text.ok()) return Status::not_found("Containerfile " + L.in.recipe_path + " not found in commit " + L.in.source.commit_id());
+  if (!text.ok())
+    return Status::not_found("Containerfile " + L.in.recipe_path + " not found in commit " + L.in.source.commit_id());
   L.cf = QR_TRY(parse_containerfile(*text, L.in.recipe_path, L.in.options.build_args));
   for (const std::string& name : {L.in.recipe_path + ".dockerignore", std::string(".dockerignore")}) {
     auto ignore = L.in.source.read_path(name);

@@ -18,7 +18,7 @@ namespace quorate::builder {
 struct ContainerfileInputs {
   const BuildOptions& options;
   const GitSource& source;
-  std::string recipe_path;  // inside the commit
+  std::string recipe_path;     // inside the commit
   std::filesystem::path work;  // this build's scratch directory
   int64_t epoch = 0;
   normalize::OciLayoutWriter& layout;
@@ -32,7 +32,7 @@ struct ContainerfileImage {
   std::vector<LayerInfo> layers;
   std::vector<std::pair<std::string, std::string>> base_images;  // every FROM / COPY --from image, by digest
   std::map<std::string, std::string> environment;                // what RUN added to every step's env
-  bool ran = false;                                               // some RUN executed (in bubblewrap)
+  bool ran = false;                                              // some RUN executed (in bubblewrap)
 };
 
 // Reads, parses and builds the Containerfile, writing blobs, the manifest and the index to `in.layout`.

@@ -71,12 +71,14 @@ Status write_oci_archive(const std::filesystem::path& layout, const std::filesys
   std::filesystem::path index_copy = temp_dir / "oci-archive-index.json";
   if (!ref_name.empty()) {
     auto index = nlohmann::json::parse(QR_TRY(read_file(layout / "index.json")), nullptr, false);
-    if (index.is_discarded() || !index.contains("manifests")) return Status::internal("re-read index.json of " + layout.string());
+    if (index.is_discarded() || !index.contains("manifests"))
+      return Status::internal("re-read index.json of " + layout.string());
     for (auto& m : index["manifests"]) m["annotations"][normalize::kRefNameAnnotation] = ref_name;
     QR_RETURN_IF_ERROR(write_file_atomic(index_copy, QR_TRY(canonical_json(index, "index.json")), 0644));
   }
   std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(layout, ec); !ec && it != decltype(it)(); it.increment(ec)) {
+  for (auto it = std::filesystem::recursive_directory_iterator(layout, ec); !ec && it != decltype(it)();
+       it.increment(ec)) {
     std::string rel = std::filesystem::relative(it->path(), layout, ec).string();
     if (it->is_directory()) {
       QR_RETURN_IF_ERROR(writer.add(dir_entry(rel)));

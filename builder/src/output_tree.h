@@ -19,9 +19,9 @@ struct OutputEntry {
 };
 
 struct OutputLimits {
-  uint64_t max_bytes = 0;      // sum of the sizes of regular files (a hardlinked file counts once)
+  uint64_t max_bytes = 0;  // sum of the sizes of regular files (a hardlinked file counts once)
   uint64_t max_entries = 1'000'000;
-  int max_depth = 256;         // directories nested deeper than this are refused
+  int max_depth = 256;  // directories nested deeper than this are refused
 };
 
 // Walks `dir` with openat(O_NOFOLLOW) relative to directory descriptors and fstatat(AT_SYMLINK_NOFOLLOW), so

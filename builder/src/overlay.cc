@@ -75,7 +75,8 @@ Status mount_overlay(const std::vector<fs::path>& lowers, const fs::path& upper,
   for (size_t i = 0; i < lowers.size(); ++i) options += (i ? ":" : "") + lowers[i].string();
   if (!upper.empty()) options += ",upperdir=" + upper.string() + ",workdir=" + work.string();
   options += ",redirect_dir=off,metacopy=off,index=off,xino=off";
-  if (options.size() >= 4000) return Status::unsupported("too many layers for one overlay mount (" + std::to_string(lowers.size()) + ")");
+  if (options.size() >= 4000)
+    return Status::unsupported("too many layers for one overlay mount (" + std::to_string(lowers.size()) + ")");
   if (::mount("overlay", merged.c_str(), "overlay", 0, options.c_str()) != 0) {
     return Status::from_errno("mount overlay at " + merged.string(), errno);
   }
@@ -110,7 +111,8 @@ Entry whiteout(const std::string& path) {
 
 }  // namespace
 
-Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes, normalize::CanonicalLayerWriter& writer) {
+Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes,
+                     normalize::CanonicalLayerWriter& writer) {
   OutputLimits limits;
   limits.max_bytes = max_bytes;
   auto entries = QR_TRY(read_output_tree(dir, limits, bytes));

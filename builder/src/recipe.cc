@@ -122,7 +122,8 @@ Result<std::optional<uint32_t>> read_mode(TableReader& r) {
     v = n->as_integer()->get();
   } else if (n->is_string()) {
     const std::string& s = n->as_string()->get();
-    if (!s.empty() && s.size() <= 5 && s.find_first_not_of("01234567") == std::string::npos) v = std::stol(s, nullptr, 8);
+    if (!s.empty() && s.size() <= 5 && s.find_first_not_of("01234567") == std::string::npos)
+      v = std::stol(s, nullptr, 8);
   } else {
     return r.fail(n, "mode", "must be an octal string like \"0644\" or an integer like 0o644");
   }
@@ -178,7 +179,8 @@ Result<Step> read_step(TableReader& r) {
     }
     if (step.patterns.empty()) return r.fail(n, "copy", "must name at least one path or pattern");
     for (const auto& p : step.patterns) {
-      if (p.empty() || !clean_relative(p)) return r.fail(n, "copy", "pattern \"" + p + "\" must be a relative path without \"..\"");
+      if (p.empty() || !clean_relative(p))
+        return r.fail(n, "copy", "pattern \"" + p + "\" must be a relative path without \"..\"");
     }
     step.from = QR_TRY(r.string("from", ""));
     if (!clean_relative(step.from)) return r.fail(r.get("from"), "from", "must be a relative path without \"..\"");
@@ -197,10 +199,12 @@ Result<Step> read_step(TableReader& r) {
     step.env = QR_TRY(r.string_map("env"));
     QR_RETURN_IF_ERROR(check_env(r, "env", step.env));
     step.workdir = QR_TRY(r.string("workdir", ""));
-    if (!clean_relative(step.workdir)) return r.fail(r.get("workdir"), "workdir", "must be a relative path inside the tree");
+    if (!clean_relative(step.workdir))
+      return r.fail(r.get("workdir"), "workdir", "must be a relative path inside the tree");
   }
   step.to = QR_TRY(r.string("to", "/"));
-  if (step.to.empty() || step.to.front() != '/') return r.fail(r.get("to"), "to", "must be an absolute path in the image");
+  if (step.to.empty() || step.to.front() != '/')
+    return r.fail(r.get("to"), "to", "must be an absolute path in the image");
   if (!clean_relative(step.to.substr(1))) return r.fail(r.get("to"), "to", "must not contain \"..\"");
   step.mode = QR_TRY(read_mode(r));
   QR_RETURN_IF_ERROR(read_owner(r, step));
@@ -210,9 +214,11 @@ Result<Step> read_step(TableReader& r) {
 
 Status read_image(TableReader& r, Recipe& recipe) {
   recipe.name = QR_TRY(r.required_string("name"));
-  if (Status s = check_image_name(recipe.name, "the name"); !s.ok()) return r.fail(r.get("name"), "name", "is invalid: " + s.message());
+  if (Status s = check_image_name(recipe.name, "the name"); !s.ok())
+    return r.fail(r.get("name"), "name", "is invalid: " + s.message());
   recipe.tag = QR_TRY(r.string("tag", recipe.tag));
-  if (Status s = check_image_tag(recipe.tag, "the tag"); !s.ok()) return r.fail(r.get("tag"), "tag", "is invalid: " + s.message());
+  if (Status s = check_image_tag(recipe.tag, "the tag"); !s.ok())
+    return r.fail(r.get("tag"), "tag", "is invalid: " + s.message());
   recipe.os = QR_TRY(r.string("os", recipe.os));
   recipe.architecture = QR_TRY(r.string("architecture", recipe.architecture));
   recipe.variant = QR_TRY(r.string("variant", ""));
@@ -234,9 +240,11 @@ Status read_base(TableReader& r, Recipe& recipe) {
   if (auto image = QR_TRY(r.opt_string("image"))) {  // the image store's, pinned: no name/digest/layout keys
     auto ref = parse_image_reference(*image, "the reference");
     if (!ref.ok()) return r.fail(r.get("image"), "image", "is invalid: " + ref.status().message());
-    if (ref->digest.empty()) return r.fail(r.get("image"), "image", "must pin the base image by digest (\"NAME@sha256:HEX\")");
+    if (ref->digest.empty())
+      return r.fail(r.get("image"), "image", "must pin the base image by digest (\"NAME@sha256:HEX\")");
     for (const char* key : {"name", "digest", "layout"}) {
-      if (r.get(key)) return r.fail(r.get(key), key, "cannot be used with 'base.image' (which names and pins the base)");
+      if (r.get(key))
+        return r.fail(r.get(key), key, "cannot be used with 'base.image' (which names and pins the base)");
     }
     base.name = ref->name;
     base.digest = ref->digest;
@@ -249,7 +257,8 @@ Status read_base(TableReader& r, Recipe& recipe) {
     return r.fail(r.get("name"), "name", "is invalid: " + ref.status().message());
   }
   base.digest = QR_TRY(r.required_string("digest"));
-  if (!check_digest(base.digest).ok()) return r.fail(r.get("digest"), "digest", "must be \"sha256:\" and 64 lowercase hex digits");
+  if (!check_digest(base.digest).ok())
+    return r.fail(r.get("digest"), "digest", "must be \"sha256:\" and 64 lowercase hex digits");
   base.layout = QR_TRY(r.string("layout", ""));
   recipe.base = std::move(base);
   return r.check_unknown();
@@ -295,8 +304,10 @@ Status read_config(TableReader& r, Recipe& recipe) {
     std::string number = port.substr(0, slash);
     std::string proto = slash == std::string::npos ? "tcp" : port.substr(slash + 1);
     bool digits = !number.empty() && number.size() <= 5 && number.find_first_not_of("0123456789") == std::string::npos;
-    if (!digits || std::stoi(number) < 1 || std::stoi(number) > 65535 || (proto != "tcp" && proto != "udp" && proto != "sctp")) {
-      return r.fail(r.get("exposed_ports"), "exposed_ports", "entry \"" + port + "\" must be PORT or PORT/tcp|udp|sctp");
+    if (!digits || std::stoi(number) < 1 || std::stoi(number) > 65535 ||
+        (proto != "tcp" && proto != "udp" && proto != "sctp")) {
+      return r.fail(r.get("exposed_ports"), "exposed_ports",
+                    "entry \"" + port + "\" must be PORT or PORT/tcp|udp|sctp");
     }
     c.exposed_ports.push_back(number + "/" + proto);
   }

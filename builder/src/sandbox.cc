@@ -44,7 +44,7 @@ struct Prepared {
   std::vector<std::string> argv;
   std::vector<std::string> envp;  // only used without a sandbox
   std::string cwd;
-  std::vector<int> pass_fds;      // inherited by the child (bwrap reads the synthesized /etc files from them)
+  std::vector<int> pass_fds;  // inherited by the child (bwrap reads the synthesized /etc files from them)
 };
 
 // A memory file holding `text`, positioned at its start, for bwrap's --ro-bind-data.
@@ -77,7 +77,8 @@ Result<Prepared> bwrap_prepared(const RunSpec& spec) {
   Prepared p;
   p.cwd = "/";
   auto& a = p.argv;
-  a = {spec.bwrap.string(), "--unshare-all", "--die-with-parent", "--new-session", "--hostname", "quorate", "--clearenv"};
+  a = {spec.bwrap.string(), "--unshare-all", "--die-with-parent", "--new-session",
+       "--hostname",        "quorate",       "--clearenv"};
   if (!spec.rootfs.empty()) {
     a.insert(a.end(), {"--ro-bind", spec.rootfs.string(), "/"});
   } else {
@@ -144,9 +145,12 @@ void resolve_program(RunSpec& spec) {
 
 const char* sandbox_name(Sandbox s) {
   switch (s) {
-    case Sandbox::kAuto: return "auto";
-    case Sandbox::kBubblewrap: return "bubblewrap";
-    case Sandbox::kNone: return "none";
+    case Sandbox::kAuto:
+      return "auto";
+    case Sandbox::kBubblewrap:
+      return "bubblewrap";
+    case Sandbox::kNone:
+      return "none";
   }
   return "?";
 }
@@ -170,7 +174,8 @@ Result<Sandbox> resolve_sandbox(Sandbox requested, const std::filesystem::path& 
   }
   if (why.empty()) return Sandbox::kBubblewrap;
   if (requested == Sandbox::kAuto) return Sandbox::kNone;
-  return Status::unsupported(why + "; refusing to run build steps unsandboxed (pass --no-sandbox to run them on the "
+  return Status::unsupported(why +
+                             "; refusing to run build steps unsandboxed (pass --no-sandbox to run them on the "
                              "host, see docs/decisions.md)");
 }
 

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
 #include <cctype>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -32,7 +32,9 @@ struct Fd {
     std::swap(fd, o.fd);
     return *this;
   }
-  ~Fd() { if (fd >= 0) ::close(fd); }
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
 };
 
 Status set_times_at(int dir, const char* name, const std::string& what, int64_t mtime) {
@@ -66,14 +68,16 @@ Result<Fd> open_dir_nofollow(int root, const std::string& rel) {
 Status write_plain_at(int dir, const char* name, const std::string& what, const std::string& bytes, uint32_t mode) {
   Fd fd(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (fd.fd < 0) return Status::from_errno("create " + what, errno);
-  QR_RETURN_IF_ERROR(write_all(fd.fd, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), what.c_str()));
+  QR_RETURN_IF_ERROR(
+      write_all(fd.fd, std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), what.c_str()));
   if (::fchmod(fd.fd, mode) != 0) return Status::from_errno("chmod " + what, errno);
   return Status();
 }
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(uint8_t(x)) == std::tolower(uint8_t(y)); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(uint8_t(x)) == std::tolower(uint8_t(y));
+         });
 }
 
 }  // namespace
@@ -92,13 +96,12 @@ Status check_tree_entry_name(const std::string& dir, std::string_view name) {
   // its 8.3 short name), as git's own fsck refuses them.
   std::string_view trimmed = name;
   while (!trimmed.empty() && (trimmed.back() == '.' || trimmed.back() == ' ')) trimmed.remove_suffix(1);
-  if (equals_ignoring_case(trimmed, ".git") || equals_ignoring_case(trimmed, "git~1")) return refuse("a '.git' component");
+  if (equals_ignoring_case(trimmed, ".git") || equals_ignoring_case(trimmed, "git~1"))
+    return refuse("a '.git' component");
   return Status();
 }
 
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 // Members are destroyed in reverse: the repository is freed before its clone is removed and libgit2 shut down.
 struct GitSource::Impl {
@@ -112,7 +115,8 @@ bool is_remote(const std::string& repo) {
   auto at = repo.find('@');
   auto colon = repo.find(':');
   auto slash = repo.find('/');
-  return at != std::string::npos && colon != std::string::npos && at < colon && (slash == std::string::npos || colon < slash);
+  return at != std::string::npos && colon != std::string::npos && at < colon &&
+         (slash == std::string::npos || colon < slash);
 }
 
 std::string libgit2_version() {
@@ -164,7 +168,8 @@ Status GitSource::load(const std::string& rev) {
   tree_ = oid_hex(git_commit_tree_id(commit));
   commit_time_ = static_cast<int64_t>(git_commit_time(commit));
   GitPtr<git_tree, git_tree_free> tree;
-  if (git_commit_tree(&tree.p, commit) != 0) return Status::internal("read tree of " + commit_ + ": " + git::last_error());
+  if (git_commit_tree(&tree.p, commit) != 0)
+    return Status::internal("read tree of " + commit_ + ": " + git::last_error());
 
   struct Walk {
     std::vector<TreeEntry>* out;
@@ -181,11 +186,21 @@ Status GitSource::load(const std::string& rev) {
     TreeEntry t;
     t.path = std::string(root) + git_tree_entry_name(e);
     switch (git_tree_entry_filemode(e)) {
-      case GIT_FILEMODE_TREE: t.kind = TreeEntry::Kind::kDirectory; break;
-      case GIT_FILEMODE_BLOB_EXECUTABLE: t.kind = TreeEntry::Kind::kExecutable; break;
-      case GIT_FILEMODE_LINK: t.kind = TreeEntry::Kind::kSymlink; break;
-      case GIT_FILEMODE_COMMIT: w->submodule = t.path; return -1;
-      default: t.kind = TreeEntry::Kind::kFile; break;
+      case GIT_FILEMODE_TREE:
+        t.kind = TreeEntry::Kind::kDirectory;
+        break;
+      case GIT_FILEMODE_BLOB_EXECUTABLE:
+        t.kind = TreeEntry::Kind::kExecutable;
+        break;
+      case GIT_FILEMODE_LINK:
+        t.kind = TreeEntry::Kind::kSymlink;
+        break;
+      case GIT_FILEMODE_COMMIT:
+        w->submodule = t.path;
+        return -1;
+      default:
+        t.kind = TreeEntry::Kind::kFile;
+        break;
     }
     if (t.kind != TreeEntry::Kind::kDirectory) t.oid = oid_hex(git_tree_entry_id(e));
     w->out->push_back(std::move(t));

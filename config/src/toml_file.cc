@@ -46,8 +46,8 @@ Result<const toml::table*> TomlFile::table(const toml::table& t, const char* key
   return n->as_table();
 }
 
-Result<std::string> TomlFile::string(const toml::table& t, const char* key, const std::string& section,
-                                     bool required, std::string fallback) const {
+Result<std::string> TomlFile::string(const toml::table& t, const char* key, const std::string& section, bool required,
+                                     std::string fallback) const {
   const toml::node* n = t.get(key);
   if (!n) {
     if (required) return Status::bad_input(path_.string() + ": missing required key '" + section + key + "'");
@@ -57,8 +57,8 @@ Result<std::string> TomlFile::string(const toml::table& t, const char* key, cons
   return std::string(n->as_string()->get());
 }
 
-Result<int64_t> TomlFile::integer(const toml::table& t, const char* key, const std::string& section,
-                                  int64_t fallback, int64_t min, int64_t max) const {
+Result<int64_t> TomlFile::integer(const toml::table& t, const char* key, const std::string& section, int64_t fallback,
+                                  int64_t min, int64_t max) const {
   const toml::node* n = t.get(key);
   if (!n) return fallback;
   if (!n->is_integer()) return Status::bad_input(where(*n) + ": '" + section + key + "' must be an integer");
@@ -70,8 +70,7 @@ Result<int64_t> TomlFile::integer(const toml::table& t, const char* key, const s
   return v;
 }
 
-Result<bool> TomlFile::boolean(const toml::table& t, const char* key, const std::string& section,
-                               bool fallback) const {
+Result<bool> TomlFile::boolean(const toml::table& t, const char* key, const std::string& section, bool fallback) const {
   const toml::node* n = t.get(key);
   if (!n) return fallback;
   if (!n->is_boolean()) return Status::bad_input(where(*n) + ": '" + section + key + "' must be true or false");

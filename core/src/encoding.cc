@@ -90,7 +90,8 @@ std::string base64_encode(std::string_view bytes) {
 }
 
 Result<std::string> base64_decode(std::string_view b64) {
-  if (b64.size() % 4 != 0) return Status::bad_input("base64 length " + std::to_string(b64.size()) + " is not a multiple of 4");
+  if (b64.size() % 4 != 0)
+    return Status::bad_input("base64 length " + std::to_string(b64.size()) + " is not a multiple of 4");
   std::string out;
   out.reserve(b64.size() / 4 * 3);
   for (size_t i = 0; i < b64.size(); i += 4) {
@@ -126,11 +127,21 @@ bool is_utf8(std::string_view s) {
     auto c = static_cast<uint8_t>(s[i]);
     size_t n;
     uint32_t cp;
-    if (c < 0x80) { ++i; continue; }
-    if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; }
-    else return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else
+      return false;
     for (size_t k = 1; k <= n; ++k) {
       if (i + k >= s.size()) return false;
       auto cc = static_cast<uint8_t>(s[i + k]);

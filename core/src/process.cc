@@ -29,10 +29,10 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
 // The descriptors the child's stdin, stdout and stderr come from; the parent closes them after the fork,
 // except output_fd, which the caller owns.
 struct ChildFds {
-  int in = -1;        // /dev/null
-  int out = -1;       // output_fd or the write end of the capture pipe
-  int err = -1;       // `out`, or /dev/null
-  int capture = -1;   // the read end of the capture pipe, or -1
+  int in = -1;             // /dev/null
+  int out = -1;            // output_fd or the write end of the capture pipe
+  int err = -1;            // `out`, or /dev/null
+  int capture = -1;        // the read end of the capture pipe, or -1
   std::vector<int> owned;  // closed by the parent after the fork
   ~ChildFds() {
     for (int fd : owned) ::close(fd);

@@ -39,9 +39,7 @@ Sha256::~Sha256() = default;
 Sha256::Sha256(Sha256&&) noexcept = default;
 Sha256& Sha256::operator=(Sha256&&) noexcept = default;
 
-void Sha256::update(std::span<const uint8_t> bytes) {
-  EVP_DigestUpdate(impl_->ctx, bytes.data(), bytes.size());
-}
+void Sha256::update(std::span<const uint8_t> bytes) { EVP_DigestUpdate(impl_->ctx, bytes.data(), bytes.size()); }
 
 void Sha256::update(std::string_view bytes) { EVP_DigestUpdate(impl_->ctx, bytes.data(), bytes.size()); }
 

@@ -5,9 +5,7 @@
 
 namespace quorate {
 
-Status Status::from_errno(const std::string& what, int errnum) {
-  return io(what + ": " + std::strerror(errnum));
-}
+Status Status::from_errno(const std::string& what, int errnum) { return io(what + ": " + std::strerror(errnum)); }
 
 Status Status::with_context(const std::string& context) const {
   if (ok()) return *this;
@@ -21,14 +19,22 @@ std::string Status::to_string() const {
 
 const char* code_name(Code code) {
   switch (code) {
-    case Code::kOk: return "ok";
-    case Code::kUsage: return "usage";
-    case Code::kBadInput: return "bad input";
-    case Code::kNotFound: return "not found";
-    case Code::kIo: return "i/o error";
-    case Code::kVerification: return "verification failed";
-    case Code::kUnsupported: return "unsupported";
-    case Code::kInternal: return "internal error";
+    case Code::kOk:
+      return "ok";
+    case Code::kUsage:
+      return "usage";
+    case Code::kBadInput:
+      return "bad input";
+    case Code::kNotFound:
+      return "not found";
+    case Code::kIo:
+      return "i/o error";
+    case Code::kVerification:
+      return "verification failed";
+    case Code::kUnsupported:
+      return "unsupported";
+    case Code::kInternal:
+      return "internal error";
   }
   return "unknown";
 }

@@ -101,7 +101,8 @@ Result<Review> parse_review(std::string_view body) {
 Result<std::string> pinned_digest(std::string_view image) {
   auto at = image.rfind('@');
   const std::string ref(image);
-  if (at == std::string_view::npos || at == 0) return Status::bad_input(ref + " is not pinned by digest (NAME@sha256:HEX)");
+  if (at == std::string_view::npos || at == 0)
+    return Status::bad_input(ref + " is not pinned by digest (NAME@sha256:HEX)");
   std::string_view digest = image.substr(at + 1);
   if (digest.substr(0, 7) != "sha256:" || digest.size() != 7 + 64) {
     return Status::bad_input(ref + " is not pinned by a sha256 digest (NAME@sha256:HEX)");

@@ -33,7 +33,7 @@ std::string openssl_error() {
 // A certificate with its chain and its private key, as read from the files at one moment.
 struct Credentials {
   X509* cert = nullptr;
-  STACK_OF(X509)* chain = nullptr;
+  STACK_OF(X509) * chain = nullptr;
   EVP_PKEY* key = nullptr;
   ~Credentials() {
     X509_free(cert);
@@ -104,9 +104,7 @@ struct Server::Impl {
   void log(const json& j) {
     if (options.log) options.log(j.dump(-1, ' ', false, json::error_handler_t::replace));
   }
-  double elapsed_ms(int64_t start) const {
-    return static_cast<double>(options.steady_us() - start) / 1000.0;
-  }
+  double elapsed_ms(int64_t start) const { return static_cast<double>(options.steady_us() - start) / 1000.0; }
 
   void bad_request(httplib::Response& res, const std::string& error, int64_t start) {
     res.status = 400;
@@ -117,8 +115,10 @@ struct Server::Impl {
   void validate(const httplib::Request& req, httplib::Response& res) {
     const int64_t start = options.steady_us();
     if (req.body.size() > options.max_body) {
-      return bad_request(res, "body of " + std::to_string(req.body.size()) + " bytes exceeds the limit of " +
-                                  std::to_string(options.max_body), start);
+      return bad_request(res,
+                         "body of " + std::to_string(req.body.size()) + " bytes exceeds the limit of " +
+                             std::to_string(options.max_body),
+                         start);
     }
     auto review = parse_review(req.body);
     if (!review.ok()) return bad_request(res, review.status().message(), start);
@@ -135,9 +135,9 @@ struct Server::Impl {
     for (const auto& i : v.images) {
       images.push_back({{"where", i.where}, {"image", i.image}, {"allowed", i.allowed}, {"why", i.why}});
     }
-    json line = {{"event", "review"},       {"uid", review->uid},   {"namespace", review->namespace_},
-                 {"kind", review->kind},    {"name", review->name}, {"operation", review->operation},
-                 {"images", images},        {"allowed", v.allowed}, {"latency_ms", elapsed_ms(start)}};
+    json line = {{"event", "review"},    {"uid", review->uid},   {"namespace", review->namespace_},
+                 {"kind", review->kind}, {"name", review->name}, {"operation", review->operation},
+                 {"images", images},     {"allowed", v.allowed}, {"latency_ms", elapsed_ms(start)}};
     if (v.excluded) line["excluded"] = true;
     if (!v.allowed) line["message"] = v.message;
     log(line);
@@ -177,8 +177,9 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   http.set_error_handler([self](const httplib::Request&, httplib::Response& res) {
     if (res.status == 413) {
       res.status = 400;
-      res.set_content(json({{"error", "body exceeds the limit of " + std::to_string(self->options.max_body) + " bytes"}}).dump(),
-                      "application/json");
+      res.set_content(
+          json({{"error", "body exceeds the limit of " + std::to_string(self->options.max_body) + " bytes"}}).dump(),
+          "application/json");
       self->log({{"event", "bad_request"}, {"status", 400}, {"error", "body too large"}});
     }
   });

@@ -79,9 +79,9 @@ std::string stat_line(const fs::path& blob, struct stat* st) {
   if (::stat(blob.c_str(), st) != 0) return "";
   char line[192];
   std::snprintf(line, sizeof line, "dev=%ju ino=%ju size=%jd mtime=%jd.%09ld ctime=%jd.%09ld\n",
-                static_cast<uintmax_t>(st->st_dev), static_cast<uintmax_t>(st->st_ino), static_cast<intmax_t>(st->st_size),
-                static_cast<intmax_t>(st->st_mtim.tv_sec), st->st_mtim.tv_nsec, static_cast<intmax_t>(st->st_ctim.tv_sec),
-                st->st_ctim.tv_nsec);
+                static_cast<uintmax_t>(st->st_dev), static_cast<uintmax_t>(st->st_ino),
+                static_cast<intmax_t>(st->st_size), static_cast<intmax_t>(st->st_mtim.tv_sec), st->st_mtim.tv_nsec,
+                static_cast<intmax_t>(st->st_ctim.tv_sec), st->st_ctim.tv_nsec);
   return line;
 }
 
@@ -257,7 +257,8 @@ Result<std::string> verified_bytes(const fs::path& store, const std::string& dig
   if (!bytes.ok()) return bytes.status().with_context(what);
   std::string actual = sha256_digest(*bytes);
   if (actual != digest) {
-    return Status::bad_input(what + ": image store blob " + path.string() + " holds " + actual + ", not the pinned " + digest);
+    return Status::bad_input(what + ": image store blob " + path.string() + " holds " + actual + ", not the pinned " +
+                             digest);
   }
   return bytes;
 }
@@ -332,7 +333,8 @@ Result<std::vector<StoredImage>> ImageStore::import(const fs::path& source) {
     if (format == normalize::ImageFormat::kOciLayout) {
       files = QR_TRY(normalize::ImageFiles::open_dir(source));
     } else {  // extracted under the store (same file system as the blobs), every member path checked
-      auto extracted = normalize::ImageFiles::extract(source, internal::temp_dir(dir_), normalize::kDefaultMaxExpandedBytes);
+      auto extracted =
+          normalize::ImageFiles::extract(source, internal::temp_dir(dir_), normalize::kDefaultMaxExpandedBytes);
       if (!extracted.ok()) return extracted.status().with_context("import " + source.string());
       files = std::move(*extracted);
     }
@@ -368,7 +370,8 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
   try {
     std::string type = manifest.is_object() ? manifest.value("mediaType", "") : "";
     if (type == normalize::kMediaTypeIndex || type == kDockerManifestList || !manifest.contains("layers")) {
-      return Status::bad_input("image " + digest + " is not one image's manifest (an index?); pin one platform's manifest");
+      return Status::bad_input("image " + digest +
+                               " is not one image's manifest (an index?); pin one platform's manifest");
     }
     std::string config_digest = manifest.at("config").at("digest");
     if (!check_digest(config_digest).ok()) return Status::bad_input("manifest " + digest + ": malformed config digest");

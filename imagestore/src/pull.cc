@@ -16,7 +16,7 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxOutput = 1 << 20;  // skopeo --quiet says little; more is killed
-constexpr size_t kMaxShown = 16 << 10;   // of which an error shows this much
+constexpr size_t kMaxShown = 16 << 10;  // of which an error shows this much
 
 struct Reference {
   std::string name;    // without tag or digest: what skopeo is given
@@ -28,17 +28,20 @@ struct Reference {
 Result<Reference> parse_reference(const std::string& ref) {
   auto at = ref.find('@');
   if (at == std::string::npos) {
-    return Status::bad_input("image reference " + ref + " is not pinned by digest: pull NAME@sha256:HEX (a tag alone names no fixed image)");
+    return Status::bad_input("image reference " + ref +
+                             " is not pinned by digest: pull NAME@sha256:HEX (a tag alone names no fixed image)");
   }
   Reference r;
   r.shown = ref.substr(0, at);
   r.digest = ref.substr(at + 1);
-  if (!check_digest(r.digest).ok()) return Status::bad_input("image reference " + ref + ": " + r.digest + " is not a sha256:HEX digest");
+  if (!check_digest(r.digest).ok())
+    return Status::bad_input("image reference " + ref + ": " + r.digest + " is not a sha256:HEX digest");
   auto slash = r.shown.rfind('/');
   auto colon = r.shown.rfind(':');
   // A colon after the last slash starts a tag (one before it belongs to host:port), dropped: skopeo
   // refuses a tag and a digest together, and the digest is what counts.
-  r.name = colon != std::string::npos && (slash == std::string::npos || colon > slash) ? r.shown.substr(0, colon) : r.shown;
+  r.name =
+      colon != std::string::npos && (slash == std::string::npos || colon > slash) ? r.shown.substr(0, colon) : r.shown;
   if (r.name.empty()) return Status::bad_input("image reference " + ref + " has no name");
   return r;
 }
@@ -53,7 +56,8 @@ Status check_pulled(const fs::path& layout, const Reference& ref, const std::str
   std::string list;
   for (const auto& g : got) list += (list.empty() ? "" : ", ") + g;
   return Status::bad_input("pulled " + shown + ": the registry gave manifest " + (list.empty() ? "(none)" : list) +
-                           ", not the pinned " + ref.digest + " (an index pins several platforms: pin one platform's "
+                           ", not the pinned " + ref.digest +
+                           " (an index pins several platforms: pin one platform's "
                            "manifest); nothing was stored");
 }
 
@@ -63,7 +67,8 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   auto ref = QR_TRY(parse_reference(options.reference));
   std::error_code ec;
   if (options.skopeo.empty() || !fs::is_regular_file(options.skopeo, ec)) {
-    return Status::not_found("skopeo is not installed (" + (options.skopeo.empty() ? std::string("not on PATH") : options.skopeo.string()) +
+    return Status::not_found("skopeo is not installed (" +
+                             (options.skopeo.empty() ? std::string("not on PATH") : options.skopeo.string()) +
                              "): `apt-get install skopeo` (Debian package skopeo) to pull images");
   }
   auto tmp = QR_TRY(TempDir::create(internal::temp_dir(dir_), "pull."));
@@ -81,8 +86,9 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   if (!run.succeeded()) {
     std::string how = run.ending == ProcessEnding::kTimedOut
                           ? "still ran after " + std::to_string(options.timeout.count()) + " s and was killed"
-                      : run.ending == ProcessEnding::kOutputCut ? "wrote more than " + std::to_string(kMaxOutput) + " bytes and was killed"
-                                                                : describe_wait_status(run.wait_status);
+                      : run.ending == ProcessEnding::kOutputCut
+                          ? "wrote more than " + std::to_string(kMaxOutput) + " bytes and was killed"
+                          : describe_wait_status(run.wait_status);
     std::string out = run.output.substr(0, kMaxShown);
     while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
     return Status::io("pull " + options.reference + ": skopeo " + how + (out.empty() ? "" : ": " + out) +

@@ -2,7 +2,6 @@
 // digest and diff_ids, each checked against the bytes skopeo copied.
 #include "quorate/imagestore/resolve.h"
 
-
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -35,7 +34,8 @@ Result<std::string> file_digest(const fs::path& p) {
 Result<std::string> pinned_digest(const std::string& reference) {
   auto at = reference.rfind('@');
   if (at == std::string::npos) {
-    return Status::bad_input(reference + ": a registry reference must be pinned by digest (docker://HOST/REPO@sha256:HEX): "
+    return Status::bad_input(reference +
+                             ": a registry reference must be pinned by digest (docker://HOST/REPO@sha256:HEX): "
                              "a tag names no fixed image");
   }
   std::string d = reference.substr(at + 1);
@@ -54,14 +54,16 @@ bool is_transport_reference(const std::string& s) {
 
 Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
   if (!is_transport_reference(o.reference)) {
-    return Status::usage("image reference '" + o.reference +
-                         "': expected docker://HOST/REPO@sha256:HEX, oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE or dir:DIR");
+    return Status::usage(
+        "image reference '" + o.reference +
+        "': expected docker://HOST/REPO@sha256:HEX, oci:DIR[:REF], oci-archive:FILE, docker-archive:FILE or dir:DIR");
   }
   std::string pinned;
   if (o.reference.starts_with("docker://")) pinned = QR_TRY(pinned_digest(o.reference));
   std::error_code ec;
   if (o.skopeo.empty() || !fs::is_regular_file(o.skopeo, ec)) {
-    return Status::not_found("skopeo is not installed: `apt-get install skopeo` (Debian package skopeo) to read " + o.reference);
+    return Status::not_found("skopeo is not installed: `apt-get install skopeo` (Debian package skopeo) to read " +
+                             o.reference);
   }
   auto tmp = QR_TRY(TempDir::create(o.temp_dir.empty() ? fs::temp_directory_path() : o.temp_dir, "quorate-resolve."));
   ProcessSpec spec;
@@ -87,8 +89,8 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
                              ", not the pinned " + pinned + " (an index? pin one platform's manifest)");
   }
   json manifest = json::parse(manifest_bytes, nullptr, false);
-  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("config") || !manifest.contains("layers") ||
-      !manifest["layers"].is_array() || !manifest["config"].is_object()) {
+  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("config") ||
+      !manifest.contains("layers") || !manifest["layers"].is_array() || !manifest["config"].is_object()) {
     return Status::bad_input(o.reference + ": the manifest is not one image's manifest (an index? pin one platform's)");
   }
   out.manifest_media_type = manifest.value("mediaType", "");
@@ -107,8 +109,8 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
   const auto& diff_ids = config["rootfs"]["diff_ids"];
   const auto& layers = manifest["layers"];
   if (diff_ids.size() != layers.size()) {
-    return Status::bad_input(o.reference + ": the manifest lists " + std::to_string(layers.size()) + " layers, the config " +
-                             std::to_string(diff_ids.size()) + " diff_ids");
+    return Status::bad_input(o.reference + ": the manifest lists " + std::to_string(layers.size()) +
+                             " layers, the config " + std::to_string(diff_ids.size()) + " diff_ids");
   }
   for (size_t i = 0; i < layers.size(); ++i) {
     std::string digest = layers[i].is_object() ? layers[i].value("digest", "") : "";

@@ -4,8 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
@@ -19,9 +19,9 @@
 
 namespace quorate::imagestore {
 namespace fs = std::filesystem;
-using nlohmann::json;
 using internal::FileLock;
 using internal::LockMode;
+using nlohmann::json;
 
 namespace internal {
 
@@ -65,7 +65,8 @@ Status unpack_once(const fs::path& dir, const VerifiedImage& image,
   const auto give_up = std::chrono::steady_clock::now() + std::chrono::hours(1);
   std::optional<FileLock> held;
   while (!held) {
-    auto lock = FileLock::acquire(dir / (hex + ".lock"), LockMode::kExclusiveIfFree, "the root file system of image " + image.digest);
+    auto lock = FileLock::acquire(dir / (hex + ".lock"), LockMode::kExclusiveIfFree,
+                                  "the root file system of image " + image.digest);
     if (lock.ok()) {
       held.emplace(std::move(*lock));
       break;
@@ -183,14 +184,17 @@ Status ImageStore::remove(const std::vector<std::string>& digests) {
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(rootfs_dir / hex, ec))) continue;
     std::string templ = (rootfs_dir / (".trash-" + hex + "-XXXXXX")).string();
-    if (::mkdtemp(templ.data()) == nullptr) return Status::from_errno("create a directory in " + rootfs_dir.string(), errno);
+    if (::mkdtemp(templ.data()) == nullptr)
+      return Status::from_errno("create a directory in " + rootfs_dir.string(), errno);
     fs::path to = fs::path(templ) / hex;
-    if (::rename((rootfs_dir / hex).c_str(), to.c_str()) != 0) return Status::from_errno("move " + hex + " out of place", errno);
+    if (::rename((rootfs_dir / hex).c_str(), to.c_str()) != 0)
+      return Status::from_errno("move " + hex + " out of place", errno);
     trash.push_back(templ);
   }
   json kept_entries = json::array();
   for (const auto& m : index["manifests"]) {
-    if (!(m.is_object() && m.contains("digest") && m["digest"].is_string() && doomed.count(m["digest"]))) kept_entries.push_back(m);
+    if (!(m.is_object() && m.contains("digest") && m["digest"].is_string() && doomed.count(m["digest"])))
+      kept_entries.push_back(m);
   }
   index["manifests"] = kept_entries;
   QR_RETURN_IF_ERROR(internal::write_index(dir_, index));

@@ -59,7 +59,8 @@ Result<std::string> hash_file(const std::filesystem::path& path);
 Result<std::string> hash_layer_blob(const std::filesystem::path& store, const std::string& digest,
                                     const std::filesystem::path& blob);
 // True when a record of `digest` matches the blob's stat now.
-bool verified_unchanged(const std::filesystem::path& store, const std::string& digest, const std::filesystem::path& blob);
+bool verified_unchanged(const std::filesystem::path& store, const std::string& digest,
+                        const std::filesystem::path& blob);
 // Forgets the record of `digest` (its blob is being removed).
 void forget_verified(const std::filesystem::path& store, const std::string& digest);
 
@@ -82,8 +83,8 @@ Status add_to_index(const std::filesystem::path& store, const std::vector<Stored
 
 // The images of an OCI layout (directory or extracted oci-archive) / of a docker-archive, copied into the
 // store (blobs only: the caller adds them to the index). `source` names the input in messages.
-Result<std::vector<StoredImage>> import_oci_files(const std::filesystem::path& store, const normalize::ImageFiles& files,
-                                                  const std::string& source);
+Result<std::vector<StoredImage>> import_oci_files(const std::filesystem::path& store,
+                                                  const normalize::ImageFiles& files, const std::string& source);
 Result<std::vector<StoredImage>> import_docker_files(const std::filesystem::path& store,
                                                      const normalize::ImageFiles& files, const std::string& source);
 

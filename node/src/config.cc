@@ -34,17 +34,20 @@ Status read_queue(const config::TomlFile& f, const toml::table& q, NodeConfig& c
 Status read_limits(const config::TomlFile& f, const toml::table& l, NodeConfig& c) {
   const std::string s = "limits.";
   QR_RETURN_IF_ERROR(f.check_keys(l, s, {"max_control_bytes", "max_attestation_bytes", "max_history_bytes"}));
-  c.limits.max_control_bytes = static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
+  c.limits.max_control_bytes =
+      static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
   c.limits.max_attestation_bytes =
       static_cast<size_t>(QR_TRY(f.integer(l, "max_attestation_bytes", s, 1 << 20, 1024, 1 << 30)));
-  c.limits.max_history_bytes = static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
+  c.limits.max_history_bytes =
+      static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
   return Status();
 }
 
 Status read_build(const config::TomlFile& f, const toml::table& b, NodeConfig& c) {
   const std::string s = "build.";
-  QR_RETURN_IF_ERROR(f.check_keys(b, s, {"work_dir", "path", "sandbox", "bwrap", "keep_images", "timeout_seconds",
-                                         "max_output_bytes", "image_store"}));
+  QR_RETURN_IF_ERROR(f.check_keys(
+      b, s,
+      {"work_dir", "path", "sandbox", "bwrap", "keep_images", "timeout_seconds", "max_output_bytes", "image_store"}));
   auto image_store = QR_TRY(f.string(b, "image_store", s, false));
   if (!image_store.empty()) c.image_store = f.resolve(image_store);
   c.work_dir = f.resolve(QR_TRY(f.string(b, "work_dir", s, false)));
@@ -78,7 +81,8 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   if (c.node_id.empty()) return Status::bad_input(path.string() + ": 'node_id' is empty");
   c.builder_id = QR_TRY(f.string(root, "builder_id", "", false));
   if (!c.builder_id.empty() && !attest::is_uri(c.builder_id)) {
-    return Status::bad_input(path.string() + ": 'builder_id' is not a URI (scheme:…, for example https://builders.example.org/" +
+    return Status::bad_input(path.string() +
+                             ": 'builder_id' is not a URI (scheme:…, for example https://builders.example.org/" +
                              c.node_id + ")");
   }
   c.data_dir = f.resolve(QR_TRY(f.string(root, "data_dir", "", true)));

@@ -41,7 +41,7 @@ struct NodeDaemon::Impl {
   std::condition_variable cv;
   std::deque<wire::RebuildRequest> queue;
   std::map<std::string, pb::JobStatus> jobs;
-  std::deque<std::string> finished;  // request ids in the order they finished, to bound `jobs`
+  std::deque<std::string> finished;      // request ids in the order they finished, to bound `jobs`
   std::deque<StoredAttestation> outbox;  // stored, durable, not yet published
   bool worker_stop = false;
   uint64_t last_stored = 0;
@@ -55,8 +55,8 @@ struct NodeDaemon::Impl {
 
   // ---- worker ----------------------------------------------------------------------------------------
 
-  void set_state(const std::string& id, pb::JobStatus::State state, const std::string& message,
-                 uint64_t sequence = 0, const std::string& digest = {}) {
+  void set_state(const std::string& id, pb::JobStatus::State state, const std::string& message, uint64_t sequence = 0,
+                 const std::string& digest = {}) {
     auto& js = jobs[id];
     js.set_request_id(id);
     js.set_node_id(config.node_id);
@@ -80,7 +80,8 @@ struct NodeDaemon::Impl {
         std::unique_lock<std::mutex> lock(mu);
         cv.wait(lock, [&] { return worker_stop || !queue.empty(); });
         if (worker_stop) {
-          for (const auto& q : queue) set_state(q.request_id, pb::JobStatus::REJECTED, "node stopped before the build started");
+          for (const auto& q : queue)
+            set_state(q.request_id, pb::JobStatus::REJECTED, "node stopped before the build started");
           queue.clear();
           return;
         }
@@ -88,8 +89,9 @@ struct NodeDaemon::Impl {
         queue.pop_front();
         set_state(req.request_id, pb::JobStatus::RUNNING, "");
       }
-      log.info("build_started", {{"request_id", req.request_id}, {"repo", req.repo}, {"commit", req.commit},
-                                 {"recipe", req.recipe_path}});
+      log.info(
+          "build_started",
+          {{"request_id", req.request_id}, {"repo", req.repo}, {"commit", req.commit}, {"recipe", req.recipe_path}});
       auto out = rebuilder->rebuild(req, cancel);
       if (cancel) {
         std::lock_guard<std::mutex> lock(mu);
@@ -121,8 +123,8 @@ struct NodeDaemon::Impl {
     last_stored = *seq;
     set_state(req.request_id, pb::JobStatus::SUCCEEDED, "", *seq, out.image_digest);
     outbox.push_back({*seq, req.request_id, out.image_digest, out.envelope});
-    log.info("attestation_stored", {{"request_id", req.request_id}, {"sequence", *seq},
-                                    {"image_digest", out.image_digest}});
+    log.info("attestation_stored",
+             {{"request_id", req.request_id}, {"sequence", *seq}, {"image_digest", out.image_digest}});
   }
 
   // ---- control loop ----------------------------------------------------------------------------------
@@ -255,7 +257,8 @@ struct NodeDaemon::Impl {
   }
 
   void on_history_request(const wire::Frames& route, const pb::HistoryRequest& req) {
-    size_t count = req.max_count() == 0 ? config.history_batch : std::min<size_t>(req.max_count(), config.history_batch);
+    size_t count =
+        req.max_count() == 0 ? config.history_batch : std::min<size_t>(req.max_count(), config.history_batch);
     pb::HistoryResponse resp;
     resp.set_node_id(config.node_id);
     resp.set_incarnation(incarnation.id);
@@ -287,8 +290,8 @@ struct NodeDaemon::Impl {
       x->set_id(inc.id);
       x->set_first_sequence(inc.first_sequence);
     }
-    uint64_t sent_up_to = resp.attestations_size() ? resp.attestations(resp.attestations_size() - 1).sequence()
-                                                     : req.since_sequence();
+    uint64_t sent_up_to =
+        resp.attestations_size() ? resp.attestations(resp.attestations_size() - 1).sequence() : req.since_sequence();
     resp.set_last_sequence(*last);
     resp.set_more(sent_up_to < *last);
     {
@@ -352,8 +355,8 @@ struct NodeDaemon::Impl {
     wire::SocketOptions opts;
     opts.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
     pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, *security, opts)));
-    control = std::make_unique<wire::Socket>(
-        QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, *security, opts)));
+    control =
+        std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, *security, opts)));
     pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
     control_endpoint = QR_TRY(control->bind(config.control_endpoint));
     if (!config.endpoints_file.empty()) {
@@ -409,10 +412,8 @@ NodeDaemon::~NodeDaemon() {
 
 Result<std::unique_ptr<NodeDaemon>> NodeDaemon::open(NodeConfig config, std::unique_ptr<Rebuilder> rebuilder,
                                                      wire::EventLog& log, Options options) {
-  auto impl = std::unique_ptr<Impl>(new Impl{.config = std::move(config),
-                                             .rebuilder = std::move(rebuilder),
-                                             .log = log,
-                                             .options = std::move(options)});
+  auto impl = std::unique_ptr<Impl>(new Impl{
+      .config = std::move(config), .rebuilder = std::move(rebuilder), .log = log, .options = std::move(options)});
   std::error_code ec;
   std::filesystem::create_directories(impl->config.data_dir, ec);
   if (ec) return Status::io(impl->config.data_dir.string() + ": " + ec.message());
@@ -422,8 +423,10 @@ Result<std::unique_ptr<NodeDaemon>> NodeDaemon::open(NodeConfig config, std::uni
   // the change and go back to where the lineage forked instead of taking reused numbers for replays.
   impl->incarnation = QR_TRY(impl->store->begin_incarnation());
   QR_RETURN_IF_ERROR(impl->bind());
-  log.info("node_started", {{"node_id", impl->config.node_id}, {"publish", impl->pub_endpoint},
-                            {"control", impl->control_endpoint}, {"last_sequence", impl->last_stored},
+  log.info("node_started", {{"node_id", impl->config.node_id},
+                            {"publish", impl->pub_endpoint},
+                            {"control", impl->control_endpoint},
+                            {"last_sequence", impl->last_stored},
                             {"incarnation", impl->incarnation.id},
                             {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
   return std::unique_ptr<NodeDaemon>(new NodeDaemon(std::move(impl)));
@@ -435,8 +438,12 @@ const std::string& NodeDaemon::control_endpoint() const { return impl_->control_
 Status NodeDaemon::run(const std::atomic<bool>& stop) {
   Status s = impl_->serve(stop);
   auto c = counters();
-  impl_->log.info("node_stopped", {{"accepted", c.accepted}, {"rejected", c.rejected}, {"succeeded", c.succeeded},
-                                   {"failed", c.failed}, {"published", c.published}, {"dropped", c.dropped},
+  impl_->log.info("node_stopped", {{"accepted", c.accepted},
+                                   {"rejected", c.rejected},
+                                   {"succeeded", c.succeeded},
+                                   {"failed", c.failed},
+                                   {"published", c.published},
+                                   {"dropped", c.dropped},
                                    {"dropped_by_reason", impl_->drops.snapshot()},
                                    {"zap_denied", impl_->ctx->zap_denied()}});
   return s;

@@ -82,9 +82,9 @@ Result<uint64_t> NodeStore::append(const std::string& request_id, const std::str
 
 Result<std::vector<StoredAttestation>> NodeStore::since(uint64_t since, size_t max_count) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  auto* st = QR_TRY(impl_->db->statement(
-      "SELECT sequence, request_id, image_digest, envelope FROM attestations WHERE sequence > ? "
-      "ORDER BY sequence LIMIT ?"));
+  auto* st = QR_TRY(
+      impl_->db->statement("SELECT sequence, request_id, image_digest, envelope FROM attestations WHERE sequence > ? "
+                           "ORDER BY sequence LIMIT ?"));
   st->bind(1, static_cast<int64_t>(since));
   st->bind(2, static_cast<int64_t>(max_count));
   std::vector<StoredAttestation> out;
@@ -132,9 +132,9 @@ Result<std::vector<Incarnation>> NodeStore::lineage(size_t max_count) {
 
 Result<std::optional<StoredAttestation>> NodeStore::find_request(const std::string& request_id) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  auto* st = QR_TRY(impl_->db->statement(
-      "SELECT sequence, request_id, image_digest, envelope FROM attestations WHERE request_id = ? "
-      "ORDER BY sequence DESC LIMIT 1"));
+  auto* st = QR_TRY(
+      impl_->db->statement("SELECT sequence, request_id, image_digest, envelope FROM attestations WHERE request_id = ? "
+                           "ORDER BY sequence DESC LIMIT 1"));
   st->bind(1, request_id);
   int rc = st->step();
   std::optional<StoredAttestation> found;

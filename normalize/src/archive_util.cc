@@ -10,14 +10,22 @@ Status archive_error(struct archive* a, const std::string& where) {
 
 Result<EntryType> entry_type(struct archive_entry* ae, const std::string& where) {
   switch (archive_entry_filetype(ae)) {
-    case AE_IFREG: return EntryType::kFile;
-    case AE_IFDIR: return EntryType::kDirectory;
-    case AE_IFLNK: return EntryType::kSymlink;
-    case AE_IFCHR: return EntryType::kCharDevice;
-    case AE_IFBLK: return EntryType::kBlockDevice;
-    case AE_IFIFO: return EntryType::kFifo;
-    case AE_IFSOCK: return Status::bad_input(where + ": sockets cannot be stored in a layer");
-    default: return Status::bad_input(where + ": unknown entry type");
+    case AE_IFREG:
+      return EntryType::kFile;
+    case AE_IFDIR:
+      return EntryType::kDirectory;
+    case AE_IFLNK:
+      return EntryType::kSymlink;
+    case AE_IFCHR:
+      return EntryType::kCharDevice;
+    case AE_IFBLK:
+      return EntryType::kBlockDevice;
+    case AE_IFIFO:
+      return EntryType::kFifo;
+    case AE_IFSOCK:
+      return Status::bad_input(where + ": sockets cannot be stored in a layer");
+    default:
+      return Status::bad_input(where + ": unknown entry type");
   }
 }
 

@@ -40,8 +40,8 @@ class BlockDeflater {
   BlockDeflater& operator=(const BlockDeflater&) = delete;
 
   void run(GzipJob& job) {
-    job.crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(job.input.data()),
-                                          static_cast<uInt>(job.input.size())));
+    job.crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(job.input.data()), static_cast<uInt>(job.input.size())));
     if (!ok_ || deflateReset(&z_) != Z_OK) {
       job.failed = true;
       return;
@@ -254,9 +254,12 @@ class PassSink final : public Sink {
 
 int default_level(Compression c) {
   switch (c) {
-    case Compression::kGzip: return 6;
-    case Compression::kZstd: return 3;
-    case Compression::kNone: return 0;
+    case Compression::kGzip:
+      return 6;
+    case Compression::kZstd:
+      return 3;
+    case Compression::kNone:
+      return 0;
   }
   return 0;
 }
@@ -264,9 +267,12 @@ int default_level(Compression c) {
 std::unique_ptr<Sink> make_compressor(Compression c, int level, int threads, Sink* next) {
   if (level < 0) level = default_level(c);
   switch (c) {
-    case Compression::kGzip: return std::make_unique<GzipSink>(level, threads, next);
-    case Compression::kZstd: return std::make_unique<ZstdSink>(level, threads, next);
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return std::make_unique<GzipSink>(level, threads, next);
+    case Compression::kZstd:
+      return std::make_unique<ZstdSink>(level, threads, next);
+    case Compression::kNone:
+      break;
   }
   return std::make_unique<PassSink>(next);
 }
@@ -274,18 +280,24 @@ std::unique_ptr<Sink> make_compressor(Compression c, int level, int threads, Sin
 std::string compressor_id(Compression c, int level) {
   if (level < 0) level = default_level(c);
   switch (c) {
-    case Compression::kGzip: return std::string("gzip zlib ") + zlibVersion() + " level " + std::to_string(level);
-    case Compression::kZstd: return std::string("zstd libzstd ") + ZSTD_versionString() + " level " + std::to_string(level);
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return std::string("gzip zlib ") + zlibVersion() + " level " + std::to_string(level);
+    case Compression::kZstd:
+      return std::string("zstd libzstd ") + ZSTD_versionString() + " level " + std::to_string(level);
+    case Compression::kNone:
+      break;
   }
   return "none";
 }
 
 std::string layer_media_type(Compression c) {
   switch (c) {
-    case Compression::kGzip: return "application/vnd.oci.image.layer.v1.tar+gzip";
-    case Compression::kZstd: return "application/vnd.oci.image.layer.v1.tar+zstd";
-    case Compression::kNone: break;
+    case Compression::kGzip:
+      return "application/vnd.oci.image.layer.v1.tar+gzip";
+    case Compression::kZstd:
+      return "application/vnd.oci.image.layer.v1.tar+zstd";
+    case Compression::kNone:
+      break;
   }
   return "application/vnd.oci.image.layer.v1.tar";
 }

@@ -1,9 +1,9 @@
 // read_docker_archive: manifest.json, each config checked against its name, each layer's promised digest.
 #include "quorate/normalize/docker_archive.h"
 
+#include "image_members.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
-#include "image_members.h"
 
 namespace quorate::normalize {
 

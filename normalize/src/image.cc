@@ -30,7 +30,6 @@ namespace {
 
 using internal::kMaxJsonBytes;
 
-
 // ---- the image as read ----
 
 struct InputLayer {
@@ -65,7 +64,8 @@ Result<InputImage> read_oci(const ImageFiles& src, const ImageOptions& opt) {
 Result<InputImage> read_docker(const ImageFiles& src) {
   auto images = QR_TRY(read_docker_archive(src));
   if (images.size() > 1) {
-    return Status::bad_input("manifest.json lists " + std::to_string(images.size()) + " images; normalize one at a time");
+    return Status::bad_input("manifest.json lists " + std::to_string(images.size()) +
+                             " images; normalize one at a time");
   }
   DockerImage& d = images[0];
   InputImage img;
@@ -113,7 +113,8 @@ Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& outp
     auto s = normalize_layer(l.path, *blob, one);
     if (!s.ok()) return s.status().with_context(l.what);
     if (!l.expected.empty() && s->input_digest != l.expected) {
-      return Status::bad_input(l.what + " does not match its digest " + l.expected + " (holds " + s->input_digest + ")");
+      return Status::bad_input(l.what + " does not match its digest " + l.expected + " (holds " + s->input_digest +
+                               ")");
     }
     descriptors.push_back(QR_TRY(blob->commit(s->media_type)));
     summary.layers.push_back(std::move(s).value());
@@ -180,10 +181,14 @@ TarTopLevel tar_top_level(const fs::path& input) {
 
 const char* image_format_name(ImageFormat f) {
   switch (f) {
-    case ImageFormat::kDockerArchive: return "docker-archive";
-    case ImageFormat::kOciLayout: return "oci";
-    case ImageFormat::kOciArchive: return "oci-archive";
-    case ImageFormat::kNotImage: return "none";
+    case ImageFormat::kDockerArchive:
+      return "docker-archive";
+    case ImageFormat::kOciLayout:
+      return "oci";
+    case ImageFormat::kOciArchive:
+      return "oci-archive";
+    case ImageFormat::kNotImage:
+      return "none";
   }
   return "?";
 }
@@ -202,8 +207,8 @@ Result<ImageFormat> detect_image_format(const fs::path& input) {
   return ImageFormat::kNotImage;
 }
 
-Result<ImageSummary> normalize_image(const fs::path& input, const fs::path& output_dir, const LayerOptions& layer_options,
-                                     const ImageOptions& image_options) {
+Result<ImageSummary> normalize_image(const fs::path& input, const fs::path& output_dir,
+                                     const LayerOptions& layer_options, const ImageOptions& image_options) {
   QR_RETURN_IF_ERROR(check_source_date_epoch(layer_options.source_date_epoch));
   try {
     ImageSummary summary;

@@ -113,7 +113,8 @@ Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
     } else if (type == AE_IFREG && archive_entry_hardlink(ae) == nullptr) {
       total += static_cast<uint64_t>(archive_entry_size(ae));
       if (total > max_bytes) {
-        return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) + " bytes");
+        return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) +
+                                 " bytes");
       }
       QR_RETURN_IF_ERROR(write_member(a.get(), *name, tar));
     } else if (const char* target = archive_entry_hardlink(ae)) {

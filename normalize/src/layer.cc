@@ -9,13 +9,13 @@
 
 #include <cerrno>
 #include <future>
-#include <tuple>
 #include <optional>
+#include <tuple>
 
 #include "archive_util.h"
 #include "gzip_check.h"
-#include "pax_check.h"
 #include "layer_plan.h"
+#include "pax_check.h"
 #include "quorate/normalize/tar_header.h"
 
 namespace quorate::normalize {
@@ -26,8 +26,8 @@ using detail::ArchiveCloser;
 using detail::entry_meta;
 using detail::entry_type;
 using detail::LayerPlan;
-using detail::raw_path;
 using detail::Node;
+using detail::raw_path;
 
 constexpr size_t kReadChunk = 1 << 20;
 
@@ -119,8 +119,7 @@ std::string describe(uint64_t index, const std::string& path) {
 // SCHILY.dev cannot be told apart from its own and are not counted, though they are dropped too.
 bool has_dropped_records(struct archive_entry* ae) {
   return archive_entry_atime_is_set(ae) || archive_entry_ctime_is_set(ae) || archive_entry_birthtime_is_set(ae) ||
-         archive_entry_mtime_nsec(ae) != 0 ||
-         archive_entry_fflags_text(ae) != nullptr ||
+         archive_entry_mtime_nsec(ae) != 0 || archive_entry_fflags_text(ae) != nullptr ||
          archive_entry_acl_count(ae, ARCHIVE_ENTRY_ACL_TYPE_ACCESS | ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) > 0;
 }
 
@@ -222,9 +221,9 @@ class LayerReader {
       // The root directory itself is not an entry of a layer; anything else named "." or "" would vanish.
       if (archive_entry_hardlink(ae) == nullptr && archive_entry_filetype(ae) == AE_IFDIR) return Status();
       return Status::bad_input(where + ": " +
-                               (*raw == '\0' ? std::string("an entry with an empty name")
-                                              : "a non-directory entry named \"" + std::string(raw) +
-                                                    "\", the root directory") +
+                               (*raw == '\0'
+                                    ? std::string("an entry with an empty name")
+                                    : "a non-directory entry named \"" + std::string(raw) + "\", the root directory") +
                                " (only a directory may name the root)");
     }
     if (!previous.empty() && path < previous) ++summary_.reordered;

@@ -160,8 +160,8 @@ Result<uint64_t> LayerPlan::spool(std::string_view bytes) {
   spool_size_ += bytes.size();
   if (spool_buffer_.size() + bytes.size() > kChunk) QR_RETURN_IF_ERROR(spool_flush());
   if (bytes.size() >= kChunk) {
-    QR_RETURN_IF_ERROR(write_all(spool_.fd(), std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-                                 "spool file"));
+    QR_RETURN_IF_ERROR(
+        write_all(spool_.fd(), std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), "spool file"));
   } else {
     spool_buffer_.append(bytes);
   }
@@ -169,8 +169,9 @@ Result<uint64_t> LayerPlan::spool(std::string_view bytes) {
 }
 
 Status LayerPlan::spool_flush() {
-  Status s = write_all(spool_.fd(), std::span(reinterpret_cast<const uint8_t*>(spool_buffer_.data()),
-                                              spool_buffer_.size()), "spool file");
+  Status s =
+      write_all(spool_.fd(), std::span(reinterpret_cast<const uint8_t*>(spool_buffer_.data()), spool_buffer_.size()),
+                "spool file");
   spool_buffer_.clear();
   return s;
 }
@@ -184,7 +185,8 @@ void LayerPlan::put(const std::string& path, Node node, LayerSummary& summary) {
 Status LayerPlan::link(const std::string& path, const std::string& target, LayerSummary& summary) {
   auto it = paths_.find(target);
   if (it == paths_.end()) {
-    return Status::bad_input("hardlink \"" + path + "\" points to \"" + target + "\", which is not in the layer before it");
+    return Status::bad_input("hardlink \"" + path + "\" points to \"" + target +
+                             "\", which is not in the layer before it");
   }
   if (nodes_[it->second].meta.type == EntryType::kDirectory) {
     return Status::bad_input("hardlink \"" + path + "\" points to directory \"" + target + "\"");
@@ -197,10 +199,14 @@ Status LayerPlan::link(const std::string& path, const std::string& target, Layer
 
 Status LayerPlan::write_content(const Node& node, TarStream& out) {
   switch (node.source) {
-    case Node::Source::kSpool: return out.write_range(spool_.fd(), node.offset, node.meta.size, "spool file");
-    case Node::Source::kInput: return out.write_range(input_fd_, node.offset, node.meta.size, "input");
-    case Node::Source::kNone: return Status::internal("regular file without content");
-    case Node::Source::kFile: break;
+    case Node::Source::kSpool:
+      return out.write_range(spool_.fd(), node.offset, node.meta.size, "spool file");
+    case Node::Source::kInput:
+      return out.write_range(input_fd_, node.offset, node.meta.size, "input");
+    case Node::Source::kNone:
+      return Status::internal("regular file without content");
+    case Node::Source::kFile:
+      break;
   }
   int fd = ::open(node.file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno("open " + node.file.string(), errno);

@@ -27,7 +27,7 @@ struct Node {
   // kSpool: content in the spool file; kInput: in the (uncompressed, seekable) input file; kFile: read
   // from `file` at write time.
   enum class Source { kNone, kSpool, kInput, kFile } source = Source::kNone;
-  uint64_t offset = 0;       // kSpool, kInput: where the content starts
+  uint64_t offset = 0;         // kSpool, kInput: where the content starts
   std::filesystem::path file;  // kFile: read at write time
 };
 
@@ -69,7 +69,7 @@ class TarStream {
   Status status_;
   std::vector<std::unique_ptr<uint8_t[]>> blocks_;
   size_t lengths_[kBlocks] = {};
-  size_t filled_ = 0;     // bytes in the block being filled, blocks_[produced_ % kBlocks]
+  size_t filled_ = 0;  // bytes in the block being filled, blocks_[produced_ % kBlocks]
   uint64_t size_ = 0;
   std::string digest_;
   std::mutex mu_;

@@ -20,7 +20,6 @@ nlohmann::json Descriptor::to_json() const {
   return j;
 }
 
-
 struct BlobWriter::Impl {
   fs::path blobs;  // <layout>/blobs/sha256
   fs::path temp;
@@ -92,9 +91,8 @@ Result<Descriptor> OciLayoutWriter::add_blob(std::string_view media_type, std::s
 
 Status OciLayoutWriter::write_index(Descriptor manifest, const std::string& ref_name) {
   if (!ref_name.empty()) manifest.annotations[kRefNameAnnotation] = ref_name;
-  nlohmann::json index = {{"schemaVersion", 2},
-                          {"mediaType", kMediaTypeIndex},
-                          {"manifests", nlohmann::json::array({manifest.to_json()})}};
+  nlohmann::json index = {
+      {"schemaVersion", 2}, {"mediaType", kMediaTypeIndex}, {"manifests", nlohmann::json::array({manifest.to_json()})}};
   auto bytes = QR_TRY(canonical_json(index, "index.json"));
   return write_file_atomic(dir_ / "index.json", bytes);
 }
@@ -102,7 +100,8 @@ Status OciLayoutWriter::write_index(Descriptor manifest, const std::string& ref_
 Result<std::string> make_manifest(const Descriptor& config, const std::vector<Descriptor>& layers) {
   nlohmann::json jl = nlohmann::json::array();
   for (const auto& l : layers) jl.push_back(l.to_json());
-  nlohmann::json m = {{"schemaVersion", 2}, {"mediaType", kMediaTypeManifest}, {"config", config.to_json()}, {"layers", jl}};
+  nlohmann::json m = {
+      {"schemaVersion", 2}, {"mediaType", kMediaTypeManifest}, {"config", config.to_json()}, {"layers", jl}};
   return canonical_json(m, "manifest");
 }
 

@@ -24,10 +24,12 @@ constexpr size_t kMaxIndexDescriptors = 4096;
 
 // A JSON blob of the layout, checked against its digest.
 Result<json> read_json_blob(const ImageFiles& src, const std::string& digest, const std::string& what) {
-  if (!check_digest(digest).ok()) return Status::bad_input(what + ": malformed or unsupported digest \"" + digest + "\"");
+  if (!check_digest(digest).ok())
+    return Status::bad_input(what + ": malformed or unsupported digest \"" + digest + "\"");
   auto bytes = QR_TRY(read_member(src, "blobs/sha256/" + digest_hex(digest), what + " " + digest));
   std::string actual = sha256_digest(bytes);
-  if (actual != digest) return Status::bad_input(what + " blob " + digest + " does not match its digest (holds " + actual + ")");
+  if (actual != digest)
+    return Status::bad_input(what + " blob " + digest + " does not match its digest (holds " + actual + ")");
   auto j = QR_TRY(parse_json(bytes, what + " " + digest));
   if (!j.is_object()) return Status::bad_input(what + " " + digest + " is not a JSON object");
   return j;
@@ -95,7 +97,8 @@ Result<json> choose_manifest(const std::vector<json>& manifests, const std::stri
   }
   if (chosen.size() == 1) return chosen[0];
   std::string listed;
-  for (const auto& m : manifests) listed += (listed.empty() ? "" : ", ") + (platform_of(m).empty() ? "?" : platform_of(m));
+  for (const auto& m : manifests)
+    listed += (listed.empty() ? "" : ", ") + (platform_of(m).empty() ? "?" : platform_of(m));
   if (manifests.empty()) return Status::bad_input("index.json lists no image");
   if (chosen.empty() && !platform.empty()) {
     return Status::bad_input("index.json has no image for platform " + platform + " (it has: " + listed + ")");

@@ -11,7 +11,7 @@ namespace quorate::normalize::detail {
 namespace {
 
 constexpr size_t kBlock = 512;
-constexpr int kMaxExtensionHeaders = 64;                 // pax, global pax, GNU long names in front of one entry
+constexpr int kMaxExtensionHeaders = 64;                   // pax, global pax, GNU long names in front of one entry
 constexpr uint64_t kMaxExtensionSize = uint64_t{1} << 26;  // what we read of one extended header's data
 
 // The size field of a ustar header: octal, or base-256 when the high bit of the first byte is set.

@@ -9,18 +9,25 @@
 namespace quorate::normalize::detail {
 namespace {
 
-constexpr uint64_t kMaxOctal7 = 07777777;         // uid, gid, mode, devmajor, devminor
+constexpr uint64_t kMaxOctal7 = 07777777;          // uid, gid, mode, devmajor, devminor
 constexpr uint64_t kMaxOctal11 = 077777777777ull;  // size, mtime
 
 char type_flag(EntryType t) {
   switch (t) {
-    case EntryType::kFile: return '0';
-    case EntryType::kHardlink: return '1';
-    case EntryType::kSymlink: return '2';
-    case EntryType::kCharDevice: return '3';
-    case EntryType::kBlockDevice: return '4';
-    case EntryType::kDirectory: return '5';
-    case EntryType::kFifo: return '6';
+    case EntryType::kFile:
+      return '0';
+    case EntryType::kHardlink:
+      return '1';
+    case EntryType::kSymlink:
+      return '2';
+    case EntryType::kCharDevice:
+      return '3';
+    case EntryType::kBlockDevice:
+      return '4';
+    case EntryType::kDirectory:
+      return '5';
+    case EntryType::kFifo:
+      return '6';
   }
   return '0';
 }
@@ -70,7 +77,10 @@ std::string ustar_block(std::string_view name, char type, uint32_t mode, uint64_
   put_octal(h + 136, 12, mtime);
   h[156] = type;
   put_string(h + 157, 100, link);
-  std::memcpy(h + 257, "ustar\0" "00", 8);
+  std::memcpy(h + 257,
+              "ustar\0"
+              "00",
+              8);
   put_string(h + 265, 32, uname);
   put_string(h + 297, 32, gname);
   put_octal(h + 329, 8, devmajor);
@@ -93,8 +103,7 @@ std::string tar_header(const Entry& e) {
   const uint64_t size = e.type == EntryType::kFile ? e.size : 0;
 
   std::string pax;
-  const bool binary = !is_utf8(name) || (has_link && !is_utf8(e.link_target)) || !is_utf8(e.uname) ||
-                      !is_utf8(e.gname);
+  const bool binary = !is_utf8(name) || (has_link && !is_utf8(e.link_target)) || !is_utf8(e.uname) || !is_utf8(e.gname);
   const bool long_name = name.size() > 100;
   const bool long_link = has_link && e.link_target.size() > 100;
   if (binary && (long_name || long_link || e.uname.size() > 31 || e.gname.size() > 31)) {

@@ -29,10 +29,10 @@ struct Context {
   const SubjectKey& subject;
   int64_t now;
   Decision d;
-  std::vector<Vote> votes;                                // this subject's votes, sorted, exact duplicates removed
-  std::vector<Attributed> attributed;                     // signed by a key valid for the voter at signed_at
+  std::vector<Vote> votes;                                   // this subject's votes, sorted, exact duplicates removed
+  std::vector<Attributed> attributed;                        // signed by a key valid for the voter at signed_at
   std::map<std::string, std::vector<const Vote*>> eligible;  // voter -> counted candidates (one digest each)
-  std::map<std::string, std::vector<Ballot>> tally;       // digest -> one ballot per voter
+  std::map<std::string, std::vector<Ballot>> tally;          // digest -> one ballot per voter
 };
 
 const std::string& matched(const Policy& p, const Vote& v) {
@@ -91,13 +91,15 @@ void find_equivocators(Context& c) {
     }
     const auto& max_age = c.policy.rules().max_age;
     if (max_age && c.now - v.signed_at > *max_age) {
-      add_void(c, v, "too old: signed " + format_rfc3339(v.signed_at) + ", more than max_age before " +
-                         format_rfc3339(c.now));
+      add_void(
+          c, v,
+          "too old: signed " + format_rfc3339(v.signed_at) + ", more than max_age before " + format_rfc3339(c.now));
       continue;
     }
     if (c.policy.rules().pinned_run_environment && v.run_environment == "host") {
-      add_void(c, v, "run steps executed on the node's host toolchain, not in a pinned builder image "
-                     "(policy: run_environment = \"pinned\")");
+      add_void(c, v,
+               "run steps executed on the node's host toolchain, not in a pinned builder image "
+               "(policy: run_environment = \"pinned\")");
       continue;
     }
     if (v.signed_at > c.now + kClockSkew) {
@@ -143,17 +145,22 @@ void judge(Context& c) {
   const auto k = static_cast<size_t>(rules.threshold);
   // Most votes first, then the smallest digest: a fixed order, whatever the arrival order.
   std::vector<std::pair<std::string, std::vector<Ballot>>> ranked(c.tally.begin(), c.tally.end());
-  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.second.size() > b.second.size(); });
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.second.size() > b.second.size(); });
   if (ranked.empty()) {
     d.reason = "no valid votes (" + std::to_string(d.void_votes.size()) + " void); threshold is " + std::to_string(k);
     return;
   }
   d.agreeing = ranked.front().second;
-  for (size_t i = 1; i < ranked.size(); ++i) d.dissenting.insert(d.dissenting.end(), ranked[i].second.begin(), ranked[i].second.end());
+  for (size_t i = 1; i < ranked.size(); ++i)
+    d.dissenting.insert(d.dissenting.end(), ranked[i].second.begin(), ranked[i].second.end());
   size_t winners = std::count_if(ranked.begin(), ranked.end(), [&](const auto& r) { return r.second.size() >= k; });
   if (ranked.size() > 1 && (rules.on_conflict == ConflictMode::kReject || winners > 1)) {
-    d.reason = std::string("conflict") + (rules.on_conflict == ConflictMode::kReject ? " (on_conflict = reject)" : ": more than one digest has " + std::to_string(k) + " votes") +
-               ": " + sides(ranked);
+    d.reason =
+        std::string("conflict") +
+        (rules.on_conflict == ConflictMode::kReject ? " (on_conflict = reject)"
+                                                    : ": more than one digest has " + std::to_string(k) + " votes") +
+        ": " + sides(ranked);
     return;
   }
   if (winners == 0) {
@@ -173,7 +180,8 @@ void judge(Context& c) {
   d.digest = ranked.front().first;
   d.reason = std::to_string(d.agreeing.size()) + " of " + std::to_string(c.policy.trust().voters().size()) +
              " nodes agree on " + d.digest + " (threshold " + std::to_string(k) + ": " + names(d.agreeing) + ")";
-  if (!d.dissenting.empty()) d.reason += "; " + std::to_string(d.dissenting.size()) + " dissent (on_conflict = majority)";
+  if (!d.dissenting.empty())
+    d.reason += "; " + std::to_string(d.dissenting.size()) + " dissent (on_conflict = majority)";
 }
 
 void finish(Context& c) {
@@ -188,19 +196,28 @@ void finish(Context& c) {
     for (const auto& b : ballots) counted.insert(b.node);
   }
   for (const auto& v : c.policy.trust().voters()) {
-    if (!counted.count(v) && !std::binary_search(d.equivocators.begin(), d.equivocators.end(), v)) d.missing.push_back(v);
+    if (!counted.count(v) && !std::binary_search(d.equivocators.begin(), d.equivocators.end(), v))
+      d.missing.push_back(v);
   }
-  auto by_node = [](const Ballot& a, const Ballot& b) { return std::tie(a.digest, a.node) < std::tie(b.digest, b.node); };
+  auto by_node = [](const Ballot& a, const Ballot& b) {
+    return std::tie(a.digest, a.node) < std::tie(b.digest, b.node);
+  };
   std::sort(d.agreeing.begin(), d.agreeing.end(), by_node);
   std::sort(d.dissenting.begin(), d.dissenting.end(), by_node);
   std::sort(d.void_votes.begin(), d.void_votes.end(), [](const VoidVote& a, const VoidVote& b) {
-    return std::tie(a.envelope_digest, a.node_id, a.keyid, a.reason) < std::tie(b.envelope_digest, b.node_id, b.keyid, b.reason);
+    return std::tie(a.envelope_digest, a.node_id, a.keyid, a.reason) <
+           std::tie(b.envelope_digest, b.node_id, b.keyid, b.reason);
   });
 }
 
 nlohmann::json ballot_json(const Ballot& b) {
-  return {{"node", b.node},   {"digest", b.digest},   {"image_digest", b.image_digest}, {"config_digest", b.config_digest},
-          {"keyid", b.keyid}, {"signed_at", format_rfc3339(b.signed_at)}, {"envelope_digest", b.envelope_digest}};
+  return {{"node", b.node},
+          {"digest", b.digest},
+          {"image_digest", b.image_digest},
+          {"config_digest", b.config_digest},
+          {"keyid", b.keyid},
+          {"signed_at", format_rfc3339(b.signed_at)},
+          {"envelope_digest", b.envelope_digest}};
 }
 
 }  // namespace
@@ -238,8 +255,12 @@ Result<std::string> Decision::to_json() const {
   for (const auto& b : dissenting) j["dissenting"].push_back(ballot_json(b));
   j["void_votes"] = nlohmann::json::array();
   for (const auto& v : void_votes) {
-    j["void_votes"].push_back({{"node_id", v.node_id}, {"keyid", v.keyid}, {"image_digest", v.image_digest},
-                               {"config_digest", v.config_digest}, {"envelope_digest", v.envelope_digest}, {"reason", v.reason}});
+    j["void_votes"].push_back({{"node_id", v.node_id},
+                               {"keyid", v.keyid},
+                               {"image_digest", v.image_digest},
+                               {"config_digest", v.config_digest},
+                               {"envelope_digest", v.envelope_digest},
+                               {"reason", v.reason}});
   }
   j["missing"] = missing;
   j["equivocators"] = equivocators;
@@ -257,10 +278,12 @@ std::string Decision::to_text() const {
     for (const auto& i : image_digests) out << "  image: " << i << "\n";
   }
   out << "  reason: " << reason << "\n";
-  for (const auto& b : agreeing) out << "  " << (accepted ? "agree" : "vote") << ": " << b.node << " " << b.digest << "\n";
+  for (const auto& b : agreeing)
+    out << "  " << (accepted ? "agree" : "vote") << ": " << b.node << " " << b.digest << "\n";
   for (const auto& b : dissenting) out << "  dissent: " << b.node << " " << b.digest << "\n";
   for (const auto& e : equivocators) out << "  equivocator: " << e << "\n";
-  for (const auto& v : void_votes) out << "  void: " << v.node_id << " " << v.envelope_digest << ": " << v.reason << "\n";
+  for (const auto& v : void_votes)
+    out << "  void: " << v.node_id << " " << v.envelope_digest << ": " << v.reason << "\n";
   for (const auto& m : missing) out << "  missing: " << m << "\n";
   out << "  policy: " << policy_digest << "\n";
   return out.str();

@@ -6,8 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "quorate/core/json.h"
 #include "quorate/config/toml_file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
 
@@ -33,26 +33,37 @@ Status parse_key(QuorumRules& rules, const std::string& what, const std::string&
     rules.threshold = n.as_integer()->get();
   } else if (key == "match") {
     std::string v = QR_TRY(get_string(what, n, "match"));
-    if (v == "image") rules.match = MatchMode::kImage;
-    else if (v == "content") rules.match = MatchMode::kContent;
-    else return Status::bad_input(where(what, n) + ": 'match' must be \"image\" or \"content\", not \"" + v + "\"");
+    if (v == "image")
+      rules.match = MatchMode::kImage;
+    else if (v == "content")
+      rules.match = MatchMode::kContent;
+    else
+      return Status::bad_input(where(what, n) + ": 'match' must be \"image\" or \"content\", not \"" + v + "\"");
   } else if (key == "on_conflict") {
     std::string v = QR_TRY(get_string(what, n, "on_conflict"));
-    if (v == "reject") rules.on_conflict = ConflictMode::kReject;
-    else if (v == "majority") rules.on_conflict = ConflictMode::kMajority;
-    else return Status::bad_input(where(what, n) + ": 'on_conflict' must be \"reject\" or \"majority\", not \"" + v + "\"");
+    if (v == "reject")
+      rules.on_conflict = ConflictMode::kReject;
+    else if (v == "majority")
+      rules.on_conflict = ConflictMode::kMajority;
+    else
+      return Status::bad_input(where(what, n) + ": 'on_conflict' must be \"reject\" or \"majority\", not \"" + v +
+                               "\"");
   } else if (key == "max_age") {
     std::string v = QR_TRY(get_string(what, n, "max_age"));
     auto seconds = parse_duration(v);
     if (!seconds.ok() || *seconds <= 0) {
-      return Status::bad_input(where(what, n) + ": 'max_age' must be a positive duration such as \"30d\", not \"" + v + "\"");
+      return Status::bad_input(where(what, n) + ": 'max_age' must be a positive duration such as \"30d\", not \"" + v +
+                               "\"");
     }
     rules.max_age = *seconds;
   } else if (key == "run_environment") {
     std::string v = QR_TRY(get_string(what, n, "run_environment"));
-    if (v == "pinned") rules.pinned_run_environment = true;
-    else if (v == "any") rules.pinned_run_environment = false;
-    else return Status::bad_input(where(what, n) + ": 'run_environment' must be \"pinned\" or \"any\", not \"" + v + "\"");
+    if (v == "pinned")
+      rules.pinned_run_environment = true;
+    else if (v == "any")
+      rules.pinned_run_environment = false;
+    else
+      return Status::bad_input(where(what, n) + ": 'run_environment' must be \"pinned\" or \"any\", not \"" + v + "\"");
   } else if (key == "required") {
     const toml::array* a = n.as_array();
     if (!a) return Status::bad_input(where(what, n) + ": 'required' must be an array of node ids");
@@ -82,8 +93,9 @@ Result<Policy> Policy::create(QuorumRules rules, Trust trust, const std::string&
     return Status::bad_input(what + ": threshold " + std::to_string(rules.threshold) + " is less than 1");
   }
   if (static_cast<uint64_t>(rules.threshold) > voters) {
-    return Status::bad_input(what + ": threshold " + std::to_string(rules.threshold) + " cannot be met: the roster has " +
-                             std::to_string(voters) + " distinct signer(s) (" + std::to_string(trust.keys().size()) +
+    return Status::bad_input(what + ": threshold " + std::to_string(rules.threshold) +
+                             " cannot be met: the roster has " + std::to_string(voters) + " distinct signer(s) (" +
+                             std::to_string(trust.keys().size()) +
                              " entries; a key shared by node ids, or a node id with several keys, counts once)");
   }
   for (const auto& r : rules.required) {
@@ -94,8 +106,11 @@ Result<Policy> Policy::create(QuorumRules rules, Trust trust, const std::string&
 
   nlohmann::json keys = nlohmann::json::array();
   for (const auto& k : trust.keys()) {
-    keys.push_back({{"node_id", k.node_id}, {"keyid", k.keyid}, {"not_before", optional_time(k.not_before)},
-                    {"not_after", optional_time(k.not_after)}, {"revoked_at", optional_time(k.revoked_at)}});
+    keys.push_back({{"node_id", k.node_id},
+                    {"keyid", k.keyid},
+                    {"not_before", optional_time(k.not_before)},
+                    {"not_after", optional_time(k.not_after)},
+                    {"revoked_at", optional_time(k.revoked_at)}});
   }
   nlohmann::json j = {{"threshold", rules.threshold},
                       {"match", match_mode_name(rules.match)},

@@ -23,7 +23,8 @@ bool concerns(const Question& q, const Vote& v) {
 }
 
 std::string describe(const Question& q) {
-  std::string commit = q.commit.empty() ? "" : "commit " + q.commit + (q.source_uri.empty() ? "" : " of " + q.source_uri);
+  std::string commit =
+      q.commit.empty() ? "" : "commit " + q.commit + (q.source_uri.empty() ? "" : " of " + q.source_uri);
   if (!q.image_digest.empty()) return "image " + q.image_digest + (commit.empty() ? "" : " for " + commit);
   if (!q.content_digest.empty()) return "content " + q.content_digest + (commit.empty() ? "" : " for " + commit);
   if (!commit.empty()) return commit;
@@ -34,8 +35,8 @@ void summarise(Answer& a, const Question& q, const Policy& policy) {
   std::vector<std::string> accepted_for;
   for (const auto& d : a.decisions) {
     if (!d.accepted) continue;
-    bool has_image = q.image_digest.empty() ||
-                     std::binary_search(d.image_digests.begin(), d.image_digests.end(), q.image_digest);
+    bool has_image =
+        q.image_digest.empty() || std::binary_search(d.image_digests.begin(), d.image_digests.end(), q.image_digest);
     // Under match = "content" the accepted digest is the content digest; under "image" it never is one.
     if (!q.content_digest.empty()) has_image = d.digest == q.content_digest;
     if (has_image) accepted_for.push_back(d.subject.to_string());
@@ -48,7 +49,8 @@ void summarise(Answer& a, const Question& q, const Policy& policy) {
     a.yes = !accepted_for.empty();
     a.summary = a.yes ? asked + " is accepted for " + accepted_for.front() +
                             (accepted_for.size() > 1 ? " and " + std::to_string(accepted_for.size() - 1) + " more" : "")
-                      : describe(q) + " is not accepted (" + std::to_string(a.decisions.size()) + " subject key(s) decided)" +
+                      : describe(q) + " is not accepted (" + std::to_string(a.decisions.size()) +
+                            " subject key(s) decided)" +
                             (!q.content_digest.empty() && policy.rules().match == MatchMode::kImage
                                  ? "; the policy's match = \"image\" accepts only the attested manifest digest: a "
                                    "re-encoded copy (Docker media types, another compression) needs match = \"content\""
@@ -101,7 +103,7 @@ Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Questio
     for (const auto& [k, subject_votes] : by_subject) a.decisions.push_back(decide(policy, k, subject_votes, now));
   } else {
     std::vector<SubjectKey> keys = !q.image_digest.empty() ? QR_TRY(store.subjects_with_image(q.image_digest))
-                                                            : QR_TRY(store.subjects_with_commit(q.commit, q.source_uri));
+                                                           : QR_TRY(store.subjects_with_commit(q.commit, q.source_uri));
     std::erase_if(keys, [&](const SubjectKey& k) { return !concerns_subject(q, k); });
     for (const auto& k : keys) {
       std::vector<Vote> votes = QR_TRY(source.votes(k));

@@ -115,9 +115,7 @@ StoredAttestation attestation_row(Stmt& s) {
   return a;
 }
 
-Rejection rejection_row(Stmt& s) {
-  return {s.integer(0), s.text(1), {}, s.text(2), s.text(3), s.integer(4)};
-}
+Rejection rejection_row(Stmt& s) { return {s.integer(0), s.text(1), {}, s.text(2), s.text(3), s.integer(4)}; }
 
 // The lower bound of the digests a "sha256:" id or a bare hex prefix names; the upper bound is that plus "~"
 // (above every hex digit), so the lookup is a range scan of the unique index.
@@ -157,7 +155,8 @@ struct Store::Impl {
     return out;
   }
   Result<std::vector<StoredAttestation>> rows(const std::string& where, const std::vector<std::string>& args) {
-    Stmt* s = QR_TRY(db->statement(std::string("SELECT ") + kAttestationColumns + " FROM attestations " + where + " ORDER BY id"));
+    Stmt* s = QR_TRY(
+        db->statement(std::string("SELECT ") + kAttestationColumns + " FROM attestations " + where + " ORDER BY id"));
     for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
     std::vector<StoredAttestation> out;
     int rc;
@@ -172,7 +171,8 @@ struct Store::Impl {
   // as distrusted when read.
   Status backfill() {
     // Served by the partial index attestations_unfilled: no scan of the table at each open.
-    Stmt* pending = QR_TRY(db->statement("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
+    Stmt* pending = QR_TRY(
+        db->statement("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
     std::vector<std::pair<int64_t, attest::Statement>> found;
     int rc;
     while ((rc = pending->step()) == SQLITE_ROW) {
@@ -183,7 +183,8 @@ struct Store::Impl {
     if (found.empty()) return Status();
     QR_RETURN_IF_ERROR(db->exec("BEGIN IMMEDIATE", "begin backfill"));
     for (const auto& [id, statement] : found) {
-      Stmt* u = QR_TRY(db->statement("UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2 WHERE id = ?3"));
+      Stmt* u =
+          QR_TRY(db->statement("UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2 WHERE id = ?3"));
       u->bind(1, statement.source_date_epoch);
       u->bind(2, statement.run_environment);
       u->bind(3, id);
@@ -273,16 +274,18 @@ Result<bool> Store::add_rejection(const Rejection& r) {
 
 Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const std::string& fingerprint,
                                     const std::string& record) {
-  Stmt* s = QR_TRY(impl_->db->statement(
-      "INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
-      "source_date_epoch, revision, fingerprint) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
+  Stmt* s =
+      QR_TRY(impl_->db->statement("INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, "
+                                  "digest, decision, decided_at, "
+                                  "source_date_epoch, revision, fingerprint) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
   s->bind(1, d.subject.source_uri);
   s->bind(2, d.subject.commit);
   s->bind(3, d.subject.recipe_path);
   s->bind(4, d.policy_digest);
   s->bind(5, int64_t{d.accepted});
   s->bind(6, d.digest);
-  const std::string json = record.empty() ? QR_TRY(d.to_json()) : record;  // bound without a copy: must outlive the step
+  const std::string json =
+      record.empty() ? QR_TRY(d.to_json()) : record;  // bound without a copy: must outlive the step
   s->bind(7, json);
   s->bind(8, d.time);
   s->bind(9, d.subject.source_date_epoch);
@@ -294,7 +297,9 @@ Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const s
 
 Result<std::vector<SubjectKey>> Store::subjects() {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations ORDER BY source_uri, commit_id, recipe_path, source_date_epoch", {});
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations ORDER BY source_uri, "
+      "commit_id, recipe_path, source_date_epoch",
+      {});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_image(const std::string& image_digest) {
@@ -312,8 +317,9 @@ Result<std::vector<SubjectKey>> Store::subjects_with_commit(const std::string& c
 }
 
 Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k) {
-  return impl_->rows("WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER)",
-                     {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch)});
+  return impl_->rows(
+      "WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER)",
+      {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch)});
 }
 
 Result<std::vector<StoredAttestation>> Store::all_rows() { return impl_->rows("", {}); }
@@ -336,7 +342,8 @@ Result<std::string> Store::envelope(int64_t id) {
 }
 
 Result<std::vector<StoredAttestation>> Store::attestations() {
-  Stmt* s = QR_TRY(impl_->db->statement(std::string("SELECT ") + kAttestationColumns + " FROM attestations ORDER BY id"));
+  Stmt* s =
+      QR_TRY(impl_->db->statement(std::string("SELECT ") + kAttestationColumns + " FROM attestations ORDER BY id"));
   std::vector<StoredAttestation> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) out.push_back(attestation_row(*s));
@@ -346,7 +353,8 @@ Result<std::vector<StoredAttestation>> Store::attestations() {
 }
 
 Result<std::vector<Rejection>> Store::rejections() {
-  Stmt* s = QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at FROM rejections ORDER BY id"));
+  Stmt* s =
+      QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at FROM rejections ORDER BY id"));
   std::vector<Rejection> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) out.push_back(rejection_row(*s));
@@ -362,8 +370,15 @@ Result<std::vector<StoredDecision>> Store::decisions() {
   std::vector<StoredDecision> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
-    out.push_back({s->integer(0), {s->text(1), s->text(2), s->text(3), s->integer(11)}, s->text(4), s->integer(5) != 0,
-                   s->text(6), s->text(7), s->integer(8), s->integer(9), s->text(10)});
+    out.push_back({s->integer(0),
+                   {s->text(1), s->text(2), s->text(3), s->integer(11)},
+                   s->text(4),
+                   s->integer(5) != 0,
+                   s->text(6),
+                   s->text(7),
+                   s->integer(8),
+                   s->integer(9),
+                   s->text(10)});
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("list decisions");
@@ -382,8 +397,11 @@ Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) 
   std::optional<StoredDecision> out;
   int rc = s->step();
   if (rc == SQLITE_ROW) {
-    out = StoredDecision{s->integer(0), {s->text(1), s->text(2), s->text(3), k.source_date_epoch}, s->text(4),
-                         s->integer(5) != 0, s->text(6), s->text(7), s->integer(8), s->integer(9), s->text(10)};
+    out = StoredDecision{s->integer(0), {s->text(1), s->text(2), s->text(3), k.source_date_epoch},
+                         s->text(4),    s->integer(5) != 0,
+                         s->text(6),    s->text(7),
+                         s->integer(8), s->integer(9),
+                         s->text(10)};
     rc = s->step();
   }
   s->reset();
@@ -417,8 +435,9 @@ Result<std::optional<Store::LastRevision>> Store::last_revision(const SubjectKey
 Result<std::optional<StoredAttestation>> Store::find_attestation(const std::string& id) {
   auto prefix = id_prefix(id);
   if (!prefix) return std::optional<StoredAttestation>();
-  Stmt* s = QR_TRY(impl_->db->statement(std::string("SELECT ") + kAttestationColumns +
-                                ", envelope FROM attestations WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' ORDER BY id LIMIT 2"));
+  Stmt* s = QR_TRY(impl_->db->statement(
+      std::string("SELECT ") + kAttestationColumns +
+      ", envelope FROM attestations WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' ORDER BY id LIMIT 2"));
   s->bind(1, *prefix);
   std::vector<StoredAttestation> found;
   int rc;
@@ -436,9 +455,10 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
 Result<std::optional<Rejection>> Store::find_rejection(const std::string& id) {
   auto prefix = id_prefix(id);
   if (!prefix) return std::optional<Rejection>();
-  Stmt* s = QR_TRY(impl_->db->statement(
-      "SELECT id, envelope_digest, code, reason, received_at, envelope FROM rejections WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' "
-      "ORDER BY id LIMIT 2"));
+  Stmt* s =
+      QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at, envelope FROM rejections "
+                                  "WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' "
+                                  "ORDER BY id LIMIT 2"));
   s->bind(1, *prefix);
   std::vector<Rejection> found;
   int rc;

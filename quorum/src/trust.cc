@@ -22,11 +22,16 @@ size_t find_root(std::vector<size_t>& parent, size_t i) {
 
 const char* key_validity_name(KeyValidity v) {
   switch (v) {
-    case KeyValidity::kValid: return "valid";
-    case KeyValidity::kUnknown: return "unknown key";
-    case KeyValidity::kNotYetValid: return "key not yet valid";
-    case KeyValidity::kExpired: return "key expired";
-    case KeyValidity::kRevoked: return "key revoked";
+    case KeyValidity::kValid:
+      return "valid";
+    case KeyValidity::kUnknown:
+      return "unknown key";
+    case KeyValidity::kNotYetValid:
+      return "key not yet valid";
+    case KeyValidity::kExpired:
+      return "key expired";
+    case KeyValidity::kRevoked:
+      return "key revoked";
   }
   return "?";
 }
@@ -88,7 +93,8 @@ std::vector<std::string> Trust::node_ids_of(const std::string& voter) const {
 }
 
 bool Trust::lists(const std::string& node_id, const std::string& keyid) const {
-  return std::any_of(keys_.begin(), keys_.end(), [&](const TrustedKey& k) { return k.node_id == node_id && k.keyid == keyid; });
+  return std::any_of(keys_.begin(), keys_.end(),
+                     [&](const TrustedKey& k) { return k.node_id == node_id && k.keyid == keyid; });
 }
 
 KeyValidity Trust::validity(const std::string& keyid, int64_t t) const {
@@ -97,11 +103,16 @@ KeyValidity Trust::validity(const std::string& keyid, int64_t t) const {
     if (k.keyid == keyid) windows.push_back({k.not_before, k.not_after, k.revoked_at});
   }
   switch (attest::key_validity(windows, t)) {
-    case attest::Failure::kNone: return KeyValidity::kValid;
-    case attest::Failure::kRevoked: return KeyValidity::kRevoked;
-    case attest::Failure::kExpired: return KeyValidity::kExpired;
-    case attest::Failure::kNotYetValid: return KeyValidity::kNotYetValid;
-    default: return KeyValidity::kUnknown;
+    case attest::Failure::kNone:
+      return KeyValidity::kValid;
+    case attest::Failure::kRevoked:
+      return KeyValidity::kRevoked;
+    case attest::Failure::kExpired:
+      return KeyValidity::kExpired;
+    case attest::Failure::kNotYetValid:
+      return KeyValidity::kNotYetValid;
+    default:
+      return KeyValidity::kUnknown;
   }
 }
 

@@ -15,7 +15,8 @@ std::string fingerprint(const Vote& v, int64_t started_on) {
                                &v.subject.recipe_path, &v.image_digest, &v.config_digest, &v.run_environment}) {
     text += std::to_string(f->size()) + ":" + *f + ";";
   }
-  text += std::to_string(v.signed_at) + ";" + std::to_string(started_on) + ";" + std::to_string(v.subject.source_date_epoch);
+  text += std::to_string(v.signed_at) + ";" + std::to_string(started_on) + ";" +
+          std::to_string(v.subject.source_date_epoch);
   return sha256_hex(text);
 }
 
@@ -30,7 +31,9 @@ void VerifiedVotes::vouch(std::span<const ImportOutcome> outcomes) {
   }
 }
 
-Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject) { return verified(QR_TRY(store_.rows(subject))); }
+Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject) {
+  return verified(QR_TRY(store_.rows(subject)));
+}
 
 Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject, std::vector<int64_t>& row_ids) {
   return verified(QR_TRY(store_.rows(subject)), &row_ids);
@@ -80,8 +83,9 @@ std::vector<DistrustedRow> VerifiedVotes::take_distrusted() {
   std::vector<DistrustedRow> out = std::move(distrusted_);
   distrusted_.clear();
   std::sort(out.begin(), out.end(), [](const DistrustedRow& a, const DistrustedRow& b) { return a.id < b.id; });
-  out.erase(std::unique(out.begin(), out.end(), [](const DistrustedRow& a, const DistrustedRow& b) { return a.id == b.id; }),
-            out.end());
+  out.erase(
+      std::unique(out.begin(), out.end(), [](const DistrustedRow& a, const DistrustedRow& b) { return a.id == b.id; }),
+      out.end());
   return out;
 }
 

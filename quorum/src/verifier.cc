@@ -53,8 +53,8 @@ Checked Verifier::check(std::string_view bytes, const std::string& publisher) co
   const attest::Attestation& a = *verdict.attestation;
   if (verdict.ok() && !publisher.empty() && a.node_id != publisher) {
     c.failure = attest::Failure::kNotPublisher;
-    c.status = Status::verification("signer is not the publishing node: signed by '" + a.node_id +
-                                    "', published by '" + publisher + "'");
+    c.status = Status::verification("signer is not the publishing node: signed by '" + a.node_id + "', published by '" +
+                                    publisher + "'");
     return c;
   }
   const attest::Statement& s = a.statement;
@@ -67,8 +67,9 @@ Checked Verifier::check(std::string_view bytes, const std::string& publisher) co
   VerifiedAttestation& v = c.attestation.emplace();
   v.envelope = std::move(envelope).value();
   v.envelope_digest = sha256_digest(v.envelope);
-  v.vote = {a.node_id, a.keyid, {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch}, s.image_digest, s.config_digest,
-            s.finished_on, v.envelope_digest, s.run_environment};
+  v.vote = {a.node_id,         a.keyid,          {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch},
+            s.image_digest,    s.config_digest,  s.finished_on,
+            v.envelope_digest, s.run_environment};
   v.started_on = s.started_on;
   return c;
 }
@@ -81,9 +82,12 @@ Result<VerifiedAttestation> Verifier::verify(std::string_view bytes) const {
 
 const char* import_kind_name(ImportOutcome::Kind k) {
   switch (k) {
-    case ImportOutcome::Kind::kStored: return "stored";
-    case ImportOutcome::Kind::kDuplicate: return "duplicate";
-    case ImportOutcome::Kind::kRejected: return "rejected";
+    case ImportOutcome::Kind::kStored:
+      return "stored";
+    case ImportOutcome::Kind::kDuplicate:
+      return "duplicate";
+    case ImportOutcome::Kind::kRejected:
+      return "rejected";
   }
   return "?";
 }

@@ -86,8 +86,8 @@ Status Database::migrate(std::span<const char* const> migrations) {
   }
   for (int64_t i = version; i < latest; ++i) {
     QR_RETURN_IF_ERROR(transaction([&] {
-      std::string sql = std::string(migrations[static_cast<size_t>(i)]) + "\nPRAGMA user_version = " +
-                        std::to_string(i + 1) + ";";
+      std::string sql =
+          std::string(migrations[static_cast<size_t>(i)]) + "\nPRAGMA user_version = " + std::to_string(i + 1) + ";";
       return exec(sql, "migrate to schema version " + std::to_string(i + 1));
     }));
   }

@@ -11,7 +11,8 @@ using testing::fixed_signer;
 
 TEST(Dsse, PaeIsTheSpecEncoding) {
   // The example of the DSSE protocol document.
-  EXPECT_EQ(pae("http://example.com/HelloWorld", "hello world"), "DSSEv1 29 http://example.com/HelloWorld 11 hello world");
+  EXPECT_EQ(pae("http://example.com/HelloWorld", "hello world"),
+            "DSSEv1 29 http://example.com/HelloWorld 11 hello world");
   EXPECT_EQ(pae("", ""), "DSSEv1 0  0 ");
 }
 

@@ -64,8 +64,10 @@ TEST(Keys, Ed25519SignaturesAreDeterministic) {
 }
 
 TEST(Keys, FixedKeyidsArePinned) {
-  EXPECT_EQ(fixed_signer(KeyType::kEd25519)->keyid(), "4412015289ab798b11d267edbf9febbd1ead7266f69ed80b5fb61823f5faa6c1");
-  EXPECT_EQ(fixed_signer(KeyType::kEcdsaP256)->keyid(), "103c91fc04bc4758ab49612dde4fa9f341518546b20ebb935930308cbd26cea4");
+  EXPECT_EQ(fixed_signer(KeyType::kEd25519)->keyid(),
+            "4412015289ab798b11d267edbf9febbd1ead7266f69ed80b5fb61823f5faa6c1");
+  EXPECT_EQ(fixed_signer(KeyType::kEcdsaP256)->keyid(),
+            "103c91fc04bc4758ab49612dde4fa9f341518546b20ebb935930308cbd26cea4");
 }
 
 TEST(Keys, GroupOrWorldReadableKeyFileIsRefusedWithAnExplanation) {
@@ -88,8 +90,10 @@ TEST(Keys, MissingKeyFileIsNotFound) {
 
 TEST(Keys, GarbageIsNotAKey) {
   EXPECT_TRUE(PublicKey::from_pem("hello").status().is_bad_input());
-  EXPECT_TRUE(PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").status().is_bad_input());
-  EXPECT_TRUE(signer_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").status().is_bad_input());
+  EXPECT_TRUE(
+      PublicKey::from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n").status().is_bad_input());
+  EXPECT_TRUE(
+      signer_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").status().is_bad_input());
 }
 
 TEST(Keys, OtherCurvesAreUnsupported) {

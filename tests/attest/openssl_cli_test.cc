@@ -31,11 +31,15 @@ void write_signed(const Signer& signer, Signed& out) {
 TEST(OpensslCli, VerifiesEd25519EnvelopeSignature) {
   Signed s;
   write_signed(*testing::fresh_signer(KeyType::kEd25519), s);
-  auto r = run("openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig));
+  auto r =
+      run("openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("Signature Verified Successfully"), std::string::npos) << r.out;
   spit(s.pae, quorate::testing::slurp(s.pae) + " ");
-  EXPECT_NE(run("openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig)).exit_code, 0);
+  EXPECT_NE(
+      run("openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig))
+          .exit_code,
+      0);
 }
 
 TEST(OpensslCli, VerifiesP256EnvelopeSignature) {
@@ -45,7 +49,8 @@ TEST(OpensslCli, VerifiesP256EnvelopeSignature) {
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("Verified OK"), std::string::npos) << r.out;
   spit(s.pae, quorate::testing::slurp(s.pae) + " ");
-  EXPECT_NE(run("openssl dgst -sha256 -verify " + sh(s.pub) + " -signature " + sh(s.sig) + " " + sh(s.pae)).exit_code, 0);
+  EXPECT_NE(run("openssl dgst -sha256 -verify " + sh(s.pub) + " -signature " + sh(s.sig) + " " + sh(s.pae)).exit_code,
+            0);
 }
 
 }  // namespace

@@ -28,8 +28,9 @@ bool contains(const std::string& hay, const std::string& needle) { return hay.fi
 // --- URI parsing --------------------------------------------------------------------------------------------
 
 TEST(Pkcs11Uri, ParsesAndPercentDecodes) {
-  auto u = parse_pkcs11_uri("pkcs11:token=My%20Token;object=node-a;id=%01%ff;type=private"
-                            "?module-path=/usr/lib/x.so&pin-value=12%2634")
+  auto u = parse_pkcs11_uri(
+               "pkcs11:token=My%20Token;object=node-a;id=%01%ff;type=private"
+               "?module-path=/usr/lib/x.so&pin-value=12%2634")
                .value();
   EXPECT_EQ(*u.token, "My Token");
   EXPECT_EQ(*u.object, "node-a");
@@ -90,7 +91,8 @@ TokenSigned attest_via_cli(const SoftHsm& hsm, const std::string& uri, const std
   auto dir = hsm.dir();
   s.att = dir / (name + ".att.json");
   s.pub = dir / (name + ".pub.pem");
-  auto r = run(quorate_command("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) + " -o " + sh(s.att)));
+  auto r = run(quorate_command("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) +
+                               " -o " + sh(s.att)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   r = run(quorate_command("key public --key " + sh(uri) + " --out " + sh(s.pub)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
@@ -106,9 +108,10 @@ TokenSigned attest_via_cli(const SoftHsm& hsm, const std::string& uri, const std
 void expect_verifies(const TokenSigned& s, KeyType type) {
   auto r = run(quorate_command("attest verify " + sh(s.att) + " --pub " + sh(s.pub)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  std::string cmd = type == KeyType::kEd25519
-                        ? "openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig)
-                        : "openssl dgst -sha256 -verify " + sh(s.pub) + " -signature " + sh(s.sig) + " " + sh(s.pae);
+  std::string cmd =
+      type == KeyType::kEd25519
+          ? "openssl pkeyutl -verify -pubin -inkey " + sh(s.pub) + " -rawin -in " + sh(s.pae) + " -sigfile " + sh(s.sig)
+          : "openssl dgst -sha256 -verify " + sh(s.pub) + " -signature " + sh(s.sig) + " " + sh(s.pae);
   r = run(cmd);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "Verified")) << r.out;
@@ -128,14 +131,16 @@ TEST_P(TokenKeys, GeneratedByQuorateSignsAndVerifies) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "keyid:")) << r.out;
   EXPECT_FALSE(contains(r.out, hsm.pin_file().string() + "5678")) << r.out;
-  EXPECT_EQ(run(quorate_command("key generate --pkcs11 " + sh(uri) + " --type " + type)).exit_code, 2) << "never overwrites";
+  EXPECT_EQ(run(quorate_command("key generate --pkcs11 " + sh(uri) + " --type " + type)).exit_code, 2)
+      << "never overwrites";
 
   // The private key is sensitive and never extractable: pkcs11-tool (not ours) reports it and cannot read it.
   auto objs = run(hsm.pkcs11_tool("--list-objects --type privkey"));
   EXPECT_TRUE(contains(objs.out, "never extractable")) << objs.out;
   EXPECT_TRUE(contains(objs.out, "sensitive")) << objs.out;
   std::string value;
-  EXPECT_EQ(quorate::testing::softhsm_private_attr(hsm.label(), "node-a-" + type, CKA_VALUE, value), CKR_ATTRIBUTE_SENSITIVE);
+  EXPECT_EQ(quorate::testing::softhsm_private_attr(hsm.label(), "node-a-" + type, CKA_VALUE, value),
+            CKR_ATTRIBUTE_SENSITIVE);
   EXPECT_TRUE(value.empty());
   // And in the attributes themselves, read directly.
   EXPECT_EQ(quorate::testing::softhsm_private_bool(hsm.label(), "node-a-" + type, CKA_EXTRACTABLE), 0);
@@ -159,8 +164,8 @@ TEST_P(TokenKeys, GeneratedByPkcs11ToolSignsAndVerifies) {
   // Selected by label, and by id alone.
   auto s = attest_via_cli(hsm, hsm.uri("tool-" + type), type);
   expect_verifies(s, GetParam());
-  auto by_id = "pkcs11:token=" + hsm.label() + ";id=%42?module-path=" + kSoftHsmModule + "&pin-source=file:" +
-               hsm.pin_file().string();
+  auto by_id = "pkcs11:token=" + hsm.label() + ";id=%42?module-path=" + kSoftHsmModule +
+               "&pin-source=file:" + hsm.pin_file().string();
   auto signer = open_pkcs11_signer(by_id);
   ASSERT_TRUE(signer.ok()) << signer.status().to_string();
   EXPECT_EQ(signer.value()->keyid(), PublicKey::load(s.pub).value().keyid());
@@ -180,7 +185,9 @@ TEST_P(TokenKeys, GeneratedByPkcs11ToolSignsAndVerifies) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, TokenKeys, ::testing::Values(KeyType::kEd25519, KeyType::kEcdsaP256),
-                         [](const ::testing::TestParamInfo<KeyType>& p) { return std::string(key_type_name(p.param)); });
+                         [](const ::testing::TestParamInfo<KeyType>& p) {
+                           return std::string(key_type_name(p.param));
+                         });
 
 TEST(Pkcs11, ThroughP11KitProxyAndModuleName) {
   SoftHsm hsm;
@@ -192,7 +199,8 @@ TEST(Pkcs11, ThroughP11KitProxyAndModuleName) {
   auto r = run(quorate_command("key public --key " + sh(proxy)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, want)) << r.out;
-  auto named = "pkcs11:token=" + hsm.label() + ";object=k?module-name=softhsm2&pin-source=file:" + hsm.pin_file().string();
+  auto named =
+      "pkcs11:token=" + hsm.label() + ";object=k?module-name=softhsm2&pin-source=file:" + hsm.pin_file().string();
   r = run(quorate_command("key public --key " + sh(named)));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, want)) << r.out;
@@ -208,8 +216,8 @@ TEST(Pkcs11, RefusalsExit2WithClearMessages) {
   ASSERT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
   ASSERT_EQ(run(quorate_command("key generate --pkcs11 " + sh(hsm.uri("k")) + " --type p256")).exit_code, 0);
   auto attest = [&](const std::string& uri) {
-    return run(quorate_command("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) + " -o " +
-                 sh(hsm.dir() / "out.json")));
+    return run(quorate_command("attest --key " + sh(uri) + " --node-id node-a " + sh(testing::build_result_path()) +
+                               " -o " + sh(hsm.dir() / "out.json")));
   };
   struct Case {
     std::string uri, says;
@@ -279,8 +287,8 @@ TEST(Pkcs11, RefusedPinIsNeverRetried) {
   ScratchDir d;
   spit(d / "pin", "5678\n");
   ::chmod((d / "pin").c_str(), 0600);
-  std::string uri = "pkcs11:token=" + hsm.label() + ";object=k?module-path=" + kSoftHsmModule + "&pin-source=file:" +
-                    (d / "pin").string();
+  std::string uri = "pkcs11:token=" + hsm.label() + ";object=k?module-path=" + kSoftHsmModule +
+                    "&pin-source=file:" + (d / "pin").string();
   auto signer = open_pkcs11_signer(uri);
   ASSERT_TRUE(signer.ok()) << signer.status().to_string();
   // The PIN file changes to a wrong PIN and the session goes away: the re-login is refused...

@@ -32,38 +32,51 @@ TEST(RosterCheck, WarnsOfNoValidKeyExpiringKeysAndSharedKeys) {
   Keys k;
   // At 2026-06-01: node-a rotates (k1 until June 20, k2 from June 10), node-b's only key expired in May,
   // k4 is listed under node-c and node-d.
-  spit(k.dir / "roster.toml",
-       entry("node-a", k.pub("k1"), "not_after = \"2026-06-20T00:00:00Z\"") +
-           entry("node-a", k.pub("k2"), "not_before = \"2026-06-10T00:00:00Z\"") +
-           entry("node-b", k.pub("k3"), "not_after = \"2026-05-01T00:00:00Z\"") + entry("node-c", k.pub("k4")) +
-           entry("node-d", k.pub("k4")));
-  auto r = run(sh(quorate_bin()) + " roster check " + sh(k.dir / "roster.toml") + " --now 2026-06-01T00:00:00Z --within 30d");
+  spit(k.dir / "roster.toml", entry("node-a", k.pub("k1"), "not_after = \"2026-06-20T00:00:00Z\"") +
+                                  entry("node-a", k.pub("k2"), "not_before = \"2026-06-10T00:00:00Z\"") +
+                                  entry("node-b", k.pub("k3"), "not_after = \"2026-05-01T00:00:00Z\"") +
+                                  entry("node-c", k.pub("k4")) + entry("node-d", k.pub("k4")));
+  auto r = run(sh(quorate_bin()) + " roster check " + sh(k.dir / "roster.toml") +
+               " --now 2026-06-01T00:00:00Z --within 30d");
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("node-a  " + k.keyid("k1") + "  ed25519  valid not_after=2026-06-20T00:00:00Z"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("node-a  " + k.keyid("k2") + "  ed25519  not yet valid not_before=2026-06-10T00:00:00Z"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("node-a  " + k.keyid("k1") + "  ed25519  valid not_after=2026-06-20T00:00:00Z"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("node-a  " + k.keyid("k2") + "  ed25519  not yet valid not_before=2026-06-10T00:00:00Z"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("node-b  " + k.keyid("k3") + "  ed25519  expired"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("warning: node 'node-a': key " + k.keyid("k1") + " stops being valid at 2026-06-20T00:00:00Z"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warning: node 'node-a': key " + k.keyid("k1") + " stops being valid at 2026-06-20T00:00:00Z"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("warning: node 'node-b' has no key valid at 2026-06-01T00:00:00Z"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("warning: key " + k.keyid("k4") + " is listed under node ids 'node-c', 'node-d'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("warning: key " + k.keyid("k4") + " is listed under node ids 'node-c', 'node-d'"),
+            std::string::npos)
+      << r.out;
   EXPECT_EQ(r.out.find("node 'node-a' has no key"), std::string::npos) << r.out;
 
   // A shorter horizon: node-a's key no longer warns; the other two warnings remain.
-  auto shorter = run(sh(quorate_bin()) + " roster check " + sh(k.dir / "roster.toml") + " --now 2026-06-01T00:00:00Z --within 7d");
+  auto shorter =
+      run(sh(quorate_bin()) + " roster check " + sh(k.dir / "roster.toml") + " --now 2026-06-01T00:00:00Z --within 7d");
   EXPECT_EQ(shorter.out.find("stops being valid"), std::string::npos) << shorter.out;
   EXPECT_EQ(shorter.exit_code, 1);
 }
 
 TEST(RosterCheck, RevokedKeyUnderAnyIdAndAPolicyNamingItsRoster) {
   Keys k;
-  spit(k.dir / "roster.toml", entry("node-a", k.pub("k1"), "revoked_at = \"2026-05-01T00:00:00Z\"") + entry("node-b", k.pub("k2")));
+  spit(k.dir / "roster.toml",
+       entry("node-a", k.pub("k1"), "revoked_at = \"2026-05-01T00:00:00Z\"") + entry("node-b", k.pub("k2")));
   spit(k.dir / "policy.toml", "threshold = 1\nroster = \"roster.toml\"\n" + entry("node-c", k.pub("k3")));
   auto r = run(sh(quorate_bin()) + " roster check " + sh(k.dir / "policy.toml") + " --now 2026-06-01T00:00:00Z");
   EXPECT_EQ(r.exit_code, 1) << r.out;
-  EXPECT_NE(r.out.find("node-a  " + k.keyid("k1") + "  ed25519  revoked revoked_at=2026-05-01T00:00:00Z"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("node-a  " + k.keyid("k1") + "  ed25519  revoked revoked_at=2026-05-01T00:00:00Z"),
+            std::string::npos)
+      << r.out;
   EXPECT_NE(r.out.find("node 'node-a' has no key valid"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("node-c  " + k.keyid("k3") + "  ed25519  valid"), std::string::npos) << r.out;
   // All good: exit 0.
-  spit(k.dir / "good.toml", entry("node-a", k.pub("k1")) + entry("node-b", k.pub("k2"), "not_after = \"2027-01-01T00:00:00Z\""));
+  spit(k.dir / "good.toml",
+       entry("node-a", k.pub("k1")) + entry("node-b", k.pub("k2"), "not_after = \"2027-01-01T00:00:00Z\""));
   auto ok = run(sh(quorate_bin()) + " roster check " + sh(k.dir / "good.toml") + " --now 2026-06-01T00:00:00Z");
   EXPECT_EQ(ok.exit_code, 0) << ok.out;
   EXPECT_EQ(run(sh(quorate_bin()) + " roster check " + sh(k.dir / "missing.toml")).exit_code, 2);

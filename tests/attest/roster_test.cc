@@ -26,7 +26,8 @@ class RosterTest : public ::testing::Test {
     a_ = fixed_signer(KeyType::kEd25519);
     b_ = fixed_signer(KeyType::kEcdsaP256);
     outsider_ = testing::fresh_signer(KeyType::kEd25519);
-    roster_ = Roster::create({{"node-a", a_->public_key(), {}, {}, {}}, {"node-b", b_->public_key(), {}, {}, {}}}).value();
+    roster_ =
+        Roster::create({{"node-a", a_->public_key(), {}, {}, {}}, {"node-b", b_->public_key(), {}, {}, {}}}).value();
     good_ = attest_build_result(testing::build_result(), *a_, "node-a").value();
   }
   Verdict verify(const std::string& bytes) const { return roster_.verify(bytes); }
@@ -164,7 +165,8 @@ TEST_F(RosterTest, OtherPredicateIsWrongStatement) {
 }
 
 TEST_F(RosterTest, StatementNamingAnotherNodeIsNodeMismatch) {
-  EXPECT_EQ(verify(attest_build_result(testing::build_result(), *a_, "node-b").value()).failure, Failure::kNodeMismatch);
+  EXPECT_EQ(verify(attest_build_result(testing::build_result(), *a_, "node-b").value()).failure,
+            Failure::kNodeMismatch);
 }
 
 TEST_F(RosterTest, ValidityWindowAndRevocationAtSigningTime) {
@@ -183,14 +185,16 @@ TEST_F(RosterTest, ValidityWindowAndRevocationAtSigningTime) {
 // Issue 11, item 12: a key revoked under node-a used to verify when the statement claimed node-z, which lists the
 // same key (the quorum engine already voided it). One rule now: a revocation under any id wins.
 TEST_F(RosterTest, AKeyRevokedUnderOneIdIsRevokedUnderEveryId) {
-  auto roster = Roster::create({{"node-a", a_->public_key(), {}, {}, kSignedAt - 10},
-                                {"node-z", a_->public_key(), {}, {}, {}}}).value();
+  auto roster =
+      Roster::create({{"node-a", a_->public_key(), {}, {}, kSignedAt - 10}, {"node-z", a_->public_key(), {}, {}, {}}})
+          .value();
   auto as_z = attest_build_result(testing::build_result(), *a_, "node-z").value();
   EXPECT_EQ(roster.verify(as_z).failure, Failure::kRevoked);
   EXPECT_EQ(roster.verify(good_).failure, Failure::kRevoked);
   // Windows still combine: expired under one id, valid under another, is valid.
-  auto windows = Roster::create({{"node-a", a_->public_key(), {}, kSignedAt - 10, {}},
-                                 {"node-z", a_->public_key(), {}, {}, {}}}).value();
+  auto windows =
+      Roster::create({{"node-a", a_->public_key(), {}, kSignedAt - 10, {}}, {"node-z", a_->public_key(), {}, {}, {}}})
+          .value();
   EXPECT_TRUE(windows.verify(as_z).ok());
   EXPECT_EQ(key_validity({}, kSignedAt), Failure::kUnknownKey);
   EXPECT_EQ(key_validity({{kSignedAt + 1, {}, {}}, {{}, kSignedAt - 1, {}}}, kSignedAt), Failure::kNotYetValid);
@@ -199,8 +203,8 @@ TEST_F(RosterTest, AKeyRevokedUnderOneIdIsRevokedUnderEveryId) {
 TEST_F(RosterTest, EveryFailureHasItsOwnNameAndMessage) {
   std::set<std::string> names;
   for (auto f : {Failure::kNone, Failure::kMalformed, Failure::kWrongPayloadType, Failure::kWrongStatement,
-                 Failure::kUnknownKey, Failure::kBadSignature, Failure::kNotYetValid, Failure::kExpired, Failure::kNotPublisher,
-                 Failure::kRevoked, Failure::kNodeMismatch}) {
+                 Failure::kUnknownKey, Failure::kBadSignature, Failure::kNotYetValid, Failure::kExpired,
+                 Failure::kNotPublisher, Failure::kRevoked, Failure::kNodeMismatch}) {
     names.insert(failure_name(f));
   }
   EXPECT_EQ(names.size(), 11u);
@@ -218,7 +222,8 @@ TEST(RosterFile, InlinePemPathsAndTimes) {
   auto b = fixed_signer(KeyType::kEcdsaP256);
   std::filesystem::create_directories(dir / "keys");
   spit(dir / "keys/b.pub.pem", b->public_key().pem());
-  spit(dir / "roster.toml", "threshold = 1\n\n[[nodes]]\nid = \"node-a\"\npublic_key = \"\"\"\n" + a->public_key().pem() +
+  spit(dir / "roster.toml", "threshold = 1\n\n[[nodes]]\nid = \"node-a\"\npublic_key = \"\"\"\n" +
+                                a->public_key().pem() +
                                 "\"\"\"\nnot_before = \"2026-01-01T00:00:00Z\"\n\n[[nodes]]\nid = \"node-b\"\n"
                                 "public_key = \"keys/b.pub.pem\"\nrevoked_at = 2026-06-01T12:00:00Z\n");
   auto r = Roster::load(dir / "roster.toml");
@@ -255,7 +260,8 @@ TEST(RosterFile, APolicyTrustsItsNodesAndThoseOfItsRosterFile) {
   spit(dir / "a.pem", a->public_key().pem());
   spit(dir / "b.pem", b->public_key().pem());
   spit(dir / "sub/roster.toml", "[[nodes]]\nid = \"node-b\"\npublic_key = \"../b.pem\"\n");
-  spit(dir / "policy.toml", "threshold = 2\nroster = \"sub/roster.toml\"\n\n[[nodes]]\nid = \"node-a\"\npublic_key = \"a.pem\"\n");
+  spit(dir / "policy.toml",
+       "threshold = 2\nroster = \"sub/roster.toml\"\n\n[[nodes]]\nid = \"node-a\"\npublic_key = \"a.pem\"\n");
   auto entries = load_roster_or_policy(dir / "policy.toml");
   ASSERT_TRUE(entries.ok()) << entries.status().to_string();
   ASSERT_EQ(entries->size(), 2u);
@@ -272,7 +278,8 @@ TEST(RosterFile, APolicyTrustsItsNodesAndThoseOfItsRosterFile) {
   auto absent = load_roster_or_policy(dir / "policy.toml");
   EXPECT_TRUE(absent.status().is_not_found()) << absent.status().to_string();
   EXPECT_NE(absent.status().message().find("policy.toml:3: roster"), std::string::npos) << absent.status().to_string();
-  spit(dir / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"x\"\n[[nodes]]\nid = \"y\"\npublic_key = \"a.pem\"\nbad = 1\n");
+  spit(dir / "policy.toml",
+       "threshold = 1\n[[nodes]]\nid = \"x\"\n[[nodes]]\nid = \"y\"\npublic_key = \"a.pem\"\nbad = 1\n");
   auto line = load_roster_or_policy(dir / "policy.toml");
   EXPECT_NE(line.status().message().find("policy.toml:2: nodes[0] (id x): missing 'public_key'"), std::string::npos)
       << line.status().to_string();

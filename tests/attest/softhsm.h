@@ -19,8 +19,8 @@ class SoftHsm {
  public:
   explicit SoftHsm(std::string label = "quorate-test") : label_(std::move(label)) {
     std::filesystem::create_directories(dir_ / "tokens");
-    spit(dir_ / "softhsm2.conf", "directories.tokendir = " + (dir_ / "tokens").string() +
-                                     "\nobjectstore.backend = file\nlog.level = ERROR\n");
+    spit(dir_ / "softhsm2.conf",
+         "directories.tokendir = " + (dir_ / "tokens").string() + "\nobjectstore.backend = file\nlog.level = ERROR\n");
     // The library (in this process) and every command it runs read the same configuration.
     ::setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1);
     init_ = run("softhsm2-util --init-token --free --label " + sh(label_) + " --so-pin 1234 --pin 5678");

@@ -74,8 +74,8 @@ struct Checker {
   // DigestSet: algorithm -> lowercase hex of the algorithm's length (in-toto digest_set.md).
   void digest_set(const json& d, const std::string& path) {
     if (!d.is_object() || d.empty()) return fail(path, "a DigestSet is a non-empty object");
-    static const std::map<std::string, size_t> lengths = {{"sha256", 64}, {"sha512", 128}, {"sha1", 40},
-                                                          {"gitCommit", 40}, {"gitTree", 40}};
+    static const std::map<std::string, size_t> lengths = {
+        {"sha256", 64}, {"sha512", 128}, {"sha1", 40}, {"gitCommit", 40}, {"gitTree", 40}};
     for (const auto& [alg, hex] : d.items()) {
       if (!hex.is_string()) {
         fail(path + "." + alg, "not a string");
@@ -200,7 +200,8 @@ struct Checker {
     only(vm, {"publicKey", "certificate", "x509CertificateChain", "tlogEntries", "timestampVerificationData"},
          "bundle.verificationMaterial");
     int content = vm.contains("publicKey") + vm.contains("certificate") + vm.contains("x509CertificateChain");
-    if (content != 1) fail("bundle.verificationMaterial", "exactly one of publicKey, certificate, x509CertificateChain");
+    if (content != 1)
+      fail("bundle.verificationMaterial", "exactly one of publicKey, certificate, x509CertificateChain");
     if (vm.contains("x509CertificateChain")) fail("bundle.verificationMaterial", "v0.3 bundles carry no chain");
     if (vm.contains("publicKey")) {
       only(vm["publicKey"], {"hint"}, "bundle.verificationMaterial.publicKey");
@@ -233,8 +234,8 @@ TEST(SpecConformance, EnvelopeStatementAndProvenance) {
 }
 
 TEST(SpecConformance, SigstoreBundle) {
-  auto bytes = attest_build_result(build_result(), *fixed_signer(KeyType::kEcdsaP256), "node-a",
-                                   AttestFormat::kBundle).value();
+  auto bytes =
+      attest_build_result(build_result(), *fixed_signer(KeyType::kEcdsaP256), "node-a", AttestFormat::kBundle).value();
   Checker c;
   check_statement(c, c.bundle(json::parse(bytes)));
   EXPECT_TRUE(c.problems.empty()) << c.report();
@@ -261,8 +262,9 @@ TEST(SpecConformance, EveryVariantTheBuilderWrites) {
 
 TEST(SpecConformance, DependencyUris) {
   auto dep = [](const json& result) {
-    return json::parse(statement_from_build_result(result.dump(), "node-a").value())["predicate"]["buildDefinition"]
-        ["resolvedDependencies"][0]["uri"].get<std::string>();
+    return json::parse(statement_from_build_result(result.dump(), "node-a")
+                           .value())["predicate"]["buildDefinition"]["resolvedDependencies"][0]["uri"]
+        .get<std::string>();
   };
   auto r = json::parse(build_result());
   EXPECT_EQ(dep(r), "git+file:///src/hello.git");  // results without a locator: the uri as given

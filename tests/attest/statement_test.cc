@@ -48,7 +48,8 @@ TEST(Statement, RunEnvironmentIsCarriedAndDerivedForOlderResults) {
   auto plain = parse_statement(statement_from_build_result(build_result(), "node-a").value()).value();
   EXPECT_EQ(plain.run_environment, "host");
   nlohmann::json builder = {{"name", "example.org/builders/gcc"}, {"digest", "sha256:" + std::string(64, '9')}};
-  auto pinned = parse_statement(statement_from_build_result(build_result_with("/builder_image", builder), "node-a").value());
+  auto pinned =
+      parse_statement(statement_from_build_result(build_result_with("/builder_image", builder), "node-a").value());
   EXPECT_EQ(pinned.value().run_environment, "image");
   auto text = statement_from_build_result(build_result_with("/run_environment", "none"), "node-a").value();
   EXPECT_NE(text.find("\"runEnvironment\":\"none\""), std::string::npos);
@@ -103,8 +104,7 @@ TEST(Statement, CanonicalBytesArePinned) {
 TEST(Statement, TimesOnlyInRunDetailsMetadata) {
   auto a = nlohmann::json::parse(statement_from_build_result(build_result(), "node-a").value());
   auto later = build_result_with("/started_on", "2030-01-01T00:00:00Z");
-  auto b = nlohmann::json::parse(statement_from_build_result(
-      nlohmann::json::parse(later).dump(), "node-a").value());
+  auto b = nlohmann::json::parse(statement_from_build_result(nlohmann::json::parse(later).dump(), "node-a").value());
   a["predicate"]["runDetails"].erase("metadata");
   b["predicate"]["runDetails"].erase("metadata");
   EXPECT_EQ(a, b);

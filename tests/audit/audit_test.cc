@@ -22,22 +22,21 @@ using quorate::testing::sh;
 constexpr int64_t kNow = 1'790'000'600;
 
 std::string build_result(const std::string& uri, const std::string& commit, const std::string& image) {
-  nlohmann::json r = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image",
-       {{"name", "registry.example/app"},
-        {"manifest_digest", sha256_digest("manifest:" + image)},
-        {"config_digest", sha256_digest("config:" + image)},
-        {"diff_ids", {sha256_digest("layer:" + image)}},
-        {"layers", nlohmann::json::array()}}},
-      {"source", {{"uri", uri}, {"commit", commit}, {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"started_on", format_rfc3339(quorate::quorum::testing::kSigned - 30)},
-      {"finished_on", format_rfc3339(quorate::quorum::testing::kSigned)}};
+  nlohmann::json r = {{"schema", "https://quorate.dev/build-result/v1"},
+                      {"canonical_form", 1},
+                      {"image",
+                       {{"name", "registry.example/app"},
+                        {"manifest_digest", sha256_digest("manifest:" + image)},
+                        {"config_digest", sha256_digest("config:" + image)},
+                        {"diff_ids", {sha256_digest("layer:" + image)}},
+                        {"layers", nlohmann::json::array()}}},
+                      {"source", {{"uri", uri}, {"commit", commit}, {"recipe_path", "quorate.toml"}}},
+                      {"base_images", nlohmann::json::array()},
+                      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
+                      {"source_date_epoch", 1700000000},
+                      {"compressor", "gzip zlib 1.2.13 level 6"},
+                      {"started_on", format_rfc3339(quorate::quorum::testing::kSigned - 30)},
+                      {"finished_on", format_rfc3339(quorate::quorum::testing::kSigned)}};
   return r.dump();
 }
 
@@ -46,11 +45,12 @@ class AuditTest : public ::testing::Test {
   void SetUp() override {
     // 50 commits on a first-parent line, fixed dates, no signatures.
     repo_ = dir_ / "repo";
-    std::string script = "set -e; git init -q " + sh(repo_.string()) + "; cd " + sh(repo_.string()) +
-                         "; export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@x;"
-                         " for i in $(seq 1 50); do echo $i > file; git add file;"
-                         " GIT_AUTHOR_DATE=\"@$((1700000000 + i)) +0000\" GIT_COMMITTER_DATE=\"@$((1700000000 + i)) +0000\""
-                         " git -c commit.gpgsign=false commit -q -m \"change $i\"; done; git rev-list --first-parent HEAD";
+    std::string script =
+        "set -e; git init -q " + sh(repo_.string()) + "; cd " + sh(repo_.string()) +
+        "; export GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@x;"
+        " for i in $(seq 1 50); do echo $i > file; git add file;"
+        " GIT_AUTHOR_DATE=\"@$((1700000000 + i)) +0000\" GIT_COMMITTER_DATE=\"@$((1700000000 + i)) +0000\""
+        " git -c commit.gpgsign=false commit -q -m \"change $i\"; done; git rev-list --first-parent HEAD";
     auto r = run(script);
     ASSERT_EQ(r.exit_code, 0) << r.out;
     std::istringstream lines(r.out);
@@ -69,12 +69,12 @@ class AuditTest : public ::testing::Test {
     auto attest = [&](const Node& n, const std::string& uri, const std::string& commit, const std::string& image) {
       atts.push_back(attest::attest_build_result(build_result(uri, commit, image), *n.signer, n.id).value());
     };
-    for (int i = 0; i < 4; ++i) attest(nodes_[i], uri_, commits_[0], "v50");         // quorum, all agree
-    for (int i = 0; i < 3; ++i) attest(nodes_[i], uri_, commits_[1], "v49");         // quorum, one silent
-    attest(nodes_[3], uri_, commits_[1], "v49-rogue");                                // ... and one dissenter
-    attest(nodes_[0], uri_, commits_[2], "v48");                                      // one vote: no quorum
-    attest(nodes_[3], uri_, std::string(40, 'f'), "ghost");                            // a commit that does not exist
-    attest(nodes_[1], "https://elsewhere.example/fork.git", commits_[3], "v47");      // right commit, wrong source
+    for (int i = 0; i < 4; ++i) attest(nodes_[i], uri_, commits_[0], "v50");      // quorum, all agree
+    for (int i = 0; i < 3; ++i) attest(nodes_[i], uri_, commits_[1], "v49");      // quorum, one silent
+    attest(nodes_[3], uri_, commits_[1], "v49-rogue");                            // ... and one dissenter
+    attest(nodes_[0], uri_, commits_[2], "v48");                                  // one vote: no quorum
+    attest(nodes_[3], uri_, std::string(40, 'f'), "ghost");                       // a commit that does not exist
+    attest(nodes_[1], "https://elsewhere.example/fork.git", commits_[3], "v47");  // right commit, wrong source
     auto outcomes = quorum::import_attestations(*store_, *verifier_, atts, kNow);
     ASSERT_TRUE(outcomes.ok()) << outcomes.status().to_string();
     for (const auto& o : *outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
@@ -205,10 +205,13 @@ TEST_F(AuditTest, MissingRepositoryOrRevisionIsNotFound) {
 TEST_F(AuditTest, SignedCommitsAreReportedWithTheirStatus) {
   // An ssh- or gpg-signed commit is named as signed even when it cannot be checked here.
   ScratchDir home;
-  auto r = run("command -v gpg >/dev/null || exit 77; export GNUPGHOME=" + sh(home.path().string()) +
-               "; gpg --batch --passphrase '' --quick-gen-key 'Auditor <aud@example>' ed25519 sign never >/dev/null 2>&1 &&"
-               " cd " + sh(repo_.string()) + " && echo signed > file && git add file &&"
-               " git -c user.name=a -c user.email=a@x -c user.signingkey=aud@example commit -q -S -m signed");
+  auto r =
+      run("command -v gpg >/dev/null || exit 77; export GNUPGHOME=" + sh(home.path().string()) +
+          "; gpg --batch --passphrase '' --quick-gen-key 'Auditor <aud@example>' ed25519 sign never >/dev/null 2>&1 &&"
+          " cd " +
+          sh(repo_.string()) +
+          " && echo signed > file && git add file &&"
+          " git -c user.name=a -c user.email=a@x -c user.signingkey=aud@example commit -q -S -m signed");
   if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
   ASSERT_EQ(r.exit_code, 0) << r.out;
   ::setenv("GNUPGHOME", home.path().c_str(), 1);

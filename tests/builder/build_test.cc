@@ -50,7 +50,8 @@ class BuildTest : public ::testing::Test {
     EXPECT_FALSE(std::filesystem::exists(o.output)) << o.output;
     if (std::filesystem::exists(o.work_dir)) {
       for (const auto& e : std::filesystem::directory_iterator(o.work_dir)) {
-        EXPECT_TRUE(e.is_regular_file() && e.path().extension() == ".log") << "left in the work directory: " << e.path();
+        EXPECT_TRUE(e.is_regular_file() && e.path().extension() == ".log")
+            << "left in the work directory: " << e.path();
       }
     }
     for (const auto& e : std::filesystem::directory_iterator(o.output.parent_path())) {
@@ -146,7 +147,7 @@ TEST_F(BuildTest, ImageConfigCarriesRecipeEpochAndLabels) {
   EXPECT_EQ(json["source"]["recipe_path"], "quorate.toml");
   EXPECT_EQ(json["source_date_epoch"], kCommitTime);
   EXPECT_THAT(json["compressor"].get<std::string>(), HasSubstr("gzip"));
-  EXPECT_FALSE(json.contains("started_on"));  // no clock given
+  EXPECT_FALSE(json.contains("started_on"));   // no clock given
   EXPECT_EQ(json["run_environment"], "host");  // a run step, no builder image
 }
 
@@ -188,7 +189,8 @@ TEST_F(BuildTest, SkopeoInspectsAndUmociUnpacksTheLayout) {
   EXPECT_EQ(sha256_digest(inspect.out), r->manifest_digest);
   auto config = run("skopeo inspect --config oci:" + (scratch_ / "out").string() + ":latest");
   ASSERT_EQ(config.exit_code, 0) << config.out;
-  auto unpack = run("umoci unpack --image " + (scratch_ / "out").string() + ":latest " + (scratch_ / "bundle").string());
+  auto unpack =
+      run("umoci unpack --image " + (scratch_ / "out").string() + ":latest " + (scratch_ / "bundle").string());
   ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
   auto hello = run((scratch_ / "bundle/rootfs/usr/local/bin/hello").string() + " " +
                    (scratch_ / "bundle/rootfs/etc/hello/hello.conf").string());
@@ -214,8 +216,9 @@ TEST_F(BuildTest, OciArchiveIsReadBySkopeo) {
   std::string ref = read_json(x / "index.json")["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"];
   EXPECT_NE(ref.find('/'), std::string::npos) << ref;
   EXPECT_TRUE(ref.ends_with(":latest")) << ref;
-  EXPECT_EQ(read_json(scratch_ / "layout/index.json")["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
-            "latest");
+  EXPECT_EQ(
+      read_json(scratch_ / "layout/index.json")["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"],
+      "latest");
   auto inspect = run("skopeo inspect --raw oci-archive:" + o.output.string() + ":" + ref);
   ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_EQ(sha256_digest(inspect.out), r->manifest_digest);
@@ -250,9 +253,10 @@ TEST_F(BuildTest, DockerArchiveLoadsConfigAndLayersByTheirDigests) {
 TEST_F(BuildTest, BaseImageLayersAreKeptByteForByte) {
   auto base = build_ok(options(site_, site_commit_, "base"));
   ASSERT_TRUE(base.ok());
-  write_text(hello_ / "quorate.toml",
-             "[image]\nname = \"example.org/on-base\"\n[base]\nname = \"site\"\ndigest = \"" + base->manifest_digest +
-                 "\"\nlayout = \"base\"\n[[steps]]\ncopy = \"hello.conf\"\nto = \"/etc\"\n[config]\nenv = { A = \"1\" }\n");
+  write_text(
+      hello_ / "quorate.toml",
+      "[image]\nname = \"example.org/on-base\"\n[base]\nname = \"site\"\ndigest = \"" + base->manifest_digest +
+          "\"\nlayout = \"base\"\n[[steps]]\ncopy = \"hello.conf\"\nto = \"/etc\"\n[config]\nenv = { A = \"1\" }\n");
   std::string commit = commit_all(hello_, "on a base", kCommitTime);
   auto o = options(hello_, commit, "out");
   o.base_dir = scratch_.path();
@@ -287,7 +291,8 @@ TEST_F(BuildTest, BaseDigestMismatchIsRefused) {
 
   // The right pin, but a tampered layer blob.
   write_text(hello_ / "quorate.toml", "[image]\nname = \"x\"\n[base]\nname = \"site\"\ndigest = \"" +
-                                          base->manifest_digest + "\"\nlayout = \"base\"\n[[steps]]\ncopy = \"hello.conf\"\n");
+                                          base->manifest_digest +
+                                          "\"\nlayout = \"base\"\n[[steps]]\ncopy = \"hello.conf\"\n");
   commit = commit_all(hello_, "right pin", kCommitTime);
   auto blob = scratch_ / "base/blobs/sha256" / digest_hex(base->layers[0].digest);
   std::filesystem::permissions(blob, std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
@@ -306,13 +311,17 @@ TEST_F(BuildTest, BaseImageWithDockerMediaTypes) {
   auto base = build_ok(options(site_, site_commit_, "base"));
   ASSERT_TRUE(base.ok());
   auto d = scratch_ / "docker-dir";
-  ASSERT_EQ(run("skopeo copy --quiet --format v2s2 oci:" + (scratch_ / "base").string() + ":latest dir:" + d.string()).exit_code, 0);
+  ASSERT_EQ(run("skopeo copy --quiet --format v2s2 oci:" + (scratch_ / "base").string() + ":latest dir:" + d.string())
+                .exit_code,
+            0);
   std::string docker_digest = sha256_digest(slurp(d / "manifest.json"));
   ASSERT_NE(docker_digest, base->manifest_digest);
-  auto kept = run("skopeo copy --quiet --preserve-digests dir:" + d.string() + " oci:" + (scratch_ / "docker-base").string() + ":latest");
+  auto kept = run("skopeo copy --quiet --preserve-digests dir:" + d.string() +
+                  " oci:" + (scratch_ / "docker-base").string() + ":latest");
   ASSERT_EQ(kept.exit_code, 0) << kept.out;
-  write_text(hello_ / "quorate.toml", "[image]\nname = \"example.org/on-docker-base\"\n[base]\nname = \"site\"\ndigest = \"" +
-                                          docker_digest + "\"\nlayout = \"docker-base\"\n[[steps]]\ncopy = \"hello.conf\"\nto = \"/etc\"\n");
+  write_text(hello_ / "quorate.toml",
+             "[image]\nname = \"example.org/on-docker-base\"\n[base]\nname = \"site\"\ndigest = \"" + docker_digest +
+                 "\"\nlayout = \"docker-base\"\n[[steps]]\ncopy = \"hello.conf\"\nto = \"/etc\"\n");
   std::string commit = commit_all(hello_, "on a docker base", kCommitTime);
   auto o = options(hello_, commit, "out");
   o.base_dir = scratch_.path();
@@ -322,10 +331,12 @@ TEST_F(BuildTest, BaseImageWithDockerMediaTypes) {
   for (const auto& l : manifest["layers"]) {
     EXPECT_EQ(l["mediaType"].get<std::string>().rfind("application/vnd.oci.image.layer.v1.", 0), 0u) << l;
   }
-  auto unpacked = run("cd " + scratch_.path().string() + " && umoci unpack --rootless --image out:latest bundle-docker-base");
+  auto unpacked =
+      run("cd " + scratch_.path().string() + " && umoci unpack --rootless --image out:latest bundle-docker-base");
   EXPECT_EQ(unpacked.exit_code, 0) << unpacked.out;
   // Converted instead (skopeo without --preserve-digests): the pin is not found, and the message says why.
-  auto converted = run("skopeo copy --quiet dir:" + d.string() + " oci:" + (scratch_ / "converted").string() + ":latest");
+  auto converted =
+      run("skopeo copy --quiet dir:" + d.string() + " oci:" + (scratch_ / "converted").string() + ":latest");
   ASSERT_EQ(converted.exit_code, 0) << converted.out;
   write_text(hello_ / "quorate.toml", "[image]\nname = \"x\"\n[base]\nname = \"site\"\ndigest = \"" + docker_digest +
                                           "\"\nlayout = \"converted\"\n[[steps]]\ncopy = \"hello.conf\"\n");

@@ -12,9 +12,9 @@ namespace {
 
 using ::testing::HasSubstr;
 using namespace quorate::builder::testing;
+using quorate::testing::quorate_bin;
 using quorate::testing::run;
 using quorate::testing::ScratchDir;
-using quorate::testing::quorate_bin;
 using quorate::testing::slurp;
 
 class CliBuildTest : public ::testing::Test {
@@ -74,8 +74,8 @@ TEST_F(CliBuildTest, FailuresExitTwoAndLeaveNothing) {
   auto format = build("--commit main --format zip -o " + out.string());
   EXPECT_EQ(format.exit_code, 2);
   EXPECT_THAT(format.out, HasSubstr("--format must be"));
-  auto unreachable = run(quorate_bin() + " build -q --repo file:///nonexistent/repo.git --commit main -o " + out.string() +
-                         " --work-dir " + (scratch_ / "work").string());
+  auto unreachable = run(quorate_bin() + " build -q --repo file:///nonexistent/repo.git --commit main -o " +
+                         out.string() + " --work-dir " + (scratch_ / "work").string());
   EXPECT_EQ(unreachable.exit_code, 2);
   EXPECT_THAT(unreachable.out, HasSubstr("cannot clone repository file:///nonexistent/repo.git"));
   EXPECT_FALSE(std::filesystem::exists(out));

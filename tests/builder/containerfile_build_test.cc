@@ -14,9 +14,9 @@
 #include "quorate/attest/dsse.h"
 #include "quorate/attest/statement.h"
 #include "quorate/imagestore/image_store.h"
+#include "quorate/node/builder_rebuilder.h"
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci.h"
-#include "quorate/node/builder_rebuilder.h"
 #include "quorate/wire/request.h"
 
 namespace quorate::builder {
@@ -31,16 +31,19 @@ using quorate::testing::slurp;
 
 // A busybox image (/bin/busybox plus the applets the tests use, /tmp) as an OCI layout; its manifest digest.
 std::string make_image(const std::filesystem::path& dir) {
-  return quorate::testing::make_busybox_image(
-      dir, {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp", "ln", "chmod", "chown", "id", "tar", "stat"}, /*with_tmp=*/true);
+  return quorate::testing::make_busybox_image(dir,
+                                              {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp",
+                                               "ln", "chmod", "chown", "id", "tar", "stat"},
+                                              /*with_tmp=*/true);
 }
 
 // Whether this machine can do what Containerfile RUN needs: a private mount namespace and an overlay mount.
 std::string missing_capability() {
   if (!std::filesystem::exists("/bin/busybox")) return "/bin/busybox is missing (apt-get install busybox-static)";
   if (::access("/usr/bin/bwrap", X_OK) != 0) return "bubblewrap is not installed";
-  auto r = run("unshare --mount sh -c 'd=$(mktemp -d) && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay "
-               "-o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m && umount $d/m; rm -rf $d'");
+  auto r =
+      run("unshare --mount sh -c 'd=$(mktemp -d) && mkdir $d/l $d/u $d/w $d/m && mount -t overlay overlay "
+          "-o lowerdir=$d/l,upperdir=$d/u,workdir=$d/w $d/m && umount $d/m; rm -rf $d'");
   if (r.exit_code != 0) return "overlay mounts in a private mount namespace need root here: " + r.out;
   return "";
 }
@@ -77,10 +80,14 @@ class ContainerfileBuildTest : public ::testing::Test {
   }
 
   std::string two_stage() const {
-    return "# syntax=docker/dockerfile:1\nFROM " + base() + " AS build\nWORKDIR /work\nCOPY src/ ./\n"
+    return "# syntax=docker/dockerfile:1\nFROM " + base() +
+           " AS build\nWORKDIR /work\nCOPY src/ ./\n"
            "RUN echo built > out.txt && rm remove-me.txt && rm /bin/ls\n\n"
-           "FROM " + base() + "\nARG FLAVOR=plain\nCOPY --from=build /work /app\nRUN rm /app/tmp.txt && "
-           "echo $FLAVOR > /app/flavor\nENV GREETING=hello\nLABEL org.opencontainers.image.source=https://example.org/app.git\nENTRYPOINT [\"/bin/cat\", \"/app/out.txt\"]\n";
+           "FROM " +
+           base() +
+           "\nARG FLAVOR=plain\nCOPY --from=build /work /app\nRUN rm /app/tmp.txt && "
+           "echo $FLAVOR > /app/flavor\nENV GREETING=hello\nLABEL "
+           "org.opencontainers.image.source=https://example.org/app.git\nENTRYPOINT [\"/bin/cat\", \"/app/out.txt\"]\n";
   }
 
   ScratchDir scratch_;
@@ -107,8 +114,9 @@ TEST_F(ContainerfileBuildTest, TwoStagesAreOneDigestFromTwoClonesUnderDifferentU
 // A RUN that packs files COPY brought in (a tar records their times) makes the same bytes in builds a second
 // apart: copied files carry SOURCE_DATE_EPOCH inside the stage, not the time of the copy.
 TEST_F(ContainerfileBuildTest, RunPackingCopiedFilesIsReproducible) {
-  make_project(scratch_ / "a", "FROM " + base() + "\nCOPY src/ /s/\nRUN tar -cf /s.tar s && test $(stat -c %Y /s/hello.txt) = "
-                               "$SOURCE_DATE_EPOCH\n");
+  make_project(scratch_ / "a", "FROM " + base() +
+                                   "\nCOPY src/ /s/\nRUN tar -cf /s.tar s && test $(stat -c %Y /s/hello.txt) = "
+                                   "$SOURCE_DATE_EPOCH\n");
   auto first = build(scratch_ / "a", scratch_ / "out-1");
   ASSERT_EQ(first.exit_code, 0) << first.out;
   run("sleep 1.1");
@@ -116,15 +124,17 @@ TEST_F(ContainerfileBuildTest, RunPackingCopiedFilesIsReproducible) {
   ASSERT_EQ(second.exit_code, 0) << second.out;
   EXPECT_EQ(digest_line(first.out), digest_line(second.out))
       << run(quorate::testing::quorate_bin() + " diff " + sh((scratch_ / "out-1").string()) + " " +
-             sh((scratch_ / "out-2").string())).out;
+             sh((scratch_ / "out-2").string()))
+             .out;
 }
 
 TEST_F(ContainerfileBuildTest, UnpackedTreeAndRuntimeConfig) {
   make_project(scratch_ / "a", two_stage());
-  auto r = build(scratch_ / "a", scratch_ / "out", "--build-arg FLAVOR=spicy --tag v1 --result-out " +
-                                                       sh((scratch_ / "result.json").string()));
+  auto r = build(scratch_ / "a", scratch_ / "out",
+                 "--build-arg FLAVOR=spicy --tag v1 --result-out " + sh((scratch_ / "result.json").string()));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto unpack = run("umoci unpack --rootless --image " + sh((scratch_ / "out").string()) + ":v1 " + sh((scratch_ / "bundle").string()));
+  auto unpack = run("umoci unpack --rootless --image " + sh((scratch_ / "out").string()) + ":v1 " +
+                    sh((scratch_ / "bundle").string()));
   ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
   auto rootfs = scratch_ / "bundle/rootfs";
   EXPECT_EQ(slurp(rootfs / "app/out.txt"), "built\n");
@@ -188,8 +198,8 @@ TEST_F(ContainerfileBuildTest, NodeRebuilderPassesTheRequestsBuildArgs) {
   config.signing_key = scratch_ / "node-key";
   config.image_store = store_;
   config.sandbox = "bubblewrap";
-  auto rebuilder = node::make_builder_rebuilder(config, [] { return int64_t{1700000000000}; },
-                                                [](const std::string&) { return std::string(); });
+  auto rebuilder = node::make_builder_rebuilder(
+      config, [] { return int64_t{1700000000000}; }, [](const std::string&) { return std::string(); });
   ASSERT_TRUE(rebuilder.ok()) << rebuilder.status().to_string();
   wire::RebuildRequest request;
   request.repo = (scratch_ / "a").string();
@@ -227,14 +237,16 @@ TEST_F(ContainerfileBuildTest, NodeRebuilderPassesTheRequestsBuildArgs) {
 // forms) and comments, the revision/source labels quorate adds, and buildah's `io.buildah.version` label.
 TEST_F(ContainerfileBuildTest, SameFilesAsBuildah) {
   if (::access("/usr/bin/buildah", X_OK) != 0) GTEST_SKIP() << "buildah is not installed (scripts/bootstrap.sh)";
-  auto digest = quorate::testing::make_busybox_image(scratch_ / "busybox-layout-mp", {"sh", "cat", "echo", "rm", "test", "ls"},
-                                                    /*with_tmp=*/true, /*with_mount_points=*/true);
+  auto digest =
+      quorate::testing::make_busybox_image(scratch_ / "busybox-layout-mp", {"sh", "cat", "echo", "rm", "test", "ls"},
+                                           /*with_tmp=*/true, /*with_mount_points=*/true);
   ASSERT_TRUE(imagestore::ImageStore::open(store_)->import_layout(scratch_ / "busybox-layout-mp").ok());
   std::string text = two_stage();
   for (size_t at; (at = text.find(digest_)) != std::string::npos;) text.replace(at, digest_.size(), digest);
   make_project(scratch_ / "a", text);
-  const std::string bh = "TMPDIR=" + sh(scratch_.path().string()) + " buildah --root " + sh((scratch_ / "bh-root").string()) +
-                         " --runroot " + sh((scratch_ / "bh-run").string()) + " --storage-driver vfs ";
+  const std::string bh = "TMPDIR=" + sh(scratch_.path().string()) + " buildah --root " +
+                         sh((scratch_ / "bh-root").string()) + " --runroot " + sh((scratch_ / "bh-run").string()) +
+                         " --storage-driver vfs ";
   // A relative path: buildah names the pulled image after it, and the scratch directory's name has capitals.
   auto pull = run("cd " + sh(scratch_.path().string()) + " && " + bh + "pull -q oci:busybox-layout-mp:busybox");
   ASSERT_EQ(pull.exit_code, 0) << pull.out;
@@ -245,7 +257,8 @@ TEST_F(ContainerfileBuildTest, SameFilesAsBuildah) {
                    "build -q --pull=never --layers --timestamp 0 --isolation chroot --build-arg FLAVOR=spicy "
                    "-f Containerfile -t example.org/test/app:latest .");
   ASSERT_EQ(built.exit_code, 0) << built.out;
-  auto push = run(bh + "push -q example.org/test/app:latest oci:" + sh((scratch_ / "out-buildah").string()) + ":latest");
+  auto push =
+      run(bh + "push -q example.org/test/app:latest oci:" + sh((scratch_ / "out-buildah").string()) + ":latest");
   ASSERT_EQ(push.exit_code, 0) << push.out;
   auto ours = build(scratch_ / "a", scratch_ / "out-quorate", "--build-arg FLAVOR=spicy");
   ASSERT_EQ(ours.exit_code, 0) << ours.out;
@@ -257,8 +270,7 @@ TEST_F(ContainerfileBuildTest, SameFilesAsBuildah) {
   auto report = nlohmann::json::parse(json_line.substr(0, json_line.find('\n')));
   EXPECT_EQ(report["layers"], nlohmann::json::array()) << diff.out;
   const std::vector<std::string> expected_prefixes = {
-      "/created", "/history/", "/config/Labels/org.opencontainers.image.revision",
-      "/config/Labels/io.buildah.version"};
+      "/created", "/history/", "/config/Labels/org.opencontainers.image.revision", "/config/Labels/io.buildah.version"};
   for (const auto& field : report["config"]) {
     std::string name = field["field"];
     bool expected = std::any_of(expected_prefixes.begin(), expected_prefixes.end(),
@@ -277,18 +289,20 @@ TEST_F(ContainerfileBuildTest, RunAsUserAndChownByName) {
   write_text(src / "secret", "for staff\n");
   write_text(src / "hello.txt", "hello\n");
   write_text(src / "Containerfile",
-             "FROM " + base() + "\nCOPY etc/ /etc/\nRUN mkdir -p /home/alice && chown 1000:1000 /home/alice\n"
-             "COPY --chown=root:staff --chmod=0640 secret /secret\n"
-             "COPY --chown=alice:staff hello.txt /home/alice/\n"
-             "COPY --chown=alice hello.txt /home/alice/same-gid.txt\n"
-             "USER alice\nWORKDIR /home/alice\n"
-             "RUN id -u > uid && id -g > gid && echo $HOME > home && cat /secret > secret-copy && touch mine\n"
-             "USER 2000:staff\nRUN touch /tmp/numeric && id -u > /tmp/numeric-uid\n"
-             "USER alice:alice\nRUN ! cat /secret 2>/dev/null && touch /tmp/no-staff\n");
+             "FROM " + base() +
+                 "\nCOPY etc/ /etc/\nRUN mkdir -p /home/alice && chown 1000:1000 /home/alice\n"
+                 "COPY --chown=root:staff --chmod=0640 secret /secret\n"
+                 "COPY --chown=alice:staff hello.txt /home/alice/\n"
+                 "COPY --chown=alice hello.txt /home/alice/same-gid.txt\n"
+                 "USER alice\nWORKDIR /home/alice\n"
+                 "RUN id -u > uid && id -g > gid && echo $HOME > home && cat /secret > secret-copy && touch mine\n"
+                 "USER 2000:staff\nRUN touch /tmp/numeric && id -u > /tmp/numeric-uid\n"
+                 "USER alice:alice\nRUN ! cat /secret 2>/dev/null && touch /tmp/no-staff\n");
   make_repo(src, scratch_ / "a");
   auto r = build(scratch_ / "a", scratch_ / "out");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
+  auto unpack =
+      run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
   ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
   auto rootfs = scratch_ / "bundle/rootfs";
   EXPECT_EQ(slurp(rootfs / "home/alice/uid"), "1000\n");
@@ -325,12 +339,17 @@ TEST_F(ContainerfileBuildTest, RunAsUserAndChownByName) {
 // COPY --from with wildcards: each segment matched in the other stage; a matched file lands in the destination
 // directory, a pattern matching nothing is an error.
 TEST_F(ContainerfileBuildTest, CopyFromStageWithWildcards) {
-  make_project(scratch_ / "a", "FROM " + base() + " AS build\n"
-                               "RUN mkdir -p /out/a /out/b && echo 1 > /out/a/x.txt && echo 2 > /out/b/y.txt && echo 3 > /out/b/z.log\n"
-                               "FROM " + base() + "\nCOPY --from=build /out/*/*.txt /out/[a]/ /dest/\n");
+  make_project(
+      scratch_ / "a",
+      "FROM " + base() +
+          " AS build\n"
+          "RUN mkdir -p /out/a /out/b && echo 1 > /out/a/x.txt && echo 2 > /out/b/y.txt && echo 3 > /out/b/z.log\n"
+          "FROM " +
+          base() + "\nCOPY --from=build /out/*/*.txt /out/[a]/ /dest/\n");
   auto r = build(scratch_ / "a", scratch_ / "out");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
+  auto unpack =
+      run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
   ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
   auto rootfs = scratch_ / "bundle/rootfs";
   EXPECT_EQ(slurp(rootfs / "dest/x.txt"), "1\n");
@@ -394,8 +413,10 @@ TEST_F(ContainerfileBuildTest, FailingRunNamesTheLine) {
 }
 
 TEST_F(ContainerfileBuildTest, RunHasNoNetworkAndSeesEnvArgAndWorkdir) {
-  make_project(scratch_ / "a", "FROM " + base() + "\nARG A=from-arg\nENV B=from-env\nWORKDIR /w/x\n"
-                               "RUN test \"$A $B $(pwd)\" = \"from-arg from-env /w/x\" && test ! -e /sys/class/net/eth0\n");
+  make_project(scratch_ / "a",
+               "FROM " + base() +
+                   "\nARG A=from-arg\nENV B=from-env\nWORKDIR /w/x\n"
+                   "RUN test \"$A $B $(pwd)\" = \"from-arg from-env /w/x\" && test ! -e /sys/class/net/eth0\n");
   auto r = build(scratch_ / "a", scratch_ / "out");
   EXPECT_EQ(r.exit_code, 0) << r.out;
 }
@@ -403,8 +424,11 @@ TEST_F(ContainerfileBuildTest, RunHasNoNetworkAndSeesEnvArgAndWorkdir) {
 // Without --name, the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] names the image (ARG
 // values reach it); --tag wins over its tag; with neither, exit 2 saying how to name it.
 TEST_F(ContainerfileBuildTest, ImageNameAndTagFromALabel) {
-  make_project(scratch_ / "a", "FROM " + base() + " AS build\nLABEL org.opencontainers.image.ref.name=example.org/not/this\n"
-                               "FROM " + base() + "\nARG V=v2\nLABEL org.opencontainers.image.ref.name=example.org/from/label:$V\n");
+  make_project(scratch_ / "a", "FROM " + base() +
+                                   " AS build\nLABEL org.opencontainers.image.ref.name=example.org/not/this\n"
+                                   "FROM " +
+                                   base() +
+                                   "\nARG V=v2\nLABEL org.opencontainers.image.ref.name=example.org/from/label:$V\n");
   auto bare = [&](const std::string& out, const std::string& extra) {
     return run(quorate::testing::quorate_bin() + " build --repo " + sh((scratch_ / "a").string()) +
                " --commit main -o " + sh((scratch_ / out).string()) + " --image-store " + sh(store_.string()) +
@@ -456,15 +480,16 @@ TEST_F(ContainerfileBuildTest, HelloContainerfileExample) {
   ASSERT_EQ(second.exit_code, 0) << second.out;
   EXPECT_EQ(digest_line(first.out), digest_line(second.out))
       << run(quorate::testing::quorate_bin() + " diff " + sh((scratch_ / "out").string()) + " " +
-             sh((scratch_ / "out-clone").string())).out;
+             sh((scratch_ / "out-clone").string()))
+             .out;
   auto result = nlohmann::json::parse(slurp(scratch_ / "result.json"));
   EXPECT_EQ(result["build_args"], nlohmann::json({{"BUILDER", base()}}));
   EXPECT_EQ(result["run_environment"], "image");
   EXPECT_EQ(result["base_images"], nlohmann::json::array({{{"name", "example.org/busybox"}, {"digest", digest_}}}))
       << result["base_images"];
 
-  auto unpack = run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " +
-                    sh((scratch_ / "bundle").string()));
+  auto unpack =
+      run("umoci unpack --image " + sh((scratch_ / "out").string()) + ":latest " + sh((scratch_ / "bundle").string()));
   ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
   auto rootfs = scratch_ / "bundle/rootfs";
   std::vector<std::string> files;

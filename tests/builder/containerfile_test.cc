@@ -42,7 +42,8 @@ TEST(ContainerfilePath, NamesAndSuffixes) {
 }
 
 TEST(ContainerfileParse, StagesInstructionsAndLines) {
-  auto cf = parse_ok("# a comment\n\nFROM " + kBase + " AS Build\nWORKDIR /src\nRUN echo hi\n\nFROM scratch\n"
+  auto cf = parse_ok("# a comment\n\nFROM " + kBase +
+                     " AS Build\nWORKDIR /src\nRUN echo hi\n\nFROM scratch\n"
                      "COPY --from=build /src/x /x\n");
   ASSERT_EQ(cf.stages.size(), 2u);
   EXPECT_EQ(cf.stages[0].name, "build");
@@ -90,7 +91,8 @@ TEST(ContainerfileParse, DirectivesOnlyAtTheTop) {
 }
 
 TEST(ContainerfileParse, ExecAndShellForms) {
-  auto cf = parse_ok("FROM " + kBase + "\nRUN [\"/bin/echo\", \"a b\"]\nRUN [not json\nCMD echo $HOME\n"
+  auto cf = parse_ok("FROM " + kBase +
+                     "\nRUN [\"/bin/echo\", \"a b\"]\nRUN [not json\nCMD echo $HOME\n"
                      "ENTRYPOINT [\"/x\"]\nSHELL [\"/bin/ash\", \"-ec\"]\n");
   const auto& in = cf.stages[0].instructions;
   EXPECT_TRUE(in[0].exec_form);
@@ -105,7 +107,8 @@ TEST(ContainerfileParse, ExecAndShellForms) {
 }
 
 TEST(ContainerfileParse, CopyFlagsAndForms) {
-  auto cf = parse_ok("FROM " + kBase + " AS a\nFROM scratch\nCOPY --from=0 --chown=1000:1000 --chmod=0750 [\"x y\", \"/d/\"]\n"
+  auto cf = parse_ok("FROM " + kBase +
+                     " AS a\nFROM scratch\nCOPY --from=0 --chown=1000:1000 --chmod=0750 [\"x y\", \"/d/\"]\n"
                      "ADD --chmod=644 a.tar /\nCOPY --from=a a b /c/\n");
   const auto& copy = cf.stages[1].instructions[0];
   EXPECT_EQ(copy.kind, K::kCopy);
@@ -147,7 +150,8 @@ TEST(ContainerfileParse, FromPlatformOnlyLinuxAmd64) {
 }
 
 TEST(ContainerfileParse, HealthcheckNoneAndCmd) {
-  auto cf = parse_ok("FROM " + kBase + "\nHEALTHCHECK NONE\nHEALTHCHECK --interval=5s --retries=3 CMD [\"/ok\"]\n"
+  auto cf = parse_ok("FROM " + kBase +
+                     "\nHEALTHCHECK NONE\nHEALTHCHECK --interval=5s --retries=3 CMD [\"/ok\"]\n"
                      "HEALTHCHECK CMD test -f /x\n");
   const auto& in = cf.stages[0].instructions;
   EXPECT_TRUE(in[0].healthcheck_none);
@@ -158,7 +162,8 @@ TEST(ContainerfileParse, HealthcheckNoneAndCmd) {
 }
 
 TEST(ContainerfileParse, EveryListedInstruction) {
-  auto cf = parse_ok("FROM " + kBase + "\nRUN a\nCOPY a /b\nADD a /b\nENV A=1\nARG B=2\nWORKDIR /w\nUSER 1:1\n"
+  auto cf = parse_ok("FROM " + kBase +
+                     "\nRUN a\nCOPY a /b\nADD a /b\nENV A=1\nARG B=2\nWORKDIR /w\nUSER 1:1\n"
                      "SHELL [\"/bin/sh\",\"-c\"]\nENTRYPOINT [\"/e\"]\nCMD [\"c\"]\nLABEL a=b\nEXPOSE 80/tcp 53/udp\n"
                      "STOPSIGNAL SIGTERM\nVOLUME /data\nHEALTHCHECK NONE\n");
   EXPECT_EQ(cf.stages[0].instructions.size(), 15u);
@@ -322,7 +327,8 @@ TEST(UrlSource, SchemesAndGitRemotes) {
 // ---- .dockerignore ----
 
 TEST(DockerIgnoreTest, PatternsExceptionsAndParents) {
-  auto ig = DockerIgnore::parse("# comment\n/build\n*.log\n**/*.tmp\n!keep.log\ndocs/**\n!docs/README.md\n", ".dockerignore");
+  auto ig =
+      DockerIgnore::parse("# comment\n/build\n*.log\n**/*.tmp\n!keep.log\ndocs/**\n!docs/README.md\n", ".dockerignore");
   ASSERT_TRUE(ig.ok());
   EXPECT_TRUE(ig->excluded("build"));
   EXPECT_TRUE(ig->excluded("build/a/b.o"));

@@ -14,8 +14,8 @@ inline constexpr int64_t kCommitTime = 1700000000;  // 2023-11-14T22:13:20Z
 inline std::string git_env(int64_t when = kCommitTime) {
   std::string date = "@" + std::to_string(when) + " +0000";
   return "GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=test GIT_AUTHOR_EMAIL=t@example.org "
-         "GIT_COMMITTER_NAME=test GIT_COMMITTER_EMAIL=t@example.org GIT_AUTHOR_DATE='" + date +
-         "' GIT_COMMITTER_DATE='" + date + "' ";
+         "GIT_COMMITTER_NAME=test GIT_COMMITTER_EMAIL=t@example.org GIT_AUTHOR_DATE='" +
+         date + "' GIT_COMMITTER_DATE='" + date + "' ";
 }
 
 // Runs a git command in `repo`; fails the test when it fails. Returns stdout+stderr trimmed.
@@ -30,7 +30,8 @@ inline std::string git(const std::filesystem::path& repo, const std::string& arg
 inline std::string make_repo(const std::filesystem::path& source, const std::filesystem::path& repo,
                              int64_t when = kCommitTime) {
   std::filesystem::create_directories(repo);
-  std::filesystem::copy(source, repo, std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
+  std::filesystem::copy(source, repo,
+                        std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
   git(repo, "init -q -b main .");
   git(repo, "add -A");
   git(repo, "commit -q -m initial", when);

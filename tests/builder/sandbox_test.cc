@@ -9,9 +9,9 @@
 namespace quorate::builder {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::ScratchDir;
 using quorate::testing::slurp;
+using ::testing::HasSubstr;
 
 class SandboxTest : public ::testing::Test {
  protected:

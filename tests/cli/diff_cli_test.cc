@@ -30,8 +30,8 @@ class DiffCliTest : public ::testing::Test {
   // The canonical OCI layout of `input`.
   fs::path normalized(const fs::path& input, const std::string& epoch = "1500000000") {
     fs::path layout = dir_ / ("oci" + std::to_string(n_++));
-    auto r = run(sh(quorate_bin()) + " normalize --source-date-epoch " + epoch + " " + sh(input.string()) +
-                 " -o " + sh(layout.string()));
+    auto r = run(sh(quorate_bin()) + " normalize --source-date-epoch " + epoch + " " + sh(input.string()) + " -o " +
+                 sh(layout.string()));
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return layout;
   }

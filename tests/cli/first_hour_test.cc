@@ -15,13 +15,13 @@
 namespace quorate::cli {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::Not;
 using quorate::testing::quorate_bin;
 using quorate::testing::ScratchDir;
 using quorate::testing::sh;
 using quorate::testing::slurp;
 using quorate::testing::spit;
+using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 class FirstHour : public ::testing::Test {
@@ -58,7 +58,8 @@ TEST_F(FirstHour, NodeIdFromTheKeyFileNameIsWhatThePolicyLists) {
   auto r = q("attest --key keys/node-a.key.pem " + sh(result_json()) + " -o att.json");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("node node-a,"));
-  spit(dir_ / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  spit(dir_ / "policy.toml",
+       "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
   auto v = q("verify --policy policy.toml att.json --now 2026-11-24T00:00:00Z");
   EXPECT_EQ(v.exit_code, 0) << v.out;
   // The statement's builder.id is a URI; the node id rides beside it.
@@ -71,7 +72,9 @@ TEST_F(FirstHour, NodeIdFromTheKeyFileNameIsWhatThePolicyLists) {
   EXPECT_EQ(j["builder"]["uri"], "https://quorate.dev/node/node-a");
   // --builder-id sets the URI, and refuses what is not one.
   ASSERT_EQ(q("attest --key keys/node-a.key.pem --builder-id https://builders.example.org/a " + sh(result_json()) +
-              " -o att2.json").exit_code, 0);
+              " -o att2.json")
+                .exit_code,
+            0);
   EXPECT_THAT(slurp(dir_ / "att2.json"), Not(HasSubstr("quorate.dev/node")));
   auto bad = q("attest --key keys/node-a.key.pem --builder-id node-a " + sh(result_json()) + " -o att3.json");
   EXPECT_EQ(bad.exit_code, 2);
@@ -148,14 +151,16 @@ TEST_F(FirstHour, BuildShowsProgressOnATerminalOnly) {
   EXPECT_THAT(piped.out, Not(HasSubstr("quorate build:")));
   EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
   EXPECT_THAT(piped.out, HasSubstr("image   sha256:"));
-  if (quorate::testing::run("command -v script").exit_code != 0) GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  if (quorate::testing::run("command -v script").exit_code != 0)
+    GTEST_SKIP() << "script(1) (bsdutils) is not installed";
   auto on_terminal = [&](const std::string& args) {
     return quorate::testing::run("cd " + sh(dir_.path().string()) + " && script -qec " +
                                  sh(quorate_bin() + " " + args + " </dev/null") + " /dev/null");
   };
   auto tty = on_terminal(build + "out2");
   ASSERT_EQ(tty.exit_code, 0) << tty.out;
-  EXPECT_THAT(tty.out, ::testing::ContainsRegex("quorate build: step 1/1 \\(quorate.toml:[0-9]+\\): layer [0-9.]+ [KM]?B"));
+  EXPECT_THAT(tty.out,
+              ::testing::ContainsRegex("quorate build: step 1/1 \\(quorate.toml:[0-9]+\\): layer [0-9.]+ [KM]?B"));
   EXPECT_THAT(tty.out, HasSubstr("compressed)"));
   auto quiet = on_terminal("build -q " + build.substr(6) + "out3");
   ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
@@ -168,7 +173,8 @@ TEST_F(FirstHour, BuildShowsProgressOnATerminalOnly) {
 TEST_F(FirstHour, WrongNodeIdIsNamedAtVerify) {
   ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
   ASSERT_EQ(q("attest --key keys/node-a.key.pem --node-id node-b " + sh(result_json()) + " -o att.json").exit_code, 0);
-  spit(dir_ / "policy.toml", "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  spit(dir_ / "policy.toml",
+       "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
   std::string keyid = q("key id keys/node-a.key.pem.pub.pem").out;
   keyid = keyid.substr(0, keyid.find('\n'));
   ASSERT_EQ(keyid.size(), 64u) << keyid;

@@ -55,8 +55,8 @@ TEST_F(NormalizeCliTest, DockerArchiveBecomesLayoutThatSkopeoAndUmociAccept) {
   ASSERT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_NE(inspect.out.find("\"Architecture\": \"amd64\""), std::string::npos) << inspect.out;
   std::string rootless = ::geteuid() == 0 ? "" : " --rootless";
-  auto unpack = run("umoci unpack" + rootless + " --image " + sh(out("oci").string() + ":v1") + " " +
-                    sh(out("bundle").string()));
+  auto unpack =
+      run("umoci unpack" + rootless + " --image " + sh(out("oci").string() + ":v1") + " " + sh(out("bundle").string()));
   ASSERT_EQ(unpack.exit_code, 0) << unpack.out;
   EXPECT_EQ(quorate::testing::slurp(out("bundle") / "rootfs/srv/index.html"), "<h1>hi</h1>\n");
   EXPECT_TRUE(fs::exists(out("bundle") / "rootfs/usr/bin/hello"));
@@ -80,8 +80,8 @@ TEST_F(NormalizeCliTest, CanonicalOutputIsAFixedPoint) {
   EXPECT_EQ(digest_of(out("once"), out("twice")), first);  // an OCI layout directory as input
   ASSERT_EQ(run("tar -C " + sh(out("once").string()) + " -cf " + sh(out("once.tar").string()) + " .").exit_code, 0);
   EXPECT_EQ(digest_of(out("once.tar"), out("thrice")), first);  // an OCI layout packed as a tar
-  auto copy = run("skopeo copy oci:" + sh(out("once").string() + ":v1") + " docker-archive:" +
-                  sh(out("skopeo.tar").string() + ":example/hello:v1"));
+  auto copy = run("skopeo copy oci:" + sh(out("once").string() + ":v1") +
+                  " docker-archive:" + sh(out("skopeo.tar").string() + ":example/hello:v1"));
   ASSERT_EQ(copy.exit_code, 0) << copy.out;
   EXPECT_EQ(digest_of(out("skopeo.tar"), out("fourth")), first);  // skopeo's docker-archive
 }
@@ -114,8 +114,8 @@ TEST_F(NormalizeCliTest, LayerInLayerOut) {
 }
 
 TEST_F(NormalizeCliTest, BadInputExitsTwoAndWritesNothing) {
-  const char* damages[] = {"corrupt-layer", "missing-layer", "hostile-path", "absolute-path", "broken-json",
-                           "bad-config-digest"};
+  const char* damages[] = {"corrupt-layer", "missing-layer", "hostile-path",
+                           "absolute-path", "broken-json",   "bad-config-digest"};
   for (const char* d : damages) {
     fs::path target = out(std::string("out-") + d);
     auto r = normalize(image(std::string("--damage ") + d), target);
@@ -130,8 +130,8 @@ TEST_F(NormalizeCliTest, BadInputExitsTwoAndWritesNothing) {
 TEST_F(NormalizeCliTest, HostileLayerExitsTwoAndWritesNothing) {
   for (const char* name : {"../evil", "/abs/evil"}) {
     auto made = run("python3 -c " +
-                    sh(std::string("import io,tarfile,sys; t=tarfile.open(sys.argv[1],'w'); i=tarfile.TarInfo('") + name +
-                       "'); i.size=1; t.addfile(i, io.BytesIO(b'x')); t.close()") +
+                    sh(std::string("import io,tarfile,sys; t=tarfile.open(sys.argv[1],'w'); i=tarfile.TarInfo('") +
+                       name + "'); i.size=1; t.addfile(i, io.BytesIO(b'x')); t.close()") +
                     " " + sh(out("evil.tar").string()));
     ASSERT_EQ(made.exit_code, 0) << made.out;
     auto r = normalize(out("evil.tar"), out("evil.out"));

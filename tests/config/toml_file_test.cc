@@ -8,8 +8,8 @@
 
 namespace quorate::config {
 namespace {
-using ::testing::HasSubstr;
 using quorate::testing::ScratchDir;
+using ::testing::HasSubstr;
 
 class TomlFileTest : public ::testing::Test {
  protected:

@@ -17,8 +17,13 @@ TEST(Hex, RejectsOddLengthAndNonHex) {
 }
 
 TEST(Base64, MatchesRfc4648Vectors) {
-  const char* vectors[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-                              {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+  const char* vectors[][2] = {{"", ""},
+                              {"f", "Zg=="},
+                              {"fo", "Zm8="},
+                              {"foo", "Zm9v"},
+                              {"foob", "Zm9vYg=="},
+                              {"fooba", "Zm9vYmE="},
+                              {"foobar", "Zm9vYmFy"}};
   for (auto& v : vectors) {
     EXPECT_EQ(base64_encode(v[0]), v[1]);
     EXPECT_EQ(base64_decode(v[1]).value(), v[0]);

@@ -2,8 +2,8 @@
 // kill the whole process group; find_program.
 #include "quorate/core/process.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
 #include <fstream>
 #include <map>
-#include <sys/stat.h>
 
 #include "process.h"
 #include "quorate/attest/keys.h"
@@ -20,12 +20,17 @@ namespace {
 namespace pb = wire::pb;
 using wire::MessageType;
 
-
 Ran git(const std::filesystem::path& repo, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"/usr/bin/env", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-                                   "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org",
-                                   "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
-                                   "git", "-C", repo.string()};
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   "GIT_AUTHOR_NAME=t",
+                                   "GIT_AUTHOR_EMAIL=t@example.org",
+                                   "GIT_COMMITTER_NAME=t",
+                                   "GIT_COMMITTER_EMAIL=t@example.org",
+                                   "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
+                                   "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
+                                   "git",
+                                   "-C",
+                                   repo.string()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run(argv, repo.parent_path(), std::chrono::seconds(60));
 }
@@ -64,10 +69,12 @@ class Network {
       n.config = dir / (n.id + ".node.toml");
       bool rogue = n.id == "r";
       testing::spit(n.config, "node_id = \"" + n.id + "\"\ndata_dir = \"" + n.id + "-data\"\nsigning_key = \"" + n.id +
-                          ".key.pem\"\n[network]\ninsecure = true\npublish = \"" + loopback(n.pub_port) +
-                          "\"\ncontrol = \"" + loopback(n.control_port) + "\"\nheartbeat_interval_ms = 200\n[build]\nkeep_images = \"" + n.id + "-images\"\n" +
-                          (rogue ? "sandbox = \"none\"\npath = [\"" + (dir / "evil").string() + "\", \"/usr/bin\", \"/bin\"]\n"
-                                 : "sandbox = \"none\"\n"));
+                                  ".key.pem\"\n[network]\ninsecure = true\npublish = \"" + loopback(n.pub_port) +
+                                  "\"\ncontrol = \"" + loopback(n.control_port) +
+                                  "\"\nheartbeat_interval_ms = 200\n[build]\nkeep_images = \"" + n.id + "-images\"\n" +
+                                  (rogue ? "sandbox = \"none\"\npath = [\"" + (dir / "evil").string() +
+                                               "\", \"/usr/bin\", \"/bin\"]\n"
+                                         : "sandbox = \"none\"\n"));
     }
   }
 
@@ -75,18 +82,20 @@ class Network {
     std::filesystem::create_directories(repo);
     ASSERT_EQ(git(repo, {"init", "-q", "-b", "main"}).code, 0);
     testing::spit(repo / "greeting.txt", "hello, reproducible world\n");
-    testing::spit(repo / "quorate.toml",
-          "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n\n"
-          "[[steps]]\nrun = \"sleep ${DELAY:-0}; tr a-z A-Z < greeting.txt > $OUT/shout.txt\"\nto = \"/app\"\n");
+    testing::spit(
+        repo / "quorate.toml",
+        "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n\n"
+        "[[steps]]\nrun = \"sleep ${DELAY:-0}; tr a-z A-Z < greeting.txt > $OUT/shout.txt\"\nto = \"/app\"\n");
     ASSERT_EQ(git(repo, {"add", "."}).code, 0);
     ASSERT_EQ(git(repo, {"commit", "-q", "-m", "first"}).code, 0);
   }
   // A second commit whose run step takes `seconds` (to be killed in the middle of).
   std::string slow_commit(int seconds) {
-    testing::spit(repo / "quorate.toml",
-          "[image]\nname = \"example.org/greeting\"\n\n[build]\nenv = { DELAY = \"" + std::to_string(seconds) +
-              "\" }\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n\n"
-              "[[steps]]\nrun = \"sleep ${DELAY:-0}; tr a-z A-Z < greeting.txt > $OUT/shout.txt\"\nto = \"/app\"\n");
+    testing::spit(
+        repo / "quorate.toml",
+        "[image]\nname = \"example.org/greeting\"\n\n[build]\nenv = { DELAY = \"" + std::to_string(seconds) +
+            "\" }\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n\n"
+            "[[steps]]\nrun = \"sleep ${DELAY:-0}; tr a-z A-Z < greeting.txt > $OUT/shout.txt\"\nto = \"/app\"\n");
     EXPECT_EQ(git(repo, {"commit", "-q", "-am", "slow"}).code, 0);
     return head();
   }
@@ -98,8 +107,9 @@ class Network {
   void start(NodeProc& n) {
     n.proc = std::make_unique<Process>(std::vector<std::string>{quorate_bin(), "node", "--config", n.config.string()},
                                        dir / (n.id + ".out"), dir / (n.id + "." + std::to_string(n.starts++) + ".err"));
-    ASSERT_TRUE(wait_until([&] { return n.proc->err().find("node_started") != std::string::npos || !n.proc->running(); },
-                           std::chrono::seconds(20)));
+    ASSERT_TRUE(
+        wait_until([&] { return n.proc->err().find("node_started") != std::string::npos || !n.proc->running(); },
+                   std::chrono::seconds(20)));
     ASSERT_TRUE(n.proc->running()) << n.proc->err();
   }
   void start_all() {
@@ -109,8 +119,8 @@ class Network {
   // A verifier following every node under a policy with `threshold` and `on_conflict`.
   VerifierProc verifier(const std::string& name, int threshold, const std::string& on_conflict) {
     VerifierProc v;
-    testing::spit(dir / (name + ".policy.toml"), "threshold = " + std::to_string(threshold) + "\non_conflict = \"" +
-                                             on_conflict + "\"\n");
+    testing::spit(dir / (name + ".policy.toml"),
+                  "threshold = " + std::to_string(threshold) + "\non_conflict = \"" + on_conflict + "\"\n");
     std::ofstream policy(dir / (name + ".policy.toml"), std::ios::app);
     v.config = dir / (name + ".quorum.toml");
     std::ofstream q(v.config);
@@ -127,16 +137,17 @@ class Network {
   void start(VerifierProc& v, const std::string& name) {
     v.proc = std::make_unique<Process>(std::vector<std::string>{quorate_bin(), "quorum", "--config", v.config.string()},
                                        dir / (name + ".out"), dir / (name + "." + std::to_string(v.starts++) + ".err"));
-    ASSERT_TRUE(wait_until([&] { return v.proc->err().find("verifier_started") != std::string::npos || !v.proc->running(); },
-                           std::chrono::seconds(20)));
+    ASSERT_TRUE(
+        wait_until([&] { return v.proc->err().find("verifier_started") != std::string::npos || !v.proc->running(); },
+                   std::chrono::seconds(20)));
     ASSERT_TRUE(v.proc->running()) << v.proc->err();
   }
 
   // `quorate submit` to `which` nodes; with a verifier, --wait for its decision.
   Ran submit(const std::vector<std::string>& which, const std::string& commit, const VerifierProc* v,
              const std::string& request_id = "", const std::string& epoch = "") {
-    std::vector<std::string> argv = {quorate_bin(), "submit", "--repo", repo.string(), "--commit", commit, "--insecure",
-                                     "--json", "--timeout", "120"};
+    std::vector<std::string> argv = {quorate_bin(), "submit",     "--repo", repo.string(), "--commit",
+                                     commit,        "--insecure", "--json", "--timeout",   "120"};
     for (const auto& id : which) {
       argv.push_back("--node");
       argv.push_back(loopback(nodes[id].control_port));
@@ -209,13 +220,15 @@ TEST(Network, RebuildQuorumRogueLateStartAndRestarts) {
   std::string rogue_digest = j["decision"]["dissenters"][0]["digest"];
   ASSERT_TRUE(std::filesystem::exists(kept("a", accepted_digest) / "index.json"));
   ASSERT_TRUE(std::filesystem::exists(kept("r", rogue_digest) / "index.json"));
-  auto diff = run({quorate_bin(), "diff", "--json", kept("a", accepted_digest).string(), kept("r", rogue_digest).string()},
-                  net.dir.path(), std::chrono::seconds(60));
+  auto diff =
+      run({quorate_bin(), "diff", "--json", kept("a", accepted_digest).string(), kept("r", rogue_digest).string()},
+          net.dir.path(), std::chrono::seconds(60));
   EXPECT_EQ(diff.code, 1) << diff.out << diff.err;
   auto jd = parse_json(diff.out);
   std::vector<std::string> changed;
   for (const auto& layer : jd["layers"]) {
-    for (const auto& f : layer["changes"]) changed.push_back(std::to_string(layer["index"].get<int>()) + ":" + f["path"].get<std::string>());
+    for (const auto& f : layer["changes"])
+      changed.push_back(std::to_string(layer["index"].get<int>()) + ":" + f["path"].get<std::string>());
   }
   EXPECT_EQ(changed, (std::vector<std::string>{"1:app/shout.txt"})) << jd.dump(2);
 
@@ -247,9 +260,12 @@ TEST(Network, RebuildQuorumRogueLateStartAndRestarts) {
   auto queued = net.submit({"a"}, slow, nullptr, "slow-1");
   ASSERT_EQ(queued.code, 0) << queued.err;
   auto& a = net.nodes["a"];
-  ASSERT_TRUE(wait_until([&] { return a.proc->err().find("build_started") != std::string::npos &&
-                                      a.proc->err().find(slow) != std::string::npos; },
-                         std::chrono::seconds(30)));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return a.proc->err().find("build_started") != std::string::npos &&
+               a.proc->err().find(slow) != std::string::npos;
+      },
+      std::chrono::seconds(30)));
   a.proc->signal(SIGKILL);
   ASSERT_TRUE(a.proc->wait(std::chrono::seconds(10)).has_value());
   EXPECT_EQ(a.proc->err().find("\"sequence\":2"), std::string::npos) << "nothing stored for the killed build";
@@ -329,7 +345,8 @@ TEST(Network, AHostileCommitIsRefusedByTheNodeAndNothingIsWrittenOutside) {
   net.start(a);
   auto r = net.submit({"a"}, commit, nullptr, "hostile-1");
   ASSERT_EQ(r.code, 0) << r.err;
-  ASSERT_TRUE(wait_until([&] { return a.proc->err().find("build_failed") != std::string::npos; }, std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      wait_until([&] { return a.proc->err().find("build_failed") != std::string::npos; }, std::chrono::seconds(60)))
       << a.proc->err();
   EXPECT_NE(a.proc->err().find("hostile tree entry"), std::string::npos) << a.proc->err();
   EXPECT_TRUE(net.history("a").empty());

@@ -36,10 +36,11 @@ struct NodeFixture {
     EXPECT_TRUE(wire::write_curve_keypair(allowed, dir / "allowed").ok());
     auto path = dir / "node.toml";
     std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n"
-                        << "[network]\npublish = \"" << loopback(pub_port) << "\"\ncontrol = \"" << loopback(control_port)
-                        << "\"\nheartbeat_interval_ms = 100\n"
-                        << (insecure ? "insecure = true\n"
-                                     : "curve_secret_key = \"node.curve.key\"\nallowed_clients = [\"allowed.curve.pub\"]\n")
+                        << "[network]\npublish = \"" << loopback(pub_port) << "\"\ncontrol = \""
+                        << loopback(control_port) << "\"\nheartbeat_interval_ms = 100\n"
+                        << (insecure
+                                ? "insecure = true\n"
+                                : "curve_secret_key = \"node.curve.key\"\nallowed_clients = [\"allowed.curve.pub\"]\n")
                         << extra;
     return path;
   }
@@ -87,8 +88,10 @@ TEST(NodeProcess, CurveClientNotInAllowListCannotSubscribe) {
   NodeFixture f;
   auto node = f.start(f.write_config(/*insecure=*/false));
   ASSERT_TRUE(node->running()) << node->err();
-  EXPECT_EQ(heartbeats_seen(loopback(f.pub_port), f.stranger, f.node_keys.public_z85, std::chrono::milliseconds(1500)), 0);
-  EXPECT_GT(heartbeats_seen(loopback(f.pub_port), f.allowed, f.node_keys.public_z85, std::chrono::milliseconds(1500)), 0);
+  EXPECT_EQ(heartbeats_seen(loopback(f.pub_port), f.stranger, f.node_keys.public_z85, std::chrono::milliseconds(1500)),
+            0);
+  EXPECT_GT(heartbeats_seen(loopback(f.pub_port), f.allowed, f.node_keys.public_z85, std::chrono::milliseconds(1500)),
+            0);
   node->signal(SIGTERM);
   ASSERT_EQ(node->wait(std::chrono::seconds(10)), 0);
   // The refused handshakes were counted.
@@ -139,8 +142,9 @@ TEST(NodeProcess, GarbageAndOversizedFramesAreSurvivedAndCounted) {
 TEST(NodeProcess, PlainTcpOffLoopbackIsRefused) {
   NodeFixture f;
   auto path = f.dir / "node.toml";
-  std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n[network]\ninsecure = true\n"
-                      << "publish = \"tcp://0.0.0.0:" << f.pub_port << "\"\n";
+  std::ofstream(path)
+      << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n[network]\ninsecure = true\n"
+      << "publish = \"tcp://0.0.0.0:" << f.pub_port << "\"\n";
   auto r = run({quorate_bin(), "node", "--config", path.string()}, f.dir.path(), std::chrono::seconds(20));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("loopback only"), std::string::npos) << r.err;
@@ -151,14 +155,16 @@ TEST(NodeProcess, PlainTcpOffLoopbackIsRefused) {
 TEST(NodeProcess, PlainTcpToANameSpelledLikeLoopbackIsRefused) {
   NodeFixture f;
   auto path = f.dir / "node.toml";
-  std::ofstream(path) << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n[network]\ninsecure = true\n"
-                      << "publish = \"tcp://127.attacker.example:" << f.pub_port << "\"\n";
+  std::ofstream(path)
+      << "node_id = \"n1\"\ndata_dir = \"data\"\nsigning_key = \"n1.key.pem\"\n[network]\ninsecure = true\n"
+      << "publish = \"tcp://127.attacker.example:" << f.pub_port << "\"\n";
   auto r = run({quorate_bin(), "node", "--config", path.string()}, f.dir.path(), std::chrono::seconds(20));
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("loopback only"), std::string::npos) << r.err;
-  auto s = run({quorate_bin(), "submit", "--repo", f.dir.path().string(), "--commit", std::string(40, 'a'), "--insecure",
-                "--node", "tcp://127.attacker.example:" + std::to_string(f.control_port), "--timeout", "5"},
-               f.dir.path(), std::chrono::seconds(20));
+  auto s =
+      run({quorate_bin(), "submit", "--repo", f.dir.path().string(), "--commit", std::string(40, 'a'), "--insecure",
+           "--node", "tcp://127.attacker.example:" + std::to_string(f.control_port), "--timeout", "5"},
+          f.dir.path(), std::chrono::seconds(20));
   EXPECT_EQ(s.code, 2) << s.err;
   EXPECT_NE(s.err.find("loopback only"), std::string::npos) << s.err;
 }

@@ -18,12 +18,12 @@
 namespace quorate::e2e {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::quorate_bin;
 using quorate::testing::ScratchDir;
 using quorate::testing::sh;
 using quorate::testing::slurp;
 using quorate::testing::spit;
+using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 using quorate::testing::port_answers;
@@ -64,7 +64,8 @@ class PublishPath : public ::testing::Test {
     // The registry, on loopback, killed by PID when the test ends.
     port_ = free_port();
     spit(dir_ / "registry.yml", "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " +
-                                    (dir_ / "registry").string() + "\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n");
+                                    (dir_ / "registry").string() +
+                                    "\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n");
     registry_.emplace(std::vector<std::string>{"/usr/bin/docker-registry", "serve", (dir_ / "registry.yml").string()},
                       dir_ / "registry.out", dir_ / "registry.err");
     ASSERT_TRUE(wait_until([&] { return port_answers(port_); }, std::chrono::seconds(30))) << registry_->err();
@@ -74,7 +75,8 @@ class PublishPath : public ::testing::Test {
 
   // The digest of the manifest the registry serves for TAG.
   std::string pushed_digest(const std::string& name, const std::string& tag) {
-    auto r = shell("timeout 120 skopeo inspect --raw --tls-verify=false docker://" + repo(name) + ":" + tag + " 2>/dev/null");
+    auto r = shell("timeout 120 skopeo inspect --raw --tls-verify=false docker://" + repo(name) + ":" + tag +
+                   " 2>/dev/null");
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return sha256_digest(r.out);
   }
@@ -96,10 +98,22 @@ TEST_F(PublishPath, EveryHonestReencodingIsAcceptedByContent) {
     bool same_digest;
   };
   std::vector<Path> paths = {
-      {"skopeo copy from the OCI layout", "skopeo copy --quiet --dest-tls-verify=false oci:" + sh((dir_ / "layout").string() + ":latest") + " docker://" + repo("x") + ":layout", true},
-      {"skopeo copy from the oci-archive", "skopeo copy --quiet --dest-tls-verify=false oci-archive:" + sh((dir_ / "image-oci.tar").string()) + " docker://" + repo("x") + ":ociarchive", true},
-      {"skopeo copy from the docker-archive", "skopeo copy --quiet --dest-tls-verify=false docker-archive:" + sh((dir_ / "image-docker.tar").string()) + " docker://" + repo("x") + ":dockerarchive", false},
-      {"skopeo copy --format v2s2 from the layout", "skopeo copy --quiet --format v2s2 --dest-tls-verify=false oci:" + sh((dir_ / "layout").string() + ":latest") + " docker://" + repo("x") + ":v2s2", false},
+      {"skopeo copy from the OCI layout",
+       "skopeo copy --quiet --dest-tls-verify=false oci:" + sh((dir_ / "layout").string() + ":latest") + " docker://" +
+           repo("x") + ":layout",
+       true},
+      {"skopeo copy from the oci-archive",
+       "skopeo copy --quiet --dest-tls-verify=false oci-archive:" + sh((dir_ / "image-oci.tar").string()) +
+           " docker://" + repo("x") + ":ociarchive",
+       true},
+      {"skopeo copy from the docker-archive",
+       "skopeo copy --quiet --dest-tls-verify=false docker-archive:" + sh((dir_ / "image-docker.tar").string()) +
+           " docker://" + repo("x") + ":dockerarchive",
+       false},
+      {"skopeo copy --format v2s2 from the layout",
+       "skopeo copy --quiet --format v2s2 --dest-tls-verify=false oci:" + sh((dir_ / "layout").string() + ":latest") +
+           " docker://" + repo("x") + ":v2s2",
+       false},
   };
   for (const auto& p : paths) {
     SCOPED_TRACE(p.what);
@@ -133,13 +147,14 @@ TEST_F(PublishPath, EveryHonestReencodingIsAcceptedByContent) {
 // is installed and can load images (it needs no running container for this).
 TEST_F(PublishPath, PodmanLoadAndPush) {
   if (!fs::exists("/usr/bin/podman")) GTEST_SKIP() << "podman not installed";
-  std::string root = "--root " + sh((dir_ / "podman-root").string()) + " --runroot " + sh((dir_ / "podman-run").string()) +
-                     " --storage-driver vfs";
+  std::string root = "--root " + sh((dir_ / "podman-root").string()) + " --runroot " +
+                     sh((dir_ / "podman-run").string()) + " --storage-driver vfs";
   auto loaded = shell("timeout 300 podman " + root + " load -i " + sh((dir_ / "image-oci.tar").string()));
   if (loaded.exit_code != 0) GTEST_SKIP() << "podman cannot load images here: " << loaded.out;
   // The archive names the image by its full reference (not localhost/latest:latest).
   EXPECT_THAT(loaded.out, HasSubstr("example.org/quorate/static-site:latest"));
-  auto pushed = shell("timeout 300 podman " + root + " push --format oci --tls-verify=false example.org/quorate/static-site:latest docker://" +
+  auto pushed = shell("timeout 300 podman " + root +
+                      " push --format oci --tls-verify=false example.org/quorate/static-site:latest docker://" +
                       repo("x") + ":podman");
   if (pushed.exit_code != 0) GTEST_SKIP() << "podman cannot push here: " << pushed.out;
   std::string ref = "docker://" + repo("x") + "@" + pushed_digest("x", "podman");
@@ -156,7 +171,9 @@ TEST_F(PublishPath, ChangedLayerIsRefused) {
   auto manifest = nlohmann::json::parse(slurp(bad / "blobs/sha256" / digest_hex(manifest_)));
   // Another layer: a gzip of different bytes, in place of the last one.
   spit(dir_ / "evil.tar", "not the attested layer");
-  ASSERT_EQ(shell("gzip -n -c " + sh((dir_ / "evil.tar").string()) + " > " + sh((dir_ / "evil.tar.gz").string())).exit_code, 0);
+  ASSERT_EQ(
+      shell("gzip -n -c " + sh((dir_ / "evil.tar").string()) + " > " + sh((dir_ / "evil.tar.gz").string())).exit_code,
+      0);
   std::string evil = slurp(dir_ / "evil.tar.gz");
   std::string evil_digest = sha256_digest(evil);
   spit(bad / "blobs/sha256" / digest_hex(evil_digest), evil);

@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "quorate/core/sha256.h"
 #include "quorate/quorum/query.h"
@@ -35,11 +35,14 @@ struct Fixture {
   std::unique_ptr<QuorumJudge> judge(std::shared_ptr<const Verifier> v, const std::string& db = "store.db") {
     auto store = Store::open(dir / db);
     EXPECT_TRUE(store.ok()) << store.status().to_string();
-    return std::make_unique<QuorumJudge>(std::move(store).value(), std::move(v), [] { return kNow * 1000; }, 2);
+    return std::make_unique<QuorumJudge>(
+        std::move(store).value(), std::move(v), [] { return kNow * 1000; }, 2);
   }
   std::vector<Judge::Submission> honest_and_rogue(const std::string& commit) {
-    return {{"a", attestation(nodes[0], commit, "good")}, {"b", attestation(nodes[1], commit, "good")},
-            {"c", attestation(nodes[2], commit, "good")}, {"r", attestation(nodes[3], commit, "evil")}};
+    return {{"a", attestation(nodes[0], commit, "good")},
+            {"b", attestation(nodes[1], commit, "good")},
+            {"c", attestation(nodes[2], commit, "good")},
+            {"r", attestation(nodes[3], commit, "evil")}};
   }
 };
 
@@ -87,9 +90,9 @@ TEST(QuorumJudge, DuplicatesForgeriesUnknownKeysAndMisattributionAreSortedOut) {
   forged[forged.find("\"sig\":\"") + 8] ^= 1;
   Node stranger = make_node("x");
   auto out = judge->ingest({{"a", good},
-                            {"a", good},                                  // replay
-                            {"b", forged},                                // forged
-                            {"x", attestation(stranger, "c1", "good")},   // unknown signer
+                            {"a", good},                                      // replay
+                            {"b", forged},                                    // forged
+                            {"x", attestation(stranger, "c1", "good")},       // unknown signer
                             {"r", attestation(f.nodes[0], "c1", "good2")}});  // r publishes a's envelope
   ASSERT_TRUE(out.ok()) << out.status().to_string();
   EXPECT_EQ((*out)[0].kind, Judge::Outcome::Kind::kStored);
@@ -202,7 +205,8 @@ TEST(QuorumJudge, ARestartedJudgeDoesNotTrustTamperedColumns) {
   Fixture f;
   auto v = f.verifier("threshold = 3\non_conflict = \"majority\"");
   ASSERT_TRUE(f.judge(v)->ingest(f.honest_and_rogue("c1")).ok());
-  sql(f.dir / "store.db", "UPDATE attestations SET image_digest = '" + image_of("evil") + "' WHERE node_id IN ('a', 'b')");
+  sql(f.dir / "store.db",
+      "UPDATE attestations SET image_digest = '" + image_of("evil") + "' WHERE node_id IN ('a', 'b')");
   auto judge = f.judge(v);
   auto by_image = judge->find_by_image(image_of("evil"));
   ASSERT_TRUE(by_image.ok());

@@ -78,8 +78,9 @@ struct QuorumNetwork {
     verifier = std::make_unique<Process>(
         std::vector<std::string>{quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()},
         dir / "verifier.out", dir / ("verifier" + std::to_string(starts++) + ".err"));
-    ASSERT_TRUE(wait_until([&] { return verifier->err().find("verifier_started") != std::string::npos || !verifier->running(); },
-                           std::chrono::seconds(20)));
+    ASSERT_TRUE(wait_until(
+        [&] { return verifier->err().find("verifier_started") != std::string::npos || !verifier->running(); },
+        std::chrono::seconds(20)));
     ASSERT_TRUE(verifier->running()) << verifier->err();
     query.reset();
     wire::ClientSecurity cs;
@@ -128,7 +129,8 @@ struct QuorumNetwork {
     nlohmann::json last;
     while (std::getline(in, line)) {
       auto j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && (j.value("event", "") == "counters" || j.value("event", "") == "verifier_stopped")) last = j;
+      if (!j.is_discarded() && (j.value("event", "") == "counters" || j.value("event", "") == "verifier_stopped"))
+        last = j;
     }
     return last;
   }
@@ -254,17 +256,17 @@ TEST(QuorumProcess, HostileTrafficIsDroppedRejectedCountedAndSurvived) {
   auto first = net.nodes["a"]->add(net.attestation("a", c, "good"));
   ASSERT_TRUE(net.ask_until(c, [](const pb::Answer& a) { return voted(a, 1); }).decisions_size() == 1);
 
-  net.nodes["x"]->add(net.attestation("x", c, "good"));                       // signed by an untrusted key
-  net.nodes["r"]->add(first.envelope());                                       // a's attestation published by r
-  net.nodes["a"]->publish(first);                                              // replayed message
-  net.nodes["a"]->add(first.envelope());                                       // replayed envelope, new sequence
+  net.nodes["x"]->add(net.attestation("x", c, "good"));  // signed by an untrusted key
+  net.nodes["r"]->add(first.envelope());                 // a's attestation published by r
+  net.nodes["a"]->publish(first);                        // replayed message
+  net.nodes["a"]->add(first.envelope());                 // replayed envelope, new sequence
   for (int i = 0; i < 3; ++i) {
-    net.nodes["a"]->publish_raw({"att.a", "this is not a frame"});            // garbage
-    net.nodes["a"]->publish_raw({"att.a", "x", "y", "z"});                     // wrong shape
+    net.nodes["a"]->publish_raw({"att.a", "this is not a frame"});  // garbage
+    net.nodes["a"]->publish_raw({"att.a", "x", "y", "z"});          // wrong shape
     pb::AttestationMessage big;
     big.set_node_id("a");
     big.set_sequence(99);
-    big.set_envelope(std::string(2 << 20, 'x'));                               // over the 1 MiB limit
+    big.set_envelope(std::string(2 << 20, 'x'));  // over the 1 MiB limit
     net.nodes["a"]->publish(big);
   }
   // Still answering, and everything counted.

@@ -20,7 +20,6 @@ namespace {
 
 using quorate::testing::SoftHsm;
 
-
 Ran q(const std::vector<std::string>& args, const std::filesystem::path& dir) {
   std::vector<std::string> argv = {quorate_bin()};
   argv.insert(argv.end(), args.begin(), args.end());
@@ -37,7 +36,8 @@ struct TwoKeys {
   std::string uri1 = hsm.uri("node-a-1"), uri2 = hsm.uri("node-a-2");
   TwoKeys() {
     EXPECT_EQ(hsm.init().exit_code, 0) << hsm.init().out;
-    for (auto [uri, type, pub] : {std::tuple{uri1, "ed25519", "key1.pub.pem"}, std::tuple{uri2, "p256", "key2.pub.pem"}}) {
+    for (auto [uri, type, pub] :
+         {std::tuple{uri1, "ed25519", "key1.pub.pem"}, std::tuple{uri2, "p256", "key2.pub.pem"}}) {
       auto g = q({"key", "generate", "--pkcs11", uri, "--type", type}, hsm.dir());
       EXPECT_EQ(g.code, 0) << g.out << g.err;
       auto p = q({"key", "public", "--key", uri, "--out", (hsm.dir() / pub).string()}, hsm.dir());
@@ -52,9 +52,11 @@ TEST(Rotation, ValidityOfEachPeriodThroughTheToken) {
   TwoKeys k;
   auto dir = k.hsm.dir();
   testing::spit(dir / "roster.toml",
-        roster_entry("node-a", "key1.pub.pem", "not_after = \"2026-07-01T00:00:00Z\"\nrevoked_at = \"2026-06-15T00:00:00Z\"\n") +
-            roster_entry("node-a", "key2.pub.pem", "not_before = \"2026-06-01T00:00:00Z\"\n"));
-  auto result = nlohmann::json::parse(quorate::testing::slurp(quorate::testing::source_dir() / "tests/attest/testdata/build-result.json"));
+                roster_entry("node-a", "key1.pub.pem",
+                             "not_after = \"2026-07-01T00:00:00Z\"\nrevoked_at = \"2026-06-15T00:00:00Z\"\n") +
+                    roster_entry("node-a", "key2.pub.pem", "not_before = \"2026-06-01T00:00:00Z\"\n"));
+  auto result = nlohmann::json::parse(
+      quorate::testing::slurp(quorate::testing::source_dir() / "tests/attest/testdata/build-result.json"));
   struct Case {
     const char* when;
     int key;
@@ -64,9 +66,9 @@ TEST(Rotation, ValidityOfEachPeriodThroughTheToken) {
       {"2026-05-01T00:00:00Z", 2, "not yet valid"},  // the new key before its not_before
       {"2026-06-05T00:00:00Z", 1, ""},               // the overlap: both
       {"2026-06-05T00:00:00Z", 2, ""},
-      {"2026-06-15T00:00:00Z", 1, "revoked"},        // at revoked_at: void
+      {"2026-06-15T00:00:00Z", 1, "revoked"},  // at revoked_at: void
       {"2026-06-20T00:00:00Z", 2, ""},
-      {"2026-08-01T00:00:00Z", 1, "revoked"},        // revocation wins over expiry
+      {"2026-08-01T00:00:00Z", 1, "revoked"},  // revocation wins over expiry
       {"2026-08-01T00:00:00Z", 2, ""},
   };
   int n = 0;
@@ -76,7 +78,9 @@ TEST(Rotation, ValidityOfEachPeriodThroughTheToken) {
     auto rpath = dir / ("result-" + std::to_string(n) + ".json");
     auto att = dir / ("att-" + std::to_string(n++) + ".json");
     testing::spit(rpath, result.dump());
-    auto s = q({"attest", "--key", c.key == 1 ? k.uri1 : k.uri2, "--node-id", "node-a", rpath.string(), "-o", att.string()}, dir);
+    auto s =
+        q({"attest", "--key", c.key == 1 ? k.uri1 : k.uri2, "--node-id", "node-a", rpath.string(), "-o", att.string()},
+          dir);
     ASSERT_EQ(s.code, 0) << s.out << s.err;
     auto v = q({"attest", "verify", att.string(), "--roster", (dir / "roster.toml").string()}, dir);
     std::string what = std::string(c.when) + " key " + std::to_string(c.key) + ": " + v.out + v.err;
@@ -101,50 +105,63 @@ class Drill {
   Drill() {
     std::filesystem::create_directories(repo);
     git({"init", "-q", "-b", "main"});
-    testing::spit(dir / "quorum.toml", "policy = \"policy.toml\"\ndata_dir = \"v-data\"\n[network]\ninsecure = true\npublish = \"" +
-                                   loopback(v_pub) + "\"\nquery = \"" + loopback(v_query) +
-                                   "\"\nhistory_timeout_ms = 500\n[[nodes]]\nid = \"node-a\"\npublish = \"" +
-                                   loopback(node_pub) + "\"\ncontrol = \"" + loopback(node_control) + "\"\n");
+    testing::spit(dir / "quorum.toml",
+                  "policy = \"policy.toml\"\ndata_dir = \"v-data\"\n[network]\ninsecure = true\npublish = \"" +
+                      loopback(v_pub) + "\"\nquery = \"" + loopback(v_query) +
+                      "\"\nhistory_timeout_ms = 500\n[[nodes]]\nid = \"node-a\"\npublish = \"" + loopback(node_pub) +
+                      "\"\ncontrol = \"" + loopback(node_control) + "\"\n");
   }
 
   Ran git(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"/usr/bin/env", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.org",
-                                     "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.org",
-                                     "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
-                                     "git", "-C", repo.string()};
+    std::vector<std::string> argv = {"/usr/bin/env",
+                                     "GIT_AUTHOR_NAME=t",
+                                     "GIT_AUTHOR_EMAIL=t@example.org",
+                                     "GIT_COMMITTER_NAME=t",
+                                     "GIT_COMMITTER_EMAIL=t@example.org",
+                                     "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
+                                     "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
+                                     "git",
+                                     "-C",
+                                     repo.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     return run(argv, dir, std::chrono::seconds(60));
   }
   std::string commit(const std::string& text) {
     testing::spit(repo / "greeting.txt", text + "\n");
-    testing::spit(repo / "quorate.toml", "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
+    testing::spit(repo / "quorate.toml",
+                  "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
     EXPECT_EQ(git({"add", "."}).code, 0);
     EXPECT_EQ(git({"commit", "-q", "-m", text}).code, 0);
     return git({"rev-parse", "HEAD"}).out.substr(0, 40);
   }
 
   void policy(const std::string& key1_extra, bool with_key2, const std::string& key2_extra) {
-    testing::spit(dir / "policy.toml", "threshold = 1\non_conflict = \"reject\"\n" + roster_entry("node-a", "key1.pub.pem", key1_extra) +
-                                   (with_key2 ? roster_entry("node-a", "key2.pub.pem", key2_extra) : ""));
+    testing::spit(dir / "policy.toml", "threshold = 1\non_conflict = \"reject\"\n" +
+                                           roster_entry("node-a", "key1.pub.pem", key1_extra) +
+                                           (with_key2 ? roster_entry("node-a", "key2.pub.pem", key2_extra) : ""));
   }
 
   void start_node(const std::string& uri) {
     stop(node);
     testing::spit(dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
-                                 "\"\n[network]\ninsecure = true\npublish = \"" + loopback(node_pub) + "\"\ncontrol = \"" +
-                                 loopback(node_control) + "\"\nheartbeat_interval_ms = 200\n[build]\nsandbox = \"none\"\n");
-    node = std::make_unique<Process>(std::vector<std::string>{quorate_bin(), "node", "--config", (dir / "node.toml").string()},
-                                     dir / "node.out", dir / ("node." + std::to_string(starts++) + ".err"));
+                                         "\"\n[network]\ninsecure = true\npublish = \"" + loopback(node_pub) +
+                                         "\"\ncontrol = \"" + loopback(node_control) +
+                                         "\"\nheartbeat_interval_ms = 200\n[build]\nsandbox = \"none\"\n");
+    node = std::make_unique<Process>(
+        std::vector<std::string>{quorate_bin(), "node", "--config", (dir / "node.toml").string()}, dir / "node.out",
+        dir / ("node." + std::to_string(starts++) + ".err"));
     ASSERT_TRUE(wait_until([&] { return node->err().find("node_started") != std::string::npos || !node->running(); },
                            std::chrono::seconds(30)));
     ASSERT_TRUE(node->running()) << node->err();
   }
   void start_verifier() {
     stop(verifier);
-    verifier = std::make_unique<Process>(std::vector<std::string>{quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()},
-                                         dir / "v.out", dir / ("v." + std::to_string(starts++) + ".err"));
-    ASSERT_TRUE(wait_until([&] { return verifier->err().find("verifier_started") != std::string::npos || !verifier->running(); },
-                           std::chrono::seconds(30)));
+    verifier = std::make_unique<Process>(
+        std::vector<std::string>{quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "v.out",
+        dir / ("v." + std::to_string(starts++) + ".err"));
+    ASSERT_TRUE(wait_until(
+        [&] { return verifier->err().find("verifier_started") != std::string::npos || !verifier->running(); },
+        std::chrono::seconds(30)));
     ASSERT_TRUE(verifier->running()) << verifier->err();
   }
   void stop(std::unique_ptr<Process>& p) {
@@ -155,8 +172,9 @@ class Drill {
   }
 
   Ran submit(const std::string& c, bool wait) {
-    std::vector<std::string> a = {"submit", "--repo", repo.string(), "--commit", c, "--insecure", "--json", "--timeout",
-                                  "120", "--node", loopback(node_control)};
+    std::vector<std::string> a = {
+        "submit", "--repo", repo.string(),         "--commit", c, "--insecure", "--json", "--timeout",
+        "120",    "--node", loopback(node_control)};
     if (wait) a.insert(a.end(), {"--wait", "--quorum", loopback(v_query)});
     return q(a, dir);
   }
@@ -164,7 +182,8 @@ class Drill {
   // The decision for commit `c` from the verifier's store under the current policy (verifier stopped).
   Ran verify(const std::string& c) {
     return q({"verify", "--policy", (dir / "policy.toml").string(), "--store", (dir / "v-data" / "store.db").string(),
-              "--commit", c, "--json"}, dir);
+              "--commit", c, "--json"},
+             dir);
   }
   nlohmann::json decided(const std::string& c) {
     auto r = verify(c);
@@ -250,11 +269,13 @@ TEST(Rotation, DrillOnTheNetwork) {
 // `quorate node` whose token refuses the PIN: exit 2 with the reason, at once (no retry loop), PIN not printed.
 TEST(Rotation, NodeWithARefusedPinExits2) {
   Drill d;
-  std::string uri = "pkcs11:token=rotation;object=node-a-1?module-path=" + std::string(quorate::testing::kSoftHsmModule) +
-                    "&pin-value=0000";
+  std::string uri =
+      "pkcs11:token=rotation;object=node-a-1?module-path=" + std::string(quorate::testing::kSoftHsmModule) +
+      "&pin-value=0000";
   testing::spit(d.dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"a-data\"\nsigning_key = \"" + uri +
-                                 "\"\n[network]\ninsecure = true\npublish = \"" + loopback(d.node_pub) +
-                                 "\"\ncontrol = \"" + loopback(d.node_control) + "\"\n[build]\nsandbox = \"none\"\n");
+                                         "\"\n[network]\ninsecure = true\npublish = \"" + loopback(d.node_pub) +
+                                         "\"\ncontrol = \"" + loopback(d.node_control) +
+                                         "\"\n[build]\nsandbox = \"none\"\n");
   auto r = run({quorate_bin(), "node", "--config", (d.dir / "node.toml").string()}, d.dir, std::chrono::seconds(30));
   EXPECT_EQ(r.code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("PIN refused by token 'rotation'"), std::string::npos) << r.err;

@@ -7,11 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 
 #include "quorate/node/daemon.h"
 #include "quorate/wire/socket.h"
@@ -31,8 +31,8 @@ class FakeRebuilder : public node::Rebuilder {
   FakeRebuilder(std::string node, std::string digest, std::string claimed = {})
       : node_(std::move(node)), digest_(std::move(digest)), claimed_(claimed.empty() ? node_ : claimed) {}
   Result<node::RebuildOutput> rebuild(const wire::RebuildRequest& r, const std::atomic<bool>&) override {
-    nlohmann::json j = {{"node", claimed_}, {"repo", r.repo}, {"commit", r.commit},
-                        {"recipe", r.recipe_path}, {"digest", digest_}};
+    nlohmann::json j = {
+        {"node", claimed_}, {"repo", r.repo}, {"commit", r.commit}, {"recipe", r.recipe_path}, {"digest", digest_}};
     return node::RebuildOutput{j.dump(), digest_};
   }
 
@@ -144,7 +144,6 @@ class FakeJudge : public quorum::Judge {
   size_t k_;
 };
 
-
 template <class Daemon>
 struct Running {
   std::ostringstream log_text;
@@ -186,8 +185,7 @@ struct TestNode : Running<node::NodeDaemon> {
 
 struct TestVerifier : Running<quorum::VerifierDaemon> {
   TestVerifier(const std::filesystem::path& dir, std::vector<wire::FollowedNode> nodes,
-               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k,
-               wire::Limits limits = {}) {
+               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k, wire::Limits limits = {}) {
     quorum::VerifierConfig c;
     c.data_dir = dir / "verifier";
     c.transport.insecure = true;
@@ -211,8 +209,8 @@ struct Client {
     return s;
   }
   wire::Socket& dealer(const std::string& endpoint) {
-    sockets.push_back(std::make_unique<wire::Socket>(
-        wire::Socket::client(*ctx, wire::SocketType::kDealer, insecure()).value()));
+    sockets.push_back(
+        std::make_unique<wire::Socket>(wire::Socket::client(*ctx, wire::SocketType::kDealer, insecure()).value()));
     EXPECT_TRUE(sockets.back()->connect(endpoint).ok());
     return *sockets.back();
   }
@@ -253,7 +251,8 @@ struct Client {
 };
 
 bool accepted_by(const pb::Answer& a, size_t n) {
-  return a.decisions_size() == 1 && a.decisions(0).accepted() && static_cast<size_t>(a.decisions(0).agreeing_size()) == n;
+  return a.decisions_size() == 1 && a.decisions(0).accepted() &&
+         static_cast<size_t>(a.decisions(0).agreeing_size()) == n;
 }
 
 const std::string kGood = "sha256:" + std::string(64, 'a');
@@ -282,7 +281,8 @@ TEST(VerifierDaemon, LateVerifierCatchesUpFromHistory) {
   TestNode a(dir, "a", kGood), b(dir, "b", kGood);
   Client client;
   for (int i = 0; i < 5; ++i) {
-    for (auto* n : {&a, &b}) client.submit(n->daemon->control_endpoint(), "job" + std::to_string(i), "c" + std::to_string(i));
+    for (auto* n : {&a, &b})
+      client.submit(n->daemon->control_endpoint(), "job" + std::to_string(i), "c" + std::to_string(i));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // published before anyone listens
   auto store = std::make_shared<FakeStore>();
@@ -305,21 +305,19 @@ TEST(VerifierDaemon, RestartedVerifierLosesNothingAndKeepsItsDecisions) {
     TestVerifier v(dir, {a.followed(), b.followed()}, store, {"a", "b"}, 2);
     client.submit(a.daemon->control_endpoint(), "j1", "c1");
     client.submit(b.daemon->control_endpoint(), "j1", "c1");
-    EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
-                                               [](const pb::Answer& x) { return accepted_by(x, 2); }),
-                            2));
+    EXPECT_TRUE(accepted_by(
+        client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 2); }),
+        2));
   }
   // While the verifier is down, more is published.
   client.submit(a.daemon->control_endpoint(), "j2", "c2");
   client.submit(b.daemon->control_endpoint(), "j2", "c2");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   TestVerifier v(dir, {a.followed(), b.followed()}, store, {"a", "b"}, 2);
-  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c2",
-                                             [](const pb::Answer& x) { return accepted_by(x, 2); }),
-                          2));
-  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
-                                             [](const pb::Answer& x) { return accepted_by(x, 2); }),
-                          2));
+  EXPECT_TRUE(accepted_by(
+      client.query_until(v.daemon->query_endpoint(), "c2", [](const pb::Answer& x) { return accepted_by(x, 2); }), 2));
+  EXPECT_TRUE(accepted_by(
+      client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 2); }), 2));
   // The restarted verifier resumed from its cursors: it did not re-ingest c1.
   EXPECT_EQ(v.daemon->counters().received, 2u);
 }
@@ -333,22 +331,20 @@ TEST(VerifierDaemon, NodeRestartOnTheSamePortsIsFollowed) {
   TestVerifier v(dir, {a->followed()}, store, {"a"}, 1);
   Client client;
   client.submit(control, "j1", "c1");
-  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
-                                             [](const pb::Answer& x) { return accepted_by(x, 1); }),
-                          1));
+  EXPECT_TRUE(accepted_by(
+      client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 1); }), 1));
   a.reset();
   a = std::make_unique<TestNode>(dir, "a", kGood, "", pub, control);
   client.submit(control, "j2", "c2");
-  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c2",
-                                             [](const pb::Answer& x) { return accepted_by(x, 1); }),
-                          1));
+  EXPECT_TRUE(accepted_by(
+      client.query_until(v.daemon->query_endpoint(), "c2", [](const pb::Answer& x) { return accepted_by(x, 1); }), 1));
 }
 
 TEST(VerifierDaemon, MisattributedAndUnknownSignersAreRejectedAndCounted) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();
   TestNode a(dir, "a", kGood);
-  TestNode liar(dir, "liar", kRogue, /*claimed=*/"a");       // publishes envelopes "signed" by a
+  TestNode liar(dir, "liar", kRogue, /*claimed=*/"a");          // publishes envelopes "signed" by a
   TestNode stranger(dir, "stranger", kRogue, /*claimed=*/"x");  // signer not in the roster
   auto store = std::make_shared<FakeStore>();
   TestVerifier v(dir, {a.followed(), liar.followed(), stranger.followed()}, store, {"a", "liar", "stranger"}, 1);
@@ -356,8 +352,8 @@ TEST(VerifierDaemon, MisattributedAndUnknownSignersAreRejectedAndCounted) {
   client.submit(liar.daemon->control_endpoint(), "j", "c1");
   client.submit(stranger.daemon->control_endpoint(), "j", "c1");
   client.submit(a.daemon->control_endpoint(), "j", "c1");
-  auto answer = client.query_until(v.daemon->query_endpoint(), "c1",
-                                   [](const pb::Answer& x) { return accepted_by(x, 1); });
+  auto answer =
+      client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 1); });
   EXPECT_TRUE(accepted_by(answer, 1));
   auto deadline = SteadyClock::now() + std::chrono::seconds(5);
   while (v.daemon->counters().rejected < 2 && SteadyClock::now() < deadline) {
@@ -407,7 +403,8 @@ TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
   pb::AttestationMessage good;
   good.set_node_id("h");
   good.set_sequence(1);
-  good.set_envelope(nlohmann::json({{"node", "h"}, {"repo", "r"}, {"commit", "c1"}, {"recipe", "x"}, {"digest", kGood}}).dump());
+  good.set_envelope(
+      nlohmann::json({{"node", "h"}, {"repo", "r"}, {"commit", "c1"}, {"recipe", "x"}, {"digest", kGood}}).dump());
   pb::AttestationMessage big = good;
   big.set_sequence(2);
   big.set_envelope(std::string(10000, 'x'));
@@ -429,9 +426,8 @@ TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
   // Garbage to the query socket too.
   auto& q = client.dealer(v.daemon->query_endpoint());
   ASSERT_TRUE(q.send({"not a query"}).ok());
-  EXPECT_TRUE(accepted_by(client.query_until(v.daemon->query_endpoint(), "c1",
-                                             [](const pb::Answer& x) { return accepted_by(x, 1); }),
-                          1));
+  EXPECT_TRUE(accepted_by(
+      client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 1); }), 1));
   deadline = SteadyClock::now() + std::chrono::seconds(5);
   while (v.daemon->counters().duplicates < 1 && SteadyClock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -460,13 +456,15 @@ TEST(VerifierConfig, TheShippedExampleLoads) {
 
 TEST(VerifierConfig, UnknownKeysAndDuplicateNodesAreNamed) {
   testing::ScratchDir dir;
-  std::ofstream(dir / "q.toml") << "policy = \"p.toml\"\ndata_dir = \"d\"\n[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:1\"\n"
-                                   "control = \"tcp://127.0.0.1:2\"\ncolour = \"blue\"\n";
+  std::ofstream(dir / "q.toml")
+      << "policy = \"p.toml\"\ndata_dir = \"d\"\n[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:1\"\n"
+         "control = \"tcp://127.0.0.1:2\"\ncolour = \"blue\"\n";
   auto c = quorum::load_verifier_config(dir / "q.toml");
   EXPECT_NE(c.status().message().find("nodes.colour"), std::string::npos) << c.status().to_string();
-  std::ofstream(dir / "q2.toml") << "policy = \"p.toml\"\ndata_dir = \"d\"\n"
-                                    "[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:1\"\ncontrol = \"tcp://127.0.0.1:2\"\n"
-                                    "[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:3\"\ncontrol = \"tcp://127.0.0.1:4\"\n";
+  std::ofstream(dir / "q2.toml")
+      << "policy = \"p.toml\"\ndata_dir = \"d\"\n"
+         "[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:1\"\ncontrol = \"tcp://127.0.0.1:2\"\n"
+         "[[nodes]]\nid = \"a\"\npublish = \"tcp://127.0.0.1:3\"\ncontrol = \"tcp://127.0.0.1:4\"\n";
   auto c2 = quorum::load_verifier_config(dir / "q2.toml");
   EXPECT_NE(c2.status().message().find("listed twice"), std::string::npos) << c2.status().to_string();
 }

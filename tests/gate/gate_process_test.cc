@@ -28,8 +28,15 @@ struct GateProcess {
       : GateProcess(dir, std::vector<std::string>{"--store", store.string()}, policy) {}
   // `source`: --store STORE.db, or --quorum ENDPOINT with its keys.
   GateProcess(const fs::path& dir, const std::vector<std::string>& source, const fs::path& policy) {
-    std::vector<std::string> argv{testing::quorate_bin(), "gate", "--listen", "127.0.0.1:0", "--tls-cert",
-                                  (dir / "cert.pem").string(), "--tls-key", (dir / "key.pem").string(), "--policy",
+    std::vector<std::string> argv{testing::quorate_bin(),
+                                  "gate",
+                                  "--listen",
+                                  "127.0.0.1:0",
+                                  "--tls-cert",
+                                  (dir / "cert.pem").string(),
+                                  "--tls-key",
+                                  (dir / "key.pem").string(),
+                                  "--policy",
                                   policy.string()};
     argv.insert(argv.end(), source.begin(), source.end());
     p = std::make_unique<Process>(argv, dir / "gate.out", dir / "gate.err");
@@ -102,8 +109,9 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
   }
   Process verifier({testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "verifier.out",
                    dir / "verifier.err");
-  ASSERT_TRUE(wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
-                         std::chrono::seconds(20)));
+  ASSERT_TRUE(
+      wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
+                 std::chrono::seconds(20)));
   ASSERT_TRUE(verifier.running()) << verifier.err();
 
   GateProcess gate(dir.path(), dir / "verifier" / "store.db", dir / "policy.toml");
@@ -134,7 +142,8 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
         return one_vote.find("missing nodes: b, c") != std::string::npos;
       },
       std::chrono::seconds(30)))
-      << one_vote << "\n" << verifier.err();
+      << one_vote << "\n"
+      << verifier.err();
 
   // The second vote arrives: the quorum accepts, the gate admits.
   nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
@@ -146,7 +155,8 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
         return last.is_object() && last.value("allowed", false);
       },
       std::chrono::seconds(30)))
-      << last.dump() << "\n" << gate.p->err();
+      << last.dump() << "\n"
+      << gate.p->err();
 
   gate.p->signal(SIGTERM);
   auto code = gate.p->wait(std::chrono::seconds(15));
@@ -156,8 +166,9 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
   (void)verifier.wait(std::chrono::seconds(10));
 }
 
-
-std::string message_of(const json& r) { return r.is_object() ? r.value("status", json::object()).value("message", "") : ""; }
+std::string message_of(const json& r) {
+  return r.is_object() ? r.value("status", json::object()).value("message", "") : "";
+}
 
 // --quorum: the gate asks the verifier daemon over CURVE (nodes, verifier and gate each with a key pair), with
 // the same outcomes as from the store; a killed verifier gives a denial within the bound, a verifier that
@@ -178,9 +189,10 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
   std::map<std::string, std::unique_ptr<e2e::ScriptedNode>> nodes;
   {
     std::ofstream quorum(dir / "quorum.toml");
-    quorum << "policy = \"policy.toml\"\ndata_dir = \"verifier\"\n[network]\ncurve_secret_key = \"verifier.curve.key\"\n"
-           << "allowed_clients = [\"gate.curve.pub\"]\npublish = \"" << loopback(pub_port) << "\"\nquery = \""
-           << loopback(query_port) << "\"\nhistory_timeout_ms = 500\n";
+    quorum
+        << "policy = \"policy.toml\"\ndata_dir = \"verifier\"\n[network]\ncurve_secret_key = \"verifier.curve.key\"\n"
+        << "allowed_clients = [\"gate.curve.pub\"]\npublish = \"" << loopback(pub_port) << "\"\nquery = \""
+        << loopback(query_port) << "\"\nhistory_timeout_ms = 500\n";
     for (const char* id : {"a", "b", "c"}) {
       int p1 = free_port(), p2 = free_port();
       quorum << "\n[[nodes]]\nid = \"" << id << "\"\npublish = \"" << loopback(p1) << "\"\ncontrol = \"" << loopback(p2)
@@ -190,8 +202,9 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
   }
   Process verifier({testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "verifier.out",
                    dir / "verifier.err");
-  ASSERT_TRUE(wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
-                         std::chrono::seconds(20)));
+  ASSERT_TRUE(
+      wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
+                 std::chrono::seconds(20)));
   ASSERT_TRUE(verifier.running()) << verifier.err();
 
   GateProcess gate(dir.path(),
@@ -221,7 +234,8 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
         return one_vote.find("missing nodes: b, c") != std::string::npos;
       },
       std::chrono::seconds(30)))
-      << one_vote << "\n" << verifier.err();
+      << one_vote << "\n"
+      << verifier.err();
 
   nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
   json last;
@@ -232,7 +246,8 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
         return last.is_object() && last.value("allowed", false);
       },
       std::chrono::seconds(30)))
-      << last.dump() << "\n" << gate.p->err();
+      << last.dump() << "\n"
+      << gate.p->err();
 
   // A gate given another policy than the verifier's (threshold 1) does not take the verifier's decisions.
   {
@@ -290,7 +305,8 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
         return message_of(garbled).find("garbage") != std::string::npos;
       },
       std::chrono::seconds(30)))
-      << garbled.dump() << "\n" << gate.p->err();
+      << garbled.dump() << "\n"
+      << gate.p->err();
   EXPECT_FALSE(garbled.value("allowed", true));
   stop = true;
   impostor.join();

@@ -85,7 +85,8 @@ inline json review(const std::string& uid, const std::string& group, const std::
             {"name", name},
             {"namespace", ns},
             {"operation", "CREATE"},
-            {"userInfo", {{"username", "admin"}, {"uid", "014fbff9a07c"}, {"groups", {"system:authenticated", "my-admin-group"}}}},
+            {"userInfo",
+             {{"username", "admin"}, {"uid", "014fbff9a07c"}, {"groups", {"system:authenticated", "my-admin-group"}}}},
             {"object", object},
             {"oldObject", nullptr},
             {"dryRun", false},
@@ -98,7 +99,8 @@ inline json containers(const std::vector<std::string>& images) {
   return list;
 }
 
-inline json pod_review(const std::string& uid, const std::vector<std::string>& images, const std::string& ns = "default") {
+inline json pod_review(const std::string& uid, const std::vector<std::string>& images,
+                       const std::string& ns = "default") {
   json pod = {{"apiVersion", "v1"},
               {"kind", "Pod"},
               {"metadata", {{"name", "hello"}, {"namespace", ns}}},

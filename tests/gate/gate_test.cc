@@ -17,7 +17,8 @@ namespace quorate::gate_test {
 namespace {
 
 int64_t steady_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // A store decided under threshold 2 of a, b, c:
@@ -28,7 +29,7 @@ struct Gate : ::testing::Test {
   testing::ScratchDir dir;
   fs::path store_path = dir / "store.db", cert = dir / "cert.pem", key = dir / "key.pem";
   std::unique_ptr<Roster> roster;
-  std::mutex log_mu;                   // before the server, which logs until it is destroyed
+  std::mutex log_mu;  // before the server, which logs until it is destroyed
   std::vector<std::string> log_lines;
   std::unique_ptr<gate::Decider> decider;
   std::unique_ptr<gate::Server> server;
@@ -155,8 +156,8 @@ TEST_F(Gate, MalformedBodiesGet400AndTheNextRequestIsAnswered) {
   wrong_api["apiVersion"] = "admission.k8s.io/v1beta1";
   json no_uid = pod_review("", {pinned("good")});
   std::string huge = std::string(10 * 1024 * 1024, ' ') + pod_review("u9", {pinned("good")}).dump();
-  for (const std::string& body : {std::string("{{{ not json"), std::string(), wrong_api.dump(), no_uid.dump(),
-                                  std::string("[1,2,3]"), huge}) {
+  for (const std::string& body :
+       {std::string("{{{ not json"), std::string(), wrong_api.dump(), no_uid.dump(), std::string("[1,2,3]"), huge}) {
     auto r = post(body);
     ASSERT_TRUE(r) << httplib::to_string(r.error());
     EXPECT_EQ(r->status, 400) << body.substr(0, 60) << " -> " << r->body;
@@ -287,7 +288,10 @@ TEST(AdmissionReview, ImagesOfEveryWorkloadKind) {
       {"apps", "DaemonSet", "daemonsets", tmpl, "spec.template.spec"},
       {"apps", "ReplicaSet", "replicasets", tmpl, "spec.template.spec"},
       {"batch", "Job", "jobs", tmpl, "spec.template.spec"},
-      {"batch", "CronJob", "cronjobs", {{"schedule", "@hourly"}, {"jobTemplate", {{"spec", tmpl}}}},
+      {"batch",
+       "CronJob",
+       "cronjobs",
+       {{"schedule", "@hourly"}, {"jobTemplate", {{"spec", tmpl}}}},
        "spec.jobTemplate.spec.template.spec"},
   };
   for (const auto& c : cases) {
@@ -306,8 +310,10 @@ TEST(AdmissionReview, ImagesOfEveryWorkloadKind) {
   json del = review("u", "", "v1", "Pod", "pods", "ns", {{"metadata", {{"name", "x"}}}});
   del["request"]["object"] = nullptr;
   EXPECT_TRUE(gate::parse_review(del.dump())->images.empty());
-  json bad = review("u", "", "v1", "Pod", "pods", "ns", {{"metadata", {{"name", "x"}}}, {"spec", {{"containers", {{{"name", "x"}}}}}}});
-  EXPECT_NE(gate::parse_review(bad.dump()).status().message().find("spec.containers[0] has no image"), std::string::npos);
+  json bad = review("u", "", "v1", "Pod", "pods", "ns",
+                    {{"metadata", {{"name", "x"}}}, {"spec", {{"containers", {{{"name", "x"}}}}}}});
+  EXPECT_NE(gate::parse_review(bad.dump()).status().message().find("spec.containers[0] has no image"),
+            std::string::npos);
 }
 
 TEST(AdmissionReview, PinnedDigest) {

@@ -8,8 +8,8 @@
 
 namespace quorate::git {
 namespace {
-using ::testing::HasSubstr;
 using quorate::testing::ScratchDir;
+using ::testing::HasSubstr;
 
 TEST(GitTest, OpensARepositoryAndNamesAMissingOneAsGiven) {
   Library lib;

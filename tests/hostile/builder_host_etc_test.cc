@@ -10,9 +10,9 @@
 namespace quorate::builder {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::ScratchDir;
 using quorate::testing::slurp;
+using ::testing::HasSubstr;
 
 class HostEtc : public ::testing::Test {
  protected:
@@ -59,8 +59,9 @@ TEST_F(HostEtc, AKeysDirectoryUnderEtcIsNotVisible) {
 }
 
 TEST_F(HostEtc, PasswdAndGroupAreSynthesizedAndProgramsRun) {
-  Status s = run("cat /etc/passwd > \"$OUT/passwd\"; cat /etc/group > \"$OUT/group\"; id -un > \"$OUT/user\"; "
-                 "ls /etc | sort > \"$OUT/etc\"");
+  Status s =
+      run("cat /etc/passwd > \"$OUT/passwd\"; cat /etc/group > \"$OUT/group\"; id -un > \"$OUT/user\"; "
+          "ls /etc | sort > \"$OUT/etc\"");
   ASSERT_TRUE(s.ok()) << s.to_string();
   EXPECT_EQ(slurp(scratch_ / "out/passwd"), kSandboxPasswd);
   EXPECT_EQ(slurp(scratch_ / "out/group"), kSandboxGroup);

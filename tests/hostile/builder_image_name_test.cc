@@ -29,10 +29,9 @@ TEST(ImageNameGrammar, AcceptsOciNames) {
 }
 
 TEST(ImageNameGrammar, RefusesControlBytesAndOtherShapes) {
-  for (const std::string& name :
-       {kNewlineAndNul, std::string("a\tb"), std::string(""), std::string("Upper"), std::string("a//b"),
-        std::string("/a"), std::string("a/"), std::string("a..b"), std::string("a b"), std::string("a:b"),
-        std::string("-a"), std::string(300, 'a')}) {
+  for (const std::string& name : {kNewlineAndNul, std::string("a\tb"), std::string(""), std::string("Upper"),
+                                  std::string("a//b"), std::string("/a"), std::string("a/"), std::string("a..b"),
+                                  std::string("a b"), std::string("a:b"), std::string("-a"), std::string(300, 'a')}) {
     Status s = check_image_name(name, "image_name");
     EXPECT_FALSE(s.ok()) << quote_for_message(name);
     EXPECT_THAT(s.message(), HasSubstr("image_name"));
@@ -71,10 +70,10 @@ TEST_F(ImageNameBuild, RecipeNameAndTagAreChecked) {
 TEST_F(ImageNameBuild, CliExitsTwoNamingTheFlag) {
   auto commit = commit_recipe(hostile::run_recipe("echo x > \"$OUT/x\""));
   auto out = scratch_ / "cli-out";
-  auto r = quorate::testing::run(quorate::testing::quorate_bin() + " build -q --no-sandbox --repo " +
-                                 quorate::testing::sh(repo_.string()) + " --commit " + commit + " -o " +
-                                 quorate::testing::sh(out.string()) + " --work-dir " +
-                                 quorate::testing::sh((scratch_ / "w").string()) + " --image-name \"$(printf 'a\\nb')\"");
+  auto r = quorate::testing::run(
+      quorate::testing::quorate_bin() + " build -q --no-sandbox --repo " + quorate::testing::sh(repo_.string()) +
+      " --commit " + commit + " -o " + quorate::testing::sh(out.string()) + " --work-dir " +
+      quorate::testing::sh((scratch_ / "w").string()) + " --image-name \"$(printf 'a\\nb')\"");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr("--image-name"));
   EXPECT_FALSE(std::filesystem::exists(out));

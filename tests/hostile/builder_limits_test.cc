@@ -28,8 +28,7 @@ TEST_P(Limits, ASparseTenGibOutputFailsFastUnderTheDefaultLimit) {
 }
 
 TEST_P(Limits, ManySmallFilesOverTheLimitTogetherFail) {
-  auto commit = commit_recipe(run_recipe(
-      "for i in 1 2 3; do head -c 600000 /dev/zero > \"$OUT/part$i\"; done"));
+  auto commit = commit_recipe(run_recipe("for i in 1 2 3; do head -c 600000 /dev/zero > \"$OUT/part$i\"; done"));
   auto o = options(commit, GetParam());
   o.max_output_bytes = 1 << 20;
   auto r = build(o);

@@ -98,8 +98,8 @@ class BuildProcessGroup : public hostile::HostileBuild {};
 
 TEST_F(BuildProcessGroup, NoSandboxBuildLeavesNoProcessBehind) {
   std::string marker = "qr-linger-build-" + std::to_string(::getpid());
-  auto commit = commit_recipe(hostile::run_recipe("cp /bin/sleep \"$HOME/" + marker + "\"; \"$HOME/" + marker +
-                                                  "\" 30 & echo x > \"$OUT/x\""));
+  auto commit = commit_recipe(
+      hostile::run_recipe("cp /bin/sleep \"$HOME/" + marker + "\"; \"$HOME/" + marker + "\" 30 & echo x > \"$OUT/x\""));
   auto r = build(options(commit, Sandbox::kNone));
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   bool left = lingering_process(marker);

@@ -14,11 +14,11 @@ using ::testing::Not;
 constexpr char kLinks[] =
     "set -e; mkdir -p \"$OUT/lib\" \"$OUT/share/doc\"; echo lib > \"$OUT/lib/libfoo.so.1\"; "
     "echo readme > \"$OUT/share/doc/README\"; "
-    "ln -s libfoo.so.1 \"$OUT/lib/libfoo.so\"; "         // a sibling file
-    "ln -s share/doc \"$OUT/docs\"; "                     // a directory of the output
-    "ln -s /usr/bin \"$OUT/hostbin\"; "                   // an absolute host path that exists
-    "ln -s ../../../../../../../../etc \"$OUT/up\"; "     // a relative path out of $OUT that exists
-    "ln -s /nonexistent/quorate \"$OUT/dangling\"";       // a path no host has
+    "ln -s libfoo.so.1 \"$OUT/lib/libfoo.so\"; "       // a sibling file
+    "ln -s share/doc \"$OUT/docs\"; "                  // a directory of the output
+    "ln -s /usr/bin \"$OUT/hostbin\"; "                // an absolute host path that exists
+    "ln -s ../../../../../../../../etc \"$OUT/up\"; "  // a relative path out of $OUT that exists
+    "ln -s /nonexistent/quorate \"$OUT/dangling\"";    // a path no host has
 
 class SymlinkOutput : public HostileBuild, public ::testing::WithParamInterface<Sandbox> {};
 

@@ -14,7 +14,7 @@ TEST(NetworkHostile, NodeClaimingTwoToTheSixtyFourIsBackedOff) {
   e2e::ScriptedNode honest("b", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
   liar.claim_last_sequence(UINT64_MAX);
   TestVerifier v(dir.path(), {{"a", liar.publish_endpoint(), liar.control_endpoint(), ""},
-                       {"b", honest.publish_endpoint(), honest.control_endpoint(), ""}});
+                              {"b", honest.publish_endpoint(), honest.control_endpoint(), ""}});
   honest.add(claim("b", "c1", "good"));
 
   int requests = 0;

@@ -46,9 +46,10 @@ TEST(NetworkHostile, EveryPublishedDecisionIsAlreadyRecorded) {
   e2e::ScriptedNode b("b", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
   auto store_path = dir / "verifier" / "store.db";
   std::filesystem::create_directories(store_path.parent_path());
-  TestVerifier v(dir.path(), {{"a", a.publish_endpoint(), a.control_endpoint(), ""},
-                       {"b", b.publish_endpoint(), b.control_endpoint(), ""}},
-                 std::make_unique<SlowRecordJudge>(open_judge(store_path)));
+  TestVerifier v(
+      dir.path(),
+      {{"a", a.publish_endpoint(), a.control_endpoint(), ""}, {"b", b.publish_endpoint(), b.control_endpoint(), ""}},
+      std::make_unique<SlowRecordJudge>(open_judge(store_path)));
 
   auto ctx = wire::Context::create().value();
   auto sub = wire::Socket::client(*ctx, wire::SocketType::kSub, insecure_client()).value();

@@ -147,8 +147,11 @@ TEST(NetworkHostile, CursorSavedBeforeIncarnationsIsKept) {
   std::filesystem::create_directories(dir / "verifier");
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open((dir / "verifier" / "cursors.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);"
-                             "INSERT INTO cursors VALUES('a', 1);", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE cursors(node_id TEXT PRIMARY KEY, sequence INTEGER NOT NULL);"
+                         "INSERT INTO cursors VALUES('a', 1);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
   sqlite3_close(db);
 
   TestVerifier v(dir.path(), {a.followed()});

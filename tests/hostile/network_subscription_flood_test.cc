@@ -19,7 +19,10 @@ void flood(zmq::context_t& ctx, const std::string& endpoint, int subscriptions) 
   s.set(zmq::sockopt::linger, 5000);  // close() waits for the frames to be written (bounded)
   s.connect(endpoint);
   for (int i = 0; i < subscriptions; ++i) {
-    std::string sub = "\x01" "dec." + std::to_string(i);
+    std::string sub =
+        "\x01"
+        "dec." +
+        std::to_string(i);
     (void)s.send(zmq::buffer(sub), zmq::send_flags::none);
   }
   const std::string not_a_subscription = "\x07garbage";

@@ -52,14 +52,15 @@ inline std::string claim(const std::string& node, const std::string& commit, con
 // The production judge over `store_path`, k of {a, b, c}, with a policy file next to the store.
 inline std::unique_ptr<quorum::QuorumJudge> open_judge(const std::filesystem::path& store_path, int64_t k = 2) {
   std::filesystem::create_directories(store_path.parent_path());
-  auto policy = quorum::testing::write_policy(store_path.parent_path(), "threshold = " + std::to_string(k), roster_nodes());
+  auto policy =
+      quorum::testing::write_policy(store_path.parent_path(), "threshold = " + std::to_string(k), roster_nodes());
   auto verifier = quorum::Verifier::load(policy);
   EXPECT_TRUE(verifier.ok()) << verifier.status().to_string();
   auto store = quorum::Store::open(store_path);
   EXPECT_TRUE(store.ok()) << store.status().to_string();
-  return std::make_unique<quorum::QuorumJudge>(std::move(store.value()),
-                                               std::make_shared<const quorum::Verifier>(std::move(verifier).value()),
-                                               [] { return kNow * 1000; }, 2);
+  return std::make_unique<quorum::QuorumJudge>(
+      std::move(store.value()), std::make_shared<const quorum::Verifier>(std::move(verifier).value()),
+      [] { return kNow * 1000; }, 2);
 }
 
 inline pb::SubjectKey subject(const std::string& commit) {

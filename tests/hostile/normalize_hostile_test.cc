@@ -50,8 +50,8 @@ class NormalizeHostileTest : public ::testing::Test {
     return normalize_image(in, dir_ / ("out" + std::to_string(n_++)), o).status();
   }
   quorate::testing::CommandResult cli(const fs::path& in, const std::string& extra = "") {
-    return run(sh(quorate_bin()) + " normalize --source-date-epoch " + std::to_string(kEpoch) + " " +
-               sh(in.string()) + " -o " + sh((dir_ / ("cli-out" + std::to_string(n_++))).string()) + " " + extra);
+    return run(sh(quorate_bin()) + " normalize --source-date-epoch " + std::to_string(kEpoch) + " " + sh(in.string()) +
+               " -o " + sh((dir_ / ("cli-out" + std::to_string(n_++))).string()) + " " + extra);
   }
 
   ScratchDir dir_;

@@ -62,10 +62,12 @@ TEST_F(TamperedStore, EditedDigestColumnsDoNotMakeARogueImageAccepted) {
 // Under `run_environment = "pinned"`, host-built votes do not count; editing the column does not change that.
 TEST_F(TamperedStore, AnEditedRunEnvironmentDoesNotMakeHostVotesCount) {
   std::filesystem::create_directories(dir_ / "pinned");
-  auto pinned = sh(write_policy(dir_ / "pinned", "threshold = 3\non_conflict = \"majority\"\nrun_environment = \"pinned\"",
-                                nodes_).string());
+  auto pinned = sh(
+      write_policy(dir_ / "pinned", "threshold = 3\non_conflict = \"majority\"\nrun_environment = \"pinned\"", nodes_)
+          .string());
   auto verify_pinned = [&] {
-    return run(quorate_bin() + " verify --policy " + pinned + " --store " + db_ + " --image " + image_of("good") + kNowArg);
+    return run(quorate_bin() + " verify --policy " + pinned + " --store " + db_ + " --image " + image_of("good") +
+               kNowArg);
   };
   auto before = verify_pinned();
   EXPECT_EQ(before.exit_code, 1) << before.out;
@@ -79,11 +81,14 @@ TEST_F(TamperedStore, AnEditedRunEnvironmentDoesNotMakeHostVotesCount) {
 TEST_F(TamperedStore, RowsWhoseEnvelopeIsNotAnEnvelopeDoNotCount) {
   // Three forged rows claiming the rogue digest, by three roster nodes, with no valid envelope behind them.
   for (const char* node : {"node-a", "node-b", "node-c"}) {
-    sql(std::string("INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, "
-                    "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch) "
-                    "SELECT 'sha256:forged-") + node + "', 'not an envelope', '" + node + "', keyid, source_uri, commit_id, "
-                    "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch "
-                    "FROM attestations WHERE node_id = 'node-r'");
+    sql(std::string(
+            "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, "
+            "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch) "
+            "SELECT 'sha256:forged-") +
+        node + "', 'not an envelope', '" + node +
+        "', keyid, source_uri, commit_id, "
+        "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch "
+        "FROM attestations WHERE node_id = 'node-r'");
   }
   auto r = verify(image_of("rogue"));
   EXPECT_EQ(r.exit_code, 1) << r.out;

@@ -9,11 +9,11 @@
 namespace quorate::imagestore {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::run;
 using quorate::testing::ScratchDir;
 using quorate::testing::sh;
 using quorate::testing::slurp;
+using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 class ArchiveImport : public ::testing::Test {
@@ -58,7 +58,8 @@ TEST_F(ArchiveImport, DockerArchiveGetsAManifestOverItsOwnBytes) {
     ASSERT_TRUE(v.ok()) << v.status().to_string();
     // The manifest is canonical JSON over the archive's config and layer bytes, never re-normalized.
     auto manifest = nlohmann::json::parse(slurp(scratch_ / "store/blobs/sha256" / digest_hex((*imported)[0].digest)));
-    EXPECT_EQ(canonical_json(manifest, "manifest").value(), slurp(scratch_ / "store/blobs/sha256" / digest_hex((*imported)[0].digest)));
+    EXPECT_EQ(canonical_json(manifest, "manifest").value(),
+              slurp(scratch_ / "store/blobs/sha256" / digest_hex((*imported)[0].digest)));
     EXPECT_EQ(manifest["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
     auto listing = run("tar -tf " + sh(v->layers[0].blob.string())).out;
     EXPECT_THAT(listing, HasSubstr("etc/hello.conf"));
@@ -74,18 +75,20 @@ TEST_F(ArchiveImport, TwoDockerLayoutsOfOneImageGiveOneDigest) {
   auto legacy = docker_archive("--layout legacy");
   // The same config and layer bytes, renamed as docker save of Docker 25+ names them (blobs/sha256/<hex>).
   auto blobs = scratch_ / "renamed.tar";
-  auto made = run("python3 -c " + sh("import hashlib,io,json,sys,tarfile\n"
-                                     "src=tarfile.open(sys.argv[1]); data={m.name: src.extractfile(m).read() for m in src if m.isfile()}\n"
-                                     "man=json.loads(data.pop('manifest.json'))\n"
-                                     "name=lambda n: 'blobs/sha256/'+hashlib.sha256(data[n]).hexdigest()\n"
-                                     "out={name(n): b for n, b in data.items()}\n"
-                                     "man[0]['Config']=name(man[0]['Config']); man[0]['Layers']=[name(n) for n in man[0]['Layers']]\n"
-                                     "out['manifest.json']=json.dumps(man).encode()\n"
-                                     "t=tarfile.open(sys.argv[2],'w')\n"
-                                     "for n, b in sorted(out.items()):\n"
-                                     "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i, io.BytesIO(b))\n"
-                                     "t.close()\n") +
-                  " " + sh(legacy.string()) + " " + sh(blobs.string()));
+  auto made =
+      run("python3 -c " +
+          sh("import hashlib,io,json,sys,tarfile\n"
+             "src=tarfile.open(sys.argv[1]); data={m.name: src.extractfile(m).read() for m in src if m.isfile()}\n"
+             "man=json.loads(data.pop('manifest.json'))\n"
+             "name=lambda n: 'blobs/sha256/'+hashlib.sha256(data[n]).hexdigest()\n"
+             "out={name(n): b for n, b in data.items()}\n"
+             "man[0]['Config']=name(man[0]['Config']); man[0]['Layers']=[name(n) for n in man[0]['Layers']]\n"
+             "out['manifest.json']=json.dumps(man).encode()\n"
+             "t=tarfile.open(sys.argv[2],'w')\n"
+             "for n, b in sorted(out.items()):\n"
+             "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i, io.BytesIO(b))\n"
+             "t.close()\n") +
+          " " + sh(legacy.string()) + " " + sh(blobs.string()));
   ASSERT_EQ(made.exit_code, 0) << made.out;
   auto a = store().import(legacy);
   auto b = store().import(blobs);
@@ -106,14 +109,15 @@ TEST_F(ArchiveImport, HostileArchivePathsAreRefusedWithNothingStored) {
   auto hostile_docker = docker_archive("--damage hostile-path");
   // An oci-archive with a member that climbs out of the extraction directory.
   auto hostile_oci = scratch_ / "hostile-oci.tar";
-  auto made = run("python3 -c " + sh("import io,sys,tarfile\n"
-                                     "t=tarfile.open(sys.argv[1],'w')\n"
-                                     "def add(n,b):\n"
-                                     "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
-                                     "add('oci-layout',b'{\"imageLayoutVersion\":\"1.0.0\"}')\n"
-                                     "add('index.json',b'{\"schemaVersion\":2,\"manifests\":[]}')\n"
-                                     "add('../escaped',b'x')\n"
-                                     "t.close()\n") +
+  auto made = run("python3 -c " +
+                  sh("import io,sys,tarfile\n"
+                     "t=tarfile.open(sys.argv[1],'w')\n"
+                     "def add(n,b):\n"
+                     "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
+                     "add('oci-layout',b'{\"imageLayoutVersion\":\"1.0.0\"}')\n"
+                     "add('index.json',b'{\"schemaVersion\":2,\"manifests\":[]}')\n"
+                     "add('../escaped',b'x')\n"
+                     "t.close()\n") +
                   " " + sh(hostile_oci.string()));
   ASSERT_EQ(made.exit_code, 0) << made.out;
   for (const auto& tar : {hostile_docker, hostile_oci}) {

@@ -79,7 +79,8 @@ inline std::string make_busybox_image(const std::filesystem::path& dir,
   // Like a distribution image, one history entry per layer (buildah refuses to build on layers without one).
   if (with_mount_points) config["history"] = {{{"created", "2023-11-14T22:13:20Z"}, {"created_by", "busybox-static"}}};
   auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
-  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
+  auto manifest =
+      layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
   EXPECT_TRUE(layout->write_index(*manifest, "busybox").ok());
   return manifest->digest;
 }

@@ -20,9 +20,9 @@
 namespace quorate::imagestore {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::ScratchDir;
 using quorate::testing::slurp;
+using ::testing::HasSubstr;
 
 class ImageStoreTest : public ::testing::Test {
  protected:
@@ -116,7 +116,8 @@ TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {
   EXPECT_EQ(progress[1], "unpacked image " + digest_.substr(0, 19));
   EXPECT_TRUE(std::filesystem::is_regular_file(root->path() / "bin/busybox"));
   EXPECT_TRUE(std::filesystem::is_symlink(root->path() / "bin/sh"));
-  for (const char* d : {"dev", "proc", "src", "out", "tmp"}) EXPECT_TRUE(std::filesystem::is_directory(root->path() / d)) << d;
+  for (const char* d : {"dev", "proc", "src", "out", "tmp"})
+    EXPECT_TRUE(std::filesystem::is_directory(root->path() / d)) << d;
   quorate::testing::spit(root->path() / "marker", "same directory");
   progress.clear();
   auto again = s.rootfs(*v, [&](const std::string& line) { progress.push_back(line); });
@@ -163,9 +164,9 @@ class BuilderImageBuild : public ImageStoreTest {
  protected:
   std::string commit(const std::string& image_line, const std::string& script) {
     auto src = scratch_ / ("src-" + std::to_string(++n_));
-    builder::testing::write_text(src / "quorate.toml",
-                                 "[image]\nname = \"example.org/in-busybox\"\n\n[build]\n" + image_line +
-                                     "\n\n[[steps]]\nrun = \"" + script + "\"\nto = \"/out\"\n");
+    builder::testing::write_text(src / "quorate.toml", "[image]\nname = \"example.org/in-busybox\"\n\n[build]\n" +
+                                                           image_line + "\n\n[[steps]]\nrun = \"" + script +
+                                                           "\"\nto = \"/out\"\n");
     repo_ = scratch_ / ("repo-" + std::to_string(n_));
     return builder::testing::make_repo(src, repo_);
   }
@@ -234,8 +235,10 @@ TEST_F(BuilderImageBuild, RogueHostGccDoesNotChangeTheDigest) {
 
 TEST_F(BuilderImageBuild, BaseImageComesFromTheStoreByDigest) {
   auto src = scratch_ / "base-src";
-  builder::testing::write_text(src / "quorate.toml", "[image]\nname = \"example.org/on-busybox\"\n\n[base]\nimage = "
-                               "\"example.org/busybox@" + digest_ + "\"\n\n[[steps]]\ncopy = \"quorate.toml\"\nto = \"/etc/app\"\n");
+  builder::testing::write_text(src / "quorate.toml",
+                               "[image]\nname = \"example.org/on-busybox\"\n\n[base]\nimage = "
+                               "\"example.org/busybox@" +
+                                   digest_ + "\"\n\n[[steps]]\ncopy = \"quorate.toml\"\nto = \"/etc/app\"\n");
   repo_ = scratch_ / "base-repo";
   auto c = builder::testing::make_repo(src, repo_);
   auto missing = builder::build(options(c));

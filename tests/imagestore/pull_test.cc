@@ -13,11 +13,11 @@
 namespace quorate::imagestore {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::names_in;
 using quorate::testing::run;
 using quorate::testing::ScratchDir;
 using quorate::testing::sh;
+using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 using quorate::testing::port_answers;
@@ -34,8 +34,8 @@ class Pull : public ::testing::Test {
     port_ = quorate::e2e::free_port();
     auto config = scratch_ / "registry.yml";
     quorate::testing::spit(config, "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: " +
-                                       (scratch_ / "registry").string() + "\nhttp:\n  addr: 127.0.0.1:" +
-                                       std::to_string(port_) + "\n");
+                                       (scratch_ / "registry").string() +
+                                       "\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n");
     registry_.emplace(std::vector<std::string>{"/usr/bin/docker-registry", "serve", config.string()},
                       scratch_ / "registry.out", scratch_ / "registry.err");
     bool up = quorate::e2e::wait_until([&] { return port_answers(port_); }, std::chrono::seconds(30));
@@ -128,11 +128,10 @@ TEST_F(Pull, AnotherManifestThanThePinIsRefusedNamingBoth) {
   if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
   auto layout = scratch_ / "multi";
   fs::copy(scratch_ / "busybox", layout, fs::copy_options::recursive);
-  auto manifest = normalize::Descriptor{normalize::kMediaTypeManifest, digest_,
-                                        fs::file_size(layout / "blobs/sha256" / digest_hex(digest_)), {}};
-  nlohmann::json index = {{"schemaVersion", 2},
-                          {"mediaType", normalize::kMediaTypeIndex},
-                          {"manifests", {manifest.to_json()}}};
+  auto manifest = normalize::Descriptor{
+      normalize::kMediaTypeManifest, digest_, fs::file_size(layout / "blobs/sha256" / digest_hex(digest_)), {}};
+  nlohmann::json index = {
+      {"schemaVersion", 2}, {"mediaType", normalize::kMediaTypeIndex}, {"manifests", {manifest.to_json()}}};
   index["manifests"][0]["platform"] = {{"architecture", "amd64"}, {"os", "linux"}};
   auto w = normalize::OciLayoutWriter::open(layout);
   auto index_desc = w->add_blob(normalize::kMediaTypeIndex, canonical_json(index, "index").value());

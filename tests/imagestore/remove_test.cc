@@ -9,9 +9,9 @@
 namespace quorate::imagestore {
 namespace {
 
-using ::testing::HasSubstr;
 using quorate::testing::names_in;
 using quorate::testing::ScratchDir;
+using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
 class Remove : public ::testing::Test {
@@ -53,7 +53,8 @@ TEST_F(Remove, TakesUnsharedBlobsAndTheTreeKeepsSharedOnes) {
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_EQ((*listed)[0].digest, b_);
   for (const auto& hex : a_blobs) {
-    EXPECT_EQ(fs::exists(blobs() / hex), b_blobs.count(hex) == 1) << hex << (b_blobs.count(hex) ? " is shared" : " is not shared");
+    EXPECT_EQ(fs::exists(blobs() / hex), b_blobs.count(hex) == 1)
+        << hex << (b_blobs.count(hex) ? " is shared" : " is not shared");
   }
   for (const auto& name : names_in(scratch_ / "store/rootfs")) {
     EXPECT_EQ(name.find(digest_hex(a_)) == 0 && !name.ends_with(".lock"), false) << "left behind: " << name;

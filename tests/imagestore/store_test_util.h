@@ -23,13 +23,15 @@ inline std::string make_sibling_image(const std::filesystem::path& from, const s
   auto index = nlohmann::json::parse(slurp(dir / "index.json"));
   std::string old = index["manifests"][0]["digest"];
   auto manifest = nlohmann::json::parse(slurp(dir / "blobs/sha256" / digest_hex(old)));
-  auto config = nlohmann::json::parse(slurp(dir / "blobs/sha256" / digest_hex(manifest["config"]["digest"].get<std::string>())));
+  auto config =
+      nlohmann::json::parse(slurp(dir / "blobs/sha256" / digest_hex(manifest["config"]["digest"].get<std::string>())));
   config["config"]["Env"] = {env};
   auto layout = normalize::OciLayoutWriter::open(dir);
   auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
   normalize::Descriptor layer{manifest["layers"][0]["mediaType"].get<std::string>(),
                               manifest["layers"][0]["digest"].get<std::string>(),
-                              manifest["layers"][0]["size"].get<uint64_t>(), {}};
+                              manifest["layers"][0]["size"].get<uint64_t>(),
+                              {}};
   auto m = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {layer}).value());
   EXPECT_TRUE(layout->write_index(*m, "sibling").ok());
   return m->digest;

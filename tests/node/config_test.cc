@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <unistd.h>
+#include <fstream>
 
 #include "support/test_util.h"
 
@@ -73,11 +73,13 @@ TEST(NodeConfig, UnknownKeyIsNamedWithItsLine) {
 }
 
 TEST(NodeConfig, MissingAndMistypedKeysAreErrors) {
-  EXPECT_NE(load_node_config(write_config("data_dir = \"d\"\nsigning_key = \"k\"\n")).status().message().find("node_id"),
-            std::string::npos);
+  EXPECT_NE(
+      load_node_config(write_config("data_dir = \"d\"\nsigning_key = \"k\"\n")).status().message().find("node_id"),
+      std::string::npos);
   auto c = load_node_config(write_config("node_id = 3\ndata_dir = \"d\"\nsigning_key = \"k\"\n"));
   EXPECT_NE(c.status().message().find("must be a string"), std::string::npos);
-  auto q = load_node_config(write_config("node_id = \"n\"\ndata_dir = \"d\"\nsigning_key = \"k\"\n[queue]\nmax_pending = -1\n"));
+  auto q = load_node_config(
+      write_config("node_id = \"n\"\ndata_dir = \"d\"\nsigning_key = \"k\"\n[queue]\nmax_pending = -1\n"));
   EXPECT_TRUE(q.status().is_bad_input());
 }
 

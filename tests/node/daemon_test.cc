@@ -4,9 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 
 #include "quorate/node/store.h"
 #include "quorate/wire/follower.h"
@@ -128,13 +128,14 @@ TEST(NodeDaemon, BuildsStoresThenPublishesInSequence) {
   Client client(node.daemon->control_endpoint());
 
   std::ostringstream flog;
-  wire::EventLog log(flog, [] { return int64_t{0}; }, "test");
+  wire::EventLog log(
+      flog, [] { return int64_t{0}; }, "test");
   auto fctx = wire::Context::create();
   wire::TransportConfig insecure;
   insecure.insecure = true;
-  auto follower = wire::Follower::open(**fctx, {{config.node_id, node.daemon->publish_endpoint(),
-                                                 node.daemon->control_endpoint(), ""}},
-                                       insecure, {}, {}, log);
+  auto follower = wire::Follower::open(
+      **fctx, {{config.node_id, node.daemon->publish_endpoint(), node.daemon->control_endpoint(), ""}}, insecure, {},
+      {}, log);
   ASSERT_TRUE(follower.ok()) << follower.status().to_string();
 
   EXPECT_EQ(client.submit("r1").state(), pb::JobStatus::QUEUED);

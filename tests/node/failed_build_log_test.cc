@@ -45,12 +45,13 @@ TEST(FailedBuildLog, OutlivesTheJobDirectoryInTheNodesStateDirectory) {
   ASSERT_EQ(git.exit_code, 0) << git.out;
   auto pair = attest::generate_key(attest::KeyType::kEd25519).value();
   ASSERT_TRUE(attest::write_key_pair(dir / "node-a.key.pem", pair).ok());
-  spit(dir / "node.toml", "node_id = \"node-a\"\ndata_dir = \"data\"\nsigning_key = \"node-a.key.pem\"\n"
-                          "[build]\nsandbox = \"none\"\n");
+  spit(dir / "node.toml",
+       "node_id = \"node-a\"\ndata_dir = \"data\"\nsigning_key = \"node-a.key.pem\"\n"
+       "[build]\nsandbox = \"none\"\n");
   auto config = load_node_config(dir / "node.toml");
   ASSERT_TRUE(config.ok()) << config.status().to_string();
-  auto rebuilder = make_builder_rebuilder(*config, [] { return int64_t{1767225600000}; },
-                                          [](const std::string&) { return std::string(); });
+  auto rebuilder = make_builder_rebuilder(
+      *config, [] { return int64_t{1767225600000}; }, [](const std::string&) { return std::string(); });
   ASSERT_TRUE(rebuilder.ok()) << rebuilder.status().to_string();
   std::atomic<bool> cancel{false};
   auto request = [&](int n) {

@@ -33,7 +33,8 @@ struct TokenNode {
                       "GIT_COMMITTER_EMAIL=t@example.org GIT_AUTHOR_DATE=2026-01-01T00:00:00Z "
                       "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z && ";
     spit(repo / "greeting.txt", "hello from a token\n");
-    spit(repo / "quorate.toml", "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
+    spit(repo / "quorate.toml",
+         "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
     auto r = run(git + "git init -q -b main && git add . && git commit -q -m first && git rev-parse HEAD");
     EXPECT_EQ(r.exit_code, 0) << r.out;
     commit = r.out.substr(0, 40);
@@ -41,7 +42,8 @@ struct TokenNode {
 
   Result<NodeConfig> config(const std::string& uri) {
     auto path = hsm.dir() / "node.toml";
-    spit(path, "node_id = \"node-a\"\ndata_dir = \"data\"\nsigning_key = \"" + uri + "\"\n[build]\nsandbox = \"none\"\n");
+    spit(path,
+         "node_id = \"node-a\"\ndata_dir = \"data\"\nsigning_key = \"" + uri + "\"\n[build]\nsandbox = \"none\"\n");
     return load_node_config(path);
   }
 
@@ -64,7 +66,8 @@ TEST(Pkcs11Node, AttestsAndSurvivesClosedSessionsAndAReloadedModule) {
   auto config = t.config(uri);
   ASSERT_TRUE(config.ok()) << config.status().to_string();
   EXPECT_EQ(config->signing_key.string(), uri) << "a URI is not resolved as a path";
-  auto rb = make_builder_rebuilder(*config, [] { return int64_t{1767225600000}; }, [](const std::string&) { return std::string(); });
+  auto rb = make_builder_rebuilder(
+      *config, [] { return int64_t{1767225600000}; }, [](const std::string&) { return std::string(); });
   ASSERT_TRUE(rb.ok()) << rb.status().to_string();
   std::atomic<bool> cancel{false};
 
@@ -91,11 +94,14 @@ TEST(Pkcs11Node, ARefusedPinStopsTheNodeFromStarting) {
   TokenNode t;
   ASSERT_EQ(t.hsm.init().exit_code, 0) << t.hsm.init().out;
   auto uri = t.hsm.uri("node-a");
-  ASSERT_EQ(run(sh(quorate::testing::quorate_bin()) + " key generate --pkcs11 " + sh(uri) + " --type ed25519").exit_code, 0);
-  auto config = t.config("pkcs11:token=node-token;object=node-a?module-path=" + std::string(quorate::testing::kSoftHsmModule) +
-                         "&pin-value=0000");
+  ASSERT_EQ(
+      run(sh(quorate::testing::quorate_bin()) + " key generate --pkcs11 " + sh(uri) + " --type ed25519").exit_code, 0);
+  auto config =
+      t.config("pkcs11:token=node-token;object=node-a?module-path=" + std::string(quorate::testing::kSoftHsmModule) +
+               "&pin-value=0000");
   ASSERT_TRUE(config.ok()) << config.status().to_string();
-  auto rb = make_builder_rebuilder(*config, [] { return int64_t{0}; }, [](const std::string&) { return std::string(); });
+  auto rb = make_builder_rebuilder(
+      *config, [] { return int64_t{0}; }, [](const std::string&) { return std::string(); });
   ASSERT_FALSE(rb.ok());
   EXPECT_EQ(rb.status().code(), Code::kBadInput);
   EXPECT_NE(rb.status().message().find("PIN refused"), std::string::npos) << rb.status().message();

@@ -20,8 +20,12 @@ std::string sample(size_t size) {
   std::string out;
   while (out.size() < size) {
     switch (rng() % 3) {
-      case 0: out += "line " + std::to_string(rng() % 1000) + " of a text file\n"; break;
-      case 1: out.append(rng() % 4096, static_cast<char>('a' + rng() % 26)); break;
+      case 0:
+        out += "line " + std::to_string(rng() % 1000) + " of a text file\n";
+        break;
+      case 1:
+        out.append(rng() % 4096, static_cast<char>('a' + rng() % 26));
+        break;
       default:
         for (int i = 0; i < 512; ++i) out.push_back(static_cast<char>(rng()));
     }
@@ -123,8 +127,10 @@ TEST(Compressors, EmptyInputIsAValidStream) {
 TEST(Compressors, OutputBytesArePinned) {
   // A change here changes every layer digest: record it as a new canonical form or compressor id.
   std::string input = sample(1 << 20);
-  EXPECT_EQ(sha256_digest(compress(Compression::kGzip, input, 2)), "sha256:18a874b180a2b88f2b42805385fa1af23e926ecce2aad8ab2ae3b5e25f7d97bb");
-  EXPECT_EQ(sha256_digest(compress(Compression::kZstd, input, 2)), "sha256:b2b138f47cb3c5fe570384356f2ed7177f839052707703bfe7506bbe2cbcda7a");
+  EXPECT_EQ(sha256_digest(compress(Compression::kGzip, input, 2)),
+            "sha256:18a874b180a2b88f2b42805385fa1af23e926ecce2aad8ab2ae3b5e25f7d97bb");
+  EXPECT_EQ(sha256_digest(compress(Compression::kZstd, input, 2)),
+            "sha256:b2b138f47cb3c5fe570384356f2ed7177f839052707703bfe7506bbe2cbcda7a");
 }
 
 TEST(Compressors, IdsNameLibraryVersionAndLevel) {

@@ -75,15 +75,23 @@ TEST_F(ImageTest, DetectsFormatsByContent) {
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "v1").ok());
   EXPECT_EQ(*detect_image_format(dir_ / "oci"), ImageFormat::kOciLayout);
-  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "oci").string() + " -cf " + (dir_ / "oci.tar").string() + " .").exit_code, 0);
+  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "oci").string() + " -cf " + (dir_ / "oci.tar").string() + " .")
+                .exit_code,
+            0);
   EXPECT_EQ(*detect_image_format(dir_ / "oci.tar"), ImageFormat::kOciArchive);
-  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "oci").string() + " -cf " + (dir_ / "layer.tar").string() + " blobs").exit_code, 0);
+  ASSERT_EQ(
+      quorate::testing::run("tar -C " + (dir_ / "oci").string() + " -cf " + (dir_ / "layer.tar").string() + " blobs")
+          .exit_code,
+      0);
   EXPECT_EQ(*detect_image_format(dir_ / "layer.tar"), ImageFormat::kNotImage);
   EXPECT_TRUE(detect_image_format(dir_ / "absent").status().is_not_found());
   // A layer that happens to ship a manifest.json of its own stays a layer.
   fs::create_directories(dir_ / "root");
   quorate::testing::spit(dir_ / "root/manifest.json", R"({"name": "my-web-app", "icons": []})");
-  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "root").string() + " -czf " + (dir_ / "app.tgz").string() + " manifest.json").exit_code, 0);
+  ASSERT_EQ(quorate::testing::run("tar -C " + (dir_ / "root").string() + " -czf " + (dir_ / "app.tgz").string() +
+                                  " manifest.json")
+                .exit_code,
+            0);
   EXPECT_EQ(*detect_image_format(dir_ / "app.tgz"), ImageFormat::kNotImage);
 }
 

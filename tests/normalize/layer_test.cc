@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "quorate/core/file.h"
-#include "quorate/normalize/tar_header.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/tar_header.h"
 #include "tests/support/test_util.h"
 
 namespace quorate::normalize {
@@ -79,8 +79,9 @@ TEST_F(LayerTest, SameFilesInDifferentEncodingsNormalizeToIdenticalBytes) {
 TEST_F(LayerTest, GnuAndPaxEncodingsNormalizeToIdenticalBytes) {
   // GNU tar's format has no xattrs: compare trees without them.
   std::string pax = digest_of(canonical(make("tree", "--no-xattrs"), uncompressed()));
-  EXPECT_EQ(digest_of(canonical(make("tree", "--no-xattrs --format gnu --order reversed --owner 1000"), uncompressed())),
-            pax);
+  EXPECT_EQ(
+      digest_of(canonical(make("tree", "--no-xattrs --format gnu --order reversed --owner 1000"), uncompressed())),
+      pax);
 }
 
 TEST_F(LayerTest, NormalizeIsIdempotent) {
@@ -100,10 +101,11 @@ TEST_F(LayerTest, SummaryCountsWhatChanged) {
   EXPECT_EQ(s->entries, 22u);
   EXPECT_GT(s->reordered, 0u);
   EXPECT_EQ(s->times_clamped, 21u);  // the hardlink takes its target's time
-  EXPECT_EQ(s->owners_reset, 21u);  // every entry but the hardlink, which shares its target's owner
+  EXPECT_EQ(s->owners_reset, 21u);   // every entry but the hardlink, which shares its target's owner
   EXPECT_GT(s->pax_records_dropped, 0u);
   EXPECT_GT(s->paths_cleaned, 0u);
-  EXPECT_EQ(s->input_digest, sha256_digest(slurp(make("tree", "--order reversed --noise --dot --owner 1000 --mtime 1800000000"))));
+  EXPECT_EQ(s->input_digest,
+            sha256_digest(slurp(make("tree", "--order reversed --noise --dot --owner 1000 --mtime 1800000000"))));
   EXPECT_EQ(s->media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
 }
 
@@ -152,7 +154,8 @@ TEST_F(LayerTest, CompressedLayersHashTheCanonicalTarAndIgnoreTheThreadCount) {
         std::string bytes;
         auto s = normalize(input, bytes, o);
         ASSERT_TRUE(s.ok()) << args << " " << compression_name(c) << ": " << s.status().to_string();
-        EXPECT_EQ(s->diff_id, canonical_summary->diff_id) << args << " " << compression_name(c) << " threads " << threads;
+        EXPECT_EQ(s->diff_id, canonical_summary->diff_id)
+            << args << " " << compression_name(c) << " threads " << threads;
         EXPECT_EQ(s->tar_size, plain.size()) << args << " " << compression_name(c);
         EXPECT_EQ(s->digest, digest_of(bytes)) << args << " " << compression_name(c);
         EXPECT_EQ(s->size, bytes.size()) << args << " " << compression_name(c);
@@ -182,7 +185,8 @@ TEST_F(LayerTest, ContentModesLinksAndSpecialFilesSurvive) {
   for (const char* tool : {"tar --no-same-owner -xf", "LC_ALL=C.UTF-8 bsdtar --no-xattrs -xf"}) {
     ScratchDir a, b;
     auto ra = run(std::string("cd ") + sh(a.path()) + " && " + tool + " " + sh(input.string()) + " --exclude dev/null");
-    auto rb = run(std::string("cd ") + sh(b.path()) + " && " + tool + " " + sh(output.string()) + " --exclude dev/null");
+    auto rb =
+        run(std::string("cd ") + sh(b.path()) + " && " + tool + " " + sh(output.string()) + " --exclude dev/null");
     ASSERT_EQ(ra.exit_code, 0) << ra.out;
     ASSERT_EQ(rb.exit_code, 0) << rb.out;
     auto diff = run("diff -r --no-dereference -x pipe " + sh(a.path()) + " " + sh(b.path()));
@@ -196,14 +200,15 @@ TEST_F(LayerTest, ContentModesLinksAndSpecialFilesSurvive) {
 
 TEST_F(LayerTest, XattrsAndNonUtf8NamesAreKeptByteExact) {
   fs::path output = save(canonical(make("tree", "--order reversed"), uncompressed()));
-  auto r = run("python3 -c " + sh("import tarfile,sys\n"
-                                  "t=tarfile.open(sys.argv[1],encoding='utf-8',errors='surrogateescape')\n"
-                                  "m={x.name:x for x in t}\n"
-                                  "print(sorted(k for k in m['etc/cap'].pax_headers))\n"
-                                  "print(repr(m['etc/cap'].pax_headers['SCHILY.xattr.security.capability']))\n"
-                                  "print(m['caf\\udce9'].name.encode('utf-8','surrogateescape'))\n"
-                                  "print([n.encode('utf-8','surrogateescape') for n in m if n.startswith('na')])\n"
-                                  "print(m['usr/bin/tool2'].type, m['usr/bin/tool2'].linkname)\n") +
+  auto r = run("python3 -c " +
+               sh("import tarfile,sys\n"
+                  "t=tarfile.open(sys.argv[1],encoding='utf-8',errors='surrogateescape')\n"
+                  "m={x.name:x for x in t}\n"
+                  "print(sorted(k for k in m['etc/cap'].pax_headers))\n"
+                  "print(repr(m['etc/cap'].pax_headers['SCHILY.xattr.security.capability']))\n"
+                  "print(m['caf\\udce9'].name.encode('utf-8','surrogateescape'))\n"
+                  "print([n.encode('utf-8','surrogateescape') for n in m if n.startswith('na')])\n"
+                  "print(m['usr/bin/tool2'].type, m['usr/bin/tool2'].linkname)\n") +
                " " + sh(output.string()));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("['SCHILY.xattr.security.capability', 'SCHILY.xattr.user.note']"), std::string::npos) << r.out;
@@ -329,7 +334,8 @@ TEST_F(LayerTest, DecompressionBombIsStoppedAtTheLimit) {
   std::string out;
   auto s = normalize(bomb, out, o);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("exceeds the limit of 16777216 bytes"), std::string::npos) << s.status().message();
+  EXPECT_NE(s.status().message().find("exceeds the limit of 16777216 bytes"), std::string::npos)
+      << s.status().message();
 }
 
 TEST_F(LayerTest, DevicesAndFifosAreKept) {
@@ -355,10 +361,35 @@ TEST(CanonicalLayerWriter, AnyAddOrderGivesTheSameBytes) {
     o.source_date_epoch = kEpoch;
     CanonicalLayerWriter w(o);
     std::vector<std::function<Status()>> adds = {
-        [&] { Entry e; e.path = "app"; e.type = EntryType::kDirectory; e.mode = 0755; return w.add(e); },
-        [&] { Entry e; e.path = "app/run"; e.mode = 0755; e.mtime = 1; return w.add_bytes(e, "#!/bin/sh\n"); },
-        [&] { Entry e; e.path = "app/link"; e.type = EntryType::kHardlink; e.link_target = "app/run"; return w.add(e); },
-        [&] { Entry e; e.path = "app/sym"; e.type = EntryType::kSymlink; e.link_target = "run"; e.mode = 0777; return w.add(e); },
+        [&] {
+          Entry e;
+          e.path = "app";
+          e.type = EntryType::kDirectory;
+          e.mode = 0755;
+          return w.add(e);
+        },
+        [&] {
+          Entry e;
+          e.path = "app/run";
+          e.mode = 0755;
+          e.mtime = 1;
+          return w.add_bytes(e, "#!/bin/sh\n");
+        },
+        [&] {
+          Entry e;
+          e.path = "app/link";
+          e.type = EntryType::kHardlink;
+          e.link_target = "app/run";
+          return w.add(e);
+        },
+        [&] {
+          Entry e;
+          e.path = "app/sym";
+          e.type = EntryType::kSymlink;
+          e.link_target = "run";
+          e.mode = 0777;
+          return w.add(e);
+        },
     };
     if (reversed) std::reverse(adds.begin(), adds.end());
     for (auto& add : adds) EXPECT_TRUE(add().ok());

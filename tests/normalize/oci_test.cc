@@ -57,8 +57,8 @@ TEST(OciLayoutWriterTest, IndexCarriesRefNameAnnotation) {
   Descriptor m{kMediaTypeManifest, sha256_digest("m"), 1, {}};
   ASSERT_TRUE(w->write_index(m, "v1").ok());
   EXPECT_EQ(slurp(dir / "index.json"),
-            "{\"manifests\":[{\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},\"digest\":\"" +
-                m.digest + "\",\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"size\":1}],"
+            "{\"manifests\":[{\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},\"digest\":\"" + m.digest +
+                "\",\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"size\":1}],"
                 "\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"schemaVersion\":2}");
   ASSERT_TRUE(w->write_index(m, "").ok());
   EXPECT_EQ(slurp(dir / "index.json").find("annotations"), std::string::npos);

@@ -40,14 +40,15 @@ class Cli : public ::testing::Test {
 
 TEST_F(Cli, ImportListShowAndVerifyFromTheStore) {
   std::string files = file("a.json", attestation(nodes_[0], "v1", "good")) + " " +
-                      file("b.json", attestation(nodes_[1], "v1", "good", "", kSigned, attest::AttestFormat::kBundle)) + " " +
-                      file("c.json", attestation(nodes_[2], "v1", "good")) + " " +
+                      file("b.json", attestation(nodes_[1], "v1", "good", "", kSigned, attest::AttestFormat::kBundle)) +
+                      " " + file("c.json", attestation(nodes_[2], "v1", "good")) + " " +
                       file("d.json", attestation(nodes_[3], "v1", "rogue")) + " " + file("junk.json", "{\"not\":1}");
   auto imported = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + files + kNowArg));
   EXPECT_EQ(imported.exit_code, 0) << imported.out;
   EXPECT_THAT(imported.out, HasSubstr("a.json: stored sha256:"));
   EXPECT_THAT(imported.out, HasSubstr("junk.json: rejected"));
-  auto again = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + sh((dir_ / "a.json").string())));
+  auto again =
+      run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + sh((dir_ / "a.json").string())));
   EXPECT_THAT(again.out, HasSubstr("a.json: duplicate"));
 
   auto list = run(q("store list " + sh(db_)));
@@ -55,11 +56,13 @@ TEST_F(Cli, ImportListShowAndVerifyFromTheStore) {
   EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 5) << list.out;
   EXPECT_THAT(list.out, HasSubstr("rejection"));
 
-  auto accepted = run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image " + image_of("good") + kNowArg));
+  auto accepted = run(
+      q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image " + image_of("good") + kNowArg));
   EXPECT_EQ(accepted.exit_code, 0) << accepted.out;
   EXPECT_THAT(accepted.out, HasSubstr("ACCEPTED " + std::string(kRepo) + "@" + commit_of("v1")));
   EXPECT_THAT(accepted.out, HasSubstr("dissent: node-d " + image_of("rogue")));
-  auto rogue = run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image " + image_of("rogue") + kNowArg));
+  auto rogue = run(
+      q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image " + image_of("rogue") + kNowArg));
   EXPECT_EQ(rogue.exit_code, 1) << rogue.out;
   EXPECT_THAT(rogue.out, HasSubstr("is not accepted"));
 
@@ -87,11 +90,13 @@ TEST_F(Cli, VerifyFilesWithoutAStore) {
   auto r = run(q("verify --policy " + sh(policy_.string()) + " " + files + kNowArg));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("1 of 1 subject key(s) accepted"));
-  auto two = run(q("verify --policy " + sh(policy_.string()) + " " + file("a2.json", attestation(nodes_[0], "v1", "good")) +
-                   " " + file("b2.json", attestation(nodes_[1], "v1", "good")) + kNowArg));
+  auto two =
+      run(q("verify --policy " + sh(policy_.string()) + " " + file("a2.json", attestation(nodes_[0], "v1", "good")) +
+            " " + file("b2.json", attestation(nodes_[1], "v1", "good")) + kNowArg));
   EXPECT_EQ(two.exit_code, 1) << two.out;
   EXPECT_THAT(two.out, HasSubstr("only 2 of the required 3"));
-  auto forged = run(q("verify --policy " + sh(policy_.string()) + " " + file("x.json", attestation(make_node("node-a"), "v1", "rogue")) + kNowArg));
+  auto forged = run(q("verify --policy " + sh(policy_.string()) + " " +
+                      file("x.json", attestation(make_node("node-a"), "v1", "rogue")) + kNowArg));
   EXPECT_EQ(forged.exit_code, 1) << forged.out;
   EXPECT_THAT(forged.out, HasSubstr("refused"));
 }
@@ -100,10 +105,13 @@ TEST_F(Cli, BadInputExitsTwo) {
   auto unmeetable = write_policy(dir_.path(), "threshold = 9", nodes_);
   EXPECT_EQ(run(q("verify --policy " + sh(unmeetable.string()) + " --store " + sh(db_))).exit_code, 2);
   policy_ = write_policy(dir_.path(), "threshold = 1", nodes_);
-  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh((dir_ / "absent.db").string()))).exit_code, 2);
+  EXPECT_EQ(
+      run(q("verify --policy " + sh(policy_.string()) + " --store " + sh((dir_ / "absent.db").string()))).exit_code, 2);
   EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()))).exit_code, 2);
-  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image sha256:zz")).exit_code, 2);
-  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --now yesterday")).exit_code, 2);
+  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --image sha256:zz")).exit_code,
+            2);
+  EXPECT_EQ(run(q("verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + " --now yesterday")).exit_code,
+            2);
 }
 
 }  // namespace

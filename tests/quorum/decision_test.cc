@@ -177,8 +177,9 @@ TEST(Decide, ANodeIdWithTwoKeysCountsOnce) {
 TEST(Decide, MatchContentAcceptsImagesSharingAConfigDigest) {
   std::vector<Vote> votes = {vote("node-a", "gzip", kNow - 60, "files"), vote("node-b", "gzip", kNow - 60, "files"),
                              vote("node-c", "zstd", kNow - 60, "files")};
-  Decision d = decide(policy(roster({"node-a", "node-b", "node-c"}), rules(3, ConflictMode::kReject, MatchMode::kContent)),
-                      subject(), votes, kNow);
+  Decision d =
+      decide(policy(roster({"node-a", "node-b", "node-c"}), rules(3, ConflictMode::kReject, MatchMode::kContent)),
+             subject(), votes, kNow);
   EXPECT_TRUE(d.accepted) << d.reason;
   EXPECT_EQ(d.digest, config("files"));
   std::vector<std::string> images = {digest("gzip"), digest("zstd")};
@@ -261,7 +262,8 @@ TEST(Decide, JsonIsCanonical) {
   EXPECT_EQ(json.rfind("{\"accepted\":true,\"agreeing\":[{\"config_digest\":", 0), 0u) << json;
   EXPECT_THAT(json, HasSubstr("\"signed_at\":\"2023-11-14T22:13:20Z\""));
   EXPECT_THAT(json, HasSubstr("\"time\":\"2027-01-15T08:00:00Z\""));
-  EXPECT_THAT(json, HasSubstr("\"subject\":{\"commit\":\"c0ffee\",\"recipe_path\":\"recipe.toml\",\"source_date_epoch\":0,\"source_uri\":"));
+  EXPECT_THAT(json, HasSubstr("\"subject\":{\"commit\":\"c0ffee\",\"recipe_path\":\"recipe.toml\",\"source_date_"
+                              "epoch\":0,\"source_uri\":"));
 }
 
 // Random vote sets: honest, rogue, equivocating, unknown, revoked, duplicated, stale. Whatever the arrival
@@ -274,8 +276,9 @@ TEST(DecideProperty, OrderDoesNotMatter) {
   const std::vector<std::string> images = {"x", "y", "z"};
   Rng rng(20261123);
   for (int round = 0; round < 300; ++round) {
-    QuorumRules r = rules(1 + static_cast<int64_t>(rng.below(4)), rng.below(2) ? ConflictMode::kMajority : ConflictMode::kReject,
-                          rng.below(2) ? MatchMode::kContent : MatchMode::kImage);
+    QuorumRules r =
+        rules(1 + static_cast<int64_t>(rng.below(4)), rng.below(2) ? ConflictMode::kMajority : ConflictMode::kReject,
+              rng.below(2) ? MatchMode::kContent : MatchMode::kImage);
     if (rng.below(2)) r.max_age = 8000;
     if (rng.below(3) == 0) r.required = {nodes[rng.below(nodes.size())]};
     Policy p = policy(keys, r);

@@ -24,7 +24,8 @@ roster = "roster.toml"
 [[nodes]]
 id = "node-a"
 public_key = "a.pem"
-)", "p.toml");
+)",
+                       "p.toml");
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   EXPECT_EQ(r->threshold, 3);
   EXPECT_EQ(r->match, MatchMode::kContent);
@@ -47,14 +48,14 @@ TEST(ParseRules, RefusesBadValuesNamingTheKey) {
     const char* toml;
     const char* expect;
   };
-  for (const Case& c : {Case{"", "missing required key 'threshold'"}, Case{"threshold = \"3\"", "'threshold' must be an integer"},
-                        Case{"threshold = 1\nmatch = \"files\"", "'match' must be"},
-                        Case{"threshold = 1\non_conflict = \"vote\"", "'on_conflict' must be"},
-                        Case{"threshold = 1\nmax_age = \"soon\"", "'max_age' must be"},
-                        Case{"threshold = 1\nrequired = \"a\"", "'required' must be an array"},
-                        Case{"threshold = 1\nrun_environment = \"host\"", "'run_environment' must be \"pinned\" or \"any\""},
-                        Case{"threshold = 1\nthreshhold = 2", "unknown key 'threshhold'"},
-                        Case{"threshold = [", "p.toml:1"}}) {
+  for (const Case& c :
+       {Case{"", "missing required key 'threshold'"}, Case{"threshold = \"3\"", "'threshold' must be an integer"},
+        Case{"threshold = 1\nmatch = \"files\"", "'match' must be"},
+        Case{"threshold = 1\non_conflict = \"vote\"", "'on_conflict' must be"},
+        Case{"threshold = 1\nmax_age = \"soon\"", "'max_age' must be"},
+        Case{"threshold = 1\nrequired = \"a\"", "'required' must be an array"},
+        Case{"threshold = 1\nrun_environment = \"host\"", "'run_environment' must be \"pinned\" or \"any\""},
+        Case{"threshold = 1\nthreshhold = 2", "unknown key 'threshhold'"}, Case{"threshold = [", "p.toml:1"}}) {
     auto r = parse_rules(c.toml, "p.toml");
     ASSERT_FALSE(r.ok()) << c.toml;
     EXPECT_TRUE(r.status().is_bad_input());

@@ -49,22 +49,21 @@ inline std::string config_of(const std::string& word) { return sha256_digest("co
 // The build result a node would write for `commit`, producing manifest `image` and config `content`.
 inline std::string build_result(const std::string& commit, const std::string& image, const std::string& content,
                                 int64_t finished_on) {
-  nlohmann::json r = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image",
-       {{"name", "registry.example/app"},
-        {"manifest_digest", image},
-        {"config_digest", content},
-        {"diff_ids", {sha256_digest("layer:" + content)}},
-        {"layers", nlohmann::json::array()}}},
-      {"source", {{"uri", kRepo}, {"commit", commit}, {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"started_on", format_rfc3339(finished_on - 30)},
-      {"finished_on", format_rfc3339(finished_on)}};
+  nlohmann::json r = {{"schema", "https://quorate.dev/build-result/v1"},
+                      {"canonical_form", 1},
+                      {"image",
+                       {{"name", "registry.example/app"},
+                        {"manifest_digest", image},
+                        {"config_digest", content},
+                        {"diff_ids", {sha256_digest("layer:" + content)}},
+                        {"layers", nlohmann::json::array()}}},
+                      {"source", {{"uri", kRepo}, {"commit", commit}, {"recipe_path", "quorate.toml"}}},
+                      {"base_images", nlohmann::json::array()},
+                      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
+                      {"source_date_epoch", 1700000000},
+                      {"compressor", "gzip zlib 1.2.13 level 6"},
+                      {"started_on", format_rfc3339(finished_on - 30)},
+                      {"finished_on", format_rfc3339(finished_on)}};
   return r.dump();
 }
 
@@ -74,8 +73,8 @@ inline std::string attestation(const Node& node, const std::string& commit_word,
                                const std::string& content_word = "", int64_t finished_on = kSigned,
                                attest::AttestFormat format = attest::AttestFormat::kEnvelope) {
   auto bytes = attest::attest_build_result(
-      build_result(commit_of(commit_word), image_of(image_word), config_of(content_word.empty() ? image_word : content_word),
-                   finished_on),
+      build_result(commit_of(commit_word), image_of(image_word),
+                   config_of(content_word.empty() ? image_word : content_word), finished_on),
       *node.signer, node.id, format);
   EXPECT_TRUE(bytes.ok()) << bytes.status().to_string();
   return bytes.ok() ? bytes.value() : std::string();
@@ -88,8 +87,7 @@ struct NodeWindow {
 // A policy file in `dir` with `header` (threshold and friends) and one [[nodes]] table per node, the public key
 // written next to it as a file.
 inline std::filesystem::path write_policy(const std::filesystem::path& dir, const std::string& header,
-                                          const std::vector<Node>& nodes,
-                                          const std::vector<NodeWindow>& windows = {}) {
+                                          const std::vector<Node>& nodes, const std::vector<NodeWindow>& windows = {}) {
   std::string text = header + "\n";
   for (size_t i = 0; i < nodes.size(); ++i) {
     auto pem = dir / (nodes[i].id + ".pub.pem");

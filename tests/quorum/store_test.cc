@@ -67,9 +67,13 @@ nlohmann::json build_result_for_backfill(bool with_builder_image) {
   nlohmann::json r = {
       {"schema", "https://quorate.dev/build-result/v1"},
       {"canonical_form", 1},
-      {"image", {{"name", "registry.example/app"}, {"manifest_digest", digest("good")},
-                 {"config_digest", config("good")}, {"diff_ids", nlohmann::json::array()}}},
-      {"source", {{"uri", "https://git.example/app.git"}, {"commit", std::string(40, 'c')}, {"recipe_path", "recipe.toml"}}},
+      {"image",
+       {{"name", "registry.example/app"},
+        {"manifest_digest", digest("good")},
+        {"config_digest", config("good")},
+        {"diff_ids", nlohmann::json::array()}}},
+      {"source",
+       {{"uri", "https://git.example/app.git"}, {"commit", std::string(40, 'c')}, {"recipe_path", "recipe.toml"}}},
       {"base_images", nlohmann::json::array()},
       {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
       {"source_date_epoch", 1700000000},
@@ -104,12 +108,14 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
         "CREATE INDEX decisions_subject ON decisions(source_uri, commit_id, recipe_path); ";
     if (from < 5) back += "ALTER TABLE attestations DROP COLUMN run_environment; ";
     if (from < 4) {
-      back += "DROP INDEX attestations_subject; "
-              "ALTER TABLE attestations DROP COLUMN source_date_epoch; "
-              "ALTER TABLE decisions DROP COLUMN source_date_epoch; " +
-              std::string(from < 3 ? "CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path); "
-                                   : "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path); ") +
-              std::string(from == 2 ? "CREATE INDEX attestations_commit ON attestations(commit_id); " : "");
+      back +=
+          "DROP INDEX attestations_subject; "
+          "ALTER TABLE attestations DROP COLUMN source_date_epoch; "
+          "ALTER TABLE decisions DROP COLUMN source_date_epoch; " +
+          std::string(from < 3
+                          ? "CREATE INDEX attestations_subject ON attestations(source_uri, commit_id, recipe_path); "
+                          : "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path); ") +
+          std::string(from == 2 ? "CREATE INDEX attestations_commit ON attestations(commit_id); " : "");
     }
     back += "PRAGMA user_version = " + std::to_string(from) + ";";
     auto r = run("sqlite3 " + sh(db) + " " + sh(back));
@@ -124,7 +130,9 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
     ASSERT_EQ(subjects.size(), 1u);
     EXPECT_EQ(subjects[0].source_date_epoch, 1700000000);
     auto indexes = run("sqlite3 " + sh(db) + " .schema").out;
-    EXPECT_THAT(indexes, HasSubstr("attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch)"));
+    EXPECT_THAT(
+        indexes,
+        HasSubstr("attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch)"));
     EXPECT_THAT(indexes, ::testing::Not(HasSubstr("attestations_commit")));
   }
 }
@@ -158,8 +166,9 @@ TEST(Store, TheSameEnvelopeTwiceIsOneRow) {
 TEST(Store, VotesRoundTripAndQueriesFindSubjects) {
   ScratchDir dir;
   auto store = open_store(dir / "q.db");
-  std::vector<Vote> votes = {vote("node-a", "good"), vote("node-b", "good"), vote("node-a", "other", kNow - 50, "", subject("beef")),
-                             vote("node-a", "good", kNow - 50, "", {"https://elsewhere/app.git", "c0ffee", "recipe.toml"})};
+  std::vector<Vote> votes = {
+      vote("node-a", "good"), vote("node-b", "good"), vote("node-a", "other", kNow - 50, "", subject("beef")),
+      vote("node-a", "good", kNow - 50, "", {"https://elsewhere/app.git", "c0ffee", "recipe.toml"})};
   for (const auto& v : votes) ASSERT_TRUE(store->add_attestation(stored(v)).ok());
   auto got = store->rows(subject()).value();
   ASSERT_EQ(got.size(), 2u);
@@ -269,7 +278,9 @@ TEST(StoreCrash, KilledWriterLeavesTheStoreIntact) {
     std::map<std::string, int> per_commit;
     for (const auto& a : rows) per_commit[a.vote.subject.commit]++;
     for (const auto& [commit, n] : per_commit) EXPECT_TRUE(n == 1 || n == 50) << commit << ": " << n;
-    EXPECT_TRUE(store->add_attestation(stored(vote("node-x", "after", kNow, "", subject("after-" + std::to_string(attempt))))).ok());
+    EXPECT_TRUE(
+        store->add_attestation(stored(vote("node-x", "after", kNow, "", subject("after-" + std::to_string(attempt)))))
+            .ok());
   }
 }
 

@@ -14,7 +14,7 @@ using ::testing::ElementsAre;
 
 TEST(Trust, SharedKeysAndSharedNodeIdsAreOneVoter) {
   auto keys = roster({"b", "c", "d"});
-  keys.push_back({"a", keyid("c"), std::nullopt, std::nullopt, std::nullopt});        // c's key also under a
+  keys.push_back({"a", keyid("c"), std::nullopt, std::nullopt, std::nullopt});         // c's key also under a
   keys.push_back({"d", keyid("d-second"), std::nullopt, std::nullopt, std::nullopt});  // d has two keys
   Trust t = Trust::create(keys).value();
   EXPECT_THAT(t.voters(), ElementsAre("a", "b", "d"));

@@ -120,8 +120,8 @@ TEST_F(Quorum, EquivocatingNodeIsVoidAndReported) {
 
 TEST_F(Quorum, RevokedKeyIsRejectedAtImport) {
   use_policy("threshold = 3", {{}, {}, {"", "", format_rfc3339(kSigned - 60)}});
-  auto outcomes = import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"),
-                          attestation(node(2), "v1", "good")});
+  auto outcomes = import(
+      {attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good"), attestation(node(2), "v1", "good")});
   EXPECT_EQ(outcomes[2].kind, ImportOutcome::Kind::kRejected);
   EXPECT_TRUE(outcomes[2].reason.is_verification());
   EXPECT_THAT(outcomes[2].reason.message(), HasSubstr("revoked"));
@@ -225,8 +225,10 @@ TEST_F(Quorum, ImageQuestionNamesTheCommit) {
 TEST(PolicyFile, RefusesPoliciesThatCannotBeMet) {
   ScratchDir dir;
   auto nodes = make_nodes({"a", "b"});
-  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 3", nodes)).status().message(), HasSubstr("cannot be met"));
-  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 0", nodes)).status().message(), HasSubstr("less than 1"));
+  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 3", nodes)).status().message(),
+              HasSubstr("cannot be met"));
+  EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 0", nodes)).status().message(),
+              HasSubstr("less than 1"));
   EXPECT_THAT(Verifier::load(write_policy(dir.path(), "threshold = 1\nrequired = [\"z\"]", nodes)).status().message(),
               HasSubstr("required node 'z'"));
   // The same key under two ids is one signer: k = 2 cannot be met.
@@ -245,7 +247,8 @@ TEST(PolicyFile, ReadsNodesFromARosterFile) {
   write_policy(dir / "keys", "", {nodes[1], nodes[2]});
   std::filesystem::rename(dir / "keys" / "policy.toml", dir / "keys" / "roster.toml");
   spit(dir / "a.pem", nodes[0].pair.public_pem);
-  spit(dir / "policy.toml", "threshold = 3\nroster = \"keys/roster.toml\"\n[[nodes]]\nid = \"a\"\npublic_key = \"a.pem\"\n");
+  spit(dir / "policy.toml",
+       "threshold = 3\nroster = \"keys/roster.toml\"\n[[nodes]]\nid = \"a\"\npublic_key = \"a.pem\"\n");
   auto v = Verifier::load(dir / "policy.toml");
   ASSERT_TRUE(v.ok()) << v.status().to_string();
   EXPECT_THAT(v->policy().trust().voters(), ElementsAre("a", "b", "c"));
@@ -260,7 +263,8 @@ TEST(ImportCrash, KilledImporterLeavesTheStoreIntact) {
   auto policy = write_policy(dir.path(), "threshold = 2", nodes);
   Verifier verifier = Verifier::load(policy).value();
   std::vector<std::string> envelopes;
-  for (int i = 0; i < 3000; ++i) envelopes.push_back(attestation(nodes[i % 3], "c" + std::to_string(i / 3), "img" + std::to_string(i / 3)));
+  for (int i = 0; i < 3000; ++i)
+    envelopes.push_back(attestation(nodes[i % 3], "c" + std::to_string(i / 3), "img" + std::to_string(i / 3)));
   { Store::open(dir / "q.db").value(); }
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);

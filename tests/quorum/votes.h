@@ -39,7 +39,8 @@ inline Policy policy(std::vector<TrustedKey> keys, QuorumRules rules) {
   return std::move(p.value());
 }
 
-inline QuorumRules rules(int64_t k, ConflictMode conflict = ConflictMode::kReject, MatchMode match = MatchMode::kImage) {
+inline QuorumRules rules(int64_t k, ConflictMode conflict = ConflictMode::kReject,
+                         MatchMode match = MatchMode::kImage) {
   QuorumRules r;
   r.threshold = k;
   r.on_conflict = conflict;

@@ -25,9 +25,9 @@ std::string scale_load_node_bin() {
 TEST(Scale, TenNodesWithEveryFaultLoseNothingAndDecideRight) {
   ScratchDir dir;
   const int nodes = 10, subjects = 500;
-  std::string cmd = "python3 " + sh((source_dir() / "bench" / "scale_bench.py").string()) +
-                    " --quorate " + sh(quorate_bin()) + " --load-node " + sh(scale_load_node_bin()) +
-                    " --nodes " + std::to_string(nodes) + " --subjects " + std::to_string(subjects) +
+  std::string cmd = "python3 " + sh((source_dir() / "bench" / "scale_bench.py").string()) + " --quorate " +
+                    sh(quorate_bin()) + " --load-node " + sh(scale_load_node_bin()) + " --nodes " +
+                    std::to_string(nodes) + " --subjects " + std::to_string(subjects) +
                     " --rate 100 --fault-start 1 --fault-gap 0.7 --partition-seconds 3 --stop-seconds 2"
                     " --netns off --openssl-seconds 1 --timeout 90 --prepare-timeout 60 --work " +
                     sh((dir / "work").string()) + " --json " + sh((dir / "report.json").string());

@@ -31,27 +31,31 @@ struct SampleBuild {
 
 inline std::string sample_build_result(const SampleBuild& b) {
   const std::string& image = b.image;
-  nlohmann::json j = {
-      {"schema", "https://quorate.dev/build-result/v1"},
-      {"canonical_form", 1},
-      {"image",
-       {{"name", b.name},
-        {"manifest_digest", b.manifest_digest.empty() ? sample_image_digest(image) : b.manifest_digest},
-        {"config_digest", b.config_digest.empty() ? sha256_digest("config " + image) : b.config_digest},
-        {"diff_ids", {sha256_digest("layer " + image)}},
-        {"layers", {{{"digest", sha256_digest("blob " + image)}, {"size", 123},
-                     {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
-      {"source", {{"uri", b.repo}, {"commit", b.commit}, {"tree", sha256_hex("tree").substr(0, 40)},
-                  {"recipe_path", "quorate.toml"}}},
-      {"base_images", nlohmann::json::array()},
-      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
-      {"source_date_epoch", 1700000000},
-      {"compressor", "gzip zlib 1.2.13 level 6"},
-      {"toolchain", {{"quorate", "0.1.0"}}},
-      {"environment", {{"TZ", "UTC"}}},
-      {"sandbox", "none"},
-      {"started_on", b.started_on},
-      {"finished_on", b.finished_on}};
+  nlohmann::json j = {{"schema", "https://quorate.dev/build-result/v1"},
+                      {"canonical_form", 1},
+                      {"image",
+                       {{"name", b.name},
+                        {"manifest_digest", b.manifest_digest.empty() ? sample_image_digest(image) : b.manifest_digest},
+                        {"config_digest", b.config_digest.empty() ? sha256_digest("config " + image) : b.config_digest},
+                        {"diff_ids", {sha256_digest("layer " + image)}},
+                        {"layers",
+                         {{{"digest", sha256_digest("blob " + image)},
+                           {"size", 123},
+                           {"media_type", "application/vnd.oci.image.layer.v1.tar+gzip"}}}}}},
+                      {"source",
+                       {{"uri", b.repo},
+                        {"commit", b.commit},
+                        {"tree", sha256_hex("tree").substr(0, 40)},
+                        {"recipe_path", "quorate.toml"}}},
+                      {"base_images", nlohmann::json::array()},
+                      {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
+                      {"source_date_epoch", 1700000000},
+                      {"compressor", "gzip zlib 1.2.13 level 6"},
+                      {"toolchain", {{"quorate", "0.1.0"}}},
+                      {"environment", {{"TZ", "UTC"}}},
+                      {"sandbox", "none"},
+                      {"started_on", b.started_on},
+                      {"finished_on", b.finished_on}};
   return j.dump();
 }
 

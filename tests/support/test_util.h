@@ -72,8 +72,10 @@ inline void spit(const std::filesystem::path& path, const std::string& bytes) {
 inline std::string sh(const std::string& word) {
   std::string out = "'";
   for (char c : word) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }

@@ -86,7 +86,8 @@ struct Harness {
     insecure.insecure = true;
     Follower::Options o;
     o.history_timeout_ms = 300;
-    follower = Follower::open(*ctx, {{"n", node.pub_ep, node.router_ep, ""}}, insecure, {{"n", cursor}}, o, log).value();
+    follower =
+        Follower::open(*ctx, {{"n", node.pub_ep, node.router_ep, ""}}, insecure, {{"n", cursor}}, o, log).value();
   }
   ~Harness() { follower.reset(); }
   // Polls (serving the node's history) until `n` attestations were delivered in total or 5 s pass.
@@ -214,11 +215,11 @@ TEST(Follower, ReplaysAndForeignNamesAreNotDelivered) {
   h.pump_until(1);
   auto deadline = SteadyClock::now() + std::chrono::seconds(1);
   while (SteadyClock::now() < deadline) {
-    h.node.publish(m1);                                              // replay
+    h.node.publish(m1);  // replay
     pb::AttestationMessage foreign;
     foreign.set_node_id("other");
     foreign.set_sequence(2);
-    h.node.publish(foreign);                                         // another node's name on this topic
+    h.node.publish(foreign);  // another node's name on this topic
     ASSERT_TRUE(h.node.pub->send({"att.n", "garbage"}).ok());
     auto got = h.follower->poll(20);
     ASSERT_TRUE(got.ok());

@@ -54,9 +54,9 @@ TEST(Frame, EveryMessageTypeRoundTrips) {
   struct Case {
     MessageType type;
     const google::protobuf::Message* msg;
-  } cases[] = {{MessageType::kBuildRequest, &br}, {MessageType::kJobStatus, &js},
-               {MessageType::kHistoryResponse, &hr}, {MessageType::kDecision, &d},
-               {MessageType::kQuery, &q}, {MessageType::kAnswer, &a}, {MessageType::kHeartbeat, &hb}};
+  } cases[] = {{MessageType::kBuildRequest, &br}, {MessageType::kJobStatus, &js}, {MessageType::kHistoryResponse, &hr},
+               {MessageType::kDecision, &d},      {MessageType::kQuery, &q},      {MessageType::kAnswer, &a},
+               {MessageType::kHeartbeat, &hb}};
   for (const auto& c : cases) {
     auto frame = encode_frame(c.type, *c.msg);
     std::unique_ptr<google::protobuf::Message> out(c.msg->New());
@@ -76,7 +76,10 @@ TEST(Frame, HeaderCarriesMagicVersionAndType) {
 TEST(Frame, UnknownFieldsFromANewerWriterAreTolerated) {
   auto frame = encode_frame(MessageType::kAttestation, sample_attestation());
   // Field 99, length-delimited, "future": what a newer v1 writer might add.
-  frame += std::string("\x9a\x06\x06" "future", 9);
+  frame += std::string(
+      "\x9a\x06\x06"
+      "future",
+      9);
   pb::AttestationMessage out;
   ASSERT_TRUE(decode_message(frame, MessageType::kAttestation, Limits{}, out).ok());
   EXPECT_EQ(out.sequence(), 42u);

@@ -10,7 +10,9 @@
 namespace quorate::wire {
 namespace {
 
-RebuildRequest hello() { return {"", "https://git.example/hello.git", "0123456789abcdef0123456789abcdef01234567", "", "", {}}; }
+RebuildRequest hello() {
+  return {"", "https://git.example/hello.git", "0123456789abcdef0123456789abcdef01234567", "", "", {}};
+}
 
 TEST(RebuildRequest, NoRecipeAndTheDefaultRecipeAreOneRequest) {
   auto implicit = normalize_request(hello()).value();

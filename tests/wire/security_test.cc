@@ -10,9 +10,8 @@ namespace quorate::wire {
 namespace {
 
 std::filesystem::path temp_dir() {
-  auto dir = std::filesystem::temp_directory_path() /
-             ("quorate-wire-" + std::to_string(::getpid()) + "-" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  auto dir = std::filesystem::temp_directory_path() / ("quorate-wire-" + std::to_string(::getpid()) + "-" +
+                                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

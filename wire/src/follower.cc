@@ -20,13 +20,13 @@ struct Follower::Impl {
     uint64_t announced = 0;
     bool history_pending = false;
     SteadyClock::time_point history_sent{};
-    uint32_t fruitless = 0;           // history answers in a row that delivered nothing while claiming more
-    bool history_scheduled = false;   // backing off: the next request goes out at history_due
+    uint32_t fruitless = 0;          // history answers in a row that delivered nothing while claiming more
+    bool history_scheduled = false;  // backing off: the next request goes out at history_due
     SteadyClock::time_point history_due{};
     bool implausible_logged = false;
-    SteadyClock::time_point quiet_until{};  // hints (heartbeats, gaps) ask for history only after this
-    uint64_t incarnation = 0;               // of the node's history the cursor counts in; 0: not known yet
-    uint32_t switches = 0;                  // incarnation switches since the last delivery
+    SteadyClock::time_point quiet_until{};             // hints (heartbeats, gaps) ask for history only after this
+    uint64_t incarnation = 0;                          // of the node's history the cursor counts in; 0: not known yet
+    uint32_t switches = 0;                             // incarnation switches since the last delivery
     std::map<uint64_t, pb::AttestationMessage> ahead;  // live attestations past cursor + 1, by sequence
     size_t ahead_bytes = 0;
     SteadyClock::time_point behind_since{};  // since when the cursor is below what the node announced
@@ -71,8 +71,11 @@ struct Follower::Impl {
     p.history_scheduled = ask_again;
     p.history_due = p.quiet_until;
     if (ask_again || p.fruitless > 1) {
-      log->warn("history_no_progress", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"claimed", claimed},
-                                        {"answers_without_progress", p.fruitless}, {"retry_in_ms", delay}});
+      log->warn("history_no_progress", {{"node_id", p.node.node_id},
+                                        {"cursor", p.cursor},
+                                        {"claimed", claimed},
+                                        {"answers_without_progress", p.fruitless},
+                                        {"retry_in_ms", delay}});
     }
   }
 
@@ -97,8 +100,8 @@ struct Follower::Impl {
     uint64_t cap = p.cursor + std::min(options.max_believed_gap, UINT64_MAX - p.cursor);
     if (claimed > cap && !p.implausible_logged) {
       p.implausible_logged = true;
-      log->warn("implausible_sequence", {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"claimed", claimed},
-                                         {"believed", cap}});
+      log->warn("implausible_sequence",
+                {{"node_id", p.node.node_id}, {"cursor", p.cursor}, {"claimed", claimed}, {"believed", cap}});
     }
     p.announced = std::min(claimed, cap);
   }
@@ -142,8 +145,10 @@ struct Follower::Impl {
   // Logs a node that stays behind, or falls further behind, at warn with its lag.
   void check_lag(Peer& p, SteadyClock::time_point now) {
     const uint64_t lag = p.announced > p.cursor ? p.announced - p.cursor : 0;
-    if (lag == 0 && !p.history_pending) p.behind_since = {};
-    else if (p.behind_since == SteadyClock::time_point{}) p.behind_since = now;
+    if (lag == 0 && !p.history_pending)
+      p.behind_since = {};
+    else if (p.behind_since == SteadyClock::time_point{})
+      p.behind_since = now;
     if (now < p.next_lag_check) return;
     p.next_lag_check = now + std::chrono::milliseconds(options.lag_check_interval_ms);
     const auto behind_ms = p.behind_since == SteadyClock::time_point{}
@@ -153,15 +158,21 @@ struct Follower::Impl {
     const bool long_behind = lag > 0 && behind_ms > options.lag_warn_after_ms;
     if (grew || long_behind) {
       ++counts.lag_warnings;
-      log->warn("node_lagging", {{"node_id", p.node.node_id}, {"lag", lag}, {"previous_lag", p.last_lag},
-                                 {"cursor", p.cursor}, {"announced", p.announced}, {"behind_ms", behind_ms},
-                                 {"history_pending", p.history_pending}, {"kept_ahead", p.ahead.size()}});
+      log->warn("node_lagging", {{"node_id", p.node.node_id},
+                                 {"lag", lag},
+                                 {"previous_lag", p.last_lag},
+                                 {"cursor", p.cursor},
+                                 {"announced", p.announced},
+                                 {"behind_ms", behind_ms},
+                                 {"history_pending", p.history_pending},
+                                 {"kept_ahead", p.ahead.size()}});
     }
     p.last_lag = lag;
   }
 
   void on_live(Peer& p, Frames&& frames, std::vector<pb::AttestationMessage>& out) {
-    if (frames.size() != 2) return drop(DropReason::kGarbage, p.node.node_id, std::to_string(frames.size()) + " frames");
+    if (frames.size() != 2)
+      return drop(DropReason::kGarbage, p.node.node_id, std::to_string(frames.size()) + " frames");
     const std::string& topic = frames[0];
     if (topic.size() > options.limits.max_topic_bytes) return drop(DropReason::kOversized, p.node.node_id, "topic");
     DropReason why{};
@@ -177,8 +188,8 @@ struct Follower::Impl {
       if (hb.incarnation() != 0 && hb.incarnation() != p.incarnation) return hint(p);  // history says where
       announce(p, hb.last_sequence());
       if (hb.last_sequence() < p.cursor) {
-        log->warn("node_sequence_regressed", {{"node_id", p.node.node_id}, {"announced", hb.last_sequence()},
-                                              {"cursor", p.cursor}});
+        log->warn("node_sequence_regressed",
+                  {{"node_id", p.node.node_id}, {"announced", hb.last_sequence()}, {"cursor", p.cursor}});
       } else if (hb.last_sequence() > p.cursor) {
         hint(p);
       }
@@ -193,7 +204,8 @@ struct Follower::Impl {
       return drop(DropReason::kMalformed, p.node.node_id, "AttestationMessage does not parse");
     }
     if (m.node_id() != p.node.node_id || m.sequence() == 0) {
-      return drop(DropReason::kBadTopic, p.node.node_id, "node id '" + m.node_id() + "' or sequence 0 on this node's topic");
+      return drop(DropReason::kBadTopic, p.node.node_id,
+                  "node id '" + m.node_id() + "' or sequence 0 on this node's topic");
     }
     // Another incarnation's numbers cannot be compared with the cursor: history sorts it out.
     if (m.incarnation() != 0 && m.incarnation() != p.incarnation) return hint(p);
@@ -277,9 +289,9 @@ struct Follower::Impl {
     uint64_t old = p.incarnation;
     p.incarnation = resp.incarnation();
     forget_ahead(p);  // numbered in another incarnation, or not comparable: history carries them again
-    if (old == 0) {  // first contact, or a cursor saved before incarnations existed: nothing to compare
-      log->info("node_incarnation", {{"node_id", p.node.node_id}, {"incarnation", resp.incarnation()},
-                                     {"cursor", p.cursor}});
+    if (old == 0) {   // first contact, or a cursor saved before incarnations existed: nothing to compare
+      log->info("node_incarnation",
+                {{"node_id", p.node.node_id}, {"incarnation", resp.incarnation()}, {"cursor", p.cursor}});
       return true;
     }
     ++counts.incarnation_changes;
@@ -293,8 +305,10 @@ struct Follower::Impl {
         resume = std::min(p.cursor, lineage[i + 1].first_sequence() - 1);
       }
     }
-    log->warn("node_incarnation_changed", {{"node_id", p.node.node_id}, {"old_incarnation", old},
-                                           {"new_incarnation", resp.incarnation()}, {"cursor", p.cursor},
+    log->warn("node_incarnation_changed", {{"node_id", p.node.node_id},
+                                           {"old_incarnation", old},
+                                           {"new_incarnation", resp.incarnation()},
+                                           {"cursor", p.cursor},
                                            {"resume_after", resume}});
     if (resume == p.cursor) return true;
     p.cursor = resume;

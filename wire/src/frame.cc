@@ -22,41 +22,63 @@ Status drop(DropReason reason, DropReason* why, const std::string& detail) {
 
 const char* message_type_name(MessageType type) {
   switch (type) {
-    case MessageType::kBuildRequest: return "BuildRequest";
-    case MessageType::kJobStatusRequest: return "JobStatusRequest";
-    case MessageType::kJobStatus: return "JobStatus";
-    case MessageType::kAttestation: return "AttestationMessage";
-    case MessageType::kHistoryRequest: return "HistoryRequest";
-    case MessageType::kHistoryResponse: return "HistoryResponse";
-    case MessageType::kDecision: return "Decision";
-    case MessageType::kQuery: return "Query";
-    case MessageType::kAnswer: return "Answer";
-    case MessageType::kHeartbeat: return "Heartbeat";
+    case MessageType::kBuildRequest:
+      return "BuildRequest";
+    case MessageType::kJobStatusRequest:
+      return "JobStatusRequest";
+    case MessageType::kJobStatus:
+      return "JobStatus";
+    case MessageType::kAttestation:
+      return "AttestationMessage";
+    case MessageType::kHistoryRequest:
+      return "HistoryRequest";
+    case MessageType::kHistoryResponse:
+      return "HistoryResponse";
+    case MessageType::kDecision:
+      return "Decision";
+    case MessageType::kQuery:
+      return "Query";
+    case MessageType::kAnswer:
+      return "Answer";
+    case MessageType::kHeartbeat:
+      return "Heartbeat";
   }
   return "unknown";
 }
 
 const char* drop_reason_name(DropReason reason) {
   switch (reason) {
-    case DropReason::kOversized: return "oversized";
-    case DropReason::kGarbage: return "garbage";
-    case DropReason::kBadVersion: return "bad_version";
-    case DropReason::kUnknownType: return "unknown_type";
-    case DropReason::kUnexpectedType: return "unexpected_type";
-    case DropReason::kBadTopic: return "bad_topic";
-    case DropReason::kMalformed: return "malformed";
-    case DropReason::kCount_: break;
+    case DropReason::kOversized:
+      return "oversized";
+    case DropReason::kGarbage:
+      return "garbage";
+    case DropReason::kBadVersion:
+      return "bad_version";
+    case DropReason::kUnknownType:
+      return "unknown_type";
+    case DropReason::kUnexpectedType:
+      return "unexpected_type";
+    case DropReason::kBadTopic:
+      return "bad_topic";
+    case DropReason::kMalformed:
+      return "malformed";
+    case DropReason::kCount_:
+      break;
   }
   return "unknown";
 }
 
 size_t Limits::limit_for(MessageType type) const {
   switch (type) {
-    case MessageType::kAttestation: return max_attestation_bytes;
-    case MessageType::kHistoryResponse: return max_history_bytes;
+    case MessageType::kAttestation:
+      return max_attestation_bytes;
+    case MessageType::kHistoryResponse:
+      return max_history_bytes;
     case MessageType::kDecision:
-    case MessageType::kAnswer: return max_decision_bytes;
-    default: return max_control_bytes;
+    case MessageType::kAnswer:
+      return max_decision_bytes;
+    default:
+      return max_control_bytes;
   }
 }
 
@@ -101,8 +123,8 @@ Result<FrameView> decode_frame(std::string_view frame, const Limits& limits, Dro
   }
   auto version = static_cast<uint8_t>(frame[2]);
   if (version != kSchemaVersion) {
-    return drop(DropReason::kBadVersion, why, "schema version " + std::to_string(version) + ", expected " +
-                                                  std::to_string(kSchemaVersion));
+    return drop(DropReason::kBadVersion, why,
+                "schema version " + std::to_string(version) + ", expected " + std::to_string(kSchemaVersion));
   }
   auto raw_type = static_cast<uint8_t>(frame[3]);
   if (!known_type(raw_type)) return drop(DropReason::kUnknownType, why, "message type " + std::to_string(raw_type));

@@ -41,7 +41,8 @@ Result<pb::Answer> QueryClient::ask(pb::Query query, int timeout_ms) {
   using Clock = std::chrono::steady_clock;
   Impl& m = *impl_;
   if (!m.socket) QR_RETURN_IF_ERROR(m.reconnect());
-  const std::string id = "q" + std::to_string(m.next_id++) + (query.request_id().empty() ? "" : "." + query.request_id());
+  const std::string id =
+      "q" + std::to_string(m.next_id++) + (query.request_id().empty() ? "" : "." + query.request_id());
   query.set_request_id(id);
   const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 1));
   auto timed_out = [&] {
@@ -54,7 +55,8 @@ Result<pb::Answer> QueryClient::ask(pb::Query query, int timeout_ms) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) return timed_out();
     auto got = m.socket->recv(static_cast<int>(left));
-    if (!got.ok()) return Status::bad_input("the verifier at " + m.endpoint + " sent garbage: " + got.status().message());
+    if (!got.ok())
+      return Status::bad_input("the verifier at " + m.endpoint + " sent garbage: " + got.status().message());
     if (!got->has_value()) return timed_out();
     const Frames& frames = **got;
     if (frames.size() != 1) {

@@ -152,7 +152,8 @@ std::vector<std::string> system_resolve(const std::string& host) {
     const void* src = nullptr;
     if (p->ai_family == AF_INET) src = &reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr;
     if (p->ai_family == AF_INET6) src = &reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr;
-    if (src != nullptr && ::inet_ntop(p->ai_family, src, buf.data(), buf.size()) != nullptr) out.emplace_back(buf.data());
+    if (src != nullptr && ::inet_ntop(p->ai_family, src, buf.data(), buf.size()) != nullptr)
+      out.emplace_back(buf.data());
   }
   ::freeaddrinfo(res);
   return out;
@@ -243,8 +244,9 @@ Result<ServerSecurity> make_server_security(const TransportConfig& config) {
     return s;
   }
   if (config.curve_secret_key.empty()) {
-    return Status::usage("no CURVE secret key configured; set one (curve_secret_key) or ask for plain TCP "
-                         "explicitly (insecure = true / --insecure)");
+    return Status::usage(
+        "no CURVE secret key configured; set one (curve_secret_key) or ask for plain TCP "
+        "explicitly (insecure = true / --insecure)");
   }
   s.server_keys = QR_TRY(read_curve_secret_key(under(config.base_dir, config.curve_secret_key)));
   for (const auto& k : config.allowed_clients) {
@@ -261,8 +263,9 @@ Result<ClientSecurity> make_client_security(const TransportConfig& config, std::
     return c;
   }
   if (config.curve_secret_key.empty()) {
-    return Status::usage("no CURVE secret key configured; set one (curve_secret_key) or ask for plain TCP "
-                         "explicitly (insecure = true / --insecure)");
+    return Status::usage(
+        "no CURVE secret key configured; set one (curve_secret_key) or ask for plain TCP "
+        "explicitly (insecure = true / --insecure)");
   }
   if (server_key.empty()) return Status::usage("no CURVE public key configured for the server connected to");
   c.client_keys = QR_TRY(read_curve_secret_key(under(config.base_dir, config.curve_secret_key)));

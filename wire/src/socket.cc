@@ -16,16 +16,18 @@ namespace {
 
 constexpr const char* kZapEndpoint = "inproc://zeromq.zap.01";
 
-Status zmq_status(const char* what, const zmq::error_t& e) {
-  return Status::io(std::string(what) + ": " + e.what());
-}
+Status zmq_status(const char* what, const zmq::error_t& e) { return Status::io(std::string(what) + ": " + e.what()); }
 
 int zmq_type(SocketType type) {
   switch (type) {
-    case SocketType::kPub: return ZMQ_PUB;
-    case SocketType::kSub: return ZMQ_SUB;
-    case SocketType::kRouter: return ZMQ_ROUTER;
-    case SocketType::kDealer: return ZMQ_DEALER;
+    case SocketType::kPub:
+      return ZMQ_PUB;
+    case SocketType::kSub:
+      return ZMQ_SUB;
+    case SocketType::kRouter:
+      return ZMQ_ROUTER;
+    case SocketType::kDealer:
+      return ZMQ_DEALER;
   }
   return ZMQ_PAIR;
 }
@@ -86,10 +88,12 @@ struct Context::Impl {
         if (callback) callback(d);
       }
       std::array<zmq::const_buffer, 6> reply = {
-          zmq::str_buffer("1.0"), zmq::buffer(req[1].data(), req[1].size()),
+          zmq::str_buffer("1.0"),
+          zmq::buffer(req[1].data(), req[1].size()),
           ok ? zmq::str_buffer("200") : zmq::str_buffer("400"),
           ok ? zmq::str_buffer("OK") : zmq::str_buffer("client key not in allow list"),
-          zmq::str_buffer(""), zmq::str_buffer("")};
+          zmq::str_buffer(""),
+          zmq::str_buffer("")};
       zmq::send_multipart(zap, reply);
     }
   }

@@ -28,12 +28,13 @@ bool finished(pb::JobStatus::State s) {
 
 // One request, one reply, on a DEALER; nullopt on timeout or a bad reply.
 template <class Reply>
-std::optional<Reply> call(Socket& s, MessageType type, const google::protobuf::MessageLite& msg,
-                          MessageType reply_type, int timeout_ms) {
+std::optional<Reply> call(Socket& s, MessageType type, const google::protobuf::MessageLite& msg, MessageType reply_type,
+                          int timeout_ms) {
   if (!s.send({encode_frame(type, msg)}).ok()) return std::nullopt;
   auto deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
   while (SteadyClock::now() < deadline) {
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count());
+    int left =
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count());
     auto got = s.recv(std::max(left, 1));
     if (!got.ok() || !got->has_value()) return std::nullopt;
     if ((*got)->size() != 1) continue;
@@ -104,12 +105,14 @@ std::set<std::string> voters(const pb::Decision& d) {
 Result<SubmitReport> submit_build(const SubmitOptions& options) {
   if (options.nodes.empty()) return Status::usage("no node to submit to");
   if (options.request.request_id().empty()) return Status::usage("request id is empty");
-  if (options.wait && options.quorum.endpoint.empty()) return Status::usage("--wait needs the verifier's endpoint (--quorum)");
+  if (options.wait && options.quorum.endpoint.empty())
+    return Status::usage("--wait needs the verifier's endpoint (--quorum)");
   auto ctx = QR_TRY(Context::create());
   auto deadline = SteadyClock::now() + std::chrono::milliseconds(options.timeout_ms);
   auto left_ms = [&] {
-    return std::max<int>(1, static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 deadline - SteadyClock::now()).count()));
+    return std::max<int>(
+        1,
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()).count()));
   };
   SubmitReport report;
   std::vector<std::unique_ptr<Socket>> sockets;

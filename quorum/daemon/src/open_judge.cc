@@ -3,8 +3,8 @@
 #include <memory>
 #include <thread>
 
-#include "quorate/quorumd/quorum_judge.h"
 #include "quorate/quorum/verifier.h"
+#include "quorate/quorumd/quorum_judge.h"
 
 namespace quorate::quorum {
 

@@ -40,8 +40,10 @@ Result<std::string> compact_record(const Decision& d, const std::map<std::string
   };
   nlohmann::json j;
   j["record"] = "compact/1";
-  j["subject"] = {{"source_uri", d.subject.source_uri}, {"commit", d.subject.commit},
-                  {"recipe_path", d.subject.recipe_path}, {"source_date_epoch", d.subject.source_date_epoch}};
+  j["subject"] = {{"source_uri", d.subject.source_uri},
+                  {"commit", d.subject.commit},
+                  {"recipe_path", d.subject.recipe_path},
+                  {"source_date_epoch", d.subject.source_date_epoch}};
   j["accepted"] = d.accepted;
   j["digest"] = d.digest;
   j["image_digests"] = d.image_digests;
@@ -135,9 +137,15 @@ Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submis
   for (const auto& o : outcomes) {
     Outcome x;
     switch (o.kind) {
-      case ImportOutcome::Kind::kStored: x.kind = Outcome::Kind::kStored; break;
-      case ImportOutcome::Kind::kDuplicate: x.kind = Outcome::Kind::kDuplicate; break;
-      case ImportOutcome::Kind::kRejected: x.kind = Outcome::Kind::kRejected; break;
+      case ImportOutcome::Kind::kStored:
+        x.kind = Outcome::Kind::kStored;
+        break;
+      case ImportOutcome::Kind::kDuplicate:
+        x.kind = Outcome::Kind::kDuplicate;
+        break;
+      case ImportOutcome::Kind::kRejected:
+        x.kind = Outcome::Kind::kRejected;
+        break;
     }
     if (o.kind == ImportOutcome::Kind::kRejected) x.reason = attest::failure_name(o.failure);
     if (o.subject) x.subject = to_wire_key(*o.subject);

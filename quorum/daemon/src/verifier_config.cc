@@ -26,13 +26,14 @@ Status read_network(const config::TomlFile& f, const toml::table& net, VerifierC
 
 Status read_limits(const config::TomlFile& f, const toml::table& l, VerifierConfig& c) {
   const std::string s = "limits.";
-  QR_RETURN_IF_ERROR(f.check_keys(l, s,
-                                  {"max_control_bytes", "max_attestation_bytes", "max_history_bytes",
-                                   "max_decision_bytes"}));
-  c.limits.max_control_bytes = static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
+  QR_RETURN_IF_ERROR(
+      f.check_keys(l, s, {"max_control_bytes", "max_attestation_bytes", "max_history_bytes", "max_decision_bytes"}));
+  c.limits.max_control_bytes =
+      static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
   c.limits.max_attestation_bytes =
       static_cast<size_t>(QR_TRY(f.integer(l, "max_attestation_bytes", s, 1 << 20, 1024, 1 << 30)));
-  c.limits.max_history_bytes = static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
+  c.limits.max_history_bytes =
+      static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
   c.limits.max_decision_bytes =
       static_cast<size_t>(QR_TRY(f.integer(l, "max_decision_bytes", s, 1 << 20, 1024, 1 << 30)));
   return Status();

@@ -1,4 +1,5 @@
-// VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after storing.
+// VerifierDaemon: follower -> judge -> decisions recorded, then on PUB; queries on ROUTER; cursors persisted after
+// storing.
 #include "quorate/quorumd/verifier_daemon.h"
 
 #include <algorithm>
@@ -20,7 +21,7 @@ namespace pb = wire::pb;
 using wire::MessageType;
 using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kMaxBatch = 4096;  // attestations per store transaction at most
-constexpr size_t kMinBatch = 256;  // below this the fixed cost of a turn (three fsyncs) dominates
+constexpr size_t kMinBatch = 256;   // below this the fixed cost of a turn (three fsyncs) dominates
 // A loop turn (gather, verify, store, decide, publish) aims at this long, so that queries waiting on the
 // ROUTER socket are answered within about one turn: the batch cap follows the measured cost per attestation.
 constexpr double kTurnTargetMs = 60.0;
@@ -136,7 +137,8 @@ struct VerifierDaemon::Impl {
     wire::SocketOptions so;
     so.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
     pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, security, so)));
-    router = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, so)));
+    router =
+        std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, so)));
     pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
     query_endpoint = QR_TRY(router->bind(config.query_endpoint));
     if (!config.endpoints_file.empty()) {
@@ -208,10 +210,14 @@ struct VerifierDaemon::Impl {
       std::lock_guard<std::mutex> lock(mu);
       ++counts.decisions_published;
     }
-    log.info("decision", {{"repo", subject.repo()}, {"commit", subject.commit()}, {"recipe", subject.recipe_path()},
-                          {"accepted", d.accepted()}, {"digest", d.digest()},
+    log.info("decision", {{"repo", subject.repo()},
+                          {"commit", subject.commit()},
+                          {"recipe", subject.recipe_path()},
+                          {"accepted", d.accepted()},
+                          {"digest", d.digest()},
                           {"agreeing", std::vector<std::string>(d.agreeing().begin(), d.agreeing().end())},
-                          {"dissenters", d.dissenters_size()}, {"reason", d.reason()},
+                          {"dissenters", d.dissenters_size()},
+                          {"reason", d.reason()},
                           {"revision", d.revision()}});
   }
 
@@ -230,13 +236,17 @@ struct VerifierDaemon::Impl {
       std::lock_guard<std::mutex> lock(mu);
       ++counts.received;
       switch (outcome->kind) {
-        case Judge::Outcome::Kind::kStored: ++counts.stored; break;
-        case Judge::Outcome::Kind::kDuplicate: ++counts.duplicates; break;
+        case Judge::Outcome::Kind::kStored:
+          ++counts.stored;
+          break;
+        case Judge::Outcome::Kind::kDuplicate:
+          ++counts.duplicates;
+          break;
         case Judge::Outcome::Kind::kRejected:
           ++counts.rejected;
           ++counts.rejected_by_reason[outcome->reason];
-          log.warn("attestation_rejected", {{"node_id", m.node_id()}, {"sequence", m.sequence()},
-                                            {"reason", outcome->reason}});
+          log.warn("attestation_rejected",
+                   {{"node_id", m.node_id()}, {"sequence", m.sequence()}, {"reason", outcome->reason}});
           break;
       }
       if (outcome->kind == Judge::Outcome::Kind::kDuplicate) {
@@ -304,8 +314,10 @@ struct VerifierDaemon::Impl {
     for (int i = 0; i < 100; ++i) {
       auto got = router->recv(0);
       if (!got.ok()) {
-        if (got.status().is_bad_input()) drop(wire::DropReason::kGarbage, got.status().message());
-        else log.error("query_recv_failed", {{"error", got.status().to_string()}});
+        if (got.status().is_bad_input())
+          drop(wire::DropReason::kGarbage, got.status().message());
+        else
+          log.error("query_recv_failed", {{"error", got.status().to_string()}});
         continue;
       }
       if (!got->has_value()) return;
@@ -334,13 +346,23 @@ struct VerifierDaemon::Impl {
   nlohmann::json counters_json() {
     auto c = snapshot();
     auto fc = follower->counters();
-    return {{"received", c.received}, {"stored", c.stored}, {"duplicates", c.duplicates},
-            {"rejected", c.rejected}, {"rejected_by_reason", c.rejected_by_reason},
-            {"decisions_published", c.decisions_published}, {"queries", c.queries}, {"dropped", c.dropped},
-            {"dropped_by_reason", follower_and_router_drops()}, {"zap_denied", c.zap_denied},
-            {"replays_ignored", fc.duplicates}, {"gaps", fc.gaps}, {"history_requests", fc.history_requests},
-            {"history_without_progress", fc.history_fruitless}, {"incarnation_changes", fc.incarnation_changes},
-            {"live", fc.live}, {"from_history", fc.from_history}};
+    return {{"received", c.received},
+            {"stored", c.stored},
+            {"duplicates", c.duplicates},
+            {"rejected", c.rejected},
+            {"rejected_by_reason", c.rejected_by_reason},
+            {"decisions_published", c.decisions_published},
+            {"queries", c.queries},
+            {"dropped", c.dropped},
+            {"dropped_by_reason", follower_and_router_drops()},
+            {"zap_denied", c.zap_denied},
+            {"replays_ignored", fc.duplicates},
+            {"gaps", fc.gaps},
+            {"history_requests", fc.history_requests},
+            {"history_without_progress", fc.history_fruitless},
+            {"incarnation_changes", fc.incarnation_changes},
+            {"live", fc.live},
+            {"from_history", fc.from_history}};
   }
 
   std::map<std::string, uint64_t> follower_and_router_drops() {
@@ -418,16 +440,19 @@ VerifierDaemon::~VerifierDaemon() {
 
 Result<std::unique_ptr<VerifierDaemon>> VerifierDaemon::open(VerifierConfig config, std::unique_ptr<Judge> judge,
                                                              wire::EventLog& log, Options options) {
-  auto impl = std::unique_ptr<Impl>(new Impl{.config = std::move(config), .judge = std::move(judge), .log = log,
-                                             .options = std::move(options)});
+  auto impl = std::unique_ptr<Impl>(
+      new Impl{.config = std::move(config), .judge = std::move(judge), .log = log, .options = std::move(options)});
   std::error_code ec;
   std::filesystem::create_directories(impl->config.data_dir, ec);
   if (ec) return Status::io(impl->config.data_dir.string() + ": " + ec.message());
   impl->cursors = QR_TRY(CursorStore::open(impl->config.data_dir / "cursors.db"));
   QR_RETURN_IF_ERROR(impl->bind_and_follow());
   nlohmann::json nodes = nlohmann::json::array();
-  for (const auto& n : impl->config.nodes) nodes.push_back({{"id", n.node_id}, {"cursor", impl->follower->cursor(n.node_id)}});
-  log.info("verifier_started", {{"publish", impl->pub_endpoint}, {"query", impl->query_endpoint}, {"nodes", nodes},
+  for (const auto& n : impl->config.nodes)
+    nodes.push_back({{"id", n.node_id}, {"cursor", impl->follower->cursor(n.node_id)}});
+  log.info("verifier_started", {{"publish", impl->pub_endpoint},
+                                {"query", impl->query_endpoint},
+                                {"nodes", nodes},
                                 {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
   return std::unique_ptr<VerifierDaemon>(new VerifierDaemon(std::move(impl)));
 }

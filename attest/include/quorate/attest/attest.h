@@ -17,8 +17,8 @@ enum class AttestFormat { kEnvelope, kBundle };
 // and returns the DSSE envelope (or the Sigstore bundle) as canonical JSON bytes. With an Ed25519 key the bytes
 // are the same for the same input. bad_input naming the field when the build result is malformed; internal when
 // signing fails.
-Result<std::string> attest_build_result(std::string_view build_result, const Signer& signer,
-                                        std::string_view node_id, AttestFormat format = AttestFormat::kEnvelope,
+Result<std::string> attest_build_result(std::string_view build_result, const Signer& signer, std::string_view node_id,
+                                        AttestFormat format = AttestFormat::kEnvelope,
                                         std::string_view builder_uri = {});
 
 }  // namespace quorate::attest

@@ -35,16 +35,16 @@ struct RosterEntry {
 // Why an attestation did not verify. Each has its own value so callers branch on it, not on messages.
 enum class Failure {
   kNone,
-  kMalformed,          // not an envelope/bundle, bad JSON, bad base64, too large, bad statement (kBadInput)
-  kWrongPayloadType,   // payloadType is not application/vnd.in-toto+json (kVerification)
-  kWrongStatement,     // _type, predicateType or buildType is not ours (kVerification)
-  kUnknownKey,         // no signature names a key of the roster (kVerification)
-  kBadSignature,       // the signature does not verify with the key it names (kVerification)
-  kNotYetValid,        // signed before the key's not_before (kVerification)
-  kExpired,            // signed after the key's not_after (kVerification)
-  kRevoked,            // signed at or after the key's revoked_at (kVerification)
-  kNodeMismatch,       // the statement's builder.id is not a node id the key is listed under (kVerification)
-  kNotPublisher,       // signed by another node than the one that published it on the wire (kVerification)
+  kMalformed,         // not an envelope/bundle, bad JSON, bad base64, too large, bad statement (kBadInput)
+  kWrongPayloadType,  // payloadType is not application/vnd.in-toto+json (kVerification)
+  kWrongStatement,    // _type, predicateType or buildType is not ours (kVerification)
+  kUnknownKey,        // no signature names a key of the roster (kVerification)
+  kBadSignature,      // the signature does not verify with the key it names (kVerification)
+  kNotYetValid,       // signed before the key's not_before (kVerification)
+  kExpired,           // signed after the key's not_after (kVerification)
+  kRevoked,           // signed at or after the key's revoked_at (kVerification)
+  kNodeMismatch,      // the statement's builder.id is not a node id the key is listed under (kVerification)
+  kNotPublisher,      // signed by another node than the one that published it on the wire (kVerification)
 };
 // "malformed", "wrong payload type", "wrong statement type", "unknown key", "bad signature", "not yet valid",
 // "expired", "revoked", "node mismatch", "signer is not the publishing node"; "ok" for kNone.
@@ -106,7 +106,8 @@ Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, 
 // The [[nodes]] of a roster's or a policy's TOML text, with those of the roster file a policy names in a
 // top-level `roster = "FILE"` (relative to `origin`'s directory): the keys a policy trusts, the one rule the
 // verifier, `quorate verify` and `quorate roster check` load them by. Other keys are left to the caller.
-Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_text, const std::filesystem::path& origin);
+Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_text,
+                                                          const std::filesystem::path& origin);
 
 // roster_or_policy_entries of the file at `path`.
 Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::path& path);

@@ -30,15 +30,15 @@ struct BaseImage {
 
 // What a verified statement says. A value type. Digests are "sha256:<64 hex>"; times are Unix seconds.
 struct Statement {
-  std::string subject_name;      // the image name
-  std::string image_digest;      // the manifest digest: the strict vote
-  std::string source_uri;        // the subject key: (source_uri, commit, recipe_path)
-  std::string commit;            // 40 hex
+  std::string subject_name;  // the image name
+  std::string image_digest;  // the manifest digest: the strict vote
+  std::string source_uri;    // the subject key: (source_uri, commit, recipe_path)
+  std::string commit;        // 40 hex
   std::string recipe_path;
   // externalParameters.buildArgs: a Containerfile build's --build-arg values (empty for recipes). Not part of
   // the subject key yet (docs/decisions.md).
   std::map<std::string, std::string> build_args;
-  std::string config_digest;     // the content digest
+  std::string config_digest;  // the content digest
   std::vector<std::string> diff_ids;
   std::vector<BaseImage> base_images;
   std::optional<BaseImage> builder_image;  // the image run steps executed in (annotation role = "builder")
@@ -48,11 +48,11 @@ struct Statement {
   std::string compressor;
   int64_t canonical_form = 0;
   int64_t source_date_epoch = 0;
-  std::string builder_id;        // the node id (builder.version["quorate.node_id"]; older statements: builder.id)
-  std::string builder_uri;       // runDetails.builder.id
-  std::string builder_version;   // the quorate version that built
-  int64_t started_on = 0;        // runDetails.metadata: never part of what is compared
-  int64_t finished_on = 0;       // the signing time verifiers judge key validity at
+  std::string builder_id;       // the node id (builder.version["quorate.node_id"]; older statements: builder.id)
+  std::string builder_uri;      // runDetails.builder.id
+  std::string builder_version;  // the quorate version that built
+  int64_t started_on = 0;       // runDetails.metadata: never part of what is compared
+  int64_t finished_on = 0;      // the signing time verifiers judge key validity at
 };
 
 // Whether `s` is a run environment a statement may name: "image", "host" or "none".

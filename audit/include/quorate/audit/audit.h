@@ -12,8 +12,8 @@
 #include "quorate/core/status.h"
 #include "quorate/quorum/decision.h"
 #include "quorate/quorum/policy.h"
-#include "quorate/quorum/verifier.h"
 #include "quorate/quorum/store.h"
+#include "quorate/quorum/verifier.h"
 
 namespace quorate::audit {
 
@@ -28,8 +28,8 @@ struct CommitSignature {
 // Attestations for one subject key (repository, commit, recipe) of a commit.
 struct SubjectAudit {
   quorum::SubjectKey subject;
-  std::vector<quorum::Vote> votes;       // sorted by node id, then envelope digest
-  bool agree = false;                    // every vote names the same image digest
+  std::vector<quorum::Vote> votes;           // sorted by node id, then envelope digest
+  bool agree = false;                        // every vote names the same image digest
   std::optional<quorum::Decision> decision;  // under the policy, when one was given
 };
 
@@ -43,10 +43,10 @@ struct CommitAudit {
 
 // Something an auditor must look at first.
 struct RedFlag {
-  std::string kind;    // "unknown-commit": an attestation names a commit the repository does not have;
-                       // "source-mismatch": it names a commit of this repository under another source URI;
-                       // "distrusted": (with a verifier) a stored row whose envelope does not verify under the
-                       // policy or whose columns differ from its envelope; it is left out of everything else
+  std::string kind;  // "unknown-commit": an attestation names a commit the repository does not have;
+                     // "source-mismatch": it names a commit of this repository under another source URI;
+                     // "distrusted": (with a verifier) a stored row whose envelope does not verify under the
+                     // policy or whose columns differ from its envelope; it is left out of everything else
   std::string commit;
   std::string source_uri;
   std::string node_id;
@@ -69,7 +69,7 @@ struct AuditOptions {
   // When set, every vote rests on its envelope verified here (quorum::VerifiedVotes) and decisions are
   // computed under its policy; when null, the store's rows are reported as stored, unverified.
   const quorum::Verifier* verifier = nullptr;
-  int64_t now = 0;         // the time decisions are made at
+  int64_t now = 0;  // the time decisions are made at
   // The gpg program that checks commit signatures (the CLI finds it on $PATH); empty: gpg signatures are
   // reported "not checked", "gpg is not installed".
   std::filesystem::path gpg;

@@ -33,8 +33,8 @@ struct FileChange {
 };
 
 struct LayerDiff {
-  size_t index = 0;         // position in the manifest
-  std::string a_digest;     // empty when the layer exists only on the other side
+  size_t index = 0;      // position in the manifest
+  std::string a_digest;  // empty when the layer exists only on the other side
   std::string b_digest;
   std::vector<FileChange> changes;  // sorted by path
 };

@@ -21,7 +21,7 @@ enum class OutputFormat {
   kOciArchive,     // a tar of that layout (podman load, skopeo oci-archive:)
   kDockerArchive,  // manifest.json + config + uncompressed layers (docker load, skopeo docker-archive:)
 };
-const char* format_name(OutputFormat f);               // "oci", "oci-archive", "docker-archive"
+const char* format_name(OutputFormat f);  // "oci", "oci-archive", "docker-archive"
 bool parse_format(const std::string& name, OutputFormat& out);
 
 struct BuildOptions {
@@ -34,10 +34,10 @@ struct BuildOptions {
   // and the image's tag (empty = "latest"); the name is image_name.
   std::map<std::string, std::string> build_args;
   std::string image_tag;
-  std::filesystem::path output;               // the target; must not exist (or be an empty directory)
+  std::filesystem::path output;  // the target; must not exist (or be an empty directory)
   OutputFormat format = OutputFormat::kOci;
-  std::optional<int64_t> source_date_epoch;   // default: the commit's committer time
-  std::string image_name;                     // overrides the recipe's image name when set
+  std::optional<int64_t> source_date_epoch;  // default: the commit's committer time
+  std::string image_name;                    // overrides the recipe's image name when set
   // Scratch space (clones, checkouts, step outputs, spools, the build log); required. A fresh
   // subdirectory is used and removed afterwards, unless keep_work_dir.
   std::filesystem::path work_dir;
@@ -53,7 +53,7 @@ struct BuildOptions {
   std::filesystem::path bwrap = "/usr/bin/bwrap";
   // Limits on what a recipe's run steps may cost (issue 11, item 10). Exceeding one fails the build with
   // bad_input naming the limit; every process of the step is killed and nothing is written to the output.
-  std::chrono::seconds timeout{3600};            // wall time of all run steps together (monotonic clock)
+  std::chrono::seconds timeout{3600};             // wall time of all run steps together (monotonic clock)
   uint64_t max_output_bytes = uint64_t{4} << 30;  // regular-file bytes in all run steps' $OUT together
   // Where builder images ([build] image) are looked up (docs/image-store.md); required by recipes that
   // name one. The CLI passes $XDG_CACHE_HOME/quorate/images by default.
@@ -82,20 +82,20 @@ struct BuildResult {
   std::string ref_name;         // the index's org.opencontainers.image.ref.name (the tag)
   std::string manifest_digest;  // the image digest
   uint64_t manifest_size = 0;
-  std::string config_digest;    // the content digest
+  std::string config_digest;  // the content digest
   std::vector<LayerInfo> layers;
   std::string source_uri, commit, tree, recipe_path;
-  std::string source_locator;     // the repository as an absolute path (local) or URL: source.locator
-  std::string source_public_uri;  // the recipe's [image] source, when set: source.public_uri
-  std::string recipe_kind = "quorate.toml";              // or "containerfile"
-  std::map<std::string, std::string> build_args;         // Containerfile --build-arg values
-  std::vector<std::pair<std::string, std::string>> base_images;  // name, manifest digest
+  std::string source_locator;                     // the repository as an absolute path (local) or URL: source.locator
+  std::string source_public_uri;                  // the recipe's [image] source, when set: source.public_uri
+  std::string recipe_kind = "quorate.toml";       // or "containerfile"
+  std::map<std::string, std::string> build_args;  // Containerfile --build-arg values
+  std::vector<std::pair<std::string, std::string>> base_images;      // name, manifest digest
   std::optional<std::pair<std::string, std::string>> builder_image;  // name, manifest digest; none = host
   std::string os, architecture, variant;
   int64_t source_date_epoch = 0;
-  std::string compressor;  // "gzip zlib 1.2.13 level 6"
-  std::map<std::string, std::string> toolchain;  // quorate, libgit2, libarchive, zlib, zstd
-  std::map<std::string, std::string> tools;      // recipe's build.tools -> first line of `tool --version`
+  std::string compressor;                          // "gzip zlib 1.2.13 level 6"
+  std::map<std::string, std::string> toolchain;    // quorate, libgit2, libarchive, zlib, zstd
+  std::map<std::string, std::string> tools;        // recipe's build.tools -> first line of `tool --version`
   std::map<std::string, std::string> environment;  // what run steps saw (before per-step env)
   std::string sandbox;                             // "bubblewrap" or "none"
   // Where run steps executed: "image" (the pinned builder image), "host" (the build machine's toolchain), or

@@ -25,12 +25,25 @@ struct InstructionFlag {
 
 struct Instruction {
   enum class Kind {
-    kRun, kCopy, kAdd, kEnv, kArg, kWorkdir, kUser, kShell, kEntrypoint, kCmd, kLabel, kExpose, kStopSignal,
-    kVolume, kHealthcheck,
+    kRun,
+    kCopy,
+    kAdd,
+    kEnv,
+    kArg,
+    kWorkdir,
+    kUser,
+    kShell,
+    kEntrypoint,
+    kCmd,
+    kLabel,
+    kExpose,
+    kStopSignal,
+    kVolume,
+    kHealthcheck,
   };
   Kind kind = Kind::kRun;
-  int line = 0;          // the line the instruction starts on (1-based)
-  std::string text;      // the instruction as written, continuations joined: history's created_by
+  int line = 0;                        // the line the instruction starts on (1-based)
+  std::string text;                    // the instruction as written, continuations joined: history's created_by
   std::vector<InstructionFlag> flags;  // checked against the instruction's known flags
   // Exec (JSON) form: the array's strings. Shell form: `args` holds one string, the rest of the line after
   // the flags (for HEALTHCHECK: after `CMD`), unsubstituted.
@@ -50,22 +63,22 @@ struct GlobalArg {
 
 struct Stage {
   enum class Base { kScratch, kImage, kStage };
-  int line = 0;             // the FROM line
-  std::string from;         // the FROM argument after substitution, as written
-  std::string name;         // `AS name`, lowercased; empty when unnamed
+  int line = 0;      // the FROM line
+  std::string from;  // the FROM argument after substitution, as written
+  std::string name;  // `AS name`, lowercased; empty when unnamed
   Base base = Base::kScratch;
-  std::string image_name;   // kImage: the repository name (informational)
-  std::string digest;       // kImage: "sha256:<64 hex>", the pin
-  size_t base_stage = 0;    // kStage: the index of an earlier stage
+  std::string image_name;  // kImage: the repository name (informational)
+  std::string digest;      // kImage: "sha256:<64 hex>", the pin
+  size_t base_stage = 0;   // kStage: the index of an earlier stage
   std::vector<Instruction> instructions;
 };
 
 struct Containerfile {
-  std::string file;      // as given, for messages
-  char escape = '\\';    // the escape directive
-  std::string syntax;    // the syntax directive, as written (recorded; no frontend image is ever fetched)
+  std::string file;    // as given, for messages
+  char escape = '\\';  // the escape directive
+  std::string syntax;  // the syntax directive, as written (recorded; no frontend image is ever fetched)
   std::vector<GlobalArg> global_args;
-  std::vector<Stage> stages;  // at least one
+  std::vector<Stage> stages;                      // at least one
   std::map<std::string, std::string> build_args;  // as given; every one is declared by some ARG
 };
 
@@ -92,8 +105,9 @@ Result<std::vector<std::string>> substitute_words(std::string_view line, const s
 // `K=V …` (each word one pair, substituted) or the legacy `K V` (the rest of the line is the value), as ENV and
 // LABEL take them. `vars` are the values before the instruction. bad_input "…" for an empty name or a word
 // without `=`.
-Result<std::vector<std::pair<std::string, std::string>>> parse_pairs(
-    std::string_view rest, const std::map<std::string, std::string>& vars, char escape = '\\');
+Result<std::vector<std::pair<std::string, std::string>>> parse_pairs(std::string_view rest,
+                                                                     const std::map<std::string, std::string>& vars,
+                                                                     char escape = '\\');
 
 // True for what ADD would fetch from the network: `scheme://…` or a Git `user@host:path` remote.
 bool is_url_source(std::string_view source);

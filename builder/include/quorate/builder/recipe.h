@@ -41,9 +41,9 @@ struct BuilderImage {
 };
 
 struct BaseImage {
-  std::string name;    // informational: what the base is called
-  std::string digest;  // "sha256:…" of its manifest: the pin
-  std::string layout;  // OCI layout dir on the build machine (relative: against BuildOptions::base_dir)
+  std::string name;         // informational: what the base is called
+  std::string digest;       // "sha256:…" of its manifest: the pin
+  std::string layout;       // OCI layout dir on the build machine (relative: against BuildOptions::base_dir)
   bool from_store = false;  // `image = "NAME@sha256:HEX"`: looked up in the image store instead of a layout
 };
 
@@ -71,9 +71,9 @@ struct Recipe {
   int compression_level = -1;
   std::optional<BaseImage> base;
   std::map<std::string, std::string> build_env;  // env of every run step
-  std::string build_path;                          // PATH of run steps; empty = the builder's default
-  std::vector<std::string> tools;                  // programs whose `--version` is recorded in the result
-  std::optional<BuilderImage> build_image;         // run steps' root file system; none = the host's toolchain
+  std::string build_path;                        // PATH of run steps; empty = the builder's default
+  std::vector<std::string> tools;                // programs whose `--version` is recorded in the result
+  std::optional<BuilderImage> build_image;       // run steps' root file system; none = the host's toolchain
   std::vector<Step> steps;
   ImageConfig config;
 };

@@ -27,10 +27,10 @@ struct ProcessSpec {
   std::vector<std::string> argv;  // argv[0] is a path: there is no PATH search (see find_program)
   // The complete environment ("NAME=value"); nullopt: the caller's environment is inherited.
   std::optional<std::vector<std::string>> env;
-  std::filesystem::path cwd;             // empty: the caller's working directory
-  std::optional<mode_t> umask;           // unset: inherited
-  std::vector<int> pass_fds;             // left open in the child (the caller still owns and closes them)
-  int output_fd = -1;                    // stdout goes to this descriptor; -1: captured in ProcessResult::output
+  std::filesystem::path cwd;    // empty: the caller's working directory
+  std::optional<mode_t> umask;  // unset: inherited
+  std::vector<int> pass_fds;    // left open in the child (the caller still owns and closes them)
+  int output_fd = -1;           // stdout goes to this descriptor; -1: captured in ProcessResult::output
   Stderr stderr_to = Stderr::kWithStdout;
   // Captured output only: once more than this many bytes or lines have been read, reading stops and the
   // process group is killed (ProcessEnding::kOutputCut); what was read is kept, possibly past the limit.

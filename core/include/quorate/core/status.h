@@ -60,15 +60,24 @@ const char* code_name(Code code);
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : value_(std::move(value)) {}                                  // NOLINT(google-explicit-constructor)
   Result(Status status) : status_(std::move(status)) { assert(!status_.ok()); }  // NOLINT
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
 
-  T& value() & { assert(ok()); return *value_; }
-  const T& value() const& { assert(ok()); return *value_; }
-  T&& value() && { assert(ok()); return std::move(*value_); }
+  T& value() & {
+    assert(ok());
+    return *value_;
+  }
+  const T& value() const& {
+    assert(ok());
+    return *value_;
+  }
+  T&& value() && {
+    assert(ok());
+    return std::move(*value_);
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
@@ -82,15 +91,17 @@ class [[nodiscard]] Result {
 namespace detail {
 inline Status status_of(const Status& s) { return s; }
 template <class T>
-Status status_of(const Result<T>& r) { return r.status(); }
+Status status_of(const Result<T>& r) {
+  return r.status();
+}
 }  // namespace detail
 
 }  // namespace quorate
 
 // Returns early with the error of a Status-returning expression.
-#define QR_RETURN_IF_ERROR(expr)                              \
-  do {                                                        \
-    auto&& qr_status_ = (expr);                               \
+#define QR_RETURN_IF_ERROR(expr)                                           \
+  do {                                                                     \
+    auto&& qr_status_ = (expr);                                            \
     if (!qr_status_.ok()) return ::quorate::detail::status_of(qr_status_); \
   } while (0)
 
@@ -98,9 +109,9 @@ Status status_of(const Result<T>& r) { return r.status(); }
 // as ccache's TRY). Use it alone on the right of `=` or as the only argument: in a braced list or beside other
 // arguments, the early return skips the destructors of temporaries already built (clang leaks them; the
 // attest fuzzer found one), so compute the value into a variable first.
-#define QR_TRY(expr)                                          \
-  ({                                                          \
-    auto&& qr_result_ = (expr);                               \
-    if (!qr_result_.ok()) return qr_result_.status();         \
-    std::move(qr_result_).value();                            \
+#define QR_TRY(expr)                                  \
+  ({                                                  \
+    auto&& qr_result_ = (expr);                       \
+    if (!qr_result_.ok()) return qr_result_.status(); \
+    std::move(qr_result_).value();                    \
   })

@@ -24,10 +24,10 @@ struct ImageRef {
 // What the gate needs from a review request.
 struct Review {
   std::string uid;
-  std::string kind;       // request.kind.kind, e.g. "Pod", "Deployment"
-  std::string namespace_;  // request.namespace ("" for cluster-scoped objects)
-  std::string name;       // request.name, else object.metadata.name / generateName
-  std::string operation;  // CREATE, UPDATE, ...
+  std::string kind;              // request.kind.kind, e.g. "Pod", "Deployment"
+  std::string namespace_;        // request.namespace ("" for cluster-scoped objects)
+  std::string name;              // request.name, else object.metadata.name / generateName
+  std::string operation;         // CREATE, UPDATE, ...
   std::vector<ImageRef> images;  // in document order
 };
 

@@ -18,9 +18,9 @@ namespace quorate::gate {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;  // 0: any free port (see Server::port())
-  std::filesystem::path cert;  // PEM: the certificate, then any intermediates
-  std::filesystem::path key;   // PEM private key; refused when readable by group or world
+  int port = 0;                     // 0: any free port (see Server::port())
+  std::filesystem::path cert;       // PEM: the certificate, then any intermediates
+  std::filesystem::path key;        // PEM private key; refused when readable by group or world
   size_t max_body = kMaxBodyBytes;  // larger bodies get 400
   // Requests one keep-alive connection may carry before the gate closes it (cpp-httplib's default is 5, which
   // made every fifth review pay a new TLS handshake). Bounded so that connections, and with them the

@@ -15,9 +15,9 @@
 namespace quorate::imagestore {
 
 struct StoredImage {
-  std::string digest;    // "sha256:…" of the manifest: the only way a build names it
-  std::string ref_name;  // org.opencontainers.image.ref.name as imported (informational; may be empty)
-  uint64_t size = 0;     // the manifest's size
+  std::string digest;      // "sha256:…" of the manifest: the only way a build names it
+  std::string ref_name;    // org.opencontainers.image.ref.name as imported (informational; may be empty)
+  uint64_t size = 0;       // the manifest's size
   std::string media_type;  // the manifest's (OCI, or Docker v2 schema 2 as a registry served it); empty: OCI
 };
 
@@ -53,10 +53,11 @@ class RootfsLease {
 
 // Where `ImageStore::pull` gets an image from, and how.
 struct PullOptions {
-  std::string reference;           // "NAME@sha256:HEX" (NAME may carry a :tag, which is dropped); a tag alone is refused
-  std::filesystem::path skopeo;    // the skopeo executable (the caller finds it; the library reads no PATH)
-  bool insecure_registry = false;  // plain HTTP / unverified TLS (skopeo --src-tls-verify=false): loopback test registries
-  std::chrono::seconds timeout{1800};  // skopeo is killed after this long
+  std::string reference;         // "NAME@sha256:HEX" (NAME may carry a :tag, which is dropped); a tag alone is refused
+  std::filesystem::path skopeo;  // the skopeo executable (the caller finds it; the library reads no PATH)
+  bool insecure_registry =
+      false;  // plain HTTP / unverified TLS (skopeo --src-tls-verify=false): loopback test registries
+  std::chrono::seconds timeout{1800};                // skopeo is killed after this long
   std::function<void(const std::string&)> progress;  // progress lines; may be empty
 };
 

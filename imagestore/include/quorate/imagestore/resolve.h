@@ -25,7 +25,7 @@ struct ResolveOptions {
 struct ResolvedImage {
   std::string manifest_digest;  // sha256 of the manifest bytes as the source holds them
   std::string manifest_media_type;
-  std::string config_digest;    // the content digest attestations carry as the "config" byproduct
+  std::string config_digest;  // the content digest attestations carry as the "config" byproduct
   std::vector<std::string> diff_ids;
 };
 

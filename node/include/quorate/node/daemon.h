@@ -17,13 +17,13 @@ namespace quorate::node {
 
 // Counters a test or an operator reads (also logged at shutdown and carried in heartbeats).
 struct NodeCounters {
-  uint64_t accepted = 0;     // build requests queued
-  uint64_t rejected = 0;     // refused (queue full, bad request, stopping)
+  uint64_t accepted = 0;  // build requests queued
+  uint64_t rejected = 0;  // refused (queue full, bad request, stopping)
   uint64_t succeeded = 0;
   uint64_t failed = 0;
   uint64_t published = 0;
   uint64_t history_served = 0;
-  uint64_t dropped = 0;      // malformed, oversized or unexpected frames
+  uint64_t dropped = 0;  // malformed, oversized or unexpected frames
 };
 
 // Thread-safety: run() blocks in the calling thread; request_stop() and counters() may be called from any

@@ -37,8 +37,8 @@ class NodeStore {
   ~NodeStore();
 
   // Stores one attestation under the next sequence number and returns that number.
-  Result<uint64_t> append(const std::string& request_id, const std::string& image_digest,
-                          const std::string& envelope, int64_t stored_at_unix);
+  Result<uint64_t> append(const std::string& request_id, const std::string& image_digest, const std::string& envelope,
+                          int64_t stored_at_unix);
   // Up to `max_count` attestations with sequence > `since`, oldest first.
   Result<std::vector<StoredAttestation>> since(uint64_t since, size_t max_count);
   // The newest sequence number (0 when empty).

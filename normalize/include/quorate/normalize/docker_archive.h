@@ -14,19 +14,19 @@
 namespace quorate::normalize {
 
 struct DockerLayer {
-  std::string name;             // as manifest.json names it
-  std::filesystem::path file;   // the member's file
-  std::string digest;           // what its bytes must hash to: the digest its name promises, else its diff_id
+  std::string name;            // as manifest.json names it
+  std::filesystem::path file;  // the member's file
+  std::string digest;          // what its bytes must hash to: the digest its name promises, else its diff_id
 };
 
 struct DockerImage {
   std::string config_name;
-  std::string config_bytes;     // checked against the digest its name promises, when it promises one
-  std::string config_digest;    // sha256 of config_bytes (docker's image id)
-  nlohmann::json config;        // an object, with a rootfs.diff_ids string for each layer
-  std::string repo_tag;         // the first RepoTags entry ("" when none), e.g. "registry/app:1.0"
+  std::string config_bytes;   // checked against the digest its name promises, when it promises one
+  std::string config_digest;  // sha256 of config_bytes (docker's image id)
+  nlohmann::json config;      // an object, with a rootfs.diff_ids string for each layer
+  std::string repo_tag;       // the first RepoTags entry ("" when none), e.g. "registry/app:1.0"
   std::vector<DockerLayer> layers;
-  nlohmann::json entry;         // the image's manifest.json entry as written
+  nlohmann::json entry;  // the image's manifest.json entry as written
 };
 
 // Every image manifest.json lists, in order. bad_input naming the member for JSON that is not of the shape

@@ -20,9 +20,9 @@ struct Entry {
   std::string uname;
   std::string gname;
   int64_t mtime = 0;
-  uint64_t size = 0;          // regular files only
-  std::string link_target;    // symlinks: target as written; hardlinks: path of the linked entry
-  uint32_t devmajor = 0;      // devices only
+  uint64_t size = 0;        // regular files only
+  std::string link_target;  // symlinks: target as written; hardlinks: path of the linked entry
+  uint32_t devmajor = 0;    // devices only
   uint32_t devminor = 0;
   std::map<std::string, std::string> xattrs;  // name -> raw value, sorted by name
 };

@@ -36,7 +36,7 @@ struct ImageSummary {
   ImageFormat input_format = ImageFormat::kNotImage;
   std::string manifest_digest;  // of the canonical manifest (the image digest)
   uint64_t manifest_size = 0;
-  std::string config_digest;    // the content digest
+  std::string config_digest;          // the content digest
   std::string input_manifest_digest;  // the input's manifest digest (docker-archive: sha256 of its config)
   std::string ref_name;
   std::vector<LayerSummary> layers;  // in image order

@@ -42,7 +42,7 @@ class ImageFiles {
   Status write_member(struct archive* a, const std::string& name, const std::filesystem::path& tar);
 
   std::filesystem::path root_;
-  std::optional<TempDir> temp_;  // the private directory of an extracted tar
+  std::optional<TempDir> temp_;               // the private directory of an extracted tar
   std::map<std::string, std::string> links_;  // member -> the member it leads to
 };
 

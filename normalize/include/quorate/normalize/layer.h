@@ -21,9 +21,9 @@ struct LayerSummary {
   std::string media_type;  // layer_media_type(compression)
   uint64_t entries = 0;    // entries written
   // Repairs and changes, counted per entry.
-  uint64_t reordered = 0;         // entries not already in canonical order on input
-  uint64_t times_clamped = 0;     // mtimes changed
-  uint64_t owners_reset = 0;      // uid/gid/uname/gname changed
+  uint64_t reordered = 0;            // entries not already in canonical order on input
+  uint64_t times_clamped = 0;        // mtimes changed
+  uint64_t owners_reset = 0;         // uid/gid/uname/gname changed
   uint64_t pax_records_dropped = 0;  // atime, ctime, inode/device numbers and other dropped records
   uint64_t duplicates_dropped = 0;   // earlier entries replaced by a later one with the same path
   uint64_t paths_cleaned = 0;        // "./" prefixes, "//" and "/./" removed; the root entry "." dropped

@@ -30,7 +30,6 @@ struct Descriptor {
   nlohmann::json to_json() const;
 };
 
-
 // A blob being streamed into a layout; its digest is known at commit(). Not thread-safe.
 class BlobWriter final : public Sink {
  public:

@@ -15,16 +15,16 @@
 namespace quorate::normalize {
 
 struct OciLayer {
-  std::string digest;           // as the manifest names it; the blob's bytes are not read here
-  std::filesystem::path file;   // the blob's file
-  std::string media_type;       // as the manifest names it ("" when it names none)
+  std::string digest;          // as the manifest names it; the blob's bytes are not read here
+  std::filesystem::path file;  // the blob's file
+  std::string media_type;      // as the manifest names it ("" when it names none)
 };
 
 struct OciImage {
   std::string manifest_digest;
-  std::string ref_name;         // the descriptor's org.opencontainers.image.ref.name annotation, or ""
-  nlohmann::json manifest;      // an object, checked against manifest_digest
-  nlohmann::json config;        // an object, checked against the digest the manifest names
+  std::string ref_name;     // the descriptor's org.opencontainers.image.ref.name annotation, or ""
+  nlohmann::json manifest;  // an object, checked against manifest_digest
+  nlohmann::json config;    // an object, checked against the digest the manifest names
   std::vector<OciLayer> layers;
 };
 

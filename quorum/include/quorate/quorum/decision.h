@@ -13,8 +13,8 @@ namespace quorate::quorum {
 
 // A counted vote, or a dissenting one: who, and what they attested.
 struct Ballot {
-  std::string node;           // the voter (smallest node id of its roster group)
-  std::string digest;         // the matched digest (image or content, by the policy)
+  std::string node;    // the voter (smallest node id of its roster group)
+  std::string digest;  // the matched digest (image or content, by the policy)
   std::string image_digest;
   std::string config_digest;
   std::string keyid;
@@ -24,12 +24,12 @@ struct Ballot {
 
 // A vote that does not count, and why.
 struct VoidVote {
-  std::string node_id;   // as the vote claims it
+  std::string node_id;  // as the vote claims it
   std::string keyid;
   std::string image_digest;
   std::string config_digest;
   std::string envelope_digest;
-  std::string reason;    // "unknown key", "revoked", "expired", "not yet valid", "too old", "equivocation", ...
+  std::string reason;  // "unknown key", "revoked", "expired", "not yet valid", "too old", "equivocation", ...
 };
 
 // The outcome for one subject key. Every list is sorted, so equal inputs give equal bytes whatever the order
@@ -42,11 +42,11 @@ struct Decision {
   std::vector<Ballot> agreeing;            // votes for `digest` (or for the leading digest when rejected)
   std::vector<Ballot> dissenting;          // counted votes for any other digest
   std::vector<VoidVote> void_votes;
-  std::vector<std::string> missing;        // voters with no vote at all for this subject key
-  std::vector<std::string> equivocators;   // voters that signed two different digests for this subject key
-  std::string reason;                      // in words
+  std::vector<std::string> missing;       // voters with no vote at all for this subject key
+  std::vector<std::string> equivocators;  // voters that signed two different digests for this subject key
+  std::string reason;                     // in words
   std::string policy_digest;
-  int64_t time = 0;                        // the `now` the decision was made at
+  int64_t time = 0;  // the `now` the decision was made at
 
   // Canonical JSON (quorate/core/json.h); times in RFC 3339. Every string in a decision comes from parsed
   // JSON, TOML or our own text, so it is valid UTF-8; bad_input otherwise.

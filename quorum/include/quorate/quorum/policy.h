@@ -18,15 +18,15 @@ enum class MatchMode { kImage, kContent };
 // another digest also has k.
 enum class ConflictMode { kReject, kMajority };
 
-const char* match_mode_name(MatchMode m);          // "image" | "content"
-const char* conflict_mode_name(ConflictMode m);    // "reject" | "majority"
+const char* match_mode_name(MatchMode m);        // "image" | "content"
+const char* conflict_mode_name(ConflictMode m);  // "reject" | "majority"
 
 // The top-level keys of a policy file. Defaults: threshold 1, image, reject, no max age, nothing required.
 struct QuorumRules {
   int64_t threshold = 1;
   MatchMode match = MatchMode::kImage;
   ConflictMode on_conflict = ConflictMode::kReject;
-  std::optional<int64_t> max_age;  // seconds; a vote signed more than this before `now` does not count
+  std::optional<int64_t> max_age;     // seconds; a vote signed more than this before `now` does not count
   std::vector<std::string> required;  // node ids that must be among the agreeing nodes
   // `run_environment = "pinned"`: a vote whose run steps executed on the host's toolchain does not count.
   bool pinned_run_environment = false;

@@ -17,11 +17,11 @@ namespace quorate::quorum {
 
 // A verified attestation as stored: the envelope bytes and what the engine needs from them.
 struct StoredAttestation {
-  int64_t id = 0;                // row id, assigned by the store
-  std::string envelope_digest;   // "sha256:" of the DSSE envelope's canonical JSON: the idempotency key
-  std::string envelope;          // the DSSE envelope JSON as stored
-  Vote vote;                     // vote.envelope_digest == envelope_digest
-  int64_t started_on = 0;        // statement times (runDetails), Unix seconds; vote.signed_at is finishedOn
+  int64_t id = 0;               // row id, assigned by the store
+  std::string envelope_digest;  // "sha256:" of the DSSE envelope's canonical JSON: the idempotency key
+  std::string envelope;         // the DSSE envelope JSON as stored
+  Vote vote;                    // vote.envelope_digest == envelope_digest
+  int64_t started_on = 0;       // statement times (runDetails), Unix seconds; vote.signed_at is finishedOn
   int64_t received_at = 0;
 };
 

@@ -78,10 +78,10 @@ struct ImportOutcome {
   Kind kind = Kind::kRejected;
   std::string envelope_digest;  // of the canonical envelope when verified, of the bytes when rejected
   attest::Failure failure = attest::Failure::kNone;  // kRejected: the typed reason
-  Status reason;                // kRejected: why (code kVerification or kBadInput)
+  Status reason;                                     // kRejected: why (code kVerification or kBadInput)
   std::optional<SubjectKey> subject;
-  std::optional<Vote> vote;     // kStored and kDuplicate: the vote as verified in this process
-  int64_t started_on = 0;       // with vote: the statement's start time
+  std::optional<Vote> vote;  // kStored and kDuplicate: the vote as verified in this process
+  int64_t started_on = 0;    // with vote: the statement's start time
 };
 const char* import_kind_name(ImportOutcome::Kind k);  // "stored" | "duplicate" | "rejected"
 

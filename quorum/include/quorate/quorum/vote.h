@@ -24,8 +24,8 @@ struct SubjectKey {
 // One attestation whose DSSE signature was checked against a roster key. The engine still decides whether it
 // counts (key validity at signed_at, revocation, max_age, equivocation, duplicates). A value type.
 struct Vote {
-  std::string node_id;          // the signer's node id as the statement names it (builder.id)
-  std::string keyid;            // lowercase hex SHA-256 of the signing key's DER SubjectPublicKeyInfo
+  std::string node_id;  // the signer's node id as the statement names it (builder.id)
+  std::string keyid;    // lowercase hex SHA-256 of the signing key's DER SubjectPublicKeyInfo
   SubjectKey subject;
   std::string image_digest;     // "sha256:…" of the manifest
   std::string config_digest;    // "sha256:…" of the image config (the content digest)

@@ -25,7 +25,7 @@ enum class Threading {
 struct OpenOptions {
   int busy_timeout_ms = 5000;  // how long to wait for another connection's write lock before failing
   Threading threading = Threading::kSerialized;
-  std::string extra_pragmas;   // run after "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+  std::string extra_pragmas;  // run after "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
   // Opened with SQLITE_OPEN_READONLY and PRAGMA query_only: never created, never written, journal mode left as
   // the file has it (a reader next to a daemon writing the file in WAL mode).
   bool read_only = false;
@@ -41,8 +41,12 @@ class Statement {
 
   // Text and blobs are borrowed (SQLITE_STATIC): they must outlive the step that reads them, and the
   // statement is reset (bindings cleared) before its next use, so SQLite never reads them later.
-  void bind(int i, std::string_view s) { sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
-  void bind_blob(int i, std::string_view s) { sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC); }
+  void bind(int i, std::string_view s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+  }
+  void bind_blob(int i, std::string_view s) {
+    sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+  }
   void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int step() { return sqlite3_step(stmt_); }

@@ -18,8 +18,7 @@ namespace quorate::wire {
 class EventLog {
  public:
   enum class Level { kDebug, kInfo, kWarn, kError };
-  EventLog(std::ostream& out, std::function<int64_t()> clock_ms, std::string component,
-           Level min_level = Level::kInfo);
+  EventLog(std::ostream& out, std::function<int64_t()> clock_ms, std::string component, Level min_level = Level::kInfo);
 
   void log(Level level, std::string_view event, nlohmann::json fields = nlohmann::json::object());
   void debug(std::string_view event, nlohmann::json fields = nlohmann::json::object()) {

@@ -31,8 +31,8 @@ class Follower {
  public:
   struct Options {
     Limits limits;
-    int history_timeout_ms = 3000;   // a history request unanswered this long is sent again
-    uint32_t history_batch = 0;      // 0: the node's default
+    int history_timeout_ms = 3000;  // a history request unanswered this long is sent again
+    uint32_t history_batch = 0;     // 0: the node's default
     // A history answer that delivers nothing new while the node claims more (a broken or hostile node) is
     // asked again after a delay that doubles from `history_backoff_initial_ms` up to `history_backoff_max_ms`;
     // any progress resets it. Heartbeats and live gaps do not cut the delay short.
@@ -56,15 +56,15 @@ class Follower {
     int lag_check_interval_ms = 5000;
   };
   struct Counters {
-    uint64_t live = 0;           // delivered from PUB/SUB
-    uint64_t from_history = 0;   // delivered from history responses
-    uint64_t duplicates = 0;     // at or below the cursor: already delivered (replays included)
-    uint64_t gaps = 0;           // sequence gaps seen (each triggers a history request)
+    uint64_t live = 0;          // delivered from PUB/SUB
+    uint64_t from_history = 0;  // delivered from history responses
+    uint64_t duplicates = 0;    // at or below the cursor: already delivered (replays included)
+    uint64_t gaps = 0;          // sequence gaps seen (each triggers a history request)
     uint64_t history_requests = 0;
-    uint64_t history_fruitless = 0;  // history answers that delivered nothing new
+    uint64_t history_fruitless = 0;    // history answers that delivered nothing new
     uint64_t incarnation_changes = 0;  // a node began a new incarnation (restart, restored or wiped store)
-    uint64_t buffered = 0;       // live attestations kept ahead of the cursor and delivered later (in `live`)
-    uint64_t lag_warnings = 0;   // node_lagging warnings logged
+    uint64_t buffered = 0;             // live attestations kept ahead of the cursor and delivered later (in `live`)
+    uint64_t lag_warnings = 0;         // node_lagging warnings logged
   };
 
   // Connects to every node. `cursors`: node id -> last sequence already processed (absent: 0).

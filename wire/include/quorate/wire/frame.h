@@ -40,11 +40,11 @@ const char* message_type_name(MessageType type);
 // Largest accepted frame per kind of message, header included. Defaults fit a DSSE envelope of a large
 // provenance (1 MiB) and a history batch of many of them.
 struct Limits {
-  size_t max_control_bytes = 64u << 10;        // BuildRequest, JobStatus*, HistoryRequest, Query, Heartbeat
-  size_t max_attestation_bytes = 1u << 20;     // AttestationMessage
-  size_t max_decision_bytes = 1u << 20;        // Decision, Answer
-  size_t max_history_bytes = 32u << 20;        // HistoryResponse
-  size_t max_topic_bytes = 256;                // PUB/SUB topic frame
+  size_t max_control_bytes = 64u << 10;     // BuildRequest, JobStatus*, HistoryRequest, Query, Heartbeat
+  size_t max_attestation_bytes = 1u << 20;  // AttestationMessage
+  size_t max_decision_bytes = 1u << 20;     // Decision, Answer
+  size_t max_history_bytes = 32u << 20;     // HistoryResponse
+  size_t max_topic_bytes = 256;             // PUB/SUB topic frame
   size_t limit_for(MessageType type) const;
   size_t largest() const;
 };

@@ -22,12 +22,12 @@ inline constexpr int64_t kMaxSourceDateEpoch = kLastRfc3339Second;
 
 // A value type. After normalize_request() every field is checked and the defaults are applied.
 struct RebuildRequest {
-  std::string request_id;  // chosen by the client; empty: derive_request_id() of the rest
-  std::string repo;        // local path or URL libgit2 can clone
-  std::string commit;      // commit id or revision
-  std::string recipe_path;  // empty: kDefaultRecipe
-  std::string image_name;  // optional override of the recipe's image name
-  std::optional<int64_t> source_date_epoch;  // nullopt: the commit's committer time
+  std::string request_id;                         // chosen by the client; empty: derive_request_id() of the rest
+  std::string repo;                               // local path or URL libgit2 can clone
+  std::string commit;                             // commit id or revision
+  std::string recipe_path;                        // empty: kDefaultRecipe
+  std::string image_name;                         // optional override of the recipe's image name
+  std::optional<int64_t> source_date_epoch;       // nullopt: the commit's committer time
   std::map<std::string, std::string> build_args;  // a Containerfile's --build-arg values (NAME -> VALUE)
   std::string image_tag;  // optional tag (a Containerfile's --tag); empty: the recipe's or "latest"
 
@@ -37,7 +37,8 @@ struct RebuildRequest {
 // Applies the defaults and checks the fields: bad_input naming the field when repo or commit is empty, a field
 // is longer than kMaxRequestFieldBytes or holds a control character (NUL, newline, ...), or the epoch is
 // negative or beyond kMaxSourceDateEpoch, or a build arg's name is empty, holds `=` or a control character,
-// its value a control character, or there are more than kMaxBuildArgs. An empty request id becomes derive_request_id() of the result.
+// its value a control character, or there are more than kMaxBuildArgs. An empty request id becomes derive_request_id()
+// of the result.
 Result<RebuildRequest> normalize_request(RebuildRequest r);
 
 // "req-" + 16 hex of SHA-256 over the normalized fields (request id aside), each delimited: two spellings of

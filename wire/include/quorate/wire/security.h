@@ -46,8 +46,8 @@ struct ServerSecurity {
 // A client's (connect side's) transport settings.
 struct ClientSecurity {
   Transport transport = Transport::kCurve;
-  CurveKeyPair client_keys;    // for kCurve
-  std::string server_public;   // for kCurve: the Z85 public key of the server connected to
+  CurveKeyPair client_keys;   // for kCurve
+  std::string server_public;  // for kCurve: the Z85 public key of the server connected to
   bool allow_insecure_remote = false;
 };
 
@@ -76,9 +76,9 @@ namespace quorate::wire {
 
 // Transport settings as daemons' config files state them; paths are relative to `base_dir`.
 struct TransportConfig {
-  bool insecure = false;               // plain TCP (requires an explicit flag or config key)
-  bool allow_insecure_remote = false;  // with insecure: also on non-loopback addresses
-  std::filesystem::path curve_secret_key;  // this process's CURVE secret key file
+  bool insecure = false;                     // plain TCP (requires an explicit flag or config key)
+  bool allow_insecure_remote = false;        // with insecure: also on non-loopback addresses
+  std::filesystem::path curve_secret_key;    // this process's CURVE secret key file
   std::vector<std::string> allowed_clients;  // Z85 keys or key files of clients allowed to connect
   std::filesystem::path base_dir;
 };

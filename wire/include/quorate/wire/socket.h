@@ -50,10 +50,10 @@ enum class SocketType { kPub, kSub, kRouter, kDealer };
 
 // Every option is set explicitly on every socket, so behaviour does not depend on libzmq defaults.
 struct SocketOptions {
-  int send_hwm = 100000;            // messages queued per peer before PUB drops / others block
+  int send_hwm = 100000;  // messages queued per peer before PUB drops / others block
   int recv_hwm = 100000;
-  int send_timeout_ms = 2000;       // a send that cannot proceed fails (kIo) after this
-  int linger_ms = 0;                // unsent messages are discarded on close: shutdown never hangs
+  int send_timeout_ms = 2000;              // a send that cannot proceed fails (kIo) after this
+  int linger_ms = 0;                       // unsent messages are discarded on close: shutdown never hangs
   int64_t max_message_bytes = 64ll << 20;  // transport cap (ZMQ_MAXMSGSIZE); a peer sending more is cut off
   int reconnect_ivl_ms = 100;
   int reconnect_ivl_max_ms = 2000;
@@ -64,7 +64,7 @@ struct SocketOptions {
   // with a libzmq that fixes it.
   int heartbeat_ivl_ms = 0;
   int heartbeat_timeout_ms = 5000;
-  int tcp_keepalive_idle_s = 30;    // TCP keepalive probes after this much silence; 0: the OS default (off)
+  int tcp_keepalive_idle_s = 30;  // TCP keepalive probes after this much silence; 0: the OS default (off)
   int tcp_keepalive_intvl_s = 10;
   int tcp_keepalive_cnt = 3;
   std::string zap_domain = "quorate";  // server sockets: which allow list of the Context applies

@@ -20,17 +20,17 @@ struct SubmitTarget {
 
 struct SubmitOptions {
   std::vector<SubmitTarget> nodes;
-  pb::BuildRequest request;            // request_id must be set
+  pb::BuildRequest request;  // request_id must be set
   TransportConfig transport;
-  int timeout_ms = 600000;             // overall bound on everything below
-  bool wait = false;                   // wait for the jobs and then for the verifier's decision
-  SubmitTarget quorum;                 // the verifier's query (ROUTER) endpoint, with wait
+  int timeout_ms = 600000;  // overall bound on everything below
+  bool wait = false;        // wait for the jobs and then for the verifier's decision
+  SubmitTarget quorum;      // the verifier's query (ROUTER) endpoint, with wait
   int poll_interval_ms = 200;
   std::function<void(const pb::JobStatus&)> on_status;  // called on each status change (progress output)
 };
 
 struct SubmitReport {
-  std::vector<pb::JobStatus> jobs;     // one per node, the last status seen (REJECTED with a message if unreachable)
+  std::vector<pb::JobStatus> jobs;  // one per node, the last status seen (REJECTED with a message if unreachable)
   std::optional<pb::Decision> decision;
   std::vector<std::string> uncounted;  // nodes that succeeded but whose vote the decision does not show
   bool timed_out = false;

@@ -22,7 +22,7 @@ class Judge {
   struct Outcome {
     enum class Kind { kStored, kDuplicate, kRejected };
     Kind kind = Kind::kRejected;
-    std::string reason;                        // kRejected: "unknown key", "bad signature", ...
+    std::string reason;                           // kRejected: "unknown key", "bad signature", ...
     std::optional<wire::pb::SubjectKey> subject;  // the subject key the attestation votes on, when known
   };
   virtual ~Judge() = default;

@@ -8,14 +8,14 @@
 #include <string>
 
 #include "quorate/core/status.h"
-#include "quorate/quorumd/judge.h"
 #include "quorate/quorum/policy.h"
 #include "quorate/quorum/query.h"
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/verifier.h"
-#include "quorate/quorumd/verifier_config.h"
 #include "quorate/quorum/vote.h"
+#include "quorate/quorumd/judge.h"
+#include "quorate/quorumd/verifier_config.h"
 
 namespace quorate::quorum {
 

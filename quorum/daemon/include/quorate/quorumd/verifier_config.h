@@ -13,15 +13,15 @@
 namespace quorate::quorum {
 
 struct VerifierConfig {
-  std::filesystem::path policy;                  // required: the quorum policy (docs/policy.md)
-  std::filesystem::path data_dir;                // required: the attestation store and the follow cursors
+  std::filesystem::path policy;                        // required: the quorum policy (docs/policy.md)
+  std::filesystem::path data_dir;                      // required: the attestation store and the follow cursors
   std::string publish_endpoint = "tcp://127.0.0.1:*";  // PUB: decisions
   std::string query_endpoint = "tcp://127.0.0.1:*";    // ROUTER: queries
-  std::filesystem::path endpoints_file;          // optional: where to write the bound endpoints (JSON)
+  std::filesystem::path endpoints_file;                // optional: where to write the bound endpoints (JSON)
   wire::TransportConfig transport;
   wire::Limits limits;
   int history_timeout_ms = 3000;
-  std::vector<wire::FollowedNode> nodes;         // [[nodes]]: id, publish, control, curve_public_key
+  std::vector<wire::FollowedNode> nodes;  // [[nodes]]: id, publish, control, curve_public_key
   std::filesystem::path config_path;
 };
 

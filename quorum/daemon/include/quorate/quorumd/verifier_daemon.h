@@ -17,14 +17,14 @@
 namespace quorate::quorum {
 
 struct VerifierCounters {
-  uint64_t received = 0;    // attestations delivered by the follower
+  uint64_t received = 0;  // attestations delivered by the follower
   uint64_t stored = 0;
   uint64_t duplicates = 0;  // already stored (replays included)
   uint64_t rejected = 0;    // failed verification
   std::map<std::string, uint64_t> rejected_by_reason;
   uint64_t decisions_published = 0;
   uint64_t queries = 0;
-  uint64_t dropped = 0;     // malformed, oversized, unexpected frames (nodes' and clients')
+  uint64_t dropped = 0;  // malformed, oversized, unexpected frames (nodes' and clients')
   uint64_t zap_denied = 0;
 };
 
