@@ -456,7 +456,7 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
   std::string dest = image_rel(step.to);
   std::set<std::string> added;
   if (!dest.empty()) added.insert(dest);
-  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  HardlinkPaths links;
   for (const OutputEntry& o : ctx.step_entries[index]) {
     const struct stat& st = o.st;
     Entry e;
@@ -465,32 +465,9 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
     e.gid = step.gid;
     e.mtime = st.st_mtim.tv_sec;
     e.mode = st.st_mode & 07777;
+    if (S_ISREG(st.st_mode) && step.mode) e.mode = *step.mode;
     added.insert(e.path);
-    if (S_ISDIR(st.st_mode)) {
-      e.type = EntryType::kDirectory;
-      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-    } else if (S_ISLNK(st.st_mode)) {
-      e.type = EntryType::kSymlink;
-      e.mode = 0777;
-      e.link_target = o.link_target;
-      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-    } else if (S_ISREG(st.st_mode)) {
-      if (step.mode) e.mode = *step.mode;
-      auto key = std::make_pair(st.st_dev, st.st_ino);
-      if (st.st_nlink > 1 && links.count(key)) {
-        e.type = EntryType::kHardlink;
-        e.link_target = links[key];
-        QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-        continue;
-      }
-      if (st.st_nlink > 1) links[key] = e.path;
-      // Every directory on the way was checked to be one and every process of the step is gone (run_step
-      // kills its group or PID namespace), so this path leads to the file that was lstat-ed.
-      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), out / o.path));
-    } else if (S_ISFIFO(st.st_mode)) {
-      e.type = EntryType::kFifo;
-      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-    } else {
+    if (!QR_TRY(add_output_entry(writer, std::move(e), o, out / o.path, links))) {
       return Status::bad_input(step_name(ctx, index) + " left a device or socket in its output: " + o.path);
     }
   }

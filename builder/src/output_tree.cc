@@ -105,4 +105,33 @@ Result<std::vector<OutputEntry>> read_output_tree(const std::filesystem::path& d
   return std::move(w.entries);
 }
 
+Result<bool> add_output_entry(normalize::CanonicalLayerWriter& writer, normalize::Entry e, const OutputEntry& o,
+                              const std::filesystem::path& file, HardlinkPaths& links) {
+  using normalize::EntryType;
+  const struct stat& st = o.st;
+  if (S_ISDIR(st.st_mode)) {
+    e.type = EntryType::kDirectory;
+  } else if (S_ISLNK(st.st_mode)) {
+    e.type = EntryType::kSymlink;
+    e.mode = 0777;
+    e.link_target = o.link_target;
+  } else if (S_ISREG(st.st_mode)) {
+    auto key = std::make_pair(st.st_dev, st.st_ino);
+    if (st.st_nlink > 1 && links.count(key)) {
+      e.type = EntryType::kHardlink;
+      e.link_target = links[key];
+    } else {
+      if (st.st_nlink > 1) links[key] = e.path;
+      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), file));
+      return true;
+    }
+  } else if (S_ISFIFO(st.st_mode)) {
+    e.type = EntryType::kFifo;
+  } else {
+    return false;
+  }
+  QR_RETURN_IF_ERROR(writer.add(std::move(e)));
+  return true;
+}
+
 }  // namespace quorate::builder

@@ -5,10 +5,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "quorate/core/status.h"
+#include "quorate/normalize/layer.h"
 
 namespace quorate::builder {
 
@@ -30,5 +33,16 @@ struct OutputLimits {
 // the output exceeds a limit ("output is larger than N bytes"), io when the directory cannot be read.
 Result<std::vector<OutputEntry>> read_output_tree(const std::filesystem::path& dir, const OutputLimits& limits,
                                                   uint64_t& bytes);
+
+// The first layer path written for each (device, inode) of a hardlinked regular file.
+using HardlinkPaths = std::map<std::pair<dev_t, ino_t>, std::string>;
+
+// Adds `o` to the layer as `e` (whose path, owner, mtime and mode the caller has set): a directory, a symlink
+// (its text, mode 0777), a regular file read from `file` (a later name of an inode already written becomes a
+// hardlink to the first), or a fifo. Returns false, adding nothing, for devices and sockets: the caller
+// decides whether they may be in its layer. The path leads to what was lstat-ed because the caller's tree is
+// no longer written to (the step's processes are gone) and read_output_tree checked every directory on the way.
+Result<bool> add_output_entry(normalize::CanonicalLayerWriter& writer, normalize::Entry e, const OutputEntry& o,
+                              const std::filesystem::path& file, HardlinkPaths& links);
 
 }  // namespace quorate::builder

@@ -116,7 +116,7 @@ Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes,
   OutputLimits limits;
   limits.max_bytes = max_bytes;
   auto entries = QR_TRY(read_output_tree(dir, limits, bytes));
-  std::map<std::pair<dev_t, ino_t>, std::string> links;
+  HardlinkPaths links;
   for (const OutputEntry& o : entries) {
     const struct stat& st = o.st;
     if (S_ISCHR(st.st_mode) && st.st_rdev == 0) {  // overlayfs's deletion mark
@@ -129,35 +129,16 @@ Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes,
     e.gid = st.st_gid;
     e.mtime = st.st_mtim.tv_sec;
     e.mode = st.st_mode & 07777;
-    if (S_ISDIR(st.st_mode)) {
-      e.type = EntryType::kDirectory;
-      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-      if (is_opaque(dir / o.path)) QR_RETURN_IF_ERROR(writer.add(whiteout(o.path + "/.wh..wh..opq")));
-    } else if (S_ISLNK(st.st_mode)) {
-      e.type = EntryType::kSymlink;
-      e.mode = 0777;
-      e.link_target = o.link_target;
-      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-    } else if (S_ISREG(st.st_mode)) {
-      auto key = std::make_pair(st.st_dev, st.st_ino);
-      if (st.st_nlink > 1 && links.count(key)) {
-        e.type = EntryType::kHardlink;
-        e.link_target = links[key];
-        QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-        continue;
-      }
-      if (st.st_nlink > 1) links[key] = e.path;
-      QR_RETURN_IF_ERROR(writer.add_file(std::move(e), dir / o.path));
-    } else if (S_ISFIFO(st.st_mode)) {
-      e.type = EntryType::kFifo;
-      QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
       e.type = S_ISCHR(st.st_mode) ? EntryType::kCharDevice : EntryType::kBlockDevice;
       e.devmajor = major(st.st_rdev);
       e.devminor = minor(st.st_rdev);
       QR_RETURN_IF_ERROR(writer.add(std::move(e)));
-    } else {
+    } else if (!QR_TRY(add_output_entry(writer, std::move(e), o, dir / o.path, links))) {
       return Status::bad_input("a socket cannot be part of a layer: " + o.path);
+    }
+    if (S_ISDIR(st.st_mode) && is_opaque(dir / o.path)) {
+      QR_RETURN_IF_ERROR(writer.add(whiteout(o.path + "/.wh..wh..opq")));
     }
   }
   return Status();
