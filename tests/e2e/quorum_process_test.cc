@@ -249,6 +249,43 @@ TEST(QuorumProcess, RevisionsKeepIncreasingAcrossRestarts) {
   for (size_t i = 0; i < recorded->size(); ++i) EXPECT_EQ((*recorded)[i].revision, static_cast<int64_t>(i + 1));
 }
 
+// Issue 17, found by the scale test: a vote stored while no decision was recorded for it (a verifier killed
+// between storing a batch and recording its decisions; here imported while the verifier was stopped) must not
+// be answered under the last recorded revision number. The query's answer is a new revision, recorded.
+TEST(QuorumProcess, AVoteStoredWithoutItsDecisionGetsANewRevisionWhenAsked) {
+  QuorumNetwork net(3, "majority");
+  net.start_verifier();
+  std::string c = commit_id("unrecorded");
+  for (const char* id : {"a", "b", "c"}) net.nodes[id]->add(net.attestation(id, c, "good"));
+  auto before = net.ask_until(c, [](const pb::Answer& a) { return voted(a, 3); });
+  ASSERT_EQ(before.decisions_size(), 1);
+  const uint64_t revision = before.decisions(0).revision();
+  ASSERT_EQ(net.stop_verifier(SIGTERM), 0);
+
+  std::ofstream(net.dir / "rogue.json") << net.attestation("r", c, "evil");
+  Process import({quorate_bin(), "store", "import", "--policy", (net.dir / "policy.toml").string(),
+                  (net.dir / "verifier" / "store.db").string(), (net.dir / "rogue.json").string()},
+                 net.dir / "import.out", net.dir / "import.err");
+  ASSERT_EQ(import.wait(std::chrono::seconds(20)), 0) << import.err();
+
+  net.start_verifier();
+  auto after = net.ask_until(c, [](const pb::Answer& a) { return voted(a, 4); });
+  ASSERT_EQ(after.decisions_size(), 1);
+  EXPECT_EQ(after.decisions(0).dissenters_size(), 1);
+  EXPECT_EQ(after.decisions(0).revision(), revision + 1);
+  // Asked again: the same revision, the same content.
+  auto again = net.ask_until(c, [](const pb::Answer& a) { return voted(a, 4); });
+  ASSERT_EQ(again.decisions_size(), 1);
+  EXPECT_EQ(again.decisions(0).revision(), revision + 1);
+  ASSERT_EQ(net.stop_verifier(SIGTERM), 0);
+  auto store = quorum::Store::open_read_only(net.dir / "verifier" / "store.db");
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  auto recorded = (*store)->decisions();
+  ASSERT_TRUE(recorded.ok());
+  ASSERT_FALSE(recorded->empty());
+  EXPECT_EQ(recorded->back().revision, static_cast<int64_t>(revision + 1));
+}
+
 TEST(QuorumProcess, HostileTrafficIsDroppedRejectedCountedAndSurvived) {
   QuorumNetwork net(1, "reject");
   net.start_verifier();

@@ -221,6 +221,20 @@ struct VerifierDaemon::Impl {
                           {"revision", d.revision()}});
   }
 
+  // Records `changed`, then publishes each decision and remembers it as the last one of its subject.
+  Status record_and_publish(std::vector<Changed>& changed) {
+    if (changed.empty()) return Status();
+    std::vector<pb::Decision> decisions;
+    decisions.reserve(changed.size());
+    for (const auto& c : changed) decisions.push_back(c.decision);
+    QR_RETURN_IF_ERROR(judge->record(decisions).with_context("record decisions"));
+    for (auto& c : changed) {
+      published[subject_id(c.decision.subject())] = {std::move(c.fingerprint), c.decision.revision()};
+      publish(c.decision);
+    }
+    return Status();
+  }
+
   Status ingest(std::vector<pb::AttestationMessage>& batch) {
     std::set<std::string> touched_ids;
     std::vector<pb::SubjectKey> touched;
@@ -268,16 +282,7 @@ struct VerifierDaemon::Impl {
       if (auto c = decide_if_changed(s)) changed.push_back(std::move(*c));
     }
     log_distrusted();
-    if (!changed.empty()) {
-      std::vector<pb::Decision> decisions;
-      decisions.reserve(changed.size());
-      for (const auto& c : changed) decisions.push_back(c.decision);
-      QR_RETURN_IF_ERROR(judge->record(decisions).with_context("record decisions"));
-      for (auto& c : changed) {
-        published[subject_id(c.decision.subject())] = {std::move(c.fingerprint), c.decision.revision()};
-        publish(c.decision);
-      }
-    }
+    QR_RETURN_IF_ERROR(record_and_publish(changed));
     std::map<std::string, Cursor> now;
     for (const auto& n : config.nodes) now[n.node_id] = {follower->incarnation(n.node_id), follower->cursor(n.node_id)};
     return cursors->save(now);
@@ -303,6 +308,22 @@ struct VerifierDaemon::Impl {
         a.clear_decisions();
         a.set_error(last.status().to_string());
         return a;
+      }
+      // A revision names one content (docs/wire.md). When the store holds votes the last recorded decision
+      // does not count (the verifier was killed after storing them and before recording; the decision changed
+      // with time), the answer is a new revision, recorded and published like any other, never the old number
+      // on new content (issue 17).
+      if (decision_fingerprint(d) != (*last)->fingerprint) {
+        std::vector<Changed> changed;
+        if (auto c = decide_if_changed(d.subject())) changed.push_back(std::move(*c));
+        Status s = record_and_publish(changed);
+        if (!s.ok()) {
+          log.error("record_failed", {{"commit", d.subject().commit()}, {"error", s.to_string()}});
+          a.clear_decisions();
+          a.set_error(s.to_string());
+          return a;
+        }
+        if (!changed.empty()) d = changed.front().decision;
       }
       d.set_revision((*last)->revision);
       *a.add_decisions() = std::move(d);
