@@ -1,14 +1,13 @@
 // quorum_bench: 10,000 subject keys x 5 nodes = 50,000 Ed25519-signed attestations imported into a cold store
 // (verified against the roster, stored) and decided; reports attestations/s against the raw Ed25519 verify rate
-// measured in the same run (goal: at least 50% of it).
+// of the same PAE bytes in this process (bench/raw_verify.h; goal: at least 50% of it).
 //
-// Rounds alternate the baseline (raw verify) with our cold imports; every figure is min/median/max over rounds
-// with CPU seconds beside wall seconds, and the ratios are per round (bench_stats.h).
+// Runs alternate ours with the baseline (a warm-up pair, then ROUNDS pairs A B A B ...): first the cold import +
+// decide with THREADS verifying threads, then with 1. Each side prints min/median/max of wall and CPU seconds
+// and of its rate, the per-pair ratios of the rates, the load average and where the store lives
+// (bench_stats.h). The store is a file under $TMPDIR (default /tmp); TMPDIR=/dev/shm puts it on tmpfs.
 //
 // Usage: quorum_bench [SUBJECTS [NODES [BATCH [THREADS [ROUNDS]]]]]   (defaults 10000 5 500, hardware threads, 5)
-#include <openssl/evp.h>
-#include <openssl/x509.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +34,7 @@
 #include "quorate/quorum/store.h"
 #include "quorate/quorum/verified_votes.h"
 #include "quorate/quorum/verifier.h"
+#include "raw_verify.h"
 #include "tests/support/sample_build_result.h"
 
 namespace {
@@ -55,41 +55,6 @@ std::string build_result(size_t subject, const std::string& image, const std::st
   b.started_on = format_rfc3339(kFinished - 30);
   b.finished_on = format_rfc3339(kFinished);
   return quorate::testing::sample_build_result(b);
-}
-
-// The raw rate: OpenSSL Ed25519 verifications of the same PAE bytes the attestations carry, nothing else.
-double raw_verify_rate(const std::vector<std::string>& envelopes, const std::vector<attest::KeyPair>& keys,
-                       size_t nodes) {
-  std::vector<EVP_PKEY*> pkeys;
-  for (const auto& k : keys) {
-    std::string der = attest::PublicKey::from_pem(k.public_pem).value().spki_der();
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-    pkeys.push_back(d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size())));
-  }
-  struct Item {
-    std::string pae, sig;
-    EVP_PKEY* key;
-  };
-  std::vector<Item> items;
-  size_t n = std::min<size_t>(envelopes.size(), 20000);
-  for (size_t i = 0; i < n; ++i) {
-    auto e = attest::parse_envelope(envelopes[i]).value();
-    items.push_back({attest::pae(e.payload_type, e.payload), e.signatures[0].sig, pkeys[i % nodes]});
-  }
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  size_t ok = 0;
-  auto t0 = Clock::now();
-  for (const auto& it : items) {
-    EVP_MD_CTX_reset(ctx);
-    EVP_DigestVerifyInit(ctx, nullptr, nullptr, nullptr, it.key);
-    ok += EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(it.sig.data()), it.sig.size(),
-                           reinterpret_cast<const unsigned char*>(it.pae.data()), it.pae.size()) == 1;
-  }
-  double s = since(t0);
-  EVP_MD_CTX_free(ctx);
-  for (auto* k : pkeys) EVP_PKEY_free(k);
-  if (ok != items.size()) std::cerr << "raw verify: " << items.size() - ok << " failures\n";
-  return static_cast<double>(items.size()) / s;
 }
 
 }  // namespace
@@ -139,7 +104,15 @@ int main(int argc, char** argv) {
   size_t envelope_bytes = 0;
   for (const auto& e : envelopes) envelope_bytes += e.size();
 
-  double raw = raw_verify_rate(envelopes, keys, nodes);  // also warms up OpenSSL and the caches
+  // The baseline: OpenSSL's Ed25519 verify of the PAE bytes of (up to) the first 20,000 attestations.
+  std::vector<std::string> public_pems;
+  for (const auto& k : keys) public_pems.push_back(k.public_pem);
+  bench::RawVerify raw_verify(public_pems);
+  for (size_t i = 0; i < std::min<size_t>(total, 20000); ++i) {
+    auto e = attest::parse_envelope(envelopes[i]).value();
+    raw_verify.add(attest::pae(e.payload_type, e.payload), e.signatures[0].sig, i % nodes);
+  }
+  double raw = raw_verify.run().per_wall();  // once for the per-step figures below; warms up OpenSSL
 
   // Where the time goes, on the first 5,000 attestations: each step of verification alone.
   size_t probe = std::min<size_t>(total, 5000);
@@ -176,15 +149,11 @@ int main(int argc, char** argv) {
 
   // Cold store: a new file, imported in batches (one transaction each), then every subject key decided and
   // the decisions recorded. Once with verification in the importing thread, once with `threads` verifiers.
-  struct Run {
-    double import_s = 0, decide_s = 0, cpu_s = 0;
-    size_t stored = 0, decided = 0, accepted = 0;
-  };
-  auto cold_run = [&](unsigned n_threads, const std::string& name) -> Run {
-    Run r;
-    double cpu0 = bench::cpu_seconds(), wall0 = bench::wall_seconds();
+  bool ok = true;
+  auto cold_run = [&](unsigned n_threads, const std::string& name) -> bench::Run {
     auto store = quorum::Store::open(dir / name).value();
-    auto t_import = Clock::now();
+    bench::Timer timer;
+    size_t stored = 0, accepted = 0;
     for (size_t at = 0; at < total; at += batch) {
       std::span<const std::string> part(envelopes.data() + at, std::min(batch, total - at));
       auto outcomes = quorum::import_attestations(*store, *verifier, part, kFinished + 60, {n_threads});
@@ -192,10 +161,8 @@ int main(int argc, char** argv) {
         std::cerr << outcomes.status().to_string() << "\n";
         std::exit(2);
       }
-      for (const auto& o : *outcomes) r.stored += o.kind == quorum::ImportOutcome::Kind::kStored;
+      for (const auto& o : *outcomes) stored += o.kind == quorum::ImportOutcome::Kind::kStored;
     }
-    r.import_s = since(t_import);
-    auto t_decide = Clock::now();
     // As `quorate verify --store DB` does it: verify every stored envelope again (a store is not trusted),
     // decide every subject key, record every decision.
     quorum::VerifiedVotes votes(*store, *verifier, {n_threads});
@@ -206,63 +173,48 @@ int main(int argc, char** argv) {
     }
     Status st = store->transaction([&] {
       for (const auto& d : answer->decisions) {
-        r.accepted += d.accepted;
+        accepted += d.accepted;
         QR_RETURN_IF_ERROR(store->add_decision(d));
       }
       return Status();
     });
-    r.decide_s = since(t_decide);
-    r.decided = answer->decisions.size();
-    r.cpu_s = bench::cpu_seconds() - cpu0;
-    bench::check_possible(("cold import + decide, " + std::to_string(n_threads) + " thread(s)").c_str(),
-                          bench::wall_seconds() - wall0, r.cpu_s);
+    bench::Run run = timer.stop(static_cast<double>(total));
     store.reset();
     std::filesystem::remove(dir / name);
     if (!st.ok()) {
       std::cerr << st.to_string() << "\n";
       std::exit(2);
     }
-    return r;
+    ok = ok && stored == total && accepted == subjects;
+    return run;
   };
-  // Rounds: raw verify (the baseline), then the cold import with 1 thread and with `threads`.
-  std::vector<double> raw_rates, single_rates, multi_rates, single_cpu, multi_cpu, r_single, r_multi;
-  bool ok = true;
-  for (int round = 0; round < rounds; ++round) {
-    double base = raw_verify_rate(envelopes, keys, nodes);
-    Run single = cold_run(1, "single.db");
-    Run multi = cold_run(threads, "multi.db");
-    ok = ok && single.stored == total && multi.stored == total && single.accepted == subjects &&
-         multi.accepted == subjects;
-    raw_rates.push_back(base);
-    single_rates.push_back(static_cast<double>(total) / (single.import_s + single.decide_s));
-    multi_rates.push_back(static_cast<double>(total) / (multi.import_s + multi.decide_s));
-    single_cpu.push_back(single.cpu_s);
-    multi_cpu.push_back(multi.cpu_s);
-    r_single.push_back(single_rates.back() / base);
-    r_multi.push_back(multi_rates.back() / base);
-    std::fprintf(stderr, "  round %d: raw %.0f/s, 1 thread %.0f/s (%.2f CPU-s), %u threads %.0f/s (%.2f CPU-s)\n",
-                 round + 1, base, single_rates.back(), single.cpu_s, threads, multi_rates.back(), multi.cpu_s);
-  }
+  auto baseline = [&] { return raw_verify.run(); };
+  std::string raw_name =
+      "raw Ed25519 verify (OpenSSL, same PAE bytes, 1 thread, " + std::to_string(raw_verify.size()) + " per run)";
+  std::string files = bench::where(dir.string());
+  auto multi = bench::alternate(
+      "cold import + decide with " + std::to_string(threads) + " verifying threads against " + raw_name,
+      "import + decide, " + std::to_string(threads) + " threads", [&] { return cold_run(threads, "multi.db"); },
+      raw_name, baseline, rounds, 1, "attestations", files);
+  auto single = bench::alternate(
+      "cold import + decide with 1 thread against " + raw_name, "import + decide, 1 thread",
+      [&] { return cold_run(1, "single.db"); }, raw_name, baseline, rounds, 1, "attestations", files);
 
   std::printf(
       "quorum_bench: %zu subject keys x %zu nodes = %zu attestations (avg %zu bytes), batch %zu; %ld cores; "
-      "load average %s at start, %s at the end; %d rounds\n",
-      subjects, nodes, total, envelope_bytes / total, batch, sysconf(_SC_NPROCESSORS_ONLN), load_start.c_str(),
+      "load average %s at start, %s at the end; %d pairs\n",
+      subjects, nodes, total, envelope_bytes / total, batch, bench::cores(), load_start.c_str(),
       bench::load_average().c_str(), rounds);
   std::printf("  signing (setup, not timed): %.1f s, %.0f/s\n", sign_s, static_cast<double>(total) / sign_s);
   std::printf(
       "  per attestation (first %zu, once): parse envelope %.1f us, parse statement %.1f us, serialize + digest "
       "%.1f us, Verifier::verify %.1f us (raw verify %.1f us), store insert %.1f us\n",
       probe, us_parse, us_statement, us_serialize, us_verify, 1e6 / raw, us_store);
-  std::printf("  raw Ed25519 verify (OpenSSL, same PAE bytes, 1 thread, wall): %s\n",
-              bench::describe(raw_rates, "/s").c_str());
-  std::printf("  import + decide, 1 thread:  %s; %s\n", bench::describe(single_rates, "/s").c_str(),
-              bench::describe(single_cpu, " CPU-s", "%.2f").c_str());
-  std::printf("  import + decide, %u threads: %s; %s\n", threads, bench::describe(multi_rates, "/s").c_str(),
-              bench::describe(multi_cpu, " CPU-s", "%.2f").c_str());
-  // The raw rate is one thread's: under other load, `threads` threads get more of the machine than it did.
-  bench::print_ratio("1 thread / raw verify", r_single, 0.5);
-  bench::print_ratio((std::to_string(threads) + " threads / raw verify").c_str(), r_multi, 0.5);
+  // The raw rate is one thread's: under other load, `threads` threads get more of the machine than it did, and the
+  // CPU-second ratio is the one that does not move with load.
+  bench::report(multi, 0.5, bench::Basis::kWall);
+  bench::report(single, 0.5, bench::Basis::kWall);
+  if (!ok) std::printf("  ERROR: a cold run did not store every attestation or accept every subject key\n");
   std::filesystem::remove_all(dir);
   return ok ? 0 : 1;
 }
