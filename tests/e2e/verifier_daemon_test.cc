@@ -275,6 +275,40 @@ TEST(VerifierDaemon, AcceptsOnQuorumAndNamesTheRogue) {
   EXPECT_GE(v.daemon->counters().decisions_published, 1u);
 }
 
+// Votes for one subject that arrive in separate loop turns within a second share one decision (docs/wire.md,
+// "Coalescing"): the first vote is decided at once, the others when the second ends, not one decision each.
+TEST(VerifierDaemon, VotesArrivingWithinASecondShareOneDecision) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  std::vector<std::unique_ptr<TestNode>> nodes;
+  std::vector<wire::FollowedNode> followed;
+  std::set<std::string> roster;
+  for (const char* id : {"a", "b", "c", "d", "e", "f"}) {
+    nodes.push_back(std::make_unique<TestNode>(dir, id, kGood));
+    followed.push_back(nodes.back()->followed());
+    roster.insert(id);
+  }
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, followed, store, roster, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // connected
+  Client client;
+  for (auto& n : nodes) {
+    client.submit(n->daemon->control_endpoint(), "job1", "c1");
+    std::this_thread::sleep_for(std::chrono::milliseconds(60));  // each vote in a turn of its own
+  }
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (v.daemon->counters().stored < 6 && SteadyClock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(v.daemon->counters().stored, 6u);
+  // Not asked before the window ends: a query decides a subject at once.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_LE(v.daemon->counters().decisions_published, 3u);
+  EXPECT_GE(v.daemon->counters().decisions_published, 1u);
+  auto answer =
+      client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 6); });
+  EXPECT_TRUE(accepted_by(answer, 6));
+}
+
 TEST(VerifierDaemon, LateVerifierCatchesUpFromHistory) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();

@@ -32,11 +32,34 @@ struct Follower::Impl {
     SteadyClock::time_point behind_since{};  // since when the cursor is below what the node announced
     SteadyClock::time_point next_lag_check{};
     uint64_t last_lag = 0;
+    uint32_t unanswered = 0;  // history requests in a row that timed out without any answer
   };
   std::vector<Peer> peers;
   size_t next_first = 0;  // the peer read first by the next poll (round-robin)
   Options options;
   EventLog* log = nullptr;
+  Context* ctx = nullptr;
+  TransportConfig transport;
+  SocketOptions socket_options;
+
+  // (Re)creates the peer's SUB and DEALER and connects them. Used again when history requests go unanswered:
+  // libzmq 4.3.4 does not always reconnect after a connection attempt made while the node was unreachable (a
+  // verifier started during a partition never connected again after it healed; issue 17), and new sockets do.
+  Status connect_peer(Peer& p) {
+    const FollowedNode& n = p.node;
+    auto security = make_client_security(transport, n.server_key);
+    if (!security.ok()) return security.status().with_context("node " + n.node_id);
+    auto sub = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kSub, *security, socket_options)));
+    auto dealer =
+        std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, *security, socket_options)));
+    QR_RETURN_IF_ERROR(sub->subscribe(attestation_topic(n.node_id)));
+    QR_RETURN_IF_ERROR(sub->subscribe(heartbeat_topic(n.node_id)));
+    QR_RETURN_IF_ERROR(sub->connect(n.publish_endpoint).with_context("node " + n.node_id));
+    QR_RETURN_IF_ERROR(dealer->connect(n.control_endpoint).with_context("node " + n.node_id));
+    p.sub = std::move(sub);
+    p.dealer = std::move(dealer);
+    return Status();
+  }
   DropCounters drops;
   Counters counts;
 
@@ -231,6 +254,7 @@ struct Follower::Impl {
   }
 
   void on_history(Peer& p, Frames&& frames, std::vector<pb::AttestationMessage>& out) {
+    p.unanswered = 0;
     if (frames.size() != 1) return drop(DropReason::kGarbage, p.node.node_id, "history reply frames");
     pb::HistoryResponse resp;
     DropReason why{};
@@ -334,19 +358,16 @@ Result<std::unique_ptr<Follower>> Follower::open(Context& ctx, const std::vector
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->log = &log;
-  SocketOptions so;
-  so.max_message_bytes = static_cast<int64_t>(options.limits.largest()) * 2;
+  impl->ctx = &ctx;
+  impl->transport = transport;
+  impl->socket_options.max_message_bytes = static_cast<int64_t>(options.limits.largest()) * 2;
+  // A history request to a node that is not connected fails at once instead of holding the loop (and every
+  // other node and query) for the default 2 s: the request timeout sends it again.
+  impl->socket_options.send_timeout_ms = 0;
   for (const auto& n : nodes) {
     Impl::Peer p;
     p.node = n;
-    auto security = make_client_security(transport, n.server_key);
-    if (!security.ok()) return security.status().with_context("node " + n.node_id);
-    p.sub = std::make_unique<Socket>(QR_TRY(Socket::client(ctx, SocketType::kSub, *security, so)));
-    p.dealer = std::make_unique<Socket>(QR_TRY(Socket::client(ctx, SocketType::kDealer, *security, so)));
-    QR_RETURN_IF_ERROR(p.sub->subscribe(attestation_topic(n.node_id)));
-    QR_RETURN_IF_ERROR(p.sub->subscribe(heartbeat_topic(n.node_id)));
-    QR_RETURN_IF_ERROR(p.sub->connect(n.publish_endpoint).with_context("node " + n.node_id));
-    QR_RETURN_IF_ERROR(p.dealer->connect(n.control_endpoint).with_context("node " + n.node_id));
+    QR_RETURN_IF_ERROR(impl->connect_peer(p));
     if (auto it = cursors.find(n.node_id); it != cursors.end()) p.cursor = it->second;
     if (auto it = options.incarnations.find(n.node_id); it != options.incarnations.end()) p.incarnation = it->second;
     impl->peers.push_back(std::move(p));
@@ -400,6 +421,15 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms, size_
     if (p.history_pending &&
         SteadyClock::now() - p.history_sent > std::chrono::milliseconds(impl_->options.history_timeout_ms)) {
       impl_->log->info("history_retry", {{"node_id", p.node.node_id}, {"cursor", p.cursor}});
+      if (++p.unanswered >= impl_->options.reconnect_after_unanswered &&
+          impl_->options.reconnect_after_unanswered > 0) {
+        p.unanswered = 0;
+        Status s = impl_->connect_peer(p);
+        impl_->log->warn("node_reconnect", {{"node_id", p.node.node_id},
+                                            {"cursor", p.cursor},
+                                            {"reason", "history requests unanswered"},
+                                            {"error", s.ok() ? "" : s.to_string()}});
+      }
       impl_->request_history(p);
     }
     impl_->check_lag(p, now);

@@ -25,6 +25,13 @@ constexpr size_t kMinBatch = 256;   // below this the fixed cost of a turn (thre
 // A loop turn (gather, verify, store, decide, publish) aims at this long, so that queries waiting on the
 // ROUTER socket are answered within about one turn: the batch cap follows the measured cost per attestation.
 constexpr double kTurnTargetMs = 60.0;
+// A subject touched again within this long after it was decided is decided once more when the window ends, not
+// once per vote or per turn: the votes of the window share one decision (docs/wire.md, issue 17).
+constexpr auto kCoalesce = std::chrono::milliseconds(1000);
+// Deciding due subjects stops after this long in a turn (the rest stay due for the next turn), and so does
+// answering queries: a turn is bounded whatever arrives.
+constexpr double kDecideSliceMs = 40.0;
+constexpr double kQuerySliceMs = 20.0;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch());
@@ -122,6 +129,21 @@ struct VerifierDaemon::Impl {
     uint64_t revision = 0;    // 0: none recorded yet
   };
   std::map<std::string, Published> published;
+  // Subjects with votes stored and not decided yet (coalesced): subject id -> its key, when it is due and the
+  // (node, sequence) of each attestation waiting for it. A node's cursor is saved below its earliest waiting
+  // attestation, so that a restart re-delivers what was stored but not decided (Record, then publish, then
+  // move cursors).
+  struct Dirty {
+    pb::SubjectKey key;
+    SteadyClock::time_point due;
+    std::vector<std::pair<std::string, uint64_t>> holds;
+  };
+  std::map<std::string, Dirty> dirty;
+  std::set<std::pair<SteadyClock::time_point, std::string>> due_order;
+  std::map<std::string, SteadyClock::time_point> decided_at;  // subject id -> when it was decided last
+  // Node id -> sequence -> how many waiting attestations hold it; and the incarnation they were held in.
+  std::map<std::string, std::map<uint64_t, int>> holds;
+  std::map<std::string, uint64_t> held_incarnation;
   mutable std::mutex mu;
   VerifierCounters counts;
   wire::DropCounters router_drops;
@@ -236,55 +258,123 @@ struct VerifierDaemon::Impl {
   }
 
   Status ingest(std::vector<pb::AttestationMessage>& batch) {
-    std::set<std::string> touched_ids;
-    std::vector<pb::SubjectKey> touched;
     std::vector<Judge::Submission> subs;
     subs.reserve(batch.size());
     for (const auto& m : batch) subs.push_back({m.node_id(), m.envelope()});
     auto outcomes = judge->ingest(subs);
     if (!outcomes.ok()) return outcomes.status();  // the store failed: stop before moving cursors
     if (outcomes->size() != batch.size()) return Status::internal("judge returned a wrong number of outcomes");
+    const auto now = SteadyClock::now();
     for (size_t i = 0; i < batch.size(); ++i) {
       const auto& m = batch[i];
       const auto* outcome = &(*outcomes)[i];
-      std::lock_guard<std::mutex> lock(mu);
-      ++counts.received;
-      switch (outcome->kind) {
-        case Judge::Outcome::Kind::kStored:
-          ++counts.stored;
-          break;
-        case Judge::Outcome::Kind::kDuplicate:
-          ++counts.duplicates;
-          break;
-        case Judge::Outcome::Kind::kRejected:
-          ++counts.rejected;
-          ++counts.rejected_by_reason[outcome->reason];
-          log.warn("attestation_rejected",
-                   {{"node_id", m.node_id()}, {"sequence", m.sequence()}, {"reason", outcome->reason}});
-          break;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++counts.received;
+        switch (outcome->kind) {
+          case Judge::Outcome::Kind::kStored:
+            ++counts.stored;
+            break;
+          case Judge::Outcome::Kind::kDuplicate:
+            ++counts.duplicates;
+            break;
+          case Judge::Outcome::Kind::kRejected:
+            ++counts.rejected;
+            ++counts.rejected_by_reason[outcome->reason];
+            log.warn("attestation_rejected",
+                     {{"node_id", m.node_id()}, {"sequence", m.sequence()}, {"reason", outcome->reason}});
+            break;
+        }
       }
       if (outcome->kind == Judge::Outcome::Kind::kDuplicate) {
         log.info("attestation_duplicate", {{"node_id", m.node_id()}, {"sequence", m.sequence()}});
       }
       // Duplicates too: a verifier killed after storing a batch but before recording its decisions gets the
-      // batch again (its cursors are saved last) and records them then. Unchanged decisions are not repeated.
-      if (outcome->kind != Judge::Outcome::Kind::kRejected && outcome->subject &&
-          touched_ids.insert(subject_id(*outcome->subject)).second) {
-        touched.push_back(*outcome->subject);
+      // batch again (its cursors are saved below what waits) and records them then. Unchanged decisions are
+      // not repeated.
+      if (outcome->kind != Judge::Outcome::Kind::kRejected && outcome->subject) {
+        mark_dirty(*outcome->subject, m.node_id(), m.sequence(), now);
       }
     }
-    // Record, then publish, then move the cursors: a decision that left the process is always in the decisions
-    // table, even when the process is killed right after sending it (issue 11, item 6), and a batch whose
-    // decisions were not recorded is delivered again after a restart. When recording fails the batch's
-    // decisions are not published and the error stops the daemon, like any other store failure.
-    std::vector<Changed> changed;
-    for (const auto& s : touched) {
-      if (auto c = decide_if_changed(s)) changed.push_back(std::move(*c));
+    return Status();
+  }
+
+  // `subject` has a vote stored that its last decision does not count yet: due now when it was not decided
+  // within kCoalesce, else when that window ends.
+  void mark_dirty(const pb::SubjectKey& subject, const std::string& node, uint64_t sequence,
+                  SteadyClock::time_point now) {
+    const std::string id = subject_id(subject);
+    auto [it, fresh] = dirty.try_emplace(id);
+    if (fresh) {
+      it->second.key = subject;
+      auto last = decided_at.find(id);
+      it->second.due = last == decided_at.end() ? now : std::max(now, last->second + kCoalesce);
+      due_order.insert({it->second.due, id});
     }
+    it->second.holds.emplace_back(node, sequence);
+    auto& node_holds = holds[node];
+    if (node_holds.empty()) held_incarnation[node] = follower->incarnation(node);
+    ++node_holds[sequence];
+  }
+
+  // The subject was decided (and, when changed, recorded and published): what waited for it may move on.
+  void release(const std::string& id, SteadyClock::time_point now) {
+    decided_at[id] = now;
+    auto it = dirty.find(id);
+    if (it == dirty.end()) return;
+    due_order.erase({it->second.due, id});  // absent when decide_due() took it
+    for (const auto& [node, seq] : it->second.holds) {
+      auto& node_holds = holds[node];
+      auto h = node_holds.find(seq);
+      if (h != node_holds.end() && --h->second <= 0) node_holds.erase(h);
+    }
+    dirty.erase(it);
+  }
+
+  // Decides the subjects that are due (all of them with `all`), at most kDecideSliceMs of work unless `all`;
+  // records the changed decisions, then publishes them (the caller saves the cursors after).
+  Status decide_due(bool all) {
+    const auto started = SteadyClock::now();
+    std::vector<std::string> ids;
+    std::vector<Changed> changed;
+    while (!due_order.empty()) {
+      auto first = due_order.begin();
+      if (!all && first->first > started) break;
+      if (!all && std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count() > kDecideSliceMs)
+        break;
+      const std::string id = first->second;
+      due_order.erase(first);
+      auto it = dirty.find(id);
+      if (it == dirty.end()) continue;
+      ids.push_back(id);
+      if (auto c = decide_if_changed(it->second.key)) changed.push_back(std::move(*c));
+    }
+    if (ids.empty()) return Status();
     log_distrusted();
+    // Record, then publish, then move the cursors: a decision that left the process is always in the decisions
+    // table, even when the process is killed right after sending it (issue 11, item 6), and attestations whose
+    // decisions were not recorded are delivered again after a restart. When recording fails nothing is
+    // published and the error stops the daemon, like any other store failure.
     QR_RETURN_IF_ERROR(record_and_publish(changed));
+    const auto now = SteadyClock::now();
+    for (const auto& id : ids) release(id, now);
+    return Status();
+  }
+
+  // Saves each node's cursor: the follower's, or just below the earliest attestation still waiting for its
+  // subject's decision.
+  Status save_cursors() {
     std::map<std::string, Cursor> now;
-    for (const auto& n : config.nodes) now[n.node_id] = {follower->incarnation(n.node_id), follower->cursor(n.node_id)};
+    for (const auto& n : config.nodes) {
+      Cursor c{follower->incarnation(n.node_id), follower->cursor(n.node_id)};
+      auto h = holds.find(n.node_id);
+      if (h != holds.end() && !h->second.empty()) {
+        const uint64_t below = h->second.begin()->first - 1;
+        const uint64_t inc = held_incarnation[n.node_id];
+        if (inc != c.incarnation || below < c.sequence) c = {inc, below};
+      }
+      now[n.node_id] = c;
+    }
     return cursors->save(now);
   }
 
@@ -324,6 +414,7 @@ struct VerifierDaemon::Impl {
           return a;
         }
         if (!changed.empty()) d = changed.front().decision;
+        release(subject_id(d.subject()), SteadyClock::now());
       }
       d.set_revision((*last)->revision);
       *a.add_decisions() = std::move(d);
@@ -332,7 +423,10 @@ struct VerifierDaemon::Impl {
   }
 
   void serve_queries() {
+    const auto started = SteadyClock::now();
     for (int i = 0; i < 100; ++i) {
+      if (i > 0 && std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count() > kQuerySliceMs)
+        return;
       auto got = router->recv(0);
       if (!got.ok()) {
         if (got.status().is_bad_input())
@@ -418,6 +512,7 @@ struct VerifierDaemon::Impl {
         if (!more.ok() || more->empty()) break;
         for (auto& m : *more) batch->push_back(std::move(m));
       }
+      bool moved = false;
       if (!batch->empty()) {
         const auto started = SteadyClock::now();
         Status s = ingest(*batch);
@@ -425,6 +520,7 @@ struct VerifierDaemon::Impl {
           log.error("store_failed", {{"error", s.to_string()}});
           return s;  // cursors not moved: a restart re-fetches from history
         }
+        moved = true;
         const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
         if (batch->size() >= cap / 2) {  // only full-ish turns say what a turn costs per attestation
           const double per = std::max(ms, 0.001) / static_cast<double>(batch->size());
@@ -433,6 +529,13 @@ struct VerifierDaemon::Impl {
           const double next = (static_cast<double>(cap) + want) / 2;
           cap = std::clamp<size_t>(static_cast<size_t>(next), kMinBatch, kMaxBatch);
         }
+      }
+      const size_t waiting = dirty.size();
+      Status decided = decide_due(false);
+      if (decided.ok() && (moved || dirty.size() != waiting)) decided = save_cursors();
+      if (!decided.ok()) {
+        log.error("store_failed", {{"error", decided.to_string()}});
+        return decided;
       }
       serve_queries();
       pub->process_pending();  // subscriptions are read as they come, not left to fill the queue
@@ -444,6 +547,10 @@ struct VerifierDaemon::Impl {
         next_log = SteadyClock::now() + std::chrono::milliseconds(options.counters_log_interval_ms);
       }
     }
+    // What waits for a decision is decided before stopping, so that nothing stored is left undecided.
+    Status flushed = decide_due(true);
+    if (flushed.ok()) flushed = save_cursors();
+    if (!flushed.ok()) log.error("store_failed", {{"error", flushed.to_string()}});
     log.info("verifier_stopped", counters_json());
     return Status();
   }

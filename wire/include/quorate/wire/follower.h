@@ -32,7 +32,10 @@ class Follower {
   struct Options {
     Limits limits;
     int history_timeout_ms = 3000;  // a history request unanswered this long is sent again
-    uint32_t history_batch = 0;     // 0: the node's default
+    // After this many history requests in a row went unanswered, the node's sockets are made anew (and
+    // logged at warn, node_reconnect); 0: never.
+    uint32_t reconnect_after_unanswered = 3;
+    uint32_t history_batch = 0;  // 0: the node's default
     // A history answer that delivers nothing new while the node claims more (a broken or hostile node) is
     // asked again after a delay that doubles from `history_backoff_initial_ms` up to `history_backoff_max_ms`;
     // any progress resets it. Heartbeats and live gaps do not cut the delay short.
