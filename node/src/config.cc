@@ -4,22 +4,18 @@
 #include "quorate/attest/pkcs11.h"
 #include "quorate/attest/statement.h"
 #include "quorate/config/toml_file.h"
+#include "quorate/wire/transport_config.h"
 
 namespace quorate::node {
 namespace {
 
 Status read_network(const config::TomlFile& f, const toml::table& net, NodeConfig& c) {
   const std::string s = "network.";
-  QR_RETURN_IF_ERROR(f.check_keys(net, s,
-                                  {"publish", "control", "endpoints_file", "insecure", "allow_insecure_remote",
-                                   "curve_secret_key", "allowed_clients", "heartbeat_interval_ms"}));
+  c.transport =
+      QR_TRY(wire::read_transport_config(f, net, s, {"publish", "control", "endpoints_file", "heartbeat_interval_ms"}));
   c.publish_endpoint = QR_TRY(f.string(net, "publish", s, false, c.publish_endpoint));
   c.control_endpoint = QR_TRY(f.string(net, "control", s, false, c.control_endpoint));
   c.endpoints_file = f.resolve(QR_TRY(f.string(net, "endpoints_file", s, false)));
-  c.transport.insecure = QR_TRY(f.boolean(net, "insecure", s, false));
-  c.transport.allow_insecure_remote = QR_TRY(f.boolean(net, "allow_insecure_remote", s, false));
-  c.transport.curve_secret_key = f.resolve(QR_TRY(f.string(net, "curve_secret_key", s, false)));
-  c.transport.allowed_clients = QR_TRY(f.strings(net, "allowed_clients", s));
   c.heartbeat_interval_ms = static_cast<int>(QR_TRY(f.integer(net, "heartbeat_interval_ms", s, 1000, 50, 3600000)));
   return Status();
 }

@@ -4,22 +4,18 @@
 #include <set>
 
 #include "quorate/config/toml_file.h"
+#include "quorate/wire/transport_config.h"
 
 namespace quorate::quorum {
 namespace {
 
 Status read_network(const config::TomlFile& f, const toml::table& net, VerifierConfig& c) {
   const std::string s = "network.";
-  QR_RETURN_IF_ERROR(f.check_keys(net, s,
-                                  {"publish", "query", "endpoints_file", "insecure", "allow_insecure_remote",
-                                   "curve_secret_key", "allowed_clients", "history_timeout_ms"}));
+  c.transport =
+      QR_TRY(wire::read_transport_config(f, net, s, {"publish", "query", "endpoints_file", "history_timeout_ms"}));
   c.publish_endpoint = QR_TRY(f.string(net, "publish", s, false, c.publish_endpoint));
   c.query_endpoint = QR_TRY(f.string(net, "query", s, false, c.query_endpoint));
   c.endpoints_file = f.resolve(QR_TRY(f.string(net, "endpoints_file", s, false)));
-  c.transport.insecure = QR_TRY(f.boolean(net, "insecure", s, false));
-  c.transport.allow_insecure_remote = QR_TRY(f.boolean(net, "allow_insecure_remote", s, false));
-  c.transport.curve_secret_key = f.resolve(QR_TRY(f.string(net, "curve_secret_key", s, false)));
-  c.transport.allowed_clients = QR_TRY(f.strings(net, "allowed_clients", s));
   c.history_timeout_ms = static_cast<int>(QR_TRY(f.integer(net, "history_timeout_ms", s, 3000, 100, 600000)));
   return Status();
 }
