@@ -27,18 +27,6 @@ Status read_queue(const config::TomlFile& f, const toml::table& q, NodeConfig& c
   return Status();
 }
 
-Status read_limits(const config::TomlFile& f, const toml::table& l, NodeConfig& c) {
-  const std::string s = "limits.";
-  QR_RETURN_IF_ERROR(f.check_keys(l, s, {"max_control_bytes", "max_attestation_bytes", "max_history_bytes"}));
-  c.limits.max_control_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
-  c.limits.max_attestation_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_attestation_bytes", s, 1 << 20, 1024, 1 << 30)));
-  c.limits.max_history_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
-  return Status();
-}
-
 Status read_build(const config::TomlFile& f, const toml::table& b, NodeConfig& c) {
   const std::string s = "build.";
   QR_RETURN_IF_ERROR(f.check_keys(
@@ -93,7 +81,7 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   const toml::table* build = QR_TRY(f.table(root, "build"));
   if (net) QR_RETURN_IF_ERROR(read_network(f, *net, c));
   if (queue) QR_RETURN_IF_ERROR(read_queue(f, *queue, c));
-  if (limits) QR_RETURN_IF_ERROR(read_limits(f, *limits, c));
+  if (limits) c.limits = QR_TRY(wire::read_limits(f, *limits, "limits.", false));
   if (build) QR_RETURN_IF_ERROR(read_build(f, *build, c));
   if (c.work_dir.empty()) c.work_dir = c.data_dir / "work";
   if (c.image_store.empty()) c.image_store = c.data_dir / "images";

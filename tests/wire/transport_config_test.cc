@@ -70,5 +70,21 @@ TEST(TransportConfig, ErrorsNameTheKeyAndItsLine) {
   EXPECT_THAT(client.status().message(), HasSubstr("d.toml:4: 'network.curve_secret_key'"));
 }
 
+// [limits]: defaults, values, and max_decision_bytes only where decisions are published.
+TEST(TransportConfig, LimitsAreReadOnce) {
+  quorate::testing::ScratchDir dir;
+  std::ofstream(dir / "l.toml") << "[limits]\nmax_history_bytes = 4096\nmax_decision_bytes = 2048\n";
+  auto f = config::TomlFile::read(dir / "l.toml");
+  ASSERT_TRUE(f.ok()) << f.status().to_string();
+  const toml::table& t = *f->root().get("limits")->as_table();
+  auto verifier = read_limits(*f, t, "limits.", true);
+  ASSERT_TRUE(verifier.ok()) << verifier.status().to_string();
+  EXPECT_EQ(verifier->max_history_bytes, 4096u);
+  EXPECT_EQ(verifier->max_decision_bytes, 2048u);
+  EXPECT_EQ(verifier->max_control_bytes, Limits{}.max_control_bytes);
+  auto node = read_limits(*f, t, "limits.", false);
+  EXPECT_THAT(node.status().message(), HasSubstr("l.toml:3: unknown key 'limits.max_decision_bytes'"));
+}
+
 }  // namespace
 }  // namespace quorate::wire

@@ -1,4 +1,4 @@
-// [network] transport keys: one reader for node.toml and quorum.toml.
+// [network] transport keys and [limits]: one reader for node.toml and quorum.toml.
 #include "quorate/wire/transport_config.h"
 
 namespace quorate::wire {
@@ -28,6 +28,21 @@ Result<TransportConfig> read_transport_config(const config::TomlFile& f, const t
     }
   }
   return t;
+}
+
+Result<Limits> read_limits(const config::TomlFile& f, const toml::table& t, const std::string& section,
+                           bool decisions) {
+  std::set<std::string> keys = {"max_control_bytes", "max_attestation_bytes", "max_history_bytes"};
+  if (decisions) keys.insert("max_decision_bytes");
+  QR_RETURN_IF_ERROR(f.check_keys(t, section, keys));
+  Limits l;
+  for (auto [key, value] : {std::pair<const char*, size_t*>{"max_control_bytes", &l.max_control_bytes},
+                            {"max_attestation_bytes", &l.max_attestation_bytes},
+                            {"max_history_bytes", &l.max_history_bytes},
+                            {"max_decision_bytes", &l.max_decision_bytes}}) {
+    *value = static_cast<size_t>(QR_TRY(f.integer(t, key, section, static_cast<int64_t>(*value), 1024, 1 << 30)));
+  }
+  return l;
 }
 
 }  // namespace quorate::wire

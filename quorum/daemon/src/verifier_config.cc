@@ -20,21 +20,6 @@ Status read_network(const config::TomlFile& f, const toml::table& net, VerifierC
   return Status();
 }
 
-Status read_limits(const config::TomlFile& f, const toml::table& l, VerifierConfig& c) {
-  const std::string s = "limits.";
-  QR_RETURN_IF_ERROR(
-      f.check_keys(l, s, {"max_control_bytes", "max_attestation_bytes", "max_history_bytes", "max_decision_bytes"}));
-  c.limits.max_control_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
-  c.limits.max_attestation_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_attestation_bytes", s, 1 << 20, 1024, 1 << 30)));
-  c.limits.max_history_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
-  c.limits.max_decision_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_decision_bytes", s, 1 << 20, 1024, 1 << 30)));
-  return Status();
-}
-
 // [[nodes]]: the nodes followed, each id once.
 Status read_nodes(const config::TomlFile& f, const toml::node& n, VerifierConfig& c) {
   const toml::array* arr = n.as_array();
@@ -71,7 +56,8 @@ Result<VerifierConfig> load_verifier_config(const std::filesystem::path& path) {
   c.data_dir = f.resolve(QR_TRY(f.string(root, "data_dir", "", true)));
   // Sections are checked as they are read, in this order.
   if (const toml::table* net = QR_TRY(f.table(root, "network"))) QR_RETURN_IF_ERROR(read_network(f, *net, c));
-  if (const toml::table* limits = QR_TRY(f.table(root, "limits"))) QR_RETURN_IF_ERROR(read_limits(f, *limits, c));
+  if (const toml::table* limits = QR_TRY(f.table(root, "limits")))
+    c.limits = QR_TRY(wire::read_limits(f, *limits, "limits.", true));
   if (const toml::node* nodes = root.get("nodes")) QR_RETURN_IF_ERROR(read_nodes(f, *nodes, c));
   return c;
 }

@@ -1,4 +1,4 @@
-// The transport keys of a daemon's [network] section (node.toml, quorum.toml), read in one place.
+// The transport keys of a daemon's [network] section and its [limits] (node.toml, quorum.toml), read in one place.
 #pragma once
 
 #include <set>
@@ -6,6 +6,7 @@
 
 #include "quorate/config/toml_file.h"
 #include "quorate/core/status.h"
+#include "quorate/wire/frame.h"
 #include "quorate/wire/security.h"
 
 namespace quorate::wire {
@@ -21,5 +22,10 @@ const std::set<std::string>& transport_keys();
 // or world readable) then names the file:line that configured it.
 Result<TransportConfig> read_transport_config(const config::TomlFile& f, const toml::table& net,
                                               const std::string& section, const std::set<std::string>& own_keys);
+
+// Reads a daemon's [limits] section (`section`, e.g. "limits."): max_control_bytes, max_attestation_bytes,
+// max_history_bytes, and max_decision_bytes when `decisions` (the verifier publishes decisions; a node does not).
+// Each in [1024, 2^30], defaults those of Limits; unknown keys refused.
+Result<Limits> read_limits(const config::TomlFile& f, const toml::table& t, const std::string& section, bool decisions);
 
 }  // namespace quorate::wire
