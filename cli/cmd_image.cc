@@ -39,7 +39,8 @@ void print(const imagestore::StoredImage& i) {
   std::cout << i.digest << (i.ref_name.empty() ? "" : "  " + i.ref_name) << "\n";
 }
 
-// The first executable `name` in a directory of PATH; empty when there is none.
+// `image import SRC`: every image of an OCI layout, oci-archive or docker-archive stored byte for byte;
+// prints each one's manifest digest (and its ref name, if any).
 Status run_import(const ImageArgs& a) {
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   auto images = QR_TRY(store.import(a.source));
@@ -92,37 +93,35 @@ void add_image_command(CLI::App& app, Action& action) {
   auto* cmd = app.add_subcommand("image", "The image store builder images are taken from (docs/image-store.md)");
   cmd->require_subcommand(1);
   add_store_option(cmd, *args);
-  auto* import = cmd->add_subcommand(
+  auto* import_cmd = cmd->add_subcommand(
       "import",
       "Copy the images of an OCI layout directory, oci-archive or docker-archive into the store, byte for byte");
-  import->add_option("SRC", args->source, "OCI layout directory, oci-archive or docker-archive (docker save)")
+  import_cmd->add_option("SRC", args->source, "OCI layout directory, oci-archive or docker-archive (docker save)")
       ->required();
-  add_store_option(import, *args);
-  import->callback([args, &action] { action = [args] { return run_import(*args);
-};
-}  // namespace quorate::cli
-);
-auto* pull =
-    cmd->add_subcommand("pull", "Copy an image pinned by digest from its registry (with skopeo) into the store");
-pull->add_option("REF", args->reference, "NAME@sha256:HEX (a tag alone is refused)")->required();
-pull->add_flag(
-    "--insecure-registry", args->insecure_registry,
-    "Plain HTTP or unverified TLS to the registry (skopeo --src-tls-verify=false): loopback test registries");
-pull->add_option("--timeout", args->timeout_seconds, "Seconds skopeo may take; then it is killed")
-    ->capture_default_str()
-    ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600));
-pull->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only when stderr is a terminal)");
-add_store_option(pull, *args);
-pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
-auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");
-ls->add_flag("--json", args->json, "JSON output");
-add_store_option(ls, *args);
-ls->callback([args, &action] { action = [args] { return run_ls(*args); }; });
-auto* rm =
-    cmd->add_subcommand("rm", "Remove images, the blobs no other image uses, and their unpacked root file systems");
-rm->add_option("DIGEST", args->digests, "Manifest digests (sha256:HEX), as `quorate image ls` prints them")->required();
-add_store_option(rm, *args);
-rm->callback([args, &action] { action = [args] { return run_rm(*args); }; });
+  add_store_option(import_cmd, *args);
+  import_cmd->callback([args, &action] { action = [args] { return run_import(*args); }; });
+  auto* pull =
+      cmd->add_subcommand("pull", "Copy an image pinned by digest from its registry (with skopeo) into the store");
+  pull->add_option("REF", args->reference, "NAME@sha256:HEX (a tag alone is refused)")->required();
+  pull->add_flag(
+      "--insecure-registry", args->insecure_registry,
+      "Plain HTTP or unverified TLS to the registry (skopeo --src-tls-verify=false): loopback test registries");
+  pull->add_option("--timeout", args->timeout_seconds, "Seconds skopeo may take; then it is killed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{24} * 3600));
+  pull->add_flag("-q,--quiet", args->quiet, "No progress on stderr (shown only when stderr is a terminal)");
+  add_store_option(pull, *args);
+  pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
+  auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");
+  ls->add_flag("--json", args->json, "JSON output");
+  add_store_option(ls, *args);
+  ls->callback([args, &action] { action = [args] { return run_ls(*args); }; });
+  auto* rm =
+      cmd->add_subcommand("rm", "Remove images, the blobs no other image uses, and their unpacked root file systems");
+  rm->add_option("DIGEST", args->digests, "Manifest digests (sha256:HEX), as `quorate image ls` prints them")
+      ->required();
+  add_store_option(rm, *args);
+  rm->callback([args, &action] { action = [args] { return run_rm(*args); }; });
 }
 
 }  // namespace quorate::cli

@@ -44,11 +44,22 @@ Status run_import(const StoreArgs& a) {
   for (const auto& f : a.files) bytes.push_back(QR_TRY(read_file(f)));
   auto store = QR_TRY(quorum::Store::open(a.db));
   auto outcomes = QR_TRY(quorum::import_attestations(*store, verifier, bytes, now, {a.threads}));
+  std::string rejected;  // the rejected files, named in the failure
+  size_t rejections = 0;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const auto& o = outcomes[i];
     std::cout << a.files[i] << ": " << quorum::import_kind_name(o.kind) << " " << o.envelope_digest;
-    if (o.kind == quorum::ImportOutcome::Kind::kRejected) std::cout << ": " << o.reason.to_string();
+    if (o.kind == quorum::ImportOutcome::Kind::kRejected) {
+      std::cout << ": " << o.reason.to_string();
+      rejected += (rejected.empty() ? "" : ", ") + a.files[i];
+      ++rejections;
+    }
     std::cout << "\n";
+  }
+  // Rejections are stored (store list shows them), and still a failure of the import: exit 1.
+  if (rejections > 0) {
+    return Status::verification(std::to_string(rejections) + " of " + std::to_string(outcomes.size()) +
+                                " files rejected: " + rejected);
   }
   return Status();
 }
@@ -155,26 +166,24 @@ void add_store_command(CLI::App& app, Action& action) {
   auto args = std::make_shared<StoreArgs>();
   auto* cmd = app.add_subcommand("store", "Load attestations into a quorum store and inspect it");
   cmd->require_subcommand(1);
-  auto* import =
+  auto* import_cmd =
       cmd->add_subcommand("import", "Verify envelopes or bundles against the policy's roster and store them");
-  import->add_option("--policy", args->policy, "Quorum policy file whose roster verifies the attestations")->required();
-  import->add_option("--now", args->now, "Record this RFC 3339 time as the time received (default: now)");
-  import->add_option("--threads", args->threads, "Threads verifying signatures (default 1)")
+  import_cmd->add_option("--policy", args->policy, "Quorum policy file whose roster verifies the attestations")
+      ->required();
+  import_cmd->add_option("--now", args->now, "Record this RFC 3339 time as the time received (default: now)");
+  import_cmd->add_option("--threads", args->threads, "Threads verifying signatures (default 1)")
       ->check(CLI::Range(1u, 256u));
-  import->add_option("db", args->db, "Store (SQLite file; created if absent)")->required();
-  import->add_option("files", args->files, "DSSE envelope or Sigstore bundle files")->required();
-  import->callback([args, &action] { action = [args] { return run_import(*args);
-};
-}  // namespace quorate::cli
-);
-auto* list = cmd->add_subcommand("list", "List attestations, rejections and decisions");
-list->add_option("db", args->db, "Store")->required();
-list->add_flag("--json", args->json, "One JSON object a line");
-list->callback([args, &action] { action = [args] { return run_list(*args); }; });
-auto* show = cmd->add_subcommand("show", "Show one attestation or rejection with its envelope");
-show->add_option("db", args->db, "Store")->required();
-show->add_option("id", args->id, "Envelope digest or a unique prefix of its hex")->required();
-show->callback([args, &action] { action = [args] { return run_show(*args); }; });
+  import_cmd->add_option("db", args->db, "Store (SQLite file; created if absent)")->required();
+  import_cmd->add_option("files", args->files, "DSSE envelope or Sigstore bundle files")->required();
+  import_cmd->callback([args, &action] { action = [args] { return run_import(*args); }; });
+  auto* list = cmd->add_subcommand("list", "List attestations, rejections and decisions");
+  list->add_option("db", args->db, "Store")->required();
+  list->add_flag("--json", args->json, "One JSON object a line");
+  list->callback([args, &action] { action = [args] { return run_list(*args); }; });
+  auto* show = cmd->add_subcommand("show", "Show one attestation or rejection with its envelope");
+  show->add_option("db", args->db, "Store")->required();
+  show->add_option("id", args->id, "Envelope digest or a unique prefix of its hex")->required();
+  show->callback([args, &action] { action = [args] { return run_show(*args); }; });
 }
 
 }  // namespace quorate::cli

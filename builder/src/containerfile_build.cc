@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <set>
 
@@ -680,6 +681,39 @@ Status check_run_possible(Lowering& L) {
   return Status();
 }
 
+// A step that writes a layer (RUN, COPY): the stage's layers mounted by overlayfs at a new `merged` directory,
+// in a private mount namespace, with a new upper directory that `step(upper, merged)` fills. The upper directory,
+// returned, holds the step's changes; the overlay's work directory is removed.
+Result<fs::path> in_stage_overlay(Lowering& L, const StageState& s, const Instruction& i,
+                                  const std::function<Status(const fs::path& upper, const fs::path& merged)>& step) {
+  fs::path upper = QR_TRY(new_dir(L, "layer"));
+  fs::path work = QR_TRY(new_dir(L, "ovl"));
+  fs::path merged = QR_TRY(new_dir(L, "root"));
+  if (L.in.options.progress)
+    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
+  Status ran = in_private_mounts([&]() -> Status {
+    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+    return step(upper, merged);
+  });
+  QR_RETURN_IF_ERROR(ran);
+  fs::remove_all(work);
+  return upper;
+}
+
+// Runs `argv` (bubblewrap, or setpriv starting it) with the build's log, cancel flag and deadline. No sandbox of
+// the runner's own: bwrap itself is the command, and the root it gives the step is the stage, not the host.
+Status run_bwrap_step(const Lowering& L, std::vector<std::string> argv) {
+  RunSpec spec;
+  spec.argv = std::move(argv);
+  spec.src_dir = L.in.work;
+  spec.out_dir = L.in.work;
+  spec.log = L.in.work / "build.log";
+  spec.sandbox = Sandbox::kNone;
+  spec.cancel = L.in.options.cancel;
+  spec.deadline = L.deadline;
+  return run_step(spec);
+}
+
 // RUN under a non-root USER: bubblewrap started by util-linux setpriv as the resolved uid, gid and groups, in a
 // user namespace mapping them to themselves, without capabilities (Docker gives a non-root user none). Files
 // the step creates are owned by that user. WORKDIR and bubblewrap's /dev and /proc mount points are made as root
@@ -688,15 +722,9 @@ Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::
   if (::access(kSetpriv, X_OK) != 0) {
     return Status::unsupported(std::string("RUN as USER ") + user + " needs " + kSetpriv + " (util-linux)");
   }
-  fs::path upper = QR_TRY(new_dir(L, "layer"));
-  fs::path work = QR_TRY(new_dir(L, "ovl"));
-  fs::path merged = QR_TRY(new_dir(L, "root"));
   Vars env = run_env(L, s);
   const std::string cwd = workdir_of(s);
-  if (L.in.options.progress)
-    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
-  Status ran = in_private_mounts([&]() -> Status {
-    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+  auto step = [&](const fs::path& layer, const fs::path& merged) -> Status {
     Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (root.fd < 0) return Status::from_errno("open " + merged.string(), errno);
     ExecUser u = QR_TRY(resolve_user(root.fd, user));
@@ -730,20 +758,11 @@ Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::
     argv.insert(argv.end(), {"--chdir", cwd, "--"});
     auto command = command_of(s, i);
     argv.insert(argv.end(), command.begin(), command.end());
-    RunSpec spec;
-    spec.argv = argv;
-    spec.src_dir = L.in.work;
-    spec.out_dir = L.in.work;
-    spec.log = L.in.work / "build.log";
-    spec.sandbox = Sandbox::kNone;
-    spec.cancel = L.in.options.cancel;
-    spec.deadline = L.deadline;
-    Status st = run_step(spec);
-    for (const auto& dir : made) ::rmdir((upper / dir).c_str());  // mount points, not the step's work
+    Status st = run_bwrap_step(L, std::move(argv));
+    for (const auto& dir : made) ::rmdir((layer / dir).c_str());  // mount points, not the step's work
     return st;
-  });
-  QR_RETURN_IF_ERROR(ran);
-  fs::remove_all(work);
+  };
+  fs::path upper = QR_TRY(in_stage_overlay(L, s, i, step));
   s.layers.push_back(upper);
   L.out.ran = true;
   return Status();
@@ -753,30 +772,15 @@ Status run(Lowering& L, StageState& s, const Instruction& i) {
   QR_RETURN_IF_ERROR(check_run_possible(L));
   std::string user = s.config.value("User", "");
   if (!is_root_user(user)) return run_as_user(L, s, i, user);
-  fs::path upper = QR_TRY(new_dir(L, "layer"));
-  fs::path work = QR_TRY(new_dir(L, "ovl"));
-  fs::path merged = QR_TRY(new_dir(L, "root"));
-  RunSpec spec;
-  spec.argv = bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i));
-  spec.src_dir = L.in.work;
-  spec.out_dir = L.in.work;
-  spec.log = L.in.work / "build.log";
-  spec.sandbox = Sandbox::kNone;  // bwrap itself is the command: the root is the stage, not the host
-  spec.cancel = L.in.options.cancel;
-  spec.deadline = L.deadline;
-  if (L.in.options.progress)
-    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
-  Status ran = in_private_mounts([&]() -> Status {
-    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+  auto step = [&](const fs::path& layer, const fs::path& merged) -> Status {
     std::error_code ec;
     bool had_dev = fs::exists(merged / "dev", ec), had_proc = fs::exists(merged / "proc", ec);
-    Status st = run_step(spec);
-    if (!had_dev) ::rmdir((upper / "dev").c_str());  // bwrap's mount points, not the step's work
-    if (!had_proc) ::rmdir((upper / "proc").c_str());
+    Status st = run_bwrap_step(L, bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i)));
+    if (!had_dev) ::rmdir((layer / "dev").c_str());  // bwrap's mount points, not the step's work
+    if (!had_proc) ::rmdir((layer / "proc").c_str());
     return st;
-  });
-  QR_RETURN_IF_ERROR(ran);
-  fs::remove_all(work);
+  };
+  fs::path upper = QR_TRY(in_stage_overlay(L, s, i, step));
   s.layers.push_back(upper);
   L.out.ran = true;
   return Status();
@@ -1012,20 +1016,13 @@ Status copy(Lowering& L, size_t stage, const Instruction& i) {
     std::string name = QR_TRY(substitute_word(*f, vars_of(s), L.cf.escape));
     from = QR_TRY(copy_source_stage(L, name, stage));
   }
-  fs::path upper = QR_TRY(new_dir(L, "layer"));
-  fs::path work = QR_TRY(new_dir(L, "ovl"));
-  fs::path merged = QR_TRY(new_dir(L, "root"));
-  if (L.in.options.progress)
-    L.in.options.progress(L.cf.file + ":" + std::to_string(i.line) + ": " + i.text.substr(0, 100));
-  Status copied = in_private_mounts([&]() -> Status {
-    QR_RETURN_IF_ERROR(mount_overlay(s.lowers(), upper, work, merged));
+  auto step = [&](const fs::path&, const fs::path& merged) -> Status {
     Fd root{::open(merged.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (root.fd < 0) return Status::from_errno("open " + merged.string(), errno);
     if (!op.chown.empty()) op.owner = QR_TRY(resolve_chown(root.fd, op.chown));
     return from ? copy_from_stage(L, root.fd, op, *from) : copy_from_commit(L, root.fd, op);
-  });
-  QR_RETURN_IF_ERROR(copied);
-  fs::remove_all(work);
+  };
+  fs::path upper = QR_TRY(in_stage_overlay(L, s, i, step));
   QR_RETURN_IF_ERROR(stamp_copied(upper, L.in.epoch));
   s.layers.push_back(upper);
   return Status();

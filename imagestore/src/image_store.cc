@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/normalize/image.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
@@ -305,12 +307,47 @@ Result<std::vector<StoredImage>> import_oci_files(const fs::path& store, const n
 
 }  // namespace internal
 
+namespace {
+
+// The newest modification time (seconds, file-system clock) of `p` and everything under it; links not followed.
+int64_t store_newest_mtime(const fs::path& p) {
+  struct stat st {};
+  if (::lstat(p.c_str(), &st) != 0) return 0;
+  int64_t newest = st.st_mtim.tv_sec;
+  if (!S_ISDIR(st.st_mode)) return newest;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(p, ec), end; !ec && it != end; it.increment(ec)) {
+    if (::lstat(it->path().c_str(), &st) == 0) newest = std::max<int64_t>(newest, st.st_mtim.tv_sec);
+  }
+  return newest;
+}
+
+// Removes what a crashed import or pull left in tmp/: entries in which nothing was written for an hour. "Now"
+// is the mtime of a file made here (the file system's clock, as the entries' times are; the library reads no
+// clock). A live pull or extraction keeps writing under its directory, so it stays.
+void remove_stale_store_temporaries(const fs::path& tmp) {
+  constexpr int64_t kStaleSeconds = 3600;
+  auto probe = TempDir::create(tmp, "probe.");
+  if (!probe.ok()) return;
+  const int64_t now = store_newest_mtime(probe->path());
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(tmp, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->path() != probe->path() && store_newest_mtime(it->path()) + kStaleSeconds < now)
+      stale.push_back(it->path());
+  }
+  for (const auto& p : stale) fs::remove_all(p, ec);
+}
+
+}  // namespace
+
 Result<ImageStore> ImageStore::open(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir / "blobs" / "sha256", ec);
   if (!ec) fs::create_directories(dir / "rootfs", ec);
   if (!ec) fs::create_directories(internal::temp_dir(dir), ec);
   if (ec) return Status::io("create image store " + dir.string() + ": " + ec.message());
+  remove_stale_store_temporaries(internal::temp_dir(dir));
   if (!fs::exists(dir / "oci-layout", ec)) {
     QR_RETURN_IF_ERROR(write_file_atomic(dir / "oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}", 0644));
   }

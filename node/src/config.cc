@@ -4,22 +4,18 @@
 #include "quorate/attest/pkcs11.h"
 #include "quorate/attest/statement.h"
 #include "quorate/config/toml_file.h"
+#include "quorate/wire/transport_config.h"
 
 namespace quorate::node {
 namespace {
 
 Status read_network(const config::TomlFile& f, const toml::table& net, NodeConfig& c) {
   const std::string s = "network.";
-  QR_RETURN_IF_ERROR(f.check_keys(net, s,
-                                  {"publish", "control", "endpoints_file", "insecure", "allow_insecure_remote",
-                                   "curve_secret_key", "allowed_clients", "heartbeat_interval_ms"}));
+  c.transport =
+      QR_TRY(wire::read_transport_config(f, net, s, {"publish", "control", "endpoints_file", "heartbeat_interval_ms"}));
   c.publish_endpoint = QR_TRY(f.string(net, "publish", s, false, c.publish_endpoint));
   c.control_endpoint = QR_TRY(f.string(net, "control", s, false, c.control_endpoint));
   c.endpoints_file = f.resolve(QR_TRY(f.string(net, "endpoints_file", s, false)));
-  c.transport.insecure = QR_TRY(f.boolean(net, "insecure", s, false));
-  c.transport.allow_insecure_remote = QR_TRY(f.boolean(net, "allow_insecure_remote", s, false));
-  c.transport.curve_secret_key = f.resolve(QR_TRY(f.string(net, "curve_secret_key", s, false)));
-  c.transport.allowed_clients = QR_TRY(f.strings(net, "allowed_clients", s));
   c.heartbeat_interval_ms = static_cast<int>(QR_TRY(f.integer(net, "heartbeat_interval_ms", s, 1000, 50, 3600000)));
   return Status();
 }
@@ -28,18 +24,6 @@ Status read_queue(const config::TomlFile& f, const toml::table& q, NodeConfig& c
   QR_RETURN_IF_ERROR(f.check_keys(q, "queue.", {"max_pending", "history_batch"}));
   c.max_queue = static_cast<size_t>(QR_TRY(f.integer(q, "max_pending", "queue.", 16, 0, 100000)));
   c.history_batch = static_cast<size_t>(QR_TRY(f.integer(q, "history_batch", "queue.", 256, 1, 100000)));
-  return Status();
-}
-
-Status read_limits(const config::TomlFile& f, const toml::table& l, NodeConfig& c) {
-  const std::string s = "limits.";
-  QR_RETURN_IF_ERROR(f.check_keys(l, s, {"max_control_bytes", "max_attestation_bytes", "max_history_bytes"}));
-  c.limits.max_control_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
-  c.limits.max_attestation_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_attestation_bytes", s, 1 << 20, 1024, 1 << 30)));
-  c.limits.max_history_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
   return Status();
 }
 
@@ -97,7 +81,7 @@ Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   const toml::table* build = QR_TRY(f.table(root, "build"));
   if (net) QR_RETURN_IF_ERROR(read_network(f, *net, c));
   if (queue) QR_RETURN_IF_ERROR(read_queue(f, *queue, c));
-  if (limits) QR_RETURN_IF_ERROR(read_limits(f, *limits, c));
+  if (limits) c.limits = QR_TRY(wire::read_limits(f, *limits, "limits.", false));
   if (build) QR_RETURN_IF_ERROR(read_build(f, *build, c));
   if (c.work_dir.empty()) c.work_dir = c.data_dir / "work";
   if (c.image_store.empty()) c.image_store = c.data_dir / "images";

@@ -60,6 +60,67 @@ json ask(int port, const fs::path& cert, const json& review) {
   return json::parse(r->body, nullptr, false)["response"];
 }
 
+std::string message_of(const json& r) {
+  return r.is_object() ? r.value("status", json::object()).value("message", "") : "";
+}
+
+using ScriptedNodes = std::map<std::string, std::unique_ptr<e2e::ScriptedNode>>;
+
+// `quorate quorum --config DIR/quorum.toml`, once it has logged verifier_started (or stopped).
+std::unique_ptr<Process> gp_start_verifier(const fs::path& dir) {
+  auto verifier = std::make_unique<Process>(
+      std::vector<std::string>{testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()},
+      dir / "verifier.out", dir / "verifier.err");
+  wait_until([&] { return verifier->err().find("verifier_started") != std::string::npos || !verifier->running(); },
+             std::chrono::seconds(20));
+  return verifier;
+}
+
+void gp_serve(ScriptedNodes& nodes) {
+  for (auto& [id, n] : nodes) {
+    n->serve();
+    n->heartbeat();
+  }
+}
+
+// What both sources of decisions answer as votes arrive for "good" (threshold 2): denied with no decision,
+// then rejected with b and c missing after a's vote, then admitted after b's. Reviews are named
+// `<uid>-0`, `<uid>-1`, `<uid>-2`.
+void gp_expect_admitted_after_two_votes(GateProcess& gate, const fs::path& cert, ScriptedNodes& nodes, Roster& roster,
+                                        const std::string& uid, Process& verifier) {
+  gp_serve(nodes);
+  json before = ask(gate.port, cert, pod_review(uid + "-0", {pinned("good")}));
+  ASSERT_TRUE(before.is_object()) << gate.p->err();
+  EXPECT_FALSE(before.value("allowed", true));
+  EXPECT_NE(message_of(before).find("no decision"), std::string::npos) << before.dump() << "\n" << gate.p->err();
+
+  // One vote of two: rejected, b and c missing.
+  nodes["a"]->add(roster.attestation("a", commit_id("good"), "good"));
+  std::string one_vote;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        gp_serve(nodes);
+        one_vote = message_of(ask(gate.port, cert, pod_review(uid + "-1", {pinned("good")})));
+        return one_vote.find("missing nodes: b, c") != std::string::npos;
+      },
+      std::chrono::seconds(30)))
+      << one_vote << "\n"
+      << verifier.err();
+
+  // The second vote arrives: the quorum accepts, the gate admits.
+  nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
+  json last;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        gp_serve(nodes);
+        last = ask(gate.port, cert, pod_review(uid + "-2", {pinned("good")}));
+        return last.is_object() && last.value("allowed", false);
+      },
+      std::chrono::seconds(30)))
+      << last.dump() << "\n"
+      << gate.p->err();
+}
+
 TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
   testing::ScratchDir dir;
   Roster roster(dir.path(), "policy.toml", 2);
@@ -94,7 +155,7 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
   Roster roster(dir.path(), "policy.toml", 2);
   make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
   int pub_port = free_port(), query_port = free_port();
-  std::map<std::string, std::unique_ptr<e2e::ScriptedNode>> nodes;
+  ScriptedNodes nodes;
   {
     std::ofstream quorum(dir / "quorum.toml");
     quorum << "policy = \"policy.toml\"\ndata_dir = \"verifier\"\n[network]\ninsecure = true\n"
@@ -107,67 +168,19 @@ TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
       nodes[id] = std::make_unique<e2e::ScriptedNode>(id, loopback(p1), loopback(p2));
     }
   }
-  Process verifier({testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "verifier.out",
-                   dir / "verifier.err");
-  ASSERT_TRUE(
-      wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
-                 std::chrono::seconds(20)));
-  ASSERT_TRUE(verifier.running()) << verifier.err();
+  auto verifier = gp_start_verifier(dir.path());
+  ASSERT_TRUE(verifier->running()) << verifier->err();
 
   GateProcess gate(dir.path(), dir / "verifier" / "store.db", dir / "policy.toml");
   ASSERT_GT(gate.port, 0) << gate.p->err();
-  auto serve_nodes = [&] {
-    for (auto& [id, n] : nodes) {
-      n->serve();
-      n->heartbeat();
-    }
-  };
-
-  // Before any attestation: no decision, denied.
-  serve_nodes();
-  json before = ask(gate.port, dir / "cert.pem", pod_review("live-0", {pinned("good")}));
-  ASSERT_TRUE(before.is_object()) << gate.p->err();
-  EXPECT_FALSE(before.value("allowed", true));
-  EXPECT_NE(before.value("status", json::object()).value("message", "").find("no decision"), std::string::npos)
-      << before.dump();
-
-  // One vote of two: rejected, b and c missing.
-  nodes["a"]->add(roster.attestation("a", commit_id("good"), "good"));
-  std::string one_vote;
-  EXPECT_TRUE(wait_until(
-      [&] {
-        serve_nodes();
-        json r = ask(gate.port, dir / "cert.pem", pod_review("live-1", {pinned("good")}));
-        one_vote = r.is_object() ? r.value("status", json::object()).value("message", "") : "";
-        return one_vote.find("missing nodes: b, c") != std::string::npos;
-      },
-      std::chrono::seconds(30)))
-      << one_vote << "\n"
-      << verifier.err();
-
-  // The second vote arrives: the quorum accepts, the gate admits.
-  nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
-  json last;
-  EXPECT_TRUE(wait_until(
-      [&] {
-        serve_nodes();
-        last = ask(gate.port, dir / "cert.pem", pod_review("live-2", {pinned("good")}));
-        return last.is_object() && last.value("allowed", false);
-      },
-      std::chrono::seconds(30)))
-      << last.dump() << "\n"
-      << gate.p->err();
+  gp_expect_admitted_after_two_votes(gate, dir / "cert.pem", nodes, roster, "live", *verifier);
 
   gate.p->signal(SIGTERM);
   auto code = gate.p->wait(std::chrono::seconds(15));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
-  verifier.signal(SIGTERM);
-  (void)verifier.wait(std::chrono::seconds(10));
-}
-
-std::string message_of(const json& r) {
-  return r.is_object() ? r.value("status", json::object()).value("message", "") : "";
+  verifier->signal(SIGTERM);
+  (void)verifier->wait(std::chrono::seconds(10));
 }
 
 // --quorum: the gate asks the verifier daemon over CURVE (nodes, verifier and gate each with a key pair), with
@@ -186,7 +199,7 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
   node_security.server_keys = node_keys;
   node_security.allowed_clients = {verifier_keys.public_z85};
   int pub_port = free_port(), query_port = free_port();
-  std::map<std::string, std::unique_ptr<e2e::ScriptedNode>> nodes;
+  ScriptedNodes nodes;
   {
     std::ofstream quorum(dir / "quorum.toml");
     quorum
@@ -200,54 +213,15 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
       nodes[id] = std::make_unique<e2e::ScriptedNode>(id, loopback(p1), loopback(p2), node_security);
     }
   }
-  Process verifier({testing::quorate_bin(), "quorum", "--config", (dir / "quorum.toml").string()}, dir / "verifier.out",
-                   dir / "verifier.err");
-  ASSERT_TRUE(
-      wait_until([&] { return verifier.err().find("verifier_started") != std::string::npos || !verifier.running(); },
-                 std::chrono::seconds(20)));
-  ASSERT_TRUE(verifier.running()) << verifier.err();
+  auto verifier = gp_start_verifier(dir.path());
+  ASSERT_TRUE(verifier->running()) << verifier->err();
 
   GateProcess gate(dir.path(),
                    {"--quorum", loopback(query_port), "--quorum-key", (dir / "verifier.curve.pub").string(),
                     "--curve-secret-key", (dir / "gate.curve.key").string(), "--quorum-timeout-ms", "1500"},
                    dir / "policy.toml");
   ASSERT_GT(gate.port, 0) << gate.p->err();
-  auto serve_nodes = [&] {
-    for (auto& [id, n] : nodes) {
-      n->serve();
-      n->heartbeat();
-    }
-  };
-
-  serve_nodes();
-  json before = ask(gate.port, dir / "cert.pem", pod_review("q-0", {pinned("good")}));
-  ASSERT_TRUE(before.is_object()) << gate.p->err();
-  EXPECT_FALSE(before.value("allowed", true));
-  EXPECT_NE(message_of(before).find("no decision"), std::string::npos) << before.dump() << "\n" << gate.p->err();
-
-  nodes["a"]->add(roster.attestation("a", commit_id("good"), "good"));
-  std::string one_vote;
-  EXPECT_TRUE(wait_until(
-      [&] {
-        serve_nodes();
-        one_vote = message_of(ask(gate.port, dir / "cert.pem", pod_review("q-1", {pinned("good")})));
-        return one_vote.find("missing nodes: b, c") != std::string::npos;
-      },
-      std::chrono::seconds(30)))
-      << one_vote << "\n"
-      << verifier.err();
-
-  nodes["b"]->add(roster.attestation("b", commit_id("good"), "good"));
-  json last;
-  EXPECT_TRUE(wait_until(
-      [&] {
-        serve_nodes();
-        last = ask(gate.port, dir / "cert.pem", pod_review("q-2", {pinned("good")}));
-        return last.is_object() && last.value("allowed", false);
-      },
-      std::chrono::seconds(30)))
-      << last.dump() << "\n"
-      << gate.p->err();
+  gp_expect_admitted_after_two_votes(gate, dir / "cert.pem", nodes, roster, "q", *verifier);
 
   // A gate given another policy than the verifier's (threshold 1) does not take the verifier's decisions.
   {
@@ -269,8 +243,8 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
   }
 
   // The verifier dies: denied, saying so, within the bound (1.5 s, once per review even with two images).
-  verifier.signal(SIGKILL);
-  (void)verifier.wait(std::chrono::seconds(10));
+  verifier->signal(SIGKILL);
+  (void)verifier->wait(std::chrono::seconds(10));
   auto t0 = std::chrono::steady_clock::now();
   json silent = ask(gate.port, dir / "cert.pem", pod_review("q-3", {pinned("good"), pinned("good")}));
   auto waited = std::chrono::steady_clock::now() - t0;

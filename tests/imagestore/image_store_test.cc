@@ -300,3 +300,49 @@ TEST_F(BuilderImageBuild, TamperedStoreBlobFailsBeforeAnyStep) {
 
 }  // namespace
 }  // namespace quorate::imagestore
+
+namespace quorate::imagestore {
+namespace {
+
+// Sets the modification time of `p` to `seconds_ago` before the file system's present (a file made now).
+void is_age(const std::filesystem::path& p, int64_t seconds_ago) {
+  struct stat now {};
+  std::ofstream(p.parent_path() / ".now") << "";
+  ASSERT_EQ(::stat((p.parent_path() / ".now").c_str(), &now), 0);
+  std::filesystem::remove(p.parent_path() / ".now");
+  struct timespec times[2] = {{now.st_mtim.tv_sec - seconds_ago, 0}, {now.st_mtim.tv_sec - seconds_ago, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, p.c_str(), times, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+// What a crashed import or pull left in tmp/ (nothing written for over an hour) is removed when the store is
+// opened; a temporary still being written to (a recent file deep inside) and a recent one stay.
+TEST(ImageStoreTemporaries, StaleOnesAreRemovedAtOpen) {
+  ScratchDir dir;
+  auto store_dir = dir / "store";
+  ASSERT_TRUE(ImageStore::open(store_dir).ok());
+  auto tmp = store_dir / "tmp";
+  std::filesystem::create_directories(tmp / "crashed.abc" / "layout");
+  std::ofstream(tmp / "crashed.abc" / "layout" / "blob") << "x";
+  is_age(tmp / "crashed.abc" / "layout" / "blob", 7200);
+  is_age(tmp / "crashed.abc" / "layout", 7200);
+  is_age(tmp / "crashed.abc", 7200);
+  std::ofstream(tmp / "crashed-file") << "x";
+  is_age(tmp / "crashed-file", 3700);
+  std::filesystem::create_directories(tmp / "live.abc" / "layout");
+  std::ofstream(tmp / "live.abc" / "layout" / "blob") << "x";  // written just now
+  is_age(tmp / "live.abc", 7200);
+  std::filesystem::create_directories(tmp / "recent.abc");
+  is_age(tmp / "recent.abc", 1800);
+
+  ASSERT_TRUE(ImageStore::open(store_dir).ok());
+  EXPECT_FALSE(std::filesystem::exists(tmp / "crashed.abc"));
+  EXPECT_FALSE(std::filesystem::exists(tmp / "crashed-file"));
+  EXPECT_TRUE(std::filesystem::exists(tmp / "live.abc" / "layout" / "blob"));
+  EXPECT_TRUE(std::filesystem::exists(tmp / "recent.abc"));
+  size_t left = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(tmp)) ++left;
+  EXPECT_EQ(left, 2u);  // the probe is gone too
+}
+
+}  // namespace
+}  // namespace quorate::imagestore

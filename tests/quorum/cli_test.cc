@@ -44,11 +44,12 @@ TEST_F(Cli, ImportListShowAndVerifyFromTheStore) {
                       " " + file("c.json", attestation(nodes_[2], "v1", "good")) + " " +
                       file("d.json", attestation(nodes_[3], "v1", "rogue")) + " " + file("junk.json", "{\"not\":1}");
   auto imported = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + files + kNowArg));
-  EXPECT_EQ(imported.exit_code, 0) << imported.out;
+  EXPECT_EQ(imported.exit_code, 1) << imported.out;  // junk.json was rejected (and stored as a rejection)
   EXPECT_THAT(imported.out, HasSubstr("a.json: stored sha256:"));
   EXPECT_THAT(imported.out, HasSubstr("junk.json: rejected"));
   auto again =
       run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + sh((dir_ / "a.json").string())));
+  EXPECT_EQ(again.exit_code, 0) << again.out;
   EXPECT_THAT(again.out, HasSubstr("a.json: duplicate"));
 
   auto list = run(q("store list " + sh(db_)));
@@ -81,6 +82,23 @@ TEST_F(Cli, ImportListShowAndVerifyFromTheStore) {
   EXPECT_EQ(shown.exit_code, 0) << shown.out;
   EXPECT_THAT(shown.out, HasSubstr("\"payloadType\":\"application/vnd.in-toto+json\""));
   EXPECT_EQ(run(q("store show " + sh(db_) + " 00000000")).exit_code, 2);
+}
+
+// Exit 1 when any file is rejected, naming every rejected one; 0 only when each was stored or a duplicate.
+TEST_F(Cli, ImportExitsOneWhenAnyFileIsRejected) {
+  std::string junk = file("junk.json", "{\"not\":1}") + " " + file("rogue.json", "not even json");
+  auto rejected = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + junk + kNowArg));
+  EXPECT_EQ(rejected.exit_code, 1) << rejected.out;
+  EXPECT_THAT(rejected.out, HasSubstr("2 of 2 files rejected: "));
+  EXPECT_THAT(rejected.out, HasSubstr("junk.json, "));
+  EXPECT_THAT(rejected.out, HasSubstr("rogue.json\n"));
+
+  std::string good = file("a.json", attestation(nodes_[0], "v1", "good"));
+  auto stored = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + good + kNowArg));
+  EXPECT_EQ(stored.exit_code, 0) << stored.out;
+  auto duplicate = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + good + kNowArg));
+  EXPECT_EQ(duplicate.exit_code, 0) << duplicate.out;
+  EXPECT_THAT(duplicate.out, HasSubstr("a.json: duplicate"));
 }
 
 TEST_F(Cli, VerifyFilesWithoutAStore) {

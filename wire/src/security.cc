@@ -234,6 +234,14 @@ namespace {
 std::filesystem::path under(const std::filesystem::path& base, const std::filesystem::path& p) {
   return p.is_relative() ? base / p : p;
 }
+// The configured secret key; an error reading it names where the config file set it.
+Result<CurveKeyPair> read_configured_secret_key(const TransportConfig& config) {
+  auto keys = read_curve_secret_key(under(config.base_dir, config.curve_secret_key));
+  if (!keys.ok() && !config.curve_secret_key_origin.empty()) {
+    return keys.status().with_context(config.curve_secret_key_origin);
+  }
+  return keys;
+}
 }  // namespace
 
 Result<ServerSecurity> make_server_security(const TransportConfig& config) {
@@ -248,7 +256,7 @@ Result<ServerSecurity> make_server_security(const TransportConfig& config) {
         "no CURVE secret key configured; set one (curve_secret_key) or ask for plain TCP "
         "explicitly (insecure = true / --insecure)");
   }
-  s.server_keys = QR_TRY(read_curve_secret_key(under(config.base_dir, config.curve_secret_key)));
+  s.server_keys = QR_TRY(read_configured_secret_key(config));
   for (const auto& k : config.allowed_clients) {
     s.allowed_clients.push_back(QR_TRY(resolve_curve_public_key(k, config.base_dir)));
   }
@@ -268,7 +276,7 @@ Result<ClientSecurity> make_client_security(const TransportConfig& config, std::
         "explicitly (insecure = true / --insecure)");
   }
   if (server_key.empty()) return Status::usage("no CURVE public key configured for the server connected to");
-  c.client_keys = QR_TRY(read_curve_secret_key(under(config.base_dir, config.curve_secret_key)));
+  c.client_keys = QR_TRY(read_configured_secret_key(config));
   c.server_public = QR_TRY(resolve_curve_public_key(server_key, config.base_dir));
   return c;
 }

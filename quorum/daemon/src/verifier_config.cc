@@ -4,38 +4,19 @@
 #include <set>
 
 #include "quorate/config/toml_file.h"
+#include "quorate/wire/transport_config.h"
 
 namespace quorate::quorum {
 namespace {
 
 Status read_network(const config::TomlFile& f, const toml::table& net, VerifierConfig& c) {
   const std::string s = "network.";
-  QR_RETURN_IF_ERROR(f.check_keys(net, s,
-                                  {"publish", "query", "endpoints_file", "insecure", "allow_insecure_remote",
-                                   "curve_secret_key", "allowed_clients", "history_timeout_ms"}));
+  c.transport =
+      QR_TRY(wire::read_transport_config(f, net, s, {"publish", "query", "endpoints_file", "history_timeout_ms"}));
   c.publish_endpoint = QR_TRY(f.string(net, "publish", s, false, c.publish_endpoint));
   c.query_endpoint = QR_TRY(f.string(net, "query", s, false, c.query_endpoint));
   c.endpoints_file = f.resolve(QR_TRY(f.string(net, "endpoints_file", s, false)));
-  c.transport.insecure = QR_TRY(f.boolean(net, "insecure", s, false));
-  c.transport.allow_insecure_remote = QR_TRY(f.boolean(net, "allow_insecure_remote", s, false));
-  c.transport.curve_secret_key = f.resolve(QR_TRY(f.string(net, "curve_secret_key", s, false)));
-  c.transport.allowed_clients = QR_TRY(f.strings(net, "allowed_clients", s));
   c.history_timeout_ms = static_cast<int>(QR_TRY(f.integer(net, "history_timeout_ms", s, 3000, 100, 600000)));
-  return Status();
-}
-
-Status read_limits(const config::TomlFile& f, const toml::table& l, VerifierConfig& c) {
-  const std::string s = "limits.";
-  QR_RETURN_IF_ERROR(
-      f.check_keys(l, s, {"max_control_bytes", "max_attestation_bytes", "max_history_bytes", "max_decision_bytes"}));
-  c.limits.max_control_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_control_bytes", s, 64 << 10, 1024, 1 << 30)));
-  c.limits.max_attestation_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_attestation_bytes", s, 1 << 20, 1024, 1 << 30)));
-  c.limits.max_history_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_history_bytes", s, 32 << 20, 1024, 1 << 30)));
-  c.limits.max_decision_bytes =
-      static_cast<size_t>(QR_TRY(f.integer(l, "max_decision_bytes", s, 1 << 20, 1024, 1 << 30)));
   return Status();
 }
 
@@ -75,7 +56,8 @@ Result<VerifierConfig> load_verifier_config(const std::filesystem::path& path) {
   c.data_dir = f.resolve(QR_TRY(f.string(root, "data_dir", "", true)));
   // Sections are checked as they are read, in this order.
   if (const toml::table* net = QR_TRY(f.table(root, "network"))) QR_RETURN_IF_ERROR(read_network(f, *net, c));
-  if (const toml::table* limits = QR_TRY(f.table(root, "limits"))) QR_RETURN_IF_ERROR(read_limits(f, *limits, c));
+  if (const toml::table* limits = QR_TRY(f.table(root, "limits")))
+    c.limits = QR_TRY(wire::read_limits(f, *limits, "limits.", true));
   if (const toml::node* nodes = root.get("nodes")) QR_RETURN_IF_ERROR(read_nodes(f, *nodes, c));
   return c;
 }

@@ -81,6 +81,7 @@ struct TransportConfig {
   std::filesystem::path curve_secret_key;    // this process's CURVE secret key file
   std::vector<std::string> allowed_clients;  // Z85 keys or key files of clients allowed to connect
   std::filesystem::path base_dir;
+  std::string curve_secret_key_origin;  // "<file>:<line>: '<key>'" that named the key file; empty if none
 };
 
 // The server side of `config`: usage error when neither insecure nor a CURVE key is configured.
