@@ -27,7 +27,8 @@ constexpr size_t kMinBatch = 256;   // below this the fixed cost of a turn (thre
 constexpr double kTurnTargetMs = 60.0;
 
 std::string subject_id(const pb::SubjectKey& s) {
-  return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch());
+  return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch()) + '\0' +
+         s.build_args();
 }
 
 // cursors.db's schema, one migration a version (sqlite::Database::migrate).
