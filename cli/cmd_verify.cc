@@ -77,7 +77,8 @@ Status run_verify(const VerifyArgs& a) {
   quorum::Question q{a.image, a.commit, a.repo};
   // The question names one set of build args, none when no --build-arg is given: votes built with other args
   // belong to other subject keys and never count for these.
-  q.build_args = QR_TRY(build_args_text(QR_TRY(parse_build_args(a.build_args))));
+  const auto build_args = QR_TRY(parse_build_args(a.build_args));
+  q.build_args = QR_TRY(build_args_text(build_args));
   std::string reencoded_hint;
   if (imagestore::is_transport_reference(a.image)) {
     // A published copy: read with skopeo, every blob checked, down to the digests attestations name.
