@@ -66,20 +66,23 @@ Status run_import(const StoreArgs& a) {
 
 nlohmann::json attestation_json(const quorum::StoredAttestation& s) {
   const auto& v = s.vote;
-  return {{"kind", "attestation"},
-          {"envelope_digest", s.envelope_digest},
-          {"node_id", v.node_id},
-          {"keyid", v.keyid},
-          {"subject",
-           {{"source_uri", v.subject.source_uri},
-            {"commit", v.subject.commit},
-            {"recipe_path", v.subject.recipe_path},
-            {"source_date_epoch", v.subject.source_date_epoch}}},
-          {"image_digest", v.image_digest},
-          {"config_digest", v.config_digest},
-          {"started_on", format_rfc3339(s.started_on)},
-          {"finished_on", format_rfc3339(v.signed_at)},
-          {"received_at", format_rfc3339(s.received_at)}};
+  nlohmann::json j = {{"kind", "attestation"},
+                      {"envelope_digest", s.envelope_digest},
+                      {"node_id", v.node_id},
+                      {"keyid", v.keyid},
+                      {"subject",
+                       {{"source_uri", v.subject.source_uri},
+                        {"commit", v.subject.commit},
+                        {"recipe_path", v.subject.recipe_path},
+                        {"source_date_epoch", v.subject.source_date_epoch}}},
+                      {"image_digest", v.image_digest},
+                      {"config_digest", v.config_digest},
+                      {"started_on", format_rfc3339(s.started_on)},
+                      {"finished_on", format_rfc3339(v.signed_at)},
+                      {"received_at", format_rfc3339(s.received_at)}};
+  // part of the subject key (core/build_args.h); absent when none
+  if (!v.subject.build_args.empty()) j["subject"]["build_args"] = build_args_json(v.subject.build_args);
+  return j;
 }
 
 nlohmann::json rejection_json(const quorum::Rejection& r) {

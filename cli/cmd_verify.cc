@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "quorate/cli/cli.h"
+#include "quorate/core/build_args.h"
 #include "quorate/core/file.h"
 #include "quorate/core/time.h"
 #include "quorate/imagestore/resolve.h"
@@ -22,6 +23,7 @@ struct VerifyArgs {
   std::vector<std::string> files;
   std::string image, commit, repo;
   std::string now;
+  std::vector<std::string> build_args;  // NAME=VALUE
   bool json = false;
   bool insecure_registry = false;
   int timeout_seconds = 1800;
@@ -73,6 +75,10 @@ Status run_verify(const VerifyArgs& a) {
   int64_t now = QR_TRY(decision_time(a.now));
   quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
   quorum::Question q{a.image, a.commit, a.repo};
+  // The question names one set of build args, none when no --build-arg is given: votes built with other args
+  // belong to other subject keys and never count for these.
+  const auto build_args = QR_TRY(parse_build_args(a.build_args));
+  q.build_args = QR_TRY(build_args_text(build_args));
   std::string reencoded_hint;
   if (imagestore::is_transport_reference(a.image)) {
     // A published copy: read with skopeo, every blob checked, down to the digests attestations name.
@@ -162,6 +168,10 @@ void add_verify_command(CLI::App& app, Action& action) {
   cmd->add_option("--timeout", args->timeout_seconds, "With --image TRANSPORT:…: seconds skopeo may take");
   cmd->add_option("--commit", args->commit, "What was accepted for this commit?");
   cmd->add_option("--repo", args->repo, "With --commit: only this source repository URI");
+  cmd->add_option("--build-arg", args->build_args,
+                  "NAME=VALUE, repeatable: the build args of the subject asked about (as given to quorate build / "
+                  "submit); without it, only subjects built without build args are decided")
+      ->allow_extra_args(false);
   cmd->add_flag("--json", args->json, "Print each decision as canonical JSON, one a line");
   cmd->add_option("--now", args->now, "Decide as of this RFC 3339 time (default: now)");
   cmd->callback([args, &action] { action = [args] { return run_verify(*args); }; });

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "quorate/cli/cli.h"
+#include "quorate/core/build_args.h"
 #include "quorate/wire/request.h"
 
 namespace quorate::cli {
@@ -28,15 +29,7 @@ Result<std::optional<int64_t>> source_date_epoch_of(const std::optional<int64_t>
 }
 
 Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& args) {
-  std::map<std::string, std::string> out;
-  for (const auto& kv : args) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return Status::usage("--build-arg must be NAME=VALUE, not " + kv);
-    if (!out.emplace(kv.substr(0, eq), kv.substr(eq + 1)).second) {
-      return Status::usage("--build-arg " + kv.substr(0, eq) + " given twice");
-    }
-  }
-  return out;
+  return parse_build_arg_flags(args);  // the one rule (core/build_args.h)
 }
 
 }  // namespace quorate::cli

@@ -2,6 +2,7 @@
 #include "quorate/attest/statement.h"
 
 #include "json.h"
+#include "quorate/core/build_args.h"
 #include "quorate/core/encoding.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
@@ -109,10 +110,13 @@ Result<Json> build_definition(const Json& r, const Json& source, std::string_vie
   // have no build_args, and their statements keep their bytes.
   if (r.contains("build_args")) {
     const Json* args = QR_TRY(get_object(r, "build_args", what));
+    BuildArgMap set;
     for (const auto& [k, v] : args->items()) {
       if (k.empty()) return Status::bad_input("build result: build_args: a name is empty");
       if (!v.is_string()) return Status::bad_input("build result: build_args: \"" + k + "\" is not a string");
+      set[k] = v.get<std::string>();
     }
+    QR_RETURN_IF_ERROR(check_build_args(set).with_context("build result"));  // one canonical form (core)
     external["buildArgs"] = *args;
   }
   return Json{
@@ -283,6 +287,8 @@ Status parse_definition(const Json& def, Statement& s) {
       }
       s.build_args[k] = v.get<std::string>();
     }
+    // The set has a canonical text (core/build_args.h): the subject key's build_args.
+    QR_RETURN_IF_ERROR(check_build_args(s.build_args).with_context("statement: externalParameters"));
   }
   const Json* internal = QR_TRY(get_object(def, "internalParameters", what));
   s.canonical_form = QR_TRY(get_int(*internal, "canonicalForm", "statement: internalParameters"));

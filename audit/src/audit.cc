@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "quorate/core/build_args.h"
 #include "quorate/core/file.h"
 #include "quorate/core/process.h"
 #include "quorate/core/temporaries.h"
@@ -263,6 +264,8 @@ nlohmann::json to_json(const AuditReport& report) {
                         {"recipe_path", s.subject.recipe_path},
                         {"source_date_epoch", s.subject.source_date_epoch},
                         {"agree", s.agree}};
+      // Part of the key (core/build_args.h): an object, absent when there are none, as in decisions.
+      if (!s.subject.build_args.empty()) js["build_args"] = build_args_json(s.subject.build_args);
       js["attestations"] = nlohmann::json::array();
       for (const auto& v : s.votes) {
         js["attestations"].push_back({{"node_id", v.node_id},
@@ -299,8 +302,8 @@ std::string to_text(const AuditReport& report) {
     out << "  " << c.summary << "\n";
     if (c.subjects.empty()) out << "    no attestations\n";
     for (const auto& s : c.subjects) {
-      out << "    " << s.subject.recipe_path << " (epoch " << s.subject.source_date_epoch << "): " << votes_summary(s)
-          << "\n";
+      out << "    " << s.subject.recipe_path << " (epoch " << s.subject.source_date_epoch
+          << describe_build_args(s.subject.build_args) << "): " << votes_summary(s) << "\n";
       for (const auto& v : s.votes) out << "      " << v.node_id << "  " << v.image_digest << "\n";
     }
   }
@@ -320,7 +323,10 @@ std::string to_markdown(const AuditReport& report) {
   out << "## Commits\n\n| commit | time | signature | summary | attestations |\n|---|---|---|---|---|\n";
   for (const auto& c : report.commits) {
     std::string att;
-    for (const auto& s : c.subjects) att += (att.empty() ? "" : "; ") + s.subject.recipe_path + ": " + votes_summary(s);
+    for (const auto& s : c.subjects) {
+      att += (att.empty() ? "" : "; ") + s.subject.recipe_path + describe_build_args(s.subject.build_args) + ": " +
+             votes_summary(s);
+    }
     out << "| `" << c.id.substr(0, 12) << "` | " << format_rfc3339(c.time) << " | " << c.signature.status << " | "
         << c.summary << " | " << (att.empty() ? "none" : att) << " |\n";
   }

@@ -1,6 +1,7 @@
 // The quorum engine: attribute votes to voters, void what does not count, tally, and apply the conflict rule.
 #include "quorate/quorum/decision.h"
 
+#include "quorate/core/build_args.h"
 #include "quorate/core/json.h"
 
 #include <algorithm>
@@ -223,7 +224,8 @@ nlohmann::json ballot_json(const Ballot& b) {
 }  // namespace
 
 std::string SubjectKey::to_string() const {
-  return source_uri + "@" + commit + ":" + recipe_path + "@" + std::to_string(source_date_epoch);
+  return source_uri + "@" + commit + ":" + recipe_path + "@" + std::to_string(source_date_epoch) +
+         describe_build_args(build_args);
 }
 
 Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const Vote> votes, int64_t now) {
@@ -246,6 +248,9 @@ Result<std::string> Decision::to_json() const {
                   {"commit", subject.commit},
                   {"recipe_path", subject.recipe_path},
                   {"source_date_epoch", subject.source_date_epoch}};
+  // Only when there are some: records of subjects without build args keep their bytes. An object, written
+  // canonically it is the key's text.
+  if (!subject.build_args.empty()) j["subject"]["build_args"] = build_args_json(subject.build_args);
   j["accepted"] = accepted;
   j["digest"] = digest;
   j["image_digests"] = image_digests;

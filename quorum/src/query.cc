@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "quorate/core/build_args.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::quorum {
@@ -14,6 +15,7 @@ namespace {
 // and source (when given).
 bool concerns_subject(const Question& q, const SubjectKey& s) {
   if (!q.commit.empty() && s.commit != q.commit) return false;
+  if (q.build_args && s.build_args != *q.build_args) return false;
   return q.source_uri.empty() || s.source_uri == q.source_uri;
 }
 bool concerns(const Question& q, const Vote& v) {
@@ -25,6 +27,12 @@ bool concerns(const Question& q, const Vote& v) {
 std::string describe(const Question& q) {
   std::string commit =
       q.commit.empty() ? "" : "commit " + q.commit + (q.source_uri.empty() ? "" : " of " + q.source_uri);
+  if (q.build_args) {
+    const std::string args = q.build_args->empty() ? " without build args" : describe_build_args(*q.build_args);
+    Question rest = q;
+    rest.build_args.reset();
+    return describe(rest) + args;
+  }
   if (!q.image_digest.empty()) return "image " + q.image_digest + (commit.empty() ? "" : " for " + commit);
   if (!q.content_digest.empty()) return "content " + q.content_digest + (commit.empty() ? "" : " for " + commit);
   if (!commit.empty()) return commit;
@@ -98,7 +106,7 @@ Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Questio
     std::vector<Vote> votes = QR_TRY(source.all_votes());
     std::map<SubjectKey, std::vector<Vote>> by_subject;
     for (auto& v : votes) {
-      if (q.source_uri.empty() || v.subject.source_uri == q.source_uri) by_subject[v.subject].push_back(std::move(v));
+      if (concerns_subject(q, v.subject)) by_subject[v.subject].push_back(std::move(v));
     }
     for (const auto& [k, subject_votes] : by_subject) a.decisions.push_back(decide(policy, k, subject_votes, now));
   } else {

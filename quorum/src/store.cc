@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "quorate/attest/statement.h"
+#include "quorate/core/build_args.h"
 #include "quorate/core/encoding.h"
 #include "quorate/sqlite/database.h"
 
@@ -88,6 +89,19 @@ DROP INDEX decisions_subject;
 CREATE INDEX decisions_subject ON decisions(commit_id, source_uri, recipe_path, source_date_epoch);
 CREATE INDEX attestations_unfilled ON attestations(id) WHERE source_date_epoch = -1 OR run_environment = '';
 )sql",
+    // 7: a Containerfile's build args are part of the subject key: their canonical text (core/build_args.h),
+    // '' when there are none. Existing rows are "no build args", except those of a Containerfile recipe path,
+    // which may carry some: NULL marks them for backfill() from their envelopes. Decisions made before keep
+    // '' (they were made over every build arg set at once). The subject indexes stay: their prefix finds a
+    // subject's few rows, which the build_args term then filters.
+    R"sql(
+ALTER TABLE attestations ADD COLUMN build_args TEXT DEFAULT '';
+ALTER TABLE decisions ADD COLUMN build_args TEXT NOT NULL DEFAULT '';
+UPDATE attestations SET build_args = NULL WHERE recipe_path LIKE '%Containerfile' OR recipe_path LIKE '%Dockerfile';
+DROP INDEX attestations_unfilled;
+CREATE INDEX attestations_unfilled ON attestations(id)
+  WHERE source_date_epoch = -1 OR run_environment = '' OR build_args IS NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -95,7 +109,7 @@ using Stmt = sqlite::Statement;
 
 constexpr const char* kAttestationColumns =
     "id, envelope_digest, node_id, keyid, source_uri, commit_id, recipe_path, image_digest, config_digest, "
-    "started_on, finished_on, received_at, source_date_epoch, run_environment";
+    "started_on, finished_on, received_at, source_date_epoch, run_environment, build_args";
 
 StoredAttestation attestation_row(Stmt& s) {
   StoredAttestation a;
@@ -112,6 +126,7 @@ StoredAttestation attestation_row(Stmt& s) {
   a.received_at = s.integer(11);
   a.vote.subject.source_date_epoch = s.integer(12);
   a.vote.run_environment = s.text(13);
+  a.vote.subject.build_args = s.text(14);  // NULL (not backfilled: envelope unreadable) reads as ''
   return a;
 }
 
@@ -149,7 +164,9 @@ struct Store::Impl {
     for (size_t i = 0; i < args.size(); ++i) s->bind(static_cast<int>(i + 1), args[i]);
     std::vector<SubjectKey> out;
     int rc;
-    while ((rc = s->step()) == SQLITE_ROW) out.push_back({s->text(0), s->text(1), s->text(2), s->integer(3)});
+    while ((rc = s->step()) == SQLITE_ROW) {
+      out.push_back({s->text(0), s->text(1), s->text(2), s->integer(3), s->text(4)});
+    }
     s->reset();
     if (rc != SQLITE_DONE) return db->error("read subject keys");
     return out;
@@ -165,29 +182,38 @@ struct Store::Impl {
     if (rc != SQLITE_DONE) return db->error("read attestations");
     return out;
   }
-  // Rows written before schema 4 (the subject's epoch) or 5 (the run environment) get those columns from their
-  // envelope's statement: a cache fill, not a verification (VerifiedVotes checks every column against the
-  // verified envelope before it counts). A row whose envelope cannot be read keeps -1 / '' and is reported
-  // as distrusted when read.
+  // Rows written before schema 4 (the subject's epoch), 5 (the run environment) or 7 (the build args) get those
+  // columns from their envelope's statement: a cache fill, not a verification (VerifiedVotes checks every column
+  // against the verified envelope before it counts). A row whose envelope cannot be read keeps -1 / '' / NULL
+  // and is reported as distrusted when read.
   Status backfill() {
     // Served by the partial index attestations_unfilled: no scan of the table at each open.
     Stmt* pending = QR_TRY(
-        db->statement("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = ''"));
+        db->statement("SELECT id, envelope FROM attestations WHERE source_date_epoch = -1 OR run_environment = '' OR "
+                      "build_args IS NULL"));
     std::vector<std::pair<int64_t, attest::Statement>> found;
+    std::vector<std::string> args;  // the canonical text of each found statement's build args
     int rc;
     while ((rc = pending->step()) == SQLITE_ROW) {
-      if (auto st = statement_of_envelope(pending->text(1))) found.emplace_back(pending->integer(0), std::move(*st));
+      auto st = statement_of_envelope(pending->text(1));
+      if (!st) continue;
+      auto text = build_args_text(st->build_args);
+      if (!text.ok()) continue;
+      found.emplace_back(pending->integer(0), std::move(*st));
+      args.push_back(std::move(text).value());
     }
     pending->reset();
     if (rc != SQLITE_DONE) return db->error("read attestations to backfill");
     if (found.empty()) return Status();
     QR_RETURN_IF_ERROR(db->exec("BEGIN IMMEDIATE", "begin backfill"));
-    for (const auto& [id, statement] : found) {
-      Stmt* u =
-          QR_TRY(db->statement("UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2 WHERE id = ?3"));
+    for (size_t i = 0; i < found.size(); ++i) {
+      const auto& [id, statement] = found[i];
+      Stmt* u = QR_TRY(db->statement(
+          "UPDATE attestations SET source_date_epoch = ?1, run_environment = ?2, build_args = ?4 WHERE id = ?3"));
       u->bind(1, statement.source_date_epoch);
       u->bind(2, statement.run_environment);
       u->bind(3, id);
+      u->bind(4, args[i]);
       if (Status st = db->done(u, "backfill attestation " + std::to_string(id)); !st.ok()) {
         (void)db->exec("ROLLBACK", "roll back backfill");
         return st;
@@ -237,8 +263,8 @@ Status Store::transaction(const std::function<Status()>& body) { return impl_->d
 Result<bool> Store::add_attestation(const StoredAttestation& a) {
   Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, "
-      "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch, run_environment) "
-      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+      "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch, run_environment, "
+      "build_args) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
       "ON CONFLICT(envelope_digest) DO NOTHING"));
   const Vote& v = a.vote;
   s->bind(1, a.envelope_digest);
@@ -255,6 +281,7 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
   s->bind(12, a.received_at);
   s->bind(13, v.subject.source_date_epoch);
   s->bind(14, v.run_environment);
+  s->bind(15, v.subject.build_args);
   QR_RETURN_IF_ERROR(impl_->db->done(s, "insert attestation " + a.envelope_digest));
   return impl_->db->changes() > 0;
 }
@@ -277,7 +304,8 @@ Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const s
   Stmt* s =
       QR_TRY(impl_->db->statement("INSERT INTO decisions(source_uri, commit_id, recipe_path, policy_digest, accepted, "
                                   "digest, decision, decided_at, "
-                                  "source_date_epoch, revision, fingerprint) VALUES(?,?,?,?,?,?,?,?,?,?,?)"));
+                                  "source_date_epoch, revision, fingerprint, build_args) "
+                                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"));
   s->bind(1, d.subject.source_uri);
   s->bind(2, d.subject.commit);
   s->bind(3, d.subject.recipe_path);
@@ -291,35 +319,41 @@ Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const s
   s->bind(9, d.subject.source_date_epoch);
   s->bind(10, revision);
   s->bind(11, fingerprint);
+  s->bind(12, d.subject.build_args);
   QR_RETURN_IF_ERROR(impl_->db->done(s, "insert decision"));
   return static_cast<int64_t>(impl_->db->last_insert_rowid());
 }
 
 Result<std::vector<SubjectKey>> Store::subjects() {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations ORDER BY source_uri, "
-      "commit_id, recipe_path, source_date_epoch",
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, '') AS args FROM "
+      "attestations ORDER BY source_uri, "
+      "commit_id, recipe_path, source_date_epoch, args",
       {});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_image(const std::string& image_digest) {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations WHERE image_digest = ? "
-      "ORDER BY source_uri, commit_id, recipe_path, source_date_epoch",
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, '') AS args FROM "
+      "attestations WHERE image_digest = ? "
+      "ORDER BY source_uri, commit_id, recipe_path, source_date_epoch, args",
       {image_digest});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_commit(const std::string& commit, const std::string& source_uri) {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch FROM attestations WHERE commit_id = ?1 "
-      "AND (?2 = '' OR source_uri = ?2) ORDER BY source_uri, commit_id, recipe_path, source_date_epoch",
+      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, '') AS args FROM "
+      "attestations WHERE commit_id = ?1 "
+      "AND (?2 = '' OR source_uri = ?2) ORDER BY source_uri, commit_id, recipe_path, source_date_epoch, "
+      "args",
       {commit, source_uri});
 }
 
 Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k) {
   return impl_->rows(
-      "WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER)",
-      {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch)});
+      "WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER) AND "
+      "IFNULL(build_args, '') = ?",
+      {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args});
 }
 
 Result<std::vector<StoredAttestation>> Store::all_rows() { return impl_->rows("", {}); }
@@ -366,12 +400,12 @@ Result<std::vector<Rejection>> Store::rejections() {
 Result<std::vector<StoredDecision>> Store::decisions() {
   Stmt* s = QR_TRY(impl_->db->statement(
       "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
-      "revision, fingerprint, source_date_epoch FROM decisions ORDER BY id"));
+      "revision, fingerprint, source_date_epoch, build_args FROM decisions ORDER BY id"));
   std::vector<StoredDecision> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
     out.push_back({s->integer(0),
-                   {s->text(1), s->text(2), s->text(3), s->integer(11)},
+                   {s->text(1), s->text(2), s->text(3), s->integer(11), s->text(12)},
                    s->text(4),
                    s->integer(5) != 0,
                    s->text(6),
@@ -389,15 +423,16 @@ Result<std::optional<StoredDecision>> Store::last_decision(const SubjectKey& k) 
   Stmt* s = QR_TRY(impl_->db->statement(
       "SELECT id, source_uri, commit_id, recipe_path, policy_digest, accepted, digest, decision, decided_at, "
       "revision, fingerprint FROM decisions WHERE source_uri = ?1 AND commit_id = ?2 AND recipe_path = ?3 AND "
-      "source_date_epoch = ?4 ORDER BY id DESC LIMIT 1"));
+      "source_date_epoch = ?4 AND build_args = ?5 ORDER BY id DESC LIMIT 1"));
   s->bind(1, k.source_uri);
   s->bind(2, k.commit);
   s->bind(3, k.recipe_path);
   s->bind(4, k.source_date_epoch);
+  s->bind(5, k.build_args);
   std::optional<StoredDecision> out;
   int rc = s->step();
   if (rc == SQLITE_ROW) {
-    out = StoredDecision{s->integer(0), {s->text(1), s->text(2), s->text(3), k.source_date_epoch},
+    out = StoredDecision{s->integer(0), {s->text(1), s->text(2), s->text(3), k.source_date_epoch, k.build_args},
                          s->text(4),    s->integer(5) != 0,
                          s->text(6),    s->text(7),
                          s->integer(8), s->integer(9),
@@ -415,12 +450,13 @@ Result<std::optional<Store::LastRevision>> Store::last_revision(const SubjectKey
   // number of rows: COUNT(*) bounds them.
   Stmt* s = QR_TRY(impl_->db->statement(
       "SELECT MAX(revision), COUNT(*), (SELECT fingerprint FROM decisions WHERE commit_id = ?2 AND source_uri = ?1 AND "
-      "recipe_path = ?3 AND source_date_epoch = ?4 ORDER BY id DESC LIMIT 1) FROM decisions WHERE commit_id = ?2 AND "
-      "source_uri = ?1 AND recipe_path = ?3 AND source_date_epoch = ?4"));
+      "recipe_path = ?3 AND source_date_epoch = ?4 AND build_args = ?5 ORDER BY id DESC LIMIT 1) FROM decisions WHERE "
+      "commit_id = ?2 AND source_uri = ?1 AND recipe_path = ?3 AND source_date_epoch = ?4 AND build_args = ?5"));
   s->bind(1, k.source_uri);
   s->bind(2, k.commit);
   s->bind(3, k.recipe_path);
   s->bind(4, k.source_date_epoch);
+  s->bind(5, k.build_args);
   std::optional<LastRevision> out;
   int rc = s->step();
   if (rc == SQLITE_ROW) {
@@ -443,7 +479,7 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
     found.push_back(attestation_row(*s));
-    found.back().envelope = s->text(14);  // the column after kAttestationColumns
+    found.back().envelope = s->text(15);  // the column after kAttestationColumns
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("find attestation " + id);

@@ -11,8 +11,9 @@ namespace {
 // Every column a decision reads, delimited so that no two votes share a fingerprint.
 std::string fingerprint(const Vote& v, int64_t started_on) {
   std::string text;
-  for (const std::string* f : {&v.envelope_digest, &v.node_id, &v.keyid, &v.subject.source_uri, &v.subject.commit,
-                               &v.subject.recipe_path, &v.image_digest, &v.config_digest, &v.run_environment}) {
+  for (const std::string* f :
+       {&v.envelope_digest, &v.node_id, &v.keyid, &v.subject.source_uri, &v.subject.commit, &v.subject.recipe_path,
+        &v.image_digest, &v.config_digest, &v.run_environment, &v.subject.build_args}) {
     text += std::to_string(f->size()) + ":" + *f + ";";
   }
   text += std::to_string(v.signed_at) + ";" + std::to_string(started_on) + ";" +

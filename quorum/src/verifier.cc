@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "quorate/attest/roster.h"
+#include "quorate/core/build_args.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 
@@ -64,12 +65,23 @@ Checked Verifier::check(std::string_view bytes, const std::string& publisher) co
     c.status = envelope.status();
     return c;
   }
+  auto build_args = build_args_text(s.build_args);  // parse_statement checked them; kept as a refusal too
+  if (!build_args.ok()) {
+    c.failure = attest::Failure::kMalformed;
+    c.status = build_args.status();
+    return c;
+  }
   VerifiedAttestation& v = c.attestation.emplace();
   v.envelope = std::move(envelope).value();
   v.envelope_digest = sha256_digest(v.envelope);
-  v.vote = {a.node_id,         a.keyid,          {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch},
-            s.image_digest,    s.config_digest,  s.finished_on,
-            v.envelope_digest, s.run_environment};
+  v.vote = {a.node_id,
+            a.keyid,
+            {s.source_uri, s.commit, s.recipe_path, s.source_date_epoch, std::move(build_args).value()},
+            s.image_digest,
+            s.config_digest,
+            s.finished_on,
+            v.envelope_digest,
+            s.run_environment};
   v.started_on = s.started_on;
   return c;
 }

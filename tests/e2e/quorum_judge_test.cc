@@ -72,6 +72,46 @@ TEST(QuorumJudge, ThreeHonestOneRogueAcceptedUnderMajorityWithTheRogueNamed) {
   EXPECT_FALSE(d->decision_json().empty());
 }
 
+// Build args are part of the key on the wire too (issue 14): two sets for one commit and recipe are two subjects,
+// each decided on its own votes; mixed, a and b would equivocate and neither would reach 3.
+TEST(QuorumJudge, BuildArgsMakeTwoSubjectsOnTheWire) {
+  Fixture f;
+  auto judge = f.judge(f.verifier("threshold = 3\non_conflict = \"reject\""));
+  const nlohmann::json spicy = {{"FLAVOR", "spicy"}};
+  auto out = judge->ingest({{"a", attestation_with_args(f.nodes[0], "c1", "plain", nlohmann::json::object())},
+                            {"b", attestation_with_args(f.nodes[1], "c1", "plain", nlohmann::json::object())},
+                            {"c", attestation_with_args(f.nodes[2], "c1", "plain", nlohmann::json::object())},
+                            {"a", attestation_with_args(f.nodes[0], "c1", "hot", spicy)},
+                            {"b", attestation_with_args(f.nodes[1], "c1", "hot", spicy)},
+                            {"r", attestation_with_args(f.nodes[3], "c1", "hot", spicy)}});
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  auto subjects = judge->subjects().value();
+  ASSERT_EQ(subjects.size(), 2u);
+  EXPECT_EQ(subjects[0].build_args(), "");
+  EXPECT_EQ(subjects[1].build_args(), R"({"FLAVOR":"spicy"})");
+  auto none = judge->decide(subjects[0]).value();
+  EXPECT_TRUE(none.accepted()) << none.reason();
+  EXPECT_EQ(none.digest(), image_of("plain"));
+  EXPECT_EQ(none.subject().build_args(), "");
+  auto hot = judge->decide(subjects[1]).value();
+  EXPECT_TRUE(hot.accepted()) << hot.reason();
+  EXPECT_EQ(hot.digest(), image_of("hot"));
+  EXPECT_EQ(hot.subject().build_args(), R"({"FLAVOR":"spicy"})");
+  EXPECT_EQ(nlohmann::json::parse(hot.decision_json())["subject"]["build_args"], spicy);
+  // Recorded under its own key: the other set has no revision.
+  hot.set_revision(1);
+  ASSERT_TRUE(judge->record({hot}).ok());
+  EXPECT_TRUE(judge->last_revision(subjects[1]).value().has_value());
+  EXPECT_FALSE(judge->last_revision(subjects[0]).value().has_value());
+  // A query by commit answers both sets, each under its key.
+  auto found = judge->find_by_subject(key("c1")).value();
+  ASSERT_EQ(found.size(), 0u);  // key("c1") names quorate.toml; these were Containerfile builds
+  pb::SubjectKey cf = key("c1");
+  cf.set_recipe_path("Containerfile");
+  found = judge->find_by_subject(cf).value();
+  ASSERT_EQ(found.size(), 2u);
+}
+
 TEST(QuorumJudge, FourRequiredUnderRejectIsRejected) {
   Fixture f;
   auto judge = f.judge(f.verifier("threshold = 4"));

@@ -119,6 +119,55 @@ TEST_F(Cli, VerifyFilesWithoutAStore) {
   EXPECT_THAT(forged.out, HasSubstr("refused"));
 }
 
+// Build args are part of the subject key (issue 14): `quorate verify` asks about one set, none without
+// --build-arg, and counts only the votes built with exactly that set. Mixed, nodes a and b would equivocate
+// (two digests for one subject) and neither question would reach the threshold of 3.
+TEST_F(Cli, VerifyCountsOnlyVotesWithTheAskedBuildArgs) {
+  const nlohmann::json spicy = {{"FLAVOR", "spicy"}};
+  std::string files;
+  for (int i : {0, 1, 2})
+    files +=
+        file("none" + std::to_string(i), attestation_with_args(nodes_[i], "v1", "plain", nlohmann::json::object())) +
+        " ";
+  for (int i : {0, 1, 3})
+    files += file("hot" + std::to_string(i), attestation_with_args(nodes_[i], "v1", "hot", spicy)) + " ";
+  const std::string verify = "verify --policy " + sh(policy_.string()) + " --commit " + commit_of("v1") + kNowArg;
+
+  auto without = run(q(verify + " " + files));
+  EXPECT_EQ(without.exit_code, 0) << without.out;
+  EXPECT_THAT(without.out,
+              HasSubstr("ACCEPTED " + std::string(kRepo) + "@" + commit_of("v1") + ":Containerfile@1700000000\n"));
+  EXPECT_THAT(without.out, HasSubstr("1 of 1 subject key(s) accepted"));
+  EXPECT_THAT(without.out, ::testing::Not(HasSubstr(image_of("hot"))));
+
+  auto with = run(q(verify + " --build-arg FLAVOR=spicy " + files));
+  EXPECT_EQ(with.exit_code, 0) << with.out;
+  EXPECT_THAT(with.out, HasSubstr(":Containerfile@1700000000 with build args {\"FLAVOR\":\"spicy\"}"));
+  EXPECT_THAT(with.out, HasSubstr("digest: " + image_of("hot")));
+  EXPECT_THAT(with.out, ::testing::Not(HasSubstr(image_of("plain"))));
+
+  auto other = run(q(verify + " --build-arg FLAVOR=mild " + files));
+  EXPECT_EQ(other.exit_code, 1) << other.out;
+  EXPECT_THAT(other.out,
+              HasSubstr("nothing attested for commit " + commit_of("v1") + " with build args {\"FLAVOR\":\"mild\"}"));
+  auto twice = run(q(verify + " --build-arg A=1 --build-arg A=2 " + files));
+  EXPECT_EQ(twice.exit_code, 2) << twice.out;
+  EXPECT_THAT(twice.out, HasSubstr("--build-arg A given twice"));
+
+  // The same from a store, by image: the spicy image is not accepted for a question without build args.
+  auto imported = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + files + kNowArg));
+  ASSERT_EQ(imported.exit_code, 0) << imported.out;
+  const std::string from_store = "verify --policy " + sh(policy_.string()) + " --store " + sh(db_) + kNowArg;
+  auto hot_without = run(q(from_store + " --image " + image_of("hot")));
+  EXPECT_EQ(hot_without.exit_code, 1) << hot_without.out;
+  EXPECT_THAT(hot_without.out, HasSubstr("nothing attested for image " + image_of("hot") + " without build args"));
+  auto hot_with = run(q(from_store + " --image " + image_of("hot") + " --build-arg FLAVOR=spicy"));
+  EXPECT_EQ(hot_with.exit_code, 0) << hot_with.out;
+  auto plain = run(q(from_store + " --commit " + commit_of("v1")));
+  EXPECT_EQ(plain.exit_code, 0) << plain.out;
+  EXPECT_THAT(plain.out, HasSubstr("digest: " + image_of("plain")));
+}
+
 TEST_F(Cli, BadInputExitsTwo) {
   auto unmeetable = write_policy(dir_.path(), "threshold = 9", nodes_);
   EXPECT_EQ(run(q("verify --policy " + sh(unmeetable.string()) + " --store " + sh(db_))).exit_code, 2);

@@ -48,7 +48,7 @@ inline std::string config_of(const std::string& word) { return sha256_digest("co
 
 // The build result a node would write for `commit`, producing manifest `image` and config `content`.
 inline std::string build_result(const std::string& commit, const std::string& image, const std::string& content,
-                                int64_t finished_on) {
+                                int64_t finished_on, const nlohmann::json& build_args = nullptr) {
   nlohmann::json r = {{"schema", "https://quorate.dev/build-result/v1"},
                       {"canonical_form", 1},
                       {"image",
@@ -64,6 +64,11 @@ inline std::string build_result(const std::string& commit, const std::string& im
                       {"compressor", "gzip zlib 1.2.13 level 6"},
                       {"started_on", format_rfc3339(finished_on - 30)},
                       {"finished_on", format_rfc3339(finished_on)}};
+  if (!build_args.is_null()) {  // a Containerfile build's --build-arg values
+    r["source"]["recipe_path"] = "Containerfile";
+    r["source"]["recipe_kind"] = "containerfile";
+    r["build_args"] = build_args;
+  }
   return r.dump();
 }
 
@@ -76,6 +81,16 @@ inline std::string attestation(const Node& node, const std::string& commit_word,
       build_result(commit_of(commit_word), image_of(image_word),
                    config_of(content_word.empty() ? image_word : content_word), finished_on),
       *node.signer, node.id, format);
+  EXPECT_TRUE(bytes.ok()) << bytes.status().to_string();
+  return bytes.ok() ? bytes.value() : std::string();
+}
+
+// The same for a Containerfile build given `build_args` (an object of NAME: VALUE).
+inline std::string attestation_with_args(const Node& node, const std::string& commit_word,
+                                         const std::string& image_word, const nlohmann::json& build_args) {
+  auto bytes = attest::attest_build_result(
+      build_result(commit_of(commit_word), image_of(image_word), config_of(image_word), kSigned, build_args),
+      *node.signer, node.id, attest::AttestFormat::kEnvelope);
   EXPECT_TRUE(bytes.ok()) << bytes.status().to_string();
   return bytes.ok() ? bytes.value() : std::string();
 }

@@ -85,7 +85,7 @@ nlohmann::json build_result_for_backfill(bool with_builder_image) {
 }
 
 TEST(Store, MigratesOlderStoresKeepingTheirRows) {
-  for (int from : {1, 2, 3, 4, 5}) {
+  for (int from : {1, 2, 3, 4, 5, 6}) {
     ScratchDir dir;
     auto db = (dir / "q.db").string();
     {
@@ -102,10 +102,20 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
     // Take the file back to the schema an older quorate left (versions 1 and 2 had a subject index led by the
     // repository; version 2 also a commit index; versions 1 to 3 no epoch columns; 1 to 4 no run environment;
     // 1 to 5 no decision revisions, and their decision index led by the repository).
+    // 1 to 6 no build args columns.
     std::string back =
-        "DROP INDEX attestations_unfilled; DROP INDEX decisions_subject; "
-        "ALTER TABLE decisions DROP COLUMN revision; ALTER TABLE decisions DROP COLUMN fingerprint; "
-        "CREATE INDEX decisions_subject ON decisions(source_uri, commit_id, recipe_path); ";
+        "DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
+        "ALTER TABLE decisions DROP COLUMN build_args; ";
+    if (from == 6) {
+      back +=
+          "CREATE INDEX attestations_unfilled ON attestations(id) WHERE source_date_epoch = -1 OR run_environment = "
+          "''; ";
+    } else {
+      back +=
+          "DROP INDEX decisions_subject; "
+          "ALTER TABLE decisions DROP COLUMN revision; ALTER TABLE decisions DROP COLUMN fingerprint; "
+          "CREATE INDEX decisions_subject ON decisions(source_uri, commit_id, recipe_path); ";
+    }
     if (from < 5) back += "ALTER TABLE attestations DROP COLUMN run_environment; ";
     if (from < 4) {
       back +=
@@ -135,6 +145,97 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
         HasSubstr("attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch)"));
     EXPECT_THAT(indexes, ::testing::Not(HasSubstr("attestations_commit")));
   }
+}
+
+// Schema 6 to 7 (issue 14): existing rows read as "no build args", decisions too; a Containerfile row whose
+// envelope names build args gets them from it (it was built with them), so it counts under its own subject.
+TEST(Store, Schema6RowsBecomeSubjectsWithoutBuildArgs) {
+  ScratchDir dir;
+  auto db = (dir / "q.db").string();
+  const std::string commit(40, 'c');
+  {
+    auto store = open_store(db);
+    nlohmann::json recipe = build_result_for_backfill(false);
+    nlohmann::json cf = build_result_for_backfill(true);
+    cf["source"]["recipe_path"] = "app/Containerfile";
+    cf["source"]["recipe_kind"] = "containerfile";
+    cf["build_args"] = {{"FLAVOR", "spicy"}};
+    nlohmann::json cf_none = cf;
+    cf_none["build_args"] = nlohmann::json::object();
+    int i = 0;
+    for (const auto& [result, recipe_path] : {std::pair{recipe, "recipe.toml"}, std::pair{cf, "app/Containerfile"},
+                                              std::pair{cf_none, "app/Containerfile"}}) {
+      SubjectKey key{"https://git.example/app.git", commit, recipe_path, 1700000000};
+      StoredAttestation a = stored(vote("node-" + std::to_string(i++), "good", kNow - 3600, "", key));
+      a.envelope = envelope_of(result);
+      ASSERT_TRUE(store->add_attestation(a).ok());
+    }
+    Decision d;
+    d.subject = SubjectKey{"https://git.example/app.git", commit, "recipe.toml", 1700000000};
+    d.policy_digest = "sha256:p";
+    d.time = kNow;
+    ASSERT_TRUE(store->add_decision(d, 3, "fp").ok());
+  }
+  // Back to what schema 6 left: no build_args columns, its own partial index.
+  auto r = run("sqlite3 " + sh(db) + " " +
+               sh("DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
+                  "ALTER TABLE decisions DROP COLUMN build_args; CREATE INDEX attestations_unfilled ON "
+                  "attestations(id) WHERE source_date_epoch = -1 OR run_environment = ''; PRAGMA user_version = 6;"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto store = open_store(db);
+  EXPECT_EQ(store->schema_version().value(), 7);
+  auto rows = store->attestations().value();
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].vote.subject.build_args, "");
+  EXPECT_EQ(rows[1].vote.subject.build_args, R"({"FLAVOR":"spicy"})");
+  EXPECT_EQ(rows[2].vote.subject.build_args, "");
+  auto subjects = store->subjects_with_commit(commit, "").value();
+  ASSERT_EQ(subjects.size(), 3u);
+  EXPECT_EQ(subjects[0].recipe_path, "app/Containerfile");
+  EXPECT_EQ(subjects[0].build_args, "");
+  EXPECT_EQ(subjects[1].build_args, R"({"FLAVOR":"spicy"})");
+  EXPECT_EQ(subjects[2].recipe_path, "recipe.toml");
+  EXPECT_EQ(store->rows(subjects[1]).value().size(), 1u);
+  // The old decision is the subject's without build args, with its revision.
+  auto last = store->last_decision(subjects[2]).value();
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->subject.build_args, "");
+  EXPECT_EQ(store->last_revision(subjects[2]).value()->revision, 3);
+  EXPECT_EQ(store->decisions().value().at(0).subject.build_args, "");
+  // Reopening does not scan again: nothing is left unfilled.
+  auto unfilled = run("sqlite3 " + sh(db) + " " + sh("SELECT COUNT(*) FROM attestations WHERE build_args IS NULL;"));
+  EXPECT_EQ(unfilled.out, "0\n");
+}
+
+// Two builds of one commit and recipe with different build args are two subjects: their rows, subject keys,
+// decisions and revisions never mix.
+TEST(Store, KeepsSubjectsWithDifferentBuildArgsApart) {
+  ScratchDir dir;
+  auto store = open_store(dir / "q.db");
+  SubjectKey none = subject();
+  SubjectKey spicy = subject();
+  spicy.build_args = R"({"FLAVOR":"spicy"})";
+  SubjectKey mild = subject();
+  mild.build_args = R"({"FLAVOR":"mild"})";
+  ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "plain", kNow - 3600, "", none))).ok());
+  ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "hot", kNow - 3600, "", spicy))).ok());
+  ASSERT_TRUE(store->add_attestation(stored(vote("node-b", "hot", kNow - 3600, "", spicy))).ok());
+  ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "soft", kNow - 3600, "", mild))).ok());
+  EXPECT_THAT(store->subjects().value(), ElementsAre(none, mild, spicy));
+  EXPECT_THAT(store->subjects_with_image(digest("hot")).value(), ElementsAre(spicy));
+  auto rows = store->rows(spicy).value();
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) EXPECT_EQ(row.vote.subject, spicy);
+  ASSERT_EQ(store->rows(none).value().size(), 1u);
+  EXPECT_EQ(store->rows(none).value()[0].vote.image_digest, digest("plain"));
+  Decision d;
+  d.subject = spicy;
+  d.policy_digest = "sha256:p";
+  ASSERT_TRUE(store->add_decision(d, 5, "fp-spicy").ok());
+  EXPECT_FALSE(store->last_decision(none).value().has_value());
+  EXPECT_FALSE(store->last_revision(mild).value().has_value());
+  EXPECT_EQ(store->last_revision(spicy).value()->revision, 5);
+  EXPECT_EQ(store->last_decision(spicy).value()->subject, spicy);
 }
 
 TEST(Store, RefusesAStoreFromANewerQuorate) {

@@ -1,5 +1,6 @@
 // RebuildRequest: the recipe default and the epoch applied once, one id per build, protobuf only at the socket.
 #include "quorate/wire/request.h"
+#include "quorate/core/sha256.h"
 
 #include <gtest/gtest.h>
 
@@ -102,6 +103,25 @@ TEST(RebuildRequest, BuildArgsChangeTheIdButNotTheIdsOfRequestsWithout) {
   std::string split = normalize_request(a).value().request_id;
   std::set<std::string> ids = {without, spicy, mild, empty_value, two, tricky, split};
   EXPECT_EQ(ids.size(), 7u);
+}
+
+// The build args enter the id as their canonical text (core/build_args.h), the one spelling the statement's
+// buildArgs, the store's key column and the wire's SubjectKey use; a set without one is refused.
+TEST(RebuildRequest, BuildArgsEnterTheIdAsTheirCanonicalText) {
+  RebuildRequest a = hello();
+  a.recipe_path = "Containerfile";
+  a.build_args = {{"V", "1"}, {"FLAVOR", "spicy"}};
+  std::string text;
+  for (const std::string* f : {&a.repo, &a.commit, &a.recipe_path, &a.image_name}) {
+    text += std::to_string(f->size()) + ":" + *f + ";";
+  }
+  const std::string canonical = R"({"FLAVOR":"spicy","V":"1"})";
+  text += "commit-time;args;" + std::to_string(canonical.size()) + ":" + canonical;
+  EXPECT_EQ(normalize_request(a).value().request_id, "req-" + sha256_hex(text).substr(0, 16));
+  a.build_args = {{"A", "\xff"}};
+  auto refused = normalize_request(a);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("the value of A is not UTF-8"), std::string::npos);
 }
 
 TEST(RebuildRequest, BuildArgsSurviveTheWire) {

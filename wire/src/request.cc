@@ -1,6 +1,7 @@
 // RebuildRequest: defaults, checks and the derived request id, in one place.
 #include "quorate/wire/request.h"
 
+#include "quorate/core/build_args.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::wire {
@@ -44,6 +45,7 @@ Result<RebuildRequest> normalize_request(RebuildRequest r) {
     QR_RETURN_IF_ERROR(check_field("build_args name", name, true));
     QR_RETURN_IF_ERROR(check_field(("build_args " + name).c_str(), value, false));
   }
+  QR_RETURN_IF_ERROR(check_build_args(r.build_args));  // has a canonical text (core/build_args.h)
   if (r.request_id.empty()) r.request_id = derive_request_id(r);
   return r;
 }
@@ -54,11 +56,20 @@ std::string derive_request_id(const RebuildRequest& r) {
     text += std::to_string(f->size()) + ":" + *f + ";";
   }
   text += r.source_date_epoch ? std::to_string(*r.source_date_epoch) : "commit-time";
+  // The canonical text of the build args (core/build_args.h), length-prefixed; absent when there are none, so
+  // requests without them keep their ids. A set without a canonical text (refused by normalize_request) falls
+  // back to its names and values, length-prefixed.
   if (!r.build_args.empty()) {
-    text += ";args";
-    for (const auto& [name, value] : r.build_args) {  // std::map: sorted by name, one spelling per set
-      text += ";" + std::to_string(name.size()) + ":" + name + "=" + std::to_string(value.size()) + ":" + value;
+    auto args = build_args_text(r.build_args);
+    std::string canonical;
+    if (args.ok()) {
+      canonical = *args;
+    } else {
+      for (const auto& [name, value] : r.build_args) {
+        canonical += std::to_string(name.size()) + ":" + name + "=" + std::to_string(value.size()) + ":" + value + ";";
+      }
     }
+    text += ";args;" + std::to_string(canonical.size()) + ":" + canonical;
   }
   if (!r.image_tag.empty()) text += ";tag;" + std::to_string(r.image_tag.size()) + ":" + r.image_tag;
   return "req-" + sha256_hex(text).substr(0, 16);

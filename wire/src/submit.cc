@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "quorate/core/build_args.h"
 #include "quorate/core/encoding.h"
 #include "quorate/wire/query_client.h"
 #include "quorate/wire/socket.h"
@@ -184,6 +185,9 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
   }
   auto security = QR_TRY(make_client_security(options.transport, options.quorum.server_key));
   quorum = QR_TRY(QueryClient::connect(options.quorum.endpoint, security));
+  // The subject key's build args this request asked for: the decisions of other sets are not about it.
+  const std::string build_args =
+      QR_TRY(build_args_text(BuildArgMap(options.request.build_args().begin(), options.request.build_args().end())));
   pb::Query q;
   q.set_request_id(options.request.request_id());
   // A full commit id is what the attestations record; anything else (a branch, a short id) is found
@@ -212,6 +216,8 @@ Result<SubmitReport> submit_build(const SubmitOptions& options) {
             d.subject().source_date_epoch() != options.request.source_date_epoch()) {
           continue;
         }
+        // So is another set of build args (none included): compared as their canonical text.
+        if (d.subject().build_args() != build_args) continue;
         auto seen = voters(d);
         std::vector<std::string> missing;
         for (const auto& e : expected) {

@@ -10,6 +10,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <nlohmann/json.hpp>
 
+#include "quorate/core/build_args.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/time.h"
@@ -26,6 +27,7 @@ pb::SubjectKey to_wire_key(const SubjectKey& s) {
   out.set_commit(s.commit);
   out.set_recipe_path(s.recipe_path);
   out.set_source_date_epoch(s.source_date_epoch);
+  out.set_build_args(s.build_args);
   return out;
 }
 
@@ -44,6 +46,8 @@ Result<std::string> compact_record(const Decision& d, const std::map<std::string
                   {"commit", d.subject.commit},
                   {"recipe_path", d.subject.recipe_path},
                   {"source_date_epoch", d.subject.source_date_epoch}};
+  // as Decision::to_json: an object, absent when there are none
+  if (!d.subject.build_args.empty()) j["subject"]["build_args"] = build_args_json(d.subject.build_args);
   j["accepted"] = d.accepted;
   j["digest"] = d.digest;
   j["image_digests"] = d.image_digests;
@@ -78,7 +82,9 @@ std::string decision_fingerprint(const pb::Decision& decision) {
   return sha256_hex(out);
 }
 
-SubjectKey from_wire(const pb::SubjectKey& s) { return {s.repo(), s.commit(), s.recipe_path(), s.source_date_epoch()}; }
+SubjectKey from_wire(const pb::SubjectKey& s) {
+  return {s.repo(), s.commit(), s.recipe_path(), s.source_date_epoch(), s.build_args()};
+}
 
 pb::Decision to_wire(const Decision& d) {
   pb::Decision out;

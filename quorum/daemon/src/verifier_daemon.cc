@@ -34,7 +34,8 @@ constexpr double kDecideSliceMs = 40.0;
 constexpr double kQuerySliceMs = 20.0;
 
 std::string subject_id(const pb::SubjectKey& s) {
-  return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch());
+  return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch()) + '\0' +
+         s.build_args();
 }
 
 // cursors.db's schema, one migration a version (sqlite::Database::migrate).

@@ -35,8 +35,8 @@ struct Statement {
   std::string source_uri;    // the subject key: (source_uri, commit, recipe_path)
   std::string commit;        // 40 hex
   std::string recipe_path;
-  // externalParameters.buildArgs: a Containerfile build's --build-arg values (empty for recipes). Not part of
-  // the subject key yet (docs/decisions.md).
+  // externalParameters.buildArgs: a Containerfile build's --build-arg values (empty for recipes). Part of the
+  // subject key, as their canonical text (core/build_args.h).
   std::map<std::string, std::string> build_args;
   std::string config_digest;  // the content digest
   std::vector<std::string> diff_ids;

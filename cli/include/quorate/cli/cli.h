@@ -75,8 +75,8 @@ const std::atomic<bool>& stop_on_termination_signals();
 std::filesystem::path temp_dir_from_env();
 // The executable `name` in a directory of $PATH; empty when there is none.
 std::filesystem::path program_on_path(std::string_view name);
-// `--build-arg NAME=VALUE` flags (quorate build, quorate submit) as a map; usage when one has no `=` or an empty
-// name, or a name is given twice.
+// `--build-arg NAME=VALUE` flags (quorate build, submit, verify) as a map (core/build_args.h); usage when one has no
+// `=` or an empty name, or a name is given twice.
 Result<std::map<std::string, std::string>> parse_build_args(const std::vector<std::string>& args);
 
 }  // namespace quorate::cli

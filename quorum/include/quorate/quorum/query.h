@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ struct Question {
   // resolve_image): yes when a decision accepted this content digest, i.e. under match = "content". Set
   // either this or image_digest.
   std::string content_digest;  // last: Question{image, commit, repo} stays as it was
+  // Only subject keys with exactly these build args (their canonical text, core/build_args.h; "" asks for
+  // the subjects built without any); nullopt: every set. Votes built with other args are other subjects' votes
+  // and never count for these.
+  std::optional<std::string> build_args;
 };
 
 struct Answer {

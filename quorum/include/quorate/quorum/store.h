@@ -62,7 +62,7 @@ class Store {
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
   Result<int> schema_version();
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant.

@@ -9,15 +9,21 @@ namespace quorate::quorum {
 
 // What is being rebuilt (DESIGN.md, Identities): votes are grouped by it. It names every input that
 // legitimately changes the output, so that two honest requests never look like one node equivocating: the
-// source, the commit, the recipe and the SOURCE_DATE_EPOCH the build used (the statement's sourceDateEpoch).
+// source, the commit, the recipe, the SOURCE_DATE_EPOCH the build used (the statement's sourceDateEpoch) and a
+// Containerfile's build args (its externalParameters.buildArgs).
 struct SubjectKey {
   std::string source_uri;
   std::string commit;
   std::string recipe_path;
   int64_t source_date_epoch = 0;  // always set from a statement; every statement carries one
+  // The canonical text of the build args (core/build_args.h): "" when there are none (recipes, and
+  // Containerfile builds given none), else e.g. {"FLAVOR":"spicy"}. Last, so {uri, commit, recipe, epoch}
+  // still names the subject without build args.
+  std::string build_args;
 
   auto operator<=>(const SubjectKey&) const = default;
-  // "<source_uri>@<commit>:<recipe_path>@<epoch>", for messages.
+  // "<source_uri>@<commit>:<recipe_path>@<epoch>", then " with build args <canonical text>" when there are
+  // some; for messages.
   std::string to_string() const;
 };
 

@@ -37,14 +37,14 @@ struct RebuildRequest {
 // Applies the defaults and checks the fields: bad_input naming the field when repo or commit is empty, a field
 // is longer than kMaxRequestFieldBytes or holds a control character (NUL, newline, ...), or the epoch is
 // negative or beyond kMaxSourceDateEpoch, or a build arg's name is empty, holds `=` or a control character,
-// its value a control character, or there are more than kMaxBuildArgs. An empty request id becomes derive_request_id()
-// of the result.
+// its value a control character, a name or value is not UTF-8, or there are more than kMaxBuildArgs. An empty request
+// id becomes derive_request_id() of the result.
 Result<RebuildRequest> normalize_request(RebuildRequest r);
 
 // "req-" + 16 hex of SHA-256 over the normalized fields (request id aside), each delimited: two spellings of
 // one build (no --recipe and --recipe quorate.toml) get one id, any other difference another. Build args are
-// appended only when there are some, and the image tag only when set, so the ids of requests without them did not
-// change when they were added.
+// appended as their canonical text (core/build_args.h) only when there are some, and the image tag only when set, so
+// the ids of requests without them did not change when they were added.
 std::string derive_request_id(const RebuildRequest& normalized);
 
 // Protobuf stays at the socket: these two are the only conversions.
