@@ -76,9 +76,11 @@ Status run_verify(const VerifyArgs& a) {
   quorum::Verifier verifier = QR_TRY(quorum::Verifier::load(a.policy));
   quorum::Question q{a.image, a.commit, a.repo};
   // The question names one set of build args, none when no --build-arg is given: votes built with other args
-  // belong to other subject keys and never count for these.
+  // belong to other subject keys and never count for these. An image asked about alone is asked about under
+  // any build args, as the admission gate does: the digest names the image, and each subject key is still
+  // decided on its own votes.
   const auto build_args = QR_TRY(parse_build_args(a.build_args));
-  q.build_args = QR_TRY(build_args_text(build_args));
+  if (!build_args.empty() || a.image.empty() || !a.commit.empty()) q.build_args = QR_TRY(build_args_text(build_args));
   std::string reencoded_hint;
   if (imagestore::is_transport_reference(a.image)) {
     // A published copy: read with skopeo, every blob checked, down to the digests attestations name.
@@ -170,7 +172,8 @@ void add_verify_command(CLI::App& app, Action& action) {
   cmd->add_option("--repo", args->repo, "With --commit: only this source repository URI");
   cmd->add_option("--build-arg", args->build_args,
                   "NAME=VALUE, repeatable: the build args of the subject asked about (as given to quorate build / "
-                  "submit); without it, only subjects built without build args are decided")
+                  "submit); without it, only subjects built without build args are decided (except for --image alone: "
+                  "any build args)")
       ->allow_extra_args(false);
   cmd->add_flag("--json", args->json, "Print each decision as canonical JSON, one a line");
   cmd->add_option("--now", args->now, "Decide as of this RFC 3339 time (default: now)");
