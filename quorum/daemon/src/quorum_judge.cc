@@ -131,7 +131,6 @@ Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submis
   incoming.reserve(batch.size());
   for (const auto& s : batch) incoming.push_back({s.envelope, s.node_id});
   auto outcomes = QR_TRY(import_attestations(*store_, *verifier_, incoming, clock_ms_() / 1000, {threads_}));
-  votes_.vouch(outcomes);
   std::vector<Outcome> out;
   out.reserve(outcomes.size());
   for (const auto& o : outcomes) {
