@@ -5,6 +5,7 @@
 #include "quorate/core/json.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -226,6 +227,17 @@ nlohmann::json ballot_json(const Ballot& b) {
 std::string SubjectKey::to_string() const {
   return source_uri + "@" + commit + ":" + recipe_path + "@" + std::to_string(source_date_epoch) +
          describe_build_args(build_args);
+}
+
+int64_t decided_until(const Policy& policy, std::span<const Vote> votes, int64_t now) {
+  // The two places decide() reads `now` (void_votes): max_age and the clock skew.
+  int64_t until = std::numeric_limits<int64_t>::max();
+  const auto& max_age = policy.rules().max_age;
+  for (const auto& v : votes) {
+    if (max_age && v.signed_at + *max_age + 1 > now) until = std::min(until, v.signed_at + *max_age + 1);
+    if (v.signed_at - kClockSkew > now) until = std::min(until, v.signed_at - kClockSkew);
+  }
+  return until;
 }
 
 Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const Vote> votes, int64_t now) {

@@ -85,7 +85,8 @@ Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Q
   return a;
 }
 
-Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Question& q, int64_t now) {
+Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Question& q, int64_t now,
+                      DecisionMemory* memory) {
   Store& store = source.store();
   if (!q.image_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.image_digest).with_context("--image"));
   if (!q.content_digest.empty()) QR_RETURN_IF_ERROR(check_digest(q.content_digest).with_context("content digest"));
@@ -114,8 +115,13 @@ Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Questio
                                                            : QR_TRY(store.subjects_with_commit(q.commit, q.source_uri));
     std::erase_if(keys, [&](const SubjectKey& k) { return !concerns_subject(q, k); });
     for (const auto& k : keys) {
+      if (const Decision* d = memory ? memory->known(k, now) : nullptr) {
+        a.decisions.push_back(*d);
+        continue;
+      }
       std::vector<Vote> votes = QR_TRY(source.votes(k));
       a.decisions.push_back(decide(policy, k, votes, now));
+      if (memory) memory->made(a.decisions.back(), votes, now);
     }
   }
   summarise(a, q, policy);

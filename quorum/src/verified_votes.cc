@@ -1,36 +1,11 @@
-// VerifiedVotes: store rows checked against envelopes verified in this process, with a fingerprint cache.
+// VerifiedVotes: store rows checked against envelopes verified in this process (the Verifier's fingerprints).
 #include "quorate/quorum/verified_votes.h"
 
 #include <algorithm>
 
-#include "quorate/core/sha256.h"
-
 namespace quorate::quorum {
-namespace {
-
-// Every column a decision reads, delimited so that no two votes share a fingerprint.
-std::string fingerprint(const Vote& v, int64_t started_on) {
-  std::string text;
-  for (const std::string* f :
-       {&v.envelope_digest, &v.node_id, &v.keyid, &v.subject.source_uri, &v.subject.commit, &v.subject.recipe_path,
-        &v.image_digest, &v.config_digest, &v.run_environment, &v.subject.build_args}) {
-    text += std::to_string(f->size()) + ":" + *f + ";";
-  }
-  text += std::to_string(v.signed_at) + ";" + std::to_string(started_on) + ";" +
-          std::to_string(v.subject.source_date_epoch);
-  return sha256_hex(text);
-}
-
-}  // namespace
-
 VerifiedVotes::VerifiedVotes(Store& store, const Verifier& verifier, Options options)
     : store_(store), verifier_(verifier), options_(options) {}
-
-void VerifiedVotes::vouch(std::span<const ImportOutcome> outcomes) {
-  for (const auto& o : outcomes) {
-    if (o.vote) vouched_.insert(fingerprint(*o.vote, o.started_on));
-  }
-}
 
 Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject) {
   return verified(QR_TRY(store_.rows(subject)));
@@ -45,7 +20,7 @@ Result<std::vector<Vote>> VerifiedVotes::all_votes() { return verified(QR_TRY(st
 Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids) {
   std::vector<size_t> unknown;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (!vouched_.count(fingerprint(rows[i].vote, rows[i].started_on))) unknown.push_back(i);
+    if (!verifier_.vouched(rows[i].vote, rows[i].started_on)) unknown.push_back(i);
   }
   std::vector<std::string> envelopes;
   for (size_t i : unknown) envelopes.push_back(QR_TRY(store_.envelope(rows[i].id)));
@@ -65,7 +40,7 @@ Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation>
       why = "its columns differ from what its envelope says (envelope " + c.attestation->envelope_digest + ")";
     }
     if (why.empty()) {
-      vouched_.insert(fingerprint(row.vote, row.started_on));
+      verifier_.vouch(row.vote, row.started_on);
       continue;
     }
     refused[unknown[j]] = true;

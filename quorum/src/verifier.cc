@@ -2,8 +2,12 @@
 #include "quorate/quorum/verifier.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
+#include <mutex>
 #include <system_error>
 #include <thread>
+#include <unordered_set>
 
 #include "quorate/attest/roster.h"
 #include "quorate/core/build_args.h"
@@ -19,12 +23,54 @@ std::vector<TrustedKey> trusted_keys(const std::vector<attest::RosterEntry>& ent
   return keys;
 }
 
+using VoteFingerprint = std::array<char, 32>;
+
+// Every column a decision reads, delimited so that no two votes share a fingerprint.
+VoteFingerprint vote_fingerprint(const Vote& v, int64_t started_on) {
+  Sha256 h;
+  for (const std::string* f :
+       {&v.envelope_digest, &v.node_id, &v.keyid, &v.subject.source_uri, &v.subject.commit, &v.subject.recipe_path,
+        &v.image_digest, &v.config_digest, &v.run_environment, &v.subject.build_args}) {
+    h.update(std::to_string(f->size()) + ":");
+    h.update(*f);
+    h.update(";");
+  }
+  h.update(std::to_string(v.signed_at) + ";" + std::to_string(started_on) + ";" +
+           std::to_string(v.subject.source_date_epoch));
+  std::string raw = h.finish_raw();
+  VoteFingerprint out{};
+  std::memcpy(out.data(), raw.data(), std::min(raw.size(), out.size()));
+  return out;
+}
+
+struct VoteFingerprintHash {
+  size_t operator()(const VoteFingerprint& f) const {
+    size_t x;
+    std::memcpy(&x, f.data(), sizeof x);  // a SHA-256: any of its bytes are a good hash
+    return x;
+  }
+};
+
 }  // namespace
 
 struct Verifier::Impl {
   attest::Roster roster;
   Policy policy;
+  mutable std::mutex vouched_mu;
+  mutable std::unordered_set<VoteFingerprint, VoteFingerprintHash> vouched;
 };
+
+void Verifier::vouch(const Vote& vote, int64_t started_on) const {
+  VoteFingerprint f = vote_fingerprint(vote, started_on);
+  std::lock_guard<std::mutex> lock(impl_->vouched_mu);
+  impl_->vouched.insert(f);
+}
+
+bool Verifier::vouched(const Vote& vote, int64_t started_on) const {
+  VoteFingerprint f = vote_fingerprint(vote, started_on);
+  std::lock_guard<std::mutex> lock(impl_->vouched_mu);
+  return impl_->vouched.count(f) != 0;
+}
 
 Verifier::Verifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Verifier::Verifier(Verifier&&) noexcept = default;
@@ -165,6 +211,11 @@ Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verif
     return Status();
   });
   QR_RETURN_IF_ERROR(st);
+  // Stored or already there: the row's columns are this vote's (a duplicate's row may say otherwise when the
+  // store was tampered with; then its fingerprint differs and VerifiedVotes checks it).
+  for (const auto& o : outcomes) {
+    if (o.vote) verifier.vouch(*o.vote, o.started_on);
+  }
   return outcomes;
 }
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "quorate/core/sha256.h"
+#include "quorate/core/time.h"
 #include "quorate/quorum/query.h"
 #include "quorum/signed.h"
 #include "support/test_util.h"
@@ -301,6 +302,40 @@ TEST(QuorumJudge, SameDecisionsAsTheVerifyPathUnderSeveralRosters) {
     ASSERT_EQ(from_verify->decisions.size(), 1u);
     EXPECT_EQ(from_judge->decision_json(), from_verify->decisions[0].to_json().value());
   }
+}
+
+// Issue 17: a query about a subject with nothing stored since its last decision is answered from the judge's
+// memory (the record keeps the time it was made); a vote stored for it makes the next answer a fresh decision.
+TEST(QuorumJudge, QueriesAreAnsweredFromTheLastDecisionUntilAVoteArrives) {
+  Fixture f;
+  auto clock = std::make_shared<int64_t>(kNow);
+  auto store = Store::open(f.dir / "store.db");
+  ASSERT_TRUE(store.ok()) << store.status().to_string();
+  QuorumJudge judge(
+      std::move(store).value(), f.verifier("threshold = 3\non_conflict = \"majority\""),
+      [clock] { return *clock * 1000; }, 2);
+  auto time_of = [](const pb::Decision& d) { return nlohmann::json::parse(d.decision_json())["time"]; };
+  auto only = [&](const std::string& commit_word) {
+    auto found = judge.find_by_subject(key(commit_word));
+    EXPECT_TRUE(found.ok()) << found.status().to_string();
+    EXPECT_EQ(found.ok() ? found->size() : 0u, 1u);
+    return found.ok() && !found->empty() ? found->front() : pb::Decision();
+  };
+  ASSERT_TRUE(judge.ingest(f.honest_and_rogue("c1")).ok());
+  auto made = judge.decide(key("c1"));
+  ASSERT_TRUE(made.ok());
+  *clock = kNow + 100;
+  pb::Decision remembered = only("c1");
+  EXPECT_EQ(time_of(remembered), format_rfc3339(kNow));
+  EXPECT_EQ(decision_fingerprint(remembered), decision_fingerprint(*made));
+  // r equivocates: stored, so the subject's memory is gone and the answer is decided now.
+  ASSERT_TRUE(judge.ingest({{"r", attestation(f.nodes[3], "c1", "evil2")}}).ok());
+  pb::Decision fresh = only("c1");
+  EXPECT_EQ(time_of(fresh), format_rfc3339(kNow + 100));
+  EXPECT_NE(decision_fingerprint(fresh), decision_fingerprint(*made));
+  // That answer is remembered in turn.
+  *clock = kNow + 200;
+  EXPECT_EQ(time_of(only("c1")), format_rfc3339(kNow + 100));
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "quorate/core/encoding.h"
 #include "quorate/quorum/query.h"
+#include "quorate/sqlite/database.h"
 #include "quorum/signed.h"
 
 namespace quorate::quorum {
@@ -212,6 +213,26 @@ TEST_F(Quorum, RequiredNodeMissingRejects) {
   Decision d = decision("v1");
   EXPECT_FALSE(d.accepted);
   EXPECT_THAT(d.reason, HasSubstr("required node 'node-d'"));
+}
+
+// Issue 17: a vote verified at import is not verified again in the same process (the Verifier remembers the
+// columns it vouched for), while another process (here: a Verifier loaded anew) verifies every envelope.
+TEST_F(Quorum, ImportedVotesAreNotVerifiedAgainByTheSameVerifier) {
+  use_policy("threshold = 3\non_conflict = \"majority\"");
+  import(honest_and_rogue(nodes_));
+  {
+    // Envelopes replaced behind the store's back, columns unchanged: only a new verification can tell.
+    auto db = sqlite::Database::open(dir_ / "store.db", {});
+    ASSERT_TRUE(db.ok()) << db.status().to_string();
+    ASSERT_TRUE((*db)->exec("UPDATE attestations SET envelope = 'not an envelope'", "tamper").ok());
+  }
+  EXPECT_TRUE(decision("v1").accepted);  // a VerifiedVotes made after the import: nothing verified again
+  EXPECT_TRUE(votes().take_distrusted().empty());
+  use_policy("threshold = 3\non_conflict = \"majority\"");  // a new Verifier: as in another process
+  EXPECT_FALSE(decision("v1").accepted);
+  auto distrusted = votes().take_distrusted();
+  ASSERT_EQ(distrusted.size(), 4u);
+  EXPECT_THAT(distrusted[0].reason, HasSubstr("does not verify"));
 }
 
 TEST_F(Quorum, ImageQuestionNamesTheCommit) {

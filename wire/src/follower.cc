@@ -9,7 +9,8 @@
 namespace quorate::wire {
 namespace {
 using SteadyClock = std::chrono::steady_clock;
-}
+constexpr int kLiveQueue = 512;  // live messages queued per followed node (ZMQ_RCVHWM of its SUB socket)
+}  // namespace
 
 struct Follower::Impl {
   struct Peer {
@@ -49,7 +50,12 @@ struct Follower::Impl {
     const FollowedNode& n = p.node;
     auto security = make_client_security(transport, n.server_key);
     if (!security.ok()) return security.status().with_context("node " + n.node_id);
-    auto sub = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kSub, *security, socket_options)));
+    // Live messages are a shortcut, history is the record (a gap is fetched from history): a node's live queue
+    // holds at most kLiveQueue messages, not the socket default of 100000 (at 50 nodes publishing a burst that
+    // held about 300 MB of envelopes the loop had not read yet; issue 17).
+    SocketOptions live = socket_options;
+    live.recv_hwm = kLiveQueue;
+    auto sub = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kSub, *security, live)));
     auto dealer =
         std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, *security, socket_options)));
     QR_RETURN_IF_ERROR(sub->subscribe(attestation_topic(n.node_id)));

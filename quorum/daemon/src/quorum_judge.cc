@@ -129,7 +129,44 @@ QuorumJudge::QuorumJudge(std::unique_ptr<Store> store, std::shared_ptr<const Ver
       verifier_(std::move(verifier)),
       clock_ms_(std::move(clock_ms)),
       threads_(std::max(1u, threads)),
-      votes_(*store_, *verifier_, {threads_}) {}
+      votes_(*store_, *verifier_, {threads_}) {
+  memory_.set_policy(&verifier_->policy());
+}
+
+const Decision* QuorumJudge::Memory::known(const SubjectKey& subject, int64_t now) {
+  auto it = entries_.find(subject);
+  if (it == entries_.end()) return nullptr;
+  if (now >= it->second.until || now < it->second.decision.time) {  // may say something else now: decide again
+    by_order_.erase(it->second.order);
+    entries_.erase(it);
+    return nullptr;
+  }
+  return &it->second.decision;
+}
+
+void QuorumJudge::Memory::made(const Decision& decision, std::span<const Vote> votes, int64_t now) {
+  remember(decision, to_wire(decision), decided_until(*policy_, votes, now));
+}
+
+void QuorumJudge::Memory::remember(const Decision& decision, const wire::pb::Decision& wire, int64_t until) {
+  auto it = entries_.find(decision.subject);
+  if (it != entries_.end()) {
+    by_order_.erase(it->second.order);
+    entries_.erase(it);
+  }
+  while (entries_.size() >= kRemembered && !by_order_.empty()) {
+    entries_.erase(by_order_.begin()->second);
+    by_order_.erase(by_order_.begin());
+  }
+  const uint64_t order = next_++;
+  entries_.emplace(decision.subject, Entry{decision, wire, until, order});
+  by_order_.emplace(order, decision.subject);
+}
+
+const wire::pb::Decision* QuorumJudge::Memory::wire(const SubjectKey& subject) const {
+  auto it = entries_.find(subject);
+  return it == entries_.end() ? nullptr : &it->second.wire;
+}
 
 Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submission>& batch) {
   last_.clear();
@@ -137,7 +174,9 @@ Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submis
   incoming.reserve(batch.size());
   for (const auto& s : batch) incoming.push_back({s.envelope, s.node_id});
   auto outcomes = QR_TRY(import_attestations(*store_, *verifier_, incoming, clock_ms_() / 1000, {threads_}));
-  votes_.vouch(outcomes);
+  for (const auto& o : outcomes) {
+    if (o.kind == ImportOutcome::Kind::kStored && o.subject) memory_.forget(*o.subject);
+  }
   std::vector<Outcome> out;
   out.reserve(outcomes.size());
   for (const auto& o : outcomes) {
@@ -165,9 +204,11 @@ Result<pb::Decision> QuorumJudge::decide(const pb::SubjectKey& subject) {
   std::vector<int64_t> ids;
   std::vector<Vote> votes = QR_TRY(votes_.votes(key, ids));
   Made made;
-  made.decision = quorum::decide(verifier_->policy(), key, votes, clock_ms_() / 1000);
+  const int64_t now = clock_ms_() / 1000;
+  made.decision = quorum::decide(verifier_->policy(), key, votes, now);
   for (size_t i = 0; i < votes.size() && i < ids.size(); ++i) made.rows[votes[i].envelope_digest] = ids[i];
   pb::Decision out = to_wire(made.decision);
+  memory_.remember(made.decision, out, decided_until(verifier_->policy(), votes, now));
   last_[key] = std::move(made);
   return out;
 }
@@ -179,10 +220,14 @@ Result<std::vector<pb::SubjectKey>> QuorumJudge::subjects() {
 }
 
 Result<std::vector<pb::Decision>> QuorumJudge::find(const Question& q, const std::string& recipe_path) {
-  Answer a = QR_TRY(answer(verifier_->policy(), votes_, q, clock_ms_() / 1000));
+  Answer a = QR_TRY(answer(verifier_->policy(), votes_, q, clock_ms_() / 1000, &memory_));
   std::vector<pb::Decision> out;
   for (const auto& d : a.decisions) {
-    if (recipe_path.empty() || d.subject.recipe_path == recipe_path) out.push_back(to_wire(d));
+    if (!recipe_path.empty() && d.subject.recipe_path != recipe_path) continue;
+    // answer() took each decision from memory_ or told memory_ about it: its wire form is there (unless it was
+    // forgotten for room in this very answer).
+    const pb::Decision* remembered = memory_.wire(d.subject);
+    out.push_back(remembered ? *remembered : to_wire(d));
   }
   return out;
 }

@@ -531,6 +531,8 @@ struct VerifierDaemon::Impl {
           cap = std::clamp<size_t>(static_cast<size_t>(next), kMinBatch, kMaxBatch);
         }
       }
+      // Queries are answered between storing and deciding too: a query waits about half a turn, not a whole one.
+      if (moved) serve_queries();
       const size_t waiting = dirty.size();
       Status decided = decide_due(false);
       if (decided.ok() && (moved || dirty.size() != waiting)) decided = save_cursors();

@@ -58,5 +58,9 @@ struct Decision {
 // Decides `subject` from `votes` (votes for other subject keys are ignored) under `policy` at time `now`.
 // Deterministic: any permutation of `votes` gives the same Decision. Never fails; bad votes are void votes.
 Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const Vote> votes, int64_t now);
+// The first time after `now` at which decide() over the same votes may say something else than at `now` (a vote
+// grows older than max_age, or one signed in the future comes within the clock skew); INT64_MAX when never.
+// What a decision says does not change before then (its `time` field aside).
+int64_t decided_until(const Policy& policy, std::span<const Vote> votes, int64_t now);
 
 }  // namespace quorate::quorum

@@ -44,9 +44,21 @@ struct Answer {
 // Decides the subject keys `question` concerns, from `votes`, under `policy` at `now`. bad_input when the
 // image digest is not a "sha256:" digest.
 Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Question& question, int64_t now);
+// A caller's memory of decisions (the verifier daemon's, issue 17). `known`: a decision made over every vote the
+// store now holds for `subject` that decide() would still make at `now` (decided_until), or nullptr. `made`:
+// a decision answer() made afresh, with the votes it was made from.
+class DecisionMemory {
+ public:
+  virtual ~DecisionMemory() = default;
+  virtual const Decision* known(const SubjectKey& subject, int64_t now) = 0;
+  virtual void made(const Decision& decision, std::span<const Vote> votes, int64_t now) = 0;
+};
+
 // The same from a store: reads the votes of the concerned subject keys only, each verified in this process
-// (rows that do not verify are left out and remain in votes.take_distrusted()).
-Result<Answer> answer(const Policy& policy, VerifiedVotes& votes, const Question& question, int64_t now);
+// (rows that do not verify are left out and remain in votes.take_distrusted()). With `memory`, a question by
+// image or commit takes each subject key's decision from it when it knows one instead of deciding afresh.
+Result<Answer> answer(const Policy& policy, VerifiedVotes& votes, const Question& question, int64_t now,
+                      DecisionMemory* memory = nullptr);
 // The same from decisions already made elsewhere (the verifier daemon's answer to a query, which holds the
 // votes): `decisions` are those of the subject keys `question` concerns, made under `policy` (the caller
 // checks their policy_digest); they are sorted by subject key and summarised exactly as above.

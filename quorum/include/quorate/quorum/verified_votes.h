@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "quorate/core/status.h"
@@ -23,8 +22,9 @@ struct DistrustedRow {
   std::string reason;
 };
 
-// Not thread-safe (like the Store it reads). The first read of a row verifies its envelope (several threads)
-// and remembers a fingerprint of the columns it vouched for; later reads of unchanged rows cost a hash.
+// Not thread-safe (like the Store it reads). A row whose columns the Verifier vouched for in this process
+// (imported or read before) counts without another check; any other row has its envelope verified (several
+// threads) and is vouched for when its columns are what the envelope says. Later reads cost a hash.
 class VerifiedVotes {
  public:
   struct Options {
@@ -41,9 +41,6 @@ class VerifiedVotes {
   Result<std::vector<Vote>> votes(const SubjectKey& subject, std::vector<int64_t>& row_ids);
   Result<std::vector<Vote>> all_votes();
 
-  // Outcomes of import_attestations in this process: their votes are vouched for without another check.
-  void vouch(std::span<const ImportOutcome> outcomes);
-
   // Rows left out since the last take, sorted by row id, each once.
   std::vector<DistrustedRow> take_distrusted();
 
@@ -56,7 +53,6 @@ class VerifiedVotes {
   Store& store_;
   const Verifier& verifier_;
   Options options_;
-  std::unordered_set<std::string> vouched_;  // fingerprints (SHA-256 hex) of vouched-for columns
   std::vector<DistrustedRow> distrusted_;
 };
 

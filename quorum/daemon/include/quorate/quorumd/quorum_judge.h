@@ -54,6 +54,33 @@ class QuorumJudge final : public Judge {
     std::map<std::string, int64_t> rows;  // envelope digest -> store row id, for the compact record
   };
   std::map<SubjectKey, Made> last_;
+  // Decisions over every vote the store holds for their subject (made by decide() or a query), so that a
+  // query about a subject with no vote stored since is answered without reading its votes or deciding again
+  // (issue 17). An ingest that stores a vote forgets its subject; an entry also ends at decided_until(). At
+  // most kRemembered entries, the oldest forgotten first.
+  class Memory final : public DecisionMemory {
+   public:
+    static constexpr size_t kRemembered = 256;
+    const Decision* known(const SubjectKey& subject, int64_t now) override;
+    void made(const Decision& decision, std::span<const Vote> votes, int64_t now) override;
+    void remember(const Decision& decision, const wire::pb::Decision& wire, int64_t until);
+    const wire::pb::Decision* wire(const SubjectKey& subject) const;
+    void forget(const SubjectKey& subject) { entries_.erase(subject); }
+    void set_policy(const Policy* policy) { policy_ = policy; }
+
+   private:
+    struct Entry {
+      Decision decision;
+      wire::pb::Decision wire;
+      int64_t until = 0;
+      uint64_t order = 0;
+    };
+    const Policy* policy_ = nullptr;
+    std::map<SubjectKey, Entry> entries_;
+    std::map<uint64_t, SubjectKey> by_order_;
+    uint64_t next_ = 0;
+  };
+  Memory memory_;
 };
 
 // The production Judge for `quorate quorum`: loads config.policy (with the roster's public keys) and opens
