@@ -21,17 +21,7 @@ namespace pb = wire::pb;
 using wire::MessageType;
 
 Ran git(const std::filesystem::path& repo, std::vector<std::string> args) {
-  std::vector<std::string> argv = {"/usr/bin/env",
-                                   "GIT_AUTHOR_NAME=t",
-                                   "GIT_AUTHOR_EMAIL=t@example.org",
-                                   "GIT_COMMITTER_NAME=t",
-                                   "GIT_COMMITTER_EMAIL=t@example.org",
-                                   "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
-                                   "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
-                                   "git",
-                                   "-C",
-                                   repo.string()};
-  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> argv = testing::git_argv(repo, args);
   return run(argv, repo.parent_path(), std::chrono::seconds(60));
 }
 

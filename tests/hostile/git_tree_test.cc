@@ -17,19 +17,7 @@ namespace fs = std::filesystem;
 using e2e::Ran;
 
 Ran git(const fs::path& repo, std::vector<std::string> args, const std::string& input_file = "") {
-  std::vector<std::string> argv = {"/usr/bin/env",
-                                   "GIT_CONFIG_GLOBAL=/dev/null",
-                                   "GIT_CONFIG_NOSYSTEM=1",
-                                   "GIT_AUTHOR_NAME=t",
-                                   "GIT_AUTHOR_EMAIL=t@example.org",
-                                   "GIT_COMMITTER_NAME=t",
-                                   "GIT_COMMITTER_EMAIL=t@example.org",
-                                   "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
-                                   "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
-                                   "git",
-                                   "-C",
-                                   repo.string()};
-  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> argv = testing::git_argv(repo, args);
   if (!input_file.empty()) argv.push_back(input_file);
   return e2e::run(argv, repo, std::chrono::seconds(60));
 }

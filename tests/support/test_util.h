@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace quorate::testing {
 
@@ -100,6 +101,25 @@ inline bool port_answers(int port) {
 }
 
 // A shell command running the quorate binary under test with `args` (already quoted as the shell needs).
+// argv for `git -C repo ARGS…` with a fixed identity and dates and no user or system git config: a commit made
+// with it has the same id on every machine.
+inline std::vector<std::string> git_argv(const std::filesystem::path& repo, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/bin/env",
+                                   "GIT_CONFIG_GLOBAL=/dev/null",
+                                   "GIT_CONFIG_NOSYSTEM=1",
+                                   "GIT_AUTHOR_NAME=t",
+                                   "GIT_AUTHOR_EMAIL=t@example.org",
+                                   "GIT_COMMITTER_NAME=t",
+                                   "GIT_COMMITTER_EMAIL=t@example.org",
+                                   "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z",
+                                   "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z",
+                                   "git",
+                                   "-C",
+                                   repo.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
 inline std::string quorate_command(const std::string& args) { return sh(quorate_bin()) + " " + args; }
 inline std::filesystem::path source_dir() {
   if (const char* p = std::getenv("QUORATE_SOURCE_DIR"); p && *p) return p;
