@@ -222,7 +222,152 @@ nlohmann::json ballot_json(const Ballot& b) {
           {"envelope_digest", b.envelope_digest}};
 }
 
+// The canonical JSON of a decision written directly (issue 17: through nlohmann it was most of the cost of a
+// decision at 50 nodes). Byte for byte what canonical_json() writes for the same document (Decision::to_json's
+// reference form below): members in byte order, no whitespace, strings escaped as nlohmann escapes them. Only
+// for ASCII text: a string with any other byte takes the reference path, which checks it is UTF-8.
+class FastJson {
+ public:
+  bool ascii(std::string_view s) const {
+    for (unsigned char c : s) {
+      if (c >= 0x80) return false;
+    }
+    return true;
+  }
+  void str(std::string_view s) {
+    out.push_back('"');
+    size_t plain = 0;  // start of the run of bytes written as they are
+    for (size_t i = 0; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c >= 0x20 && c != '"' && c != '\\') continue;
+      out.append(s.substr(plain, i - plain));
+      plain = i + 1;
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        default: {
+          static constexpr char kHex[] = "0123456789abcdef";
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        }
+      }
+    }
+    out.append(s.substr(plain));
+    out.push_back('"');
+  }
+  void key(std::string_view k) {
+    str(k);
+    out.push_back(':');
+  }
+  void strings(const std::vector<std::string>& v) {
+    out.push_back('[');
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) out.push_back(',');
+      str(v[i]);
+    }
+    out.push_back(']');
+  }
+  void ballot(const Ballot& b) {
+    out += "{";
+    key("config_digest"), str(b.config_digest), out.push_back(',');
+    key("digest"), str(b.digest), out.push_back(',');
+    key("envelope_digest"), str(b.envelope_digest), out.push_back(',');
+    key("image_digest"), str(b.image_digest), out.push_back(',');
+    key("keyid"), str(b.keyid), out.push_back(',');
+    key("node"), str(b.node), out.push_back(',');
+    key("signed_at"), str(format_rfc3339(b.signed_at));
+    out += "}";
+  }
+  void ballots(const std::vector<Ballot>& v) {
+    out.push_back('[');
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) out.push_back(',');
+      ballot(v[i]);
+    }
+    out.push_back(']');
+  }
+  std::string out;
+};
+
+bool all_ascii(const Decision& d) {
+  FastJson f;
+  auto ok = [&](const std::string& s) { return f.ascii(s); };
+  auto all = [&](const std::vector<std::string>& v) { return std::all_of(v.begin(), v.end(), ok); };
+  auto ballots = [&](const std::vector<Ballot>& v) {
+    return std::all_of(v.begin(), v.end(), [&](const Ballot& b) {
+      return ok(b.node) && ok(b.digest) && ok(b.image_digest) && ok(b.config_digest) && ok(b.keyid) &&
+             ok(b.envelope_digest);
+    });
+  };
+  return ok(d.subject.source_uri) && ok(d.subject.commit) && ok(d.subject.recipe_path) && ok(d.subject.build_args) &&
+         ok(d.digest) && all(d.image_digests) && ballots(d.agreeing) && ballots(d.dissenting) &&
+         std::all_of(d.void_votes.begin(), d.void_votes.end(),
+                     [&](const VoidVote& v) {
+                       return ok(v.node_id) && ok(v.keyid) && ok(v.image_digest) && ok(v.config_digest) &&
+                              ok(v.envelope_digest) && ok(v.reason);
+                     }) &&
+         all(d.missing) && all(d.equivocators) && ok(d.reason) && ok(d.policy_digest);
+}
+
+// Decision::to_json as it was first written: a nlohmann document written by canonical_json(). The definition of
+// the bytes; the fast path must equal it (tests/quorum/decision_test.cc pins both).
+Result<std::string> reference_json(const Decision& d) {
+  const SubjectKey& subject = d.subject;
+  nlohmann::json j;
+  j["subject"] = {{"source_uri", subject.source_uri},
+                  {"commit", subject.commit},
+                  {"recipe_path", subject.recipe_path},
+                  {"source_date_epoch", subject.source_date_epoch}};
+  // Only when there are some: records of subjects without build args keep their bytes. An object, written
+  // canonically it is the key's text.
+  if (!subject.build_args.empty()) j["subject"]["build_args"] = build_args_json(subject.build_args);
+  j["accepted"] = d.accepted;
+  j["digest"] = d.digest;
+  j["image_digests"] = d.image_digests;
+  j["agreeing"] = nlohmann::json::array();
+  for (const auto& b : d.agreeing) j["agreeing"].push_back(ballot_json(b));
+  j["dissenting"] = nlohmann::json::array();
+  for (const auto& b : d.dissenting) j["dissenting"].push_back(ballot_json(b));
+  j["void_votes"] = nlohmann::json::array();
+  for (const auto& v : d.void_votes) {
+    j["void_votes"].push_back({{"node_id", v.node_id},
+                               {"keyid", v.keyid},
+                               {"image_digest", v.image_digest},
+                               {"config_digest", v.config_digest},
+                               {"envelope_digest", v.envelope_digest},
+                               {"reason", v.reason}});
+  }
+  j["missing"] = d.missing;
+  j["equivocators"] = d.equivocators;
+  j["reason"] = d.reason;
+  j["policy_digest"] = d.policy_digest;
+  j["time"] = format_rfc3339(d.time);
+  return canonical_json(j, "decision");
+}
+
 }  // namespace
+
+Result<std::string> decision_reference_json(const Decision& d) { return reference_json(d); }
 
 std::string SubjectKey::to_string() const {
   return source_uri + "@" + commit + ":" + recipe_path + "@" + std::to_string(source_date_epoch) +
@@ -255,36 +400,47 @@ Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const
 }
 
 Result<std::string> Decision::to_json() const {
-  nlohmann::json j;
-  j["subject"] = {{"source_uri", subject.source_uri},
-                  {"commit", subject.commit},
-                  {"recipe_path", subject.recipe_path},
-                  {"source_date_epoch", subject.source_date_epoch}};
-  // Only when there are some: records of subjects without build args keep their bytes. An object, written
-  // canonically it is the key's text.
-  if (!subject.build_args.empty()) j["subject"]["build_args"] = build_args_json(subject.build_args);
-  j["accepted"] = accepted;
-  j["digest"] = digest;
-  j["image_digests"] = image_digests;
-  j["agreeing"] = nlohmann::json::array();
-  for (const auto& b : agreeing) j["agreeing"].push_back(ballot_json(b));
-  j["dissenting"] = nlohmann::json::array();
-  for (const auto& b : dissenting) j["dissenting"].push_back(ballot_json(b));
-  j["void_votes"] = nlohmann::json::array();
-  for (const auto& v : void_votes) {
-    j["void_votes"].push_back({{"node_id", v.node_id},
-                               {"keyid", v.keyid},
-                               {"image_digest", v.image_digest},
-                               {"config_digest", v.config_digest},
-                               {"envelope_digest", v.envelope_digest},
-                               {"reason", v.reason}});
+  if (!all_ascii(*this)) return reference_json(*this);
+  std::string args;
+  if (!subject.build_args.empty()) {
+    auto text = canonical_json(build_args_json(subject.build_args), "decision");
+    if (!text.ok()) return reference_json(*this);
+    args = std::move(text).value();
   }
-  j["missing"] = missing;
-  j["equivocators"] = equivocators;
-  j["reason"] = reason;
-  j["policy_digest"] = policy_digest;
-  j["time"] = format_rfc3339(time);
-  return canonical_json(j, "decision");
+  FastJson f;
+  f.out.reserve(1024 + 512 * (agreeing.size() + dissenting.size() + void_votes.size()));
+  std::string& o = f.out;
+  o += "{";
+  f.key("accepted"), o += accepted ? "true" : "false", o += ',';
+  f.key("agreeing"), f.ballots(agreeing), o += ',';
+  f.key("digest"), f.str(digest), o += ',';
+  f.key("dissenting"), f.ballots(dissenting), o += ',';
+  f.key("equivocators"), f.strings(equivocators), o += ',';
+  f.key("image_digests"), f.strings(image_digests), o += ',';
+  f.key("missing"), f.strings(missing), o += ',';
+  f.key("policy_digest"), f.str(policy_digest), o += ',';
+  f.key("reason"), f.str(reason), o += ',';
+  f.key("subject"), o += '{';
+  if (!args.empty()) f.key("build_args"), o += args, o += ',';
+  f.key("commit"), f.str(subject.commit), o += ',';
+  f.key("recipe_path"), f.str(subject.recipe_path), o += ',';
+  f.key("source_date_epoch"), o += std::to_string(subject.source_date_epoch), o += ',';
+  f.key("source_uri"), f.str(subject.source_uri), o += "},";
+  f.key("time"), f.str(format_rfc3339(time)), o += ',';
+  f.key("void_votes"), o += '[';
+  for (size_t i = 0; i < void_votes.size(); ++i) {
+    const VoidVote& v = void_votes[i];
+    if (i) o += ',';
+    o += '{';
+    f.key("config_digest"), f.str(v.config_digest), o += ',';
+    f.key("envelope_digest"), f.str(v.envelope_digest), o += ',';
+    f.key("image_digest"), f.str(v.image_digest), o += ',';
+    f.key("keyid"), f.str(v.keyid), o += ',';
+    f.key("node_id"), f.str(v.node_id), o += ',';
+    f.key("reason"), f.str(v.reason), o += '}';
+  }
+  o += "]}";
+  return std::move(f.out);
 }
 
 std::string Decision::to_text() const {

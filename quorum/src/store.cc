@@ -356,6 +356,14 @@ Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k) {
       {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args});
 }
 
+Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k, int64_t after_id) {
+  return impl_->rows(
+      "WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER) AND "
+      "IFNULL(build_args, '') = ? AND id > CAST(? AS INTEGER)",
+      {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args,
+       std::to_string(after_id)});
+}
+
 Result<std::vector<StoredAttestation>> Store::all_rows() { return impl_->rows("", {}); }
 
 Result<std::string> Store::envelope(int64_t id) {

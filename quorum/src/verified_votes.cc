@@ -15,6 +15,13 @@ Result<std::vector<Vote>> VerifiedVotes::votes(const SubjectKey& subject, std::v
   return verified(QR_TRY(store_.rows(subject)), &row_ids);
 }
 
+Result<std::vector<Vote>> VerifiedVotes::votes_after(const SubjectKey& subject, int64_t after_id,
+                                                     std::vector<int64_t>& row_ids, int64_t& last_id) {
+  std::vector<StoredAttestation> rows = QR_TRY(store_.rows(subject, after_id));
+  for (const auto& r : rows) last_id = std::max(last_id, r.id);
+  return verified(std::move(rows), &row_ids);
+}
+
 Result<std::vector<Vote>> VerifiedVotes::all_votes() { return verified(QR_TRY(store_.all_rows())); }
 
 Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids) {

@@ -309,6 +309,46 @@ TEST(VerifierDaemon, VotesArrivingWithinASecondShareOneDecision) {
   EXPECT_TRUE(accepted_by(answer, 6));
 }
 
+// When the last followed node votes, nothing is left to wait for: the subject is decided in that turn, not
+// when its coalescing window ends (docs/wire.md, "Coalescing").
+TEST(VerifierDaemon, ASubjectEveryNodeVotedForIsDecidedAtOnce) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  std::vector<std::unique_ptr<TestNode>> nodes;
+  std::vector<wire::FollowedNode> followed;
+  std::set<std::string> roster;
+  for (const char* id : {"a", "b", "c", "d"}) {
+    nodes.push_back(std::make_unique<TestNode>(dir, id, kGood));
+    followed.push_back(nodes.back()->followed());
+    roster.insert(id);
+  }
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, followed, store, roster, 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // connected
+  Client client;
+  const auto first = SteadyClock::now();
+  for (auto& n : nodes) {
+    client.submit(n->daemon->control_endpoint(), "job1", "c1");
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));  // each vote in a turn of its own
+  }
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (v.daemon->counters().stored < 4 && SteadyClock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(v.daemon->counters().stored, 4u);
+  const auto stored = SteadyClock::now();
+  // The first vote was decided at once; the fourth completes the subject: a second decision follows within a
+  // turn or two, long before the window opened by the first one ends.
+  while (v.daemon->counters().decisions_published < 2 && SteadyClock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(v.daemon->counters().decisions_published, 2u);
+  const double arrival_ms = std::chrono::duration<double, std::milli>(stored - first).count();
+  if (arrival_ms > 600) GTEST_SKIP() << "the votes took " << arrival_ms << " ms to arrive: too loaded to tell";
+  EXPECT_LT(std::chrono::duration<double, std::milli>(SteadyClock::now() - stored).count(), 300);
+  // Nothing more is decided when the window ends.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(v.daemon->counters().decisions_published, 2u);
+}
+
 TEST(VerifierDaemon, LateVerifierCatchesUpFromHistory) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();

@@ -266,6 +266,118 @@ TEST(Decide, JsonIsCanonical) {
                               "epoch\":0,\"source_uri\":"));
 }
 
+// The bytes of a decision with several ballots of each kind, build args and a reason that needs escapes: the
+// direct writer of to_json() and the nlohmann reference both give exactly these (issue 17: the record is
+// canonical and fingerprinted; making it cheaper must not move one byte).
+Decision pinned_decision() {
+  auto ballot = [](std::string node, std::string dg, std::string img, std::string cfg, std::string key, int64_t at,
+                   std::string env) { return Ballot{node, dg, img, cfg, key, at, env}; };
+  Decision d;
+  d.subject = {"https://example.org/app.git", "c0ffee", "Containerfile", 1'700'000'000, R"({"A":"1","B":"x y"})"};
+  d.accepted = true;
+  d.digest = "sha256:aa";
+  d.image_digests = {"sha256:aa", "sha256:ab"};
+  d.agreeing = {ballot("node-a", "sha256:aa", "sha256:aa", "sha256:ca", "k-a", 1'700'000'000, "sha256:e1"),
+                ballot("node-b", "sha256:aa", "sha256:ab", "sha256:cb", "k-b", 1'700'000'001, "sha256:e2"),
+                ballot("node-c", "sha256:aa", "sha256:aa", "sha256:cc", "k-c", 1'700'000'002, "sha256:e3")};
+  d.dissenting = {ballot("node-d", "sha256:dd", "sha256:dd", "sha256:cd", "k-d", 1'700'000'003, "sha256:e4"),
+                  ballot("node-e", "sha256:ee", "sha256:ee", "sha256:ce", "k-e", 1'700'000'004, "sha256:e5")};
+  d.void_votes = {
+      {"node-f", "k-f", "sha256:ff", "sha256:cf", "sha256:e6", "unknown key"},
+      {"node-g", "k-g", "sha256:gg", "sha256:cg", "sha256:e7", "equivocation: 'node-g' signed \"a\"\\b\n\t\x01\x7f/"}};
+  d.missing = {"node-h", "node-i"};
+  d.equivocators = {"node-g"};
+  d.reason = "3 of 9 nodes agree on sha256:aa";
+  d.policy_digest = "sha256:p0";
+  d.time = kNow;
+  return d;
+}
+
+const std::string kPinnedDecisionJson =
+    R"({"accepted":true,"agreeing":[{"config_digest":"sha256:ca","digest":"sha256:aa","envelope_digest":"sha256:e1",)"
+    R"("image_digest":"sha256:aa","keyid":"k-a","node":"node-a","signed_at":"2023-11-14T22:13:20Z"},)"
+    R"({"config_digest":"sha256:cb","digest":"sha256:aa","envelope_digest":"sha256:e2","image_digest":"sha256:ab",)"
+    R"("keyid":"k-b","node":"node-b","signed_at":"2023-11-14T22:13:21Z"},{"config_digest":"sha256:cc",)"
+    R"("digest":"sha256:aa","envelope_digest":"sha256:e3","image_digest":"sha256:aa","keyid":"k-c","node":"node-c",)"
+    R"("signed_at":"2023-11-14T22:13:22Z"}],"digest":"sha256:aa","dissenting":[{"config_digest":"sha256:cd",)"
+    R"("digest":"sha256:dd","envelope_digest":"sha256:e4","image_digest":"sha256:dd","keyid":"k-d","node":"node-d",)"
+    R"("signed_at":"2023-11-14T22:13:23Z"},{"config_digest":"sha256:ce","digest":"sha256:ee",)"
+    R"("envelope_digest":"sha256:e5","image_digest":"sha256:ee","keyid":"k-e","node":"node-e",)"
+    R"("signed_at":"2023-11-14T22:13:24Z"}],"equivocators":["node-g"],"image_digests":["sha256:aa","sha256:ab"],)"
+    R"("missing":["node-h","node-i"],"policy_digest":"sha256:p0","reason":"3 of 9 nodes agree on sha256:aa",)"
+    R"("subject":{"build_args":{"A":"1","B":"x y"},"commit":"c0ffee","recipe_path":"Containerfile",)"
+    R"("source_date_epoch":1700000000,"source_uri":"https://example.org/app.git"},"time":"2027-01-15T08:00:00Z",)"
+    R"("void_votes":[{"config_digest":"sha256:cf","envelope_digest":"sha256:e6","image_digest":"sha256:ff",)"
+    R"("keyid":"k-f","node_id":"node-f","reason":"unknown key"},{"config_digest":"sha256:cg",)"
+    R"("envelope_digest":"sha256:e7","image_digest":"sha256:gg","keyid":"k-g","node_id":"node-g",)"
+    R"("reason":"equivocation: 'node-g' signed \"a\"\\b\n\t\u0001)"
+    "\x7f"
+    R"(/"}]})";
+
+TEST(DecisionJson, BytesOfADecisionWithSeveralBallotsArePinned) {
+  Decision d = pinned_decision();
+  EXPECT_EQ(decision_reference_json(d).value(), kPinnedDecisionJson);
+  EXPECT_EQ(d.to_json().value(), kPinnedDecisionJson);
+  d.subject.build_args.clear();  // no build_args member at all then
+  const std::string without = d.to_json().value();
+  EXPECT_EQ(without, decision_reference_json(d).value());
+  EXPECT_THAT(without, HasSubstr(R"("subject":{"commit":"c0ffee",)"));
+}
+
+// Whatever the strings hold (every control byte, quotes, non-ASCII, invalid UTF-8), to_json() gives the
+// reference's bytes or its error.
+TEST(DecisionJson, DirectWriterEqualsTheReference) {
+  std::vector<std::string> texts = {"",
+                                    "plain",
+                                    "caf\xc3\xa9",
+                                    "\xff\xfe",
+                                    "\"\\/",
+                                    "a\x1f"
+                                    "b",
+                                    "\x7f"};
+  for (int c = 0; c < 0x20; ++c) texts.push_back(std::string("x") + static_cast<char>(c) + "y");
+  for (const auto& t : texts) {
+    for (int field = 0; field < 6; ++field) {
+      Decision d = pinned_decision();
+      switch (field) {
+        case 0:
+          d.reason = t;
+          break;
+        case 1:
+          d.agreeing[1].node = t;
+          break;
+        case 2:
+          d.void_votes[0].reason = t;
+          break;
+        case 3:
+          d.subject.source_uri = t;
+          break;
+        case 4:
+          d.missing.push_back(t);
+          break;
+        case 5:
+          d.dissenting[0].keyid = t;
+          break;
+      }
+      auto fast = d.to_json();
+      auto reference = decision_reference_json(d);
+      ASSERT_EQ(fast.ok(), reference.ok())
+          << "field " << field << " text "
+          << nlohmann::json(t).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+      if (fast.ok()) {
+        EXPECT_EQ(*fast, *reference) << "field " << field;
+      } else {
+        EXPECT_EQ(fast.status().to_string(), reference.status().to_string());
+      }
+    }
+  }
+  // Decisions the engine makes, from the random vote sets below.
+  std::vector<std::string> nodes = {"n0", "n1", "n2"};
+  std::vector<Vote> votes = {vote("n0", "good"), vote("n1", "rogue"), vote("n2", "good"), vote("zz", "good")};
+  Decision d = decide(policy(roster(nodes), rules(2, ConflictMode::kMajority)), subject(), votes, kNow);
+  EXPECT_EQ(d.to_json().value(), decision_reference_json(d).value());
+}
+
 // Random vote sets: honest, rogue, equivocating, unknown, revoked, duplicated, stale. Whatever the arrival
 // order, the decision bytes are the same.
 TEST(DecideProperty, OrderDoesNotMatter) {

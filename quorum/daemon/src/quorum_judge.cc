@@ -199,17 +199,40 @@ Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submis
   return out;
 }
 
+void QuorumJudge::uncache(std::map<SubjectKey, Cached>::iterator it) {
+  cached_votes_ -= it->second.votes.size();
+  cached_order_.erase(it->second.order);
+  cached_.erase(it);
+}
+
 Result<pb::Decision> QuorumJudge::decide(const pb::SubjectKey& subject) {
   SubjectKey key = from_wire(subject);
-  std::vector<int64_t> ids;
-  std::vector<Vote> votes = QR_TRY(votes_.votes(key, ids));
+  auto [it, fresh] = cached_.try_emplace(key);
+  Cached& c = it->second;
+  if (!fresh) cached_order_.erase(c.order);
+  c.order = cached_next_++;
+  cached_order_.emplace(c.order, key);
+  // Only the rows stored since the subject was read last (all of them the first time): row ids only grow.
+  auto added = votes_.votes_after(key, c.last_id, c.ids, c.last_id);
+  if (!added.ok()) {
+    uncache(it);
+    return added.status();
+  }
+  cached_votes_ += added->size();
+  for (auto& v : *added) c.votes.push_back(std::move(v));
+  const std::vector<Vote>& votes = c.votes;
   Made made;
   const int64_t now = clock_ms_() / 1000;
   made.decision = quorum::decide(verifier_->policy(), key, votes, now);
-  for (size_t i = 0; i < votes.size() && i < ids.size(); ++i) made.rows[votes[i].envelope_digest] = ids[i];
+  for (size_t i = 0; i < votes.size() && i < c.ids.size(); ++i) made.rows[votes[i].envelope_digest] = c.ids[i];
   pb::Decision out = to_wire(made.decision);
   memory_.remember(made.decision, out, decided_until(verifier_->policy(), votes, now));
+  const bool complete = made.decision.missing.empty();
   last_[key] = std::move(made);
+  // A decision that misses nobody is not expected to change: its votes leave the cache. Then the least
+  // recently decided subjects leave it until it is within bounds.
+  if (complete) uncache(it);
+  while (cached_votes_ > kCachedVotes && !cached_order_.empty()) uncache(cached_.find(cached_order_.begin()->second));
   return out;
 }
 

@@ -28,6 +28,14 @@ constexpr double kTurnTargetMs = 60.0;
 // A subject touched again within this long after it was decided is decided once more when the window ends, not
 // once per vote or per turn: the votes of the window share one decision (docs/wire.md, issue 17).
 constexpr auto kCoalesce = std::chrono::milliseconds(1000);
+// While a backlog is ingested (the previous turn stored at least kBusyVotes votes), the first vote of a subject
+// waits kCoalesce too instead of being decided at once, and a subject decided lately waits kBusyCoalesce: the
+// votes arriving meanwhile share one decision. A subject for which every followed node has a vote (counted by
+// its last decision or stored since) is due at once whatever the load: no node is left to vote.
+constexpr size_t kBusyVotes = 64;
+constexpr auto kBusyCoalesce = std::chrono::milliseconds(2000);
+// Subjects whose last decision misses a followed node, remembered (which nodes it counts) at most this many.
+constexpr size_t kProgressMax = 65536;
 // Deciding due subjects stops after this long in a turn (the rest stay due for the next turn), and so does
 // answering queries: a turn is bounded whatever arrives.
 constexpr double kDecideSliceMs = 40.0;
@@ -138,10 +146,18 @@ struct VerifierDaemon::Impl {
     pb::SubjectKey key;
     SteadyClock::time_point due;
     std::vector<std::pair<std::string, uint64_t>> holds;
+    std::vector<bool> voted;  // per followed node (node_index): counted by the last decision or stored since
+    size_t unvoted = 0;       // followed nodes not in `voted`
   };
   std::map<std::string, Dirty> dirty;
   std::set<std::pair<SteadyClock::time_point, std::string>> due_order;
   std::map<std::string, SteadyClock::time_point> decided_at;  // subject id -> when it was decided last
+  // Followed node id -> its index; subject id -> the followed nodes its last decision counts, for subjects whose
+  // last decision misses one (at most kProgressMax).
+  std::map<std::string, size_t> node_index;
+  std::map<std::string, std::vector<bool>> progress;
+  size_t marked_this_turn = 0;  // votes marked since decide_due() last ran
+  bool busy = false;            // the previous turn marked at least kBusyVotes
   // Node id -> sequence -> how many waiting attestations hold it; and the incarnation they were held in.
   std::map<std::string, std::map<uint64_t, int>> holds;
   std::map<std::string, uint64_t> held_incarnation;
@@ -202,6 +218,27 @@ struct VerifierDaemon::Impl {
     return &it->second;
   }
 
+  // Which followed nodes `d` counts (agreeing, dissenting, void), remembered while some are missing: the
+  // subject is due at once when the rest have voted (mark_dirty).
+  void note_progress(const std::string& id, const pb::Decision& d) {
+    if (node_index.empty()) {
+      for (size_t i = 0; i < config.nodes.size(); ++i) node_index.emplace(config.nodes[i].node_id, i);
+    }
+    std::vector<bool> voted(config.nodes.size(), false);
+    auto mark = [&](const std::string& node) {
+      if (auto n = node_index.find(node); n != node_index.end()) voted[n->second] = true;
+    };
+    for (const auto& n : d.agreeing()) mark(n);
+    for (const auto& x : d.dissenters()) mark(x.node_id());
+    for (const auto& n : d.void_nodes()) mark(n);
+    if (std::all_of(voted.begin(), voted.end(), [](bool v) { return v; })) {
+      progress.erase(id);
+      return;
+    }
+    if (progress.size() >= kProgressMax && !progress.count(id)) progress.clear();  // an optimisation only
+    progress[id] = std::move(voted);
+  }
+
   // The decision for `subject` when it differs from what was recorded last, with the next revision and its
   // fingerprint. The caller records it, then publishes it (publish()), then remembers it (remember()).
   struct Changed {
@@ -214,6 +251,7 @@ struct VerifierDaemon::Impl {
       log.error("decide_failed", {{"commit", subject.commit()}, {"error", d.status().to_string()}});
       return std::nullopt;
     }
+    note_progress(subject_id(subject), *d);
     auto last = last_published(subject);
     if (!last.ok()) {
       log.error("decide_failed", {{"commit", subject.commit()}, {"error", last.status().to_string()}});
@@ -305,14 +343,35 @@ struct VerifierDaemon::Impl {
   void mark_dirty(const pb::SubjectKey& subject, const std::string& node, uint64_t sequence,
                   SteadyClock::time_point now) {
     const std::string id = subject_id(subject);
-    auto [it, fresh] = dirty.try_emplace(id);
-    if (fresh) {
-      it->second.key = subject;
-      auto last = decided_at.find(id);
-      it->second.due = last == decided_at.end() ? now : std::max(now, last->second + kCoalesce);
-      due_order.insert({it->second.due, id});
+    ++marked_this_turn;
+    if (node_index.empty()) {
+      for (size_t i = 0; i < config.nodes.size(); ++i) node_index.emplace(config.nodes[i].node_id, i);
     }
-    it->second.holds.emplace_back(node, sequence);
+    auto [it, fresh] = dirty.try_emplace(id);
+    Dirty& d = it->second;
+    if (fresh) {
+      d.key = subject;
+      auto last = decided_at.find(id);
+      if (last == decided_at.end()) {
+        d.due = busy ? now + kCoalesce : now;
+      } else {
+        d.due = std::max(now, last->second + (busy ? kBusyCoalesce : kCoalesce));
+      }
+      auto p = progress.find(id);
+      d.voted = p != progress.end() ? p->second : std::vector<bool>(config.nodes.size(), false);
+      d.unvoted = static_cast<size_t>(std::count(d.voted.begin(), d.voted.end(), false));
+      due_order.insert({d.due, id});
+    }
+    if (auto n = node_index.find(node); n != node_index.end() && n->second < d.voted.size() && !d.voted[n->second]) {
+      d.voted[n->second] = true;
+      // Every followed node has voted: nothing is left to wait for.
+      if (--d.unvoted == 0 && d.due > now) {
+        due_order.erase({d.due, id});
+        d.due = now;
+        due_order.insert({d.due, id});
+      }
+    }
+    d.holds.emplace_back(node, sequence);
     auto& node_holds = holds[node];
     if (node_holds.empty()) held_incarnation[node] = follower->incarnation(node);
     ++node_holds[sequence];
@@ -336,6 +395,8 @@ struct VerifierDaemon::Impl {
   // records the changed decisions, then publishes them (the caller saves the cursors after).
   Status decide_due(bool all) {
     const auto started = SteadyClock::now();
+    busy = marked_this_turn >= kBusyVotes;
+    marked_this_turn = 0;
     std::vector<std::string> ids;
     std::vector<Changed> changed;
     while (!due_order.empty()) {
@@ -379,55 +440,84 @@ struct VerifierDaemon::Impl {
     return cursors->save(now);
   }
 
-  pb::Answer answer(const pb::Query& q) {
-    pb::Answer a;
-    a.set_request_id(q.request_id());
-    Result<std::vector<pb::Decision>> found = Status::bad_input("query names neither an image digest nor a subject");
-    if (q.what_case() == pb::Query::kImageDigest) {
-      found = judge->find_by_image(q.image_digest());
-    } else if (q.what_case() == pb::Query::kSubject) {
-      found = judge->find_by_subject(q.subject());
+  // The answers to `queries`, in order. A decision that differs from the one recorded last for its subject is
+  // decided afresh and, when it changed, recorded as the next revision and published before any answer leaves
+  // (docs/wire.md): one transaction for all the queries of the batch, each subject decided once.
+  std::vector<pb::Answer> answer_all(const std::vector<pb::Query>& queries) {
+    std::vector<pb::Answer> answers(queries.size());
+    std::vector<std::vector<pb::Decision>> found(queries.size());
+    std::vector<Changed> changed;
+    std::map<std::string, size_t> changed_at;  // subject id -> index in `changed`
+    std::set<std::string> decided;             // subject ids decided again for this batch
+    for (size_t i = 0; i < queries.size(); ++i) {
+      const pb::Query& q = queries[i];
+      pb::Answer& a = answers[i];
+      a.set_request_id(q.request_id());
+      Result<std::vector<pb::Decision>> got = Status::bad_input("query names neither an image digest nor a subject");
+      if (q.what_case() == pb::Query::kImageDigest) {
+        got = judge->find_by_image(q.image_digest());
+      } else if (q.what_case() == pb::Query::kSubject) {
+        got = judge->find_by_subject(q.subject());
+      }
+      if (!got.ok()) {
+        a.set_error(got.status().to_string());
+        continue;
+      }
+      for (const auto& d : *got) {
+        auto last = last_published(d.subject());
+        if (!last.ok()) {
+          a.set_error(last.status().to_string());
+          break;
+        }
+        // A revision names one content (docs/wire.md). When the store holds votes the last recorded decision
+        // does not count (the verifier was killed after storing them and before recording; they wait for their
+        // coalesced decision; the decision changed with time), the answer is a new revision, recorded and
+        // published like any other, never the old number on new content (issue 17).
+        const std::string id = subject_id(d.subject());
+        if (decision_fingerprint(d) != (*last)->fingerprint && decided.insert(id).second) {
+          if (auto c = decide_if_changed(d.subject())) {
+            changed_at[id] = changed.size();
+            changed.push_back(std::move(*c));
+          }
+        }
+      }
+      if (a.error().empty()) found[i] = std::move(*got);
     }
     log_distrusted();
-    if (!found.ok()) {
-      a.set_error(found.status().to_string());
-      return a;
+    std::vector<pb::Decision> made;  // what is recorded, kept for the answers (record_and_publish takes `changed`)
+    made.reserve(changed.size());
+    for (const auto& c : changed) made.push_back(c.decision);
+    Status s = record_and_publish(changed);
+    if (!s.ok()) log.error("record_failed", {{"error", s.to_string()}});
+    const auto now = SteadyClock::now();
+    if (s.ok()) {
+      for (const auto& id : decided) release(id, now);
     }
-    for (auto& d : *found) {
-      auto last = last_published(d.subject());
-      if (!last.ok()) {
-        a.clear_decisions();
-        a.set_error(last.status().to_string());
-        return a;
-      }
-      // A revision names one content (docs/wire.md). When the store holds votes the last recorded decision
-      // does not count (the verifier was killed after storing them and before recording; the decision changed
-      // with time), the answer is a new revision, recorded and published like any other, never the old number
-      // on new content (issue 17).
-      if (decision_fingerprint(d) != (*last)->fingerprint) {
-        std::vector<Changed> changed;
-        if (auto c = decide_if_changed(d.subject())) changed.push_back(std::move(*c));
-        Status s = record_and_publish(changed);
-        if (!s.ok()) {
-          log.error("record_failed", {{"commit", d.subject().commit()}, {"error", s.to_string()}});
+    for (size_t i = 0; i < queries.size(); ++i) {
+      pb::Answer& a = answers[i];
+      if (!a.error().empty()) continue;
+      for (auto& d : found[i]) {
+        const std::string id = subject_id(d.subject());
+        if (!s.ok() && decided.count(id)) {
           a.clear_decisions();
           a.set_error(s.to_string());
-          return a;
+          break;
         }
-        if (!changed.empty()) d = changed.front().decision;
-        release(subject_id(d.subject()), SteadyClock::now());
+        if (auto c = changed_at.find(id); c != changed_at.end()) d = made[c->second];
+        d.set_revision(published[id].revision);
+        *a.add_decisions() = std::move(d);
       }
-      d.set_revision((*last)->revision);
-      *a.add_decisions() = std::move(d);
     }
-    return a;
+    return answers;
   }
 
   void serve_queries() {
     const auto started = SteadyClock::now();
+    std::vector<wire::Frames> from;
+    std::vector<pb::Query> queries;
     for (int i = 0; i < 100; ++i) {
       if (i > 0 && std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count() > kQuerySliceMs)
-        return;
+        break;
       auto got = router->recv(0);
       if (!got.ok()) {
         if (got.status().is_bad_input())
@@ -436,7 +526,7 @@ struct VerifierDaemon::Impl {
           log.error("query_recv_failed", {{"error", got.status().to_string()}});
         continue;
       }
-      if (!got->has_value()) return;
+      if (!got->has_value()) break;
       wire::Frames frames = std::move(**got);
       if (frames.size() < 2 || frames.size() > 3 || (frames.size() == 3 && !frames[1].empty())) {
         drop(wire::DropReason::kGarbage, std::to_string(frames.size()) + " frames");
@@ -453,8 +543,14 @@ struct VerifierDaemon::Impl {
         std::lock_guard<std::mutex> lock(mu);
         ++counts.queries;
       }
-      frames.back() = wire::encode_frame(MessageType::kAnswer, answer(q));
-      Status sent = router->send(frames);
+      from.push_back(std::move(frames));
+      queries.push_back(std::move(q));
+    }
+    if (queries.empty()) return;
+    std::vector<pb::Answer> answers = answer_all(queries);
+    for (size_t i = 0; i < queries.size(); ++i) {
+      from[i].back() = wire::encode_frame(MessageType::kAnswer, answers[i]);
+      Status sent = router->send(from[i]);
       if (!sent.ok()) log.warn("answer_failed", {{"error", sent.to_string()}});
     }
   }

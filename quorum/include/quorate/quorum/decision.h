@@ -62,5 +62,8 @@ Decision decide(const Policy& policy, const SubjectKey& subject, std::span<const
 // grows older than max_age, or one signed in the future comes within the clock skew); INT64_MAX when never.
 // What a decision says does not change before then (its `time` field aside).
 int64_t decided_until(const Policy& policy, std::span<const Vote> votes, int64_t now);
+// Decision::to_json through a nlohmann document and canonical_json(): the reference the direct writer of
+// to_json() equals byte for byte (for tests).
+Result<std::string> decision_reference_json(const Decision& d);
 
 }  // namespace quorate::quorum

@@ -84,6 +84,9 @@ class Store {
   // Rows as stored, without envelope bytes. Their columns are a cache, not a root of trust: anything that
   // decides reads them through VerifiedVotes, which checks them against envelopes verified in its process.
   Result<std::vector<StoredAttestation>> rows(const SubjectKey& subject);
+  // Only the rows of `subject` with an id above `after_id` (row ids only grow: rows are never deleted), for a
+  // reader that holds the older ones already (the verifier daemon's vote cache).
+  Result<std::vector<StoredAttestation>> rows(const SubjectKey& subject, int64_t after_id);
   Result<std::vector<StoredAttestation>> all_rows();
   // The envelope bytes of row `id`; not_found when there is no such row.
   Result<std::string> envelope(int64_t id);

@@ -40,6 +40,10 @@ class VerifiedVotes {
   // The same, with the store row id of each vote in `row_ids` (same order).
   Result<std::vector<Vote>> votes(const SubjectKey& subject, std::vector<int64_t>& row_ids);
   Result<std::vector<Vote>> all_votes();
+  // Only the votes of rows with an id above `after_id` (appended to `row_ids`); `last_id` is raised to the
+  // highest row id read, refused rows included, so that a caller holding the older votes reads each row once.
+  Result<std::vector<Vote>> votes_after(const SubjectKey& subject, int64_t after_id, std::vector<int64_t>& row_ids,
+                                        int64_t& last_id);
 
   // Rows left out since the last take, sorted by row id, each once.
   std::vector<DistrustedRow> take_distrusted();

@@ -54,6 +54,22 @@ class QuorumJudge final : public Judge {
     std::map<std::string, int64_t> rows;  // envelope digest -> store row id, for the compact record
   };
   std::map<SubjectKey, Made> last_;
+  // The verified votes (and their row ids, ascending) of subjects decided lately whose decision still misses
+  // a voter, so that deciding one again reads only the rows stored since (Store::rows after an id) instead of
+  // every row of the subject and checking each one again (issue 17). A subject whose decision misses nobody
+  // leaves it; at most kCachedVotes votes, the least recently decided subjects forgotten first.
+  struct Cached {
+    std::vector<Vote> votes;
+    std::vector<int64_t> ids;
+    int64_t last_id = 0;  // the highest row id read for the subject, refused rows included
+    uint64_t order = 0;
+  };
+  static constexpr size_t kCachedVotes = 32768;
+  std::map<SubjectKey, Cached> cached_;
+  std::map<uint64_t, SubjectKey> cached_order_;
+  size_t cached_votes_ = 0;
+  uint64_t cached_next_ = 0;
+  void uncache(std::map<SubjectKey, Cached>::iterator it);
   // Decisions over every vote the store holds for their subject (made by decide() or a query), so that a
   // query about a subject with no vote stored since is answered without reading its votes or deciding again
   // (issue 17). An ingest that stores a vote forgets its subject; an entry also ends at decided_until(). At
