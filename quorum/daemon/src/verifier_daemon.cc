@@ -29,11 +29,12 @@ constexpr double kTurnTargetMs = 60.0;
 // once per vote or per turn: the votes of the window share one decision (docs/wire.md, issue 17).
 constexpr auto kCoalesce = std::chrono::milliseconds(1000);
 // While a backlog is ingested (the previous turn stored at least kBusyVotes votes), the first vote of a subject
-// waits kCoalesce too instead of being decided at once, and a subject decided lately waits kBusyCoalesce: the
-// votes arriving meanwhile share one decision. A subject for which every followed node has a vote (counted by
-// its last decision or stored since) is due at once whatever the load: no node is left to vote.
-constexpr size_t kBusyVotes = 64;
-constexpr auto kBusyCoalesce = std::chrono::milliseconds(2000);
+// waits kCoalesce too instead of being decided at once, and a subject decided lately waits twice as long as it
+// waited the time before, up to kBusyCoalesce: the votes arriving meanwhile share one decision. A subject for which
+// every followed node has a vote (counted by its last decision or stored since) is due at once whatever the load: no
+// node is left to vote.
+constexpr size_t kBusyVotes = 16;
+constexpr auto kBusyCoalesce = std::chrono::milliseconds(4000);
 // Subjects whose last decision misses a followed node, remembered (which nodes it counts) at most this many.
 constexpr size_t kProgressMax = 65536;
 // Deciding due subjects stops after this long in a turn (the rest stay due for the next turn), and so does
@@ -151,7 +152,12 @@ struct VerifierDaemon::Impl {
   };
   std::map<std::string, Dirty> dirty;
   std::set<std::pair<SteadyClock::time_point, std::string>> due_order;
-  std::map<std::string, SteadyClock::time_point> decided_at;  // subject id -> when it was decided last
+  // Subject id -> when it was decided last, and the window it waited then (kCoalesce when not busy).
+  struct Decided {
+    SteadyClock::time_point at;
+    SteadyClock::duration window{};
+  };
+  std::map<std::string, Decided> decided_at;
   // Followed node id -> its index; subject id -> the followed nodes its last decision counts, for subjects whose
   // last decision misses one (at most kProgressMax).
   std::map<std::string, size_t> node_index;
@@ -355,7 +361,12 @@ struct VerifierDaemon::Impl {
       if (last == decided_at.end()) {
         d.due = busy ? now + kCoalesce : now;
       } else {
-        d.due = std::max(now, last->second + (busy ? kBusyCoalesce : kCoalesce));
+        SteadyClock::duration window = kCoalesce;
+        if (busy)
+          window = std::min<SteadyClock::duration>(std::max<SteadyClock::duration>(last->second.window * 2, kCoalesce),
+                                                   kBusyCoalesce);
+        last->second.window = window;
+        d.due = std::max(now, last->second.at + window);
       }
       auto p = progress.find(id);
       d.voted = p != progress.end() ? p->second : std::vector<bool>(config.nodes.size(), false);
@@ -379,7 +390,7 @@ struct VerifierDaemon::Impl {
 
   // The subject was decided (and, when changed, recorded and published): what waited for it may move on.
   void release(const std::string& id, SteadyClock::time_point now) {
-    decided_at[id] = now;
+    decided_at[id].at = now;
     auto it = dirty.find(id);
     if (it == dirty.end()) return;
     due_order.erase({it->second.due, id});  // absent when decide_due() took it
