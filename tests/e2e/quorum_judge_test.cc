@@ -338,5 +338,53 @@ TEST(QuorumJudge, QueriesAreAnsweredFromTheLastDecisionUntilAVoteArrives) {
   EXPECT_EQ(time_of(only("c1")), format_rfc3339(kNow + 100));
 }
 
+// Issue 17: deciding a subject again reads only the rows stored since (the judge keeps the verified votes of
+// subjects whose decision misses a voter). Whoever stored them (this judge or another writer of the store),
+// each decision equals the one a fresh judge makes over every row, and its record names every row.
+TEST(QuorumJudge, DecidingAgainCountsEveryVoteStoredSince) {
+  Fixture f;
+  const std::string header = "threshold = 3\non_conflict = \"majority\"";
+  auto judge = f.judge(f.verifier(header));
+  auto other = f.judge(f.verifier(header));  // another writer of the same store
+  auto fresh_json = [&] {
+    auto d = f.judge(f.verifier(header))->decide(key("c1"));
+    EXPECT_TRUE(d.ok());
+    return d.ok() ? d->decision_json() : std::string();
+  };
+  auto subs = f.honest_and_rogue("c1");
+  ASSERT_TRUE(judge->ingest({subs[0]}).ok());
+  auto d1 = judge->decide(key("c1"));
+  ASSERT_TRUE(d1.ok());
+  EXPECT_EQ(d1->agreeing_size(), 1);
+  ASSERT_TRUE(judge->ingest({subs[1], subs[0]}).ok());  // b, and a again (a duplicate: no row)
+  ASSERT_TRUE(other->ingest({subs[2]}).ok());           // c, by the other writer
+  auto d2 = judge->decide(key("c1"));
+  ASSERT_TRUE(d2.ok());
+  EXPECT_EQ(d2->agreeing_size(), 3) << d2->reason();
+  EXPECT_TRUE(d2->accepted());
+  EXPECT_EQ(d2->decision_json(), fresh_json());
+  ASSERT_TRUE(judge->ingest({subs[3]}).ok());  // r: nobody is missing now
+  auto d3 = judge->decide(key("c1"));
+  ASSERT_TRUE(d3.ok());
+  EXPECT_EQ(d3->dissenters_size(), 1);
+  EXPECT_EQ(d3->missing_size(), 0);
+  EXPECT_EQ(d3->decision_json(), fresh_json());
+  // Decided again with nothing new (read whole again: a complete subject left the cache): the same.
+  auto d4 = judge->decide(key("c1"));
+  ASSERT_TRUE(d4.ok());
+  EXPECT_EQ(d4->decision_json(), d3->decision_json());
+  d3->set_revision(1);
+  ASSERT_TRUE(judge->record({*d3}).ok());
+  auto store = Store::open(f.dir / "store.db");
+  ASSERT_TRUE(store.ok());
+  auto rows = (*store)->decisions();
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  auto record = nlohmann::json::parse(rows->front().decision);
+  EXPECT_EQ(record["agreeing"].size(), 3u);
+  EXPECT_EQ(record["dissenting"].size(), 1u);
+  for (const auto& r : record["agreeing"]) EXPECT_TRUE(r.is_number_integer()) << record.dump();
+}
+
 }  // namespace
 }  // namespace quorate::quorum
