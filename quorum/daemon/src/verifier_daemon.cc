@@ -29,11 +29,12 @@ constexpr double kTurnTargetMs = 60.0;
 // once per vote or per turn: the votes of the window share one decision (docs/wire.md, issue 17).
 constexpr auto kCoalesce = std::chrono::milliseconds(1000);
 // While a backlog is ingested (the previous turn stored at least kBusyVotes votes), the first vote of a subject
-// waits kCoalesce too instead of being decided at once, and a subject decided lately waits twice as long as it
-// waited the time before, up to kBusyCoalesce: the votes arriving meanwhile share one decision. A subject for which
+// waits kBusyFirst instead of being decided at once, and a subject decided lately is decided again kBusyCoalesce
+// after that decision: the votes arriving meanwhile share one decision. A subject for which
 // every followed node has a vote (counted by its last decision or stored since) is due at once whatever the load: no
 // node is left to vote.
 constexpr size_t kBusyVotes = 16;
+constexpr auto kBusyFirst = std::chrono::milliseconds(2000);
 constexpr auto kBusyCoalesce = std::chrono::milliseconds(4000);
 // Subjects whose last decision misses a followed node, remembered (which nodes it counts) at most this many.
 constexpr size_t kProgressMax = 65536;
@@ -152,12 +153,7 @@ struct VerifierDaemon::Impl {
   };
   std::map<std::string, Dirty> dirty;
   std::set<std::pair<SteadyClock::time_point, std::string>> due_order;
-  // Subject id -> when it was decided last, and the window it waited then (kCoalesce when not busy).
-  struct Decided {
-    SteadyClock::time_point at;
-    SteadyClock::duration window{};
-  };
-  std::map<std::string, Decided> decided_at;
+  std::map<std::string, SteadyClock::time_point> decided_at;  // subject id -> when it was decided last
   // Followed node id -> its index; subject id -> the followed nodes its last decision counts, for subjects whose
   // last decision misses one (at most kProgressMax).
   std::map<std::string, size_t> node_index;
@@ -359,14 +355,9 @@ struct VerifierDaemon::Impl {
       d.key = subject;
       auto last = decided_at.find(id);
       if (last == decided_at.end()) {
-        d.due = busy ? now + kCoalesce : now;
+        d.due = busy ? now + kBusyFirst : now;
       } else {
-        SteadyClock::duration window = kCoalesce;
-        if (busy)
-          window = std::min<SteadyClock::duration>(std::max<SteadyClock::duration>(last->second.window * 2, kCoalesce),
-                                                   kBusyCoalesce);
-        last->second.window = window;
-        d.due = std::max(now, last->second.at + window);
+        d.due = std::max(now, last->second + (busy ? kBusyCoalesce : kCoalesce));
       }
       auto p = progress.find(id);
       d.voted = p != progress.end() ? p->second : std::vector<bool>(config.nodes.size(), false);
@@ -390,7 +381,7 @@ struct VerifierDaemon::Impl {
 
   // The subject was decided (and, when changed, recorded and published): what waited for it may move on.
   void release(const std::string& id, SteadyClock::time_point now) {
-    decided_at[id].at = now;
+    decided_at[id] = now;
     auto it = dirty.find(id);
     if (it == dirty.end()) return;
     due_order.erase({it->second.due, id});  // absent when decide_due() took it
