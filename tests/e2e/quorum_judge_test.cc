@@ -380,7 +380,7 @@ TEST(QuorumJudge, DecidingAgainCountsEveryVoteStoredSince) {
   auto rows = (*store)->decisions();
   ASSERT_TRUE(rows.ok());
   ASSERT_EQ(rows->size(), 1u);
-  auto record = nlohmann::json::parse(rows->front().decision);
+  auto record = nlohmann::json::parse(rows->front().json);
   EXPECT_EQ(record["agreeing"].size(), 3u);
   EXPECT_EQ(record["dissenting"].size(), 1u);
   for (const auto& r : record["agreeing"]) EXPECT_TRUE(r.is_number_integer()) << record.dump();
