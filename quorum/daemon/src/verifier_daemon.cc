@@ -220,12 +220,15 @@ struct VerifierDaemon::Impl {
     return &it->second;
   }
 
+  void index_nodes() {
+    if (!node_index.empty()) return;
+    for (size_t i = 0; i < config.nodes.size(); ++i) node_index.emplace(config.nodes[i].node_id, i);
+  }
+
   // Which followed nodes `d` counts (agreeing, dissenting, void), remembered while some are missing: the
   // subject is due at once when the rest have voted (mark_dirty).
   void note_progress(const std::string& id, const pb::Decision& d) {
-    if (node_index.empty()) {
-      for (size_t i = 0; i < config.nodes.size(); ++i) node_index.emplace(config.nodes[i].node_id, i);
-    }
+    index_nodes();
     std::vector<bool> voted(config.nodes.size(), false);
     auto mark = [&](const std::string& node) {
       if (auto n = node_index.find(node); n != node_index.end()) voted[n->second] = true;
@@ -346,9 +349,7 @@ struct VerifierDaemon::Impl {
                   SteadyClock::time_point now) {
     const std::string id = subject_id(subject);
     ++marked_this_turn;
-    if (node_index.empty()) {
-      for (size_t i = 0; i < config.nodes.size(); ++i) node_index.emplace(config.nodes[i].node_id, i);
-    }
+    index_nodes();
     auto [it, fresh] = dirty.try_emplace(id);
     Dirty& d = it->second;
     if (fresh) {
