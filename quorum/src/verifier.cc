@@ -181,7 +181,15 @@ Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verif
                                                        std::span<const Incoming> attestations, int64_t received_at,
                                                        const ImportOptions& options) {
   // Verify outside the transaction, so the write lock is held only for the inserts.
-  std::vector<Checked> checked = check_all(verifier, attestations, options.threads);
+  return store_checked(store, verifier, attestations, check_all(verifier, attestations, options.threads), received_at);
+}
+
+Result<std::vector<ImportOutcome>> store_checked(Store& store, const Verifier& verifier,
+                                                 std::span<const Incoming> attestations,
+                                                 std::span<const Checked> checked, int64_t received_at) {
+  if (checked.size() != attestations.size())
+    return Status::internal("store_checked: " + std::to_string(checked.size()) + " checks for " +
+                            std::to_string(attestations.size()) + " attestations");
   std::vector<ImportOutcome> outcomes;
   Status st = store.transaction([&]() -> Status {
     outcomes.clear();

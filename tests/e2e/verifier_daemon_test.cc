@@ -8,12 +8,16 @@
 #include <nlohmann/json.hpp>
 
 #include <unistd.h>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "e2e/scripted_node.h"
 #include "quorate/node/daemon.h"
+#include "quorate/sqlite/database.h"
 #include "quorate/wire/socket.h"
 #include "support/test_util.h"
 
@@ -144,6 +148,38 @@ class FakeJudge : public quorum::Judge {
   size_t k_;
 };
 
+// The fake judge with Judge::check() held at a gate, call by call: the n-th call returns once the gate was
+// opened n times (or after 20 s), so that a test can look at the verifier while a batch is in flight.
+class GatedJudge : public FakeJudge {
+ public:
+  using FakeJudge::FakeJudge;
+  std::unique_ptr<Checks> check(const std::vector<Submission>&) const override {
+    std::unique_lock<std::mutex> lock(mu_);
+    const int call = ++calls_;
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return opened_ >= call; });
+    return std::make_unique<Checks>();
+  }
+  Result<std::vector<Outcome>> commit(const std::vector<Submission>& batch, std::unique_ptr<Checks> checks) override {
+    if (!checks) return Status::internal("commit without check");
+    return ingest(batch);
+  }
+  void open_gate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++opened_;
+    cv_.notify_all();
+  }
+  int calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable int calls_ = 0;
+  int opened_ = 0;
+};
+
 template <class Daemon>
 struct Running {
   std::ostringstream log_text;
@@ -185,14 +221,17 @@ struct TestNode : Running<node::NodeDaemon> {
 
 struct TestVerifier : Running<quorum::VerifierDaemon> {
   TestVerifier(const std::filesystem::path& dir, std::vector<wire::FollowedNode> nodes,
-               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k, wire::Limits limits = {}) {
+               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k, wire::Limits limits = {})
+      : TestVerifier(dir, std::move(nodes), std::make_unique<FakeJudge>(store, roster, k), limits) {}
+  TestVerifier(const std::filesystem::path& dir, std::vector<wire::FollowedNode> nodes,
+               std::unique_ptr<quorum::Judge> judge, wire::Limits limits = {}) {
     quorum::VerifierConfig c;
     c.data_dir = dir / "verifier";
     c.transport.insecure = true;
     c.nodes = std::move(nodes);
     c.limits = limits;
     c.history_timeout_ms = 500;
-    auto d = quorum::VerifierDaemon::open(c, std::make_unique<FakeJudge>(store, roster, k), log, {});
+    auto d = quorum::VerifierDaemon::open(c, std::move(judge), log, {});
     EXPECT_TRUE(d.ok()) << d.status().to_string();
     daemon = std::move(*d);
     start();
@@ -395,6 +434,62 @@ TEST(VerifierDaemon, RestartedVerifierLosesNothingAndKeepsItsDecisions) {
       client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) { return accepted_by(x, 2); }), 2));
   // The restarted verifier resumed from its cursors: it did not re-ingest c1.
   EXPECT_EQ(v.daemon->counters().received, 2u);
+}
+
+// Record, then publish, then move cursors, with the loop's pipeline (issue 17): a batch polled and still being
+// verified has moved the follower's cursor, yet the saved cursor stays below it while the batch before it is
+// stored and its cursor saved; a stop with a batch in flight stores and decides it before exiting.
+TEST(VerifierDaemon, ACursorIsNeverSavedPastABatchInFlight) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  e2e::ScriptedNode a("a", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+  auto envelope = [](const std::string& commit) {
+    return nlohmann::json{{"node", "a"}, {"repo", "r"}, {"commit", commit}, {"recipe", "q"}, {"digest", kGood}}.dump();
+  };
+  auto store = std::make_shared<FakeStore>();
+  auto owned = std::make_unique<GatedJudge>(store, std::set<std::string>{"a"}, 1);
+  GatedJudge* judge = owned.get();
+  a.add(envelope("c1"));  // before the verifier listens: from history
+  TestVerifier v(dir, {{"a", a.publish_endpoint(), a.control_endpoint(), ""}}, std::move(owned));
+  auto saved_cursor = [&]() -> int64_t {
+    sqlite::OpenOptions o;
+    o.read_only = true;
+    auto db = sqlite::Database::open(dir / "verifier" / "cursors.db", o);
+    if (!db.ok()) return -1;
+    auto st = (*db)->statement("SELECT sequence FROM cursors WHERE node_id = 'a'");
+    if (!st.ok()) return -1;
+    const int64_t out = (*st)->step() == SQLITE_ROW ? (*st)->integer(0) : 0;
+    (*st)->reset();
+    return out;
+  };
+  // Serves the node's history and heartbeats until `pred` holds or `limit` passes.
+  auto serve_until = [&](const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+    const auto deadline = SteadyClock::now() + limit;
+    while (SteadyClock::now() < deadline) {
+      a.serve();
+      a.heartbeat();
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pred();
+  };
+  ASSERT_TRUE(serve_until([&] { return judge->calls() == 1; }, std::chrono::seconds(15)));  // c1 in flight
+  a.add(envelope("c2"));
+  a.add(envelope("c3"));
+  serve_until([] { return false; }, std::chrono::milliseconds(500));  // polled while c1 is being verified
+  judge->open_gate();  // c1 is stored and decided while c2 and c3 are verified (held at the gate)
+  ASSERT_TRUE(serve_until([&] { return judge->calls() == 2 && saved_cursor() >= 1; }, std::chrono::seconds(15)))
+      << "calls " << judge->calls() << ", saved cursor " << saved_cursor();
+  serve_until([] { return false; }, std::chrono::milliseconds(300));
+  EXPECT_EQ(saved_cursor(), 1) << "the cursor passed c2 and c3, polled and not stored";
+  EXPECT_EQ(v.daemon->counters().stored, 1u);
+  // Stopped with c2 and c3 in flight: they are stored and decided, then the cursor moves.
+  std::thread stopper([&] { v.halt(); });
+  judge->open_gate();
+  stopper.join();
+  EXPECT_EQ(v.daemon->counters().stored, 3u);
+  EXPECT_EQ(v.daemon->counters().decisions_published, 3u);
+  EXPECT_EQ(saved_cursor(), 3);
 }
 
 TEST(VerifierDaemon, NodeRestartOnTheSamePortsIsFollowed) {

@@ -65,6 +65,20 @@ Result<std::string> compact_record(const Decision& d, const std::map<std::string
   return canonical_json(j, "decision record");
 }
 
+// A batch as import_attestations takes it: each envelope with the node that published it (it must be the
+// signer). The views point into `batch`.
+std::vector<Incoming> judge_incoming(const std::vector<Judge::Submission>& batch) {
+  std::vector<Incoming> incoming;
+  incoming.reserve(batch.size());
+  for (const auto& s : batch) incoming.push_back({s.envelope, s.node_id});
+  return incoming;
+}
+
+// QuorumJudge::check()'s result: check_all's, in the batch's order.
+struct QuorumChecks final : Judge::Checks {
+  std::vector<Checked> checked;
+};
+
 }  // namespace
 
 std::string decision_fingerprint(const pb::Decision& decision) {
@@ -169,11 +183,22 @@ const wire::pb::Decision* QuorumJudge::Memory::wire(const SubjectKey& subject) c
 }
 
 Result<std::vector<Judge::Outcome>> QuorumJudge::ingest(const std::vector<Submission>& batch) {
+  return commit(batch, check(batch));
+}
+
+std::unique_ptr<Judge::Checks> QuorumJudge::check(const std::vector<Submission>& batch) const {
+  auto out = std::make_unique<QuorumChecks>();
+  out->checked = check_all(*verifier_, judge_incoming(batch), threads_);
+  return out;
+}
+
+Result<std::vector<Judge::Outcome>> QuorumJudge::commit(const std::vector<Submission>& batch,
+                                                        std::unique_ptr<Checks> checks) {
+  const auto* checked = dynamic_cast<const QuorumChecks*>(checks.get());
+  if (checked == nullptr) return Status::internal("commit: a batch without the checks of this judge's check()");
   last_.clear();
-  std::vector<Incoming> incoming;
-  incoming.reserve(batch.size());
-  for (const auto& s : batch) incoming.push_back({s.envelope, s.node_id});
-  auto outcomes = QR_TRY(import_attestations(*store_, *verifier_, incoming, clock_ms_() / 1000, {threads_}));
+  auto outcomes =
+      QR_TRY(store_checked(*store_, *verifier_, judge_incoming(batch), checked->checked, clock_ms_() / 1000));
   for (const auto& o : outcomes) {
     if (o.kind == ImportOutcome::Kind::kStored && o.subject) memory_.forget(*o.subject);
   }

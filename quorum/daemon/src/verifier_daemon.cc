@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "quorate/core/file.h"
@@ -120,6 +122,17 @@ class CursorStore {
   std::unique_ptr<sqlite::Database> db_;
 };
 
+// A batch polled from the followers and being verified (Judge::check) on worker threads while the loop stores
+// and decides the batch before it: the first stage of the loop's two-stage pipeline (docs/wire.md). Its
+// attestations hold their nodes' saved cursors below them until it is stored and its subjects decided.
+struct InFlight {
+  std::vector<pb::AttestationMessage> messages;  // node id and sequence (the envelopes moved to `subs`)
+  std::vector<Judge::Submission> subs;
+  std::unique_ptr<Judge::Checks> checks;  // set by the worker before `done` is ready
+  double verify_ms = 0;                   // the worker's wall time for check()
+  std::future<void> done;                 // last: destroyed first, so the worker has finished with the rest
+};
+
 }  // namespace
 
 struct VerifierDaemon::Impl {
@@ -160,7 +173,8 @@ struct VerifierDaemon::Impl {
   std::map<std::string, std::vector<bool>> progress;
   size_t marked_this_turn = 0;  // votes marked since decide_due() last ran
   bool busy = false;            // the previous turn marked at least kBusyVotes
-  // Node id -> sequence -> how many waiting attestations hold it; and the incarnation they were held in.
+  // Node id -> sequence -> how many attestations hold it (waiting for their subject's decision, or in flight:
+  // polled and not stored yet); and the incarnation they were held in.
   std::map<std::string, std::map<uint64_t, int>> holds;
   std::map<std::string, uint64_t> held_incarnation;
   mutable std::mutex mu;
@@ -301,12 +315,57 @@ struct VerifierDaemon::Impl {
     return Status();
   }
 
-  Status ingest(std::vector<pb::AttestationMessage>& batch) {
-    std::vector<Judge::Submission> subs;
-    subs.reserve(batch.size());
-    for (const auto& m : batch) subs.push_back({m.node_id(), m.envelope()});
-    auto outcomes = judge->ingest(subs);
+  // Starts verifying `batch` on a worker thread (in the calling thread when no thread can be started). Each
+  // of its attestations holds its node's saved cursor below it from now until ingest() stored it: the
+  // follower's cursor has moved past them already (record, then publish, then move cursors).
+  std::unique_ptr<InFlight> start_verifying(std::vector<pb::AttestationMessage> batch) {
+    auto f = std::make_unique<InFlight>();
+    f->messages = std::move(batch);
+    f->subs.reserve(f->messages.size());
+    for (auto& m : f->messages) {
+      hold(m.node_id(), m.sequence());
+      f->subs.push_back({m.node_id(), std::move(*m.mutable_envelope())});
+    }
+    auto work = [flight = f.get(), j = judge.get()] {
+      const auto started = SteadyClock::now();
+      flight->checks = j->check(flight->subs);
+      flight->verify_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+    };
+    try {
+      f->done = std::async(std::launch::async, work);
+    } catch (const std::system_error&) {
+      work();
+      std::promise<void> ready;
+      ready.set_value();
+      f->done = ready.get_future();
+    }
+    return f;
+  }
+
+  // Waits for `f`'s verification; meanwhile answers queries and gathers the next batch into `next` (up to
+  // `cap`), so that the wait costs neither.
+  void wait_verified(InFlight& f, std::vector<pb::AttestationMessage>& next, size_t cap) {
+    while (f.done.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+      serve_queries();
+      if (next.size() < cap) {
+        auto more = follower->poll(1, cap - next.size());
+        if (more.ok()) {
+          for (auto& m : *more) next.push_back(std::move(m));
+          continue;
+        }
+        log.error("follow_failed", {{"error", more.status().to_string()}});
+      }
+      (void)f.done.wait_for(std::chrono::milliseconds(1));
+    }
+    f.done.get();
+  }
+
+  // Stores the verified batch `f` (one transaction), counts and logs the outcomes, marks the subjects touched
+  // for deciding (their holds keep the cursors below them from now) and releases the batch's own holds.
+  Status ingest(InFlight& f) {
+    auto outcomes = judge->commit(f.subs, std::move(f.checks));
     if (!outcomes.ok()) return outcomes.status();  // the store failed: stop before moving cursors
+    auto& batch = f.messages;
     if (outcomes->size() != batch.size()) return Status::internal("judge returned a wrong number of outcomes");
     const auto now = SteadyClock::now();
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -340,7 +399,21 @@ struct VerifierDaemon::Impl {
         mark_dirty(*outcome->subject, m.node_id(), m.sequence(), now);
       }
     }
+    for (const auto& m : batch) unhold(m.node_id(), m.sequence());
     return Status();
+  }
+
+  // A hold keeps `node`'s saved cursor below `sequence` (save_cursors()): held by an attestation in flight
+  // (polled, not stored yet) and by one stored whose subject waits for its decision.
+  void hold(const std::string& node, uint64_t sequence) {
+    auto& node_holds = holds[node];
+    if (node_holds.empty()) held_incarnation[node] = follower->incarnation(node);
+    ++node_holds[sequence];
+  }
+  void unhold(const std::string& node, uint64_t sequence) {
+    auto& node_holds = holds[node];
+    auto h = node_holds.find(sequence);
+    if (h != node_holds.end() && --h->second <= 0) node_holds.erase(h);
   }
 
   // `subject` has a vote stored that its last decision does not count yet: due now when it was not decided
@@ -375,9 +448,7 @@ struct VerifierDaemon::Impl {
       }
     }
     d.holds.emplace_back(node, sequence);
-    auto& node_holds = holds[node];
-    if (node_holds.empty()) held_incarnation[node] = follower->incarnation(node);
-    ++node_holds[sequence];
+    hold(node, sequence);
   }
 
   // The subject was decided (and, when changed, recorded and published): what waited for it may move on.
@@ -386,11 +457,7 @@ struct VerifierDaemon::Impl {
     auto it = dirty.find(id);
     if (it == dirty.end()) return;
     due_order.erase({it->second.due, id});  // absent when decide_due() took it
-    for (const auto& [node, seq] : it->second.holds) {
-      auto& node_holds = holds[node];
-      auto h = node_holds.find(seq);
-      if (h != node_holds.end() && --h->second <= 0) node_holds.erase(h);
-    }
+    for (const auto& [node, seq] : it->second.holds) unhold(node, seq);
     dirty.erase(it);
   }
 
@@ -594,36 +661,55 @@ struct VerifierDaemon::Impl {
     return c;
   }
 
+  // The loop is a two-stage pipeline: each turn gathers the next batch, waits for the one in flight to be
+  // verified (on worker threads, Judge::check) while answering queries and gathering, starts verifying the
+  // next one, then stores the verified one (one transaction), answers queries, decides what is due, saves the
+  // cursors and answers queries again. So verifying batch n+1 overlaps storing and deciding batch n, and the
+  // loop's thread never verifies. Batches are stored in the order they were polled.
   Status serve(const std::atomic<bool>& stop) {
     auto next_log = SteadyClock::now();
     std::string last_logged;
-    size_t cap = 256;  // attestations this turn at most; adapted to kTurnTargetMs
+    size_t cap = 256;  // attestations a batch at most; adapted to kTurnTargetMs
+    std::unique_ptr<InFlight> verifying;
     while (!stop) {
-      auto batch = follower->poll(10, cap);
-      if (!batch.ok()) {
-        log.error("follow_failed", {{"error", batch.status().to_string()}});
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
+      auto polled = follower->poll(verifying ? 0 : 10, cap);
+      std::vector<pb::AttestationMessage> batch;
+      if (polled.ok()) {
+        batch = std::move(*polled);
+      } else {
+        log.error("follow_failed", {{"error", polled.status().to_string()}});
+        if (!verifying) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          continue;
+        }
       }
       // Gather what is already waiting into one batch: one store transaction (one fsync) for many. The cap is
       // checked per message (Follower::poll), not per poll.
-      while (!batch->empty() && batch->size() < cap) {
-        auto more = follower->poll(0, cap - batch->size());
+      while (!batch.empty() && batch.size() < cap) {
+        auto more = follower->poll(0, cap - batch.size());
         if (!more.ok() || more->empty()) break;
-        for (auto& m : *more) batch->push_back(std::move(m));
+        for (auto& m : *more) batch.push_back(std::move(m));
       }
+      std::unique_ptr<InFlight> ready;
+      if (verifying) {
+        wait_verified(*verifying, batch, cap);
+        ready = std::move(verifying);
+      }
+      if (!batch.empty()) verifying = start_verifying(std::move(batch));
       bool moved = false;
-      if (!batch->empty()) {
+      if (ready) {
         const auto started = SteadyClock::now();
-        Status s = ingest(*batch);
+        Status s = ingest(*ready);
         if (!s.ok()) {
           log.error("store_failed", {{"error", s.to_string()}});
-          return s;  // cursors not moved: a restart re-fetches from history
+          return s;  // cursors not moved: a restart re-fetches from history (`verifying` is waited for)
         }
         moved = true;
-        const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
-        if (batch->size() >= cap / 2) {  // only full-ish turns say what a turn costs per attestation
-          const double per = std::max(ms, 0.001) / static_cast<double>(batch->size());
+        const double store_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+        const size_t n = ready->messages.size();
+        if (n >= cap / 2) {  // only full-ish batches say what a batch costs per attestation
+          // The slower of the two stages sets the pace of a turn.
+          const double per = std::max({store_ms, ready->verify_ms, 0.001}) / static_cast<double>(n);
           const double want = kTurnTargetMs / per;
           // Move halfway towards the measured fit, to ride out one slow fsync.
           const double next = (static_cast<double>(cap) + want) / 2;
@@ -649,7 +735,17 @@ struct VerifierDaemon::Impl {
         next_log = SteadyClock::now() + std::chrono::milliseconds(options.counters_log_interval_ms);
       }
     }
-    // What waits for a decision is decided before stopping, so that nothing stored is left undecided.
+    // The batch in flight is stored, and what waits for a decision is decided, before stopping, so that
+    // nothing polled is left unstored and nothing stored is left undecided.
+    if (verifying) {
+      verifying->done.wait();
+      verifying->done.get();
+      Status s = ingest(*verifying);
+      if (!s.ok()) {
+        log.error("store_failed", {{"error", s.to_string()}});
+        return s;  // cursors not moved
+      }
+    }
     Status flushed = decide_due(true);
     if (flushed.ok()) flushed = save_cursors();
     if (!flushed.ok()) log.error("store_failed", {{"error", flushed.to_string()}});

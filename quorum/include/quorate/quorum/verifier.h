@@ -109,7 +109,16 @@ Result<std::vector<ImportOutcome>> import_attestations(Store& store, const Verif
                                                        std::span<const std::string> attestations, int64_t received_at,
                                                        const ImportOptions& options = {});
 
-// Checks every attestation (`threads` at a time), in order; the result does not depend on scheduling.
+// Checks every attestation (`threads` at a time), in order; the result does not depend on scheduling. Reads
+// only the Verifier: it may run on any thread, while the store is being written by another.
 std::vector<Checked> check_all(const Verifier& verifier, std::span<const Incoming> attestations, unsigned threads);
+
+// The second half of import_attestations (which is check_all, then this): stores `attestations` with their
+// checks (`checked[i]` is check_all's result for `attestations[i]`) in one store transaction, and vouches for
+// the votes stored. Same outcomes and errors as import_attestations. The verifier daemon checks its next batch
+// on worker threads while it stores the current one with this (docs/wire.md, "The verifier's loop").
+Result<std::vector<ImportOutcome>> store_checked(Store& store, const Verifier& verifier,
+                                                 std::span<const Incoming> attestations,
+                                                 std::span<const Checked> checked, int64_t received_at);
 
 }  // namespace quorate::quorum

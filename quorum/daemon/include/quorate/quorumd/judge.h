@@ -2,6 +2,7 @@
 // key, answer queries. An interface so the daemon's network behaviour is tested on its own.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,7 +17,7 @@ namespace quorate::quorum {
 // record (which carries the time it was made), serialized deterministically.
 std::string decision_fingerprint(const wire::pb::Decision& d);
 
-// Not thread-safe: the daemon calls it from its one thread.
+// Not thread-safe: the daemon calls it from its one thread, except check() (see there).
 class Judge {
  public:
   struct Outcome {
@@ -37,6 +38,23 @@ class Judge {
   // submission, in order. A verification failure is an Outcome (kRejected), not an error; errors are for
   // failures of the store itself, and then nothing of the batch counts as stored.
   virtual Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) = 0;
+  // ingest() in two steps, so that the daemon verifies its next batch while it stores and decides the current
+  // one (docs/wire.md, "The verifier's loop"): check() verifies `batch` and may be called from another thread,
+  // concurrently with any other call (it reads the roster, never the store); commit() then stores that batch
+  // with what check() returned for it, on the daemon's thread, with ingest()'s outcomes and errors.
+  // ingest(batch) is commit(batch, check(batch)). Default: check() does nothing and commit() is ingest().
+  class Checks {
+   public:
+    virtual ~Checks() = default;
+  };
+  virtual std::unique_ptr<Checks> check(const std::vector<Submission>& batch) const {
+    (void)batch;
+    return nullptr;
+  }
+  virtual Result<std::vector<Outcome>> commit(const std::vector<Submission>& batch, std::unique_ptr<Checks> checks) {
+    (void)checks;
+    return ingest(batch);
+  }
   // Called with the decisions that changed after a batch, before any of them is published: they are to be
   // recorded durably (in one transaction) before returning, each with its revision and decision_fingerprint(),
   // so that last_revision() gives them back after a restart. An error means nothing of them may be published.

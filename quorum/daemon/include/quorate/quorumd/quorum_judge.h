@@ -19,7 +19,8 @@
 
 namespace quorate::quorum {
 
-// Not thread-safe (like the Store): the verifier daemon uses it from one thread. It does no verification or
+// Not thread-safe (like the Store): the verifier daemon uses it from one thread, except check(), which reads
+// only the Verifier. It does no verification or
 // counting of its own: import_attestations (with the signer-is-publisher check), VerifiedVotes, decide and
 // answer do, exactly as for `quorate verify`.
 class QuorumJudge final : public Judge {
@@ -30,6 +31,8 @@ class QuorumJudge final : public Judge {
               unsigned threads);
 
   Result<std::vector<Outcome>> ingest(const std::vector<Submission>& batch) override;
+  std::unique_ptr<Checks> check(const std::vector<Submission>& batch) const override;  // check_all
+  Result<std::vector<Outcome>> commit(const std::vector<Submission>& batch, std::unique_ptr<Checks> checks) override;
   Result<wire::pb::Decision> decide(const wire::pb::SubjectKey& subject) override;
   Result<std::vector<wire::pb::SubjectKey>> subjects() override;
   Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) override;
