@@ -64,5 +64,39 @@ TEST(Dsse, InvalidUtf8IsRejected) {
   EXPECT_TRUE(r.status().is_bad_input());
 }
 
+TEST(Dsse, DuplicateMembersAreFoundInLargeObjectsAndThroughEscapes) {
+  // A member of the signature object repeated after 40 others (past the parser's linear scan, into its set).
+  std::string sig = R"({"sig":"YWJj")";
+  for (int i = 0; i < 40; ++i) sig += ",\"m" + std::to_string(i) + "\":0";
+  auto r = parse_envelope(R"({"payload":"","payloadType":"t","signatures":[)" + sig + R"(,"m7":1}]})");
+  EXPECT_NE(r.status().message().find("duplicate JSON member \"m7\""), std::string::npos) << r.status().message();
+  // One name spelled twice: plain and with a \u escape.
+  auto escaped = parse_envelope(R"({"payload":"","payloadType":"t","p\u0061yload":"","signatures":[{"sig":"YWJj"}]})");
+  EXPECT_NE(escaped.status().message().find("duplicate JSON member \"payload\""), std::string::npos)
+      << escaped.status().message();
+}
+
+TEST(Dsse, EscapedStringsAreDecoded) {
+  auto r = parse_envelope(
+      R"({"payload":"YWJj","payloadType":"application\/vnd.in-toto+json","signatures":[{"keyid":"k\u00e9\ud83d\ude00","sig":"YWJj"}]})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->payload, "abc");
+  EXPECT_EQ(r->payload_type, kInTotoPayloadType);
+  EXPECT_EQ(r->signatures[0].keyid, "k\xc3\xa9\xf0\x9f\x98\x80");
+}
+
+TEST(Dsse, BrokenStringsAreRejectedWithTheirOffset) {
+  auto lone = parse_envelope(R"({"payload":"","payloadType":"\ud800","signatures":[{"sig":"YWJj"}]})");
+  EXPECT_NE(lone.status().message().find("invalid JSON: lone high surrogate at byte"), std::string::npos)
+      << lone.status().message();
+  auto overlong =
+      parse_envelope("{\"payload\":\"\xc0\xaf\",\"payloadType\":\"t\",\"signatures\":[{\"sig\":\"YWJj\"}]}");
+  EXPECT_NE(overlong.status().message().find("invalid UTF-8 at byte 12"), std::string::npos)
+      << overlong.status().message();
+  auto control = parse_envelope("{\"payload\":\"a\nb\",\"payloadType\":\"t\",\"signatures\":[{\"sig\":\"YWJj\"}]}");
+  EXPECT_NE(control.status().message().find("control character in a string at byte 13"), std::string::npos)
+      << control.status().message();
+}
+
 }  // namespace
 }  // namespace quorate::attest
