@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <deque>
+#include <forward_list>
 #include <initializer_list>
 #include <span>
 #include <string>
@@ -86,8 +86,8 @@ class JsonDocument {
  private:
   friend class JsonParser;
   JsonValue root_;
-  std::vector<JsonMember> slots_;    // every object's members and array's elements, each one contiguous
-  std::deque<std::string> decoded_;  // strings that held escapes, decoded (a deque: elements never move)
+  std::vector<JsonMember> slots_;           // every object's members and array's elements, each one contiguous
+  std::forward_list<std::string> decoded_;  // strings that held escapes, decoded (list nodes never move)
 };
 
 // Parses `text` as one JSON value: valid UTF-8, no duplicate member names at any depth, nesting at most 64.
