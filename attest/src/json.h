@@ -72,7 +72,8 @@ inline std::span<const JsonMember> JsonValue::items() const {
   return {u_.children, size_};
 }
 
-// A parsed JSON text. Movable, not copyable (values point into it); the text it was parsed from must outlive it.
+// A parsed JSON text, immutable once parsed (any number of threads may read it). Movable, not copyable (values
+// point into it); the text it was parsed from must outlive it.
 class JsonDocument {
  public:
   JsonDocument() = default;
