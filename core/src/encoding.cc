@@ -62,29 +62,23 @@ bool is_lower_hex(std::string_view s, size_t length) {
 }
 
 std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::string out((bytes.size() + 2) / 3 * 4, '=');  // written in place; the padding is already there
+  char* o = out.data();
   size_t i = 0;
-  auto at = [&](size_t k) { return static_cast<uint8_t>(bytes[k]); };
+  auto at = [&](size_t k) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[k])); };
   for (; i + 3 <= bytes.size(); i += 3) {
     uint32_t v = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = kB64[(v >> 6) & 63];
+    *o++ = kB64[v & 63];
   }
   size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    uint32_t v = at(i) << 16;
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out += "==";
-  } else if (rest == 2) {
-    uint32_t v = at(i) << 16 | at(i + 1) << 8;
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back('=');
+  if (rest > 0) {
+    uint32_t v = at(i) << 16 | (rest == 2 ? at(i + 1) << 8 : 0);
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
+    if (rest == 2) *o++ = kB64[(v >> 6) & 63];
   }
   return out;
 }

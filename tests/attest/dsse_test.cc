@@ -1,6 +1,8 @@
 // DSSE: PAE bytes, strict parsing, canonical serialization, signature checks.
 #include "quorate/attest/dsse.h"
 
+#include "quorate/core/encoding.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "tests/attest/fixtures.h"
 
@@ -96,6 +98,33 @@ TEST(Dsse, BrokenStringsAreRejectedWithTheirOffset) {
   auto control = parse_envelope("{\"payload\":\"a\nb\",\"payloadType\":\"t\",\"signatures\":[{\"sig\":\"YWJj\"}]}");
   EXPECT_NE(control.status().message().find("control character in a string at byte 13"), std::string::npos)
       << control.status().message();
+}
+
+// The envelope as a JSON value, written by canonical_json: what serialize() must equal byte for byte.
+Result<std::string> canonical_envelope(const Envelope& e) {
+  nlohmann::json sigs = nlohmann::json::array();
+  for (const auto& s : e.signatures) sigs.push_back({{"keyid", s.keyid}, {"sig", base64_encode(s.sig)}});
+  return canonical_json({{"payload", base64_encode(e.payload)}, {"payloadType", e.payload_type}, {"signatures", sigs}},
+                        "envelope");
+}
+
+TEST(Dsse, SerializeIsTheCanonicalJsonOfTheEnvelope) {
+  auto signer = fixed_signer(KeyType::kEcdsaP256);
+  auto env = sign_envelope(kInTotoPayloadType, "{\"a\":\"\xc3\xa9\"}", *signer).value();
+  env.signatures.push_back({"", "x"});
+  env.signatures.push_back({"k\"\\\x01\xe2\x82\xac\n", std::string("\0\xff", 2)});
+  for (std::string type :
+       {std::string(kInTotoPayloadType), std::string(), std::string("a/b\"c\\\x1f\xf0\x9f\x98\x80")}) {
+    env.payload_type = type;
+    for (size_t n : {0u, 1u, 2u, 3u, 4u}) {
+      env.payload = std::string("\xfb\xff\x00\x10z", n);
+      EXPECT_EQ(env.serialize().value(), canonical_envelope(env).value());
+    }
+  }
+  env.payload_type = "\xff";  // not UTF-8: refused as canonical_json refuses it
+  auto bad = env.serialize();
+  ASSERT_TRUE(bad.status().is_bad_input());
+  EXPECT_EQ(bad.status().message(), canonical_envelope(env).status().message());
 }
 
 }  // namespace
