@@ -28,10 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   auto env = quorate::attest::parse_envelope_or_bundle(bytes);
   if (env.ok()) {
-    auto bytes = env->serialize();
-    if (!bytes.ok()) std::abort();  // a parsed envelope always serializes
-    auto again = quorate::attest::parse_envelope(*bytes);
-    if (!again.ok() || again->serialize().value() != *bytes) std::abort();
+    auto written = env->serialize();
+    if (!written.ok()) std::abort();  // a parsed envelope always serializes
+    auto again = quorate::attest::parse_envelope(*written);
+    if (!again.ok() || again->serialize().value() != *written) std::abort();
     (void)quorate::attest::parse_statement(env->payload);
   }
   (void)quorate::attest::parse_statement(bytes);

@@ -62,29 +62,23 @@ bool is_lower_hex(std::string_view s, size_t length) {
 }
 
 std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::string out((bytes.size() + 2) / 3 * 4, '=');  // written in place; the padding is already there
+  char* o = out.data();
   size_t i = 0;
-  auto at = [&](size_t k) { return static_cast<uint8_t>(bytes[k]); };
+  auto at = [&](size_t k) { return static_cast<uint32_t>(static_cast<uint8_t>(bytes[k])); };
   for (; i + 3 <= bytes.size(); i += 3) {
     uint32_t v = at(i) << 16 | at(i + 1) << 8 | at(i + 2);
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back(kB64[v & 63]);
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
+    *o++ = kB64[(v >> 6) & 63];
+    *o++ = kB64[v & 63];
   }
   size_t rest = bytes.size() - i;
-  if (rest == 1) {
-    uint32_t v = at(i) << 16;
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out += "==";
-  } else if (rest == 2) {
-    uint32_t v = at(i) << 16 | at(i + 1) << 8;
-    out.push_back(kB64[v >> 18]);
-    out.push_back(kB64[(v >> 12) & 63]);
-    out.push_back(kB64[(v >> 6) & 63]);
-    out.push_back('=');
+  if (rest > 0) {
+    uint32_t v = at(i) << 16 | (rest == 2 ? at(i + 1) << 8 : 0);
+    *o++ = kB64[v >> 18];
+    *o++ = kB64[(v >> 12) & 63];
+    if (rest == 2) *o++ = kB64[(v >> 6) & 63];
   }
   return out;
 }
@@ -92,15 +86,29 @@ std::string base64_encode(std::string_view bytes) {
 Result<std::string> base64_decode(std::string_view b64) {
   if (b64.size() % 4 != 0)
     return Status::bad_input("base64 length " + std::to_string(b64.size()) + " is not a multiple of 4");
-  std::string out;
-  out.reserve(b64.size() / 4 * 3);
-  for (size_t i = 0; i < b64.size(); i += 4) {
-    bool last = i + 4 == b64.size();
+  // Written in place, not appended byte by byte: envelope payloads are kilobytes, decoded for every verification.
+  std::string out(b64.size() / 4 * 3, '\0');
+  char* o = out.data();
+  auto value = [&](size_t i) { return kB64Table[static_cast<uint8_t>(b64[i])]; };
+  auto invalid = [&](size_t i) {
+    while (value(i) >= 0) ++i;
+    return Status::bad_input("invalid base64 character at offset " + std::to_string(i));
+  };
+  size_t body = b64.empty() ? 0 : b64.size() - 4;  // every group but the last: no padding allowed
+  for (size_t i = 0; i < body; i += 4) {
+    int v0 = value(i), v1 = value(i + 1), v2 = value(i + 2), v3 = value(i + 3);
+    if ((v0 | v1 | v2 | v3) < 0) return invalid(i);
+    uint32_t n = static_cast<uint32_t>(v0 << 18 | v1 << 12 | v2 << 6 | v3);
+    *o++ = static_cast<char>(n >> 16);
+    *o++ = static_cast<char>((n >> 8) & 255);
+    *o++ = static_cast<char>(n & 255);
+  }
+  for (size_t i = body; i < b64.size(); i += 4) {  // the last group, which may end in "=" or "=="
     int v[4];
     int pad = 0;
     for (int k = 0; k < 4; ++k) {
       char c = b64[i + k];
-      if (c == '=' && last && k >= 2) {
+      if (c == '=' && k >= 2) {
         v[k] = 0;
         ++pad;
         continue;
@@ -109,15 +117,16 @@ Result<std::string> base64_decode(std::string_view b64) {
       v[k] = kB64Table[static_cast<uint8_t>(c)];
       if (v[k] < 0) return Status::bad_input("invalid base64 character at offset " + std::to_string(i + k));
     }
-    uint32_t n = v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3];
-    out.push_back(static_cast<char>(n >> 16));
-    if (pad < 2) out.push_back(static_cast<char>((n >> 8) & 255));
-    if (pad < 1) out.push_back(static_cast<char>(n & 255));
+    uint32_t n = static_cast<uint32_t>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+    *o++ = static_cast<char>(n >> 16);
+    if (pad < 2) *o++ = static_cast<char>((n >> 8) & 255);
+    if (pad < 1) *o++ = static_cast<char>(n & 255);
     // Non-canonical encodings (stray bits under the padding) would let two strings mean one value.
     if ((pad == 1 && (n & 255) != 0) || (pad == 2 && (n & 0xffff) != 0)) {
       return Status::bad_input("non-canonical base64 padding bits");
     }
   }
+  out.resize(static_cast<size_t>(o - out.data()));
   return out;
 }
 

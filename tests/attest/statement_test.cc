@@ -148,5 +148,17 @@ TEST(Statement, ForeignTypesAreVerificationFailures) {
   EXPECT_TRUE(parse_statement(j.dump()).status().is_verification());
 }
 
+TEST(Statement, ABuilderRoleThatIsNotAStringIsBadInput) {
+  nlohmann::json builder = {{"name", "example.org/builders/gcc"}, {"digest", "sha256:" + std::string(64, '9')}};
+  auto text = statement_from_build_result(build_result_with("/builder_image", builder), "node-a").value();
+  auto at = text.find("\"role\":\"builder\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, std::string("\"role\":\"builder\"").size(), "\"role\":1");
+  auto r = parse_statement(text);
+  ASSERT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("annotations: \"role\" is not a string"), std::string::npos)
+      << r.status().message();
+}
+
 }  // namespace
 }  // namespace quorate::attest
