@@ -297,6 +297,20 @@ bool accepted_by(const pb::Answer& a, size_t n) {
 const std::string kGood = "sha256:" + std::string(64, 'a');
 const std::string kRogue = "sha256:" + std::string(64, 'b');
 
+// Honest nodes (all publishing kGood) with the followed-node list and roster a verifier of them needs.
+struct HonestNodes {
+  std::vector<std::unique_ptr<TestNode>> nodes;
+  std::vector<wire::FollowedNode> followed;
+  std::set<std::string> roster;
+  HonestNodes(const std::filesystem::path& dir, std::initializer_list<const char*> ids) {
+    for (const char* id : ids) {
+      nodes.push_back(std::make_unique<TestNode>(dir, id, kGood));
+      followed.push_back(nodes.back()->followed());
+      roster.insert(id);
+    }
+  }
+};
+
 TEST(VerifierDaemon, AcceptsOnQuorumAndNamesTheRogue) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();
@@ -319,16 +333,10 @@ TEST(VerifierDaemon, AcceptsOnQuorumAndNamesTheRogue) {
 TEST(VerifierDaemon, VotesArrivingWithinASecondShareOneDecision) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();
-  std::vector<std::unique_ptr<TestNode>> nodes;
-  std::vector<wire::FollowedNode> followed;
-  std::set<std::string> roster;
-  for (const char* id : {"a", "b", "c", "d", "e", "f"}) {
-    nodes.push_back(std::make_unique<TestNode>(dir, id, kGood));
-    followed.push_back(nodes.back()->followed());
-    roster.insert(id);
-  }
+  HonestNodes honest(dir, {"a", "b", "c", "d", "e", "f"});
+  auto& nodes = honest.nodes;
   auto store = std::make_shared<FakeStore>();
-  TestVerifier v(dir, followed, store, roster, 2);
+  TestVerifier v(dir, honest.followed, store, honest.roster, 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // connected
   Client client;
   for (auto& n : nodes) {
@@ -353,16 +361,10 @@ TEST(VerifierDaemon, VotesArrivingWithinASecondShareOneDecision) {
 TEST(VerifierDaemon, ASubjectEveryNodeVotedForIsDecidedAtOnce) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();
-  std::vector<std::unique_ptr<TestNode>> nodes;
-  std::vector<wire::FollowedNode> followed;
-  std::set<std::string> roster;
-  for (const char* id : {"a", "b", "c", "d"}) {
-    nodes.push_back(std::make_unique<TestNode>(dir, id, kGood));
-    followed.push_back(nodes.back()->followed());
-    roster.insert(id);
-  }
+  HonestNodes honest(dir, {"a", "b", "c", "d"});
+  auto& nodes = honest.nodes;
   auto store = std::make_shared<FakeStore>();
-  TestVerifier v(dir, followed, store, roster, 2);
+  TestVerifier v(dir, honest.followed, store, honest.roster, 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // connected
   Client client;
   const auto first = SteadyClock::now();
