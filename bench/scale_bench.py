@@ -31,12 +31,18 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+_RESERVED = []
+
+
 def free_port():
+    """A port on 127.0.0.1 reserved for the life of this script: the probe stays bound (never listening,
+    SO_REUSEADDR), so no bind(0) or outgoing connection takes it, while a daemon binding it with
+    SO_REUSEADDR (libzmq does) still can."""
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    _RESERVED.append(s)
+    return s.getsockname()[1]
 
 
 def loadavg():

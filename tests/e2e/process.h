@@ -35,9 +35,15 @@ inline std::string read_text(const std::filesystem::path& p) {
   return ss.str();
 }
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+// A TCP port on 127.0.0.1 reserved for the rest of this test process. Releasing the probe socket (as this
+// once did) let the kernel hand the same port to another test's connect() or bind(0) before the daemon
+// bound it ("Address already in use", seen in CI). The probe stays bound, never listening, with
+// SO_REUSEADDR: the kernel then gives the port to no bind(0) and no outgoing connection, while a daemon
+// that binds it with SO_REUSEADDR (libzmq, cpp-httplib and Go listeners all do) still can.
 inline int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int on = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -45,9 +51,7 @@ inline int free_port() {
   ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   socklen_t len = sizeof addr;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
+  return ntohs(addr.sin_port);  // fd is deliberately kept open: it is the reservation
 }
 
 inline std::string loopback(int port) { return "tcp://127.0.0.1:" + std::to_string(port); }
