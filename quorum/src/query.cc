@@ -119,9 +119,16 @@ Result<Answer> answer(const Policy& policy, VerifiedVotes& source, const Questio
         a.decisions.push_back(*d);
         continue;
       }
-      std::vector<Vote> votes = QR_TRY(source.votes(k));
-      a.decisions.push_back(decide(policy, k, votes, now));
-      if (memory) memory->made(a.decisions.back(), votes, now);
+      // The caller's votes of the subject when it keeps them (the same votes as the store's, read once), else
+      // the store's.
+      const std::vector<Vote>* kept = memory ? QR_TRY(memory->votes(k)) : nullptr;
+      std::vector<Vote> read;
+      if (kept == nullptr) {
+        read = QR_TRY(source.votes(k));
+        kept = &read;
+      }
+      a.decisions.push_back(decide(policy, k, *kept, now));
+      if (memory) memory->made(a.decisions.back(), *kept, now);
     }
   }
   summarise(a, q, policy);

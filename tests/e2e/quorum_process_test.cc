@@ -40,6 +40,7 @@ struct QuorumNetwork {
   std::unique_ptr<Process> verifier;
   std::unique_ptr<wire::Context> ctx = wire::Context::create().value();
   std::unique_ptr<wire::Socket> query;
+  uint64_t asked = 0;  // queries sent (their request ids)
   int starts = 0;
 
   // Nodes a, b, c (honest), r (rogue) are in the policy's roster; x is followed but its key is not trusted.
@@ -106,15 +107,25 @@ struct QuorumNetwork {
         n->serve();
         n->heartbeat();
       }
+      // Each query numbered: an answer to an earlier one (its wait timed out on a loaded machine) is skipped,
+      // never taken for the answer about `commit`.
       pb::Query q;
-      q.set_request_id("t");
+      const std::string request_id = "t" + std::to_string(++asked);
+      q.set_request_id(request_id);
       q.mutable_subject()->set_commit(commit);
       (void)query->send({wire::encode_frame(MessageType::kQuery, q)});
-      auto got = query->recv(200);
-      if (got.ok() && got->has_value()) {
+      const auto wait_until = SteadyClock::now() + std::chrono::milliseconds(200);
+      while (SteadyClock::now() < wait_until) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(wait_until - SteadyClock::now()).count();
+        auto got = query->recv(static_cast<int>(std::max<int64_t>(left, 1)));
+        if (!got.ok() || !got->has_value()) break;
         pb::Answer a;
-        if (wire::decode_message((**got)[0], MessageType::kAnswer, wire::Limits{}, a).ok()) last = a;
+        if (!wire::decode_message((**got)[0], MessageType::kAnswer, wire::Limits{}, a).ok()) continue;
+        if (a.request_id() != request_id) continue;
+        last = a;
         if (pred(last)) return last;
+        break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

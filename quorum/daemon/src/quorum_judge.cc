@@ -143,7 +143,8 @@ QuorumJudge::QuorumJudge(std::unique_ptr<Store> store, std::shared_ptr<const Ver
       verifier_(std::move(verifier)),
       clock_ms_(std::move(clock_ms)),
       threads_(std::max(1u, threads)),
-      votes_(*store_, *verifier_, {threads_}) {
+      votes_(*store_, *verifier_, {threads_}),
+      memory_(*this) {
   memory_.set_policy(&verifier_->policy());
 }
 
@@ -160,6 +161,12 @@ const Decision* QuorumJudge::Memory::known(const SubjectKey& subject, int64_t no
 
 void QuorumJudge::Memory::made(const Decision& decision, std::span<const Vote> votes, int64_t now) {
   remember(decision, to_wire(decision), decided_until(*policy_, votes, now));
+  owner_.settle(decision.subject, decision.missing.empty());  // last: `votes` may be the cache's
+}
+
+Result<const std::vector<Vote>*> QuorumJudge::Memory::votes(const SubjectKey& subject) {
+  Cached* c = QR_TRY(owner_.refresh(subject));
+  return &c->votes;
 }
 
 void QuorumJudge::Memory::remember(const Decision& decision, const wire::pb::Decision& wire, int64_t until) {
@@ -200,7 +207,8 @@ Result<std::vector<Judge::Outcome>> QuorumJudge::commit(const std::vector<Submis
   auto outcomes =
       QR_TRY(store_checked(*store_, *verifier_, judge_incoming(batch), checked->checked, clock_ms_() / 1000));
   for (const auto& o : outcomes) {
-    if (o.kind == ImportOutcome::Kind::kStored && o.subject) memory_.forget(*o.subject);
+    if (o.kind != ImportOutcome::Kind::kStored || !o.subject) continue;
+    memory_.forget(*o.subject);
   }
   std::vector<Outcome> out;
   out.reserve(outcomes.size());
@@ -230,11 +238,10 @@ void QuorumJudge::uncache(std::map<SubjectKey, Cached>::iterator it) {
   cached_.erase(it);
 }
 
-Result<pb::Decision> QuorumJudge::decide(const pb::SubjectKey& subject) {
-  SubjectKey key = from_wire(subject);
-  auto [it, fresh] = cached_.try_emplace(key);
+Result<QuorumJudge::Cached*> QuorumJudge::refresh(const SubjectKey& key, bool* fresh) {
+  auto [it, created] = cached_.try_emplace(key);
   Cached& c = it->second;
-  if (!fresh) cached_order_.erase(c.order);
+  if (!created) cached_order_.erase(c.order);
   c.order = cached_next_++;
   cached_order_.emplace(c.order, key);
   // Only the rows stored since the subject was read last (all of them the first time): row ids only grow.
@@ -245,19 +252,41 @@ Result<pb::Decision> QuorumJudge::decide(const pb::SubjectKey& subject) {
   }
   cached_votes_ += added->size();
   for (auto& v : *added) c.votes.push_back(std::move(v));
-  const std::vector<Vote>& votes = c.votes;
+  if (fresh) *fresh = created || !added->empty();
+  return &c;
+}
+
+void QuorumJudge::settle(const SubjectKey& key, bool complete) {
+  if (complete) {
+    if (auto it = cached_.find(key); it != cached_.end()) uncache(it);
+  }
+  while (cached_votes_ > kCachedVotes && !cached_order_.empty()) uncache(cached_.find(cached_order_.begin()->second));
+}
+
+Result<pb::Decision> QuorumJudge::decide(const pb::SubjectKey& subject) {
+  SubjectKey key = from_wire(subject);
+  bool fresh = true;
+  const Cached* c = QR_TRY(refresh(key, &fresh));
+  const std::vector<Vote>& votes = c->votes;
   Made made;
+  pb::Decision out;
   const int64_t now = clock_ms_() / 1000;
-  made.decision = quorum::decide(verifier_->policy(), key, votes, now);
-  for (size_t i = 0; i < votes.size() && i < c.ids.size(); ++i) made.rows[votes[i].envelope_digest] = c.ids[i];
-  pb::Decision out = to_wire(made.decision);
-  memory_.remember(made.decision, out, decided_until(verifier_->policy(), votes, now));
+  const Decision* known = fresh ? nullptr : memory_.known(key, now);
+  if (known != nullptr) {
+    // Made over these very votes (the memory's decisions are made from the cache, and anything the cache
+    // reads is decided again) and still what deciding now gives (decided_until): typically a query decided it a
+    // moment ago, and the daemon records what that query found instead of deciding it twice.
+    made.decision = *known;
+    out = *memory_.wire(key);
+  } else {
+    made.decision = quorum::decide(verifier_->policy(), key, votes, now);
+    out = to_wire(made.decision);
+    memory_.remember(made.decision, out, decided_until(verifier_->policy(), votes, now));
+  }
+  for (size_t i = 0; i < votes.size() && i < c->ids.size(); ++i) made.rows[votes[i].envelope_digest] = c->ids[i];
   const bool complete = made.decision.missing.empty();
   last_[key] = std::move(made);
-  // A decision that misses nobody is not expected to change: its votes leave the cache. Then the least
-  // recently decided subjects leave it until it is within bounds.
-  if (complete) uncache(it);
-  while (cached_votes_ > kCachedVotes && !cached_order_.empty()) uncache(cached_.find(cached_order_.begin()->second));
+  settle(key, complete);
   return out;
 }
 

@@ -46,12 +46,19 @@ struct Answer {
 Result<Answer> answer(const Policy& policy, std::span<const Vote> votes, const Question& question, int64_t now);
 // A caller's memory of decisions (the verifier daemon's, issue 17). `known`: a decision made over every vote the
 // store now holds for `subject` that decide() would still make at `now` (decided_until), or nullptr. `made`:
-// a decision answer() made afresh, with the votes it was made from.
+// a decision answer() made afresh, with the votes it was made from. `votes`: every vote the store now holds for
+// `subject`, exactly as VerifiedVotes::votes() gives them (row order, each verified, refused rows left out),
+// when the caller keeps them (the daemon's vote cache), or nullptr: answer() then reads them from the store.
+// The pointer is valid until the next call on the memory.
 class DecisionMemory {
  public:
   virtual ~DecisionMemory() = default;
   virtual const Decision* known(const SubjectKey& subject, int64_t now) = 0;
   virtual void made(const Decision& decision, std::span<const Vote> votes, int64_t now) = 0;
+  virtual Result<const std::vector<Vote>*> votes(const SubjectKey& subject) {
+    (void)subject;
+    return nullptr;
+  }
 };
 
 // The same from a store: reads the votes of the concerned subject keys only, each verified in this process

@@ -73,15 +73,25 @@ class QuorumJudge final : public Judge {
   size_t cached_votes_ = 0;
   uint64_t cached_next_ = 0;
   void uncache(std::map<SubjectKey, Cached>::iterator it);
+  // The subject's cache entry holding every vote the store holds for it (reading only the rows stored since it
+  // was read last), as the most recently used; `fresh`: whether it holds votes it did not hold before.
+  Result<Cached*> refresh(const SubjectKey& key, bool* fresh = nullptr);
+  // After deciding `key`: a decision that misses nobody is not expected to change, so its votes leave the
+  // cache; then the least recently used subjects leave it until it is within bounds.
+  void settle(const SubjectKey& key, bool complete);
   // Decisions over every vote the store holds for their subject (made by decide() or a query), so that a
-  // query about a subject with no vote stored since is answered without reading its votes or deciding again
-  // (issue 17). An ingest that stores a vote forgets its subject; an entry also ends at decided_until(). At
-  // most kRemembered entries, the oldest forgotten first.
+  // query about a subject with no vote stored since is answered without reading its votes or deciding again,
+  // and decide() after such a query does not decide again (issue 17). An ingest that stores a vote forgets its
+  // subject; an entry also ends at decided_until(). At most kRemembered entries, the oldest forgotten first.
+  // A query about a subject it does not know takes the subject's votes from the vote cache (cached_), filled
+  // as decide() fills it.
   class Memory final : public DecisionMemory {
    public:
     static constexpr size_t kRemembered = 256;
+    explicit Memory(QuorumJudge& owner) : owner_(owner) {}
     const Decision* known(const SubjectKey& subject, int64_t now) override;
     void made(const Decision& decision, std::span<const Vote> votes, int64_t now) override;
+    Result<const std::vector<Vote>*> votes(const SubjectKey& subject) override;
     void remember(const Decision& decision, const wire::pb::Decision& wire, int64_t until);
     const wire::pb::Decision* wire(const SubjectKey& subject) const;
     void forget(const SubjectKey& subject) { entries_.erase(subject); }
@@ -94,6 +104,7 @@ class QuorumJudge final : public Judge {
       int64_t until = 0;
       uint64_t order = 0;
     };
+    QuorumJudge& owner_;
     const Policy* policy_ = nullptr;
     std::map<SubjectKey, Entry> entries_;
     std::map<uint64_t, SubjectKey> by_order_;
