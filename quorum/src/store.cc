@@ -1,8 +1,11 @@
 // Store over SQLite (the sqlite module: WAL + synchronous=FULL, user_version migrations, cached statements).
 #include "quorate/quorum/store.h"
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -154,10 +157,122 @@ std::optional<attest::Statement> statement_of_envelope(const std::string& envelo
   return std::move(statement).value();
 }
 
+// The background checkpointer: a thread with its own connection that runs a PASSIVE checkpoint each time the
+// writer wakes it, unless the writer has held it (to finish the checkpoint itself). Its errors wait in error_
+// until the writer takes them (Store::transaction returns them).
+class StoreCheckpointer {
+ public:
+  static Result<std::unique_ptr<StoreCheckpointer>> start(const std::filesystem::path& path,
+                                                          const sqlite::OpenOptions& options) {
+    std::unique_ptr<StoreCheckpointer> c(new StoreCheckpointer());
+    c->db_ = QR_TRY(sqlite::Database::open(path, options));
+    c->thread_ = std::thread([p = c.get()] { p->run(); });
+    return c;
+  }
+  ~StoreCheckpointer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void wake() {
+    {
+      std::lock_guard lock(mu_);
+      if (pending_ || held_) return;
+      pending_ = true;
+    }
+    cv_.notify_one();
+  }
+  // While held, no new checkpoint starts (the one running, if any, finishes).
+  void hold(bool held) {
+    std::lock_guard lock(mu_);
+    held_ = held;
+    if (held) pending_ = false;
+  }
+  Status take_error() {
+    std::lock_guard lock(mu_);
+    Status st = std::move(error_);
+    error_ = Status();
+    return st;
+  }
+  void stats(Store::CheckpointStats& s) {
+    std::lock_guard lock(mu_);
+    s.background = checkpoints_;
+    s.background_pages = pages_;
+  }
+
+ private:
+  StoreCheckpointer() = default;
+  void run() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || pending_; });
+      if (stop_) return;
+      pending_ = false;
+      lock.unlock();
+      auto c = db_->checkpoint_passive();
+      lock.lock();
+      if (!c.ok()) {
+        if (error_.ok()) error_ = Status::io("background checkpoint: " + c.status().message());
+      } else if (!c->busy) {
+        ++checkpoints_;
+        pages_ += c->checkpointed_pages;
+      }
+    }
+  }
+
+  std::unique_ptr<sqlite::Database> db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false, held_ = false, stop_ = false;
+  Status error_;
+  int64_t checkpoints_ = 0, pages_ = 0;
+  std::thread thread_;
+};
+
 }  // namespace
 
 struct Store::Impl {
+  // Declared before the checkpointer: destroyed after it, so the thread has stopped and its connection closed
+  // before the writer's connection (the last one) closes and checkpoints what is left.
   std::unique_ptr<sqlite::Database> db;
+  std::unique_ptr<StoreCheckpointer> checkpointer;
+  // Written by the wal hook on the writing thread; read by checkpoint_stats() on the same thread.
+  int64_t writer_checkpoints = 0;
+  int largest_wal_pages = 0;
+  Status writer_error;
+
+  // After every commit of the writing connection (sqlite::Database::on_wal_commit). PASSIVE checkpoints on
+  // another connection never let the WAL start over while this one keeps committing (it starts over only when a
+  // transaction begins with every frame copied), so from kWalRestartPages the writer holds the background
+  // thread and, once that thread's checkpoint is done, copies the rest itself: the frames committed since.
+  void after_commit(int wal_pages) {
+    largest_wal_pages = std::max(largest_wal_pages, wal_pages);
+    if (wal_pages < kWalRestartPages) {
+      if (wal_pages >= kWalCheckpointPages) checkpointer->wake();
+      return;
+    }
+    checkpointer->hold(true);
+    auto c = db->checkpoint_passive();
+    if (!c.ok()) {
+      if (writer_error.ok()) writer_error = Status::io("checkpoint: " + c.status().message());
+      checkpointer->hold(false);
+    } else if (!c->busy) {
+      ++writer_checkpoints;
+      checkpointer->hold(false);
+    }  // busy: the background checkpoint still runs; try again after the next commit
+  }
+  Status take_checkpoint_error() {
+    if (!checkpointer) return Status();
+    if (!writer_error.ok()) {
+      Status st = std::move(writer_error);
+      writer_error = Status();
+      return st;
+    }
+    return checkpointer->take_error();
+  }
 
   Result<std::vector<SubjectKey>> subjects(const std::string& sql, const std::vector<std::string>& args) {
     Stmt* s = QR_TRY(db->statement(sql));
@@ -226,17 +341,30 @@ struct Store::Impl {
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
-Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) { return open(path, StoreOptions()); }
+
+Result<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path, const StoreOptions& store_options) {
   auto impl = std::make_unique<Impl>();
   sqlite::OpenOptions options;
   options.busy_timeout_ms = 10000;  // another process may hold the write lock a moment (an importer next to a verifier)
   options.threading = sqlite::Threading::kMultiThread;
   // A 32 MiB page cache keeps the indexes' hot pages in memory during bulk imports (the default 2 MiB
-  // thrashes beyond ~10,000 attestations).
-  options.extra_pragmas = "PRAGMA cache_size=-32768;";
+  // thrashes beyond ~10,000 attestations). The WAL file shrinks back to kWalLimitBytes when it restarts.
+  const std::string limit = "PRAGMA journal_size_limit=" + std::to_string(kWalLimitBytes) + ";";
+  options.extra_pragmas = "PRAGMA cache_size=-32768;" + limit;
   impl->db = QR_TRY(sqlite::Database::open(path, options));
   QR_RETURN_IF_ERROR(impl->db->migrate(kMigrations));
   QR_RETURN_IF_ERROR(impl->backfill());
+  if (store_options.background_checkpoint) {
+    sqlite::OpenOptions ckpt;
+    // How long a RESTART checkpoint waits for the writer's transaction to end and for readers of the WAL (holding
+    // the writer off meanwhile); when it runs out, it is tried again after the next commit.
+    ckpt.busy_timeout_ms = 2000;
+    ckpt.threading = sqlite::Threading::kMultiThread;
+    ckpt.extra_pragmas = limit;
+    impl->checkpointer = QR_TRY(StoreCheckpointer::start(path, ckpt));
+    impl->db->on_wal_commit([p = impl.get()](int pages) { p->after_commit(pages); });
+  }
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
@@ -258,7 +386,18 @@ Result<std::unique_ptr<Store>> Store::open_read_only(const std::filesystem::path
 
 Result<int> Store::schema_version() { return static_cast<int>(QR_TRY(impl_->db->user_version())); }
 
-Status Store::transaction(const std::function<Status()>& body) { return impl_->db->transaction(body); }
+Status Store::transaction(const std::function<Status()>& body) {
+  QR_RETURN_IF_ERROR(impl_->take_checkpoint_error());
+  return impl_->db->transaction(body);
+}
+
+Store::CheckpointStats Store::checkpoint_stats() const {
+  CheckpointStats s;
+  if (impl_->checkpointer) impl_->checkpointer->stats(s);
+  s.writer = impl_->writer_checkpoints;
+  s.largest_wal_pages = impl_->largest_wal_pages;
+  return s;
+}
 
 Result<bool> Store::add_attestation(const StoredAttestation& a) {
   Stmt* s = QR_TRY(impl_->db->statement(

@@ -22,7 +22,10 @@ Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& pa
 
 Database::~Database() {
   cache_.clear();  // every statement is finalized before the connection closes
-  if (db_) sqlite3_close(db_);
+  if (db_) {
+    if (wal_hook_) sqlite3_wal_hook(db_, nullptr, nullptr);
+    sqlite3_close(db_);
+  }
 }
 
 Status Database::error(const std::string& what) const {
@@ -67,6 +70,32 @@ Status Database::transaction(const std::function<Status()>& body) {
   if (st.ok()) st = exec("COMMIT", "commit");
   if (!st.ok()) (void)exec("ROLLBACK", "roll back");
   return st;
+}
+
+void Database::on_wal_commit(std::function<void(int wal_pages)> hook) {
+  wal_hook_ = std::move(hook);
+  if (!wal_hook_) {
+    sqlite3_wal_autocheckpoint(db_, 1000);  // SQLite's default
+    return;
+  }
+  sqlite3_wal_hook(
+      db_,
+      [](void* self, sqlite3*, const char*, int pages) -> int {
+        static_cast<Database*>(self)->wal_hook_(pages);
+        return SQLITE_OK;  // the commit has happened: an error here would report it as failed
+      },
+      this);
+}
+
+Result<Database::Checkpoint> Database::checkpoint_passive() {
+  Checkpoint c;
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &c.wal_pages, &c.checkpointed_pages);
+  if (rc == SQLITE_BUSY) {
+    c.busy = true;
+    return c;
+  }
+  if (rc != SQLITE_OK) return error("checkpoint");
+  return c;
 }
 
 Result<int64_t> Database::user_version() {

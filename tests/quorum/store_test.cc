@@ -403,5 +403,123 @@ TEST(StoreReadOnly, ReadsAnExistingStoreAndRefusesWritesAndMissingFiles) {
   EXPECT_TRUE(!garbage.ok() || !(*garbage)->subjects().ok());
 }
 
+// Rows of ~3 KB envelopes (as the verifier stores them) for the checkpointer tests: row i of a run named `tag`.
+StoredAttestation ckpt_row(const std::string& tag, int i) {
+  Vote v = vote("node-" + std::to_string(i % 5), "img" + std::to_string(i), kNow - i, "",
+                subject(tag + "-commit-" + std::to_string(i / 5)));
+  StoredAttestation a = stored(v);
+  a.envelope = "{\"envelope\":\"" + v.envelope_digest + "\",\"pad\":\"" + std::string(3000, 'p') + "\"}";
+  return a;
+}
+
+// A long import (~3 pages of WAL per row, far more than kWalRestartPages in all) keeps the WAL bounded: the
+// background thread checkpoints, the writer finishes the checkpoint so the WAL starts over, and a reader next to
+// the writer sees every committed row. Closing the store joins the thread and removes the WAL.
+TEST(StoreCheckpoint, BackgroundCheckpointerKeepsTheWalBoundedDuringALongImport) {
+  ScratchDir dir;
+  auto db = dir / "q.db";
+  auto store = open_store(db);
+  auto reader = Store::open_read_only(db);
+  ASSERT_TRUE(reader.ok()) << reader.status().to_string();
+  constexpr int kRows = 20000, kBatch = 500;
+  for (int i = 0; i < kRows; i += kBatch) {
+    Status st = store->transaction([&]() -> Status {
+      for (int j = i; j < i + kBatch; ++j) {
+        if (!QR_TRY(store->add_attestation(ckpt_row("bounded", j)))) return Status::internal("duplicate");
+      }
+      return Status();
+    });
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    auto last = (*reader)->find_attestation(ckpt_row("bounded", i + kBatch - 1).envelope_digest);
+    ASSERT_TRUE(last.ok() && last->has_value()) << "row " << i + kBatch - 1 << " not visible to a reader";
+  }
+  auto stats = store->checkpoint_stats();
+  std::cout << "largest WAL " << stats.largest_wal_pages << " pages; " << stats.background
+            << " background checkpoints (" << stats.background_pages << " pages), " << stats.writer
+            << " by the writer\n";
+  EXPECT_GT(stats.background, 0);
+  EXPECT_GT(stats.writer, 0);
+  // Without the writer's part the WAL never starts over while the import runs (it reached ~60,000 pages).
+  EXPECT_LT(stats.largest_wal_pages, 3 * Store::kWalRestartPages);
+  EXPECT_LE(std::filesystem::file_size(db.string() + "-wal"),
+            static_cast<uintmax_t>(3 * Store::kWalRestartPages) * (4096 + 24) + 32);
+  EXPECT_EQ((*reader)->attestations().value().size(), static_cast<size_t>(kRows));
+  reader->reset();
+  store.reset();
+  EXPECT_FALSE(std::filesystem::exists(db.string() + "-wal"));
+  auto again = open_store(db);
+  EXPECT_TRUE(again->check_integrity().ok());
+  EXPECT_EQ(again->attestations().value().size(), static_cast<size_t>(kRows));
+}
+
+// A writer SIGKILLed in the middle of a long import (background and writer checkpoints running) loses nothing it
+// acknowledged: the child reports each committed transaction's last row over a pipe only after COMMIT returned,
+// and every reported row is in the reopened store.
+TEST(StoreCheckpoint, KilledWriterKeepsEveryAcknowledgedRow) {
+  ScratchDir dir;
+  auto db = dir / "q.db";
+  { open_store(db); }
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const std::string tag = "kill" + std::to_string(attempt);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      auto s = Store::open(db);
+      if (!s.ok()) ::_exit(3);
+      for (int i = 0;; i += 100) {
+        Status st = (*s)->transaction([&]() -> Status {
+          for (int j = i; j < i + 100; ++j) QR_TRY((*s)->add_attestation(ckpt_row(tag, j)));
+          return Status();
+        });
+        if (!st.ok()) ::_exit(4);
+        int32_t acked = i + 99;
+        if (::write(fds[1], &acked, sizeof acked) != sizeof acked) ::_exit(5);
+      }
+    }
+    ::close(fds[1]);
+    struct Reaper {  // kills and reaps the writer when an assertion below returns early
+      pid_t pid;
+      ~Reaper() {
+        if (pid > 0) {
+          ::kill(pid, SIGKILL);
+          ::waitpid(pid, nullptr, 0);
+        }
+      }
+    } reaper{pid};
+    // Kill once well past kWalRestartPages (the writer has finished checkpoints by then), at a different point
+    // each attempt.
+    const int32_t kill_after = 6000 + 1700 * attempt;
+    int32_t acked = -1;
+    while (acked < kill_after) {
+      int32_t v;
+      ASSERT_EQ(::read(fds[0], &v, sizeof v), static_cast<ssize_t>(sizeof v)) << "the writer stopped";
+      acked = v;
+    }
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    reaper.pid = 0;
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the writer stopped by itself: " << status;
+    int32_t v;  // acknowledgements written before the kill landed
+    while (::read(fds[0], &v, sizeof v) == static_cast<ssize_t>(sizeof v)) acked = v;
+    ::close(fds[0]);
+
+    auto store = open_store(db);
+    ASSERT_TRUE(store->check_integrity().ok()) << store->check_integrity().to_string();
+    size_t found = 0;
+    for (int j = 0; j <= acked; ++j) {
+      auto a = store->find_attestation(ckpt_row(tag, j).envelope_digest);
+      ASSERT_TRUE(a.ok());
+      ASSERT_TRUE(a->has_value()) << "acknowledged row " << j << " of " << acked << " lost";
+      EXPECT_EQ((*a)->envelope, ckpt_row(tag, j).envelope);
+      ++found;
+    }
+    std::cout << "attempt " << attempt << ": " << found << " acknowledged rows, all there\n";
+  }
+}
+
 }  // namespace
 }  // namespace quorate::quorum

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "support/test_util.h"
 
 namespace quorate::sqlite {
@@ -80,6 +83,36 @@ TEST(DatabaseTest, CachedStatementsComeBackResetWithoutBindings) {
   EXPECT_FALSE(db->done(again, "insert without bindings").ok());  // v NULL: NOT NULL refuses it
   EXPECT_EQ(db->changes(), 0);
   EXPECT_FALSE(db->statement("SELECT nonsense FROM nowhere").ok());
+}
+
+// The commit hook replaces SQLite's automatic checkpoint: the WAL grows past 1000 pages until a checkpoint (here
+// from a second connection) copies it; the next write transaction then starts the WAL over.
+TEST(DatabaseTest, CommitHookSeesTheWalAndAPassiveCheckpointCopiesIt) {
+  ScratchDir dir;
+  auto db = Database::open(dir / "w.db", {}).value();
+  ASSERT_TRUE(db->migrate(kMigrations).ok());
+  std::vector<int> seen;
+  db->on_wal_commit([&](int pages) { seen.push_back(pages); });
+  const std::string pad(3000, 'x');
+  for (int i = 0; i < 1500; ++i) {
+    auto* s = db->statement("INSERT INTO t(k, v) VALUES(?, ?)").value();
+    const std::string key = std::to_string(i) + pad;
+    s->bind(1, key);
+    s->bind(2, int64_t{i});
+    ASSERT_TRUE(db->done(s, "insert").ok());
+  }
+  ASSERT_EQ(seen.size(), 1500u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_GT(seen.back(), 1500);  // no automatic checkpoint restarted it
+  auto other = Database::open(dir / "w.db", {}).value();
+  auto c = other->checkpoint_passive();
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  EXPECT_FALSE(c->busy);
+  EXPECT_EQ(c->wal_pages, seen.back());
+  EXPECT_EQ(c->checkpointed_pages, c->wal_pages);
+  ASSERT_TRUE(db->exec("INSERT INTO t(k, v) VALUES('after', 1)", "insert").ok());
+  EXPECT_LT(seen.back(), 10);  // the WAL started over
+  EXPECT_EQ(count(*other), 1501);
 }
 
 }  // namespace

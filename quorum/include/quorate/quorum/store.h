@@ -47,6 +47,15 @@ struct StoredDecision {
   std::string fingerprint;  // the daemon's fingerprint of its content; '' when not known
 };
 
+struct StoreOptions {
+  // Checkpoint the WAL on a thread of the Store's own (its own connection, PASSIVE checkpoints) instead of inside
+  // the writer's COMMIT every 1000 pages: the writing thread mostly only appends to the WAL and fsyncs it. When
+  // the WAL reaches Store::kWalRestartPages, the writing thread copies what the background thread has not yet
+  // (see there). false: SQLite's automatic checkpoint on the writing thread (the baseline
+  // of bench/store_bench).
+  bool background_checkpoint = true;
+};
+
 // One SQLite database. Not thread-safe: one Store per thread (SQLite serializes writers across processes).
 // Every write is one transaction, or part of the caller's transaction(); WAL with synchronous=FULL, so what a
 // call reported as written survives a crash of the process or the machine.
@@ -55,6 +64,7 @@ class Store {
   // Opens or creates the store and brings its schema up to date; unsupported when the file was written by a
   // newer schema, io when SQLite fails.
   static Result<std::unique_ptr<Store>> open(const std::filesystem::path& path);
+  static Result<std::unique_ptr<Store>> open(const std::filesystem::path& path, const StoreOptions& options);
   // Opens an existing store for reading only (never creates, migrates or writes it), safe next to a process
   // writing it: not_found when there is no file, unsupported when its schema version is not kSchemaVersion,
   // io when SQLite fails (a file that is not a store fails at open or at its first read). Writes fail.
@@ -65,8 +75,24 @@ class Store {
   static constexpr int kSchemaVersion = 7;
   Result<int> schema_version();
 
-  // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant.
+  // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant. When the
+  // background checkpointer failed since the last call, returns its error instead (once), without running `body`.
   Status transaction(const std::function<Status()>& body);
+
+  // The background checkpointer wakes when a commit leaves at least kWalCheckpointPages in the WAL (SQLite's
+  // default automatic checkpoint) and runs a PASSIVE checkpoint. When a commit leaves kWalRestartPages (32 MiB at
+  // 4 KiB pages) or more, the writing thread copies the rest itself after the background checkpoint ends, so that
+  // the WAL starts over. journal_size_limit truncates a WAL file larger than kWalLimitBytes when it starts over.
+  static constexpr int kWalCheckpointPages = 1000;
+  static constexpr int kWalRestartPages = 8192;
+  static constexpr int64_t kWalLimitBytes = 64 << 20;
+  struct CheckpointStats {
+    int64_t background = 0;        // checkpoints the background thread ran (not counting busy ones)
+    int64_t background_pages = 0;  // WAL frames they found copied into the database file, summed
+    int64_t writer = 0;            // checkpoints the writing thread ran itself (WAL at kWalRestartPages or more)
+    int largest_wal_pages = 0;     // the largest WAL a commit of this Store left
+  };
+  CheckpointStats checkpoint_stats() const;
 
   // Idempotent inserts: true when the row is new, false when that envelope digest was already there.
   Result<bool> add_attestation(const StoredAttestation& a);

@@ -94,6 +94,20 @@ class Database {
   Status migrate(std::span<const char* const> migrations);
   Result<int64_t> user_version();
 
+  // After every commit of this connection, hook(pages in the WAL) runs on the committing thread
+  // (sqlite3_wal_hook). Setting a hook turns SQLite's automatic checkpoint (every 1000 pages, inside COMMIT) off
+  // for this connection: the hook decides when to checkpoint. The hook must not throw.
+  void on_wal_commit(std::function<void(int wal_pages)> hook);
+  // One PASSIVE checkpoint (sqlite3_wal_checkpoint_v2): copies what it can of the WAL into the database file
+  // without waiting for readers or writers. busy when another connection was checkpointing. When everything was
+  // copied, the next write transaction starts the WAL over from its beginning.
+  struct Checkpoint {
+    bool busy = false;
+    int wal_pages = 0;           // frames in the WAL
+    int checkpointed_pages = 0;  // of them, now copied into the database file
+  };
+  Result<Checkpoint> checkpoint_passive();
+
   int64_t changes() const { return sqlite3_changes(db_); }
   int64_t last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
 
@@ -102,6 +116,7 @@ class Database {
   std::string path_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> cache_;
+  std::function<void(int)> wal_hook_;
 };
 
 }  // namespace quorate::sqlite
