@@ -85,6 +85,23 @@ def proc_cpu_seconds(pid):
         return None
 
 
+def main_thread_schedstat(pid):
+    """(seconds on a CPU, seconds runnable waiting for one) of a process's main thread, or None."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            on_cpu, waiting = f.read().split()[:2]
+        return int(on_cpu) / 1e9, int(waiting) / 1e9
+    except (OSError, ValueError):
+        return None
+
+
+def machine_cpu():
+    """The first line of /proc/stat as a dict of ticks: user, nice, system, idle, iowait, irq, softirq, steal."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return dict(zip(("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"), v))
+
+
 def json_lines(path):
     try:
         with open(path, errors="replace") as f:
@@ -291,11 +308,19 @@ class Bench:
         cpu = proc_cpu_seconds(p.pid)
         if cpu is not None:
             self.verifier_cpu[p.pid] = cpu
+        # The verifier's main thread (store, decide, answer) until everything was stored: on a CPU, waiting for
+        # one, or neither (blocked: fsync, waits), over the wall time it lived.
+        if not self.all_stored:
+            st = main_thread_schedstat(p.pid)
+            if st is not None:
+                first = self.main_thread.setdefault(p.pid, {"t0": time.monotonic(), "first": st})
+                first.update(t1=time.monotonic(), last=st)
 
     def main(self):
         a = self.a
         N, S = a.nodes, a.subjects
         self.verifier_errs, self.peak_rss_kb, self.verifier_cpu, self.lag = [], 0, {}, {}
+        self.main_thread, self.all_stored, machine = {}, False, {}
         report = {"nodes": N, "subjects": S, "rate_per_node": a.rate, "load_average_start": loadavg()}
         t_openssl = time.monotonic()
         report["openssl_ed25519_verify_per_s"] = openssl_verify_rate(a.openssl_seconds)
@@ -356,6 +381,7 @@ class Bench:
         open(os.path.join(self.work, "start"), "w").close()
         t0 = time.monotonic()
         t0_wall = time.time()
+        machine["start"] = machine_cpu()
         fs, gap, part = a.fault_start, a.fault_gap, a.partition_seconds
         stop_s = a.stop_seconds if a.stop_seconds is not None else part
         schedule = []
@@ -386,6 +412,8 @@ class Bench:
                     stored_samples.append((now, n))
                     if t_all_stored is None and n >= N * S:
                         t_all_stored = now
+                        self.all_stored = True
+                        machine["all_stored"] = machine_cpu()
                 self.sample_lag(now)
                 if restart is not None and "first_new_store_s" not in restart and n is not None and \
                         n > restart.get("stored_at_kill", n):
@@ -465,7 +493,24 @@ class Bench:
                     break
         steps = [b[1] - a_[1] for a_, b in zip(stored_samples, stored_samples[1:])]
         raw = report["openssl_ed25519_verify_per_s"]
+        # Where the time went until everything was stored: the verifier's main thread (summed over its
+        # processes) and the machine (shares of all CPUs' ticks).
+        wall = sum(m["t1"] - m["t0"] for m in self.main_thread.values())
+        on_cpu = sum(m["last"][0] - m["first"][0] for m in self.main_thread.values())
+        runnable = sum(m["last"][1] - m["first"][1] for m in self.main_thread.values())
+        time_split = {}
+        if wall > 0:
+            time_split["verifier_main_thread"] = {
+                "wall_s": round(wall, 1), "on_cpu": round(on_cpu / wall, 3), "waiting_for_cpu": round(runnable / wall, 3),
+                "blocked": round(max(0.0, wall - on_cpu - runnable) / wall, 3)}
+        if "all_stored" in machine:
+            d = {k: machine["all_stored"][k] - machine["start"][k] for k in machine["start"]}
+            total = sum(d.values()) or 1
+            time_split["machine"] = {"busy": round((total - d["idle"] - d["iowait"]) / total, 3),
+                                     "idle": round(d["idle"] / total, 3), "iowait": round(d["iowait"] / total, 3),
+                                     "system": round((d["system"] + d["irq"] + d["softirq"]) / total, 3)}
         report.update({
+            "time_split_until_all_stored": time_split,
             "faults": self.faults,
             "decisions": {"right": check.get("right"), "wrong": check.get("wrong"), "missing": check.get("missing"),
                           "partial": check.get("partial"), "rogue_dissents": check.get("rogue_dissents"),
@@ -583,6 +628,13 @@ def print_report(r):
           f"{ing['largest_store_step']}; openssl ed25519 verify {r['openssl_ed25519_verify_per_s']}/s before "
           f"({r.get('openssl_ed25519_verify_per_s_after')}/s after the run); ratios to the before figure: "
           f"wall {ing.get('wall_vs_raw')}, window {ing.get('best_window_vs_raw')}, per CPU {ing.get('per_cpu_vs_raw')}")
+    ts = r.get("time_split_until_all_stored") or {}
+    if ts:
+        mt, m = ts.get("verifier_main_thread"), ts.get("machine")
+        print("until all stored: " + "; ".join(filter(None, [
+            f"verifier main thread on a CPU {mt['on_cpu']}, waiting for a CPU {mt['waiting_for_cpu']}, blocked "
+            f"(fsync, waits) {mt['blocked']} of {mt['wall_s']} s" if mt else None,
+            f"machine busy {m['busy']} (system {m['system']}), idle {m['idle']}, iowait {m['iowait']}" if m else None])))
     print(f"last publish at {r['last_publish_s']} s, last decision at {r['last_decision_s']} s (verifier log): "
           f"last publish -> last decision {r['last_publish_to_last_decision_s']} s (as the subscriber saw it: "
           f"{r['last_publish_to_last_subscribed_decision_s']} s)")
