@@ -7,7 +7,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -154,14 +159,25 @@ class GatedJudge : public FakeJudge {
  public:
   using FakeJudge::FakeJudge;
   std::unique_ptr<Checks> check(const std::vector<Submission>&) const override {
+    const int nice = this_thread_nice();
     std::unique_lock<std::mutex> lock(mu_);
+    check_nice_ = nice;
     const int call = ++calls_;
     cv_.wait_for(lock, std::chrono::seconds(20), [&] { return opened_ >= call; });
     return std::make_unique<Checks>();
   }
   Result<std::vector<Outcome>> commit(const std::vector<Submission>& batch, std::unique_ptr<Checks> checks) override {
     if (!checks) return Status::internal("commit without check");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      commit_nice_ = this_thread_nice();
+    }
     return ingest(batch);
+  }
+  // The nice values of the thread that ran check() and of the one that ran commit() last (-100: none yet).
+  std::pair<int, int> nice_of_check_and_commit() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {check_nice_, commit_nice_};
   }
   void open_gate() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -178,6 +194,13 @@ class GatedJudge : public FakeJudge {
   mutable std::condition_variable cv_;
   mutable int calls_ = 0;
   int opened_ = 0;
+  mutable int check_nice_ = -100;
+  int commit_nice_ = -100;
+  static int this_thread_nice() {
+    errno = 0;
+    const int n = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+    return errno == 0 ? n : -100;
+  }
 };
 
 template <class Daemon>
@@ -492,6 +515,28 @@ TEST(VerifierDaemon, ACursorIsNeverSavedPastABatchInFlight) {
   EXPECT_EQ(v.daemon->counters().stored, 3u);
   EXPECT_EQ(v.daemon->counters().decisions_published, 3u);
   EXPECT_EQ(saved_cursor(), 3);
+}
+
+// The loop's thread stores, decides and answers queries: the threads verifying the next batch run 10 nicer, so
+// that on a busy machine they take the CPU it leaves rather than delaying it (issue 17).
+TEST(VerifierDaemon, BatchesAreVerifiedOnThreadsNicerThanTheLoop) {
+  testing::ScratchDir scratch;
+  e2e::ScriptedNode a("a", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+  a.add(nlohmann::json{{"node", "a"}, {"repo", "r"}, {"commit", "c1"}, {"recipe", "q"}, {"digest", kGood}}.dump());
+  auto owned = std::make_unique<GatedJudge>(std::make_shared<FakeStore>(), std::set<std::string>{"a"}, 1);
+  GatedJudge* judge = owned.get();
+  TestVerifier v(scratch.path(), {{"a", a.publish_endpoint(), a.control_endpoint(), ""}}, std::move(owned));
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(15);
+  while (SteadyClock::now() < deadline && v.daemon->counters().stored < 1) {
+    a.serve();
+    a.heartbeat();
+    if (judge->calls() >= 1) judge->open_gate();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(v.daemon->counters().stored, 1u);
+  const auto [check_nice, commit_nice] = judge->nice_of_check_and_commit();
+  ASSERT_NE(commit_nice, -100);
+  EXPECT_EQ(check_nice, std::min(19, commit_nice + 10)) << "loop thread at nice " << commit_nice;
 }
 
 TEST(VerifierDaemon, NodeRestartOnTheSamePortsIsFollowed) {

@@ -3,6 +3,7 @@
 #include "quorate/quorumd/verifier_daemon.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <future>
 #include <mutex>
@@ -10,6 +11,10 @@
 #include <set>
 #include <system_error>
 #include <thread>
+
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "quorate/core/file.h"
 #include "quorate/sqlite/database.h"
@@ -49,6 +54,8 @@ constexpr double kQuerySliceMs = 20.0;
 // Within a decide slice the query socket is looked at this often: when a query waits, the decisions made so far
 // are recorded and published and the query is answered at once, so that it does not wait for the whole slice.
 constexpr double kDecideQueryCheckMs = 5.0;
+// How much nicer than the loop's thread the threads verifying the next batch are.
+constexpr int kVerifyNiceAbove = 10;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch()) + '\0' +
@@ -337,7 +344,16 @@ struct VerifierDaemon::Impl {
       flight->verify_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
     };
     try {
-      f->done = std::async(std::launch::async, work);
+      f->done = std::async(std::launch::async, [work] {
+        // Below the loop's thread, which stores, decides and answers queries (the pipeline's critical path):
+        // verifying the next batch takes the CPU time that thread leaves (issue 17). check()'s threads inherit
+        // the nice value of this one.
+        const auto tid = static_cast<id_t>(syscall(SYS_gettid));
+        errno = 0;
+        const int nice = getpriority(PRIO_PROCESS, tid);
+        if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, std::min(19, nice + kVerifyNiceAbove));
+        work();
+      });
     } catch (const std::system_error&) {
       work();
       std::promise<void> ready;
