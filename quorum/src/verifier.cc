@@ -56,20 +56,31 @@ struct VoteFingerprintHash {
 struct Verifier::Impl {
   attest::Roster roster;
   Policy policy;
+  // Two generations: when `vouched` holds kVouchedGeneration votes it becomes `vouched_before` (the one before
+  // is forgotten), so a verifier that runs for months remembers a bounded number of votes, the latest ones.
   mutable std::mutex vouched_mu;
-  mutable std::unordered_set<VoteFingerprint, VoteFingerprintHash> vouched;
+  mutable std::unordered_set<VoteFingerprint, VoteFingerprintHash> vouched, vouched_before;
 };
 
 void Verifier::vouch(const Vote& vote, int64_t started_on) const {
   VoteFingerprint f = vote_fingerprint(vote, started_on);
   std::lock_guard<std::mutex> lock(impl_->vouched_mu);
+  if (impl_->vouched.size() >= kVouchedGeneration) {
+    impl_->vouched_before = std::move(impl_->vouched);
+    impl_->vouched = {};
+  }
   impl_->vouched.insert(f);
 }
 
 bool Verifier::vouched(const Vote& vote, int64_t started_on) const {
   VoteFingerprint f = vote_fingerprint(vote, started_on);
   std::lock_guard<std::mutex> lock(impl_->vouched_mu);
-  return impl_->vouched.count(f) != 0;
+  return impl_->vouched.count(f) != 0 || impl_->vouched_before.count(f) != 0;
+}
+
+size_t Verifier::vouched_count() const {
+  std::lock_guard<std::mutex> lock(impl_->vouched_mu);
+  return impl_->vouched.size() + impl_->vouched_before.size();
 }
 
 Verifier::Verifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -235,6 +235,35 @@ TEST_F(Quorum, ImportedVotesAreNotVerifiedAgainByTheSameVerifier) {
   EXPECT_THAT(distrusted[0].reason, HasSubstr("does not verify"));
 }
 
+// A verifier that runs for months remembers a bounded number of vouched votes, the latest: a vote vouched for
+// before 2 x kVouchedGeneration others is verified again when its row is read (and a tampered envelope shows).
+TEST_F(Quorum, AVerifierRemembersTheLatestVouchedVotesOnly) {
+  use_policy("threshold = 3\non_conflict = \"majority\"");
+  import(honest_and_rogue(nodes_));
+  {
+    auto db = sqlite::Database::open(dir_ / "store.db", {});
+    ASSERT_TRUE(db.ok()) << db.status().to_string();
+    ASSERT_TRUE((*db)->exec("UPDATE attestations SET envelope = 'not an envelope'", "tamper").ok());
+  }
+  EXPECT_TRUE(decision("v1").accepted);  // vouched at import: not verified again
+  Vote other;
+  other.node_id = "elsewhere";
+  for (size_t i = 0; i < 2 * Verifier::kVouchedGeneration; ++i) {
+    other.envelope_digest = "sha256:" + std::to_string(i);
+    verifier_->vouch(other, 0);
+  }
+  EXPECT_LE(verifier_->vouched_count(), 2 * Verifier::kVouchedGeneration);
+  EXPECT_TRUE(verifier_->vouched(other, 0));
+  other.envelope_digest = "sha256:" + std::to_string(Verifier::kVouchedGeneration);
+  EXPECT_TRUE(verifier_->vouched(other, 0));  // the generation before the latest is remembered too
+  other.envelope_digest = "sha256:0";
+  EXPECT_FALSE(verifier_->vouched(other, 0));
+  EXPECT_FALSE(decision("v1").accepted);  // the imported votes were forgotten and verified again
+  auto distrusted = votes().take_distrusted();
+  ASSERT_EQ(distrusted.size(), 4u);
+  EXPECT_THAT(distrusted[0].reason, HasSubstr("does not verify"));
+}
+
 TEST_F(Quorum, ImageQuestionNamesTheCommit) {
   use_policy("threshold = 2");
   import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good")});

@@ -63,9 +63,12 @@ class Verifier {
   // Votes whose columns rest on an envelope verified by this Verifier in this process: import_attestations
   // and VerifiedVotes record them, and VerifiedVotes verifies a stored row again only when its columns are not
   // here, so an attestation verified at import is never verified a second time (issue 17). Thread-safe; a
-  // SHA-256 of the columns (32 bytes) per vote.
+  // SHA-256 of the columns (32 bytes) per vote. Bounded: the latest kVouchedGeneration to 2 x kVouchedGeneration
+  // votes vouched for are remembered (about 40 MB at most); a row older than that is verified again when read.
+  static constexpr size_t kVouchedGeneration = 262144;
   void vouch(const Vote& vote, int64_t started_on) const;
   bool vouched(const Vote& vote, int64_t started_on) const;
+  size_t vouched_count() const;  // votes remembered now
 
  private:
   struct Impl;
