@@ -4,6 +4,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -316,19 +317,30 @@ TEST(ImportCrash, KilledImporterLeavesTheStoreIntact) {
   for (int i = 0; i < 3000; ++i)
     envelopes.push_back(attestation(nodes[i % 3], "c" + std::to_string(i / 3), "img" + std::to_string(i / 3)));
   { Store::open(dir / "q.db").value(); }
+  // The importer says when its third batch is stored; the kill follows 40 ms later, somewhere in the 97
+  // batches to go (about 4 ms each on an idle machine, slower under load). A fixed sleep from the fork let a
+  // fast machine finish all 100 before the kill.
+  int started[2];
+  ASSERT_EQ(::pipe(started), 0);
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    ::close(started[0]);
     auto store = Store::open(dir / "q.db");
     if (!store.ok()) ::_exit(3);
     for (size_t at = 0; at < envelopes.size(); at += 30) {
       std::span<const std::string> batch(envelopes.data() + at, 30);
       if (!import_attestations(**store, verifier, batch, kNow).ok()) ::_exit(4);
+      if (at == 60 && ::write(started[1], "s", 1) != 1) ::_exit(5);
     }
     ::_exit(0);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  ::close(started[1]);
+  pollfd ready{started[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 60'000), 1) << "the importer stored nothing within 60 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(40));
   ::kill(pid, SIGKILL);
+  ::close(started[0]);
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the importer finished before it was killed; status " << status;
