@@ -67,6 +67,11 @@ inline Spread spread(std::vector<double> v) {
   return {v.front(), median, v.back()};
 }
 
+// Whether per-pair (or per-round) ratios say nothing: they disagree on which side of 1.0 the ratio lies, or spread
+// wider than the median's distance from 1.0 (the effect). bench/compare.py's judge() applies the same rule.
+inline bool straddles(const Spread& s) { return s.min < 1.0 && 1.0 < s.max; }
+inline bool noise(const Spread& s) { return straddles(s) || (s.max - s.min) > std::abs(s.median - 1.0); }
+
 // "12345/s median (12000-12600)"
 inline std::string describe(const std::vector<double>& v, const char* unit, const char* format = "%.0f") {
   Spread s = spread(v);
@@ -82,9 +87,7 @@ inline std::string describe(const std::vector<double>& v, const char* unit, cons
 // median, or no round met it. Returns whether every round met the goal (or, without a goal, a ratio was quoted).
 inline bool print_ratio(const char* label, const std::vector<double>& ratios, double goal = 0) {
   Spread s = spread(ratios);
-  bool straddles = s.min < 1.0 && 1.0 < s.max;
-  bool too_wide = (s.max - s.min) > std::abs(s.median - 1.0);
-  if (straddles || too_wide) {
+  if (noise(s)) {
     std::printf("  %s: noise larger than the effect; no ratio quoted (per round median %.3f, %.3f-%.3f)", label,
                 s.median, s.min, s.max);
   } else {
@@ -92,7 +95,7 @@ inline bool print_ratio(const char* label, const std::vector<double>& ratios, do
   }
   if (goal <= 0) {
     std::printf("\n");
-    return !(straddles || too_wide);
+    return !noise(s);
   }
   size_t met = 0;
   for (double r : ratios) met += r >= goal;
@@ -225,10 +228,8 @@ inline bool report(const Comparison& c, double goal = 0, Basis basis = Basis::kW
   auto ratio_line = [&](const char* label, const std::vector<double>& r) {
     if (r.empty()) return;
     Spread s = spread(r);
-    bool straddles = s.min < 1.0 && 1.0 < s.max;
-    bool too_wide = (s.max - s.min) > std::abs(s.median - 1.0);
-    if (straddles || too_wide) {
-      std::string why = straddles ? "pair ratios straddle 1.0" : "ratio spread exceeds the effect";
+    if (noise(s)) {
+      std::string why = straddles(s) ? "pair ratios straddle 1.0" : "ratio spread exceeds the effect";
       std::printf("  %s: noise larger than the effect; no ratio quoted (%s; A/B per pair: median %.3f (%.3f-%.3f))\n",
                   label, why.c_str(), s.median, s.min, s.max);
       flags.push_back(std::string("NOISE: ") + label + ": " + why + "; no ratio quoted");

@@ -22,6 +22,7 @@ Usage: compare.py --a-name NAME --a 'COMMAND' --b-name NAME --b 'COMMAND' [optio
   --a-prep 'CMD', --b-prep 'CMD'   the same, before A's or B's runs only (after --prep)
   --where PATH    a file or directory the commands read or write; its filesystem type is printed (repeatable)
   --goal G        A should take at most G x B's wall time
+  --a-rss-goal M  A's peak RSS should stay below M MiB in every run (printed as met or NOT met)
   --title TEXT    a heading for the comparison
   --json FILE     also write every run and the summary as JSON (for scripts that build tables)
 Commands run through `bash -c`; a nonzero exit status of either stops the comparison (exit 2). The exit
@@ -110,6 +111,35 @@ def fmt3(values, unit="s"):
     return "%.3f %s median (%.3f-%.3f)" % (med, unit, lo, hi)
 
 
+def judge(ratios, goal, pairs):
+    """What may be said of per-pair ratios A/B: their min/median/max, whether they are noise (they straddle 1.0,
+    or their spread is larger than the median's distance from 1.0), how a goal "A <= goal x B" fared, and the
+    flags (NOISE, FEW) that forbid quoting them."""
+    lo, med, hi = spread(ratios)
+    straddles = lo < 1.0 < hi
+    too_wide = (hi - lo) > abs(med - 1.0)
+    why = None
+    flags = []
+    if straddles or too_wide:
+        why = "pair ratios straddle 1.0" if straddles else "ratio spread %.3f exceeds the effect %.3f" % (hi - lo, abs(med - 1))
+        flags.append("NOISE: %s; noise larger than the effect; no ratio quoted" % why)
+    goal_state = None
+    if goal is not None:
+        met = sum(1 for r in ratios if r <= goal)
+        goal_state = "met in every pair" if met == len(ratios) else (
+            "met by the median only (%d of %d pairs)" % (met, len(ratios)) if med <= goal else
+            "NOT met (%d of %d pairs within)" % (met, len(ratios)))
+    if pairs < 5:
+        flags.append("FEW: only %d pair(s); quote no figure from fewer than 5" % pairs)
+    return {"min": lo, "median": med, "max": hi, "noisy": why is not None, "why": why, "goal_state": goal_state,
+            "flags": flags}
+
+
+def impossible(wall, cpu, cores):
+    """A run whose wall time is below its CPU seconds spread over every core is a timing artifact."""
+    return wall < cpu / cores * 0.98
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--a", required=True)
@@ -123,6 +153,7 @@ def main():
     ap.add_argument("--b-prep", default="")
     ap.add_argument("--where", action="append", default=[])
     ap.add_argument("--goal", type=float)
+    ap.add_argument("--a-rss-goal", type=float, help="A's peak RSS must stay below this many MiB in every run")
     ap.add_argument("--title", default="")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -143,7 +174,7 @@ def main():
             print("compare: %s exited with status %d: %s" % (names[key], r["exit"], commands[key]), file=sys.stderr)
             sys.exit(2)
         if counted:
-            r["impossible"] = r["wall"] < r["cpu"] / cores * 0.98
+            r["impossible"] = impossible(r["wall"], r["cpu"], cores)
             if r["impossible"]:
                 flags.append("IMPOSSIBLE: a run of %s took %.3f s wall for %.3f CPU-s on %d cores"
                              % (names[key], r["wall"], r["cpu"], cores))
@@ -164,10 +195,9 @@ def main():
 
     ratios = [a["wall"] / b["wall"] for a, b in zip(runs["a"], runs["b"]) if b["wall"] > 0]
     cpu_ratios = [a["cpu"] / b["cpu"] for a, b in zip(runs["a"], runs["b"]) if b["cpu"] > 0]
-    lo, med, hi = spread(ratios)
-    straddles = lo < 1.0 < hi
-    too_wide = (hi - lo) > abs(med - 1.0)
-    noisy = straddles or too_wide
+    verdict = judge(ratios, args.goal, args.pairs)
+    lo, med, hi = verdict["min"], verdict["median"], verdict["max"]
+    noisy = verdict["noisy"]
 
     title = args.title or "%s against %s" % (args.a_name, args.b_name)
     print("%s" % title)
@@ -183,25 +213,22 @@ def main():
         print("      command: %s" % commands[key])
     ratio_text = "A/B per pair: median %.3f (%.3f-%.3f)" % (med, lo, hi)
     if noisy:
-        why = "pair ratios straddle 1.0" if straddles else "ratio spread %.3f exceeds the effect %.3f" % (hi - lo, abs(med - 1))
-        flags.append("NOISE: %s; noise larger than the effect; no ratio quoted" % why)
-        print("  ratio: noise larger than the effect; no ratio quoted (%s; %s)" % (why, ratio_text))
+        print("  ratio: noise larger than the effect; no ratio quoted (%s; %s)" % (verdict["why"], ratio_text))
     else:
         print("  ratio: %s  -> A takes %.2fx B's wall time" % (ratio_text, med))
     if cpu_ratios:
-        clo, cmed, chi = spread(cpu_ratios)
-        cpu_noisy = (clo < 1.0 < chi) or (chi - clo) > abs(cmed - 1.0)
+        cpu = judge(cpu_ratios, None, args.pairs)
         print("  cpu-seconds ratio A/B per pair: %smedian %.3f (%.3f-%.3f)"
-              % ("noise larger than the effect; " if cpu_noisy else "", cmed, clo, chi))
-    goal_state = None
-    if args.goal is not None:
-        met = sum(1 for r in ratios if r <= args.goal)
-        goal_state = "met in every pair" if met == len(ratios) else (
-            "met by the median only (%d of %d pairs)" % (met, len(ratios)) if med <= args.goal else
-            "NOT met (%d of %d pairs within)" % (met, len(ratios)))
+              % ("noise larger than the effect; " if cpu["noisy"] else "", cpu["median"], cpu["min"], cpu["max"]))
+    goal_state = verdict["goal_state"]
+    if goal_state:
         print("  goal A <= %.2fx B: %s" % (args.goal, goal_state))
-    if args.pairs < 5:
-        flags.append("FEW: only %d pair(s); quote no figure from fewer than 5" % args.pairs)
+    rss_state = None
+    if args.a_rss_goal is not None:
+        peak = max(r["rss_mib"] for r in runs["a"])
+        rss_state = "met" if peak < args.a_rss_goal else "NOT met"
+        print("  goal A's peak rss < %g MiB: %s (largest %.1f MiB)" % (args.a_rss_goal, rss_state, peak))
+    flags += verdict["flags"]
     for f in flags:
         print("  FLAG %s" % f)
 
@@ -210,7 +237,8 @@ def main():
             json.dump({"title": title, "cores": cores, "load_before": load_before, "load_after": load_after,
                        "where": {p: fs_type(p)[0] for p in args.where}, "names": names, "commands": commands,
                        "runs": runs, "ratios": ratios, "ratio_median": med, "ratio_min": lo, "ratio_max": hi,
-                       "noisy": noisy, "goal": args.goal, "goal_state": goal_state, "flags": flags}, f, indent=1)
+                       "noisy": noisy, "goal": args.goal, "goal_state": goal_state, "rss_goal_mib": args.a_rss_goal,
+                       "rss_goal_state": rss_state, "flags": flags}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,7 @@ int main(int argc, char** argv) {
         "(client and server in this process), load average %s\n",
         name, rounds, batch, static_cast<unsigned long long>(ph.handshakes), ph.cpu, ph.wall,
         bench::load_average().c_str());
+    bench::check_possible(name, ph.wall, ph.cpu);
     std::printf("  baseline GET /healthz  all: p50 %.3f ms  p99 %.3f ms  max %.3f ms;  per round p50 %s, p99 %s\n",
                 percentile(ph.a_all, 0.5), percentile(ph.a_all, 0.99), percentile(ph.a_all, 1.0),
                 bench::describe(ph.a_p50, " ms", "%.3f").c_str(), bench::describe(ph.a_p99, " ms", "%.3f").c_str());

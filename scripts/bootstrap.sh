@@ -27,7 +27,7 @@ packages=(
   skopeo umoci bubblewrap busybox-static docker-registry podman buildah
   diffoscope-minimal gnupg
   softhsm2 opensc p11-kit libp11-kit-dev
-  python3 sqlite3 curl
+  python3 sqlite3 curl time  # time: bench/compare.py reads a command's peak RSS through GNU time
   iproute2 iptables  # bench/scale_bench.py: network namespaces, partitions (tests/scale)
 )
 
