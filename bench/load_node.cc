@@ -504,7 +504,12 @@ int load_watch(const LoadArgs& a) {
   nlohmann::json examples = nlohmann::json::array();
   int64_t last_decision_ms = 0, first_decision_ms = 0;
   std::vector<double> latencies;
-  std::map<std::string, SteadyClock::time_point> pending;
+  std::vector<std::pair<int64_t, double>> samples;  // (wall ms when sent, latency ms), for the final report
+  struct Pending {
+    SteadyClock::time_point sent;
+    int64_t sent_wall_ms;
+  };
+  std::map<std::string, Pending> pending;
   size_t cursor = 0;
   uint64_t query_id = 0;
   auto next_query = SteadyClock::now(), next_write = SteadyClock::now(), last_sub_message = SteadyClock::now();
@@ -515,7 +520,7 @@ int load_watch(const LoadArgs& a) {
     return r;
   };
   size_t right_cached = 0;
-  auto write = [&] {
+  auto write = [&](bool final_write) {
     size_t right = right_cached = right_count();
     nlohmann::json j = {{"decisions_seen", decisions},
                         {"subjects_right", right},
@@ -531,6 +536,8 @@ int load_watch(const LoadArgs& a) {
                         {"query_p50_ms", load_percentile(latencies, 0.5)},
                         {"query_p99_ms", load_percentile(latencies, 0.99)},
                         {"query_max_ms", load_percentile(latencies, 1.0)}};
+    // Every query's send time and latency, once at the end: scale_bench.py splits them by the verifier's downtime.
+    if (final_write) j["query_samples"] = samples;
     (void)write_file_atomic(out, j.dump() + "\n");
   };
   auto note = [&](const pb::Decision& d, bool from_subscription) {
@@ -594,7 +601,8 @@ int load_watch(const LoadArgs& a) {
       while (auto ans = c.answer(0)) {
         auto it = pending.find(ans->request_id());
         if (it == pending.end()) continue;
-        latencies.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - it->second).count());
+        latencies.push_back(std::chrono::duration<double, std::milli>(SteadyClock::now() - it->second.sent).count());
+        samples.emplace_back(it->second.sent_wall_ms, latencies.back());
         pending.erase(it);
         ++answers;
         for (const auto& d : ans->decisions()) note(d, false);
@@ -602,9 +610,10 @@ int load_watch(const LoadArgs& a) {
     }
     auto now = SteadyClock::now();
     for (auto it = pending.begin(); it != pending.end();) {  // lost to a verifier restart
-      if (now - it->second > std::chrono::seconds(10)) {
+      if (now - it->second.sent > std::chrono::seconds(10)) {
         ++query_timeouts;
         latencies.push_back(10000.0);
+        samples.emplace_back(it->second.sent_wall_ms, 10000.0);
         it = pending.erase(it);
       } else {
         ++it;
@@ -620,7 +629,7 @@ int load_watch(const LoadArgs& a) {
         size_t s = (cursor + k) % e.subjects;
         if (seen[s].verdict != LoadExpect::Verdict::kRight || k + 1 == e.subjects) {
           std::string rid = "w" + std::to_string(++query_id);
-          pending[rid] = now;
+          pending[rid] = {now, wall_ms()};
           c.send_query(rid, load_commit(s));
           cursor = s + 1;
           break;
@@ -629,11 +638,11 @@ int load_watch(const LoadArgs& a) {
       next_query = now + std::chrono::milliseconds(query_interval_ms);
     }
     if (now >= next_write) {
-      write();
+      write(false);
       next_write = now + std::chrono::milliseconds(500);
     }
   }
-  write();
+  write(true);
   return 0;
 }
 

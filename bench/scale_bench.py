@@ -540,6 +540,7 @@ class Bench:
             "watch": {k: watch.get(k) for k in ("decisions_seen", "subjects_right", "wrong_seen",
                                                 "revisions_not_increasing", "revision_conflicts", "query_p50_ms", "query_p99_ms",
                                                 "query_max_ms", "queries_answered", "query_timeouts", "examples")},
+            "queries_while_verifier_up": self.queries_while_up(watch.get("query_samples", []), t0, t0_wall, restart),
             "verifier_restart": {k: v for k, v in (restart or {}).items() if k not in ("t", "err")},
             "stored_samples": [[round(t, 2), n] for t, n in stored_samples],
             "verifier_exit": vcode,
@@ -554,6 +555,29 @@ class Bench:
             if cpu:
                 report["ingest"]["per_cpu_vs_raw"] = round(stored / cpu / raw, 3)
         return report
+
+    def queries_while_up(self, samples, t0, t0_wall, restart):
+        """Query latency without the queries outstanding while the verifier was down: from its SIGKILL until the
+        restarted one logged verifier_started. Those wait for a process that does not exist (or are lost with it
+        and time out after 10 s); the rest measure how fast a running verifier answers."""
+        kill = next((f["at_s"] for f in self.faults if f["fault"] == "kill_verifier"), None)
+        if kill is None or not samples:
+            return None
+        up = restart["t"] - t0 + restart["started_s"] if restart and "started_s" in restart else None
+        kept, dropped = [], 0
+        for sent_ms, latency in samples:
+            start = sent_ms / 1000 - t0_wall
+            if up is None or (start <= up and start + latency / 1000 >= kill):
+                dropped += 1
+            else:
+                kept.append(latency)
+        kept.sort()
+
+        def pct(q):
+            return round(kept[min(len(kept) - 1, int(q * (len(kept) - 1) + 0.5))], 3) if kept else None  # as load_node
+        return {"down_from_s": kill, "down_until_s": round(up, 3) if up is not None else None,
+                "excluded": dropped, "counted": len(kept), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
+                "max_ms": kept[-1] if kept else None}
 
     def published_all(self, i):
         """Whether node i has published (or, restarted after its last reservation, can serve) everything."""
@@ -646,6 +670,11 @@ def print_report(r):
           f"one revision with two contents {w['revision_conflicts']}, "
           f"wrong seen {w['wrong_seen']}; queries {w['queries_answered']} answered, p50 {w['query_p50_ms']} ms, "
           f"p99 {w['query_p99_ms']} ms, max {w['query_max_ms']} ms, timeouts {w['query_timeouts']}")
+    q = r.get("queries_while_verifier_up")
+    if q:
+        print(f"queries while the verifier was up (without the {q['excluded']} outstanding between its SIGKILL at "
+              f"{q['down_from_s']} s and the restarted verifier's start at {q['down_until_s']} s): {q['counted']}, "
+              f"p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms")
     print(f"restarted verifier: {r['verifier_restart']}")
     print(f"lag (published - verifier cursor, every 2 s): max {r['lag']['max_over_nodes']}, worst "
           f"{r['lag']['worst_nodes']}; times an unfaulted node's lag grew after it stopped publishing: "
