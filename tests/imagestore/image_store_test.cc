@@ -180,9 +180,34 @@ class BuilderImageBuild : public ImageStoreTest {
     o.threads = 1;
     return o;
   }
+  // `quorate build -q` of repo_ at `c`, run in scratch_ with relative paths: -o `out`, --image-store store,
+  // --work-dir w, then `extra`.
+  quorate::testing::CommandResult cli_build(const std::string& c, const std::string& out,
+                                            const std::string& extra = "") {
+    return quorate::testing::run("cd " + quorate::testing::sh(scratch_.path().string()) + " && " +
+                                 quorate::testing::sh(quorate::testing::quorate_bin()) + " build -q --repo " +
+                                 repo_.filename().string() + " --commit " + c + " -o " + out +
+                                 " --image-store store --work-dir w " + extra);
+  }
   std::filesystem::path repo_;
   int n_ = 0;
 };
+
+// Relative --image-store, --work-dir, -o and --repo are taken from the caller's directory, although the sandbox
+// runs steps with `/` as theirs (bwrap found no "store/rootfs/<hex>" or "w/build-…/step-1/tmp" there).
+TEST_F(BuilderImageBuild, CliTakesRelativePathsFromItsWorkingDirectory) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto in_image = commit("image = \"example.org/busybox@" + digest_ + "\"", "ls / > $OUT/root");
+  auto r = cli_build(in_image, "out-image");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("wrote out-image (oci,"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(scratch_ / "out-image/index.json"));
+  // Without a builder image the host's sandbox binds the steps' /src, /out and /tmp from the work directory.
+  auto on_host = commit("", "echo built > $OUT/b");
+  auto host = cli_build(on_host, "out-host");
+  ASSERT_EQ(host.exit_code, 0) << host.out;
+  EXPECT_TRUE(std::filesystem::is_regular_file(scratch_ / "out-host/index.json"));
+}
 
 TEST_F(BuilderImageBuild, RunStepsSeeTheImageAndNoHostPath) {
   ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
