@@ -145,7 +145,7 @@ TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
   }
 }
 
-TEST_F(ImageStoreTest, CliImportsListsAndBuildRefusesAMissingImage) {
+TEST_F(ImageStoreTest, CliImportsListsAndRefusesAMissingLayout) {
   auto bin = quorate::testing::quorate_bin();
   auto store_dir = quorate::testing::sh((scratch_ / "cli-store").string());
   auto imported = quorate::testing::run(bin + " image import " + quorate::testing::sh((scratch_ / "busybox").string()) +
@@ -321,6 +321,61 @@ TEST_F(BuilderImageBuild, TamperedStoreBlobFailsBeforeAnyStep) {
   EXPECT_TRUE(r.status().is_bad_input());
   EXPECT_THAT(r.status().message(), HasSubstr(v->layers[0].blob.string()));
   EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+// Issue 13 acceptance, through the CLI: a tampered store blob, an unpinned reference, a missing image and
+// --no-sandbox with an image each exit 2 with a message naming the cause, and leave no output.
+TEST_F(BuilderImageBuild, CliRefusesATagOnlyReference) {
+  auto c = commit("image = \"example.org/busybox:latest\"", "echo ran > $OUT/ran");
+  auto r = cli_build(c, "cli-out");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("'build.image' must pin the builder image by digest"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+}
+
+TEST_F(BuilderImageBuild, CliRefusesAMissingImageSayingHowToGetIt) {
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > $OUT/ran");
+  auto r = cli_build(c, "cli-out");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("is not in the image store"));
+  EXPECT_THAT(r.out, HasSubstr("`quorate image pull NAME@" + digest_));
+  EXPECT_THAT(r.out, HasSubstr("`quorate image import "));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+}
+
+TEST_F(BuilderImageBuild, CliRefusesNoSandboxWithABuilderImage) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > $OUT/ran");
+  auto r = cli_build(c, "cli-out", "--no-sandbox");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("--no-sandbox cannot run a recipe with a builder image"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+}
+
+// The manifest, the config and the layer each: a byte added (a newline keeps the JSON ones parseable, so the
+// hash, not the parser, must catch it) is named with its blob path.
+TEST_F(BuilderImageBuild, CliRefusesATamperedBlobNamingIt) {
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > $OUT/ran");
+  for (const char* which : {"manifest", "config", "layer"}) {
+    SCOPED_TRACE(which);
+    std::filesystem::remove_all(scratch_ / "store");
+    auto s = store();
+    ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+    auto v = s.verify(digest_);
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    auto manifest = nlohmann::json::parse(slurp(scratch_ / "store/blobs/sha256" / digest_hex(digest_)));
+    std::string blob_digest = std::string(which) == "manifest" ? digest_
+                              : std::string(which) == "config" ? manifest["config"]["digest"].get<std::string>()
+                                                               : manifest["layers"][0]["digest"].get<std::string>();
+    auto blob = scratch_ / "store/blobs/sha256" / digest_hex(blob_digest);
+    std::filesystem::permissions(blob, std::filesystem::perms(0644));
+    { std::ofstream(blob, std::ios::app) << (std::string(which) == "layer" ? "x" : "\n"); }
+    auto r = cli_build(c, "cli-out");
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(blob.string()));
+    EXPECT_THAT(r.out, HasSubstr("not the pinned " + blob_digest));
+    EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+  }
 }
 
 }  // namespace
