@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -14,6 +16,7 @@
 
 #include "builder/git_repo.h"
 #include "imagestore/busybox_image.h"
+#include "imagestore/store_test_util.h"
 #include "quorate/builder/build.h"
 #include "quorate/core/sha256.h"
 
@@ -321,6 +324,62 @@ TEST_F(BuilderImageBuild, TamperedStoreBlobFailsBeforeAnyStep) {
   EXPECT_TRUE(r.status().is_bad_input());
   EXPECT_THAT(r.status().message(), HasSubstr(v->layers[0].blob.string()));
   EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+// Issue 13 acceptance: two builds at once on one node with a cold cache both succeed and unpack once. The
+// test holds the tree's lock until both builds have started verifying the image, so both reach the unpack
+// while it is taken; each runs under script(1), as progress ("unpacking image …") is shown on a terminal only.
+TEST_F(BuilderImageBuild, TwoColdBuildsAtOnceUnpackOnce) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "ls /bin > $OUT/bin");
+  int lock =
+      ::open((scratch_ / "store/rootfs" / (digest_hex(digest_) + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  std::vector<quorate::testing::CommandResult> results(2);
+  std::vector<std::thread> builds;
+  for (int i = 0; i < 2; ++i) {
+    auto build = quorate::testing::sh(quorate::testing::quorate_bin()) + " build --repo " +
+                 quorate::testing::sh(repo_.string()) + " --commit " + c + " -o " +
+                 quorate::testing::sh((scratch_ / ("out-" + std::to_string(i))).string()) + " --image-store " +
+                 quorate::testing::sh((scratch_ / "store").string()) + " --work-dir " +
+                 quorate::testing::sh((scratch_ / ("w-" + std::to_string(i))).string());
+    auto log = scratch_ / ("log-" + std::to_string(i));
+    builds.emplace_back([&results, i, build, log] {
+      results[i] = quorate::testing::run("timeout 120 script -qefc " + quorate::testing::sh(build) + " " +
+                                         quorate::testing::sh(log.string()) + " < /dev/null > /dev/null");
+    });
+  }
+  auto started = [&](int i) {
+    return slurp(scratch_ / ("log-" + std::to_string(i))).find("verifying builder image") != std::string::npos;
+  };
+  for (int waited = 0; waited < 600 && !(started(0) && started(1)); ++waited) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(started(0) && started(1)) << "the builds did not reach the builder image within 60 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // verifying busybox's layer takes milliseconds
+  ::close(lock);
+  for (auto& t : builds) t.join();
+  std::string both;
+  std::vector<std::string> images;
+  for (int i = 0; i < 2; ++i) {
+    auto log = slurp(scratch_ / ("log-" + std::to_string(i)));
+    EXPECT_EQ(results[i].exit_code, 0) << results[i].out << log;
+    auto at = log.find("image   sha256:");
+    ASSERT_NE(at, std::string::npos) << log;
+    images.push_back(log.substr(at, log.find_first_of("\r\n", at) - at));
+    both += log;
+  }
+  EXPECT_EQ(images[0], images[1]);
+  size_t unpacks = 0;
+  for (size_t at = both.find("unpacking image sha256:"); at != std::string::npos;
+       at = both.find("unpacking image sha256:", at + 1)) {
+    ++unpacks;
+  }
+  EXPECT_EQ(unpacks, 1u) << both;
+  for (const auto& name : quorate::testing::names_in(scratch_ / "store/rootfs")) {
+    EXPECT_EQ(name.rfind(".tmp-", 0), std::string::npos) << "left behind: " << name;
+  }
 }
 
 // Issue 13 acceptance, through the CLI: a tampered store blob, an unpinned reference, a missing image and
