@@ -382,6 +382,27 @@ TEST_F(BuilderImageBuild, TwoColdBuildsAtOnceUnpackOnce) {
   }
 }
 
+// A crash mid-unpack leaves nothing trusted: what a killed unpack left (its `.tmp-<hex>-*` directory, half a
+// tree, and the tree's lock file) is not used by the next build, which unpacks afresh and removes it.
+TEST_F(BuilderImageBuild, AHalfFinishedUnpackIsNotUsedAndIsRemoved) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto rootfs = scratch_ / "store/rootfs";
+  auto left = rootfs / (".tmp-" + digest_hex(digest_) + "-Xk3pQz");
+  std::filesystem::create_directories(left / "bin");
+  quorate::testing::spit(left / "bin/busybox", "half a binary");
+  quorate::testing::spit(left / "planted", "from the crashed unpack");
+  quorate::testing::spit(rootfs / (digest_hex(digest_) + ".lock"), "");
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "test ! -e /planted && ls /bin > $OUT/bin");
+  auto r = cli_build(c, "cli-out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(left)) << "the leftover stays";
+  EXPECT_EQ(quorate::testing::names_in(rootfs),
+            (std::set<std::string>{digest_hex(digest_), digest_hex(digest_) + ".lock"}));
+  EXPECT_FALSE(std::filesystem::exists(rootfs / digest_hex(digest_) / "planted"));
+  EXPECT_EQ(std::filesystem::file_size(rootfs / digest_hex(digest_) / "bin/busybox"),
+            std::filesystem::file_size("/bin/busybox"));
+}
+
 // Issue 13 acceptance, through the CLI: a tampered store blob, an unpinned reference, a missing image and
 // --no-sandbox with an image each exit 2 with a message naming the cause, and leave no output.
 TEST_F(BuilderImageBuild, CliRefusesATagOnlyReference) {
