@@ -382,6 +382,43 @@ TEST_F(BuilderImageBuild, TwoColdBuildsAtOnceUnpackOnce) {
   }
 }
 
+// A file the build's last layer holds under out/ (what the run step wrote to $OUT), or "" when it holds none.
+std::string step_output(const builder::BuildResult& r, const std::string& name) {
+  auto layer = r.output / "blobs/sha256" / digest_hex(r.layers.back().digest);
+  return quorate::testing::run("(tar -xzOf " + quorate::testing::sh(layer.string()) + " out/" + name + " 2>/dev/null)")
+      .out;
+}
+
+// A run step's environment: the image's Env under the recipe's, PATH from the image unless the recipe sets
+// it, then the fixed variables over both.
+TEST_F(BuilderImageBuild, RunStepsGetTheImagesEnvUnderTheRecipes) {
+  auto digest = quorate::testing::make_sibling_image(scratch_ / "busybox", scratch_ / "env-image",
+                                                     {"PATH=/bin:/image/bin", "FOO=image", "BAR=image", "HOME=/image"});
+  ASSERT_TRUE(store().import_layout(scratch_ / "env-image").ok());
+  const std::string image = "image = \"example.org/busybox@" + digest + "\"\n";
+  const std::string echo = "echo PATH=$PATH FOO=$FOO BAR=$BAR TZ=$TZ HOME=$HOME OUT=$OUT > $OUT/env";
+  auto r = builder::build(options(commit(image + "env = { FOO = \"recipe\", TZ = \"Mars\" }", echo)));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(step_output(*r, "env"), "PATH=/bin:/image/bin FOO=recipe BAR=image TZ=UTC HOME=/tmp OUT=/out\n");
+  auto with_path = builder::build(options(commit(image + "path = \"/bin:/recipe/bin\"", echo)));
+  ASSERT_TRUE(with_path.ok()) << with_path.status().to_string();
+  EXPECT_EQ(step_output(*with_path, "env"), "PATH=/bin:/recipe/bin FOO=image BAR=image TZ=UTC HOME=/tmp OUT=/out\n");
+}
+
+// The image is the steps' read-only root: neither / nor its directories take a write.
+TEST_F(BuilderImageBuild, TheImageIsAReadOnlyRoot) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto r =
+      builder::build(options(commit("image = \"example.org/busybox@" + digest_ + "\"",
+                                    "mkdir /probe && echo yes > $OUT/root-writable; "
+                                    "echo x > /bin/probe && echo yes > $OUT/bin-writable; echo done > $OUT/done")));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(step_output(*r, "done"), "done\n");
+  EXPECT_EQ(step_output(*r, "root-writable"), "");
+  EXPECT_EQ(step_output(*r, "bin-writable"), "");
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "store/rootfs" / digest_hex(digest_) / "bin/probe"));
+}
+
 // A crash mid-unpack leaves nothing trusted: what a killed unpack left (its `.tmp-<hex>-*` directory, half a
 // tree, and the tree's lock file) is not used by the next build, which unpacks afresh and removes it.
 TEST_F(BuilderImageBuild, AHalfFinishedUnpackIsNotUsedAndIsRemoved) {
