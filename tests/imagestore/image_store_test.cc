@@ -419,6 +419,20 @@ TEST_F(BuilderImageBuild, TheImageIsAReadOnlyRoot) {
   EXPECT_FALSE(std::filesystem::exists(scratch_ / "store/rootfs" / digest_hex(digest_) / "bin/probe"));
 }
 
+// [build].tools are read by running them in the image: busybox's head refuses --version (recorded as ""),
+// where the host's head would say "head (GNU coreutils) …"; the host's gcc is not seen either.
+TEST_F(BuilderImageBuild, ToolsAreReadInsideTheImage) {
+  auto host_head = quorate::testing::run("head --version");
+  if (host_head.exit_code != 0 || host_head.out.empty()) GTEST_SKIP() << "the host's head has no --version";
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto r = builder::build(
+      options(commit("image = \"example.org/busybox@" + digest_ + "\"\ntools = [\"head\", \"gcc\"]", "true")));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->tools.size(), 2u);
+  EXPECT_EQ(r->tools.at("head"), "") << "read on the host";
+  EXPECT_EQ(r->tools.at("gcc"), "") << "read on the host";
+}
+
 // A crash mid-unpack leaves nothing trusted: what a killed unpack left (its `.tmp-<hex>-*` directory, half a
 // tree, and the tree's lock file) is not used by the next build, which unpacks afresh and removes it.
 TEST_F(BuilderImageBuild, AHalfFinishedUnpackIsNotUsedAndIsRemoved) {
