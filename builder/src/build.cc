@@ -103,12 +103,15 @@ normalize::Compression compression(const Recipe& r) {
 
 // ---- passes ----
 
+// Absolute: the sandbox runs steps with `/` as their working directory, so a relative work directory (the
+// steps' /src, /out and /tmp are bound from it) would name nothing there.
 Status make_work_dir(BuildContext& ctx) {
   if (ctx.opt.work_dir.empty()) return Status::usage("no work directory given");
   std::error_code ec;
-  fs::create_directories(ctx.opt.work_dir, ec);
+  fs::path dir = fs::absolute(ctx.opt.work_dir, ec);
+  if (!ec) fs::create_directories(dir, ec);
   if (ec) return Status::io("create work directory " + ctx.opt.work_dir.string() + ": " + ec.message());
-  ctx.work_dir = QR_TRY(TempDir::create(ctx.opt.work_dir, "build-"));
+  ctx.work_dir = QR_TRY(TempDir::create(dir, "build-"));
   ctx.work = ctx.work_dir->path();
   return Status();
 }

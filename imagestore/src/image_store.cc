@@ -341,8 +341,11 @@ void remove_stale_store_temporaries(const fs::path& tmp) {
 
 }  // namespace
 
-Result<ImageStore> ImageStore::open(const fs::path& dir) {
+Result<ImageStore> ImageStore::open(const fs::path& given) {
   std::error_code ec;
+  // Absolute: root file systems are handed to the sandbox, whose working directory is `/`.
+  const fs::path dir = fs::absolute(given, ec);
+  if (ec) return Status::io("image store " + given.string() + ": " + ec.message());
   fs::create_directories(dir / "blobs" / "sha256", ec);
   if (!ec) fs::create_directories(dir / "rootfs", ec);
   if (!ec) fs::create_directories(internal::temp_dir(dir), ec);

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -14,6 +16,7 @@
 
 #include "builder/git_repo.h"
 #include "imagestore/busybox_image.h"
+#include "imagestore/store_test_util.h"
 #include "quorate/builder/build.h"
 #include "quorate/core/sha256.h"
 
@@ -145,7 +148,7 @@ TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
   }
 }
 
-TEST_F(ImageStoreTest, CliImportsListsAndBuildRefusesAMissingImage) {
+TEST_F(ImageStoreTest, CliImportsListsAndRefusesAMissingLayout) {
   auto bin = quorate::testing::quorate_bin();
   auto store_dir = quorate::testing::sh((scratch_ / "cli-store").string());
   auto imported = quorate::testing::run(bin + " image import " + quorate::testing::sh((scratch_ / "busybox").string()) +
@@ -180,9 +183,34 @@ class BuilderImageBuild : public ImageStoreTest {
     o.threads = 1;
     return o;
   }
+  // `quorate build -q` of repo_ at `c`, run in scratch_ with relative paths: -o `out`, --image-store store,
+  // --work-dir w, then `extra`.
+  quorate::testing::CommandResult cli_build(const std::string& c, const std::string& out,
+                                            const std::string& extra = "") {
+    return quorate::testing::run("cd " + quorate::testing::sh(scratch_.path().string()) + " && " +
+                                 quorate::testing::sh(quorate::testing::quorate_bin()) + " build -q --repo " +
+                                 repo_.filename().string() + " --commit " + c + " -o " + out +
+                                 " --image-store store --work-dir w " + extra);
+  }
   std::filesystem::path repo_;
   int n_ = 0;
 };
+
+// Relative --image-store, --work-dir, -o and --repo are taken from the caller's directory, although the sandbox
+// runs steps with `/` as theirs (bwrap found no "store/rootfs/<hex>" or "w/build-…/step-1/tmp" there).
+TEST_F(BuilderImageBuild, CliTakesRelativePathsFromItsWorkingDirectory) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto in_image = commit("image = \"example.org/busybox@" + digest_ + "\"", "ls / > $OUT/root");
+  auto r = cli_build(in_image, "out-image");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("wrote out-image (oci,"));
+  EXPECT_TRUE(std::filesystem::is_regular_file(scratch_ / "out-image/index.json"));
+  // Without a builder image the host's sandbox binds the steps' /src, /out and /tmp from the work directory.
+  auto on_host = commit("", "echo built > $OUT/b");
+  auto host = cli_build(on_host, "out-host");
+  ASSERT_EQ(host.exit_code, 0) << host.out;
+  EXPECT_TRUE(std::filesystem::is_regular_file(scratch_ / "out-host/index.json"));
+}
 
 TEST_F(BuilderImageBuild, RunStepsSeeTheImageAndNoHostPath) {
   ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
@@ -296,6 +324,189 @@ TEST_F(BuilderImageBuild, TamperedStoreBlobFailsBeforeAnyStep) {
   EXPECT_TRUE(r.status().is_bad_input());
   EXPECT_THAT(r.status().message(), HasSubstr(v->layers[0].blob.string()));
   EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+// Issue 13 acceptance: two builds at once on one node with a cold cache both succeed and unpack once. The
+// test holds the tree's lock until both builds have started verifying the image, so both reach the unpack
+// while it is taken; each runs under script(1), as progress ("unpacking image …") is shown on a terminal only.
+TEST_F(BuilderImageBuild, TwoColdBuildsAtOnceUnpackOnce) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "ls /bin > $OUT/bin");
+  int lock =
+      ::open((scratch_ / "store/rootfs" / (digest_hex(digest_) + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  ASSERT_GE(lock, 0);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  std::vector<quorate::testing::CommandResult> results(2);
+  std::vector<std::thread> builds;
+  for (int i = 0; i < 2; ++i) {
+    auto build = quorate::testing::sh(quorate::testing::quorate_bin()) + " build --repo " +
+                 quorate::testing::sh(repo_.string()) + " --commit " + c + " -o " +
+                 quorate::testing::sh((scratch_ / ("out-" + std::to_string(i))).string()) + " --image-store " +
+                 quorate::testing::sh((scratch_ / "store").string()) + " --work-dir " +
+                 quorate::testing::sh((scratch_ / ("w-" + std::to_string(i))).string());
+    auto log = scratch_ / ("log-" + std::to_string(i));
+    builds.emplace_back([&results, i, build, log] {
+      results[i] = quorate::testing::run("timeout 120 script -qefc " + quorate::testing::sh(build) + " " +
+                                         quorate::testing::sh(log.string()) + " < /dev/null > /dev/null");
+    });
+  }
+  auto started = [&](int i) {
+    return slurp(scratch_ / ("log-" + std::to_string(i))).find("verifying builder image") != std::string::npos;
+  };
+  for (int waited = 0; waited < 600 && !(started(0) && started(1)); ++waited) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(started(0) && started(1)) << "the builds did not reach the builder image within 60 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // verifying busybox's layer takes milliseconds
+  ::close(lock);
+  for (auto& t : builds) t.join();
+  std::string both;
+  std::vector<std::string> images;
+  for (int i = 0; i < 2; ++i) {
+    auto log = slurp(scratch_ / ("log-" + std::to_string(i)));
+    EXPECT_EQ(results[i].exit_code, 0) << results[i].out << log;
+    auto at = log.find("image   sha256:");
+    ASSERT_NE(at, std::string::npos) << log;
+    images.push_back(log.substr(at, log.find_first_of("\r\n", at) - at));
+    both += log;
+  }
+  EXPECT_EQ(images[0], images[1]);
+  size_t unpacks = 0;
+  for (size_t at = both.find("unpacking image sha256:"); at != std::string::npos;
+       at = both.find("unpacking image sha256:", at + 1)) {
+    ++unpacks;
+  }
+  EXPECT_EQ(unpacks, 1u) << both;
+  for (const auto& name : quorate::testing::names_in(scratch_ / "store/rootfs")) {
+    EXPECT_EQ(name.rfind(".tmp-", 0), std::string::npos) << "left behind: " << name;
+  }
+}
+
+// A file the build's last layer holds under out/ (what the run step wrote to $OUT), or "" when it holds none.
+std::string step_output(const builder::BuildResult& r, const std::string& name) {
+  auto layer = r.output / "blobs/sha256" / digest_hex(r.layers.back().digest);
+  return quorate::testing::run("(tar -xzOf " + quorate::testing::sh(layer.string()) + " out/" + name + " 2>/dev/null)")
+      .out;
+}
+
+// A run step's environment: the image's Env under the recipe's, PATH from the image unless the recipe sets
+// it, then the fixed variables over both.
+TEST_F(BuilderImageBuild, RunStepsGetTheImagesEnvUnderTheRecipes) {
+  auto digest = quorate::testing::make_sibling_image(scratch_ / "busybox", scratch_ / "env-image",
+                                                     {"PATH=/bin:/image/bin", "FOO=image", "BAR=image", "HOME=/image"});
+  ASSERT_TRUE(store().import_layout(scratch_ / "env-image").ok());
+  const std::string image = "image = \"example.org/busybox@" + digest + "\"\n";
+  const std::string echo = "echo PATH=$PATH FOO=$FOO BAR=$BAR TZ=$TZ HOME=$HOME OUT=$OUT > $OUT/env";
+  auto r = builder::build(options(commit(image + "env = { FOO = \"recipe\", TZ = \"Mars\" }", echo)));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(step_output(*r, "env"), "PATH=/bin:/image/bin FOO=recipe BAR=image TZ=UTC HOME=/tmp OUT=/out\n");
+  auto with_path = builder::build(options(commit(image + "path = \"/bin:/recipe/bin\"", echo)));
+  ASSERT_TRUE(with_path.ok()) << with_path.status().to_string();
+  EXPECT_EQ(step_output(*with_path, "env"), "PATH=/bin:/recipe/bin FOO=image BAR=image TZ=UTC HOME=/tmp OUT=/out\n");
+}
+
+// The image is the steps' read-only root: neither / nor its directories take a write.
+TEST_F(BuilderImageBuild, TheImageIsAReadOnlyRoot) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto r =
+      builder::build(options(commit("image = \"example.org/busybox@" + digest_ + "\"",
+                                    "mkdir /probe && echo yes > $OUT/root-writable; "
+                                    "echo x > /bin/probe && echo yes > $OUT/bin-writable; echo done > $OUT/done")));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(step_output(*r, "done"), "done\n");
+  EXPECT_EQ(step_output(*r, "root-writable"), "");
+  EXPECT_EQ(step_output(*r, "bin-writable"), "");
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "store/rootfs" / digest_hex(digest_) / "bin/probe"));
+}
+
+// [build].tools are read by running them in the image: busybox's head refuses --version (recorded as ""),
+// where the host's head would say "head (GNU coreutils) …"; the host's gcc is not seen either.
+TEST_F(BuilderImageBuild, ToolsAreReadInsideTheImage) {
+  auto host_head = quorate::testing::run("head --version");
+  if (host_head.exit_code != 0 || host_head.out.empty()) GTEST_SKIP() << "the host's head has no --version";
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto r = builder::build(
+      options(commit("image = \"example.org/busybox@" + digest_ + "\"\ntools = [\"head\", \"gcc\"]", "true")));
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->tools.size(), 2u);
+  EXPECT_EQ(r->tools.at("head"), "") << "read on the host";
+  EXPECT_EQ(r->tools.at("gcc"), "") << "read on the host";
+}
+
+// A crash mid-unpack leaves nothing trusted: what a killed unpack left (its `.tmp-<hex>-*` directory, half a
+// tree, and the tree's lock file) is not used by the next build, which unpacks afresh and removes it.
+TEST_F(BuilderImageBuild, AHalfFinishedUnpackIsNotUsedAndIsRemoved) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto rootfs = scratch_ / "store/rootfs";
+  auto left = rootfs / (".tmp-" + digest_hex(digest_) + "-Xk3pQz");
+  std::filesystem::create_directories(left / "bin");
+  quorate::testing::spit(left / "bin/busybox", "half a binary");
+  quorate::testing::spit(left / "planted", "from the crashed unpack");
+  quorate::testing::spit(rootfs / (digest_hex(digest_) + ".lock"), "");
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "test ! -e /planted && ls /bin > $OUT/bin");
+  auto r = cli_build(c, "cli-out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(left)) << "the leftover stays";
+  EXPECT_EQ(quorate::testing::names_in(rootfs),
+            (std::set<std::string>{digest_hex(digest_), digest_hex(digest_) + ".lock"}));
+  EXPECT_FALSE(std::filesystem::exists(rootfs / digest_hex(digest_) / "planted"));
+  EXPECT_EQ(std::filesystem::file_size(rootfs / digest_hex(digest_) / "bin/busybox"),
+            std::filesystem::file_size("/bin/busybox"));
+}
+
+// Issue 13 acceptance, through the CLI: a tampered store blob, an unpinned reference, a missing image and
+// --no-sandbox with an image each exit 2 with a message naming the cause, and leave no output.
+TEST_F(BuilderImageBuild, CliRefusesATagOnlyReference) {
+  auto c = commit("image = \"example.org/busybox:latest\"", "echo ran > $OUT/ran");
+  auto r = cli_build(c, "cli-out");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("'build.image' must pin the builder image by digest"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+}
+
+TEST_F(BuilderImageBuild, CliRefusesAMissingImageSayingHowToGetIt) {
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > $OUT/ran");
+  auto r = cli_build(c, "cli-out");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("is not in the image store"));
+  EXPECT_THAT(r.out, HasSubstr("`quorate image pull NAME@" + digest_));
+  EXPECT_THAT(r.out, HasSubstr("`quorate image import "));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+}
+
+TEST_F(BuilderImageBuild, CliRefusesNoSandboxWithABuilderImage) {
+  ASSERT_TRUE(store().import_layout(scratch_ / "busybox").ok());
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > $OUT/ran");
+  auto r = cli_build(c, "cli-out", "--no-sandbox");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("--no-sandbox cannot run a recipe with a builder image"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+}
+
+// The manifest, the config and the layer each: a byte added (a newline keeps the JSON ones parseable, so the
+// hash, not the parser, must catch it) is named with its blob path.
+TEST_F(BuilderImageBuild, CliRefusesATamperedBlobNamingIt) {
+  auto c = commit("image = \"example.org/busybox@" + digest_ + "\"", "echo ran > $OUT/ran");
+  for (const char* which : {"manifest", "config", "layer"}) {
+    SCOPED_TRACE(which);
+    std::filesystem::remove_all(scratch_ / "store");
+    auto s = store();
+    ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+    auto v = s.verify(digest_);
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    auto manifest = nlohmann::json::parse(slurp(scratch_ / "store/blobs/sha256" / digest_hex(digest_)));
+    std::string blob_digest = std::string(which) == "manifest" ? digest_
+                              : std::string(which) == "config" ? manifest["config"]["digest"].get<std::string>()
+                                                               : manifest["layers"][0]["digest"].get<std::string>();
+    auto blob = scratch_ / "store/blobs/sha256" / digest_hex(blob_digest);
+    std::filesystem::permissions(blob, std::filesystem::perms(0644));
+    { std::ofstream(blob, std::ios::app) << (std::string(which) == "layer" ? "x" : "\n"); }
+    auto r = cli_build(c, "cli-out");
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(blob.string()));
+    EXPECT_THAT(r.out, HasSubstr("not the pinned " + blob_digest));
+    EXPECT_FALSE(std::filesystem::exists(scratch_ / "cli-out"));
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "imagestore/busybox_image.h"
 #include "quorate/core/sha256.h"
@@ -15,17 +16,17 @@
 
 namespace quorate::testing {
 
-// A copy of the busybox layout at `from` whose one image has another config (Env `env`) but the same layer;
-// returns its manifest digest.
+// A copy of the busybox layout at `from` whose one image has another config (Env `env`, each "K=V") but the
+// same layer; returns its manifest digest.
 inline std::string make_sibling_image(const std::filesystem::path& from, const std::filesystem::path& dir,
-                                      const std::string& env) {
+                                      const std::vector<std::string>& env) {
   std::filesystem::copy(from, dir, std::filesystem::copy_options::recursive);
   auto index = nlohmann::json::parse(slurp(dir / "index.json"));
   std::string old = index["manifests"][0]["digest"];
   auto manifest = nlohmann::json::parse(slurp(dir / "blobs/sha256" / digest_hex(old)));
   auto config =
       nlohmann::json::parse(slurp(dir / "blobs/sha256" / digest_hex(manifest["config"]["digest"].get<std::string>())));
-  config["config"]["Env"] = {env};
+  config["config"]["Env"] = env;
   auto layout = normalize::OciLayoutWriter::open(dir);
   auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
   normalize::Descriptor layer{manifest["layers"][0]["mediaType"].get<std::string>(),
@@ -35,6 +36,10 @@ inline std::string make_sibling_image(const std::filesystem::path& from, const s
   auto m = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {layer}).value());
   EXPECT_TRUE(layout->write_index(*m, "sibling").ok());
   return m->digest;
+}
+inline std::string make_sibling_image(const std::filesystem::path& from, const std::filesystem::path& dir,
+                                      const std::string& env) {
+  return make_sibling_image(from, dir, std::vector<std::string>{env});
 }
 
 // The file names under `dir` (not recursive).

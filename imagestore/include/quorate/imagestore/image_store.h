@@ -67,7 +67,8 @@ struct PullOptions {
 // appear and disappear by atomic rename only.
 class ImageStore {
  public:
-  // Opens (creating when absent) the store at `dir`. io when it cannot be created.
+  // Opens (creating when absent) the store at `dir`, made absolute against the current directory (root file
+  // systems are bound into sandboxes, whose working directory is `/`). io when it cannot be created.
   static Result<ImageStore> open(const std::filesystem::path& dir);
   const std::filesystem::path& dir() const { return dir_; }
 
