@@ -338,6 +338,48 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
   EXPECT_EQ(*code, 0) << gate.p->err();
 }
 
+// --quorum takes the verifier's decisions, made under its own policy only: a gate.toml naming a stricter policy
+// for a namespace would deny every image there, so the gate refuses to start (exit 2) saying so. A policy with
+// the verifier's digest (a copy of it) is fine, and an excluded namespace is admitted without asking.
+TEST(GateProcess, QuorumModeRefusesAStricterNamespacePolicyAndHonoursExclusion) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  Roster strict(dir.path(), "strict.toml", 3);
+  fs::copy_file(dir / "policy.toml", dir / "same.toml");
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  wire::CurveKeyPair verifier_keys = wire::generate_curve_keypair().value();
+  ASSERT_TRUE(wire::write_curve_keypair(verifier_keys, dir / "verifier").ok());
+  ASSERT_TRUE(wire::write_curve_keypair(wire::generate_curve_keypair().value(), dir / "gate").ok());
+  // Nothing listens there: the gate connects lazily, and the excluded namespace never asks.
+  std::vector<std::string> quorum = {"--quorum",           loopback(free_port()),
+                                     "--quorum-key",       verifier_keys.public_z85,
+                                     "--curve-secret-key", (dir / "gate.curve.key").string(),
+                                     "--config",           (dir / "gate.toml").string()};
+
+  testing::spit(dir / "gate.toml", "[[namespaces]]\nname = \"payments\"\npolicy = \"strict.toml\"\n");
+  std::string base = "gate --listen 127.0.0.1:0 --tls-cert " + testing::sh((dir / "cert.pem").string()) +
+                     " --tls-key " + testing::sh((dir / "key.pem").string()) + " --policy " +
+                     testing::sh((dir / "policy.toml").string());
+  for (const auto& a : quorum) base += " " + testing::sh(a);
+  auto refused = testing::run("timeout 20 " + testing::quorate_command(base));  // a gate that starts serves on
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_NE(refused.out.find("namespace 'payments'"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("verifier answers under its own policy"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("needs --store"), std::string::npos) << refused.out;
+
+  testing::spit(dir / "gate.toml",
+                "[[namespaces]]\nname = \"payments\"\npolicy = \"same.toml\"\n\n"
+                "[[namespaces]]\nname = \"kube-system\"\nexclude = true\n");
+  GateProcess gate(dir.path(), quorum, dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+  json excluded = ask(gate.port, dir / "cert.pem", pod_review("q-excluded", {"busybox:latest"}, "kube-system"));
+  EXPECT_TRUE(excluded.value("allowed", false)) << excluded.dump() << "\n" << gate.p->err();
+  gate.p->signal(SIGTERM);
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+}
+
 // Exactly one source of decisions, and --quorum with its keys: bad usage (exit 2) otherwise.
 TEST(GateProcess, StoreOrQuorumExactlyOne) {
   testing::ScratchDir dir;

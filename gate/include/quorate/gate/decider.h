@@ -71,7 +71,9 @@ struct Verdict {
 class Decider {
  public:
   // Loads the policies and opens the store read-only (or connects to the verifier, which need not be up yet);
-  // usage when neither or both of store and quorum are given; not_found, bad_input or io when one fails.
+  // usage when neither or both of store and quorum are given, or when quorum is given and a namespace rule names
+  // a policy other than the default one (the verifier decides under its own only); not_found, bad_input or io
+  // when one fails.
   static Result<std::unique_ptr<Decider>> open(DeciderOptions options);
   ~Decider();
 
