@@ -130,6 +130,28 @@ TEST_F(Gate, RejectedDigestIsDeniedWithTheDecisionsReason) {
   EXPECT_NE(m.find("missing nodes: b, c"), std::string::npos) << m;
 }
 
+// Under on_conflict = "majority" a and b outvote c on the same subject key: c's digest is denied, naming the
+// digest the quorum accepted instead.
+TEST_F(Gate, MinorityDigestIsDeniedNamingTheDigestTheQuorumAccepted) {
+  std::string policy = testing::slurp(dir / "policy.toml");
+  policy.replace(policy.find("on_conflict = \"reject\""), 22, "on_conflict = \"majority\"");
+  testing::spit(dir / "policy.toml", policy);
+  {
+    auto verifier = quorum::Verifier::load(dir / "policy.toml").value();
+    auto store = quorum::Store::open(store_path).value();
+    std::vector<std::string> atts = {roster->attestation("a", commit_id("multi"), "multi-y"),
+                                     roster->attestation("b", commit_id("multi"), "multi-y"),
+                                     roster->attestation("c", commit_id("multi"), "multi-x")};
+    auto outcomes = quorum::import_attestations(*store, verifier, atts, 1795000000).value();
+    for (const auto& o : outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
+  }
+  start();
+  std::string m = message(ask(pod_review("minority", {pinned("multi-x")})));
+  EXPECT_NE(m.find(pinned("multi-x")), std::string::npos) << m;
+  EXPECT_NE(m.find("the quorum accepted " + image_digest("multi-y") + ", not this image"), std::string::npos) << m;
+  EXPECT_TRUE(ask(pod_review("majority", {pinned("multi-y")})).value("allowed", false));
+}
+
 TEST_F(Gate, TagOnlyReferenceIsDenied) {
   start();
   std::string m = message(ask(pod_review("u4", {"registry.example/hello:1.0"})));
@@ -252,6 +274,24 @@ TEST_F(Gate, HealthzAnswers200) {
   EXPECT_EQ(r->status, 200);
 }
 
+// HTTPS only, TLS 1.2 or newer: plain HTTP gets no answer, TLS 1.1 the server's protocol_version alert.
+TEST_F(Gate, PlainHttpAndTlsBelow12AreRefused) {
+  start();
+  const std::string port = std::to_string(server->port());
+  const std::string curl = "curl -sS --max-time 10 --cacert " + testing::sh(cert.string()) + " ";
+  auto plain = testing::run(curl + "http://127.0.0.1:" + port + "/healthz");
+  EXPECT_EQ(plain.exit_code, 52) << plain.out;  // empty reply
+  EXPECT_EQ(plain.out.find("ok"), std::string::npos) << plain.out;
+  // The client allows TLS 1.1 (security level 0); the refusal is the server's alert.
+  auto old =
+      testing::run(curl + "--tls-max 1.1 --ciphers 'DEFAULT:@SECLEVEL=0' https://127.0.0.1:" + port + "/healthz");
+  EXPECT_EQ(old.exit_code, 35) << old.out;
+  EXPECT_NE(old.out.find("alert protocol version"), std::string::npos) << old.out;
+  auto tls12 = testing::run(curl + "--tlsv1.2 --tls-max 1.2 https://127.0.0.1:" + port + "/healthz");
+  EXPECT_EQ(tls12.exit_code, 0) << tls12.out;
+  EXPECT_EQ(tls12.out, "ok\n");
+}
+
 TEST_F(Gate, OneJsonLogLinePerReview) {
   start();
   (void)ask(pod_review("log-1", {pinned("good")}, "team-a"));
@@ -337,6 +377,7 @@ TEST(AdmissionReview, ImagesOfEveryWorkloadKind) {
       {"apps", "StatefulSet", "statefulsets", tmpl, "spec.template.spec"},
       {"apps", "DaemonSet", "daemonsets", tmpl, "spec.template.spec"},
       {"apps", "ReplicaSet", "replicasets", tmpl, "spec.template.spec"},
+      {"", "ReplicationController", "replicationcontrollers", tmpl, "spec.template.spec"},
       {"batch", "Job", "jobs", tmpl, "spec.template.spec"},
       {"batch",
        "CronJob",
