@@ -12,6 +12,7 @@
 #include "quorate/gate/decider.h"
 #include "quorate/gate/server.h"
 #include "quorate/quorum/verifier.h"
+#include "quorate/wire/security.h"
 
 namespace quorate::gate_test {
 namespace {
@@ -358,6 +359,61 @@ TEST_F(Gate, GroupReadableKeyIsRefused) {
   auto s = gate::Server::start(*decider, o);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("readable by group or world"), std::string::npos);
+}
+
+// examples/kubernetes cannot rot: gate.toml and the strict-policy.toml it names load as `quorate gate --store`
+// loads them (examples/policy.toml as --policy, keys generated where the policies expect them); with --quorum
+// gate.toml is refused and gate-quorum.toml taken; the webhook configuration fails closed, speaks v1 and posts
+// to /validate, and each Deployment names its own gate.toml.
+TEST(KubernetesExample, GateConfigsLoadAndTheWebhookFailsClosed) {
+  testing::ScratchDir dir;
+  const fs::path examples = testing::source_dir() / "examples";
+  fs::create_directories(dir / "keys");
+  fs::copy_file(examples / "policy.toml", dir / "policy.toml");
+  for (const char* name : {"gate.toml", "gate-quorum.toml", "strict-policy.toml"}) {
+    fs::copy_file(examples / "kubernetes" / name, dir / name);
+  }
+  for (const char* id : {"node-a", "node-b", "node-c", "node-d"}) {
+    auto pair = attest::generate_key(attest::KeyType::kEd25519).value();
+    ASSERT_TRUE(attest::write_key_pair(dir / "keys" / (std::string(id) + ".key.pem"), pair).ok());
+  }
+  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
+  auto clock = [] { return int64_t{1795000000}; };
+
+  auto config = gate::load_gate_config(dir / "gate.toml");
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  ASSERT_EQ(config->namespaces.size(), 2u);
+  EXPECT_EQ(config->namespaces[0].name, "kube-system");
+  EXPECT_TRUE(config->namespaces[0].exclude);
+  EXPECT_EQ(config->namespaces[1].name, "payments");
+  EXPECT_EQ(config->namespaces[1].policy, dir / "strict-policy.toml");
+  auto strict = quorum::Verifier::load(dir / "strict-policy.toml");
+  ASSERT_TRUE(strict.ok()) << strict.status().to_string();
+  EXPECT_EQ(strict->policy().rules().threshold, 4);
+  EXPECT_EQ(strict->policy().rules().required, (std::vector<std::string>{"node-a", "node-b"}));
+  auto with_store = gate::Decider::open({dir / "policy.toml", dir / "store.db", *config, clock});
+  EXPECT_TRUE(with_store.ok()) << with_store.status().to_string();
+
+  gate::QuorumSource verifier;
+  verifier.endpoint = "tcp://127.0.0.1:1";  // connected lazily: nothing needs to listen
+  verifier.security.client_keys = wire::generate_curve_keypair().value();
+  verifier.security.server_public = wire::generate_curve_keypair().value().public_z85;
+  auto refused = gate::Decider::open({dir / "policy.toml", {}, *config, clock, verifier});
+  EXPECT_EQ(refused.status().code(), Code::kUsage) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("'payments'"), std::string::npos) << refused.status().to_string();
+  auto quorum_config = gate::load_gate_config(dir / "gate-quorum.toml");
+  ASSERT_TRUE(quorum_config.ok()) << quorum_config.status().to_string();
+  auto with_quorum = gate::Decider::open({dir / "policy.toml", {}, *quorum_config, clock, verifier});
+  EXPECT_TRUE(with_quorum.ok()) << with_quorum.status().to_string();
+
+  const std::string webhook = testing::slurp(examples / "kubernetes" / "webhook.yaml");
+  EXPECT_NE(webhook.find("\n    failurePolicy: Fail\n"), std::string::npos);
+  EXPECT_NE(webhook.find("\n    admissionReviewVersions: [\"v1\"]\n"), std::string::npos);
+  EXPECT_NE(webhook.find("\n        path: /validate\n"), std::string::npos);
+  EXPECT_NE(testing::slurp(examples / "kubernetes" / "gate.yaml").find("- --config=/policy/gate.toml\n"),
+            std::string::npos);
+  EXPECT_NE(testing::slurp(examples / "kubernetes" / "gate-quorum.yaml").find("- --config=/policy/gate-quorum.toml "),
+            std::string::npos);
 }
 
 // Where the images of each workload kind are, as the API server sends them.
