@@ -102,6 +102,18 @@ Result<std::unique_ptr<Decider>> Decider::open(DeciderOptions options) {
   if (options.store.empty() == !options.quorum.has_value()) {
     return Status::usage("the gate decides from either a store or the verifier's query socket: give exactly one");
   }
+  if (options.quorum) {
+    // The verifier decides under its own policy only, and its decisions count only under the policy they were
+    // made under: a namespace judged under another one would have every image denied.
+    for (const auto& r : options.config.namespaces) {
+      const auto& verifier = impl->verifiers[static_cast<size_t>(std::max(0, impl->namespace_policy[r.name]))];
+      if (verifier->policy().digest() == impl->verifiers[0]->policy().digest()) continue;
+      return Status::usage("namespace '" + r.name + "' has its own policy " + r.policy.string() +
+                           " (--config): with --quorum the verifier answers under its own policy only (--policy), "
+                           "so every image of '" +
+                           r.name + "' would be denied; a stricter policy needs --store");
+    }
+  }
   impl->options = std::move(options);
   if (impl->options.quorum) {
     if (impl->options.quorum->timeout_ms <= 0) return Status::usage("the verifier timeout must be positive");

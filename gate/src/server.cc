@@ -112,15 +112,54 @@ struct Server::Impl {
     log({{"event", "bad_request"}, {"status", 400}, {"error", error}, {"latency_ms", elapsed_ms(start)}});
   }
 
-  void validate(const httplib::Request& req, httplib::Response& res) {
-    const int64_t start = options.steady_us();
-    if (req.body.size() > options.max_body) {
-      return bad_request(res,
-                         "body of " + std::to_string(req.body.size()) + " bytes exceeds the limit of " +
-                             std::to_string(options.max_body),
-                         start);
+  // The body through cpp-httplib's content reader, which 0.11 does not bound for a chunked body or one without
+  // Content-Length (set_payload_max_length applies to a Content-Length only): at most max_body bytes are kept,
+  // the rest is read and discarded, so memory stays bounded and the connection stays in step. `too_large` when
+  // there was more (or cpp-httplib refused the Content-Length, 413); false when the body could not be read.
+  bool read_body(const httplib::ContentReader& reader, httplib::Response& res, std::string& body, bool& too_large) {
+    too_large = false;
+    bool read = reader([&](const char* data, size_t n) {
+      if (!too_large && n <= options.max_body - body.size()) {
+        body.append(data, n);
+      } else if (!too_large) {
+        too_large = true;
+        std::string().swap(body);
+      }
+      return true;
+    });
+    too_large = too_large || res.status == 413;
+    return read || too_large;
+  }
+
+  // Called before cpp-httplib reads a body: true, with the answer in `res`, for the requests whose body it would
+  // read until the client closes: a POST, PUT, PATCH or DELETE with neither Content-Length nor Transfer-Encoding
+  // (411: HTTP/1.1 gives it no body, the bytes after it are the next request), and the method PRI (400).
+  bool refuse_unbounded_body(const httplib::Request& req, httplib::Response& res) {
+    std::string error;
+    if (req.method == "PRI") {
+      res.status = 400;
+      error = "method PRI is not served";
+    } else if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE") &&
+               !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      res.status = 411;
+      error = "a " + req.method + " without Content-Length is refused";
+    } else {
+      return false;
     }
-    auto review = parse_review(req.body);
+    res.set_content(json({{"error", error}}).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    log({{"event", "bad_request"}, {"status", res.status}, {"error", error}});
+    return true;
+  }
+
+  void validate(httplib::Response& res, const httplib::ContentReader& reader) {
+    const int64_t start = options.steady_us();
+    std::string body;
+    bool too_large = false;
+    if (!read_body(reader, res, body, too_large)) return bad_request(res, "the body could not be read", start);
+    if (too_large) {
+      return bad_request(res, "body exceeds the limit of " + std::to_string(options.max_body) + " bytes", start);
+    }
+    auto review = parse_review(body);
     if (!review.ok()) return bad_request(res, review.status().message(), start);
     Verdict v;
     try {
@@ -171,18 +210,23 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   http.set_keep_alive_max_count(std::max<size_t>(1, impl->options.keep_alive_max_requests));
   http.set_read_timeout(5, 0);
   http.set_write_timeout(5, 0);
-  http.Post("/validate", [self](const httplib::Request& req, httplib::Response& res) { self->validate(req, res); });
-  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-  // httplib answers an oversized body 413 before any handler runs; the gate's documented answer is 400.
-  http.set_error_handler([self](const httplib::Request&, httplib::Response& res) {
-    if (res.status == 413) {
-      res.status = 400;
-      res.set_content(
-          json({{"error", "body exceeds the limit of " + std::to_string(self->options.max_body) + " bytes"}}).dump(),
-          "application/json");
-      self->log({{"event", "bad_request"}, {"status", 400}, {"error", "body too large"}});
-    }
+  http.Post("/validate", [self](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+    self->validate(res, reader);
   });
+  // Every other request with a body is read the same bounded way and answered 404 (cpp-httplib would read it
+  // into memory whole before finding no route). PRI is the one method it reads a body for with no such handler.
+  auto not_found = [self](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+    std::string body;
+    bool too_large = false;
+    (void)self->read_body(reader, res, body, too_large);
+    res.status = 404;
+  };
+  http.Post(".*", not_found).Put(".*", not_found).Patch(".*", not_found).Delete(".*", not_found);
+  http.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
+    return self->refuse_unbounded_body(req, res) ? httplib::Server::HandlerResponse::Handled
+                                                 : httplib::Server::HandlerResponse::Unhandled;
+  });
+  http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   http.set_exception_handler([self](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     res.status = 500;
     res.set_content("{\"error\":\"internal error\"}", "application/json");

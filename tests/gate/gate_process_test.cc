@@ -149,6 +149,52 @@ TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
   EXPECT_NE(gate.p->err().find("gate_stopped"), std::string::npos);
 }
 
+// The gate's peak resident memory in kB (VmHWM).
+long peak_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
+// 64 MiB sent chunked, or gzip-compressed under a small Content-Length: cpp-httplib 0.11 would hold the whole
+// body (set_payload_max_length bounds only a Content-Length, before decompression); the gate keeps at most
+// its 1 MiB limit, answers 400 and goes on answering.
+TEST(GateProcess, LargeChunkedOrCompressedBodiesDoNotGrowTheGatesMemory) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
+  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+  ASSERT_TRUE(ask(gate.port, dir / "cert.pem", pod_review("warm-up", {pinned("good")})).is_object());
+  const long before = peak_kb(gate.p->pid());
+  ASSERT_GT(before, 0);
+
+  const std::string curl = "curl -sS --max-time 60 --cacert " + testing::sh((dir / "cert.pem").string()) +
+                           " -H 'Content-Type: application/json' -w '\\n%{http_code}' --data-binary @- ";
+  const std::string url = "https://127.0.0.1:" + std::to_string(gate.port) + "/validate";
+  auto chunked =
+      testing::run("head -c 67108864 /dev/zero | tr '\\0' ' ' | " + curl + "-H 'Transfer-Encoding: chunked' " + url);
+  EXPECT_NE(chunked.out.find("body exceeds the limit of 1048576 bytes\"}\n400"), std::string::npos) << chunked.out;
+  auto gzipped = testing::run("head -c 67108864 /dev/zero | tr '\\0' ' ' | gzip -1 | " + curl +
+                              "-H 'Content-Encoding: gzip' " + url);
+  EXPECT_NE(gzipped.out.find("body exceeds the limit of 1048576 bytes\"}\n400"), std::string::npos) << gzipped.out;
+
+  const long after = peak_kb(gate.p->pid());
+  EXPECT_LT(after - before, 16 * 1024) << "VmHWM " << before << " kB -> " << after << " kB";
+  json next = ask(gate.port, dir / "cert.pem", pod_review("next", {pinned("good")}));
+  ASSERT_TRUE(next.is_object()) << gate.p->err();
+  EXPECT_NE(message_of(next).find("no decision"), std::string::npos) << next.dump();
+
+  gate.p->signal(SIGTERM);
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+}
+
 // The network tests' verifier daemon, fed by scripted nodes a, b, c (threshold 2); the gate reads its store.
 TEST(GateProcess, PodIsDeniedBeforeTheQuorumDecidesAndAllowedAfter) {
   testing::ScratchDir dir;
@@ -286,6 +332,48 @@ TEST(GateProcess, QuorumModeAsksTheVerifierOverCurveAndFailsClosed) {
   impostor.join();
   EXPECT_GT(answered.load(), 0);
 
+  gate.p->signal(SIGTERM);
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+}
+
+// --quorum takes the verifier's decisions, made under its own policy only: a gate.toml naming a stricter policy
+// for a namespace would deny every image there, so the gate refuses to start (exit 2) saying so. A policy with
+// the verifier's digest (a copy of it) is fine, and an excluded namespace is admitted without asking.
+TEST(GateProcess, QuorumModeRefusesAStricterNamespacePolicyAndHonoursExclusion) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  Roster strict(dir.path(), "strict.toml", 3);
+  fs::copy_file(dir / "policy.toml", dir / "same.toml");
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  wire::CurveKeyPair verifier_keys = wire::generate_curve_keypair().value();
+  ASSERT_TRUE(wire::write_curve_keypair(verifier_keys, dir / "verifier").ok());
+  ASSERT_TRUE(wire::write_curve_keypair(wire::generate_curve_keypair().value(), dir / "gate").ok());
+  // Nothing listens there: the gate connects lazily, and the excluded namespace never asks.
+  std::vector<std::string> quorum = {"--quorum",           loopback(free_port()),
+                                     "--quorum-key",       verifier_keys.public_z85,
+                                     "--curve-secret-key", (dir / "gate.curve.key").string(),
+                                     "--config",           (dir / "gate.toml").string()};
+
+  testing::spit(dir / "gate.toml", "[[namespaces]]\nname = \"payments\"\npolicy = \"strict.toml\"\n");
+  std::string base = "gate --listen 127.0.0.1:0 --tls-cert " + testing::sh((dir / "cert.pem").string()) +
+                     " --tls-key " + testing::sh((dir / "key.pem").string()) + " --policy " +
+                     testing::sh((dir / "policy.toml").string());
+  for (const auto& a : quorum) base += " " + testing::sh(a);
+  auto refused = testing::run("timeout 20 " + testing::quorate_command(base));  // a gate that starts serves on
+  EXPECT_EQ(refused.exit_code, 2) << refused.out;
+  EXPECT_NE(refused.out.find("namespace 'payments'"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("verifier answers under its own policy"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("needs --store"), std::string::npos) << refused.out;
+
+  testing::spit(dir / "gate.toml",
+                "[[namespaces]]\nname = \"payments\"\npolicy = \"same.toml\"\n\n"
+                "[[namespaces]]\nname = \"kube-system\"\nexclude = true\n");
+  GateProcess gate(dir.path(), quorum, dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+  json excluded = ask(gate.port, dir / "cert.pem", pod_review("q-excluded", {"busybox:latest"}, "kube-system"));
+  EXPECT_TRUE(excluded.value("allowed", false)) << excluded.dump() << "\n" << gate.p->err();
   gate.p->signal(SIGTERM);
   auto code = gate.p->wait(std::chrono::seconds(15));
   ASSERT_TRUE(code.has_value());

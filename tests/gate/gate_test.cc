@@ -12,6 +12,7 @@
 #include "quorate/gate/decider.h"
 #include "quorate/gate/server.h"
 #include "quorate/quorum/verifier.h"
+#include "quorate/wire/security.h"
 
 namespace quorate::gate_test {
 namespace {
@@ -130,6 +131,28 @@ TEST_F(Gate, RejectedDigestIsDeniedWithTheDecisionsReason) {
   EXPECT_NE(m.find("missing nodes: b, c"), std::string::npos) << m;
 }
 
+// Under on_conflict = "majority" a and b outvote c on the same subject key: c's digest is denied, naming the
+// digest the quorum accepted instead.
+TEST_F(Gate, MinorityDigestIsDeniedNamingTheDigestTheQuorumAccepted) {
+  std::string policy = testing::slurp(dir / "policy.toml");
+  policy.replace(policy.find("on_conflict = \"reject\""), 22, "on_conflict = \"majority\"");
+  testing::spit(dir / "policy.toml", policy);
+  {
+    auto verifier = quorum::Verifier::load(dir / "policy.toml").value();
+    auto store = quorum::Store::open(store_path).value();
+    std::vector<std::string> atts = {roster->attestation("a", commit_id("multi"), "multi-y"),
+                                     roster->attestation("b", commit_id("multi"), "multi-y"),
+                                     roster->attestation("c", commit_id("multi"), "multi-x")};
+    auto outcomes = quorum::import_attestations(*store, verifier, atts, 1795000000).value();
+    for (const auto& o : outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
+  }
+  start();
+  std::string m = message(ask(pod_review("minority", {pinned("multi-x")})));
+  EXPECT_NE(m.find(pinned("multi-x")), std::string::npos) << m;
+  EXPECT_NE(m.find("the quorum accepted " + image_digest("multi-y") + ", not this image"), std::string::npos) << m;
+  EXPECT_TRUE(ask(pod_review("majority", {pinned("multi-y")})).value("allowed", false));
+}
+
 TEST_F(Gate, TagOnlyReferenceIsDenied) {
   start();
   std::string m = message(ask(pod_review("u4", {"registry.example/hello:1.0"})));
@@ -176,6 +199,56 @@ TEST_F(Gate, MalformedBodiesGet400AndTheNextRequestIsAnswered) {
   EXPECT_EQ(bad, 9u);
 }
 
+// cpp-httplib 0.11 bounds only a Content-Length body. A chunked body is read through the gate's own bounded
+// reader (too large: 400, as with a Content-Length; the memory it takes: GateProcess.LargeChunkedOrCompressed...),
+// a POST with neither length nor chunks is refused 411 before its body is read, and the gate keeps serving.
+TEST_F(Gate, ChunkedBodiesAreBoundedAndAPostWithoutLengthGets411) {
+  start();
+  const std::string base = "https://127.0.0.1:" + std::to_string(server->port());
+  // curl sends what it reads from a pipe chunked; `-w` appends the status.
+  auto chunked = [&](const std::string& producer, const std::string& path) {
+    auto r = testing::run(producer + " | curl -sS --max-time 20 --cacert " + testing::sh(cert.string()) +
+                          " -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @- "
+                          "-w '\\n%{http_code}' " +
+                          base + path);
+    auto nl = r.out.rfind('\n');
+    return nl == std::string::npos
+               ? std::pair<int, std::string>{-1, r.out}
+               : std::pair<int, std::string>{std::atoi(r.out.c_str() + nl + 1), r.out.substr(0, nl)};
+  };
+  auto [code, body] = chunked("head -c 2097152 /dev/zero | tr '\\0' ' '", "/validate");
+  EXPECT_EQ(code, 400) << body;
+  EXPECT_NE(body.find("body exceeds the limit of 1048576 bytes"), std::string::npos) << body;
+  EXPECT_TRUE(ask(pod_review("after-chunked", {pinned("good")})).value("allowed", false));
+  // A review of fitting size is read chunked and answered.
+  fs::path small = dir / "small.json";
+  testing::spit(small, pod_review("chunked-ok", {pinned("good")}).dump());
+  std::tie(code, body) = chunked("cat " + testing::sh(small.string()), "/validate");
+  ASSERT_EQ(code, 200) << body;
+  EXPECT_TRUE(json::parse(body)["response"]["allowed"].get<bool>()) << body;
+  // Elsewhere: read the same bounded way, then 404.
+  std::tie(code, body) = chunked("head -c 2097152 /dev/zero", "/elsewhere");
+  EXPECT_EQ(code, 404) << body;
+
+  // Neither Content-Length nor chunks: cpp-httplib would read until the client closes (openssl s_client -quiet
+  // does not; the gate would answer 400 only at its 5 s read timeout).
+  auto raw = testing::run(
+      "printf 'POST /validate HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Type: "
+      "application/json\\r\\n\\r\\n{}' | timeout 15 openssl s_client -quiet -connect 127.0.0.1:" +
+      std::to_string(server->port()) + " 2>/dev/null");
+  EXPECT_NE(raw.out.find("HTTP/1.1 411 Length Required"), std::string::npos) << raw.out;
+  EXPECT_NE(raw.out.find("a POST without Content-Length is refused"), std::string::npos) << raw.out;
+  EXPECT_TRUE(ask(pod_review("after-no-length", {pinned("good")})).value("allowed", false));
+
+  std::lock_guard lock(log_mu);
+  std::vector<int> refused;
+  for (const auto& l : log_lines) {
+    auto j = json::parse(l);
+    if (j.value("event", "") == "bad_request") refused.push_back(j.value("status", 0));
+  }
+  EXPECT_EQ(refused, (std::vector<int>{400, 411}));
+}
+
 TEST_F(Gate, StoreReplacedByACorruptFileDeniesNeverAllows) {
   start();
   ASSERT_TRUE(ask(pod_review("before", {pinned("good")})).value("allowed", false));
@@ -200,6 +273,24 @@ TEST_F(Gate, HealthzAnswers200) {
   auto r = client(server->port(), cert)->Get("/healthz");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
+}
+
+// HTTPS only, TLS 1.2 or newer: plain HTTP gets no answer, TLS 1.1 the server's protocol_version alert.
+TEST_F(Gate, PlainHttpAndTlsBelow12AreRefused) {
+  start();
+  const std::string port = std::to_string(server->port());
+  const std::string curl = "curl -sS --max-time 10 --cacert " + testing::sh(cert.string()) + " ";
+  auto plain = testing::run(curl + "http://127.0.0.1:" + port + "/healthz");
+  EXPECT_EQ(plain.exit_code, 52) << plain.out;  // empty reply
+  EXPECT_EQ(plain.out.find("ok"), std::string::npos) << plain.out;
+  // The client allows TLS 1.1 (security level 0); the refusal is the server's alert.
+  auto old =
+      testing::run(curl + "--tls-max 1.1 --ciphers 'DEFAULT:@SECLEVEL=0' https://127.0.0.1:" + port + "/healthz");
+  EXPECT_EQ(old.exit_code, 35) << old.out;
+  EXPECT_NE(old.out.find("alert protocol version"), std::string::npos) << old.out;
+  auto tls12 = testing::run(curl + "--tlsv1.2 --tls-max 1.2 https://127.0.0.1:" + port + "/healthz");
+  EXPECT_EQ(tls12.exit_code, 0) << tls12.out;
+  EXPECT_EQ(tls12.out, "ok\n");
 }
 
 TEST_F(Gate, OneJsonLogLinePerReview) {
@@ -270,6 +361,61 @@ TEST_F(Gate, GroupReadableKeyIsRefused) {
   EXPECT_NE(s.status().message().find("readable by group or world"), std::string::npos);
 }
 
+// examples/kubernetes cannot rot: gate.toml and the strict-policy.toml it names load as `quorate gate --store`
+// loads them (examples/policy.toml as --policy, keys generated where the policies expect them); with --quorum
+// gate.toml is refused and gate-quorum.toml taken; the webhook configuration fails closed, speaks v1 and posts
+// to /validate, and each Deployment names its own gate.toml.
+TEST(KubernetesExample, GateConfigsLoadAndTheWebhookFailsClosed) {
+  testing::ScratchDir dir;
+  const fs::path examples = testing::source_dir() / "examples";
+  fs::create_directories(dir / "keys");
+  fs::copy_file(examples / "policy.toml", dir / "policy.toml");
+  for (const char* name : {"gate.toml", "gate-quorum.toml", "strict-policy.toml"}) {
+    fs::copy_file(examples / "kubernetes" / name, dir / name);
+  }
+  for (const char* id : {"node-a", "node-b", "node-c", "node-d"}) {
+    auto pair = attest::generate_key(attest::KeyType::kEd25519).value();
+    ASSERT_TRUE(attest::write_key_pair(dir / "keys" / (std::string(id) + ".key.pem"), pair).ok());
+  }
+  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
+  auto clock = [] { return int64_t{1795000000}; };
+
+  auto config = gate::load_gate_config(dir / "gate.toml");
+  ASSERT_TRUE(config.ok()) << config.status().to_string();
+  ASSERT_EQ(config->namespaces.size(), 2u);
+  EXPECT_EQ(config->namespaces[0].name, "kube-system");
+  EXPECT_TRUE(config->namespaces[0].exclude);
+  EXPECT_EQ(config->namespaces[1].name, "payments");
+  EXPECT_EQ(config->namespaces[1].policy, dir / "strict-policy.toml");
+  auto strict = quorum::Verifier::load(dir / "strict-policy.toml");
+  ASSERT_TRUE(strict.ok()) << strict.status().to_string();
+  EXPECT_EQ(strict->policy().rules().threshold, 4);
+  EXPECT_EQ(strict->policy().rules().required, (std::vector<std::string>{"node-a", "node-b"}));
+  auto with_store = gate::Decider::open({dir / "policy.toml", dir / "store.db", *config, clock});
+  EXPECT_TRUE(with_store.ok()) << with_store.status().to_string();
+
+  gate::QuorumSource verifier;
+  verifier.endpoint = "tcp://127.0.0.1:1";  // connected lazily: nothing needs to listen
+  verifier.security.client_keys = wire::generate_curve_keypair().value();
+  verifier.security.server_public = wire::generate_curve_keypair().value().public_z85;
+  auto refused = gate::Decider::open({dir / "policy.toml", {}, *config, clock, verifier});
+  EXPECT_EQ(refused.status().code(), Code::kUsage) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("'payments'"), std::string::npos) << refused.status().to_string();
+  auto quorum_config = gate::load_gate_config(dir / "gate-quorum.toml");
+  ASSERT_TRUE(quorum_config.ok()) << quorum_config.status().to_string();
+  auto with_quorum = gate::Decider::open({dir / "policy.toml", {}, *quorum_config, clock, verifier});
+  EXPECT_TRUE(with_quorum.ok()) << with_quorum.status().to_string();
+
+  const std::string webhook = testing::slurp(examples / "kubernetes" / "webhook.yaml");
+  EXPECT_NE(webhook.find("\n    failurePolicy: Fail\n"), std::string::npos);
+  EXPECT_NE(webhook.find("\n    admissionReviewVersions: [\"v1\"]\n"), std::string::npos);
+  EXPECT_NE(webhook.find("\n        path: /validate\n"), std::string::npos);
+  EXPECT_NE(testing::slurp(examples / "kubernetes" / "gate.yaml").find("- --config=/policy/gate.toml\n"),
+            std::string::npos);
+  EXPECT_NE(testing::slurp(examples / "kubernetes" / "gate-quorum.yaml").find("- --config=/policy/gate-quorum.toml "),
+            std::string::npos);
+}
+
 // Where the images of each workload kind are, as the API server sends them.
 TEST(AdmissionReview, ImagesOfEveryWorkloadKind) {
   json spec = {{"initContainers", containers({"init@sha256:" + std::string(64, '1')})},
@@ -287,6 +433,7 @@ TEST(AdmissionReview, ImagesOfEveryWorkloadKind) {
       {"apps", "StatefulSet", "statefulsets", tmpl, "spec.template.spec"},
       {"apps", "DaemonSet", "daemonsets", tmpl, "spec.template.spec"},
       {"apps", "ReplicaSet", "replicasets", tmpl, "spec.template.spec"},
+      {"", "ReplicationController", "replicationcontrollers", tmpl, "spec.template.spec"},
       {"batch", "Job", "jobs", tmpl, "spec.template.spec"},
       {"batch",
        "CronJob",

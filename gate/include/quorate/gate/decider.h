@@ -71,7 +71,9 @@ struct Verdict {
 class Decider {
  public:
   // Loads the policies and opens the store read-only (or connects to the verifier, which need not be up yet);
-  // usage when neither or both of store and quorum are given; not_found, bad_input or io when one fails.
+  // usage when neither or both of store and quorum are given, or when quorum is given and a namespace rule names
+  // a policy other than the default one (the verifier decides under its own only); not_found, bad_input or io
+  // when one fails.
   static Result<std::unique_ptr<Decider>> open(DeciderOptions options);
   ~Decider();
 
@@ -79,7 +81,9 @@ class Decider {
   // engine refuses; the verifier silent for timeout_ms, answering garbage or under another policy) denies the
   // images concerned with a message saying so. The store is reopened when the file at its path is replaced.
   // After the verifier did not answer, the other images of the same review are denied without asking again,
-  // so one review waits at most timeout_ms for it.
+  // so one review's own queries wait at most timeout_ms. Reviews are decided one at a time (the lock is held
+  // across the queries), so a concurrent review also waits for those ahead of it: up to n x timeout_ms for
+  // the n-th of n while the verifier is silent.
   Verdict decide(const Review& review);
 
  private:
