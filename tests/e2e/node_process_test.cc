@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <sstream>
 
 #include "process.h"
 #include "quorate/attest/keys.h"
@@ -177,9 +178,10 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
   auto node = f.start(f.write_config(/*insecure=*/false));
   ASSERT_TRUE(node->running()) << node->err();
   ASSERT_TRUE(wire::write_curve_keypair(f.stranger, f.dir / "stranger").ok());
-  auto submit = [&](const std::string& endpoint, const std::string& key, const std::string& server_key) {
+  auto submit = [&](const std::string& endpoint, const std::string& key, const std::string& server_key,
+                    const std::string& timeout = "12") {
     return run({quorate_bin(), "submit", "--repo", f.dir.path().string(), "--commit", std::string(40, 'a'), "--node",
-                endpoint, "--node-key", server_key, "--curve-secret-key", key, "--timeout", "12"},
+                endpoint, "--node-key", server_key, "--curve-secret-key", key, "--timeout", timeout},
                f.dir.path(), std::chrono::seconds(60));
   };
   // Not in allowed_clients: the node logs it with the key; submit names both CURVE causes.
@@ -192,6 +194,19 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
       << node->err();
   EXPECT_NE(node->err().find(f.stranger.public_z85), std::string::npos) << node->err();
   EXPECT_EQ(node->err().find(f.stranger.secret_z85), std::string::npos);
+  // An allowed client given the wrong server key (here the stranger's): the handshake fails before the node's
+  // ZAP handler sees the client, so nothing is logged against the allowed key, and submit names the wrong key.
+  auto wrong_key = submit(loopback(f.control_port), (f.dir / "allowed.curve.key").string(), f.stranger.public_z85, "5");
+  EXPECT_NE(wrong_key.code, 0);
+  said = wrong_key.out + wrong_key.err;
+  EXPECT_NE(said.find("CURVE handshake failed"), std::string::npos) << said;
+  EXPECT_NE(said.find("server key given here is wrong"), std::string::npos) << said;
+  EXPECT_EQ(said.find("nothing is listening"), std::string::npos) << said;
+  std::istringstream log(node->err());
+  for (std::string line; std::getline(log, line);) {
+    if (line.find("\"event\":\"zap_denied\"") == std::string::npos) continue;
+    EXPECT_EQ(line.find(f.allowed.public_z85), std::string::npos) << line;
+  }
   // Nothing listening.
   auto nobody = submit(loopback(free_port()), (f.dir / "allowed.curve.key").string(), f.node_keys.public_z85);
   EXPECT_NE(nobody.code, 0);
