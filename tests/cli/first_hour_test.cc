@@ -265,5 +265,34 @@ TEST_F(FirstHour, JsonIsOneCompactObjectPerLineEverywhere) {
   EXPECT_TRUE(objects("image ls --json --image-store empty-store").empty());
 }
 
+// normalize reports the bytes read of a large input (at least 256 MiB) as a counter, on a terminal only. The
+// input is one sparse file of zeros in a tar, so it costs no disk and little time; the output is uncompressed.
+TEST_F(FirstHour, NormalizeShowsProgressOnATerminalOnly) {
+  auto made =
+      quorate::testing::run("cd " + sh(dir_.path().string()) +
+                            " && python3 -c \"import os, tarfile; t = tarfile.TarInfo('zeros'); t.size = 257 << 20; "
+                            "open('big.tar', 'wb').write(t.tobuf(format=tarfile.USTAR_FORMAT)); "
+                            "os.truncate('big.tar', 512 + t.size + 1024)\"");
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  std::string normalize = "normalize --compression none big.tar -o ";
+  auto piped = q(normalize + "piped.tar");
+  ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  EXPECT_THAT(piped.out, Not(HasSubstr("quorate normalize:")));
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  if (quorate::testing::run("command -v script").exit_code != 0)
+    GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  auto on_terminal = [&](const std::string& args) {
+    return quorate::testing::run("cd " + sh(dir_.path().string()) + " && script -qec " +
+                                 sh(quorate_bin() + " " + args + " </dev/null") + " /dev/null");
+  };
+  auto tty = on_terminal(normalize + "tty.tar");
+  ASSERT_EQ(tty.exit_code, 0) << tty.out;
+  EXPECT_THAT(tty.out, ::testing::ContainsRegex("\rquorate normalize: read [0-9]+ MiB"));
+  EXPECT_THAT(tty.out, HasSubstr("digest:  sha256:"));
+  auto quiet = on_terminal("normalize -q --compression none big.tar -o quiet.tar");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_THAT(quiet.out, Not(HasSubstr("quorate normalize:")));
+}
+
 }  // namespace
 }  // namespace quorate::cli

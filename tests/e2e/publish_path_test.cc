@@ -3,7 +3,8 @@
 // oci-archive and the docker-archive; skopeo converting to Docker media types; podman load + push where
 // podman is installed), and `quorate verify --image docker://HOST/REPO@sha256:…` is asked about every copy:
 // under match = "content" every honest re-encoding is accepted, under match = "image" only the byte-identical
-// one is (with a hint), and a copy whose layer was changed is refused whatever its manifest claims.
+// one is (with a hint), and a copy whose layer was changed is refused whatever its manifest claims. Pulling it
+// back with `quorate image pull` shows progress on a terminal only.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -24,6 +25,7 @@ using quorate::testing::sh;
 using quorate::testing::slurp;
 using quorate::testing::spit;
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 using quorate::testing::port_answers;
@@ -160,6 +162,34 @@ TEST_F(PublishPath, PodmanLoadAndPush) {
   std::string ref = "docker://" + repo("x") + "@" + pushed_digest("x", "podman");
   auto by_content = verify("content.toml", ref);
   EXPECT_EQ(by_content.exit_code, 0) << by_content.out;
+}
+
+// `quorate image pull` from the registry says what it is doing (skopeo's copy, then the check of every blob) on
+// a terminal, and nothing in a pipe or with -q. The terminal is script(1)'s.
+TEST_F(PublishPath, ImagePullShowsProgressOnATerminalOnly) {
+  auto pushed = shell("timeout 300 skopeo copy --quiet --dest-tls-verify=false oci:" +
+                      sh((dir_ / "layout").string() + ":latest") + " docker://" + repo("x") + ":pull");
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.out;
+  auto pull = [&](const std::string& flags, const std::string& store) {
+    return quorate_bin() + " image pull --insecure-registry " + flags + " " + repo("x") + "@" + manifest_ +
+           " --image-store " + sh((dir_ / store).string());
+  };
+  auto piped = shell(pull("", "piped"));
+  ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  EXPECT_THAT(piped.out, HasSubstr(manifest_));
+  EXPECT_THAT(piped.out, Not(HasSubstr("quorate image pull:")));
+  if (shell("command -v script").exit_code != 0) GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  auto on_terminal = [&](const std::string& command) {
+    return shell("script -qec " + sh(command + " </dev/null") + " /dev/null");
+  };
+  auto tty = on_terminal(pull("", "tty"));
+  ASSERT_EQ(tty.exit_code, 0) << tty.out;
+  EXPECT_THAT(tty.out, HasSubstr("quorate image pull: copying " + repo("x") + "@" + manifest_ + " with skopeo"));
+  EXPECT_THAT(tty.out, HasSubstr("quorate image pull: checking every blob"));
+  auto quiet = on_terminal(pull("-q", "quiet"));
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_THAT(quiet.out, HasSubstr(manifest_));
+  EXPECT_THAT(quiet.out, Not(HasSubstr("quorate image pull:")));
 }
 
 // A copy whose layer was changed: the manifest points at the attested config but at another layer blob. The
