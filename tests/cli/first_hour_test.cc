@@ -265,6 +265,28 @@ TEST_F(FirstHour, JsonIsOneCompactObjectPerLineEverywhere) {
   EXPECT_TRUE(objects("image ls --json --image-store empty-store").empty());
 }
 
+// `build --attest --builder-id URI` signs with that runDetails.builder.id (the node id stays in builder.version);
+// an id that is not a URI is refused.
+TEST_F(FirstHour, BuildAttestTakesABuilderId) {
+  std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
+  ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
+  spit(dir_ / "policy.toml",
+       "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  std::string build = "build -q --attest keys/node-a.key.pem --repo site --commit " + commit + " --work-dir work ";
+  auto r = q(build + "--builder-id https://builders.example.org/a -o out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("attestation out.att.json"));
+  auto shown = q("attest verify out.att.json --roster policy.toml --json");
+  ASSERT_EQ(shown.exit_code, 0) << shown.out;
+  auto j = nlohmann::json::parse(shown.out.substr(0, shown.out.find('\n')));
+  EXPECT_EQ(j["builder"]["uri"], "https://builders.example.org/a");
+  EXPECT_EQ(j["builder"]["id"], "node-a");
+  auto bad = q(build + "--builder-id node-a -o out2");
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("is not a URI"));
+  EXPECT_FALSE(fs::exists(dir_ / "out2.att.json"));
+}
+
 // normalize reports the bytes read of a large input (at least 256 MiB) as a counter, on a terminal only. The
 // input is one sparse file of zeros in a tar, so it costs no disk and little time; the output is uncompressed.
 TEST_F(FirstHour, NormalizeShowsProgressOnATerminalOnly) {
