@@ -5,6 +5,13 @@
 // under match = "content" every honest re-encoding is accepted, under match = "image" only the byte-identical
 // one is (with a hint), and a copy whose layer was changed is refused whatever its manifest claims. Pulling it
 // back with `quorate image pull` shows progress on a terminal only.
+//
+// Where these tests skip (GTEST_SKIP, with the reason in the test's output; docs/policy.md says the same):
+// every test here, without /usr/bin/docker-registry or /usr/bin/skopeo (scripts/bootstrap.sh installs both).
+// PodmanLoadAndPush also skips without /usr/bin/podman; where `podman load` fails, as rootless podman does
+// without subordinate ids for the user (/etc/subuid, /etc/subgid, newuidmap) or where user namespaces are not
+// allowed (an unprivileged container); and where `podman push` to the loopback registry fails. It uses its own
+// --root and the vfs storage driver, so it needs neither overlayfs, fuse-overlayfs nor a running container.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -159,9 +166,15 @@ TEST_F(PublishPath, PodmanLoadAndPush) {
                       " push --format oci --tls-verify=false example.org/quorate/static-site:latest docker://" +
                       repo("x") + ":podman");
   if (pushed.exit_code != 0) GTEST_SKIP() << "podman cannot push here: " << pushed.out;
-  std::string ref = "docker://" + repo("x") + "@" + pushed_digest("x", "podman");
+  std::string digest = pushed_digest("x", "podman");
+  std::string ref = "docker://" + repo("x") + "@" + digest;
   auto by_content = verify("content.toml", ref);
   EXPECT_EQ(by_content.exit_code, 0) << by_content.out;
+  // podman re-serializes the manifest: not the attested bytes, so match = "image" refuses it, with the hint.
+  EXPECT_NE(digest, manifest_);
+  auto by_image = verify("image.toml", ref);
+  EXPECT_EQ(by_image.exit_code, 1) << by_image.out;
+  EXPECT_THAT(by_image.out, HasSubstr("needs match = \"content\""));
 }
 
 // `quorate image pull` from the registry says what it is doing (skopeo's copy, then the check of every blob) on
