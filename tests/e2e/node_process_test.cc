@@ -1,9 +1,11 @@
 // `quorate node` as a real process on 127.0.0.1: clean stop on SIGTERM, CURVE allow list at the process level,
-// garbage and oversized frames survived and counted, plain TCP refused off loopback.
+// garbage and oversized frames survived and counted, plain TCP refused off loopback; `quorate submit` against it
+// (its --json, and what it says when CURVE or the address is wrong).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -212,6 +214,27 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
   EXPECT_NE(nobody.code, 0);
   said = nobody.out + nobody.err;
   EXPECT_NE(said.find("nothing is listening"), std::string::npos) << said;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
+}
+
+// `submit --json` prints one compact JSON object per line, as every --json does (the other commands:
+// FirstHour.JsonIsOneCompactObjectPerLineEverywhere); the node's answer is in it, and nothing else is on stdout.
+TEST(NodeProcess, SubmitJsonIsOneObjectPerLine) {
+  NodeFixture f;
+  auto node = f.start(f.write_config(/*insecure=*/true));
+  ASSERT_TRUE(node->running()) << node->err();
+  auto r = run({quorate_bin(), "submit", "--json", "--insecure", "--repo", f.dir.path().string(), "--commit",
+                std::string(40, 'a'), "--node", loopback(f.control_port), "--timeout", "20"},
+               f.dir.path(), std::chrono::seconds(60));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n') << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  ASSERT_EQ(j["jobs"].size(), 1u) << r.out;
+  EXPECT_EQ(j["jobs"][0].value("node_id", ""), "n1") << r.out;
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
 }
