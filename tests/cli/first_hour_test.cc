@@ -217,7 +217,8 @@ TEST_F(FirstHour, FailedBuildKeepsItsLog) {
 }
 
 // `--json` prints one compact JSON object per line in every command that takes it (docs/decisions.md, the man
-// page): every stdout line of every such command parses as one object. stderr is kept apart.
+// page): every stdout line of every such command parses as one object. stderr is kept apart. `submit --json`
+// needs a node: NodeProcess.SubmitJsonIsOneObjectPerLine (tests/e2e).
 TEST_F(FirstHour, JsonIsOneCompactObjectPerLineEverywhere) {
   std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
   ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
