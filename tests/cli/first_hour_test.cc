@@ -300,6 +300,7 @@ TEST_F(FirstHour, NormalizeShowsProgressOnATerminalOnly) {
   std::string normalize = "normalize --compression none big.tar -o ";
   auto piped = q(normalize + "piped.tar");
   ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  fs::remove(dir_ / "piped.tar");  // 257 MiB each: one at a time in $TMPDIR
   EXPECT_THAT(piped.out, Not(HasSubstr("quorate normalize:")));
   EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
   if (quorate::testing::run("command -v script").exit_code != 0)
@@ -310,6 +311,7 @@ TEST_F(FirstHour, NormalizeShowsProgressOnATerminalOnly) {
   };
   auto tty = on_terminal(normalize + "tty.tar");
   ASSERT_EQ(tty.exit_code, 0) << tty.out;
+  fs::remove(dir_ / "tty.tar");
   EXPECT_THAT(tty.out, ::testing::ContainsRegex("\rquorate normalize: read [0-9]+ MiB"));
   EXPECT_THAT(tty.out, HasSubstr("digest:  sha256:"));
   auto quiet = on_terminal("normalize -q --compression none big.tar -o quiet.tar");
