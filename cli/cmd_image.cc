@@ -65,10 +65,10 @@ Status run_pull(const ImageArgs& a) {
 Status run_ls(const ImageArgs& a) {
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   auto images = QR_TRY(store.list());
-  if (a.json) {
-    nlohmann::json out = nlohmann::json::array();
-    for (const auto& i : images) out.push_back({{"digest", i.digest}, {"ref_name", i.ref_name}, {"size", i.size}});
-    std::cout << out.dump() << "\n";
+  if (a.json) {  // one object per image per line, as every --json (docs/decisions.md); an empty store prints none
+    for (const auto& i : images) {
+      std::cout << nlohmann::json{{"digest", i.digest}, {"ref_name", i.ref_name}, {"size", i.size}}.dump() << "\n";
+    }
     return Status::ok_status();
   }
   for (const auto& i : images) print(i);
@@ -113,7 +113,7 @@ void add_image_command(CLI::App& app, Action& action) {
   add_store_option(pull, *args);
   pull->callback([args, &action] { action = [args] { return run_pull(*args); }; });
   auto* ls = cmd->add_subcommand("ls", "List the images in the store by manifest digest");
-  ls->add_flag("--json", args->json, "JSON output");
+  ls->add_flag("--json", args->json, "One JSON object per image per line: digest, ref_name, size");
   add_store_option(ls, *args);
   ls->callback([args, &action] { action = [args] { return run_ls(*args); }; });
   auto* rm =

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <regex>
 #include <set>
 
+#include "builder/git_repo.h"
 #include "fixtures.h"
 #include "quorate/attest/bundle.h"
 #include "quorate/core/time.h"
@@ -295,6 +297,53 @@ TEST(SpecConformance, CheckerCatchesTheOldShapes) {
                            "one of uri, digest, content", "startedOn: not an RFC 3339", "subject[0].digest.sha256"}) {
     EXPECT_NE(report.find(want), std::string::npos) << want << "\n" << report;
   }
+}
+
+// Issue 18, end to end: the checker run over what `quorate build --attest` and `quorate attest --bundle` wrote,
+// and the dependency URI the CLI's build filled in: the recipe's public `[image] source` when it names one,
+// else git+file:// and the repository's absolute path, percent-encoded.
+TEST(SpecConformance, WhatTheCliWritesConforms) {
+  quorate::testing::ScratchDir dir;
+  namespace fs = std::filesystem;
+  using quorate::testing::sh;
+  using quorate::testing::slurp;
+  auto cli = [&](const std::string& args) {
+    auto r =
+        quorate::testing::run("cd " + sh(dir.path().string()) + " && " + quorate::testing::quorate_bin() + " " + args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.out;
+  };
+  auto site = builder::testing::example_dir("static-site");
+  std::string published = builder::testing::make_repo(site, dir / "site");
+  // The same recipe without its public source, in a directory whose name a URI must encode.
+  fs::copy(site, dir / "local-src", fs::copy_options::recursive);
+  std::string recipe = slurp(dir / "local-src/quorate.toml");
+  auto line = recipe.find("source = ");
+  ASSERT_NE(line, std::string::npos) << recipe;
+  recipe.erase(line, recipe.find('\n', line) + 1 - line);
+  quorate::testing::spit(dir / "local-src/quorate.toml", recipe);
+  std::string local = builder::testing::make_repo(dir / "local-src", dir / "my repo");
+  cli("key generate --out node-a.key.pem");
+  cli("build -q --attest node-a.key.pem --repo site --commit " + published +
+      " --work-dir work -o out --result-out out.result.json");
+  cli("build -q --attest node-a.key.pem --repo 'my repo' --commit " + local + " --work-dir work -o local");
+  cli("attest --key node-a.key.pem --bundle out.result.json -o out.bundle.json");
+  auto dependency = [](const json& statement) {
+    return statement["predicate"]["buildDefinition"]["resolvedDependencies"][0].value("uri", "");
+  };
+  Checker envelope;
+  auto from_site = envelope.envelope(json::parse(slurp(dir / "out.att.json")), "out.att.json");
+  check_statement(envelope, from_site);
+  EXPECT_TRUE(envelope.problems.empty()) << envelope.report();
+  EXPECT_EQ(dependency(from_site), "git+https://example.org/quorate/static-site");
+  Checker local_envelope;
+  auto from_local = local_envelope.envelope(json::parse(slurp(dir / "local.att.json")), "local.att.json");
+  check_statement(local_envelope, from_local);
+  EXPECT_TRUE(local_envelope.problems.empty()) << local_envelope.report();
+  std::string path = fs::canonical(dir / "my repo").string();
+  EXPECT_EQ(dependency(from_local), "git+file://" + path.replace(path.rfind(' '), 1, "%20"));
+  Checker bundle;
+  check_statement(bundle, bundle.bundle(json::parse(slurp(dir / "out.bundle.json"))));
+  EXPECT_TRUE(bundle.problems.empty()) << bundle.report();
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -213,6 +214,109 @@ TEST_F(FirstHour, FailedBuildKeepsItsLog) {
   std::string log = r.out.substr(at, end + 4 - at);
   ASSERT_TRUE(fs::exists(dir_ / log)) << log << "\n" << r.out;
   EXPECT_THAT(slurp(dir_ / log), HasSubstr("the-step-said-this"));
+}
+
+// `--json` prints one compact JSON object per line in every command that takes it (docs/decisions.md, the man
+// page): every stdout line of every such command parses as one object. stderr is kept apart. `submit --json`
+// needs a node: NodeProcess.SubmitJsonIsOneObjectPerLine (tests/e2e).
+TEST_F(FirstHour, JsonIsOneCompactObjectPerLineEverywhere) {
+  std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
+  ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
+  spit(dir_ / "policy.toml",
+       "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  // The objects a command printed on stdout; any line that is not one JSON object fails the test.
+  auto objects = [&](const std::string& args, std::vector<int> codes = {0}) {
+    auto r = quorate::testing::run("cd " + sh(dir_.path().string()) + " && (" + quorate_bin() + " " + args +
+                                   " 2>stderr.txt)");
+    std::string err = slurp(dir_ / "stderr.txt");
+    EXPECT_THAT(codes, ::testing::Contains(r.exit_code)) << args << "\n" << r.out << err;
+    std::vector<nlohmann::json> found;
+    EXPECT_TRUE(r.out.empty() || r.out.back() == '\n') << args << "\n" << r.out;
+    std::istringstream lines(r.out);
+    for (std::string line; std::getline(lines, line);) {
+      auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      EXPECT_TRUE(j.is_object()) << args << ": not one JSON object: " << line;
+      found.push_back(j);
+    }
+    return found;
+  };
+  auto built =
+      objects("build --json --attest keys/node-a.key.pem --repo site --commit " + commit + " --work-dir work -o out");
+  ASSERT_EQ(built.size(), 1u);
+  EXPECT_TRUE(built[0]["image"].contains("manifest_digest")) << built[0].dump();
+  EXPECT_EQ(objects("attest verify out.att.json --roster policy.toml --json").size(), 1u);
+  EXPECT_EQ(objects("verify --policy policy.toml --json out.att.json").size(), 1u);
+  ASSERT_EQ(q("store import --policy policy.toml store.db out.att.json").exit_code, 0);
+  auto rows = objects("store list store.db --json");
+  ASSERT_EQ(rows.size(), 1u);
+  // `store show` has no --json: it always prints its one object on one line.
+  std::string file_hex = sha256_hex(slurp(dir_ / "out.att.json"));
+  EXPECT_EQ(objects("store show store.db " + file_hex).size(), 1u);
+  EXPECT_EQ(objects("audit --json --repo site --store store.db --policy policy.toml", {0, 1}).size(), 1u);
+  ASSERT_EQ(quorate::testing::run("cd " + sh(dir_.path().string()) + " && tar -cf layer.tar -C site .").exit_code, 0);
+  EXPECT_EQ(objects("normalize --json layer.tar -o layer.tar.gz").size(), 1u);
+  EXPECT_EQ(objects("normalize --json --compression zstd out -o zstd").size(), 1u);
+  EXPECT_EQ(objects("diff --json out zstd", {0, 1}).size(), 1u);
+  // One object per image, so a store of two images is two lines.
+  ASSERT_EQ(q("image import out --image-store images").exit_code, 0);
+  ASSERT_EQ(q("image import zstd --image-store images").exit_code, 0);
+  auto images = objects("image ls --json --image-store images");
+  ASSERT_EQ(images.size(), 2u);
+  for (const auto& i : images) EXPECT_THAT(i.value("digest", ""), ::testing::StartsWith("sha256:")) << i.dump();
+  EXPECT_TRUE(objects("image ls --json --image-store empty-store").empty());
+}
+
+// `build --attest --builder-id URI` signs with that runDetails.builder.id (the node id stays in builder.version);
+// an id that is not a URI is refused.
+TEST_F(FirstHour, BuildAttestTakesABuilderId) {
+  std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
+  ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
+  spit(dir_ / "policy.toml",
+       "threshold = 1\n[[nodes]]\nid = \"node-a\"\npublic_key = \"keys/node-a.key.pem.pub.pem\"\n");
+  std::string build = "build -q --attest keys/node-a.key.pem --repo site --commit " + commit + " --work-dir work ";
+  auto r = q(build + "--builder-id https://builders.example.org/a -o out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("attestation out.att.json"));
+  auto shown = q("attest verify out.att.json --roster policy.toml --json");
+  ASSERT_EQ(shown.exit_code, 0) << shown.out;
+  auto j = nlohmann::json::parse(shown.out.substr(0, shown.out.find('\n')));
+  EXPECT_EQ(j["builder"]["uri"], "https://builders.example.org/a");
+  EXPECT_EQ(j["builder"]["id"], "node-a");
+  auto bad = q(build + "--builder-id node-a -o out2");
+  EXPECT_EQ(bad.exit_code, 2) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("is not a URI"));
+  EXPECT_FALSE(fs::exists(dir_ / "out2.att.json"));
+}
+
+// normalize reports the bytes read of a large input (at least 256 MiB) as a counter, on a terminal only. The
+// input is one sparse file of zeros in a tar, so it costs no disk and little time; the output is uncompressed.
+TEST_F(FirstHour, NormalizeShowsProgressOnATerminalOnly) {
+  auto made =
+      quorate::testing::run("cd " + sh(dir_.path().string()) +
+                            " && python3 -c \"import os, tarfile; t = tarfile.TarInfo('zeros'); t.size = 257 << 20; "
+                            "open('big.tar', 'wb').write(t.tobuf(format=tarfile.USTAR_FORMAT)); "
+                            "os.truncate('big.tar', 512 + t.size + 1024)\"");
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  std::string normalize = "normalize --compression none big.tar -o ";
+  auto piped = q(normalize + "piped.tar");
+  ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  fs::remove(dir_ / "piped.tar");  // 257 MiB each: one at a time in $TMPDIR
+  EXPECT_THAT(piped.out, Not(HasSubstr("quorate normalize:")));
+  EXPECT_EQ(piped.out.find('\r'), std::string::npos) << piped.out;
+  if (quorate::testing::run("command -v script").exit_code != 0)
+    GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  auto on_terminal = [&](const std::string& args) {
+    return quorate::testing::run("cd " + sh(dir_.path().string()) + " && script -qec " +
+                                 sh(quorate_bin() + " " + args + " </dev/null") + " /dev/null");
+  };
+  auto tty = on_terminal(normalize + "tty.tar");
+  ASSERT_EQ(tty.exit_code, 0) << tty.out;
+  fs::remove(dir_ / "tty.tar");
+  EXPECT_THAT(tty.out, ::testing::ContainsRegex("\rquorate normalize: read [0-9]+ MiB"));
+  EXPECT_THAT(tty.out, HasSubstr("digest:  sha256:"));
+  auto quiet = on_terminal("normalize -q --compression none big.tar -o quiet.tar");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_THAT(quiet.out, Not(HasSubstr("quorate normalize:")));
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 // `quorate node` as a real process on 127.0.0.1: clean stop on SIGTERM, CURVE allow list at the process level,
-// garbage and oversized frames survived and counted, plain TCP refused off loopback.
+// garbage and oversized frames survived and counted, plain TCP refused off loopback; `quorate submit` against it
+// (its --json, and what it says when CURVE or the address is wrong).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include "process.h"
 #include "quorate/attest/keys.h"
@@ -177,9 +180,10 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
   auto node = f.start(f.write_config(/*insecure=*/false));
   ASSERT_TRUE(node->running()) << node->err();
   ASSERT_TRUE(wire::write_curve_keypair(f.stranger, f.dir / "stranger").ok());
-  auto submit = [&](const std::string& endpoint, const std::string& key, const std::string& server_key) {
+  auto submit = [&](const std::string& endpoint, const std::string& key, const std::string& server_key,
+                    const std::string& timeout = "12") {
     return run({quorate_bin(), "submit", "--repo", f.dir.path().string(), "--commit", std::string(40, 'a'), "--node",
-                endpoint, "--node-key", server_key, "--curve-secret-key", key, "--timeout", "12"},
+                endpoint, "--node-key", server_key, "--curve-secret-key", key, "--timeout", timeout},
                f.dir.path(), std::chrono::seconds(60));
   };
   // Not in allowed_clients: the node logs it with the key; submit names both CURVE causes.
@@ -192,11 +196,45 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
       << node->err();
   EXPECT_NE(node->err().find(f.stranger.public_z85), std::string::npos) << node->err();
   EXPECT_EQ(node->err().find(f.stranger.secret_z85), std::string::npos);
+  // An allowed client given the wrong server key (here the stranger's): the handshake fails before the node's
+  // ZAP handler sees the client, so nothing is logged against the allowed key, and submit names the wrong key.
+  auto wrong_key = submit(loopback(f.control_port), (f.dir / "allowed.curve.key").string(), f.stranger.public_z85, "5");
+  EXPECT_NE(wrong_key.code, 0);
+  said = wrong_key.out + wrong_key.err;
+  EXPECT_NE(said.find("CURVE handshake failed"), std::string::npos) << said;
+  EXPECT_NE(said.find("server key given here is wrong"), std::string::npos) << said;
+  EXPECT_EQ(said.find("nothing is listening"), std::string::npos) << said;
+  std::istringstream log(node->err());
+  for (std::string line; std::getline(log, line);) {
+    if (line.find("\"event\":\"zap_denied\"") == std::string::npos) continue;
+    EXPECT_EQ(line.find(f.allowed.public_z85), std::string::npos) << line;
+  }
   // Nothing listening.
   auto nobody = submit(loopback(free_port()), (f.dir / "allowed.curve.key").string(), f.node_keys.public_z85);
   EXPECT_NE(nobody.code, 0);
   said = nobody.out + nobody.err;
   EXPECT_NE(said.find("nothing is listening"), std::string::npos) << said;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
+}
+
+// `submit --json` prints one compact JSON object per line, as every --json does (the other commands:
+// FirstHour.JsonIsOneCompactObjectPerLineEverywhere); the node's answer is in it, and nothing else is on stdout.
+TEST(NodeProcess, SubmitJsonIsOneObjectPerLine) {
+  NodeFixture f;
+  auto node = f.start(f.write_config(/*insecure=*/true));
+  ASSERT_TRUE(node->running()) << node->err();
+  auto r = run({quorate_bin(), "submit", "--json", "--insecure", "--repo", f.dir.path().string(), "--commit",
+                std::string(40, 'a'), "--node", loopback(f.control_port), "--timeout", "20"},
+               f.dir.path(), std::chrono::seconds(60));
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n') << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  ASSERT_EQ(j["jobs"].size(), 1u) << r.out;
+  EXPECT_EQ(j["jobs"][0].value("node_id", ""), "n1") << r.out;
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
 }

@@ -3,7 +3,15 @@
 // oci-archive and the docker-archive; skopeo converting to Docker media types; podman load + push where
 // podman is installed), and `quorate verify --image docker://HOST/REPO@sha256:…` is asked about every copy:
 // under match = "content" every honest re-encoding is accepted, under match = "image" only the byte-identical
-// one is (with a hint), and a copy whose layer was changed is refused whatever its manifest claims.
+// one is (with a hint), and a copy whose layer was changed is refused whatever its manifest claims. Pulling it
+// back with `quorate image pull` shows progress on a terminal only.
+//
+// Where these tests skip (GTEST_SKIP, with the reason in the test's output; docs/policy.md says the same):
+// every test here, without /usr/bin/docker-registry or /usr/bin/skopeo (scripts/bootstrap.sh installs both).
+// PodmanLoadAndPush also skips without /usr/bin/podman; where `podman load` fails, as rootless podman does
+// without subordinate ids for the user (/etc/subuid, /etc/subgid, newuidmap) or where user namespaces are not
+// allowed (an unprivileged container); and where `podman push` to the loopback registry fails. It uses its own
+// --root and the vfs storage driver, so it needs neither overlayfs, fuse-overlayfs nor a running container.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -24,6 +32,7 @@ using quorate::testing::sh;
 using quorate::testing::slurp;
 using quorate::testing::spit;
 using ::testing::HasSubstr;
+using ::testing::Not;
 namespace fs = std::filesystem;
 
 using quorate::testing::port_answers;
@@ -157,9 +166,43 @@ TEST_F(PublishPath, PodmanLoadAndPush) {
                       " push --format oci --tls-verify=false example.org/quorate/static-site:latest docker://" +
                       repo("x") + ":podman");
   if (pushed.exit_code != 0) GTEST_SKIP() << "podman cannot push here: " << pushed.out;
-  std::string ref = "docker://" + repo("x") + "@" + pushed_digest("x", "podman");
+  std::string digest = pushed_digest("x", "podman");
+  std::string ref = "docker://" + repo("x") + "@" + digest;
   auto by_content = verify("content.toml", ref);
   EXPECT_EQ(by_content.exit_code, 0) << by_content.out;
+  // podman re-serializes the manifest: not the attested bytes, so match = "image" refuses it, with the hint.
+  EXPECT_NE(digest, manifest_);
+  auto by_image = verify("image.toml", ref);
+  EXPECT_EQ(by_image.exit_code, 1) << by_image.out;
+  EXPECT_THAT(by_image.out, HasSubstr("needs match = \"content\""));
+}
+
+// `quorate image pull` from the registry says what it is doing (skopeo's copy, then the check of every blob) on
+// a terminal, and nothing in a pipe or with -q. The terminal is script(1)'s.
+TEST_F(PublishPath, ImagePullShowsProgressOnATerminalOnly) {
+  auto pushed = shell("timeout 300 skopeo copy --quiet --dest-tls-verify=false oci:" +
+                      sh((dir_ / "layout").string() + ":latest") + " docker://" + repo("x") + ":pull");
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.out;
+  auto pull = [&](const std::string& flags, const std::string& store) {
+    return quorate_bin() + " image pull --insecure-registry " + flags + " " + repo("x") + "@" + manifest_ +
+           " --image-store " + sh((dir_ / store).string());
+  };
+  auto piped = shell(pull("", "piped"));
+  ASSERT_EQ(piped.exit_code, 0) << piped.out;
+  EXPECT_THAT(piped.out, HasSubstr(manifest_));
+  EXPECT_THAT(piped.out, Not(HasSubstr("quorate image pull:")));
+  if (shell("command -v script").exit_code != 0) GTEST_SKIP() << "script(1) (bsdutils) is not installed";
+  auto on_terminal = [&](const std::string& command) {
+    return shell("script -qec " + sh(command + " </dev/null") + " /dev/null");
+  };
+  auto tty = on_terminal(pull("", "tty"));
+  ASSERT_EQ(tty.exit_code, 0) << tty.out;
+  EXPECT_THAT(tty.out, HasSubstr("quorate image pull: copying " + repo("x") + "@" + manifest_ + " with skopeo"));
+  EXPECT_THAT(tty.out, HasSubstr("quorate image pull: checking every blob"));
+  auto quiet = on_terminal(pull("-q", "quiet"));
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_THAT(quiet.out, HasSubstr(manifest_));
+  EXPECT_THAT(quiet.out, Not(HasSubstr("quorate image pull:")));
 }
 
 // A copy whose layer was changed: the manifest points at the attested config but at another layer blob. The

@@ -83,6 +83,23 @@ TEST(NodeConfig, MissingAndMistypedKeysAreErrors) {
   EXPECT_TRUE(q.status().is_bad_input());
 }
 
+// Issue 18: builder_id is runDetails.builder.id, so it must be a URI; an empty one means the default.
+TEST(NodeConfig, BuilderIdThatIsNotAUriIsRefused) {
+  const std::string rest = "data_dir = \"d\"\nsigning_key = \"k\"\nnode_id = \"node-a\"\n";
+  for (const char* id : {"node-a", "https://builders.example.org/a b"}) {
+    auto c = load_node_config(write_config("builder_id = \"" + std::string(id) + "\"\n" + rest));
+    ASSERT_FALSE(c.ok()) << id;
+    EXPECT_TRUE(c.status().is_bad_input()) << c.status().to_string();
+    EXPECT_NE(c.status().message().find("'builder_id' is not a URI"), std::string::npos) << c.status().to_string();
+  }
+  auto uri = load_node_config(write_config("builder_id = \"https://builders.example.org/a\"\n" + rest));
+  ASSERT_TRUE(uri.ok()) << uri.status().to_string();
+  EXPECT_EQ(uri->builder_id, "https://builders.example.org/a");
+  auto empty = load_node_config(write_config("builder_id = \"\"\n" + rest));
+  ASSERT_TRUE(empty.ok()) << empty.status().to_string();
+  EXPECT_EQ(empty->builder_id, "");
+}
+
 TEST(NodeConfig, TheShippedExampleLoads) {
   auto c = load_node_config(quorate::testing::source_dir() / "examples/node.toml");
   ASSERT_TRUE(c.ok()) << c.status().to_string();
