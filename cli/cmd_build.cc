@@ -43,6 +43,11 @@ Result<std::string> attest_result(const BuildArgs& a, const std::string& result_
 }
 
 Status run_build(const BuildArgs& a) {
+  // What --attest needs is checked before the build, not after it has run for minutes.
+  if (!a.attest_key.empty() && !a.builder_id.empty() && !attest::is_uri(a.builder_id)) {
+    return Status::usage("--builder-id '" + a.builder_id + "' is not a URI (scheme:..., for example " +
+                         "https://builders.example.org/node-a)");
+  }
   builder::BuildOptions o;
   o.repo = a.repo;
   o.commit = a.commit;

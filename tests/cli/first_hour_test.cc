@@ -267,7 +267,7 @@ TEST_F(FirstHour, JsonIsOneCompactObjectPerLineEverywhere) {
 }
 
 // `build --attest --builder-id URI` signs with that runDetails.builder.id (the node id stays in builder.version);
-// an id that is not a URI is refused.
+// an id that is not a URI is refused before anything is built.
 TEST_F(FirstHour, BuildAttestTakesABuilderId) {
   std::string commit = builder::testing::make_repo(builder::testing::example_dir("static-site"), dir_ / "site");
   ASSERT_EQ(q("key generate --out keys/node-a.key.pem").exit_code, 0);
@@ -286,6 +286,7 @@ TEST_F(FirstHour, BuildAttestTakesABuilderId) {
   EXPECT_EQ(bad.exit_code, 2) << bad.out;
   EXPECT_THAT(bad.out, HasSubstr("is not a URI"));
   EXPECT_FALSE(fs::exists(dir_ / "out2.att.json"));
+  EXPECT_FALSE(fs::exists(dir_ / "out2")) << "the image was built before the builder id was refused";
 }
 
 // normalize reports the bytes read of a large input (at least 256 MiB) as a counter, on a terminal only. The
