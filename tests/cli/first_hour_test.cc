@@ -216,6 +216,22 @@ TEST_F(FirstHour, FailedBuildKeepsItsLog) {
   EXPECT_THAT(slurp(dir_ / log), HasSubstr("the-step-said-this"));
 }
 
+// A [build] tool whose --version fails or prints nothing where the steps run is named in a warning on stderr, also with
+// --json and -q, and is still recorded (with an empty version): the build does not fail for it.
+TEST_F(FirstHour, ToolWithoutAVersionIsNamedInAWarning) {
+  fs::create_directories(dir_ / "src");
+  spit(dir_ / "src/hello.txt", "hello\n");
+  spit(dir_ / "src/quorate.toml",
+       "[image]\nname = \"example.org/tools\"\n\n[build]\ntools = [\"no-such-tool-q7\"]\n\n"
+       "[[steps]]\nrun = \"cp hello.txt \\\"$OUT/\\\"\"\nto = \"/srv\"\n");
+  std::string commit = builder::testing::make_repo(dir_ / "src", dir_ / "repo");
+  auto r = q("build -q --json --repo repo --commit " + commit + " -o out --work-dir work");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("warning: [build] tools: `no-such-tool-q7 --version` failed or printed nothing "
+                               "where the steps run (the host)"));
+  EXPECT_THAT(r.out, HasSubstr("\"no-such-tool-q7\":\"\""));
+}
+
 // `--json` prints one compact JSON object per line in every command that takes it (docs/decisions.md, the man
 // page): every stdout line of every such command parses as one object. stderr is kept apart. `submit --json`
 // needs a node: NodeProcess.SubmitJsonIsOneObjectPerLine (tests/e2e).
