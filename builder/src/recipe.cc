@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <set>
 
 #include "quorate/builder/reference.h"
@@ -278,9 +279,17 @@ Status read_build(TableReader& r, Recipe& recipe) {
     recipe.build_image = BuilderImage{*image, ref->name, ref->digest};
   }
   recipe.tools = QR_TRY(r.opt_strings("tools")).value_or(std::vector<std::string>());
-  for (const auto& tool : recipe.tools) {
-    if (tool.empty() || tool.find_first_of(" \t\n'\"\\") != std::string::npos) {
-      return r.fail(r.get("tools"), "tools", "entry \"" + tool + "\" must be a program name without spaces or quotes");
+  // A tool runs as `TOOL --version` through /bin/sh and is named in messages: a program name or path, nothing a
+  // shell or a terminal would read as more (no `;`, `$(`, quotes, spaces or control characters).
+  for (size_t i = 0; i < recipe.tools.size(); ++i) {
+    const std::string& tool = recipe.tools[i];
+    bool plain = !tool.empty() && std::all_of(tool.begin(), tool.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+             c == '+' || c == '-' || c == '/';
+    });
+    if (!plain) {
+      return r.fail(r.get("tools"), "tools",
+                    "entry " + std::to_string(i + 1) + " must be a program name or path (letters, digits, . _ + - /)");
     }
   }
   return r.check_unknown();

@@ -162,6 +162,12 @@ TEST(RecipeTest, MistakesNameFileLineAndKey) {
        "quorate.toml:3: 'image.extra' is not a known key"},
       {"[image]\nname = \"x\"\n[[steps]]\ncopy = \"a\"\n[other]\n", "'other' is not a known key"},
       {"[image\nname = \"x\"\n", "quorate.toml:1:"},
+      // A tool runs through /bin/sh and is named on a terminal: no shell syntax, no control characters.
+      {"[image]\nname = \"x\"\n[build]\ntools = [\"gcc\", \"x;rm -rf /out\"]\n[[steps]]\ncopy = \"a\"\n",
+       "quorate.toml:4: 'build.tools' entry 2 must be a program name or path"},
+      {"[image]\nname = \"x\"\n[build]\ntools = [\"$(id)\"]\n[[steps]]\ncopy = \"a\"\n", "entry 1 must be a program"},
+      {"[image]\nname = \"x\"\n[build]\ntools = [\"gcc\\u001b[2J\"]\n[[steps]]\ncopy = \"a\"\n",
+       "entry 1 must be a program"},
   };
   for (const auto& c : cases) {
     auto r = parse(c.text);
