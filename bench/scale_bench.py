@@ -233,6 +233,8 @@ class Bench:
             argv.append("--rogue")
         if self.netns:
             argv = ["ip", "netns", "exec", f"qs{self.tag}n{i}"] + argv
+        if self.a.node_nice:
+            argv = ["nice", "-n", str(self.a.node_nice)] + argv
         return argv
 
     def start_node(self, i):
@@ -434,6 +436,7 @@ class Bench:
             self.faults.append({"fault": what, "node": i, "skipped": "run ended first"})
 
         # The answer to every subject, through the query socket.
+        check_started_s = time.monotonic() - t0
         check_out = os.path.join(self.work, "check.json")
         check_timeout = max(60, S // 40)
         r = subprocess.run([a.load_node, "check", "--dir", os.path.join(self.work, "watcher"), "--query",
@@ -540,7 +543,9 @@ class Bench:
             "watch": {k: watch.get(k) for k in ("decisions_seen", "subjects_right", "wrong_seen",
                                                 "revisions_not_increasing", "revision_conflicts", "query_p50_ms", "query_p99_ms",
                                                 "query_max_ms", "queries_answered", "query_timeouts", "examples")},
-            "queries_while_verifier_up": self.queries_while_up(watch.get("query_samples", []), t0, t0_wall, restart),
+            "queries_during_run": self.queries_in_run(watch.get("query_samples", []), t0_wall, check_started_s),
+            "queries_while_verifier_up": self.queries_while_up(watch.get("query_samples", []), t0, t0_wall, restart,
+                                                               check_started_s),
             "verifier_restart": {k: v for k, v in (restart or {}).items() if k not in ("t", "err")},
             "stored_samples": [[round(t, 2), n] for t, n in stored_samples],
             "verifier_exit": vcode,
@@ -556,10 +561,24 @@ class Bench:
                 report["ingest"]["per_cpu_vs_raw"] = round(stored / cpu / raw, 3)
         return report
 
-    def queries_while_up(self, samples, t0, t0_wall, restart):
-        """Query latency without the queries outstanding while the verifier was down: from its SIGKILL until the
-        restarted one logged verifier_started. Those wait for a process that does not exist (or are lost with it
-        and time out after 10 s); the rest measure how fast a running verifier answers."""
+    @staticmethod
+    def latency_summary(latencies, **extra):
+        kept = sorted(latencies)
+
+        def pct(q):
+            return round(kept[min(len(kept) - 1, int(q * (len(kept) - 1) + 0.5))], 3) if kept else None  # as load_node
+        return dict(extra, counted=len(kept), p50_ms=pct(0.5), p99_ms=pct(0.99), max_ms=kept[-1] if kept else None)
+
+    def queries_in_run(self, samples, t0_wall, end_s):
+        """The watcher's queries sent during the run (before `end_s`, when the check of every subject starts: its
+        10,000 queries share the verifier's query socket with the watcher's and are not part of the run)."""
+        return self.latency_summary([lat for sent_ms, lat in samples if sent_ms / 1000 - t0_wall < end_s],
+                                    until_s=round(end_s, 3))
+
+    def queries_while_up(self, samples, t0, t0_wall, restart, end_s):
+        """Query latency during the run without the queries outstanding while the verifier was down: from its
+        SIGKILL until the restarted one logged verifier_started. Those wait for a process that does not exist (or
+        are lost with it and time out after 10 s); the rest measure how fast a running verifier answers."""
         kill = next((f["at_s"] for f in self.faults if f["fault"] == "kill_verifier"), None)
         if kill is None or not samples:
             return None
@@ -567,17 +586,14 @@ class Bench:
         kept, dropped = [], 0
         for sent_ms, latency in samples:
             start = sent_ms / 1000 - t0_wall
+            if start >= end_s:
+                continue
             if up is None or (start <= up and start + latency / 1000 >= kill):
                 dropped += 1
             else:
                 kept.append(latency)
-        kept.sort()
-
-        def pct(q):
-            return round(kept[min(len(kept) - 1, int(q * (len(kept) - 1) + 0.5))], 3) if kept else None  # as load_node
-        return {"down_from_s": kill, "down_until_s": round(up, 3) if up is not None else None,
-                "excluded": dropped, "counted": len(kept), "p50_ms": pct(0.5), "p99_ms": pct(0.99),
-                "max_ms": kept[-1] if kept else None}
+        return self.latency_summary(kept, down_from_s=kill, down_until_s=round(up, 3) if up is not None else None,
+                                    excluded=dropped)
 
     def published_all(self, i):
         """Whether node i has published (or, restarted after its last reservation, can serve) everything."""
@@ -669,7 +685,12 @@ def print_report(r):
     print(f"subscriber: {w['decisions_seen']} decisions, revisions not increasing {w['revisions_not_increasing']}, "
           f"one revision with two contents {w['revision_conflicts']}, "
           f"wrong seen {w['wrong_seen']}; queries {w['queries_answered']} answered, p50 {w['query_p50_ms']} ms, "
-          f"p99 {w['query_p99_ms']} ms, max {w['query_max_ms']} ms, timeouts {w['query_timeouts']}")
+          f"p99 {w['query_p99_ms']} ms, max {w['query_max_ms']} ms, timeouts {w['query_timeouts']} (with the check "
+          f"of every subject after the run)")
+    q = r.get("queries_during_run")
+    if q:
+        print(f"queries during the run (sent before the check at {q['until_s']} s): {q['counted']}, p50 {q['p50_ms']} ms, "
+              f"p99 {q['p99_ms']} ms, max {q['max_ms']} ms")
     q = r.get("queries_while_verifier_up")
     if q:
         print(f"queries while the verifier was up (without the {q['excluded']} outstanding between its SIGKILL at "
@@ -697,6 +718,9 @@ def main():
     p.add_argument("--fault-gap", type=float, default=1.0)
     p.add_argument("--partition-seconds", type=float, default=30.0)
     p.add_argument("--stop-seconds", type=float, default=None, help="SIGSTOP length; default the partition's")
+    p.add_argument("--node-nice", type=int, default=19,
+                   help="the load nodes' nice value (they stand for other machines: 19 gives the verifier and the "
+                        "watcher the CPU first; 0: equal shares)")
     p.add_argument("--netns", choices=["auto", "on", "off"], default="auto")
     p.add_argument("--openssl-seconds", type=int, default=3)
     p.add_argument("--query-interval-ms", type=int, default=20)
