@@ -105,6 +105,42 @@ DROP INDEX attestations_unfilled;
 CREATE INDEX attestations_unfilled ON attestations(id)
   WHERE source_date_epoch = -1 OR run_environment = '' OR build_args IS NULL;
 )sql",
+    // 8: the subject and image lookups go through small tables instead of indexes over every attestation row
+    // (issue 17). Those indexes were led by a commit id and an image digest, so each insert dirtied a random leaf
+    // of each (a 4 KiB page written to the WAL and again to the database: at 50 nodes most of what a store
+    // wrote). A subject key gets a number when first seen (`subjects`); the rows of a subject are listed under
+    // that number (`subject_rows`), so the inserts of a batch land on the few leaves of the subjects being
+    // rebuilt now; the images named for a subject are listed once per pair (`image_subjects`), so nearly every
+    // insert finds its pair there and writes nothing. Like the other columns these are a cache: every lookup
+    // checks the rows' own key columns, so a row whose key changed (backfill()) is found under its new key only.
+    R"sql(
+CREATE TABLE subjects(
+  id INTEGER PRIMARY KEY,
+  commit_id TEXT NOT NULL,
+  source_uri TEXT NOT NULL,
+  recipe_path TEXT NOT NULL,
+  source_date_epoch INTEGER NOT NULL,
+  build_args TEXT NOT NULL,
+  UNIQUE(commit_id, source_uri, recipe_path, source_date_epoch, build_args));
+CREATE TABLE subject_rows(
+  subject_id INTEGER NOT NULL,
+  attestation_id INTEGER NOT NULL,
+  PRIMARY KEY(subject_id, attestation_id)) WITHOUT ROWID;
+CREATE TABLE image_subjects(
+  image_digest TEXT NOT NULL,
+  subject_id INTEGER NOT NULL,
+  PRIMARY KEY(image_digest, subject_id)) WITHOUT ROWID;
+INSERT OR IGNORE INTO subjects(commit_id, source_uri, recipe_path, source_date_epoch, build_args)
+  SELECT commit_id, source_uri, recipe_path, source_date_epoch, IFNULL(build_args, '') FROM attestations ORDER BY id;
+INSERT INTO subject_rows
+  SELECT s.id, a.id FROM attestations a JOIN subjects s ON s.commit_id = a.commit_id AND s.source_uri = a.source_uri
+    AND s.recipe_path = a.recipe_path AND s.source_date_epoch = a.source_date_epoch
+    AND s.build_args = IFNULL(a.build_args, '');
+INSERT OR IGNORE INTO image_subjects
+  SELECT a.image_digest, r.subject_id FROM subject_rows r JOIN attestations a ON a.id = r.attestation_id;
+DROP INDEX attestations_subject;
+DROP INDEX attestations_image;
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -297,6 +333,59 @@ struct Store::Impl {
     if (rc != SQLITE_DONE) return db->error("read attestations");
     return out;
   }
+  // Files attestation row `id` under its subject key and its image (schema 8): the key's number, made when the
+  // key is first seen, the row under that number, the image paired with it. Nearly every row finds its key and
+  // its pair there already.
+  Status index_row(int64_t id, const SubjectKey& k, const std::string& image_digest) {
+    auto bind_key = [&](Stmt& st) {
+      st.bind(1, k.commit);
+      st.bind(2, k.source_uri);
+      st.bind(3, k.recipe_path);
+      st.bind(4, k.source_date_epoch);
+      st.bind(5, k.build_args);
+    };
+    Stmt* find = QR_TRY(
+        db->statement("SELECT id FROM subjects WHERE commit_id = ?1 AND source_uri = ?2 AND recipe_path = ?3 AND "
+                      "source_date_epoch = ?4 AND build_args = ?5"));
+    bind_key(*find);
+    const int rc = find->step();
+    int64_t subject = rc == SQLITE_ROW ? find->integer(0) : 0;
+    find->reset();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->error("find subject " + k.to_string());
+    if (rc == SQLITE_DONE) {
+      Stmt* add = QR_TRY(
+          db->statement("INSERT INTO subjects(commit_id, source_uri, recipe_path, source_date_epoch, build_args) "
+                        "VALUES(?1, ?2, ?3, ?4, ?5)"));
+      bind_key(*add);
+      QR_RETURN_IF_ERROR(db->done(add, "add subject " + k.to_string()));
+      subject = db->last_insert_rowid();
+    }
+    Stmt* row = QR_TRY(db->statement("INSERT OR IGNORE INTO subject_rows(subject_id, attestation_id) VALUES(?1, ?2)"));
+    row->bind(1, subject);
+    row->bind(2, id);
+    QR_RETURN_IF_ERROR(db->done(row, "file attestation row " + std::to_string(id) + " under its subject"));
+    Stmt* image =
+        QR_TRY(db->statement("INSERT OR IGNORE INTO image_subjects(image_digest, subject_id) VALUES(?1, ?2)"));
+    image->bind(1, image_digest);
+    image->bind(2, subject);
+    return db->done(image, "pair image " + image_digest + " with its subject");
+  }
+  // index_row() from what row `id` holds now.
+  Status reindex_row(int64_t id) {
+    Stmt* s = QR_TRY(db->statement(
+        "SELECT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, ''), image_digest FROM "
+        "attestations WHERE id = ?1"));
+    s->bind(1, id);
+    const int rc = s->step();
+    if (rc != SQLITE_ROW) {
+      s->reset();
+      return db->error("read attestation row " + std::to_string(id));
+    }
+    SubjectKey k{s->text(0), s->text(1), s->text(2), s->integer(3), s->text(4)};
+    std::string image = s->text(5);
+    s->reset();
+    return index_row(id, k, image);
+  }
   // Rows written before schema 4 (the subject's epoch), 5 (the run environment) or 7 (the build args) get those
   // columns from their envelope's statement: a cache fill, not a verification (VerifiedVotes checks every column
   // against the verified envelope before it counts). A row whose envelope cannot be read keeps -1 / '' / NULL
@@ -329,7 +418,9 @@ struct Store::Impl {
       u->bind(2, statement.run_environment);
       u->bind(3, id);
       u->bind(4, args[i]);
-      if (Status st = db->done(u, "backfill attestation " + std::to_string(id)); !st.ok()) {
+      Status st = db->done(u, "backfill attestation " + std::to_string(id));
+      if (st.ok()) st = reindex_row(id);  // its subject key changed
+      if (!st.ok()) {
         (void)db->exec("ROLLBACK", "roll back backfill");
         return st;
       }
@@ -422,7 +513,9 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
   s->bind(14, v.run_environment);
   s->bind(15, v.subject.build_args);
   QR_RETURN_IF_ERROR(impl_->db->done(s, "insert attestation " + a.envelope_digest));
-  return impl_->db->changes() > 0;
+  if (impl_->db->changes() == 0) return false;  // stored before, and filed then
+  QR_RETURN_IF_ERROR(impl_->index_row(impl_->db->last_insert_rowid(), v.subject, v.image_digest));
+  return true;
 }
 
 Result<bool> Store::add_rejection(const Rejection& r) {
@@ -463,44 +556,53 @@ Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const s
   return static_cast<int64_t>(impl_->db->last_insert_rowid());
 }
 
+// Whether the subject key `s` (a row of table `subjects`) still has a row of its own, `also` holding for it (a
+// condition on `a`, the row): the lookup tables of schema 8 are a cache, and a row whose key changed since
+// (backfill()) is not its old key's any more.
+std::string key_has_a_row(const std::string& also = "") {
+  return "EXISTS (SELECT 1 FROM subject_rows r JOIN attestations a ON a.id = r.attestation_id WHERE r.subject_id = "
+         "s.id AND a.commit_id = s.commit_id AND a.source_uri = s.source_uri AND a.recipe_path = s.recipe_path AND "
+         "a.source_date_epoch = s.source_date_epoch AND IFNULL(a.build_args, '') = s.build_args" +
+         (also.empty() ? "" : " AND " + also) + ")";
+}
+constexpr const char* kKeyColumns = "s.source_uri, s.commit_id, s.recipe_path, s.source_date_epoch, s.build_args";
+// The rows filed under subject key ?1..?5 (uri, commit, recipe, epoch, build args) that still have that key.
+constexpr const char* kRowsOfKey =
+    "WHERE id IN (SELECT r.attestation_id FROM subject_rows r JOIN subjects s ON s.id = r.subject_id WHERE "
+    "s.commit_id = ?2 AND s.source_uri = ?1 AND s.recipe_path = ?3 AND s.source_date_epoch = CAST(?4 AS INTEGER) "
+    "AND s.build_args = ?5) AND source_uri = ?1 AND commit_id = ?2 AND recipe_path = ?3 AND "
+    "source_date_epoch = CAST(?4 AS INTEGER) AND IFNULL(build_args, '') = ?5";
+
 Result<std::vector<SubjectKey>> Store::subjects() {
   return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, '') AS args FROM "
-      "attestations ORDER BY source_uri, "
-      "commit_id, recipe_path, source_date_epoch, args",
+      std::string("SELECT ") + kKeyColumns + " FROM subjects s WHERE " + key_has_a_row() + " ORDER BY 1, 2, 3, 4, 5",
       {});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_image(const std::string& image_digest) {
-  return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, '') AS args FROM "
-      "attestations WHERE image_digest = ? "
-      "ORDER BY source_uri, commit_id, recipe_path, source_date_epoch, args",
-      {image_digest});
+  return impl_->subjects(std::string("SELECT ") + kKeyColumns +
+                             " FROM image_subjects p JOIN subjects s ON s.id = p.subject_id WHERE p.image_digest = ?1 "
+                             "AND " +
+                             key_has_a_row("a.image_digest = ?1") + " ORDER BY 1, 2, 3, 4, 5",
+                         {image_digest});
 }
 
 Result<std::vector<SubjectKey>> Store::subjects_with_commit(const std::string& commit, const std::string& source_uri) {
-  return impl_->subjects(
-      "SELECT DISTINCT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, '') AS args FROM "
-      "attestations WHERE commit_id = ?1 "
-      "AND (?2 = '' OR source_uri = ?2) ORDER BY source_uri, commit_id, recipe_path, source_date_epoch, "
-      "args",
-      {commit, source_uri});
+  return impl_->subjects(std::string("SELECT ") + kKeyColumns +
+                             " FROM subjects s WHERE s.commit_id = ?1 AND (?2 = '' OR s.source_uri = ?2) AND " +
+                             key_has_a_row() + " ORDER BY 1, 2, 3, 4, 5",
+                         {commit, source_uri});
 }
 
 Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k) {
-  return impl_->rows(
-      "WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER) AND "
-      "IFNULL(build_args, '') = ?",
-      {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args});
+  return impl_->rows(kRowsOfKey,
+                     {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args});
 }
 
 Result<std::vector<StoredAttestation>> Store::rows(const SubjectKey& k, int64_t after_id) {
-  return impl_->rows(
-      "WHERE source_uri = ? AND commit_id = ? AND recipe_path = ? AND source_date_epoch = CAST(? AS INTEGER) AND "
-      "IFNULL(build_args, '') = ? AND id > CAST(? AS INTEGER)",
-      {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args,
-       std::to_string(after_id)});
+  return impl_->rows(std::string(kRowsOfKey) + " AND id > CAST(?6 AS INTEGER)",
+                     {k.source_uri, k.commit, k.recipe_path, std::to_string(k.source_date_epoch), k.build_args,
+                      std::to_string(after_id)});
 }
 
 Result<std::vector<StoredAttestation>> Store::all_rows() { return impl_->rows("", {}); }

@@ -90,6 +90,14 @@ TEST_F(TamperedStore, RowsWhoseEnvelopeIsNotAnEnvelopeDoNotCount) {
         "recipe_path, image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch "
         "FROM attestations WHERE node_id = 'node-r'");
   }
+  // Rows not filed under their subject (table subject_rows) are not even looked at.
+  auto unfiled = verify(image_of("rogue"));
+  EXPECT_EQ(unfiled.exit_code, 1) << unfiled.out;
+  EXPECT_THAT(unfiled.out, HasSubstr(image_of("rogue") + " is not accepted"));
+  // A forger who files them too: read, and ignored.
+  sql("INSERT INTO subject_rows SELECT (SELECT r.subject_id FROM subject_rows r JOIN attestations a ON "
+      "a.id = r.attestation_id WHERE a.node_id = 'node-r'), id FROM attestations WHERE envelope_digest LIKE "
+      "'sha256:forged-%'");
   auto r = verify(image_of("rogue"));
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_THAT(r.out, HasSubstr(image_of("rogue") + " is not accepted"));

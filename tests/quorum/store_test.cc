@@ -84,8 +84,14 @@ nlohmann::json build_result_for_backfill(bool with_builder_image) {
   return r;
 }
 
+// Takes a store file back to schema 7.
+constexpr const char* kUndoSchema8 =
+    "DROP TABLE image_subjects; DROP TABLE subject_rows; DROP TABLE subjects; "
+    "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch); "
+    "CREATE INDEX attestations_image ON attestations(image_digest); ";
+
 TEST(Store, MigratesOlderStoresKeepingTheirRows) {
-  for (int from : {1, 2, 3, 4, 5, 6}) {
+  for (int from : {1, 2, 3, 4, 5, 6, 7}) {
     ScratchDir dir;
     auto db = (dir / "q.db").string();
     {
@@ -102,15 +108,19 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
     // Take the file back to the schema an older quorate left (versions 1 and 2 had a subject index led by the
     // repository; version 2 also a commit index; versions 1 to 3 no epoch columns; 1 to 4 no run environment;
     // 1 to 5 no decision revisions, and their decision index led by the repository).
-    // 1 to 6 no build args columns.
-    std::string back =
-        "DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
-        "ALTER TABLE decisions DROP COLUMN build_args; ";
+    // 1 to 6 no build args columns; 1 to 7 indexes over every row's subject key and image instead of the
+    // subjects, subject_rows and image_subjects tables.
+    std::string back = kUndoSchema8;
+    if (from < 7) {
+      back +=
+          "DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
+          "ALTER TABLE decisions DROP COLUMN build_args; ";
+    }
     if (from == 6) {
       back +=
           "CREATE INDEX attestations_unfilled ON attestations(id) WHERE source_date_epoch = -1 OR run_environment = "
           "''; ";
-    } else {
+    } else if (from < 6) {
       back +=
           "DROP INDEX decisions_subject; "
           "ALTER TABLE decisions DROP COLUMN revision; ALTER TABLE decisions DROP COLUMN fingerprint; "
@@ -139,11 +149,14 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
     auto subjects = store->subjects_with_commit("c0ffee", "").value();
     ASSERT_EQ(subjects.size(), 1u);
     EXPECT_EQ(subjects[0].source_date_epoch, 1700000000);
+    // Found by its image under the key it has now (before schema 4 the pair was made with epoch -1, then the
+    // backfill changed the rows' key).
+    EXPECT_THAT(store->subjects_with_image(digest("good")).value(), ElementsAre(subjects[0])) << "from " << from;
     auto indexes = run("sqlite3 " + sh(db) + " .schema").out;
-    EXPECT_THAT(
-        indexes,
-        HasSubstr("attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch)"));
-    EXPECT_THAT(indexes, ::testing::Not(HasSubstr("attestations_commit")));
+    // No index over every row's key or image is left to update per insert.
+    for (const char* gone : {"attestations_image", "attestations_subject", "attestations_commit"}) {
+      EXPECT_THAT(indexes, ::testing::Not(HasSubstr(gone))) << "from " << from;
+    }
   }
 }
 
@@ -176,14 +189,15 @@ TEST(Store, Schema6RowsBecomeSubjectsWithoutBuildArgs) {
     d.time = kNow;
     ASSERT_TRUE(store->add_decision(d, 3, "fp").ok());
   }
-  // Back to what schema 6 left: no build_args columns, its own partial index.
+  // Back to what schema 6 left: no build_args columns, its own partial index, an index of the rows' images.
   auto r = run("sqlite3 " + sh(db) + " " +
-               sh("DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
+               sh(std::string(kUndoSchema8) +
+                  "DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
                   "ALTER TABLE decisions DROP COLUMN build_args; CREATE INDEX attestations_unfilled ON "
                   "attestations(id) WHERE source_date_epoch = -1 OR run_environment = ''; PRAGMA user_version = 6;"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto store = open_store(db);
-  EXPECT_EQ(store->schema_version().value(), 7);
+  EXPECT_EQ(store->schema_version().value(), Store::kSchemaVersion);
   auto rows = store->attestations().value();
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(rows[0].vote.subject.build_args, "");
@@ -196,6 +210,7 @@ TEST(Store, Schema6RowsBecomeSubjectsWithoutBuildArgs) {
   EXPECT_EQ(subjects[1].build_args, R"({"FLAVOR":"spicy"})");
   EXPECT_EQ(subjects[2].recipe_path, "recipe.toml");
   EXPECT_EQ(store->rows(subjects[1]).value().size(), 1u);
+  EXPECT_EQ(store->subjects_with_image(digest("good")).value(), subjects);
   // The old decision is the subject's without build args, with its revision.
   auto last = store->last_decision(subjects[2]).value();
   ASSERT_TRUE(last.has_value());

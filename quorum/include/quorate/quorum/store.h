@@ -72,7 +72,7 @@ class Store {
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
   Result<int> schema_version();
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant. When the
