@@ -113,6 +113,29 @@ TEST(QuorumJudge, BuildArgsMakeTwoSubjectsOnTheWire) {
   ASSERT_EQ(found.size(), 2u);
 }
 
+// record() takes the decisions that changed among those decide() made since the last record(); the judge keeps
+// none of the others (a verifier answering queries with nothing arriving held one per subject asked).
+TEST(QuorumJudge, RecordForgetsTheDecisionsItWasNotGiven) {
+  Fixture f;
+  auto judge = f.judge(f.verifier("threshold = 3\non_conflict = \"majority\""));
+  auto batch = f.honest_and_rogue("c1");
+  for (auto& s : f.honest_and_rogue("c2")) batch.push_back(std::move(s));
+  ASSERT_TRUE(judge->ingest(batch).ok());
+  auto d1 = judge->decide(key("c1")).value();
+  auto d2 = judge->decide(key("c2")).value();
+  d2.set_revision(1);
+  ASSERT_TRUE(judge->record({d2}).ok());
+  d1.set_revision(1);
+  auto late = judge->record({d1});
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.message().find("no decision made"), std::string::npos) << late.to_string();
+  // Decided again, it is recorded; a record() of nothing forgets too.
+  ASSERT_TRUE(judge->record({judge->decide(key("c1")).value()}).ok());
+  auto d3 = judge->decide(key("c1")).value();
+  ASSERT_TRUE(judge->record({}).ok());
+  EXPECT_FALSE(judge->record({d3}).ok());
+}
+
 TEST(QuorumJudge, FourRequiredUnderRejectIsRejected) {
   Fixture f;
   auto judge = f.judge(f.verifier("threshold = 4"));

@@ -331,6 +331,14 @@ Result<std::optional<Judge::LastRevision>> QuorumJudge::last_revision(const pb::
 }
 
 Status QuorumJudge::record(const std::vector<pb::Decision>& decisions) {
+  // What decide() made and the daemon does not record (unchanged) is dropped here, not at the next ingest only:
+  // a verifier answering queries with no attestation arriving kept one decision and its row map per subject
+  // asked (about 17 KB at 50 nodes: 170 MB for 10,000 subjects; issue 17).
+  struct Forget {
+    std::map<SubjectKey, Made>& made;
+    ~Forget() { made.clear(); }
+  } forget{last_};
+  if (decisions.empty()) return Status();
   return store_->transaction([&]() -> Status {
     for (const auto& d : decisions) {
       const SubjectKey key = from_wire(d.subject());

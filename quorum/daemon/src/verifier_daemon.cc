@@ -315,9 +315,9 @@ struct VerifierDaemon::Impl {
                           {"revision", d.revision()}});
   }
 
-  // Records `changed`, then publishes each decision and remembers it as the last one of its subject.
+  // Records `changed`, then publishes each decision and remembers it as the last one of its subject. Called
+  // after every round of decide_if_changed() (also when nothing changed: the judge forgets the rest then).
   Status record_and_publish(std::vector<Changed>& changed) {
-    if (changed.empty()) return Status();
     std::vector<pb::Decision> decisions;
     decisions.reserve(changed.size());
     for (const auto& c : changed) decisions.push_back(c.decision);

@@ -55,10 +55,11 @@ class Judge {
     (void)checks;
     return ingest(batch);
   }
-  // Called with the decisions that changed after a batch, before any of them is published: they are to be
-  // recorded durably (in one transaction) before returning, each with its revision and decision_fingerprint(),
-  // so that last_revision() gives them back after a restart. An error means nothing of them may be published.
-  // Default: nothing.
+  // Called with the decisions that changed among those decide() made since the last call (possibly none),
+  // before any of them is published: they are to be recorded durably (in one transaction) before returning,
+  // each with its revision and decision_fingerprint(), so that last_revision() gives them back after a restart;
+  // the others decide() made since are not recorded, and a judge may forget them. An error means nothing of
+  // them may be published. Default: nothing.
   virtual Status record(const std::vector<wire::pb::Decision>& decisions) {
     (void)decisions;
     return Status();
