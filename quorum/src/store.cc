@@ -766,6 +766,22 @@ Status Store::check_integrity() {
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("integrity check");
   if (findings != "ok") return Status::bad_input(impl_->db->path() + ": integrity check: " + findings);
+  // Every row filed under its key and its image (schema 8): a row that is not is found by no lookup.
+  Stmt* unfiled = QR_TRY(impl_->db->statement(
+      "SELECT count(*), min(id) FROM attestations a WHERE NOT EXISTS (SELECT 1 FROM subjects s JOIN subject_rows r ON "
+      "r.subject_id = s.id AND r.attestation_id = a.id JOIN image_subjects p ON p.subject_id = s.id AND "
+      "p.image_digest = a.image_digest WHERE s.commit_id = a.commit_id AND s.source_uri = a.source_uri AND "
+      "s.recipe_path = a.recipe_path AND s.source_date_epoch = a.source_date_epoch AND "
+      "s.build_args = IFNULL(a.build_args, ''))"));
+  rc = unfiled->step();
+  const int64_t count = rc == SQLITE_ROW ? unfiled->integer(0) : 0, first = rc == SQLITE_ROW ? unfiled->integer(1) : 0;
+  unfiled->reset();
+  if (rc != SQLITE_ROW) return impl_->db->error("integrity check");
+  if (count > 0) {
+    return Status::bad_input(impl_->db->path() + ": integrity check: " + std::to_string(count) +
+                             " attestation row(s) not filed under their subject key and image, the first row " +
+                             std::to_string(first));
+  }
   return Status();
 }
 

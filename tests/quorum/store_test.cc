@@ -264,6 +264,29 @@ TEST(Store, RefusesAStoreFromANewerQuorate) {
   EXPECT_THAT(s.status().message(), HasSubstr("99"));
 }
 
+// A row missing from the lookup tables of schema 8 is found by no lookup: the integrity check names it.
+TEST(Store, IntegrityCheckFindsRowsNotFiledUnderTheirKey) {
+  ScratchDir dir;
+  auto db = (dir / "q.db").string();
+  {
+    auto store = open_store(db);
+    ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "good"))).ok());
+    ASSERT_TRUE(store->add_attestation(stored(vote("node-b", "good"))).ok());
+    ASSERT_TRUE(store->check_integrity().ok()) << store->check_integrity().to_string();
+  }
+  for (const char* tamper : {"DELETE FROM subject_rows WHERE attestation_id = 2", "DELETE FROM image_subjects",
+                             "UPDATE attestations SET commit_id = 'beef' WHERE id = 2"}) {
+    ScratchDir copy;
+    auto bad = (copy / "q.db").string();
+    std::filesystem::copy_file(db, bad);
+    ASSERT_EQ(run("sqlite3 " + sh(bad) + " " + sh(tamper)).exit_code, 0);
+    auto store = open_store(bad);
+    auto st = store->check_integrity();
+    ASSERT_FALSE(st.ok()) << tamper;
+    EXPECT_THAT(st.message(), HasSubstr("not filed under their subject key and image")) << tamper;
+  }
+}
+
 TEST(Store, TheSameEnvelopeTwiceIsOneRow) {
   ScratchDir dir;
   auto store = open_store(dir / "q.db");

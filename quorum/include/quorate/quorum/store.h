@@ -131,7 +131,8 @@ class Store {
   Result<std::optional<LastRevision>> last_revision(const SubjectKey& subject);
   Result<std::optional<StoredAttestation>> find_attestation(const std::string& id);
   Result<std::optional<Rejection>> find_rejection(const std::string& id);
-  // PRAGMA integrity_check: ok, or bad_input with SQLite's findings.
+  // PRAGMA integrity_check, and every attestation row filed under its subject key and image (the lookup tables
+  // of schema 8): ok, or bad_input with the findings.
   Status check_integrity();
 
  private:
