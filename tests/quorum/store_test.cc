@@ -287,6 +287,29 @@ TEST(Store, IntegrityCheckFindsRowsNotFiledUnderTheirKey) {
   }
 }
 
+// The lookup tables are a cache: a row filed under another subject, or an image paired with a subject none of
+// whose rows names it, is not returned for it.
+TEST(Store, LookupsIgnoreRowsAndImagesFiledUnderAnotherKey) {
+  ScratchDir dir;
+  auto db = (dir / "q.db").string();
+  {
+    auto store = open_store(db);
+    ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "good"))).ok());
+    ASSERT_TRUE(store->add_attestation(stored(vote("node-a", "other", kNow - 50, "", subject("beef")))).ok());
+  }
+  auto r = run("sqlite3 " + sh(db) + " " +
+               sh("INSERT INTO subject_rows SELECT s.id, 2 FROM subjects s WHERE s.id = 1; "
+                  "INSERT INTO image_subjects SELECT image_digest, 1 FROM attestations WHERE id = 2;"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto store = open_store(db);
+  auto rows = store->rows(subject()).value();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].vote.image_digest, digest("good"));
+  EXPECT_EQ(store->rows(subject(), 0).value().size(), 1u);
+  EXPECT_THAT(store->subjects_with_image(digest("other")).value(), ElementsAre(subject("beef")));
+  EXPECT_THAT(store->subjects_with_commit("c0ffee", "").value(), ElementsAre(subject()));
+}
+
 TEST(Store, TheSameEnvelopeTwiceIsOneRow) {
   ScratchDir dir;
   auto store = open_store(dir / "q.db");
