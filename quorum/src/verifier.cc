@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <system_error>
@@ -162,29 +163,29 @@ const char* import_kind_name(ImportOutcome::Kind k) {
 }
 
 std::vector<Checked> check_all(const Verifier& verifier, std::span<const Incoming> attestations, unsigned threads) {
-  // Each thread takes every n-th attestation and writes only its own slots: the result does not depend on
-  // scheduling.
+  // Each thread takes the next attestation not taken yet and writes only its slot: the result does not depend on
+  // scheduling, and a thread that got less CPU (a nicer one, or one the loop's thread preempted) does not leave
+  // a share of the batch for the end while the other cores idle (issue 17: at every n-th attestation per thread
+  // the last one of a batch often ran alone).
   std::vector<std::optional<Checked>> checked(attestations.size());
   const size_t n = std::max<size_t>(1, std::min<size_t>(threads, attestations.size()));
-  auto work = [&](size_t first) {
-    for (size_t i = first; i < attestations.size(); i += n) {
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < attestations.size(); i = next++) {
       checked[i].emplace(verifier.check(attestations[i].bytes, attestations[i].publisher));
     }
   };
   std::vector<std::thread> workers;
   try {
-    for (size_t t = 1; t < n; ++t) workers.emplace_back(work, t);
+    for (size_t t = 1; t < n; ++t) workers.emplace_back(work);
   } catch (const std::system_error&) {
-    // No more threads: the slots of the ones that did not start are filled below.
+    // No more threads: the ones that started (and this one) take every slot.
   }
-  work(0);
+  work();
   for (auto& w : workers) w.join();
   std::vector<Checked> out;
   out.reserve(attestations.size());
-  for (size_t i = 0; i < attestations.size(); ++i) {
-    if (!checked[i]) checked[i].emplace(verifier.check(attestations[i].bytes, attestations[i].publisher));
-    out.push_back(std::move(*checked[i]));
-  }
+  for (auto& c : checked) out.push_back(std::move(*c));  // work() in this thread ran until every slot was taken
   return out;
 }
 

@@ -171,8 +171,14 @@ class GatedJudge : public FakeJudge {
     {
       std::lock_guard<std::mutex> lock(mu_);
       commit_nice_ = this_thread_nice();
+      for (const auto& s : batch) committed_.push_back(nlohmann::json::parse(s.envelope).value("commit", ""));
     }
     return ingest(batch);
+  }
+  // The commits of the envelopes committed so far, in the order they were committed.
+  std::vector<std::string> committed() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return committed_;
   }
   // The nice values of the thread that ran check() and of the one that ran commit() last (-100: none yet).
   std::pair<int, int> nice_of_check_and_commit() const {
@@ -194,6 +200,7 @@ class GatedJudge : public FakeJudge {
   mutable std::condition_variable cv_;
   mutable int calls_ = 0;
   int opened_ = 0;
+  std::vector<std::string> committed_;
   mutable int check_nice_ = -100;
   int commit_nice_ = -100;
   static int this_thread_nice() {
@@ -503,7 +510,7 @@ TEST(VerifierDaemon, ACursorIsNeverSavedPastABatchInFlight) {
   a.add(envelope("c3"));
   serve_until([] { return false; }, std::chrono::milliseconds(500));  // polled while c1 is being verified
   judge->open_gate();  // c1 is stored and decided while c2 and c3 are verified (held at the gate)
-  ASSERT_TRUE(serve_until([&] { return judge->calls() == 2 && saved_cursor() >= 1; }, std::chrono::seconds(15)))
+  ASSERT_TRUE(serve_until([&] { return judge->calls() >= 2 && saved_cursor() >= 1; }, std::chrono::seconds(15)))
       << "calls " << judge->calls() << ", saved cursor " << saved_cursor();
   serve_until([] { return false; }, std::chrono::milliseconds(300));
   EXPECT_EQ(saved_cursor(), 1) << "the cursor passed c2 and c3, polled and not stored";
@@ -515,6 +522,40 @@ TEST(VerifierDaemon, ACursorIsNeverSavedPastABatchInFlight) {
   EXPECT_EQ(v.daemon->counters().stored, 3u);
   EXPECT_EQ(v.daemon->counters().decisions_published, 3u);
   EXPECT_EQ(saved_cursor(), 3);
+}
+
+// Two batches are verified at once (issue 17: with one the verifying threads idled whenever they finished before
+// the loop's thread had stored the batch before), and batches are stored in the order they were polled whichever
+// is verified first.
+TEST(VerifierDaemon, ASecondBatchIsVerifiedWhileTheFirstIsAndTheyAreStoredInOrder) {
+  testing::ScratchDir scratch;
+  e2e::ScriptedNode a("a", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+  auto envelope = [](const std::string& commit) {
+    return nlohmann::json{{"node", "a"}, {"repo", "r"}, {"commit", commit}, {"recipe", "q"}, {"digest", kGood}}.dump();
+  };
+  auto owned = std::make_unique<GatedJudge>(std::make_shared<FakeStore>(), std::set<std::string>{"a"}, 1);
+  GatedJudge* judge = owned.get();
+  a.add(envelope("c1"));
+  TestVerifier v(scratch.path(), {{"a", a.publish_endpoint(), a.control_endpoint(), ""}}, std::move(owned));
+  auto serve_until = [&](const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+    const auto deadline = SteadyClock::now() + limit;
+    while (SteadyClock::now() < deadline) {
+      a.serve();
+      a.heartbeat();
+      if (pred()) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return pred();
+  };
+  ASSERT_TRUE(serve_until([&] { return judge->calls() == 1; }, std::chrono::seconds(15)));  // c1 held at the gate
+  a.add(envelope("c2"));
+  ASSERT_TRUE(serve_until([&] { return judge->calls() == 2; }, std::chrono::seconds(15)))
+      << "c2 was not verified while c1 was";
+  EXPECT_EQ(v.daemon->counters().stored, 0u);
+  judge->open_gate();
+  judge->open_gate();  // both may return in either order
+  ASSERT_TRUE(serve_until([&] { return v.daemon->counters().stored == 2; }, std::chrono::seconds(15)));
+  EXPECT_EQ(judge->committed(), (std::vector<std::string>{"c1", "c2"}));
 }
 
 // The loop's thread stores, decides and answers queries: the threads verifying the next batch run 10 nicer, so

@@ -196,6 +196,31 @@ TEST_F(Quorum, DuplicateSubmissionsAreOneRowAndOneVote) {
   EXPECT_EQ(d.agreeing.size(), 1u);
 }
 
+// Threads take the attestations of a batch as they come (issue 17), yet each check lands in its attestation's
+// slot: the outcomes, stored in that order, do not depend on how many threads ran or which got the CPU.
+TEST_F(Quorum, ChecksComeBackInTheBatchOrderWhateverTheThreads) {
+  use_policy("threshold = 1");
+  std::vector<std::string> envelopes;
+  std::vector<Incoming> batch;
+  for (int i = 0; i < 40; ++i) {
+    envelopes.push_back(i % 5 == 3 ? "not an envelope " + std::to_string(i)
+                                   : attestation(node(static_cast<size_t>(i) % 4), "c" + std::to_string(i), "good"));
+  }
+  for (const auto& e : envelopes) batch.push_back({e, {}});
+  auto summary = [](const std::vector<Checked>& checked) {
+    std::vector<std::string> out;
+    for (const auto& c : checked)
+      out.push_back(c.ok() ? c.attestation->vote.subject.commit : "refused: " + c.status.message());
+    return out;
+  };
+  const std::vector<std::string> one = summary(check_all(*verifier_, batch, 1));
+  ASSERT_EQ(one.size(), envelopes.size());
+  EXPECT_EQ(one[0], commit_of("c0"));
+  EXPECT_THAT(one[3], HasSubstr("refused: "));
+  EXPECT_EQ(one[39], commit_of("c39"));
+  for (unsigned threads : {2u, 3u, 8u, 64u}) EXPECT_EQ(summary(check_all(*verifier_, batch, threads)), one) << threads;
+}
+
 TEST_F(Quorum, MatchContentAcceptsImagesSharingAConfigDigest) {
   use_policy("threshold = 3\nmatch = \"content\"");
   import({attestation(node(0), "v1", "gzip-image", "files"), attestation(node(1), "v1", "gzip-image", "files"),

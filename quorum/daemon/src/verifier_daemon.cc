@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -54,8 +55,12 @@ constexpr double kQuerySliceMs = 20.0;
 // Within a decide slice the query socket is looked at this often: when a query waits, the decisions made so far
 // are recorded and published and the query is answered at once, so that it does not wait for the whole slice.
 constexpr double kDecideQueryCheckMs = 5.0;
-// How much nicer than the loop's thread the threads verifying the next batch are.
+// How much nicer than the loop's thread the threads verifying the next batches are.
 constexpr int kVerifyNiceAbove = 10;
+// Batches verified at once at most. Two: while the loop stores and decides one batch, the next is being verified
+// and the one after it can start as soon as it is polled, so that the verifying threads do not idle when they
+// finish before the loop does (issue 17: with one batch in flight the machine was a tenth idle during a burst).
+constexpr size_t kInFlight = 2;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch()) + '\0' +
@@ -141,8 +146,15 @@ struct InFlight {
   std::vector<pb::AttestationMessage> messages;  // node id and sequence (the envelopes moved to `subs`)
   std::vector<Judge::Submission> subs;
   std::unique_ptr<Judge::Checks> checks;  // set by the worker before `done` is ready
-  double verify_ms = 0;                   // the worker's wall time for check()
+  SteadyClock::time_point started;        // when check() started (set by the worker)
+  SteadyClock::time_point finished;       // when check() returned (set by the worker before `done` is ready)
+  SteadyClock::time_point oldest_since;   // when it became the oldest batch in flight (set by the loop)
   std::future<void> done;                 // last: destroyed first, so the worker has finished with the rest
+  // What verifying it added to the pipeline's time: from when it started or became the oldest batch, whichever
+  // was later (before that it overlapped the batch before it), to when it was verified.
+  double verify_ms() const {
+    return std::chrono::duration<double, std::milli>(finished - std::max(started, oldest_since)).count();
+  }
 };
 
 }  // namespace
@@ -341,9 +353,9 @@ struct VerifierDaemon::Impl {
       f->subs.push_back({m.node_id(), std::move(*m.mutable_envelope())});
     }
     auto work = [flight = f.get(), j = judge.get()] {
-      const auto started = SteadyClock::now();
+      flight->started = SteadyClock::now();
       flight->checks = j->check(flight->subs);
-      flight->verify_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+      flight->finished = SteadyClock::now();
     };
     try {
       f->done = std::async(std::launch::async, [work] {
@@ -365,10 +377,12 @@ struct VerifierDaemon::Impl {
     return f;
   }
 
-  // Waits for `f`'s verification; meanwhile answers queries and gathers the next batch into `next` (up to
-  // `cap`), so that the wait costs neither. Queries are answered once even when `f` is ready: storing it is the
-  // longest stretch of a turn without answering (issue 17: query p99).
-  void wait_verified(InFlight& f, std::vector<pb::AttestationMessage>& next, size_t cap) {
+  // Waits for `f`'s verification (then takes it: `f.done` is no longer valid); meanwhile answers queries and
+  // gathers the next batch into `next` (up to `cap`), so that the wait costs neither. With `until_gathered` it
+  // returns as soon as something was gathered, verified or not: that can be verified meanwhile. Queries are
+  // answered once even when `f` is ready: storing it is the longest stretch of a turn without answering
+  // (issue 17: query p99).
+  void wait_verified(InFlight& f, std::vector<pb::AttestationMessage>& next, size_t cap, bool until_gathered) {
     serve_queries();
     while (f.done.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
       serve_queries();
@@ -376,6 +390,7 @@ struct VerifierDaemon::Impl {
         auto more = follower->poll(1, cap - next.size());
         if (more.ok()) {
           for (auto& m : *more) next.push_back(std::move(m));
+          if (until_gathered && !next.empty()) return;
           continue;
         }
         log.error("follow_failed", {{"error", more.status().to_string()}});
@@ -721,24 +736,25 @@ struct VerifierDaemon::Impl {
     return c;
   }
 
-  // The loop is a two-stage pipeline: each turn gathers the next batch, waits for the one in flight to be
-  // verified (on worker threads, Judge::check) while answering queries and gathering, starts verifying the
-  // next one, then stores the verified one (one transaction), answers queries, decides what is due, saves the
-  // cursors and answers queries again. So verifying batch n+1 overlaps storing and deciding batch n, and the
-  // loop's thread never verifies. Batches are stored in the order they were polled.
+  // The loop is a two-stage pipeline: each turn gathers the next batch and starts verifying it (on worker
+  // threads, Judge::check), takes the oldest batch in flight once it is verified (waiting for it, while
+  // answering queries and gathering, when kInFlight batches are in flight or until something new comes), stores it
+  // (one transaction), answers queries, decides what is due, saves the cursors and answers queries again. So
+  // verifying the next batches overlaps storing and deciding this one, and the loop's thread never verifies.
+  // Batches are stored in the order they were polled.
   Status serve(const std::atomic<bool>& stop) {
     auto next_log = SteadyClock::now();
     std::string last_logged;
-    size_t cap = 256;  // attestations a batch at most; adapted to kTurnTargetMs
-    std::unique_ptr<InFlight> verifying;
+    size_t cap = 256;                                 // attestations a batch at most; adapted to kTurnTargetMs
+    std::deque<std::unique_ptr<InFlight>> verifying;  // oldest first
     while (!stop) {
-      auto polled = follower->poll(verifying ? 0 : 10, cap);
+      auto polled = follower->poll(verifying.empty() ? 10 : 0, cap);
       std::vector<pb::AttestationMessage> batch;
       if (polled.ok()) {
         batch = std::move(*polled);
       } else {
         log.error("follow_failed", {{"error", polled.status().to_string()}});
-        if (!verifying) {
+        if (verifying.empty()) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           continue;
         }
@@ -751,11 +767,23 @@ struct VerifierDaemon::Impl {
         for (auto& m : *more) batch.push_back(std::move(m));
       }
       std::unique_ptr<InFlight> ready;
-      if (verifying) {
-        wait_verified(*verifying, batch, cap);
-        ready = std::move(verifying);
+      if (!verifying.empty()) {
+        InFlight& oldest = *verifying.front();
+        if (verifying.size() >= kInFlight || batch.empty()) {
+          wait_verified(oldest, batch, cap, verifying.size() < kInFlight);
+        } else if (oldest.done.wait_for(std::chrono::milliseconds(0)) == std::future_status::ready) {
+          oldest.done.get();
+        }
+        if (!oldest.done.valid()) {  // verified (get() was called)
+          ready = std::move(verifying.front());
+          verifying.pop_front();
+          if (!verifying.empty()) verifying.front()->oldest_since = SteadyClock::now();
+        }
       }
-      if (!batch.empty()) verifying = start_verifying(std::move(batch));
+      if (!batch.empty()) {
+        verifying.push_back(start_verifying(std::move(batch)));
+        if (verifying.size() == 1) verifying.front()->oldest_since = SteadyClock::now();
+      }
       bool moved = false;
       if (ready) {
         const auto started = SteadyClock::now();
@@ -769,7 +797,7 @@ struct VerifierDaemon::Impl {
         const size_t n = ready->messages.size();
         if (n >= cap / 2) {  // only full-ish batches say what a batch costs per attestation
           // The slower of the two stages sets the pace of a turn.
-          const double per = std::max({store_ms, ready->verify_ms, 0.001}) / static_cast<double>(n);
+          const double per = std::max({store_ms, ready->verify_ms(), 0.001}) / static_cast<double>(n);
           const double want = kTurnTargetMs / per;
           // Move halfway towards the measured fit, to ride out one slow fsync.
           const double next = (static_cast<double>(cap) + want) / 2;
@@ -795,12 +823,12 @@ struct VerifierDaemon::Impl {
         next_log = SteadyClock::now() + std::chrono::milliseconds(options.counters_log_interval_ms);
       }
     }
-    // The batch in flight is stored, and what waits for a decision is decided, before stopping, so that
+    // The batches in flight are stored, and what waits for a decision is decided, before stopping, so that
     // nothing polled is left unstored and nothing stored is left undecided.
-    if (verifying) {
-      verifying->done.wait();
-      verifying->done.get();
-      Status s = ingest(*verifying);
+    for (auto& f : verifying) {
+      f->done.wait();
+      f->done.get();
+      Status s = ingest(*f);
       if (!s.ok()) {
         log.error("store_failed", {{"error", s.to_string()}});
         return s;  // cursors not moved
