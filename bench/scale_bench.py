@@ -546,6 +546,8 @@ class Bench:
             "queries_during_run": self.queries_in_run(watch.get("query_samples", []), t0_wall, check_started_s),
             "queries_while_verifier_up": self.queries_while_up(watch.get("query_samples", []), t0, t0_wall, restart,
                                                                check_started_s),
+            "queries_after_restart_answered": self.queries_while_up(watch.get("query_samples", []), t0, t0_wall,
+                                                                    restart, check_started_s, "first_decision_s"),
             "verifier_restart": {k: v for k, v in (restart or {}).items() if k not in ("t", "err")},
             "stored_samples": [[round(t, 2), n] for t, n in stored_samples],
             "verifier_exit": vcode,
@@ -575,14 +577,16 @@ class Bench:
         return self.latency_summary([lat for sent_ms, lat in samples if sent_ms / 1000 - t0_wall < end_s],
                                     until_s=round(end_s, 3))
 
-    def queries_while_up(self, samples, t0, t0_wall, restart, end_s):
+    def queries_while_up(self, samples, t0, t0_wall, restart, end_s, until="started_s"):
         """Query latency during the run without the queries outstanding while the verifier was down: from its
-        SIGKILL until the restarted one logged verifier_started. Those wait for a process that does not exist (or
-        are lost with it and time out after 10 s); the rest measure how fast a running verifier answers."""
+        SIGKILL until the restarted one logged verifier_started (`until` "started_s"), or published its first
+        decision ("first_decision_s": it had started its loop, reconnected and answered). Those wait for a process
+        that does not exist or is starting (or are lost with it and time out after 10 s); the rest measure how
+        fast a running verifier answers."""
         kill = next((f["at_s"] for f in self.faults if f["fault"] == "kill_verifier"), None)
         if kill is None or not samples:
             return None
-        up = restart["t"] - t0 + restart["started_s"] if restart and "started_s" in restart else None
+        up = restart["t"] - t0 + restart[until] if restart and until in restart else None
         kept, dropped = [], 0
         for sent_ms, latency in samples:
             start = sent_ms / 1000 - t0_wall
@@ -696,6 +700,11 @@ def print_report(r):
         print(f"queries while the verifier was up (without the {q['excluded']} outstanding between its SIGKILL at "
               f"{q['down_from_s']} s and the restarted verifier's start at {q['down_until_s']} s): {q['counted']}, "
               f"p50 {q['p50_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms")
+    q = r.get("queries_after_restart_answered")
+    if q:
+        print(f"queries outside the restart (without the {q['excluded']} outstanding between the SIGKILL and the "
+              f"restarted verifier's first decision at {q['down_until_s']} s): {q['counted']}, p50 {q['p50_ms']} ms, "
+              f"p99 {q['p99_ms']} ms, max {q['max_ms']} ms")
     print(f"restarted verifier: {r['verifier_restart']}")
     print(f"lag (published - verifier cursor, every 2 s): max {r['lag']['max_over_nodes']}, worst "
           f"{r['lag']['worst_nodes']}; times an unfaulted node's lag grew after it stopped publishing: "
