@@ -468,6 +468,18 @@ TEST(VerifierDaemon, RestartedVerifierLosesNothingAndKeepsItsDecisions) {
   EXPECT_EQ(v.daemon->counters().received, 2u);
 }
 
+// Serves `node`'s history and heartbeats until `pred` holds or `limit` passes; whether it held.
+bool serve_node_until(e2e::ScriptedNode& node, const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+  const auto deadline = SteadyClock::now() + limit;
+  while (SteadyClock::now() < deadline) {
+    node.serve();
+    node.heartbeat();
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pred();
+}
+
 // Record, then publish, then move cursors, with the loop's pipeline (issue 17): a batch polled and still being
 // verified has moved the follower's cursor, yet the saved cursor stays below it while the batch before it is
 // stored and its cursor saved; a stop with a batch in flight stores and decides it before exiting.
@@ -494,16 +506,8 @@ TEST(VerifierDaemon, ACursorIsNeverSavedPastABatchInFlight) {
     (*st)->reset();
     return out;
   };
-  // Serves the node's history and heartbeats until `pred` holds or `limit` passes.
   auto serve_until = [&](const std::function<bool()>& pred, std::chrono::milliseconds limit) {
-    const auto deadline = SteadyClock::now() + limit;
-    while (SteadyClock::now() < deadline) {
-      a.serve();
-      a.heartbeat();
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return pred();
+    return serve_node_until(a, pred, limit);
   };
   ASSERT_TRUE(serve_until([&] { return judge->calls() == 1; }, std::chrono::seconds(15)));  // c1 in flight
   a.add(envelope("c2"));
@@ -538,14 +542,7 @@ TEST(VerifierDaemon, ASecondBatchIsVerifiedWhileTheFirstIsAndTheyAreStoredInOrde
   a.add(envelope("c1"));
   TestVerifier v(scratch.path(), {{"a", a.publish_endpoint(), a.control_endpoint(), ""}}, std::move(owned));
   auto serve_until = [&](const std::function<bool()>& pred, std::chrono::milliseconds limit) {
-    const auto deadline = SteadyClock::now() + limit;
-    while (SteadyClock::now() < deadline) {
-      a.serve();
-      a.heartbeat();
-      if (pred()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return pred();
+    return serve_node_until(a, pred, limit);
   };
   ASSERT_TRUE(serve_until([&] { return judge->calls() == 1; }, std::chrono::seconds(15)));  // c1 held at the gate
   a.add(envelope("c2"));

@@ -44,7 +44,7 @@ constexpr auto kCoalesce = std::chrono::milliseconds(1000);
 // every followed node has a vote (counted by its last decision or stored since) is due at once whatever the load: no
 // node is left to vote.
 constexpr size_t kBusyVotes = 16;
-constexpr auto kBusyFirst = std::chrono::milliseconds(5000);
+constexpr auto kBusyFirst = std::chrono::milliseconds(10000);  // 5 s made about 3 decisions a subject (issue 17)
 constexpr auto kBusyCoalesce = std::chrono::milliseconds(10000);
 // Subjects whose last decision misses a followed node, remembered (which nodes it counts) at most this many.
 constexpr size_t kProgressMax = 65536;
