@@ -39,6 +39,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <zmq.h>
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
@@ -487,12 +488,55 @@ LoadExpect load_expect(const LoadArgs& a) {
   return e;
 }
 
+// The connect and disconnect events of a client socket (a libzmq socket monitor), read without waiting: each
+// (wall ms when read, "up" when a handshake succeeded or "down" when the peer went away). The watcher reads them
+// at least every 5 ms.
+struct ConnectionEvents {
+  std::vector<std::pair<int64_t, std::string>> events;
+  void* monitor = nullptr;
+  void* watched = nullptr;
+  ConnectionEvents(wire::Context& ctx, wire::Socket& socket) : watched(socket.native_handle()) {
+    const std::string endpoint = "inproc://load-watch-monitor";
+    if (zmq_socket_monitor(watched, endpoint.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
+      die("socket monitor: " + std::string(zmq_strerror(zmq_errno())));
+    monitor = zmq_socket(ctx.native_handle(), ZMQ_PAIR);
+    int linger = 0;
+    if (monitor == nullptr || zmq_setsockopt(monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(monitor, endpoint.c_str()) != 0)
+      die("socket monitor: " + std::string(zmq_strerror(zmq_errno())));
+  }
+  ~ConnectionEvents() {
+    zmq_socket_monitor(watched, nullptr, 0);
+    zmq_close(monitor);
+  }
+  void drain() {
+    for (;;) {
+      zmq_msg_t first, second;
+      zmq_msg_init(&first);
+      if (zmq_msg_recv(&first, monitor, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&first);
+        return;
+      }
+      uint16_t event = 0;
+      if (zmq_msg_size(&first) >= sizeof event) std::memcpy(&event, zmq_msg_data(&first), sizeof event);
+      zmq_msg_close(&first);
+      zmq_msg_init(&second);  // the endpoint
+      zmq_msg_recv(&second, monitor, 0);
+      zmq_msg_close(&second);
+      events.emplace_back(wall_ms(), event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? "up" : "down");
+    }
+  }
+};
+
 int load_watch(const LoadArgs& a) {
   LoadExpect e = load_expect(a);
   fs::path out = a.need("out");
   int query_interval_ms = static_cast<int>(a.num("query-interval-ms", 20));
   LoadClient c;
   c.open(a, true);
+  // When the query connection came up and went down (wall ms): scale_bench.py tells the time a query waited
+  // for this client to reconnect to a restarted verifier from the time the verifier took to answer it.
+  ConnectionEvents connection(*c.ctx, *c.dealer);
   struct Seen {
     uint64_t revision = 0;
     std::map<uint64_t, std::string> content;  // revision -> what it said (subscription and answers)
@@ -537,7 +581,10 @@ int load_watch(const LoadArgs& a) {
                         {"query_p99_ms", load_percentile(latencies, 0.99)},
                         {"query_max_ms", load_percentile(latencies, 1.0)}};
     // Every query's send time and latency, once at the end: scale_bench.py splits them by the verifier's downtime.
-    if (final_write) j["query_samples"] = samples;
+    if (final_write) {
+      j["query_samples"] = samples;
+      j["query_connection_events"] = connection.events;
+    }
     (void)write_file_atomic(out, j.dump() + "\n");
   };
   auto note = [&](const pb::Decision& d, bool from_subscription) {
@@ -581,6 +628,7 @@ int load_watch(const LoadArgs& a) {
   };
 
   while (!load_stop) {
+    connection.drain();
     std::vector<wire::Socket*> socks{c.sub.get(), c.dealer.get()};
     auto ready = wire::poll_readable(socks, 5);
     if (ready.ok() && (*ready)[0]) {

@@ -24,7 +24,7 @@ Result<std::vector<Vote>> VerifiedVotes::votes_after(const SubjectKey& subject, 
 
 Result<std::vector<Vote>> VerifiedVotes::all_votes() { return verified(QR_TRY(store_.all_rows())); }
 
-Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids) {
+Result<std::vector<bool>> VerifiedVotes::check_rows(std::span<const StoredAttestation> rows, bool record) {
   std::vector<size_t> unknown;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!verifier_.vouched(rows[i].vote, rows[i].started_on)) unknown.push_back(i);
@@ -51,8 +51,13 @@ Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation>
       continue;
     }
     refused[unknown[j]] = true;
-    distrusted_.push_back({row.id, row.envelope_digest, std::move(why)});
+    if (record) distrusted_.push_back({row.id, row.envelope_digest, std::move(why)});
   }
+  return refused;
+}
+
+Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids) {
+  const std::vector<bool> refused = QR_TRY(check_rows(rows, true));
   std::vector<Vote> out;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (refused[i]) continue;
@@ -60,6 +65,15 @@ Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation>
     if (row_ids) row_ids->push_back(rows[i].id);
   }
   return out;
+}
+
+Status VerifiedVotes::verify_ahead(std::span<const SubjectKey> subjects) {
+  std::vector<StoredAttestation> rows;
+  for (const auto& s : subjects) {
+    for (auto& r : QR_TRY(store_.rows(s))) rows.push_back(std::move(r));
+  }
+  // A refused row is not vouched for: the read that counts checks it again and records why.
+  return check_rows(rows, false).status();
 }
 
 std::vector<DistrustedRow> VerifiedVotes::take_distrusted() {

@@ -555,6 +555,94 @@ TEST(VerifierDaemon, ASecondBatchIsVerifiedWhileTheFirstIsAndTheyAreStoredInOrde
   EXPECT_EQ(judge->committed(), (std::vector<std::string>{"c1", "c2"}));
 }
 
+// The fake judge with Judge::prepare() recording how many queries it was given and held at a gate, call by
+// call: the n-th call returns once the gate was opened n times (or after 20 s).
+class PreparingJudge : public FakeJudge {
+ public:
+  using FakeJudge::FakeJudge;
+  void prepare(const std::vector<pb::Query>& queries) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    sizes_.push_back(queries.size());
+    const size_t call = sizes_.size();
+    cv_.wait_for(lock, std::chrono::seconds(20), [&] { return opened_ >= call; });
+  }
+  std::vector<size_t> sizes() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sizes_;
+  }
+  void open_gate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++opened_;
+    cv_.notify_all();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<size_t> sizes_;
+  size_t opened_ = 0;
+};
+
+// Issue 17: many queries waiting at once (a restarted verifier, which verifies the stored votes of each subject
+// asked again) are answered eight at a time, in the order they came, each eight sent before the next are begun.
+TEST(VerifierDaemon, ManyWaitingQueriesAreAnsweredEightAtATimeInOrder) {
+  testing::ScratchDir scratch;
+  auto store = std::make_shared<FakeStore>();
+  for (int i = 0; i < 17; ++i) {
+    pb::SubjectKey s;
+    s.set_repo("r");
+    s.set_commit("c" + std::to_string(i));
+    s.set_recipe_path("q");
+    store->subjects[s.SerializeAsString()] = s;
+    store->votes[s.SerializeAsString()]["a"] = kGood;
+  }
+  e2e::ScriptedNode a("a", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+  auto owned = std::make_unique<PreparingJudge>(store, std::set<std::string>{"a"}, 1);
+  PreparingJudge* judge = owned.get();
+  TestVerifier v(scratch.path(), {{"a", a.publish_endpoint(), a.control_endpoint(), ""}}, std::move(owned));
+  Client client;
+  wire::Socket& d = client.dealer(v.daemon->query_endpoint());
+  auto ask = [&](int i) {
+    pb::Query q;
+    q.set_request_id("q" + std::to_string(i));
+    q.mutable_subject()->set_commit("c" + std::to_string(i));
+    ASSERT_TRUE(d.send({wire::encode_frame(MessageType::kQuery, q)}).ok());
+  };
+  std::vector<std::string> answered;
+  auto receive = [&](size_t n) {
+    while (answered.size() < n) {
+      auto got = d.recv(5000);
+      if (!got.ok() || !got->has_value()) return false;
+      pb::Answer answer;
+      EXPECT_TRUE(wire::decode_message((**got)[0], MessageType::kAnswer, wire::Limits{}, answer).ok());
+      EXPECT_EQ(answer.decisions_size(), 1) << answer.request_id();
+      if (answer.decisions_size() == 1) {
+        EXPECT_EQ("q" + answer.decisions(0).subject().commit().substr(1), answer.request_id());
+      }
+      answered.push_back(answer.request_id());
+    }
+    return true;
+  };
+  // The first query holds the loop in prepare() while the other 16 arrive and wait together.
+  ask(0);
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (judge->sizes().empty() && SteadyClock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(judge->sizes().size(), 1u);
+  for (int i = 1; i <= 16; ++i) ask(i);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  judge->open_gate();
+  judge->open_gate();
+  // The third prepare() is held until the first nine answers have come: they were sent before it began.
+  const bool early = receive(9);
+  judge->open_gate();
+  ASSERT_TRUE(early) << "the first answers waited for the last ones";
+  ASSERT_TRUE(receive(17));
+  EXPECT_EQ(judge->sizes(), (std::vector<size_t>{1, 8, 8}));
+  std::vector<std::string> expected;
+  for (int i = 0; i <= 16; ++i) expected.push_back("q" + std::to_string(i));
+  EXPECT_EQ(answered, expected);
+}
+
 // The loop's thread stores, decides and answers queries: the threads verifying the next batch run 10 nicer, so
 // that on a busy machine they take the CPU it leaves rather than delaying it (issue 17).
 TEST(VerifierDaemon, BatchesAreVerifiedOnThreadsNicerThanTheLoop) {

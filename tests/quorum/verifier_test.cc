@@ -290,6 +290,39 @@ TEST_F(Quorum, AVerifierRemembersTheLatestVouchedVotesOnly) {
   EXPECT_THAT(distrusted[0].reason, HasSubstr("does not verify"));
 }
 
+// Issue 17: a restarted verifier asked about many subjects verifies their stored votes together, ahead of the
+// answers (VerifiedVotes::verify_ahead). It vouches for every row that verifies and leaves a tampered one to the
+// read that counts, which refuses it and reports it.
+TEST_F(Quorum, VerifyingAheadVouchesForEverySubjectsRowsAndLeavesTamperedOnesToTheRead) {
+  use_policy("threshold = 3\non_conflict = \"majority\"");
+  import(honest_and_rogue(nodes_));
+  import({attestation(node(0), "v2", "good"), attestation(node(1), "v2", "good"), attestation(node(2), "v2", "good"),
+          attestation(node(3), "v2", "rogue")});
+  {
+    auto db = sqlite::Database::open(dir_ / "store.db", {});
+    ASSERT_TRUE(db.ok()) << db.status().to_string();
+    ASSERT_TRUE((*db)->exec("UPDATE attestations SET envelope = 'not an envelope' WHERE id = (SELECT MAX(id) FROM "
+                            "attestations)",
+                            "tamper")
+                    .ok());
+  }
+  use_policy("threshold = 3\non_conflict = \"majority\"");  // a new Verifier: as in a restarted process
+  ASSERT_EQ(verifier_->vouched_count(), 0u);
+  auto subjects = store_->subjects();
+  ASSERT_TRUE(subjects.ok()) << subjects.status().to_string();
+  ASSERT_EQ(subjects->size(), 2u);
+  ASSERT_TRUE(votes().verify_ahead(*subjects).ok());
+  EXPECT_EQ(verifier_->vouched_count(), 7u);
+  EXPECT_TRUE(votes().take_distrusted().empty());  // reported by the read, not by the look-ahead
+  Decision v2 = decision("v2");
+  EXPECT_TRUE(v2.accepted);
+  EXPECT_TRUE(v2.dissenting.empty());  // the tampered row was the rogue's
+  auto distrusted = votes().take_distrusted();
+  ASSERT_EQ(distrusted.size(), 1u);
+  EXPECT_THAT(distrusted[0].reason, HasSubstr("does not verify"));
+  EXPECT_EQ(decision("v1").dissenting.size(), 1u);
+}
+
 TEST_F(Quorum, ImageQuestionNamesTheCommit) {
   use_policy("threshold = 2");
   import({attestation(node(0), "v1", "good"), attestation(node(1), "v1", "good")});

@@ -147,6 +147,7 @@ void Context::on_zap_denied(std::function<void(const ZapDenial&)> callback) {
   impl_->on_denied = std::move(callback);
 }
 uint64_t Context::zap_allowed() const { return impl_->accepted.load(); }
+void* Context::native_handle() const { return impl_->ctx.handle(); }
 
 // ---- Socket -------------------------------------------------------------------------------------------
 

@@ -318,6 +318,26 @@ Result<std::vector<pb::Decision>> QuorumJudge::find_by_subject(const pb::Subject
   return find({{}, subject.commit(), subject.repo()}, subject.recipe_path());
 }
 
+void QuorumJudge::prepare(const std::vector<pb::Query>& queries) {
+  std::set<SubjectKey> keys;
+  for (const auto& q : queries) {
+    Result<std::vector<SubjectKey>> named = std::vector<SubjectKey>();
+    if (q.what_case() == pb::Query::kImageDigest) {
+      named = store_->subjects_with_image(q.image_digest());
+    } else if (q.what_case() == pb::Query::kSubject && !q.subject().commit().empty()) {
+      named = store_->subjects_with_commit(q.subject().commit(), q.subject().repo());
+    }
+    if (!named.ok()) continue;  // the answer reports it
+    for (auto& k : *named) {
+      // A subject in the vote cache has its votes verified already.
+      if (!cached_.count(k)) keys.insert(std::move(k));
+    }
+  }
+  if (keys.size() < 2) return;  // nothing to do together
+  std::vector<SubjectKey> ordered(keys.begin(), keys.end());
+  (void)votes_.verify_ahead(ordered);  // the answers read the rows again and report what failed
+}
+
 Result<bool> QuorumJudge::is_recorded(const pb::Decision& d) {
   // The fingerprint, not the record: the record names rows and carries the time it was made.
   auto last = QR_TRY(store_->last_revision(from_wire(d.subject())));

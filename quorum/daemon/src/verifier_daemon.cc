@@ -61,6 +61,10 @@ constexpr int kVerifyNiceAbove = 10;
 // and the one after it can start as soon as it is polled, so that the verifying threads do not idle when they
 // finish before the loop does (issue 17: with one batch in flight the machine was a tenth idle during a burst).
 constexpr size_t kInFlight = 2;
+// Queries answered together at most (one transaction, then their answers sent): a restarted verifier verifies
+// the stored votes of each subject asked again, about 5 ms a subject at 50 nodes, so 32 queries waiting at once
+// are answered in four steps of about 20 ms instead of one of 100 ms or more (issue 17).
+constexpr size_t kAnswerChunk = 8;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch()) + '\0' +
@@ -685,18 +689,28 @@ struct VerifierDaemon::Impl {
     }
   }
 
-  // Answers the queries gathered (one answer_all: one transaction for what they decide afresh).
+  // Answers the queries gathered, in the order they came, kAnswerChunk at a time: each chunk's work shared
+  // (Judge::prepare), one transaction for what it decides afresh (answer_all), and its answers sent before the
+  // next chunk is begun. So when many queries wait on subjects this process has not read (a restarted verifier,
+  // which verifies every stored vote again before counting it) the first answers leave early.
   void answer_waiting() {
     if (waiting_queries.empty()) return;
     std::vector<wire::Frames> from = std::move(waiting_from);
     std::vector<pb::Query> queries = std::move(waiting_queries);
     waiting_from.clear();
     waiting_queries.clear();
-    std::vector<pb::Answer> answers = answer_all(queries);
-    for (size_t i = 0; i < queries.size(); ++i) {
-      from[i].back() = wire::encode_frame(MessageType::kAnswer, answers[i]);
-      Status sent = router->send(from[i]);
-      if (!sent.ok()) log.warn("answer_failed", {{"error", sent.to_string()}});
+    for (size_t begin = 0; begin < queries.size(); begin += kAnswerChunk) {
+      const size_t end = std::min(queries.size(), begin + kAnswerChunk);
+      std::vector<pb::Query> chunk(std::make_move_iterator(queries.begin() + static_cast<std::ptrdiff_t>(begin)),
+                                   std::make_move_iterator(queries.begin() + static_cast<std::ptrdiff_t>(end)));
+      judge->prepare(chunk);
+      std::vector<pb::Answer> answers = answer_all(chunk);
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        wire::Frames& to = from[begin + i];
+        to.back() = wire::encode_frame(MessageType::kAnswer, answers[i]);
+        Status sent = router->send(to);
+        if (!sent.ok()) log.warn("answer_failed", {{"error", sent.to_string()}});
+      }
     }
   }
 

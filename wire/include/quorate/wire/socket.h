@@ -38,6 +38,9 @@ class Context {
   };
   void on_zap_denied(std::function<void(const ZapDenial&)> callback);
 
+  // The libzmq context (void*), for what this API does not wrap (a socket monitor in a benchmark).
+  void* native_handle() const;
+
   struct Impl;
   Impl& impl() { return *impl_; }
 

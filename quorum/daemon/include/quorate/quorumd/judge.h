@@ -82,6 +82,10 @@ class Judge {
   virtual Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) = 0;
   // Decisions for `subject` (an empty recipe_path or repo matches any).
   virtual Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) = 0;
+  // Called before answering `queries` (find_by_image, find_by_subject, decide): may do ahead, in one pass, the
+  // work their answers share, such as verifying the stored votes of subjects not read yet. The answers must not
+  // depend on it; errors are left for them to report. Default: nothing.
+  virtual void prepare(const std::vector<wire::pb::Query>& queries) { (void)queries; }
   // Whether `decision` (from decide()) is what the store recorded last for its subject, the time it was made
   // aside. Default: true (nothing to catch up).
   virtual Result<bool> is_recorded(const wire::pb::Decision& decision) {
