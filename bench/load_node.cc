@@ -38,8 +38,8 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <zmq.h>
+#include <nlohmann/json.hpp>
 
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"

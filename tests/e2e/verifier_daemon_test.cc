@@ -626,7 +626,8 @@ TEST(VerifierDaemon, ManyWaitingQueriesAreAnsweredEightAtATimeInOrder) {
   // The first query holds the loop in prepare() while the other 16 arrive and wait together.
   ask(0);
   const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-  while (judge->sizes().empty() && SteadyClock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  while (judge->sizes().empty() && SteadyClock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_EQ(judge->sizes().size(), 1u);
   for (int i = 1; i <= 16; ++i) ask(i);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));

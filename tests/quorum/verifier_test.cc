@@ -301,9 +301,10 @@ TEST_F(Quorum, VerifyingAheadVouchesForEverySubjectsRowsAndLeavesTamperedOnesToT
   {
     auto db = sqlite::Database::open(dir_ / "store.db", {});
     ASSERT_TRUE(db.ok()) << db.status().to_string();
-    ASSERT_TRUE((*db)->exec("UPDATE attestations SET envelope = 'not an envelope' WHERE id = (SELECT MAX(id) FROM "
-                            "attestations)",
-                            "tamper")
+    ASSERT_TRUE((*db)
+                    ->exec("UPDATE attestations SET envelope = 'not an envelope' WHERE id = (SELECT MAX(id) FROM "
+                           "attestations)",
+                           "tamper")
                     .ok());
   }
   use_policy("threshold = 3\non_conflict = \"majority\"");  // a new Verifier: as in a restarted process
