@@ -67,13 +67,25 @@ Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation>
   return out;
 }
 
-Status VerifiedVotes::verify_ahead(std::span<const SubjectKey> subjects) {
+Result<std::vector<std::vector<Vote>>> VerifiedVotes::votes_after_each(std::span<const After> wanted) {
   std::vector<StoredAttestation> rows;
-  for (const auto& s : subjects) {
-    for (auto& r : QR_TRY(store_.rows(s))) rows.push_back(std::move(r));
+  std::vector<size_t> ends;  // where each subject's rows end in `rows`
+  for (const auto& w : wanted) {
+    for (auto& r : QR_TRY(store_.rows(w.subject, w.after_id))) rows.push_back(std::move(r));
+    ends.push_back(rows.size());
   }
-  // A refused row is not vouched for: the read that counts checks it again and records why.
-  return check_rows(rows, false).status();
+  const std::vector<bool> refused = QR_TRY(check_rows(rows, true));
+  std::vector<std::vector<Vote>> out(wanted.size());
+  size_t i = 0;
+  for (size_t k = 0; k < wanted.size(); ++k) {
+    for (; i < ends[k]; ++i) {
+      *wanted[k].last_id = std::max(*wanted[k].last_id, rows[i].id);
+      if (refused[i]) continue;
+      out[k].push_back(std::move(rows[i].vote));
+      wanted[k].row_ids->push_back(rows[i].id);
+    }
+  }
+  return out;
 }
 
 std::vector<DistrustedRow> VerifiedVotes::take_distrusted() {

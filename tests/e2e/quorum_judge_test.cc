@@ -280,6 +280,52 @@ TEST(QuorumJudge, ARestartedJudgeDoesNotTrustTamperedColumns) {
   EXPECT_NE(distrusted[0].reason.find("columns differ"), std::string::npos) << distrusted[0].reason;
 }
 
+// Issue 17: a restarted judge prepares the queries waiting for it (their subjects' votes read and verified in one
+// pass); its answers, its decisions and the tampered rows it reports are those of a judge that did not prepare.
+TEST(QuorumJudge, PreparedQueriesAreAnsweredAsUnpreparedOnes) {
+  Fixture f;
+  const std::string header = "threshold = 3\non_conflict = \"majority\"";
+  {
+    auto first = f.judge(f.verifier(header));
+    for (const char* c : {"c1", "c2", "c3"}) ASSERT_TRUE(first->ingest(f.honest_and_rogue(c)).ok());
+  }
+  sql(f.dir / "store.db", "UPDATE attestations SET image_digest = '" + image_of("evil") +
+                              "' WHERE node_id = 'a' AND commit_id = '" + commit_of("c2") + "'");
+  std::vector<pb::Query> queries(5);
+  *queries[0].mutable_subject() = key("c1");
+  *queries[1].mutable_subject() = key("c2");
+  *queries[2].mutable_subject() = key("c3");
+  queries[3].set_image_digest(image_of("evil"));
+  *queries[4].mutable_subject() = key("never built");
+  auto answers = [&](bool prepare) {
+    auto judge = f.judge(f.verifier(header));  // a new Verifier: nothing vouched for, as after a restart
+    if (prepare) judge->prepare(queries);
+    std::vector<std::string> out;
+    for (const auto& q : queries) {
+      auto got = q.what_case() == pb::Query::kImageDigest ? judge->find_by_image(q.image_digest())
+                                                          : judge->find_by_subject(q.subject());
+      EXPECT_TRUE(got.ok()) << got.status().to_string();
+      out.push_back(std::to_string(got.ok() ? got->size() : 0));
+      if (got.ok()) {
+        for (const auto& d : *got) out.push_back(d.decision_json());
+      }
+    }
+    for (const char* c : {"c1", "c2", "c3"}) {
+      auto d = judge->decide(key(c));
+      EXPECT_TRUE(d.ok()) << d.status().to_string();
+      if (d.ok()) out.push_back(decision_fingerprint(*d));
+    }
+    for (const auto& r : judge->take_distrusted()) out.push_back(std::to_string(r.id) + " " + r.reason);
+    return out;
+  };
+  const std::vector<std::string> prepared = answers(true);
+  EXPECT_EQ(prepared, answers(false));
+  EXPECT_NE(std::find_if(prepared.begin(), prepared.end(),
+                         [](const std::string& x) { return x.find("columns differ") != std::string::npos; }),
+            prepared.end())
+      << "the tampered row was not reported";
+}
+
 // One rule for whether a vote counts: the daemon's judge and `quorate verify`'s path (import + VerifiedVotes +
 // answer) reach identical decisions under rosters with a revoked key, an expired key, and one key under two ids.
 TEST(QuorumJudge, SameDecisionsAsTheVerifyPathUnderSeveralRosters) {

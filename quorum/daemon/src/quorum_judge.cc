@@ -319,6 +319,7 @@ Result<std::vector<pb::Decision>> QuorumJudge::find_by_subject(const pb::Subject
 }
 
 void QuorumJudge::prepare(const std::vector<pb::Query>& queries) {
+  const int64_t now = clock_ms_() / 1000;
   std::set<SubjectKey> keys;
   for (const auto& q : queries) {
     Result<std::vector<SubjectKey>> named = std::vector<SubjectKey>();
@@ -329,13 +330,31 @@ void QuorumJudge::prepare(const std::vector<pb::Query>& queries) {
     }
     if (!named.ok()) continue;  // the answer reports it
     for (auto& k : *named) {
-      // A subject in the vote cache has its votes verified already.
-      if (!cached_.count(k)) keys.insert(std::move(k));
+      // Answered from memory, or from the vote cache (reading only the rows stored since): nothing to do ahead.
+      if (cached_.count(k) || memory_.known(k, now) != nullptr) continue;
+      keys.insert(std::move(k));
     }
   }
-  if (keys.size() < 2) return;  // nothing to do together
-  std::vector<SubjectKey> ordered(keys.begin(), keys.end());
-  (void)votes_.verify_ahead(ordered);  // the answers read the rows again and report what failed
+  if (keys.size() < 2) return;  // one subject: its answer reads it the same way
+  // Into the vote cache, as refresh() would put them one subject at a time: the answers take them from there.
+  std::vector<VerifiedVotes::After> wanted;
+  for (const auto& k : keys) {
+    Cached& c = cached_[k];
+    c.order = cached_next_++;
+    cached_order_.emplace(c.order, k);
+    wanted.push_back({k, 0, &c.ids, &c.last_id});
+  }
+  auto got = votes_.votes_after_each(wanted);
+  for (size_t i = 0; i < wanted.size(); ++i) {
+    auto it = cached_.find(wanted[i].subject);
+    if (!got.ok()) {
+      uncache(it);  // the answers read the store again and report the error
+      continue;
+    }
+    cached_votes_ += (*got)[i].size();
+    it->second.votes = std::move((*got)[i]);
+  }
+  while (cached_votes_ > kCachedVotes && !cached_order_.empty()) uncache(cached_.find(cached_order_.begin()->second));
 }
 
 Result<bool> QuorumJudge::is_recorded(const pb::Decision& d) {

@@ -45,11 +45,17 @@ class VerifiedVotes {
   Result<std::vector<Vote>> votes_after(const SubjectKey& subject, int64_t after_id, std::vector<int64_t>& row_ids,
                                         int64_t& last_id);
 
-  // Verifies, in one pass on the threads, the rows of `subjects` not vouched for yet, so that reading their
-  // votes next costs a hash per row: what answering many questions about subjects not read in this process
-  // (a restarted verifier) needs, verified together instead of one subject after the other. An optimisation
-  // only: a row that does not verify is left for the read that counts, which checks it again and records it.
-  Status verify_ahead(std::span<const SubjectKey> subjects);
+  // votes_after() for several subjects at once: the rows of each are read, and those not vouched for yet are
+  // verified together, in one pass on the threads, instead of one subject after the other. What a restarted
+  // verifier needs when many questions about subjects it has not read arrive at once. One list per subject, in
+  // `wanted`'s order; each subject's row ids and highest row id read go where its After points.
+  struct After {
+    SubjectKey subject;
+    int64_t after_id = 0;
+    std::vector<int64_t>* row_ids = nullptr;
+    int64_t* last_id = nullptr;
+  };
+  Result<std::vector<std::vector<Vote>>> votes_after_each(std::span<const After> wanted);
 
   // Rows left out since the last take, sorted by row id, each once.
   std::vector<DistrustedRow> take_distrusted();

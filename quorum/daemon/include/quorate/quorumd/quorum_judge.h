@@ -38,8 +38,8 @@ class QuorumJudge final : public Judge {
   Result<std::vector<wire::pb::Decision>> find_by_image(const std::string& image_digest) override;
   Result<std::vector<wire::pb::Decision>> find_by_subject(const wire::pb::SubjectKey& subject) override;
   Status record(const std::vector<wire::pb::Decision>& decisions) override;
-  // Verifies ahead, in one pass (VerifiedVotes::verify_ahead), the stored votes of the subjects the queries name
-  // that this process has not read yet.
+  // Reads into the vote cache the votes of the subjects the queries name that are neither there nor remembered
+  // decided, verifying the rows this process has not vouched for in one pass (VerifiedVotes::votes_after_each).
   void prepare(const std::vector<wire::pb::Query>& queries) override;
   Result<bool> is_recorded(const wire::pb::Decision& decision) override;
   Result<std::optional<LastRevision>> last_revision(const wire::pb::SubjectKey& subject) override;
