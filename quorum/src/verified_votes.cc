@@ -24,7 +24,7 @@ Result<std::vector<Vote>> VerifiedVotes::votes_after(const SubjectKey& subject, 
 
 Result<std::vector<Vote>> VerifiedVotes::all_votes() { return verified(QR_TRY(store_.all_rows())); }
 
-Result<std::vector<bool>> VerifiedVotes::check_rows(std::span<const StoredAttestation> rows, bool record) {
+Result<std::vector<bool>> VerifiedVotes::check_rows(std::span<const StoredAttestation> rows) {
   std::vector<size_t> unknown;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!verifier_.vouched(rows[i].vote, rows[i].started_on)) unknown.push_back(i);
@@ -51,13 +51,13 @@ Result<std::vector<bool>> VerifiedVotes::check_rows(std::span<const StoredAttest
       continue;
     }
     refused[unknown[j]] = true;
-    if (record) distrusted_.push_back({row.id, row.envelope_digest, std::move(why)});
+    distrusted_.push_back({row.id, row.envelope_digest, std::move(why)});
   }
   return refused;
 }
 
 Result<std::vector<Vote>> VerifiedVotes::verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids) {
-  const std::vector<bool> refused = QR_TRY(check_rows(rows, true));
+  const std::vector<bool> refused = QR_TRY(check_rows(rows));
   std::vector<Vote> out;
   for (size_t i = 0; i < rows.size(); ++i) {
     if (refused[i]) continue;
@@ -74,7 +74,7 @@ Result<std::vector<std::vector<Vote>>> VerifiedVotes::votes_after_each(std::span
     for (auto& r : QR_TRY(store_.rows(w.subject, w.after_id))) rows.push_back(std::move(r));
     ends.push_back(rows.size());
   }
-  const std::vector<bool> refused = QR_TRY(check_rows(rows, true));
+  const std::vector<bool> refused = QR_TRY(check_rows(rows));
   std::vector<std::vector<Vote>> out(wanted.size());
   size_t i = 0;
   for (size_t k = 0; k < wanted.size(); ++k) {

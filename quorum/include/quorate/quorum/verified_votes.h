@@ -66,8 +66,8 @@ class VerifiedVotes {
  private:
   Result<std::vector<Vote>> verified(std::vector<StoredAttestation> rows, std::vector<int64_t>* row_ids = nullptr);
   // Verifies the rows not vouched for (vouching for those whose columns are what their envelope says) and says
-  // which are refused; `record`: refused rows are recorded for take_distrusted().
-  Result<std::vector<bool>> check_rows(std::span<const StoredAttestation> rows, bool record);
+  // which are refused, recording those for take_distrusted().
+  Result<std::vector<bool>> check_rows(std::span<const StoredAttestation> rows);
 
   Store& store_;
   const Verifier& verifier_;
