@@ -18,7 +18,8 @@
 //
 // watch: subscribes to the verifier's decisions and queries it while the run goes on; writes (atomically,
 // every 500 ms and at SIGTERM) how many subjects are decided right, the last decision time, revisions that
-// did not increase per subject, and query latency percentiles.
+// did not increase per subject, and query latency percentiles; at SIGTERM also every query's send time and
+// latency, and when its query connection went down and came up (a libzmq socket monitor).
 // check: asks the verifier about every subject once and writes right/wrong/missing.
 #include <signal.h>
 #include <sys/random.h>
