@@ -326,6 +326,36 @@ TEST(QuorumJudge, PreparedQueriesAreAnsweredAsUnpreparedOnes) {
       << "the tampered row was not reported";
 }
 
+// A query about an image attested for many commits (a hostile client's, or a repository whose commits do not
+// change the image) prepares at most kPreparedSubjects of them: the rest are read by the answer, one at a time.
+TEST(QuorumJudge, PreparingAnImageOfManySubjectsIsBounded) {
+  Fixture f;
+  const std::string header = "threshold = 1";
+  const size_t subjects = QuorumJudge::kPreparedSubjects + 6;
+  {
+    auto first = f.judge(f.verifier(header));
+    std::vector<Judge::Submission> batch;
+    for (size_t i = 0; i < subjects; ++i)
+      batch.push_back({"a", attestation(f.nodes[0], "c" + std::to_string(i), "good")});
+    ASSERT_TRUE(first->ingest(batch).ok());
+  }
+  std::vector<pb::Query> queries(2);
+  queries[0].set_image_digest(image_of("good"));
+  queries[1].set_image_digest(image_of("good"));
+  auto fresh = f.verifier(header);  // nothing vouched for, as after a restart
+  auto judge = f.judge(fresh);
+  judge->prepare(queries);
+  EXPECT_EQ(fresh->vouched_count(), QuorumJudge::kPreparedSubjects);
+  auto prepared = judge->find_by_image(image_of("good"));
+  ASSERT_TRUE(prepared.ok()) << prepared.status().to_string();
+  EXPECT_EQ(fresh->vouched_count(), subjects);
+  auto unprepared = f.judge(f.verifier(header))->find_by_image(image_of("good"));
+  ASSERT_TRUE(unprepared.ok()) << unprepared.status().to_string();
+  ASSERT_EQ(prepared->size(), subjects);
+  ASSERT_EQ(unprepared->size(), subjects);
+  for (size_t i = 0; i < subjects; ++i) EXPECT_EQ((*prepared)[i].decision_json(), (*unprepared)[i].decision_json());
+}
+
 // One rule for whether a vote counts: the daemon's judge and `quorate verify`'s path (import + VerifiedVotes +
 // answer) reach identical decisions under rosters with a revoked key, an expired key, and one key under two ids.
 TEST(QuorumJudge, SameDecisionsAsTheVerifyPathUnderSeveralRosters) {

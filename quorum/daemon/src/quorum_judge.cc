@@ -332,6 +332,7 @@ void QuorumJudge::prepare(const std::vector<pb::Query>& queries) {
     for (auto& k : *named) {
       // Answered from memory, or from the vote cache (reading only the rows stored since): nothing to do ahead.
       if (cached_.count(k) || memory_.known(k, now) != nullptr) continue;
+      if (keys.size() == kPreparedSubjects) break;  // the rest are read by their answers
       keys.insert(std::move(k));
     }
   }

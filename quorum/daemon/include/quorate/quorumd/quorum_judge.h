@@ -40,7 +40,10 @@ class QuorumJudge final : public Judge {
   Status record(const std::vector<wire::pb::Decision>& decisions) override;
   // Reads into the vote cache the votes of the subjects the queries name that are neither there nor remembered
   // decided, verifying the rows this process has not vouched for in one pass (VerifiedVotes::votes_after_each).
+  // At most kPreparedSubjects of them: an image attested for thousands of commits would otherwise hold all their
+  // votes at once (the answers read such subjects one at a time, within the cache's bound).
   void prepare(const std::vector<wire::pb::Query>& queries) override;
+  static constexpr size_t kPreparedSubjects = 64;
   Result<bool> is_recorded(const wire::pb::Decision& decision) override;
   Result<std::optional<LastRevision>> last_revision(const wire::pb::SubjectKey& subject) override;
   std::vector<DistrustedRow> take_distrusted() override { return votes_.take_distrusted(); }
