@@ -138,9 +138,11 @@ Result<std::optional<quorum::StoredAttestation>> find_by_file_digest(quorum::Sto
   if (id.size() != 64 || id.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return std::optional<quorum::StoredAttestation>();
   }
-  for (const auto& row : QR_TRY(store.all_rows())) {  // rows without their envelopes: read each one
-    auto full = QR_TRY(store.find_attestation(row.envelope_digest));
-    if (full && sha256_hex(full->envelope + "\n") == id) return full;
+  for (auto& row : QR_TRY(store.all_rows())) {  // rows without their envelopes: read each one
+    std::string envelope = QR_TRY(store.envelope(row.id));
+    if (sha256_hex(envelope + "\n") != id) continue;
+    row.envelope = std::move(envelope);
+    return std::optional<quorum::StoredAttestation>(std::move(row));
   }
   return std::optional<quorum::StoredAttestation>();
 }
