@@ -6,12 +6,10 @@ digest is random each insert lands on a random leaf of that index. Once the inde
 every insert dirties one more 4 KiB page, written to the WAL at commit and again to the database at checkpoint.
 This synthetic run inserts ROWS rows shaped like an attestation (a 2,600-byte envelope, a `sha256:` digest, a node
 id, a commit) in transactions of 2,048 with the store's settings (WAL, synchronous=FULL, a checkpoint every eight
-transactions), into a table WITH or WITHOUT that index, and prints the bytes written. The variant `subject`
-has no such index either, but deduplicates under the subject as a store without it would: each insert also goes
-into a table keyed by (subject number, envelope digest), whose leaves a batch of consecutive subjects shares.
-Run them through bench/compare.py (bench/README.md, "The unique envelope digest index").
+transactions), into a table WITH or WITHOUT that index, and prints the bytes written. Run both through
+bench/compare.py (bench/README.md, "The unique envelope digest index").
 
-usage: unique_index_experiment.py unique|none|subject ROWS DIR
+usage: unique_index_experiment.py unique|none ROWS DIR
 """
 import hashlib
 import os
@@ -21,7 +19,7 @@ import sys
 
 
 def main():
-    if len(sys.argv) != 4 or sys.argv[1] not in ("unique", "none", "subject"):
+    if len(sys.argv) != 4 or sys.argv[1] not in ("unique", "none"):
         sys.exit(__doc__.strip().splitlines()[-1])
     variant, rows, directory = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     os.makedirs(directory, exist_ok=True)
@@ -37,19 +35,15 @@ def main():
     unique = "UNIQUE" if variant == "unique" else ""
     db.execute(f"CREATE TABLE attestations(id INTEGER PRIMARY KEY, envelope_digest TEXT NOT NULL {unique}, "
                "envelope BLOB NOT NULL, node_id TEXT NOT NULL, commit_id TEXT NOT NULL)")
-    if variant == "subject":
-        db.execute("CREATE TABLE subject_envelopes(subject_id INTEGER NOT NULL, envelope_digest TEXT NOT NULL, "
-                   "PRIMARY KEY(subject_id, envelope_digest)) WITHOUT ROWID")
     envelope = bytes(range(256)) * 10 + bytes(40)  # 2,600 bytes; the content does not matter to SQLite
     before = resource.getrusage(resource.RUSAGE_SELF)
     batch = 2048
     for start in range(0, rows, batch):
-        chunk = [("sha256:" + hashlib.sha256(str(i).encode()).hexdigest(), i) for i in range(start, min(rows, start + batch))]
         db.execute("BEGIN")
-        db.executemany("INSERT INTO attestations(envelope_digest, envelope, node_id, commit_id) VALUES(?, ?, ?, ?)",
-                       ((digest, envelope, "node-%d" % (i % 50), "%040x" % (i // 50)) for digest, i in chunk))
-        if variant == "subject":
-            db.executemany("INSERT INTO subject_envelopes VALUES(?, ?)", ((i // 50, digest) for digest, i in chunk))
+        db.executemany(
+            "INSERT INTO attestations(envelope_digest, envelope, node_id, commit_id) VALUES(?, ?, ?, ?)",
+            (("sha256:" + hashlib.sha256(str(i).encode()).hexdigest(), envelope, "node-%d" % (i % 50),
+              "%040x" % (i // 50)) for i in range(start, min(rows, start + batch))))
         db.execute("COMMIT")
         if (start // batch) % 8 == 7:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -141,48 +141,6 @@ INSERT OR IGNORE INTO image_subjects
 DROP INDEX attestations_subject;
 DROP INDEX attestations_image;
 )sql",
-    // 9: no index over every row's envelope digest (issue 17). Schema 1 made the column UNIQUE, so SQLite kept an
-    // index on a random key: each insert of a batch dirtied a random leaf of it (at 500,000 rows about 3,400 of
-    // its 11,230 leaves a batch of 4,096, each written to the WAL and again to the database). An envelope names
-    // its subject, so the same envelope twice is the same digest under the same subject key: `subject_envelopes`
-    // deduplicates there, and a batch's inserts land on the leaves of the subjects being rebuilt now. It also
-    // serves the lookup by digest prefix (a scan of its small rows, not of the envelopes). SQLite drops a
-    // constraint only by copying the table: a store of 500,000 attestations takes that time once.
-    R"sql(
-CREATE TABLE attestations_v9(
-  id INTEGER PRIMARY KEY,
-  envelope_digest TEXT NOT NULL,
-  envelope BLOB NOT NULL,
-  node_id TEXT NOT NULL,
-  keyid TEXT NOT NULL,
-  source_uri TEXT NOT NULL,
-  commit_id TEXT NOT NULL,
-  recipe_path TEXT NOT NULL,
-  image_digest TEXT NOT NULL,
-  config_digest TEXT NOT NULL,
-  started_on INTEGER NOT NULL,
-  finished_on INTEGER NOT NULL,
-  received_at INTEGER NOT NULL,
-  source_date_epoch INTEGER NOT NULL DEFAULT -1,
-  run_environment TEXT NOT NULL DEFAULT '',
-  build_args TEXT DEFAULT '');
-INSERT INTO attestations_v9
-  SELECT id, envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, image_digest,
-    config_digest, started_on, finished_on, received_at, source_date_epoch, run_environment, build_args
-  FROM attestations ORDER BY id;
-DROP TABLE attestations;
-ALTER TABLE attestations_v9 RENAME TO attestations;
-CREATE INDEX attestations_unfilled ON attestations(id)
-  WHERE source_date_epoch = -1 OR run_environment = '' OR build_args IS NULL;
-CREATE TABLE subject_envelopes(
-  subject_id INTEGER NOT NULL,
-  envelope_digest TEXT NOT NULL,
-  attestation_id INTEGER NOT NULL,
-  PRIMARY KEY(subject_id, envelope_digest)) WITHOUT ROWID;
-INSERT OR IGNORE INTO subject_envelopes
-  SELECT r.subject_id, a.envelope_digest, a.id FROM subject_rows r JOIN attestations a ON a.id = r.attestation_id
-  ORDER BY a.id;
-)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -214,8 +172,7 @@ StoredAttestation attestation_row(Stmt& s) {
 Rejection rejection_row(Stmt& s) { return {s.integer(0), s.text(1), {}, s.text(2), s.text(3), s.integer(4)}; }
 
 // The lower bound of the digests a "sha256:" id or a bare hex prefix names; the upper bound is that plus "~"
-// (above every hex digit): a range scan of the rejections' unique index, and a scan of the attestations'
-// subject_envelopes (schema 9: some 90 bytes a row, not the envelopes).
+// (above every hex digit), so the lookup is a range scan of the unique index.
 std::optional<std::string> id_prefix(const std::string& id) {
   std::string hex = id.rfind("sha256:", 0) == 0 ? id.substr(7) : id;
   if (hex.size() < 4 || hex.size() > 64) return std::nullopt;
@@ -376,8 +333,10 @@ struct Store::Impl {
     if (rc != SQLITE_DONE) return db->error("read attestations");
     return out;
   }
-  // The number of subject key `k` (schema 8), made when the key is first seen.
-  Result<int64_t> subject_number(const SubjectKey& k) {
+  // Files attestation row `id` under its subject key and its image (schema 8): the key's number, made when the
+  // key is first seen, the row under that number, the image paired with it. Nearly every row finds its key and
+  // its pair there already.
+  Status index_row(int64_t id, const SubjectKey& k, const std::string& image_digest) {
     auto bind_key = [&](Stmt& st) {
       st.bind(1, k.commit);
       st.bind(2, k.source_uri);
@@ -390,44 +349,21 @@ struct Store::Impl {
                       "source_date_epoch = ?4 AND build_args = ?5"));
     bind_key(*find);
     const int rc = find->step();
-    const int64_t subject = rc == SQLITE_ROW ? find->integer(0) : 0;
+    int64_t subject = rc == SQLITE_ROW ? find->integer(0) : 0;
     find->reset();
-    if (rc == SQLITE_ROW) return subject;
-    if (rc != SQLITE_DONE) return db->error("find subject " + k.to_string());
-    Stmt* add =
-        QR_TRY(db->statement("INSERT INTO subjects(commit_id, source_uri, recipe_path, source_date_epoch, build_args) "
-                             "VALUES(?1, ?2, ?3, ?4, ?5)"));
-    bind_key(*add);
-    QR_RETURN_IF_ERROR(db->done(add, "add subject " + k.to_string()));
-    return static_cast<int64_t>(db->last_insert_rowid());
-  }
-  // Whether an attestation row with `envelope_digest` is filed under subject number `subject` (schema 9). The
-  // table is a cache like the others: the row it names must carry that digest.
-  Result<bool> has_envelope(int64_t subject, const std::string& envelope_digest) {
-    Stmt* s =
-        QR_TRY(db->statement("SELECT 1 FROM subject_envelopes e JOIN attestations a ON a.id = e.attestation_id WHERE "
-                             "e.subject_id = ?1 AND e.envelope_digest = ?2 AND a.envelope_digest = ?2"));
-    s->bind(1, subject);
-    s->bind(2, envelope_digest);
-    const int rc = s->step();
-    s->reset();
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->error("look for envelope " + envelope_digest);
-    return rc == SQLITE_ROW;
-  }
-  // Files attestation row `id` under its subject number, its envelope digest under that number (replacing an
-  // entry that names another row: schema 9), and its image paired with that number. Nearly every row finds its
-  // pair there already.
-  Status index_row(int64_t id, int64_t subject, const std::string& envelope_digest, const std::string& image_digest) {
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db->error("find subject " + k.to_string());
+    if (rc == SQLITE_DONE) {
+      Stmt* add = QR_TRY(
+          db->statement("INSERT INTO subjects(commit_id, source_uri, recipe_path, source_date_epoch, build_args) "
+                        "VALUES(?1, ?2, ?3, ?4, ?5)"));
+      bind_key(*add);
+      QR_RETURN_IF_ERROR(db->done(add, "add subject " + k.to_string()));
+      subject = db->last_insert_rowid();
+    }
     Stmt* row = QR_TRY(db->statement("INSERT OR IGNORE INTO subject_rows(subject_id, attestation_id) VALUES(?1, ?2)"));
     row->bind(1, subject);
     row->bind(2, id);
     QR_RETURN_IF_ERROR(db->done(row, "file attestation row " + std::to_string(id) + " under its subject"));
-    Stmt* envelope = QR_TRY(db->statement(
-        "INSERT OR REPLACE INTO subject_envelopes(subject_id, envelope_digest, attestation_id) VALUES(?1, ?2, ?3)"));
-    envelope->bind(1, subject);
-    envelope->bind(2, envelope_digest);
-    envelope->bind(3, id);
-    QR_RETURN_IF_ERROR(db->done(envelope, "file envelope " + envelope_digest + " under its subject"));
     Stmt* image =
         QR_TRY(db->statement("INSERT OR IGNORE INTO image_subjects(image_digest, subject_id) VALUES(?1, ?2)"));
     image->bind(1, image_digest);
@@ -437,8 +373,8 @@ struct Store::Impl {
   // index_row() from what row `id` holds now.
   Status reindex_row(int64_t id) {
     Stmt* s = QR_TRY(db->statement(
-        "SELECT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, ''), image_digest, "
-        "envelope_digest FROM attestations WHERE id = ?1"));
+        "SELECT source_uri, commit_id, recipe_path, source_date_epoch, IFNULL(build_args, ''), image_digest FROM "
+        "attestations WHERE id = ?1"));
     s->bind(1, id);
     const int rc = s->step();
     if (rc != SQLITE_ROW) {
@@ -446,9 +382,9 @@ struct Store::Impl {
       return db->error("read attestation row " + std::to_string(id));
     }
     SubjectKey k{s->text(0), s->text(1), s->text(2), s->integer(3), s->text(4)};
-    std::string image = s->text(5), envelope_digest = s->text(6);
+    std::string image = s->text(5);
     s->reset();
-    return index_row(id, QR_TRY(subject_number(k)), envelope_digest, image);
+    return index_row(id, k, image);
   }
   // Rows written before schema 4 (the subject's epoch), 5 (the run environment) or 7 (the build args) get those
   // columns from their envelope's statement: a cache fill, not a verification (VerifiedVotes checks every column
@@ -555,14 +491,12 @@ Store::CheckpointStats Store::checkpoint_stats() const {
 }
 
 Result<bool> Store::add_attestation(const StoredAttestation& a) {
-  const Vote& v = a.vote;
-  // The same envelope names the same subject key: it is deduplicated under that key (schema 9).
-  const int64_t subject = QR_TRY(impl_->subject_number(v.subject));
-  if (QR_TRY(impl_->has_envelope(subject, a.envelope_digest))) return false;  // stored before, and filed then
   Stmt* s = QR_TRY(impl_->db->statement(
       "INSERT INTO attestations(envelope_digest, envelope, node_id, keyid, source_uri, commit_id, recipe_path, "
       "image_digest, config_digest, started_on, finished_on, received_at, source_date_epoch, run_environment, "
-      "build_args) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+      "build_args) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+      "ON CONFLICT(envelope_digest) DO NOTHING"));
+  const Vote& v = a.vote;
   s->bind(1, a.envelope_digest);
   s->bind_blob(2, a.envelope);
   s->bind(3, v.node_id);
@@ -579,7 +513,8 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
   s->bind(14, v.run_environment);
   s->bind(15, v.subject.build_args);
   QR_RETURN_IF_ERROR(impl_->db->done(s, "insert attestation " + a.envelope_digest));
-  QR_RETURN_IF_ERROR(impl_->index_row(impl_->db->last_insert_rowid(), subject, a.envelope_digest, v.image_digest));
+  if (impl_->db->changes() == 0) return false;  // stored before, and filed then
+  QR_RETURN_IF_ERROR(impl_->index_row(impl_->db->last_insert_rowid(), v.subject, v.image_digest));
   return true;
 }
 
@@ -787,9 +722,7 @@ Result<std::optional<StoredAttestation>> Store::find_attestation(const std::stri
   if (!prefix) return std::optional<StoredAttestation>();
   Stmt* s = QR_TRY(impl_->db->statement(
       std::string("SELECT ") + kAttestationColumns +
-      ", envelope FROM attestations WHERE id IN (SELECT attestation_id FROM subject_envelopes WHERE envelope_digest >= "
-      "?1 AND envelope_digest < ?1 || '~') AND envelope_digest >= ?1 AND envelope_digest < ?1 || '~' ORDER BY id "
-      "LIMIT 2"));
+      ", envelope FROM attestations WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' ORDER BY id LIMIT 2"));
   s->bind(1, *prefix);
   std::vector<StoredAttestation> found;
   int rc;
@@ -833,14 +766,11 @@ Status Store::check_integrity() {
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("integrity check");
   if (findings != "ok") return Status::bad_input(impl_->db->path() + ": integrity check: " + findings);
-  // Every row filed under its key, envelope digest and image (schemas 8 and 9): a row that is not is found by no
-  // lookup, or stored again when its envelope comes again.
+  // Every row filed under its key and its image (schema 8): a row that is not is found by no lookup.
   Stmt* unfiled = QR_TRY(impl_->db->statement(
       "SELECT count(*), min(id) FROM attestations a WHERE NOT EXISTS (SELECT 1 FROM subjects s JOIN subject_rows r ON "
       "r.subject_id = s.id AND r.attestation_id = a.id JOIN image_subjects p ON p.subject_id = s.id AND "
-      "p.image_digest = a.image_digest JOIN subject_envelopes e ON e.subject_id = s.id AND e.envelope_digest = "
-      "a.envelope_digest AND e.attestation_id = a.id WHERE s.commit_id = a.commit_id AND s.source_uri = a.source_uri "
-      "AND "
+      "p.image_digest = a.image_digest WHERE s.commit_id = a.commit_id AND s.source_uri = a.source_uri AND "
       "s.recipe_path = a.recipe_path AND s.source_date_epoch = a.source_date_epoch AND "
       "s.build_args = IFNULL(a.build_args, ''))"));
   rc = unfiled->step();
@@ -848,10 +778,9 @@ Status Store::check_integrity() {
   unfiled->reset();
   if (rc != SQLITE_ROW) return impl_->db->error("integrity check");
   if (count > 0) {
-    return Status::bad_input(
-        impl_->db->path() + ": integrity check: " + std::to_string(count) +
-        " attestation row(s) not filed under their subject key, envelope digest and image, the first row " +
-        std::to_string(first));
+    return Status::bad_input(impl_->db->path() + ": integrity check: " + std::to_string(count) +
+                             " attestation row(s) not filed under their subject key and image, the first row " +
+                             std::to_string(first));
   }
   return Status();
 }

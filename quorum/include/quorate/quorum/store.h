@@ -72,7 +72,7 @@ class Store {
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
-  static constexpr int kSchemaVersion = 9;
+  static constexpr int kSchemaVersion = 8;
   Result<int> schema_version();
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant. When the
@@ -94,8 +94,7 @@ class Store {
   };
   CheckpointStats checkpoint_stats() const;
 
-  // Idempotent inserts: true when the row is new, false when that envelope digest was already there (for an
-  // attestation: under its subject key, which its envelope names).
+  // Idempotent inserts: true when the row is new, false when that envelope digest was already there.
   Result<bool> add_attestation(const StoredAttestation& a);
   Result<bool> add_rejection(const Rejection& r);
   // `revision` and `fingerprint`: the verifier daemon's (0 and '' for decisions it does not publish).
@@ -132,8 +131,8 @@ class Store {
   Result<std::optional<LastRevision>> last_revision(const SubjectKey& subject);
   Result<std::optional<StoredAttestation>> find_attestation(const std::string& id);
   Result<std::optional<Rejection>> find_rejection(const std::string& id);
-  // PRAGMA integrity_check, and every attestation row filed under its subject key, envelope digest and image
-  // (the lookup tables of schemas 8 and 9): ok, or bad_input with the findings.
+  // PRAGMA integrity_check, and every attestation row filed under its subject key and image (the lookup tables
+  // of schema 8): ok, or bad_input with the findings.
   Status check_integrity();
 
  private:
