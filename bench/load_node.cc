@@ -39,7 +39,6 @@
 #include <thread>
 #include <vector>
 
-#include <zmq.h>
 #include <nlohmann/json.hpp>
 
 #include "quorate/attest/attest.h"
@@ -489,43 +488,17 @@ LoadExpect load_expect(const LoadArgs& a) {
   return e;
 }
 
-// The connect and disconnect events of a client socket (a libzmq socket monitor), read without waiting: each
-// (wall ms when read, "up" when a handshake succeeded or "down" when the peer went away). The watcher reads them
-// at least every 5 ms.
+// The connect and disconnect events of the watcher's query socket (wire::ConnectionMonitor), read without
+// waiting: each (wall ms when read, "up" when a handshake succeeded or "down" when the peer went away). The
+// watcher reads them at least every 5 ms.
 struct ConnectionEvents {
   std::vector<std::pair<int64_t, std::string>> events;
-  void* monitor = nullptr;
-  void* watched = nullptr;
-  ConnectionEvents(wire::Context& ctx, wire::Socket& socket) : watched(socket.native_handle()) {
-    const std::string endpoint = "inproc://load-watch-monitor";
-    if (zmq_socket_monitor(watched, endpoint.c_str(), ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0)
-      die("socket monitor: " + std::string(zmq_strerror(zmq_errno())));
-    monitor = zmq_socket(ctx.native_handle(), ZMQ_PAIR);
-    int linger = 0;
-    if (monitor == nullptr || zmq_setsockopt(monitor, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_connect(monitor, endpoint.c_str()) != 0)
-      die("socket monitor: " + std::string(zmq_strerror(zmq_errno())));
-  }
-  ~ConnectionEvents() {
-    zmq_socket_monitor(watched, nullptr, 0);
-    zmq_close(monitor);
-  }
+  std::unique_ptr<wire::ConnectionMonitor> monitor;
+  ConnectionEvents(wire::Context& ctx, wire::Socket& socket)
+      : monitor(must(wire::ConnectionMonitor::watch(ctx, socket), "socket monitor")) {}
   void drain() {
-    for (;;) {
-      zmq_msg_t first, second;
-      zmq_msg_init(&first);
-      if (zmq_msg_recv(&first, monitor, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&first);
-        return;
-      }
-      uint16_t event = 0;
-      if (zmq_msg_size(&first) >= sizeof event) std::memcpy(&event, zmq_msg_data(&first), sizeof event);
-      zmq_msg_close(&first);
-      zmq_msg_init(&second);  // the endpoint
-      zmq_msg_recv(&second, monitor, 0);
-      zmq_msg_close(&second);
-      events.emplace_back(wall_ms(), event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? "up" : "down");
-    }
+    for (auto e : monitor->take())
+      events.emplace_back(wall_ms(), e == wire::ConnectionMonitor::Event::kUp ? "up" : "down");
   }
 };
 

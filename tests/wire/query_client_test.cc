@@ -1,5 +1,6 @@
 // QueryClient against a ROUTER played by the test on 127.0.0.1: a stale answer is skipped, silence is a
-// bounded timeout naming the endpoint, garbage is bad_input.
+// bounded timeout naming the endpoint, garbage is bad_input, a query lost with a restarted verifier is asked
+// again.
 #include "quorate/wire/query_client.h"
 
 #include <gtest/gtest.h>
@@ -21,11 +22,12 @@ struct QcRouter {
   std::string endpoint;
   std::atomic<bool> stop{false};
   std::thread thread;
-  explicit QcRouter(std::function<std::vector<std::string>(const pb::Query&)> script) {
+  explicit QcRouter(std::function<std::vector<std::string>(const pb::Query&)> script,
+                    const std::string& bind_to = "tcp://127.0.0.1:*") {
     ServerSecurity s;
     s.transport = Transport::kInsecure;
     router = std::make_unique<Socket>(Socket::server(*ctx, SocketType::kRouter, s).value());
-    endpoint = router->bind("tcp://127.0.0.1:*").value();
+    endpoint = router->bind(bind_to).value();
     thread = std::thread([this, script] {
       while (!stop) {
         auto got = router->recv(20);
@@ -80,6 +82,35 @@ TEST(QueryClient, SilenceIsATimeoutWithinTheBound) {
   EXPECT_NE(a.status().message().find(server.endpoint), std::string::npos);
   EXPECT_GE(waited, std::chrono::milliseconds(290));
   EXPECT_LT(waited, std::chrono::milliseconds(3000));
+}
+
+// A verifier that took the query and went away without answering (killed, restarted): once one listens on the
+// endpoint again, the query reaches it and its answer comes back within the one bound.
+TEST(QueryClient, AsksAgainWhenTheConnectionCameBackWithoutAnAnswer) {
+  std::atomic<int> taken{0};
+  auto first = std::make_unique<QcRouter>([&](const pb::Query&) {
+    ++taken;
+    return std::vector<std::string>{};
+  });
+  const std::string endpoint = first->endpoint;
+  auto client = QueryClient::connect(endpoint, qc_insecure()).value();
+  std::unique_ptr<QcRouter> second;
+  std::thread restart([&] {
+    for (int i = 0; i < 500 && taken == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    first.reset();  // the connection goes down with the query unanswered
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    second = std::make_unique<QcRouter>(
+        [](const pb::Query& q) { return std::vector<std::string>{qc_answer(q.request_id(), "sha256:second")}; },
+        endpoint);
+  });
+  pb::Query q;
+  q.set_image_digest("sha256:asked");
+  auto a = client->ask(q, 8000);
+  restart.join();
+  EXPECT_EQ(taken, 1);
+  ASSERT_TRUE(a.ok()) << a.status().to_string();
+  ASSERT_EQ(a->decisions_size(), 1);
+  EXPECT_EQ(a->decisions(0).digest(), "sha256:second");
 }
 
 TEST(QueryClient, GarbageIsBadInput) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -147,7 +148,6 @@ void Context::on_zap_denied(std::function<void(const ZapDenial&)> callback) {
   impl_->on_denied = std::move(callback);
 }
 uint64_t Context::zap_allowed() const { return impl_->accepted.load(); }
-void* Context::native_handle() const { return impl_->ctx.handle(); }
 
 // ---- Socket -------------------------------------------------------------------------------------------
 
@@ -342,6 +342,45 @@ Result<std::vector<bool>> poll_readable(std::span<Socket* const> sockets, int ti
   out.reserve(items.size());
   for (const auto& it : items) out.push_back((it.revents & ZMQ_POLLIN) != 0);
   return out;
+}
+
+// ---- ConnectionMonitor --------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<ConnectionMonitor>> ConnectionMonitor::watch(Context& ctx, Socket& socket) {
+  static std::atomic<uint64_t> next{0};
+  const std::string endpoint = "inproc://quorate-connection-monitor-" + std::to_string(next++);
+  std::unique_ptr<ConnectionMonitor> m(new ConnectionMonitor());
+  auto failed = [](const char* what) { return Status::io(std::string(what) + ": " + zmq_strerror(zmq_errno())); };
+  if (zmq_socket_monitor(socket.native_handle(), endpoint.c_str(),
+                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+    return failed("start a socket monitor");
+  }
+  m->watched_ = socket.native_handle();
+  m->pair_ = zmq_socket(ctx.impl().ctx.handle(), ZMQ_PAIR);
+  const int linger = 0;
+  if (m->pair_ == nullptr || zmq_setsockopt(m->pair_, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+      zmq_connect(m->pair_, endpoint.c_str()) != 0) {
+    return failed("connect to a socket monitor");
+  }
+  return m;
+}
+
+ConnectionMonitor::~ConnectionMonitor() {
+  if (watched_ != nullptr) zmq_socket_monitor(watched_, nullptr, 0);
+  if (pair_ != nullptr) zmq_close(pair_);
+}
+
+std::vector<ConnectionMonitor::Event> ConnectionMonitor::take() {
+  std::vector<Event> out;
+  for (;;) {
+    // Each event is two frames: 16-bit event number and 32-bit value, then the peer's endpoint.
+    zmq::message_t first, second;
+    if (zmq_msg_recv(first.handle(), pair_, ZMQ_DONTWAIT) < 0) return out;
+    uint16_t event = 0;
+    if (first.size() >= sizeof event) std::memcpy(&event, first.data(), sizeof event);
+    if (first.more()) (void)zmq_msg_recv(second.handle(), pair_, 0);
+    out.push_back(event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? Event::kUp : Event::kDown);
+  }
 }
 
 }  // namespace quorate::wire

@@ -19,10 +19,12 @@ class QueryClient {
   ~QueryClient();
 
   // Sends `query` (its request_id replaced by one of this client's, so that a late answer to an earlier query
-  // is told apart and skipped) and waits at most `timeout_ms` for its Answer. io "the verifier at ENDPOINT did
-  // not answer within N ms" on timeout, after which the socket is made anew so that queries queued towards a
-  // dead verifier are not answered later; bad_input naming what was wrong when the verifier sent something that
-  // is not an Answer. An Answer whose `error` is set is returned as it is. Not thread-safe: one caller at a time.
+  // is told apart and skipped) and waits at most `timeout_ms` for its Answer. When the connection goes down
+  // after the query left and comes back within that time (a verifier restarted), the query is sent again. io "the
+  // verifier at ENDPOINT did not answer within N ms" on timeout, after which the socket is made anew so that queries
+  // queued towards a dead verifier are not answered later; bad_input naming what was wrong when the verifier sent
+  // something that is not an Answer. An Answer whose `error` is set is returned as it is. Not thread-safe: one caller
+  // at a time.
   Result<pb::Answer> ask(pb::Query query, int timeout_ms);
 
   const std::string& endpoint() const;

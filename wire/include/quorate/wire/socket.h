@@ -38,9 +38,6 @@ class Context {
   };
   void on_zap_denied(std::function<void(const ZapDenial&)> callback);
 
-  // The libzmq context (void*), for what this API does not wrap (a socket monitor in a benchmark).
-  void* native_handle() const;
-
   struct Impl;
   Impl& impl() { return *impl_; }
 
@@ -117,6 +114,25 @@ class Socket {
   struct Impl;
   explicit Socket(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// The ups and downs of a client socket's connections, from a libzmq socket monitor: kUp when a handshake with
+// the peer succeeded (under CURVE: the server proved its key), kDown when a connection went away. Use it from
+// the watched socket's thread, and destroy it before that socket.
+class ConnectionMonitor {
+ public:
+  enum class Event { kUp, kDown };
+  static Result<std::unique_ptr<ConnectionMonitor>> watch(Context& ctx, Socket& socket);
+  ~ConnectionMonitor();
+  ConnectionMonitor(const ConnectionMonitor&) = delete;
+  ConnectionMonitor& operator=(const ConnectionMonitor&) = delete;
+  // The events since the last call, oldest first, without waiting.
+  std::vector<Event> take();
+
+ private:
+  ConnectionMonitor() = default;
+  void* watched_ = nullptr;  // the socket's libzmq handle
+  void* pair_ = nullptr;     // the PAIR socket libzmq writes the events to
 };
 
 // Waits up to `timeout_ms` for any of `sockets` to be readable; returns one flag per socket.
