@@ -19,7 +19,8 @@
 // watch: subscribes to the verifier's decisions and queries it while the run goes on; writes (atomically,
 // every 500 ms and at SIGTERM) how many subjects are decided right, the last decision time, revisions that
 // did not increase per subject, and query latency percentiles; at SIGTERM also every query's send time and
-// latency, and when its query connection went down and came up (a libzmq socket monitor).
+// latency, and when its query connection went down and came up (wire::ConnectionMonitor). Like
+// wire::QueryClient, it sends a query again when its connection went down unanswered and came back.
 // check: asks the verifier about every subject once and writes right/wrong/missing.
 #include <signal.h>
 #include <sys/random.h>
@@ -496,9 +497,11 @@ struct ConnectionEvents {
   std::unique_ptr<wire::ConnectionMonitor> monitor;
   ConnectionEvents(wire::Context& ctx, wire::Socket& socket)
       : monitor(must(wire::ConnectionMonitor::watch(ctx, socket), "socket monitor")) {}
-  void drain() {
-    for (auto e : monitor->take())
-      events.emplace_back(wall_ms(), e == wire::ConnectionMonitor::Event::kUp ? "up" : "down");
+  // Records the events since the last call and returns them.
+  std::vector<wire::ConnectionMonitor::Event> drain() {
+    auto taken = monitor->take();
+    for (auto e : taken) events.emplace_back(wall_ms(), e == wire::ConnectionMonitor::Event::kUp ? "up" : "down");
+    return taken;
   }
 };
 
@@ -526,6 +529,8 @@ int load_watch(const LoadArgs& a) {
   struct Pending {
     SteadyClock::time_point sent;
     int64_t sent_wall_ms;
+    std::string commit;
+    bool lost = false;  // its connection went down before the answer came: sent again when one is up
   };
   std::map<std::string, Pending> pending;
   size_t cursor = 0;
@@ -602,7 +607,18 @@ int load_watch(const LoadArgs& a) {
   };
 
   while (!load_stop) {
-    connection.drain();
+    // As wire::QueryClient does: a query whose connection went down unanswered (a verifier killed after it took
+    // the query) is sent again once a connection is up; its latency still counts from its first send.
+    for (auto event : connection.drain()) {
+      for (auto& [rid, p] : pending) {
+        if (event == wire::ConnectionMonitor::Event::kDown) {
+          p.lost = true;
+        } else if (p.lost) {
+          p.lost = false;
+          c.send_query(rid, p.commit);
+        }
+      }
+    }
     std::vector<wire::Socket*> socks{c.sub.get(), c.dealer.get()};
     auto ready = wire::poll_readable(socks, 5);
     if (ready.ok() && (*ready)[0]) {
@@ -651,7 +667,7 @@ int load_watch(const LoadArgs& a) {
         size_t s = (cursor + k) % e.subjects;
         if (seen[s].verdict != LoadExpect::Verdict::kRight || k + 1 == e.subjects) {
           std::string rid = "w" + std::to_string(++query_id);
-          pending[rid] = {now, wall_ms()};
+          pending[rid] = {now, wall_ms(), load_commit(s)};
           c.send_query(rid, load_commit(s));
           cursor = s + 1;
           break;

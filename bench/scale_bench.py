@@ -168,9 +168,35 @@ class Bench:
         return subprocess.run(argv, capture_output=True, text=True, timeout=120, **kw)
 
     # ---- network -------------------------------------------------------------------------------------
+    def clear_stale_namespaces(self):
+        """Every run gives its node i the addresses 10.213.<i>.1 (host side) and .2 (namespace side). A run killed
+        before its cleanup leaves its namespaces, and with them host interfaces holding those addresses: the next
+        run's nodes would be unreachable and it would wait until its timeout. Removes the namespaces of runs whose
+        process is gone (named qs<tag>n<i>, tag = pid % 100000); exits when another run is going."""
+        listed = self.run(["ip", "netns", "list"]).stdout.split("\n")
+        stale = {}
+        for line in listed:
+            m = re.match(r"(qs(\d+)n\d+)\b", line.strip())
+            if m and m.group(2) != self.tag:
+                stale.setdefault(m.group(2), []).append(m.group(1))
+        for tag, names in sorted(stale.items()):
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                except OSError:
+                    continue
+                if int(pid) % 100000 == int(tag) and b"scale_bench" in cmdline:
+                    sys.exit(f"another scale run (pid {pid}) holds network namespaces qs{tag}n*: runs share the "
+                             "10.213.<i> addresses, run one at a time")
+            for name in names:
+                self.run(["ip", "netns", "del", name])
+            print(f"removed {len(names)} network namespaces left by a scale run that was killed (qs{tag}n*)",
+                  file=sys.stderr)
+
     def setup_network(self):
         mode = self.a.netns
         if mode in ("auto", "on") and os.geteuid() == 0 and shutil.which("ip") and self.a.nodes <= 250:
+            self.clear_stale_namespaces()
             batch = []
             for i in range(self.a.nodes):
                 ns, h, n = f"qs{self.tag}n{i}", f"qh{self.tag}_{i}", f"qn{self.tag}_{i}"
@@ -585,7 +611,8 @@ class Bench:
         the watcher's query connection was down (the verifier killed, or not accepting yet) is counted from when the
         connection came up again (its libzmq socket monitor, read every 5 ms at most), not from when it was sent.
         What is left is the time the verifier took; the rest is this client's reconnect interval. A query lost with
-        the killed verifier still counts as its 10 s timeout."""
+        the killed verifier (sent while the connection was up) counts from its first send: the watcher sends it
+        again once the connection is back, as wire::QueryClient does; unanswered after 10 s, it counts 10 s."""
         events = sorted((ms, what) for ms, what in events)
         if not samples or not events:
             return None
