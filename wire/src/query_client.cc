@@ -20,7 +20,11 @@ struct QueryClient::Impl {
   Status reconnect() {
     connection.reset();
     socket.reset();
-    socket = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, security)));
+    SocketOptions options;
+    // Back within a quarter of a second of a verifier restart, however long it was away (libzmq's backoff
+    // would otherwise reach 2 s, the gate's whole default bound): one connection attempt to one verifier.
+    options.reconnect_ivl_max_ms = 250;
+    socket = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, security, options)));
     connection = QR_TRY(ConnectionMonitor::watch(*ctx, *socket));
     return socket->connect(endpoint);
   }
