@@ -38,7 +38,9 @@ constexpr int kWatchSliceMs = 20;
 
 QueryClient::QueryClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 QueryClient::~QueryClient() {
-  if (impl_) impl_->socket.reset();
+  if (!impl_) return;
+  impl_->connection.reset();  // stops the monitor while its socket is still open
+  impl_->socket.reset();
 }
 const std::string& QueryClient::endpoint() const { return impl_->endpoint; }
 
