@@ -225,12 +225,15 @@ struct LoadNode {
 
   pb::AttestationMessage message(uint64_t seq) const {
     pb::AttestationMessage m;
+    fill(m, seq);
+    return m;
+  }
+  void fill(pb::AttestationMessage& m, uint64_t seq) const {
     m.set_node_id(id);
     m.set_sequence(seq);
     m.set_envelope(envelopes[seq - 1]);
     m.set_request_id("load-" + std::to_string(seq));
     m.set_incarnation(incarnation);
-    return m;
   }
 
   void heartbeat() {
@@ -263,7 +266,7 @@ struct LoadNode {
         size_t size = envelopes[seq - 1].size() + id.size() + 96;
         if (used + size > budget && resp.attestations_size() > 0) break;
         used += size;
-        *resp.add_attestations() = message(seq);
+        fill(*resp.add_attestations(), seq);  // in place: a history response copies each envelope once
       }
       size_t first_lineage = state.lineage.size() > 64 ? state.lineage.size() - 64 : 0;
       for (size_t i = first_lineage; i < state.lineage.size(); ++i) {
@@ -362,7 +365,17 @@ int load_serve(const LoadArgs& a) {
       ++n.sent_live;
       if (n.sent_live % 32 == 0) n.serve_history(0);
     } else {
-      n.serve_history(rate > 0 && n.next <= subjects ? 1 : 10);
+      // Nothing to publish now: a history request wakes the wait at once, so it only has to end when the next
+      // attestation is due (paced), for the next heartbeat, and every 100 ms for a stop. 50 nodes waking every
+      // 10 ms (1 ms when paced) took 5% of the machine the verifier is measured on.
+      auto wake = next_heartbeat;
+      if (rate > 0 && n.next <= subjects) {
+        const auto due = t0 + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(
+                                  static_cast<double>(n.next - first) / static_cast<double>(rate)));
+        wake = std::min(wake, due);
+      }
+      const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wake - SteadyClock::now()).count();
+      n.serve_history(static_cast<int>(std::clamp<int64_t>((wait_us + 999) / 1000, 1, 100)));
     }
     if (!announced && n.next > subjects) {
       announced = true;

@@ -344,6 +344,17 @@ class Bench:
                 first = self.main_thread.setdefault(p.pid, {"t0": time.monotonic(), "first": st})
                 first.update(t1=time.monotonic(), last=st)
 
+    def harness_cpu(self):
+        """CPU seconds so far of each process the benchmark runs besides the verifier (load nodes, watcher),
+        by PID: (role, seconds)."""
+        out = {}
+        for name, p in self.procs.items():
+            if name != "verifier":
+                cpu = proc_cpu_seconds(p.pid)
+                if cpu is not None:
+                    out[p.pid] = ("watcher" if name == "watch" else "load_nodes", cpu)
+        return out
+
     def main(self):
         a = self.a
         N, S = a.nodes, a.subjects
@@ -410,6 +421,7 @@ class Bench:
         t0 = time.monotonic()
         t0_wall = time.time()
         machine["start"] = machine_cpu()
+        harness_start = self.harness_cpu()
         fs, gap, part = a.fault_start, a.fault_gap, a.partition_seconds
         stop_s = a.stop_seconds if a.stop_seconds is not None else part
         schedule = []
@@ -421,6 +433,7 @@ class Bench:
         schedule.sort(key=lambda e: e[0])
         stored_samples = []  # (t, count)
         t_all_stored = None
+        harness_cpu_s = None  # the load nodes' and the watcher's CPU until everything was stored
         restart = None
         follow = {}
         deadline = t0 + a.timeout
@@ -442,6 +455,10 @@ class Bench:
                         t_all_stored = now
                         self.all_stored = True
                         machine["all_stored"] = machine_cpu()
+                        # A node killed and restarted counts from its restart only.
+                        harness_cpu_s = {"load_nodes": 0.0, "watcher": 0.0}
+                        for pid, (role, c) in self.harness_cpu().items():
+                            harness_cpu_s[role] += c - harness_start.get(pid, (role, 0.0))[1]
                 self.sample_lag(now)
                 if restart is not None and "first_new_store_s" not in restart and n is not None and \
                         n > restart.get("stored_at_kill", n):
@@ -528,6 +545,10 @@ class Bench:
         on_cpu = sum(m["last"][0] - m["first"][0] for m in self.main_thread.values())
         runnable = sum(m["last"][1] - m["first"][1] for m in self.main_thread.values())
         time_split = {}
+        if harness_cpu_s is not None:
+            # The load nodes and the watcher stand for machines of their own: what they take here is taken
+            # from the verifier.
+            time_split["harness_cpu_s"] = {k: round(v, 2) for k, v in harness_cpu_s.items()}
         if wall > 0:
             time_split["verifier_main_thread"] = {
                 "wall_s": round(wall, 1), "on_cpu": round(on_cpu / wall, 3), "waiting_for_cpu": round(runnable / wall, 3),
@@ -743,7 +764,9 @@ def print_report(r):
         print("until all stored: " + "; ".join(filter(None, [
             f"verifier main thread on a CPU {mt['on_cpu']}, waiting for a CPU {mt['waiting_for_cpu']}, blocked "
             f"(fsync, waits) {mt['blocked']} of {mt['wall_s']} s" if mt else None,
-            f"machine busy {m['busy']} (system {m['system']}), idle {m['idle']}, iowait {m['iowait']}" if m else None])))
+            f"machine busy {m['busy']} (system {m['system']}), idle {m['idle']}, iowait {m['iowait']}" if m else None,
+            f"CPU s of the load nodes {ts['harness_cpu_s']['load_nodes']}, of the watcher "
+            f"{ts['harness_cpu_s']['watcher']}" if "harness_cpu_s" in ts else None])))
     print(f"last publish at {r['last_publish_s']} s, last decision at {r['last_decision_s']} s (verifier log): "
           f"last publish -> last decision {r['last_publish_to_last_decision_s']} s (as the subscriber saw it: "
           f"{r['last_publish_to_last_subscribed_decision_s']} s)")
