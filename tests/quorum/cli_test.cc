@@ -15,6 +15,7 @@ using quorate::testing::ScratchDir;
 using quorate::testing::sh;
 using quorate::testing::spit;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 using quorate::testing::quorate_bin;
 
@@ -99,6 +100,48 @@ TEST_F(Cli, ImportExitsOneWhenAnyFileIsRejected) {
   auto duplicate = run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + good + kNowArg));
   EXPECT_EQ(duplicate.exit_code, 0) << duplicate.out;
   EXPECT_THAT(duplicate.out, HasSubstr("a.json: duplicate"));
+}
+
+// `store check`: a store file is hostile input like any other. Clean: exit 0. A row whose columns lie about its
+// envelope, or whose envelope no longer verifies: exit 1, each row named with why. A row no lookup finds (not
+// filed under its subject): the file fails its integrity check, exit 2. The file is never written.
+TEST_F(Cli, StoreCheckNamesTheRowsTheirEnvelopesDoNotSupport) {
+  std::string files = file("a.json", attestation(nodes_[0], "v1", "good")) + " " +
+                      file("b.json", attestation(nodes_[1], "v1", "good")) + " " +
+                      file("c.json", attestation(nodes_[2], "v2", "good"));
+  ASSERT_EQ(run(q("store import --policy " + sh(policy_.string()) + " " + sh(db_) + " " + files + kNowArg)).exit_code,
+            0);
+  const std::string policy = " --policy " + sh(policy_.string()) + " ";
+  auto clean = run(q("store check" + policy + sh(db_)));
+  EXPECT_EQ(clean.exit_code, 0) << clean.out;
+  EXPECT_THAT(clean.out, HasSubstr("integrity ok, 2 subject(s), 3 attestation row(s): every envelope verifies"));
+  auto file_only = run(q("store check " + sh(db_)));
+  EXPECT_EQ(file_only.exit_code, 0) << file_only.out;
+  EXPECT_THAT(file_only.out, HasSubstr("envelopes not checked (give --policy"));
+
+  auto tampered = [&](const std::string& sql) {
+    const std::string copy = (dir_ / "tampered.db").string();
+    std::filesystem::copy_file(db_, copy, std::filesystem::copy_options::overwrite_existing);
+    EXPECT_EQ(run("sqlite3 " + sh(copy) + " " + sh(sql)).exit_code, 0) << sql;
+    const auto before = quorate::testing::slurp(copy);
+    auto r = run(q("store check" + policy + sh(copy)));
+    EXPECT_EQ(quorate::testing::slurp(copy), before) << "store check wrote the file";
+    return r;
+  };
+  auto lying = tampered("UPDATE attestations SET node_id = 'node-c' WHERE node_id = 'node-a'");
+  EXPECT_EQ(lying.exit_code, 1) << lying.out;
+  EXPECT_THAT(lying.out, HasSubstr("attestation row 1 (sha256:"));
+  EXPECT_THAT(lying.out, HasSubstr("its columns differ from what its envelope says"));
+  EXPECT_THAT(lying.out, HasSubstr("1 attestation row(s) not supported by their envelope"));
+  auto garbled = tampered("UPDATE attestations SET envelope = 'not an envelope' WHERE id = 3");
+  EXPECT_EQ(garbled.exit_code, 1) << garbled.out;
+  EXPECT_THAT(garbled.out, HasSubstr("attestation row 3 (sha256:"));
+  EXPECT_THAT(garbled.out, HasSubstr("its envelope does not verify"));
+  EXPECT_THAT(garbled.out, Not(HasSubstr("attestation row 1 ")));
+  auto unfiled = tampered("DELETE FROM subject_rows WHERE attestation_id = 2");
+  EXPECT_EQ(unfiled.exit_code, 2) << unfiled.out;
+  EXPECT_THAT(unfiled.out, HasSubstr("not filed under their subject key and image"));
+  EXPECT_EQ(run(q("store check " + sh((dir_ / "absent.db").string()))).exit_code, 2);
 }
 
 TEST_F(Cli, VerifyFilesWithoutAStore) {
