@@ -76,14 +76,7 @@ Status run_build(const BuildArgs& a) {
   auto result = QR_TRY(builder::build(o));
   // A tool that failed or printed nothing is recorded as "" in the result and the attestation: say so now, on stderr
   // (also with --json or -q), rather than let an auditor find an empty version later.
-  for (const auto& [tool, version] : result.tools) {
-    if (version.empty()) {
-      std::cerr << "quorate build: warning: [build] tools: `" << tool
-                << " --version` failed or printed nothing where the steps run ("
-                << (result.builder_image ? "the builder image" : "the host") << "): is " << tool
-                << " there? It is recorded with an empty version\n";
-    }
-  }
+  for (const auto& w : builder::tool_warnings(result)) std::cerr << "quorate build: warning: " << w << "\n";
   std::string json = QR_TRY(builder::build_result_json(result));
   if (!a.result_out.empty()) QR_RETURN_IF_ERROR(write_file_atomic(a.result_out, json + "\n", 0644));
   std::string attestation;

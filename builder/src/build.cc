@@ -793,6 +793,17 @@ Result<BuildResult> build(const BuildOptions& options) {
   return std::move(ctx.result);
 }
 
+std::vector<std::string> tool_warnings(const BuildResult& result) {
+  std::vector<std::string> out;
+  for (const auto& [tool, version] : result.tools) {
+    if (!version.empty()) continue;
+    out.push_back("[build] tools: `" + tool + " --version` failed or printed nothing where the steps run (" +
+                  (result.builder_image ? "the builder image" : "the host") + "): is " + tool +
+                  " there? It is recorded with an empty version");
+  }
+  return out;
+}
+
 Result<std::string> build_result_json(const BuildResult& r) {
   nlohmann::json layers = nlohmann::json::array(), diff_ids = nlohmann::json::array();
   for (const auto& l : r.layers) {

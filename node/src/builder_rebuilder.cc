@@ -96,7 +96,7 @@ class BuilderRebuilder : public Rebuilder {
                                                 config_.builder_id);
     if (!envelope.ok()) return envelope.status().with_context("sign");
     if (!config_.keep_images.empty()) QR_RETURN_IF_ERROR(keep(o.output, result->manifest_digest));
-    return RebuildOutput{std::move(*envelope), result->manifest_digest};
+    return RebuildOutput{std::move(*envelope), result->manifest_digest, builder::tool_warnings(*result)};
   }
 
  private:

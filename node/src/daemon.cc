@@ -106,6 +106,7 @@ struct NodeDaemon::Impl {
         log.error("build_failed", {{"request_id", req.request_id}, {"error", out.status().to_string()}});
         continue;
       }
+      for (const auto& w : out->warnings) log.warn("build_warning", {{"request_id", req.request_id}, {"warning", w}});
       store_and_queue(req, *out);
     }
   }

@@ -20,12 +20,14 @@ using quorate::testing::ScratchDir;
 using quorate::testing::sh;
 using quorate::testing::spit;
 
-// The statement a Rebuilder configured by `node_toml` signs for a copy-only build of a one-file repository.
-Result<attest::Statement> statement_built_with(const std::string& node_toml) {
+constexpr const char* kCopyOnly =
+    "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n";
+
+// What a Rebuilder configured by `node_toml` returns for a build of a one-file repository with `recipe`.
+Result<RebuildOutput> built_with(const std::string& node_toml, const std::string& recipe = kCopyOnly) {
   ScratchDir dir;
   spit(dir / "repo/greeting.txt", "hello\n");
-  spit(dir / "repo/quorate.toml",
-       "[image]\nname = \"example.org/greeting\"\n\n[[steps]]\ncopy = [\"greeting.txt\"]\nto = \"/app\"\n");
+  spit(dir / "repo/quorate.toml", recipe);
   auto git = run("cd " + sh((dir / "repo").string()) +
                  " && export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.org GIT_COMMITTER_NAME=t "
                  "GIT_COMMITTER_EMAIL=t@example.org GIT_AUTHOR_DATE=2026-01-01T00:00:00Z "
@@ -46,7 +48,12 @@ Result<attest::Statement> statement_built_with(const std::string& node_toml) {
   r.commit = "main";
   auto request = QR_TRY(wire::normalize_request(r));
   std::atomic<bool> cancel{false};
-  auto out = QR_TRY(rebuilder->rebuild(request, cancel));
+  return rebuilder->rebuild(request, cancel);
+}
+
+// The statement it signs for the copy-only build.
+Result<attest::Statement> statement_built_with(const std::string& node_toml) {
+  auto out = QR_TRY(built_with(node_toml));
   auto envelope = QR_TRY(attest::parse_envelope(out.envelope));
   return attest::parse_statement(envelope.payload);
 }
@@ -63,6 +70,23 @@ TEST(BuilderRebuilder, WithoutBuilderIdTheNodeIdsDefaultUriIsUsed) {
   ASSERT_TRUE(s.ok()) << s.status().to_string();
   EXPECT_EQ(s->builder_uri, attest::default_builder_uri("node-a"));
   EXPECT_EQ(s->builder_id, "node-a");
+}
+
+// A [build] tool without a version where the steps run is recorded empty and named in a warning the node logs
+// (what `quorate build` prints on stderr): the build itself succeeds.
+TEST(BuilderRebuilder, AToolWithoutAVersionComesBackAsAWarning) {
+  auto missing =
+      built_with("node_id = \"node-a\"\n",
+                 "[image]\nname = \"example.org/greeting\"\n\n[build]\ntools = [\"no-such-tool-q7\", \"cp\"]\n\n"
+                 "[[steps]]\nrun = \"cp greeting.txt \\\"$OUT/\\\"\"\nto = \"/app\"\n");
+  ASSERT_TRUE(missing.ok()) << missing.status().to_string();
+  ASSERT_EQ(missing->warnings.size(), 1u);
+  EXPECT_EQ(missing->warnings[0],
+            "[build] tools: `no-such-tool-q7 --version` failed or printed nothing where the steps run (the host): is "
+            "no-such-tool-q7 there? It is recorded with an empty version");
+  auto fine = built_with("node_id = \"node-a\"\n");
+  ASSERT_TRUE(fine.ok()) << fine.status().to_string();
+  EXPECT_TRUE(fine->warnings.empty());
 }
 
 }  // namespace

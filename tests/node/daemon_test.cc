@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -28,6 +29,9 @@ class FakeRebuilder : public Rebuilder {
     while (hold_ && *hold_ && !cancel) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     if (cancel) return Status::internal("cancelled");
     if (r.commit == "bad") return Status::bad_input("no such commit");
+    if (r.commit == "warn") {
+      return RebuildOutput{"envelope-for-" + r.request_id, "sha256:" + std::string(64, 'a'), {"tool x has no version"}};
+    }
     return RebuildOutput{"envelope-for-" + r.request_id, "sha256:" + std::string(64, 'a')};
   }
 
@@ -48,10 +52,12 @@ struct RunningNode {
     daemon = std::move(*d);
     thread = std::thread([this] { EXPECT_TRUE(daemon->run(stop).ok()); });
   }
-  ~RunningNode() {
+  // Stops the daemon and waits for it: its log is complete after.
+  void halt() {
     stop = true;
-    thread.join();
+    if (thread.joinable()) thread.join();
   }
+  ~RunningNode() { halt(); }
 };
 
 testing::ScratchDir& scratch() {
@@ -193,6 +199,30 @@ TEST(NodeDaemon, FailedBuildIsReportedAndNotStored) {
   EXPECT_EQ(s.state(), pb::JobStatus::FAILED);
   EXPECT_NE(s.message().find("no such commit"), std::string::npos);
   EXPECT_EQ(client.history(0).attestations_size(), 0);
+}
+
+// What the rebuilder warns about a build that succeeded (a tool without a version) reaches the operator: one
+// build_warning line at warn level, naming the request.
+TEST(NodeDaemon, BuildWarningsAreLoggedAtWarn) {
+  auto config = test_config("warn");
+  std::filesystem::remove_all(config.data_dir);
+  RunningNode node(config, std::make_unique<FakeRebuilder>());
+  {
+    Client client(node.daemon->control_endpoint());
+    client.submit("w1", "warn");
+    EXPECT_EQ(client.wait("w1").state(), pb::JobStatus::SUCCEEDED);
+  }
+  node.halt();
+  std::vector<nlohmann::json> warnings;
+  std::istringstream lines(node.log_text.str());
+  for (std::string line; std::getline(lines, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("event", "") == "build_warning") warnings.push_back(j);
+  }
+  ASSERT_EQ(warnings.size(), 1u) << node.log_text.str();
+  EXPECT_EQ(warnings[0]["level"], "warn");
+  EXPECT_EQ(warnings[0]["request_id"], "w1");
+  EXPECT_EQ(warnings[0]["warning"], "tool x has no version");
 }
 
 TEST(NodeDaemon, RestartResumesTheSequenceAndServesHistory) {

@@ -112,6 +112,11 @@ struct BuildResult {
 // unsupported for a sandbox that cannot run; io for the file system.
 Result<BuildResult> build(const BuildOptions& options);
 
+// One message per [build] tool whose `--version` failed or printed nothing where the run steps ran: the result
+// records it with an empty version, and whoever ran the build should hear of it then, not from an auditor
+// later (`quorate build` prints them on stderr, the node logs them at warn).
+std::vector<std::string> tool_warnings(const BuildResult& result);
+
 // The build result as canonical JSON (docs/build-result.md), without a trailing newline. bad_input when a
 // string in it is not valid UTF-8 (a repository path given as other bytes, for example).
 Result<std::string> build_result_json(const BuildResult& result);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <string>
+#include <vector>
 
 #include "quorate/core/status.h"
 #include "quorate/wire/request.h"
@@ -11,8 +12,9 @@
 namespace quorate::node {
 
 struct RebuildOutput {
-  std::string envelope;      // the signed DSSE envelope (JSON bytes)
-  std::string image_digest;  // the digest it attests
+  std::string envelope;               // the signed DSSE envelope (JSON bytes)
+  std::string image_digest;           // the digest it attests
+  std::vector<std::string> warnings;  // for the operator: the daemon logs each at warn (build_warning)
 };
 
 // Thread-compatible: the daemon calls rebuild() from its one worker thread.
