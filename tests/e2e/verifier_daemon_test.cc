@@ -779,6 +779,9 @@ TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
   auto c = v.daemon->counters();
   EXPECT_EQ(c.stored, 1u);
   EXPECT_GE(c.duplicates, 1u) << "same envelope under a new sequence number";
+  // Logged before they are counted: one line for the batch, the node and its sequences named.
+  EXPECT_NE(v.log_text.str().find("\"event\":\"attestations_duplicate\""), std::string::npos) << v.log_text.str();
+  EXPECT_NE(v.log_text.str().find("\"h\":{\"count\":"), std::string::npos) << v.log_text.str();
   EXPECT_GE(c.dropped, 4u) << "garbage, oversized, too many frames, bad query";
   EXPECT_NE(v.log_text.str().find("\"reason\":\"oversized\""), std::string::npos);
   EXPECT_NE(v.log_text.str().find("\"reason\":\"garbage\""), std::string::npos);

@@ -412,6 +412,7 @@ struct VerifierDaemon::Impl {
     auto& batch = f.messages;
     if (outcomes->size() != batch.size()) return Status::internal("judge returned a wrong number of outcomes");
     const auto now = SteadyClock::now();
+    log_duplicates(batch, *outcomes);  // before the counters move: whoever sees them counted finds the line
     for (size_t i = 0; i < batch.size(); ++i) {
       const auto& m = batch[i];
       const auto* outcome = &(*outcomes)[i];
@@ -433,9 +434,6 @@ struct VerifierDaemon::Impl {
             break;
         }
       }
-      if (outcome->kind == Judge::Outcome::Kind::kDuplicate) {
-        log.info("attestation_duplicate", {{"node_id", m.node_id()}, {"sequence", m.sequence()}});
-      }
       // Duplicates too: a verifier killed after storing a batch but before recording its decisions gets the
       // batch again (its cursors are saved below what waits) and records them then. Unchanged decisions are
       // not repeated.
@@ -445,6 +443,32 @@ struct VerifierDaemon::Impl {
     }
     for (const auto& m : batch) unhold(m.node_id(), m.sequence());
     return Status();
+  }
+
+  // One line for the batch's duplicates, per node how many and from which sequence to which: a restarted
+  // verifier gets tens of thousands back (its cursors stay below what waits for a decision), one line each was
+  // noise (issue 17).
+  void log_duplicates(const std::vector<pb::AttestationMessage>& batch, const std::vector<Judge::Outcome>& outcomes) {
+    struct Span {
+      uint64_t count = 0, first = 0, last = 0;
+    };
+    std::map<std::string, Span> by_node;
+    uint64_t total = 0;
+    for (size_t i = 0; i < batch.size() && i < outcomes.size(); ++i) {
+      if (outcomes[i].kind != Judge::Outcome::Kind::kDuplicate) continue;
+      auto [it, fresh] = by_node.try_emplace(batch[i].node_id());
+      Span& sp = it->second;
+      sp.first = fresh ? batch[i].sequence() : std::min(sp.first, batch[i].sequence());
+      sp.last = std::max(sp.last, batch[i].sequence());
+      ++sp.count;
+      ++total;
+    }
+    if (total == 0) return;
+    nlohmann::json nodes = nlohmann::json::object();
+    for (const auto& [node, sp] : by_node) {
+      nodes[node] = {{"count", sp.count}, {"first_sequence", sp.first}, {"last_sequence", sp.last}};
+    }
+    log.info("attestations_duplicate", {{"count", total}, {"nodes", nodes}});
   }
 
   // A hold keeps `node`'s saved cursor below `sequence` (save_cursors()): held by an attestation in flight
