@@ -142,6 +142,11 @@ TEST_F(Cli, StoreCheckNamesTheRowsTheirEnvelopesDoNotSupport) {
   EXPECT_EQ(unfiled.exit_code, 2) << unfiled.out;
   EXPECT_THAT(unfiled.out, HasSubstr("not filed under their subject key and image"));
   EXPECT_EQ(run(q("store check " + sh((dir_ / "absent.db").string()))).exit_code, 2);
+  // Not a store at all: refused as bad input naming the file, not a crash.
+  spit(dir_ / "garbage.db", std::string(8192, '\x5a'));
+  auto garbage = run(q("store check" + policy + sh((dir_ / "garbage.db").string())));
+  EXPECT_EQ(garbage.exit_code, 2) << garbage.out;
+  EXPECT_THAT(garbage.out, HasSubstr("garbage.db"));
 }
 
 TEST_F(Cli, VerifyFilesWithoutAStore) {
