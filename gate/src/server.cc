@@ -1,17 +1,24 @@
 // Server: cpp-httplib's SSLServer with a certificate callback, so that a reload swaps the pair under a lock
-// without touching the SSL_CTX that connections are created from.
+// without touching the SSL_CTX that connections are created from, and a callback on each connection's socket
+// that bounds what a request may send and for how long (RequestBudget).
 #include "quorate/gate/server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -73,6 +80,106 @@ Result<std::shared_ptr<Credentials>> load_credentials(const std::filesystem::pat
   return creds;
 }
 
+// What one connection has sent since the gate last answered it, counted where OpenSSL reads the socket (a
+// callback on the connection's socket BIO; cpp-httplib 0.11 bounds neither a line nor a discarded body, nor
+// the time a request may take). Once a limit is passed the connection is spent: every later read fails, so
+// cpp-httplib closes it after answering what it already read, if anything.
+struct RequestBudget {
+  std::function<int64_t()> steady_us;
+  std::function<void(const std::string&, int)> on_spent;  // (why, socket)
+  int64_t deadline_us = 0;
+  uint64_t read = 0;  // bytes since the last answer
+  uint64_t limit = kMaxHeadBytes;
+  uint64_t allowance = 0;   // once in_body: what the body may take
+  bool in_body = false;     // the request's headers have been read
+  int64_t started_us = -1;  // the first read since the last answer
+  bool spent = false;
+
+  // Takes n bytes just read from socket `fd`; false when they pass a limit (and the connection is spent).
+  bool admit(size_t n, int fd) {
+    const int64_t now = steady_us();
+    if (started_us < 0) started_us = now;
+    read += n;
+    std::string why;
+    if (read > limit) {
+      why = in_body ? "the request's body went past " + std::to_string(allowance) + " bytes"
+                    : "more than " + std::to_string(limit) + " bytes before the request's headers ended";
+    } else if (now - started_us > deadline_us) {
+      why = "the request was not complete " + std::to_string(deadline_us / 1'000'000) + " s after its first byte";
+    } else {
+      return true;
+    }
+    spent = true;
+    on_spent(why, fd);
+    return false;
+  }
+  void headers_read(uint64_t body_allowance) {
+    in_body = true;
+    allowance = body_allowance;
+    limit = read > UINT64_MAX - allowance ? UINT64_MAX : read + allowance;
+  }
+  void answered() {
+    if (spent) return;
+    read = 0;
+    limit = kMaxHeadBytes;
+    in_body = false;
+    started_us = -1;
+  }
+};
+
+// The budget of the connection this thread serves: cpp-httplib runs a connection's handshake, reads, handlers
+// and answers on one thread of its pool, from accept to close.
+thread_local RequestBudget* this_connection = nullptr;
+
+long on_socket_io(BIO* bio, int oper, const char*, size_t, int, long, int ret, size_t* processed) {
+  auto* budget = reinterpret_cast<RequestBudget*>(BIO_get_callback_arg(bio));
+  if (budget == nullptr) return ret;
+  switch (oper) {
+    case BIO_CB_FREE:
+      if (this_connection == budget) this_connection = nullptr;
+      BIO_set_callback_arg(bio, nullptr);
+      delete budget;
+      return 1;
+    case BIO_CB_READ:
+      this_connection = budget;
+      if (!budget->spent) return ret;
+      BIO_clear_retry_flags(bio);
+      return -1;
+    case BIO_CB_READ | BIO_CB_RETURN:
+      if (ret <= 0 || processed == nullptr || budget->admit(*processed, static_cast<int>(BIO_get_fd(bio, nullptr)))) {
+        return ret;
+      }
+      *processed = 0;
+      BIO_clear_retry_flags(bio);
+      return -1;
+    default:
+      return ret;
+  }
+}
+
+std::string peer_of(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
+  char host[INET6_ADDRSTRLEN] = {};
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+    port = ntohs(in->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+    port = ntohs(in6->sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+int ctx_server_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -90,6 +197,25 @@ struct Server::Impl {
   std::shared_ptr<Credentials> current() {
     std::lock_guard lock(creds_mu);
     return creds;
+  }
+
+  // Called by OpenSSL as a connection's first handshake starts, before it reads the ClientHello: puts the
+  // connection's reads under a RequestBudget.
+  static void on_handshake_info(const SSL* ssl, int where, int) {
+    if ((where & SSL_CB_HANDSHAKE_START) == 0) return;
+    BIO* bio = SSL_get_rbio(ssl);
+    if (bio == nullptr || BIO_get_callback_arg(bio) != nullptr) return;
+    auto* self = static_cast<Impl*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_server_index()));
+    if (self == nullptr) return;
+    auto* budget = new RequestBudget;
+    budget->steady_us = self->options.steady_us;
+    budget->deadline_us = self->options.request_deadline_ms * 1000;
+    budget->on_spent = [self](const std::string& why, int fd) {
+      self->log({{"event", "connection_closed"}, {"peer", peer_of(fd)}, {"why", why}});
+    };
+    BIO_set_callback_arg(bio, reinterpret_cast<char*>(budget));
+    BIO_set_callback_ex(bio, &on_socket_io);
+    this_connection = budget;
   }
 
   // Called by OpenSSL for each handshake: the pair loaded last.
@@ -114,7 +240,8 @@ struct Server::Impl {
 
   // The body through cpp-httplib's content reader, which 0.11 does not bound for a chunked body or one without
   // Content-Length (set_payload_max_length applies to a Content-Length only): at most max_body bytes are kept,
-  // the rest is read and discarded, so memory stays bounded and the connection stays in step. `too_large` when
+  // the rest is read and discarded, so memory stays bounded and the connection stays in step, up to the
+  // request's budget (body_allowance); past it the read fails and the connection is closed. `too_large` when
   // there was more (or cpp-httplib refused the Content-Length, 413); false when the body could not be read.
   bool read_body(const httplib::ContentReader& reader, httplib::Response& res, std::string& body, bool& too_large) {
     too_large = false;
@@ -129,6 +256,15 @@ struct Server::Impl {
     });
     too_large = too_large || res.status == 413;
     return read || too_large;
+  }
+
+  // Bytes the request may send after its headers (read as cpp-httplib 0.11 decides how to read a body).
+  uint64_t body_allowance(const httplib::Request& req) const {
+    if (::strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") == 0) {
+      return kChunkedAllowance(options.max_body);
+    }
+    const uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
+    return length > UINT64_MAX - kMaxHeadBytes ? UINT64_MAX : length + kMaxHeadBytes;
   }
 
   // Called before cpp-httplib reads a body: true, with the answer in `res`, for the requests whose body it would
@@ -194,11 +330,14 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   impl->decider = &decider;
   impl->options = std::move(options);
   if (!impl->options.steady_us) return Status::usage("ServerOptions.steady_us is required");
+  if (impl->options.request_deadline_ms <= 0) return Status::usage("ServerOptions.request_deadline_ms must be > 0");
   impl->creds = QR_TRY(load_credentials(impl->options.cert, impl->options.key));
   Impl* self = impl.get();
   impl->http = std::make_unique<httplib::SSLServer>([self](SSL_CTX& ctx) {
     SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
     SSL_CTX_set_cert_cb(&ctx, &Impl::on_certificate, self);
+    if (SSL_CTX_set_ex_data(&ctx, ctx_server_index(), self) != 1) return false;
+    SSL_CTX_set_info_callback(&ctx, &Impl::on_handshake_info);
     return true;
   });
   if (!impl->http->is_valid()) return Status::internal("cannot create the TLS context: " + openssl_error());
@@ -223,8 +362,13 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   };
   http.Post(".*", not_found).Put(".*", not_found).Patch(".*", not_found).Delete(".*", not_found);
   http.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
+    if (this_connection != nullptr) this_connection->headers_read(self->body_allowance(req));
     return self->refuse_unbounded_body(req, res) ? httplib::Server::HandlerResponse::Handled
                                                  : httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Called after each answer is written: the connection's next request starts with a fresh budget.
+  http.set_logger([](const httplib::Request&, const httplib::Response&) {
+    if (this_connection != nullptr) this_connection->answered();
   });
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   http.set_exception_handler([self](const httplib::Request&, httplib::Response& res, std::exception_ptr) {

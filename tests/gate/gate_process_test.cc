@@ -161,7 +161,8 @@ long peak_kb(pid_t pid) {
 
 // 64 MiB sent chunked, or gzip-compressed under a small Content-Length: cpp-httplib 0.11 would hold the whole
 // body (set_payload_max_length bounds only a Content-Length, before decompression); the gate keeps at most
-// its 1 MiB limit, answers 400 and goes on answering.
+// its 1 MiB limit, answers 400 and goes on answering. The chunked one it stops reading past 4 MiB and 64 KiB
+// (kChunkedAllowance) and closes that connection.
 TEST(GateProcess, LargeChunkedOrCompressedBodiesDoNotGrowTheGatesMemory) {
   testing::ScratchDir dir;
   Roster roster(dir.path(), "policy.toml", 2);
@@ -179,6 +180,8 @@ TEST(GateProcess, LargeChunkedOrCompressedBodiesDoNotGrowTheGatesMemory) {
   auto chunked =
       testing::run("head -c 67108864 /dev/zero | tr '\\0' ' ' | " + curl + "-H 'Transfer-Encoding: chunked' " + url);
   EXPECT_NE(chunked.out.find("body exceeds the limit of 1048576 bytes\"}\n400"), std::string::npos) << chunked.out;
+  EXPECT_NE(gate.p->err().find("\"why\":\"the request's body went past 4259840 bytes\""), std::string::npos)
+      << gate.p->err();
   auto gzipped = testing::run("head -c 67108864 /dev/zero | tr '\\0' ' ' | gzip -1 | " + curl +
                               "-H 'Content-Encoding: gzip' " + url);
   EXPECT_NE(gzipped.out.find("body exceeds the limit of 1048576 bytes\"}\n400"), std::string::npos) << gzipped.out;

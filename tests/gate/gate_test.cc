@@ -1,10 +1,19 @@
 // The gate in process, over real TLS on 127.0.0.1: AdmissionReviews from an httplib client and from curl
 // against a store of real signed attestations.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "gate_support.h"
 #include "quorate/core/time.h"
@@ -49,7 +58,7 @@ struct Gate : ::testing::Test {
     for (const auto& o : outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
   }
 
-  void start(gate::GateConfig config = {}) {
+  void start(gate::GateConfig config = {}, int64_t request_deadline_ms = 30'000) {
     decider = gate::Decider::open({dir / "policy.toml", store_path, std::move(config),
                                    [] { return parse_rfc3339("2026-11-24T00:00:00Z").value(); }})
                   .value();
@@ -57,6 +66,7 @@ struct Gate : ::testing::Test {
     o.cert = cert;
     o.key = key;
     o.steady_us = steady_us;
+    o.request_deadline_ms = request_deadline_ms;
     o.log = [this](std::string_view line) {
       std::lock_guard lock(log_mu);
       log_lines.emplace_back(line);
@@ -197,6 +207,144 @@ TEST_F(Gate, MalformedBodiesGet400AndTheNextRequestIsAnswered) {
   size_t bad = 0;
   for (const auto& l : log_lines) bad += json::parse(l).value("event", "") == "bad_request" ? 1 : 0;
   EXPECT_EQ(bad, 9u);
+}
+
+// A TLS connection to the gate made with OpenSSL directly, for byte streams no HTTP client sends. Every wait is
+// bounded by the socket's 10 s timeouts.
+struct RawTls {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL* ssl = nullptr;
+  int fd = -1;
+  bool connected = false;
+
+  explicit RawTls(int port) {
+    ::signal(SIGPIPE, SIG_IGN);  // a write to a connection the gate closed fails instead of killing the test
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
+    ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    connected = SSL_connect(ssl) == 1;
+  }
+  ~RawTls() {
+    SSL_free(ssl);
+    if (fd >= 0) ::close(fd);
+    SSL_CTX_free(ctx);
+  }
+  bool write(const std::string& bytes) {
+    return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
+  }
+  // Writes what `next` gives until a write fails or `most` bytes went; the bytes written.
+  size_t write_until_refused(const std::function<std::string()>& next, size_t most) {
+    size_t sent = 0;
+    while (sent < most) {
+      std::string bytes = next();
+      if (!write(bytes)) break;
+      sent += bytes.size();
+    }
+    return sent;
+  }
+  // What the gate sent until it closed the connection; nullopt when it did not close it within 10 s.
+  std::optional<std::string> read_until_closed() {
+    std::string got;
+    char buf[4096];
+    for (;;) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        got.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      int e = SSL_get_error(ssl, n);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return std::nullopt;  // the timeout
+      return got;
+    }
+  }
+};
+
+// cpp-httplib 0.11 buffers a request line, a header line or a chunk-size line without bound, reads a body it
+// discards for as long as it comes, and lets a request take as long as each byte comes within 5 s. The gate
+// counts what each connection sends where OpenSSL reads the socket: past 64 KiB before the headers end, past
+// four times the body limit in a chunked body, or past the request deadline, the connection is closed, logged,
+// and the gate goes on answering others.
+TEST_F(Gate, EndlessLinesAndBodiesAndSlowRequestsAreCutOff) {
+  start({}, 1'000);
+  const std::string head = "POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n";
+  const std::string spaces(64 * 1024, ' ');
+  constexpr size_t kMost = 64u << 20;
+  auto closed_reasons = [&] {
+    std::lock_guard lock(log_mu);
+    std::vector<std::string> why;
+    for (const auto& l : log_lines) {
+      auto j = json::parse(l);
+      if (j.value("event", "") == "connection_closed") {
+        EXPECT_EQ(j.value("peer", "").rfind("127.0.0.1:", 0), 0u) << l;
+        why.push_back(j.value("why", ""));
+      }
+    }
+    return why;
+  };
+
+  {  // A request line that never ends: cut off at 64 KiB (what the sockets' buffers hold on top).
+    RawTls c(server->port());
+    ASSERT_TRUE(c.connected);
+    ASSERT_TRUE(c.write("GET /"));
+    size_t sent = c.write_until_refused([&] { return spaces; }, kMost);
+    EXPECT_LT(sent, kMost / 2);
+    EXPECT_TRUE(c.read_until_closed().has_value());
+  }
+  EXPECT_TRUE(ask(pod_review("after-line", {pinned("good")})).value("allowed", false));
+  {  // An endless chunked body: answered 400, then cut off past 4 MiB.
+    RawTls c(server->port());
+    ASSERT_TRUE(c.connected);
+    ASSERT_TRUE(c.write(head + "Transfer-Encoding: chunked\r\n\r\n"));
+    const std::string chunk = "10000\r\n" + spaces + "\r\n";
+    size_t sent = c.write_until_refused([&] { return chunk; }, kMost);
+    EXPECT_LT(sent, kMost / 2);
+    auto answer = c.read_until_closed();
+    ASSERT_TRUE(answer.has_value());
+  }
+  EXPECT_TRUE(ask(pod_review("after-chunks", {pinned("good")})).value("allowed", false));
+  {  // A body of a terabyte by its Content-Length, sent as fast as the gate reads: cut off at the deadline.
+    RawTls c(server->port());
+    ASSERT_TRUE(c.connected);
+    ASSERT_TRUE(c.write(head + "Content-Length: 1099511627776\r\n\r\n"));
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t sent = c.write_until_refused([&] { return spaces; }, size_t{16} << 30);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(s, 8.0) << sent << " bytes sent";
+    EXPECT_TRUE(c.read_until_closed().has_value());
+  }
+  {  // A header trickled a byte every 100 ms: cut off at the deadline, 1 s after its first byte.
+    RawTls c(server->port());
+    ASSERT_TRUE(c.connected);
+    ASSERT_TRUE(c.write("GET /healthz HTTP/1.1\r\nX-Slow: "));
+    const auto t0 = std::chrono::steady_clock::now();
+    bool refused = false;
+    for (int i = 0; i < 100 && !refused; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      refused = !c.write("a");
+    }
+    // The gate notices at the first byte past the deadline; the client at its next write or read.
+    if (!refused) {
+      EXPECT_TRUE(c.read_until_closed().has_value());
+    }
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_LT(s, 8.0);
+  }
+  EXPECT_TRUE(ask(pod_review("after-slow", {pinned("good")})).value("allowed", false));
+
+  auto why = closed_reasons();
+  ASSERT_EQ(why.size(), 4u) << ::testing::PrintToString(why);
+  EXPECT_EQ(why[0], "more than 65536 bytes before the request's headers ended");
+  EXPECT_NE(why[1].find("the request's body went past"), std::string::npos) << why[1];
+  EXPECT_EQ(why[2], "the request was not complete 1 s after its first byte");
+  EXPECT_EQ(why[3], "the request was not complete 1 s after its first byte");
 }
 
 // cpp-httplib 0.11 bounds only a Content-Length body. A chunked body is read through the gate's own bounded
