@@ -94,6 +94,16 @@ struct RequestBudget {
   bool in_body = false;     // the request's headers have been read
   int64_t started_us = -1;  // the first read since the last answer
   bool spent = false;
+  // Counts the connections not yet served: from their handshake's start until their first request's headers
+  // are read or they are answered (Server::stop waits for them) or closed.
+  std::atomic<int>* unserved = nullptr;
+  bool served = false;
+
+  void serving() {
+    if (served) return;
+    served = true;
+    unserved->fetch_sub(1, std::memory_order_acq_rel);
+  }
 
   // Takes n bytes just read from socket `fd`; false when they pass a limit (and the connection is spent).
   bool admit(size_t n, int fd) {
@@ -114,11 +124,13 @@ struct RequestBudget {
     return false;
   }
   void headers_read(uint64_t body_allowance) {
+    serving();
     in_body = true;
     allowance = body_allowance;
     limit = read > UINT64_MAX - allowance ? UINT64_MAX : read + allowance;
   }
   void answered() {
+    serving();
     if (spent) return;
     read = 0;
     limit = kMaxHeadBytes;
@@ -138,6 +150,7 @@ long on_socket_io(BIO* bio, int oper, const char*, size_t, int, long, int ret, s
     case BIO_CB_FREE:
       if (this_connection == budget) this_connection = nullptr;
       BIO_set_callback_arg(bio, nullptr);
+      budget->serving();
       delete budget;
       return 1;
     case BIO_CB_READ:
@@ -175,6 +188,9 @@ std::string peer_of(int fd) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
+// How long Server::stop waits for connections that have not sent their first request yet.
+constexpr int64_t kStopWaitMs = 5'000;
+
 int ctx_server_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
   return index;
@@ -193,6 +209,7 @@ struct Server::Impl {
   std::once_flag stopped;
   std::atomic<bool> listen_returned{false};
   std::atomic<uint64_t> handshakes{0};
+  std::atomic<int> unserved{0};  // RequestBudget::unserved
 
   std::shared_ptr<Credentials> current() {
     std::lock_guard lock(creds_mu);
@@ -208,6 +225,8 @@ struct Server::Impl {
     auto* self = static_cast<Impl*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_server_index()));
     if (self == nullptr) return;
     auto* budget = new RequestBudget;
+    budget->unserved = &self->unserved;
+    self->unserved.fetch_add(1, std::memory_order_acq_rel);
     budget->steady_us = self->options.steady_us;
     budget->deadline_us = self->options.request_deadline_ms * 1000;
     budget->on_spent = [self](const std::string& why, int fd) {
@@ -412,9 +431,21 @@ void Server::stop() {
     for (int i = 0; i < 500 && impl_->http && !impl_->http->is_running() && !impl_->listen_returned; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    // cpp-httplib's stop() ends every connection at the top of its request loop, so one whose handshake has
+    // started and whose first request is not read yet would be closed unanswered, though the client may have
+    // sent it already (a review arriving as the gate is told to stop). Wait for those, a bounded time; a
+    // connection that stays silent is cut at its read timeout or its RequestBudget deadline anyway.
+    int64_t waited_ms = 0;
+    for (; waited_ms < kStopWaitMs && impl_->unserved.load(std::memory_order_acquire) > 0; waited_ms += 10) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const int unanswered = impl_->unserved.load(std::memory_order_acquire);
     if (impl_->http) impl_->http->stop();
     if (impl_->thread.joinable()) impl_->thread.join();
-    impl_->log({{"event", "gate_stopped"}});
+    json line = {{"event", "gate_stopped"}};
+    if (waited_ms > 0) line["waited_ms"] = waited_ms;
+    if (unanswered > 0) line["connections_closed_before_their_first_request"] = unanswered;
+    impl_->log(line);
   });
 }
 

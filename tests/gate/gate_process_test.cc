@@ -149,6 +149,45 @@ TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
   EXPECT_NE(gate.p->err().find("gate_stopped"), std::string::npos);
 }
 
+// SIGTERM while a review is half received on a new connection, as in a rolling update of the gate: it stops
+// accepting connections, answers the review in progress, and exits 0. cpp-httplib's stop() alone closes a
+// connection whose first request it has not started reading (seen failing without Server::stop's wait).
+TEST(GateProcess, SigtermAnswersTheReviewInProgressThenExits) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
+  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+
+  const std::string body = pod_review("in-flight", {pinned("good")}).dump();
+  RawTls c(gate.port);  // handshake done: a thread of the gate is serving this connection
+  ASSERT_TRUE(c.connected);
+  ASSERT_TRUE(
+      c.write("POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              "Content-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, body.size() / 2)));
+  gate.p->signal(SIGTERM);
+  EXPECT_TRUE(wait_until([&] { return !testing::port_answers(gate.port); }, std::chrono::seconds(10)))
+      << "the gate still accepts connections after SIGTERM";
+  EXPECT_TRUE(gate.p->running()) << "the gate exited with a review in progress: " << gate.p->err();
+  ASSERT_TRUE(c.write(body.substr(body.size() / 2)));
+  auto answer = c.read_until_closed();
+  ASSERT_TRUE(answer.has_value()) << "the gate did not close the connection after answering";
+  EXPECT_EQ(answer->rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << *answer;
+  auto json_at = answer->find("\r\n\r\n");
+  ASSERT_NE(json_at, std::string::npos) << *answer;
+  json response = json::parse(answer->substr(json_at + 4), nullptr, false);
+  ASSERT_TRUE(response.is_object()) << *answer;
+  EXPECT_EQ(response["response"].value("uid", ""), "in-flight");
+  EXPECT_NE(message_of(response["response"]).find("no decision"), std::string::npos) << response.dump();
+
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+  EXPECT_NE(gate.p->err().find("\"uid\":\"in-flight\""), std::string::npos) << gate.p->err();
+}
+
 // The gate's peak resident memory in kB (VmHWM).
 long peak_kb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");

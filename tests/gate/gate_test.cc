@@ -1,18 +1,10 @@
 // The gate in process, over real TLS on 127.0.0.1: AdmissionReviews from an httplib client and from curl
 // against a store of real signed attestations.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <openssl/ssl.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <functional>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "gate_support.h"
@@ -208,64 +200,6 @@ TEST_F(Gate, MalformedBodiesGet400AndTheNextRequestIsAnswered) {
   for (const auto& l : log_lines) bad += json::parse(l).value("event", "") == "bad_request" ? 1 : 0;
   EXPECT_EQ(bad, 9u);
 }
-
-// A TLS connection to the gate made with OpenSSL directly, for byte streams no HTTP client sends. Every wait is
-// bounded by the socket's 10 s timeouts.
-struct RawTls {
-  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-  SSL* ssl = nullptr;
-  int fd = -1;
-  bool connected = false;
-
-  explicit RawTls(int port) {
-    ::signal(SIGPIPE, SIG_IGN);  // a write to a connection the gate closed fails instead of killing the test
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
-    ssl = SSL_new(ctx);
-    SSL_set_fd(ssl, fd);
-    connected = SSL_connect(ssl) == 1;
-  }
-  ~RawTls() {
-    SSL_free(ssl);
-    if (fd >= 0) ::close(fd);
-    SSL_CTX_free(ctx);
-  }
-  bool write(const std::string& bytes) {
-    return SSL_write(ssl, bytes.data(), static_cast<int>(bytes.size())) == static_cast<int>(bytes.size());
-  }
-  // Writes what `next` gives until a write fails or `most` bytes went; the bytes written.
-  size_t write_until_refused(const std::function<std::string()>& next, size_t most) {
-    size_t sent = 0;
-    while (sent < most) {
-      std::string bytes = next();
-      if (!write(bytes)) break;
-      sent += bytes.size();
-    }
-    return sent;
-  }
-  // What the gate sent until it closed the connection; nullopt when it did not close it within 10 s.
-  std::optional<std::string> read_until_closed() {
-    std::string got;
-    char buf[4096];
-    for (;;) {
-      int n = SSL_read(ssl, buf, sizeof buf);
-      if (n > 0) {
-        got.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      int e = SSL_get_error(ssl, n);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return std::nullopt;  // the timeout
-      return got;
-    }
-  }
-};
 
 // cpp-httplib 0.11 buffers a request line, a header line or a chunk-size line without bound, reads a body it
 // discards for as long as it comes, and lets a request take as long as each byte comes within 5 s. The gate

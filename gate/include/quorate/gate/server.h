@@ -62,7 +62,8 @@ class Server {
   // Re-reads the certificate and key; new connections use them, established ones keep theirs. On an error
   // the previous pair stays in use and the error is returned.
   Status reload_certificates();
-  // Stops accepting, finishes the requests in progress and joins the threads. Idempotent.
+  // Waits (at most 5 s) for connections whose first request has not been read yet, then stops accepting,
+  // finishes the requests in progress and joins the threads. Idempotent.
   void stop();
 
  private:
