@@ -22,6 +22,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <utility>
 
 namespace quorate::gate {
 namespace {
@@ -86,7 +87,7 @@ Result<std::shared_ptr<Credentials>> load_credentials(const std::filesystem::pat
 // cpp-httplib closes it after answering what it already read, if anything.
 struct RequestBudget {
   std::function<int64_t()> steady_us;
-  std::function<void(const std::string&, int)> on_spent;  // (why, socket)
+  std::function<void(const std::string&)> on_spent;  // logs why
   int64_t deadline_us = 0;
   uint64_t read = 0;  // bytes since the last answer
   uint64_t limit = kMaxHeadBytes;
@@ -94,34 +95,34 @@ struct RequestBudget {
   bool in_body = false;     // the request's headers have been read
   int64_t started_us = -1;  // the first read since the last answer
   bool spent = false;
-  // Counts the connections not yet served: from their handshake's start until their first request's headers
-  // are read or they are answered (Server::stop waits for them) or closed.
+  // Server::stop waits for the connections accepted and not yet served (Impl::unserved): this one counts there
+  // until its first request's headers are read, it is answered, or it is closed; `served` when it does not.
   std::atomic<int>* unserved = nullptr;
-  bool served = false;
+  bool served = true;
 
   void serving() {
     if (served) return;
     served = true;
     unserved->fetch_sub(1, std::memory_order_acq_rel);
   }
+  void spend(const std::string& why) {
+    if (spent) return;
+    spent = true;
+    on_spent(why);
+  }
 
-  // Takes n bytes just read from socket `fd`; false when they pass a limit (and the connection is spent).
-  bool admit(size_t n, int fd) {
+  // Takes n bytes just read; false when they pass a limit (and the connection is spent).
+  bool admit(size_t n) {
     const int64_t now = steady_us();
     if (started_us < 0) started_us = now;
     read += n;
-    std::string why;
     if (read > limit) {
-      why = in_body ? "the request's body went past " + std::to_string(allowance) + " bytes"
-                    : "more than " + std::to_string(limit) + " bytes before the request's headers ended";
+      spend(in_body ? "the request's body went past " + std::to_string(allowance) + " bytes"
+                    : "more than " + std::to_string(limit) + " bytes before the request's headers ended");
     } else if (now - started_us > deadline_us) {
-      why = "the request was not complete " + std::to_string(deadline_us / 1'000'000) + " s after its first byte";
-    } else {
-      return true;
+      spend("the request was not complete " + std::to_string(deadline_us / 1'000'000) + " s after its first byte");
     }
-    spent = true;
-    on_spent(why, fd);
-    return false;
+    return !spent;
   }
   void headers_read(uint64_t body_allowance) {
     serving();
@@ -140,8 +141,11 @@ struct RequestBudget {
 };
 
 // The budget of the connection this thread serves: cpp-httplib runs a connection's handshake, reads, handlers
-// and answers on one thread of its pool, from accept to close.
+// and answers on one thread of its pool, from accept to close (its TaskQueue job).
 thread_local RequestBudget* this_connection = nullptr;
+// Set while this thread runs a job of CountingPool whose connection still counts in Impl::unserved and has no
+// budget yet to hand the count to.
+thread_local bool this_job_unserved = false;
 
 long on_socket_io(BIO* bio, int oper, const char*, size_t, int, long, int ret, size_t* processed) {
   auto* budget = reinterpret_cast<RequestBudget*>(BIO_get_callback_arg(bio));
@@ -159,9 +163,7 @@ long on_socket_io(BIO* bio, int oper, const char*, size_t, int, long, int ret, s
       BIO_clear_retry_flags(bio);
       return -1;
     case BIO_CB_READ | BIO_CB_RETURN:
-      if (ret <= 0 || processed == nullptr || budget->admit(*processed, static_cast<int>(BIO_get_fd(bio, nullptr)))) {
-        return ret;
-      }
+      if (ret <= 0 || processed == nullptr || budget->admit(*processed)) return ret;
       *processed = 0;
       BIO_clear_retry_flags(bio);
       return -1;
@@ -169,6 +171,28 @@ long on_socket_io(BIO* bio, int oper, const char*, size_t, int, long, int ret, s
       return ret;
   }
 }
+
+// cpp-httplib's thread pool, with a fixed number of threads (its default grows with the machine's cores, and
+// with it the memory that lines buffered up to a RequestBudget's limits can take), counting each connection
+// from its accept (a job) until its first request is served: cpp-httplib's stop() closes unanswered a
+// connection still queued, or whose handshake is under way, when it stops.
+class CountingPool : public httplib::TaskQueue {
+ public:
+  CountingPool(std::atomic<int>& unserved, size_t threads) : unserved_(unserved), pool_(threads) {}
+  void enqueue(std::function<void()> fn) override {
+    unserved_.fetch_add(1, std::memory_order_acq_rel);
+    pool_.enqueue([this, fn = std::move(fn)] {
+      this_job_unserved = true;
+      fn();
+      if (std::exchange(this_job_unserved, false)) unserved_.fetch_sub(1, std::memory_order_acq_rel);
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  std::atomic<int>& unserved_;
+  httplib::ThreadPool pool_;
+};
 
 std::string peer_of(int fd) {
   sockaddr_storage addr{};
@@ -189,7 +213,9 @@ std::string peer_of(int fd) {
 }
 
 // How long Server::stop waits for connections that have not sent their first request yet.
-constexpr int64_t kStopWaitMs = 5'000;
+constexpr auto kStopWait = std::chrono::seconds(5);
+// Threads serving connections, one connection each at a time.
+constexpr size_t kServerThreads = 8;
 
 int ctx_server_index() {
   static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -226,10 +252,11 @@ struct Server::Impl {
     if (self == nullptr) return;
     auto* budget = new RequestBudget;
     budget->unserved = &self->unserved;
-    self->unserved.fetch_add(1, std::memory_order_acq_rel);
+    budget->served = !std::exchange(this_job_unserved, false);  // the budget takes the job's count over
     budget->steady_us = self->options.steady_us;
     budget->deadline_us = self->options.request_deadline_ms * 1000;
-    budget->on_spent = [self](const std::string& why, int fd) {
+    const int fd = static_cast<int>(BIO_get_fd(bio, nullptr));
+    budget->on_spent = [self, fd](const std::string& why) {
       self->log({{"event", "connection_closed"}, {"peer", peer_of(fd)}, {"why", why}});
     };
     BIO_set_callback_arg(bio, reinterpret_cast<char*>(budget));
@@ -259,10 +286,15 @@ struct Server::Impl {
 
   // The body through cpp-httplib's content reader, which 0.11 does not bound for a chunked body or one without
   // Content-Length (set_payload_max_length applies to a Content-Length only): at most max_body bytes are kept,
-  // the rest is read and discarded, so memory stays bounded and the connection stays in step, up to the
-  // request's budget (body_allowance); past it the read fails and the connection is closed. `too_large` when
-  // there was more (or cpp-httplib refused the Content-Length, 413); false when the body could not be read.
-  bool read_body(const httplib::ContentReader& reader, httplib::Response& res, std::string& body, bool& too_large) {
+  // the rest is read and discarded, so memory stays bounded and the connection stays in step (the client gets
+  // its 400 before it is done sending), up to the request's budget (body_allowance); past it the read fails
+  // and the connection is closed. A compressed body is read no further than max_body once inflated (1 MiB of
+  // gzip can inflate to a gigabyte, all CPU to discard): the connection is closed after the answer. `too_large`
+  // when there was more (or cpp-httplib refused the Content-Length, 413); false when the body could not be read.
+  bool read_body(const httplib::Request& req, const httplib::ContentReader& reader, httplib::Response& res,
+                 std::string& body, bool& too_large) {
+    const std::string encoding = req.get_header_value("Content-Encoding");
+    const bool compressed = !encoding.empty() && ::strcasecmp(encoding.c_str(), "identity") != 0;
     too_large = false;
     bool read = reader([&](const char* data, size_t n) {
       if (!too_large && n <= options.max_body - body.size()) {
@@ -270,6 +302,11 @@ struct Server::Impl {
       } else if (!too_large) {
         too_large = true;
         std::string().swap(body);
+        if (compressed && this_connection != nullptr) {
+          this_connection->spend("the " + encoding + " body inflated past " + std::to_string(options.max_body) +
+                                 " bytes");
+          return false;
+        }
       }
       return true;
     });
@@ -283,12 +320,14 @@ struct Server::Impl {
       return kChunkedAllowance(options.max_body);
     }
     const uint64_t length = std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10);
-    return length > UINT64_MAX - kMaxHeadBytes ? UINT64_MAX : length + kMaxHeadBytes;
+    return std::min(length, kLengthAllowance(options.max_body) - kMaxHeadBytes) + kMaxHeadBytes;
   }
 
   // Called before cpp-httplib reads a body: true, with the answer in `res`, for the requests whose body it would
   // read until the client closes: a POST, PUT, PATCH or DELETE with neither Content-Length nor Transfer-Encoding
-  // (411: HTTP/1.1 gives it no body, the bytes after it are the next request), and the method PRI (400).
+  // (411: HTTP/1.1 gives it no body, the bytes after it are the next request); the method PRI (400, HTTP/2's
+  // preface); and a multipart/form-data body (415: cpp-httplib 0.11 would fail on it with an exception). The
+  // connection of the last two is closed after the answer, their bytes unread.
   bool refuse_unbounded_body(const httplib::Request& req, httplib::Response& res) {
     std::string error;
     if (req.method == "PRI") {
@@ -298,19 +337,23 @@ struct Server::Impl {
                !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
       res.status = 411;
       error = "a " + req.method + " without Content-Length is refused";
+    } else if (req.is_multipart_form_data()) {
+      res.status = 415;
+      error = "a multipart/form-data body is not served";
     } else {
       return false;
     }
+    if (res.status != 411 && this_connection != nullptr) this_connection->spend(error);
     res.set_content(json({{"error", error}}).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     log({{"event", "bad_request"}, {"status", res.status}, {"error", error}});
     return true;
   }
 
-  void validate(httplib::Response& res, const httplib::ContentReader& reader) {
+  void validate(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     const int64_t start = options.steady_us();
     std::string body;
     bool too_large = false;
-    if (!read_body(reader, res, body, too_large)) return bad_request(res, "the body could not be read", start);
+    if (!read_body(req, reader, res, body, too_large)) return bad_request(res, "the body could not be read", start);
     if (too_large) {
       return bad_request(res, "body exceeds the limit of " + std::to_string(options.max_body) + " bytes", start);
     }
@@ -368,15 +411,14 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
   http.set_keep_alive_max_count(std::max<size_t>(1, impl->options.keep_alive_max_requests));
   http.set_read_timeout(5, 0);
   http.set_write_timeout(5, 0);
-  http.Post("/validate", [self](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
-    self->validate(res, reader);
-  });
+  http.Post("/validate", [self](const httplib::Request& req, httplib::Response& res,
+                                const httplib::ContentReader& reader) { self->validate(req, res, reader); });
   // Every other request with a body is read the same bounded way and answered 404 (cpp-httplib would read it
   // into memory whole before finding no route). PRI is the one method it reads a body for with no such handler.
-  auto not_found = [self](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+  auto not_found = [self](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
     std::string body;
     bool too_large = false;
-    (void)self->read_body(reader, res, body, too_large);
+    (void)self->read_body(req, reader, res, body, too_large);
     res.status = 404;
   };
   http.Post(".*", not_found).Put(".*", not_found).Patch(".*", not_found).Delete(".*", not_found);
@@ -385,10 +427,18 @@ Result<std::unique_ptr<Server>> Server::start(Decider& decider, ServerOptions op
     return self->refuse_unbounded_body(req, res) ? httplib::Server::HandlerResponse::Handled
                                                  : httplib::Server::HandlerResponse::Unhandled;
   });
-  // Called after each answer is written: the connection's next request starts with a fresh budget.
+  // An answer on a spent connection says it is the last.
+  http.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (this_connection == nullptr || !this_connection->spent) return;
+    res.headers.erase("Keep-Alive");
+    res.set_header("Connection", "close");
+  });
+  // Called after each answer is written: the connection's next request starts with a fresh budget. (The
+  // budgets depend on it: another logger must call answered() too.)
   http.set_logger([](const httplib::Request&, const httplib::Response&) {
     if (this_connection != nullptr) this_connection->answered();
   });
+  http.new_task_queue = [self] { return new CountingPool(self->unserved, kServerThreads); };
   http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   http.set_exception_handler([self](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     res.status = 500;
@@ -431,20 +481,26 @@ void Server::stop() {
     for (int i = 0; i < 500 && impl_->http && !impl_->http->is_running() && !impl_->listen_returned; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    // cpp-httplib's stop() ends every connection at the top of its request loop, so one whose handshake has
-    // started and whose first request is not read yet would be closed unanswered, though the client may have
-    // sent it already (a review arriving as the gate is told to stop). Wait for those, a bounded time; a
-    // connection that stays silent is cut at its read timeout or its RequestBudget deadline anyway.
-    int64_t waited_ms = 0;
-    for (; waited_ms < kStopWaitMs && impl_->unserved.load(std::memory_order_acquire) > 0; waited_ms += 10) {
+    // cpp-httplib's stop() ends every connection at the top of its request loop, so one accepted and not yet
+    // serving its first request (queued for a thread, or in its handshake) would be closed unanswered, though
+    // the client may have sent the request already (a review arriving as the gate is told to stop). Wait for
+    // those, a bounded time: new connections keep coming until the listening socket closes, and a silent one
+    // is cut at its read timeout or its RequestBudget deadline anyway.
+    const auto wait_start = std::chrono::steady_clock::now();
+    auto waited = std::chrono::steady_clock::duration::zero();
+    while (impl_->unserved.load(std::memory_order_acquire) > 0 && waited < kStopWait) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      waited = std::chrono::steady_clock::now() - wait_start;
     }
-    const int unanswered = impl_->unserved.load(std::memory_order_acquire);
+    const int unserved = impl_->unserved.load(std::memory_order_acquire);
     if (impl_->http) impl_->http->stop();
     if (impl_->thread.joinable()) impl_->thread.join();
     json line = {{"event", "gate_stopped"}};
-    if (waited_ms > 0) line["waited_ms"] = waited_ms;
-    if (unanswered > 0) line["connections_closed_before_their_first_request"] = unanswered;
+    if (waited > std::chrono::steady_clock::duration::zero()) {
+      line["waited_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(waited).count();
+    }
+    // At most these were closed unanswered (one whose handshake ended as stop() began is still served).
+    if (unserved > 0) line["unserved_connections"] = unserved;
     impl_->log(line);
   });
 }

@@ -149,9 +149,10 @@ TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
   EXPECT_NE(gate.p->err().find("gate_stopped"), std::string::npos);
 }
 
-// SIGTERM while a review is half received on a new connection, as in a rolling update of the gate: it stops
-// accepting connections, answers the review in progress, and exits 0. cpp-httplib's stop() alone closes a
-// connection whose first request it has not started reading (seen failing without Server::stop's wait).
+// SIGTERM as a review arrives on a new connection, as in a rolling update of the gate: it stops accepting
+// connections, answers the review, and exits 0. cpp-httplib's stop() alone closes unanswered a connection whose
+// handshake is under way (seen failing without Server::stop's wait); here the handshake is held open across the
+// signal, so the test does not depend on timing.
 TEST(GateProcess, SigtermAnswersTheReviewInProgressThenExits) {
   testing::ScratchDir dir;
   Roster roster(dir.path(), "policy.toml", 2);
@@ -161,13 +162,16 @@ TEST(GateProcess, SigtermAnswersTheReviewInProgressThenExits) {
   ASSERT_GT(gate.port, 0) << gate.p->err();
 
   const std::string body = pod_review("in-flight", {pinned("good")}).dump();
-  RawTls c(gate.port);  // handshake done: a thread of the gate is serving this connection
-  ASSERT_TRUE(c.connected);
+  RawTls c(gate.port, /*handshake=*/false);
+  ASSERT_TRUE(c.hello_sent);
+  ASSERT_TRUE(c.wait_hello());
+  gate.p->signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(c.finish());
   ASSERT_TRUE(
       c.write("POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               "Content-Length: " +
               std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, body.size() / 2)));
-  gate.p->signal(SIGTERM);
   EXPECT_TRUE(wait_until([&] { return !testing::port_answers(gate.port); }, std::chrono::seconds(10)))
       << "the gate still accepts connections after SIGTERM";
   EXPECT_TRUE(gate.p->running()) << "the gate exited with a review in progress: " << gate.p->err();
@@ -188,6 +192,43 @@ TEST(GateProcess, SigtermAnswersTheReviewInProgressThenExits) {
   EXPECT_NE(gate.p->err().find("\"uid\":\"in-flight\""), std::string::npos) << gate.p->err();
 }
 
+// The same for a connection accepted while every thread of the gate is busy (8, each holding a keep-alive
+// connection for up to 2 s): it waits in cpp-httplib's queue with its ClientHello sent when SIGTERM comes, and
+// is served when a thread frees up.
+TEST(GateProcess, SigtermServesAConnectionQueuedBehindBusyThreads) {
+  testing::ScratchDir dir;
+  Roster roster(dir.path(), "policy.toml", 2);
+  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
+  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
+  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  ASSERT_GT(gate.port, 0) << gate.p->err();
+
+  std::vector<std::unique_ptr<RawTls>> busy;
+  for (int i = 0; i < 8; ++i) {
+    busy.push_back(std::make_unique<RawTls>(gate.port));
+    ASSERT_TRUE(busy.back()->connected);
+    ASSERT_TRUE(busy.back()->write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"));
+    char buf[512];
+    ASSERT_GT(SSL_read(busy.back()->ssl, buf, sizeof buf), 0);  // answered: its thread now waits for the next
+  }
+  RawTls c(gate.port, /*handshake=*/false);
+  ASSERT_TRUE(c.hello_sent);
+  gate.p->signal(SIGTERM);
+  ASSERT_TRUE(c.wait_hello());  // a thread took it, after a keep-alive connection timed out
+  ASSERT_TRUE(c.finish());
+  const std::string body = pod_review("queued", {pinned("good")}).dump();
+  ASSERT_TRUE(
+      c.write("POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n" + body));
+  auto answer = c.read_until_closed();
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << *answer << "\n" << gate.p->err();
+  EXPECT_NE(answer->find("\"uid\":\"queued\""), std::string::npos) << *answer;
+  auto code = gate.p->wait(std::chrono::seconds(15));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << gate.p->err();
+}
+
 // The gate's peak resident memory in kB (VmHWM).
 long peak_kb(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -199,9 +240,11 @@ long peak_kb(pid_t pid) {
 }
 
 // 64 MiB sent chunked, or gzip-compressed under a small Content-Length: cpp-httplib 0.11 would hold the whole
-// body (set_payload_max_length bounds only a Content-Length, before decompression); the gate keeps at most
-// its 1 MiB limit, answers 400 and goes on answering. The chunked one it stops reading past 4 MiB and 64 KiB
-// (kChunkedAllowance) and closes that connection.
+// body (set_payload_max_length bounds only a Content-Length, before decompression). The gate keeps at most its
+// 1 MiB limit and goes on answering. The chunked one it reads no further than 2 MiB and 64 KiB
+// (kChunkedAllowance) and closes that connection: curl, still sending, may see the reset before the 400, so
+// only the gate's log is asserted. The gzip one it inflates no further than 1 MiB, answers 400 (curl has sent
+// its 64 KiB by then) and closes.
 TEST(GateProcess, LargeChunkedOrCompressedBodiesDoNotGrowTheGatesMemory) {
   testing::ScratchDir dir;
   Roster roster(dir.path(), "policy.toml", 2);
@@ -218,12 +261,14 @@ TEST(GateProcess, LargeChunkedOrCompressedBodiesDoNotGrowTheGatesMemory) {
   const std::string url = "https://127.0.0.1:" + std::to_string(gate.port) + "/validate";
   auto chunked =
       testing::run("head -c 67108864 /dev/zero | tr '\\0' ' ' | " + curl + "-H 'Transfer-Encoding: chunked' " + url);
-  EXPECT_NE(chunked.out.find("body exceeds the limit of 1048576 bytes\"}\n400"), std::string::npos) << chunked.out;
-  EXPECT_NE(gate.p->err().find("\"why\":\"the request's body went past 4259840 bytes\""), std::string::npos)
+  EXPECT_NE(gate.p->err().find("\"why\":\"the request's body went past 2162688 bytes\""), std::string::npos)
+      << chunked.out << "\n"
       << gate.p->err();
   auto gzipped = testing::run("head -c 67108864 /dev/zero | tr '\\0' ' ' | gzip -1 | " + curl +
                               "-H 'Content-Encoding: gzip' " + url);
   EXPECT_NE(gzipped.out.find("body exceeds the limit of 1048576 bytes\"}\n400"), std::string::npos) << gzipped.out;
+  EXPECT_NE(gate.p->err().find("\"why\":\"the gzip body inflated past 1048576 bytes\""), std::string::npos)
+      << gate.p->err();
 
   const long after = peak_kb(gate.p->pid());
   EXPECT_LT(after - before, 16 * 1024) << "VmHWM " << before << " kB -> " << after << " kB";

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -146,7 +148,9 @@ struct RawTls {
   int fd = -1;
   bool connected = false;
 
-  explicit RawTls(int port) {
+  // `handshake`: false to send the ClientHello only; wait_hello() then waits for the ServerHello (the gate has
+  // begun the handshake), finish() completes it.
+  explicit RawTls(int port, bool handshake = true) {
     ::signal(SIGPIPE, SIG_IGN);  // a write to a connection the gate closed fails instead of killing the test
     fd = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{10, 0};
@@ -159,8 +163,21 @@ struct RawTls {
     if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return;
     ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
-    connected = SSL_connect(ssl) == 1;
+    if (handshake) {
+      connected = SSL_connect(ssl) == 1;
+      return;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int r = SSL_connect(ssl);
+    hello_sent = r != 1 && SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ;
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   }
+  bool hello_sent = false;
+  bool wait_hello() {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 10'000) == 1;
+  }
+  bool finish() { return connected = SSL_connect(ssl) == 1; }
   ~RawTls() {
     SSL_free(ssl);
     if (fd >= 0) ::close(fd);

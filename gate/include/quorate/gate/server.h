@@ -19,11 +19,13 @@ namespace quorate::gate {
 // Bytes a connection may send from the end of the gate's last answer (or its start) until its request's
 // headers are read, TLS handshake included. cpp-httplib 0.11 buffers a request or header line without bound.
 inline constexpr size_t kMaxHeadBytes = 64 * 1024;
-// Bytes a chunked request may send after its headers: four times the body limit, so that a body somewhat over
-// the limit is read to its end and answered 400, and one far over it (or endless) is cut off; its chunk-size
-// lines, which cpp-httplib 0.11 buffers without bound, with it. A body with a Content-Length is read (and past
-// max_body discarded) to that length, without holding it: request_deadline_ms bounds that one.
-inline constexpr size_t kChunkedAllowance(size_t max_body) { return 4 * max_body + kMaxHeadBytes; }
+// Bytes a request may send after its headers. A chunked body: twice the body limit, so that a body somewhat over
+// the limit is read to its end and answered 400, and one far over it (or endless) is cut off, and with it its
+// chunk-size lines, which cpp-httplib 0.11 buffers without bound. A body with a Content-Length: that length, up
+// to sixteen times the body limit (read and discarded past max_body, it takes no memory; a client that sends
+// more is cut off before it has sent it all, and may not read the 400).
+inline constexpr uint64_t kChunkedAllowance(size_t max_body) { return 2 * uint64_t{max_body} + kMaxHeadBytes; }
+inline constexpr uint64_t kLengthAllowance(size_t max_body) { return 16 * uint64_t{max_body} + kMaxHeadBytes; }
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -36,9 +38,9 @@ struct ServerOptions {
   // certificate they were opened with, are renewed now and then.
   size_t keep_alive_max_requests = 1000;
   // What one request may take from its first byte to the gate's answer. A connection that sends more than
-  // kMaxHeadBytes before its headers end (TLS handshake included), more than its body's length or
-  // kChunkedAllowance(max_body) after, or is still sending after request_deadline_ms, is closed: its next read
-  // fails (logged "connection_closed").
+  // kMaxHeadBytes before its headers end (TLS handshake included), more than kChunkedAllowance or
+  // kLengthAllowance after, or is still sending after request_deadline_ms, is closed: its next read fails
+  // (logged "connection_closed"). A connection's first request counts from its ClientHello.
   // 30 s is the longest an API server waits for a webhook (timeoutSeconds is 1-30).
   int64_t request_deadline_ms = 30'000;
   // A monotonic clock in microseconds, for the latency in the log.
