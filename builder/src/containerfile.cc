@@ -19,6 +19,7 @@ using Vars = std::map<std::string, std::string>;
 bool blank(char c) { return c == ' ' || c == '\t'; }
 bool name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
 bool name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool digit(char c) { return c >= '0' && c <= '9'; }
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (blank(s.front()) || s.front() == '\r')) s.remove_prefix(1);
@@ -147,6 +148,17 @@ class Lexer {
   }
 
   Status braced(std::string& out) {
+    // A ${X:-${Y:-…}} nesting recurses here: bounded, so that a Containerfile cannot exhaust the stack.
+    if (depth_ >= kMaxNesting) {
+      return Status::bad_input("substitutions nested deeper than " + std::to_string(kMaxNesting));
+    }
+    ++depth_;
+    Status st = braced_body(out);
+    --depth_;
+    return st;
+  }
+
+  Status braced_body(std::string& out) {
     std::string name;
     while (!at_end() && name_char(s_[pos_])) name += s_[pos_++];
     if (name.empty() || at_end()) return Status::bad_input("bad substitution in \"" + std::string(s_) + "\"");
@@ -180,8 +192,10 @@ class Lexer {
     return Status();
   }
 
+  static constexpr int kMaxNesting = 64;
   std::string_view s_;
   size_t pos_ = 0;
+  int depth_ = 0;  // braced() calls in progress
   const Vars& vars_;
   char escape_;
   bool lenient_;  // checking syntax only: `${X?msg}` does not fail
@@ -283,6 +297,8 @@ class FileParser {
  public:
   FileParser(std::string_view text, const std::string& file, const Vars& build_args)
       : lines_(physical_lines(text)), file_(file), build_args_(build_args) {}
+  // Refused before parsing: no Containerfile is near it, and every check after is linear in the size or worse.
+  static constexpr size_t kMaxBytes = 1 << 20;
 
   Result<Containerfile> parse();
 
@@ -306,7 +322,9 @@ class FileParser {
   Status check_healthcheck(Instruction& in, std::string_view rest) const;
   Status stage_arg(const Instruction& in);
   Status check_from_reference(int line, const std::string& from) const;
-  Vars global_vars() const;
+  // The automatic platform ARGs (this builder makes linux/amd64 images) under the global ARGs read so far,
+  // kept as each is read (rebuilding it for each ARG made many ARGs quadratic).
+  const Vars& global_vars() const { return global_vars_; }
 
   std::vector<std::string_view> lines_;
   const std::string& file_;
@@ -315,6 +333,8 @@ class FileParser {
   std::vector<LogicalLine> logical_;
   std::set<std::string> declared_args_;
   Containerfile cf_;
+  Vars global_vars_ = {{"BUILDPLATFORM", "linux/amd64"},  {"BUILDOS", "linux"},  {"BUILDARCH", "amd64"},
+                       {"TARGETPLATFORM", "linux/amd64"}, {"TARGETOS", "linux"}, {"TARGETARCH", "amd64"}};
 };
 
 Status FileParser::read_directives() {
@@ -537,7 +557,8 @@ bool valid_duration(std::string_view s) {
 Status FileParser::check_healthcheck(Instruction& in, std::string_view rest) const {
   QR_RETURN_IF_ERROR(check_flags(in, {"interval", "timeout", "start-period", "start-interval", "retries"}));
   for (const auto& f : in.flags) {
-    bool ok = f.name == "retries" ? std::all_of(f.value.begin(), f.value.end(), ::isdigit) : valid_duration(f.value);
+    bool ok = f.name == "retries" ? !f.value.empty() && std::all_of(f.value.begin(), f.value.end(), digit)
+                                  : valid_duration(f.value);
     if (!ok)
       return fail(in.line, "HEALTHCHECK --" + f.name + "=" + f.value + " is not a " +
                                (f.name == "retries" ? "count" : "duration"));
@@ -618,20 +639,6 @@ Status FileParser::stage_arg(const Instruction& in) {
   return Status();
 }
 
-// The automatic platform ARGs (this builder makes linux/amd64 images) under the global ARGs.
-Vars FileParser::global_vars() const {
-  Vars vars = {{"BUILDPLATFORM", "linux/amd64"},  {"BUILDOS", "linux"},  {"BUILDARCH", "amd64"},
-               {"TARGETPLATFORM", "linux/amd64"}, {"TARGETOS", "linux"}, {"TARGETARCH", "amd64"}};
-  for (const auto& a : cf_.global_args) {
-    if (a.value) {
-      vars[a.name] = *a.value;
-    } else {
-      vars.erase(a.name);
-    }
-  }
-  return vars;
-}
-
 Status FileParser::global_arg(int line, std::string_view rest) {
   auto words = raw_words(rest, cf_.escape);
   if (words.empty()) return fail(line, "ARG needs a name");
@@ -650,6 +657,11 @@ Status FileParser::global_arg(int line, std::string_view rest) {
       arg.value = *v;
     }
     declared_args_.insert(name);
+    if (arg.value) {
+      global_vars_[arg.name] = *arg.value;
+    } else {
+      global_vars_.erase(arg.name);
+    }
     cf_.global_args.push_back(std::move(arg));
   }
   return Status();
@@ -751,7 +763,7 @@ Status check_copy_from(const Containerfile& cf, const std::string& file) {
       auto from = in.flag("from");
       if (!from || from->find('$') != std::string::npos) continue;
       std::string name = lower(*from);
-      bool index = !name.empty() && std::all_of(name.begin(), name.end(), ::isdigit);
+      bool index = !name.empty() && std::all_of(name.begin(), name.end(), digit);
       if (index && name.size() < 6 && std::stoul(name) < s) continue;
       if (!index && std::any_of(cf.stages.begin(), cf.stages.begin() + static_cast<long>(s),
                                 [&](const Stage& st) { return st.name == name; })) {
@@ -804,6 +816,10 @@ bool is_containerfile_path(std::string_view path) {
 
 Result<Containerfile> parse_containerfile(std::string_view text, const std::string& file,
                                           const std::map<std::string, std::string>& build_args) {
+  if (text.size() > FileParser::kMaxBytes) {
+    return Status::bad_input(file + ": " + std::to_string(text.size()) + " bytes; a Containerfile may have at most " +
+                             std::to_string(FileParser::kMaxBytes));
+  }
   FileParser parser(text, file, build_args);
   return parser.parse();
 }
@@ -840,6 +856,10 @@ bool is_url_source(std::string_view s) {
 }
 
 Result<DockerIgnore> DockerIgnore::parse(std::string_view text, const std::string& file) {
+  if (text.size() > FileParser::kMaxBytes) {
+    return Status::bad_input(file + ": " + std::to_string(text.size()) + " bytes; a .dockerignore may have at most " +
+                             std::to_string(FileParser::kMaxBytes));
+  }
   DockerIgnore out;
   auto lines = physical_lines(text);
   for (size_t i = 0; i < lines.size(); ++i) {

@@ -267,6 +267,43 @@ TEST(ContainerfileRefuse, SubstitutionSyntax) {
   refusal("ARG A=${B:?B is required}\nFROM " + kBase + "\n", 1);
 }
 
+// A Containerfile comes from the commit, so from whoever wrote it: a deep ${A:-${A:-…}} nesting recursed until
+// the stack ran out (a node crashed on 120 KB), and size is bounded before any parsing.
+TEST(ContainerfileRefuse, DeepNestingAndHugeFiles) {
+  auto nested = [](int depth) {
+    std::string w;
+    for (int i = 0; i < depth; ++i) w += "${A:-";
+    w += "x";
+    for (int i = 0; i < depth; ++i) w += "}";
+    return w;
+  };
+  Containerfile cf = parse_ok("FROM " + kBase + "\nENV B=" + nested(60) + "\n");
+  ASSERT_EQ(cf.stages.size(), 1u);
+  EXPECT_THAT(refusal("FROM " + kBase + "\nENV B=" + nested(20'000) + "\n", 2),
+              HasSubstr("substitutions nested deeper than 64"));
+  EXPECT_EQ(*substitute_word(nested(64), {}), "x");
+  EXPECT_FALSE(substitute_word(nested(65), {}).ok());
+
+  std::string huge = "FROM " + kBase + "\n" + std::string(1 << 20, '#') + "\n";
+  auto too_big = parse_containerfile(huge, "Containerfile", {});
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_THAT(too_big.status().message(), HasSubstr("Containerfile: " + std::to_string(huge.size()) +
+                                                    " bytes; a Containerfile may have at most 1048576"));
+  auto ignore = DockerIgnore::parse(std::string((1 << 20) + 1, 'a'), ".dockerignore");
+  ASSERT_FALSE(ignore.ok());
+  EXPECT_THAT(ignore.status().message(), HasSubstr(".dockerignore: 1048577 bytes"));
+}
+
+// Each global ARG sees the ones before it (kept as they are read, not rebuilt for each: 32,000 ARGs took 7 s).
+TEST(Containerfile, ManyGlobalArgsEachSeeTheOnesBefore) {
+  std::string text = "ARG A0=" + kBase + "\n";
+  for (int i = 1; i <= 5'000; ++i) text += "ARG A" + std::to_string(i) + "=$A" + std::to_string(i - 1) + "\n";
+  text += "FROM ${A5000}\n";
+  Containerfile cf = parse_ok(text);
+  ASSERT_EQ(cf.stages.size(), 1u);
+  EXPECT_EQ(cf.stages[0].from, kBase);
+}
+
 TEST(ContainerfileRefuse, UndeclaredBuildArg) {
   auto cf = parse_containerfile("FROM " + kBase + "\nARG A\n", "Containerfile", {{"B", "1"}});
   ASSERT_FALSE(cf.ok());

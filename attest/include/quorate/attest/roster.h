@@ -100,7 +100,8 @@ class Roster {
 
 // The [[nodes]] tables of TOML text; `origin` is the file it came from (relative public_key paths resolve
 // against its directory; messages name it). bad_input naming the file, node and key when malformed (unknown
-// keys in a [[nodes]] table included); not_found when a public key file is missing.
+// keys in a [[nodes]] table included); not_found when a public key file is missing; io when it cannot be read
+// (a name too long, a directory); unsupported for a key of a type no signature uses (X25519).
 Result<std::vector<RosterEntry>> parse_roster_nodes(std::string_view toml_text, const std::filesystem::path& origin);
 
 // The [[nodes]] of a roster's or a policy's TOML text, with those of the roster file a policy names in a
