@@ -90,17 +90,20 @@ AtomicFile::AtomicFile(fs::path target, fs::path temp, int fd)
 
 Result<std::unique_ptr<AtomicFile>> AtomicFile::create(const fs::path& target, uint32_t mode) {
   fs::path dir = parent_or_dot(target);
-  std::string templ = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
-  int fd = ::mkostemp(templ.data(), O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("create temporary file next to " + target.string(), errno);
-  if (::fchmod(fd, mode) != 0) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(templ.c_str());
-    return Status::from_errno("chmod " + templ, err);
-  }
-  register_temporary(templ);
-  return std::unique_ptr<AtomicFile>(new AtomicFile(target, templ, fd));
+  int fd = -1;
+  fs::path temp = QR_TRY(make_temporary([&]() -> Result<fs::path> {
+    std::string templ = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+    fd = ::mkostemp(templ.data(), O_CLOEXEC);
+    if (fd < 0) return Status::from_errno("create temporary file next to " + target.string(), errno);
+    if (::fchmod(fd, mode) != 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(templ.c_str());
+      return Status::from_errno("chmod " + templ, err);
+    }
+    return fs::path(templ);
+  }));
+  return std::unique_ptr<AtomicFile>(new AtomicFile(target, temp, fd));
 }
 
 AtomicFile::~AtomicFile() {
@@ -139,13 +142,15 @@ Result<AtomicDir> AtomicDir::create(const fs::path& target) {
     return Status::usage("output " + target.string() + " already exists and is not an empty directory");
   }
   fs::path dir = parent_or_dot(target);
-  std::string templ = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
-  if (::mkdtemp(templ.data()) == nullptr) {
-    return Status::from_errno("create temporary directory next to " + target.string(), errno);
-  }
-  ::chmod(templ.c_str(), 0755);
-  register_temporary(templ);
-  return AtomicDir(target, templ);
+  fs::path temp = QR_TRY(make_temporary([&]() -> Result<fs::path> {
+    std::string templ = (dir / ("." + target.filename().string() + ".tmp.XXXXXX")).string();
+    if (::mkdtemp(templ.data()) == nullptr) {
+      return Status::from_errno("create temporary directory next to " + target.string(), errno);
+    }
+    ::chmod(templ.c_str(), 0755);
+    return fs::path(templ);
+  }));
+  return AtomicDir(target, temp);
 }
 
 AtomicDir::~AtomicDir() {

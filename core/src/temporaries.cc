@@ -27,9 +27,14 @@ std::set<std::string>& registry() {
 
 }  // namespace
 
-void register_temporary(const std::filesystem::path& path) {
+bool g_emptied = false;  // by remove_registered_temporaries(); under registry_mutex()
+
+Result<std::filesystem::path> make_temporary(const std::function<Result<std::filesystem::path>()>& make) {
   std::lock_guard lock(registry_mutex());
-  registry().insert(path.string());
+  if (g_emptied) return Status::io("interrupted");
+  auto path = make();
+  if (path.ok()) registry().insert(path->string());
+  return path;
 }
 
 void unregister_temporary(const std::filesystem::path& path) {
@@ -44,11 +49,14 @@ void remove_registered_temporaries() {
     for (int pass = 0; pass < 1000; ++pass) {
       std::error_code ec;
       std::filesystem::remove_all(p, ec);
-      if (!std::filesystem::exists(std::filesystem::symlink_status(p, ec)) && !ec) break;
+      // (libstdc++ sets `ec` for a path that is not there, so its type is what says it is gone: testing `ec`
+      // too kept every removal waiting out the 1,000 passes, one second a temporary.)
+      if (std::filesystem::symlink_status(p, ec).type() == std::filesystem::file_type::not_found) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
   registry().clear();
+  g_emptied = true;
 }
 
 std::filesystem::path temp_parent(const std::filesystem::path& given) {
@@ -57,12 +65,14 @@ std::filesystem::path temp_parent(const std::filesystem::path& given) {
 
 Result<TempDir> TempDir::create(const std::filesystem::path& parent, std::string_view prefix) {
   if (parent.empty()) return Status::usage("no parent directory given for a temporary directory");
-  std::string templ = (parent / (std::string(prefix) + "XXXXXX")).string();
-  if (::mkdtemp(templ.data()) == nullptr) {
-    return Status::from_errno("create a temporary directory in " + parent.string(), errno);
-  }
-  register_temporary(templ);
-  return TempDir(templ);
+  auto made = QR_TRY(make_temporary([&]() -> Result<std::filesystem::path> {
+    std::string templ = (parent / (std::string(prefix) + "XXXXXX")).string();
+    if (::mkdtemp(templ.data()) == nullptr) {
+      return Status::from_errno("create a temporary directory in " + parent.string(), errno);
+    }
+    return std::filesystem::path(templ);
+  }));
+  return TempDir(made);
 }
 
 TempDir::TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }

@@ -3,15 +3,19 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <string_view>
 
 #include "quorate/core/status.h"
 
 namespace quorate {
 
-// AtomicFile, AtomicDir, TempDir and other owners of named temporaries register each one while it exists and
-// unregister it once it is committed or removed. Thread-safe.
-void register_temporary(const std::filesystem::path& path);
+// AtomicFile, AtomicDir, TempDir and other owners of named temporaries make and register each one in one step
+// and unregister it once it is committed or removed. Thread-safe. `make` creates the temporary and returns its
+// path; it runs with the registry locked, so that an interrupt on another thread finds either nothing made or
+// the whole temporary registered (made first and registered after, one made in between was left behind). Once
+// an interrupt has emptied the registry nothing more is made: io "interrupted".
+Result<std::filesystem::path> make_temporary(const std::function<Result<std::filesystem::path>()>& make);
 void unregister_temporary(const std::filesystem::path& path);
 
 // Removes every registered temporary (files, or directories with their contents) and forgets them; errors
