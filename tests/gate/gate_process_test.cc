@@ -121,13 +121,23 @@ void gp_expect_admitted_after_two_votes(GateProcess& gate, const fs::path& cert,
       << gate.p->err();
 }
 
-TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
+// `quorate gate` over an empty store (as `quorate quorum` creates it), a roster of a, b, c (threshold 2) and a
+// certificate for 127.0.0.1 with common name `cn`.
+struct GateOverEmptyStore {
   testing::ScratchDir dir;
-  Roster roster(dir.path(), "policy.toml", 2);
-  make_certificate(dir / "cert.pem", dir / "key.pem", "gate-one");
-  // An empty store, as `quorate quorum` creates it.
-  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
-  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  Roster roster{dir.path(), "policy.toml", 2};
+  std::unique_ptr<GateProcess> gate;
+  explicit GateOverEmptyStore(const std::string& cn) {
+    make_certificate(dir / "cert.pem", dir / "key.pem", cn);
+    EXPECT_TRUE(quorum::Store::open(dir / "store.db").ok());
+    gate = std::make_unique<GateProcess>(dir.path(), dir / "store.db", dir / "policy.toml");
+  }
+};
+
+TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
+  GateOverEmptyStore setup("gate-one");
+  auto& dir = setup.dir;
+  GateProcess& gate = *setup.gate;
   ASSERT_GT(gate.port, 0) << gate.p->err();
   EXPECT_NE(served_subject(gate.port).find("gate-one"), std::string::npos);
 
@@ -154,11 +164,8 @@ TEST(GateProcess, SighupRotatesTheCertificateAndSigtermExitsZero) {
 // handshake is under way (seen failing without Server::stop's wait); here the handshake is held open across the
 // signal, so the test does not depend on timing.
 TEST(GateProcess, SigtermAnswersTheReviewInProgressThenExits) {
-  testing::ScratchDir dir;
-  Roster roster(dir.path(), "policy.toml", 2);
-  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
-  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
-  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  GateOverEmptyStore setup("gate");
+  GateProcess& gate = *setup.gate;
   ASSERT_GT(gate.port, 0) << gate.p->err();
 
   const std::string body = pod_review("in-flight", {pinned("good")}).dump();
@@ -196,11 +203,8 @@ TEST(GateProcess, SigtermAnswersTheReviewInProgressThenExits) {
 // connection for up to 2 s): it waits in cpp-httplib's queue with its ClientHello sent when SIGTERM comes, and
 // is served when a thread frees up.
 TEST(GateProcess, SigtermServesAConnectionQueuedBehindBusyThreads) {
-  testing::ScratchDir dir;
-  Roster roster(dir.path(), "policy.toml", 2);
-  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
-  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
-  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  GateOverEmptyStore setup("gate");
+  GateProcess& gate = *setup.gate;
   ASSERT_GT(gate.port, 0) << gate.p->err();
 
   std::vector<std::unique_ptr<RawTls>> busy;
@@ -246,11 +250,9 @@ long peak_kb(pid_t pid) {
 // only the gate's log is asserted. The gzip one it inflates no further than 1 MiB, answers 400 (curl has sent
 // its 64 KiB by then) and closes.
 TEST(GateProcess, LargeChunkedOrCompressedBodiesDoNotGrowTheGatesMemory) {
-  testing::ScratchDir dir;
-  Roster roster(dir.path(), "policy.toml", 2);
-  make_certificate(dir / "cert.pem", dir / "key.pem", "gate");
-  ASSERT_TRUE(quorum::Store::open(dir / "store.db").ok());
-  GateProcess gate(dir.path(), dir / "store.db", dir / "policy.toml");
+  GateOverEmptyStore setup("gate");
+  auto& dir = setup.dir;
+  GateProcess& gate = *setup.gate;
   ASSERT_GT(gate.port, 0) << gate.p->err();
   ASSERT_TRUE(ask(gate.port, dir / "cert.pem", pod_review("warm-up", {pinned("good")})).is_object());
   const long before = peak_kb(gate.p->pid());
