@@ -120,6 +120,7 @@ class DockerIgnore {
   static Result<DockerIgnore> parse(std::string_view text, const std::string& file);
   bool excluded(std::string_view path) const;  // `path` relative, '/'-separated
   bool empty() const { return patterns_.empty(); }
+  size_t size() const { return patterns_.size(); }  // patterns
 
  private:
   struct Pattern {
