@@ -125,11 +125,15 @@ void add_build_command(CLI::App& app, Action& action) {
       ->capture_default_str();
   cmd->add_flag("--no-sandbox", args->no_sandbox,
                 "Run `run` steps on the host without bubblewrap (see docs/decisions.md; recorded in the result)");
-  cmd->add_option("--timeout", args->timeout_seconds, "Seconds all run steps together may take; then they are killed")
+  cmd->add_option(
+         "--timeout", args->timeout_seconds,
+         "Seconds the whole build may take (run steps, copies, layers); then it stops and a running step is killed")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{7} * 24 * 3600));
-  cmd->add_option("--max-output-bytes", args->max_output_bytes,
-                  "Largest total size of the regular files the run steps leave in their outputs")
+  cmd->add_option(
+         "--max-output-bytes", args->max_output_bytes,
+         "Largest total size of the regular files the run steps leave in their outputs (a Containerfile: its final "
+         "layers, and what COPY and ADD write in all stages)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
   cmd->add_option("--attest", args->attest_key,

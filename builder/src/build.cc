@@ -18,6 +18,7 @@
 
 #include "base_image.h"
 #include "containerfile_build.h"
+#include "deadline.h"
 #include "image_archive.h"
 #include "output_tree.h"
 #include "quorate/builder/containerfile.h"
@@ -42,8 +43,9 @@ using normalize::Entry;
 using normalize::EntryType;
 
 struct BuildContext {
-  explicit BuildContext(const BuildOptions& o) : opt(o) {}
+  explicit BuildContext(const BuildOptions& o) : opt(o), deadline(o) {}
   const BuildOptions& opt;
+  BuildDeadline deadline;           // the whole build's, from build()'s start
   std::optional<TempDir> work_dir;  // this build's scratch directory, removed at the end unless kept
   fs::path work;                    // its path
   std::unique_ptr<GitSource> source;
@@ -56,8 +58,7 @@ struct BuildContext {
   std::vector<fs::path> step_outputs;                  // per step; empty for copy steps
   std::vector<std::vector<OutputEntry>> step_entries;  // per step: what its $OUT held, read without following links
   uint64_t output_bytes = 0;                           // regular-file bytes of all run steps' outputs so far
-  std::optional<std::chrono::steady_clock::time_point> deadline;  // the run steps' timeout
-  fs::path builder_rootfs;  // the verified builder image's root file system, when pinned
+  fs::path builder_rootfs;                             // the verified builder image's root file system, when pinned
   std::optional<imagestore::RootfsLease> builder_rootfs_lease;  // held for the whole build: no rm under us
   std::map<std::string, std::string> builder_env;               // its config's Env
   std::optional<AtomicDir> layout_dir;
@@ -291,7 +292,7 @@ Result<RunSpec> make_run_spec(BuildContext& ctx, const fs::path& dir, const Step
   spec.sandbox = ctx.sandbox;
   spec.bwrap = ctx.opt.bwrap;
   spec.cancel = ctx.opt.cancel;
-  spec.deadline = ctx.deadline;
+  spec.deadline = ctx.deadline.at();
   spec.rootfs = ctx.builder_rootfs;
   return spec;
 }
@@ -310,11 +311,16 @@ Status record_tools(BuildContext& ctx) {
 // A failed step's status, saying which limit it hit when it hit one.
 Status step_failure(const BuildContext& ctx, size_t i, const Status& s) {
   std::string limit;
-  if (s.message().rfind("timed out", 0) == 0) {
-    limit = " (build timeout " + std::to_string(ctx.opt.timeout.count()) +
-            " s: quorate build --timeout, node build.timeout_seconds)";
+  if (s.message().rfind("timed out", 0) == 0 && s.message().find(ctx.deadline.limit_text()) == std::string::npos) {
+    limit = ctx.deadline.limit_text();
   }
   return s.with_context(step_name(ctx, i) + " " + ctx.recipe.steps[i].describe() + limit);
+}
+
+// Whether step `i` may go on: the build's deadline and cancel flag, named with the step when they end it.
+Status within_deadline(const BuildContext& ctx, size_t i) {
+  Status s = ctx.deadline.check();
+  return s.ok() ? s : step_failure(ctx, i, s);
 }
 
 // What the step left in $OUT, read without following links, within what is left of the output limit.
@@ -339,13 +345,12 @@ Status run_steps(BuildContext& ctx) {
   ctx.step_outputs.resize(ctx.recipe.steps.size());
   ctx.step_entries.resize(ctx.recipe.steps.size());
   if (!any_run) return Status();
-  // The timeout only decides whether a build fails; it never reaches output bytes.
-  ctx.deadline = std::chrono::steady_clock::now() + ctx.opt.timeout;
   QR_RETURN_IF_ERROR(prepare_run_env(ctx));
   QR_RETURN_IF_ERROR(record_tools(ctx));
   for (size_t i = 0; i < ctx.recipe.steps.size(); ++i) {
     const Step& step = ctx.recipe.steps[i];
     if (step.kind != Step::Kind::kRun) continue;
+    QR_RETURN_IF_ERROR(within_deadline(ctx, i));
     progress(ctx, step_name(ctx, i) + ": " + step.describe());
     auto spec = QR_TRY(make_run_spec(ctx, ctx.work / ("step-" + std::to_string(i + 1)), &step));
     QR_RETURN_IF_ERROR(ctx.source->checkout(spec.src_dir, ctx.epoch));
@@ -414,6 +419,7 @@ Status add_copy_entries(BuildContext& ctx, const Step& step, size_t index, norma
     if (e.path.compare(0, prefix.size(), prefix) != 0 || e.path.size() == prefix.size()) continue;
     std::string rel = e.path.substr(prefix.size());
     if (!selected(rel, step, used, matched_dirs)) continue;
+    QR_RETURN_IF_ERROR(within_deadline(ctx, index));
     Entry entry;
     entry.path = join(dest, rel);
     entry.uid = step.uid;
@@ -461,6 +467,7 @@ Status add_run_entries(BuildContext& ctx, const Step& step, size_t index, normal
   if (!dest.empty()) added.insert(dest);
   HardlinkPaths links;
   for (const OutputEntry& o : ctx.step_entries[index]) {
+    QR_RETURN_IF_ERROR(within_deadline(ctx, index));
     const struct stat& st = o.st;
     Entry e;
     e.path = join(dest, o.path);
@@ -655,7 +662,7 @@ void make_result(BuildContext& ctx) {
 // A Containerfile goes through its own lowering (containerfile_build.cc); the output and the result are
 // written here as for a recipe.
 Status run_containerfile(BuildContext& ctx) {
-  ContainerfileInputs in{ctx.opt, *ctx.source, ctx.recipe_path, ctx.work, ctx.epoch, *ctx.layout};
+  ContainerfileInputs in{ctx.opt, *ctx.source, ctx.recipe_path, ctx.work, ctx.epoch, *ctx.layout, ctx.deadline};
   auto image = QR_TRY(build_containerfile(in));
   ctx.recipe.path = ctx.recipe_path;
   ctx.recipe.name = image.name;

@@ -68,6 +68,27 @@ struct StageState {
   }
 };
 
+// What COPY and ADD may still spend: the build's deadline, checked for each entry they write and as a file's
+// bytes come, and the regular-file bytes they write together over the whole build (every stage), within the
+// output limit. A file is counted at its declared size before it is written (a sparse file at its full size),
+// then by what is read past that size; it is copied a buffer at a time, never held whole.
+struct CopyBudget {
+  const BuildDeadline& deadline;
+  uint64_t max_bytes;
+  uint64_t written = 0;
+
+  Status spend(uint64_t bytes) {
+    QR_RETURN_IF_ERROR(deadline.check());
+    if (bytes > max_bytes - written) {
+      return Status::bad_input("COPY and ADD would write more than " + std::to_string(max_bytes) +
+                               " bytes of files (output limit " + std::to_string(max_bytes) +
+                               " bytes: quorate build --max-output-bytes, node build.max_output_bytes)");
+    }
+    written += bytes;
+    return Status();
+  }
+};
+
 struct Lowering {
   const ContainerfileInputs& in;
   Containerfile cf;
@@ -78,10 +99,10 @@ struct Lowering {
   ContainerfileImage out;
   int counter = 0;  // directories made so far
   bool sandbox_checked = false;
-  std::optional<std::chrono::steady_clock::time_point> deadline;
   std::string created;
   std::deque<imagestore::RootfsLease> leases;     // the FROM images' trees, held for the whole build: no rm under us
   std::unordered_map<std::string, bool> ignored;  // path -> ignore->excluded(path), as COPYs asked
+  CopyBudget budget{in.deadline, in.options.max_output_bytes};
 };
 
 // Names the instruction in front of any failure of it ("Containerfile:12: …"), keeping the code.
@@ -407,17 +428,45 @@ Status clear_name(int dir, const std::string& name, const std::string& rel) {
   return Status();
 }
 
-Status write_file(int root, const std::string& rel, std::string_view bytes, uint32_t mode, Owner o) {
+// Creates the regular file `rel` (replacing a non-directory), lets `fill` write its bytes, then sets its owner
+// and mode.
+Status write_file_with(int root, const std::string& rel, uint32_t mode, Owner o,
+                       const std::function<Status(int fd, const std::string& what)>& fill) {
   auto [dir, name] = split_parent(rel);
   Fd parent{QR_TRY(make_dirs(root, dir))};
   QR_RETURN_IF_ERROR(clear_name(parent.fd, name, rel));
   Fd f{::openat(parent.fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)};
   if (f.fd < 0) return Status::from_errno("create /" + rel, errno);
-  std::string what = "/" + rel;
-  QR_RETURN_IF_ERROR(write_all(f.fd, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, what.c_str()));
+  QR_RETURN_IF_ERROR(fill(f.fd, "/" + rel));
   if (::fchown(f.fd, o.uid, o.gid) != 0 || ::fchmod(f.fd, mode) != 0)
     return Status::from_errno("set owner and mode of /" + rel, errno);
   return Status();
+}
+
+Status write_file(int root, const std::string& rel, std::string_view bytes, uint32_t mode, Owner o,
+                  CopyBudget& budget) {
+  QR_RETURN_IF_ERROR(budget.spend(bytes.size()));
+  return write_file_with(root, rel, mode, o, [&](int fd, const std::string& what) {
+    return write_all(fd, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, what.c_str());
+  });
+}
+
+// Writes `rel` from `read` (which fills up to `size` bytes of `buf` and says how many, 0 at the end), a buffer at
+// a time, counting `declared` bytes first and anything read past them as it comes.
+Status write_file_streamed(int root, const std::string& rel, uint32_t mode, Owner o, uint64_t declared,
+                           CopyBudget& budget, const std::function<Result<size_t>(char* buf, size_t size)>& read) {
+  QR_RETURN_IF_ERROR(budget.spend(declared));
+  return write_file_with(root, rel, mode, o, [&](int fd, const std::string& what) -> Status {
+    std::vector<char> buf(size_t{1} << 16);
+    uint64_t got = 0;
+    while (true) {
+      size_t n = QR_TRY(read(buf.data(), buf.size()));
+      if (n == 0) return Status();
+      got += n;
+      QR_RETURN_IF_ERROR(budget.spend(got > declared ? std::min<uint64_t>(n, got - declared) : 0));
+      QR_RETURN_IF_ERROR(write_all(fd, {reinterpret_cast<const uint8_t*>(buf.data()), n}, what.c_str()));
+    }
+  });
 }
 
 Status write_symlink(int root, const std::string& rel, const std::string& target, Owner o) {
@@ -446,6 +495,7 @@ struct CopyOp {
   std::string chown;  // --chown as written (substituted); `owner` once resolved
   std::optional<uint32_t> chmod;
   bool add = false;
+  CopyBudget* budget = nullptr;  // the build's
 };
 
 std::string join_rel(const std::string& dir, const std::string& name) {
@@ -479,6 +529,7 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
     return false;  // not an archive: ADD copies it like COPY
   }
   do {
+    QR_RETURN_IF_ERROR(op.budget->spend(0));
     auto path = normalize::canonical_path(archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
     if (!path.ok()) return path.status().with_context("ADD archive");
     std::string rel = join_rel(dest, *path);
@@ -496,14 +547,14 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
       case AE_IFREG: {
         if (archive_entry_hardlink(e))
           return Status::unsupported("ADD archive: hardlink " + *path + " is not supported yet");
-        std::string data;
-        char buf[65536];
-        la_ssize_t n;
-        while ((n = archive_read_data(a, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
-        if (n < 0)
-          return Status::bad_input("ADD archive: " +
-                                   std::string(archive_error_string(a) ? archive_error_string(a) : "read error"));
-        QR_RETURN_IF_ERROR(write_file(root, rel, data, mode, o));
+        uint64_t declared = archive_entry_size(e) > 0 ? static_cast<uint64_t>(archive_entry_size(e)) : 0;
+        QR_RETURN_IF_ERROR(write_file_streamed(
+            root, rel, mode, o, declared, *op.budget, [&](char* buf, size_t size) -> Result<size_t> {
+              la_ssize_t n = archive_read_data(a, buf, size);
+              if (n >= 0) return static_cast<size_t>(n);
+              const char* why = archive_error_string(a);
+              return Status::bad_input("ADD archive: " + *path + ": " + (why ? why : "read error"));
+            }));
         break;
       }
       default:
@@ -678,7 +729,6 @@ Status check_run_possible(Lowering& L) {
   }
   auto sandbox = QR_TRY(resolve_sandbox(Sandbox::kBubblewrap, L.in.options.bwrap));
   (void)sandbox;
-  L.deadline = std::chrono::steady_clock::now() + L.in.options.timeout;
   L.sandbox_checked = true;
   return Status();
 }
@@ -712,8 +762,11 @@ Status run_bwrap_step(const Lowering& L, std::vector<std::string> argv) {
   spec.log = L.in.work / "build.log";
   spec.sandbox = Sandbox::kNone;
   spec.cancel = L.in.options.cancel;
-  spec.deadline = L.deadline;
-  return run_step(spec);
+  spec.deadline = L.in.deadline.at();
+  Status ran = run_step(spec);
+  std::string message = ran.message();
+  if (message.rfind("timed out", 0) != 0) return ran;
+  return Status::bad_input(message.insert(9, L.in.deadline.limit_text()));
 }
 
 // RUN under a non-root USER: bubblewrap started by util-linux setpriv as the resolved uid, gid and groups, in a
@@ -798,6 +851,7 @@ Status copy_from_commit(Lowering& L, int root, const CopyOp& op) {
     return it->second;
   };
   auto copy_entry = [&](const TreeEntry& e, const std::string& rel) -> Status {
+    QR_RETURN_IF_ERROR(op.budget->spend(0));
     Owner o = op.owner;
     if (e.kind == TreeEntry::Kind::kDirectory) return write_dir(root, rel, op.chmod.value_or(0755), o);
     auto bytes = QR_TRY(L.in.source.read_blob(e.oid));
@@ -807,7 +861,7 @@ Status copy_from_commit(Lowering& L, int root, const CopyOp& op) {
       if (QR_TRY(extract_archive(root, bytes, dir, op))) return Status();
     }
     uint32_t mode = op.chmod.value_or(e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644);
-    return write_file(root, rel, bytes, mode, o);
+    return write_file(root, rel, bytes, mode, o, *op.budget);
   };
   std::string dest = op.dest.substr(1);
   for (const auto& raw : op.sources) {
@@ -847,13 +901,15 @@ Status copy_from_commit(Lowering& L, int root, const CopyOp& op) {
 // Copies the open entry `src` (of the other stage) to `rel`, directories recursively, never following links.
 Status copy_tree(int root, int src, const struct stat& st, const std::string& rel, const CopyOp& op, int depth) {
   if (depth > 256) return Status::bad_input("COPY --from: directories nested too deep at /" + rel);
+  QR_RETURN_IF_ERROR(op.budget->spend(0));
   if (S_ISREG(st.st_mode)) {
-    std::string bytes;
-    char buf[65536];
-    ssize_t n;
-    while ((n = ::read(src, buf, sizeof buf)) > 0) bytes.append(buf, static_cast<size_t>(n));
-    if (n < 0) return Status::from_errno("read for /" + rel, errno);
-    return write_file(root, rel, bytes, op.chmod.value_or(st.st_mode & 07777), op.owner);
+    return write_file_streamed(root, rel, op.chmod.value_or(st.st_mode & 07777), op.owner,
+                               static_cast<uint64_t>(st.st_size), *op.budget,
+                               [&](char* buf, size_t size) -> Result<size_t> {
+                                 ssize_t n = ::read(src, buf, size);
+                                 if (n < 0) return Status::from_errno("read for /" + rel, errno);
+                                 return static_cast<size_t>(n);
+                               });
   }
   if (!S_ISDIR(st.st_mode)) return Status::unsupported("COPY --from: /" + rel + " is a device, fifo or socket");
   QR_RETURN_IF_ERROR(write_dir(root, rel, op.chmod.value_or(st.st_mode & 07777), op.owner));
@@ -977,6 +1033,7 @@ Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
   if (words.size() < 2) return Status::bad_input("needs a source and a destination");
   CopyOp op;
   op.add = i.kind == K::kAdd;
+  op.budget = &L.budget;
   op.sources.assign(words.begin(), words.end() - 1);
   for (const auto& src : op.sources) {
     if (is_url_source(src))
@@ -1041,6 +1098,7 @@ Status lower_stage(Lowering& L, size_t index) {
   const Stage& st = L.cf.stages[index];
   L.stages.push_back(QR_TRY(start_stage(L, st)));
   for (const Instruction& i : st.instructions) {
+    QR_RETURN_IF_ERROR(within(L, i, L.in.deadline.check()));
     StageState& s = L.stages[index];
     Status status;
     bool layer = i.kind == K::kRun || i.kind == K::kCopy || i.kind == K::kAdd;
@@ -1181,7 +1239,7 @@ Status name_image(Lowering& L) {
 }  // namespace
 
 Result<ContainerfileImage> build_containerfile(const ContainerfileInputs& in) {
-  Lowering L{in, {}, {}, {}, {}, {}, {}, 0, false, {}, format_rfc3339(in.epoch)};
+  Lowering L{in, {}, {}, {}, {}, {}, {}, 0, false, format_rfc3339(in.epoch)};
   if (!in.options.image_name.empty()) QR_RETURN_IF_ERROR(check_image_name(in.options.image_name, "--name"));
   if (!in.options.image_tag.empty()) QR_RETURN_IF_ERROR(check_image_tag(in.options.image_tag, "--tag"));
   QR_RETURN_IF_ERROR(read_containerfile(L));

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "deadline.h"
 #include "quorate/builder/build.h"
 #include "quorate/builder/source.h"
 #include "quorate/core/status.h"
@@ -22,6 +23,7 @@ struct ContainerfileInputs {
   std::filesystem::path work;  // this build's scratch directory
   int64_t epoch = 0;
   normalize::OciLayoutWriter& layout;
+  const BuildDeadline& deadline;  // the whole build's
 };
 
 // What build() records of a Containerfile build.

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -33,7 +34,7 @@ using quorate::testing::slurp;
 std::string make_image(const std::filesystem::path& dir) {
   return quorate::testing::make_busybox_image(dir,
                                               {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp",
-                                               "ln", "chmod", "chown", "id", "tar", "stat"},
+                                               "ln", "chmod", "chown", "id", "tar", "stat", "truncate"},
                                               /*with_tmp=*/true);
 }
 
@@ -401,6 +402,52 @@ TEST_F(ContainerfileBuildTest, RefusedConstructsExitTwoWithTheLineAndWriteNothin
     EXPECT_THAT(r.out, HasSubstr(where)) << text;
     EXPECT_FALSE(std::filesystem::exists(out)) << text;
   }
+}
+
+// COPY and ADD write no more than the output limit over the whole build, counted before the bytes are read: a
+// sparse 2 GiB file an earlier stage made, and an archive of 30 KB that inflates to 1 GiB, are refused at their
+// line. The builder streams what it copies (it held each file whole in memory, and wrote it all to disk first).
+TEST_F(ContainerfileBuildTest, CopyAndAddPastTheOutputLimitAreRefusedAtTheirLine) {
+  make_project(scratch_ / "a",
+               "FROM " + base() + " AS big\nRUN truncate -s 2G /big\nFROM " + base() + "\nCOPY --from=big /big /big\n");
+  auto r = build(scratch_ / "a", scratch_ / "out-a", "--max-output-bytes 1048576");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:4: COPY and ADD would write more than 1048576 bytes of files"));
+  EXPECT_THAT(r.out, HasSubstr("node build.max_output_bytes"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-a"));
+
+  auto src = scratch_ / "src-b";  // make_project adds its files beside the archive
+  std::filesystem::create_directories(src);
+  auto packed = run("cd " + sh(src.string()) +
+                    " && truncate -s 1G zeros && tar cf - zeros | zstd -1 -q > bomb.tar.zst && rm zeros");
+  ASSERT_EQ(packed.exit_code, 0) << packed.out;
+  ASSERT_LT(std::filesystem::file_size(src / "bomb.tar.zst"), 1u << 20);
+  make_project(scratch_ / "b", "FROM " + base() + "\nADD bomb.tar.zst /x/\n");
+  r = build(scratch_ / "b", scratch_ / "out-b", "--max-output-bytes 1048576");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:2: COPY and ADD would write more than 1048576 bytes of files"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-b"));
+
+  struct rusage usage {};
+  ::getrusage(RUSAGE_CHILDREN, &usage);
+  EXPECT_LT(usage.ru_maxrss, 512 * 1024) << "KiB: the largest process this test waited for";
+}
+
+// The build timeout covers the whole build, not only RUN: stages that copy a large tree again and again stop
+// at it, naming the instruction they were at.
+TEST_F(ContainerfileBuildTest, TheTimeoutCoversCopiesAsWellAsRuns) {
+  auto src = scratch_ / "src-a";
+  for (int i = 0; i < 300; ++i) write_text(src / "src/many" / (std::to_string(i) + ".txt"), std::to_string(i));
+  std::string containerfile;
+  for (int stage = 0; stage < 40; ++stage) {
+    containerfile += "FROM " + base() + " AS s" + std::to_string(stage) + "\nCOPY src/ /a/\nCOPY src/ /b/\n";
+  }
+  make_project(scratch_ / "a", containerfile + "FROM " + base() + "\nCOPY --from=s0 /a /a\n");
+  auto r = build(scratch_ / "a", scratch_ / "out", "--timeout 1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("timed out (build timeout 1 s: quorate build --timeout, node build.timeout_seconds)"));
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out"));
 }
 
 TEST_F(ContainerfileBuildTest, FailingRunNamesTheLine) {

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "builder/git_repo.h"
 #include "quorate/builder/build.h"
@@ -12,10 +14,12 @@ namespace quorate::builder::hostile {
 
 class HostileBuild : public ::testing::Test {
  protected:
-  // A repository whose only file is `recipe` as quorate.toml; returns its commit.
-  std::string commit_recipe(const std::string& recipe) {
+  // A repository holding `recipe` as quorate.toml and `files` (path, text); returns its commit.
+  std::string commit_recipe(const std::string& recipe,
+                            const std::vector<std::pair<std::string, std::string>>& files = {}) {
     auto src = scratch_ / ("src-" + std::to_string(++repos_));
     testing::write_text(src / "quorate.toml", recipe);
+    for (const auto& [path, text] : files) testing::write_text(src / path, text);
     repo_ = scratch_ / ("repo-" + std::to_string(repos_));
     return testing::make_repo(src, repo_);
   }

@@ -51,6 +51,23 @@ TEST_P(Limits, AStepPastTheTimeoutIsKilled) {
   EXPECT_FALSE(std::filesystem::exists(o.output));
 }
 
+// The timeout covers the whole build: copy steps, which run no process, stop at it too (a recipe of many
+// copies of a large tree kept a node busy for as long as they took).
+TEST_P(Limits, CopyStepsStopAtTheTimeout) {
+  std::vector<std::pair<std::string, std::string>> files;
+  for (int i = 0; i < 300; ++i) files.emplace_back("src/" + std::to_string(i) + ".txt", std::to_string(i));
+  std::string recipe = "[image]\nname = \"example.org/hostile\"\n";
+  for (int i = 0; i < 1000; ++i) recipe += "\n[[steps]]\ncopy = \"src/**\"\nto = \"/c" + std::to_string(i) + "\"\n";
+  auto o = options(commit_recipe(recipe, files), GetParam());
+  o.timeout = std::chrono::seconds(1);
+  auto r = build(o);
+  ASSERT_FALSE(r.ok()) << "1,000 copies of 300 files were built within 1 s, or past it";
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("timed out (build timeout 1 s"));
+  EXPECT_THAT(r.status().message(), HasSubstr("copy src/**"));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
 TEST_P(Limits, AStepWithinTheLimitsBuilds) {
   auto commit = commit_recipe(run_recipe("head -c 1000 /dev/zero > \"$OUT/small\""));
   auto o = options(commit, GetParam());

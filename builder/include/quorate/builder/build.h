@@ -51,10 +51,14 @@ struct BuildOptions {
   std::filesystem::path base_layout;
   Sandbox sandbox = Sandbox::kBubblewrap;
   std::filesystem::path bwrap = "/usr/bin/bwrap";
-  // Limits on what a recipe's run steps may cost (issue 11, item 10). Exceeding one fails the build with
-  // bad_input naming the limit; every process of the step is killed and nothing is written to the output.
-  std::chrono::seconds timeout{3600};             // wall time of all run steps together (monotonic clock)
-  uint64_t max_output_bytes = uint64_t{4} << 30;  // regular-file bytes in all run steps' $OUT together
+  // Limits on what a build may cost (issue 11, item 10). Exceeding one fails the build with bad_input naming
+  // the limit; every process of a running step is killed and nothing is written to the output.
+  // The timeout is wall time of the whole build from build()'s start (monotonic clock), checked between steps
+  // and for each file a step copies or a layer holds. The byte limit counts the regular files in all run
+  // steps' $OUT together (a Containerfile: its final stage's layers, and separately what COPY and ADD write
+  // over all stages).
+  std::chrono::seconds timeout{3600};
+  uint64_t max_output_bytes = uint64_t{4} << 30;
   // Where builder images ([build] image) are looked up (docs/image-store.md); required by recipes that
   // name one. The CLI passes $XDG_CACHE_HOME/quorate/images by default.
   std::filesystem::path image_store;
