@@ -132,8 +132,8 @@ void add_build_command(CLI::App& app, Action& action) {
       ->check(CLI::Range(int64_t{1}, int64_t{7} * 24 * 3600));
   cmd->add_option(
          "--max-output-bytes", args->max_output_bytes,
-         "Largest total size of the regular files the run steps leave in their outputs (a Containerfile: its final "
-         "layers, and what COPY and ADD write in all stages)")
+         "Largest total size of the regular files the run steps leave in their outputs and the copy steps copy (a "
+         "Containerfile: its final layers, and what COPY and ADD write in all stages)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 50));
   cmd->add_option("--attest", args->attest_key,

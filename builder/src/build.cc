@@ -57,8 +57,8 @@ struct BuildContext {
   std::optional<BaseImageData> base;
   std::vector<fs::path> step_outputs;                  // per step; empty for copy steps
   std::vector<std::vector<OutputEntry>> step_entries;  // per step: what its $OUT held, read without following links
-  uint64_t output_bytes = 0;                           // regular-file bytes of all run steps' outputs so far
-  fs::path builder_rootfs;                             // the verified builder image's root file system, when pinned
+  uint64_t output_bytes = 0;  // regular-file bytes of all run steps' outputs, then of the copy steps, so far
+  fs::path builder_rootfs;    // the verified builder image's root file system, when pinned
   std::optional<imagestore::RootfsLease> builder_rootfs_lease;  // held for the whole build: no rm under us
   std::map<std::string, std::string> builder_env;               // its config's Env
   std::optional<AtomicDir> layout_dir;
@@ -360,6 +360,10 @@ Status run_steps(BuildContext& ctx) {
     if (!s.ok()) return step_failure(ctx, i, s);
     if (began) progress(ctx, step_name(ctx, i) + ": ran in " + seconds_text(ctx.opt.clock_ms() - *began));
     QR_RETURN_IF_ERROR(read_step_output(ctx, i, spec.out_dir));
+    // Nothing reads a step's checkout or /tmp again: one checkout of the commit on disk at a time, not one a step.
+    std::error_code ignored;
+    fs::remove_all(spec.src_dir, ignored);
+    fs::remove_all(spec.tmp_dir, ignored);
   }
   return Status();
 }
@@ -437,6 +441,14 @@ Status add_copy_entries(BuildContext& ctx, const Step& step, size_t index, norma
       entry.link_target = QR_TRY(ctx.source->read_blob(e.oid));
       QR_RETURN_IF_ERROR(writer.add(std::move(entry)));
     } else {
+      if (e.size > ctx.opt.max_output_bytes - ctx.output_bytes) {
+        return Status::bad_input(
+            step_name(ctx, index) + ": copy steps and run steps' outputs together are larger than " +
+            std::to_string(ctx.opt.max_output_bytes) + " bytes (at " + e.path + ", " + std::to_string(e.size) +
+            " bytes; output limit " + std::to_string(ctx.opt.max_output_bytes) +
+            " bytes: quorate build --max-output-bytes, node build.max_output_bytes)");
+      }
+      ctx.output_bytes += e.size;
       entry.mode = step.mode.value_or(e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644);
       QR_RETURN_IF_ERROR(writer.add_bytes(std::move(entry), QR_TRY(ctx.source->read_blob(e.oid))));
     }

@@ -171,11 +171,16 @@ Status GitSource::load(const std::string& rev) {
   if (git_commit_tree(&tree.p, commit) != 0)
     return Status::internal("read tree of " + commit_ + ": " + git::last_error());
 
+  GitPtr<git_odb, git_odb_free> odb;
+  if (git_repository_odb(&odb.p, impl_->repo.p) != 0)
+    return Status::internal("open object database: " + git::last_error());
   struct Walk {
     std::vector<TreeEntry>* out;
+    git_odb* odb;
     std::string submodule;
     Status refused;
-  } walk{&entries_, {}, {}};
+    uint64_t total = 0;
+  } walk{&entries_, odb.p, {}, {}};
   auto cb = [](const char* root, const git_tree_entry* e, void* payload) -> int {
     auto* w = static_cast<Walk*>(payload);
     Status named = check_tree_entry_name(root, git_tree_entry_name(e));
@@ -202,7 +207,28 @@ Status GitSource::load(const std::string& rev) {
         t.kind = TreeEntry::Kind::kFile;
         break;
     }
-    if (t.kind != TreeEntry::Kind::kDirectory) t.oid = oid_hex(git_tree_entry_id(e));
+    if (t.kind != TreeEntry::Kind::kDirectory) {
+      t.oid = oid_hex(git_tree_entry_id(e));
+      size_t size = 0;
+      git_object_t type = GIT_OBJECT_INVALID;
+      if (git_odb_read_header(&size, &type, w->odb, git_tree_entry_id(e)) != 0 || type != GIT_OBJECT_BLOB) {
+        w->refused = Status::bad_input("file " + t.path + " names blob " + t.oid + ", which the repository " +
+                                       (type == GIT_OBJECT_INVALID ? "lacks" : "holds as another kind of object"));
+        return -1;
+      }
+      t.size = size;
+      if (t.size > kMaxFileBytes) {
+        w->refused = Status::bad_input("file " + t.path + " is " + std::to_string(t.size) +
+                                       " bytes; a file may be at most " + std::to_string(kMaxFileBytes));
+        return -1;
+      }
+      w->total += t.size;
+      if (w->total > kMaxTreeBytes) {
+        w->refused = Status::bad_input("its files total more than " + std::to_string(kMaxTreeBytes) +
+                                       " bytes (each counted once per tree entry naming it; at " + t.path + ")");
+        return -1;
+      }
+    }
     w->out->push_back(std::move(t));
     return 0;
   };

@@ -68,6 +68,26 @@ TEST_P(Limits, CopyStepsStopAtTheTimeout) {
   EXPECT_FALSE(std::filesystem::exists(o.output));
 }
 
+// Copy steps count against the output limit with the run steps: the image's files together stay within it (a
+// recipe of many copies of a large tree wrote as many layers as it listed).
+TEST_P(Limits, CopyStepsCountAgainstTheOutputLimit) {
+  std::string part(600000, 'x');
+  auto o = options(commit_recipe(run_recipe("head -c 300000 /dev/zero > \"$OUT/run.bin\"", "/r") +
+                                     "\n[[steps]]\ncopy = \"*.txt\"\nto = \"/c\"\n",
+                                 {{"a.txt", part}, {"b.txt", part}}),
+                   GetParam());
+  o.max_output_bytes = 1 << 20;
+  auto r = build(o);
+  ASSERT_FALSE(r.ok()) << "1.5 MB of files were built under a 1 MiB output limit";
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(),
+              HasSubstr("copy steps and run steps' outputs together are larger than 1048576 bytes (at b.txt"));
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+  o.max_output_bytes = 1500000;
+  o.output = o.output.string() + "-larger";
+  EXPECT_TRUE(build(o).ok());
+}
+
 TEST_P(Limits, AStepWithinTheLimitsBuilds) {
   auto commit = commit_recipe(run_recipe("head -c 1000 /dev/zero > \"$OUT/small\""));
   auto o = options(commit, GetParam());

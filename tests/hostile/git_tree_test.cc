@@ -2,6 +2,7 @@
 // outside the checkout (issue 11, item 1). Trees are written with `git hash-object --literally`, as an attacker
 // pushing a crafted object would.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
@@ -161,6 +162,55 @@ TEST_P(HostileTree, BuildExitsTwoAndWritesNothingOutside) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, HostileTree, ::testing::Range<size_t>(0, cases().size()),
                          [](const auto& param_info) { return std::string(cases()[param_info.param].label); });
+
+// Git stores a gigabyte of zeros in a megabyte, and a tree may name one blob thousands of times: a commit whose
+// files would cost more to read or check out than GitSource's bounds is refused when it is opened, from the
+// object headers, before a blob is read (a 9 MB pack of a 2 GiB file made `quorate build` hold 4.2 GB).
+class HostileSize : public ::testing::Test {
+ protected:
+  // Opens `commit` and builds it; both must refuse it naming `why`, the build at once and in little memory.
+  void expect_refused(const std::string& commit, const std::string& why) {
+    auto source = builder::GitSource::open((dir_ / "repo").string(), commit, dir_ / "clones");
+    ASSERT_FALSE(source.ok()) << "a commit past the size bounds was opened";
+    EXPECT_TRUE(source.status().is_bad_input()) << source.status().to_string();
+    EXPECT_NE(source.status().message().find(why), std::string::npos) << source.status().to_string();
+    auto r = e2e::run({testing::quorate_bin(), "build", "--repo", (dir_ / "repo").string(), "--commit", commit, "--out",
+                       (dir_ / "out").string(), "--no-sandbox", "--work-dir", (dir_ / "work").string(), "-q"},
+                      dir_.path(), std::chrono::seconds(120));
+    EXPECT_EQ(r.code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find(why), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "out"));
+  }
+  testing::ScratchDir dir_;
+  HostileRepo repo_{dir_ / "repo"};
+};
+
+TEST_F(HostileSize, OneBlobNamedThousandsOfTimesIsRefused) {
+  std::string zeros = repo_.blob(std::string(size_t{2} << 20, '\0'));
+  std::vector<RawEntry> entries;
+  for (int i = 0; i < 9000; ++i) entries.push_back({"100644", "z" + std::to_string(100000 + i), zeros});
+  expect_refused(repo_.commit_with(entries), "its files total more than 17179869184 bytes");
+}
+
+TEST_F(HostileSize, AFileOverOneGibIsRefused) {
+  auto big = dir_ / "big";
+  std::ofstream(big).close();
+  fs::resize_file(big, (uint64_t{1} << 30) + 1);  // sparse: git reads zeros
+  auto r = e2e::run(testing::git_argv(dir_ / "repo", {"-c", "core.compression=1", "hash-object", "-w", big.string()}),
+                    dir_.path(), std::chrono::seconds(120));
+  ASSERT_EQ(r.code, 0) << r.err;
+  fs::remove(big);
+  expect_refused(repo_.commit_with({{"100644", "big", trim(r.out)}}),
+                 "file big is 1073741825 bytes; a file may be at most 1073741824");
+  struct rusage usage {};
+  ::getrusage(RUSAGE_CHILDREN, &usage);
+  EXPECT_LT(usage.ru_maxrss, 256 * 1024) << "KiB: the largest process this test waited for";
+}
+
+TEST_F(HostileSize, ABlobTheRepositoryLacksIsNamed) {
+  expect_refused(repo_.commit_with({{"100644", "gone", std::string(40, 'e')}}),
+                 "file gone names blob eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, which the repository lacks");
+}
 
 TEST(HostileTreeName, GitFsckRules) {
   EXPECT_TRUE(builder::check_tree_entry_name("", "ok.txt").ok());

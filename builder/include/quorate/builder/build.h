@@ -55,8 +55,8 @@ struct BuildOptions {
   // the limit; every process of a running step is killed and nothing is written to the output.
   // The timeout is wall time of the whole build from build()'s start (monotonic clock), checked between steps
   // and for each file a step copies or a layer holds. The byte limit counts the regular files in all run
-  // steps' $OUT together (a Containerfile: its final stage's layers, and separately what COPY and ADD write
-  // over all stages).
+  // steps' $OUT and all copy steps together (a Containerfile: its final stage's layers, and separately what
+  // COPY and ADD write over all stages).
   std::chrono::seconds timeout{3600};
   uint64_t max_output_bytes = uint64_t{4} << 30;
   // Where builder images ([build] image) are looked up (docs/image-store.md); required by recipes that

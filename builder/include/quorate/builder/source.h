@@ -16,8 +16,16 @@ struct TreeEntry {
   enum class Kind { kFile, kExecutable, kSymlink, kDirectory };
   std::string path;  // relative, '/'-separated, as stored in Git
   Kind kind = Kind::kFile;
-  std::string oid;  // blob id (hex); empty for directories
+  std::string oid;    // blob id (hex); empty for directories
+  uint64_t size = 0;  // the blob's size in bytes (from its header; 0 for directories)
 };
+
+// What one commit's files may weigh, checked when it is opened from the object database's headers, before any
+// blob is read (a blob is read whole, and Git stores a gigabyte of zeros in a megabyte): a file of more than
+// kMaxFileBytes, or files totalling more than kMaxTreeBytes counted once per tree entry that names them, get
+// bad_input naming the commit. Bounds of the commit alone, so honest nodes agree on them.
+inline constexpr uint64_t kMaxFileBytes = uint64_t{1} << 30;
+inline constexpr uint64_t kMaxTreeBytes = uint64_t{16} << 30;
 
 // One resolved commit of one repository. Not thread-safe (libgit2 objects are not shared between threads).
 class GitSource {
