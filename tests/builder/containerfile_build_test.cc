@@ -34,7 +34,7 @@ using quorate::testing::slurp;
 std::string make_image(const std::filesystem::path& dir) {
   return quorate::testing::make_busybox_image(dir,
                                               {"sh", "cat", "echo", "ls", "mkdir", "rm", "test", "true", "touch", "cp",
-                                               "ln", "chmod", "chown", "id", "tar", "stat", "truncate"},
+                                               "ln", "chmod", "chown", "id", "tar", "stat", "truncate", "sleep"},
                                               /*with_tmp=*/true);
 }
 
@@ -448,6 +448,13 @@ TEST_F(ContainerfileBuildTest, TheTimeoutCoversCopiesAsWellAsRuns) {
   EXPECT_THAT(r.out, HasSubstr("timed out (build timeout 1 s: quorate build --timeout, node build.timeout_seconds)"));
   EXPECT_THAT(r.out, HasSubstr("Containerfile:"));
   EXPECT_FALSE(std::filesystem::exists(scratch_ / "out"));
+
+  make_project(scratch_ / "b", "FROM " + base() + "\nRUN sleep 30 & sleep 30\n");
+  r = build(scratch_ / "b", scratch_ / "out-b", "--timeout 1");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:2: timed out (build timeout 1 s: quorate build --timeout, node "
+                               "build.timeout_seconds) (all its processes were killed)"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-b"));
 }
 
 TEST_F(ContainerfileBuildTest, FailingRunNamesTheLine) {
