@@ -361,9 +361,10 @@ Status run_steps(BuildContext& ctx) {
     if (began) progress(ctx, step_name(ctx, i) + ": ran in " + seconds_text(ctx.opt.clock_ms() - *began));
     QR_RETURN_IF_ERROR(read_step_output(ctx, i, spec.out_dir));
     // Nothing reads a step's checkout or /tmp again: one checkout of the commit on disk at a time, not one a step.
-    std::error_code ignored;
-    fs::remove_all(spec.src_dir, ignored);
-    fs::remove_all(spec.tmp_dir, ignored);
+    if (!ctx.opt.keep_work_dir) {
+      remove_tree(spec.src_dir);
+      remove_tree(spec.tmp_dir);
+    }
   }
   return Status();
 }
@@ -529,6 +530,7 @@ Status write_layers(BuildContext& ctx) {
   options.level = ctx.recipe.compression_level;
   options.threads = ctx.opt.threads;
   options.temp_dir = ctx.work;
+  options.keep_going = [&] { return ctx.deadline.check(); };
   for (size_t i = 0; i < ctx.recipe.steps.size(); ++i) {
     const Step& step = ctx.recipe.steps[i];
     normalize::CanonicalLayerWriter writer(options);
@@ -540,7 +542,7 @@ Status write_layers(BuildContext& ctx) {
     }
     auto blob = QR_TRY(ctx.layout->begin_blob());
     auto summary = writer.write(*blob);
-    if (!summary.ok()) return summary.status().with_context(step_name(ctx, i));
+    if (!summary.ok()) return step_failure(ctx, i, summary.status());
     QR_RETURN_IF_ERROR(blob->finish());
     auto desc = QR_TRY(blob->commit(summary->media_type));
     progress(ctx, step_name(ctx, i) + ": layer " + size_text(summary->tar_size) + " (" + size_text(desc.size) +

@@ -443,14 +443,6 @@ Status write_file_with(int root, const std::string& rel, uint32_t mode, Owner o,
   return Status();
 }
 
-Status write_file(int root, const std::string& rel, std::string_view bytes, uint32_t mode, Owner o,
-                  CopyBudget& budget) {
-  QR_RETURN_IF_ERROR(budget.spend(bytes.size()));
-  return write_file_with(root, rel, mode, o, [&](int fd, const std::string& what) {
-    return write_all(fd, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, what.c_str());
-  });
-}
-
 // Writes `rel` from `read` (which fills up to `size` bytes of `buf` and says how many, 0 at the end), a buffer at
 // a time, counting `declared` bytes first and anything read past them as it comes.
 Status write_file_streamed(int root, const std::string& rel, uint32_t mode, Owner o, uint64_t declared,
@@ -854,14 +846,19 @@ Status copy_from_commit(Lowering& L, int root, const CopyOp& op) {
     QR_RETURN_IF_ERROR(op.budget->spend(0));
     Owner o = op.owner;
     if (e.kind == TreeEntry::Kind::kDirectory) return write_dir(root, rel, op.chmod.value_or(0755), o);
+    if (e.kind == TreeEntry::Kind::kSymlink) return write_symlink(root, rel, QR_TRY(L.in.source.read_blob(e.oid)), o);
+    QR_RETURN_IF_ERROR(op.budget->spend(e.size));  // counted before the blob is read
     auto bytes = QR_TRY(L.in.source.read_blob(e.oid));
-    if (e.kind == TreeEntry::Kind::kSymlink) return write_symlink(root, rel, bytes, o);
     if (op.add) {
       std::string dir = op.dest_dir ? op.dest.substr(1) : split_parent(op.dest.substr(1)).first;
+      op.budget->written -= e.size;  // an archive counts by what it extracts
       if (QR_TRY(extract_archive(root, bytes, dir, op))) return Status();
+      QR_RETURN_IF_ERROR(op.budget->spend(e.size));
     }
     uint32_t mode = op.chmod.value_or(e.kind == TreeEntry::Kind::kExecutable ? 0755 : 0644);
-    return write_file(root, rel, bytes, mode, o, *op.budget);
+    return write_file_with(root, rel, mode, o, [&](int fd, const std::string& what) {
+      return write_all(fd, {reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()}, what.c_str());
+    });
   };
   std::string dest = op.dest.substr(1);
   for (const auto& raw : op.sources) {
@@ -1132,10 +1129,11 @@ Status write_layers(Lowering& L, const StageState& s, std::vector<normalize::Des
   options.keep_owners = true;
   options.threads = L.in.options.threads;
   options.temp_dir = L.in.work;
+  options.keep_going = [&] { return L.in.deadline.check(); };
   uint64_t bytes = 0;
   for (const auto& dir : s.layers) {
     normalize::CanonicalLayerWriter writer(options);
-    QR_RETURN_IF_ERROR(add_upper_dir(dir, L.in.options.max_output_bytes, bytes, writer));
+    QR_RETURN_IF_ERROR(add_upper_dir(dir, L.in.options.max_output_bytes, bytes, writer, options.keep_going));
     auto blob = QR_TRY(L.in.layout.begin_blob());
     auto summary = QR_TRY(writer.write(*blob));
     QR_RETURN_IF_ERROR(blob->finish());

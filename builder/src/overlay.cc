@@ -111,13 +111,14 @@ Entry whiteout(const std::string& path) {
 
 }  // namespace
 
-Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes,
-                     normalize::CanonicalLayerWriter& writer) {
+Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes, normalize::CanonicalLayerWriter& writer,
+                     const std::function<Status()>& keep_going) {
   OutputLimits limits;
   limits.max_bytes = max_bytes;
   auto entries = QR_TRY(read_output_tree(dir, limits, bytes));
   HardlinkPaths links;
   for (const OutputEntry& o : entries) {
+    QR_RETURN_IF_ERROR(keep_going());
     const struct stat& st = o.st;
     if (S_ISCHR(st.st_mode) && st.st_rdev == 0) {  // overlayfs's deletion mark
       QR_RETURN_IF_ERROR(writer.add(whiteout(parent_of(o.path) + ".wh." + name_of(o.path))));

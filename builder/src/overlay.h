@@ -36,7 +36,8 @@ Result<std::filesystem::path> expose_for_user(const std::filesystem::path& merge
 // whiteout `.wh.NAME`, a directory marked opaque gets `.wh..wh..opq`, everything else keeps its type, mode,
 // owner and (clamped by the writer) mtime; hardlinked files stay linked. Never follows a symlink. `bytes`
 // accumulates regular-file bytes against `max_bytes`. bad_input naming the entry for a socket or a limit.
+// `keep_going` is asked for each entry (the build's deadline).
 Status add_upper_dir(const std::filesystem::path& dir, uint64_t max_bytes, uint64_t& bytes,
-                     normalize::CanonicalLayerWriter& writer);
+                     normalize::CanonicalLayerWriter& writer, const std::function<Status()>& keep_going);
 
 }  // namespace quorate::builder

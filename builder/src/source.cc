@@ -211,15 +211,29 @@ Status GitSource::load(const std::string& rev) {
       t.oid = oid_hex(git_tree_entry_id(e));
       size_t size = 0;
       git_object_t type = GIT_OBJECT_INVALID;
-      if (git_odb_read_header(&size, &type, w->odb, git_tree_entry_id(e)) != 0 || type != GIT_OBJECT_BLOB) {
-        w->refused = Status::bad_input("file " + t.path + " names blob " + t.oid + ", which the repository " +
-                                       (type == GIT_OBJECT_INVALID ? "lacks" : "holds as another kind of object"));
+      int rc = git_odb_read_header(&size, &type, w->odb, git_tree_entry_id(e));
+      if (rc == GIT_ENOTFOUND) {
+        w->refused = Status::bad_input("file " + t.path + " names blob " + t.oid + ", which the repository lacks");
+        return -1;
+      }
+      if (rc != 0) {
+        w->refused = Status::internal("read the header of blob " + t.oid + " (" + t.path + "): " + git::last_error());
+        return -1;
+      }
+      if (type != GIT_OBJECT_BLOB) {
+        w->refused = Status::bad_input("file " + t.path + " names " + t.oid + ", which is not a blob");
         return -1;
       }
       t.size = size;
       if (t.size > kMaxFileBytes) {
         w->refused = Status::bad_input("file " + t.path + " is " + std::to_string(t.size) +
                                        " bytes; a file may be at most " + std::to_string(kMaxFileBytes));
+        return -1;
+      }
+      // A link's target is at most PATH_MAX (symlinkat refuses longer ones), but a layer would carry any length.
+      if (t.kind == TreeEntry::Kind::kSymlink && t.size >= kMaxLinkTargetBytes) {
+        w->refused = Status::bad_input("symlink " + t.path + " has a target of " + std::to_string(t.size) +
+                                       " bytes; at most " + std::to_string(kMaxLinkTargetBytes - 1));
         return -1;
       }
       w->total += t.size;

@@ -2,6 +2,7 @@
 #include "quorate/core/temporaries.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <chrono>
@@ -42,13 +43,37 @@ void unregister_temporary(const std::filesystem::path& path) {
   registry().erase(path.string());
 }
 
+namespace {
+
+// Makes every directory at or under `path` (links not followed) 0700, parents before children.
+void make_directories_writable(const std::filesystem::path& path, int depth) {
+  std::error_code ec;
+  if (depth > 4096 || std::filesystem::symlink_status(path, ec).type() != std::filesystem::file_type::directory) {
+    return;
+  }
+  ::chmod(path.c_str(), 0700);
+  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
+    make_directories_writable(it->path(), depth + 1);
+  }
+}
+
+}  // namespace
+
+void remove_tree(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (std::filesystem::symlink_status(path, ec).type() == std::filesystem::file_type::not_found) return;
+  make_directories_writable(path, 0);
+  std::filesystem::remove_all(path, ec);
+}
+
 void remove_registered_temporaries() {
   std::lock_guard lock(registry_mutex());
   for (const auto& p : registry()) {
     // Another thread may still be writing into a directory: later passes catch what it added meanwhile.
     for (int pass = 0; pass < 1000; ++pass) {
       std::error_code ec;
-      std::filesystem::remove_all(p, ec);
+      remove_tree(p);
       // (libstdc++ sets `ec` for a path that is not there, so its type is what says it is gone: testing `ec`
       // too kept every removal waiting out the 1,000 passes, one second a temporary.)
       if (std::filesystem::symlink_status(p, ec).type() == std::filesystem::file_type::not_found) break;
@@ -97,8 +122,7 @@ std::filesystem::path TempDir::release() {
 
 void TempDir::remove() {
   if (path_.empty()) return;
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
+  remove_tree(path_);
   unregister_temporary(path_);
   path_.clear();
 }

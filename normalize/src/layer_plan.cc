@@ -1,6 +1,8 @@
 // LayerPlan: last-wins paths, hardlink groups, canonical ordering, and the write of the canonical tar.
 #include "layer_plan.h"
 
+#include <optional>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/tar_header.h"
@@ -265,13 +268,37 @@ Status LayerPlan::write(TarStream& tar_out, LayerSummary& summary) {
   return tar_out.write(std::string_view(kZeros.data(), kEndOfArchiveSize));
 }
 
+namespace {
+
+// Passes each write on after asking `keep_going`.
+class CheckedSink : public Sink {
+ public:
+  CheckedSink(Sink* next, const std::function<Status()>& keep_going) : next_(next), keep_going_(keep_going) {}
+  Status write(std::span<const uint8_t> bytes) override {
+    QR_RETURN_IF_ERROR(keep_going_());
+    return next_->write(bytes);
+  }
+
+ private:
+  Sink* next_;
+  const std::function<Status()>& keep_going_;
+};
+
+}  // namespace
+
 Status write_layer(LayerPlan& plan, const LayerOptions& options, Sink& out, LayerSummary& summary) {
   const bool compressed = options.compression != Compression::kNone;
   DigestingSink blob_hash(&out);
   Sink* blob_sink = compressed ? static_cast<Sink*>(&blob_hash) : &out;
+  // Asked on both sides of a compressor: one with a worker thread takes in tens of MiB before it blocks, and
+  // does most of its work in finish().
+  std::optional<CheckedSink> checked_in, checked_out;
+  if (options.keep_going && compressed) blob_sink = &checked_out.emplace(blob_sink, options.keep_going);
   std::unique_ptr<Sink> compressor;
   if (compressed) compressor = make_compressor(options.compression, options.level, options.threads, blob_sink);
-  TarStream tar(compressed ? compressor.get() : &out, /*hash_thread=*/!compressed);
+  Sink* tar_sink = compressed ? compressor.get() : &out;
+  if (options.keep_going) tar_sink = &checked_in.emplace(tar_sink, options.keep_going);
+  TarStream tar(tar_sink, /*hash_thread=*/!compressed);
   QR_RETURN_IF_ERROR(plan.write(tar, summary));
   QR_RETURN_IF_ERROR(tar.finish());
   summary.diff_id = tar.digest();

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
 
 #include "hostile/builder_fixture.h"
@@ -11,6 +13,7 @@ namespace quorate::builder::hostile {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using Clock = std::chrono::steady_clock;
 
 class Limits : public HostileBuild, public ::testing::WithParamInterface<Sandbox> {};
@@ -86,6 +89,48 @@ TEST_P(Limits, CopyStepsCountAgainstTheOutputLimit) {
   o.max_output_bytes = 1500000;
   o.output = o.output.string() + "-larger";
   EXPECT_TRUE(build(o).ok());
+}
+
+// Writing the layers is within the timeout too: a recipe may choose zstd at level 19, which packs 64 MB of random
+// bytes for many seconds (150 MB built in 42 s under a 5 s timeout). A compressor's worker may finish the job
+// it holds (tens of MiB) before the deadline is seen.
+class LayerLimits : public HostileBuild {};
+
+TEST_F(LayerLimits, WritingTheLayersStopsAtTheTimeout) {
+  std::string recipe = run_recipe("head -c 64000000 /dev/urandom > \"$OUT/random\"");
+  recipe.insert(recipe.find("\n\n"), "\ncompression = \"zstd\"\ncompression_level = 19");
+  auto o = options(commit_recipe(recipe));
+  o.timeout = std::chrono::seconds(5);
+  auto start = Clock::now();
+  auto r = build(o);
+  ASSERT_FALSE(r.ok()) << "the layer was written past the timeout";
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(60));
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("timed out (build timeout 5 s"));
+  EXPECT_THAT(r.status().message(), Not(HasSubstr("killed")));  // not in the run step
+  EXPECT_FALSE(std::filesystem::exists(o.output));
+}
+
+// A step that makes its checkout unwritable (as a user other than root) leaves nothing behind: the checkout is
+// removed after the step and the work directory after the build.
+TEST(LimitsAsAnotherUser, AnUnwritableCheckoutIsRemoved) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run the build as another user";
+  quorate::testing::ScratchDir scratch;
+  std::filesystem::permissions(scratch.path(), std::filesystem::perms::all);
+  testing::write_text(scratch / "src/quorate.toml",
+                      run_recipe("chmod 0555 /src && mkdir /tmp/locked && chmod 0 /tmp/locked && echo x > \"$OUT/x\""));
+  testing::write_text(scratch / "src/dir/file.txt", "kept?\n");
+  std::string commit = testing::make_repo(scratch / "src", scratch / "repo");
+  auto r = quorate::testing::run("chown -R 65534:65534 " + quorate::testing::sh(scratch.path().string()) +
+                                 " && HOME=" + quorate::testing::sh(scratch.path().string()) +
+                                 " setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                                 quorate::testing::sh(quorate::testing::quorate_bin()) + " build -q --repo " +
+                                 quorate::testing::sh((scratch / "repo").string()) + " --commit " + commit + " -o " +
+                                 quorate::testing::sh((scratch / "out").string()) + " --work-dir " +
+                                 quorate::testing::sh((scratch / "work").string()));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(scratch / "out"));
+  EXPECT_TRUE(std::filesystem::is_empty(scratch / "work")) << "the build's work directory was left behind";
 }
 
 TEST_P(Limits, AStepWithinTheLimitsBuilds) {

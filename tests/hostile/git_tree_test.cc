@@ -207,6 +207,14 @@ TEST_F(HostileSize, AFileOverOneGibIsRefused) {
   EXPECT_LT(usage.ru_maxrss, 256 * 1024) << "KiB: the largest process this test waited for";
 }
 
+// A symlink's target goes into a layer whole (as a pax linkpath), whatever its length: one longer than PATH_MAX
+// names nothing a file system can hold, so it is refused like an oversized file.
+TEST_F(HostileSize, ASymlinkTargetOfPathMaxOrMoreIsRefused) {
+  std::string target = repo_.blob(std::string(4096, 'a'));
+  expect_refused(repo_.commit_with({{"120000", "long", target}}),
+                 "symlink long has a target of 4096 bytes; at most 4095");
+}
+
 TEST_F(HostileSize, ABlobTheRepositoryLacksIsNamed) {
   expect_refused(repo_.commit_with({{"100644", "gone", std::string(40, 'e')}}),
                  "file gone names blob eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, which the repository lacks");

@@ -22,10 +22,12 @@ struct TreeEntry {
 
 // What one commit's files may weigh, checked when it is opened from the object database's headers, before any
 // blob is read (a blob is read whole, and Git stores a gigabyte of zeros in a megabyte): a file of more than
-// kMaxFileBytes, or files totalling more than kMaxTreeBytes counted once per tree entry that names them, get
-// bad_input naming the commit. Bounds of the commit alone, so honest nodes agree on them.
+// kMaxFileBytes, files totalling more than kMaxTreeBytes counted once per tree entry that names them, or a
+// symlink whose target is kMaxLinkTargetBytes or longer, get bad_input naming the commit. Bounds of the commit alone,
+// so honest nodes agree on them.
 inline constexpr uint64_t kMaxFileBytes = uint64_t{1} << 30;
 inline constexpr uint64_t kMaxTreeBytes = uint64_t{16} << 30;
+inline constexpr uint64_t kMaxLinkTargetBytes = 4096;  // PATH_MAX: a symlink's target is shorter
 
 // One resolved commit of one repository. Not thread-safe (libgit2 objects are not shared between threads).
 class GitSource {

@@ -63,6 +63,10 @@ struct LayerOptions {
   std::filesystem::path temp_dir;
   // Called now and then with the number of input bytes read so far (for a progress display); may be empty.
   std::function<void(uint64_t)> progress;
+  // Asked before each MiB of tar reaches the compressor (or the output) and before each piece of compressed
+  // output leaves it, when set: a failure stops the write with it (a build's deadline). Never changes output
+  // bytes.
+  std::function<Status()> keep_going;
 };
 
 }  // namespace quorate::normalize
