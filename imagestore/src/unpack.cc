@@ -51,7 +51,13 @@ Status whiteout(const fs::path& root, const std::string& path, const std::string
       for (const auto& e : fs::directory_iterator(d, ec)) fs::remove_all(e.path(), ec);
     }
   } else {
-    fs::remove_all(d / base.substr(4), ec);  // remove_all removes a symlink itself, never its target
+    // ".wh." alone, ".wh.." and ".wh..." would name the directory itself or its parent: outside the layer's
+    // entry, for a whiteout at the top outside the tree (the store's directory of every image's tree).
+    const std::string name = base.substr(4);
+    if (name.empty() || name == "." || name == "..") {
+      return Status::bad_input(what + ": whiteout " + path + " names no entry (\"" + name + "\")");
+    }
+    fs::remove_all(d / name, ec);  // remove_all removes a symlink itself, never its target
   }
   if (ec) return Status::io(what + ": whiteout " + path + ": " + ec.message());
   return Status();

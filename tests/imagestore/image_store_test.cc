@@ -130,6 +130,57 @@ TEST_F(ImageStoreTest, RootfsIsUnpackedOnceWithMountPoints) {
   EXPECT_TRUE(std::filesystem::exists(again->path() / "marker")) << "unpacked twice";
 }
 
+// An image of one layer holding a directory `bin` and an empty file named `name` (as a whiteout is written).
+std::string make_whiteout_image(const std::filesystem::path& dir, const std::string& name) {
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  normalize::LayerOptions options;
+  normalize::CanonicalLayerWriter writer(options);
+  normalize::Entry bin;
+  bin.path = "bin";
+  bin.type = normalize::EntryType::kDirectory;
+  bin.mode = 0755;
+  EXPECT_TRUE(writer.add(bin).ok());
+  normalize::Entry wh;
+  wh.path = name;
+  wh.mode = 0;
+  EXPECT_TRUE(writer.add_bytes(wh, "").ok());
+  auto blob = layout->begin_blob();
+  auto summary = writer.write(**blob);
+  EXPECT_TRUE(summary.ok()) << summary.status().to_string();
+  EXPECT_TRUE((*blob)->finish().ok());
+  auto layer = (*blob)->commit(summary->media_type);
+  nlohmann::json config = {
+      {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", {summary->diff_id}}}}};
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+  auto manifest =
+      layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*layer}).value());
+  EXPECT_TRUE(layout->write_index(*manifest, "hostile").ok());
+  return manifest->digest;
+}
+
+// A whiteout names one entry of its directory. `.wh...` at the top of a layer (a whiteout of "..") removed the
+// store's rootfs/ directory, every other image's unpacked tree with it; `.wh..` and `.wh.` name the directory.
+TEST_F(ImageStoreTest, AWhiteoutOfTheDirectoryOrItsParentIsRefused) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  auto other = s.rootfs(s.verify(digest_).value());
+  ASSERT_TRUE(other.ok()) << other.status().to_string();
+  const auto kept = other->path() / "bin/busybox";
+  for (const std::string name : {".wh...", ".wh..", ".wh.", "bin/.wh..."}) {
+    auto dir = scratch_ / ("hostile-" + std::to_string(name.size()) + name.substr(0, 3));
+    std::string digest = make_whiteout_image(dir, name);
+    ASSERT_TRUE(s.import_layout(dir).ok()) << name;
+    auto v = s.verify(digest);
+    ASSERT_TRUE(v.ok()) << v.status().to_string();
+    auto root = s.rootfs(*v);
+    ASSERT_FALSE(root.ok()) << name << " was unpacked";
+    EXPECT_TRUE(root.status().is_bad_input()) << root.status().to_string();
+    EXPECT_THAT(root.status().message(), HasSubstr("whiteout " + name + " names no entry")) << name;
+    EXPECT_TRUE(std::filesystem::exists(kept)) << name << " removed another image's tree";
+  }
+}
+
 TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
   auto s = store();
   ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
