@@ -119,10 +119,7 @@ Status run_list(const StoreArgs& a) {
   }
   for (const auto& d : decisions) {
     if (a.json) {
-      std::cout << dump({{"kind", "decision"},
-                         {"id", d.id},
-                         {"decision", nlohmann::json::parse(d.json, nullptr, false)}})
-                << "\n";
+      std::cout << dump({{"kind", "decision"}, {"id", d.id}, {"decision", parse_untrusted_json(d.json)}}) << "\n";
       continue;
     }
     std::cout << "decision    " << d.id << " " << format_rfc3339(d.decided_at) << " " << d.subject.to_string() << " "
@@ -154,7 +151,7 @@ Status run_show(const StoreArgs& a) {
   if (!found) found = QR_TRY(find_by_file_digest(*store, a.id));
   if (found) {
     nlohmann::json j = attestation_json(*found);
-    j["envelope"] = nlohmann::json::parse(found->envelope, nullptr, false);
+    j["envelope"] = parse_untrusted_json(found->envelope);
     std::cout << display_json(j, -1) << "\n";  // --json or not: one line (README)
     return Status();
   }

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "quorate/cli/cli.h"
+#include "quorate/core/json.h"
 #include "quorate/wire/request.h"
 #include "quorate/wire/submit.h"
 
@@ -98,7 +99,7 @@ Status run_submit(const SubmitArgs& a) {
     j["decision"] = report->decision ? to_json(*report->decision) : nlohmann::json();
     // The engine's own record, as `quorate verify --json` prints it.
     j["decision_record"] =
-        report->decision ? nlohmann::json::parse(report->decision->decision_json(), nullptr, false) : nlohmann::json();
+        report->decision ? parse_untrusted_json(report->decision->decision_json()) : nlohmann::json();
     std::cout << j.dump() << "\n";
   } else if (report->decision) {
     print_decision(*report->decision);

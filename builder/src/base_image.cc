@@ -2,6 +2,7 @@
 #include "base_image.h"
 
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci_layout.h"
@@ -14,6 +15,7 @@ std::filesystem::path blob_path(const std::filesystem::path& layout, const std::
 }
 
 Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& what, const std::string& name) {
+  QR_RETURN_IF_ERROR(check_json_depth(bytes, "base image " + name + ": " + what));
   try {
     return nlohmann::json::parse(bytes);
   } catch (const nlohmann::json::exception& e) {
@@ -32,7 +34,7 @@ bool index_lists(const std::filesystem::path& layout, const nlohmann::json& inde
     seen.push_back(d);
     if (depth < 2 && m.value("mediaType", "") == "application/vnd.oci.image.index.v1+json") {
       auto nested = read_file(blob_path(layout, d), 16u << 20);
-      if (!nested.ok()) continue;
+      if (!nested.ok() || !check_json_depth(*nested, "").ok()) continue;
       try {
         if (index_lists(layout, nlohmann::json::parse(*nested), digest, seen, depth + 1)) return true;
       } catch (const nlohmann::json::exception&) {

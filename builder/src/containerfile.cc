@@ -10,6 +10,7 @@
 
 #include "quorate/builder/recipe.h"
 #include "quorate/builder/reference.h"
+#include "quorate/core/json.h"
 
 namespace quorate::builder {
 namespace {
@@ -437,7 +438,7 @@ void set_form(Instruction& in, std::string_view rest) {
   in.exec_form = false;
   in.args = {std::string(rest)};
   if (rest.empty() || rest[0] != '[') return;
-  auto j = nlohmann::json::parse(rest, nullptr, false);
+  auto j = parse_untrusted_json(rest);
   if (j.is_discarded() || !j.is_array()) return;
   std::vector<std::string> args;
   for (const auto& e : j) {

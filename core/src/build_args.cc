@@ -52,6 +52,7 @@ Result<BuildArgMap> parse_build_args_text(std::string_view text) {
     }
     return true;
   };
+  QR_RETURN_IF_ERROR(check_json_depth(text, "build args"));
   nlohmann::json j = nlohmann::json::parse(text, watch, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::bad_input("build args: not JSON: " + valid_utf8(text));
   if (!duplicate.empty()) return Status::bad_input("build args: " + valid_utf8(duplicate) + " given twice");
@@ -69,7 +70,7 @@ Result<BuildArgMap> parse_build_args_text(std::string_view text) {
 }
 
 nlohmann::json build_args_json(const std::string& text) {
-  auto args = nlohmann::json::parse(text, nullptr, false);
+  auto args = parse_untrusted_json(text);
   return args.is_discarded() ? nlohmann::json(text) : args;
 }
 

@@ -1,5 +1,6 @@
 // AdmissionReview parsing and responses.
 #include "quorate/gate/admission.h"
+#include "quorate/core/json.h"
 
 #include <nlohmann/json.hpp>
 
@@ -55,6 +56,7 @@ Status images_of(const json& pod_spec, const std::string& prefix, std::vector<Im
 
 Result<Review> parse_review(std::string_view body) {
   if (body.empty()) return Status::bad_input("empty body: expected an AdmissionReview");
+  QR_RETURN_IF_ERROR(check_json_depth(body, "body"));
   json doc = json::parse(body.begin(), body.end(), nullptr, false);
   if (doc.is_discarded()) return Status::bad_input("body is not JSON");
   if (!doc.is_object()) return Status::bad_input("body is not a JSON object");

@@ -120,6 +120,7 @@ void forget_verified(const fs::path& store, const std::string& digest) {
 }
 
 Result<json> parse_json(const std::string& bytes, const std::string& what) {
+  QR_RETURN_IF_ERROR(check_json_depth(bytes, what));
   try {
     return json::parse(bytes);
   } catch (const json::exception& e) {

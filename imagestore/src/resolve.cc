@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/process.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/temporaries.h"
@@ -88,6 +89,7 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
     return Status::bad_input(o.reference + ": the registry served a manifest whose digest is " + out.manifest_digest +
                              ", not the pinned " + pinned + " (an index? pin one platform's manifest)");
   }
+  QR_RETURN_IF_ERROR(check_json_depth(manifest_bytes, o.reference + ": the manifest"));
   json manifest = json::parse(manifest_bytes, nullptr, false);
   if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("config") ||
       !manifest.contains("layers") || !manifest["layers"].is_array() || !manifest["config"].is_object()) {
@@ -101,6 +103,7 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
     return Status::bad_input(o.reference + ": the config blob does not hash to " + config_digest);
   }
   auto config_bytes = QR_TRY(read_file(config_path, kMaxJson));
+  QR_RETURN_IF_ERROR(check_json_depth(config_bytes, o.reference + ": the config"));
   json config = json::parse(config_bytes, nullptr, false);
   if (config.is_discarded() || !config.is_object() || !config.contains("rootfs") || !config["rootfs"].is_object() ||
       !config["rootfs"].contains("diff_ids") || !config["rootfs"]["diff_ids"].is_array()) {

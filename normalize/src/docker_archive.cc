@@ -3,6 +3,7 @@
 
 #include "image_members.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::normalize {
@@ -17,6 +18,7 @@ Result<std::string> read_member(const ImageFiles& files, const std::string& name
 }
 
 Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& what) {
+  QR_RETURN_IF_ERROR(check_json_depth(bytes, what));
   try {
     return nlohmann::json::parse(bytes);
   } catch (const nlohmann::json::exception& e) {

@@ -15,6 +15,7 @@
 #include "archive_util.h"
 #include "image_members.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/docker_archive.h"
@@ -143,6 +144,7 @@ struct TarTopLevel {
 };
 
 bool looks_like_docker_manifest(const std::string& bytes) {
+  if (!check_json_depth(bytes, "").ok()) return true;  // reported as a broken docker-archive
   try {
     json m = json::parse(bytes);
     return m.is_array() && !m.empty() && m[0].is_object() && m[0].contains("Config") && m[0].contains("Layers");

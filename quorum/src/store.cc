@@ -12,6 +12,7 @@
 #include "quorate/attest/statement.h"
 #include "quorate/core/build_args.h"
 #include "quorate/core/encoding.h"
+#include "quorate/core/json.h"
 #include "quorate/sqlite/database.h"
 
 namespace quorate::quorum {
@@ -184,7 +185,7 @@ std::optional<std::string> id_prefix(const std::string& id) {
 
 // The statement an envelope carries, unverified; nullopt when it cannot be read.
 std::optional<attest::Statement> statement_of_envelope(const std::string& envelope) {
-  auto env = nlohmann::json::parse(envelope, nullptr, false);
+  auto env = parse_untrusted_json(envelope);
   if (!env.is_object() || !env["payload"].is_string()) return std::nullopt;
   auto payload = base64_decode(env["payload"].get<std::string>());
   if (!payload.ok()) return std::nullopt;

@@ -29,5 +29,20 @@ TEST(CanonicalJson, ValidUtf8ReplacesOnlyTheBadBytes) {
   EXPECT_EQ(valid_utf8("plain"), "plain");
 }
 
+// Copying, comparing and printing a parsed value recurse: nesting is bounded before parsing, brackets inside
+// strings (escaped quotes too) not counted.
+TEST(JsonDepth, SixtyFourLevelsPassSixtyFiveAreRefusedAndStringsDoNotCount) {
+  auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
+  EXPECT_TRUE(check_json_depth(nested(64), "doc").ok());
+  Status deep = check_json_depth(nested(65), "the manifest");
+  EXPECT_TRUE(deep.is_bad_input());
+  EXPECT_EQ(deep.message(), "the manifest: JSON nested deeper than 64 levels");
+  EXPECT_TRUE(check_json_depth("[\"" + std::string(100, '[') + "\\\"{{\"]", "doc").ok());
+  EXPECT_TRUE(check_json_depth("{\"a\":" + nested(63) + ",\"b\":" + nested(63) + "}", "doc").ok());
+  EXPECT_FALSE(check_json_depth("{\"a\\\\\":" + nested(64) + "}", "doc").ok());  // the key ends at \\"
+  EXPECT_TRUE(parse_untrusted_json(nested(1000000)).is_discarded());
+  EXPECT_EQ(parse_untrusted_json(nested(3)), nlohmann::json::parse("[[[]]]"));
+}
+
 }  // namespace
 }  // namespace quorate

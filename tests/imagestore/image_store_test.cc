@@ -181,6 +181,28 @@ TEST_F(ImageStoreTest, AWhiteoutOfTheDirectoryOrItsParentIsRefused) {
   }
 }
 
+// A manifest of 8 MB of '[' parsed, and then copying it overflowed the stack (SIGSEGV): nesting is refused first.
+TEST_F(ImageStoreTest, DeeplyNestedJsonIsRefusedNotACrash) {
+  auto dir = scratch_ / "deep";
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  ASSERT_TRUE(layout.ok());
+  const size_t depth = 4'000'000;
+  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, std::string(depth, '[') + std::string(depth, ']'));
+  ASSERT_TRUE(manifest.ok());
+  ASSERT_TRUE(layout->write_index(*manifest, "deep").ok());
+  auto r = quorate::testing::run(
+      quorate::testing::quorate_command("image import " + quorate::testing::sh(dir.string()) + " --image-store " +
+                                        quorate::testing::sh((scratch_ / "store").string())));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("JSON nested deeper than 64 levels"));
+  r = quorate::testing::run(quorate::testing::quorate_command("normalize " + quorate::testing::sh(dir.string()) +
+                                                              " -o " +
+                                                              quorate::testing::sh((scratch_ / "n.tar").string())));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("JSON nested deeper than 64 levels"));
+}
+
 TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
   auto s = store();
   ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());

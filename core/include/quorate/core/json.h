@@ -24,4 +24,18 @@ std::string valid_utf8(std::string_view text);
 // UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing.
 std::string display_json(const nlohmann::json& value, int indent = 2);
 
+// How deep arrays and objects may nest in JSON that comes from outside (the attestation parser's bound too).
+// nlohmann's parser is iterative, but copying, comparing and printing a value recurse: 8 MB of '[' parsed
+// and then overflowed the stack of image import, normalize and diff.
+inline constexpr int kMaxJsonDepth = 64;
+
+// bad_input "WHAT: JSON nested deeper than 64 levels" when `text`'s arrays and objects nest deeper than
+// kMaxJsonDepth (brackets inside strings do not count); OK otherwise, whether or not `text` is JSON. One pass,
+// no allocation: call it before nlohmann::json::parse on anything read from a file, a peer or a client.
+Status check_json_depth(std::string_view text, std::string_view what);
+
+// nlohmann::json::parse(text) without exceptions for text from outside: a discarded value when it is not JSON
+// or nests deeper than kMaxJsonDepth.
+nlohmann::json parse_untrusted_json(std::string_view text);
+
 }  // namespace quorate
