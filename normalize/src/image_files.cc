@@ -97,12 +97,18 @@ Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
   if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
     return detail::archive_error(a.get(), tar.string());
   }
-  uint64_t total = 0;
+  uint64_t total = 0, members = 0;
   for (;;) {
     struct archive_entry* ae = nullptr;
     int r = archive_read_next_header(a.get(), &ae);
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return detail::archive_error(a.get(), tar.string());
+    // An image archive holds a few files a layer (docker save, skopeo); each member here costs a file or a
+    // remembered link.
+    if (++members > kMaxArchiveMembers) {
+      return Status::bad_input(tar.string() + ": more than " + std::to_string(kMaxArchiveMembers) +
+                               " members; an image archive holds a few a layer");
+    }
     const char* raw = detail::raw_path(ae);
     std::string raw_name = raw ? raw : "";
     auto name = canonical_path(raw_name);
@@ -116,7 +122,7 @@ Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
         return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) +
                                  " bytes");
       }
-      QR_RETURN_IF_ERROR(write_member(a.get(), *name, tar));
+      QR_RETURN_IF_ERROR(write_member(a.get(), *name, static_cast<uint64_t>(archive_entry_size(ae)), tar));
     } else if (const char* target = archive_entry_hardlink(ae)) {
       auto t = canonical_path(target);
       if (!t.ok()) return t.status().with_context(tar.string() + ": hardlink " + *name);
@@ -138,7 +144,7 @@ Status ImageFiles::make_dirs(const std::string& name) {
   return Status();
 }
 
-Status ImageFiles::write_member(struct archive* a, const std::string& name, const fs::path& tar) {
+Status ImageFiles::write_member(struct archive* a, const std::string& name, uint64_t declared, const fs::path& tar) {
   if (name.find('/') != std::string::npos) QR_RETURN_IF_ERROR(make_dirs(name.substr(0, name.rfind('/'))));
   links_.erase(name);
   fs::path p = root_ / name;
@@ -154,6 +160,12 @@ Status ImageFiles::write_member(struct archive* a, const std::string& name, cons
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
       s = detail::archive_error(a, tar.string() + ": " + name);
+      break;
+    }
+    // A sparse member's map may place data anywhere: only what lies within its declared size is counted.
+    if (offset < 0 || static_cast<uint64_t>(offset) > declared || size > declared - static_cast<uint64_t>(offset)) {
+      s = Status::bad_input(tar.string() + ": " + name + " has data past its declared size of " +
+                            std::to_string(declared) + " bytes (a sparse member?)");
       break;
     }
     if (::lseek(fd, offset, SEEK_SET) < 0) {

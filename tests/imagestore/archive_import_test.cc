@@ -133,6 +133,38 @@ TEST_F(ArchiveImport, HostileArchivePathsAreRefusedWithNothingStored) {
   EXPECT_EQ(quorate::testing::names_in(scratch_ / "store/tmp").size(), 0u);
 }
 
+// A sparse member's map may place its data anywhere: four bytes at 1 TiB made a 1 TiB file from a 7 KB archive,
+// which the import then copied into the store at disk speed. Data past a member's declared size is refused, and
+// so are more members than an image archive has.
+TEST_F(ArchiveImport, SparseMembersAndMemberFloodsAreRefused) {
+  auto sparse = scratch_ / "sparse.tar";
+  auto many = scratch_ / "many.tar";
+  auto made = run("python3 -c " +
+                  sh("import io,sys,tarfile\n"
+                     "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                     "def add(n,b,pax={}):\n"
+                     "  i=tarfile.TarInfo(n); i.size=len(b); i.pax_headers=pax; t.addfile(i,io.BytesIO(b))\n"
+                     "add('oci-layout',b'{\"imageLayoutVersion\":\"1.0.0\"}')\n"
+                     "add('index.json',b'{\"schemaVersion\":2,\"manifests\":[]}')\n"
+                     "add('blobs/sha256/'+'a'*64,b'ABCD',{'GNU.sparse.map':'1099511627776,4','GNU.sparse.size':'4'})\n"
+                     "t.close()\n"
+                     "t=tarfile.open(sys.argv[2],'w')\n"
+                     "add('oci-layout',b'{\"imageLayoutVersion\":\"1.0.0\"}')\n"
+                     "add('index.json',b'{\"schemaVersion\":2,\"manifests\":[]}')\n"
+                     "for n in range(10001): add('d/%d' % n, b'')\n"
+                     "t.close()\n") +
+                  " " + sh(sparse.string()) + " " + sh(many.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto r = store().import(sparse);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("has data past its declared size of 4 bytes"));
+  r = store().import(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("more than 10000 members"));
+  EXPECT_TRUE(store().list()->empty());
+}
+
 TEST_F(ArchiveImport, CliImportsAnArchiveAndRefusesANonImage) {
   auto bin = quorate::testing::quorate_bin();
   auto tar = docker_archive("--layout blobs");

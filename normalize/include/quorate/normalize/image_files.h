@@ -18,9 +18,11 @@ namespace quorate::normalize {
 // A tar is extracted once into a fresh private directory (removed with the object): only directories and
 // regular files are created, each at its checked path (absolute and ".." paths refused), and links are
 // recorded, never created, so no member can name or write a file outside that directory. Symlinks leading
-// out of the archive are refused; the total size of the members is bounded.
+// out of the archive are refused; the total size of the members, their count (kMaxArchiveMembers) and where
+// each one's data lies (within its declared size: a sparse map cannot place it further) are bounded.
 class ImageFiles {
  public:
+  static constexpr uint64_t kMaxArchiveMembers = 10'000;
   static Result<std::unique_ptr<ImageFiles>> open_dir(const std::filesystem::path& dir);
   // bad_input naming the tar and the member for a hostile path, a link out of the archive, corrupt data, or
   // more than `max_bytes` of content. `temp_dir` empty: /tmp.
@@ -39,7 +41,7 @@ class ImageFiles {
   ImageFiles() = default;
   Status extract_all(const std::filesystem::path& tar, uint64_t max_bytes);
   Status make_dirs(const std::string& name);
-  Status write_member(struct archive* a, const std::string& name, const std::filesystem::path& tar);
+  Status write_member(struct archive* a, const std::string& name, uint64_t declared, const std::filesystem::path& tar);
 
   std::filesystem::path root_;
   std::optional<TempDir> temp_;               // the private directory of an extracted tar
