@@ -232,6 +232,7 @@ Result<StoredImage> import_manifest(const fs::path& store, const normalize::Imag
   auto manifest = QR_TRY(parse_json(bytes, what));
   try {
     std::vector<json> blobs = {manifest.at("config")};
+    QR_RETURN_IF_ERROR(normalize::check_layer_count(manifest.at("layers").size(), what));
     for (const auto& l : manifest.at("layers")) blobs.push_back(l);
     for (const auto& b : blobs) {
       std::string d = b.at("digest");
@@ -418,6 +419,7 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
     if (!check_digest(config_digest).ok()) return Status::bad_input("manifest " + digest + ": malformed config digest");
     auto config_bytes = QR_TRY(verified_bytes(dir_, config_digest, "config of image " + digest));
     out.config = QR_TRY(parse_json(config_bytes, "config of image " + digest));
+    QR_RETURN_IF_ERROR(normalize::check_layer_count(manifest.at("layers").size(), "manifest " + digest));
     for (const auto& l : manifest.at("layers")) {
       VerifiedLayer layer;
       layer.media_type = l.at("mediaType");

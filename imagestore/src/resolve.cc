@@ -111,6 +111,7 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
   }
   const auto& diff_ids = config["rootfs"]["diff_ids"];
   const auto& layers = manifest["layers"];
+  QR_RETURN_IF_ERROR(normalize::check_layer_count(layers.size(), o.reference + ": the manifest"));
   if (diff_ids.size() != layers.size()) {
     return Status::bad_input(o.reference + ": the manifest lists " + std::to_string(layers.size()) +
                              " layers, the config " + std::to_string(diff_ids.size()) + " diff_ids");

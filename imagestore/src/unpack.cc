@@ -81,11 +81,21 @@ class Extractor {
       s = Status::bad_input(what + ": " + error(a));
     }
     struct archive_entry* entry = nullptr;
+    uint64_t entries = 0, bytes = 0;
     while (s.ok()) {
       int r = archive_read_next_header(a, &entry);
       if (r == ARCHIVE_EOF) break;
       if (r != ARCHIVE_OK) {
         s = Status::bad_input(what + ": " + error(a));
+        break;
+      }
+      // `quorate normalize`'s default limits, a layer's: a 99 KB zstd layer filled 3 GiB of the store here.
+      // A sparse entry counts at its full size.
+      bytes += archive_entry_size(entry) > 0 ? static_cast<uint64_t>(archive_entry_size(entry)) : 0;
+      if (++entries > normalize::kDefaultMaxEntries || bytes > normalize::kDefaultMaxExpandedBytes) {
+        s = Status::bad_input(what + ": expands to more than " + std::to_string(normalize::kDefaultMaxEntries) +
+                              " entries or " + std::to_string(normalize::kDefaultMaxExpandedBytes) +
+                              " bytes (a decompression bomb?)");
         break;
       }
       s = this->entry(a, entry, what);

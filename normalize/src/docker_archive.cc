@@ -60,6 +60,7 @@ Result<DockerImage> read_entry(const ImageFiles& files, const json& m, size_t in
   image.config = QR_TRY(parse_json(image.config_bytes, "config " + image.config_name));
   const json::json_pointer diff_ids_at("/rootfs/diff_ids");
   const json& names = m["Layers"];
+  QR_RETURN_IF_ERROR(check_layer_count(names.size(), where));
   if (!image.config.is_object() || !image.config.contains(diff_ids_at) ||
       !is_string_array(image.config.at(diff_ids_at)) || image.config.at(diff_ids_at).size() != names.size()) {
     return Status::bad_input("config " + image.config_name + " does not list a diff_id for each of the " +

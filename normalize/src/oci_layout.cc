@@ -124,6 +124,7 @@ Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& d
     return Status::bad_input(what + " names no config digest");
   }
   if (!m.contains("layers") || !m["layers"].is_array()) return Status::bad_input(what + " has no \"layers\" array");
+  QR_RETURN_IF_ERROR(check_layer_count(m["layers"].size(), what));
   img.config = QR_TRY(read_json_blob(files, m["config"]["digest"].get<std::string>(), "config"));
   for (const auto& l : m["layers"]) {
     if (!l.is_object() || !l.contains("digest") || !l["digest"].is_string() ||

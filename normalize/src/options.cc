@@ -10,6 +10,12 @@ Status check_source_date_epoch(int64_t epoch) {
                            " (1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, what an RFC 3339 date can hold)");
 }
 
+Status check_layer_count(size_t layers, const std::string& what) {
+  if (layers <= kMaxImageLayers) return Status();
+  return Status::bad_input(what + " lists " + std::to_string(layers) + " layers; an image may have at most " +
+                           std::to_string(kMaxImageLayers));
+}
+
 const char* compression_name(Compression c) {
   switch (c) {
     case Compression::kNone:

@@ -203,6 +203,58 @@ TEST_F(ImageStoreTest, DeeplyNestedJsonIsRefusedNotACrash) {
   EXPECT_THAT(r.out, HasSubstr("JSON nested deeper than 64 levels"));
 }
 
+// An image whose layers are the uncompressed tar `layer` listed `times` times; its manifest digest.
+std::string make_tar_layer_image(const std::filesystem::path& dir, const std::string& layer, size_t times) {
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar", layer);
+  EXPECT_TRUE(blob.ok());
+  std::vector<normalize::Descriptor> layers(times, *blob);
+  nlohmann::json config = {
+      {"architecture", "amd64"},
+      {"os", "linux"},
+      {"rootfs", {{"type", "layers"}, {"diff_ids", std::vector<std::string>(times, blob->digest)}}}};
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+  auto manifest =
+      layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, layers).value());
+  EXPECT_TRUE(layout->write_index(*manifest, "made").ok());
+  return manifest->digest;
+}
+
+// Unpacking a builder image has `quorate normalize`'s limits: a layer whose entries declare more than 8 GiB (a
+// sparse one at its full size) is refused (a 99 KB layer filled 3 GiB of the store), and an image listing more
+// than 128 layers (one small layer listed a hundred thousand times multiplied every per-layer limit) is not
+// imported.
+TEST_F(ImageStoreTest, UnpackBombsAndLayerFloodsAreRefused) {
+  auto tar = scratch_ / "sparse.tar";
+  auto made =
+      quorate::testing::run("python3 -c " +
+                            quorate::testing::sh("import io,sys,tarfile\n"
+                                                 "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                                                 "i=tarfile.TarInfo('big'); i.size=4\n"
+                                                 "i.pax_headers={'GNU.sparse.map':'0,4','GNU.sparse.size':str(9<<30)}\n"
+                                                 "t.addfile(i,io.BytesIO(b'ABCD')); t.close()\n") +
+                            " " + quorate::testing::sh(tar.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto s = store();
+  std::string bomb = make_tar_layer_image(scratch_ / "bomb", slurp(tar), 1);
+  ASSERT_TRUE(s.import_layout(scratch_ / "bomb").ok());
+  auto root = s.rootfs(s.verify(bomb).value());
+  ASSERT_FALSE(root.ok()) << "a layer declaring 9 GiB was unpacked";
+  EXPECT_TRUE(root.status().is_bad_input()) << root.status().to_string();
+  EXPECT_THAT(root.status().message(), HasSubstr("expands to more than 10000000 entries or 8589934592 bytes"));
+
+  make_tar_layer_image(scratch_ / "flood", slurp(tar), 129);
+  auto flood = s.import_layout(scratch_ / "flood");
+  ASSERT_FALSE(flood.ok());
+  EXPECT_THAT(flood.status().message(), HasSubstr("lists 129 layers; an image may have at most 128"));
+  auto r = quorate::testing::run(
+      quorate::testing::quorate_command("normalize " + quorate::testing::sh((scratch_ / "flood").string()) + " -o " +
+                                        quorate::testing::sh((scratch_ / "n.tar").string())));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("lists 129 layers; an image may have at most 128"));
+}
+
 TEST_F(ImageStoreTest, ConcurrentColdUnpacksShareOneTree) {
   auto s = store();
   ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());

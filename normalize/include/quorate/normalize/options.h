@@ -26,6 +26,14 @@ Status check_source_date_epoch(int64_t epoch);
 // The default limit on a layer's expanded (uncompressed tar) size, and on the members of an image tar: 8 GiB.
 // Expanded bytes are spooled to temp_dir, so this also bounds the disk a decompression bomb can take there.
 inline constexpr uint64_t kDefaultMaxExpandedBytes = uint64_t{8} << 30;
+// The default limit on a layer's entries.
+inline constexpr uint64_t kDefaultMaxEntries = 10'000'000;
+
+// The most layers one image may list (Docker's overlay2 refuses more than 125, so no runnable image has more):
+// every limit above is a layer's, and one small layer listed a hundred thousand times multiplied them.
+inline constexpr size_t kMaxImageLayers = 128;
+// bad_input "WHAT lists N layers; an image may have at most 128" past kMaxImageLayers.
+Status check_layer_count(size_t layers, const std::string& what);
 
 enum class MtimeMode {
   kClamp,  // mtime = min(mtime, source_date_epoch)  (default)
@@ -53,7 +61,7 @@ struct LayerOptions {
   // is spooled to temp_dir, so temp_dir needs up to this much free space.
   uint64_t max_expanded_bytes = kDefaultMaxExpandedBytes;
   // Refuse input with more entries than this.
-  uint64_t max_entries = 10'000'000;
+  uint64_t max_entries = kDefaultMaxEntries;
   // Compute LayerSummary::input_digest and input_size (normalize_layer): one more SHA-256 pass over the
   // input, overlapped with the write when the input is an uncompressed file. When false both stay empty/0.
   // normalize_image checks every layer whose digest its image names regardless.
