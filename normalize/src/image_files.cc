@@ -137,11 +137,23 @@ Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
   return Status();
 }
 
+// Each directory is made inside the extraction root through its descriptor, never by path: when an interrupt
+// has removed the root meanwhile, this fails instead of making it again. `name` is canonical (no "..").
 Status ImageFiles::make_dirs(const std::string& name) {
-  std::error_code ec;
-  fs::create_directories(root_ / name, ec);
-  if (ec) return Status::io("create " + (root_ / name).string() + ": " + ec.message());
-  return Status();
+  if (name.empty()) return Status();  // the root itself ("./")
+  int root = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return Status::from_errno("open " + root_.string(), errno);
+  Status s;
+  for (size_t slash = name.find('/');; slash = name.find('/', slash + 1)) {
+    std::string prefix = name.substr(0, slash);
+    if (::mkdirat(root, prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      s = Status::from_errno("create " + (root_ / prefix).string(), errno);
+      break;
+    }
+    if (slash == std::string::npos) break;
+  }
+  ::close(root);
+  return s;
 }
 
 Status ImageFiles::write_member(struct archive* a, const std::string& name, uint64_t declared, const fs::path& tar) {

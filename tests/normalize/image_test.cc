@@ -71,6 +71,7 @@ class ImageTest : public ::testing::Test {
 };
 
 TEST_F(ImageTest, DetectsFormatsByContent) {
+  fs::create_directories(dir_ / "oci");
   auto w = OciLayoutWriter::open(dir_ / "oci");
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "v1").ok());
@@ -96,6 +97,7 @@ TEST_F(ImageTest, DetectsFormatsByContent) {
 }
 
 TEST_F(ImageTest, ConfigGetsEpochTimesNewDiffIdsAndLosesHostFields) {
+  fs::create_directories(dir_ / "in");
   auto w = OciLayoutWriter::open(dir_ / "in");
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "").ok());
@@ -120,6 +122,7 @@ TEST_F(ImageTest, ConfigGetsEpochTimesNewDiffIdsAndLosesHostFields) {
 }
 
 TEST_F(ImageTest, MultiPlatformIndexNeedsAPlatform) {
+  fs::create_directories(dir_ / "in");
   auto w = OciLayoutWriter::open(dir_ / "in");
   ASSERT_TRUE(w.ok());
   auto amd = add_image(*w, "amd64"), arm = add_image(*w, "arm64");
@@ -140,6 +143,7 @@ TEST_F(ImageTest, MultiPlatformIndexNeedsAPlatform) {
 }
 
 TEST_F(ImageTest, MissingBlobIsBadInputAndLeavesNothing) {
+  fs::create_directories(dir_ / "in");
   auto w = OciLayoutWriter::open(dir_ / "in");
   ASSERT_TRUE(w.ok());
   auto m = add_image(*w, "amd64");
@@ -163,6 +167,7 @@ TEST_F(ImageTest, BrokenIndexJsonIsBadInput) {
 }
 
 TEST_F(ImageTest, ExistingOutputIsNotOverwritten) {
+  fs::create_directories(dir_ / "in");
   auto w = OciLayoutWriter::open(dir_ / "in");
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "v1").ok());

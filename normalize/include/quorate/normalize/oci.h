@@ -50,7 +50,8 @@ class BlobWriter final : public Sink {
 // Writes an OCI image layout into an existing directory (typically an AtomicDir's path). Not thread-safe.
 class OciLayoutWriter {
  public:
-  // Creates `oci-layout` ({"imageLayoutVersion":"1.0.0"}) and `blobs/sha256/` in `dir`; io on failure.
+  // Creates `oci-layout` ({"imageLayoutVersion":"1.0.0"}) and `blobs/sha256/` in `dir`, which must exist: it is
+  // never made here, so a layout an interrupt removed is not made again. An error naming `dir` on failure.
   static Result<OciLayoutWriter> open(const std::filesystem::path& dir);
 
   Result<Descriptor> add_blob(std::string_view media_type, std::string_view bytes);
