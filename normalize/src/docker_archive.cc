@@ -42,7 +42,11 @@ bool is_string_array(const json& j) {
   return true;
 }
 
-Result<DockerImage> read_entry(const ImageFiles& files, const json& m, size_t index) {
+// What the configs of one manifest.json may weigh together: each entry's is held until the archive is read, and
+// a 16 KB archive listing one 16 MB config 300 times held 4.8 GB.
+constexpr uint64_t kMaxConfigBytesTogether = uint64_t{64} << 20;
+
+Result<DockerImage> read_entry(const ImageFiles& files, const json& m, size_t index, uint64_t& config_bytes) {
   std::string where = "manifest.json entry " + std::to_string(index);
   if (!m.is_object() || !m.contains("Config") || !m["Config"].is_string() || !m.contains("Layers") ||
       !is_string_array(m["Layers"])) {
@@ -51,6 +55,11 @@ Result<DockerImage> read_entry(const ImageFiles& files, const json& m, size_t in
   DockerImage image;
   image.config_name = m["Config"].get<std::string>();
   image.config_bytes = QR_TRY(read_member(files, image.config_name, "config"));
+  config_bytes += image.config_bytes.size();
+  if (config_bytes > kMaxConfigBytesTogether) {
+    return Status::bad_input("manifest.json: the configs of its first " + std::to_string(index + 1) + " entries pass " +
+                             std::to_string(kMaxConfigBytesTogether) + " bytes together");
+  }
   image.config_digest = sha256_digest(image.config_bytes);
   std::string promised = digest_in_name(image.config_name);
   if (!promised.empty() && promised != image.config_digest) {
@@ -101,7 +110,9 @@ Result<std::vector<DockerImage>> read_docker_archive(const ImageFiles& files) {
   auto manifest = QR_TRY(parse_json(bytes, "manifest.json"));
   if (!manifest.is_array() || manifest.empty()) return Status::bad_input("manifest.json is not a non-empty array");
   std::vector<DockerImage> images;
-  for (size_t i = 0; i < manifest.size(); ++i) images.push_back(QR_TRY(read_entry(files, manifest[i], i)));
+  uint64_t config_bytes = 0;
+  for (size_t i = 0; i < manifest.size(); ++i)
+    images.push_back(QR_TRY(read_entry(files, manifest[i], i, config_bytes)));
   return images;
 }
 

@@ -165,6 +165,28 @@ TEST_F(ArchiveImport, SparseMembersAndMemberFloodsAreRefused) {
   EXPECT_TRUE(store().list()->empty());
 }
 
+// A docker-archive whose manifest.json names one large config many times: each entry's config was held at once
+// (a 16 KB archive, 4.8 GB). Together they may weigh 64 MiB.
+TEST_F(ArchiveImport, ConfigsListedOverAndOverAreRefused) {
+  auto tar = scratch_ / "many-configs.tar";
+  auto made = run("python3 -c " +
+                  sh("import io,json,sys,tarfile\n"
+                     "t=tarfile.open(sys.argv[1],'w')\n"
+                     "def add(n,b):\n"
+                     "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
+                     "cfg=b'{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+                     "\"diff_ids\":[]},\"pad\":\"'+b'A'*15000000+b'\"}'\n"
+                     "add('manifest.json',json.dumps([{'Config':'cfg.json','Layers':[]}]*5).encode())\n"
+                     "add('cfg.json',cfg)\n"
+                     "t.close()\n") +
+                  " " + sh(tar.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto r = store().import(tar);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("the configs of its first 5 entries pass 67108864 bytes together"));
+}
+
 TEST_F(ArchiveImport, CliImportsAnArchiveAndRefusesANonImage) {
   auto bin = quorate::testing::quorate_bin();
   auto tar = docker_archive("--layout blobs");
