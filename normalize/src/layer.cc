@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <future>
 #include <optional>
 #include <tuple>
@@ -30,6 +31,10 @@ using detail::Node;
 using detail::raw_path;
 
 constexpr size_t kReadChunk = 1 << 20;
+// What a layer's paths and link targets may weigh together: they are held until the layer is written (a layer
+// of a million files has about 100 MB of them).
+constexpr uint64_t kMaxNameBytes = uint64_t{1} << 30;
+constexpr size_t kMaxNameBytesEach = size_t{64} << 10;
 
 // Feeds libarchive from a file descriptor. While `hashing`, every byte of the input is hashed as it is read;
 // otherwise (an uncompressed input whose content is read in place later) libarchive may skip data by seeking.
@@ -231,6 +236,21 @@ class LayerReader {
     if (has_dropped_records(ae)) ++summary_.pax_records_dropped;
 
     expanded_ += detail::kBlockSize;
+    // Names are held in memory until the layer is written, and a pax header makes a path of any length: 3 MB
+    // of gzip held 2.9 GB of 990 KB paths. They count against the expanded size, and together against
+    // kMaxNameBytes.
+    const char* link = archive_entry_hardlink(ae) ? archive_entry_hardlink(ae) : archive_entry_symlink(ae);
+    if (path.size() > kMaxNameBytesEach || (link && std::strlen(link) > kMaxNameBytesEach)) {
+      return Status::bad_input(where.substr(0, 200) + "…: a path or link target of more than " +
+                               std::to_string(kMaxNameBytesEach) + " bytes (a file system takes 4096)");
+    }
+    names_ += path.size() + (link ? std::strlen(link) : 0);
+    expanded_ += path.size() + (link ? std::strlen(link) : 0);
+    if (names_ > kMaxNameBytes) {
+      return Status::bad_input(where + ": the paths and link targets of the layer pass " +
+                               std::to_string(kMaxNameBytes) + " bytes together");
+    }
+    QR_RETURN_IF_ERROR(check_expanded(where));
     if (const char* target = archive_entry_hardlink(ae)) {
       auto canonical_target = canonical_path(target);
       if (!canonical_target.ok()) return canonical_target.status().with_context(where + " hardlink target");
@@ -293,6 +313,7 @@ class LayerReader {
   LayerSummary& summary_;
   InputStream stream_;
   uint64_t expanded_ = 0;
+  uint64_t names_ = 0;  // bytes of paths and link targets held
   bool seekable_ = false;
   bool in_place_ = false;
   std::optional<detail::PaxRecordCheck> pax_;  // made at the first entry, once in_place_ is known

@@ -84,6 +84,34 @@ TEST_F(LayerTest, GnuAndPaxEncodingsNormalizeToIdenticalBytes) {
       pax);
 }
 
+// Names are held until the layer is written, and a pax header makes a path of any length (3 MB of gzip held
+// 2.9 GB of paths): a path or link target over 64 KiB is refused, naming the entry; 4,096 bytes pass.
+TEST_F(LayerTest, PathsAndLinkTargetsOver64KiBAreRefused) {
+  auto tar = [&](const std::string& name, const std::string& path, const std::string& target) {
+    fs::path out = dir_ / name;
+    auto r = run("python3 -c " +
+                 sh("import io,sys,tarfile\n"
+                    "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                    "i=tarfile.TarInfo(sys.argv[2])\n"
+                    "if sys.argv[3]: i.type=tarfile.SYMTYPE; i.linkname=sys.argv[3]\n"
+                    "t.addfile(i,io.BytesIO(b'')); t.close()\n") +
+                 " " + sh(out.string()) + " " + sh(path) + " " + sh(target));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return out;
+  };
+  std::string bytes;
+  auto long_path = normalize(tar("path.tar", std::string(70000, 'p'), ""), bytes);
+  ASSERT_FALSE(long_path.ok());
+  EXPECT_TRUE(long_path.status().is_bad_input()) << long_path.status().to_string();
+  EXPECT_NE(long_path.status().message().find("a path or link target of more than 65536 bytes"), std::string::npos);
+  EXPECT_LT(long_path.status().message().size(), 400u) << "the message quotes the whole path";
+  auto long_link = normalize(tar("link.tar", "l", std::string(70000, 't')), bytes);
+  ASSERT_FALSE(long_link.ok());
+  EXPECT_NE(long_link.status().message().find("more than 65536 bytes"), std::string::npos);
+  std::string fine = std::string(100, 'd') + "/" + std::string(3995, 'f');
+  EXPECT_TRUE(normalize(tar("fine.tar", fine, std::string(4000, 't')), bytes).ok());
+}
+
 TEST_F(LayerTest, NormalizeIsIdempotent) {
   for (auto c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {
     LayerOptions o;
