@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "interrupt.h"
 #include "progress.h"
 #include "quorate/cli/cli.h"
 #include "quorate/imagestore/image_store.h"
@@ -42,6 +43,7 @@ void print(const imagestore::StoredImage& i) {
 // `image import SRC`: every image of an OCI layout, oci-archive or docker-archive stored byte for byte;
 // prints each one's manifest digest (and its ref name, if any).
 Status run_import(const ImageArgs& a) {
+  remove_temporaries_on_interrupt();  // no half-copied blob (`.HEX.tmp.*`) or extracted archive left by Ctrl-C
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   auto images = QR_TRY(store.import(a.source));
   for (const auto& i : images) print(i);
