@@ -1,6 +1,8 @@
 // libarchive glue: entry types, metadata and errors.
 #include "archive_util.h"
 
+#include <cstring>
+
 namespace quorate::normalize::detail {
 
 Status archive_error(struct archive* a, const std::string& where) {
@@ -55,6 +57,21 @@ Entry entry_meta(struct archive_entry* ae, EntryType type) {
 const char* raw_path(struct archive_entry* ae) {
   const char* p = archive_entry_pathname(ae);
   return p ? p : archive_entry_pathname_utf8(ae);
+}
+
+Status count_names(const std::string& where_in, const std::string& path, const char* link, uint64_t& names) {
+  const size_t link_size = link ? std::strlen(link) : 0;
+  const std::string where = where_in.size() > 200 ? where_in.substr(0, 200) + "…" : where_in;
+  if (path.size() > kMaxNameBytesEach || link_size > kMaxNameBytesEach) {
+    return Status::bad_input(where + ": a path or link target of more than " + std::to_string(kMaxNameBytesEach) +
+                             " bytes (a file system takes 4096)");
+  }
+  names += path.size() + link_size;
+  if (names > kMaxNameBytes) {
+    return Status::bad_input(where + ": the paths and link targets of the layer pass " + std::to_string(kMaxNameBytes) +
+                             " bytes together");
+  }
+  return Status();
 }
 
 }  // namespace quorate::normalize::detail

@@ -25,4 +25,12 @@ Entry entry_meta(struct archive_entry* ae, EntryType type);
 // UTF-8 and raw header bytes through unchanged; tests pin both a UTF-8 and a Latin-1 name.
 const char* raw_path(struct archive_entry* ae);
 
+// What a layer's paths and link targets may weigh: each, and together (they are held until the layer is
+// written or compared; a pax header makes a path of any length, and 3 MB of gzip held 2.9 GB of them).
+inline constexpr size_t kMaxNameBytesEach = size_t{64} << 10;
+inline constexpr uint64_t kMaxNameBytes = uint64_t{1} << 30;
+// Adds the entry's path and link target (hardlink or symlink; `link` may be null) to `names`; bad_input
+// naming the entry (`where`, cut to 200 bytes) past either bound.
+Status count_names(const std::string& where, const std::string& path, const char* link, uint64_t& names);
+
 }  // namespace quorate::normalize::detail

@@ -18,17 +18,23 @@ Status read_layer_entries(const std::filesystem::path& layer, const std::functio
     return detail::archive_error(a.get(), layer.string());
   }
   std::string buffer(1 << 20, '\0');
-  uint64_t expanded = 0;
+  uint64_t expanded = 0, names = 0;
   for (uint64_t index = 0;; ++index) {
     struct archive_entry* ae;
     int r = archive_read_next_header(a.get(), &ae);
     if (r == ARCHIVE_EOF) return Status();
     std::string where = layer.string() + " entry " + std::to_string(index);
     if (r < ARCHIVE_WARN) return detail::archive_error(a.get(), where);
+    // The caller keeps every entry (quorate diff): normalize's bounds on their count and names hold here too.
+    if (index >= kDefaultMaxEntries) {
+      return Status::bad_input(layer.string() + ": more than " + std::to_string(kDefaultMaxEntries) + " entries");
+    }
     const char* raw = detail::raw_path(ae);
     if (raw == nullptr) return Status::bad_input(where + " has no name");
     auto path = canonical_path(raw);
     if (!path.ok()) return path.status().with_context(where);
+    const char* link = archive_entry_hardlink(ae) ? archive_entry_hardlink(ae) : archive_entry_symlink(ae);
+    QR_RETURN_IF_ERROR(detail::count_names(where, *path, link, names));
     if (path->empty()) continue;
     LayerEntry out;
     if (const char* target = archive_entry_hardlink(ae)) {

@@ -31,10 +31,6 @@ using detail::Node;
 using detail::raw_path;
 
 constexpr size_t kReadChunk = 1 << 20;
-// What a layer's paths and link targets may weigh together: they are held until the layer is written (a layer
-// of a million files has about 100 MB of them).
-constexpr uint64_t kMaxNameBytes = uint64_t{1} << 30;
-constexpr size_t kMaxNameBytesEach = size_t{64} << 10;
 
 // Feeds libarchive from a file descriptor. While `hashing`, every byte of the input is hashed as it is read;
 // otherwise (an uncompressed input whose content is read in place later) libarchive may skip data by seeking.
@@ -240,16 +236,9 @@ class LayerReader {
     // of gzip held 2.9 GB of 990 KB paths. They count against the expanded size, and together against
     // kMaxNameBytes.
     const char* link = archive_entry_hardlink(ae) ? archive_entry_hardlink(ae) : archive_entry_symlink(ae);
-    if (path.size() > kMaxNameBytesEach || (link && std::strlen(link) > kMaxNameBytesEach)) {
-      return Status::bad_input(where.substr(0, 200) + "…: a path or link target of more than " +
-                               std::to_string(kMaxNameBytesEach) + " bytes (a file system takes 4096)");
-    }
-    names_ += path.size() + (link ? std::strlen(link) : 0);
-    expanded_ += path.size() + (link ? std::strlen(link) : 0);
-    if (names_ > kMaxNameBytes) {
-      return Status::bad_input(where + ": the paths and link targets of the layer pass " +
-                               std::to_string(kMaxNameBytes) + " bytes together");
-    }
+    const uint64_t names_before = names_;
+    QR_RETURN_IF_ERROR(detail::count_names(where, path, link, names_));
+    expanded_ += names_ - names_before;
     QR_RETURN_IF_ERROR(check_expanded(where));
     if (const char* target = archive_entry_hardlink(ae)) {
       auto canonical_target = canonical_path(target);
