@@ -362,8 +362,8 @@ Status run_steps(BuildContext& ctx) {
     QR_RETURN_IF_ERROR(read_step_output(ctx, i, spec.out_dir));
     // Nothing reads a step's checkout or /tmp again: one checkout of the commit on disk at a time, not one a step.
     if (!ctx.opt.keep_work_dir) {
-      remove_tree(spec.src_dir);
-      remove_tree(spec.tmp_dir);
+      (void)remove_tree(spec.src_dir);
+      (void)remove_tree(spec.tmp_dir);
     }
   }
   return Status();

@@ -43,28 +43,24 @@ void unregister_temporary(const std::filesystem::path& path) {
   registry().erase(path.string());
 }
 
-namespace {
-
-// Makes every directory at or under `path` (links not followed) 0700, parents before children.
-void make_directories_writable(const std::filesystem::path& path, int depth) {
+Status remove_tree(const std::filesystem::path& path) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (depth > 4096 || std::filesystem::symlink_status(path, ec).type() != std::filesystem::file_type::directory) {
-    return;
+  fs::remove_all(path, ec);
+  if (fs::symlink_status(path, ec).type() == fs::file_type::not_found) return Status();
+  // A directory without write or search permission stops remove_all (not for root): open each one up before
+  // the iterator descends into it, links not followed.
+  if (fs::symlink_status(path, ec).type() == fs::file_type::directory) {
+    ::chmod(path.c_str(), 0700);
+    fs::recursive_directory_iterator it(path, fs::directory_options::none, ec), end;
+    while (!ec && it != end) {
+      if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
+      it.increment(ec);
+    }
   }
-  ::chmod(path.c_str(), 0700);
-  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-    make_directories_writable(it->path(), depth + 1);
-  }
-}
-
-}  // namespace
-
-void remove_tree(const std::filesystem::path& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (std::filesystem::symlink_status(path, ec).type() == std::filesystem::file_type::not_found) return;
-  make_directories_writable(path, 0);
-  std::filesystem::remove_all(path, ec);
+  fs::remove_all(path, ec);
+  if (ec) return Status::io("remove " + path.string() + ": " + ec.message());
+  return Status();
 }
 
 void remove_registered_temporaries() {
@@ -73,7 +69,7 @@ void remove_registered_temporaries() {
     // Another thread may still be writing into a directory: later passes catch what it added meanwhile.
     for (int pass = 0; pass < 1000; ++pass) {
       std::error_code ec;
-      remove_tree(p);
+      (void)remove_tree(p);
       // (libstdc++ sets `ec` for a path that is not there, so its type is what says it is gone: testing `ec`
       // too kept every removal waiting out the 1,000 passes, one second a temporary.)
       if (std::filesystem::symlink_status(p, ec).type() == std::filesystem::file_type::not_found) break;
@@ -122,7 +118,7 @@ std::filesystem::path TempDir::release() {
 
 void TempDir::remove() {
   if (path_.empty()) return;
-  remove_tree(path_);
+  (void)remove_tree(path_);
   unregister_temporary(path_);
   path_.clear();
 }

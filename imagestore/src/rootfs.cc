@@ -13,6 +13,7 @@
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/temporaries.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/oci.h"
 #include "store_internal.h"
@@ -23,32 +24,13 @@ using internal::FileLock;
 using internal::LockMode;
 using nlohmann::json;
 
-namespace internal {
-
-Status remove_tree(const fs::path& dir) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(dir, ec))) return Status();
-  // An image may hold directories without write (or search) permission: open them up before descending.
-  ::chmod(dir.c_str(), 0700);
-  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
-  while (!ec && it != end) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) ::chmod(it->path().c_str(), 0700);
-    it.increment(ec);
-  }
-  fs::remove_all(dir, ec);
-  if (ec) return Status::io("remove " + dir.string() + ": " + ec.message());
-  return Status();
-}
-
-}  // namespace internal
-
 namespace {
 
 // Leftovers named `.<kind>-<hex>-*` in the rootfs directory (a crashed unpack or removal): never trusted.
 void remove_leftovers(const fs::path& dir, const std::string& prefix) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) (void)internal::remove_tree(e.path());
+    if (e.path().filename().string().rfind(prefix, 0) == 0) (void)remove_tree(e.path());
   }
 }
 
@@ -101,7 +83,7 @@ Status unpack_once(const fs::path& dir, const VerifiedImage& image,
   if (s.ok() && progress) progress("unpacked image " + image.digest.substr(0, 19));
   if (s.ok() && ::rename(tmp.c_str(), root.c_str()) != 0) s = Status::from_errno("rename into " + root.string(), errno);
   if (!s.ok()) {
-    (void)internal::remove_tree(tmp);
+    (void)remove_tree(tmp);
     return s.with_context("unpack image " + image.digest);
   }
   return Status();
@@ -206,7 +188,7 @@ Status ImageStore::remove(const std::vector<std::string>& digests) {
     if (ec) return Status::io("remove blob " + d + ": " + ec.message());
   }
   tree_locks.clear();
-  for (const auto& t : trash) QR_RETURN_IF_ERROR(internal::remove_tree(t));
+  for (const auto& t : trash) QR_RETURN_IF_ERROR(remove_tree(t));
   for (const auto& d : doomed) remove_leftovers(rootfs_dir, ".trash-" + digest_hex(d));
   return Status();
 }

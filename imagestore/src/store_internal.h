@@ -95,7 +95,4 @@ struct LayerFile {
 };
 Status unpack_layers(const std::vector<LayerFile>& layers, const std::filesystem::path& dir);
 
-// Removes a tree the store made, making its directories writable first (images hold read-only ones).
-Status remove_tree(const std::filesystem::path& dir);
-
 }  // namespace quorate::imagestore::internal

@@ -23,10 +23,11 @@ void unregister_temporary(const std::filesystem::path& path);
 // handler) just before the process dies, so no destructor runs to do it.
 void remove_registered_temporaries();
 
-// Removes `path` and everything under it, never following a link; errors are ignored. A directory in it
-// that cannot be listed or emptied (a build step's `chmod 0555` or `0000`; root is not stopped by modes, other
-// users are) is made 0700 first. Whoever could change the tree must have stopped.
-void remove_tree(const std::filesystem::path& path);
+// Removes `path` and everything under it, never following a link; OK when it is not there. A directory in it
+// that cannot be listed or emptied (an image's or a build step's `chmod 0555` or `0000`; root is not stopped
+// by modes, other users are) is made 0700 first. io naming `path` when something stays. Whoever could change
+// the tree must have stopped.
+Status remove_tree(const std::filesystem::path& path);
 
 // `given`, or /tmp when it is empty: the one place of the documented default of the options that name a
 // temporary directory (LayerOptions::temp_dir, DiffOptions::temp_dir, TempFile). Libraries never read $TMPDIR;
