@@ -29,6 +29,7 @@
 #include "quorate/normalize/inspect.h"
 #include "quorate/normalize/layer.h"
 #include "quorate/normalize/oci_layout.h"
+#include "quorate/normalize/tar_reader.h"
 
 namespace quorate::audit {
 namespace {
@@ -182,31 +183,13 @@ std::vector<FileChange> diff_maps(const std::map<std::string, LayerEntry>& left,
 
 // ---- reading tar members (for --deep) ----
 
-struct ArchiveCloser {
-  void operator()(struct archive* a) const { archive_read_free(a); }
-};
-using ArchivePtr = std::unique_ptr<struct archive, ArchiveCloser>;
-
-Status archive_status(struct archive* a, const std::string& where) {
-  const char* msg = archive_error_string(a);
-  return Status::bad_input(where + ": " + (msg ? msg : "unreadable archive data"));
-}
-
-// A reader of a tar with any compression (docker-archive layers are often plain tars).
-Result<ArchivePtr> open_tar(const fs::path& tar) {
-  ArchivePtr a(archive_read_new());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_filter_all(a.get());
-  if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
-    return archive_status(a.get(), tar.string());
-  }
-  return a;
-}
+using normalize::archive_error;
+using normalize::next_entry;
+using normalize::open_tar;
 
 // The entry's path as stored (raw header bytes, or the pax UTF-8 name), or "" when it has none.
 std::string raw_path(struct archive_entry* ae) {
-  const char* p = archive_entry_pathname(ae);
-  if (p == nullptr) p = archive_entry_pathname_utf8(ae);
+  const char* p = normalize::raw_path(ae);
   return p ? p : "";
 }
 
@@ -234,7 +217,7 @@ Status copy_content(struct archive* a, int fd, const fs::path& p, Sha256* hash, 
   std::string buffer(1 << 16, '\0');
   for (;;) {
     la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
-    if (n < 0) return archive_status(a, where);
+    if (n < 0) return archive_error(a, where);
     if (n == 0) return Status();
     std::string_view chunk(buffer.data(), static_cast<size_t>(n));
     QR_RETURN_IF_ERROR(budget.take(chunk.size(), where));
@@ -325,10 +308,8 @@ Status extract_versions(const fs::path& layer, std::vector<Version>& versions, c
   Budget budget{max_bytes};
   auto pending = [&] { return std::ranges::count_if(versions, [](const Version& v) { return !v.done; }); };
   while (pending() > 0) {
-    struct archive_entry* ae = nullptr;
-    int r = archive_read_next_header(a.get(), &ae);
-    if (r == ARCHIVE_EOF) break;
-    if (r < ARCHIVE_WARN) return archive_status(a.get(), layer.string());
+    struct archive_entry* ae = QR_TRY(next_entry(a.get(), layer.string()));
+    if (ae == nullptr) break;
     if (archive_entry_hardlink(ae) != nullptr || archive_entry_filetype(ae) != AE_IFREG) continue;
     auto name = normalize::canonical_path(raw_path(ae));
     if (!name.ok() || std::ranges::none_of(versions, [&](const Version& v) { return !v.done && v.member == *name; })) {

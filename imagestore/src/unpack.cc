@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quorate/normalize/layer.h"
+#include "quorate/normalize/tar_reader.h"
 #include "store_internal.h"
 
 namespace quorate::imagestore::internal {
@@ -72,43 +73,31 @@ class Extractor {
   ~Extractor() { archive_write_free(disk_); }
 
   Status layer(const LayerFile& layer) {
-    struct archive* a = archive_read_new();
-    archive_read_support_filter_all(a);
-    archive_read_support_format_tar(a);
     const std::string what = "layer " + layer.digest;
-    Status s;
-    if (archive_read_open_filename(a, layer.blob.c_str(), 1 << 20) != ARCHIVE_OK) {
-      s = Status::bad_input(what + ": " + error(a));
-    }
-    struct archive_entry* entry = nullptr;
+    auto opened = normalize::open_tar(layer.blob, size_t{1} << 20);
+    if (!opened.ok()) return Status::bad_input(what + ": " + opened.status().message());
+    normalize::ArchivePtr a = std::move(opened).value();
     uint64_t entries = 0, bytes = 0;
-    while (s.ok()) {
-      int r = archive_read_next_header(a, &entry);
-      if (r == ARCHIVE_EOF) break;
-      if (r != ARCHIVE_OK) {
-        s = Status::bad_input(what + ": " + error(a));
-        break;
-      }
+    for (;;) {
+      struct archive_entry* entry = QR_TRY(normalize::next_entry(a.get(), what));
+      if (entry == nullptr) return Status();
       // `quorate normalize`'s default limits, a layer's: a 99 KB zstd layer filled 3 GiB of the store here.
       // A sparse entry counts at its full size.
       bytes += archive_entry_size(entry) > 0 ? static_cast<uint64_t>(archive_entry_size(entry)) : 0;
       if (++entries > normalize::kDefaultMaxEntries || bytes > normalize::kDefaultMaxExpandedBytes) {
-        s = Status::bad_input(what + ": expands to more than " + std::to_string(normalize::kDefaultMaxEntries) +
-                              " entries or " + std::to_string(normalize::kDefaultMaxExpandedBytes) +
-                              " bytes (a decompression bomb?)");
-        break;
+        return Status::bad_input(what + ": expands to more than " + std::to_string(normalize::kDefaultMaxEntries) +
+                                 " entries or " + std::to_string(normalize::kDefaultMaxExpandedBytes) +
+                                 " bytes (a decompression bomb?)");
       }
-      s = this->entry(a, entry, what);
+      QR_RETURN_IF_ERROR(this->entry(a.get(), entry, what));
     }
-    archive_read_free(a);
-    return s;
   }
 
  private:
   static std::string error(struct archive* a) { return archive_error_string(a) ? archive_error_string(a) : "?"; }
 
   Status entry(struct archive* a, struct archive_entry* entry, const std::string& what) {
-    const char* raw = archive_entry_pathname(entry);
+    const char* raw = normalize::raw_path(entry);
     auto path = normalize::canonical_path(raw ? raw : "");
     if (!path.ok()) return path.status().with_context(what);
     if (path->empty()) return Status();

@@ -2,13 +2,56 @@
 #include "archive_util.h"
 
 #include <cstring>
+#include <string_view>
 
-namespace quorate::normalize::detail {
+namespace quorate::normalize {
+
+void ArchiveCloser::operator()(struct archive* a) const { archive_read_free(a); }
+
+Result<ArchivePtr> open_tar(const std::filesystem::path& path, size_t block) {
+  ArchivePtr a(archive_read_new());
+  if (!a) return Status::internal("libarchive: out of memory");
+  archive_read_support_format_tar(a.get());
+  archive_read_support_filter_all(a.get());
+  if (archive_read_open_filename(a.get(), path.c_str(), block) != ARCHIVE_OK)
+    return archive_error(a.get(), path.string());
+  return a;
+}
+
+namespace {
+
+// libarchive's message for a name it could not convert to the locale (archive_read_support_format_tar.c,
+// set_conversion_failed_error): "<Pathname|Linkname|Uname|Gname> can't be converted from <charset> to current
+// locale." Nothing else it reports as a warning leaves the entry as the archive describes it.
+bool is_conversion_warning(const char* message) {
+  if (message == nullptr) return false;
+  std::string_view m(message);
+  return m.find(" can't be converted from ") != std::string_view::npos && m.ends_with(" to current locale.");
+}
+
+}  // namespace
+
+Result<struct archive_entry*> next_entry(struct archive* a, const std::string& where) {
+  struct archive_entry* ae = nullptr;
+  int r = archive_read_next_header(a, &ae);
+  if (r == ARCHIVE_EOF) return static_cast<struct archive_entry*>(nullptr);
+  if (r == ARCHIVE_OK || (r == ARCHIVE_WARN && is_conversion_warning(archive_error_string(a)))) return ae;
+  return archive_error(a, where);
+}
 
 Status archive_error(struct archive* a, const std::string& where) {
   const char* msg = archive_error_string(a);
   return Status::bad_input(where + ": " + (msg ? msg : "unreadable archive data"));
 }
+
+const char* raw_path(struct archive_entry* ae) {
+  const char* p = archive_entry_pathname(ae);
+  return p ? p : archive_entry_pathname_utf8(ae);
+}
+
+}  // namespace quorate::normalize
+
+namespace quorate::normalize::detail {
 
 Result<EntryType> entry_type(struct archive_entry* ae, const std::string& where) {
   switch (archive_entry_filetype(ae)) {
@@ -52,11 +95,6 @@ Entry entry_meta(struct archive_entry* ae, EntryType type) {
     e.xattrs[name] = std::string(static_cast<const char*>(value), size);
   }
   return e;
-}
-
-const char* raw_path(struct archive_entry* ae) {
-  const char* p = archive_entry_pathname(ae);
-  return p ? p : archive_entry_pathname_utf8(ae);
 }
 
 Status count_names(const std::string& where_in, const std::string& path, const char* link, uint64_t& names) {

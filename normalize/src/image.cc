@@ -154,16 +154,15 @@ bool looks_like_docker_manifest(const std::string& bytes) {
 }
 
 TarTopLevel tar_top_level(const fs::path& input) {
-  std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_filter_all(a.get());
   TarTopLevel top;
-  if (archive_read_open_filename(a.get(), input.c_str(), 1 << 16) != ARCHIVE_OK) return top;
+  auto opened = open_tar(input);
+  if (!opened.ok()) return top;
+  ArchivePtr a = std::move(opened).value();
   for (;;) {
-    struct archive_entry* ae = nullptr;
-    int r = archive_read_next_header(a.get(), &ae);
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) break;
-    const char* raw = detail::raw_path(ae);
+    auto next = next_entry(a.get(), input.string());
+    if (!next.ok() || *next == nullptr) break;
+    struct archive_entry* ae = *next;
+    const char* raw = raw_path(ae);
     auto name = canonical_path(raw ? raw : "");
     if (!name.ok()) continue;
     if (*name == "oci-layout") top.oci_layout = true;

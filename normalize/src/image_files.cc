@@ -91,25 +91,18 @@ Result<fs::path> ImageFiles::path_of(const std::string& raw_name, const std::str
 }
 
 Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
-  std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
-  archive_read_support_format_tar(a.get());
-  archive_read_support_filter_all(a.get());
-  if (archive_read_open_filename(a.get(), tar.c_str(), 1 << 16) != ARCHIVE_OK) {
-    return detail::archive_error(a.get(), tar.string());
-  }
+  ArchivePtr a = QR_TRY(open_tar(tar));
   uint64_t total = 0, members = 0;
   for (;;) {
-    struct archive_entry* ae = nullptr;
-    int r = archive_read_next_header(a.get(), &ae);
-    if (r == ARCHIVE_EOF) break;
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) return detail::archive_error(a.get(), tar.string());
+    struct archive_entry* ae = QR_TRY(next_entry(a.get(), tar.string()));
+    if (ae == nullptr) break;
     // An image archive holds a few files a layer (docker save, skopeo); each member here costs a file or a
     // remembered link.
     if (++members > kMaxArchiveMembers) {
       return Status::bad_input(tar.string() + ": more than " + std::to_string(kMaxArchiveMembers) +
                                " members; an image archive holds a few a layer");
     }
-    const char* raw = detail::raw_path(ae);
+    const char* raw = raw_path(ae);
     std::string raw_name = raw ? raw : "";
     auto name = canonical_path(raw_name);
     if (!name.ok()) return name.status().with_context(tar.string());
@@ -171,7 +164,7 @@ Status ImageFiles::write_member(struct archive* a, const std::string& name, uint
     int r = archive_read_data_block(a, &buf, &size, &offset);
     if (r == ARCHIVE_EOF) break;
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-      s = detail::archive_error(a, tar.string() + ": " + name);
+      s = archive_error(a, tar.string() + ": " + name);
       break;
     }
     // A sparse member's map may place data anywhere: only what lies within its declared size is counted.

@@ -1,8 +1,6 @@
 // read_layer_entries: a plain libarchive walk that hashes content instead of keeping it.
 #include "quorate/normalize/inspect.h"
 
-#include <memory>
-
 #include "archive_util.h"
 #include "quorate/core/sha256.h"
 #include "quorate/normalize/layer.h"
@@ -11,25 +9,18 @@ namespace quorate::normalize {
 
 Status read_layer_entries(const std::filesystem::path& layer, const std::function<Status(LayerEntry&&)>& visit,
                           uint64_t max_expanded_bytes) {
-  std::unique_ptr<struct archive, detail::ArchiveCloser> a(archive_read_new());
-  archive_read_support_filter_all(a.get());
-  archive_read_support_format_tar(a.get());
-  if (archive_read_open_filename(a.get(), layer.c_str(), 1 << 20) != ARCHIVE_OK) {
-    return detail::archive_error(a.get(), layer.string());
-  }
+  ArchivePtr a = QR_TRY(open_tar(layer, size_t{1} << 20));
   std::string buffer(1 << 20, '\0');
   uint64_t expanded = 0, names = 0;
   for (uint64_t index = 0;; ++index) {
-    struct archive_entry* ae;
-    int r = archive_read_next_header(a.get(), &ae);
-    if (r == ARCHIVE_EOF) return Status();
     std::string where = layer.string() + " entry " + std::to_string(index);
-    if (r < ARCHIVE_WARN) return detail::archive_error(a.get(), where);
+    struct archive_entry* ae = QR_TRY(next_entry(a.get(), where));
+    if (ae == nullptr) return Status();
     // The caller keeps every entry (quorate diff): normalize's bounds on their count and names hold here too.
     if (index >= kDefaultMaxEntries) {
       return Status::bad_input(layer.string() + ": more than " + std::to_string(kDefaultMaxEntries) + " entries");
     }
-    const char* raw = detail::raw_path(ae);
+    const char* raw = raw_path(ae);
     if (raw == nullptr) return Status::bad_input(where + " has no name");
     auto path = canonical_path(raw);
     if (!path.ok()) return path.status().with_context(where);
@@ -56,7 +47,7 @@ Status read_layer_entries(const std::filesystem::path& layer, const std::functio
       Sha256 hash;
       for (;;) {
         la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
-        if (n < 0) return detail::archive_error(a.get(), where);
+        if (n < 0) return archive_error(a.get(), where);
         if (n == 0) break;
         expanded += static_cast<uint64_t>(n);
         if (expanded > max_expanded_bytes) {

@@ -22,13 +22,10 @@
 namespace quorate::normalize {
 namespace {
 
-using detail::archive_error;
-using detail::ArchiveCloser;
 using detail::entry_meta;
 using detail::entry_type;
 using detail::LayerPlan;
 using detail::Node;
-using detail::raw_path;
 
 constexpr size_t kReadChunk = 1 << 20;
 
@@ -182,13 +179,10 @@ class LayerReader {
     }
     std::string previous;
     for (uint64_t index = 0;; ++index) {
-      struct archive_entry* ae;
-      int r = archive_read_next_header(a.get(), &ae);
-      if (r == ARCHIVE_EOF) break;
-      if (r < ARCHIVE_WARN) {
-        if (index == 0 && archive_format(a.get()) == 0) return archive_error(a.get(), "not a tar layer");
-        return archive_error(a.get(), describe(index, "") + (previous.empty() ? "" : " after \"" + previous + "\""));
-      }
+      auto next = next_entry(a.get(), describe(index, "") + (previous.empty() ? "" : " after \"" + previous + "\""));
+      if (!next.ok() && index == 0 && archive_format(a.get()) == 0) return archive_error(a.get(), "not a tar layer");
+      struct archive_entry* ae = QR_TRY(std::move(next));
+      if (ae == nullptr) break;
       if (index == 0) {
         // An uncompressed tar in a regular file: content stays where it is and is read in place at write
         // time, instead of being copied to the spool and back.

@@ -13,6 +13,12 @@ layers (a tar file at OUT):
   pax-nul-path-gz   the same, gzip-compressed, after 300 ordinary pax entries (long names)
   pax-nul-linkpath  a symlink whose pax "linkpath" record holds a NUL byte
   pax-long-names-gz 300 pax entries with long names and nothing wrong with them, gzip-compressed
+  pax-malformed     a pax header whose first record claims 99 bytes, then path=etc/cron.d/evil; ustar name
+                    "innocent" (libarchive drops the whole header, so the entry would keep "innocent")
+  pax-malformed-gz  the same, gzip-compressed
+  pax-record-over-1mb  a pax path record of 1,000,000 bytes (libarchive rejects it and keeps the ustar name)
+  pax-utf8-names    a file with UTF-8 owner names and a symlink with a UTF-8 target, in pax records: nothing
+                    wrong with them (libarchive warns it cannot convert them to the C locale)
   gzip-bad-crc      a gzip layer (stored blocks) with one content byte altered after compression
 
 images (an OCI layout directory at OUT, one single-layer image):
@@ -68,6 +74,25 @@ def layer(kind):
         ti.type, ti.linkname, ti.mtime = tarfile.SYMTYPE, "placeholder", 1700000000
         ti.pax_headers = {"linkpath": "target\x00suffix"}
         return tar_bytes([reg("a"), (ti, None)])
+    if kind in ("pax-malformed", "pax-malformed-gz"):
+        ti, data = reg("innocent", b"* * * * * root sh -c evil\n")
+        ti.pax_headers = {"comment": "x", "path": "etc/cron.d/evil"}
+        raw = tar_bytes([reg("a"), (ti, data)])
+        assert raw.count(b"13 comment=x\n") == 1
+        raw = raw.replace(b"13 comment=x\n", b"99 comment=x\n")  # record data only: header checksums hold
+        return gzip.compress(raw, mtime=0) if kind.endswith("-gz") else raw
+    if kind == "pax-record-over-1mb":
+        ti, data = reg("innocent")
+        ti.pax_headers = {"path": "d/" + "p" * 999985}
+        raw = tar_bytes([(ti, data)])
+        assert int(raw[512:520].split(b" ")[0]) > 999999
+        return raw
+    if kind == "pax-utf8-names":
+        ti, data = reg("owned")
+        ti.uname, ti.gname = "j\u00fcrgen", "gr\u00fcppe"
+        link = tarfile.TarInfo("l\u00efnk")
+        link.type, link.linkname, link.mtime = tarfile.SYMTYPE, "t\u00e4rget/\u4e2d", 1700000000
+        return tar_bytes([(ti, data), (link, None)])
     if kind == "gzip-bad-crc":
         raw = tar_bytes([reg("greeting", b"hello world\n")])
         z = zlib.compressobj(0, zlib.DEFLATED, -15)  # stored blocks: the content bytes appear as they are

@@ -123,8 +123,8 @@ TEST_F(NormalizeHostileTest, RegularFileWithEmptyNameIsRefused) {
   EXPECT_NE(s.message().find("empty"), std::string::npos) << s.to_string();
 }
 
-// Not fixed yet: libarchive 3.6 copies a pax "path" value up to its first NUL and offers no way to see the
-// rest, so detecting it needs a pax header scan of our own over the decompressed tar. Enable with the fix.
+// libarchive 3.6 copies a pax "path" value up to its first NUL and offers no way to see the rest: our own
+// scan of the pax headers (pax_check.h) refuses it.
 TEST_F(NormalizeHostileTest, PaxPathWithNulIsRefused) {
   // libarchive truncates the record at the NUL: the entry came out as "evil", exit 0.
   auto s = layer(input("pax-nul-path"));
@@ -151,6 +151,31 @@ TEST_F(NormalizeHostileTest, PaxRecordsWithoutNulPass) {
   // 300 long names, each in a pax record, compressed: the second reading must stay in step with the first.
   auto s = layer(input("pax-long-names-gz"));
   EXPECT_TRUE(s.ok()) << s.to_string();
+}
+
+// libarchive drops a whole pax header when one of its records is malformed or over 1 MB, and says so only as
+// a warning: the entry came out under its ustar name, "innocent", where the archive (and Go's archive/tar,
+// which refuses it) says "etc/cron.d/evil". Exit 0 before.
+TEST_F(NormalizeHostileTest, PaxHeaderLibarchiveWouldDropIsRefused) {
+  for (const char* kind : {"pax-malformed", "pax-malformed-gz"}) {
+    auto s = layer(input(kind));
+    EXPECT_TRUE(s.is_bad_input()) << kind << ": " << s.to_string();
+    EXPECT_NE(s.message().find("entry 1 after \"a\": Ignoring malformed pax extended attribute"), std::string::npos)
+        << kind << ": " << s.to_string();
+  }
+  auto r = cli(input("pax-record-over-1mb"));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("entry 0: Rejecting pax extended attribute > 1MB"), std::string::npos) << r.out;
+}
+
+// The warnings that do pass: owner names and a link target in UTF-8, which libarchive cannot convert to the C
+// locale and keeps as stored.
+TEST_F(NormalizeHostileTest, UnconvertibleUtf8NamesPassAsStored) {
+  StringSink sink;
+  auto written = normalize_layer(input("pax-utf8-names"), sink, options());
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  EXPECT_NE(sink.data().find("t\xc3\xa4rget/\xe4\xb8\xad"), std::string::npos);
+  EXPECT_NE(sink.data().find("l\xc3\xafnk"), std::string::npos);
 }
 
 TEST_F(NormalizeHostileTest, DirectoryReplacedByFileWithChildrenIsRefused) {

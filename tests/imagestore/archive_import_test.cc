@@ -165,6 +165,27 @@ TEST_F(ArchiveImport, SparseMembersAndMemberFloodsAreRefused) {
   EXPECT_TRUE(store().list()->empty());
 }
 
+// A member whose pax header libarchive drops (one malformed record) would be taken under its ustar name; the
+// archive is refused instead, as normalize refuses such a layer (normalize/tar_reader.h).
+TEST_F(ArchiveImport, AMemberWhosePaxHeaderLibarchiveDropsIsRefused) {
+  auto tar = scratch_ / "dropped.tar";
+  auto made = run("python3 -c " +
+                  sh("import io,os,sys,tarfile\n"
+                     "b=io.BytesIO(); t=tarfile.open(fileobj=b,mode='w',format=tarfile.PAX_FORMAT)\n"
+                     "t.add(sys.argv[1],arcname='.')\n"
+                     "i=tarfile.TarInfo('innocent'); i.size=1; i.pax_headers={'comment':'x','path':'index.json'}\n"
+                     "t.addfile(i,io.BytesIO(b'x')); t.close()\n"
+                     "raw=b.getvalue(); assert raw.count(b'13 comment=x\\n')==1\n"
+                     "open(sys.argv[2],'wb').write(raw.replace(b'13 comment=x\\n',b'99 comment=x\\n'))\n") +
+                  " " + sh((scratch_ / "busybox").string()) + " " + sh(tar.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto r = store().import(tar);
+  ASSERT_FALSE(r.ok()) << "imported";
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("Ignoring malformed pax extended attribute"));
+  EXPECT_TRUE(store().list()->empty());
+}
+
 // A docker-archive whose manifest.json names one large config many times: each entry's config was held at once
 // (a 16 KB archive, 4.8 GB). Together they may weigh 64 MiB.
 TEST_F(ArchiveImport, ConfigsListedOverAndOverAreRefused) {

@@ -258,6 +258,37 @@ TEST_F(ImageStoreTest, UnpackBombsAndLayerFloodsAreRefused) {
   EXPECT_THAT(r.out, HasSubstr("lists 129 layers; an image may have at most 128"));
 }
 
+// A builder image's layers are read by the rule normalize reads by (normalize/tar_reader.h): a UTF-8 link
+// target or owner name that libarchive cannot convert to the C locale is kept as stored (the unpack refused it
+// before: every warning was an error), and a pax header libarchive drops, which would leave the entry under its
+// ustar name, is refused.
+TEST_F(ImageStoreTest, UnpackKeepsUtf8NamesAndRefusesDroppedPaxHeaders) {
+  auto layer = [&](const std::string& kind) {
+    auto out = scratch_ / kind;
+    auto r = quorate::testing::run(
+        "python3 " +
+        quorate::testing::sh((quorate::testing::source_dir() / "tests/hostile/normalize_hostile_inputs.py").string()) +
+        " " + kind + " " + quorate::testing::sh(out.string()));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return slurp(out);
+  };
+  auto s = store();
+  std::string utf8 = make_tar_layer_image(scratch_ / "utf8", layer("pax-utf8-names"), 1);
+  ASSERT_TRUE(s.import_layout(scratch_ / "utf8").ok());
+  auto root = s.rootfs(s.verify(utf8).value());
+  ASSERT_TRUE(root.ok()) << root.status().to_string();
+  std::error_code ec;
+  EXPECT_EQ(std::filesystem::read_symlink(root->path() / "l\xc3\xafnk", ec).string(), "t\xc3\xa4rget/\xe4\xb8\xad")
+      << ec.message();
+
+  std::string dropped = make_tar_layer_image(scratch_ / "dropped", layer("pax-malformed"), 1);
+  ASSERT_TRUE(s.import_layout(scratch_ / "dropped").ok());
+  auto refused = s.rootfs(s.verify(dropped).value());
+  ASSERT_FALSE(refused.ok()) << "a layer whose pax header libarchive dropped was unpacked";
+  EXPECT_TRUE(refused.status().is_bad_input()) << refused.status().to_string();
+  EXPECT_THAT(refused.status().message(), HasSubstr("Ignoring malformed pax extended attribute"));
+}
+
 // `quorate image import` killed while it copies a blob leaves no half-copied blob in the store (1.2 GB of
 // `.HEX.tmp.*` stayed, and nothing removes them later).
 TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoTemporaries) {

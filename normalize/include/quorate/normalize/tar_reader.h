@@ -1,0 +1,40 @@
+// Reading tars from outside with libarchive: one rule, for every reader (normalize, `quorate diff`, image
+// archives, the image store's unpacker), for which of libarchive's reports an entry may pass with.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "quorate/core/status.h"
+
+struct archive;
+struct archive_entry;
+
+namespace quorate::normalize {
+
+struct ArchiveCloser {
+  void operator()(struct archive* a) const;
+};
+using ArchivePtr = std::unique_ptr<struct archive, ArchiveCloser>;
+
+// A reader of the tar at `path` under any compression, reading `block` bytes at a time; bad_input
+// "<path>: <libarchive's message>" when it cannot be opened.
+Result<ArchivePtr> open_tar(const std::filesystem::path& path, size_t block = size_t{1} << 16);
+
+// The next entry's header, or null at the end of the archive. libarchive reports two different things as a
+// warning: a name, owner or link target it could not convert to the locale (we run in the C locale; it keeps
+// the bytes as stored, and tests pin them), and input it skipped. A pax header holding one malformed record
+// is dropped whole, so the entry keeps its ustar name: "innocent" instead of "etc/cron.d/evil", where Go's
+// archive/tar (container runtimes) refuses the archive. Only the first kind passes; every other warning, and
+// every error, is bad_input "<where>: <libarchive's message>".
+Result<struct archive_entry*> next_entry(struct archive* a, const std::string& where);
+
+// bad_input "<where>: <libarchive's message>".
+Status archive_error(struct archive* a, const std::string& where);
+
+// The entry's path as stored, or null. In the C locale (we never call setlocale) libarchive passes pax UTF-8
+// and raw header bytes through unchanged; tests pin both a UTF-8 and a Latin-1 name.
+const char* raw_path(struct archive_entry* ae);
+
+}  // namespace quorate::normalize
