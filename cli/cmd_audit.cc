@@ -5,6 +5,7 @@
 #include <iostream>
 #include <optional>
 
+#include "interrupt.h"
 #include "quorate/audit/audit.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/time.h"
@@ -20,6 +21,7 @@ struct AuditArgs {
 };
 
 Status run_audit_command(const AuditArgs& a) {
+  clean_up_on_interrupt();  // on Ctrl-C: gpg stopped, its signature files removed
   if (a.format != "text" && a.format != "markdown" && a.format != "json") {
     return Status::usage("--format must be text, markdown or json");
   }

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "interrupt.h"
 #include "progress.h"
 #include "quorate/attest/attest.h"
 #include "quorate/attest/keys.h"
@@ -43,6 +44,7 @@ Result<std::string> attest_result(const BuildArgs& a, const std::string& result_
 }
 
 Status run_build(const BuildArgs& a) {
+  clean_up_on_interrupt();  // on Ctrl-C: the running step stopped, the half-built output and checkout removed
   // What --attest needs is checked before the build, not after it has run for minutes.
   if (!a.attest_key.empty() && !a.builder_id.empty() && !attest::is_uri(a.builder_id)) {
     return Status::usage("--builder-id '" + a.builder_id + "' is not a URI (scheme:..., for example " +

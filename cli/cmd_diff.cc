@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "interrupt.h"
 #include "progress.h"
 #include "quorate/audit/diff.h"
 #include "quorate/cli/cli.h"
@@ -22,6 +23,7 @@ struct DiffArgs {
 };
 
 Status run_diff(const DiffArgs& args) {
+  clean_up_on_interrupt();  // on Ctrl-C: diffoscope stopped, the extracted images removed
   audit::DiffOptions options;
   options.temp_dir = temp_dir_from_env();
   options.platform = args.platform;

@@ -43,7 +43,7 @@ void print(const imagestore::StoredImage& i) {
 // `image import SRC`: every image of an OCI layout, oci-archive or docker-archive stored byte for byte;
 // prints each one's manifest digest (and its ref name, if any).
 Status run_import(const ImageArgs& a) {
-  remove_temporaries_on_interrupt();  // no half-copied blob (`.HEX.tmp.*`) or extracted archive left by Ctrl-C
+  clean_up_on_interrupt();  // no half-copied blob (`.HEX.tmp.*`) or extracted archive left by Ctrl-C
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   auto images = QR_TRY(store.import(a.source));
   for (const auto& i : images) print(i);
@@ -51,6 +51,7 @@ Status run_import(const ImageArgs& a) {
 }
 
 Status run_pull(const ImageArgs& a) {
+  clean_up_on_interrupt();  // skopeo stopped and its download directory removed on Ctrl-C
   auto store = QR_TRY(imagestore::ImageStore::open(a.store));
   imagestore::PullOptions o;
   o.reference = a.reference;

@@ -182,7 +182,7 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o, Progress& pr
 }
 
 Status run_normalize(const NormalizeArgs& a) {
-  remove_temporaries_on_interrupt();  // no `.OUT.tmp.*` or extracted image left behind by Ctrl-C
+  clean_up_on_interrupt();  // no `.OUT.tmp.*` or extracted image left behind by Ctrl-C
   Progress progress("normalize", a.quiet);
   auto o = QR_TRY(layer_options(a, progress));
   auto format = QR_TRY(nz::detect_image_format(a.input));

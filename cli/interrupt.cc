@@ -1,4 +1,5 @@
-// A thread that waits for SIGINT/SIGTERM/SIGHUP, removes the registered temporaries and dies of the signal.
+// A thread that waits for SIGINT/SIGTERM/SIGHUP, kills the running child processes, removes the registered
+// temporaries and dies of the signal.
 #include "interrupt.h"
 
 #include <pthread.h>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "quorate/core/process.h"
 #include "quorate/core/temporaries.h"
 
 namespace quorate::cli {
@@ -24,7 +26,7 @@ void wait_for_the_signal() {
 
 }  // namespace
 
-void remove_temporaries_on_interrupt() {
+void clean_up_on_interrupt() {
   static bool installed = false;
   if (installed) return;
   installed = true;
@@ -41,6 +43,7 @@ void remove_temporaries_on_interrupt() {
     int sig = 0;
     if (::sigwait(&set, &sig) != 0) return;
     g_interrupted = true;
+    kill_running_processes();  // first: a child still writing into a temporary would undo its removal
     remove_registered_temporaries();
     ::signal(sig, SIG_DFL);
     sigset_t one;

@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <mutex>
+#include <set>
 #include <thread>
 
 namespace quorate {
@@ -18,6 +20,12 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 constexpr int kWatchIntervalMs = 5;
+
+// The process groups run_process is running (see kill_running_processes). A group stays listed until its
+// main process is about to be reaped: until then its id cannot be reused.
+std::mutex g_running_mutex;
+std::set<pid_t> g_running;  // under g_running_mutex
+bool g_killed_all = false;  // by kill_running_processes(); under g_running_mutex
 
 std::vector<char*> c_strings(std::vector<std::string>& v) {
   std::vector<char*> out;
@@ -59,6 +67,11 @@ Status open_child_fds(const ProcessSpec& spec, ChildFds& fds) {
 // The child after fork: only async-signal-safe calls. It leads a new process group that holds everything it
 // starts, so that the group can be killed as a whole.
 [[noreturn]] void exec_child(const ProcessSpec& spec, const ChildFds& fds, char* const* argv, char* const* envp) {
+  // A command that takes its signals on a thread of its own blocks them in every other thread, and a mask
+  // survives exec: the program would start unable to be interrupted or terminated.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   if (spec.umask) ::umask(*spec.umask);
   ::setpgid(0, 0);
   for (int fd : spec.pass_fds) ::fcntl(fd, F_SETFD, 0);
@@ -165,25 +178,39 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
   Capture capture;
   pid_t pid;
   {
+    // Forked and listed in one step, so that kill_running_processes finds either no child or its group.
+    std::lock_guard lock(g_running_mutex);
+    if (g_killed_all) return Status::io("interrupted: not starting " + spec.argv[0]);
     ChildFds fds;
     QR_RETURN_IF_ERROR(open_child_fds(spec, fds));
     capture.fd = fds.capture;
     pid = ::fork();
     if (pid == 0) exec_child(spec, fds, argv.data(), spec.env ? envp.data() : nullptr);
     if (pid < 0) return Status::from_errno("start " + spec.argv[0], errno);
+    ::setpgid(pid, pid);  // also here: the group must exist before the first kill(-pid)
+    g_running.insert(pid);
   }
-  ::setpgid(pid, pid);  // also here: the group must exist before the first kill(-pid)
   ProcessResult result;
   Status watched = watch(pid, spec, capture, result);
   if (!watched.ok()) ::kill(-pid, SIGKILL);
   ::kill(-pid, SIGKILL);  // background processes it left behind (issue 11, item 14)
   if (!capture.cut) capture.drain(spec, result.output);
   if (capture.cut && result.ending == ProcessEnding::kExited) result.ending = ProcessEnding::kOutputCut;
+  {
+    std::lock_guard lock(g_running_mutex);
+    g_running.erase(pid);
+  }
   while (::waitpid(pid, &result.wait_status, 0) < 0) {
     if (errno != EINTR) return Status::from_errno("wait for " + spec.argv[0], errno);
   }
   QR_RETURN_IF_ERROR(watched);
   return result;
+}
+
+void kill_running_processes() {
+  std::lock_guard lock(g_running_mutex);
+  g_killed_all = true;
+  for (pid_t pid : g_running) ::kill(-pid, SIGKILL);
 }
 
 std::string describe_wait_status(int status) {

@@ -4,10 +4,12 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "support/test_util.h"
@@ -114,6 +116,50 @@ TEST(ProcessTest, CancellationKillsIt) {
   auto spec = shell("sleep 30");
   spec.cancel = &cancel;
   EXPECT_EQ(run_process(spec).value().ending, ProcessEnding::kCancelled);
+}
+
+// A command taking its signals on a thread of its own blocks them everywhere else, and a mask survives exec:
+// skopeo started by `quorate image pull` could not be interrupted or terminated.
+TEST(ProcessTest, TheProgramStartsWithNoSignalBlocked) {
+  sigset_t block, old;
+  sigemptyset(&block);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&block, sig);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+  ProcessSpec spec;
+  spec.argv = {"/bin/grep", "SigBlk", "/proc/self/status"};  // no shell: dash clears the mask itself
+  auto r = run_process(spec);
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->output, "SigBlk:\t0000000000000000\n");
+}
+
+// What an interrupted command calls: every running program's group is killed, on whatever thread runs it, and
+// none is started after. In a child process of its own, since nothing runs after it there.
+TEST(ProcessDeathTest, KillRunningProcessesStopsEveryGroupAndStartsNoMore) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  ScratchDir dir;
+  const std::string pid_file = (dir / "background.pid").string();
+  EXPECT_EXIT(
+      {
+        std::optional<Result<ProcessResult>> got;
+        std::thread runner([&] { got = run_process(shell("sleep 60 & echo $! > " + pid_file + "; wait")); });
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (testing::slurp(pid_file).empty() && std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        kill_running_processes();
+        runner.join();
+        std::string background = testing::slurp(pid_file);
+        background.erase(background.find_last_not_of('\n') + 1);
+        std::string state = testing::slurp("/proc/" + background + "/stat");
+        bool killed = got->ok() && WIFSIGNALED((*got)->wait_status) && WTERMSIG((*got)->wait_status) == SIGKILL;
+        bool group_gone = !background.empty() && (state.empty() || state.find(") Z ") != std::string::npos);
+        auto after = run_process(shell("true"));
+        bool refused = !after.ok() && after.status().message().find("interrupted") != std::string::npos;
+        std::fprintf(stderr, "killed=%d group_gone=%d refused=%d\n", killed, group_gone, refused);
+        std::_Exit(killed && group_gone && refused ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "killed=1 group_gone=1 refused=1");
 }
 
 TEST(ProcessTest, FindProgramSearchesThePathForExecutableFiles) {

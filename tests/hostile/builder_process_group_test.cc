@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "e2e/process.h"
 #include "hostile/builder_fixture.h"
 #include "quorate/builder/sandbox.h"
 
@@ -105,6 +106,31 @@ TEST_F(BuildProcessGroup, NoSandboxBuildLeavesNoProcessBehind) {
   bool left = lingering_process(marker);
   for (pid_t pid : processes_with(marker)) ::kill(pid, SIGKILL);  // only what this test started
   EXPECT_FALSE(left) << "the build returned with its step's background process alive";
+}
+
+// Ctrl-C (or SIGTERM) on `quorate build`: the step leads a process group of its own, so the signal reached only
+// quorate; without a sandbox the step ran on, and the build's work directory stayed. Now the step's group is
+// killed, the work directory and half-written output are removed, and quorate dies of the signal.
+TEST_F(BuildProcessGroup, AnInterruptedBuildStopsItsStepAndLeavesNothing) {
+  std::string marker = "qr-linger-interrupted-" + std::to_string(::getpid());
+  auto commit =
+      commit_recipe(hostile::run_recipe("cp /bin/sleep \"$HOME/" + marker + "\"; exec \"$HOME/" + marker + "\" 60"));
+  for (int sig : {SIGINT, SIGTERM}) {
+    auto work = scratch_ / ("work-" + std::to_string(sig)), out = scratch_ / ("out-" + std::to_string(sig));
+    e2e::Process build({quorate::testing::quorate_bin(), "build", "-q", "--no-sandbox", "--repo", repo_.string(),
+                        "--commit", commit, "--out", out.string(), "--work-dir", work.string()},
+                       scratch_ / "build.out", scratch_ / "build.err");
+    bool started = e2e::wait_until([&] { return !processes_with(marker).empty(); }, std::chrono::seconds(60));
+    EXPECT_TRUE(started) << build.err();
+    build.signal(sig);
+    EXPECT_EQ(build.wait(std::chrono::seconds(30)), 128 + sig) << build.err();
+    bool left = lingering_process(marker);
+    for (pid_t pid : processes_with(marker)) ::kill(pid, SIGKILL);  // only what this test started
+    EXPECT_FALSE(left) << "the interrupted build's step is still running";
+    EXPECT_TRUE(!std::filesystem::exists(work) || std::filesystem::is_empty(work))
+        << "the interrupted build left its work directory";
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
 }
 
 }  // namespace

@@ -4,7 +4,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <sys/socket.h>
+
+#include <thread>
 
 #include "e2e/process.h"
 #include "imagestore/store_test_util.h"
@@ -185,6 +188,43 @@ TEST_F(Pull, AHangingSkopeoIsKilledAtTheTimeoutWithNothingStored) {
   std::string state = fs::exists(stat) ? quorate::testing::slurp(stat) : "";
   EXPECT_TRUE(state.empty() || state.find(") Z ") != std::string::npos) << "skopeo's child outlived it: " << state;
   expect_nothing_stored();
+}
+
+// Ctrl-C during a pull: skopeo leads a process group of its own, so the terminal's SIGINT reached only quorate;
+// skopeo went on downloading into the store's tmp/pull.* directory, which stayed. Now the interrupt kills its
+// group, then removes the directory, and quorate dies of the signal.
+TEST_F(Pull, AnInterruptedPullStopsSkopeoAndLeavesNoTemporaries) {
+  fs::path bin = scratch_ / "bin";
+  const std::string pid_file = (scratch_ / "skopeo.pid").string();
+  // Downloads forever into its working directory (the pull's temporary), as a slow registry would, and says
+  // nothing (writing to quorate's pipe once quorate is gone would end it by SIGPIPE).
+  quorate::testing::spit(bin / "skopeo", "#!/bin/sh\nexec >/dev/null 2>&1\necho $$ > " + sh(pid_file) +
+                                             "\ni=0\nwhile :; do i=$((i+1)); echo x > part.$i; sleep 0.01; done\n");
+  fs::permissions(bin / "skopeo", fs::perms::owner_all);
+  for (int sig : {SIGINT, SIGTERM}) {
+    fs::remove(pid_file);
+    quorate::e2e::Process pull(
+        {"/usr/bin/env", "PATH=" + bin.string() + ":/usr/bin:/bin", quorate::testing::quorate_bin(), "image", "pull",
+         "127.0.0.1:1/x@" + digest_, "--image-store", (scratch_ / "store").string()},
+        scratch_ / "pull.out", scratch_ / "pull.err");
+    ASSERT_TRUE(quorate::e2e::wait_until(
+        [&] { return names_in(scratch_ / "store/tmp").size() == 1 && !quorate::testing::slurp(pid_file).empty(); },
+        std::chrono::seconds(30)))
+        << pull.err();
+    std::string skopeo = quorate::testing::slurp(pid_file);
+    skopeo.erase(skopeo.find_last_not_of('\n') + 1);
+    pull.signal(sig);
+    EXPECT_EQ(pull.wait(std::chrono::seconds(30)), 128 + sig) << pull.err();
+    auto gone = [&] {
+      std::string state = quorate::testing::slurp("/proc/" + skopeo + "/stat");
+      return state.empty() || state.find(") Z ") != std::string::npos;
+    };
+    bool stopped = quorate::e2e::wait_until(gone, std::chrono::seconds(10));
+    if (!stopped) ::kill(std::stoi(skopeo), SIGKILL);
+    EXPECT_TRUE(stopped) << "skopeo outlived the interrupted pull";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(names_in(scratch_ / "store/tmp").size(), 0u) << "the pull's temporary directory was left";
+  }
 }
 
 }  // namespace

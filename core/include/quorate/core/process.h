@@ -55,9 +55,15 @@ struct ProcessResult {
 // on its own, cancelled, timed out, its output cut — every process left in its group is then killed with
 // SIGKILL before the main process is reaped (waitid WNOWAIT first, so the group id cannot have been reused),
 // so nothing it started in the background outlives it; a process that calls setsid leaves the group and
-// escapes. When exec fails the child exits 127 (no such file) or 126. io when the process cannot be started
-// or waited for.
+// escapes. The program starts with no signal blocked. When exec fails the child exits 127 (no such file) or 126. io
+// when the process cannot be started or waited for.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
+
+// Kills (SIGKILL) the process group of every program run_process is running, in any thread; from then on
+// run_process starts none (io "interrupted"). For a command's SIGINT/SIGTERM handling: each program leads a
+// group of its own, not the terminal's foreground group, so Ctrl-C reaches none of them, and they would
+// outlive the command (and write into temporaries removed under them).
+void kill_running_processes();
 
 // "exited with status N", "was killed by signal N" or "ended with wait status N".
 std::string describe_wait_status(int wait_status);
