@@ -128,10 +128,19 @@ Result<json> parse_json(const std::string& bytes, const std::string& what) {
   }
 }
 
-Status copy_blob(const fs::path& store, const fs::path& src, const std::string& digest, const std::string& what) {
+Status copy_blob(const fs::path& store, const fs::path& src, const std::string& digest, const std::string& what,
+                 std::optional<uint64_t> size) {
   if (!check_digest(digest).ok()) return Status::bad_input(what + " has a malformed digest");
   fs::path target = blob_path(store, digest);
   std::error_code ec;
+  if (size) {
+    uint64_t actual = fs::file_size(src, ec);
+    if (ec) return Status::io(what + ": " + src.string() + ": " + ec.message());
+    if (actual != *size) {
+      return Status::bad_input(what + ": blob " + src.string() + " is " + std::to_string(actual) +
+                               " bytes; its descriptor says " + std::to_string(*size));
+    }
+  }
   if (fs::exists(target, ec)) {
     auto have = QR_TRY(hash_file(target));
     if (have == digest) return Status();
@@ -176,13 +185,14 @@ std::vector<StoredImage> images_of(const json& index) {
   std::vector<StoredImage> out;
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) return out;
   for (const auto& m : index["manifests"]) {
-    if (!m.is_object() || !m.contains("digest") || !m["digest"].is_string()) continue;
+    auto d = normalize::parse_descriptor(m, "image store index");
+    if (!d.ok()) continue;  // not one the store wrote: no image to list or keep
     StoredImage s;
-    s.digest = m["digest"];
-    s.size = m.value("size", uint64_t{0});
-    s.media_type = m.value("mediaType", "");
-    if (m.contains("annotations") && m["annotations"].is_object()) {
-      s.ref_name = m["annotations"].value(normalize::kRefNameAnnotation, "");
+    s.digest = d->digest;
+    s.size = d->size;
+    s.media_type = d->media_type;
+    if (auto ref = d->annotations.find(normalize::kRefNameAnnotation); ref != d->annotations.end()) {
+      s.ref_name = ref->second;
     }
     out.push_back(std::move(s));
   }
@@ -213,44 +223,33 @@ using internal::parse_json;
 using internal::read_index;
 
 constexpr size_t kMaxManifests = 1000;
-constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 // One manifest of the source layout, copied with its config and layers.
-Result<StoredImage> import_manifest(const fs::path& store, const normalize::ImageFiles& files, const json& desc,
-                                    const std::string& source) {
-  std::string digest = desc.value("digest", "");
-  std::string media_type = desc.value("mediaType", "");
-  if (!check_digest(digest).ok()) return Status::bad_input(source + ": index.json lists a malformed digest");
-  if (media_type == normalize::kMediaTypeIndex || media_type == kDockerManifestList) {
+Result<StoredImage> import_manifest(const fs::path& store, const normalize::ImageFiles& files,
+                                    const normalize::Descriptor& desc, const std::string& source) {
+  const std::string& digest = desc.digest;
+  if (desc.media_type == normalize::kMediaTypeIndex || desc.media_type == normalize::kMediaTypeDockerManifestList) {
     return Status::unsupported(source + ": index.json lists a nested index " + digest +
                                "; import one platform's image layout");
   }
   auto what = source + " manifest " + digest;
   auto src = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), what));
-  QR_RETURN_IF_ERROR(internal::copy_blob(store, src, digest, what));
+  QR_RETURN_IF_ERROR(internal::copy_blob(store, src, digest, what, desc.size));
   auto bytes = QR_TRY(read_file(blob_path(store, digest), kMaxJsonBytes));
   auto manifest = QR_TRY(parse_json(bytes, what));
-  try {
-    std::vector<json> blobs = {manifest.at("config")};
-    QR_RETURN_IF_ERROR(normalize::check_layer_count(manifest.at("layers").size(), what));
-    for (const auto& l : manifest.at("layers")) blobs.push_back(l);
-    for (const auto& b : blobs) {
-      std::string d = b.at("digest");
-      if (!check_digest(d).ok()) return Status::bad_input(what + " lists a malformed digest");
-      auto path = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(d), what));
-      QR_RETURN_IF_ERROR(internal::copy_blob(store, path, d, source + " blob " + d));
-    }
-  } catch (const json::exception& e) {
-    return Status::bad_input(what + " is malformed: " + e.what());
+  auto parsed = QR_TRY(normalize::parse_image_manifest(manifest, what));
+  std::vector<normalize::Descriptor> blobs = {parsed.config};
+  blobs.insert(blobs.end(), parsed.layers.begin(), parsed.layers.end());
+  for (const auto& b : blobs) {
+    auto path = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(b.digest), what));
+    QR_RETURN_IF_ERROR(internal::copy_blob(store, path, b.digest, source + " blob " + b.digest, b.size));
   }
   StoredImage out;
   out.digest = digest;
   out.size = bytes.size();
-  out.media_type = manifest.is_object() && manifest.contains("mediaType") && manifest["mediaType"].is_string()
-                       ? manifest["mediaType"].get<std::string>()
-                       : media_type;
-  if (desc.contains("annotations") && desc["annotations"].is_object()) {
-    out.ref_name = desc["annotations"].value(normalize::kRefNameAnnotation, "");
+  out.media_type = parsed.media_type.empty() ? desc.media_type : parsed.media_type;
+  if (auto ref = desc.annotations.find(normalize::kRefNameAnnotation); ref != desc.annotations.end()) {
+    out.ref_name = ref->second;
   }
   return out;
 }
@@ -298,9 +297,10 @@ Result<std::vector<StoredImage>> import_oci_files(const fs::path& store, const n
   }
   std::vector<StoredImage> imported;
   std::set<std::string> seen;
-  for (const auto& desc : index["manifests"]) {
-    if (!desc.is_object()) return Status::bad_input(source + "/index.json: a manifest entry is not an object");
-    if (!seen.insert(desc.value("digest", "")).second) continue;
+  for (size_t i = 0; i < index["manifests"].size(); ++i) {
+    auto desc = QR_TRY(normalize::parse_descriptor(index["manifests"][i],
+                                                   source + "/index.json: manifests[" + std::to_string(i) + "]"));
+    if (!seen.insert(desc.digest).second) continue;
     imported.push_back(QR_TRY(import_manifest(store, files, desc, source)));
   }
   if (imported.empty()) return Status::bad_input(source + "/index.json lists no image");
@@ -409,22 +409,19 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
   out.digest = digest;
   auto manifest_bytes = QR_TRY(verified_bytes(dir_, digest, "manifest " + digest));
   auto manifest = QR_TRY(parse_json(manifest_bytes, "manifest " + digest));
-  try {
-    std::string type = manifest.is_object() ? manifest.value("mediaType", "") : "";
-    if (type == normalize::kMediaTypeIndex || type == kDockerManifestList || !manifest.contains("layers")) {
-      return Status::bad_input("image " + digest +
-                               " is not one image's manifest (an index?); pin one platform's manifest");
-    }
-    std::string config_digest = manifest.at("config").at("digest");
-    if (!check_digest(config_digest).ok()) return Status::bad_input("manifest " + digest + ": malformed config digest");
-    auto config_bytes = QR_TRY(verified_bytes(dir_, config_digest, "config of image " + digest));
+  auto parsed = normalize::parse_image_manifest(manifest, "manifest " + digest);
+  if (parsed.status().code() == Code::kUnsupported) {
+    return Status::bad_input("image " + digest +
+                             " is not one image's manifest (an index?); pin one platform's manifest");
+  }
+  if (!parsed.ok()) return parsed.status();
+  {
+    auto config_bytes = QR_TRY(verified_bytes(dir_, parsed->config.digest, "config of image " + digest));
     out.config = QR_TRY(parse_json(config_bytes, "config of image " + digest));
-    QR_RETURN_IF_ERROR(normalize::check_layer_count(manifest.at("layers").size(), "manifest " + digest));
-    for (const auto& l : manifest.at("layers")) {
+    for (auto& l : parsed->layers) {
       VerifiedLayer layer;
-      layer.media_type = l.at("mediaType");
-      layer.digest = l.at("digest");
-      if (!check_digest(layer.digest).ok()) return Status::bad_input("manifest " + digest + ": malformed layer digest");
+      layer.media_type = std::move(l.media_type);
+      layer.digest = std::move(l.digest);
       layer.blob = blob_path(dir_, layer.digest);
       if (internal::verified_unchanged(dir_, layer.digest, layer.blob)) {
         out.layers.push_back(std::move(layer));
@@ -438,8 +435,6 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
       }
       out.layers.push_back(std::move(layer));
     }
-  } catch (const json::exception& e) {
-    return Status::bad_input("manifest " + digest + " is malformed: " + e.what());
   }
   return out;
 }

@@ -11,6 +11,7 @@
 #include "quorate/core/sha256.h"
 #include "quorate/core/temporaries.h"
 #include "quorate/normalize/compress.h"
+#include "quorate/normalize/oci.h"
 
 namespace quorate::imagestore {
 namespace fs = std::filesystem;
@@ -91,13 +92,14 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
   }
   QR_RETURN_IF_ERROR(check_json_depth(manifest_bytes, o.reference + ": the manifest"));
   json manifest = json::parse(manifest_bytes, nullptr, false);
-  if (manifest.is_discarded() || !manifest.is_object() || !manifest.contains("config") ||
-      !manifest.contains("layers") || !manifest["layers"].is_array() || !manifest["config"].is_object()) {
+  if (manifest.is_discarded()) return Status::bad_input(o.reference + ": the manifest is not JSON");
+  auto parsed = normalize::parse_image_manifest(manifest, o.reference + ": the manifest");
+  if (!parsed.ok() && parsed.status().code() == Code::kUnsupported) {
     return Status::bad_input(o.reference + ": the manifest is not one image's manifest (an index? pin one platform's)");
   }
-  out.manifest_media_type = manifest.value("mediaType", "");
-  std::string config_digest = manifest["config"].value("digest", "");
-  if (!check_digest(config_digest).ok()) return Status::bad_input(o.reference + ": malformed config digest");
+  if (!parsed.ok()) return parsed.status();
+  out.manifest_media_type = parsed->media_type;
+  const std::string& config_digest = parsed->config.digest;
   fs::path config_path = dir / digest_hex(config_digest);
   if (QR_TRY(file_digest(config_path)) != config_digest) {
     return Status::bad_input(o.reference + ": the config blob does not hash to " + config_digest);
@@ -110,17 +112,16 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
     return Status::bad_input(o.reference + ": the config has no rootfs.diff_ids");
   }
   const auto& diff_ids = config["rootfs"]["diff_ids"];
-  const auto& layers = manifest["layers"];
-  QR_RETURN_IF_ERROR(normalize::check_layer_count(layers.size(), o.reference + ": the manifest"));
+  const auto& layers = parsed->layers;
   if (diff_ids.size() != layers.size()) {
     return Status::bad_input(o.reference + ": the manifest lists " + std::to_string(layers.size()) +
                              " layers, the config " + std::to_string(diff_ids.size()) + " diff_ids");
   }
   for (size_t i = 0; i < layers.size(); ++i) {
-    std::string digest = layers[i].is_object() ? layers[i].value("digest", "") : "";
+    const std::string& digest = layers[i].digest;
     std::string diff_id = diff_ids[i].is_string() ? diff_ids[i].get<std::string>() : "";
-    if (!check_digest(digest).ok() || !check_digest(diff_id).ok()) {
-      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + ": malformed digest or diff_id");
+    if (!check_digest(diff_id).ok()) {
+      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + ": malformed diff_id");
     }
     fs::path blob = dir / digest_hex(digest);
     if (QR_TRY(file_digest(blob)) != digest) {

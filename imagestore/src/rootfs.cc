@@ -94,15 +94,9 @@ Result<std::set<std::string>> blobs_of(const fs::path& store, const std::string&
   std::set<std::string> out = {digest};
   auto bytes = QR_TRY(read_file(internal::blob_path(store, digest), internal::kMaxJsonBytes));
   auto manifest = QR_TRY(internal::parse_json(bytes, "manifest " + digest));
-  try {
-    out.insert(manifest.at("config").at("digest").get<std::string>());
-    for (const auto& l : manifest.at("layers")) out.insert(l.at("digest").get<std::string>());
-  } catch (const json::exception& e) {
-    return Status::bad_input("manifest " + digest + " is malformed: " + e.what());
-  }
-  for (const auto& d : out) {
-    if (!check_digest(d).ok()) return Status::bad_input("manifest " + digest + " lists a malformed digest");
-  }
+  auto parsed = QR_TRY(normalize::parse_image_manifest(manifest, "manifest " + digest));
+  out.insert(parsed.config.digest);
+  for (const auto& l : parsed.layers) out.insert(l.digest);
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -67,9 +68,10 @@ void forget_verified(const std::filesystem::path& store, const std::string& dige
 Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& what);
 
 // Copies `src` to the store blob `digest` unless it is there already, checking the bytes on the way;
-// bad_input naming `what` and both digests on a mismatch.
+// bad_input naming `what` and both digests on a mismatch, or both sizes when `src` is not `size` bytes long
+// (the size a descriptor gives).
 Status copy_blob(const std::filesystem::path& store, const std::filesystem::path& src, const std::string& digest,
-                 const std::string& what);
+                 const std::string& what, std::optional<uint64_t> size = std::nullopt);
 // Writes `bytes` as a store blob; returns its digest.
 Result<std::string> write_blob(const std::filesystem::path& store, const std::string& bytes);
 

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <system_error>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/options.h"
 
 namespace quorate::normalize {
 namespace fs = std::filesystem;
@@ -18,6 +20,57 @@ nlohmann::json Descriptor::to_json() const {
   nlohmann::json j = {{"mediaType", media_type}, {"digest", digest}, {"size", size}};
   if (!annotations.empty()) j["annotations"] = annotations;
   return j;
+}
+
+Result<Descriptor> parse_descriptor(const nlohmann::json& d, const std::string& where) {
+  if (!d.is_object())
+    return Status::bad_input(where + ": a descriptor that is not an object: " + d.dump().substr(0, 80));
+  Descriptor out;
+  auto digest = d.find("digest");
+  if (digest == d.end() || !digest->is_string()) return Status::bad_input(where + ": a descriptor without a digest");
+  out.digest = digest->get<std::string>();
+  if (Status s = check_digest(out.digest); !s.ok()) return s.with_context(where);
+  const std::string what = where + ": descriptor " + out.digest;
+  auto size = d.find("size");
+  if (size == d.end() || !(size->is_number_unsigned() || (size->is_number_integer() && size->get<int64_t>() >= 0)) ||
+      size->get<uint64_t>() > uint64_t{INT64_MAX}) {
+    return Status::bad_input(what + " has no size, or one that is not a non-negative integer");
+  }
+  out.size = size->get<uint64_t>();
+  if (auto type = d.find("mediaType"); type != d.end()) {
+    if (!type->is_string()) return Status::bad_input(what + " has a mediaType that is not a string");
+    out.media_type = type->get<std::string>();
+  }
+  if (auto annotations = d.find("annotations"); annotations != d.end()) {
+    if (!annotations->is_object()) return Status::bad_input(what + " has annotations that are not an object");
+    for (const auto& [key, value] : annotations->items()) {
+      if (!value.is_string()) return Status::bad_input(what + " has annotation \"" + key + "\" that is not a string");
+      out.annotations[key] = value.get<std::string>();
+    }
+  }
+  return out;
+}
+
+Result<ImageManifest> parse_image_manifest(const nlohmann::json& m, const std::string& where) {
+  if (!m.is_object()) return Status::bad_input(where + " is not a JSON object");
+  ImageManifest out;
+  if (auto type = m.find("mediaType"); type != m.end()) {
+    if (!type->is_string()) return Status::bad_input(where + " has a mediaType that is not a string");
+    out.media_type = type->get<std::string>();
+  }
+  if (out.media_type == kMediaTypeIndex || out.media_type == kMediaTypeDockerManifestList || m.contains("manifests")) {
+    return Status::unsupported(where + " is an image index, not one image; pin the digest of one platform's manifest");
+  }
+  auto config = m.find("config");
+  if (config == m.end()) return Status::bad_input(where + " names no config");
+  out.config = QR_TRY(parse_descriptor(*config, where + " config"));
+  auto layers = m.find("layers");
+  if (layers == m.end() || !layers->is_array()) return Status::bad_input(where + " has no \"layers\" array");
+  QR_RETURN_IF_ERROR(check_layer_count(layers->size(), where));
+  for (size_t i = 0; i < layers->size(); ++i) {
+    out.layers.push_back(QR_TRY(parse_descriptor((*layers)[i], where + " layer " + std::to_string(i))));
+  }
+  return out;
 }
 
 struct BlobWriter::Impl {

@@ -1,6 +1,7 @@
 // read_oci_layout: index.json → the chosen manifest → its config and layer files, every JSON blob verified.
 #include "quorate/normalize/oci_layout.h"
 
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -15,21 +16,30 @@ namespace {
 
 using internal::parse_json;
 using internal::read_member;
-constexpr char kDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 // At most this many descriptors are read from index.json and the indexes it lists, duplicates included.
 // Real multi-platform indexes list tens; a flood (an index listing a nested index thousands of times, each
 // listing a manifest thousands of times) is refused before it can grow memory.
 constexpr size_t kMaxIndexDescriptors = 4096;
 
-// A JSON blob of the layout, checked against its digest.
-Result<json> read_json_blob(const ImageFiles& src, const std::string& digest, const std::string& what) {
+// The bytes of a blob's file are as many as its descriptor says (OCI: content of another length is not to be
+// trusted; containerd refuses it).
+Status check_size(uint64_t actual, uint64_t size, const std::string& what, const std::string& digest) {
+  if (actual == size) return Status();
+  return Status::bad_input(what + " blob " + digest + " is " + std::to_string(actual) + " bytes; its descriptor says " +
+                           std::to_string(size));
+}
+
+// A JSON blob of the layout, checked against its digest and, when `size` is set, its descriptor's size.
+Result<json> read_json_blob(const ImageFiles& src, const std::string& digest, const std::string& what,
+                            std::optional<uint64_t> size = std::nullopt) {
   if (!check_digest(digest).ok())
     return Status::bad_input(what + ": malformed or unsupported digest \"" + digest + "\"");
   auto bytes = QR_TRY(read_member(src, "blobs/sha256/" + digest_hex(digest), what + " " + digest));
   std::string actual = sha256_digest(bytes);
   if (actual != digest)
     return Status::bad_input(what + " blob " + digest + " does not match its digest (holds " + actual + ")");
+  if (size) QR_RETURN_IF_ERROR(check_size(bytes.size(), *size, what, digest));
   auto j = QR_TRY(parse_json(bytes, what + " " + digest));
   if (!j.is_object()) return Status::bad_input(what + " " + digest + " is not a JSON object");
   return j;
@@ -38,8 +48,12 @@ Result<json> read_json_blob(const ImageFiles& src, const std::string& digest, co
 std::string platform_of(const json& d) {
   if (!d.contains("platform") || !d["platform"].is_object()) return "";
   const json& p = d["platform"];
-  std::string s = p.value("os", "") + "/" + p.value("architecture", "");
-  if (p.contains("variant") && p["variant"].is_string()) s += "/" + p["variant"].get<std::string>();
+  auto field = [&](const char* name) {
+    auto it = p.find(name);
+    return it != p.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::string s = field("os") + "/" + field("architecture");
+  if (!field("variant").empty()) s += "/" + field("variant");
   return s;
 }
 
@@ -58,24 +72,22 @@ Status collect_manifests(IndexWalk& walk, const json& index, int depth) {
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
     return Status::bad_input("index has no \"manifests\" array");
   }
-  for (const auto& d : index["manifests"]) {
+  for (size_t i = 0; i < index["manifests"].size(); ++i) {
+    const json& d = index["manifests"][i];
     if (++walk.visited > kMaxIndexDescriptors) {
       return Status::bad_input("lists more than " + std::to_string(kMaxIndexDescriptors) +
                                " descriptors, counting those of the indexes it lists (the limit)");
     }
-    if (!d.is_object() || !d.contains("digest") || !d["digest"].is_string()) {
-      return Status::bad_input("index lists a descriptor without a digest");
-    }
-    std::string digest = d["digest"];
-    std::string mt = d.contains("mediaType") && d["mediaType"].is_string() ? d["mediaType"].get<std::string>() : "";
-    if (mt == kMediaTypeIndex || mt == kDockerManifestList) {
+    auto descriptor = QR_TRY(parse_descriptor(d, "manifests[" + std::to_string(i) + "]"));
+    const std::string& digest = descriptor.digest;
+    if (descriptor.media_type == kMediaTypeIndex || descriptor.media_type == kMediaTypeDockerManifestList) {
       if (depth > 1) return Status::unsupported("image indexes nested deeper than two levels");
       if (!walk.indexes_read.insert(digest).second) continue;  // its manifests are listed already
-      auto nested = QR_TRY(read_json_blob(walk.src, digest, "index"));
+      auto nested = QR_TRY(read_json_blob(walk.src, digest, "index", descriptor.size));
       size_t first = walk.manifests.size();
       QR_RETURN_IF_ERROR(collect_manifests(walk, nested, depth + 1));
-      for (size_t i = first; i < walk.manifests.size(); ++i) {
-        json& m = walk.manifests[i];
+      for (size_t j = first; j < walk.manifests.size(); ++j) {
+        json& m = walk.manifests[j];
         if (!m.contains("annotations") && d.contains("annotations")) m["annotations"] = d["annotations"];
       }
     } else if (walk.manifests_listed.emplace(digest, platform_of(d)).second) {
@@ -109,32 +121,21 @@ Result<json> choose_manifest(const std::vector<json>& manifests, const std::stri
 
 }  // namespace
 
-Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& digest) {
+Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& digest, std::optional<uint64_t> size) {
   OciImage img;
   img.manifest_digest = digest;
-  img.manifest = QR_TRY(read_json_blob(files, digest, "manifest"));
-  const json& m = img.manifest;
-  std::string what = "manifest " + digest;
-  std::string type = m.contains("mediaType") && m["mediaType"].is_string() ? m["mediaType"].get<std::string>() : "";
-  if (type == kMediaTypeIndex || type == kDockerManifestList) {
-    return Status::unsupported(digest + " is an image index, not one image; pin the digest of one platform's manifest");
-  }
-  if (!m.contains("config") || !m["config"].is_object() || !m["config"].contains("digest") ||
-      !m["config"]["digest"].is_string()) {
-    return Status::bad_input(what + " names no config digest");
-  }
-  if (!m.contains("layers") || !m["layers"].is_array()) return Status::bad_input(what + " has no \"layers\" array");
-  QR_RETURN_IF_ERROR(check_layer_count(m["layers"].size(), what));
-  img.config = QR_TRY(read_json_blob(files, m["config"]["digest"].get<std::string>(), "config"));
-  for (const auto& l : m["layers"]) {
-    if (!l.is_object() || !l.contains("digest") || !l["digest"].is_string() ||
-        !check_digest(l["digest"].get<std::string>()).ok()) {
-      return Status::bad_input(what + " lists a layer without a valid digest: " + l.dump());
-    }
+  img.manifest = QR_TRY(read_json_blob(files, digest, "manifest", size));
+  auto parsed = QR_TRY(parse_image_manifest(img.manifest, "manifest " + digest));
+  img.config = QR_TRY(read_json_blob(files, parsed.config.digest, "config", parsed.config.size));
+  for (auto& l : parsed.layers) {
     OciLayer layer;
-    layer.digest = l["digest"];
+    layer.digest = std::move(l.digest);
     layer.file = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(layer.digest), "layer " + layer.digest));
-    if (l.contains("mediaType") && l["mediaType"].is_string()) layer.media_type = l["mediaType"];
+    std::error_code ec;
+    uint64_t actual = std::filesystem::file_size(layer.file, ec);
+    if (ec) return Status::io("layer " + layer.digest + ": " + layer.file.string() + ": " + ec.message());
+    QR_RETURN_IF_ERROR(check_size(actual, l.size, "layer", layer.digest));
+    layer.media_type = std::move(l.media_type);
     img.layers.push_back(std::move(layer));
   }
   return img;
@@ -146,10 +147,10 @@ Result<OciImage> read_oci_layout(const ImageFiles& files, const std::string& pla
   IndexWalk walk(files);
   QR_RETURN_IF_ERROR(collect_manifests(walk, index, 0).with_context("index.json"));
   auto d = QR_TRY(choose_manifest(walk.manifests, platform));
-  auto img = QR_TRY(read_oci_manifest(files, d["digest"].get<std::string>()));
-  if (d.contains("annotations") && d["annotations"].is_object()) {
-    const json& a = d["annotations"];
-    if (a.contains(kRefNameAnnotation) && a[kRefNameAnnotation].is_string()) img.ref_name = a[kRefNameAnnotation];
+  auto descriptor = QR_TRY(parse_descriptor(d, "index.json"));
+  auto img = QR_TRY(read_oci_manifest(files, descriptor.digest, descriptor.size));
+  if (auto ref = descriptor.annotations.find(kRefNameAnnotation); ref != descriptor.annotations.end()) {
+    img.ref_name = ref->second;
   }
   return img;
 }

@@ -4,7 +4,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -296,11 +298,22 @@ TEST_F(BuildTest, BaseDigestMismatchIsRefused) {
   commit = commit_all(hello_, "right pin", kCommitTime);
   auto blob = scratch_ / "base/blobs/sha256" / digest_hex(base->layers[0].digest);
   std::filesystem::permissions(blob, std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
-  std::ofstream(blob, std::ios::app) << "tampered";
+  {
+    std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);  // one byte changed, the size kept
+    f.seekp(100);
+    f.put('\x7f');
+  }
   o.commit = commit;
   r = build(o);
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(r.status().message(), HasSubstr("digest mismatch"));
+  expect_nothing_left(o);
+
+  // Bytes appended: the layer is longer than its descriptor says, refused before it is hashed.
+  std::ofstream(blob, std::ios::app) << "tampered";
+  r = build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("bytes; its descriptor says"));
   expect_nothing_left(o);
 }
 

@@ -29,6 +29,7 @@ namespace {
 using quorate::testing::ScratchDir;
 using quorate::testing::slurp;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 class ImageStoreTest : public ::testing::Test {
  protected:
@@ -256,6 +257,68 @@ TEST_F(ImageStoreTest, UnpackBombsAndLayerFloodsAreRefused) {
                                         quorate::testing::sh((scratch_ / "n.tar").string())));
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_THAT(r.out, HasSubstr("lists 129 layers; an image may have at most 128"));
+}
+
+// Descriptors are read by one rule (normalize::parse_descriptor) wherever an image comes in: a digest, size or
+// mediaType of the wrong JSON type was "internal error: [json.exception.type_error.302]" from `image import`,
+// and a size other than the blob's was not looked at. Each is now exit 2 naming the field, from import and
+// normalize alike.
+TEST_F(ImageStoreTest, DescriptorsOfTheWrongShapeOrSizeAreRefusedNamingTheField) {
+  auto expect_refused = [&](const std::filesystem::path& dir, const std::string& why) {
+    for (const std::string& command : {"image import " + quorate::testing::sh(dir.string()) + " --image-store " +
+                                           quorate::testing::sh((scratch_ / "store").string()),
+                                       "normalize " + quorate::testing::sh(dir.string()) + " -o " +
+                                           quorate::testing::sh((scratch_ / "n.tar").string())}) {
+      auto r = quorate::testing::run(quorate::testing::quorate_command(command));
+      EXPECT_EQ(r.exit_code, 2) << command << ": " << r.out;
+      EXPECT_THAT(r.out, HasSubstr(why)) << command;
+      EXPECT_THAT(r.out, Not(HasSubstr("internal error"))) << command;
+    }
+  };
+  std::string layer =
+      quorate::testing::run("python3 -c " + quorate::testing::sh("import io,sys,tarfile\n"
+                                                                 "b=io.BytesIO(); t=tarfile.open(fileobj=b,mode='w')\n"
+                                                                 "i=tarfile.TarInfo('f'); i.size=1\n"
+                                                                 "t.addfile(i,io.BytesIO(b'x')); t.close()\n"
+                                                                 "sys.stdout.buffer.write(b.getvalue())\n"))
+          .out;
+  ASSERT_EQ(layer.size(), 10240u);
+  make_tar_layer_image(scratch_ / "good", layer, 1);
+  auto index = nlohmann::json::parse(slurp(scratch_ / "good/index.json"));
+  const uint64_t manifest_size = index["manifests"][0]["size"];
+  auto with_index = [&](const std::string& name, const std::string& field, const nlohmann::json& value) {
+    auto dir = scratch_ / name;
+    std::filesystem::copy(scratch_ / "good", dir, std::filesystem::copy_options::recursive);
+    auto changed = index;
+    changed["manifests"][0][field] = value;
+    std::filesystem::remove(dir / "index.json");
+    quorate::testing::spit(dir / "index.json", changed.dump());
+    return dir;
+  };
+  expect_refused(with_index("digest-number", "digest", 12), "index.json: manifests[0]: a descriptor without a digest");
+  expect_refused(with_index("type-array", "mediaType", nlohmann::json::array()),
+                 "has a mediaType that is not a string");
+  expect_refused(with_index("size-string", "size", std::to_string(manifest_size)),
+                 "has no size, or one that is not a non-negative integer");
+  expect_refused(
+      with_index("size-wrong", "size", manifest_size + 1),
+      "is " + std::to_string(manifest_size) + " bytes; its descriptor says " + std::to_string(manifest_size + 1));
+
+  // A layer whose descriptor gives another size than the blob's.
+  auto dir = scratch_ / "layer-size";
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar", layer);
+  auto config = layout->add_blob(
+      normalize::kMediaTypeConfig,
+      nlohmann::json{
+          {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", {blob->digest}}}}}
+          .dump());
+  auto lying = *blob;
+  lying.size = 512;
+  auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config, {lying}).value());
+  ASSERT_TRUE(layout->write_index(*manifest, "lying").ok());
+  expect_refused(dir, "is 10240 bytes; its descriptor says 512");
 }
 
 // A builder image's layers are read by the rule normalize reads by (normalize/tar_reader.h): a UTF-8 link

@@ -20,6 +20,7 @@ namespace quorate::normalize {
 inline constexpr char kMediaTypeManifest[] = "application/vnd.oci.image.manifest.v1+json";
 inline constexpr char kMediaTypeIndex[] = "application/vnd.oci.image.index.v1+json";
 inline constexpr char kMediaTypeConfig[] = "application/vnd.oci.image.config.v1+json";
+inline constexpr char kMediaTypeDockerManifestList[] = "application/vnd.docker.distribution.manifest.list.v2+json";
 inline constexpr char kRefNameAnnotation[] = "org.opencontainers.image.ref.name";
 
 struct Descriptor {
@@ -29,6 +30,21 @@ struct Descriptor {
   std::map<std::string, std::string> annotations;
   nlohmann::json to_json() const;
 };
+
+// A descriptor read from outside (an index, a manifest): an object whose `digest` is "sha256:<64 hex>", whose
+// `size` is an integer from 0 to 2^63-1, and whose `mediaType` and `annotations` (each optional) are a string
+// and an object of strings. bad_input "<where>: …" naming the field otherwise; never a JSON exception.
+Result<Descriptor> parse_descriptor(const nlohmann::json& d, const std::string& where);
+
+// One image's manifest read from outside: its mediaType (empty when absent), config and layer descriptors
+// (parse_descriptor), at most kMaxLayers of them. unsupported for an image index (pin one platform's
+// manifest); bad_input "<where>: …" naming what is wrong otherwise.
+struct ImageManifest {
+  std::string media_type;
+  Descriptor config;
+  std::vector<Descriptor> layers;
+};
+Result<ImageManifest> parse_image_manifest(const nlohmann::json& m, const std::string& where);
 
 // A blob being streamed into a layout; its digest is known at commit(). Not thread-safe.
 class BlobWriter final : public Sink {

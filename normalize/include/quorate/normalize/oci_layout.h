@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,9 @@ struct OciImage {
 Result<OciImage> read_oci_layout(const ImageFiles& files, const std::string& platform);
 
 // The image whose manifest is the blob `digest` (a pin: index.json is not consulted), its manifest and config
-// checked against their digests. unsupported when the blob is an image index or a Docker manifest list.
-Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& digest);
+// checked against their digests, every blob against its descriptor's size (`size`: the manifest's own, when a
+// descriptor gave it). unsupported when the blob is an image index or a Docker manifest list.
+Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& digest,
+                                   std::optional<uint64_t> size = std::nullopt);
 
 }  // namespace quorate::normalize
