@@ -17,6 +17,9 @@ layers (a tar file at OUT):
                     "innocent" (libarchive drops the whole header, so the entry would keep "innocent")
   pax-malformed-gz  the same, gzip-compressed
   pax-record-over-1mb  a pax path record of 1,000,000 bytes (libarchive rejects it and keeps the ustar name)
+  pax-link-with-data  a hardlink whose pax size record gives it 1 MiB of data, which is a tar of
+                    etc/cron.d/evil: libarchive skips it as the link's data, Python's and Go's readers take it
+                    as the next entry
   pax-utf8-names    a file with UTF-8 owner names and a symlink with a UTF-8 target, in pax records: nothing
                     wrong with them (libarchive warns it cannot convert them to the C locale)
   gzip-bad-crc      a gzip layer (stored blocks) with one content byte altered after compression
@@ -86,6 +89,20 @@ def layer(kind):
         ti.pax_headers = {"path": "d/" + "p" * 999985}
         raw = tar_bytes([(ti, data)])
         assert int(raw[512:520].split(b" ")[0]) > 999999
+        return raw
+    if kind == "pax-link-with-data":
+        hidden = tar_bytes([reg("etc/cron.d/evil", b"* * * * * root sh -c evil\n")])[:-1024]  # no end blocks
+        hidden += bytes((1 << 20) - len(hidden))
+        link = tarfile.TarInfo("hl")
+        link.type, link.linkname, link.mtime = tarfile.LNKTYPE, "a", 1700000000
+        link.size, link.pax_headers = len(hidden), {"size": str(len(hidden))}
+        b = io.BytesIO()
+        with tarfile.open(fileobj=b, mode="w", format=tarfile.PAX_FORMAT) as t:
+            t.addfile(reg("a")[0], io.BytesIO(b"x"))
+            t.addfile(link, io.BytesIO(hidden))  # tarfile writes the data it is given after any header
+        raw = b.getvalue()
+        names = tarfile.open(fileobj=io.BytesIO(raw)).getnames()
+        assert "etc/cron.d/evil" in names, names  # what Python (and Go) read
         return raw
     if kind == "pax-utf8-names":
         ti, data = reg("owned")

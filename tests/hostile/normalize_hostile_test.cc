@@ -168,6 +168,15 @@ TEST_F(NormalizeHostileTest, PaxHeaderLibarchiveWouldDropIsRefused) {
   EXPECT_NE(r.out.find("entry 0: Rejecting pax extended attribute > 1MB"), std::string::npos) << r.out;
 }
 
+// A hardlink given 1 MiB of data by a pax size record: libarchive skipped it as the link's data (and would
+// decompress 16 GiB of it uncounted), while Python's and Go's readers read it as the next entry,
+// "etc/cron.d/evil". normalize put out "a" and "hl", exit 0; the two readers must not disagree unseen.
+TEST_F(NormalizeHostileTest, ALinkCarryingDataIsRefused) {
+  auto r = cli(input("pax-link-with-data"));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("\"hl\", a hardlink, declares 1048576 bytes of data"), std::string::npos) << r.out;
+}
+
 // The warnings that do pass: owner names and a link target in UTF-8, which libarchive cannot convert to the C
 // locale and keeps as stored.
 TEST_F(NormalizeHostileTest, UnconvertibleUtf8NamesPassAsStored) {

@@ -27,7 +27,8 @@ Result<ArchivePtr> open_tar(const std::filesystem::path& path, size_t block = si
 // the bytes as stored, and tests pin them), and input it skipped. A pax header holding one malformed record
 // is dropped whole, so the entry keeps its ustar name: "innocent" instead of "etc/cron.d/evil", where Go's
 // archive/tar (container runtimes) refuses the archive. Only the first kind passes; every other warning, and
-// every error, is bad_input "<where>: <libarchive's message>".
+// every error, is bad_input "<where>: <libarchive's message>". So is a link, directory, device or fifo whose
+// pax header gives it data, which libarchive would skip and Go's reader take as the next entries.
 Result<struct archive_entry*> next_entry(struct archive* a, const std::string& where);
 
 // bad_input "<where>: <libarchive's message>".
