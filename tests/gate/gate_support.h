@@ -169,11 +169,16 @@ struct RawTls {
     }
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
     int r = SSL_connect(ssl);
-    hello_sent = r != 1 && SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ;
+    // Under load the gate's whole flight can arrive between the ClientHello's write and the read after it:
+    // SSL_connect then completes the handshake (TLS 1.3 needs no further round trip). Begun all the same.
+    handshake_done = r == 1;
+    hello_sent = handshake_done || SSL_get_error(ssl, r) == SSL_ERROR_WANT_READ;
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   }
   bool hello_sent = false;
+  bool handshake_done = false;
   bool wait_hello() {
+    if (handshake_done) return true;
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, 10'000) == 1;
   }
