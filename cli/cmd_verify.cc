@@ -6,6 +6,7 @@
 #include <iostream>
 #include <thread>
 
+#include "interrupt.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/build_args.h"
 #include "quorate/core/file.h"
@@ -65,6 +66,7 @@ void report_distrusted(const std::string& store, const std::vector<quorum::Distr
 }
 
 Status run_verify(const VerifyArgs& a) {
+  clean_up_on_interrupt();  // on Ctrl-C: skopeo (--image) stopped, its copy removed
   if (a.store.empty() && a.files.empty()) {
     return Status::usage("nothing to decide from: give --store DB (an attestation store) or attestation files");
   }

@@ -418,7 +418,11 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
   {
     auto config_bytes = QR_TRY(verified_bytes(dir_, parsed->config.digest, "config of image " + digest));
     out.config = QR_TRY(parse_json(config_bytes, "config of image " + digest));
+    QR_RETURN_IF_ERROR(normalize::check_image_config(out.config, "config of image " + digest));
     for (auto& l : parsed->layers) {
+      if (l.media_type.empty()) {  // a build copies the layer into its image under it
+        return Status::bad_input("manifest " + digest + ": layer " + l.digest + " has no mediaType");
+      }
       VerifiedLayer layer;
       layer.media_type = std::move(l.media_type);
       layer.digest = std::move(l.digest);

@@ -67,6 +67,7 @@ Result<DockerImage> read_entry(const ImageFiles& files, const json& m, size_t in
                              image.config_digest + ")");
   }
   image.config = QR_TRY(parse_json(image.config_bytes, "config " + image.config_name));
+  QR_RETURN_IF_ERROR(check_image_config(image.config, "config " + image.config_name));
   const json::json_pointer diff_ids_at("/rootfs/diff_ids");
   const json& names = m["Layers"];
   QR_RETURN_IF_ERROR(check_layer_count(names.size(), where));

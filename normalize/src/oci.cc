@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
@@ -71,6 +72,105 @@ Result<ImageManifest> parse_image_manifest(const nlohmann::json& m, const std::s
     out.layers.push_back(QR_TRY(parse_descriptor((*layers)[i], where + " layer " + std::to_string(i))));
   }
   return out;
+}
+
+namespace {
+
+const char* json_type(const nlohmann::json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+enum class Shape { kString, kStrings, kObject, kStringMap, kBoolean };
+
+bool has_shape(const nlohmann::json& v, Shape shape, bool null_allowed) {
+  if (v.is_null()) return null_allowed;
+  switch (shape) {
+    case Shape::kString:
+      return v.is_string();
+    case Shape::kBoolean:
+      return v.is_boolean();
+    case Shape::kObject:
+      return v.is_object();
+    case Shape::kStrings:
+      return v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_string(); });
+    case Shape::kStringMap:
+      return v.is_object() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_string(); });
+  }
+  return false;
+}
+
+const char* shape_name(Shape shape) {
+  switch (shape) {
+    case Shape::kString:
+      return "a string";
+    case Shape::kBoolean:
+      return "a boolean";
+    case Shape::kObject:
+      return "an object";
+    case Shape::kStrings:
+      return "an array of strings";
+    case Shape::kStringMap:
+      return "an object of strings";
+  }
+  return "?";
+}
+
+// `object[key]`, when present, has `shape` (or is null, when `null_allowed`).
+Status check_field(const nlohmann::json& object, const char* key, const std::string& name, Shape shape,
+                   bool null_allowed, const std::string& where) {
+  auto it = object.find(key);
+  if (it == object.end() || has_shape(*it, shape, null_allowed)) return Status();
+  return Status::bad_input(where + ": config field \"" + name + "\" is " + json_type(*it) + ", not " +
+                           shape_name(shape) + (null_allowed ? " or null" : ""));
+}
+
+}  // namespace
+
+Status check_image_config(const nlohmann::json& c, const std::string& where) {
+  if (!c.is_object()) return Status::bad_input(where + ": the config is " + json_type(c) + ", not an object");
+  for (const char* key : {"os", "architecture", "variant", "os.version", "created", "author"}) {
+    QR_RETURN_IF_ERROR(check_field(c, key, key, Shape::kString, false, where));
+  }
+  QR_RETURN_IF_ERROR(check_field(c, "os.features", "os.features", Shape::kStrings, true, where));
+  QR_RETURN_IF_ERROR(check_field(c, "config", "config", Shape::kObject, true, where));
+  if (auto it = c.find("config"); it != c.end() && it->is_object()) {
+    const auto& run = *it;
+    for (const char* key : {"User", "WorkingDir", "StopSignal"}) {
+      QR_RETURN_IF_ERROR(check_field(run, key, std::string("config.") + key, Shape::kString, false, where));
+    }
+    for (const char* key : {"Env", "Entrypoint", "Cmd", "Shell", "OnBuild"}) {
+      QR_RETURN_IF_ERROR(check_field(run, key, std::string("config.") + key, Shape::kStrings, true, where));
+    }
+    for (const char* key : {"ExposedPorts", "Volumes", "Healthcheck"}) {
+      QR_RETURN_IF_ERROR(check_field(run, key, std::string("config.") + key, Shape::kObject, true, where));
+    }
+    QR_RETURN_IF_ERROR(check_field(run, "Labels", "config.Labels", Shape::kStringMap, true, where));
+  }
+  QR_RETURN_IF_ERROR(check_field(c, "rootfs", "rootfs", Shape::kObject, false, where));
+  if (auto it = c.find("rootfs"); it != c.end()) {
+    QR_RETURN_IF_ERROR(check_field(*it, "type", "rootfs.type", Shape::kString, false, where));
+    QR_RETURN_IF_ERROR(check_field(*it, "diff_ids", "rootfs.diff_ids", Shape::kStrings, false, where));
+  }
+  if (auto it = c.find("history"); it != c.end()) {
+    if (!it->is_array()) {
+      return Status::bad_input(where + ": config field \"history\" is " + json_type(*it) + ", not an array");
+    }
+    for (size_t i = 0; i < it->size(); ++i) {
+      const auto& h = (*it)[i];
+      const std::string name = "history[" + std::to_string(i) + "]";
+      if (!h.is_object()) return Status::bad_input(where + ": config field \"" + name + "\" is not an object");
+      for (const char* key : {"created", "author", "created_by", "comment"}) {
+        QR_RETURN_IF_ERROR(check_field(h, key, name + "." + key, Shape::kString, false, where));
+      }
+      QR_RETURN_IF_ERROR(check_field(h, "empty_layer", name + ".empty_layer", Shape::kBoolean, false, where));
+    }
+  }
+  return Status();
 }
 
 struct BlobWriter::Impl {

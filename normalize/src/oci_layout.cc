@@ -127,6 +127,7 @@ Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& d
   img.manifest = QR_TRY(read_json_blob(files, digest, "manifest", size));
   auto parsed = QR_TRY(parse_image_manifest(img.manifest, "manifest " + digest));
   img.config = QR_TRY(read_json_blob(files, parsed.config.digest, "config", parsed.config.size));
+  QR_RETURN_IF_ERROR(check_image_config(img.config, "config " + parsed.config.digest));
   for (auto& l : parsed.layers) {
     OciLayer layer;
     layer.digest = std::move(l.digest);

@@ -151,9 +151,16 @@ TEST(ProcessDeathTest, KillRunningProcessesStopsEveryGroupAndStartsNoMore) {
         runner.join();
         std::string background = testing::slurp(pid_file);
         background.erase(background.find_last_not_of('\n') + 1);
-        std::string state = testing::slurp("/proc/" + background + "/stat");
+        auto gone = [&] {  // SIGKILL is delivered asynchronously: dead, or a zombie until it is reaped
+          std::string state = testing::slurp("/proc/" + background + "/stat");
+          return state.empty() || state.find(") Z ") != std::string::npos;
+        };
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!background.empty() && !gone() && std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
         bool killed = got->ok() && WIFSIGNALED((*got)->wait_status) && WTERMSIG((*got)->wait_status) == SIGKILL;
-        bool group_gone = !background.empty() && (state.empty() || state.find(") Z ") != std::string::npos);
+        bool group_gone = !background.empty() && gone();
         auto after = run_process(shell("true"));
         bool refused = !after.ok() && after.status().message().find("interrupted") != std::string::npos;
         std::fprintf(stderr, "killed=%d group_gone=%d refused=%d\n", killed, group_gone, refused);

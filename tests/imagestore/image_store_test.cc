@@ -321,6 +321,56 @@ TEST_F(ImageStoreTest, DescriptorsOfTheWrongShapeOrSizeAreRefusedNamingTheField)
   expect_refused(dir, "is 10240 bytes; its descriptor says 512");
 }
 
+// An image config is read by one rule (normalize::check_image_config) wherever it comes in: "os" a number,
+// "config.Labels" a string or "config.ExposedPorts" an array made `quorate build` FROM the image fail with
+// "internal error: [json.exception.type_error…]" (or, for "config.Env" a string, drop the base's environment
+// silently). verify and normalize now refuse the image naming the field; Docker's nulls still pass.
+TEST_F(ImageStoreTest, ConfigFieldsOfTheWrongTypeAreRefusedNamingTheField) {
+  auto image_with = [&](const std::string& name, const nlohmann::json& config) {
+    auto dir = scratch_ / name;
+    std::filesystem::create_directories(dir);
+    auto layout = normalize::OciLayoutWriter::open(dir);
+    auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, config.dump());
+    auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {}).value());
+    EXPECT_TRUE(layout->write_index(*manifest, name).ok());
+    EXPECT_TRUE(store().import_layout(dir).ok());
+    return manifest->digest;
+  };
+  nlohmann::json base = {{"architecture", "amd64"},
+                         {"os", "linux"},
+                         {"rootfs", {{"type", "layers"}, {"diff_ids", nlohmann::json::array()}}}};
+  struct Case {
+    std::string field;
+    nlohmann::json value;
+    std::string why;
+  };
+  int cases = 0;
+  for (const auto& c :
+       std::vector<Case>{{"/os", 5, "config field \"os\" is a number, not a string"},
+                         {"/config/Labels", "x", "\"config.Labels\" is a string, not an object of strings or null"},
+                         {"/config/ExposedPorts", {1}, "\"config.ExposedPorts\" is an array, not an object or null"},
+                         {"/config/Env", "PATH=/bin", "\"config.Env\" is a string, not an array of strings or null"},
+                         {"/history", "x", "\"history\" is a string, not an array"},
+                         {"/rootfs/diff_ids", {1}, "\"rootfs.diff_ids\" is an array, not an array of strings"}}) {
+    auto config = base;
+    config[nlohmann::json::json_pointer(c.field)] = c.value;
+    std::string name = "bad-" + std::to_string(cases++);
+    auto digest = image_with(name, config);
+    auto verified = store().verify(digest);
+    ASSERT_FALSE(verified.ok()) << c.field;
+    EXPECT_TRUE(verified.status().is_bad_input()) << verified.status().to_string();
+    EXPECT_THAT(verified.status().message(), HasSubstr(c.why));
+    auto r = quorate::testing::run(
+        quorate::testing::quorate_command("normalize " + quorate::testing::sh((scratch_ / name).string()) + " -o " +
+                                          quorate::testing::sh((scratch_ / (name + ".tar")).string())));
+    EXPECT_EQ(r.exit_code, 2) << r.out;
+    EXPECT_THAT(r.out, HasSubstr(c.why));
+  }
+  auto docker_nulls = base;
+  docker_nulls["config"] = {{"Labels", nullptr}, {"Entrypoint", nullptr}, {"Volumes", nullptr}, {"OnBuild", nullptr}};
+  EXPECT_TRUE(store().verify(image_with("nulls", docker_nulls)).ok());
+}
+
 // A builder image's layers are read by the rule normalize reads by (normalize/tar_reader.h): a UTF-8 link
 // target or owner name that libarchive cannot convert to the C locale is kept as stored (the unpack refused it
 // before: every warning was an error), and a pax header libarchive drops, which would leave the entry under its

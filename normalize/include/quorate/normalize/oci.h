@@ -46,6 +46,16 @@ struct ImageManifest {
 };
 Result<ImageManifest> parse_image_manifest(const nlohmann::json& m, const std::string& where);
 
+// An image config read from outside (a base image, a builder image, an image to normalize): the fields the
+// OCI image spec defines have their types, where present. Strings: os, architecture, variant, os.version,
+// created, author, config.User, config.WorkingDir, config.StopSignal. Arrays of strings or null: os.features,
+// config.Env, config.Entrypoint, config.Cmd, config.Shell, config.OnBuild. Objects or null: config.ExposedPorts,
+// config.Volumes, config.Healthcheck; config.Labels an object of strings or null. rootfs an object with
+// diff_ids an array of strings; history an array of objects whose created, author, created_by and comment
+// are strings and empty_layer a boolean. Other fields are not looked at. bad_input "<where>: config field
+// "<name>" is <what it is>, not <what it must be>" otherwise.
+Status check_image_config(const nlohmann::json& config, const std::string& where);
+
 // A blob being streamed into a layout; its digest is known at commit(). Not thread-safe.
 class BlobWriter final : public Sink {
  public:
