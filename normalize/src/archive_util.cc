@@ -35,19 +35,25 @@ Result<struct archive_entry*> next_entry(struct archive* a, const std::string& w
   struct archive_entry* ae = nullptr;
   int r = archive_read_next_header(a, &ae);
   if (r == ARCHIVE_EOF) return static_cast<struct archive_entry*>(nullptr);
+  if (r == ARCHIVE_WARN && archive_error_string(a) == nullptr) {
+    return Status::bad_input(where + ": libarchive warned without saying why (a malformed GNU sparse map?)");
+  }
   if (r != ARCHIVE_OK && !(r == ARCHIVE_WARN && is_conversion_warning(archive_error_string(a)))) {
     return archive_error(a, where);
   }
   // A link, directory, device or fifo has no data in tar, but a pax `size` record can give it some: libarchive
   // then skips that many bytes (decompressing them, uncounted), while Go's and Python's readers read them as
   // the next entries. The two would see different files; neither reading is taken.
+  // Its reported size can be made 0 (SCHILY.realsize) while the data stays: whether there is any is asked of
+  // the data itself.
   const bool header_only = archive_entry_hardlink(ae) != nullptr || archive_entry_filetype(ae) != AE_IFREG;
-  if (header_only && archive_entry_size(ae) > 0) {
+  char byte;
+  if (header_only && (archive_entry_size(ae) > 0 || archive_read_data(a, &byte, 1) != 0)) {
     const char* path = raw_path(ae);
     return Status::bad_input(where + ": \"" + std::string(path ? path : "").substr(0, 200) + "\", a " +
-                             (archive_entry_hardlink(ae) ? "hardlink" : "non-regular entry") + ", declares " +
-                             std::to_string(archive_entry_size(ae)) +
-                             " bytes of data (tar readers disagree on whether they follow it: refused)");
+                             (archive_entry_hardlink(ae) ? "hardlink" : "non-regular entry") +
+                             ", has data (from a pax size record): libarchive skips it, Go's and Python's tar "
+                             "readers take it for the next entries");
   }
   return ae;
 }

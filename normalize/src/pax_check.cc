@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 
@@ -61,30 +62,51 @@ Status PaxRecordCheck::check(struct archive* a, const std::string& where) {
   return Status();
 }
 
-// Records are "LEN KEY=VALUE\n", LEN counting the whole record. Malformed ones were already refused or
-// skipped by libarchive; here only well-formed records are looked at.
+// Records are "LEN KEY=VALUE\n", LEN counting the whole record. A record libarchive would drop the header for
+// (malformed, or over 999,999 bytes) is refused here too: it reports that only as a warning, which a GNU 'K'
+// header in front hides entirely, or a name it cannot convert overwrites.
 Status PaxRecordCheck::scan_records(const std::string& records, const std::string& where) {
   std::string_view rest(records);
-  while (!rest.empty()) {
+  for (size_t at = 0; !rest.empty();) {
+    auto malformed = [&](const std::string& why) {
+      return Status::bad_input(where + ": malformed pax record at byte " + std::to_string(at) + " of its header (" +
+                               why + "); libarchive would drop the whole header");
+    };
     size_t space = rest.find(' ');
-    if (space == std::string_view::npos || space == 0 || space > 20) return Status();
+    if (space == std::string_view::npos || space == 0 || space > 7) return malformed("no length");
     uint64_t length = 0;
     for (char c : rest.substr(0, space)) {
-      if (c < '0' || c > '9') return Status();
+      if (c < '0' || c > '9') return malformed("a length that is not a number");
       length = length * 10 + static_cast<uint64_t>(c - '0');
     }
-    if (length <= space + 1 || length > rest.size() || rest[length - 1] != '\n') return Status();
+    if (length > 999999) return malformed("over 999,999 bytes");
+    if (length <= space + 1 || length > rest.size() || rest[length - 1] != '\n') return malformed("a wrong length");
     std::string_view record = rest.substr(space + 1, length - space - 2);
     size_t eq = record.find('=');
-    if (eq != std::string_view::npos) {
-      std::string_view key = record.substr(0, eq);
-      std::string_view value = record.substr(eq + 1);
-      if ((key == "path" || key == "linkpath") && value.find('\0') != std::string_view::npos) {
-        return Status::bad_input(where + ": pax record '" + std::string(key) +
-                                 "' holds a NUL byte (libarchive would truncate the name there)");
+    if (eq == std::string_view::npos || eq == 0) return malformed("no key");
+    std::string_view key = record.substr(0, eq);
+    std::string_view value = record.substr(eq + 1);
+    if ((key == "path" || key == "linkpath") && value.find('\0') != std::string_view::npos) {
+      return Status::bad_input(where + ": pax record '" + std::string(key) +
+                               "' holds a NUL byte (libarchive would truncate the name there)");
+    }
+    // Records libarchive reads and Go's archive/tar does not, or parses while a conversion warning can hide
+    // its failure: star's size override (libarchive reports it as the size, Go ignores it) and Solaris holes.
+    if (key == "SCHILY.realsize" || key == "SUN.holesdata") {
+      return Status::bad_input(where + ": pax record '" + std::string(key) +
+                               "' (libarchive and Go's tar reader disagree on it)");
+    }
+    if (key == "GNU.sparse.map") {  // libarchive warns and drops the map; a name it cannot convert hides that
+      size_t numbers = 1;
+      for (char c : value) numbers += c == ',';
+      bool digits = std::all_of(value.begin(), value.end(), [](char c) { return c == ',' || (c >= '0' && c <= '9'); });
+      if (!digits || numbers % 2 != 0 || value.empty() || value.find(",,") != std::string_view::npos ||
+          value.starts_with(',') || value.ends_with(',')) {
+        return Status::bad_input(where + ": pax record 'GNU.sparse.map' is not a list of offset,size pairs");
       }
     }
     rest.remove_prefix(length);
+    at += length;
   }
   return Status();
 }

@@ -20,6 +20,14 @@ layers (a tar file at OUT):
   pax-link-with-data  a hardlink whose pax size record gives it 1 MiB of data, which is a tar of
                     etc/cron.d/evil: libarchive skips it as the link's data, Python's and Go's readers take it
                     as the next entry
+  k-masks-malformed a GNU 'K' long-link header, then pax-malformed's header, then a symlink "innocent":
+                    libarchive returns no warning at all
+  realsize-file     a file of size 0 whose pax SCHILY.realsize says 1024 (libarchive reports 1024, and the
+                    bytes read in place would be the next entry's header; Go reads 0 bytes)
+  realsize-dir      a directory with a pax size record of 1 KiB holding a tar of etc/cron.d/evil, and
+                    SCHILY.realsize=0, so that libarchive reports size 0
+  sparse-map-masked a GNU.sparse.map that is not numbers, and a UTF-8 path whose conversion warning hides
+                    libarchive's warning about the map
   pax-utf8-names    a file with UTF-8 owner names and a symlink with a UTF-8 target, in pax records: nothing
                     wrong with them (libarchive warns it cannot convert them to the C locale)
   gzip-bad-crc      a gzip layer (stored blocks) with one content byte altered after compression
@@ -120,6 +128,49 @@ def layer(kind):
         return gz.replace(b"hello world", b"jello world")
     return None
 
+# Hand-made headers, for what tarfile will not write.
+def raw_header(name, typ=b"0", size=0, link=b"", magic=b"ustar\x0000"):
+    h = bytearray(512)
+    h[0:len(name)] = name
+    h[100:108], h[108:116], h[116:124] = b"0000644\0", b"0000000\0", b"0000000\0"
+    h[124:136], h[136:148] = b"%011o\0" % size, b"%011o\0" % 1700000000
+    h[156:157], h[157:157 + len(link)], h[257:265] = typ, link, magic
+    h[148:156] = b" " * 8
+    h[148:156] = b"%06o\0 " % sum(h)
+    return bytes(h)
+
+def raw_pad(b): return b + bytes(-len(b) % 512)
+
+def raw_record(key, value):
+    body = b" " + key + b"=" + value + b"\n"
+    n = len(body) + 1
+    while len(str(n)) + len(body) != n: n += 1
+    return str(n).encode() + body
+
+def raw_pax(records):
+    data = b"".join(records)
+    return raw_header(b"PaxHeaders/x", b"x", len(data)) + raw_pad(data)
+
+def raw_file(name, data): return raw_header(name, b"0", len(data)) + raw_pad(data)
+
+def raw_layer(kind):
+    evil = raw_file(b"etc/cron.d/evil", b"* * * * * root sh -c evil\n")
+    if kind == "k-masks-malformed":
+        bad = b"99 comment=x\n" + raw_record(b"path", b"etc/cron.d/evil")
+        body = raw_header(b"././@LongLink", b"K", 7, magic=b"ustar  \0") + raw_pad(b"target\0") + \
+            raw_header(b"PaxHeaders/x", b"x", len(bad)) + raw_pad(bad) + raw_header(b"innocent", b"2", 0, b"t")
+    elif kind == "realsize-file":
+        body = raw_pax([raw_record(b"SCHILY.realsize", b"1024")]) + raw_header(b"a", b"0", 0) + raw_file(b"b", b"hi\n")
+    elif kind == "realsize-dir":
+        body = raw_pax([raw_record(b"SCHILY.realsize", b"0"), raw_record(b"size", str(len(evil)).encode())]) + \
+            raw_header(b"d/", b"5") + evil
+    elif kind == "sparse-map-masked":
+        body = raw_pax([raw_record(b"GNU.sparse.map", b"0,5,x"), raw_record(b"path", "\u00e9vil".encode())]) + \
+            raw_file(b"innocent", b"hello")
+    else:
+        return None
+    return raw_file(b"a", b"x") + body + bytes(1024)
+
 def sha(b): return hashlib.sha256(b).hexdigest()
 
 def desc(media_type, data, **extra):
@@ -189,6 +240,8 @@ def main():
     kind, out = sys.argv[1], sys.argv[2]
     n, m = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 4 else (0, 0)
     data = layer(kind)
+    if data is None:
+        data = raw_layer(kind)
     if data is not None:
         with open(out, "wb") as f: f.write(data)
     elif not image(kind, out, n, m):
