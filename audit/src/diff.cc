@@ -184,8 +184,7 @@ std::vector<FileChange> diff_maps(const std::map<std::string, LayerEntry>& left,
 // ---- reading tar members (for --deep) ----
 
 using normalize::archive_error;
-using normalize::next_entry;
-using normalize::open_tar;
+using normalize::TarReader;
 
 // The entry's path as stored (raw header bytes, or the pax UTF-8 name), or "" when it has none.
 std::string raw_path(struct archive_entry* ae) {
@@ -304,11 +303,11 @@ struct Version {
 // linked to the destination of each version whose digest it has.
 Status extract_versions(const fs::path& layer, std::vector<Version>& versions, const fs::path& spool,
                         uint64_t max_bytes) {
-  auto a = QR_TRY(open_tar(layer));
+  TarReader reader = QR_TRY(TarReader::open(layer));
   Budget budget{max_bytes};
   auto pending = [&] { return std::ranges::count_if(versions, [](const Version& v) { return !v.done; }); };
   while (pending() > 0) {
-    struct archive_entry* ae = QR_TRY(next_entry(a.get(), layer.string()));
+    struct archive_entry* ae = QR_TRY(reader.next(layer.string()));
     if (ae == nullptr) break;
     if (archive_entry_hardlink(ae) != nullptr || archive_entry_filetype(ae) != AE_IFREG) continue;
     auto name = normalize::canonical_path(raw_path(ae));
@@ -317,7 +316,7 @@ Status extract_versions(const fs::path& layer, std::vector<Version>& versions, c
     }
     int fd = QR_TRY(create_file(spool));
     Sha256 hash;
-    Status copied = copy_content(a.get(), fd, spool, &hash, budget, layer.string() + ": " + *name);
+    Status copied = copy_content(reader.archive(), fd, spool, &hash, budget, layer.string() + ": " + *name);
     ::close(fd);
     QR_RETURN_IF_ERROR(copied);
     std::string digest = hash.finish_digest();

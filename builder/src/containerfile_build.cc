@@ -31,6 +31,7 @@
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/layer.h"
+#include "quorate/normalize/tar_reader.h"
 
 namespace quorate::builder {
 namespace {
@@ -515,14 +516,16 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
     struct archive* a;
     ~Closer() { archive_read_free(a); }
   } closer{a};
-  struct archive_entry* e = nullptr;
-  if (archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK ||
-      archive_read_next_header(a, &e) != ARCHIVE_OK) {
-    return false;  // not an archive: ADD copies it like COPY
-  }
-  do {
+  if (archive_read_open_memory(a, bytes.data(), bytes.size()) != ARCHIVE_OK) return false;
+  // Read by normalize's rules (tar_reader.h). Not a tar at all: ADD copies it like COPY. A tar that goes wrong
+  // at any entry is an error, never a partial extraction.
+  auto first = normalize::next_entry(a, "ADD archive");
+  if (!first.ok() && archive_format(a) == 0) return false;
+  struct archive_entry* e = QR_TRY(std::move(first));
+  if (e == nullptr) return false;
+  for (; e != nullptr; e = QR_TRY(normalize::next_entry(a, "ADD archive"))) {
     QR_RETURN_IF_ERROR(op.budget->spend(0));
-    auto path = normalize::canonical_path(archive_entry_pathname(e) ? archive_entry_pathname(e) : "");
+    auto path = normalize::canonical_path(normalize::raw_path(e) ? normalize::raw_path(e) : "");
     if (!path.ok()) return path.status().with_context("ADD archive");
     std::string rel = join_rel(dest, *path);
     Owner o = op.owner;
@@ -552,7 +555,7 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
       default:
         return Status::unsupported("ADD archive: " + *path + " is a device or fifo, which is not supported");
     }
-  } while (archive_read_next_header(a, &e) == ARCHIVE_OK);
+  }
   return true;
 }
 

@@ -74,12 +74,12 @@ class Extractor {
 
   Status layer(const LayerFile& layer) {
     const std::string what = "layer " + layer.digest;
-    auto opened = normalize::open_tar(layer.blob, size_t{1} << 20);
-    if (!opened.ok()) return Status::bad_input(what + ": " + opened.status().message());
-    normalize::ArchivePtr a = std::move(opened).value();
+    auto opened = normalize::TarReader::open(layer.blob, size_t{1} << 20);
+    if (!opened.ok()) return opened.status().with_context(what);
+    normalize::TarReader reader = std::move(opened).value();
     uint64_t entries = 0, bytes = 0;
     for (;;) {
-      struct archive_entry* entry = QR_TRY(normalize::next_entry(a.get(), what));
+      struct archive_entry* entry = QR_TRY(reader.next(what));
       if (entry == nullptr) return Status();
       // `quorate normalize`'s default limits, a layer's: a 99 KB zstd layer filled 3 GiB of the store here.
       // A sparse entry counts at its full size.
@@ -89,7 +89,7 @@ class Extractor {
                                  " entries or " + std::to_string(normalize::kDefaultMaxExpandedBytes) +
                                  " bytes (a decompression bomb?)");
       }
-      QR_RETURN_IF_ERROR(this->entry(a.get(), entry, what));
+      QR_RETURN_IF_ERROR(this->entry(reader.archive(), entry, what));
     }
   }
 

@@ -1,8 +1,16 @@
 // libarchive glue: entry types, metadata and errors.
 #include "archive_util.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string_view>
+
+#include "pax_check.h"
 
 namespace quorate::normalize {
 
@@ -56,6 +64,53 @@ Result<struct archive_entry*> next_entry(struct archive* a, const std::string& w
                              "readers take it for the next entries");
   }
   return ae;
+}
+
+struct TarReader::Impl {
+  ArchivePtr a;
+  int fd = -1;
+  bool seekable = false;
+  std::optional<detail::PaxRecordCheck> pax;
+  ~Impl() {
+    pax.reset();
+    a.reset();
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+TarReader::TarReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+TarReader::TarReader(TarReader&& other) noexcept = default;
+TarReader& TarReader::operator=(TarReader&& other) noexcept = default;
+TarReader::~TarReader() = default;
+
+Result<TarReader> TarReader::open(const std::filesystem::path& path, size_t block) {
+  auto impl = std::make_unique<Impl>();
+  impl->fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (impl->fd < 0) return Status::from_errno("open " + path.string(), errno);
+  struct stat st {};
+  impl->seekable = ::fstat(impl->fd, &st) == 0 && S_ISREG(st.st_mode);
+  impl->a.reset(archive_read_new());
+  if (!impl->a) return Status::internal("libarchive: out of memory");
+  archive_read_support_format_tar(impl->a.get());
+  archive_read_support_filter_all(impl->a.get());
+  if (archive_read_open_fd(impl->a.get(), impl->fd, block) != ARCHIVE_OK) {
+    return archive_error(impl->a.get(), path.string());
+  }
+  return TarReader(std::move(impl));
+}
+
+Result<struct archive_entry*> TarReader::next(const std::string& where) {
+  struct archive_entry* ae = QR_TRY(next_entry(impl_->a.get(), where));
+  if (ae == nullptr) return ae;
+  if (!impl_->pax) impl_->pax.emplace(impl_->fd, impl_->seekable, archive_filter_count(impl_->a.get()) == 1);
+  const char* path = raw_path(ae);
+  QR_RETURN_IF_ERROR(
+      impl_->pax->check(impl_->a.get(), where + " (\"" + std::string(path ? path : "").substr(0, 200) + "\")"));
+  return ae;
+}
+
+struct archive* TarReader::archive() const {
+  return impl_->a.get();
 }
 
 Status archive_error(struct archive* a, const std::string& where) {

@@ -91,10 +91,10 @@ Result<fs::path> ImageFiles::path_of(const std::string& raw_name, const std::str
 }
 
 Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
-  ArchivePtr a = QR_TRY(open_tar(tar));
+  TarReader reader = QR_TRY(TarReader::open(tar));
   uint64_t total = 0, members = 0;
   for (;;) {
-    struct archive_entry* ae = QR_TRY(next_entry(a.get(), tar.string()));
+    struct archive_entry* ae = QR_TRY(reader.next(tar.string()));
     if (ae == nullptr) break;
     // An image archive holds a few files a layer (docker save, skopeo); each member here costs a file or a
     // remembered link.
@@ -115,7 +115,7 @@ Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
         return Status::bad_input(tar.string() + ": expands to more than the limit of " + std::to_string(max_bytes) +
                                  " bytes");
       }
-      QR_RETURN_IF_ERROR(write_member(a.get(), *name, static_cast<uint64_t>(archive_entry_size(ae)), tar));
+      QR_RETURN_IF_ERROR(write_member(reader.archive(), *name, static_cast<uint64_t>(archive_entry_size(ae)), tar));
     } else if (const char* target = archive_entry_hardlink(ae)) {
       auto t = canonical_path(target);
       if (!t.ok()) return t.status().with_context(tar.string() + ": hardlink " + *name);

@@ -9,12 +9,13 @@ namespace quorate::normalize {
 
 Status read_layer_entries(const std::filesystem::path& layer, const std::function<Status(LayerEntry&&)>& visit,
                           uint64_t max_expanded_bytes) {
-  ArchivePtr a = QR_TRY(open_tar(layer, size_t{1} << 20));
+  TarReader reader = QR_TRY(TarReader::open(layer, size_t{1} << 20));
+  struct archive* a = reader.archive();
   std::string buffer(1 << 20, '\0');
   uint64_t expanded = 0, names = 0;
   for (uint64_t index = 0;; ++index) {
     std::string where = layer.string() + " entry " + std::to_string(index);
-    struct archive_entry* ae = QR_TRY(next_entry(a.get(), where));
+    struct archive_entry* ae = QR_TRY(reader.next(where));
     if (ae == nullptr) return Status();
     // The caller keeps every entry (quorate diff): normalize's bounds on their count and names hold here too.
     if (index >= kDefaultMaxEntries) {
@@ -46,8 +47,8 @@ Status read_layer_entries(const std::filesystem::path& layer, const std::functio
     if (out.entry.type == EntryType::kFile) {
       Sha256 hash;
       for (;;) {
-        la_ssize_t n = archive_read_data(a.get(), buffer.data(), buffer.size());
-        if (n < 0) return archive_error(a.get(), where);
+        la_ssize_t n = archive_read_data(a, buffer.data(), buffer.size());
+        if (n < 0) return archive_error(a, where);
         if (n == 0) break;
         expanded += static_cast<uint64_t>(n);
         if (expanded > max_expanded_bytes) {

@@ -433,6 +433,42 @@ TEST_F(ContainerfileBuildTest, CopyAndAddPastTheOutputLimitAreRefusedAtTheirLine
   EXPECT_LT(usage.ru_maxrss, 512 * 1024) << "KiB: the largest process this test waited for";
 }
 
+// ADD reads archives by normalize's rules: one that goes wrong part way (here: a damaged header after its first
+// member) fails the build at its line, where it was extracted in part and the build succeeded; and one whose
+// first member has a UTF-8 owner name libarchive cannot convert is extracted, where it was copied as one file.
+TEST_F(ContainerfileBuildTest, AddExtractsArchivesWholeOrNotAtAll) {
+  auto src = scratch_ / "src-a";
+  std::filesystem::create_directories(src);
+  auto made = run("python3 -c " +
+                  sh("import io,sys,tarfile\n"
+                     "def tar(owner):\n"
+                     "  b=io.BytesIO(); t=tarfile.open(fileobj=b,mode='w',format=tarfile.PAX_FORMAT)\n"
+                     "  for n in ('one','two'):\n"
+                     "    i=tarfile.TarInfo(n); i.size=4096; i.uname=owner; t.addfile(i,io.BytesIO(b'x'*4096))\n"
+                     "  t.close(); return b.getvalue()\n"
+                     "open(sys.argv[1]+'/cut.tar','wb').write(tar('root')[:512*9]+b'garbage'.ljust(512,b'!'))\n"
+                     "open(sys.argv[1]+'/owned.tar','wb').write(tar('j\\u00fcrgen'))\n") +
+                  " " + sh(src.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  make_project(scratch_ / "a", "FROM " + base() + "\nADD cut.tar /x/\n");
+  auto r = build(scratch_ / "a", scratch_ / "out-a");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:2:"));
+  EXPECT_THAT(r.out, HasSubstr("ADD archive"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-a"));
+
+  auto src_b = scratch_ / "src-b";
+  std::filesystem::create_directories(src_b);
+  std::filesystem::copy_file(src / "owned.tar", src_b / "owned.tar");
+  make_project(scratch_ / "b", "FROM " + base() + "\nADD owned.tar /x/\n");
+  r = build(scratch_ / "b", scratch_ / "out-b", "--format oci");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto listed =
+      run("for f in " + sh((scratch_ / "out-b/blobs/sha256").string()) + "/*; do tar -tzf \"$f\" 2>/dev/null; done");
+  EXPECT_THAT(listed.out, HasSubstr("x/one\n"));
+  EXPECT_THAT(listed.out, HasSubstr("x/two\n"));
+}
+
 // The build timeout covers the whole build, not only RUN: stages that copy a large tree again and again stop
 // at it, naming the instruction they were at.
 TEST_F(ContainerfileBuildTest, TheTimeoutCoversCopiesAsWellAsRuns) {

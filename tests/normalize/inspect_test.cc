@@ -62,23 +62,26 @@ TEST(ReadLayerEntries, RefusesPathsOver64KiB) {
   EXPECT_NE(s.message().find("a path or link target of more than 65536 bytes"), std::string::npos) << s.message();
 }
 
-// `quorate diff` reads layers by normalize's rule: a pax header libarchive drops (the entry would be compared
-// under its ustar name, "innocent") is refused.
+// `quorate diff` reads layers by normalize's rules: a pax header libarchive drops (the entry would be compared
+// under its ustar name, "innocent") is refused, also when a GNU 'K' header in front hides libarchive's warning.
 TEST(ReadLayerEntries, RefusesAPaxHeaderLibarchiveDrops) {
   ScratchDir dir;
-  auto tar = dir / "dropped.tar";
-  auto r =
-      run("python3 " + sh((quorate::testing::source_dir() / "tests/hostile/normalize_hostile_inputs.py").string()) +
-          " pax-malformed " + sh(tar.string()));
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  std::vector<std::string> seen;
-  auto s = read_layer_entries(tar, [&](LayerEntry&& e) {
-    seen.push_back(e.entry.path);
-    return Status();
-  });
-  EXPECT_TRUE(s.is_bad_input()) << s.to_string();
-  EXPECT_NE(s.message().find("entry 1: Ignoring malformed pax extended attribute"), std::string::npos) << s.message();
-  EXPECT_EQ(seen, std::vector<std::string>{"a"});
+  for (const std::string kind : {"pax-malformed", "k-masks-malformed"}) {
+    auto tar = dir / (kind + ".tar");
+    auto r =
+        run("python3 " + sh((quorate::testing::source_dir() / "tests/hostile/normalize_hostile_inputs.py").string()) +
+            " " + kind + " " + sh(tar.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    std::vector<std::string> seen;
+    auto s = read_layer_entries(tar, [&](LayerEntry&& e) {
+      seen.push_back(e.entry.path);
+      return Status();
+    });
+    EXPECT_TRUE(s.is_bad_input()) << kind << ": " << s.to_string();
+    EXPECT_NE(s.message().find("entry 1"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("malformed pax"), std::string::npos) << s.message();
+    EXPECT_EQ(seen, std::vector<std::string>{"a"}) << kind;
+  }
 }
 
 TEST(ReadLayerEntries, StopsWhenTheVisitorFails) {

@@ -31,6 +31,30 @@ Result<ArchivePtr> open_tar(const std::filesystem::path& path, size_t block = si
 // pax header gives it data, which libarchive would skip and Go's reader take as the next entries.
 Result<struct archive_entry*> next_entry(struct archive* a, const std::string& where);
 
+// A tar file from outside (a layer blob, an image archive), read entry by entry by next_entry's rules and,
+// in front of each entry, the pax scan normalize reads layers with (pax records libarchive would drop, truncate
+// or read unlike Go's reader: normalize/src/pax_check.h). Movable, not thread-safe.
+class TarReader {
+ public:
+  // bad_input "<path>: <libarchive's message>" when it cannot be opened as a tar (any compression); io when
+  // it cannot be opened at all.
+  static Result<TarReader> open(const std::filesystem::path& path, size_t block = size_t{1} << 16);
+  TarReader(TarReader&& other) noexcept;
+  TarReader& operator=(TarReader&& other) noexcept;
+  ~TarReader();
+
+  // The next entry's header, or null at the end; bad_input naming `where` and the entry as next_entry does,
+  // or for its pax records.
+  Result<struct archive_entry*> next(const std::string& where);
+  // The archive, positioned at the entry next() returned, for reading its data.
+  struct archive* archive() const;
+
+ private:
+  struct Impl;
+  explicit TarReader(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // bad_input "<where>: <libarchive's message>".
 Status archive_error(struct archive* a, const std::string& where);
 
