@@ -55,8 +55,11 @@ Result<struct archive_entry*> next_entry(struct archive* a, const std::string& w
   // Its reported size can be made 0 (SCHILY.realsize) while the data stays: whether there is any is asked of
   // the data itself.
   const bool header_only = archive_entry_hardlink(ae) != nullptr || archive_entry_filetype(ae) != AE_IFREG;
+  if (!header_only) return ae;
   char byte;
-  if (header_only && (archive_entry_size(ae) > 0 || archive_read_data(a, &byte, 1) != 0)) {
+  la_ssize_t data = archive_entry_size(ae) > 0 ? 1 : archive_read_data(a, &byte, 1);
+  if (data < 0) return archive_error(a, where);
+  if (data > 0) {
     const char* path = raw_path(ae);
     return Status::bad_input(where + ": \"" + std::string(path ? path : "").substr(0, 200) + "\", a " +
                              (archive_entry_hardlink(ae) ? "hardlink" : "non-regular entry") +

@@ -1,5 +1,6 @@
 // Reading tars from outside with libarchive: one rule, for every reader (normalize, `quorate diff`, image
-// archives, the image store's unpacker), for which of libarchive's reports an entry may pass with.
+// archives, the image store's unpacker, a Containerfile's ADD), for which of libarchive's reports an entry may
+// pass with.
 #pragma once
 
 #include <filesystem>
