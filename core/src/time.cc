@@ -43,7 +43,7 @@ bool digits(std::string_view s, size_t pos, size_t n, int& out) {
 }  // namespace
 
 std::string format_rfc3339(int64_t t) {
-  int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+  int64_t days = t / 86400 - (t % 86400 < 0);  // floor, without negating t (-INT64_MIN overflows)
   int64_t secs = t - days * 86400;
   int64_t y;
   unsigned m, d;

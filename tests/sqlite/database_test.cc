@@ -54,6 +54,37 @@ TEST(DatabaseTest, AFileFromANewerProgramIsRefused) {
   EXPECT_NE(s.message().find("newer"), std::string::npos);
 }
 
+// A schema version no quorate writes: a negative one indexed past the migrations (-100000 crashed every command
+// opening the store, and the daemon at restart; -5 ran leftover memory as SQL).
+TEST(DatabaseTest, ANegativeSchemaVersionIsRefused) {
+  ScratchDir dir;
+  for (int64_t version : {-1, -5, -100000}) {
+    auto db = Database::open(dir / ("v" + std::to_string(-version) + ".db"), {}).value();
+    ASSERT_TRUE(db->exec("PRAGMA user_version = " + std::to_string(version), "set").ok());
+    Status s = db->migrate(kMigrations);
+    EXPECT_TRUE(s.is_bad_input()) << s.to_string();
+    EXPECT_NE(s.message().find("schema version " + std::to_string(version) + " is none quorate writes"),
+              std::string::npos)
+        << s.message();
+  }
+}
+
+// Another program's database (a mistyped --store path) is refused and left as it was, where quorate's tables were
+// added beside its own.
+TEST(DatabaseTest, AnotherProgramsDatabaseIsLeftAlone) {
+  ScratchDir dir;
+  auto db = Database::open(dir / "other.db", {}).value();
+  ASSERT_TRUE(db->exec("CREATE TABLE foo(x)", "create").ok());
+  Status s = db->migrate(kMigrations);
+  EXPECT_TRUE(s.is_bad_input()) << s.to_string();
+  EXPECT_NE(s.message().find("1 table(s) of its own and no quorate schema version"), std::string::npos) << s.message();
+  auto* tables = db->statement("SELECT group_concat(name) FROM sqlite_master WHERE type = 'table'").value();
+  ASSERT_EQ(tables->step(), SQLITE_ROW);
+  EXPECT_EQ(tables->text(0), "foo");
+  tables->reset();
+  EXPECT_EQ(db->user_version().value(), 0);
+}
+
 TEST(DatabaseTest, AFailedTransactionLeavesNothing) {
   ScratchDir dir;
   auto db = Database::open(dir / "a.db", {}).value();
