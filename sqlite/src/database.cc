@@ -15,9 +15,36 @@ Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& pa
     QR_RETURN_IF_ERROR(db->exec("PRAGMA query_only=ON; " + options.extra_pragmas, "configure"));
     return db;
   }
+  // Before anything is written (journal_mode=WAL is kept in the file): a file quorate did not write stays as it
+  // was.
+  QR_RETURN_IF_ERROR(db->check_written_by_quorate());
   QR_RETURN_IF_ERROR(
       db->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; " + options.extra_pragmas, "configure"));
   return db;
+}
+
+Status Database::check_written_by_quorate() {
+  const int64_t version = QR_TRY(user_version());
+  // No version quorate writes: migrating from it indexed past the migrations (a version of -100000 crashed
+  // every command opening the file, and the daemon at restart).
+  if (version < 0) {
+    return Status::bad_input(path_ + ": schema version " + std::to_string(version) +
+                             " is none quorate writes: not a quorate file, or a damaged one");
+  }
+  // Version 0 with tables of its own: another program's database (a mistyped path), which the first migration
+  // would have filled with quorate's tables.
+  if (version == 0) {
+    Statement* tables = QR_TRY(statement("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"));
+    if (tables->step() != SQLITE_ROW) return error("read the tables");
+    const int64_t n = tables->integer(0);
+    tables->reset();
+    if (n > 0) {
+      return Status::bad_input(path_ + ": an SQLite database with " + std::to_string(n) +
+                               " table(s) of its own and no quorate schema version: not a quorate file; nothing "
+                               "was changed");
+    }
+  }
+  return Status();
 }
 
 Database::~Database() {
@@ -113,25 +140,7 @@ Status Database::migrate(std::span<const char* const> migrations) {
     return Status::unsupported(path_ + ": store schema version " + std::to_string(version) +
                                " is newer than this quorate's " + std::to_string(latest));
   }
-  // No version quorate writes: migrating from it indexed past the migrations (a version of -100000 crashed
-  // every command opening the file, and the daemon at restart).
-  if (version < 0) {
-    return Status::bad_input(path_ + ": schema version " + std::to_string(version) +
-                             " is none quorate writes: not a quorate file, or a damaged one");
-  }
-  // Version 0 with tables of its own: another program's database (a mistyped path), which the first migration
-  // would have filled with quorate's tables.
-  if (version == 0) {
-    Statement* tables = QR_TRY(statement("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"));
-    if (tables->step() != SQLITE_ROW) return error("read the tables");
-    const int64_t n = tables->integer(0);
-    tables->reset();
-    if (n > 0) {
-      return Status::bad_input(path_ + ": an SQLite database with " + std::to_string(n) +
-                               " table(s) of its own and no quorate schema version: not a quorate file; nothing "
-                               "was changed");
-    }
-  }
+  QR_RETURN_IF_ERROR(check_written_by_quorate());
   for (int64_t i = version; i < latest; ++i) {
     QR_RETURN_IF_ERROR(transaction([&] {
       std::string sql =

@@ -59,30 +59,48 @@ TEST(DatabaseTest, AFileFromANewerProgramIsRefused) {
 TEST(DatabaseTest, ANegativeSchemaVersionIsRefused) {
   ScratchDir dir;
   for (int64_t version : {-1, -5, -100000}) {
-    auto db = Database::open(dir / ("v" + std::to_string(-version) + ".db"), {}).value();
+    auto path = dir / ("v" + std::to_string(-version) + ".db");
+    auto db = Database::open(path, {}).value();
     ASSERT_TRUE(db->exec("PRAGMA user_version = " + std::to_string(version), "set").ok());
     Status s = db->migrate(kMigrations);
     EXPECT_TRUE(s.is_bad_input()) << s.to_string();
     EXPECT_NE(s.message().find("schema version " + std::to_string(version) + " is none quorate writes"),
               std::string::npos)
         << s.message();
+    auto again = Database::open(path, {});  // opened anew for writing: refused before anything is written
+    EXPECT_FALSE(again.ok());
+    EXPECT_TRUE(again.status().is_bad_input()) << again.status().to_string();
   }
 }
 
-// Another program's database (a mistyped --store path) is refused and left as it was, where quorate's tables were
-// added beside its own.
+// Another program's database (a mistyped --store path) is refused and left as it was, journal mode included,
+// where quorate's tables were added beside its own (and the file switched to WAL).
 TEST(DatabaseTest, AnotherProgramsDatabaseIsLeftAlone) {
   ScratchDir dir;
-  auto db = Database::open(dir / "other.db", {}).value();
-  ASSERT_TRUE(db->exec("CREATE TABLE foo(x)", "create").ok());
-  Status s = db->migrate(kMigrations);
-  EXPECT_TRUE(s.is_bad_input()) << s.to_string();
-  EXPECT_NE(s.message().find("1 table(s) of its own and no quorate schema version"), std::string::npos) << s.message();
-  auto* tables = db->statement("SELECT group_concat(name) FROM sqlite_master WHERE type = 'table'").value();
-  ASSERT_EQ(tables->step(), SQLITE_ROW);
-  EXPECT_EQ(tables->text(0), "foo");
-  tables->reset();
-  EXPECT_EQ(db->user_version().value(), 0);
+  const std::string path = (dir / "other.db").string();
+  auto raw = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string got;
+    sqlite3_exec(
+        db, sql,
+        [](void* out, int, char** values, char**) {
+          *static_cast<std::string*>(out) += values[0] ? values[0] : "";
+          return 0;
+        },
+        &got, nullptr);
+    sqlite3_close(db);
+    return got;
+  };
+  raw("CREATE TABLE foo(x)");
+  auto db = Database::open(path, {});
+  ASSERT_FALSE(db.ok()) << "opened another program's database for writing";
+  EXPECT_TRUE(db.status().is_bad_input()) << db.status().to_string();
+  EXPECT_NE(db.status().message().find("1 table(s) of its own and no quorate schema version"), std::string::npos)
+      << db.status().message();
+  EXPECT_EQ(raw("SELECT group_concat(name) FROM sqlite_master WHERE type = 'table'"), "foo");
+  EXPECT_EQ(raw("PRAGMA journal_mode"), "delete");
+  EXPECT_EQ(raw("PRAGMA user_version"), "0");
 }
 
 TEST(DatabaseTest, AFailedTransactionLeavesNothing) {

@@ -70,7 +70,9 @@ class Statement {
 class Database {
  public:
   // Opens or creates `path`, sets the busy timeout, WAL and synchronous=FULL (a commit is on disk when it
-  // returns) and the extra pragmas. With options.read_only: opens an existing file for reading only.
+  // returns) and the extra pragmas. With options.read_only: opens an existing file for reading only. Opened for
+  // writing, a file quorate did not write (a negative schema version; version 0 with tables of its own) is
+  // bad_input, before anything is written to it.
   static Result<std::unique_ptr<Database>> open(const std::filesystem::path& path, const OpenOptions& options);
   ~Database();
   Database(const Database&) = delete;
@@ -90,7 +92,7 @@ class Database {
 
   // Brings the schema to version migrations.size(): migrations[i] takes PRAGMA user_version i to i + 1, in
   // one transaction with the version bump. Never edit a released migration; append one. unsupported when the
-  // file's version is newer than this program knows.
+  // file's version is newer than this program knows; bad_input when it is not a file quorate writes.
   Status migrate(std::span<const char* const> migrations);
   Result<int64_t> user_version();
 
@@ -113,6 +115,9 @@ class Database {
 
  private:
   explicit Database(std::string path) : path_(std::move(path)) {}
+  // bad_input naming the file when it is not one quorate writes: a negative schema version, or version 0 with
+  // tables of its own (another program's database).
+  Status check_written_by_quorate();
   std::string path_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> cache_;
