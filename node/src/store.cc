@@ -57,7 +57,9 @@ NodeStore::~NodeStore() = default;
 
 Result<std::unique_ptr<NodeStore>> NodeStore::open(const std::filesystem::path& path) {
   auto impl = std::make_unique<Impl>();
-  impl->db = QR_TRY(sqlite::Database::open(path, sqlite::OpenOptions{}));
+  sqlite::OpenOptions options;
+  options.unversioned_tables = {"attestations", "incarnations"};  // the migrations adopt them (IF NOT EXISTS)
+  impl->db = QR_TRY(sqlite::Database::open(path, options));
   QR_RETURN_IF_ERROR(impl->db->migrate(kMigrations));
   return std::unique_ptr<NodeStore>(new NodeStore(std::move(impl)));
 }

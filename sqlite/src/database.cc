@@ -1,10 +1,13 @@
 // Database: durable open, the statement cache, user_version migrations and transactions over SQLite.
 #include "quorate/sqlite/database.h"
 
+#include <algorithm>
+
 namespace quorate::sqlite {
 
 Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& path, const OpenOptions& options) {
   std::unique_ptr<Database> db(new Database(path.string()));
+  db->unversioned_tables_ = options.unversioned_tables;
   const int threading = options.threading == Threading::kSerialized ? SQLITE_OPEN_FULLMUTEX : SQLITE_OPEN_NOMUTEX;
   const int mode = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   if (sqlite3_open_v2(db->path_.c_str(), &db->db_, mode | threading, nullptr) != SQLITE_OK) {
@@ -34,9 +37,12 @@ Status Database::check_written_by_quorate() {
   // Version 0 with tables of its own: another program's database (a mistyped path), which the first migration
   // would have filled with quorate's tables.
   if (version == 0) {
-    Statement* tables = QR_TRY(statement("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"));
-    if (tables->step() != SQLITE_ROW) return error("read the tables");
-    const int64_t n = tables->integer(0);
+    Statement* tables = QR_TRY(statement("SELECT name FROM sqlite_master WHERE type = 'table'"));
+    int64_t n = 0;
+    while (tables->step() == SQLITE_ROW) {
+      n += std::find(unversioned_tables_.begin(), unversioned_tables_.end(), tables->text(0)) ==
+           unversioned_tables_.end();
+    }
     tables->reset();
     if (n > 0) {
       return Status::bad_input(path_ + ": an SQLite database with " + std::to_string(n) +

@@ -92,7 +92,9 @@ class CursorStore {
  public:
   static Result<std::unique_ptr<CursorStore>> open(const std::filesystem::path& path) {
     auto cs = std::unique_ptr<CursorStore>(new CursorStore());
-    cs->db_ = QR_TRY(sqlite::Database::open(path, sqlite::OpenOptions{}));
+    sqlite::OpenOptions options;
+    options.unversioned_tables = {"cursors"};  // adopt_unversioned()
+    cs->db_ = QR_TRY(sqlite::Database::open(path, options));
     QR_RETURN_IF_ERROR(cs->adopt_unversioned());
     QR_RETURN_IF_ERROR(cs->db_->migrate(kCursorMigrations));
     return cs;

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "quorate/core/status.h"
 
@@ -29,6 +30,9 @@ struct OpenOptions {
   // Opened with SQLITE_OPEN_READONLY and PRAGMA query_only: never created, never written, journal mode left as
   // the file has it (a reader next to a daemon writing the file in WAL mode).
   bool read_only = false;
+  // Tables a file of schema version 0 may hold: one written before its schema was versioned, which the caller
+  // adopts. Any other table at version 0 makes the file another program's, refused at open.
+  std::vector<std::string> unversioned_tables;
 };
 
 // One prepared statement, finalized on destruction. Not thread-safe.
@@ -119,6 +123,7 @@ class Database {
   // tables of its own (another program's database).
   Status check_written_by_quorate();
   std::string path_;
+  std::vector<std::string> unversioned_tables_;
   sqlite3* db_ = nullptr;
   std::map<std::string, std::unique_ptr<Statement>> cache_;
   std::function<void(int)> wal_hook_;
