@@ -69,6 +69,10 @@ class ScriptedNode {
       wire::pb::HistoryResponse resp;
       resp.set_node_id(id_);
       for (const auto& m : stored_) {
+        if (req.max_count() != 0 && static_cast<uint64_t>(resp.attestations_size()) == req.max_count()) {
+          resp.set_more(true);
+          break;
+        }
         if (m.sequence() > req.since_sequence()) *resp.add_attestations() = m;
       }
       resp.set_last_sequence(last_sequence());

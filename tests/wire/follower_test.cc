@@ -20,6 +20,8 @@ struct FakeNode {
   std::vector<pb::AttestationMessage> stored;
   int history_requests = 0;
   size_t batch = 0;  // attestations per history answer at most (0: all), like a node's queue.history_batch
+  bool answer_everything = false;  // a hostile node: answers with all it has, whatever was asked for
+  std::string last_peer;           // the follower's routing id, from its last request
 
   FakeNode() {
     ServerSecurity s;
@@ -58,10 +60,14 @@ struct FakeNode {
       pb::HistoryRequest req;
       ASSERT_TRUE(decode_message((**got)[1], MessageType::kHistoryRequest, Limits{}, req).ok());
       ++history_requests;
+      last_peer = (**got)[0];
       pb::HistoryResponse resp;
       resp.set_node_id("n");
+      // At most what was asked for and the node's batch, as a node answers.
+      size_t most = req.max_count() == 0 || answer_everything ? SIZE_MAX : req.max_count();
+      if (batch != 0) most = std::min(most, batch);
       for (const auto& m : stored) {
-        if (batch != 0 && static_cast<size_t>(resp.attestations_size()) == batch) {
+        if (static_cast<size_t>(resp.attestations_size()) == most) {
           resp.set_more(true);
           break;
         }
@@ -137,6 +143,72 @@ TEST(Follower, LiveInOrderThenAGapIsFilledFromHistory) {
 // has filled the hole before them, so a node that is behind catches up while it keeps publishing. (Dropping
 // them made history carry all of them, one batch per round trip, and a node publishing faster than that
 // never caught up.)
+// Found by an audit as a hostile followed node. Live attestations kept ahead of a hole are counted whole: one
+// with an empty envelope and a large request_id counted 0 bytes (3,000 of them held 3 GB), so twenty of 200 KB
+// are no longer all kept under the 2 MiB buffer.
+TEST(Follower, KeptAheadIsCountedWholeMessages) {
+  Harness h;
+  auto m1 = h.node.add(1);
+  h.pump_until(1, [&] { h.node.publish(m1); });
+  ASSERT_EQ(h.delivered, (std::vector<uint64_t>{1}));
+  for (uint64_t s = 3; s <= 22; ++s) {  // 2 is missing: each is kept ahead, or left to history
+    pb::AttestationMessage m;
+    m.set_node_id("n");
+    m.set_sequence(s);
+    m.set_request_id(std::string(200 << 10, 'r'));
+    h.node.publish(m);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(h.follower->poll(10).ok());  // read them; history is not served
+  h.node.publish(h.node.add(2));
+  auto deadline = SteadyClock::now() + std::chrono::seconds(2);
+  while (SteadyClock::now() < deadline) {
+    auto got = h.follower->poll(20);
+    ASSERT_TRUE(got.ok());
+    for (const auto& m : *got) h.delivered.push_back(m.sequence());
+  }
+  ASSERT_GE(h.delivered.size(), 2u);
+  EXPECT_LE(h.delivered.size(), 2u + 10u) << "more than 2 MiB of live attestations were kept ahead";
+}
+
+// A history answer holding more attestations than were asked for is refused (one 28 MB answer of tiny entries
+// became two million attestations in one batch), and one that nobody asked for is not read at all.
+TEST(Follower, HistoryAnswersAreReadOnlyAsAskedFor) {
+  Harness big;
+  big.node.answer_everything = true;
+  for (uint64_t s = 1; s <= 300; ++s) big.node.add(s);
+  auto deadline = SteadyClock::now() + std::chrono::seconds(2);
+  while (SteadyClock::now() < deadline) {
+    big.node.serve();
+    auto got = big.follower->poll(20);
+    ASSERT_TRUE(got.ok());
+    EXPECT_TRUE(got->empty()) << "an answer of 300 for a request of 256 was delivered";
+  }
+  EXPECT_NE(big.log_text.str().find("a history answer of 300 attestations for a request of 256"), std::string::npos)
+      << big.log_text.str();
+
+  Harness h;
+  h.node.add(1);
+  h.pump_until(1);
+  ASSERT_EQ(h.delivered, (std::vector<uint64_t>{1}));
+  ASSERT_FALSE(h.node.last_peer.empty());
+  pb::HistoryResponse pushed;  // answers the node sends on its own
+  pushed.set_node_id("n");
+  for (uint64_t s = 2; s <= 3; ++s) *pushed.add_attestations() = h.node.add(s);
+  pushed.set_last_sequence(1);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(h.node.router->send({h.node.last_peer, encode_frame(MessageType::kHistoryResponse, pushed)}).ok());
+  }
+  deadline = SteadyClock::now() + std::chrono::milliseconds(500);
+  while (SteadyClock::now() < deadline) {
+    auto got = h.follower->poll(20);
+    ASSERT_TRUE(got.ok());
+    for (const auto& m : *got) h.delivered.push_back(m.sequence());
+  }
+  EXPECT_EQ(h.delivered, (std::vector<uint64_t>{1})) << "an answer nobody asked for was read";
+  EXPECT_NE(h.log_text.str().find("a history answer nobody asked for"), std::string::npos);
+}
+
 TEST(Follower, LiveAttestationsDuringHistoryAreKeptNotLeftToHistory) {
   Harness h;
   h.node.batch = 50;

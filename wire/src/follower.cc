@@ -10,6 +10,15 @@ namespace quorate::wire {
 namespace {
 using SteadyClock = std::chrono::steady_clock;
 constexpr int kLiveQueue = 512;  // live messages queued per followed node (ZMQ_RCVHWM of its SUB socket)
+// History answers queued per node (ZMQ_RCVHWM of its DEALER): one request is outstanding at a time, so a node
+// pushing answers nobody asked for is held back by TCP instead of filling memory (60 unasked answers of 28 MB
+// held 5.9 GB).
+constexpr int kHistoryQueue = 4;
+// What a history request asks for when Options::history_batch is 0: a node's default batch (node config
+// queue.history_batch). An answer holding more than was asked for is refused.
+constexpr uint32_t kDefaultHistoryBatch = 256;
+// Live attestations kept ahead of the cursor per node, besides Options::live_buffer_bytes.
+constexpr size_t kMaxKeptAhead = 4096;
 }  // namespace
 
 struct Follower::Impl {
@@ -55,9 +64,10 @@ struct Follower::Impl {
     // held about 300 MB of envelopes the loop had not read yet; issue 17).
     SocketOptions live = socket_options;
     live.recv_hwm = kLiveQueue;
+    SocketOptions history = socket_options;
+    history.recv_hwm = kHistoryQueue;
     auto sub = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kSub, *security, live)));
-    auto dealer =
-        std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, *security, socket_options)));
+    auto dealer = std::make_unique<Socket>(QR_TRY(Socket::client(*ctx, SocketType::kDealer, *security, history)));
     QR_RETURN_IF_ERROR(sub->subscribe(attestation_topic(n.node_id)));
     QR_RETURN_IF_ERROR(sub->subscribe(heartbeat_topic(n.node_id)));
     QR_RETURN_IF_ERROR(sub->connect(n.publish_endpoint).with_context("node " + n.node_id));
@@ -77,7 +87,7 @@ struct Follower::Impl {
   void request_history(Peer& p) {
     HistoryRequest req;
     req.set_since_sequence(p.cursor);
-    req.set_max_count(options.history_batch);
+    req.set_max_count(asked());
     Status s = p.dealer->send({encode_frame(MessageType::kHistoryRequest, req)});
     p.history_pending = true;  // even when the send failed: the timeout resends
     p.history_sent = SteadyClock::now();
@@ -85,6 +95,7 @@ struct Follower::Impl {
     if (!s.ok()) log->warn("history_request_failed", {{"node_id", p.node.node_id}, {"error", s.to_string()}});
   }
   using HistoryRequest = pb::HistoryRequest;
+  uint32_t asked() const { return options.history_batch != 0 ? options.history_batch : kDefaultHistoryBatch; }
 
   // An answer gave nothing new: wait before believing the node again, twice as long each time in a row
   // (capped). When the node claimed more, the request goes out by itself at the end of the wait; otherwise
@@ -146,11 +157,13 @@ struct Follower::Impl {
   }
 
   // Keeps a live attestation that cannot be delivered yet (cursor + 1 missing, or history in flight).
+  // Counted whole: an empty envelope beside a 1 MB request_id counted 0 bytes, and 3,000 of them held 3 GB.
   void keep_ahead(Peer& p, pb::AttestationMessage&& m) {
     if (p.ahead.count(m.sequence())) return;
-    if (p.ahead_bytes + m.envelope().size() > options.live_buffer_bytes) return;  // history will carry it
+    const size_t bytes = m.ByteSizeLong();
+    if (p.ahead_bytes + bytes > options.live_buffer_bytes || p.ahead.size() >= kMaxKeptAhead) return;  // history
     if (m.sequence() - p.cursor > options.max_believed_gap) return;
-    p.ahead_bytes += m.envelope().size();
+    p.ahead_bytes += bytes;
     p.ahead.emplace(m.sequence(), std::move(m));
   }
 
@@ -158,7 +171,7 @@ struct Follower::Impl {
   void drain_ahead(Peer& p, std::vector<pb::AttestationMessage>& out) {
     while (!p.ahead.empty() && p.ahead.begin()->first <= p.cursor + 1) {
       auto node = p.ahead.extract(p.ahead.begin());
-      p.ahead_bytes -= node.mapped().envelope().size();
+      p.ahead_bytes -= node.mapped().ByteSizeLong();
       if (node.key() == p.cursor + 1) {
         ++counts.buffered;
         deliver(p, std::move(node.mapped()), true, out);
@@ -260,6 +273,9 @@ struct Follower::Impl {
   }
 
   void on_history(Peer& p, Frames&& frames, std::vector<pb::AttestationMessage>& out) {
+    // One request is outstanding at a time: an answer when none is (a node pushing answers, or a late second
+    // answer to a request sent again) is not read.
+    if (!p.history_pending) return drop(DropReason::kGarbage, p.node.node_id, "a history answer nobody asked for");
     p.unanswered = 0;
     if (frames.size() != 1) return drop(DropReason::kGarbage, p.node.node_id, "history reply frames");
     pb::HistoryResponse resp;
@@ -272,6 +288,14 @@ struct Follower::Impl {
     }
     if (resp.node_id() != p.node.node_id) {
       return drop(DropReason::kBadTopic, p.node.node_id, "history from '" + resp.node_id() + "'");
+    }
+    // More than asked for: one 28 MB answer of tiny entries became two million attestations in one batch.
+    if (static_cast<uint64_t>(resp.attestations_size()) > asked()) {
+      drop(DropReason::kGarbage, p.node.node_id,
+           "a history answer of " + std::to_string(resp.attestations_size()) + " attestations for a request of " +
+               std::to_string(asked()));
+      p.history_pending = false;
+      return back_off(p, p.announced, true);
     }
     bool switched = false;
     if (resp.incarnation() != 0 && resp.incarnation() != p.incarnation) {
