@@ -3,6 +3,7 @@
 #include "quorate/imagestore/resolve.h"
 
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "quorate/core/file.h"
@@ -31,6 +32,17 @@ Result<std::string> file_digest(const fs::path& p) {
     h.update(std::string_view(buf.data(), static_cast<size_t>(in.gcount())));
   }
   return h.finish_digest();
+}
+
+// A blob skopeo copied is its descriptor's: as many bytes as it says (skopeo does not check the size), hashing
+// to its digest.
+Status check_blob(const fs::path& p, const normalize::Descriptor& d, const std::string& what) {
+  std::error_code ec;
+  uint64_t size = fs::file_size(p, ec);
+  if (ec) return Status::io(what + ": " + p.string() + ": " + ec.message());
+  QR_RETURN_IF_ERROR(normalize::check_blob_size(size, d.size, what, d.digest));
+  if (QR_TRY(file_digest(p)) != d.digest) return Status::bad_input(what + " does not hash to " + d.digest);
+  return Status();
 }
 
 Result<std::string> pinned_digest(const std::string& reference) {
@@ -101,14 +113,13 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
   out.manifest_media_type = parsed->media_type;
   const std::string& config_digest = parsed->config.digest;
   fs::path config_path = dir / digest_hex(config_digest);
-  if (QR_TRY(file_digest(config_path)) != config_digest) {
-    return Status::bad_input(o.reference + ": the config blob does not hash to " + config_digest);
-  }
+  QR_RETURN_IF_ERROR(check_blob(config_path, parsed->config, o.reference + ": the config"));
   auto config_bytes = QR_TRY(read_file(config_path, kMaxJson));
   QR_RETURN_IF_ERROR(check_json_depth(config_bytes, o.reference + ": the config"));
   json config = json::parse(config_bytes, nullptr, false);
-  if (config.is_discarded() || !config.is_object() || !config.contains("rootfs") || !config["rootfs"].is_object() ||
-      !config["rootfs"].contains("diff_ids") || !config["rootfs"]["diff_ids"].is_array()) {
+  if (config.is_discarded() || !config.is_object()) return Status::bad_input(o.reference + ": the config is not JSON");
+  QR_RETURN_IF_ERROR(normalize::check_image_config(config, o.reference + ": the config"));
+  if (!config.contains("rootfs") || !config["rootfs"].contains("diff_ids")) {
     return Status::bad_input(o.reference + ": the config has no rootfs.diff_ids");
   }
   const auto& diff_ids = config["rootfs"]["diff_ids"];
@@ -117,20 +128,24 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
     return Status::bad_input(o.reference + ": the manifest lists " + std::to_string(layers.size()) +
                              " layers, the config " + std::to_string(diff_ids.size()) + " diff_ids");
   }
+  // A layer listed twice is read once: a manifest naming one small bomb 128 times would otherwise be
+  // decompressed 128 times over.
+  std::map<std::string, std::string> uncompressed_of;
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string& digest = layers[i].digest;
-    std::string diff_id = diff_ids[i].is_string() ? diff_ids[i].get<std::string>() : "";
-    if (!check_digest(diff_id).ok()) {
-      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + ": malformed diff_id");
+    const std::string where = o.reference + ": layer " + std::to_string(i);
+    std::string diff_id = diff_ids[i].get<std::string>();
+    if (!check_digest(diff_id).ok()) return Status::bad_input(where + ": malformed diff_id");
+    auto known = uncompressed_of.find(digest);
+    if (known == uncompressed_of.end()) {
+      fs::path blob = dir / digest_hex(digest);
+      QR_RETURN_IF_ERROR(check_blob(blob, layers[i], where));
+      auto uncompressed = QR_TRY(normalize::decompressed_digest(blob, o.max_expanded_bytes));
+      known = uncompressed_of.emplace(digest, std::move(uncompressed)).first;
     }
-    fs::path blob = dir / digest_hex(digest);
-    if (QR_TRY(file_digest(blob)) != digest) {
-      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + " does not hash to " + digest);
-    }
-    auto uncompressed = QR_TRY(normalize::decompressed_digest(blob, o.max_expanded_bytes));
-    if (uncompressed != diff_id) {
-      return Status::bad_input(o.reference + ": layer " + std::to_string(i) + " (" + digest + ") decompresses to " +
-                               uncompressed + ", not the config's diff_id " + diff_id);
+    if (known->second != diff_id) {
+      return Status::bad_input(where + " (" + digest + ") decompresses to " + known->second +
+                               ", not the config's diff_id " + diff_id);
     }
     out.diff_ids.push_back(diff_id);
   }

@@ -52,6 +52,12 @@ Result<Descriptor> parse_descriptor(const nlohmann::json& d, const std::string& 
   return out;
 }
 
+Status check_blob_size(uint64_t actual, uint64_t size, const std::string& what, const std::string& digest) {
+  if (actual == size) return Status();
+  return Status::bad_input(what + " blob " + digest + " is " + std::to_string(actual) + " bytes; its descriptor says " +
+                           std::to_string(size));
+}
+
 Result<ImageManifest> parse_image_manifest(const nlohmann::json& m, const std::string& where) {
   if (!m.is_object()) return Status::bad_input(where + " is not a JSON object");
   ImageManifest out;

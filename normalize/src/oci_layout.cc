@@ -22,14 +22,6 @@ using internal::read_member;
 // listing a manifest thousands of times) is refused before it can grow memory.
 constexpr size_t kMaxIndexDescriptors = 4096;
 
-// The bytes of a blob's file are as many as its descriptor says (OCI: content of another length is not to be
-// trusted; containerd refuses it).
-Status check_size(uint64_t actual, uint64_t size, const std::string& what, const std::string& digest) {
-  if (actual == size) return Status();
-  return Status::bad_input(what + " blob " + digest + " is " + std::to_string(actual) + " bytes; its descriptor says " +
-                           std::to_string(size));
-}
-
 // A JSON blob of the layout, checked against its digest and, when `size` is set, its descriptor's size.
 Result<json> read_json_blob(const ImageFiles& src, const std::string& digest, const std::string& what,
                             std::optional<uint64_t> size = std::nullopt) {
@@ -39,7 +31,7 @@ Result<json> read_json_blob(const ImageFiles& src, const std::string& digest, co
   std::string actual = sha256_digest(bytes);
   if (actual != digest)
     return Status::bad_input(what + " blob " + digest + " does not match its digest (holds " + actual + ")");
-  if (size) QR_RETURN_IF_ERROR(check_size(bytes.size(), *size, what, digest));
+  if (size) QR_RETURN_IF_ERROR(check_blob_size(bytes.size(), *size, what, digest));
   auto j = QR_TRY(parse_json(bytes, what + " " + digest));
   if (!j.is_object()) return Status::bad_input(what + " " + digest + " is not a JSON object");
   return j;
@@ -135,7 +127,7 @@ Result<OciImage> read_oci_manifest(const ImageFiles& files, const std::string& d
     std::error_code ec;
     uint64_t actual = std::filesystem::file_size(layer.file, ec);
     if (ec) return Status::io("layer " + layer.digest + ": " + layer.file.string() + ": " + ec.message());
-    QR_RETURN_IF_ERROR(check_size(actual, l.size, "layer", layer.digest));
+    QR_RETURN_IF_ERROR(check_blob_size(actual, l.size, "layer", layer.digest));
     layer.media_type = std::move(l.media_type);
     img.layers.push_back(std::move(layer));
   }

@@ -36,6 +36,10 @@ struct Descriptor {
 // and an object of strings. bad_input "<where>: …" naming the field otherwise; never a JSON exception.
 Result<Descriptor> parse_descriptor(const nlohmann::json& d, const std::string& where);
 
+// The bytes of a blob are as many as its descriptor says (OCI: content of another length is not to be trusted;
+// containerd refuses it). bad_input "<what> blob <digest> is N bytes; its descriptor says M" otherwise.
+Status check_blob_size(uint64_t actual, uint64_t size, const std::string& what, const std::string& digest);
+
 // One image's manifest read from outside: its mediaType (empty when absent), config and layer descriptors
 // (parse_descriptor), at most kMaxLayers of them. unsupported for an image index (pin one platform's
 // manifest); bad_input "<where>: …" naming what is wrong otherwise.
