@@ -181,17 +181,19 @@ Result<std::string> write_blob(const fs::path& store, const std::string& bytes) 
   return digest;
 }
 
-std::vector<StoredImage> images_of(const json& index) {
+Result<std::vector<StoredImage>> images_of(const json& index, const std::string& where) {
+  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) {
+    return Status::bad_input(where + " has no \"manifests\" array");
+  }
   std::vector<StoredImage> out;
-  if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) return out;
-  for (const auto& m : index["manifests"]) {
-    auto d = normalize::parse_descriptor(m, "image store index");
-    if (!d.ok()) continue;  // not one the store wrote: no image to list or keep
+  for (size_t i = 0; i < index["manifests"].size(); ++i) {
+    auto d =
+        QR_TRY(normalize::parse_descriptor(index["manifests"][i], where + ": manifests[" + std::to_string(i) + "]"));
     StoredImage s;
-    s.digest = d->digest;
-    s.size = d->size;
-    s.media_type = d->media_type;
-    if (auto ref = d->annotations.find(normalize::kRefNameAnnotation); ref != d->annotations.end()) {
+    s.digest = d.digest;
+    s.size = d.size;
+    s.media_type = d.media_type;
+    if (auto ref = d.annotations.find(normalize::kRefNameAnnotation); ref != d.annotations.end()) {
       s.ref_name = ref->second;
     }
     out.push_back(std::move(s));
@@ -199,11 +201,13 @@ std::vector<StoredImage> images_of(const json& index) {
   return out;
 }
 
+std::string index_name(const fs::path& store) { return "image store index " + (store / "index.json").string(); }
+
 Result<json> read_index(const fs::path& store) {
   auto bytes = read_file(store / "index.json", kMaxJsonBytes);
   if (!bytes.ok() && bytes.status().is_not_found()) return json{{"schemaVersion", 2}, {"manifests", json::array()}};
   if (!bytes.ok()) return bytes.status();
-  return parse_json(*bytes, "image store index " + (store / "index.json").string());
+  return parse_json(*bytes, index_name(store));
 }
 
 Status write_index(const fs::path& store, const json& index) {
@@ -273,7 +277,7 @@ namespace internal {
 Status add_to_index(const fs::path& store, const std::vector<StoredImage>& images) {
   auto index = QR_TRY(read_index(store));
   std::set<std::string> have;
-  for (const auto& s : internal::images_of(index)) have.insert(s.digest);
+  for (const auto& s : QR_TRY(internal::images_of(index, index_name(store)))) have.insert(s.digest);
   for (const auto& image : images) {
     if (!have.insert(image.digest).second) continue;
     std::string media_type = image.media_type.empty() ? normalize::kMediaTypeManifest : image.media_type;
@@ -394,7 +398,7 @@ Result<std::vector<StoredImage>> ImageStore::import(const fs::path& source) {
 
 Result<std::vector<StoredImage>> ImageStore::list() const {
   auto index = QR_TRY(read_index(dir_));
-  return internal::images_of(index);
+  return internal::images_of(index, internal::index_name(dir_));
 }
 
 Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {

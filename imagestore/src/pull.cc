@@ -51,7 +51,7 @@ Status check_pulled(const fs::path& layout, const Reference& ref, const std::str
   auto bytes = QR_TRY(read_file(layout / "index.json", internal::kMaxJsonBytes));
   auto index = QR_TRY(internal::parse_json(bytes, "the index.json skopeo wrote"));
   std::vector<std::string> got;
-  for (const auto& i : internal::images_of(index)) got.push_back(i.digest);
+  for (const auto& i : QR_TRY(internal::images_of(index, "the index.json skopeo wrote"))) got.push_back(i.digest);
   if (got.size() == 1 && got[0] == ref.digest) return Status();
   std::string list;
   for (const auto& g : got) list += (list.empty() ? "" : ", ") + g;

@@ -129,7 +129,7 @@ Status ImageStore::remove(const std::vector<std::string>& digests) {
   auto store_lock = QR_TRY(FileLock::acquire(dir_ / ".lock"));
   auto index = QR_TRY(internal::read_index(dir_));
   std::set<std::string> doomed(digests.begin(), digests.end()), listed;
-  for (const auto& i : internal::images_of(index)) listed.insert(i.digest);
+  for (const auto& i : QR_TRY(internal::images_of(index, internal::index_name(dir_)))) listed.insert(i.digest);
   for (const auto& d : doomed) {
     if (!listed.count(d)) return Status::not_found("image " + d + " is not in the image store " + dir_.string());
   }

@@ -76,9 +76,12 @@ Status copy_blob(const std::filesystem::path& store, const std::filesystem::path
 Result<std::string> write_blob(const std::filesystem::path& store, const std::string& bytes);
 
 // The store's index.json (an empty one when absent), the images it lists, and an atomic rewrite of it.
-// The caller holds the store lock (`<store>/.lock`) around read-modify-write.
+// The caller holds the store lock (`<store>/.lock`) around read-modify-write. images_of refuses an index with
+// an entry that is not a descriptor (bad_input naming `where` and the entry): skipping it would leave its image
+// listed in the file but unknown to `rm`, which could then collect the blobs it shares.
 Result<nlohmann::json> read_index(const std::filesystem::path& store);
-std::vector<StoredImage> images_of(const nlohmann::json& index);
+std::string index_name(const std::filesystem::path& store);  // "image store index <store>/index.json"
+Result<std::vector<StoredImage>> images_of(const nlohmann::json& index, const std::string& where);
 Status write_index(const std::filesystem::path& store, const nlohmann::json& index);
 // Adds the images to index.json (an image already listed is kept as it is).
 Status add_to_index(const std::filesystem::path& store, const std::vector<StoredImage>& images);

@@ -87,6 +87,28 @@ TEST_F(Remove, ATreeInUseIsNotTakenAway) {
   EXPECT_TRUE(store().verify(a_).ok());
 }
 
+// An index entry that is not a descriptor (a hand edit: its size a string) was skipped: `rm` of the other image
+// then took the layer they share, and an import of the same image listed it twice. Now every use of the index
+// refuses it, naming the entry, and nothing is removed.
+TEST_F(Remove, AnIndexEntryThatIsNotADescriptorStopsEveryUseOfTheIndex) {
+  fs::path index_path = scratch_ / "store/index.json";
+  auto index = nlohmann::json::parse(quorate::testing::slurp(index_path));
+  ASSERT_EQ(index["manifests"][1]["digest"], b_);
+  index["manifests"][1]["size"] = std::to_string(index["manifests"][1]["size"].get<uint64_t>());
+  fs::remove(index_path);
+  quorate::testing::spit(index_path, index.dump());
+  auto before = names_in(blobs());
+
+  auto s = store().remove({a_});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Code::kBadInput) << s.to_string();
+  EXPECT_THAT(s.message(), HasSubstr("index.json: manifests[1]: descriptor " + b_));
+  EXPECT_EQ(names_in(blobs()), before);
+  EXPECT_FALSE(store().list().ok());
+  EXPECT_FALSE(store().import(scratch_ / "b").ok());
+  EXPECT_EQ(quorate::testing::slurp(index_path), index.dump());
+}
+
 TEST_F(Remove, CliRemovesAndRefusesAnUnknownDigest) {
   auto bin = quorate::testing::quorate_bin();
   auto dir = quorate::testing::sh((scratch_ / "store").string());
