@@ -728,6 +728,42 @@ struct HostileNode {
   }
 };
 
+// A followed node that sends 200 forged attestations gets each counted and stored as a rejection, but not 200
+// warn lines: at most EventLog::kWarnBurst for that node and reason in a window.
+TEST(VerifierDaemon, AFloodOfForgedAttestationsIsCountedWithoutAFloodOfWarnings) {
+  testing::ScratchDir scratch;
+  HostileNode h;
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(scratch.path(), {{"h", h.pub_ep, h.router_ep, ""}}, store, {"h"}, 1);
+  auto req = h.router->recv(5000);
+  ASSERT_TRUE(req.ok() && req->has_value());
+  constexpr int kForged = 200;
+  pb::HistoryResponse history;
+  history.set_node_id("h");
+  history.set_last_sequence(kForged);
+  for (int i = 1; i <= kForged; ++i) {
+    auto* a = history.add_attestations();
+    a->set_node_id("h");
+    a->set_sequence(static_cast<uint64_t>(i));
+    a->set_envelope(nlohmann::json({{"node", "stranger"}, {"n", i}}).dump());
+  }
+  ASSERT_TRUE(h.router->send({(**req)[0], wire::encode_frame(MessageType::kHistoryResponse, history)}).ok());
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (v.daemon->counters().rejected < kForged && SteadyClock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(v.daemon->counters().rejected, static_cast<uint64_t>(kForged));
+  EXPECT_EQ(v.daemon->counters().rejected_by_reason["unknown key"], static_cast<uint64_t>(kForged));
+  const std::string log = v.log_text.str();
+  size_t lines = 0;
+  for (size_t at = log.find("\"event\":\"attestation_rejected\""); at != std::string::npos;
+       at = log.find("\"event\":\"attestation_rejected\"", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u) << log;
+  EXPECT_LE(lines, static_cast<size_t>(wire::EventLog::kWarnBurst)) << log;
+}
+
 TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
   testing::ScratchDir scratch;
   auto dir = scratch.path();

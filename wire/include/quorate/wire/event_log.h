@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <string>
@@ -15,6 +16,11 @@ namespace quorate::wire {
 // Writes {"ts":"<RFC 3339>","level":"info","component":"node","event":"published",...fields} lines.
 // Thread-safe: lines from several threads never interleave. The clock comes from the caller (milliseconds
 // since the epoch), so library code reads no clock itself.
+//
+// Warnings are what a hostile peer provokes (a garbage frame, a forged attestation: one line each), so they are
+// limited: of the warn lines with the same event and the same node_id, reason and socket fields, at most
+// kWarnBurst are written in kWarnWindowMs; the rest are counted, and the next one written for that key says
+// how many were not ("suppressed": N). The daemons' counters count every one.
 class EventLog {
  public:
   enum class Level { kDebug, kInfo, kWarn, kError };
@@ -34,8 +40,20 @@ class EventLog {
     log(Level::kError, event, std::move(fields));
   }
 
+  static constexpr int kWarnBurst = 10;
+  static constexpr int64_t kWarnWindowMs = 10'000;
+
  private:
+  struct Window {
+    int64_t start_ms = 0;
+    int written = 0;
+    uint64_t suppressed = 0;
+  };
+  // False when the line is to be counted, not written; sets "suppressed" in `fields` when lines were.
+  bool admit_warning(std::string_view event, nlohmann::json& fields, int64_t now_ms);
+
   std::mutex mu_;
+  std::map<std::string, Window> warn_windows_;
   std::ostream& out_;
   std::function<int64_t()> clock_ms_;
   std::string component_;

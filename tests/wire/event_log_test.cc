@@ -1,0 +1,51 @@
+// EventLog: JSON lines, and warnings a hostile peer can provoke limited per node and reason.
+#include "quorate/wire/event_log.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+#include <vector>
+
+namespace quorate::wire {
+namespace {
+
+std::vector<nlohmann::json> lines_of(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+TEST(EventLog, AFloodOfOneWarningIsCountedNotWrittenAndTheNextLineSaysHowMany) {
+  std::ostringstream text;
+  int64_t now = 1'000'000;
+  EventLog log{text, [&] { return now; }, "verifier"};
+  for (int i = 0; i < 1000; ++i) log.warn("attestation_rejected", {{"node_id", "rogue"}, {"reason", "bad signature"}});
+  // Another node, another reason, and info lines each keep their own lines.
+  log.warn("attestation_rejected", {{"node_id", "honest"}, {"reason", "bad signature"}});
+  log.warn("attestation_rejected", {{"node_id", "rogue"}, {"reason", "unknown key"}});
+  for (int i = 0; i < 20; ++i) log.info("decision", {{"node_id", "rogue"}});
+  auto lines = lines_of(text.str());
+  int rogue_bad = 0, decisions = 0;
+  for (const auto& l : lines) {
+    if (l["event"] == "attestation_rejected" && l["node_id"] == "rogue" && l["reason"] == "bad signature") ++rogue_bad;
+    if (l["event"] == "decision") ++decisions;
+    EXPECT_FALSE(l.contains("suppressed")) << l.dump();
+  }
+  EXPECT_EQ(rogue_bad, EventLog::kWarnBurst);
+  EXPECT_EQ(decisions, 20);
+  EXPECT_EQ(lines.size(), static_cast<size_t>(EventLog::kWarnBurst + 2 + 20));
+
+  // A window later the next line is written and counts those that were not.
+  text.str("");
+  now += EventLog::kWarnWindowMs;
+  log.warn("attestation_rejected", {{"node_id", "rogue"}, {"reason", "bad signature"}, {"sequence", 1001}});
+  lines = lines_of(text.str());
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["suppressed"], 1000 - EventLog::kWarnBurst);
+  EXPECT_EQ(lines[0]["sequence"], 1001);
+  EXPECT_EQ(lines[0]["level"], "warn");
+}
+
+}  // namespace
+}  // namespace quorate::wire
