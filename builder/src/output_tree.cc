@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,6 +88,16 @@ Status walk_dir(int fd, const std::string& prefix, int depth, Walk& w) {
     }
     int child = ::openat(::dirfd(d), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (child < 0) return Status::from_errno("open output directory " + path, errno);
+    // Read through the descriptor: a path would fail past PATH_MAX, and then only on hosts whose work
+    // directory is long enough (two nodes would disagree on the same step).
+    char value[4] = {};
+    ssize_t n = ::fgetxattr(child, "trusted.overlay.opaque", value, sizeof value);
+    if (n < 0 && errno != ENODATA && errno != ENOTSUP && errno != ERANGE) {
+      const int err = errno;
+      ::close(child);
+      return Status::from_errno("read the extended attributes of " + path, err);
+    }
+    w.entries.back().opaque = n == 1 && value[0] == 'y';
     QR_RETURN_IF_ERROR(walk_dir(child, path, depth + 1, w));
   }
   return Status();

@@ -19,6 +19,7 @@ struct OutputEntry {
   std::string path;         // relative to the output directory, '/'-separated
   struct stat st = {};      // lstat of the entry (a symlink is described, not its target)
   std::string link_target;  // symlinks: the link's text, as written (never resolved on the build host)
+  bool opaque = false;      // directories: overlayfs's trusted.overlay.opaque is "y" (an upper dir's mark)
 };
 
 struct OutputLimits {

@@ -5,7 +5,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/xattr.h>
 
 #include <cerrno>
 #include <cstring>
@@ -95,12 +94,6 @@ std::string name_of(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-bool is_opaque(const fs::path& dir) {
-  char value[4] = {};
-  ssize_t n = ::lgetxattr(dir.c_str(), "trusted.overlay.opaque", value, sizeof value);
-  return n == 1 && value[0] == 'y';
-}
-
 Entry whiteout(const std::string& path) {
   Entry e;
   e.path = path;
@@ -138,7 +131,7 @@ Status add_upper_dir(const fs::path& dir, uint64_t max_bytes, uint64_t& bytes, n
     } else if (!QR_TRY(add_output_entry(writer, std::move(e), o, dir / o.path, links))) {
       return Status::bad_input("a socket cannot be part of a layer: " + o.path);
     }
-    if (S_ISDIR(st.st_mode) && is_opaque(dir / o.path)) {
+    if (S_ISDIR(st.st_mode) && o.opaque) {
       QR_RETURN_IF_ERROR(writer.add(whiteout(o.path + "/.wh..wh..opq")));
     }
   }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <system_error>
 
 #include "quorate/core/temporaries.h"
@@ -30,6 +31,40 @@ fs::path parent_or_dot(const fs::path& p) {
 }
 
 }  // namespace
+
+int open_any_length(const std::string& path, int flags) {
+  flags |= O_CLOEXEC;
+  if (path.size() < PATH_MAX) return ::open(path.c_str(), flags);
+  int dir = AT_FDCWD;
+  size_t pos = 0;
+  auto close_dir = [&] {
+    if (dir != AT_FDCWD) ::close(dir);
+  };
+  while (path.size() - pos >= PATH_MAX) {
+    size_t cut = path.rfind('/', pos + PATH_MAX - 1);
+    if (cut == std::string::npos || cut < pos) {
+      close_dir();
+      errno = ENAMETOOLONG;  // one name of PATH_MAX bytes: longer than any file system allows
+      return -1;
+    }
+    std::string part = cut == 0 ? "/" : path.substr(pos, cut - pos);
+    if (part.empty()) part = ".";
+    int next = ::openat(dir, part.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    const int saved = errno;
+    close_dir();
+    if (next < 0) {
+      errno = saved;
+      return -1;
+    }
+    dir = next;
+    pos = cut + 1;
+  }
+  int fd = ::openat(dir, pos == path.size() ? "." : path.c_str() + pos, flags);
+  const int saved = errno;
+  close_dir();
+  errno = saved;
+  return fd;
+}
 
 Status write_all(int fd, std::span<const uint8_t> bytes, const char* what) {
   while (!bytes.empty()) {

@@ -17,6 +17,7 @@
 #include "gzip_check.h"
 #include "layer_plan.h"
 #include "pax_check.h"
+#include "quorate/core/file.h"
 #include "quorate/normalize/tar_header.h"
 
 namespace quorate::normalize {
@@ -387,7 +388,13 @@ Status CanonicalLayerWriter::add_file(Entry entry, const std::filesystem::path& 
   auto path = QR_TRY(canonical_path(entry.path));
   if (path.empty()) return Status::bad_input("regular file with an empty path");
   struct stat st;
-  if (::stat(source.c_str(), &st) != 0) return Status::from_errno("stat " + source.string(), errno);
+  int fd = open_any_length(source.string(), O_PATH);
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    const int err = errno;
+    if (fd >= 0) ::close(fd);
+    return Status::from_errno("stat " + source.string(), err);
+  }
+  ::close(fd);
   if (!S_ISREG(st.st_mode)) return Status::bad_input(source.string() + " is not a regular file");
   Node node;
   entry.type = EntryType::kFile;

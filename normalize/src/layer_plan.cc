@@ -14,6 +14,7 @@
 #include <cstring>
 #include <optional>
 
+#include "quorate/core/file.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/tar_header.h"
 
@@ -211,7 +212,7 @@ Status LayerPlan::write_content(const Node& node, TarStream& out) {
     case Node::Source::kFile:
       break;
   }
-  int fd = ::open(node.file.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = open_any_length(node.file.string(), O_RDONLY);
   if (fd < 0) return Status::from_errno("open " + node.file.string(), errno);
   struct stat st;
   Status s;

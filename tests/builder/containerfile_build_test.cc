@@ -381,6 +381,34 @@ TEST_F(ContainerfileBuildTest, FinalStageDeletionIsAWhiteoutInItsLayer) {
                                       manifest["layers"][0]["digest"].get<std::string>().substr(7)));
 }
 
+// A step's output is read relative to directory descriptors, not through paths of the work directory: under a
+// long one, a file 4,000 bytes deep was "i/o error: stat …" and a directory's opaque mark was silently lost
+// (the deleted directory's old content came back in the image), while the same build under a short one was
+// right. Two honest nodes must not disagree because of where their hosts keep work.
+TEST_F(ContainerfileBuildTest, TheImageDoesNotDependOnTheWorkDirectorysLength) {
+  std::string deep;
+  for (int i = 0; i < 16; ++i) deep += "/" + std::string(250, 'n');
+  make_project(scratch_ / "a", "FROM " + base() + "\nRUN mkdir -p " + deep + "/d/old && echo hi > " + deep +
+                                   "/d/file && ln -s payload " + deep + "/d/s\nRUN rm -rf " + deep + "/d && mkdir " +
+                                   deep + "/d\n");
+  std::string digests[2];
+  const std::filesystem::path work[2] = {scratch_ / "w", scratch_ / std::string(200, 'W')};
+  for (int i = 0; i < 2; ++i) {
+    auto out = scratch_ / ("out" + std::to_string(i));
+    auto r = run(quorate::testing::quorate_bin() + " build -q --repo " + sh((scratch_ / "a").string()) +
+                 " --commit main -o " + sh(out.string()) + " --image-store " + sh(store_.string()) + " --work-dir " +
+                 sh(work[i].string()) + " --name example.org/test/app");
+    ASSERT_EQ(r.exit_code, 0) << work[i] << ": " << r.out;
+    digests[i] = nlohmann::json::parse(slurp(out / "index.json"))["manifests"][0]["digest"];
+    auto manifest = nlohmann::json::parse(slurp(out / "blobs/sha256" / digests[i].substr(7)));
+    ASSERT_EQ(manifest["layers"].size(), 3u);
+    std::string layer = manifest["layers"][2]["digest"];
+    auto listing = run("tar -tzf " + sh((out / "blobs/sha256" / layer.substr(7)).string()));
+    EXPECT_THAT(listing.out, HasSubstr("/d/.wh..wh..opq")) << work[i];
+  }
+  EXPECT_EQ(digests[0], digests[1]);
+}
+
 TEST_F(ContainerfileBuildTest, RefusedConstructsExitTwoWithTheLineAndWriteNothing) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"FROM busybox:latest\n", "Containerfile:1:"},

@@ -72,6 +72,12 @@ class TempFile {
   int fd_ = -1;
 };
 
+// open(2) of `path` with `flags` (O_CLOEXEC added), whatever its length: a path of PATH_MAX bytes or more
+// (a deep tree under a long work directory) is opened a part at a time, each directory part with O_PATH and
+// the rest relative to it, with the meaning open(2) would give the whole path. -1 and errno on failure.
+// Whether a build can read what it wrote must not depend on where the host put its work directory.
+int open_any_length(const std::string& path, int flags);
+
 // Writes all of `bytes` to `fd`, retrying on EINTR and short writes.
 Status write_all(int fd, std::span<const uint8_t> bytes, const char* what);
 // Reads exactly `size` bytes at `offset`; bad_input when the file is shorter.
