@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <optional>
 #include <system_error>
 #include <utility>
@@ -180,12 +181,30 @@ Status GitSource::load(const std::string& rev) {
     std::string submodule;
     Status refused;
     uint64_t total = 0;
+    uint64_t path_bytes = 0;
   } walk{&entries_, odb.p, {}, {}};
   auto cb = [](const char* root, const git_tree_entry* e, void* payload) -> int {
     auto* w = static_cast<Walk*>(payload);
     Status named = check_tree_entry_name(root, git_tree_entry_name(e));
     if (!named.ok()) {
       w->refused = std::move(named);
+      return -1;
+    }
+    const size_t depth = static_cast<size_t>(std::count(root, root + std::strlen(root), '/')) + 1;
+    if (depth > kMaxTreeDepth) {
+      w->refused = Status::bad_input("its tree nests deeper than " + std::to_string(kMaxTreeDepth) + " levels (at " +
+                                     std::string(root).substr(0, 200) + "...)");
+      return -1;
+    }
+    if (w->out->size() >= kMaxTreeEntries) {
+      w->refused = Status::bad_input("its tree lists more than " + std::to_string(kMaxTreeEntries) + " entries (at " +
+                                     std::string(root) + git_tree_entry_name(e) + ")");
+      return -1;
+    }
+    w->path_bytes += std::strlen(root) + std::strlen(git_tree_entry_name(e));
+    if (w->path_bytes > kMaxTreePathBytes) {
+      w->refused = Status::bad_input("its paths total more than " + std::to_string(kMaxTreePathBytes) + " bytes (at " +
+                                     std::string(root).substr(0, 200) + "...)");
       return -1;
     }
     TreeEntry t;

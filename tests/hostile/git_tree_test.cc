@@ -220,6 +220,33 @@ TEST_F(HostileSize, ABlobTheRepositoryLacksIsNamed) {
                  "file gone names blob eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee, which the repository lacks");
 }
 
+// Empty files weigh nothing, so the byte bounds do not stop a tree that lists a great many of them: trees
+// naming trees reach a million entries in a few kilobytes (10 million took 54 s and 2.2 GB before), and a deep
+// chain of long names costs its depth squared (every entry is held with its whole path).
+TEST_F(HostileSize, ATreeListingMoreThanAMillionEntriesIsRefused) {
+  std::string empty = repo_.blob("");
+  std::vector<RawEntry> files, dirs;
+  for (int i = 0; i < 1000; ++i) files.push_back({"100644", "f" + std::to_string(1000 + i), empty});
+  std::string thousand = repo_.tree(files);
+  for (int i = 0; i < 1001; ++i) dirs.push_back({"40000", "d" + std::to_string(1000 + i), thousand});
+  expect_refused(repo_.commit_with({{"40000", "bomb", repo_.tree(dirs)}}), "its tree lists more than 1000000 entries");
+}
+
+TEST_F(HostileSize, ATreeNestedDeeperThan256LevelsIsRefused) {
+  std::string level = repo_.tree({{"100644", "leaf", repo_.blob("")}});
+  for (int i = 0; i < 300; ++i) level = repo_.tree({{"40000", "d", level}});
+  expect_refused(repo_.commit_with({{"40000", "deep", level}}), "its tree nests deeper than 256 levels");
+}
+
+TEST_F(HostileSize, PathsTotallingMoreThan256MibAreRefused) {
+  std::vector<RawEntry> files;
+  std::string empty = repo_.blob("");
+  for (int i = 0; i < 4200; ++i) files.push_back({"100644", "f" + std::to_string(10000 + i), empty});
+  std::string level = repo_.tree(files);
+  for (int i = 0; i < 250; ++i) level = repo_.tree({{"40000", std::string(255, 'n'), level}});
+  expect_refused(repo_.commit_with({{"40000", "long", level}}), "its paths total more than 268435456 bytes");
+}
+
 TEST(HostileTreeName, GitFsckRules) {
   EXPECT_TRUE(builder::check_tree_entry_name("", "ok.txt").ok());
   EXPECT_TRUE(builder::check_tree_entry_name("a/", ".gitignore").ok());

@@ -28,6 +28,14 @@ struct TreeEntry {
 inline constexpr uint64_t kMaxFileBytes = uint64_t{1} << 30;
 inline constexpr uint64_t kMaxTreeBytes = uint64_t{16} << 30;
 inline constexpr uint64_t kMaxLinkTargetBytes = 4096;  // PATH_MAX: a symlink's target is shorter
+// What a commit's tree may list, checked as it is walked: empty files weigh nothing, and a few kilobytes of
+// trees naming trees list billions of entries (1000 x 1000 x 1000), each held with its path. At most
+// kMaxTreeEntries entries (directories included), nested at most kMaxTreeDepth levels (as a build's output
+// may be), whose paths total at most kMaxTreePathBytes (a path is held whole, so a deep chain costs its
+// depth squared).
+inline constexpr uint64_t kMaxTreeEntries = 1'000'000;
+inline constexpr size_t kMaxTreeDepth = 256;
+inline constexpr uint64_t kMaxTreePathBytes = uint64_t{256} << 20;
 
 // One resolved commit of one repository. Not thread-safe (libgit2 objects are not shared between threads).
 class GitSource {
