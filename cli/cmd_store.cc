@@ -87,11 +87,13 @@ nlohmann::json attestation_json(const quorum::StoredAttestation& s) {
 }
 
 nlohmann::json rejection_json(const quorum::Rejection& r) {
-  return {{"kind", "rejection"},
-          {"envelope_digest", r.envelope_digest},
-          {"code", r.code},
-          {"reason", r.reason},
-          {"received_at", format_rfc3339(r.received_at)}};
+  nlohmann::json j = {{"kind", "rejection"},
+                      {"envelope_digest", r.envelope_digest},
+                      {"code", r.code},
+                      {"reason", r.reason},
+                      {"received_at", format_rfc3339(r.received_at)}};
+  if (!r.publisher.empty()) j["publisher"] = r.publisher;
+  return j;
 }
 
 // Listings are for people: a hostile byte in a stored reason shows as U+FFFD rather than stopping them.

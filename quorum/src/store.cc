@@ -142,6 +142,12 @@ INSERT OR IGNORE INTO image_subjects
 DROP INDEX attestations_subject;
 DROP INDEX attestations_image;
 )sql",
+    // 9: the node a rejected attestation came from ('' when it was imported from a file), so that what one node
+    // can make the store keep is bounded (Store::kMaxRejectionsPerPublisher, kMaxRejectionBytesPerPublisher).
+    R"sql(
+ALTER TABLE rejections ADD COLUMN publisher TEXT NOT NULL DEFAULT '';
+CREATE INDEX rejections_publisher ON rejections(publisher);
+)sql",
 };
 static_assert(std::size(kMigrations) == Store::kSchemaVersion);
 
@@ -170,7 +176,9 @@ StoredAttestation attestation_row(Stmt& s) {
   return a;
 }
 
-Rejection rejection_row(Stmt& s) { return {s.integer(0), s.text(1), {}, s.text(2), s.text(3), s.integer(4)}; }
+Rejection rejection_row(Stmt& s) {
+  return {s.integer(0), s.text(1), {}, s.text(2), s.text(3), s.integer(4), s.text(5)};
+}
 
 // The lower bound of the digests a "sha256:" id or a bare hex prefix names; the upper bound is that plus "~"
 // (above every hex digit), so the lookup is a range scan of the unique index.
@@ -271,7 +279,13 @@ class StoreCheckpointer {
 
 }  // namespace
 
+struct RejectionBudget {
+  uint64_t rows = 0, bytes = 0;  // what the store holds of one publisher's rejections
+};
+
 struct Store::Impl {
+  // Publisher -> what the store holds of its rejections, read from the store at its first rejection.
+  std::map<std::string, RejectionBudget> rejection_budgets;
   // Declared before the checkpointer: destroyed after it, so the thread has stopped and its connection closed
   // before the writer's connection (the last one) closes and checkpoints what is left.
   std::unique_ptr<sqlite::Database> db;
@@ -520,16 +534,44 @@ Result<bool> Store::add_attestation(const StoredAttestation& a) {
 }
 
 Result<bool> Store::add_rejection(const Rejection& r) {
+  RejectionBudget* budget = nullptr;
+  if (!r.publisher.empty()) {
+    auto [it, fresh] = impl_->rejection_budgets.try_emplace(r.publisher);
+    if (fresh) {
+      Stmt* q = QR_TRY(impl_->db->statement(
+          "SELECT count(*), IFNULL(sum(length(envelope)), 0) FROM rejections WHERE publisher = ?"));
+      q->bind(1, r.publisher);
+      if (q->step() != SQLITE_ROW) {
+        q->reset();
+        impl_->rejection_budgets.erase(it);
+        return impl_->db->error("count the rejections of " + r.publisher);
+      }
+      it->second.rows = static_cast<uint64_t>(q->integer(0));
+      it->second.bytes = static_cast<uint64_t>(q->integer(1));
+      q->reset();
+    }
+    budget = &it->second;
+    if (budget->rows >= kMaxRejectionsPerPublisher ||
+        budget->bytes + r.envelope.size() > kMaxRejectionBytesPerPublisher) {
+      return false;
+    }
+  }
   Stmt* s = QR_TRY(impl_->db->statement(
-      "INSERT INTO rejections(envelope_digest, envelope, code, reason, received_at) VALUES(?,?,?,?,?) "
+      "INSERT INTO rejections(envelope_digest, envelope, code, reason, received_at, publisher) VALUES(?,?,?,?,?,?) "
       "ON CONFLICT(envelope_digest) DO NOTHING"));
   s->bind(1, r.envelope_digest);
   s->bind_blob(2, r.envelope);
   s->bind(3, r.code);
   s->bind(4, r.reason);
   s->bind(5, r.received_at);
+  s->bind(6, r.publisher);
   QR_RETURN_IF_ERROR(impl_->db->done(s, "insert rejection " + r.envelope_digest));
-  return impl_->db->changes() > 0;
+  const bool added = impl_->db->changes() > 0;
+  if (added && budget != nullptr) {  // a transaction rolled back after this leaves it counted: it only errs low
+    ++budget->rows;
+    budget->bytes += r.envelope.size();
+  }
+  return added;
 }
 
 Result<int64_t> Store::add_decision(const Decision& d, int64_t revision, const std::string& fingerprint,
@@ -637,8 +679,8 @@ Result<std::vector<StoredAttestation>> Store::attestations() {
 }
 
 Result<std::vector<Rejection>> Store::rejections() {
-  Stmt* s =
-      QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at FROM rejections ORDER BY id"));
+  Stmt* s = QR_TRY(impl_->db->statement(
+      "SELECT id, envelope_digest, code, reason, received_at, publisher FROM rejections ORDER BY id"));
   std::vector<Rejection> out;
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) out.push_back(rejection_row(*s));
@@ -742,7 +784,8 @@ Result<std::optional<Rejection>> Store::find_rejection(const std::string& id) {
   auto prefix = id_prefix(id);
   if (!prefix) return std::optional<Rejection>();
   Stmt* s =
-      QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at, envelope FROM rejections "
+      QR_TRY(impl_->db->statement("SELECT id, envelope_digest, code, reason, received_at, publisher, envelope "
+                                  "FROM rejections "
                                   "WHERE envelope_digest >= ?1 AND envelope_digest < ?1 || '~' "
                                   "ORDER BY id LIMIT 2"));
   s->bind(1, *prefix);
@@ -750,7 +793,7 @@ Result<std::optional<Rejection>> Store::find_rejection(const std::string& id) {
   int rc;
   while ((rc = s->step()) == SQLITE_ROW) {
     found.push_back(rejection_row(*s));
-    found.back().envelope = s->text(5);
+    found.back().envelope = s->text(6);
   }
   s->reset();
   if (rc != SQLITE_DONE) return impl_->db->error("find rejection " + id);

@@ -223,7 +223,8 @@ Result<std::vector<ImportOutcome>> store_checked(Store& store, const Verifier& v
         o.reason = c.status;
         std::string bytes(attestations[i].bytes);
         o.envelope_digest = sha256_digest(bytes);
-        Rejection r{0, o.envelope_digest, bytes, code_name(o.reason.code()), o.reason.message(), received_at};
+        Rejection r{0,           o.envelope_digest,        bytes, code_name(o.reason.code()), o.reason.message(),
+                    received_at, attestations[i].publisher};
         QR_TRY(store.add_rejection(r));
       }
       outcomes.push_back(std::move(o));

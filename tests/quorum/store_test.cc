@@ -3,6 +3,7 @@
 
 #include "quorate/attest/statement.h"
 #include "quorate/core/encoding.h"
+#include "quorate/core/sha256.h"
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <thread>
@@ -85,13 +87,15 @@ nlohmann::json build_result_for_backfill(bool with_builder_image) {
 }
 
 // Takes a store file back to schema 7.
+// Schema 9 added the publisher of each rejection; schema 8 the subject lookup tables.
+constexpr const char* kUndoSchema9 = "DROP INDEX rejections_publisher; ALTER TABLE rejections DROP COLUMN publisher; ";
 constexpr const char* kUndoSchema8 =
     "DROP TABLE image_subjects; DROP TABLE subject_rows; DROP TABLE subjects; "
     "CREATE INDEX attestations_subject ON attestations(commit_id, source_uri, recipe_path, source_date_epoch); "
     "CREATE INDEX attestations_image ON attestations(image_digest); ";
 
 TEST(Store, MigratesOlderStoresKeepingTheirRows) {
-  for (int from : {1, 2, 3, 4, 5, 6, 7}) {
+  for (int from : {1, 2, 3, 4, 5, 6, 7, 8}) {
     ScratchDir dir;
     auto db = (dir / "q.db").string();
     {
@@ -110,7 +114,8 @@ TEST(Store, MigratesOlderStoresKeepingTheirRows) {
     // 1 to 5 no decision revisions, and their decision index led by the repository).
     // 1 to 6 no build args columns; 1 to 7 indexes over every row's subject key and image instead of the
     // subjects, subject_rows and image_subjects tables.
-    std::string back = kUndoSchema8;
+    std::string back = kUndoSchema9;
+    if (from < 8) back += kUndoSchema8;
     if (from < 7) {
       back +=
           "DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
@@ -191,7 +196,7 @@ TEST(Store, Schema6RowsBecomeSubjectsWithoutBuildArgs) {
   }
   // Back to what schema 6 left: no build_args columns, its own partial index, an index of the rows' images.
   auto r = run("sqlite3 " + sh(db) + " " +
-               sh(std::string(kUndoSchema8) +
+               sh(std::string(kUndoSchema9) + kUndoSchema8 +
                   "DROP INDEX attestations_unfilled; ALTER TABLE attestations DROP COLUMN build_args; "
                   "ALTER TABLE decisions DROP COLUMN build_args; CREATE INDEX attestations_unfilled ON "
                   "attestations(id) WHERE source_date_epoch = -1 OR run_environment = ''; PRAGMA user_version = 6;"));
@@ -323,6 +328,42 @@ TEST(Store, TheSameEnvelopeTwiceIsOneRow) {
   EXPECT_TRUE(store->add_rejection(rej).value());
   EXPECT_FALSE(store->add_rejection(rej).value());
   EXPECT_EQ(store->rejections().value().size(), 1u);
+}
+
+// A node that sends garbage needs no signing key to make the verifier keep rejections: the store keeps the first
+// 1,000 of each publisher (64 MiB at most), across reopening, and still every one without a publisher (a file
+// an operator imports).
+TEST(Store, KeepsABoundedNumberOfEachPublishersRejections) {
+  ScratchDir dir;
+  auto rejection = [](const std::string& publisher, int i, size_t bytes = 16) {
+    Rejection r;
+    r.envelope = std::string(bytes, 'x') + std::to_string(i);
+    r.envelope_digest = sha256_digest(r.envelope + publisher);
+    r.code = "verification";
+    r.reason = "bad signature";
+    r.received_at = kNow;
+    r.publisher = publisher;
+    return r;
+  };
+  const int cap = static_cast<int>(Store::kMaxRejectionsPerPublisher);
+  {
+    auto store = open_store(dir / "q.db");
+    for (int i = 0; i < cap; ++i) ASSERT_TRUE(store->add_rejection(rejection("rogue", i)).value()) << i;
+    EXPECT_FALSE(store->add_rejection(rejection("rogue", cap)).value());
+    EXPECT_TRUE(store->add_rejection(rejection("honest", 0)).value());
+    for (int i = 0; i < cap + 5; ++i) ASSERT_TRUE(store->add_rejection(rejection("", i)).value()) << i;
+  }
+  auto store = open_store(dir / "q.db");
+  EXPECT_FALSE(store->add_rejection(rejection("rogue", cap + 1)).value()) << "the bound holds after a reopen";
+  auto kept = store->rejections().value();
+  EXPECT_EQ(kept.size(), static_cast<size_t>(cap + 1 + cap + 5));
+  EXPECT_EQ(std::count_if(kept.begin(), kept.end(), [](const Rejection& r) { return r.publisher == "rogue"; }), cap);
+
+  // And by bytes: 1 MiB envelopes stop at 64 MiB.
+  const size_t mib = size_t{1} << 20;
+  int big = 0;
+  while (big < 100 && store->add_rejection(rejection("big", big, mib)).value()) ++big;
+  EXPECT_EQ(big, 63) << "envelopes of 1 MiB and a few bytes: 63 fit in 64 MiB";
 }
 
 TEST(Store, VotesRoundTripAndQueriesFindSubjects) {

@@ -33,6 +33,7 @@ struct Rejection {
   std::string code;             // code_name() of the verification Status
   std::string reason;           // its message
   int64_t received_at = 0;
+  std::string publisher;  // the node it came from; empty when it was imported from a file
 };
 
 struct StoredDecision {
@@ -72,7 +73,7 @@ class Store {
   ~Store();
 
   // The schema version of the file (PRAGMA user_version), kSchemaVersion after open().
-  static constexpr int kSchemaVersion = 8;
+  static constexpr int kSchemaVersion = 9;
   Result<int> schema_version();
 
   // Runs `body` inside BEGIN IMMEDIATE … COMMIT; rolls back when it returns an error. Not reentrant. When the
@@ -96,6 +97,12 @@ class Store {
 
   // Idempotent inserts: true when the row is new, false when that envelope digest was already there.
   Result<bool> add_attestation(const StoredAttestation& a);
+  // A rejection is evidence of what a node sent, kept for auditors; a node that sends garbage could otherwise
+  // fill the verifier's disk without a signing key. So of one publisher's rejections the store keeps the first
+  // kMaxRejectionsPerPublisher, of at most kMaxRejectionBytesPerPublisher together; past that it returns false
+  // and keeps nothing (the daemon still counts them). Rejections without a publisher (files) are not bounded.
+  static constexpr uint64_t kMaxRejectionsPerPublisher = 1000;
+  static constexpr uint64_t kMaxRejectionBytesPerPublisher = uint64_t{64} << 20;
   Result<bool> add_rejection(const Rejection& r);
   // `revision` and `fingerprint`: the verifier daemon's (0 and '' for decisions it does not publish).
   // `record`: what goes into the row's `decision` column; empty: d.to_json().
