@@ -1,9 +1,12 @@
 // TomlFile: the checks and typed getters every quorate configuration file is read with.
 #include "quorate/config/toml_file.h"
 
+#include "quorate/core/file.h"
+
 namespace quorate::config {
 
 Result<toml::table> parse_toml(std::string_view text, const std::string& name) {
+  QR_RETURN_IF_ERROR(check_toml_depth(text, name));
   try {
     return toml::parse(text, name);
   } catch (const toml::parse_error& e) {
@@ -15,13 +18,9 @@ TomlFile::TomlFile(std::filesystem::path path, toml::table root)
     : path_(std::move(path)), base_(std::filesystem::absolute(path_).parent_path()), root_(std::move(root)) {}
 
 Result<TomlFile> TomlFile::read(const std::filesystem::path& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path.string());
-  } catch (const toml::parse_error& e) {
-    return Status::bad_input(path.string() + ":" + std::to_string(e.source().begin.line) + ": " +
-                             std::string(e.description()));
-  }
+  constexpr uint64_t kMaxBytes = 1 << 20;
+  const std::string text = QR_TRY(read_file(path, kMaxBytes));
+  toml::table root = QR_TRY(parse_toml(text, path.string()));
   return TomlFile(path, std::move(root));
 }
 

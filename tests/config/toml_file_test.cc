@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "support/test_util.h"
 
 namespace quorate::config {
@@ -58,6 +60,75 @@ TEST_F(TomlFileTest, RelativePathsResolveAgainstTheFilesDirectory) {
   EXPECT_EQ(f.base_dir(), std::filesystem::absolute(dir_.path()));
   EXPECT_EQ(f.resolve("/etc/x"), std::filesystem::path("/etc/x"));
   EXPECT_EQ(f.resolve(""), std::filesystem::path());
+}
+
+// "x.x.…x" with `parts` parts, each written as `part`, joined by `dot`.
+std::string dotted(size_t parts, const std::string& part = "x", const std::string& dot = ".") {
+  std::string out;
+  for (size_t i = 0; i < parts; ++i) out += (i ? dot : "") + part;
+  return out;
+}
+
+std::string too_deep(const std::string& where) {
+  return where +
+         ": keys nested deeper than 64 levels (dotted key parts, [table] parts, arrays and inline tables "
+         "together)";
+}
+
+// 60,000 parts overflowed toml++'s stack (SIGSEGV) in every process reading a recipe, policy or roster.
+TEST_F(TomlFileTest, DeepDottedKeysAreRefusedNotACrash) {
+  const std::string deep = dotted(60000);
+  EXPECT_EQ(parse_toml("a = 1\n" + deep + " = 1\n", "quorate.toml").status().message(), too_deep("quorate.toml:2"));
+  EXPECT_EQ(parse_toml("[" + deep + "]\n", "p.toml").status().message(), too_deep("p.toml:1"));
+  EXPECT_EQ(parse_toml("[[" + deep + "]]\n", "p.toml").status().message(), too_deep("p.toml:1"));
+  EXPECT_EQ(parse_toml(dotted(60000, "\"x\"", " . ") + " = 1", "p.toml").status().message(), too_deep("p.toml:1"));
+  EXPECT_EQ(parse_toml(dotted(60000, "'x'", ".\t") + " = 1", "p.toml").status().message(), too_deep("p.toml:1"));
+  EXPECT_EQ(parse_toml("a = [1,\n  {" + deep + " = 1}]", "p.toml").status().message(), too_deep("p.toml:2"));
+  auto f = read("[n]\n" + deep + " = 1\n");
+  ASSERT_TRUE(f.status().is_bad_input());
+  EXPECT_EQ(f.status().message(), too_deep(file() + ":2"));
+}
+
+// Tables, dotted keys, arrays and inline tables count together, up to 64.
+TEST_F(TomlFileTest, NestingUpTo64LevelsIsRead) {
+  EXPECT_TRUE(parse_toml(dotted(64) + " = 1", "t").ok());
+  EXPECT_EQ(parse_toml(dotted(65) + " = 1", "t").status().message(), too_deep("t:1"));
+  EXPECT_TRUE(parse_toml("[" + dotted(32) + "]\n" + dotted(32) + " = 1", "t").ok());
+  EXPECT_EQ(parse_toml("[" + dotted(32) + "]\n" + dotted(33) + " = 1", "t").status().message(), too_deep("t:2"));
+  EXPECT_EQ(parse_toml("[[" + dotted(32) + "]]\n" + dotted(32) + " = 1", "t").status().message(), too_deep("t:2"));
+  EXPECT_TRUE(parse_toml("a = " + std::string(63, '[') + std::string(63, ']'), "t").ok());
+  EXPECT_EQ(parse_toml("a = " + std::string(64, '[') + std::string(64, ']'), "t").status().message(), too_deep("t:1"));
+  EXPECT_TRUE(parse_toml("a = {" + dotted(31) + " = {" + dotted(32) + " = 1}}", "t").ok());
+  EXPECT_EQ(parse_toml("a = {" + dotted(31) + " = {" + dotted(33) + " = 1}}", "t").status().message(), too_deep("t:1"));
+}
+
+// The scan reads strings and comments as TOML does: what is inside them is no key, and they cannot hide the
+// key after them.
+TEST_F(TomlFileTest, StringsAndCommentsNeitherHideNorMakeUpDeepKeys) {
+  const std::string deep = dotted(100) + " = 1\n";
+  const std::string texts[] = {
+      "s = \"\"\"\n" + deep + "# \\\"\"\" ' ''' [\n\"\"\"\n",  // multi-line basic: an escaped quote, '#', '['
+      "s = '''\n" + deep + "\"\"\" \\''' \n",                  // multi-line literal: '\' escapes nothing
+      "s = \"\"\"a\"\"\"\"\"\n",                               // two quotes before the closing three
+      "s = '''a'''''\n",
+      "s = \"a'#[{\\\"\" # \"\"\" '''\n",
+      "s = 'a\"#\\'\n",
+      "# " + deep,
+      "d = 1979-05-27 07:32:00Z # " + deep,
+      "a = [ # " + deep + "  1, # ]\n  \"]\", '[',\n]\n",
+      "t = { a = \"}\", b = [ '{' ] }\n",
+      "\xEF\xBB\xBF[t]\r\na = 1\r\n",
+  };
+  for (const std::string& text : texts) {
+    auto alone = parse_toml(text, "t");
+    EXPECT_TRUE(alone.ok()) << text << "\n" << alone.status().to_string();
+    const auto lines = std::count(text.begin(), text.end(), '\n');
+    auto after = parse_toml(text + dotted(65) + " = 1\n", "t");
+    EXPECT_EQ(after.status().message(), too_deep("t:" + std::to_string(lines + 1))) << text;
+  }
+  auto inside = parse_toml("s = \"\"\"\n" + deep + "\"\"\"\n", "t");
+  ASSERT_TRUE(inside.ok()) << inside.status().to_string();
+  EXPECT_EQ(inside.value()["s"].value_or(std::string()), deep);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <set>
@@ -15,8 +16,18 @@
 
 namespace quorate::config {
 
-// Parses TOML text; bad_input "<name>:<line>: <toml++'s description>" when it is not TOML. `name` is what
-// messages call the text (a file name).
+// How deep a TOML file's keys may nest: the parts of a dotted key, of its [table] or [[array]] header, and
+// the arrays and inline tables around it, counted together. Real files stay under 10. toml++ limits nested
+// arrays and inline tables but not dotted keys, and recurses once per part: 60,000 parts overflowed the stack.
+inline constexpr size_t kMaxTomlDepth = 64;
+
+// bad_input "<name>:<line>: keys nested deeper than 64 levels (…)" when a key of `text` nests deeper than
+// kMaxTomlDepth; OK otherwise, whether or not `text` is TOML (where it stops being TOML, toml++ stops too).
+// Strings and comments are skipped as TOML reads them. One pass; parse_toml calls it first.
+Status check_toml_depth(std::string_view text, const std::string& name);
+
+// Parses TOML text; bad_input "<name>:<line>: <toml++'s description>" when it is not TOML, or the message of
+// check_toml_depth. `name` is what messages call the text (a file name).
 Result<toml::table> parse_toml(std::string_view text, const std::string& name);
 
 // One parsed TOML file and the checks every configuration file gets. Each getter takes the table a key is
@@ -24,8 +35,8 @@ Result<toml::table> parse_toml(std::string_view text, const std::string& name);
 // bad_input naming the file and, where the value exists, its line. Immutable once read; thread-compatible.
 class TomlFile {
  public:
-  // Reads and parses `path`; bad_input "<path>:<line>: <toml++'s description>" when it is not TOML or cannot
-  // be read.
+  // Reads `path` (at most 1 MiB) and parses it with parse_toml; bad_input "<path>:<line>: …" when it is not
+  // TOML or nests too deep, the error of read_file when it cannot be read.
   static Result<TomlFile> read(const std::filesystem::path& path);
 
   const toml::table& root() const { return root_; }
