@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/core/temporaries.h"
@@ -85,9 +86,7 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) {
 
 Status check_tree_entry_name(const std::string& dir, std::string_view name) {
   auto refuse = [&](const std::string& why) {
-    std::string shown;
-    for (char c : name) shown += (uint8_t(c) < 0x20 || c == 0x7f) ? '?' : c;
-    return Status::bad_input("hostile tree entry \"" + dir + shown + "\": " + why);
+    return Status::bad_input("hostile tree entry \"" + dir + mask_control(name) + "\": " + why);
   };
   if (name.empty()) return refuse("empty name");
   if (name.find('/') != std::string_view::npos) return refuse("a name containing '/'");

@@ -1,0 +1,18 @@
+// Text from outside (a Git repository, a tree, a store) shown to people: the one rule every report and
+// message masks it by, so that a hostile name or commit message cannot drive the reader's terminal.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace quorate {
+
+// `text` with each control character replaced by '?': the C0 controls (newline, ESC, BEL…), DEL, and the C1
+// controls U+0080..U+009F written as UTF-8 (which some terminals obey as CSI…). Nothing else changes.
+std::string mask_control(std::string_view text);
+
+// One cell of a Markdown (GFM) table row: mask_control(text) with '\', '|', '`', '<' and '>' backslash-escaped,
+// so that the cell stays one cell on one line and opens no code span or HTML tag.
+std::string markdown_cell(std::string_view text);
+
+}  // namespace quorate

@@ -1,0 +1,25 @@
+// mask_control and markdown_cell: the one rule for hostile text shown to people.
+#include "quorate/core/display.h"
+
+#include <gtest/gtest.h>
+
+namespace quorate {
+namespace {
+
+TEST(Display, ControlCharactersAreMaskedOneQuestionMarkEach) {
+  EXPECT_EQ(mask_control("a\x1b[2K\x1b[1Gb\n\r\t\x07\x7f"), "a?[2K?[1Gb?????");
+  EXPECT_EQ(mask_control(std::string("nul\0x", 5)), "nul?x");
+  EXPECT_EQ(mask_control("csi \xc2\x9b"
+                         "2J, nel \xc2\x85"),
+            "csi ?2J, nel ?");  // C1 as UTF-8
+  EXPECT_EQ(mask_control("caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac | `x`"), "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac | `x`");
+}
+
+TEST(Display, MarkdownCellsStayOneCellOnOneLine) {
+  EXPECT_EQ(markdown_cell("a | b\nc"), "a \\| b?c");
+  EXPECT_EQ(markdown_cell("back\\slash \\| `code` <b>"), "back\\\\slash \\\\\\| \\`code\\` \\<b\\>");
+  EXPECT_EQ(markdown_cell("\x1b[2K"), "?[2K");
+}
+
+}  // namespace
+}  // namespace quorate
