@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "quorate/core/build_args.h"
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/core/process.h"
 #include "quorate/core/temporaries.h"
@@ -287,36 +288,45 @@ nlohmann::json to_json(const AuditReport& report) {
   return out;
 }
 
+// Every field that comes from the repository or the store is masked (core/display.h): a commit message is
+// written by whoever made the commit, and must not rewrite the auditor's terminal.
 std::string to_text(const AuditReport& report) {
   std::ostringstream out;
-  out << "repository " << report.repository << " (attestations name it " << report.source_uri << ")\n";
+  out << "repository " << mask_control(report.repository) << " (attestations name it "
+      << mask_control(report.source_uri) << ")\n";
   if (!report.red_flags.empty()) {
     out << "RED FLAGS (" << report.red_flags.size() << "):\n";
     for (const auto& f : report.red_flags) {
-      out << "  " << f.kind << " " << f.commit.substr(0, 12) << " by " << f.node_id << ": " << f.detail << "\n";
+      out << "  " << f.kind << " " << mask_control(f.commit.substr(0, 12)) << " by " << mask_control(f.node_id) << ": "
+          << mask_control(f.detail) << "\n";
     }
   }
   for (const auto& c : report.commits) {
     out << c.id.substr(0, 12) << "  " << format_rfc3339(c.time) << "  " << c.signature.status;
-    if (!c.signature.signer.empty()) out << " (" << c.signature.signer << ")";
-    out << "  " << c.summary << "\n";
+    if (!c.signature.signer.empty()) out << " (" << mask_control(c.signature.signer) << ")";
+    out << "  " << mask_control(c.summary) << "\n";
     if (c.subjects.empty()) out << "    no attestations\n";
     for (const auto& s : c.subjects) {
-      out << "    " << s.subject.recipe_path << " (epoch " << s.subject.source_date_epoch
-          << describe_build_args(s.subject.build_args) << "): " << votes_summary(s) << "\n";
-      for (const auto& v : s.votes) out << "      " << v.node_id << "  " << v.image_digest << "\n";
+      out << "    "
+          << mask_control(s.subject.recipe_path + " (epoch " + std::to_string(s.subject.source_date_epoch) +
+                          describe_build_args(s.subject.build_args) + "): " + votes_summary(s))
+          << "\n";
+      for (const auto& v : s.votes) out << "      " << mask_control(v.node_id + "  " + v.image_digest) << "\n";
     }
   }
   return out.str();
 }
 
+// As to_text, and each cell escaped (core/display.h) so that a '|' or a newline in a field cannot add cells
+// or rows.
 std::string to_markdown(const AuditReport& report) {
   std::ostringstream out;
-  out << "# Audit of `" << report.repository << "`\n\n";
+  out << "# Audit of `" << mask_control(report.repository) << "`\n\n";
   if (!report.red_flags.empty()) {
     out << "## Red flags\n\n| kind | commit | node | detail |\n|---|---|---|---|\n";
     for (const auto& f : report.red_flags) {
-      out << "| " << f.kind << " | `" << f.commit.substr(0, 12) << "` | " << f.node_id << " | " << f.detail << " |\n";
+      out << "| " << f.kind << " | `" << markdown_cell(f.commit.substr(0, 12)) << "` | " << markdown_cell(f.node_id)
+          << " | " << markdown_cell(f.detail) << " |\n";
     }
     out << "\n";
   }
@@ -328,7 +338,7 @@ std::string to_markdown(const AuditReport& report) {
              votes_summary(s);
     }
     out << "| `" << c.id.substr(0, 12) << "` | " << format_rfc3339(c.time) << " | " << c.signature.status << " | "
-        << c.summary << " | " << (att.empty() ? "none" : att) << " |\n";
+        << markdown_cell(c.summary) << " | " << (att.empty() ? "none" : markdown_cell(att)) << " |\n";
   }
   return out.str();
 }

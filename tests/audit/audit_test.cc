@@ -21,7 +21,8 @@ using quorate::testing::sh;
 
 constexpr int64_t kNow = 1'790'000'600;
 
-std::string build_result(const std::string& uri, const std::string& commit, const std::string& image) {
+std::string build_result(const std::string& uri, const std::string& commit, const std::string& image,
+                         const std::string& recipe_path = "quorate.toml") {
   nlohmann::json r = {{"schema", "https://quorate.dev/build-result/v1"},
                       {"canonical_form", 1},
                       {"image",
@@ -30,7 +31,7 @@ std::string build_result(const std::string& uri, const std::string& commit, cons
                         {"config_digest", sha256_digest("config:" + image)},
                         {"diff_ids", {sha256_digest("layer:" + image)}},
                         {"layers", nlohmann::json::array()}}},
-                      {"source", {{"uri", uri}, {"commit", commit}, {"recipe_path", "quorate.toml"}}},
+                      {"source", {{"uri", uri}, {"commit", commit}, {"recipe_path", recipe_path}}},
                       {"base_images", nlohmann::json::array()},
                       {"platform", {{"os", "linux"}, {"architecture", "amd64"}}},
                       {"source_date_epoch", 1700000000},
@@ -221,6 +222,78 @@ TEST_F(AuditTest, SignedCommitsAreReportedWithTheirStatus) {
   EXPECT_EQ(report.commits[0].signature.kind, "gpg");
   EXPECT_EQ(report.commits[0].signature.status, "good");
   EXPECT_NE(report.commits[0].signature.signer.find("Auditor"), std::string::npos);
+}
+
+// The cells of a Markdown table row as GFM splits it: at each '|' not escaped by a backslash.
+size_t cells(const std::string& row) {
+  size_t pipes = 0;
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (row[i] == '\\')
+      ++i;
+    else if (row[i] == '|')
+      ++pipes;
+  }
+  return pipes - 1;
+}
+
+// Bytes a terminal acts on: C0 controls but the newline, DEL, and C1 controls as UTF-8.
+bool has_control(const std::string& text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return true;
+    if (c == 0xc2 && i + 1 < text.size() && (static_cast<unsigned char>(text[i + 1]) & 0xe0) == 0x80) return true;
+  }
+  return false;
+}
+
+// A commit message can erase the auditor's line and print "gpg good" in its place, and a recipe path from a
+// node can split a table row: text output masks control characters, Markdown escapes cells, JSON is exact.
+TEST_F(AuditTest, HostileSummariesAndPathsNeitherDriveTheTerminalNorAddCells) {
+  const std::string summary =
+      "x\x1b[2K\x1b[1Gcafe00000000  gpg good | gpg good | y\x07\x7f \xc2\x9b"
+      "2J back\\slash `code` <b>";
+  quorate::testing::spit(dir_ / "msg", summary + "\n");
+  auto r = run("cd " + sh(repo_.string()) +
+               " && echo hostile > file && git add file && git -c user.name=a -c user.email=a@x"
+               " -c commit.gpgsign=false commit -q --cleanup=verbatim -F " +
+               sh((dir_ / "msg").string()) + " && git rev-parse HEAD");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string head = r.out.substr(0, 40);
+  const std::string recipe = "evil | x\x1b]0;title\x07.toml";
+  auto att = attest::attest_build_result(build_result(uri_, head, "v51", recipe), *nodes_[0].signer, "node-a");
+  ASSERT_TRUE(att.ok()) << att.status().to_string();
+  const std::vector<std::string> atts = {*att};
+  ASSERT_TRUE(quorum::import_attestations(*store_, *verifier_, atts, kNow).ok());
+  auto report = audit(1);
+  ASSERT_EQ(report.commits.size(), 1u);
+  ASSERT_EQ(report.commits[0].summary, summary);
+
+  const std::string text = to_text(report);
+  EXPECT_FALSE(has_control(text)) << text;
+  EXPECT_NE(text.find("  x?[2K?[1Gcafe00000000  gpg good | gpg good | y?? ?2J back\\slash `code` <b>\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("    evil | x?]0;title?.toml (epoch 1700000000): 1 node, agree: rejected\n"), std::string::npos)
+      << text;
+
+  const std::string md = to_markdown(report);
+  EXPECT_FALSE(has_control(md)) << md;
+  std::istringstream lines(md.substr(md.find("## Commits")));
+  std::vector<std::string> rows;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("|", 0) == 0) rows.push_back(line);
+  }
+  ASSERT_EQ(rows.size(), 3u) << md;
+  for (const auto& row : rows) EXPECT_EQ(cells(row), 5u) << row;
+  EXPECT_NE(
+      rows[2].find(" | x?[2K?[1Gcafe00000000  gpg good \\| gpg good \\| y?? ?2J back\\\\slash \\`code\\` \\<b\\> | "
+                   "evil \\| x?]0;title?.toml: 1 node, agree: rejected |"),
+      std::string::npos)
+      << rows[2];
+
+  const auto json = to_json(report);
+  EXPECT_EQ(json["commits"][0]["summary"], summary);
+  EXPECT_EQ(json["commits"][0]["subjects"][0]["recipe_path"], recipe);
 }
 
 }  // namespace
