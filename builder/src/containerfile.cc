@@ -268,6 +268,69 @@ Result<std::vector<std::pair<std::string, std::string>>> pairs_of(std::string_vi
   return out;
 }
 
+// Go's time.ParseDuration: `[-+]?([0-9]*(\.[0-9]*)?UNIT)+` or "0", in nanoseconds; nullopt when malformed or
+// past int64 (Go's "invalid duration"). Integers throughout, as Go computes, so every node gets the same value.
+std::optional<int64_t> go_duration(std::string_view s) {
+  constexpr uint64_t kLimit = uint64_t{1} << 63;
+  bool negative = false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s == "0") return 0;
+  if (s.empty()) return std::nullopt;
+  uint64_t total = 0;
+  while (!s.empty()) {
+    if (s[0] != '.' && !digit(s[0])) return std::nullopt;
+    uint64_t whole = 0;
+    size_t i = 0;
+    for (; i < s.size() && digit(s[i]); ++i) {
+      if (whole > kLimit / 10) return std::nullopt;
+      whole = whole * 10 + static_cast<uint64_t>(s[i] - '0');
+      if (whole > kLimit) return std::nullopt;
+    }
+    bool before = i > 0;
+    s.remove_prefix(i);
+    uint64_t fraction = 0;
+    double scale = 1;
+    bool after = false;
+    if (!s.empty() && s[0] == '.') {
+      s.remove_prefix(1);
+      size_t j = 0;
+      bool overflow = false;  // further digits add no precision, as in Go
+      for (; j < s.size() && digit(s[j]); ++j) {
+        uint64_t next = fraction * 10 + static_cast<uint64_t>(s[j] - '0');
+        if (overflow || fraction > (kLimit - 1) / 10 || next > kLimit) {
+          overflow = true;
+          continue;
+        }
+        fraction = next;
+        scale *= 10;
+      }
+      after = j > 0;
+      s.remove_prefix(j);
+    }
+    if (!before && !after) return std::nullopt;  // ".s"
+    size_t u = 0;
+    while (u < s.size() && s[u] != '.' && !digit(s[u])) ++u;
+    static const std::map<std::string_view, uint64_t> kUnits = {
+        {"ns", 1},         {"us", 1'000},        {"\u00b5s", 1'000},    {"\u03bcs", 1'000},
+        {"ms", 1'000'000}, {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000}};
+    auto unit = kUnits.find(s.substr(0, u));
+    if (unit == kUnits.end()) return std::nullopt;  // missing or unknown
+    s.remove_prefix(u);
+    if (whole > kLimit / unit->second) return std::nullopt;
+    whole *= unit->second;
+    // fraction < scale, so this is below one unit (at most 3.6e12 ns): exact enough in a double, as in Go.
+    whole += static_cast<uint64_t>(static_cast<double>(fraction) * (static_cast<double>(unit->second) / scale));
+    if (whole > kLimit || whole > kLimit - total) return std::nullopt;
+    total += whole;
+  }
+  if (negative) return total == kLimit ? INT64_MIN : -static_cast<int64_t>(total);
+  if (total >= kLimit) return std::nullopt;
+  return static_cast<int64_t>(total);
+}
+
 // ---- logical lines ----
 
 struct LogicalLine {
@@ -539,30 +602,11 @@ Status FileParser::check_run(const Instruction& in) const {
   return Status();
 }
 
-// Go's time.Duration syntax ("30s", "1m30s", "1.5h"), as HEALTHCHECK takes it.
-bool valid_duration(std::string_view s) {
-  if (s.empty()) return false;
-  size_t i = 0;
-  while (i < s.size()) {
-    size_t digits = 0;
-    while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i, ++digits;
-    if (digits == 0) return false;
-    size_t unit = i;
-    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i]))) ++i;
-    std::string_view u = s.substr(unit, i - unit);
-    if (u != "ns" && u != "us" && u != "ms" && u != "s" && u != "m" && u != "h") return false;
-  }
-  return true;
-}
-
 Status FileParser::check_healthcheck(Instruction& in, std::string_view rest) const {
   QR_RETURN_IF_ERROR(check_flags(in, {"interval", "timeout", "start-period", "start-interval", "retries"}));
   for (const auto& f : in.flags) {
-    bool ok = f.name == "retries" ? !f.value.empty() && std::all_of(f.value.begin(), f.value.end(), digit)
-                                  : valid_duration(f.value);
-    if (!ok)
-      return fail(in.line, "HEALTHCHECK --" + f.name + "=" + f.value + " is not a " +
-                               (f.name == "retries" ? "count" : "duration"));
+    auto value = healthcheck_flag_value(f);
+    if (!value.ok()) return fail_at(in.line, value.status());
   }
   auto words = raw_words(rest, cf_.escape);
   if (words.size() == 1 && upper(words[0]) == "NONE") {
@@ -839,6 +883,33 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_pairs(std::string
                                                                      const std::map<std::string, std::string>& vars,
                                                                      char escape) {
   return pairs_of(trim(rest), vars, escape, false);
+}
+
+Result<int64_t> healthcheck_flag_value(const InstructionFlag& flag) {
+  const std::string what = "HEALTHCHECK --" + flag.name + "=" + flag.value;
+  if (flag.name == "retries") {
+    std::string_view s = flag.value;
+    bool negative = !s.empty() && s[0] == '-';
+    if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+    if (s.empty() || !std::all_of(s.begin(), s.end(), digit))
+      return Status::bad_input(what + " is not a count (decimal digits)");
+    constexpr int64_t kMaxRetries = 2'147'483'647;  // BuildKit reads it as a 32-bit integer
+    int64_t n = 0;
+    for (char c : s) {
+      n = n * 10 + (c - '0');
+      if (n > kMaxRetries) return Status::bad_input(what + " is more than " + std::to_string(kMaxRetries));
+    }
+    if (negative && n != 0) return Status::bad_input(what + " is negative");
+    return n;
+  }
+  auto ns = go_duration(flag.value);
+  if (!ns) {
+    return Status::bad_input(what +
+                             " is not a duration (Go's syntax: 30s, 1m30s, 1.5h; units ns us ms s m h; at most "
+                             "2562047h47m16.854775807s)");
+  }
+  if (*ns != 0 && *ns < 1'000'000) return Status::bad_input(what + " is less than 1ms (0 means the default)");
+  return *ns;
 }
 
 bool is_url_source(std::string_view s) {

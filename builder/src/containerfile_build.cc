@@ -261,24 +261,6 @@ std::vector<std::string> command_of(const StageState& s, const Instruction& i) {
   return argv;
 }
 
-Result<int64_t> duration_ns(const std::string& text) {
-  int64_t total = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = pos;
-    while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
-    double number = std::stod(text.substr(pos, end - pos));
-    size_t unit_end = end;
-    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
-    std::string unit = text.substr(end, unit_end - end);
-    const std::map<std::string, double> scale = {{"ns", 1},  {"us", 1e3}, {"ms", 1e6},
-                                                 {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
-    total += static_cast<int64_t>(number * scale.at(unit));
-    pos = unit_end;
-  }
-  return total;
-}
-
 Status apply_healthcheck(StageState& s, const Instruction& i) {
   json h = json::object();
   if (i.healthcheck_none) {
@@ -297,9 +279,9 @@ Status apply_healthcheck(StageState& s, const Instruction& i) {
                                                              {"start-period", "StartPeriod"},
                                                              {"start-interval", "StartInterval"}};
     for (const auto& [flag, key] : durations) {
-      if (auto v = i.flag(flag)) h[key] = QR_TRY(duration_ns(*v));
+      if (auto v = i.flag(flag)) h[key] = QR_TRY(healthcheck_flag_value({flag, *v}));
     }
-    if (auto r = i.flag("retries")) h["Retries"] = std::stoll(*r);
+    if (auto r = i.flag("retries")) h["Retries"] = QR_TRY(healthcheck_flag_value({"retries", *r}));
   }
   s.config["Healthcheck"] = h;
   return Status();

@@ -419,6 +419,10 @@ TEST_F(ContainerfileBuildTest, RefusedConstructsExitTwoWithTheLineAndWriteNothin
       {"FROM " + base() + "\n\nONBUILD RUN true\n", "Containerfile:3:"},
       {"FROM " + base() + "\nMAINTAINER someone\n", "Containerfile:2:"},
       {"FROM " + base() + "\nCOPY --link src /src\n", "Containerfile:2:"},
+      // These crashed the build ("internal error: build failed: stod" / "stoll") or wrote a negative Interval.
+      {"FROM scratch\nHEALTHCHECK --interval=.s CMD true\n", "Containerfile:2: HEALTHCHECK --interval=.s is not"},
+      {"FROM scratch\nHEALTHCHECK --retries=99999999999999999999999 CMD true\n", "Containerfile:2: HEALTHCHECK"},
+      {"FROM scratch\nHEALTHCHECK --interval=99999999999999999999999999999999h CMD true\n", "Containerfile:2:"},
   };
   int n = 0;
   for (const auto& [text, where] : cases) {

@@ -161,6 +161,54 @@ TEST(ContainerfileParse, HealthcheckNoneAndCmd) {
   EXPECT_THAT(in[2].args, ElementsAre("test -f /x"));
 }
 
+// HEALTHCHECK flags are Go durations and a 32-bit count, as BuildKit reads them. They were checked loosely
+// ('.' counted as a digit, no bound): `--interval=.s` crashed the build in std::stod, a 23-digit --retries in
+// std::stoll, and 10^32 hours overflowed to a negative Interval in the image config.
+TEST(ContainerfileRefuse, HealthcheckFlagsOutOfSyntaxOrRange) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"--interval=.s", "HEALTHCHECK --interval=.s is not a duration"},
+      {"--retries=99999999999999999999999", "HEALTHCHECK --retries=99999999999999999999999 is more than 2147483647"},
+      {"--interval=99999999999999999999999999999999h",
+       "--interval=99999999999999999999999999999999h is not a duration"},
+      {"--timeout=2562047h47m16.854775808s", "--timeout=2562047h47m16.854775808s is not a duration"},
+      {"--interval=1", "--interval=1 is not a duration"},
+      {"--interval=5x", "--interval=5x is not a duration"},
+      {"--interval=1.2.3s", "--interval=1.2.3s is not a duration"},
+      {"--interval=s", "--interval=s is not a duration"},
+      {"--interval=-", "--interval=- is not a duration"},
+      {"--start-period=500us", "--start-period=500us is less than 1ms"},
+      {"--start-interval=-1s", "--start-interval=-1s is less than 1ms"},
+      {"--retries=-1", "--retries=-1 is negative"},
+      {"--retries=3x", "--retries=3x is not a count"},
+      {"--retries=2147483648", "--retries=2147483648 is more than 2147483647"},
+  };
+  for (const auto& [flag, message] : cases) {
+    EXPECT_THAT(refusal("FROM " + kBase + "\nHEALTHCHECK " + flag + " CMD true\n", 2), HasSubstr(message)) << flag;
+  }
+}
+
+TEST(Healthcheck, FlagValuesAreGoDurationsInNanoseconds) {
+  auto value = [](const std::string& name, const std::string& text) -> int64_t {
+    auto v = healthcheck_flag_value({name, text});
+    EXPECT_TRUE(v.ok()) << name << "=" << text << ": " << v.status().to_string();
+    return v.ok() ? *v : -1;
+  };
+  EXPECT_EQ(value("interval", "30s"), 30'000'000'000);
+  EXPECT_EQ(value("interval", "1m30s"), 90'000'000'000);
+  EXPECT_EQ(value("timeout", "1.5h"), 5'400'000'000'000);
+  EXPECT_EQ(value("timeout", ".5s"), 500'000'000);
+  EXPECT_EQ(value("timeout", "5.s"), 5'000'000'000);
+  EXPECT_EQ(value("start-period", "1ms"), 1'000'000);
+  EXPECT_EQ(value("start-period", "1000\u00b5s"), 1'000'000);
+  EXPECT_EQ(value("start-period", "1h2m3s4ms5us6ns"), 3'723'004'005'006);
+  EXPECT_EQ(value("start-interval", "+2s"), 2'000'000'000);
+  EXPECT_EQ(value("interval", "0"), 0);
+  EXPECT_EQ(value("interval", "0s"), 0);
+  EXPECT_EQ(value("interval", "2562047h47m16.854775807s"), INT64_MAX);
+  EXPECT_EQ(value("retries", "0"), 0);
+  EXPECT_EQ(value("retries", "2147483647"), 2'147'483'647);
+}
+
 TEST(ContainerfileParse, EveryListedInstruction) {
   auto cf = parse_ok("FROM " + kBase +
                      "\nRUN a\nCOPY a /b\nADD a /b\nENV A=1\nARG B=2\nWORKDIR /w\nUSER 1:1\n"

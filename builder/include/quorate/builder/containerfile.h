@@ -109,6 +109,12 @@ Result<std::vector<std::pair<std::string, std::string>>> parse_pairs(std::string
                                                                      const std::map<std::string, std::string>& vars,
                                                                      char escape = '\\');
 
+// A HEALTHCHECK flag's value as the image config holds it, by BuildKit's rules. `--interval`, `--timeout`,
+// `--start-period`, `--start-interval`: a Go duration ("30s", "1m30s", "1.5h", "0"; units ns us ms s m h), in
+// nanoseconds, 0 (the runtime's default) or from 1ms to 2^63-1 ns. `--retries`: a decimal count, 0 to 2^31-1.
+// bad_input "HEALTHCHECK --NAME=VALUE …" (no file or line: the caller adds them) for anything else.
+Result<int64_t> healthcheck_flag_value(const InstructionFlag& flag);
+
 // True for what ADD would fetch from the network: `scheme://…` or a Git `user@host:path` remote.
 bool is_url_source(std::string_view source);
 
