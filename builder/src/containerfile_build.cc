@@ -59,6 +59,11 @@ struct StageState {
   json history = json::array();
   std::string os = "linux", architecture = "amd64";
   Vars args;  // ARG values in scope
+  // config["Env"] as lookups, kept as each instruction changes it (rebuilding them from the JSON for every
+  // instruction, and scanning it for every ENV pair, made 10,000 variables and 10,000 instructions take 27 s):
+  Vars env;                                 // name -> value, the last "NAME=VALUE" entry of a name
+  std::map<std::string, size_t> env_index;  // name -> the first entry of that name, the one ENV replaces
+  Vars vars;                                // what `$X` means: `args` under `env`
   std::vector<std::string> shell = {"/bin/sh", "-c"};
   bool cmd_set = false;  // CMD given in this stage (ENTRYPOINT then keeps it)
 
@@ -122,35 +127,45 @@ Result<fs::path> new_dir(Lowering& L, const std::string& kind) {
 
 // ---- config helpers ----
 
-Vars env_of(const json& config) {
-  Vars env;
-  if (!config.contains("Env") || !config["Env"].is_array()) return env;
-  for (const auto& kv : config["Env"]) {
-    if (!kv.is_string()) continue;
-    std::string s = kv.get<std::string>();
-    auto eq = s.find('=');
-    if (eq != std::string::npos) env[s.substr(0, eq)] = s.substr(eq + 1);
-  }
-  return env;
-}
-
-void set_env(json& config, const std::string& name, const std::string& value) {
-  json& env = config["Env"];
-  if (!env.is_array()) env = json::array();
-  for (auto& kv : env) {
-    if (kv.is_string() && kv.get<std::string>().substr(0, kv.get<std::string>().find('=')) == name) {
-      kv = name + "=" + value;
-      return;
+// Rebuilds the lookups from config["Env"] and `args`: once when a stage starts, not for each instruction.
+void load_env(StageState& s) {
+  s.env.clear();
+  s.env_index.clear();
+  if (s.config.contains("Env") && s.config["Env"].is_array()) {
+    const json& entries = s.config["Env"];
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (!entries[i].is_string()) continue;
+      const auto& kv = entries[i].get_ref<const std::string&>();
+      auto eq = kv.find('=');
+      s.env_index.emplace(kv.substr(0, eq), i);
+      if (eq != std::string::npos) s.env[kv.substr(0, eq)] = kv.substr(eq + 1);
     }
   }
-  env.push_back(name + "=" + value);
+  s.vars = s.args;
+  for (const auto& [k, v] : s.env) s.vars[k] = v;
 }
 
-// What `$X` means in an instruction: the stage's ARGs under its ENV.
-Vars vars_of(const StageState& s) {
-  Vars vars = s.args;
-  for (const auto& [k, v] : env_of(s.config)) vars[k] = v;
-  return vars;
+// ENV NAME=VALUE: replaces the entry of that name in place (Docker keeps the order), else appends one.
+void set_env(StageState& s, const std::string& name, const std::string& value) {
+  json& env = s.config["Env"];
+  if (!env.is_array()) {
+    env = json::array();
+    s.env_index.clear();
+  }
+  auto [it, added] = s.env_index.emplace(name, env.size());
+  if (added) {
+    env.push_back(name + "=" + value);
+  } else {
+    env[it->second] = name + "=" + value;
+  }
+  s.env[name] = value;
+  s.vars[name] = value;
+}
+
+// ARG NAME=VALUE: visible as `$NAME` unless ENV sets the name.
+void set_arg(StageState& s, const std::string& name, const std::string& value) {
+  s.args[name] = value;
+  if (!s.env.count(name)) s.vars[name] = value;
 }
 
 // An absolute, lexically clean path inside the image ("/" clamps "..", as Docker does).
@@ -212,6 +227,7 @@ Result<StageState> image_state(Lowering& L, const std::string& name, const std::
   s.os = image->config.value("os", "linux");
   s.architecture = image->config.value("architecture", "amd64");
   s.image = std::move(*image);
+  load_env(s);
   auto entry = std::make_pair(name, digest);
   if (std::find(L.out.base_images.begin(), L.out.base_images.end(), entry) == L.out.base_images.end()) {
     L.out.base_images.push_back(entry);
@@ -224,6 +240,7 @@ Result<StageState> start_stage(Lowering& L, const Stage& st) {
     StageState s = L.stages[st.base_stage];
     s.args.clear();
     s.cmd_set = false;
+    load_env(s);
     return s;
   }
   if (st.base == Stage::Base::kImage) return image_state(L, st.image_name, st.digest);
@@ -235,7 +252,7 @@ Result<StageState> start_stage(Lowering& L, const Stage& st) {
 // ---- metadata instructions ----
 
 Status apply_arg(Lowering& L, StageState& s, const Instruction& i) {
-  auto words = QR_TRY(substitute_words(i.args[0], vars_of(s), L.cf.escape));
+  auto words = QR_TRY(substitute_words(i.args[0], s.vars, L.cf.escape));
   for (const auto& w : words) {
     auto eq = w.find('=');
     std::string name = w.substr(0, eq);
@@ -249,7 +266,7 @@ Status apply_arg(Lowering& L, StageState& s, const Instruction& i) {
         if (g.name == name) value = g.value;
       }
     }
-    if (value) s.args[name] = *value;
+    if (value) set_arg(s, name, *value);
   }
   return Status();
 }
@@ -288,7 +305,7 @@ Status apply_healthcheck(StageState& s, const Instruction& i) {
 }
 
 Status apply_expose(Lowering& L, StageState& s, const Instruction& i) {
-  auto words = QR_TRY(substitute_words(i.args[0], vars_of(s), L.cf.escape));
+  auto words = QR_TRY(substitute_words(i.args[0], s.vars, L.cf.escape));
   for (auto port : words) {
     std::string proto = "tcp";
     if (auto slash = port.find('/'); slash != std::string::npos) {
@@ -305,11 +322,11 @@ Status apply_expose(Lowering& L, StageState& s, const Instruction& i) {
 }
 
 Status apply_metadata(Lowering& L, StageState& s, const Instruction& i) {
-  const Vars vars = vars_of(s);
+  const Vars& vars = s.vars;
   switch (i.kind) {
     case K::kEnv: {
       auto pairs = QR_TRY(parse_pairs(i.args[0], vars, L.cf.escape));
-      for (const auto& [k, v] : pairs) set_env(s.config, k, v);
+      for (const auto& [k, v] : pairs) set_env(s, k, v);
       return Status();
     }
     case K::kLabel: {
@@ -674,8 +691,7 @@ bool is_root_user(const std::string& user) {
 }
 
 Vars run_env(Lowering& L, const StageState& s) {
-  Vars env = s.args;
-  for (const auto& [k, v] : env_of(s.config)) env[k] = v;
+  Vars env = s.vars;
   Vars added = {{"PATH", kDefaultPath}, {"HOME", "/root"}, {"SOURCE_DATE_EPOCH", std::to_string(L.in.epoch)}};
   for (const auto& [k, v] : added) {
     if (!env.count(k)) {
@@ -773,7 +789,7 @@ Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::
       Fd d{QR_TRY(make_dirs(root.fd, cwd.substr(1)))};
     }
     fs::path reachable = QR_TRY(expose_for_user(merged, L.in.work));
-    if (!env_of(s.config).count("HOME") && !s.args.count("HOME")) env["HOME"] = u.home;
+    if (!s.vars.count("HOME")) env["HOME"] = u.home;
     std::vector<std::string> argv = {kSetpriv, "--reuid=" + std::to_string(u.uid), "--regid=" + std::to_string(u.gid)};
     if (u.groups.empty()) {
       argv.push_back("--clear-groups");
@@ -1005,7 +1021,7 @@ Result<const StageState*> copy_source_stage(Lowering& L, const std::string& from
 }
 
 Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
-  const Vars vars = vars_of(s);
+  const Vars& vars = s.vars;
   std::vector<std::string> words;
   if (i.exec_form) {
     for (const auto& a : i.args) words.push_back(QR_TRY(substitute_word(a, vars, L.cf.escape)));
@@ -1059,7 +1075,7 @@ Status copy(Lowering& L, size_t stage, const Instruction& i) {
   CopyOp op = QR_TRY(copy_op(L, s, i));
   const StageState* from = nullptr;
   if (auto f = i.flag("from")) {
-    std::string name = QR_TRY(substitute_word(*f, vars_of(s), L.cf.escape));
+    std::string name = QR_TRY(substitute_word(*f, s.vars, L.cf.escape));
     from = QR_TRY(copy_source_stage(L, name, stage));
   }
   auto step = [&](const fs::path&, const fs::path& merged) -> Status {

@@ -101,6 +101,16 @@ std::string digest_line(const std::string& out) {
   return pos == std::string::npos ? "" : out.substr(pos + 8, 71);
 }
 
+// The config section of the image a build wrote to `out` (an OCI layout of one manifest).
+nlohmann::json image_config(const std::filesystem::path& out) {
+  auto blob = [&](const nlohmann::json& desc) {
+    std::string digest = desc["digest"];
+    return nlohmann::json::parse(slurp(out / "blobs/sha256" / digest.substr(7)));
+  };
+  auto index = nlohmann::json::parse(slurp(out / "index.json"));
+  return blob(blob(index["manifests"][0])["config"])["config"];
+}
+
 TEST_F(ContainerfileBuildTest, TwoStagesAreOneDigestFromTwoClonesUnderDifferentUmaskAndTz) {
   make_project(scratch_ / "a", two_stage());
   run("git clone -q " + sh((scratch_ / "a").string()) + " " + sh((scratch_ / "b").string()));
@@ -541,6 +551,32 @@ TEST_F(ContainerfileBuildTest, RunHasNoNetworkAndSeesEnvArgAndWorkdir) {
                    "RUN test \"$A $B $(pwd)\" = \"from-arg from-env /w/x\" && test ! -e /sys/class/net/eth0\n");
   auto r = build(scratch_ / "a", scratch_ / "out");
   EXPECT_EQ(r.exit_code, 0) << r.out;
+}
+
+// ENV keeps Docker's order (a name set again is replaced in place) and `$X` sees ARGs under ENV, values from
+// before the instruction. The lookups were rebuilt from the config's Env array for every instruction and the
+// array scanned for every ENV pair: one ENV of 10,000 pairs then 10,000 USER lines took 27 s; now well inside
+// the 10 s this build is given.
+TEST_F(ContainerfileBuildTest, ManyEnvPairsAndInstructionsStayLinear) {
+  make_project(scratch_ / "a",
+               "FROM scratch AS a\nENV A=1 B=2\nARG B=arg\nARG E=arg\nENV C=$B F=$E\n"
+               "FROM a\nENV A=3 D=$A\n");
+  auto r = build(scratch_ / "a", scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(image_config(scratch_ / "out")["Env"], nlohmann::json({"A=3", "B=2", "C=2", "F=arg", "D=1"}));
+
+  std::string text = "FROM scratch\nENV";
+  for (int i = 0; i < 10'000; ++i) text += " v" + std::to_string(i) + "=1";
+  text += "\n";
+  for (int i = 0; i < 10'000; ++i) text += "USER a\n";
+  text += "ENV v5000=2 last=$v9999\n";
+  make_project(scratch_ / "b", text);
+  auto many = build(scratch_ / "b", scratch_ / "out-many", "--timeout 10");
+  ASSERT_EQ(many.exit_code, 0) << many.out;
+  auto env = image_config(scratch_ / "out-many")["Env"];
+  ASSERT_EQ(env.size(), 10'001u);
+  EXPECT_EQ(env[5000], "v5000=2");
+  EXPECT_EQ(env[10'000], "last=1");
 }
 
 // Without --name, the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] names the image (ARG
