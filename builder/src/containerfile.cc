@@ -42,10 +42,23 @@ std::string upper(std::string_view s) {
 
 // ---- substitution: Docker's shell-word lexer ----
 
+Status too_long(size_t limit) {
+  return Status::bad_input("substitution makes more than " + std::to_string(limit) +
+                           " bytes (the most one instruction's substituted words may hold)");
+}
+
+// Names and values together.
+size_t bytes_of(const Vars& vars) {
+  size_t n = 0;
+  for (const auto& [k, v] : vars) n += k.size() + v.size();
+  return n;
+}
+
 class Lexer {
  public:
-  Lexer(std::string_view s, const Vars& vars, char escape, bool lenient)
-      : s_(s), vars_(vars), escape_(escape), lenient_(lenient) {}
+  // `limit`: the bytes of variables' values the read may copy into its output.
+  Lexer(std::string_view s, const Vars& vars, char escape, bool lenient, size_t limit)
+      : s_(s), vars_(vars), escape_(escape), lenient_(lenient), limit_(limit) {}
 
   bool at_end() const { return pos_ >= s_.size(); }
   void skip_blanks() {
@@ -123,6 +136,14 @@ class Lexer {
     return it->second;
   }
 
+  // Appends a variable's value, refusing before the output can pass the limit (each `$A$A` doubles it).
+  Status append_value(std::string& out, const std::string& value) {
+    if (value.size() > limit_ - copied_) return too_long(kMaxSubstitutedBytes);
+    copied_ += value.size();
+    out += value;
+    return Status();
+  }
+
   Status dollar(std::string& out) {
     ++pos_;  // the '$'
     if (at_end()) {
@@ -144,8 +165,7 @@ class Lexer {
       out += '$';
       return Status();
     }
-    out += lookup(name).value_or("");
-    return Status();
+    return append_value(out, lookup(name).value_or(""));
   }
 
   Status braced(std::string& out) {
@@ -164,10 +184,7 @@ class Lexer {
     while (!at_end() && name_char(s_[pos_])) name += s_[pos_++];
     if (name.empty() || at_end()) return Status::bad_input("bad substitution in \"" + std::string(s_) + "\"");
     char c = s_[pos_++];
-    if (c == '}') {
-      out += lookup(name).value_or("");
-      return Status();
-    }
+    if (c == '}') return append_value(out, lookup(name).value_or(""));
     bool colon = c == ':';
     if (colon) {
       if (at_end()) return Status::bad_input("bad substitution in \"" + std::string(s_) + "\"");
@@ -182,11 +199,12 @@ class Lexer {
     auto value = lookup(name);
     bool set = value.has_value() && (!colon || !value->empty());
     if (c == '-') {
-      out += set ? *value : word;
+      if (set) return append_value(out, *value);
+      out += word;
     } else if (c == '+') {
       out += set ? word : "";
     } else if (set) {
-      out += *value;
+      return append_value(out, *value);
     } else if (!lenient_) {
       return Status::bad_input(name + ": " + (word.empty() ? "is not set" : word));
     }
@@ -200,22 +218,35 @@ class Lexer {
   const Vars& vars_;
   char escape_;
   bool lenient_;  // checking syntax only: `${X?msg}` does not fail
+  size_t limit_;
+  size_t copied_ = 0;  // bytes of values appended so far
 };
 
-Result<std::string> expand_word(std::string_view word, const Vars& vars, char escape, bool lenient) {
-  Lexer lexer(word, vars, escape, lenient);
+// `budget`: the bytes the instruction's substituted words may still take; what this word takes is deducted.
+Result<std::string> expand_word(std::string_view word, const Vars& vars, char escape, bool lenient, size_t& budget) {
+  Lexer lexer(word, vars, escape, lenient, budget);
   std::string out;
   QR_RETURN_IF_ERROR(lexer.read(out, false, 0));
+  if (out.size() > budget) return too_long(kMaxSubstitutedBytes);
+  budget -= out.size();
   return out;
 }
 
+Result<std::string> expand_word(std::string_view word, const Vars& vars, char escape, bool lenient) {
+  size_t budget = kMaxSubstitutedBytes;
+  return expand_word(word, vars, escape, lenient, budget);
+}
+
 Result<std::vector<std::string>> expand_words(std::string_view line, const Vars& vars, char escape, bool lenient) {
-  Lexer lexer(line, vars, escape, lenient);
+  Lexer lexer(line, vars, escape, lenient, kMaxSubstitutedBytes);
   std::vector<std::string> words;
+  size_t total = 0;
   lexer.skip_blanks();
   while (!lexer.at_end()) {
     std::string word;
     QR_RETURN_IF_ERROR(lexer.read(word, true, 0));
+    total += word.size();
+    if (total > kMaxSubstitutedBytes) return too_long(kMaxSubstitutedBytes);
     words.push_back(std::move(word));
     lexer.skip_blanks();
   }
@@ -250,20 +281,21 @@ std::vector<std::string> raw_words(std::string_view s, char escape) {
 Result<std::vector<std::pair<std::string, std::string>>> pairs_of(std::string_view rest, const Vars& vars, char escape,
                                                                   bool lenient) {
   std::vector<std::pair<std::string, std::string>> out;
+  size_t budget = kMaxSubstitutedBytes;  // for all the pairs together
   auto words = raw_words(rest, escape);
   if (words.empty()) return Status::bad_input("needs at least one NAME=VALUE");
   if (words[0].find('=') == std::string::npos) {  // legacy `NAME VALUE…`
     if (words.size() < 2) return Status::bad_input("needs a value: NAME=VALUE or NAME VALUE");
     std::string_view value = trim(trim(rest).substr(words[0].size()));
-    out.emplace_back(words[0], QR_TRY(expand_word(value, vars, escape, lenient)));
+    out.emplace_back(words[0], QR_TRY(expand_word(value, vars, escape, lenient, budget)));
     return out;
   }
   for (const auto& w : words) {
     auto eq = w.find('=');
     if (eq == std::string::npos) return Status::bad_input("\"" + w + "\" is not NAME=VALUE");
-    std::string name = QR_TRY(expand_word(w.substr(0, eq), vars, escape, lenient));
+    std::string name = QR_TRY(expand_word(w.substr(0, eq), vars, escape, lenient, budget));
     if (name.empty()) return Status::bad_input("\"" + w + "\" has an empty name");
-    out.emplace_back(std::move(name), QR_TRY(expand_word(w.substr(eq + 1), vars, escape, lenient)));
+    out.emplace_back(std::move(name), QR_TRY(expand_word(w.substr(eq + 1), vars, escape, lenient, budget)));
   }
   return out;
 }
@@ -389,6 +421,8 @@ class FileParser {
   // The automatic platform ARGs (this builder makes linux/amd64 images) under the global ARGs read so far,
   // kept as each is read (rebuilding it for each ARG made many ARGs quadratic).
   const Vars& global_vars() const { return global_vars_; }
+  // Sets (or, without a value, unsets) a global ARG, refusing past kMaxVariableBytes.
+  Status set_global_var(int line, const GlobalArg& arg);
 
   std::vector<std::string_view> lines_;
   const std::string& file_;
@@ -399,6 +433,7 @@ class FileParser {
   Containerfile cf_;
   Vars global_vars_ = {{"BUILDPLATFORM", "linux/amd64"},  {"BUILDOS", "linux"},  {"BUILDARCH", "amd64"},
                        {"TARGETPLATFORM", "linux/amd64"}, {"TARGETOS", "linux"}, {"TARGETARCH", "amd64"}};
+  size_t global_bytes_ = bytes_of(global_vars_);  // names and values in global_vars_
 };
 
 Status FileParser::read_directives() {
@@ -687,6 +722,7 @@ Status FileParser::stage_arg(const Instruction& in) {
 Status FileParser::global_arg(int line, std::string_view rest) {
   auto words = raw_words(rest, cf_.escape);
   if (words.empty()) return fail(line, "ARG needs a name");
+  size_t budget = kMaxSubstitutedBytes;  // for the line's defaults together
   for (const auto& w : words) {
     auto eq = w.find('=');
     std::string name = w.substr(0, eq);
@@ -697,17 +733,30 @@ Status FileParser::global_arg(int line, std::string_view rest) {
     if (auto it = build_args_.find(name); it != build_args_.end()) {
       arg.value = it->second;
     } else if (eq != std::string::npos) {
-      auto v = expand_word(w.substr(eq + 1), global_vars(), cf_.escape, false);
+      auto v = expand_word(w.substr(eq + 1), global_vars(), cf_.escape, false, budget);
       if (!v.ok()) return fail_at(line, v.status());
       arg.value = *v;
     }
     declared_args_.insert(name);
-    if (arg.value) {
-      global_vars_[arg.name] = *arg.value;
-    } else {
-      global_vars_.erase(arg.name);
-    }
+    QR_RETURN_IF_ERROR(set_global_var(line, arg));
     cf_.global_args.push_back(std::move(arg));
+  }
+  return Status();
+}
+
+Status FileParser::set_global_var(int line, const GlobalArg& arg) {
+  auto it = global_vars_.find(arg.name);
+  size_t old = it == global_vars_.end() ? 0 : arg.name.size() + it->second.size();
+  size_t now = arg.value ? arg.name.size() + arg.value->size() : 0;
+  if (global_bytes_ - old + now > kMaxVariableBytes) {
+    return fail(line, "ARG " + arg.name + ": the global ARGs would hold " + std::to_string(global_bytes_ - old + now) +
+                          " bytes, more than " + std::to_string(kMaxVariableBytes));
+  }
+  global_bytes_ = global_bytes_ - old + now;
+  if (arg.value) {
+    global_vars_[arg.name] = *arg.value;
+  } else {
+    global_vars_.erase(arg.name);
   }
   return Status();
 }

@@ -64,6 +64,7 @@ struct StageState {
   Vars env;                                 // name -> value, the last "NAME=VALUE" entry of a name
   std::map<std::string, size_t> env_index;  // name -> the first entry of that name, the one ENV replaces
   Vars vars;                                // what `$X` means: `args` under `env`
+  size_t var_bytes = 0;                     // names and values in `args` and `env`, within kMaxVariableBytes
   std::vector<std::string> shell = {"/bin/sh", "-c"};
   bool cmd_set = false;  // CMD given in this stage (ENTRYPOINT then keeps it)
 
@@ -142,11 +143,31 @@ void load_env(StageState& s) {
     }
   }
   s.vars = s.args;
-  for (const auto& [k, v] : s.env) s.vars[k] = v;
+  s.var_bytes = 0;
+  for (const auto& [k, v] : s.args) s.var_bytes += k.size() + v.size();
+  for (const auto& [k, v] : s.env) {
+    s.vars[k] = v;
+    s.var_bytes += k.size() + v.size();
+  }
+}
+
+// Whether setting `name` in `map` to `value` keeps the stage's variables within kMaxVariableBytes; counts it.
+Status count_var(StageState& s, const Vars& map, const std::string& kind, const std::string& name,
+                 const std::string& value) {
+  auto it = map.find(name);
+  size_t old = it == map.end() ? 0 : name.size() + it->second.size();
+  size_t total = s.var_bytes - old + name.size() + value.size();
+  if (total > kMaxVariableBytes) {
+    return Status::bad_input(kind + " " + name + ": the stage's ARG and ENV variables would hold " +
+                             std::to_string(total) + " bytes, more than " + std::to_string(kMaxVariableBytes));
+  }
+  s.var_bytes = total;
+  return Status();
 }
 
 // ENV NAME=VALUE: replaces the entry of that name in place (Docker keeps the order), else appends one.
-void set_env(StageState& s, const std::string& name, const std::string& value) {
+Status set_env(StageState& s, const std::string& name, const std::string& value) {
+  QR_RETURN_IF_ERROR(count_var(s, s.env, "ENV", name, value));
   json& env = s.config["Env"];
   if (!env.is_array()) {
     env = json::array();
@@ -160,12 +181,15 @@ void set_env(StageState& s, const std::string& name, const std::string& value) {
   }
   s.env[name] = value;
   s.vars[name] = value;
+  return Status();
 }
 
 // ARG NAME=VALUE: visible as `$NAME` unless ENV sets the name.
-void set_arg(StageState& s, const std::string& name, const std::string& value) {
+Status set_arg(StageState& s, const std::string& name, const std::string& value) {
+  QR_RETURN_IF_ERROR(count_var(s, s.args, "ARG", name, value));
   s.args[name] = value;
   if (!s.env.count(name)) s.vars[name] = value;
+  return Status();
 }
 
 // An absolute, lexically clean path inside the image ("/" clamps "..", as Docker does).
@@ -266,7 +290,7 @@ Status apply_arg(Lowering& L, StageState& s, const Instruction& i) {
         if (g.name == name) value = g.value;
       }
     }
-    if (value) set_arg(s, name, *value);
+    if (value) QR_RETURN_IF_ERROR(set_arg(s, name, *value));
   }
   return Status();
 }
@@ -326,7 +350,7 @@ Status apply_metadata(Lowering& L, StageState& s, const Instruction& i) {
   switch (i.kind) {
     case K::kEnv: {
       auto pairs = QR_TRY(parse_pairs(i.args[0], vars, L.cf.escape));
-      for (const auto& [k, v] : pairs) set_env(s, k, v);
+      for (const auto& [k, v] : pairs) QR_RETURN_IF_ERROR(set_env(s, k, v));
       return Status();
     }
     case K::kLabel: {
@@ -1024,7 +1048,15 @@ Result<CopyOp> copy_op(Lowering& L, const StageState& s, const Instruction& i) {
   const Vars& vars = s.vars;
   std::vector<std::string> words;
   if (i.exec_form) {
-    for (const auto& a : i.args) words.push_back(QR_TRY(substitute_word(a, vars, L.cf.escape)));
+    size_t total = 0;  // the words together, as substitute_words bounds them
+    for (const auto& a : i.args) {
+      words.push_back(QR_TRY(substitute_word(a, vars, L.cf.escape)));
+      total += words.back().size();
+      if (total > kMaxSubstitutedBytes) {
+        return Status::bad_input("substitution makes more than " + std::to_string(kMaxSubstitutedBytes) +
+                                 " bytes (the most one instruction's substituted words may hold)");
+      }
+    }
   } else {
     words = QR_TRY(substitute_words(i.args[0], vars, L.cf.escape));
   }

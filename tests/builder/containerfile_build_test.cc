@@ -579,6 +579,36 @@ TEST_F(ContainerfileBuildTest, ManyEnvPairsAndInstructionsStayLinear) {
   EXPECT_EQ(env[10'000], "last=1");
 }
 
+// ENV and ARG inside a stage could double a value until the builder ran out of memory; one instruction's
+// substitution stops at 1 MiB and a stage's variables together at 4 MiB, refused at the line (exit 2).
+TEST_F(ContainerfileBuildTest, EnvAndArgDoublingIsRefusedAtItsLine) {
+  std::string half = "FROM scratch\nENV A=" + std::string(16, 'a') + "\n";
+  for (int i = 0; i < 15; ++i) half += "ENV A=$A$A\n";                                        // line 17 makes 512 KiB
+  const std::string copies = "ARG B=$A\nARG C=$A\nENV D=$A\nARG E=$A\nENV F=$A\nARG G=$A\n";  // 3.5 MiB
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {half + "ENV A=$A$A\n", "Containerfile:18: substitution makes more than 1048576 bytes"},
+      {half + "ARG B=$A$A\n", "Containerfile:18: substitution makes more than 1048576 bytes"},
+      {half + "LABEL x=$A y=$A\n", "Containerfile:18: substitution makes more than 1048576 bytes"},
+      {half + "COPY [\"$A\", \"$A\", \"/\"]\n", "Containerfile:18: substitution makes more than 1048576 bytes"},
+      {half + copies + "ENV H=$A\n",
+       "Containerfile:24: ENV H: the stage's ARG and ENV variables would hold 4194312 bytes, more than 4194304"},
+  };
+  int n = 0;
+  for (const auto& [text, message] : cases) {
+    auto repo = scratch_ / ("r" + std::to_string(n));
+    auto out = scratch_ / ("o" + std::to_string(n++));
+    make_project(repo, text);
+    auto r = build(repo, out);
+    EXPECT_EQ(r.exit_code, 2) << message << r.out.substr(0, 300);
+    EXPECT_THAT(r.out.substr(0, 300), HasSubstr(message));
+    EXPECT_FALSE(std::filesystem::exists(out)) << message;
+  }
+  make_project(scratch_ / "ok", half + copies + "LABEL x=$A\n");
+  auto ok = build(scratch_ / "ok", scratch_ / "out-ok");
+  ASSERT_EQ(ok.exit_code, 0) << ok.out.substr(0, 300);
+  EXPECT_EQ(image_config(scratch_ / "out-ok")["Labels"]["x"].get<std::string>().size(), size_t{512} << 10);
+}
+
 // Without --name, the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] names the image (ARG
 // values reach it); --tag wins over its tag; with neither, exit 2 saying how to name it.
 TEST_F(ContainerfileBuildTest, ImageNameAndTagFromALabel) {

@@ -352,6 +352,31 @@ TEST(Containerfile, ManyGlobalArgsEachSeeTheOnesBefore) {
   EXPECT_EQ(cf.stages[0].from, kBase);
 }
 
+// ARG lines could double a value until the parser ran out of memory (40 `ARG A=$A$A` asked for 16 TiB). What one
+// instruction substitutes stops at 1 MiB, the global ARGs together at 4 MiB, each refused at its line before
+// the bytes are allocated.
+TEST(ContainerfileRefuse, SubstitutionCannotGrowPastItsBounds) {
+  std::string text = "ARG A=" + std::string(16, 'a') + "\n";
+  for (int i = 0; i < 16; ++i) text += "ARG A=$A$A\n";  // line 17 makes 1 MiB, the most allowed
+  Containerfile cf = parse_ok(text + "FROM scratch\n");
+  ASSERT_FALSE(cf.global_args.empty());
+  EXPECT_EQ(cf.global_args.back().value->size(), kMaxSubstitutedBytes);
+  EXPECT_THAT(refusal(text + "ARG A=$A$A\nFROM scratch\n", 18),
+              HasSubstr("Containerfile:18: substitution makes more than 1048576 bytes"));
+  EXPECT_THAT(refusal(text + "ARG B=x$A\nFROM scratch\n", 18), HasSubstr("more than 1048576 bytes"));
+  EXPECT_THAT(refusal(text + "ARG B=$A C=$A\nFROM scratch\n", 18), HasSubstr("more than 1048576 bytes"));
+  EXPECT_THAT(refusal(text + "ARG B=$A\nARG C=$A\nARG D=$A\nFROM scratch\n", 20),
+              HasSubstr("Containerfile:20: ARG D: the global ARGs would hold 4194411 bytes, more than 4194304"));
+
+  const std::map<std::string, std::string> big = {{"A", std::string(600'000, 'a')}};
+  EXPECT_TRUE(substitute_word("$A", big).ok());
+  EXPECT_FALSE(substitute_word("$A$A", big).ok());
+  EXPECT_FALSE(substitute_word("${B:-$A$A}", big).ok());
+  EXPECT_FALSE(substitute_words("$A $A", big).ok());
+  EXPECT_FALSE(parse_pairs("x=$A y=$A", big).ok());
+  EXPECT_THAT(substitute_word("${A}${A}", big).status().message(), HasSubstr("more than 1048576 bytes"));
+}
+
 TEST(ContainerfileRefuse, UndeclaredBuildArg) {
   auto cf = parse_containerfile("FROM " + kBase + "\nARG A\n", "Containerfile", {{"B", "1"}});
   ASSERT_FALSE(cf.ok());

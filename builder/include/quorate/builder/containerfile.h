@@ -82,29 +82,40 @@ struct Containerfile {
   std::map<std::string, std::string> build_args;  // as given; every one is declared by some ARG
 };
 
+// Bounds on what substitution makes. A Containerfile comes from the commit, so from whoever wrote it: 40 lines
+// of `ARG A=$A$A` asked for terabytes. Both are far above real use (Linux refuses one environment string past
+// 128 KiB, and all of them together past 2 MiB by default).
+// The words one instruction substitutes together: an ARG or ENV value, a LABEL's pairs, a COPY's paths.
+inline constexpr size_t kMaxSubstitutedBytes = size_t{1} << 20;
+// A stage's ARG and ENV variables, names and values together; the global ARGs likewise.
+inline constexpr size_t kMaxVariableBytes = size_t{4} << 20;
+
 // Parses Containerfile text. `build_args` are `--build-arg K=V` values; they reach FROM lines through global
 // ARGs. bad_input "FILE:LINE: …" for: a syntax error (bad directive, unterminated quote or substitution), an
 // unknown instruction or flag, an instruction before the first FROM other than ARG, a FROM that is not
 // `NAME@sha256:HEX`, `scratch` or an earlier stage (a tag alone is refused: a rebuild must name bytes), a
 // duplicate stage name, COPY --from naming no earlier stage nor a pinned image, ADD of a URL (network), RUN
 // --mount (secret, ssh and cache mounts would make the result depend on more than the commit), ONBUILD, a
-// missing argument; bad_input "FILE: …" for a build arg that no ARG declares.
+// missing argument, a global ARG past kMaxSubstitutedBytes or the global ARGs past kMaxVariableBytes;
+// bad_input "FILE: …" for a build arg that no ARG declares.
 Result<Containerfile> parse_containerfile(std::string_view text, const std::string& file,
                                           const std::map<std::string, std::string>& build_args = {});
 
 // Dockerfile variable substitution over a word: `$VAR`, `${VAR}`, `${VAR:-w}`, `${VAR-w}`, `${VAR:+w}`,
 // `${VAR+w}`, `${VAR:?w}`, `${VAR?w}`, with quote removal ('…' literal, "…" expanding) and the escape
 // character. An unset variable is empty. bad_input "…" (no file or line: the caller adds them) for an
-// unterminated quote or `${`, an unknown modifier, or `:?`/`?` on an unset variable.
+// unterminated quote or `${`, an unknown modifier, `:?`/`?` on an unset variable, or a result past
+// kMaxSubstitutedBytes (refused before it is allocated).
 Result<std::string> substitute_word(std::string_view word, const std::map<std::string, std::string>& vars,
                                     char escape = '\\');
-// The same over a line, split into words at unquoted blanks (an empty quoted word is kept).
+// The same over a line, split into words at unquoted blanks (an empty quoted word is kept); the words together
+// at most kMaxSubstitutedBytes.
 Result<std::vector<std::string>> substitute_words(std::string_view line, const std::map<std::string, std::string>& vars,
                                                   char escape = '\\');
 
 // `K=V …` (each word one pair, substituted) or the legacy `K V` (the rest of the line is the value), as ENV and
-// LABEL take them. `vars` are the values before the instruction. bad_input "…" for an empty name or a word
-// without `=`.
+// LABEL take them. `vars` are the values before the instruction. bad_input "…" for an empty name, a word
+// without `=`, or names and values together past kMaxSubstitutedBytes.
 Result<std::vector<std::pair<std::string, std::string>>> parse_pairs(std::string_view rest,
                                                                      const std::map<std::string, std::string>& vars,
                                                                      char escape = '\\');
