@@ -34,7 +34,7 @@ class DepthScan {
       if (i_ >= s_.size()) return Status();
       Result<bool> more = at('[') ? header() : key_value(header_depth_);
       if (!more.ok()) return more.status();
-      if (!*more) return Status();
+      if (!*more) return rest_of_text();
     }
   }
 
@@ -183,6 +183,22 @@ class DepthScan {
     }
     ++i_;
     return true;
+  }
+
+  // Where the scan stopped, the text is not TOML as it reads it, and toml++ should stop with an error at or
+  // before that point. Should toml++ read further than this scan understands, a dotted key it would recurse
+  // into still lies on one line: the rest of the text is refused where a line holds more dots than a key may.
+  Status rest_of_text() {
+    size_t dots = 0;
+    for (; i_ < s_.size(); ++i_) {
+      if (s_[i_] == '\n') {
+        ++line_;
+        dots = 0;
+      } else if (s_[i_] == '.' && ++dots >= kMaxTomlDepth) {
+        return too_deep(line_);
+      }
+    }
+    return Status();
   }
 
   std::string_view s_;

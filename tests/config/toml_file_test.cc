@@ -87,6 +87,10 @@ TEST_F(TomlFileTest, DeepDottedKeysAreRefusedNotACrash) {
   auto f = read("[n]\n" + deep + " = 1\n");
   ASSERT_TRUE(f.status().is_bad_input());
   EXPECT_EQ(f.status().message(), too_deep(file() + ":2"));
+  // Past text the scan does not read as TOML, a line with more dots than a key may have is refused too: should
+  // toml++ read further than the scan, it would not meet a deep key.
+  EXPECT_EQ(parse_toml("a = 1\n%% not toml\n" + deep + " = 1\n", "p.toml").status().message(), too_deep("p.toml:3"));
+  EXPECT_TRUE(parse_toml("a = 1\n%% not toml\nurl = \"" + dotted(60) + "\"\n", "p.toml").status().is_bad_input());
 }
 
 // Tables, dotted keys, arrays and inline tables count together, up to 64.
