@@ -294,6 +294,8 @@ Result<RunSpec> make_run_spec(BuildContext& ctx, const fs::path& dir, const Step
   spec.cancel = ctx.opt.cancel;
   spec.deadline = ctx.deadline.at();
   spec.rootfs = ctx.builder_rootfs;
+  spec.watched = {dir};
+  spec.max_growth = growth_bound(ctx.opt.max_output_bytes);
   return spec;
 }
 

@@ -771,8 +771,10 @@ Result<fs::path> in_stage_overlay(Lowering& L, const StageState& s, const Instru
 
 // Runs `argv` (bubblewrap, or setpriv starting it) with the build's log, cancel flag and deadline. No sandbox of
 // the runner's own: bwrap itself is the command, and the root it gives the step is the stage, not the host.
-Status run_bwrap_step(const Lowering& L, std::vector<std::string> argv) {
+Status run_bwrap_step(const Lowering& L, const fs::path& layer, std::vector<std::string> argv) {
   RunSpec spec;
+  spec.watched = {layer};
+  spec.max_growth = growth_bound(L.in.options.max_output_bytes);
   spec.argv = std::move(argv);
   spec.src_dir = L.in.work;
   spec.out_dir = L.in.work;
@@ -830,7 +832,7 @@ Status run_as_user(Lowering& L, StageState& s, const Instruction& i, const std::
     argv.insert(argv.end(), {"--chdir", cwd, "--"});
     auto command = command_of(s, i);
     argv.insert(argv.end(), command.begin(), command.end());
-    Status st = run_bwrap_step(L, std::move(argv));
+    Status st = run_bwrap_step(L, layer, std::move(argv));
     for (const auto& dir : made) ::rmdir((layer / dir).c_str());  // mount points, not the step's work
     return st;
   };
@@ -847,7 +849,8 @@ Status run(Lowering& L, StageState& s, const Instruction& i) {
   auto step = [&](const fs::path& layer, const fs::path& merged) -> Status {
     std::error_code ec;
     bool had_dev = fs::exists(merged / "dev", ec), had_proc = fs::exists(merged / "proc", ec);
-    Status st = run_bwrap_step(L, bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i)));
+    Status st =
+        run_bwrap_step(L, layer, bwrap_argv(L.in.options, merged, run_env(L, s), workdir_of(s), command_of(s, i)));
     if (!had_dev) ::rmdir((layer / "dev").c_str());  // bwrap's mount points, not the step's work
     if (!had_proc) ::rmdir((layer / "proc").c_str());
     return st;

@@ -7,8 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <functional>
+#include <optional>
 
+#include "output_tree.h"
 #include "quorate/core/file.h"
 #include "quorate/core/process.h"
 
@@ -112,6 +117,30 @@ Result<Prepared> prepare(const RunSpec& spec) {
   return p;
 }
 
+// While a step runs: whether the disk its directories take grew past its bound since it started.
+class DiskWatch {
+ public:
+  DiskWatch(std::vector<std::filesystem::path> paths, uint64_t max_growth)
+      : paths_(std::move(paths)), max_growth_(max_growth) {
+    baseline_ = disk_usage(paths_, UINT64_MAX);
+  }
+  bool exceeded() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_) return false;
+    const uint64_t bound = baseline_ > UINT64_MAX - max_growth_ ? UINT64_MAX : baseline_ + max_growth_;
+    const bool over = disk_usage(paths_, bound) > bound;
+    const auto took = std::chrono::steady_clock::now() - now;
+    next_ = now + std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(250), took * 10);
+    return over;
+  }
+
+ private:
+  std::vector<std::filesystem::path> paths_;
+  uint64_t max_growth_;
+  uint64_t baseline_ = 0;
+  std::chrono::steady_clock::time_point next_{};
+};
+
 // The process the step runs as: bwrap (with an empty environment) or the command itself, with its limits.
 ProcessSpec process_spec(Prepared& p, const RunSpec& spec, int output_fd) {
   ProcessSpec ps;
@@ -127,8 +156,10 @@ ProcessSpec process_spec(Prepared& p, const RunSpec& spec, int output_fd) {
 }
 
 // Runs the prepared step and closes the descriptors it passed to bwrap.
-Result<ProcessResult> spawn(Prepared p, const RunSpec& spec, int output_fd) {
-  auto result = run_process(process_spec(p, spec, output_fd));
+Result<ProcessResult> spawn(Prepared p, const RunSpec& spec, int output_fd, std::function<bool()> stop = {}) {
+  ProcessSpec ps = process_spec(p, spec, output_fd);
+  ps.stop = std::move(stop);
+  auto result = run_process(ps);
   for (int fd : p.pass_fds) ::close(fd);
   return result;
 }
@@ -189,10 +220,23 @@ Status run_step(const RunSpec& spec_in) {
     ::close(fd);
     return prepared.status();
   }
-  auto spawned = spawn(std::move(*prepared), spec, fd);
+  std::optional<DiskWatch> disk;
+  if (spec.max_growth > 0) {
+    std::vector<std::filesystem::path> paths = spec.watched;
+    paths.push_back(spec.log);
+    disk.emplace(std::move(paths), spec.max_growth);
+  }
+  auto spawned = spawn(std::move(*prepared), spec, fd,
+                       disk ? std::function<bool()>([&] { return disk->exceeded(); }) : std::function<bool()>());
   ::close(fd);
   if (!spawned.ok()) return spawned.status();
   if (spawned->ending == ProcessEnding::kCancelled) return Status::internal("build cancelled");
+  if (spawned->ending == ProcessEnding::kStopped) {
+    return Status::bad_input("wrote more than " + std::to_string(spec.max_growth) +
+                             " bytes to disk while it ran (its output, /tmp and log together; all its processes "
+                             "were killed; twice the output limit: quorate build --max-output-bytes, node "
+                             "build.max_output_bytes)");
+  }
   const int status = spawned->wait_status;
   std::string what = describe_wait_status(status);
   if (spawned->ending == ProcessEnding::kTimedOut) {

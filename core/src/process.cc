@@ -154,6 +154,8 @@ Status watch(pid_t pid, const ProcessSpec& spec, Capture& capture, ProcessResult
         result.ending = ProcessEnding::kCancelled;
       } else if (spec.deadline && SteadyClock::now() >= *spec.deadline) {
         result.ending = ProcessEnding::kTimedOut;
+      } else if (spec.stop && spec.stop()) {
+        result.ending = ProcessEnding::kStopped;
       }
     }
     if (result.ending != ProcessEnding::kExited) {

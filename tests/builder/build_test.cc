@@ -421,6 +421,23 @@ TEST_F(BuildTest, FailingRunStepFailsTheBuildWithItsLog) {
   expect_nothing_left(o);
 }
 
+// The output limit is checked once a step has ended; while it runs, what it writes (output, /tmp, checkout and
+// log together) may grow by twice that, or it is stopped: a step that writes and then waits no longer fills the
+// disk until its timeout. Temporaries within the bound, removed before the step ends, are fine.
+TEST_F(BuildTest, ARunStepThatKeepsWritingIsStoppedAtTwiceTheOutputLimit) {
+  write_text(hello_ / "quorate.toml",
+             "[image]\nname = \"x\"\n[[steps]]\nrun = \"head -c 1500000 /dev/zero > /tmp/t && rm /tmp/t && "
+             "head -c 30000000 /dev/zero > /tmp/big && sleep 30\"\n");
+  auto o = options(hello_, commit_all(hello_, "filling step", kCommitTime), "out");
+  o.max_output_bytes = 1 << 20;
+  o.timeout = std::chrono::seconds(20);
+  auto r = build(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.status().message(), HasSubstr("step 1/1 (quorate.toml:3)"));
+  EXPECT_THAT(r.status().message(), HasSubstr("wrote more than 2097152 bytes to disk while it ran"));
+  expect_nothing_left(o);
+}
+
 TEST_F(BuildTest, RunStepWritingOutsideItsOutputFails) {
   auto probe = resolve_sandbox(Sandbox::kBubblewrap, "/usr/bin/bwrap");
   if (!probe.ok()) GTEST_SKIP() << "bubblewrap does not work here: " << probe.status().message();

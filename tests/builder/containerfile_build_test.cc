@@ -474,6 +474,19 @@ TEST_F(ContainerfileBuildTest, CopyAndAddPastTheOutputLimitAreRefusedAtTheirLine
   ::getrusage(RUSAGE_CHILDREN, &usage);
   EXPECT_LT(usage.ru_maxrss, 512 * 1024) << "KiB: the largest process this test waited for";
 }
+// A RUN, in the final stage or another, is stopped once its layer grows past twice the output limit while it
+// runs (the limit itself is checked when it has ended): it no longer fills the disk until the build's timeout.
+TEST_F(ContainerfileBuildTest, ARunThatKeepsWritingIsStoppedAtItsLine) {
+  make_project(scratch_ / "a", "FROM " + base() +
+                                   " AS scratchpad\nRUN truncate -s 0 /big && while true; do cat /bin/busybox >> "
+                                   "/big; done\nFROM " +
+                                   base() + "\nCOPY --from=scratchpad /bin/true /x\n");
+  auto r = build(scratch_ / "a", scratch_ / "out-a", "--max-output-bytes 1048576 --timeout 30");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("Containerfile:2: "));
+  EXPECT_THAT(r.out, HasSubstr("wrote more than 2097152 bytes to disk while it ran"));
+  EXPECT_FALSE(std::filesystem::exists(scratch_ / "out-a"));
+}
 
 // ADD reads archives by normalize's rules: one that goes wrong part way (here: a damaged header after its first
 // member) fails the build at its line, where it was extracted in part and the build succeeded; and one whose

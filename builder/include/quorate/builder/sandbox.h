@@ -44,7 +44,20 @@ struct RunSpec {
   // When set (bubblewrap only): the builder image's root file system, bound read-only as `/`; then no host
   // path is bound at all (no /usr, /etc…), only /src, /out, /tmp, a minimal /dev and /proc.
   std::filesystem::path rootfs;
+  // Where the step writes (its output or layer, /tmp, its checkout; its log is added): while it runs, the disk
+  // they take may grow by at most `max_growth` bytes (0: not watched). Past that every process of the step is
+  // killed and run_step fails naming the bound: the output limit is checked once the step has ended, and a
+  // step could otherwise fill the disk until its timeout. Walked at most every 250 ms, and spending at most a
+  // tenth of the step's time on it.
+  std::vector<std::filesystem::path> watched;
+  uint64_t max_growth = 0;
 };
+
+// What a step's directories may grow by while it runs (RunSpec::max_growth): twice the output limit, room for
+// temporaries it removes before it ends.
+inline uint64_t growth_bound(uint64_t max_output_bytes) {
+  return max_output_bytes > UINT64_MAX / 2 ? UINT64_MAX : 2 * max_output_bytes;
+}
 
 // The synthesized /etc files of a sandboxed step (root and nobody; localhost; files only).
 inline constexpr char kSandboxPasswd[] =

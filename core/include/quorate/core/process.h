@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -37,11 +38,14 @@ struct ProcessSpec {
   size_t max_output_bytes = std::numeric_limits<size_t>::max();
   size_t max_output_lines = std::numeric_limits<size_t>::max();
   const std::atomic<bool>* cancel = nullptr;  // when it turns true the process group is killed
+  // Asked while the process runs (often: it must be cheap, or keep its own pace); when it says true the process
+  // group is killed (ProcessEnding::kStopped). A limit the caller watches, such as the disk a step writes.
+  std::function<bool()> stop;
   // When the monotonic clock passes it, the process group is killed (ProcessEnding::kTimedOut).
   std::optional<std::chrono::steady_clock::time_point> deadline;
 };
 
-enum class ProcessEnding { kExited, kCancelled, kTimedOut, kOutputCut };
+enum class ProcessEnding { kExited, kCancelled, kTimedOut, kOutputCut, kStopped };
 
 struct ProcessResult {
   int wait_status = 0;  // of the main process, as waitpid reports it
