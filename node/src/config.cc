@@ -3,6 +3,7 @@
 
 #include "quorate/attest/pkcs11.h"
 #include "quorate/attest/statement.h"
+#include "quorate/builder/source.h"
 #include "quorate/config/toml_file.h"
 #include "quorate/wire/transport_config.h"
 
@@ -29,9 +30,13 @@ Status read_queue(const config::TomlFile& f, const toml::table& q, NodeConfig& c
 
 Status read_build(const config::TomlFile& f, const toml::table& b, NodeConfig& c) {
   const std::string s = "build.";
-  QR_RETURN_IF_ERROR(f.check_keys(
-      b, s,
-      {"work_dir", "path", "sandbox", "bwrap", "keep_images", "timeout_seconds", "max_output_bytes", "image_store"}));
+  QR_RETURN_IF_ERROR(f.check_keys(b, s,
+                                  {"work_dir", "path", "sandbox", "bwrap", "keep_images", "timeout_seconds",
+                                   "max_output_bytes", "image_store", "repositories"}));
+  c.repositories = QR_TRY(f.strings(b, "repositories", s));
+  for (const auto& r : c.repositories) {
+    if (r.empty()) return Status::bad_input(f.path().string() + ": 'build.repositories' holds an empty entry");
+  }
   auto image_store = QR_TRY(f.string(b, "image_store", s, false));
   if (!image_store.empty()) c.image_store = f.resolve(image_store);
   c.work_dir = f.resolve(QR_TRY(f.string(b, "work_dir", s, false)));
@@ -51,6 +56,32 @@ Status read_build(const config::TomlFile& f, const toml::table& b, NodeConfig& c
 }
 
 }  // namespace
+
+Status check_repository(const std::vector<std::string>& allowed, const std::string& repo) {
+  const bool url = builder::is_remote(repo);
+  // A "." or ".." segment of the path part (after "scheme://host" for a URL).
+  size_t path_start = 0;
+  if (auto scheme = repo.find("://"); scheme != std::string::npos) path_start = repo.find('/', scheme + 3);
+  for (size_t at = path_start; at != std::string::npos && at < repo.size();) {
+    size_t end = repo.find('/', at + 1);
+    std::string_view segment(repo.data() + at + (repo[at] == '/' ? 1 : 0),
+                             (end == std::string::npos ? repo.size() : end) - at - (repo[at] == '/' ? 1 : 0));
+    if (segment == "." || segment == "..") {
+      return Status::bad_input("repo " + repo + " holds a '" + std::string(segment) + "' path segment");
+    }
+    at = end;
+  }
+  if (allowed.empty()) return Status();
+  if (!url && (repo.empty() || repo[0] != '/')) {
+    return Status::bad_input("repo " + repo +
+                             " is a relative path; this node builds only what build.repositories lists");
+  }
+  for (const auto& a : allowed) {
+    if (repo.compare(0, a.size(), a) != 0) continue;
+    if (repo.size() == a.size() || a.back() == '/' || repo[a.size()] == '/') return Status();
+  }
+  return Status::bad_input("repo " + repo + " is not one this node builds (build.repositories)");
+}
 
 Result<NodeConfig> load_node_config(const std::filesystem::path& path) {
   auto f = QR_TRY(config::TomlFile::read(path));

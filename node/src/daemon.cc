@@ -212,6 +212,7 @@ struct NodeDaemon::Impl {
     // The wire request's own checks, then the OCI reference grammar of an image name override.
     auto checked = [&]() -> Result<wire::RebuildRequest> {
       auto r = QR_TRY(wire::request_from_wire(message));
+      QR_RETURN_IF_ERROR(check_repository(config.repositories, r.repo));
       if (!r.image_name.empty()) QR_RETURN_IF_ERROR(builder::check_image_name(r.image_name, "image_name"));
       if (!r.image_tag.empty()) QR_RETURN_IF_ERROR(builder::check_image_tag(r.image_tag, "image_tag"));
       return r;
@@ -424,12 +425,15 @@ Result<std::unique_ptr<NodeDaemon>> NodeDaemon::open(NodeConfig config, std::uni
   // the change and go back to where the lineage forked instead of taking reused numbers for replays.
   impl->incarnation = QR_TRY(impl->store->begin_incarnation());
   QR_RETURN_IF_ERROR(impl->bind());
-  log.info("node_started", {{"node_id", impl->config.node_id},
-                            {"publish", impl->pub_endpoint},
-                            {"control", impl->control_endpoint},
-                            {"last_sequence", impl->last_stored},
-                            {"incarnation", impl->incarnation.id},
-                            {"transport", impl->config.transport.insecure ? "insecure" : "curve"}});
+  log.info("node_started",
+           {{"node_id", impl->config.node_id},
+            {"publish", impl->pub_endpoint},
+            {"control", impl->control_endpoint},
+            {"last_sequence", impl->last_stored},
+            {"incarnation", impl->incarnation.id},
+            {"transport", impl->config.transport.insecure ? "insecure" : "curve"},
+            {"repositories", impl->config.repositories.empty() ? nlohmann::json("any (build.repositories is empty)")
+                                                               : nlohmann::json(impl->config.repositories)}});
   return std::unique_ptr<NodeDaemon>(new NodeDaemon(std::move(impl)));
 }
 

@@ -218,6 +218,23 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
   EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
 }
 
+// A node given build.repositories refuses a request naming anything else (here the test's own directory, a local
+// path on the node's host) before it is queued, and says which list refused it.
+TEST(NodeProcess, ARepositoryOutsideTheListIsRejected) {
+  NodeFixture f;
+  auto node =
+      f.start(f.write_config(/*insecure=*/true, "[build]\nrepositories = [\"https://git.example.org/acme/\"]\n"));
+  ASSERT_TRUE(node->running()) << node->err();
+  EXPECT_NE(node->err().find("\"repositories\":[\"https://git.example.org/acme/\"]"), std::string::npos) << node->err();
+  auto r = run({quorate_bin(), "submit", "--json", "--insecure", "--repo", f.dir.path().string(), "--commit",
+                std::string(40, 'a'), "--node", loopback(f.control_port), "--timeout", "20"},
+               f.dir.path(), std::chrono::seconds(60));
+  EXPECT_NE(r.out.find("REJECTED"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("is not one this node builds (build.repositories)"), std::string::npos) << r.out;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(std::chrono::seconds(10)), 0);
+}
+
 // `submit --json` prints one compact JSON object per line, as every --json does (the other commands:
 // FirstHour.JsonIsOneCompactObjectPerLineEverywhere); the node's answer is in it, and nothing else is on stdout.
 TEST(NodeProcess, SubmitJsonIsOneObjectPerLine) {

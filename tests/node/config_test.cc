@@ -100,6 +100,33 @@ TEST(NodeConfig, BuilderIdThatIsNotAUriIsRefused) {
   EXPECT_EQ(empty->builder_id, "");
 }
 
+// A client allowed to submit builds names the repository: without a list, any (a local path on the node's
+// host too, or a URL its credentials reach); with build.repositories, only what lies under an entry.
+TEST(NodeConfig, RepositoriesListWhatRequestsMayName) {
+  auto path = write_config(
+      "node_id = \"n1\"\ndata_dir = \"d\"\nsigning_key = \"k.pem\"\n[build]\n"
+      "repositories = [\"https://git.example.org/acme\", \"/srv/git/\"]\n");
+  auto c = load_node_config(path);
+  ASSERT_TRUE(c.ok()) << c.status().to_string();
+  const auto& allowed = c->repositories;
+  for (const char* ok : {"https://git.example.org/acme", "https://git.example.org/acme/app.git", "/srv/git/app"}) {
+    EXPECT_TRUE(check_repository(allowed, ok).ok()) << ok;
+  }
+  for (const char* refused : {"https://git.example.org/acme-evil/app", "https://git.example.org/other", "/srv/gitx/app",
+                              "/etc/secret", "srv/git/app", "file:///srv/git/app", "/srv/git/../../root/repo",
+                              "https://git.example.org/acme/../x", "/srv/git/./app"}) {
+    auto s = check_repository(allowed, refused);
+    EXPECT_TRUE(s.is_bad_input()) << refused;
+    EXPECT_NE(s.message().find(refused), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(check_repository({}, "/any/local/path").ok());
+  EXPECT_TRUE(check_repository({}, "https://anywhere.example/x").ok());
+  EXPECT_FALSE(check_repository({}, "/srv/../etc").ok());
+  auto empty = load_node_config(
+      write_config("node_id = \"n1\"\ndata_dir = \"d\"\nsigning_key = \"k.pem\"\n[build]\nrepositories = [\"\"]\n"));
+  EXPECT_FALSE(empty.ok());
+}
+
 TEST(NodeConfig, TheShippedExampleLoads) {
   auto c = load_node_config(quorate::testing::source_dir() / "examples/node.toml");
   ASSERT_TRUE(c.ok()) << c.status().to_string();

@@ -35,8 +35,16 @@ struct NodeConfig {
   uint64_t max_output_bytes = uint64_t{4} << 30;   // regular-file bytes of all run steps' outputs
   std::filesystem::path keep_images;               // when set: each built image kept as <dir>/<manifest digest hex>
   std::filesystem::path image_store;               // builder images ([build] image); default: <data_dir>/images
+  std::vector<std::string> repositories;           // build.repositories: what a request's repo may name; empty: any
   std::filesystem::path config_path;               // the file this was read from
 };
+
+// Whether a build request's `repo` is one the node builds: with `allowed` empty, any (the node logs that at
+// start); otherwise `repo` must be `allowed[i]` or lie under it (the next character a '/', or the entry ends with
+// one: "https://git.example.org/acme" admits ".../acme/app", not ".../acme-evil/app"), and a local path must be
+// absolute. A repo with a "." or ".." path segment is refused whatever the list says: it could climb out of
+// an entry. bad_input naming the repo otherwise.
+Status check_repository(const std::vector<std::string>& allowed, const std::string& repo);
 
 // Reads and checks a node.toml; relative paths are resolved against the file's directory. bad_input naming
 // the key (and line) for unknown keys, wrong types and missing required keys.
