@@ -84,7 +84,7 @@ Result<pb::Answer> QueryClient::ask(pb::Query query, int timeout_ms) {
       for (ConnectionMonitor::Event e : m.connection->take()) {
         if (e == ConnectionMonitor::Event::kDown) {
           lost = true;
-        } else if (lost) {
+        } else if (e == ConnectionMonitor::Event::kUp && lost) {
           lost = false;
           if (!m.socket->send(message).ok()) return timed_out();
         }

@@ -352,7 +352,8 @@ Result<std::unique_ptr<ConnectionMonitor>> ConnectionMonitor::watch(Context& ctx
   std::unique_ptr<ConnectionMonitor> m(new ConnectionMonitor());
   auto failed = [](const char* what) { return Status::io(std::string(what) + ": " + zmq_strerror(zmq_errno())); };
   if (zmq_socket_monitor(socket.native_handle(), endpoint.c_str(),
-                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) != 0) {
+                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                             ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0) {
     return failed("start a socket monitor");
   }
   m->watched_ = socket.native_handle();
@@ -379,7 +380,9 @@ std::vector<ConnectionMonitor::Event> ConnectionMonitor::take() {
     uint16_t event = 0;
     if (first.size() >= sizeof event) std::memcpy(&event, first.data(), sizeof event);
     if (first.more()) (void)zmq_msg_recv(second.handle(), pair_, 0);
-    out.push_back(event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? Event::kUp : Event::kDown);
+    out.push_back(event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED ? Event::kUp
+                  : event == ZMQ_EVENT_DISCONNECTED      ? Event::kDown
+                                                         : Event::kHandshakeFailed);
   }
 }
 

@@ -219,6 +219,14 @@ struct VerifierDaemon::Impl {
   Status bind_and_follow() {
     auto security = QR_TRY(wire::make_server_security(config.transport));
     ctx = QR_TRY(wire::Context::create());
+    // A refused CURVE client is logged when it happens, with its key, as the node does (only counting it left an
+    // operator no way to tell which client was refused).
+    ctx->on_zap_denied([this](const wire::Context::ZapDenial& d) {
+      log.warn("zap_denied", {{"client_key", d.client_key.empty() ? "(none)" : d.client_key},
+                              {"address", d.address},
+                              {"mechanism", d.mechanism},
+                              {"reason", "client key not in allowed_clients"}});
+    });
     wire::SocketOptions so;
     so.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
     pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, security, so)));

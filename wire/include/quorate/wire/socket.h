@@ -117,11 +117,12 @@ class Socket {
 };
 
 // The ups and downs of a client socket's connections, from a libzmq socket monitor: kUp when a handshake with
-// the peer succeeded (under CURVE: the server proved its key), kDown when a connection went away. Use it from
-// the watched socket's thread, and destroy it before that socket.
+// the peer succeeded (under CURVE: the server proved its key), kDown when a connection went away,
+// kHandshakeFailed when a handshake failed (under CURVE: a wrong server key, or a client key the server refused). Use
+// it from the watched socket's thread, and destroy it before that socket.
 class ConnectionMonitor {
  public:
-  enum class Event { kUp, kDown };
+  enum class Event { kUp, kDown, kHandshakeFailed };
   static Result<std::unique_ptr<ConnectionMonitor>> watch(Context& ctx, Socket& socket);
   ~ConnectionMonitor();
   ConnectionMonitor(const ConnectionMonitor&) = delete;
