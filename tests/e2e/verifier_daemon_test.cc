@@ -232,10 +232,11 @@ struct TestNode : Running<node::NodeDaemon> {
   node::NodeConfig config;
   TestNode(const std::filesystem::path& dir, const std::string& id, const std::string& digest,
            const std::string& claimed = {}, std::string pub = "tcp://127.0.0.1:*",
-           std::string control = "tcp://127.0.0.1:*") {
+           std::string control = "tcp://127.0.0.1:*", std::optional<wire::TransportConfig> transport = {}) {
     config.node_id = id;
     config.data_dir = dir / id;
     config.transport.insecure = true;
+    if (transport) config.transport = *transport;
     config.heartbeat_interval_ms = 100;
     config.publish_endpoint = pub;
     config.control_endpoint = control;
@@ -251,13 +252,16 @@ struct TestNode : Running<node::NodeDaemon> {
 
 struct TestVerifier : Running<quorum::VerifierDaemon> {
   TestVerifier(const std::filesystem::path& dir, std::vector<wire::FollowedNode> nodes,
-               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k, wire::Limits limits = {})
-      : TestVerifier(dir, std::move(nodes), std::make_unique<FakeJudge>(store, roster, k), limits) {}
+               std::shared_ptr<FakeStore> store, std::set<std::string> roster, size_t k, wire::Limits limits = {},
+               std::optional<wire::TransportConfig> transport = {})
+      : TestVerifier(dir, std::move(nodes), std::make_unique<FakeJudge>(store, roster, k), limits, transport) {}
   TestVerifier(const std::filesystem::path& dir, std::vector<wire::FollowedNode> nodes,
-               std::unique_ptr<quorum::Judge> judge, wire::Limits limits = {}) {
+               std::unique_ptr<quorum::Judge> judge, wire::Limits limits = {},
+               std::optional<wire::TransportConfig> transport = {}) {
     quorum::VerifierConfig c;
     c.data_dir = dir / "verifier";
     c.transport.insecure = true;
+    if (transport) c.transport = *transport;
     c.nodes = std::move(nodes);
     c.limits = limits;
     c.history_timeout_ms = 500;
@@ -272,7 +276,9 @@ struct TestVerifier : Running<quorum::VerifierDaemon> {
 struct Client {
   std::unique_ptr<wire::Context> ctx = wire::Context::create().value();
   std::vector<std::unique_ptr<wire::Socket>> sockets;
+  std::optional<wire::ClientSecurity> security;  // CURVE; plain TCP when unset
   wire::ClientSecurity insecure() {
+    if (security) return *security;
     wire::ClientSecurity s;
     s.transport = wire::Transport::kInsecure;
     return s;
@@ -828,6 +834,121 @@ TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
 
 namespace quorate {
 namespace {
+
+// CURVE keys for the daemons of one test, written as key files under `dir`.
+struct CurveKeys {
+  std::filesystem::path dir;
+  std::map<std::string, wire::CurveKeyPair> keys;
+  explicit CurveKeys(std::filesystem::path d) : dir(std::move(d)) {}
+  const wire::CurveKeyPair& operator[](const std::string& name) {
+    if (!keys.count(name)) {
+      keys[name] = wire::generate_curve_keypair().value();
+      EXPECT_TRUE(wire::write_curve_keypair(keys[name], dir / name).ok());
+    }
+    return keys[name];
+  }
+  // `name`'s server (or client) transport admitting `allowed` clients.
+  wire::TransportConfig transport(const std::string& name, const std::vector<std::string>& allowed) {
+    (void)(*this)[name];
+    wire::TransportConfig t;
+    t.curve_secret_key = dir / (name + ".curve.key");
+    t.base_dir = dir;
+    for (const auto& a : allowed) t.allowed_clients.push_back((*this)[a].public_z85);
+    return t;
+  }
+  wire::ClientSecurity client(const std::string& name, const std::string& server) {
+    wire::ClientSecurity c;
+    c.client_keys = (*this)[name];
+    c.server_public = (*this)[server].public_z85;
+    return c;
+  }
+};
+
+// A verifier given the wrong CURVE key for one node (an old key, a typo, or an address now held by another
+// host) never follows it: nothing from that node is stored, a warn line names the node and says the CURVE
+// handshake with it fails, and the verifier follows and decides for the other node meanwhile.
+TEST(VerifierDaemonCurve, AWrongNodeKeyIsNotFollowedAndTheNodeIsNamed) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  CurveKeys keys(dir);
+  TestNode n1(dir, "n1", kGood, {}, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
+              keys.transport("n1", {"verifier", "submitter"}));
+  TestNode n2(dir, "n2", kGood, {}, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
+              keys.transport("n2", {"verifier", "submitter"}));
+  auto f1 = n1.followed(), f2 = n2.followed();
+  f1.server_key = keys["impostor"].public_z85;  // not n1's key
+  f2.server_key = keys["n2"].public_z85;
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, {f1, f2}, store, {"n1", "n2"}, 1, {}, keys.transport("verifier", {"submitter"}));
+  Client client;
+  client.security = keys.client("submitter", "n1");
+  client.submit(n1.daemon->control_endpoint(), "job1", "c1");
+  client.security = keys.client("submitter", "n2");
+  client.submit(n2.daemon->control_endpoint(), "job1", "c1");
+  client.security = keys.client("submitter", "verifier");
+  auto answer = client.query_until(v.daemon->query_endpoint(), "c1", [](const pb::Answer& x) {
+    return x.decisions_size() == 1 && x.decisions(0).agreeing_size() >= 1;
+  });
+  ASSERT_EQ(answer.decisions_size(), 1) << v.log_text.str();
+  EXPECT_EQ(std::vector<std::string>(answer.decisions(0).agreeing().begin(), answer.decisions(0).agreeing().end()),
+            std::vector<std::string>{"n2"});
+  bool named = false;
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while (!named && SteadyClock::now() < deadline) {
+    std::istringstream lines(v.log_text.str());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("\"level\":\"warn\"") != std::string::npos &&
+          line.find("\"node_id\":\"n1\"") != std::string::npos && line.find("CURVE") != std::string::npos) {
+        named = true;
+      }
+    }
+    if (!named) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(named) << "no warn line names n1 and its CURVE handshake:\n" << v.log_text.str();
+  for (const auto& [subject, votes] : store->votes) EXPECT_EQ(votes.count("n1"), 0u) << "n1 was followed";
+  EXPECT_EQ(v.daemon->counters().stored, 1u);
+}
+
+// A client whose key is not in the verifier's allowed_clients gets no answer, the verifier logs zap_denied with
+// that key when it happens (the node already did; the verifier only counted), and allowed clients are answered.
+TEST(VerifierDaemonCurve, ARefusedQuerierIsLoggedWithItsKeyAndOthersAreAnswered) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  CurveKeys keys(dir);
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, {}, store, {}, 1, {}, keys.transport("verifier", {"querier"}));
+  Client stranger;
+  stranger.security = keys.client("stranger", "verifier");
+  auto& d = stranger.dealer(v.daemon->query_endpoint());
+  pb::Query q;
+  q.set_request_id("q");
+  q.mutable_subject()->set_commit("c1");
+  ASSERT_TRUE(d.send({wire::encode_frame(MessageType::kQuery, q)}).ok());
+  auto got = d.recv(1500);
+  ASSERT_TRUE(got.ok());
+  EXPECT_FALSE(got->has_value()) << "a client outside allowed_clients was answered";
+  const std::string stranger_key = keys["stranger"].public_z85;
+  auto logged = [&] {
+    std::istringstream lines(v.log_text.str());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("\"event\":\"zap_denied\"") != std::string::npos && line.find(stranger_key) != std::string::npos)
+        return true;
+    }
+    return false;
+  };
+  auto deadline = SteadyClock::now() + std::chrono::seconds(5);
+  while (!logged() && SteadyClock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(logged()) << v.log_text.str();
+  EXPECT_EQ(v.log_text.str().find(keys["stranger"].secret_z85), std::string::npos);
+  EXPECT_GE(v.daemon->counters().zap_denied, 1u);
+  Client querier;
+  querier.security = keys.client("querier", "verifier");
+  auto& ok = querier.dealer(v.daemon->query_endpoint());
+  ASSERT_TRUE(ok.send({wire::encode_frame(MessageType::kQuery, q)}).ok());
+  auto answered = ok.recv(5000);
+  ASSERT_TRUE(answered.ok());
+  EXPECT_TRUE(answered->has_value()) << "the allowed client was not answered";
+}
 
 TEST(VerifierConfig, TheShippedExampleLoads) {
   auto c = quorum::load_verifier_config(quorate::testing::source_dir() / "examples/quorum.toml");

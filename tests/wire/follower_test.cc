@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <sstream>
 #include <thread>
 
@@ -22,6 +23,10 @@ struct FakeNode {
   size_t batch = 0;  // attestations per history answer at most (0: all), like a node's queue.history_batch
   bool answer_everything = false;  // a hostile node: answers with all it has, whatever was asked for
   std::string last_peer;           // the follower's routing id, from its last request
+  std::string id = "n";
+  uint64_t incarnation = 0;       // sent with every history answer (0: a node that predates incarnations)
+  bool flip_incarnation = false;  // a hostile node: a new incarnation, never listed before, on every answer
+  size_t history_bytes = 0;       // bytes of history answers sent
 
   FakeNode() {
     ServerSecurity s;
@@ -62,7 +67,14 @@ struct FakeNode {
       ++history_requests;
       last_peer = (**got)[0];
       pb::HistoryResponse resp;
-      resp.set_node_id("n");
+      resp.set_node_id(id);
+      if (flip_incarnation) ++incarnation;
+      if (incarnation != 0) {
+        resp.set_incarnation(incarnation);
+        auto* l = resp.add_lineage();  // only the current one: the follower's incarnation is not listed
+        l->set_id(incarnation);
+        l->set_first_sequence(1);
+      }
       // At most what was asked for and the node's batch, as a node answers.
       size_t most = req.max_count() == 0 || answer_everything ? SIZE_MAX : req.max_count();
       if (batch != 0) most = std::min(most, batch);
@@ -74,7 +86,9 @@ struct FakeNode {
         if (m.sequence() > req.since_sequence()) *resp.add_attestations() = m;
       }
       resp.set_last_sequence(stored.empty() ? 0 : stored.back().sequence());
-      ASSERT_TRUE(router->send({(**got)[0], encode_frame(MessageType::kHistoryResponse, resp)}).ok());
+      std::string frame = encode_frame(MessageType::kHistoryResponse, resp);
+      history_bytes += frame.size();
+      ASSERT_TRUE(router->send({(**got)[0], frame}).ok());
     }
   }
 };
@@ -296,6 +310,59 @@ TEST(Follower, ANodeThatStaysBehindIsLoggedWithItsLag) {
   EXPECT_GE(f->counters().lag_warnings, 1u);
   EXPECT_NE(text.str().find("\"event\":\"node_lagging\""), std::string::npos) << text.str();
   EXPECT_NE(text.str().find("\"lag\":500"), std::string::npos) << text.str();
+  f.reset();
+}
+
+// A node that begins a new incarnation on every history answer, never listing the one before (as if its store
+// were wiped each time), moves the follower's cursor back to 0 every other answer: each flip re-reads the
+// history from the start. Without a bound the follower did so at the speed of the round trip (hundreds of
+// requests and megabytes a second for one node). Rewinds beyond a few in a window are backed off, doubling,
+// and logged at warn with their count; another node is followed as before meanwhile.
+TEST(Follower, ANodeFlippingItsIncarnationIsBackedOffAndOthersAreStillServed) {
+  TransportConfig insecure;
+  insecure.insecure = true;
+  FakeNode hostile;
+  hostile.batch = 100;
+  hostile.flip_incarnation = true;
+  for (uint64_t s = 1; s <= 1000; ++s) hostile.add(s);
+  FakeNode honest;
+  honest.id = "m";
+  honest.incarnation = 7;
+  for (uint64_t s = 1; s <= 20; ++s) honest.add(s, "m");
+  std::ostringstream text;
+  EventLog log{text, [] { return int64_t{0}; }, "test"};
+  auto ctx = Context::create().value();
+  Follower::Options o;
+  o.history_timeout_ms = 300;
+  auto f =
+      Follower::open(*ctx, {{"n", hostile.pub_ep, hostile.router_ep, ""}, {"m", honest.pub_ep, honest.router_ep, ""}},
+                     insecure, {}, o, log)
+          .value();
+  std::map<std::string, std::vector<uint64_t>> delivered;
+  uint64_t next_live = 21;
+  const auto start = SteadyClock::now();
+  while (SteadyClock::now() - start < std::chrono::seconds(3)) {
+    hostile.serve();
+    honest.serve();
+    if (next_live <= 60) {
+      auto m = honest.add(next_live++, "m");
+      honest.publish(m, "att.m");
+    }
+    auto got = f->poll(10);
+    ASSERT_TRUE(got.ok());
+    for (const auto& m : *got) delivered[m.node_id()].push_back(m.sequence());
+  }
+  const auto c = f->counters();
+  std::cout << "flipping node, 3 s: " << hostile.history_requests << " history requests, " << hostile.history_bytes
+            << " bytes, " << c.incarnation_changes << " incarnation changes, " << delivered["n"].size()
+            << " attestations delivered again and again\n";
+  EXPECT_LE(hostile.history_requests, 16) << "the flipping node's history was re-read without bound";
+  EXPECT_LE(hostile.history_bytes, 16u * 100u * 32u) << "bytes spent re-reading the flipping node";
+  EXPECT_NE(text.str().find("\"event\":\"node_incarnation_flapping\""), std::string::npos) << text.str();
+  EXPECT_NE(text.str().find("\"level\":\"warn\""), std::string::npos);
+  std::vector<uint64_t> want;
+  for (uint64_t s = 1; s <= 60; ++s) want.push_back(s);
+  EXPECT_EQ(delivered["m"], want) << "the honest node is still followed";
   f.reset();
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 
 namespace quorate::wire {
@@ -26,6 +27,9 @@ struct Follower::Impl {
     FollowedNode node;
     std::unique_ptr<Socket> sub;
     std::unique_ptr<Socket> dealer;
+    std::unique_ptr<ConnectionMonitor> monitor;  // of the dealer; declared after it, so destroyed before it
+    bool up = false;                             // a handshake with the node succeeded since the last disconnect
+    bool handshake_logged = false;               // its failure was logged since the last success
     uint64_t cursor = 0;
     uint64_t announced = 0;
     bool history_pending = false;
@@ -37,6 +41,7 @@ struct Follower::Impl {
     SteadyClock::time_point quiet_until{};             // hints (heartbeats, gaps) ask for history only after this
     uint64_t incarnation = 0;                          // of the node's history the cursor counts in; 0: not known yet
     uint32_t switches = 0;                             // incarnation switches since the last delivery
+    std::deque<SteadyClock::time_point> rewinds;       // incarnation changes that moved the cursor back, recent
     std::map<uint64_t, pb::AttestationMessage> ahead;  // live attestations past cursor + 1, by sequence
     size_t ahead_bytes = 0;
     SteadyClock::time_point behind_since{};  // since when the cursor is below what the node announced
@@ -71,10 +76,42 @@ struct Follower::Impl {
     QR_RETURN_IF_ERROR(sub->subscribe(attestation_topic(n.node_id)));
     QR_RETURN_IF_ERROR(sub->subscribe(heartbeat_topic(n.node_id)));
     QR_RETURN_IF_ERROR(sub->connect(n.publish_endpoint).with_context("node " + n.node_id));
+    auto monitor = QR_TRY(ConnectionMonitor::watch(*ctx, *dealer));
     QR_RETURN_IF_ERROR(dealer->connect(n.control_endpoint).with_context("node " + n.node_id));
+    p.monitor.reset();
     p.sub = std::move(sub);
     p.dealer = std::move(dealer);
+    p.monitor = std::move(monitor);
+    p.up = false;
     return Status();
+  }
+
+  // A connection to the node's control endpoint whose handshake failed (or that closed before one succeeded):
+  // under CURVE, the node's key configured here is wrong or the node refused ours. Nothing is followed from the
+  // node then; said once at warn, naming the node, until a handshake succeeds.
+  void watch_handshakes(Peer& p) {
+    if (!p.monitor) return;
+    for (ConnectionMonitor::Event e : p.monitor->take()) {
+      if (e == ConnectionMonitor::Event::kUp) {
+        p.up = true;
+        p.handshake_logged = false;
+        continue;
+      }
+      const bool failed = e == ConnectionMonitor::Event::kHandshakeFailed || !p.up;
+      p.up = false;
+      if (!failed || p.handshake_logged) continue;
+      p.handshake_logged = true;
+      ++counts.handshake_failures;
+      const bool curve = !transport.insecure;
+      log->warn("node_handshake_failed",
+                {{"node_id", p.node.node_id},
+                 {"endpoint", p.node.control_endpoint},
+                 {"reason", curve ? "the CURVE handshake with the node failed: the node's curve_public_key configured "
+                                    "here is wrong, or the node does not list this verifier's key in its "
+                                    "allowed_clients; nothing is followed from this node until it succeeds"
+                                  : "the handshake with the node failed (does it also run with insecure = true?); "
+                                    "nothing is followed from this node until it succeeds"}});
+    }
   }
   DropCounters drops;
   Counters counts;
@@ -335,6 +372,34 @@ struct Follower::Impl {
     back_off(p, resp.last_sequence(), more);
   }
 
+  // Counts a rewind of the cursor by a new incarnation. Beyond the allowance within the window, the next history
+  // request is scheduled after a delay doubling with each further rewind, logged at warn; returns true then.
+  bool flapping(Peer& p, uint64_t claimed) {
+    const auto now = SteadyClock::now();
+    const auto window = std::chrono::milliseconds(options.incarnation_window_ms);
+    p.rewinds.push_back(now);
+    while (!p.rewinds.empty() && now - p.rewinds.front() > window) p.rewinds.pop_front();
+    while (p.rewinds.size() > 64) p.rewinds.pop_front();  // the count in the log saturates; the delay is capped
+    if (p.rewinds.size() <= options.incarnation_rewinds_allowed) return false;
+    int64_t delay = options.incarnation_backoff_initial_ms;
+    for (size_t i = options.incarnation_rewinds_allowed + 1; i < p.rewinds.size(); ++i) {
+      if (delay >= options.incarnation_backoff_max_ms) break;
+      delay *= 2;
+    }
+    delay = std::min<int64_t>(delay, options.incarnation_backoff_max_ms);
+    ++counts.incarnation_rewinds_backed_off;
+    p.quiet_until = now + std::chrono::milliseconds(delay);
+    p.history_scheduled = true;
+    p.history_due = p.quiet_until;
+    log->warn("node_incarnation_flapping", {{"node_id", p.node.node_id},
+                                            {"rewinds", p.rewinds.size()},
+                                            {"window_ms", options.incarnation_window_ms},
+                                            {"cursor", p.cursor},
+                                            {"claimed", claimed},
+                                            {"retry_in_ms", delay}});
+    return true;
+  }
+
   // The answer comes from another incarnation of the node than the cursor's. Adopts it; when the cursor's
   // incarnation is in the lineage and a later one began at or below the cursor (a store restored from a
   // backup), or is not in it (a wiped store), moves the cursor back to where the histories part, logs at warn
@@ -368,6 +433,7 @@ struct Follower::Impl {
     p.cursor = resume;
     p.announced = std::min(p.announced, resume);
     p.history_pending = false;
+    if (flapping(p, resp.last_sequence())) return false;
     // A node switching incarnations on every answer is backed off like one that answers with nothing.
     if (p.switches > 2) {
       back_off(p, resp.last_sequence(), true);
@@ -466,6 +532,7 @@ Result<std::vector<pb::AttestationMessage>> Follower::poll(int timeout_ms, size_
       }
       impl_->request_history(p);
     }
+    impl_->watch_handshakes(p);
     impl_->check_lag(p, now);
   }
   return out;

@@ -57,6 +57,16 @@ class Follower {
     // at most once every `lag_check_interval_ms`.
     int lag_warn_after_ms = 10000;
     int lag_check_interval_ms = 5000;
+    // A node whose new incarnations moved the cursor back (each one re-reads the history from there) more than
+    // `incarnation_rewinds_allowed` times within `incarnation_window_ms` is flapping (a broken or hostile node
+    // flipping its incarnation on every answer made us re-read its whole history at the speed of the round
+    // trip): its next history request waits `incarnation_backoff_initial_ms`, doubling with each further
+    // rewind in the window up to `incarnation_backoff_max_ms`, and each is logged at warn
+    // (`node_incarnation_flapping`, with the count).
+    uint32_t incarnation_rewinds_allowed = 3;
+    int incarnation_window_ms = 600000;
+    int incarnation_backoff_initial_ms = 1000;
+    int incarnation_backoff_max_ms = 600000;
   };
   struct Counters {
     uint64_t live = 0;          // delivered from PUB/SUB
@@ -64,10 +74,12 @@ class Follower {
     uint64_t duplicates = 0;    // at or below the cursor: already delivered (replays included)
     uint64_t gaps = 0;          // sequence gaps seen (each triggers a history request)
     uint64_t history_requests = 0;
-    uint64_t history_fruitless = 0;    // history answers that delivered nothing new
-    uint64_t incarnation_changes = 0;  // a node began a new incarnation (restart, restored or wiped store)
-    uint64_t buffered = 0;             // live attestations kept ahead of the cursor and delivered later (in `live`)
-    uint64_t lag_warnings = 0;         // node_lagging warnings logged
+    uint64_t history_fruitless = 0;               // history answers that delivered nothing new
+    uint64_t incarnation_changes = 0;             // a node began a new incarnation (restart, restored or wiped store)
+    uint64_t incarnation_rewinds_backed_off = 0;  // rewinds beyond the allowance: history was asked for later
+    uint64_t buffered = 0;            // live attestations kept ahead of the cursor and delivered later (in `live`)
+    uint64_t lag_warnings = 0;        // node_lagging warnings logged
+    uint64_t handshake_failures = 0;  // node_handshake_failed warnings logged (a wrong key, or refused by the node)
   };
 
   // Connects to every node. `cursors`: node id -> last sequence already processed (absent: 0).
