@@ -1,6 +1,8 @@
 // Canonical JSON (see json.h).
 #include "quorate/core/json.h"
 
+#include <cstdint>
+
 namespace quorate {
 
 Result<std::string> canonical_json(const nlohmann::json& value, std::string_view what) {
@@ -17,7 +19,28 @@ std::string valid_utf8(std::string_view text) {
 }
 
 std::string display_json(const nlohmann::json& value, int indent) {
-  return value.dump(indent, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  const std::string text = value.dump(indent, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  // nlohmann escapes C0 only; DEL and the C1 controls (0xC2 0x80..0x9F: only ever inside a string, and 0xC2 is a
+  // lead byte there since the text is valid UTF-8) are written as \u escapes: the same value, nothing a
+  // terminal obeys.
+  std::string out;
+  out.reserve(text.size());
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<uint8_t>(text[i + 1]) : 0;
+    if (c == 0x7f) {
+      out += "\\u007f";
+    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
+      out += "\\u00";
+      out += kHex[next >> 4];
+      out += kHex[next & 0xf];
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
 }
 
 Status check_json_depth(std::string_view text, std::string_view what) {

@@ -15,6 +15,19 @@ TEST(Display, ControlCharactersAreMaskedOneQuestionMarkEach) {
   EXPECT_EQ(mask_control("caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac | `x`"), "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac | `x`");
 }
 
+TEST(Display, BytesThatAreNotUtf8AreMaskedOneQuestionMarkEach) {
+  EXPECT_EQ(mask_control("lone \x9b"
+                         "2J"),
+            "lone ?2J");                                     // an 8-bit terminal's CSI
+  EXPECT_EQ(mask_control("\x80\xbf\xc0\xaf\xff"), "?????");  // continuation bytes alone, overlong '/', 0xFF
+  EXPECT_EQ(mask_control("\xe0\x80\x9b"), "???");            // overlong C1 (U+001B in three bytes)
+  EXPECT_EQ(mask_control("\xed\xa0\x80"), "???");            // a surrogate
+  EXPECT_EQ(mask_control("\xf4\x90\x80\x80"), "????");       // past U+10FFFF
+  EXPECT_EQ(mask_control("cut \xe2\x82"), "cut ??");         // a sequence cut short at the end
+  EXPECT_EQ(mask_control("\xc3x\xc2\x9b"), "?x?");           // a lead byte without its continuation
+  EXPECT_EQ(mask_control("\xf0\x9f\x98\x80 \xef\xbf\xbd"), "\xf0\x9f\x98\x80 \xef\xbf\xbd");  // kept
+}
+
 TEST(Display, MarkdownCellsStayOneCellOnOneLine) {
   EXPECT_EQ(markdown_cell("a | b\nc"), "a \\| b?c");
   EXPECT_EQ(markdown_cell("back\\slash \\| `code` <b>"), "back\\\\slash \\\\\\| \\`code\\` \\<b\\>");

@@ -24,6 +24,14 @@ TEST(CanonicalJson, DisplayShowsInvalidUtf8AsReplacement) {
   EXPECT_EQ(display_json(j, -1), "{\"reason\":\"bad\xef\xbf\xbd\"}");
 }
 
+TEST(CanonicalJson, DisplayEscapesDelAndC1Controls) {
+  nlohmann::json j = {{"reason", std::string("csi \xc2\x9b"
+                                             "2J del \x7f esc \x1b nbsp \xc2\xa0")}};
+  const std::string shown = display_json(j, -1);
+  EXPECT_EQ(shown, "{\"reason\":\"csi \\u009b2J del \\u007f esc \\u001b nbsp \xc2\xa0\"}");
+  EXPECT_EQ(nlohmann::json::parse(shown), j);  // the same value
+}
+
 TEST(CanonicalJson, ValidUtf8ReplacesOnlyTheBadBytes) {
   EXPECT_EQ(valid_utf8("gcc \xff 12 \xc3\xa9"), "gcc \xef\xbf\xbd 12 \xc3\xa9");
   EXPECT_EQ(valid_utf8("plain"), "plain");

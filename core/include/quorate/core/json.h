@@ -21,7 +21,8 @@ Result<std::string> canonical_json(const nlohmann::json& value, std::string_view
 std::string valid_utf8(std::string_view text);
 
 // JSON for people to read (CLI output, never hashed or signed): indented by `indent` (-1: one line), invalid
-// UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing.
+// UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing, and DEL and the C1
+// controls escaped (\u007f, \u0080..\u009f) like C0, so that none reaches a terminal raw.
 std::string display_json(const nlohmann::json& value, int indent = 2);
 
 // How deep arrays and objects may nest in JSON that comes from outside (the attestation parser's bound too).
