@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "quorate/core/display.h"
+
 namespace quorate::cli {
 
 int exit_code(const Status& status) {
@@ -31,6 +33,19 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     }
   }
   return row[b.size()];
+}
+
+// The verdict line. Messages name paths, names and values from hostile inputs (tar members, tree entries,
+// a build's log): each line masked, and lines after the first indented so that no line of the message can pass
+// for a verdict line of its own.
+void print_failure(const Status& status) {
+  const std::string text = status.to_string();
+  size_t start = 0;
+  for (size_t end = text.find('\n');; end = text.find('\n', start)) {
+    std::cerr << (start == 0 ? "quorate: " : "  ") << mask_control(text.substr(start, end - start)) << "\n";
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
 }
 
 }  // namespace
@@ -99,7 +114,7 @@ int run(int argc, char** argv) {
   }
   if (!status.ok()) {
     std::cout.flush();  // the report first, then the verdict line, also when both go to one pipe
-    std::cerr << "quorate: " << status.to_string() << "\n";
+    print_failure(status);
   }
   return exit_code(status);
 }

@@ -9,6 +9,7 @@
 #include "quorate/attest/pkcs11.h"
 #include "quorate/attest/roster.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/core/time.h"
 
@@ -63,19 +64,21 @@ nlohmann::json verdict_json(const attest::Verdict& v) {
   return j;
 }
 
+// A verified signature vouches for who said it, not that it is harmless to a terminal: each line masked.
 void print_verdict(const attest::Verdict& v) {
   const auto& s = v.attestation->statement;
-  std::cout << "verified:  OK\n"
-            << "subject:   " << s.subject_name << " " << s.image_digest << "\n"
-            << "source:    " << s.source_uri << "\n"
-            << "commit:    " << s.commit << "\n"
-            << "recipe:    " << s.recipe_path << "\n";
-  for (const auto& [name, value] : s.build_args) std::cout << "build arg: " << name << "=" << value << "\n";
-  std::cout << "runs in:   " << s.run_environment << "\n"
-            << "config:    " << s.config_digest << "\n";
-  for (const auto& d : s.diff_ids) std::cout << "diff_id:   " << d << "\n";
-  std::cout << "signer:    " << v.attestation->node_id << " (keyid " << v.attestation->keyid << ")\n"
-            << "finished:  " << format_rfc3339(s.finished_on) << "\n";
+  const auto line = [](const std::string& text) { std::cout << mask_control(text) << "\n"; };
+  line("verified:  OK");
+  line("subject:   " + s.subject_name + " " + s.image_digest);
+  line("source:    " + s.source_uri);
+  line("commit:    " + s.commit);
+  line("recipe:    " + s.recipe_path);
+  for (const auto& [name, value] : s.build_args) line("build arg: " + name + "=" + value);
+  line("runs in:   " + s.run_environment);
+  line("config:    " + s.config_digest);
+  for (const auto& d : s.diff_ids) line("diff_id:   " + d);
+  line("signer:    " + v.attestation->node_id + " (keyid " + v.attestation->keyid + ")");
+  line("finished:  " + format_rfc3339(s.finished_on));
 }
 
 Status run_verify(const AttestArgs& a) {

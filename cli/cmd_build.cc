@@ -12,6 +12,7 @@
 #include "quorate/attest/pkcs11.h"
 #include "quorate/builder/build.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 
 namespace quorate::cli {
@@ -78,7 +79,9 @@ Status run_build(const BuildArgs& a) {
   auto result = QR_TRY(builder::build(o));
   // A tool that failed or printed nothing is recorded as "" in the result and the attestation: say so now, on stderr
   // (also with --json or -q), rather than let an auditor find an empty version later.
-  for (const auto& w : builder::tool_warnings(result)) std::cerr << "quorate build: warning: " << w << "\n";
+  for (const auto& w : builder::tool_warnings(result)) {
+    std::cerr << "quorate build: warning: " << mask_control(w) << "\n";  // quotes what a tool printed
+  }
   std::string json = QR_TRY(builder::build_result_json(result));
   if (!a.result_out.empty()) QR_RETURN_IF_ERROR(write_file_atomic(a.result_out, json + "\n", 0644));
   std::string attestation;
@@ -89,8 +92,9 @@ Status run_build(const BuildArgs& a) {
   }
   std::cout << "image   " << result.manifest_digest << "\n"
             << "content " << result.config_digest << "\n"
-            << "wrote " << a.out << " (" << result.format << ", " << result.image_name << ":" << result.ref_name << ", "
-            << result.layers.size() << " layers, sandbox " << result.sandbox << ")\n";
+            << "wrote " << a.out << " (" << result.format << ", " << mask_control(result.image_name) << ":"
+            << mask_control(result.ref_name) << ", " << result.layers.size() << " layers, sandbox " << result.sandbox
+            << ")\n";  // the name and tag come from the recipe
   if (!attestation.empty()) std::cout << "attestation " << attestation << "\n";
   return Status::ok_status();
 }

@@ -13,6 +13,7 @@
 #include "interrupt.h"
 #include "progress.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/imagestore/image_store.h"
 
 namespace quorate::cli {
@@ -36,8 +37,9 @@ struct ImageArgs {
   int64_t timeout_seconds = 1800;
 };
 
+// The ref name is an index's annotation, from whoever made the image: masked.
 void print(const imagestore::StoredImage& i) {
-  std::cout << i.digest << (i.ref_name.empty() ? "" : "  " + i.ref_name) << "\n";
+  std::cout << i.digest << (i.ref_name.empty() ? "" : "  " + mask_control(i.ref_name)) << "\n";
 }
 
 // `image import SRC`: every image of an OCI layout, oci-archive or docker-archive stored byte for byte;

@@ -11,6 +11,7 @@
 #include "interrupt.h"
 #include "progress.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/image.h"
@@ -176,7 +177,7 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o, Progress& pr
     std::cout << j.dump() << "\n";
   } else {
     std::cout << "manifest digest: " << s.manifest_digest << "\nconfig digest:   " << s.config_digest
-              << "\nref name:        " << s.ref_name << "\n";
+              << "\nref name:        " << mask_control(s.ref_name) << "\n";  // the input's annotation
   }
   return Status();
 }

@@ -7,6 +7,7 @@
 
 #include "quorate/attest/roster.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/core/time.h"
 
 namespace quorate::cli {
@@ -26,8 +27,9 @@ Status run_check(const RosterArgs& a) {
   if (entries.empty()) return Status::bad_input(a.path + ": no [[nodes]] (and no roster file naming any)");
   auto check = attest::check_roster(entries, now, within);
   std::cout << "keys at " << format_rfc3339(now) << ":\n";
-  for (const auto& l : check.lines) std::cout << "  " << l << "\n";
-  for (const auto& w : check.warnings) std::cout << "warning: " << w << "\n";
+  // Node ids are the roster file's text, which may have come from elsewhere: masked.
+  for (const auto& l : check.lines) std::cout << "  " << mask_control(l) << "\n";
+  for (const auto& w : check.warnings) std::cout << "warning: " << mask_control(w) << "\n";
   if (!check.warnings.empty()) {
     return Status::verification(std::to_string(check.warnings.size()) + " warning(s) for " + a.path);
   }

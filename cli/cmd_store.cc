@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
@@ -51,7 +52,7 @@ Status run_import(const StoreArgs& a) {
     const auto& o = outcomes[i];
     std::cout << a.files[i] << ": " << quorum::import_kind_name(o.kind) << " " << o.envelope_digest;
     if (o.kind == quorum::ImportOutcome::Kind::kRejected) {
-      std::cout << ": " << o.reason.to_string();
+      std::cout << ": " << mask_control(o.reason.to_string());  // may quote the envelope
       rejected += (rejected.empty() ? "" : ", ") + a.files[i];
       ++rejections;
     }
@@ -109,23 +110,28 @@ Status run_list(const StoreArgs& a) {
       std::cout << dump(attestation_json(s)) << "\n";
       continue;
     }
-    std::cout << "attestation " << s.envelope_digest.substr(7, 16) << " " << s.vote.node_id << " "
-              << s.vote.subject.to_string() << " " << s.vote.image_digest << "\n";
+    // Node ids, subjects and reasons are what envelopes and publishers said: each line masked.
+    std::cout << mask_control("attestation " + s.envelope_digest.substr(7, 16) + " " + s.vote.node_id + " " +
+                              s.vote.subject.to_string() + " " + s.vote.image_digest)
+              << "\n";
   }
   for (const auto& r : rejections) {
     if (a.json) {
       std::cout << dump(rejection_json(r)) << "\n";
       continue;
     }
-    std::cout << "rejection   " << r.envelope_digest.substr(7, 16) << " " << r.code << ": " << r.reason << "\n";
+    std::cout << mask_control("rejection   " + r.envelope_digest.substr(7, 16) + " " + r.code + ": " + r.reason)
+              << "\n";
   }
   for (const auto& d : decisions) {
     if (a.json) {
       std::cout << dump({{"kind", "decision"}, {"id", d.id}, {"decision", parse_untrusted_json(d.json)}}) << "\n";
       continue;
     }
-    std::cout << "decision    " << d.id << " " << format_rfc3339(d.decided_at) << " " << d.subject.to_string() << " "
-              << (d.accepted ? "ACCEPTED " + d.digest : std::string("REJECTED")) << " policy " << d.policy_digest
+    std::cout << mask_control("decision    " + std::to_string(d.id) + " " + format_rfc3339(d.decided_at) + " " +
+                              d.subject.to_string() + " " +
+                              (d.accepted ? "ACCEPTED " + d.digest : std::string("REJECTED")) + " policy " +
+                              d.policy_digest)
               << "\n";
   }
   return Status();
@@ -188,7 +194,8 @@ Status run_check(const StoreArgs& a) {
     rows += QR_TRY(votes.votes(subject, ids)).size();
     for (const auto& r : votes.take_distrusted()) {
       ++distrusted;
-      std::cout << a.db << ": attestation row " << r.id << " (" << r.envelope_digest << "): " << r.reason << "\n";
+      std::cout << a.db << ": attestation row " << r.id << " (" << mask_control(r.envelope_digest)
+                << "): " << mask_control(r.reason) << "\n";
     }
   }
   if (distrusted > 0) {

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "quorate/cli/cli.h"
+#include "quorate/core/display.h"
 #include "quorate/core/json.h"
 #include "quorate/wire/request.h"
 #include "quorate/wire/submit.h"
@@ -45,16 +46,18 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& v) {
   return out.empty() ? "-" : out;
 }
 
+// Every field is what a verifier sent (and names what nodes and the request said): each line masked.
 void print_decision(const pb::Decision& d) {
-  std::cout << "decision:   " << (d.accepted() ? "ACCEPTED " + d.digest() : std::string("REJECTED")) << "\n"
-            << "subject:    " << d.subject().repo() << " @ " << d.subject().commit() << " ("
-            << d.subject().recipe_path() << ", SOURCE_DATE_EPOCH " << d.subject().source_date_epoch() << ")\n"
-            << "agreeing:   " << join(d.agreeing()) << "\n";
-  std::cout << "dissenting: " << (d.dissenters().empty() ? "-" : "") << "\n";
-  for (const auto& x : d.dissenters()) std::cout << "  " << x.node_id() << " attested " << x.digest() << "\n";
-  std::cout << "void:       " << join(d.void_nodes()) << "\n"
-            << "missing:    " << join(d.missing()) << "\n"
-            << "reason:     " << d.reason() << "\n";
+  const auto line = [](const std::string& text) { std::cout << mask_control(text) << "\n"; };
+  line("decision:   " + (d.accepted() ? "ACCEPTED " + d.digest() : std::string("REJECTED")));
+  line("subject:    " + d.subject().repo() + " @ " + d.subject().commit() + " (" + d.subject().recipe_path() +
+       ", SOURCE_DATE_EPOCH " + std::to_string(d.subject().source_date_epoch()) + ")");
+  line("agreeing:   " + join(d.agreeing()));
+  line("dissenting: " + std::string(d.dissenters().empty() ? "-" : ""));
+  for (const auto& x : d.dissenters()) line("  " + x.node_id() + " attested " + x.digest());
+  line("void:       " + join(d.void_nodes()));
+  line("missing:    " + join(d.missing()));
+  line("reason:     " + d.reason());
 }
 
 Status run_submit(const SubmitArgs& a) {
@@ -81,10 +84,12 @@ Status run_submit(const SubmitArgs& a) {
   o.quorum = {a.quorum, a.quorum_key};
   if (!a.json) {
     o.on_status = [](const pb::JobStatus& js) {
-      std::cerr << "node " << js.node_id() << ": " << pb::JobStatus::State_Name(js.state())
-                << (js.sequence() ? " seq " + std::to_string(js.sequence()) : "")
-                << (js.image_digest().empty() ? "" : " " + js.image_digest())
-                << (js.message().empty() ? "" : " (" + js.message() + ")") << "\n";
+      // What a node sent: masked.
+      std::cerr << mask_control("node " + js.node_id() + ": " + pb::JobStatus::State_Name(js.state()) +
+                                (js.sequence() ? " seq " + std::to_string(js.sequence()) : "") +
+                                (js.image_digest().empty() ? "" : " " + js.image_digest()) +
+                                (js.message().empty() ? "" : " (" + js.message() + ")"))
+                << "\n";
     };
   }
   auto report = wire::submit_build(o);
@@ -120,7 +125,7 @@ Status run_submit(const SubmitArgs& a) {
   if (!report->uncounted.empty() && !a.json) {
     std::string names;
     for (const auto& n : report->uncounted) names += " " + n;
-    std::cerr << "warning: the decision does not count the votes of:" << names << "\n";
+    std::cerr << "warning: the decision does not count the votes of:" << mask_control(names) << "\n";
   }
   if (!report->decision->accepted()) return Status::verification("quorum rejected: " + report->decision->reason());
   return Status();

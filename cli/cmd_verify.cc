@@ -9,6 +9,7 @@
 #include "interrupt.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/build_args.h"
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/core/time.h"
 #include "quorate/imagestore/resolve.h"
@@ -48,7 +49,7 @@ Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verif
     auto v = verifier.verify(bytes);
     if (!v.ok()) {
       if (!v.status().is_verification() && !v.status().is_bad_input()) return v.status();
-      std::cerr << f << ": refused: " << v.status().to_string() << "\n";
+      std::cerr << f << ": refused: " << mask_control(v.status().to_string()) << "\n";
       refusals.push_back(f + ": " + v.status().message());
       continue;
     }
@@ -60,8 +61,8 @@ Result<std::vector<quorum::Vote>> votes_from_files(const quorum::Verifier& verif
 // Rows of the store that did not count, because their envelope does not verify here or their columns lie.
 void report_distrusted(const std::string& store, const std::vector<quorum::DistrustedRow>& rows) {
   for (const auto& r : rows) {
-    std::cerr << store << ": attestation row " << r.id << " (" << r.envelope_digest << ") ignored: " << r.reason
-              << "\n";
+    std::cerr << store << ": attestation row " << r.id << " (" << mask_control(r.envelope_digest)
+              << ") ignored: " << mask_control(r.reason) << "\n";
   }
 }
 
@@ -94,8 +95,8 @@ Status run_verify(const VerifyArgs& a) {
     ro.timeout = std::chrono::seconds(a.timeout_seconds);
     auto resolved = QR_TRY(imagestore::resolve_image(ro));
     std::cerr << a.image << ": manifest " << resolved.manifest_digest << " ("
-              << (resolved.manifest_media_type.empty() ? "no mediaType" : resolved.manifest_media_type) << "), content "
-              << resolved.config_digest << ", " << resolved.diff_ids.size()
+              << (resolved.manifest_media_type.empty() ? "no mediaType" : mask_control(resolved.manifest_media_type))
+              << "), content " << resolved.config_digest << ", " << resolved.diff_ids.size()
               << " layer(s) checked against their diff_ids\n";
     q.image_digest.clear();
     // Under match = "content" any honest re-encoding of the attested content is the accepted image; under
@@ -135,7 +136,7 @@ Status run_verify(const VerifyArgs& a) {
     auto json = QR_TRY(d.to_json());
     std::cout << json << "\n";
   }
-  if (!a.json) std::cout << answer.summary << "\n";
+  if (!a.json) std::cout << mask_control(answer.summary) << "\n";
   if (!answer.yes) {
     // "nothing attested" when every file was refused says too little: name why the first one was.
     std::string refused;

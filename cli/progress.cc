@@ -5,6 +5,8 @@
 
 #include <iostream>
 
+#include "quorate/core/display.h"
+
 namespace quorate::cli {
 
 Progress::Progress(const std::string& command, bool quiet)
@@ -19,13 +21,13 @@ void Progress::line(const std::string& text) {
   if (!enabled_) return;
   std::lock_guard lock(mutex_);
   end_counter();
-  out_ << prefix_ << text << "\n" << std::flush;
+  out_ << prefix_ << mask_control(text) << "\n" << std::flush;  // names steps and files of hostile inputs
 }
 
 void Progress::update(const std::string& text) {
   if (!enabled_) return;
   std::lock_guard lock(mutex_);
-  out_ << "\r" << prefix_ << text << "\x1b[K" << std::flush;
+  out_ << "\r" << prefix_ << mask_control(text) << "\x1b[K" << std::flush;
   open_ = true;
 }
 

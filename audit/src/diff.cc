@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "quorate/core/display.h"
 #include "quorate/core/file.h"
 #include "quorate/core/process.h"
 #include "quorate/core/sha256.h"
@@ -526,23 +527,28 @@ nlohmann::json to_json(const ImageDiff& diff) {
 }
 
 std::string to_text(const ImageDiff& diff) {
+  // Every field, path and value comes from the images (and diffoscope reads their files): masked, so that a
+  // file named "\x1b[2J…" cannot drive the reader's terminal.
   std::ostringstream out;
   if (diff.identical()) {
     out << "images are identical\n";
     return out.str();
   }
-  for (const auto& f : diff.manifest) out << "manifest " << f.field << ": " << f.a << " -> " << f.b << "\n";
-  for (const auto& f : diff.config) out << "config " << f.field << ": " << f.a << " -> " << f.b << "\n";
+  const auto field_line = [&](std::string_view indent, const FieldDiff& f) {
+    out << indent << mask_control(f.field) << ": " << mask_control(f.a) << " -> " << mask_control(f.b) << "\n";
+  };
+  for (const auto& f : diff.manifest) field_line("manifest ", f);
+  for (const auto& f : diff.config) field_line("config ", f);
   for (const auto& layer : diff.layers) {
-    out << "layer " << layer.index << " (" << (layer.a_digest.empty() ? "absent" : layer.a_digest) << " -> "
-        << (layer.b_digest.empty() ? "absent" : layer.b_digest) << ")\n";
+    out << "layer " << layer.index << " (" << (layer.a_digest.empty() ? "absent" : mask_control(layer.a_digest))
+        << " -> " << (layer.b_digest.empty() ? "absent" : mask_control(layer.b_digest)) << ")\n";
     for (const auto& c : layer.changes) {
-      out << "  " << kind_name(c.kind) << " " << c.path << "\n";
-      for (const auto& f : c.fields) out << "      " << f.field << ": " << f.a << " -> " << f.b << "\n";
+      out << "  " << kind_name(c.kind) << " " << mask_control(c.path) << "\n";
+      for (const auto& f : c.fields) field_line("      ", f);
       if (c.deep.empty()) continue;
       out << "      diffoscope:\n";
       std::istringstream lines(c.deep);
-      for (std::string line; std::getline(lines, line);) out << "        " << line << "\n";
+      for (std::string line; std::getline(lines, line);) out << "        " << mask_control(line) << "\n";
     }
   }
   return out.str();

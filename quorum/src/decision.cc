@@ -1,5 +1,6 @@
 // The quorum engine: attribute votes to voters, void what does not count, tally, and apply the conflict rule.
 #include "quorate/quorum/decision.h"
+#include "quorate/core/display.h"
 
 #include "quorate/core/build_args.h"
 #include "quorate/core/json.h"
@@ -444,21 +445,21 @@ Result<std::string> Decision::to_json() const {
 }
 
 std::string Decision::to_text() const {
+  // The subject, digests and reasons are what attestations said: each line masked (core/display.h).
   std::ostringstream out;
-  out << (accepted ? "ACCEPTED " : "REJECTED ") << subject.to_string() << "\n";
+  const auto line = [&](const std::string& text) { out << mask_control(text) << "\n"; };
+  line((accepted ? "ACCEPTED " : "REJECTED ") + subject.to_string());
   if (accepted) {
-    out << "  digest: " << digest << "\n";
-    for (const auto& i : image_digests) out << "  image: " << i << "\n";
+    line("  digest: " + digest);
+    for (const auto& i : image_digests) line("  image: " + i);
   }
-  out << "  reason: " << reason << "\n";
-  for (const auto& b : agreeing)
-    out << "  " << (accepted ? "agree" : "vote") << ": " << b.node << " " << b.digest << "\n";
-  for (const auto& b : dissenting) out << "  dissent: " << b.node << " " << b.digest << "\n";
-  for (const auto& e : equivocators) out << "  equivocator: " << e << "\n";
-  for (const auto& v : void_votes)
-    out << "  void: " << v.node_id << " " << v.envelope_digest << ": " << v.reason << "\n";
-  for (const auto& m : missing) out << "  missing: " << m << "\n";
-  out << "  policy: " << policy_digest << "\n";
+  line("  reason: " + reason);
+  for (const auto& b : agreeing) line("  " + std::string(accepted ? "agree" : "vote") + ": " + b.node + " " + b.digest);
+  for (const auto& b : dissenting) line("  dissent: " + b.node + " " + b.digest);
+  for (const auto& e : equivocators) line("  equivocator: " + e);
+  for (const auto& v : void_votes) line("  void: " + v.node_id + " " + v.envelope_digest + ": " + v.reason);
+  for (const auto& m : missing) line("  missing: " + m);
+  line("  policy: " + policy_digest);
   return out.str();
 }
 

@@ -317,5 +317,18 @@ TEST(DiffRendering, DeepReportsGoUnderTheirFile) {
       << to_text(d);
 }
 
+TEST(DiffRendering, TextMasksWhatTheImagesChose) {
+  ImageDiff d;
+  d.config.push_back({"config.Labels.\x1b]0;t\x07", "a\x9b", "b\xc2\x85"});
+  d.layers.push_back({0, "sha256:a", "sha256:b", {{"bin/\x1b[2Jevil", FileChange::Kind::kAdded, {}}}});
+  d.layers[0].changes[0].deep = "--- a/\x1b[1m\n";
+  EXPECT_EQ(to_text(d),
+            "config config.Labels.?]0;t?: a? -> b?\n"
+            "layer 0 (sha256:a -> sha256:b)\n"
+            "  added bin/?[2Jevil\n"
+            "      diffoscope:\n"
+            "        --- a/?[1m\n");
+}
+
 }  // namespace
 }  // namespace quorate::audit

@@ -274,5 +274,25 @@ TEST_F(DiffCliTest, DeepWithTheRealDiffoscopeExplainsTheChangedFile) {
   EXPECT_NE(report.find("greeting=bonjour"), std::string::npos) << report;
 }
 
+TEST_F(DiffCliTest, AHostileFileNameIsMaskedInTextAndExactInJson) {
+  const std::string name =
+      "\x1b[2Jevil\xc2\x9b"
+      "1m";  // ESC, then CSI as a C1 control in UTF-8
+  auto a = archive("");
+  auto b = archive("--extra-file " + sh(name));
+  auto text = diff(a, b);
+  ASSERT_EQ(text.exit_code, 1) << text.out;
+  EXPECT_EQ(text.out.find('\x1b'), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("\xc2\x9b"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("  added ?[2Jevil?1m\n"), std::string::npos) << text.out;
+  auto json = diff(a, b, "--json");
+  ASSERT_EQ(json.exit_code, 1) << json.out;
+  EXPECT_EQ(json.out.find('\x1b'), std::string::npos) << json.out;  // escaped as \u001b
+  auto j = parse(json.out);
+  ASSERT_EQ(j["layers"].size(), 1u) << j.dump(2);
+  ASSERT_EQ(j["layers"][0]["changes"].size(), 1u) << j.dump(2);
+  EXPECT_EQ(j["layers"][0]["changes"][0]["path"], name);
+}
+
 }  // namespace
 }  // namespace quorate

@@ -3,12 +3,13 @@
 blobs/sha256/<hex>), with layers made by GNU tar from a small tree, plus optional noise and damage.
 
 make_image.py OUT [--layout legacy|blobs] [--mtime N] [--reverse] [--tag NAME:TAG] [--host-noise] [--greeting WORD]
-                  [--symlink-layers]
+                  [--symlink-layers] [--extra-file NAME]
                   [--damage corrupt-layer|missing-layer|hostile-path|absolute-path|broken-json|bad-config-digest|
                             symlink-escape]
 
 --symlink-layers stores each layer as blobs/sha256/<hex> with <hex>/layer.tar a symlink to it (written before
-its target unless --reverse), as docker save does for layers shared between images.
+its target unless --reverse), as docker save does for layers shared between images. --extra-file adds a file
+of that name (any bytes but '/' and NUL: a hostile name) to the first layer.
 """
 import argparse, hashlib, io, json, os, subprocess, sys, tarfile, tempfile
 
@@ -42,10 +43,14 @@ def main():
     ap.add_argument("--damage", default="")
     ap.add_argument("--greeting", default="hello")
     ap.add_argument("--symlink-layers", action="store_true")
+    ap.add_argument("--extra-file", default="")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        first = {"etc/hello.conf": "greeting=" + a.greeting + "\n", "usr/bin/hello": "#!/bin/sh\necho hello\n"}
+        if a.extra_file:
+            first[a.extra_file] = "extra\n"
         layers = [
-            make_layer(tmp, {"etc/hello.conf": "greeting=" + a.greeting + "\n", "usr/bin/hello": "#!/bin/sh\necho hello\n"}, a.mtime, a.reverse, "l1"),
+            make_layer(tmp, first, a.mtime, a.reverse, "l1"),
             make_layer(tmp, {"etc/.wh.hello.conf": "", "srv/index.html": "<h1>hi</h1>\n"}, a.mtime, a.reverse, "l2"),
         ]
         diff_ids = ["sha256:" + sha(l) for l in layers]

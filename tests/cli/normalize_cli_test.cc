@@ -140,6 +140,24 @@ TEST_F(NormalizeCliTest, HostileLayerExitsTwoAndWritesNothing) {
   }
 }
 
+// The verdict line names the member it refuses; the member's name is the archive's, so it is masked there: a
+// name holding ESC cannot clear the reader's screen, nor a newline in it start a verdict line of its own.
+TEST_F(NormalizeCliTest, AHostileMemberNameIsMaskedInTheVerdictLine) {
+  const std::string name = "../\x1b[2Jevil\nquorate: ok";
+  auto made = run("python3 -c " +
+                  sh("import io,tarfile,sys; t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT); "
+                     "i=tarfile.TarInfo(sys.argv[2]); i.size=1; t.addfile(i, io.BytesIO(b'x')); t.close()") +
+                  " " + sh(out("evil.tar").string()) + " " + sh(name));
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  auto r = normalize(out("evil.tar"), out("evil.out"));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  // A line break in the name stays one (the build log's tail needs them), and what follows is indented: no line
+  // of the message passes for a verdict of its own.
+  EXPECT_NE(r.out.find("\"../?[2Jevil\n  quorate: ok\""), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\nquorate: ok"), std::string::npos) << r.out;
+}
+
 TEST_F(NormalizeCliTest, TamperedOciBlobIsRefusedNamingIt) {
   ASSERT_EQ(normalize(image(), out("oci")).exit_code, 0);
   // Flip the content of the largest blob (a layer) while keeping its name.

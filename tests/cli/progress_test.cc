@@ -37,6 +37,19 @@ TEST(Progress, LinesAreWholeAndPrefixed) {
   EXPECT_EQ(out.str(), "quorate image pull: copying a\nquorate image pull: checking every blob\n");
 }
 
+// Progress names build steps and files of hostile inputs: masked (core/display.h), only the counter's own
+// "\r" and clear-to-end-of-line reach the terminal.
+TEST(Progress, TextFromInputsIsMasked) {
+  std::ostringstream out;
+  Progress p("build", /*enabled=*/true, out);
+  p.line("step 1/2: RUN echo \x1b[2J");
+  p.update(
+      "copying \x9b"
+      "1m");
+  p.done();
+  EXPECT_EQ(out.str(), "quorate build: step 1/2: RUN echo ?[2J\n\rquorate build: copying ?1m\x1b[K\n");
+}
+
 TEST(Progress, CounterIsRewrittenInPlaceAndEndedByTheNextLine) {
   std::ostringstream out;
   {

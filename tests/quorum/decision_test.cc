@@ -32,6 +32,22 @@ TEST(Decide, ThreeHonestOneRogueAcceptedWithThreeUnderMajority) {
   EXPECT_EQ(d.dissenting[0].image_digest, digest("rogue"));
 }
 
+// The subject and reasons are what attestations said: the text for people masks them, line by line.
+TEST(Decide, TextMasksWhatAttestationsSaid) {
+  Decision d;
+  d.subject.source_uri = "https://example.org/\x1b[2J";
+  d.subject.commit = "c";
+  d.subject.recipe_path = "r\nACCEPTED x";
+  d.reason =
+      "because \xc2\x9b"
+      "1m";
+  const std::string text = d.to_text();
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+  EXPECT_THAT(text, HasSubstr("REJECTED https://example.org/?[2J@c:r?ACCEPTED x@0\n"));
+  EXPECT_THAT(text, HasSubstr("  reason: because ?1m\n"));
+}
+
 TEST(Decide, ThreeHonestOneRogueRejectedWithFourUnderReject) {
   auto votes = three_honest_one_rogue();
   Decision d = decide(policy(roster(kFour), rules(4)), subject(), votes, kNow);

@@ -94,7 +94,8 @@ Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesys
 Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
 
-// JSON and human renderings of a diff.
+// JSON and human renderings of a diff. The JSON holds the bytes as they are; the text masks every path,
+// field and value with mask_control (core/display.h), since they come from the images.
 nlohmann::json to_json(const ImageDiff& diff);
 std::string to_text(const ImageDiff& diff);
 

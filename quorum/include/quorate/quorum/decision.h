@@ -51,7 +51,8 @@ struct Decision {
   // Canonical JSON (quorate/core/json.h); times in RFC 3339. Every string in a decision comes from parsed
   // JSON, TOML or our own text, so it is valid UTF-8; bad_input otherwise.
   Result<std::string> to_json() const;
-  // A few lines for people.
+  // A few lines for people, each masked by mask_control (core/display.h): the subject and reasons are what
+  // attestations said.
   std::string to_text() const;
 };
 
