@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -65,6 +66,7 @@ struct StageState {
   std::map<std::string, size_t> env_index;  // name -> the first entry of that name, the one ENV replaces
   Vars vars;                                // what `$X` means: `args` under `env`
   size_t var_bytes = 0;                     // names and values in `args` and `env`, within kMaxVariableBytes
+  size_t config_bytes = 0;                  // canonical JSON of `config` and `history`, kept exact as they change
   std::vector<std::string> shell = {"/bin/sh", "-c"};
   bool cmd_set = false;  // CMD given in this stage (ENTRYPOINT then keeps it)
 
@@ -128,6 +130,51 @@ Result<fs::path> new_dir(Lowering& L, const std::string& kind) {
 
 // ---- config helpers ----
 
+// The size of `v` as canonical JSON (core/json.h; a string that is not UTF-8, refused when the config is
+// written, counted as its replacement).
+size_t json_bytes(const json& v) { return v.dump(-1, ' ', false, json::error_handler_t::replace).size(); }
+
+// Sizes the stage's config and history as they are now: once when a stage starts.
+void count_config(StageState& s) { s.config_bytes = json_bytes(s.config) + json_bytes(s.history); }
+
+// object[key] = value, where `object` is the stage's config or history or inside them, keeping
+// s.config_bytes exact: `"key":value` and a comma when the object is not empty, or the value's change.
+// (In unsigned `total - old + new` the wrap-around cancels: the total itself is never negative.)
+void set_member(StageState& s, json& object, const std::string& key, json value) {
+  assert(object.is_object());
+  auto it = object.find(key);
+  if (it != object.end()) {
+    s.config_bytes = s.config_bytes - json_bytes(*it) + json_bytes(value);
+    *it = std::move(value);
+    return;
+  }
+  s.config_bytes += (object.empty() ? 0 : 1) + json_bytes(key) + 1 + json_bytes(value);
+  object[key] = std::move(value);
+}
+
+void erase_member(StageState& s, json& object, const std::string& key) {
+  auto it = object.find(key);
+  if (it == object.end()) return;
+  s.config_bytes -= (object.size() > 1 ? 1 : 0) + json_bytes(key) + 1 + json_bytes(*it);
+  object.erase(it);
+}
+
+// config[name] as an object (made, or replacing what is not one, and counted), for LABEL, EXPOSE, VOLUME.
+json& config_object(StageState& s, const std::string& name) {
+  if (!s.config.contains(name) || !s.config[name].is_object()) set_member(s, s.config, name, json::object());
+  return s.config[name];
+}
+
+// Whether the stage's config and history are still within kMaxImageConfigBytes: checked after each
+// instruction, which adds at most its own bounded text (kMaxSubstitutedBytes, a line), so memory stays within
+// a few MiB of the bound.
+Status check_config_bytes(const StageState& s) {
+  if (s.config_bytes <= kMaxImageConfigBytes) return Status();
+  return Status::bad_input("the image config would be " + std::to_string(s.config_bytes) +
+                           " bytes of canonical JSON (its config and history), more than " +
+                           std::to_string(kMaxImageConfigBytes));
+}
+
 // Rebuilds the lookups from config["Env"] and `args`: once when a stage starts, not for each instruction.
 void load_env(StageState& s) {
   s.env.clear();
@@ -168,16 +215,19 @@ Status count_var(StageState& s, const Vars& map, const std::string& kind, const 
 // ENV NAME=VALUE: replaces the entry of that name in place (Docker keeps the order), else appends one.
 Status set_env(StageState& s, const std::string& name, const std::string& value) {
   QR_RETURN_IF_ERROR(count_var(s, s.env, "ENV", name, value));
-  json& env = s.config["Env"];
-  if (!env.is_array()) {
-    env = json::array();
+  if (!s.config.contains("Env") || !s.config["Env"].is_array()) {
+    set_member(s, s.config, "Env", json::array());
     s.env_index.clear();
   }
+  json& env = s.config["Env"];
+  json entry = name + "=" + value;
   auto [it, added] = s.env_index.emplace(name, env.size());
   if (added) {
-    env.push_back(name + "=" + value);
+    s.config_bytes += (env.empty() ? 0 : 1) + json_bytes(entry);
+    env.push_back(std::move(entry));
   } else {
-    env[it->second] = name + "=" + value;
+    s.config_bytes = s.config_bytes - json_bytes(env[it->second]) + json_bytes(entry);
+    env[it->second] = std::move(entry);
   }
   s.env[name] = value;
   s.vars[name] = value;
@@ -223,7 +273,8 @@ std::string workdir_of(const StageState& s) {
 void add_history(Lowering& L, StageState& s, const Instruction& i, bool empty_layer) {
   json h = {{"created", L.created}, {"created_by", i.text}};
   if (empty_layer) h["empty_layer"] = true;
-  s.history.push_back(h);
+  s.config_bytes += (s.history.empty() ? 0 : 1) + json_bytes(h);
+  s.history.push_back(std::move(h));
 }
 
 // ---- stages ----
@@ -324,7 +375,7 @@ Status apply_healthcheck(StageState& s, const Instruction& i) {
     }
     if (auto r = i.flag("retries")) h["Retries"] = QR_TRY(healthcheck_flag_value({"retries", *r}));
   }
-  s.config["Healthcheck"] = h;
+  set_member(s, s.config, "Healthcheck", std::move(h));
   return Status();
 }
 
@@ -340,7 +391,7 @@ Status apply_expose(Lowering& L, StageState& s, const Instruction& i) {
     if (!digits || std::stoi(port) > 65535 || (proto != "tcp" && proto != "udp" && proto != "sctp")) {
       return Status::bad_input("EXPOSE " + port + "/" + proto + " is not PORT[/tcp|udp|sctp]");
     }
-    s.config["ExposedPorts"][port + "/" + proto] = json::object();
+    set_member(s, config_object(s, "ExposedPorts"), port + "/" + proto, json::object());
   }
   return Status();
 }
@@ -355,36 +406,37 @@ Status apply_metadata(Lowering& L, StageState& s, const Instruction& i) {
     }
     case K::kLabel: {
       auto pairs = QR_TRY(parse_pairs(i.args[0], vars, L.cf.escape));
-      for (const auto& [k, v] : pairs) s.config["Labels"][k] = v;
+      for (const auto& [k, v] : pairs) set_member(s, config_object(s, "Labels"), k, v);
       return Status();
     }
     case K::kArg:
       return apply_arg(L, s, i);
     case K::kWorkdir:
-      s.config["WorkingDir"] = clean_abs(workdir_of(s), QR_TRY(substitute_word(i.args[0], vars, L.cf.escape)));
+      set_member(s, s.config, "WorkingDir",
+                 clean_abs(workdir_of(s), QR_TRY(substitute_word(i.args[0], vars, L.cf.escape))));
       return Status();
     case K::kUser:
-      s.config["User"] = QR_TRY(substitute_word(i.args[0], vars, L.cf.escape));
+      set_member(s, s.config, "User", QR_TRY(substitute_word(i.args[0], vars, L.cf.escape)));
       return Status();
     case K::kStopSignal:
-      s.config["StopSignal"] = QR_TRY(substitute_word(i.args[0], vars, L.cf.escape));
+      set_member(s, s.config, "StopSignal", QR_TRY(substitute_word(i.args[0], vars, L.cf.escape)));
       return Status();
     case K::kShell:
       s.shell = i.args;
       return Status();
     case K::kEntrypoint:
-      s.config["Entrypoint"] = command_of(s, i);
-      if (!s.cmd_set) s.config.erase("Cmd");  // an inherited CMD does not survive a new ENTRYPOINT
+      set_member(s, s.config, "Entrypoint", command_of(s, i));
+      if (!s.cmd_set) erase_member(s, s.config, "Cmd");  // an inherited CMD does not survive a new ENTRYPOINT
       return Status();
     case K::kCmd:
-      s.config["Cmd"] = command_of(s, i);
+      set_member(s, s.config, "Cmd", command_of(s, i));
       s.cmd_set = true;
       return Status();
     case K::kExpose:
       return apply_expose(L, s, i);
     case K::kVolume: {
       std::vector<std::string> paths = i.exec_form ? i.args : QR_TRY(substitute_words(i.args[0], vars, L.cf.escape));
-      for (const auto& p : paths) s.config["Volumes"][p] = json::object();
+      for (const auto& p : paths) set_member(s, config_object(s, "Volumes"), p, json::object());
       return Status();
     }
     case K::kHealthcheck:
@@ -1130,6 +1182,7 @@ Status copy(Lowering& L, size_t stage, const Instruction& i) {
 Status lower_stage(Lowering& L, size_t index) {
   const Stage& st = L.cf.stages[index];
   L.stages.push_back(QR_TRY(start_stage(L, st)));
+  count_config(L.stages.back());
   for (const Instruction& i : st.instructions) {
     QR_RETURN_IF_ERROR(within(L, i, L.in.deadline.check()));
     StageState& s = L.stages[index];
@@ -1144,6 +1197,7 @@ Status lower_stage(Lowering& L, size_t index) {
     }
     QR_RETURN_IF_ERROR(within(L, i, status));
     add_history(L, L.stages[index], i, !layer);
+    QR_RETURN_IF_ERROR(within(L, i, check_config_bytes(L.stages[index])));
   }
   return Status();
 }
@@ -1182,6 +1236,7 @@ Status write_layers(Lowering& L, const StageState& s, std::vector<normalize::Des
 
 Status write_image(Lowering& L) {
   const StageState& s = L.stages.back();
+  assert(s.config_bytes == json_bytes(s.config) + json_bytes(s.history));  // the accounting is exact
   std::vector<normalize::Descriptor> descriptors;
   QR_RETURN_IF_ERROR(write_layers(L, s, descriptors));
   json config_section = s.config;
@@ -1200,6 +1255,12 @@ Status write_image(Lowering& L) {
                  {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}},
                  {"history", s.history}};
   auto config_bytes = QR_TRY(canonical_json(config, "image config"));
+  // What the stage's instructions could not be refused for at their line: a FROM image's config near the
+  // bound, the labels added here.
+  if (config_bytes.size() > kMaxImageConfigBytes) {
+    return Status::bad_input("the image config is " + std::to_string(config_bytes.size()) +
+                             " bytes of canonical JSON, more than " + std::to_string(kMaxImageConfigBytes));
+  }
   auto config_desc = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeConfig, config_bytes));
   auto manifest_bytes = QR_TRY(normalize::make_manifest(config_desc, descriptors));
   L.out.manifest = QR_TRY(L.in.layout.add_blob(normalize::kMediaTypeManifest, manifest_bytes));

@@ -622,6 +622,42 @@ TEST_F(ContainerfileBuildTest, EnvAndArgDoublingIsRefusedAtItsLine) {
   EXPECT_EQ(image_config(scratch_ / "out-ok")["Labels"]["x"].get<std::string>().size(), size_t{512} << 10);
 }
 
+// LABEL, VOLUME and ENV accumulate in the image config over lines, each line within 1 MiB and the variables
+// within 4 MiB: 10,000 `LABEL kN=$A` lines made a 1 GB config. The config (its config section and history,
+// canonical JSON) stops at 4 MiB, refused at the line that passes it (exit 2); a label set again is counted
+// once.
+TEST_F(ContainerfileBuildTest, AnImageConfigPastFourMiBIsRefusedAtItsLine) {
+  std::string half = "FROM scratch\nENV A=" + std::string(16, 'a') + "\n";
+  for (int i = 0; i < 15; ++i) half += "ENV A=$A$A\n";  // line 17 makes 512 KiB
+  std::string labels, volumes;
+  for (int i = 0; i < 10'000; ++i) labels += "LABEL k" + std::to_string(i) + "=$A\n";
+  for (int i = 0; i < 10'000; ++i) volumes += "VOLUME /v" + std::to_string(i) + "$A\n";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {half + labels,
+       "Containerfile:24: the image config would be 4196245 bytes of canonical JSON (its config and "
+       "history), more than 4194304"},
+      {half + volumes,
+       "Containerfile:24: the image config would be 4196260 bytes of canonical JSON (its config and "
+       "history), more than 4194304"},
+  };
+  int n = 0;
+  for (const auto& [text, message] : cases) {
+    auto repo = scratch_ / ("r" + std::to_string(n));
+    auto out = scratch_ / ("o" + std::to_string(n++));
+    make_project(repo, text);
+    auto r = build(repo, out, "--timeout 60");
+    EXPECT_EQ(r.exit_code, 2) << message << r.out.substr(0, 300);
+    EXPECT_THAT(r.out.substr(0, 300), HasSubstr(message));
+    EXPECT_FALSE(std::filesystem::exists(out)) << message;
+  }
+  std::string again = half;
+  for (int i = 0; i < 100; ++i) again += "LABEL k=$A\n";
+  make_project(scratch_ / "ok", again);
+  auto ok = build(scratch_ / "ok", scratch_ / "out-ok");
+  ASSERT_EQ(ok.exit_code, 0) << ok.out.substr(0, 300);
+  EXPECT_EQ(image_config(scratch_ / "out-ok")["Labels"]["k"].get<std::string>().size(), size_t{512} << 10);
+}
+
 // Without --name, the final stage's LABEL org.opencontainers.image.ref.name=NAME[:TAG] names the image (ARG
 // values reach it); --tag wins over its tag; with neither, exit 2 saying how to name it.
 TEST_F(ContainerfileBuildTest, ImageNameAndTagFromALabel) {

@@ -89,6 +89,10 @@ struct Containerfile {
 inline constexpr size_t kMaxSubstitutedBytes = size_t{1} << 20;
 // A stage's ARG and ENV variables, names and values together; the global ARGs likewise.
 inline constexpr size_t kMaxVariableBytes = size_t{4} << 20;
+// The image config a build writes, as canonical JSON (its config section and history together): LABEL,
+// EXPOSE, VOLUME, ENV and each instruction's history entry accumulate over lines, each line within the bounds
+// above. 4 MiB is what `quorate verify --image` reads of a published config; real configs are a few KiB.
+inline constexpr size_t kMaxImageConfigBytes = size_t{4} << 20;
 
 // Parses Containerfile text. `build_args` are `--build-arg K=V` values; they reach FROM lines through global
 // ARGs. bad_input "FILE:LINE: …" for: a syntax error (bad directive, unterminated quote or substitution), an
