@@ -11,6 +11,7 @@
 #include "quorate/cli/cli.h"
 #include "quorate/core/display.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/time.h"
 
 namespace quorate::cli {
@@ -96,7 +97,7 @@ Status run_verify(const AttestArgs& a) {
     v = roster.verify(bytes, at);
   }
   if (a.json) {
-    std::cout << verdict_json(v).dump() << "\n";
+    std::cout << display_json(verdict_json(v), -1) << "\n";
   } else if (v.ok()) {
     print_verdict(v);
   }

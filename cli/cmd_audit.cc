@@ -8,6 +8,7 @@
 #include "interrupt.h"
 #include "quorate/audit/audit.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/json.h"
 #include "quorate/core/time.h"
 #include "quorate/quorum/verifier.h"
 
@@ -44,7 +45,7 @@ Status run_audit_command(const AuditArgs& a) {
               : QR_TRY(parse_rfc3339(a.now));
   auto report = QR_TRY(audit::run_audit(*store, o));
   if (a.json || a.format == "json") {
-    std::cout << audit::to_json(report).dump() << "\n";
+    std::cout << display_json(audit::to_json(report), -1) << "\n";
   } else if (a.format == "markdown") {
     std::cout << audit::to_markdown(report);
   } else {

@@ -9,6 +9,7 @@
 #include "progress.h"
 #include "quorate/audit/diff.h"
 #include "quorate/cli/cli.h"
+#include "quorate/core/json.h"
 
 namespace quorate::cli {
 namespace {
@@ -43,7 +44,7 @@ Status run_diff(const DiffArgs& args) {
   auto diff = QR_TRY(audit::diff_images(args.a, args.b, options));
   progress.done();
   if (args.json) {
-    std::cout << audit::to_json(diff).dump() << "\n";
+    std::cout << display_json(audit::to_json(diff), -1) << "\n";
   } else {
     std::cout << audit::to_text(diff);
   }

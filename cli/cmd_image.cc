@@ -14,6 +14,7 @@
 #include "progress.h"
 #include "quorate/cli/cli.h"
 #include "quorate/core/display.h"
+#include "quorate/core/json.h"
 #include "quorate/imagestore/image_store.h"
 
 namespace quorate::cli {
@@ -72,7 +73,7 @@ Status run_ls(const ImageArgs& a) {
   auto images = QR_TRY(store.list());
   if (a.json) {  // one object per image per line, as every --json (docs/decisions.md); an empty store prints none
     for (const auto& i : images) {
-      std::cout << nlohmann::json{{"digest", i.digest}, {"ref_name", i.ref_name}, {"size", i.size}}.dump() << "\n";
+      std::cout << display_json({{"digest", i.digest}, {"ref_name", i.ref_name}, {"size", i.size}}, -1) << "\n";
     }
     return Status::ok_status();
   }

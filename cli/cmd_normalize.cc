@@ -13,6 +13,7 @@
 #include "quorate/cli/cli.h"
 #include "quorate/core/display.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/image.h"
 #include "quorate/normalize/layer.h"
@@ -136,7 +137,7 @@ Status run_layer(const NormalizeArgs& a, nz::LayerOptions o, Progress& progress)
     j["layers"] = {layer_json(s)};
     j["entries"] = s.entries;
     j["repairs"] = repairs_json(s);
-    std::cout << j.dump() << "\n";
+    std::cout << display_json(j, -1) << "\n";
   } else {
     std::cout << "digest:  " << s.digest << "\ndiff_id: " << s.diff_id << "\n";
   }
@@ -174,7 +175,7 @@ Status run_image(const NormalizeArgs& a, const nz::LayerOptions& o, Progress& pr
     j["layers"] = layers;
     j["entries"] = total.entries;
     j["repairs"] = repairs_json(total);
-    std::cout << j.dump() << "\n";
+    std::cout << display_json(j, -1) << "\n";
   } else {
     std::cout << "manifest digest: " << s.manifest_digest << "\nconfig digest:   " << s.config_digest
               << "\nref name:        " << mask_control(s.ref_name) << "\n";  // the input's annotation

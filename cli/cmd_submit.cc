@@ -105,7 +105,7 @@ Status run_submit(const SubmitArgs& a) {
     // The engine's own record, as `quorate verify --json` prints it.
     j["decision_record"] =
         report->decision ? parse_untrusted_json(report->decision->decision_json()) : nlohmann::json();
-    std::cout << j.dump() << "\n";
+    std::cout << display_json(j, -1) << "\n";
   } else if (report->decision) {
     print_decision(*report->decision);
   }

@@ -292,6 +292,15 @@ TEST_F(DiffCliTest, AHostileFileNameIsMaskedInTextAndExactInJson) {
   ASSERT_EQ(j["layers"].size(), 1u) << j.dump(2);
   ASSERT_EQ(j["layers"][0]["changes"].size(), 1u) << j.dump(2);
   EXPECT_EQ(j["layers"][0]["changes"][0]["path"], name);
+  EXPECT_EQ(json.out.find("\xc2\x9b"), std::string::npos) << "C1 reaches the terminal raw: " << json.out;
+
+  // A name that is not UTF-8 cannot be JSON as it is: it is shown with U+FFFD, not an exception.
+  auto c = archive("--extra-file " + sh("bad\xff\xfename"));
+  auto not_utf8 = diff(a, c, "--json");
+  ASSERT_EQ(not_utf8.exit_code, 1) << not_utf8.out;
+  auto k = parse(not_utf8.out);
+  ASSERT_EQ(k["layers"].size(), 1u) << not_utf8.out;
+  EXPECT_EQ(k["layers"][0]["changes"][0]["path"], "bad\ufffd\ufffdname") << not_utf8.out;
 }
 
 }  // namespace
