@@ -35,6 +35,14 @@ size_t utf8_sequence(std::string_view text, size_t i, uint32_t& code) {
   return length;
 }
 
+// Unicode's bidirectional formatting characters (UAX #9): embeddings, overrides and isolates, and the implicit
+// marks. A name holding U+202E shows the rest of its line reversed ("evil\u202Etxt.exe" reads "evilexe.txt"),
+// so a report could show another path or digest than the one it names.
+bool is_bidi_control(uint32_t code) {
+  return code == 0x061c || code == 0x200e || code == 0x200f || (code >= 0x202a && code <= 0x202e) ||
+         (code >= 0x2066 && code <= 0x2069);
+}
+
 }  // namespace
 
 std::string mask_control(std::string_view text) {
@@ -46,8 +54,8 @@ std::string mask_control(std::string_view text) {
     if (length == 0) {
       out += '?';  // one byte that is not UTF-8: an 8-bit terminal may obey 0x9B as CSI
       ++i;
-    } else if (code < 0x20 || (code >= 0x7f && code <= 0x9f)) {
-      out += '?';  // C0, DEL, C1
+    } else if (code < 0x20 || (code >= 0x7f && code <= 0x9f) || is_bidi_control(code)) {
+      out += '?';  // C0, DEL, C1, and the marks that reorder how a line reads
       i += length;
     } else {
       out.append(text.substr(i, length));

@@ -28,6 +28,13 @@ TEST(Display, BytesThatAreNotUtf8AreMaskedOneQuestionMarkEach) {
   EXPECT_EQ(mask_control("\xf0\x9f\x98\x80 \xef\xbf\xbd"), "\xf0\x9f\x98\x80 \xef\xbf\xbd");  // kept
 }
 
+// "Trojan source" for reports: U+202E shows the rest of a line reversed, the isolates and marks reorder it too.
+TEST(Display, BidirectionalFormattingCharactersAreMasked) {
+  EXPECT_EQ(mask_control("evil\u202etxt.exe"), "evil?txt.exe");
+  EXPECT_EQ(mask_control("\u202a\u202b\u202c\u202d \u2066\u2067\u2068\u2069 \u200e\u200f\u061c"), "???? ???? ???");
+  EXPECT_EQ(mask_control("\u200d\u05d0\u0627"), "\u200d\u05d0\u0627");  // joiners and RTL letters themselves stay
+}
+
 TEST(Display, MarkdownCellsStayOneCellOnOneLine) {
   EXPECT_EQ(markdown_cell("a | b\nc"), "a \\| b?c");
   EXPECT_EQ(markdown_cell("back\\slash \\| `code` <b>"), "back\\\\slash \\\\\\| \\`code\\` \\<b\\>");

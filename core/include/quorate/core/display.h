@@ -10,7 +10,8 @@ namespace quorate {
 // `text` with each control character replaced by '?': the C0 controls (newline, ESC, BEL…), DEL, and the C1
 // controls U+0080..U+009F written as UTF-8 (which some terminals obey as CSI…); and each byte that is not part
 // of a well-formed UTF-8 sequence (RFC 3629) replaced by '?' too, since a terminal in an 8-bit mode obeys a
-// lone 0x9B as CSI. Well-formed UTF-8 other than controls is unchanged.
+// lone 0x9B as CSI; and Unicode's bidirectional formatting characters (U+202E shows the rest of its line
+// reversed, so a path could read as another). Well-formed UTF-8 other than these is unchanged.
 std::string mask_control(std::string_view text);
 
 // One cell of a Markdown (GFM) table row: mask_control(text) with '\', '|', '`', '<' and '>' backslash-escaped,
