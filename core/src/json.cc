@@ -19,7 +19,11 @@ std::string valid_utf8(std::string_view text) {
 }
 
 std::string display_json(const nlohmann::json& value, int indent) {
-  const std::string text = value.dump(indent, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+  return escape_display_controls(
+      value.dump(indent, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace));
+}
+
+std::string escape_display_controls(std::string_view text) {
   // nlohmann escapes C0 only; DEL and the C1 controls (0xC2 0x80..0x9F: only ever inside a string, and 0xC2 is a
   // lead byte there since the text is valid UTF-8) are written as \u escapes: the same value, nothing a
   // terminal obeys.

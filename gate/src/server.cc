@@ -24,6 +24,8 @@
 #include <thread>
 #include <utility>
 
+#include "quorate/core/json.h"
+
 namespace quorate::gate {
 namespace {
 
@@ -274,7 +276,7 @@ struct Server::Impl {
   }
 
   void log(const json& j) {
-    if (options.log) options.log(j.dump(-1, ' ', false, json::error_handler_t::replace));
+    if (options.log) options.log(display_json(j, -1));  // names from the reviewed object: no raw DEL or C1
   }
   double elapsed_ms(int64_t start) const { return static_cast<double>(options.steady_us() - start) / 1000.0; }
 

@@ -47,5 +47,21 @@ TEST(EventLog, AFloodOfOneWarningIsCountedNotWrittenAndTheNextLineSaysHowMany) {
   EXPECT_EQ(lines[0]["level"], "warn");
 }
 
+// A peer chooses its node id's bytes, its garbage, its reasons: DEL and C1 reach the log escaped (a terminal
+// tailing it obeys neither), and the line still parses to the same value.
+TEST(EventLog, DelAndC1ControlsAreEscapedNotWrittenRaw) {
+  std::ostringstream text;
+  EventLog log{text, [] { return int64_t{0}; }, "node"};
+  const std::string hostile =
+      "n\x7f\xc2\x9b"
+      "2J\x1b[1m";
+  log.warn("frame_dropped", {{"node_id", hostile}});
+  const std::string line = text.str();
+  EXPECT_EQ(line.find('\x7f'), std::string::npos) << line;
+  EXPECT_EQ(line.find("\xc2\x9b"), std::string::npos) << line;
+  EXPECT_EQ(line.find('\x1b'), std::string::npos) << line;
+  EXPECT_EQ(nlohmann::json::parse(line)["node_id"], hostile);
+}
+
 }  // namespace
 }  // namespace quorate::wire

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "quorate/core/json.h"
 #include "quorate/core/time.h"
 
 namespace quorate::wire {
@@ -62,7 +63,8 @@ void EventLog::log(Level level, std::string_view event, nlohmann::json fields) {
   if (fields.is_object()) {
     for (auto& [k, v] : fields.items()) line[k] = v;
   }
-  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // A node id, a reason or a peer's address can hold what a peer chose: DEL and C1 escaped, not raw.
+  std::string text = escape_display_controls(line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   std::lock_guard<std::mutex> lock(mu_);
   out_ << text << '\n';
   out_.flush();

@@ -24,6 +24,9 @@ std::string valid_utf8(std::string_view text);
 // UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing, and DEL and the C1
 // controls escaped (\u007f, \u0080..\u009f) like C0, so that none reaches a terminal raw.
 std::string display_json(const nlohmann::json& value, int indent = 2);
+// The second half of display_json, for JSON text written another way (an ordered_json log line): `json_text`,
+// valid UTF-8 as dump() with error_handler_t::replace writes it, with DEL and the C1 controls escaped.
+std::string escape_display_controls(std::string_view json_text);
 
 // How deep arrays and objects may nest in JSON that comes from outside (the attestation parser's bound too).
 // nlohmann's parser is iterative, but copying, comparing and printing a value recurse: 8 MB of '[' parsed
