@@ -487,6 +487,7 @@ Result<std::unique_ptr<Store>> Store::open_read_only(const std::filesystem::path
     return Status::unsupported(path.string() + ": store schema version " + std::to_string(version) + ", expected " +
                                std::to_string(kSchemaVersion));
   }
+  QR_RETURN_IF_ERROR(impl->db->check_schema(kMigrations));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 

@@ -4,6 +4,23 @@
 #include <algorithm>
 
 namespace quorate::sqlite {
+namespace {
+
+std::string collapse_whitespace(const std::string& sql) {
+  std::string out;
+  for (char c : sql) {
+    const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    if (!space) {
+      out += c;
+    } else if (!out.empty() && out.back() != ' ') {
+      out += ' ';
+    }
+  }
+  if (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& path, const OpenOptions& options) {
   std::unique_ptr<Database> db(new Database(path.string()));
@@ -14,6 +31,10 @@ Result<std::unique_ptr<Database>> Database::open(const std::filesystem::path& pa
     return db->db_ ? db->error("open") : Status::io(db->path_ + ": open: out of memory");
   }
   sqlite3_busy_timeout(db->db_, options.busy_timeout_ms);
+  // Defence in depth under check_schema(): the schema cannot be written through PRAGMAs, and what a file's
+  // schema defines runs no function with side effects.
+  sqlite3_db_config(db->db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_db_config(db->db_, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, nullptr);
   if (options.read_only) {
     QR_RETURN_IF_ERROR(db->exec("PRAGMA query_only=ON; " + options.extra_pragmas, "configure"));
     return db;
@@ -147,12 +168,56 @@ Status Database::migrate(std::span<const char* const> migrations) {
                                " is newer than this quorate's " + std::to_string(latest));
   }
   QR_RETURN_IF_ERROR(check_written_by_quorate());
+  // A trigger or view in a file at an older version would otherwise run inside the migrations' statements.
+  if (version > 0) QR_RETURN_IF_ERROR(check_schema(migrations.first(static_cast<size_t>(version))));
+  QR_RETURN_IF_ERROR(apply(migrations, version));
+  return check_schema(migrations);
+}
+
+Status Database::apply(std::span<const char* const> migrations, int64_t version) {
+  const auto latest = static_cast<int64_t>(migrations.size());
   for (int64_t i = version; i < latest; ++i) {
     QR_RETURN_IF_ERROR(transaction([&] {
       std::string sql =
           std::string(migrations[static_cast<size_t>(i)]) + "\nPRAGMA user_version = " + std::to_string(i + 1) + ";";
       return exec(sql, "migrate to schema version " + std::to_string(i + 1));
     }));
+  }
+  return Status();
+}
+
+Result<Database::Schema> Database::schema() {
+  Statement* s = QR_TRY(
+      statement("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"));
+  Schema out;
+  int rc;
+  while ((rc = s->step()) == SQLITE_ROW) {
+    out[{s->text(0), s->text(1)}] = {s->text(2), collapse_whitespace(s->text(3))};
+  }
+  s->reset();
+  if (rc != SQLITE_DONE) return error("read the schema");
+  return out;
+}
+
+Status Database::check_schema(std::span<const char* const> migrations) {
+  OpenOptions options;
+  options.threading = Threading::kMultiThread;
+  auto fresh = QR_TRY(open(":memory:", options));
+  QR_RETURN_IF_ERROR(fresh->apply(migrations, 0));
+  const Schema expected = QR_TRY(fresh->schema());
+  const Schema actual = QR_TRY(schema());
+  auto refuse = [&](const std::pair<std::string, std::string>& object, const char* what) {
+    return Status::bad_input(path_ + ": " + object.first + " " + object.second + " " + what +
+                             ": not the schema quorate writes (a file edited by hand, or damaged); nothing was read "
+                             "from it");
+  };
+  for (const auto& [object, definition] : actual) {
+    auto it = expected.find(object);
+    if (it == expected.end()) return refuse(object, "is not quorate's");
+    if (it->second != definition) return refuse(object, "differs from quorate's definition");
+  }
+  for (const auto& [object, definition] : expected) {
+    if (!actual.contains(object)) return refuse(object, "is missing");
   }
   return Status();
 }

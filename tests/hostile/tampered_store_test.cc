@@ -113,5 +113,31 @@ TEST_F(TamperedStore, ASwappedEnvelopeIsCaughtByItsColumns) {
   EXPECT_THAT(r.out, HasSubstr("ignored: its columns differ"));
 }
 
+// A view or trigger added to the store runs inside quorate's own queries: an endless view hung `quorate verify`
+// (killed after 20 s), a trigger would run with every insert. Each command refuses the file, naming the object.
+TEST_F(TamperedStore, AViewOrTriggerInTheStoreIsRefusedNotRun) {
+  sql("DROP TABLE image_subjects; CREATE VIEW image_subjects(image_digest, subject_id) AS WITH RECURSIVE "
+      "c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT (SELECT image_digest FROM attestations LIMIT 1), x "
+      "FROM c");
+  auto r = run("timeout 60 " + quorate_bin() + " verify --policy " + policy_ + " --store " + db_ + " --image " +
+               image_of("good") + kNowArg);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("view image_subjects is not quorate's: not the schema quorate writes"));
+  auto listed = run("timeout 60 " + quorate_bin() + " store list " + db_);
+  EXPECT_EQ(listed.exit_code, 2) << listed.out;
+  EXPECT_THAT(listed.out, HasSubstr("view image_subjects is not quorate's"));
+}
+
+TEST_F(TamperedStore, ATriggerIsRefusedBeforeAnImportCouldFireIt) {
+  sql("CREATE TRIGGER wipe AFTER INSERT ON attestations BEGIN DELETE FROM attestations; END");
+  auto f = dir_ / "again.json";
+  spit(f, attestation(nodes_[0], "v2", "good"));
+  auto r = run("timeout 60 " + quorate_bin() + " store import --policy " + policy_ + " " + db_ + " " + sh(f.string()));
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("trigger wipe is not quorate's"));
+  auto rows = run("sqlite3 " + db_ + " 'SELECT COUNT(*) FROM attestations'");
+  EXPECT_EQ(rows.out, "4\n");
+}
+
 }  // namespace
 }  // namespace quorate::hostile

@@ -164,5 +164,61 @@ TEST(DatabaseTest, CommitHookSeesTheWalAndAPassiveCheckpointCopiesIt) {
   EXPECT_EQ(count(*other), 1501);
 }
 
+// A file someone edited: its views and triggers would run inside quorate's own statements (an endless view hung
+// `quorate verify --store`; a trigger could delete what is stored). Every object must be what the migrations
+// create; a file at an older version is checked against that version before its migrations run.
+TEST(DatabaseTest, ASchemaObjectQuorateDoesNotWriteIsRefusedNotRun) {
+  ScratchDir dir;
+  struct Case {
+    const char* sql;
+    const char* named;
+  } cases[] = {
+      {"CREATE TRIGGER wipe AFTER INSERT ON t BEGIN DELETE FROM t; END;", "trigger wipe is not quorate's"},
+      {"CREATE VIEW endless AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c;",
+       "view endless is not quorate's"},
+      {"CREATE INDEX t_v ON t(v);", "index t_v is not quorate's"},
+      {"DROP TABLE t; CREATE TABLE t(k TEXT PRIMARY KEY, v INTEGER NOT NULL, w INTEGER NOT NULL DEFAULT 7, "
+       "x AS (length(k)));",
+       "table t differs from quorate's definition"},
+      {"DROP TABLE t; CREATE VIEW t(k, v, w) AS SELECT 'a', 1, 2;", "view t is not quorate's"},
+  };
+  int i = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.sql);
+    const auto path = dir / ("edited" + std::to_string(i++) + ".db");
+    {
+      auto db = Database::open(path, {}).value();
+      ASSERT_TRUE(db->migrate(kMigrations).ok());
+      ASSERT_TRUE(db->exec(c.sql, "edit").ok());
+    }
+    auto db = Database::open(path, {}).value();
+    Status s = db->migrate(kMigrations);
+    EXPECT_TRUE(s.is_bad_input()) << s.to_string();
+    EXPECT_NE(s.message().find(c.named), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("not the schema quorate writes"), std::string::npos) << s.message();
+  }
+  // Whitespace is not a difference.
+  {
+    auto db = Database::open(dir / "spaced.db", {}).value();
+    ASSERT_TRUE(
+        db->exec("CREATE TABLE t(k TEXT PRIMARY KEY,\n   v INTEGER NOT NULL);  PRAGMA user_version = 1;", "t").ok());
+    EXPECT_TRUE(db->migrate(kMigrations).ok());
+  }
+  // A trigger in a file at version 1 is refused before migration 2 could fire it.
+  const auto old = dir / "old.db";
+  {
+    auto db = Database::open(old, {}).value();
+    ASSERT_TRUE(db->migrate(std::span(kMigrations).first(1)).ok());
+    ASSERT_TRUE(db->exec("INSERT INTO t(k, v) VALUES('a', 1); CREATE TABLE log(x); CREATE TRIGGER t_log AFTER UPDATE "
+                         "ON t BEGIN INSERT INTO log VALUES(1); END;",
+                         "edit")
+                    .ok());
+  }
+  auto db = Database::open(old, {}).value();
+  Status s = db->migrate(kMigrations);
+  EXPECT_TRUE(s.is_bad_input()) << s.to_string();
+  EXPECT_EQ(db->user_version().value(), 1);  // no migration ran
+}
+
 }  // namespace
 }  // namespace quorate::sqlite

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "quorate/core/status.h"
@@ -98,6 +99,11 @@ class Database {
   // one transaction with the version bump. Never edit a released migration; append one. unsupported when the
   // file's version is newer than this program knows; bad_input when it is not a file quorate writes.
   Status migrate(std::span<const char* const> migrations);
+  // bad_input naming the first table, index, view or trigger that differs from what `migrations` create on an
+  // empty database (compared by type, name, table and SQL text, whitespace runs read as one space): a file
+  // someone edited, whose views or triggers would run inside quorate's queries. migrate() ends with it; a
+  // reader opening a file read-only calls it after checking the version.
+  Status check_schema(std::span<const char* const> migrations);
   Result<int64_t> user_version();
 
   // After every commit of this connection, hook(pages in the WAL) runs on the committing thread
@@ -122,6 +128,11 @@ class Database {
   // bad_input naming the file when it is not one quorate writes: a negative schema version, or version 0 with
   // tables of its own (another program's database).
   Status check_written_by_quorate();
+  // Runs migrations[version..] (each in a transaction with its version bump).
+  Status apply(std::span<const char* const> migrations, int64_t version);
+  // (type, name) -> (table, SQL with each whitespace run read as one space) of every object but SQLite's own.
+  using Schema = std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>>;
+  Result<Schema> schema();
   std::string path_;
   std::vector<std::string> unversioned_tables_;
   sqlite3* db_ = nullptr;
