@@ -41,6 +41,10 @@ Result<Envelope> envelope_from_json(const JsonValue& j, std::string_view what) {
   e.payload = std::move(payload).value();
   const JsonValue* sigs = QR_TRY(get_array(j, "signatures", what));
   if (sigs->size() == 0) return Status::bad_input(std::string(what) + ": no signatures");
+  if (sigs->size() > kMaxSignatures) {
+    return Status::bad_input(std::string(what) + ": " + std::to_string(sigs->size()) + " signatures; at most " +
+                             std::to_string(kMaxSignatures) + " are read");
+  }
   e.signatures.reserve(sigs->size());
   for (size_t i = 0; i < sigs->size(); ++i) {
     const JsonValue& s = sigs->items()[i].value;

@@ -229,21 +229,35 @@ Verdict Roster::verify(std::string_view bytes, std::optional<int64_t> at) const 
   auto env = open_envelope(bytes, verdict);
   if (!env.ok()) return verdict;
   std::string message = pae(env->payload_type, env->payload);
+  // At most kMaxSignatures + (distinct roster keys) verifications, whatever the envelope holds. A keyid is
+  // the digest of one key, so a signature naming one is verified once, however many entries list that key. A
+  // signature without a keyid is tried with each distinct key of the roster, and only the first such signature:
+  // each further one would cost as many verifications again.
   const RosterEntry* signer = nullptr;
   std::string bad_keyid, unknown_keyid;
+  bool keyless_tried = false;
   for (const auto& sig : env->signatures) {
-    std::vector<const RosterEntry*> candidates =
-        sig.keyid.empty() ? std::vector<const RosterEntry*>{} : find(sig.keyid);
-    if (sig.keyid.empty()) {
-      for (const auto& e : entries_) candidates.push_back(&e);
+    if (!sig.keyid.empty()) {
+      std::vector<const RosterEntry*> candidates = find(sig.keyid);
+      if (candidates.empty()) {
+        unknown_keyid = sig.keyid;
+      } else if (candidates.front()->key.verify(message, sig.sig).ok()) {
+        signer = candidates.front();
+        break;
+      } else {
+        bad_keyid = sig.keyid;
+      }
+      continue;
     }
-    if (candidates.empty()) unknown_keyid = sig.keyid;
-    for (const RosterEntry* c : candidates) {
-      if (c->key.verify(message, sig.sig).ok()) {
-        signer = c;
+    if (keyless_tried) continue;
+    keyless_tried = true;
+    std::set<std::string> tried;
+    for (const auto& e : entries_) {
+      if (!tried.insert(e.key.keyid()).second) continue;
+      if (e.key.verify(message, sig.sig).ok()) {
+        signer = &e;
         break;
       }
-      if (!sig.keyid.empty()) bad_keyid = sig.keyid;
     }
     if (signer != nullptr) break;
   }

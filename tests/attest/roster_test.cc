@@ -216,6 +216,38 @@ TEST_F(RosterTest, WrongKeyAloneIsBadSignature) {
   EXPECT_TRUE(v.status.is_verification());
 }
 
+// What one envelope can make a verifier do is bounded. A 1 MiB envelope held 9,000 keyless copies of another
+// envelope's valid signature before the real one; each was tried with every roster key: 33 CPU seconds for one
+// attestation with 50 keys. Now at most 16 signatures are read, one verification for each keyid, and the
+// roster's keys are tried for the first keyless signature only.
+TEST_F(RosterTest, WhatOneEnvelopeCostsIsBounded) {
+  auto j = testing::envelope_json(good_);
+  const nlohmann::json real = j["signatures"][0];
+  auto other = testing::envelope_json(attest_build_result(testing::build_result(), *b_, "node-b").value());
+  const nlohmann::json wrong = {{"keyid", ""}, {"sig", other["signatures"][0]["sig"]}};
+
+  auto with = [&](std::vector<nlohmann::json> sigs) {
+    j["signatures"] = sigs;
+    return verify(j.dump());
+  };
+  std::vector<nlohmann::json> many(8000, wrong);
+  many.push_back(real);
+  auto flood = with(many);
+  EXPECT_EQ(flood.failure, Failure::kMalformed);
+  EXPECT_NE(flood.status.message().find("8001 signatures; at most 16 are read"), std::string::npos)
+      << flood.status.message();
+
+  std::vector<nlohmann::json> sixteen(15, wrong);
+  sixteen.push_back(real);  // named by its keyid: verified whatever comes before it
+  EXPECT_TRUE(with(sixteen).ok());
+
+  nlohmann::json real_keyless = real;
+  real_keyless["keyid"] = "";
+  EXPECT_TRUE(with({real_keyless}).ok());     // a keyless signature is tried with every key
+  auto second = with({wrong, real_keyless});  // but only the first one
+  EXPECT_EQ(second.failure, Failure::kUnknownKey);
+}
+
 TEST(RosterFile, InlinePemPathsAndTimes) {
   ScratchDir dir;
   auto a = fixed_signer(KeyType::kEd25519);

@@ -15,6 +15,9 @@ namespace quorate::attest {
 inline constexpr std::string_view kInTotoPayloadType = "application/vnd.in-toto+json";
 // The largest envelope (or bundle) accepted, before any parsing. Matches the wire's attestation limit.
 inline constexpr size_t kMaxEnvelopeBytes = 1u << 20;
+// The most signatures an envelope may carry (quorate writes one). Each costs a verification: 1 MiB holds about
+// 10,000, and a verifier tried each against every roster key (a forged envelope cost 33 CPU seconds).
+inline constexpr size_t kMaxSignatures = 16;
 
 // "DSSEv1 <len(type)> <type> <len(payload)> <payload>": the bytes that are signed.
 std::string pae(std::string_view payload_type, std::string_view payload);
@@ -36,8 +39,8 @@ struct Envelope {
 };
 
 // Parses a DSSE envelope strictly: at most `max_bytes` (bad_input "too large" otherwise), valid UTF-8 JSON,
-// no duplicate keys at any depth, no unknown members, strict base64 (padded, no whitespace), at least one
-// signature with a non-empty sig. Every failure is bad_input with a message saying what is wrong.
+// no duplicate keys at any depth, no unknown members, strict base64 (padded, no whitespace), one to
+// kMaxSignatures signatures, each with a non-empty sig. Every failure is bad_input with a message saying what is wrong.
 Result<Envelope> parse_envelope(std::string_view json, size_t max_bytes = kMaxEnvelopeBytes);
 
 // Signs `payload` and returns the envelope with one signature (keyid = signer.keyid()).
