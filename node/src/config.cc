@@ -55,21 +55,48 @@ Status read_build(const config::TomlFile& f, const toml::table& b, NodeConfig& c
   return Status();
 }
 
+// The path part of `repo` (after "scheme://host" for a URL) with %XX escapes decoded: libgit2 decodes them in a
+// file:// URL ("file:///srv/git/app/%2e%2e/secret" opens /srv/git/secret) and HTTP servers that normalize a path
+// decode them before resolving dot segments; an undecodable escape is kept as it is.
+std::string decoded_path(const std::string& repo) {
+  size_t path_start = 0;
+  if (auto scheme = repo.find("://"); scheme != std::string::npos) path_start = repo.find('/', scheme + 3);
+  if (path_start == std::string::npos) return {};
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  for (size_t i = path_start; i < repo.size(); ++i) {
+    if (repo[i] == '%' && i + 2 < repo.size() && hex(repo[i + 1]) >= 0 && hex(repo[i + 2]) >= 0) {
+      out += static_cast<char>(hex(repo[i + 1]) * 16 + hex(repo[i + 2]));
+      i += 2;
+    } else {
+      out += repo[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 Status check_repository(const std::vector<std::string>& allowed, const std::string& repo) {
   const bool url = builder::is_remote(repo);
-  // A "." or ".." segment of the path part (after "scheme://host" for a URL).
-  size_t path_start = 0;
-  if (auto scheme = repo.find("://"); scheme != std::string::npos) path_start = repo.find('/', scheme + 3);
-  for (size_t at = path_start; at != std::string::npos && at < repo.size();) {
-    size_t end = repo.find('/', at + 1);
-    std::string_view segment(repo.data() + at + (repo[at] == '/' ? 1 : 0),
-                             (end == std::string::npos ? repo.size() : end) - at - (repo[at] == '/' ? 1 : 0));
+  // A "." or ".." segment of the path part, also when spelled with escapes (%2e%2e, .%2E, ..%2f) or separated
+  // by a backslash (which some servers take for a slash).
+  const std::string path = decoded_path(repo);
+  for (size_t at = 0; at <= path.size();) {
+    size_t end = path.find_first_of("/\\", at);
+    if (end == std::string::npos) end = path.size();
+    std::string_view segment(path.data() + at, end - at);
     if (segment == "." || segment == "..") {
-      return Status::bad_input("repo " + repo + " holds a '" + std::string(segment) + "' path segment");
+      return Status::bad_input(
+          "repo " + repo + " holds a '" + std::string(segment) + "' path segment" +
+          (repo.find_first_of("%\\") != std::string::npos ? " (%XX escapes decoded, '\\' a separator)" : ""));
     }
-    at = end;
+    at = end + 1;
   }
   if (allowed.empty()) return Status();
   if (!url && (repo.empty() || repo[0] != '/')) {

@@ -119,6 +119,23 @@ TEST(NodeConfig, RepositoriesListWhatRequestsMayName) {
     EXPECT_TRUE(s.is_bad_input()) << refused;
     EXPECT_NE(s.message().find(refused), std::string::npos) << s.message();
   }
+  // Dot segments spelled with escapes or backslashes: libgit2 decodes %XX in a file:// URL (the first one opened
+  // /srv/git/secret) and an HTTP server that normalizes paths decodes them before resolving "..".
+  const std::vector<std::string> file_entry = {"file:///srv/git/app", "https://git.example.org/acme/"};
+  for (const char* refused :
+       {"file:///srv/git/app/%2e%2e/secret", "file:///srv/git/app/%2E%2E/secret", "file:///srv/git/app/.%2e/secret",
+        "file:///srv/git/app/%2e", "https://git.example.org/acme/..%2fother",
+        "https://git.example.org/acme/%2E%2e%2F..", "https://git.example.org/acme/..\\other",
+        "https://git.example.org/acme/x%5c..%5c..%5cother"}) {
+    auto s = check_repository(file_entry, refused);
+    EXPECT_TRUE(s.is_bad_input()) << refused;
+    EXPECT_NE(s.message().find("path segment"), std::string::npos) << s.message();
+    EXPECT_FALSE(check_repository({}, refused).ok()) << refused;
+  }
+  for (const char* ok :
+       {"file:///srv/git/app/sub%20dir", "https://git.example.org/acme/a%2e", "file:///srv/git/app/%zz"}) {
+    EXPECT_TRUE(check_repository(file_entry, ok).ok()) << ok;
+  }
   EXPECT_TRUE(check_repository({}, "/any/local/path").ok());
   EXPECT_TRUE(check_repository({}, "https://anywhere.example/x").ok());
   EXPECT_FALSE(check_repository({}, "/srv/../etc").ok());

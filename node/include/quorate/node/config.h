@@ -43,7 +43,8 @@ struct NodeConfig {
 // start); otherwise `repo` must be `allowed[i]` or lie under it (the next character a '/', or the entry ends with
 // one: "https://git.example.org/acme" admits ".../acme/app", not ".../acme-evil/app"), and a local path must be
 // absolute. A repo with a "." or ".." path segment is refused whatever the list says: it could climb out of
-// an entry. bad_input naming the repo otherwise.
+// an entry; segments are looked for once %XX escapes are decoded and with '\' a separator too (libgit2 decodes a
+// file:// URL's escapes; HTTP servers normalize paths). bad_input naming the repo otherwise.
 Status check_repository(const std::vector<std::string>& allowed, const std::string& repo);
 
 // Reads and checks a node.toml; relative paths are resolved against the file's directory. bad_input naming
