@@ -209,10 +209,15 @@ struct NodeDaemon::Impl {
   }
 
   void on_build_request(const wire::Frames& route, const pb::BuildRequest& message) {
-    // The wire request's own checks, then the OCI reference grammar of an image name override.
+    // The wire request's own checks, then the OCI reference grammar of an image name override. `kind` names the
+    // check that refused it: the log's rate limit is keyed by it, not by the message (which holds the client's
+    // text, a new key for each request).
+    const char* kind = "invalid request";
     auto checked = [&]() -> Result<wire::RebuildRequest> {
       auto r = QR_TRY(wire::request_from_wire(message));
+      kind = "repository not built here";
       QR_RETURN_IF_ERROR(check_repository(config.repositories, r.repo));
+      kind = "invalid image name or tag";
       if (!r.image_name.empty()) QR_RETURN_IF_ERROR(builder::check_image_name(r.image_name, "image_name"));
       if (!r.image_tag.empty()) QR_RETURN_IF_ERROR(builder::check_image_tag(r.image_tag, "image_tag"));
       return r;
@@ -228,7 +233,7 @@ struct NodeDaemon::Impl {
         std::lock_guard<std::mutex> lock(mu);
         ++counts.rejected;
       }
-      log.warn("request_rejected", {{"request_id", js.request_id()}, {"reason", s.message()}});
+      log.warn("request_rejected", {{"request_id", js.request_id()}, {"reason", kind}, {"detail", s.message()}});
       return reply(route, MessageType::kJobStatus, js);
     }
     const wire::RebuildRequest& req = *checked;
@@ -253,8 +258,15 @@ struct NodeDaemon::Impl {
         cv.notify_one();
       }
     }
-    log.info(js.state() == pb::JobStatus::QUEUED ? "request_queued" : "request_rejected",
-             {{"request_id", req.request_id}, {"queue_depth", js.queue_depth()}, {"message", js.message()}});
+    // A full queue is a refusal a client can provoke once per request: a warning, rate-limited like the others.
+    if (js.state() == pb::JobStatus::QUEUED) {
+      log.info("request_queued", {{"request_id", req.request_id}, {"queue_depth", js.queue_depth()}});
+    } else {
+      log.warn("request_rejected", {{"request_id", req.request_id},
+                                    {"reason", "queue full"},
+                                    {"queue_depth", js.queue_depth()},
+                                    {"detail", js.message()}});
+    }
     reply(route, MessageType::kJobStatus, js);
   }
 

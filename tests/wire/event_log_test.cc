@@ -47,6 +47,24 @@ TEST(EventLog, AFloodOfOneWarningIsCountedNotWrittenAndTheNextLineSaysHowMany) {
   EXPECT_EQ(lines[0]["level"], "warn");
 }
 
+// A reason holding a peer's own text makes a key per line. Once the limiter's keys are all taken (4,096 in a
+// window), the lines that find no room share one key per event instead of each being written (before: every
+// one of them).
+TEST(EventLog, WarningsBeyondTheKeysTrackedAreLimitedPerEvent) {
+  std::ostringstream text;
+  EventLog log{text, [] { return int64_t{5'000'000}; }, "node"};
+  constexpr int kKeys = 4096, kBeyond = 3000;
+  for (int i = 0; i < kKeys + kBeyond; ++i) {
+    log.warn("request_rejected", {{"reason", "repo /x/" + std::to_string(i) + " is not one this node builds"}});
+  }
+  log.warn("frame_dropped", {{"reason", "garbage"}});  // another event finds room of its own
+  auto lines = lines_of(text.str());
+  size_t rejected = 0, dropped = 0;
+  for (const auto& l : lines) (l["event"] == "request_rejected" ? rejected : dropped) += 1;
+  EXPECT_EQ(rejected, static_cast<size_t>(kKeys + EventLog::kWarnBurst));
+  EXPECT_EQ(dropped, 1u);
+}
+
 // A peer chooses its node id's bytes, its garbage, its reasons: DEL and C1 reach the log escaped (a terminal
 // tailing it obeys neither), and the line still parses to the same value.
 TEST(EventLog, DelAndC1ControlsAreEscapedNotWrittenRaw) {

@@ -28,8 +28,15 @@ bool EventLog::admit_warning(std::string_view event, nlohmann::json& fields, int
         return kv.second.suppressed == 0 && now_ms - kv.second.start_ms >= kWarnWindowMs;
       });
     }
-    if (warn_windows_.size() >= kMaxKeys) return true;
-    found = warn_windows_.emplace(std::move(key), Window{now_ms, 0, 0}).first;
+    // Still full (a peer putting its own text in a reason makes a key per line): the line is limited with the
+    // others of its event that found no room, instead of being written unlimited.
+    if (warn_windows_.size() >= kMaxKeys) {
+      key = std::string(event);
+      key += '\0';
+      key += "(keys full)";
+    }
+    found = warn_windows_.find(key);
+    if (found == warn_windows_.end()) found = warn_windows_.emplace(std::move(key), Window{now_ms, 0, 0}).first;
   }
   Window& w = found->second;
   if (now_ms - w.start_ms >= kWarnWindowMs || now_ms < w.start_ms) {

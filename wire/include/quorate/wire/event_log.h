@@ -20,7 +20,8 @@ namespace quorate::wire {
 // Warnings are what a hostile peer provokes (a garbage frame, a forged attestation: one line each), so they are
 // limited: of the warn lines with the same event and the same node_id, reason and socket fields, at most
 // kWarnBurst are written in kWarnWindowMs; the rest are counted, and the next one written for that key says
-// how many were not ("suppressed": N). The daemons' counters count every one.
+// how many were not ("suppressed": N). The daemons' counters count every one. At most 4,096 keys are tracked;
+// beyond them (keys made of a peer's text), the lines of one event share one more key.
 class EventLog {
  public:
   enum class Level { kDebug, kInfo, kWarn, kError };
