@@ -22,6 +22,11 @@ namespace pb = wire::pb;
 
 constexpr size_t kRememberedJobs = 4096;  // finished job states kept for JobStatusRequest
 constexpr size_t kLineageSent = 64;       // incarnations listed in a HistoryResponse
+// Answers the control socket queues per peer (ZMQ_SNDHWM); beyond that a ROUTER drops the answer to that peer
+// (it never blocks). An honest client has one request outstanding (the verifier's follower, `quorate submit`)
+// and asks again after its timeout. With the socket default of 100,000, a client that sent history requests and
+// never read held every answer (each up to the history limit, 32 MiB) in the node.
+constexpr int kAnswersQueuedPerPeer = 8;
 
 }  // namespace
 
@@ -369,8 +374,10 @@ struct NodeDaemon::Impl {
     wire::SocketOptions opts;
     opts.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
     pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, *security, opts)));
-    control =
-        std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, *security, opts)));
+    wire::SocketOptions answers = opts;
+    answers.send_hwm = kAnswersQueuedPerPeer;
+    control = std::make_unique<wire::Socket>(
+        QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, *security, answers)));
     pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
     control_endpoint = QR_TRY(control->bind(config.control_endpoint));
     if (!config.endpoints_file.empty()) {

@@ -65,6 +65,11 @@ constexpr size_t kInFlight = 2;
 // the stored votes of each subject asked again, about 5 ms a subject at 50 nodes, so the ~30 queries waiting for
 // its restart are answered in four steps of 20-35 ms instead of all at once after 100 ms or more (issue 17).
 constexpr size_t kAnswerChunk = 8;
+// Answers the query socket queues per peer (ZMQ_SNDHWM); beyond that a ROUTER drops the answer to that peer (it
+// never blocks). A client may have several queries outstanding, answered kAnswerChunk at a time; an answer is
+// at most the Answer limit (1 MiB). With the socket default of 100,000, a client that sent queries and never
+// read held every answer in the verifier.
+constexpr int kAnswersQueuedPerPeer = 32;
 
 std::string subject_id(const pb::SubjectKey& s) {
   return s.repo() + '\0' + s.commit() + '\0' + s.recipe_path() + '\0' + std::to_string(s.source_date_epoch()) + '\0' +
@@ -230,8 +235,10 @@ struct VerifierDaemon::Impl {
     wire::SocketOptions so;
     so.max_message_bytes = static_cast<int64_t>(config.limits.largest()) * 2;
     pub = std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kPub, security, so)));
-    router =
-        std::make_unique<wire::Socket>(QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, so)));
+    wire::SocketOptions answers = so;
+    answers.send_hwm = kAnswersQueuedPerPeer;
+    router = std::make_unique<wire::Socket>(
+        QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, answers)));
     pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
     query_endpoint = QR_TRY(router->bind(config.query_endpoint));
     if (!config.endpoints_file.empty()) {
