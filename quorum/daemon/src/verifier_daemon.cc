@@ -13,6 +13,8 @@
 #include <system_error>
 #include <thread>
 
+#include <google/protobuf/io/coded_stream.h>
+
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -679,8 +681,39 @@ struct VerifierDaemon::Impl {
         d.set_revision(published[id].revision);
         *a.add_decisions() = std::move(d);
       }
+      fit_answer(a);
     }
     return answers;
+  }
+
+  // Keeps `a` under the Answer size limit, which every client enforces (a node with a valid key attesting an
+  // image for thousands of made-up commits made each answer about that image several MiB: dropped by every
+  // client, so the gate got no answer at all). Accepted decisions first, each group in its order; those that do
+  // not fit are left out and counted in `omitted`. So an answer holding a decision not accepted left no accepted
+  // one out, and an image accepted for some subject is seen as such.
+  void fit_answer(pb::Answer& a) const {
+    const size_t limit = config.limits.max_decision_bytes - wire::kFrameHeaderSize;
+    auto framed = [](size_t n) { return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(n) + n; };
+    size_t total = a.ByteSizeLong() + 8;  // and the `omitted` field
+    if (total <= limit) return;
+    std::vector<pb::Decision> all(std::make_move_iterator(a.mutable_decisions()->begin()),
+                                  std::make_move_iterator(a.mutable_decisions()->end()));
+    a.clear_decisions();
+    std::stable_partition(all.begin(), all.end(), [](const pb::Decision& d) { return d.accepted(); });
+    total = a.ByteSizeLong() + 8;
+    uint32_t omitted = 0;
+    bool full = false;
+    for (auto& d : all) {
+      const size_t size = framed(d.ByteSizeLong());
+      if (full || total + size > limit) {
+        full = true;  // keep the order: nothing after a decision left out is put in
+        ++omitted;
+        continue;
+      }
+      total += size;
+      *a.add_decisions() = std::move(d);
+    }
+    a.set_omitted(omitted);
   }
 
   // Queries received and not answered yet (gather_queries), with the frames to answer them on.
