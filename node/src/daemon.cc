@@ -364,7 +364,7 @@ struct NodeDaemon::Impl {
     if (!security.ok()) return security.status();
     ctx = QR_TRY(wire::Context::create());
     // A refused CURVE client is logged when it happens, with its key, so an operator can tell "not in
-    // allowed_clients" from "wrong server key" (that client never gets this far: nothing is logged).
+    // allowed_clients" from "wrong server key" (that client fails before ZAP: handshake_failed, below).
     ctx->on_zap_denied([this](const wire::Context::ZapDenial& d) {
       log.warn("zap_denied", {{"client_key", d.client_key.empty() ? "(none)" : d.client_key},
                               {"address", d.address},
@@ -380,6 +380,14 @@ struct NodeDaemon::Impl {
         QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, *security, answers)));
     pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
     control_endpoint = QR_TRY(control->bind(config.control_endpoint));
+    // A handshake libzmq refuses before ZAP (NULL or PLAIN at a CURVE socket, a key without its secret) is
+    // logged too, rate-limited per socket and kind like every warning.
+    auto failed = [this](const wire::Context::HandshakeFailure& f) {
+      log.warn("handshake_failed",
+               {{"socket", f.socket}, {"address", f.address}, {"reason", f.reason}, {"detail", f.detail}});
+    };
+    QR_RETURN_IF_ERROR(ctx->watch_failed_handshakes(*pub, "publish", failed));
+    QR_RETURN_IF_ERROR(ctx->watch_failed_handshakes(*control, "control", failed));
     if (!config.endpoints_file.empty()) {
       nlohmann::json j = {{"node_id", config.node_id}, {"publish", pub_endpoint}, {"control", control_endpoint}};
       QR_RETURN_IF_ERROR(write_file_atomic(config.endpoints_file, j.dump() + "\n"));

@@ -198,12 +198,22 @@ TEST(NodeProcess, RefusedClientsAreLoggedAndSubmitSaysWhy) {
   EXPECT_EQ(node->err().find(f.stranger.secret_z85), std::string::npos);
   // An allowed client given the wrong server key (here the stranger's): the handshake fails before the node's
   // ZAP handler sees the client, so nothing is logged against the allowed key, and submit names the wrong key.
+  // The node logs the failed handshake itself (handshake_failed, with the peer's address and the kind).
   auto wrong_key = submit(loopback(f.control_port), (f.dir / "allowed.curve.key").string(), f.stranger.public_z85, "5");
   EXPECT_NE(wrong_key.code, 0);
   said = wrong_key.out + wrong_key.err;
   EXPECT_NE(said.find("CURVE handshake failed"), std::string::npos) << said;
   EXPECT_NE(said.find("server key given here is wrong"), std::string::npos) << said;
   EXPECT_EQ(said.find("nothing is listening"), std::string::npos) << said;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        const std::string err = node->err();
+        return err.find("\"event\":\"handshake_failed\"") != std::string::npos &&
+               err.find("\"reason\":\"CURVE handshake did not verify\"") != std::string::npos &&
+               err.find("\"socket\":\"control\"") != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << node->err();
   std::istringstream log(node->err());
   for (std::string line; std::getline(log, line);) {
     if (line.find("\"event\":\"zap_denied\"") == std::string::npos) continue;

@@ -909,6 +909,17 @@ TEST(VerifierDaemonCurve, AWrongNodeKeyIsNotFollowedAndTheNodeIsNamed) {
   EXPECT_EQ(v.daemon->counters().stored, 1u);
 }
 
+// The client "querier" (allowed by `v`) sends `q` and is answered.
+void expect_querier_answered(CurveKeys& keys, TestVerifier& v, const pb::Query& q) {
+  Client querier;
+  querier.security = keys.client("querier", "verifier");
+  auto& ok = querier.dealer(v.daemon->query_endpoint());
+  ASSERT_TRUE(ok.send({wire::encode_frame(MessageType::kQuery, q)}).ok());
+  auto answered = ok.recv(5000);
+  ASSERT_TRUE(answered.ok());
+  EXPECT_TRUE(answered->has_value()) << "the allowed client was not answered";
+}
+
 // A client whose key is not in the verifier's allowed_clients gets no answer, the verifier logs zap_denied with
 // that key when it happens (the node already did; the verifier only counted), and allowed clients are answered.
 TEST(VerifierDaemonCurve, ARefusedQuerierIsLoggedWithItsKeyAndOthersAreAnswered) {
@@ -941,13 +952,52 @@ TEST(VerifierDaemonCurve, ARefusedQuerierIsLoggedWithItsKeyAndOthersAreAnswered)
   EXPECT_TRUE(logged()) << v.log_text.str();
   EXPECT_EQ(v.log_text.str().find(keys["stranger"].secret_z85), std::string::npos);
   EXPECT_GE(v.daemon->counters().zap_denied, 1u);
-  Client querier;
-  querier.security = keys.client("querier", "verifier");
-  auto& ok = querier.dealer(v.daemon->query_endpoint());
-  ASSERT_TRUE(ok.send({wire::encode_frame(MessageType::kQuery, q)}).ok());
-  auto answered = ok.recv(5000);
-  ASSERT_TRUE(answered.ok());
-  EXPECT_TRUE(answered->has_value()) << "the allowed client was not answered";
+  expect_querier_answered(keys, v, q);
+}
+
+// A client speaking NULL to the verifier's CURVE query socket, or claiming an allowed key without its secret,
+// fails in libzmq before ZAP: nothing was logged. The verifier now logs handshake_failed naming the socket, the
+// address and the kind, rate-limited like every warning (40 NULL clients, at most kWarnBurst lines of that
+// kind), and allowed clients are answered.
+TEST(VerifierDaemonCurve, HandshakesFailingBeforeZapAreLoggedRateLimited) {
+  testing::ScratchDir scratch;
+  auto dir = scratch.path();
+  CurveKeys keys(dir);
+  auto store = std::make_shared<FakeStore>();
+  TestVerifier v(dir, {}, store, {}, 1, {}, keys.transport("verifier", {"querier"}));
+  pb::Query q;
+  q.set_request_id("q");
+  q.mutable_subject()->set_commit("c1");
+  for (int i = 0; i < 40; ++i) {
+    Client null_client;  // plain TCP: the NULL mechanism
+    auto& d = null_client.dealer(v.daemon->query_endpoint());
+    (void)d.send({wire::encode_frame(MessageType::kQuery, q)});
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  Client impostor;
+  impostor.security = keys.client("querier", "verifier");
+  impostor.security->client_keys.secret_z85 = keys["stranger"].secret_z85;
+  (void)impostor.dealer(v.daemon->query_endpoint()).send({wire::encode_frame(MessageType::kQuery, q)});
+  auto count = [&](const std::string& reason) {
+    std::istringstream lines(v.log_text.str());
+    size_t n = 0;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("\"event\":\"handshake_failed\"") != std::string::npos &&
+          line.find("\"socket\":\"query\"") != std::string::npos &&
+          line.find("\"reason\":\"" + reason + "\"") != std::string::npos &&
+          line.find("127.0.0.1") != std::string::npos)
+        ++n;
+    }
+    return n;
+  };
+  auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+  while ((count("security mechanism mismatch") == 0 || count("CURVE handshake did not verify") == 0) &&
+         SteadyClock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_GE(count("security mechanism mismatch"), 1u) << v.log_text.str();
+  EXPECT_LE(count("security mechanism mismatch"), static_cast<size_t>(wire::EventLog::kWarnBurst));
+  EXPECT_GE(count("CURVE handshake did not verify"), 1u) << v.log_text.str();
+  expect_querier_answered(keys, v, q);
 }
 
 TEST(VerifierConfig, TheShippedExampleLoads) {

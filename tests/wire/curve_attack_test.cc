@@ -6,6 +6,7 @@
 #include <zmq.h>
 
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "quorate/wire/socket.h"
@@ -185,6 +186,62 @@ TEST(CurveAttack, AllowedPublicKeyWithoutItsSecretOrMalformedKeysGetNothingThrou
   auto client_ctx = Context::create().value();
   expect_honest_client_served(s, *client_ctx);
   EXPECT_GE(s.ctx->zap_allowed(), 1u);
+}
+
+// NULL, PLAIN and an impersonator fail in libzmq before ZAP is asked: they used to leave no trace at the server.
+// A watched socket reports each with the peer's address and what went wrong, read on the Context's own thread.
+TEST(CurveAttack, HandshakesFailingBeforeZapAreReportedWithTheirKind) {
+  GuardedServer s;
+  std::mutex mu;
+  std::vector<Context::HandshakeFailure> failures;  // guarded by mu
+  ASSERT_TRUE(s.ctx
+                  ->watch_failed_handshakes(*s.router, "query",
+                                            [&](const Context::HandshakeFailure& f) {
+                                              std::lock_guard<std::mutex> lock(mu);
+                                              failures.push_back(f);
+                                            })
+                  .ok());
+  auto reasons = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    std::set<std::string> out;
+    for (const auto& f : failures) out.insert(f.reason);
+    return out;
+  };
+  attack_with_raw_socket(
+      s, [](void*) {}, "null-attack", 300);
+  attack_with_raw_socket(
+      s,
+      [](void* sock) {
+        ASSERT_EQ(zmq_setsockopt(sock, ZMQ_PLAIN_USERNAME, "admin", 5), 0);
+        ASSERT_EQ(zmq_setsockopt(sock, ZMQ_PLAIN_PASSWORD, "admin", 5), 0);
+      },
+      "plain-attack", 300);
+  auto until = AttackClock::now() + std::chrono::seconds(5);
+  while (reasons().empty() && AttackClock::now() < until) s.serve_for(20);
+  EXPECT_EQ(reasons(), std::set<std::string>{"security mechanism mismatch"});
+  auto stranger = generate_curve_keypair().value();
+  attack_with_raw_socket(
+      s,
+      [&](void* sock) {
+        ASSERT_EQ(zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, s.server.public_z85.c_str(), 40), 0);
+        ASSERT_EQ(zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, s.good.public_z85.c_str(), 40), 0);
+        ASSERT_EQ(zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, stranger.secret_z85.c_str(), 40), 0);
+      },
+      "impersonation", 300);
+  until = AttackClock::now() + std::chrono::seconds(5);
+  while (reasons().size() < 2 && AttackClock::now() < until) s.serve_for(20);
+  EXPECT_EQ(reasons(), (std::set<std::string>{"security mechanism mismatch", "CURVE handshake did not verify"}));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& f : failures) {
+      EXPECT_EQ(f.socket, "query");
+      EXPECT_NE(f.address.find("127.0.0.1"), std::string::npos) << f.address;
+      EXPECT_NE(f.detail.find("libzmq protocol error 0x"), std::string::npos) << f.detail;
+    }
+    EXPECT_EQ(s.ctx->handshakes_failed(), failures.size());
+  }
+  auto client_ctx = Context::create().value();
+  expect_honest_client_served(s, *client_ctx);
 }
 
 // The daemons have no reload: a key is removed by editing the config and restarting. Context::allow_clients

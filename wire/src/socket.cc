@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -47,9 +48,79 @@ struct Context::Impl {
   std::atomic<uint64_t> accepted{0};
   std::function<void(const Context::ZapDenial&)> on_denied;  // guarded by mu
 
+  // Failed handshakes at watched server sockets: our ends of their monitors, read on watch_thread only while
+  // holding watch_mu (a socket may move between threads behind a memory barrier).
+  struct Watched {
+    void* pair = nullptr;
+    std::string name;
+    std::function<void(const Context::HandshakeFailure&)> callback;
+  };
+  std::mutex watch_mu;
+  std::vector<Watched> watched;
+  std::thread watch_thread;
+  std::atomic<uint64_t> handshakes_failed{0};
+
   ~Impl() {
     stop = true;
     if (zap_thread.joinable()) zap_thread.join();
+    if (watch_thread.joinable()) watch_thread.join();
+    for (auto& w : watched) zmq_close(w.pair);
+  }
+
+  static Context::HandshakeFailure describe(const std::string& name, uint32_t code, std::string address) {
+    Context::HandshakeFailure f{name, std::move(address), "", ""};
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "0x%08x", code);
+    if (code == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) {
+      f.reason = "security mechanism mismatch";
+      f.detail = "the client speaks another security mechanism than this socket (NULL or PLAIN at a CURVE server)";
+    } else if (code == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC || code == ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE) {
+      f.reason = "CURVE handshake did not verify";
+      f.detail = "the client does not hold the secret key of the public key it presents, or uses another server key";
+    } else {
+      f.reason = "malformed handshake";
+      f.detail = "the client broke the ZMTP handshake";
+    }
+    f.detail += std::string(" (libzmq protocol error ") + hex + ")";
+    return f;
+  }
+
+  // Reads every event waiting at `w`; the failures are appended to `out`.
+  void drain(Watched& w, std::vector<std::pair<Context::HandshakeFailure, Watched*>>& out) {
+    for (;;) {
+      // Each event is two frames: 16-bit event number and 32-bit value, then the peer's endpoint.
+      zmq::message_t first, second;
+      if (zmq_msg_recv(first.handle(), w.pair, ZMQ_DONTWAIT) < 0) return;
+      if (!first.more() || zmq_msg_recv(second.handle(), w.pair, 0) < 0) continue;
+      uint16_t event = 0;
+      uint32_t value = 0;
+      if (first.size() < sizeof event + sizeof value) continue;
+      std::memcpy(&event, first.data(), sizeof event);
+      std::memcpy(&value, static_cast<const char*>(first.data()) + sizeof event, sizeof value);
+      if (event != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) continue;
+      handshakes_failed.fetch_add(1);
+      out.emplace_back(describe(w.name, value, second.to_string()), &w);
+    }
+  }
+
+  void serve_watch() {
+    while (!stop) {
+      std::vector<std::pair<Context::HandshakeFailure, Watched*>> failed;
+      std::vector<std::function<void(const Context::HandshakeFailure&)>> callbacks;
+      {
+        std::lock_guard<std::mutex> lock(watch_mu);
+        std::vector<zmq_pollitem_t> items;
+        for (const auto& w : watched) items.push_back({w.pair, 0, ZMQ_POLLIN, 0});
+        if (zmq_poll(items.data(), static_cast<int>(items.size()), 100) <= 0) continue;
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (items[i].revents & ZMQ_POLLIN) drain(watched[i], failed);
+        }
+        for (const auto& f : failed) callbacks.push_back(f.second->callback);
+      }
+      for (size_t i = 0; i < failed.size(); ++i) {
+        if (callbacks[i]) callbacks[i](failed[i].first);
+      }
+    }
   }
 
   bool is_allowed(const std::string& domain, const std::string& mechanism, const std::string& credential) {
@@ -148,6 +219,30 @@ void Context::on_zap_denied(std::function<void(const ZapDenial&)> callback) {
   impl_->on_denied = std::move(callback);
 }
 uint64_t Context::zap_allowed() const { return impl_->accepted.load(); }
+uint64_t Context::handshakes_failed() const { return impl_->handshakes_failed.load(); }
+
+Status Context::watch_failed_handshakes(Socket& socket, const std::string& name,
+                                        std::function<void(const HandshakeFailure&)> callback) {
+  static std::atomic<uint64_t> next{0};
+  const std::string endpoint = "inproc://quorate-handshake-monitor-" + std::to_string(next++);
+  auto failed = [](const char* what) { return Status::io(std::string(what) + ": " + zmq_strerror(zmq_errno())); };
+  if (zmq_socket_monitor(socket.native_handle(), endpoint.c_str(), ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) != 0) {
+    return failed("start a socket monitor");
+  }
+  void* pair = zmq_socket(impl_->ctx.handle(), ZMQ_PAIR);
+  const int linger = 0;
+  if (pair == nullptr) return failed("make a socket monitor's reader");
+  if (zmq_setsockopt(pair, ZMQ_LINGER, &linger, sizeof linger) != 0 || zmq_connect(pair, endpoint.c_str()) != 0) {
+    zmq_close(pair);
+    return failed("connect to a socket monitor");
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->watch_mu);
+    impl_->watched.push_back({pair, name, std::move(callback)});
+  }
+  if (!impl_->watch_thread.joinable()) impl_->watch_thread = std::thread([this] { impl_->serve_watch(); });
+  return Status();
+}
 
 // ---- Socket -------------------------------------------------------------------------------------------
 

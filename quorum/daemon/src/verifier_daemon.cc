@@ -243,6 +243,14 @@ struct VerifierDaemon::Impl {
         QR_TRY(wire::Socket::server(*ctx, wire::SocketType::kRouter, security, answers)));
     pub_endpoint = QR_TRY(pub->bind(config.publish_endpoint));
     query_endpoint = QR_TRY(router->bind(config.query_endpoint));
+    // A handshake libzmq refuses before ZAP (NULL or PLAIN at a CURVE socket, a key without its secret) is
+    // logged too, rate-limited per socket and kind like every warning (the node does the same).
+    auto failed = [this](const wire::Context::HandshakeFailure& f) {
+      log.warn("handshake_failed",
+               {{"socket", f.socket}, {"address", f.address}, {"reason", f.reason}, {"detail", f.detail}});
+    };
+    QR_RETURN_IF_ERROR(ctx->watch_failed_handshakes(*pub, "publish", failed));
+    QR_RETURN_IF_ERROR(ctx->watch_failed_handshakes(*router, "query", failed));
     if (!config.endpoints_file.empty()) {
       nlohmann::json j = {{"publish", pub_endpoint}, {"query", query_endpoint}};
       QR_RETURN_IF_ERROR(write_file_atomic(config.endpoints_file, j.dump() + "\n"));

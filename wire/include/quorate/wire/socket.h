@@ -16,6 +16,8 @@
 
 namespace quorate::wire {
 
+class Socket;
+
 // One ZeroMQ context and, once started, its ZAP authenticator thread. Thread-safe. Every Socket made from
 // a Context must be destroyed before the Context.
 class Context {
@@ -37,6 +39,22 @@ class Context {
     std::string domain, address, mechanism, client_key;
   };
   void on_zap_denied(std::function<void(const ZapDenial&)> callback);
+
+  // A handshake at a server socket that failed in libzmq before ZAP was asked, so that on_zap_denied never hears
+  // of it: a NULL or PLAIN client at a CURVE server (or a CURVE client at an insecure one), a client without the
+  // secret key of the public key it presents or using another server key, a malformed handshake. `socket` is
+  // the name given to watch_failed_handshakes(), `address` the peer's, `reason` one of a few fixed phrases (a
+  // log's rate limit can key on it), `detail` says more (with libzmq's protocol error code).
+  struct HandshakeFailure {
+    std::string socket, address, reason, detail;
+  };
+  // Calls `callback` for each handshake at `socket` (made from this Context, bound, used by the calling thread)
+  // that fails as above, on a thread of the Context's own that reads the events as they come: libzmq's monitor
+  // queue holds 1,000 events and its I/O thread blocks when that is full, so it is not left to a daemon's loop.
+  // io when the monitor cannot be started.
+  Status watch_failed_handshakes(Socket& socket, const std::string& name,
+                                 std::function<void(const HandshakeFailure&)> callback);
+  uint64_t handshakes_failed() const;  // reported so far, by every watched socket
 
   struct Impl;
   Impl& impl() { return *impl_; }
