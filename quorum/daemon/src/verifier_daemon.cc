@@ -781,19 +781,42 @@ struct VerifierDaemon::Impl {
     std::vector<pb::Query> queries = std::move(waiting_queries);
     waiting_from.clear();
     waiting_queries.clear();
+    std::map<std::string, pb::Answer> answered;  // question_key() -> its answer, in this call
     for (size_t begin = 0; begin < queries.size(); begin += kAnswerChunk) {
       const size_t end = std::min(queries.size(), begin + kAnswerChunk);
       std::vector<pb::Query> chunk(std::make_move_iterator(queries.begin() + static_cast<std::ptrdiff_t>(begin)),
                                    std::make_move_iterator(queries.begin() + static_cast<std::ptrdiff_t>(end)));
-      judge->prepare(chunk);
-      std::vector<pb::Answer> answers = answer_all(chunk);
+      // A question asked again in this call (a client sending one expensive query many times: 100 queries about an
+      // image attested for 1,501 commits held an honest query 3.6 s) is answered as it was the first time: nothing
+      // was stored in between, and that answer's decisions were recorded and published.
+      std::vector<pb::Query> fresh;
+      std::set<std::string> asked;
+      for (const auto& q : chunk) {
+        const std::string key = question_key(q);
+        if (!answered.count(key) && asked.insert(key).second) fresh.push_back(q);
+      }
+      judge->prepare(fresh);
+      std::vector<pb::Answer> answers = answer_all(fresh);
+      for (size_t i = 0; i < fresh.size(); ++i) answered[question_key(fresh[i])] = std::move(answers[i]);
       for (size_t i = 0; i < chunk.size(); ++i) {
+        pb::Answer a = answered[question_key(chunk[i])];
+        a.set_request_id(chunk[i].request_id());
         wire::Frames& to = from[begin + i];
-        to.back() = wire::encode_frame(MessageType::kAnswer, answers[i]);
+        to.back() = wire::encode_frame(MessageType::kAnswer, a);
         Status sent = router->send(to);
         if (!sent.ok()) log.warn("answer_failed", {{"error", sent.to_string()}});
       }
     }
+  }
+
+  // What a query asks, without its request id: what Judge::find_by_image / find_by_subject look at.
+  static std::string question_key(const pb::Query& q) {
+    auto field = [](const std::string& f) { return std::to_string(f.size()) + ":" + f; };
+    if (q.what_case() == pb::Query::kImageDigest) return "image;" + field(q.image_digest());
+    if (q.what_case() == pb::Query::kSubject) {
+      return "subject;" + field(q.subject().commit()) + field(q.subject().repo()) + field(q.subject().recipe_path());
+    }
+    return "none";
   }
 
   nlohmann::json counters_json() {
