@@ -1,11 +1,18 @@
-// unpack_layers: a root file system from layer tars, written by libarchive's disk writer with every path
-// checked first; whiteouts applied; nothing written or removed through a symlink.
+// unpack_layers: a root file system from layer tars. libarchive reads the tars; every file is written through
+// the descriptor of the directory it belongs in, each directory opened from the tree's root one name at a
+// time with O_NOFOLLOW, so nothing is written, removed or chmod-ed through a symlink, and no host path is ever
+// joined to a member's path (docs/decisions.md, "A builder image is unpacked through descriptors").
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <map>
 #include <vector>
 
 #include "quorate/normalize/layer.h"
@@ -16,21 +23,23 @@ namespace quorate::imagestore::internal {
 namespace fs = std::filesystem;
 namespace {
 
-// True when every component of `rel` below `root` that exists is a real directory (no symlink on the way).
-bool no_link_on_the_way(const fs::path& root, const std::string& rel) {
-  fs::path p = root;
-  size_t pos = 0;
-  while (pos < rel.size()) {
-    size_t slash = rel.find('/', pos);
-    if (slash == std::string::npos) break;
-    p /= rel.substr(pos, slash - pos);
-    struct stat st;
-    if (::lstat(p.c_str(), &st) != 0) return true;  // absent: nothing to follow
-    if (!S_ISDIR(st.st_mode)) return false;
-    pos = slash + 1;
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
   }
-  return true;
-}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_;
+};
 
 std::string parent_of(const std::string& path) {
   auto slash = path.rfind('/');
@@ -40,37 +49,149 @@ std::string base_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
+std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+
+// A directory's mode and time, set when every layer is written: a read-only directory must stay writable
+// for the layers above it.
+struct DirMeta {
+  uint32_t mode = 0755;
+  struct timespec mtime {};
+};
+
+class Tree {
+ public:
+  explicit Tree(Fd root) : root_(std::move(root)) {}
+
+  // The directory `rel` (canonical; "" is the root), opened one name at a time without following links.
+  // Absent components are made (mode 0755, time 0, unless a member says otherwise) when `create`; otherwise
+  // an absent one gives an Fd that is not ok(). A symlink or a non-directory on the way is bad_input.
+  Result<Fd> open_dir(const std::string& rel, bool create, const std::string& what) {
+    Fd cur(::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cur.ok()) return Status::from_errno("open the root of the tree", errno);
+    size_t pos = 0;
+    while (pos < rel.size()) {
+      size_t slash = std::min(rel.find('/', pos), rel.size());
+      const std::string name = rel.substr(pos, slash - pos);
+      const std::string prefix = rel.substr(0, slash);
+      pos = slash + 1;
+      Fd next(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.ok() && errno == ENOENT) {
+        if (!create) return Fd();
+        if (::mkdirat(cur.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
+          return Status::bad_input(what + ": create directory " + prefix + ": " + std::strerror(errno));
+        }
+        dirs_.try_emplace(prefix);
+        next = Fd(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      }
+      if (!next.ok() && (errno == ELOOP || errno == ENOTDIR)) {
+        return Status::bad_input(what + " lies behind a symlink or a file (" + prefix + "): nothing is written there");
+      }
+      if (!next.ok()) return Status::bad_input(what + ": open directory " + prefix + ": " + std::strerror(errno));
+      cur = std::move(next);
+    }
+    return cur;
+  }
+
+  // Removes `rel` and everything under it, links not followed; nothing when it is absent.
+  Status remove(const std::string& rel, const std::string& what) {
+    Fd parent = QR_TRY(open_dir(parent_of(rel), false, what));
+    if (!parent.ok()) return Status();
+    return remove_at(parent.get(), base_of(rel), rel, what);
+  }
+
+  // Removes what the directory `rel` holds, not the directory itself.
+  Status empty(const std::string& rel, const std::string& what) {
+    Fd dir = QR_TRY(open_dir(rel, false, what));
+    if (!dir.ok()) return Status();
+    return empty_at(dir.get(), rel, what);
+  }
+
+  // `name` in `parent` (the path `rel`) made ready for a new member of type `type`: a directory stays for a
+  // directory, anything else is removed (as Docker and containerd apply layers).
+  Status clear_for(int parent, const std::string& name, const std::string& rel, bool directory,
+                   const std::string& what) {
+    struct stat st {};
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status();
+    if (S_ISDIR(st.st_mode) && directory) return Status();
+    return remove_at(parent, name, rel, what);
+  }
+
+  DirMeta& dir(const std::string& rel) { return dirs_[rel]; }
+
+  // Every directory's mode and time, deepest first (a descendant sorts after its ancestor), each opened
+  // again from the root without following links: one replaced by a symlink meanwhile is left alone.
+  Status finish(const std::string& what) {
+    for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+      auto dir = open_dir(it->first, false, what);
+      if (!dir.ok() || !dir->ok()) continue;
+      if (::fchmod(dir->get(), it->second.mode) != 0) return Status::from_errno("chmod " + it->first, errno);
+      const struct timespec times[2] = {it->second.mtime, it->second.mtime};
+      if (::futimens(dir->get(), times) != 0) return Status::from_errno("set the time of " + it->first, errno);
+    }
+    return Status();
+  }
+
+  int root() const { return root_.get(); }
+
+ private:
+  Status remove_at(int parent, const std::string& name, const std::string& rel, const std::string& what) {
+    struct stat st {};
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status();
+    if (S_ISDIR(st.st_mode)) {
+      Fd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!dir.ok()) return Status::from_errno(what + ": open " + rel, errno);
+      QR_RETURN_IF_ERROR(empty_at(dir.get(), rel, what));
+      if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0)
+        return Status::from_errno(what + ": remove " + rel, errno);
+      auto below = dirs_.lower_bound(rel + "/");
+      while (below != dirs_.end() && below->first.starts_with(rel + "/")) below = dirs_.erase(below);
+      dirs_.erase(rel);
+      return Status();
+    }
+    if (::unlinkat(parent, name.c_str(), 0) != 0) return Status::from_errno(what + ": remove " + rel, errno);
+    return Status();
+  }
+
+  // Each level holds one descriptor while it removes its children: a tree of paths under PATH_MAX (what the
+  // unpack writes) is at most 2048 deep.
+  Status empty_at(int dir, const std::string& rel, const std::string& what) {
+    std::vector<std::string> names;
+    {
+      int fd = ::dup(dir);
+      DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
+      if (d == nullptr) {
+        if (fd >= 0) ::close(fd);
+        return Status::from_errno(what + ": read " + (rel.empty() ? "the root" : rel), errno);
+      }
+      while (struct dirent* e = ::readdir(d)) {
+        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+      }
+      ::closedir(d);
+    }
+    for (const auto& n : names) QR_RETURN_IF_ERROR(remove_at(dir, n, join(rel, n), what));
+    return Status();
+  }
+
+  Fd root_;
+  std::map<std::string, DirMeta> dirs_;  // by path below the root
+};
 
 // ".wh.NAME" removes NAME of lower layers; ".wh..wh..opq" empties its directory.
-Status whiteout(const fs::path& root, const std::string& path, const std::string& what) {
-  if (!no_link_on_the_way(root, path)) return Status::bad_input(what + ": whiteout " + path + " lies behind a symlink");
+Status whiteout(Tree& tree, const std::string& path, const std::string& what) {
   std::string dir = parent_of(path), base = base_of(path);
-  fs::path d = dir.empty() ? root : root / dir;
-  std::error_code ec;
-  if (base == ".wh..wh..opq") {
-    if (fs::is_directory(fs::symlink_status(d, ec))) {
-      for (const auto& e : fs::directory_iterator(d, ec)) fs::remove_all(e.path(), ec);
-    }
-  } else {
-    // ".wh." alone, ".wh.." and ".wh..." would name the directory itself or its parent: outside the layer's
-    // entry, for a whiteout at the top outside the tree (the store's directory of every image's tree).
-    const std::string name = base.substr(4);
-    if (name.empty() || name == "." || name == "..") {
-      return Status::bad_input(what + ": whiteout " + path + " names no entry (\"" + name + "\")");
-    }
-    fs::remove_all(d / name, ec);  // remove_all removes a symlink itself, never its target
+  if (base == ".wh..wh..opq") return tree.empty(dir, what + ": whiteout " + path);
+  // ".wh." alone, ".wh.." and ".wh..." would name the directory itself or its parent: outside the layer's
+  // entry, for a whiteout at the top outside the tree (the store's directory of every image's tree).
+  const std::string name = base.substr(4);
+  if (name.empty() || name == "." || name == "..") {
+    return Status::bad_input(what + ": whiteout " + path + " names no entry (\"" + name + "\")");
   }
-  if (ec) return Status::io(what + ": whiteout " + path + ": " + ec.message());
-  return Status();
+  return tree.remove(join(dir, name), what + ": whiteout " + path);
 }
 
 class Extractor {
  public:
-  explicit Extractor(const fs::path& root) : root_(root), disk_(archive_write_disk_new()) {
-    archive_write_disk_set_options(disk_, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_UNLINK |
-                                              ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-  }
-  ~Extractor() { archive_write_free(disk_); }
+  explicit Extractor(Tree& tree) : tree_(tree) {}
 
   Status layer(const LayerFile& layer) {
     const std::string what = "layer " + layer.digest;
@@ -94,57 +215,115 @@ class Extractor {
   }
 
  private:
-  static std::string error(struct archive* a) { return archive_error_string(a) ? archive_error_string(a) : "?"; }
-
   Status entry(struct archive* a, struct archive_entry* entry, const std::string& what) {
     const char* raw = normalize::raw_path(entry);
-    auto path = normalize::canonical_path(raw ? raw : "");
-    if (!path.ok()) return path.status().with_context(what);
-    if (path->empty()) return Status();
-    if (base_of(*path).rfind(".wh.", 0) == 0) return whiteout(root_, *path, what);
-    auto type = archive_entry_filetype(entry);
+    auto checked = normalize::canonical_path(raw ? raw : "");
+    if (!checked.ok()) return checked.status().with_context(what);
+    const std::string& path = *checked;
+    if (path.empty()) return Status();
+    // Below PATH_MAX, as a file system's tools take it; the store's own path does not count (every name is
+    // opened relative to its directory), so an image unpacks alike wherever the store is.
+    if (path.size() >= PATH_MAX) {
+      return Status::bad_input(what + ": a path of " + std::to_string(path.size()) + " bytes (\"" +
+                               path.substr(0, 200) + "…\"); at most " + std::to_string(PATH_MAX - 1));
+    }
+    if (base_of(path).rfind(".wh.", 0) == 0) return whiteout(tree_, path, what);
+    const auto type = archive_entry_filetype(entry);
     if (type == AE_IFCHR || type == AE_IFBLK || type == AE_IFSOCK) return Status();  // the sandbox has its own /dev
-    if (!no_link_on_the_way(root_, *path)) return Status::bad_input(what + ": " + *path + " lies behind a symlink");
-    archive_entry_set_pathname(entry, (root_ / *path).c_str());
-    if (const char* link = archive_entry_hardlink(entry)) {
+    const std::string name = base_of(path);
+    Fd parent = QR_TRY(tree_.open_dir(parent_of(path), true, what + ": " + path));
+    const char* link = archive_entry_hardlink(entry);
+    QR_RETURN_IF_ERROR(tree_.clear_for(parent.get(), name, path, type == AE_IFDIR && !link, what));
+    const uint32_t mode = archive_entry_perm(entry) & 07777;
+    const struct timespec mtime = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
+    const struct timespec times[2] = {mtime, mtime};
+    auto failed = [&](const char* doing) {
+      const int e = errno;
+      return Status::bad_input(what + ": " + doing + " " + path + ": " + std::strerror(e));
+    };
+    if (link != nullptr) {
       auto target = normalize::canonical_path(link);
-      if (!target.ok() || target->empty()) return Status::bad_input(what + ": hardlink " + *path + " has a bad target");
-      archive_entry_set_hardlink(entry, (root_ / *target).c_str());
+      if (!target.ok() || target->empty() || target->size() >= PATH_MAX) {
+        return Status::bad_input(what + ": hardlink " + path + " has a bad target");
+      }
+      Fd from = QR_TRY(tree_.open_dir(parent_of(*target), false, what + ": hardlink " + path + " to " + *target));
+      if (!from.ok()) errno = ENOENT;
+      if (!from.ok() || ::linkat(from.get(), base_of(*target).c_str(), parent.get(), name.c_str(), 0) != 0) {
+        return Status::bad_input(what + ": hardlink " + path + " to " + *target + ": " + std::strerror(errno));
+      }
+      return Status();
     }
-    if (archive_write_header(disk_, entry) != ARCHIVE_OK) {
-      return Status::bad_input(what + ": extract " + *path + ": " + error(disk_));
+    switch (type) {
+      case AE_IFDIR: {
+        if (::mkdirat(parent.get(), name.c_str(), 0700) != 0 && errno != EEXIST) return failed("create directory");
+        tree_.dir(path) = DirMeta{mode, mtime};
+        return Status();
+      }
+      case AE_IFLNK: {
+        const char* to = archive_entry_symlink(entry);
+        if (to == nullptr) to = "";
+        if (::symlinkat(to, parent.get(), name.c_str()) != 0) return failed("create symlink");
+        if (::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return failed("set the time of");
+        return Status();
+      }
+      case AE_IFIFO: {
+        if (::mkfifoat(parent.get(), name.c_str(), 0600) != 0) return failed("create fifo");
+        if (::fchmodat(parent.get(), name.c_str(), mode, 0) != 0) return failed("chmod");
+        if (::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return failed("set the time of");
+        return Status();
+      }
+      case AE_IFREG:
+        break;
+      default:
+        return Status::bad_input(what + ": " + path + " is of an unknown type");
     }
+    Fd file(::openat(parent.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!file.ok()) return failed("create");
+    const uint64_t declared = archive_entry_size(entry) > 0 ? static_cast<uint64_t>(archive_entry_size(entry)) : 0;
     const void* buf;
     size_t size;
     la_int64_t offset;
     while (true) {
       int r = archive_read_data_block(a, &buf, &size, &offset);
       if (r == ARCHIVE_EOF) break;
-      if (r != ARCHIVE_OK) return Status::bad_input(what + ": read " + *path + ": " + error(a));
-      if (archive_write_data_block(disk_, buf, size, offset) != ARCHIVE_OK) {
-        return Status::io(what + ": write " + *path + ": " + error(disk_));
+      if (r != ARCHIVE_OK) return normalize::archive_error(a, what + ": read " + path);
+      // A sparse member's map may place data anywhere: only its declared size was counted.
+      if (offset < 0 || static_cast<uint64_t>(offset) > declared || size > declared - static_cast<uint64_t>(offset)) {
+        return Status::bad_input(what + ": " + path + " has data past its declared size of " +
+                                 std::to_string(declared) + " bytes (a sparse member?)");
+      }
+      for (size_t done = 0; done < size;) {
+        ssize_t n = ::pwrite(file.get(), static_cast<const char*>(buf) + done, size - done,
+                             static_cast<off_t>(offset) + static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Status::from_errno(what + ": write " + path, errno);
+        done += static_cast<size_t>(n);
       }
     }
-    if (archive_write_finish_entry(disk_) != ARCHIVE_OK) {
-      return Status::io(what + ": finish " + *path + ": " + error(disk_));
-    }
+    if (::ftruncate(file.get(), static_cast<off_t>(declared)) != 0) return failed("set the size of");
+    if (::fchmod(file.get(), mode) != 0) return failed("chmod");
+    if (::futimens(file.get(), times) != 0) return failed("set the time of");
     return Status();
   }
 
-  fs::path root_;
-  struct archive* disk_;
+  Tree& tree_;
 };
 
 // Mount points the sandbox needs, as empty directories at the top (whatever the image had there).
-Status make_mount_points(const fs::path& root) {
+Status make_mount_points(int root) {
   for (const char* name : {"dev", "proc", "src", "out", "tmp"}) {
-    fs::path p = root / name;
-    std::error_code ec;
-    auto st = fs::symlink_status(p, ec);
-    if (fs::exists(st) && !fs::is_directory(st)) fs::remove(p, ec);
-    if (!fs::is_directory(fs::symlink_status(p, ec))) fs::create_directory(p, ec);
-    if (ec) return Status::io("create mount point " + p.string() + ": " + ec.message());
-    ::chmod(p.c_str(), std::string(name) == "tmp" ? 01777 : 0755);
+    struct stat st {};
+    bool present = ::fstatat(root, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (present && !S_ISDIR(st.st_mode)) {
+      if (::unlinkat(root, name, 0) != 0) return Status::from_errno(std::string("remove ") + name, errno);
+      present = false;
+    }
+    if (!present && ::mkdirat(root, name, 0700) != 0) {
+      return Status::from_errno(std::string("create mount point ") + name, errno);
+    }
+    if (::fchmodat(root, name, std::string(name) == "tmp" ? 01777 : 0755, 0) != 0) {
+      return Status::from_errno(std::string("chmod mount point ") + name, errno);
+    }
   }
   return Status();
 }
@@ -152,14 +331,23 @@ Status make_mount_points(const fs::path& root) {
 }  // namespace
 
 Status unpack_layers(const std::vector<LayerFile>& layers, const fs::path& dir) {
-  Extractor extractor(dir);
-  for (const auto& layer : layers) QR_RETURN_IF_ERROR(extractor.layer(layer));
-  QR_RETURN_IF_ERROR(make_mount_points(dir));
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::syncfs(fd);  // the rename that follows publishes it: its content must be on disk first
-    ::close(fd);
+  Fd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!root.ok()) return Status::from_errno("open " + dir.string(), errno);
+  Tree tree(std::move(root));
+  Extractor extractor(tree);
+  Status s;
+  for (const auto& layer : layers) {
+    s = extractor.layer(layer);
+    if (!s.ok()) break;
   }
+  if (s.ok()) s = tree.finish("unpack");
+  if (s.ok()) s = make_mount_points(tree.root());
+  if (!s.ok()) {
+    // What was written goes through the descriptor too: its paths may pass PATH_MAX joined to the store's.
+    (void)tree.empty("", "clean up");
+    return s;
+  }
+  ::syncfs(tree.root());  // the rename that follows publishes it: its content must be on disk first
   return Status();
 }
 

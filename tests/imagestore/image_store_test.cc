@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -21,6 +23,7 @@
 #include "imagestore/busybox_image.h"
 #include "imagestore/store_test_util.h"
 #include "quorate/builder/build.h"
+#include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 
 namespace quorate::imagestore {
@@ -207,22 +210,47 @@ TEST_F(ImageStoreTest, DeeplyNestedJsonIsRefusedNotACrash) {
   EXPECT_THAT(r.out, HasSubstr("JSON nested deeper than 64 levels"));
 }
 
-// An image whose layers are the uncompressed tar `layer` listed `times` times; its manifest digest.
-std::string make_tar_layer_image(const std::filesystem::path& dir, const std::string& layer, size_t times) {
+// An image whose layers are the uncompressed tars `tars`, in order; its manifest digest.
+std::string make_tar_layers_image(const std::filesystem::path& dir, const std::vector<std::string>& tars) {
   std::filesystem::create_directories(dir);
   auto layout = normalize::OciLayoutWriter::open(dir);
-  auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar", layer);
-  EXPECT_TRUE(blob.ok());
-  std::vector<normalize::Descriptor> layers(times, *blob);
+  std::vector<normalize::Descriptor> layers;
+  std::vector<std::string> diff_ids;
+  for (const auto& tar : tars) {
+    auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar", tar);
+    EXPECT_TRUE(blob.ok());
+    layers.push_back(*blob);
+    diff_ids.push_back(blob->digest);
+  }
   nlohmann::json config = {
-      {"architecture", "amd64"},
-      {"os", "linux"},
-      {"rootfs", {{"type", "layers"}, {"diff_ids", std::vector<std::string>(times, blob->digest)}}}};
+      {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
   auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
   auto manifest =
       layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, layers).value());
   EXPECT_TRUE(layout->write_index(*manifest, "made").ok());
   return manifest->digest;
+}
+
+// An image whose layers are the uncompressed tar `layer` listed `times` times; its manifest digest.
+std::string make_tar_layer_image(const std::filesystem::path& dir, const std::string& layer, size_t times) {
+  return make_tar_layers_image(dir, std::vector<std::string>(times, layer));
+}
+
+// The bytes of a tar that the Python lines `entries` write to the tarfile `t` (PAX format); `io`, `tarfile`
+// and `E(name, type=tarfile.REGTYPE, data=b"", **attributes)`, which adds one member, are at hand.
+std::string python_tar(const std::filesystem::path& out, const std::string& entries) {
+  auto made = quorate::testing::run(
+      "python3 -c " +
+      quorate::testing::sh("import io,sys,tarfile\n"
+                           "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                           "def E(name,type=tarfile.REGTYPE,data=b'',**kw):\n"
+                           "  i=tarfile.TarInfo(name); i.type=type; i.size=len(data) if type==tarfile.REGTYPE else 0\n"
+                           "  for k,v in kw.items(): setattr(i,k,v)\n"
+                           "  t.addfile(i,io.BytesIO(data) if type==tarfile.REGTYPE else None)\n" +
+                           entries + "\nt.close()\n") +
+      " " + quorate::testing::sh(out.string()));
+  EXPECT_EQ(made.exit_code, 0) << made.out;
+  return slurp(out);
 }
 
 // Unpacking a builder image has `quorate normalize`'s limits: a layer whose entries declare more than 8 GiB (a
@@ -402,6 +430,79 @@ TEST_F(ImageStoreTest, UnpackKeepsUtf8NamesAndRefusesDroppedPaxHeaders) {
     EXPECT_TRUE(refused.status().is_bad_input()) << refused.status().to_string();
     EXPECT_THAT(refused.status().message(), ::testing::ContainsRegex("alformed pax"));
   }
+}
+
+// A directory's mode and time are set once every layer is written. libarchive's disk writer set them by path
+// at the end: a directory `a/b` (0777) of one layer, `a` whited out and made a symlink to a host directory in
+// the next, and the host's `b` was chmod-ed 0777 and given the layer's time (seen: 700 -> 777). Each
+// directory is now opened again from the root, one name at a time, without following links.
+TEST_F(ImageStoreTest, ADirectoryReplacedByASymlinkIsNotChmodedThrough) {
+  const auto victim = scratch_ / "victim";
+  std::filesystem::create_directories(victim / "b");
+  ASSERT_EQ(::chmod((victim / "b").c_str(), 0700), 0);
+  struct stat before {};
+  ASSERT_EQ(::stat((victim / "b").c_str(), &before), 0);
+  std::string lower = python_tar(scratch_ / "lower.tar",
+                                 "E('a',tarfile.DIRTYPE,mode=0o755)\n"
+                                 "E('a/b',tarfile.DIRTYPE,mode=0o777,mtime=12345)");
+  std::string upper = python_tar(scratch_ / "upper.tar",
+                                 "E('a/x')\n"  // the whiteout removes a non-empty directory
+                                 "E('.wh.a')\n"
+                                 "E('a',tarfile.SYMTYPE,linkname=" +
+                                     quorate::testing::sh(victim.string()) + ")");
+  auto s = store();
+  std::string digest = make_tar_layers_image(scratch_ / "swap", {lower, upper});
+  ASSERT_TRUE(s.import_layout(scratch_ / "swap").ok());
+  auto root = s.rootfs(s.verify(digest).value());
+  ASSERT_TRUE(root.ok()) << root.status().to_string();
+  EXPECT_EQ(std::filesystem::read_symlink(root->path() / "a"), victim);
+  struct stat after {};
+  ASSERT_EQ(::stat((victim / "b").c_str(), &after), 0);
+  EXPECT_EQ(after.st_mode & 07777, 0700u) << "a host directory was chmod-ed through the image's symlink";
+  EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec) << "a host directory's time was set through the symlink";
+}
+
+// Every name is opened relative to its directory, so the store's own path does not count against PATH_MAX:
+// an image with 1.4 KB paths in a store under a 2.8 KB path was "i/o error: ... Can't restore time" (a
+// symlink's time set through the joined path), and is unpacked now; `image rm` removes it. A member's own path
+// of PATH_MAX or more is refused wherever the store is.
+TEST_F(ImageStoreTest, AStoreUnderALongPathUnpacksDeepTrees) {
+  std::string deep;
+  for (int i = 0; i < 7; ++i) deep += (i ? "/" : "") + std::string(200, 'd');
+  std::string layer = python_tar(
+      scratch_ / "deep.tar", "E('" + deep + "/f',data=b'deep')\n" + "E('" + deep + "/s',tarfile.SYMTYPE,linkname='f')");
+  std::string digest = make_tar_layers_image(scratch_ / "deep", {layer});
+  std::filesystem::path long_dir = scratch_.path();
+  for (int i = 0; i < 11; ++i) long_dir /= std::string(250, 's');
+  std::filesystem::create_directories(long_dir);
+  auto s = ImageStore::open(long_dir / "store");
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  ASSERT_TRUE(s->import_layout(scratch_ / "deep").ok());
+  std::filesystem::path rootfs_dir;
+  {
+    auto root = s->rootfs(s->verify(digest).value());
+    ASSERT_TRUE(root.ok()) << root.status().to_string();
+    ASSERT_GT((root->path() / deep / "f").string().size(), size_t{PATH_MAX});
+    int fd = open_any_length((root->path() / deep / "s").string(), O_RDONLY);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    char buf[8] = {};
+    EXPECT_EQ(::read(fd, buf, sizeof buf), 4);
+    ::close(fd);
+    EXPECT_STREQ(buf, "deep");
+    rootfs_dir = root->path().parent_path();
+  }  // the lease released: a build no longer holds the tree
+  ASSERT_TRUE(s->remove({digest}).ok());
+  EXPECT_EQ(quorate::testing::names_in(rootfs_dir), std::set<std::string>{digest_hex(digest) + ".lock"});
+
+  std::string too_long(PATH_MAX, 'x');
+  for (size_t i = 200; i < too_long.size(); i += 200) too_long[i] = '/';
+  std::string refused = make_tar_layers_image(
+      scratch_ / "too-long", {python_tar(scratch_ / "too-long.tar", "E('" + too_long + "',data=b'x')")});
+  ASSERT_TRUE(s->import_layout(scratch_ / "too-long").ok());
+  auto r = s->rootfs(s->verify(refused).value());
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("a path of 4096 bytes"));
 }
 
 // `quorate image import` killed while it copies a blob leaves no half-copied blob in the store (1.2 GB of
