@@ -169,6 +169,23 @@ Status copy_blob(const fs::path& store, const fs::path& src, const std::string& 
   return out->commit();
 }
 
+NewBlobs::NewBlobs(const fs::path& store) : dir_(store / "blobs" / "sha256") {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+    before_.insert(it->path().filename().string());
+}
+
+NewBlobs::~NewBlobs() {
+  if (keep_) return;
+  std::error_code ec;
+  std::vector<fs::path> added;
+  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!before_.count(name) && check_digest("sha256:" + name).ok()) added.push_back(it->path());
+  }
+  for (const auto& p : added) fs::remove(p, ec);
+}
+
 Result<std::string> write_blob(const fs::path& store, const std::string& bytes) {
   std::string digest = sha256_digest(bytes);
   std::error_code ec;
@@ -385,11 +402,13 @@ Result<std::vector<StoredImage>> ImageStore::import(const fs::path& source) {
       files = std::move(*extracted);
     }
     auto lock = QR_TRY(FileLock::acquire(dir_ / ".lock"));  // rm must not collect a blob this import relies on
+    internal::NewBlobs added(dir_);                         // taken out again unless the import succeeds
     auto imported = format == normalize::ImageFormat::kDockerArchive
                         ? internal::import_docker_files(dir_, *files, source.string())
                         : internal::import_oci_files(dir_, *files, source.string());
     if (!imported.ok()) return imported.status();
     QR_RETURN_IF_ERROR(internal::add_to_index(dir_, *imported));
+    added.keep();
     return imported;
   } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
     return Status::internal("import " + source.string() + ": " + e.what());

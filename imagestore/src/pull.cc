@@ -99,9 +99,11 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   if (options.progress) options.progress("checking every blob against its digest and storing it");
   auto files = QR_TRY(normalize::ImageFiles::open_dir(layout));
   auto lock = QR_TRY(internal::FileLock::acquire(dir_ / ".lock"));
+  internal::NewBlobs added(dir_);  // taken out again unless the pull succeeds
   auto imported = QR_TRY(internal::import_oci_files(dir_, *files, "pulled " + options.reference));
   imported.at(0).ref_name = ref.shown;
   QR_RETURN_IF_ERROR(internal::add_to_index(dir_, imported));
+  added.keep();
   return imported.at(0);
 }
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,24 @@ Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& w
 // (the size a descriptor gives).
 Status copy_blob(const std::filesystem::path& store, const std::filesystem::path& src, const std::string& digest,
                  const std::string& what, std::optional<uint64_t> size = std::nullopt);
+// The blobs an import or pull adds to the store, removed again on destruction unless keep() was called: a
+// failed one leaves the store as it was (complete blobs no index entry lists would stay for good: `rm`
+// collects only the blobs of images it removes). Made and destroyed under the store lock, so no other import
+// can come to rely on a new blob meanwhile.
+class NewBlobs {
+ public:
+  explicit NewBlobs(const std::filesystem::path& store);
+  NewBlobs(const NewBlobs&) = delete;
+  NewBlobs& operator=(const NewBlobs&) = delete;
+  ~NewBlobs();
+  void keep() { keep_ = true; }
+
+ private:
+  std::filesystem::path dir_;
+  std::set<std::string> before_;
+  bool keep_ = false;
+};
+
 // Writes `bytes` as a store blob; returns its digest.
 Result<std::string> write_blob(const std::filesystem::path& store, const std::string& bytes);
 

@@ -505,6 +505,33 @@ TEST_F(ImageStoreTest, AStoreUnderALongPathUnpacksDeepTrees) {
   EXPECT_THAT(r.status().message(), HasSubstr("a path of 4096 bytes"));
 }
 
+// A failed import takes out the blobs it added. A layout whose second layer did not hash to its digest left
+// the manifest, the config and the first layer (1 MiB) in the store, listed by no index entry, so `rm` never
+// collects them: every failed import of fresh layers added to the store for good.
+TEST_F(ImageStoreTest, AFailedImportLeavesNoBlobs) {
+  auto s = store();
+  ASSERT_TRUE(s.import_layout(scratch_ / "busybox").ok());
+  const auto blobs = scratch_ / "store/blobs/sha256";
+  const auto before = quorate::testing::names_in(blobs);
+  std::string first(size_t{1} << 20, 'a');
+  for (size_t i = 0; i < first.size(); ++i) first[i] = static_cast<char>(i * 7919 % 251);
+  std::string digest = make_tar_layers_image(scratch_ / "bad", {first, "second layer"});
+  const auto second = scratch_ / "bad/blobs/sha256" / digest_hex(sha256_digest("second layer"));
+  std::filesystem::permissions(second, std::filesystem::perms::owner_write, std::filesystem::perm_options::add);
+  quorate::testing::spit(second, "SECOND LAYER");  // same size, other bytes
+  auto imported = s.import_layout(scratch_ / "bad");
+  ASSERT_FALSE(imported.ok());
+  EXPECT_TRUE(imported.status().is_bad_input()) << imported.status().to_string();
+  EXPECT_THAT(imported.status().message(), HasSubstr("not its digest " + sha256_digest("second layer")));
+  EXPECT_EQ(quorate::testing::names_in(blobs), before) << "a failed import left blobs behind";
+  EXPECT_EQ(s.list().value().size(), 1u);
+  // What the store had stays, and the same import from a good source then succeeds.
+  ASSERT_TRUE(s.verify(digest_).ok());
+  quorate::testing::spit(second, "second layer");
+  ASSERT_TRUE(s.import_layout(scratch_ / "bad").ok());
+  EXPECT_EQ(quorate::testing::names_in(blobs).size(), before.size() + 4);
+}
+
 // `quorate image import` killed while it copies a blob leaves no half-copied blob in the store (1.2 GB of
 // `.HEX.tmp.*` stayed, and nothing removes them later).
 TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoTemporaries) {
