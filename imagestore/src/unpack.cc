@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "quorate/normalize/layer.h"
@@ -81,6 +82,7 @@ class Tree {
           return Status::bad_input(what + ": create directory " + prefix + ": " + std::strerror(errno));
         }
         dirs_.try_emplace(prefix);
+        written(prefix);
         next = Fd(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       }
       if (!next.ok() && (errno == ELOOP || errno == ENOTDIR)) {
@@ -105,6 +107,18 @@ class Tree {
     if (!dir.ok()) return Status();
     return empty_at(dir.get(), rel, what);
   }
+
+  // An opaque whiteout of `rel`: removes what lower layers left under it, at any depth, and keeps what this
+  // layer wrote there, before the marker or after it (the OCI image spec: whiteouts apply to lower layers).
+  Status opaque(const std::string& rel, const std::string& what) {
+    Fd dir = QR_TRY(open_dir(rel, false, what));
+    if (!dir.ok()) return Status();
+    return opaque_at(dir.get(), rel, what);
+  }
+
+  // The layers' paths: what the current layer wrote (members and the parents made for them).
+  void begin_layer() { layer_.clear(); }
+  void written(const std::string& rel) { layer_.insert(rel); }
 
   // `name` in `parent` (the path `rel`) made ready for a new member of type `type`: a directory stays for a
   // directory, anything else is removed (as Docker and containerd apply layers).
@@ -155,31 +169,52 @@ class Tree {
   // Each level holds one descriptor while it removes its children: a tree of paths under PATH_MAX (what the
   // unpack writes) is at most 2048 deep.
   Status empty_at(int dir, const std::string& rel, const std::string& what) {
-    std::vector<std::string> names;
-    {
-      int fd = ::dup(dir);
-      DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
-      if (d == nullptr) {
-        if (fd >= 0) ::close(fd);
-        return Status::from_errno(what + ": read " + (rel.empty() ? "the root" : rel), errno);
-      }
-      while (struct dirent* e = ::readdir(d)) {
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
-      }
-      ::closedir(d);
-    }
-    for (const auto& n : names) QR_RETURN_IF_ERROR(remove_at(dir, n, join(rel, n), what));
+    for (const auto& n : QR_TRY(names_in(dir, rel, what))) QR_RETURN_IF_ERROR(remove_at(dir, n, join(rel, n), what));
     return Status();
+  }
+
+  Status opaque_at(int dir, const std::string& rel, const std::string& what) {
+    for (const auto& n : QR_TRY(names_in(dir, rel, what))) {
+      const std::string child = join(rel, n);
+      auto below = layer_.lower_bound(child + "/");
+      const bool holds_written = below != layer_.end() && below->starts_with(child + "/");
+      if (!layer_.count(child) && !holds_written) {
+        QR_RETURN_IF_ERROR(remove_at(dir, n, child, what));
+        continue;
+      }
+      struct stat st {};
+      if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+      Fd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+      if (!sub.ok()) return Status::from_errno(what + ": open " + child, errno);
+      QR_RETURN_IF_ERROR(opaque_at(sub.get(), child, what));
+    }
+    return Status();
+  }
+
+  static Result<std::vector<std::string>> names_in(int dir, const std::string& rel, const std::string& what) {
+    std::vector<std::string> names;
+    int fd = ::dup(dir);
+    DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
+    if (d == nullptr) {
+      if (fd >= 0) ::close(fd);
+      return Status::from_errno(what + ": read " + (rel.empty() ? "the root" : rel), errno);
+    }
+    while (struct dirent* e = ::readdir(d)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    return names;
   }
 
   Fd root_;
   std::map<std::string, DirMeta> dirs_;  // by path below the root
+  std::set<std::string> layer_;          // by path below the root
 };
 
 // ".wh.NAME" removes NAME of lower layers; ".wh..wh..opq" empties its directory.
 Status whiteout(Tree& tree, const std::string& path, const std::string& what) {
   std::string dir = parent_of(path), base = base_of(path);
-  if (base == ".wh..wh..opq") return tree.empty(dir, what + ": whiteout " + path);
+  if (base == ".wh..wh..opq") return tree.opaque(dir, what + ": whiteout " + path);
   // ".wh." alone, ".wh.." and ".wh..." would name the directory itself or its parent: outside the layer's
   // entry, for a whiteout at the top outside the tree (the store's directory of every image's tree).
   const std::string name = base.substr(4);
@@ -199,6 +234,7 @@ class Extractor {
     if (!opened.ok()) return opened.status().with_context(what);
     normalize::TarReader reader = std::move(opened).value();
     uint64_t entries = 0, bytes = 0;
+    tree_.begin_layer();
     for (;;) {
       struct archive_entry* entry = QR_TRY(reader.next(what));
       if (entry == nullptr) return Status();
@@ -234,6 +270,7 @@ class Extractor {
     Fd parent = QR_TRY(tree_.open_dir(parent_of(path), true, what + ": " + path));
     const char* link = archive_entry_hardlink(entry);
     QR_RETURN_IF_ERROR(tree_.clear_for(parent.get(), name, path, type == AE_IFDIR && !link, what));
+    tree_.written(path);
     const uint32_t mode = archive_entry_perm(entry) & 07777;
     const struct timespec mtime = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
     const struct timespec times[2] = {mtime, mtime};

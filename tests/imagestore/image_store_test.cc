@@ -462,6 +462,31 @@ TEST_F(ImageStoreTest, ADirectoryReplacedByASymlinkIsNotChmodedThrough) {
   EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec) << "a host directory's time was set through the symlink";
 }
 
+// An opaque whiteout hides the lower layers' content of its directory, not its own layer's (OCI image spec,
+// "Whiteouts"; containerd keeps what the layer unpacked). In a canonical layer the marker sorts after names
+// starting with a byte below '.' (`-`, `+`, `#`, a space): quorate's own builder writes `d/-new` before
+// `d/.wh..wh..opq`, and the unpack removed `d/-new` with the lower `d/old`.
+TEST_F(ImageStoreTest, AnOpaqueWhiteoutKeepsItsOwnLayersEntries) {
+  std::string lower = python_tar(scratch_ / "lower.tar",
+                                 "E('d',tarfile.DIRTYPE,mode=0o755)\n"
+                                 "E('d/old',data=b'old')\n"
+                                 "E('d/-dir',tarfile.DIRTYPE,mode=0o755)\n"
+                                 "E('d/-dir/old',data=b'old')");
+  std::string upper = python_tar(scratch_ / "upper.tar",
+                                 "E('d',tarfile.DIRTYPE,mode=0o755)\n"
+                                 "E('d/-dir/new',data=b'new')\n"
+                                 "E('d/-new',data=b'new')\n"
+                                 "E('d/.wh..wh..opq')\n"
+                                 "E('d/x',data=b'x')");
+  auto s = store();
+  std::string digest = make_tar_layers_image(scratch_ / "opaque", {lower, upper});
+  ASSERT_TRUE(s.import_layout(scratch_ / "opaque").ok());
+  auto root = s.rootfs(s.verify(digest).value());
+  ASSERT_TRUE(root.ok()) << root.status().to_string();
+  EXPECT_EQ(quorate::testing::names_in(root->path() / "d"), (std::set<std::string>{"-dir", "-new", "x"}));
+  EXPECT_EQ(quorate::testing::names_in(root->path() / "d/-dir"), std::set<std::string>{"new"});
+}
+
 // Every name is opened relative to its directory, so the store's own path does not count against PATH_MAX:
 // an image with 1.4 KB paths in a store under a 2.8 KB path was "i/o error: ... Can't restore time" (a
 // symlink's time set through the joined path), and is unpacked now; `image rm` removes it. A member's own path
