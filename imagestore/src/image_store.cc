@@ -442,6 +442,14 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
     auto config_bytes = QR_TRY(verified_bytes(dir_, parsed->config.digest, "config of image " + digest));
     out.config = QR_TRY(parse_json(config_bytes, "config of image " + digest));
     QR_RETURN_IF_ERROR(normalize::check_image_config(out.config, "config of image " + digest));
+    // One diff_id a layer: builds take them from here into the images they make (check_image_config has
+    // checked that rootfs.diff_ids, when there, is an array of strings).
+    const json::json_pointer diff_ids_at("/rootfs/diff_ids");
+    const size_t diff_ids = out.config.contains(diff_ids_at) ? out.config.at(diff_ids_at).size() : 0;
+    if (diff_ids != parsed->layers.size()) {
+      return Status::bad_input("config of image " + digest + ": config lists " + std::to_string(diff_ids) +
+                               " diff_ids for " + std::to_string(parsed->layers.size()) + " layers");
+    }
     for (auto& l : parsed->layers) {
       if (l.media_type.empty()) {  // a build copies the layer into its image under it
         return Status::bad_input("manifest " + digest + ": layer " + l.digest + " has no mediaType");

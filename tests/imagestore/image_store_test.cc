@@ -462,6 +462,35 @@ TEST_F(ImageStoreTest, ADirectoryReplacedByASymlinkIsNotChmodedThrough) {
   EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec) << "a host directory's time was set through the symlink";
 }
 
+// A build takes an image's diff_ids from its config, one a layer: a Containerfile FROM a store image whose
+// config listed none wrote `"diff_ids": [""]` into the image it built and attested (exit 0, seen). verify now
+// refuses a config whose rootfs.diff_ids does not count the manifest's layers, before any build uses it.
+TEST_F(ImageStoreTest, AConfigWhoseDiffIdsDoNotCountTheLayersIsRefused) {
+  auto s = store();
+  const std::string layer = python_tar(scratch_ / "one.tar", "E('f',data=b'x')");
+  for (size_t listed : {size_t{0}, size_t{2}}) {
+    auto dir = scratch_ / ("listed-" + std::to_string(listed));
+    std::filesystem::create_directories(dir);
+    auto layout = normalize::OciLayoutWriter::open(dir);
+    auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar", layer);
+    ASSERT_TRUE(blob.ok());
+    nlohmann::json config = {
+        {"architecture", "amd64"},
+        {"os", "linux"},
+        {"rootfs", {{"type", "layers"}, {"diff_ids", std::vector<std::string>(listed, blob->digest)}}}};
+    auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+    auto manifest =
+        layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*blob}).value());
+    ASSERT_TRUE(layout->write_index(*manifest, "miscounted").ok());
+    ASSERT_TRUE(s.import_layout(dir).ok());
+    auto verified = s.verify(manifest->digest);
+    ASSERT_FALSE(verified.ok()) << listed << " diff_ids for one layer passed";
+    EXPECT_TRUE(verified.status().is_bad_input()) << verified.status().to_string();
+    EXPECT_THAT(verified.status().message(),
+                HasSubstr("config lists " + std::to_string(listed) + " diff_ids for 1 layers"));
+  }
+}
+
 // An opaque whiteout hides the lower layers' content of its directory, not its own layer's (OCI image spec,
 // "Whiteouts"; containerd keeps what the layer unpacked). In a canonical layer the marker sorts after names
 // starting with a byte below '.' (`-`, `+`, `#`, a space): quorate's own builder writes `d/-new` before
