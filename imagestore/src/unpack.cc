@@ -13,7 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <set>
+#include <unordered_set>
 #include <vector>
 
 #include "quorate/normalize/layer.h"
@@ -59,6 +59,11 @@ struct DirMeta {
   struct timespec mtime {};
 };
 
+// What the directories' paths, held until every layer is written, may weigh together: 2.8 MB of gzip (75,000
+// directories of 3.8 KB paths) held 316 MB, and 10,000,000 such entries a layer would hold 40 GB. A large
+// real image holds a few MB (100,000 directories of 100 bytes: 10 MB).
+constexpr uint64_t kMaxDirPathBytes = uint64_t{64} << 20;
+
 class Tree {
  public:
   explicit Tree(Fd root) : root_(std::move(root)) {}
@@ -81,9 +86,11 @@ class Tree {
         if (::mkdirat(cur.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
           return Status::bad_input(what + ": create directory " + prefix + ": " + std::strerror(errno));
         }
-        dirs_.try_emplace(prefix);
-        written(prefix);
         next = Fd(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (next.ok()) {
+          QR_RETURN_IF_ERROR(set_dir(prefix, DirMeta{}, false, what));
+          written(cur.get(), name);
+        }
       }
       if (!next.ok() && (errno == ELOOP || errno == ENOTDIR)) {
         return Status::bad_input(what + " lies behind a symlink or a file (" + prefix + "): nothing is written there");
@@ -116,9 +123,13 @@ class Tree {
     return opaque_at(dir.get(), rel, what);
   }
 
-  // The layers' paths: what the current layer wrote (members and the parents made for them).
+  // What the current layer wrote (members and the parents made for them), by inode: a path's length does
+  // not count, so a layer of 10,000,000 entries holds at most that many numbers.
   void begin_layer() { layer_.clear(); }
-  void written(const std::string& rel) { layer_.insert(rel); }
+  void written(int parent, const std::string& name) {
+    struct stat st {};
+    if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) layer_.insert(st.st_ino);
+  }
 
   // `name` in `parent` (the path `rel`) made ready for a new member of type `type`: a directory stays for a
   // directory, anything else is removed (as Docker and containerd apply layers).
@@ -130,7 +141,21 @@ class Tree {
     return remove_at(parent, name, rel, what);
   }
 
-  DirMeta& dir(const std::string& rel) { return dirs_[rel]; }
+  // Records the mode and time directory `rel` gets at the end (`replace`: over what an earlier member said).
+  // Every directory's path is held until then: at most kMaxDirPathBytes of them together.
+  Status set_dir(const std::string& rel, const DirMeta& meta, bool replace, const std::string& what) {
+    auto [it, added] = dirs_.try_emplace(rel, meta);
+    if (!added) {
+      if (replace) it->second = meta;
+      return Status();
+    }
+    dir_bytes_ += rel.size();
+    if (dir_bytes_ > kMaxDirPathBytes) {
+      return Status::bad_input(what + ": the image's directory paths pass " + std::to_string(kMaxDirPathBytes) +
+                               " bytes together");
+    }
+    return Status();
+  }
 
   // Every directory's mode and time, deepest first (a descendant sorts after its ancestor), each opened
   // again from the root without following links: one replaced by a symlink meanwhile is left alone.
@@ -158,8 +183,11 @@ class Tree {
       if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0)
         return Status::from_errno(what + ": remove " + rel, errno);
       auto below = dirs_.lower_bound(rel + "/");
-      while (below != dirs_.end() && below->first.starts_with(rel + "/")) below = dirs_.erase(below);
-      dirs_.erase(rel);
+      while (below != dirs_.end() && below->first.starts_with(rel + "/")) {
+        dir_bytes_ -= below->first.size();
+        below = dirs_.erase(below);
+      }
+      if (dirs_.erase(rel) > 0) dir_bytes_ -= rel.size();
       return Status();
     }
     if (::unlinkat(parent, name.c_str(), 0) != 0) return Status::from_errno(what + ": remove " + rel, errno);
@@ -173,20 +201,21 @@ class Tree {
     return Status();
   }
 
+  // A directory the current layer did not write goes when nothing it holds is the current layer's.
   Status opaque_at(int dir, const std::string& rel, const std::string& what) {
     for (const auto& n : QR_TRY(names_in(dir, rel, what))) {
       const std::string child = join(rel, n);
-      auto below = layer_.lower_bound(child + "/");
-      const bool holds_written = below != layer_.end() && below->starts_with(child + "/");
-      if (!layer_.count(child) && !holds_written) {
-        QR_RETURN_IF_ERROR(remove_at(dir, n, child, what));
+      struct stat st {};
+      if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      const bool ours = layer_.count(st.st_ino) > 0;
+      if (!S_ISDIR(st.st_mode)) {
+        if (!ours && ::unlinkat(dir, n.c_str(), 0) != 0) return Status::from_errno(what + ": remove " + child, errno);
         continue;
       }
-      struct stat st {};
-      if (::fstatat(dir, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
       Fd sub(::openat(dir, n.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub.ok()) return Status::from_errno(what + ": open " + child, errno);
       QR_RETURN_IF_ERROR(opaque_at(sub.get(), child, what));
+      if (!ours && QR_TRY(names_in(sub.get(), child, what)).empty()) QR_RETURN_IF_ERROR(remove_at(dir, n, child, what));
     }
     return Status();
   }
@@ -199,6 +228,7 @@ class Tree {
       if (fd >= 0) ::close(fd);
       return Status::from_errno(what + ": read " + (rel.empty() ? "the root" : rel), errno);
     }
+    ::rewinddir(d);  // the duplicate shares the descriptor's offset: a second read would start at the end
     while (struct dirent* e = ::readdir(d)) {
       if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
     }
@@ -208,7 +238,8 @@ class Tree {
 
   Fd root_;
   std::map<std::string, DirMeta> dirs_;  // by path below the root
-  std::set<std::string> layer_;          // by path below the root
+  uint64_t dir_bytes_ = 0;               // of the paths in dirs_
+  std::unordered_set<ino_t> layer_;
 };
 
 // ".wh.NAME" removes NAME of lower layers; ".wh..wh..opq" empties its directory.
@@ -270,7 +301,16 @@ class Extractor {
     Fd parent = QR_TRY(tree_.open_dir(parent_of(path), true, what + ": " + path));
     const char* link = archive_entry_hardlink(entry);
     QR_RETURN_IF_ERROR(tree_.clear_for(parent.get(), name, path, type == AE_IFDIR && !link, what));
-    tree_.written(path);
+    QR_RETURN_IF_ERROR(create(a, entry, parent.get(), name, path, what));
+    tree_.written(parent.get(), name);
+    return Status();
+  }
+
+  // The member `path` (`name` in the directory `parent`), where nothing is in its way.
+  Status create(struct archive* a, struct archive_entry* entry, int parent, const std::string& name,
+                const std::string& path, const std::string& what) {
+    const auto type = archive_entry_filetype(entry);
+    const char* link = archive_entry_hardlink(entry);
     const uint32_t mode = archive_entry_perm(entry) & 07777;
     const struct timespec mtime = {archive_entry_mtime(entry), archive_entry_mtime_nsec(entry)};
     const struct timespec times[2] = {mtime, mtime};
@@ -285,28 +325,27 @@ class Extractor {
       }
       Fd from = QR_TRY(tree_.open_dir(parent_of(*target), false, what + ": hardlink " + path + " to " + *target));
       if (!from.ok()) errno = ENOENT;
-      if (!from.ok() || ::linkat(from.get(), base_of(*target).c_str(), parent.get(), name.c_str(), 0) != 0) {
+      if (!from.ok() || ::linkat(from.get(), base_of(*target).c_str(), parent, name.c_str(), 0) != 0) {
         return Status::bad_input(what + ": hardlink " + path + " to " + *target + ": " + std::strerror(errno));
       }
       return Status();
     }
     switch (type) {
       case AE_IFDIR: {
-        if (::mkdirat(parent.get(), name.c_str(), 0700) != 0 && errno != EEXIST) return failed("create directory");
-        tree_.dir(path) = DirMeta{mode, mtime};
-        return Status();
+        if (::mkdirat(parent, name.c_str(), 0700) != 0 && errno != EEXIST) return failed("create directory");
+        return tree_.set_dir(path, DirMeta{mode, mtime}, true, what);
       }
       case AE_IFLNK: {
         const char* to = archive_entry_symlink(entry);
         if (to == nullptr) to = "";
-        if (::symlinkat(to, parent.get(), name.c_str()) != 0) return failed("create symlink");
-        if (::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return failed("set the time of");
+        if (::symlinkat(to, parent, name.c_str()) != 0) return failed("create symlink");
+        if (::utimensat(parent, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return failed("set the time of");
         return Status();
       }
       case AE_IFIFO: {
-        if (::mkfifoat(parent.get(), name.c_str(), 0600) != 0) return failed("create fifo");
-        if (::fchmodat(parent.get(), name.c_str(), mode, 0) != 0) return failed("chmod");
-        if (::utimensat(parent.get(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return failed("set the time of");
+        if (::mkfifoat(parent, name.c_str(), 0600) != 0) return failed("create fifo");
+        if (::fchmodat(parent, name.c_str(), mode, 0) != 0) return failed("chmod");
+        if (::utimensat(parent, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) return failed("set the time of");
         return Status();
       }
       case AE_IFREG:
@@ -314,7 +353,7 @@ class Extractor {
       default:
         return Status::bad_input(what + ": " + path + " is of an unknown type");
     }
-    Fd file(::openat(parent.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    Fd file(::openat(parent, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!file.ok()) return failed("create");
     const uint64_t declared = archive_entry_size(entry) > 0 ? static_cast<uint64_t>(archive_entry_size(entry)) : 0;
     const void* buf;
