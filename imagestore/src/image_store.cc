@@ -254,11 +254,20 @@ Result<StoredImage> import_manifest(const fs::path& store, const normalize::Imag
                                "; import one platform's image layout");
   }
   auto what = source + " manifest " + digest;
+  // A manifest and a config are read whole as JSON: one its descriptor makes larger is refused before a byte
+  // is copied (the copy checks the digest only at its end).
+  auto too_large = [](const std::string& it, uint64_t size) {
+    return Status::bad_input(it + " is " + std::to_string(size) + " bytes; JSON from outside is at most " +
+                             std::to_string(kMaxJsonBytes));
+  };
+  if (desc.size > kMaxJsonBytes) return too_large(what, desc.size);
   auto src = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(digest), what));
   QR_RETURN_IF_ERROR(internal::copy_blob(store, src, digest, what, desc.size));
   auto bytes = QR_TRY(read_file(blob_path(store, digest), kMaxJsonBytes));
   auto manifest = QR_TRY(parse_json(bytes, what));
   auto parsed = QR_TRY(normalize::parse_image_manifest(manifest, what));
+  if (parsed.config.size > kMaxJsonBytes)
+    return too_large(source + " config " + parsed.config.digest, parsed.config.size);
   std::vector<normalize::Descriptor> blobs = {parsed.config};
   blobs.insert(blobs.end(), parsed.layers.begin(), parsed.layers.end());
   for (const auto& b : blobs) {

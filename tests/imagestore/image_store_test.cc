@@ -614,6 +614,37 @@ TEST_F(ImageStoreTest, AFailedImportLeavesNoBlobs) {
   EXPECT_EQ(quorate::testing::names_in(blobs).size(), before.size() + 4);
 }
 
+// A manifest or config is JSON of at most 16 MiB, and its descriptor gives its size: one that says more is
+// refused before a byte is copied. A layout whose index listed a 4 GiB sparse file as its manifest (size
+// 4294967296) had the store write 4 GiB beside its blobs for 22 s before the digest check refused it.
+TEST_F(ImageStoreTest, AManifestOrConfigLargerThanJsonMayBeIsRefusedBeforeItIsCopied) {
+  auto s = store();
+  const uint64_t size = uint64_t{64} << 20;
+  for (const std::string kind : {"manifest", "config"}) {
+    auto dir = scratch_ / ("large-" + kind);
+    std::filesystem::create_directories(dir);
+    auto layout = normalize::OciLayoutWriter::open(dir);
+    const std::string fake = sha256_digest(kind);  // the sparse file's name; its bytes do not hash to it
+    auto sparse = dir / "blobs/sha256" / digest_hex(fake);
+    std::filesystem::create_directories(sparse.parent_path());
+    { std::ofstream(sparse.string()).close(); }
+    std::filesystem::resize_file(sparse, size);
+    normalize::Descriptor large{
+        kind == "manifest" ? normalize::kMediaTypeManifest : normalize::kMediaTypeConfig, fake, size, {}};
+    if (kind == "manifest") {
+      ASSERT_TRUE(layout->write_index(large, "large").ok());
+    } else {
+      auto manifest = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(large, {}).value());
+      ASSERT_TRUE(layout->write_index(*manifest, "large").ok());
+    }
+    auto imported = s.import_layout(dir);
+    ASSERT_FALSE(imported.ok()) << kind;
+    EXPECT_TRUE(imported.status().is_bad_input()) << imported.status().to_string();
+    EXPECT_THAT(imported.status().message(),
+                HasSubstr(kind + " " + fake + " is 67108864 bytes; JSON from outside is at most 16777216"));
+  }
+}
+
 // `quorate image import` killed while it copies a blob leaves no half-copied blob in the store (1.2 GB of
 // `.HEX.tmp.*` stayed, and nothing removes them later).
 TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoTemporaries) {
