@@ -1,6 +1,8 @@
 // read_base_image: the pinned manifest of an OCI layout (through normalize's reader), checked against the pin.
 #include "base_image.h"
 
+#include <set>
+
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
@@ -23,20 +25,23 @@ Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& w
   }
 }
 
-// Whether the index (or an index it lists) names `digest`; lists what it does name otherwise.
+// Whether the index (or an index it lists, two levels deep) names `digest`; collects what it does name
+// otherwise. Each nested index is read once, whatever number of times it is listed: one listed 100 times by an
+// index listed 100 times was read 10,100 times, and every digest met was kept (a million from 20 KB).
 bool index_lists(const std::filesystem::path& layout, const nlohmann::json& index, const std::string& digest,
-                 std::vector<std::string>& seen, int depth) {
+                 std::set<std::string>& seen, std::set<std::string>& opened, int depth) {
   if (!index.is_object() || !index.contains("manifests") || !index["manifests"].is_array()) return false;
   for (const auto& m : index["manifests"]) {
     if (!m.is_object() || !m.contains("digest") || !m["digest"].is_string()) continue;
     std::string d = m["digest"];
     if (d == digest) return true;
-    seen.push_back(d);
-    if (depth < 2 && m.value("mediaType", "") == "application/vnd.oci.image.index.v1+json") {
+    if (!check_digest(d).ok()) continue;  // a path under blobs/ is made of it: "sha256:../../x" is no digest
+    seen.insert(d);
+    if (depth < 2 && m.value("mediaType", "") == "application/vnd.oci.image.index.v1+json" && opened.insert(d).second) {
       auto nested = read_file(blob_path(layout, d), 16u << 20);
       if (!nested.ok() || !check_json_depth(*nested, "").ok()) continue;
       try {
-        if (index_lists(layout, nlohmann::json::parse(*nested), digest, seen, depth + 1)) return true;
+        if (index_lists(layout, nlohmann::json::parse(*nested), digest, seen, opened, depth + 1)) return true;
       } catch (const nlohmann::json::exception&) {
       }
     }
@@ -70,10 +75,16 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
   auto index_bytes = read_file(layout / "index.json", 16u << 20);
   if (!index_bytes.ok()) return index_bytes.status().with_context("base image " + name);
   auto index = QR_TRY(parse_json(*index_bytes, "index.json", name));
-  std::vector<std::string> seen;
-  if (!index_lists(layout, index, digest, seen, 0) && !std::filesystem::exists(blob_path(layout, digest), ec)) {
+  std::set<std::string> seen, opened;
+  if (!index_lists(layout, index, digest, seen, opened, 0) && !std::filesystem::exists(blob_path(layout, digest), ec)) {
     std::string listed;
-    for (const auto& s : seen) listed += (listed.empty() ? "" : ", ") + s;
+    for (const auto& s : seen) {
+      if (listed.size() > 400) {
+        listed = std::to_string(seen.size()) + " digests (" + listed + ", …)";
+        break;
+      }
+      listed += (listed.empty() ? "" : ", ") + s;
+    }
     return Status::bad_input("base image " + name + ": digest mismatch: " + layout.string() + " holds " +
                              (listed.empty() ? "no manifest" : listed) + ", not the pinned " + digest +
                              ". If the layout was copied from a registry image with Docker media types, skopeo "
