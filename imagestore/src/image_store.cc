@@ -246,8 +246,10 @@ using internal::read_index;
 constexpr size_t kMaxManifests = 1000;
 
 // One manifest of the source layout, copied with its config and layers.
+// `copied`: the blobs this import has copied or found already, each hashed once however often it is listed.
 Result<StoredImage> import_manifest(const fs::path& store, const normalize::ImageFiles& files,
-                                    const normalize::Descriptor& desc, const std::string& source) {
+                                    const normalize::Descriptor& desc, const std::string& source,
+                                    std::set<std::string>& copied) {
   const std::string& digest = desc.digest;
   if (desc.media_type == normalize::kMediaTypeIndex || desc.media_type == normalize::kMediaTypeDockerManifestList) {
     return Status::unsupported(source + ": index.json lists a nested index " + digest +
@@ -272,7 +274,15 @@ Result<StoredImage> import_manifest(const fs::path& store, const normalize::Imag
   blobs.insert(blobs.end(), parsed.layers.begin(), parsed.layers.end());
   for (const auto& b : blobs) {
     auto path = QR_TRY(files.path_of("blobs/sha256/" + digest_hex(b.digest), what));
+    if (copied.count(b.digest)) {  // its size is checked at each listing, its bytes once
+      std::error_code ec;
+      const uint64_t actual = fs::file_size(path, ec);
+      if (ec) return Status::io(source + " blob " + b.digest + ": " + path.string() + ": " + ec.message());
+      QR_RETURN_IF_ERROR(normalize::check_blob_size(actual, b.size, source, b.digest));
+      continue;
+    }
     QR_RETURN_IF_ERROR(internal::copy_blob(store, path, b.digest, source + " blob " + b.digest, b.size));
+    copied.insert(b.digest);
   }
   StoredImage out;
   out.digest = digest;
@@ -326,12 +336,12 @@ Result<std::vector<StoredImage>> import_oci_files(const fs::path& store, const n
     return Status::bad_input(source + "/index.json lists more than 1000 manifests");
   }
   std::vector<StoredImage> imported;
-  std::set<std::string> seen;
+  std::set<std::string> seen, copied;
   for (size_t i = 0; i < index["manifests"].size(); ++i) {
     auto desc = QR_TRY(normalize::parse_descriptor(index["manifests"][i],
                                                    source + "/index.json: manifests[" + std::to_string(i) + "]"));
     if (!seen.insert(desc.digest).second) continue;
-    imported.push_back(QR_TRY(import_manifest(store, files, desc, source)));
+    imported.push_back(QR_TRY(import_manifest(store, files, desc, source, copied)));
   }
   if (imported.empty()) return Status::bad_input(source + "/index.json lists no image");
   return imported;
