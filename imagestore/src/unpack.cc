@@ -64,6 +64,11 @@ struct DirMeta {
 // real image holds a few MB (100,000 directories of 100 bytes: 10 MB).
 constexpr uint64_t kMaxDirPathBytes = uint64_t{64} << 20;
 
+// What an image's layers may expand to together (declared sizes). Each layer may reach 8 GiB and an image may
+// list 128: 1 TiB of files from a few MB of zstd. A large real builder image (CUDA, a full toolchain) is
+// 10 to 20 GB.
+constexpr uint64_t kMaxImageExpandedBytes = uint64_t{32} << 30;
+
 class Tree {
  public:
   explicit Tree(Fd root) : root_(std::move(root)) {}
@@ -277,6 +282,11 @@ class Extractor {
                                  " entries or " + std::to_string(normalize::kDefaultMaxExpandedBytes) +
                                  " bytes (a decompression bomb?)");
       }
+      image_bytes_ += archive_entry_size(entry) > 0 ? static_cast<uint64_t>(archive_entry_size(entry)) : 0;
+      if (image_bytes_ > kMaxImageExpandedBytes) {
+        return Status::bad_input(what + ": the image's layers expand to more than " +
+                                 std::to_string(kMaxImageExpandedBytes) + " bytes together");
+      }
       QR_RETURN_IF_ERROR(this->entry(reader.archive(), entry, what));
     }
   }
@@ -383,6 +393,7 @@ class Extractor {
   }
 
   Tree& tree_;
+  uint64_t image_bytes_ = 0;  // declared, every layer so far
 };
 
 // Mount points the sandbox needs, as empty directories at the top (whatever the image had there).

@@ -544,6 +544,28 @@ TEST_F(ImageStoreTest, DirectoryPathsPastABoundAreRefused) {
       << "the half-made tree stayed";
 }
 
+// Each layer may expand to 8 GiB, and an image may list 128 layers: 1 TiB of files in the store from an image
+// of 34 MB (8 GiB of zeros is 270 KB of zstd: 1 GiB measured 33 KB; 128 such layers, each naming its file
+// differently, fill the disk beside the store). The layers of one image now expand to at most 32 GiB
+// together (declared sizes, a sparse file at its full size).
+TEST_F(ImageStoreTest, AnImagesLayersExpandToABoundTogether) {
+  std::vector<std::string> layers;
+  for (int i = 0; i < 5; ++i) {  // 5 x 7 GiB declared, each a sparse file of 4 bytes
+    layers.push_back(python_tar(scratch_ / ("sparse" + std::to_string(i) + ".tar"),
+                                "i=tarfile.TarInfo('big" + std::to_string(i) +
+                                    "'); i.size=4\n"
+                                    "i.pax_headers={'GNU.sparse.map':'0,4','GNU.sparse.size':str(7<<30)}\n"
+                                    "t.addfile(i,io.BytesIO(b'ABCD'))"));
+  }
+  auto s = store();
+  std::string digest = make_tar_layers_image(scratch_ / "five", layers);
+  ASSERT_TRUE(s.import_layout(scratch_ / "five").ok());
+  auto root = s.rootfs(s.verify(digest).value());
+  ASSERT_FALSE(root.ok()) << "35 GiB of declared files were unpacked";
+  EXPECT_TRUE(root.status().is_bad_input()) << root.status().to_string();
+  EXPECT_THAT(root.status().message(), HasSubstr("the image's layers expand to more than 34359738368 bytes together"));
+}
+
 // Every name is opened relative to its directory, so the store's own path does not count against PATH_MAX:
 // an image with 1.4 KB paths in a store under a 2.8 KB path was "i/o error: ... Can't restore time" (a
 // symlink's time set through the joined path), and is unpacked now; `image rm` removes it. A member's own path
