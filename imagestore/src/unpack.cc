@@ -89,7 +89,8 @@ class Tree {
       if (!next.ok() && errno == ENOENT) {
         if (!create) return Fd();
         if (::mkdirat(cur.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
-          return Status::bad_input(what + ": create directory " + prefix + ": " + std::strerror(errno));
+          const int e = errno;
+          return Status::bad_input(what + ": create directory " + prefix + ": " + std::strerror(e));
         }
         next = Fd(::openat(cur.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (next.ok()) {
@@ -97,10 +98,11 @@ class Tree {
           written(cur.get(), name);
         }
       }
-      if (!next.ok() && (errno == ELOOP || errno == ENOTDIR)) {
+      const int e = errno;
+      if (!next.ok() && (e == ELOOP || e == ENOTDIR)) {
         return Status::bad_input(what + " lies behind a symlink or a file (" + prefix + "): nothing is written there");
       }
-      if (!next.ok()) return Status::bad_input(what + ": open directory " + prefix + ": " + std::strerror(errno));
+      if (!next.ok()) return Status::bad_input(what + ": open directory " + prefix + ": " + std::strerror(e));
       cur = std::move(next);
     }
     return cur;
@@ -136,8 +138,8 @@ class Tree {
     if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) layer_.insert(st.st_ino);
   }
 
-  // `name` in `parent` (the path `rel`) made ready for a new member of type `type`: a directory stays for a
-  // directory, anything else is removed (as Docker and containerd apply layers).
+  // `name` in `parent` (the path `rel`) made ready for a new member: an existing directory stays when the
+  // member is a `directory` too, anything else is removed (as Docker and containerd apply layers).
   Status clear_for(int parent, const std::string& name, const std::string& rel, bool directory,
                    const std::string& what) {
     struct stat st {};
@@ -334,10 +336,9 @@ class Extractor {
         return Status::bad_input(what + ": hardlink " + path + " has a bad target");
       }
       Fd from = QR_TRY(tree_.open_dir(parent_of(*target), false, what + ": hardlink " + path + " to " + *target));
-      if (!from.ok()) errno = ENOENT;
-      if (!from.ok() || ::linkat(from.get(), base_of(*target).c_str(), parent, name.c_str(), 0) != 0) {
-        return Status::bad_input(what + ": hardlink " + path + " to " + *target + ": " + std::strerror(errno));
-      }
+      int e = ENOENT;  // its directory is absent
+      if (from.ok()) e = ::linkat(from.get(), base_of(*target).c_str(), parent, name.c_str(), 0) == 0 ? 0 : errno;
+      if (e != 0) return Status::bad_input(what + ": hardlink " + path + " to " + *target + ": " + std::strerror(e));
       return Status();
     }
     switch (type) {
