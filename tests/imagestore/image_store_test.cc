@@ -236,13 +236,16 @@ std::string make_tar_layer_image(const std::filesystem::path& dir, const std::st
   return make_tar_layers_image(dir, std::vector<std::string>(times, layer));
 }
 
-// The bytes of a tar that the Python lines `entries` write to the tarfile `t` (PAX format); `io`, `tarfile`
-// and `E(name, type=tarfile.REGTYPE, data=b"", **attributes)`, which adds one member, are at hand.
-std::string python_tar(const std::filesystem::path& out, const std::string& entries) {
+// The bytes of a tar that the Python lines `entries` write to the tarfile `t` (PAX format, opened with `mode`:
+// "w:gz" compresses); `io`, `tarfile` and `E(name, type=tarfile.REGTYPE, data=b"", **attributes)`, which adds
+// one member, are at hand.
+std::string python_tar(const std::filesystem::path& out, const std::string& entries, const std::string& mode = "w") {
   auto made = quorate::testing::run(
       "python3 -c " +
       quorate::testing::sh("import io,sys,tarfile\n"
-                           "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                           "t=tarfile.open(sys.argv[1],'" +
+                           mode +
+                           "',format=tarfile.PAX_FORMAT)\n"
                            "def E(name,type=tarfile.REGTYPE,data=b'',**kw):\n"
                            "  i=tarfile.TarInfo(name); i.type=type; i.size=len(data) if type==tarfile.REGTYPE else 0\n"
                            "  for k,v in kw.items(): setattr(i,k,v)\n"
@@ -522,19 +525,12 @@ TEST_F(ImageStoreTest, AnOpaqueWhiteoutKeepsItsOwnLayersEntries) {
 // gzip, 75,000 directories of 3.8 KB paths, held 316 MB (maxrss; 10,000,000 entries a layer would hold 40 GB),
 // and was unpacked. Past 64 MiB of directory paths (670,000 of 100 bytes) the image is refused.
 TEST_F(ImageStoreTest, DirectoryPathsPastABoundAreRefused) {
-  auto tar = scratch_ / "dirs.tar.gz";
-  auto made = quorate::testing::run(
-      "python3 -c " +
-      quorate::testing::sh("import sys,tarfile\n"
-                           "t=tarfile.open(sys.argv[1],'w:gz',format=tarfile.PAX_FORMAT,compresslevel=1)\n"
-                           "deep='/'.join(['d'*250]*15)\n"
-                           "for i in range(18000):\n"
-                           "  d=tarfile.TarInfo(deep+'/%08d'%i); d.type=tarfile.DIRTYPE; d.mode=0o755; t.addfile(d)\n"
-                           "t.close()\n") +
-      " " + quorate::testing::sh(tar.string()));
-  ASSERT_EQ(made.exit_code, 0) << made.out;
+  std::string layer = python_tar(scratch_ / "dirs.tar.gz",
+                                 "deep='/'.join(['d'*250]*15)\n"
+                                 "for i in range(18000): E(deep+'/%08d'%i,tarfile.DIRTYPE,mode=0o755)",
+                                 "w:gz");
   auto s = store();
-  std::string digest = make_tar_layers_image(scratch_ / "dirs", {slurp(tar)});
+  std::string digest = make_tar_layers_image(scratch_ / "dirs", {layer});
   ASSERT_TRUE(s.import_layout(scratch_ / "dirs").ok());
   auto root = s.rootfs(s.verify(digest).value());
   ASSERT_FALSE(root.ok()) << "67 MB of directory paths were held";
