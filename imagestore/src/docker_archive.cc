@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <set>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
@@ -33,9 +34,14 @@ Result<std::string> layer_media_type(const fs::path& path) {
   return std::string("application/vnd.oci.image.layer.v1.tar");
 }
 
-// The layer as saved, under the digest its name promises (else its diff_id); the copy checks the bytes.
-Result<normalize::Descriptor> import_layer(const fs::path& store, const normalize::DockerLayer& layer) {
-  QR_RETURN_IF_ERROR(copy_blob(store, layer.file, layer.digest, "layer " + layer.name));
+// The layer as saved, under the digest its name promises (else its diff_id); the copy checks the bytes, once
+// an import (`copied`), however many entries of manifest.json list the layer.
+Result<normalize::Descriptor> import_layer(const fs::path& store, const normalize::DockerLayer& layer,
+                                           std::set<std::string>& copied) {
+  if (!copied.count(layer.digest)) {
+    QR_RETURN_IF_ERROR(copy_blob(store, layer.file, layer.digest, "layer " + layer.name));
+    copied.insert(layer.digest);
+  }
   std::error_code ec;
   uint64_t size = fs::file_size(layer.file, ec);
   if (ec) return Status::io("size of " + layer.file.string() + ": " + ec.message());
@@ -43,12 +49,13 @@ Result<normalize::Descriptor> import_layer(const fs::path& store, const normaliz
   return normalize::Descriptor{media_type, layer.digest, size, {}};
 }
 
-Result<StoredImage> import_one(const fs::path& store, const normalize::DockerImage& image) {
+Result<StoredImage> import_one(const fs::path& store, const normalize::DockerImage& image,
+                               std::set<std::string>& copied) {
   auto written = write_blob(store, image.config_bytes);
   if (!written.ok()) return written.status();
   normalize::Descriptor config{normalize::kMediaTypeConfig, image.config_digest, image.config_bytes.size(), {}};
   std::vector<normalize::Descriptor> layers;
-  for (const auto& layer : image.layers) layers.push_back(QR_TRY(import_layer(store, layer)));
+  for (const auto& layer : image.layers) layers.push_back(QR_TRY(import_layer(store, layer, copied)));
   std::string manifest = QR_TRY(normalize::make_manifest(config, layers));
   StoredImage out;
   out.digest = QR_TRY(write_blob(store, manifest));
@@ -64,8 +71,9 @@ Result<std::vector<StoredImage>> import_docker_files(const fs::path& store, cons
   auto images = normalize::read_docker_archive(files);
   if (!images.ok()) return images.status().with_context(source);
   std::vector<StoredImage> out;
+  std::set<std::string> copied;
   for (const auto& image : *images) {
-    auto stored = import_one(store, image);
+    auto stored = import_one(store, image, copied);
     if (!stored.ok()) return stored.status().with_context(source);
     out.push_back(std::move(*stored));
   }

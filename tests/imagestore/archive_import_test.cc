@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "imagestore/store_test_util.h"
 #include "quorate/imagestore/image_store.h"
 
@@ -206,6 +208,43 @@ TEST_F(ArchiveImport, ConfigsListedOverAndOverAreRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
   EXPECT_THAT(r.status().message(), HasSubstr("the configs of its first 5 entries pass 67108864 bytes together"));
+}
+
+// A docker-archive's manifest.json may list one image many times (it is read up to 16 MiB, about 100,000
+// entries): each entry hashed the layer already in the store again. 128 entries naming one 16 MiB layer took
+// 1.2 s against 0.03 s for one entry; with an 8 GiB layer and 100,000 entries, 800 TB of hashing. An import
+// hashes each blob once.
+TEST_F(ArchiveImport, ALayerListedByManyEntriesIsHashedOnce) {
+  auto timed_import = [&](size_t entries) {
+    auto tar = scratch_ / ("entries-" + std::to_string(entries) + ".tar");
+    auto made = run("python3 -c " +
+                    sh("import hashlib,io,json,sys,tarfile\n"
+                       "t=tarfile.open(sys.argv[1],'w')\n"
+                       "def add(n,b):\n"
+                       "  i=tarfile.TarInfo(n); i.size=len(b); t.addfile(i,io.BytesIO(b))\n"
+                       "layer=bytes(16<<20)\n"
+                       "cfg=json.dumps({'architecture':'amd64','os':'linux','rootfs':{'type':'layers',"
+                       "'diff_ids':['sha256:'+hashlib.sha256(layer).hexdigest()]}}).encode()\n"
+                       "add('manifest.json',json.dumps([{'Config':'cfg.json','Layers':['l/layer.tar']}]*" +
+                       std::to_string(entries) +
+                       ").encode())\n"
+                       "add('cfg.json',cfg)\n"
+                       "add('l/layer.tar',layer)\n"
+                       "t.close()\n") +
+                    " " + sh(tar.string()));
+    EXPECT_EQ(made.exit_code, 0) << made.out;
+    auto s = ImageStore::open(scratch_ / ("store-" + std::to_string(entries))).value();
+    auto started = std::chrono::steady_clock::now();
+    auto r = s.import(tar);
+    auto took = std::chrono::steady_clock::now() - started;
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return took;
+  };
+  auto once = timed_import(1);
+  auto many = timed_import(128);
+  EXPECT_LT(many, once * 8 + std::chrono::milliseconds(500))
+      << "one entry: " << std::chrono::duration<double>(once).count()
+      << " s; 128: " << std::chrono::duration<double>(many).count() << " s";
 }
 
 TEST_F(ArchiveImport, CliImportsAnArchiveAndRefusesANonImage) {
