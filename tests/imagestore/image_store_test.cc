@@ -465,6 +465,27 @@ TEST_F(ImageStoreTest, ADirectoryReplacedByASymlinkIsNotChmodedThrough) {
   EXPECT_EQ(after.st_mtim.tv_sec, before.st_mtim.tv_sec) << "a host directory's time was set through the symlink";
 }
 
+// An image's setuid and setgid bits are kept (the sandbox mounts the tree nosuid), so a hostile image's setuid
+// file is a setuid file of the store's owner, root on most nodes: no other user of the host may reach it. The
+// tree's top directory is the unpack's private temporary directory, 0700, whatever the image says of `.`.
+TEST_F(ImageStoreTest, AnImagesSetuidFilesAreOutOfOtherUsersReach) {
+  std::string layer = python_tar(scratch_ / "suid.tar",
+                                 "E('.',tarfile.DIRTYPE,mode=0o777)\n"
+                                 "E('bin',tarfile.DIRTYPE,mode=0o755)\n"
+                                 "E('bin/su',mode=0o4755)");
+  auto s = store();
+  std::string digest = make_tar_layers_image(scratch_ / "suid", {layer});
+  ASSERT_TRUE(s.import_layout(scratch_ / "suid").ok());
+  auto root = s.rootfs(s.verify(digest).value());
+  ASSERT_TRUE(root.ok()) << root.status().to_string();
+  struct stat top {
+  }, su{};
+  ASSERT_EQ(::stat(root->path().c_str(), &top), 0);
+  ASSERT_EQ(::stat((root->path() / "bin" / "su").c_str(), &su), 0);
+  EXPECT_EQ(su.st_mode & 07777, 04755u);
+  EXPECT_EQ(top.st_mode & 07777, 0700u) << "other users of the host reach the image's setuid files";
+}
+
 // A build takes an image's diff_ids from its config, one a layer: a Containerfile FROM a store image whose
 // config listed none wrote `"diff_ids": [""]` into the image it built and attested (exit 0, seen). verify now
 // refuses a config whose rootfs.diff_ids does not count the manifest's layers, before any build uses it.
