@@ -2,6 +2,7 @@
 #include "quorate/node/store.h"
 
 #include <algorithm>
+#include <limits>
 #include <mutex>
 #include <random>
 
@@ -83,6 +84,9 @@ Result<uint64_t> NodeStore::append(const std::string& request_id, const std::str
 }
 
 Result<std::vector<StoredAttestation>> NodeStore::since(uint64_t since, size_t max_count) {
+  // Sequences are SQLite integers (below 2^63): nothing follows a larger `since`, which cast to int64_t would
+  // have read as negative, asking for the history from its start.
+  if (since > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::vector<StoredAttestation>();
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto* st = QR_TRY(
       impl_->db->statement("SELECT sequence, request_id, image_digest, envelope FROM attestations WHERE sequence > ? "

@@ -65,6 +65,21 @@ TEST(NodeStore, HistoryIsBoundedByCount) {
   std::filesystem::remove_all(dir);
 }
 
+// A HistoryRequest's since_sequence is a uint64: one of 2^63 or more was cast to a negative number and answered
+// with the history from its start.
+TEST(NodeStore, NothingFollowsASinceBeyondEverySequence) {
+  auto dir = fresh_dir("e");
+  auto store = NodeStore::open(dir / "node.db");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE((*store)->append("r", "d", "e", 0).ok());
+  for (uint64_t since : {uint64_t{1} << 63, ~uint64_t{0}, uint64_t{3}}) {
+    auto rows = (*store)->since(since, 10);
+    ASSERT_TRUE(rows.ok()) << rows.status().to_string();
+    EXPECT_TRUE(rows->empty()) << since << ": " << rows->size() << " rows";
+  }
+  EXPECT_EQ((*store)->since(2, 10)->size(), 1u);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(NodeStore, GarbageFileIsAnError) {
   auto dir = fresh_dir("d");
   {
