@@ -68,7 +68,9 @@ void add_key_command(CLI::App& app, Action& action) {
   auto* key = app.add_subcommand("key", "Make and inspect attestation signing keys");
   key->require_subcommand(1);
 
-  auto* gen = key->add_subcommand("generate", "Write a new private key NAME (PKCS#8 PEM, mode 0600) and NAME.pub.pem");
+  auto* gen = key->add_subcommand(
+      "generate",
+      "Write a new private key to --out FILE (PKCS#8 PEM, mode 0600) and FILE.pub.pem, or make one on a token");
   gen->add_option("--out", args->out, "Path of the private key; the public key goes to <out>.pub.pem");
   gen->add_option(
       "--pkcs11", args->pkcs11,
