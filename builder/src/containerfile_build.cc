@@ -1205,8 +1205,7 @@ Status lower_stage(Lowering& L, size_t index) {
 Status write_layers(Lowering& L, const StageState& s, std::vector<normalize::Descriptor>& descriptors) {
   if (s.image) {
     for (const auto& l : s.image->layers) {
-      auto bytes = QR_TRY(read_file(l.blob, uint64_t{16} << 30));
-      auto desc = QR_TRY(L.in.layout.add_blob(l.media_type, bytes));
+      auto desc = QR_TRY(L.in.layout.add_blob_file(l.media_type, l.blob, uint64_t{16} << 30));
       descriptors.push_back(desc);
       size_t n = L.out.layers.size();
       const auto& ids = s.image->config["rootfs"]["diff_ids"];

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <system_error>
+#include <vector>
 
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
@@ -255,6 +256,34 @@ Result<Descriptor> OciLayoutWriter::add_blob(std::string_view media_type, std::s
   auto blob = QR_TRY(begin_blob());
   QR_RETURN_IF_ERROR(blob->Sink::write(bytes));
   return blob->commit(std::string(media_type));
+}
+
+Result<Descriptor> OciLayoutWriter::add_blob_file(std::string_view media_type, const fs::path& path,
+                                                  uint64_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
+    return Status::from_errno("open " + path.string(), errno);
+  }
+  auto blob = begin_blob();
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t total = 0;
+  Status s = blob.ok() ? Status() : blob.status();
+  while (s.ok()) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = Status::from_errno("read " + path.string(), errno);
+    if (n <= 0) break;
+    total += static_cast<uint64_t>(n);
+    if (total > max_bytes) {
+      s = Status::bad_input(path.string() + " is larger than the limit of " + std::to_string(max_bytes) + " bytes");
+      break;
+    }
+    s = (*blob)->write(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  QR_RETURN_IF_ERROR(s);
+  return (*blob)->commit(std::string(media_type));
 }
 
 Status OciLayoutWriter::write_index(Descriptor manifest, const std::string& ref_name) {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -474,6 +475,78 @@ TEST_F(ContainerfileBuildTest, CopyAndAddPastTheOutputLimitAreRefusedAtTheirLine
   ::getrusage(RUSAGE_CHILDREN, &usage);
   EXPECT_LT(usage.ru_maxrss, 512 * 1024) << "KiB: the largest process this test waited for";
 }
+// The busybox image at `dir` with a second layer: an uncompressed tar of one file of `size` zero bytes. Its
+// manifest digest.
+std::string add_zeros_layer(const std::filesystem::path& dir, const std::filesystem::path& zeros, uint64_t size) {
+  std::ofstream(zeros).close();
+  std::filesystem::resize_file(zeros, size);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  EXPECT_TRUE(layout.ok());
+  normalize::LayerOptions options;
+  options.source_date_epoch = 1700000000;
+  options.compression = normalize::Compression::kNone;
+  normalize::CanonicalLayerWriter writer(options);
+  normalize::Entry file;
+  file.path = "zeros";
+  file.mode = 0644;
+  EXPECT_TRUE(writer.add_file(file, zeros).ok());
+  auto blob = layout->begin_blob();
+  auto summary = writer.write(**blob);
+  EXPECT_TRUE(summary.ok() && (*blob)->finish().ok());
+  auto layer = (*blob)->commit(summary->media_type);
+  auto blob_json = [&](const std::string& digest) {
+    return nlohmann::json::parse(slurp(dir / "blobs/sha256" / digest.substr(7)));
+  };
+  auto index = nlohmann::json::parse(slurp(dir / "index.json"));
+  auto manifest = blob_json(index["manifests"][0]["digest"]);
+  auto config = blob_json(manifest["config"]["digest"]);
+  config["rootfs"]["diff_ids"].push_back(summary->diff_id);
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+  std::vector<normalize::Descriptor> layers;
+  for (const auto& l : manifest["layers"]) {
+    layers.push_back(normalize::parse_descriptor(l, "layer").value());
+  }
+  layers.push_back(*layer);
+  auto m = layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, layers).value());
+  EXPECT_TRUE(layout->write_index(*m, "big").ok());
+  return m->digest;
+}
+
+// A FROM image's layers are copied into the output image through a bounded buffer, never read whole: a base
+// whose layer is a 256 MiB blob (a hostile one may have 16 GiB) is built on by a process far smaller than it,
+// and the layer keeps its digest.
+TEST_F(ContainerfileBuildTest, ABaseImagesLargeLayerIsStreamedNotHeldInMemory) {
+  constexpr uint64_t kSize = uint64_t{256} << 20;
+  auto layout = scratch_ / "big-layout";
+  make_image(layout);
+  std::string big = add_zeros_layer(layout, scratch_ / "zeros", kSize);
+  std::filesystem::remove(scratch_ / "zeros");
+  {
+    auto store = imagestore::ImageStore::open(store_);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store->import_layout(layout).ok());
+  }
+  std::filesystem::remove_all(layout);
+  make_project(scratch_ / "a", "FROM example.org/big@" + big + "\nCOPY src/hello.txt /hello.txt\n");
+  struct rusage before {};
+  ::getrusage(RUSAGE_CHILDREN, &before);
+  ASSERT_LT(before.ru_maxrss, 64 * 1024) << "KiB: a process this test waited for before the build";
+  auto r = build(scratch_ / "a", scratch_ / "out-a");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  struct rusage after {};
+  ::getrusage(RUSAGE_CHILDREN, &after);
+  EXPECT_LT(after.ru_maxrss, 64 * 1024) << "KiB: the build's peak resident size, for a " << (kSize >> 20)
+                                        << " MiB base layer";
+  auto index = nlohmann::json::parse(slurp(scratch_ / "out-a/index.json"));
+  std::string manifest_digest = index["manifests"][0]["digest"];
+  auto manifest = nlohmann::json::parse(slurp(scratch_ / "out-a/blobs/sha256" / manifest_digest.substr(7)));
+  ASSERT_EQ(manifest["layers"].size(), 3u) << manifest.dump();
+  EXPECT_GT(manifest["layers"][1]["size"].get<uint64_t>(), kSize);
+  std::string layer = manifest["layers"][1]["digest"];
+  EXPECT_EQ(run("sha256sum " + sh((scratch_ / "out-a/blobs/sha256" / layer.substr(7)).string())).out.substr(0, 64),
+            layer.substr(7));
+}
+
 // A RUN, in the final stage or another, is stopped once its layer grows past twice the output limit while it
 // runs (the limit itself is checked when it has ended): it no longer fills the disk until the build's timeout.
 TEST_F(ContainerfileBuildTest, ARunThatKeepsWritingIsStoppedAtItsLine) {

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "quorate/core/sha256.h"
 #include "tests/support/test_util.h"
 
@@ -48,6 +50,33 @@ TEST(OciLayoutWriterTest, StreamedBlobAppearsOnlyOnCommit) {
     EXPECT_EQ(e.path().filename().string(), digest_hex(d->digest));
   }
   EXPECT_EQ(files, 1);
+}
+
+// A file becomes a blob a buffer at a time (a base image's layer, up to 16 GiB, was read whole into memory):
+// the same blob add_blob makes of its bytes, and nothing at all past `max_bytes`.
+TEST(OciLayoutWriterTest, AFileIsStreamedIntoABlobUpToItsLimit) {
+  ScratchDir dir;
+  auto w = OciLayoutWriter::open(dir.path() / "layout");
+  ASSERT_FALSE(w.ok());  // the layout directory must exist
+  fs::create_directories(dir.path() / "layout");
+  w = OciLayoutWriter::open(dir.path() / "layout");
+  ASSERT_TRUE(w.ok());
+  std::string bytes(3 << 20, 'x');  // three buffers and a bit
+  bytes += "tail";
+  std::ofstream(dir.path() / "file", std::ios::binary) << bytes;
+  auto d = w->add_blob_file(kMediaTypeConfig, dir.path() / "file", bytes.size());
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(d->digest, sha256_digest(bytes));
+  EXPECT_EQ(d->size, bytes.size());
+  EXPECT_EQ(slurp(dir.path() / "layout/blobs/sha256" / digest_hex(d->digest)), bytes);
+  fs::remove(dir.path() / "layout/blobs/sha256" / digest_hex(d->digest));
+  auto over = w->add_blob_file(kMediaTypeConfig, dir.path() / "file", bytes.size() - 1);
+  ASSERT_FALSE(over.ok());
+  EXPECT_TRUE(over.status().is_bad_input()) << over.status().to_string();
+  EXPECT_NE(over.status().message().find("is larger than the limit of " + std::to_string(bytes.size() - 1)),
+            std::string::npos);
+  EXPECT_TRUE(fs::is_empty(dir.path() / "layout/blobs/sha256"));
+  EXPECT_TRUE(w->add_blob_file(kMediaTypeConfig, dir.path() / "missing", 1).status().is_not_found());
 }
 
 TEST(OciLayoutWriterTest, IndexCarriesRefNameAnnotation) {

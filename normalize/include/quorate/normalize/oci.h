@@ -85,6 +85,9 @@ class OciLayoutWriter {
   static Result<OciLayoutWriter> open(const std::filesystem::path& dir);
 
   Result<Descriptor> add_blob(std::string_view media_type, std::string_view bytes);
+  // The file at `path` as a blob, streamed through a bounded buffer (never held whole): bad_input "<path> is
+  // larger than the limit of <max_bytes> bytes" when it holds more. Its digest is what the bytes hash to.
+  Result<Descriptor> add_blob_file(std::string_view media_type, const std::filesystem::path& path, uint64_t max_bytes);
   Result<std::unique_ptr<BlobWriter>> begin_blob();
   // Writes index.json (atomically) listing `manifest`, annotated with org.opencontainers.image.ref.name =
   // ref_name (omitted when empty; umoci and skopeo find a tag only through it).
