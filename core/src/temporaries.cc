@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -26,6 +27,11 @@ std::set<std::string>& registry() {
   return *paths;
 }
 
+std::map<uint64_t, std::function<void()>>& undos() {
+  static auto* u = new std::map<uint64_t, std::function<void()>>;
+  return *u;
+}
+
 }  // namespace
 
 bool g_emptied = false;  // by remove_registered_temporaries(); under registry_mutex()
@@ -41,6 +47,18 @@ Result<std::filesystem::path> make_temporary(const std::function<Result<std::fil
 void unregister_temporary(const std::filesystem::path& path) {
   std::lock_guard lock(registry_mutex());
   registry().erase(path.string());
+}
+
+uint64_t add_interrupt_undo(std::function<void()> undo) {
+  static uint64_t next = 0;
+  std::lock_guard lock(registry_mutex());
+  undos().emplace(++next, std::move(undo));
+  return next;
+}
+
+void remove_interrupt_undo(uint64_t key) {
+  std::lock_guard lock(registry_mutex());
+  undos().erase(key);
 }
 
 Status remove_tree(const std::filesystem::path& path) {
@@ -77,6 +95,8 @@ void remove_registered_temporaries() {
     }
   }
   registry().clear();
+  for (const auto& [key, undo] : undos()) undo();
+  undos().clear();
   g_emptied = true;
 }
 

@@ -169,21 +169,56 @@ Status copy_blob(const fs::path& store, const fs::path& src, const std::string& 
   return out->commit();
 }
 
-NewBlobs::NewBlobs(const fs::path& store) : dir_(store / "blobs" / "sha256") {
+Result<std::set<std::string>> blobs_of(const fs::path& store, const std::string& digest) {
+  std::set<std::string> out = {digest};
+  auto bytes = QR_TRY(read_file(blob_path(store, digest), kMaxJsonBytes));
+  auto manifest = QR_TRY(parse_json(bytes, "manifest " + digest));
+  auto parsed = QR_TRY(normalize::parse_image_manifest(manifest, "manifest " + digest));
+  out.insert(parsed.config.digest);
+  for (const auto& l : parsed.layers) out.insert(l.digest);
+  return out;
+}
+
+NewBlobs::NewBlobs(const fs::path& store) : store_(store) {
   std::error_code ec;
-  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+  for (fs::directory_iterator it(store_ / "blobs" / "sha256", ec), end; !ec && it != end; it.increment(ec))
     before_.insert(it->path().filename().string());
+  undo_ = add_interrupt_undo([this] { remove_added(); });
 }
 
 NewBlobs::~NewBlobs() {
-  if (keep_) return;
-  std::error_code ec;
-  std::vector<fs::path> added;
-  for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (!before_.count(name) && check_digest("sha256:" + name).ok()) added.push_back(it->path());
+  // Removed before the undo is dropped: an interrupt meanwhile removes them too, and the process dies only
+  // once they are gone, whichever thread gets there first.
+  if (!keep_) remove_added();
+  remove_interrupt_undo(undo_);
+}
+
+void NewBlobs::remove_added() const noexcept {
+  try {
+    std::error_code ec;
+    std::vector<fs::path> added;
+    for (fs::directory_iterator it(store_ / "blobs" / "sha256", ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (!before_.count(name) && check_digest("sha256:" + name).ok()) added.push_back(it->path());
+    }
+    if (added.empty()) return;
+    // What the index lists stays: an import interrupted after it wrote the index has succeeded but for the
+    // word. Nothing is removed when the index, or a manifest it lists, cannot be read.
+    auto index = read_index(store_);
+    if (!index.ok()) return;
+    auto images = images_of(*index, index_name(store_));
+    if (!images.ok()) return;
+    std::set<std::string> listed;
+    for (const auto& i : *images) {
+      auto blobs = blobs_of(store_, i.digest);
+      if (!blobs.ok()) return;
+      listed.insert(blobs->begin(), blobs->end());
+    }
+    for (const auto& p : added) {
+      if (!listed.count("sha256:" + p.filename().string())) fs::remove(p, ec);
+    }
+  } catch (const std::exception&) {  // std::filesystem and nlohmann throw; then nothing more is removed
   }
-  for (const auto& p : added) fs::remove(p, ec);
 }
 
 Result<std::string> write_blob(const fs::path& store, const std::string& bytes) {

@@ -89,17 +89,6 @@ Status unpack_once(const fs::path& dir, const VerifiedImage& image,
   return Status();
 }
 
-// Every blob the manifest `digest` names (itself, its config, its layers); bad_input when it cannot be read.
-Result<std::set<std::string>> blobs_of(const fs::path& store, const std::string& digest) {
-  std::set<std::string> out = {digest};
-  auto bytes = QR_TRY(read_file(internal::blob_path(store, digest), internal::kMaxJsonBytes));
-  auto manifest = QR_TRY(internal::parse_json(bytes, "manifest " + digest));
-  auto parsed = QR_TRY(normalize::parse_image_manifest(manifest, "manifest " + digest));
-  out.insert(parsed.config.digest);
-  for (const auto& l : parsed.layers) out.insert(l.digest);
-  return out;
-}
-
 }  // namespace
 
 RootfsLease::~RootfsLease() {
@@ -137,12 +126,12 @@ Status ImageStore::remove(const std::vector<std::string>& digests) {
   std::set<std::string> kept, candidates;
   for (const auto& d : listed) {
     if (doomed.count(d)) continue;
-    auto blobs = blobs_of(dir_, d);
+    auto blobs = internal::blobs_of(dir_, d);
     if (!blobs.ok()) return blobs.status().with_context("image " + d + " stays, but its blobs cannot be listed");
     kept.insert(blobs->begin(), blobs->end());
   }
   for (const auto& d : doomed) {
-    auto blobs = blobs_of(dir_, d);
+    auto blobs = internal::blobs_of(dir_, d);
     candidates.insert(d);
     if (blobs.ok()) candidates.insert(blobs->begin(), blobs->end());
   }

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <set>
@@ -73,10 +74,12 @@ Result<nlohmann::json> parse_json(const std::string& bytes, const std::string& w
 // (the size a descriptor gives).
 Status copy_blob(const std::filesystem::path& store, const std::filesystem::path& src, const std::string& digest,
                  const std::string& what, std::optional<uint64_t> size = std::nullopt);
-// The blobs an import or pull adds to the store, removed again on destruction unless keep() was called: a
-// failed one leaves the store as it was (complete blobs no index entry lists would stay for good: `rm`
-// collects only the blobs of images it removes). Made and destroyed under the store lock, so no other import
-// can come to rely on a new blob meanwhile.
+// The blobs an import or pull adds to the store, removed again on destruction unless keep() was called, and
+// by a command's SIGINT/SIGTERM handling (add_interrupt_undo) while it lives: a failed or interrupted one
+// leaves the store as it was (complete blobs no index entry lists would stay for good: `rm` collects only the
+// blobs of images it removes). A blob the index lists is never removed (an import interrupted once it wrote
+// the index), nor anything when the index or a manifest it lists cannot be read. Made and destroyed under
+// the store lock, so no other import can come to rely on a new blob meanwhile.
 class NewBlobs {
  public:
   explicit NewBlobs(const std::filesystem::path& store);
@@ -86,8 +89,10 @@ class NewBlobs {
   void keep() { keep_ = true; }
 
  private:
-  std::filesystem::path dir_;
+  void remove_added() const noexcept;
+  std::filesystem::path store_;
   std::set<std::string> before_;
+  uint64_t undo_ = 0;
   bool keep_ = false;
 };
 
@@ -99,6 +104,8 @@ Result<std::string> write_blob(const std::filesystem::path& store, const std::st
 // an entry that is not a descriptor (bad_input naming `where` and the entry): skipping it would leave its image
 // listed in the file but unknown to `rm`, which could then collect the blobs it shares.
 Result<nlohmann::json> read_index(const std::filesystem::path& store);
+// Every blob the manifest `digest` names (itself, its config, its layers); bad_input when it cannot be read.
+Result<std::set<std::string>> blobs_of(const std::filesystem::path& store, const std::string& digest);
 std::string index_name(const std::filesystem::path& store);  // "image store index <store>/index.json"
 Result<std::vector<StoredImage>> images_of(const nlohmann::json& index, const std::string& where);
 Status write_index(const std::filesystem::path& store, const nlohmann::json& index);

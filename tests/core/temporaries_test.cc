@@ -121,6 +121,28 @@ TEST(TempDirTest, NoneMadeDuringOrAfterAnInterruptIsLeftBehind) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// An interrupt's undo runs once the registered paths are gone (an import's blobs are taken out only when no
+// half-copied one can still be committed), and not at all once removed.
+TEST(TempDirTest, AnInterruptRunsTheUndosAfterRemovingThePaths) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  ScratchDir parent;
+  EXPECT_EXIT(
+      {
+        auto dir = TempDir::create(parent.path(), "x-").value();
+        int ran = 0;
+        bool dir_was_gone = false;
+        add_interrupt_undo([&] {
+          ++ran;
+          dir_was_gone = !fs::exists(dir.path());
+        });
+        uint64_t dropped = add_interrupt_undo([&] { ran += 100; });
+        remove_interrupt_undo(dropped);
+        remove_registered_temporaries();
+        std::_Exit(ran == 1 && dir_was_gone ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 TEST(TempDirTest, HasNoDefaultParent) {
   EXPECT_TRUE(TempDir::create("", "x-").status().code() == Code::kUsage);
   ScratchDir parent;

@@ -17,6 +17,7 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "builder/git_repo.h"
@@ -736,6 +737,61 @@ TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoTemporaries) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
     EXPECT_EQ(temporaries(), 0) << "a half-copied blob was left in the store";
+  }
+}
+
+// `quorate image import` interrupted once it has stored some of an image's blobs takes them out again, as a
+// failed import does: its manifest, config and first 128 MiB layer stayed for good (no index entry lists
+// them, so `rm` never collects them). The blobs of an image already in the store stay.
+TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoBlobItAdded) {
+  make_tar_layers_image(scratch_ / "large",
+                        {std::string(size_t{128} << 20, '\0'), std::string(size_t{512} << 20, 'x')});
+  auto small = make_tar_layer_image(scratch_ / "small", "small layer", 1);
+  for (int sig : {SIGINT, SIGTERM}) {
+    auto store_dir = scratch_ / ("store-" + std::to_string(sig));
+    auto store = ImageStore::open(store_dir);
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE(store->import_layout(scratch_ / "small").ok());
+    auto names = [&] {
+      std::set<std::string> out;
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(store_dir / "blobs/sha256", ec)) {
+        out.insert(e.path().filename().string());
+      }
+      return out;
+    };
+    const std::set<std::string> listed = names();  // the small image's manifest, config and layer
+    ASSERT_EQ(listed.size(), 3u);
+    std::string bin = quorate::testing::quorate_bin();
+    std::vector<std::string> args = {
+        bin, "image", "import", (scratch_ / "large").string(), "--image-store", store_dir.string()};
+    std::vector<char*> argv;
+    for (auto& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    pid_t pid;
+    ASSERT_EQ(::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), environ), 0);
+    // Stopped while the last layer is copied: the manifest, config and first layer are stored by then.
+    auto copying_the_last = [&] {
+      auto now = names();
+      size_t stored = 0, temporaries = 0;
+      for (const auto& n : now) (n.find(".tmp.") != std::string::npos ? temporaries : stored) += 1;
+      return stored == listed.size() + 3 && temporaries > 0;
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!copying_the_last() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_TRUE(copying_the_last()) << "the last layer was not being copied";
+    ::kill(pid, sig);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
+    EXPECT_EQ(names(), listed) << "blobs no index entry lists were left in the store";
+    auto images = store->list();
+    ASSERT_TRUE(images.ok());
+    ASSERT_EQ(images->size(), 1u);
+    EXPECT_EQ(images->at(0).digest, small);
+    EXPECT_TRUE(store->verify(small).ok());
   }
 }
 

@@ -2,6 +2,7 @@
 // command's signal handling empties.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string_view>
@@ -22,6 +23,14 @@ void unregister_temporary(const std::filesystem::path& path);
 // are ignored. Called by a command's SIGINT/SIGTERM handling (on a thread of its own, not from a signal
 // handler) just before the process dies, so no destructor runs to do it.
 void remove_registered_temporaries();
+
+// What an interrupt must undo besides removing paths (the blobs an import has already committed): `undo`
+// runs on the interrupt's thread once every registered path is gone (so no AtomicFile can commit any more),
+// with the registry locked, and must not make or unregister temporaries. Returns a key for
+// remove_interrupt_undo(), which waits for a running `undo` to end: call it before what `undo` uses dies.
+// Thread-safe.
+uint64_t add_interrupt_undo(std::function<void()> undo);
+void remove_interrupt_undo(uint64_t key);
 
 // Removes `path` and everything under it, never following a link; OK when it is not there. A directory in it
 // that cannot be listed or emptied (an image's or a build step's `chmod 0555` or `0000`; root is not stopped
