@@ -145,6 +145,17 @@ Status copy_blob(const fs::path& store, const fs::path& src, const std::string& 
     auto have = QR_TRY(hash_file(target));
     if (have == digest) return Status();
   }
+  // A sparse source (fewer blocks than its size: a few KB can declare gigabytes) is hashed before a byte is
+  // copied: its holes cost no disk to read, and a wrong one never fills the store's file system with zeros
+  // for its digest to be refused at the end. Any other source is hashed while it is copied, read once.
+  struct stat st {};
+  if (::stat(src.c_str(), &st) == 0 &&
+      static_cast<uint64_t>(st.st_blocks) * 512 + (uint64_t{1} << 20) < static_cast<uint64_t>(st.st_size)) {
+    std::string actual = QR_TRY(hash_file(src));
+    if (actual != digest) {
+      return Status::bad_input(what + ": blob " + src.string() + " holds " + actual + ", not its digest " + digest);
+    }
+  }
   auto out = QR_TRY(AtomicFile::create(target, 0444));
   int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::from_errno("open " + src.string(), errno);

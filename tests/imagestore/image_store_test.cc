@@ -685,6 +685,60 @@ TEST_F(ImageStoreTest, AManifestOrConfigLargerThanJsonMayBeIsRefusedBeforeItIsCo
   }
 }
 
+// Bytes this process has written (write(2) and the like), from /proc/self/io.
+uint64_t bytes_written() {
+  std::ifstream in("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (in >> key >> value) {
+    if (key == "wchar:") return value;
+  }
+  return 0;
+}
+
+// A sparse layer file in a layout, which its descriptor's size matches but its digest does not, is refused
+// before it is copied: it was written into the store at its full size first (1 GiB of zeros from a file of no
+// blocks, 4 KB from a tar of it), and only then found wrong. A sparse layer that matches is still imported.
+TEST_F(ImageStoreTest, ASparseLayerIsHashedBeforeItIsCopied) {
+  ASSERT_TRUE(std::ifstream("/proc/self/io").good()) << "no /proc/self/io";
+  auto s = store();
+  auto zeros_digest = [](uint64_t size) {
+    Sha256 hash;
+    const std::vector<uint8_t> zeros(1 << 20);
+    for (uint64_t done = 0; done < size; done += zeros.size()) hash.update(zeros);
+    return hash.finish_digest();
+  };
+  for (const bool honest : {false, true}) {
+    const uint64_t size = honest ? uint64_t{64} << 20 : uint64_t{1} << 30;
+    auto dir = scratch_ / (honest ? "honest" : "hostile");
+    std::filesystem::create_directories(dir);
+    auto layout = normalize::OciLayoutWriter::open(dir);
+    const std::string digest = honest ? zeros_digest(size) : sha256_digest("not a gibibyte of zeros");
+    auto sparse = dir / "blobs/sha256" / digest_hex(digest);
+    { std::ofstream(sparse.string()).close(); }
+    std::filesystem::resize_file(sparse, size);
+    normalize::Descriptor layer{"application/vnd.oci.image.layer.v1.tar", digest, size, {}};
+    nlohmann::json config = {
+        {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", {digest}}}}};
+    auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+    auto manifest =
+        layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {layer}).value());
+    ASSERT_TRUE(layout->write_index(*manifest, "sparse").ok());
+    const uint64_t before = bytes_written();
+    auto imported = s.import_layout(dir);
+    const uint64_t written = bytes_written() - before;
+    if (honest) {
+      ASSERT_TRUE(imported.ok()) << imported.status().to_string();
+      EXPECT_EQ(std::filesystem::file_size(s.dir() / "blobs/sha256" / digest_hex(digest)), size);
+      continue;
+    }
+    ASSERT_FALSE(imported.ok());
+    EXPECT_TRUE(imported.status().is_bad_input()) << imported.status().to_string();
+    EXPECT_THAT(imported.status().message(), HasSubstr("not its digest " + digest));
+    EXPECT_LT(written, uint64_t{16} << 20) << "bytes written by an import refused for its digest";
+  }
+}
+
 // An import hashes each blob once, however often its manifests list it. A blob already in the store was
 // hashed again at each listing: one 32 MiB layer listed 128 times (what a manifest may list) took 2.3 s against
 // 0.04 s listed once (it now reads the layer once, counted in bytes), and an 8 GiB layer listed so by each of 1000
