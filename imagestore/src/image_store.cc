@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -190,7 +191,66 @@ Result<std::set<std::string>> blobs_of(const fs::path& store, const std::string&
   return out;
 }
 
+namespace {
+
+// When this process started (near enough: when its static objects were made).
+const fs::file_time_type g_started = fs::file_time_type::clock::now();
+
+// Every blob the store's index lists (each image's manifest, config and layers); nullopt when the index, or
+// a manifest it lists, cannot be read.
+std::optional<std::set<std::string>> listed_blobs(const fs::path& store) {
+  auto index = read_index(store);
+  if (!index.ok()) return std::nullopt;
+  auto images = images_of(*index, index_name(store));
+  if (!images.ok()) return std::nullopt;
+  std::set<std::string> listed;
+  for (const auto& i : *images) {
+    auto blobs = blobs_of(store, i.digest);
+    if (!blobs.ok()) return std::nullopt;
+    listed.insert(blobs->begin(), blobs->end());
+  }
+  return listed;
+}
+
+// What an import or pull killed by SIGKILL (or a crash) left in blobs/sha256/, which no handler removed: the
+// blobs no index entry lists and the hidden `.HEX.tmp.*` copies, each older than this process. Called
+// under the store lock, which every writer of blobs/sha256/ holds while it writes: no import is running, so
+// an unlisted blob is no running import's. Nothing when the index or a manifest it lists cannot be read.
+void remove_leftovers(const fs::path& store) {
+  const fs::path dir = store / "blobs" / "sha256";
+  std::optional<std::set<std::string>> listed;
+  bool read = false;
+  std::error_code ec;
+  std::vector<std::pair<fs::path, bool>> doomed;  // the path, and whether it is a blob
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool blob = check_digest("sha256:" + name).ok();
+    if (!blob && !(name.starts_with(".") && name.find(".tmp.") != std::string::npos)) continue;
+    std::error_code time_ec;
+    auto mtime = fs::last_write_time(it->path(), time_ec);
+    if (time_ec || mtime >= g_started) continue;
+    if (blob) {
+      if (!read) {  // read once, and only when an old unlisted-looking blob is there
+        listed = listed_blobs(store);
+        read = true;
+      }
+      if (!listed || listed->count("sha256:" + name)) continue;
+    }
+    doomed.emplace_back(it->path(), blob);
+  }
+  for (const auto& [path, blob] : doomed) {
+    if (blob) forget_verified(store, "sha256:" + path.filename().string());
+    fs::remove(path, ec);
+  }
+}
+
+}  // namespace
+
 NewBlobs::NewBlobs(const fs::path& store) : store_(store) {
+  try {
+    remove_leftovers(store_);
+  } catch (const std::exception&) {  // std::filesystem and nlohmann throw; then nothing more is removed
+  }
   std::error_code ec;
   for (fs::directory_iterator it(store_ / "blobs" / "sha256", ec), end; !ec && it != end; it.increment(ec))
     before_.insert(it->path().filename().string());
@@ -215,18 +275,10 @@ void NewBlobs::remove_added() const noexcept {
     if (added.empty()) return;
     // What the index lists stays: an import interrupted after it wrote the index has succeeded but for the
     // word. Nothing is removed when the index, or a manifest it lists, cannot be read.
-    auto index = read_index(store_);
-    if (!index.ok()) return;
-    auto images = images_of(*index, index_name(store_));
-    if (!images.ok()) return;
-    std::set<std::string> listed;
-    for (const auto& i : *images) {
-      auto blobs = blobs_of(store_, i.digest);
-      if (!blobs.ok()) return;
-      listed.insert(blobs->begin(), blobs->end());
-    }
+    auto listed = listed_blobs(store_);
+    if (!listed) return;
     for (const auto& p : added) {
-      if (!listed.count("sha256:" + p.filename().string())) fs::remove(p, ec);
+      if (!listed->count("sha256:" + p.filename().string())) fs::remove(p, ec);
     }
   } catch (const std::exception&) {  // std::filesystem and nlohmann throw; then nothing more is removed
   }

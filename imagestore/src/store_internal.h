@@ -79,7 +79,8 @@ Status copy_blob(const std::filesystem::path& store, const std::filesystem::path
 // leaves the store as it was (complete blobs no index entry lists would stay for good: `rm` collects only the
 // blobs of images it removes). A blob the index lists is never removed (an import interrupted once it wrote
 // the index), nor anything when the index or a manifest it lists cannot be read. Made and destroyed under
-// the store lock, so no other import can come to rely on a new blob meanwhile.
+// the store lock, so no other import can come to rely on a new blob meanwhile. Made, it first removes what a
+// killed import left: the blobs no index entry lists and the `.HEX.tmp.*` copies, older than this process.
 class NewBlobs {
  public:
   explicit NewBlobs(const std::filesystem::path& store);
