@@ -13,10 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -42,6 +44,42 @@ class ImageStoreTest : public ::testing::Test {
   ScratchDir scratch_;
   std::string digest_;
 };
+
+// The names in a store's blobs/sha256: blobs, and the `.HEX.tmp.*` copies of blobs being written.
+std::set<std::string> blob_names(const std::filesystem::path& store_dir) {
+  std::set<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(store_dir / "blobs/sha256", ec)) {
+    out.insert(e.path().filename().string());
+  }
+  return out;
+}
+size_t temporaries_in(const std::set<std::string>& names) {
+  return std::count_if(names.begin(), names.end(),
+                       [](const std::string& n) { return n.find(".tmp.") != std::string::npos; });
+}
+
+// Runs `quorate image import LAYOUT --image-store STORE_DIR` and sends it `sig` once `ready()` holds (asked every
+// 2 ms, for at most 60 s). Its wait status; -1 when `ready()` never held (it is then killed and reaped).
+int import_signalled_when(const std::filesystem::path& layout, const std::filesystem::path& store_dir,
+                          const std::function<bool()>& ready, int sig) {
+  std::string bin = quorate::testing::quorate_bin();
+  std::vector<std::string> args = {bin, "image", "import", layout.string(), "--image-store", store_dir.string()};
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!ready() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const bool was_ready = ready();
+  ::kill(pid, was_ready ? sig : SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return was_ready ? status : -1;
+}
 
 TEST_F(ImageStoreTest, ImportKeepsTheDigestAndListsIt) {
   auto s = store();
@@ -765,32 +803,11 @@ TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoTemporaries) {
   for (int sig : {SIGINT, SIGTERM}) {
     auto store_dir = scratch_ / ("store-" + std::to_string(sig));
     std::filesystem::create_directories(store_dir / "blobs/sha256");
-    std::string bin = quorate::testing::quorate_bin();
-    std::vector<std::string> args = {
-        bin, "image", "import", (scratch_ / "large").string(), "--image-store", store_dir.string()};
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    pid_t pid;
-    ASSERT_EQ(::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), environ), 0);
-    auto temporaries = [&] {
-      int n = 0;
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(store_dir / "blobs/sha256", ec)) {
-        n += e.path().filename().string().find(".tmp.") != std::string::npos;
-      }
-      return n;
-    };
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (temporaries() == 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    ASSERT_GT(temporaries(), 0) << "no blob was being copied";
-    ::kill(pid, sig);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    auto copying = [&] { return temporaries_in(blob_names(store_dir)) > 0; };
+    int status = import_signalled_when(scratch_ / "large", store_dir, copying, sig);
+    ASSERT_NE(status, -1) << "no blob was being copied";
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
-    EXPECT_EQ(temporaries(), 0) << "a half-copied blob was left in the store";
+    EXPECT_EQ(temporaries_in(blob_names(store_dir)), 0u) << "a half-copied blob was left in the store";
   }
 }
 
@@ -806,41 +823,18 @@ TEST_F(ImageStoreTest, AnInterruptedImportLeavesNoBlobItAdded) {
     auto store = ImageStore::open(store_dir);
     ASSERT_TRUE(store.ok());
     ASSERT_TRUE(store->import_layout(scratch_ / "small").ok());
-    auto names = [&] {
-      std::set<std::string> out;
-      std::error_code ec;
-      for (const auto& e : std::filesystem::directory_iterator(store_dir / "blobs/sha256", ec)) {
-        out.insert(e.path().filename().string());
-      }
-      return out;
-    };
-    const std::set<std::string> listed = names();  // the small image's manifest, config and layer
+    const std::set<std::string> listed = blob_names(store_dir);  // the small image's manifest, config and layer
     ASSERT_EQ(listed.size(), 3u);
-    std::string bin = quorate::testing::quorate_bin();
-    std::vector<std::string> args = {
-        bin, "image", "import", (scratch_ / "large").string(), "--image-store", store_dir.string()};
-    std::vector<char*> argv;
-    for (auto& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    pid_t pid;
-    ASSERT_EQ(::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), environ), 0);
     // Stopped while the last layer is copied: the manifest, config and first layer are stored by then.
     auto copying_the_last = [&] {
-      auto now = names();
-      size_t stored = 0, temporaries = 0;
-      for (const auto& n : now) (n.find(".tmp.") != std::string::npos ? temporaries : stored) += 1;
-      return stored == listed.size() + 3 && temporaries > 0;
+      auto now = blob_names(store_dir);
+      const size_t temporaries = temporaries_in(now);
+      return now.size() - temporaries == listed.size() + 3 && temporaries > 0;
     };
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!copying_the_last() && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    }
-    ASSERT_TRUE(copying_the_last()) << "the last layer was not being copied";
-    ::kill(pid, sig);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    int status = import_signalled_when(scratch_ / "large", store_dir, copying_the_last, sig);
+    ASSERT_NE(status, -1) << "the last layer was not being copied";
     EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << "status " << status;
-    EXPECT_EQ(names(), listed) << "blobs no index entry lists were left in the store";
+    EXPECT_EQ(blob_names(store_dir), listed) << "blobs no index entry lists were left in the store";
     auto images = store->list();
     ASSERT_TRUE(images.ok());
     ASSERT_EQ(images->size(), 1u);
@@ -861,37 +855,16 @@ TEST_F(ImageStoreTest, TheNextImportRemovesWhatAKilledOneLeft) {
   auto store = ImageStore::open(store_dir);
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE(store->import_layout(scratch_ / "small").ok());
-  auto names = [&] {
-    std::set<std::string> out;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(store_dir / "blobs/sha256", ec)) {
-      out.insert(e.path().filename().string());
-    }
-    return out;
-  };
+  auto names = [&] { return blob_names(store_dir); };
   const std::set<std::string> listed = names();
   ASSERT_EQ(listed.size(), 3u);
-  std::string bin = quorate::testing::quorate_bin();
-  std::vector<std::string> args = {
-      bin, "image", "import", (scratch_ / "large").string(), "--image-store", store_dir.string()};
-  std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  ASSERT_EQ(::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), environ), 0);
   auto copying_the_last = [&] {
-    size_t stored = 0, temporaries = 0;
-    for (const auto& n : names()) (n.find(".tmp.") != std::string::npos ? temporaries : stored) += 1;
-    return stored == listed.size() + 3 && temporaries > 0;
+    auto now = names();
+    const size_t temporaries = temporaries_in(now);
+    return now.size() - temporaries == listed.size() + 3 && temporaries > 0;
   };
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!copying_the_last() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  ASSERT_TRUE(copying_the_last()) << "the last layer was not being copied";
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  int status = import_signalled_when(scratch_ / "large", store_dir, copying_the_last, SIGKILL);
+  ASSERT_NE(status, -1) << "the last layer was not being copied";
   ASSERT_EQ(names().size(), listed.size() + 4) << "what SIGKILL leaves: 3 blobs and a temporary";
 
   auto r = quorate::testing::run(
