@@ -804,6 +804,11 @@ TEST(VerifierDaemon, GarbageOversizedAndReplayedFramesAreDroppedAndCounted) {
     ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, good)}).ok());
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  // The subscription may have become live in the middle of a round, after its garbage: one more round of the
+  // three bad frames, now certain to arrive, and ahead of the replays awaited below.
+  ASSERT_TRUE(h.pub->send({"att.h", "garbage!"}).ok());
+  ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, big)}).ok());
+  ASSERT_TRUE(h.pub->send({"att.h", "x", "y", "z"}).ok());
   // A replay of the same attestation, and the same envelope under a new sequence number.
   ASSERT_TRUE(h.pub->send({"att.h", wire::encode_frame(MessageType::kAttestation, good)}).ok());
   pb::AttestationMessage again = good;
