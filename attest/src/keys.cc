@@ -288,31 +288,18 @@ Result<std::unique_ptr<Signer>> signer_from_pem(std::string_view pem, const std:
 }
 
 Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, const std::string& passphrase) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Status::not_found(path.string() + ": no such private key file");
-    return Status::from_errno(path.string(), errno);
-  }
+  auto text = read_secret_file(path, kMaxKeyFileBytes, "private key file");
   // A public key given where the private one belongs is told so, before any advice about its mode.
-  if (S_ISREG(st.st_mode)) {
-    auto head = read_file(path, kMaxKeyFileBytes);
-    if (head.ok() && head->find("-----BEGIN PUBLIC KEY-----") != std::string::npos &&
-        head->find("PRIVATE KEY-----") == std::string::npos) {
-      return Status::bad_input(path.string() +
-                               ": this is a public key; signing needs the private key (the file "
-                               "`quorate key generate --out NAME` wrote as NAME, not NAME.pub.pem)");
-    }
+  std::error_code ec;
+  auto head = text.ok() || !std::filesystem::is_regular_file(path, ec) ? text : read_file(path, kMaxKeyFileBytes);
+  if (head.ok() && head->find("-----BEGIN PUBLIC KEY-----") != std::string::npos &&
+      head->find("PRIVATE KEY-----") == std::string::npos) {
+    return Status::bad_input(path.string() +
+                             ": this is a public key; signing needs the private key (the file "
+                             "`quorate key generate --out NAME` wrote as NAME, not NAME.pub.pem)");
   }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Status::bad_input(path.string() + ": private key file has mode " + mode +
-                             ", so its group or other users may read (or replace) it; a key others could have "
-                             "read cannot vouch for this node. Run: chmod 600 " +
-                             path.string());
-  }
-  auto text = QR_TRY(read_file(path, kMaxKeyFileBytes));
-  auto signer = signer_from_pem(text, passphrase);
+  if (!text.ok()) return text.status();
+  auto signer = signer_from_pem(*text, passphrase);
   if (!signer.ok()) return signer.status().with_context(path.string());
   return signer;
 }

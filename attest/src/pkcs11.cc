@@ -7,7 +7,6 @@
 #include <openssl/ecdsa.h>
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/pkcs11.h>
-#include <sys/stat.h>
 
 #include <cctype>
 #include <cerrno>
@@ -337,12 +336,7 @@ Result<std::string> read_pin(const Pkcs11Uri& uri) {
   } else if (path.find(':') != std::string::npos && path.front() != '/' && path.front() != '.') {
     return Status::bad_input("pin-source '" + uri.pin_source + "': only file:PATH is supported");
   }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::bad_input("pin-source " + path + ": " + std::strerror(errno));
-  if ((st.st_mode & 077) != 0) {
-    return Status::bad_input("pin-source " + path + ": its group or other users may read it. Run: chmod 600 " + path);
-  }
-  auto text = read_file(path, 4096);
+  auto text = read_secret_file(path, 4096, "pin-source file");
   if (!text.ok()) return text.status().with_context("pin-source");
   std::string pin = text.value();
   auto nl = pin.find_first_of("\r\n");

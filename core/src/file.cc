@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <system_error>
 
 #include "quorate/core/temporaries.h"
@@ -93,12 +94,10 @@ Status pread_exact(int fd, uint8_t* out, size_t size, uint64_t offset, const cha
   return Status();
 }
 
-Result<std::string> read_file(const fs::path& path, uint64_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
-    return Status::from_errno("open " + path.string(), errno);
-  }
+namespace {
+
+// Reads `fd` to its end and closes it.
+Result<std::string> read_to_end(int fd, const fs::path& path, uint64_t max_bytes) {
   std::string out;
   char buf[65536];
   for (;;) {
@@ -118,6 +117,44 @@ Result<std::string> read_file(const fs::path& path, uint64_t max_bytes) {
   }
   ::close(fd);
   return out;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const fs::path& path, uint64_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
+    return Status::from_errno("open " + path.string(), errno);
+  }
+  return read_to_end(fd, path, max_bytes);
+}
+
+Result<std::string> read_secret_file(const fs::path& path, uint64_t max_bytes, std::string_view what) {
+  // O_NONBLOCK: a FIFO put where the secret belongs is refused below instead of waiting for a writer.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found(path.string() + ": no such " + std::string(what));
+    return Status::from_errno("open " + path.string(), errno);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::from_errno("stat " + path.string(), err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::bad_input(path.string() + ": " + std::string(what) + " is not a regular file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return Status::bad_input(path.string() + ": " + std::string(what) + " has mode " + mode +
+                             ", so its group or other users may read (or replace) it. Run: chmod 600 " + path.string());
+  }
+  return read_to_end(fd, path, max_bytes);
 }
 
 AtomicFile::AtomicFile(fs::path target, fs::path temp, int fd)

@@ -6,13 +6,13 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -24,6 +24,7 @@
 #include <thread>
 #include <utility>
 
+#include "quorate/core/file.h"
 #include "quorate/core/json.h"
 
 namespace quorate::gate {
@@ -54,11 +55,7 @@ struct Credentials {
 
 Result<std::shared_ptr<Credentials>> load_credentials(const std::filesystem::path& cert_path,
                                                       const std::filesystem::path& key_path) {
-  struct stat st {};
-  if (::stat(key_path.c_str(), &st) != 0) return Status::not_found(key_path.string() + ": no such key file");
-  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-    return Status::bad_input(key_path.string() + ": private key is readable by group or world (chmod 600)");
-  }
+  auto key_pem = QR_TRY(read_secret_file(key_path, 64u << 10, "TLS private key file"));
   auto creds = std::make_shared<Credentials>();
   BIO* bio = BIO_new_file(cert_path.c_str(), "r");
   if (!bio) return Status::not_found(cert_path.string() + ": cannot read certificate file");
@@ -71,10 +68,11 @@ Result<std::shared_ptr<Credentials>> load_credentials(const std::filesystem::pat
   while (X509* extra = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) sk_X509_push(creds->chain, extra);
   ERR_clear_error();  // the end of the file reads as an error
   BIO_free(bio);
-  bio = BIO_new_file(key_path.c_str(), "r");
-  if (!bio) return Status::not_found(key_path.string() + ": cannot read key file");
+  bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  if (!bio) return Status::internal("cannot allocate a memory BIO: " + openssl_error());
   creds->key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
   BIO_free(bio);
+  OPENSSL_cleanse(key_pem.data(), key_pem.size());
   if (!creds->key) return Status::bad_input(key_path.string() + ": no PEM private key: " + openssl_error());
   if (X509_check_private_key(creds->cert, creds->key) != 1) {
     ERR_clear_error();

@@ -1,7 +1,12 @@
 // Keys: generation, PEM round trips, keyids, signatures, refusal of readable private key files.
 #include "quorate/attest/keys.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
 
 #include "quorate/core/sha256.h"
 #include "tests/attest/fixtures.h"
@@ -80,6 +85,22 @@ TEST(Keys, GroupOrWorldReadableKeyFileIsRefusedWithAnExplanation) {
   EXPECT_NE(s.status().message().find("chmod 600"), std::string::npos) << s.status().message();
   ASSERT_EQ(::chmod((dir / "node").c_str(), 0640), 0);
   EXPECT_TRUE(load_signer(dir / "node").status().is_bad_input());
+}
+
+// A node whose key path is a FIFO (or a device) would wait at every start for a writer: refused instead.
+TEST(Keys, AKeyPathThatIsNotARegularFileIsRefusedWithoutWaiting) {
+  ScratchDir dir;
+  ASSERT_EQ(::mkfifo((dir / "node").c_str(), 0600), 0);
+  auto loading = std::async(std::launch::async, [&] { return load_signer(dir / "node"); });
+  if (loading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    int w = ::open((dir / "node").c_str(), O_WRONLY | O_NONBLOCK);  // lets a blocked open return;
+    if (w >= 0) ::close(w);                                         // and a blocked read see the end of the file
+    loading.wait();
+    FAIL() << "load_signer waited on a FIFO";
+  }
+  auto s = loading.get();
+  ASSERT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+  EXPECT_NE(s.status().message().find("not a regular file"), std::string::npos) << s.status().message();
 }
 
 TEST(Keys, MissingKeyFileIsNotFound) {

@@ -1,10 +1,15 @@
 // Atomic files and directories: nothing appears at the target until commit.
 #include "quorate/core/file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <future>
+#include <sstream>
 
 namespace quorate {
 namespace {
@@ -42,6 +47,48 @@ TEST_F(FileTest, ReadFileEnforcesLimit) {
   ASSERT_TRUE(write_file_atomic(dir_ / "c", std::string(100, 'x')).ok());
   EXPECT_TRUE(read_file(dir_ / "c", 99).status().is_bad_input());
   EXPECT_TRUE(read_file(dir_ / "missing").status().is_not_found());
+}
+
+TEST_F(FileTest, ASecretOthersMayReadIsRefusedWithTheChmodToRun) {
+  for (uint32_t mode : {0640u, 0604u, 0620u, 0601u}) {
+    ASSERT_TRUE(write_file_atomic(dir_ / "secret", "s3cret", mode).ok());
+    auto r = read_secret_file(dir_ / "secret", 100, "private key file");
+    ASSERT_FALSE(r.ok()) << std::oct << mode;
+    EXPECT_TRUE(r.status().is_bad_input());
+    const std::string m = r.status().message();
+    EXPECT_NE(m.find("private key file has mode 0" + (std::ostringstream() << std::oct << mode).str()),
+              std::string::npos)
+        << m;
+    EXPECT_NE(m.find("chmod 600 " + (dir_ / "secret").string()), std::string::npos) << m;
+    EXPECT_EQ(m.find("s3cret"), std::string::npos) << m;
+  }
+  for (uint32_t mode : {0600u, 0400u}) {
+    ASSERT_TRUE(write_file_atomic(dir_ / "secret", "s3cret", mode).ok());
+    EXPECT_EQ(read_secret_file(dir_ / "secret", 100, "private key file").value(), "s3cret");
+  }
+  // Through a symlink (as Kubernetes mounts secrets), the target's mode is what counts.
+  fs::create_symlink(dir_ / "secret", dir_ / "link");
+  EXPECT_EQ(read_secret_file(dir_ / "link", 100, "private key file").value(), "s3cret");
+  EXPECT_TRUE(read_secret_file(dir_ / "secret", 5, "private key file").status().is_bad_input());
+  EXPECT_TRUE(read_secret_file(dir_ / "absent", 100, "private key file").status().is_not_found());
+}
+
+// A FIFO where a key belongs would block every later start until someone writes to it.
+TEST_F(FileTest, ASecretThatIsNotARegularFileIsRefusedWithoutWaiting) {
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
+  auto reading =
+      std::async(std::launch::async, [&] { return read_secret_file(dir_ / "fifo", 100, "pin-source file"); });
+  if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    int w = ::open((dir_ / "fifo").c_str(), O_WRONLY | O_NONBLOCK);  // lets a blocked open return;
+    if (w >= 0) ::close(w);                                          // and a blocked read see the end of the file
+    reading.wait();
+    FAIL() << "read_secret_file waited on a FIFO";
+  }
+  auto r = reading.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("pin-source file is not a regular file"), std::string::npos)
+      << r.status().message();
+  EXPECT_TRUE(read_secret_file(dir_, 100, "pin-source file").status().is_bad_input());
 }
 
 TEST_F(FileTest, AtomicDirAppearsOnlyOnCommit) {

@@ -479,7 +479,7 @@ TEST_F(Gate, GroupReadableKeyIsRefused) {
   o.steady_us = steady_us;
   auto s = gate::Server::start(*decider, o);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("readable by group or world"), std::string::npos);
+  EXPECT_NE(s.status().message().find("chmod 600"), std::string::npos) << s.status().message();
 }
 
 // examples/kubernetes cannot rot: gate.toml and the strict-policy.toml it names load as `quorate gate --store`

@@ -5,7 +5,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <zmq.h>
 
 #include <array>
@@ -28,8 +27,8 @@ std::string trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-Result<std::string> read_key_text(const std::filesystem::path& path) {
-  auto text = read_file(path, 4096);
+// The key in `text`, read from `path`.
+Result<std::string> key_text(const std::filesystem::path& path, const Result<std::string>& text) {
   if (!text.ok()) return text.status();
   std::string key = trim(*text);
   Status s = check_z85_key(key);
@@ -70,12 +69,7 @@ Status write_curve_keypair(const CurveKeyPair& keys, const std::filesystem::path
 }
 
 Result<CurveKeyPair> read_curve_secret_key(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::from_errno(path.string(), errno);
-  if ((st.st_mode & 077) != 0) {
-    return Status::bad_input(path.string() + ": CURVE secret key file is readable by group or others; chmod 600 it");
-  }
-  auto secret = read_key_text(path);
+  auto secret = key_text(path, read_secret_file(path, 4096, "CURVE secret key file"));
   if (!secret.ok()) return secret.status();
   std::array<char, 41> pub{};
   if (zmq_curve_public(pub.data(), secret->c_str()) != 0) {
@@ -84,7 +78,9 @@ Result<CurveKeyPair> read_curve_secret_key(const std::filesystem::path& path) {
   return CurveKeyPair{std::string(pub.data()), *secret};
 }
 
-Result<std::string> read_curve_public_key(const std::filesystem::path& path) { return read_key_text(path); }
+Result<std::string> read_curve_public_key(const std::filesystem::path& path) {
+  return key_text(path, read_file(path, 4096));
+}
 
 Result<std::string> resolve_curve_public_key(std::string_view key_or_path, const std::filesystem::path& base_dir) {
   if (check_z85_key(key_or_path).ok()) return std::string(key_or_path);

@@ -14,6 +14,11 @@ namespace quorate {
 // Reads a whole file; bad_input when it is larger than max_bytes, not_found when absent.
 Result<std::string> read_file(const std::filesystem::path& path, uint64_t max_bytes = 64u << 20);
 
+// Reads a whole file holding a secret (`what` names it in errors: "private key file"). Refused, with the chmod
+// to run, when it is not a regular file or when its group or other users have any permission on it. The mode
+// is taken from the descriptor that is then read, so what was checked is what is read.
+Result<std::string> read_secret_file(const std::filesystem::path& path, uint64_t max_bytes, std::string_view what);
+
 // Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename, fsync of the
 // directory. `mode` is applied exactly (not filtered by the umask).
 Status write_file_atomic(const std::filesystem::path& path, std::string_view bytes, uint32_t mode = 0644);
