@@ -121,4 +121,16 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
   return out;
 }
 
+Result<normalize::Descriptor> copy_base_layer(normalize::OciLayoutWriter& layout, const std::string& image,
+                                              const std::string& media_type, const std::string& digest,
+                                              const std::filesystem::path& blob) {
+  auto copied = layout.add_blob_file(media_type, blob, uint64_t{16} << 30);
+  if (!copied.ok()) return copied.status().with_context("base image " + image + " layer " + digest);
+  if (copied->digest != digest) {
+    return Status::bad_input("base image " + image + ": digest mismatch: layer blob " + blob.string() + " holds " +
+                             copied->digest + ", expected " + digest);
+  }
+  return copied;
+}
+
 }  // namespace quorate::builder

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "quorate/core/status.h"
+#include "quorate/normalize/oci.h"
 
 namespace quorate::builder {
 
@@ -31,5 +32,12 @@ struct BaseImageData {
 // match; not_found when the layout is missing.
 Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const std::string& name,
                                       const std::string& digest);
+
+// Copies the layer blob `blob` of base image `image` into `layout` (streamed, up to 16 GiB): bad_input naming
+// the image and both digests when its bytes do not hash to `digest`. For a layout's layers this is their check;
+// for an image store's, verified before the build started, it catches a file changed since.
+Result<normalize::Descriptor> copy_base_layer(normalize::OciLayoutWriter& layout, const std::string& image,
+                                              const std::string& media_type, const std::string& digest,
+                                              const std::filesystem::path& blob);
 
 }  // namespace quorate::builder

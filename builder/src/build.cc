@@ -510,13 +510,7 @@ Status copy_base_layers(BuildContext& ctx) {
   if (!ctx.base) return Status();
   for (size_t i = 0; i < ctx.base->layers.size(); ++i) {
     const BaseLayer& l = ctx.base->layers[i];
-    auto copied = ctx.layout->add_blob_file(l.media_type, l.blob, uint64_t{16} << 30);
-    if (!copied.ok()) return copied.status().with_context("base image " + ctx.base->name + " layer " + l.digest);
-    const normalize::Descriptor& desc = *copied;
-    if (desc.digest != l.digest) {
-      return Status::bad_input("base image " + ctx.base->name + ": digest mismatch: layer blob " + l.blob.string() +
-                               " holds " + desc.digest + ", expected " + l.digest);
-    }
+    const auto desc = QR_TRY(copy_base_layer(*ctx.layout, ctx.base->name, l.media_type, l.digest, l.blob));
     ctx.layer_descriptors.push_back(desc);
     ctx.result.layers.push_back({desc.digest, desc.size, desc.media_type, ctx.base->diff_ids[i], true});
   }

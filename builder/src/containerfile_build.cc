@@ -22,6 +22,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "base_image.h"
 #include "overlay.h"
 #include "quorate/builder/containerfile.h"
 #include "quorate/builder/recipe.h"
@@ -1205,7 +1206,7 @@ Status lower_stage(Lowering& L, size_t index) {
 Status write_layers(Lowering& L, const StageState& s, std::vector<normalize::Descriptor>& descriptors) {
   if (s.image) {
     for (const auto& l : s.image->layers) {
-      auto desc = QR_TRY(L.in.layout.add_blob_file(l.media_type, l.blob, uint64_t{16} << 30));
+      auto desc = QR_TRY(copy_base_layer(L.in.layout, s.image->digest, l.media_type, l.digest, l.blob));
       descriptors.push_back(desc);
       size_t n = L.out.layers.size();
       const auto& ids = s.image->config["rootfs"]["diff_ids"];
