@@ -371,10 +371,16 @@ Status apply_healthcheck(StageState& s, const Instruction& i) {
                                                              {"timeout", "Timeout"},
                                                              {"start-period", "StartPeriod"},
                                                              {"start-interval", "StartInterval"}};
-    for (const auto& [flag, key] : durations) {
-      if (auto v = i.flag(flag)) h[key] = QR_TRY(healthcheck_flag_value({flag, *v}));
-    }
-    if (auto r = i.flag("retries")) h["Retries"] = QR_TRY(healthcheck_flag_value({"retries", *r}));
+    // A zero is left out, as Docker and BuildKit write it (Go's omitempty; zero means "the default" either way).
+    auto set = [&](const char* flag, const char* key) -> Status {
+      if (auto v = i.flag(flag)) {
+        const int64_t n = QR_TRY(healthcheck_flag_value({flag, *v}));
+        if (n != 0) h[key] = n;
+      }
+      return Status();
+    };
+    for (const auto& [flag, key] : durations) QR_RETURN_IF_ERROR(set(flag, key));
+    QR_RETURN_IF_ERROR(set("retries", "Retries"));
   }
   set_member(s, s.config, "Healthcheck", std::move(h));
   return Status();

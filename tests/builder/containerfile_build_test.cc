@@ -447,6 +447,20 @@ TEST_F(ContainerfileBuildTest, RefusedConstructsExitTwoWithTheLineAndWriteNothin
   }
 }
 
+// Docker and BuildKit leave a zero HEALTHCHECK duration or retry count out of the config (Go's omitempty);
+// writing it made the config, and so the image digest, differ from theirs for the same Containerfile.
+TEST_F(ContainerfileBuildTest, HealthcheckZerosAreLeftOutAsDockerWritesThem) {
+  auto repo = scratch_ / "repo";
+  make_project(repo,
+               "FROM scratch\nHEALTHCHECK --interval=0s --timeout=3s --start-period=0ms --start-interval=2s "
+               "--retries=0 CMD true\n");
+  auto r = build(repo, scratch_ / "out");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(image_config(scratch_ / "out")["Healthcheck"],
+            nlohmann::json::parse(R"({"Test": ["CMD-SHELL", "true"], "Timeout": 3000000000,
+                                      "StartInterval": 2000000000})"));
+}
+
 // COPY and ADD write no more than the output limit over the whole build, counted before the bytes are read: a
 // sparse 2 GiB file an earlier stage made, and an archive of 30 KB that inflates to 1 GiB, are refused at their
 // line. The builder streams what it copies (it held each file whole in memory, and wrote it all to disk first).
