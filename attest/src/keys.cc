@@ -188,11 +188,23 @@ Result<PublicKey> PublicKey::from_der(std::string_view der) {
   return PublicKey(std::move(impl));
 }
 
-Result<PublicKey> PublicKey::load(const std::filesystem::path& path) {
-  auto text = QR_TRY(read_file(path, kMaxKeyFileBytes));
-  auto key = from_pem(text);
+namespace {
+
+Result<PublicKey> public_key_of_file(const std::filesystem::path& path, Result<std::string> text) {
+  if (!text.ok()) return text.status();
+  auto key = PublicKey::from_pem(*text);
   if (!key.ok()) return key.status().with_context(path.string());
   return key;
+}
+
+}  // namespace
+
+Result<PublicKey> PublicKey::load(const std::filesystem::path& path) {
+  return public_key_of_file(path, read_file(path, kMaxKeyFileBytes));
+}
+
+Result<PublicKey> PublicKey::load_named(const std::filesystem::path& path) {
+  return public_key_of_file(path, read_regular_file(path, kMaxKeyFileBytes));
 }
 
 KeyType PublicKey::type() const { return impl_->type; }

@@ -48,6 +48,8 @@ const char* failure_name(Failure f) {
 
 namespace {
 
+constexpr uint64_t kMaxRosterBytes = 4u << 20;
+
 Result<std::optional<int64_t>> node_time(const toml::table& node, const char* key, const std::string& where) {
   const toml::node* v = node.get(key);
   if (v == nullptr) return std::optional<int64_t>();
@@ -84,7 +86,7 @@ Result<RosterEntry> parse_node(const toml::table& node, const std::filesystem::p
       if (!k.ok()) return k.status().with_context(who + ": public_key");
       return k;
     }
-    auto k = PublicKey::load(origin.parent_path() / *pk);
+    auto k = PublicKey::load_named(origin.parent_path() / *pk);
     if (!k.ok()) return k.status().with_context(who + ": public_key");
     return k;
   }());
@@ -128,9 +130,12 @@ Result<std::vector<RosterEntry>> roster_or_policy_entries(std::string_view toml_
     if (!n->is_string()) return Status::bad_input(where + ": 'roster' must be a file path");
     std::filesystem::path p(n->as_string()->get());
     if (!p.is_absolute()) p = origin.parent_path() / p;
-    auto more = Roster::load(p);
+    // Named by the file, not by whoever runs quorate: a FIFO or a device there is refused, never opened.
+    auto text = read_regular_file(p, kMaxRosterBytes);
+    if (!text.ok()) return text.status().with_context(where + ": roster");
+    auto more = parse_roster_nodes(*text, p);
     if (!more.ok()) return more.status().with_context(where + ": roster");
-    entries.insert(entries.end(), more->entries().begin(), more->entries().end());
+    entries.insert(entries.end(), more->begin(), more->end());
   }
   return entries;
 }
@@ -145,7 +150,7 @@ Result<Roster> Roster::create(std::vector<RosterEntry> entries) {
 }
 
 Result<Roster> Roster::load(const std::filesystem::path& path) {
-  auto text = QR_TRY(read_file(path, 4u << 20));
+  auto text = QR_TRY(read_file(path, kMaxRosterBytes));
   return create(QR_TRY(parse_roster_nodes(text, path)));
 }
 
@@ -315,7 +320,7 @@ Verdict verify_with_key(std::string_view bytes, const PublicKey& key) {
 namespace quorate::attest {
 
 Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::path& path) {
-  auto text = QR_TRY(read_file(path, 4u << 20));
+  auto text = QR_TRY(read_file(path, kMaxRosterBytes));
   return roster_or_policy_entries(text, path);
 }
 

@@ -96,8 +96,21 @@ Status pread_exact(int fd, uint8_t* out, size_t size, uint64_t offset, const cha
 
 namespace {
 
-// Reads `fd` to its end and closes it.
-Result<std::string> read_to_end(int fd, const fs::path& path, uint64_t max_bytes) {
+const char* file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) return "a directory";
+  return "not a file";
+}
+
+Status not_regular(const fs::path& path, mode_t mode) {
+  return Status::bad_input(path.string() + " is not a regular file (" + file_kind(mode) + ")");
+}
+
+// The rest of read_file, read_regular_file and read_secret_file, from an open descriptor, which it closes.
+Result<std::string> read_all(int fd, const fs::path& path, uint64_t max_bytes) {
   std::string out;
   char buf[65536];
   for (;;) {
@@ -127,34 +140,53 @@ Result<std::string> read_file(const fs::path& path, uint64_t max_bytes) {
     if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
     return Status::from_errno("open " + path.string(), errno);
   }
-  return read_to_end(fd, path, max_bytes);
+  return read_all(fd, path, max_bytes);
+}
+
+namespace {
+
+// `path` opened for reading when it is a regular file; `st` is then the descriptor's. Checked before the open,
+// which may itself block (a FIFO) or act (a tty may become the controlling terminal), and again on the
+// descriptor, in case the path was replaced in between. O_NONBLOCK: should a FIFO take the path's place after
+// the stat, the open does not wait for a writer.
+Result<int> open_regular(const fs::path& path, struct stat& st) {
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
+    return Status::from_errno("stat " + path.string(), errno);
+  }
+  if (!S_ISREG(st.st_mode)) return not_regular(path, st.st_mode);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found("no such file: " + path.string());
+    return Status::from_errno("open " + path.string(), errno);
+  }
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return not_regular(path, st.st_mode);
+  }
+  return fd;
+}
+
+}  // namespace
+
+Result<std::string> read_regular_file(const fs::path& path, uint64_t max_bytes) {
+  struct stat st {};
+  const int fd = QR_TRY(open_regular(path, st));
+  return read_all(fd, path, max_bytes);
 }
 
 Result<std::string> read_secret_file(const fs::path& path, uint64_t max_bytes, std::string_view what) {
-  // O_NONBLOCK: a FIFO put where the secret belongs is refused below instead of waiting for a writer.
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    if (errno == ENOENT) return Status::not_found(path.string() + ": no such " + std::string(what));
-    return Status::from_errno("open " + path.string(), errno);
-  }
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::from_errno("stat " + path.string(), err);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::bad_input(path.string() + ": " + std::string(what) + " is not a regular file");
-  }
+  auto fd = open_regular(path, st);
+  if (!fd.ok()) return fd.status().with_context(std::string(what));
   if ((st.st_mode & 077) != 0) {
-    ::close(fd);
+    ::close(*fd);
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return Status::bad_input(path.string() + ": " + std::string(what) + " has mode " + mode +
                              ", so its group or other users may read (or replace) it. Run: chmod 600 " + path.string());
   }
-  return read_to_end(fd, path, max_bytes);
+  return read_all(*fd, path, max_bytes);
 }
 
 AtomicFile::AtomicFile(fs::path target, fs::path temp, int fd)

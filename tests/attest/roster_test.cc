@@ -1,7 +1,12 @@
 // Verification against a roster (and a single key): every way an attestation can fail, each told apart.
 #include "quorate/attest/roster.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <set>
+#include <thread>
 
 #include "quorate/attest/bundle.h"
 #include "quorate/core/sha256.h"
@@ -315,6 +320,61 @@ TEST(RosterFile, APolicyTrustsItsNodesAndThoseOfItsRosterFile) {
   auto line = load_roster_or_policy(dir / "policy.toml");
   EXPECT_NE(line.status().message().find("policy.toml:2: nodes[0] (id x): missing 'public_key'"), std::string::npos)
       << line.status().to_string();
+}
+
+// A FIFO that hands `text` to the first reader that opens it, as another process on the machine could: a
+// roster naming it gets the key (or the roster) that process chooses, or waits for ever when none writes.
+class FeedingFifo {
+ public:
+  FeedingFifo(std::filesystem::path path, std::string text) : path_(std::move(path)) {
+    EXPECT_EQ(::mkfifo(path_.c_str(), 0600), 0) << path_;
+    writer_ = std::thread([this, text = std::move(text)] {
+      int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);  // waits for a reader
+      if (fd < 0) return;
+      EXPECT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+      ::close(fd);
+    });
+  }
+  ~FeedingFifo() {
+    // A reader of our own lets the writer's open return when nothing else opened the FIFO; it stays open until
+    // the writer is done, so that the write cannot meet a FIFO without a reader (SIGPIPE).
+    int fd = ::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    writer_.join();
+    if (fd >= 0) ::close(fd);
+  }
+
+ private:
+  std::filesystem::path path_;
+  std::thread writer_;
+};
+
+// A roster names its key files, so the roster's author chooses what quorate opens: nothing but a regular file
+// is. A FIFO blocked the load until someone wrote a key into it (or for ever); a device is no key file.
+TEST(RosterFile, AKeyPathThatIsNotARegularFileIsRefusedUnopened) {
+  ScratchDir dir;
+  FeedingFifo fifo(dir / "key.pem", fixed_signer(KeyType::kEd25519)->public_key().pem());
+  std::filesystem::create_directories(dir / "keys.d");
+  for (const std::string path : {"key.pem", "keys.d", "/dev/null"}) {
+    spit(dir / "r.toml", "[[nodes]]\nid = \"n\"\npublic_key = \"" + path + "\"\n");
+    auto r = Roster::load(dir / "r.toml");
+    EXPECT_TRUE(r.status().is_bad_input()) << path << ": " << (r.ok() ? "ok" : r.status().to_string());
+    EXPECT_NE(r.status().message().find("(id n): public_key: "), std::string::npos) << r.status().to_string();
+    EXPECT_NE(r.status().message().find("is not a regular file"), std::string::npos) << r.status().to_string();
+  }
+}
+
+// The same for the roster file a policy names.
+TEST(RosterFile, APolicysRosterThatIsNotARegularFileIsRefusedUnopened) {
+  ScratchDir dir;
+  spit(dir / "m.pem", fixed_signer(KeyType::kEd25519)->public_key().pem());
+  FeedingFifo fifo(dir / "roster.toml", "[[nodes]]\nid = \"mallory\"\npublic_key = \"m.pem\"\n");
+  spit(dir / "policy.toml", "threshold = 1\nroster = \"roster.toml\"\n");
+  auto entries = load_roster_or_policy(dir / "policy.toml");
+  EXPECT_TRUE(entries.status().is_bad_input()) << (entries.ok() ? "ok" : entries.status().to_string());
+  EXPECT_NE(entries.status().message().find("policy.toml:2: roster: "), std::string::npos)
+      << entries.status().to_string();
+  EXPECT_NE(entries.status().message().find("is not a regular file (a FIFO)"), std::string::npos)
+      << entries.status().to_string();
 }
 
 }  // namespace

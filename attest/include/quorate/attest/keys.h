@@ -29,6 +29,9 @@ class PublicKey {
   static Result<PublicKey> from_pem(std::string_view pem);
   // Reads a PEM file; not_found when absent, bad_input (naming the file) when malformed.
   static Result<PublicKey> load(const std::filesystem::path& path);
+  // As load, for a path that a file names (a roster's public_key): bad_input when it is not a regular file
+  // (a FIFO, a device, a directory), which is never opened (read_regular_file, core/file.h).
+  static Result<PublicKey> load_named(const std::filesystem::path& path);
   // From a DER SubjectPublicKeyInfo (as a PKCS#11 token's key is rebuilt). Same errors as from_pem.
   static Result<PublicKey> from_der(std::string_view der);
 

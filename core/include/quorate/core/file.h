@@ -14,9 +14,15 @@ namespace quorate {
 // Reads a whole file; bad_input when it is larger than max_bytes, not_found when absent.
 Result<std::string> read_file(const std::filesystem::path& path, uint64_t max_bytes = 64u << 20);
 
-// Reads a whole file holding a secret (`what` names it in errors: "private key file"). Refused, with the chmod
-// to run, when it is not a regular file or when its group or other users have any permission on it. The mode
-// is taken from the descriptor that is then read, so what was checked is what is read.
+// As read_file, for a path that a file names rather than the person running quorate (a roster's public_key,
+// a policy's roster): bad_input "<path> is not a regular file (a FIFO)" when it is a FIFO, a device, a socket
+// or a directory, which is then never opened. A FIFO would block the read until someone writes to it, and a
+// device (/dev/tty, /dev/stdin) is not a file's content. Symbolic links are followed.
+Result<std::string> read_regular_file(const std::filesystem::path& path, uint64_t max_bytes = 64u << 20);
+
+// As read_regular_file, for a file holding a secret (`what` names it in errors: "private key file"). Refused
+// too, with the chmod to run, when its group or other users have any permission on it. The mode is taken from
+// the descriptor that is then read, so what was checked is what is read.
 Result<std::string> read_secret_file(const std::filesystem::path& path, uint64_t max_bytes, std::string_view what);
 
 // Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename, fsync of the
