@@ -5,6 +5,7 @@
 
 #include <sstream>
 
+#include "quorate/core/display.h"
 #include "quorate/core/process.h"
 #include "quorate/quorum/verifier.h"
 #include "quorum/signed.h"
@@ -294,6 +295,103 @@ TEST_F(AuditTest, HostileSummariesAndPathsNeitherDriveTheTerminalNorAddCells) {
   const auto json = to_json(report);
   EXPECT_EQ(json["commits"][0]["summary"], summary);
   EXPECT_EQ(json["commits"][0]["subjects"][0]["recipe_path"], recipe);
+}
+
+// The file holding a commit of the fixture's repository, whose objects are all loose.
+fs::path loose_object(const fs::path& repo, const std::string& hex) {
+  return repo / ".git" / "objects" / hex.substr(0, 2) / hex.substr(2);
+}
+
+// A history that cannot be read to its end is bad input naming the commit. A revision walk that met a missing
+// object stopped there, before the first commit when it sorted the whole history first: the audit listed no
+// commit and said nothing was wrong (exit 0).
+TEST_F(AuditTest, AHistoryWithAMissingCommitIsBadInputNamingIt) {
+  ASSERT_TRUE(fs::remove(loose_object(repo_, commits_[10])));
+  AuditOptions o;
+  o.repo = repo_.string();
+  o.now = kNow;
+  auto r = run_audit(*store_, o);
+  ASSERT_TRUE(r.status().is_bad_input()) << (r.ok() ? "ok" : r.status().to_string());
+  EXPECT_NE(r.status().message().find("commit " + commits_[10] + ", first parent of " + commits_[9]), std::string::npos)
+      << r.status().to_string();
+  o.range = commits_[20] + ".." + commits_[0];
+  r = run_audit(*store_, o);
+  EXPECT_TRUE(r.status().is_bad_input()) << (r.ok() ? "ok" : r.status().to_string());
+}
+
+// The newest commits are read without the rest of the history: max_count bounds the work, not only the
+// report. Five commits of a history whose eleventh is missing are reported; a walk that sorted the whole
+// history before yielding its first commit read every commit, and failed on that one.
+TEST_F(AuditTest, MaxCountBoundsWhatIsReadNotJustWhatIsShown) {
+  ASSERT_TRUE(fs::remove(loose_object(repo_, commits_[10])));
+  auto report = audit(5);
+  ASSERT_EQ(report.commits.size(), 5u);
+  EXPECT_EQ(report.commits[4].id, commits_[4]);
+}
+
+// A shallow clone holds part of the history: the walk ends at its boundary, which the report marks, and an
+// attestation naming an older commit is flagged with the reason the commit may be missing.
+TEST_F(AuditTest, AShallowClonesHistoryEndsAtItsBoundaryAndTheReportSaysSo) {
+  const fs::path shallow = dir_ / "shallow";
+  auto cloned = run("git clone -q --depth 3 " + sh("file://" + repo_.string()) + " " + sh(shallow.string()));
+  ASSERT_EQ(cloned.exit_code, 0) << cloned.out;
+  AuditOptions o;
+  o.repo = shallow.string();
+  o.source_uri = uri_;
+  o.now = kNow;
+  auto r = run_audit(*store_, o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  ASSERT_EQ(r->commits.size(), 3u);
+  EXPECT_EQ(r->commits[2].id, commits_[2]);
+  EXPECT_TRUE(r->commits[2].shallow);
+  EXPECT_FALSE(r->commits[0].shallow);
+  EXPECT_NE(to_text(*r).find(commits_[2].substr(0, 12) + "  "), std::string::npos);
+  EXPECT_NE(to_text(*r).find("the history ends here: a shallow clone"), std::string::npos) << to_text(*r);
+  EXPECT_EQ(to_json(*r)["commits"][2]["shallow"], true);
+  ASSERT_FALSE(r->red_flags.empty());
+  EXPECT_NE(r->red_flags.back().detail.find("shallow clone"), std::string::npos) << r->red_flags.back().detail;
+}
+
+// A revision naming a tree (or a blob) is bad input. The walk refused to start from it, unchecked, and the
+// audit reported no commit and no red flag.
+TEST_F(AuditTest, ARevisionThatNamesNoCommitIsBadInput) {
+  auto tagged = run("cd " + sh(repo_.string()) + " && git tag a-tree 'HEAD^{tree}'");
+  ASSERT_EQ(tagged.exit_code, 0) << tagged.out;
+  AuditOptions o;
+  o.repo = repo_.string();
+  o.range = "a-tree";
+  o.now = kNow;
+  auto r = run_audit(*store_, o);
+  ASSERT_TRUE(r.status().is_bad_input()) << (r.ok() ? "ok" : r.status().to_string());
+  EXPECT_NE(r.status().message().find("\"a-tree\" does not name a commit"), std::string::npos)
+      << r.status().to_string();
+}
+
+// A commit message compresses to almost nothing and its first paragraph is the summary, kept for every commit
+// of the report: the summary is cut, on a UTF-8 boundary, and the reports stay small. (40 commits of 16 MiB,
+// a 3 MB repository, took `quorate audit` to 2 GB.)
+TEST_F(AuditTest, AnEnormousSummaryIsCutInEveryReport) {
+  std::string message = "huge ";  // 5 bytes, then 2-byte sequences: byte 4096 falls inside one
+  for (int i = 0; i < (1 << 19); ++i) message += "\xc3\xa9";
+  quorate::testing::spit(dir_ / "msg", message + "\n");
+  auto r = run("cd " + sh(repo_.string()) +
+               " && echo huge > file && git add file && git -c user.name=a -c user.email=a@x"
+               " -c commit.gpgsign=false commit -q -F " +
+               sh((dir_ / "msg").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto report = audit(1);
+  ASSERT_EQ(report.commits.size(), 1u);
+  const std::string& summary = report.commits[0].summary;
+  EXPECT_LT(summary.size(), 4200u);
+  EXPECT_EQ(summary.rfind("huge \xc3\xa9\xc3\xa9", 0), 0u);
+  // 4095 bytes kept: the 4096th would split "\xc3\xa9".
+  const std::string cut = " [" + std::to_string(message.size() - 4095) + " more bytes]";
+  ASSERT_EQ(summary.size(), 4095 + cut.size());
+  EXPECT_EQ(summary.substr(4095), cut);
+  EXPECT_EQ(mask_control(summary), summary) << "the cut falls between two UTF-8 sequences";
+  EXPECT_LT(to_text(report).size(), 8192u);
+  EXPECT_LT(to_markdown(report).size(), 8192u);
+  EXPECT_LT(to_json(report).dump().size(), 8192u);
 }
 
 }  // namespace

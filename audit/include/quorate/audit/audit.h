@@ -35,9 +35,10 @@ struct SubjectAudit {
 
 struct CommitAudit {
   std::string id;
-  std::string summary;
-  int64_t time = 0;  // committer time
+  std::string summary;  // the first paragraph of the message, lines joined; cut after 4096 bytes ("[N more bytes]")
+  int64_t time = 0;     // committer time
   CommitSignature signature;
+  bool shallow = false;  // a shallow clone's boundary: its parents are not in the repository, the walk ends here
   std::vector<SubjectAudit> subjects;  // empty: no attestations for this commit
 };
 
@@ -76,7 +77,10 @@ struct AuditOptions {
   std::filesystem::path temp_dir;  // where gpg's inputs are written; empty: /tmp
 };
 
-// Walks the commits and reads the store. not_found for a missing repository or revision.
+// Walks the commits and reads the store. not_found for a missing repository or revision; bad_input naming the
+// commit for a history that cannot be read (a missing or corrupt object: the report would otherwise end there
+// as if the history did) and for a revision that names no commit. A shallow clone's history ends at its
+// boundary commits, which are marked.
 Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options);
 
 nlohmann::json to_json(const AuditReport& report);
