@@ -100,6 +100,14 @@ nlohmann::json rejection_json(const quorum::Rejection& r) {
 // Listings are for people: a hostile byte in a stored reason shows as U+FFFD rather than stopping them.
 std::string dump(const nlohmann::json& j) { return display_json(j, -1); }
 
+// The first 16 hex digits of a "sha256:<hex>" digest, as listings show it; a stored digest of another form (a
+// store edited by hand) whole, since it is the row's only name.
+std::string short_digest(const std::string& digest) {
+  constexpr size_t kPrefix = 7;  // "sha256:"
+  if (!digest.starts_with("sha256:") || digest.size() < kPrefix + 16) return digest;
+  return digest.substr(kPrefix, 16);
+}
+
 Status run_list(const StoreArgs& a) {
   auto store = QR_TRY(open_existing(a.db));
   auto attestations = QR_TRY(store->attestations());
@@ -111,7 +119,7 @@ Status run_list(const StoreArgs& a) {
       continue;
     }
     // Node ids, subjects and reasons are what envelopes and publishers said: each line masked.
-    std::cout << mask_control("attestation " + s.envelope_digest.substr(7, 16) + " " + s.vote.node_id + " " +
+    std::cout << mask_control("attestation " + short_digest(s.envelope_digest) + " " + s.vote.node_id + " " +
                               s.vote.subject.to_string() + " " + s.vote.image_digest)
               << "\n";
   }
@@ -120,7 +128,7 @@ Status run_list(const StoreArgs& a) {
       std::cout << dump(rejection_json(r)) << "\n";
       continue;
     }
-    std::cout << mask_control("rejection   " + r.envelope_digest.substr(7, 16) + " " + r.code + ": " + r.reason)
+    std::cout << mask_control("rejection   " + short_digest(r.envelope_digest) + " " + r.code + ": " + r.reason)
               << "\n";
   }
   for (const auto& d : decisions) {

@@ -128,6 +128,20 @@ TEST_F(TamperedStore, AViewOrTriggerInTheStoreIsRefusedNotRun) {
   EXPECT_THAT(listed.out, HasSubstr("view image_subjects is not quorate's"));
 }
 
+// A row's envelope digest is its name in `store list`, which showed 16 hex digits from after "sha256:": one
+// edited to something shorter ended the listing with "internal error: unexpected exception:
+// basic_string::substr" (exit 2). It is listed as it is, masked.
+TEST_F(TamperedStore, AnEditedEnvelopeDigestIsListedAsItIs) {
+  sql("UPDATE attestations SET envelope_digest = 'x' WHERE node_id = 'node-a'");
+  sql("INSERT INTO rejections(envelope_digest, envelope, code, reason, received_at) "
+      "VALUES('y\x1b', 'not an envelope', 'bad_input', 'edited', 0)");
+  auto r = run(quorate_bin() + " store list " + db_);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("attestation x node-a "));
+  EXPECT_THAT(r.out, HasSubstr("rejection   y? bad_input: edited"));
+  EXPECT_THAT(r.out, ::testing::Not(HasSubstr("internal error")));
+}
+
 TEST_F(TamperedStore, ATriggerIsRefusedBeforeAnImportCouldFireIt) {
   sql("CREATE TRIGGER wipe AFTER INSERT ON attestations BEGIN DELETE FROM attestations; END");
   auto f = dir_ / "again.json";
