@@ -261,6 +261,7 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
   AuditReport report;
   report.repository = options.repo;
   report.source_uri = options.source_uri.empty() ? options.repo : options.source_uri;
+  report.verified = options.verifier != nullptr;
   report.commits = QR_TRY(history->walk(options));
 
   std::map<std::string, std::map<quorum::SubjectKey, std::vector<quorum::Vote>>> by_commit;
@@ -316,10 +317,20 @@ Result<AuditReport> run_audit(quorum::Store& store, const AuditOptions& options)
   return report;
 }
 
+namespace {
+
+// Without a policy the rows are shown as the store holds them: a store file is input like any other, and one
+// edited by hand can list any node as agreeing.
+constexpr const char* kUnverified =
+    "NOT VERIFIED: attestations as the store holds them; give --policy to verify each envelope against a roster";
+
+}  // namespace
+
 nlohmann::json to_json(const AuditReport& report) {
   nlohmann::json out;
   out["repository"] = report.repository;
   out["source_uri"] = report.source_uri;
+  out["verified"] = report.verified;
   out["red_flags"] = nlohmann::json::array();
   for (const auto& f : report.red_flags) {
     out["red_flags"].push_back({{"kind", f.kind},
@@ -376,6 +387,7 @@ std::string to_text(const AuditReport& report) {
   std::ostringstream out;
   out << "repository " << mask_control(report.repository) << " (attestations name it "
       << mask_control(report.source_uri) << ")\n";
+  if (!report.verified) out << kUnverified << "\n";
   if (!report.red_flags.empty()) {
     out << "RED FLAGS (" << report.red_flags.size() << "):\n";
     for (const auto& f : report.red_flags) {
@@ -405,6 +417,7 @@ std::string to_text(const AuditReport& report) {
 std::string to_markdown(const AuditReport& report) {
   std::ostringstream out;
   out << "# Audit of `" << mask_control(report.repository) << "`\n\n";
+  if (!report.verified) out << kUnverified << "\n\n";
   if (!report.red_flags.empty()) {
     out << "## Red flags\n\n| kind | commit | node | detail |\n|---|---|---|---|\n";
     for (const auto& f : report.red_flags) {

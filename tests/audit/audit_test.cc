@@ -394,5 +394,27 @@ TEST_F(AuditTest, AnEnormousSummaryIsCutInEveryReport) {
   EXPECT_LT(to_json(report).dump().size(), 8192u);
 }
 
+// Without a policy the store's rows are reported as they are, and a store file may have been edited to list
+// any node as agreeing: each report says that nothing was verified. Before, "4 nodes, agree" read the same
+// with and without --policy.
+TEST_F(AuditTest, WithoutAPolicyEveryReportSaysNothingWasVerified) {
+  AuditOptions o;
+  o.repo = repo_.string();
+  o.source_uri = uri_;
+  o.now = kNow;
+  auto r = run_audit(*store_, o);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_FALSE(r->verified);
+  EXPECT_EQ(to_text(*r).find("repository "), 0u);
+  EXPECT_NE(to_text(*r).find("\nNOT VERIFIED: attestations as the store holds them; give --policy"), std::string::npos);
+  EXPECT_NE(to_markdown(*r).find("\n\nNOT VERIFIED: "), std::string::npos);
+  EXPECT_EQ(to_json(*r)["verified"], false);
+
+  auto verified = audit();
+  EXPECT_TRUE(verified.verified);
+  EXPECT_EQ(to_text(verified).find("NOT VERIFIED"), std::string::npos);
+  EXPECT_EQ(to_json(verified)["verified"], true);
+}
+
 }  // namespace
 }  // namespace quorate::audit

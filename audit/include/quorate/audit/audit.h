@@ -58,6 +58,9 @@ struct RedFlag {
 struct AuditReport {
   std::string repository;  // as given
   std::string source_uri;  // what attestations of this repository name
+  // Every vote rests on an envelope verified under a policy (AuditOptions::verifier); false: the store's rows
+  // as stored, which whoever had the file could have written, and every report says so.
+  bool verified = false;
   std::vector<RedFlag> red_flags;
   std::vector<CommitAudit> commits;  // in walk order (newest first)
 };
