@@ -11,6 +11,7 @@
 #include "quorate/core/build_args.h"
 #include "quorate/core/display.h"
 #include "quorate/core/file.h"
+#include "quorate/core/json.h"
 #include "quorate/core/time.h"
 #include "quorate/imagestore/resolve.h"
 #include "quorate/quorum/query.h"
@@ -134,7 +135,9 @@ Status run_verify(const VerifyArgs& a) {
       continue;
     }
     auto json = QR_TRY(d.to_json());
-    std::cout << json << "\n";
+    // Node ids, subjects and reasons are what policies and statements said: DEL and C1 controls escaped
+    // (core/json.h), the same JSON value, nothing a terminal obeys.
+    std::cout << escape_display_controls(json) << "\n";
   }
   if (!a.json) std::cout << mask_control(answer.summary) << "\n";
   if (!answer.yes) {

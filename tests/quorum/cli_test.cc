@@ -167,6 +167,22 @@ TEST_F(Cli, VerifyFilesWithoutAStore) {
   EXPECT_THAT(forged.out, HasSubstr("refused"));
 }
 
+// A node id is the policy's text, which may have come from elsewhere: `verify --json` writes each decision with
+// DEL and the C1 controls escaped (\u009b), the same JSON value, as every other JSON listing does. It wrote the
+// bytes as they were, and a terminal may obey U+009B as CSI.
+TEST_F(Cli, VerifyJsonEscapesTheControlsANodeIdHolds) {
+  ScratchDir dir;
+  auto nodes =
+      make_nodes({"n\xc2\x9b"
+                  "2J"});
+  auto policy = write_policy(dir.path(), "threshold = 1", nodes);
+  auto r = run(q("verify --json --policy " + sh(policy.string()) + " " +
+                 file("c1.json", attestation(nodes[0], "v1", "good")) + kNowArg));
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("n\\u009b2J"));
+  EXPECT_THAT(r.out, Not(HasSubstr("\xc2\x9b")));
+}
+
 // Build args are part of the subject key (issue 14): `quorate verify` asks about one set, none without
 // --build-arg, and counts only the votes built with exactly that set. Mixed, nodes a and b would equivocate
 // (two digests for one subject) and neither question would reach the threshold of 3.
