@@ -55,6 +55,11 @@ Status parse_key(QuorumRules& rules, const std::string& what, const std::string&
       return Status::bad_input(where(what, n) + ": 'max_age' must be a positive duration such as \"30d\", not \"" + v +
                                "\"");
     }
+    // decide() adds max_age to signing times (years 0 to 9999): a bound keeps the sum far from overflowing.
+    constexpr int64_t kMaxMaxAge = int64_t{10000} * 366 * 86400;
+    if (*seconds > kMaxMaxAge) {
+      return Status::bad_input(where(what, n) + ": 'max_age' is more than 10000 years: \"" + v + "\"");
+    }
     rules.max_age = *seconds;
   } else if (key == "run_environment") {
     std::string v = QR_TRY(get_string(what, n, "run_environment"));

@@ -63,6 +63,16 @@ TEST(ParseRules, RefusesBadValuesNamingTheKey) {
   }
 }
 
+// decide() adds max_age to a signing time: "9223372036854775807s" made that sum overflow (undefined behaviour,
+// in the time a decision holds until). Anything over 10,000 years is refused; 10,000 years is not.
+TEST(ParseRules, AMaxAgeOverTenThousandYearsIsRefused) {
+  auto r = parse_rules("threshold = 1\nmax_age = \"9223372036854775807s\"", "p.toml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input());
+  EXPECT_THAT(r.status().message(), HasSubstr("p.toml:2: 'max_age' is more than 10000 years"));
+  EXPECT_TRUE(parse_rules("threshold = 1\nmax_age = \"521800w\"", "p.toml").ok());
+}
+
 TEST(PolicyCreate, RefusesPoliciesThatCannotBeMet) {
   auto trust = Trust::create(roster({"a", "b", "c"})).value();
   EXPECT_THAT(Policy::create(rules(0), trust).status().message(), HasSubstr("less than 1"));
