@@ -46,7 +46,7 @@ void add_roster_command(CLI::App& app, Action& action) {
   auto* check = roster->add_subcommand(
       "check",
       "List each node's keys and validity windows; warn (exit 1) of nodes with no valid key, keys expiring "
-      "soon, and keys listed under two node ids");
+      "soon, keys listed under two node ids, and node ids that read alike (non-ASCII, or differing only in case)");
   check->add_option("ROSTER_OR_POLICY", args->path, "Roster file, or policy file ([[nodes]] and/or roster = FILE)")
       ->required();
   check->add_option("--within", args->within, "Warn of keys that stop being valid within this duration (default 30d)");

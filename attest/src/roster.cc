@@ -324,6 +324,40 @@ Result<std::vector<RosterEntry>> load_roster_or_policy(const std::filesystem::pa
   return roster_or_policy_entries(text, path);
 }
 
+namespace {
+
+// Node ids that read alike are distinct voters: a new key listed under "n\u043ede-a" (a Cyrillic o) or "Node-A"
+// reads as a rotation of node-a's key in a review of the roster, and is a second vote. Each id holding a byte
+// outside printable ASCII is named with that byte, and ids that differ only in ASCII case are named together.
+std::vector<std::string> look_alike_warnings(const std::map<std::string, bool>& node_ids) {
+  std::vector<std::string> out;
+  std::map<std::string, std::vector<std::string>> by_folded;
+  for (const auto& [id, _] : node_ids) {
+    std::string folded;
+    for (char c : id) folded += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    by_folded[folded].push_back(id);
+    for (size_t i = 0; i < id.size(); ++i) {
+      const auto b = static_cast<unsigned char>(id[i]);
+      if (b >= 0x21 && b <= 0x7e) continue;
+      static constexpr char kHex[] = "0123456789abcdef";
+      out.push_back("node id '" + id + "' holds a byte outside printable ASCII (0x" + kHex[b >> 4] + kHex[b & 15] +
+                    " at offset " + std::to_string(i) +
+                    "): it may read as another node's id, and with a key of its own it is a voter of its own");
+      break;
+    }
+  }
+  for (const auto& [_, ids] : by_folded) {
+    if (ids.size() < 2) continue;
+    std::string names;
+    for (const auto& id : ids) names += (names.empty() ? "'" : ", '") + id + "'";
+    out.push_back("node ids " + names +
+                  " differ only in case: they read alike, and with keys of their own they are voters of their own");
+  }
+  return out;
+}
+
+}  // namespace
+
 RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, int64_t within) {
   RosterCheck out;
   std::vector<const RosterEntry*> sorted;
@@ -366,6 +400,7 @@ RosterCheck check_roster(const std::vector<RosterEntry>& entries, int64_t now, i
       out.warnings.push_back("node '" + node + "' has no key valid at " + format_rfc3339(now) +
                              ": its votes count for nothing");
   }
+  for (const auto& w : look_alike_warnings(node_valid_now)) out.warnings.push_back(w);
   for (const auto& [keyid, ids] : ids_of_key) {
     if (ids.size() > 1) {
       std::string names;

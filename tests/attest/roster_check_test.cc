@@ -28,6 +28,27 @@ struct Keys {
   std::string keyid(const std::string& k) { return PublicKey::load(dir / pub(k)).value().keyid(); }
 };
 
+// A new key under a look-alike node id reads as a rotation of node-a's key in a review of the roster, and is a
+// second voter: roster check warns of an id holding a byte outside printable ASCII, and of ids that differ only
+// in case. It said "ok" (exit 0).
+TEST(RosterCheck, WarnsOfNodeIdsThatReadAlike) {
+  Keys k;
+  spit(k.dir / "roster.toml", entry("node-a", k.pub("k1")) +
+                                  entry("n\xd0\xbe"
+                                        "de-a",
+                                        k.pub("k2")) +
+                                  entry("Node-B", k.pub("k3")) + entry("node-b", k.pub("k4")));
+  auto r =
+      run(sh(quorate_bin()) + " roster check " + sh(k.dir / "roster.toml") + " --now 2026-06-01T00:00:00Z --within 1d");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("warning: node id 'n\xd0\xbe"
+                       "de-a' holds a byte outside printable ASCII (0xd0 at offset 1)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("warning: node ids 'Node-B', 'node-b' differ only in case"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("'node-a' holds"), std::string::npos) << r.out;
+}
+
 TEST(RosterCheck, WarnsOfNoValidKeyExpiringKeysAndSharedKeys) {
   Keys k;
   // At 2026-06-01: node-a rotates (k1 until June 20, k2 from June 10), node-b's only key expired in May,
