@@ -189,4 +189,27 @@ Status count_names(const std::string& where_in, const std::string& path, const c
   return Status();
 }
 
+Status count_metadata(const std::string& where_in, const Entry& meta, uint64_t& names) {
+  const std::string where = where_in.size() > 200 ? where_in.substr(0, 200) + "…" : where_in;
+  auto count = [&](std::string_view what, size_t size) {
+    if (size > kMaxNameBytesEach) {
+      return Status::bad_input(where + ": " + std::string(what) + " of more than " + std::to_string(kMaxNameBytesEach) +
+                               " bytes");
+    }
+    names += size;
+    if (names > kMaxNameBytes) {
+      return Status::bad_input(where + ": the paths, link targets, owner names and xattrs of the layer pass " +
+                               std::to_string(kMaxNameBytes) + " bytes together");
+    }
+    return Status();
+  };
+  QR_RETURN_IF_ERROR(count("an owner name", meta.uname.size()));
+  QR_RETURN_IF_ERROR(count("a group name", meta.gname.size()));
+  for (const auto& [name, value] : meta.xattrs) {
+    QR_RETURN_IF_ERROR(count("an xattr name", name.size()));
+    QR_RETURN_IF_ERROR(count("an xattr value", value.size()));
+  }
+  return Status();
+}
+
 }  // namespace quorate::normalize::detail

@@ -24,5 +24,9 @@ inline constexpr uint64_t kMaxNameBytes = uint64_t{1} << 30;
 // Adds the entry's path and link target (hardlink or symlink; `link` may be null) to `names`; bad_input
 // naming the entry (`where`, cut to 200 bytes) past either bound.
 Status count_names(const std::string& where, const std::string& path, const char* link, uint64_t& names);
+// Adds what else of the entry is held with its name (owner names, xattr names and values) to `names`, under
+// the same two bounds: a pax header gives each up to 1 MB, and 139 KB of zstd held 2 GB of xattrs. No file
+// system stores an xattr value of more than 64 KiB (Linux's XATTR_SIZE_MAX).
+Status count_metadata(const std::string& where, const Entry& meta, uint64_t& names);
 
 }  // namespace quorate::normalize::detail

@@ -38,6 +38,7 @@ Status read_layer_entries(const std::filesystem::path& layer, const std::functio
       auto type = detail::entry_type(ae, where);
       if (!type.ok()) return type.status();
       out.entry = detail::entry_meta(ae, *type);
+      QR_RETURN_IF_ERROR(detail::count_metadata(where, out.entry, names));
       if (*type == EntryType::kSymlink) {
         const char* symlink = archive_entry_symlink(ae);
         out.entry.link_target = symlink ? symlink : "";

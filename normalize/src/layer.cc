@@ -243,6 +243,10 @@ class LayerReader {
     auto type = QR_TRY(entry_type(ae, where));
     Node node;
     node.meta = entry_meta(ae, type);
+    const uint64_t metadata_before = names_;
+    QR_RETURN_IF_ERROR(detail::count_metadata(where, node.meta, names_));
+    expanded_ += names_ - metadata_before;
+    QR_RETURN_IF_ERROR(check_expanded(where));
     plan_.apply_rules(node.meta, summary_);
     if (type == EntryType::kSymlink) {
       const char* target = archive_entry_symlink(ae);

@@ -112,6 +112,35 @@ TEST_F(LayerTest, PathsAndLinkTargetsOver64KiBAreRefused) {
   EXPECT_TRUE(normalize(tar("fine.tar", fine, std::string(4000, 't')), bytes).ok());
 }
 
+// Owner names and xattrs are held with the paths until the layer is written, and a pax header gives each up to
+// 1 MB (4,000 entries with a 500 KB xattr, 139 KB of zstd, held 2 GB): over 64 KiB each is refused, naming the
+// entry; an xattr value of 64 KiB (the most Linux stores) passes.
+TEST_F(LayerTest, OwnerNamesAndXattrsOver64KiBAreRefused) {
+  auto tar = [&](const std::string& name, const std::string& record, size_t size) {
+    fs::path out = dir_ / name;
+    auto r = run("python3 -c " +
+                 sh("import io,sys,tarfile\n"
+                    "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                    "i=tarfile.TarInfo('f'); i.pax_headers={sys.argv[2]: 'v'*int(sys.argv[3])}\n"
+                    "t.addfile(i,io.BytesIO(b'')); t.close()\n") +
+                 " " + sh(out.string()) + " " + sh(record) + " " + std::to_string(size));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return out;
+  };
+  std::string bytes;
+  const std::pair<const char*, const char*> cases[] = {{"SCHILY.xattr.user.big", "an xattr value of more than 65536"},
+                                                       {"uname", "an owner name of more than 65536"},
+                                                       {"gname", "a group name of more than 65536"}};
+  for (const auto& [record, why] : cases) {
+    auto s = normalize(tar(std::string(record) + ".tar", record, 500000), bytes);
+    ASSERT_FALSE(s.ok()) << record;
+    EXPECT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+    EXPECT_NE(s.status().message().find(why), std::string::npos) << s.status().to_string();
+    EXPECT_NE(s.status().message().find("entry 0"), std::string::npos) << s.status().to_string();
+  }
+  EXPECT_TRUE(normalize(tar("fine.tar", "SCHILY.xattr.user.fine", 65536), bytes).ok());
+}
+
 TEST_F(LayerTest, NormalizeIsIdempotent) {
   for (auto c : {Compression::kNone, Compression::kGzip, Compression::kZstd}) {
     LayerOptions o;
