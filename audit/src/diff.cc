@@ -158,28 +158,59 @@ nlohmann::json fields_json(const std::vector<FieldDiff>& fields) {
   return out;
 }
 
-// The differences of two entry maps, sorted by path.
-std::vector<FileChange> diff_maps(const std::map<std::string, LayerEntry>& left,
-                                  const std::map<std::string, LayerEntry>& right, const DiffOptions& options) {
-  std::vector<FileChange> changes;
+// How much more one diff may list (kMaxListedDifferences, kMaxListedBytes), shared by all its parts.
+class Listing {
+ public:
+  // Whether one more difference of `bytes` may be kept; once not, no later one may (the list is cut, not
+  // thinned).
+  bool take(uint64_t bytes) {
+    if (full_ || items_ >= kMaxListedDifferences || bytes > kMaxListedBytes - bytes_) {
+      full_ = true;
+      return false;
+    }
+    ++items_;
+    bytes_ += bytes;
+    return true;
+  }
+  bool full() const { return full_; }
+
+ private:
+  size_t items_ = 0;
+  uint64_t bytes_ = 0;
+  bool full_ = false;
+};
+
+uint64_t text_bytes(const FieldDiff& f) { return f.field.size() + f.a.size() + f.b.size(); }
+
+// The differences of two entry maps, sorted by path, into `layer` (those past `listing` only counted).
+void diff_maps(const std::map<std::string, LayerEntry>& left, const std::map<std::string, LayerEntry>& right,
+               const DiffOptions& options, Listing& listing, LayerDiff& layer) {
+  auto keep = [&](const std::string& path, FileChange::Kind kind, std::vector<FieldDiff> fields) {
+    uint64_t bytes = path.size();
+    for (const auto& f : fields) bytes += text_bytes(f);
+    if (listing.take(bytes)) {
+      layer.changes.push_back({path, kind, std::move(fields)});
+    } else {
+      ++layer.omitted;
+    }
+  };
   auto l = left.begin();
   auto r = right.begin();
   while (l != left.end() || r != right.end()) {
     if (r == right.end() || (l != left.end() && l->first < r->first)) {
-      changes.push_back({l->first, FileChange::Kind::kRemoved, {}});
+      keep(l->first, FileChange::Kind::kRemoved, {});
       ++l;
     } else if (l == left.end() || r->first < l->first) {
-      changes.push_back({r->first, FileChange::Kind::kAdded, {}});
+      keep(r->first, FileChange::Kind::kAdded, {});
       ++r;
     } else {
-      FileChange change{l->first, FileChange::Kind::kChanged, {}};
-      compare(l->second, r->second, options.ignore, change.fields);
-      if (!change.fields.empty()) changes.push_back(std::move(change));
+      std::vector<FieldDiff> fields;
+      compare(l->second, r->second, options.ignore, fields);
+      if (!fields.empty()) keep(l->first, FileChange::Kind::kChanged, std::move(fields));
       ++l;
       ++r;
     }
   }
-  return changes;
 }
 
 // ---- reading tar members (for --deep) ----
@@ -422,20 +453,82 @@ bool is_time_field(const std::string& pointer) {
          (pointer.rfind("/history/", 0) == 0 && pointer.size() > 8 && pointer.substr(pointer.size() - 8) == "/created");
 }
 
-void diff_json(const nlohmann::json& a, const nlohmann::json& b, const std::string& prefix, bool skip_times,
-               std::vector<FieldDiff>& out) {
-  auto fa = a.flatten();
-  auto fb = b.flatten();
-  std::set<std::string> keys;
-  for (const auto& [k, v] : fa.items()) keys.insert(k);
-  for (const auto& [k, v] : fb.items()) keys.insert(k);
-  for (const auto& k : keys) {
-    if (skip_times && is_time_field(k)) continue;
-    std::string va = fa.contains(k) ? fa[k].dump() : "(absent)";
-    std::string vb = fb.contains(k) ? fb[k].dump() : "(absent)";
-    if (va != vb) out.push_back({prefix + k, va, vb});
+// The differing leaves of two JSON documents by JSON pointer, in pointer order: a leaf is a scalar or an
+// empty array or object, and a subtree on one side only is its leaves against "(absent)". The tree is walked
+// with one pointer string grown and cut as it goes: flattening it first made a string of each leaf's whole
+// pointer, and a long key over a long array is terabytes of them. Leaves past `listing` are only counted.
+class JsonDiff {
+ public:
+  JsonDiff(bool skip_times, Listing& listing, std::vector<FieldDiff>& out, size_t& omitted)
+      : skip_times_(skip_times), listing_(listing), out_(out), omitted_(omitted) {}
+
+  void run(const nlohmann::json& a, const nlohmann::json& b) {
+    walk(&a, &b);
+    std::ranges::sort(out_, {}, &FieldDiff::field);
   }
-}
+
+ private:
+  static bool is_branch(const nlohmann::json* v) { return v && v->is_structured() && !v->empty(); }
+
+  // `a` or `b` is null where that side has nothing at this pointer.
+  void walk(const nlohmann::json* a, const nlohmann::json* b) {
+    if (is_branch(a) && is_branch(b) && a->type() == b->type()) return children(a, b);
+    const nlohmann::json* leaf_a = is_branch(a) ? nullptr : a;
+    const nlohmann::json* leaf_b = is_branch(b) ? nullptr : b;
+    if ((leaf_a || leaf_b) && !(leaf_a && leaf_b && *leaf_a == *leaf_b)) leaf(leaf_a, leaf_b);
+    if (is_branch(a)) children(a, nullptr);
+    if (is_branch(b)) children(nullptr, b);
+  }
+
+  void children(const nlohmann::json* a, const nlohmann::json* b) {
+    const size_t at = pointer_.size();
+    if ((a ? a : b)->is_array()) {
+      const size_t n = std::max(a ? a->size() : 0, b ? b->size() : 0);
+      for (size_t i = 0; i < n; ++i) {
+        pointer_ += "/" + std::to_string(i);
+        walk(a && i < a->size() ? &(*a)[i] : nullptr, b && i < b->size() ? &(*b)[i] : nullptr);
+        pointer_.resize(at);
+      }
+      return;
+    }
+    std::set<std::string_view> keys;  // both sides' keys, each once, in order
+    for (const auto* side : {a, b}) {
+      if (side == nullptr) continue;
+      for (const auto& [key, value] : side->items()) keys.insert(key);
+    }
+    for (std::string_view key : keys) {
+      pointer_ += '/';
+      for (char c : key) pointer_ += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);  // RFC 6901
+      auto find = [&](const nlohmann::json* side) -> const nlohmann::json* {
+        if (side == nullptr) return nullptr;
+        auto it = side->find(key);
+        return it == side->end() ? nullptr : &*it;
+      };
+      walk(find(a), find(b));
+      pointer_.resize(at);
+    }
+  }
+
+  void leaf(const nlohmann::json* a, const nlohmann::json* b) {
+    if (skip_times_ && is_time_field(pointer_)) return;
+    if (listing_.full()) {
+      ++omitted_;
+      return;
+    }
+    FieldDiff f{pointer_, a ? a->dump() : "(absent)", b ? b->dump() : "(absent)"};
+    if (listing_.take(text_bytes(f))) {
+      out_.push_back(std::move(f));
+    } else {
+      ++omitted_;
+    }
+  }
+
+  bool skip_times_;
+  Listing& listing_;
+  std::vector<FieldDiff>& out_;
+  size_t& omitted_;
+  std::string pointer_;
+};
 
 // The entries of layer `i` of `view`; errors name the image and the layer.
 Result<LayerIndex> index_side(const ImageView& view, size_t i, const DiffOptions& options) {
@@ -453,10 +546,16 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
     auto left = QR_TRY(open_image(a, options));
     auto right = QR_TRY(open_image(b, options));
     ImageDiff diff;
-    diff_json(left.manifest, right.manifest, "", false, diff.manifest);
-    diff_json(left.config, right.config, "", options.ignore.count("created") > 0, diff.config);
+    Listing listing;
+    JsonDiff(false, listing, diff.manifest, diff.manifest_omitted).run(left.manifest, right.manifest);
     // rootfs.diff_ids repeat what the layer comparison says file by file.
-    std::erase_if(diff.config, [](const FieldDiff& f) { return f.field.rfind("/rootfs/diff_ids/", 0) == 0; });
+    for (auto* config : {&left.config, &right.config}) {
+      if (auto rootfs = config->find("rootfs"); rootfs != config->end() && rootfs->is_object()) {
+        rootfs->erase("diff_ids");
+      }
+    }
+    JsonDiff(options.ignore.count("created") > 0, listing, diff.config, diff.config_omitted)
+        .run(left.config, right.config);
 
     size_t count = std::max(left.layers.size(), right.layers.size());
     for (size_t i = 0; i < count; ++i) {
@@ -468,11 +567,12 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
       LayerIndex ia, ib;
       if (in_a) ia = QR_TRY(index_side(left, i, options));
       if (in_b) ib = QR_TRY(index_side(right, i, options));
-      LayerDiff layer{i, da, db, diff_maps(ia.entries, ib.entries, options)};
+      LayerDiff layer{i, da, db, {}};
+      diff_maps(ia.entries, ib.entries, options, listing, layer);
       if (in_a && in_b) {
         QR_RETURN_IF_ERROR(explain_content(layer, ia, left.layers[i].file, ib, right.layers[i].file, options));
       }
-      if (!layer.changes.empty() || !in_a || !in_b) diff.layers.push_back(std::move(layer));
+      if (!layer.changes.empty() || layer.omitted > 0 || !in_a || !in_b) diff.layers.push_back(std::move(layer));
     }
     return diff;
   } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
@@ -502,7 +602,8 @@ Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesys
   auto left = QR_TRY(index_layer(a, options));
   auto right = QR_TRY(index_layer(b, options));
   LayerDiff diff;
-  diff.changes = diff_maps(left.entries, right.entries, options);
+  Listing listing;
+  diff_maps(left.entries, right.entries, options, listing, diff);
   QR_RETURN_IF_ERROR(explain_content(diff, left, a, right, b, options));
   return diff;
 }
@@ -512,9 +613,12 @@ nlohmann::json to_json(const ImageDiff& diff) {
   out["identical"] = diff.identical();
   out["manifest"] = fields_json(diff.manifest);
   out["config"] = fields_json(diff.config);
+  out["manifest_omitted"] = diff.manifest_omitted;
+  out["config_omitted"] = diff.config_omitted;
   out["layers"] = nlohmann::json::array();
   for (const auto& layer : diff.layers) {
-    nlohmann::json l{{"index", layer.index}, {"a_digest", layer.a_digest}, {"b_digest", layer.b_digest}};
+    nlohmann::json l{
+        {"index", layer.index}, {"a_digest", layer.a_digest}, {"b_digest", layer.b_digest}, {"omitted", layer.omitted}};
     l["changes"] = nlohmann::json::array();
     for (const auto& c : layer.changes) {
       nlohmann::json change{{"path", c.path}, {"kind", kind_name(c.kind)}, {"fields", fields_json(c.fields)}};
@@ -537,8 +641,15 @@ std::string to_text(const ImageDiff& diff) {
   const auto field_line = [&](std::string_view indent, const FieldDiff& f) {
     out << indent << mask_control(f.field) << ": " << mask_control(f.a) << " -> " << mask_control(f.b) << "\n";
   };
+  const auto omitted_line = [&](std::string_view indent, size_t n, std::string_view what) {
+    if (n > 0)
+      out << indent << n << " more " << what << " not listed (the diff lists at most " << kMaxListedDifferences
+          << " differences, " << kMaxListedBytes << " bytes of them)\n";
+  };
   for (const auto& f : diff.manifest) field_line("manifest ", f);
+  omitted_line("manifest: ", diff.manifest_omitted, "differing fields");
   for (const auto& f : diff.config) field_line("config ", f);
+  omitted_line("config: ", diff.config_omitted, "differing fields");
   for (const auto& layer : diff.layers) {
     out << "layer " << layer.index << " (" << (layer.a_digest.empty() ? "absent" : mask_control(layer.a_digest))
         << " -> " << (layer.b_digest.empty() ? "absent" : mask_control(layer.b_digest)) << ")\n";
@@ -550,6 +661,7 @@ std::string to_text(const ImageDiff& diff) {
       std::istringstream lines(c.deep);
       for (std::string line; std::getline(lines, line);) out << "        " << mask_control(line) << "\n";
     }
+    omitted_line("  ", layer.omitted, "changes");
   }
   return out.str();
 }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "quorate/core/sha256.h"
 #include "quorate/normalize/image.h"
 #include "tests/support/test_util.h"
 
@@ -166,10 +167,123 @@ class DiffImagesTest : public ::testing::Test {
     EXPECT_EQ(run("tar -C " + sh(layout.string()) + " -cf " + sh(tar.string()) + " .").exit_code, 0);
     return tar;
   }
+  // An OCI layout `name` whose manifest lists each of `layers` (tar files) `repeat` times, its config holding
+  // `extra`'s fields besides os, architecture and rootfs.
+  fs::path layout(const std::string& name, const nlohmann::json& extra, const std::vector<fs::path>& layers,
+                  int repeat = 1) {
+    fs::path out = dir_ / name;
+    fs::create_directories(out / "blobs/sha256");
+    auto blob = [&](const std::string& bytes) {
+      std::string digest = sha256_digest(bytes);
+      quorate::testing::spit(out / "blobs/sha256" / digest.substr(7), bytes);
+      return nlohmann::json{{"digest", digest}, {"size", bytes.size()}};
+    };
+    nlohmann::json descriptors = nlohmann::json::array(), diff_ids = nlohmann::json::array();
+    for (int i = 0; i < repeat; ++i) {
+      for (const auto& file : layers) {
+        auto d = blob(quorate::testing::slurp(file));
+        d["mediaType"] = "application/vnd.oci.image.layer.v1.tar";
+        diff_ids.push_back(d["digest"]);
+        descriptors.push_back(d);
+      }
+    }
+    nlohmann::json config = extra;
+    config["os"] = "linux";
+    config["architecture"] = "amd64";
+    config["rootfs"] = {{"type", "layers"}, {"diff_ids", diff_ids}};
+    auto config_descriptor = blob(config.dump());
+    config_descriptor["mediaType"] = "application/vnd.oci.image.config.v1+json";
+    auto manifest = blob(nlohmann::json{
+        {"schemaVersion", 2},
+        {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
+        {"config", config_descriptor},
+        {"layers",
+         descriptors}}.dump());
+    manifest["mediaType"] = "application/vnd.oci.image.manifest.v1+json";
+    quorate::testing::spit(out / "index.json", nlohmann::json{{"schemaVersion", 2}, {"manifests", {manifest}}}.dump());
+    quorate::testing::spit(out / "oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+    return out;
+  }
+  // A tar of `count` empty files, written by Python: `name` is an expression of i.
+  fs::path python_layer(const std::string& file, int count, const std::string& name) {
+    fs::path out = dir_ / file;
+    auto r = run("python3 -c " +
+                 sh("import io,sys,tarfile\n"
+                    "t=tarfile.open(sys.argv[1],'w',format=tarfile.PAX_FORMAT)\n"
+                    "for i in range(int(sys.argv[2])): t.addfile(tarfile.TarInfo(" +
+                    name + "),io.BytesIO(b''))\nt.close()\n") +
+                 " " + sh(out.string()) + " " + std::to_string(count));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return out;
+  }
+
   ScratchDir dir_;
   DiffOptions options_;
   int n_ = 0;
 };
+
+uint64_t listed_bytes(const ImageDiff& d) {
+  uint64_t n = 0;
+  auto fields = [&](const std::vector<FieldDiff>& fs) {
+    for (const auto& f : fs) n += f.field.size() + f.a.size() + f.b.size();
+  };
+  fields(d.manifest);
+  fields(d.config);
+  for (const auto& l : d.layers) {
+    for (const auto& c : l.changes) {
+      n += c.path.size();
+      fields(c.fields);
+    }
+  }
+  return n;
+}
+
+// A config's fields are compared as a tree walked with one pointer: flattening it first made a string of every
+// leaf's pointer, and one long key over a long array (15 MB) asked for terabytes. What is listed is bounded;
+// the rest is counted.
+TEST_F(DiffImagesTest, AConfigOfALongKeyOverALongArrayIsListedWithinBounds) {
+  auto layer = python_layer("one.tar", 1, "'f'");
+  auto plain = layout("plain", nlohmann::json::object(), {layer});
+  const std::string key(16 << 10, 'k');
+  auto wide = layout("wide", {{"x", {{key, std::vector<int>(10'000, 0)}}}}, {layer});
+  auto d = diff_images(plain, wide, options_);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_LE(listed_bytes(*d), kMaxListedBytes);
+  EXPECT_LT(d->config.size(), 10'000u);
+  EXPECT_EQ(d->config.size() + d->config_omitted, 10'000u);
+  EXPECT_EQ(d->config[0].field, "/x/" + key + "/0");
+  EXPECT_EQ(d->config[0].a, "(absent)");
+  EXPECT_EQ(d->config[0].b, "0");
+}
+
+// Leaves are compared as they are: an empty array is not null (flattening made both null).
+TEST_F(DiffImagesTest, AnEmptyArrayAndNullDiffer) {
+  auto layer = python_layer("one.tar", 1, "'f'");
+  auto a = layout("a", {{"config", {{"Cmd", nlohmann::json::array()}}}}, {layer});
+  auto b = layout("b", {{"config", {{"Cmd", nullptr}}}}, {layer});
+  auto d = diff_images(a, b, options_);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  ASSERT_EQ(d->config.size(), 1u) << to_text(*d);
+  EXPECT_EQ(d->config[0].field, "/config/Cmd");
+  EXPECT_EQ(d->config[0].a, "[]");
+  EXPECT_EQ(d->config[0].b, "null");
+}
+
+// One layer of long paths listed over and over: every copy's paths were kept (a 76 KB image of 240 MB of
+// paths listed 16 times held 8.6 GB and ended in bad_alloc). The changes listed across the layers are bounded;
+// the rest are counted.
+TEST_F(DiffImagesTest, ALayerOfLongPathsListedOverAndOverIsListedWithinBounds) {
+  auto plain = layout("plain", nlohmann::json::object(), {python_layer("one.tar", 1, "'f'")});
+  auto paths = python_layer("long.tar", 1000, "('d'*250+'/')*200+str(i)");
+  auto repeated = layout("repeated", nlohmann::json::object(), {paths}, 4);
+  auto d = diff_images(plain, repeated, options_);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_LE(listed_bytes(*d), kMaxListedBytes);
+  size_t changes = 0;
+  for (const auto& l : d->layers) changes += l.changes.size() + l.omitted;
+  EXPECT_EQ(changes, 1 + 4 * 1000u);  // layer 0: f removed, 1000 added; layers 1-3: 1000 added each
+  EXPECT_GT(d->layers.back().omitted, 0u);
+}
 
 TEST_F(DiffImagesTest, DockerSaveLayoutsOfOneImageAreIdentical) {
   auto legacy = archive("");
@@ -305,6 +419,24 @@ TEST(DiffRendering, JsonAndTextNameTheLayerAndPath) {
   EXPECT_NE(to_text(d).find("changed bin/app"), std::string::npos);
   EXPECT_FALSE(j["layers"][0]["changes"][0].contains("deep"));
   EXPECT_EQ(to_text(ImageDiff{}), "images are identical\n");
+}
+
+TEST(DiffRendering, WhatWasNotListedIsCounted) {
+  ImageDiff d;
+  d.config.push_back({"/a", "1", "2"});
+  d.config_omitted = 5;
+  d.layers.push_back({0, "sha256:a", "sha256:b", {{"bin/app", FileChange::Kind::kAdded, {}}}, 7});
+  EXPECT_EQ(to_text(d),
+            "config /a: 1 -> 2\n"
+            "config: 5 more differing fields not listed (the diff lists at most 1000000 differences, 134217728 "
+            "bytes of them)\n"
+            "layer 0 (sha256:a -> sha256:b)\n"
+            "  added bin/app\n"
+            "  7 more changes not listed (the diff lists at most 1000000 differences, 134217728 bytes of them)\n");
+  auto j = to_json(d);
+  EXPECT_EQ(j["config_omitted"], 5);
+  EXPECT_EQ(j["manifest_omitted"], 0);
+  EXPECT_EQ(j["layers"][0]["omitted"], 7);
 }
 
 TEST(DiffRendering, DeepReportsGoUnderTheirFile) {

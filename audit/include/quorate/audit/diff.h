@@ -32,18 +32,30 @@ struct FileChange {
   std::string deep;  // with DiffOptions::diffoscope and changed content of a regular file: its report; else empty
 };
 
+// What one diff lists at most, its manifest and config fields and every layer's changes together: the
+// differences and the bytes of their paths, field names and values. Past either bound the rest are counted
+// (the `omitted` counts), not kept: a 76 KB image listing a layer of long paths 16 times held 8.6 GB, and a
+// 15 MB config of one long key over a long array asked for terabytes. Real images differ by far less.
+inline constexpr size_t kMaxListedDifferences = 1'000'000;
+inline constexpr uint64_t kMaxListedBytes = uint64_t{128} << 20;
+
 struct LayerDiff {
   size_t index = 0;      // position in the manifest
   std::string a_digest;  // empty when the layer exists only on the other side
   std::string b_digest;
   std::vector<FileChange> changes;  // sorted by path
+  size_t omitted = 0;               // changes past the listing bounds, counted but not in `changes`
 };
 
 struct ImageDiff {
   std::vector<FieldDiff> manifest;  // manifest fields (layer descriptors are compared through LayerDiff)
-  std::vector<FieldDiff> config;    // config fields, flattened to JSON pointers
+  std::vector<FieldDiff> config;    // config fields, as JSON pointers, sorted
   std::vector<LayerDiff> layers;    // only layers with differences
-  bool identical() const { return manifest.empty() && config.empty() && layers.empty(); }
+  size_t manifest_omitted = 0;      // fields past the listing bounds, counted but not listed
+  size_t config_omitted = 0;
+  bool identical() const {
+    return manifest.empty() && config.empty() && layers.empty() && manifest_omitted == 0 && config_omitted == 0;
+  }
 };
 
 struct DiffOptions {
@@ -75,22 +87,22 @@ Result<std::filesystem::path> find_diffoscope(std::string_view search_path);
 Status check_ignore(const std::set<std::string>& ignore);
 
 // Compares two layers (any compression) entry by entry, aligned by path; memory grows with the number of
-// entries, not their size. Content is compared by SHA-256; with options.diffoscope, changed files are
-// explained by it (see DiffOptions).
+// entries, not their size, and the changes kept are bounded (kMaxListedDifferences). Content is compared by SHA-256;
+// with options.diffoscope, changed files are explained by it (see DiffOptions).
 Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
 
 // Compares two images, each an OCI image layout directory, an OCI layout tar (oci-archive) or a
 // docker-archive (`docker save`, any compression), told apart by content: manifest fields, config fields
-// (flattened to JSON pointers), then each pair of layers whose digests differ, with diff_layers. Nothing is
-// normalized: the diff is of the bytes as they are. A docker-archive's manifest is its manifest.json entry,
-// its layer digests those in the member names, else its config's diff_ids. Layers are aligned by position;
-// a layer present on one side only lists all its paths as added or removed.
-// A tar input is extracted into a fresh directory under temp_dir (directories and regular files only; links
-// become hard links to the member they lead to) and removed before returning. Errors name the input:
-// bad_input for anything else than the three formats, a member with an absolute or ".." path, a link leading
-// out of the archive, more than max_expanded_bytes of members, or a JSON blob that does not match its
-// digest; not_found for a missing input, blob or member; unsupported for a docker-archive of several images.
+// (each differing leaf — a scalar, an empty array or object — by its JSON pointer), then each pair of layers whose
+// digests differ, with diff_layers. Nothing is normalized: the diff is of the bytes as they are. A docker-archive's
+// manifest is its manifest.json entry, its layer digests those in the member names, else its config's diff_ids. Layers
+// are aligned by position; a layer present on one side only lists all its paths as added or removed. A tar input is
+// extracted into a fresh directory under temp_dir (directories and regular files only; links become hard links to the
+// member they lead to) and removed before returning. Errors name the input: bad_input for anything else than the three
+// formats, a member with an absolute or ".." path, a link leading out of the archive, more than max_expanded_bytes of
+// members, or a JSON blob that does not match its digest; not_found for a missing input, blob or member; unsupported
+// for a docker-archive of several images.
 Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
 
