@@ -22,6 +22,7 @@
 #include "quorate/core/file.h"
 #include "quorate/core/process.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/sha256_file.h"
 #include "quorate/core/temporaries.h"
 #include "quorate/core/time.h"
 #include "quorate/normalize/docker_archive.h"
@@ -302,7 +303,24 @@ Result<ImageView> open_docker(const normalize::ImageFiles& files) {
   return view;
 }
 
-// Either side of a diff, its format told by content; a tar is extracted first.
+// Every layer file of `view` hashed against the digest the image names it by, each file once however often
+// it is listed: layers whose digests match on both sides are not compared, so a blob that is not what its
+// digest says would pass for the one that is (a layout whose layer blob had been replaced was "identical").
+Status check_layer_digests(const ImageView& view) {
+  std::map<fs::path, std::string> hashed;
+  for (size_t i = 0; i < view.layers.size(); ++i) {
+    const ViewLayer& layer = view.layers[i];
+    auto known = hashed.find(layer.file);
+    if (known == hashed.end()) known = hashed.emplace(layer.file, QR_TRY(sha256_file_digest(layer.file))).first;
+    if (known->second != layer.digest) {
+      return Status::bad_input("layer " + std::to_string(i) + " (" + layer.digest + ") does not match its digest (" +
+                               layer.file.string() + " holds " + known->second + ")");
+    }
+  }
+  return Status();
+}
+
+// Either side of a diff, its format told by content; a tar is extracted first, and every layer hashed.
 Result<ImageView> open_image(const fs::path& input, const DiffOptions& options) {
   using normalize::ImageFormat;
   auto format = QR_TRY(normalize::detect_image_format(input));
@@ -316,6 +334,8 @@ Result<ImageView> open_image(const fs::path& input, const DiffOptions& options) 
   if (!files.ok()) return files.status().with_context(what);
   auto view = format == ImageFormat::kDockerArchive ? open_docker(**files) : open_oci(**files, options.platform);
   if (!view.ok()) return view.status().with_context(what);
+  if (options.progress) options.progress(input.string() + ": checking the layers' digests");
+  if (Status s = check_layer_digests(*view); !s.ok()) return s.with_context(what);
   view->name = input.string();
   view->files = std::move(*files);
   return view;

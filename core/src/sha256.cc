@@ -1,11 +1,16 @@
 // SHA-256 over OpenSSL EVP.
 #include "quorate/core/sha256.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <vector>
 
 #include "quorate/core/encoding.h"
+#include "quorate/core/sha256_file.h"
 
 namespace quorate {
 namespace {
@@ -71,5 +76,25 @@ Status check_digest(std::string_view digest) {
 }
 
 std::string digest_hex(std::string_view digest) { return std::string(digest.substr(7)); }
+
+Result<std::string> sha256_file_digest(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::from_errno("open " + path.string(), errno);
+  Sha256 hash;
+  std::vector<uint8_t> buf(1 << 20);
+  while (true) {
+    ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return Status::from_errno("read " + path.string(), e);
+    }
+    if (n == 0) break;
+    hash.update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+  }
+  ::close(fd);
+  return hash.finish_digest();
+}
 
 }  // namespace quorate

@@ -15,6 +15,7 @@
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
+#include "quorate/core/sha256_file.h"
 #include "quorate/core/temporaries.h"
 #include "quorate/normalize/image.h"
 #include "quorate/normalize/image_files.h"
@@ -52,26 +53,6 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Result<std::string> hash_file(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::from_errno("open " + path.string(), errno);
-  Sha256 hash;
-  std::vector<uint8_t> buf(1 << 20);
-  while (true) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return Status::from_errno("read " + path.string(), e);
-    }
-    if (n == 0) break;
-    hash.update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
-  }
-  ::close(fd);
-  return hash.finish_digest();
-}
-
 namespace {
 
 fs::path verified_record(const fs::path& store, const std::string& digest) {
@@ -107,7 +88,7 @@ Result<std::string> hash_layer_blob(const fs::path& store, const std::string& di
   bool can_record = record.ok() && ::stat((*record)->temp_path().c_str(), &started) == 0;
   std::string before = stat_line(blob, &st);
   can_record = can_record && !before.empty() && started.st_mtim.tv_sec >= st.st_ctim.tv_sec + 2;
-  auto actual = QR_TRY(hash_file(blob));
+  auto actual = QR_TRY(sha256_file_digest(blob));
   if (can_record && actual == digest && stat_line(blob, &st) == before &&
       (*record)->write(std::span(reinterpret_cast<const uint8_t*>(before.data()), before.size())).ok()) {
     (void)(*record)->commit();
@@ -143,7 +124,7 @@ Status copy_blob(const fs::path& store, const fs::path& src, const std::string& 
     }
   }
   if (fs::exists(target, ec)) {
-    auto have = QR_TRY(hash_file(target));
+    auto have = QR_TRY(sha256_file_digest(target));
     if (have == digest) return Status();
   }
   // A sparse source (fewer blocks than its size: a few KB can declare gigabytes) is hashed before a byte is
@@ -152,7 +133,7 @@ Status copy_blob(const fs::path& store, const fs::path& src, const std::string& 
   struct stat st {};
   if (::stat(src.c_str(), &st) == 0 &&
       static_cast<uint64_t>(st.st_blocks) * 512 + (uint64_t{1} << 20) < static_cast<uint64_t>(st.st_size)) {
-    std::string actual = QR_TRY(hash_file(src));
+    std::string actual = QR_TRY(sha256_file_digest(src));
     if (actual != digest) {
       return Status::bad_input(what + ": blob " + src.string() + " holds " + actual + ", not its digest " + digest);
     }
@@ -289,7 +270,7 @@ Result<std::string> write_blob(const fs::path& store, const std::string& bytes) 
   std::error_code ec;
   fs::path target = blob_path(store, digest);
   if (fs::exists(target, ec)) {
-    auto have = hash_file(target);
+    auto have = sha256_file_digest(target);
     if (have.ok() && *have == digest) return digest;
   }
   QR_RETURN_IF_ERROR(write_file_atomic(target, bytes, 0444));
@@ -336,7 +317,6 @@ namespace {
 
 using internal::blob_path;
 using internal::FileLock;
-using internal::hash_file;
 using internal::kMaxJsonBytes;
 using internal::parse_json;
 using internal::read_index;

@@ -48,15 +48,12 @@ class FileLock {
   int fd_ = -1;
 };
 
-// "sha256:<hex>" of the file's bytes; io when it cannot be read.
-Result<std::string> hash_file(const std::filesystem::path& path);
-
 // Layer blobs hashed once, not on every build (docs/decisions.md, "Verified layer blobs"): when a layer blob
 // hashes to its digest, `<store>/verified/<hex>` records the blob's device, inode, size, mtime and ctime, and
 // a later verify skips the hash while the blob's stat is still exactly that. Any write, truncate, rename
 // over, chmod or touch of the blob moves its ctime, which no unprivileged process can set.
 //
-// hash_file of a layer blob, recording the result when it is `digest` — unless the blob changed during the
+// sha256_file_digest of a layer blob, recording the result when it is `digest` — unless the blob changed during the
 // hash, or its ctime is less than 2 s older than the hash's start by the file system's own clock (a write in
 // the same clock tick might not move ctime). A record that cannot be written is no error.
 Result<std::string> hash_layer_blob(const std::filesystem::path& store, const std::string& digest,

@@ -285,6 +285,31 @@ TEST_F(DiffImagesTest, ALayerOfLongPathsListedOverAndOverIsListedWithinBounds) {
   EXPECT_GT(d->layers.back().omitted, 0u);
 }
 
+// Layers whose digests match on both sides are not compared: a blob that is not what its digest says (here
+// of the same size, so the descriptor's size passes) would pass for the one that is, and the diff said
+// "identical". Every layer is hashed against its digest first.
+TEST_F(DiffImagesTest, ALayerThatIsNotWhatItsDigestSaysIsRefused) {
+  auto original = layout("original", nlohmann::json::object(), {python_layer("hi.tar", 1, "'hi'")});
+  auto forged = dir_ / "forged";
+  fs::copy(original, forged, fs::copy_options::recursive);
+  auto manifest_digest =
+      nlohmann::json::parse(quorate::testing::slurp(forged / "index.json"))["manifests"][0]["digest"];
+  auto manifest = nlohmann::json::parse(
+      quorate::testing::slurp(forged / "blobs/sha256" / manifest_digest.get<std::string>().substr(7)));
+  std::string layer_digest = manifest["layers"][0]["digest"];
+  fs::path blob = forged / "blobs/sha256" / layer_digest.substr(7);
+  quorate::testing::spit(blob, quorate::testing::slurp(python_layer("ho.tar", 1, "'ho'")));
+  ASSERT_EQ(fs::file_size(blob), fs::file_size(original / "blobs/sha256" / layer_digest.substr(7)));
+
+  auto d = diff_images(original, forged, options_);
+  ASSERT_FALSE(d.ok()) << to_text(*d);
+  EXPECT_EQ(d.status().code(), Code::kBadInput) << d.status().to_string();
+  EXPECT_NE(
+      d.status().message().find(forged.string() + " (oci): layer 0 (" + layer_digest + ") does not match its digest"),
+      std::string::npos)
+      << d.status().to_string();
+}
+
 TEST_F(DiffImagesTest, DockerSaveLayoutsOfOneImageAreIdentical) {
   auto legacy = archive("");
   for (const char* other : {"--layout blobs", "--symlink-layers --reverse", "--symlink-layers"}) {

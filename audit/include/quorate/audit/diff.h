@@ -101,7 +101,8 @@ Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesys
 // extracted into a fresh directory under temp_dir (directories and regular files only; links become hard links to the
 // member they lead to) and removed before returning. Errors name the input: bad_input for anything else than the three
 // formats, a member with an absolute or ".." path, a link leading out of the archive, more than max_expanded_bytes of
-// members, or a JSON blob that does not match its digest; not_found for a missing input, blob or member; unsupported
+// members, or a JSON blob or a layer that does not match its digest (every layer file is hashed first, once however
+// often it is listed); not_found for a missing input, blob or member; unsupported
 // for a docker-archive of several images.
 Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
