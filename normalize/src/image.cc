@@ -154,10 +154,6 @@ bool looks_like_docker_manifest(const std::string& bytes) {
   }
 }
 
-// Longer than any name an image archive holds ("blobs/sha256/<64 hex>", "<64 hex>/layer.tar"), and than a
-// path a file system takes.
-constexpr size_t kMaxMemberName = 4096;
-
 TarTopLevel tar_top_level(const fs::path& input) {
   TarTopLevel top;
   auto opened = open_tar(input);
@@ -171,7 +167,7 @@ TarTopLevel tar_top_level(const fs::path& input) {
     if (!next.ok() || *next == nullptr) break;
     struct archive_entry* ae = *next;
     const char* raw = raw_path(ae);
-    if (raw != nullptr && std::strlen(raw) > kMaxMemberName) break;
+    if (raw != nullptr && std::strlen(raw) > ImageFiles::kMaxMemberName) break;
     auto name = canonical_path(raw ? raw : "");
     if (!name.ok()) continue;
     if (*name == "oci-layout") top.oci_layout = true;

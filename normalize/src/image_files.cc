@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "archive_util.h"
@@ -104,6 +105,14 @@ Status ImageFiles::extract_all(const fs::path& tar, uint64_t max_bytes) {
     }
     const char* raw = raw_path(ae);
     std::string raw_name = raw ? raw : "";
+    // Every link is remembered by name and target: 10,000 symlinks of 1 MB pax names and targets, 635 KB of
+    // zstd for 2,000 of them, held 3 GB.
+    const char* link = archive_entry_hardlink(ae) ? archive_entry_hardlink(ae) : archive_entry_symlink(ae);
+    if (raw_name.size() > kMaxMemberName || (link != nullptr && std::strlen(link) > kMaxMemberName)) {
+      return Status::bad_input(tar.string() + ": member " + std::to_string(members) +
+                               " has a name or link target of more than " + std::to_string(kMaxMemberName) +
+                               " bytes; no image archive has one");
+    }
     auto name = canonical_path(raw_name);
     if (!name.ok()) return name.status().with_context(tar.string());
     auto type = archive_entry_filetype(ae);

@@ -123,6 +123,45 @@ TEST_F(ImageTest, TheFormatProbeStopsWhereNoImageArchiveGoes) {
   EXPECT_EQ(*detect_image_format(dir_ / "many.tar"), ImageFormat::kNotImage);
 }
 
+// An image tar's links are remembered by name and target while it is extracted: 2,000 symlinks of 500 KB pax
+// names and targets after the layout's own members (635 KB of zstd) held 3 GB. A name or link target over
+// 4,096 bytes is refused at its member; a layout with a symlink of 4,000 bytes still normalizes.
+TEST_F(ImageTest, AnImageTarsLongLinkIsRefusedAtItsMember) {
+  fs::create_directories(dir_ / "oci");
+  auto w = OciLayoutWriter::open(dir_ / "oci");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(w->write_index(add_image(*w, "amd64"), "v1").ok());
+  // The layout as a tar, then a symlink "extra" whose target is `size` bytes.
+  auto tar_with_link = [&](const std::string& name, size_t size) {
+    fs::path out = dir_ / name;
+    auto r = quorate::testing::run(
+        "python3 -c " +
+        quorate::testing::sh("import os,sys,tarfile\n"
+                             "src, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+                             "with tarfile.open(out, 'w', format=tarfile.PAX_FORMAT) as t:\n"
+                             "  for n in sorted(os.listdir(src)): t.add(os.path.join(src, n), arcname=n)\n"
+                             "  i = tarfile.TarInfo('extra'); i.type = tarfile.SYMTYPE; i.linkname = 'l' * size\n"
+                             "  t.addfile(i)\n") +
+        " " + quorate::testing::sh((dir_ / "oci").string()) + " " + quorate::testing::sh(out.string()) + " " +
+        std::to_string(size));
+    EXPECT_EQ(r.exit_code, 0) << r.out;
+    return out;
+  };
+  auto o = options();
+  o.temp_dir = dir_ / "tmp";
+  fs::create_directories(o.temp_dir);
+  auto long_link = tar_with_link("long.tar", 5000);
+  ASSERT_EQ(*detect_image_format(long_link), ImageFormat::kOciArchive);
+  auto s = normalize_image(long_link, dir_ / "out-long", o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+  EXPECT_NE(s.status().message().find("has a name or link target of more than 4096 bytes"), std::string::npos)
+      << s.status().to_string();
+  EXPECT_TRUE(fs::is_empty(o.temp_dir));
+  auto fine = normalize_image(tar_with_link("fine.tar", 4000), dir_ / "out-fine", o);
+  EXPECT_TRUE(fine.ok()) << fine.status().to_string();
+}
+
 TEST_F(ImageTest, ConfigGetsEpochTimesNewDiffIdsAndLosesHostFields) {
   fs::create_directories(dir_ / "in");
   auto w = OciLayoutWriter::open(dir_ / "in");

@@ -18,11 +18,15 @@ namespace quorate::normalize {
 // A tar is extracted once into a fresh private directory (removed with the object): only directories and
 // regular files are created, each at its checked path (absolute and ".." paths refused), and links are
 // recorded, never created, so no member can name or write a file outside that directory. Symlinks leading
-// out of the archive are refused; the total size of the members, their count (kMaxArchiveMembers) and where
-// each one's data lies (within its declared size: a sparse map cannot place it further) are bounded.
+// out of the archive are refused; the total size of the members, their count (kMaxArchiveMembers), the length
+// of their names and link targets (kMaxMemberName: every name and link is remembered) and where each one's
+// data lies (within its declared size: a sparse map cannot place it further) are bounded.
 class ImageFiles {
  public:
   static constexpr uint64_t kMaxArchiveMembers = 10'000;
+  // Longer than any name an image archive holds ("blobs/sha256/<64 hex>", "<64 hex>/layer.tar"), and than a
+  // path a file system takes.
+  static constexpr size_t kMaxMemberName = 4096;
   static Result<std::unique_ptr<ImageFiles>> open_dir(const std::filesystem::path& dir);
   // bad_input naming the tar and the member for a hostile path, a link out of the archive, corrupt data, or
   // more than `max_bytes` of content. `temp_dir` empty: /tmp.
