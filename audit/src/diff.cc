@@ -183,13 +183,17 @@ class Listing {
 
 uint64_t text_bytes(const FieldDiff& f) { return f.field.size() + f.a.size() + f.b.size(); }
 
+uint64_t change_bytes(const std::string& path, const std::vector<FieldDiff>& fields) {
+  uint64_t bytes = path.size();
+  for (const auto& f : fields) bytes += text_bytes(f);
+  return bytes;
+}
+
 // The differences of two entry maps, sorted by path, into `layer` (those past `listing` only counted).
 void diff_maps(const std::map<std::string, LayerEntry>& left, const std::map<std::string, LayerEntry>& right,
                const DiffOptions& options, Listing& listing, LayerDiff& layer) {
   auto keep = [&](const std::string& path, FileChange::Kind kind, std::vector<FieldDiff> fields) {
-    uint64_t bytes = path.size();
-    for (const auto& f : fields) bytes += text_bytes(f);
-    if (listing.take(bytes)) {
+    if (listing.take(change_bytes(path, fields))) {
       layer.changes.push_back({path, kind, std::move(fields)});
     } else {
       ++layer.omitted;
@@ -550,6 +554,19 @@ class JsonDiff {
   std::string pointer_;
 };
 
+// `earlier`'s changes again as those of layer `index` (the same pair of layers listed again), within `listing`.
+LayerDiff relist(const LayerDiff& earlier, size_t index, Listing& listing) {
+  LayerDiff layer{index, earlier.a_digest, earlier.b_digest, {}, earlier.omitted};
+  for (const auto& c : earlier.changes) {
+    if (listing.take(change_bytes(c.path, c.fields))) {
+      layer.changes.push_back(c);
+    } else {
+      ++layer.omitted;
+    }
+  }
+  return layer;
+}
+
 // The entries of layer `i` of `view`; errors name the image and the layer.
 Result<LayerIndex> index_side(const ImageView& view, size_t i, const DiffOptions& options) {
   auto index = index_layer(view.layers[i].file, options);
@@ -577,11 +594,20 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
     JsonDiff(options.ignore.count("created") > 0, listing, diff.config, diff.config_omitted)
         .run(left.config, right.config);
 
+    // Pairs of layer digests compared so far, and where in diff.layers their differences are (none: npos).
+    // The digests were checked, so a pair listed again differs the same way and is not read again: one small
+    // layer that expands a lot, listed 128 times on each side, was read 128 times.
+    std::map<std::pair<std::string, std::string>, size_t> compared;
     size_t count = std::max(left.layers.size(), right.layers.size());
     for (size_t i = 0; i < count; ++i) {
       bool in_a = i < left.layers.size(), in_b = i < right.layers.size();
       std::string da = in_a ? left.layers[i].digest : "", db = in_b ? right.layers[i].digest : "";
       if (in_a && in_b && da == db) continue;
+      auto [seen, first] = compared.try_emplace({da, db}, std::string::npos);
+      if (!first) {
+        if (seen->second != std::string::npos) diff.layers.push_back(relist(diff.layers[seen->second], i, listing));
+        continue;
+      }
       if (options.progress)
         options.progress("layer " + std::to_string(i + 1) + "/" + std::to_string(count) + ": reading");
       LayerIndex ia, ib;
@@ -592,7 +618,10 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
       if (in_a && in_b) {
         QR_RETURN_IF_ERROR(explain_content(layer, ia, left.layers[i].file, ib, right.layers[i].file, options));
       }
-      if (!layer.changes.empty() || layer.omitted > 0 || !in_a || !in_b) diff.layers.push_back(std::move(layer));
+      if (!layer.changes.empty() || layer.omitted > 0 || !in_a || !in_b) {
+        seen->second = diff.layers.size();
+        diff.layers.push_back(std::move(layer));
+      }
     }
     return diff;
   } catch (const std::exception& e) {  // std::filesystem and nlohmann throw; nothing escapes the module
