@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <memory>
 
 #include "archive_util.h"
@@ -108,7 +109,17 @@ Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& outp
   auto out = QR_TRY(AtomicDir::create(output_dir));
   auto layout = QR_TRY(OciLayoutWriter::open(out.path()));
   std::vector<Descriptor> descriptors;
+  // A layer file listed again (with the same expected digest) is the same canonical layer: normalizing is
+  // deterministic, so it is written once and listed again. One small layer that expands a lot, listed 128
+  // times, was read and compressed 128 times.
+  std::map<std::pair<fs::path, std::string>, size_t> done;  // (file, expected digest) -> its first position
   for (const auto& l : img.layers) {
+    if (auto again = done.find({l.path, l.expected}); again != done.end()) {
+      descriptors.push_back(descriptors[again->second]);
+      summary.layers.push_back(summary.layers[again->second]);
+      continue;
+    }
+    done.emplace(std::make_pair(l.path, l.expected), descriptors.size());
     auto blob = QR_TRY(layout.begin_blob());
     LayerOptions one = lopt;
     one.hash_input = lopt.hash_input || !l.expected.empty();  // the digest check below needs it

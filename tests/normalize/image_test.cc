@@ -187,6 +187,47 @@ TEST_F(ImageTest, ConfigGetsEpochTimesNewDiffIdsAndLosesHostFields) {
   EXPECT_EQ(index["manifests"][0]["annotations"][kRefNameAnnotation], "latest");
 }
 
+// A layer listed again is the same canonical layer, written once and listed again: one small layer that
+// expands a lot, listed 128 times, was read and compressed 128 times. Counted in bytes read, not time.
+TEST_F(ImageTest, ALayerListedAgainIsNormalizedOnce) {
+  fs::create_directories(dir_ / "in");
+  auto w = OciLayoutWriter::open(dir_ / "in");
+  ASSERT_TRUE(w.ok());
+  LayerOptions plain;
+  plain.compression = Compression::kNone;
+  CanonicalLayerWriter layer(plain);
+  Entry e;
+  e.path = "big";
+  e.mtime = 1700000000;
+  ASSERT_TRUE(layer.add_bytes(e, std::string(8u << 20, 'x')).ok());
+  auto blob = w->begin_blob();
+  ASSERT_TRUE(blob.ok());
+  auto written = layer.write(**blob);
+  ASSERT_TRUE(written.ok()) << written.status().to_string();
+  auto layer_desc = (*blob)->commit(written->media_type).value();
+  constexpr size_t kListed = 8;
+  json config = {{"architecture", "amd64"},
+                 {"os", "linux"},
+                 {"rootfs", {{"type", "layers"}, {"diff_ids", std::vector<std::string>(kListed, written->diff_id)}}}};
+  auto c = w->add_blob(kMediaTypeConfig, config.dump());
+  auto m = w->add_blob(kMediaTypeManifest, make_manifest(*c, std::vector<Descriptor>(kListed, layer_desc)).value());
+  ASSERT_TRUE(w->write_index(*m, "").ok());
+
+  const uint64_t before = quorate::testing::bytes_read_by_this_process();
+  auto s = normalize_image(dir_ / "in", dir_ / "out", options());
+  const uint64_t read = quorate::testing::bytes_read_by_this_process() - before;
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  ASSERT_EQ(s->layers.size(), kListed);
+  json manifest = read_json_blob(dir_ / "out", s->manifest_digest);
+  ASSERT_EQ(manifest["layers"].size(), kListed);
+  for (size_t i = 1; i < kListed; ++i) {
+    EXPECT_EQ(manifest["layers"][i], manifest["layers"][0]);
+    EXPECT_EQ(s->layers[i].diff_id, s->layers[0].diff_id);
+  }
+  // Read once (its digest checked on the way); eight times before.
+  EXPECT_LT(read, 3 * layer_desc.size) << read;
+}
+
 TEST_F(ImageTest, MultiPlatformIndexNeedsAPlatform) {
   fs::create_directories(dir_ / "in");
   auto w = OciLayoutWriter::open(dir_ / "in");
