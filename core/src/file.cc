@@ -176,17 +176,39 @@ Result<std::string> read_regular_file(const fs::path& path, uint64_t max_bytes) 
 }
 
 Result<std::string> read_secret_file(const fs::path& path, uint64_t max_bytes, std::string_view what) {
+  // O_NONBLOCK: a FIFO opens without waiting for a writer; O_NOCTTY: a tty does not become ours.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found(path.string() + ": no such " + std::string(what));
+    return Status::from_errno("open " + path.string(), errno);
+  }
   struct stat st {};
-  auto fd = open_regular(path, st);
-  if (!fd.ok()) return fd.status().with_context(std::string(what));
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Status::from_errno("stat " + path.string(), err);
+  }
+  if (S_ISFIFO(st.st_mode)) {
+    // A pipe the shell made (`--key <(pass show node-key)`) is read to its writer's end. A FIFO no one has open
+    // for writing reads as empty at once, where the blocking open waited for a writer for ever.
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::from_errno("fcntl " + path.string(), err);
+    }
+  } else if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return not_regular(path, st.st_mode).with_context(std::string(what));
+  }
   if ((st.st_mode & 077) != 0) {
-    ::close(*fd);
+    ::close(fd);
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     return Status::bad_input(path.string() + ": " + std::string(what) + " has mode " + mode +
                              ", so its group or other users may read (or replace) it. Run: chmod 600 " + path.string());
   }
-  return read_all(*fd, path, max_bytes);
+  return read_all(fd, path, max_bytes);
 }
 
 AtomicFile::AtomicFile(fs::path target, fs::path temp, int fd)

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <future>
 #include <sstream>
+#include <thread>
 
 namespace quorate {
 namespace {
@@ -74,20 +75,42 @@ TEST_F(FileTest, ASecretOthersMayReadIsRefusedWithTheChmodToRun) {
 }
 
 // A FIFO where a key belongs would block every later start until someone writes to it.
-TEST_F(FileTest, ASecretThatIsNotARegularFileIsRefusedWithoutWaiting) {
+// A pipe the shell made (`--key <(pass show k)`) is read to its writer's end; a FIFO no one writes to, which
+// would hold every later start waiting, reads as empty at once; a directory or device is refused.
+TEST_F(FileTest, ASecretInAPipeIsReadAndAFifoNoOneWritesToDoesNotWait) {
   ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
-  auto reading =
-      std::async(std::launch::async, [&] { return read_secret_file(dir_ / "fifo", 100, "pin-source file"); });
-  if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-    int w = ::open((dir_ / "fifo").c_str(), O_WRONLY | O_NONBLOCK);  // lets a blocked open return;
-    if (w >= 0) ::close(w);                                          // and a blocked read see the end of the file
-    reading.wait();
-    FAIL() << "read_secret_file waited on a FIFO";
-  }
-  auto r = reading.get();
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("is not a regular file (a FIFO)"), std::string::npos) << r.status().message();
-  EXPECT_TRUE(read_secret_file(dir_, 100, "pin-source file").status().is_bad_input());
+  auto read_fifo = [&] {
+    auto reading =
+        std::async(std::launch::async, [&] { return read_secret_file(dir_ / "fifo", 100, "pin-source file"); });
+    if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      int w = ::open((dir_ / "fifo").c_str(), O_WRONLY | O_NONBLOCK);  // lets a blocked open return;
+      if (w >= 0) ::close(w);                                          // and a blocked read see the end
+      reading.wait();
+      ADD_FAILURE() << "read_secret_file waited on a FIFO";
+    }
+    return reading.get();
+  };
+  EXPECT_EQ(read_fifo().value(), "");
+
+  // A shell's pipe, as `<(…)` passes it: /dev/fd/N of a pipe whose writer is still writing.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the reader finds the pipe empty at first
+    EXPECT_EQ(::write(fds[1], "s3cret", 6), 6);
+    ::close(fds[1]);
+  });
+  auto piped = read_secret_file("/proc/self/fd/" + std::to_string(fds[0]), 100, "pin-source file");
+  writer.join();
+  ::close(fds[0]);
+  EXPECT_EQ(piped.value(), "s3cret");
+
+  ASSERT_EQ(::chmod((dir_ / "fifo").c_str(), 0644), 0);
+  EXPECT_NE(read_fifo().status().message().find("has mode 0644"), std::string::npos);
+  auto r = read_secret_file(dir_, 100, "pin-source file");
+  EXPECT_TRUE(r.status().is_bad_input());
+  EXPECT_NE(r.status().message().find("is not a regular file (a directory)"), std::string::npos)
+      << r.status().message();
 }
 
 TEST_F(FileTest, AtomicDirAppearsOnlyOnCommit) {

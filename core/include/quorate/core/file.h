@@ -20,9 +20,11 @@ Result<std::string> read_file(const std::filesystem::path& path, uint64_t max_by
 // device (/dev/tty, /dev/stdin) is not a file's content. Symbolic links are followed.
 Result<std::string> read_regular_file(const std::filesystem::path& path, uint64_t max_bytes = 64u << 20);
 
-// As read_regular_file, for a file holding a secret (`what` names it in errors: "private key file"). Refused
-// too, with the chmod to run, when its group or other users have any permission on it. The mode is taken from
-// the descriptor that is then read, so what was checked is what is read.
+// Reads a whole file holding a secret (`what` names it in errors: "private key file"): a regular file, or a
+// pipe (`--key <(pass show node-key)`; a FIFO no one writes to reads as empty instead of waiting for ever). A
+// device, socket or directory is refused, and so is a file or pipe its group or other users have any
+// permission on, with the chmod to run. The type and mode are taken from the descriptor that is then read,
+// so what was checked is what is read.
 Result<std::string> read_secret_file(const std::filesystem::path& path, uint64_t max_bytes, std::string_view what);
 
 // Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename, fsync of the
