@@ -2,6 +2,7 @@
 #include "quorate/attest/keys.h"
 
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -314,6 +315,22 @@ Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, c
   auto signer = signer_from_pem(*text, passphrase);
   if (!signer.ok()) return signer.status().with_context(path.string());
   return signer;
+}
+
+Result<PublicKey> public_key_in_file(const std::filesystem::path& path, const std::string& passphrase) {
+  auto text = read_secret_file(path, kMaxKeyFileBytes, "private key file");
+  if (!text.ok()) {
+    // Others may read a public key: it is read again, unless it is a FIFO or device (refused unopened) or
+    // holds a private key, whose refusal (with the chmod to run) stands.
+    auto open = read_regular_file(path, kMaxKeyFileBytes);
+    if (!open.ok() || open->find("PRIVATE KEY-----") != std::string::npos) return text.status();
+    text = std::move(open);
+  }
+  if (text->find("PRIVATE KEY-----") == std::string::npos) return public_key_of_file(path, std::move(text));
+  auto signer = signer_from_pem(*text, passphrase);
+  OPENSSL_cleanse(text->data(), text->size());
+  if (!signer.ok()) return signer.status().with_context(path.string());
+  return (*signer)->public_key();
 }
 
 Result<KeyPair> generate_key(KeyType type, const std::string& passphrase) {

@@ -869,12 +869,7 @@ Result<std::unique_ptr<Signer>> open_signer(const std::string& key_or_uri, const
 
 Result<PublicKey> public_key_of(const std::string& key_or_uri, const std::string& passphrase) {
   if (is_pkcs11_uri(key_or_uri)) return pkcs11_public_key(key_or_uri);
-  auto text = QR_TRY(read_file(key_or_uri, 64u << 10));
-  if (text.find("PRIVATE KEY-----") != std::string::npos) {
-    auto signer = QR_TRY(load_signer(key_or_uri, passphrase));
-    return signer->public_key();
-  }
-  return PublicKey::load(key_or_uri);
+  return public_key_in_file(key_or_uri, passphrase);
 }
 
 }  // namespace quorate::attest

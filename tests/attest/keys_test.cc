@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <future>
 #include <thread>
 
 #include "quorate/core/sha256.h"
@@ -16,6 +15,7 @@ namespace quorate::attest {
 namespace {
 
 using quorate::testing::ScratchDir;
+using quorate::testing::without_waiting_on_fifo;
 using testing::fixed_signer;
 
 class KeyTypes : public ::testing::TestWithParam<KeyType> {};
@@ -93,17 +93,7 @@ TEST(Keys, GroupOrWorldReadableKeyFileIsRefusedWithAnExplanation) {
 TEST(Keys, AKeyInAPipeSignsAndAFifoNoOneWritesToFailsWithoutWaiting) {
   ScratchDir dir;
   ASSERT_EQ(::mkfifo((dir / "node").c_str(), 0600), 0);
-  auto load = [&] {
-    auto loading = std::async(std::launch::async, [&] { return load_signer(dir / "node"); });
-    if (loading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-      int w = ::open((dir / "node").c_str(), O_WRONLY | O_NONBLOCK);  // lets a blocked open return;
-      if (w >= 0) ::close(w);                                         // and a blocked read see the end
-      loading.wait();
-      ADD_FAILURE() << "load_signer waited on a FIFO";
-    }
-    return loading.get();
-  };
-  auto empty = load();
+  auto empty = without_waiting_on_fifo(dir / "node", [&] { return load_signer(dir / "node"); });
   EXPECT_TRUE(empty.status().is_bad_input()) << empty.status().to_string();
 
   // A shell's pipe, as `<(…)` passes it: /dev/fd/N of a pipe whose writer is still writing.
@@ -120,6 +110,40 @@ TEST(Keys, AKeyInAPipeSignsAndAFifoNoOneWritesToFailsWithoutWaiting) {
   ::close(fds[0]);
   ASSERT_TRUE(piped.ok()) << piped.status().to_string();
   EXPECT_TRUE((*piped)->public_key().verify("m", (*piped)->sign("m").value()).ok());
+}
+
+// `quorate key public --key K`: K is read once, so a key piped in by the shell gives its public key (K was
+// read to see which kind of key it holds and then again to load it, which found the pipe empty), and a FIFO
+// no one writes to does not hold the command waiting.
+TEST(Keys, ThePublicKeyOfAKeyInAPipeIsReadOnceAndAFifoDoesNotWait) {
+  ScratchDir dir;
+  ASSERT_EQ(::mkfifo((dir / "node").c_str(), 0600), 0);
+  auto empty = without_waiting_on_fifo(dir / "node", [&] { return public_key_in_file(dir / "node"); });
+  EXPECT_TRUE(empty.status().is_bad_input()) << empty.status().to_string();
+
+  const KeyPair pair = generate_key(KeyType::kEd25519).value();
+  for (const std::string& pem : {pair.private_pem, pair.public_pem}) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    std::thread writer([&] {
+      EXPECT_EQ(::write(fds[1], pem.data(), pem.size()), static_cast<ssize_t>(pem.size()));
+      ::close(fds[1]);
+    });
+    auto piped = public_key_in_file("/proc/self/fd/" + std::to_string(fds[0]));
+    writer.join();
+    ::close(fds[0]);
+    ASSERT_TRUE(piped.ok()) << piped.status().to_string();
+    EXPECT_EQ(piped->keyid(), pair.keyid);
+  }
+
+  // In files: a public key others may read is a public key; a private key they may read is refused.
+  ASSERT_TRUE(write_key_pair(dir / "k", pair).ok());
+  ASSERT_EQ(::chmod(public_key_path(dir / "k").c_str(), 0644), 0);
+  EXPECT_EQ(public_key_in_file(public_key_path(dir / "k")).value().keyid(), pair.keyid);
+  EXPECT_EQ(public_key_in_file(dir / "k").value().keyid(), pair.keyid);
+  ASSERT_EQ(::chmod((dir / "k").c_str(), 0644), 0);
+  auto readable = public_key_in_file(dir / "k");
+  EXPECT_NE(readable.status().message().find("chmod 600"), std::string::npos) << readable.status().to_string();
 }
 
 TEST(Keys, MissingKeyFileIsNotFound) {

@@ -8,13 +8,15 @@
 
 #include <chrono>
 #include <filesystem>
-#include <future>
 #include <sstream>
 #include <thread>
+
+#include "tests/support/test_util.h"
 
 namespace quorate {
 namespace {
 namespace fs = std::filesystem;
+using quorate::testing::without_waiting_on_fifo;
 
 class FileTest : public ::testing::Test {
  protected:
@@ -80,15 +82,8 @@ TEST_F(FileTest, ASecretOthersMayReadIsRefusedWithTheChmodToRun) {
 TEST_F(FileTest, ASecretInAPipeIsReadAndAFifoNoOneWritesToDoesNotWait) {
   ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
   auto read_fifo = [&] {
-    auto reading =
-        std::async(std::launch::async, [&] { return read_secret_file(dir_ / "fifo", 100, "pin-source file"); });
-    if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-      int w = ::open((dir_ / "fifo").c_str(), O_WRONLY | O_NONBLOCK);  // lets a blocked open return;
-      if (w >= 0) ::close(w);                                          // and a blocked read see the end
-      reading.wait();
-      ADD_FAILURE() << "read_secret_file waited on a FIFO";
-    }
-    return reading.get();
+    return without_waiting_on_fifo(dir_ / "fifo",
+                                   [&] { return read_secret_file(dir_ / "fifo", 100, "pin-source file"); });
   };
   EXPECT_EQ(read_fifo().value(), "");
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -9,10 +10,12 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -138,4 +141,19 @@ inline std::filesystem::path source_dir() {
   return QUORATE_TEST_SOURCE_DIR;
 }
 
+// Calls `read` on a thread of its own and returns what it returns. When it has not returned after 10 s (it is
+// waiting for someone to write into the FIFO at `fifo`), the test fails, and the FIFO is opened for writing
+// and closed until it returns (each time lets a waiting open return and a waiting read see the end).
+template <typename Read>
+auto without_waiting_on_fifo(const std::filesystem::path& fifo, Read read) {
+  auto reading = std::async(std::launch::async, read);
+  if (reading.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "waited for someone to write into the FIFO " << fifo;
+    do {
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) ::close(w);
+    } while (reading.wait_for(std::chrono::milliseconds(20)) != std::future_status::ready);
+  }
+  return reading.get();
+}
 }  // namespace quorate::testing

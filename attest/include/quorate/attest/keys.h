@@ -73,6 +73,11 @@ Result<std::unique_ptr<Signer>> signer_from_pem(std::string_view pem, const std:
 // that its group or others may read, as ssh does; not_found when absent.
 Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, const std::string& passphrase = {});
 
+// The public key of a key file, which holds a private key (decrypted with `passphrase`; refused as load_signer
+// refuses it) or a public key, which anyone may be allowed to read. The file is opened once: a pipe
+// (`--key <(pass show node-key)`) cannot be read twice, and a FIFO no one writes to reads as empty.
+Result<PublicKey> public_key_in_file(const std::filesystem::path& path, const std::string& passphrase = {});
+
 // A new key pair: the private key as PKCS#8 PEM (AES-256-CBC encrypted when `passphrase` is not empty), the
 // public key as SubjectPublicKeyInfo PEM, and its keyid.
 struct KeyPair {
