@@ -35,6 +35,8 @@ size_t utf8_sequence(std::string_view text, size_t i, uint32_t& code) {
   return length;
 }
 
+}  // namespace
+
 // Unicode's bidirectional formatting characters (UAX #9): embeddings, overrides and isolates, and the implicit
 // marks. A name holding U+202E shows the rest of its line reversed ("evil\u202Etxt.exe" reads "evilexe.txt"),
 // so a report could show another path or digest than the one it names.
@@ -42,8 +44,6 @@ bool is_bidi_control(uint32_t code) {
   return code == 0x061c || code == 0x200e || code == 0x200f || (code >= 0x202a && code <= 0x202e) ||
          (code >= 0x2066 && code <= 0x2069);
 }
-
-}  // namespace
 
 std::string mask_control(std::string_view text) {
   std::string out;

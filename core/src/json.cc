@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "quorate/core/display.h"
+
 namespace quorate {
 
 Result<std::string> canonical_json(const nlohmann::json& value, std::string_view what) {
@@ -23,23 +25,45 @@ std::string display_json(const nlohmann::json& value, int indent) {
       value.dump(indent, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace));
 }
 
+namespace {
+
+// The code point of the two- or three-byte UTF-8 sequence at text[i] (the text is valid UTF-8), and its length;
+// 0 for any other byte.
+size_t two_or_three_byte_sequence(std::string_view text, size_t i, uint32_t& code) {
+  const auto at = [&](size_t k) { return k < text.size() ? static_cast<uint8_t>(text[k]) : 0u; };
+  if (at(i) >= 0xc2 && at(i) <= 0xdf) {
+    code = ((at(i) & 0x1fu) << 6) | (at(i + 1) & 0x3fu);
+    return 2;
+  }
+  if (at(i) >= 0xe0 && at(i) <= 0xef) {
+    code = ((at(i) & 0x0fu) << 12) | ((at(i + 1) & 0x3fu) << 6) | (at(i + 2) & 0x3fu);
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
 std::string escape_display_controls(std::string_view text) {
-  // nlohmann escapes C0 only; DEL and the C1 controls (0xC2 0x80..0x9F: only ever inside a string, and 0xC2 is a
-  // lead byte there since the text is valid UTF-8) are written as \u escapes: the same value, nothing a
-  // terminal obeys.
+  // nlohmann escapes C0 only; DEL, the C1 controls and the bidi controls (only ever inside a string, and whole
+  // sequences there, since the text is valid UTF-8) are written as \u escapes: the same value, nothing a
+  // terminal obeys or a viewer reorders the line by.
   std::string out;
   out.reserve(text.size());
   static constexpr char kHex[] = "0123456789abcdef";
+  const auto escape = [&](uint32_t code) {
+    out += "\\u";
+    for (int shift = 12; shift >= 0; shift -= 4) out += kHex[(code >> shift) & 0xf];
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<uint8_t>(text[i]);
-    const auto next = i + 1 < text.size() ? static_cast<uint8_t>(text[i + 1]) : 0;
+    uint32_t code = 0;
+    const size_t length = two_or_three_byte_sequence(text, i, code);
     if (c == 0x7f) {
-      out += "\\u007f";
-    } else if (c == 0xc2 && next >= 0x80 && next <= 0x9f) {
-      out += "\\u00";
-      out += kHex[next >> 4];
-      out += kHex[next & 0xf];
-      ++i;
+      escape(c);
+    } else if (length > 0 && ((code >= 0x80 && code <= 0x9f) || is_bidi_control(code))) {
+      escape(code);
+      i += length - 1;
     } else {
       out += static_cast<char>(c);
     }

@@ -32,6 +32,18 @@ TEST(CanonicalJson, DisplayEscapesDelAndC1Controls) {
   EXPECT_EQ(nlohmann::json::parse(shown), j);  // the same value
 }
 
+// A name holding U+202E reads reversed from there to the end of its line wherever the bidi algorithm is applied
+// (`evil\u202etxt.exe` shows as "evilexe.txt"); text reports mask it, and JSON escapes it as the same value.
+TEST(CanonicalJson, DisplayEscapesTheBidiControls) {
+  nlohmann::json j = {{"path", std::string("evil\xe2\x80\xaetxt.exe \xd8\x9c \xe2\x80\x8e\xe2\x80\x8f "
+                                           "\xe2\x80\xaa \xe2\x81\xa6\xe2\x81\xa9 ok \xe2\x80\x94 \xe2\x81\xaa")}};
+  const std::string shown = display_json(j, -1);
+  EXPECT_EQ(shown,
+            "{\"path\":\"evil\\u202etxt.exe \\u061c \\u200e\\u200f \\u202a \\u2066\\u2069 ok \xe2\x80\x94 "
+            "\xe2\x81\xaa\"}");
+  EXPECT_EQ(nlohmann::json::parse(shown), j);  // the same value
+}
+
 TEST(CanonicalJson, ValidUtf8ReplacesOnlyTheBadBytes) {
   EXPECT_EQ(valid_utf8("gcc \xff 12 \xc3\xa9"), "gcc \xef\xbf\xbd 12 \xc3\xa9");
   EXPECT_EQ(valid_utf8("plain"), "plain");

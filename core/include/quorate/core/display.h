@@ -2,6 +2,7 @@
 // message masks it by, so that a hostile name or commit message cannot drive the reader's terminal.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,10 @@ namespace quorate {
 // lone 0x9B as CSI; and Unicode's bidirectional formatting characters (U+202E shows the rest of its line
 // reversed, so a path could read as another). Well-formed UTF-8 other than these is unchanged.
 std::string mask_control(std::string_view text);
+
+// Unicode's bidirectional formatting characters (UAX #9): U+061C, U+200E, U+200F, U+202A..U+202E and
+// U+2066..U+2069, which mask_control masks and display_json escapes.
+bool is_bidi_control(uint32_t code);
 
 // One cell of a Markdown (GFM) table row: mask_control(text) with '\', '|', '`', '<' and '>' backslash-escaped,
 // so that the cell stays one cell on one line and opens no code span or HTML tag.

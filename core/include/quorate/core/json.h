@@ -21,11 +21,12 @@ Result<std::string> canonical_json(const nlohmann::json& value, std::string_view
 std::string valid_utf8(std::string_view text);
 
 // JSON for people to read (CLI output, never hashed or signed): indented by `indent` (-1: one line), invalid
-// UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing, and DEL and the C1
-// controls escaped (\u007f, \u0080..\u009f) like C0, so that none reaches a terminal raw.
+// UTF-8 shown as U+FFFD so that a hostile byte in a stored reason cannot stop a listing, and DEL, the C1
+// controls and the bidi controls escaped (\u007f, \u0080..\u009f, \u202e…) like C0, so that none reaches a
+// terminal raw.
 std::string display_json(const nlohmann::json& value, int indent = 2);
 // The second half of display_json, for JSON text written another way (an ordered_json log line): `json_text`,
-// valid UTF-8 as dump() with error_handler_t::replace writes it, with DEL and the C1 controls escaped.
+// valid UTF-8 as dump() with error_handler_t::replace writes it, with DEL, the C1 and the bidi controls escaped.
 std::string escape_display_controls(std::string_view json_text);
 
 // How deep arrays and objects may nest in JSON that comes from outside (the attestation parser's bound too).
