@@ -2,12 +2,16 @@
 #include "quorate/audit/audit.h"
 
 #include <algorithm>
-#include <cstring>
+#include <chrono>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "quorate/core/build_args.h"
 #include "quorate/core/display.h"
@@ -26,8 +30,112 @@ std::string local_path(const std::string& repo) {
   return repo.rfind(kFile, 0) == 0 ? repo.substr(kFile.size()) : repo;
 }
 
+// gpg's verdicts on a signature (its doc/DETAILS): it prints one of these status lines for each signature it
+// checks, and each is a status of ours (audit.h).
+struct GpgVerdict {
+  std::string_view keyword;
+  const char* status;
+  const char* detail;  // for all but GOODSIG (whose detail is the trust) and ERRSIG (see verdict_of)
+};
+constexpr GpgVerdict kGpgVerdicts[] = {
+    {"GOODSIG", "good", ""},
+    {"BADSIG", "bad", "the signature does not match the commit"},
+    {"EXPSIG", "expired signature", "the signature has expired"},
+    {"EXPKEYSIG", "expired key", "the signing key has expired"},
+    {"REVKEYSIG", "revoked key", "the signing key has been revoked"},
+    {"ERRSIG", "not checked", ""},
+};
+
+// What gpg's status lines ("[GNUPG:] KEYWORD ARGS") say of one signature block.
+struct GpgStatusLines {
+  size_t new_signatures = 0;         // NEWSIG lines: gpg prints one before each signature it reads
+  size_t verdicts = 0;               // lines of kGpgVerdicts: one for each signature
+  const GpgVerdict* last = nullptr;  // the last of them
+  std::string args;                  // its arguments: key id and user id (ERRSIG: key id, algorithms, …, code)
+  std::string trust;                 // of the TRUST_ line, as git names it ("undefined" … "ultimate"); empty: none
+  std::string no_pubkey;             // the key id of a NO_PUBKEY line
+};
+
+// gpg's trust levels, in its words and in git's.
+constexpr std::pair<std::string_view, const char*> kGpgTrustLevels[] = {
+    {"TRUST_UNDEFINED", "undefined"}, {"TRUST_NEVER", "never"},       {"TRUST_MARGINAL", "marginal"},
+    {"TRUST_FULLY", "fully"},         {"TRUST_ULTIMATE", "ultimate"},
+};
+
+// Only lines that begin "[GNUPG:] " are read: gpg writes them, and escapes what the signer chose (user ids,
+// notations) so that it cannot begin a line.
+GpgStatusLines read_status_lines(const std::string& output) {
+  constexpr std::string_view kPrefix = "[GNUPG:] ";
+  GpgStatusLines s;
+  std::istringstream lines(output);
+  for (std::string text; std::getline(lines, text);) {
+    const std::string_view line(text);
+    if (line.substr(0, kPrefix.size()) != kPrefix) continue;
+    const std::string_view rest = line.substr(kPrefix.size());
+    const size_t space = std::min(rest.find(' '), rest.size());
+    const std::string_view keyword = rest.substr(0, space), args = rest.substr(std::min(space + 1, rest.size()));
+    if (keyword == "NEWSIG") ++s.new_signatures;
+    if (keyword == "NO_PUBKEY") s.no_pubkey = args;
+    for (const auto& [level, name] : kGpgTrustLevels) {
+      if (keyword == level) s.trust = name;
+    }
+    for (const auto& verdict : kGpgVerdicts) {
+      if (keyword != verdict.keyword) continue;
+      ++s.verdicts;
+      s.last = &verdict;
+      s.args = args;
+    }
+  }
+  return s;
+}
+
+// Why gpg could not check a signature: ERRSIG's arguments are the key id, public key and hash algorithms,
+// signature class, time and an error code (9: no public key, 4: an algorithm gpg does not have).
+std::string errsig_detail(const GpgStatusLines& s) {
+  std::istringstream words(s.args);
+  std::vector<std::string> fields{std::istream_iterator<std::string>(words), std::istream_iterator<std::string>()};
+  const std::string code = fields.size() > 5 ? fields[5] : "";
+  if (code == "9" || !s.no_pubkey.empty()) {
+    return "no public key for " + (s.no_pubkey.empty() ? fields[0] : s.no_pubkey) + " in the keyring";
+  }
+  if (code == "4") return "gpg does not have the signature's algorithm (ERRSIG " + s.args + ")";
+  return "gpg could not check the signature (ERRSIG " + s.args + ")";
+}
+
+// The signature the status lines describe. More than one signature in the block is "bad", whatever each one's
+// verdict, as git refuses it: the last line alone would let a good signature hide a bad one before it.
+CommitSignature verdict_of(const GpgStatusLines& s, const ProcessResult& run) {
+  CommitSignature sig{"gpg", "not checked", "", ""};
+  if (const size_t signatures = std::max(s.new_signatures, s.verdicts); signatures > 1) {
+    sig.status = "bad";
+    sig.detail = "the signature block holds " + std::to_string(signatures) + " signatures; git accepts one only";
+    return sig;
+  }
+  if (s.last == nullptr) {
+    sig.detail = "gpg gave no verdict (it " + describe_wait_status(run.wait_status) + ")";
+    return sig;
+  }
+  sig.status = s.last->status;
+  sig.signer = s.args;
+  sig.detail = s.last->detail;
+  if (s.last->keyword == "ERRSIG") {
+    sig.signer = s.args.substr(0, s.args.find(' '));
+    sig.detail = errsig_detail(s);
+  } else if (s.last->keyword == "GOODSIG" && !run.succeeded()) {
+    sig.status = "not checked";
+    sig.detail = "gpg printed GOODSIG but " + describe_wait_status(run.wait_status);
+  } else if (s.last->keyword == "GOODSIG") {
+    sig.detail = s.trust.empty() ? "gpg gave no trust level" : "trust: " + s.trust;
+  }
+  return sig;
+}
+
+// Bounds gpg's output: a signature's notations are the signer's text, which gpg prints on status lines.
+constexpr size_t kMaxGpgOutputBytes = 1u << 20;
+
 // What `gpg --verify` says of a detached signature over `data`: both are written into a private temporary
-// directory under options.temp_dir, and gpg is run by argv (no shell), its status lines read from stdout.
+// directory under options.temp_dir, and gpg is run by argv (no shell) within options.gpg_deadline and
+// kMaxGpgOutputBytes, its status lines read from stdout.
 CommitSignature check_gpg(const std::string& signature, const std::string& data, const AuditOptions& options) {
   CommitSignature sig{"gpg", "not checked", "", ""};
   if (options.gpg.empty()) {
@@ -48,27 +156,21 @@ CommitSignature check_gpg(const std::string& signature, const std::string& data,
     spec.argv = {options.gpg.string(), "--batch",         "--no-tty",        "--status-fd", "1",
                  "--verify",           sig_file.string(), data_file.string()};
     spec.stderr_to = Stderr::kDiscard;
+    spec.max_output_bytes = kMaxGpgOutputBytes;
+    spec.deadline = std::chrono::steady_clock::now() + options.gpg_deadline;
     if (auto r = run_process(spec); r.ok()) run = std::move(*r);
   }
   if (!run) {
     sig.detail = "gpg could not be run";
-    return sig;
+  } else if (run->ending == ProcessEnding::kTimedOut) {
+    sig.detail = "gpg did not answer within " + std::to_string(options.gpg_deadline.count()) + " s";
+  } else if (run->ending == ProcessEnding::kOutputCut) {
+    sig.detail = "gpg printed more than " + std::to_string(kMaxGpgOutputBytes >> 20) + " MiB";
+  } else if (run->ending != ProcessEnding::kExited) {
+    sig.detail = "gpg was stopped";
+  } else {
+    return verdict_of(read_status_lines(run->output), *run);
   }
-  std::istringstream lines(run->output);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto after = [&](const char* tag) { return line.substr(std::string("[GNUPG:] ").size() + strlen(tag) + 1); };
-    if (line.rfind("[GNUPG:] GOODSIG ", 0) == 0) {
-      sig.status = "good";
-      sig.signer = after("GOODSIG");
-    } else if (line.rfind("[GNUPG:] BADSIG ", 0) == 0) {
-      sig.status = "bad";
-      sig.signer = after("BADSIG");
-    } else if (line.rfind("[GNUPG:] NO_PUBKEY ", 0) == 0) {
-      sig.detail = "no public key for " + after("NO_PUBKEY") + " in the keyring";
-    }
-  }
-  if (sig.status == "not checked" && sig.detail.empty()) sig.detail = "gpg gave no verdict";
   return sig;
 }
 
@@ -324,6 +426,14 @@ namespace {
 constexpr const char* kUnverified =
     "NOT VERIFIED: attestations as the store holds them; give --policy to verify each envelope against a roster";
 
+// A signature as the text and Markdown reports show it: its status, then who made it and why it is not good
+// (or a good one's trust) in parentheses, as far as they are known.
+std::string describe_signature(const CommitSignature& s) {
+  std::string about = s.signer;
+  if (!s.detail.empty()) about += (about.empty() ? "" : "; ") + s.detail;
+  return about.empty() ? s.status : s.status + " (" + about + ")";
+}
+
 }  // namespace
 
 nlohmann::json to_json(const AuditReport& report) {
@@ -396,9 +506,8 @@ std::string to_text(const AuditReport& report) {
     }
   }
   for (const auto& c : report.commits) {
-    out << c.id.substr(0, 12) << "  " << format_rfc3339(c.time) << "  " << c.signature.status;
-    if (!c.signature.signer.empty()) out << " (" << mask_control(c.signature.signer) << ")";
-    out << "  " << mask_control(c.summary) << "\n";
+    out << c.id.substr(0, 12) << "  " << format_rfc3339(c.time) << "  " << mask_control(describe_signature(c.signature))
+        << "  " << mask_control(c.summary) << "\n";
     if (c.shallow) out << "    the history ends here: a shallow clone, its parents were not fetched\n";
     if (c.subjects.empty()) out << "    no attestations\n";
     for (const auto& s : c.subjects) {
@@ -433,8 +542,9 @@ std::string to_markdown(const AuditReport& report) {
       att += (att.empty() ? "" : "; ") + s.subject.recipe_path + describe_build_args(s.subject.build_args) + ": " +
              votes_summary(s);
     }
-    out << "| `" << c.id.substr(0, 12) << "` | " << format_rfc3339(c.time) << " | " << c.signature.status << " | "
-        << markdown_cell(c.summary) << " | " << (att.empty() ? "none" : markdown_cell(att)) << " |\n";
+    out << "| `" << c.id.substr(0, 12) << "` | " << format_rfc3339(c.time) << " | "
+        << markdown_cell(describe_signature(c.signature)) << " | " << markdown_cell(c.summary) << " | "
+        << (att.empty() ? "none" : markdown_cell(att)) << " |\n";
   }
   for (const auto& c : report.commits) {
     if (c.shallow)

@@ -2,7 +2,9 @@
 #include "quorate/audit/audit.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
+#include <chrono>
 #include <sstream>
 
 #include "quorate/core/display.h"
@@ -16,6 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using quorate::quorum::testing::make_nodes;
 using quorate::quorum::testing::Node;
+using quorate::testing::CommandResult;
 using quorate::testing::run;
 using quorate::testing::ScratchDir;
 using quorate::testing::sh;
@@ -41,6 +44,44 @@ std::string build_result(const std::string& uri, const std::string& commit, cons
                       {"finished_on", format_rfc3339(quorate::quorum::testing::kSigned)}};
   return r.dump();
 }
+
+// An executable sh script at `path` running `body`.
+fs::path write_script(const fs::path& path, const std::string& body) {
+  quorate::testing::spit(path, "#!/bin/sh\n" + body + "\n");
+  fs::permissions(path, fs::perms::owner_all);
+  return path;
+}
+
+// A scratch GNUPGHOME; the gpg-agent that signing starts for it is stopped when it goes.
+class GpgHome {
+ public:
+  ~GpgHome() { run("GNUPGHOME=" + sh(path().string()) + " timeout 10 gpgconf --kill all"); }
+  const fs::path& path() const { return dir_.path(); }
+  fs::path operator/(const std::string& name) const { return dir_ / name; }
+
+ private:
+  ScratchDir dir_;
+};
+
+// Shell commands that make a key (ed25519, no passphrase, expiring after `expiry`) for `email` with `gpg`, and
+// that sign a new commit with it through `program` (a gpg wrapper; empty: gpg).
+std::string make_key(const std::string& email, const std::string& expiry = "never", const std::string& gpg = "gpg") {
+  return gpg + " --batch --passphrase '' --quick-gen-key " + sh("Signer <" + email + ">") + " ed25519 sign " + expiry +
+         " >/dev/null 2>&1; ";
+}
+std::string signed_commit(const std::string& email, const fs::path& program = {}) {
+  return "echo signed >> file; git add file; git -c user.signingkey=" + email +
+         (program.empty() ? "" : " -c gpg.program=" + sh(program.string())) + " commit -q -S -m signed; ";
+}
+// Imports the revocation certificate gpg wrote for `email`'s key when it made it.
+std::string revoke_key(const std::string& email) {
+  return "fpr=$(gpg --with-colons --list-keys " + email +
+         " | awk -F: '/^fpr/ { print $10; exit }'); sed 's/^:-----BEGIN/-----BEGIN/' "
+         "\"$GNUPGHOME/openpgp-revocs.d/$fpr.rev\" | gpg --batch --import >/dev/null 2>&1; ";
+}
+
+// gpg with its clock frozen at 2020-01-01, for keys and signatures that have expired by now.
+constexpr const char* kGpgIn2020 = "exec gpg --faked-system-time 20200101T000000! \"$@\"";
 
 class AuditTest : public ::testing::Test {
  protected:
@@ -82,7 +123,7 @@ class AuditTest : public ::testing::Test {
     for (const auto& o : *outcomes) ASSERT_EQ(o.kind, quorum::ImportOutcome::Kind::kStored) << o.reason.to_string();
   }
 
-  AuditReport audit(size_t max = 100) {
+  AuditOptions options(size_t max = 100) {
     AuditOptions o;
     o.repo = repo_.string();
     o.source_uri = uri_;
@@ -93,9 +134,45 @@ class AuditTest : public ::testing::Test {
     const char* path = std::getenv("PATH");
     o.gpg = find_program("gpg", path ? path : "").value_or("");
     o.temp_dir = dir_.path();
+    return o;
+  }
+
+  AuditReport audit(const AuditOptions& o) {
     auto r = run_audit(*store_, o);
     EXPECT_TRUE(r.ok()) << r.status().to_string();
     return r.ok() ? std::move(r).value() : AuditReport{};
+  }
+
+  AuditReport audit(size_t max = 100) { return audit(options(max)); }
+
+  // Runs `script` (sh, stopping at the first error, killed after 60 s) in the repository with GNUPGHOME set to
+  // `home`; exit status 77 when gpg is not installed.
+  CommandResult in_repo(const GpgHome& home, const std::string& script) {
+    return run("command -v gpg >/dev/null || exit 77; cd " + sh(repo_.string()) +
+               " && GNUPGHOME=" + sh(home.path().string()) +
+               " GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@x GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@x"
+               " timeout -k 5 60 sh -c " +
+               sh("set -e; " + script));
+  }
+
+  // The newest commit's signature as the audit reports it, gpg reading its keys from `home`.
+  CommitSignature head_signature(const GpgHome& home, const AuditOptions& o) {
+    ::setenv("GNUPGHOME", home.path().c_str(), 1);
+    auto report = audit(o);
+    ::unsetenv("GNUPGHOME");
+    return report.commits.empty() ? CommitSignature{} : report.commits.front().signature;
+  }
+  CommitSignature head_signature(const GpgHome& home) { return head_signature(home, options(1)); }
+
+  // A commit on top of HEAD whose gpgsig header holds a PGP signature block that no key made: for a gpg that
+  // is not gpg.
+  void commit_with_made_up_signature() {
+    auto r = run("cd " + sh(repo_.string()) +
+                 R"( && c=$(printf 'tree %s\nparent %s\nauthor a <a@x> 1700000100 +0000\n)"
+                 R"(committer a <a@x> 1700000100 +0000\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n iQ==\n)"
+                 R"( -----END PGP SIGNATURE-----\n\nsigned\n' $(git rev-parse 'HEAD^{tree}') $(git rev-parse HEAD))"
+                 R"( | git hash-object -t commit -w --stdin) && git update-ref HEAD "$c")");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
   }
 
   ScratchDir dir_;
@@ -223,6 +300,137 @@ TEST_F(AuditTest, SignedCommitsAreReportedWithTheirStatus) {
   EXPECT_EQ(report.commits[0].signature.kind, "gpg");
   EXPECT_EQ(report.commits[0].signature.status, "good");
   EXPECT_NE(report.commits[0].signature.signer.find("Auditor"), std::string::npos);
+}
+
+// git counts a good signature good whatever its key's trust, and so does the audit; the auditor is told the
+// trust in every report.
+TEST_F(AuditTest, AGoodSignatureSaysHowFarItsKeyIsTrusted) {
+  GpgHome signer, auditor;
+  auto r = in_repo(signer, make_key("signer@example") + signed_commit("signer@example") +
+                               "gpg --export signer@example | GNUPGHOME=" + sh(auditor.path().string()) +
+                               " gpg --batch --import 2>&1");
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+
+  const auto own = head_signature(signer);  // gpg trusts the keys it made ultimately
+  EXPECT_EQ(own.status, "good");
+  EXPECT_EQ(own.detail, "trust: ultimate");
+  ::setenv("GNUPGHOME", auditor.path().c_str(), 1);
+  const auto report = audit(1);
+  ::unsetenv("GNUPGHOME");
+  ASSERT_EQ(report.commits.size(), 1u);
+  const auto& imported = report.commits[0].signature;
+  EXPECT_EQ(imported.status, "good");
+  EXPECT_EQ(imported.detail, "trust: undefined");
+  EXPECT_NE(to_text(report).find("  good (" + imported.signer + "; trust: undefined)  signed\n"), std::string::npos)
+      << to_text(report);
+  EXPECT_NE(to_markdown(report).find(" | good (" + markdown_cell(imported.signer) + "; trust: undefined) | signed | "),
+            std::string::npos)
+      << to_markdown(report);
+  EXPECT_EQ(to_json(report)["commits"][0]["signature"]["detail"], "trust: undefined");
+}
+
+// A second signer appended to every signing: the block holds a signature by a key since revoked, then a good
+// one. gpg's last verdict is GOODSIG; git refuses a block of more than one signature, and so does the audit.
+TEST_F(AuditTest, ASignatureBlockOfTwoSignaturesIsBadThoughTheLastIsGood) {
+  GpgHome home;
+  const auto both = write_script(home / "both", "exec gpg \"$@\" -u second@example");
+  auto r = in_repo(home, make_key("first@example") + make_key("second@example") + signed_commit("first@example", both) +
+                             revoke_key("first@example"));
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto sig = head_signature(home);
+  EXPECT_EQ(sig.status, "bad");
+  EXPECT_EQ(sig.detail, "the signature block holds 2 signatures; git accepts one only");
+  EXPECT_EQ(sig.signer, "");
+}
+
+TEST_F(AuditTest, AnExpiredSignatureIsReportedAsSuch) {
+  GpgHome home;
+  const auto in_2020 = write_script(home / "gpg-2020", kGpgIn2020);
+  const auto expiring = write_script(home / "expiring", std::string(kGpgIn2020) + " --default-sig-expire 1d");
+  auto r = in_repo(home,
+                   make_key("lasting@example", "never", in_2020.string()) + signed_commit("lasting@example", expiring));
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto sig = head_signature(home);
+  EXPECT_EQ(sig.status, "expired signature");
+  EXPECT_EQ(sig.detail, "the signature has expired");
+  EXPECT_NE(sig.signer.find("lasting@example"), std::string::npos) << sig.signer;
+}
+
+TEST_F(AuditTest, ASignatureByAnExpiredKeyIsReportedAsSuch) {
+  GpgHome home;
+  const auto in_2020 = write_script(home / "gpg-2020", kGpgIn2020);
+  auto r = in_repo(home, make_key("brief@example", "1d", in_2020.string()) + signed_commit("brief@example", in_2020));
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto sig = head_signature(home);
+  EXPECT_EQ(sig.status, "expired key");
+  EXPECT_EQ(sig.detail, "the signing key has expired");
+  EXPECT_NE(sig.signer.find("brief@example"), std::string::npos) << sig.signer;
+}
+
+TEST_F(AuditTest, ASignatureByARevokedKeyIsReportedAsSuch) {
+  GpgHome home;
+  auto r =
+      in_repo(home, make_key("revoked@example") + signed_commit("revoked@example") + revoke_key("revoked@example"));
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto sig = head_signature(home);
+  EXPECT_EQ(sig.status, "revoked key");
+  EXPECT_EQ(sig.detail, "the signing key has been revoked");
+  EXPECT_NE(sig.signer.find("revoked@example"), std::string::npos) << sig.signer;
+}
+
+// ERRSIG: gpg cannot check a signature whose key it does not have, and says which key that is.
+TEST_F(AuditTest, ASignatureByAKeyNotInTheKeyringIsNotChecked) {
+  GpgHome signer, auditor;
+  auto r =
+      in_repo(signer, make_key("stranger@example") + signed_commit("stranger@example") +
+                          "gpg --with-colons --list-keys stranger@example 2>/dev/null | awk -F: '/^pub/ { print $5 }'");
+  if (r.exit_code == 77) GTEST_SKIP() << "gpg is not installed";
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string keyid = r.out.substr(0, r.out.find('\n'));
+  const auto sig = head_signature(auditor);
+  EXPECT_EQ(sig.status, "not checked");
+  EXPECT_EQ(sig.detail, "no public key for " + keyid + " in the keyring");
+  EXPECT_EQ(sig.signer, keyid);
+}
+
+// gpg can hang (on a key server or an agent, say); the audit does not wait past the deadline, and the process
+// is gone when it returns.
+TEST_F(AuditTest, AGpgThatDoesNotAnswerIsStoppedAtTheDeadline) {
+  commit_with_made_up_signature();
+  GpgHome home;
+  auto o = options(1);
+  o.gpg = write_script(home / "gpg", "echo $$ > " + sh((home / "pid").string()) + "; exec sleep 20");
+  o.gpg_deadline = std::chrono::seconds(1);
+  const auto start = std::chrono::steady_clock::now();
+  const auto sig = head_signature(home, o);
+  const auto took = std::chrono::steady_clock::now() - start;
+  const pid_t pid = std::atoi(quorate::testing::slurp(home / "pid").c_str());
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(pid, 0), -1) << "the stand-in gpg " << pid << " is still running";
+  EXPECT_EQ(sig.status, "not checked");
+  EXPECT_EQ(sig.detail, "gpg did not answer within 1 s");
+  EXPECT_LT(took, std::chrono::seconds(6));
+}
+
+// A signature's notations are the signer's text, as long as the signature, and gpg prints them on status
+// lines; a GOODSIG past the output bound is not read.
+TEST_F(AuditTest, AGpgThatPrintsMoreThanTheBoundIsCut) {
+  commit_with_made_up_signature();
+  GpgHome home;
+  auto o = options(1);
+  o.gpg = write_script(home / "gpg",
+                       "yes '[GNUPG:] NOTATION_DATA 0123456789abcdef0123456789abcdef' | head -c 2097152;"
+                       " echo '[GNUPG:] NEWSIG'; echo '[GNUPG:] GOODSIG 0123456789ABCDEF Mallory <m@example>';"
+                       " echo '[GNUPG:] TRUST_ULTIMATE 0 pgp'");
+  const auto sig = head_signature(home, o);
+  EXPECT_EQ(sig.status, "not checked");
+  EXPECT_EQ(sig.detail, "gpg printed more than 1 MiB");
+  EXPECT_EQ(sig.signer, "");
 }
 
 // The cells of a Markdown table row as GFM splits it: at each '|' not escaped by a backslash.

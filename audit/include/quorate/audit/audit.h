@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -17,13 +18,26 @@
 
 namespace quorate::audit {
 
-// A commit's own signature, as far as the tools on this machine can check it.
+// A commit's own signature, as far as the tools on this machine can check it. gpg's verdict is read as git
+// reads it (gpg-interface.c), and a signature block must hold one signature. The statuses:
+//   "unsigned"           the commit has no signature
+//   "good"               GOODSIG: it verifies, by a key valid now; detail gives the key's trust ("trust: undefined",
+//                        "never", "marginal", "fully" or "ultimate"), which does not change the status, as in git
+//   "bad"                BADSIG: it does not verify; or the block holds more than one signature (detail: how many)
+//   "expired signature"  EXPSIG: it verifies, but the signature has expired
+//   "expired key"        EXPKEYSIG: it verifies, by a key that has expired
+//   "revoked key"        REVKEYSIG: it verifies, by a key that has been revoked
+//   "not checked"        ERRSIG (no public key, an algorithm gpg lacks), no gpg, gpg past its deadline or its
+//                        output bound; ssh, x509 and unknown signatures. detail says why
 struct CommitSignature {
   std::string kind;    // "none", "gpg", "ssh", "x509", "unknown"
-  std::string status;  // "unsigned", "good", "bad", "not checked"
-  std::string signer;  // who, when known
-  std::string detail;  // why it was not checked, or the tool's words
+  std::string status;  // as above
+  std::string signer;  // who (gpg: key id and user id), when known
+  std::string detail;  // why it is not good or was not checked; a good one's trust
 };
+
+// How long gpg may take over one commit's signature unless AuditOptions::gpg_deadline says otherwise.
+inline constexpr std::chrono::seconds kGpgDeadline{10};
 
 // Attestations for one subject key (repository, commit, recipe) of a commit.
 struct SubjectAudit {
@@ -77,6 +91,9 @@ struct AuditOptions {
   // The gpg program that checks commit signatures (the CLI finds it on $PATH); empty: gpg signatures are
   // reported "not checked", "gpg is not installed".
   std::filesystem::path gpg;
+  // How long gpg may take over one signature: what it reads comes from the repository, which is hostile input.
+  // Past it gpg is killed and the signature is "not checked".
+  std::chrono::seconds gpg_deadline = kGpgDeadline;
   std::filesystem::path temp_dir;  // where gpg's inputs are written; empty: /tmp
 };
 
