@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <thread>
 
 #include "quorate/core/display.h"
 #include "quorate/core/process.h"
@@ -52,10 +53,19 @@ fs::path write_script(const fs::path& path, const std::string& body) {
   return path;
 }
 
-// A scratch GNUPGHOME; the gpg-agent that signing starts for it is stopped when it goes.
+// A scratch GNUPGHOME; the gpg-agent that signing starts for it is stopped when it goes. The agent removes its
+// sockets after gpgconf returns, which can race the removal of the directory: it is tried again for a second.
 class GpgHome {
  public:
-  ~GpgHome() { run("GNUPGHOME=" + sh(path().string()) + " timeout 10 gpgconf --kill all"); }
+  ~GpgHome() {
+    run("GNUPGHOME=" + sh(path().string()) + " timeout 10 gpgconf --kill all");
+    std::error_code ec;
+    for (int i = 0; i < 10 && fs::exists(path(), ec); ++i) {
+      if (fs::remove_all(path(), ec) == static_cast<std::uintmax_t>(-1) || fs::exists(path(), ec)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
   const fs::path& path() const { return dir_.path(); }
   fs::path operator/(const std::string& name) const { return dir_ / name; }
 
