@@ -6,11 +6,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 command -v clang-format >/dev/null || { echo "check-format: clang-format is not installed (apt-get install clang-format)" >&2; exit 2; }
 cd "$root"
 mapfile -t files < <(git ls-files '*.cc' '*.h' | grep -v -e node_modules -e /generated/)
-bad=()
-for f in "${files[@]}"; do
-  clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || bad+=("$f")
-done
-if [ "${#bad[@]}" -gt 0 ]; then
+# One clang-format for every file: it checks them all and names each one it would change. With a process per
+# file the check took 63 s in a CI run (319 files); one process takes about 2.5 s.
+if ! out=$(printf '%s\0' "${files[@]}" | xargs -0 clang-format --dry-run -Werror --ferror-limit=1 2>&1); then
+  mapfile -t bad < <(sed -n 's/^\(.*\):[0-9]*:[0-9]*: error: code should be clang-formatted.*/\1/p' <<<"$out" | sort -u)
+  if [ "${#bad[@]}" -eq 0 ]; then
+    printf 'check-format: clang-format failed:\n%s\n' "$out" >&2
+    exit 2
+  fi
   printf 'check-format: not formatted as .clang-format says (%d of %d files):\n' "${#bad[@]}" "${#files[@]}" >&2
   printf '  %s\n' "${bad[@]}" >&2
   exit 1
