@@ -318,7 +318,7 @@ Result<std::unique_ptr<Signer>> load_signer(const std::filesystem::path& path, c
 }
 
 Result<PublicKey> public_key_in_file(const std::filesystem::path& path, const std::string& passphrase) {
-  auto text = read_secret_file(path, kMaxKeyFileBytes, "private key file");
+  auto text = read_secret_file(path, kMaxKeyFileBytes, "key file");
   if (!text.ok()) {
     // Others may read a public key: it is read again, unless it is a FIFO or device (refused unopened) or
     // holds a private key, whose refusal (with the chmod to run) stands.
