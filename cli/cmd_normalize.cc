@@ -212,7 +212,10 @@ void add_normalize_command(CLI::App& app, Action& action) {
   cmd->add_option("--max-expanded-size", args->max_expanded,
                   "Refuse a layer (or image tar) expanding beyond this (default " +
                       std::to_string(nz::kDefaultMaxExpandedBytes >> 30) +
-                      "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room");
+                      "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room. An "
+                      "image's distinct layers may expand to " +
+                      std::to_string(nz::kDefaultMaxImageExpandedBytes >> 30) +
+                      "G together, or to this size if larger");
   cmd->add_option(
       "--threads", args->threads,
       "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -113,6 +114,9 @@ Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& outp
   // deterministic, so it is written once and listed again. One small layer that expands a lot, listed 128
   // times, was read and compressed 128 times.
   std::map<std::pair<fs::path, std::string>, size_t> done;  // (file, expected digest) -> its first position
+  // What the distinct layers expand to together, counted as they are read: 128 small layers that each expand
+  // to just under the per-layer limit took 128 times its time and spool.
+  ExpandedTotal total(std::max(iopt.max_total_expanded_bytes, lopt.max_expanded_bytes), "the image's layers");
   for (const auto& l : img.layers) {
     if (auto again = done.find({l.path, l.expected}); again != done.end()) {
       descriptors.push_back(descriptors[again->second]);
@@ -123,7 +127,7 @@ Result<ImageSummary> write_canonical(const InputImage& img, const fs::path& outp
     auto blob = QR_TRY(layout.begin_blob());
     LayerOptions one = lopt;
     one.hash_input = lopt.hash_input || !l.expected.empty();  // the digest check below needs it
-    auto s = normalize_layer(l.path, *blob, one);
+    auto s = normalize_layer(l.path, *blob, one, &total);
     if (!s.ok()) return s.status().with_context(l.what);
     if (!l.expected.empty() && s->input_digest != l.expected) {
       return Status::bad_input(l.what + " does not match its digest " + l.expected + " (holds " + s->input_digest +

@@ -124,8 +124,9 @@ bool has_dropped_records(struct archive_entry* ae) {
 
 class LayerReader {
  public:
-  LayerReader(const LayerOptions& options, LayerPlan& plan, LayerSummary& summary)
-      : options_(options), plan_(plan), summary_(summary) {}
+  // `total`, when not null, also counts every expanded byte (the image's layers together).
+  LayerReader(const LayerOptions& options, LayerPlan& plan, LayerSummary& summary, ExpandedTotal* total)
+      : options_(options), plan_(plan), summary_(summary), total_(total) {}
 
   Status read(const std::filesystem::path& input) {
     int fd = ::open(input.c_str(), O_RDONLY | O_CLOEXEC);
@@ -290,18 +291,26 @@ class LayerReader {
     return Status();
   }
 
-  Status check_expanded(const std::string& where) const {
-    if (expanded_ <= options_.max_expanded_bytes) return Status();
-    return Status::bad_input(where + ": expanded layer size exceeds the limit of " +
-                             std::to_string(options_.max_expanded_bytes) + " bytes (a decompression bomb?)");
+  // The layer's limit first, then the total of the layers read before it and this one so far.
+  Status check_expanded(const std::string& where) {
+    if (expanded_ > options_.max_expanded_bytes) {
+      return Status::bad_input(where + ": expanded layer size exceeds the limit of " +
+                               std::to_string(options_.max_expanded_bytes) + " bytes (a decompression bomb?)");
+    }
+    if (total_ == nullptr) return Status();
+    const uint64_t more = expanded_ - totalled_;
+    totalled_ = expanded_;
+    return total_->add(more, where);
   }
 
   const LayerOptions& options_;
   LayerPlan& plan_;
   LayerSummary& summary_;
   InputStream stream_;
+  ExpandedTotal* total_;
   uint64_t expanded_ = 0;
-  uint64_t names_ = 0;  // bytes of paths and link targets held
+  uint64_t totalled_ = 0;  // how much of expanded_ has been added to total_
+  uint64_t names_ = 0;     // bytes of paths and link targets held
   bool seekable_ = false;
   bool in_place_ = false;
   std::optional<detail::PaxRecordCheck> pax_;  // made at the first entry, once in_place_ is known
@@ -333,11 +342,12 @@ Result<std::string> canonical_path(std::string_view raw) {
   return out;
 }
 
-Result<LayerSummary> normalize_layer(const std::filesystem::path& input, Sink& out, const LayerOptions& options) {
+Result<LayerSummary> normalize_layer(const std::filesystem::path& input, Sink& out, const LayerOptions& options,
+                                     ExpandedTotal* total) {
   QR_RETURN_IF_ERROR(check_source_date_epoch(options.source_date_epoch));
   LayerSummary summary;
   auto plan = QR_TRY(LayerPlan::create(options));
-  LayerReader reader(options, plan, summary);
+  LayerReader reader(options, plan, summary, total);
   QR_RETURN_IF_ERROR(reader.read(input));
   auto input_hash = reader.hash_in_background();
   Status written = detail::write_layer(plan, options, out, summary);

@@ -1,5 +1,7 @@
-// Names of options, and the range of SOURCE_DATE_EPOCH.
+// Names of options, the range of SOURCE_DATE_EPOCH, and the count of what an image's layers expand to.
 #include "quorate/normalize/options.h"
+
+#include <cstdint>
 
 namespace quorate::normalize {
 
@@ -14,6 +16,12 @@ Status check_layer_count(size_t layers, const std::string& what) {
   if (layers <= kMaxImageLayers) return Status();
   return Status::bad_input(what + " lists " + std::to_string(layers) + " layers; an image may have at most " +
                            std::to_string(kMaxImageLayers));
+}
+
+Status ExpandedTotal::add(uint64_t bytes, const std::string& where) {
+  counted_ = bytes > UINT64_MAX - counted_ ? UINT64_MAX : counted_ + bytes;  // a limit near 2^64 cannot wrap it
+  if (counted_ <= limit_) return Status();
+  return Status::bad_input(where + ": " + what_ + " expand to more than " + std::to_string(limit_) + " bytes together");
 }
 
 const char* compression_name(Compression c) {

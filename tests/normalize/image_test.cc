@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
 #include "quorate/normalize/oci.h"
@@ -65,6 +67,39 @@ class ImageTest : public ::testing::Test {
 
   json read_json_blob(const fs::path& layout, const std::string& digest) {
     return json::parse(slurp(layout / "blobs/sha256" / digest_hex(digest)));
+  }
+
+  // An OCI layout at `dir` of `count` distinct gzip layers, each one file of 1,000,000 bytes that do not
+  // compress (so a layer's blob is about what it expands to, and bytes read count layers read); their
+  // descriptors in image order.
+  std::vector<Descriptor> distinct_layers_image(const fs::path& dir, size_t count) {
+    fs::create_directories(dir);
+    auto w = OciLayoutWriter::open(dir);
+    EXPECT_TRUE(w.ok());
+    std::vector<Descriptor> layers;
+    json diff_ids = json::array();
+    for (size_t i = 0; i < count; ++i) {
+      std::mt19937 random(static_cast<uint32_t>(i));
+      std::string content(1'000'000, '\0');
+      for (char& c : content) c = static_cast<char>(random());
+      CanonicalLayerWriter layer(LayerOptions{});
+      Entry e;
+      e.path = "f" + std::to_string(i);
+      e.mtime = 1700000000;
+      EXPECT_TRUE(layer.add_bytes(e, content).ok());
+      auto blob = w->begin_blob();
+      EXPECT_TRUE(blob.ok());
+      auto written = layer.write(**blob);
+      EXPECT_TRUE(written.ok()) << written.status().to_string();
+      layers.push_back((*blob)->commit(written->media_type).value());
+      diff_ids.push_back(written->diff_id);
+    }
+    json config = {
+        {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
+    auto c = w->add_blob(kMediaTypeConfig, config.dump());
+    auto m = w->add_blob(kMediaTypeManifest, make_manifest(*c, layers).value());
+    EXPECT_TRUE(w->write_index(*m, "").ok());
+    return layers;
   }
 
   ScratchDir dir_;
@@ -226,6 +261,75 @@ TEST_F(ImageTest, ALayerListedAgainIsNormalizedOnce) {
   }
   // Read once (its digest checked on the way); eight times before.
   EXPECT_LT(read, 3 * layer_desc.size) << read;
+}
+
+// Each layer may expand to the per-layer limit, and an image may list 128 distinct ones: 128 small zstd bombs
+// were 128 times that limit in time and spool. The distinct layers of an image expand to a bound together,
+// counted as they are read: ten layers of 1 MB, each under the per-layer 1 MiB, are refused within the fourth
+// against a total of 3 MiB, before the others are read (counted in bytes read, as the blobs do not compress).
+TEST_F(ImageTest, AnImagesDistinctLayersExpandToABoundTogether) {
+  auto layers = distinct_layers_image(dir_ / "in", 10);
+  LayerOptions lo = options();
+  lo.max_expanded_bytes = 1u << 20;
+  ImageOptions io;
+  io.max_total_expanded_bytes = 3u << 20;
+  const uint64_t before = quorate::testing::bytes_read_by_this_process();
+  auto s = normalize_image(dir_ / "in", dir_ / "out", lo, io);
+  const uint64_t read = quorate::testing::bytes_read_by_this_process() - before;
+  ASSERT_FALSE(s.ok()) << "ten layers of 1 MB were normalized within a total of 3 MiB";
+  EXPECT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+  EXPECT_NE(s.status().message().find("layer blob " + layers[3].digest + ": "), std::string::npos)
+      << s.status().to_string();
+  EXPECT_NE(s.status().message().find("the image's layers expand to more than 3145728 bytes together"),
+            std::string::npos)
+      << s.status().to_string();
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
+  // Three layers read and written (their spool read back), part of the fourth; not the ten.
+  EXPECT_LT(read, 8 * layers[0].size) << read;
+}
+
+// Under its bound an image is normalized as without one, to the same bytes; the count is of what the
+// per-layer limit counts (content, 512 bytes an entry, names), so three layers of 1,000,000 bytes of content
+// pass a total of 3 MiB and are refused at 3,000,000, within the third.
+TEST_F(ImageTest, AnImageWithinItsTotalIsNormalizedAsWithoutOne) {
+  auto layers = distinct_layers_image(dir_ / "in", 3);
+  auto unbounded = normalize_image(dir_ / "in", dir_ / "unbounded", options());
+  ASSERT_TRUE(unbounded.ok()) << unbounded.status().to_string();
+  LayerOptions lo = options();
+  lo.max_expanded_bytes = 1u << 20;
+  ImageOptions io;
+  io.max_total_expanded_bytes = 3u << 20;
+  auto s = normalize_image(dir_ / "in", dir_ / "out", lo, io);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->manifest_digest, unbounded->manifest_digest);
+
+  io.max_total_expanded_bytes = 3'000'000;
+  auto refused = normalize_image(dir_ / "in", dir_ / "refused", lo, io);
+  ASSERT_FALSE(refused.ok()) << "three layers of 1,000,000 bytes of content were normalized within 3,000,000";
+  EXPECT_TRUE(refused.status().is_bad_input()) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("layer blob " + layers[2].digest + ": "), std::string::npos)
+      << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("the image's layers expand to more than 3000000 bytes together"),
+            std::string::npos)
+      << refused.status().to_string();
+}
+
+// The total is never below the per-layer limit (the larger applies): raising the layer's limit (the CLI's
+// --max-expanded-size) past the image's lets the image expand that much too, and no further.
+TEST_F(ImageTest, AnImagesTotalIsNeverBelowItsLayersLimit) {
+  auto layers = distinct_layers_image(dir_ / "in", 3);
+  LayerOptions lo = options();
+  lo.max_expanded_bytes = 2u << 20;
+  ImageOptions io;
+  io.max_total_expanded_bytes = 1u << 20;
+  auto s = normalize_image(dir_ / "in", dir_ / "out", lo, io);
+  ASSERT_FALSE(s.ok()) << "three layers of 1 MB were normalized within a total of 2 MiB";
+  EXPECT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+  EXPECT_NE(s.status().message().find("layer blob " + layers[2].digest + ": "), std::string::npos)
+      << s.status().to_string();
+  EXPECT_NE(s.status().message().find("the image's layers expand to more than 2097152 bytes together"),
+            std::string::npos)
+      << s.status().to_string();
 }
 
 TEST_F(ImageTest, MultiPlatformIndexNeedsAPlatform) {

@@ -30,6 +30,10 @@ struct ImageOptions {
   std::string ref_name;
   // Where tar inputs are extracted; empty = /tmp.
   std::filesystem::path temp_dir;
+  // The most the image's distinct layers may expand to together, counted as LayerOptions::max_expanded_bytes
+  // counts a layer's, as they are read; never below that per-layer limit (the larger of the two applies), so
+  // an image whose one layer may expand to N may expand to N in all.
+  uint64_t max_total_expanded_bytes = kDefaultMaxImageExpandedBytes;
 };
 
 struct ImageSummary {
@@ -45,7 +49,9 @@ struct ImageSummary {
 // Normalizes the image at `input` into a new OCI layout at `output_dir` (which must not exist or be empty;
 // written through an AtomicDir, so a failure leaves nothing there). Every blob read is checked against its
 // digest. Errors: bad_input naming the blob, file or field (digest mismatch, missing blob, broken JSON,
-// hostile path in a tar, several images without a platform choice), usage for a bad output path.
+// hostile path in a tar, several images without a platform choice, the layers expanding to more than the
+// image's bound together, named at the layer and entry where the count passed it), usage for a bad output
+// path.
 Result<ImageSummary> normalize_image(const std::filesystem::path& input, const std::filesystem::path& output_dir,
                                      const LayerOptions& layer_options, const ImageOptions& image_options = {});
 

@@ -39,8 +39,10 @@ struct LayerSummary {
 // "." or "", a path under a non-directory, a hardlink to a missing or escaping path, truncated or corrupt
 // data, a gzip CRC or length mismatch, expanded size over the limit) or the epoch (check_source_date_epoch),
 // not_found/io for the file. Nothing is written to `out` before the input has been read completely and found
-// valid.
-Result<LayerSummary> normalize_layer(const std::filesystem::path& input, Sink& out, const LayerOptions& options);
+// valid. `total`, when not null, counts every byte counted against options.max_expanded_bytes too, as it is
+// read, and its error (passing its limit) stops the read (normalize_image's bound on an image's layers).
+Result<LayerSummary> normalize_layer(const std::filesystem::path& input, Sink& out, const LayerOptions& options,
+                                     ExpandedTotal* total = nullptr);
 
 // Builds a canonical layer from entries added in any order; the last entry added for a path wins.
 // Not thread-safe.

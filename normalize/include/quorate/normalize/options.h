@@ -29,6 +29,31 @@ inline constexpr uint64_t kDefaultMaxExpandedBytes = uint64_t{8} << 30;
 // The default limit on a layer's entries.
 inline constexpr uint64_t kDefaultMaxEntries = 10'000'000;
 
+// The default limit on what the distinct layers of one image expand to together (normalize_image), as the
+// image store's unpack: 32 GiB. Each layer may reach the per-layer limit and an image may list 128 distinct
+// ones: 128 small zstd bombs were 128 times the per-layer limit in time and spool. A large real builder image
+// (CUDA, a full toolchain) is 10 to 20 GB.
+inline constexpr uint64_t kDefaultMaxImageExpandedBytes = uint64_t{32} << 30;
+
+// The expanded bytes of several layers read one after another (one image's, or the two images' of a diff),
+// counted as each layer's reader counts its own against its per-layer limit, and the most they may be
+// together. Not thread-safe: one reader adds to it at a time.
+class ExpandedTotal {
+ public:
+  // `what` names the layers in the error ("the image's layers").
+  ExpandedTotal(uint64_t limit, std::string what) : limit_(limit), what_(std::move(what)) {}
+  // Counts `bytes` more; bad_input "WHERE: WHAT expand to more than LIMIT bytes together" once the count
+  // passes the limit.
+  Status add(uint64_t bytes, const std::string& where);
+  uint64_t limit() const { return limit_; }
+  uint64_t counted() const { return counted_; }
+
+ private:
+  uint64_t limit_;
+  std::string what_;
+  uint64_t counted_ = 0;
+};
+
 // The most layers one image may list (Docker's overlay2 refuses more than 125, so no runnable image has more):
 // every limit above is a layer's, and one small layer listed a hundred thousand times multiplied them.
 inline constexpr size_t kMaxImageLayers = 128;
