@@ -85,7 +85,9 @@ struct LayerIndex {
   std::map<std::string, std::string> link_sources;  // hardlink path -> regular-file member
 };
 
-Result<LayerIndex> index_layer(const fs::path& layer, const DiffOptions& options) {
+// The entries of `layer`; `total`, when not null, counts its content with the other layers' (diff_images).
+Result<LayerIndex> index_layer(const fs::path& layer, const DiffOptions& options,
+                               normalize::ExpandedTotal* total = nullptr) {
   LayerIndex index;
   auto& entries = index.entries;
   QR_RETURN_IF_ERROR(normalize::read_layer_entries(
@@ -110,7 +112,7 @@ Result<LayerIndex> index_layer(const fs::path& layer, const DiffOptions& options
         entries.insert_or_assign(std::move(path), std::move(e));  // the last entry for a path wins, as in tar
         return Status();
       },
-      options.max_expanded_bytes));
+      options.max_expanded_bytes, total));
   return index;
 }
 
@@ -567,9 +569,10 @@ LayerDiff relist(const LayerDiff& earlier, size_t index, Listing& listing) {
   return layer;
 }
 
-// The entries of layer `i` of `view`; errors name the image and the layer.
-Result<LayerIndex> index_side(const ImageView& view, size_t i, const DiffOptions& options) {
-  auto index = index_layer(view.layers[i].file, options);
+// The entries of layer `i` of `view`, its content counted in `total`; errors name the image and the layer.
+Result<LayerIndex> index_side(const ImageView& view, size_t i, const DiffOptions& options,
+                              normalize::ExpandedTotal& total) {
+  auto index = index_layer(view.layers[i].file, options, &total);
   if (!index.ok()) return index.status().with_context(view.name + " layer " + std::to_string(i));
   return index;
 }
@@ -598,6 +601,10 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
     // The digests were checked, so a pair listed again differs the same way and is not read again: one small
     // layer that expands a lot, listed 128 times on each side, was read 128 times.
     std::map<std::pair<std::string, std::string>, size_t> compared;
+    // What the layers compared expand to, both images' together, counted as they are read: 128 distinct small
+    // layers that each expand to just under the per-layer limit took 128 times its time.
+    normalize::ExpandedTotal total(std::max(options.max_total_expanded_bytes, options.max_expanded_bytes),
+                                   "the layers of both images");
     size_t count = std::max(left.layers.size(), right.layers.size());
     for (size_t i = 0; i < count; ++i) {
       bool in_a = i < left.layers.size(), in_b = i < right.layers.size();
@@ -611,8 +618,8 @@ Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesys
       if (options.progress)
         options.progress("layer " + std::to_string(i + 1) + "/" + std::to_string(count) + ": reading");
       LayerIndex ia, ib;
-      if (in_a) ia = QR_TRY(index_side(left, i, options));
-      if (in_b) ib = QR_TRY(index_side(right, i, options));
+      if (in_a) ia = QR_TRY(index_side(left, i, options, total));
+      if (in_b) ib = QR_TRY(index_side(right, i, options, total));
       LayerDiff layer{i, da, db, {}};
       diff_maps(ia.entries, ib.entries, options, listing, layer);
       if (in_a && in_b) {

@@ -8,7 +8,7 @@
 namespace quorate::normalize {
 
 Status read_layer_entries(const std::filesystem::path& layer, const std::function<Status(LayerEntry&&)>& visit,
-                          uint64_t max_expanded_bytes) {
+                          uint64_t max_expanded_bytes, ExpandedTotal* total) {
   TarReader reader = QR_TRY(TarReader::open(layer, size_t{1} << 20));
   struct archive* a = reader.archive();
   std::string buffer(1 << 20, '\0');
@@ -56,6 +56,7 @@ Status read_layer_entries(const std::filesystem::path& layer, const std::functio
           return Status::bad_input(where + ": expanded layer size exceeds the limit of " +
                                    std::to_string(max_expanded_bytes) + " bytes");
         }
+        if (total != nullptr) QR_RETURN_IF_ERROR(total->add(static_cast<uint64_t>(n), where));
         hash.update(std::string_view(buffer.data(), static_cast<size_t>(n)));
         out.entry.size += static_cast<uint64_t>(n);
       }

@@ -216,6 +216,21 @@ class DiffImagesTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return out;
   }
+  // `count` tars named `prefix`0.tar, … each of one file of `bytes` random bytes: distinct layers whose
+  // content is what they expand to.
+  std::vector<fs::path> random_layers(const std::string& prefix, int count, int bytes) {
+    std::vector<fs::path> out;
+    for (int i = 0; i < count; ++i) {
+      out.push_back(dir_ / (prefix + std::to_string(i) + ".tar"));
+      auto r = run("python3 -c " +
+                   sh("import io,os,sys,tarfile\n"
+                      "t=tarfile.open(sys.argv[1],'w'); i=tarfile.TarInfo('f'); i.size=int(sys.argv[2])\n"
+                      "t.addfile(i,io.BytesIO(os.urandom(i.size))); t.close()\n") +
+                   " " + sh(out.back().string()) + " " + std::to_string(bytes));
+      EXPECT_EQ(r.exit_code, 0) << r.out;
+    }
+    return out;
+  }
 
   ScratchDir dir_;
   DiffOptions options_;
@@ -340,6 +355,60 @@ TEST_F(DiffImagesTest, APairOfLayersListedAgainIsReadOnce) {
   }
   // Each file is hashed once and indexed once: 4 reads of 8 MiB; indexing 8 pairs would make it 18.
   EXPECT_LT(read, uint64_t{6} * fs::file_size(a)) << read;
+}
+
+// Each layer may expand to the per-layer limit and an image may list 128 distinct ones: a diff of 128 small
+// bombs on each side took 256 times that limit. What the layers compared expand to, both images' together,
+// is bounded, counted as they are read: five distinct layers of 1,000,000 bytes on each side, each under the
+// per-layer 1 MiB, are refused at the second layer of the right image against a total of 3 MiB, and the
+// third pair is never read.
+TEST_F(DiffImagesTest, TheLayersOfBothImagesExpandToABoundTogether) {
+  auto left = layout("left", nlohmann::json::object(), random_layers("a", 5, 1'000'000));
+  auto right = layout("right", nlohmann::json::object(), random_layers("b", 5, 1'000'000));
+  options_.max_expanded_bytes = 1u << 20;
+  options_.max_total_expanded_bytes = 3u << 20;
+  std::vector<std::string> progress;
+  options_.progress = [&](const std::string& line) { progress.push_back(line); };
+  const uint64_t before = quorate::testing::bytes_read_by_this_process();
+  auto d = diff_images(left, right, options_);
+  const uint64_t read = quorate::testing::bytes_read_by_this_process() - before;
+  ASSERT_FALSE(d.ok()) << "ten layers of 1 MB were compared within a total of 3 MiB";
+  EXPECT_EQ(d.status().code(), Code::kBadInput) << d.status().to_string();
+  EXPECT_NE(d.status().message().find(right.string() + " layer 1: "), std::string::npos) << d.status().to_string();
+  EXPECT_NE(d.status().message().find("the layers of both images expand to more than 3145728 bytes together"),
+            std::string::npos)
+      << d.status().to_string();
+  EXPECT_NE(std::ranges::find(progress, "layer 2/5: reading"), progress.end());
+  EXPECT_EQ(std::ranges::find(progress, "layer 3/5: reading"), progress.end());
+  // Every layer hashed (10 MB) and four indexed; indexing all ten would make it 20 MB.
+  EXPECT_LT(read, uint64_t{15'000'000}) << read;
+  EXPECT_TRUE(is_empty_dir(options_.temp_dir));
+}
+
+// Within the bound two images are compared as without one: the count is of content, so two layers of 750,000
+// bytes on each side pass a total of exactly 3,000,000 with the same diff, and are refused one byte under it,
+// within the right image's second layer.
+TEST_F(DiffImagesTest, ImagesWithinTheTotalAreComparedAsWithoutOne) {
+  auto left = layout("left", nlohmann::json::object(), random_layers("a", 2, 750'000));
+  auto right = layout("right", nlohmann::json::object(), random_layers("b", 2, 750'000));
+  auto unbounded = diff_images(left, right, options_);
+  ASSERT_TRUE(unbounded.ok()) << unbounded.status().to_string();
+  options_.max_expanded_bytes = 1u << 20;
+  options_.max_total_expanded_bytes = 3'000'000;
+  auto d = diff_images(left, right, options_);
+  ASSERT_TRUE(d.ok()) << d.status().to_string();
+  EXPECT_EQ(to_json(*d), to_json(*unbounded));
+  EXPECT_EQ(d->layers.size(), 2u);
+
+  options_.max_total_expanded_bytes = 2'999'999;
+  auto refused = diff_images(left, right, options_);
+  ASSERT_FALSE(refused.ok()) << "four layers of 750,000 bytes were compared within 2,999,999";
+  EXPECT_EQ(refused.status().code(), Code::kBadInput) << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find(right.string() + " layer 1: "), std::string::npos)
+      << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("the layers of both images expand to more than 2999999 bytes together"),
+            std::string::npos)
+      << refused.status().to_string();
 }
 
 TEST_F(DiffImagesTest, DockerSaveLayoutsOfOneImageAreIdentical) {

@@ -64,6 +64,10 @@ struct DiffOptions {
   std::set<std::string> ignore;
   // The most content one layer may expand to, and one tar input or --deep file pair may take on disk.
   uint64_t max_expanded_bytes = uint64_t{64} << 30;
+  // The most content the layers diff_images reads may expand to together, both images' (a pair of layers
+  // listed again is read once), counted as they are read; never below max_expanded_bytes (the larger of the
+  // two applies). 64 GiB: two images of 32 GiB, the most quorate normalize and the image store take from one.
+  uint64_t max_total_expanded_bytes = uint64_t{64} << 30;
   // Where tar inputs are extracted and --deep's file pairs written, each in a fresh directory removed before
   // returning; empty = /tmp.
   std::filesystem::path temp_dir;
@@ -102,7 +106,8 @@ Result<LayerDiff> diff_layers(const std::filesystem::path& a, const std::filesys
 // member they lead to) and removed before returning. Errors name the input: bad_input for anything else than the three
 // formats, a member with an absolute or ".." path, a link leading out of the archive, more than max_expanded_bytes of
 // members, or a JSON blob or a layer that does not match its digest (every layer file is hashed first, once however
-// often it is listed); not_found for a missing input, blob or member; unsupported
+// often it is listed), or layers compared expanding to more than max_total_expanded_bytes together (named at the
+// image, layer and entry where the count passed it); not_found for a missing input, blob or member; unsupported
 // for a docker-archive of several images.
 Result<ImageDiff> diff_images(const std::filesystem::path& a, const std::filesystem::path& b,
                               const DiffOptions& options);
