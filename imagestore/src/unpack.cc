@@ -66,8 +66,8 @@ constexpr uint64_t kMaxDirPathBytes = uint64_t{64} << 20;
 
 // What an image's layers may expand to together (declared sizes). Each layer may reach 8 GiB and an image may
 // list 128: 1 TiB of files from a few MB of zstd. A large real builder image (CUDA, a full toolchain) is
-// 10 to 20 GB.
-constexpr uint64_t kMaxImageExpandedBytes = uint64_t{32} << 30;
+// 10 to 20 GB. One bound with `quorate normalize`'s default for an image, which counts names too.
+constexpr uint64_t kMaxImageExpandedBytes = normalize::kDefaultMaxImageExpandedBytes;
 
 class Tree {
  public:
