@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "quorate/core/status.h"
 #include "quorate/core/time.h"
@@ -29,10 +30,16 @@ inline constexpr uint64_t kDefaultMaxExpandedBytes = uint64_t{8} << 30;
 // The default limit on a layer's entries.
 inline constexpr uint64_t kDefaultMaxEntries = 10'000'000;
 
-// The default limit on what the distinct layers of one image expand to together (normalize_image), as the
-// image store's unpack: 32 GiB. Each layer may reach the per-layer limit and an image may list 128 distinct
-// ones: 128 small zstd bombs were 128 times the per-layer limit in time and spool. A large real builder image
-// (CUDA, a full toolchain) is 10 to 20 GB.
+// The most layers one image may list (Docker's overlay2 refuses more than 125, so no runnable image has more):
+// every limit above is a layer's, and one small layer listed a hundred thousand times multiplied them.
+inline constexpr size_t kMaxImageLayers = 128;
+// bad_input "WHAT lists N layers; an image may have at most 128" past kMaxImageLayers.
+Status check_layer_count(size_t layers, const std::string& what);
+
+// The default limit on what the distinct layers of one image expand to together (normalize_image; the image
+// store's unpack takes the same): 32 GiB. Each layer may reach the per-layer limit and an image may list 128
+// distinct ones: 128 small zstd bombs were 128 times the per-layer limit in time and spool. A large real
+// builder image (CUDA, a full toolchain) is 10 to 20 GB.
 inline constexpr uint64_t kDefaultMaxImageExpandedBytes = uint64_t{32} << 30;
 
 // The expanded bytes of several layers read one after another (one image's, or the two images' of a diff),
@@ -45,20 +52,12 @@ class ExpandedTotal {
   // Counts `bytes` more; bad_input "WHERE: WHAT expand to more than LIMIT bytes together" once the count
   // passes the limit.
   Status add(uint64_t bytes, const std::string& where);
-  uint64_t limit() const { return limit_; }
-  uint64_t counted() const { return counted_; }
 
  private:
   uint64_t limit_;
   std::string what_;
   uint64_t counted_ = 0;
 };
-
-// The most layers one image may list (Docker's overlay2 refuses more than 125, so no runnable image has more):
-// every limit above is a layer's, and one small layer listed a hundred thousand times multiplied them.
-inline constexpr size_t kMaxImageLayers = 128;
-// bad_input "WHAT lists N layers; an image may have at most 128" past kMaxImageLayers.
-Status check_layer_count(size_t layers, const std::string& what);
 
 enum class MtimeMode {
   kClamp,  // mtime = min(mtime, source_date_epoch)  (default)
