@@ -209,13 +209,12 @@ void add_normalize_command(CLI::App& app, Action& action) {
   cmd->add_option("--compression", args->compression, "Layer compression: gzip (default), zstd or none");
   cmd->add_option("--level", args->level, "Compression level (default: gzip 6, zstd 3); part of the output's identity");
   cmd->add_flag("--json", args->json, "Print a JSON summary: digests, diff_ids, entry counts, repairs");
-  cmd->add_option("--max-expanded-size", args->max_expanded,
-                  "Refuse a layer (or image tar) expanding beyond this (default " +
-                      std::to_string(nz::kDefaultMaxExpandedBytes >> 30) +
-                      "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room. An "
-                      "image's distinct layers may expand to " +
-                      std::to_string(nz::kDefaultMaxImageExpandedBytes >> 30) +
-                      "G together, or to this size if larger");
+  cmd->add_option(
+      "--max-expanded-size", args->max_expanded,
+      "Refuse a layer expanding beyond this (default " + std::to_string(nz::kDefaultMaxExpandedBytes >> 30) +
+          "G); expanded bytes are spooled under $TMPDIR (default /tmp), which needs that much room. An "
+          "image's distinct layers (and an image tar's members) may expand to " +
+          std::to_string(nz::kDefaultMaxImageExpandedBytes >> 30) + "G together, or to this size if larger");
   cmd->add_option(
       "--threads", args->threads,
       "Compression threads (default 0: gzip one per core, zstd one worker, ~25 MiB each); never changes output bytes");

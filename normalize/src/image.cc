@@ -242,7 +242,10 @@ Result<ImageSummary> normalize_image(const fs::path& input, const fs::path& outp
       src = QR_TRY(ImageFiles::open_dir(input));
     } else {
       fs::path temp = image_options.temp_dir.empty() ? layer_options.temp_dir : image_options.temp_dir;
-      src = QR_TRY(ImageFiles::extract(input, temp, layer_options.max_expanded_bytes));
+      // The tar's members are the image's blobs: they are bounded as the image's layers are together, not as one
+      // layer (a 15 GB docker-archive of uncompressed layers was refused at 8 GiB by default).
+      src = QR_TRY(ImageFiles::extract(
+          input, temp, std::max(image_options.max_total_expanded_bytes, layer_options.max_expanded_bytes)));
     }
     auto img = summary.input_format == ImageFormat::kDockerArchive ? read_docker(*src) : read_oci(*src, image_options);
     if (!img.ok()) return img.status().with_context(input.string());

@@ -289,6 +289,25 @@ TEST_F(ImageTest, AnImagesDistinctLayersExpandToABoundTogether) {
   EXPECT_LT(read, 10 * layers[0].size) << read;
 }
 
+// An image tar's members are the image's blobs, so they are bounded as its layers are together, not as one
+// layer: three layers of 1 MB under a per-layer 1 MiB, in an OCI layout tar of 3 MB, were refused as a tar
+// over 1 MiB, and a docker-archive of real 2 GB layers would have been refused at the default 8 GiB.
+TEST_F(ImageTest, AnImageTarIsBoundedAsItsLayersAreTogether) {
+  distinct_layers_image(dir_ / "in", 3);
+  ASSERT_EQ(
+      quorate::testing::run("tar -C " + (dir_ / "in").string() + " -cf " + (dir_ / "in.tar").string() + " .").exit_code,
+      0);
+  auto from_dir = normalize_image(dir_ / "in", dir_ / "from-dir", options());
+  ASSERT_TRUE(from_dir.ok()) << from_dir.status().to_string();
+  LayerOptions lo = options();
+  lo.max_expanded_bytes = 1u << 20;
+  ImageOptions io;
+  io.max_total_expanded_bytes = 3u << 20;
+  auto s = normalize_image(dir_ / "in.tar", dir_ / "out", lo, io);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ(s->manifest_digest, from_dir->manifest_digest);
+}
+
 // Under its bound an image is normalized as without one, to the same bytes; the count is of what the
 // per-layer limit counts (content, 512 bytes an entry, names), so three layers of 1,000,000 bytes of content
 // pass a total of 3 MiB and are refused at 3,000,000, within the third.

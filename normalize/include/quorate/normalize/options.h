@@ -24,8 +24,8 @@ inline constexpr int64_t kMaxSourceDateEpoch = kLastRfc3339Second;
 // normalize_layer, normalize_image and CanonicalLayerWriter apply it before anything else.
 Status check_source_date_epoch(int64_t epoch);
 
-// The default limit on a layer's expanded (uncompressed tar) size, and on the members of an image tar: 8 GiB.
-// Expanded bytes are spooled to temp_dir, so this also bounds the disk a decompression bomb can take there.
+// The default limit on a layer's expanded (uncompressed tar) size: 8 GiB. Expanded bytes are spooled to
+// temp_dir, so this also bounds the disk a decompression bomb can take there.
 inline constexpr uint64_t kDefaultMaxExpandedBytes = uint64_t{8} << 30;
 // The default limit on a layer's entries.
 inline constexpr uint64_t kDefaultMaxEntries = 10'000'000;
@@ -39,7 +39,8 @@ Status check_layer_count(size_t layers, const std::string& what);
 // The default limit on what the distinct layers of one image expand to together (normalize_image; the image
 // store's unpack takes the same): 32 GiB. Each layer may reach the per-layer limit and an image may list 128
 // distinct ones: 128 small zstd bombs were 128 times the per-layer limit in time and spool. A large real
-// builder image (CUDA, a full toolchain) is 10 to 20 GB.
+// builder image (CUDA, a full toolchain) is 10 to 20 GB. The members of an image tar (its blobs) are bounded
+// by it too.
 inline constexpr uint64_t kDefaultMaxImageExpandedBytes = uint64_t{32} << 30;
 
 // The expanded bytes of several layers read one after another (one image's, or the two images' of a diff),
