@@ -1,11 +1,13 @@
 // read_base_image: the pinned manifest of an OCI layout (through normalize's reader), checked against the pin.
 #include "base_image.h"
 
+#include <map>
 #include <set>
 
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/compress.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci_layout.h"
 
@@ -117,6 +119,22 @@ Result<BaseImageData> read_base_image(const std::filesystem::path& layout, const
   if (out.diff_ids.size() != out.layers.size()) {
     return Status::bad_input("base image " + name + ": config lists " + std::to_string(out.diff_ids.size()) +
                              " diff_ids for " + std::to_string(out.layers.size()) + " layers");
+  }
+  // The built image's config names its base layers by these diff_ids: each layer must decompress to its own.
+  normalize::ExpandedTotal total(normalize::kDefaultMaxImageExpandedBytes, "the base image's layers");
+  std::map<std::string, std::string> diff_id_of;  // a layer listed twice is read once
+  for (size_t i = 0; i < out.layers.size(); ++i) {
+    const BaseLayer& l = out.layers[i];
+    auto known = diff_id_of.find(l.digest);
+    if (known == diff_id_of.end()) {
+      auto read = normalize::layer_blob_digests(l.blob, l.digest, normalize::kDefaultMaxExpandedBytes, &total);
+      if (!read.ok()) return read.status().with_context("base image " + name + " layer " + l.digest);
+      known = diff_id_of.emplace(l.digest, read->diff_id).first;
+    }
+    if (known->second != out.diff_ids[i]) {
+      return Status::bad_input("base image " + name + ": layer " + std::to_string(i) + " (" + l.digest +
+                               ") decompresses to " + known->second + ", not the config's diff_id " + out.diff_ids[i]);
+    }
   }
   return out;
 }

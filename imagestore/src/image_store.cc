@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
+#include <map>
 #include <optional>
 #include <set>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "quorate/core/sha256.h"
 #include "quorate/core/sha256_file.h"
 #include "quorate/core/temporaries.h"
+#include "quorate/normalize/compress.h"
 #include "quorate/normalize/image.h"
 #include "quorate/normalize/image_files.h"
 #include "quorate/normalize/oci.h"
@@ -71,15 +74,31 @@ std::string stat_line(const fs::path& blob, struct stat* st) {
 
 }  // namespace
 
-bool verified_unchanged(const fs::path& store, const std::string& digest, const fs::path& blob) {
+std::optional<normalize::LayerBlobDigests> verified_layer(const fs::path& store, const std::string& digest,
+                                                          const fs::path& blob) {
   struct stat st {};
   std::string now = stat_line(blob, &st);
-  if (now.empty()) return false;
+  if (now.empty()) return std::nullopt;
   auto was = read_file(verified_record(store, digest), 256);
-  return was.ok() && *was == now;
+  if (!was.ok() || !was->starts_with(now)) return std::nullopt;
+  // "diff_id=sha256:<64 hex> expanded=<decimal>\n" after the stat line
+  std::string_view rest = std::string_view(*was).substr(now.size());
+  constexpr size_t kDiffId = 8 + 71;
+  if (!rest.starts_with("diff_id=") || rest.size() < kDiffId || !rest.ends_with('\n')) return std::nullopt;
+  normalize::LayerBlobDigests out;
+  out.digest = digest;
+  out.diff_id = std::string(rest.substr(8, 71));
+  std::string_view size = rest.substr(kDiffId, rest.size() - kDiffId - 1);
+  if (!check_digest(out.diff_id).ok() || !size.starts_with(" expanded=")) return std::nullopt;
+  size.remove_prefix(10);
+  auto [end, ec] = std::from_chars(size.data(), size.data() + size.size(), out.expanded);
+  if (ec != std::errc() || end != size.data() + size.size() || size.empty()) return std::nullopt;
+  return out;
 }
 
-Result<std::string> hash_layer_blob(const fs::path& store, const std::string& digest, const fs::path& blob) {
+Result<normalize::LayerBlobDigests> hash_layer_blob(const fs::path& store, const std::string& digest,
+                                                    const fs::path& blob, uint64_t max_expanded,
+                                                    normalize::ExpandedTotal& together) {
   std::error_code ec;
   fs::create_directories(store / "verified", ec);
   auto record = AtomicFile::create(verified_record(store, digest), 0644);
@@ -88,9 +107,10 @@ Result<std::string> hash_layer_blob(const fs::path& store, const std::string& di
   bool can_record = record.ok() && ::stat((*record)->temp_path().c_str(), &started) == 0;
   std::string before = stat_line(blob, &st);
   can_record = can_record && !before.empty() && started.st_mtim.tv_sec >= st.st_ctim.tv_sec + 2;
-  auto actual = QR_TRY(sha256_file_digest(blob));
-  if (can_record && actual == digest && stat_line(blob, &st) == before &&
-      (*record)->write(std::span(reinterpret_cast<const uint8_t*>(before.data()), before.size())).ok()) {
+  auto actual = QR_TRY(normalize::layer_blob_digests(blob, digest, max_expanded, &together));
+  const std::string line = before + "diff_id=" + actual.diff_id + " expanded=" + std::to_string(actual.expanded) + "\n";
+  if (can_record && stat_line(blob, &st) == before &&
+      (*record)->write(std::span(reinterpret_cast<const uint8_t*>(line.data()), line.size())).ok()) {
     (void)(*record)->commit();
   }
   return actual;
@@ -547,7 +567,12 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
       return Status::bad_input("config of image " + digest + ": config lists " + std::to_string(diff_ids) +
                                " diff_ids for " + std::to_string(parsed->layers.size()) + " layers");
     }
-    for (auto& l : parsed->layers) {
+    // Each layer decompresses to its diff_id: a build copies base layers with the config's diff_ids into the
+    // image it makes, which would otherwise name layers it does not have.
+    normalize::ExpandedTotal total(normalize::kDefaultMaxImageExpandedBytes, "the image's layers");
+    std::map<std::string, std::string> diff_id_of;  // a layer listed twice is read once
+    for (size_t i = 0; i < parsed->layers.size(); ++i) {
+      auto& l = parsed->layers[i];
       if (l.media_type.empty()) {  // a build copies the layer into its image under it
         return Status::bad_input("manifest " + digest + ": layer " + l.digest + " has no mediaType");
       }
@@ -555,15 +580,23 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
       layer.media_type = std::move(l.media_type);
       layer.digest = std::move(l.digest);
       layer.blob = blob_path(dir_, layer.digest);
-      if (internal::verified_unchanged(dir_, layer.digest, layer.blob)) {
-        out.layers.push_back(std::move(layer));
-        continue;
+      auto known = diff_id_of.find(layer.digest);
+      if (known == diff_id_of.end()) {
+        auto recorded = internal::verified_layer(dir_, layer.digest, layer.blob);
+        if (recorded) {
+          QR_RETURN_IF_ERROR(total.add(recorded->expanded, "layer " + layer.digest + " of image " + digest));
+        } else {
+          auto actual =
+              internal::hash_layer_blob(dir_, layer.digest, layer.blob, normalize::kDefaultMaxExpandedBytes, total);
+          if (!actual.ok()) return actual.status().with_context("layer " + layer.digest + " of image " + digest);
+          recorded = std::move(*actual);
+        }
+        known = diff_id_of.emplace(layer.digest, recorded->diff_id).first;
       }
-      auto actual = internal::hash_layer_blob(dir_, layer.digest, layer.blob);
-      if (!actual.ok()) return actual.status().with_context("layer " + layer.digest + " of image " + digest);
-      if (*actual != layer.digest) {
-        return Status::bad_input("layer of image " + digest + ": image store blob " + layer.blob.string() + " holds " +
-                                 *actual + ", not the pinned " + layer.digest);
+      const std::string& listed = out.config.at(diff_ids_at)[i].get_ref<const std::string&>();
+      if (known->second != listed) {
+        return Status::bad_input("config of image " + digest + ": layer " + std::to_string(i) + " (" + layer.digest +
+                                 ") decompresses to " + known->second + ", not the config's diff_id " + listed);
       }
       out.layers.push_back(std::move(layer));
     }

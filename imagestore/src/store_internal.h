@@ -12,6 +12,8 @@
 
 #include "quorate/core/status.h"
 #include "quorate/imagestore/image_store.h"
+#include "quorate/normalize/compress.h"
+#include "quorate/normalize/options.h"
 
 namespace quorate::normalize {
 class ImageFiles;
@@ -49,18 +51,22 @@ class FileLock {
 };
 
 // Layer blobs hashed once, not on every build (docs/decisions.md, "Verified layer blobs"): when a layer blob
-// hashes to its digest, `<store>/verified/<hex>` records the blob's device, inode, size, mtime and ctime, and
-// a later verify skips the hash while the blob's stat is still exactly that. Any write, truncate, rename
-// over, chmod or touch of the blob moves its ctime, which no unprivileged process can set.
+// hashes to its digest, `<store>/verified/<hex>` records the blob's device, inode, size, mtime and ctime, its
+// diff_id and its expanded size, and a later verify skips the hash while the blob's stat is still exactly
+// that. Any write, truncate, rename over, chmod or touch of the blob moves its ctime, which no unprivileged
+// process can set.
 //
-// sha256_file_digest of a layer blob, recording the result when it is `digest` — unless the blob changed during the
-// hash, or its ctime is less than 2 s older than the hash's start by the file system's own clock (a write in
-// the same clock tick might not move ctime). A record that cannot be written is no error.
-Result<std::string> hash_layer_blob(const std::filesystem::path& store, const std::string& digest,
-                                    const std::filesystem::path& blob);
-// True when a record of `digest` matches the blob's stat now.
-bool verified_unchanged(const std::filesystem::path& store, const std::string& digest,
-                        const std::filesystem::path& blob);
+// Both digests of a layer blob that must hash to `digest` (normalize::layer_blob_digests, decompressing at
+// most `max_expanded` bytes, counted into `together`), recorded unless the blob changed during the hash, or
+// its ctime is less than 2 s older than the hash's start by the file system's own clock (a write in the same
+// clock tick might not move ctime). A record that cannot be written is no error.
+Result<normalize::LayerBlobDigests> hash_layer_blob(const std::filesystem::path& store, const std::string& digest,
+                                                    const std::filesystem::path& blob, uint64_t max_expanded,
+                                                    normalize::ExpandedTotal& together);
+// The diff_id and expanded size recorded for `digest` when the record matches the blob's stat now; nothing
+// otherwise (also for a record written before they were recorded). The digest field is `digest`.
+std::optional<normalize::LayerBlobDigests> verified_layer(const std::filesystem::path& store, const std::string& digest,
+                                                          const std::filesystem::path& blob);
 // Forgets the record of `digest` (its blob is being removed).
 void forget_verified(const std::filesystem::path& store, const std::string& digest);
 

@@ -275,6 +275,43 @@ TEST_F(BuildTest, BaseImageLayersAreKeptByteForByte) {
   EXPECT_EQ(r->base_images.at(0).second, base->manifest_digest);
 }
 
+// The built image's config names its base layers by the base config's diff_ids: a base whose config names a gzip
+// layer by its compressed digest made an image that names a layer it does not have (`docker load` refuses it;
+// every node attested it alike).
+TEST_F(BuildTest, ABaseLayerThatDoesNotDecompressToItsDiffIdIsRefused) {
+  auto base = build_ok(options(site_, site_commit_, "base"));
+  ASSERT_TRUE(base.ok());
+  const auto layout = scratch_ / "base";
+  auto manifest = blob_json(layout, base->manifest_digest);
+  auto config = blob_json(layout, base->config_digest);
+  const std::string layer = manifest["layers"][0]["digest"];
+  ASSERT_NE(config["rootfs"]["diff_ids"][0], layer);
+  config["rootfs"]["diff_ids"][0] = layer;
+  auto add = [&](const nlohmann::json& j) {
+    std::string bytes = j.dump();
+    std::string digest = sha256_digest(bytes);
+    write_text(layout / "blobs/sha256" / digest_hex(digest), bytes);
+    return nlohmann::json{{"digest", digest}, {"size", bytes.size()}};
+  };
+  auto config_desc = add(config);
+  manifest["config"]["digest"] = config_desc["digest"];
+  manifest["config"]["size"] = config_desc["size"];
+  auto manifest_desc = add(manifest);
+  manifest_desc["mediaType"] = "application/vnd.oci.image.manifest.v1+json";
+  write_text(layout / "index.json", nlohmann::json({{"schemaVersion", 2}, {"manifests", {manifest_desc}}}).dump());
+  write_text(hello_ / "quorate.toml", "[image]\nname = \"x\"\n[base]\nname = \"site\"\ndigest = \"" +
+                                          manifest_desc["digest"].get<std::string>() +
+                                          "\"\nlayout = \"base\"\n[[steps]]\ncopy = \"hello.conf\"\n");
+  auto o = options(hello_, commit_all(hello_, "lying base", kCommitTime), "out");
+  o.base_dir = scratch_.path();
+  auto r = build(o);
+  ASSERT_FALSE(r.ok()) << "a base layer listed under another diff_id was built on";
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("base image site: layer 0 (" + layer + ") decompresses to " +
+                                              base->layers[0].diff_id + ", not the config's diff_id " + layer));
+  expect_nothing_left(o);
+}
+
 // A base layout's index may list nested indexes, two levels deep, when the pin is not listed at the top. Each
 // listing was read again and every digest met was kept and named in the message: an index.json of 100 entries
 // naming one nested index that names 100 copies of another (three files, 20 KB) made the build read a nested

@@ -28,6 +28,7 @@
 #include "quorate/builder/build.h"
 #include "quorate/core/file.h"
 #include "quorate/core/sha256.h"
+#include "quorate/normalize/compress.h"
 
 namespace quorate::imagestore {
 namespace {
@@ -255,11 +256,14 @@ std::string make_tar_layers_image(const std::filesystem::path& dir, const std::v
   auto layout = normalize::OciLayoutWriter::open(dir);
   std::vector<normalize::Descriptor> layers;
   std::vector<std::string> diff_ids;
-  for (const auto& tar : tars) {
-    auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar", tar);
+  for (const auto& tar : tars) {  // a tar, or a gzipped one (python_tar's "w:gz")
+    const bool gzip = tar.starts_with("\x1f\x8b");
+    auto blob = layout->add_blob(
+        gzip ? "application/vnd.oci.image.layer.v1.tar+gzip" : "application/vnd.oci.image.layer.v1.tar", tar);
     EXPECT_TRUE(blob.ok());
     layers.push_back(*blob);
-    diff_ids.push_back(blob->digest);
+    diff_ids.push_back(
+        normalize::decompressed_digest(dir / "blobs/sha256" / digest_hex(blob->digest), UINT64_MAX).value());
   }
   nlohmann::json config = {
       {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
@@ -554,6 +558,52 @@ TEST_F(ImageStoreTest, AConfigWhoseDiffIdsDoNotCountTheLayersIsRefused) {
   }
 }
 
+// A build copies a base image's layers with its config's diff_ids into the image it makes: a config that names a
+// gzip layer by its compressed digest (or any other diff_id than the layer's) made every node attest an image
+// whose config names layers it does not have. The diff_id is recorded with the layer, so an image that lists the
+// same layer under another diff_id is refused through the record too.
+TEST_F(ImageStoreTest, ALayerThatDoesNotDecompressToItsConfigsDiffIdIsRefused) {
+  auto s = store();
+  const std::string layer = python_tar(scratch_ / "one.tar.gz", "E('f',data=b'x')", "w:gz");
+  const std::string right = make_tar_layers_image(scratch_ / "right", {layer});
+  ASSERT_TRUE(s.import_layout(scratch_ / "right").ok());
+  auto verified = s.verify(right);
+  ASSERT_TRUE(verified.ok()) << verified.status().to_string();
+  const std::string blob_digest = verified->layers.at(0).digest;
+  const std::string diff_id = sha256_digest(
+      quorate::testing::run("gzip -dc " + quorate::testing::sh(verified->layers.at(0).blob.string())).out);
+  ASSERT_NE(diff_id, blob_digest);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the blob is old enough to be recorded
+  ASSERT_TRUE(s.verify(right).ok());
+  const auto record = scratch_ / "store/verified" / digest_hex(blob_digest);
+  EXPECT_THAT(slurp(record), HasSubstr("diff_id=" + diff_id + " expanded="));
+
+  auto dir = scratch_ / "wrong";
+  std::filesystem::create_directories(dir);
+  auto layout = normalize::OciLayoutWriter::open(dir);
+  auto blob = layout->add_blob("application/vnd.oci.image.layer.v1.tar+gzip", layer);
+  ASSERT_TRUE(blob.ok());
+  nlohmann::json config = {
+      {"architecture", "amd64"}, {"os", "linux"}, {"rootfs", {{"type", "layers"}, {"diff_ids", {blob->digest}}}}};
+  auto config_desc = layout->add_blob(normalize::kMediaTypeConfig, canonical_json(config, "config").value());
+  auto manifest =
+      layout->add_blob(normalize::kMediaTypeManifest, normalize::make_manifest(*config_desc, {*blob}).value());
+  ASSERT_TRUE(layout->write_index(*manifest, "wrong").ok());
+  ASSERT_TRUE(s.import_layout(dir).ok());
+  const std::string recorded = slurp(record);
+  for (bool through_the_record : {true, false}) {
+    if (!through_the_record) std::filesystem::remove(record);
+    auto refused = s.verify(manifest->digest);
+    ASSERT_FALSE(refused.ok()) << "a config naming a layer by another diff_id passed";
+    EXPECT_TRUE(refused.status().is_bad_input()) << refused.status().to_string();
+    EXPECT_THAT(refused.status().message(), HasSubstr("layer 0 (" + blob_digest + ") decompresses to " + diff_id +
+                                                      ", not the config's diff_id " + blob_digest));
+    if (through_the_record) {
+      EXPECT_EQ(slurp(record), recorded);
+    }
+  }
+}
+
 // An opaque whiteout hides the lower layers' content of its directory, not its own layer's (OCI image spec,
 // "Whiteouts"; containerd keeps what the layer unpacked). In a canonical layer the marker sorts after names
 // starting with a byte below '.' (`-`, `+`, `#`, a space): quorate's own builder writes `d/-new` before
@@ -592,7 +642,9 @@ TEST_F(ImageStoreTest, DirectoryPathsPastABoundAreRefused) {
   auto s = store();
   std::string digest = make_tar_layers_image(scratch_ / "dirs", {layer});
   ASSERT_TRUE(s.import_layout(scratch_ / "dirs").ok());
-  auto root = s.rootfs(s.verify(digest).value());
+  auto verified = s.verify(digest);
+  ASSERT_TRUE(verified.ok()) << verified.status().to_string();
+  auto root = s.rootfs(*verified);
   ASSERT_FALSE(root.ok()) << "67 MB of directory paths were held";
   EXPECT_TRUE(root.status().is_bad_input()) << root.status().to_string();
   EXPECT_THAT(root.status().message(), HasSubstr("the image's directory paths pass 67108864 bytes together"));

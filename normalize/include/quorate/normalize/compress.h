@@ -39,4 +39,17 @@ std::string layer_media_type(Compression c);
 // corrupt or expands past `max_bytes`.
 Result<std::string> decompressed_digest(const std::filesystem::path& blob, uint64_t max_bytes, Sink* out = nullptr);
 
+// Both digests of a layer blob from one read of it: as stored (its manifest digest) and decompressed (its
+// diff_id), and how many bytes it decompressed to. bad_input "digest mismatch: blob P holds X, not the pinned
+// `digest`" when it does not hash to `digest` (also when it does not decompress); else decompressed_digest's
+// errors, and `together`'s when it is given and the bytes it counts pass its bound (the blob is not read to its
+// end then).
+struct LayerBlobDigests {
+  std::string digest;
+  std::string diff_id;
+  uint64_t expanded = 0;
+};
+Result<LayerBlobDigests> layer_blob_digests(const std::filesystem::path& blob, const std::string& digest,
+                                            uint64_t max_bytes, ExpandedTotal* together = nullptr);
+
 }  // namespace quorate::normalize
