@@ -92,7 +92,7 @@ Verifier::~Verifier() = default;
 const Policy& Verifier::policy() const { return impl_->policy; }
 
 Result<Verifier> Verifier::load(const std::filesystem::path& policy_path) {
-  std::string text = QR_TRY(read_file(policy_path, 1u << 20));
+  std::string text = QR_TRY(read_regular_file(policy_path, 1u << 20));  // a daemon's config names it
   const std::string what = policy_path.string();
   QuorumRules rules = QR_TRY(parse_rules(text, what));
   std::vector<attest::RosterEntry> entries = QR_TRY(attest::roster_or_policy_entries(text, policy_path));

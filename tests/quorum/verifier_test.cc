@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -361,6 +362,17 @@ TEST(PolicyFile, RefusesPoliciesThatCannotBeMet) {
   EXPECT_TRUE(st.is_bad_input());
   EXPECT_THAT(st.message(), HasSubstr("1 distinct signer"));
   EXPECT_TRUE(Verifier::load(dir / "absent.toml").status().is_not_found());
+}
+
+// The quorum daemon's and the gate's configs name their policy files: a FIFO there held the daemon's start until
+// someone wrote into it, as a FIFO named as a roster's key did.
+TEST(PolicyFile, APolicyThatIsNotARegularFileIsRefusedUnopened) {
+  ScratchDir dir;
+  ASSERT_EQ(::mkfifo((dir / "policy.toml").c_str(), 0600), 0);
+  auto loaded = quorate::testing::without_waiting_on_fifo(dir / "policy.toml",
+                                                          [&] { return Verifier::load(dir / "policy.toml"); });
+  EXPECT_TRUE(loaded.status().is_bad_input()) << (loaded.ok() ? "ok" : loaded.status().to_string());
+  EXPECT_THAT(loaded.status().message(), HasSubstr("policy.toml is not a regular file (a FIFO)"));
 }
 
 TEST(PolicyFile, ReadsNodesFromARosterFile) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include "quorate/core/file.h"
+#include "support/test_util.h"
 
 namespace quorate::wire {
 namespace {
@@ -60,6 +61,19 @@ TEST(Security, WorldReadableSecretKeyIsRefused) {
   auto secret = read_curve_secret_key(dir / "k.curve.key");
   EXPECT_TRUE(secret.status().is_bad_input());
   EXPECT_NE(secret.status().message().find("chmod 600"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// A config names its CURVE public key files (`allowed_clients`, `curve_public_key`, `server_key`): a FIFO there
+// held the daemon's start until someone wrote into it.
+TEST(Security, APublicKeyPathThatIsNotARegularFileIsRefusedUnopened) {
+  auto dir = temp_dir();
+  ASSERT_EQ(::mkfifo((dir / "peer.curve.pub").c_str(), 0644), 0);
+  auto key = quorate::testing::without_waiting_on_fifo(dir / "peer.curve.pub",
+                                                       [&] { return resolve_curve_public_key("peer.curve.pub", dir); });
+  EXPECT_TRUE(key.status().is_bad_input()) << (key.ok() ? "ok" : key.status().to_string());
+  EXPECT_NE(key.status().message().find("peer.curve.pub is not a regular file (a FIFO)"), std::string::npos)
+      << key.status().to_string();
   std::filesystem::remove_all(dir);
 }
 

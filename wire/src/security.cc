@@ -79,7 +79,7 @@ Result<CurveKeyPair> read_curve_secret_key(const std::filesystem::path& path) {
 }
 
 Result<std::string> read_curve_public_key(const std::filesystem::path& path) {
-  return key_text(path, read_file(path, 4096));
+  return key_text(path, read_regular_file(path, 4096));
 }
 
 Result<std::string> resolve_curve_public_key(std::string_view key_or_path, const std::filesystem::path& base_dir) {

@@ -43,7 +43,8 @@ struct Checked {
 class Verifier {
  public:
   // Reads the policy file, its [[nodes]] and its roster file. bad_input naming the file and key when it is
-  // malformed or cannot be met; not_found when a file is missing.
+  // malformed or cannot be met, or when a file is not a regular file (read_regular_file: a daemon's config
+  // names the policy, and a FIFO would hold its start); not_found when a file is missing.
   static Result<Verifier> load(const std::filesystem::path& policy_path);
   Verifier(Verifier&&) noexcept;
   Verifier& operator=(Verifier&&) noexcept;

@@ -26,6 +26,8 @@ Status check_z85_key(std::string_view key);
 Status write_curve_keypair(const CurveKeyPair& keys, const std::filesystem::path& prefix);
 // Reads a secret key file and derives its public key; refuses (bad_input) a file readable by group or world.
 Result<CurveKeyPair> read_curve_secret_key(const std::filesystem::path& path);
+// Reads a public key file, which a config names: a regular file (read_regular_file), so a FIFO never holds a
+// daemon's start.
 Result<std::string> read_curve_public_key(const std::filesystem::path& path);
 // A public key given either inline (40 Z85 characters) or as a key file path (relative to `base_dir`).
 Result<std::string> resolve_curve_public_key(std::string_view key_or_path, const std::filesystem::path& base_dir);
