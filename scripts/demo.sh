@@ -14,7 +14,7 @@
 # The builder image is cached in ${XDG_CACHE_HOME:-~/.cache}/quorate/builder-images/KEY, KEY naming every
 # input (scripts/builder-image.sh --print-key); a second run reuses it. The nodes' image stores (each holding
 # the image unpacked) are kept beside it in KEY.stores/. QUORATE_BIN=path/to/quorate skips the bootstrap and
-# the build (the test suite runs the demo that way).
+# the build (the test suite runs the demo that way); QUORATE_BUILD_DIR=DIR builds in DIR (default build/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -40,7 +40,7 @@ if [ -z "$quorate" ]; then
   build=${QUORATE_BUILD_DIR:-build}
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build" -j "$(nproc)" --target quorate
-  quorate="$src/$build/cli/quorate"
+  quorate="$(cd "$build" && pwd)/cli/quorate"  # QUORATE_BUILD_DIR may be absolute
 fi
 if [ "$offline" = 0 ] && ! command -v mmdebstrap >/dev/null 2>&1; then
   say "installing mmdebstrap (it makes the builder image; --offline does without)"
