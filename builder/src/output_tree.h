@@ -35,12 +35,6 @@ struct OutputLimits {
 Result<std::vector<OutputEntry>> read_output_tree(const std::filesystem::path& dir, const OutputLimits& limits,
                                                   uint64_t& bytes);
 
-// The disk the files under `paths` take (st_blocks, each inode once: a sparse file counts what it holds), walked
-// without following symlinks. Counting stops once past `stop_above`. Directories nested deeper than an output
-// may be (OutputLimits::max_depth) count as UINT64_MAX: what is below them would go uncounted. For a step that
-// is still writing: an entry that vanishes or cannot be read is skipped, never an error.
-uint64_t disk_usage(const std::vector<std::filesystem::path>& paths, uint64_t stop_above);
-
 // The first layer path written for each (device, inode) of a hardlinked regular file.
 using HardlinkPaths = std::map<std::pair<dev_t, ino_t>, std::string>;
 

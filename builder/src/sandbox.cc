@@ -13,7 +13,7 @@
 #include <functional>
 #include <optional>
 
-#include "output_tree.h"
+#include "quorate/core/disk_usage.h"
 #include "quorate/core/file.h"
 #include "quorate/core/process.h"
 
@@ -116,30 +116,6 @@ Result<Prepared> prepare(const RunSpec& spec) {
   p.cwd = (spec.workdir.empty() ? spec.src_dir : spec.src_dir / spec.workdir).string();
   return p;
 }
-
-// While a step runs: whether the disk its directories take grew past its bound since it started.
-class DiskWatch {
- public:
-  DiskWatch(std::vector<std::filesystem::path> paths, uint64_t max_growth)
-      : paths_(std::move(paths)), max_growth_(max_growth) {
-    baseline_ = disk_usage(paths_, UINT64_MAX);
-  }
-  bool exceeded() {
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_) return false;
-    const uint64_t bound = baseline_ > UINT64_MAX - max_growth_ ? UINT64_MAX : baseline_ + max_growth_;
-    const bool over = disk_usage(paths_, bound) > bound;
-    const auto took = std::chrono::steady_clock::now() - now;
-    next_ = now + std::max<std::chrono::steady_clock::duration>(std::chrono::milliseconds(250), took * 10);
-    return over;
-  }
-
- private:
-  std::vector<std::filesystem::path> paths_;
-  uint64_t max_growth_;
-  uint64_t baseline_ = 0;
-  std::chrono::steady_clock::time_point next_{};
-};
 
 // The process the step runs as: bwrap (with an empty environment) or the command itself, with its limits.
 ProcessSpec process_spec(Prepared& p, const RunSpec& spec, int output_fd) {
