@@ -8,6 +8,7 @@
 #include "quorate/core/temporaries.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/normalize/image_files.h"
+#include "skopeo.h"
 #include "store_internal.h"
 
 namespace quorate::imagestore {
@@ -16,7 +17,6 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kMaxOutput = 1 << 20;  // skopeo --quiet says little; more is killed
-constexpr size_t kMaxShown = 16 << 10;  // of which an error shows this much
 
 struct Reference {
   std::string name;    // without tag or digest: what skopeo is given
@@ -71,7 +71,12 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
                              (options.skopeo.empty() ? std::string("not on PATH") : options.skopeo.string()) +
                              "): `apt-get install skopeo` (Debian package skopeo) to pull images");
   }
+  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  if (options.progress) options.progress("reading the manifest of " + options.reference + " with skopeo");
+  auto pinned = QR_TRY(internal::inspect_pinned(options.skopeo, ref.name, ref.digest, options.insecure_registry,
+                                                deadline, options.timeout, "pull " + options.reference));
   auto tmp = QR_TRY(TempDir::create(internal::temp_dir(dir_), "pull."));
+  DiskWatch watch = internal::copy_watch(tmp.path(), pinned);
   std::vector<std::string> argv = {options.skopeo.string(), "copy", "--quiet", "--preserve-digests"};
   if (options.insecure_registry) argv.push_back("--src-tls-verify=false");
   argv.push_back("docker://" + ref.name + "@" + ref.digest);
@@ -81,18 +86,14 @@ Result<StoredImage> ImageStore::pull(const PullOptions& options) {
   spec.argv = std::move(argv);
   spec.cwd = tmp.path();
   spec.max_output_bytes = kMaxOutput;
-  spec.deadline = std::chrono::steady_clock::now() + options.timeout;
+  spec.deadline = deadline;
+  spec.stop = [&] { return watch.exceeded(); };
   auto run = QR_TRY(run_process(spec));
   if (!run.succeeded()) {
-    std::string how = run.ending == ProcessEnding::kTimedOut
-                          ? "still ran after " + std::to_string(options.timeout.count()) + " s and was killed"
-                      : run.ending == ProcessEnding::kOutputCut
-                          ? "wrote more than " + std::to_string(kMaxOutput) + " bytes and was killed"
-                          : describe_wait_status(run.wait_status);
-    std::string out = run.output.substr(0, kMaxShown);
-    while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-    return Status::io("pull " + options.reference + ": skopeo " + how + (out.empty() ? "" : ": " + out) +
-                      "; nothing was stored");
+    std::string failure = internal::skopeo_failure(run, options.timeout, kMaxOutput, watch.max_growth());
+    if (run.ending == ProcessEnding::kStopped)
+      return Status::bad_input("pull " + options.reference + ": " + failure + "; nothing was stored");
+    return Status::io("pull " + options.reference + ": " + failure + "; nothing was stored");
   }
   fs::path layout = tmp.path() / "layout";
   QR_RETURN_IF_ERROR(check_pulled(layout, ref, ref.shown));

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "quorate/core/file.h"
 #include "quorate/core/json.h"
@@ -13,6 +14,7 @@
 #include "quorate/core/temporaries.h"
 #include "quorate/normalize/compress.h"
 #include "quorate/normalize/oci.h"
+#include "skopeo.h"
 
 namespace quorate::imagestore {
 namespace fs = std::filesystem;
@@ -79,20 +81,30 @@ Result<ResolvedImage> resolve_image(const ResolveOptions& o) {
     return Status::not_found("skopeo is not installed: `apt-get install skopeo` (Debian package skopeo) to read " +
                              o.reference);
   }
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  std::optional<internal::PinnedManifest> declared;  // a registry's copy is bounded by what the pin declares
+  if (!pinned.empty()) {
+    const std::string name = o.reference.substr(9, o.reference.rfind('@') - 9);
+    declared = QR_TRY(internal::inspect_pinned(o.skopeo, name, pinned, o.insecure_registry, deadline, o.timeout,
+                                               "read " + o.reference));
+  }
   auto tmp = QR_TRY(TempDir::create(o.temp_dir.empty() ? fs::temp_directory_path() : o.temp_dir, "quorate-resolve."));
+  std::optional<DiskWatch> watch;
+  if (declared) watch.emplace(internal::copy_watch(tmp.path(), *declared));
   ProcessSpec spec;
   spec.argv = {o.skopeo.string(), "copy", "--quiet"};
   if (o.insecure_registry) spec.argv.push_back("--src-tls-verify=false");
   spec.argv.push_back(o.reference);
   spec.argv.push_back("dir:" + (tmp.path() / "image").string());
-  spec.deadline = std::chrono::steady_clock::now() + o.timeout;
+  spec.deadline = deadline;
   spec.max_output_bytes = 64 << 10;
+  if (watch) spec.stop = [&] { return watch->exceeded(); };
   auto run = QR_TRY(run_process(spec));
   if (!run.succeeded()) {
-    std::string err = run.output;
-    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    return Status::io("read " + o.reference + ": skopeo " + describe_wait_status(run.wait_status) +
-                      (run.ending == ProcessEnding::kTimedOut ? " (timed out)" : "") + (err.empty() ? "" : ": " + err));
+    std::string failure =
+        internal::skopeo_failure(run, o.timeout, spec.max_output_bytes, watch ? watch->max_growth() : 0);
+    if (run.ending == ProcessEnding::kStopped) return Status::bad_input("read " + o.reference + ": " + failure);
+    return Status::io("read " + o.reference + ": " + failure);
   }
   fs::path dir = tmp.path() / "image";
   auto manifest_bytes = QR_TRY(read_file(dir / "manifest.json", kMaxJson));

@@ -13,6 +13,7 @@
 #include "e2e/process.h"
 #include "imagestore/store_test_util.h"
 #include "quorate/imagestore/image_store.h"
+#include "quorate/imagestore/resolve.h"
 
 namespace quorate::imagestore {
 namespace {
@@ -56,6 +57,11 @@ class Pull : public ::testing::Test {
   quorate::testing::CommandResult pull(const std::string& ref, const std::string& flags = "--insecure-registry") {
     return run("timeout 300 " + quorate::testing::quorate_bin() + " image pull " + sh(ref) + " " + flags +
                " --image-store " + store_);
+  }
+  // The lines of a stand-in skopeo that answer `skopeo inspect --raw` with the pinned manifest.
+  std::string answers_inspect() {
+    return "if [ \"$1\" = inspect ]; then cat " +
+           sh((scratch_ / "busybox/blobs/sha256" / digest_hex(digest_)).string()) + "; exit 0; fi\n";
   }
   void expect_nothing_stored() {
     auto listed = run(quorate::testing::quorate_bin() + " image ls --image-store " + store_);
@@ -127,8 +133,9 @@ TEST_F(Pull, ADigestTheRegistryLacksStoresNothing) {
   expect_nothing_stored();
 }
 
-// A pin of an index: skopeo copies the one platform's manifest, whose digest is not the pin.
-TEST_F(Pull, AnotherManifestThanThePinIsRefusedNamingBoth) {
+// A pin of an index: the pull would copy one platform's manifest, whose digest is not the pin. It is refused
+// before anything is copied, naming the manifests to pin instead.
+TEST_F(Pull, APinnedIndexIsRefusedNamingItsManifests) {
   if (!start_registry()) GTEST_SKIP() << "docker-registry or skopeo not installed (scripts/bootstrap.sh)";
   auto layout = scratch_ / "multi";
   fs::copy(scratch_ / "busybox", layout, fs::copy_options::recursive);
@@ -143,8 +150,99 @@ TEST_F(Pull, AnotherManifestThanThePinIsRefusedNamingBoth) {
   push(layout, "multi", repo("y") + ":multi");
   auto r = pull(repo("y") + "@" + index_desc->digest);
   EXPECT_EQ(r.exit_code, 2) << r.out;
-  EXPECT_THAT(r.out, HasSubstr("the registry gave manifest " + digest_ + ", not the pinned " + index_desc->digest));
+  EXPECT_THAT(r.out, HasSubstr("the pinned " + index_desc->digest + " is an index of 1 manifest(s): " + digest_ +
+                               " (linux/amd64); pin one platform's manifest"));
   expect_nothing_stored();
+}
+
+// A registry that serves a blob longer than its descriptor says. skopeo 1.9 writes whatever it is sent, and
+// checks the digest only at the end: a layer declared as 100 bytes filled the pull's temporary directory with
+// 1.9 GB before this (until the stream ended). The copy is now bounded by what the pinned manifest declares.
+class HostileRegistry : public Pull {
+ protected:
+  // Serves one image on 127.0.0.1 whose layer is declared as 100 bytes and sent as up to 1 GiB of zeros; the
+  // bytes it sent are written to `sent` when the connection ends. False when python3 is missing.
+  bool start_hostile() {
+    if (!fs::exists("/usr/bin/python3") || !fs::exists("/usr/bin/skopeo")) return false;
+    quorate::testing::spit(scratch_ / "registry.py", R"PY(
+import hashlib, http.server, json, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode()
+cfg_digest = "sha256:" + hashlib.sha256(cfg).hexdigest()
+layer_digest = "sha256:" + "1" * 64
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": len(cfg)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": 100}]}).encode()
+open(out + "/digest.tmp", "w").write("sha256:" + hashlib.sha256(manifest).hexdigest())
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def reply(self, body, head, media_type="application/octet-stream"):
+        self.send_response(200)
+        self.send_header("Content-Type", media_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head: self.wfile.write(body)
+    def do_HEAD(self): self.do_GET(True)
+    def do_GET(self, head=False):
+        if self.path == "/v2/": return self.reply(b"", head)
+        if "/manifests/" in self.path: return self.reply(manifest, head, "application/vnd.oci.image.manifest.v1+json")
+        if self.path.endswith(cfg_digest): return self.reply(cfg, head)
+        if not self.path.endswith(layer_digest):
+            self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+        self.send_response(200); self.send_header("Content-Length", str(1 << 30)); self.end_headers()
+        if head: return
+        sent, chunk = 0, b"\0" * (1 << 20)
+        try:
+            while sent < (1 << 30):
+                self.wfile.write(chunk); sent += len(chunk)
+        except Exception: pass
+        open(out + "/sent", "w").write(str(sent))
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+import os; os.rename(out + "/digest.tmp", out + "/digest")
+server.serve_forever()
+)PY");
+    port_ = quorate::e2e::free_port();
+    registry_.emplace(std::vector<std::string>{"/usr/bin/python3", (scratch_ / "registry.py").string(),
+                                               std::to_string(port_), scratch_.path().string()},
+                      scratch_ / "registry.out", scratch_ / "registry.err");
+    bool up = quorate::e2e::wait_until([&] { return port_answers(port_) && fs::exists(scratch_ / "digest"); },
+                                       std::chrono::seconds(30));
+    EXPECT_TRUE(up) << "the registry did not listen: " << registry_->err();
+    return up;
+  }
+  std::string pinned() { return repo("x") + "@" + quorate::testing::slurp(scratch_ / "digest"); }
+  // What the registry sent of the layer, once the connection has ended (at most 30 s from now).
+  uint64_t layer_bytes_sent() {
+    EXPECT_TRUE(quorate::e2e::wait_until([&] { return fs::exists(scratch_ / "sent"); }, std::chrono::seconds(30)));
+    std::string sent = quorate::testing::slurp(scratch_ / "sent");
+    return sent.empty() ? UINT64_MAX : std::stoull(sent);
+  }
+};
+
+TEST_F(HostileRegistry, APullStopsSoonAfterABlobPassesWhatThePinDeclares) {
+  if (!start_hostile()) GTEST_SKIP() << "python3 or skopeo not installed (scripts/bootstrap.sh)";
+  auto r = pull(pinned());
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("the registry sent more than"));
+  EXPECT_THAT(r.out, HasSubstr("nothing was stored"));
+  EXPECT_LT(layer_bytes_sent(), uint64_t{256} << 20) << "of a layer declared as 100 bytes";
+  expect_nothing_stored();
+}
+
+TEST_F(HostileRegistry, AVerifyOfARegistryImageStopsAlike) {
+  if (!start_hostile()) GTEST_SKIP() << "python3 or skopeo not installed (scripts/bootstrap.sh)";
+  ResolveOptions o;
+  o.reference = "docker://" + pinned();
+  o.skopeo = "/usr/bin/skopeo";
+  o.insecure_registry = true;
+  o.temp_dir = scratch_.path();
+  auto r = resolve_image(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("the registry sent more than"));
+  EXPECT_LT(layer_bytes_sent(), uint64_t{256} << 20) << "of a layer declared as 100 bytes";
+  for (const auto& name : names_in(scratch_.path())) EXPECT_FALSE(name.starts_with("quorate-resolve.")) << name;
 }
 
 TEST_F(Pull, ATagAloneIsRefused) {
@@ -169,7 +267,8 @@ TEST_F(Pull, MissingSkopeoSaysWhichPackageToInstall) {
 TEST_F(Pull, AHangingSkopeoIsKilledAtTheTimeoutWithNothingStored) {
   auto s = ImageStore::open(scratch_ / "store").value();
   fs::path fake = scratch_ / "bin/skopeo";
-  quorate::testing::spit(fake, "#!/bin/sh\necho 'reading from the registry' >&2\nsleep 60 &\necho $! > " +
+  quorate::testing::spit(fake, "#!/bin/sh\n" + answers_inspect() +
+                                   "echo 'reading from the registry' >&2\nsleep 60 &\necho $! > " +
                                    sh((scratch_ / "child.pid").string()) + "\nwait\n");
   fs::permissions(fake, fs::perms::owner_all);
   PullOptions o;
@@ -205,7 +304,8 @@ TEST_F(Pull, AnInterruptedPullStopsSkopeoAndLeavesNoTemporaries) {
   const std::string pid_file = (scratch_ / "skopeo.pid").string();
   // Downloads forever into its working directory (the pull's temporary), as a slow registry would, and says
   // nothing (writing to quorate's pipe once quorate is gone would end it by SIGPIPE).
-  quorate::testing::spit(bin / "skopeo", "#!/bin/sh\nexec >/dev/null 2>&1\necho $$ > " + sh(pid_file) +
+  quorate::testing::spit(bin / "skopeo", "#!/bin/sh\n" + answers_inspect() + "exec >/dev/null 2>&1\necho $$ > " +
+                                             sh(pid_file) +
                                              "\ni=0\nwhile :; do i=$((i+1)); echo x > part.$i; sleep 0.01; done\n");
   fs::permissions(bin / "skopeo", fs::perms::owner_all);
   for (int sig : {SIGINT, SIGTERM}) {

@@ -22,6 +22,7 @@ class DiskWatch {
   DiskWatch(std::vector<std::filesystem::path> paths, uint64_t max_growth,
             std::chrono::milliseconds interval = std::chrono::milliseconds(250));
   bool exceeded();
+  uint64_t max_growth() const { return max_growth_; }
 
  private:
   std::vector<std::filesystem::path> paths_;
