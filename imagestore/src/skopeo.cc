@@ -1,6 +1,7 @@
 // inspect_pinned and copy_watch: a registry's copy bounded by what the pinned manifest declares.
 #include "skopeo.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -13,6 +14,18 @@ namespace {
 
 constexpr size_t kMaxManifestBytes = 4u << 20;  // containers/image's own bound on a manifest
 constexpr size_t kMaxShown = 16u << 10;         // of skopeo's output, in an error
+
+// An index's platform field as shown in an error: a short word of [a-z0-9._-], else "?" (the index is the
+// registry's text, and a terminal shows the message).
+std::string platform_word(const nlohmann::json& platform, const char* key) {
+  auto it = platform.find(key);
+  if (it == platform.end() || !it->is_string()) return "?";
+  const std::string& word = it->get_ref<const std::string&>();
+  const bool plain = !word.empty() && word.size() <= 32 && std::all_of(word.begin(), word.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+  return plain ? word : "?";
+}
 
 }  // namespace
 
@@ -65,11 +78,14 @@ Result<PinnedManifest> inspect_pinned(const std::filesystem::path& skopeo, const
     size_t count = 0;
     if (manifest["manifests"].is_array()) {
       for (const auto& m : manifest["manifests"]) {
-        if (++count > 8 || !m.is_object() || !m.contains("digest") || !m["digest"].is_string()) continue;
+        if (++count > 8 || !m.is_object() || !m.contains("digest") || !m["digest"].is_string() ||
+            !check_digest(m["digest"].get<std::string>()).ok()) {
+          continue;
+        }
         std::string platform;
         if (m.contains("platform") && m["platform"].is_object()) {
-          platform = " (" + m["platform"].value("os", std::string("?")) + "/" +
-                     m["platform"].value("architecture", std::string("?")) + ")";
+          platform =
+              " (" + platform_word(m["platform"], "os") + "/" + platform_word(m["platform"], "architecture") + ")";
         }
         listed += (listed.empty() ? "" : ", ") + m["digest"].get<std::string>() + platform;
       }
