@@ -149,7 +149,9 @@ Status open_output(BuildContext& ctx) {
 
 Status open_source(BuildContext& ctx) {
   progress(ctx, "reading " + ctx.opt.repo + " at " + ctx.opt.commit);
-  ctx.source = QR_TRY(GitSource::open(ctx.opt.repo, ctx.opt.commit, ctx.work / "clone"));
+  CloneLimits limits;
+  limits.keep_going = [&] { return ctx.deadline.check(); };
+  ctx.source = QR_TRY(GitSource::open(ctx.opt.repo, ctx.opt.commit, ctx.work / "clone", limits));
   ctx.epoch = ctx.opt.source_date_epoch.value_or(ctx.source->commit_time());
   if (ctx.epoch < 0) return Status::usage("SOURCE_DATE_EPOCH must not be negative");
   return Status();

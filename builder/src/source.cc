@@ -129,7 +129,7 @@ GitSource::GitSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GitSource::~GitSource() = default;
 
 Result<std::unique_ptr<GitSource>> GitSource::open(const std::string& repo, const std::string& rev,
-                                                   const std::filesystem::path& clone_dir) {
+                                                   const std::filesystem::path& clone_dir, const CloneLimits& limits) {
   auto impl = std::make_unique<Impl>();
   if (is_remote(repo)) {
     std::error_code ec;
@@ -141,8 +141,28 @@ Result<std::unique_ptr<GitSource>> GitSource::open(const std::string& repo, cons
     git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
     opts.bare = 1;
     opts.checkout_opts.checkout_strategy = GIT_CHECKOUT_NONE;
+    struct Watch {
+      const CloneLimits& limits;
+      Status ended;
+      int check(uint64_t received) {
+        if (received > limits.max_bytes) {
+          ended = Status::bad_input("the clone received more than " + std::to_string(limits.max_bytes) + " bytes");
+        } else if (limits.keep_going) {
+          ended = limits.keep_going();
+        }
+        return ended.ok() ? 0 : -1;
+      }
+    } watch{limits, {}};
+    opts.fetch_opts.callbacks.payload = &watch;
+    opts.fetch_opts.callbacks.transfer_progress = [](const git_indexer_progress* stats, void* payload) {
+      return static_cast<Watch*>(payload)->check(stats->received_bytes);
+    };
+    opts.fetch_opts.callbacks.sideband_progress = [](const char*, int, void* payload) {
+      return static_cast<Watch*>(payload)->check(0);
+    };
     if (git_clone(&impl->repo.p, repo.c_str(), dir.c_str(), &opts) != 0) {
       impl->repo.p = nullptr;
+      if (!watch.ended.ok()) return watch.ended.with_context("clone " + repo);
       return Status::not_found("cannot clone repository " + repo + ": " + git::last_error());
     }
   } else {

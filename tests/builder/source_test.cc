@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <random>
+
 #include "git_repo.h"
 
 namespace quorate::builder {
@@ -52,6 +54,41 @@ TEST_F(SourceTest, UntrackedAndModifiedFilesDoNotLeakIn) {
   EXPECT_EQ((*s)->entries().size(), 5u);
   EXPECT_EQ((*s)->read_path("a.txt").value(), "alpha\n");
   EXPECT_TRUE((*s)->read_path("untracked.txt").status().is_not_found());
+}
+
+// A build request names the URL, and libgit2 wrote whatever the server sent: a clone is ended past its bound,
+// and as soon as the build's deadline (keep_going) says so, leaving nothing under the clone directory.
+TEST_F(SourceTest, AClonePastItsBoundOrDeadlineIsEndedNamingWhy) {
+  std::string noise(4 << 20, '\0');  // incompressible: the pack is as large
+  std::mt19937_64 random(7);
+  for (auto& c : noise) c = static_cast<char>(random());
+  write_text(scratch_ / "big/noise.bin", noise);
+  const std::filesystem::path big = scratch_ / "big-repo";
+  make_repo(scratch_ / "big", big);
+  const std::string url = "file://" + big.string();
+
+  CloneLimits small;
+  small.max_bytes = 1 << 20;
+  auto s = GitSource::open(url, "HEAD", scratch_ / "clones", small);
+  ASSERT_FALSE(s.ok()) << "4 MiB were cloned under a 1 MiB bound";
+  EXPECT_TRUE(s.status().is_bad_input()) << s.status().to_string();
+  EXPECT_THAT(s.status().message(), HasSubstr("clone " + url + ": the clone received more than 1048576 bytes"));
+  EXPECT_TRUE(std::filesystem::is_empty(scratch_ / "clones"));
+
+  int asked = 0;
+  CloneLimits late;
+  late.keep_going = [&] { return ++asked < 3 ? Status() : Status::bad_input("timed out (build timeout 1 s)"); };
+  s = GitSource::open(url, "HEAD", scratch_ / "clones", late);
+  ASSERT_FALSE(s.ok()) << "the clone went on past its deadline";
+  EXPECT_THAT(s.status().message(), HasSubstr("clone " + url + ": timed out (build timeout 1 s)"));
+  EXPECT_TRUE(std::filesystem::is_empty(scratch_ / "clones"));
+
+  CloneLimits enough;
+  enough.max_bytes = 64 << 20;
+  enough.keep_going = [] { return Status(); };
+  s = GitSource::open(url, "HEAD", scratch_ / "clones", enough);
+  ASSERT_TRUE(s.ok()) << s.status().to_string();
+  EXPECT_EQ((*s)->read_path("noise.bin").value(), noise);
 }
 
 TEST_F(SourceTest, ClonesFileUrlsAndRemovesTheClone) {

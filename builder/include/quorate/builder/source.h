@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,15 +38,29 @@ inline constexpr uint64_t kMaxTreeEntries = 1'000'000;
 inline constexpr size_t kMaxTreeDepth = 256;
 inline constexpr uint64_t kMaxTreePathBytes = uint64_t{256} << 20;
 
+// The most a clone of a URL may receive (the pack, as sent): a build request names the URL, and libgit2 writes
+// whatever the server sends. The Linux kernel's whole history is about 5 GB.
+inline constexpr uint64_t kMaxCloneBytes = uint64_t{16} << 30;
+
+// What ends a clone of a URL early: past `max_bytes` received, or when `keep_going` (asked as data arrives)
+// says why not (the build's deadline, a cancel).
+struct CloneLimits {
+  uint64_t max_bytes = kMaxCloneBytes;
+  std::function<Status()> keep_going;
+};
+
 // One resolved commit of one repository. Not thread-safe (libgit2 objects are not shared between threads).
 class GitSource {
  public:
   // Opens `repo` — a local repository path (working clone or bare; only its object database is read) or a URL
   // libgit2 can clone (file://, https://, ssh://), which is cloned bare into a fresh directory under
   // `clone_dir` and removed on destruction — and resolves `rev` to a commit.
-  // not_found for a missing repository or revision, io naming the URL when cloning fails.
+  // not_found for a missing repository or revision, io naming the URL when cloning fails; a clone `limits`
+  // ends is bad_input naming the bound, or the error `keep_going` gave. A server that stalls without sending
+  // is not noticed until it sends again (libgit2 1.5 has no socket timeout).
   static Result<std::unique_ptr<GitSource>> open(const std::string& repo, const std::string& rev,
-                                                 const std::filesystem::path& clone_dir);
+                                                 const std::filesystem::path& clone_dir,
+                                                 const CloneLimits& limits = {});
   ~GitSource();
 
   const std::string& commit_id() const { return commit_; }
