@@ -590,10 +590,7 @@ Result<bool> extract_archive(int root, const std::string& bytes, const std::stri
   struct archive* a = archive_read_new();
   archive_read_support_format_tar(a);
   archive_read_support_format_gnutar(a);
-  for (int (*filter)(struct archive*) : {archive_read_support_filter_gzip, archive_read_support_filter_bzip2,
-                                         archive_read_support_filter_xz, archive_read_support_filter_zstd}) {
-    filter(a);
-  }
+  normalize::support_layer_compressions(a);
   struct Closer {
     struct archive* a;
     ~Closer() { archive_read_free(a); }

@@ -16,11 +16,18 @@ namespace quorate::normalize {
 
 void ArchiveCloser::operator()(struct archive* a) const { archive_read_free(a); }
 
+void support_layer_compressions(struct archive* a) {
+  archive_read_support_filter_gzip(a);
+  archive_read_support_filter_zstd(a);
+  archive_read_support_filter_xz(a);
+  archive_read_support_filter_bzip2(a);
+}
+
 Result<ArchivePtr> open_tar(const std::filesystem::path& path, size_t block) {
   ArchivePtr a(archive_read_new());
   if (!a) return Status::internal("libarchive: out of memory");
   archive_read_support_format_tar(a.get());
-  archive_read_support_filter_all(a.get());
+  support_layer_compressions(a.get());
   if (archive_read_open_filename(a.get(), path.c_str(), block) != ARCHIVE_OK)
     return archive_error(a.get(), path.string());
   return a;
@@ -95,7 +102,7 @@ Result<TarReader> TarReader::open(const std::filesystem::path& path, size_t bloc
   impl->a.reset(archive_read_new());
   if (!impl->a) return Status::internal("libarchive: out of memory");
   archive_read_support_format_tar(impl->a.get());
-  archive_read_support_filter_all(impl->a.get());
+  support_layer_compressions(impl->a.get());
   if (archive_read_open_fd(impl->a.get(), impl->fd, block) != ARCHIVE_OK) {
     return archive_error(impl->a.get(), path.string());
   }

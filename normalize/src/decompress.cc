@@ -11,6 +11,7 @@
 
 #include "quorate/core/sha256.h"
 #include "quorate/normalize/compress.h"
+#include "quorate/normalize/tar_reader.h"
 
 namespace quorate::normalize {
 namespace {
@@ -56,7 +57,7 @@ Result<std::string> read_layer(const std::filesystem::path& blob, uint64_t max_b
     archive_read_free(a);
     ::close(reader.fd);
   };
-  archive_read_support_filter_all(a);
+  support_layer_compressions(a);
   archive_read_support_format_raw(a);
   auto fail = [&](const std::string& what) {
     std::string msg = what + " " + blob.string() + ": " + (archive_error_string(a) ? archive_error_string(a) : "?");

@@ -171,7 +171,7 @@ class LayerReader {
  private:
   Status read_archive() {
     std::unique_ptr<struct archive, ArchiveCloser> a(archive_read_new());
-    archive_read_support_filter_all(a.get());
+    support_layer_compressions(a.get());
     archive_read_support_format_tar(a.get());
     archive_read_set_read_callback(a.get(), &InputStream::read);
     archive_read_set_skip_callback(a.get(), &InputStream::skip);

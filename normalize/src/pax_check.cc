@@ -1,6 +1,8 @@
 // Re-reads pax extended headers to refuse records libarchive would truncate (see pax_check.h).
 #include "pax_check.h"
 
+#include "quorate/normalize/tar_reader.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -128,7 +130,7 @@ Status PaxRecordCheck::read_at(uint64_t position, char* out, size_t size) {
     second_fd_ = ::open(("/proc/self/fd/" + std::to_string(fd_)).c_str(), O_RDONLY | O_CLOEXEC);
     if (second_fd_ < 0) return Status::from_errno("opening the input again to check its pax headers", errno);
     second_.reset(archive_read_new());
-    archive_read_support_filter_all(second_.get());
+    support_layer_compressions(second_.get());
     archive_read_support_format_raw(second_.get());
     struct archive_entry* ae;
     if (archive_read_open_fd(second_.get(), second_fd_, 1 << 16) != ARCHIVE_OK ||

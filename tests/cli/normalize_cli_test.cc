@@ -142,6 +142,33 @@ TEST_F(NormalizeCliTest, HostileLayerExitsTwoAndWritesNothing) {
 
 // The verdict line names the member it refuses; the member's name is the archive's, so it is masked there: a
 // name holding ESC cannot clear the reader's screen, nor a newline in it start a verdict line of its own.
+// libarchive's "all" filters decode lrzip, lzop, grzip and lz4 by starting the program of that name found on
+// PATH (with the input on its stdin): a layer chose which program quorate ran. A layer from outside is read
+// in gzip, zstd, xz, bzip2 or no compression only, by libarchive's own decoders.
+TEST_F(NormalizeCliTest, ALayerCompressedForAnExternalProgramRunsNoProgram) {
+  const fs::path bin = dir_ / "bin";
+  fs::create_directories(bin);
+  for (const char* program : {"lrzip", "lzop", "grzip", "lz4"}) {
+    quorate::testing::spit(bin / program, "#!/bin/sh\necho \"$0 $*\" >> " + sh((dir_ / "ran").string()) + "\ncat\n");
+    fs::permissions(bin / program, fs::perms::owner_all);
+  }
+  const std::vector<std::pair<std::string, std::string>> magics = {
+      {"lrzip", std::string("LRZI\x00\x06", 6)},
+      {"lzop", std::string("\x89LZO\x00\r\n\x1a\n", 9)},
+      {"grzip", std::string("GRZipII\x00\x02\x04:)", 12)},
+      {"lz4", std::string("\x04\x22\x4d\x18\x64\x40\xa7", 7)}};
+  for (const auto& [name, magic] : magics) {
+    const fs::path layer = dir_ / ("layer." + name);
+    quorate::testing::spit(layer, magic + std::string(512, 'x'));
+    auto r = run("env PATH=" + sh(bin.string() + ":/usr/bin:/bin") + " " + sh(quorate_bin()) +
+                 " normalize --source-date-epoch " + kEpoch + " " + sh(layer.string()) + " -o " +
+                 sh(out(name + ".out").string()));
+    EXPECT_EQ(r.exit_code, 2) << name << ": " << r.out;
+    EXPECT_FALSE(fs::exists(out(name + ".out"))) << name;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "ran")) << "programs started on the layers: " << quorate::testing::slurp(dir_ / "ran");
+}
+
 TEST_F(NormalizeCliTest, AHostileMemberNameIsMaskedInTheVerdictLine) {
   const std::string name = "../\x1b[2Jevil\nquorate: ok";
   auto made = run("python3 -c " +
