@@ -12,6 +12,7 @@
 
 #include "e2e/process.h"
 #include "imagestore/store_test_util.h"
+#include "quorate/core/sha256.h"
 #include "quorate/imagestore/image_store.h"
 #include "quorate/imagestore/resolve.h"
 
@@ -243,6 +244,31 @@ TEST_F(HostileRegistry, AVerifyOfARegistryImageStopsAlike) {
   EXPECT_THAT(r.status().message(), HasSubstr("the registry sent more than"));
   EXPECT_LT(layer_bytes_sent(), uint64_t{256} << 20) << "of a layer declared as 100 bytes";
   for (const auto& name : names_in(scratch_.path())) EXPECT_FALSE(name.starts_with("quorate-resolve.")) << name;
+}
+
+// An index the pin names is the registry's text, shown in the refusal: a platform field that is not a plain
+// word, or a digest that is not one, is not shown (a number there made nlohmann's value() throw).
+TEST_F(Pull, AnIndexsOddFieldsAreNotShown) {
+  const std::string good = "sha256:" + std::string(64, 'a');
+  nlohmann::json index = {{"schemaVersion", 2},
+                          {"manifests",
+                           {{{"digest", good}, {"platform", {{"os", 5}, {"architecture", "amd64\x1b[2J"}}}},
+                            {{"digest", "sha256:\x1b]0;owned\x07"}, {"platform", {{"os", "linux"}}}}}}};
+  const std::string bytes = index.dump();
+  quorate::testing::spit(scratch_ / "index.json", bytes);
+  fs::path fake = scratch_ / "bin/skopeo";
+  quorate::testing::spit(fake, "#!/bin/sh\ncat " + sh((scratch_ / "index.json").string()) + "\n");
+  fs::permissions(fake, fs::perms::owner_all);
+  auto s = ImageStore::open(scratch_ / "store").value();
+  PullOptions o;
+  o.reference = "127.0.0.1:1/x@" + sha256_digest(bytes);
+  o.skopeo = fake;
+  auto r = s.pull(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().is_bad_input()) << r.status().to_string();
+  EXPECT_THAT(r.status().message(), HasSubstr("is an index of 2 manifest(s): " + good + " (?/?); pin one"));
+  EXPECT_EQ(r.status().message().find('\x1b'), std::string::npos) << r.status().message();
+  expect_nothing_stored();
 }
 
 TEST_F(Pull, ATagAloneIsRefused) {
