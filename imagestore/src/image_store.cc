@@ -79,7 +79,7 @@ std::optional<normalize::LayerBlobDigests> verified_layer(const fs::path& store,
   struct stat st {};
   std::string now = stat_line(blob, &st);
   if (now.empty()) return std::nullopt;
-  auto was = read_file(verified_record(store, digest), 256);
+  auto was = read_file(verified_record(store, digest), 512);
   if (!was.ok() || !was->starts_with(now)) return std::nullopt;
   // "diff_id=sha256:<64 hex> expanded=<decimal>\n" after the stat line
   std::string_view rest = std::string_view(*was).substr(now.size());
@@ -569,7 +569,9 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
     }
     // Each layer decompresses to its diff_id: a build copies base layers with the config's diff_ids into the
     // image it makes, which would otherwise name layers it does not have.
-    normalize::ExpandedTotal total(normalize::kDefaultMaxImageExpandedBytes, "the image's layers");
+    // Twice the unpack's bounds (a tar stream carries headers and padding past the files' declared sizes,
+    // which the unpack counts): what a config naming zstd bombs may cost here.
+    normalize::ExpandedTotal total(2 * normalize::kDefaultMaxImageExpandedBytes, "the image's layers");
     std::map<std::string, std::string> diff_id_of;  // a layer listed twice is read once
     for (size_t i = 0; i < parsed->layers.size(); ++i) {
       auto& l = parsed->layers[i];
@@ -587,13 +589,16 @@ Result<VerifiedImage> ImageStore::verify(const std::string& digest) const {
           QR_RETURN_IF_ERROR(total.add(recorded->expanded, "layer " + layer.digest + " of image " + digest));
         } else {
           auto actual =
-              internal::hash_layer_blob(dir_, layer.digest, layer.blob, normalize::kDefaultMaxExpandedBytes, total);
+              internal::hash_layer_blob(dir_, layer.digest, layer.blob, 2 * normalize::kDefaultMaxExpandedBytes, total);
           if (!actual.ok()) return actual.status().with_context("layer " + layer.digest + " of image " + digest);
           recorded = std::move(*actual);
         }
         known = diff_id_of.emplace(layer.digest, recorded->diff_id).first;
       }
       const std::string& listed = out.config.at(diff_ids_at)[i].get_ref<const std::string&>();
+      if (!check_digest(listed).ok()) {
+        return Status::bad_input("config of image " + digest + ": diff_id " + std::to_string(i) + " is malformed");
+      }
       if (known->second != listed) {
         return Status::bad_input("config of image " + digest + ": layer " + std::to_string(i) + " (" + layer.digest +
                                  ") decompresses to " + known->second + ", not the config's diff_id " + listed);

@@ -17,10 +17,11 @@ namespace quorate::normalize {
 void ArchiveCloser::operator()(struct archive* a) const { archive_read_free(a); }
 
 void support_layer_compressions(struct archive* a) {
-  archive_read_support_filter_gzip(a);
-  archive_read_support_filter_zstd(a);
-  archive_read_support_filter_xz(a);
-  archive_read_support_filter_bzip2(a);
+  // Each only when libarchive was built with its library: without it, libarchive would run the program instead.
+  if (archive_zlib_version() != nullptr) archive_read_support_filter_gzip(a);
+  if (archive_libzstd_version() != nullptr) archive_read_support_filter_zstd(a);
+  if (archive_liblzma_version() != nullptr) archive_read_support_filter_xz(a);
+  if (archive_bzlib_version() != nullptr) archive_read_support_filter_bzip2(a);
 }
 
 Result<ArchivePtr> open_tar(const std::filesystem::path& path, size_t block) {

@@ -141,5 +141,50 @@ TEST(Compressors, IdsNameLibraryVersionAndLevel) {
   EXPECT_EQ(layer_media_type(Compression::kZstd), "application/vnd.oci.image.layer.v1.tar+zstd");
 }
 
+// layer_blob_digests reads a blob once for both digests: the digest as stored covers every byte (also bytes
+// after the compressed stream), a blob read to its end that is not its digest is a mismatch whatever it
+// decompresses to, and a bound that ends the read is reported as the bound, not as a mismatch of the part read.
+TEST(LayerBlobDigests, BothDigestsFromOneReadAndEachErrorNamedForWhatItIs) {
+  ScratchDir dir;
+  std::string tar(4 << 20, '\0');  // noise: the blob is larger than one read, so a bound ends the read early
+  std::mt19937 rng(7);
+  for (auto& c : tar) c = static_cast<char>(rng());
+  const std::string gz = compress(Compression::kGzip, tar, 1);
+  auto blob = [&](const std::string& name, const std::string& bytes) {
+    quorate::testing::spit(dir / name, bytes);
+    return dir / name;
+  };
+  auto both = layer_blob_digests(blob("ok.gz", gz), sha256_digest(gz), UINT64_MAX);
+  ASSERT_TRUE(both.ok()) << both.status().to_string();
+  EXPECT_EQ(both->digest, sha256_digest(gz));
+  EXPECT_EQ(both->diff_id, sha256_digest(tar));
+  EXPECT_EQ(both->expanded, tar.size());
+
+  const std::string trailing = gz + std::string(4096, '\0');
+  auto padded = layer_blob_digests(blob("padded.gz", trailing), sha256_digest(trailing), UINT64_MAX);
+  ASSERT_TRUE(padded.ok()) << padded.status().to_string();
+  EXPECT_EQ(padded->digest, sha256_digest(trailing));
+
+  std::string corrupt = gz;
+  corrupt[corrupt.size() / 2] ^= 0x55;
+  auto bad = layer_blob_digests(blob("corrupt.gz", corrupt), sha256_digest(gz), UINT64_MAX);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("digest mismatch: blob " + (dir / "corrupt.gz").string() + " holds " +
+                                        sha256_digest(corrupt) + ", not the pinned " + sha256_digest(gz)),
+            std::string::npos)
+      << bad.status().to_string();
+
+  auto bounded = layer_blob_digests(dir / "ok.gz", sha256_digest(gz), 1 << 20);
+  ASSERT_FALSE(bounded.ok());
+  EXPECT_NE(bounded.status().message().find("expands past the limit of 1048576 bytes"), std::string::npos)
+      << bounded.status().to_string();
+  ExpandedTotal together(1 << 20, "the image's layers");
+  auto total = layer_blob_digests(dir / "ok.gz", sha256_digest(gz), UINT64_MAX, &together);
+  ASSERT_FALSE(total.ok());
+  EXPECT_NE(total.status().message().find("the image's layers expand to more than 1048576 bytes together"),
+            std::string::npos)
+      << total.status().to_string();
+}
+
 }  // namespace
 }  // namespace quorate::normalize

@@ -41,9 +41,9 @@ Result<std::string> decompressed_digest(const std::filesystem::path& blob, uint6
 
 // Both digests of a layer blob from one read of it: as stored (its manifest digest) and decompressed (its
 // diff_id), and how many bytes it decompressed to. bad_input "digest mismatch: blob P holds X, not the pinned
-// `digest`" when it does not hash to `digest` (also when it does not decompress); else decompressed_digest's
-// errors, and `together`'s when it is given and the bytes it counts pass its bound (the blob is not read to its
-// end then).
+// `digest`" when it was read to its end and does not hash to `digest` (also when it does not decompress);
+// else decompressed_digest's errors, and `together`'s when it is given and the bytes it counts pass its bound
+// (the read stops there, and the bound is the error). io when the file cannot be read.
 struct LayerBlobDigests {
   std::string digest;
   std::string diff_id;

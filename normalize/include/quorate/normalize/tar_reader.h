@@ -20,9 +20,10 @@ struct ArchiveCloser {
 using ArchivePtr = std::unique_ptr<struct archive, ArchiveCloser>;
 
 // Registers with `a` the compressions a layer or archive from outside may come in: gzip, zstd, xz and bzip2,
-// each through libarchive's own decoder. libarchive's "all" also takes lrzip, lzop, grzip and others by running
-// the program of that name found on PATH (seen: `lrzip -d -q` looked for along PATH for a file starting with
-// "LRZI"), so the input chose which program quorate started on its bytes.
+// each through libarchive's own decoder (one whose library libarchive was built without is left out). libarchive's
+// "all" also takes lrzip, lzop, grzip and others by running the program of that name found on PATH (seen: `lrzip -d -q`
+// looked for along PATH for a file starting with "LRZI"), so the input chose which program quorate started on its
+// bytes.
 void support_layer_compressions(struct archive* a);
 
 // A reader of the tar at `path` under any of those compressions, reading `block` bytes at a time; bad_input
