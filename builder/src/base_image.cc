@@ -39,7 +39,9 @@ bool index_lists(const std::filesystem::path& layout, const nlohmann::json& inde
     if (d == digest) return true;
     if (!check_digest(d).ok()) continue;  // a path under blobs/ is made of it: "sha256:../../x" is no digest
     seen.insert(d);
-    if (depth < 2 && m.value("mediaType", "") == "application/vnd.oci.image.index.v1+json" && opened.insert(d).second) {
+    const auto type = m.find("mediaType");  // value() would throw on a mediaType that is no string
+    const bool an_index = type != m.end() && type->is_string() && *type == "application/vnd.oci.image.index.v1+json";
+    if (depth < 2 && an_index && opened.insert(d).second) {
       auto nested = read_file(blob_path(layout, d), 16u << 20);
       if (!nested.ok() || !check_json_depth(*nested, "").ok()) continue;
       try {
