@@ -328,11 +328,12 @@ TEST_F(Pull, AHangingSkopeoIsKilledAtTheTimeoutWithNothingStored) {
 TEST_F(Pull, AnInterruptedPullStopsSkopeoAndLeavesNoTemporaries) {
   fs::path bin = scratch_ / "bin";
   const std::string pid_file = (scratch_ / "skopeo.pid").string();
-  // Downloads forever into its working directory (the pull's temporary), as a slow registry would, and says
-  // nothing (writing to quorate's pipe once quorate is gone would end it by SIGPIPE).
-  quorate::testing::spit(bin / "skopeo", "#!/bin/sh\n" + answers_inspect() + "exec >/dev/null 2>&1\necho $$ > " +
-                                             sh(pid_file) +
-                                             "\ni=0\nwhile :; do i=$((i+1)); echo x > part.$i; sleep 0.01; done\n");
+  // Downloads into its working directory (the pull's temporary), as a slow registry would, for a minute at most
+  // (should the test fail before it is stopped), and says nothing (writing to quorate's pipe once quorate is
+  // gone would end it by SIGPIPE).
+  quorate::testing::spit(bin / "skopeo",
+                         "#!/bin/sh\n" + answers_inspect() + "exec >/dev/null 2>&1\necho $$ > " + sh(pid_file) +
+                             "\ni=0\nwhile [ $i -lt 6000 ]; do i=$((i+1)); echo x > part.$i; sleep 0.01; done\n");
   fs::permissions(bin / "skopeo", fs::perms::owner_all);
   for (int sig : {SIGINT, SIGTERM}) {
     fs::remove(pid_file);
